@@ -1,0 +1,355 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/riskflow/riskflow/consumers"
+	"github.com/riskflow/riskflow/pipeline"
+	"github.com/riskflow/riskflow/pipeline/chsink"
+	"github.com/riskflow/riskflow/rules"
+	"github.com/riskflow/riskflow/rules/packs"
+	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring"
+	"github.com/riskflow/riskflow/scoring/api"
+	"github.com/riskflow/riskflow/scoring/features"
+	"github.com/riskflow/riskflow/scoring/geo"
+	"github.com/riskflow/riskflow/scoring/segment"
+)
+
+// app holds what every role shares. Only this package builds concrete components.
+type app struct {
+	cfg    Config
+	log    *slog.Logger
+	reg    *prometheus.Registry
+	kc     consumers.Config
+	scorer *scoring.Scorer
+	hasher *schemas.PhoneHasher
+	obs    *observer
+}
+
+func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func newApp(cfg Config, log *slog.Logger) (*app, error) {
+	a := &app{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.obs = newObserver(a.reg)
+	a.kc = consumers.Config{Brokers: cfg.Kafka.Brokers, BatchTimeout: cfg.Kafka.BatchTimeout.D()}
+	a.hasher = schemas.NewPhoneHasher([]byte(cfg.Scoring.PhoneHashKey))
+	s, err := buildScorer(cfg.Scoring, a.hasher, log)
+	if err != nil {
+		return nil, err
+	}
+	a.scorer = s
+	a.reg.MustRegister(newStateCollector(s.State()))
+	return a, nil
+}
+
+// buildScorer loads segments, geo, lists and the rule pack named by the configuration.
+func buildScorer(c ScoringConfig, hasher *schemas.PhoneHasher, log *slog.Logger) (*scoring.Scorer, error) {
+	opts := []scoring.Option{scoring.WithPhoneHasher(hasher), scoring.WithLogger(log)}
+	if c.Segments != "" {
+		t, err := segment.LoadFile(c.Segments)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("scoring.segments: %w", err)}
+		}
+		opts = append(opts, scoring.WithSegments(t))
+	}
+	idc := geo.DefaultIDCList()
+	if c.IDCList != "" {
+		set, err := geo.LoadCIDRFile(c.IDCList)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("scoring.idc_list: %w", err)}
+		}
+		idc = set
+	}
+	city := c.GeoCity
+	if city == "" {
+		if p := defaultGeoPath(); p != "" {
+			city = p
+		}
+	}
+	if city != "" {
+		loc, err := geo.Open(city, c.GeoASN, geo.WithIDCList(idc))
+		if err != nil {
+			return nil, usageError{fmt.Errorf("scoring.geo_city: %w", err)}
+		}
+		log.Info("geo database loaded", "city", loc.Info().City.Path, "type", loc.Info().City.Type, "built", loc.Info().City.BuildTime.Format("2006-01-02"))
+		opts = append(opts, scoring.WithGeo(loc))
+	} else {
+		loc, _ := geo.Open("", "", geo.WithIDCList(idc))
+		opts = append(opts, scoring.WithGeo(loc))
+		log.Warn("no geo database: overseas_ip, impossible_travel and geo signals are off (run deploy/local/geo.sh install or set scoring.geo_city); datacenter list still active")
+	}
+	if c.Lists != "" {
+		l, err := scoring.LoadLists(c.Lists)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("scoring.lists: %w", err)}
+		}
+		opts = append(opts, scoring.WithLists(l))
+	}
+	windows := make([]time.Duration, len(c.Windows))
+	for i, w := range c.Windows {
+		windows[i] = w.D()
+	}
+	s, err := scoring.New(scoring.Config{Windows: windows, State: features.Config{MaxEntriesPerKey: c.MaxEntriesPerKey}}, opts...)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("scoring: %w", err)}
+	}
+	var pack *rules.Pack
+	if c.Rules == "" {
+		pack, err = rules.Compile(packs.Default(), s.Env())
+	} else {
+		pack, err = rules.CompileFile(c.Rules, s.Env())
+	}
+	if err != nil {
+		return nil, usageError{fmt.Errorf("scoring.rules: %w", err)}
+	}
+	s.SetPack(pack)
+	log.Info("rule pack loaded", "pack", pack.Name, "version", pack.Version, "rules", len(pack.Rules), "source", sourceName(c.Rules))
+	return s, nil
+}
+
+func sourceName(path string) string {
+	if path == "" {
+		return "embedded default"
+	}
+	return path
+}
+
+// defaultGeoPath is where deploy/local/geo.sh installs GeoLite2-City, if it is there.
+func defaultGeoPath() string {
+	dir := os.Getenv("RISKFLOW_CACHE_DIR")
+	if dir == "" {
+		if c, err := os.UserCacheDir(); err == nil {
+			dir = c + "/riskflow"
+		}
+	}
+	p := dir + "/geo/GeoLite2-City.mmdb"
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	return ""
+}
+
+// watchRules hot-reloads a rule pack file: a pack that does not compile leaves the running one.
+func (a *app) watchRules(ctx context.Context, onLoad func(*rules.Pack)) {
+	if a.cfg.Scoring.Rules == "" {
+		return
+	}
+	go rules.Watch(ctx, a.cfg.Scoring.Rules, a.scorer.Env(), a.cfg.Scoring.ReloadInterval.D(), func(p *rules.Pack) {
+		a.scorer.SetPack(p)
+		a.log.Info("rule pack reloaded", "pack", p.Name, "version", p.Version, "rules", len(p.Rules))
+		if onLoad != nil {
+			onLoad(p)
+		}
+	}, func(err error) {
+		a.log.Error("rule pack rejected; the running pack stays", "err", err)
+	})
+}
+
+func (a *app) topics() []consumers.TopicSpec {
+	k := a.cfg.Kafka
+	return []consumers.TopicSpec{{Name: k.EventsTopic, Partitions: k.Partitions}, {Name: k.ScoresTopic, Partitions: k.Partitions}, {Name: k.DLQTopic, Partitions: 1}}
+}
+
+// runScorer: rebuild windows by replay, then consume verify.events in the scorer group.
+func (a *app) runScorer(ctx context.Context) error {
+	k := a.cfg.Kafka
+	if a.cfg.Scoring.Replay {
+		since := time.Now().Add(-a.scorer.State().Config().Retention)
+		feed := pipeline.NewFeed(a.kc, k.EventsTopic, since, a.scorer, a.log)
+		start := time.Now()
+		n, err := feed.CatchUp(ctx)
+		if err != nil {
+			return fmt.Errorf("scorer: replay %s: %w", k.EventsTopic, err)
+		}
+		a.log.Info("feature state rebuilt from Kafka", "messages", n, "applied", feed.Applied(), "took", time.Since(start).Round(time.Millisecond))
+	}
+	reader := consumers.NewGroupReader(a.kc, k.EventsTopic, k.ScorerGroup)
+	scores := consumers.NewWriter(a.kc, k.ScoresTopic)
+	dlq := consumers.NewWriter(a.kc, k.DLQTopic)
+	defer func() { reader.Close(); scores.Close(); dlq.Close() }()
+	stage := &pipeline.ScoreStage{Scorer: a.scorer, Scores: scores, DLQ: dlq, Log: a.log.With("role", "scorer"), Obs: a.obs}
+	loop := consumers.NewLoop(consumers.LoopConfig{Name: "scorer", MaxBatch: k.ScorerBatch, MaxWait: 5 * time.Millisecond}, reader, stage.Handle, a.log, a.obs)
+	a.log.Info("scorer running", "topic", k.EventsTopic, "group", k.ScorerGroup)
+	return loop.Run(ctx)
+}
+
+// runArchiver: consume risk.scores into ClickHouse behind a circuit breaker.
+func (a *app) runArchiver(ctx context.Context) error {
+	k, c := a.cfg.Kafka, a.cfg.ClickHouse
+	store, err := chsink.Open(ctx, chsink.Config{Addr: c.Addr, Database: c.Database, Username: c.Username, Password: c.Password}, chsink.WithLogger(a.log))
+	if err != nil {
+		return usageError{fmt.Errorf("clickhouse: %w", err)}
+	}
+	defer store.Close()
+	sink := &migratingSink{store: store, log: a.log, pack: a.scorer.Rules(), path: a.cfg.Scoring.Rules}
+	breaker := pipeline.NewBreakerSink("clickhouse", sink, pipeline.BreakerConfig{Failures: uint32(c.BreakerFailures), OpenFor: c.BreakerOpenFor.D()}, a.log, a.obs.breakerState)
+	a.obs.breakerState(breaker.State())
+	reader := consumers.NewGroupReader(a.kc, k.ScoresTopic, k.ArchiverGroup)
+	dlq := consumers.NewWriter(a.kc, k.DLQTopic)
+	defer func() { reader.Close(); dlq.Close() }()
+	stage := &pipeline.ArchiveStage{Sink: breaker, DLQ: dlq, Log: a.log.With("role", "archiver"), Obs: a.obs}
+	loop := consumers.NewLoop(consumers.LoopConfig{
+		Name: "archiver", MaxBatch: c.BatchSize, MaxWait: c.FlushInterval.D(),
+		BackoffMin: 200 * time.Millisecond, BackoffMax: c.BreakerOpenFor.D(),
+	}, reader, stage.Handle, a.log, a.obs)
+	a.watchRules(ctx, func(p *rules.Pack) { sink.recordPack(ctx, p) })
+	a.log.Info("archiver running", "topic", k.ScoresTopic, "group", k.ArchiverGroup, "clickhouse", c.Addr, "database", c.Database)
+	return loop.Run(ctx)
+}
+
+// migratingSink applies the schema before its first write (ClickHouse may be down at start; the
+// breaker and the loop retry), and records the running rule pack in rule_versions.
+type migratingSink struct {
+	store    *chsink.Store
+	log      *slog.Logger
+	pack     *rules.Holder
+	path     string // rule pack file; "" = embedded default
+	mu       sync.Mutex
+	migrated bool
+	recorded string
+}
+
+func (m *migratingSink) WriteBatch(ctx context.Context, recs []schemas.ScoreRecord) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.migrated {
+		applied, err := m.store.Migrate(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate before first write: %w", err)
+		}
+		m.migrated = true
+		if len(applied) > 0 {
+			m.log.Info("clickhouse schema migrated", "applied", applied)
+		}
+	}
+	if p := m.pack.Load(); p != nil && p.Version != m.recorded {
+		if err := m.recordLocked(ctx, p); err != nil {
+			return err
+		}
+	}
+	return m.store.WriteBatch(ctx, recs)
+}
+
+func (m *migratingSink) recordPack(ctx context.Context, p *rules.Pack) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.migrated {
+		if err := m.recordLocked(ctx, p); err != nil {
+			m.log.Warn("record rule version failed; retried with the next batch", "err", err)
+		}
+	}
+}
+
+func (m *migratingSink) recordLocked(ctx context.Context, p *rules.Pack) error {
+	host, _ := os.Hostname()
+	content := packs.Default()
+	if m.path != "" {
+		b, err := os.ReadFile(m.path)
+		if err != nil {
+			return fmt.Errorf("read rule pack for rule_versions: %w", err)
+		}
+		content = b
+	}
+	err := m.store.RecordRuleVersion(ctx, chsink.RuleVersion{
+		Version: p.Version, Name: p.Name, LoadedBy: "riskflow@" + host, Source: sourceName(m.path),
+		LoadedAt: time.Now().UTC(), RuleCount: len(p.Rules), Content: string(content),
+	})
+	if err != nil {
+		return fmt.Errorf("record rule version %s: %w", p.Version, err)
+	}
+	m.recorded = p.Version
+	return nil
+}
+
+// runAPI serves HTTP until ctx is done, then drains in-flight requests.
+func (a *app) runAPI(ctx context.Context, listen string, ready func() error, onListen func(addr string)) error {
+	if len(a.cfg.API.Keys) == 0 {
+		return usagef("api.keys: no API keys configured; set RISKFLOW_API_KEYS=app_key:secret")
+	}
+	events := consumers.NewWriter(a.kc, a.cfg.Kafka.EventsTopic)
+	defer events.Close()
+	host, _ := os.Hostname()
+	srv := api.New(api.Config{
+		Keys: a.cfg.API.Keys, MaxBodyBytes: a.cfg.API.MaxBodyBytes, RatePerApp: a.cfg.API.RatePerApp,
+		NodeID: nodePrefix(host),
+	}, a.scorer, &pipeline.Publisher{W: events, Hasher: a.hasher},
+		api.WithReadiness(ready), api.WithLogger(a.log.With("role", "api")), api.WithRegistry(a.reg))
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 2 * time.Second,
+		ReadTimeout:       5 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("api: listen on %s: %w", listen, err)
+	}
+	if a.cfg.API.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(a.cfg.API.TLSCert, a.cfg.API.TLSKey)
+		if err != nil {
+			ln.Close()
+			return usageError{fmt.Errorf("api.tls_cert: %w", err)}
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
+	a.log.Info("api listening", "addr", ln.Addr().String(), "tls", a.cfg.API.TLSCert != "", "apps", len(a.cfg.API.Keys))
+	if onListen != nil {
+		onListen(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("api: serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutCtx); err != nil {
+		return fmt.Errorf("api: drain in-flight requests: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func nodePrefix(host string) string {
+	h := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, strings.ToLower(host))
+	if len(h) > 8 {
+		h = h[:8]
+	}
+	return h + "-"
+}

@@ -1,0 +1,336 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Duration is a time.Duration written as "10ms", "5s", "24h" in YAML and env vars.
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration like 10ms, 5s, 1h", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Config is riskflow's one configuration: a YAML file, every key overridable by an environment
+// variable named RISKFLOW_<SECTION>_<KEY> (RISKFLOW_KAFKA_BROKERS=a:9092,b:9092,
+// RISKFLOW_API_KEYS=app1:secret1,app2:secret2) and by --set section.key=value flags.
+type Config struct {
+	Kafka      KafkaConfig      `yaml:"kafka"`
+	ClickHouse ClickHouseConfig `yaml:"clickhouse"`
+	API        APIConfig        `yaml:"api"`
+	Scoring    ScoringConfig    `yaml:"scoring"`
+	Log        LogConfig        `yaml:"log"`
+}
+
+// KafkaConfig is the broker and topics.
+type KafkaConfig struct {
+	Brokers       []string `yaml:"brokers"`
+	EventsTopic   string   `yaml:"events_topic"`
+	ScoresTopic   string   `yaml:"scores_topic"`
+	DLQTopic      string   `yaml:"dlq_topic"`
+	Partitions    int      `yaml:"partitions"`
+	ScorerGroup   string   `yaml:"scorer_group"`
+	ArchiverGroup string   `yaml:"archiver_group"`
+	ScorerBatch   int      `yaml:"scorer_batch"`
+	BatchTimeout  Duration `yaml:"batch_timeout"`
+}
+
+// ClickHouseConfig is the history store; an empty addr turns the archiver off.
+type ClickHouseConfig struct {
+	Addr            string   `yaml:"addr"`
+	Database        string   `yaml:"database"`
+	Username        string   `yaml:"username"`
+	Password        string   `yaml:"password"`
+	BatchSize       int      `yaml:"batch_size"`
+	FlushInterval   Duration `yaml:"flush_interval"`
+	BreakerFailures int      `yaml:"breaker_failures"`
+	BreakerOpenFor  Duration `yaml:"breaker_open_for"`
+}
+
+// APIConfig is the HTTP server.
+type APIConfig struct {
+	Listen       string            `yaml:"listen"`
+	Keys         map[string]string `yaml:"keys"`
+	MaxBodyBytes int64             `yaml:"max_body_bytes"`
+	RatePerApp   float64           `yaml:"rate_per_app"`
+	TLSCert      string            `yaml:"tls_cert"`
+	TLSKey       string            `yaml:"tls_key"`
+	ReadyMaxLag  int64             `yaml:"ready_max_lag"`
+}
+
+// ScoringConfig is the scorer's data and rules.
+type ScoringConfig struct {
+	Rules            string     `yaml:"rules"`
+	ReloadInterval   Duration   `yaml:"reload_interval"`
+	Segments         string     `yaml:"segments"`
+	Lists            string     `yaml:"lists"`
+	GeoCity          string     `yaml:"geo_city"`
+	GeoASN           string     `yaml:"geo_asn"`
+	IDCList          string     `yaml:"idc_list"`
+	Windows          []Duration `yaml:"windows"`
+	MaxEntriesPerKey int        `yaml:"max_entries_per_key"`
+	PhoneHashKey     string     `yaml:"phone_hash_key"`
+	Replay           bool       `yaml:"replay"`
+}
+
+// LogConfig is the logger.
+type LogConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Default is the configuration for a local single-node setup (deploy/local ports).
+func Default() Config {
+	return Config{
+		Kafka: KafkaConfig{
+			Brokers: []string{"127.0.0.1:19092"}, EventsTopic: "verify.events", ScoresTopic: "risk.scores",
+			DLQTopic: "verify.events.dlq", Partitions: 4, ScorerGroup: "riskflow-scorer",
+			ArchiverGroup: "riskflow-archiver", ScorerBatch: 500, BatchTimeout: Duration(2 * time.Millisecond),
+		},
+		ClickHouse: ClickHouseConfig{
+			Database: "riskflow", Username: "default", BatchSize: 5000, FlushInterval: Duration(time.Second),
+			BreakerFailures: 3, BreakerOpenFor: Duration(5 * time.Second),
+		},
+		API: APIConfig{Listen: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, ReadyMaxLag: 1000},
+		Scoring: ScoringConfig{
+			ReloadInterval: Duration(5 * time.Second), MaxEntriesPerKey: 1024, Replay: true,
+			Windows: []Duration{Duration(time.Minute), Duration(10 * time.Minute), Duration(time.Hour), Duration(24 * time.Hour)},
+		},
+		Log: LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// Validate reports every problem at once, each naming the key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) { errs = append(errs, fmt.Errorf(key+": "+format, args...)) }
+	if len(c.Kafka.Brokers) == 0 {
+		bad("kafka.brokers", "at least one broker is required")
+	}
+	for _, t := range []struct{ k, v string }{{"kafka.events_topic", c.Kafka.EventsTopic}, {"kafka.scores_topic", c.Kafka.ScoresTopic}, {"kafka.dlq_topic", c.Kafka.DLQTopic}, {"kafka.scorer_group", c.Kafka.ScorerGroup}, {"kafka.archiver_group", c.Kafka.ArchiverGroup}} {
+		if t.v == "" {
+			bad(t.k, "must not be empty")
+		}
+	}
+	if c.Kafka.Partitions < 1 || c.Kafka.Partitions > 1024 {
+		bad("kafka.partitions", "%d is outside 1..1024", c.Kafka.Partitions)
+	}
+	if c.Kafka.ScorerBatch < 1 || c.Kafka.ScorerBatch > 10000 {
+		bad("kafka.scorer_batch", "%d is outside 1..10000", c.Kafka.ScorerBatch)
+	}
+	if c.Kafka.BatchTimeout.D() <= 0 || c.Kafka.BatchTimeout.D() > time.Second {
+		bad("kafka.batch_timeout", "%s is outside (0, 1s]", c.Kafka.BatchTimeout.D())
+	}
+	if c.ClickHouse.Addr != "" {
+		if c.ClickHouse.Database == "" {
+			bad("clickhouse.database", "must not be empty")
+		}
+		if c.ClickHouse.BatchSize < 1 {
+			bad("clickhouse.batch_size", "must be at least 1")
+		}
+		if c.ClickHouse.BreakerFailures < 1 {
+			bad("clickhouse.breaker_failures", "must be at least 1")
+		}
+	}
+	if c.API.MaxBodyBytes < 1024 {
+		bad("api.max_body_bytes", "%d is below 1024", c.API.MaxBodyBytes)
+	}
+	if c.API.RatePerApp < 0 {
+		bad("api.rate_per_app", "must not be negative")
+	}
+	if (c.API.TLSCert == "") != (c.API.TLSKey == "") {
+		bad("api.tls_cert", "tls_cert and tls_key go together")
+	}
+	for k, v := range c.API.Keys {
+		if k == "" || v == "" {
+			bad("api.keys", "app key and secret must both be non-empty")
+		}
+	}
+	if len(c.Scoring.Windows) == 0 {
+		bad("scoring.windows", "at least one window is required")
+	}
+	for _, w := range c.Scoring.Windows {
+		if w.D() < time.Minute || w.D() > 24*time.Hour || w.D()%time.Minute != 0 {
+			bad("scoring.windows", "%s must be whole minutes between 1m and 24h", w.D())
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "%q is not text or json", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}
+
+// LoadConfig reads path (if non-empty) over Default(), then env vars, then --set overrides.
+func LoadConfig(path string, environ []string, sets []string) (Config, error) {
+	c := Default()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("read config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+			return c, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	keys := configKeys()
+	for _, kv := range environ {
+		name, val, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "RISKFLOW_") {
+			continue
+		}
+		k, ok := keys.byEnv[name]
+		if !ok {
+			continue // RISKFLOW_* vars used by scripts (ports, dirs) are not config keys
+		}
+		if err := setKey(&c, k, val); err != nil {
+			return c, fmt.Errorf("env %s: %w", name, err)
+		}
+	}
+	for _, s := range sets {
+		key, val, ok := strings.Cut(s, "=")
+		if !ok {
+			return c, fmt.Errorf("--set %q: expected section.key=value", s)
+		}
+		if _, known := keys.paths[key]; !known {
+			return c, fmt.Errorf("--set %s: unknown key (known: %s)", key, strings.Join(keys.sorted(), ", "))
+		}
+		if err := setKey(&c, key, val); err != nil {
+			return c, fmt.Errorf("--set %s: %w", key, err)
+		}
+	}
+	return c, nil
+}
+
+type keyIndex struct {
+	paths map[string][]int // "kafka.brokers" → field index path
+	byEnv map[string]string
+}
+
+func (k keyIndex) sorted() []string {
+	out := make([]string, 0, len(k.paths))
+	for p := range k.paths {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// configKeys lists every leaf key of Config with its env var name.
+func configKeys() keyIndex {
+	k := keyIndex{paths: map[string][]int{}, byEnv: map[string]string{}}
+	t := reflect.TypeOf(Config{})
+	for i := 0; i < t.NumField(); i++ {
+		sec := t.Field(i)
+		for j := 0; j < sec.Type.NumField(); j++ {
+			f := sec.Type.Field(j)
+			path := sec.Tag.Get("yaml") + "." + f.Tag.Get("yaml")
+			k.paths[path] = []int{i, j}
+			k.byEnv["RISKFLOW_"+strings.ToUpper(strings.ReplaceAll(path, ".", "_"))] = path
+		}
+	}
+	return k
+}
+
+var durationType = reflect.TypeOf(Duration(0))
+
+// setKey parses val into the field named by path (lists: comma-separated; maps: k:v,k:v).
+func setKey(c *Config, path, val string) error {
+	idx := configKeys().paths[path]
+	f := reflect.ValueOf(c).Elem().Field(idx[0]).Field(idx[1])
+	val = strings.TrimSpace(val)
+	switch {
+	case f.Type() == durationType:
+		d, err := time.ParseDuration(val)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration like 10ms, 5s, 1h", val)
+		}
+		f.SetInt(int64(d))
+	case f.Kind() == reflect.String:
+		f.SetString(val)
+	case f.Kind() == reflect.Int || f.Kind() == reflect.Int64:
+		n, err := strconv.ParseInt(val, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", val)
+		}
+		f.SetInt(n)
+	case f.Kind() == reflect.Float64:
+		n, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a number", val)
+		}
+		f.SetFloat(n)
+	case f.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(val)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", val)
+		}
+		f.SetBool(b)
+	case f.Kind() == reflect.Slice && f.Type().Elem() == durationType:
+		var out []Duration
+		for _, p := range splitList(val) {
+			d, err := time.ParseDuration(p)
+			if err != nil {
+				return fmt.Errorf("%q is not a duration", p)
+			}
+			out = append(out, Duration(d))
+		}
+		f.Set(reflect.ValueOf(out))
+	case f.Kind() == reflect.Slice:
+		f.Set(reflect.ValueOf(splitList(val)))
+	case f.Kind() == reflect.Map:
+		m := map[string]string{}
+		for _, p := range splitList(val) {
+			k, v, ok := strings.Cut(p, ":")
+			if !ok {
+				return fmt.Errorf("%q is not key:value", p)
+			}
+			m[k] = v
+		}
+		f.Set(reflect.ValueOf(m))
+	default:
+		return fmt.Errorf("unsupported type %s", f.Type())
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

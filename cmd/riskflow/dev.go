@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/riskflow/riskflow/consumers"
+	"github.com/riskflow/riskflow/schemas"
+)
+
+// Dev credentials, used when no api.keys are configured.
+const (
+	devAppKey  = "demo"
+	devSecret  = "demo-secret"
+	devHashKey = "riskflow-dev-only-phone-hash-key"
+)
+
+// cmdDev runs every role in one process on an embedded Kafka-protocol broker (kfake): no setup.
+func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("dev", stderr)
+	var cf commonFlags
+	cf.register(fs)
+	listen := fs.String("listen", "127.0.0.1:8080", "API listen address")
+	sample := fs.Bool("sample", true, "publish a sample event stream and print a verdict")
+	once := fs.Bool("once", false, "exit after the sample verdict is printed")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := cf.load(func(c *Config) {
+		if len(c.API.Keys) == 0 {
+			c.API.Keys = map[string]string{devAppKey: devSecret}
+		}
+		if c.Scoring.PhoneHashKey == "" {
+			c.Scoring.PhoneHashKey = devHashKey
+		}
+		c.Scoring.Replay = false // the embedded broker starts empty
+	})
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		return fmt.Errorf("dev: start embedded broker: %w", err)
+	}
+	defer cluster.Close()
+	cfg.Kafka.Brokers = cluster.ListenAddrs()
+	log.Info("embedded Kafka-protocol broker (kfake) started", "addr", cfg.Kafka.Brokers[0])
+
+	a, err := newApp(cfg, log)
+	if err != nil {
+		return err
+	}
+	if err := consumers.EnsureTopics(ctx, a.kc, a.topics(), log); err != nil {
+		return fmt.Errorf("dev: create topics: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.runScorer(gctx) })
+	if cfg.ClickHouse.Addr != "" {
+		g.Go(func() error { return a.runArchiver(gctx) })
+	} else {
+		log.Warn("archiver is off: clickhouse.addr is not set (RISKFLOW_CLICKHOUSE_ADDR=127.0.0.1:19000 after deploy/local/up)")
+		a.watchRules(gctx, nil)
+	}
+	listening := make(chan string, 1)
+	g.Go(func() error { return a.runAPI(gctx, *listen, nil, func(addr string) { listening <- addr }) })
+
+	if *sample {
+		g.Go(func() error {
+			var addr string
+			select {
+			case addr = <-listening:
+			case <-gctx.Done():
+				return nil
+			}
+			if err := runSample(gctx, a, "http://"+addr, stdout); err != nil {
+				return fmt.Errorf("dev sample: %w", err)
+			}
+			if *once {
+				cancel()
+			}
+			return nil
+		})
+	}
+	err = g.Wait()
+	if err == nil || errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// runSample publishes a small stream through the API — ordinary logins, a datacenter farm cycling
+// numbers, a hammered number and a replayed token — waits until the scorer has them, then asks for
+// verdicts and prints them.
+func runSample(ctx context.Context, a *app, base string, out io.Writer) error {
+	evs := sampleEvents(time.Now().UTC())
+	body, _ := json.Marshal(evs)
+	if _, err := call(ctx, base+"/v1/events", body); err != nil {
+		return err
+	}
+	// Wait until the scorer applied the sample to the feature state.
+	deadline := time.Now().Add(30 * time.Second)
+	for a.scorer.State().Stats().Applied < uint64(len(evs)) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("scorer applied %d of %d sample events within 30 s", a.scorer.State().Stats().Applied, len(evs))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	fmt.Fprintf(out, "published %d sample events to verify.events; the scorer has them.\n\n", len(evs))
+	checks := []struct{ what, body string }{
+		{"an ordinary login", `{"phone":"13912345678","ip":"223.104.3.7","carrier":"CM","app_id":"demo","flow":"one_click_login","platform":"android","device_id":"dev-a1","ex_id":"sample-1"}`},
+		{"one more number from the datacenter IP farming numbers", `{"phone":"13700009999","ip":"47.92.10.20","carrier":"CM","app_id":"demo","flow":"one_click_login","platform":"android","device_id":"farm-1","ex_id":"sample-2"}`},
+		{"a replayed loginToken", `{"phone":"13811112222","ip":"223.104.9.9","carrier":"CM","app_id":"demo","flow":"one_click_login","platform":"ios","token_digest":"` + sampleToken + `","ex_id":"sample-3"}`},
+	}
+	for _, c := range checks {
+		resp, err := call(ctx, base+"/v1/risk/check", []byte(c.body))
+		if err != nil {
+			return err
+		}
+		var pretty bytes.Buffer
+		_ = json.Indent(&pretty, resp, "  ", "  ")
+		fmt.Fprintf(out, "POST /v1/risk/check — %s:\n  %s\n\n", c.what, pretty.String())
+	}
+	fmt.Fprintf(out, "riskflow dev is serving %s (app key %q, secret %q). Ctrl-C stops it.\n", base, devAppKey, devSecret)
+	return nil
+}
+
+const sampleToken = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+func sampleEvents(now time.Time) []schemas.VerifyEvent {
+	var evs []schemas.VerifyEvent
+	add := func(id string, ago time.Duration, phone, ip, carrier, device, outcome, token string) {
+		ev := schemas.VerifyEvent{
+			EventID: id, TS: now.Add(-ago), AppID: devAppKey, Flow: schemas.FlowOneClickLogin,
+			Phone: phone, Carrier: carrier, Platform: "android", DeviceID: device, Outcome: outcome, TokenDigest: token,
+		}
+		ev.IP, _ = schemas.ParseIP(ip)
+		evs = append(evs, ev)
+	}
+	// Ordinary users behind one carrier NAT address and on their own addresses.
+	for i := 0; i < 15; i++ {
+		add(fmt.Sprintf("sample-nat-%d", i), time.Duration(30-i)*time.Minute, fmt.Sprintf("1390000%04d", i*7), "223.104.3.7", "CM", fmt.Sprintf("dev-%d", i), "success", "")
+	}
+	// A datacenter address cycling through numbers of one block.
+	for i := 0; i < 25; i++ {
+		add(fmt.Sprintf("sample-farm-%d", i), time.Duration(9*60-i*20)*time.Second, fmt.Sprintf("1370000%04d", i), "47.92.10.20", "CM", "farm-1", "success", "")
+	}
+	// A first use of a loginToken (replayed by the check above).
+	add("sample-token-1", 2*time.Minute, "13811112222", "223.104.9.9", "CM", "dev-t", "success", sampleToken)
+	return evs
+}
+
+func call(ctx context.Context, url string, body []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.SetBasicAuth(devAppKey, devSecret)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("POST %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode/100 != 2 {
+		return nil, fmt.Errorf("POST %s: %s: %s", url, resp.Status, bytes.TrimSpace(b))
+	}
+	return b, nil
+}

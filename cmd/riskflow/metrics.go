@@ -1,0 +1,78 @@
+package main
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/riskflow/riskflow/scoring/features"
+)
+
+// observer turns pipeline and loop events into Prometheus metrics.
+type observer struct {
+	scored   *prometheus.CounterVec
+	dead     *prometheus.CounterVec
+	archived prometheus.Counter
+	batches  *prometheus.HistogramVec
+	retries  *prometheus.CounterVec
+	breaker  *prometheus.GaugeVec
+	lag      prometheus.Gauge
+}
+
+func newObserver(reg prometheus.Registerer) *observer {
+	o := &observer{
+		scored:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "riskflow_scored_total", Help: "Events scored by the scorer role, by score."}, []string{"score"}),
+		dead:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "riskflow_dead_lettered_total", Help: "Messages sent to the dead-letter topic, by reason."}, []string{"reason"}),
+		archived: prometheus.NewCounter(prometheus.CounterOpts{Name: "riskflow_archived_total", Help: "Score records stored in ClickHouse."}),
+		batches:  prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "riskflow_batch_seconds", Help: "Time to make a consumed batch durable, by loop.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"loop"}),
+		retries:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "riskflow_batch_retries_total", Help: "Batches retried after a failure, by loop."}, []string{"loop"}),
+		breaker:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "riskflow_breaker_state", Help: "Circuit breaker state: 1 for the current state."}, []string{"state"}),
+		lag:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "riskflow_replica_lag_messages", Help: "Messages of verify.events not yet applied to this node's feature replica (-1 before start)."}),
+	}
+	reg.MustRegister(o.scored, o.dead, o.archived, o.batches, o.retries, o.breaker, o.lag)
+	return o
+}
+
+func (o *observer) Scored(score int)           { o.scored.WithLabelValues(strconv.Itoa(score)).Inc() }
+func (o *observer) DeadLettered(reason string) { o.dead.WithLabelValues(reason).Inc() }
+func (o *observer) Archived(rows int)          { o.archived.Add(float64(rows)) }
+func (o *observer) Batch(name string, _ int, took time.Duration) {
+	o.batches.WithLabelValues(name).Observe(took.Seconds())
+}
+func (o *observer) Retry(name string, _ error) { o.retries.WithLabelValues(name).Inc() }
+
+func (o *observer) breakerState(state string) {
+	for _, s := range []string{"closed", "half-open", "open"} {
+		v := 0.0
+		if s == state {
+			v = 1
+		}
+		o.breaker.WithLabelValues(s).Set(v)
+	}
+}
+
+// stateCollector reports the feature state's size at scrape time.
+type stateCollector struct {
+	st      *features.State
+	keys    *prometheus.Desc
+	entries *prometheus.Desc
+}
+
+func newStateCollector(st *features.State) *stateCollector {
+	return &stateCollector{
+		st:      st,
+		keys:    prometheus.NewDesc("riskflow_state_keys", "Keys in the feature state, by kind.", []string{"kind"}, nil),
+		entries: prometheus.NewDesc("riskflow_state_entries", "Window entries kept in the feature state.", nil, nil),
+	}
+}
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.keys; ch <- c.entries }
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.st.Stats()
+	for i, name := range []string{"phone", "ip", "net", "device", "prefix"} {
+		ch <- prometheus.MustNewConstMetric(c.keys, prometheus.GaugeValue, float64(s.Keys[i]), name)
+	}
+	ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(s.Entries))
+}

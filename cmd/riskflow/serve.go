@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/riskflow/riskflow/consumers"
+	"github.com/riskflow/riskflow/pipeline"
+)
+
+var knownRoles = map[string]bool{"scorer": true, "archiver": true, "api": true}
+
+func parseRoles(s string) (map[string]bool, error) {
+	roles := map[string]bool{}
+	for _, r := range splitList(s) {
+		if !knownRoles[r] {
+			return nil, usagef("--roles: %q is not scorer, archiver or api", r)
+		}
+		roles[r] = true
+	}
+	if len(roles) == 0 {
+		return nil, usagef("--roles: at least one of scorer, archiver, api is required")
+	}
+	return roles, nil
+}
+
+// cmdServe runs the chosen roles against a real Kafka (and ClickHouse for the archiver).
+func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
+	var cf commonFlags
+	cf.register(fs)
+	rolesFlag := fs.String("roles", envOr("RISKFLOW_ROLES", "scorer,archiver,api"), "comma-separated roles: scorer, archiver, api")
+	listen := fs.String("listen", "", "API listen address (default api.listen)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	roles, err := parseRoles(*rolesFlag)
+	if err != nil {
+		return err
+	}
+	cfg, err := cf.load(func(c *Config) {
+		if *listen != "" {
+			c.API.Listen = *listen
+		}
+	})
+	if err != nil {
+		return err
+	}
+	var problems []string
+	if cfg.Scoring.PhoneHashKey == "" && (roles["scorer"] || roles["api"]) {
+		problems = append(problems, "scoring.phone_hash_key: required (RISKFLOW_SCORING_PHONE_HASH_KEY); it keys the stored phone hashes")
+	}
+	if roles["api"] && len(cfg.API.Keys) == 0 {
+		problems = append(problems, "api.keys: no API keys configured (RISKFLOW_API_KEYS=app_key:secret,…); refusing to serve an open API")
+	}
+	if roles["archiver"] && cfg.ClickHouse.Addr == "" {
+		problems = append(problems, "clickhouse.addr: required by the archiver role (RISKFLOW_CLICKHOUSE_ADDR)")
+	}
+	if len(problems) > 0 {
+		return usagef("invalid configuration:\n%s", strings.Join(problems, "\n"))
+	}
+	log := newLogger(cfg.Log, stderr)
+	a, err := newApp(cfg, log)
+	if err != nil {
+		return err
+	}
+	if err := consumers.EnsureTopics(ctx, a.kc, a.topics(), log); err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	if roles["scorer"] {
+		g.Go(func() error { return a.runScorer(ctx) })
+		if !roles["archiver"] {
+			a.watchRules(ctx, nil)
+		}
+	}
+	if roles["archiver"] {
+		g.Go(func() error { return a.runArchiver(ctx) })
+	}
+	if roles["api"] {
+		ready := func() error { return nil }
+		if !roles["scorer"] {
+			// An API node keeps its own replica of the feature state, fed from every partition.
+			since := time.Now().Add(-a.scorer.State().Config().Retention)
+			feed := pipeline.NewFeed(a.kc, cfg.Kafka.EventsTopic, since, a.scorer, log)
+			g.Go(func() error { return feed.Follow(ctx) })
+			ready = replicaReady(feed, cfg.API.ReadyMaxLag, a.obs)
+			if !roles["archiver"] {
+				a.watchRules(ctx, nil)
+			}
+		}
+		g.Go(func() error { return a.runAPI(ctx, cfg.API.Listen, ready, nil) })
+	}
+	err = g.Wait()
+	if err == nil || errors.Is(err, context.Canceled) {
+		log.Info("riskflow stopped")
+		return nil
+	}
+	return err
+}
+
+// replicaReady fails until the replica is within maxLag messages of the end of verify.events.
+func replicaReady(feed *pipeline.Feed, maxLag int64, obs *observer) func() error {
+	return func() error {
+		lag := feed.Lag()
+		obs.lag.Set(float64(lag))
+		switch {
+		case lag < 0:
+			return errors.New("feature replica is starting")
+		case lag > maxLag:
+			return fmt.Errorf("feature replica is %d messages behind (ready at ≤ %d)", lag, maxLag)
+		}
+		return nil
+	}
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,203 @@
+package consumers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// Config is the Kafka connection shared by every reader and writer.
+type Config struct {
+	Brokers      []string
+	ClientID     string
+	BatchSize    int           // writer: messages per produce request; default 1000
+	BatchTimeout time.Duration // writer: longest a partial batch waits; default 2 ms (kafka-go's 1 s default is not a latency)
+	DialTimeout  time.Duration // default 5 s
+}
+
+func (c Config) withDefaults() Config {
+	if c.ClientID == "" {
+		c.ClientID = "riskflow"
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 1000
+	}
+	if c.BatchTimeout <= 0 {
+		c.BatchTimeout = 2 * time.Millisecond
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = 5 * time.Second
+	}
+	return c
+}
+
+func (c Config) dialer() *kafka.Dialer {
+	return &kafka.Dialer{ClientID: c.ClientID, Timeout: c.DialTimeout, DualStack: true}
+}
+
+// NewWriter returns a writer to topic. Messages are partitioned by key hash, acknowledged by all
+// in-sync replicas, and sent once BatchSize messages are pending or BatchTimeout passed.
+func NewWriter(c Config, topic string) *kafka.Writer {
+	c = c.withDefaults()
+	return &kafka.Writer{
+		Addr:         kafka.TCP(c.Brokers...),
+		Topic:        topic,
+		Balancer:     &kafka.Hash{},
+		BatchSize:    c.BatchSize,
+		BatchBytes:   16 << 20,
+		BatchTimeout: c.BatchTimeout,
+		RequiredAcks: kafka.RequireAll,
+		MaxAttempts:  5,
+		WriteTimeout: 10 * time.Second,
+		ReadTimeout:  10 * time.Second,
+		Transport:    &kafka.Transport{ClientID: c.ClientID, Dial: (&net.Dialer{Timeout: c.DialTimeout}).DialContext},
+	}
+}
+
+// NewGroupReader returns a consumer-group reader of topic. Offsets are committed explicitly
+// (CommitMessages), never automatically; a new group starts at the earliest offset.
+func NewGroupReader(c Config, topic, group string) *kafka.Reader {
+	c = c.withDefaults()
+	return kafka.NewReader(kafka.ReaderConfig{
+		Brokers:               c.Brokers,
+		GroupID:               group,
+		Topic:                 topic,
+		Dialer:                c.dialer(),
+		MinBytes:              1,
+		MaxBytes:              16 << 20,
+		MaxWait:               50 * time.Millisecond,
+		ReadBatchTimeout:      time.Second,
+		QueueCapacity:         1000,
+		CommitInterval:        0, // synchronous commits
+		StartOffset:           kafka.FirstOffset,
+		HeartbeatInterval:     time.Second,
+		SessionTimeout:        10 * time.Second,
+		RebalanceTimeout:      10 * time.Second,
+		JoinGroupBackoff:      500 * time.Millisecond,
+		WatchPartitionChanges: true,
+		ReadBackoffMin:        10 * time.Millisecond,
+		ReadBackoffMax:        200 * time.Millisecond,
+	})
+}
+
+// TopicSpec is a topic riskflow needs.
+type TopicSpec struct {
+	Name       string
+	Partitions int
+}
+
+// EnsureTopics creates the topics that do not exist yet (replication factor 1 unless the cluster
+// has more brokers; existing topics are left alone).
+func EnsureTopics(ctx context.Context, c Config, topics []TopicSpec, log *slog.Logger) error {
+	c = c.withDefaults()
+	if len(c.Brokers) == 0 {
+		return errors.New("ensure topics: no brokers configured")
+	}
+	var conn *kafka.Conn
+	var err error
+	for _, b := range c.Brokers {
+		if conn, err = c.dialer().DialContext(ctx, "tcp", b); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("ensure topics: dial %v: %w", c.Brokers, err)
+	}
+	defer conn.Close()
+	ctrl, err := conn.Controller()
+	if err != nil {
+		return fmt.Errorf("ensure topics: find controller: %w", err)
+	}
+	brokers, err := conn.Brokers()
+	if err != nil {
+		return fmt.Errorf("ensure topics: list brokers: %w", err)
+	}
+	rf := min(len(brokers), 3)
+	cc, err := c.dialer().DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
+	if err != nil {
+		return fmt.Errorf("ensure topics: dial controller: %w", err)
+	}
+	defer cc.Close()
+	existing := map[string]bool{}
+	if parts, err := conn.ReadPartitions(); err == nil {
+		for _, p := range parts {
+			existing[p.Topic] = true
+		}
+	}
+	var cfgs []kafka.TopicConfig
+	for _, t := range topics {
+		if existing[t.Name] {
+			continue
+		}
+		cfgs = append(cfgs, kafka.TopicConfig{Topic: t.Name, NumPartitions: t.Partitions, ReplicationFactor: rf})
+	}
+	if len(cfgs) == 0 {
+		return nil
+	}
+	if err := cc.CreateTopics(cfgs...); err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+		return fmt.Errorf("ensure topics: create: %w", err)
+	}
+	for _, t := range cfgs {
+		log.Info("created topic", "topic", t.Topic, "partitions", t.NumPartitions)
+	}
+	return waitTopics(ctx, c, cfgs)
+}
+
+// waitTopics waits until every created topic has leaders for all its partitions.
+func waitTopics(ctx context.Context, c Config, cfgs []kafka.TopicConfig) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok := true
+		for _, t := range cfgs {
+			parts, err := Partitions(ctx, c, t.Topic)
+			if err != nil || len(parts) < t.NumPartitions {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("ensure topics: partitions have no leader after 30 s")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Partitions lists the partition ids of topic.
+func Partitions(ctx context.Context, c Config, topic string) ([]int, error) {
+	c = c.withDefaults()
+	var lastErr error
+	for _, b := range c.Brokers {
+		conn, err := c.dialer().DialContext(ctx, "tcp", b)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		parts, err := conn.ReadPartitions(topic)
+		conn.Close()
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		ids := make([]int, 0, len(parts))
+		for _, p := range parts {
+			if p.Leader.Host != "" {
+				ids = append(ids, p.ID)
+			}
+		}
+		return ids, nil
+	}
+	return nil, fmt.Errorf("list partitions of %s: %w", topic, lastErr)
+}

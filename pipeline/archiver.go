@@ -1,0 +1,111 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/riskflow/riskflow/schemas"
+)
+
+// Sink stores score records durably. WriteBatch returns nil only when every record is stored; the
+// same batch may be offered again after any error, so writes must be idempotent by event_id.
+type Sink interface {
+	WriteBatch(ctx context.Context, recs []schemas.ScoreRecord) error
+}
+
+// ArchiveStage is the archiver role's handler: decode risk.scores records and store them.
+type ArchiveStage struct {
+	Sink Sink
+	DLQ  MessageWriter // undecodable records go here (they cannot be stored)
+	Log  *slog.Logger
+	Obs  Observer
+}
+
+// Handle stores a batch; nil means durable, and the caller commits.
+func (a *ArchiveStage) Handle(ctx context.Context, batch []kafka.Message) error {
+	recs := make([]schemas.ScoreRecord, 0, len(batch))
+	var dead []kafka.Message
+	for _, m := range batch {
+		r, err := schemas.DecodeScoreRecord(m.Value)
+		if err != nil {
+			dead = append(dead, DeadLetter(m, err))
+			continue
+		}
+		recs = append(recs, r)
+	}
+	if len(dead) > 0 {
+		if err := a.DLQ.WriteMessages(ctx, dead...); err != nil {
+			return fmt.Errorf("write %d undecodable score records to the dead-letter topic: %w", len(dead), err)
+		}
+		a.Log.Warn("undecodable score records dead-lettered", "count", len(dead))
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	if err := a.Sink.WriteBatch(ctx, recs); err != nil {
+		return fmt.Errorf("archive %d records: %w", len(recs), err)
+	}
+	if a.Obs != nil {
+		a.Obs.Archived(len(recs))
+	}
+	return nil
+}
+
+// BreakerConfig tunes the circuit breaker around a sink.
+type BreakerConfig struct {
+	Failures uint32        // consecutive failures that open it; default 3
+	OpenFor  time.Duration // how long it stays open before a probe; default 5 s
+}
+
+// BreakerSink guards a sink with a gobreaker circuit breaker. While open, WriteBatch fails at once
+// with ErrOpen, so the archiver stops hammering a dead ClickHouse and — because its loop retries the
+// same batch instead of fetching more — stops consuming: Kafka buffers until the sink is back.
+type BreakerSink struct {
+	sink Sink
+	cb   *gobreaker.CircuitBreaker[struct{}]
+}
+
+// ErrOpen is returned while the breaker is open.
+var ErrOpen = gobreaker.ErrOpenState
+
+// NewBreakerSink wraps sink; onState (may be nil) hears every state change.
+func NewBreakerSink(name string, sink Sink, cfg BreakerConfig, log *slog.Logger, onState func(state string)) *BreakerSink {
+	if cfg.Failures == 0 {
+		cfg.Failures = 3
+	}
+	if cfg.OpenFor <= 0 {
+		cfg.OpenFor = 5 * time.Second
+	}
+	st := gobreaker.Settings{
+		Name:        name,
+		MaxRequests: 1,
+		Timeout:     cfg.OpenFor,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= cfg.Failures },
+		IsSuccessful: func(err error) bool {
+			// The caller giving up (shutdown) says nothing about the sink's health.
+			return err == nil || errors.Is(err, context.Canceled)
+		},
+		OnStateChange: func(name string, from, to gobreaker.State) {
+			log.Warn("circuit breaker state change", "breaker", name, "from", from.String(), "to", to.String())
+			if onState != nil {
+				onState(to.String())
+			}
+		},
+	}
+	return &BreakerSink{sink: sink, cb: gobreaker.NewCircuitBreaker[struct{}](st)}
+}
+
+// WriteBatch implements Sink.
+func (b *BreakerSink) WriteBatch(ctx context.Context, recs []schemas.ScoreRecord) error {
+	_, err := b.cb.Execute(func() (struct{}, error) { return struct{}{}, b.sink.WriteBatch(ctx, recs) })
+	return err
+}
+
+// State is "closed", "half-open" or "open".
+func (b *BreakerSink) State() string { return b.cb.State().String() }

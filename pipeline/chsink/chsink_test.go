@@ -1,0 +1,376 @@
+package chsink
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	chschema "github.com/riskflow/riskflow/deploy/clickhouse"
+	"github.com/riskflow/riskflow/schemas"
+)
+
+func TestSplitSQL(t *testing.T) {
+	src := `-- header mentions riskflow and has a ; in it
+CREATE DATABASE IF NOT EXISTS riskflow;
+/* block; riskflow */
+CREATE TABLE IF NOT EXISTS riskflow.t
+(
+    a String COMMENT 'riskflow; it''s \' quoted', -- trailing riskflow;
+    riskflow_id UInt32,
+    ` + "`riskflow` String" + `
+) ENGINE = MergeTree ORDER BY a;
+SELECT "riskflow", riskflowx, xriskflow, 1riskflow FROM riskflow.t
+`
+	got, err := splitSQL(src, "rf_test_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"CREATE DATABASE IF NOT EXISTS rf_test_1",
+		"CREATE TABLE IF NOT EXISTS rf_test_1.t\n(\n    a String COMMENT 'riskflow; it''s \\' quoted',\n    riskflow_id UInt32,\n    `riskflow` String\n) ENGINE = MergeTree ORDER BY a",
+		`SELECT "riskflow", riskflowx, xriskflow, 1riskflow FROM rf_test_1.t`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("splitSQL =\n%q\nwant\n%q", got, want)
+	}
+
+	for _, bad := range []string{"SELECT 'open", "SELECT 1 /* open", "SELECT `x"} {
+		if _, err := splitSQL(bad, "db"); err == nil {
+			t.Errorf("splitSQL(%q): no error", bad)
+		}
+	}
+	if got, _ := splitSQL("-- only a comment\n;\n  ;", "db"); len(got) != 0 {
+		t.Errorf("comments and empty statements gave %q", got)
+	}
+}
+
+func TestLoadMigrations(t *testing.T) {
+	fsys := fstest.MapFS{
+		"m/0010_later.sql": {Data: []byte("CREATE TABLE IF NOT EXISTS riskflow.b (x UInt8) ENGINE = Memory;")},
+		"m/0002_first.sql": {Data: []byte("CREATE TABLE IF NOT EXISTS riskflow.a (x UInt8) ENGINE = Memory;\nSELECT 1;")},
+		"m/README.md":      {Data: []byte("not sql")},
+	}
+	got, err := loadMigrations(fsys, "m", "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].id != 2 || got[0].name != "0002_first" || got[1].id != 10 || got[1].name != "0010_later" {
+		t.Fatalf("order/ids: %+v", got)
+	}
+	if len(got[0].statements) != 2 || got[0].statements[0] != "CREATE TABLE IF NOT EXISTS other.a (x UInt8) ENGINE = Memory" {
+		t.Errorf("statements: %q", got[0].statements)
+	}
+
+	for name, fsys := range map[string]fstest.MapFS{
+		"duplicate id": {"m/0001_a.sql": {Data: []byte("SELECT 1;")}, "m/1_b.sql": {Data: []byte("SELECT 1;")}},
+		"no number":    {"m/first.sql": {Data: []byte("SELECT 1;")}},
+		"zero":         {"m/0000_x.sql": {Data: []byte("SELECT 1;")}},
+		"empty file":   {"m/0001_x.sql": {Data: []byte("-- nothing\n")}},
+		"no files":     {"m/README.md": {Data: []byte("x")}},
+	} {
+		if _, err := loadMigrations(fsys, "m", "db"); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+// The embedded files, as the migrator sends them to a test database.
+func TestEmbeddedMigrations(t *testing.T) {
+	migs, err := loadMigrations(chschema.Migrations, "migrations", "rf_it")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range migs {
+		names = append(names, m.name)
+		for _, s := range m.statements {
+			if regexp.MustCompile(`\briskflow\b`).MatchString(s) {
+				t.Errorf("%s: database name not substituted:\n%s", m.name, s)
+			}
+			if strings.Contains(s, "--") {
+				t.Errorf("%s: comment left in statement:\n%s", m.name, s)
+			}
+		}
+	}
+	want := []string{"0001_database", "0002_verify_events", "0003_risk_scores", "0004_rule_versions", "0005_schema_migrations"}
+	if !slices.Equal(names, want) {
+		t.Errorf("migrations %q, want %q", names, want)
+	}
+	if migs[0].statements[0] != "CREATE DATABASE IF NOT EXISTS rf_it" {
+		t.Errorf("first statement %q", migs[0].statements[0])
+	}
+}
+
+// ddlColumns returns the columns of the CREATE TABLE for table in the embedded files, and
+// which of them have a DEFAULT.
+func ddlColumns(t *testing.T, table string) (cols []string, defaulted map[string]bool) {
+	t.Helper()
+	migs, err := loadMigrations(chschema.Migrations, "migrations", "db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := "CREATE TABLE IF NOT EXISTS db." + table + "\n("
+	colRE := regexp.MustCompile(`^\s+(\w+)\s+\S+(\s+DEFAULT\s)?`)
+	defaulted = map[string]bool{}
+	for _, m := range migs {
+		for _, s := range m.statements {
+			body, ok := strings.CutPrefix(s, head)
+			if !ok {
+				continue
+			}
+			body, _, _ = strings.Cut(body, "\n)")
+			for _, line := range strings.Split(strings.TrimSpace(body), "\n") {
+				c := colRE.FindStringSubmatch("    " + strings.TrimSpace(line))
+				if c == nil {
+					t.Fatalf("%s: cannot read column line %q", table, line)
+				}
+				cols = append(cols, c[1])
+				if c[2] != "" {
+					defaulted[c[1]] = true
+				}
+			}
+			return cols, defaulted
+		}
+	}
+	t.Fatalf("no CREATE TABLE for %s", table)
+	return nil, nil
+}
+
+// The INSERTs name every column of the table except those filled by a DEFAULT, so a
+// schema change cannot silently leave a column empty.
+func TestInsertColumnsMatchDDL(t *testing.T) {
+	for table, insert := range map[string][]string{
+		"verify_events": verifyEventsColumns,
+		"risk_scores":   riskScoresColumns,
+		"rule_versions": ruleVersionsColumns,
+	} {
+		cols, defaulted := ddlColumns(t, table)
+		var want []string
+		for _, c := range cols {
+			if !defaulted[c] {
+				want = append(want, c)
+			}
+		}
+		if !slices.Equal(insert, want) {
+			t.Errorf("%s: INSERT columns\n %q\nwant (DDL without DEFAULT columns)\n %q", table, insert, want)
+		}
+		for _, c := range insert {
+			if c == "phone" {
+				t.Errorf("%s: inserts a plaintext phone column", table)
+			}
+		}
+	}
+}
+
+func testRecord(i int) schemas.ScoreRecord {
+	h := schemas.NewPhoneHasher([]byte("test key"))
+	phone := fmt.Sprintf("138%08d", i)
+	ts := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC).Add(time.Duration(i) * 7 * time.Minute)
+	return schemas.ScoreRecord{
+		EventID:      fmt.Sprintf("ev-%06d", i),
+		TS:           ts,
+		AppID:        fmt.Sprintf("app-%d", i%3),
+		Flow:         "one_click_login",
+		PhoneHash:    h.Hex(phone),
+		PhoneMasked:  schemas.MaskPhone(phone),
+		PhoneSegment: schemas.PhoneSegment(phone),
+		IP:           fmt.Sprintf("10.0.%d.%d", i/250, i%250),
+		Carrier:      "CM",
+		Platform:     "android",
+		DeviceID:     fmt.Sprintf("dev-%d", i%50),
+		Outcome:      "success",
+		TokenDigest:  strings.Repeat("ab", 32),
+		ExID:         fmt.Sprintf("ex-%d", i),
+		Geo:          schemas.Geo{Country: "CN", Province: "Guangdong", City: "Shenzhen", ASN: 9808, IPType: "mobile"},
+		Score:        600,
+		Tags:         []string{"ip_many_phones"},
+		Detail:       map[string]schemas.TagDetail{"ip_many_phones": {Score: 600, Reason: fmt.Sprintf("%d phones from this IP in 1h", 30+i%10)}},
+		Hits: []schemas.RuleHit{
+			{Rule: "ip_fanout", Tag: "ip_many_phones", Score: 600, Mode: "enforce", Reason: "38 phones"},
+			{Rule: "night_owl", Tag: "odd_hours", Score: 300, Mode: "shadow", Reason: "03:00 local"},
+			{Rule: "night_owl_v2", Tag: "odd_hours", Score: 300, Mode: "shadow", Reason: "03:00 local"},
+		},
+		RulesVersion: "rv-abc",
+		ScoredAt:     ts.Add(40 * time.Millisecond),
+	}
+}
+
+func TestRows(t *testing.T) {
+	r := testRecord(7)
+	v := verifyEventRow(&r)
+	if len(v) != len(verifyEventsColumns) {
+		t.Fatalf("verify_events row has %d values for %d columns", len(v), len(verifyEventsColumns))
+	}
+	for i, c := range verifyEventsColumns {
+		if s, ok := v[i].(string); ok && c != "phone_hash" && strings.Contains(s, "13800000007") {
+			t.Errorf("column %s holds the plaintext number", c)
+		}
+	}
+	row, err := riskScoreRow(&r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(row) != len(riskScoresColumns) {
+		t.Fatalf("risk_scores row has %d values for %d columns", len(row), len(riskScoresColumns))
+	}
+	col := func(name string) any { return row[slices.Index(riskScoresColumns, name)] }
+	if got := col("hit_rules").([]string); !slices.Equal(got, []string{"ip_fanout", "night_owl", "night_owl_v2"}) {
+		t.Errorf("hit_rules %q", got)
+	}
+	if got := col("hit_scores").([]uint16); !slices.Equal(got, []uint16{600, 300, 300}) {
+		t.Errorf("hit_scores %v", got)
+	}
+	if got := col("hit_modes").([]string); !slices.Equal(got, []string{"enforce", "shadow", "shadow"}) {
+		t.Errorf("hit_modes %q", got)
+	}
+	if got := col("shadow_tags").([]string); !slices.Equal(got, []string{"odd_hours"}) {
+		t.Errorf("shadow_tags %q (one entry per tag)", got)
+	}
+	if got := col("score").(uint16); got != 600 {
+		t.Errorf("score %d", got)
+	}
+	var detail map[string]schemas.TagDetail
+	if err := json.Unmarshal([]byte(col("detail").(string)), &detail); err != nil || detail["ip_many_phones"].Score != 600 {
+		t.Errorf("detail %q: %v", col("detail"), err)
+	}
+
+	// No hits, no tags, no detail: empty arrays and {}.
+	r.Hits, r.Tags, r.Detail, r.ScoredAt = nil, nil, nil, time.Time{}
+	row, err = riskScoreRow(&r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if col("detail") != "{}" || col("tags") == nil || len(col("hit_tags").([]string)) != 0 || len(col("shadow_tags").([]string)) != 0 {
+		t.Errorf("empty record row: %v", row)
+	}
+	if got := col("scored_at").(time.Time); got.Unix() != 0 {
+		t.Errorf("zero scored_at stored as %v", got)
+	}
+}
+
+func TestCheckRecord(t *testing.T) {
+	if reason := checkRecord(ptr(testRecord(1))); reason != "" {
+		t.Fatalf("good record rejected: %s", reason)
+	}
+	for name, mutate := range map[string]func(*schemas.ScoreRecord){
+		"no event id":         func(r *schemas.ScoreRecord) { r.EventID = "" },
+		"zero ts":             func(r *schemas.ScoreRecord) { r.TS = time.Time{} },
+		"ts after 2106":       func(r *schemas.ScoreRecord) { r.TS = time.Date(2107, 1, 1, 0, 0, 0, 0, time.UTC) },
+		"bad scored_at":       func(r *schemas.ScoreRecord) { r.ScoredAt = time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC) },
+		"short hash":          func(r *schemas.ScoreRecord) { r.PhoneHash = "abc" },
+		"plaintext hash":      func(r *schemas.ScoreRecord) { r.PhoneHash = "13800138000" },
+		"plaintext masked":    func(r *schemas.ScoreRecord) { r.PhoneMasked = "13800138000" },
+		"masked with +86":     func(r *schemas.ScoreRecord) { r.PhoneMasked = "+86138****8000" },
+		"empty masked":        func(r *schemas.ScoreRecord) { r.PhoneMasked = "" },
+		"plaintext segment":   func(r *schemas.ScoreRecord) { r.PhoneSegment = "13800138000" },
+		"non-digit segment":   func(r *schemas.ScoreRecord) { r.PhoneSegment = "138abcd" },
+		"negative score":      func(r *schemas.ScoreRecord) { r.Score = -1 },
+		"hit score too large": func(r *schemas.ScoreRecord) { r.Hits[0].Score = 70000 },
+	} {
+		r := testRecord(1)
+		mutate(&r)
+		if checkRecord(&r) == "" {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestConfigValidate(t *testing.T) {
+	good := []Config{
+		{Addr: "127.0.0.1:9000"},
+		{Addr: "ch-1:9000, ch-2:9000", Database: "riskflow_test_1", DialTimeout: time.Second, WriteTimeout: time.Minute},
+		{Addr: "[::1]:9000", Database: "_x"},
+	}
+	for _, c := range good {
+		if err := c.Validate(); err != nil {
+			t.Errorf("%+v: %v", c, err)
+		}
+	}
+	bad := map[string]Config{
+		"addr":          {},
+		"no port":       {Addr: "127.0.0.1"},
+		"bad port":      {Addr: "127.0.0.1:http"},
+		"port 0":        {Addr: "127.0.0.1:0"},
+		"no host":       {Addr: ":9000"},
+		"empty in list": {Addr: "a:1,,b:2"},
+		"database":      {Addr: "a:1", Database: "risk-flow"},
+		"database sql":  {Addr: "a:1", Database: "x; DROP DATABASE y"},
+		"database 1st":  {Addr: "a:1", Database: "1x"},
+		"dial":          {Addr: "a:1", DialTimeout: -1},
+		"write":         {Addr: "a:1", WriteTimeout: -1},
+	}
+	for name, c := range bad {
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: %+v accepted", name, c)
+		}
+	}
+	d := Config{Addr: "a:1"}.withDefaults()
+	if d.Database != "riskflow" || d.DialTimeout != DefaultDialTimeout || d.WriteTimeout != DefaultWriteTimeout {
+		t.Errorf("defaults: %+v", d)
+	}
+}
+
+func TestAlreadyExists(t *testing.T) {
+	yes := []error{
+		&clickhouse.Exception{Code: 57, Message: "Table db.t already exists."},
+		fmt.Errorf("wrapped: %w", &clickhouse.Exception{Code: 82, Message: "Database db already exists."}),
+		&clickhouse.Exception{Code: 44, Message: "Cannot add column x: column with this name already exists"},
+	}
+	no := []error{
+		&clickhouse.Exception{Code: 44, Message: "Illegal column x of argument of function f"},
+		&clickhouse.Exception{Code: 62, Message: "Syntax error"},
+		errors.New("table already exists"), // not from the server
+	}
+	for _, err := range yes {
+		if !alreadyExists(err) {
+			t.Errorf("%v: not treated as already exists", err)
+		}
+	}
+	for _, err := range no {
+		if alreadyExists(err) {
+			t.Errorf("%v: treated as already exists", err)
+		}
+	}
+}
+
+// Open needs no server; invalid records are refused before anything is sent.
+func TestOpenOfflineAndInvalidRecord(t *testing.T) {
+	if _, err := Open(context.Background(), Config{Addr: "nohost"}); err == nil {
+		t.Fatal("Open accepted a bad config")
+	}
+	st, err := Open(context.Background(), Config{Addr: "127.0.0.1:1", WriteTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if st.Database() != "riskflow" {
+		t.Errorf("database %q", st.Database())
+	}
+	if err := st.WriteBatch(context.Background(), nil); err != nil {
+		t.Errorf("empty batch: %v", err)
+	}
+	recs := []schemas.ScoreRecord{testRecord(1), testRecord(2)}
+	recs[1].PhoneMasked = "13800000002"
+	err = st.WriteBatch(context.Background(), recs)
+	var ire *InvalidRecordError
+	if !errors.Is(err, ErrInvalidRecord) || !errors.As(err, &ire) || ire.Index != 1 || ire.EventID != "ev-000002" {
+		t.Errorf("WriteBatch with a plaintext mask: %v", err)
+	}
+	if strings.Contains(err.Error(), "13800000002") {
+		t.Errorf("error message repeats the plaintext number: %v", err)
+	}
+	if err := st.RecordRuleVersion(context.Background(), RuleVersion{}); err == nil {
+		t.Error("RecordRuleVersion without a version: no error")
+	}
+}

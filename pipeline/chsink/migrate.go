@@ -1,0 +1,177 @@
+package chsink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	chschema "github.com/riskflow/riskflow/deploy/clickhouse"
+)
+
+const migrationsTable = "schema_migrations"
+
+// Migrate brings the database up to date: it applies, in order, every migration of
+// deploy/clickhouse that schema_migrations does not list, records each one, and returns the
+// names of those it applied (nil when there was nothing to do). On error it returns the
+// names applied before the failure.
+//
+// Running it again, or from two processes at once, is safe: every statement is written to
+// be repeatable, and "already exists" answers from the server count as success. A migration
+// that was applied but not recorded (the process died in between) is simply applied again.
+func (s *Store) Migrate(ctx context.Context) ([]string, error) {
+	migs, err := loadMigrations(chschema.Migrations, "migrations", s.db)
+	if err != nil {
+		return nil, fmt.Errorf("chsink: migrate: %w", err)
+	}
+	haveTable, err := s.migrationsTableExists(ctx)
+	if err != nil {
+		return nil, err
+	}
+	applied := map[uint32]bool{}
+	if haveTable {
+		if applied, err = s.appliedMigrations(ctx); err != nil {
+			return nil, err
+		}
+	}
+	known := map[uint32]bool{}
+	for _, m := range migs {
+		known[m.id] = true
+	}
+	for id := range applied {
+		if !known[id] {
+			s.log.Warn("clickhouse schema has a migration this binary does not know; is it older than the last one that migrated?",
+				"database", s.db, "migration_id", id)
+		}
+	}
+
+	var (
+		done       []string
+		unrecorded []migration // applied before schema_migrations existed
+	)
+	for _, m := range migs {
+		if applied[m.id] {
+			continue
+		}
+		for i, stmt := range m.statements {
+			if err := s.execDDL(ctx, stmt); err != nil {
+				return done, fmt.Errorf("chsink: migration %s, statement %d: %w", m.name, i+1, err)
+			}
+		}
+		done = append(done, m.name)
+		s.log.Info("clickhouse migration applied", "database", s.db, "migration", m.name)
+		unrecorded = append(unrecorded, m)
+		if !haveTable {
+			if haveTable, err = s.migrationsTableExists(ctx); err != nil {
+				return done, err
+			}
+		}
+		if haveTable {
+			if err := s.recordMigrations(ctx, unrecorded); err != nil {
+				return done, err
+			}
+			unrecorded = nil
+		}
+	}
+	if len(unrecorded) > 0 {
+		return done, fmt.Errorf("chsink: migrate: no migration created %s.%s, so %d applied migrations are not recorded",
+			s.db, migrationsTable, len(unrecorded))
+	}
+	return done, nil
+}
+
+// execDDL runs one migration statement. "Already exists" answers (two migrators racing on
+// CREATE ... IF NOT EXISTS, or re-running a plain ADD COLUMN, which 18.16 cannot guard with
+// IF NOT EXISTS) mean the statement's effect is in place.
+func (s *Store) execDDL(ctx context.Context, stmt string) error {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	err := s.conn.Exec(ctx, stmt)
+	if err != nil && alreadyExists(err) {
+		s.log.Info("clickhouse migration statement already in effect", "database", s.db, "answer", err.Error())
+		return nil
+	}
+	return err
+}
+
+// ClickHouse error codes that mean "the thing you create is there".
+const (
+	codeIllegalColumn         = 44 // also "Cannot add column x: column with this name already exists"
+	codeTableAlreadyExists    = 57
+	codeDatabaseAlreadyExists = 82
+)
+
+func alreadyExists(err error) bool {
+	var ex *clickhouse.Exception
+	if !errors.As(err, &ex) {
+		return false
+	}
+	switch ex.Code {
+	case codeTableAlreadyExists, codeDatabaseAlreadyExists, codeIllegalColumn:
+		return strings.Contains(strings.ToLower(ex.Message), "already exists")
+	}
+	return false
+}
+
+func (s *Store) migrationsTableExists(ctx context.Context) (bool, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	var n uint64
+	err := s.conn.QueryRow(ctx,
+		"SELECT count() FROM system.tables WHERE database = ? AND name = ?", s.db, migrationsTable).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("chsink: migrate: look for %s.%s: %w", s.db, migrationsTable, err)
+	}
+	return n > 0, nil
+}
+
+func (s *Store) appliedMigrations(ctx context.Context) (map[uint32]bool, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	rows, err := s.conn.Query(ctx, "SELECT DISTINCT id FROM "+s.table(migrationsTable))
+	if err != nil {
+		return nil, fmt.Errorf("chsink: migrate: read %s.%s: %w", s.db, migrationsTable, err)
+	}
+	defer rows.Close()
+	applied := map[uint32]bool{}
+	for rows.Next() {
+		var id uint32
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("chsink: migrate: read %s.%s: %w", s.db, migrationsTable, err)
+		}
+		applied[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("chsink: migrate: read %s.%s: %w", s.db, migrationsTable, err)
+	}
+	return applied, nil
+}
+
+func (s *Store) recordMigrations(ctx context.Context, ms []migration) (err error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("chsink: migrate: record in %s.%s: %w", s.db, migrationsTable, err)
+		}
+	}()
+	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.table(migrationsTable)+" (id, name, applied_at)")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = batch.Abort()
+		}
+	}()
+	now := time.Now().UTC()
+	for _, m := range ms {
+		if err = batch.Append(m.id, m.name, now); err != nil {
+			return err
+		}
+	}
+	return batch.Send()
+}

@@ -1,0 +1,108 @@
+package chsink
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Store writes to one ClickHouse database. It is safe for concurrent use.
+type Store struct {
+	conn driver.Conn
+	cfg  Config // with defaults filled
+	db   string
+	log  *slog.Logger
+}
+
+// Option changes how [Open] builds a Store.
+type Option func(*Store)
+
+// WithLogger sends the Store's log records (migrations applied, batches written) to l.
+// Without it the Store logs nothing.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Store) {
+		if l != nil {
+			s.log = l
+		}
+	}
+}
+
+// Pool sizes: the archiver writes one batch at a time per table, so a few connections are
+// plenty, and they stay small on a shared ClickHouse.
+const (
+	maxOpenConns    = 4
+	maxIdleConns    = 2
+	connMaxLifetime = 10 * time.Minute
+)
+
+// Open checks cfg and prepares a connection pool. It does not contact the server, so a
+// pipeline can start while ClickHouse is down; use [Store.Ping] to check it is reachable.
+// Open does no I/O, so ctx is not used.
+func Open(_ context.Context, cfg Config, opts ...Option) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	s := &Store{cfg: cfg, db: cfg.Database, log: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(s)
+	}
+	conn, err := clickhouse.Open(&clickhouse.Options{
+		Protocol: clickhouse.Native,
+		Addr:     splitAddrs(cfg.Addr),
+		// No database in the handshake: the server rejects a connection to a database
+		// that does not exist yet, and Migrate has to create it. Every statement names
+		// its database instead.
+		Auth: clickhouse.Auth{Username: cfg.Username, Password: cfg.Password},
+		ClientInfo: clickhouse.ClientInfo{Products: []struct {
+			Name    string
+			Version string
+		}{{Name: "riskflow-chsink", Version: "1"}}},
+		Compression:      &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
+		DialTimeout:      cfg.DialTimeout,
+		ReadTimeout:      cfg.WriteTimeout,
+		MaxOpenConns:     maxOpenConns,
+		MaxIdleConns:     maxIdleConns,
+		ConnMaxLifetime:  connMaxLifetime,
+		ConnOpenStrategy: clickhouse.ConnOpenInOrder,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("chsink: open %s: %w", cfg.Addr, err)
+	}
+	s.conn = conn
+	return s, nil
+}
+
+// Database is the name of the database the Store writes to.
+func (s *Store) Database() string { return s.db }
+
+// Ping checks that the server answers.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	if err := s.conn.Ping(ctx); err != nil {
+		return fmt.Errorf("chsink: ping %s: %w", s.cfg.Addr, err)
+	}
+	return nil
+}
+
+// Close closes the connections. The Store must not be used afterwards.
+func (s *Store) Close() error {
+	if err := s.conn.Close(); err != nil {
+		return fmt.Errorf("chsink: close: %w", err)
+	}
+	return nil
+}
+
+// withTimeout bounds one round of work with WriteTimeout (an earlier deadline on ctx wins).
+func (s *Store) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.cfg.WriteTimeout)
+}
+
+// table is the qualified name of one of riskflow's tables. The database name was checked
+// to be a plain identifier, so it needs no quoting.
+func (s *Store) table(name string) string { return s.db + "." + name }

@@ -1,0 +1,264 @@
+package chsink
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/riskflow/riskflow/schemas"
+)
+
+// Column lists of the INSERTs, in the order of the row builders below. inserted_at is left
+// to its DEFAULT now() on the server.
+var (
+	verifyEventsColumns = []string{
+		"event_id", "ts", "app_id", "flow",
+		"phone_hash", "phone_masked", "phone_segment",
+		"ip", "carrier", "platform", "device_id",
+		"outcome", "error_code", "token_digest", "ex_id",
+		"country", "province", "city", "asn", "ip_type",
+	}
+	riskScoresColumns = []string{
+		"event_id", "ts", "app_id", "flow",
+		"phone_hash", "phone_segment", "ip", "carrier",
+		"score", "tags", "detail",
+		"hit_rules", "hit_tags", "hit_scores", "hit_modes", "hit_reasons",
+		"shadow_tags", "rules_version", "scored_at",
+	}
+	ruleVersionsColumns = []string{
+		"version", "name", "loaded_at", "loaded_by", "source", "rule_count", "content",
+	}
+)
+
+// ErrInvalidRecord marks records WriteBatch will never be able to store (see
+// [InvalidRecordError]). Retrying the same batch fails the same way; drop or dead-letter the
+// record instead.
+var ErrInvalidRecord = errors.New("chsink: invalid record")
+
+// InvalidRecordError says which record of a batch cannot be stored and why. It matches
+// [ErrInvalidRecord] with errors.Is.
+type InvalidRecordError struct {
+	Index   int    // position in the batch
+	EventID string // "" if that is what is wrong
+	Reason  string
+}
+
+func (e *InvalidRecordError) Error() string {
+	return fmt.Sprintf("chsink: record %d (event_id %q) cannot be stored: %s", e.Index, e.EventID, e.Reason)
+}
+
+// Is reports whether target is ErrInvalidRecord.
+func (e *InvalidRecordError) Is(target error) bool { return target == ErrInvalidRecord }
+
+// WriteBatch stores recs: one row per record in verify_events, then one per record in
+// risk_scores, each table in a single INSERT. It returns nil only after ClickHouse has
+// acknowledged both INSERTs.
+//
+// Retry contract: after any error the caller may send the same batch again, as often as it
+// likes, and must not commit the records upstream (Kafka offsets) until WriteBatch has
+// returned nil for them. Part of a failed batch may already be stored; writing it again is
+// harmless because both tables keep one row per (app_id, event_id). The error names the
+// table that failed. The one error a retry cannot fix is an [InvalidRecordError] (a record
+// with no event_id, a ts ClickHouse cannot store, or phone fields that could hold a plaintext
+// number); it is returned before anything is sent.
+//
+// Each table's INSERT must finish within Config.WriteTimeout (or ctx's deadline, if
+// earlier). An empty batch does nothing.
+func (s *Store) WriteBatch(ctx context.Context, recs []schemas.ScoreRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	for i := range recs {
+		if reason := checkRecord(&recs[i]); reason != "" {
+			return &InvalidRecordError{Index: i, EventID: recs[i].EventID, Reason: reason}
+		}
+	}
+	start := time.Now()
+	if err := s.insert(ctx, "verify_events", verifyEventsColumns, len(recs), func(i int) ([]any, error) {
+		return verifyEventRow(&recs[i]), nil
+	}); err != nil {
+		return err
+	}
+	if err := s.insert(ctx, "risk_scores", riskScoresColumns, len(recs), func(i int) ([]any, error) {
+		return riskScoreRow(&recs[i])
+	}); err != nil {
+		return err
+	}
+	s.log.Debug("clickhouse batch written", "database", s.db, "records", len(recs), "took", time.Since(start))
+	return nil
+}
+
+// RuleVersion is one rule set as it was loaded, for the rule_versions table.
+type RuleVersion struct {
+	Version   string    // content hash; the key of the table
+	Name      string    // rule pack name
+	LoadedBy  string    // who or what loaded it (user, "hot-reload", ...)
+	Source    string    // file path, or "api"
+	LoadedAt  time.Time // zero means now
+	RuleCount int
+	Content   string // the rule set as loaded
+}
+
+// RecordRuleVersion stores v in rule_versions. Recording the same version again is
+// harmless: the table keeps one row per version (the latest load). Like WriteBatch, it may
+// be retried after any error.
+func (s *Store) RecordRuleVersion(ctx context.Context, v RuleVersion) error {
+	if v.Version == "" {
+		return errors.New("chsink: rule version: version is required")
+	}
+	if v.RuleCount < 0 || int64(v.RuleCount) > math.MaxUint32 {
+		return fmt.Errorf("chsink: rule version %s: rule count %d out of range", v.Version, v.RuleCount)
+	}
+	loaded := v.LoadedAt
+	if loaded.IsZero() {
+		loaded = time.Now()
+	}
+	if !storableTime(loaded) {
+		return fmt.Errorf("chsink: rule version %s: loaded_at %s is outside what ClickHouse DateTime stores", v.Version, loaded.Format(time.RFC3339))
+	}
+	return s.insert(ctx, "rule_versions", ruleVersionsColumns, 1, func(int) ([]any, error) {
+		return []any{v.Version, v.Name, loaded.UTC(), v.LoadedBy, v.Source, uint32(v.RuleCount), v.Content}, nil
+	})
+}
+
+// insert sends n rows, built by row(i), to one table in one INSERT with named columns.
+func (s *Store) insert(ctx context.Context, table string, cols []string, n int, row func(i int) ([]any, error)) (err error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("chsink: insert %d rows into %s: %w", n, s.table(table), err)
+		}
+	}()
+	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.table(table)+" ("+strings.Join(cols, ", ")+")")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = batch.Abort() // frees the connection; after a failed Send it is a no-op
+		}
+	}()
+	for i := 0; i < n; i++ {
+		vals, rerr := row(i)
+		if rerr != nil {
+			return rerr
+		}
+		if err = batch.Append(vals...); err != nil {
+			return fmt.Errorf("row %d: %w", i, err)
+		}
+	}
+	return batch.Send()
+}
+
+func verifyEventRow(r *schemas.ScoreRecord) []any {
+	return []any{
+		r.EventID, r.TS.UTC(), r.AppID, r.Flow,
+		r.PhoneHash, r.PhoneMasked, r.PhoneSegment,
+		r.IP, r.Carrier, r.Platform, r.DeviceID,
+		r.Outcome, r.ErrorCode, r.TokenDigest, r.ExID,
+		r.Geo.Country, r.Geo.Province, r.Geo.City, r.Geo.ASN, r.Geo.IPType,
+	}
+}
+
+func riskScoreRow(r *schemas.ScoreRecord) ([]any, error) {
+	detail := r.Detail
+	if detail == nil {
+		detail = map[string]schemas.TagDetail{}
+	}
+	detailJSON, err := json.Marshal(detail) // map keys come out sorted
+	if err != nil {
+		return nil, fmt.Errorf("event %s: detail: %w", r.EventID, err)
+	}
+	n := len(r.Hits)
+	var (
+		rules   = make([]string, n)
+		tags    = make([]string, n)
+		scores  = make([]uint16, n)
+		modes   = make([]string, n)
+		reasons = make([]string, n)
+		shadow  = []string{}
+	)
+	for i, h := range r.Hits {
+		rules[i], tags[i], scores[i], modes[i], reasons[i] = h.Rule, h.Tag, uint16(h.Score), h.Mode, h.Reason
+		if h.Mode == "shadow" && !slices.Contains(shadow, h.Tag) {
+			shadow = append(shadow, h.Tag)
+		}
+	}
+	recTags := r.Tags
+	if recTags == nil {
+		recTags = []string{}
+	}
+	scored := r.ScoredAt
+	if scored.IsZero() {
+		scored = time.Unix(0, 0) // unknown; any real scoring of the event wins over it
+	}
+	return []any{
+		r.EventID, r.TS.UTC(), r.AppID, r.Flow,
+		r.PhoneHash, r.PhoneSegment, r.IP, r.Carrier,
+		uint16(r.Score), recTags, string(detailJSON),
+		rules, tags, scores, modes, reasons,
+		shadow, r.RulesVersion, scored.UTC(),
+	}, nil
+}
+
+// checkRecord returns why r cannot be stored, or "".
+func checkRecord(r *schemas.ScoreRecord) string {
+	switch {
+	case r.EventID == "":
+		return "event_id is empty"
+	case !storableTime(r.TS):
+		return fmt.Sprintf("ts %s is outside what ClickHouse DateTime stores", r.TS.Format(time.RFC3339))
+	case !r.ScoredAt.IsZero() && !storableTime(r.ScoredAt):
+		return fmt.Sprintf("scored_at %s is outside what ClickHouse DateTime stores", r.ScoredAt.Format(time.RFC3339))
+	case !isHex64(r.PhoneHash):
+		return "phone_hash must be 64 hex digits"
+	case !strings.Contains(r.PhoneMasked, "****") || countDigits(r.PhoneMasked) > 7:
+		return "phone_masked must be a masked number like 138****8000"
+	case len(r.PhoneSegment) > 7 || countDigits(r.PhoneSegment) != len(r.PhoneSegment):
+		return "phone_segment must be at most 7 digits"
+	case r.Score < 0 || r.Score > math.MaxUint16:
+		return fmt.Sprintf("score %d out of range", r.Score)
+	}
+	for i, h := range r.Hits {
+		if h.Score < 0 || h.Score > math.MaxUint16 {
+			return fmt.Sprintf("hit %d (rule %q): score %d out of range", i, h.Rule, h.Score)
+		}
+	}
+	return ""
+}
+
+// storableTime reports whether t fits ClickHouse's DateTime (whole seconds since 1970 in a
+// UInt32; 0 is the "empty" value, so it does not count).
+func storableTime(t time.Time) bool {
+	u := t.Unix()
+	return u > 0 && u <= math.MaxUint32
+}
+
+func isHex64(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+func countDigits(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] >= '0' && s[i] <= '9' {
+			n++
+		}
+	}
+	return n
+}

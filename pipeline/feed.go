@@ -1,0 +1,54 @@
+package pipeline
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/riskflow/riskflow/consumers"
+	"github.com/riskflow/riskflow/schemas"
+)
+
+// StateApplier records an event in feature state without scoring it (scoring.Scorer.Apply).
+type StateApplier interface {
+	Apply(ev *schemas.VerifyEvent) bool
+}
+
+// Feed keeps feature state fed from verify.events: every partition, from `since` on. The scorer
+// uses CatchUp at start to rebuild its windows after a restart (replay of the retention); an API
+// node uses Follow to keep its replica (goka's "view" shape). Undecodable messages are skipped here
+// (the scorer dead-letters them).
+type Feed struct {
+	tail    *consumers.Tail
+	applied atomic.Int64
+}
+
+// NewFeed prepares a feed of topic into st.
+func NewFeed(kc consumers.Config, topic string, since time.Time, st StateApplier, log *slog.Logger) *Feed {
+	f := &Feed{}
+	f.tail = consumers.NewTail(kc, topic, since, func(m kafka.Message) {
+		ev, err := schemas.DecodeEvent(m.Value)
+		if err != nil {
+			return
+		}
+		if st.Apply(&ev) {
+			f.applied.Add(1)
+		}
+	}, log)
+	return f
+}
+
+// CatchUp applies everything up to the end offsets seen at call time.
+func (f *Feed) CatchUp(ctx context.Context) (int, error) { return f.tail.CatchUp(ctx) }
+
+// Follow applies messages until ctx is done.
+func (f *Feed) Follow(ctx context.Context) error { return f.tail.Follow(ctx) }
+
+// Lag is the number of messages not yet applied (-1 before start).
+func (f *Feed) Lag() int64 { return f.tail.Lag() }
+
+// Applied is the number of events recorded so far.
+func (f *Feed) Applied() int64 { return f.applied.Load() }

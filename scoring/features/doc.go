@@ -1,0 +1,32 @@
+// Package features keeps riskflow's sliding-window state: per phone, IP, network (IPv4 /24, IPv6
+// /64), device and number prefix, the recent verification attempts, keyed by event time so that a
+// replay or a backtest gives the same answer as live scoring.
+//
+// # Model
+//
+// Every key owns a short time-ordered list of entries (12 bytes each: event second, a failure bit
+// and up to two 32-bit member hashes, e.g. the phone and device seen on an IP). Counts and distinct
+// counts over any window up to the retention (24 h by default) are computed from that list at query
+// time, so windows are configurable without changing the state layout.
+//
+// # Bounds
+//
+// A key keeps at most MaxEntriesPerKey entries (default 1024); on overflow the oldest are dropped,
+// so for the hottest keys (a carrier NAT address) long-window counts become lower bounds while short
+// windows stay exact. Distinct counts are exact over the kept entries and stop counting at
+// DistinctCap (default 512) — well above every rule threshold — which bounds query cost. Entries
+// older than the retention are pruned on write, and idle keys are swept incrementally. Memory: about
+// 80 bytes per key plus 12 bytes per kept entry (see BenchmarkMemory / the README figures).
+//
+// # Idempotency
+//
+// Apply is idempotent per event id within the retention: a re-delivered event is not counted twice.
+//
+// # Restart
+//
+// State is in memory only. After a restart it is rebuilt by replaying the retention window of the
+// verify.events topic (see pipeline.Replay), which is deterministic because windows use event time.
+//
+// State is safe for concurrent use: one writer (the scorer or the replica) and many readers (the
+// scoring API) at once; locking is per shard.
+package features

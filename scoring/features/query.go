@@ -1,0 +1,182 @@
+package features
+
+import "sync"
+
+// Query answers are "as of" time t: entries with a second in (t-window, t]. Self, when true, adds
+// the attempt being scored (not yet applied) to the answer, so a check counts the current attempt.
+
+// Field selects an entry member for distinct counts.
+type Field uint8
+
+// Member fields (see the Kind constants for what they hold per kind).
+const (
+	FieldA Field = iota
+	FieldB
+)
+
+// span returns the entries of r within (t-window, t]. Caller holds the shard lock.
+func span(es []entry, t, window uint32) []entry {
+	lo := uint32(0)
+	if t > window {
+		lo = t - window
+	}
+	// first index with sec > lo
+	i, j := 0, len(es)
+	for i < j {
+		h := int(uint(i+j) >> 1)
+		if es[h].sec() <= lo {
+			i = h + 1
+		} else {
+			j = h
+		}
+	}
+	start := i
+	// first index with sec > t (usually len(es): the newest entries are rarely ahead of t)
+	end := len(es)
+	for end > start && es[end-1].sec() > t {
+		end--
+	}
+	return es[start:end]
+}
+
+// Count returns the number of attempts on key within the window (failures only if failsOnly),
+// plus one if self (and, with failsOnly, selfFail).
+func (s *State) Count(kind Kind, key uint64, t, window uint32, failsOnly, self, selfFail bool) int {
+	n := 0
+	if self && (!failsOnly || selfFail) {
+		n = 1
+	}
+	if key == 0 {
+		return n
+	}
+	sh := s.shard(key)
+	sh.mu.RLock()
+	r, ok := sh.recs[kind][key]
+	if ok {
+		es := span(r.entries, t, window)
+		if !failsOnly {
+			n += len(es)
+		} else {
+			for _, e := range es {
+				if e.fail() {
+					n++
+				}
+			}
+		}
+	}
+	sh.mu.RUnlock()
+	return n
+}
+
+const tableSize = 4096 // > 2 × the largest DistinctCap worth having
+
+var tablePool = sync.Pool{New: func() any { return new([tableSize]uint32) }}
+
+// Distinct returns the number of distinct non-zero members (field f) on key within the window,
+// counting selfMember (if non-zero) as well. The answer stops growing at Config.DistinctCap.
+func (s *State) Distinct(kind Kind, key uint64, t, window uint32, f Field, selfMember uint32) int {
+	if key == 0 {
+		if selfMember != 0 {
+			return 1
+		}
+		return 0
+	}
+	sh := s.shard(key)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	r := sh.recs[kind][key]
+	es := span(r.entries, t, window)
+	limit := s.cfg.DistinctCap
+
+	// Small lists: compare in place, no table.
+	if len(es) <= 16 {
+		var seen [17]uint32
+		n := 0
+		add := func(m uint32) {
+			if m == 0 {
+				return
+			}
+			for _, x := range seen[:n] {
+				if x == m {
+					return
+				}
+			}
+			seen[n] = m
+			n++
+		}
+		add(selfMember)
+		for _, e := range es {
+			add(pick(e, f))
+		}
+		return n
+	}
+
+	size := 64
+	for size < 2*(min(len(es), limit)+1) && size < tableSize {
+		size <<= 1
+	}
+	tab := tablePool.Get().(*[tableSize]uint32)
+	defer tablePool.Put(tab)
+	slots := tab[:size]
+	clear(slots)
+	mask := uint32(size - 1)
+	n := 0
+	insert := func(m uint32) bool {
+		if m == 0 {
+			return false
+		}
+		i := (m * 0x9E3779B1) & mask
+		for {
+			switch slots[i] {
+			case m:
+				return false
+			case 0:
+				slots[i] = m
+				n++
+				return true
+			}
+			i = (i + 1) & mask
+		}
+	}
+	insert(selfMember)
+	for _, e := range es {
+		if insert(pick(e, f)) && n >= limit {
+			break
+		}
+	}
+	return n
+}
+
+func pick(e entry, f Field) uint32 {
+	if f == FieldB {
+		return e.b
+	}
+	return e.a
+}
+
+// TokenSeen returns how many times the token digest was applied before (within the retention).
+func (s *State) TokenSeen(token uint64) int {
+	if token == 0 {
+		return 0
+	}
+	sh := s.shard(token)
+	sh.mu.RLock()
+	n := sh.tokens[token].count
+	sh.mu.RUnlock()
+	return int(n)
+}
+
+// LastLocation returns the last known location of a phone strictly before second t.
+func (s *State) LastLocation(phone uint64, t uint32) (at uint32, lat, lon float32, ok bool) {
+	if phone == 0 {
+		return 0, 0, 0, false
+	}
+	sh := s.shard(phone)
+	sh.mu.RLock()
+	r, found := sh.recs[KindPhone][phone]
+	sh.mu.RUnlock()
+	if !found || r.locT == 0 || r.locT > t {
+		return 0, 0, 0, false
+	}
+	return r.locT, r.lat, r.lon, true
+}

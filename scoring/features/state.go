@@ -1,0 +1,312 @@
+package features
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Kind names a family of keys.
+type Kind uint8
+
+// Key kinds. The member fields of an entry depend on the kind (see Apply).
+const (
+	KindPhone  Kind = iota // a = device, b = network
+	KindIP                 // a = phone, b = device
+	KindNet                // a = phone
+	KindDevice             // a = phone
+	KindPrefix             // a = phone
+	numKinds
+)
+
+// epoch is the zero of entry time: entries store uint32 seconds since 2000-01-01 UTC.
+var epoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
+
+// Sec converts a time to entry seconds.
+func Sec(t time.Time) uint32 {
+	s := t.Unix() - epoch
+	if s < 0 {
+		return 0
+	}
+	return uint32(s)
+}
+
+const failBit = 1 << 31
+
+// entry is one attempt seen on a key. t holds seconds since epoch in the low 31 bits and the
+// failure flag in the top bit.
+type entry struct {
+	t    uint32
+	a, b uint32
+}
+
+func (e entry) sec() uint32 { return e.t &^ failBit }
+func (e entry) fail() bool  { return e.t&failBit != 0 }
+func mkEntry(t uint32, fail bool, a, b uint32) entry {
+	if fail {
+		t |= failBit
+	}
+	return entry{t: t, a: a, b: b}
+}
+
+// rec is the state of one key.
+type rec struct {
+	entries []entry // ordered by sec()
+	// last known location (phones only)
+	locT     uint32
+	lat, lon float32
+}
+
+func (r *rec) newest() uint32 {
+	if len(r.entries) == 0 {
+		return r.locT
+	}
+	return r.entries[len(r.entries)-1].sec()
+}
+
+// Config bounds the state.
+type Config struct {
+	Retention        time.Duration // longest window any rule may use; default 24 h
+	MaxEntriesPerKey int           // default 1024
+	DistinctCap      int           // distinct counts stop here; default 512
+}
+
+func (c Config) withDefaults() Config {
+	if c.Retention <= 0 {
+		c.Retention = 24 * time.Hour
+	}
+	if c.MaxEntriesPerKey <= 0 {
+		c.MaxEntriesPerKey = 1024
+	}
+	if c.DistinctCap <= 0 {
+		c.DistinctCap = 512
+	}
+	if c.DistinctCap > c.MaxEntriesPerKey {
+		c.DistinctCap = c.MaxEntriesPerKey
+	}
+	if c.DistinctCap > tableSize/2-1 { // the counting table must never fill up
+		c.DistinctCap = tableSize/2 - 1
+	}
+	return c
+}
+
+const numShards = 64
+
+type shard struct {
+	mu     sync.RWMutex
+	recs   [numKinds]map[uint64]rec
+	tokens map[uint64]tokenSeen // token digest → sightings
+	seen   map[uint64]uint32    // event id → entry second (dedupe)
+}
+
+type tokenSeen struct {
+	last  uint32
+	count uint32
+}
+
+// State is the feature store. The zero value is not usable; call New.
+type State struct {
+	cfg       Config
+	retention uint32
+	shards    [numShards]shard
+	watermark atomic.Uint32 // newest event second applied
+	applied   atomic.Uint64
+	sweepNext atomic.Uint32
+}
+
+// New returns an empty state.
+func New(cfg Config) *State {
+	cfg = cfg.withDefaults()
+	s := &State{cfg: cfg, retention: uint32(cfg.Retention / time.Second)}
+	for i := range s.shards {
+		sh := &s.shards[i]
+		for k := range sh.recs {
+			sh.recs[k] = make(map[uint64]rec)
+		}
+		sh.tokens = make(map[uint64]tokenSeen)
+		sh.seen = make(map[uint64]uint32)
+	}
+	return s
+}
+
+// Config returns the bounds in force.
+func (s *State) Config() Config { return s.cfg }
+
+func (s *State) shard(key uint64) *shard {
+	// Keys are hashes already; mix the high bits in so numeric keys (prefixes) spread too.
+	return &s.shards[(key^key>>29^key>>47)%numShards]
+}
+
+// Keys are the hashed identities of one attempt. Zero means absent (no device, no token).
+type Keys struct {
+	EventID uint64
+	T       uint32 // entry seconds (Sec)
+	Fail    bool
+	Phone   uint64
+	IP      uint64
+	Net     uint64
+	Device  uint64
+	Prefix  uint64
+	Token   uint64
+	HasLoc  bool
+	Lat     float32
+	Lon     float32
+}
+
+// Member folds a 64-bit key into the 32-bit member stored in entries (0 stays 0).
+func Member(k uint64) uint32 {
+	m := uint32(k) ^ uint32(k>>32)
+	if m == 0 && k != 0 {
+		m = 1
+	}
+	return m
+}
+
+// Apply records one attempt. It reports false (and changes nothing) when the event id was already
+// applied within the retention.
+func (s *State) Apply(k *Keys) bool {
+	if k.EventID != 0 {
+		sh := s.shard(k.EventID)
+		sh.mu.Lock()
+		if _, dup := sh.seen[k.EventID]; dup {
+			sh.mu.Unlock()
+			return false
+		}
+		sh.seen[k.EventID] = k.T
+		sh.mu.Unlock()
+	}
+	phoneM, deviceM, netM := Member(k.Phone), Member(k.Device), Member(k.Net)
+	s.add(KindPhone, k.Phone, mkEntry(k.T, k.Fail, deviceM, netM), k)
+	s.add(KindIP, k.IP, mkEntry(k.T, k.Fail, phoneM, deviceM), nil)
+	s.add(KindNet, k.Net, mkEntry(k.T, k.Fail, phoneM, 0), nil)
+	if k.Device != 0 {
+		s.add(KindDevice, k.Device, mkEntry(k.T, k.Fail, phoneM, 0), nil)
+	}
+	s.add(KindPrefix, k.Prefix, mkEntry(k.T, k.Fail, phoneM, 0), nil)
+	if k.Token != 0 {
+		sh := s.shard(k.Token)
+		sh.mu.Lock()
+		ts := sh.tokens[k.Token]
+		ts.count++
+		if k.T > ts.last {
+			ts.last = k.T
+		}
+		sh.tokens[k.Token] = ts
+		sh.mu.Unlock()
+	}
+	for {
+		w := s.watermark.Load()
+		if k.T <= w || s.watermark.CompareAndSwap(w, k.T) {
+			break
+		}
+	}
+	if n := s.applied.Add(1); n%4096 == 0 {
+		s.sweep()
+	}
+	return true
+}
+
+// add inserts e into the key's list in time order, prunes it and, for phones, moves the location.
+func (s *State) add(kind Kind, key uint64, e entry, loc *Keys) {
+	if key == 0 {
+		return
+	}
+	sh := s.shard(key)
+	sh.mu.Lock()
+	r := sh.recs[kind][key]
+	es := r.entries
+	t := e.sec()
+	i := len(es)
+	for i > 0 && es[i-1].sec() > t { // out of order: usually zero or one step back
+		i--
+	}
+	es = append(es, entry{})
+	copy(es[i+1:], es[i:])
+	es[i] = e
+	// Prune what fell out of the retention relative to the newest entry, then enforce the cap.
+	newest := es[len(es)-1].sec()
+	drop := 0
+	for drop < len(es) && newest-es[drop].sec() > s.retention {
+		drop++
+	}
+	if over := len(es) - drop - s.cfg.MaxEntriesPerKey; over > 0 {
+		drop += over
+	}
+	if drop > 0 {
+		n := copy(es, es[drop:])
+		es = es[:n]
+	}
+	r.entries = es
+	if loc != nil && loc.HasLoc && t >= r.locT {
+		r.locT, r.lat, r.lon = t, loc.Lat, loc.Lon
+	}
+	sh.recs[kind][key] = r
+	sh.mu.Unlock()
+}
+
+// sweep removes idle keys and old dedupe ids from one shard (round robin).
+func (s *State) sweep() {
+	w := s.watermark.Load()
+	if w <= s.retention {
+		return
+	}
+	cutoff := w - s.retention
+	sh := &s.shards[s.sweepNext.Add(1)%numShards]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	for k := range sh.recs {
+		for key, r := range sh.recs[k] {
+			if r.newest() < cutoff {
+				delete(sh.recs[k], key)
+			}
+		}
+	}
+	for key, t := range sh.seen {
+		if t < cutoff {
+			delete(sh.seen, key)
+		}
+	}
+	for key, ts := range sh.tokens {
+		if ts.last < cutoff {
+			delete(sh.tokens, key)
+		}
+	}
+}
+
+// Stats describes the state's size.
+type Stats struct {
+	Keys     [numKinds]int
+	Entries  int
+	Tokens   int
+	EventIDs int
+	Applied  uint64
+}
+
+// Stats counts keys and entries (walks every shard; for metrics and tests, not the hot path).
+func (s *State) Stats() Stats {
+	var st Stats
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		for k := range sh.recs {
+			st.Keys[k] += len(sh.recs[k])
+			for _, r := range sh.recs[k] {
+				st.Entries += len(r.entries)
+			}
+		}
+		st.Tokens += len(sh.tokens)
+		st.EventIDs += len(sh.seen)
+		sh.mu.RUnlock()
+	}
+	st.Applied = s.applied.Load()
+	return st
+}
+
+// Seen reports whether the event id was applied within the retention.
+func (s *State) Seen(eventID uint64) bool {
+	sh := s.shard(eventID)
+	sh.mu.RLock()
+	_, ok := sh.seen[eventID]
+	sh.mu.RUnlock()
+	return ok
+}

@@ -1,0 +1,184 @@
+package scoring
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"sync/atomic"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring/features"
+)
+
+// Lists are the risk team's allow and block lists: phones, IPs and CIDR ranges, devices and 7-digit
+// number prefixes. Rules read them through phone_listed, ip_listed, device_listed, prefix_listed.
+//
+// File format, one entry per line, '#' starts a comment:
+//
+//	block phone  13800138000
+//	allow ip     203.0.113.7
+//	block ip     198.51.100.0/24
+//	block device 5f1c9a…
+//	block prefix 1700123
+//
+// When a value is on both lists, block wins.
+type Lists struct {
+	phones  map[uint64]string
+	devices map[uint64]string
+	prefix  map[uint64]string
+	ips     map[netip.Addr]string
+	cidrs   map[int]map[netip.Addr]string // prefix length → masked address → action
+	bits    []int                         // prefix lengths present, longest first
+	entries int
+}
+
+// Len is the number of entries.
+func (l *Lists) Len() int {
+	if l == nil {
+		return 0
+	}
+	return l.entries
+}
+
+// ParseLists reads the list format above; errors name the line.
+func ParseLists(r io.Reader) (*Lists, error) {
+	l := &Lists{
+		phones: map[uint64]string{}, devices: map[uint64]string{}, prefix: map[uint64]string{},
+		ips: map[netip.Addr]string{}, cidrs: map[int]map[netip.Addr]string{},
+	}
+	sc := bufio.NewScanner(r)
+	line := 0
+	for sc.Scan() {
+		line++
+		text, _, _ := strings.Cut(sc.Text(), "#")
+		f := strings.Fields(text)
+		if len(f) == 0 {
+			continue
+		}
+		if len(f) != 3 {
+			return nil, fmt.Errorf("line %d: expected `allow|block phone|ip|device|prefix VALUE`, got %d fields", line, len(f))
+		}
+		action, kind, value := f[0], f[1], f[2]
+		if action != "allow" && action != "block" {
+			return nil, fmt.Errorf("line %d: action %q is not allow or block", line, action)
+		}
+		switch kind {
+		case "phone":
+			p, err := schemas.NormalizePhone(value)
+			if err != nil {
+				return nil, fmt.Errorf("line %d: %w", line, err)
+			}
+			put(l.phones, xxhash.Sum64String(p), action)
+		case "device":
+			put(l.devices, xxhash.Sum64String(value), action)
+		case "prefix":
+			if len(value) != 7 || strings.Trim(value, "0123456789") != "" || value[0] != '1' {
+				return nil, fmt.Errorf("line %d: prefix %q is not 7 digits starting with 1", line, value)
+			}
+			put(l.prefix, prefixKey7(value), action)
+		case "ip":
+			if strings.Contains(value, "/") {
+				p, err := netip.ParsePrefix(value)
+				if err != nil {
+					return nil, fmt.Errorf("line %d: %q is not a CIDR range", line, value)
+				}
+				p = p.Masked()
+				bits := p.Bits()
+				if p.Addr().Is4() {
+					bits += 96
+				}
+				m := l.cidrs[bits]
+				if m == nil {
+					m = map[netip.Addr]string{}
+					l.cidrs[bits] = m
+				}
+				put(m, as16(p.Addr()), action)
+			} else {
+				a, err := schemas.ParseIP(value)
+				if err != nil {
+					return nil, fmt.Errorf("line %d: %w", line, err)
+				}
+				put(l.ips, a, action)
+			}
+		default:
+			return nil, fmt.Errorf("line %d: kind %q is not phone, ip, device or prefix", line, kind)
+		}
+		l.entries++
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read lists: %w", err)
+	}
+	for b := range l.cidrs {
+		l.bits = append(l.bits, b)
+	}
+	// longest prefix first: the most specific entry decides
+	for i := 1; i < len(l.bits); i++ {
+		for j := i; j > 0 && l.bits[j] > l.bits[j-1]; j-- {
+			l.bits[j], l.bits[j-1] = l.bits[j-1], l.bits[j]
+		}
+	}
+	return l, nil
+}
+
+// LoadLists reads a list file.
+func LoadLists(path string) (*Lists, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open lists: %w", err)
+	}
+	defer f.Close()
+	l, err := ParseLists(f)
+	if err != nil {
+		return nil, fmt.Errorf("lists %s: %w", path, err)
+	}
+	return l, nil
+}
+
+func put[K comparable](m map[K]string, k K, action string) {
+	if m[k] == "block" {
+		return
+	}
+	m[k] = action
+}
+
+func as16(a netip.Addr) netip.Addr { return netip.AddrFrom16(a.As16()) }
+
+type listHits struct{ phone, ip, device, prefix string }
+
+func (l *Lists) lookup(ev *schemas.VerifyEvent, k *features.Keys) listHits {
+	if l == nil || l.entries == 0 {
+		return listHits{}
+	}
+	var h listHits
+	h.phone = l.phones[k.Phone]
+	if k.Device != 0 {
+		h.device = l.devices[k.Device]
+	}
+	h.prefix = l.prefix[k.Prefix]
+	if a, ok := l.ips[ev.IP]; ok {
+		h.ip = a
+	} else if len(l.bits) > 0 && ev.IP.IsValid() {
+		a16 := as16(ev.IP)
+		for _, bits := range l.bits {
+			p, err := a16.Prefix(bits)
+			if err != nil {
+				continue
+			}
+			if act, ok := l.cidrs[bits][p.Addr()]; ok {
+				h.ip = act
+				break
+			}
+		}
+	}
+	return h
+}
+
+type listsHolder struct{ p atomic.Pointer[Lists] }
+
+func (h *listsHolder) Load() *Lists   { return h.p.Load() }
+func (h *listsHolder) Store(l *Lists) { h.p.Store(l) }

@@ -1,0 +1,171 @@
+// Package ruletest runs a rule pack's tests.yaml (format: rules.ParseTests) against real feature
+// state: each test gets a fresh scorer, its `given` events are scored and recorded in order, then
+// its `event` is scored and the verdict compared with `expect`. Used by `go test` and by
+// `riskflow rules test DIR`.
+package ruletest
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/riskflow/riskflow/rules"
+	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring"
+)
+
+// DefaultNow is the time a test's event is scored at when the test gives no `now`.
+var DefaultNow = time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+
+// NewScorer builds a fresh scorer for one test (no pack; Run compiles and sets it).
+type NewScorer func() (*scoring.Scorer, error)
+
+// Result is one test's outcome.
+type Result struct {
+	Name     string
+	Line     int
+	Failures []string // empty when the test passed
+	Verdict  schemas.ScoreRecord
+}
+
+// Passed reports whether the test passed.
+func (r Result) Passed() bool { return len(r.Failures) == 0 }
+
+// Run compiles pack and runs every test of tests against it.
+func Run(pack, tests []byte, newScorer NewScorer) ([]Result, error) {
+	suite, err := rules.ParseTests(tests)
+	if err != nil {
+		return nil, err
+	}
+	var out []Result
+	for i, tc := range suite.Tests {
+		s, err := newScorer()
+		if err != nil {
+			return nil, fmt.Errorf("build scorer: %w", err)
+		}
+		p, err := rules.Compile(pack, s.Env())
+		if err != nil {
+			return nil, err
+		}
+		s.SetPack(p)
+		out = append(out, runOne(s, i, tc))
+	}
+	return out, nil
+}
+
+// defaults fill the required fields a test leaves out.
+var defaults = map[string]any{
+	"app_id": "test-app", "flow": schemas.FlowOneClickLogin, "outcome": schemas.OutcomeSuccess,
+	"phone": "13800138000", "ip": "203.0.113.10", "carrier": "CM", "platform": "android",
+}
+
+func runOne(s *scoring.Scorer, idx int, tc rules.TestCase) Result {
+	res := Result{Name: tc.Name, Line: tc.Line}
+	now := tc.Now
+	if now.IsZero() {
+		now = DefaultNow
+	}
+	total := 0
+	for _, g := range tc.Given {
+		total += g.Count
+	}
+	// Given events without a ts are spread over the minute before now, in order.
+	n := 0
+	for gi, g := range tc.Given {
+		for k := 0; k < g.Count; k++ {
+			ts := now.Add(-time.Duration(total-n) * time.Second)
+			ev, err := build(g.Event, fmt.Sprintf("t%d-g%d-%d", idx, gi, k), ts)
+			n++
+			if err != nil {
+				res.Failures = append(res.Failures, fmt.Sprintf("given[%d]: %v", gi, err))
+				return res
+			}
+			if _, err := s.Process(&ev); err != nil {
+				res.Failures = append(res.Failures, fmt.Sprintf("given[%d]: %v", gi, err))
+				return res
+			}
+		}
+	}
+	ev, err := build(tc.Event, fmt.Sprintf("t%d-event", idx), now)
+	if err != nil {
+		res.Failures = append(res.Failures, fmt.Sprintf("event: %v", err))
+		return res
+	}
+	rec, err := s.Process(&ev)
+	if err != nil {
+		res.Failures = append(res.Failures, fmt.Sprintf("event: %v", err))
+	}
+	res.Verdict = rec
+	e := tc.Expect
+	if e.Score != nil && rec.Score != *e.Score {
+		res.Failures = append(res.Failures, fmt.Sprintf("score: got %d, want %d (tags %v)", rec.Score, *e.Score, rec.Tags))
+	}
+	for _, t := range e.Tags {
+		if !slices.Contains(rec.Tags, t) {
+			res.Failures = append(res.Failures, fmt.Sprintf("tags: %q missing (got %v)", t, rec.Tags))
+		}
+	}
+	for _, t := range e.NotTags {
+		if slices.Contains(rec.Tags, t) {
+			res.Failures = append(res.Failures, fmt.Sprintf("tags: %q present but must not be (%s)", t, rec.Detail[t].Reason))
+		}
+	}
+	hits := make([]string, len(rec.Hits))
+	for i, h := range rec.Hits {
+		hits[i] = h.Rule
+	}
+	for _, h := range e.Hits {
+		if !slices.Contains(hits, h) {
+			res.Failures = append(res.Failures, fmt.Sprintf("hits: rule %q did not match (hits %v)", h, hits))
+		}
+	}
+	for _, h := range e.NotHits {
+		if slices.Contains(hits, h) {
+			res.Failures = append(res.Failures, fmt.Sprintf("hits: rule %q matched but must not", h))
+		}
+	}
+	return res
+}
+
+// build turns a test's event fields into a validated VerifyEvent (same decoder as production).
+func build(fields map[string]any, id string, ts time.Time) (schemas.VerifyEvent, error) {
+	m := make(map[string]any, len(fields)+4)
+	for k, v := range defaults {
+		m[k] = v
+	}
+	for k, v := range fields {
+		m[k] = v
+	}
+	if _, ok := m["event_id"]; !ok {
+		m["event_id"] = id
+	}
+	if _, ok := m["ts"]; !ok {
+		m["ts"] = ts.Format(time.RFC3339Nano)
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return schemas.VerifyEvent{}, err
+	}
+	return schemas.DecodeEvent(b)
+}
+
+// Summary renders results as lines for people: "ok name" / "FAIL name (line N): why".
+func Summary(results []Result) (string, int) {
+	var b strings.Builder
+	failed := 0
+	for _, r := range results {
+		if r.Passed() {
+			fmt.Fprintf(&b, "ok    %s\n", r.Name)
+			continue
+		}
+		failed++
+		fmt.Fprintf(&b, "FAIL  %s (line %d)\n", r.Name, r.Line)
+		for _, f := range r.Failures {
+			fmt.Fprintf(&b, "        %s\n", f)
+		}
+	}
+	fmt.Fprintf(&b, "%d passed, %d failed\n", len(results)-failed, failed)
+	return b.String(), failed
+}

@@ -1,0 +1,375 @@
+// Package scoring turns a verification attempt into a riskCheck verdict: it derives the attempt's
+// keys, reads sliding-window features, number-segment and geo facts, evaluates the current rule
+// pack, and records the attempt in the feature state.
+//
+// The same Scorer serves the Kafka scorer role (Process: score, then apply), the API (Check: score
+// as of now, counting the attempt without recording it), the API's feature replica and restart
+// replay (Apply), and backtests — one feature code path everywhere.
+package scoring
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"cel.dev/cel-go/interpreter"
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/riskflow/riskflow/rules"
+	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring/features"
+	"github.com/riskflow/riskflow/scoring/geo"
+	"github.com/riskflow/riskflow/scoring/segment"
+)
+
+// Config shapes the feature state and the declared windows.
+type Config struct {
+	Windows []time.Duration // default DefaultWindows; the longest sets the state's retention
+	State   features.Config
+}
+
+// Option configures a Scorer.
+type Option func(*Scorer)
+
+// WithSegments sets the number segment table (default: segment.Default()).
+func WithSegments(t *segment.Table) Option { return func(s *Scorer) { s.seg = t } }
+
+// WithGeo sets the geo locator (default: none — geo signals off).
+func WithGeo(l *geo.Locator) Option { return func(s *Scorer) { s.geo = l } }
+
+// WithLists sets the risk team's allow/block lists.
+func WithLists(l *Lists) Option { return func(s *Scorer) { s.lists.Store(l) } }
+
+// WithClock sets the clock used by Check (default time.Now).
+func WithClock(now func() time.Time) Option { return func(s *Scorer) { s.now = now } }
+
+// WithPhoneHasher sets the keyed hasher for stored phone hashes (required for Process).
+func WithPhoneHasher(h *schemas.PhoneHasher) Option { return func(s *Scorer) { s.hasher = h } }
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(s *Scorer) { s.log = l } }
+
+// Scorer scores attempts. Safe for concurrent use: one goroutine may Process/Apply while many Check.
+type Scorer struct {
+	cat    *catalog
+	state  *features.State
+	pack   *rules.Holder
+	seg    *segment.Table
+	geo    *geo.Locator
+	lists  listsHolder
+	hasher *schemas.PhoneHasher
+	now    func() time.Time
+	log    *slog.Logger
+	pool   sync.Pool
+}
+
+// New builds a scorer with an empty feature state and no rule pack (load one with SetPack).
+func New(cfg Config, opts ...Option) (*Scorer, error) {
+	windows := cfg.Windows
+	if len(windows) == 0 {
+		windows = DefaultWindows
+	}
+	cat, err := newCatalog(windows)
+	if err != nil {
+		return nil, err
+	}
+	longest := time.Duration(0)
+	for _, w := range windows {
+		longest = max(longest, w)
+	}
+	if cfg.State.Retention < longest {
+		cfg.State.Retention = longest
+	}
+	s := &Scorer{
+		cat:   cat,
+		state: features.New(cfg.State),
+		pack:  rules.NewHolder(nil),
+		now:   time.Now,
+		log:   slog.Default(),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.seg == nil {
+		s.seg = segment.Default()
+	}
+	s.pool.New = func() any { return &input{s: s, memo: make([]any, len(cat.slots)), done: make([]bool, len(cat.slots))} }
+	return s, nil
+}
+
+// Env is the declared rule environment packs must compile against.
+func (s *Scorer) Env() *rules.Env { return s.cat.env }
+
+// State is the feature state (for replicas, stats and tests).
+func (s *Scorer) State() *features.State { return s.state }
+
+// Rules is the holder of the running pack (swap it to hot-reload).
+func (s *Scorer) Rules() *rules.Holder { return s.pack }
+
+// SetPack makes p the running pack.
+func (s *Scorer) SetPack(p *rules.Pack) { s.pack.Swap(p) }
+
+// SetLists replaces the allow/block lists atomically.
+func (s *Scorer) SetLists(l *Lists) { s.lists.Store(l) }
+
+// ErrNoPack is returned when scoring before any rule pack was loaded.
+var ErrNoPack = errors.New("no rule pack loaded")
+
+// Process scores a decoded event as of its own time, counting it, then records it in the state.
+// A re-delivered event (same event_id) is scored against the state without being counted again.
+func (s *Scorer) Process(ev *schemas.VerifyEvent) (schemas.ScoreRecord, error) {
+	if s.hasher == nil {
+		return schemas.ScoreRecord{}, errors.New("score event: no phone hasher configured")
+	}
+	pack := s.pack.Load()
+	if pack == nil {
+		return schemas.ScoreRecord{}, ErrNoPack
+	}
+	in := s.get(ev)
+	defer s.pool.Put(in)
+	in.self = !s.state.Seen(in.keys.EventID)
+	err := pack.Eval(in, &in.res)
+	rec := schemas.ScoreRecord{
+		EventID:      ev.EventID,
+		TS:           ev.TS,
+		AppID:        ev.AppID,
+		Flow:         ev.Flow,
+		PhoneHash:    s.hasher.Hex(ev.Phone),
+		PhoneMasked:  schemas.MaskPhone(ev.Phone),
+		PhoneSegment: schemas.PhoneSegment(ev.Phone),
+		IP:           ev.IP.String(),
+		Carrier:      ev.Carrier,
+		Platform:     ev.Platform,
+		DeviceID:     ev.DeviceID,
+		Outcome:      ev.Outcome,
+		ErrorCode:    ev.ErrorCode,
+		TokenDigest:  ev.TokenDigest,
+		ExID:         ev.ExID,
+		Geo:          in.geo,
+		Score:        in.res.Score,
+		Tags:         append([]string{}, in.res.Tags...),
+		Detail:       copyDetail(in.res.Detail),
+		Hits:         append([]schemas.RuleHit{}, in.res.Hits...),
+		RulesVersion: pack.Version,
+		ScoredAt:     s.now().UTC(),
+	}
+	if in.self {
+		s.state.Apply(&in.keys)
+	}
+	if err != nil {
+		return rec, fmt.Errorf("score event %s: %w", ev.EventID, err)
+	}
+	return rec, nil
+}
+
+// Apply records an event in the feature state without scoring it (replica feed, restart replay).
+// It reports false for an event id already applied.
+func (s *Scorer) Apply(ev *schemas.VerifyEvent) bool {
+	in := s.get(ev)
+	defer s.pool.Put(in)
+	return s.state.Apply(&in.keys)
+}
+
+// Check scores a request as of now, counting the attempt itself, without recording it: the
+// attempt is recorded when its event arrives through Kafka.
+func (s *Scorer) Check(req *schemas.CheckRequest) (schemas.RiskCheck, error) {
+	pack := s.pack.Load()
+	if pack == nil {
+		return schemas.RiskCheck{}, ErrNoPack
+	}
+	ev := schemas.VerifyEvent{
+		TS: s.now().UTC(), AppID: req.AppID, Flow: req.Flow, Phone: req.Phone, IP: req.IP,
+		Carrier: req.Carrier, Platform: req.Platform, DeviceID: req.DeviceID,
+		TokenDigest: req.TokenDigest, ExID: req.ExID,
+	}
+	in := s.get(&ev)
+	defer s.pool.Put(in)
+	in.self = true
+	err := pack.Eval(in, &in.res)
+	rc := schemas.RiskCheck{
+		Code: 0, Content: "success", Score: in.res.Score,
+		Tags: append([]string{}, in.res.Tags...), Detail: copyDetail(in.res.Detail),
+		ExID: req.ExID, RulesVersion: pack.Version,
+	}
+	if err != nil {
+		return rc, fmt.Errorf("score check: %w", err)
+	}
+	return rc, nil
+}
+
+func copyDetail(d map[string]schemas.TagDetail) map[string]schemas.TagDetail {
+	out := make(map[string]schemas.TagDetail, len(d))
+	for k, v := range d {
+		out[k] = v
+	}
+	return out
+}
+
+// input is one attempt being scored: the rule activation. Values are computed lazily, once.
+type input struct {
+	s               *Scorer
+	ev              *schemas.VerifyEvent
+	keys            features.Keys
+	members         [3]uint32 // phone, device, net
+	self            bool
+	seg             segment.Info
+	segment7        string
+	carrierMismatch bool
+	geo             schemas.Geo
+	lists           listHits
+	memo            []any
+	done            []bool
+	travelDone      bool
+	travelKm        float64
+	travelKmh       float64
+	travelMin       float64
+	res             rules.Result
+}
+
+func (s *Scorer) get(ev *schemas.VerifyEvent) *input {
+	in := s.pool.Get().(*input)
+	in.ev = ev
+	clear(in.done)
+	in.travelDone = false
+	in.travelKm, in.travelKmh, in.travelMin = 0, 0, 0
+	in.res.Reset()
+	in.geo = s.geo.Lookup(ev.IP)
+	in.seg = s.seg.Lookup(ev.Phone)
+	in.segment7 = schemas.PhoneSegment(ev.Phone)
+	in.carrierMismatch = segment.CarrierMismatch(in.seg, ev.Carrier)
+	in.keys = keysOf(ev, &in.geo)
+	in.members = [3]uint32{features.Member(in.keys.Phone), features.Member(in.keys.Device), features.Member(in.keys.Net)}
+	in.lists = s.lists.Load().lookup(ev, &in.keys)
+	return in
+}
+
+// keysOf derives the hashed identities of an attempt.
+func keysOf(ev *schemas.VerifyEvent, g *schemas.Geo) features.Keys {
+	k := features.Keys{
+		T:      features.Sec(ev.TS),
+		Fail:   ev.Outcome == schemas.OutcomeFail,
+		Phone:  nz(xxhash.Sum64String(ev.Phone)),
+		Prefix: prefixKey7(ev.Phone),
+	}
+	if ev.EventID != "" {
+		k.EventID = nz(xxhash.Sum64String(ev.EventID))
+	}
+	if ev.DeviceID != "" {
+		k.Device = nz(xxhash.Sum64String(ev.DeviceID))
+	}
+	if ev.TokenDigest != "" {
+		k.Token = nz(xxhash.Sum64String(ev.TokenDigest))
+	}
+	k.IP, k.Net = ipKeys(ev.IP)
+	if g.Country != "" && (g.Lat != 0 || g.Lon != 0) {
+		k.HasLoc, k.Lat, k.Lon = true, float32(g.Lat), float32(g.Lon)
+	}
+	return k
+}
+
+func nz(h uint64) uint64 {
+	if h == 0 {
+		return 1
+	}
+	return h
+}
+
+// ipKeys returns the IP's key and its network's key (IPv4 /24, IPv6 /64).
+func ipKeys(a netip.Addr) (ip, net uint64) {
+	if !a.IsValid() {
+		return 0, 0
+	}
+	if a.Is4() {
+		b := a.As4()
+		v := uint64(b[0])<<24 | uint64(b[1])<<16 | uint64(b[2])<<8 | uint64(b[3])
+		return 1<<40 | v, 2<<40 | v>>8
+	}
+	b := a.As16()
+	return nz(xxhash.Sum64(b[:])), nz(xxhash.Sum64(b[:8]) ^ 0x9e3779b97f4a7c15)
+}
+
+// prefixKey7 is the numeric value of the first 7 digits, offset so it is never zero.
+func prefixKey7(phone string) uint64 {
+	if len(phone) < 7 {
+		return 0
+	}
+	var v uint64
+	for i := 0; i < 7; i++ {
+		v = v*10 + uint64(phone[i]-'0')
+	}
+	return 1<<50 | v
+}
+
+// ResolveName implements the rule activation: the value of a declared variable.
+func (in *input) ResolveName(name string) (any, bool) {
+	i, ok := in.s.cat.index[name]
+	if !ok {
+		return nil, false
+	}
+	if in.done[i] {
+		return in.memo[i], true
+	}
+	slot := &in.s.cat.slots[i]
+	var v any
+	if slot.scalar != nil {
+		v = slot.scalar.eval(in)
+	} else {
+		v = int64(in.window(slot.wf, slot.window))
+	}
+	in.memo[i], in.done[i] = v, true
+	return v, true
+}
+
+// Parent implements interpreter.Activation.
+func (in *input) Parent() interpreter.Activation { return nil }
+
+func (in *input) window(wf *windowFeature, window uint32) int {
+	st := in.s.state
+	key := wf.keyOf(in)
+	if wf.kind == features.KindDevice && key == 0 {
+		return 0 // no device id: device features are absent, not "one device"
+	}
+	if wf.distinct {
+		self := uint32(0)
+		if in.self {
+			self = wf.selfOf(in)
+		}
+		return st.Distinct(wf.kind, key, in.keys.T, window, wf.field, self)
+	}
+	return st.Count(wf.kind, key, in.keys.T, window, wf.fails, in.self, in.keys.Fail)
+}
+
+func (in *input) tokenSeen() int {
+	n := in.s.state.TokenSeen(in.keys.Token)
+	if !in.self && n > 0 {
+		n-- // a re-delivered event is already counted once
+	}
+	return n
+}
+
+// travel computes the hop from the number's previous located attempt. Hops under 50 km are
+// ignored (IP geolocation is city-level at best).
+func (in *input) travel() {
+	if in.travelDone {
+		return
+	}
+	in.travelDone = true
+	if !in.keys.HasLoc {
+		return
+	}
+	at, lat, lon, ok := in.s.state.LastLocation(in.keys.Phone, in.keys.T)
+	if !ok {
+		return
+	}
+	km := geo.DistanceKm(float64(lat), float64(lon), float64(in.keys.Lat), float64(in.keys.Lon))
+	if km < geo.MinHopKm {
+		return
+	}
+	dt := time.Duration(in.keys.T-at) * time.Second
+	in.travelKm = km
+	in.travelMin = dt.Minutes()
+	in.travelKmh = geo.SpeedKmh(km, max(dt, time.Minute)) // same-second hops are timed as one minute
+}

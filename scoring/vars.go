@@ -1,0 +1,143 @@
+package scoring
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/riskflow/riskflow/rules"
+	"github.com/riskflow/riskflow/scoring/features"
+)
+
+// windowFeature is a count or distinct count over a window, declared once per configured window as
+// `<name>_<window>` (phone_verifies_10m, ip_phones_1h, …).
+type windowFeature struct {
+	name     string
+	doc      string
+	kind     features.Kind
+	distinct bool
+	field    features.Field // distinct: which member
+	fails    bool           // count: failures only
+	keyOf    func(*input) uint64
+	selfOf   func(*input) uint32 // distinct: the current attempt's member
+}
+
+var windowFeatures = []windowFeature{
+	{name: "phone_verifies", doc: "verifications of this phone number", kind: features.KindPhone, keyOf: phoneKey},
+	{name: "phone_fails", doc: "failed verifications of this phone number", kind: features.KindPhone, fails: true, keyOf: phoneKey},
+	{name: "phone_devices", doc: "distinct devices that verified this number", kind: features.KindPhone, distinct: true, field: features.FieldA, keyOf: phoneKey, selfOf: deviceMember},
+	{name: "phone_nets", doc: "distinct networks (IPv4 /24, IPv6 /64) this number verified from", kind: features.KindPhone, distinct: true, field: features.FieldB, keyOf: phoneKey, selfOf: netMember},
+	{name: "ip_verifies", doc: "verifications from this IP", kind: features.KindIP, keyOf: ipKey},
+	{name: "ip_fails", doc: "failed verifications from this IP", kind: features.KindIP, fails: true, keyOf: ipKey},
+	{name: "ip_phones", doc: "distinct phone numbers verified from this IP", kind: features.KindIP, distinct: true, field: features.FieldA, keyOf: ipKey, selfOf: phoneMember},
+	{name: "ip_devices", doc: "distinct devices seen on this IP", kind: features.KindIP, distinct: true, field: features.FieldB, keyOf: ipKey, selfOf: deviceMember},
+	{name: "net_verifies", doc: "verifications from this network (IPv4 /24, IPv6 /64)", kind: features.KindNet, keyOf: netKey},
+	{name: "net_phones", doc: "distinct phone numbers verified from this network", kind: features.KindNet, distinct: true, field: features.FieldA, keyOf: netKey, selfOf: phoneMember},
+	{name: "device_verifies", doc: "verifications from this device (0 without device_id)", kind: features.KindDevice, keyOf: deviceKey},
+	{name: "device_fails", doc: "failed verifications from this device", kind: features.KindDevice, fails: true, keyOf: deviceKey},
+	{name: "device_phones", doc: "distinct phone numbers verified on this device", kind: features.KindDevice, distinct: true, field: features.FieldA, keyOf: deviceKey, selfOf: phoneMember},
+	{name: "prefix_phones", doc: "distinct numbers sharing all but the last 4 digits (连号)", kind: features.KindPrefix, distinct: true, field: features.FieldA, keyOf: prefixKey, selfOf: phoneMember},
+	{name: "prefix_verifies", doc: "verifications of numbers sharing all but the last 4 digits", kind: features.KindPrefix, keyOf: prefixKey},
+}
+
+func phoneKey(in *input) uint64     { return in.keys.Phone }
+func ipKey(in *input) uint64        { return in.keys.IP }
+func netKey(in *input) uint64       { return in.keys.Net }
+func deviceKey(in *input) uint64    { return in.keys.Device }
+func prefixKey(in *input) uint64    { return in.keys.Prefix }
+func phoneMember(in *input) uint32  { return in.members[0] }
+func deviceMember(in *input) uint32 { return in.members[1] }
+func netMember(in *input) uint32    { return in.members[2] }
+
+// scalarVar is a per-event value that is not a window feature.
+type scalarVar struct {
+	name string
+	typ  rules.Type
+	doc  string
+	eval func(*input) any
+}
+
+var scalarVars = []scalarVar{
+	{"app_id", rules.String, "tenant (event app_id)", func(in *input) any { return in.ev.AppID }},
+	{"flow", rules.String, "one_click_login | number_verify | h5_quick_login | sms_fallback", func(in *input) any { return in.ev.Flow }},
+	{"carrier", rules.String, "carrier the gateway reported: CM | CU | CT | \"\"", func(in *input) any { return in.ev.Carrier }},
+	{"platform", rules.String, "android | ios | harmony | h5 | web | \"\"", func(in *input) any { return in.ev.Platform }},
+	{"outcome", rules.String, "success | fail | \"\" (a pre-verify check)", func(in *input) any { return in.ev.Outcome }},
+	{"error_code", rules.String, "SDK or carrier code on failure", func(in *input) any { return in.ev.ErrorCode }},
+	{"has_device", rules.Bool, "the attempt carries a device_id", func(in *input) any { return in.ev.DeviceID != "" }},
+	{"has_token", rules.Bool, "the attempt carries a token_digest", func(in *input) any { return in.ev.TokenDigest != "" }},
+	{"token_seen", rules.Int, "earlier attempts with the same loginToken digest (replays)", func(in *input) any { return int64(in.tokenSeen()) }},
+	{"hour_cn", rules.Int, "hour of the attempt in China time (UTC+8), 0–23", func(in *input) any { return int64((in.ev.TS.Unix() + 8*3600) % 86400 / 3600) }},
+	{"phone_prefix", rules.String, "first 7 digits of the number (its segment)", func(in *input) any { return in.segment7 }},
+	{"segment_class", rules.String, "basic | mvno | data_only | iot | satellite | special | unallocated", func(in *input) any { return in.seg.Class.String() }},
+	{"segment_carrier", rules.String, "carrier the number segment is allocated to (CM | CU | CT | CBN | \"\")", func(in *input) any { return in.seg.Carrier }},
+	{"segment_host_carrier", rules.String, "carrier whose network the number rides (the host carrier for MVNO numbers)", func(in *input) any { return in.seg.HostCarrier }},
+	{"carrier_mismatch", rules.Bool, "reported carrier ≠ host carrier of the segment (soft: number portability)", func(in *input) any { return in.carrierMismatch }},
+	{"geo_known", rules.Bool, "the IP was found in the geo database", func(in *input) any { return in.geo.Country != "" }},
+	{"ip_country", rules.String, "ISO country code of the IP (\"\" when unknown or geo is off)", func(in *input) any { return in.geo.Country }},
+	{"ip_province", rules.String, "province (first subdivision, English) of the IP", func(in *input) any { return in.geo.Province }},
+	{"ip_city", rules.String, "city (English) of the IP", func(in *input) any { return in.geo.City }},
+	{"ip_asn", rules.Int, "autonomous system number of the IP (0 when unknown)", func(in *input) any { return int64(in.geo.ASN) }},
+	{"ip_type", rules.String, "idc (datacenter/proxy list) | \"\" (unknown)", func(in *input) any { return in.geo.IPType }},
+	{"ip_v6", rules.Bool, "the IP is IPv6", func(in *input) any { return in.ev.IP.Is6() }},
+	{"travel_km", rules.Double, "distance from this number's previous location (0 when unknown or < 50 km)", func(in *input) any { in.travel(); return in.travelKm }},
+	{"travel_kmh", rules.Double, "speed implied by the hop from the previous location (0 when unknown or < 50 km)", func(in *input) any { in.travel(); return in.travelKmh }},
+	{"travel_minutes", rules.Double, "minutes since the previous located attempt of this number", func(in *input) any { in.travel(); return in.travelMin }},
+	{"phone_listed", rules.String, "block | allow | \"\": the number on the risk team's lists", func(in *input) any { return in.lists.phone }},
+	{"ip_listed", rules.String, "block | allow | \"\": the IP (or a CIDR holding it) on the lists", func(in *input) any { return in.lists.ip }},
+	{"device_listed", rules.String, "block | allow | \"\": the device on the lists", func(in *input) any { return in.lists.device }},
+	{"prefix_listed", rules.String, "block | allow | \"\": the number's 7-digit prefix on the lists", func(in *input) any { return in.lists.prefix }},
+}
+
+// DefaultWindows are the windows declared for every window feature.
+var DefaultWindows = []time.Duration{time.Minute, 10 * time.Minute, time.Hour, 24 * time.Hour}
+
+// WindowLabel renders a window as used in variable names: 1m, 10m, 1h, 24h.
+func WindowLabel(d time.Duration) string {
+	if d%time.Hour == 0 {
+		return fmt.Sprintf("%dh", d/time.Hour)
+	}
+	return fmt.Sprintf("%dm", d/time.Minute)
+}
+
+// varSlot is one declared variable: a scalar or a (window feature, window) pair.
+type varSlot struct {
+	scalar *scalarVar
+	wf     *windowFeature
+	window uint32 // seconds
+}
+
+// catalog is the declared environment: rule variables and how to compute each.
+type catalog struct {
+	env   *rules.Env
+	slots []varSlot
+	index map[string]int
+}
+
+func newCatalog(windows []time.Duration) (*catalog, error) {
+	c := &catalog{index: map[string]int{}}
+	var decl []rules.Var
+	for i := range scalarVars {
+		sv := &scalarVars[i]
+		c.index[sv.name] = len(c.slots)
+		c.slots = append(c.slots, varSlot{scalar: sv})
+		decl = append(decl, rules.Var{Name: sv.name, Type: sv.typ, Doc: sv.doc})
+	}
+	for i := range windowFeatures {
+		wf := &windowFeatures[i]
+		for _, w := range windows {
+			if w < time.Minute || w > 24*time.Hour || w%time.Minute != 0 {
+				return nil, fmt.Errorf("window %s: must be whole minutes between 1m and 24h", w)
+			}
+			name := wf.name + "_" + WindowLabel(w)
+			c.index[name] = len(c.slots)
+			c.slots = append(c.slots, varSlot{wf: wf, window: uint32(w / time.Second)})
+			decl = append(decl, rules.Var{Name: name, Type: rules.Int, Doc: wf.doc + " in the last " + WindowLabel(w)})
+		}
+	}
+	env, err := rules.NewEnv(decl)
+	if err != nil {
+		return nil, fmt.Errorf("declare rule variables: %w", err)
+	}
+	c.env = env
+	return c, nil
+}
