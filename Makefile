@@ -1,0 +1,30 @@
+# riskflow — the README's two commands are `make run` and `make test`.
+GO ?= go
+INTEGRATION_TIMEOUT ?= 40m
+
+.PHONY: run test unit integration services services-down bench fmt vet
+
+run: ## riskflow dev: every role in one process, embedded broker, sample stream and a printed verdict
+	$(GO) run ./cmd/riskflow dev
+
+test: services vet unit integration ## everything, against real Kafka and ClickHouse (installed and started here)
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+integration: services
+	$(GO) test -count=1 -tags integration -timeout $(INTEGRATION_TIMEOUT) ./...
+
+services: ## install (first run) and start Kafka + ClickHouse on loopback
+	deploy/local/up
+
+services-down:
+	deploy/local/down
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+	$(GO) vet -tags integration ./...
+
+bench: ## scoring vs decoding, one run, same machine
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./schemas ./scoring ./rules ./scoring/features
