@@ -1,0 +1,60 @@
+package schemas
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"hash"
+	"sync"
+)
+
+// PhoneHasher computes the keyed hash that stands for a phone number everywhere past the decoder:
+// HMAC-SHA256 with a secret key, so the stored hashes cannot be reversed by hashing all ~10^10
+// numbers without the key. Safe for concurrent use.
+type PhoneHasher struct {
+	pool sync.Pool
+}
+
+// NewPhoneHasher returns a hasher keyed by key (must not be empty).
+func NewPhoneHasher(key []byte) *PhoneHasher {
+	k := append([]byte(nil), key...)
+	return &PhoneHasher{pool: sync.Pool{New: func() any { return hmac.New(sha256.New, k) }}}
+}
+
+// Sum returns the 32-byte HMAC of the normalized phone number.
+func (h *PhoneHasher) Sum(phone string) [32]byte {
+	m := h.pool.Get().(hash.Hash)
+	m.Reset()
+	m.Write([]byte(phone))
+	var out [32]byte
+	m.Sum(out[:0])
+	h.pool.Put(m)
+	return out
+}
+
+// Hex returns the HMAC as 64 lower-case hex digits (the stored form).
+func (h *PhoneHasher) Hex(phone string) string {
+	s := h.Sum(phone)
+	return hex.EncodeToString(s[:])
+}
+
+// Key64 folds a Sum into the 64-bit key used by in-memory feature state.
+func Key64(sum [32]byte) uint64 { return binary.LittleEndian.Uint64(sum[:8]) }
+
+// MaskPhone returns the display form 138****8000 (first 3 and last 4 digits).
+func MaskPhone(phone string) string {
+	if len(phone) < 8 {
+		return "****"
+	}
+	return phone[:3] + "****" + phone[len(phone)-4:]
+}
+
+// PhoneSegment returns the number segment: the first 7 digits (the block a carrier allocates, and
+// everything but the last 4 digits of an 11-digit number).
+func PhoneSegment(phone string) string {
+	if len(phone) < 7 {
+		return phone
+	}
+	return phone[:7]
+}

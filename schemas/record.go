@@ -1,0 +1,73 @@
+package schemas
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// ScoreRecord is one scored event on the risk.scores topic: the event without its plaintext phone,
+// the verdict, and every rule hit (shadow hits included, which never count in Score).
+type ScoreRecord struct {
+	EventID      string               `json:"event_id"`
+	TS           time.Time            `json:"ts"`
+	AppID        string               `json:"app_id"`
+	Flow         string               `json:"flow"`
+	PhoneHash    string               `json:"phone_hash"`    // hex HMAC-SHA256 of the number, keyed
+	PhoneMasked  string               `json:"phone_masked"`  // 138****8000
+	PhoneSegment string               `json:"phone_segment"` // first 7 digits
+	IP           string               `json:"ip"`
+	Carrier      string               `json:"carrier,omitempty"`
+	Platform     string               `json:"platform,omitempty"`
+	DeviceID     string               `json:"device_id,omitempty"`
+	Outcome      string               `json:"outcome"`
+	ErrorCode    string               `json:"error_code,omitempty"`
+	TokenDigest  string               `json:"token_digest,omitempty"`
+	ExID         string               `json:"ex_id,omitempty"`
+	Geo          Geo                  `json:"geo"`
+	Score        int                  `json:"score"`
+	Tags         []string             `json:"tags"`
+	Detail       map[string]TagDetail `json:"detail"`
+	Hits         []RuleHit            `json:"hits"`
+	RulesVersion string               `json:"rules_version"`
+	ScoredAt     time.Time            `json:"scored_at"`
+}
+
+// Geo is what the geo databases said about the client IP ("" / 0 when unknown or geo is off).
+type Geo struct {
+	Country  string  `json:"country,omitempty"`  // ISO code
+	Province string  `json:"province,omitempty"` // subdivision name (English)
+	City     string  `json:"city,omitempty"`
+	Lat      float64 `json:"lat,omitempty"`
+	Lon      float64 `json:"lon,omitempty"`
+	ASN      uint32  `json:"asn,omitempty"`
+	IPType   string  `json:"ip_type,omitempty"` // mobile, broadband, idc, unknown
+}
+
+// RuleHit is one rule that matched. Mode is "enforce" or "shadow".
+type RuleHit struct {
+	Rule   string `json:"rule"`
+	Tag    string `json:"tag"`
+	Score  int    `json:"score"`
+	Mode   string `json:"mode"`
+	Reason string `json:"reason"`
+}
+
+// DecodeScoreRecord decodes a risk.scores message and checks the fields the archiver relies on.
+func DecodeScoreRecord(data []byte) (ScoreRecord, error) {
+	var r ScoreRecord
+	if err := json.Unmarshal(data, &r); err != nil {
+		return ScoreRecord{}, fmt.Errorf("decode score record: %w", jsonError(err))
+	}
+	switch {
+	case r.EventID == "":
+		return ScoreRecord{}, fieldErr("event_id", "is required")
+	case r.TS.IsZero():
+		return ScoreRecord{}, fieldErr("ts", "is required")
+	case len(r.PhoneHash) != 64:
+		return ScoreRecord{}, fieldErr("phone_hash", "must be 64 hex digits")
+	case !ValidScore(r.Score):
+		return ScoreRecord{}, fieldErr("score", "%d is not one of 0, 300, 600, 900", r.Score)
+	}
+	return r, nil
+}

@@ -1,0 +1,138 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/riskflow/riskflow/schemas"
+)
+
+var (
+	// ErrBreakerOpen is the cause of an *UnavailableError when the circuit breaker refused the call:
+	// it is open, or half-open with its probes already in flight. No request was sent.
+	ErrBreakerOpen = errors.New("circuit breaker open: risk check not attempted")
+
+	// ErrBadResponse is the cause of an *UnavailableError when riskflow answered with something the
+	// client cannot use: an unexpected status, a body that is not a RiskCheck, a score that is not
+	// one of the four levels, or a body over MaxResponseBytes.
+	ErrBadResponse = errors.New("unusable response from riskflow")
+)
+
+// UnavailableError reports that riskflow gave no verdict. Check returns it together with the
+// fail-policy verdict (or a zero verdict under FailClosed). The chain through Cause lets callers
+// tell the cases apart: errors.Is(err, ErrBreakerOpen), errors.Is(err, context.DeadlineExceeded),
+// errors.Is(err, ErrBadResponse), or errors.As(err, &apiErr) for a 5xx, 408 or 429 answer.
+type UnavailableError struct {
+	// Reason is a short, fixed explanation; it is also the verdict's detail reason.
+	Reason string
+	// Cause is the underlying error.
+	Cause error
+}
+
+func (e *UnavailableError) Error() string {
+	if e.Cause == nil {
+		return "riskflow unavailable: " + e.Reason
+	}
+	return "riskflow unavailable: " + e.Cause.Error()
+}
+
+// Unwrap returns Cause.
+func (e *UnavailableError) Unwrap() error { return e.Cause }
+
+// APIError is a non-2xx answer from riskflow with its {"code","content"} body. Check returns it on
+// its own (no verdict) for a 4xx answer, which means the request was wrong; for a 5xx, 408 or 429
+// answer it is the Cause of an *UnavailableError instead.
+type APIError struct {
+	Status  int    // HTTP status code
+	Code    int    // the body's non-zero code; 0 if the body was not the API's error object
+	Content string // what is wrong and which field; phone numbers in it are masked
+}
+
+func (e *APIError) Error() string {
+	if e.Code == 0 {
+		return fmt.Sprintf("riskflow: HTTP %d: %s", e.Status, e.Content)
+	}
+	return fmt.Sprintf("riskflow: HTTP %d: %s (code %d)", e.Status, e.Content, e.Code)
+}
+
+// transient reports whether the status means riskflow cannot answer now, rather than that the
+// request is wrong. Only transient errors count against the breaker and get a fail-policy verdict.
+func (e *APIError) transient() bool {
+	return e.Status >= 500 || e.Status == http.StatusTooManyRequests || e.Status == http.StatusRequestTimeout
+}
+
+// newAPIError builds an APIError from an error answer's body, masking the request's phone number
+// (and anything else that looks like one) in the content.
+func newAPIError(status int, body []byte, phone string) *APIError {
+	var eb schemas.ErrorBody
+	if json.Unmarshal(body, &eb) != nil || eb.Content == "" {
+		return &APIError{Status: status, Content: http.StatusText(status)}
+	}
+	return &APIError{Status: status, Code: eb.Code, Content: maskPhones(eb.Content, phone)}
+}
+
+// callerEnded marks a failure that happened because the caller's own context ended (canceled, or
+// its deadline passed before the client's timeout). The breaker does not count such calls.
+type callerEnded struct{ err error }
+
+func (e *callerEnded) Error() string { return e.err.Error() }
+func (e *callerEnded) Unwrap() error { return e.err }
+
+// reason gives the fixed, phone-free text of a verdict's risk_unavailable detail.
+func (c *Client) reason(cause error) string {
+	var (
+		ce  *callerEnded
+		api *APIError
+	)
+	switch {
+	case errors.Is(cause, ErrBreakerOpen):
+		return "risk check skipped: circuit breaker open after repeated riskflow failures"
+	case errors.As(cause, &ce) && errors.Is(cause, context.Canceled):
+		return "risk check canceled by the caller"
+	case errors.As(cause, &ce):
+		return "caller's deadline passed before riskflow answered"
+	case errors.Is(cause, context.DeadlineExceeded):
+		return fmt.Sprintf("riskflow did not answer within %s", c.timeout)
+	case errors.As(cause, &api):
+		return fmt.Sprintf("riskflow answered HTTP %d", api.Status)
+	case errors.Is(cause, ErrBadResponse):
+		return "riskflow sent an unusable response"
+	default:
+		return "cannot reach riskflow"
+	}
+}
+
+// minMaskedDigits is the shortest run of digits that maskPhones treats as a phone number: short
+// enough to catch a mistyped 11-digit number, long enough to leave sizes and counts readable.
+const minMaskedDigits = 9
+
+// maskPhones replaces phone (as the caller sent it) and every run of minMaskedDigits or more
+// digits in s with the masked form 138****8000.
+func maskPhones(s, phone string) string {
+	if phone != "" {
+		s = strings.ReplaceAll(s, phone, schemas.MaskPhone(phone))
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			j++
+		}
+		switch {
+		case j-i >= minMaskedDigits:
+			b.WriteString(schemas.MaskPhone(s[i:j]))
+			i = j
+		case j > i:
+			b.WriteString(s[i:j])
+			i = j
+		default:
+			b.WriteByte(s[i])
+			i++
+		}
+	}
+	return b.String()
+}
