@@ -1,0 +1,349 @@
+package rules
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// testEnv is a small feature environment used across the tests.
+func testEnv(t testing.TB) *Env {
+	return mustEnv(t,
+		Var{Name: "phone_verifies_10m", Type: Int, Doc: "verifications of this phone in 10 min"},
+		Var{Name: "ip_phones_10m", Type: Int, Doc: "distinct phones from this IP in 10 min"},
+		Var{Name: "speed_kmh", Type: Double, Doc: "speed since the previous login"},
+		Var{Name: "ip_is_mobile", Type: Bool, Doc: "IP belongs to a mobile carrier"},
+		Var{Name: "token_seen", Type: Bool, Doc: "token digest seen before"},
+		Var{Name: "ip_type", Type: String, Doc: "mobile, broadband, idc, unknown"},
+		Var{Name: "device_id", Type: String, Doc: "device fingerprint"},
+	)
+}
+
+func mustCompile(t testing.TB, env *Env, src string) *Pack {
+	t.Helper()
+	p, err := Compile([]byte(src), env)
+	if err != nil {
+		t.Fatalf("Compile: %v", err)
+	}
+	return p
+}
+
+func TestCompileValidPack(t *testing.T) {
+	src := `pack: default
+description: test pack
+rules:
+  - id: phone_velocity_observe
+    tag: phone_velocity
+    description: many verifications of one number
+    owner: risk-team
+    level: 300
+    when: phone_verifies_10m >= 3
+    reason: "{phone_verifies_10m} verifications in 10 min"
+  - id: fast_travel
+    tag: impossible_travel
+    description: moved too fast
+    level: 600
+    mode: shadow
+    when: |
+      speed_kmh > 1000 &&
+      !ip_is_mobile
+`
+	p := mustCompile(t, testEnv(t), src)
+	if p.Name != "default" || p.Description != "test pack" {
+		t.Errorf("name, description = %q, %q", p.Name, p.Description)
+	}
+	sum := sha256.Sum256([]byte(src))
+	if want := hex.EncodeToString(sum[:])[:16]; p.Version != want || len(p.Version) != 16 {
+		t.Errorf("Version = %q, want %q", p.Version, want)
+	}
+	if len(p.Rules) != 2 {
+		t.Fatalf("%d rules, want 2", len(p.Rules))
+	}
+	r := p.Rules[0]
+	if r.ID != "phone_velocity_observe" || r.Tag != "phone_velocity" || r.Owner != "risk-team" ||
+		r.Level != 300 || r.Mode != Enforce || r.When != "phone_verifies_10m >= 3" ||
+		r.Reason != "{phone_verifies_10m} verifications in 10 min" || r.Description != "many verifications of one number" {
+		t.Errorf("rule 0 = %+v", r)
+	}
+	if r.Cost == 0 || r.Cost > MaxEstimatedCost {
+		t.Errorf("rule 0 cost estimate = %d", r.Cost)
+	}
+	r = p.Rules[1]
+	if r.Mode != Shadow || r.Level != 600 || r.Reason != "moved too fast" {
+		t.Errorf("rule 1: mode %q level %d reason %q (reason must default to the description)", r.Mode, r.Level, r.Reason)
+	}
+	if p.Env() == nil {
+		t.Error("Env() is nil")
+	}
+}
+
+// compileErrs compiles src and returns the individual error messages.
+func compileErrs(t *testing.T, src string) []string {
+	t.Helper()
+	_, err := Compile([]byte(src), testEnv(t))
+	if err == nil {
+		t.Fatalf("Compile succeeded, want errors")
+	}
+	var msgs []string
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			var ce *CompileError
+			if !errors.As(e, &ce) {
+				t.Errorf("error %v is not a *CompileError", e)
+			}
+			msgs = append(msgs, e.Error())
+		}
+	} else {
+		msgs = append(msgs, err.Error())
+	}
+	return msgs
+}
+
+func TestCompileErrors(t *testing.T) {
+	const head = "pack: p\nrules:\n"
+	cases := []struct {
+		name string
+		src  string
+		want string // one error's full text
+	}{
+		{"undeclared variable", head + `  - id: r1
+    tag: t
+    level: 300
+    when: phone_verifies_10m >= 3 && foo > 1
+`, "line 6:38: rule r1: when: undeclared reference to 'foo'"},
+		{"syntax error", head + `  - id: r1
+    tag: t
+    level: 300
+    when: "phone_verifies_10m >= "
+`, "line 6:"},
+		{"non-bool", head + `  - id: r1
+    tag: t
+    level: 300
+    when: phone_verifies_10m + 1
+`, `line 6:11: rule r1: when: must be a bool expression, but "phone_verifies_10m + 1" has type int`},
+		{"type mismatch", head + `  - id: r1
+    tag: t
+    level: 300
+    when: ip_type > 3
+`, "line 6:19: rule r1: when: found no matching overload for '_>_' applied to '(string, int)'"},
+		{"error in a literal block", head + `  - id: r1
+    tag: t
+    level: 300
+    when: |
+      phone_verifies_10m >= 3 &&
+        nope
+`, "line 8:9: rule r1: when: undeclared reference to 'nope'"},
+		{"empty when", head + `  - id: r1
+    tag: t
+    level: 300
+    when: ""
+`, "line 6:11: rule r1: when: is empty"},
+		{"missing when", head + `  - id: r1
+    tag: t
+    level: 300
+`, "line 3:5: rule r1: when: is required"},
+		{"bad level", head + `  - id: r1
+    tag: t
+    level: 500
+    when: token_seen
+`, `line 5:12: rule r1: level: "500" is not a level`},
+		{"zero level", head + `  - id: r1
+    tag: t
+    level: 0
+    when: token_seen
+`, `line 5:12: rule r1: level: "0" is not a level`},
+		{"missing level", head + `  - id: r1
+    tag: t
+    when: token_seen
+`, "line 3:5: rule r1: level: is required"},
+		{"bad mode", head + `  - id: r1
+    tag: t
+    level: 300
+    mode: dry_run
+    when: token_seen
+`, `line 6:11: rule r1: mode: "dry_run" is not a mode: want enforce or shadow`},
+		{"unknown key", head + `  - id: r1
+    tag: t
+    level: 300
+    severity: high
+    when: token_seen
+`, "line 6:5: rule r1: severity: unknown key"},
+		{"unknown pack key", "pack: p\nversion: 3\nrules:\n  - {id: r1, tag: t, level: 300, when: token_seen}\n",
+			"line 2:1: version: unknown key"},
+		{"bad id", head + `  - id: Phone-Velocity
+    tag: t
+    level: 300
+    when: token_seen
+`, `line 3:9: rule Phone-Velocity: id: "Phone-Velocity" is not valid`},
+		{"missing id", head + `  - tag: t
+    level: 300
+    when: token_seen
+`, "line 3:5: rule #1: id: is required"},
+		{"bad tag", head + `  - id: r1
+    tag: "ip velocity"
+    level: 300
+    when: token_seen
+`, `line 4:10: rule r1: tag: "ip velocity" is not valid`},
+		{"placeholder not declared", head + `  - id: r1
+    tag: t
+    level: 300
+    when: token_seen
+    reason: "seen {token_seen} from {ip}"
+`, "line 7:37: rule r1: reason: placeholder {ip} is not a declared variable"},
+		{"unbalanced open brace", head + `  - id: r1
+    tag: t
+    level: 300
+    when: token_seen
+    reason: "seen {token_seen"
+`, "line 7:19: rule r1: reason: unclosed '{'"},
+		{"unbalanced close brace", head + `  - id: r1
+    tag: t
+    level: 300
+    when: token_seen
+    reason: seen token_seen}
+`, "line 7:28: rule r1: reason: unbalanced '}'"},
+		{"empty placeholder", head + `  - id: r1
+    tag: t
+    level: 300
+    when: token_seen
+    reason: "seen {}"
+`, "line 7:19: rule r1: reason: empty placeholder {}"},
+		{"too expensive", head + `  - id: r1
+    tag: t
+    level: 300
+    when: "[1,2,3,4,5,6,7,8,9,10].all(x, [1,2,3,4,5,6,7,8,9,10].all(y, [1,2,3,4,5,6,7,8,9,10].all(z, x*y*z != phone_verifies_10m)))"
+`, "line 6:11: rule r1: when: too expensive: estimated worst-case cost"},
+		{"rule not a mapping", head + "  - just a string\n", "line 3:5: rule #1: must be a mapping"},
+		{"string field given a list", head + `  - id: r1
+    tag: [a, b]
+    level: 300
+    when: token_seen
+`, "line 4:10: rule r1: tag: must be a string"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			msgs := compileErrs(t, c.src)
+			for _, m := range msgs {
+				if strings.HasPrefix(m, c.want) {
+					return
+				}
+			}
+			t.Errorf("no error starts with %q; got:\n%s", c.want, strings.Join(msgs, "\n"))
+		})
+	}
+}
+
+func TestCompileDuplicateIDs(t *testing.T) {
+	msgs := compileErrs(t, `pack: p
+rules:
+  - {id: r1, tag: t, level: 300, when: token_seen}
+  - {id: r2, tag: t, level: 600, when: token_seen}
+  - {id: r1, tag: u, level: 900, when: token_seen}
+`)
+	if len(msgs) != 1 || msgs[0] != "line 5:10: rule r1: id: duplicate id (first defined at line 3)" {
+		t.Fatalf("got %q", msgs)
+	}
+}
+
+func TestCompileCollectsAllErrors(t *testing.T) {
+	msgs := compileErrs(t, `pack: p
+rules:
+  - id: a
+    tag: t
+    level: 301
+    when: nope
+  - id: b
+    tag: t
+    level: 300
+    mode: loud
+    when: token_seen
+    reason: "{x}"
+  - id: c
+    tag: t
+    level: 300
+    when: token_seen
+`)
+	want := []string{
+		`line 5:12: rule a: level: "301" is not a level`,
+		"line 6:11: rule a: when: undeclared reference to 'nope'",
+		`line 10:11: rule b: mode: "loud" is not a mode`,
+		"line 12:14: rule b: reason: placeholder {x} is not a declared variable",
+	}
+	if len(msgs) != len(want) {
+		t.Fatalf("got %d errors, want %d:\n%s", len(msgs), len(want), strings.Join(msgs, "\n"))
+	}
+	for i := range want {
+		if !strings.HasPrefix(msgs[i], want[i]) {
+			t.Errorf("error %d = %q, want prefix %q", i, msgs[i], want[i])
+		}
+	}
+}
+
+func TestCompileEmptyPack(t *testing.T) {
+	for name, src := range map[string]string{
+		"no document": "",
+		"comment":     "# nothing\n",
+		"no rules":    "pack: p\n",
+		"null rules":  "pack: p\nrules:\n",
+		"empty list":  "pack: p\nrules: []\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Compile([]byte(src), testEnv(t))
+			if err == nil || !strings.Contains(err.Error(), "empty pack") {
+				t.Fatalf("err = %v, want an empty pack error", err)
+			}
+		})
+	}
+}
+
+func TestCompilePackLevelErrors(t *testing.T) {
+	cases := map[string]struct{ src, want string }{
+		"missing name":   {"rules:\n  - {id: r1, tag: t, level: 300, when: token_seen}\n", "line 1:1: pack: is required"},
+		"bad name":       {"pack: Default Pack\nrules:\n  - {id: r1, tag: t, level: 300, when: token_seen}\n", `line 1:7: pack: "Default Pack" is not a valid name`},
+		"not a mapping":  {"- a\n- b\n", "line 1:1: a pack must be a mapping"},
+		"rules not list": {"pack: p\nrules: {a: 1}\n", "line 2:8: rules: must be a list"},
+		"two documents":  {"pack: p\nrules: []\n---\npack: q\n", "one YAML document"},
+		"bad yaml":       {"pack: p\nrules:\n  - id: [\n", "pack: yaml:"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := Compile([]byte(c.src), testEnv(t))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, c.want)
+			}
+		})
+	}
+	if _, err := Compile([]byte("pack: p\n"), nil); err == nil {
+		t.Fatal("Compile with a nil env succeeded")
+	}
+}
+
+func TestCompileFileNamesThePath(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "default.yaml")
+	if err := os.WriteFile(path, []byte("pack: p\nrules:\n  - {id: r1, tag: t, level: 300, when: foo}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := CompileFile(path, testEnv(t))
+	want := path + ":3:40: rule r1: when: undeclared reference to 'foo'"
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v, want %q", err, want)
+	}
+	if _, err := CompileFile(filepath.Join(dir, "missing.yaml"), testEnv(t)); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Fatalf("missing file: err = %v", err)
+	}
+}
+
+func TestCompileErrorFallbackPosition(t *testing.T) {
+	// An escape in a double-quoted scalar breaks the one-to-one mapping between value and source,
+	// so the error points at the scalar and says where in the value.
+	msgs := compileErrs(t, "pack: p\nrules:\n  - id: r1\n    tag: t\n    level: 300\n    when: \"ip_type == \\\"x\\\" && nope\"\n")
+	want := "line 6:11: rule r1: when: undeclared reference to 'nope' (at 1:19 of the value)"
+	if len(msgs) != 1 || msgs[0] != want {
+		t.Fatalf("got %q, want %q", msgs, want)
+	}
+}

@@ -1,0 +1,34 @@
+package rules
+
+import "testing"
+
+// Rules whose worst-case cost cannot grow with their input run untracked; the others keep the
+// runtime cost limit.
+func TestRuntimeCostTrackingOnlyWhereInputSizeMatters(t *testing.T) {
+	env, err := NewEnv([]Var{{Name: "n", Type: Int}, {Name: "s", Type: String}, {Name: "b", Type: Bool}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		when    string
+		tracked bool
+	}{
+		{`n >= 3`, false},
+		{`b && n * 2 >= 10 || n > 100`, false},
+		{`s == "mvno"`, false}, // CEL prices equality as constant
+		{`s in ["a", "b", "c"]`, false},
+		{`s + s == "ab"`, true}, // concatenation grows with the input
+		{`s.contains("x")`, true},
+		{`s.matches("^1(62|65)")`, true},
+		{`size(s) > 3`, false}, // size is constant-cost
+	}
+	for _, c := range cases {
+		p, err := Compile([]byte("pack: p\nrules:\n  - id: r\n    tag: t\n    level: 300\n    when: '"+c.when+"'\n"), env)
+		if err != nil {
+			t.Fatalf("%s: %v", c.when, err)
+		}
+		if got := p.Rules[0].tracked; got != c.tracked {
+			t.Errorf("%s: tracked = %v, want %v (estimated cost %d)", c.when, got, c.tracked, p.Rules[0].Cost)
+		}
+	}
+}

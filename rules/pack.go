@@ -1,0 +1,531 @@
+package rules
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"cel.dev/cel-go/cel"
+	"gopkg.in/yaml.v3"
+
+	"github.com/riskflow/riskflow/schemas"
+)
+
+// Mode says whether a rule's matches count.
+type Mode string
+
+// Rule modes. A shadow rule is evaluated and its matches are reported in Result.Hits, but it
+// never contributes to Score, Tags or Detail: that is how a new rule is tried on live traffic.
+const (
+	Enforce Mode = "enforce"
+	Shadow  Mode = "shadow"
+)
+
+// Rule is one compiled rule of a pack. Its exported fields are what the YAML said (Mode defaults
+// to enforce, Reason to Description); they are informational and must not be modified.
+type Rule struct {
+	ID          string
+	Description string
+	Owner       string
+	Tag         string
+	Level       int
+	Mode        Mode
+	When        string
+	Reason      string
+	// Cost is CEL's worst-case cost estimate of When (see MaxEstimatedCost).
+	Cost uint64
+
+	prg cel.Program
+	// tracked: evaluated under cel.CostLimit because the cost depends on input sizes.
+	tracked bool
+	reason  template
+	tagIdx  int // index into Pack.tags for enforce rules, -1 for shadow rules
+}
+
+// Pack is a compiled rule pack: every rule type-checked against the Env it was compiled with and
+// turned into a program once. A Pack is immutable and safe for concurrent Eval calls.
+type Pack struct {
+	Name        string
+	Description string
+	// Version identifies the pack's content: the first 16 hex digits of the SHA-256 of the file.
+	Version string
+	Rules   []*Rule
+
+	env  *Env
+	tags []string // distinct enforce tags in order of first appearance
+}
+
+// Env returns the environment the pack was compiled against.
+func (p *Pack) Env() *Env { return p.env }
+
+// CompileError is one problem found while compiling a pack, at a position of the YAML text.
+// Compile returns all of a pack's problems at once, joined with errors.Join.
+type CompileError struct {
+	File   string // the path given to CompileFile, "" for Compile
+	Line   int    // 1-based line in the YAML text, 0 when unknown
+	Column int    // 1-based column in the YAML text, 0 when unknown
+	Rule   string // rule id, "#n" (1-based index) when the id is missing, "" for the pack itself
+	Field  string // the YAML key at fault, e.g. "when"
+	Msg    string
+}
+
+func (e *CompileError) Error() string {
+	var b strings.Builder
+	switch {
+	case e.File != "":
+		b.WriteString(e.File)
+	case e.Line > 0:
+		b.WriteString("line ")
+	}
+	if e.Line > 0 {
+		if e.File != "" {
+			b.WriteByte(':')
+		}
+		b.WriteString(strconv.Itoa(e.Line))
+		if e.Column > 0 {
+			b.WriteByte(':')
+			b.WriteString(strconv.Itoa(e.Column))
+		}
+	}
+	if b.Len() > 0 {
+		b.WriteString(": ")
+	}
+	if e.Rule != "" {
+		b.WriteString("rule ")
+		b.WriteString(e.Rule)
+		b.WriteString(": ")
+	}
+	if e.Field != "" {
+		b.WriteString(e.Field)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+var (
+	idPattern   = regexp.MustCompile(`^[a-z0-9_]+$`)
+	packPattern = regexp.MustCompile(`^[a-z0-9_-]+$`)
+)
+
+const maxIDLen = 64
+
+// CompileFile reads and compiles a pack file. Errors carry the path.
+func CompileFile(path string, env *Env) (*Pack, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	return compile(data, env, path)
+}
+
+// Compile parses a YAML rule pack and compiles every rule against env. It reports every problem of
+// the pack in one error (errors.Join of *CompileError), each citing the rule id and the line and
+// column in the YAML text.
+func Compile(data []byte, env *Env) (*Pack, error) {
+	return compile(data, env, "")
+}
+
+// compiler collects the problems of one pack.
+type compiler struct {
+	file  string
+	src   []byte
+	lines []string
+	env   *Env
+	errs  []error
+}
+
+func (c *compiler) errAt(n *yaml.Node, rule, field, format string, args ...any) {
+	e := &CompileError{File: c.file, Rule: rule, Field: field, Msg: fmt.Sprintf(format, args...)}
+	if n != nil {
+		e.Line, e.Column = n.Line, n.Column
+	}
+	c.errs = append(c.errs, e)
+}
+
+func compile(data []byte, env *Env, file string) (*Pack, error) {
+	if env == nil {
+		return nil, errors.New("rules: compile: env is nil")
+	}
+	c := &compiler{file: file, src: data, env: env}
+	where := file
+	if where == "" {
+		where = "pack"
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	// KnownFields has no effect on a yaml.Node target; unknown keys are checked by fields() below,
+	// which can name the rule and the position.
+	dec.KnownFields(true)
+	var root yaml.Node
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("rules: %s: empty pack: no YAML document", where)
+		}
+		return nil, fmt.Errorf("rules: %s: %w", where, err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("rules: %s: a pack is one YAML document; found more after line %d", where, root.Line)
+	}
+	doc := &root
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		doc = doc.Content[0]
+	}
+	if doc.Kind != yaml.MappingNode {
+		c.errAt(doc, "", "", "a pack must be a mapping with keys pack, description, rules")
+		return nil, errors.Join(c.errs...)
+	}
+	p := &Pack{env: env}
+	sum := sha256.Sum256(data)
+	p.Version = hex.EncodeToString(sum[:])[:16]
+
+	top := c.fields(doc, "", "pack", "description", "rules")
+	if n := top["pack"]; n == nil {
+		c.errAt(doc, "", "pack", "is required (the pack's name)")
+	} else if p.Name = c.str(n, "", "pack"); p.Name != "" && !packPattern.MatchString(p.Name) {
+		c.errAt(n, "", "pack", "%q is not a valid name: want [a-z0-9_-]+", p.Name)
+	}
+	if n := top["description"]; n != nil {
+		p.Description = c.str(n, "", "description")
+	}
+	rulesNode := top["rules"]
+	switch {
+	case rulesNode == nil || (rulesNode.Kind == yaml.ScalarNode && rulesNode.Tag == "!!null"):
+		c.errAt(doc, "", "rules", "empty pack: at least one rule is required")
+	case rulesNode.Kind != yaml.SequenceNode:
+		c.errAt(rulesNode, "", "rules", "must be a list of rules")
+	case len(rulesNode.Content) == 0:
+		c.errAt(rulesNode, "", "rules", "empty pack: at least one rule is required")
+	default:
+		seen := make(map[string]int)
+		tagIdx := make(map[string]int)
+		for i, rn := range rulesNode.Content {
+			r := c.rule(i, rn, seen)
+			if r == nil {
+				continue
+			}
+			r.tagIdx = -1
+			if r.Mode == Enforce {
+				j, ok := tagIdx[r.Tag]
+				if !ok {
+					j = len(p.tags)
+					tagIdx[r.Tag] = j
+					p.tags = append(p.tags, r.Tag)
+				}
+				r.tagIdx = j
+			}
+			p.Rules = append(p.Rules, r)
+		}
+	}
+	if len(c.errs) > 0 {
+		return nil, errors.Join(c.errs...)
+	}
+	return p, nil
+}
+
+// fields returns a mapping's values by key and reports unknown and repeated keys.
+func (c *compiler) fields(n *yaml.Node, rule string, known ...string) map[string]*yaml.Node {
+	out := make(map[string]*yaml.Node, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		switch {
+		case !slices.Contains(known, k.Value):
+			c.errAt(k, rule, k.Value, "unknown key (known keys: %s)", strings.Join(known, ", "))
+		case out[k.Value] != nil:
+			c.errAt(k, rule, k.Value, "key repeated")
+		default:
+			out[k.Value] = v
+		}
+	}
+	return out
+}
+
+// str returns a scalar's text, reporting a list or mapping where a string belongs.
+func (c *compiler) str(n *yaml.Node, rule, field string) string {
+	if n.Kind != yaml.ScalarNode {
+		c.errAt(n, rule, field, "must be a string")
+		return ""
+	}
+	if n.Tag == "!!null" {
+		return ""
+	}
+	return n.Value
+}
+
+var ruleKeys = []string{"id", "tag", "description", "owner", "level", "mode", "when", "reason"}
+
+// rule compiles the i-th rule; it returns nil when the rule has errors (already reported).
+func (c *compiler) rule(i int, n *yaml.Node, seen map[string]int) *Rule {
+	before := len(c.errs)
+	label := fmt.Sprintf("#%d", i+1)
+	if n.Kind != yaml.MappingNode {
+		c.errAt(n, label, "", "must be a mapping with keys %s", strings.Join(ruleKeys, ", "))
+		return nil
+	}
+	// Name the rule first so that every later error cites it.
+	var idNode *yaml.Node
+	for j := 0; j+1 < len(n.Content); j += 2 {
+		if n.Content[j].Value == "id" {
+			idNode = n.Content[j+1]
+			break
+		}
+	}
+	r := &Rule{}
+	if idNode != nil && idNode.Kind == yaml.ScalarNode && idNode.Value != "" {
+		r.ID = idNode.Value
+		label = r.ID
+	}
+	f := c.fields(n, label, ruleKeys...)
+
+	switch idn := f["id"]; {
+	case idn == nil || (idn.Kind == yaml.ScalarNode && r.ID == ""):
+		c.errAt(n, label, "id", "is required")
+	case idn.Kind != yaml.ScalarNode:
+		c.errAt(idn, label, "id", "must be a string")
+	case len(r.ID) > maxIDLen || !idPattern.MatchString(r.ID):
+		c.errAt(f["id"], label, "id", "%q is not valid: want [a-z0-9_]+, at most %d characters", r.ID, maxIDLen)
+	default:
+		if line, dup := seen[r.ID]; dup {
+			c.errAt(f["id"], label, "id", "duplicate id (first defined at line %d)", line)
+		} else {
+			seen[r.ID] = f["id"].Line
+		}
+	}
+
+	if t := f["tag"]; t == nil {
+		c.errAt(n, label, "tag", "is required")
+	} else if r.Tag = c.str(t, label, "tag"); len(r.Tag) > maxIDLen || !idPattern.MatchString(r.Tag) {
+		c.errAt(t, label, "tag", "%q is not valid: want [a-z0-9_]+, at most %d characters", r.Tag, maxIDLen)
+	}
+	if d := f["description"]; d != nil {
+		r.Description = c.str(d, label, "description")
+	}
+	if o := f["owner"]; o != nil {
+		r.Owner = c.str(o, label, "owner")
+	}
+
+	if l := f["level"]; l == nil {
+		c.errAt(n, label, "level", "is required: 300 (observe), 600 (step up) or 900 (block)")
+	} else {
+		lv, err := strconv.Atoi(l.Value)
+		if l.Kind != yaml.ScalarNode || err != nil || lv == schemas.ScorePass || !schemas.ValidScore(lv) {
+			c.errAt(l, label, "level", "%q is not a level: want 300 (observe), 600 (step up) or 900 (block)", l.Value)
+		}
+		r.Level = lv
+	}
+
+	r.Mode = Enforce
+	if m := f["mode"]; m != nil {
+		switch s := c.str(m, label, "mode"); Mode(s) {
+		case Enforce, Shadow:
+			r.Mode = Mode(s)
+		default:
+			c.errAt(m, label, "mode", "%q is not a mode: want enforce or shadow", s)
+		}
+	}
+
+	if w := f["when"]; w == nil {
+		c.errAt(n, label, "when", "is required: a CEL expression of type bool")
+	} else if r.When = c.str(w, label, "when"); strings.TrimSpace(r.When) == "" {
+		if w.Kind == yaml.ScalarNode {
+			c.errAt(w, label, "when", "is empty: want a CEL expression of type bool")
+		}
+	} else {
+		c.compileWhen(r, w, label)
+	}
+
+	if rn := f["reason"]; rn != nil {
+		r.Reason = c.str(rn, label, "reason")
+		tmpl, terrs := parseTemplate(r.Reason, c.env)
+		for _, te := range terrs {
+			c.errAtOffset(rn, label, "reason", te.offset, te.msg)
+		}
+		r.reason = tmpl
+	} else {
+		// Without a reason the description is the reason, taken literally.
+		r.Reason = r.Description
+		r.reason = template{static: r.Description}
+	}
+
+	if len(c.errs) > before {
+		return nil
+	}
+	return r
+}
+
+// compileWhen type-checks, cost-checks and plans a rule's condition.
+func (c *compiler) compileWhen(r *Rule, w *yaml.Node, label string) {
+	ast, iss := c.env.cel.Compile(r.When)
+	if iss.Err() != nil {
+		for _, e := range iss.Errors() {
+			msg := strings.TrimSuffix(e.Message, " (in container '')")
+			line, col := e.Location.Line(), e.Location.Column()
+			if line <= 0 {
+				c.errAt(w, label, "when", "%s", msg)
+				continue
+			}
+			c.errAtOffset(w, label, "when", runeOffset(r.When, line, col), msg)
+		}
+		return
+	}
+	if out := ast.OutputType(); !out.IsExactType(cel.BoolType) {
+		c.errAt(w, label, "when", "must be a bool expression, but %q has type %s", r.When, out)
+		return
+	}
+	est, err := c.env.cel.EstimateCost(ast, sizeEstimator{env: c.env})
+	if err != nil {
+		c.errAt(w, label, "when", "cost estimate: %v", err)
+		return
+	}
+	if est.Max > MaxEstimatedCost {
+		c.errAt(w, label, "when", "too expensive: estimated worst-case cost %s exceeds %d (string variables assumed ≤ %d bytes)",
+			costString(est.Max), MaxEstimatedCost, MaxStringSize)
+		return
+	}
+	r.Cost = est.Max
+	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	// Estimate again as if strings were huge: if the bound moves, the cost depends on the input
+	// and the runtime limit stays; if not, the static bound already holds for every input.
+	if big, err := c.env.cel.EstimateCost(ast, sizeEstimator{env: c.env, max: 1 << 30}); err != nil || big.Max != est.Max {
+		opts = append(opts, cel.CostLimit(RuntimeCostLimit))
+		r.tracked = true
+	}
+	prg, err := c.env.cel.Program(ast, opts...)
+	if err != nil {
+		c.errAt(w, label, "when", "%v", err)
+		return
+	}
+	r.prg = prg
+}
+
+func costString(v uint64) string {
+	if v == ^uint64(0) {
+		return "unbounded"
+	}
+	return strconv.FormatUint(v, 10)
+}
+
+// runeOffset turns a CEL location (1-based line, 0-based column in code points) into a byte
+// offset of s.
+func runeOffset(s string, line, col int) int {
+	off := 0
+	for l := 1; l < line; l++ {
+		i := strings.IndexByte(s[off:], '\n')
+		if i < 0 {
+			return len(s)
+		}
+		off += i + 1
+	}
+	for ; col > 0 && off < len(s); col-- {
+		_, size := utf8.DecodeRuneInString(s[off:])
+		off += size
+	}
+	return off
+}
+
+// errAtOffset reports a problem at byte offset off of a scalar's value. When the value can be
+// traced back to the YAML text the error points at the exact line and column; otherwise it points
+// at the scalar and says where in the value.
+func (c *compiler) errAtOffset(n *yaml.Node, rule, field string, off int, msg string) {
+	if n == nil {
+		c.errAt(nil, rule, field, "%s", msg)
+		return
+	}
+	if line, col, ok := c.locate(n, off); ok {
+		c.errs = append(c.errs, &CompileError{File: c.file, Line: line, Column: col, Rule: rule, Field: field, Msg: msg})
+		return
+	}
+	vl, vc := 1, 1
+	for _, r := range n.Value[:min(off, len(n.Value))] {
+		if r == '\n' {
+			vl, vc = vl+1, 1
+		} else {
+			vc++
+		}
+	}
+	c.errAt(n, rule, field, "%s (at %d:%d of the value)", msg, vl, vc)
+}
+
+// locate maps byte offset off of scalar n's value to a 1-based line and column of the source by
+// walking value and source together. It handles plain and quoted scalars without escapes and
+// literal or folded blocks, and gives up (ok=false) when the two diverge.
+func (c *compiler) locate(n *yaml.Node, off int) (line, col int, ok bool) {
+	if c.lines == nil {
+		c.lines = strings.Split(string(c.src), "\n")
+		for i, l := range c.lines {
+			c.lines[i] = strings.TrimSuffix(l, "\r")
+		}
+	}
+	l, x := n.Line-1, n.Column-1
+	block := false
+	switch n.Style {
+	case 0, yaml.FlowStyle:
+	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
+		x++
+	case yaml.LiteralStyle, yaml.FoldedStyle:
+		block = true
+		l++
+		x = -1
+	default:
+		return 0, 0, false
+	}
+	if l < 0 || l >= len(c.lines) {
+		return 0, 0, false
+	}
+	indent := 0
+	if block {
+		// Skip blank lines to the first content line; its indentation is the block's.
+		for l < len(c.lines) && strings.TrimSpace(c.lines[l]) == "" {
+			l++
+		}
+		if l >= len(c.lines) {
+			return 0, 0, false
+		}
+		indent = len(c.lines[l]) - len(strings.TrimLeft(c.lines[l], " "))
+		x = indent
+	}
+	v := n.Value
+	if off > len(v) {
+		off = len(v)
+	}
+	for i := 0; ; {
+		src := c.lines[l]
+		if i == off {
+			if x > len(src) {
+				return 0, 0, false
+			}
+			return l + 1, len([]rune(src[:x])) + 1, true
+		}
+		if i >= len(v) {
+			return 0, 0, false
+		}
+		switch {
+		case x < len(src) && src[x] == v[i]:
+			i++
+			x++
+		case (v[i] == '\n' || v[i] == ' ') && strings.TrimSpace(src[min(x, len(src)):]) == "":
+			// A line break of the source: a newline in literal blocks, a space when folded.
+			i++
+			l++
+			if l >= len(c.lines) {
+				return 0, 0, false
+			}
+			if block {
+				x = min(indent, len(c.lines[l]))
+			} else {
+				x = len(c.lines[l]) - len(strings.TrimLeft(c.lines[l], " \t"))
+			}
+		default:
+			return 0, 0, false
+		}
+	}
+}

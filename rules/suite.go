@@ -1,0 +1,310 @@
+package rules
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/riskflow/riskflow/schemas"
+)
+
+// TestSuite is a tests.yaml file: rule tests as data, owned by the risk team next to the pack.
+// This package only defines and parses the format; the runner (package scoring) applies the
+// events to real feature state and evaluates the pack.
+type TestSuite struct {
+	Tests []TestCase
+}
+
+// TestCase is one test: apply Given in order, then score Event and compare with Expect.
+type TestCase struct {
+	Name string
+	// Now is the clock at which Event is scored ("now:", RFC 3339); zero when not given.
+	Now time.Time
+	// Given are events applied, in order, before Event.
+	Given []GivenEvent
+	// Event is the checked event as VerifyEvent JSON fields; event_id and ts may be left out for
+	// the runner to fill.
+	Event map[string]any
+	// Expect is what the verdict for Event must satisfy.
+	Expect Expectation
+	// Line is where the test starts in the file, for the runner's messages.
+	Line int
+}
+
+// GivenEvent is one entry of `given`: VerifyEvent JSON fields, plus an optional `count` that
+// applies the same event Count times (the runner gives each copy its own event_id).
+type GivenEvent struct {
+	Count int            // ≥ 1; 1 when `count` is omitted
+	Event map[string]any // the event's fields, without `count`
+}
+
+// Expectation is a test's `expect`. Every field is optional but at least one must be set.
+type Expectation struct {
+	Score   *int     // `score`: the exact score (0, 300, 600, 900)
+	Tags    []string // `tags`: tags that must be in the verdict (others may be too)
+	NotTags []string // `not_tags`: tags that must not be in the verdict
+	Hits    []string // `hits`: rule ids that must match, shadow rules included
+	NotHits []string // `not_hits`: rule ids that must not match
+}
+
+var (
+	testKeys   = []string{"name", "now", "given", "event", "expect"}
+	expectKeys = []string{"score", "tags", "not_tags", "hits", "not_hits"}
+)
+
+// eventFields are the keys an event may have: VerifyEvent's JSON fields.
+var eventFields = func() []string {
+	t := reflect.TypeFor[schemas.VerifyEvent]()
+	out := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+			out = append(out, name)
+		}
+	}
+	return out
+}()
+
+// suiteParser collects the problems of one tests file.
+type suiteParser struct{ errs []error }
+
+func (s *suiteParser) errAt(n *yaml.Node, test, field, format string, args ...any) {
+	var b strings.Builder
+	if n != nil {
+		fmt.Fprintf(&b, "line %d:%d: ", n.Line, n.Column)
+	}
+	if test != "" {
+		fmt.Fprintf(&b, "test %q: ", test)
+	}
+	if field != "" {
+		b.WriteString(field)
+		b.WriteString(": ")
+	}
+	fmt.Fprintf(&b, format, args...)
+	s.errs = append(s.errs, errors.New(b.String()))
+}
+
+// fields returns a mapping's values by key, reporting unknown and repeated keys.
+func (s *suiteParser) fields(n *yaml.Node, test, where string, known []string) map[string]*yaml.Node {
+	out := make(map[string]*yaml.Node, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		switch {
+		case !slices.Contains(known, k.Value):
+			s.errAt(k, test, where, "unknown key %q (known keys: %s)", k.Value, strings.Join(known, ", "))
+		case out[k.Value] != nil:
+			s.errAt(k, test, where, "key %q repeated", k.Value)
+		default:
+			out[k.Value] = v
+		}
+	}
+	return out
+}
+
+// ParseTests parses a tests.yaml file strictly: unknown keys, unknown event fields, missing names
+// or events, duplicate names and bad values are all reported, each naming the test, joined in one
+// error.
+func ParseTests(data []byte) (*TestSuite, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true) // no effect on a yaml.Node; keys are checked by fields()
+	var root yaml.Node
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("rules tests: empty file: want a mapping with key tests")
+		}
+		return nil, fmt.Errorf("rules tests: %w", err)
+	}
+	doc := &root
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		doc = doc.Content[0]
+	}
+	s := &suiteParser{}
+	if doc.Kind != yaml.MappingNode {
+		s.errAt(doc, "", "", "want a mapping with key tests")
+		return nil, fmt.Errorf("rules tests: %w", errors.Join(s.errs...))
+	}
+	top := s.fields(doc, "", "", []string{"tests"})
+	list := top["tests"]
+	switch {
+	case list == nil:
+		s.errAt(doc, "", "tests", "is required")
+	case list.Kind != yaml.SequenceNode:
+		s.errAt(list, "", "tests", "must be a list")
+	case len(list.Content) == 0:
+		s.errAt(list, "", "tests", "is empty")
+	}
+	suite := &TestSuite{}
+	if list != nil && list.Kind == yaml.SequenceNode {
+		seen := make(map[string]int)
+		for i, tn := range list.Content {
+			if tc, ok := s.test(i, tn, seen); ok {
+				suite.Tests = append(suite.Tests, tc)
+			}
+		}
+	}
+	if len(s.errs) > 0 {
+		return nil, fmt.Errorf("rules tests: %w", errors.Join(s.errs...))
+	}
+	return suite, nil
+}
+
+func (s *suiteParser) test(i int, n *yaml.Node, seen map[string]int) (TestCase, bool) {
+	before := len(s.errs)
+	label := fmt.Sprintf("#%d", i+1)
+	tc := TestCase{Line: n.Line}
+	if n.Kind != yaml.MappingNode {
+		s.errAt(n, label, "", "must be a mapping with keys %s", strings.Join(testKeys, ", "))
+		return tc, false
+	}
+	for j := 0; j+1 < len(n.Content); j += 2 {
+		if k, v := n.Content[j], n.Content[j+1]; k.Value == "name" && v.Kind == yaml.ScalarNode && strings.TrimSpace(v.Value) != "" {
+			label = v.Value
+		}
+	}
+	f := s.fields(n, label, "", testKeys)
+
+	if nn := f["name"]; nn == nil || nn.Kind != yaml.ScalarNode || strings.TrimSpace(nn.Value) == "" {
+		s.errAt(n, label, "name", "is required")
+	} else {
+		tc.Name = nn.Value
+		if line, dup := seen[tc.Name]; dup {
+			s.errAt(nn, label, "name", "duplicate test name (first at line %d)", line)
+		}
+		seen[tc.Name] = nn.Line
+	}
+
+	if nw := f["now"]; nw != nil {
+		t, err := time.Parse(time.RFC3339Nano, nw.Value)
+		if nw.Kind != yaml.ScalarNode || err != nil {
+			s.errAt(nw, label, "now", "%q is not an RFC 3339 time", nw.Value)
+		}
+		tc.Now = t
+	}
+
+	if g := f["given"]; g != nil {
+		if g.Kind != yaml.SequenceNode {
+			s.errAt(g, label, "given", "must be a list of events")
+		} else {
+			for k, en := range g.Content {
+				ev, count := s.event(en, label, fmt.Sprintf("given[%d]", k), true)
+				tc.Given = append(tc.Given, GivenEvent{Count: count, Event: ev})
+			}
+		}
+	}
+
+	if e := f["event"]; e == nil {
+		s.errAt(n, label, "event", "is required: the event to score")
+	} else {
+		tc.Event, _ = s.event(e, label, "event", false)
+	}
+
+	if x := f["expect"]; x == nil {
+		s.errAt(n, label, "expect", "is required")
+	} else {
+		tc.Expect = s.expect(x, label)
+	}
+	return tc, len(s.errs) == before
+}
+
+// event decodes an event mapping; with allowCount, a `count` key gives the repetitions.
+func (s *suiteParser) event(n *yaml.Node, test, where string, allowCount bool) (map[string]any, int) {
+	count := 1
+	if n.Kind != yaml.MappingNode {
+		s.errAt(n, test, where, "must be a mapping of VerifyEvent fields")
+		return nil, count
+	}
+	known := eventFields
+	if allowCount {
+		known = append([]string{"count"}, eventFields...)
+	}
+	f := s.fields(n, test, where, known)
+	ev := make(map[string]any, len(f))
+	for k, v := range f {
+		if k == "count" {
+			c, err := strconv.Atoi(v.Value)
+			if v.Kind != yaml.ScalarNode || err != nil || c < 1 {
+				s.errAt(v, test, where, "count %q must be a whole number ≥ 1", v.Value)
+			}
+			count = c
+			continue
+		}
+		if v.Kind != yaml.ScalarNode {
+			s.errAt(v, test, where, "field %s must be a single value", k)
+			continue
+		}
+		// Every field is a string on the wire except ts, which may also be unix milliseconds; an
+		// unquoted phone number or code is taken as the text it is.
+		var val any = v.Value
+		if k == "ts" && v.Tag == "!!int" {
+			ms, err := strconv.ParseInt(v.Value, 10, 64)
+			if err != nil {
+				s.errAt(v, test, where, "field ts: %q is not unix milliseconds", v.Value)
+				continue
+			}
+			val = ms
+		}
+		ev[k] = val
+	}
+	return ev, count
+}
+
+func (s *suiteParser) expect(n *yaml.Node, test string) Expectation {
+	var x Expectation
+	if n.Kind != yaml.MappingNode {
+		s.errAt(n, test, "expect", "must be a mapping with keys %s", strings.Join(expectKeys, ", "))
+		return x
+	}
+	f := s.fields(n, test, "expect", expectKeys)
+	if len(n.Content) == 0 {
+		s.errAt(n, test, "expect", "is empty: give at least one of %s", strings.Join(expectKeys, ", "))
+	}
+	if sc := f["score"]; sc != nil {
+		v, err := strconv.Atoi(sc.Value)
+		if sc.Kind != yaml.ScalarNode || err != nil || !schemas.ValidScore(v) {
+			s.errAt(sc, test, "expect", "score %q must be 0, 300, 600 or 900", sc.Value)
+		}
+		x.Score = &v
+	}
+	x.Tags = s.names(f["tags"], test, "tags")
+	x.NotTags = s.names(f["not_tags"], test, "not_tags")
+	x.Hits = s.names(f["hits"], test, "hits")
+	x.NotHits = s.names(f["not_hits"], test, "not_hits")
+	for _, t := range x.Tags {
+		if slices.Contains(x.NotTags, t) {
+			s.errAt(n, test, "expect", "tag %s is in both tags and not_tags", t)
+		}
+	}
+	for _, h := range x.Hits {
+		if slices.Contains(x.NotHits, h) {
+			s.errAt(n, test, "expect", "rule %s is in both hits and not_hits", h)
+		}
+	}
+	return x
+}
+
+// names decodes a list of tags or rule ids.
+func (s *suiteParser) names(n *yaml.Node, test, key string) []string {
+	if n == nil {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		s.errAt(n, test, "expect", "%s must be a list", key)
+		return nil
+	}
+	out := make([]string, 0, len(n.Content))
+	for _, e := range n.Content {
+		if e.Kind != yaml.ScalarNode || !idPattern.MatchString(e.Value) {
+			s.errAt(e, test, "expect", "%s: %q is not a tag or rule id ([a-z0-9_]+)", key, e.Value)
+			continue
+		}
+		out = append(out, e.Value)
+	}
+	return out
+}

@@ -1,0 +1,120 @@
+package rules
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseTests(t *testing.T) {
+	src := `tests:
+  - name: burst of one number gets observed
+    now: "2026-01-01T10:00:00Z"
+    given:
+      - {phone: "13800138000", ip: "1.2.3.4", outcome: success, ts: "2026-01-01T09:55:00Z", count: 3}
+      - {phone: 13800138001, ip: "1.2.3.4", outcome: fail, ts: 1767261300000}
+    event: {phone: "13800138000", ip: "1.2.3.4", outcome: success}
+    expect: {score: 300, tags: [phone_velocity], not_tags: [token_replay]}
+  - name: quiet number passes
+    event:
+      phone: "13900139000"
+      ip: 10.0.0.1
+      ts: 2026-01-01T10:00:00Z
+    expect:
+      score: 0
+      hits: [replay_shadow]
+      not_hits: [pv_observe]
+`
+	s, err := ParseTests([]byte(src))
+	if err != nil {
+		t.Fatalf("ParseTests: %v", err)
+	}
+	if len(s.Tests) != 2 {
+		t.Fatalf("%d tests, want 2", len(s.Tests))
+	}
+	a := s.Tests[0]
+	if a.Name != "burst of one number gets observed" || a.Line != 2 {
+		t.Errorf("name %q line %d", a.Name, a.Line)
+	}
+	if !a.Now.Equal(time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)) {
+		t.Errorf("Now = %v", a.Now)
+	}
+	wantGiven := []GivenEvent{
+		{Count: 3, Event: map[string]any{"phone": "13800138000", "ip": "1.2.3.4", "outcome": "success", "ts": "2026-01-01T09:55:00Z"}},
+		// An unquoted phone is still text; an integer ts is unix milliseconds.
+		{Count: 1, Event: map[string]any{"phone": "13800138001", "ip": "1.2.3.4", "outcome": "fail", "ts": int64(1767261300000)}},
+	}
+	if !reflect.DeepEqual(a.Given, wantGiven) {
+		t.Errorf("Given = %#v\nwant %#v", a.Given, wantGiven)
+	}
+	if !reflect.DeepEqual(a.Event, map[string]any{"phone": "13800138000", "ip": "1.2.3.4", "outcome": "success"}) {
+		t.Errorf("Event = %#v", a.Event)
+	}
+	if a.Expect.Score == nil || *a.Expect.Score != 300 || !reflect.DeepEqual(a.Expect.Tags, []string{"phone_velocity"}) ||
+		!reflect.DeepEqual(a.Expect.NotTags, []string{"token_replay"}) || a.Expect.Hits != nil {
+		t.Errorf("Expect = %+v", a.Expect)
+	}
+	b := s.Tests[1]
+	if !b.Now.IsZero() || b.Given != nil || b.Event["ts"] != "2026-01-01T10:00:00Z" || b.Event["ip"] != "10.0.0.1" {
+		t.Errorf("test 2 = %+v", b)
+	}
+	if *b.Expect.Score != 0 || !reflect.DeepEqual(b.Expect.Hits, []string{"replay_shadow"}) || !reflect.DeepEqual(b.Expect.NotHits, []string{"pv_observe"}) {
+		t.Errorf("test 2 expect = %+v", b.Expect)
+	}
+}
+
+func TestParseTestsErrors(t *testing.T) {
+	const ok = "    event: {phone: \"13800138000\"}\n    expect: {score: 0}\n"
+	cases := []struct {
+		name, src string
+		want      []string
+	}{
+		{"unknown test key", "tests:\n  - name: t1\n    exepct: {score: 0}\n" + ok,
+			[]string{`line 3:5: test "t1": unknown key "exepct"`}},
+		{"unknown expect key", "tests:\n  - name: t1\n    event: {phone: \"1\"}\n    expect: {scroe: 300}\n",
+			[]string{`line 4:14: test "t1": expect: unknown key "scroe"`}},
+		{"unknown event field", "tests:\n  - name: t1\n    event: {phone: \"1\", phnoe: \"2\"}\n    expect: {score: 0}\n",
+			[]string{`line 3:25: test "t1": event: unknown key "phnoe"`}},
+		{"count on the checked event", "tests:\n  - name: t1\n    event: {phone: \"1\", count: 2}\n    expect: {score: 0}\n",
+			[]string{`test "t1": event: unknown key "count"`}},
+		{"bad count", "tests:\n  - name: t1\n    given:\n      - {phone: \"1\", count: 0}\n" + ok,
+			[]string{`line 4:29: test "t1": given[0]: count "0" must be a whole number ≥ 1`}},
+		{"bad score", "tests:\n  - name: t1\n    event: {phone: \"1\"}\n    expect: {score: 450}\n",
+			[]string{`line 4:21: test "t1": expect: score "450" must be 0, 300, 600 or 900`}},
+		{"bad now", "tests:\n  - name: t1\n    now: yesterday\n" + ok,
+			[]string{`line 3:10: test "t1": now: "yesterday" is not an RFC 3339 time`}},
+		{"missing name", "tests:\n  -" + ok[3:], []string{`line 2:5: test "#1": name: is required`}},
+		{"duplicate name", "tests:\n  - name: t1\n" + ok + "  - name: t1\n" + ok,
+			[]string{`line 5:11: test "t1": name: duplicate test name (first at line 2)`}},
+		{"missing event and expect", "tests:\n  - name: t1\n",
+			[]string{`test "t1": event: is required`, `test "t1": expect: is required`}},
+		{"empty expect", "tests:\n  - name: t1\n    event: {phone: \"1\"}\n    expect: {}\n",
+			[]string{`test "t1": expect: is empty`}},
+		{"contradiction", "tests:\n  - name: t1\n    event: {phone: \"1\"}\n    expect: {tags: [a], not_tags: [a]}\n",
+			[]string{`test "t1": expect: tag a is in both tags and not_tags`}},
+		{"bad tag name", "tests:\n  - name: t1\n    event: {phone: \"1\"}\n    expect: {tags: [Phone Velocity]}\n",
+			[]string{`test "t1": expect: tags: "Phone Velocity" is not a tag or rule id`}},
+		{"nested event value", "tests:\n  - name: t1\n    event: {phone: [1, 2]}\n    expect: {score: 0}\n",
+			[]string{`test "t1": event: field phone must be a single value`}},
+		{"no tests", "tests: []\n", []string{"tests: is empty"}},
+		{"unknown top key", "tests:\n  - name: t1\n" + ok + "suite: x\n", []string{`line 5:1: unknown key "suite"`}},
+		{"empty file", "", []string{"empty file"}},
+		{"bad yaml", "tests: [\n", []string{"rules tests: yaml:"}},
+		{"errors of two tests", "tests:\n  - name: a\n    event: {phone: \"1\"}\n    expect: {score: 1}\n  - name: b\n    event: {ip: \"1\"}\n    expect: {score: 2}\n",
+			[]string{`test "a": expect: score "1"`, `test "b": expect: score "2"`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s, err := ParseTests([]byte(c.src))
+			if err == nil {
+				t.Fatalf("ParseTests succeeded: %+v", s)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not contain %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,175 @@
+package rules
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"cel.dev/cel-go/common/types"
+)
+
+// template is a reason compiled into literal text and variable references. A reason with no
+// placeholder is kept as one string, so a match costs nothing to explain.
+type template struct {
+	static string    // the whole text when segs is empty
+	segs   []segment // text and placeholders in order
+}
+
+type segment struct {
+	lit string // literal text, when name == ""
+	// name is a declared variable whose value is substituted.
+	name string
+}
+
+// templateError is a problem in a reason, at a byte offset of the reason text.
+type templateError struct {
+	offset int
+	msg    string
+}
+
+// parseTemplate compiles a reason. `{name}` substitutes a declared variable; `{{` and `}}` stand
+// for literal braces. Every problem is reported, not just the first.
+func parseTemplate(s string, env *Env) (template, []templateError) {
+	var (
+		t    template
+		errs []templateError
+		lit  strings.Builder
+	)
+	flush := func() {
+		if lit.Len() > 0 {
+			t.segs = append(t.segs, segment{lit: lit.String()})
+			lit.Reset()
+		}
+	}
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == '{' && i+1 < len(s) && s[i+1] == '{':
+			lit.WriteByte('{')
+			i += 2
+		case c == '}' && i+1 < len(s) && s[i+1] == '}':
+			lit.WriteByte('}')
+			i += 2
+		case c == '}':
+			errs = append(errs, templateError{i, "unbalanced '}' (write '}}' for a literal brace)"})
+			i++
+		case c == '{':
+			end := strings.IndexAny(s[i+1:], "{}")
+			if end < 0 || s[i+1+end] == '{' {
+				errs = append(errs, templateError{i, "unclosed '{' (write '{{' for a literal brace)"})
+				i++
+				continue
+			}
+			name := strings.TrimSpace(s[i+1 : i+1+end])
+			switch _, ok := env.byName[name]; {
+			case name == "":
+				errs = append(errs, templateError{i, "empty placeholder {}"})
+			case !ok:
+				errs = append(errs, templateError{i, fmt.Sprintf("placeholder {%s} is not a declared variable", name)})
+			default:
+				flush()
+				t.segs = append(t.segs, segment{name: name})
+			}
+			i += end + 2
+		default:
+			lit.WriteByte(c)
+			i++
+		}
+	}
+	if len(errs) > 0 {
+		return template{}, errs
+	}
+	flush()
+	switch {
+	case len(t.segs) == 0:
+		t.segs = nil
+	case len(t.segs) == 1 && t.segs[0].name == "":
+		t.static, t.segs = t.segs[0].lit, nil
+	}
+	return t, nil
+}
+
+// render writes the reason for in into buf (reused) and returns it as a new string.
+func (t *template) render(in Input, buf *[]byte) string {
+	if t.segs == nil {
+		return t.static
+	}
+	b := (*buf)[:0]
+	for i := range t.segs {
+		sg := &t.segs[i]
+		if sg.name == "" {
+			b = append(b, sg.lit...)
+			continue
+		}
+		v, ok := in.ResolveName(sg.name)
+		if !ok {
+			b = append(b, '?')
+			continue
+		}
+		b = appendValue(b, v)
+	}
+	*buf = b
+	return string(b)
+}
+
+// appendValue formats a variable's value: integers in decimal, doubles with at most two
+// decimals (trailing zeros dropped), bools as true/false, strings as they are.
+func appendValue(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case int64:
+		return strconv.AppendInt(b, x, 10)
+	case int:
+		return strconv.AppendInt(b, int64(x), 10)
+	case int32:
+		return strconv.AppendInt(b, int64(x), 10)
+	case uint64:
+		return strconv.AppendUint(b, x, 10)
+	case uint32:
+		return strconv.AppendUint(b, uint64(x), 10)
+	case uint:
+		return strconv.AppendUint(b, uint64(x), 10)
+	case float64:
+		return appendDouble(b, x)
+	case float32:
+		return appendDouble(b, float64(x))
+	case bool:
+		return strconv.AppendBool(b, x)
+	case string:
+		return append(b, x...)
+	case types.Int:
+		return strconv.AppendInt(b, int64(x), 10)
+	case types.Uint:
+		return strconv.AppendUint(b, uint64(x), 10)
+	case types.Double:
+		return appendDouble(b, float64(x))
+	case types.Bool:
+		return strconv.AppendBool(b, bool(x))
+	case types.String:
+		return append(b, x...)
+	case fmt.Stringer:
+		return append(b, x.String()...)
+	}
+	return fmt.Appendf(b, "%v", v)
+}
+
+func appendDouble(b []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) >= 1e15 {
+		return strconv.AppendFloat(b, f, 'g', -1, 64)
+	}
+	start := len(b)
+	b = strconv.AppendFloat(b, f, 'f', 2, 64)
+	// Drop trailing zeros and a trailing point: 3.50 → 3.5, 3.00 → 3.
+	end := len(b)
+	for end > start && b[end-1] == '0' {
+		end--
+	}
+	if end > start && b[end-1] == '.' {
+		end--
+	}
+	b = b[:end]
+	if string(b[start:]) == "-0" {
+		b = append(b[:start], '0')
+	}
+	return b
+}
