@@ -317,6 +317,46 @@ func readAll(t *testing.T, topic string, want int) []kafka.Message {
 	return out
 }
 
+// readAllPartitions reads n messages from all partitions of topic, from the beginning.
+func readAllPartitions(t *testing.T, topic string, n int) []kafka.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	parts, err := consumers.Partitions(ctx, consumers.Config{Brokers: []string{kafkaAddr}}, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []kafka.Message
+	for _, p := range parts {
+		conn, err := kafka.DialLeader(ctx, "tcp", kafkaAddr, topic, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last, err := conn.ReadLastOffset()
+		conn.Close()
+		if err != nil || last == 0 {
+			continue
+		}
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{kafkaAddr}, Topic: topic, Partition: p, MaxWait: 100 * time.Millisecond})
+		for int64(len(out)) < int64(n) {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				r.Close()
+				t.Fatalf("read %s/%d: %v", topic, p, err)
+			}
+			out = append(out, m)
+			if m.Offset+1 >= last {
+				break
+			}
+		}
+		r.Close()
+	}
+	if len(out) < n {
+		t.Fatalf("read %d of %d messages from %s", len(out), n, topic)
+	}
+	return out
+}
+
 func header(m kafka.Message, key string) string {
 	for _, h := range m.Headers {
 		if h.Key == key {
