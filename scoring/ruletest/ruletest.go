@@ -2,6 +2,12 @@
 // state: each test gets a fresh scorer, its `given` events are scored and recorded in order, then
 // its `event` is scored and the verdict compared with `expect`. Used by `go test` and by
 // `riskflow rules test DIR`.
+//
+// The event is scored at the test's `now` (DefaultNow when absent; the event's own `ts` when it
+// has one and the test no `now`). `given` events without a `ts` lead up to that time in order,
+// one second apart (closer when there are more than 59, so all stay inside the last minute).
+// An expectation naming a tag or rule id the pack does not have fails the test: a misspelt name
+// would otherwise make `not_tags`/`not_hits` pass whatever the rules do.
 package ruletest
 
 import (
@@ -50,9 +56,35 @@ func Run(pack, tests []byte, newScorer NewScorer) ([]Result, error) {
 			return nil, err
 		}
 		s.SetPack(p)
-		out = append(out, runOne(s, i, tc))
+		res := runOne(s, i, tc)
+		// A misspelt rule id or tag would make a negative expectation pass vacuously: report it.
+		res.Failures = append(unknownNames(p, tc.Expect), res.Failures...)
+		out = append(out, res)
 	}
 	return out, nil
+}
+
+// unknownNames reports expectation entries that name no rule (hits, not_hits) or no tag (tags,
+// not_tags; shadow rules' tags count) of the pack.
+func unknownNames(p *rules.Pack, e rules.Expectation) []string {
+	var ids, tags []string
+	for _, r := range p.Rules {
+		ids = append(ids, r.ID)
+		tags = append(tags, r.Tag)
+	}
+	var out []string
+	check := func(key string, names, known []string, what string) {
+		for _, n := range names {
+			if !slices.Contains(known, n) {
+				out = append(out, fmt.Sprintf("%s: pack %q has no %s %q", key, p.Name, what, n))
+			}
+		}
+	}
+	check("tags", e.Tags, tags, "tag")
+	check("not_tags", e.NotTags, tags, "tag")
+	check("hits", e.Hits, ids, "rule")
+	check("not_hits", e.NotHits, ids, "rule")
+	return out
 }
 
 // defaults fill the required fields a test leaves out.
@@ -67,31 +99,39 @@ func runOne(s *scoring.Scorer, idx int, tc rules.TestCase) Result {
 	if now.IsZero() {
 		now = DefaultNow
 	}
+	ev, err := build(tc.Event, fmt.Sprintf("t%d-event", idx), now)
+	if err != nil {
+		res.Failures = append(res.Failures, fmt.Sprintf("event: %v", err))
+		return res
+	}
+	if tc.Now.IsZero() {
+		now = ev.TS // an event with its own ts and no `now`: the givens lead up to that ts
+	}
 	total := 0
 	for _, g := range tc.Given {
 		total += g.Count
 	}
-	// Given events without a ts are spread over the minute before now, in order.
+	// Given events without a ts are spread over the minute before now, in order: one second apart,
+	// closer when there are more than 59 so that all of them stay inside a 1m window.
+	step := time.Second
+	if total > 59 {
+		step = 59 * time.Second / time.Duration(total)
+	}
 	n := 0
 	for gi, g := range tc.Given {
 		for k := 0; k < g.Count; k++ {
-			ts := now.Add(-time.Duration(total-n) * time.Second)
-			ev, err := build(g.Event, fmt.Sprintf("t%d-g%d-%d", idx, gi, k), ts)
+			ts := now.Add(-time.Duration(total-n) * step)
+			gev, err := build(g.Event, fmt.Sprintf("t%d-g%d-%d", idx, gi, k), ts)
 			n++
 			if err != nil {
 				res.Failures = append(res.Failures, fmt.Sprintf("given[%d]: %v", gi, err))
 				return res
 			}
-			if _, err := s.Process(&ev); err != nil {
+			if _, err := s.Process(&gev); err != nil {
 				res.Failures = append(res.Failures, fmt.Sprintf("given[%d]: %v", gi, err))
 				return res
 			}
 		}
-	}
-	ev, err := build(tc.Event, fmt.Sprintf("t%d-event", idx), now)
-	if err != nil {
-		res.Failures = append(res.Failures, fmt.Sprintf("event: %v", err))
-		return res
 	}
 	rec, err := s.Process(&ev)
 	if err != nil {
