@@ -86,6 +86,7 @@ func (p *Pack) Eval(in Input, res *Result) error {
 	}
 
 	var errs []error
+	allowed := -1 // index in res.Hits of the first matching allow rule
 	for _, r := range p.Rules {
 		out, _, err := r.prg.Eval(in)
 		if err != nil {
@@ -102,7 +103,10 @@ func (p *Pack) Eval(in Input, res *Result) error {
 			Mode:   string(r.Mode),
 			Reason: r.reason.render(in, &res.buf),
 		})
-		if r.tagIdx < 0 { // shadow
+		if r.Mode == Allow && allowed < 0 {
+			allowed = len(res.Hits) - 1
+		}
+		if r.tagIdx < 0 { // shadow or allow
 			continue
 		}
 		res.Score = max(res.Score, r.Level)
@@ -111,6 +115,17 @@ func (p *Pack) Eval(in Input, res *Result) error {
 		}
 	}
 
+	if allowed >= 0 {
+		// The allow list decides: pass, with the allow rule as the only tag.
+		h := &res.Hits[allowed]
+		res.Score = schemas.ScorePass
+		res.Tags = append(res.Tags, h.Tag)
+		if res.Detail == nil {
+			res.Detail = make(map[string]schemas.TagDetail, 1)
+		}
+		res.Detail[h.Tag] = schemas.TagDetail{Score: schemas.ScorePass, Reason: h.Reason}
+		return errors.Join(errs...)
+	}
 	for j, b := range res.best {
 		if b >= 0 {
 			res.order = append(res.order, j)

@@ -28,6 +28,9 @@ type Mode string
 const (
 	Enforce Mode = "enforce"
 	Shadow  Mode = "shadow"
+	// Allow rules (level 0) decide the verdict: when one matches, the score is 0 and its tag is the
+	// only tag, whatever else matched ("the list decides"). Other hits are still recorded.
+	Allow Mode = "allow"
 )
 
 // Rule is one compiled rule of a pack. Its exported fields are what the YAML said (Mode defaults
@@ -48,7 +51,7 @@ type Rule struct {
 	// tracked: evaluated under cel.CostLimit because the cost depends on input sizes.
 	tracked bool
 	reason  template
-	tagIdx  int // index into Pack.tags for enforce rules, -1 for shadow rules
+	tagIdx  int // index into Pack.tags for enforce rules, -1 for shadow and allow rules
 }
 
 // Pack is a compiled rule pack: every rule type-checked against the Env it was compiled with and
@@ -313,24 +316,31 @@ func (c *compiler) rule(i int, n *yaml.Node, seen map[string]int) *Rule {
 		r.Owner = c.str(o, label, "owner")
 	}
 
-	if l := f["level"]; l == nil {
-		c.errAt(n, label, "level", "is required: 300 (observe), 600 (step up) or 900 (block)")
-	} else {
-		lv, err := strconv.Atoi(l.Value)
-		if l.Kind != yaml.ScalarNode || err != nil || lv == schemas.ScorePass || !schemas.ValidScore(lv) {
-			c.errAt(l, label, "level", "%q is not a level: want 300 (observe), 600 (step up) or 900 (block)", l.Value)
-		}
-		r.Level = lv
-	}
-
 	r.Mode = Enforce
 	if m := f["mode"]; m != nil {
 		switch s := c.str(m, label, "mode"); Mode(s) {
-		case Enforce, Shadow:
+		case Enforce, Shadow, Allow:
 			r.Mode = Mode(s)
 		default:
-			c.errAt(m, label, "mode", "%q is not a mode: want enforce or shadow", s)
+			c.errAt(m, label, "mode", "%q is not a mode: want enforce, shadow or allow", s)
 		}
+	}
+
+	if l := f["level"]; l == nil {
+		if r.Mode != Allow {
+			c.errAt(n, label, "level", "is required: 300 (observe), 600 (step up) or 900 (block)")
+		}
+	} else {
+		lv, err := strconv.Atoi(l.Value)
+		switch {
+		case r.Mode == Allow:
+			if l.Kind != yaml.ScalarNode || err != nil || lv != schemas.ScorePass {
+				c.errAt(l, label, "level", "%q: an allow rule has level 0 (or none)", l.Value)
+			}
+		case l.Kind != yaml.ScalarNode || err != nil || lv == schemas.ScorePass || !schemas.ValidScore(lv):
+			c.errAt(l, label, "level", "%q is not a level: want 300 (observe), 600 (step up) or 900 (block)", l.Value)
+		}
+		r.Level = lv
 	}
 
 	if w := f["when"]; w == nil {
