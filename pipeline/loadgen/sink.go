@@ -1,0 +1,91 @@
+package loadgen
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// labelLine is one line of the ground-truth side file.
+type labelLine struct {
+	EventID string `json:"event_id"`
+	Label   string `json:"label"`
+	Attack  bool   `json:"attack"`
+}
+
+// WriteJSONL writes every remaining event of g to w, one VerifyEvent v1 JSON object per line, and
+// — when labels is not nil — the ground truth to labels, one {"event_id","label","attack"} object
+// per line in the same order. It returns the number of events written. Both writers are buffered
+// here and flushed before returning.
+func WriteJSONL(w io.Writer, g *Generator, labels io.Writer) (int, error) {
+	ew := bufio.NewWriterSize(w, 64<<10)
+	var lw *bufio.Writer
+	if labels != nil {
+		lw = bufio.NewWriterSize(labels, 16<<10)
+	}
+	n := 0
+	for {
+		l, ok := g.Next()
+		if !ok {
+			break
+		}
+		line, err := json.Marshal(&l.Event)
+		if err != nil {
+			return n, fmt.Errorf("loadgen: encode event %s: %w", l.Event.EventID, err)
+		}
+		if _, err := ew.Write(append(line, '\n')); err != nil {
+			return n, fmt.Errorf("loadgen: write events: %w", err)
+		}
+		if lw != nil {
+			line, err := json.Marshal(labelLine{l.Event.EventID, l.Label, l.Attack})
+			if err != nil {
+				return n, fmt.Errorf("loadgen: encode label of %s: %w", l.Event.EventID, err)
+			}
+			if _, err := lw.Write(append(line, '\n')); err != nil {
+				return n, fmt.Errorf("loadgen: write labels: %w", err)
+			}
+		}
+		n++
+	}
+	if err := ew.Flush(); err != nil {
+		return n, fmt.Errorf("loadgen: write events: %w", err)
+	}
+	if lw != nil {
+		if err := lw.Flush(); err != nil {
+			return n, fmt.Errorf("loadgen: write labels: %w", err)
+		}
+	}
+	return n, nil
+}
+
+// Batches hands the remaining events of g to fn in batches of n (the last one may be shorter),
+// for callers that send to Kafka or over HTTP. The slice is reused for the next batch once fn
+// returns: copy what must outlive the call. The first error from fn stops the run and is returned,
+// wrapped with the batch number.
+func Batches(g *Generator, n int, fn func([]Labeled) error) error {
+	if n <= 0 {
+		return errors.New("loadgen: batch size must be positive")
+	}
+	batch := make([]Labeled, 0, n)
+	for i := 0; ; i++ {
+		batch = batch[:0]
+		for len(batch) < n {
+			l, ok := g.Next()
+			if !ok {
+				break
+			}
+			batch = append(batch, l)
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := fn(batch); err != nil {
+			return fmt.Errorf("loadgen: batch %d: %w", i, err)
+		}
+		if len(batch) < n {
+			return nil
+		}
+	}
+}

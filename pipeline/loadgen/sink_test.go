@@ -1,0 +1,129 @@
+package loadgen
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/riskflow/riskflow/schemas"
+)
+
+func smallConfig() Config {
+	return Config{Seed: 11, Rate: 20, Duration: 5 * time.Minute, AttackShare: 0.2}
+}
+
+func TestWriteJSONL(t *testing.T) {
+	t.Parallel()
+	want := generate(t, smallConfig())
+	g, err := New(smallConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events, labels bytes.Buffer
+	n, err := WriteJSONL(&events, g, &labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != len(want) {
+		t.Fatalf("wrote %d events, want %d", n, len(want))
+	}
+	written := bytes.Clone(events.Bytes())
+	es, ls := bufio.NewScanner(&events), bufio.NewScanner(&labels)
+	i := 0
+	for ; es.Scan(); i++ {
+		ev, err := schemas.DecodeEvent(es.Bytes())
+		if err != nil {
+			t.Fatalf("line %d: %v", i+1, err)
+		}
+		if !ls.Scan() {
+			t.Fatalf("labels end at line %d", i+1)
+		}
+		var lab struct {
+			EventID string `json:"event_id"`
+			Label   string `json:"label"`
+			Attack  bool   `json:"attack"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(ls.Bytes()))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&lab); err != nil {
+			t.Fatalf("label line %d: %v", i+1, err)
+		}
+		if ev.EventID != want[i].Event.EventID || lab.EventID != ev.EventID || lab.Label != want[i].Label || lab.Attack != want[i].Attack {
+			t.Fatalf("line %d: event %s, label %+v; want %s labelled %s", i+1, ev.EventID, lab, want[i].Event.EventID, want[i].Label)
+		}
+	}
+	if i != n || ls.Scan() {
+		t.Errorf("%d event lines for %d events, or extra label lines", i, n)
+	}
+
+	// Labels are optional.
+	g, _ = New(smallConfig())
+	var again bytes.Buffer
+	if n2, err := WriteJSONL(&again, g, nil); err != nil || n2 != n || !bytes.Equal(again.Bytes(), written) {
+		t.Errorf("without labels: %d events, %v, same bytes %v", n2, err, bytes.Equal(again.Bytes(), written))
+	}
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+func TestWriteJSONLError(t *testing.T) {
+	t.Parallel()
+	g, _ := New(smallConfig())
+	if _, err := WriteJSONL(failingWriter{}, g, nil); err == nil {
+		t.Error("no error from a failing events writer")
+	}
+	g, _ = New(smallConfig())
+	if _, err := WriteJSONL(&bytes.Buffer{}, g, failingWriter{}); err == nil {
+		t.Error("no error from a failing labels writer")
+	}
+}
+
+func TestBatches(t *testing.T) {
+	t.Parallel()
+	want := generate(t, smallConfig())
+	g, _ := New(smallConfig())
+	var got []Labeled
+	var sizes []int
+	err := Batches(g, 100, func(b []Labeled) error {
+		sizes = append(sizes, len(b))
+		got = append(got, b...)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d events in batches, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i].Event.EventID != want[i].Event.EventID {
+			t.Fatalf("event %d: %s, want %s", i, got[i].Event.EventID, want[i].Event.EventID)
+		}
+	}
+	for i, s := range sizes {
+		if s != 100 && (i != len(sizes)-1 || s == 0 || s > 100) {
+			t.Fatalf("batch sizes %v", sizes)
+		}
+	}
+
+	stop := errors.New("broker down")
+	g, _ = New(smallConfig())
+	calls := 0
+	err = Batches(g, 10, func([]Labeled) error {
+		if calls++; calls == 3 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || calls != 3 {
+		t.Errorf("after %d calls: %v, want the callback's error at the third", calls, err)
+	}
+	if err := Batches(g, 0, func([]Labeled) error { return nil }); err == nil {
+		t.Error("batch size 0 accepted")
+	}
+}
