@@ -2,7 +2,9 @@ package consumers
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -76,9 +78,12 @@ func NewLoop(cfg LoopConfig, r Reader, h Handler, log *slog.Logger, obs LoopObse
 }
 
 // Run consumes until ctx is done. It returns nil on cancellation and an error only for a failure it
-// cannot retry (a closed reader). An uncommitted batch at shutdown is simply redelivered later.
+// cannot retry (a closed reader: io.EOF). Other fetch errors — kafka-go reports a broker that is
+// away for a while, or a failed group join, and then heals — are retried with backoff. An
+// uncommitted batch at shutdown is simply redelivered later.
 func (l *Loop) Run(ctx context.Context) error {
 	batch := make([]kafka.Message, 0, l.cfg.MaxBatch)
+	fetchDelay, fetchFailures := l.cfg.BackoffMin, 0
 	for {
 		batch = batch[:0]
 		var err error
@@ -86,7 +91,26 @@ func (l *Loop) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("%s: fetch: %w", l.cfg.Name, err)
+			if errors.Is(err, io.EOF) {
+				return fmt.Errorf("%s: fetch: reader closed: %w", l.cfg.Name, err)
+			}
+			fetchFailures++
+			lvl := slog.LevelDebug
+			if fetchFailures == 1 || fetchFailures%20 == 0 {
+				lvl = slog.LevelWarn
+			}
+			l.log.Log(ctx, lvl, "fetch failed; retrying", "err", err, "attempt", fetchFailures, "retry_in", fetchDelay)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(fetchDelay):
+			}
+			fetchDelay = min(2*fetchDelay, l.cfg.BackoffMax)
+			continue
+		}
+		if fetchFailures > 0 {
+			l.log.Info("fetching again after failures", "failures", fetchFailures)
+			fetchDelay, fetchFailures = l.cfg.BackoffMin, 0
 		}
 		if err := l.handle(ctx, batch); err != nil {
 			return nil // only ctx cancellation ends handle

@@ -77,8 +77,15 @@ func (t *Tail) run(ctx context.Context, stopAtEnd bool) (int, error) {
 		first, last, err := conn.ReadOffsets()
 		if err == nil && !t.since.IsZero() {
 			var at int64
-			if at, err = conn.ReadOffset(t.since); err == nil && at > first {
-				first = at
+			if at, err = conn.ReadOffset(t.since); err == nil {
+				switch {
+				case at < 0:
+					// No message at or after since (Kafka answers -1): nothing to read from the
+					// past, not everything.
+					first = last
+				case at > first:
+					first = at
+				}
 			}
 		}
 		conn.Close()

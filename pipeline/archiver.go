@@ -43,7 +43,12 @@ func (a *ArchiveStage) Handle(ctx context.Context, batch []kafka.Message) error 
 		if err := a.DLQ.WriteMessages(ctx, dead...); err != nil {
 			return fmt.Errorf("write %d undecodable score records to the dead-letter topic: %w", len(dead), err)
 		}
-		a.Log.Warn("undecodable score records dead-lettered", "count", len(dead))
+		logger(a.Log).Warn("undecodable score records dead-lettered", "count", len(dead))
+		if a.Obs != nil {
+			for range dead {
+				a.Obs.DeadLettered("decode_score_record")
+			}
+		}
 	}
 	if len(recs) == 0 {
 		return nil
@@ -87,10 +92,10 @@ func NewBreakerSink(name string, sink Sink, cfg BreakerConfig, log *slog.Logger,
 		MaxRequests: 1,
 		Timeout:     cfg.OpenFor,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= cfg.Failures },
-		IsSuccessful: func(err error) bool {
-			// The caller giving up (shutdown) says nothing about the sink's health.
-			return err == nil || errors.Is(err, context.Canceled)
-		},
+		// The caller giving up (shutdown) says nothing about the sink's health: such a call counts
+		// neither as a failure nor as a success (a success would close a half-open breaker and
+		// reset the run of consecutive failures without the sink having answered).
+		IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
 		OnStateChange: func(name string, from, to gobreaker.State) {
 			log.Warn("circuit breaker state change", "breaker", name, "from", from.String(), "to", to.String())
 			if onState != nil {
@@ -103,7 +108,14 @@ func NewBreakerSink(name string, sink Sink, cfg BreakerConfig, log *slog.Logger,
 
 // WriteBatch implements Sink.
 func (b *BreakerSink) WriteBatch(ctx context.Context, recs []schemas.ScoreRecord) error {
-	_, err := b.cb.Execute(func() (struct{}, error) { return struct{}{}, b.sink.WriteBatch(ctx, recs) })
+	_, err := b.cb.Execute(func() (struct{}, error) {
+		err := b.sink.WriteBatch(ctx, recs)
+		if err != nil && errors.Is(ctx.Err(), context.Canceled) && !errors.Is(err, context.Canceled) {
+			// Drivers do not always wrap the context's error; the cancellation is what happened.
+			err = fmt.Errorf("%w: %w", context.Canceled, err)
+		}
+		return struct{}{}, err
+	})
 	return err
 }
 

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/segmentio/kafka-go"
@@ -19,13 +20,22 @@ type Publisher struct {
 
 // Publish implements api.Publisher: nil once Kafka acknowledged every event.
 func (p *Publisher) Publish(ctx context.Context, evs []schemas.VerifyEvent) error {
+	if p.Hasher == nil {
+		return errors.New("publish: no phone hasher configured")
+	}
 	msgs := make([]kafka.Message, len(evs))
 	for i := range evs {
+		// The key is the hash of the normalized number, as the scorer computes it: "+8613812348000"
+		// and "13812348000" are one number and must land on one partition.
+		phone, err := schemas.NormalizePhone(evs[i].Phone)
+		if err != nil {
+			return fmt.Errorf("publish event %s: %w", evs[i].EventID, err)
+		}
 		v, err := json.Marshal(&evs[i])
 		if err != nil {
 			return fmt.Errorf("encode event %s: %w", evs[i].EventID, err)
 		}
-		msgs[i] = kafka.Message{Key: []byte(p.Hasher.Hex(evs[i].Phone)), Value: v}
+		msgs[i] = kafka.Message{Key: []byte(p.Hasher.Hex(phone)), Value: v}
 	}
 	if err := p.W.WriteMessages(ctx, msgs...); err != nil {
 		return fmt.Errorf("publish %d events: %w", len(evs), err)

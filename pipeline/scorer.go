@@ -45,6 +45,7 @@ type ScoreStage struct {
 // deduplicate by event_id.
 func (s *ScoreStage) Handle(ctx context.Context, batch []kafka.Message) error {
 	scores := make([]kafka.Message, 0, len(batch))
+	levels := make([]int, 0, len(batch))
 	var dead []kafka.Message
 	for _, m := range batch {
 		ev, err := schemas.DecodeEvent(m.Value)
@@ -58,16 +59,14 @@ func (s *ScoreStage) Handle(ctx context.Context, batch []kafka.Message) error {
 				return fmt.Errorf("score event %s: %w", ev.EventID, err)
 			}
 			// A rule failed at run time; the verdict of the other rules stands. Logged, not fatal.
-			s.Log.Warn("rule evaluation error", "event_id", ev.EventID, "err", err)
+			logger(s.Log).Warn("rule evaluation error", "event_id", ev.EventID, "err", err)
 		}
 		v, err := json.Marshal(rec)
 		if err != nil {
 			return fmt.Errorf("encode score record %s: %w", rec.EventID, err)
 		}
 		scores = append(scores, kafka.Message{Key: []byte(rec.PhoneHash), Value: v})
-		if s.Obs != nil {
-			s.Obs.Scored(rec.Score)
-		}
+		levels = append(levels, rec.Score)
 	}
 	if len(dead) > 0 {
 		if err := s.DLQ.WriteMessages(ctx, dead...); err != nil {
@@ -84,7 +83,20 @@ func (s *ScoreStage) Handle(ctx context.Context, batch []kafka.Message) error {
 			return fmt.Errorf("write %d score records: %w", len(scores), err)
 		}
 	}
+	// Counted once written: a batch that fails and is retried is not counted twice.
+	if s.Obs != nil {
+		for _, l := range levels {
+			s.Obs.Scored(l)
+		}
+	}
 	return nil
+}
+
+func logger(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.Default()
+	}
+	return l
 }
 
 // Dead-letter headers: the original bytes are the message value; these say why and where from.

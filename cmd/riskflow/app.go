@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -55,7 +58,7 @@ func newApp(cfg Config, log *slog.Logger) (*app, error) {
 	a := &app{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.obs = newObserver(a.reg)
-	a.kc = consumers.Config{Brokers: cfg.Kafka.Brokers, BatchTimeout: cfg.Kafka.BatchTimeout.D()}
+	a.kc = a.kafkaConfig()
 	a.hasher = schemas.NewPhoneHasher([]byte(cfg.Scoring.PhoneHashKey))
 	s, err := buildScorer(cfg.Scoring, a.hasher, log)
 	if err != nil {
@@ -167,6 +170,10 @@ func (a *app) watchRules(ctx context.Context, onLoad func(*rules.Pack)) {
 	}, func(err error) {
 		a.log.Error("rule pack rejected; the running pack stays", "err", err)
 	})
+}
+
+func (a *app) kafkaConfig() consumers.Config {
+	return consumers.Config{Brokers: a.cfg.Kafka.Brokers, BatchTimeout: a.cfg.Kafka.BatchTimeout.D()}
 }
 
 func (a *app) topics() []consumers.TopicSpec {
@@ -341,6 +348,19 @@ func (a *app) runAPI(ctx context.Context, listen string, ready func() error, onL
 	return nil
 }
 
+// bootID tells this process's response ids from those of every other process, including earlier
+// runs on the same host: the sequence behind the prefix restarts at 1, and hostnames cut to 8
+// characters collide (every pod named riskflow-api-… becomes "riskflow").
+var bootID = func() string {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return strconv.FormatInt(time.Now().UnixNano()&0xffffffff, 16)
+	}
+	return hex.EncodeToString(b[:])
+}()
+
+// nodePrefix is the prefix of this process's response ids: up to 8 characters of the hostname,
+// for people, and the boot id, for uniqueness.
 func nodePrefix(host string) string {
 	h := strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
@@ -351,5 +371,5 @@ func nodePrefix(host string) string {
 	if len(h) > 8 {
 		h = h[:8]
 	}
-	return h + "-"
+	return h + "-" + bootID + "-"
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"reflect"
 	"sort"
@@ -130,6 +131,11 @@ func (c *Config) Validate() error {
 	if len(c.Kafka.Brokers) == 0 {
 		bad("kafka.brokers", "at least one broker is required")
 	}
+	for _, b := range c.Kafka.Brokers {
+		if !hostPort(b) {
+			bad("kafka.brokers", "%q is not host:port", b)
+		}
+	}
 	for _, t := range []struct{ k, v string }{{"kafka.events_topic", c.Kafka.EventsTopic}, {"kafka.scores_topic", c.Kafka.ScoresTopic}, {"kafka.dlq_topic", c.Kafka.DLQTopic}, {"kafka.scorer_group", c.Kafka.ScorerGroup}, {"kafka.archiver_group", c.Kafka.ArchiverGroup}} {
 		if t.v == "" {
 			bad(t.k, "must not be empty")
@@ -154,6 +160,18 @@ func (c *Config) Validate() error {
 		if c.ClickHouse.BreakerFailures < 1 {
 			bad("clickhouse.breaker_failures", "must be at least 1")
 		}
+		if c.ClickHouse.FlushInterval.D() <= 0 {
+			bad("clickhouse.flush_interval", "must be positive")
+		}
+		if c.ClickHouse.BreakerOpenFor.D() <= 0 {
+			bad("clickhouse.breaker_open_for", "must be positive")
+		}
+	}
+	if c.API.Listen != "" && !hostPort(c.API.Listen) {
+		bad("api.listen", "%q is not host:port (e.g. 127.0.0.1:8080 or :8080)", c.API.Listen)
+	}
+	if c.API.ReadyMaxLag < 0 {
+		bad("api.ready_max_lag", "must not be negative")
 	}
 	if c.API.MaxBodyBytes < 1024 {
 		bad("api.max_body_bytes", "%d is below 1024", c.API.MaxBodyBytes)
@@ -190,6 +208,16 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// hostPort reports whether s is host:port with a numeric port (the host may be empty: ":8080").
+func hostPort(s string) bool {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 0 && n <= 65535
+}
+
 // LoadConfig reads path (if non-empty) over Default(), then env vars, then --set overrides.
 func LoadConfig(path string, environ []string, sets []string) (Config, error) {
 	c := Default()
@@ -197,6 +225,14 @@ func LoadConfig(path string, environ []string, sets []string) (Config, error) {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return c, fmt.Errorf("read config: %w", err)
+		}
+		keys := configKeys()
+		var doc yaml.Node
+		if err := yaml.Unmarshal(b, &doc); err != nil {
+			return c, fmt.Errorf("config %s: %w", path, err)
+		}
+		if err := keys.checkYAML(&doc); err != nil {
+			return c, fmt.Errorf("config %s: %w", path, err)
 		}
 		dec := yaml.NewDecoder(bytes.NewReader(b))
 		dec.KnownFields(true)
@@ -236,6 +272,73 @@ func LoadConfig(path string, environ []string, sets []string) (Config, error) {
 type keyIndex struct {
 	paths map[string][]int // "kafka.brokers" → field index path
 	byEnv map[string]string
+}
+
+// checkYAML names every key of a config document that is not a config key, as section.key with
+// its line (yaml.v3's own message names Go types, not keys).
+func (k keyIndex) checkYAML(doc *yaml.Node) error {
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		doc = doc.Content[0]
+	}
+	if doc.Kind != yaml.MappingNode {
+		return nil // empty document, or a shape the decoder reports
+	}
+	sections := map[string]bool{}
+	for p := range k.paths {
+		sec, _, _ := strings.Cut(p, ".")
+		sections[sec] = true
+	}
+	var errs []error
+	for i := 0; i+1 < len(doc.Content); i += 2 {
+		sec, body := doc.Content[i], doc.Content[i+1]
+		if !sections[sec.Value] {
+			errs = append(errs, fmt.Errorf("line %d: %s: unknown section (known: %s)", sec.Line, sec.Value, strings.Join(sortedKeys(sections), ", ")))
+			continue
+		}
+		if body.Kind != yaml.MappingNode {
+			if body.Kind != yaml.ScalarNode || body.Tag != "!!null" { // "kafka:" alone is fine
+				errs = append(errs, fmt.Errorf("line %d: %s: expected section keys (%s.key: value), got %s", body.Line, sec.Value, sec.Value, yamlKind(body)))
+			}
+			continue
+		}
+		for j := 0; j+1 < len(body.Content); j += 2 {
+			key := body.Content[j]
+			if _, ok := k.paths[sec.Value+"."+key.Value]; !ok {
+				errs = append(errs, fmt.Errorf("line %d: %s.%s: unknown key (known in %s: %s)", key.Line, sec.Value, key.Value, sec.Value, strings.Join(k.section(sec.Value), ", ")))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func yamlKind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return fmt.Sprintf("%q", n.Value)
+	}
+	return "something else"
+}
+
+// section lists the keys of one section, without the section prefix.
+func (k keyIndex) section(sec string) []string {
+	var out []string
+	for _, p := range k.sorted() {
+		if rest, ok := strings.CutPrefix(p, sec+"."); ok {
+			out = append(out, rest)
+		}
+	}
+	return out
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (k keyIndex) sorted() []string {

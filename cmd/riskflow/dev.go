@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
+	"sort"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -29,7 +31,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := newFlagSet("dev", stderr)
 	var cf commonFlags
 	cf.register(fs)
-	listen := fs.String("listen", "127.0.0.1:8080", "API listen address")
+	listen := fs.String("listen", "", "API listen address (default api.listen, 127.0.0.1:8080); port 0 picks a free port")
 	sample := fs.Bool("sample", true, "publish a sample event stream and print a verdict")
 	once := fs.Bool("once", false, "exit after the sample verdict is printed")
 	if err := parseFlags(fs, args); err != nil {
@@ -46,6 +48,12 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	})
 	if err != nil {
 		return err
+	}
+	if *listen == "" {
+		*listen = cfg.API.Listen
+	}
+	if !hostPort(*listen) {
+		return usagef("dev: --listen %q is not host:port (e.g. 127.0.0.1:8080, or 127.0.0.1:0 for a free port)", *listen)
 	}
 	log := newLogger(cfg.Log, stderr)
 
@@ -85,7 +93,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			case <-gctx.Done():
 				return nil
 			}
-			if err := runSample(gctx, a, "http://"+addr, stdout); err != nil {
+			if err := runSample(gctx, a, "http://"+addr, sampleApp(cfg.API.Keys), stdout); err != nil {
 				return fmt.Errorf("dev sample: %w", err)
 			}
 			if *once {
@@ -101,13 +109,30 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return err
 }
 
+// credentials are the app key and secret the sample uses.
+type credentials struct{ key, secret string }
+
+// sampleApp picks the app the sample runs as: the dev app when it is configured (the default),
+// otherwise the first configured app key, so a dev run with RISKFLOW_API_KEYS set still works.
+func sampleApp(keys map[string]string) credentials {
+	if s, ok := keys[devAppKey]; ok {
+		return credentials{devAppKey, s}
+	}
+	names := make([]string, 0, len(keys))
+	for k := range keys {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return credentials{names[0], keys[names[0]]} // cmdDev guarantees at least one key
+}
+
 // runSample publishes a small stream through the API — ordinary logins, a datacenter farm cycling
 // numbers, a hammered number and a replayed token — waits until the scorer has them, then asks for
 // verdicts and prints them.
-func runSample(ctx context.Context, a *app, base string, out io.Writer) error {
-	evs := sampleEvents(time.Now().UTC())
+func runSample(ctx context.Context, a *app, base string, app credentials, out io.Writer) error {
+	evs := sampleEvents(time.Now().UTC(), app.key)
 	body, _ := json.Marshal(evs)
-	if _, err := call(ctx, base+"/v1/events", body); err != nil {
+	if _, err := call(ctx, base+"/v1/events", app, body); err != nil {
 		return err
 	}
 	// Wait until the scorer applied the sample to the feature state.
@@ -122,14 +147,22 @@ func runSample(ctx context.Context, a *app, base string, out io.Writer) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	fmt.Fprintf(out, "published %d sample events to verify.events; the scorer has them.\n\n", len(evs))
-	checks := []struct{ what, body string }{
-		{"an ordinary login", `{"phone":"13912345678","ip":"223.104.3.7","carrier":"CM","app_id":"demo","flow":"one_click_login","platform":"android","device_id":"dev-a1","ex_id":"sample-1"}`},
-		{"one more number from the datacenter IP farming numbers", `{"phone":"13700009999","ip":"47.92.10.20","carrier":"CM","app_id":"demo","flow":"one_click_login","platform":"android","device_id":"farm-1","ex_id":"sample-2"}`},
-		{"a replayed loginToken", `{"phone":"13811112222","ip":"223.104.9.9","carrier":"CM","app_id":"demo","flow":"one_click_login","platform":"ios","token_digest":"` + sampleToken + `","ex_id":"sample-3"}`},
+	fmt.Fprintf(out, "published %d sample events to %s; the scorer has them.\n\n", len(evs), a.cfg.Kafka.EventsTopic)
+	checks := []struct {
+		what string
+		req  schemas.CheckRequest
+	}{
+		{"an ordinary login", schemas.CheckRequest{Phone: "13912345678", IP: netip.MustParseAddr("223.104.3.7"), Carrier: "CM", Flow: schemas.FlowOneClickLogin, Platform: "android", DeviceID: "dev-a1", ExID: "sample-1"}},
+		{"one more number from the datacenter IP farming numbers", schemas.CheckRequest{Phone: "13700009999", IP: netip.MustParseAddr("47.92.10.20"), Carrier: "CM", Flow: schemas.FlowOneClickLogin, Platform: "android", DeviceID: "farm-1", ExID: "sample-2"}},
+		{"a replayed loginToken", schemas.CheckRequest{Phone: "13811112222", IP: netip.MustParseAddr("223.104.9.9"), Carrier: "CM", Flow: schemas.FlowOneClickLogin, Platform: "ios", TokenDigest: sampleToken, ExID: "sample-3"}},
 	}
 	for _, c := range checks {
-		resp, err := call(ctx, base+"/v1/risk/check", []byte(c.body))
+		c.req.AppID = app.key
+		body, err := json.Marshal(c.req)
+		if err != nil {
+			return err
+		}
+		resp, err := call(ctx, base+"/v1/risk/check", app, body)
 		if err != nil {
 			return err
 		}
@@ -137,17 +170,21 @@ func runSample(ctx context.Context, a *app, base string, out io.Writer) error {
 		_ = json.Indent(&pretty, resp, "  ", "  ")
 		fmt.Fprintf(out, "POST /v1/risk/check — %s:\n  %s\n\n", c.what, pretty.String())
 	}
-	fmt.Fprintf(out, "riskflow dev is serving %s (app key %q, secret %q). Ctrl-C stops it.\n", base, devAppKey, devSecret)
+	if app.key == devAppKey && app.secret == devSecret {
+		fmt.Fprintf(out, "riskflow dev is serving %s (app key %q, secret %q). Ctrl-C stops it.\n", base, devAppKey, devSecret)
+	} else {
+		fmt.Fprintf(out, "riskflow dev is serving %s (app key %q and the other configured keys). Ctrl-C stops it.\n", base, app.key)
+	}
 	return nil
 }
 
 const sampleToken = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
-func sampleEvents(now time.Time) []schemas.VerifyEvent {
+func sampleEvents(now time.Time, appID string) []schemas.VerifyEvent {
 	var evs []schemas.VerifyEvent
 	add := func(id string, ago time.Duration, phone, ip, carrier, device, outcome, token string) {
 		ev := schemas.VerifyEvent{
-			EventID: id, TS: now.Add(-ago), AppID: devAppKey, Flow: schemas.FlowOneClickLogin,
+			EventID: id, TS: now.Add(-ago), AppID: appID, Flow: schemas.FlowOneClickLogin,
 			Phone: phone, Carrier: carrier, Platform: "android", DeviceID: device, Outcome: outcome, TokenDigest: token,
 		}
 		ev.IP, _ = schemas.ParseIP(ip)
@@ -166,12 +203,12 @@ func sampleEvents(now time.Time) []schemas.VerifyEvent {
 	return evs
 }
 
-func call(ctx context.Context, url string, body []byte) ([]byte, error) {
+func call(ctx context.Context, url string, app credentials, body []byte) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
-	req.SetBasicAuth(devAppKey, devSecret)
+	req.SetBasicAuth(app.key, app.secret)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -24,6 +24,7 @@ usage:
   riskflow migrate [common flags]
   riskflow produce FILE.jsonl [common flags]
   riskflow rules lint FILE | rules test DIR | rules vars
+  riskflow bench   [--api] [--pipeline] [--freshness] [--phones N] [--ips N]
 
 common flags:
   --config FILE      YAML configuration (every key also set by RISKFLOW_<SECTION>_<KEY>)
@@ -50,11 +51,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0 // -h/--help: the command's flag set has printed its flags; asking for help is not an error
+	}
 	var ue usageError
-	if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stderr, "riskflow: %v\n", err)
-		}
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "riskflow: %v\n", err)
 		fmt.Fprint(stderr, "\n"+usage)
 		return 2
 	}
@@ -78,6 +80,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdProduce(ctx, rest, stdout, stderr)
 	case "rules":
 		return cmdRules(ctx, rest, stdout, stderr)
+	case "bench":
+		return cmdBench(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -60,6 +60,10 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if roles["api"] && len(cfg.API.Keys) == 0 {
 		problems = append(problems, "api.keys: no API keys configured (RISKFLOW_API_KEYS=app_key:secret,…); refusing to serve an open API")
 	}
+	if roles["api"] && cfg.API.Listen == "" {
+		// net.Listen would pick a random port on every interface.
+		problems = append(problems, "api.listen: required by the api role (RISKFLOW_API_LISTEN or --listen, e.g. 0.0.0.0:8080)")
+	}
 	if roles["archiver"] && cfg.ClickHouse.Addr == "" {
 		problems = append(problems, "clickhouse.addr: required by the archiver role (RISKFLOW_CLICKHOUSE_ADDR)")
 	}

@@ -163,6 +163,11 @@ func cmdRules(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(args) == 0 {
 		return usagef("rules: lint FILE | test DIR | vars")
 	}
+	switch args[0] {
+	case "lint", "test", "vars":
+	default:
+		return usagef("rules: unknown subcommand %q (lint, test, vars)", args[0])
+	}
 	fs := newFlagSet("rules "+args[0], stderr)
 	var cf commonFlags
 	cf.register(fs)

@@ -103,10 +103,25 @@ func New(cfg Config, checker Checker, pub Publisher, opts ...Option) *Server {
 	mux.HandleFunc("GET /readyz", s.instrument("readyz", s.handleReady))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", s.instrument("other", func(w http.ResponseWriter, r *http.Request) (int, error) {
+		// Every method of every path lands here unless a route above matched, so a known path
+		// reached with the wrong method is told apart from an unknown path.
+		if allow, ok := allowed[r.URL.Path]; ok {
+			w.Header().Set("Allow", allow)
+			return 0, &httpError{http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s: use %s", r.Method, r.URL.Path, allow)}
+		}
 		return 0, &httpError{http.StatusNotFound, fmt.Sprintf("no route %s %s (see POST /v1/risk/check, POST /v1/events, GET /healthz, /readyz, /metrics)", r.Method, r.URL.Path)}
 	}))
 	s.mux = mux
 	return s
+}
+
+// allowed lists the methods of every route, for 405 answers.
+var allowed = map[string]string{
+	"/v1/risk/check": "POST",
+	"/v1/events":     "POST",
+	"/healthz":       "GET, HEAD",
+	"/readyz":        "GET, HEAD",
+	"/metrics":       "GET, HEAD",
 }
 
 // ServeHTTP implements http.Handler.
@@ -154,6 +169,9 @@ func (s *Server) instrument(route string, h handler) http.HandlerFunc {
 		start := time.Now()
 		defer func() {
 			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p) // net/http's way to abort a response; it must reach the server
+				}
 				s.log.Error("handler panic", "route", route, "panic", p)
 				writeJSON(w, http.StatusInternalServerError, schemas.ErrorBody{Code: http.StatusInternalServerError, Content: "internal error"})
 				s.m.observe(route, http.StatusInternalServerError, time.Since(start))
@@ -249,6 +267,12 @@ func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) (int, error
 	}
 	if err != nil {
 		s.log.Warn("rule evaluation error", "err", err)
+	}
+	// The envelope is the API's: whatever the checker filled in, a verdict is code 0, "success",
+	// and echoes the caller's ex_id.
+	rc.Code, rc.Content = 0, "success"
+	if rc.ExID == "" {
+		rc.ExID = req.ExID
 	}
 	rc.ID = s.nextID()
 	s.m.scores.WithLabelValues(strconv.Itoa(rc.Score)).Inc()

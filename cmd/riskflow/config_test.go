@@ -1,0 +1,371 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaultValidates(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Default() does not validate:\n%v", err)
+	}
+	// With ClickHouse on, the ClickHouse defaults validate too.
+	c.ClickHouse.Addr = "127.0.0.1:19000"
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Default() with clickhouse.addr does not validate:\n%v", err)
+	}
+}
+
+func TestLoadConfigNoSources(t *testing.T) {
+	c, err := LoadConfig("", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c, Default()) {
+		t.Errorf("no file, env or --set: %+v, want Default()", c)
+	}
+}
+
+func TestLoadConfigYAML(t *testing.T) {
+	p := writeFile(t, "riskflow.yaml", `
+# comments are fine
+kafka:
+  brokers: [k1:9092, k2:9092]
+  partitions: 12
+  batch_timeout: 10ms
+clickhouse:
+  addr: 127.0.0.1:19000
+  breaker_open_for: 30s
+api:
+  listen: 0.0.0.0:8080
+  keys:
+    app1: s1
+    app2: "s:2"
+  rate_per_app: 2000
+scoring:
+  windows: [1m, 1h]
+  replay: false
+log:
+  format: json
+`)
+	c, err := LoadConfig(p, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("file config does not validate: %v", err)
+	}
+	d := Default()
+	checks := []struct {
+		key       string
+		got, want any
+	}{
+		{"kafka.brokers", c.Kafka.Brokers, []string{"k1:9092", "k2:9092"}},
+		{"kafka.partitions", c.Kafka.Partitions, 12},
+		{"kafka.batch_timeout", c.Kafka.BatchTimeout.D(), 10 * time.Millisecond},
+		{"kafka.events_topic (default)", c.Kafka.EventsTopic, d.Kafka.EventsTopic},
+		{"clickhouse.addr", c.ClickHouse.Addr, "127.0.0.1:19000"},
+		{"clickhouse.breaker_open_for", c.ClickHouse.BreakerOpenFor.D(), 30 * time.Second},
+		{"clickhouse.batch_size (default)", c.ClickHouse.BatchSize, d.ClickHouse.BatchSize},
+		{"api.keys", c.API.Keys, map[string]string{"app1": "s1", "app2": "s:2"}},
+		{"api.rate_per_app", c.API.RatePerApp, 2000.0},
+		{"scoring.windows", c.Scoring.Windows, []Duration{Duration(time.Minute), Duration(time.Hour)}},
+		{"scoring.replay", c.Scoring.Replay, false},
+		{"log.format", c.Log.Format, "json"},
+		{"log.level (default)", c.Log.Level, "info"},
+	}
+	for _, ch := range checks {
+		if !reflect.DeepEqual(ch.got, ch.want) {
+			t.Errorf("%s = %v, want %v", ch.key, ch.got, ch.want)
+		}
+	}
+}
+
+func TestLoadConfigEmptyFile(t *testing.T) {
+	for _, content := range []string{"", "# nothing configured\n", "kafka:\n"} {
+		c, err := LoadConfig(writeFile(t, "empty.yaml", content), nil, nil)
+		if err != nil {
+			t.Errorf("%q: %v", content, err)
+			continue
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("%q: %v", content, err)
+		}
+	}
+}
+
+func TestLoadConfigYAMLUnknownKeys(t *testing.T) {
+	p := writeFile(t, "bad.yaml", `kafka:
+  brokers: [k1:9092]
+  colour: red
+kafak:
+  partitions: 3
+api:
+  keys: {app1: s1}
+  listne: ":8080"
+`)
+	_, err := LoadConfig(p, nil, nil)
+	if err == nil {
+		t.Fatal("unknown keys accepted")
+	}
+	msg := err.Error()
+	for _, want := range []string{p, "line 3: kafka.colour: unknown key", "line 4: kafak: unknown section", "line 8: api.listne: unknown key", "listen"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error does not contain %q:\n%s", want, msg)
+		}
+	}
+}
+
+func TestLoadConfigYAMLBadValues(t *testing.T) {
+	cases := []struct{ yaml, want string }{
+		{"kafka:\n  batch_timeout: 5\n", `"5" is not a duration`},
+		{"kafka:\n  partitions: many\n", "many"},
+		{"kafka: [a, b]\n", "line 1: kafka: expected section keys"},
+		{"log: loud\n", `log: expected section keys (log.key: value), got "loud"`},
+		{"kafka:\n  brokers: [a:1\n", "yaml"},
+		{"scoring:\n  windows: [1m, soon]\n", `"soon" is not a duration`},
+	}
+	for _, c := range cases {
+		_, err := LoadConfig(writeFile(t, "c.yaml", c.yaml), nil, nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: error %v, want it to contain %q", c.yaml, err, c.want)
+		}
+	}
+	if _, err := LoadConfig(filepath.Join(t.TempDir(), "missing.yaml"), nil, nil); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestLoadConfigEnv(t *testing.T) {
+	env := []string{
+		"PATH=/usr/bin",
+		"RISKFLOW_KAFKA_BROKERS=a:1,b:2",
+		"RISKFLOW_API_KEYS=x:y,z:w",
+		"RISKFLOW_KAFKA_BATCH_TIMEOUT=10ms",
+		"RISKFLOW_CLICKHOUSE_BREAKER_OPEN_FOR=2s",
+		"RISKFLOW_CLICKHOUSE_FLUSH_INTERVAL=200ms",
+		"RISKFLOW_SCORING_WINDOWS=1m, 10m ,1h",
+		"RISKFLOW_API_RATE_PER_APP=2.5",
+		"RISKFLOW_API_MAX_BODY_BYTES=2048",
+		"RISKFLOW_SCORING_REPLAY=false",
+		"RISKFLOW_KAFKA_EVENTS_TOPIC= it.events ",
+		"RISKFLOW_KAFKA_PORT=19092", // used by deploy scripts, not a config key
+		"RISKFLOW_CACHE_DIR=/tmp/x",
+		"KAFKA_BROKERS=ignored:1",
+	}
+	c, err := LoadConfig("", env, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("env config does not validate: %v", err)
+	}
+	checks := []struct {
+		key       string
+		got, want any
+	}{
+		{"kafka.brokers", c.Kafka.Brokers, []string{"a:1", "b:2"}},
+		{"api.keys", c.API.Keys, map[string]string{"x": "y", "z": "w"}},
+		{"kafka.batch_timeout", c.Kafka.BatchTimeout.D(), 10 * time.Millisecond},
+		{"clickhouse.breaker_open_for", c.ClickHouse.BreakerOpenFor.D(), 2 * time.Second},
+		{"clickhouse.flush_interval", c.ClickHouse.FlushInterval.D(), 200 * time.Millisecond},
+		{"scoring.windows", c.Scoring.Windows, []Duration{Duration(time.Minute), Duration(10 * time.Minute), Duration(time.Hour)}},
+		{"api.rate_per_app", c.API.RatePerApp, 2.5},
+		{"api.max_body_bytes", c.API.MaxBodyBytes, int64(2048)},
+		{"scoring.replay", c.Scoring.Replay, false},
+		{"kafka.events_topic", c.Kafka.EventsTopic, "it.events"},
+	}
+	for _, ch := range checks {
+		if !reflect.DeepEqual(ch.got, ch.want) {
+			t.Errorf("%s = %#v, want %#v", ch.key, ch.got, ch.want)
+		}
+	}
+}
+
+func TestLoadConfigEnvBadValue(t *testing.T) {
+	cases := map[string]string{
+		"RISKFLOW_KAFKA_PARTITIONS=many":        "RISKFLOW_KAFKA_PARTITIONS",
+		"RISKFLOW_KAFKA_BATCH_TIMEOUT=5":        "RISKFLOW_KAFKA_BATCH_TIMEOUT",
+		"RISKFLOW_API_KEYS=app1":                `"app1" is not key:value`,
+		"RISKFLOW_SCORING_REPLAY=maybe":         "RISKFLOW_SCORING_REPLAY",
+		"RISKFLOW_API_RATE_PER_APP=fast":        "RISKFLOW_API_RATE_PER_APP",
+		"RISKFLOW_SCORING_WINDOWS=1m,sometimes": `"sometimes" is not a duration`,
+	}
+	for kv, want := range cases {
+		_, err := LoadConfig("", []string{kv}, nil)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want it to contain %q", kv, err, want)
+		}
+	}
+}
+
+func TestLoadConfigSet(t *testing.T) {
+	c, err := LoadConfig("", nil, []string{"kafka.brokers=127.0.0.1:9092", "api.keys=a:b", "kafka.scorer_batch=50", "log.level=debug"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.Kafka.Brokers, []string{"127.0.0.1:9092"}) || c.API.Keys["a"] != "b" || c.Kafka.ScorerBatch != 50 || c.Log.Level != "debug" {
+		t.Errorf("--set not applied: %+v", c)
+	}
+
+	_, err = LoadConfig("", nil, []string{"kafka.colour=red"})
+	if err == nil || !strings.Contains(err.Error(), "--set kafka.colour: unknown key") || !strings.Contains(err.Error(), "kafka.brokers") {
+		t.Errorf("unknown --set key: %v; want it named, with the known keys listed", err)
+	}
+	_, err = LoadConfig("", nil, []string{"kafka.partitions"})
+	if err == nil || !strings.Contains(err.Error(), "section.key=value") {
+		t.Errorf("--set without =: %v", err)
+	}
+	_, err = LoadConfig("", nil, []string{"kafka.partitions=lots"})
+	if err == nil || !strings.Contains(err.Error(), "--set kafka.partitions") {
+		t.Errorf("bad --set value: %v", err)
+	}
+}
+
+// Precedence: file < env < --set.
+func TestLoadConfigPrecedence(t *testing.T) {
+	p := writeFile(t, "c.yaml", "kafka:\n  partitions: 2\n  scorer_batch: 20\n  dlq_topic: from-file\n")
+	env := []string{"RISKFLOW_KAFKA_PARTITIONS=3", "RISKFLOW_KAFKA_SCORER_BATCH=30"}
+	c, err := LoadConfig(p, env, []string{"kafka.partitions=4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kafka.Partitions != 4 || c.Kafka.ScorerBatch != 30 || c.Kafka.DLQTopic != "from-file" {
+		t.Errorf("partitions %d (want --set 4), scorer_batch %d (want env 30), dlq_topic %q (want file)", c.Kafka.Partitions, c.Kafka.ScorerBatch, c.Kafka.DLQTopic)
+	}
+}
+
+// Every leaf of Config is a key: it has a YAML name, an env var, and takes a value from a string.
+func TestEveryKeyIsSettable(t *testing.T) {
+	keys := configKeys()
+	if len(keys.paths) < 30 {
+		t.Fatalf("only %d keys found", len(keys.paths))
+	}
+	sample := map[reflect.Kind]string{reflect.String: "x", reflect.Int: "7", reflect.Int64: "7", reflect.Float64: "1.5", reflect.Bool: "true", reflect.Map: "k:v", reflect.Slice: "h:1"}
+	for path, idx := range keys.paths {
+		sec, key, _ := strings.Cut(path, ".")
+		if sec == "" || key == "" {
+			t.Errorf("key %q lacks a yaml name", path)
+			continue
+		}
+		env := "RISKFLOW_" + strings.ToUpper(strings.ReplaceAll(path, ".", "_"))
+		if keys.byEnv[env] != path {
+			t.Errorf("%s has no env var %s", path, env)
+		}
+		c := Default()
+		f := reflect.ValueOf(&c).Elem().Field(idx[0]).Field(idx[1])
+		val, ok := sample[f.Kind()]
+		if f.Type() == durationType || (f.Kind() == reflect.Slice && f.Type().Elem() == durationType) {
+			val, ok = "5m", true
+		}
+		if !ok {
+			t.Errorf("%s: no sample for %s", path, f.Type())
+			continue
+		}
+		if err := setKey(&c, path, val); err != nil {
+			t.Errorf("set %s=%s: %v", path, val, err)
+		}
+		if f.IsZero() {
+			t.Errorf("set %s=%s left it zero", path, val)
+		}
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	c := Default()
+	c.Kafka.Brokers = []string{"no-port", "ok:9092"}
+	c.Kafka.EventsTopic = ""
+	c.Kafka.ArchiverGroup = ""
+	c.Kafka.Partitions = 0
+	c.Kafka.ScorerBatch = 20000
+	c.Kafka.BatchTimeout = Duration(2 * time.Second)
+	c.ClickHouse.Addr = "127.0.0.1:19000"
+	c.ClickHouse.Database = ""
+	c.ClickHouse.BatchSize = 0
+	c.ClickHouse.BreakerFailures = 0
+	c.ClickHouse.FlushInterval = 0
+	c.ClickHouse.BreakerOpenFor = Duration(-time.Second)
+	c.API.Listen = "8080"
+	c.API.MaxBodyBytes = 10
+	c.API.RatePerApp = -1
+	c.API.TLSCert = "cert.pem"
+	c.API.Keys = map[string]string{"app": ""}
+	c.API.ReadyMaxLag = -5
+	c.Scoring.Windows = []Duration{Duration(30 * time.Second), Duration(90 * time.Second)}
+	c.Log.Level = "verbose"
+	c.Log.Format = "xml"
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("a config full of mistakes validated")
+	}
+	keys := []string{
+		"kafka.brokers", "kafka.events_topic", "kafka.archiver_group", "kafka.partitions", "kafka.scorer_batch",
+		"kafka.batch_timeout", "clickhouse.database", "clickhouse.batch_size", "clickhouse.breaker_failures",
+		"clickhouse.flush_interval", "clickhouse.breaker_open_for", "api.listen", "api.max_body_bytes",
+		"api.rate_per_app", "api.tls_cert", "api.keys", "api.ready_max_lag", "scoring.windows", "log.level", "log.format",
+	}
+	lines := strings.Split(err.Error(), "\n")
+	for _, k := range keys {
+		found := false
+		for _, l := range lines {
+			if strings.HasPrefix(l, k+": ") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no line starts with %s:\n%s", k, err)
+		}
+	}
+	for _, want := range []string{`"no-port" is not host:port`, "30s must be whole minutes", "1m30s must be whole minutes", `"verbose"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q", want)
+		}
+	}
+	if strings.Contains(err.Error(), `"ok:9092"`) {
+		t.Error("a valid broker was reported")
+	}
+
+	// Without clickhouse.addr the archiver settings are not checked.
+	c = Default()
+	c.ClickHouse.BatchSize = 0
+	if err := c.Validate(); err != nil {
+		t.Errorf("clickhouse settings checked without clickhouse.addr: %v", err)
+	}
+	c.Scoring.Windows = nil
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "scoring.windows: at least one") {
+		t.Errorf("no windows: %v", err)
+	}
+}
+
+func TestDurationYAML(t *testing.T) {
+	var v struct {
+		D Duration `yaml:"d"`
+	}
+	if err := yaml.Unmarshal([]byte("d: 1h30m\n"), &v); err != nil || v.D.D() != 90*time.Minute {
+		t.Fatalf("decode: %v %v", v.D.D(), err)
+	}
+	b, err := yaml.Marshal(v)
+	if err != nil || strings.TrimSpace(string(b)) != "d: 1h30m0s" {
+		t.Errorf("encode: %q %v", b, err)
+	}
+	if err := yaml.Unmarshal([]byte("d: 10\n"), &v); err == nil || !strings.Contains(err.Error(), "line 1") {
+		t.Errorf("bad duration: %v", err)
+	}
+}

@@ -1,0 +1,354 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/riskflow/riskflow/schemas"
+)
+
+// syncBuffer is a bytes.Buffer safe for the goroutines of a running command.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// cleanEnv removes every RISKFLOW_* variable for the test (restored afterwards) and points the
+// cache dir at an empty directory, so the machine's geo databases and settings do not leak in.
+func cleanEnv(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "RISKFLOW_") {
+			t.Setenv(name, "") // registers the restore
+			os.Unsetenv(name)
+		}
+	}
+	t.Setenv("RISKFLOW_CACHE_DIR", t.TempDir())
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func runCmd(t *testing.T, ctx context.Context, args ...string) result {
+	t.Helper()
+	var out, errw syncBuffer
+	code := run(ctx, args, &out, &errw)
+	return result{code, out.String(), errw.String()}
+}
+
+func TestRunUsageErrors(t *testing.T) {
+	cleanEnv(t)
+	missing := filepath.Join(t.TempDir(), "nope.yaml")
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"no command", nil, []string{"a command is required"}},
+		{"unknown command", []string{"frobnicate"}, []string{`unknown command "frobnicate"`}},
+		{"unknown flag", []string{"serve", "--colour", "red"}, []string{"flag provided but not defined: -colour"}},
+		{"bad roles", []string{"serve", "--roles", "scorer,bogus"}, []string{`--roles: "bogus" is not scorer, archiver or api`}},
+		{"empty roles", []string{"serve", "--roles", " , "}, []string{"--roles: at least one"}},
+		{"serve without api keys", []string{"serve", "--roles", "api", "--set", "scoring.phone_hash_key=k"}, []string{"api.keys: no API keys configured"}},
+		{"serve without hash key", []string{"serve", "--roles", "scorer"}, []string{"scoring.phone_hash_key: required"}},
+		{"api without listen address", []string{"serve", "--roles", "api", "--set", "api.listen=", "--set", "api.keys=a:b", "--set", "scoring.phone_hash_key=k"}, []string{"api.listen: required"}},
+		{"archiver without clickhouse", []string{"serve", "--roles", "archiver"}, []string{"clickhouse.addr: required"}},
+		{"bad config value", []string{"serve", "--set", "kafka.partitions=0", "--set", "log.level=loud"}, []string{"invalid configuration", "kafka.partitions: 0 is outside", `log.level: "loud"`}},
+		{"unknown --set key", []string{"migrate", "--set", "kafka.colour=red"}, []string{"--set kafka.colour: unknown key"}},
+		{"missing config file", []string{"serve", "--config", missing}, []string{"nope.yaml"}},
+		{"migrate without clickhouse", []string{"migrate"}, []string{"clickhouse.addr: required"}},
+		{"produce without file", []string{"produce"}, []string{"exactly one FILE.jsonl"}},
+		{"rules without subcommand", []string{"rules"}, []string{"rules: lint FILE | test DIR | vars"}},
+		{"rules unknown subcommand", []string{"rules", "frob"}, []string{`rules: unknown subcommand "frob"`}},
+		{"rules lint without file", []string{"rules", "lint"}, []string{"exactly one FILE"}},
+		{"dev bad listen", []string{"dev", "--listen", "8080"}, []string{`--listen "8080" is not host:port`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			r := runCmd(t, ctx, c.args...)
+			if r.code != 2 {
+				t.Fatalf("exit %d, want 2\nstderr: %s", r.code, r.stderr)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
+				}
+			}
+			if !strings.Contains(r.stderr, "usage:") {
+				t.Errorf("stderr has no usage:\n%s", r.stderr)
+			}
+		})
+	}
+}
+
+func TestRunServeReportsEveryMissingSetting(t *testing.T) {
+	cleanEnv(t)
+	r := runCmd(t, context.Background(), "serve")
+	if r.code != 2 {
+		t.Fatalf("exit %d", r.code)
+	}
+	for _, w := range []string{"scoring.phone_hash_key", "api.keys", "clickhouse.addr"} {
+		if !strings.Contains(r.stderr, w) {
+			t.Errorf("stderr lacks %s:\n%s", w, r.stderr)
+		}
+	}
+}
+
+func TestRunEnvConfigErrorIsUsage(t *testing.T) {
+	cleanEnv(t)
+	t.Setenv("RISKFLOW_KAFKA_PARTITIONS", "many")
+	r := runCmd(t, context.Background(), "migrate")
+	if r.code != 2 || !strings.Contains(r.stderr, "RISKFLOW_KAFKA_PARTITIONS") {
+		t.Errorf("exit %d, stderr %s", r.code, r.stderr)
+	}
+}
+
+func TestRunHelp(t *testing.T) {
+	cleanEnv(t)
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}} {
+		r := runCmd(t, context.Background(), args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "usage:") || !strings.Contains(r.stdout, "riskflow serve") {
+			t.Errorf("%v: exit %d, stdout %q", args, r.code, r.stdout)
+		}
+	}
+	// A command's own -h lists its flags and is not an error either.
+	for _, args := range [][]string{{"dev", "-h"}, {"serve", "--help"}, {"produce", "-h"}, {"rules", "lint", "-h"}} {
+		r := runCmd(t, context.Background(), args...)
+		if r.code != 0 {
+			t.Errorf("%v: exit %d, want 0\n%s", args, r.code, r.stderr)
+		}
+		if !strings.Contains(r.stderr, "-config") {
+			t.Errorf("%v: flags not listed:\n%s", args, r.stderr)
+		}
+	}
+}
+
+func TestRulesVars(t *testing.T) {
+	cleanEnv(t)
+	r := runCmd(t, context.Background(), "rules", "vars")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if !regexp.MustCompile(`(?m)^phone_verifies_10m\s+int\s+\S`).MatchString(r.stdout) {
+		t.Errorf("phone_verifies_10m is not listed with its type and meaning:\n%s", r.stdout)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	sorted := append([]string(nil), lines...)
+	for i := 1; i < len(sorted); i++ {
+		if strings.Fields(sorted[i-1])[0] > strings.Fields(sorted[i])[0] {
+			t.Errorf("vars not sorted: %q before %q", sorted[i-1], sorted[i])
+		}
+	}
+}
+
+const goodPack = `pack: cli-test
+description: a pack for the CLI tests
+rules:
+  - id: token_replay
+    tag: token_replay
+    description: a replayed token
+    owner: test
+    level: 900
+    when: has_token && token_seen > 0
+    reason: "loginToken digest seen {token_seen} time(s) before"
+`
+
+func TestRulesLint(t *testing.T) {
+	cleanEnv(t)
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	if err := os.WriteFile(good, []byte(goodPack), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runCmd(t, context.Background(), "rules", "lint", good)
+	if r.code != 0 || !strings.Contains(r.stdout, `pack "cli-test"`) || !strings.Contains(r.stdout, "1 rules: ok") {
+		t.Fatalf("good pack: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+
+	bad := filepath.Join(dir, "bad.yaml")
+	badPack := goodPack + `
+  - id: farm_detector
+    tag: farm
+    description: uses a variable that does not exist
+    owner: test
+    level: 600
+    when: phones_per_moon_10m > 3
+    reason: "farm"
+`
+	if err := os.WriteFile(bad, []byte(badPack), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = runCmd(t, context.Background(), "rules", "lint", bad)
+	if r.code == 0 {
+		t.Fatalf("a pack with an undeclared variable passed lint:\n%s", r.stdout)
+	}
+	if !strings.Contains(r.stderr, "farm_detector") || !strings.Contains(r.stderr, "bad.yaml") {
+		t.Errorf("lint error does not name the rule and the file:\n%s", r.stderr)
+	}
+	if strings.Contains(r.stdout, ": ok") {
+		t.Errorf("stdout claims ok:\n%s", r.stdout)
+	}
+}
+
+func TestRulesTest(t *testing.T) {
+	cleanEnv(t)
+	dir := t.TempDir()
+	tests := `tests:
+  - name: replayed token is blocked
+    given:
+      - {token_digest: b2928e600fd62f3583b6f725c1ec1e7f37b76ea3b474688260c7a3982bf37e72}
+    event: {token_digest: b2928e600fd62f3583b6f725c1ec1e7f37b76ea3b474688260c7a3982bf37e72}
+    expect: {score: 900, tags: [token_replay]}
+`
+	os.WriteFile(filepath.Join(dir, "rules.yaml"), []byte(goodPack), 0o600)
+	os.WriteFile(filepath.Join(dir, "tests.yaml"), []byte(tests), 0o600)
+	r := runCmd(t, context.Background(), "rules", "test", dir)
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+
+	failing := strings.Replace(tests, "score: 900", "score: 300", 1)
+	os.WriteFile(filepath.Join(dir, "tests.yaml"), []byte(failing), 0o600)
+	r = runCmd(t, context.Background(), "rules", "test", dir)
+	if r.code != 1 || !strings.Contains(r.stderr, "1 of 1 tests failed") {
+		t.Errorf("failing test: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+
+	r = runCmd(t, context.Background(), "rules", "test", filepath.Join(dir, "missing"))
+	if r.code != 2 {
+		t.Errorf("missing dir: exit %d, want 2", r.code)
+	}
+}
+
+// TestDevOnce runs the whole pipeline in one process — embedded broker, scorer, API — on a free
+// port, publishes the sample and checks the verdicts it prints.
+func TestDevOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded broker")
+	}
+	cleanEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	r := runCmd(t, ctx, "dev", "--once", "--listen", "127.0.0.1:0")
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	verdicts := devVerdicts(t, r.stdout)
+	farm, ok := verdicts["sample-2"]
+	if !ok {
+		t.Fatalf("no verdict for the datacenter sample:\n%s", r.stdout)
+	}
+	if farm.Score != 900 {
+		t.Errorf("datacenter farm: score %d, want 900 (%v)", farm.Score, farm.Tags)
+	}
+	replay := verdicts["sample-3"]
+	if replay.Score != 900 || !contains(replay.Tags, "token_replay") {
+		t.Errorf("replayed token: score %d tags %v, want 900 with token_replay", replay.Score, replay.Tags)
+	}
+	if ordinary := verdicts["sample-1"]; ordinary.Score != 0 {
+		t.Errorf("ordinary login: score %d tags %v", ordinary.Score, ordinary.Tags)
+	}
+	if !strings.Contains(r.stdout, `"score": 900`) || !strings.Contains(r.stdout, `"token_replay"`) {
+		t.Errorf("stdout:\n%s", r.stdout)
+	}
+	if m := regexp.MustCompile(`serving http://127\.0\.0\.1:(\d+)`).FindStringSubmatch(r.stdout); m == nil || m[1] == "0" {
+		t.Errorf("the printed address is not the real one:\n%s", r.stdout)
+	}
+	if len(verdicts) == 3 && verdicts["sample-1"].ID == verdicts["sample-2"].ID {
+		t.Error("two verdicts share an id")
+	}
+}
+
+// TestDevOnceWithConfiguredKeys: api.keys set in the environment, without the dev app — the sample
+// runs as a configured app instead of failing authentication.
+func TestDevOnceWithConfiguredKeys(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded broker")
+	}
+	cleanEnv(t)
+	t.Setenv("RISKFLOW_API_KEYS", "shop:shop-secret")
+	t.Setenv("RISKFLOW_API_LISTEN", "127.0.0.1:0") // dev listens on api.listen unless --listen says otherwise
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	r := runCmd(t, ctx, "dev", "--once")
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	if v := devVerdicts(t, r.stdout)["sample-3"]; v.Score != 900 {
+		t.Errorf("replayed token as app shop: %+v", v)
+	}
+	if strings.Contains(r.stdout, "shop-secret") {
+		t.Error("a configured secret was printed")
+	}
+}
+
+// devVerdicts parses the indented verdicts riskflow dev prints, by ex_id.
+func devVerdicts(t *testing.T, stdout string) map[string]schemas.RiskCheck {
+	t.Helper()
+	out := map[string]schemas.RiskCheck{}
+	for rest := stdout; ; {
+		i := strings.Index(rest, "{")
+		if i < 0 {
+			return out
+		}
+		dec := json.NewDecoder(strings.NewReader(rest[i:]))
+		var rc schemas.RiskCheck
+		if err := dec.Decode(&rc); err != nil {
+			t.Fatalf("verdict does not parse: %v\n%s", err, rest[i:])
+		}
+		out[rc.ExID] = rc
+		rest = rest[i+int(dec.InputOffset()):]
+	}
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func TestNodePrefix(t *testing.T) {
+	p := nodePrefix("riskflow-api-7d9f8-x2x4z")
+	if !regexp.MustCompile(`^riskflow-[0-9a-f]{8}-$`).MatchString(p) {
+		t.Errorf("prefix %q", p)
+	}
+	if p := nodePrefix(""); !strings.HasPrefix(p, "-") || len(p) != 10 {
+		t.Errorf("empty host: %q", p)
+	}
+}
+
+func TestSampleApp(t *testing.T) {
+	if c := sampleApp(map[string]string{"demo": "demo-secret", "a": "b"}); c.key != "demo" {
+		t.Errorf("dev key present: %+v", c)
+	}
+	if c := sampleApp(map[string]string{"zz": "1", "aa": "2"}); c.key != "aa" || c.secret != "2" {
+		t.Errorf("configured keys: %+v", c)
+	}
+}

@@ -1,0 +1,154 @@
+package pipeline
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/riskflow/riskflow/consumers"
+	"github.com/riskflow/riskflow/schemas"
+)
+
+// applier records applied event ids; Apply is called from one goroutine per partition.
+type applier struct {
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func (a *applier) Apply(ev *schemas.VerifyEvent) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.seen[ev.EventID]++
+	return a.seen[ev.EventID] == 1
+}
+
+func (a *applier) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.seen)
+}
+
+// embeddedKafka starts an in-process Kafka-protocol broker (kfake, as `riskflow dev` uses) with the
+// topic created.
+func embeddedKafka(t *testing.T, topic string, partitions int) consumers.Config {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts an embedded broker")
+	}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	kc := consumers.Config{Brokers: c.ListenAddrs()}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := consumers.EnsureTopics(ctx, kc, []consumers.TopicSpec{{Name: topic, Partitions: partitions}}, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	return kc
+}
+
+func produce(t *testing.T, kc consumers.Config, topic string, msgs ...kafka.Message) {
+	t.Helper()
+	w := consumers.NewWriter(kc, topic)
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFeedCatchUpAndFollow(t *testing.T) {
+	const topic = "verify.events"
+	kc := embeddedKafka(t, topic, 3)
+	var msgs []kafka.Message
+	for i := range 30 {
+		id := "e" + string(rune('a'+i%26)) + string(rune('a'+i/26))
+		msgs = append(msgs, kafka.Message{Key: []byte(id), Value: eventJSON(id, "13800138000", "1.2.3.4")})
+	}
+	msgs = append(msgs, kafka.Message{Key: []byte("junk"), Value: []byte("not an event")})
+	produce(t, kc, topic, msgs...)
+
+	st := &applier{seen: map[string]int{}}
+	feed := NewFeed(kc, topic, time.Time{}, st, quiet())
+	if lag := feed.Lag(); lag != -1 {
+		t.Errorf("lag before start %d, want -1", lag)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	n, err := feed.CatchUp(ctx)
+	if err != nil {
+		t.Fatalf("CatchUp: %v", err)
+	}
+	if n != 31 || feed.Applied() != 30 || st.count() != 30 {
+		t.Fatalf("CatchUp read %d messages, applied %d (%d distinct); want 31 read, 30 applied", n, feed.Applied(), st.count())
+	}
+	if lag := feed.Lag(); lag != 0 {
+		t.Errorf("lag after catching up: %d", lag)
+	}
+
+	// Follow sees what is produced later.
+	follower := NewFeed(kc, topic, time.Time{}, st, quiet())
+	fctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- follower.Follow(fctx) }()
+	produce(t, kc, topic, kafka.Message{Key: []byte("late"), Value: eventJSON("late", "13900001111", "1.2.3.4")})
+	waitFor(t, "the late event", func() bool { return st.count() == 31 })
+	waitFor(t, "lag 0", func() bool { return follower.Lag() == 0 })
+	stop()
+	if err := <-done; err != nil {
+		t.Errorf("Follow after cancel: %v", err)
+	}
+}
+
+func TestFeedSkipsOlderThanSince(t *testing.T) {
+	const topic = "verify.events"
+	kc := embeddedKafka(t, topic, 1)
+	old := time.Now().Add(-48 * time.Hour)
+	produce(t, kc, topic,
+		kafka.Message{Value: eventJSON("old1", "13800138000", "1.2.3.4"), Time: old},
+		kafka.Message{Value: eventJSON("old2", "13800138000", "1.2.3.4"), Time: old},
+		kafka.Message{Value: eventJSON("new1", "13800138000", "1.2.3.4"), Time: time.Now()},
+	)
+	st := &applier{seen: map[string]int{}}
+	feed := NewFeed(kc, topic, time.Now().Add(-24*time.Hour), st, quiet())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := feed.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.seen["old1"] != 0 || st.seen["old2"] != 0 || st.seen["new1"] != 1 {
+		t.Errorf("applied %v, want only new1", st.seen)
+	}
+}
+
+func TestFeedAllOlderThanSince(t *testing.T) {
+	const topic = "verify.events"
+	kc := embeddedKafka(t, topic, 1)
+	old := time.Now().Add(-48 * time.Hour)
+	produce(t, kc, topic,
+		kafka.Message{Value: eventJSON("old1", "13800138000", "1.2.3.4"), Time: old},
+		kafka.Message{Value: eventJSON("old2", "13800138000", "1.2.3.4"), Time: old},
+	)
+	st := &applier{seen: map[string]int{}}
+	feed := NewFeed(kc, topic, time.Now().Add(-24*time.Hour), st, quiet())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := feed.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.count(); n != 0 {
+		t.Errorf("applied %d events older than since, want 0", n)
+	}
+	if lag := feed.Lag(); lag != 0 {
+		t.Errorf("lag %d", lag)
+	}
+}

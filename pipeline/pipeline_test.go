@@ -1,0 +1,736 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/riskflow/riskflow/consumers"
+	"github.com/riskflow/riskflow/schemas"
+)
+
+// fakeWriter records what it was asked to write, or fails with err.
+type fakeWriter struct {
+	mu    sync.Mutex
+	err   error
+	calls int
+	msgs  []kafka.Message
+}
+
+func (w *fakeWriter) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.calls++
+	if w.err != nil {
+		return w.err
+	}
+	w.msgs = append(w.msgs, msgs...)
+	return nil
+}
+
+func (w *fakeWriter) written() []kafka.Message {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]kafka.Message(nil), w.msgs...)
+}
+
+func (w *fakeWriter) fail(err error) {
+	w.mu.Lock()
+	w.err = err
+	w.mu.Unlock()
+}
+
+var testHasher = schemas.NewPhoneHasher([]byte("pipeline-test-key"))
+
+// fakeScorer scores like scoring.Scorer would shape its output: 900 for a datacenter IP, else 0.
+type fakeScorer struct {
+	err     error // returned with a record (a rule failed at run time)
+	noPack  bool  // return ErrNoPack-like failure with an empty record
+	scored  []string
+	scoreOf func(*schemas.VerifyEvent) int
+}
+
+func (s *fakeScorer) Process(ev *schemas.VerifyEvent) (schemas.ScoreRecord, error) {
+	if s.noPack {
+		return schemas.ScoreRecord{}, errors.New("no rule pack loaded")
+	}
+	s.scored = append(s.scored, ev.EventID)
+	score := 0
+	if s.scoreOf != nil {
+		score = s.scoreOf(ev)
+	}
+	return schemas.ScoreRecord{
+		EventID: ev.EventID, TS: ev.TS, AppID: ev.AppID, Flow: ev.Flow,
+		PhoneHash: testHasher.Hex(ev.Phone), PhoneMasked: schemas.MaskPhone(ev.Phone), PhoneSegment: schemas.PhoneSegment(ev.Phone),
+		IP: ev.IP.String(), Outcome: ev.Outcome, Score: score, RulesVersion: "v-test", ScoredAt: ev.TS,
+	}, s.err
+}
+
+type countObs struct {
+	mu       sync.Mutex
+	scored   []int
+	dead     map[string]int
+	archived int
+}
+
+func newCountObs() *countObs { return &countObs{dead: map[string]int{}} }
+
+func (o *countObs) Scored(score int) { o.mu.Lock(); o.scored = append(o.scored, score); o.mu.Unlock() }
+func (o *countObs) DeadLettered(reason string) {
+	o.mu.Lock()
+	o.dead[reason]++
+	o.mu.Unlock()
+}
+func (o *countObs) Archived(rows int) { o.mu.Lock(); o.archived += rows; o.mu.Unlock() }
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func eventJSON(id, phone, ip string) []byte {
+	return []byte(fmt.Sprintf(`{"event_id":%q,"ts":"2025-03-14T17:26:53+08:00","app_id":"app1","flow":"one_click_login","phone":%q,"ip":%q,"outcome":"success"}`, id, phone, ip))
+}
+
+func msg(offset int64, key string, value []byte) kafka.Message {
+	return kafka.Message{Topic: "verify.events", Partition: 3, Offset: offset, Key: []byte(key), Value: value}
+}
+
+func header(m kafka.Message, key string) (string, bool) {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value), true
+		}
+	}
+	return "", false
+}
+
+func TestScoreStageRoutesMessages(t *testing.T) {
+	scores, dlq, obs := &fakeWriter{}, &fakeWriter{}, newCountObs()
+	sc := &fakeScorer{scoreOf: func(ev *schemas.VerifyEvent) int {
+		if strings.HasPrefix(ev.IP.String(), "47.92.") {
+			return 900
+		}
+		return 0
+	}}
+	stage := &ScoreStage{Scorer: sc, Scores: scores, DLQ: dlq, Log: quiet(), Obs: obs}
+
+	unknownField := []byte(`{"event_id":"e9","ts":1741944413589,"app_id":"app1","flow":"one_click_login","phone":"13812348000","ip":"1.2.3.4","outcome":"success","colour":"red"}`)
+	batch := []kafka.Message{
+		msg(10, "k-a", eventJSON("e1", "+8613800138000", "223.104.3.7")),
+		msg(11, "k-b", []byte(`{"event_id":"e2",`)),
+		msg(12, "k-c", eventJSON("e3", "13700009999", "47.92.10.20")),
+		msg(13, "k-d", eventJSON("e4", "13700009999", "999.1.1.1")),
+		msg(14, "", unknownField),
+		msg(15, "k-f", []byte{0xff, 0x00, 'x'}),
+	}
+	if err := stage.Handle(context.Background(), batch); err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+
+	// Valid events: scored and written to risk.scores, keyed by the phone's keyed hash.
+	out := scores.written()
+	if len(out) != 2 {
+		t.Fatalf("%d score messages, want 2", len(out))
+	}
+	for i, want := range []struct {
+		id, phone string
+		score     int
+	}{{"e1", "13800138000", 0}, {"e3", "13700009999", 900}} {
+		m := out[i]
+		if string(m.Key) != testHasher.Hex(want.phone) {
+			t.Errorf("score %s keyed %q, want the hash of %s", want.id, m.Key, want.phone)
+		}
+		if strings.Contains(string(m.Key), want.phone) || strings.Contains(string(m.Value), want.phone) {
+			t.Errorf("score message %s carries the plaintext phone: key %q", want.id, m.Key)
+		}
+		rec, err := schemas.DecodeScoreRecord(m.Value)
+		if err != nil {
+			t.Fatalf("score message %s does not decode: %v", want.id, err)
+		}
+		if rec.EventID != want.id || rec.Score != want.score || rec.PhoneMasked != schemas.MaskPhone(want.phone) {
+			t.Errorf("record %+v, want %s with score %d", rec, want.id, want.score)
+		}
+	}
+
+	// Everything else: dead-lettered with the original bytes and key, and headers saying why.
+	dead := dlq.written()
+	wants := []struct {
+		offset int64
+		field  string
+	}{{11, ""}, {13, "ip"}, {14, "colour"}, {15, ""}}
+	if len(dead) != len(wants) {
+		t.Fatalf("%d dead letters, want %d", len(dead), len(wants))
+	}
+	for i, w := range wants {
+		m, orig := dead[i], batch[w.offset-10]
+		if string(m.Value) != string(orig.Value) || string(m.Key) != string(orig.Key) {
+			t.Errorf("dead letter %d: value %q key %q, want the original %q %q", i, m.Value, m.Key, orig.Value, orig.Key)
+		}
+		if m.Topic != "" {
+			t.Errorf("dead letter %d has topic %q; the writer decides the topic", i, m.Topic)
+		}
+		reason, ok := header(m, HeaderError)
+		if !ok || reason == "" {
+			t.Errorf("dead letter %d: no %s header", i, HeaderError)
+		}
+		if field, ok := header(m, HeaderField); !ok || field != w.field {
+			t.Errorf("dead letter %d: field header %q (present %v), want %q (error %q)", i, field, ok, w.field, reason)
+		}
+		if w.field != "" && !strings.HasPrefix(reason, w.field+": ") {
+			t.Errorf("dead letter %d: error %q does not name field %q", i, reason, w.field)
+		}
+		if v, _ := header(m, HeaderTopic); v != "verify.events" {
+			t.Errorf("dead letter %d: source topic %q", i, v)
+		}
+		if v, _ := header(m, HeaderPartition); v != "3" {
+			t.Errorf("dead letter %d: source partition %q", i, v)
+		}
+		if v, _ := header(m, HeaderOffset); v != strconv.FormatInt(w.offset, 10) {
+			t.Errorf("dead letter %d: source offset %q, want %d", i, v, w.offset)
+		}
+	}
+
+	if fmt.Sprint(sc.scored) != "[e1 e3]" {
+		t.Errorf("scorer saw %v", sc.scored)
+	}
+	if fmt.Sprint(obs.scored) != "[0 900]" || obs.dead["decode"] != 4 {
+		t.Errorf("observer: scored %v, dead %v", obs.scored, obs.dead)
+	}
+}
+
+func TestScoreStageWriteFailuresFailTheBatch(t *testing.T) {
+	batch := []kafka.Message{msg(1, "", eventJSON("e1", "13800138000", "1.2.3.4")), msg(2, "", []byte("not json"))}
+	boom := errors.New("kafka: not enough replicas")
+
+	t.Run("dlq", func(t *testing.T) {
+		scores, dlq, obs := &fakeWriter{}, &fakeWriter{err: boom}, newCountObs()
+		stage := &ScoreStage{Scorer: &fakeScorer{}, Scores: scores, DLQ: dlq, Log: quiet(), Obs: obs}
+		err := stage.Handle(context.Background(), batch)
+		if !errors.Is(err, boom) || !strings.Contains(err.Error(), "dead-letter") {
+			t.Fatalf("Handle: %v, want the DLQ failure", err)
+		}
+		if len(obs.scored) != 0 || len(obs.dead) != 0 {
+			t.Errorf("a failed batch was counted: %v %v", obs.scored, obs.dead)
+		}
+	})
+	t.Run("scores", func(t *testing.T) {
+		scores, dlq, obs := &fakeWriter{err: boom}, &fakeWriter{}, newCountObs()
+		stage := &ScoreStage{Scorer: &fakeScorer{}, Scores: scores, DLQ: dlq, Log: quiet(), Obs: obs}
+		err := stage.Handle(context.Background(), batch)
+		if !errors.Is(err, boom) || !strings.Contains(err.Error(), "score records") {
+			t.Fatalf("Handle: %v, want the scores failure", err)
+		}
+		if len(obs.scored) != 0 {
+			t.Errorf("a batch whose scores were not written was counted as scored: %v", obs.scored)
+		}
+	})
+	t.Run("no pack", func(t *testing.T) {
+		scores, dlq := &fakeWriter{}, &fakeWriter{}
+		stage := &ScoreStage{Scorer: &fakeScorer{noPack: true}, Scores: scores, DLQ: dlq, Log: quiet()}
+		if err := stage.Handle(context.Background(), batch); err == nil {
+			t.Fatal("Handle succeeded without a rule pack; the batch would be committed unscored")
+		}
+		if len(scores.written()) != 0 {
+			t.Errorf("wrote %d scores", len(scores.written()))
+		}
+	})
+	t.Run("rule error keeps the verdict", func(t *testing.T) {
+		scores, dlq := &fakeWriter{}, &fakeWriter{}
+		stage := &ScoreStage{Scorer: &fakeScorer{err: errors.New("rule x: division by zero")}, Scores: scores, DLQ: dlq}
+		if err := stage.Handle(context.Background(), batch); err != nil {
+			t.Fatalf("Handle: %v", err)
+		}
+		if len(scores.written()) != 1 {
+			t.Errorf("wrote %d scores, want 1", len(scores.written()))
+		}
+	})
+}
+
+// fakeReader is a consumer-group reader over a fixed set of messages.
+type fakeReader struct {
+	mu      sync.Mutex
+	queue   []kafka.Message
+	commits [][]kafka.Message
+}
+
+func (r *fakeReader) FetchMessage(ctx context.Context) (kafka.Message, error) {
+	r.mu.Lock()
+	if len(r.queue) > 0 {
+		m := r.queue[0]
+		r.queue = r.queue[1:]
+		r.mu.Unlock()
+		return m, nil
+	}
+	r.mu.Unlock()
+	<-ctx.Done()
+	return kafka.Message{}, ctx.Err()
+}
+
+func (r *fakeReader) CommitMessages(ctx context.Context, msgs ...kafka.Message) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.commits = append(r.commits, append([]kafka.Message(nil), msgs...))
+	return nil
+}
+
+func (r *fakeReader) Close() error { return nil }
+
+func (r *fakeReader) committed() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.commits)
+}
+
+// The stage and the loop together: nothing is committed while risk.scores refuses writes, and the
+// batch is committed once the write goes through.
+func TestScoreStageInLoopCommitsOnlyWritten(t *testing.T) {
+	boom := errors.New("kafka: leader not available")
+	scores, dlq := &fakeWriter{err: boom}, &fakeWriter{}
+	stage := &ScoreStage{Scorer: &fakeScorer{}, Scores: scores, DLQ: dlq, Log: quiet()}
+	r := &fakeReader{queue: []kafka.Message{msg(0, "", eventJSON("e1", "13800138000", "1.2.3.4")), msg(1, "", eventJSON("e2", "13800138001", "1.2.3.4"))}}
+	loop := consumers.NewLoop(consumers.LoopConfig{Name: "scorer", MaxBatch: 10, MaxWait: time.Millisecond, BackoffMin: time.Millisecond, BackoffMax: time.Millisecond}, r, stage.Handle, quiet(), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- loop.Run(ctx) }()
+
+	waitFor(t, "several failed attempts", func() bool { scores.mu.Lock(); defer scores.mu.Unlock(); return scores.calls >= 3 })
+	if n := r.committed(); n != 0 {
+		t.Fatalf("%d commits while risk.scores was failing", n)
+	}
+	scores.fail(nil)
+	waitFor(t, "the commit", func() bool { return r.committed() == 1 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got := len(scores.written()); got != 2 {
+		t.Errorf("%d score messages written, want 2", got)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestDeadLetterWithoutFieldError(t *testing.T) {
+	m := DeadLetter(kafka.Message{Topic: "risk.scores", Partition: 0, Offset: 7, Value: []byte("x")}, errors.New("broken"))
+	if v, _ := header(m, HeaderField); v != "" {
+		t.Errorf("field header %q for an error without a field", v)
+	}
+	if v, _ := header(m, HeaderError); v != "broken" {
+		t.Errorf("error header %q", v)
+	}
+	// A wrapped field error still names its field.
+	m = DeadLetter(kafka.Message{}, fmt.Errorf("decode: %w", &schemas.FieldError{Field: "ts", Reason: "is required"}))
+	if v, _ := header(m, HeaderField); v != "ts" {
+		t.Errorf("field header %q, want ts", v)
+	}
+}
+
+// fakeSink records stored batches or fails with err.
+type fakeSink struct {
+	mu    sync.Mutex
+	err   error
+	calls int
+	recs  []schemas.ScoreRecord
+	block bool // wait for ctx and fail with its error
+}
+
+func (s *fakeSink) WriteBatch(ctx context.Context, recs []schemas.ScoreRecord) error {
+	s.mu.Lock()
+	s.calls++
+	err, block := s.err, s.block
+	s.mu.Unlock()
+	if block {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.recs = append(s.recs, recs...)
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *fakeSink) set(err error) {
+	s.mu.Lock()
+	s.err = err
+	s.mu.Unlock()
+}
+
+func (s *fakeSink) callCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls
+}
+
+func scoreJSON(t *testing.T, id string, score int) []byte {
+	t.Helper()
+	b, err := json.Marshal(schemas.ScoreRecord{
+		EventID: id, TS: time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC), AppID: "app1",
+		PhoneHash: testHasher.Hex("13800138000"), Score: score, RulesVersion: "v",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestArchiveStage(t *testing.T) {
+	sink, dlq, obs := &fakeSink{}, &fakeWriter{}, newCountObs()
+	stage := &ArchiveStage{Sink: sink, DLQ: dlq, Log: quiet(), Obs: obs}
+	batch := []kafka.Message{
+		{Topic: "risk.scores", Partition: 1, Offset: 5, Value: scoreJSON(t, "e1", 600)},
+		{Topic: "risk.scores", Partition: 1, Offset: 6, Value: []byte(`{"event_id":`)},
+		{Topic: "risk.scores", Partition: 1, Offset: 7, Value: scoreJSON(t, "e2", 450)},
+		{Topic: "risk.scores", Partition: 1, Offset: 8, Value: scoreJSON(t, "e3", 0)},
+	}
+	if err := stage.Handle(context.Background(), batch); err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	if len(sink.recs) != 2 || sink.recs[0].EventID != "e1" || sink.recs[1].EventID != "e3" {
+		t.Errorf("stored %+v, want e1 and e3", sink.recs)
+	}
+	dead := dlq.written()
+	if len(dead) != 2 {
+		t.Fatalf("%d dead letters, want 2", len(dead))
+	}
+	if string(dead[0].Value) != `{"event_id":` {
+		t.Errorf("dead letter value %q, want the original bytes", dead[0].Value)
+	}
+	if v, _ := header(dead[1], HeaderField); v != "score" {
+		t.Errorf("dead letter field %q, want score", v)
+	}
+	if v, _ := header(dead[1], HeaderOffset); v != "7" {
+		t.Errorf("dead letter offset %q, want 7", v)
+	}
+	if v, _ := header(dead[1], HeaderTopic); v != "risk.scores" {
+		t.Errorf("dead letter topic %q", v)
+	}
+	if obs.archived != 2 || obs.dead["decode_score_record"] != 2 {
+		t.Errorf("observer: archived %d, dead %v", obs.archived, obs.dead)
+	}
+}
+
+func TestArchiveStageFailures(t *testing.T) {
+	good := []kafka.Message{{Value: scoreJSON(t, "e1", 0)}}
+	boom := errors.New("clickhouse: connection refused")
+
+	sink, dlq, obs := &fakeSink{err: boom}, &fakeWriter{}, newCountObs()
+	stage := &ArchiveStage{Sink: sink, DLQ: dlq, Log: quiet(), Obs: obs}
+	if err := stage.Handle(context.Background(), good); !errors.Is(err, boom) {
+		t.Errorf("sink failure: %v", err)
+	}
+	if obs.archived != 0 {
+		t.Errorf("archived %d on failure", obs.archived)
+	}
+
+	sink, dlq = &fakeSink{}, &fakeWriter{err: boom}
+	stage = &ArchiveStage{Sink: sink, DLQ: dlq, Log: quiet()}
+	mixed := append([]kafka.Message{{Value: []byte("garbage")}}, good...)
+	if err := stage.Handle(context.Background(), mixed); !errors.Is(err, boom) {
+		t.Errorf("DLQ failure: %v", err)
+	}
+
+	// A batch with nothing storable does not call the sink.
+	sink, dlq = &fakeSink{}, &fakeWriter{}
+	stage = &ArchiveStage{Sink: sink, DLQ: dlq}
+	if err := stage.Handle(context.Background(), []kafka.Message{{Value: []byte("garbage")}}); err != nil {
+		t.Errorf("all-bad batch: %v", err)
+	}
+	if sink.callCount() != 0 {
+		t.Errorf("sink called %d times for an all-bad batch", sink.callCount())
+	}
+}
+
+func recs() []schemas.ScoreRecord { return []schemas.ScoreRecord{{EventID: "e1"}} }
+
+func TestBreakerSinkOpensAndFailsFast(t *testing.T) {
+	sink := &fakeSink{err: errors.New("clickhouse: connection refused")}
+	b := NewBreakerSink("ch", sink, BreakerConfig{Failures: 3, OpenFor: time.Hour}, quiet(), nil)
+	ctx := context.Background()
+	for i := 1; i <= 3; i++ {
+		if err := b.WriteBatch(ctx, recs()); err == nil || errors.Is(err, ErrOpen) {
+			t.Fatalf("write %d: %v, want the sink's error", i, err)
+		}
+		want := "closed"
+		if i == 3 {
+			want = "open"
+		}
+		if b.State() != want {
+			t.Fatalf("after %d failures: %s, want %s", i, b.State(), want)
+		}
+	}
+	calls := sink.callCount()
+	for i := 0; i < 5; i++ {
+		if err := b.WriteBatch(ctx, recs()); !errors.Is(err, ErrOpen) {
+			t.Fatalf("while open: %v, want ErrOpen", err)
+		}
+	}
+	if sink.callCount() != calls {
+		t.Fatalf("the sink was called %d times while the breaker was open", sink.callCount()-calls)
+	}
+}
+
+func TestBreakerSinkHalfOpensAndCloses(t *testing.T) {
+	sink := &fakeSink{err: errors.New("clickhouse: connection refused")}
+	var mu sync.Mutex
+	var states []string
+	changes := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Join(states, ",")
+	}
+	b := NewBreakerSink("ch", sink, BreakerConfig{Failures: 2, OpenFor: 5 * time.Millisecond}, quiet(), func(s string) {
+		mu.Lock()
+		states = append(states, s)
+		mu.Unlock()
+	})
+	ctx := context.Background()
+	_ = b.WriteBatch(ctx, recs())
+	_ = b.WriteBatch(ctx, recs())
+	if got := changes(); got != "open" {
+		t.Fatalf("state changes %q after 2 failures, want open", got)
+	}
+	// After OpenFor the breaker lets one probe through; a failing probe opens it again.
+	waitFor(t, "half-open", func() bool { return b.State() == "half-open" })
+	calls := sink.callCount()
+	if err := b.WriteBatch(ctx, recs()); err == nil || errors.Is(err, ErrOpen) {
+		t.Fatalf("failing probe: %v, want the sink's error", err)
+	}
+	if sink.callCount() != calls+1 {
+		t.Fatal("the probe did not reach the sink")
+	}
+	if got := changes(); got != "open,half-open,open" {
+		t.Fatalf("state changes %q, want open,half-open,open", got)
+	}
+	// The sink recovers: the next probe closes the breaker.
+	sink.set(nil)
+	waitFor(t, "half-open again", func() bool { return b.State() == "half-open" })
+	if err := b.WriteBatch(ctx, recs()); err != nil {
+		t.Fatalf("probe: %v", err)
+	}
+	if b.State() != "closed" {
+		t.Fatalf("after a successful probe: %s, want closed", b.State())
+	}
+	if err := b.WriteBatch(ctx, recs()); err != nil {
+		t.Fatalf("closed again: %v", err)
+	}
+	if got := changes(); got != "open,half-open,open,half-open,closed" {
+		t.Errorf("state changes %q", got)
+	}
+}
+
+func TestBreakerSinkSuccessResetsFailures(t *testing.T) {
+	sink := &fakeSink{}
+	b := NewBreakerSink("ch", sink, BreakerConfig{Failures: 2, OpenFor: time.Hour}, quiet(), nil)
+	boom := errors.New("timeout")
+	for i := 0; i < 5; i++ {
+		sink.set(boom)
+		_ = b.WriteBatch(context.Background(), recs())
+		sink.set(nil)
+		if err := b.WriteBatch(context.Background(), recs()); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+	}
+	if b.State() != "closed" {
+		t.Errorf("non-consecutive failures opened the breaker: %s", b.State())
+	}
+}
+
+func TestBreakerSinkIgnoresCancellation(t *testing.T) {
+	boom := errors.New("clickhouse: connection refused")
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+
+	t.Run("not a failure", func(t *testing.T) {
+		sink := &fakeSink{block: true}
+		b := NewBreakerSink("ch", sink, BreakerConfig{Failures: 2, OpenFor: time.Hour}, quiet(), nil)
+		for i := 0; i < 5; i++ {
+			if err := b.WriteBatch(canceled, recs()); !errors.Is(err, context.Canceled) {
+				t.Fatalf("canceled write: %v", err)
+			}
+		}
+		if b.State() != "closed" {
+			t.Fatalf("cancellations opened the breaker: %s", b.State())
+		}
+	})
+	t.Run("not a success", func(t *testing.T) {
+		// fail, canceled, fail: two consecutive real failures open a breaker of 2.
+		sink := &fakeSink{err: boom}
+		b := NewBreakerSink("ch", sink, BreakerConfig{Failures: 2, OpenFor: time.Hour}, quiet(), nil)
+		_ = b.WriteBatch(context.Background(), recs())
+		sink.mu.Lock()
+		sink.block = true
+		sink.mu.Unlock()
+		_ = b.WriteBatch(canceled, recs())
+		sink.mu.Lock()
+		sink.block = false
+		sink.mu.Unlock()
+		_ = b.WriteBatch(context.Background(), recs())
+		if b.State() != "open" {
+			t.Fatalf("a cancellation reset the failure count: %s, want open", b.State())
+		}
+	})
+	t.Run("driver error after cancel", func(t *testing.T) {
+		// The driver does not wrap context.Canceled; the breaker still sees a cancellation.
+		sink := &fakeSink{err: errors.New("clickhouse: read: use of closed network connection")}
+		b := NewBreakerSink("ch", sink, BreakerConfig{Failures: 1, OpenFor: time.Hour}, quiet(), nil)
+		err := b.WriteBatch(canceled, recs())
+		if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "closed network connection") {
+			t.Fatalf("error %v, want the cancellation and the driver's error", err)
+		}
+		if b.State() != "closed" {
+			t.Fatalf("a write cut short by shutdown opened the breaker")
+		}
+	})
+	t.Run("half-open probe canceled", func(t *testing.T) {
+		sink := &fakeSink{err: boom}
+		b := NewBreakerSink("ch", sink, BreakerConfig{Failures: 1, OpenFor: 10 * time.Millisecond}, quiet(), nil)
+		_ = b.WriteBatch(context.Background(), recs())
+		waitFor(t, "half-open", func() bool { return b.State() == "half-open" })
+		sink.mu.Lock()
+		sink.block = true
+		sink.mu.Unlock()
+		_ = b.WriteBatch(canceled, recs())
+		if b.State() != "half-open" {
+			t.Fatalf("a canceled probe moved the breaker to %s; it proved nothing", b.State())
+		}
+		// The slot is free for a real probe.
+		sink.mu.Lock()
+		sink.block, sink.err = false, nil
+		sink.mu.Unlock()
+		if err := b.WriteBatch(context.Background(), recs()); err != nil {
+			t.Fatalf("real probe: %v", err)
+		}
+		if b.State() != "closed" {
+			t.Fatalf("after a real successful probe: %s", b.State())
+		}
+	})
+	t.Run("deadline is a failure", func(t *testing.T) {
+		sink := &fakeSink{block: true}
+		b := NewBreakerSink("ch", sink, BreakerConfig{Failures: 1, OpenFor: time.Hour}, quiet(), nil)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		defer cancel()
+		_ = b.WriteBatch(ctx, recs())
+		if b.State() != "open" {
+			t.Fatalf("a sink too slow to answer did not count: %s", b.State())
+		}
+	})
+}
+
+func TestBreakerSinkDefaults(t *testing.T) {
+	sink := &fakeSink{err: errors.New("down")}
+	b := NewBreakerSink("ch", sink, BreakerConfig{}, quiet(), nil)
+	for i := 0; i < 2; i++ {
+		_ = b.WriteBatch(context.Background(), recs())
+	}
+	if b.State() != "closed" {
+		t.Fatalf("opened after 2 failures; default is 3")
+	}
+	_ = b.WriteBatch(context.Background(), recs())
+	if b.State() != "open" {
+		t.Fatalf("not open after 3 failures")
+	}
+}
+
+func TestPublisherKeysByPhoneHash(t *testing.T) {
+	w := &fakeWriter{}
+	p := &Publisher{W: w, Hasher: testHasher}
+	var evs []schemas.VerifyEvent
+	for _, raw := range [][]byte{
+		eventJSON("e1", "13812348000", "1.2.3.4"),
+		eventJSON("e2", "+8613812348000", "1.2.3.4"),
+		eventJSON("e3", "13900001111", "2001:db8::1"),
+	} {
+		ev, err := schemas.DecodeEvent(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, ev)
+	}
+	// A caller that did not normalize: the key must still be the hash of the bare number.
+	evs = append(evs, evs[0])
+	evs[3].EventID, evs[3].Phone = "e4", "8613812348000"
+
+	if err := p.Publish(context.Background(), evs); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	out := w.written()
+	if len(out) != 4 {
+		t.Fatalf("%d messages, want 4", len(out))
+	}
+	for i, m := range out {
+		phone := "13812348000"
+		if i == 2 {
+			phone = "13900001111"
+		}
+		if string(m.Key) != testHasher.Hex(phone) {
+			t.Errorf("message %d keyed %q, want the keyed hash of %s", i, m.Key, phone)
+		}
+		for _, plain := range []string{phone, phone[3:], "8613812348000"} {
+			if strings.Contains(string(m.Key), plain) {
+				t.Errorf("message %d key %q contains the plaintext %s", i, m.Key, plain)
+			}
+		}
+		ev, err := schemas.DecodeEvent(m.Value)
+		if err != nil {
+			t.Fatalf("message %d value is not a valid VerifyEvent: %v", i, err)
+		}
+		if ev.EventID != evs[i].EventID || ev.Phone != phone {
+			t.Errorf("message %d: %+v", i, ev)
+		}
+	}
+	if string(out[0].Key) != string(out[1].Key) || string(out[0].Key) != string(out[3].Key) {
+		t.Error("one number in different spellings got different keys (different partitions)")
+	}
+	if string(out[0].Key) == string(out[2].Key) {
+		t.Error("two numbers got the same key")
+	}
+	// The key depends on the secret: another deployment's hashes do not match.
+	if other := schemas.NewPhoneHasher([]byte("other")); other.Hex("13812348000") == string(out[0].Key) {
+		t.Error("the key does not depend on the hash key")
+	}
+}
+
+func TestPublisherErrors(t *testing.T) {
+	ev, err := schemas.DecodeEvent(eventJSON("e1", "13812348000", "1.2.3.4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("kafka: broker not available")
+	p := &Publisher{W: &fakeWriter{err: boom}, Hasher: testHasher}
+	if err := p.Publish(context.Background(), []schemas.VerifyEvent{ev}); !errors.Is(err, boom) {
+		t.Errorf("writer failure: %v", err)
+	}
+	p = &Publisher{W: &fakeWriter{}}
+	if err := p.Publish(context.Background(), []schemas.VerifyEvent{ev}); err == nil {
+		t.Error("published without a hasher")
+	}
+	bad := ev
+	bad.Phone = "12345"
+	w := &fakeWriter{}
+	p = &Publisher{W: w, Hasher: testHasher}
+	if err := p.Publish(context.Background(), []schemas.VerifyEvent{ev, bad}); err == nil {
+		t.Error("published an event whose phone is not a number")
+	}
+	if len(w.written()) != 0 {
+		t.Error("a partly invalid batch was partly written")
+	}
+}
