@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strconv"
+	"sync"
 
 	"github.com/segmentio/kafka-go"
 
@@ -37,6 +39,19 @@ type ScoreStage struct {
 	DLQ    MessageWriter // verify.events.dlq
 	Log    *slog.Logger
 	Obs    Observer
+	// Workers scores the partitions of a batch in parallel (0 = GOMAXPROCS, 1 = serial). Order
+	// within a partition — all attempts of one number — is kept, so per-phone windows see their
+	// events in order; cross-partition features (per IP, device) see the interleaving any
+	// multi-consumer deployment sees.
+	Workers int
+}
+
+// outcome is what became of one message: a score record or a dead letter.
+type outcome struct {
+	msg   kafka.Message
+	dead  bool
+	level int
+	err   error // nothing could be scored: retry the batch
 }
 
 // Handle decodes and scores a batch and writes the results. It returns nil only once risk.scores
@@ -44,29 +59,19 @@ type ScoreStage struct {
 // Retrying a batch is safe: the scorer does not count an event id twice and risk.scores consumers
 // deduplicate by event_id.
 func (s *ScoreStage) Handle(ctx context.Context, batch []kafka.Message) error {
+	res := make([]outcome, len(batch))
+	s.scoreAll(batch, res)
 	scores := make([]kafka.Message, 0, len(batch))
-	levels := make([]int, 0, len(batch))
 	var dead []kafka.Message
-	for _, m := range batch {
-		ev, err := schemas.DecodeEvent(m.Value)
-		if err != nil {
-			dead = append(dead, DeadLetter(m, err))
-			continue
+	for i := range res {
+		switch {
+		case res[i].err != nil:
+			return res[i].err
+		case res[i].dead:
+			dead = append(dead, res[i].msg)
+		default:
+			scores = append(scores, res[i].msg)
 		}
-		rec, err := s.Scorer.Process(&ev)
-		if err != nil {
-			if rec.EventID == "" { // nothing scored (no pack loaded): retry the batch later
-				return fmt.Errorf("score event %s: %w", ev.EventID, err)
-			}
-			// A rule failed at run time; the verdict of the other rules stands. Logged, not fatal.
-			logger(s.Log).Warn("rule evaluation error", "event_id", ev.EventID, "err", err)
-		}
-		v, err := json.Marshal(rec)
-		if err != nil {
-			return fmt.Errorf("encode score record %s: %w", rec.EventID, err)
-		}
-		scores = append(scores, kafka.Message{Key: []byte(rec.PhoneHash), Value: v})
-		levels = append(levels, rec.Score)
 	}
 	if len(dead) > 0 {
 		if err := s.DLQ.WriteMessages(ctx, dead...); err != nil {
@@ -85,11 +90,64 @@ func (s *ScoreStage) Handle(ctx context.Context, batch []kafka.Message) error {
 	}
 	// Counted once written: a batch that fails and is retried is not counted twice.
 	if s.Obs != nil {
-		for _, l := range levels {
-			s.Obs.Scored(l)
+		for i := range res {
+			if !res[i].dead {
+				s.Obs.Scored(res[i].level)
+			}
 		}
 	}
 	return nil
+}
+
+// scoreAll fills res[i] for batch[i], partition by partition, partitions in parallel.
+func (s *ScoreStage) scoreAll(batch []kafka.Message, res []outcome) {
+	workers := s.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	parts := map[int][]int{}
+	for i := range batch {
+		parts[batch[i].Partition] = append(parts[batch[i].Partition], i)
+	}
+	if workers == 1 || len(parts) == 1 {
+		for i := range batch {
+			res[i] = s.scoreOne(batch[i])
+		}
+		return
+	}
+	sem := make(chan struct{}, workers)
+	var wg sync.WaitGroup
+	for _, idx := range parts {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(idx []int) {
+			defer func() { <-sem; wg.Done() }()
+			for _, i := range idx {
+				res[i] = s.scoreOne(batch[i])
+			}
+		}(idx)
+	}
+	wg.Wait()
+}
+
+func (s *ScoreStage) scoreOne(m kafka.Message) outcome {
+	ev, err := schemas.DecodeEvent(m.Value)
+	if err != nil {
+		return outcome{msg: DeadLetter(m, err), dead: true}
+	}
+	rec, err := s.Scorer.Process(&ev)
+	if err != nil {
+		if rec.EventID == "" { // nothing scored (no pack loaded): retry the batch later
+			return outcome{err: fmt.Errorf("score event %s: %w", ev.EventID, err)}
+		}
+		// A rule failed at run time; the verdict of the other rules stands. Logged, not fatal.
+		logger(s.Log).Warn("rule evaluation error", "event_id", ev.EventID, "err", err)
+	}
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return outcome{err: fmt.Errorf("encode score record %s: %w", rec.EventID, err)}
+	}
+	return outcome{msg: kafka.Message{Key: []byte(rec.PhoneHash), Value: v}, level: rec.Score}
 }
 
 func logger(l *slog.Logger) *slog.Logger {

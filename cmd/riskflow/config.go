@@ -109,7 +109,7 @@ func Default() Config {
 		Kafka: KafkaConfig{
 			Brokers: []string{"127.0.0.1:19092"}, EventsTopic: "verify.events", ScoresTopic: "risk.scores",
 			DLQTopic: "verify.events.dlq", Partitions: 4, ScorerGroup: "riskflow-scorer",
-			ArchiverGroup: "riskflow-archiver", ScorerBatch: 500, BatchTimeout: Duration(2 * time.Millisecond),
+			ArchiverGroup: "riskflow-archiver", ScorerBatch: 2000, BatchTimeout: Duration(2 * time.Millisecond),
 		},
 		ClickHouse: ClickHouseConfig{
 			Database: "riskflow", Username: "default", BatchSize: 5000, FlushInterval: Duration(time.Second),

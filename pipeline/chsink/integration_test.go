@@ -97,7 +97,8 @@ func TestMigrateTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"0001_database", "0002_verify_events", "0003_risk_scores", "0004_rule_versions", "0005_schema_migrations"}
+	want := []string{"0001_database", "0002_verify_events", "0003_risk_scores", "0004_rule_versions", "0005_schema_migrations",
+		"0006_verify_events_hourly", "0007_risk_scores_hourly", "0008_rule_hits_hourly", "0009_backtest_runs"}
 	if !slices.Equal(got, want) {
 		t.Errorf("first Migrate applied %q, want %q", got, want)
 	}
@@ -123,7 +124,8 @@ func TestMigrateTwice(t *testing.T) {
 		recorded = append(recorded, fmt.Sprintf("%d:%s", id, name))
 	}
 	rows.Close()
-	if strings.Join(recorded, " ") != "1:0001_database 2:0002_verify_events 3:0003_risk_scores 4:0004_rule_versions 5:0005_schema_migrations" {
+	if strings.Join(recorded, " ") != "1:0001_database 2:0002_verify_events 3:0003_risk_scores 4:0004_rule_versions 5:0005_schema_migrations "+
+		"6:0006_verify_events_hourly 7:0007_risk_scores_hourly 8:0008_rule_hits_hourly 9:0009_backtest_runs" {
 		t.Errorf("schema_migrations: %q", recorded)
 	}
 
@@ -141,9 +143,17 @@ func TestMigrateTwice(t *testing.T) {
 		engines[name] = engine
 	}
 	rows.Close()
-	for _, tb := range []string{"verify_events", "risk_scores", "rule_versions", "schema_migrations"} {
+	for _, tb := range []string{"verify_events", "risk_scores", "rule_versions", "schema_migrations", "backtest_runs"} {
 		if engines[tb] != "ReplacingMergeTree" {
 			t.Errorf("table %s: engine %q", tb, engines[tb])
+		}
+	}
+	for _, tb := range []string{"verify_events_hourly", "risk_scores_hourly", "rule_hits_hourly"} {
+		if engines[tb] != "AggregatingMergeTree" {
+			t.Errorf("table %s: engine %q", tb, engines[tb])
+		}
+		if engines[tb+"_mv"] != "MaterializedView" {
+			t.Errorf("view %s_mv: engine %q", tb, engines[tb+"_mv"])
 		}
 	}
 	if n := queryUint(t, st, "SELECT count() FROM system.columns WHERE database = ? AND (name = 'phone' OR name LIKE '%phone_number%')", st.db); n != 0 {
@@ -182,8 +192,8 @@ func TestMigrateConcurrently(t *testing.T) {
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
-	if n := queryUint(t, st, "SELECT count() FROM "+st.table("schema_migrations")+" FINAL"); n != 5 {
-		t.Errorf("schema_migrations has %d rows after FINAL, want 5", n)
+	if n := queryUint(t, st, "SELECT count() FROM "+st.table("schema_migrations")+" FINAL"); n != 9 {
+		t.Errorf("schema_migrations has %d rows after FINAL, want 9", n)
 	}
 	if again, err := st.Migrate(ctx); err != nil || len(again) != 0 {
 		t.Errorf("Migrate after the race: %q, %v", again, err)

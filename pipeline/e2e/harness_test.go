@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -16,7 +17,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"log/slog"
 	"syscall"
 	"testing"
 	"time"
@@ -31,8 +31,11 @@ import (
 var (
 	kafkaAddr = envOr("RISKFLOW_KAFKA_BROKERS", "127.0.0.1:19092")
 	chAddr    = envOr("RISKFLOW_CLICKHOUSE_ADDR", "127.0.0.1:19000")
-	repoRoot  = func() string { _, f, _, _ := runtime.Caller(0); return filepath.Clean(filepath.Join(filepath.Dir(f), "..", "..")) }()
-	binary    string
+	repoRoot  = func() string {
+		_, f, _, _ := runtime.Caller(0)
+		return filepath.Clean(filepath.Join(filepath.Dir(f), "..", ".."))
+	}()
+	binary string
 )
 
 func envOr(k, d string) string {

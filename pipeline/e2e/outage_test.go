@@ -134,4 +134,3 @@ func metric(t *testing.T, addr, series string) string {
 	}
 	return ""
 }
-

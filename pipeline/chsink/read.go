@@ -1,0 +1,222 @@
+package chsink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+)
+
+// StoredEvent is one row of verify_events with the columns a replay needs (a backtest feeds
+// them to a scorer again). The plaintext number is not stored, so there is none here either:
+// a number is its keyed PhoneHash and its PhoneSegment (first 7 digits).
+type StoredEvent struct {
+	EventID      string
+	TS           time.Time // UTC, whole seconds
+	AppID        string
+	Flow         string
+	PhoneHash    string
+	PhoneSegment string
+	IP           string
+	Carrier      string
+	Platform     string
+	DeviceID     string
+	Outcome      string
+	ErrorCode    string
+	TokenDigest  string
+}
+
+// replayColumns are the columns ReadEvents selects, in the order of scanRow.
+var replayColumns = []string{
+	"event_id", "ts", "app_id", "flow", "phone_hash", "phone_segment", "ip",
+	"carrier", "platform", "device_id", "outcome", "error_code", "token_digest",
+}
+
+// ReadOptions tune [Store.ReadEvents]. The zero value is a good default.
+type ReadOptions struct {
+	// Chunk is the length of the slices of time read one query at a time; each query sorts
+	// its slice on the server, so the chunk bounds the server's memory. 0 means 24 h, aligned
+	// to UTC midnight (one daily partition per query).
+	Chunk time.Duration
+	// Batch is how many rows the reading goroutine hands over at once; 0 means 4096.
+	Batch int
+}
+
+// ReadEvents streams the events of verify_events with from <= ts < to, one row per
+// (app_id, event_id) (SELECT ... FINAL, so re-delivered copies are read once), ordered by
+// ts, event_id, app_id. It reads in the background, a chunk of time per query (see
+// [ReadOptions]), while the caller consumes rows with [EventReader.Next]; ctx bounds the
+// whole read. Close the reader when done, also after an error.
+//
+// No single read may wait longer than Config.WriteTimeout for the server; ClickHouse sends
+// progress packets while it sorts a chunk, so a long sort is not a stall.
+func (s *Store) ReadEvents(ctx context.Context, from, to time.Time, opts ReadOptions) (*EventReader, error) {
+	if !storableTime(from) || !storableTime(to) {
+		return nil, fmt.Errorf("chsink: read events: period %s to %s is outside what ClickHouse DateTime stores",
+			from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	if !from.Before(to) {
+		return nil, fmt.Errorf("chsink: read events: from %s is not before to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	if opts.Chunk < 0 || opts.Batch < 0 {
+		return nil, errors.New("chsink: read events: chunk and batch must not be negative")
+	}
+	if opts.Chunk == 0 {
+		opts.Chunk = 24 * time.Hour
+	}
+	if opts.Chunk < time.Second {
+		opts.Chunk = time.Second
+	}
+	if opts.Batch == 0 {
+		opts.Batch = 4096
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	r := &EventReader{
+		cancel:  cancel,
+		batches: make(chan []StoredEvent, 4),
+		free:    make(chan []StoredEvent, 6),
+		done:    make(chan struct{}),
+	}
+	go r.produce(ctx, s, from.UTC().Truncate(time.Second), to.UTC().Truncate(time.Second), opts)
+	return r, nil
+}
+
+// EventReader is the stream [Store.ReadEvents] returns. Next and Close must not be called
+// concurrently.
+type EventReader struct {
+	cancel  context.CancelFunc
+	batches chan []StoredEvent // filled by produce, closed when it ends
+	free    chan []StoredEvent // drained batches for reuse
+	done    chan struct{}      // closed when produce has returned
+	err     error              // set by produce before closing batches
+
+	cur  []StoredEvent
+	pos  int
+	rows uint64
+
+	closeOnce sync.Once
+}
+
+// Next returns the next event; ok is false once the period is exhausted or on error.
+func (r *EventReader) Next(ctx context.Context) (ev StoredEvent, ok bool, err error) {
+	for r.pos >= len(r.cur) {
+		if r.cur != nil {
+			select {
+			case r.free <- r.cur[:0]:
+			default:
+			}
+			r.cur = nil
+		}
+		select {
+		case b, open := <-r.batches:
+			if !open {
+				<-r.done
+				return StoredEvent{}, false, r.err
+			}
+			r.cur, r.pos = b, 0
+		case <-ctx.Done():
+			return StoredEvent{}, false, ctx.Err()
+		}
+	}
+	ev = r.cur[r.pos]
+	r.cur[r.pos] = StoredEvent{} // drop the strings early
+	r.pos++
+	r.rows++
+	return ev, true, nil
+}
+
+// Rows is how many events Next has returned.
+func (r *EventReader) Rows() uint64 { return r.rows }
+
+// Close stops the background read and waits for it. It returns the read's error, if any
+// (except the cancellation Close itself caused).
+func (r *EventReader) Close() error {
+	r.closeOnce.Do(func() {
+		r.cancel()
+		for range r.batches { // let produce finish a blocked send
+		}
+		<-r.done
+	})
+	if errors.Is(r.err, context.Canceled) {
+		return nil
+	}
+	return r.err
+}
+
+func (r *EventReader) produce(ctx context.Context, s *Store, from, to time.Time, opts ReadOptions) {
+	defer close(r.done)
+	defer close(r.batches)
+	for lo := from; lo.Before(to); {
+		hi := lo.Add(opts.Chunk)
+		if opts.Chunk%(24*time.Hour) == 0 {
+			// align daily chunks to partitions (UTC days): the first one ends at a midnight
+			hi = lo.Truncate(24 * time.Hour).Add(opts.Chunk)
+		}
+		if hi.After(to) {
+			hi = to
+		}
+		if err := r.readChunk(ctx, s, lo, hi, opts.Batch); err != nil {
+			r.err = err
+			return
+		}
+		lo = hi
+	}
+}
+
+func (r *EventReader) readChunk(ctx context.Context, s *Store, lo, hi time.Time, batchSize int) error {
+	q := fmt.Sprintf("SELECT %s FROM %s FINAL WHERE ts >= toDateTime(%d) AND ts < toDateTime(%d) ORDER BY ts, event_id, app_id",
+		strings.Join(replayColumns, ", "), s.table("verify_events"), lo.Unix(), hi.Unix())
+	qctx := clickhouse.Context(ctx,
+		clickhouse.WithSettings(clickhouse.Settings{
+			// a big chunk spills its sort to disk instead of failing on max_memory_usage
+			"max_bytes_before_external_sort": 1 << 30,
+		}),
+		clickhouse.WithBlockBufferSize(8),
+	)
+	rows, err := s.conn.Query(qctx, q)
+	if err != nil {
+		return fmt.Errorf("chsink: read %s from %s to %s: %w", s.table("verify_events"), lo.Format(time.RFC3339), hi.Format(time.RFC3339), err)
+	}
+	defer rows.Close()
+	batch := r.newBatch(batchSize)
+	for rows.Next() {
+		batch = append(batch, StoredEvent{})
+		e := &batch[len(batch)-1]
+		if err := rows.Scan(&e.EventID, &e.TS, &e.AppID, &e.Flow, &e.PhoneHash, &e.PhoneSegment, &e.IP,
+			&e.Carrier, &e.Platform, &e.DeviceID, &e.Outcome, &e.ErrorCode, &e.TokenDigest); err != nil {
+			return fmt.Errorf("chsink: read %s: %w", s.table("verify_events"), err)
+		}
+		if len(batch) == batchSize {
+			select {
+			case r.batches <- batch:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			batch = r.newBatch(batchSize)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("chsink: read %s from %s to %s: %w", s.table("verify_events"), lo.Format(time.RFC3339), hi.Format(time.RFC3339), err)
+	}
+	if len(batch) > 0 {
+		select {
+		case r.batches <- batch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (r *EventReader) newBatch(n int) []StoredEvent {
+	select {
+	case b := <-r.free:
+		return b
+	default:
+		return make([]StoredEvent, 0, n)
+	}
+}
