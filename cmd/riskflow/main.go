@@ -24,6 +24,8 @@ usage:
   riskflow migrate [common flags]
   riskflow produce FILE.jsonl [common flags]
   riskflow rules lint FILE | rules test DIR | rules vars
+  riskflow demo    [--duration 30s] [--rate N] [--mode auto|real|dev]
+  riskflow loadgen [--rate N] [--duration D] [--out FILE.jsonl|-|kafka|http://HOST:PORT] [--labels FILE]
   riskflow bench   [--api] [--pipeline] [--freshness] [--phones N] [--ips N]
 
 common flags:
@@ -82,6 +84,10 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdRules(ctx, rest, stdout, stderr)
 	case "bench":
 		return cmdBench(ctx, rest, stdout, stderr)
+	case "loadgen":
+		return cmdLoadgen(ctx, rest, stdout, stderr)
+	case "demo":
+		return cmdDemo(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,0 +1,407 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/riskflow/riskflow/consumers"
+	"github.com/riskflow/riskflow/pipeline"
+	"github.com/riskflow/riskflow/pipeline/loadgen"
+	"github.com/riskflow/riskflow/schemas"
+)
+
+// cmdDemo starts riskflow (on the local real services when they answer, otherwise in dev mode),
+// drives it with labelled traffic including attacks, and prints what it caught.
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("demo", stderr)
+	var cf commonFlags
+	cf.register(fs)
+	var lf loadgenFlags
+	lf.register(fs)
+	fs.Lookup("duration").DefValue = "30s"
+	lf.duration = 30 * time.Second
+	lf.rate = 30
+	lf.attack = 0.15
+	speedup := fs.Float64("speedup", 20, "event time runs this many times faster than the clock: --duration 30s plays 10 min of traffic")
+	mode := fs.String("mode", "auto", "auto (real services when up), real, or dev (embedded broker)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := cf.load(func(c *Config) {
+		if len(c.API.Keys) == 0 {
+			c.API.Keys = map[string]string{devAppKey: devSecret}
+		}
+		if c.Scoring.PhoneHashKey == "" {
+			c.Scoring.PhoneHashKey = devHashKey
+		}
+		c.Scoring.Replay = false
+		c.Log.Level = "warn"
+	})
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	real := *mode == "real" || *mode == "auto" && reachable(cfg.Kafka.Brokers[0])
+	if *mode == "real" && !real {
+		return fmt.Errorf("demo: Kafka at %s does not answer (deploy/local/up)", cfg.Kafka.Brokers[0])
+	}
+	// Fresh topics and groups per run, so earlier runs do not mix in.
+	run := fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff)
+	cfg.Kafka.EventsTopic += ".demo-" + run
+	cfg.Kafka.ScoresTopic += ".demo-" + run
+	cfg.Kafka.DLQTopic += ".demo-" + run
+	cfg.Kafka.ScorerGroup += "-demo-" + run
+	cfg.Kafka.ArchiverGroup += "-demo-" + run
+	if real {
+		if cfg.ClickHouse.Addr == "" && reachable("127.0.0.1:19000") {
+			cfg.ClickHouse.Addr = "127.0.0.1:19000"
+		}
+		fmt.Fprintf(stdout, "demo: using the real Kafka at %s%s\n", cfg.Kafka.Brokers[0], map[bool]string{true: " and ClickHouse at " + cfg.ClickHouse.Addr, false: " (ClickHouse off)"}[cfg.ClickHouse.Addr != ""])
+	} else {
+		cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.AllowAutoTopicCreation())
+		if err != nil {
+			return fmt.Errorf("demo: start embedded broker: %w", err)
+		}
+		defer cluster.Close()
+		cfg.Kafka.Brokers = cluster.ListenAddrs()
+		fmt.Fprintln(stdout, "demo: dev mode (embedded broker; run deploy/local/up first for real Kafka and ClickHouse)")
+	}
+
+	a, err := newApp(cfg, log)
+	if err != nil {
+		return err
+	}
+	if err := consumers.EnsureTopics(ctx, a.kc, a.topics(), log); err != nil {
+		return fmt.Errorf("demo: create topics: %w", err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	g, gctx := errgroup.WithContext(rctx)
+	g.Go(func() error { return a.runScorer(gctx) })
+	if cfg.ClickHouse.Addr != "" {
+		g.Go(func() error { return a.runArchiver(gctx) })
+	}
+	listening := make(chan string, 1)
+	g.Go(func() error { return a.runAPI(gctx, "127.0.0.1:0", nil, func(addr string) { listening <- addr }) })
+	var addr string
+	select {
+	case addr = <-listening:
+	case <-ctx.Done():
+		return nil
+	}
+
+	key, secret := firstKey(cfg.API.Keys)
+	if *speedup <= 0 {
+		return usagef("--speedup: must be positive")
+	}
+	wall := lf.duration
+	lf.duration = time.Duration(float64(wall) * *speedup)
+	lc, err := lf.config([]string{key})
+	if err != nil {
+		return err
+	}
+	if lf.start == "" {
+		lc.Start = time.Now().UTC().Add(-lc.Duration) // event time ends at about now
+	}
+	gen, err := loadgen.New(lc)
+	if err != nil {
+		return usageError{err}
+	}
+	labels := map[string]string{}
+	var sample []schemas.VerifyEvent
+	w := consumers.NewWriter(a.kc, cfg.Kafka.EventsTopic)
+	defer w.Close()
+	pub := &pipeline.Publisher{W: w, Hasher: a.hasher}
+	fmt.Fprintf(stdout, "demo: %s of traffic (~%.0f events/s, %.0f%% from attack scenarios) played in %s; /v1/risk/check probed alongside\n", lc.Duration, lc.Rate, lc.AttackShare*100, wall)
+
+	probe := newProber("http://"+addr+"/v1/risk/check", key, secret)
+	pctx, stopProbe := context.WithCancel(ctx)
+	probeDone := make(chan struct{})
+	go func() { defer close(probeDone); probe.run(pctx, func() []schemas.VerifyEvent { return sample }) }()
+
+	var mu sync.Mutex
+	err = sendLoad(ctx, &labelledGen{gen: gen, onEvent: func(l loadgen.Labeled) {
+		mu.Lock()
+		labels[l.Event.EventID] = l.Label
+		if len(sample) < 2000 {
+			sample = append(sample, l.Event)
+		}
+		mu.Unlock()
+	}}, *speedup, nil, io.Discard, pub.Publish)
+	stopProbe()
+	<-probeDone
+	if err != nil {
+		return err
+	}
+
+	// Collect the verdicts from risk.scores.
+	verdicts, err := collectScores(ctx, a.kc, cfg.Kafka.ScoresTopic, len(labels), 60*time.Second)
+	if err != nil {
+		return err
+	}
+	report(stdout, labels, verdicts, probe)
+	if cfg.ClickHouse.Addr != "" {
+		analystQueries(ctx, stdout, cfg, len(verdicts))
+	} else {
+		fmt.Fprintln(stdout, "\nanalyst queries: skipped (ClickHouse is not configured; deploy/local/up and run again)")
+	}
+	stop()
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+func reachable(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// labelledGen lets sendLoad drive a generator while the demo keeps the labels.
+type labelledGen struct {
+	gen     *loadgen.Generator
+	onEvent func(loadgen.Labeled)
+}
+
+func (l *labelledGen) Next() (loadgen.Labeled, bool) {
+	ev, ok := l.gen.Next()
+	if ok {
+		l.onEvent(ev)
+	}
+	return ev, ok
+}
+
+func (l *labelledGen) Config() loadgen.Config { return l.gen.Config() }
+
+// verdict is one scored event as seen on risk.scores.
+type verdict struct {
+	score int
+	tags  []string
+}
+
+func collectScores(ctx context.Context, kc consumers.Config, topic string, want int, within time.Duration) (map[string]verdict, error) {
+	var mu sync.Mutex
+	out := make(map[string]verdict, want)
+	tctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	tail := consumers.NewTail(kc, topic, time.Time{}, func(m kafka.Message) {
+		r, err := schemas.DecodeScoreRecord(m.Value)
+		if err != nil {
+			return
+		}
+		mu.Lock()
+		out[r.EventID] = verdict{score: r.Score, tags: r.Tags}
+		mu.Unlock()
+	}, slog.New(slog.DiscardHandler))
+	go tail.Follow(tctx)
+	for {
+		mu.Lock()
+		n := len(out)
+		mu.Unlock()
+		if n >= want {
+			break
+		}
+		select {
+		case <-tctx.Done():
+			return out, fmt.Errorf("demo: only %d of %d events were scored within %s", n, want, within)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return maps(out), nil
+}
+
+func maps(m map[string]verdict) map[string]verdict {
+	c := make(map[string]verdict, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+func report(w io.Writer, labels map[string]string, verdicts map[string]verdict, p *prober) {
+	type row struct {
+		events, flagged, stepUp int
+		tags                    map[string]int
+	}
+	rows := map[string]*row{}
+	for id, label := range labels {
+		r := rows[label]
+		if r == nil {
+			r = &row{tags: map[string]int{}}
+			rows[label] = r
+		}
+		v := verdicts[id]
+		r.events++
+		if v.score >= schemas.ScoreObserve {
+			r.flagged++
+		}
+		if v.score >= schemas.ScoreStepUp {
+			r.stepUp++
+		}
+		for _, t := range v.tags {
+			r.tags[t]++
+		}
+	}
+	names := make([]string, 0, len(rows))
+	for n := range rows {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintf(w, "\ndetection per scenario (%d events scored):\n", len(verdicts))
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  scenario\tevents\tscore ≥ 300\tscore ≥ 600\ttop tags")
+	for _, n := range names {
+		r := rows[n]
+		fmt.Fprintf(tw, "  %s\t%d\t%.1f%%\t%.1f%%\t%s\n", n, r.events, pct(r.flagged, r.events), pct(r.stepUp, r.events), topTags(r.tags, 3))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\n/v1/risk/check during the run: %s\n", p.summary())
+}
+
+func pct(a, b int) float64 {
+	if b == 0 {
+		return 0
+	}
+	return 100 * float64(a) / float64(b)
+}
+
+func topTags(m map[string]int, n int) string {
+	type kv struct {
+		k string
+		v int
+	}
+	var all []kv
+	for k, v := range m {
+		all = append(all, kv{k, v})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].v > all[j].v || all[i].v == all[j].v && all[i].k < all[j].k })
+	var parts []string
+	for i := 0; i < len(all) && i < n; i++ {
+		parts = append(parts, fmt.Sprintf("%s %d", all[i].k, all[i].v))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// prober calls /v1/risk/check at a steady rate with recent events and records latency.
+type prober struct {
+	url, key, secret string
+	client           *http.Client
+	lats             []time.Duration
+	errs             int
+}
+
+func newProber(url, key, secret string) *prober {
+	return &prober{url: url, key: key, secret: secret, client: &http.Client{Timeout: time.Second}}
+}
+
+func (p *prober) run(ctx context.Context, sample func() []schemas.VerifyEvent) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	i := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		evs := sample()
+		if len(evs) == 0 {
+			continue
+		}
+		ev := evs[i%len(evs)]
+		i++
+		body := fmt.Sprintf(`{"phone":%q,"ip":%q,"app_id":%q,"carrier":%q,"device_id":%q}`, ev.Phone, ev.IP.String(), ev.AppID, ev.Carrier, ev.DeviceID)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p.url, strings.NewReader(body))
+		req.SetBasicAuth(p.key, p.secret)
+		start := time.Now()
+		resp, err := p.client.Do(req)
+		if err != nil {
+			if ctx.Err() == nil {
+				p.errs++
+			}
+			continue
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			p.errs++
+			continue
+		}
+		p.lats = append(p.lats, time.Since(start))
+	}
+}
+
+func (p *prober) summary() string {
+	if len(p.lats) == 0 {
+		return fmt.Sprintf("no successful calls (%d errors)", p.errs)
+	}
+	l := slices.Clone(p.lats)
+	slices.Sort(l)
+	q := func(f float64) time.Duration { return l[int(f*float64(len(l)-1))].Round(time.Microsecond) }
+	return fmt.Sprintf("%d calls, p50 %s, p99 %s, max %s, %d errors", len(l), q(0.5), q(0.99), l[len(l)-1].Round(time.Microsecond), p.errs)
+}
+
+// analystQueries runs a few of the analyst pack's questions against the run's rows.
+func analystQueries(ctx context.Context, w io.Writer, cfg Config, want int) {
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{cfg.ClickHouse.Addr}, Auth: clickhouse.Auth{Username: cfg.ClickHouse.Username, Password: cfg.ClickHouse.Password}})
+	if err != nil {
+		fmt.Fprintf(w, "\nanalyst queries: %v\n", err)
+		return
+	}
+	defer conn.Close()
+	db := cfg.ClickHouse.Database
+	// Wait for the archiver to land this run's rows.
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		var n uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM "+db+".risk_scores WHERE scored_at >= now() - 600").Scan(&n); err == nil && n >= uint64(want) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	queries := []struct{ title, sql string }{
+		{"verdicts of the last 10 minutes", "SELECT toString(score), count() FROM " + db + ".risk_scores FINAL WHERE scored_at >= now() - 600 GROUP BY score ORDER BY score"},
+		{"top tags of the last 10 minutes", "SELECT tag, count() AS n FROM " + db + ".risk_scores FINAL ARRAY JOIN tags AS tag WHERE scored_at >= now() - 600 GROUP BY tag ORDER BY n DESC LIMIT 6"},
+		{"riskiest IPs of the last 10 minutes (phones at score ≥ 600)", "SELECT ip, uniqExact(phone_hash) AS phones FROM " + db + ".risk_scores FINAL WHERE scored_at >= now() - 600 AND score >= 600 GROUP BY ip ORDER BY phones DESC LIMIT 5"},
+	}
+	for _, q := range queries {
+		fmt.Fprintf(w, "\nClickHouse — %s:\n", q.title)
+		rows, err := conn.Query(ctx, q.sql)
+		if err != nil {
+			fmt.Fprintf(w, "  query failed: %v\n", err)
+			continue
+		}
+		for rows.Next() {
+			var k string
+			var n uint64
+			if err := rows.Scan(&k, &n); err != nil {
+				fmt.Fprintf(w, "  scan: %v\n", err)
+				break
+			}
+			fmt.Fprintf(w, "  %-28s %d\n", k, n)
+		}
+		rows.Close()
+	}
+}

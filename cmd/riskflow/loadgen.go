@@ -1,0 +1,261 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/riskflow/riskflow/consumers"
+	"github.com/riskflow/riskflow/pipeline"
+	"github.com/riskflow/riskflow/pipeline/loadgen"
+	"github.com/riskflow/riskflow/schemas"
+)
+
+// loadgenFlags are the generator's knobs, shared by loadgen and demo.
+type loadgenFlags struct {
+	rate      float64
+	duration  time.Duration
+	seed      uint64
+	attack    float64
+	scenarios string
+	apps      string
+	start     string
+}
+
+func (l *loadgenFlags) register(fs interface {
+	Float64Var(*float64, string, float64, string)
+	DurationVar(*time.Duration, string, time.Duration, string)
+	Uint64Var(*uint64, string, uint64, string)
+	StringVar(*string, string, string, string)
+}) {
+	fs.Float64Var(&l.rate, "rate", 200, "events per second (daily average; the daily rhythm modulates it)")
+	fs.DurationVar(&l.duration, "duration", time.Minute, "span of event time to generate")
+	fs.Uint64Var(&l.seed, "seed", uint64(time.Now().UnixNano()), "random seed (same seed, same stream)")
+	fs.Float64Var(&l.attack, "attack-share", loadgen.DefaultAttackShare, "fraction of events from attack scenarios")
+	fs.StringVar(&l.scenarios, "scenarios", "", "comma-separated attack scenarios (default all: "+strings.Join(loadgen.Scenarios(), ", ")+")")
+	fs.StringVar(&l.apps, "apps", "", "comma-separated app ids (default: the configured API keys, or loadgen's demo apps)")
+	fs.StringVar(&l.start, "start", "", "event time of the first event, RFC 3339 (default: now)")
+}
+
+func (l *loadgenFlags) config(apps []string) (loadgen.Config, error) {
+	c := loadgen.Config{Seed: l.seed, Rate: l.rate, Duration: l.duration, AttackShare: l.attack, Scenarios: splitList(l.scenarios), Apps: apps, Start: time.Now().UTC()}
+	if l.apps != "" {
+		c.Apps = splitList(l.apps)
+	}
+	if l.start != "" {
+		t, err := time.Parse(time.RFC3339, l.start)
+		if err != nil {
+			return c, usagef("--start: %q is not an RFC 3339 time", l.start)
+		}
+		c.Start = t.UTC()
+	}
+	return c, nil
+}
+
+// cmdLoadgen writes labelled synthetic traffic to a JSONL file, Kafka or POST /v1/events.
+func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("loadgen", stderr)
+	var cf commonFlags
+	cf.register(fs)
+	var lf loadgenFlags
+	lf.register(fs)
+	out := fs.String("out", "-", "where events go: FILE.jsonl, - (stdout), kafka, or an http(s):// base URL of riskflow")
+	labels := fs.String("labels", "", "write ground-truth labels ({event_id,label,attack} per line) to this file")
+	speedup := fs.Float64("speedup", 1, "pace kafka/http output to event time × this factor (0: as fast as possible)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := cf.load(nil)
+	if err != nil {
+		return err
+	}
+	var apps []string
+	for k := range cfg.API.Keys {
+		apps = append(apps, k)
+	}
+	lc, err := lf.config(apps)
+	if err != nil {
+		return err
+	}
+	g, err := loadgen.New(lc)
+	if err != nil {
+		return usageError{err}
+	}
+	var labelW io.Writer
+	if *labels != "" {
+		f, err := os.Create(*labels)
+		if err != nil {
+			return usageError{fmt.Errorf("--labels: %w", err)}
+		}
+		defer f.Close()
+		labelW = f
+	}
+	switch {
+	case *out == "-" || strings.HasSuffix(*out, ".jsonl") || strings.HasSuffix(*out, ".json"):
+		w := stdout
+		if *out != "-" {
+			f, err := os.Create(*out)
+			if err != nil {
+				return usageError{fmt.Errorf("--out: %w", err)}
+			}
+			defer f.Close()
+			w = f
+		}
+		n, err := loadgen.WriteJSONL(w, g, labelW)
+		if err != nil {
+			return fmt.Errorf("loadgen: %w", err)
+		}
+		fmt.Fprintf(stderr, "loadgen: wrote %d events\n", n)
+		return nil
+	case *out == "kafka":
+		if cfg.Scoring.PhoneHashKey == "" {
+			return usagef("scoring.phone_hash_key: required to key messages (RISKFLOW_SCORING_PHONE_HASH_KEY)")
+		}
+		kc := (&app{cfg: cfg}).kafkaConfig()
+		log := newLogger(cfg.Log, stderr)
+		if err := consumers.EnsureTopics(ctx, kc, (&app{cfg: cfg}).topics(), log); err != nil {
+			return fmt.Errorf("kafka: %w", err)
+		}
+		w := consumers.NewWriter(kc, cfg.Kafka.EventsTopic)
+		defer w.Close()
+		pub := &pipeline.Publisher{W: w, Hasher: schemas.NewPhoneHasher([]byte(cfg.Scoring.PhoneHashKey))}
+		return sendLoad(ctx, g, *speedup, labelW, stdout, pub.Publish)
+	case strings.HasPrefix(*out, "http://") || strings.HasPrefix(*out, "https://"):
+		key, secret := firstKey(cfg.API.Keys)
+		if key == "" {
+			return usagef("api.keys: an app key is needed to POST /v1/events (RISKFLOW_API_KEYS=app:secret)")
+		}
+		if len(lc.Apps) != 1 || lc.Apps[0] != key {
+			lc.Apps = []string{key} // an app may only publish its own events
+			if g, err = loadgen.New(lc); err != nil {
+				return usageError{err}
+			}
+		}
+		post := httpPublisher(strings.TrimSuffix(*out, "/")+"/v1/events", key, secret)
+		return sendLoad(ctx, g, *speedup, labelW, stdout, post)
+	}
+	return usagef("--out: %q is not FILE.jsonl, -, kafka or an http(s):// URL", *out)
+}
+
+func firstKey(keys map[string]string) (string, string) {
+	best := ""
+	for k := range keys {
+		if best == "" || k < best {
+			best = k
+		}
+	}
+	return best, keys[best]
+}
+
+// labelled yields labelled events in time order (*loadgen.Generator).
+type labelled interface {
+	Next() (loadgen.Labeled, bool)
+	Config() loadgen.Config
+}
+
+// sendLoad publishes the generator's events in batches, paced to event time sped up by speedup
+// (1 = real time; 0 = as fast as possible).
+func sendLoad(ctx context.Context, g labelled, speedup float64, labels io.Writer, stdout io.Writer, publish func(context.Context, []schemas.VerifyEvent) error) error {
+	var lw *bufio.Writer
+	if labels != nil {
+		lw = bufio.NewWriter(labels)
+		defer lw.Flush()
+	}
+	wallStart, evStart := time.Now(), g.Config().Start
+	sent, attacks := 0, 0
+	batch := make([]schemas.VerifyEvent, 0, 500)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := publish(ctx, batch); err != nil {
+			return fmt.Errorf("loadgen: publish after %d events: %w", sent, err)
+		}
+		sent += len(batch)
+		batch = batch[:0]
+		return nil
+	}
+	tick := time.Now()
+	for {
+		l, ok := g.Next()
+		if !ok {
+			break
+		}
+		if speedup > 0 {
+			due := wallStart.Add(time.Duration(float64(l.Event.TS.Sub(evStart)) / speedup))
+			if wait := time.Until(due); wait > 0 {
+				if err := flush(); err != nil {
+					return err
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(wait):
+				}
+			}
+		}
+		batch = append(batch, l.Event)
+		if l.Attack {
+			attacks++
+		}
+		if lw != nil {
+			b, _ := json.Marshal(struct {
+				EventID string `json:"event_id"`
+				Label   string `json:"label"`
+				Attack  bool   `json:"attack"`
+			}{l.Event.EventID, l.Label, l.Attack})
+			lw.Write(append(b, '\n'))
+		}
+		if len(batch) == cap(batch) {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if time.Since(tick) > 5*time.Second {
+			tick = time.Now()
+			fmt.Fprintf(stdout, "loadgen: %d events sent (%d attack)\n", sent, attacks)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "loadgen: %d events sent (%d attack) in %s\n", sent, attacks, time.Since(wallStart).Round(time.Millisecond))
+	return nil
+}
+
+// httpPublisher posts batches to riskflow's /v1/events.
+func httpPublisher(url, key, secret string) func(context.Context, []schemas.VerifyEvent) error {
+	client := &http.Client{Timeout: 10 * time.Second}
+	return func(ctx context.Context, evs []schemas.VerifyEvent) error {
+		body, err := json.Marshal(evs)
+		if err != nil {
+			return err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.SetBasicAuth(key, secret)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		if resp.StatusCode != http.StatusAccepted {
+			return fmt.Errorf("POST %s: %s: %s", url, resp.Status, bytes.TrimSpace(b))
+		}
+		return nil
+	}
+}
