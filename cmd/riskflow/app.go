@@ -304,7 +304,8 @@ func (a *app) runAPI(ctx context.Context, listen string, ready func() error, onL
 		Keys: a.cfg.API.Keys, MaxBodyBytes: a.cfg.API.MaxBodyBytes, RatePerApp: a.cfg.API.RatePerApp,
 		NodeID: nodePrefix(host),
 	}, a.scorer, &pipeline.Publisher{W: events, Hasher: a.hasher},
-		api.WithReadiness(ready), api.WithLogger(a.log.With("role", "api")), api.WithRegistry(a.reg))
+		api.WithReadiness(ready), api.WithLogger(a.log.With("role", "api")), api.WithRegistry(a.reg),
+		api.WithRulesAdmin(newRulesAdmin(a), a.cfg.API.AdminKeys))
 	hs := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 2 * time.Second,

@@ -75,6 +75,7 @@ type ClickHouseConfig struct {
 type APIConfig struct {
 	Listen       string            `yaml:"listen"`
 	Keys         map[string]string `yaml:"keys"`
+	AdminKeys    map[string]string `yaml:"admin_keys"`
 	MaxBodyBytes int64             `yaml:"max_body_bytes"`
 	RatePerApp   float64           `yaml:"rate_per_app"`
 	TLSCert      string            `yaml:"tls_cert"`
@@ -185,6 +186,14 @@ func (c *Config) Validate() error {
 	for k, v := range c.API.Keys {
 		if k == "" || v == "" {
 			bad("api.keys", "app key and secret must both be non-empty")
+		}
+	}
+	for k, v := range c.API.AdminKeys {
+		if k == "" || v == "" {
+			bad("api.admin_keys", "admin name and secret must both be non-empty")
+		}
+		if _, clash := c.API.Keys[k]; clash {
+			bad("api.admin_keys", "%q is also an app key: keep admin and app credentials apart", k)
 		}
 	}
 	if len(c.Scoring.Windows) == 0 {

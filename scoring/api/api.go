@@ -58,6 +58,8 @@ type Server struct {
 	m       *metrics
 	mux     *http.ServeMux
 	reg     prometheus.Gatherer
+	rules   RulesAdmin
+	admins  map[string]string
 }
 
 // Option configures a Server.
@@ -101,6 +103,8 @@ func New(cfg Config, checker Checker, pub Publisher, opts ...Option) *Server {
 	mux.HandleFunc("POST /v1/events", s.instrument("events", s.handleEvents))
 	mux.HandleFunc("GET /healthz", s.instrument("healthz", s.handleHealth))
 	mux.HandleFunc("GET /readyz", s.instrument("readyz", s.handleReady))
+	mux.HandleFunc("GET /v1/rules", s.instrument("rules", s.handleGetRules))
+	mux.HandleFunc("PUT /v1/rules", s.instrument("rules", s.handlePutRules))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", s.instrument("other", func(w http.ResponseWriter, r *http.Request) (int, error) {
 		// Every method of every path lands here unless a route above matched, so a known path
@@ -122,6 +126,7 @@ var allowed = map[string]string{
 	"/healthz":       "GET, HEAD",
 	"/readyz":        "GET, HEAD",
 	"/metrics":       "GET, HEAD",
+	"/v1/rules":      "GET, HEAD, PUT",
 }
 
 // ServeHTTP implements http.Handler.

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/riskflow/riskflow/rules/packs"
+	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring/api"
+)
+
+func TestRulesAdminUpdate(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(path, packs.Default(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Default()
+	cfg.Scoring.Rules = path
+	log := slog.New(slog.DiscardHandler)
+	s, err := buildScorer(cfg.Scoring, schemas.NewPhoneHasher([]byte("k")), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra := newRulesAdmin(&app{cfg: cfg, scorer: s, log: log})
+	before := ra.Current()
+
+	_, err = ra.Update(context.Background(), []byte("pack: broken\nrules:\n  - {id: r1, tag: t, level: 300, when: 'nope > 1'}\n"), "lead")
+	if !errors.Is(err, api.ErrRejected) || !strings.Contains(err.Error(), "r1") {
+		t.Fatalf("bad pack: err %v; want ErrRejected naming r1", err)
+	}
+	if got := ra.Current(); got.Version != before.Version {
+		t.Fatalf("a rejected pack replaced the running one: %s → %s", before.Version, got.Version)
+	}
+
+	good := "pack: tiny\nrules:\n  - {id: r1, tag: burst, level: 600, when: 'phone_verifies_10m >= 2'}\n"
+	info, err := ra.Update(context.Background(), []byte(good), "lead")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Pack != "tiny" || info.Rules != 1 || !info.Persisted || info.Recorded || info.LoadedBy != "api:lead" {
+		t.Errorf("info %+v", info)
+	}
+	if s.Rules().Load().Name != "tiny" {
+		t.Errorf("scorer runs pack %q, want tiny", s.Rules().Load().Name)
+	}
+	if b, _ := os.ReadFile(path); string(b) != good {
+		t.Errorf("pack file not replaced: %q", b)
+	}
+}

@@ -1,0 +1,76 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+type fakeRules struct {
+	cur    RulesInfo
+	reject bool
+	who    string
+}
+
+func (f *fakeRules) Current() RulesInfo { return f.cur }
+
+func (f *fakeRules) Update(_ context.Context, pack []byte, who string) (RulesInfo, error) {
+	if f.reject {
+		return RulesInfo{}, fmt.Errorf("%w:\nline 4:11: rule r1: when: undeclared reference to 'nope'", ErrRejected)
+	}
+	f.who = who
+	f.cur = RulesInfo{Pack: "p", Version: "v2", Rules: strings.Count(string(pack), "- id:"), Persisted: true}
+	return f.cur, nil
+}
+
+func rulesReq(t *testing.T, h http.Handler, method, user, pass, body string) (int, map[string]any) {
+	t.Helper()
+	req := httptest.NewRequest(method, "/v1/rules", strings.NewReader(body))
+	if user != "" {
+		req.SetBasicAuth(user, pass)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var m map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil {
+		t.Fatalf("%s /v1/rules: body is not JSON: %q", method, rec.Body.String())
+	}
+	return rec.Code, m
+}
+
+func TestRulesAdminRoutes(t *testing.T) {
+	fr := &fakeRules{cur: RulesInfo{Pack: "default", Version: "v1", Rules: 27}}
+	keys := map[string]string{"app": "app-secret"}
+	off := New(Config{Keys: keys}, nil, nil)
+	if code, _ := rulesReq(t, off, http.MethodGet, "app", "app-secret", ""); code != http.StatusNotFound {
+		t.Errorf("without admins GET /v1/rules = %d, want 404", code)
+	}
+	s := New(Config{Keys: keys}, nil, nil, WithRulesAdmin(fr, map[string]string{"risk-lead": "s3cret"}))
+
+	if code, _ := rulesReq(t, s, http.MethodPut, "app", "app-secret", "pack: x"); code != http.StatusUnauthorized {
+		t.Errorf("an app key may not change rules: got %d, want 401", code)
+	}
+	if code, _ := rulesReq(t, s, http.MethodPut, "risk-lead", "wrong", "pack: x"); code != http.StatusUnauthorized {
+		t.Errorf("wrong admin secret: got %d, want 401", code)
+	}
+	code, m := rulesReq(t, s, http.MethodGet, "risk-lead", "s3cret", "")
+	if code != http.StatusOK || m["version"] != "v1" || m["rules"] != float64(27) {
+		t.Errorf("GET = %d %v", code, m)
+	}
+	code, m = rulesReq(t, s, http.MethodPut, "risk-lead", "s3cret", "pack: p\nrules:\n  - id: a\n  - id: b\n")
+	if code != http.StatusOK || m["version"] != "v2" || m["rules"] != float64(2) || fr.who != "risk-lead" {
+		t.Errorf("PUT = %d %v (who %q)", code, m, fr.who)
+	}
+	fr.reject = true
+	code, m = rulesReq(t, s, http.MethodPut, "risk-lead", "s3cret", "pack: bad")
+	if code != http.StatusBadRequest || !strings.Contains(m["content"].(string), "rule r1: when") {
+		t.Errorf("rejected PUT = %d %v; want 400 naming the rule", code, m)
+	}
+	if code, _ := rulesReq(t, s, http.MethodDelete, "risk-lead", "s3cret", ""); code != http.StatusMethodNotAllowed {
+		t.Errorf("DELETE = %d, want 405", code)
+	}
+}
