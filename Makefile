@@ -13,7 +13,8 @@ unit:
 	$(GO) test -race -count=1 ./...
 
 integration: services
-	$(GO) test -count=1 -tags integration -timeout $(INTEGRATION_TIMEOUT) ./...
+	RISKFLOW_GEO_CITY="$$(deploy/local/geo.sh path 2>/dev/null || true)" \
+	  $(GO) test -count=1 -tags integration -timeout $(INTEGRATION_TIMEOUT) ./...
 
 services: ## install (first run) and start Kafka + ClickHouse on loopback
 	deploy/local/up
