@@ -123,6 +123,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return usageError{err}
 	}
+	var mu sync.Mutex // guards labels and sample, written by the sender, read by the prober
 	labels := map[string]string{}
 	var sample []schemas.VerifyEvent
 	w := consumers.NewWriter(a.kc, cfg.Kafka.EventsTopic)
@@ -133,9 +134,15 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	probe := newProber("http://"+addr+"/v1/risk/check", key, secret)
 	pctx, stopProbe := context.WithCancel(ctx)
 	probeDone := make(chan struct{})
-	go func() { defer close(probeDone); probe.run(pctx, func() []schemas.VerifyEvent { return sample }) }()
+	go func() {
+		defer close(probeDone)
+		probe.run(pctx, func() []schemas.VerifyEvent {
+			mu.Lock()
+			defer mu.Unlock()
+			return sample[:len(sample):len(sample)] // elements below len are never written again
+		})
+	}()
 
-	var mu sync.Mutex
 	err = sendLoad(ctx, &labelledGen{gen: gen, onEvent: func(l loadgen.Labeled) {
 		mu.Lock()
 		labels[l.Event.EventID] = l.Label
