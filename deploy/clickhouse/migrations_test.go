@@ -15,6 +15,10 @@ var wantFiles = []string{
 	"migrations/0003_risk_scores.sql",
 	"migrations/0004_rule_versions.sql",
 	"migrations/0005_schema_migrations.sql",
+	"migrations/0006_verify_events_hourly.sql",
+	"migrations/0007_risk_scores_hourly.sql",
+	"migrations/0008_rule_hits_hourly.sql",
+	"migrations/0009_backtest_runs.sql",
 }
 
 type table struct {
@@ -66,11 +70,75 @@ var wantTables = map[string]table{
 		engine:  "ReplacingMergeTree",
 		orderBy: "id",
 	},
+	"verify_events_hourly": {
+		columns: [][2]string{
+			{"hour", "DateTime('UTC')"}, {"app_id", "String"}, {"flow", "String"}, {"carrier", "String"},
+			{"outcome", "String"}, {"error_code", "String"},
+			{"events", uniqT}, {"phones", uniqT}, {"ips", uniqT}, {"devices", uniqIfT},
+		},
+		engine:    "AggregatingMergeTree",
+		partition: "toYYYYMM(hour)",
+		orderBy:   "(hour, app_id, flow, carrier, outcome, error_code)",
+	},
+	"risk_scores_hourly": {
+		columns: [][2]string{
+			{"hour", "DateTime('UTC')"}, {"app_id", "String"}, {"flow", "String"}, {"carrier", "String"},
+			{"rules_version", "String"}, {"events", uniqT}, {"phones", uniqT},
+			{"score_0", uniqIfT}, {"score_300", uniqIfT}, {"score_600", uniqIfT}, {"score_900", uniqIfT},
+		},
+		engine:    "AggregatingMergeTree",
+		partition: "toYYYYMM(hour)",
+		orderBy:   "(hour, app_id, flow, carrier, rules_version)",
+	},
+	"rule_hits_hourly": {
+		columns: [][2]string{
+			{"hour", "DateTime('UTC')"}, {"app_id", "String"}, {"flow", "String"}, {"carrier", "String"},
+			{"rule", "String"}, {"tag", "String"}, {"mode", "String"}, {"events", uniqT}, {"phones", uniqT},
+		},
+		engine:    "AggregatingMergeTree",
+		partition: "toYYYYMM(hour)",
+		orderBy:   "(hour, app_id, flow, carrier, rule, tag, mode)",
+	},
+	"backtest_runs": {
+		columns: [][2]string{
+			{"run_id", "String"}, {"started_at", "DateTime('UTC')"}, {"finished_at", "DateTime('UTC')"},
+			{"from_ts", "DateTime('UTC')"}, {"to_ts", "DateTime('UTC')"},
+			{"current_name", "String"}, {"current_version", "String"}, {"candidate_name", "String"}, {"candidate_version", "String"},
+			{"events", "UInt64"}, {"warmup_events", "UInt64"}, {"skipped_events", "UInt64"}, {"changed_events", "UInt64"},
+			{"events_per_sec", "Float64"},
+			{"transition_from", "Array(UInt16)"}, {"transition_to", "Array(UInt16)"}, {"transition_count", "Array(UInt64)"},
+			{"transitions", "String"},
+			{"rule_ids", "Array(String)"}, {"rule_current_hits", "Array(UInt64)"}, {"rule_candidate_hits", "Array(UInt64)"},
+			{"rule_gained", "Array(UInt64)"}, {"rule_lost", "Array(UInt64)"}, {"rule_diffs", "String"},
+			{"flag_at", "UInt16"}, {"labeled", "UInt64"},
+			{"current_precision", "Nullable(Float64)"}, {"current_recall", "Nullable(Float64)"},
+			{"candidate_precision", "Nullable(Float64)"}, {"candidate_recall", "Nullable(Float64)"},
+			{"report", "String"},
+		},
+		engine:    "ReplacingMergeTree(finished_at)",
+		partition: "toYYYYMM(started_at)",
+		orderBy:   "run_id",
+	},
+}
+
+const (
+	uniqT   = "AggregateFunction(uniq, String)"
+	uniqIfT = "AggregateFunction(uniqIf, String, UInt8)"
+)
+
+// The materialized views, pinned: name → the table they read and the table they write.
+var wantViews = map[string][2]string{
+	"verify_events_hourly_mv": {"verify_events", "verify_events_hourly"},
+	"risk_scores_hourly_mv":   {"risk_scores", "risk_scores_hourly"},
+	"rule_hits_hourly_mv":     {"risk_scores", "rule_hits_hourly"},
 }
 
 // The only columns whose name mentions the phone. Anything else (phone, phone_number,
 // msisdn, mobile, ...) could hold the plaintext number.
 var allowedPhoneColumns = []string{"phone_hash", "phone_masked", "phone_segment"}
+
+// Columns of the hourly views that count distinct numbers: uniq states of phone_hash.
+var allowedAggregateColumns = []string{"phones"}
 
 func readFiles(t *testing.T) map[string]string {
 	t.Helper()
@@ -106,28 +174,6 @@ func stripComments(s string) string {
 	return b.String()
 }
 
-var (
-	createTableRE = regexp.MustCompile(`(?s)^CREATE TABLE IF NOT EXISTS riskflow\.(\w+)\n\(\n(.*?)\n\)\nENGINE = (\S+)\n(?:PARTITION BY (.+?)\n)?ORDER BY (.+?)\nSETTINGS index_granularity = 8192;\n$`)
-	columnRE      = regexp.MustCompile(`^\s+(\w+)\s+(\S+)(?:\s+DEFAULT\s+\S+)?\s+COMMENT\s+'[^'\\]*',?$`)
-)
-
-func parseTable(t *testing.T, file, sql string) (string, table) {
-	t.Helper()
-	m := createTableRE.FindStringSubmatch(sql)
-	if m == nil {
-		t.Fatalf("%s: not one CREATE TABLE IF NOT EXISTS riskflow.x (...) ENGINE ... ORDER BY ... in the expected layout:\n%s", file, sql)
-	}
-	tb := table{engine: m[3], partition: m[4], orderBy: m[5]}
-	for _, line := range strings.Split(m[2], "\n") {
-		c := columnRE.FindStringSubmatch(line)
-		if c == nil {
-			t.Fatalf("%s: column line %q is not `name Type [DEFAULT x] COMMENT '...'`", file, line)
-		}
-		tb.columns = append(tb.columns, [2]string{c[1], c[2]})
-	}
-	return m[1], tb
-}
-
 func TestDatabaseFile(t *testing.T) {
 	got := stripComments(readFiles(t)["migrations/0001_database.sql"])
 	if got != "CREATE DATABASE IF NOT EXISTS riskflow;\n" {
@@ -136,44 +182,103 @@ func TestDatabaseFile(t *testing.T) {
 }
 
 func TestTablesPinned(t *testing.T) {
-	files := readFiles(t)
-	seen := map[string]bool{}
-	for _, f := range wantFiles[1:] {
-		name, got := parseTable(t, f, stripComments(files[f]))
-		want, ok := wantTables[name]
-		if !ok {
-			t.Errorf("%s creates unexpected table %s", f, name)
+	sd := schema(t)
+	for name, want := range wantTables {
+		got := sd.tables[name]
+		if got == nil {
+			t.Errorf("no migration creates %s", name)
 			continue
 		}
-		if !strings.Contains(f, name) {
-			t.Errorf("%s creates %s; name the file after the table", f, name)
-		}
-		seen[name] = true
-		if !slices.Equal(got.columns, want.columns) {
-			t.Errorf("%s columns:\n got %v\nwant %v", name, got.columns, want.columns)
+		if !slices.Equal(got.pairs(), want.columns) {
+			t.Errorf("%s columns:\n got %v\nwant %v", name, got.pairs(), want.columns)
 		}
 		if got.engine != want.engine || got.partition != want.partition || got.orderBy != want.orderBy {
 			t.Errorf("%s: ENGINE %s PARTITION BY %q ORDER BY %s; want ENGINE %s PARTITION BY %q ORDER BY %s",
 				name, got.engine, got.partition, got.orderBy, want.engine, want.partition, want.orderBy)
 		}
+		for _, c := range got.columns {
+			if strings.TrimSpace(c.comment) == "" {
+				t.Errorf("%s.%s has no COMMENT", name, c.name)
+			}
+		}
 	}
-	for name := range wantTables {
-		if !seen[name] {
-			t.Errorf("no migration creates %s", name)
+	for name, tb := range sd.tables {
+		if _, ok := wantTables[name]; !ok {
+			t.Errorf("%s creates unexpected table %s", tb.file, name)
+		}
+	}
+	// One file per table, named after it; a view lives in its table's file, named <table>_mv.
+	perFile := map[string][]string{}
+	for name, tb := range sd.tables {
+		perFile[tb.file] = append(perFile[tb.file], name)
+	}
+	for _, f := range wantFiles[1:] {
+		if len(perFile[f]) != 1 || !strings.HasSuffix(strings.TrimSuffix(f, ".sql"), "_"+perFile[f][0]) {
+			t.Errorf("%s creates tables %q; want exactly the table the file is named after", f, perFile[f])
+		}
+	}
+	if !slices.Equal(sd.databases, []string{"riskflow"}) {
+		t.Errorf("databases created: %q", sd.databases)
+	}
+}
+
+func TestViewsPinned(t *testing.T) {
+	sd := schema(t)
+	for name, want := range wantViews {
+		v := sd.views[name]
+		if v == nil {
+			t.Errorf("no migration creates view %s", name)
+			continue
+		}
+		if v.from != want[0] || v.to != want[1] {
+			t.Errorf("view %s reads %s and writes %s; want %s and %s", name, v.from, v.to, want[0], want[1])
+		}
+		target := sd.tables[v.to]
+		if target == nil {
+			t.Errorf("view %s writes %s, which no migration creates", name, v.to)
+			continue
+		}
+		if target.file != v.file || name != v.to+"_mv" {
+			t.Errorf("view %s (in %s) should be named %s_mv and live in %s with its table", name, v.file, v.to, target.file)
+		}
+		if target.engine != "AggregatingMergeTree" {
+			t.Errorf("view %s writes %s, engine %s; want AggregatingMergeTree", name, v.to, target.engine)
+		}
+		// Every column of the target is an output of the SELECT, by name; counters are states.
+		for _, c := range target.columns {
+			if !regexp.MustCompile(`\b` + c.name + `\b`).MatchString(v.query) {
+				t.Errorf("view %s does not fill %s.%s", name, v.to, c.name)
+			}
+			if strings.HasPrefix(c.typ, "AggregateFunction(") {
+				fn := strings.TrimSuffix(strings.SplitN(strings.TrimPrefix(c.typ, "AggregateFunction("), ",", 2)[0], ")")
+				if !strings.Contains(v.query, fn+"State(") || !strings.Contains(v.query, "AS "+c.name) {
+					t.Errorf("view %s: %s.%s (%s) is not filled by %sState(...) AS %s", name, v.to, c.name, c.typ, fn, c.name)
+				}
+			}
+		}
+		if _, ok := sd.tables[v.from]; !ok {
+			t.Errorf("view %s reads %s, which no migration creates", name, v.from)
+		}
+	}
+	for name, v := range sd.views {
+		if _, ok := wantViews[name]; !ok {
+			t.Errorf("%s creates unexpected view %s", v.file, name)
 		}
 	}
 }
 
 func TestNoPlaintextPhoneColumn(t *testing.T) {
-	files := readFiles(t)
-	for _, f := range wantFiles[1:] {
-		name, tb := parseTable(t, f, stripComments(files[f]))
+	sd := schema(t)
+	for name, tb := range sd.tables {
 		for _, c := range tb.columns {
-			col := strings.ToLower(c[0])
+			col := strings.ToLower(c.name)
 			suspicious := strings.Contains(col, "phone") || strings.Contains(col, "msisdn") ||
 				strings.Contains(col, "mobile") || col == "number" || col == "tel"
-			if suspicious && !slices.Contains(allowedPhoneColumns, col) {
-				t.Errorf("%s.%s could hold a plaintext phone number; store only %v", name, c[0], allowedPhoneColumns)
+			if suspicious && !slices.Contains(allowedPhoneColumns, col) && !slices.Contains(allowedAggregateColumns, col) {
+				t.Errorf("%s.%s could hold a plaintext phone number; store only %v", name, c.name, allowedPhoneColumns)
+			}
+			if slices.Contains(allowedAggregateColumns, col) && !strings.HasPrefix(c.typ, "AggregateFunction(uniq") {
+				t.Errorf("%s.%s must be a uniq state of phone_hash, not %s", name, c.name, c.typ)
 			}
 		}
 	}
@@ -181,6 +286,12 @@ func TestNoPlaintextPhoneColumn(t *testing.T) {
 	for _, name := range []string{"verify_events", "risk_scores"} {
 		if !slices.Contains(wantTables[name].columns, [2]string{"phone_hash", "String"}) {
 			t.Errorf("%s has no phone_hash", name)
+		}
+	}
+	// The views count numbers by their hash only.
+	for name, v := range sd.views {
+		if strings.Contains(v.query, "phone_masked") || strings.Contains(v.query, "phone_segment") {
+			t.Errorf("view %s reads a phone column other than phone_hash", name)
 		}
 	}
 }
@@ -199,6 +310,9 @@ func TestPortableAndRepeatable(t *testing.T) {
 		{`(?i)\bCODEC\s*\(`, "codecs are not in 18.16"},
 		{`(?i)\b(ENGINE|ORDER BY|SETTINGS)\b[^;]*\bCOMMENT\b`, "table comments are not in 18.16"},
 		{`(?i)\bphone\b`, "no column or expression named phone"},
+		{`(?i)SimpleAggregateFunction`, "SimpleAggregateFunction is not in 18.16; use uniq states (see migrations.go)"},
+		{`(?i)\bPOPULATE\b`, "POPULATE misses rows inserted while it runs and is not repeatable; use backfill/"},
+		{`(?i)\bJSONExtract`, "JSONExtract functions are not in 18.16"},
 	}
 	files := readFiles(t)
 	for _, f := range wantFiles {
@@ -209,7 +323,7 @@ func TestPortableAndRepeatable(t *testing.T) {
 				t.Errorf("%s matches %s: %s", f, fb.re, fb.why)
 			}
 		}
-		for _, stmt := range regexp.MustCompile(`(?is)\bCREATE\s+(TABLE|DATABASE)\s+(\S+)`).FindAllStringSubmatch(sql, -1) {
+		for _, stmt := range regexp.MustCompile(`(?is)\bCREATE\s+(TABLE|DATABASE|MATERIALIZED\s+VIEW|VIEW)\s+(\S+)`).FindAllStringSubmatch(sql, -1) {
 			if !strings.EqualFold(stmt[2], "IF") {
 				t.Errorf("%s: CREATE %s %s without IF NOT EXISTS", f, stmt[1], stmt[2])
 			}

@@ -378,3 +378,52 @@ func TestReadEvents(t *testing.T) {
 		}
 	}
 }
+
+// A stream consumed slower than Config.WriteTimeout still completes (the driver's read
+// timeout covers a whole result stream), and ChunkTimeout bounds it instead.
+func TestReadEventsSlowConsumer(t *testing.T) {
+	st := migrated(t)
+	ctx := testContext(t)
+	recs := make([]schemas.ScoreRecord, 3000)
+	for i := range recs {
+		recs[i] = testRecord(i)
+	}
+	if err := st.WriteBatch(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	readBlockRows = 100
+	t.Cleanup(func() { readBlockRows = 0 })
+	short, err := Open(ctx, Config{Addr: clickhouseAddr(), Database: st.db, WriteTimeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer short.Close()
+	slowRead := func(opts ReadOptions) (int, error) {
+		rd, err := short.ReadEvents(ctx, recs[0].TS, recs[len(recs)-1].TS.Add(time.Second), opts)
+		if err != nil {
+			return 0, err
+		}
+		defer rd.Close()
+		n := 0
+		for {
+			_, ok, err := rd.Next(ctx)
+			if err != nil || !ok {
+				return n, err
+			}
+			if n++; n%10 == 0 {
+				time.Sleep(5 * time.Millisecond) // about 1.5 s in all
+			}
+		}
+	}
+	year := 365 * 24 * time.Hour // one chunk, one stream
+	start := time.Now()
+	if n, err := slowRead(ReadOptions{Chunk: year, Batch: 10}); err != nil || n != len(recs) {
+		t.Errorf("slow consumer: %d rows, %v", n, err)
+	}
+	if time.Since(start) < 2*500*time.Millisecond {
+		t.Errorf("the stream took %s, not longer than the write timeout: the test proves nothing", time.Since(start))
+	}
+	if n, err := slowRead(ReadOptions{Chunk: year, Batch: 10, ChunkTimeout: 700 * time.Millisecond}); err == nil {
+		t.Errorf("a chunk timeout of 700ms let a 1.5s stream finish (%d rows)", n)
+	}
+}

@@ -16,6 +16,10 @@
 // and wraps every sink in its own breaker. A ClickHouse outage only makes WriteBatch fail;
 // [Open] does not need the server to be up.
 //
+// Two additions serve backtests (package scoring/backtest): [Store.ReadEvents] streams the
+// stored events of a period back, verify_events FINAL in ts order, and
+// [Store.RecordBacktestRun] stores a run's summary in backtest_runs.
+//
 // Typical use:
 //
 //	st, err := chsink.Open(ctx, chsink.Config{Addr: "127.0.0.1:9000", Database: "riskflow"})

@@ -44,7 +44,20 @@ type ReadOptions struct {
 	Chunk time.Duration
 	// Batch is how many rows the reading goroutine hands over at once; 0 means 4096.
 	Batch int
+	// ChunkTimeout bounds one chunk's query from start to last row, including the time the
+	// consumer takes over the rows; 0 means 6 h. (The driver applies Config.WriteTimeout to
+	// a whole result stream, not to each read, so a stream consumed at the pace of a replay
+	// needs its own, longer bound. A server that goes away mid-stream is still noticed: by a
+	// closed connection or by TCP keep-alive.)
+	ChunkTimeout time.Duration
 }
+
+// DefaultChunkTimeout is ReadOptions.ChunkTimeout's default.
+const DefaultChunkTimeout = 6 * time.Hour
+
+// readBlockRows, when positive, asks the server for blocks of that many rows (tests: many
+// small blocks make a stream outlast the driver's buffer).
+var readBlockRows = 0
 
 // ReadEvents streams the events of verify_events with from <= ts < to, one row per
 // (app_id, event_id) (SELECT ... FINAL, so re-delivered copies are read once), ordered by
@@ -52,8 +65,8 @@ type ReadOptions struct {
 // [ReadOptions]), while the caller consumes rows with [EventReader.Next]; ctx bounds the
 // whole read. Close the reader when done, also after an error.
 //
-// No single read may wait longer than Config.WriteTimeout for the server; ClickHouse sends
-// progress packets while it sorts a chunk, so a long sort is not a stall.
+// Each chunk's query must finish within ReadOptions.ChunkTimeout (or ctx's deadline, if
+// earlier), however slowly the caller consumes its rows.
 func (s *Store) ReadEvents(ctx context.Context, from, to time.Time, opts ReadOptions) (*EventReader, error) {
 	if !storableTime(from) || !storableTime(to) {
 		return nil, fmt.Errorf("chsink: read events: period %s to %s is outside what ClickHouse DateTime stores",
@@ -62,8 +75,11 @@ func (s *Store) ReadEvents(ctx context.Context, from, to time.Time, opts ReadOpt
 	if !from.Before(to) {
 		return nil, fmt.Errorf("chsink: read events: from %s is not before to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
 	}
-	if opts.Chunk < 0 || opts.Batch < 0 {
-		return nil, errors.New("chsink: read events: chunk and batch must not be negative")
+	if opts.Chunk < 0 || opts.Batch < 0 || opts.ChunkTimeout < 0 {
+		return nil, errors.New("chsink: read events: chunk, batch and chunk timeout must not be negative")
+	}
+	if opts.ChunkTimeout == 0 {
+		opts.ChunkTimeout = DefaultChunkTimeout
 	}
 	if opts.Chunk == 0 {
 		opts.Chunk = 24 * time.Hour
@@ -159,7 +175,7 @@ func (r *EventReader) produce(ctx context.Context, s *Store, from, to time.Time,
 		if hi.After(to) {
 			hi = to
 		}
-		if err := r.readChunk(ctx, s, lo, hi, opts.Batch); err != nil {
+		if err := r.readChunk(ctx, s, lo, hi, opts.Batch, opts.ChunkTimeout); err != nil {
 			r.err = err
 			return
 		}
@@ -167,16 +183,20 @@ func (r *EventReader) produce(ctx context.Context, s *Store, from, to time.Time,
 	}
 }
 
-func (r *EventReader) readChunk(ctx context.Context, s *Store, lo, hi time.Time, batchSize int) error {
+func (r *EventReader) readChunk(ctx context.Context, s *Store, lo, hi time.Time, batchSize int, timeout time.Duration) error {
+	// A deadline on the query's context replaces the driver's read timeout for the stream.
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	q := fmt.Sprintf("SELECT %s FROM %s FINAL WHERE ts >= toDateTime(%d) AND ts < toDateTime(%d) ORDER BY ts, event_id, app_id",
 		strings.Join(replayColumns, ", "), s.table("verify_events"), lo.Unix(), hi.Unix())
-	qctx := clickhouse.Context(ctx,
-		clickhouse.WithSettings(clickhouse.Settings{
-			// a big chunk spills its sort to disk instead of failing on max_memory_usage
-			"max_bytes_before_external_sort": 1 << 30,
-		}),
-		clickhouse.WithBlockBufferSize(8),
-	)
+	settings := clickhouse.Settings{
+		// a big chunk spills its sort to disk instead of failing on max_memory_usage
+		"max_bytes_before_external_sort": 1 << 30,
+	}
+	if readBlockRows > 0 {
+		settings["max_block_size"] = readBlockRows
+	}
+	qctx := clickhouse.Context(ctx, clickhouse.WithSettings(settings), clickhouse.WithBlockBufferSize(8))
 	rows, err := s.conn.Query(qctx, q)
 	if err != nil {
 		return fmt.Errorf("chsink: read %s from %s to %s: %w", s.table("verify_events"), lo.Format(time.RFC3339), hi.Format(time.RFC3339), err)

@@ -1,0 +1,59 @@
+-- tag_trends: how often each tag was given, hour by hour, over the last 7 days.
+--
+-- One row per hour and tag: events that earned the tag (enforced rules only, as returned to
+-- callers), distinct numbers, the share of all events scored in that hour, and the change of
+-- that share against the same hour one day earlier (0 there when the tag did not fire), so a
+-- tag that suddenly fires more (an attack, or a bad rule change) stands out. Shadow rules are
+-- left out; see rule_hit_rates.sql for them.
+--
+-- Reads: the hourly views rule_hits_hourly and risk_scores_hourly (cheap over long periods).
+-- For one tenant add `AND app_id = '...'` to the four innermost WHERE clauses.
+
+SELECT
+    hour,
+    tag,
+    tagged_events,
+    distinct_phones,
+    round(share, 4)              AS share,
+    round(share - prev_share, 4) AS share_change_vs_day_before
+FROM
+(
+    SELECT hour, tag, tagged_events, distinct_phones, tagged_events / greatest(scored, 1) AS share
+    FROM
+    (
+        SELECT hour, tag, uniqMerge(events) AS tagged_events, uniqMerge(phones) AS distinct_phones
+        FROM riskflow.rule_hits_hourly
+        WHERE mode = 'enforce' AND hour >= toStartOfHour(now()) - INTERVAL 7 DAY
+        GROUP BY hour, tag
+    )
+    ANY LEFT JOIN
+    (
+        SELECT hour, uniqMerge(events) AS scored
+        FROM riskflow.risk_scores_hourly
+        WHERE hour >= toStartOfHour(now()) - INTERVAL 7 DAY
+        GROUP BY hour
+    ) USING hour
+)
+ANY LEFT JOIN
+(
+    SELECT next_day AS hour, tag, prev_share
+    FROM
+    (
+        SELECT hour + 86400 AS next_day, tag, prev_tagged / greatest(prev_scored, 1) AS prev_share
+        FROM
+        (
+            SELECT hour, tag, uniqMerge(events) AS prev_tagged
+            FROM riskflow.rule_hits_hourly
+            WHERE mode = 'enforce' AND hour >= toStartOfHour(now()) - INTERVAL 8 DAY
+            GROUP BY hour, tag
+        )
+        ANY LEFT JOIN
+        (
+            SELECT hour, uniqMerge(events) AS prev_scored
+            FROM riskflow.risk_scores_hourly
+            WHERE hour >= toStartOfHour(now()) - INTERVAL 8 DAY
+            GROUP BY hour
+        ) USING hour
+    )
+) USING (hour, tag)
+ORDER BY hour DESC, tagged_events DESC;

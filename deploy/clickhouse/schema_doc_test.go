@@ -1,0 +1,123 @@
+package clickhouse
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// SCHEMA.md describes every table and view the migrations create, one "### `name`" section
+// each. A table's section lists its columns in a Markdown table, `name` | `Type` | meaning,
+// in the order of the DDL; a view's section names the table it reads and the one it writes
+// and lists no columns. Nothing else may have a "###" section.
+
+type docSection struct {
+	name    string
+	line    int
+	text    string
+	columns [][2]string
+	meaning map[string]string
+}
+
+var (
+	docHeadingRE = regexp.MustCompile("^### `(\\w+)`\\s*$")
+	docColumnRE  = regexp.MustCompile("^\\|\\s*`(\\w+)`\\s*\\|\\s*`([^`]+)`\\s*\\|(.*)\\|\\s*$")
+)
+
+func parseSchemaDoc(md string) (map[string]*docSection, error) {
+	out := map[string]*docSection{}
+	var cur *docSection
+	for i, line := range strings.Split(md, "\n") {
+		switch {
+		case strings.HasPrefix(line, "### "):
+			m := docHeadingRE.FindStringSubmatch(line)
+			if m == nil {
+				return nil, fmt.Errorf("line %d: %q: want ### `name`", i+1, line)
+			}
+			if out[m[1]] != nil {
+				return nil, fmt.Errorf("line %d: %s described twice", i+1, m[1])
+			}
+			cur = &docSection{name: m[1], line: i + 1, meaning: map[string]string{}}
+			out[m[1]] = cur
+		case strings.HasPrefix(line, "## ") || strings.HasPrefix(line, "# "):
+			cur = nil
+		case cur != nil:
+			cur.text += line + "\n"
+			if m := docColumnRE.FindStringSubmatch(line); m != nil {
+				cur.columns = append(cur.columns, [2]string{m[1], m[2]})
+				cur.meaning[m[1]] = strings.TrimSpace(m[3])
+			}
+		}
+	}
+	return out, nil
+}
+
+func TestSchemaDocMatchesMigrations(t *testing.T) {
+	b, err := os.ReadFile("SCHEMA.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := parseSchemaDoc(string(b))
+	if err != nil {
+		t.Fatalf("SCHEMA.md: %v", err)
+	}
+	sd := schema(t)
+	for name, tb := range sd.tables {
+		sec := doc[name]
+		if sec == nil {
+			t.Errorf("SCHEMA.md has no ### `%s` section (table created in %s)", name, tb.file)
+			continue
+		}
+		if got, want := sec.columns, tb.pairs(); !slices.Equal(got, want) {
+			t.Errorf("SCHEMA.md line %d, table %s:\n doc lists  %v\n migrations %v", sec.line, name, got, want)
+		}
+		for col, m := range sec.meaning {
+			if strings.Trim(m, " |") == "" {
+				t.Errorf("SCHEMA.md: %s.%s has no meaning", name, col)
+			}
+		}
+		if !strings.Contains(sec.text, tb.engine) {
+			t.Errorf("SCHEMA.md: section %s does not name its engine %s", name, tb.engine)
+		}
+	}
+	for name, v := range sd.views {
+		sec := doc[name]
+		if sec == nil {
+			t.Errorf("SCHEMA.md has no ### `%s` section (view created in %s)", name, v.file)
+			continue
+		}
+		if len(sec.columns) != 0 {
+			t.Errorf("SCHEMA.md: view %s lists columns; its columns are those of %s", name, v.to)
+		}
+		if !strings.Contains(sec.text, "reads") || !strings.Contains(sec.text, "`"+v.from+"`") ||
+			!strings.Contains(sec.text, "writes `"+v.to+"`") {
+			t.Errorf("SCHEMA.md: section %s must say it reads `%s` and writes `%s`", name, v.from, v.to)
+		}
+	}
+	for name, sec := range doc {
+		if sd.tables[name] == nil && sd.views[name] == nil {
+			t.Errorf("SCHEMA.md line %d describes %s, which no migration creates", sec.line, name)
+		}
+	}
+}
+
+// The check itself: a doc that drifted from the DDL fails.
+func TestSchemaDocDriftDetected(t *testing.T) {
+	md := "# x\n### `t`\n| column | type | meaning |\n|---|---|---|\n| `a` | `String` | the a |\n| `b` | `UInt8` | |\n### `gone`\n"
+	doc, err := parseSchemaDoc(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := doc["t"].columns; !slices.Equal(got, [][2]string{{"a", "String"}, {"b", "UInt8"}}) {
+		t.Errorf("columns %v", got)
+	}
+	if doc["t"].meaning["b"] != "" || doc["gone"] == nil {
+		t.Errorf("sections %+v", doc)
+	}
+	if _, err := parseSchemaDoc("### t\n"); err == nil {
+		t.Error("a heading without backticks was accepted")
+	}
+}

@@ -1,0 +1,123 @@
+package backtest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/riskflow/riskflow/pipeline/chsink"
+	"github.com/riskflow/riskflow/rules"
+	"github.com/riskflow/riskflow/scoring"
+)
+
+// RunClickHouse backtests candidate against current over the events stored in st's
+// verify_events with opts.From <= ts < opts.To (both required), reading opts.WarmUp more
+// history before From to fill the feature windows, and records the run in backtest_runs
+// (unless opts.NoRecord). This is `riskflow backtest`.
+//
+// When the run succeeds but recording it fails, RunClickHouse returns the report together
+// with the error, so the caller can still print it.
+func RunClickHouse(ctx context.Context, st *chsink.Store, current, candidate *rules.Pack,
+	newScorer func() (*scoring.Scorer, error), opts Options) (*Report, error) {
+	if st == nil {
+		return nil, errors.New("backtest: no ClickHouse store")
+	}
+	if opts.From.IsZero() || opts.To.IsZero() {
+		return nil, errors.New("backtest: from and to are required to read ClickHouse")
+	}
+	if opts.WarmUp < 0 {
+		return nil, fmt.Errorf("backtest: warm-up %s is negative", opts.WarmUp)
+	}
+	rd, err := st.ReadEvents(ctx, opts.From.Add(-opts.WarmUp), opts.To, chsink.ReadOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("backtest: %w", err)
+	}
+	rep, err := Run(ctx, NewClickHouseSource(rd), current, candidate, newScorer, opts)
+	if cerr := rd.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("backtest: %w", cerr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !opts.NoRecord {
+		if err := Record(ctx, st, rep); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
+// Record writes rep to backtest_runs. A report of a Run without From or To records the
+// first and last event's ts instead.
+func Record(ctx context.Context, st *chsink.Store, rep *Report) error {
+	row, err := rep.runRow()
+	if err != nil {
+		return err
+	}
+	if err := st.RecordBacktestRun(ctx, row); err != nil {
+		return fmt.Errorf("backtest: record run %s: %w", rep.RunID, err)
+	}
+	return nil
+}
+
+// runRow is rep as a backtest_runs row.
+func (rep *Report) runRow() (chsink.BacktestRun, error) {
+	from, to := rep.From, rep.To
+	if from.IsZero() {
+		from = rep.FirstEvent
+	}
+	if to.IsZero() {
+		to = rep.LastEvent.Add(time.Second)
+	}
+	if from.IsZero() {
+		// nothing was read: record the moment of the run
+		from, to = rep.StartedAt, rep.StartedAt
+	}
+	row := chsink.BacktestRun{
+		RunID: rep.RunID, StartedAt: rep.StartedAt, FinishedAt: rep.FinishedAt, From: from, To: to,
+		CurrentName: rep.Current.Name, CurrentVersion: rep.Current.Version,
+		CandidateName: rep.Candidate.Name, CandidateVersion: rep.Candidate.Version,
+		Events: uint64(rep.Events), WarmUpEvents: uint64(rep.WarmUpEvents),
+		SkippedEvents: uint64(rep.Skipped), ChangedEvents: uint64(rep.Changed),
+		EventsPerSec: rep.EventsPerSec,
+		FlagAt:       uint16(defaultFlagAt),
+	}
+	for _, t := range rep.Transitions {
+		row.TransitionFrom = append(row.TransitionFrom, uint16(t.From))
+		row.TransitionTo = append(row.TransitionTo, uint16(t.To))
+		row.TransitionCount = append(row.TransitionCount, uint64(t.Count))
+	}
+	for _, d := range rep.Rules {
+		row.RuleIDs = append(row.RuleIDs, d.Rule)
+		row.RuleCurrentHits = append(row.RuleCurrentHits, uint64(d.CurrentHits))
+		row.RuleCandidateHits = append(row.RuleCandidateHits, uint64(d.CandidateHits))
+		row.RuleGained = append(row.RuleGained, uint64(d.Gained))
+		row.RuleLost = append(row.RuleLost, uint64(d.Lost))
+	}
+	if q := rep.Quality; q != nil {
+		row.FlagAt = uint16(q.FlagAt)
+		row.Labeled = uint64(q.Labeled)
+		row.CurrentPrecision, row.CurrentRecall = q.Current.Precision, q.Current.Recall
+		row.CandidatePrecision, row.CandidateRecall = q.Candidate.Precision, q.Candidate.Recall
+	}
+	for _, part := range []struct {
+		v   any
+		dst *string
+	}{{nonNilSlice(rep.Transitions), &row.TransitionsJSON}, {nonNilSlice(rep.Rules), &row.RuleDiffsJSON}, {rep, &row.ReportJSON}} {
+		b, err := json.Marshal(part.v)
+		if err != nil {
+			return chsink.BacktestRun{}, fmt.Errorf("backtest: record run %s: %w", rep.RunID, err)
+		}
+		*part.dst = string(b)
+	}
+	return row, nil
+}
+
+func nonNilSlice[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

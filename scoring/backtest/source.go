@@ -1,0 +1,124 @@
+package backtest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/riskflow/riskflow/pipeline/chsink"
+	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring"
+)
+
+// SliceSource is a Source over events held in memory (tests, small files). The events must
+// already be in time order.
+type SliceSource struct {
+	events []Event
+	pos    int
+}
+
+// NewSliceSource returns a Source yielding events in order.
+func NewSliceSource(events []Event) *SliceSource { return &SliceSource{events: events} }
+
+// Next implements Source.
+func (s *SliceSource) Next(ctx context.Context) (Event, bool, error) {
+	if s.pos >= len(s.events) {
+		return Event{}, false, nil
+	}
+	s.pos++
+	return s.events[s.pos-1], true, nil
+}
+
+// ClickHouseSource is a Source over the stream of [chsink.Store.ReadEvents]: verify_events
+// FINAL, in ts order.
+type ClickHouseSource struct {
+	r *chsink.EventReader
+}
+
+// NewClickHouseSource wraps r. Closing r remains the caller's job.
+func NewClickHouseSource(r *chsink.EventReader) *ClickHouseSource { return &ClickHouseSource{r: r} }
+
+// Next implements Source.
+func (s *ClickHouseSource) Next(ctx context.Context) (Event, bool, error) {
+	e, ok, err := s.r.Next(ctx)
+	if !ok || err != nil {
+		return Event{}, false, err
+	}
+	return Event{
+		EventID: e.EventID, TS: e.TS, AppID: e.AppID, Flow: e.Flow,
+		PhoneHash: e.PhoneHash, PhoneSegment: e.PhoneSegment, IP: e.IP,
+		Carrier: e.Carrier, Platform: e.Platform, DeviceID: e.DeviceID,
+		Outcome: e.Outcome, ErrorCode: e.ErrorCode, TokenDigest: e.TokenDigest,
+	}, true, nil
+}
+
+// NewScorer returns a newScorer function for Run: scoring.New(cfg, opts...) with a phone
+// hasher under a fixed throwaway key placed before opts (an option of the caller's wins).
+// A replay never uses the hashes its scorers compute: they are hashes of stand-in numbers.
+// Pass the production scorer's other options (WithGeo, WithLists, the windows in cfg) so the
+// replay computes the same features.
+func NewScorer(cfg scoring.Config, opts ...scoring.Option) func() (*scoring.Scorer, error) {
+	return func() (*scoring.Scorer, error) {
+		all := append([]scoring.Option{scoring.WithPhoneHasher(schemas.NewPhoneHasher([]byte("riskflow backtest stand-ins")))}, opts...)
+		return scoring.New(cfg, all...)
+	}
+}
+
+// ParseLabels reads labels for Options.Labels: which events were attacks. Two forms are
+// accepted:
+//
+//   - a JSON object, event id → true (attack) or false (legitimate):
+//     {"ev-1": true, "ev-2": false}
+//   - lines of `event_id,label` (a comma, tab or spaces between them), where label is
+//     1/true/attack/fraud or 0/false/benign/legit; blank lines and lines starting with '#'
+//     are skipped, and so is a first line `event_id,label` (a CSV header).
+func ParseLabels(r io.Reader) (map[string]bool, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("backtest: read labels: %w", err)
+	}
+	if t := bytes.TrimSpace(data); len(t) > 0 && t[0] == '{' {
+		var m map[string]bool
+		if err := json.Unmarshal(t, &m); err != nil {
+			return nil, fmt.Errorf("backtest: labels: %w", err)
+		}
+		return m, nil
+	}
+	out := map[string]bool{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	line, rows := 0, 0
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		rows++
+		f := strings.FieldsFunc(text, func(r rune) bool { return r == ',' || r == '\t' || r == ' ' })
+		if len(f) != 2 {
+			return nil, fmt.Errorf("backtest: labels line %d: want `event_id,label`, got %q", line, text)
+		}
+		switch strings.ToLower(f[1]) {
+		case "1", "true", "attack", "fraud":
+			out[f[0]] = true
+		case "0", "false", "benign", "legit":
+			out[f[0]] = false
+		case "label":
+			if rows == 1 {
+				continue
+			}
+			fallthrough
+		default:
+			return nil, fmt.Errorf("backtest: labels line %d: label %q is not 1/true/attack/fraud or 0/false/benign/legit", line, f[1])
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("backtest: read labels: %w", err)
+	}
+	return out, nil
+}
