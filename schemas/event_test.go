@@ -465,11 +465,11 @@ func TestFieldError(t *testing.T) {
 
 func TestMaskPhone(t *testing.T) {
 	for in, want := range map[string]string{
-		"13812348000":   "138****8000",
-		"1440123456789": "144****6789",
-		"12345678":      "123****5678",
-		"1234567":       "****",
-		"":              "****",
+		"13812348000":   "1381234****",
+		"1440123456789": "1440123******",
+		"12345678":      "1234567*",
+		"1234567":       "*******",
+		"":              "",
 	} {
 		if got := MaskPhone(in); got != want {
 			t.Errorf("MaskPhone(%q) = %q, want %q", in, got, want)
@@ -568,7 +568,7 @@ func TestValidScore(t *testing.T) {
 func TestDecodeScoreRecord(t *testing.T) {
 	rec := ScoreRecord{
 		EventID: "evt-1", TS: tsExample, AppID: "app-1", Flow: FlowOneClickLogin,
-		PhoneHash: strings.Repeat("ab", 32), PhoneMasked: "138****8000", PhoneSegment: "1381234",
+		PhoneHash: strings.Repeat("ab", 32), PhoneMasked: "1381234****", PhoneSegment: "1381234",
 		IP: "223.104.63.18", Carrier: "CM", Outcome: OutcomeSuccess,
 		Geo:   Geo{Country: "CN", Province: "Guangdong", City: "Shenzhen", Lat: 22.5, Lon: 114.1, ASN: 9808, IPType: "mobile"},
 		Score: ScoreStepUp, Tags: []string{"ip_many_phones"},

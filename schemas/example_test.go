@@ -36,7 +36,7 @@ func ExampleDecodeEvent() {
 		fmt.Printf("field %s: %s\n", fe.Field, fe.Reason)
 	}
 	// Output:
-	// 13812348000 138****8000 2025-03-14 09:26:53 +0000 UTC
+	// 13812348000 1381234**** 2025-03-14 09:26:53 +0000 UTC
 	// ip: "999.1.1.1" is not an IP address
 	// field ip: "999.1.1.1" is not an IP address
 }

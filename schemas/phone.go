@@ -42,12 +42,25 @@ func (h *PhoneHasher) Hex(phone string) string {
 // Key64 folds a Sum into the 64-bit key used by in-memory feature state.
 func Key64(sum [32]byte) uint64 { return binary.LittleEndian.Uint64(sum[:8]) }
 
-// MaskPhone returns the display form 138****8000 (first 3 and last 4 digits).
+// MaskPhone returns the display form 1381234****: the number segment (first 7 digits) and one
+// star per remaining digit. It deliberately reveals nothing beyond the segment: the common
+// 138****8000 form keeps the last 4 digits, and stored next to the segment (as riskflow stores
+// both) the two would spell out the whole number.
 func MaskPhone(phone string) string {
-	if len(phone) < 8 {
-		return "****"
+	return string(AppendMaskedPhone(make([]byte, 0, len(phone)), phone))
+}
+
+// AppendMaskedPhone appends MaskPhone(phone) to b without allocating.
+func AppendMaskedPhone(b []byte, phone string) []byte {
+	keep := min(len(phone), 7)
+	if len(phone) <= 7 {
+		keep = 0
 	}
-	return phone[:3] + "****" + phone[len(phone)-4:]
+	b = append(b, phone[:keep]...)
+	for range len(phone) - keep {
+		b = append(b, '*')
+	}
+	return b
 }
 
 // PhoneSegment returns the number segment: the first 7 digits (the block a carrier allocates, and

@@ -14,7 +14,7 @@ type ScoreRecord struct {
 	AppID        string               `json:"app_id"`
 	Flow         string               `json:"flow"`
 	PhoneHash    string               `json:"phone_hash"`    // hex HMAC-SHA256 of the number, keyed
-	PhoneMasked  string               `json:"phone_masked"`  // 138****8000
+	PhoneMasked  string               `json:"phone_masked"`  // 1381234**** (never more than the segment)
 	PhoneSegment string               `json:"phone_segment"` // first 7 digits
 	IP           string               `json:"ip"`
 	Carrier      string               `json:"carrier,omitempty"`

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -26,15 +27,50 @@ import (
 //	block device 5f1c9a…
 //	block prefix 1700123
 //
-// When a value is on both lists, block wins.
+// When a value is on both lists, block wins. For an IP the most specific entry decides: the address
+// itself, then the longest CIDR range holding it (IPv4 ranges hold only IPv4 addresses, IPv6 ranges
+// only IPv6 addresses; ::ffff:a.b.c.d/n with n ≥ 96 is read as the IPv4 range it spells).
 type Lists struct {
 	phones  map[uint64]string
 	devices map[uint64]string
 	prefix  map[uint64]string
-	ips     map[netip.Addr]string
-	cidrs   map[int]map[netip.Addr]string // prefix length → masked address → action
-	bits    []int                         // prefix lengths present, longest first
+	ips     map[netip.Addr]string // unmapped addresses
+	v4, v6  cidrTable             // IPv4 ranges (IPv4-mapped ones included) and IPv6 ranges
 	entries int
+}
+
+// cidrTable holds ranges of one address family by prefix length, for a longest-prefix match.
+type cidrTable struct {
+	nets map[int]map[netip.Addr]string // prefix length → masked address → action
+	bits []int                         // prefix lengths present, longest first
+}
+
+func (c *cidrTable) put(p netip.Prefix, action string) {
+	if c.nets == nil {
+		c.nets = map[int]map[netip.Addr]string{}
+	}
+	m := c.nets[p.Bits()]
+	if m == nil {
+		m = map[netip.Addr]string{}
+		c.nets[p.Bits()] = m
+		c.bits = append(c.bits, p.Bits())
+		slices.SortFunc(c.bits, func(a, b int) int { return b - a }) // longest prefix first
+	}
+	put(m, p.Addr(), action)
+}
+
+// match returns the action of the longest range holding a ("" when none).
+func (c *cidrTable) match(a netip.Addr) string {
+	for _, bits := range c.bits {
+		p, err := a.Prefix(bits)
+		if err != nil {
+			continue
+		}
+		if act, ok := c.nets[bits][p.Addr()]; ok {
+			return act
+		}
+	}
+	return ""
 }
 
 // Len is the number of entries.
@@ -49,7 +85,7 @@ func (l *Lists) Len() int {
 func ParseLists(r io.Reader) (*Lists, error) {
 	l := &Lists{
 		phones: map[uint64]string{}, devices: map[uint64]string{}, prefix: map[uint64]string{},
-		ips: map[netip.Addr]string{}, cidrs: map[int]map[netip.Addr]string{},
+		ips: map[netip.Addr]string{},
 	}
 	sc := bufio.NewScanner(r)
 	line := 0
@@ -73,9 +109,9 @@ func ParseLists(r io.Reader) (*Lists, error) {
 			if err != nil {
 				return nil, fmt.Errorf("line %d: %w", line, err)
 			}
-			put(l.phones, xxhash.Sum64String(p), action)
+			put(l.phones, nz(xxhash.Sum64String(p)), action) // the same key as keysOf
 		case "device":
-			put(l.devices, xxhash.Sum64String(value), action)
+			put(l.devices, nz(xxhash.Sum64String(value)), action)
 		case "prefix":
 			if len(value) != 7 || strings.Trim(value, "0123456789") != "" || value[0] != '1' {
 				return nil, fmt.Errorf("line %d: prefix %q is not 7 digits starting with 1", line, value)
@@ -87,17 +123,14 @@ func ParseLists(r io.Reader) (*Lists, error) {
 				if err != nil {
 					return nil, fmt.Errorf("line %d: %q is not a CIDR range", line, value)
 				}
-				p = p.Masked()
-				bits := p.Bits()
-				if p.Addr().Is4() {
-					bits += 96
+				switch a := p.Addr(); {
+				case a.Is4():
+					l.v4.put(p.Masked(), action)
+				case a.Is4In6() && p.Bits() >= 96: // ::ffff:a.b.c.d/n is the IPv4 range a.b.c.d/(n-96)
+					l.v4.put(netip.PrefixFrom(a.Unmap(), p.Bits()-96).Masked(), action)
+				default:
+					l.v6.put(p.Masked(), action)
 				}
-				m := l.cidrs[bits]
-				if m == nil {
-					m = map[netip.Addr]string{}
-					l.cidrs[bits] = m
-				}
-				put(m, as16(p.Addr()), action)
 			} else {
 				a, err := schemas.ParseIP(value)
 				if err != nil {
@@ -112,15 +145,6 @@ func ParseLists(r io.Reader) (*Lists, error) {
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("read lists: %w", err)
-	}
-	for b := range l.cidrs {
-		l.bits = append(l.bits, b)
-	}
-	// longest prefix first: the most specific entry decides
-	for i := 1; i < len(l.bits); i++ {
-		for j := i; j > 0 && l.bits[j] > l.bits[j-1]; j-- {
-			l.bits[j], l.bits[j-1] = l.bits[j-1], l.bits[j]
-		}
 	}
 	return l, nil
 }
@@ -146,8 +170,6 @@ func put[K comparable](m map[K]string, k K, action string) {
 	m[k] = action
 }
 
-func as16(a netip.Addr) netip.Addr { return netip.AddrFrom16(a.As16()) }
-
 type listHits struct{ phone, ip, device, prefix string }
 
 func (l *Lists) lookup(ev *schemas.VerifyEvent, k *features.Keys) listHits {
@@ -160,20 +182,14 @@ func (l *Lists) lookup(ev *schemas.VerifyEvent, k *features.Keys) listHits {
 		h.device = l.devices[k.Device]
 	}
 	h.prefix = l.prefix[k.Prefix]
-	if a, ok := l.ips[ev.IP]; ok {
+	// The most specific entry decides: the address itself, then the longest range holding it.
+	ip := ev.IP.Unmap()
+	if a, ok := l.ips[ip]; ok {
 		h.ip = a
-	} else if len(l.bits) > 0 && ev.IP.IsValid() {
-		a16 := as16(ev.IP)
-		for _, bits := range l.bits {
-			p, err := a16.Prefix(bits)
-			if err != nil {
-				continue
-			}
-			if act, ok := l.cidrs[bits][p.Addr()]; ok {
-				h.ip = act
-				break
-			}
-		}
+	} else if ip.Is4() {
+		h.ip = l.v4.match(ip)
+	} else if ip.IsValid() {
+		h.ip = l.v6.match(ip)
 	}
 	return h
 }

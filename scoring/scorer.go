@@ -8,13 +8,17 @@
 package scoring
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"sync"
 	"time"
+	"unsafe"
 
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/interpreter"
 	"github.com/cespare/xxhash/v2"
 
@@ -96,7 +100,10 @@ func New(cfg Config, opts ...Option) (*Scorer, error) {
 	if s.seg == nil {
 		s.seg = segment.Default()
 	}
-	s.pool.New = func() any { return &input{s: s, memo: make([]any, len(cat.slots)), done: make([]bool, len(cat.slots))} }
+	s.pool.New = func() any {
+		return &input{s: s, memo: make([]ref.Val, len(cat.slots)),
+			lastStr: make([]string, len(cat.slots)), lastVal: make([]ref.Val, len(cat.slots))}
+	}
 	return s, nil
 }
 
@@ -129,18 +136,19 @@ func (s *Scorer) Process(ev *schemas.VerifyEvent) (schemas.ScoreRecord, error) {
 		return schemas.ScoreRecord{}, ErrNoPack
 	}
 	in := s.get(ev)
-	defer s.pool.Put(in)
+	defer s.put(in)
 	in.self = !s.state.Seen(in.keys.EventID)
 	err := pack.Eval(in, &in.res)
+	hash, masked, ip := recordStrings(s.hasher, ev)
 	rec := schemas.ScoreRecord{
 		EventID:      ev.EventID,
 		TS:           ev.TS,
 		AppID:        ev.AppID,
 		Flow:         ev.Flow,
-		PhoneHash:    s.hasher.Hex(ev.Phone),
-		PhoneMasked:  schemas.MaskPhone(ev.Phone),
-		PhoneSegment: schemas.PhoneSegment(ev.Phone),
-		IP:           ev.IP.String(),
+		PhoneHash:    hash,
+		PhoneMasked:  masked,
+		PhoneSegment: in.segment7,
+		IP:           ip,
 		Carrier:      ev.Carrier,
 		Platform:     ev.Platform,
 		DeviceID:     ev.DeviceID,
@@ -169,35 +177,58 @@ func (s *Scorer) Process(ev *schemas.VerifyEvent) (schemas.ScoreRecord, error) {
 // It reports false for an event id already applied.
 func (s *Scorer) Apply(ev *schemas.VerifyEvent) bool {
 	in := s.get(ev)
-	defer s.pool.Put(in)
+	defer s.put(in)
 	return s.state.Apply(&in.keys)
 }
 
 // Check scores a request as of now, counting the attempt itself, without recording it: the
-// attempt is recorded when its event arrives through Kafka.
+// attempt is recorded when its event arrives through Kafka. Detail is nil when there are no tags
+// (the JSON form of RiskCheck shows it as {}).
 func (s *Scorer) Check(req *schemas.CheckRequest) (schemas.RiskCheck, error) {
 	pack := s.pack.Load()
 	if pack == nil {
 		return schemas.RiskCheck{}, ErrNoPack
 	}
-	ev := schemas.VerifyEvent{
+	in := s.pool.Get().(*input)
+	defer s.put(in)
+	in.evBuf = schemas.VerifyEvent{
 		TS: s.now().UTC(), AppID: req.AppID, Flow: req.Flow, Phone: req.Phone, IP: req.IP,
 		Carrier: req.Carrier, Platform: req.Platform, DeviceID: req.DeviceID,
 		TokenDigest: req.TokenDigest, ExID: req.ExID,
 	}
-	in := s.get(&ev)
-	defer s.pool.Put(in)
+	in.prepare(&in.evBuf)
 	in.self = true
 	err := pack.Eval(in, &in.res)
 	rc := schemas.RiskCheck{
-		Code: 0, Content: "success", Score: in.res.Score,
-		Tags: append([]string{}, in.res.Tags...), Detail: copyDetail(in.res.Detail),
+		Code: 0, Content: "success", Score: in.res.Score, Tags: append([]string{}, in.res.Tags...),
 		ExID: req.ExID, RulesVersion: pack.Version,
+	}
+	if len(in.res.Tags) > 0 { // a clean verdict allocates nothing: RiskCheck's JSON shows a nil Detail as {}
+		rc.Detail = copyDetail(in.res.Detail)
 	}
 	if err != nil {
 		return rc, fmt.Errorf("score check: %w", err)
 	}
 	return rc, nil
+}
+
+// recordStrings returns the strings a ScoreRecord needs that the event does not hold: the phone's
+// keyed hash in hex (PhoneHasher.Hex), its masked form (schemas.MaskPhone) and the IP in text
+// (netip.Addr.String). They share one allocation.
+func recordStrings(h *schemas.PhoneHasher, ev *schemas.VerifyEvent) (hash, masked, ip string) {
+	sum := h.Sum(ev.Phone)
+	var stack [160]byte
+	b := hex.AppendEncode(stack[:0], sum[:])
+	nHash := len(b)
+	b = schemas.AppendMaskedPhone(b, ev.Phone)
+	nMasked := len(b)
+	if ev.IP.IsValid() {
+		b = ev.IP.AppendTo(b)
+	} else {
+		b = append(b, ev.IP.String()...)
+	}
+	all := string(b) // the one allocation
+	return all[:nHash], all[nHash:nMasked], all[nMasked:]
 }
 
 func copyDetail(d map[string]schemas.TagDetail) map[string]schemas.TagDetail {
@@ -212,6 +243,7 @@ func copyDetail(d map[string]schemas.TagDetail) map[string]schemas.TagDetail {
 type input struct {
 	s               *Scorer
 	ev              *schemas.VerifyEvent
+	evBuf           schemas.VerifyEvent // Check's attempt (an input is pooled, so this does not allocate)
 	keys            features.Keys
 	members         [3]uint32 // phone, device, net
 	self            bool
@@ -220,8 +252,10 @@ type input struct {
 	carrierMismatch bool
 	geo             schemas.Geo
 	lists           listHits
-	memo            []any
-	done            []bool
+	memo            []ref.Val // by slot; nil: not computed yet for this attempt
+	lastStr         []string  // by slot: the last string boxed into lastVal (see str)
+	lastVal         []ref.Val
+	names           [nameCacheSize]nameEntry
 	travelDone      bool
 	travelKm        float64
 	travelKmh       float64
@@ -231,8 +265,23 @@ type input struct {
 
 func (s *Scorer) get(ev *schemas.VerifyEvent) *input {
 	in := s.pool.Get().(*input)
+	in.prepare(ev)
+	return in
+}
+
+// put returns in to the pool without keeping the attempt alive.
+func (s *Scorer) put(in *input) {
+	in.ev = nil
+	in.evBuf = schemas.VerifyEvent{}
+	s.pool.Put(in)
+}
+
+// prepare resets in for the attempt ev and derives what every attempt needs: keys, number
+// segment, geo and lists. Variables are computed later, when rules ask for them.
+func (in *input) prepare(ev *schemas.VerifyEvent) {
+	s := in.s
 	in.ev = ev
-	clear(in.done)
+	clear(in.memo)
 	in.travelDone = false
 	in.travelKm, in.travelKmh, in.travelMin = 0, 0, 0
 	in.res.Reset()
@@ -243,7 +292,21 @@ func (s *Scorer) get(ev *schemas.VerifyEvent) *input {
 	in.keys = keysOf(ev, &in.geo)
 	in.members = [3]uint32{features.Member(in.keys.Phone), features.Member(in.keys.Device), features.Member(in.keys.Net)}
 	in.lists = s.lists.Load().lookup(ev, &in.keys)
-	return in
+}
+
+// str boxes a string variable's value for slot i without allocating when it can: enum values are
+// boxed once for all (internedStrings) and other values are reused while they repeat from one
+// attempt to the next (the same app, province, city …).
+func (in *input) str(i int, v string) ref.Val {
+	if in.lastVal[i] != nil && in.lastStr[i] == v {
+		return in.lastVal[i]
+	}
+	b, ok := internedStrings[v]
+	if !ok {
+		b = types.String(v)
+	}
+	in.lastStr[i], in.lastVal[i] = v, b
+	return b
 }
 
 // keysOf derives the hashed identities of an attempt.
@@ -264,7 +327,9 @@ func keysOf(ev *schemas.VerifyEvent, g *schemas.Geo) features.Keys {
 		k.Token = nz(xxhash.Sum64String(ev.TokenDigest))
 	}
 	k.IP, k.Net = ipKeys(ev.IP)
-	if g.Country != "" && (g.Lat != 0 || g.Lon != 0) {
+	// Only a city-level record locates the attempt: a country-only record carries the country's
+	// centroid, and a hop to a centroid is not travel.
+	if g.City != "" && (g.Lat != 0 || g.Lon != 0) {
 		k.HasLoc, k.Lat, k.Lon = true, float32(g.Lat), float32(g.Lon)
 	}
 	return k
@@ -277,11 +342,13 @@ func nz(h uint64) uint64 {
 	return h
 }
 
-// ipKeys returns the IP's key and its network's key (IPv4 /24, IPv6 /64).
+// ipKeys returns the IP's key and its network's key (IPv4 /24, IPv6 /64). An IPv4-mapped IPv6
+// address is the IPv4 address (decoded events are unmapped already; a Go caller's may not be).
 func ipKeys(a netip.Addr) (ip, net uint64) {
 	if !a.IsValid() {
 		return 0, 0
 	}
+	a = a.Unmap()
 	if a.Is4() {
 		b := a.As4()
 		v := uint64(b[0])<<24 | uint64(b[1])<<16 | uint64(b[2])<<8 | uint64(b[3])
@@ -303,23 +370,56 @@ func prefixKey7(phone string) uint64 {
 	return 1<<50 | v
 }
 
-// ResolveName implements the rule activation: the value of a declared variable.
-func (in *input) ResolveName(name string) (any, bool) {
-	i, ok := in.s.cat.index[name]
+// nameCacheSize is the number of entries of an input's name cache: well above the number of
+// distinct variable references of a pack (the default pack has about 25).
+const (
+	nameCacheBits = 8
+	nameCacheSize = 1 << nameCacheBits
+)
+
+// nameEntry caches the slot of one variable name as a rule program or reason template spells it.
+type nameEntry struct {
+	name string
+	slot int32 // -1: not a declared variable
+	ok   bool
+}
+
+// slotOf returns the catalog slot of a variable, -1 when it is not declared. Compiled rules pass
+// the same string (same bytes at the same address) at every evaluation, so the cache is indexed by
+// the string's address and needs no hashing of the name; an entry is used only when it holds an
+// equal string, which keeps the cache correct whatever the address of a name.
+func (in *input) slotOf(name string) int {
+	p := uint64(uintptr(unsafe.Pointer(unsafe.StringData(name))))
+	h := ((p>>3 ^ uint64(len(name))) * 0x9E3779B97F4A7C15) >> (64 - nameCacheBits)
+	e := &in.names[h&(nameCacheSize-1)]
+	if e.ok && e.name == name {
+		return int(e.slot)
+	}
+	slot, ok := in.s.cat.index[name]
 	if !ok {
+		slot = -1
+	}
+	*e = nameEntry{name: name, slot: int32(slot), ok: true}
+	return slot
+}
+
+// ResolveName implements the rule activation: the value of a declared variable, as a cel-go value.
+func (in *input) ResolveName(name string) (any, bool) {
+	i := in.slotOf(name)
+	if i < 0 {
 		return nil, false
 	}
-	if in.done[i] {
-		return in.memo[i], true
+	if v := in.memo[i]; v != nil {
+		return v, true
 	}
 	slot := &in.s.cat.slots[i]
-	var v any
+	var v ref.Val
 	if slot.scalar != nil {
-		v = slot.scalar.eval(in)
+		v = slot.scalar.eval(in, i)
 	} else {
-		v = int64(in.window(slot.wf, slot.window))
+		v = types.Int(in.window(slot.wf, slot.window))
 	}
-	in.memo[i], in.done[i] = v, true
+	in.memo[i] = v
 	return v, true
 }
 
@@ -343,11 +443,13 @@ func (in *input) window(wf *windowFeature, window uint32) int {
 }
 
 func (in *input) tokenSeen() int {
-	n := in.s.state.TokenSeen(in.keys.Token)
-	if !in.self && n > 0 {
-		n-- // a re-delivered event is already counted once
+	if in.self {
+		// A new attempt: every sighting recorded so far, whatever its time, makes it a replay.
+		return in.s.state.TokenSeen(in.keys.Token, features.MaxSec)
 	}
-	return n
+	// A re-delivered event is scored as of its own time, so that sightings recorded after it do
+	// not turn the original into a replay; it is itself one of the sightings up to then.
+	return max(in.s.state.TokenSeen(in.keys.Token, in.keys.T)-1, 0)
 }
 
 // travel computes the hop from the number's previous located attempt. Hops under 50 km are

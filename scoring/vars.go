@@ -2,10 +2,17 @@ package scoring
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+
 	"github.com/riskflow/riskflow/rules"
+	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/features"
+	"github.com/riskflow/riskflow/scoring/geo"
+	"github.com/riskflow/riskflow/scoring/segment"
 )
 
 // windowFeature is a count or distinct count over a window, declared once per configured window as
@@ -48,45 +55,77 @@ func phoneMember(in *input) uint32  { return in.members[0] }
 func deviceMember(in *input) uint32 { return in.members[1] }
 func netMember(in *input) uint32    { return in.members[2] }
 
-// scalarVar is a per-event value that is not a window feature.
+// scalarVar is a per-event value that is not a window feature. eval returns cel-go values
+// (types.Int, types.String, …), which the rules engine uses as they are, without converting.
 type scalarVar struct {
 	name string
 	typ  rules.Type
 	doc  string
-	eval func(*input) any
+	eval func(*input, int) ref.Val // the input and the variable's slot (for str)
 }
 
 var scalarVars = []scalarVar{
-	{"app_id", rules.String, "tenant (event app_id)", func(in *input) any { return in.ev.AppID }},
-	{"flow", rules.String, "one_click_login | number_verify | h5_quick_login | sms_fallback", func(in *input) any { return in.ev.Flow }},
-	{"carrier", rules.String, "carrier the gateway reported: CM | CU | CT | \"\"", func(in *input) any { return in.ev.Carrier }},
-	{"platform", rules.String, "android | ios | harmony | h5 | web | \"\"", func(in *input) any { return in.ev.Platform }},
-	{"outcome", rules.String, "success | fail | \"\" (a pre-verify check)", func(in *input) any { return in.ev.Outcome }},
-	{"error_code", rules.String, "SDK or carrier code on failure", func(in *input) any { return in.ev.ErrorCode }},
-	{"has_device", rules.Bool, "the attempt carries a device_id", func(in *input) any { return in.ev.DeviceID != "" }},
-	{"has_token", rules.Bool, "the attempt carries a token_digest", func(in *input) any { return in.ev.TokenDigest != "" }},
-	{"token_seen", rules.Int, "earlier attempts with the same loginToken digest (replays)", func(in *input) any { return int64(in.tokenSeen()) }},
-	{"hour_cn", rules.Int, "hour of the attempt in China time (UTC+8), 0–23", func(in *input) any { return int64((in.ev.TS.Unix() + 8*3600) % 86400 / 3600) }},
-	{"phone_prefix", rules.String, "first 7 digits of the number (its segment)", func(in *input) any { return in.segment7 }},
-	{"segment_class", rules.String, "basic | mvno | data_only | iot | satellite | special | unallocated", func(in *input) any { return in.seg.Class.String() }},
-	{"segment_carrier", rules.String, "carrier the number segment is allocated to (CM | CU | CT | CBN | \"\")", func(in *input) any { return in.seg.Carrier }},
-	{"segment_host_carrier", rules.String, "carrier whose network the number rides (the host carrier for MVNO numbers)", func(in *input) any { return in.seg.HostCarrier }},
-	{"carrier_mismatch", rules.Bool, "reported carrier ≠ host carrier of the segment (soft: number portability)", func(in *input) any { return in.carrierMismatch }},
-	{"geo_known", rules.Bool, "the IP was found in the geo database", func(in *input) any { return in.geo.Country != "" }},
-	{"ip_country", rules.String, "ISO country code of the IP (\"\" when unknown or geo is off)", func(in *input) any { return in.geo.Country }},
-	{"ip_province", rules.String, "province (first subdivision, English) of the IP", func(in *input) any { return in.geo.Province }},
-	{"ip_city", rules.String, "city (English) of the IP", func(in *input) any { return in.geo.City }},
-	{"ip_asn", rules.Int, "autonomous system number of the IP (0 when unknown)", func(in *input) any { return int64(in.geo.ASN) }},
-	{"ip_type", rules.String, "idc (datacenter/proxy list) | \"\" (unknown)", func(in *input) any { return in.geo.IPType }},
-	{"ip_v6", rules.Bool, "the IP is IPv6", func(in *input) any { return in.ev.IP.Is6() }},
-	{"travel_km", rules.Double, "distance from this number's previous location (0 when unknown or < 50 km)", func(in *input) any { in.travel(); return in.travelKm }},
-	{"travel_kmh", rules.Double, "speed implied by the hop from the previous location (0 when unknown or < 50 km)", func(in *input) any { in.travel(); return in.travelKmh }},
-	{"travel_minutes", rules.Double, "minutes since the previous located attempt of this number", func(in *input) any { in.travel(); return in.travelMin }},
-	{"phone_listed", rules.String, "block | allow | \"\": the number on the risk team's lists", func(in *input) any { return in.lists.phone }},
-	{"ip_listed", rules.String, "block | allow | \"\": the IP (or a CIDR holding it) on the lists", func(in *input) any { return in.lists.ip }},
-	{"device_listed", rules.String, "block | allow | \"\": the device on the lists", func(in *input) any { return in.lists.device }},
-	{"prefix_listed", rules.String, "block | allow | \"\": the number's 7-digit prefix on the lists", func(in *input) any { return in.lists.prefix }},
+	{"app_id", rules.String, "tenant (event app_id)", func(in *input, i int) ref.Val { return in.str(i, in.ev.AppID) }},
+	{"flow", rules.String, "one_click_login | number_verify | h5_quick_login | sms_fallback", func(in *input, i int) ref.Val { return in.str(i, in.ev.Flow) }},
+	{"carrier", rules.String, "carrier the gateway reported: CM | CU | CT | \"\"", func(in *input, i int) ref.Val { return in.str(i, in.ev.Carrier) }},
+	{"platform", rules.String, "android | ios | harmony | h5 | web | \"\"", func(in *input, i int) ref.Val { return in.str(i, in.ev.Platform) }},
+	{"outcome", rules.String, "success | fail | \"\" (a pre-verify check)", func(in *input, i int) ref.Val { return in.str(i, in.ev.Outcome) }},
+	{"error_code", rules.String, "SDK or carrier code on failure", func(in *input, i int) ref.Val { return in.str(i, in.ev.ErrorCode) }},
+	{"has_device", rules.Bool, "the attempt carries a device_id", func(in *input, _ int) ref.Val { return types.Bool(in.ev.DeviceID != "") }},
+	{"has_token", rules.Bool, "the attempt carries a token_digest", func(in *input, _ int) ref.Val { return types.Bool(in.ev.TokenDigest != "") }},
+	{"token_seen", rules.Int, "earlier attempts with the same loginToken digest (replays)", func(in *input, _ int) ref.Val { return types.Int(in.tokenSeen()) }},
+	{"hour_cn", rules.Int, "hour of the attempt in China time (UTC+8), 0–23", func(in *input, _ int) ref.Val { return types.Int((in.ev.TS.Unix() + 8*3600) % 86400 / 3600) }},
+	{"phone_prefix", rules.String, "first 7 digits of the number (its segment)", func(in *input, i int) ref.Val { return in.str(i, in.segment7) }},
+	{"segment_class", rules.String, "basic | mvno | data_only | iot | satellite | special | unallocated", func(in *input, i int) ref.Val {
+		if v := classVals[in.seg.Class]; v != nil {
+			return v
+		}
+		return in.str(i, in.seg.Class.String())
+	}},
+	{"segment_carrier", rules.String, "carrier the number segment is allocated to (CM | CU | CT | CBN | \"\")", func(in *input, i int) ref.Val { return in.str(i, in.seg.Carrier) }},
+	{"segment_host_carrier", rules.String, "carrier whose network the number rides (the host carrier for MVNO numbers)", func(in *input, i int) ref.Val { return in.str(i, in.seg.HostCarrier) }},
+	{"carrier_mismatch", rules.Bool, "reported carrier ≠ host carrier of the segment (soft: number portability)", func(in *input, _ int) ref.Val { return types.Bool(in.carrierMismatch) }},
+	{"geo_known", rules.Bool, "the IP was found in the geo database", func(in *input, _ int) ref.Val { return types.Bool(in.geo.Country != "") }},
+	{"ip_country", rules.String, "ISO country code of the IP (\"\" when unknown or geo is off)", func(in *input, i int) ref.Val { return in.str(i, in.geo.Country) }},
+	{"ip_province", rules.String, "province (first subdivision, English) of the IP", func(in *input, i int) ref.Val { return in.str(i, in.geo.Province) }},
+	{"ip_city", rules.String, "city (English) of the IP", func(in *input, i int) ref.Val { return in.str(i, in.geo.City) }},
+	{"ip_asn", rules.Int, "autonomous system number of the IP (0 when unknown)", func(in *input, _ int) ref.Val { return types.Int(in.geo.ASN) }},
+	{"ip_type", rules.String, "idc (datacenter/proxy list) | \"\" (unknown)", func(in *input, i int) ref.Val { return in.str(i, in.geo.IPType) }},
+	{"ip_v6", rules.Bool, "the IP is IPv6", func(in *input, _ int) ref.Val { return types.Bool(in.ev.IP.Unmap().Is6()) }},
+	{"travel_km", rules.Double, "distance from this number's previous location (0 when unknown or < 50 km)", func(in *input, _ int) ref.Val { in.travel(); return types.Double(in.travelKm) }},
+	{"travel_kmh", rules.Double, "speed implied by the hop from the previous location (0 when unknown or < 50 km)", func(in *input, _ int) ref.Val { in.travel(); return types.Double(in.travelKmh) }},
+	{"travel_minutes", rules.Double, "minutes since the previous located attempt of this number", func(in *input, _ int) ref.Val { in.travel(); return types.Double(in.travelMin) }},
+	{"phone_listed", rules.String, "block | allow | \"\": the number on the risk team's lists", func(in *input, i int) ref.Val { return in.str(i, in.lists.phone) }},
+	{"ip_listed", rules.String, "block | allow | \"\": the IP (or a CIDR holding it) on the lists", func(in *input, i int) ref.Val { return in.str(i, in.lists.ip) }},
+	{"device_listed", rules.String, "block | allow | \"\": the device on the lists", func(in *input, i int) ref.Val { return in.str(i, in.lists.device) }},
+	{"prefix_listed", rules.String, "block | allow | \"\": the number's 7-digit prefix on the lists", func(in *input, i int) ref.Val { return in.str(i, in.lists.prefix) }},
 }
+
+// Boxing a string into a ref.Val allocates. The values rules compare most (enums) are boxed once
+// here; others are reused while they repeat (see input.str).
+var (
+	internedStrings = func() map[string]ref.Val {
+		m := map[string]ref.Val{}
+		for _, s := range []string{"",
+			schemas.FlowOneClickLogin, schemas.FlowNumberVerify, schemas.FlowH5QuickLogin, schemas.FlowSMSFallback,
+			schemas.OutcomeSuccess, schemas.OutcomeFail,
+			schemas.CarrierMobile, schemas.CarrierUnicom, schemas.CarrierTelecom, "CBN",
+			"android", "ios", "harmony", "h5", "web",
+			geo.IPTypeIDC, "block", "allow", "CN", "HK", "MO", "TW", "US",
+		} {
+			m[s] = types.String(s)
+		}
+		return m
+	}()
+	classVals = func() (v [256]ref.Val) {
+		for c := range v {
+			if name := segment.Class(c).String(); !strings.HasPrefix(name, "Class(") {
+				v[c] = types.String(name)
+			}
+		}
+		return v
+	}()
+)
 
 // DefaultWindows are the windows declared for every window feature.
 var DefaultWindows = []time.Duration{time.Minute, 10 * time.Minute, time.Hour, 24 * time.Hour}

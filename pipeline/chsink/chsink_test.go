@@ -270,7 +270,7 @@ func TestCheckRecord(t *testing.T) {
 		"short hash":          func(r *schemas.ScoreRecord) { r.PhoneHash = "abc" },
 		"plaintext hash":      func(r *schemas.ScoreRecord) { r.PhoneHash = "13800138000" },
 		"plaintext masked":    func(r *schemas.ScoreRecord) { r.PhoneMasked = "13800138000" },
-		"masked with +86":     func(r *schemas.ScoreRecord) { r.PhoneMasked = "+86138****8000" },
+		"masked with +86":     func(r *schemas.ScoreRecord) { r.PhoneMasked = "+861381234****" },
 		"empty masked":        func(r *schemas.ScoreRecord) { r.PhoneMasked = "" },
 		"plaintext segment":   func(r *schemas.ScoreRecord) { r.PhoneSegment = "13800138000" },
 		"non-digit segment":   func(r *schemas.ScoreRecord) { r.PhoneSegment = "138abcd" },
@@ -373,5 +373,22 @@ func TestOpenOfflineAndInvalidRecord(t *testing.T) {
 	}
 	if err := st.RecordRuleVersion(context.Background(), RuleVersion{}); err == nil {
 		t.Error("RecordRuleVersion without a version: no error")
+	}
+}
+
+func TestMaskedFormNeverRevealsMoreThanTheSegment(t *testing.T) {
+	for m, ok := range map[string]bool{
+		"1381234****":   true,
+		"1440123******": true,
+		"138****8000":   false, // last 4 digits beside the segment = the whole number
+		"13812348000":   false,
+		"1381234***0":   false,
+		"1381234":       false,
+		"13812345****":  false,
+		"****":          true,
+	} {
+		if got := maskedBeyondSegment(m); got != ok {
+			t.Errorf("maskedBeyondSegment(%q) = %v, want %v", m, got, ok)
+		}
 	}
 }

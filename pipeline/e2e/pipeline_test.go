@@ -78,11 +78,15 @@ func TestPipelineExactCounts(t *testing.T) {
 		t.Errorf("%d event ids have more than one row after FINAL", got)
 	}
 	// No plaintext phone anywhere in ClickHouse.
-	if got := e.count(ctx, "SELECT count() FROM {db}.verify_events WHERE phone_masked NOT LIKE '___****____' OR length(phone_hash) != 64"); got != 0 {
+	if got := e.count(ctx, "SELECT count() FROM {db}.verify_events WHERE phone_masked NOT LIKE '_______****' OR length(phone_hash) != 64"); got != 0 {
 		t.Errorf("%d verify_events rows without a masked phone and a 64-hex hash", got)
 	}
-	if got := e.count(ctx, "SELECT count() FROM {db}.verify_events WHERE positionCaseInsensitive(concat(event_id, ex_id, device_id, phone_masked, phone_hash), '13900') > 0 AND phone_masked NOT LIKE '139****%'"); got != 0 {
-		t.Errorf("%d rows look like they hold a plaintext phone", got)
+	// No column holds anything shaped like a mobile number (phone_hash is checked as hex above).
+	if got := e.count(ctx, `SELECT count() FROM {db}.verify_events WHERE match(concat(event_id, '|', ex_id, '|', device_id, '|', phone_masked, '|', phone_segment, '|', ip), '(^|[^0-9])1[0-9]{10}([^0-9]|$)')`); got != 0 {
+		t.Errorf("%d verify_events rows hold an 11-digit number", got)
+	}
+	if got := e.count(ctx, `SELECT count() FROM {db}.risk_scores WHERE match(concat(event_id, '|', detail, '|', arrayStringConcat(hit_reasons, '|')), '(^|[^0-9])1[0-9]{10}([^0-9]|$)')`); got != 0 {
+		t.Errorf("%d risk_scores rows hold an 11-digit number", got)
 	}
 
 	// Dead letters: exactly the 200 invalid messages, original bytes, error naming the field.

@@ -51,10 +51,8 @@
 //   - Only what reached ClickHouse is replayed: events that never were archived (a lagging or
 //     failed archiver) are missing, re-delivered copies are read once (FINAL).
 //
-// The stored masked form (138****8000) ends with the number's last 4 digits, and with the
-// segment those would spell out the whole number. The replay deliberately does not combine
-// them: the schema promises that the number is not stored, the backtest should not depend on
-// a leak that may be closed, and no rule but phone_listed needs the last 4 digits.
+// The stored masked form (1381234****) reveals nothing beyond the segment, so the last 4 digits
+// are not stored anywhere; no rule but phone_listed needs them.
 //
 // A stand-in is never written anywhere: the report holds event ids only.
 package backtest

@@ -388,7 +388,7 @@ func TestThroughput(t *testing.T) {
 		k := (i * 7919) % len(hashes)
 		recs = append(recs, schemas.ScoreRecord{
 			EventID: fmt.Sprintf("tp-%08d", i), TS: start.Add(time.Duration(i) * step), AppID: "app-" + strconv.Itoa(i%5),
-			Flow: schemas.FlowOneClickLogin, PhoneHash: hashes[k], PhoneMasked: "138****0000",
+			Flow: schemas.FlowOneClickLogin, PhoneHash: hashes[k], PhoneMasked: "1380000****",
 			PhoneSegment: fmt.Sprintf("1%02d%04d", 30+k%60, k%2000), IP: fmt.Sprintf("10.%d.%d.%d", i%50, i/50%200, 1+i%250),
 			Carrier: "CM", Platform: "android", DeviceID: "d" + strconv.Itoa(i%100_000), Outcome: schemas.OutcomeSuccess,
 			Score: 0, RulesVersion: "v", ScoredAt: start,

@@ -220,7 +220,7 @@ func TestCallerErrorsAreAPIErrorsAndDoNotTrip(t *testing.T) {
 		content string // what APIError.Content must be
 	}{
 		{400, schemas.ErrorBody{Code: 1001, Content: `phone: "` + testPhone + `" is not a mainland mobile number`},
-			`phone: "138****8000" is not a mainland mobile number`},
+			`phone: "1380013****" is not a mainland mobile number`},
 		{401, schemas.ErrorBody{Code: 1002, Content: "unknown app key or wrong secret"}, "unknown app key or wrong secret"},
 		{413, schemas.ErrorBody{Code: 1003, Content: "body larger than 65536 bytes"}, "body larger than 65536 bytes"},
 	} {
@@ -573,8 +573,8 @@ func TestUnusableResponses(t *testing.T) {
 			if !errors.Is(err, ErrBadResponse) || ue.Reason != "riskflow sent an unusable response" {
 				t.Errorf("err = %v, reason %q; want ErrBadResponse", err, ue.Reason)
 			}
-			if name == "phone in a broken body" && !strings.Contains(err.Error(), "138****8000") {
-				t.Errorf("err = %v, want the quoted number masked as 138****8000", err)
+			if name == "phone in a broken body" && !strings.Contains(err.Error(), "1380013****") {
+				t.Errorf("err = %v, want the quoted number masked as 1380013****", err)
 			}
 			assertFailVerdict(t, rc, 0)
 		})
@@ -691,12 +691,12 @@ func TestConcurrentChecks(t *testing.T) {
 
 func TestMaskPhones(t *testing.T) {
 	for _, tc := range []struct{ in, phone, want string }{
-		{`phone: "13800138000" is bad`, "13800138000", `phone: "138****8000" is bad`},
-		{`phone: "+86 138 0013 8000" is bad`, "+86 138 0013 8000", `phone: "+86****8000" is bad`},
-		{`phone: "1380013800" is bad`, "", `phone: "138****3800" is bad`},
+		{`phone: "13800138000" is bad`, "13800138000", `phone: "1380013****" is bad`},
+		{`phone: "+86 138 0013 8000" is bad`, "+86 138 0013 8000", `phone: "+86 138**********" is bad`},
+		{`phone: "1380013800" is bad`, "", `phone: "1380013***" is bad`},
 		{"body larger than 1048576 bytes", "", "body larger than 1048576 bytes"},
 		{"no digits", testPhone, "no digits"},
-		{"trailing 8613800138000", "", "trailing 861****8000"},
+		{"trailing 8613800138000", "", "trailing 8613800******"},
 	} {
 		if got := maskPhones(tc.in, tc.phone); got != tc.want {
 			t.Errorf("maskPhones(%q, %q) = %q, want %q", tc.in, tc.phone, got, tc.want)

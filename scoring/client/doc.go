@@ -36,5 +36,5 @@
 //	resp.RiskCheck = rc
 //
 // Errors and log lines from this package never carry a plaintext phone number: phone numbers that
-// riskflow echoes back in an error message are masked (138****8000).
+// riskflow echoes back in an error message are masked (1381234****).
 package client

@@ -111,7 +111,7 @@ func (c *Client) reason(cause error) string {
 const minMaskedDigits = 9
 
 // maskPhones replaces phone (as the caller sent it) and every run of minMaskedDigits or more
-// digits in s with the masked form 138****8000.
+// digits in s with the masked form 1381234****.
 func maskPhones(s, phone string) string {
 	if phone != "" {
 		s = strings.ReplaceAll(s, phone, schemas.MaskPhone(phone))

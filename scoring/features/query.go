@@ -33,8 +33,17 @@ func span(es []entry, t, window uint32) []entry {
 	start := i
 	// first index with sec > t (usually len(es): the newest entries are rarely ahead of t)
 	end := len(es)
-	for end > start && es[end-1].sec() > t {
-		end--
+	if end > start && es[end-1].sec() > t {
+		i, j := start, end
+		for i < j {
+			h := int(uint(i+j) >> 1)
+			if es[h].sec() <= t {
+				i = h + 1
+			} else {
+				j = h
+			}
+		}
+		end = i
 	}
 	return es[start:end]
 }
@@ -108,7 +117,7 @@ func (s *State) Distinct(kind Kind, key uint64, t, window uint32, f Field, selfM
 		for _, e := range es {
 			add(pick(e, f))
 		}
-		return n
+		return min(n, limit)
 	}
 
 	size := 64
@@ -139,12 +148,19 @@ func (s *State) Distinct(kind Kind, key uint64, t, window uint32, f Field, selfM
 		}
 	}
 	insert(selfMember)
+	prev := uint32(0)
 	for _, e := range es {
-		if insert(pick(e, f)) && n >= limit {
+		if n >= limit {
 			break
 		}
+		// A busy key often repeats one member (a device retrying, a NAT address with one heavy
+		// user): skip runs without probing the table.
+		if m := pick(e, f); m != prev {
+			insert(m)
+			prev = m
+		}
 	}
-	return n
+	return min(n, limit)
 }
 
 func pick(e entry, f Field) uint32 {
@@ -154,29 +170,40 @@ func pick(e entry, f Field) uint32 {
 	return e.a
 }
 
-// TokenSeen returns how many times the token digest was applied before (within the retention).
-func (s *State) TokenSeen(token uint64) int {
+// TokenSeen returns how many times the token digest was applied with an event second at or before
+// t (within the retention), so that scoring an attempt again after later sightings were recorded
+// gives the answer it had the first time. The answer is exact when t is before the first sighting,
+// at it, or at or after the last one; strictly between them it is the number of sightings minus
+// one (exact for up to three sightings at distinct seconds).
+func (s *State) TokenSeen(token uint64, t uint32) int {
 	if token == 0 {
 		return 0
 	}
 	sh := s.shard(token)
 	sh.mu.RLock()
-	n := sh.tokens[token].count
+	ts := sh.tokens[token]
 	sh.mu.RUnlock()
-	return int(n)
+	return ts.upTo(t)
 }
 
-// LastLocation returns the last known location of a phone strictly before second t.
+// LastLocation returns the most recent known location of a phone strictly before second t. It
+// remembers the two most recent located seconds, so it answers for the newest attempt as well as
+// for the one before it (an attempt scored again after it was recorded).
 func (s *State) LastLocation(phone uint64, t uint32) (at uint32, lat, lon float32, ok bool) {
 	if phone == 0 {
 		return 0, 0, 0, false
 	}
 	sh := s.shard(phone)
 	sh.mu.RLock()
-	r, found := sh.recs[KindPhone][phone]
-	sh.mu.RUnlock()
-	if !found || r.locT == 0 || r.locT > t {
+	defer sh.mu.RUnlock()
+	h := sh.recs[KindPhone][phone].loc
+	if h == nil {
 		return 0, 0, 0, false
 	}
-	return r.locT, r.lat, r.lon, true
+	for i := range h.t {
+		if h.t[i] != 0 && h.t[i] < t {
+			return h.t[i], h.lat[i], h.lon[i], true
+		}
+	}
+	return 0, 0, 0, false
 }

@@ -22,11 +22,18 @@ const (
 // epoch is the zero of entry time: entries store uint32 seconds since 2000-01-01 UTC.
 var epoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
 
-// Sec converts a time to entry seconds.
+// MaxSec is the largest entry second (2068-01-19 03:14:07 UTC): entries keep the seconds in 31
+// bits, the top bit being the failure flag.
+const MaxSec = 1<<31 - 1
+
+// Sec converts a time to entry seconds, clamped to [0, MaxSec].
 func Sec(t time.Time) uint32 {
 	s := t.Unix() - epoch
 	if s < 0 {
 		return 0
+	}
+	if s > MaxSec {
+		return MaxSec
 	}
 	return uint32(s)
 }
@@ -51,17 +58,40 @@ func mkEntry(t uint32, fail bool, a, b uint32) entry {
 
 // rec is the state of one key.
 type rec struct {
-	entries []entry // ordered by sec()
-	// last known location (phones only)
-	locT     uint32
-	lat, lon float32
+	entries []entry  // ordered by sec()
+	loc     *locHist // phones only, nil until a located attempt
+}
+
+// locHist holds the two most recent located attempts of a phone with distinct seconds, newest
+// first (t == 0: empty slot). Two, so that an attempt scored again after it was recorded (a
+// re-delivered event) still finds the location before its own.
+type locHist struct {
+	t        [2]uint32
+	lat, lon [2]float32
+}
+
+// put records a location at second t, keeping the two newest distinct seconds.
+func (h *locHist) put(t uint32, lat, lon float32) {
+	switch {
+	case t > h.t[0]:
+		h.t[1], h.lat[1], h.lon[1] = h.t[0], h.lat[0], h.lon[0]
+		h.t[0], h.lat[0], h.lon[0] = t, lat, lon
+	case t == h.t[0]:
+		h.lat[0], h.lon[0] = lat, lon
+	case t >= h.t[1]:
+		h.t[1], h.lat[1], h.lon[1] = t, lat, lon
+	}
 }
 
 func (r *rec) newest() uint32 {
-	if len(r.entries) == 0 {
-		return r.locT
+	var n uint32
+	if len(r.entries) > 0 {
+		n = r.entries[len(r.entries)-1].sec()
 	}
-	return r.entries[len(r.entries)-1].sec()
+	if r.loc != nil {
+		n = max(n, r.loc.t[0])
+	}
+	return n
 }
 
 // Config bounds the state.
@@ -99,9 +129,40 @@ type shard struct {
 	seen   map[uint64]uint32    // event id → entry second (dedupe)
 }
 
+// tokenSeen summarizes the sightings of one token digest: enough to answer "how many sightings
+// at or before second t" exactly when t is before the first, at the first or after the last
+// sighting (and for up to three sightings at distinct seconds).
 type tokenSeen struct {
-	last  uint32
-	count uint32
+	first, last uint32 // seconds of the earliest and the latest sighting
+	nFirst      uint32 // sightings at second first
+	count       uint32 // all sightings
+}
+
+func (ts *tokenSeen) add(t uint32) {
+	switch {
+	case ts.count == 0 || t < ts.first:
+		ts.first, ts.nFirst = t, 1
+	case t == ts.first:
+		ts.nFirst++
+	}
+	if ts.count == 0 || t > ts.last {
+		ts.last = t
+	}
+	ts.count++
+}
+
+// upTo returns the number of sightings at or before second t.
+func (ts tokenSeen) upTo(t uint32) int {
+	switch {
+	case ts.count == 0 || t < ts.first:
+		return 0
+	case t >= ts.last:
+		return int(ts.count)
+	case t == ts.first:
+		return int(ts.nFirst)
+	}
+	// Strictly between the first and the last sighting: at least nFirst, at most count-1.
+	return int(ts.count - 1)
 }
 
 // State is the feature store. The zero value is not usable; call New.
@@ -187,10 +248,7 @@ func (s *State) Apply(k *Keys) bool {
 		sh := s.shard(k.Token)
 		sh.mu.Lock()
 		ts := sh.tokens[k.Token]
-		ts.count++
-		if k.T > ts.last {
-			ts.last = k.T
-		}
+		ts.add(k.T)
 		sh.tokens[k.Token] = ts
 		sh.mu.Unlock()
 	}
@@ -237,8 +295,11 @@ func (s *State) add(kind Kind, key uint64, e entry, loc *Keys) {
 		es = es[:n]
 	}
 	r.entries = es
-	if loc != nil && loc.HasLoc && t >= r.locT {
-		r.locT, r.lat, r.lon = t, loc.Lat, loc.Lon
+	if loc != nil && loc.HasLoc && t > 0 {
+		if r.loc == nil {
+			r.loc = new(locHist)
+		}
+		r.loc.put(t, loc.Lat, loc.Lon)
 	}
 	sh.recs[kind][key] = r
 	sh.mu.Unlock()

@@ -2,7 +2,8 @@
 --
 -- Privacy: the plaintext phone number never reaches ClickHouse. A number is stored only as
 --   phone_hash    keyed HMAC-SHA256 (hex), equal for equal numbers, not reversible without the key
---   phone_masked  display form 138****8000
+--   phone_masked  display form 1381234**** (no more than the segment: with the last 4 digits
+--                 beside phone_segment it would spell out the whole number)
 --   phone_segment number segment, the first 7 digits
 --
 -- Duplicates: a re-delivered event is inserted again with the same (app_id, event_id);
@@ -20,7 +21,7 @@ CREATE TABLE IF NOT EXISTS riskflow.verify_events
     app_id        String          COMMENT 'tenant',
     flow          String          COMMENT 'one_click_login, number_verify, h5_quick_login or sms_fallback',
     phone_hash    String          COMMENT 'keyed HMAC-SHA256 of the number, 64 hex digits',
-    phone_masked  String          COMMENT 'masked number, 138****8000',
+    phone_masked  String          COMMENT 'masked number, 1381234****',
     phone_segment String          COMMENT 'number segment, first 7 digits',
     ip            String          COMMENT 'client IPv4 or IPv6 address',
     carrier       String          COMMENT 'CM, CU, CT or empty',

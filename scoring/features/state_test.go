@@ -1,0 +1,656 @@
+package features_test
+
+import (
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/riskflow/riskflow/scoring/features"
+)
+
+// base is an arbitrary entry second well after the epoch.
+var base = features.Sec(time.Date(2026, 3, 14, 10, 0, 0, 0, time.UTC))
+
+const (
+	phoneA = uint64(0xA1A1A1A1_00000001)
+	phoneB = uint64(0xB2B2B2B2_00000002)
+	ipA    = uint64(1<<40 | 0x0A000001)
+	netA   = uint64(2<<40 | 0x0A0000)
+	devA   = uint64(0xD0D0D0D0_0000000A)
+	devB   = uint64(0xD0D0D0D0_0000000B)
+	prefA  = uint64(1<<50 | 1380013)
+)
+
+var nextID atomic.Uint64
+
+// attempt returns the keys of one attempt by phone from ipA at base+dt seconds.
+func attempt(phone uint64, dt int, fail bool) *features.Keys {
+	return &features.Keys{
+		EventID: nextID.Add(1),
+		T:       uint32(int(base) + dt),
+		Fail:    fail,
+		Phone:   phone,
+		IP:      ipA,
+		Net:     netA,
+		Prefix:  prefA,
+	}
+}
+
+func mustApply(t *testing.T, st *features.State, k *features.Keys) {
+	t.Helper()
+	if !st.Apply(k) {
+		t.Fatalf("Apply(event %d) = false, want true", k.EventID)
+	}
+}
+
+func at(dt int) uint32 { return uint32(int(base) + dt) }
+
+func TestSec(t *testing.T) {
+	tests := []struct {
+		name string
+		in   time.Time
+		want uint32
+	}{
+		{"epoch", time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), 0},
+		{"before the epoch clamps to 0", time.Date(1999, 12, 31, 23, 59, 59, 0, time.UTC), 0},
+		{"one second after", time.Date(2000, 1, 1, 0, 0, 1, 0, time.UTC), 1},
+		{"time zone does not matter", time.Date(2000, 1, 1, 8, 0, 1, 0, time.FixedZone("CST", 8*3600)), 1},
+		{"sub-second truncates", time.Date(2000, 1, 1, 0, 0, 1, 999_999_999, time.UTC), 1},
+		{"last representable second", time.Date(2068, 1, 19, 3, 14, 7, 0, time.UTC), features.MaxSec},
+		{"2100 clamps to MaxSec", time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC), features.MaxSec},
+	}
+	for _, tc := range tests {
+		if got := features.Sec(tc.in); got != tc.want {
+			t.Errorf("%s: Sec(%s) = %d, want %d", tc.name, tc.in, got, tc.want)
+		}
+	}
+}
+
+// A timestamp past 2068 must not spill into the failure flag.
+func TestFarFutureIsNotAFailure(t *testing.T) {
+	st := features.New(features.Config{})
+	sec := features.Sec(time.Date(2099, 6, 1, 0, 0, 0, 0, time.UTC))
+	mustApply(t, st, &features.Keys{EventID: 1, T: sec, Phone: phoneA})
+	if got := st.Count(features.KindPhone, phoneA, sec, 600, false, false, false); got != 1 {
+		t.Errorf("count = %d, want 1", got)
+	}
+	if got := st.Count(features.KindPhone, phoneA, sec, 600, true, false, false); got != 0 {
+		t.Errorf("failure count = %d, want 0 (a success)", got)
+	}
+}
+
+func TestMember(t *testing.T) {
+	if got := features.Member(0); got != 0 {
+		t.Errorf("Member(0) = %d, want 0", got)
+	}
+	for _, k := range []uint64{1, 1 << 32, 1<<32 | 1, 0xFFFFFFFF_FFFFFFFF, 0x12345678_12345678} {
+		if features.Member(k) == 0 {
+			t.Errorf("Member(%#x) = 0: a present key must not fold to absent", k)
+		}
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	tests := []struct {
+		in, want features.Config
+	}{
+		{features.Config{}, features.Config{Retention: 24 * time.Hour, MaxEntriesPerKey: 1024, DistinctCap: 512}},
+		{features.Config{Retention: time.Hour, MaxEntriesPerKey: 100}, features.Config{Retention: time.Hour, MaxEntriesPerKey: 100, DistinctCap: 100}},
+		{features.Config{MaxEntriesPerKey: 100_000, DistinctCap: 100_000}, features.Config{Retention: 24 * time.Hour, MaxEntriesPerKey: 100_000, DistinctCap: 2047}},
+		{features.Config{DistinctCap: 7}, features.Config{Retention: 24 * time.Hour, MaxEntriesPerKey: 1024, DistinctCap: 7}},
+	}
+	for _, tc := range tests {
+		if got := features.New(tc.in).Config(); got != tc.want {
+			t.Errorf("New(%+v).Config() = %+v, want %+v", tc.in, got, tc.want)
+		}
+	}
+}
+
+// Windows are event-time: a query at t counts entries with a second in (t-window, t].
+func TestCountWindow(t *testing.T) {
+	st := features.New(features.Config{})
+	for _, dt := range []int{0, 1, 59, 60, 61, 300, 599, 600, 601, 3600} {
+		mustApply(t, st, attempt(phoneA, dt, false))
+	}
+	tests := []struct {
+		name   string
+		t      uint32
+		window uint32
+		want   int
+	}{
+		{"1m as of 60: (0, 60]", at(60), 60, 3},                    // 1, 59, 60
+		{"1m as of 61: (1, 61]", at(61), 60, 3},                    // 59, 60, 61
+		{"1m as of 59: (-1, 59]", at(59), 60, 3},                   // 0, 1, 59
+		{"10m as of 600: (0, 600]", at(600), 600, 7},               // 1, 59, 60, 61, 300, 599, 600
+		{"10m as of 601", at(601), 600, 7},                         // 1 out, 601 in
+		{"10m as of 3600", at(3600), 600, 1},                       // only 3600
+		{"before every entry", at(-1), 600, 0},                     // nothing at or before
+		{"entries after t are not counted", at(300), 24 * 3600, 6}, // 0 … 300
+		{"24h as of the newest", at(3600), 24 * 3600, 10},
+		{"window past the start of time", 100, 24 * 3600, 0},
+	}
+	for _, tc := range tests {
+		if got := st.Count(features.KindPhone, phoneA, tc.t, tc.window, false, false, false); got != tc.want {
+			t.Errorf("%s: Count = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	// The same attempts were recorded on the IP, the network and the prefix.
+	for _, k := range []struct {
+		kind features.Kind
+		key  uint64
+	}{{features.KindIP, ipA}, {features.KindNet, netA}, {features.KindPrefix, prefA}} {
+		if got := st.Count(k.kind, k.key, at(3600), 24*3600, false, false, false); got != 10 {
+			t.Errorf("kind %d: Count = %d, want 10", k.kind, got)
+		}
+	}
+	if got := st.Count(features.KindPhone, phoneB, at(3600), 24*3600, false, false, false); got != 0 {
+		t.Errorf("unknown phone: Count = %d, want 0", got)
+	}
+	if got := st.Count(features.KindDevice, devA, at(3600), 24*3600, false, false, false); got != 0 {
+		t.Errorf("no device was applied: Count = %d, want 0", got)
+	}
+}
+
+// Inserting out of order gives the same answers as inserting in order.
+func TestOutOfOrder(t *testing.T) {
+	offsets := []int{500, 10, 300, 300, 0, 1200, 40, 599, 601, 5}
+	inOrder := features.New(features.Config{})
+	shuffled := features.New(features.Config{})
+	sorted := append([]int(nil), offsets...)
+	for i := 1; i < len(sorted); i++ {
+		for j := i; j > 0 && sorted[j] < sorted[j-1]; j-- {
+			sorted[j], sorted[j-1] = sorted[j-1], sorted[j]
+		}
+	}
+	for _, dt := range sorted {
+		k := attempt(phoneA, dt, dt%3 == 0)
+		k.Device = uint64(100 + dt)
+		mustApply(t, inOrder, k)
+	}
+	for _, dt := range offsets {
+		k := attempt(phoneA, dt, dt%3 == 0)
+		k.Device = uint64(100 + dt)
+		mustApply(t, shuffled, k)
+	}
+	for _, q := range []uint32{at(0), at(5), at(300), at(599), at(600), at(601), at(1200), at(2000)} {
+		for _, w := range []uint32{60, 600, 3600} {
+			for _, fails := range []bool{false, true} {
+				a := inOrder.Count(features.KindPhone, phoneA, q, w, fails, false, false)
+				b := shuffled.Count(features.KindPhone, phoneA, q, w, fails, false, false)
+				if a != b {
+					t.Errorf("Count(t=%d, w=%d, fails=%v): in order %d, shuffled %d", q-base, w, fails, a, b)
+				}
+			}
+			a := inOrder.Distinct(features.KindPhone, phoneA, q, w, features.FieldA, 0)
+			b := shuffled.Distinct(features.KindPhone, phoneA, q, w, features.FieldA, 0)
+			if a != b {
+				t.Errorf("Distinct(t=%d, w=%d): in order %d, shuffled %d", q-base, w, a, b)
+			}
+		}
+	}
+	// Spot checks: (0, 600] holds 5, 10, 40, 300, 300, 500, 599 → 7 entries, 6 distinct devices.
+	if got := shuffled.Count(features.KindPhone, phoneA, at(600), 600, false, false, false); got != 7 {
+		t.Errorf("Count as of 600 = %d, want 7", got)
+	}
+	if got := shuffled.Distinct(features.KindPhone, phoneA, at(600), 600, features.FieldA, 0); got != 6 {
+		t.Errorf("Distinct devices as of 600 = %d, want 6", got)
+	}
+}
+
+func TestCountFailsAndSelf(t *testing.T) {
+	st := features.New(features.Config{})
+	for i, fail := range []bool{true, false, true, true, false} {
+		mustApply(t, st, attempt(phoneA, i*10, fail))
+	}
+	q := at(100)
+	tests := []struct {
+		name                      string
+		key                       uint64
+		failsOnly, self, selfFail bool
+		want                      int
+	}{
+		{"all", phoneA, false, false, false, 5},
+		{"all + self", phoneA, false, true, false, 6},
+		{"all + failed self", phoneA, false, true, true, 6},
+		{"failures", phoneA, true, false, false, 3},
+		{"failures + successful self", phoneA, true, true, false, 3},
+		{"failures + failed self", phoneA, true, true, true, 4},
+		{"selfFail without self", phoneA, true, false, true, 3},
+		{"zero key", 0, false, false, false, 0},
+		{"zero key + self", 0, false, true, false, 1},
+		{"zero key + failed self, failures", 0, true, true, true, 1},
+		{"zero key + successful self, failures", 0, true, true, false, 0},
+		{"unknown key + self", phoneB, false, true, false, 1},
+	}
+	for _, tc := range tests {
+		if got := st.Count(features.KindPhone, tc.key, q, 600, tc.failsOnly, tc.self, tc.selfFail); got != tc.want {
+			t.Errorf("%s: Count = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestDistinct(t *testing.T) {
+	st := features.New(features.Config{})
+	// Phones A, B, A on the IP, with devices A, A, B; then 30 more phones an hour later.
+	for i, p := range []struct{ phone, dev uint64 }{{phoneA, devA}, {phoneB, devA}, {phoneA, devB}} {
+		k := attempt(p.phone, i, false)
+		k.Device = p.dev
+		mustApply(t, st, k)
+	}
+	for i := 0; i < 30; i++ {
+		mustApply(t, st, attempt(uint64(1000+i), 3600+i, false))
+	}
+	mA, mB := features.Member(phoneA), features.Member(phoneB)
+	tests := []struct {
+		name   string
+		kind   features.Kind
+		key    uint64
+		t      uint32
+		window uint32
+		field  features.Field
+		self   uint32
+		want   int
+	}{
+		{"phones on the IP", features.KindIP, ipA, at(10), 600, features.FieldA, 0, 2},
+		{"devices on the IP", features.KindIP, ipA, at(10), 600, features.FieldB, 0, 2},
+		{"self already present", features.KindIP, ipA, at(10), 600, features.FieldA, mA, 2},
+		{"self new", features.KindIP, ipA, at(10), 600, features.FieldA, 12345, 3},
+		{"as of the first attempt", features.KindIP, ipA, at(0), 600, features.FieldA, 0, 1},
+		{"devices of phone A", features.KindPhone, phoneA, at(10), 600, features.FieldA, 0, 2},
+		{"networks of phone A", features.KindPhone, phoneA, at(10), 600, features.FieldB, 0, 1},
+		{"phones on the prefix", features.KindPrefix, prefA, at(10), 600, features.FieldA, mB, 2},
+		{"large list (table path)", features.KindIP, ipA, at(3629), 7200, features.FieldA, 0, 32},
+		{"large list + new self", features.KindIP, ipA, at(3629), 7200, features.FieldA, 99, 33},
+		{"large list + present self", features.KindIP, ipA, at(3629), 7200, features.FieldA, features.Member(1000), 32},
+		{"second hour only", features.KindIP, ipA, at(3629), 600, features.FieldA, 0, 30},
+		{"zero key", features.KindDevice, 0, at(10), 600, features.FieldA, 0, 0},
+		{"zero key + self", features.KindDevice, 0, at(10), 600, features.FieldA, mA, 1},
+		{"unknown key + self", features.KindDevice, devB + 1, at(10), 600, features.FieldA, mA, 1},
+	}
+	for _, tc := range tests {
+		if got := st.Distinct(tc.kind, tc.key, tc.t, tc.window, tc.field, tc.self); got != tc.want {
+			t.Errorf("%s: Distinct = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// Absent keys (zero) are not recorded: no device id means no device key.
+func TestZeroKeysNotRecorded(t *testing.T) {
+	st := features.New(features.Config{})
+	mustApply(t, st, &features.Keys{EventID: 1, T: base, Phone: phoneA})
+	s := st.Stats()
+	want := [5]int{1, 0, 0, 0, 0}
+	for k := range want {
+		if s.Keys[k] != want[k] {
+			t.Errorf("Keys[%d] = %d, want %d (all: %v)", k, s.Keys[k], want[k], s.Keys)
+		}
+	}
+	if s.Entries != 1 || s.Tokens != 0 || s.EventIDs != 1 || s.Applied != 1 {
+		t.Errorf("stats = %+v, want 1 entry, 0 tokens, 1 event id, 1 applied", s)
+	}
+	// The entry's device and network members are zero: no distinct device or network.
+	if got := st.Distinct(features.KindPhone, phoneA, base, 600, features.FieldA, 0); got != 0 {
+		t.Errorf("distinct devices = %d, want 0", got)
+	}
+	if got := st.Distinct(features.KindPhone, phoneA, base, 600, features.FieldB, 0); got != 0 {
+		t.Errorf("distinct networks = %d, want 0", got)
+	}
+	// Without an event id there is nothing to deduplicate by: both attempts count.
+	mustApply(t, st, &features.Keys{T: base, Phone: phoneB})
+	mustApply(t, st, &features.Keys{T: base, Phone: phoneB})
+	if got := st.Count(features.KindPhone, phoneB, base, 600, false, false, false); got != 2 {
+		t.Errorf("attempts without event id: Count = %d, want 2", got)
+	}
+}
+
+func TestApplyIdempotent(t *testing.T) {
+	st := features.New(features.Config{})
+	k := attempt(phoneA, 0, true)
+	k.Device, k.Token, k.HasLoc, k.Lat, k.Lon = devA, 777, true, 39.9, 116.4
+	if st.Seen(k.EventID) {
+		t.Fatal("Seen before Apply")
+	}
+	mustApply(t, st, k)
+	if !st.Seen(k.EventID) {
+		t.Fatal("not Seen after Apply")
+	}
+	before := st.Stats()
+	counts := func() [6]int {
+		return [6]int{
+			st.Count(features.KindPhone, phoneA, base, 600, false, false, false),
+			st.Count(features.KindPhone, phoneA, base, 600, true, false, false),
+			st.Count(features.KindIP, ipA, base, 600, false, false, false),
+			st.Count(features.KindDevice, devA, base, 600, false, false, false),
+			st.Count(features.KindPrefix, prefA, base, 600, false, false, false),
+			st.TokenSeen(777, base),
+		}
+	}
+	c1 := counts()
+	if c1 != [6]int{1, 1, 1, 1, 1, 1} {
+		t.Fatalf("after the first Apply: %v, want all 1", c1)
+	}
+
+	// Same event id, even with different contents: not applied again.
+	again := *k
+	again.T++
+	again.Phone = phoneB
+	if st.Apply(&again) {
+		t.Fatal("second Apply of the same event id = true, want false")
+	}
+	if st.Apply(k) {
+		t.Fatal("third Apply of the same event = true, want false")
+	}
+	after := st.Stats()
+	if after != before {
+		t.Errorf("stats changed by a duplicate: before %+v, after %+v", before, after)
+	}
+	if c2 := counts(); c2 != c1 {
+		t.Errorf("counts changed by a duplicate: %v, then %v", c1, c2)
+	}
+	if got := st.Count(features.KindPhone, phoneB, base+1, 600, false, false, false); got != 0 {
+		t.Errorf("duplicate recorded phone B: Count = %d", got)
+	}
+}
+
+func TestRetentionPruning(t *testing.T) {
+	st := features.New(features.Config{Retention: time.Hour})
+	// One attempt every 10 minutes for 3 hours: 19 attempts at 0, 600, …, 10800.
+	for dt := 0; dt <= 3*3600; dt += 600 {
+		mustApply(t, st, attempt(phoneA, dt, false))
+	}
+	// Only what is within the hour before the newest attempt (10800) is kept: 7200 … 10800.
+	if got := st.Count(features.KindPhone, phoneA, at(10800), 24*3600, false, false, false); got != 7 {
+		t.Errorf("after pruning, Count over 24h = %d, want 7", got)
+	}
+	s := st.Stats()
+	// Phone, IP, net and prefix each keep 7 entries.
+	if s.Entries != 4*7 {
+		t.Errorf("Entries = %d, want %d", s.Entries, 4*7)
+	}
+	// An out-of-order attempt older than the retention is dropped on insert.
+	mustApply(t, st, attempt(phoneA, 600, false))
+	if got := st.Count(features.KindPhone, phoneA, at(10800), 24*3600, false, false, false); got != 7 {
+		t.Errorf("after a stale insert, Count = %d, want 7", got)
+	}
+	// An out-of-order attempt within the retention is kept.
+	mustApply(t, st, attempt(phoneA, 7500, false))
+	if got := st.Count(features.KindPhone, phoneA, at(10800), 24*3600, false, false, false); got != 8 {
+		t.Errorf("after an in-retention insert, Count = %d, want 8", got)
+	}
+}
+
+func TestMaxEntriesPerKey(t *testing.T) {
+	const limit = 8
+	st := features.New(features.Config{MaxEntriesPerKey: limit})
+	for i := 0; i < 20; i++ {
+		mustApply(t, st, attempt(phoneA, i, i < 10)) // the first 10 fail
+	}
+	if got := st.Count(features.KindPhone, phoneA, at(19), 3600, false, false, false); got != limit {
+		t.Errorf("Count = %d, want the limit %d", got, limit)
+	}
+	// The oldest were dropped: nothing at or before second 11 remains, and none of the kept
+	// attempts (12 … 19) failed.
+	if got := st.Count(features.KindPhone, phoneA, at(11), 3600, false, false, false); got != 0 {
+		t.Errorf("Count as of 11 = %d, want 0 (oldest dropped)", got)
+	}
+	if got := st.Count(features.KindPhone, phoneA, at(19), 3600, true, false, false); got != 0 {
+		t.Errorf("failures = %d, want 0 (the failures were the oldest)", got)
+	}
+	if got := st.Count(features.KindPhone, phoneA, at(12), 1, false, false, false); got != 1 {
+		t.Errorf("Count at 12 = %d, want 1 (12 is the oldest kept)", got)
+	}
+	// An out-of-order attempt older than everything kept is dropped at once.
+	mustApply(t, st, attempt(phoneA, 0, false))
+	if got := st.Count(features.KindPhone, phoneA, at(19), 3600, false, false, false); got != limit {
+		t.Errorf("after an old insert, Count = %d, want %d", got, limit)
+	}
+	// One newer than some kept entries pushes out the oldest kept (12).
+	mustApply(t, st, attempt(phoneA, 15, false))
+	if got := st.Count(features.KindPhone, phoneA, at(12), 1, false, false, false); got != 0 {
+		t.Errorf("entry 12 still kept after a newer insert at a full key")
+	}
+	if got := st.Count(features.KindPhone, phoneA, at(15), 1, false, false, false); got != 2 {
+		t.Errorf("Count at 15 = %d, want 2", got)
+	}
+	if s := st.Stats(); s.Entries != 4*limit {
+		t.Errorf("Entries = %d, want %d (phone, IP, net, prefix at the limit)", s.Entries, 4*limit)
+	}
+}
+
+func TestDistinctCap(t *testing.T) {
+	for _, tc := range []struct {
+		cap, phones, want int
+	}{
+		{cap: 5, phones: 3, want: 3},       // small list, under the cap
+		{cap: 5, phones: 10, want: 5},      // small list, over the cap
+		{cap: 20, phones: 16, want: 16},    // small list boundary
+		{cap: 20, phones: 100, want: 20},   // table, over the cap
+		{cap: 512, phones: 600, want: 512}, // the default cap
+		{cap: 512, phones: 300, want: 300},
+	} {
+		st := features.New(features.Config{DistinctCap: tc.cap})
+		for i := 0; i < tc.phones; i++ {
+			mustApply(t, st, attempt(uint64(5000+i), i%60, false))
+		}
+		if got := st.Distinct(features.KindIP, ipA, at(60), 600, features.FieldA, 0); got != tc.want {
+			t.Errorf("cap %d, %d phones: Distinct = %d, want %d", tc.cap, tc.phones, got, tc.want)
+		}
+		if got := st.Distinct(features.KindIP, ipA, at(60), 600, features.FieldA, 42); got != min(tc.phones+1, tc.cap) {
+			t.Errorf("cap %d, %d phones + self: Distinct = %d, want %d", tc.cap, tc.phones, got, min(tc.phones+1, tc.cap))
+		}
+		// Counts are not capped.
+		if got := st.Count(features.KindIP, ipA, at(60), 600, false, false, false); got != tc.phones {
+			t.Errorf("cap %d: Count = %d, want %d", tc.cap, got, tc.phones)
+		}
+	}
+}
+
+func TestTokenSeen(t *testing.T) {
+	tests := []struct {
+		name      string
+		sightings []int
+		queries   map[int]int // dt → want
+	}{
+		{"never seen", nil, map[int]int{0: 0, 100: 0}},
+		{"once", []int{10}, map[int]int{9: 0, 10: 1, 11: 1, 5000: 1}},
+		{"twice", []int{10, 20}, map[int]int{9: 0, 10: 1, 15: 1, 20: 2, 99: 2}},
+		{"twice, applied out of order", []int{20, 10}, map[int]int{9: 0, 10: 1, 15: 1, 20: 2}},
+		{"twice in one second", []int{10, 10}, map[int]int{9: 0, 10: 2}},
+		{"three times", []int{10, 20, 30}, map[int]int{9: 0, 10: 1, 20: 2, 25: 2, 30: 3}},
+		{"three, two at the first second", []int{10, 10, 30}, map[int]int{9: 0, 10: 2, 20: 2, 30: 3}},
+	}
+	for _, tc := range tests {
+		st := features.New(features.Config{})
+		for _, dt := range tc.sightings {
+			k := attempt(phoneA, dt, false)
+			k.Token = 4242
+			mustApply(t, st, k)
+		}
+		for dt, want := range tc.queries {
+			if got := st.TokenSeen(4242, at(dt)); got != want {
+				t.Errorf("%s: TokenSeen as of %d = %d, want %d", tc.name, dt, got, want)
+			}
+		}
+		if got := st.TokenSeen(0, at(1000)); got != 0 {
+			t.Errorf("%s: TokenSeen(0) = %d, want 0", tc.name, got)
+		}
+		if got := st.TokenSeen(4243, at(1000)); got != 0 {
+			t.Errorf("%s: other token seen %d times", tc.name, got)
+		}
+	}
+}
+
+func TestLastLocation(t *testing.T) {
+	type loc struct {
+		dt       int
+		lat, lon float32
+	}
+	tests := []struct {
+		name    string
+		applied []loc
+		query   int
+		wantOK  bool
+		wantDT  int
+		wantLat float32
+	}{
+		{"none", nil, 100, false, 0, 0},
+		{"one before", []loc{{10, 1, 1}}, 100, true, 10, 1},
+		{"only before t, not at t", []loc{{100, 1, 1}}, 100, false, 0, 0},
+		{"not after t", []loc{{150, 1, 1}}, 100, false, 0, 0},
+		{"newest before t", []loc{{10, 1, 1}, {50, 2, 2}}, 100, true, 50, 2},
+		{"the one before the newest (re-scoring the newest)", []loc{{10, 1, 1}, {100, 2, 2}}, 100, true, 10, 1},
+		{"out of order", []loc{{50, 2, 2}, {10, 1, 1}}, 100, true, 50, 2},
+		{"out of order, between", []loc{{10, 1, 1}, {100, 3, 3}, {50, 2, 2}}, 100, true, 50, 2},
+		{"older than both kept", []loc{{50, 2, 2}, {100, 3, 3}, {10, 1, 1}}, 60, true, 50, 2},
+		{"same second replaces", []loc{{10, 1, 1}, {10, 4, 4}}, 100, true, 10, 4},
+		{"two newer kept, older forgotten", []loc{{10, 1, 1}, {100, 2, 2}, {200, 3, 3}}, 100, false, 0, 0},
+	}
+	for _, tc := range tests {
+		st := features.New(features.Config{})
+		for _, l := range tc.applied {
+			k := attempt(phoneA, l.dt, false)
+			k.HasLoc, k.Lat, k.Lon = true, l.lat, l.lon
+			mustApply(t, st, k)
+		}
+		// An attempt without a location does not move it.
+		mustApply(t, st, attempt(phoneA, 1, false))
+		sec, lat, lon, ok := st.LastLocation(phoneA, at(tc.query))
+		if ok != tc.wantOK {
+			t.Errorf("%s: ok = %v, want %v", tc.name, ok, tc.wantOK)
+			continue
+		}
+		if ok && (sec != at(tc.wantDT) || lat != tc.wantLat || lon != tc.wantLat) {
+			t.Errorf("%s: got (%d, %v, %v), want (%d, %v, %v)", tc.name, int(sec)-int(base), lat, lon, tc.wantDT, tc.wantLat, tc.wantLat)
+		}
+	}
+	st := features.New(features.Config{})
+	if _, _, _, ok := st.LastLocation(0, at(100)); ok {
+		t.Error("LastLocation(0) ok")
+	}
+	// Locations are kept for phones only: the IP of a located attempt has none.
+	k := attempt(phoneA, 0, false)
+	k.HasLoc, k.Lat, k.Lon = true, 1, 1
+	mustApply(t, st, k)
+	if _, _, _, ok := st.LastLocation(ipA, at(100)); ok {
+		t.Error("an IP key has a location")
+	}
+}
+
+// The sweep removes keys, event ids and tokens idle for longer than the retention: with one shard
+// swept every 4096 applied events, 64 × 4096 events after the old ones everything old is gone.
+func TestSweepIdleKeys(t *testing.T) {
+	st := features.New(features.Config{Retention: time.Hour})
+	const old = 5000
+	for i := 0; i < old; i++ {
+		mustApply(t, st, &features.Keys{EventID: uint64(1 + i), T: at(i % 60), Phone: uint64(1_000_000 + i),
+			IP: uint64(1<<40 | i), Net: uint64(2<<40 | i>>8), Device: uint64(2_000_000 + i), Prefix: uint64(1<<50 | i/10),
+			Token: uint64(3_000_000 + i), HasLoc: true, Lat: 1, Lon: 1})
+	}
+	s0 := st.Stats()
+	if s0.Keys[features.KindPhone] != old || s0.Tokens != old || s0.EventIDs != old {
+		t.Fatalf("stats after the old events: %+v", s0)
+	}
+	// New traffic two hours later on a handful of keys.
+	const recent = 64*4096 + 1
+	dropped := false
+	for i := 0; i < recent; i++ {
+		mustApply(t, st, &features.Keys{EventID: uint64(10_000_000 + i), T: at(7200 + i%600), Phone: uint64(1 + i%16), IP: 1<<40 | 7})
+		if !dropped && i == 2*4096 {
+			if s := st.Stats(); s.Keys[features.KindPhone] < s0.Keys[features.KindPhone]+16 {
+				dropped = true
+			}
+		}
+	}
+	if !dropped {
+		t.Error("no old phone key dropped after 8192 recent events")
+	}
+	s := st.Stats()
+	want := [5]int{16, 1, 0, 0, 0}
+	if s.Keys != want {
+		t.Errorf("Keys after the sweep cycle = %v, want %v", s.Keys, want)
+	}
+	if s.Tokens != 0 {
+		t.Errorf("Tokens = %d, want 0", s.Tokens)
+	}
+	// Event ids within the retention stay (for deduplication); the old ones went.
+	if s.EventIDs != recent {
+		t.Errorf("EventIDs = %d, want %d (the recent ones)", s.EventIDs, recent)
+	}
+	if st.Seen(1) {
+		t.Error("old event id still remembered")
+	}
+	if got := st.Count(features.KindPhone, 1_000_000, at(7200), 24*3600, false, false, false); got != 0 {
+		t.Errorf("swept phone still counts %d", got)
+	}
+	if s.Applied != old+recent {
+		t.Errorf("Applied = %d, want %d", s.Applied, old+recent)
+	}
+}
+
+// One writer and many readers at once (run with -race); the final answers are exact.
+func TestConcurrentApplyAndQuery(t *testing.T) {
+	st := features.New(features.Config{MaxEntriesPerKey: 4096})
+	const writes = 3000
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for r := 0; r < 4; r++ {
+		wg.Add(1)
+		go func(seed uint64) {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(seed, 1))
+			last := 0
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				n := st.Count(features.KindIP, ipA, at(writes), 24*3600, false, false, false)
+				if n < last {
+					t.Errorf("count went down: %d after %d", n, last)
+					return
+				}
+				last = n
+				d := st.Distinct(features.KindIP, ipA, at(writes), 24*3600, features.FieldA, uint32(rng.Uint64()))
+				if d > 51 {
+					t.Errorf("distinct phones + self = %d, more than 51", d)
+					return
+				}
+				st.Distinct(features.KindPhone, uint64(1+rng.IntN(50)), at(writes), 600, features.FieldA, 0)
+				st.TokenSeen(uint64(1+rng.IntN(100)), at(writes))
+				st.LastLocation(uint64(1+rng.IntN(50)), at(writes))
+				st.Seen(uint64(1 + rng.IntN(writes)))
+			}
+		}(uint64(r))
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < writes; i++ {
+			k := &features.Keys{EventID: uint64(1 + i), T: at(i), Phone: uint64(1 + i%50), IP: ipA, Net: netA,
+				Device: uint64(100 + i%7), Prefix: prefA, Token: uint64(1 + i%100), HasLoc: true, Lat: float32(i), Lon: 1}
+			if !st.Apply(k) {
+				t.Errorf("Apply(%d) = false", i)
+			}
+			if i%500 == 0 {
+				st.Stats()
+			}
+		}
+		close(stop)
+	}()
+	wg.Wait()
+	if got := st.Count(features.KindIP, ipA, at(writes), 24*3600, false, false, false); got != writes {
+		t.Errorf("final Count = %d, want %d", got, writes)
+	}
+	if got := st.Distinct(features.KindIP, ipA, at(writes), 24*3600, features.FieldA, 0); got != 50 {
+		t.Errorf("final Distinct phones = %d, want 50", got)
+	}
+	if got := st.Distinct(features.KindIP, ipA, at(writes), 24*3600, features.FieldB, 0); got != 7 {
+		t.Errorf("final Distinct devices = %d, want 7", got)
+	}
+	if got := st.TokenSeen(1, at(writes)); got != writes/100 {
+		t.Errorf("TokenSeen = %d, want %d", got, writes/100)
+	}
+}

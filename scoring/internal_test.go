@@ -1,0 +1,137 @@
+package scoring
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/riskflow/riskflow/rules"
+	"github.com/riskflow/riskflow/rules/packs"
+	"github.com/riskflow/riskflow/schemas"
+)
+
+// recordStrings must give exactly what the schemas helpers give.
+func TestRecordStrings(t *testing.T) {
+	h := schemas.NewPhoneHasher([]byte("k"))
+	for _, tc := range []struct{ phone, ip string }{
+		{"13800138000", "203.0.113.10"},
+		{"1440123456789", "2409:8c00::1"},
+		{"13800138000", "::ffff:203.0.113.10"},
+		{"13800138000", "2001:db8:0:0:1:0:0:1"},
+		{"1380013", ""},
+		{"", "0.0.0.0"},
+	} {
+		ev := &schemas.VerifyEvent{Phone: tc.phone}
+		if tc.ip != "" {
+			ev.IP = netip.MustParseAddr(tc.ip)
+		}
+		hash, masked, ip := recordStrings(h, ev)
+		if want := h.Hex(tc.phone); hash != want {
+			t.Errorf("%s: hash %s, want %s", tc.phone, hash, want)
+		}
+		if want := schemas.MaskPhone(tc.phone); masked != want {
+			t.Errorf("%s: masked %q, want %q", tc.phone, masked, want)
+		}
+		if want := ev.IP.String(); ip != want {
+			t.Errorf("%s: ip %q, want %q", tc.ip, ip, want)
+		}
+	}
+}
+
+// The name cache answers by content: a name at another address, or another name at a reused
+// address, gets the right slot.
+func TestSlotOf(t *testing.T) {
+	s, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := s.pool.Get().(*input)
+	for name, want := range s.cat.index {
+		for i := 0; i < 3; i++ {
+			if got := in.slotOf(name); got != want {
+				t.Fatalf("slotOf(%s) = %d, want %d", name, got, want)
+			}
+			// The same name in a fresh allocation.
+			if got := in.slotOf(strings.Clone(name)); got != want {
+				t.Fatalf("slotOf(clone of %s) = %d, want %d", name, got, want)
+			}
+		}
+	}
+	if got := in.slotOf("no_such_variable"); got != -1 {
+		t.Errorf("slotOf(unknown) = %d", got)
+	}
+	// Every entry of a full cache, overwritten with other names in place, still answers by content.
+	buf := []byte("phone_verifies_10m")
+	name := string(buf)
+	if got := in.slotOf(name); got != s.cat.index["phone_verifies_10m"] {
+		t.Fatalf("slotOf = %d", got)
+	}
+	other := "phone_verifies_1h_"[:len(name)] // same length, different content
+	if got, want := in.slotOf(other), -1; got != want {
+		t.Errorf("slotOf(%q) = %d, want %d", other, got, want)
+	}
+	if got := in.slotOf("ip_phones_10m"); got != s.cat.index["ip_phones_10m"] {
+		t.Errorf("slotOf(ip_phones_10m) = %d", got)
+	}
+}
+
+func TestStrInterning(t *testing.T) {
+	s, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := s.pool.Get().(*input)
+	i := s.cat.index["app_id"]
+	a := in.str(i, "app-1")
+	if a.Value() != "app-1" || in.str(i, "app-1") != a {
+		t.Errorf("repeated value not reused: %v", a)
+	}
+	if b := in.str(i, "app-2"); b.Value() != "app-2" {
+		t.Errorf("str = %v", b)
+	}
+	if v := in.str(i, schemas.FlowOneClickLogin); v != internedStrings[schemas.FlowOneClickLogin] {
+		t.Errorf("enum value not interned")
+	}
+	if v := in.str(i, ""); v.Value() != "" {
+		t.Errorf("empty = %v", v)
+	}
+}
+
+// Check does not allocate beyond its answer, and its attempt is not kept by the pooled input.
+func TestCheckAllocations(t *testing.T) {
+	if testing.Short() || raceEnabled {
+		t.Skip("allocation counts need a normal build")
+	}
+	s, err := New(Config{}, WithPhoneHasher(schemas.NewPhoneHasher([]byte("k"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetPack(mustCompile(t, s))
+	req := schemas.CheckRequest{Phone: "13800138000", IP: netip.MustParseAddr("203.0.113.10"), Carrier: "CM", AppID: "app"}
+	if _, err := s.Check(&req); err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(200, func() {
+		if _, err := s.Check(&req); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// A clean verdict allocates nothing in scoring. (cel-go allocates when it compares doubles,
+	// e.g. travel_kmh > 1000.0 in the default pack: up to 2 allocations there.)
+	if allocs > 2 {
+		t.Errorf("Check of a clean attempt: %.1f allocations, want at most 2", allocs)
+	}
+	in := s.pool.Get().(*input)
+	if in.ev != nil || in.evBuf.Phone != "" {
+		t.Errorf("a pooled input keeps the last attempt: %+v", in.evBuf)
+	}
+}
+
+func mustCompile(t *testing.T, s *Scorer) *rules.Pack {
+	t.Helper()
+	p, err := rules.Compile(packs.Default(), s.Env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
