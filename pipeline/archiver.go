@@ -19,6 +19,13 @@ type Sink interface {
 	WriteBatch(ctx context.Context, recs []schemas.ScoreRecord) error
 }
 
+// RejectedRecord is a sink error about one record that can never be stored (the sink is healthy;
+// retrying would fail the same way). The stage dead-letters that record and stores the rest.
+type RejectedRecord interface {
+	error
+	RejectedIndex() int // position of the record in the batch given to WriteBatch
+}
+
 // ArchiveStage is the archiver role's handler: decode risk.scores records and store them.
 type ArchiveStage struct {
 	Sink Sink
@@ -30,6 +37,7 @@ type ArchiveStage struct {
 // Handle stores a batch; nil means durable, and the caller commits.
 func (a *ArchiveStage) Handle(ctx context.Context, batch []kafka.Message) error {
 	recs := make([]schemas.ScoreRecord, 0, len(batch))
+	src := make([]kafka.Message, 0, len(batch)) // src[i] is the message recs[i] came from
 	var dead []kafka.Message
 	for _, m := range batch {
 		r, err := schemas.DecodeScoreRecord(m.Value)
@@ -38,6 +46,7 @@ func (a *ArchiveStage) Handle(ctx context.Context, batch []kafka.Message) error 
 			continue
 		}
 		recs = append(recs, r)
+		src = append(src, m)
 	}
 	if len(dead) > 0 {
 		if err := a.DLQ.WriteMessages(ctx, dead...); err != nil {
@@ -50,11 +59,26 @@ func (a *ArchiveStage) Handle(ctx context.Context, batch []kafka.Message) error 
 			}
 		}
 	}
-	if len(recs) == 0 {
-		return nil
-	}
-	if err := a.Sink.WriteBatch(ctx, recs); err != nil {
-		return fmt.Errorf("archive %d records: %w", len(recs), err)
+	for len(recs) > 0 {
+		err := a.Sink.WriteBatch(ctx, recs)
+		var rej RejectedRecord
+		if err == nil {
+			break
+		}
+		if !errors.As(err, &rej) || rej.RejectedIndex() < 0 || rej.RejectedIndex() >= len(recs) {
+			return fmt.Errorf("archive %d records: %w", len(recs), err)
+		}
+		// A poison record: dead-letter it and store the others, instead of retrying forever.
+		i := rej.RejectedIndex()
+		if err := a.DLQ.WriteMessages(ctx, DeadLetter(src[i], rej)); err != nil {
+			return fmt.Errorf("dead-letter unstorable record %s: %w", recs[i].EventID, err)
+		}
+		logger(a.Log).Error("score record cannot be stored; dead-lettered", "event_id", recs[i].EventID, "err", rej)
+		if a.Obs != nil {
+			a.Obs.DeadLettered("unstorable_record")
+		}
+		recs = append(recs[:i], recs[i+1:]...)
+		src = append(src[:i], src[i+1:]...)
 	}
 	if a.Obs != nil {
 		a.Obs.Archived(len(recs))
@@ -96,6 +120,11 @@ func NewBreakerSink(name string, sink Sink, cfg BreakerConfig, log *slog.Logger,
 		// neither as a failure nor as a success (a success would close a half-open breaker and
 		// reset the run of consecutive failures without the sink having answered).
 		IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
+		// A record the sink refuses says nothing against the sink's health either.
+		IsSuccessful: func(err error) bool {
+			var rej RejectedRecord
+			return err == nil || errors.As(err, &rej)
+		},
 		OnStateChange: func(name string, from, to gobreaker.State) {
 			log.Warn("circuit breaker state change", "breaker", name, "from", from.String(), "to", to.String())
 			if onState != nil {

@@ -734,3 +734,59 @@ func TestPublisherErrors(t *testing.T) {
 		t.Error("a partly invalid batch was partly written")
 	}
 }
+
+// rejectingSink refuses records whose event id is in bad, like chsink does for unstorable rows.
+type rejectingSink struct {
+	bad    map[string]bool
+	stored []string
+}
+
+type rejected struct{ i int }
+
+func (r rejected) Error() string      { return "cannot be stored" }
+func (r rejected) RejectedIndex() int { return r.i }
+
+func (s *rejectingSink) WriteBatch(_ context.Context, recs []schemas.ScoreRecord) error {
+	for i, r := range recs {
+		if s.bad[r.EventID] {
+			return rejected{i}
+		}
+	}
+	for _, r := range recs {
+		s.stored = append(s.stored, r.EventID)
+	}
+	return nil
+}
+
+func TestArchiveStageDeadLettersUnstorableRecords(t *testing.T) {
+	sink := &rejectingSink{bad: map[string]bool{"e2": true, "e4": true}}
+	dlq := &fakeWriter{}
+	stage := &ArchiveStage{Sink: NewBreakerSink("t", sink, BreakerConfig{Failures: 1}, slog.New(slog.DiscardHandler), nil), DLQ: dlq}
+	var batch []kafka.Message
+	for i := 1; i <= 5; i++ {
+		b, err := json.Marshal(schemas.ScoreRecord{
+			EventID: fmt.Sprintf("e%d", i), TS: time.Unix(1700000000, 0).UTC(), PhoneHash: strings.Repeat("ab", 32),
+			PhoneMasked: "1380013****", PhoneSegment: "1380013", ScoredAt: time.Unix(1700000000, 0).UTC(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch = append(batch, kafka.Message{Partition: 0, Offset: int64(i), Value: b})
+	}
+	if err := stage.Handle(context.Background(), batch); err != nil {
+		t.Fatalf("Handle: %v (a poison record must not block the batch)", err)
+	}
+	if got := strings.Join(sink.stored, ","); got != "e1,e3,e5" {
+		t.Errorf("stored %s, want e1,e3,e5", got)
+	}
+	dl := dlq.written()
+	if len(dl) != 2 || string(dl[0].Value) != string(batch[1].Value) || string(dl[1].Value) != string(batch[3].Value) {
+		t.Fatalf("dead letters %d, want the 2 refused records with their original bytes", len(dl))
+	}
+	if got, _ := header(dl[0], HeaderOffset); got != "2" {
+		t.Errorf("dead letter offset header %q, want 2", got)
+	}
+	if stage.Sink.(*BreakerSink).State() != "closed" {
+		t.Errorf("refused records tripped the breaker")
+	}
+}

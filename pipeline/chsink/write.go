@@ -52,6 +52,9 @@ func (e *InvalidRecordError) Error() string {
 	return fmt.Sprintf("chsink: record %d (event_id %q) cannot be stored: %s", e.Index, e.EventID, e.Reason)
 }
 
+// RejectedIndex is the position of the refused record (pipeline.RejectedRecord).
+func (e *InvalidRecordError) RejectedIndex() int { return e.Index }
+
 // Is reports whether target is ErrInvalidRecord.
 func (e *InvalidRecordError) Is(target error) bool { return target == ErrInvalidRecord }
 
@@ -207,6 +210,20 @@ func riskScoreRow(r *schemas.ScoreRecord) ([]any, error) {
 	}, nil
 }
 
+// maskedBeyondSegment reports whether m reveals nothing past the number segment: up to 7 leading
+// digits, then only stars (at least 4). Anything else — e.g. 138****8000, whose last 4 digits beside
+// phone_segment would spell out the number — is refused.
+func maskedBeyondSegment(m string) bool {
+	i := 0
+	for i < len(m) && m[i] >= '0' && m[i] <= '9' {
+		i++
+	}
+	if i > 7 || len(m)-i < 4 {
+		return false
+	}
+	return strings.Trim(m[i:], "*") == ""
+}
+
 // checkRecord returns why r cannot be stored, or "".
 func checkRecord(r *schemas.ScoreRecord) string {
 	switch {
@@ -218,8 +235,8 @@ func checkRecord(r *schemas.ScoreRecord) string {
 		return fmt.Sprintf("scored_at %s is outside what ClickHouse DateTime stores", r.ScoredAt.Format(time.RFC3339))
 	case !isHex64(r.PhoneHash):
 		return "phone_hash must be 64 hex digits"
-	case !strings.Contains(r.PhoneMasked, "****") || countDigits(r.PhoneMasked) > 7:
-		return "phone_masked must be a masked number like 138****8000"
+	case !maskedBeyondSegment(r.PhoneMasked):
+		return "phone_masked must be at most 7 leading digits and at least 4 stars, like 1381234****"
 	case len(r.PhoneSegment) > 7 || countDigits(r.PhoneSegment) != len(r.PhoneSegment):
 		return "phone_segment must be at most 7 digits"
 	case r.Score < 0 || r.Score > math.MaxUint16:
