@@ -790,3 +790,26 @@ func TestArchiveStageDeadLettersUnstorableRecords(t *testing.T) {
 		t.Errorf("refused records tripped the breaker")
 	}
 }
+
+func TestScoreStageDeadLettersEventsFromTheFuture(t *testing.T) {
+	scores, dlq := &fakeWriter{}, &fakeWriter{}
+	stage := &ScoreStage{Scorer: &fakeScorer{}, Scores: scores, DLQ: dlq, Workers: 1}
+	ev := func(id string, ts time.Time) []byte {
+		b, _ := json.Marshal(map[string]any{"event_id": id, "ts": ts.UnixMilli(), "app_id": "a", "flow": "one_click_login", "phone": "13800138000", "ip": "1.2.3.4", "outcome": "success"})
+		return b
+	}
+	batch := []kafka.Message{msg(1, "k", ev("now", time.Now())), msg(2, "k", ev("future", time.Now().Add(time.Hour)))}
+	if err := stage.Handle(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(scores.written()); n != 1 {
+		t.Errorf("%d scored, want 1", n)
+	}
+	dl := dlq.written()
+	if len(dl) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dl))
+	}
+	if f, _ := header(dl[0], HeaderField); f != "ts" {
+		t.Errorf("dead letter field %q, want ts", f)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 
@@ -132,6 +133,9 @@ func (s *ScoreStage) scoreAll(batch []kafka.Message, res []outcome) {
 
 func (s *ScoreStage) scoreOne(m kafka.Message) outcome {
 	ev, err := schemas.DecodeEvent(m.Value)
+	if err == nil {
+		err = schemas.CheckNotFuture(&ev, time.Now(), schemas.MaxClockSkew)
+	}
 	if err != nil {
 		return outcome{msg: DeadLetter(m, err), dead: true}
 	}

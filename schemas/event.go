@@ -480,6 +480,18 @@ func (w *wireEvent) validate() (VerifyEvent, error) {
 	return ev, nil
 }
 
+// MaxClockSkew is how far in the future an event's ts may be when it is ingested (CheckNotFuture).
+const MaxClockSkew = 5 * time.Minute
+
+// CheckNotFuture rejects an event stamped more than skew after now: a wrong clock or unit on the
+// producer, or a forged event, must not move event-time windows into the future.
+func CheckNotFuture(ev *VerifyEvent, now time.Time, skew time.Duration) error {
+	if ahead := ev.TS.Sub(now); ahead > skew {
+		return fieldErr("ts", "%s is %s in the future (allowed clock skew %s)", ev.TS.Format(time.RFC3339), ahead.Round(time.Second), skew)
+	}
+	return nil
+}
+
 // Timestamps outside [minTS, maxTS] are rejected: almost always a unit mistake (seconds for ms).
 var (
 	minTS = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -626,3 +626,24 @@ func TestDecodeScoreRecord(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckNotFuture(t *testing.T) {
+	now := time.Date(2026, 11, 21, 6, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		ts time.Time
+		ok bool
+	}{
+		{now.Add(-48 * time.Hour), true},
+		{now.Add(MaxClockSkew), true},
+		{now.Add(MaxClockSkew + time.Second), false},
+		{time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC), false},
+	} {
+		err := CheckNotFuture(&VerifyEvent{TS: c.ts}, now, MaxClockSkew)
+		if (err == nil) != c.ok {
+			t.Errorf("ts %s: err %v, want ok=%v", c.ts, err, c.ok)
+		}
+		if err != nil && !strings.HasPrefix(err.Error(), "ts: ") {
+			t.Errorf("error %q does not name the field", err)
+		}
+	}
+}

@@ -84,9 +84,9 @@ func New(cfg Config, opts ...Option) (*Scorer, error) {
 	for _, w := range windows {
 		longest = max(longest, w)
 	}
-	if cfg.State.Retention < longest {
-		cfg.State.Retention = longest
-	}
+	// The retention also bounds event-id dedupe and token replay detection, so it never drops
+	// below a day, whatever the windows.
+	cfg.State.Retention = max(cfg.State.Retention, longest, 24*time.Hour)
 	s := &Scorer{
 		cat:   cat,
 		state: features.New(cfg.State),

@@ -304,6 +304,16 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) (int, erro
 	if err != nil {
 		return 0, err
 	}
+	now := time.Now()
+	for i := range evs {
+		if err := schemas.CheckNotFuture(&evs[i], now, schemas.MaxClockSkew); err != nil {
+			if len(evs) > 1 || firstNonSpace(b) == '[' {
+				fe, _ := schemas.AsFieldError(err)
+				return 0, &schemas.FieldError{Field: fmt.Sprintf("[%d].%s", i, fe.Field), Reason: fe.Reason}
+			}
+			return 0, err
+		}
+	}
 	for i := range evs {
 		field := "app_id"
 		if len(evs) > 1 || (len(b) > 0 && firstNonSpace(b) == '[') {

@@ -8,6 +8,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/riskflow/riskflow/schemas"
 )
 
 type fakeRules struct {
@@ -74,3 +77,21 @@ func TestRulesAdminRoutes(t *testing.T) {
 		t.Errorf("DELETE = %d, want 405", code)
 	}
 }
+
+func TestEventsFromTheFutureAreRejected(t *testing.T) {
+	s := New(Config{Keys: map[string]string{"app": "s"}}, nil, nopPublisher{})
+	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	body := `[{"event_id":"a","ts":"` + time.Now().UTC().Format(time.RFC3339) + `","app_id":"app","flow":"one_click_login","phone":"13800138000","ip":"1.2.3.4","outcome":"success"},` +
+		`{"event_id":"b","ts":"` + future + `","app_id":"app","flow":"one_click_login","phone":"13800138000","ip":"1.2.3.4","outcome":"success"}]`
+	req := httptest.NewRequest(http.MethodPost, "/v1/events", strings.NewReader(body))
+	req.SetBasicAuth("app", "s")
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), `[1].ts: `) || !strings.Contains(rec.Body.String(), "in the future") {
+		t.Errorf("future event: %d %s; want 400 naming [1].ts", rec.Code, rec.Body.String())
+	}
+}
+
+type nopPublisher struct{}
+
+func (nopPublisher) Publish(context.Context, []schemas.VerifyEvent) error { return nil }
