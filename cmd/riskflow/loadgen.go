@@ -84,6 +84,12 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	live := *out == "kafka" || strings.HasPrefix(*out, "http://") || strings.HasPrefix(*out, "https://")
+	if lf.start == "" && !(live && *speedup == 1) {
+		// Unless events are paced in real time, end the stream at now: riskflow refuses events
+		// stamped more than a few minutes in the future.
+		lc.Start = time.Now().UTC().Add(-lc.Duration)
+	}
 	g, err := loadgen.New(lc)
 	if err != nil {
 		return usageError{err}
