@@ -23,7 +23,8 @@ usage:
   riskflow serve   --roles scorer,archiver,api [common flags]
   riskflow migrate [common flags]
   riskflow produce FILE.jsonl [common flags]
-  riskflow rules lint FILE | rules test DIR | rules vars
+  riskflow rules lint FILE | rules test DIR | rules vars | rules report [--window 24h] [--app ID]
+  riskflow backtest --rules CANDIDATE.yaml --from T [--to T] [--labels FILE] [--json]
   riskflow demo    [--duration 30s] [--rate N] [--mode auto|real|dev]
   riskflow loadgen [--rate N] [--duration D] [--out FILE.jsonl|-|kafka|http://HOST:PORT] [--labels FILE]
   riskflow bench   [--api] [--pipeline] [--freshness] [--phones N] [--ips N]
@@ -88,6 +89,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdLoadgen(ctx, rest, stdout, stderr)
 	case "demo":
 		return cmdDemo(ctx, rest, stdout, stderr)
+	case "backtest":
+		return cmdBacktest(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

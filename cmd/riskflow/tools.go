@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 
@@ -161,22 +162,27 @@ func produceLines(ctx context.Context, in io.Reader, pub *pipeline.Publisher, w 
 // cmdRules: lint a pack, run rule tests, list variables.
 func cmdRules(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("rules: lint FILE | test DIR | vars")
+		return usagef("rules: lint FILE | test DIR | vars | report")
 	}
 	switch args[0] {
-	case "lint", "test", "vars":
+	case "lint", "test", "vars", "report":
 	default:
-		return usagef("rules: unknown subcommand %q (lint, test, vars)", args[0])
+		return usagef("rules: unknown subcommand %q (lint, test, vars, report)", args[0])
 	}
 	fs := newFlagSet("rules "+args[0], stderr)
 	var cf commonFlags
 	cf.register(fs)
+	window := fs.Duration("window", 24*time.Hour, "report: the period to report, compared with the period before it")
+	app := fs.String("app", "", "report: one app_id only")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
 	cfg, err := cf.load(nil)
 	if err != nil {
 		return err
+	}
+	if args[0] == "report" {
+		return cmdRulesReport(ctx, cfg, *window, *app, stdout)
 	}
 	log := newLogger(LogConfig{Level: "error", Format: "text"}, stderr)
 	cfg.Scoring.Rules = ""

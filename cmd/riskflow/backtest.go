@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/riskflow/riskflow/pipeline/chsink"
+	"github.com/riskflow/riskflow/rules"
+	"github.com/riskflow/riskflow/rules/packs"
+	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring"
+	"github.com/riskflow/riskflow/scoring/backtest"
+)
+
+// cmdBacktest replays stored events from ClickHouse through the production scorer with the current
+// and a candidate rule pack and reports what the candidate would change.
+func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("backtest", stderr)
+	var cf commonFlags
+	cf.register(fs)
+	candidatePath := fs.String("rules", "", "candidate rule pack (required)")
+	currentPath := fs.String("current", "", "pack to compare with (default: scoring.rules, else the embedded default)")
+	from := fs.String("from", "", "start of the period: RFC 3339, 2006-01-02, or a duration before now like 24h (required)")
+	to := fs.String("to", "now", "end of the period (same forms)")
+	warmUp := fs.Duration("warm-up", backtest.DefaultWarmUp, "history read before --from to fill the feature windows")
+	labelsPath := fs.String("labels", "", "ground truth (loadgen --labels file or event_id,label lines) for precision/recall")
+	flagAt := fs.Int("flag-at", 600, "score at or above which an event counts as flagged for precision/recall")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	noRecord := fs.Bool("no-record", false, "do not write the run to backtest_runs")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *candidatePath == "" || *from == "" {
+		return usagef("backtest: --rules and --from are required")
+	}
+	now := time.Now().UTC()
+	start, err := parseWhen(*from, now)
+	if err != nil {
+		return usagef("--from: %v", err)
+	}
+	end, err := parseWhen(*to, now)
+	if err != nil {
+		return usagef("--to: %v", err)
+	}
+	if !end.After(start) {
+		return usagef("--to (%s) must be after --from (%s)", end.Format(time.RFC3339), start.Format(time.RFC3339))
+	}
+	cfg, err := cf.load(nil)
+	if err != nil {
+		return err
+	}
+	if cfg.ClickHouse.Addr == "" {
+		return usagef("clickhouse.addr: required to read history (RISKFLOW_CLICKHOUSE_ADDR)")
+	}
+	log := newLogger(LogConfig{Level: "warn", Format: cfg.Log.Format}, stderr)
+	newScorer := func() (*scoring.Scorer, error) {
+		return buildScorer(cfg.Scoring, schemas.NewPhoneHasher([]byte("backtest")), log)
+	}
+	probe, err := newScorer()
+	if err != nil {
+		return err
+	}
+	candidate, err := rules.CompileFile(*candidatePath, probe.Env())
+	if err != nil {
+		return usageError{fmt.Errorf("--rules %s: rejected:\n%w", *candidatePath, err)}
+	}
+	cur := *currentPath
+	if cur == "" {
+		cur = cfg.Scoring.Rules
+	}
+	var current *rules.Pack
+	if cur == "" {
+		current, err = rules.Compile(packs.Default(), probe.Env())
+	} else {
+		current, err = rules.CompileFile(cur, probe.Env())
+	}
+	if err != nil {
+		return usageError{fmt.Errorf("current pack %s: %w", sourceName(cur), err)}
+	}
+	opts := backtest.Options{From: start, To: end, WarmUp: *warmUp, FlagAt: *flagAt, NoRecord: *noRecord}
+	if *labelsPath != "" {
+		f, err := os.Open(*labelsPath)
+		if err != nil {
+			return usageError{fmt.Errorf("--labels: %w", err)}
+		}
+		opts.Labels, err = backtest.ParseLabels(f)
+		f.Close()
+		if err != nil {
+			return usageError{fmt.Errorf("--labels %s: %w", *labelsPath, err)}
+		}
+	}
+	opts.Progress = func(p backtest.Progress) {
+		if p.Done {
+			return
+		}
+		rate := float64(p.Read) / max(p.Elapsed.Seconds(), 1e-9)
+		fmt.Fprintf(stderr, "backtest: %d events read (%d compared, %d changed), at %s, %.0f events/s\n",
+			p.Read, p.Compared, p.Changed, p.At.Format(time.RFC3339), rate)
+	}
+	c := cfg.ClickHouse
+	st, err := chsink.Open(ctx, chsink.Config{Addr: c.Addr, Database: c.Database, Username: c.Username, Password: c.Password})
+	if err != nil {
+		return usageError{fmt.Errorf("clickhouse: %w", err)}
+	}
+	defer st.Close()
+	rep, err := backtest.RunClickHouse(ctx, st, current, candidate, newScorer, opts)
+	if rep != nil {
+		if *asJSON {
+			b, jerr := rep.JSON()
+			if jerr != nil {
+				return jerr
+			}
+			fmt.Fprintln(stdout, string(b))
+		} else if werr := rep.WriteText(stdout); werr != nil {
+			return werr
+		}
+	}
+	return err
+}
+
+// parseWhen reads RFC 3339, a date (UTC midnight), "now", or a duration before now ("24h", "-24h").
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	switch {
+	case s == "now":
+		return now, nil
+	case strings.HasSuffix(s, "h") || strings.HasSuffix(s, "m") || strings.HasSuffix(s, "s"):
+		if d, err := time.ParseDuration(strings.TrimPrefix(s, "-")); err == nil {
+			return now.Add(-d), nil
+		}
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%q is not RFC 3339, a date, now, or a duration like 24h", s)
+}

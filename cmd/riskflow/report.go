@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+)
+
+// ruleStat is one rule's hits in the report window and the window before it.
+type ruleStat struct {
+	rule, mode, tag string
+	level           uint16
+	now, before     uint64
+	hourly          map[int64]uint64 // hour start (unix) → hits in the report window
+}
+
+// cmdRulesReport prints per-rule hit rates over a window from ClickHouse, shadow rules beside
+// enforced ones, with the trend against the previous window of the same length.
+func cmdRulesReport(ctx context.Context, cfg Config, window time.Duration, app string, stdout io.Writer) error {
+	if cfg.ClickHouse.Addr == "" {
+		return usagef("clickhouse.addr: required (RISKFLOW_CLICKHOUSE_ADDR)")
+	}
+	if window < time.Hour {
+		return usagef("--window: at least 1h")
+	}
+	c := cfg.ClickHouse
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{c.Addr}, Auth: clickhouse.Auth{Username: c.Username, Password: c.Password}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		return fmt.Errorf("rules report: %w", err)
+	}
+	defer conn.Close()
+	end := time.Now().UTC().Truncate(time.Hour).Add(time.Hour)
+	cur, prev := end.Add(-window), end.Add(-2*window)
+	appCond, args := "", []any{prev, end}
+	if app != "" {
+		appCond = " AND app_id = ?"
+		args = append(args, app)
+	}
+	tbl := c.Database + ".risk_scores"
+
+	var totalNow, totalBefore uint64
+	q := "SELECT countIf(ts >= toDateTime(?)), countIf(ts < toDateTime(?)) FROM " + tbl + " FINAL WHERE ts >= toDateTime(?) AND ts < toDateTime(?)" + appCond
+	if err := conn.QueryRow(ctx, q, append([]any{cur, cur}, args...)...).Scan(&totalNow, &totalBefore); err != nil {
+		return fmt.Errorf("rules report: count events: %w", err)
+	}
+	stats := map[string]*ruleStat{}
+	q = "SELECT rule, mode, any(tag), any(level), toUnixTimestamp(toStartOfHour(ts)) AS hour, count() FROM " + tbl + " FINAL " +
+		"ARRAY JOIN hit_rules AS rule, hit_tags AS tag, hit_scores AS level, hit_modes AS mode " +
+		"WHERE ts >= toDateTime(?) AND ts < toDateTime(?)" + appCond + " GROUP BY rule, mode, hour"
+	rows, err := conn.Query(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("rules report: hits: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var rule, mode, tag string
+		var level uint16
+		var hour uint32
+		var n uint64
+		if err := rows.Scan(&rule, &mode, &tag, &level, &hour, &n); err != nil {
+			return fmt.Errorf("rules report: scan: %w", err)
+		}
+		k := mode + "/" + rule
+		s := stats[k]
+		if s == nil {
+			s = &ruleStat{rule: rule, mode: mode, tag: tag, level: level, hourly: map[int64]uint64{}}
+			stats[k] = s
+		}
+		if int64(hour) >= cur.Unix() {
+			s.now += n
+			s.hourly[int64(hour)] += n
+		} else {
+			s.before += n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("rules report: %w", err)
+	}
+
+	list := make([]*ruleStat, 0, len(stats))
+	for _, s := range stats {
+		list = append(list, s)
+	}
+	sort.Slice(list, func(i, j int) bool {
+		if list[i].mode != list[j].mode {
+			return list[i].mode < list[j].mode // enforce before shadow
+		}
+		return list[i].now > list[j].now || list[i].now == list[j].now && list[i].rule < list[j].rule
+	})
+	scope := "all apps"
+	if app != "" {
+		scope = "app " + app
+	}
+	fmt.Fprintf(stdout, "rule hits, %s: %s → %s (%d events) vs the %s before (%d events)\n\n",
+		scope, cur.Format(time.RFC3339), end.Format(time.RFC3339), totalNow, window, totalBefore)
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "mode\trule\ttag\tlevel\thits\trate\tbefore\ttrend\thourly")
+	for _, s := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", s.mode, s.rule, s.tag, s.level, s.now,
+			rate(s.now, totalNow), rate(s.before, totalBefore), trend(s.now, totalNow, s.before, totalBefore), spark(s.hourly, cur, end))
+	}
+	tw.Flush()
+	if len(list) == 0 {
+		fmt.Fprintln(stdout, "no rule matched in this window")
+	}
+	return nil
+}
+
+func rate(n, total uint64) string {
+	if total == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.3f%%", 100*float64(n)/float64(total))
+}
+
+// trend compares hit rates (not counts: traffic changes too).
+func trend(now, totalNow, before, totalBefore uint64) string {
+	switch {
+	case totalBefore == 0 || totalNow == 0:
+		return "-"
+	case before == 0 && now == 0:
+		return "="
+	case before == 0:
+		return "new"
+	}
+	r := (float64(now) / float64(totalNow)) / (float64(before) / float64(totalBefore))
+	switch {
+	case r >= 1.5:
+		return fmt.Sprintf("↑ ×%.1f", r)
+	case r <= 1/1.5:
+		return fmt.Sprintf("↓ ×%.2f", r)
+	}
+	return fmt.Sprintf("≈ ×%.2f", r)
+}
+
+// spark draws hourly hits as a sparkline (at most 48 hours, the latest ones).
+func spark(hourly map[int64]uint64, from, to time.Time) string {
+	const bars = "▁▂▃▄▅▆▇█"
+	var vals []uint64
+	var peak uint64
+	for h := from; h.Before(to); h = h.Add(time.Hour) {
+		v := hourly[h.Unix()]
+		vals = append(vals, v)
+		peak = max(peak, v)
+	}
+	if len(vals) > 48 {
+		vals = vals[len(vals)-48:]
+	}
+	var b strings.Builder
+	runes := []rune(bars)
+	for _, v := range vals {
+		if peak == 0 || v == 0 {
+			b.WriteRune(' ')
+			continue
+		}
+		b.WriteRune(runes[int(v*uint64(len(runes)-1)/peak)])
+	}
+	return b.String()
+}
