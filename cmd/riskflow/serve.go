@@ -95,6 +95,18 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 			since := time.Now().Add(-a.scorer.State().Config().Retention)
 			feed := pipeline.NewFeed(a.kc, cfg.Kafka.EventsTopic, since, a.scorer, log)
 			g.Go(func() error { return feed.Follow(ctx) })
+			g.Go(func() error { // keep riskflow_replica_lag_messages current between probes
+				t := time.NewTicker(time.Second)
+				defer t.Stop()
+				for {
+					select {
+					case <-ctx.Done():
+						return nil
+					case <-t.C:
+						a.obs.lag.Set(float64(feed.Lag()))
+					}
+				}
+			})
 			ready = replicaReady(feed, cfg.API.ReadyMaxLag, a.obs)
 			if !roles["archiver"] {
 				a.watchRules(ctx, nil)

@@ -11,10 +11,12 @@
 //
 // # Bounds
 //
-// A key keeps at most MaxEntriesPerKey entries (default 1024); on overflow the oldest are dropped,
-// so for the hottest keys (a carrier NAT address) long-window counts become lower bounds while short
-// windows stay exact. Distinct counts are exact over the kept entries and stop counting at
-// DistinctCap (default 512) — well above every rule threshold — which bounds query cost. Entries
+// A key keeps at most MaxEntriesPerKey exact entries (default 1024). On overflow the oldest fold
+// into a coarse tier of 5-minute buckets (first/last second, attempt and failure counts, a
+// 64-register HyperLogLog per member field; 43 KiB per overflowing key at 24 h retention), so the
+// hottest keys (a carrier NAT address) keep counts over every window — exact inside the exact tier,
+// pro-rated at a bucket's edge beyond it. Distinct counts are exact up to DistinctCap (default 512,
+// well above every rule threshold) and HyperLogLog estimates (~13% standard error) above it. Entries
 // older than the retention are pruned on write, and idle keys are swept incrementally (one of 64
 // shards every 4096 applied events). Memory, measured by TestMemoryPerKey: about 75 bytes per key
 // plus 12 bytes per kept entry (a phone key with two attempts: ~100 bytes); with its share of the

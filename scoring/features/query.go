@@ -1,6 +1,9 @@
 package features
 
-import "sync"
+import (
+	"math"
+	"sync"
+)
 
 // Query answers are "as of" time t: entries with a second in (t-window, t]. Self, when true, adds
 // the attempt being scored (not yet applied) to the answer, so a check counts the current attempt.
@@ -14,12 +17,16 @@ const (
 	FieldB
 )
 
+func lo(t, window uint32) uint32 {
+	if t > window {
+		return t - window
+	}
+	return 0
+}
+
 // span returns the entries of r within (t-window, t]. Caller holds the shard lock.
 func span(es []entry, t, window uint32) []entry {
-	lo := uint32(0)
-	if t > window {
-		lo = t - window
-	}
+	lo := lo(t, window)
 	// first index with sec > lo
 	i, j := 0, len(es)
 	for i < j {
@@ -72,6 +79,9 @@ func (s *State) Count(kind Kind, key uint64, t, window uint32, failsOnly, self, 
 				}
 			}
 		}
+		if r.old != nil {
+			n += int(math.Round(r.old.count(lo(t, window), t, failsOnly)))
+		}
 	}
 	sh.mu.RUnlock()
 	return n
@@ -82,7 +92,8 @@ const tableSize = 4096 // > 2 × the largest DistinctCap worth having
 var tablePool = sync.Pool{New: func() any { return new([tableSize]uint32) }}
 
 // Distinct returns the number of distinct non-zero members (field f) on key within the window,
-// counting selfMember (if non-zero) as well. The answer stops growing at Config.DistinctCap.
+// counting selfMember (if non-zero) as well: exact up to Config.DistinctCap, a HyperLogLog
+// estimate (~13% standard error) above it.
 func (s *State) Distinct(kind Kind, key uint64, t, window uint32, f Field, selfMember uint32) int {
 	if key == 0 {
 		if selfMember != 0 {
@@ -95,6 +106,28 @@ func (s *State) Distinct(kind Kind, key uint64, t, window uint32, f Field, selfM
 	defer sh.mu.RUnlock()
 	r := sh.recs[kind][key]
 	es := span(r.entries, t, window)
+	exact := s.distinctExact(es, f, selfMember)
+	// Exact up to DistinctCap; above it — the exact count reached the cap, or the window reaches
+	// back into the coarse tier — a HyperLogLog estimate over the entries and the buckets, never
+	// below the exact count.
+	from := lo(t, window)
+	coarseToo := r.old != nil && (len(r.entries) == 0 || from < r.entries[0].sec())
+	if exact < s.cfg.DistinctCap && !coarseToo {
+		return exact
+	}
+	var h hll
+	if coarseToo {
+		r.old.sketch(&h, f, from, t)
+	}
+	h.add(selfMember)
+	for _, e := range es {
+		h.add(pick(e, f))
+	}
+	return max(exact, int(math.Round(h.estimate())))
+}
+
+// distinctExact counts distinct non-zero members of es (and self), stopping at DistinctCap.
+func (s *State) distinctExact(es []entry, f Field, selfMember uint32) int {
 	limit := s.cfg.DistinctCap
 
 	// Small lists: compare in place, no table.

@@ -60,6 +60,7 @@ func mkEntry(t uint32, fail bool, a, b uint32) entry {
 type rec struct {
 	entries []entry  // ordered by sec()
 	loc     *locHist // phones only, nil until a located attempt
+	old     *coarse  // entries beyond MaxEntriesPerKey, folded into buckets; nil until then
 }
 
 // locHist holds the two most recent located attempts of a phone with distinct seconds, newest
@@ -288,6 +289,11 @@ func (s *State) add(kind Kind, key uint64, e entry, loc *Keys) {
 		drop++
 	}
 	if over := len(es) - drop - s.cfg.MaxEntriesPerKey; over > 0 {
+		// Over the cap: the oldest entries move to the coarse tier instead of being forgotten.
+		if r.old == nil {
+			r.old = newCoarse(s.retention)
+		}
+		r.old.fold(es[drop : drop+over])
 		drop += over
 	}
 	if drop > 0 {

@@ -387,35 +387,45 @@ func TestMaxEntriesPerKey(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		mustApply(t, st, attempt(phoneA, i, i < 10)) // the first 10 fail
 	}
-	if got := st.Count(features.KindPhone, phoneA, at(19), 3600, false, false, false); got != limit {
-		t.Errorf("Count = %d, want the limit %d", got, limit)
-	}
-	// The oldest were dropped: nothing at or before second 11 remains, and none of the kept
-	// attempts (12 … 19) failed.
-	if got := st.Count(features.KindPhone, phoneA, at(11), 3600, false, false, false); got != 0 {
-		t.Errorf("Count as of 11 = %d, want 0 (oldest dropped)", got)
-	}
-	if got := st.Count(features.KindPhone, phoneA, at(19), 3600, true, false, false); got != 0 {
-		t.Errorf("failures = %d, want 0 (the failures were the oldest)", got)
-	}
-	if got := st.Count(features.KindPhone, phoneA, at(12), 1, false, false, false); got != 1 {
-		t.Errorf("Count at 12 = %d, want 1 (12 is the oldest kept)", got)
-	}
-	// An out-of-order attempt older than everything kept is dropped at once.
-	mustApply(t, st, attempt(phoneA, 0, false))
-	if got := st.Count(features.KindPhone, phoneA, at(19), 3600, false, false, false); got != limit {
-		t.Errorf("after an old insert, Count = %d, want %d", got, limit)
-	}
-	// One newer than some kept entries pushes out the oldest kept (12).
-	mustApply(t, st, attempt(phoneA, 15, false))
-	if got := st.Count(features.KindPhone, phoneA, at(12), 1, false, false, false); got != 0 {
-		t.Errorf("entry 12 still kept after a newer insert at a full key")
-	}
-	if got := st.Count(features.KindPhone, phoneA, at(15), 1, false, false, false); got != 2 {
-		t.Errorf("Count at 15 = %d, want 2", got)
-	}
+	// Only `limit` entries stay exact; the 12 older ones live on in the coarse tier, so counts
+	// over the window are still right: all 20 attempts, 10 of them failures.
 	if s := st.Stats(); s.Entries != 4*limit {
-		t.Errorf("Entries = %d, want %d (phone, IP, net, prefix at the limit)", s.Entries, 4*limit)
+		t.Errorf("Entries = %d, want %d exact (phone, IP, net, prefix at the limit)", s.Entries, 4*limit)
+	}
+	if got := st.Count(features.KindPhone, phoneA, at(19), 3600, false, false, false); got != 20 {
+		t.Errorf("Count = %d, want 20 (exact + coarse)", got)
+	}
+	if got := st.Count(features.KindPhone, phoneA, at(19), 3600, true, false, false); got != 10 {
+		t.Errorf("failures = %d, want 10 (all folded into the coarse tier)", got)
+	}
+	// The exact tier answers short windows inside it exactly.
+	if got := st.Count(features.KindPhone, phoneA, at(19), 5, false, false, false); got != 5 {
+		t.Errorf("Count over the last 5 s = %d, want 5", got)
+	}
+	// A window entirely inside the coarse tier is pro-rated over the seconds the bucket saw
+	// (0…11, 12 attempts): (3, 9] holds 6 of them.
+	if got := st.Count(features.KindPhone, phoneA, at(9), 6, false, false, false); got != 6 {
+		t.Errorf("Count over (3, 9] = %d, want 6", got)
+	}
+}
+
+func TestDistinctAboveTheEntryCap(t *testing.T) {
+	// A carrier NAT address: 5,000 distinct numbers in an hour, far over the exact tier.
+	st := features.New(features.Config{MaxEntriesPerKey: 256})
+	for i := 0; i < 5000; i++ {
+		mustApply(t, st, attempt(uint64(100000+i), i*3600/5000, false))
+	}
+	got := st.Distinct(features.KindIP, ipA, at(3600), 3600, features.FieldA, 0)
+	if got < 3500 || got > 6500 {
+		t.Errorf("Distinct over the hour = %d, want about 5000 (HyperLogLog, 64 registers)", got)
+	}
+	if n := st.Count(features.KindIP, ipA, at(3600), 3600, false, false, false); n < 4995 || n > 5000 {
+		t.Errorf("Count over the hour = %d, want 5000 (the first second may fall outside: ≥ 4995)", n)
+	}
+	// The last 10 minutes are served by the exact tier plus at most a bucket edge.
+	n10 := st.Count(features.KindIP, ipA, at(3600), 600, false, false, false)
+	if n10 < 780 || n10 > 890 {
+		t.Errorf("Count over 10 min = %d, want about 833", n10)
 	}
 }
 
@@ -424,11 +434,8 @@ func TestDistinctCap(t *testing.T) {
 		cap, phones, want int
 	}{
 		{cap: 5, phones: 3, want: 3},       // small list, under the cap
-		{cap: 5, phones: 10, want: 5},      // small list, over the cap
 		{cap: 20, phones: 16, want: 16},    // small list boundary
-		{cap: 20, phones: 100, want: 20},   // table, over the cap
-		{cap: 512, phones: 600, want: 512}, // the default cap
-		{cap: 512, phones: 300, want: 300},
+		{cap: 512, phones: 300, want: 300}, // the default cap, under it
 	} {
 		st := features.New(features.Config{DistinctCap: tc.cap})
 		for i := 0; i < tc.phones; i++ {
