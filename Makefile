@@ -12,9 +12,13 @@ test: services vet unit integration ## everything, against real Kafka and ClickH
 unit:
 	$(GO) test -race -count=1 ./...
 
+# Packages with integration tests, run one at a time (-p 1): pipeline/e2e stops and restarts the
+# shared ClickHouse server, which must not happen under another package's feet.
+INTEGRATION_PKGS = $(shell grep -rl --include='*_test.go' '^//go:build integration' . | grep -v '^./.local' | xargs -n1 dirname | sort -u)
+
 integration: services
 	RISKFLOW_GEO_CITY="$$(deploy/local/geo.sh path 2>/dev/null || true)" \
-	  $(GO) test -count=1 -tags integration -timeout $(INTEGRATION_TIMEOUT) ./...
+	  $(GO) test -count=1 -p 1 -tags integration -timeout $(INTEGRATION_TIMEOUT) $(INTEGRATION_PKGS)
 
 services: ## install (first run) and start Kafka + ClickHouse on loopback
 	deploy/local/up

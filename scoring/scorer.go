@@ -316,6 +316,7 @@ func keysOf(ev *schemas.VerifyEvent, g *schemas.Geo) features.Keys {
 		Fail:   ev.Outcome == schemas.OutcomeFail,
 		Phone:  nz(xxhash.Sum64String(ev.Phone)),
 		Prefix: prefixKey7(ev.Phone),
+		App:    nz(xxhash.Sum64String(ev.AppID)),
 	}
 	if ev.EventID != "" {
 		k.EventID = nz(xxhash.Sum64String(ev.EventID))

@@ -44,6 +44,9 @@ var windowFeatures = []windowFeature{
 	{name: "device_phones", doc: "distinct phone numbers verified on this device", kind: features.KindDevice, distinct: true, field: features.FieldA, keyOf: deviceKey, selfOf: phoneMember},
 	{name: "prefix_phones", doc: "distinct numbers sharing all but the last 4 digits (连号)", kind: features.KindPrefix, distinct: true, field: features.FieldA, keyOf: prefixKey, selfOf: phoneMember},
 	{name: "prefix_verifies", doc: "verifications of numbers sharing all but the last 4 digits", kind: features.KindPrefix, keyOf: prefixKey},
+	{name: "app_verifies", doc: "verifications in this app (tenant); an estimate beyond the newest 1024", kind: features.KindApp, keyOf: appKey},
+	{name: "app_fails", doc: "failed verifications in this app", kind: features.KindApp, fails: true, keyOf: appKey},
+	{name: "app_phones", doc: "distinct phone numbers verified in this app (a HyperLogLog estimate above 512)", kind: features.KindApp, distinct: true, field: features.FieldA, keyOf: appKey, selfOf: phoneMember},
 }
 
 func phoneKey(in *input) uint64     { return in.keys.Phone }
@@ -51,6 +54,7 @@ func ipKey(in *input) uint64        { return in.keys.IP }
 func netKey(in *input) uint64       { return in.keys.Net }
 func deviceKey(in *input) uint64    { return in.keys.Device }
 func prefixKey(in *input) uint64    { return in.keys.Prefix }
+func appKey(in *input) uint64       { return in.keys.App }
 func phoneMember(in *input) uint32  { return in.members[0] }
 func deviceMember(in *input) uint32 { return in.members[1] }
 func netMember(in *input) uint32    { return in.members[2] }

@@ -71,7 +71,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.keys; ch
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.st.Stats()
-	for i, name := range []string{"phone", "ip", "net", "device", "prefix"} {
+	for i, name := range []string{"phone", "ip", "net", "device", "prefix", "app"} {
 		ch <- prometheus.MustNewConstMetric(c.keys, prometheus.GaugeValue, float64(s.Keys[i]), name)
 	}
 	ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(s.Entries))

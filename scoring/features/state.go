@@ -16,6 +16,7 @@ const (
 	KindNet                // a = phone
 	KindDevice             // a = phone
 	KindPrefix             // a = phone
+	KindApp                // a = phone, b = device (a tenant's whole traffic: always in the coarse tier)
 	numKinds
 )
 
@@ -209,6 +210,7 @@ type Keys struct {
 	Net     uint64
 	Device  uint64
 	Prefix  uint64
+	App     uint64
 	Token   uint64
 	HasLoc  bool
 	Lat     float32
@@ -245,6 +247,7 @@ func (s *State) Apply(k *Keys) bool {
 		s.add(KindDevice, k.Device, mkEntry(k.T, k.Fail, phoneM, 0), nil)
 	}
 	s.add(KindPrefix, k.Prefix, mkEntry(k.T, k.Fail, phoneM, 0), nil)
+	s.add(KindApp, k.App, mkEntry(k.T, k.Fail, phoneM, deviceM), nil)
 	if k.Token != 0 {
 		sh := s.shard(k.Token)
 		sh.mu.Lock()
@@ -289,7 +292,9 @@ func (s *State) add(kind Kind, key uint64, e entry, loc *Keys) {
 		drop++
 	}
 	if over := len(es) - drop - s.cfg.MaxEntriesPerKey; over > 0 {
-		// Over the cap: the oldest entries move to the coarse tier instead of being forgotten.
+		// Over the cap: the oldest entries move to the coarse tier instead of being forgotten, an
+		// eighth of the cap at a time so that a hot key does not shift its whole list per insert.
+		over = min(max(over, s.cfg.MaxEntriesPerKey/8), len(es)-drop-1)
 		if r.old == nil {
 			r.old = newCoarse(s.retention)
 		}

@@ -574,7 +574,7 @@ func TestSweepIdleKeys(t *testing.T) {
 		t.Error("no old phone key dropped after 8192 recent events")
 	}
 	s := st.Stats()
-	want := [5]int{16, 1, 0, 0, 0}
+	want := [6]int{16, 1, 0, 0, 0, 0}
 	if s.Keys != want {
 		t.Errorf("Keys after the sweep cycle = %v, want %v", s.Keys, want)
 	}
