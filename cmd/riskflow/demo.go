@@ -17,8 +17,6 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/riskflow/riskflow/consumers"
 	"github.com/riskflow/riskflow/pipeline"
@@ -74,12 +72,11 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		fmt.Fprintf(stdout, "demo: using the real Kafka at %s%s\n", cfg.Kafka.Brokers[0], map[bool]string{true: " and ClickHouse at " + cfg.ClickHouse.Addr, false: " (ClickHouse off)"}[cfg.ClickHouse.Addr != ""])
 	} else {
-		cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.AllowAutoTopicCreation())
+		stopBroker, err := embeddedBroker(&cfg)
 		if err != nil {
-			return fmt.Errorf("demo: start embedded broker: %w", err)
+			return fmt.Errorf("demo: %w", err)
 		}
-		defer cluster.Close()
-		cfg.Kafka.Brokers = cluster.ListenAddrs()
+		defer stopBroker()
 		fmt.Fprintln(stdout, "demo: dev mode (embedded broker; run deploy/local/up first for real Kafka and ClickHouse)")
 	}
 
@@ -87,23 +84,18 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	if err := consumers.EnsureTopics(ctx, a.kc, a.topics(), log); err != nil {
-		return fmt.Errorf("demo: create topics: %w", err)
-	}
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
-	g, gctx := errgroup.WithContext(rctx)
-	g.Go(func() error { return a.runScorer(gctx) })
-	if cfg.ClickHouse.Addr != "" {
-		g.Go(func() error { return a.runArchiver(gctx) })
-	}
 	listening := make(chan string, 1)
-	g.Go(func() error { return a.runAPI(gctx, "127.0.0.1:0", nil, func(addr string) { listening <- addr }) })
+	g, gctx, err := a.startAllRoles(rctx, "127.0.0.1:0", listening)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
 	var addr string
 	select {
 	case addr = <-listening:
-	case <-ctx.Done():
-		return nil
+	case <-gctx.Done():
+		return g.Wait()
 	}
 
 	key, secret := firstKey(cfg.API.Keys)

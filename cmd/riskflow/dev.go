@@ -57,33 +57,24 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	log := newLogger(cfg.Log, stderr)
 
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.AllowAutoTopicCreation())
+	stopBroker, err := embeddedBroker(&cfg)
 	if err != nil {
-		return fmt.Errorf("dev: start embedded broker: %w", err)
+		return fmt.Errorf("dev: %w", err)
 	}
-	defer cluster.Close()
-	cfg.Kafka.Brokers = cluster.ListenAddrs()
+	defer stopBroker()
 	log.Info("embedded Kafka-protocol broker (kfake) started", "addr", cfg.Kafka.Brokers[0])
 
 	a, err := newApp(cfg, log)
 	if err != nil {
 		return err
 	}
-	if err := consumers.EnsureTopics(ctx, a.kc, a.topics(), log); err != nil {
-		return fmt.Errorf("dev: create topics: %w", err)
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return a.runScorer(gctx) })
-	if cfg.ClickHouse.Addr != "" {
-		g.Go(func() error { return a.runArchiver(gctx) })
-	} else {
-		log.Warn("archiver is off: clickhouse.addr is not set (RISKFLOW_CLICKHOUSE_ADDR=127.0.0.1:19000 after deploy/local/up)")
-		a.watchRules(gctx, nil)
-	}
 	listening := make(chan string, 1)
-	g.Go(func() error { return a.runAPI(gctx, *listen, nil, func(addr string) { listening <- addr }) })
+	g, gctx, err := a.startAllRoles(ctx, *listen, listening)
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
 
 	if *sample {
 		g.Go(func() error {
@@ -124,6 +115,34 @@ func sampleApp(keys map[string]string) credentials {
 	}
 	sort.Strings(names)
 	return credentials{names[0], keys[names[0]]} // cmdDev guarantees at least one key
+}
+
+// embeddedBroker starts an in-process Kafka-protocol broker (kfake) and points cfg at it.
+func embeddedBroker(cfg *Config) (stop func(), err error) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		return nil, fmt.Errorf("start embedded broker: %w", err)
+	}
+	cfg.Kafka.Brokers = cluster.ListenAddrs()
+	return cluster.Close, nil
+}
+
+// startAllRoles creates the topics and runs scorer, archiver (when ClickHouse is configured) and
+// API in this process; the API's address is sent on listening once it accepts connections.
+func (a *app) startAllRoles(ctx context.Context, listen string, listening chan<- string) (*errgroup.Group, context.Context, error) {
+	if err := consumers.EnsureTopics(ctx, a.kc, a.topics(), a.log); err != nil {
+		return nil, nil, fmt.Errorf("create topics: %w", err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.runScorer(gctx) })
+	if a.cfg.ClickHouse.Addr != "" {
+		g.Go(func() error { return a.runArchiver(gctx) })
+	} else {
+		a.log.Warn("archiver is off: clickhouse.addr is not set (RISKFLOW_CLICKHOUSE_ADDR=127.0.0.1:19000 after deploy/local/up)")
+		a.watchRules(gctx, nil)
+	}
+	g.Go(func() error { return a.runAPI(gctx, listen, nil, func(addr string) { listening <- addr }) })
+	return g, gctx, nil
 }
 
 // runSample publishes a small stream through the API — ordinary logins, a datacenter farm cycling
