@@ -43,3 +43,34 @@ rules:
 		}
 	}
 }
+
+func TestTagRuleShowsWithoutRaisingTheScore(t *testing.T) {
+	env, err := NewEnv([]Var{{Name: "n", Type: Int}, {Name: "night", Type: Bool}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Compile([]byte(`pack: p
+rules:
+  - {id: odd_hour, tag: odd_hour, mode: tag, when: "night", reason: "at night"}
+  - {id: burst, tag: burst, level: 300, when: "n >= 3", reason: "{n} attempts"}
+`), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res Result
+	if err := p.Eval(mapInput{"n": int64(1), "night": true}, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Score != 0 || len(res.Tags) != 1 || res.Tags[0] != "odd_hour" || res.Detail["odd_hour"].Reason != "at night" {
+		t.Fatalf("tag only: score %d tags %v detail %v", res.Score, res.Tags, res.Detail)
+	}
+	if err := p.Eval(mapInput{"n": int64(4), "night": true}, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Score != 300 || len(res.Tags) != 2 || res.Tags[0] != "burst" || res.Tags[1] != "odd_hour" {
+		t.Fatalf("with an enforced hit: score %d tags %v; want 300 [burst odd_hour]", res.Score, res.Tags)
+	}
+	if _, err := Compile([]byte("pack: p\nrules:\n  - {id: a, tag: a, mode: tag, level: 300, when: 'night'}\n"), env); err == nil {
+		t.Error("a tag rule with a level compiled")
+	}
+}

@@ -165,7 +165,7 @@ func TestCompileErrors(t *testing.T) {
     level: 300
     mode: dry_run
     when: token_seen
-`, `line 6:11: rule r1: mode: "dry_run" is not a mode: want enforce, shadow or allow`},
+`, `line 6:11: rule r1: mode: "dry_run" is not a mode: want enforce, shadow, allow or tag`},
 		{"unknown key", head + `  - id: r1
     tag: t
     level: 300

@@ -31,6 +31,9 @@ const (
 	// Allow rules (level 0) decide the verdict: when one matches, the score is 0 and its tag is the
 	// only tag, whatever else matched ("the list decides"). Other hits are still recorded.
 	Allow Mode = "allow"
+	// Tag rules (level 0) add their tag and reason to the verdict without raising its score: weak
+	// signals worth showing (roaming, odd hours).
+	Tag Mode = "tag"
 )
 
 // Rule is one compiled rule of a pack. Its exported fields are what the YAML said (Mode defaults
@@ -217,7 +220,7 @@ func compile(data []byte, env *Env, file string) (*Pack, error) {
 				continue
 			}
 			r.tagIdx = -1
-			if r.Mode == Enforce {
+			if r.Mode == Enforce || r.Mode == Tag {
 				j, ok := tagIdx[r.Tag]
 				if !ok {
 					j = len(p.tags)
@@ -319,23 +322,23 @@ func (c *compiler) rule(i int, n *yaml.Node, seen map[string]int) *Rule {
 	r.Mode = Enforce
 	if m := f["mode"]; m != nil {
 		switch s := c.str(m, label, "mode"); Mode(s) {
-		case Enforce, Shadow, Allow:
+		case Enforce, Shadow, Allow, Tag:
 			r.Mode = Mode(s)
 		default:
-			c.errAt(m, label, "mode", "%q is not a mode: want enforce, shadow or allow", s)
+			c.errAt(m, label, "mode", "%q is not a mode: want enforce, shadow, allow or tag", s)
 		}
 	}
 
 	if l := f["level"]; l == nil {
-		if r.Mode != Allow {
+		if r.Mode != Allow && r.Mode != Tag {
 			c.errAt(n, label, "level", "is required: 300 (observe), 600 (step up) or 900 (block)")
 		}
 	} else {
 		lv, err := strconv.Atoi(l.Value)
 		switch {
-		case r.Mode == Allow:
+		case r.Mode == Allow || r.Mode == Tag:
 			if l.Kind != yaml.ScalarNode || err != nil || lv != schemas.ScorePass {
-				c.errAt(l, label, "level", "%q: an allow rule has level 0 (or none)", l.Value)
+				c.errAt(l, label, "level", "%q: an %s rule has level 0 (or none)", l.Value, r.Mode)
 			}
 		case l.Kind != yaml.ScalarNode || err != nil || lv == schemas.ScorePass || !schemas.ValidScore(lv):
 			c.errAt(l, label, "level", "%q is not a level: want 300 (observe), 600 (step up) or 900 (block)", l.Value)

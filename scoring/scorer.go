@@ -58,16 +58,17 @@ func WithLogger(l *slog.Logger) Option { return func(s *Scorer) { s.log = l } }
 
 // Scorer scores attempts. Safe for concurrent use: one goroutine may Process/Apply while many Check.
 type Scorer struct {
-	cat    *catalog
-	state  *features.State
-	pack   *rules.Holder
-	seg    *segment.Table
-	geo    *geo.Locator
-	lists  listsHolder
-	hasher *schemas.PhoneHasher
-	now    func() time.Time
-	log    *slog.Logger
-	pool   sync.Pool
+	cat       *catalog
+	state     *features.State
+	pack      *rules.Holder
+	seg       *segment.Table
+	geo       *geo.Locator
+	lists     listsHolder
+	provinces *Provinces
+	hasher    *schemas.PhoneHasher
+	now       func() time.Time
+	log       *slog.Logger
+	pool      sync.Pool
 }
 
 // New builds a scorer with an empty feature state and no rule pack (load one with SetPack).

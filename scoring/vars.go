@@ -80,6 +80,13 @@ var scalarVars = []scalarVar{
 	{"token_seen", rules.Int, "earlier attempts with the same loginToken digest (replays)", func(in *input, _ int) ref.Val { return types.Int(in.tokenSeen()) }},
 	{"hour_cn", rules.Int, "hour of the attempt in China time (UTC+8), 0–23", func(in *input, _ int) ref.Val { return types.Int((in.ev.TS.Unix() + 8*3600) % 86400 / 3600) }},
 	{"phone_prefix", rules.String, "first 7 digits of the number (its segment)", func(in *input, i int) ref.Val { return in.str(i, in.segment7) }},
+	{"phone_province", rules.String, "province the number is registered in (号码归属地; \"\" without a scoring.provinces table)", func(in *input, i int) ref.Val {
+		return in.str(i, in.s.provinces.of(in.keys.Prefix))
+	}},
+	{"province_mismatch", rules.Bool, "both provinces known and the IP's differs from the number's (roaming is common: a weak signal)", func(in *input, i int) ref.Val {
+		p := in.s.provinces.of(in.keys.Prefix)
+		return types.Bool(p != "" && in.geo.Province != "" && p != in.geo.Province)
+	}},
 	{"segment_class", rules.String, "basic | mvno | data_only | iot | satellite | special | unallocated", func(in *input, i int) ref.Val {
 		if v := classVals[in.seg.Class]; v != nil {
 			return v

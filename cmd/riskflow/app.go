@@ -112,6 +112,13 @@ func buildScorer(c ScoringConfig, hasher *schemas.PhoneHasher, log *slog.Logger)
 		}
 		opts = append(opts, scoring.WithLists(l))
 	}
+	if c.Provinces != "" {
+		p, err := scoring.LoadProvinces(c.Provinces)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("scoring.provinces: %w", err)}
+		}
+		opts = append(opts, scoring.WithProvinces(p))
+	}
 	windows := make([]time.Duration, len(c.Windows))
 	for i, w := range c.Windows {
 		windows[i] = w.D()

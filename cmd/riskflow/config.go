@@ -89,6 +89,7 @@ type ScoringConfig struct {
 	ReloadInterval   Duration   `yaml:"reload_interval"`
 	Segments         string     `yaml:"segments"`
 	Lists            string     `yaml:"lists"`
+	Provinces        string     `yaml:"provinces"`
 	GeoCity          string     `yaml:"geo_city"`
 	GeoASN           string     `yaml:"geo_asn"`
 	IDCList          string     `yaml:"idc_list"`

@@ -95,9 +95,18 @@ func geoFixture(t *testing.T) *geo.Locator {
 	return loc
 }
 
+func testProvinces(t *testing.T) *scoring.Provinces {
+	t.Helper()
+	p, err := scoring.LoadProvinces(filepath.Join("testdata", "provinces.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // TestDefaultPackGeoRules covers the rules tests.yaml cannot: they need a geo database.
 func TestDefaultPackGeoRules(t *testing.T) {
-	runSuite(t, "testdata/geo-tests.yaml", readTestdata(t, "geo-tests.yaml"), scorers(geoFixture(t)))
+	runSuite(t, "testdata/geo-tests.yaml", readTestdata(t, "geo-tests.yaml"), scorers(geoFixture(t), scoring.WithProvinces(testProvinces(t))))
 }
 
 func testLists(t *testing.T) *scoring.Lists {
@@ -126,7 +135,7 @@ func TestDefaultPackCoverage(t *testing.T) {
 	}
 	suites := []suite{
 		{"rules/packs/default/tests.yaml", packs.DefaultTests(), scorers(idcOnly(t))},
-		{"testdata/geo-tests.yaml", readTestdata(t, "geo-tests.yaml"), scorers(geoFixture(t))},
+		{"testdata/geo-tests.yaml", readTestdata(t, "geo-tests.yaml"), scorers(geoFixture(t), scoring.WithProvinces(testProvinces(t)))},
 		{"testdata/lists-tests.yaml", readTestdata(t, "lists-tests.yaml"), scorers(idcOnly(t), scoring.WithLists(testLists(t)))},
 	}
 	s, err := scorers(idcOnly(t))()
