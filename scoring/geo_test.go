@@ -38,7 +38,7 @@ func TestGeoVars(t *testing.T) {
 			0, "", ""},
 		{"overseas on a gateway flow", "13800000003", geotest.USIP, schemas.FlowOneClickLogin,
 			map[string]string{"geo_known": "true", "ip_country": "US", "ip_province": "California", "ip_city": "Mountain View", "ip_asn": "15169", "ip_type": ""},
-			600, "overseas_ip", "IP in US on a one_click_login flow"},
+			600, "overseas_ip", "IP in US, outside mainland China, on a carrier-gateway flow"},
 		{"overseas on SMS fallback", "13800000004", geotest.USIP, schemas.FlowSMSFallback,
 			map[string]string{"geo_known": "true", "ip_country": "US", "ip_province": "California", "ip_city": "Mountain View", "ip_asn": "15169", "ip_type": ""},
 			0, "", ""},
