@@ -166,6 +166,8 @@ func (s *Scorer) Process(ev *schemas.VerifyEvent) (schemas.ScoreRecord, error) {
 		ScoredAt:     s.now().UTC(),
 	}
 	if in.self {
+		// Apply checks the event id again, atomically: a replay or replica feed may have applied
+		// the same event since the Seen above, and it must not be counted twice.
 		s.state.Apply(&in.keys)
 	}
 	if err != nil {
