@@ -14,6 +14,7 @@ import (
 
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/features"
+	"github.com/riskflow/riskflow/scoring/geo"
 )
 
 // Lists are the risk team's allow and block lists: phones, IPs and CIDR ranges, devices and 7-digit
@@ -27,15 +28,14 @@ import (
 //	block device 5f1c9a…
 //	block prefix 1700123
 //
-// When a value is on both lists, block wins. For an IP the most specific entry decides: the address
-// itself, then the longest CIDR range holding it (IPv4 ranges hold only IPv4 addresses, IPv6 ranges
-// only IPv6 addresses; ::ffff:a.b.c.d/n with n ≥ 96 is read as the IPv4 range it spells).
+// When a value is on both lists, block wins. For an IP the most specific entry decides: the longest
+// range holding it, a listed address being a /32 or /128. Networks are written as in the datacenter
+// list (geo.ParseNetwork): no host bits, ::ffff:a.b.c.d/n read as the IPv4 range it spells.
 type Lists struct {
 	phones  map[uint64]string
 	devices map[uint64]string
 	prefix  map[uint64]string
-	ips     map[netip.Addr]string // unmapped addresses
-	v4, v6  cidrTable             // IPv4 ranges (IPv4-mapped ones included) and IPv6 ranges
+	v4, v6  cidrTable // IPv4 ranges (IPv4-mapped ones included) and IPv6 ranges
 	entries int
 }
 
@@ -85,7 +85,6 @@ func (l *Lists) Len() int {
 func ParseLists(r io.Reader) (*Lists, error) {
 	l := &Lists{
 		phones: map[uint64]string{}, devices: map[uint64]string{}, prefix: map[uint64]string{},
-		ips: map[netip.Addr]string{},
 	}
 	sc := bufio.NewScanner(r)
 	line := 0
@@ -118,25 +117,16 @@ func ParseLists(r io.Reader) (*Lists, error) {
 			}
 			put(l.prefix, prefixKey7(value), action)
 		case "ip":
-			if strings.Contains(value, "/") {
-				p, err := netip.ParsePrefix(value)
-				if err != nil {
-					return nil, fmt.Errorf("line %d: %q is not a CIDR range", line, value)
-				}
-				switch a := p.Addr(); {
-				case a.Is4():
-					l.v4.put(p.Masked(), action)
-				case a.Is4In6() && p.Bits() >= 96: // ::ffff:a.b.c.d/n is the IPv4 range a.b.c.d/(n-96)
-					l.v4.put(netip.PrefixFrom(a.Unmap(), p.Bits()-96).Masked(), action)
-				default:
-					l.v6.put(p.Masked(), action)
-				}
+			// The datacenter list's syntax: a bare address is a /32 or /128, the most specific
+			// range there is.
+			p, err := geo.ParseNetwork(value)
+			if err != nil {
+				return nil, fmt.Errorf("line %d: %w", line, err)
+			}
+			if p.Addr().Is4() {
+				l.v4.put(p, action)
 			} else {
-				a, err := schemas.ParseIP(value)
-				if err != nil {
-					return nil, fmt.Errorf("line %d: %w", line, err)
-				}
-				put(l.ips, a, action)
+				l.v6.put(p, action)
 			}
 		default:
 			return nil, fmt.Errorf("line %d: kind %q is not phone, ip, device or prefix", line, kind)
@@ -182,11 +172,10 @@ func (l *Lists) lookup(ev *schemas.VerifyEvent, k *features.Keys) listHits {
 		h.device = l.devices[k.Device]
 	}
 	h.prefix = l.prefix[k.Prefix]
-	// The most specific entry decides: the address itself, then the longest range holding it.
+	// The most specific entry decides: the longest range holding the address (a listed address
+	// is a /32 or /128).
 	ip := ev.IP.Unmap()
-	if a, ok := l.ips[ip]; ok {
-		h.ip = a
-	} else if ip.Is4() {
+	if ip.Is4() {
 		h.ip = l.v4.match(ip)
 	} else if ip.IsValid() {
 		h.ip = l.v6.match(ip)

@@ -28,6 +28,8 @@ func TestParseListsErrors(t *testing.T) {
 		{"cidr", "block ip 10.0.0.0/8\nblock ip 10.0.0.0/33", []string{"line 2:", "CIDR"}},
 		{"ip", "block ip 10.0.0.300", []string{"line 1:", "10.0.0.300"}},
 		{"ip zone", "block ip fe80::1%eth0", []string{"line 1:"}},
+		// A typo must not widen a block silently: host bits are refused, with the fix suggested.
+		{"host bits", "block ip 192.0.2.77/24", []string{"line 1:", "host bits", "192.0.2.0/24"}},
 	}
 	for _, tc := range tests {
 		l, err := scoring.ParseLists(strings.NewReader(tc.in))
@@ -117,7 +119,7 @@ block ip 2001:db8:1:2::7
 		{"IPv6 /48 inside /32", cidrs, "13800138000", "2001:db8:1:9::1", "", [4]string{"", "allow", "", ""}},
 		{"IPv6 address inside /48", cidrs, "13800138000", "2001:db8:1:2::7", "", [4]string{"", "block", "", ""}},
 		{"IPv6 outside", cidrs, "13800138000", "2001:db9::1", "", [4]string{}},
-		{"unmasked CIDR", "block ip 192.0.2.77/24", "13800138000", "192.0.2.1", "", [4]string{"", "block", "", ""}},
+		{"IPv4-mapped CIDR is the IPv4 range", "block ip ::ffff:192.0.2.0/120", "13800138000", "192.0.2.1", "", [4]string{"", "block", "", ""}},
 		{"IPv4 /0", "block ip 0.0.0.0/0", "13800138000", "192.0.2.1", "", [4]string{"", "block", "", ""}},
 		{"IPv4 /0 leaves IPv6 alone", "block ip 0.0.0.0/0", "13800138000", "2001:db8::1", "", [4]string{}},
 		{"IPv6 ::/0 leaves IPv4 alone", "block ip ::/0", "13800138000", "192.0.2.1", "", [4]string{}},

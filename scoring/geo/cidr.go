@@ -62,7 +62,7 @@ func LoadCIDRList(r io.Reader) (*CIDRSet, error) {
 		if len(fields) == 0 {
 			continue
 		}
-		p, err := parseNetwork(fields[0])
+		p, err := ParseNetwork(fields[0])
 		if err != nil {
 			return nil, fmt.Errorf("geo: cidr list line %d: %w", line, err)
 		}
@@ -124,7 +124,11 @@ var defaultIDCSet = sync.OnceValue(func() *CIDRSet {
 // and passes it with WithIDCList(LoadCIDRFile(...)).
 func DefaultIDCList() *CIDRSet { return defaultIDCSet() }
 
-func parseNetwork(field string) (netip.Prefix, error) {
+// ParseNetwork reads one network as the CIDR list files write it: a CIDR with no host bits set
+// (10.0.0.0/8, not 10.1.2.3/8 — a typo must not widen a range), or a bare address (a /32 or
+// /128). An IPv4-mapped IPv6 network (::ffff:a.b.c.d/n, n ≥ 96) becomes the IPv4 network it
+// spells. Zones are rejected.
+func ParseNetwork(field string) (netip.Prefix, error) {
 	var p netip.Prefix
 	if strings.IndexByte(field, '/') >= 0 {
 		var err error
