@@ -208,21 +208,31 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 // auth checks HTTP Basic credentials in constant time and returns the app key.
 func (s *Server) auth(r *http.Request) (string, error) {
-	key, secret, ok := r.BasicAuth()
-	if !ok {
-		return "", &httpError{http.StatusUnauthorized, "authorization: HTTP Basic app_key:secret is required"}
-	}
-	want, known := s.cfg.Keys[key]
-	if !known {
-		want = "\x00never-matches\x00" // compare anyway: the time does not tell whether the key exists
-	}
-	if subtle.ConstantTimeCompare([]byte(secret), []byte(want)) != 1 || !known {
-		return "", &httpError{http.StatusUnauthorized, "authorization: unknown app key or wrong secret"}
+	key, err := basicAuth(r, s.cfg.Keys, "app_key", "app key")
+	if err != nil {
+		return "", err
 	}
 	if !s.allow(key) {
 		return "", &httpError{http.StatusTooManyRequests, fmt.Sprintf("rate limit: app key %q is over %.0f requests/s", key, s.cfg.RatePerApp)}
 	}
 	return key, nil
+}
+
+// basicAuth checks HTTP Basic credentials against creds (name → secret) in constant time: the
+// answer's timing tells neither whether the name exists nor how much of the secret matched.
+func basicAuth(r *http.Request, creds map[string]string, field, what string) (string, error) {
+	name, secret, ok := r.BasicAuth()
+	if !ok {
+		return "", &httpError{http.StatusUnauthorized, fmt.Sprintf("authorization: HTTP Basic %s:secret is required", field)}
+	}
+	want, known := creds[name]
+	if !known {
+		want = "\x00never-matches\x00" // compare anyway
+	}
+	if subtle.ConstantTimeCompare([]byte(secret), []byte(want)) != 1 || !known {
+		return "", &httpError{http.StatusUnauthorized, fmt.Sprintf("authorization: unknown %s or wrong secret", what)}
+	}
+	return name, nil
 }
 
 func (s *Server) body(w http.ResponseWriter, r *http.Request) ([]byte, error) {

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -46,18 +45,7 @@ func (s *Server) adminAuth(r *http.Request) (string, error) {
 	if s.rules == nil || len(s.admins) == 0 {
 		return "", &httpError{http.StatusNotFound, "rule administration is not enabled on this node (api.admin_keys)"}
 	}
-	name, secret, ok := r.BasicAuth()
-	if !ok {
-		return "", &httpError{http.StatusUnauthorized, "authorization: HTTP Basic admin:secret is required"}
-	}
-	want, known := s.admins[name]
-	if !known {
-		want = "\x00never-matches\x00"
-	}
-	if subtle.ConstantTimeCompare([]byte(secret), []byte(want)) != 1 || !known {
-		return "", &httpError{http.StatusUnauthorized, "authorization: unknown admin or wrong secret"}
-	}
-	return name, nil
+	return basicAuth(r, s.admins, "admin", "admin")
 }
 
 func (s *Server) handleGetRules(w http.ResponseWriter, r *http.Request) (int, error) {
