@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/riskflow/riskflow/pipeline/chsink"
 	"math/bits"
 	"net/netip"
 	"sync"
@@ -16,24 +17,10 @@ import (
 	"github.com/riskflow/riskflow/scoring"
 )
 
-// Event is a stored verification event, as a Source yields it: the columns of verify_events
-// a replay needs. There is no plaintext phone number (none is stored): the number is its
-// keyed PhoneHash and its PhoneSegment.
-type Event struct {
-	EventID      string
-	TS           time.Time
-	AppID        string
-	Flow         string
-	PhoneHash    string // keyed HMAC-SHA256 of the number, 64 hex digits
-	PhoneSegment string // the number's first 7 digits
-	IP           string
-	Carrier      string
-	Platform     string
-	DeviceID     string
-	Outcome      string
-	ErrorCode    string
-	TokenDigest  string
-}
+// Event is a stored verification event, as a Source yields it: the columns of verify_events a
+// replay needs (chsink reads them). There is no plaintext phone number (none is stored): the number
+// is its keyed PhoneHash and its PhoneSegment.
+type Event = chsink.StoredEvent
 
 // Source yields stored events in time order (non-decreasing TS). Next returns ok = false
 // when there are no more events.

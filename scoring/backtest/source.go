@@ -48,12 +48,7 @@ func (s *ClickHouseSource) Next(ctx context.Context) (Event, bool, error) {
 	if !ok || err != nil {
 		return Event{}, false, err
 	}
-	return Event{
-		EventID: e.EventID, TS: e.TS, AppID: e.AppID, Flow: e.Flow,
-		PhoneHash: e.PhoneHash, PhoneSegment: e.PhoneSegment, IP: e.IP,
-		Carrier: e.Carrier, Platform: e.Platform, DeviceID: e.DeviceID,
-		Outcome: e.Outcome, ErrorCode: e.ErrorCode, TokenDigest: e.TokenDigest,
-	}, true, nil
+	return e, true, nil
 }
 
 // NewScorer returns a newScorer function for Run: scoring.New(cfg, opts...) with a phone
