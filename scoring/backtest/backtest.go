@@ -6,12 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/riskflow/riskflow/pipeline/chsink"
 	"math/bits"
 	"net/netip"
 	"sync"
 	"time"
 
+	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/rules"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring"
