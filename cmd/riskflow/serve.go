@@ -122,8 +122,11 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	return err
 }
 
+// lagger reports how many messages a replica has not applied yet (-1 before it started).
+type lagger interface{ Lag() int64 }
+
 // replicaReady fails until the replica is within maxLag messages of the end of verify.events.
-func replicaReady(feed *pipeline.Feed, maxLag int64, obs *observer) func() error {
+func replicaReady(feed lagger, maxLag int64, obs *observer) func() error {
 	return func() error {
 		lag := feed.Lag()
 		obs.lag.Set(float64(lag))
