@@ -119,22 +119,34 @@ func (b *bucket) share(lo, hi uint32) float64 {
 	return float64(to-from+1) / float64(b.last-b.first+1)
 }
 
+// inWindow calls fn for each bucket holding entries of (lo, hi]: only the ring slots the window
+// spans are visited (3 for 10 minutes), not the whole day.
+func (c *coarse) inWindow(lo, hi uint32, fn func(b *bucket, share float64)) {
+	first, last := (lo+1)/bucketSec, hi/bucketSec
+	if n := uint32(len(c.b)); last-first >= n {
+		first = last - n + 1
+	}
+	for idx := max(first, 1); idx <= last; idx++ {
+		b := &c.b[idx%uint32(len(c.b))]
+		if b.idx != idx {
+			continue // empty, or holding another day's bucket
+		}
+		if s := b.share(lo, hi); s > 0 {
+			fn(b, s)
+		}
+	}
+}
+
 // count returns the attempts (or failures) in (lo, hi] held by the buckets, pro-rated at the edges.
 func (c *coarse) count(lo, hi uint32, failsOnly bool) float64 {
 	var n float64
-	for i := range c.b {
-		b := &c.b[i]
-		if b.idx == 0 {
-			continue
+	c.inWindow(lo, hi, func(b *bucket, s float64) {
+		v := b.count
+		if failsOnly {
+			v = b.fails
 		}
-		if s := b.share(lo, hi); s > 0 {
-			v := b.count
-			if failsOnly {
-				v = b.fails
-			}
-			n += s * float64(v)
-		}
-	}
+		n += s * float64(v)
+	})
 	return n
 }
 
@@ -142,12 +154,9 @@ func (c *coarse) count(lo, hi uint32, failsOnly bool) float64 {
 // once it overlaps: distinct members cannot be pro-rated). It reports whether any bucket did.
 func (c *coarse) sketch(h *hll, f Field, lo, hi uint32) bool {
 	any := false
-	for i := range c.b {
-		b := &c.b[i]
-		if b.idx != 0 && b.share(lo, hi) > 0 {
-			h.merge(&b.sketch[f])
-			any = true
-		}
-	}
+	c.inWindow(lo, hi, func(b *bucket, _ float64) {
+		h.merge(&b.sketch[f])
+		any = true
+	})
 	return any
 }

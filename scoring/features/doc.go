@@ -18,9 +18,9 @@
 // pro-rated at a bucket's edge beyond it. Distinct counts are exact up to DistinctCap (default 512,
 // well above every rule threshold) and HyperLogLog estimates (~13% standard error) above it. Entries
 // older than the retention are pruned on write, and idle keys are swept incrementally (one of 64
-// shards every 4096 applied events). Memory, measured by TestMemoryPerKey: about 75 bytes per key
-// plus 12 bytes per kept entry (a phone key with two attempts: ~100 bytes); with its share of the
-// IP, network, device and prefix keys, event ids and token digests, about 390 bytes per phone for
+// shards every 4096 applied events). Memory, measured by TestMemoryPerKey: about 87 bytes per key
+// plus 12 bytes per kept entry (a phone key with two attempts: ~110 bytes); with its share of the
+// IP, network, device, prefix and app keys, event ids and token digests, about 410 bytes per phone for
 // traffic of 1–3 attempts per number.
 //
 // # Idempotency

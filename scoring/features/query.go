@@ -120,8 +120,12 @@ func (s *State) Distinct(kind Kind, key uint64, t, window uint32, f Field, selfM
 		r.old.sketch(&h, f, from, t)
 	}
 	h.add(selfMember)
+	prev := uint32(0)
 	for _, e := range es {
-		h.add(pick(e, f))
+		if m := pick(e, f); m != prev { // a hot key repeats its members: hash each run once
+			h.add(m)
+			prev = m
+		}
 	}
 	return max(exact, int(math.Round(h.estimate())))
 }
