@@ -314,22 +314,21 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) (int, erro
 	if err != nil {
 		return 0, err
 	}
+	// Errors about one event of an array name it as DecodeEvents does: [3].app_id.
+	array := firstNonSpace(b) == '['
+	field := func(i int, name string) string {
+		if array {
+			return fmt.Sprintf("[%d].%s", i, name)
+		}
+		return name
+	}
 	now := time.Now()
 	for i := range evs {
 		if err := schemas.CheckNotFuture(&evs[i], now, schemas.MaxClockSkew); err != nil {
-			if len(evs) > 1 || firstNonSpace(b) == '[' {
-				fe, _ := schemas.AsFieldError(err)
-				return 0, &schemas.FieldError{Field: fmt.Sprintf("[%d].%s", i, fe.Field), Reason: fe.Reason}
-			}
-			return 0, err
+			fe, _ := schemas.AsFieldError(err)
+			return 0, &schemas.FieldError{Field: field(i, fe.Field), Reason: fe.Reason}
 		}
-	}
-	for i := range evs {
-		field := "app_id"
-		if len(evs) > 1 || (len(b) > 0 && firstNonSpace(b) == '[') {
-			field = fmt.Sprintf("[%d].app_id", i)
-		}
-		if err := checkApp(key, evs[i].AppID, field); err != nil {
+		if err := checkApp(key, evs[i].AppID, field(i, "app_id")); err != nil {
 			return 0, err
 		}
 	}
