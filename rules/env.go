@@ -60,6 +60,7 @@ type Var struct {
 type Env struct {
 	vars   []Var
 	byName map[string]Type
+	index  map[string]int // position in vars
 	cel    *cel.Env
 }
 
@@ -77,7 +78,7 @@ var celReserved = map[string]bool{
 // NewEnv declares vars. It fails on an empty, invalid, reserved or duplicate name and on an
 // unknown Type. Names are lower-case identifiers: [a-z_][a-z0-9_]*.
 func NewEnv(vars []Var) (*Env, error) {
-	e := &Env{vars: make([]Var, len(vars)), byName: make(map[string]Type, len(vars))}
+	e := &Env{vars: make([]Var, len(vars)), byName: make(map[string]Type, len(vars)), index: make(map[string]int, len(vars))}
 	copy(e.vars, vars)
 	opts := make([]cel.EnvOption, 0, len(vars)+2)
 	// Lets a double variable be compared with an int literal (`speed_kmh > 1000`).
@@ -95,6 +96,7 @@ func NewEnv(vars []Var) (*Env, error) {
 			return nil, fmt.Errorf("rules env: variable %s is declared twice", v.Name)
 		}
 		e.byName[v.Name] = v.Type
+		e.index[v.Name] = len(e.index)
 		opts = append(opts, cel.VariableWithDoc(v.Name, v.Type.celType(), v.Doc))
 	}
 	ce, err := cel.NewEnv(opts...)

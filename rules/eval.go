@@ -68,6 +68,21 @@ type RuleError struct {
 func (e *RuleError) Error() string { return fmt.Sprintf("rule %s: %v", e.Rule, e.Err) }
 func (e *RuleError) Unwrap() error { return e.Err }
 
+// eval evaluates the rule's condition: on the fast path when it can give a plain answer, on
+// cel-go otherwise.
+func (r *Rule) eval(in Input, vars Vars) (bool, error) {
+	if r.fast != nil && vars != nil {
+		if v, ok := r.fast(vars); ok {
+			return v, nil
+		}
+	}
+	out, _, err := r.prg.Eval(in)
+	if err != nil {
+		return false, err
+	}
+	return out == types.True, nil
+}
+
 // Eval evaluates every rule of the pack against in and fills res (after resetting it). A rule
 // whose evaluation fails is skipped: Eval still fills res from the other rules and returns the
 // failures as *RuleError values joined with errors.Join. Eval is safe for concurrent use with
@@ -86,14 +101,15 @@ func (p *Pack) Eval(in Input, res *Result) error {
 	}
 
 	var errs []error
+	vars, _ := in.(Vars)
 	allowed := -1 // index in res.Hits of the first matching allow rule
 	for _, r := range p.Rules {
-		out, _, err := r.prg.Eval(in)
+		matched, err := r.eval(in, vars)
 		if err != nil {
 			errs = append(errs, &RuleError{Rule: r.ID, Err: err})
 			continue
 		}
-		if out != types.True {
+		if !matched {
 			continue
 		}
 		res.Hits = append(res.Hits, schemas.RuleHit{

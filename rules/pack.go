@@ -51,6 +51,8 @@ type Rule struct {
 	Cost uint64
 
 	prg cel.Program
+	// fast is the condition compiled for the fast path (see Vars); nil when the rule runs on cel-go only.
+	fast boolFn
 	// tracked: evaluated under cel.CostLimit because the cost depends on input sizes.
 	tracked bool
 	reason  template
@@ -418,7 +420,13 @@ func (c *compiler) compileWhen(r *Rule, w *yaml.Node, label string) {
 		return
 	}
 	r.prg = prg
+	if !r.tracked { // the fast path has no runtime cost limit: only for rules that need none
+		r.fast = compileFast(ast.NativeRep(), c.env)
+	}
 }
+
+// FastPath reports whether the rule runs on the fast path for Inputs that implement Vars.
+func (r *Rule) FastPath() bool { return r.fast != nil }
 
 func costString(v uint64) string {
 	if v == ^uint64(0) {

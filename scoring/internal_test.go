@@ -1,9 +1,14 @@
 package scoring
 
 import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/riskflow/riskflow/rules"
 	"github.com/riskflow/riskflow/rules/packs"
@@ -134,4 +139,60 @@ func mustCompile(t *testing.T, s *Scorer) *rules.Pack {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// The default pack runs on the rules engine's fast path, and gives exactly the verdicts cel-go
+// gives, on traffic dense enough to fire most of its rules.
+func TestDefaultPackFastPathAgreesWithCEL(t *testing.T) {
+	s, err := New(Config{}, WithPhoneHasher(schemas.NewPhoneHasher([]byte("k"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mustCompile(t, s)
+	s.SetPack(p)
+	for _, r := range p.Rules {
+		if !r.FastPath() {
+			t.Errorf("default rule %s is not on the fast path: %s", r.ID, r.When)
+		}
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	start := time.Date(2026, 3, 14, 1, 0, 0, 0, time.UTC)
+	carriers := []string{"CM", "CU", "CT", ""}
+	prefixes := []string{"1380013", "1700000", "1440123", "1740000", "1990000", "1000000"}
+	fired := map[string]bool{}
+	var fast, slow rules.Result
+	for i := range 5000 {
+		ev := schemas.VerifyEvent{
+			EventID: fmt.Sprintf("e-%d", i), TS: start.Add(time.Duration(i) * 700 * time.Millisecond),
+			AppID: "app", Flow: schemas.FlowOneClickLogin, Carrier: carriers[rng.IntN(len(carriers))],
+			Phone:    prefixes[rng.IntN(len(prefixes))] + fmt.Sprintf("%04d", rng.IntN(40)),
+			IP:       netip.AddrFrom4([4]byte{203, 0, 113, byte(rng.IntN(6))}),
+			DeviceID: fmt.Sprintf("dev-%d", rng.IntN(30)), Outcome: schemas.OutcomeSuccess,
+		}
+		if rng.IntN(3) == 0 {
+			ev.Outcome = schemas.OutcomeFail
+		}
+		if rng.IntN(4) == 0 {
+			ev.TokenDigest = fmt.Sprintf("tok-%d", rng.IntN(500))
+		}
+		in := s.get(&ev)
+		in.self = true
+		errF := p.Eval(in, &fast)
+		clear(in.memo) // cel-go computes every variable afresh
+		errS := p.Eval(struct{ rules.Input }{in}, &slow)
+		s.put(in)
+		if (errF == nil) != (errS == nil) || fast.Score != slow.Score || !slices.Equal(fast.Tags, slow.Tags) ||
+			!maps.Equal(fast.Detail, slow.Detail) || !slices.Equal(fast.Hits, slow.Hits) {
+			t.Fatalf("event %d: fast path %d %v %v (err %v), cel-go %d %v %v (err %v)", i,
+				fast.Score, fast.Tags, fast.Hits, errF, slow.Score, slow.Tags, slow.Hits, errS)
+		}
+		for _, h := range fast.Hits {
+			fired[h.Rule] = true
+		}
+		s.Apply(&ev)
+	}
+	t.Logf("%d rules fired", len(fired))
+	if len(fired) < 10 {
+		t.Errorf("only %d rules fired (%v): the comparison proves little", len(fired), fired)
+	}
 }

@@ -413,8 +413,13 @@ func (in *input) ResolveName(name string) (any, bool) {
 	if i < 0 {
 		return nil, false
 	}
+	return in.val(i), true
+}
+
+// val returns the value of the variable in slot i, computing it on first use.
+func (in *input) val(i int) ref.Val {
 	if v := in.memo[i]; v != nil {
-		return v, true
+		return v
 	}
 	slot := &in.s.cat.slots[i]
 	var v ref.Val
@@ -424,8 +429,18 @@ func (in *input) ResolveName(name string) (any, bool) {
 		v = types.Int(in.window(slot.wf, slot.window))
 	}
 	in.memo[i] = v
-	return v, true
+	return v
 }
+
+// Int, Double, Bool and String implement rules.Vars, the rules engine's fast path: a variable by
+// its index in the Env, which is its catalog slot. The rules engine calls the method of the
+// variable's declared type.
+func (in *input) Int(i int) int64      { return int64(in.val(i).(types.Int)) }
+func (in *input) Double(i int) float64 { return float64(in.val(i).(types.Double)) }
+func (in *input) Bool(i int) bool      { return bool(in.val(i).(types.Bool)) }
+func (in *input) String(i int) string  { return string(in.val(i).(types.String)) }
+
+var _ rules.Vars = (*input)(nil)
 
 // Parent implements interpreter.Activation.
 func (in *input) Parent() interpreter.Activation { return nil }

@@ -156,7 +156,8 @@ type varSlot struct {
 	window uint32 // seconds
 }
 
-// catalog is the declared environment: rule variables and how to compute each.
+// catalog is the declared environment: rule variables and how to compute each. A variable's slot
+// is its index in the Env's declarations (rules.Vars relies on it).
 type catalog struct {
 	env   *rules.Env
 	slots []varSlot
