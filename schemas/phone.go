@@ -13,22 +13,32 @@ import (
 // HMAC-SHA256 with a secret key, so the stored hashes cannot be reversed by hashing all ~10^10
 // numbers without the key. Safe for concurrent use.
 type PhoneHasher struct {
-	pool sync.Pool
+	pool sync.Pool // of *phoneMAC
+}
+
+// phoneMAC is a keyed HMAC with a scratch buffer for the number, so that hashing allocates nothing.
+type phoneMAC struct {
+	h   hash.Hash
+	buf []byte
 }
 
 // NewPhoneHasher returns a hasher keyed by key (must not be empty).
 func NewPhoneHasher(key []byte) *PhoneHasher {
 	k := append([]byte(nil), key...)
-	return &PhoneHasher{pool: sync.Pool{New: func() any { return hmac.New(sha256.New, k) }}}
+	return &PhoneHasher{pool: sync.Pool{New: func() any {
+		return &phoneMAC{h: hmac.New(sha256.New, k), buf: make([]byte, 0, 32)}
+	}}}
 }
 
 // Sum returns the 32-byte HMAC of the normalized phone number.
 func (h *PhoneHasher) Sum(phone string) [32]byte {
-	m := h.pool.Get().(hash.Hash)
-	m.Reset()
-	m.Write([]byte(phone))
+	m := h.pool.Get().(*phoneMAC)
+	m.h.Reset()
+	m.buf = append(m.buf[:0], phone...)
+	m.h.Write(m.buf)
 	var out [32]byte
-	m.Sum(out[:0])
+	m.buf = m.h.Sum(m.buf[:0])
+	copy(out[:], m.buf)
 	h.pool.Put(m)
 	return out
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 	"unsafe"
@@ -159,9 +160,9 @@ func (s *Scorer) Process(ev *schemas.VerifyEvent) (schemas.ScoreRecord, error) {
 		ExID:         ev.ExID,
 		Geo:          in.geo,
 		Score:        in.res.Score,
-		Tags:         append([]string{}, in.res.Tags...),
+		Tags:         slices.Clone(in.res.Tags),
 		Detail:       copyDetail(in.res.Detail),
-		Hits:         append([]schemas.RuleHit{}, in.res.Hits...),
+		Hits:         slices.Clone(in.res.Hits),
 		RulesVersion: pack.Version,
 		ScoredAt:     s.now().UTC(),
 	}
@@ -234,7 +235,11 @@ func recordStrings(h *schemas.PhoneHasher, ev *schemas.VerifyEvent) (hash, maske
 	return all[:nHash], all[nHash:nMasked], all[nMasked:]
 }
 
+// copyDetail copies d; nil when d is empty (a record's JSON shows a nil Detail as {}).
 func copyDetail(d map[string]schemas.TagDetail) map[string]schemas.TagDetail {
+	if len(d) == 0 {
+		return nil
+	}
 	out := make(map[string]schemas.TagDetail, len(d))
 	for k, v := range d {
 		out[k] = v
