@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -324,5 +325,21 @@ func TestDefaultShapedRulesRunFast(t *testing.T) {
 		if !r.FastPath() {
 			t.Errorf("rule %s (%s) is not on the fast path", r.ID, r.When)
 		}
+	}
+}
+
+func TestPackUses(t *testing.T) {
+	env := fastEnv(t)
+	y := "pack: t\nrules:\n" +
+		"  - {id: a, tag: t, level: 300, when: 'i2 > 3 && s1 == \"x\"', reason: '{d1}'}\n" +
+		"  - {id: b, tag: t, level: 300, when: '[1, 2].exists(x, x == i2) || b1'}\n"
+	p, err := Compile([]byte(y), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// i2 (1), b1 (4), s1 (6); the comprehension variable x is not a declared variable, and d1
+	// appears in a reason only.
+	if got, want := p.Uses(), []int{1, 4, 6}; !slices.Equal(got, want) {
+		t.Errorf("Uses() = %v, want %v", got, want)
 	}
 }

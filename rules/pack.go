@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"cel.dev/cel-go/cel"
+	celast "cel.dev/cel-go/common/ast"
 	"gopkg.in/yaml.v3"
 
 	"github.com/riskflow/riskflow/schemas"
@@ -53,6 +54,8 @@ type Rule struct {
 	prg cel.Program
 	// fast is the condition compiled for the fast path (see Vars); nil when the rule runs on cel-go only.
 	fast boolFn
+	// uses are the variables the condition references (indexes into the Env's variables).
+	uses []int
 	// tracked: evaluated under cel.CostLimit because the cost depends on input sizes.
 	tracked bool
 	reason  template
@@ -70,7 +73,13 @@ type Pack struct {
 
 	env  *Env
 	tags []string // distinct enforce tags in order of first appearance
+	uses []int    // variables the conditions reference, as indexes into env.vars, ascending
 }
+
+// Uses returns the variables the pack's conditions reference (not its reasons), as indexes into
+// Env.Vars(), ascending. An Input may compute these ahead, together, when that is cheaper than one
+// by one.
+func (p *Pack) Uses() []int { return slices.Clone(p.uses) }
 
 // Env returns the environment the pack was compiled against.
 func (p *Pack) Env() *Env { return p.env }
@@ -232,8 +241,11 @@ func compile(data []byte, env *Env, file string) (*Pack, error) {
 				r.tagIdx = j
 			}
 			p.Rules = append(p.Rules, r)
+			p.uses = append(p.uses, r.uses...)
 		}
 	}
+	slices.Sort(p.uses)
+	p.uses = slices.Compact(p.uses)
 	if len(c.errs) > 0 {
 		return nil, errors.Join(c.errs...)
 	}
@@ -420,6 +432,7 @@ func (c *compiler) compileWhen(r *Rule, w *yaml.Node, label string) {
 		return
 	}
 	r.prg = prg
+	r.uses = references(ast.NativeRep(), c.env)
 	if !r.tracked { // the fast path has no runtime cost limit: only for rules that need none
 		r.fast = compileFast(ast.NativeRep(), c.env)
 	}
@@ -549,4 +562,22 @@ func (c *compiler) locate(n *yaml.Node, off int) (line, col int, ok bool) {
 			return 0, 0, false
 		}
 	}
+}
+
+// references lists the declared variables a checked expression references.
+func references(a *celast.AST, env *Env) []int {
+	var out []int
+	celast.PostOrderVisit(a.Expr(), celast.NewExprVisitor(func(e celast.Expr) {
+		if e.Kind() != celast.IdentKind {
+			return
+		}
+		name := e.AsIdent()
+		if r, ok := a.ReferenceMap()[e.ID()]; ok && r.Name != "" {
+			name = r.Name
+		}
+		if i, ok := env.index[name]; ok {
+			out = append(out, i)
+		}
+	}))
+	return out
 }

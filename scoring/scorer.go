@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -70,6 +71,35 @@ type Scorer struct {
 	now       func() time.Time
 	log       *slog.Logger
 	pool      sync.Pool
+	plan      atomic.Pointer[readPlan]
+}
+
+// readPlan lists, per key kind, the window-feature slots the running pack's conditions use. The
+// first read of a kind's feature computes them all under one lock (features.State.Aggregates)
+// instead of finding the key once per feature.
+type readPlan struct {
+	pack   *rules.Pack
+	byKind [features.NumKinds][]int
+	inPlan []bool // by slot
+}
+
+// planFor returns the read plan of pack, building it when the pack changed.
+func (s *Scorer) planFor(pack *rules.Pack) *readPlan {
+	if p := s.plan.Load(); p != nil && p.pack == pack {
+		return p
+	}
+	p := &readPlan{pack: pack, inPlan: make([]bool, len(s.cat.slots))}
+	for _, i := range pack.Uses() {
+		if i >= len(s.cat.slots) {
+			continue // not this scorer's environment: read one by one
+		}
+		if wf := s.cat.slots[i].wf; wf != nil {
+			p.byKind[wf.kind] = append(p.byKind[wf.kind], i)
+			p.inPlan[i] = true
+		}
+	}
+	s.plan.Store(p)
+	return p
 }
 
 // New builds a scorer with an empty feature state and no rule pack (load one with SetPack).
@@ -140,6 +170,7 @@ func (s *Scorer) Process(ev *schemas.VerifyEvent) (schemas.ScoreRecord, error) {
 	in := s.get(ev)
 	defer s.put(in)
 	in.self = !s.state.Seen(in.keys.EventID)
+	in.plan = s.planFor(pack)
 	err := pack.Eval(in, &in.res)
 	hash, masked, ip := recordStrings(s.hasher, ev)
 	rec := schemas.ScoreRecord{
@@ -202,6 +233,7 @@ func (s *Scorer) Check(req *schemas.CheckRequest) (schemas.RiskCheck, error) {
 	}
 	in.prepare(&in.evBuf)
 	in.self = true
+	in.plan = s.planFor(pack)
 	err := pack.Eval(in, &in.res)
 	rc := schemas.RiskCheck{
 		Code: 0, Content: "success", Score: in.res.Score, Tags: append([]string{}, in.res.Tags...),
@@ -264,6 +296,9 @@ type input struct {
 	lastStr         []string  // by slot: the last string boxed into lastVal (see str)
 	lastVal         []ref.Val
 	names           [nameCacheSize]nameEntry
+	plan            *readPlan // nil: read every feature on its own
+	aggs            []features.Agg
+	aggOut          []int
 	travelDone      bool
 	travelKm        float64
 	travelKmh       float64
@@ -280,6 +315,7 @@ func (s *Scorer) get(ev *schemas.VerifyEvent) *input {
 // put returns in to the pool without keeping the attempt alive.
 func (s *Scorer) put(in *input) {
 	in.ev = nil
+	in.plan = nil
 	in.evBuf = schemas.VerifyEvent{}
 	s.pool.Put(in)
 }
@@ -428,13 +464,44 @@ func (in *input) val(i int) ref.Val {
 	}
 	slot := &in.s.cat.slots[i]
 	var v ref.Val
-	if slot.scalar != nil {
+	switch {
+	case slot.scalar != nil:
 		v = slot.scalar.eval(in, i)
-	} else {
+	case in.plan != nil && in.plan.inPlan[i]:
+		in.readKind(slot.wf.kind)
+		return in.memo[i]
+	default:
 		v = types.Int(in.window(slot.wf, slot.window))
 	}
 	in.memo[i] = v
 	return v
+}
+
+// readKind computes every planned window feature of one key kind in one state read and memoizes
+// them.
+func (in *input) readKind(kind features.Kind) {
+	slots := in.plan.byKind[kind]
+	in.aggs = in.aggs[:0]
+	var key uint64
+	for _, i := range slots {
+		slot := &in.s.cat.slots[i]
+		wf := slot.wf
+		key = wf.keyOf(in)
+		a := features.Agg{Window: slot.window, Distinct: wf.distinct, Fails: wf.fails, Field: wf.field}
+		if wf.distinct && in.self {
+			a.SelfMember = wf.selfOf(in)
+		}
+		in.aggs = append(in.aggs, a)
+	}
+	in.aggOut = slices.Grow(in.aggOut[:0], len(slots))[:len(slots)]
+	if kind == features.KindDevice && key == 0 {
+		clear(in.aggOut) // no device id: device features are absent, not "one device"
+	} else {
+		in.s.state.Aggregates(kind, key, in.keys.T, in.self, in.keys.Fail, in.aggs, in.aggOut)
+	}
+	for j, i := range slots {
+		in.memo[i] = types.Int(in.aggOut[j])
+	}
 }
 
 // Int, Double, Bool and String implement rules.Vars, the rules engine's fast path: a variable by

@@ -58,33 +58,84 @@ func span(es []entry, t, window uint32) []entry {
 // Count returns the number of attempts on key within the window (failures only if failsOnly),
 // plus one if self (and, with failsOnly, selfFail).
 func (s *State) Count(kind Kind, key uint64, t, window uint32, failsOnly, self, selfFail bool) int {
-	n := 0
-	if self && (!failsOnly || selfFail) {
-		n = 1
-	}
 	if key == 0 {
-		return n
+		return selfCount(failsOnly, self, selfFail)
 	}
 	sh := s.shard(key)
 	sh.mu.RLock()
 	r, ok := sh.recs[kind][key]
+	n := selfCount(failsOnly, self, selfFail)
 	if ok {
-		es := span(r.entries, t, window)
-		if !failsOnly {
-			n += len(es)
-		} else {
-			for _, e := range es {
-				if e.fail() {
-					n++
-				}
-			}
-		}
-		if r.old != nil {
-			n += int(math.Round(r.old.count(lo(t, window), t, failsOnly)))
-		}
+		n += r.count(t, window, failsOnly)
 	}
 	sh.mu.RUnlock()
 	return n
+}
+
+func selfCount(failsOnly, self, selfFail bool) int {
+	if self && (!failsOnly || selfFail) {
+		return 1
+	}
+	return 0
+}
+
+// count is Count without self, for a key's record. Caller holds the shard lock.
+func (r *rec) count(t, window uint32, failsOnly bool) int {
+	n := 0
+	es := span(r.entries, t, window)
+	if !failsOnly {
+		n = len(es)
+	} else {
+		for _, e := range es {
+			if e.fail() {
+				n++
+			}
+		}
+	}
+	if r.old != nil {
+		n += int(math.Round(r.old.count(lo(t, window), t, failsOnly)))
+	}
+	return n
+}
+
+// Agg is one aggregate of a key's window, for Aggregates: a count (of failures only, with Fails)
+// or, with Distinct, a distinct count of member Field counting SelfMember too.
+type Agg struct {
+	Window     uint32
+	Distinct   bool
+	Fails      bool   // count: failures only
+	Field      Field  // distinct: which member
+	SelfMember uint32 // distinct: the attempt's own member, 0 for none
+}
+
+// Aggregates computes several aggregates of one key under one lock: out[i] is what Count (with
+// self and selfFail) or Distinct would return for aggs[i]. A scorer reads every feature of a key
+// it needs this way, instead of finding the key once per feature.
+func (s *State) Aggregates(kind Kind, key uint64, t uint32, self, selfFail bool, aggs []Agg, out []int) {
+	if key == 0 {
+		for i, a := range aggs {
+			switch {
+			case a.Distinct && a.SelfMember != 0:
+				out[i] = 1
+			case a.Distinct:
+				out[i] = 0
+			default:
+				out[i] = selfCount(a.Fails, self, selfFail)
+			}
+		}
+		return
+	}
+	sh := s.shard(key)
+	sh.mu.RLock()
+	r := sh.recs[kind][key]
+	for i, a := range aggs {
+		if a.Distinct {
+			out[i] = s.distinct(&r, t, a.Window, a.Field, a.SelfMember)
+		} else {
+			out[i] = selfCount(a.Fails, self, selfFail) + r.count(t, a.Window, a.Fails)
+		}
+	}
+	sh.mu.RUnlock()
 }
 
 const tableSize = 4096 // > 2 × the largest DistinctCap worth having
@@ -105,6 +156,12 @@ func (s *State) Distinct(kind Kind, key uint64, t, window uint32, f Field, selfM
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
 	r := sh.recs[kind][key]
+	return s.distinct(&r, t, window, f, selfMember)
+}
+
+// distinct is Distinct for a key's record (empty when the key is unknown). Caller holds the shard
+// lock.
+func (s *State) distinct(r *rec, t, window uint32, f Field, selfMember uint32) int {
 	es := span(r.entries, t, window)
 	exact := s.distinctExact(es, f, selfMember)
 	// Exact up to DistinctCap; above it — the exact count reached the cap, or the window reaches

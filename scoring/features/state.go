@@ -17,7 +17,7 @@ const (
 	KindDevice             // a = phone
 	KindPrefix             // a = phone
 	KindApp                // a = phone, b = device (a tenant's whole traffic: always in the coarse tier)
-	numKinds
+	NumKinds               // the number of kinds
 )
 
 // epoch is the zero of entry time: entries store uint32 seconds since 2000-01-01 UTC.
@@ -126,7 +126,7 @@ const numShards = 64
 
 type shard struct {
 	mu     sync.RWMutex
-	recs   [numKinds]map[uint64]rec
+	recs   [NumKinds]map[uint64]rec
 	tokens map[uint64]tokenSeen // token digest → sightings
 	seen   map[uint64]uint32    // event id → entry second (dedupe)
 }
@@ -347,7 +347,7 @@ func (s *State) sweep() {
 
 // Stats describes the state's size.
 type Stats struct {
-	Keys     [numKinds]int
+	Keys     [NumKinds]int
 	Entries  int
 	Tokens   int
 	EventIDs int

@@ -661,3 +661,52 @@ func TestConcurrentApplyAndQuery(t *testing.T) {
 		t.Errorf("TokenSeen = %d, want %d", got, writes/100)
 	}
 }
+
+// Aggregates answers exactly what Count and Distinct answer one by one, small keys and keys past
+// the exact-entry cap (coarse tier) alike.
+func TestAggregatesMatchCountAndDistinct(t *testing.T) {
+	s := features.New(features.Config{MaxEntriesPerKey: 64, DistinctCap: 16})
+	r := rand.New(rand.NewPCG(9, 9))
+	ips := []uint64{ipA, ipA + 1, ipA + 2}
+	for i := range 5000 {
+		k := &features.Keys{
+			EventID: nextID.Add(1), T: base + uint32(r.IntN(7200)), Fail: r.IntN(4) == 0,
+			Phone: uint64(1 + r.IntN(300)), IP: ips[r.IntN(len(ips))], Net: netA, Prefix: prefA,
+			Device: uint64(1 + r.IntN(50)),
+		}
+		if i%7 == 0 {
+			k.Device = 0
+		}
+		s.Apply(k)
+	}
+	windows := []uint32{60, 600, 3600, 86400}
+	var aggs []features.Agg
+	for _, w := range windows {
+		aggs = append(aggs,
+			features.Agg{Window: w}, features.Agg{Window: w, Fails: true},
+			features.Agg{Window: w, Distinct: true, Field: features.FieldA, SelfMember: 77},
+			features.Agg{Window: w, Distinct: true, Field: features.FieldB})
+	}
+	out := make([]int, len(aggs))
+	for _, kind := range []features.Kind{features.KindIP, features.KindNet, features.KindPhone, features.KindDevice} {
+		for _, key := range []uint64{ipA, ipA + 2, netA, 5, 17, 0, 999999} {
+			for _, at := range []uint32{base + 10, base + 3000, base + 7300} {
+				for _, self := range []bool{false, true} {
+					s.Aggregates(kind, key, at, self, self, aggs, out)
+					for i, a := range aggs {
+						var want int
+						if a.Distinct {
+							want = s.Distinct(kind, key, at, a.Window, a.Field, a.SelfMember)
+						} else {
+							want = s.Count(kind, key, at, a.Window, a.Fails, self, self)
+						}
+						if out[i] != want {
+							t.Fatalf("kind %d key %d at +%d self %v agg %+v: Aggregates %d, one by one %d",
+								kind, key, at-base, self, a, out[i], want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
