@@ -163,6 +163,35 @@ func BenchmarkEval(b *testing.B) {
 	}
 }
 
+// fastBenchInput is benchInput with the fast path's Vars (indexes as declared in benchVars:
+// 11 ints, 7 bools, 3 strings).
+type fastBenchInput struct{ *benchInput }
+
+func (f fastBenchInput) Int(i int) int64     { return f.ints[i] }
+func (f fastBenchInput) Double(int) float64  { return 0 }
+func (f fastBenchInput) Bool(i int) bool     { return f.bools[i-11] }
+func (f fastBenchInput) String(i int) string { return [3]string{f.ipType, f.carrier, f.plat}[i-18] }
+
+// BenchmarkEvalFast is BenchmarkEval through the fast path (an Input that implements Vars), the
+// way scoring evaluates: compare the two for what the fast path saves.
+func BenchmarkEvalFast(b *testing.B) {
+	p, in := benchSetup(b)
+	fin := fastBenchInput{in}
+	var res, slow Result
+	if err := p.Eval(fin, &res); err != nil {
+		b.Fatal(err)
+	}
+	if err := p.Eval(in, &slow); err != nil || res.Score != slow.Score || len(res.Hits) != len(slow.Hits) {
+		b.Fatalf("fast %d %+v, cel-go %d %+v (%v)", res.Score, res.Hits, slow.Score, slow.Hits, err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := p.Eval(fin, &res); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkEvalParallel is BenchmarkEval from all Ps at once, one Result per goroutine.
 func BenchmarkEvalParallel(b *testing.B) {
 	p, in := benchSetup(b)

@@ -188,6 +188,9 @@ func TestRulesLint(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, `pack "cli-test"`) || !strings.Contains(r.stdout, "1 rules: ok") {
 		t.Fatalf("good pack: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
 	}
+	if strings.Contains(r.stdout, "fast path") {
+		t.Errorf("a pack of threshold rules is said to be off the fast path:\n%s", r.stdout)
+	}
 
 	bad := filepath.Join(dir, "bad.yaml")
 	badPack := goodPack + `
@@ -211,6 +214,21 @@ func TestRulesLint(t *testing.T) {
 	}
 	if strings.Contains(r.stdout, ": ok") {
 		t.Errorf("stdout claims ok:\n%s", r.stdout)
+	}
+	slow := filepath.Join(dir, "slow.yaml")
+	slowPack := goodPack + `
+  - id: carrier_prefix
+    tag: odd_carrier
+    description: a string function keeps a rule on cel-go
+    level: 300
+    when: carrier.startsWith("C")
+`
+	if err := os.WriteFile(slow, []byte(slowPack), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = runCmd(t, context.Background(), "rules", "lint", slow)
+	if r.code != 0 || !strings.Contains(r.stdout, "not the fast path") || !strings.Contains(r.stdout, "carrier_prefix") {
+		t.Errorf("lint does not name the rule off the fast path: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
 
