@@ -23,6 +23,20 @@ type Reader interface {
 // On error the same batch is offered again after a backoff, so handlers must be idempotent.
 type Handler func(ctx context.Context, batch []kafka.Message) error
 
+// A Stage splits the work of a batch in two, so that writing one batch downstream overlaps
+// preparing the next (see NewStagedLoop). Prepare does what must happen in batch order, one batch
+// at a time (scoring: the feature state sees events in order); it may fail, and is then retried
+// with the same batch. The Flush it returns makes the batch's effect durable (writing and waiting
+// for acknowledgements); it runs while the next batch is prepared, is retried until it succeeds,
+// and only then is its batch committed. Batches are flushed and committed in fetch order.
+type Stage interface {
+	Prepare(ctx context.Context, batch []kafka.Message) (Flush, error)
+}
+
+// Flush makes a prepared batch's effect durable; see Stage. It must be safe to call again after
+// it failed (a retry).
+type Flush func(ctx context.Context) error
+
 // LoopConfig bounds batches and retries.
 type LoopConfig struct {
 	Name       string        // for logs and metrics ("scorer", "archiver")
@@ -62,11 +76,12 @@ func (nopObserver) Retry(string, error)              {}
 // Loop fetches batches from a Reader, hands them to a Handler and commits them after it succeeded.
 // While the handler keeps failing (a downstream outage) the loop fetches nothing new: Kafka buffers.
 type Loop struct {
-	cfg LoopConfig
-	r   Reader
-	h   Handler
-	log *slog.Logger
-	obs LoopObserver
+	cfg   LoopConfig
+	r     Reader
+	h     Handler
+	stage Stage // set by NewStagedLoop (then h is nil)
+	log   *slog.Logger
+	obs   LoopObserver
 }
 
 // NewLoop builds a loop; obs may be nil.
@@ -77,22 +92,103 @@ func NewLoop(cfg LoopConfig, r Reader, h Handler, log *slog.Logger, obs LoopObse
 	return &Loop{cfg: cfg.withDefaults(), r: r, h: h, log: log.With("loop", cfg.Name), obs: obs}
 }
 
+// NewStagedLoop builds a loop over a Stage: while batch N is flushed and committed, batch N+1 is
+// fetched and prepared (at most two batches in flight). The guarantees are a Handler loop's: a
+// batch is committed only after its flush succeeded, batches commit in order, and whatever was not
+// committed at shutdown or on a crash is delivered again. obs may be nil.
+func NewStagedLoop(cfg LoopConfig, r Reader, st Stage, log *slog.Logger, obs LoopObserver) *Loop {
+	l := NewLoop(cfg, r, nil, log, obs)
+	l.stage = st
+	return l
+}
+
 // Run consumes until ctx is done. It returns nil on cancellation and an error only for a failure it
 // cannot retry (a closed reader: io.EOF). Other fetch errors — kafka-go reports a broker that is
 // away for a while, or a failed group join, and then heals — are retried with backoff. An
 // uncommitted batch at shutdown is simply redelivered later.
 func (l *Loop) Run(ctx context.Context) error {
+	if l.stage != nil {
+		return l.runStaged(ctx)
+	}
 	batch := make([]kafka.Message, 0, l.cfg.MaxBatch)
+	for {
+		var err error
+		if batch, err = l.next(ctx, batch[:0]); err != nil {
+			return err
+		}
+		if batch == nil {
+			return nil
+		}
+		if err := l.handle(ctx, batch); err != nil {
+			return nil // only ctx cancellation ends handle
+		}
+		l.commitOrWarn(ctx, batch)
+	}
+}
+
+// prepared is a batch waiting for its flush and commit.
+type prepared struct {
+	batch []kafka.Message
+	flush Flush
+}
+
+// runStaged is Run for a Stage: this goroutine fetches and prepares, a second one flushes and
+// commits, in order, one batch behind.
+func (l *Loop) runStaged(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	queue := make(chan prepared) // unbuffered: the flusher holds one batch, this goroutine the next
+	flusherDone := make(chan struct{})
+	go func() {
+		defer close(flusherDone)
+		for p := range queue {
+			start := time.Now()
+			if err := l.retry(ctx, len(p.batch), func() error { return p.flush(ctx) }); err != nil {
+				return // cancelled: the batch was not committed and is delivered again
+			}
+			l.obs.Batch(l.cfg.Name, len(p.batch), time.Since(start))
+			l.commitOrWarn(ctx, p.batch)
+		}
+	}()
+	defer func() {
+		close(queue)
+		<-flusherDone
+	}()
+	for {
+		// A fresh slice per batch: the flusher still holds the previous one.
+		batch, err := l.next(ctx, make([]kafka.Message, 0, l.cfg.MaxBatch))
+		if err != nil || batch == nil {
+			return err
+		}
+		var flush Flush
+		if err := l.retry(ctx, len(batch), func() (err error) {
+			flush, err = l.stage.Prepare(ctx, batch)
+			return err
+		}); err != nil {
+			return nil
+		}
+		select {
+		case queue <- prepared{batch: batch, flush: flush}:
+		case <-ctx.Done():
+			return nil
+		case <-flusherDone: // the flusher stopped: cancelled
+			return nil
+		}
+	}
+}
+
+// next fetches the next batch, retrying fetch errors with backoff. It returns a nil batch when ctx
+// is done, and an error only for a closed reader.
+func (l *Loop) next(ctx context.Context, batch []kafka.Message) ([]kafka.Message, error) {
 	fetchDelay, fetchFailures := l.cfg.BackoffMin, 0
 	for {
-		batch = batch[:0]
 		var err error
-		if batch, err = l.fetch(ctx, batch); err != nil {
+		if batch, err = l.fetch(ctx, batch[:0]); err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return nil, nil
 			}
 			if errors.Is(err, io.EOF) {
-				return fmt.Errorf("%s: fetch: reader closed: %w", l.cfg.Name, err)
+				return nil, fmt.Errorf("%s: fetch: reader closed: %w", l.cfg.Name, err)
 			}
 			fetchFailures++
 			lvl := slog.LevelDebug
@@ -102,7 +198,7 @@ func (l *Loop) Run(ctx context.Context) error {
 			l.log.Log(ctx, lvl, "fetch failed; retrying", "err", err, "attempt", fetchFailures, "retry_in", fetchDelay)
 			select {
 			case <-ctx.Done():
-				return nil
+				return nil, nil
 			case <-time.After(fetchDelay):
 			}
 			fetchDelay = min(2*fetchDelay, l.cfg.BackoffMax)
@@ -110,18 +206,16 @@ func (l *Loop) Run(ctx context.Context) error {
 		}
 		if fetchFailures > 0 {
 			l.log.Info("fetching again after failures", "failures", fetchFailures)
-			fetchDelay, fetchFailures = l.cfg.BackoffMin, 0
 		}
-		if err := l.handle(ctx, batch); err != nil {
-			return nil // only ctx cancellation ends handle
-		}
-		if err := l.commit(ctx, batch); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			// A failed commit is not a lost event: the batch is redelivered and handled again.
-			l.log.Warn("commit failed; batch will be redelivered", "err", err, "size", len(batch))
-		}
+		return batch, nil
+	}
+}
+
+// commitOrWarn commits a handled batch. A failed commit is not a lost event: the batch is
+// redelivered and handled again.
+func (l *Loop) commitOrWarn(ctx context.Context, batch []kafka.Message) {
+	if err := l.commit(ctx, batch); err != nil && ctx.Err() == nil {
+		l.log.Warn("commit failed; batch will be redelivered", "err", err, "size", len(batch))
 	}
 }
 
@@ -152,14 +246,23 @@ func (l *Loop) fetch(ctx context.Context, batch []kafka.Message) ([]kafka.Messag
 
 // handle retries the handler with exponential backoff until it succeeds or ctx is done.
 func (l *Loop) handle(ctx context.Context, batch []kafka.Message) error {
+	start := time.Now()
+	if err := l.retry(ctx, len(batch), func() error { return l.h(ctx, batch) }); err != nil {
+		return err
+	}
+	l.obs.Batch(l.cfg.Name, len(batch), time.Since(start))
+	return nil
+}
+
+// retry calls fn, the work on a batch of size messages, with exponential backoff until it
+// succeeds (nil) or ctx is done (ctx's error).
+func (l *Loop) retry(ctx context.Context, size int, fn func() error) error {
 	delay := l.cfg.BackoffMin
 	for attempt := 1; ; attempt++ {
-		start := time.Now()
-		err := l.h(ctx, batch)
+		err := fn()
 		if err == nil {
-			l.obs.Batch(l.cfg.Name, len(batch), time.Since(start))
 			if attempt > 1 {
-				l.log.Info("batch handled after retries", "attempts", attempt, "size", len(batch))
+				l.log.Info("batch handled after retries", "attempts", attempt, "size", size)
 			}
 			return nil
 		}
@@ -171,7 +274,7 @@ func (l *Loop) handle(ctx context.Context, batch []kafka.Message) error {
 		if attempt == 1 || attempt%20 == 0 {
 			lvl = slog.LevelWarn // an outage warns at its start and now and then, not on every retry
 		}
-		l.log.Log(ctx, lvl, "batch failed; retrying the same batch", "err", err, "attempt", attempt, "size", len(batch), "retry_in", delay)
+		l.log.Log(ctx, lvl, "batch failed; retrying the same batch", "err", err, "attempt", attempt, "size", size, "retry_in", delay)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

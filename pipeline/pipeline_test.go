@@ -813,3 +813,52 @@ func TestScoreStageDeadLettersEventsFromTheFuture(t *testing.T) {
 		t.Errorf("dead letter field %q, want ts", f)
 	}
 }
+
+// In the scorer's staged loop a failing risk.scores write is retried without scoring the batch
+// again and without writing its dead letters twice; nothing is committed or counted before the
+// write succeeds.
+func TestScoreStageStagedRetriesOnlyTheWrite(t *testing.T) {
+	boom := errors.New("kafka: not enough replicas")
+	scores, dlq, obs := &fakeWriter{err: boom}, &fakeWriter{}, newCountObs()
+	sc := &fakeScorer{}
+	stage := &ScoreStage{Scorer: sc, Scores: scores, DLQ: dlq, Log: quiet(), Obs: obs}
+	r := &fakeReader{queue: []kafka.Message{
+		msg(0, "", eventJSON("e1", "13800138000", "1.2.3.4")), msg(1, "", []byte("not json")),
+		msg(2, "", eventJSON("e2", "13800138001", "1.2.3.4")),
+	}}
+	loop := consumers.NewStagedLoop(consumers.LoopConfig{Name: "scorer", MaxBatch: 10, MaxWait: time.Millisecond, BackoffMin: time.Millisecond, BackoffMax: time.Millisecond}, r, stage, quiet(), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- loop.Run(ctx) }()
+
+	waitFor(t, "several failed writes", func() bool { scores.mu.Lock(); defer scores.mu.Unlock(); return scores.calls >= 3 })
+	if n := r.committed(); n != 0 {
+		t.Fatalf("%d commits while risk.scores was failing", n)
+	}
+	obs.mu.Lock()
+	counted := len(obs.scored)
+	obs.mu.Unlock()
+	if counted != 0 {
+		t.Errorf("%d events counted as scored before their write succeeded", counted)
+	}
+	scores.fail(nil)
+	waitFor(t, "the commit", func() bool { return r.committed() == 1 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got := fmt.Sprint(sc.scored); got != "[e1 e2]" {
+		t.Errorf("scored %s, want each event once", got)
+	}
+	if dlq.calls != 1 || len(dlq.written()) != 1 {
+		t.Errorf("dead-letter topic: %d writes, %d messages; want the bad message written once", dlq.calls, len(dlq.written()))
+	}
+	if got := len(scores.written()); got != 2 {
+		t.Errorf("%d score messages written, want 2", got)
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if len(obs.scored) != 2 || len(obs.dead) != 1 {
+		t.Errorf("observer: scored %v, dead %v; want each counted once", obs.scored, obs.dead)
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/riskflow/riskflow/consumers"
 	"github.com/riskflow/riskflow/schemas"
 )
 
@@ -32,7 +33,9 @@ type Observer interface {
 	Archived(rows int)
 }
 
-// ScoreStage is the scorer role's handler: decode, score, publish.
+// ScoreStage is the scorer role's handler: decode, score, publish. It is a consumers.Stage (for
+// NewStagedLoop: scoring the next batch overlaps writing this one) and has a consumers.Handler,
+// Handle.
 type ScoreStage struct {
 	Scorer EventScorer
 	Scores MessageWriter // risk.scores
@@ -54,11 +57,23 @@ type outcome struct {
 	err   error // nothing could be scored: retry the batch
 }
 
-// Handle decodes and scores a batch and writes the results. It returns nil only once risk.scores
-// and the dead-letter topic acknowledged every message of the batch, so the caller may commit.
-// Retrying a batch is safe: the scorer does not count an event id twice and risk.scores consumers
-// deduplicate by event_id.
+// Handle decodes and scores a batch and writes the results: Prepare and its flush at once. It
+// returns nil only once risk.scores and the dead-letter topic acknowledged every message of the
+// batch, so the caller may commit. Retrying a batch is safe: the scorer does not count an event id
+// twice and risk.scores consumers deduplicate by event_id.
 func (s *ScoreStage) Handle(ctx context.Context, batch []kafka.Message) error {
+	flush, err := s.Prepare(ctx, batch)
+	if err != nil {
+		return err
+	}
+	return flush(ctx)
+}
+
+// Prepare decodes and scores a batch (the consumers.Stage half that runs in batch order) and
+// returns the flush that writes its dead letters and score records. A flush that fails is
+// retried without scoring again, and without writing the dead letters again once they were
+// acknowledged. It fails only when nothing could be scored (no rule pack loaded yet).
+func (s *ScoreStage) Prepare(ctx context.Context, batch []kafka.Message) (consumers.Flush, error) {
 	res := make([]outcome, len(batch))
 	s.scoreAll(batch, res)
 	scores := make([]kafka.Message, 0, len(batch))
@@ -66,37 +81,41 @@ func (s *ScoreStage) Handle(ctx context.Context, batch []kafka.Message) error {
 	for i := range res {
 		switch {
 		case res[i].err != nil:
-			return res[i].err
+			return nil, res[i].err
 		case res[i].dead:
 			dead = append(dead, res[i].msg)
 		default:
 			scores = append(scores, res[i].msg)
 		}
 	}
-	if len(dead) > 0 {
-		if err := s.DLQ.WriteMessages(ctx, dead...); err != nil {
-			return fmt.Errorf("write %d messages to the dead-letter topic: %w", len(dead), err)
+	deadDone := len(dead) == 0
+	return func(ctx context.Context) error {
+		if !deadDone {
+			if err := s.DLQ.WriteMessages(ctx, dead...); err != nil {
+				return fmt.Errorf("write %d messages to the dead-letter topic: %w", len(dead), err)
+			}
+			deadDone = true
+			if s.Obs != nil {
+				for range dead {
+					s.Obs.DeadLettered("decode")
+				}
+			}
 		}
+		if len(scores) > 0 {
+			if err := s.Scores.WriteMessages(ctx, scores...); err != nil {
+				return fmt.Errorf("write %d score records: %w", len(scores), err)
+			}
+		}
+		// Counted once written: a flush that fails and is retried is not counted twice.
 		if s.Obs != nil {
-			for range dead {
-				s.Obs.DeadLettered("decode")
+			for i := range res {
+				if !res[i].dead {
+					s.Obs.Scored(res[i].level)
+				}
 			}
 		}
-	}
-	if len(scores) > 0 {
-		if err := s.Scores.WriteMessages(ctx, scores...); err != nil {
-			return fmt.Errorf("write %d score records: %w", len(scores), err)
-		}
-	}
-	// Counted once written: a batch that fails and is retried is not counted twice.
-	if s.Obs != nil {
-		for i := range res {
-			if !res[i].dead {
-				s.Obs.Scored(res[i].level)
-			}
-		}
-	}
-	return nil
+		return nil
+	}, nil
 }
 
 // scoreAll fills res[i] for batch[i], partition by partition, partitions in parallel.

@@ -206,7 +206,8 @@ func (a *app) runScorer(ctx context.Context) error {
 	dlq := consumers.NewWriter(a.kc, k.DLQTopic)
 	defer func() { reader.Close(); scores.Close(); dlq.Close() }()
 	stage := &pipeline.ScoreStage{Scorer: a.scorer, Scores: scores, DLQ: dlq, Log: a.log.With("role", "scorer"), Obs: a.obs}
-	loop := consumers.NewLoop(consumers.LoopConfig{Name: "scorer", MaxBatch: k.ScorerBatch, MaxWait: 5 * time.Millisecond}, reader, stage.Handle, a.log, a.obs)
+	// Staged: the next batch is scored while this one is written to risk.scores.
+	loop := consumers.NewStagedLoop(consumers.LoopConfig{Name: "scorer", MaxBatch: k.ScorerBatch, MaxWait: 5 * time.Millisecond}, reader, stage, a.log, a.obs)
 	a.log.Info("scorer running", "topic", k.EventsTopic, "group", k.ScorerGroup)
 	return loop.Run(ctx)
 }

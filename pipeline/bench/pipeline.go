@@ -126,13 +126,7 @@ func RunPipeline(ctx context.Context, kc consumers.Config, n int, newScorer func
 	defer dlq.Close()
 	stage := &pipeline.ScoreStage{Scorer: s, Scores: sw, DLQ: dlq, Log: log}
 	var scored atomic.Int64
-	pipeTook, err := consume(ctx, kc, events, "bench-pipe-"+id, n, &scored, func(ctx context.Context, b []kafka.Message) error {
-		if err := stage.Handle(ctx, b); err != nil {
-			return err
-		}
-		scored.Add(int64(len(b)))
-		return nil
-	}, log)
+	pipeTook, err := consumeStaged(ctx, kc, events, "bench-pipe-"+id, n, &scored, stage, log)
 	if err != nil {
 		return res, fmt.Errorf("pipeline consume: %w", err)
 	}
@@ -147,8 +141,6 @@ func RunPipeline(ctx context.Context, kc consumers.Config, n int, newScorer func
 var batchSize = 2000
 
 func consume(ctx context.Context, kc consumers.Config, topic, group string, n int, done *atomic.Int64, h consumers.Handler, log *slog.Logger) (time.Duration, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
 	r := consumers.NewGroupReader(kc, topic, group)
 	defer r.Close()
 	var first atomic.Int64
@@ -157,6 +149,46 @@ func consume(ctx context.Context, kc consumers.Config, topic, group string, n in
 		return h(ctx, b)
 	}
 	loop := consumers.NewLoop(consumers.LoopConfig{Name: group, MaxBatch: batchSize, MaxWait: 5 * time.Millisecond}, r, wrapped, log, nil)
+	return runLoop(ctx, loop, n, done, &first)
+}
+
+// consumeStaged is consume through a staged loop, as the scorer runs: done counts the messages
+// of the batches flushed.
+func consumeStaged(ctx context.Context, kc consumers.Config, topic, group string, n int, done *atomic.Int64, st consumers.Stage, log *slog.Logger) (time.Duration, error) {
+	r := consumers.NewGroupReader(kc, topic, group)
+	defer r.Close()
+	var first atomic.Int64
+	loop := consumers.NewStagedLoop(consumers.LoopConfig{Name: group, MaxBatch: batchSize, MaxWait: 5 * time.Millisecond}, r,
+		countingStage{st, &first, done}, log, nil)
+	return runLoop(ctx, loop, n, done, &first)
+}
+
+// countingStage notes when the first batch arrived and counts the messages flushed.
+type countingStage struct {
+	consumers.Stage
+	first, done *atomic.Int64
+}
+
+func (c countingStage) Prepare(ctx context.Context, b []kafka.Message) (consumers.Flush, error) {
+	c.first.CompareAndSwap(0, time.Now().UnixNano())
+	flush, err := c.Stage.Prepare(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		if err := flush(ctx); err != nil {
+			return err
+		}
+		c.done.Add(int64(len(b)))
+		return nil
+	}, nil
+}
+
+// runLoop runs loop until done reaches n and returns the time from the first message (first, in
+// Unix nanoseconds) to the last.
+func runLoop(ctx context.Context, loop *consumers.Loop, n int, done, first *atomic.Int64) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
 	errc := make(chan error, 1)
 	go func() { errc <- loop.Run(ctx) }()
 	for done.Load() < int64(n) {
