@@ -208,49 +208,28 @@ func logical(and bool, a []fastNode) (fastNode, bool) {
 func conditional(cond boolFn, yes, no fastNode) (fastNode, bool) {
 	switch yes.typ {
 	case Bool:
-		return boolNode(func(v Vars) (bool, bool) {
-			c, ok := cond(v)
-			if !ok {
-				return false, false
-			}
-			if c {
-				return yes.b(v)
-			}
-			return no.b(v)
-		})
+		return boolNode(choose(cond, yes.b, no.b))
 	case Int:
-		return intNode(func(v Vars) (int64, bool) {
-			c, ok := cond(v)
-			if !ok {
-				return 0, false
-			}
-			if c {
-				return yes.i(v)
-			}
-			return no.i(v)
-		})
+		return intNode(choose(cond, yes.i, no.i))
 	case Double:
-		return doubleNode(func(v Vars) (float64, bool) {
-			c, ok := cond(v)
-			if !ok {
-				return 0, false
-			}
-			if c {
-				return yes.d(v)
-			}
-			return no.d(v)
-		})
+		return doubleNode(choose(cond, yes.d, no.d))
 	default:
-		return fastNode{typ: String, s: func(v Vars) (string, bool) {
-			c, ok := cond(v)
-			if !ok {
-				return "", false
-			}
-			if c {
-				return yes.s(v)
-			}
-			return no.s(v)
-		}}, true
+		return fastNode{typ: String, s: choose(cond, yes.s, no.s)}, true
+	}
+}
+
+// choose is `cond ? yes : no` for operands of type T.
+func choose[T any](cond boolFn, yes, no func(Vars) (T, bool)) func(Vars) (T, bool) {
+	return func(v Vars) (T, bool) {
+		c, ok := cond(v)
+		if !ok {
+			var zero T
+			return zero, false
+		}
+		if c {
+			return yes(v)
+		}
+		return no(v)
 	}
 }
 
@@ -274,42 +253,40 @@ var arith = map[string]arithOp{
 func arithmetic(op arithOp, l, r fastNode) (fastNode, bool) {
 	switch {
 	case l.typ == Int && r.typ == Int:
-		lf, rf := l.i, r.i
-		return intNode(func(v Vars) (int64, bool) {
-			x, ok := lf(v)
-			if !ok {
-				return 0, false
-			}
-			y, ok := rf(v)
-			if !ok {
-				return 0, false
-			}
-			return intArith(op, x, y)
-		})
+		return intNode(binary(op, l.i, r.i, intArith))
 	case l.typ == Double && r.typ == Double && op != opMod:
-		lf, rf := l.d, r.d
-		return doubleNode(func(v Vars) (float64, bool) {
-			x, ok := lf(v)
-			if !ok {
-				return 0, false
-			}
-			y, ok := rf(v)
-			if !ok {
-				return 0, false
-			}
-			switch op {
-			case opAdd:
-				return x + y, true
-			case opSub:
-				return x - y, true
-			case opMul:
-				return x * y, true
-			default:
-				return x / y, true
-			}
-		})
+		return doubleNode(binary(op, l.d, r.d, doubleArith))
 	}
 	return fastNode{}, false
+}
+
+// binary applies f to the values of two operands.
+func binary[T int64 | float64](op arithOp, lf, rf func(Vars) (T, bool), f func(arithOp, T, T) (T, bool)) func(Vars) (T, bool) {
+	return func(v Vars) (T, bool) {
+		x, ok := lf(v)
+		if !ok {
+			return 0, false
+		}
+		y, ok := rf(v)
+		if !ok {
+			return 0, false
+		}
+		return f(op, x, y)
+	}
+}
+
+// doubleArith is CEL's double arithmetic (IEEE 754: no errors; no modulus).
+func doubleArith(op arithOp, x, y float64) (float64, bool) {
+	switch op {
+	case opAdd:
+		return x + y, true
+	case opSub:
+		return x - y, true
+	case opMul:
+		return x * y, true
+	default:
+		return x / y, true
+	}
 }
 
 // intArith is CEL's int64 arithmetic; ok is false where CEL reports an error.
@@ -408,25 +385,9 @@ func cmpDoubleInt(d float64, i int64) int {
 func compare(op cmpOp, l, r fastNode) (fastNode, bool) {
 	switch {
 	case l.typ == Int && r.typ == Int:
-		lf, rf := l.i, r.i
-		return boolNode(func(v Vars) (bool, bool) {
-			x, ok := lf(v)
-			if !ok {
-				return false, false
-			}
-			y, ok := rf(v)
-			return ok && op.holds(cmp3(x, y)), ok
-		})
+		return boolNode(ordered(op, l.i, r.i))
 	case l.typ == String && r.typ == String:
-		lf, rf := l.s, r.s
-		return boolNode(func(v Vars) (bool, bool) {
-			x, ok := lf(v)
-			if !ok {
-				return false, false
-			}
-			y, ok := rf(v)
-			return ok && op.holds(cmp3(x, y)), ok
-		})
+		return boolNode(ordered(op, l.s, r.s))
 	case l.typ == Bool && r.typ == Bool && (op == cmpEq || op == cmpNe):
 		lf, rf := l.b, r.b
 		return boolNode(func(v Vars) (bool, bool) {
@@ -456,6 +417,18 @@ func compare(op cmpOp, l, r fastNode) (fastNode, bool) {
 		})
 	}
 	return fastNode{}, false
+}
+
+// ordered compares two operands of an ordered type.
+func ordered[T int64 | string](op cmpOp, lf, rf func(Vars) (T, bool)) boolFn {
+	return func(v Vars) (bool, bool) {
+		x, ok := lf(v)
+		if !ok {
+			return false, false
+		}
+		y, ok := rf(v)
+		return ok && op.holds(cmp3(x, y)), ok
+	}
 }
 
 // num is an int or a double operand of a cross-type comparison.
@@ -493,64 +466,52 @@ func asDouble(n fastNode) (func(Vars) (num, bool), bool) {
 
 // in compiles `x in [literal, …]` for an int or string x and literals of x's type.
 func (c *fastCompiler) in(x fastNode, l celast.Expr) (fastNode, bool) {
-	if l.Kind() != celast.ListKind {
+	if l.Kind() != celast.ListKind || len(l.AsList().OptionalIndices()) > 0 {
 		return fastNode{}, false
 	}
-	list := l.AsList()
-	if len(list.OptionalIndices()) > 0 {
-		return fastNode{}, false
-	}
+	elems := l.AsList().Elements()
 	switch x.typ {
 	case Int:
-		var set []int64
-		for _, e := range list.Elements() {
-			if e.Kind() != celast.LiteralKind {
-				return fastNode{}, false
-			}
-			i, ok := e.AsLiteral().(types.Int)
-			if !ok {
-				return fastNode{}, false
-			}
-			set = append(set, int64(i))
+		if set, ok := literals[int64](elems); ok {
+			return boolNode(member(x.i, set))
 		}
-		f := x.i
-		return boolNode(func(v Vars) (bool, bool) {
-			n, ok := f(v)
-			if !ok {
-				return false, false
-			}
-			for _, m := range set {
-				if m == n {
-					return true, true
-				}
-			}
-			return false, true
-		})
 	case String:
-		var set []string
-		for _, e := range list.Elements() {
-			if e.Kind() != celast.LiteralKind {
-				return fastNode{}, false
-			}
-			s, ok := e.AsLiteral().(types.String)
-			if !ok {
-				return fastNode{}, false
-			}
-			set = append(set, string(s))
+		if set, ok := literals[string](elems); ok {
+			return boolNode(member(x.s, set))
 		}
-		f := x.s
-		return boolNode(func(v Vars) (bool, bool) {
-			s, ok := f(v)
-			if !ok {
-				return false, false
-			}
-			for _, m := range set {
-				if m == s {
-					return true, true
-				}
-			}
-			return false, true
-		})
 	}
 	return fastNode{}, false
+}
+
+// literals returns the values of elems when every one is a literal of type T (CEL int for int64,
+// string for string).
+func literals[T int64 | string](elems []celast.Expr) ([]T, bool) {
+	set := make([]T, 0, len(elems))
+	for _, e := range elems {
+		if e.Kind() != celast.LiteralKind {
+			return nil, false
+		}
+		v, ok := e.AsLiteral().Value().(T)
+		if !ok {
+			return nil, false
+		}
+		set = append(set, v)
+	}
+	return set, true
+}
+
+// member is `x in set`.
+func member[T int64 | string](x func(Vars) (T, bool), set []T) boolFn {
+	return func(v Vars) (bool, bool) {
+		n, ok := x(v)
+		if !ok {
+			return false, false
+		}
+		for _, m := range set {
+			if m == n {
+				return true, true
+			}
+		}
+		return false, true
+	}
 }
