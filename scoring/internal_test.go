@@ -202,3 +202,65 @@ func TestDefaultPackFastPathAgreesWithCEL(t *testing.T) {
 		t.Errorf("only %d rules fired (%v): the comparison proves little", len(fired), fired)
 	}
 }
+
+// A pack compiled against another scorer's environment is evaluated by variable name when that
+// environment orders its variables differently (other windows), and by index when it is equal.
+func TestPackFromAnotherEnvironment(t *testing.T) {
+	hasher := WithPhoneHasher(schemas.NewPhoneHasher([]byte("k")))
+	other, err := New(Config{Windows: []time.Duration{24 * time.Hour, time.Hour, 10 * time.Minute, time.Minute, 5 * time.Minute}}, hasher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twin, err := New(Config{}, hasher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := rules.Compile(packs.Default(), other.Env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromTwin, err := rules.Compile(packs.Default(), twin.Env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(p *rules.Pack) *Scorer {
+		s, err := New(Config{}, hasher)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.SetPack(p)
+		return s
+	}
+	own := mk(mustCompile(t, twin))
+	viaForeign, viaTwin := mk(foreign), mk(fromTwin)
+	if viaForeign.planFor(foreign).byIndex || !viaTwin.planFor(fromTwin).byIndex {
+		t.Fatalf("byIndex: foreign pack %v (want false), twin's pack %v (want true)",
+			viaForeign.planFor(foreign).byIndex, viaTwin.planFor(fromTwin).byIndex)
+	}
+	start := time.Date(2026, 3, 14, 1, 0, 0, 0, time.UTC)
+	var last schemas.VerifyEvent
+	for i := range 12 { // one number from many devices and networks: velocity and device rules
+		ev := schemas.VerifyEvent{
+			EventID: fmt.Sprintf("e-%d", i), TS: start.Add(time.Duration(i) * time.Second), AppID: "app",
+			Flow: schemas.FlowOneClickLogin, Phone: "13800138000", Carrier: "CM", Outcome: schemas.OutcomeFail,
+			IP: netip.AddrFrom4([4]byte{203, 0, byte(i), 10}), DeviceID: fmt.Sprintf("d-%d", i%4),
+		}
+		for _, s := range []*Scorer{own, viaForeign, viaTwin} {
+			s.Apply(&ev)
+		}
+		last = ev
+	}
+	req := schemas.CheckRequest{Phone: last.Phone, IP: last.IP, Carrier: "CM", AppID: "app", Flow: last.Flow, DeviceID: "d-9"}
+	var verdicts []string
+	for _, s := range []*Scorer{own, viaForeign, viaTwin} {
+		s.now = func() time.Time { return last.TS.Add(time.Second) }
+		rc, err := s.Check(&req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		verdicts = append(verdicts, fmt.Sprint(rc.Score, rc.Tags, rc.Detail))
+	}
+	if verdicts[0] != verdicts[1] || verdicts[0] != verdicts[2] || !strings.Contains(verdicts[0], "600 [phone_velocity") {
+		t.Errorf("verdicts differ or miss the step-up:\n own     %s\n foreign %s\n twin    %s", verdicts[0], verdicts[1], verdicts[2])
+	}
+}

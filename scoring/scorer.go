@@ -81,6 +81,11 @@ type readPlan struct {
 	pack   *rules.Pack
 	byKind [features.NumKinds][]int
 	inPlan []bool // by slot
+	// byIndex: the pack was compiled against an environment with this scorer's variables in this
+	// scorer's order (its own, or an equal one), so variable indexes are catalog slots and the
+	// input may serve rules.Vars. Otherwise variables are served by name only, and nothing is
+	// planned.
+	byIndex bool
 }
 
 // planFor returns the read plan of pack, building it when the pack changed.
@@ -89,9 +94,10 @@ func (s *Scorer) planFor(pack *rules.Pack) *readPlan {
 		return p
 	}
 	p := &readPlan{pack: pack, inPlan: make([]bool, len(s.cat.slots))}
+	p.byIndex = pack.Env() == s.cat.env || slices.Equal(pack.Env().Vars(), s.cat.env.Vars())
 	for _, i := range pack.Uses() {
-		if i >= len(s.cat.slots) {
-			continue // not this scorer's environment: read one by one
+		if !p.byIndex {
+			break
 		}
 		if wf := s.cat.slots[i].wf; wf != nil {
 			p.byKind[wf.kind] = append(p.byKind[wf.kind], i)
@@ -170,8 +176,7 @@ func (s *Scorer) Process(ev *schemas.VerifyEvent) (schemas.ScoreRecord, error) {
 	in := s.get(ev)
 	defer s.put(in)
 	in.self = !s.state.Seen(in.keys.EventID)
-	in.plan = s.planFor(pack)
-	err := pack.Eval(in, &in.res)
+	err := in.eval(pack)
 	hash, masked, ip := recordStrings(s.hasher, ev)
 	rec := schemas.ScoreRecord{
 		EventID:      ev.EventID,
@@ -233,8 +238,7 @@ func (s *Scorer) Check(req *schemas.CheckRequest) (schemas.RiskCheck, error) {
 	}
 	in.prepare(&in.evBuf)
 	in.self = true
-	in.plan = s.planFor(pack)
-	err := pack.Eval(in, &in.res)
+	err := in.eval(pack)
 	rc := schemas.RiskCheck{
 		Code: 0, Content: "success", Score: in.res.Score, Tags: append([]string{}, in.res.Tags...),
 		ExID: req.ExID, RulesVersion: pack.Version,
@@ -246,6 +250,19 @@ func (s *Scorer) Check(req *schemas.CheckRequest) (schemas.RiskCheck, error) {
 		return rc, fmt.Errorf("score check: %w", err)
 	}
 	return rc, nil
+}
+
+// byName hides an input's rules.Vars: the rules engine then asks for variables by name.
+type byName struct{ rules.Input }
+
+// eval evaluates pack for the attempt into in.res, through the fast path and the read plan when
+// the pack's variable indexes are this scorer's slots.
+func (in *input) eval(pack *rules.Pack) error {
+	in.plan = in.s.planFor(pack)
+	if !in.plan.byIndex {
+		return pack.Eval(byName{in}, &in.res)
+	}
+	return pack.Eval(in, &in.res)
 }
 
 // recordStrings returns the strings a ScoreRecord needs that the event does not hold: the phone's
