@@ -62,7 +62,9 @@ func (c LoopConfig) withDefaults() LoopConfig {
 	return c
 }
 
-// LoopObserver receives loop events (metrics). Every method must be cheap and non-blocking.
+// LoopObserver receives loop events (metrics). Every method must be cheap and non-blocking. Batch
+// reports a batch made durable and how long that took: the handler's run, retries included, or for
+// a staged loop the flush.
 type LoopObserver interface {
 	Batch(name string, size int, took time.Duration)
 	Retry(name string, err error)
