@@ -1,6 +1,7 @@
 package features
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -316,7 +317,9 @@ func (s *State) add(kind Kind, key uint64, e entry, loc *Keys) {
 	sh.mu.Unlock()
 }
 
-// sweep removes idle keys and old dedupe ids from one shard (round robin).
+// sweep removes idle keys and old dedupe ids from one shard (round robin). It finds them under the
+// read lock, so checks reading the shard (the API) are not held up by the scan, and deletes them
+// under the write lock, checking each again: a key may have been used since.
 func (s *State) sweep() {
 	w := s.watermark.Load()
 	if w <= s.retention {
@@ -324,22 +327,46 @@ func (s *State) sweep() {
 	}
 	cutoff := w - s.retention
 	sh := &s.shards[s.sweepNext.Add(1)%numShards]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
+	var idle [NumKinds][]uint64
+	var ids, tokens []uint64
+	sh.mu.RLock()
 	for k := range sh.recs {
 		for key, r := range sh.recs[k] {
 			if r.newest() < cutoff {
-				delete(sh.recs[k], key)
+				idle[k] = append(idle[k], key)
 			}
 		}
 	}
 	for key, t := range sh.seen {
 		if t < cutoff {
-			delete(sh.seen, key)
+			ids = append(ids, key)
 		}
 	}
 	for key, ts := range sh.tokens {
 		if ts.last < cutoff {
+			tokens = append(tokens, key)
+		}
+	}
+	sh.mu.RUnlock()
+	if len(ids)+len(tokens) == 0 && !slices.ContainsFunc(idle[:], func(k []uint64) bool { return len(k) > 0 }) {
+		return
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	for k := range idle {
+		for _, key := range idle[k] {
+			if r, ok := sh.recs[k][key]; ok && r.newest() < cutoff {
+				delete(sh.recs[k], key)
+			}
+		}
+	}
+	for _, key := range ids {
+		if t, ok := sh.seen[key]; ok && t < cutoff {
+			delete(sh.seen, key)
+		}
+	}
+	for _, key := range tokens {
+		if ts, ok := sh.tokens[key]; ok && ts.last < cutoff {
 			delete(sh.tokens, key)
 		}
 	}
