@@ -153,6 +153,9 @@ func (l *Loop) runStaged(ctx context.Context) error {
 		}
 	}()
 	defer func() {
+		// Whatever ended the loop (cancellation, a closed reader), the flusher stops too: a batch
+		// still flushing is not committed and is delivered again.
+		cancel()
 		close(queue)
 		<-flusherDone
 	}()
@@ -216,7 +219,7 @@ func (l *Loop) next(ctx context.Context, batch []kafka.Message) ([]kafka.Message
 // commitOrWarn commits a handled batch. A failed commit is not a lost event: the batch is
 // redelivered and handled again.
 func (l *Loop) commitOrWarn(ctx context.Context, batch []kafka.Message) {
-	if err := l.commit(ctx, batch); err != nil && ctx.Err() == nil {
+	if err := l.commit(ctx, batch); err != nil {
 		l.log.Warn("commit failed; batch will be redelivered", "err", err, "size", len(batch))
 	}
 }
@@ -286,7 +289,12 @@ func (l *Loop) retry(ctx context.Context, size int, fn func() error) error {
 	}
 }
 
+// commit commits a batch whose effect is durable. It does not give up when ctx is cancelled just
+// then (a shutdown): the batch is done, and committing it spares a redelivery; commitTimeout
+// bounds the wait.
 func (l *Loop) commit(ctx context.Context, batch []kafka.Message) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
 	var err error
 	for i := 0; i < 3; i++ {
 		if err = l.r.CommitMessages(ctx, batch...); err == nil || ctx.Err() != nil {
@@ -295,3 +303,6 @@ func (l *Loop) commit(ctx context.Context, batch []kafka.Message) error {
 	}
 	return err
 }
+
+// commitTimeout bounds a commit (a coordinator that does not answer).
+const commitTimeout = 10 * time.Second

@@ -69,6 +69,9 @@ func (r *fakeReader) FetchMessage(ctx context.Context) (kafka.Message, error) {
 }
 
 func (r *fakeReader) CommitMessages(ctx context.Context, msgs ...kafka.Message) error {
+	if err := ctx.Err(); err != nil {
+		return err // as kafka-go may, for a cancelled context
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.commitTry++

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -111,12 +112,18 @@ func TestStagedLoopRetriesFlushAndKeepsOrder(t *testing.T) {
 	boom := errors.New("risk.scores: not enough replicas")
 	st.flushErrs[0] = []error{boom, boom, boom}
 	obs := &countingObserver{}
+	r.push(4) // two batches: the second is prepared while the first keeps failing
+	release := make(chan struct{})
+	st.hold[2] = release // and the second's flush waits until the first was committed
 	stop := start(t, NewStagedLoop(fastConfig(2), r, st, quiet(), obs))
-	r.push(2)
 	for range 4 { // three failures, then success
 		<-st.flushStart
 	}
-	r.push(2)
+	waitFor(t, "the first commit", func() bool { return len(committedOffsets(r)) >= 1 })
+	if c := committedOffsets(r); len(c) != 1 || c[0] != "[0 1]" {
+		t.Fatalf("commits %v, want the first batch alone", c)
+	}
+	close(release)
 	waitFor(t, "both commits", func() bool { return len(committedOffsets(r)) == 2 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
@@ -171,4 +178,67 @@ func TestStagedLoopCancelDuringFlush(t *testing.T) {
 	if c := committedOffsets(r); len(c) != 0 {
 		t.Errorf("committed %v: neither batch was flushed", c)
 	}
+}
+
+// A closed reader ends Run even while a flush hangs (a broker that does not answer): nothing of
+// it is committed.
+func TestStagedLoopClosedReaderEndsRunDuringHungFlush(t *testing.T) {
+	r := newFakeReader()
+	st := newStageRecorder()
+	st.hold[0] = make(chan struct{}) // never released: the flush ends only when cancelled
+	r.push(2)
+	done := make(chan error, 1)
+	go func() { done <- NewStagedLoop(fastConfig(2), r, st, quiet(), nil).Run(context.Background()) }()
+	<-st.flushStart // the first batch is flushing, and hangs
+	r.mu.Lock()
+	r.fetchErrs = append(r.fetchErrs, io.EOF)
+	r.mu.Unlock()
+	r.push(0) // wake the fetch
+	select {
+	case err := <-done:
+		if !errors.Is(err, io.EOF) {
+			t.Errorf("Run: %v, want the closed reader's io.EOF", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after the reader closed")
+	}
+	if c := committedOffsets(r); len(c) != 0 {
+		t.Errorf("committed %v: the flush never succeeded", c)
+	}
+}
+
+// A flush that completes while shutdown begins is still committed: the batch is done, and a
+// commit spares its redelivery.
+func TestStagedLoopCommitsAFinishedFlushAtShutdown(t *testing.T) {
+	r := newFakeReader()
+	st := newStageRecorder()
+	release := make(chan struct{})
+	st.hold[0] = release
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	loop := NewStagedLoop(fastConfig(3), r, st, quiet(), nil)
+	loop.stage = flushIgnoringCancel{st}
+	go func() { done <- loop.Run(ctx) }()
+	r.push(3)
+	<-st.flushStart
+	cancel()
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(committedOffsets(r)); got != "[[0 1 2]]" {
+		t.Errorf("commits %s, want the flushed batch", got)
+	}
+}
+
+// flushIgnoringCancel flushes with a context that shutdown does not cancel (a write already on
+// the wire completes).
+type flushIgnoringCancel struct{ st *stageRecorder }
+
+func (f flushIgnoringCancel) Prepare(ctx context.Context, batch []kafka.Message) (Flush, error) {
+	flush, err := f.st.Prepare(ctx, batch)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error { return flush(context.WithoutCancel(ctx)) }, nil
 }
