@@ -19,8 +19,8 @@ type StateApplier interface {
 
 // Feed keeps feature state fed from verify.events: every partition, from `since` on. The scorer
 // uses CatchUp at start to rebuild its windows after a restart (replay of the retention); an API
-// node uses Follow to keep its replica (goka's "view" shape). Undecodable messages are skipped here
-// (the scorer dead-letters them).
+// node uses Follow to keep its replica (goka's "view" shape). Messages Admit refuses are skipped
+// here (the scorer dead-letters them).
 type Feed struct {
 	tail    *consumers.Tail
 	applied atomic.Int64
@@ -30,7 +30,7 @@ type Feed struct {
 func NewFeed(kc consumers.Config, topic string, since time.Time, st StateApplier, log *slog.Logger) *Feed {
 	f := &Feed{}
 	f.tail = consumers.NewTail(kc, topic, since, func(m kafka.Message) {
-		ev, err := schemas.DecodeEvent(m.Value)
+		ev, err := Admit(m, time.Now())
 		if err != nil {
 			return
 		}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -150,5 +151,65 @@ func TestFeedAllOlderThanSince(t *testing.T) {
 	}
 	if lag := feed.Lag(); lag != 0 {
 		t.Errorf("lag %d", lag)
+	}
+}
+
+func eventAt(id string, ts time.Time) []byte {
+	return []byte(fmt.Sprintf(`{"event_id":%q,"ts":%d,"app_id":"app1","flow":"one_click_login","phone":"13800138000","ip":"1.2.3.4","outcome":"success"}`, id, ts.UnixMilli()))
+}
+
+// Admit refuses an event stamped more than the allowed skew after now or after its own message.
+func TestAdmit(t *testing.T) {
+	now := time.Now()
+	hourAgo := now.Add(-time.Hour)
+	for _, tc := range []struct {
+		name  string
+		ts    time.Time
+		msgAt time.Time
+		ok    bool
+	}{
+		{"ordinary", now.Add(-time.Second), now, true},
+		{"small skew", now.Add(4 * time.Minute), now, true},
+		{"ahead of now", now.Add(time.Hour), now, false},
+		{"ahead of now, no message time", now.Add(time.Hour), time.Time{}, false},
+		// Replayed an hour later: the event was 30 min ahead of its message when it was produced.
+		{"ahead of its message", now.Add(-30 * time.Minute), hourAgo, false},
+		{"message time ahead of now is not trusted", now.Add(time.Hour), now.Add(2 * time.Hour), false},
+	} {
+		_, err := Admit(kafka.Message{Value: eventAt("e1", tc.ts), Time: tc.msgAt}, now)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: Admit error %v, want ok=%v", tc.name, err, tc.ok)
+		}
+		if err != nil {
+			if fe, isField := schemas.AsFieldError(err); !isField || fe.Field != "ts" {
+				t.Errorf("%s: error %v does not name ts", tc.name, err)
+			}
+		}
+	}
+	if _, err := Admit(kafka.Message{Value: []byte("not json")}, now); err == nil {
+		t.Error("Admit accepted an undecodable message")
+	}
+}
+
+// The replay feed skips what the scorer dead-letters: an event far ahead of its message.
+func TestFeedSkipsFutureEvents(t *testing.T) {
+	const topic = "verify.events"
+	kc := embeddedKafka(t, topic, 1)
+	now := time.Now()
+	produce(t, kc, topic,
+		kafka.Message{Value: eventAt("now", now.Add(-time.Minute))},
+		kafka.Message{Value: eventAt("future", now.Add(3*time.Hour))},
+	)
+	st := &applier{seen: map[string]int{}}
+	feed := NewFeed(kc, topic, time.Time{}, st, quiet())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := feed.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.seen["now"] != 1 || st.seen["future"] != 0 {
+		t.Errorf("applied %v, want the current event only", st.seen)
 	}
 }

@@ -53,7 +53,8 @@ var testHasher = schemas.NewPhoneHasher([]byte("pipeline-test-key"))
 
 // fakeScorer scores like scoring.Scorer would shape its output: 900 for a datacenter IP, else 0.
 type fakeScorer struct {
-	err     error // returned with a record (a rule failed at run time)
+	mu      sync.Mutex // ScoreStage calls Process from one goroutine per partition
+	err     error      // returned with a record (a rule failed at run time)
 	noPack  bool  // return ErrNoPack-like failure with an empty record
 	scored  []string
 	scoreOf func(*schemas.VerifyEvent) int
@@ -63,7 +64,9 @@ func (s *fakeScorer) Process(ev *schemas.VerifyEvent) (schemas.ScoreRecord, erro
 	if s.noPack {
 		return schemas.ScoreRecord{}, errors.New("no rule pack loaded")
 	}
+	s.mu.Lock()
 	s.scored = append(s.scored, ev.EventID)
+	s.mu.Unlock()
 	score := 0
 	if s.scoreOf != nil {
 		score = s.scoreOf(ev)
@@ -860,5 +863,35 @@ func TestScoreStageStagedRetriesOnlyTheWrite(t *testing.T) {
 	defer obs.mu.Unlock()
 	if len(obs.scored) != 2 || len(obs.dead) != 1 {
 		t.Errorf("observer: scored %v, dead %v; want each counted once", obs.scored, obs.dead)
+	}
+}
+
+// A batch from several partitions is scored in parallel, and each partition's events in order.
+func TestScoreStageScoresPartitionsInParallelInOrder(t *testing.T) {
+	sc := &fakeScorer{}
+	scores, dlq := &fakeWriter{}, &fakeWriter{}
+	stage := &ScoreStage{Scorer: sc, Scores: scores, DLQ: dlq, Log: quiet(), Workers: 3}
+	var batch []kafka.Message
+	for i := range 300 {
+		p := i % 3
+		id := fmt.Sprintf("p%d-%03d", p, i/3)
+		batch = append(batch, kafka.Message{Topic: "verify.events", Partition: p, Offset: int64(i / 3), Value: eventJSON(id, "13800138000", "1.2.3.4")})
+	}
+	if err := stage.Handle(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(scores.written()); got != 300 {
+		t.Fatalf("%d records written, want 300", got)
+	}
+	last := map[string]string{}
+	for _, id := range sc.scored {
+		p := id[:2]
+		if id <= last[p] {
+			t.Fatalf("partition %s: %s scored after %s", p, id, last[p])
+		}
+		last[p] = id
+	}
+	if len(sc.scored) != 300 || len(last) != 3 {
+		t.Errorf("scored %d events over %d partitions, want 300 over 3", len(sc.scored), len(last))
 	}
 }

@@ -21,7 +21,8 @@ type MessageWriter interface {
 	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
 }
 
-// EventScorer scores a decoded event and records it (scoring.Scorer).
+// EventScorer scores a decoded event and records it (scoring.Scorer). ScoreStage calls it from
+// several goroutines at once (one per partition of a batch).
 type EventScorer interface {
 	Process(ev *schemas.VerifyEvent) (schemas.ScoreRecord, error)
 }
@@ -120,6 +121,7 @@ func (s *ScoreStage) Prepare(ctx context.Context, batch []kafka.Message) (consum
 
 // scoreAll fills res[i] for batch[i], partition by partition, partitions in parallel.
 func (s *ScoreStage) scoreAll(batch []kafka.Message, res []outcome) {
+	now := time.Now()
 	workers := s.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -130,7 +132,7 @@ func (s *ScoreStage) scoreAll(batch []kafka.Message, res []outcome) {
 	}
 	if workers == 1 || len(parts) == 1 {
 		for i := range batch {
-			res[i] = s.scoreOne(batch[i])
+			res[i] = s.scoreOne(batch[i], now)
 		}
 		return
 	}
@@ -142,18 +144,36 @@ func (s *ScoreStage) scoreAll(batch []kafka.Message, res []outcome) {
 		go func(idx []int) {
 			defer func() { <-sem; wg.Done() }()
 			for _, i := range idx {
-				res[i] = s.scoreOne(batch[i])
+				res[i] = s.scoreOne(batch[i], now)
 			}
 		}(idx)
 	}
 	wg.Wait()
 }
 
-func (s *ScoreStage) scoreOne(m kafka.Message) outcome {
+// Admit decodes a verify.events message and decides whether it may enter the feature state: it
+// must decode and validate, and its ts may be at most MaxClockSkew after the message was produced
+// (its Kafka timestamp, when it has one) and after now. The scorer dead-letters what Admit
+// refuses, and the replay and replica feeds skip the same messages, so that a restarted scorer and
+// an API node see the windows the scorer built. One case differs: an event from a producer whose
+// whole clock runs ahead is refused live, but admitted by a replay that runs after its ts has
+// passed (nothing in the message tells the two apart then).
+func Admit(m kafka.Message, now time.Time) (schemas.VerifyEvent, error) {
 	ev, err := schemas.DecodeEvent(m.Value)
-	if err == nil {
-		err = schemas.CheckNotFuture(&ev, time.Now(), schemas.MaxClockSkew)
+	if err != nil {
+		return ev, err
 	}
+	if !m.Time.IsZero() && m.Time.Before(now) {
+		now = m.Time
+	}
+	if err := schemas.CheckNotFuture(&ev, now, schemas.MaxClockSkew); err != nil {
+		return schemas.VerifyEvent{}, err
+	}
+	return ev, nil
+}
+
+func (s *ScoreStage) scoreOne(m kafka.Message, now time.Time) outcome {
+	ev, err := Admit(m, now)
 	if err != nil {
 		return outcome{msg: DeadLetter(m, err), dead: true}
 	}
@@ -167,7 +187,9 @@ func (s *ScoreStage) scoreOne(m kafka.Message) outcome {
 	}
 	v, err := rec.MarshalJSON() // hand-written: json.Marshal would re-validate its output
 	if err != nil {
-		return outcome{err: fmt.Errorf("encode score record %s: %w", rec.EventID, err)}
+		// A record JSON cannot hold (a timestamp beyond year 9999) stays so on every retry: dead-letter
+		// the event rather than block its partition.
+		return outcome{msg: DeadLetter(m, fmt.Errorf("encode score record: %w", err)), dead: true}
 	}
 	return outcome{msg: kafka.Message{Key: []byte(rec.PhoneHash), Value: v}, level: rec.Score}
 }
