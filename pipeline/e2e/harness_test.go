@@ -127,7 +127,7 @@ func newEnv(t *testing.T) *env {
 // proc is a running riskflow process.
 type proc struct {
 	cmd  *exec.Cmd
-	log  *bytes.Buffer
+	log  *syncBuf
 	done chan struct{}
 }
 
@@ -137,8 +137,8 @@ func (e *env) start(roles string, extra ...string) *proc {
 	args := append([]string{"serve", "--roles", roles}, extra...)
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), e.vars...)
-	buf := &bytes.Buffer{}
-	cmd.Stdout, cmd.Stderr = syncWriter(buf), syncWriter(buf)
+	buf := &syncBuf{}
+	cmd.Stdout, cmd.Stderr = buf, buf // one writer: os/exec then copies both through one goroutine
 	if err := cmd.Start(); err != nil {
 		e.t.Fatalf("start riskflow %s: %v", roles, err)
 	}
@@ -247,13 +247,20 @@ func (e *env) produce(ctx context.Context, w *kafka.Writer, values [][]byte) {
 	}
 }
 
+// count runs a count query; a failing query fails the test (a broken query must not pass as 0).
 func (e *env) count(ctx context.Context, query string) uint64 {
 	e.t.Helper()
-	var n uint64
-	if err := e.ch.QueryRow(ctx, strings.ReplaceAll(query, "{db}", e.db)).Scan(&n); err != nil {
-		return 0 // table may not exist yet
+	n, err := e.tryCount(ctx, query)
+	if err != nil {
+		e.t.Fatalf("%s: %v", query, err)
 	}
 	return n
+}
+
+func (e *env) tryCount(ctx context.Context, query string) (uint64, error) {
+	var n uint64
+	err := e.ch.QueryRow(ctx, strings.ReplaceAll(query, "{db}", e.db)).Scan(&n)
+	return n, err
 }
 
 // waitCount polls query until it returns want or the deadline passes; it returns the last value.
@@ -261,7 +268,8 @@ func (e *env) waitCount(ctx context.Context, query string, want uint64, within t
 	deadline := time.Now().Add(within)
 	var got uint64
 	for time.Now().Before(deadline) {
-		if got = e.count(ctx, query); got >= want {
+		got, _ = e.tryCount(ctx, query) // the tables may not exist yet
+		if got >= want {
 			return got
 		}
 		time.Sleep(250 * time.Millisecond)
@@ -369,7 +377,7 @@ func header(m kafka.Message, key string) string {
 	return ""
 }
 
-func tail(b *bytes.Buffer, lines int) string {
+func tail(b *syncBuf, lines int) string {
 	all := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
 	if len(all) > lines {
 		all = all[len(all)-lines:]
@@ -377,10 +385,10 @@ func tail(b *bytes.Buffer, lines int) string {
 	return strings.Join(all, "\n")
 }
 
-// syncWriter serializes writes from the process's stdout and stderr copiers.
+// syncBuf is the process's output: written by os/exec's copier, read by the test.
 type syncBuf struct {
 	mu sync.Mutex
-	b  *bytes.Buffer
+	b  bytes.Buffer
 }
 
 func (s *syncBuf) Write(p []byte) (int, error) {
@@ -389,6 +397,10 @@ func (s *syncBuf) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 
-func syncWriter(b *bytes.Buffer) *syncBuf { return &syncBuf{b: b} }
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
