@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -228,15 +229,7 @@ func collectScores(ctx context.Context, kc consumers.Config, topic string, want 
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	return maps(out), nil
-}
-
-func maps(m map[string]verdict) map[string]verdict {
-	c := make(map[string]verdict, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
+	return maps.Clone(out), nil
 }
 
 func report(w io.Writer, labels map[string]string, verdicts map[string]verdict, p *prober) {

@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -76,11 +78,8 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	var apps []string
-	for k := range cfg.API.Keys {
-		apps = append(apps, k)
-	}
-	lc, err := lf.config(apps)
+	// Sorted: the apps' order sets their traffic weights, and --seed must reproduce the stream.
+	lc, err := lf.config(slices.Sorted(maps.Keys(cfg.API.Keys)))
 	if err != nil {
 		return err
 	}
@@ -212,11 +211,7 @@ func sendLoad(ctx context.Context, g labelled, speedup float64, labels io.Writer
 			attacks++
 		}
 		if lw != nil {
-			b, _ := json.Marshal(struct {
-				EventID string `json:"event_id"`
-				Label   string `json:"label"`
-				Attack  bool   `json:"attack"`
-			}{l.Event.EventID, l.Label, l.Attack})
+			b, _ := json.Marshal(loadgen.LabelLine{EventID: l.Event.EventID, Label: l.Label, Attack: l.Attack})
 			lw.Write(append(b, '\n'))
 		}
 		if len(batch) == cap(batch) {

@@ -8,8 +8,8 @@ import (
 	"io"
 )
 
-// labelLine is one line of the ground-truth side file.
-type labelLine struct {
+// LabelLine is one line of the ground-truth side file (backtest.ParseLabels reads it).
+type LabelLine struct {
 	EventID string `json:"event_id"`
 	Label   string `json:"label"`
 	Attack  bool   `json:"attack"`
@@ -39,7 +39,7 @@ func WriteJSONL(w io.Writer, g *Generator, labels io.Writer) (int, error) {
 			return n, fmt.Errorf("loadgen: write events: %w", err)
 		}
 		if lw != nil {
-			line, err := json.Marshal(labelLine{l.Event.EventID, l.Label, l.Attack})
+			line, err := json.Marshal(LabelLine{l.Event.EventID, l.Label, l.Attack})
 			if err != nil {
 				return n, fmt.Errorf("loadgen: encode label of %s: %w", l.Event.EventID, err)
 			}

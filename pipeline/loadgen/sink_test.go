@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring/backtest"
 )
 
 func smallConfig() Config {
@@ -125,5 +126,36 @@ func TestBatches(t *testing.T) {
 	}
 	if err := Batches(g, 0, func([]Labeled) error { return nil }); err == nil {
 		t.Error("batch size 0 accepted")
+	}
+}
+
+// The labels file is what `riskflow backtest --labels` reads: the README's loadgen → backtest
+// workflow.
+func TestLabelsReadByBacktest(t *testing.T) {
+	t.Parallel()
+	g, err := New(smallConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := generate(t, smallConfig())
+	var events, labels bytes.Buffer
+	if _, err := WriteJSONL(&events, g, &labels); err != nil {
+		t.Fatal(err)
+	}
+	got, err := backtest.ParseLabels(&labels)
+	if err != nil {
+		t.Fatalf("backtest cannot read loadgen's labels: %v", err)
+	}
+	attacks := 0
+	for _, l := range want {
+		if a, ok := got[l.Event.EventID]; !ok || a != l.Attack {
+			t.Fatalf("%s: label %v (present %v), want attack=%v", l.Event.EventID, a, ok, l.Attack)
+		}
+		if l.Attack {
+			attacks++
+		}
+	}
+	if len(got) != len(want) || attacks == 0 || attacks == len(want) {
+		t.Errorf("%d labels for %d events, %d attacks: the check proves little", len(got), len(want), attacks)
 	}
 }

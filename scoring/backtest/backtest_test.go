@@ -437,7 +437,12 @@ func TestParseLabels(t *testing.T) {
 	if err != nil || len(got) != 2 || !got["a"] || got["b"] {
 		t.Errorf("JSON labels %v %v", got, err)
 	}
-	for _, bad := range []string{"ev-1,maybe\n", "ev-1\n", "a,1\nevent_id,label\n", `{"a": 1}`} {
+	got, err = ParseLabels(strings.NewReader("{\"event_id\":\"x\",\"label\":\"farm\",\"attack\":true}\n{\"event_id\":\"y\",\"label\":\"benign\",\"attack\":false}\n"))
+	if err != nil || len(got) != 2 || !got["x"] || got["y"] {
+		t.Errorf("JSON-lines labels %v %v", got, err)
+	}
+	for _, bad := range []string{"ev-1,maybe\n", "ev-1\n", "a,1\nevent_id,label\n", `{"a": 1}`,
+		`{"event_id":"x","attack":true}` + "\n" + `{"event_id":"y"}`, `{"event_id":"x","attack":true,"extra":1}`} {
 		if _, err := ParseLabels(strings.NewReader(bad)); err == nil {
 			t.Errorf("%q accepted", bad)
 		}

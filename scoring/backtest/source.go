@@ -63,11 +63,13 @@ func NewScorer(cfg scoring.Config, opts ...scoring.Option) func() (*scoring.Scor
 	}
 }
 
-// ParseLabels reads labels for Options.Labels: which events were attacks. Two forms are
+// ParseLabels reads labels for Options.Labels: which events were attacks. Three forms are
 // accepted:
 //
 //   - a JSON object, event id → true (attack) or false (legitimate):
 //     {"ev-1": true, "ev-2": false}
+//   - JSON lines as `riskflow loadgen --labels` writes them, one object per event:
+//     {"event_id":"ev-1","label":"farm_burst","attack":true}
 //   - lines of `event_id,label` (a comma, tab or spaces between them), where label is
 //     1/true/attack/fraud or 0/false/benign/legit; blank lines and lines starting with '#'
 //     are skipped, and so is a first line `event_id,label` (a CSV header).
@@ -77,11 +79,7 @@ func ParseLabels(r io.Reader) (map[string]bool, error) {
 		return nil, fmt.Errorf("backtest: read labels: %w", err)
 	}
 	if t := bytes.TrimSpace(data); len(t) > 0 && t[0] == '{' {
-		var m map[string]bool
-		if err := json.Unmarshal(t, &m); err != nil {
-			return nil, fmt.Errorf("backtest: labels: %w", err)
-		}
-		return m, nil
+		return parseJSONLabels(t)
 	}
 	out := map[string]bool{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -116,4 +114,36 @@ func ParseLabels(r io.Reader) (map[string]bool, error) {
 		return nil, fmt.Errorf("backtest: read labels: %w", err)
 	}
 	return out, nil
+}
+
+// labelLine is one line of loadgen's labels file.
+type labelLine struct {
+	EventID *string `json:"event_id"`
+	Attack  *bool   `json:"attack"`
+}
+
+// parseJSONLabels reads one JSON object of event id → bool, or a stream of labelLine objects.
+func parseJSONLabels(data []byte) (map[string]bool, error) {
+	var m map[string]bool
+	if json.Unmarshal(data, &m) == nil {
+		return m, nil
+	}
+	out := map[string]bool{}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	for n := 1; ; n++ {
+		var l struct {
+			labelLine
+			Label string `json:"label"`
+		}
+		if err := dec.Decode(&l); err == io.EOF {
+			return out, nil
+		} else if err != nil {
+			return nil, fmt.Errorf("backtest: labels: object %d: %w (want {\"event_id\": …, \"attack\": true|false} per line, or one object of event id → bool)", n, err)
+		}
+		if l.EventID == nil || *l.EventID == "" || l.Attack == nil {
+			return nil, fmt.Errorf("backtest: labels: object %d: event_id and attack are required", n)
+		}
+		out[*l.EventID] = *l.Attack
+	}
 }
