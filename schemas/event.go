@@ -504,10 +504,7 @@ func parseTS(raw json.RawMessage) (time.Time, error) {
 	}
 	var t time.Time
 	if raw[0] == '"' {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return time.Time{}, fieldErr("ts", "is not a valid JSON string")
-		}
+		s := jsonString(raw) // raw is valid JSON: decodeStrict checked the whole object
 		var err error
 		if !rfc3339Shape(s) {
 			err = errors.New("not RFC 3339")

@@ -3,7 +3,6 @@ package schemas
 import (
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"hash"
 	"sync"
@@ -49,8 +48,6 @@ func (h *PhoneHasher) Hex(phone string) string {
 	return hex.EncodeToString(s[:])
 }
 
-// Key64 folds a Sum into the 64-bit key used by in-memory feature state.
-func Key64(sum [32]byte) uint64 { return binary.LittleEndian.Uint64(sum[:8]) }
 
 // MaskPhone returns the display form 1381234****: the number segment (first 7 digits) and one
 // star per remaining digit. It deliberately reveals nothing beyond the segment: the common

@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -40,14 +41,8 @@ func (r *ScoreRecord) AppendJSON(b []byte) []byte {
 	b = r.Geo.appendJSON(b)
 	b = append(b, `,"score":`...)
 	b = strconv.AppendInt(b, int64(r.Score), 10)
-	b = append(b, `,"tags":[`...)
-	for i, t := range r.Tags {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendJSONString(b, t)
-	}
-	b = append(b, `],"detail":{`...)
+	b = appendTags(b, r.Tags)
+	b = append(b, `,"detail":{`...)
 	b = appendDetail(b, r.Detail)
 	b = append(b, `},"hits":[`...)
 	for i := range r.Hits {
@@ -124,6 +119,18 @@ func (g *Geo) appendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
+// appendTags writes `,"tags":[…]` ([] when there are none).
+func appendTags(b []byte, tags []string) []byte {
+	b = append(b, `,"tags":[`...)
+	for i, t := range tags {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, t)
+	}
+	return append(b, ']')
+}
+
 // appendDetail writes the map's entries sorted by key, as encoding/json does.
 func appendDetail(b []byte, d map[string]TagDetail) []byte {
 	var stack [16]string
@@ -131,11 +138,7 @@ func appendDetail(b []byte, d map[string]TagDetail) []byte {
 	for k := range d {
 		keys = append(keys, k)
 	}
-	for i := 1; i < len(keys); i++ { // a handful of tags: insertion sort
-		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
-		}
-	}
+	slices.Sort(keys)
 	for i, k := range keys {
 		if i > 0 {
 			b = append(b, ',')

@@ -200,10 +200,15 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	if err != nil {
 		code, b = http.StatusInternalServerError, []byte(`{"code":500,"content":"encode response"}`)
 	}
+	writeBody(w, code, append(b, '\n'))
+}
+
+// writeBody writes a JSON body (ending in a newline).
+func writeBody(w http.ResponseWriter, code int, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(code)
-	w.Write(append(b, '\n'))
+	w.Write(b)
 }
 
 // auth checks HTTP Basic credentials in constant time and returns the app key.
@@ -291,7 +296,7 @@ func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) (int, error
 	}
 	rc.ID = s.nextID()
 	s.m.scores.WithLabelValues(strconv.Itoa(rc.Score)).Inc()
-	writeJSON(w, http.StatusOK, rc)
+	writeBody(w, http.StatusOK, append(rc.AppendJSON(make([]byte, 0, 256)), '\n'))
 	return http.StatusOK, nil
 }
 
