@@ -488,7 +488,7 @@ func (in *input) val(i int) ref.Val {
 		in.readKind(slot.wf.kind)
 		return in.memo[i]
 	default:
-		v = types.Int(in.window(slot.wf, slot.window))
+		v = types.Int(in.window(i))
 	}
 	in.memo[i] = v
 	return v
@@ -499,23 +499,13 @@ func (in *input) val(i int) ref.Val {
 func (in *input) readKind(kind features.Kind) {
 	slots := in.plan.byKind[kind]
 	in.aggs = in.aggs[:0]
-	var key uint64
 	for _, i := range slots {
-		slot := &in.s.cat.slots[i]
-		wf := slot.wf
-		key = wf.keyOf(in)
-		a := features.Agg{Window: slot.window, Distinct: wf.distinct, Fails: wf.fails, Field: wf.field}
-		if wf.distinct && in.self {
-			a.SelfMember = wf.selfOf(in)
-		}
-		in.aggs = append(in.aggs, a)
+		in.aggs = append(in.aggs, in.agg(i))
 	}
+	key := in.s.cat.slots[slots[0]].wf.keyOf(in)
 	in.aggOut = slices.Grow(in.aggOut[:0], len(slots))[:len(slots)]
-	if kind == features.KindDevice && key == 0 {
-		clear(in.aggOut) // no device id: device features are absent, not "one device"
-	} else {
-		in.s.state.Aggregates(kind, key, in.keys.T, in.self, in.keys.Fail, in.aggs, in.aggOut)
-	}
+	// No device id: device features are 0 (an absent key), not "one device".
+	in.s.state.Aggregates(kind, key, in.keys.T, in.self, in.keys.Fail, in.aggs, in.aggOut)
 	for j, i := range slots {
 		in.memo[i] = types.Int(in.aggOut[j])
 	}
@@ -534,20 +524,22 @@ var _ rules.Vars = (*input)(nil)
 // Parent implements interpreter.Activation.
 func (in *input) Parent() interpreter.Activation { return nil }
 
-func (in *input) window(wf *windowFeature, window uint32) int {
-	st := in.s.state
-	key := wf.keyOf(in)
-	if wf.kind == features.KindDevice && key == 0 {
-		return 0 // no device id: device features are absent, not "one device"
+func (in *input) window(i int) int {
+	var out [1]int
+	in.s.state.Aggregates(in.s.cat.slots[i].wf.kind, in.s.cat.slots[i].wf.keyOf(in), in.keys.T, in.self, in.keys.Fail,
+		[]features.Agg{in.agg(i)}, out[:])
+	return out[0]
+}
+
+// agg is the aggregate window-feature slot i asks of its key.
+func (in *input) agg(i int) features.Agg {
+	slot := &in.s.cat.slots[i]
+	wf := slot.wf
+	a := features.Agg{Window: slot.window, Distinct: wf.distinct, Fails: wf.fails, Field: wf.field}
+	if wf.distinct && in.self {
+		a.SelfMember = wf.selfOf(in)
 	}
-	if wf.distinct {
-		self := uint32(0)
-		if in.self {
-			self = wf.selfOf(in)
-		}
-		return st.Distinct(wf.kind, key, in.keys.T, window, wf.field, self)
-	}
-	return st.Count(wf.kind, key, in.keys.T, window, wf.fails, in.self, in.keys.Fail)
+	return a
 }
 
 func (in *input) tokenSeen() int {

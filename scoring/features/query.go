@@ -56,20 +56,12 @@ func span(es []entry, t, window uint32) []entry {
 }
 
 // Count returns the number of attempts on key within the window (failures only if failsOnly),
-// plus one if self (and, with failsOnly, selfFail).
+// plus one if self (and, with failsOnly, selfFail). A zero key is absent (an attempt without a
+// device): its count is 0.
 func (s *State) Count(kind Kind, key uint64, t, window uint32, failsOnly, self, selfFail bool) int {
-	if key == 0 {
-		return selfCount(failsOnly, self, selfFail)
-	}
-	sh := s.shard(key)
-	sh.mu.RLock()
-	r, ok := sh.recs[kind][key]
-	n := selfCount(failsOnly, self, selfFail)
-	if ok {
-		n += r.count(t, window, failsOnly)
-	}
-	sh.mu.RUnlock()
-	return n
+	var out [1]int
+	s.Aggregates(kind, key, t, self, selfFail, []Agg{{Window: window, Fails: failsOnly}}, out[:])
+	return out[0]
 }
 
 func selfCount(failsOnly, self, selfFail bool) int {
@@ -79,7 +71,7 @@ func selfCount(failsOnly, self, selfFail bool) int {
 	return 0
 }
 
-// count is Count without self, for a key's record. Caller holds the shard lock.
+// count is a count without the attempt itself, for a key's record. Caller holds the shard lock.
 func (r *rec) count(t, window uint32, failsOnly bool) int {
 	n := 0
 	es := span(r.entries, t, window)
@@ -110,19 +102,11 @@ type Agg struct {
 
 // Aggregates computes several aggregates of one key under one lock: out[i] is what Count (with
 // self and selfFail) or Distinct would return for aggs[i]. A scorer reads every feature of a key
-// it needs this way, instead of finding the key once per feature.
+// it needs this way, instead of finding the key once per feature. A zero key is absent: every
+// aggregate is 0, the attempt itself included (it has no such key to count under).
 func (s *State) Aggregates(kind Kind, key uint64, t uint32, self, selfFail bool, aggs []Agg, out []int) {
 	if key == 0 {
-		for i, a := range aggs {
-			switch {
-			case a.Distinct && a.SelfMember != 0:
-				out[i] = 1
-			case a.Distinct:
-				out[i] = 0
-			default:
-				out[i] = selfCount(a.Fails, self, selfFail)
-			}
-		}
+		clear(out[:len(aggs)])
 		return
 	}
 	sh := s.shard(key)
@@ -144,19 +128,11 @@ var tablePool = sync.Pool{New: func() any { return new([tableSize]uint32) }}
 
 // Distinct returns the number of distinct non-zero members (field f) on key within the window,
 // counting selfMember (if non-zero) as well: exact up to Config.DistinctCap, a HyperLogLog
-// estimate (~13% standard error) above it.
+// estimate (~13% standard error) above it. A zero key is absent: 0.
 func (s *State) Distinct(kind Kind, key uint64, t, window uint32, f Field, selfMember uint32) int {
-	if key == 0 {
-		if selfMember != 0 {
-			return 1
-		}
-		return 0
-	}
-	sh := s.shard(key)
-	sh.mu.RLock()
-	defer sh.mu.RUnlock()
-	r := sh.recs[kind][key]
-	return s.distinct(&r, t, window, f, selfMember)
+	var out [1]int
+	s.Aggregates(kind, key, t, false, false, []Agg{{Window: window, Distinct: true, Field: f, SelfMember: selfMember}}, out[:])
+	return out[0]
 }
 
 // distinct is Distinct for a key's record (empty when the key is unknown). Caller holds the shard
@@ -268,7 +244,8 @@ func pick(e entry, f Field) uint32 {
 // t (within the retention), so that scoring an attempt again after later sightings were recorded
 // gives the answer it had the first time. The answer is exact when t is before the first sighting,
 // at it, or at or after the last one; strictly between them it is the number of sightings minus
-// one (exact for up to three sightings at distinct seconds).
+// one (for up to three sightings at distinct seconds, exact at each sighting's own second, which
+// is where the scorer asks for a re-delivered event).
 func (s *State) TokenSeen(token uint64, t uint32) int {
 	if token == 0 {
 		return 0

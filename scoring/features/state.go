@@ -2,6 +2,7 @@ package features
 
 import (
 	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -134,7 +135,8 @@ type shard struct {
 
 // tokenSeen summarizes the sightings of one token digest: enough to answer "how many sightings
 // at or before second t" exactly when t is before the first, at the first or after the last
-// sighting (and for up to three sightings at distinct seconds).
+// sighting (and, for up to three sightings at distinct seconds, at each sighting's own second —
+// what the scorer asks).
 type tokenSeen struct {
 	first, last uint32 // seconds of the earliest and the latest sighting
 	nFirst      uint32 // sightings at second first
@@ -244,9 +246,7 @@ func (s *State) Apply(k *Keys) bool {
 	s.add(KindPhone, k.Phone, mkEntry(k.T, k.Fail, deviceM, netM), k)
 	s.add(KindIP, k.IP, mkEntry(k.T, k.Fail, phoneM, deviceM), nil)
 	s.add(KindNet, k.Net, mkEntry(k.T, k.Fail, phoneM, 0), nil)
-	if k.Device != 0 {
-		s.add(KindDevice, k.Device, mkEntry(k.T, k.Fail, phoneM, 0), nil)
-	}
+	s.add(KindDevice, k.Device, mkEntry(k.T, k.Fail, phoneM, 0), nil) // no device id: skipped by add
 	s.add(KindPrefix, k.Prefix, mkEntry(k.T, k.Fail, phoneM, 0), nil)
 	s.add(KindApp, k.App, mkEntry(k.T, k.Fail, phoneM, deviceM), nil)
 	if k.Token != 0 {
@@ -280,8 +280,10 @@ func (s *State) add(kind Kind, key uint64, e entry, loc *Keys) {
 	es := r.entries
 	t := e.sec()
 	i := len(es)
-	for i > 0 && es[i-1].sec() > t { // out of order: usually zero or one step back
-		i--
+	if i > 0 && es[i-1].sec() > t {
+		// Out of order: usually one step back for a phone, further for a busy key (an app with
+		// jittered clocks), so search.
+		i = sort.Search(len(es), func(j int) bool { return es[j].sec() > t })
 	}
 	es = append(es, entry{})
 	copy(es[i+1:], es[i:])

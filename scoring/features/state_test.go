@@ -219,8 +219,9 @@ func TestCountFailsAndSelf(t *testing.T) {
 		{"failures + failed self", phoneA, true, true, true, 4},
 		{"selfFail without self", phoneA, true, false, true, 3},
 		{"zero key", 0, false, false, false, 0},
-		{"zero key + self", 0, false, true, false, 1},
-		{"zero key + failed self, failures", 0, true, true, true, 1},
+		// A zero key is absent (no device id): not even the attempt counts under it.
+		{"zero key + self", 0, false, true, false, 0},
+		{"zero key + failed self, failures", 0, true, true, true, 0},
 		{"zero key + successful self, failures", 0, true, true, false, 0},
 		{"unknown key + self", phoneB, false, true, false, 1},
 	}
@@ -266,7 +267,7 @@ func TestDistinct(t *testing.T) {
 		{"large list + present self", features.KindIP, ipA, at(3629), 7200, features.FieldA, features.Member(1000), 32},
 		{"second hour only", features.KindIP, ipA, at(3629), 600, features.FieldA, 0, 30},
 		{"zero key", features.KindDevice, 0, at(10), 600, features.FieldA, 0, 0},
-		{"zero key + self", features.KindDevice, 0, at(10), 600, features.FieldA, mA, 1},
+		{"zero key + self (absent key)", features.KindDevice, 0, at(10), 600, features.FieldA, mA, 0},
 		{"unknown key + self", features.KindDevice, devB + 1, at(10), 600, features.FieldA, mA, 1},
 	}
 	for _, tc := range tests {
@@ -451,6 +452,14 @@ func TestDistinctCap(t *testing.T) {
 		if got := st.Count(features.KindIP, ipA, at(60), 600, false, false, false); got != tc.phones {
 			t.Errorf("cap %d: Count = %d, want %d", tc.cap, got, tc.phones)
 		}
+	}
+	// Past the cap the answer is an estimate: not stuck at the cap, near the truth.
+	st := features.New(features.Config{DistinctCap: 16})
+	for i := 0; i < 200; i++ {
+		mustApply(t, st, attempt(uint64(7000+i), i%60, false))
+	}
+	if got := st.Distinct(features.KindIP, ipA, at(60), 600, features.FieldA, 0); got <= 16 || got < 150 || got > 250 {
+		t.Errorf("cap 16, 200 phones: Distinct = %d, want an estimate near 200 (HyperLogLog, ~13%% error)", got)
 	}
 }
 
