@@ -32,3 +32,28 @@ func TestRuntimeCostTrackingOnlyWhereInputSizeMatters(t *testing.T) {
 		}
 	}
 }
+
+// The cost estimates quoted in README.md.
+func TestQuotedCostEstimates(t *testing.T) {
+	env, err := NewEnv([]Var{{Name: "phone_verifies_10m", Type: Int}, {Name: "s", Type: String}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		when string
+		cost uint64
+	}{
+		{`phone_verifies_10m >= 3`, 2},
+		{`s in ["162","165","167","170","171"]`, 16},
+		{`s.matches("^1(62|65|67|70|71)")`, 117},
+		{`[1,2,3,4,5,6,7,8,9,10].all(x, [1,2,3,4,5,6,7,8,9,10].all(y, x + y > phone_verifies_10m))`, 951},
+	} {
+		p, err := Compile([]byte("pack: p\nrules:\n  - id: r\n    tag: t\n    level: 300\n    when: '"+c.when+"'\n"), env)
+		if err != nil {
+			t.Fatalf("%s: %v", c.when, err)
+		}
+		if got := p.Rules[0].Cost; got != c.cost {
+			t.Errorf("%s: estimated cost %d, README says %d", c.when, got, c.cost)
+		}
+	}
+}

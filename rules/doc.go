@@ -16,8 +16,8 @@
 //	    tag: phone_velocity          # [a-z0-9_]+; rules may share a tag at different levels
 //	    description: many verifications of one number
 //	    owner: risk-team
-//	    level: 300                   # 300 observe | 600 step up | 900 block
-//	    mode: enforce                # enforce (default) | shadow
+//	    level: 300                   # 300 observe | 600 step up | 900 block (0 or none: allow, tag)
+//	    mode: enforce                # enforce (default) | shadow | allow | tag
 //	    when: phone_verifies_10m >= 3
 //	    reason: "{phone_verifies_10m} verifications of this number in 10 min"
 //
@@ -36,14 +36,16 @@
 //
 // A `when` whose worst-case cost, as estimated by CEL's checker, exceeds MaxEstimatedCost is
 // rejected at compile time (string variables are assumed to be at most MaxStringSize bytes), and
-// every program runs with cel.CostLimit(RuntimeCostLimit). A threshold comparison costs about 2.
+// a rule whose cost can grow with its input runs with cel.CostLimit(RuntimeCostLimit). A threshold
+// comparison costs about 2.
 //
 // # Evaluation
 //
 // Pack.Eval runs every rule and fills a reusable Result: Score is the highest level among
-// matched enforce rules, Tags and Detail describe them (one entry per tag, at the tag's highest
-// matched level), and Hits lists every matched rule including shadow rules, which never count in
-// Score, Tags or Detail. A rule whose evaluation fails is skipped and reported as a *RuleError;
+// matched enforce rules, Tags and Detail describe them and the matched tag rules (level 0; one
+// entry per tag, at the tag's highest matched level), and Hits lists every matched rule including
+// shadow rules, which never count in Score, Tags or Detail. A matching allow rule decides: score
+// 0 and its tag alone. A rule whose evaluation fails is skipped and reported as a *RuleError;
 // the others still count. Packs are immutable; a Holder swaps them atomically and Watch reloads
 // one from a file when it changes, keeping the running pack when the new file does not compile.
 //

@@ -121,11 +121,13 @@ func (e *Env) Lookup(name string) (Type, bool) {
 }
 
 // Cost bounds. A rule's `when` is rejected at compile time when CEL's static estimate of its
-// worst-case cost exceeds MaxEstimatedCost, and every program runs with a runtime limit of
-// RuntimeCostLimit, after which the evaluation stops with an error (the rule is skipped).
+// worst-case cost exceeds MaxEstimatedCost, and a rule whose cost can grow with its input runs
+// with a runtime limit of RuntimeCostLimit, after which the evaluation stops with an error (the
+// rule is skipped).
 //
 // Units are CEL cost units: about one per variable read, comparison or arithmetic operation;
-// string functions cost 0.1 per byte scanned (contains, startsWith, size, ==), regular
+// string functions cost 0.1 per byte scanned (contains, startsWith; CEL prices size and == as
+// constant), regular
 // expressions 0.25 per byte of input times pattern length. For the estimate every string
 // variable is assumed to be at most MaxStringSize bytes (phones, IPs, ids and codes are far
 // shorter). A typical threshold rule costs 2 to 20; MaxEstimatedCost leaves room for rules with a

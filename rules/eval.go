@@ -32,10 +32,12 @@ var _ interpreter.Activation = Input(nil)
 // keeps the capacity of its slices and map. The strings and slices it holds are overwritten by the
 // next Eval, so copy what must outlive it.
 type Result struct {
-	// Score is the highest Level among matched enforce rules, 0 if none matched.
+	// Score is the highest Level among matched enforce rules, 0 if none matched (or if an allow
+	// rule matched).
 	Score int
-	// Tags are the tags of matched enforce rules, each once, by level (highest first) and then by
-	// the order in which the tag first appears in the pack.
+	// Tags are the tags of matched enforce and tag rules, each once, by level (highest first) and
+	// then by the order in which the tag first appears in the pack; the allow rule's tag alone when
+	// one matched.
 	Tags []string
 	// Detail has one entry per tag in Tags: the tag's highest matched level and the reason of the
 	// first rule (in pack order) that matched at that level.

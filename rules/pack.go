@@ -59,7 +59,7 @@ type Rule struct {
 	// tracked: evaluated under cel.CostLimit because the cost depends on input sizes.
 	tracked bool
 	reason  template
-	tagIdx  int // index into Pack.tags for enforce rules, -1 for shadow and allow rules
+	tagIdx  int // index into Pack.tags for enforce and tag rules, -1 for shadow and allow rules
 }
 
 // Pack is a compiled rule pack: every rule type-checked against the Env it was compiled with and
@@ -72,7 +72,7 @@ type Pack struct {
 	Rules   []*Rule
 
 	env  *Env
-	tags []string // distinct enforce tags in order of first appearance
+	tags []string // distinct enforce and tag-mode tags in order of first appearance
 	uses []int    // variables the conditions reference, as indexes into env.vars, ascending
 }
 
