@@ -18,9 +18,10 @@ install() {
   [[ $(id -u) == 0 ]] || die "clickhouse-server is missing: run 'sudo apt-get install clickhouse-server' (needs root)"
   log "installing clickhouse-server from Debian"
   export DEBIAN_FRONTEND=noninteractive
+  mkdir -p "$RISKFLOW_CACHE_DIR"
   apt-get update -q >/dev/null 2>&1 || log "apt-get update failed; trying the install anyway"
   apt-get install -y -q clickhouse-server clickhouse-client >"$RISKFLOW_CACHE_DIR/clickhouse-apt.log" 2>&1 \
-    || { mkdir -p "$RISKFLOW_CACHE_DIR"; die "apt-get install clickhouse-server failed (see $RISKFLOW_CACHE_DIR/clickhouse-apt.log)"; }
+    || die "apt-get install clickhouse-server failed (see $RISKFLOW_CACHE_DIR/clickhouse-apt.log)"
   [[ -n $(server_bin) ]] || die "clickhouse-server installed but not found on PATH"
 }
 

@@ -78,11 +78,16 @@ start() {
     die "kafka did not open 127.0.0.1:$RISKFLOW_KAFKA_PORT within 90 s"
   fi
   # A listening socket is not a ready broker: wait for the "started" line.
+  local started=""
   for _ in $(seq 1 120); do
-    grep -q 'Kafka Server started\|\[KafkaRaftServer nodeId=1\] Kafka Server started' "$dir/server.log" 2>/dev/null && break
+    if grep -q 'Kafka Server started' "$dir/server.log" 2>/dev/null; then started=1; break; fi
     pid_alive "$pidfile" || die "kafka exited during startup (see $dir/server.log)"
     sleep 0.5
   done
+  if [[ -z $started ]]; then
+    tail -n 30 "$dir/server.log" >&2 || true
+    die "kafka did not report 'Kafka Server started' within 60 s (see $dir/server.log)"
+  fi
   log "kafka ready"
 }
 
