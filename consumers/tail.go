@@ -67,32 +67,13 @@ func (t *Tail) run(ctx context.Context, stopAtEnd bool) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	type bounds struct{ start, end int64 }
 	b := make(map[int]bounds, len(parts))
 	for _, p := range parts {
-		conn, err := t.cfg.dialer().DialLeader(ctx, "tcp", t.cfg.Brokers[0], t.topic, p)
+		bb, err := t.bounds(ctx, p)
 		if err != nil {
-			return 0, fmt.Errorf("tail %s/%d: dial leader: %w", t.topic, p, err)
+			return 0, err
 		}
-		first, last, err := conn.ReadOffsets()
-		if err == nil && !t.since.IsZero() {
-			var at int64
-			if at, err = conn.ReadOffset(t.since); err == nil {
-				switch {
-				case at < 0:
-					// No message at or after since (Kafka answers -1): nothing to read from the
-					// past, not everything.
-					first = last
-				case at > first:
-					first = at
-				}
-			}
-		}
-		conn.Close()
-		if err != nil {
-			return 0, fmt.Errorf("tail %s/%d: read offsets: %w", t.topic, p, err)
-		}
-		b[p] = bounds{first, last}
+		b[p] = bb
 	}
 	t.mu.Lock()
 	t.targets = map[int]int64{}
@@ -124,6 +105,55 @@ func (t *Tail) run(ctx context.Context, stopAtEnd bool) (int, error) {
 	wg.Wait()
 	close(errs)
 	return int(total.Load()), errors.Join(collect(errs)...)
+}
+
+type bounds struct{ start, end int64 }
+
+// bounds returns where to start reading partition p (the first offset at or after since) and its
+// end offset now. A partition whose leader is not known yet (a topic just created, a leader
+// election) is asked again, with backoff, until ctx is done.
+func (t *Tail) bounds(ctx context.Context, p int) (bounds, error) {
+	delay := 100 * time.Millisecond
+	for {
+		bb, err := t.readBounds(ctx, p)
+		var kerr kafka.Error
+		if err == nil || !errors.As(err, &kerr) || !kerr.Temporary() {
+			return bb, err
+		}
+		t.log.Debug("partition offsets not available yet; retrying", "partition", p, "err", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+			return bb, err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
+}
+
+func (t *Tail) readBounds(ctx context.Context, p int) (bounds, error) {
+	conn, err := t.cfg.dialer().DialLeader(ctx, "tcp", t.cfg.Brokers[0], t.topic, p)
+	if err != nil {
+		return bounds{}, fmt.Errorf("tail %s/%d: dial leader: %w", t.topic, p, err)
+	}
+	defer conn.Close()
+	first, last, err := conn.ReadOffsets()
+	if err == nil && !t.since.IsZero() {
+		var at int64
+		if at, err = conn.ReadOffset(t.since); err == nil {
+			switch {
+			case at < 0:
+				// No message at or after since (Kafka answers -1): nothing to read from the
+				// past, not everything.
+				first = last
+			case at > first:
+				first = at
+			}
+		}
+	}
+	if err != nil {
+		return bounds{}, fmt.Errorf("tail %s/%d: read offsets: %w", t.topic, p, err)
+	}
+	return bounds{first, last}, nil
 }
 
 func collect(ch <-chan error) []error {

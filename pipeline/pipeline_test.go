@@ -55,7 +55,7 @@ var testHasher = schemas.NewPhoneHasher([]byte("pipeline-test-key"))
 type fakeScorer struct {
 	mu      sync.Mutex // ScoreStage calls Process from one goroutine per partition
 	err     error      // returned with a record (a rule failed at run time)
-	noPack  bool  // return ErrNoPack-like failure with an empty record
+	noPack  bool       // return ErrNoPack-like failure with an empty record
 	scored  []string
 	scoreOf func(*schemas.VerifyEvent) int
 }
