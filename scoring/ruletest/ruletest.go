@@ -46,14 +46,16 @@ func Run(pack, tests []byte, newScorer NewScorer) ([]Result, error) {
 		return nil, err
 	}
 	var out []Result
+	var p *rules.Pack // compiled once, against the first scorer (they all declare the same variables)
 	for i, tc := range suite.Tests {
 		s, err := newScorer()
 		if err != nil {
 			return nil, fmt.Errorf("build scorer: %w", err)
 		}
-		p, err := rules.Compile(pack, s.Env())
-		if err != nil {
-			return nil, err
+		if p == nil {
+			if p, err = rules.Compile(pack, s.Env()); err != nil {
+				return nil, err
+			}
 		}
 		s.SetPack(p)
 		res := runOne(s, i, tc)
