@@ -31,16 +31,18 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlagSet("demo", stderr)
 	var cf commonFlags
 	cf.register(fs)
-	var lf loadgenFlags
-	lf.register(fs)
-	fs.Lookup("duration").DefValue = "30s"
-	lf.duration = 30 * time.Second
-	lf.rate = 30
-	lf.attack = 0.15
+	lf := loadgenFlags{rate: 30, duration: 30 * time.Second, attack: 0.15}
+	lf.register(fs, "how long the demo runs (wall clock); event time covers --duration × --speedup")
 	speedup := fs.Float64("speedup", 20, "event time runs this many times faster than the clock: --duration 30s plays 10 min of traffic")
 	mode := fs.String("mode", "auto", "auto (real services when up), real, or dev (embedded broker)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	switch {
+	case *mode != "auto" && *mode != "real" && *mode != "dev":
+		return usagef("--mode: %q is not auto, real or dev", *mode)
+	case *speedup <= 0:
+		return usagef("--speedup: must be positive")
 	}
 	cfg, err := cf.load(func(c *Config) {
 		if len(c.API.Keys) == 0 {
@@ -100,9 +102,6 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 
 	key, secret := firstKey(cfg.API.Keys)
-	if *speedup <= 0 {
-		return usagef("--speedup: must be positive")
-	}
 	wall := lf.duration
 	lf.duration = time.Duration(float64(wall) * *speedup)
 	lc, err := lf.config([]string{key})

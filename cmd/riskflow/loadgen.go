@@ -31,16 +31,18 @@ type loadgenFlags struct {
 	start     string
 }
 
+// register declares the flags, with l's rate, duration and attack share as their defaults; what
+// --duration means differs between commands (durationDoc).
 func (l *loadgenFlags) register(fs interface {
 	Float64Var(*float64, string, float64, string)
 	DurationVar(*time.Duration, string, time.Duration, string)
 	Uint64Var(*uint64, string, uint64, string)
 	StringVar(*string, string, string, string)
-}) {
-	fs.Float64Var(&l.rate, "rate", 200, "events per second (daily average; the daily rhythm modulates it)")
-	fs.DurationVar(&l.duration, "duration", time.Minute, "span of event time to generate")
+}, durationDoc string) {
+	fs.Float64Var(&l.rate, "rate", l.rate, "events per second (daily average; the daily rhythm modulates it)")
+	fs.DurationVar(&l.duration, "duration", l.duration, durationDoc)
 	fs.Uint64Var(&l.seed, "seed", uint64(time.Now().UnixNano()), "random seed (same seed, same stream)")
-	fs.Float64Var(&l.attack, "attack-share", loadgen.DefaultAttackShare, "fraction of events from attack scenarios")
+	fs.Float64Var(&l.attack, "attack-share", l.attack, "fraction of events from attack scenarios")
 	fs.StringVar(&l.scenarios, "scenarios", "", "comma-separated attack scenarios (default all: "+strings.Join(loadgen.Scenarios(), ", ")+")")
 	fs.StringVar(&l.apps, "apps", "", "comma-separated app ids (default: the configured API keys, or loadgen's demo apps)")
 	fs.StringVar(&l.start, "start", "", "event time of the first event, RFC 3339 (default: now)")
@@ -66,8 +68,8 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := newFlagSet("loadgen", stderr)
 	var cf commonFlags
 	cf.register(fs)
-	var lf loadgenFlags
-	lf.register(fs)
+	lf := loadgenFlags{rate: 200, duration: time.Minute, attack: loadgen.DefaultAttackShare}
+	lf.register(fs, "span of event time to generate")
 	out := fs.String("out", "-", "where events go: FILE.jsonl, - (stdout), kafka, or an http(s):// base URL of riskflow")
 	labels := fs.String("labels", "", "write ground-truth labels ({event_id,label,attack} per line) to this file")
 	speedup := fs.Float64("speedup", 1, "pace kafka/http output to event time × this factor (0: as fast as possible)")

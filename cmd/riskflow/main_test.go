@@ -84,6 +84,8 @@ func TestRunUsageErrors(t *testing.T) {
 		{"rules unknown subcommand", []string{"rules", "frob"}, []string{`rules: unknown subcommand "frob"`}},
 		{"rules lint without file", []string{"rules", "lint"}, []string{"exactly one FILE"}},
 		{"dev bad listen", []string{"dev", "--listen", "8080"}, []string{`--listen "8080" is not host:port`}},
+		{"demo bad mode", []string{"demo", "--mode", "bogus"}, []string{`--mode: "bogus" is not auto, real or dev`}},
+		{"demo bad speedup", []string{"demo", "--speedup", "0"}, []string{"--speedup: must be positive"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
