@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"cmp"
 	"math"
 
 	celast "cel.dev/cel-go/common/ast"
@@ -65,14 +66,10 @@ func (c *fastCompiler) expr(e celast.Expr) (fastNode, bool) {
 	case celast.LiteralKind:
 		return literal(e.AsLiteral())
 	case celast.IdentKind:
-		name := e.AsIdent()
-		if r, ok := c.ast.ReferenceMap()[e.ID()]; ok && r.Name != "" {
-			if r.Value != nil {
-				return literal(r.Value) // a constant the checker resolved
-			}
-			name = r.Name
+		if r, ok := c.ast.ReferenceMap()[e.ID()]; ok && r.Value != nil {
+			return literal(r.Value) // a constant the checker resolved
 		}
-		i, ok := c.env.index[name]
+		i, ok := c.env.identIndex(c.ast, e)
 		if !ok {
 			return fastNode{}, false
 		}
@@ -358,16 +355,6 @@ func (op cmpOp) holds(c int) bool {
 	}
 }
 
-func cmp3[T int64 | float64 | string](x, y T) int {
-	switch {
-	case x < y:
-		return -1
-	case x > y:
-		return 1
-	}
-	return 0
-}
-
 // cmpDoubleInt compares a double with an int as CEL does (cross-type numeric comparison): a double
 // beyond the int64 range is below or above every int; otherwise the int is compared as a double.
 func cmpDoubleInt(d float64, i int64) int {
@@ -377,7 +364,7 @@ func cmpDoubleInt(d float64, i int64) int {
 	if d > math.MaxInt64 {
 		return 1
 	}
-	return cmp3(d, float64(i))
+	return cmp.Compare(d, float64(i))
 }
 
 // compare compiles a comparison. Ordering of bools, and any comparison with NaN (an error for
@@ -427,7 +414,7 @@ func ordered[T int64 | string](op cmpOp, lf, rf func(Vars) (T, bool)) boolFn {
 			return false, false
 		}
 		y, ok := rf(v)
-		return ok && op.holds(cmp3(x, y)), ok
+		return ok && op.holds(cmp.Compare(x, y)), ok
 	}
 }
 
@@ -443,13 +430,13 @@ func (n num) nan() bool { return !n.isInt && math.IsNaN(n.d) }
 func (n num) cmp(o num) int {
 	switch {
 	case n.isInt && o.isInt:
-		return cmp3(n.i, o.i)
+		return cmp.Compare(n.i, o.i)
 	case n.isInt:
 		return -cmpDoubleInt(o.d, n.i)
 	case o.isInt:
 		return cmpDoubleInt(n.d, o.i)
 	}
-	return cmp3(n.d, o.d)
+	return cmp.Compare(n.d, o.d)
 }
 
 func asDouble(n fastNode) (func(Vars) (num, bool), bool) {

@@ -571,13 +571,20 @@ func references(a *celast.AST, env *Env) []int {
 		if e.Kind() != celast.IdentKind {
 			return
 		}
-		name := e.AsIdent()
-		if r, ok := a.ReferenceMap()[e.ID()]; ok && r.Name != "" {
-			name = r.Name
-		}
-		if i, ok := env.index[name]; ok {
+		if i, ok := env.identIndex(a, e); ok {
 			out = append(out, i)
 		}
 	}))
 	return out
+}
+
+// identIndex returns the declared variable an identifier of a checked expression names, as an
+// index into e.vars (the checker's resolved name when it has one).
+func (env *Env) identIndex(a *celast.AST, e celast.Expr) (int, bool) {
+	name := e.AsIdent()
+	if r, ok := a.ReferenceMap()[e.ID()]; ok && r.Name != "" {
+		name = r.Name
+	}
+	i, ok := env.index[name]
+	return i, ok
 }

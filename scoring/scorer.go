@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -289,11 +290,7 @@ func copyDetail(d map[string]schemas.TagDetail) map[string]schemas.TagDetail {
 	if len(d) == 0 {
 		return nil
 	}
-	out := make(map[string]schemas.TagDetail, len(d))
-	for k, v := range d {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(d)
 }
 
 // input is one attempt being scored: the rule activation. Values are computed lazily, once.
