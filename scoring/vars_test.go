@@ -17,6 +17,7 @@ var windowFeatureNames = []string{
 	"net_verifies", "net_phones",
 	"device_verifies", "device_fails", "device_phones",
 	"prefix_phones", "prefix_verifies",
+	"app_verifies", "app_fails", "app_phones",
 }
 
 func TestWindowLabel(t *testing.T) {
