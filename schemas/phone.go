@@ -48,7 +48,6 @@ func (h *PhoneHasher) Hex(phone string) string {
 	return hex.EncodeToString(s[:])
 }
 
-
 // MaskPhone returns the display form 1381234****: the number segment (first 7 digits) and one
 // star per remaining digit. It deliberately reveals nothing beyond the segment: the common
 // 138****8000 form keeps the last 4 digits, and stored next to the segment (as riskflow stores
