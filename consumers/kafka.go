@@ -19,6 +19,21 @@ type Config struct {
 	BatchSize    int           // writer: messages per produce request; default 1000
 	BatchTimeout time.Duration // writer: longest a partial batch waits; default 2 ms (kafka-go's 1 s default is not a latency)
 	DialTimeout  time.Duration // default 5 s
+	// MaxMessageBytes is the broker's limit on one produce request's record batch (the topic's
+	// max.message.bytes; MaxMessageBytesOf reads it). Writers keep every batch under 90% of it
+	// (BatchBytes), so no batch is refused for its size; default 1,000,000.
+	MaxMessageBytes int
+}
+
+// DefaultMaxMessageBytes is the broker's default message.max.bytes (1,048,588) rounded down.
+const DefaultMaxMessageBytes = 1_000_000
+
+// BatchBytes is the most a writer puts in one produce batch, and so the largest single message it
+// sends: 90% of MaxMessageBytes, leaving room for the record batch's own overhead (a few dozen
+// bytes per record that kafka-go does not count).
+func (c Config) BatchBytes() int {
+	c = c.withDefaults()
+	return c.MaxMessageBytes / 10 * 9
 }
 
 func (c Config) withDefaults() Config {
@@ -34,6 +49,9 @@ func (c Config) withDefaults() Config {
 	if c.DialTimeout <= 0 {
 		c.DialTimeout = 5 * time.Second
 	}
+	if c.MaxMessageBytes <= 0 {
+		c.MaxMessageBytes = DefaultMaxMessageBytes
+	}
 	return c
 }
 
@@ -42,7 +60,9 @@ func (c Config) dialer() *kafka.Dialer {
 }
 
 // NewWriter returns a writer to topic. Messages are partitioned by key hash, acknowledged by all
-// in-sync replicas, and sent once BatchSize messages are pending or BatchTimeout passed.
+// in-sync replicas, and sent once BatchSize messages are pending or BatchTimeout passed. A batch
+// holds at most c.BatchBytes(); write through Produce to have larger messages rejected instead of
+// failing the whole call.
 func NewWriter(c Config, topic string) *kafka.Writer {
 	c = c.withDefaults()
 	return &kafka.Writer{
@@ -50,7 +70,7 @@ func NewWriter(c Config, topic string) *kafka.Writer {
 		Topic:        topic,
 		Balancer:     &kafka.Hash{},
 		BatchSize:    c.BatchSize,
-		BatchBytes:   16 << 20,
+		BatchBytes:   int64(c.BatchBytes()),
 		BatchTimeout: c.BatchTimeout,
 		RequiredAcks: kafka.RequireAll,
 		MaxAttempts:  5,
@@ -200,4 +220,41 @@ func Partitions(ctx context.Context, c Config, topic string) ([]int, error) {
 		return ids, nil
 	}
 	return nil, fmt.Errorf("list partitions of %s: %w", topic, lastErr)
+}
+
+// MaxMessageBytesOf asks the broker for the smallest max.message.bytes of topics (each topic's
+// own setting, or the broker default it inherits). Topics that do not exist yet are skipped; with
+// none answered it returns DefaultMaxMessageBytes and the error.
+func MaxMessageBytesOf(ctx context.Context, c Config, topics ...string) (int, error) {
+	c = c.withDefaults()
+	if len(c.Brokers) == 0 {
+		return DefaultMaxMessageBytes, errors.New("read max.message.bytes: no brokers configured")
+	}
+	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: c.DialTimeout,
+		Transport: &kafka.Transport{ClientID: c.ClientID, Dial: (&net.Dialer{Timeout: c.DialTimeout}).DialContext}}
+	req := &kafka.DescribeConfigsRequest{}
+	for _, t := range topics {
+		req.Resources = append(req.Resources, kafka.DescribeConfigRequestResource{
+			ResourceType: kafka.ResourceTypeTopic, ResourceName: t, ConfigNames: []string{"max.message.bytes"},
+		})
+	}
+	resp, err := client.DescribeConfigs(ctx, req)
+	if err != nil {
+		return DefaultMaxMessageBytes, fmt.Errorf("read max.message.bytes of %v: %w", topics, err)
+	}
+	best := 0
+	for _, r := range resp.Resources {
+		if r.Error != nil {
+			continue
+		}
+		for _, e := range r.ConfigEntries {
+			if n, err := strconv.Atoi(e.ConfigValue); err == nil && n > 0 && (best == 0 || n < best) {
+				best = n
+			}
+		}
+	}
+	if best == 0 {
+		return DefaultMaxMessageBytes, fmt.Errorf("read max.message.bytes of %v: no topic answered", topics)
+	}
+	return best, nil
 }

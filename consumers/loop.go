@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -84,6 +85,10 @@ type Loop struct {
 	stage Stage // set by NewStagedLoop (then h is nil)
 	log   *slog.Logger
 	obs   LoopObserver
+	// One outage per kind of work, each touched by one goroutine: fetching, preparing or handling
+	// (this goroutine), flushing (the staged loop's flusher).
+	fetching, working, flushing *outage
+	lastErr                     atomic.Pointer[string]
 }
 
 // NewLoop builds a loop; obs may be nil.
@@ -91,7 +96,28 @@ func NewLoop(cfg LoopConfig, r Reader, h Handler, log *slog.Logger, obs LoopObse
 	if obs == nil {
 		obs = nopObserver{}
 	}
-	return &Loop{cfg: cfg.withDefaults(), r: r, h: h, log: log.With("loop", cfg.Name), obs: obs}
+	log = log.With("loop", cfg.Name)
+	return &Loop{cfg: cfg.withDefaults(), r: r, h: h, log: log, obs: obs,
+		fetching: newOutage(log, "fetch"), working: newOutage(log, "batch"), flushing: newOutage(log, "batch write")}
+}
+
+// Stalled reports how long the loop has been failing to move on — fetching, or retrying the same
+// batch — and the last error (0 and "" while it makes progress). Safe to call from any goroutine;
+// readiness probes and metrics use it to tell an outage or a poison batch from an idle topic.
+func (l *Loop) Stalled() (time.Duration, string) {
+	d := max(l.fetching.failingFor(), l.working.failingFor(), l.flushing.failingFor())
+	if d == 0 {
+		return 0, ""
+	}
+	if p := l.lastErr.Load(); p != nil {
+		return d, *p
+	}
+	return d, ""
+}
+
+func (l *Loop) noteErr(err error) {
+	s := Summarize(err).Error()
+	l.lastErr.Store(&s)
 }
 
 // NewStagedLoop builds a loop over a Stage: while batch N is flushed and committed, batch N+1 is
@@ -145,7 +171,7 @@ func (l *Loop) runStaged(ctx context.Context) error {
 		defer close(flusherDone)
 		for p := range queue {
 			start := time.Now()
-			if err := l.retry(ctx, len(p.batch), func() error { return p.flush(ctx) }); err != nil {
+			if err := l.retry(ctx, l.flushing, len(p.batch), func() error { return p.flush(ctx) }); err != nil {
 				return // cancelled: the batch was not committed and is delivered again
 			}
 			l.obs.Batch(l.cfg.Name, len(p.batch), time.Since(start))
@@ -166,7 +192,7 @@ func (l *Loop) runStaged(ctx context.Context) error {
 			return err
 		}
 		var flush Flush
-		if err := l.retry(ctx, len(batch), func() (err error) {
+		if err := l.retry(ctx, l.working, len(batch), func() (err error) {
 			flush, err = l.stage.Prepare(ctx, batch)
 			return err
 		}); err != nil {
@@ -185,7 +211,7 @@ func (l *Loop) runStaged(ctx context.Context) error {
 // next fetches the next batch, retrying fetch errors with backoff. It returns a nil batch when ctx
 // is done, and an error only for a closed reader.
 func (l *Loop) next(ctx context.Context, batch []kafka.Message) ([]kafka.Message, error) {
-	fetchDelay, fetchFailures := l.cfg.BackoffMin, 0
+	fetchDelay := l.cfg.BackoffMin
 	for {
 		var err error
 		if batch, err = l.fetch(ctx, batch[:0]); err != nil {
@@ -195,23 +221,17 @@ func (l *Loop) next(ctx context.Context, batch []kafka.Message) ([]kafka.Message
 			if errors.Is(err, io.EOF) {
 				return nil, fmt.Errorf("%s: fetch: reader closed: %w", l.cfg.Name, err)
 			}
-			fetchFailures++
-			lvl := slog.LevelDebug
-			if fetchFailures == 1 || fetchFailures%20 == 0 {
-				lvl = slog.LevelWarn
-			}
-			l.log.Log(ctx, lvl, "fetch failed; retrying", "err", err, "attempt", fetchFailures, "retry_in", fetchDelay)
+			l.noteErr(err)
+			l.fetching.fail(ctx, err, "retry_in", fetchDelay)
 			select {
 			case <-ctx.Done():
 				return nil, nil
 			case <-time.After(fetchDelay):
 			}
-			fetchDelay = min(2*fetchDelay, l.cfg.BackoffMax)
+			fetchDelay = nextDelay(fetchDelay, l.cfg.BackoffMax)
 			continue
 		}
-		if fetchFailures > 0 {
-			l.log.Info("fetching again after failures", "failures", fetchFailures)
-		}
+		l.fetching.ok(ctx)
 		return batch, nil
 	}
 }
@@ -252,7 +272,7 @@ func (l *Loop) fetch(ctx context.Context, batch []kafka.Message) ([]kafka.Messag
 // handle retries the handler with exponential backoff until it succeeds or ctx is done.
 func (l *Loop) handle(ctx context.Context, batch []kafka.Message) error {
 	start := time.Now()
-	if err := l.retry(ctx, len(batch), func() error { return l.h(ctx, batch) }); err != nil {
+	if err := l.retry(ctx, l.working, len(batch), func() error { return l.h(ctx, batch) }); err != nil {
 		return err
 	}
 	l.obs.Batch(l.cfg.Name, len(batch), time.Since(start))
@@ -260,32 +280,28 @@ func (l *Loop) handle(ctx context.Context, batch []kafka.Message) error {
 }
 
 // retry calls fn, the work on a batch of size messages, with exponential backoff until it
-// succeeds (nil) or ctx is done (ctx's error).
-func (l *Loop) retry(ctx context.Context, size int, fn func() error) error {
+// succeeds (nil) or ctx is done (ctx's error). o tracks the run of failures: logged when it starts
+// and ends, and reported by Stalled while it lasts.
+func (l *Loop) retry(ctx context.Context, o *outage, size int, fn func() error) error {
 	delay := l.cfg.BackoffMin
-	for attempt := 1; ; attempt++ {
+	for {
 		err := fn()
 		if err == nil {
-			if attempt > 1 {
-				l.log.Info("batch handled after retries", "attempts", attempt, "size", size)
-			}
+			o.ok(ctx, "size", size)
 			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		l.obs.Retry(l.cfg.Name, err)
-		lvl := slog.LevelDebug
-		if attempt == 1 || attempt%20 == 0 {
-			lvl = slog.LevelWarn // an outage warns at its start and now and then, not on every retry
-		}
-		l.log.Log(ctx, lvl, "batch failed; retrying the same batch", "err", err, "attempt", attempt, "size", size, "retry_in", delay)
+		l.noteErr(err)
+		o.fail(ctx, err, "size", size, "retry_in", delay)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(delay):
 		}
-		delay = min(2*delay, l.cfg.BackoffMax)
+		delay = nextDelay(delay, l.cfg.BackoffMax)
 	}
 }
 

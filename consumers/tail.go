@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,28 +16,40 @@ import (
 // Tail reads every partition of a topic from a point in time onwards, without a consumer group, and
 // calls apply for each message (from one goroutine per partition). It is how feature state is
 // rebuilt after a restart and how an API node keeps its replica.
+//
+// A broker that goes away never ends a tail: listing partitions, reading offsets and fetching are
+// retried with backoff (logged when the failures start and when they end), and reading resumes at
+// the next unread offset, so nothing is applied twice or skipped.
 type Tail struct {
 	cfg     Config
 	topic   string
 	since   time.Time
 	apply   func(kafka.Message)
 	log     *slog.Logger
+	backoff time.Duration // longest wait between attempts; default 2 s
+	probe   time.Duration // Follow: how often end offsets are read for Lag and Fresh; default 1 s
+
 	mu      sync.Mutex
-	targets map[int]int64 // partition → high watermark when the tail started
+	targets map[int]int64 // partition → the newest end offset known
 	pos     map[int]*atomic.Int64
+	freshAt atomic.Int64 // unix ns: every message produced before it has been applied
+	down    *outage      // reading the topic: every partition reader and the offsets probe
 }
 
 // NewTail prepares a tail of topic from time since. apply must be safe for concurrent calls.
 func NewTail(c Config, topic string, since time.Time, apply func(kafka.Message), log *slog.Logger) *Tail {
-	return &Tail{cfg: c.withDefaults(), topic: topic, since: since, apply: apply, log: log.With("tail", topic)}
+	log = log.With("tail", topic)
+	return &Tail{cfg: c.withDefaults(), topic: topic, since: since, apply: apply, log: log,
+		backoff: 2 * time.Second, probe: time.Second, down: newOutage(log, "reading "+topic)}
 }
 
-// CatchUp reads every partition up to the end offsets it sees when called, then returns.
+// CatchUp reads every partition up to the end offsets it sees when called, then returns. It
+// returns an error only when ctx ends first.
 func (t *Tail) CatchUp(ctx context.Context) (int, error) {
 	return t.run(ctx, true)
 }
 
-// Follow reads every partition and keeps reading until ctx is done.
+// Follow reads every partition and keeps reading until ctx is done; it returns nil then.
 func (t *Tail) Follow(ctx context.Context) error {
 	_, err := t.run(ctx, false)
 	if ctx.Err() != nil {
@@ -45,7 +58,7 @@ func (t *Tail) Follow(ctx context.Context) error {
 	return err
 }
 
-// Lag returns how many messages are behind the end offsets seen at start, summed over partitions
+// Lag returns how many messages are behind the newest end offsets known, summed over partitions
 // (-1 before the tail started).
 func (t *Tail) Lag() int64 {
 	t.mu.Lock()
@@ -62,14 +75,37 @@ func (t *Tail) Lag() int64 {
 	return lag
 }
 
+// Fresh returns the newest time T such that every message the topic held at T has been applied
+// (zero before the tail first caught up). While the broker cannot be reached it stops moving:
+// time.Since(Fresh()) is how stale the state fed by this tail may be.
+func (t *Tail) Fresh() time.Time {
+	ns := t.freshAt.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
 func (t *Tail) run(ctx context.Context, stopAtEnd bool) (int, error) {
-	parts, err := Partitions(ctx, t.cfg, t.topic)
+	started := time.Now()
+	var parts []int
+	err := Retry(ctx, t.log, "listing partitions", 100*time.Millisecond, t.backoff, func(ctx context.Context) (err error) {
+		parts, err = Partitions(ctx, t.cfg, t.topic)
+		if err == nil && len(parts) == 0 {
+			err = fmt.Errorf("topic %s has no partition with a leader", t.topic)
+		}
+		return err
+	})
 	if err != nil {
 		return 0, err
 	}
 	b := make(map[int]bounds, len(parts))
 	for _, p := range parts {
-		bb, err := t.bounds(ctx, p)
+		var bb bounds
+		err := Retry(ctx, t.log, fmt.Sprintf("reading offsets of partition %d", p), 100*time.Millisecond, t.backoff, func(ctx context.Context) (err error) {
+			bb, err = t.readBounds(ctx, p)
+			return err
+		})
 		if err != nil {
 			return 0, err
 		}
@@ -87,7 +123,6 @@ func (t *Tail) run(ctx context.Context, stopAtEnd bool) (int, error) {
 
 	var wg sync.WaitGroup
 	var total atomic.Int64
-	errs := make(chan error, len(b))
 	for p, bb := range b {
 		if stopAtEnd && bb.start >= bb.end {
 			continue
@@ -95,40 +130,22 @@ func (t *Tail) run(ctx context.Context, stopAtEnd bool) (int, error) {
 		wg.Add(1)
 		go func(p int, bb bounds) {
 			defer wg.Done()
-			n, err := t.partition(ctx, p, bb.start, bb.end, stopAtEnd)
-			total.Add(int64(n))
-			if err != nil {
-				errs <- err
-			}
+			total.Add(int64(t.partition(ctx, p, bb.end, stopAtEnd)))
 		}(p, bb)
 	}
+	if !stopAtEnd {
+		wg.Add(1)
+		go func() { defer wg.Done(); t.probeEnds(ctx, parts) }()
+	}
 	wg.Wait()
-	close(errs)
-	return int(total.Load()), errors.Join(collect(errs)...)
+	if ctx.Err() != nil {
+		return int(total.Load()), ctx.Err()
+	}
+	t.freshAt.Store(started.UnixNano()) // CatchUp: everything there at start is applied
+	return int(total.Load()), nil
 }
 
 type bounds struct{ start, end int64 }
-
-// bounds returns where to start reading partition p (the first offset at or after since) and its
-// end offset now. A partition whose leader is not known yet (a topic just created, a leader
-// election) is asked again, with backoff, until ctx is done.
-func (t *Tail) bounds(ctx context.Context, p int) (bounds, error) {
-	delay := 100 * time.Millisecond
-	for {
-		bb, err := t.readBounds(ctx, p)
-		var kerr kafka.Error
-		if err == nil || !errors.As(err, &kerr) || !kerr.Temporary() {
-			return bb, err
-		}
-		t.log.Debug("partition offsets not available yet; retrying", "partition", p, "err", err, "retry_in", delay)
-		select {
-		case <-ctx.Done():
-			return bb, err
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, 2*time.Second)
-	}
-}
 
 func (t *Tail) readBounds(ctx context.Context, p int) (bounds, error) {
 	conn, err := t.cfg.dialer().DialLeader(ctx, "tcp", t.cfg.Brokers[0], t.topic, p)
@@ -156,25 +173,47 @@ func (t *Tail) readBounds(ctx context.Context, p int) (bounds, error) {
 	return bounds{first, last}, nil
 }
 
-func collect(ch <-chan error) []error {
-	var out []error
-	for e := range ch {
-		out = append(out, e)
+// partition applies partition p's messages from its current position, until end when stopAtEnd,
+// else until ctx is done. A failing reader is closed and a new one opened at the next unread
+// offset after a backoff: kafka-go's partition reader gives up after a few dial attempts.
+func (t *Tail) partition(ctx context.Context, p int, end int64, stopAtEnd bool) int {
+	pos := t.pos[p]
+	delay := 100 * time.Millisecond
+	n := 0
+	for ctx.Err() == nil {
+		if stopAtEnd && pos.Load() >= end {
+			return n
+		}
+		got, err := t.read(ctx, p, pos, end, stopAtEnd)
+		n += got
+		if got > 0 {
+			t.down.ok(ctx)
+			delay = 100 * time.Millisecond
+		}
+		if err == nil || ctx.Err() != nil {
+			continue
+		}
+		t.down.fail(ctx, err, "partition", p, "offset", pos.Load(), "retry_in", delay)
+		select {
+		case <-ctx.Done():
+		case <-time.After(delay):
+		}
+		delay = nextDelay(delay, t.backoff)
 	}
-	return out
+	return n
 }
 
-func (t *Tail) partition(ctx context.Context, p int, start, end int64, stopAtEnd bool) (int, error) {
+// read runs one partition reader from pos until end (stopAtEnd), an error, or ctx's end.
+func (t *Tail) read(ctx context.Context, p int, pos *atomic.Int64, end int64, stopAtEnd bool) (int, error) {
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: t.cfg.Brokers, Topic: t.topic, Partition: p, Dialer: t.cfg.dialer(),
 		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 50 * time.Millisecond, QueueCapacity: 1000,
-		ReadBackoffMin: 10 * time.Millisecond, ReadBackoffMax: 100 * time.Millisecond,
+		ReadBackoffMin: 10 * time.Millisecond, ReadBackoffMax: 100 * time.Millisecond, MaxAttempts: 3,
 	})
 	defer r.Close()
-	if err := r.SetOffset(start); err != nil {
-		return 0, fmt.Errorf("tail %s/%d: set offset %d: %w", t.topic, p, start, err)
+	if err := r.SetOffset(pos.Load()); err != nil {
+		return 0, fmt.Errorf("tail %s/%d: set offset %d: %w", t.topic, p, pos.Load(), err)
 	}
-	pos := t.pos[p]
 	n := 0
 	for {
 		if stopAtEnd && pos.Load() >= end {
@@ -187,18 +226,102 @@ func (t *Tail) partition(ctx context.Context, p int, start, end int64, stopAtEnd
 			}
 			return n, fmt.Errorf("tail %s/%d: fetch: %w", t.topic, p, err)
 		}
+		if m.Offset < pos.Load() {
+			continue // already applied (a reader reopened at an older offset never happens, but cheap to guard)
+		}
 		t.apply(m)
 		n++
 		pos.Store(m.Offset + 1)
-		if !stopAtEnd {
-			// keep the target moving so Lag reports distance to the live end
-			if hw := m.HighWaterMark; hw > 0 {
-				t.mu.Lock()
-				if hw > t.targets[p] {
-					t.targets[p] = hw
-				}
-				t.mu.Unlock()
-			}
+		if hw := m.HighWaterMark; hw > 0 {
+			t.raiseTarget(p, hw)
 		}
 	}
+}
+
+func (t *Tail) raiseTarget(p int, end int64) {
+	t.mu.Lock()
+	if end > t.targets[p] {
+		t.targets[p] = end
+	}
+	t.mu.Unlock()
+}
+
+// probeEnds reads the end offsets of every partition every t.probe. An answer at time T whose
+// offsets have all been applied makes the state fresh as of T; an unreachable broker leaves the
+// freshness where it was, so staleness grows.
+func (t *Tail) probeEnds(ctx context.Context, parts []int) {
+	client := &kafka.Client{Addr: kafka.TCP(t.cfg.Brokers...), Timeout: t.cfg.DialTimeout,
+		Transport: &kafka.Transport{ClientID: t.cfg.ClientID, Dial: (&net.Dialer{Timeout: t.cfg.DialTimeout}).DialContext}}
+	type snapshot struct {
+		at   time.Time
+		ends map[int]int64
+	}
+	var pending []snapshot // oldest first
+	tick := time.NewTicker(t.probe)
+	defer tick.Stop()
+	for {
+		// The newest snapshot whose ends have all been reached sets the freshness.
+		for len(pending) > 0 && t.reached(pending[0].ends) {
+			t.freshAt.Store(pending[0].at.UnixNano())
+			pending = pending[1:]
+		}
+		at := time.Now()
+		ends, err := t.readEnds(ctx, client, parts)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			t.down.fail(ctx, err)
+		default:
+			t.down.ok(ctx)
+			for p, e := range ends {
+				t.raiseTarget(p, e)
+			}
+			if t.reached(ends) {
+				t.freshAt.Store(at.UnixNano())
+				pending = pending[:0]
+			} else if pending = append(pending, snapshot{at, ends}); len(pending) > 32 {
+				pending = pending[1:]
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (t *Tail) readEnds(ctx context.Context, client *kafka.Client, parts []int) (map[int]int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.DialTimeout)
+	defer cancel()
+	reqs := make([]kafka.OffsetRequest, len(parts))
+	for i, p := range parts {
+		reqs[i] = kafka.LastOffsetOf(p)
+	}
+	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{t.topic: reqs}})
+	if err != nil {
+		return nil, fmt.Errorf("tail %s: list end offsets: %w", t.topic, err)
+	}
+	ends := make(map[int]int64, len(parts))
+	for _, po := range resp.Topics[t.topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("tail %s/%d: list end offset: %w", t.topic, po.Partition, po.Error)
+		}
+		ends[po.Partition] = po.LastOffset
+	}
+	if len(ends) != len(parts) {
+		return nil, errors.New("tail " + t.topic + ": end offsets missing for some partitions")
+	}
+	return ends, nil
+}
+
+// reached reports whether every partition has been applied up to ends.
+func (t *Tail) reached(ends map[int]int64) bool {
+	for p, e := range ends {
+		if pos, ok := t.pos[p]; ok && pos.Load() < e {
+			return false
+		}
+	}
+	return true
 }

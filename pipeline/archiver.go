@@ -10,6 +10,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/riskflow/riskflow/consumers"
 	"github.com/riskflow/riskflow/schemas"
 )
 
@@ -32,6 +33,31 @@ type ArchiveStage struct {
 	DLQ  MessageWriter // undecodable records go here (they cannot be stored)
 	Log  *slog.Logger
 	Obs  Observer
+	// MaxMessageBytes: dead letters are truncated to it (see ScoreStage.MaxMessageBytes).
+	MaxMessageBytes int
+}
+
+// writeDead writes dead letters, truncated to fit; one the broker still refuses is logged and
+// dropped rather than retried for ever.
+func (a *ArchiveStage) writeDead(ctx context.Context, dead ...kafka.Message) error {
+	limit := a.MaxMessageBytes
+	if limit <= 0 {
+		limit = consumers.Config{}.BatchBytes()
+	}
+	for i := range dead {
+		dead[i] = FitDeadLetter(dead[i], limit)
+	}
+	for len(dead) > 0 {
+		rejected, retry, err := consumers.Produce(ctx, a.DLQ, dead, limit)
+		for _, r := range rejected {
+			logger(a.Log).Error("dead letter cannot be written; dropped", "bytes", len(dead[r.Index].Value), "err", consumers.Summarize(r.Err))
+		}
+		if err != nil {
+			return err
+		}
+		dead = keep(dead, retry)
+	}
+	return nil
 }
 
 // Handle stores a batch; nil means durable, and the caller commits.
@@ -49,7 +75,7 @@ func (a *ArchiveStage) Handle(ctx context.Context, batch []kafka.Message) error 
 		src = append(src, m)
 	}
 	if len(dead) > 0 {
-		if err := a.DLQ.WriteMessages(ctx, dead...); err != nil {
+		if err := a.writeDead(ctx, dead...); err != nil {
 			return fmt.Errorf("write %d undecodable score records to the dead-letter topic: %w", len(dead), err)
 		}
 		logger(a.Log).Warn("undecodable score records dead-lettered", "count", len(dead))
@@ -70,7 +96,7 @@ func (a *ArchiveStage) Handle(ctx context.Context, batch []kafka.Message) error 
 		}
 		// A poison record: dead-letter it and store the others, instead of retrying forever.
 		i := rej.RejectedIndex()
-		if err := a.DLQ.WriteMessages(ctx, DeadLetter(src[i], rej)); err != nil {
+		if err := a.writeDead(ctx, DeadLetter(src[i], rej)); err != nil {
 			return fmt.Errorf("dead-letter unstorable record %s: %w", recs[i].EventID, err)
 		}
 		logger(a.Log).Error("score record cannot be stored; dead-lettered", "event_id", recs[i].EventID, "err", rej)

@@ -50,5 +50,9 @@ func (f *Feed) Follow(ctx context.Context) error { return f.tail.Follow(ctx) }
 // Lag is the number of messages not yet applied (-1 before start).
 func (f *Feed) Lag() int64 { return f.tail.Lag() }
 
+// Fresh is the newest time as of which every event in the topic has been applied (zero until the
+// feed first caught up); it stops moving while the broker cannot be reached.
+func (f *Feed) Fresh() time.Time { return f.tail.Fresh() }
+
 // Applied is the number of events recorded so far.
 func (f *Feed) Applied() int64 { return f.applied.Load() }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -43,6 +44,10 @@ type ScoreStage struct {
 	DLQ    MessageWriter // verify.events.dlq
 	Log    *slog.Logger
 	Obs    Observer
+	// MaxMessageBytes is the largest message the writers send (consumers.Config.BatchBytes): a
+	// score record over it is dead-lettered instead, and a dead letter over it is truncated.
+	// 0 means consumers.DefaultMaxMessageBytes' share.
+	MaxMessageBytes int
 	// Workers scores the partitions of a batch in parallel (0 = GOMAXPROCS, 1 = serial). Order
 	// within a partition — all attempts of one number — is kept, so per-phone windows see their
 	// events in order; cross-partition features (per IP, device) see the interleaving any
@@ -72,51 +77,139 @@ func (s *ScoreStage) Handle(ctx context.Context, batch []kafka.Message) error {
 
 // Prepare decodes and scores a batch (the consumers.Stage half that runs in batch order) and
 // returns the flush that writes its dead letters and score records. A flush that fails is
-// retried without scoring again, and without writing the dead letters again once they were
-// acknowledged. It fails only when nothing could be scored (no rule pack loaded yet).
+// retried without scoring again, writing only what was not acknowledged yet. It fails only when
+// nothing could be scored (no rule pack loaded yet).
 func (s *ScoreStage) Prepare(ctx context.Context, batch []kafka.Message) (consumers.Flush, error) {
 	res := make([]outcome, len(batch))
 	s.scoreAll(batch, res)
-	scores := make([]kafka.Message, 0, len(batch))
-	var dead []kafka.Message
+	f := &scoreFlush{s: s, max: s.maxBytes()}
 	for i := range res {
 		switch {
 		case res[i].err != nil:
 			return nil, res[i].err
 		case res[i].dead:
-			dead = append(dead, res[i].msg)
+			f.dead = append(f.dead, deadLetter{msg: res[i].msg, reason: "decode"})
 		default:
-			scores = append(scores, res[i].msg)
+			f.scores = append(f.scores, res[i].msg)
+			f.levels = append(f.levels, res[i].level)
+			f.src = append(f.src, batch[i])
 		}
 	}
-	deadDone := len(dead) == 0
-	return func(ctx context.Context) error {
-		if !deadDone {
-			if err := s.DLQ.WriteMessages(ctx, dead...); err != nil {
-				return fmt.Errorf("write %d messages to the dead-letter topic: %w", len(dead), err)
-			}
-			deadDone = true
-			if s.Obs != nil {
-				for range dead {
-					s.Obs.DeadLettered("decode")
-				}
-			}
+	return f.flush, nil
+}
+
+func (s *ScoreStage) maxBytes() int {
+	if s.MaxMessageBytes > 0 {
+		return s.MaxMessageBytes
+	}
+	return consumers.Config{}.BatchBytes()
+}
+
+// deadLetter is a dead letter waiting to be written and the reason it is counted under.
+type deadLetter struct {
+	msg    kafka.Message
+	reason string
+}
+
+// scoreFlush is the write half of a scored batch. What is acknowledged leaves its lists, so a retry
+// writes only the rest: dead letters are never written twice, score records only when an
+// acknowledgement was lost.
+type scoreFlush struct {
+	s      *ScoreStage
+	max    int
+	dead   []deadLetter
+	scores []kafka.Message // score records still to write,
+	levels []int           // their scores,
+	src    []kafka.Message // and the events they came from
+}
+
+func (f *scoreFlush) flush(ctx context.Context) error {
+	if err := f.writeDead(ctx); err != nil {
+		return err
+	}
+	if len(f.scores) > 0 {
+		rejected, retry, err := consumers.Produce(ctx, f.s.Scores, f.scores, f.max)
+		f.countScored(retry, rejected)
+		// A record the broker can never take would block its partition for ever: its event is
+		// dead-lettered instead (the verdict is lost, the event is kept and the reason logged).
+		for _, r := range rejected {
+			logger(f.s.Log).Error("score record cannot be written; its event is dead-lettered",
+				"event_key", string(f.scores[r.Index].Key), "bytes", len(f.scores[r.Index].Value), "err", consumers.Summarize(r.Err))
+			f.dead = append(f.dead, deadLetter{msg: DeadLetter(f.src[r.Index], fmt.Errorf("write score record: %w", r.Err)), reason: "unwritable_record"})
 		}
-		if len(scores) > 0 {
-			if err := s.Scores.WriteMessages(ctx, scores...); err != nil {
-				return fmt.Errorf("write %d score records: %w", len(scores), err)
-			}
+		f.scores, f.levels, f.src = keep(f.scores, retry), keep(f.levels, retry), keep(f.src, retry)
+		if err := f.writeDead(ctx); err != nil {
+			return err
 		}
-		// Counted once written: a flush that fails and is retried is not counted twice.
-		if s.Obs != nil {
-			for i := range res {
-				if !res[i].dead {
-					s.Obs.Scored(res[i].level)
-				}
-			}
+		if err != nil {
+			return fmt.Errorf("write score records: %w", err)
 		}
+	}
+	return nil
+}
+
+// countScored counts the records just written: all but those to retry and those rejected.
+func (f *scoreFlush) countScored(retry []int, rejected []consumers.Rejection) {
+	if f.s.Obs == nil {
+		return
+	}
+	skip := make(map[int]bool, len(retry)+len(rejected))
+	for _, i := range retry {
+		skip[i] = true
+	}
+	for _, r := range rejected {
+		skip[r.Index] = true
+	}
+	for i, level := range f.levels {
+		if !skip[i] {
+			f.s.Obs.Scored(level)
+		}
+	}
+}
+
+// writeDead writes the pending dead letters, truncated to fit. One the broker still refuses is
+// logged and dropped: nothing smaller can be written for it, and retrying would block the batch.
+func (f *scoreFlush) writeDead(ctx context.Context) error {
+	if len(f.dead) == 0 {
 		return nil
-	}, nil
+	}
+	msgs := make([]kafka.Message, len(f.dead))
+	for i := range f.dead {
+		msgs[i] = FitDeadLetter(f.dead[i].msg, f.max)
+	}
+	rejected, retry, err := consumers.Produce(ctx, f.s.DLQ, msgs, f.max)
+	skip := make(map[int]bool, len(retry))
+	for _, i := range retry {
+		skip[i] = true
+	}
+	for _, r := range rejected {
+		skip[r.Index] = true
+		logger(f.s.Log).Error("dead letter cannot be written; dropped", "bytes", len(msgs[r.Index].Value), "err", consumers.Summarize(r.Err))
+		if f.s.Obs != nil {
+			f.s.Obs.DeadLettered("dropped_unwritable")
+		}
+	}
+	if f.s.Obs != nil {
+		for i := range f.dead {
+			if !skip[i] {
+				f.s.Obs.DeadLettered(f.dead[i].reason)
+			}
+		}
+	}
+	f.dead = keep(f.dead, retry)
+	if err != nil {
+		return fmt.Errorf("write to the dead-letter topic: %w", err)
+	}
+	return nil
+}
+
+// keep returns the elements of xs at the (ascending) indexes idx.
+func keep[T any](xs []T, idx []int) []T {
+	out := make([]T, 0, len(idx))
+	for _, i := range idx {
+		out = append(out, xs[i])
+	}
+	return out
 }
 
 // scoreAll fills res[i] for batch[i], partition by partition, partitions in parallel.
@@ -210,8 +303,15 @@ const (
 	HeaderOffset    = "riskflow-source-offset"
 )
 
+// HeaderTruncated is set on a dead letter whose value was cut to fit the broker's limit; it holds
+// the original value's length in bytes.
+const HeaderTruncated = "riskflow-truncated-from"
+
+// maxErrorHeader bounds the error text in a dead letter's header.
+const maxErrorHeader = consumers.MaxErrorText
+
 // DeadLetter builds the dead-letter message for m: the original key and bytes, and headers naming
-// the error, the offending field and the source position.
+// the error (at most maxErrorHeader bytes), the offending field and the source position.
 func DeadLetter(m kafka.Message, err error) kafka.Message {
 	field := ""
 	var fe *schemas.FieldError
@@ -222,11 +322,29 @@ func DeadLetter(m kafka.Message, err error) kafka.Message {
 		Key:   m.Key,
 		Value: m.Value,
 		Headers: []kafka.Header{
-			{Key: HeaderError, Value: []byte(err.Error())},
+			{Key: HeaderError, Value: []byte(consumers.Summarize(err).Error())},
 			{Key: HeaderField, Value: []byte(field)},
 			{Key: HeaderTopic, Value: []byte(m.Topic)},
 			{Key: HeaderPartition, Value: []byte(strconv.Itoa(m.Partition))},
 			{Key: HeaderOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
 		},
 	}
+}
+
+// FitDeadLetter returns dl cut to at most limit bytes (as consumers.MessageSize counts): the value is
+// truncated and a HeaderTruncated header says from how many bytes. A message that came through
+// Kafka fits the broker's limit, but its dead letter adds headers, so it may not.
+func FitDeadLetter(dl kafka.Message, limit int) kafka.Message {
+	if limit <= 0 || consumers.MessageSize(&dl) <= limit {
+		return dl
+	}
+	orig := len(dl.Value)
+	h := append(slices.Clone(dl.Headers), kafka.Header{Key: HeaderTruncated, Value: []byte(strconv.Itoa(orig))})
+	out := kafka.Message{Key: dl.Key, Headers: h}
+	room := limit - consumers.MessageSize(&out)
+	if room < 0 {
+		out.Key, room = nil, limit-consumers.MessageSize(&kafka.Message{Headers: h})
+	}
+	out.Value = dl.Value[:max(0, min(room, orig))]
+	return out
 }

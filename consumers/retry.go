@@ -1,0 +1,101 @@
+package consumers
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// outage tracks one thing that keeps failing (a fetch, a batch, a tail) so that its log says so
+// once when it starts and once when it ends — not once per attempt — with a reminder every
+// remindEvery while it lasts. Safe for concurrent use: several readers of one topic may share one.
+type outage struct {
+	mu       sync.Mutex
+	log      *slog.Logger
+	what     string
+	since    atomic.Int64 // unix nanoseconds of the first failure of this run; 0 = healthy
+	attempts int
+	reminded time.Time
+}
+
+const remindEvery = time.Minute
+
+func newOutage(log *slog.Logger, what string) *outage { return &outage{log: log, what: what} }
+
+// fail records a failed attempt; extra are log attributes.
+func (o *outage) fail(ctx context.Context, err error, extra ...any) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.attempts++
+	now := time.Now()
+	args := append([]any{"err", Summarize(err), "attempt", o.attempts}, extra...)
+	switch {
+	case o.since.Load() == 0:
+		o.since.Store(now.UnixNano())
+		o.reminded = now
+		o.log.Log(ctx, slog.LevelWarn, o.what+" failing; retrying with backoff", args...)
+	case now.Sub(o.reminded) >= remindEvery:
+		o.reminded = now
+		args = append(args, "failing_for", now.Sub(time.Unix(0, o.since.Load())).Round(time.Second))
+		o.log.Log(ctx, slog.LevelWarn, o.what+" still failing", args...)
+	default:
+		o.log.Log(ctx, slog.LevelDebug, o.what+" failed again", args...)
+	}
+}
+
+// ok records a success; it logs the recovery if there was an outage.
+func (o *outage) ok(ctx context.Context, extra ...any) {
+	if o.since.Load() == 0 {
+		return // the common case, without the lock
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	since := o.since.Load()
+	if since == 0 {
+		return
+	}
+	args := append([]any{"attempts", o.attempts, "failed_for", time.Since(time.Unix(0, since)).Round(time.Millisecond)}, extra...)
+	o.log.Log(ctx, slog.LevelInfo, o.what+" recovered", args...)
+	o.since.Store(0)
+	o.attempts = 0
+}
+
+// failingFor is how long the current run of failures has lasted (0 when healthy).
+func (o *outage) failingFor() time.Duration {
+	since := o.since.Load()
+	if since == 0 {
+		return 0
+	}
+	return time.Since(time.Unix(0, since))
+}
+
+// Retry calls fn until it returns nil or ctx is done, with exponential backoff from min to max
+// between attempts, logging when it starts failing and when it recovers. It returns ctx's error
+// if ctx ended first. It is for work that cannot be skipped (creating topics at start, reading
+// partition offsets): a broker that is away must delay it, never end the process.
+func Retry(ctx context.Context, log *slog.Logger, what string, min, max time.Duration, fn func(context.Context) error) error {
+	o := newOutage(log, what)
+	delay := min
+	for {
+		err := fn(ctx)
+		if err == nil {
+			o.ok(ctx)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		o.fail(ctx, err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = nextDelay(delay, max)
+	}
+}
+
+// nextDelay doubles d up to max.
+func nextDelay(d, max time.Duration) time.Duration { return min(2*d, max) }
