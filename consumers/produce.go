@@ -125,7 +125,7 @@ func IsRejection(err error) bool {
 // MessageSize is the size of m as kafka-go counts it against a writer's BatchBytes.
 func MessageSize(m *kafka.Message) int {
 	n := 4 + 1 + 1 + 8 + 4 + len(m.Key) + 4 + len(m.Value) // crc, magic, attributes, timestamp, key, value
-	n += 5                                                  // header count (varint)
+	n += 5                                                 // header count (varint)
 	for _, h := range m.Headers {
 		n += 5 + len(h.Key) + 5 + len(h.Value)
 	}
