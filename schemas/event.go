@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -192,7 +193,20 @@ func (s objectScan) unknownErr() error {
 	if *s.unknown == "" {
 		return &FieldError{Reason: `unknown field ""`}
 	}
-	return &FieldError{Field: *s.unknown, Reason: "unknown field"}
+	// The name is the caller's: shortened (one real answer was 174,800 bytes long), escaped,
+	// and with any phone number masked.
+	return &FieldError{Field: ShowName(*s.unknown, maxShownName), Reason: "unknown field"}
+}
+
+// maxShownName is how much of an unknown member name an error shows.
+const maxShownName = 40
+
+// fail records err as the scan's error unless an earlier member already failed.
+func (s *objectScan) fail(err *FieldError) {
+	if s.err == nil {
+		s.err = err
+		s.errFirst = s.unknown == nil
+	}
 }
 
 // decodeObject decodes one flat JSON object into members and rejects trailing data. Syntax errors
@@ -226,18 +240,12 @@ func decodeObject(data []byte, members []member) (objectScan, error) {
 
 		k := lookupMember(members, rawKey)
 		if k < 0 {
-			if scan.unknown == nil {
-				name := jsonString(rawKey)
-				scan.unknown = &name
-			}
+			scan.unknownMember(rawKey, value)
 			continue
 		}
 		name := members[k].name
 		if seen&(1<<k) != 0 {
-			if scan.err == nil {
-				scan.err = fieldErr(name, "appears more than once")
-				scan.errFirst = scan.unknown == nil
-			}
+			scan.fail(fieldErr(name, "appears more than once"))
 			continue
 		}
 		seen |= 1 << k
@@ -247,17 +255,34 @@ func decodeObject(data []byte, members []member) (objectScan, error) {
 		case *string:
 			switch value[0] {
 			case '"':
-				*dst = jsonString(value)
+				var why string
+				if *dst, why = jsonString(value); why != "" {
+					scan.fail(fieldErr(name, "%s", why))
+				}
 			case 'n': // null: same as absent
 			default:
-				if scan.err == nil {
-					scan.err = fieldErr(name, "must be a string, got %s", valueKind(value[0]))
-					scan.errFirst = scan.unknown == nil
-				}
+				scan.fail(fieldErr(name, "must be a string, got %s", valueKind(value[0])))
 			}
 		}
 	}
 	return scan, nil
+}
+
+// unknownMember notes a member that is not a known field. Whether it is refused depends on the
+// `schema` member, which may come later; text that is not valid UTF-8 is refused whatever the
+// version, in its name or anywhere in its value (JSON text is UTF-8, RFC 8259 section 8.1).
+func (s *objectScan) unknownMember(rawKey, value []byte) {
+	name, why := jsonString(rawKey)
+	if why != "" {
+		s.fail(&FieldError{Reason: "member name " + Excerpt(string(rawKey[1:len(rawKey)-1]), maxShownName) + " " + why})
+		return
+	}
+	if !utf8.Valid(value) {
+		s.fail(&FieldError{Field: ShowName(name, maxShownName), Reason: "is not valid UTF-8"})
+	}
+	if s.unknown == nil {
+		s.unknown = &name
+	}
 }
 
 // syntaxError explains why data is not exactly one JSON value.
@@ -274,7 +299,7 @@ func syntaxError(data []byte) error {
 func lookupMember(members []member, rawKey []byte) int {
 	name := rawKey[1 : len(rawKey)-1]
 	if bytes.IndexByte(name, '\\') >= 0 {
-		key := jsonString(rawKey)
+		key, _ := jsonString(rawKey)
 		for k := range members {
 			if members[k].name == key {
 				return k
@@ -290,16 +315,82 @@ func lookupMember(members []member, rawKey []byte) int {
 	return -1
 }
 
-// jsonString decodes a valid quoted JSON string. Like encoding/json, it turns invalid UTF-8 into
-// U+FFFD.
-func jsonString(raw []byte) string {
+// jsonString decodes a quoted JSON string whose syntax json.Valid has checked. If the text is not
+// valid Unicode — a byte that is not UTF-8, or a \u escape of half a surrogate pair — it returns
+// why, instead of the U+FFFD encoding/json would put there: that substitution makes different
+// values equal (three distinct event ids become one), and hides a producer's encoding bug.
+func jsonString(raw []byte) (s, why string) {
 	inner := raw[1 : len(raw)-1]
-	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
-		return string(inner)
+	if !utf8.Valid(inner) { // escapes are ASCII: this checks the raw text
+		return "", "is not valid UTF-8"
 	}
-	var s string
-	_ = json.Unmarshal(raw, &s) // cannot fail: raw is a valid JSON string
-	return s
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return string(inner), ""
+	}
+	return unescape(inner)
+}
+
+// whySurrogate is why a string with half a UTF-16 surrogate pair is refused.
+const whySurrogate = "holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff): not valid Unicode"
+
+// unescape decodes the escapes of a JSON string's valid UTF-8 content.
+func unescape(in []byte) (string, string) {
+	b := make([]byte, 0, len(in))
+	for i := 0; i < len(in); {
+		if in[i] != '\\' {
+			b = append(b, in[i])
+			i++
+			continue
+		}
+		c := in[i+1]
+		i += 2
+		switch c {
+		case 'b':
+			b = append(b, '\b')
+		case 'f':
+			b = append(b, '\f')
+		case 'n':
+			b = append(b, '\n')
+		case 'r':
+			b = append(b, '\r')
+		case 't':
+			b = append(b, '\t')
+		case 'u':
+			r := hex4(in[i:])
+			i += 4
+			if utf16.IsSurrogate(r) {
+				// A high surrogate must be followed by an escaped low one.
+				if r >= 0xDC00 || i+6 > len(in) || in[i] != '\\' || in[i+1] != 'u' {
+					return "", whySurrogate
+				}
+				if r = utf16.DecodeRune(r, hex4(in[i+2:])); r == utf8.RuneError {
+					return "", whySurrogate
+				}
+				i += 6
+			}
+			b = utf8.AppendRune(b, r)
+		default: // '"', '\\', '/'
+			b = append(b, c)
+		}
+	}
+	return string(b), ""
+}
+
+// hex4 reads the 4 hex digits of a \u escape (valid: json.Valid checked them).
+func hex4(h []byte) rune {
+	var r rune
+	for _, c := range h[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		default:
+			c -= 'A' - 10
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
 }
 
 // The scanners below take valid JSON (checked by json.Valid first) and a position in it.
@@ -383,14 +474,14 @@ func schemaMinor(s string) (int, error) {
 	}
 	major, minor, hasMinor := strings.Cut(s, ".")
 	if major != strconv.Itoa(SchemaMajor) {
-		return 0, fieldErr("schema", "%q is not a supported version: this build reads %d.x", s, SchemaMajor)
+		return 0, fieldErr("schema", "%s is not a supported version: this build reads %d.x", Excerpt(s, 24), SchemaMajor)
 	}
 	if !hasMinor {
 		return 0, nil
 	}
 	// Digits only (Atoi alone would take "+1" and "-0"), at most 9 of them (no overflow anywhere).
 	if len(minor) == 0 || len(minor) > 9 || strings.Trim(minor, "0123456789") != "" {
-		return 0, fieldErr("schema", "%q is not a version of the form 1.N", s)
+		return 0, fieldErr("schema", "%s is not a version of the form 1.N", Excerpt(s, 24))
 	}
 	n, _ := strconv.Atoi(minor)
 	return n, nil
@@ -504,7 +595,10 @@ func parseTS(raw json.RawMessage) (time.Time, error) {
 	}
 	var t time.Time
 	if raw[0] == '"' {
-		s := jsonString(raw) // raw is valid JSON: decodeStrict checked the whole object
+		s, why := jsonString(raw) // raw is valid JSON: decodeStrict checked the whole object
+		if why != "" {
+			return time.Time{}, fieldErr("ts", "%s", why)
+		}
 		var err error
 		if !rfc3339Shape(s) {
 			err = errors.New("not RFC 3339")
@@ -513,7 +607,7 @@ func parseTS(raw json.RawMessage) (time.Time, error) {
 			t, err = time.Parse(time.RFC3339Nano, strings.ToUpper(s))
 		}
 		if err != nil {
-			return time.Time{}, fieldErr("ts", "%q is not an RFC 3339 time (2006-01-02T15:04:05Z) or unix milliseconds", truncate(s, 48))
+			return time.Time{}, fieldErr("ts", "%s is not an RFC 3339 time (2006-01-02T15:04:05Z) or unix milliseconds", Excerpt(s, 48))
 		}
 	} else {
 		ms, err := strconv.ParseInt(string(raw), 10, 64)
@@ -579,6 +673,9 @@ func rfc3339Shape(s string) bool {
 	return rest[1:3] <= "23" && rest[4:6] <= "59"
 }
 
+// checkText checks a free-text field: an id or a code. Besides length and characters, it refuses a
+// value holding a phone number: riskflow stores these fields as they are (ClickHouse, risk.scores,
+// the exID it answers with), and promises that phone numbers exist there only as keyed hashes.
 func checkText(field, v string, required bool, maxLen int) error {
 	if v == "" {
 		if required {
@@ -589,16 +686,39 @@ func checkText(field, v string, required bool, maxLen int) error {
 	if len(v) > maxLen {
 		return fieldErr(field, "is %d bytes long, the limit is %d", len(v), maxLen)
 	}
-	if !utf8.ValidString(v) {
-		return fieldErr(field, "is not valid UTF-8")
-	}
-	for _, r := range v {
-		if r < 0x20 || r == 0x7f {
+	// v is valid UTF-8 (jsonString refuses anything else), where every byte below 0x80 is an
+	// ASCII character: one pass over the bytes finds control characters, and tells whether the
+	// exact (slower) phone scan is needed.
+	digits, mayBePhone := 0, false
+	for i := 0; i < len(v); i++ {
+		switch textClass[v[i]] {
+		case classControl:
 			return fieldErr(field, "contains a control character")
+		case classDigit:
+			digits++
+			mayBePhone = mayBePhone || digits >= 11
+		case classSep:
+		case classWide:
+			mayBePhone = true
+		default:
+			digits = 0
 		}
+	}
+	if mayBePhone && ContainsPhone(v) {
+		return fieldErr(field, "looks like it contains a mobile phone number; send an opaque id (riskflow never stores phone numbers in plaintext)")
 	}
 	return nil
 }
+
+// textClass is phoneClass (see mayHoldPhone) plus the control characters checkText refuses.
+var textClass = func() [256]uint8 {
+	t := phoneClass
+	for c := range 0x20 {
+		t[c] = classControl
+	}
+	t[0x7f] = classControl
+	return t
+}()
 
 func checkEnum(field, v string, allowed []string, required bool) error {
 	if v == "" && required {
@@ -615,24 +735,27 @@ func checkEnum(field, v string, allowed []string, required bool) error {
 			shown = append(shown, a)
 		}
 	}
-	return fieldErr(field, "%q is not one of %s", truncate(v, 40), strings.Join(shown, ", "))
+	return fieldErr(field, "%s is not one of %s", Excerpt(v, 40), strings.Join(shown, ", "))
 }
 
 // NormalizePhone accepts an 11-digit mainland mobile number (1xxxxxxxxxx), optionally prefixed by
 // "+86" or "86", or a 13-digit IoT number (14xxxxxxxxxxx), and returns the bare digits.
+//
+// Its errors never show the value, not even in part: they say what is wrong with it (which kind
+// of character where, how many digits, which prefix).
 func NormalizePhone(s string) (string, error) {
 	if s == "" {
 		return "", fieldErr("phone", "is required")
 	}
-	d := s
+	d, prefix := s, 0
 	if strings.HasPrefix(d, "+86") {
-		d = d[3:]
+		d, prefix = d[3:], 3
 	} else if strings.HasPrefix(d, "86") && len(d) == 13 {
-		d = d[2:]
+		d, prefix = d[2:], 2
 	}
 	for i := 0; i < len(d); i++ {
 		if d[i] < '0' || d[i] > '9' {
-			return "", fieldErr("phone", "%q is not a mainland mobile number: only digits after an optional +86", truncate(s, 24))
+			return "", fieldErr("phone", "is not a mainland mobile number: %s at position %d; only ASCII digits may follow the optional +86", charKind(d[i]), prefix+i+1)
 		}
 	}
 	switch {
@@ -640,8 +763,29 @@ func NormalizePhone(s string) (string, error) {
 		return d, nil
 	case len(d) == 13 && d[0] == '1' && d[1] == '4':
 		return d, nil // IoT numbering (14x, 13 digits)
+	case prefix == 0 && strings.HasPrefix(d, "0086"):
+		return "", fieldErr("phone", "is not a mainland mobile number: it starts with the international prefix 00; write +86 or no prefix")
+	case d != "" && d[0] != '1':
+		return "", fieldErr("phone", "is not a mainland mobile number: after the optional +86 it must start with 1 (landlines and other countries are not accepted)")
 	}
-	return "", fieldErr("phone", "%q is not a mainland mobile number: expected 11 digits starting with 1", truncate(s, 24))
+	return "", fieldErr("phone", "is not a mainland mobile number: %d digits after the optional +86, expected 11 (or 13 for a 14x IoT number)", len(d))
+}
+
+// charKind names the kind of a character a phone number must not contain, without showing it.
+func charKind(c byte) string {
+	switch {
+	case c == ' ':
+		return "a space"
+	case c == '-' || c == '.' || c == '(' || c == ')' || c == '+':
+		return "a separator ('-', '.', '(', ')' or '+')"
+	case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
+		return "a letter"
+	case c >= 0x80:
+		return "a non-ASCII character (full-width digits?)"
+	case c < 0x20 || c == 0x7f:
+		return "a control character"
+	}
+	return "a punctuation character"
 }
 
 // ParseIP parses an IPv4 or IPv6 address (no zone); IPv4-mapped IPv6 becomes IPv4.
@@ -651,7 +795,7 @@ func ParseIP(s string) (netip.Addr, error) {
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil || a.Zone() != "" {
-		return netip.Addr{}, fieldErr("ip", "%q is not an IP address", truncate(s, 48))
+		return netip.Addr{}, fieldErr("ip", "%s is not an IP address", Excerpt(s, 48))
 	}
 	return a.Unmap(), nil
 }
@@ -673,23 +817,16 @@ func NormalizeTokenDigest(s string) (string, error) {
 	return strings.ToLower(s), nil
 }
 
-// shownJSON is a JSON value as an error message shows it: on one line, valid UTF-8, at most about
-// n bytes.
+// shownJSON is a JSON value as an error message shows it: on one line, valid UTF-8, phone
+// numbers masked, at most about n bytes.
 func shownJSON(raw []byte, n int) string {
 	var b bytes.Buffer
 	if json.Compact(&b, raw) == nil {
 		raw = b.Bytes()
 	}
-	return truncate(strings.ToValidUTF8(string(raw), "\uFFFD"), n)
-}
-
-// truncate shortens s to at most n bytes for an error message, never splitting a UTF-8 sequence.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
+	out, cut := redact(nil, strings.ToValidUTF8(string(raw), "\uFFFD"), n)
+	if cut {
+		out = append(out, "…"...)
 	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
+	return string(out)
 }

@@ -40,3 +40,16 @@ func ExampleDecodeEvent() {
 	// ip: "999.1.1.1" is not an IP address
 	// field ip: "999.1.1.1" is not an IP address
 }
+
+// Error messages show a caller's value through Excerpt: short, escaped, phone numbers masked.
+// ContainsPhone is the detector behind it, and behind the decoders' refusal of ids that hold a
+// number: digits glued to letters (hex ids, UUIDs) are part of an identifier.
+func ExampleExcerpt() {
+	fmt.Println(schemas.Excerpt("call +86 138 1234 5678\nnow", 40))
+	fmt.Println(schemas.Excerpt("a very long value that goes on and on and on", 16))
+	fmt.Println(schemas.ContainsPhone("user-13812345678"), schemas.ContainsPhone("a3f9e2c113812345678b"))
+	// Output:
+	// "call <phone>\nnow"
+	// "a very long valu…"
+	// true false
+}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,6 +43,10 @@ type app struct {
 	scorer *scoring.Scorer
 	hasher *schemas.PhoneHasher
 	obs    *observer
+	health *health // what /readyz reports
+	// replaying is true while the scorer rebuilds its feature state at start: verdicts from it
+	// would be missing history, so an API in the same process does not answer checks yet.
+	replaying atomic.Bool
 }
 
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {
@@ -55,7 +60,7 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 }
 
 func newApp(cfg Config, log *slog.Logger) (*app, error) {
-	a := &app{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	a := &app{cfg: cfg, log: log, reg: prometheus.NewRegistry(), health: &health{}}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.obs = newObserver(a.reg)
 	a.kc = a.kafkaConfig()
@@ -180,12 +185,42 @@ func (a *app) watchRules(ctx context.Context, onLoad func(*rules.Pack)) {
 }
 
 func (a *app) kafkaConfig() consumers.Config {
-	return consumers.Config{Brokers: a.cfg.Kafka.Brokers, BatchTimeout: a.cfg.Kafka.BatchTimeout.D()}
+	return consumers.Config{Brokers: a.cfg.Kafka.Brokers, BatchTimeout: a.cfg.Kafka.BatchTimeout.D(), MaxMessageBytes: a.cfg.Kafka.MaxMessageBytes}
+}
+
+// prepareKafka creates the topics riskflow needs — waiting, with backoff, for a broker that is not
+// up yet rather than exiting — and, unless kafka.max_message_bytes is set, reads the broker's
+// message size limit for the writers.
+func (a *app) prepareKafka(ctx context.Context) error {
+	err := consumers.Retry(ctx, a.log, "creating topics", 200*time.Millisecond, 5*time.Second, func(ctx context.Context) error {
+		return consumers.EnsureTopics(ctx, a.kc, a.topics(), a.log)
+	})
+	if err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	if a.cfg.Kafka.MaxMessageBytes == 0 {
+		k := a.cfg.Kafka
+		n, err := consumers.MaxMessageBytesOf(ctx, a.kc, k.EventsTopic, k.ScoresTopic, k.DLQTopic)
+		if err != nil {
+			a.log.Warn("could not read the broker's max.message.bytes; assuming the default", "bytes", n, "err", err)
+		}
+		a.kc.MaxMessageBytes = n
+	}
+	a.log.Info("kafka ready", "max_message_bytes", a.kc.MaxMessageBytes, "batch_bytes", a.kc.BatchBytes())
+	return nil
 }
 
 func (a *app) topics() []consumers.TopicSpec {
 	k := a.cfg.Kafka
 	return []consumers.TopicSpec{{Name: k.EventsTopic, Partitions: k.Partitions}, {Name: k.ScoresTopic, Partitions: k.Partitions}, {Name: k.DLQTopic, Partitions: 1}}
+}
+
+// scorerServing fails while the scorer rebuilds its feature state.
+func (a *app) scorerServing() error {
+	if a.replaying.Load() {
+		return fmt.Errorf("rebuilding feature state from %s", a.cfg.Kafka.EventsTopic)
+	}
+	return nil
 }
 
 // runScorer: rebuild windows by replay, then consume verify.events in the scorer group.
@@ -195,9 +230,12 @@ func (a *app) runScorer(ctx context.Context) error {
 		since := time.Now().Add(-a.scorer.State().Config().Retention)
 		feed := pipeline.NewFeed(a.kc, k.EventsTopic, since, a.scorer, a.log)
 		start := time.Now()
-		n, err := feed.CatchUp(ctx)
+		a.replaying.Store(true)
+		a.health.add("scorer", a.scorerServing)
+		n, err := feed.CatchUp(ctx) // waits out a broker outage; fails only when ctx ends
+		a.replaying.Store(false)
 		if err != nil {
-			return fmt.Errorf("scorer: replay %s: %w", k.EventsTopic, err)
+			return nil
 		}
 		a.log.Info("feature state rebuilt from Kafka", "messages", n, "applied", feed.Applied(), "took", time.Since(start).Round(time.Millisecond))
 	}
@@ -205,9 +243,10 @@ func (a *app) runScorer(ctx context.Context) error {
 	scores := consumers.NewWriter(a.kc, k.ScoresTopic)
 	dlq := consumers.NewWriter(a.kc, k.DLQTopic)
 	defer func() { reader.Close(); scores.Close(); dlq.Close() }()
-	stage := &pipeline.ScoreStage{Scorer: a.scorer, Scores: scores, DLQ: dlq, Log: a.log.With("role", "scorer"), Obs: a.obs}
+	stage := &pipeline.ScoreStage{Scorer: a.scorer, Scores: scores, DLQ: dlq, Log: a.log.With("role", "scorer"), Obs: a.obs, MaxMessageBytes: a.kc.BatchBytes()}
 	// Staged: the next batch is scored while this one is written to risk.scores.
 	loop := consumers.NewStagedLoop(consumers.LoopConfig{Name: "scorer", MaxBatch: k.ScorerBatch, MaxWait: 5 * time.Millisecond}, reader, stage, a.log, a.obs)
+	a.registerLoop("scorer", loop)
 	a.log.Info("scorer running", "topic", k.EventsTopic, "group", k.ScorerGroup)
 	return loop.Run(ctx)
 }
@@ -226,11 +265,12 @@ func (a *app) runArchiver(ctx context.Context) error {
 	reader := consumers.NewGroupReader(a.kc, k.ScoresTopic, k.ArchiverGroup)
 	dlq := consumers.NewWriter(a.kc, k.DLQTopic)
 	defer func() { reader.Close(); dlq.Close() }()
-	stage := &pipeline.ArchiveStage{Sink: breaker, DLQ: dlq, Log: a.log.With("role", "archiver"), Obs: a.obs}
+	stage := &pipeline.ArchiveStage{Sink: breaker, DLQ: dlq, Log: a.log.With("role", "archiver"), Obs: a.obs, MaxMessageBytes: a.kc.BatchBytes()}
 	loop := consumers.NewLoop(consumers.LoopConfig{
 		Name: "archiver", MaxBatch: c.BatchSize, MaxWait: c.FlushInterval.D(),
 		BackoffMin: 200 * time.Millisecond, BackoffMax: c.BreakerOpenFor.D(),
 	}, reader, stage.Handle, a.log, a.obs)
+	a.registerLoop("archiver", loop)
 	a.watchRules(ctx, func(p *rules.Pack) { sink.recordPack(ctx, p) })
 	a.log.Info("archiver running", "topic", k.ScoresTopic, "group", k.ArchiverGroup, "clickhouse", c.Addr, "database", c.Database)
 	return loop.Run(ctx)
@@ -301,18 +341,23 @@ func (m *migratingSink) recordLocked(ctx context.Context, p *rules.Pack) error {
 }
 
 // runAPI serves HTTP until ctx is done, then drains in-flight requests.
-func (a *app) runAPI(ctx context.Context, listen string, ready func() error, onListen func(addr string)) error {
+// serving gates /v1/risk/check, ready is /readyz (either may be nil: always).
+func (a *app) runAPI(ctx context.Context, listen string, serving, ready func() error, onListen func(addr string)) error {
 	if len(a.cfg.API.Keys) == 0 {
 		return usagef("api.keys: no API keys configured; set RISKFLOW_API_KEYS=app_key:secret")
+	}
+	if serving == nil {
+		serving = func() error { return nil }
 	}
 	events := consumers.NewWriter(a.kc, a.cfg.Kafka.EventsTopic)
 	defer events.Close()
 	host, _ := os.Hostname()
 	srv := api.New(api.Config{
 		Keys: a.cfg.API.Keys, MaxBodyBytes: a.cfg.API.MaxBodyBytes, RatePerApp: a.cfg.API.RatePerApp,
+		EventsRatePerApp: a.cfg.API.EventsRatePerApp, AuthFailuresPerMinute: a.cfg.API.AuthFailuresPerMinute,
 		NodeID: nodePrefix(host),
 	}, a.scorer, &pipeline.Publisher{W: events, Hasher: a.hasher},
-		api.WithReadiness(ready), api.WithLogger(a.log.With("role", "api")), api.WithRegistry(a.reg),
+		api.WithServing(serving), api.WithReadiness(ready), api.WithLogger(a.log.With("role", "api")), api.WithRegistry(a.reg),
 		api.WithRulesAdmin(newRulesAdmin(a), a.cfg.API.AdminKeys))
 	hs := &http.Server{
 		Handler:           srv,

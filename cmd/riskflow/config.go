@@ -43,7 +43,15 @@ type Config struct {
 	ClickHouse ClickHouseConfig `yaml:"clickhouse"`
 	API        APIConfig        `yaml:"api"`
 	Scoring    ScoringConfig    `yaml:"scoring"`
+	Ops        OpsConfig        `yaml:"ops"`
 	Log        LogConfig        `yaml:"log"`
+}
+
+// OpsConfig is the operations port of processes without the api role (the api role serves the
+// same endpoints on its own port).
+type OpsConfig struct {
+	// Listen serves /metrics, /healthz and /readyz of a scorer or archiver process; "" = off.
+	Listen string `yaml:"listen"`
 }
 
 // KafkaConfig is the broker and topics.
@@ -57,6 +65,12 @@ type KafkaConfig struct {
 	ArchiverGroup string   `yaml:"archiver_group"`
 	ScorerBatch   int      `yaml:"scorer_batch"`
 	BatchTimeout  Duration `yaml:"batch_timeout"`
+	// MaxMessageBytes is the broker's limit per produce request (max.message.bytes); 0 = ask the
+	// broker at start. Produce batches stay under 90% of it.
+	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// StallAfter is how long a consumer loop may fail to move on (broker away, one batch retried)
+	// before /readyz reports it.
+	StallAfter Duration `yaml:"stall_after"`
 }
 
 // ClickHouseConfig is the history store; an empty addr turns the archiver off.
@@ -77,10 +91,19 @@ type APIConfig struct {
 	Keys         map[string]string `yaml:"keys"`
 	AdminKeys    map[string]string `yaml:"admin_keys"`
 	MaxBodyBytes int64             `yaml:"max_body_bytes"`
-	RatePerApp   float64           `yaml:"rate_per_app"`
-	TLSCert      string            `yaml:"tls_cert"`
-	TLSKey       string            `yaml:"tls_key"`
-	ReadyMaxLag  int64             `yaml:"ready_max_lag"`
+	// RatePerApp limits /v1/risk/check per app key (requests/s; 0 = off). /v1/events has its
+	// own bucket, so that publishing a backlog cannot starve an app's checks.
+	RatePerApp       float64 `yaml:"rate_per_app"`
+	EventsRatePerApp float64 `yaml:"events_rate_per_app"` // /v1/events per app key (requests/s; 0 = off)
+	// AuthFailuresPerMinute throttles failed authentications per client address (IPv6: per
+	// /64) after a burst of 10; beyond it the address gets 429 whatever it sends. 0 = off.
+	AuthFailuresPerMinute float64 `yaml:"auth_failures_per_minute"`
+	TLSCert               string  `yaml:"tls_cert"`
+	TLSKey                string  `yaml:"tls_key"`
+	ReadyMaxLag           int64   `yaml:"ready_max_lag"`
+	// MaxStaleness is how old an API replica's state may grow (the broker away) before /readyz
+	// fails; checks are still answered from it.
+	MaxStaleness Duration `yaml:"max_staleness"`
 }
 
 // ScoringConfig is the scorer's data and rules.
@@ -112,12 +135,13 @@ func Default() Config {
 			Brokers: []string{"127.0.0.1:19092"}, EventsTopic: "verify.events", ScoresTopic: "risk.scores",
 			DLQTopic: "verify.events.dlq", Partitions: 4, ScorerGroup: "riskflow-scorer",
 			ArchiverGroup: "riskflow-archiver", ScorerBatch: 2000, BatchTimeout: Duration(2 * time.Millisecond),
+			StallAfter: Duration(30 * time.Second),
 		},
 		ClickHouse: ClickHouseConfig{
 			Database: "riskflow", Username: "default", BatchSize: 5000, FlushInterval: Duration(time.Second),
 			BreakerFailures: 3, BreakerOpenFor: Duration(5 * time.Second),
 		},
-		API: APIConfig{Listen: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, ReadyMaxLag: 1000},
+		API: APIConfig{Listen: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, ReadyMaxLag: 1000, MaxStaleness: Duration(time.Minute), AuthFailuresPerMinute: 20},
 		Scoring: ScoringConfig{
 			ReloadInterval: Duration(5 * time.Second), MaxEntriesPerKey: 1024, Replay: true,
 			Windows: []Duration{Duration(time.Minute), Duration(10 * time.Minute), Duration(time.Hour), Duration(24 * time.Hour)},
@@ -149,6 +173,12 @@ func (c *Config) Validate() error {
 	if c.Kafka.ScorerBatch < 1 || c.Kafka.ScorerBatch > 10000 {
 		bad("kafka.scorer_batch", "%d is outside 1..10000", c.Kafka.ScorerBatch)
 	}
+	if c.Kafka.MaxMessageBytes != 0 && c.Kafka.MaxMessageBytes < 64<<10 {
+		bad("kafka.max_message_bytes", "%d is below 65536 (0 asks the broker)", c.Kafka.MaxMessageBytes)
+	}
+	if c.Kafka.StallAfter.D() <= 0 {
+		bad("kafka.stall_after", "must be positive")
+	}
 	if c.Kafka.BatchTimeout.D() <= 0 || c.Kafka.BatchTimeout.D() > time.Second {
 		bad("kafka.batch_timeout", "%s is outside (0, 1s]", c.Kafka.BatchTimeout.D())
 	}
@@ -172,6 +202,12 @@ func (c *Config) Validate() error {
 	if c.API.Listen != "" && !hostPort(c.API.Listen) {
 		bad("api.listen", "%q is not host:port (e.g. 127.0.0.1:8080 or :8080)", c.API.Listen)
 	}
+	if c.Ops.Listen != "" && !hostPort(c.Ops.Listen) {
+		bad("ops.listen", "%q is not host:port (e.g. 0.0.0.0:9464)", c.Ops.Listen)
+	}
+	if c.API.MaxStaleness.D() <= 0 {
+		bad("api.max_staleness", "must be positive")
+	}
 	if c.API.ReadyMaxLag < 0 {
 		bad("api.ready_max_lag", "must not be negative")
 	}
@@ -180,6 +216,12 @@ func (c *Config) Validate() error {
 	}
 	if c.API.RatePerApp < 0 {
 		bad("api.rate_per_app", "must not be negative")
+	}
+	if c.API.EventsRatePerApp < 0 {
+		bad("api.events_rate_per_app", "must not be negative")
+	}
+	if c.API.AuthFailuresPerMinute < 0 {
+		bad("api.auth_failures_per_minute", "must not be negative (0 turns the throttle off)")
 	}
 	if (c.API.TLSCert == "") != (c.API.TLSKey == "") {
 		bad("api.tls_cert", "tls_cert and tls_key go together")

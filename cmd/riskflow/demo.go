@@ -326,6 +326,7 @@ func (p *prober) run(ctx context.Context, sample func() []schemas.VerifyEvent) {
 		body := fmt.Sprintf(`{"phone":%q,"ip":%q,"app_id":%q,"carrier":%q,"device_id":%q}`, ev.Phone, ev.IP.String(), ev.AppID, ev.Carrier, ev.DeviceID)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p.url, strings.NewReader(body))
 		req.SetBasicAuth(p.key, p.secret)
+		req.Header.Set("Content-Type", "application/json")
 		start := time.Now()
 		resp, err := p.client.Do(req)
 		if err != nil {

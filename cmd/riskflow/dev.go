@@ -15,7 +15,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/riskflow/riskflow/consumers"
 	"github.com/riskflow/riskflow/schemas"
 )
 
@@ -130,8 +129,8 @@ func embeddedBroker(cfg *Config) (stop func(), err error) {
 // startAllRoles creates the topics and runs scorer, archiver (when ClickHouse is configured) and
 // API in this process; the API's address is sent on listening once it accepts connections.
 func (a *app) startAllRoles(ctx context.Context, listen string, listening chan<- string) (*errgroup.Group, context.Context, error) {
-	if err := consumers.EnsureTopics(ctx, a.kc, a.topics(), a.log); err != nil {
-		return nil, nil, fmt.Errorf("create topics: %w", err)
+	if err := a.prepareKafka(ctx); err != nil {
+		return nil, nil, err
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.runScorer(gctx) })
@@ -141,7 +140,9 @@ func (a *app) startAllRoles(ctx context.Context, listen string, listening chan<-
 		a.log.Warn("archiver is off: clickhouse.addr is not set (RISKFLOW_CLICKHOUSE_ADDR=127.0.0.1:19000 after deploy/local/up)")
 		a.watchRules(gctx, nil)
 	}
-	g.Go(func() error { return a.runAPI(gctx, listen, nil, func(addr string) { listening <- addr }) })
+	g.Go(func() error {
+		return a.runAPI(gctx, listen, nil, a.health.ready, func(addr string) { listening <- addr })
+	})
 	return g, gctx, nil
 }
 

@@ -17,7 +17,6 @@ type observer struct {
 	batches  *prometheus.HistogramVec
 	retries  *prometheus.CounterVec
 	breaker  *prometheus.GaugeVec
-	lag      prometheus.Gauge
 }
 
 func newObserver(reg prometheus.Registerer) *observer {
@@ -28,9 +27,8 @@ func newObserver(reg prometheus.Registerer) *observer {
 		batches:  prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "riskflow_batch_seconds", Help: "Time to make a consumed batch durable, by loop.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"loop"}),
 		retries:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "riskflow_batch_retries_total", Help: "Batches retried after a failure, by loop."}, []string{"loop"}),
 		breaker:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "riskflow_breaker_state", Help: "Circuit breaker state: 1 for the current state."}, []string{"state"}),
-		lag:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "riskflow_replica_lag_messages", Help: "Messages of verify.events not yet applied to this node's feature replica (-1 before start)."}),
 	}
-	reg.MustRegister(o.scored, o.dead, o.archived, o.batches, o.retries, o.breaker, o.lag)
+	reg.MustRegister(o.scored, o.dead, o.archived, o.batches, o.retries, o.breaker)
 	return o
 }
 

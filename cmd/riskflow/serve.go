@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -11,7 +10,6 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/riskflow/riskflow/consumers"
 	"github.com/riskflow/riskflow/pipeline"
 )
 
@@ -75,8 +73,11 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := consumers.EnsureTopics(ctx, a.kc, a.topics(), log); err != nil {
-		return fmt.Errorf("kafka: %w", err)
+	if err := a.prepareKafka(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting for the broker
+		}
+		return err
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	if roles["scorer"] {
@@ -89,30 +90,21 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		g.Go(func() error { return a.runArchiver(ctx) })
 	}
 	if roles["api"] {
-		ready := func() error { return nil }
+		serving := a.scorerServing
 		if !roles["scorer"] {
 			// An API node keeps its own replica of the feature state, fed from every partition.
 			since := time.Now().Add(-a.scorer.State().Config().Retention)
 			feed := pipeline.NewFeed(a.kc, cfg.Kafka.EventsTopic, since, a.scorer, log)
 			g.Go(func() error { return feed.Follow(ctx) })
-			g.Go(func() error { // keep riskflow_replica_lag_messages current between probes
-				t := time.NewTicker(time.Second)
-				defer t.Stop()
-				for {
-					select {
-					case <-ctx.Done():
-						return nil
-					case <-t.C:
-						a.obs.lag.Set(float64(feed.Lag()))
-					}
-				}
-			})
-			ready = replicaReady(feed, cfg.API.ReadyMaxLag, a.obs)
+			a.registerReplica(feed)
+			serving = replicaServing(feed)
 			if !roles["archiver"] {
 				a.watchRules(ctx, nil)
 			}
 		}
-		g.Go(func() error { return a.runAPI(ctx, cfg.API.Listen, ready, nil) })
+		g.Go(func() error { return a.runAPI(ctx, cfg.API.Listen, serving, a.health.ready, nil) })
+	} else if cfg.Ops.Listen != "" {
+		g.Go(func() error { return a.runOps(ctx, cfg.Ops.Listen) })
 	}
 	err = g.Wait()
 	if err == nil || errors.Is(err, context.Canceled) {
@@ -120,24 +112,6 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return nil
 	}
 	return err
-}
-
-// lagger reports how many messages a replica has not applied yet (-1 before it started).
-type lagger interface{ Lag() int64 }
-
-// replicaReady fails until the replica is within maxLag messages of the end of verify.events.
-func replicaReady(feed lagger, maxLag int64, obs *observer) func() error {
-	return func() error {
-		lag := feed.Lag()
-		obs.lag.Set(float64(lag))
-		switch {
-		case lag < 0:
-			return errors.New("feature replica is starting")
-		case lag > maxLag:
-			return fmt.Errorf("feature replica is %d messages behind (ready at ≤ %d)", lag, maxLag)
-		}
-		return nil
-	}
 }
 
 func envOr(name, def string) string {

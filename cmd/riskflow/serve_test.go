@@ -1,35 +1,75 @@
 package main
 
 import (
+	"errors"
 	"strings"
 	"testing"
-
-	"github.com/prometheus/client_golang/prometheus"
+	"time"
 )
 
-type fixedLag int64
+type fakeReplica struct {
+	lag   int64
+	fresh time.Time
+}
 
-func (l fixedLag) Lag() int64 { return int64(l) }
+func (r fakeReplica) Lag() int64       { return r.lag }
+func (r fakeReplica) Fresh() time.Time { return r.fresh }
 
 func TestReplicaReadiness(t *testing.T) {
-	obs := newObserver(prometheus.NewRegistry())
+	now := time.Now()
 	for _, c := range []struct {
-		lag   int64
-		ready bool
-		says  string
+		name           string
+		r              fakeReplica
+		serving, ready bool
+		says           string
 	}{
-		{-1, false, "starting"},
-		{5000, false, "5000 messages behind"},
-		{1001, false, "behind"},
-		{1000, true, ""},
-		{0, true, ""},
+		{"not started", fakeReplica{-1, time.Time{}}, false, false, "starting"},
+		{"catching up", fakeReplica{5000, time.Time{}}, false, false, "catching up (5000 messages behind)"},
+		{"caught up", fakeReplica{0, now}, true, true, ""},
+		{"within lag", fakeReplica{1000, now}, true, true, ""},
+		{"behind", fakeReplica{1001, now}, true, false, "1001 messages behind"},
+		{"fresh enough", fakeReplica{0, now.Add(-50 * time.Second)}, true, true, ""},
+		{"stale: broker away", fakeReplica{0, now.Add(-2 * time.Minute)}, true, false, "stale (allowed 1m0s)"},
 	} {
-		err := replicaReady(fixedLag(c.lag), 1000, obs)()
+		serving := replicaServing(c.r)()
+		if (serving == nil) != c.serving {
+			t.Errorf("%s: serving %v, want %v", c.name, serving, c.serving)
+		}
+		err := replicaReady(c.r, 1000, time.Minute)()
 		if (err == nil) != c.ready {
-			t.Errorf("lag %d: err %v, want ready=%v", c.lag, err, c.ready)
+			t.Errorf("%s: ready err %v, want ready=%v", c.name, err, c.ready)
 		}
 		if err != nil && !strings.Contains(err.Error(), c.says) {
-			t.Errorf("lag %d: %q does not say %q", c.lag, err, c.says)
+			t.Errorf("%s: %q does not say %q", c.name, err, c.says)
 		}
+	}
+}
+
+type fakeLoop struct {
+	d   time.Duration
+	why string
+}
+
+func (l *fakeLoop) Stalled() (time.Duration, string) { return l.d, l.why }
+
+func TestHealthNamesEveryUnreadyPart(t *testing.T) {
+	h := &health{}
+	h.add("scorer", loopCheck(&fakeLoop{45 * time.Second, "write score records: broker away"}, 30*time.Second))
+	h.add("archiver", loopCheck(&fakeLoop{10 * time.Second, "clickhouse: breaker open"}, 30*time.Second))
+	h.add("api", func() error { return errors.New("feature replica is starting") })
+	err := h.ready()
+	if err == nil {
+		t.Fatal("ready with a stalled scorer and a starting replica")
+	}
+	for _, want := range []string{"scorer: stalled for 45s (allowed 30s): write score records: broker away", "api: feature replica is starting"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q does not say %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "archiver") {
+		t.Errorf("%q names the archiver, stalled for less than the bound", err)
+	}
+	if err := (&health{}).ready(); err != nil {
+		t.Errorf("empty health: %v", err)
 	}
 }

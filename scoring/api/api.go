@@ -2,11 +2,17 @@
 // login hot path), POST /v1/events (events into Kafka), GET /healthz, /readyz and /metrics.
 //
 // Every non-2xx answer is {"code":<non-zero>,"content":"<what is wrong, which field>"}; statuses
-// are decided in one place (status). Apps authenticate with HTTP Basic app_key:secret, compared in
-// constant time; an app may only score or publish for its own app_id.
+// are decided in one place (status), and bodies written in one place (instrument), which keeps
+// them under maxErrorBody bytes. Contents show a caller's values only through schemas.Excerpt
+// (short, escaped, phone numbers masked), and request bodies must be JSON (415 otherwise).
+//
+// Apps authenticate with HTTP Basic app_key:secret, compared in constant time; an app may only
+// score or publish for its own app_id. Each app key has its own rate buckets for checks and for
+// events, and failed authentications are throttled per client address (limit.go).
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/hex"
@@ -15,11 +21,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"strconv"
-	"sync"
+	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -41,31 +49,50 @@ type Publisher interface {
 type Config struct {
 	Keys         map[string]string // app key → secret
 	MaxBodyBytes int64             // default 1 MiB
-	RatePerApp   float64           // requests per second per app key; 0 = unlimited
-	Burst        int               // bucket size; default max(1, RatePerApp)
-	NodeID       string            // prefix of response ids
+	RatePerApp   float64           // /v1/risk/check requests per second per app key; 0 = unlimited
+	Burst        int               // check bucket size; default max(1, RatePerApp)
+	// EventsRatePerApp limits /v1/events requests per second per app key, in a bucket of its own
+	// (0 = unlimited): publishing a backlog must not eat the budget of the login hot path.
+	EventsRatePerApp float64
+	EventsBurst      int // events bucket size; default max(1, EventsRatePerApp)
+	// AuthFailuresPerMinute is the rate at which a client address (IPv6: its /64) may fail to
+	// authenticate once it has used up AuthFailureBurst failures (default 10); beyond it every
+	// request from that address gets 429 until a token is back. 0 = no throttling.
+	AuthFailuresPerMinute float64
+	AuthFailureBurst      int
+	NodeID                string // prefix of response ids
 }
 
 // Server is the HTTP handler set.
 type Server struct {
-	cfg     Config
-	checker Checker
-	pub     Publisher
-	ready   func() error
-	log     *slog.Logger
-	limits  sync.Map // app key → *bucket
-	seq     atomic.Uint64
-	m       *metrics
-	mux     *http.ServeMux
-	reg     prometheus.Gatherer
-	rules   RulesAdmin
-	admins  map[string]string
+	cfg       Config
+	checker   Checker
+	pub       Publisher
+	ready     func() error
+	serving   func() error
+	log       *slog.Logger
+	apps      map[string]*appLimits // app key → its rate buckets; fixed at New
+	authFails *addrLimiter          // failed authentications per client address; nil = off
+	seq       atomic.Uint64
+	m         *metrics
+	mux       *http.ServeMux
+	reg       prometheus.Gatherer
+	rules     RulesAdmin
+	admins    map[string]string
 }
 
 // Option configures a Server.
 type Option func(*Server)
 
-// WithReadiness sets the readiness probe (nil error = ready). /v1/risk/check answers 503 while not ready.
+// WithServing sets what /v1/risk/check needs to answer (nil error = it can), e.g. a feature
+// replica that has caught up once; while it fails, checks get 503. Without it, checks are gated on
+// the readiness probe. Keep it narrower than readiness: a node whose state is merely stale (the
+// broker is away) should still answer checks, while /readyz says it is stale.
+func WithServing(f func() error) Option {
+	return func(s *Server) { s.serving = f }
+}
+
+// WithReadiness sets the readiness probe reported by /readyz (nil error = ready).
 func WithReadiness(f func() error) Option {
 	return func(s *Server) {
 		if f != nil {
@@ -90,17 +117,29 @@ func New(cfg Config, checker Checker, pub Publisher, opts ...Option) *Server {
 	if cfg.Burst <= 0 {
 		cfg.Burst = max(1, int(cfg.RatePerApp))
 	}
-	s := &Server{cfg: cfg, checker: checker, pub: pub, ready: func() error { return nil }, log: slog.Default()}
+	if cfg.EventsBurst <= 0 {
+		cfg.EventsBurst = max(1, int(cfg.EventsRatePerApp))
+	}
+	if cfg.AuthFailureBurst <= 0 {
+		cfg.AuthFailureBurst = defaultAuthFailureBurst
+	}
+	s := &Server{
+		cfg: cfg, checker: checker, pub: pub, ready: func() error { return nil }, log: slog.Default(),
+		apps: newAppLimits(&cfg), authFails: newAddrLimiter(cfg.AuthFailuresPerMinute, cfg.AuthFailureBurst),
+	}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.serving == nil {
+		s.serving = func() error { return s.ready() }
 	}
 	if s.m == nil {
 		reg := prometheus.NewRegistry()
 		s.m, s.reg = newMetrics(reg), reg
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/risk/check", s.instrument("check", s.handleCheck))
-	mux.HandleFunc("POST /v1/events", s.instrument("events", s.handleEvents))
+	mux.HandleFunc("POST "+routeCheck, s.instrument("check", s.handleCheck))
+	mux.HandleFunc("POST "+routeEvents, s.instrument("events", s.handleEvents))
 	mux.HandleFunc("GET /healthz", s.instrument("healthz", s.handleHealth))
 	mux.HandleFunc("GET /readyz", s.instrument("readyz", s.handleReady))
 	mux.HandleFunc("GET /v1/rules", s.instrument("rules", s.handleGetRules))
@@ -109,15 +148,23 @@ func New(cfg Config, checker Checker, pub Publisher, opts ...Option) *Server {
 	mux.HandleFunc("/", s.instrument("other", func(w http.ResponseWriter, r *http.Request) (int, error) {
 		// Every method of every path lands here unless a route above matched, so a known path
 		// reached with the wrong method is told apart from an unknown path.
+		// Method and path are the caller's: shown short, escaped, phone numbers masked.
+		method, path := schemas.ShowName(r.Method, 16), schemas.ShowName(r.URL.Path, 64)
 		if allow, ok := allowed[r.URL.Path]; ok {
 			w.Header().Set("Allow", allow)
-			return 0, &httpError{http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s: use %s", r.Method, r.URL.Path, allow)}
+			return 0, &httpError{status: http.StatusMethodNotAllowed, msg: fmt.Sprintf("method %s is not allowed on %s: use %s", method, path, allow)}
 		}
-		return 0, &httpError{http.StatusNotFound, fmt.Sprintf("no route %s %s (see POST /v1/risk/check, POST /v1/events, GET /healthz, /readyz, /metrics)", r.Method, r.URL.Path)}
+		return 0, &httpError{status: http.StatusNotFound, msg: fmt.Sprintf("no route %s %s (see POST /v1/risk/check, POST /v1/events, GET /healthz, /readyz, /metrics)", method, path)}
 	}))
 	s.mux = mux
 	return s
 }
+
+// The two routes that take request bodies, each with its own rate bucket per app key.
+const (
+	routeCheck  = "/v1/risk/check"
+	routeEvents = "/v1/events"
+)
 
 // allowed lists the methods of every route, for 405 answers.
 var allowed = map[string]string{
@@ -134,8 +181,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 
 // httpError is an error with a status chosen where it happened.
 type httpError struct {
-	status int
-	msg    string
+	status     int
+	msg        string
+	retryAfter time.Duration // > 0: answered with a Retry-After header (429)
 }
 
 func (e *httpError) Error() string { return e.msg }
@@ -177,7 +225,7 @@ func (s *Server) instrument(route string, h handler) http.HandlerFunc {
 				if p == http.ErrAbortHandler {
 					panic(p) // net/http's way to abort a response; it must reach the server
 				}
-				s.log.Error("handler panic", "route", route, "panic", p)
+				s.log.Error("handler panic", "route", route, "panic", schemas.Excerpt(fmt.Sprint(p), maxLogErr))
 				writeJSON(w, http.StatusInternalServerError, schemas.ErrorBody{Code: http.StatusInternalServerError, Content: "internal error"})
 				s.m.observe(route, http.StatusInternalServerError, time.Since(start))
 			}
@@ -186,14 +234,64 @@ func (s *Server) instrument(route string, h handler) http.HandlerFunc {
 		if err != nil {
 			var msg string
 			code, msg = status(err)
-			if code >= 500 {
-				s.log.Error("request failed", "route", route, "status", code, "err", err)
+			var he *httpError
+			if errors.As(err, &he) && he.retryAfter > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(he.retryAfter)))
 			}
-			writeJSON(w, code, schemas.ErrorBody{Code: code, Content: msg})
+			// Contents are built not to echo phone numbers; masking here as well covers text
+			// that comes from elsewhere (a Kafka error, a rejected rule pack).
+			msg = schemas.MaskPhones(msg)
+			body := errorBody(code, msg)
+			if code >= 500 {
+				s.log.Error("request failed", "route", route, "status", code, "err", boundedErr(err))
+			} else {
+				s.log.Debug("request refused", "route", route, "status", code, "content", schemas.Excerpt(msg, maxLogErr))
+			}
+			writeBody(w, code, body)
 		}
 		s.m.observe(route, code, time.Since(start))
 	}
 }
+
+// maxErrorBody bounds every error answer. Contents are built short (schemas.Excerpt), but some
+// carry text from elsewhere (a rejected rule pack, a Kafka error): the cap applies here, to all.
+const maxErrorBody = 1024
+
+// errorBody is the JSON of an error answer, content cut so that the body (newline included) is
+// at most maxErrorBody bytes. It is written without HTML escaping: the answer is JSON, and
+// "<phone>" should read as it is.
+func errorBody(code int, content string) []byte {
+	const more = "… (cut)"
+	for {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(schemas.ErrorBody{Code: code, Content: content}) // cannot fail: a struct of an int and a string
+		over := buf.Len() - maxErrorBody
+		if over <= 0 {
+			return buf.Bytes()
+		}
+		// Escaping only lengthens text, so cutting `over` bytes of content (and room for the
+		// marker) brings the body under the cap in one more round, two at most.
+		content = cutUTF8(content, len(content)-over-len(more)) + more
+	}
+}
+
+// cutUTF8 returns the first n bytes of s (n ≥ 0), backing up so as not to split a UTF-8 sequence.
+func cutUTF8(s string, n int) string {
+	n = max(0, min(n, len(s)))
+	for n > 0 && n < len(s) && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// maxLogErr bounds the error text of a log line.
+const maxLogErr = 512
+
+// boundedErr is err as a log line shows it: at most maxLogErr bytes, escaped, phone numbers
+// masked (an error may quote a request).
+func boundedErr(err error) string { return schemas.Excerpt(err.Error(), maxLogErr) }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	b, err := json.Marshal(v)
@@ -211,33 +309,104 @@ func writeBody(w http.ResponseWriter, code int, b []byte) {
 	w.Write(b)
 }
 
-// auth checks HTTP Basic credentials in constant time and returns the app key.
-func (s *Server) auth(r *http.Request) (string, error) {
-	key, err := basicAuth(r, s.cfg.Keys, "app_key", "app key")
+// auth authenticates an app for route and spends a token of its bucket there; it returns the app
+// key.
+func (s *Server) auth(r *http.Request, route string) (string, error) {
+	key, err := s.authenticate(r, s.cfg.Keys, "app_key", "app key")
 	if err != nil {
 		return "", err
 	}
-	if !s.allow(key) {
-		return "", &httpError{http.StatusTooManyRequests, fmt.Sprintf("rate limit: app key %q is over %.0f requests/s", key, s.cfg.RatePerApp)}
+	if err := s.rateLimited(key, route); err != nil {
+		return "", err
 	}
 	return key, nil
 }
+
+// authenticate checks HTTP Basic credentials against creds, unless the client's address failed
+// too often lately: then it answers 429 without looking at them. A wrong name or secret costs the
+// address a token; a missing Authorization header does not (it guesses nothing).
+func (s *Server) authenticate(r *http.Request, creds map[string]string, field, what string) (string, error) {
+	addr, now := clientAddr(r), time.Now()
+	if wait := s.authFails.blocked(addr, now); wait > 0 {
+		return "", throttled(wait)
+	}
+	name, err := basicAuth(r, creds, field, what)
+	if errors.Is(err, errBadCredentials) {
+		s.authFails.failed(addr, now)
+	}
+	return name, err
+}
+
+// errBadCredentials marks a wrong name or secret (not a missing header).
+var errBadCredentials = errors.New("bad credentials")
 
 // basicAuth checks HTTP Basic credentials against creds (name → secret) in constant time: the
 // answer's timing tells neither whether the name exists nor how much of the secret matched.
 func basicAuth(r *http.Request, creds map[string]string, field, what string) (string, error) {
 	name, secret, ok := r.BasicAuth()
 	if !ok {
-		return "", &httpError{http.StatusUnauthorized, fmt.Sprintf("authorization: HTTP Basic %s:secret is required", field)}
+		return "", &httpError{status: http.StatusUnauthorized, msg: fmt.Sprintf("authorization: HTTP Basic %s:secret is required", field)}
 	}
 	want, known := creds[name]
 	if !known {
 		want = "\x00never-matches\x00" // compare anyway
 	}
 	if subtle.ConstantTimeCompare([]byte(secret), []byte(want)) != 1 || !known {
-		return "", &httpError{http.StatusUnauthorized, fmt.Sprintf("authorization: unknown %s or wrong secret", what)}
+		return "", fmt.Errorf("%w: %w", errBadCredentials,
+			&httpError{status: http.StatusUnauthorized, msg: fmt.Sprintf("authorization: unknown %s or wrong secret", what)})
 	}
 	return name, nil
+}
+
+// jsonTypes says which request bodies the JSON routes take, for 415 answers.
+const jsonTypes = "application/json or application/*+json (charset, if given, utf-8); no Content-Type is read as JSON"
+
+// checkJSON refuses a request body declared as anything but JSON: a form or text body is a
+// client bug better named than parsed. A missing Content-Type is taken as JSON.
+func checkJSON(r *http.Request) error {
+	if ct := r.Header.Get("Content-Type"); ct == "application/json" {
+		return nil // what clients send; parsing it would allocate on the login hot path
+	}
+	return checkContentType(r, jsonTypes, func(mt string) bool {
+		return mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
+	})
+}
+
+// yamlTypes says what PUT /v1/rules takes, for 415 answers.
+const yamlTypes = "a YAML rule pack: application/yaml, application/x-yaml, text/yaml, text/x-yaml, text/plain or JSON; no Content-Type is fine"
+
+// checkYAML accepts what a YAML rule pack is sent as. JSON is YAML. application/x-www-form-urlencoded
+// is what curl sends with --data-binary unless told otherwise, so it is tolerated: refusing it
+// would break every admin script written before this check existed.
+func checkYAML(r *http.Request) error {
+	return checkContentType(r, yamlTypes, func(mt string) bool {
+		switch mt {
+		case "application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain",
+			"application/json", "application/x-www-form-urlencoded":
+			return true
+		}
+		return strings.HasPrefix(mt, "application/") && (strings.HasSuffix(mt, "+json") || strings.HasSuffix(mt, "+yaml"))
+	})
+}
+
+// checkContentType answers 415 unless the request's Content-Type is absent, or a media type ok
+// accepts with a charset (if any) of UTF-8. want describes what is accepted.
+func checkContentType(r *http.Request, want string, ok func(mediaType string) bool) error {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return nil
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	switch {
+	case err != nil:
+		return &httpError{status: http.StatusUnsupportedMediaType, msg: fmt.Sprintf("Content-Type %s is malformed: send %s", schemas.Excerpt(ct, 40), want)}
+	case !ok(mt):
+		return &httpError{status: http.StatusUnsupportedMediaType, msg: fmt.Sprintf("Content-Type %s is not accepted: send %s", schemas.Excerpt(mt, 40), want)}
+	}
+	if cs, has := params["charset"]; has && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+		return &httpError{status: http.StatusUnsupportedMediaType, msg: fmt.Sprintf("charset %s is not accepted: the body must be UTF-8", schemas.Excerpt(cs, 40))}
+	}
+	return nil
 }
 
 func (s *Server) body(w http.ResponseWriter, r *http.Request) ([]byte, error) {
@@ -250,21 +419,24 @@ func (s *Server) body(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		if errors.As(err, &mbe) {
 			return nil, err
 		}
-		return nil, &httpError{http.StatusBadRequest, "read body: " + err.Error()}
+		return nil, &httpError{status: http.StatusBadRequest, msg: "read body: " + err.Error()}
 	}
 	return b, nil
 }
 
 func checkApp(key, appID, field string) error {
 	if appID != key {
-		return &httpError{http.StatusForbidden, fmt.Sprintf("%s: %q is not the app of the authenticated key %q", field, appID, key)}
+		return &httpError{status: http.StatusForbidden, msg: fmt.Sprintf("%s: %s is not the app of the authenticated key %s", field, schemas.Excerpt(appID, 40), schemas.Excerpt(key, 40))}
 	}
 	return nil
 }
 
 func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) (int, error) {
-	key, err := s.auth(r)
+	key, err := s.auth(r, routeCheck)
 	if err != nil {
+		return 0, err
+	}
+	if err := checkJSON(r); err != nil {
 		return 0, err
 	}
 	b, err := s.body(w, r)
@@ -278,7 +450,7 @@ func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) (int, error
 	if err := checkApp(key, req.AppID, "app_id"); err != nil {
 		return 0, err
 	}
-	if err := s.ready(); err != nil {
+	if err := s.serving(); err != nil {
 		return 0, fmt.Errorf("%w: %v", errNotReady, err)
 	}
 	rc, err := s.checker.Check(&req)
@@ -286,7 +458,7 @@ func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) (int, error
 		return 0, fmt.Errorf("%w: %v", errNotReady, err)
 	}
 	if err != nil {
-		s.log.Warn("rule evaluation error", "err", err)
+		s.log.Warn("rule evaluation error", "err", boundedErr(err))
 	}
 	// The envelope is the API's: whatever the checker filled in, a verdict is code 0, "success",
 	// and echoes the caller's ex_id.
@@ -307,8 +479,11 @@ type accepted struct {
 }
 
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) (int, error) {
-	key, err := s.auth(r)
+	key, err := s.auth(r, routeEvents)
 	if err != nil {
+		return 0, err
+	}
+	if err := checkJSON(r); err != nil {
 		return 0, err
 	}
 	b, err := s.body(w, r)
@@ -343,7 +518,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) (int, erro
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	if err := s.pub.Publish(ctx, evs); err != nil {
-		return 0, &httpError{http.StatusServiceUnavailable, "publish to Kafka failed: " + err.Error()}
+		return 0, &httpError{status: http.StatusServiceUnavailable, msg: "publish to Kafka failed: " + err.Error()}
 	}
 	writeJSON(w, http.StatusAccepted, accepted{Code: 0, Content: "accepted", Accepted: len(evs)})
 	return http.StatusAccepted, nil

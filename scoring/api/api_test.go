@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -416,8 +417,16 @@ func TestRateLimit(t *testing.T) {
 			t.Fatalf("request %d within the burst: %d %s", i+1, w.Code, w.Body)
 		}
 	}
-	errorBody(t, f.do(t, http.MethodPost, "/v1/risk/check", checkBody), http.StatusTooManyRequests, "rate limit: ")
-	errorBody(t, f.do(t, http.MethodPost, "/v1/events", event("e1", "app1", "1.1.1.1")), http.StatusTooManyRequests, "rate limit: ")
+	w := f.do(t, http.MethodPost, "/v1/risk/check", checkBody)
+	errorBody(t, w, http.StatusTooManyRequests, `rate limit: app key "app1" is over 0.001 requests/s on /v1/risk/check`)
+	// At 0.001/s the next token is 1000 s away: Retry-After says so, in whole seconds.
+	if ra, err := strconv.Atoi(w.Header().Get("Retry-After")); err != nil || ra < 999 || ra > 1000 {
+		t.Errorf("Retry-After %q, want about 1000 (seconds)", w.Header().Get("Retry-After"))
+	}
+	// Events have a bucket of their own (unlimited here): exhausted checks do not stop them.
+	if w := f.do(t, http.MethodPost, "/v1/events", event("e1", "app1", "1.1.1.1")); w.Code != http.StatusAccepted {
+		t.Errorf("events are limited by the check bucket: %d %s", w.Code, w.Body)
+	}
 	// The bucket is per app key.
 	other := strings.Replace(checkBody, `"app_id":"app1"`, `"app_id":"app2"`, 1)
 	if w := f.do(t, http.MethodPost, "/v1/risk/check", other, basic("app2", "secret2")); w.Code != http.StatusOK {

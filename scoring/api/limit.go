@@ -1,34 +1,201 @@
 package api
 
 import (
+	"fmt"
+	"math"
+	"net/http"
+	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/riskflow/riskflow/schemas"
 )
 
-// bucket is a token bucket: RatePerApp tokens per second, at most Burst saved.
-type bucket struct {
-	mu     sync.Mutex
-	tokens float64
-	last   time.Time
+// Rate limits are token buckets (golang.org/x/time/rate):
+//
+//   - per app key, one bucket for /v1/risk/check and another for /v1/events, so that a backfill
+//     through /v1/events cannot starve the same app's checks on the login hot path;
+//   - per client address, one bucket that only failed authentications drain: once it is empty,
+//     requests from that address are refused before their credentials are even looked at, which
+//     caps password guessing (and keeps 200-vs-401 from answering guesses during the block).
+//
+// Every 429 carries Retry-After: the whole seconds (at least 1) until the bucket has a token again.
+
+// maxTrackedAddrs bounds the per-address buckets, whatever the number of addresses a client
+// rotates through (see addrLimiter.evict).
+const maxTrackedAddrs = 10000
+
+// defaultAuthFailureBurst is how many failed authentications in a row an address gets before the
+// per-minute rate applies.
+const defaultAuthFailureBurst = 10
+
+// appLimits are one app key's buckets (nil: unlimited).
+type appLimits struct {
+	check, events *rate.Limiter
 }
 
-func (s *Server) allow(key string) bool {
-	if s.cfg.RatePerApp <= 0 {
-		return true
+// newAppLimits builds the buckets of every configured app key up front: the set of keys is fixed,
+// so the hot path reads an immutable map without locking.
+func newAppLimits(cfg *Config) map[string]*appLimits {
+	m := make(map[string]*appLimits, len(cfg.Keys))
+	for key := range cfg.Keys {
+		l := &appLimits{}
+		if cfg.RatePerApp > 0 {
+			l.check = rate.NewLimiter(rate.Limit(cfg.RatePerApp), cfg.Burst)
+		}
+		if cfg.EventsRatePerApp > 0 {
+			l.events = rate.NewLimiter(rate.Limit(cfg.EventsRatePerApp), cfg.EventsBurst)
+		}
+		m[key] = l
 	}
-	v, ok := s.limits.Load(key)
-	if !ok {
-		v, _ = s.limits.LoadOrStore(key, &bucket{tokens: float64(s.cfg.Burst), last: time.Now()})
+	return m
+}
+
+// rateLimited is the 429 for an app key over its rate on route.
+func (s *Server) rateLimited(key, route string) error {
+	l := s.apps[key]
+	if l == nil {
+		return nil
 	}
-	b := v.(*bucket)
+	lim, perSec := l.check, s.cfg.RatePerApp
+	if route == routeEvents {
+		lim, perSec = l.events, s.cfg.EventsRatePerApp
+	}
+	if lim == nil {
+		return nil
+	}
 	now := time.Now()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.tokens = min(float64(s.cfg.Burst), b.tokens+now.Sub(b.last).Seconds()*s.cfg.RatePerApp)
-	b.last = now
-	if b.tokens < 1 {
-		return false
+	res := lim.ReserveN(now, 1)
+	wait := res.DelayFrom(now)
+	if wait == 0 {
+		return nil // the token is spent
 	}
-	b.tokens--
-	return true
+	res.CancelAt(now) // refused requests do not count
+	return &httpError{
+		status:     http.StatusTooManyRequests,
+		msg:        fmt.Sprintf("rate limit: app key %s is over %g requests/s on %s; retry in %ds", schemas.Excerpt(key, 40), perSec, route, retrySeconds(wait)),
+		retryAfter: wait,
+	}
+}
+
+// retrySeconds is a wait as Retry-After states it: whole seconds, rounded up, at least 1.
+func retrySeconds(d time.Duration) int {
+	return max(1, int(math.Ceil(d.Seconds())))
+}
+
+// addrLimiter counts failed authentications per client address, in at most maxTrackedAddrs
+// buckets.
+type addrLimiter struct {
+	limit rate.Limit
+	burst int
+	size  atomic.Int64 // len(m), read without the lock on the hot path
+	mu    sync.Mutex
+	m     map[netip.Prefix]*rate.Limiter
+}
+
+// newAddrLimiter returns nil (no throttling) when perMinute is 0.
+func newAddrLimiter(perMinute float64, burst int) *addrLimiter {
+	if perMinute <= 0 {
+		return nil
+	}
+	return &addrLimiter{limit: rate.Limit(perMinute / 60), burst: burst, m: map[netip.Prefix]*rate.Limiter{}}
+}
+
+// blocked reports how long addr must wait before it may try credentials again (0: it may now).
+// Looking does not spend a token: only failures do.
+func (a *addrLimiter) blocked(addr netip.Prefix, now time.Time) time.Duration {
+	if a == nil || a.size.Load() == 0 {
+		return 0 // nobody failed recently: the usual case costs one atomic load
+	}
+	a.mu.Lock()
+	lim := a.m[addr]
+	a.mu.Unlock()
+	if lim == nil {
+		return 0
+	}
+	tokens := lim.TokensAt(now)
+	if tokens >= 1 {
+		return 0
+	}
+	return time.Duration((1 - tokens) / float64(a.limit) * float64(time.Second))
+}
+
+// failed spends one of addr's tokens. Concurrent failures may take it below zero: every guess
+// that got through is paid for before the next one is allowed.
+func (a *addrLimiter) failed(addr netip.Prefix, now time.Time) {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	lim := a.m[addr]
+	if lim == nil {
+		if len(a.m) >= maxTrackedAddrs {
+			a.evict(now)
+		}
+		lim = rate.NewLimiter(a.limit, a.burst)
+		a.m[addr] = lim
+		a.size.Store(int64(len(a.m)))
+	}
+	a.mu.Unlock()
+	lim.ReserveN(now, 1)
+}
+
+// evict makes room (a.mu held). A bucket that has refilled carries no state — a new one would
+// start full too — so those go first; if that frees less than a quarter of the map, arbitrary
+// others go as well. Only a flood from more than maxTrackedAddrs addresses gets there, and
+// forgetting some of its history is the price of bounded memory; each eviction pass frees a
+// quarter of the map, so its cost is constant per insertion on average.
+func (a *addrLimiter) evict(now time.Time) {
+	for addr, lim := range a.m {
+		if lim.TokensAt(now) >= float64(a.burst) {
+			delete(a.m, addr)
+		}
+	}
+	for addr := range a.m {
+		if len(a.m) <= maxTrackedAddrs*3/4 {
+			break
+		}
+		delete(a.m, addr)
+	}
+	a.size.Store(int64(len(a.m)))
+}
+
+// tracked is the number of addresses with a bucket (for tests).
+func (a *addrLimiter) tracked() int {
+	if a == nil {
+		return 0
+	}
+	return int(a.size.Load())
+}
+
+// clientAddr is what failed authentications are counted against: the peer's IPv4 address, or its
+// IPv6 /64 — one host usually holds a whole /64, and counting per address would let it rotate
+// through 2^64 of them. X-Forwarded-For is not trusted (a client can write anything there), so
+// behind a reverse proxy every client shares the proxy's address.
+func clientAddr(r *http.Request) netip.Prefix {
+	var a netip.Addr
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		a = ap.Addr()
+	} else if a, err = netip.ParseAddr(r.RemoteAddr); err != nil {
+		return netip.Prefix{} // unknown (not a TCP peer): one shared bucket
+	}
+	a = a.Unmap().WithZone("")
+	bits := 32
+	if a.Is6() {
+		bits = 64
+	}
+	p, _ := a.Prefix(bits)
+	return p
+}
+
+// throttled is the 429 for an address that failed to authenticate too often.
+func throttled(wait time.Duration) error {
+	return &httpError{
+		status:     http.StatusTooManyRequests,
+		msg:        fmt.Sprintf("too many failed authentications from this address; retry in %ds", retrySeconds(wait)),
+		retryAfter: wait,
+	}
 }

@@ -43,9 +43,9 @@ func WithRulesAdmin(r RulesAdmin, admins map[string]string) Option {
 // adminAuth checks admin Basic credentials in constant time.
 func (s *Server) adminAuth(r *http.Request) (string, error) {
 	if s.rules == nil || len(s.admins) == 0 {
-		return "", &httpError{http.StatusNotFound, "rule administration is not enabled on this node (api.admin_keys)"}
+		return "", &httpError{status: http.StatusNotFound, msg: "rule administration is not enabled on this node (api.admin_keys)"}
 	}
-	return basicAuth(r, s.admins, "admin", "admin")
+	return s.authenticate(r, s.admins, "admin", "admin")
 }
 
 func (s *Server) handleGetRules(w http.ResponseWriter, r *http.Request) (int, error) {
@@ -58,9 +58,15 @@ func (s *Server) handleGetRules(w http.ResponseWriter, r *http.Request) (int, er
 	return http.StatusOK, nil
 }
 
+// handlePutRules takes the pack as the body, as YAML (checkYAML lists the Content-Types). A
+// rejected pack's error names every problem; the answer shows the first ~1 KB of it, as every
+// error answer (riskflow rules lint prints all).
 func (s *Server) handlePutRules(w http.ResponseWriter, r *http.Request) (int, error) {
 	who, err := s.adminAuth(r)
 	if err != nil {
+		return 0, err
+	}
+	if err := checkYAML(r); err != nil {
 		return 0, err
 	}
 	b, err := s.body(w, r)
@@ -72,7 +78,7 @@ func (s *Server) handlePutRules(w http.ResponseWriter, r *http.Request) (int, er
 	info, err := s.rules.Update(ctx, b, who)
 	if err != nil {
 		if errors.Is(err, ErrRejected) {
-			return 0, &httpError{http.StatusBadRequest, err.Error()}
+			return 0, &httpError{status: http.StatusBadRequest, msg: err.Error()}
 		}
 		return 0, fmt.Errorf("update rules: %w", err)
 	}

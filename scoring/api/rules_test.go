@@ -78,6 +78,35 @@ func TestRulesAdminRoutes(t *testing.T) {
 	}
 }
 
+// A rejected pack's error lists every problem; the answer keeps the first ~1 KB of it.
+func TestRejectedPackAnswerIsBounded(t *testing.T) {
+	long := &longRejection{}
+	s := New(Config{Keys: map[string]string{"app": "s"}}, nil, nil, WithRulesAdmin(long, map[string]string{"lead": "s3cret"}))
+	req := httptest.NewRequest(http.MethodPut, "/v1/rules", strings.NewReader("pack: p"))
+	req.SetBasicAuth("lead", "s3cret")
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	var eb schemas.ErrorBody
+	if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil || rec.Code != http.StatusBadRequest {
+		t.Fatalf("%d %q: %v", rec.Code, rec.Body.String(), err)
+	}
+	if rec.Body.Len() > maxErrorBody || !strings.HasPrefix(eb.Content, "rule pack rejected:\nline 1:") || !strings.HasSuffix(eb.Content, "… (cut)") {
+		t.Errorf("answer of %d bytes: %.100q … %q", rec.Body.Len(), eb.Content, eb.Content[max(0, len(eb.Content)-40):])
+	}
+}
+
+type longRejection struct{}
+
+func (longRejection) Current() RulesInfo { return RulesInfo{} }
+
+func (longRejection) Update(context.Context, []byte, string) (RulesInfo, error) {
+	var b strings.Builder
+	for i := range 500 {
+		fmt.Fprintf(&b, "\nline %d:3: rule r%d: when: undeclared reference to 'x<y>'", i+1, i)
+	}
+	return RulesInfo{}, fmt.Errorf("%w:%s", ErrRejected, b.String())
+}
+
 func TestEventsFromTheFutureAreRejected(t *testing.T) {
 	s := New(Config{Keys: map[string]string{"app": "s"}}, nil, nopPublisher{})
 	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// health is what /readyz reports: every part of this process that can be unready, by name. A
+// process is ready when all of them are; the answer names each one that is not, and why.
+type health struct {
+	mu     sync.Mutex
+	checks []namedCheck
+}
+
+type namedCheck struct {
+	name  string
+	check func() error
+}
+
+func (h *health) add(name string, check func() error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.checks = append(h.checks, namedCheck{name, check})
+}
+
+// ready returns nil when every part is ready, else one line per part that is not.
+func (h *health) ready() error {
+	h.mu.Lock()
+	checks := h.checks
+	h.mu.Unlock()
+	var bad []string
+	for _, c := range checks {
+		if err := c.check(); err != nil {
+			bad = append(bad, c.name+": "+err.Error())
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(bad, "; "))
+}
+
+// staller is a consumer loop as readiness sees it (consumers.Loop).
+type staller interface {
+	Stalled() (time.Duration, string)
+}
+
+// loopCheck fails while loop has been unable to move on (fetching, or retrying one batch) for
+// longer than after: a broker or ClickHouse outage, or a batch that keeps failing.
+func loopCheck(loop staller, after time.Duration) func() error {
+	return func() error {
+		d, why := loop.Stalled()
+		if d <= after {
+			return nil
+		}
+		return fmt.Errorf("stalled for %s (allowed %s): %s", d.Round(time.Second), after, why)
+	}
+}
+
+// registerLoop adds loop's readiness check and its riskflow_loop_stalled_seconds gauge.
+func (a *app) registerLoop(name string, loop staller) {
+	a.health.add(name, loopCheck(loop, a.cfg.Kafka.StallAfter.D()))
+	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "riskflow_loop_stalled_seconds",
+		Help:        "How long a consumer loop has been unable to move on (fetch failing or one batch retried); 0 while it makes progress.",
+		ConstLabels: prometheus.Labels{"loop": name},
+	}, func() float64 { d, _ := loop.Stalled(); return d.Seconds() }))
+}
+
+// replica is an API node's feature replica as readiness sees it (pipeline.Feed).
+type replica interface {
+	Lag() int64
+	Fresh() time.Time
+}
+
+// replicaServing fails until the replica has caught up with verify.events once: before that its
+// windows are missing history and verdicts would be too low. After that a broker outage does not
+// stop checks — they are answered from the state there is (replicaReady reports its staleness).
+func replicaServing(r replica) func() error {
+	return func() error {
+		if r.Fresh().IsZero() {
+			if lag := r.Lag(); lag >= 0 {
+				return fmt.Errorf("feature replica is catching up (%d messages behind)", lag)
+			}
+			return errors.New("feature replica is starting")
+		}
+		return nil
+	}
+}
+
+// replicaReady fails while the replica is not serving, is more than maxLag messages behind, or
+// its state is older than maxStale (the broker cannot be reached, or the replica cannot keep up).
+func replicaReady(r replica, maxLag int64, maxStale time.Duration) func() error {
+	serving := replicaServing(r)
+	return func() error {
+		if err := serving(); err != nil {
+			return err
+		}
+		if age := time.Since(r.Fresh()); age > maxStale {
+			return fmt.Errorf("feature replica is %s stale (allowed %s): verify.events has not been read to its end since %s", age.Round(time.Second), maxStale, r.Fresh().UTC().Format(time.RFC3339))
+		}
+		if lag := r.Lag(); lag > maxLag {
+			return fmt.Errorf("feature replica is %d messages behind (ready at ≤ %d)", lag, maxLag)
+		}
+		return nil
+	}
+}
+
+// registerReplica adds an API replica's readiness check and its lag and staleness metrics.
+func (a *app) registerReplica(r replica) {
+	a.health.add("api", replicaReady(r, a.cfg.API.ReadyMaxLag, a.cfg.API.MaxStaleness.D()))
+	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "riskflow_replica_staleness_seconds",
+		Help: "Age of the API replica's feature state: time since every event then in verify.events had been applied (-1 before the first catch-up).",
+	}, func() float64 {
+		f := r.Fresh()
+		if f.IsZero() {
+			return -1
+		}
+		return time.Since(f).Seconds()
+	}))
+	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "riskflow_replica_lag_messages",
+		Help: "Messages of verify.events not yet applied to this node's feature replica (-1 before start).",
+	}, func() float64 { return float64(r.Lag()) }))
+}

@@ -1,0 +1,198 @@
+package schemas
+
+import (
+	"runtime"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// phoneFormats are ways callers write the number 138 1234 5678 (and its IoT cousin): each must be
+// found by ContainsPhone and never survive Excerpt.
+var phoneFormats = []string{
+	"13812345678",
+	"+8613812345678",
+	"8613812345678",
+	"008613812345678",
+	"+86 138 1234 5678",
+	"+86 13812345678",
+	"+86-138-1234-5678",
+	"86-138-1234-5678",
+	"0086 138 1234 5678",
+	"tel:13812345678",
+	"tel:+86-13812345678",
+	"(138)12345678",
+	"(138) 1234-5678",
+	"+86 (138) 1234 5678",
+	"138 1234 5678",
+	"138-1234-5678",
+	"138.1234.5678",
+	"1 3 8 1 2 3 4 5 6 7 8",
+	"138 - 1234 - 5678",
+	"１３８１２３４５６７８",       // full-width digits
+	"+86 １３８ １２３４ ５６７８", // full-width digits with separators
+	"1401234567890",     // 13-digit IoT number
+	"+861401234567890",
+	"86 1401234567890",
+}
+
+// phoneContexts put a number where callers put it: alone, after a label, inside an id.
+var phoneContexts = []string{
+	"%s",
+	"user %s",
+	"phone=%s;",
+	"order-%s-2",
+	"%s-1710400000000",
+	"1710400000000-%s",
+	"手机%s号",
+	"\"%s\"",
+	"id_%s",
+	"a\n%s\nb",
+}
+
+func TestContainsPhoneFindsEveryFormat(t *testing.T) {
+	for _, p := range phoneFormats {
+		for _, ctx := range phoneContexts {
+			s := strings.Replace(ctx, "%s", p, 1)
+			if !ContainsPhone(s) {
+				t.Errorf("ContainsPhone(%q) = false", s)
+			}
+		}
+	}
+}
+
+func TestContainsPhoneIgnoresIdentifiers(t *testing.T) {
+	for _, s := range []string{
+		"",
+		"1381234567",                           // 10 digits
+		"138123456789",                         // 12 digits
+		"23812345678",                          // does not start with 1
+		"861234567890123",                      // 15-digit IMEI starting with 86
+		"861401234567890",                      // IMEI whose tail looks like an IoT number
+		"8614012345678901",                     // IMEI-like 16 digits
+		"1381234567890123",                     // 16 digits
+		"a13812345678",                         // glued to a letter: part of an identifier
+		"13812345678b",                         // idem
+		"3a8f13812345678b",                     // hex device id
+		"a3f9e2c1d4b5a6f7e8d9c0b1a2f3e4d5",     // hex device id
+		"13812345-6789-4abc-8def-0123456789ab", // UUID starting with digits
+		"13812345-1381-2345-1381-138123456789", // UUID of digits: groups never add up to 11
+		"9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f",
+		"order-20250314-000123",
+		"2025-03-14T09:26:53.589+08:00",
+		"1741944413589",    // unix ms
+		"1741944413",       // unix s
+		"103911", "-40101", // error codes
+		"192.168.100.123",     // 12 digits
+		"1.2.3.4.5.6.7.8.9.0", // 10 digits
+		"138    1234 5678",    // 4 spaces: not one number
+		"138_1234_5678",       // '_' is no separator
+		"lg-3k9x2a-123456",
+	} {
+		if ContainsPhone(s) {
+			t.Errorf("ContainsPhone(%q) = true", s)
+		}
+	}
+}
+
+func TestExcerptMasksEscapesAndTruncates(t *testing.T) {
+	cases := []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"CMCC", 40, `"CMCC"`},
+		{"", 40, `""`},
+		{"13812345678", 40, `"<phone>"`},
+		{"+86 138 1234 5678 is mine", 40, `"<phone> is mine"`},
+		{"tel:13812345678", 40, `"tel:<phone>"`},
+		{"a\nb\"c\x00", 40, `"a\nb\"c\x00"`},
+		{"bad \xff byte", 40, `"bad \xff byte"`},
+		{strings.Repeat("x", 50), 40, `"` + strings.Repeat("x", 40) + `…"`},
+		{"中文字符", 7, `"中文…"`},                                                                    // never splits a rune
+		{strings.Repeat("x", 30) + "138123456789012", 40, `"` + strings.Repeat("x", 30) + `…"`}, // no partial number
+		{strings.Repeat("x", 35) + " 13812345678", 40, `"` + strings.Repeat("x", 35) + ` <phone>"`},
+		{strings.Repeat("x", 38) + " 13812345678 tail", 40, `"` + strings.Repeat("x", 38) + ` <phone>…"`},
+	}
+	for _, c := range cases {
+		if got := Excerpt(c.in, c.n); got != c.want {
+			t.Errorf("Excerpt(%q, %d) = %s, want %s", c.in, c.n, got, c.want)
+		}
+	}
+}
+
+func TestExcerptNeverShowsAPhone(t *testing.T) {
+	for _, p := range phoneFormats {
+		for _, ctx := range phoneContexts {
+			s := strings.Replace(ctx, "%s", p, 1)
+			for n := 1; n <= len(s)+2; n++ {
+				got := Excerpt(s, n)
+				if ContainsPhone(got) || strings.Contains(got, "12345678") || strings.Contains(got, "５６７８") {
+					t.Fatalf("Excerpt(%q, %d) = %s shows the number", s, n, got)
+				}
+				if !utf8.ValidString(got) || len(got) > 4*n+8 {
+					t.Fatalf("Excerpt(%q, %d) = %s: invalid UTF-8 or too long", s, n, got)
+				}
+			}
+		}
+	}
+}
+
+// A huge value costs a bounded amount and gives a bounded excerpt.
+func TestExcerptOfHugeValue(t *testing.T) {
+	huge := strings.Repeat("\x01", 200_000) + "13812345678"
+	got := Excerpt(huge, 40)
+	if len(got) > 4*40+8 {
+		t.Errorf("excerpt of 200 KB is %d bytes", len(got))
+	}
+	// A few small buffers, whatever the size of the input: only a window of it is looked at.
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 10 {
+		_ = Excerpt(huge, 40)
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / 10; per > 2048 {
+		t.Errorf("Excerpt of 200 KB allocates %d bytes", per)
+	}
+}
+
+func TestShowName(t *testing.T) {
+	cases := map[string]string{
+		"colour":                "colour",
+		"Phone":                 "Phone",
+		"":                      `""`,
+		"has space":             `"has space"`,
+		"13812345678":           `"<phone>"`,
+		"x-13812345678":         `"x-<phone>"`,
+		"line\nbreak":           `"line\nbreak"`,
+		strings.Repeat("k", 50): `"` + strings.Repeat("k", 40) + `…"`,
+	}
+	for in, want := range cases {
+		if got := ShowName(in, 40); got != want {
+			t.Errorf("ShowName(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestContainsPhoneDoesNotAllocate(t *testing.T) {
+	s := "9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f +86 138 1234 5678"
+	if a := testing.AllocsPerRun(100, func() { ContainsPhone(s) }); a != 0 {
+		t.Errorf("ContainsPhone allocates %v times", a)
+	}
+}
+
+func TestMaskPhones(t *testing.T) {
+	cases := map[string]string{
+		"":                                   "",
+		"no number here":                     "no number here",
+		"publish failed for 13812345678":     "publish failed for <phone>",
+		"a +86 138 1234 5678, b tel:1381234": "a <phone>, b tel:1381234",
+		"13812345678\n13912345678":           "<phone>\n<phone>",
+	}
+	for in, want := range cases {
+		if got := MaskPhones(in); got != want {
+			t.Errorf("MaskPhones(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

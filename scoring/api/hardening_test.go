@@ -1,0 +1,461 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring/api"
+)
+
+// This file covers what keeps the API from stalling or leaking under hostile or broken input:
+// content types, strict UTF-8, bounded error bodies and logs, rate buckets, the failed-login
+// throttle, and phone numbers never echoed.
+
+func from(addr string) reqOpt { return func(r *http.Request) { r.RemoteAddr = addr } }
+
+func contentType(ct string) reqOpt {
+	return func(r *http.Request) {
+		if ct == "" {
+			r.Header.Del("Content-Type")
+		} else {
+			r.Header.Set("Content-Type", ct)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a slog handler and the reads of
+// a test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// captureLogs returns a logger option that records everything, debug included, in the buffer.
+func captureLogs() (api.Option, *syncBuffer) {
+	buf := &syncBuffer{}
+	return api.WithLogger(slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))), buf
+}
+
+func TestContentType(t *testing.T) {
+	f := newFixture(t, api.Config{})
+	for _, ct := range []string{
+		"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+		"application/xml", "application/json; charset=latin1", "application/json; charset=utf-16", "application/", ";;",
+	} {
+		for _, path := range []string{"/v1/risk/check", "/v1/events"} {
+			body := checkBody
+			if path == "/v1/events" {
+				body = event("e1", "app1", "1.2.3.4")
+			}
+			w := f.do(t, http.MethodPost, path, body, contentType(ct))
+			eb := errorBody(t, w, http.StatusUnsupportedMediaType, "")
+			if !strings.Contains(eb.Content, "application/json") && !strings.Contains(eb.Content, "UTF-8") {
+				t.Errorf("%s with %q: content %q does not say what is accepted", path, ct, eb.Content)
+			}
+		}
+	}
+	for _, ct := range []string{
+		"", "application/json", "application/json; charset=utf-8", "Application/JSON;charset=UTF-8",
+		"application/json; charset=\"utf8\"", "application/vnd.riskflow+json",
+	} {
+		if w := f.do(t, http.MethodPost, "/v1/risk/check", checkBody, contentType(ct)); w.Code != http.StatusOK {
+			t.Errorf("check with Content-Type %q: %d %s", ct, w.Code, w.Body)
+		}
+		if w := f.do(t, http.MethodPost, "/v1/events", event("e1", "app1", "1.2.3.4"), contentType(ct)); w.Code != http.StatusAccepted {
+			t.Errorf("events with Content-Type %q: %d %s", ct, w.Code, w.Body)
+		}
+	}
+	if len(f.pub.published()) != 6 || f.chk.calls() != 6 {
+		t.Errorf("published %d batches and checked %d times, want 6 and 6: a refused content type got through", len(f.pub.published()), f.chk.calls())
+	}
+}
+
+// fakeRules accepts every pack.
+type fakeRules struct{ loaded int }
+
+func (f *fakeRules) Current() api.RulesInfo { return api.RulesInfo{Pack: "p", Version: "v1"} }
+
+func (f *fakeRules) Update(context.Context, []byte, string) (api.RulesInfo, error) {
+	f.loaded++
+	return api.RulesInfo{Pack: "p", Version: "v2"}, nil
+}
+
+func TestRulesContentType(t *testing.T) {
+	fr := &fakeRules{}
+	f := newFixture(t, api.Config{}, api.WithRulesAdmin(fr, map[string]string{"lead": "s3cret"}))
+	for _, ct := range []string{
+		"", "application/yaml", "application/x-yaml", "text/yaml", "text/plain; charset=utf-8", "application/json",
+		"application/x-www-form-urlencoded", // what curl --data-binary sends by default
+	} {
+		if w := f.do(t, http.MethodPut, "/v1/rules", "pack: p\n", basic("lead", "s3cret"), contentType(ct)); w.Code != http.StatusOK {
+			t.Errorf("PUT /v1/rules with Content-Type %q: %d %s", ct, w.Code, w.Body)
+		}
+	}
+	for _, ct := range []string{"multipart/form-data; boundary=x", "image/png", "text/yaml; charset=gbk"} {
+		eb := errorBody(t, f.do(t, http.MethodPut, "/v1/rules", "pack: p\n", basic("lead", "s3cret"), contentType(ct)), http.StatusUnsupportedMediaType, "")
+		if !strings.Contains(eb.Content, "YAML") && !strings.Contains(eb.Content, "UTF-8") {
+			t.Errorf("content %q does not say what is accepted", eb.Content)
+		}
+	}
+	if fr.loaded != 7 {
+		t.Errorf("%d packs loaded, want 7", fr.loaded)
+	}
+}
+
+// rawDoc writes a JSON object member by member from raw JSON texts, so that a test can put bytes
+// encoding/json would never write (invalid UTF-8) into a value.
+func rawDoc(members map[string]string) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	first := true
+	for name, raw := range members {
+		if !first {
+			b.WriteByte(',')
+		}
+		first = false
+		b.WriteString(`"` + name + `":` + raw) // names in these tests need no escaping
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+func checkMembers() map[string]string {
+	return map[string]string{`phone`: `"13812348000"`, `ip`: `"1.2.3.4"`, `app_id`: `"app1"`}
+}
+
+func eventMembers(id string) map[string]string {
+	return map[string]string{
+		`event_id`: strconv.Quote(id), `ts`: `"2025-03-14T09:26:53Z"`, `app_id`: `"app1"`, `flow`: `"one_click_login"`,
+		`phone`: `"13812348000"`, `ip`: `"1.2.3.4"`, `outcome`: `"success"`,
+	}
+}
+
+func TestInvalidUTF8IsRefused(t *testing.T) {
+	f := newFixture(t, api.Config{})
+	bad := map[string]string{
+		"invalid byte":       "\"a\xffb\"",
+		"overlong encoding":  "\"a\xc0\xafb\"",
+		"lone surrogate":     `"a\ud800b"`,
+		"reversed surrogate": `"a\udc00\ud800b"`,
+	}
+	checkFields := []string{"phone", "ip", "carrier", "app_id", "flow", "platform", "device_id", "token_digest", "ex_id"}
+	eventFields := []string{"event_id", "ts", "app_id", "flow", "phone", "ip", "carrier", "platform", "device_id", "outcome", "error_code", "token_digest", "ex_id", "schema"}
+	for what, raw := range bad {
+		for _, field := range checkFields {
+			m := checkMembers()
+			m[field] = raw
+			eb := errorBody(t, f.do(t, http.MethodPost, "/v1/risk/check", rawDoc(m)), http.StatusBadRequest, field+": ")
+			if !strings.Contains(eb.Content, "UTF-8") && !strings.Contains(eb.Content, "surrogate") {
+				t.Errorf("check %s with %s: content %q does not say what is wrong", field, what, eb.Content)
+			}
+		}
+		for _, field := range eventFields {
+			m := eventMembers("e2")
+			m[field] = raw
+			// As the second event of an array: the error names the item and the field.
+			body := "[" + rawDoc(eventMembers("e1")) + "," + rawDoc(m) + "]"
+			errorBody(t, f.do(t, http.MethodPost, "/v1/events", body), http.StatusBadRequest, "[1]."+field+": ")
+			errorBody(t, f.do(t, http.MethodPost, "/v1/events", rawDoc(m)), http.StatusBadRequest, field+": ")
+		}
+	}
+	// Unknown members: an invalid name, or an invalid value under an allowed newer-version member.
+	m := checkMembers()
+	m["ph\xffone"] = `"1"`
+	errorBody(t, f.do(t, http.MethodPost, "/v1/risk/check", rawDoc(m)), http.StatusBadRequest, `member name "ph\xffone" is not valid UTF-8`)
+	m = eventMembers("e1")
+	m["schema"], m["future_field"] = `"1.1"`, "[\"\xff\"]"
+	errorBody(t, f.do(t, http.MethodPost, "/v1/events", rawDoc(m)), http.StatusBadRequest, "future_field: is not valid UTF-8")
+	if f.chk.calls() != 0 || len(f.pub.published()) != 0 {
+		t.Error("invalid UTF-8 reached the checker or the publisher")
+	}
+}
+
+func TestErrorBodiesAreBounded(t *testing.T) {
+	logOpt, logs := captureLogs()
+	f := newFixture(t, api.Config{}, logOpt)
+	huge := strings.Repeat("k", 200_000)
+	cases := []struct {
+		name, method, path, body, prefix string
+		status                           int
+	}{
+		{"unknown field name", http.MethodPost, "/v1/risk/check", `{"` + huge + `":1,"phone":"13812348000"}`, `"kkkk`, http.StatusBadRequest},
+		{"unknown field name in an array", http.MethodPost, "/v1/events", "[" + event("e1", "app1", "1.2.3.4") + `,{"` + huge + `":1}]`, `[1]."kkkk`, http.StatusBadRequest},
+		{"huge ip", http.MethodPost, "/v1/risk/check", `{"phone":"13812348000","app_id":"app1","ip":"` + huge + `"}`, `ip: "kkkk`, http.StatusBadRequest},
+		{"huge flow", http.MethodPost, "/v1/risk/check", `{"phone":"13812348000","app_id":"app1","ip":"1.2.3.4","flow":"` + strings.Repeat("\x7f", 50_000) + `"}`, `flow: "\x7f`, http.StatusBadRequest},
+		{"huge path", http.MethodGet, "/" + strings.Repeat("p", 20_000), "", "no route GET", http.StatusNotFound},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w := f.do(t, c.method, c.path, c.body)
+			errorBody(t, w, c.status, c.prefix)
+			if w.Body.Len() > 1024 {
+				t.Errorf("error body is %d bytes: %.200s…", w.Body.Len(), w.Body)
+			}
+		})
+	}
+
+	// Text from elsewhere is cut centrally: a Kafka error of 100 KB.
+	f.pub.err = errors.New("kafka: " + strings.Repeat("broker said no; ", 6000))
+	w := f.do(t, http.MethodPost, "/v1/events", event("e1", "app1", "1.2.3.4"))
+	eb := errorBody(t, w, http.StatusServiceUnavailable, "publish to Kafka failed: kafka: broker said no")
+	if w.Body.Len() > 1024 || !strings.HasSuffix(eb.Content, "… (cut)") {
+		t.Errorf("error body is %d bytes, content ends %q", w.Body.Len(), eb.Content[max(0, len(eb.Content)-20):])
+	}
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if len(line) > 3000 {
+			t.Errorf("log line of %d bytes: %.200s…", len(line), line)
+		}
+	}
+	if !strings.Contains(logs.String(), "request failed") {
+		t.Errorf("the 503 was not logged:\n%s", logs)
+	}
+}
+
+func TestRetryAfterAndSeparateBuckets(t *testing.T) {
+	f := newFixture(t, api.Config{RatePerApp: 0.5, Burst: 2, EventsRatePerApp: 0.001, EventsBurst: 2})
+	for i := range 2 {
+		if w := f.do(t, http.MethodPost, "/v1/events", event("e"+strconv.Itoa(i), "app1", "1.2.3.4")); w.Code != http.StatusAccepted {
+			t.Fatalf("event %d within the burst: %d %s", i, w.Code, w.Body)
+		}
+	}
+	w := f.do(t, http.MethodPost, "/v1/events", event("e3", "app1", "1.2.3.4"))
+	errorBody(t, w, http.StatusTooManyRequests, `rate limit: app key "app1" is over 0.001 requests/s on /v1/events`)
+	if ra, err := strconv.Atoi(w.Header().Get("Retry-After")); err != nil || ra < 1 {
+		t.Errorf("Retry-After %q, want whole seconds ≥ 1", w.Header().Get("Retry-After"))
+	}
+	// The events bucket is empty; the check bucket is untouched.
+	for i := range 2 {
+		if w := f.do(t, http.MethodPost, "/v1/risk/check", checkBody); w.Code != http.StatusOK {
+			t.Fatalf("check %d after events ran out: %d %s", i, w.Code, w.Body)
+		}
+	}
+	w = f.do(t, http.MethodPost, "/v1/risk/check", checkBody)
+	errorBody(t, w, http.StatusTooManyRequests, "rate limit: ")
+	// 0.5/s: the next token is at most 2 s away; Retry-After rounds up and is never 0.
+	if ra, err := strconv.Atoi(w.Header().Get("Retry-After")); err != nil || ra < 1 || ra > 2 {
+		t.Errorf("Retry-After %q, want 1 or 2", w.Header().Get("Retry-After"))
+	}
+	// Another app has buckets of its own.
+	other := strings.Replace(checkBody, `"app_id":"app1"`, `"app_id":"app2"`, 1)
+	if w := f.do(t, http.MethodPost, "/v1/risk/check", other, basic("app2", "secret2")); w.Code != http.StatusOK {
+		t.Errorf("app2 is limited by app1: %d %s", w.Code, w.Body)
+	}
+	if w := f.do(t, http.MethodPost, "/v1/events", event("x", "app2", "1.2.3.4"), basic("app2", "secret2")); w.Code != http.StatusAccepted {
+		t.Errorf("app2's events are limited by app1: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestFailedAuthenticationIsThrottledPerAddress(t *testing.T) {
+	fr := &fakeRules{}
+	// 3 failures in a row, then one a minute.
+	f := newFixture(t, api.Config{AuthFailuresPerMinute: 1, AuthFailureBurst: 3}, api.WithRulesAdmin(fr, map[string]string{"lead": "s3cret"}))
+	const a, b = "192.0.2.1:40000", "192.0.2.2:40000"
+	check := func(addr string, opts ...reqOpt) *httptest.ResponseRecorder {
+		t.Helper()
+		return f.do(t, http.MethodPost, "/v1/risk/check", checkBody, append([]reqOpt{from(addr)}, opts...)...)
+	}
+	// Successes and requests without credentials cost nothing.
+	for range 5 {
+		if w := check(a); w.Code != http.StatusOK {
+			t.Fatalf("good credentials: %d %s", w.Code, w.Body)
+		}
+		errorBody(t, check(a, noAuth()), http.StatusUnauthorized, "authorization: HTTP Basic")
+	}
+	for i := range 3 {
+		errorBody(t, check(a, basic("app1", "guess"+strconv.Itoa(i))), http.StatusUnauthorized, "authorization: unknown app key or wrong secret")
+	}
+	// The fourth guess, and anything else from a — right credentials included, admin routes
+	// included — waits.
+	for _, w := range []*httptest.ResponseRecorder{
+		check(a, basic("app1", "guess4")),
+		check(a),
+		f.do(t, http.MethodPost, "/v1/events", event("e1", "app1", "1.2.3.4"), from("192.0.2.1:50000")),
+		f.do(t, http.MethodGet, "/v1/rules", "", basic("lead", "s3cret"), from(a)),
+	} {
+		errorBody(t, w, http.StatusTooManyRequests, "too many failed authentications from this address")
+		if ra, err := strconv.Atoi(w.Header().Get("Retry-After")); err != nil || ra < 1 || ra > 60 {
+			t.Errorf("Retry-After %q, want 1..60 seconds", w.Header().Get("Retry-After"))
+		}
+	}
+	if f.chk.calls() != 5 {
+		t.Errorf("checker called %d times, want the 5 before the block", f.chk.calls())
+	}
+	// Another address is not affected.
+	if w := check(b); w.Code != http.StatusOK {
+		t.Errorf("another address: %d %s", w.Code, w.Body)
+	}
+	errorBody(t, check(b, basic("app1", "nope")), http.StatusUnauthorized, "authorization")
+	// IPv6 counts per /64; an IPv4-mapped address is its IPv4 address.
+	for i := range 3 {
+		errorBody(t, check("[2001:db8::"+strconv.Itoa(i+1)+"]:1", basic("app1", "x")), http.StatusUnauthorized, "authorization")
+	}
+	errorBody(t, check("[2001:db8::ffff:1]:2"), http.StatusTooManyRequests, "too many failed")
+	if w := check("[2001:db8:0:1::1]:3"); w.Code != http.StatusOK {
+		t.Errorf("another /64: %d %s", w.Code, w.Body)
+	}
+	errorBody(t, check("[::ffff:192.0.2.1]:4"), http.StatusTooManyRequests, "too many failed")
+}
+
+func TestAuthThrottleOffByDefault(t *testing.T) {
+	f := newFixture(t, api.Config{})
+	for range 50 {
+		errorBody(t, f.do(t, http.MethodPost, "/v1/risk/check", checkBody, basic("app1", "guess")), http.StatusUnauthorized, "authorization")
+	}
+	if w := f.do(t, http.MethodPost, "/v1/risk/check", checkBody); w.Code != http.StatusOK {
+		t.Errorf("after failures with the throttle off: %d %s", w.Code, w.Body)
+	}
+}
+
+// phoneFormats are ways a caller writes one number; phoneDigits is the number.
+var phoneFormats = []string{
+	"13812345678", "+8613812345678", "+86 138 1234 5678", "86-138-1234-5678", "tel:13812345678",
+	"(138)12345678", "138.1234.5678", "0086 13812345678", "１３８１２３４５６７８",
+}
+
+const phoneDigits = "13812345678"
+
+// assertNoPhone fails if text shows the number in any of its formats.
+func assertNoPhone(t *testing.T, where, text string) {
+	t.Helper()
+	if schemas.ContainsPhone(text) || strings.Contains(text, "12345678") || strings.Contains(text, "1234 5678") ||
+		strings.Contains(text, "1234-5678") || strings.Contains(text, "1234.5678") || strings.Contains(text, "５６７８") {
+		t.Errorf("%s shows the phone number: %.300s", where, text)
+	}
+}
+
+func TestPhonesAreNeverEchoed(t *testing.T) {
+	logOpt, logs := captureLogs()
+	// The second app key is a phone number (an operator's mistake): its 429 must not show it.
+	keys := map[string]string{"app1": "secret1", phoneDigits: "s"}
+	f := newFixture(t, api.Config{Keys: keys, RatePerApp: 0.001, Burst: 1}, logOpt)
+	var bodies []string
+	send := func(method, path, body string, opts ...reqOpt) {
+		t.Helper()
+		w := f.do(t, method, path, body, opts...)
+		if w.Code < 400 {
+			t.Fatalf("%s %s %s: accepted (%d)", method, path, body, w.Code)
+		}
+		bodies = append(bodies, w.Body.String())
+	}
+	checkFields := []string{"phone", "ip", "carrier", "app_id", "flow", "platform", "device_id", "token_digest", "ex_id"}
+	eventFields := []string{"event_id", "ts", "app_id", "flow", "phone", "ip", "carrier", "platform", "device_id", "outcome", "error_code", "token_digest", "ex_id", "schema"}
+	// Checks use up app1's one token on the first request: the rest are answered 429 before
+	// decoding, so decode errors are exercised through /v1/events and a limit-free server below.
+	g := newFixture(t, api.Config{}, logOpt)
+	for _, p := range phoneFormats {
+		for _, field := range checkFields {
+			if _, err := schemas.NormalizePhone(p); field == "phone" && err == nil {
+				continue // a phone field may hold a phone
+			}
+			m := checkMembers()
+			m[field] = strconv.Quote(p)
+			w := g.do(t, http.MethodPost, "/v1/risk/check", rawDoc(m))
+			if w.Code != http.StatusBadRequest {
+				t.Errorf("check with %s=%q: %d %s, want 400", field, p, w.Code, w.Body)
+			}
+			bodies = append(bodies, w.Body.String())
+		}
+		m := checkMembers()
+		m[p] = `"x"`
+		bodies = append(bodies, g.do(t, http.MethodPost, "/v1/risk/check", rawDoc(m)).Body.String())
+		for _, field := range eventFields {
+			if _, err := schemas.NormalizePhone(p); field == "phone" && err == nil {
+				continue
+			}
+			m := eventMembers("e2")
+			m[field] = strconv.Quote(p)
+			send(http.MethodPost, "/v1/events", "["+rawDoc(eventMembers("e1"))+","+rawDoc(m)+"]")
+		}
+		m = eventMembers("e2")
+		m[p] = `1`
+		send(http.MethodPost, "/v1/events", rawDoc(m))
+		send(http.MethodGet, "/v1/"+url.PathEscape(p), "")
+		send(http.MethodPost, "/v1/risk/check", checkBody, contentType("text/"+p))
+	}
+	// A free-text field holding the number is refused, naming the field.
+	for _, field := range []string{"device_id", "ex_id", "app_id"} {
+		m := checkMembers()
+		m[field] = `"user-` + phoneDigits + `"`
+		eb := errorBody(t, g.do(t, http.MethodPost, "/v1/risk/check", rawDoc(m)), http.StatusBadRequest, field+": looks like it contains a mobile phone number")
+		bodies = append(bodies, eb.Content)
+	}
+	// The app key in a 429.
+	phoneApp := strings.Replace(checkBody, `"app_id":"app1"`, `"app_id":"`+phoneDigits+`"`, 1)
+	f.do(t, http.MethodPost, "/v1/risk/check", phoneApp, basic(phoneDigits, "s"))
+	w := f.do(t, http.MethodPost, "/v1/risk/check", phoneApp, basic(phoneDigits, "s"))
+	eb := errorBody(t, w, http.StatusTooManyRequests, `rate limit: app key "<phone>"`)
+	bodies = append(bodies, eb.Content)
+	// A Kafka error quoting a number.
+	f.pub.err = errors.New("kafka: message for " + phoneFormats[2] + " too large")
+	send(http.MethodPost, "/v1/events", event("e9", "app1", "1.2.3.4"))
+
+	for _, b := range bodies {
+		assertNoPhone(t, "answer", b)
+	}
+	assertNoPhone(t, "logs", logs.String())
+	if !strings.Contains(logs.String(), "request refused") || !strings.Contains(logs.String(), "request failed") {
+		t.Errorf("the refusals were not logged, so the logs were not checked:\n%.500s", logs)
+	}
+	assertNoPhone(t, "metrics", f.do(t, http.MethodGet, "/metrics", "", noAuth()).Body.String())
+	assertNoPhone(t, "metrics", g.do(t, http.MethodGet, "/metrics", "", noAuth()).Body.String())
+
+	// The scorer and the publisher saw nothing of it.
+	if g.chk.calls() != 0 || len(g.pub.published()) != 0 || len(f.pub.published()) != 0 {
+		t.Error("a refused request reached the checker or the publisher")
+	}
+}
+
+func TestEventsWithPhoneInFreeTextAreRefused(t *testing.T) {
+	f := newFixture(t, api.Config{})
+	for _, field := range []string{"event_id", "device_id", "error_code", "ex_id"} {
+		for _, p := range phoneFormats {
+			if field == "error_code" && len(p) > schemas.MaxErrorCodeLen {
+				continue // refused for its length first
+			}
+			m := eventMembers("e1")
+			m[field] = strconv.Quote(p)
+			body := "[" + rawDoc(eventMembers("e0")) + "," + rawDoc(m) + "]"
+			eb := errorBody(t, f.do(t, http.MethodPost, "/v1/events", body), http.StatusBadRequest, "[1]."+field+": looks like it contains a mobile phone number")
+			if !strings.Contains(eb.Content, "opaque id") {
+				t.Errorf("content %q does not say what to send instead", eb.Content)
+			}
+		}
+	}
+	// Ids made of hex or UUIDs are not phone numbers, even when digits dominate them.
+	for _, id := range []string{"a3f9e2c1d4b5a6f7e8d9c0b1a2f3e4d5", "13812345-6789-4abc-8def-0123456789ab", "861234567890123"} {
+		m := eventMembers("e1")
+		m["device_id"] = strconv.Quote(id)
+		if w := f.do(t, http.MethodPost, "/v1/events", rawDoc(m)); w.Code != http.StatusAccepted {
+			t.Errorf("device_id %q: %d %s", id, w.Code, w.Body)
+		}
+	}
+	var got schemas.VerifyEvent
+	if b := f.pub.published(); len(b) == 3 {
+		got = b[2][0]
+	}
+	if got.DeviceID != "861234567890123" {
+		t.Errorf("published %+v, want the IMEI-like device id kept", got)
+	}
+}
