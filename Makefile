@@ -2,7 +2,7 @@
 GO ?= go
 INTEGRATION_TIMEOUT ?= 40m
 
-.PHONY: run test unit integration services services-down bench fmt vet
+.PHONY: run test unit integration services services-down bench fmt vet fuzz
 
 run: ## riskflow dev: every role in one process, embedded broker, sample stream and a printed verdict
 	$(GO) run ./cmd/riskflow dev
@@ -33,3 +33,31 @@ vet:
 
 bench: ## scoring vs decoding, one run, same machine
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./schemas ./scoring ./rules ./scoring/features
+
+# Native fuzz targets (package:target), each fuzzed for FUZZTIME, one at a time: `make fuzz`
+# (CI runs it after `make test`), `make fuzz FUZZTIME=10m` to dig. A target `go test -list` does
+# not find is skipped, with a message. A failure fails the step; go test has written the failing
+# input under <package>/testdata/fuzz/<target>/ (commit it with the fix: it becomes a regression
+# seed), and its path and first bytes are printed here.
+FUZZTIME ?= 15s
+FUZZMINIMIZETIME ?= 10s
+FUZZ_TARGETS = schemas:FuzzDecodeEvent schemas:FuzzDecodeCheckRequest schemas:FuzzEventSchemaAgreement rules:FuzzCompilePack
+
+fuzz:
+	@failed=""; \
+	for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; fn=$${t#*:}; dir=$$pkg/testdata/fuzz/$$fn; \
+	  list=$$($(GO) test -list "^$$fn\$$" ./$$pkg 2>&1) || { printf '%s\n' "$$list"; echo "fuzz: ./$$pkg does not build"; exit 1; }; \
+	  if ! printf '%s\n' "$$list" | grep -qx "$$fn"; then echo "== fuzz: SKIPPED $$fn: ./$$pkg has no such fuzz target"; continue; fi; \
+	  before=$$(ls "$$dir" 2>/dev/null); \
+	  echo "== fuzz $$fn (./$$pkg, $(FUZZTIME))"; \
+	  if ! $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./$$pkg; then \
+	    failed="$$failed $$fn"; new=""; \
+	    for f in $$(ls "$$dir" 2>/dev/null); do \
+	      printf '%s\n' "$$before" | grep -qxF "$$f" && continue; new=1; \
+	      echo "fuzz: $$fn failing input: $$dir/$$f (re-run: go test -run '^$$fn/$$f\$$' ./$$pkg)"; head -c 2048 "$$dir/$$f"; echo; \
+	    done; \
+	    test -n "$$new" || echo "fuzz: $$fn failed on its seed corpus or did not run (no new input under $$dir): see the output above"; \
+	  fi; \
+	done; \
+	test -z "$$failed" || { echo "fuzz: FAILED:$$failed"; exit 1; }

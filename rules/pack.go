@@ -147,7 +147,7 @@ func CompileFile(path string, env *Env) (*Pack, error) {
 
 // Compile parses a YAML rule pack and compiles every rule against env. It reports every problem of
 // the pack in one error (errors.Join of *CompileError), each citing the rule id and the line and
-// column in the YAML text.
+// column in the YAML text; past a few KB of text, the rest are counted, not listed.
 func Compile(data []byte, env *Env) (*Pack, error) {
 	return compile(data, env, "")
 }
@@ -162,11 +162,50 @@ type compiler struct {
 }
 
 func (c *compiler) errAt(n *yaml.Node, rule, field, format string, args ...any) {
-	e := &CompileError{File: c.file, Rule: rule, Field: field, Msg: fmt.Sprintf(format, args...)}
+	for i, a := range args {
+		if s, ok := a.(string); ok {
+			args[i] = clip(s, maxErrValue)
+		}
+	}
+	e := &CompileError{File: c.file, Rule: clip(rule, maxErrName), Field: clip(field, maxErrName), Msg: fmt.Sprintf(format, args...)}
 	if n != nil {
 		e.Line, e.Column = n.Line, n.Column
 	}
 	c.errs = append(c.errs, e)
+}
+
+// Bounds of a compile error, which is logged on every failed reload and shown by `rules lint`: a
+// pack with thousands of problems or a huge value must not make it many times the pack's size.
+// Values (ids, keys, levels, expressions, CEL's messages) are clipped, and the problems listed stop
+// once their text passes maxErrText, with a count of the rest.
+const (
+	maxErrName  = 128 // rule label and field of a CompileError
+	maxErrValue = 256 // a value or message quoted in a CompileError's Msg
+	maxErrText  = 4 << 10
+)
+
+// clip shortens s to at most n bytes (and an ellipsis), at a character boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// err joins the problems found: all of them, or the first ones and how many more there are when
+// their text passes maxErrText.
+func (c *compiler) err() error {
+	size := 0
+	for i, e := range c.errs {
+		if size += len(e.Error()) + 1; size > maxErrText && i+1 < len(c.errs) {
+			more := &CompileError{File: c.file, Msg: fmt.Sprintf("%d more problems not shown", len(c.errs)-i-1)}
+			return errors.Join(append(c.errs[:i+1:i+1], more)...)
+		}
+	}
+	return errors.Join(c.errs...)
 }
 
 func compile(data []byte, env *Env, file string) (*Pack, error) {
@@ -199,7 +238,7 @@ func compile(data []byte, env *Env, file string) (*Pack, error) {
 	}
 	if doc.Kind != yaml.MappingNode {
 		c.errAt(doc, "", "", "a pack must be a mapping with keys pack, description, rules")
-		return nil, errors.Join(c.errs...)
+		return nil, c.err()
 	}
 	p := &Pack{env: env}
 	sum := sha256.Sum256(data)
@@ -208,7 +247,10 @@ func compile(data []byte, env *Env, file string) (*Pack, error) {
 	top := c.fields(doc, "", "pack", "description", "rules")
 	if n := top["pack"]; n == nil {
 		c.errAt(doc, "", "pack", "is required (the pack's name)")
-	} else if p.Name = c.str(n, "", "pack"); p.Name != "" && !packPattern.MatchString(p.Name) {
+	} else if p.Name = c.str(n, "", "pack"); n.Kind == yaml.ScalarNode && p.Name == "" {
+		// `pack:`, `pack: ~` and `pack: ""` name nothing either.
+		c.errAt(n, "", "pack", "is required (the pack's name)")
+	} else if p.Name != "" && !packPattern.MatchString(p.Name) {
 		c.errAt(n, "", "pack", "%q is not a valid name: want [a-z0-9_-]+", p.Name)
 	}
 	if n := top["description"]; n != nil {
@@ -247,7 +289,7 @@ func compile(data []byte, env *Env, file string) (*Pack, error) {
 	slices.Sort(p.uses)
 	p.uses = slices.Compact(p.uses)
 	if len(c.errs) > 0 {
-		return nil, errors.Join(c.errs...)
+		return nil, c.err()
 	}
 	return p, nil
 }
@@ -475,7 +517,7 @@ func (c *compiler) errAtOffset(n *yaml.Node, rule, field string, off int, msg st
 		return
 	}
 	if line, col, ok := c.locate(n, off); ok {
-		c.errs = append(c.errs, &CompileError{File: c.file, Line: line, Column: col, Rule: rule, Field: field, Msg: msg})
+		c.errs = append(c.errs, &CompileError{File: c.file, Line: line, Column: col, Rule: clip(rule, maxErrName), Field: clip(field, maxErrName), Msg: clip(msg, maxErrValue)})
 		return
 	}
 	vl, vc := 1, 1

@@ -21,7 +21,7 @@ func TestParseListsErrors(t *testing.T) {
 		{"too many fields", "block phone 13800138000 13900139000", []string{"line 1:", "got 4 fields"}},
 		{"action", "allow ip 10.0.0.1\ndeny phone 13800138000", []string{"line 2:", `"deny"`, "allow or block"}},
 		{"kind", "block email a@example.com", []string{"line 1:", `"email"`}},
-		{"phone", "block phone 12345", []string{"line 1:", "12345"}},
+		{"phone", "block phone 12345", []string{"line 1:", "phone:", "5 digits"}}, // the value itself is never echoed
 		{"prefix length", "block prefix 138001", []string{"line 1:", `"138001"`, "7 digits"}},
 		{"prefix digits", "block prefix 13800a1", []string{"line 1:", "7 digits"}},
 		{"prefix first digit", "block prefix 2380013", []string{"line 1:", "starting with 1"}},

@@ -377,7 +377,7 @@ func keysOf(ev *schemas.VerifyEvent, g *schemas.Geo) features.Keys {
 		App:    nz(xxhash.Sum64String(ev.AppID)),
 	}
 	if ev.EventID != "" {
-		k.EventID = nz(xxhash.Sum64String(ev.EventID))
+		k.EventID = eventKey(ev.AppID, ev.EventID)
 	}
 	if ev.DeviceID != "" {
 		k.Device = nz(xxhash.Sum64String(ev.DeviceID))
@@ -392,6 +392,20 @@ func keysOf(ev *schemas.VerifyEvent, g *schemas.Geo) features.Keys {
 		k.HasLoc, k.Lat, k.Lon = true, float32(g.Lat), float32(g.Lon)
 	}
 	return k
+}
+
+// eventKey is the dedupe key of an event: event ids are unique per app (tenant), not across apps,
+// so the key is (app_id, event_id), as in the ClickHouse tables. The app id's length comes first,
+// so no two (app_id, event_id) pairs feed the hash the same bytes. It does not allocate.
+func eventKey(appID, eventID string) uint64 {
+	var d xxhash.Digest
+	d.Reset()
+	l := uint64(len(appID))
+	n := [8]byte{byte(l), byte(l >> 8), byte(l >> 16), byte(l >> 24), byte(l >> 32), byte(l >> 40), byte(l >> 48), byte(l >> 56)}
+	_, _ = d.Write(n[:])
+	_, _ = d.WriteString(appID)
+	_, _ = d.WriteString(eventID)
+	return nz(d.Sum64())
 }
 
 func nz(h uint64) uint64 {

@@ -1,9 +1,7 @@
 package scoring
 
-import "github.com/cespare/xxhash/v2"
-
-// Seen reports whether the event id is in the feature state (applied within the retention): how a
-// replica's freshness is observed.
-func (s *Scorer) Seen(eventID string) bool {
-	return s.state.Seen(nz(xxhash.Sum64String(eventID)))
+// Seen reports whether the event (app_id, event_id) is in the feature state (applied within the
+// retention): how a replica's freshness is observed.
+func (s *Scorer) Seen(appID, eventID string) bool {
+	return s.state.Seen(eventKey(appID, eventID))
 }

@@ -234,7 +234,7 @@ func RunFreshness(ctx context.Context, kc consumers.Config, s *scoring.Scorer, p
 			return res, fmt.Errorf("produce probe: %w", err)
 		}
 		deadline := start.Add(5 * time.Second)
-		for !s.Seen(evID) {
+		for !s.Seen("bench", evID) {
 			if time.Now().After(deadline) {
 				return res, fmt.Errorf("probe %s not visible after 5 s", evID)
 			}
