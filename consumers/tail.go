@@ -32,8 +32,9 @@ type Tail struct {
 	mu      sync.Mutex
 	targets map[int]int64 // partition → the newest end offset known
 	pos     map[int]*atomic.Int64
-	freshAt atomic.Int64 // unix ns: every message produced before it has been applied
-	down    *outage      // reading the topic: every partition reader and the offsets probe
+	last    map[int]*atomic.Int64 // partition → timestamp (unix ns) of the last message applied
+	freshAt atomic.Int64          // unix ns: every message produced before it has been applied
+	down    *outage               // reading the topic: every partition reader and the offsets probe
 }
 
 // NewTail prepares a tail of topic from time since. apply must be safe for concurrent calls.
@@ -114,10 +115,12 @@ func (t *Tail) run(ctx context.Context, stopAtEnd bool) (int, error) {
 	t.mu.Lock()
 	t.targets = map[int]int64{}
 	t.pos = map[int]*atomic.Int64{}
+	t.last = map[int]*atomic.Int64{}
 	for p, bb := range b {
 		t.targets[p] = bb.end
 		t.pos[p] = new(atomic.Int64)
 		t.pos[p].Store(bb.start)
+		t.last[p] = new(atomic.Int64)
 	}
 	t.mu.Unlock()
 
@@ -231,6 +234,9 @@ func (t *Tail) read(ctx context.Context, p int, pos *atomic.Int64, end int64, st
 		}
 		t.apply(m)
 		n++
+		if !m.Time.IsZero() {
+			t.last[p].Store(m.Time.UnixNano())
+		}
 		pos.Store(m.Offset + 1)
 		if hw := m.HighWaterMark; hw > 0 {
 			t.raiseTarget(p, hw)
@@ -257,14 +263,11 @@ func (t *Tail) probeEnds(ctx context.Context, parts []int) {
 		ends map[int]int64
 	}
 	var pending []snapshot // oldest first
-	tick := time.NewTicker(t.probe)
-	defer tick.Stop()
+	probe := time.NewTicker(t.probe)
+	defer probe.Stop()
+	check := time.NewTicker(5 * time.Millisecond) // a snapshot's ends are usually reached soon after it
+	defer check.Stop()
 	for {
-		// The newest snapshot whose ends have all been reached sets the freshness.
-		for len(pending) > 0 && t.reached(pending[0].ends) {
-			t.freshAt.Store(pending[0].at.UnixNano())
-			pending = pending[1:]
-		}
 		at := time.Now()
 		ends, err := t.readEnds(ctx, client, parts)
 		switch {
@@ -277,17 +280,24 @@ func (t *Tail) probeEnds(ctx context.Context, parts []int) {
 			for p, e := range ends {
 				t.raiseTarget(p, e)
 			}
-			if t.reached(ends) {
-				t.freshAt.Store(at.UnixNano())
-				pending = pending[:0]
-			} else if pending = append(pending, snapshot{at, ends}); len(pending) > 32 {
+			if pending = append(pending, snapshot{at, ends}); len(pending) > 32 {
 				pending = pending[1:]
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
+	wait:
+		for {
+			// The newest snapshot whose ends have all been reached sets the freshness.
+			for len(pending) > 0 && t.reached(pending[0].ends) {
+				t.freshAt.Store(pending[0].at.UnixNano())
+				pending = pending[1:]
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-probe.C:
+				break wait
+			case <-check.C:
+			}
 		}
 	}
 }
@@ -314,6 +324,49 @@ func (t *Tail) readEnds(ctx context.Context, client *kafka.Client, parts []int) 
 		return nil, errors.New("tail " + t.topic + ": end offsets missing for some partitions")
 	}
 	return ends, nil
+}
+
+// Through reports whether every partition has been applied up to time at: its last applied
+// message is stamped at or after at, or it has no message left to read (as far as the newest end
+// offsets known say). False before the tail started.
+func (t *Tail) Through(at time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.targets == nil {
+		return false
+	}
+	ns := at.UnixNano()
+	for p, end := range t.targets {
+		if t.pos[p].Load() < end && t.last[p].Load() < ns {
+			return false
+		}
+	}
+	return true
+}
+
+// WaitThrough waits until Through(at), for at most max; it reports how long it waited and whether
+// the condition was met (false: max passed or ctx ended first).
+func (t *Tail) WaitThrough(ctx context.Context, at time.Time, max time.Duration) (time.Duration, bool) {
+	start := time.Now()
+	if t.Through(at) {
+		return 0, true
+	}
+	deadline := time.NewTimer(max)
+	defer deadline.Stop()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return time.Since(start), false
+		case <-deadline.C:
+			return time.Since(start), t.Through(at)
+		case <-tick.C:
+			if t.Through(at) {
+				return time.Since(start), true
+			}
+		}
+	}
 }
 
 // reached reports whether every partition has been applied up to ends.

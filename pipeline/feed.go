@@ -17,10 +17,11 @@ type StateApplier interface {
 	Apply(ev *schemas.VerifyEvent) bool
 }
 
-// Feed keeps feature state fed from verify.events: every partition, from `since` on. The scorer
-// uses CatchUp at start to rebuild its windows after a restart (replay of the retention); an API
-// node uses Follow to keep its replica (goka's "view" shape). Messages Admit refuses are skipped
-// here (the scorer dead-letters them).
+// Feed keeps feature state fed from verify.events: every partition, from `since` on (goka's
+// "view" shape). Every node that holds feature state follows one: an API node for its replica, a
+// scorer so that its windows count every partition's attempts however the consumer group spreads
+// partitions over scorers (the group divides the scoring, not the state). Messages Admit refuses
+// are skipped here (the scorer dead-letters them).
 type Feed struct {
 	tail    *consumers.Tail
 	applied atomic.Int64
@@ -49,6 +50,13 @@ func (f *Feed) Follow(ctx context.Context) error { return f.tail.Follow(ctx) }
 
 // Lag is the number of messages not yet applied (-1 before start).
 func (f *Feed) Lag() int64 { return f.tail.Lag() }
+
+// WaitApplied waits, at most max, until every partition has been applied up to time at (see
+// consumers.Tail.Through); a scorer calls it before scoring a batch so that the windows count
+// the other partitions' attempts up to the batch's time. It reports the wait and whether it was met.
+func (f *Feed) WaitApplied(ctx context.Context, at time.Time, max time.Duration) (time.Duration, bool) {
+	return f.tail.WaitThrough(ctx, at, max)
+}
 
 // Fresh is the newest time as of which every event in the topic has been applied (zero until the
 // feed first caught up); it stops moving while the broker cannot be reached.

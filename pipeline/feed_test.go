@@ -213,3 +213,96 @@ func TestFeedSkipsFutureEvents(t *testing.T) {
 		t.Errorf("applied %v, want the current event only", st.seen)
 	}
 }
+
+// WaitApplied is met once every partition was applied up to the time asked for, or has nothing
+// left to read: a partition with no traffic never holds a scorer up, one that is behind does.
+func TestFeedWaitApplied(t *testing.T) {
+	const topic = "verify.events"
+	kc := embeddedKafka(t, topic, 2)
+	base := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	// Partition 0 carries events stamped base+0s … base+9s; partition 1 stays empty.
+	var msgs []kafka.Message
+	for i := range 10 {
+		id := fmt.Sprintf("w%d", i)
+		msgs = append(msgs, kafka.Message{Partition: 0, Time: base.Add(time.Duration(i) * time.Second), Value: eventJSON(id, "13800138000", "1.2.3.4")})
+	}
+	w := consumers.NewWriter(kc, topic)
+	w.Balancer = kafka.BalancerFunc(func(kafka.Message, ...int) int { return 0 })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+
+	st := &blockingApplier{applier: applier{seen: map[string]int{}}, release: make(chan struct{})}
+	feed := NewFeed(kc, topic, time.Time{}, st, quiet())
+	if _, ok := feed.WaitApplied(ctx, base, 10*time.Millisecond); ok {
+		t.Fatal("met before the feed started")
+	}
+	fctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go feed.Follow(fctx)
+	// The applier holds the 6th event: partition 0 is applied up to base+4s only.
+	if waited, ok := feed.WaitApplied(ctx, base.Add(4*time.Second), 5*time.Second); !ok {
+		t.Fatalf("not applied through base+4s after %s", waited)
+	}
+	if _, ok := feed.WaitApplied(ctx, base.Add(8*time.Second), 200*time.Millisecond); ok {
+		t.Fatal("met through base+8s while partition 0 is held at base+4s")
+	}
+	close(st.release)
+	if waited, ok := feed.WaitApplied(ctx, base.Add(9*time.Second), 5*time.Second); !ok {
+		t.Fatalf("not applied through base+9s after %s", waited)
+	}
+	// Beyond the newest message: every partition is at its end, so there is nothing to wait for.
+	if _, ok := feed.WaitApplied(ctx, base.Add(time.Hour), 5*time.Second); !ok {
+		t.Error("a feed at the end of every partition keeps a later time waiting")
+	}
+}
+
+// blockingApplier applies the first five events, then waits for release.
+type blockingApplier struct {
+	applier
+	n       int
+	release chan struct{}
+}
+
+func (b *blockingApplier) Apply(ev *schemas.VerifyEvent) bool {
+	if b.n++; b.n > 5 {
+		<-b.release
+	}
+	return b.applier.Apply(ev)
+}
+
+type fakeGate struct {
+	mu         sync.Mutex
+	ats        []time.Time
+	sc         *fakeScorer
+	seenBefore []int
+}
+
+func (g *fakeGate) WaitApplied(_ context.Context, at time.Time, _ time.Duration) (time.Duration, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.ats = append(g.ats, at)
+	g.sc.mu.Lock()
+	g.seenBefore = append(g.seenBefore, len(g.sc.scored))
+	g.sc.mu.Unlock()
+	return time.Millisecond, true
+}
+
+// A scorer with a gate waits for the newest message time of the batch before scoring any of it.
+func TestScoreStageWaitsForTheFeedBeforeScoring(t *testing.T) {
+	sc := &fakeScorer{}
+	g := &fakeGate{sc: sc}
+	stage := &ScoreStage{Scorer: sc, Scores: &fakeWriter{}, DLQ: &fakeWriter{}, Gate: g, Workers: 1}
+	t0 := time.Now().Add(-time.Minute)
+	batch := []kafka.Message{msg(1, "", eventJSON("e1", "13800138000", "1.2.3.4")), msg(2, "", eventJSON("e2", "13800138001", "1.2.3.4"))}
+	batch[0].Time, batch[1].Time = t0.Add(3*time.Second), t0
+	if err := stage.Handle(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	if len(g.ats) != 1 || !g.ats[0].Equal(t0.Add(3*time.Second)) || g.seenBefore[0] != 0 {
+		t.Errorf("gate asked %v with %v scored before, want once for the newest time before any scoring", g.ats, g.seenBefore)
+	}
+}

@@ -48,11 +48,52 @@ type ScoreStage struct {
 	// score record over it is dead-lettered instead, and a dead letter over it is truncated.
 	// 0 means consumers.DefaultMaxMessageBytes' share.
 	MaxMessageBytes int
+	// Gate, when set, is the node's full-state feed: before a batch is scored, Prepare waits up to
+	// GateWait (default 2 s) until the feed has applied every partition up to the batch's newest
+	// message time, so per-IP, device, network and prefix windows count the attempts that other
+	// scorers' partitions carried until then. Features are event-time, so state that runs ahead
+	// does not leak into an earlier event. A wait that times out scores anyway (counted).
+	Gate     Gate
+	GateWait time.Duration
 	// Workers scores the partitions of a batch in parallel (0 = GOMAXPROCS, 1 = serial). Order
 	// within a partition — all attempts of one number — is kept, so per-phone windows see their
 	// events in order; cross-partition features (per IP, device) see the interleaving any
 	// multi-consumer deployment sees.
 	Workers int
+}
+
+// Gate is a feature state's feed as a scorer waits on it (Feed).
+type Gate interface {
+	WaitApplied(ctx context.Context, at time.Time, max time.Duration) (waited time.Duration, ok bool)
+}
+
+// GateObserver, if the stage's Observer has it, hears every gate wait.
+type GateObserver interface {
+	GateWaited(waited time.Duration, ok bool)
+}
+
+// waitGate waits for the feed to reach the newest message time of batch.
+func (s *ScoreStage) waitGate(ctx context.Context, batch []kafka.Message) {
+	if s.Gate == nil {
+		return
+	}
+	var newest time.Time
+	for i := range batch {
+		if batch[i].Time.After(newest) {
+			newest = batch[i].Time
+		}
+	}
+	if newest.IsZero() {
+		return
+	}
+	limit := s.GateWait
+	if limit <= 0 {
+		limit = 2 * time.Second
+	}
+	waited, ok := s.Gate.WaitApplied(ctx, newest, limit)
+	if o, has := s.Obs.(GateObserver); has {
+		o.GateWaited(waited, ok)
+	}
 }
 
 // outcome is what became of one message: a score record or a dead letter.
@@ -80,6 +121,7 @@ func (s *ScoreStage) Handle(ctx context.Context, batch []kafka.Message) error {
 // retried without scoring again, writing only what was not acknowledged yet. It fails only when
 // nothing could be scored (no rule pack loaded yet).
 func (s *ScoreStage) Prepare(ctx context.Context, batch []kafka.Message) (consumers.Flush, error) {
+	s.waitGate(ctx, batch)
 	res := make([]outcome, len(batch))
 	s.scoreAll(batch, res)
 	f := &scoreFlush{s: s, max: s.maxBytes()}

@@ -15,11 +15,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/riskflow/riskflow/consumers"
 	"github.com/riskflow/riskflow/pipeline"
@@ -44,9 +44,6 @@ type app struct {
 	hasher *schemas.PhoneHasher
 	obs    *observer
 	health *health // what /readyz reports
-	// replaying is true while the scorer rebuilds its feature state at start: verdicts from it
-	// would be missing history, so an API in the same process does not answer checks yet.
-	replaying atomic.Bool
 }
 
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {
@@ -215,35 +212,55 @@ func (a *app) topics() []consumers.TopicSpec {
 	return []consumers.TopicSpec{{Name: k.EventsTopic, Partitions: k.Partitions}, {Name: k.ScoresTopic, Partitions: k.Partitions}, {Name: k.DLQTopic, Partitions: 1}}
 }
 
-// scorerServing fails while the scorer rebuilds its feature state.
-func (a *app) scorerServing() error {
-	if a.replaying.Load() {
-		return fmt.Errorf("rebuilding feature state from %s", a.cfg.Kafka.EventsTopic)
+// startFeed starts this process's feature-state feed — every partition of verify.events, from
+// the retention window back (or from now with scoring.replay off) — and registers its readiness
+// and metrics. Scorers and API replicas alike hold the full state: the consumer group divides the
+// scoring, not the state, so windows do not depend on how partitions are spread over processes.
+func (a *app) startFeed(ctx context.Context, g *errgroup.Group) *pipeline.Feed {
+	since := time.Now()
+	if a.cfg.Scoring.Replay {
+		since = since.Add(-a.scorer.State().Config().Retention)
 	}
-	return nil
+	feed := pipeline.NewFeed(a.kc, a.cfg.Kafka.EventsTopic, since, a.scorer, a.log)
+	start := time.Now()
+	g.Go(func() error { return feed.Follow(ctx) })
+	g.Go(func() error {
+		if waitFresh(ctx, feed) {
+			a.log.Info("feature state caught up with Kafka", "topic", a.cfg.Kafka.EventsTopic, "applied", feed.Applied(), "took", time.Since(start).Round(time.Millisecond))
+		}
+		return nil
+	})
+	a.registerReplica(feed)
+	return feed
 }
 
-// runScorer: rebuild windows by replay, then consume verify.events in the scorer group.
-func (a *app) runScorer(ctx context.Context) error {
-	k := a.cfg.Kafka
-	if a.cfg.Scoring.Replay {
-		since := time.Now().Add(-a.scorer.State().Config().Retention)
-		feed := pipeline.NewFeed(a.kc, k.EventsTopic, since, a.scorer, a.log)
-		start := time.Now()
-		a.replaying.Store(true)
-		a.health.add("scorer", a.scorerServing)
-		n, err := feed.CatchUp(ctx) // waits out a broker outage; fails only when ctx ends
-		a.replaying.Store(false)
-		if err != nil {
-			return nil
+// waitFresh waits until the feed has caught up once; false if ctx ended first.
+func waitFresh(ctx context.Context, feed replica) bool {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for feed.Fresh().IsZero() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
 		}
-		a.log.Info("feature state rebuilt from Kafka", "messages", n, "applied", feed.Applied(), "took", time.Since(start).Round(time.Millisecond))
+	}
+	return true
+}
+
+// runScorer waits until the feed has rebuilt the feature state, then consumes verify.events in the
+// scorer group, scoring each batch once the feed has applied every partition up to its time.
+func (a *app) runScorer(ctx context.Context, feed *pipeline.Feed) error {
+	k := a.cfg.Kafka
+	if !waitFresh(ctx, feed) {
+		return nil
 	}
 	reader := consumers.NewGroupReader(a.kc, k.EventsTopic, k.ScorerGroup)
 	scores := consumers.NewWriter(a.kc, k.ScoresTopic)
 	dlq := consumers.NewWriter(a.kc, k.DLQTopic)
 	defer func() { reader.Close(); scores.Close(); dlq.Close() }()
-	stage := &pipeline.ScoreStage{Scorer: a.scorer, Scores: scores, DLQ: dlq, Log: a.log.With("role", "scorer"), Obs: a.obs, MaxMessageBytes: a.kc.BatchBytes()}
+	stage := &pipeline.ScoreStage{Scorer: a.scorer, Scores: scores, DLQ: dlq, Log: a.log.With("role", "scorer"), Obs: a.obs,
+		MaxMessageBytes: a.kc.BatchBytes(), Gate: feed, GateWait: a.cfg.Scoring.FeedWait.D()}
 	// Staged: the next batch is scored while this one is written to risk.scores.
 	loop := consumers.NewStagedLoop(consumers.LoopConfig{Name: "scorer", MaxBatch: k.ScorerBatch, MaxWait: 5 * time.Millisecond}, reader, stage, a.log, a.obs)
 	a.registerLoop("scorer", loop)

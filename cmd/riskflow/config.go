@@ -120,6 +120,9 @@ type ScoringConfig struct {
 	MaxEntriesPerKey int        `yaml:"max_entries_per_key"`
 	PhoneHashKey     string     `yaml:"phone_hash_key"`
 	Replay           bool       `yaml:"replay"`
+	// FeedWait bounds how long a scorer waits, before scoring a batch, for its full-state feed to
+	// apply every partition up to the batch's time.
+	FeedWait Duration `yaml:"feed_wait"`
 }
 
 // LogConfig is the logger.
@@ -143,7 +146,7 @@ func Default() Config {
 		},
 		API: APIConfig{Listen: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, ReadyMaxLag: 1000, MaxStaleness: Duration(time.Minute), AuthFailuresPerMinute: 20},
 		Scoring: ScoringConfig{
-			ReloadInterval: Duration(5 * time.Second), MaxEntriesPerKey: 1024, Replay: true,
+			ReloadInterval: Duration(5 * time.Second), MaxEntriesPerKey: 1024, Replay: true, FeedWait: Duration(2 * time.Second),
 			Windows: []Duration{Duration(time.Minute), Duration(10 * time.Minute), Duration(time.Hour), Duration(24 * time.Hour)},
 		},
 		Log: LogConfig{Level: "info", Format: "text"},
@@ -238,6 +241,9 @@ func (c *Config) Validate() error {
 		if _, clash := c.API.Keys[k]; clash {
 			bad("api.admin_keys", "%q is also an app key: keep admin and app credentials apart", k)
 		}
+	}
+	if c.Scoring.FeedWait.D() <= 0 || c.Scoring.FeedWait.D() > time.Minute {
+		bad("scoring.feed_wait", "%s is outside (0, 1m]", c.Scoring.FeedWait.D())
 	}
 	if len(c.Scoring.Windows) == 0 {
 		bad("scoring.windows", "at least one window is required")

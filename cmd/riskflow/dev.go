@@ -133,7 +133,8 @@ func (a *app) startAllRoles(ctx context.Context, listen string, listening chan<-
 		return nil, nil, err
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return a.runScorer(gctx) })
+	feed := a.startFeed(gctx, g)
+	g.Go(func() error { return a.runScorer(gctx, feed) })
 	if a.cfg.ClickHouse.Addr != "" {
 		g.Go(func() error { return a.runArchiver(gctx) })
 	} else {
@@ -141,7 +142,7 @@ func (a *app) startAllRoles(ctx context.Context, listen string, listening chan<-
 		a.watchRules(gctx, nil)
 	}
 	g.Go(func() error {
-		return a.runAPI(gctx, listen, nil, a.health.ready, func(addr string) { listening <- addr })
+		return a.runAPI(gctx, listen, replicaServing(feed), a.health.ready, func(addr string) { listening <- addr })
 	})
 	return g, gctx, nil
 }

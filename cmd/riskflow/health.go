@@ -111,9 +111,9 @@ func replicaReady(r replica, maxLag int64, maxStale time.Duration) func() error 
 	}
 }
 
-// registerReplica adds an API replica's readiness check and its lag and staleness metrics.
+// registerReplica adds the feature state's readiness check and its lag and staleness metrics.
 func (a *app) registerReplica(r replica) {
-	a.health.add("api", replicaReady(r, a.cfg.API.ReadyMaxLag, a.cfg.API.MaxStaleness.D()))
+	a.health.add("state", replicaReady(r, a.cfg.API.ReadyMaxLag, a.cfg.API.MaxStaleness.D()))
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "riskflow_replica_staleness_seconds",
 		Help: "Age of the API replica's feature state: time since every event then in verify.events had been applied (-1 before the first catch-up).",

@@ -17,6 +17,7 @@ type observer struct {
 	batches  *prometheus.HistogramVec
 	retries  *prometheus.CounterVec
 	breaker  *prometheus.GaugeVec
+	feedWait *prometheus.HistogramVec
 }
 
 func newObserver(reg prometheus.Registerer) *observer {
@@ -28,7 +29,12 @@ func newObserver(reg prometheus.Registerer) *observer {
 		retries:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "riskflow_batch_retries_total", Help: "Batches retried after a failure, by loop."}, []string{"loop"}),
 		breaker:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "riskflow_breaker_state", Help: "Circuit breaker state: 1 for the current state."}, []string{"state"}),
 	}
-	reg.MustRegister(o.scored, o.dead, o.archived, o.batches, o.retries, o.breaker)
+	o.feedWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "riskflow_scorer_feed_wait_seconds",
+		Help:    "How long a scorer waited before scoring a batch for its full-state feed to apply every partition up to the batch's time, by result (met, timeout).",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+	}, []string{"result"})
+	reg.MustRegister(o.scored, o.dead, o.archived, o.batches, o.retries, o.breaker, o.feedWait)
 	return o
 }
 
@@ -39,6 +45,15 @@ func (o *observer) Batch(name string, _ int, took time.Duration) {
 	o.batches.WithLabelValues(name).Observe(took.Seconds())
 }
 func (o *observer) Retry(name string, _ error) { o.retries.WithLabelValues(name).Inc() }
+
+// GateWaited implements pipeline.GateObserver.
+func (o *observer) GateWaited(waited time.Duration, ok bool) {
+	result := "met"
+	if !ok {
+		result = "timeout"
+	}
+	o.feedWait.WithLabelValues(result).Observe(waited.Seconds())
+}
 
 func (o *observer) breakerState(state string) {
 	for _, s := range []string{"closed", "half-open", "open"} {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -80,29 +79,21 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	g, ctx := errgroup.WithContext(ctx)
-	if roles["scorer"] {
-		g.Go(func() error { return a.runScorer(ctx) })
+	var feed *pipeline.Feed
+	if roles["scorer"] || roles["api"] {
+		feed = a.startFeed(ctx, g) // the feature state, fed from every partition
 		if !roles["archiver"] {
 			a.watchRules(ctx, nil)
 		}
+	}
+	if roles["scorer"] {
+		g.Go(func() error { return a.runScorer(ctx, feed) })
 	}
 	if roles["archiver"] {
 		g.Go(func() error { return a.runArchiver(ctx) })
 	}
 	if roles["api"] {
-		serving := a.scorerServing
-		if !roles["scorer"] {
-			// An API node keeps its own replica of the feature state, fed from every partition.
-			since := time.Now().Add(-a.scorer.State().Config().Retention)
-			feed := pipeline.NewFeed(a.kc, cfg.Kafka.EventsTopic, since, a.scorer, log)
-			g.Go(func() error { return feed.Follow(ctx) })
-			a.registerReplica(feed)
-			serving = replicaServing(feed)
-			if !roles["archiver"] {
-				a.watchRules(ctx, nil)
-			}
-		}
-		g.Go(func() error { return a.runAPI(ctx, cfg.API.Listen, serving, a.health.ready, nil) })
+		g.Go(func() error { return a.runAPI(ctx, cfg.API.Listen, replicaServing(feed), a.health.ready, nil) })
 	} else if cfg.Ops.Listen != "" {
 		g.Go(func() error { return a.runOps(ctx, cfg.Ops.Listen) })
 	}
