@@ -24,6 +24,7 @@ type Tail struct {
 	cfg     Config
 	topic   string
 	since   time.Time
+	from    map[int]int64 // partition → offset to start at (a snapshot's); others start at since
 	apply   func(kafka.Message)
 	log     *slog.Logger
 	backoff time.Duration // longest wait between attempts; default 2 s
@@ -42,6 +43,27 @@ func NewTail(c Config, topic string, since time.Time, apply func(kafka.Message),
 	log = log.With("tail", topic)
 	return &Tail{cfg: c.withDefaults(), topic: topic, since: since, apply: apply, log: log,
 		backoff: 2 * time.Second, probe: time.Second, down: newOutage(log, "reading "+topic)}
+}
+
+// StartAt makes the tail start partition p at offsets[p] (the next offset a snapshot did not
+// cover) instead of at since; partitions not in offsets start at since. Call it before CatchUp or
+// Follow. An offset the topic no longer holds (retention deleted it) starts at the oldest one left,
+// with a warning: the events in between are missing from the state.
+func (t *Tail) StartAt(offsets map[int]int64) { t.from = offsets }
+
+// Positions returns, per partition, the next offset to apply: every message before it has been
+// applied (nil before the tail started).
+func (t *Tail) Positions() map[int]int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.pos == nil {
+		return nil
+	}
+	out := make(map[int]int64, len(t.pos))
+	for p, pos := range t.pos {
+		out[p] = pos.Load()
+	}
+	return out
 }
 
 // CatchUp reads every partition up to the end offsets it sees when called, then returns. It
@@ -157,6 +179,17 @@ func (t *Tail) readBounds(ctx context.Context, p int) (bounds, error) {
 	}
 	defer conn.Close()
 	first, last, err := conn.ReadOffsets()
+	if from, ok := t.from[p]; ok && err == nil {
+		switch {
+		case from < first:
+			t.log.Warn("snapshot offset no longer in the topic; events in between are missing from the state", "partition", p, "snapshot_offset", from, "oldest_offset", first)
+			from = first
+		case from > last:
+			t.log.Warn("snapshot offset beyond the end of the topic (topic recreated?); reading from the oldest offset", "partition", p, "snapshot_offset", from, "end_offset", last)
+			from = first
+		}
+		return bounds{from, last}, nil
+	}
 	if err == nil && !t.since.IsZero() {
 		var at int64
 		if at, err = conn.ReadOffset(t.since); err == nil {

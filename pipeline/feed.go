@@ -42,6 +42,12 @@ func NewFeed(kc consumers.Config, topic string, since time.Time, st StateApplier
 	return f
 }
 
+// StartAt resumes partitions at the given offsets (from a snapshot) instead of at since.
+func (f *Feed) StartAt(offsets map[int]int64) { f.tail.StartAt(offsets) }
+
+// Positions returns the next offset to apply per partition (see consumers.Tail.Positions).
+func (f *Feed) Positions() map[int]int64 { return f.tail.Positions() }
+
 // CatchUp applies everything up to the end offsets seen at call time.
 func (f *Feed) CatchUp(ctx context.Context) (int, error) { return f.tail.CatchUp(ctx) }
 

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,6 +45,8 @@ type app struct {
 	hasher *schemas.PhoneHasher
 	obs    *observer
 	health *health // what /readyz reports
+	// snapshotAt is when the newest feature snapshot was written or loaded (unix ns; 0 = none).
+	snapshotAt atomic.Int64
 }
 
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {
@@ -223,15 +226,85 @@ func (a *app) startFeed(ctx context.Context, g *errgroup.Group) *pipeline.Feed {
 	}
 	feed := pipeline.NewFeed(a.kc, a.cfg.Kafka.EventsTopic, since, a.scorer, a.log)
 	start := time.Now()
-	g.Go(func() error { return feed.Follow(ctx) })
+	snaps := a.loadSnapshot(feed)
+	g.Go(func() error {
+		err := feed.Follow(ctx)
+		if snaps != nil {
+			a.saveSnapshot(snaps, feed, "shutdown") // a clean stop leaves the newest state behind
+		}
+		return err
+	})
 	g.Go(func() error {
 		if waitFresh(ctx, feed) {
 			a.log.Info("feature state caught up with Kafka", "topic", a.cfg.Kafka.EventsTopic, "applied", feed.Applied(), "took", time.Since(start).Round(time.Millisecond))
 		}
 		return nil
 	})
+	if snaps != nil {
+		g.Go(func() error {
+			t := time.NewTicker(a.cfg.Scoring.SnapshotInterval.D())
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-t.C:
+					if !feed.Fresh().IsZero() { // a state still catching up is not worth keeping yet
+						a.saveSnapshot(snaps, feed, "periodic")
+					}
+				}
+			}
+		})
+	}
 	a.registerReplica(feed)
 	return feed
+}
+
+// loadSnapshot loads the newest usable snapshot of scoring.snapshot_dir into the (empty) feature
+// state and makes the feed resume from the offsets it covers. It returns nil when snapshots are
+// off. A snapshot that cannot be used is logged and skipped: the feed then replays from Kafka.
+func (a *app) loadSnapshot(feed *pipeline.Feed) *pipeline.Snapshots {
+	if a.cfg.Scoring.SnapshotDir == "" {
+		return nil
+	}
+	snaps := &pipeline.Snapshots{Dir: a.cfg.Scoring.SnapshotDir, Topic: a.cfg.Kafka.EventsTopic,
+		Fingerprint: a.hasher.Hex("riskflow feature snapshot")[:16], State: a.scorer.State(), Log: a.log}
+	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "riskflow_snapshot_age_seconds",
+		Help: "Age of the newest feature snapshot this node wrote or loaded (-1: none yet).",
+	}, func() float64 {
+		at := a.snapshotAt.Load()
+		if at == 0 {
+			return -1
+		}
+		return time.Since(time.Unix(0, at)).Seconds()
+	}))
+	start := time.Now()
+	offsets, written, err := snaps.Load()
+	switch {
+	case errors.Is(err, pipeline.ErrNoSnapshot):
+		a.log.Info("no feature snapshot yet; rebuilding the state from Kafka", "dir", snaps.Dir)
+	case err != nil:
+		a.log.Warn("no usable feature snapshot; rebuilding the state from Kafka", "dir", snaps.Dir)
+	default:
+		feed.StartAt(offsets)
+		a.snapshotAt.Store(written.UnixNano())
+		a.log.Info("feature snapshot loaded", "written", written.Format(time.RFC3339), "age", time.Since(written).Round(time.Second),
+			"applied", a.scorer.State().Stats().Applied, "took", time.Since(start).Round(time.Millisecond))
+	}
+	return snaps
+}
+
+// saveSnapshot writes a snapshot, logging the outcome.
+func (a *app) saveSnapshot(snaps *pipeline.Snapshots, feed *pipeline.Feed, why string) {
+	start := time.Now()
+	n, err := snaps.Save(feed.Positions)
+	if err != nil {
+		a.log.Error("feature snapshot failed", "why", why, "err", err)
+		return
+	}
+	a.snapshotAt.Store(time.Now().UnixNano())
+	a.log.Info("feature snapshot written", "why", why, "bytes", n, "took", time.Since(start).Round(time.Millisecond))
 }
 
 // waitFresh waits until the feed has caught up once; false if ctx ended first.

@@ -123,6 +123,10 @@ type ScoringConfig struct {
 	// FeedWait bounds how long a scorer waits, before scoring a batch, for its full-state feed to
 	// apply every partition up to the batch's time.
 	FeedWait Duration `yaml:"feed_wait"`
+	// SnapshotDir keeps snapshots of the feature state so a restart replays only what came after
+	// the newest one; "" = no snapshots (every start replays the retention window).
+	SnapshotDir      string   `yaml:"snapshot_dir"`
+	SnapshotInterval Duration `yaml:"snapshot_interval"`
 }
 
 // LogConfig is the logger.
@@ -147,6 +151,7 @@ func Default() Config {
 		API: APIConfig{Listen: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, ReadyMaxLag: 1000, MaxStaleness: Duration(time.Minute), AuthFailuresPerMinute: 20},
 		Scoring: ScoringConfig{
 			ReloadInterval: Duration(5 * time.Second), MaxEntriesPerKey: 1024, Replay: true, FeedWait: Duration(2 * time.Second),
+			SnapshotInterval: Duration(5 * time.Minute),
 			Windows: []Duration{Duration(time.Minute), Duration(10 * time.Minute), Duration(time.Hour), Duration(24 * time.Hour)},
 		},
 		Log: LogConfig{Level: "info", Format: "text"},
@@ -244,6 +249,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Scoring.FeedWait.D() <= 0 || c.Scoring.FeedWait.D() > time.Minute {
 		bad("scoring.feed_wait", "%s is outside (0, 1m]", c.Scoring.FeedWait.D())
+	}
+	if c.Scoring.SnapshotInterval.D() < time.Second {
+		bad("scoring.snapshot_interval", "%s is below 1s", c.Scoring.SnapshotInterval.D())
 	}
 	if len(c.Scoring.Windows) == 0 {
 		bad("scoring.windows", "at least one window is required")

@@ -172,6 +172,9 @@ func (ts tokenSeen) upTo(t uint32) int {
 
 // State is the feature store. The zero value is not usable; call New.
 type State struct {
+	// applyMu is held shared by every Apply and exclusively by WriteSnapshot, so that a snapshot
+	// is one moment of the state (queries do not take it).
+	applyMu   sync.RWMutex
 	cfg       Config
 	retention uint32
 	shards    [numShards]shard
@@ -232,6 +235,8 @@ func Member(k uint64) uint32 {
 // Apply records one attempt. It reports false (and changes nothing) when the event id was already
 // applied within the retention.
 func (s *State) Apply(k *Keys) bool {
+	s.applyMu.RLock()
+	defer s.applyMu.RUnlock()
 	if k.EventID != 0 {
 		sh := s.shard(k.EventID)
 		sh.mu.Lock()

@@ -1,0 +1,135 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// SnapshotState is feature state that can be written and loaded whole (features.State).
+type SnapshotState interface {
+	WriteSnapshot(w io.Writer, meta func() []byte) (int64, error)
+	LoadSnapshot(r io.Reader, accept func(meta []byte) error) ([]byte, error)
+}
+
+// Snapshots keeps a node's feature state on local disk so that a restart loads it and replays only
+// what came after, instead of the whole retention window. Each snapshot stores the feed positions
+// it covers (per partition, the next offset to apply), the topic, and a fingerprint of the node's
+// phone-hash key. Files are written to a temporary name, synced and renamed, so a crash mid-write
+// leaves the previous snapshot; the one before that is kept as .prev. A snapshot that is damaged,
+// partial, of another format, of another topic or written under another key is refused with a
+// warning and the next older one is tried; with none usable the node replays from Kafka.
+type Snapshots struct {
+	Dir         string
+	Topic       string
+	Fingerprint string // identifies the phone-hash key; a snapshot written under another is refused
+	State       SnapshotState
+	Log         *slog.Logger
+}
+
+// snapshotMeta is stored inside each snapshot.
+type snapshotMeta struct {
+	Topic       string        `json:"topic"`
+	Fingerprint string        `json:"key_fingerprint"`
+	Offsets     map[int]int64 `json:"offsets"`
+	Written     time.Time     `json:"written"`
+}
+
+// ErrNoSnapshot means no snapshot file was there to load.
+var ErrNoSnapshot = errors.New("no snapshot")
+
+func (s *Snapshots) path() string {
+	return filepath.Join(s.Dir, "features-"+s.Topic+".snap")
+}
+
+// Load loads the newest usable snapshot into the (empty) state and returns the offsets to resume
+// from and when it was written. ErrNoSnapshot when there is none; any other error means every
+// snapshot there was refused (each refusal is logged) and the state is still empty.
+func (s *Snapshots) Load() (map[int]int64, time.Time, error) {
+	var errs []error
+	found := false
+	for _, p := range []string{s.path(), s.path() + ".prev"} {
+		meta, err := s.loadFile(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		found = true
+		if err != nil {
+			logger(s.Log).Warn("feature snapshot refused; trying an older one or replaying from Kafka", "file", p, "err", err)
+			errs = append(errs, err)
+			continue
+		}
+		return meta.Offsets, meta.Written, nil
+	}
+	if !found {
+		return nil, time.Time{}, ErrNoSnapshot
+	}
+	return nil, time.Time{}, errors.Join(errs...)
+}
+
+func (s *Snapshots) loadFile(p string) (snapshotMeta, error) {
+	var meta snapshotMeta
+	f, err := os.Open(p)
+	if err != nil {
+		return meta, err
+	}
+	defer f.Close()
+	_, err = s.State.LoadSnapshot(f, func(raw []byte) error {
+		if err := json.Unmarshal(raw, &meta); err != nil {
+			return fmt.Errorf("metadata: %w", err)
+		}
+		switch {
+		case meta.Topic != s.Topic:
+			return fmt.Errorf("of topic %q, this node follows %q", meta.Topic, s.Topic)
+		case meta.Fingerprint != s.Fingerprint:
+			return errors.New("written under another phone-hash key")
+		}
+		return nil
+	})
+	return meta, err
+}
+
+// Save writes a snapshot of the state; positions is called in the state's consistent moment and
+// returns the offsets it covers. It returns the bytes written.
+func (s *Snapshots) Save(positions func() map[int]int64) (int64, error) {
+	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+		return 0, fmt.Errorf("snapshot: create %s: %w", s.Dir, err)
+	}
+	tmp, err := os.CreateTemp(s.Dir, ".features-*.tmp")
+	if err != nil {
+		return 0, fmt.Errorf("snapshot: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename this finds nothing
+	n, err := s.State.WriteSnapshot(tmp, func() []byte {
+		b, _ := json.Marshal(snapshotMeta{Topic: s.Topic, Fingerprint: s.Fingerprint, Offsets: positions(), Written: time.Now().UTC()})
+		return b
+	})
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, fmt.Errorf("snapshot: write %s: %w", tmp.Name(), err)
+	}
+	if _, err := os.Stat(s.path()); err == nil {
+		if err := os.Rename(s.path(), s.path()+".prev"); err != nil {
+			return 0, fmt.Errorf("snapshot: keep the previous one: %w", err)
+		}
+	}
+	if err := os.Rename(tmp.Name(), s.path()); err != nil {
+		return 0, fmt.Errorf("snapshot: %w", err)
+	}
+	if d, err := os.Open(s.Dir); err == nil { // make the rename durable
+		_ = d.Sync()
+		d.Close()
+	}
+	return n, nil
+}
+

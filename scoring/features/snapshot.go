@@ -1,0 +1,360 @@
+package features
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// Snapshots: the whole state as bytes, so a restart loads it and replays only what came after
+// instead of the whole retention window.
+//
+// Layout (little endian; n = uvarint): magic "RFSTATE\0", format version (uint16), retention,
+// MaxEntriesPerKey, DistinctCap, bucketSec, hllM (uint32 each), watermark (uint32), applied
+// (uint64), the caller's metadata (n bytes), then per shard: per kind n records of key (uint64),
+// n entries of 3×uint32, a location flag (+ 2×uint32 seconds, 4×float32), a coarse flag (+ n ring
+// slots, n non-empty buckets of slot, idx, first, last, count, fails and 2×hllM register bytes);
+// n token digests (key, first, last, nFirst, count); n event ids (key, second). Last, the xxhash64
+// of everything before it.
+
+// SnapshotVersion is the snapshot format this build writes and reads; any other is refused.
+const SnapshotVersion = 1
+
+var snapshotMagic = [8]byte{'R', 'F', 'S', 'T', 'A', 'T', 'E', 0}
+
+// ErrSnapshot marks a snapshot that cannot be used: damaged, cut short, another format, or state
+// kept under other bounds. The state it was loaded into is left as it was.
+var ErrSnapshot = errors.New("unusable feature snapshot")
+
+// WriteSnapshot writes the whole state to w. Applying is paused while the state is encoded
+// (queries are not), so the snapshot is one consistent moment; meta is called in that moment, and
+// what it returns (e.g. the feed offsets the state covers) is stored with it. The encoding goes to
+// memory first, so the pause does not include w's speed.
+func (s *State) WriteSnapshot(w io.Writer, meta func() []byte) (int64, error) {
+	var buf sliceWriter
+	s.applyMu.Lock()
+	err := s.encode(&buf, meta())
+	s.applyMu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	sum := xxhash.Sum64(buf.b)
+	buf.b = binary.LittleEndian.AppendUint64(buf.b, sum)
+	n, err := w.Write(buf.b)
+	return int64(n), err
+}
+
+type sliceWriter struct{ b []byte }
+
+func (w *sliceWriter) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
+
+func (s *State) encode(w *sliceWriter, meta []byte) error {
+	e := encoder{w: w}
+	e.raw(snapshotMagic[:])
+	e.u16(SnapshotVersion)
+	e.u32(s.retention)
+	e.u32(uint32(s.cfg.MaxEntriesPerKey))
+	e.u32(uint32(s.cfg.DistinctCap))
+	e.u32(bucketSec)
+	e.u32(hllM)
+	e.u32(s.watermark.Load())
+	e.u64(s.applied.Load())
+	e.bytes(meta)
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		for k := range sh.recs {
+			e.n(len(sh.recs[k]))
+			for key, r := range sh.recs[k] {
+				e.u64(key)
+				e.rec(&r)
+			}
+		}
+		e.n(len(sh.tokens))
+		for key, ts := range sh.tokens {
+			e.u64(key)
+			e.u32(ts.first)
+			e.u32(ts.last)
+			e.u32(ts.nFirst)
+			e.u32(ts.count)
+		}
+		e.n(len(sh.seen))
+		for key, t := range sh.seen {
+			e.u64(key)
+			e.u32(t)
+		}
+		sh.mu.RUnlock()
+	}
+	return nil
+}
+
+type encoder struct {
+	w       *sliceWriter
+	scratch [binary.MaxVarintLen64]byte
+}
+
+func (e *encoder) raw(b []byte) { e.w.b = append(e.w.b, b...) }
+func (e *encoder) u16(v uint16) { e.w.b = binary.LittleEndian.AppendUint16(e.w.b, v) }
+func (e *encoder) u32(v uint32) { e.w.b = binary.LittleEndian.AppendUint32(e.w.b, v) }
+func (e *encoder) u64(v uint64) { e.w.b = binary.LittleEndian.AppendUint64(e.w.b, v) }
+func (e *encoder) f32(v float32) {
+	e.u32(math.Float32bits(v))
+}
+func (e *encoder) n(v int)        { e.w.b = binary.AppendUvarint(e.w.b, uint64(v)) }
+func (e *encoder) bytes(b []byte) { e.n(len(b)); e.raw(b) }
+
+func (e *encoder) rec(r *rec) {
+	e.n(len(r.entries))
+	for _, en := range r.entries {
+		e.u32(en.t)
+		e.u32(en.a)
+		e.u32(en.b)
+	}
+	if r.loc == nil {
+		e.raw([]byte{0})
+	} else {
+		e.raw([]byte{1})
+		for i := 0; i < 2; i++ {
+			e.u32(r.loc.t[i])
+			e.f32(r.loc.lat[i])
+			e.f32(r.loc.lon[i])
+		}
+	}
+	if r.old == nil {
+		e.raw([]byte{0})
+		return
+	}
+	e.raw([]byte{1})
+	e.n(len(r.old.b))
+	used := 0
+	for i := range r.old.b {
+		if r.old.b[i].idx != 0 {
+			used++
+		}
+	}
+	e.n(used)
+	for i := range r.old.b {
+		b := &r.old.b[i]
+		if b.idx == 0 {
+			continue
+		}
+		e.n(i)
+		e.u32(b.idx)
+		e.u32(b.first)
+		e.u32(b.last)
+		e.u32(b.count)
+		e.u32(b.fails)
+		e.raw(b.sketch[0][:])
+		e.raw(b.sketch[1][:])
+	}
+}
+
+// LoadSnapshot reads a snapshot written by WriteSnapshot into s, which must be empty (nothing
+// applied yet), and returns the metadata stored with it. A snapshot that is damaged, cut short, of
+// another format version or kept under other bounds (retention, entries per key, distinct cap) is
+// refused with an error wrapping ErrSnapshot; so is one whose metadata accept (may be nil) returns
+// an error for. The whole snapshot is decoded, its checksum verified and its metadata accepted
+// before anything is installed: a refused snapshot leaves s empty.
+func (s *State) LoadSnapshot(r io.Reader, accept func(meta []byte) error) ([]byte, error) {
+	if s.applied.Load() != 0 {
+		return nil, errors.New("load feature snapshot: the state is not empty")
+	}
+	data, err := io.ReadAll(bufio.NewReader(r))
+	if err != nil {
+		return nil, fmt.Errorf("read feature snapshot: %w", err)
+	}
+	if len(data) < len(snapshotMagic)+8 {
+		return nil, fmt.Errorf("%w: %d bytes is too short", ErrSnapshot, len(data))
+	}
+	body, sum := data[:len(data)-8], binary.LittleEndian.Uint64(data[len(data)-8:])
+	if string(body[:len(snapshotMagic)]) != string(snapshotMagic[:]) {
+		return nil, fmt.Errorf("%w: not a riskflow feature snapshot", ErrSnapshot)
+	}
+	if xxhash.Sum64(body) != sum {
+		return nil, fmt.Errorf("%w: checksum mismatch (damaged or partly written)", ErrSnapshot)
+	}
+	d := decoder{b: body[len(snapshotMagic):]}
+	if v := d.u16(); v != SnapshotVersion {
+		return nil, fmt.Errorf("%w: format version %d, this build reads %d", ErrSnapshot, v, SnapshotVersion)
+	}
+	bounds := [5]uint32{d.u32(), d.u32(), d.u32(), d.u32(), d.u32()}
+	want := [5]uint32{s.retention, uint32(s.cfg.MaxEntriesPerKey), uint32(s.cfg.DistinctCap), bucketSec, hllM}
+	if d.err == nil && bounds != want {
+		return nil, fmt.Errorf("%w: kept under other bounds (retention, entries per key, distinct cap, bucket, sketch: %v, this node %v)", ErrSnapshot, bounds, want)
+	}
+	watermark, applied := d.u32(), d.u64()
+	meta := append([]byte(nil), d.bytes()...)
+	shards := make([]shardData, numShards)
+	for i := range shards {
+		sd := &shards[i]
+		for k := range sd.recs {
+			n := d.n()
+			sd.recs[k] = make(map[uint64]rec, n)
+			for j := 0; j < n && d.err == nil; j++ {
+				key := d.u64()
+				sd.recs[k][key] = d.rec(s.retention)
+			}
+		}
+		n := d.n()
+		sd.tokens = make(map[uint64]tokenSeen, n)
+		for j := 0; j < n && d.err == nil; j++ {
+			key := d.u64()
+			sd.tokens[key] = tokenSeen{first: d.u32(), last: d.u32(), nFirst: d.u32(), count: d.u32()}
+		}
+		n = d.n()
+		sd.seen = make(map[uint64]uint32, n)
+		for j := 0; j < n && d.err == nil; j++ {
+			key := d.u64()
+			sd.seen[key] = d.u32()
+		}
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.err = fmt.Errorf("%d bytes after the last shard", len(d.b))
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSnapshot, d.err)
+	}
+	if accept != nil {
+		if err := accept(meta); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrSnapshot, err)
+		}
+	}
+	for i := range shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		sh.recs, sh.tokens, sh.seen = shards[i].recs, shards[i].tokens, shards[i].seen
+		sh.mu.Unlock()
+	}
+	s.watermark.Store(watermark)
+	s.applied.Store(applied)
+	return meta, nil
+}
+
+type shardData struct {
+	recs   [NumKinds]map[uint64]rec
+	tokens map[uint64]tokenSeen
+	seen   map[uint64]uint32
+}
+
+// decoder reads what encoder wrote; the first problem sticks in err and every later read returns
+// zero, so callers check err once.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) take(n int) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if n < 0 || n > len(d.b) {
+		d.err = errors.New("cut short")
+		return nil
+	}
+	out := d.b[:n]
+	d.b = d.b[n:]
+	return out
+}
+
+func (d *decoder) u16() uint16 {
+	if b := d.take(2); b != nil {
+		return binary.LittleEndian.Uint16(b)
+	}
+	return 0
+}
+
+func (d *decoder) u32() uint32 {
+	if b := d.take(4); b != nil {
+		return binary.LittleEndian.Uint32(b)
+	}
+	return 0
+}
+
+func (d *decoder) u64() uint64 {
+	if b := d.take(8); b != nil {
+		return binary.LittleEndian.Uint64(b)
+	}
+	return 0
+}
+
+func (d *decoder) f32() float32 { return math.Float32frombits(d.u32()) }
+
+func (d *decoder) byte1() byte {
+	if b := d.take(1); b != nil {
+		return b[0]
+	}
+	return 0
+}
+
+// n reads a count, refusing one larger than the bytes left could hold (a damaged length must not
+// make the decoder allocate gigabytes).
+func (d *decoder) n() int {
+	if d.err != nil {
+		return 0
+	}
+	v, k := binary.Uvarint(d.b)
+	if k <= 0 || v > uint64(len(d.b)) {
+		d.err = errors.New("bad length")
+		return 0
+	}
+	d.b = d.b[k:]
+	return int(v)
+}
+
+func (d *decoder) bytes() []byte { return d.take(d.n()) }
+
+func (d *decoder) rec(retention uint32) rec {
+	var r rec
+	if n := d.n(); n > 0 {
+		r.entries = make([]entry, n)
+		for i := range r.entries {
+			r.entries[i] = entry{t: d.u32(), a: d.u32(), b: d.u32()}
+		}
+	}
+	switch d.byte1() {
+	case 0:
+	case 1:
+		r.loc = new(locHist)
+		for i := 0; i < 2; i++ {
+			r.loc.t[i], r.loc.lat[i], r.loc.lon[i] = d.u32(), d.f32(), d.f32()
+		}
+	default:
+		d.fail("bad location flag")
+	}
+	switch d.byte1() {
+	case 0:
+	case 1:
+		slots := d.n()
+		if d.err == nil && slots != len(newCoarse(retention).b) {
+			d.fail("coarse ring of another size")
+			return r
+		}
+		r.old = &coarse{b: make([]bucket, slots)}
+		used := d.n()
+		for j := 0; j < used && d.err == nil; j++ {
+			i := d.n()
+			if i >= slots {
+				d.fail("coarse slot out of range")
+				return r
+			}
+			b := &r.old.b[i]
+			b.idx, b.first, b.last, b.count, b.fails = d.u32(), d.u32(), d.u32(), d.u32(), d.u32()
+			copy(b.sketch[0][:], d.take(hllM))
+			copy(b.sketch[1][:], d.take(hllM))
+		}
+	default:
+		d.fail("bad coarse flag")
+	}
+	return r
+}
+
+func (d *decoder) fail(msg string) {
+	if d.err == nil {
+		d.err = errors.New(msg)
+	}
+}
