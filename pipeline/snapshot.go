@@ -132,4 +132,3 @@ func (s *Snapshots) Save(positions func() map[int]int64) (int64, error) {
 	}
 	return n, nil
 }
-

@@ -152,7 +152,7 @@ func Default() Config {
 		Scoring: ScoringConfig{
 			ReloadInterval: Duration(5 * time.Second), MaxEntriesPerKey: 1024, Replay: true, FeedWait: Duration(2 * time.Second),
 			SnapshotInterval: Duration(5 * time.Minute),
-			Windows: []Duration{Duration(time.Minute), Duration(10 * time.Minute), Duration(time.Hour), Duration(24 * time.Hour)},
+			Windows:          []Duration{Duration(time.Minute), Duration(10 * time.Minute), Duration(time.Hour), Duration(24 * time.Hour)},
 		},
 		Log: LogConfig{Level: "info", Format: "text"},
 	}
