@@ -35,7 +35,52 @@ type Tail struct {
 	pos     map[int]*atomic.Int64
 	last    map[int]*atomic.Int64 // partition → timestamp (unix ns) of the last message applied
 	freshAt atomic.Int64          // unix ns: every message produced before it has been applied
-	down    *outage               // reading the topic: every partition reader and the offsets probe
+	down    *outage               // reading the topic: one outage while any reader or the probe fails
+
+	failMu  sync.Mutex
+	failing map[int]bool // partition (probePart: the offsets probe) → failing now
+	anyFail atomic.Bool  // len(failing) > 0, for the readers' fast path
+}
+
+// healthyAfter is how long a reopened partition reader must run without an error to count as
+// recovered when no message arrives to say so.
+const healthyAfter = 5 * time.Second
+
+// probePart stands for the end-offsets probe among the failing readers.
+const probePart = -1
+
+// partFailed records that reader p (or the probe) failed: the first failure of an outage is
+// logged, later ones (other partitions, retries) only counted.
+func (t *Tail) partFailed(ctx context.Context, p int, err error, extra ...any) {
+	t.failMu.Lock()
+	defer t.failMu.Unlock()
+	if t.failing == nil {
+		t.failing = map[int]bool{}
+	}
+	t.failing[p] = true
+	t.anyFail.Store(true)
+	if p != probePart {
+		extra = append(extra, "partition", p)
+	}
+	t.down.fail(ctx, err, extra...)
+}
+
+// partOK records that reader p (or the probe) works again; the outage ends, logged once, when no
+// reader and not the probe is failing.
+func (t *Tail) partOK(ctx context.Context, p int) {
+	if !t.anyFail.Load() {
+		return
+	}
+	t.failMu.Lock()
+	defer t.failMu.Unlock()
+	if !t.failing[p] {
+		return
+	}
+	delete(t.failing, p)
+	if len(t.failing) == 0 {
+		t.anyFail.Store(false)
+		t.down.ok(ctx)
+	}
 }
 
 // NewTail prepares a tail of topic from time since. apply must be safe for concurrent calls.
@@ -223,13 +268,12 @@ func (t *Tail) partition(ctx context.Context, p int, end int64, stopAtEnd bool) 
 		got, err := t.read(ctx, p, pos, end, stopAtEnd)
 		n += got
 		if got > 0 {
-			t.down.ok(ctx)
 			delay = 100 * time.Millisecond
 		}
 		if err == nil || ctx.Err() != nil {
 			continue
 		}
-		t.down.fail(ctx, err, "partition", p, "offset", pos.Load(), "retry_in", delay)
+		t.partFailed(ctx, p, err, "offset", pos.Load(), "retry_in", delay)
 		select {
 		case <-ctx.Done():
 		case <-time.After(delay):
@@ -250,6 +294,11 @@ func (t *Tail) read(ctx context.Context, p int, pos *atomic.Int64, end int64, st
 	if err := r.SetOffset(pos.Load()); err != nil {
 		return 0, fmt.Errorf("tail %s/%d: set offset %d: %w", t.topic, p, pos.Load(), err)
 	}
+	// An idle partition delivers nothing to prove the reader is back: a reader that has not failed
+	// within healthyAfter of opening counts as recovered. (kafka-go gives up on a dead broker within
+	// a few dial attempts, well before that.)
+	healthy := time.AfterFunc(healthyAfter, func() { t.partOK(ctx, p) })
+	defer healthy.Stop()
 	n := 0
 	for {
 		if stopAtEnd && pos.Load() >= end {
@@ -262,6 +311,7 @@ func (t *Tail) read(ctx context.Context, p int, pos *atomic.Int64, end int64, st
 			}
 			return n, fmt.Errorf("tail %s/%d: fetch: %w", t.topic, p, err)
 		}
+		t.partOK(ctx, p) // a fetch went through: this reader is back
 		if m.Offset < pos.Load() {
 			continue // already applied (a reader reopened at an older offset never happens, but cheap to guard)
 		}
@@ -307,9 +357,9 @@ func (t *Tail) probeEnds(ctx context.Context, parts []int) {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
-			t.down.fail(ctx, err)
+			t.partFailed(ctx, probePart, err)
 		default:
-			t.down.ok(ctx)
+			t.partOK(ctx, probePart)
 			for p, e := range ends {
 				t.raiseTarget(p, e)
 			}

@@ -102,7 +102,7 @@ func replicaReady(r replica, maxLag int64, maxStale time.Duration) func() error 
 			return err
 		}
 		if age := time.Since(r.Fresh()); age > maxStale {
-			return fmt.Errorf("feature replica is %s stale (allowed %s): verify.events has not been read to its end since %s", age.Round(time.Second), maxStale, r.Fresh().UTC().Format(time.RFC3339))
+			return fmt.Errorf("feature replica is %s stale (allowed %s): the events topic has not been read to its end since %s", age.Round(time.Second), maxStale, r.Fresh().UTC().Format(time.RFC3339))
 		}
 		if lag := r.Lag(); lag > maxLag {
 			return fmt.Errorf("feature replica is %d messages behind (ready at ≤ %d)", lag, maxLag)
