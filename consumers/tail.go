@@ -37,6 +37,9 @@ type Tail struct {
 	freshAt atomic.Int64          // unix ns: every message produced before it has been applied
 	down    *outage               // reading the topic: one outage while any reader or the probe fails
 
+	clientOnce sync.Once
+	admin      *kafka.Client
+
 	failMu  sync.Mutex
 	failing map[int]bool // partition (probePart: the offsets probe) → failing now
 	anyFail atomic.Bool  // len(failing) > 0, for the readers' fast path
@@ -339,8 +342,7 @@ func (t *Tail) raiseTarget(p int, end int64) {
 // offsets have all been applied makes the state fresh as of T; an unreachable broker leaves the
 // freshness where it was, so staleness grows.
 func (t *Tail) probeEnds(ctx context.Context, parts []int) {
-	client := &kafka.Client{Addr: kafka.TCP(t.cfg.Brokers...), Timeout: t.cfg.DialTimeout,
-		Transport: &kafka.Transport{ClientID: t.cfg.ClientID, Dial: (&net.Dialer{Timeout: t.cfg.DialTimeout}).DialContext}}
+	client := t.client()
 	type snapshot struct {
 		at   time.Time
 		ends map[int]int64
@@ -409,47 +411,82 @@ func (t *Tail) readEnds(ctx context.Context, client *kafka.Client, parts []int) 
 	return ends, nil
 }
 
-// Through reports whether every partition has been applied up to time at: its last applied
-// message is stamped at or after at, or it has no message left to read (as far as the newest end
-// offsets known say). False before the tail started.
-func (t *Tail) Through(at time.Time) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.targets == nil {
-		return false
+// WaitThrough waits, at most max, until every partition has been applied up to time at: its last
+// applied message is stamped at or after at, or it had nothing more to read when its end offset
+// was read after at. A partition's end known from earlier says nothing about messages produced
+// since, so unless every partition is already past at, the end offsets are read afresh (one
+// ListOffsets round trip). It reports how long it waited and whether the condition was met (false:
+// max passed, ctx ended, or the broker could not be asked).
+func (t *Tail) WaitThrough(ctx context.Context, at time.Time, max time.Duration) (time.Duration, bool) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, max)
+	defer cancel()
+	tick := time.NewTicker(500 * time.Microsecond)
+	defer tick.Stop()
+	for !t.started() { // the partitions are being listed
+		select {
+		case <-ctx.Done():
+			return time.Since(start), false
+		case <-tick.C:
+		}
 	}
 	ns := at.UnixNano()
-	for p, end := range t.targets {
-		if t.pos[p].Load() < end && t.last[p].Load() < ns {
-			return false
+	if t.pastAll(ns, nil) {
+		return time.Since(start), true
+	}
+	ends, err := t.readEnds(ctx, t.client(), t.partitions())
+	if err != nil {
+		return time.Since(start), false
+	}
+	for p, e := range ends {
+		t.raiseTarget(p, e)
+	}
+	for !t.pastAll(ns, ends) {
+		select {
+		case <-ctx.Done():
+			return time.Since(start), false
+		case <-tick.C:
 		}
+	}
+	return time.Since(start), true
+}
+
+func (t *Tail) started() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.targets != nil
+}
+
+// pastAll reports whether every partition's last applied message is stamped at or after ns, or
+// (with ends) the partition has been applied up to its end offset in ends.
+func (t *Tail) pastAll(ns int64, ends map[int]int64) bool {
+	for p, last := range t.last {
+		if last.Load() >= ns {
+			continue
+		}
+		if e, ok := ends[p]; ok && t.pos[p].Load() >= e {
+			continue
+		}
+		return false
 	}
 	return true
 }
 
-// WaitThrough waits until Through(at), for at most max; it reports how long it waited and whether
-// the condition was met (false: max passed or ctx ended first).
-func (t *Tail) WaitThrough(ctx context.Context, at time.Time, max time.Duration) (time.Duration, bool) {
-	start := time.Now()
-	if t.Through(at) {
-		return 0, true
+func (t *Tail) partitions() []int {
+	ps := make([]int, 0, len(t.pos))
+	for p := range t.pos {
+		ps = append(ps, p)
 	}
-	deadline := time.NewTimer(max)
-	defer deadline.Stop()
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return time.Since(start), false
-		case <-deadline.C:
-			return time.Since(start), t.Through(at)
-		case <-tick.C:
-			if t.Through(at) {
-				return time.Since(start), true
-			}
-		}
-	}
+	return ps
+}
+
+// client returns the tail's admin client (one per tail, made on first use).
+func (t *Tail) client() *kafka.Client {
+	t.clientOnce.Do(func() {
+		t.admin = &kafka.Client{Addr: kafka.TCP(t.cfg.Brokers...), Timeout: t.cfg.DialTimeout,
+			Transport: &kafka.Transport{ClientID: t.cfg.ClientID, Dial: (&net.Dialer{Timeout: t.cfg.DialTimeout}).DialContext}}
+	})
+	return t.admin
 }
 
 // reached reports whether every partition has been applied up to ends.

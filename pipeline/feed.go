@@ -58,7 +58,7 @@ func (f *Feed) Follow(ctx context.Context) error { return f.tail.Follow(ctx) }
 func (f *Feed) Lag() int64 { return f.tail.Lag() }
 
 // WaitApplied waits, at most max, until every partition has been applied up to time at (see
-// consumers.Tail.Through); a scorer calls it before scoring a batch so that the windows count
+// consumers.Tail.WaitThrough); a scorer calls it before scoring a batch so that the windows count
 // the other partitions' attempts up to the batch's time. It reports the wait and whether it was met.
 func (f *Feed) WaitApplied(ctx context.Context, at time.Time, max time.Duration) (time.Duration, bool) {
 	return f.tail.WaitThrough(ctx, at, max)
