@@ -176,3 +176,39 @@ func countTopic(t *testing.T, kc consumers.Config, topic string) int {
 	}
 	return n
 }
+
+// GroupLag counts what the group has not committed, per partition.
+func TestGroupLag(t *testing.T) {
+	kc := smallBroker(t, 1_000_000)
+	w := consumers.NewWriter(kc, "t")
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	batch := msgs(10, 10)
+	for i := range batch {
+		batch[i].Partition = i % 2
+	}
+	w.Balancer = kafka.BalancerFunc(func(m kafka.Message, _ ...int) int { return m.Partition })
+	if err := w.WriteMessages(ctx, batch...); err != nil {
+		t.Fatal(err)
+	}
+	lag, err := consumers.GroupLag(ctx, kc, "g", "t")
+	if err != nil || lag[0] != 5 || lag[1] != 5 {
+		t.Fatalf("before any commit: %v %v, want 5 and 5", lag, err)
+	}
+	r := consumers.NewGroupReader(kc, "t", "g")
+	defer r.Close()
+	for i := 0; i < 3; i++ {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.CommitMessages(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lag, err = consumers.GroupLag(ctx, kc, "g", "t")
+	if err != nil || lag[0]+lag[1] != 7 {
+		t.Fatalf("after commits: %v %v", lag, err)
+	}
+}

@@ -67,6 +67,12 @@ type Gate interface {
 	WaitApplied(ctx context.Context, at time.Time, max time.Duration) (waited time.Duration, ok bool)
 }
 
+// HitObserver, if the stage's Observer has it, hears the rule hits (enforce, shadow, tag, allow)
+// of every score record written.
+type HitObserver interface {
+	RuleHits(hits []schemas.RuleHit)
+}
+
 // GateObserver, if the stage's Observer has it, hears every gate wait.
 type GateObserver interface {
 	GateWaited(waited time.Duration, ok bool)
@@ -101,6 +107,7 @@ type outcome struct {
 	msg   kafka.Message
 	dead  bool
 	level int
+	hits  []schemas.RuleHit
 	err   error // nothing could be scored: retry the batch
 }
 
@@ -134,6 +141,7 @@ func (s *ScoreStage) Prepare(ctx context.Context, batch []kafka.Message) (consum
 		default:
 			f.scores = append(f.scores, res[i].msg)
 			f.levels = append(f.levels, res[i].level)
+			f.hits = append(f.hits, res[i].hits)
 			f.src = append(f.src, batch[i])
 		}
 	}
@@ -162,6 +170,7 @@ type scoreFlush struct {
 	dead   []deadLetter
 	scores []kafka.Message // score records still to write,
 	levels []int           // their scores,
+	hits   [][]schemas.RuleHit // their rule hits,
 	src    []kafka.Message // and the events they came from
 }
 
@@ -179,7 +188,7 @@ func (f *scoreFlush) flush(ctx context.Context) error {
 				"event_key", string(f.scores[r.Index].Key), "bytes", len(f.scores[r.Index].Value), "err", consumers.Summarize(r.Err))
 			f.dead = append(f.dead, deadLetter{msg: DeadLetter(f.src[r.Index], fmt.Errorf("write score record: %w", r.Err)), reason: "unwritable_record"})
 		}
-		f.scores, f.levels, f.src = keep(f.scores, retry), keep(f.levels, retry), keep(f.src, retry)
+		f.scores, f.levels, f.hits, f.src = keep(f.scores, retry), keep(f.levels, retry), keep(f.hits, retry), keep(f.src, retry)
 		if err := f.writeDead(ctx); err != nil {
 			return err
 		}
@@ -202,9 +211,13 @@ func (f *scoreFlush) countScored(retry []int, rejected []consumers.Rejection) {
 	for _, r := range rejected {
 		skip[r.Index] = true
 	}
+	ho, _ := f.s.Obs.(HitObserver)
 	for i, level := range f.levels {
 		if !skip[i] {
 			f.s.Obs.Scored(level)
+			if ho != nil && len(f.hits[i]) > 0 {
+				ho.RuleHits(f.hits[i])
+			}
 		}
 	}
 }
@@ -326,7 +339,7 @@ func (s *ScoreStage) scoreOne(m kafka.Message, now time.Time) outcome {
 		// the event rather than block its partition.
 		return outcome{msg: DeadLetter(m, fmt.Errorf("encode score record: %w", err)), dead: true}
 	}
-	return outcome{msg: kafka.Message{Key: []byte(rec.PhoneHash), Value: v}, level: rec.Score}
+	return outcome{msg: kafka.Message{Key: []byte(rec.PhoneHash), Value: v}, level: rec.Score, hits: rec.Hits}
 }
 
 func logger(l *slog.Logger) *slog.Logger {

@@ -70,7 +70,7 @@ func newApp(cfg Config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	a.scorer = s
-	a.reg.MustRegister(newStateCollector(s.State()))
+	a.reg.MustRegister(newStateCollector(s.State()), newInfoCollector(s.Rules()))
 	return a, nil
 }
 
@@ -337,6 +337,7 @@ func (a *app) runScorer(ctx context.Context, feed *pipeline.Feed) error {
 	// Staged: the next batch is scored while this one is written to risk.scores.
 	loop := consumers.NewStagedLoop(consumers.LoopConfig{Name: "scorer", MaxBatch: k.ScorerBatch, MaxWait: 5 * time.Millisecond}, reader, stage, a.log, a.obs)
 	a.registerLoop("scorer", loop)
+	go a.watchGroupLag(ctx, k.ScorerGroup, k.EventsTopic)
 	a.log.Info("scorer running", "topic", k.EventsTopic, "group", k.ScorerGroup)
 	return loop.Run(ctx)
 }
@@ -361,6 +362,7 @@ func (a *app) runArchiver(ctx context.Context) error {
 		BackoffMin: 200 * time.Millisecond, BackoffMax: c.BreakerOpenFor.D(),
 	}, reader, stage.Handle, a.log, a.obs)
 	a.registerLoop("archiver", loop)
+	go a.watchGroupLag(ctx, k.ArchiverGroup, k.ScoresTopic)
 	a.watchRules(ctx, func(p *rules.Pack) { sink.recordPack(ctx, p) })
 	a.log.Info("archiver running", "topic", k.ScoresTopic, "group", k.ArchiverGroup, "clickhouse", c.Addr, "database", c.Database)
 	return loop.Run(ctx)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/features"
 )
 
@@ -18,6 +19,8 @@ type observer struct {
 	retries  *prometheus.CounterVec
 	breaker  *prometheus.GaugeVec
 	feedWait *prometheus.HistogramVec
+	ruleHits *prometheus.CounterVec
+	lag      *prometheus.GaugeVec
 }
 
 func newObserver(reg prometheus.Registerer) *observer {
@@ -34,7 +37,13 @@ func newObserver(reg prometheus.Registerer) *observer {
 		Help:    "How long a scorer waited before scoring a batch for its full-state feed to apply every partition up to the batch's time, by result (met, timeout).",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 	}, []string{"result"})
-	reg.MustRegister(o.scored, o.dead, o.archived, o.batches, o.retries, o.breaker, o.feedWait)
+	o.ruleHits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "riskflow_rule_hits_total", Help: "Rule hits in the score records written by the scorer role, by rule and mode (enforce, shadow, tag, allow).",
+	}, []string{"rule", "mode"})
+	o.lag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "riskflow_consumer_lag_messages", Help: "Messages of a topic a consumer group has not committed yet, per partition (read from the broker every 10 s).",
+	}, []string{"group", "partition"})
+	reg.MustRegister(o.scored, o.dead, o.archived, o.batches, o.retries, o.breaker, o.feedWait, o.ruleHits, o.lag)
 	return o
 }
 
@@ -45,6 +54,13 @@ func (o *observer) Batch(name string, _ int, took time.Duration) {
 	o.batches.WithLabelValues(name).Observe(took.Seconds())
 }
 func (o *observer) Retry(name string, _ error) { o.retries.WithLabelValues(name).Inc() }
+
+// RuleHits implements pipeline.HitObserver.
+func (o *observer) RuleHits(hits []schemas.RuleHit) {
+	for _, h := range hits {
+		o.ruleHits.WithLabelValues(h.Rule, h.Mode).Inc()
+	}
+}
 
 // GateWaited implements pipeline.GateObserver.
 func (o *observer) GateWaited(waited time.Duration, ok bool) {

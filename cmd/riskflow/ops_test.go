@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/riskflow/riskflow/schemas"
 )
 
 func TestOpsPortReportsStalledLoops(t *testing.T) {
@@ -37,5 +39,29 @@ func TestOpsPortReportsStalledLoops(t *testing.T) {
 	code, body = get("/metrics")
 	if code != http.StatusOK || !strings.Contains(body, `riskflow_loop_stalled_seconds{loop="scorer"} 120`) {
 		t.Errorf("metrics do not show the stall: %d\n%s", code, body)
+	}
+}
+
+// The info metrics name the binary and the running rule pack, which changes on a reload.
+func TestInfoMetrics(t *testing.T) {
+	cfg := Default()
+	cfg.Scoring.PhoneHashKey = "k"
+	a, err := newApp(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.obs.RuleHits([]schemas.RuleHit{{Rule: "token_replay", Mode: "enforce"}, {Rule: "odd_hour", Mode: "shadow"}})
+	rec := httptest.NewRecorder()
+	a.opsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	body := rec.Body.String()
+	for _, want := range []string{
+		`riskflow_build_info{go_version="go`,
+		`riskflow_rules_info{pack="default",version="` + a.scorer.Rules().Load().Version + `"} 1`,
+		`riskflow_rule_hits_total{mode="enforce",rule="token_replay"} 1`,
+		`riskflow_rule_hits_total{mode="shadow",rule="odd_hour"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }

@@ -1,0 +1,53 @@
+package consumers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// GroupLag returns, per partition of topic, how many messages group has not committed yet: the
+// partition's end offset minus the group's committed offset (the whole partition while the group
+// has committed nothing). It asks the broker, so every member of the group sees the same numbers,
+// whatever partitions it holds.
+func GroupLag(ctx context.Context, c Config, group, topic string) (map[int]int64, error) {
+	c = c.withDefaults()
+	parts, err := Partitions(ctx, c, topic)
+	if err != nil {
+		return nil, err
+	}
+	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: c.DialTimeout,
+		Transport: &kafka.Transport{ClientID: c.ClientID, Dial: (&net.Dialer{Timeout: c.DialTimeout}).DialContext}}
+	reqs := make([]kafka.OffsetRequest, len(parts))
+	for i, p := range parts {
+		reqs[i] = kafka.LastOffsetOf(p)
+	}
+	ends, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return nil, fmt.Errorf("group lag of %s on %s: end offsets: %w", group, topic, err)
+	}
+	committed, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
+	if err != nil {
+		return nil, fmt.Errorf("group lag of %s on %s: committed offsets: %w", group, topic, err)
+	}
+	if committed.Error != nil && !errors.Is(committed.Error, kafka.GroupIdNotFound) { // no group yet: nothing committed
+		return nil, fmt.Errorf("group lag of %s on %s: committed offsets: %w", group, topic, committed.Error)
+	}
+	done := map[int]int64{}
+	for _, p := range committed.Topics[topic] {
+		if p.Error == nil && p.CommittedOffset > 0 {
+			done[p.Partition] = p.CommittedOffset
+		}
+	}
+	lag := make(map[int]int64, len(parts))
+	for _, po := range ends.Topics[topic] {
+		if po.Error != nil {
+			continue
+		}
+		lag[po.Partition] = max(0, po.LastOffset-done[po.Partition])
+	}
+	return lag, nil
+}
