@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -367,5 +368,33 @@ func TestDurationYAML(t *testing.T) {
 	}
 	if err := yaml.Unmarshal([]byte("d: 10\n"), &v); err == nil || !strings.Contains(err.Error(), "line 1") {
 		t.Errorf("bad duration: %v", err)
+	}
+}
+
+// The configuration shipped in the Kubernetes ConfigMap loads and validates.
+func TestKubernetesConfigMapLoads(t *testing.T) {
+	b, err := os.ReadFile("../../deploy/kubernetes/riskflow.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cm struct {
+		Data map[string]string `yaml:"data"`
+	}
+	if err := yaml.NewDecoder(bytes.NewReader(b)).Decode(&cm); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "riskflow.yaml")
+	if err := os.WriteFile(p, []byte(cm.Data["riskflow.yaml"]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(p, nil, nil)
+	if err != nil {
+		t.Fatalf("the ConfigMap's riskflow.yaml: %v", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("the ConfigMap's riskflow.yaml: %v", err)
+	}
+	if cfg.Ops.Listen == "" || cfg.Scoring.SnapshotDir == "" {
+		t.Errorf("ops.listen %q, scoring.snapshot_dir %q: both should be set in the shipped manifest", cfg.Ops.Listen, cfg.Scoring.SnapshotDir)
 	}
 }

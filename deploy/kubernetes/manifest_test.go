@@ -1,0 +1,142 @@
+// Package kubernetes holds riskflow's Kubernetes manifests; its test checks what a cluster would
+// otherwise find out late: probes on every role, a non-root numeric user, pinned images, secrets
+// from a Secret, a disruption budget and an autoscaler for the scorers.
+package kubernetes
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+type manifest struct {
+	Kind     string `yaml:"kind"`
+	Metadata struct {
+		Name string `yaml:"name"`
+	} `yaml:"metadata"`
+	Data map[string]string `yaml:"data"`
+	Spec struct {
+		Template struct {
+			Spec podSpec `yaml:"spec"`
+		} `yaml:"template"`
+		ScaleTargetRef struct {
+			Name string `yaml:"name"`
+		} `yaml:"scaleTargetRef"`
+		Selector struct {
+			MatchLabels map[string]string `yaml:"matchLabels"`
+		} `yaml:"selector"`
+	} `yaml:"spec"`
+}
+
+type podSpec struct {
+	SecurityContext struct {
+		RunAsNonRoot bool `yaml:"runAsNonRoot"`
+		RunAsUser    int  `yaml:"runAsUser"`
+	} `yaml:"securityContext"`
+	InitContainers []container `yaml:"initContainers"`
+	Containers     []container `yaml:"containers"`
+	Volumes        []struct {
+		Name string `yaml:"name"`
+	} `yaml:"volumes"`
+}
+
+type container struct {
+	Image string   `yaml:"image"`
+	Args  []string `yaml:"args"`
+	Env   []struct {
+		Name      string         `yaml:"name"`
+		Value     string         `yaml:"value"`
+		ValueFrom map[string]any `yaml:"valueFrom"`
+	} `yaml:"env"`
+	ReadinessProbe  map[string]any `yaml:"readinessProbe"`
+	LivenessProbe   map[string]any `yaml:"livenessProbe"`
+	SecurityContext struct {
+		AllowPrivilegeEscalation *bool `yaml:"allowPrivilegeEscalation"`
+		ReadOnlyRootFilesystem   bool  `yaml:"readOnlyRootFilesystem"`
+	} `yaml:"securityContext"`
+}
+
+func load(t *testing.T) []manifest {
+	t.Helper()
+	b, err := os.ReadFile("riskflow.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	var out []manifest
+	for {
+		var m manifest
+		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestManifests(t *testing.T) {
+	ms := load(t)
+	kinds := map[string]map[string]manifest{}
+	for _, m := range ms {
+		if kinds[m.Kind] == nil {
+			kinds[m.Kind] = map[string]manifest{}
+		}
+		kinds[m.Kind][m.Metadata.Name] = m
+	}
+	for _, role := range []string{"scorer", "archiver", "api"} {
+		d, ok := kinds["Deployment"]["riskflow-"+role]
+		if !ok {
+			t.Fatalf("no Deployment riskflow-%s", role)
+		}
+		ps := d.Spec.Template.Spec
+		if !ps.SecurityContext.RunAsNonRoot || ps.SecurityContext.RunAsUser == 0 {
+			t.Errorf("%s: pod must run as a numeric non-root user", role)
+		}
+		for _, c := range append(ps.InitContainers, ps.Containers...) {
+			if c.Image == "" || strings.HasSuffix(c.Image, ":latest") || !strings.Contains(c.Image, ":") {
+				t.Errorf("%s: image %q is not pinned", role, c.Image)
+			}
+			if c.SecurityContext.AllowPrivilegeEscalation == nil || *c.SecurityContext.AllowPrivilegeEscalation || !c.SecurityContext.ReadOnlyRootFilesystem {
+				t.Errorf("%s: container must forbid privilege escalation and run read-only", role)
+			}
+			for _, e := range c.Env {
+				if strings.Contains(e.Name, "KEY") && e.Value != "" {
+					t.Errorf("%s: %s is set inline; take secrets from a Secret", role, e.Name)
+				}
+			}
+		}
+		c := ps.Containers[0]
+		if c.ReadinessProbe == nil || c.LivenessProbe == nil {
+			t.Errorf("%s: readiness and liveness probes are required", role)
+		}
+		vols := map[string]bool{}
+		for _, v := range ps.Volumes {
+			vols[v.Name] = true
+		}
+		if !vols["rules"] {
+			t.Errorf("%s: the rule pack must come from a ConfigMap volume", role)
+		}
+		if role != "archiver" && !vols["snapshots"] {
+			t.Errorf("%s: holds feature state and needs a snapshot volume", role)
+		}
+	}
+	if _, ok := kinds["PodDisruptionBudget"]["riskflow-scorer"]; !ok {
+		t.Error("no PodDisruptionBudget for the scorers")
+	}
+	if h, ok := kinds["HorizontalPodAutoscaler"]["riskflow-scorer"]; !ok || h.Spec.ScaleTargetRef.Name != "riskflow-scorer" {
+		t.Error("no HorizontalPodAutoscaler for the scorers")
+	}
+	cfg := kinds["ConfigMap"]["riskflow"].Data["riskflow.yaml"]
+	for _, key := range []string{"ops:", "snapshot_dir:", "rules:", "max_staleness:"} {
+		if !strings.Contains(cfg, key) {
+			t.Errorf("the ConfigMap's riskflow.yaml does not set %s", key)
+		}
+	}
+}
