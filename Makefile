@@ -2,7 +2,7 @@
 GO ?= go
 INTEGRATION_TIMEOUT ?= 40m
 
-.PHONY: run test unit integration services services-down bench fmt vet fuzz
+.PHONY: run test unit integration services services-down bench fmt vet fuzz chdb
 
 run: ## riskflow dev: every role in one process, embedded broker, sample stream and a printed verdict
 	$(GO) run ./cmd/riskflow dev
@@ -29,7 +29,17 @@ services-down:
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
-	$(GO) vet -tags integration ./...
+	$(GO) vet -tags integration,chdb ./...
+
+# Every SQL statement riskflow ships or sends (migrations, inserts, backfill, reads, rules report,
+# analyst queries, dashboard panels) on the ClickHouse 18.16 server and on current ClickHouse
+# embedded by chDB (PyPI chdb, installed into a virtualenv in the cache by deploy/local/chdb.sh),
+# over one fixture: both must succeed and give the same results (pipeline/chsink,
+# TestSQLOnBothClickHouses). CI runs it after `make test`.
+chdb:
+	deploy/local/clickhouse.sh start
+	deploy/local/chdb.sh install
+	$(GO) test -count=1 -tags integration,chdb -run '^TestSQLOnBothClickHouses$$' -v ./pipeline/chsink/
 
 bench: ## scoring vs decoding, one run, same machine
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./schemas ./scoring ./rules ./scoring/features

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/riskflow/riskflow/pipeline/chsink"
 )
 
 // ruleStat is one rule's hits in the report window and the window before it.
@@ -30,30 +32,26 @@ func cmdRulesReport(ctx context.Context, cfg Config, window time.Duration, app s
 		return usagef("--window: at least 1h")
 	}
 	c := cfg.ClickHouse
+	end := time.Now().UTC().Truncate(time.Hour).Add(time.Hour)
+	cur, prev := end.Add(-window), end.Add(-2*window)
+	// The SQL comes from chsink, complete with its values: CI runs that very text on every
+	// ClickHouse release it tests.
+	totalsSQL, hitsSQL, err := chsink.RulesReportSQL(c.Database, cur, prev, end, app)
+	if err != nil {
+		return usageError{fmt.Errorf("rules report: %w", err)}
+	}
 	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{c.Addr}, Auth: clickhouse.Auth{Username: c.Username, Password: c.Password}, DialTimeout: 5 * time.Second})
 	if err != nil {
 		return fmt.Errorf("rules report: %w", err)
 	}
 	defer conn.Close()
-	end := time.Now().UTC().Truncate(time.Hour).Add(time.Hour)
-	cur, prev := end.Add(-window), end.Add(-2*window)
-	appCond, args := "", []any{prev, end}
-	if app != "" {
-		appCond = " AND app_id = ?"
-		args = append(args, app)
-	}
-	tbl := c.Database + ".risk_scores"
 
 	var totalNow, totalBefore uint64
-	q := "SELECT countIf(ts >= toDateTime(?)), countIf(ts < toDateTime(?)) FROM " + tbl + " FINAL WHERE ts >= toDateTime(?) AND ts < toDateTime(?)" + appCond
-	if err := conn.QueryRow(ctx, q, append([]any{cur, cur}, args...)...).Scan(&totalNow, &totalBefore); err != nil {
+	if err := conn.QueryRow(ctx, totalsSQL).Scan(&totalNow, &totalBefore); err != nil {
 		return fmt.Errorf("rules report: count events: %w", err)
 	}
 	stats := map[string]*ruleStat{}
-	q = "SELECT rule, mode, any(tag), any(level), toUnixTimestamp(toStartOfHour(ts)) AS hour, count() FROM " + tbl + " FINAL " +
-		"ARRAY JOIN hit_rules AS rule, hit_tags AS tag, hit_scores AS level, hit_modes AS mode " +
-		"WHERE ts >= toDateTime(?) AND ts < toDateTime(?)" + appCond + " GROUP BY rule, mode, hour"
-	rows, err := conn.Query(ctx, q, args...)
+	rows, err := conn.Query(ctx, hitsSQL)
 	if err != nil {
 		return fmt.Errorf("rules report: hits: %w", err)
 	}

@@ -26,6 +26,7 @@ type tableDef struct {
 	engine    string
 	partition string // "" if not partitioned
 	orderBy   string
+	ttl       string // "" without a TTL
 }
 
 func (t *tableDef) pairs() [][2]string {
@@ -158,6 +159,9 @@ var (
 	viewFromRE       = regexp.MustCompile(`\bFROM riskflow\.(\w+)`)
 	addColumnRE      = regexp.MustCompile(`^ALTER TABLE riskflow\.(\w+) ADD COLUMN (.+?)(?: AFTER (\w+))?$`)
 	dropColumnRE     = regexp.MustCompile(`^ALTER TABLE riskflow\.(\w+) DROP COLUMN (?:IF EXISTS )?(\w+)$`)
+	modifyColumnsRE  = regexp.MustCompile(`^ALTER TABLE riskflow\.(\w+) (MODIFY COLUMN .+)$`)
+	modifyColumnRE   = regexp.MustCompile(`^MODIFY COLUMN (\w+) (\S+)$`)
+	modifyTTLRE      = regexp.MustCompile(`^ALTER TABLE riskflow\.(\w+) MODIFY TTL (.+)$`)
 	columnTailRE     = regexp.MustCompile(`^(?:(DEFAULT|MATERIALIZED|ALIAS) (.+?))?\s*(?:COMMENT '((?:[^'\\]|\\.|'')*)')?$`)
 )
 
@@ -189,8 +193,10 @@ func parseColumn(s string) (column, error) {
 	return c, nil
 }
 
-// parseSchema reads every statement of files (name → content, applied in name order).
-func parseSchema(files map[string]string) (*schemaDef, error) {
+// parseSchema reads every statement of files (name → content, applied in name order) that a
+// server of release version applies: a version-conditional file (chschema.Requires) counts
+// only when version is new enough, as for the migrator.
+func parseSchema(files map[string]string, version Version) (*schemaDef, error) {
 	sd := &schemaDef{tables: map[string]*tableDef{}, views: map[string]*viewDef{}}
 	names := make([]string, 0, len(files))
 	for n := range files {
@@ -198,6 +204,13 @@ func parseSchema(files map[string]string) (*schemaDef, error) {
 	}
 	slices.Sort(names)
 	for _, file := range names {
+		req, err := Requires(files[file])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		if req != nil && !version.AtLeast(req) {
+			continue
+		}
 		stmts, err := statements(files[file])
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", file, err)
@@ -270,6 +283,32 @@ func (sd *schemaDef) apply(file, st string) error {
 		t.columns = slices.DeleteFunc(t.columns, func(x column) bool { return x.name == m[2] })
 		return nil
 	}
+	if m := modifyColumnsRE.FindStringSubmatch(st); m != nil {
+		t := sd.tables[m[1]]
+		if t == nil {
+			return fmt.Errorf("MODIFY COLUMN of unknown table %s", m[1])
+		}
+		for _, part := range splitTop(m[2]) {
+			c := modifyColumnRE.FindStringSubmatch(part)
+			if c == nil {
+				return fmt.Errorf("table %s: %q: want MODIFY COLUMN name Type (no default, no comment: the column keeps its own)", t.name, part)
+			}
+			i := slices.IndexFunc(t.columns, func(x column) bool { return x.name == c[1] })
+			if i < 0 {
+				return fmt.Errorf("table %s: MODIFY COLUMN of unknown column %s", t.name, c[1])
+			}
+			t.columns[i].typ = c[2]
+		}
+		return nil
+	}
+	if m := modifyTTLRE.FindStringSubmatch(st); m != nil {
+		t := sd.tables[m[1]]
+		if t == nil {
+			return fmt.Errorf("MODIFY TTL of unknown table %s", m[1])
+		}
+		t.ttl = m[2]
+		return nil
+	}
 	return fmt.Errorf("statement not understood by the schema tests (teach ddl_test.go):\n%s", st)
 }
 
@@ -290,9 +329,22 @@ func readDir(t *testing.T, fsys fs.FS, pattern string) map[string]string {
 	return out
 }
 
+// The two releases the schema is tested on: the Debian server of CI and current ClickHouse
+// (chDB). Version-conditional migrations make their schemas differ.
+var (
+	oldestServer  = Version{18, 16, 1}
+	currentServer = Version{26, 9, 2, 1}
+)
+
+// schema is the schema on ClickHouse 18.16, what every query must work with.
 func schema(t *testing.T) *schemaDef {
 	t.Helper()
-	sd, err := parseSchema(readFiles(t))
+	return schemaOn(t, oldestServer)
+}
+
+func schemaOn(t *testing.T, v Version) *schemaDef {
+	t.Helper()
+	sd, err := parseSchema(readFiles(t), v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,14 +371,32 @@ func TestStatementsAndColumns(t *testing.T) {
 	sd, err := parseSchema(map[string]string{
 		"1.sql": "CREATE TABLE IF NOT EXISTS riskflow.t (a String, b UInt8) ENGINE = MergeTree ORDER BY a SETTINGS index_granularity = 8192;",
 		"2.sql": "ALTER TABLE riskflow.t ADD COLUMN c String AFTER a; ALTER TABLE riskflow.t ADD COLUMN d UInt8; ALTER TABLE riskflow.t DROP COLUMN b;",
-	})
+	}, oldestServer)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := sd.tables["t"].pairs(); !slices.Equal(got, [][2]string{{"a", "String"}, {"c", "String"}, {"d", "UInt8"}}) {
 		t.Errorf("after ALTERs: %v", got)
 	}
-	if _, err := parseSchema(map[string]string{"x.sql": "ALTER TABLE riskflow.t MODIFY COLUMN a UInt8;"}); err == nil {
+	if _, err := parseSchema(map[string]string{"x.sql": "ALTER TABLE riskflow.t UPDATE a = 1 WHERE 1;"}, oldestServer); err == nil {
 		t.Error("an unknown statement kind was accepted")
+	}
+	// A version-conditional file counts only on servers new enough for it.
+	files := map[string]string{
+		"1.sql": "CREATE TABLE IF NOT EXISTS riskflow.t (a String, b UInt8) ENGINE = MergeTree ORDER BY a SETTINGS index_granularity = 8192;",
+		"2.sql": "-- 2: newer servers\n-- requires: ClickHouse >= 20.3\nALTER TABLE riskflow.t MODIFY COLUMN a LowCardinality(String), MODIFY COLUMN b UInt16;\nALTER TABLE riskflow.t MODIFY TTL x + INTERVAL 1 DAY;",
+	}
+	for v, want := range map[string][2]string{"18.16.1": {"String", ""}, "20.3": {"LowCardinality(String)", "x + INTERVAL 1 DAY"}, "26.9.2.1": {"LowCardinality(String)", "x + INTERVAL 1 DAY"}} {
+		ver, _ := ParseVersion(v)
+		sd, err := parseSchema(files, ver)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := sd.tables["t"]; got.columns[0].typ != want[0] || got.ttl != want[1] {
+			t.Errorf("on %s: a is %s, TTL %q; want %s, %q", v, got.columns[0].typ, got.ttl, want[0], want[1])
+		}
+	}
+	if _, err := parseSchema(map[string]string{"1.sql": files["1.sql"], "2.sql": "ALTER TABLE riskflow.t MODIFY COLUMN a String DEFAULT 'x';"}, oldestServer); err == nil {
+		t.Error("MODIFY COLUMN with a default was accepted")
 	}
 }

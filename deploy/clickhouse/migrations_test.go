@@ -19,7 +19,43 @@ var wantFiles = []string{
 	"migrations/0007_risk_scores_hourly.sql",
 	"migrations/0008_rule_hits_hourly.sql",
 	"migrations/0009_backtest_runs.sql",
+	"migrations/0010_low_cardinality.sql",
+	"migrations/0011_retention_ttl.sql",
 }
+
+// The version-conditional files (header "-- requires: ClickHouse >= X.Y") and the release each
+// requires. The schema tests check both sides: the schema of 18.16 without them, and current
+// ClickHouse with them.
+var wantConditional = map[string]string{
+	"migrations/0010_low_cardinality.sql": "20.3",
+	"migrations/0011_retention_ttl.sql":   "20.3",
+}
+
+// What current ClickHouse stores differently: column types (table → column → type) and TTLs.
+// Everything else is as in wantTables.
+var wantCurrentTypes = map[string]map[string]string{
+	"verify_events": {
+		"flow": lcString, "carrier": lcString, "platform": lcString, "outcome": lcString, "error_code": lcString,
+		"country": lcString, "province": lcString, "city": lcString, "ip_type": lcString,
+	},
+	"risk_scores": {
+		"flow": lcString, "carrier": lcString, "rules_version": lcString,
+		"tags": lcArray, "hit_rules": lcArray, "hit_tags": lcArray, "hit_modes": lcArray, "shadow_tags": lcArray,
+	},
+}
+
+var wantCurrentTTL = map[string]string{
+	"verify_events":        "ts + INTERVAL 400 DAY",
+	"risk_scores":          "ts + INTERVAL 400 DAY",
+	"verify_events_hourly": "hour + INTERVAL 3 YEAR",
+	"risk_scores_hourly":   "hour + INTERVAL 3 YEAR",
+	"rule_hits_hourly":     "hour + INTERVAL 3 YEAR",
+}
+
+const (
+	lcString = "LowCardinality(String)"
+	lcArray  = "Array(LowCardinality(String))"
+)
 
 type table struct {
 	columns   [][2]string // name, type, in order
@@ -182,43 +218,160 @@ func TestDatabaseFile(t *testing.T) {
 }
 
 func TestTablesPinned(t *testing.T) {
-	sd := schema(t)
-	for name, want := range wantTables {
-		got := sd.tables[name]
-		if got == nil {
-			t.Errorf("no migration creates %s", name)
-			continue
-		}
-		if !slices.Equal(got.pairs(), want.columns) {
-			t.Errorf("%s columns:\n got %v\nwant %v", name, got.pairs(), want.columns)
-		}
-		if got.engine != want.engine || got.partition != want.partition || got.orderBy != want.orderBy {
-			t.Errorf("%s: ENGINE %s PARTITION BY %q ORDER BY %s; want ENGINE %s PARTITION BY %q ORDER BY %s",
-				name, got.engine, got.partition, got.orderBy, want.engine, want.partition, want.orderBy)
-		}
-		for _, c := range got.columns {
-			if strings.TrimSpace(c.comment) == "" {
-				t.Errorf("%s.%s has no COMMENT", name, c.name)
+	for _, v := range []Version{oldestServer, currentServer} {
+		sd := schemaOn(t, v)
+		for name, want := range wantTables {
+			got := sd.tables[name]
+			if got == nil {
+				t.Errorf("on %s no migration creates %s", v, name)
+				continue
+			}
+			wantCols := want.columns
+			wantTTL := ""
+			if v.AtLeast(currentServer) {
+				wantCols = slices.Clone(wantCols)
+				for i, c := range wantCols {
+					if typ, ok := wantCurrentTypes[name][c[0]]; ok {
+						wantCols[i][1] = typ
+					}
+				}
+				wantTTL = wantCurrentTTL[name]
+			}
+			if !slices.Equal(got.pairs(), wantCols) {
+				t.Errorf("on %s, %s columns:\n got %v\nwant %v", v, name, got.pairs(), wantCols)
+			}
+			if got.engine != want.engine || got.partition != want.partition || got.orderBy != want.orderBy {
+				t.Errorf("%s: ENGINE %s PARTITION BY %q ORDER BY %s; want ENGINE %s PARTITION BY %q ORDER BY %s",
+					name, got.engine, got.partition, got.orderBy, want.engine, want.partition, want.orderBy)
+			}
+			if got.ttl != wantTTL {
+				t.Errorf("on %s, %s has TTL %q, want %q", v, name, got.ttl, wantTTL)
+			}
+			for _, c := range got.columns {
+				if strings.TrimSpace(c.comment) == "" {
+					t.Errorf("%s.%s has no COMMENT", name, c.name)
+				}
 			}
 		}
-	}
-	for name, tb := range sd.tables {
-		if _, ok := wantTables[name]; !ok {
-			t.Errorf("%s creates unexpected table %s", tb.file, name)
+		for name, tb := range sd.tables {
+			if _, ok := wantTables[name]; !ok {
+				t.Errorf("%s creates unexpected table %s", tb.file, name)
+			}
+		}
+		if !slices.Equal(sd.databases, []string{"riskflow"}) {
+			t.Errorf("databases created: %q", sd.databases)
 		}
 	}
 	// One file per table, named after it; a view lives in its table's file, named <table>_mv.
+	// The version-conditional files create nothing: they change how existing tables store.
+	sd := schemaOn(t, currentServer)
 	perFile := map[string][]string{}
 	for name, tb := range sd.tables {
 		perFile[tb.file] = append(perFile[tb.file], name)
 	}
 	for _, f := range wantFiles[1:] {
+		if _, cond := wantConditional[f]; cond {
+			if len(perFile[f]) != 0 {
+				t.Errorf("%s is version-conditional and creates tables %q", f, perFile[f])
+			}
+			continue
+		}
 		if len(perFile[f]) != 1 || !strings.HasSuffix(strings.TrimSuffix(f, ".sql"), "_"+perFile[f][0]) {
 			t.Errorf("%s creates tables %q; want exactly the table the file is named after", f, perFile[f])
 		}
 	}
-	if !slices.Equal(sd.databases, []string{"riskflow"}) {
-		t.Errorf("databases created: %q", sd.databases)
+}
+
+// A version-conditional file says which release it needs, one that 18.16 is not and current
+// ClickHouse is; it only changes storage (MODIFY COLUMN to the LowCardinality form of the same
+// type, MODIFY TTL), so queries and inserts behave the same on servers with and without it.
+func TestVersionConditionalMigrations(t *testing.T) {
+	files := readFiles(t)
+	oldSchema := schemaOn(t, oldestServer)
+	for _, f := range wantFiles {
+		req, err := Requires(files[f])
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		want, cond := wantConditional[f]
+		switch {
+		case !cond && req != nil:
+			t.Errorf("%s requires ClickHouse >= %s; add it to wantConditional", f, req)
+			continue
+		case !cond:
+			continue
+		case req == nil || req.String() != want:
+			t.Errorf("%s requires %v, want ClickHouse >= %s", f, req, want)
+			continue
+		}
+		if oldestServer.AtLeast(req) || !currentServer.AtLeast(req) {
+			t.Errorf("%s requires %s: it must be newer than %s (else it is not conditional) and not newer than %s (else CI never runs it)",
+				f, req, oldestServer, currentServer)
+		}
+		stmts, err := statements(files[f])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range stmts {
+			if m := modifyColumnsRE.FindStringSubmatch(st); m != nil {
+				for _, part := range splitTop(m[2]) {
+					c := modifyColumnRE.FindStringSubmatch(part)
+					if c == nil {
+						continue // parseSchema reports it
+					}
+					var old string
+					if tb := oldSchema.tables[m[1]]; tb != nil {
+						for _, col := range tb.columns {
+							if col.name == c[1] {
+								old = col.typ
+							}
+						}
+					}
+					if c[2] != "LowCardinality("+old+")" && !(strings.HasPrefix(old, "Array(") && c[2] == "Array(LowCardinality("+strings.TrimPrefix(old, "Array(")+")") {
+						t.Errorf("%s: %s.%s %s → %s changes more than the storage (LowCardinality of the same type only)", f, m[1], c[1], old, c[2])
+					}
+				}
+				continue
+			}
+			if modifyTTLRE.MatchString(st) {
+				continue
+			}
+			t.Errorf("%s: a version-conditional file may only MODIFY COLUMN (to LowCardinality) or MODIFY TTL:\n%s", f, st)
+		}
+	}
+	for f := range wantConditional {
+		if !slices.Contains(wantFiles, f) {
+			t.Errorf("wantConditional names %s, which is not a migration", f)
+		}
+	}
+	for _, bad := range []string{
+		"-- x: y\n-- requires: ClickHouse 20.3\nSELECT 1;",
+		"-- x: y\n-- requires: clickhouse >= twenty\nSELECT 1;",
+		"-- x: y\nSELECT 1;\n-- requires: ClickHouse >= 20.3\n",
+		"-- requires: ClickHouse >= 20.3\n-- requires: ClickHouse >= 21.8\nSELECT 1;",
+	} {
+		if _, err := Requires(bad); err == nil {
+			t.Errorf("Requires(%q): no error", bad)
+		}
+	}
+	if v, err := Requires("-- x\n--   requires: ClickHouse >= 21.8.3\n\nSELECT 1;"); err != nil || v.String() != "21.8.3" {
+		t.Errorf("Requires = %v, %v", v, err)
+	}
+	for _, c := range []struct {
+		v, min string
+		want   bool
+	}{{"18.16.1", "20.3", false}, {"20.3", "20.3", true}, {"20.3.1.2", "20.3", true}, {"20.2.9", "20.3", false}, {"26.9.2.1", "20.3", true}, {"21", "20.3", true}} {
+		v, _ := ParseVersion(c.v)
+		m, _ := ParseVersion(c.min)
+		if v.AtLeast(m) != c.want {
+			t.Errorf("%s.AtLeast(%s) = %v", c.v, c.min, !c.want)
+		}
+	}
+	for _, bad := range []string{"", "20.", "x.1", "20.-1"} {
+		if _, err := ParseVersion(bad); err == nil {
+			t.Errorf("ParseVersion(%q): no error", bad)
+		}
 	}
 }
 
@@ -319,6 +472,9 @@ func TestPortableAndRepeatable(t *testing.T) {
 		sql := stripComments(files[f])
 		code := stringLiteral.ReplaceAllString(sql, "''") // column comments may say anything
 		for _, fb := range forbidden {
+			if _, cond := wantConditional[f]; cond && !strings.Contains(fb.why, "phone") {
+				continue // runs only where these exist; TestVersionConditionalMigrations limits what it does
+			}
 			if regexp.MustCompile(fb.re).MatchString(code) {
 				t.Errorf("%s matches %s: %s", f, fb.re, fb.why)
 			}

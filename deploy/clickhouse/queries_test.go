@@ -21,6 +21,11 @@ var (
 		{`(?i)\bWINDOW\b|\bOVER\s*\(`, "window functions are not in 18.16"},
 		{`(?i)\bgreatest\s*\([^()]*,[^()]*,`, "greatest takes two arguments on 18.16"},
 		{`(?i)\bphone\b`, "the plaintext number is not stored"},
+		// ClickHouse 20.x and newer refuse a joined subquery without an alias (Code 206,
+		// joined_subquery_requires_alias); 18.16 takes one either way.
+		{`(?i)\) (ANY |ALL |ASOF |SEMI |ANTI )?(LEFT |RIGHT |INNER |FULL |CROSS )?(OUTER )?JOIN\b`, "give the subquery before JOIN an alias: ) AS name JOIN"},
+		{`(?i)\bJOIN \([^()]*(\([^()]*\)[^()]*)*\) (USING|ON)\b`, "give the joined subquery an alias: JOIN (...) AS name USING"},
+		{`(?i)\) (USING|ON) `, "give the joined subquery an alias: (...) AS name USING"},
 	}
 )
 

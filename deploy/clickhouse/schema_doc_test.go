@@ -104,6 +104,89 @@ func TestSchemaDocMatchesMigrations(t *testing.T) {
 	}
 }
 
+// What current ClickHouse stores differently (the version-conditional migrations) is on the
+// page too: each retyped column names its type there, each TTL is given with its table.
+func TestSchemaDocCurrentServer(t *testing.T) {
+	b, err := os.ReadFile("SCHEMA.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := parseSchemaDoc(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, cur := schemaOn(t, oldestServer), schemaOn(t, currentServer)
+	for name, tb := range cur.tables {
+		sec := doc[name]
+		if sec == nil {
+			continue // TestSchemaDocMatchesMigrations reports it
+		}
+		for i, c := range tb.columns {
+			if was := old.tables[name].columns[i]; was.typ != c.typ && !strings.Contains(sec.meaning[c.name], "`"+c.typ+"`") {
+				t.Errorf("SCHEMA.md: %s.%s is %s on current ClickHouse; say so in its meaning (`%s`)", name, c.name, c.typ, c.typ)
+			}
+		}
+		if tb.ttl != "" && !strings.Contains(strings.Join(strings.Fields(sec.text), " "), "TTL `"+tb.ttl+"`") {
+			t.Errorf("SCHEMA.md: section %s does not give its TTL `%s`", name, tb.ttl)
+		}
+	}
+}
+
+// Every analyst query is listed under "## Analyst queries" with what it answers and what it
+// reads, and nothing else is.
+func TestSchemaDocListsQueries(t *testing.T) {
+	b, err := os.ReadFile("SCHEMA.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n## Analyst queries\n")
+	if !ok {
+		t.Fatal("SCHEMA.md has no ## Analyst queries section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	rowRE := regexp.MustCompile("^\\| \\[`(\\w+\\.sql)`\\]\\(queries/(\\w+\\.sql)\\) \\|([^|]+)\\|([^|]+)\\|$")
+	listed := map[string]bool{}
+	for _, line := range strings.Split(section, "\n") {
+		m := rowRE.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		if m[1] != m[2] {
+			t.Errorf("SCHEMA.md: %s links to %s", m[1], m[2])
+		}
+		if len(strings.TrimSpace(m[3])) < 30 || !strings.Contains(m[4], "`") {
+			t.Errorf("SCHEMA.md: %s: say what it answers and which tables it reads", m[1])
+		}
+		listed[m[1]] = true
+	}
+	files := readDir(t, Queries, "queries/*.sql")
+	for f, src := range files {
+		name := strings.TrimPrefix(f, "queries/")
+		if !listed[name] {
+			t.Errorf("SCHEMA.md does not list %s under Analyst queries", name)
+		}
+		// What the row says it reads is what the file reads.
+		for _, m := range tableRefRE.FindAllStringSubmatch(src, -1) {
+			if !regexp.MustCompile("\\| [^|]*`" + m[1] + "`[^|]*\\|$").MatchString(rowFor(section, name)) {
+				t.Errorf("SCHEMA.md: the row of %s does not name `%s`, which it reads", name, m[1])
+			}
+		}
+		delete(listed, name)
+	}
+	for name := range listed {
+		t.Errorf("SCHEMA.md lists %s, which is not in queries/", name)
+	}
+}
+
+func rowFor(section, file string) string {
+	for _, line := range strings.Split(section, "\n") {
+		if strings.HasPrefix(line, "| [`"+file+"`]") {
+			return line
+		}
+	}
+	return ""
+}
+
 // The check itself: a doc that drifted from the DDL fails.
 func TestSchemaDocDriftDetected(t *testing.T) {
 	md := "# x\n### `t`\n| column | type | meaning |\n|---|---|---|\n| `a` | `String` | the a |\n| `b` | `UInt8` | |\n### `gone`\n"

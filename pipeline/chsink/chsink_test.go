@@ -83,6 +83,78 @@ func TestLoadMigrations(t *testing.T) {
 	}
 }
 
+// A file whose header requires a newer release is skipped on older servers, never recorded there,
+// and applied after an upgrade; files already applied are never applied again.
+func TestPendingMigrations(t *testing.T) {
+	fsys := fstest.MapFS{
+		"m/0001_a.sql": {Data: []byte("-- 0001_a: everywhere\nCREATE TABLE IF NOT EXISTS riskflow.a (x UInt8) ENGINE = Memory;")},
+		"m/0002_b.sql": {Data: []byte("-- 0002_b: newer servers\n-- requires: ClickHouse >= 20.3\nALTER TABLE riskflow.a MODIFY TTL x;")},
+		"m/0003_c.sql": {Data: []byte("-- 0003_c: everywhere\nCREATE TABLE IF NOT EXISTS riskflow.c (x UInt8) ENGINE = Memory;")},
+	}
+	migs, err := loadMigrations(fsys, "m", "db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if migs[0].requires != nil || migs[1].requires.String() != "20.3" {
+		t.Fatalf("requires: %v %v", migs[0].requires, migs[1].requires)
+	}
+	names := func(ms []migration) (out []string) {
+		for _, m := range ms {
+			out = append(out, m.name)
+		}
+		return out
+	}
+	v := func(s string) chschema.Version { x, _ := chschema.ParseVersion(s); return x }
+	apply, skipped := pendingMigrations(migs, nil, v("18.16.1"))
+	if !slices.Equal(names(apply), []string{"0001_a", "0003_c"}) || !slices.Equal(names(skipped), []string{"0002_b"}) {
+		t.Errorf("18.16: apply %q skip %q", names(apply), names(skipped))
+	}
+	// The same database after an upgrade: only the skipped file is left to apply.
+	apply, skipped = pendingMigrations(migs, map[uint32]bool{1: true, 3: true}, v("20.3.4"))
+	if !slices.Equal(names(apply), []string{"0002_b"}) || len(skipped) != 0 {
+		t.Errorf("after the upgrade: apply %q skip %q", names(apply), names(skipped))
+	}
+	apply, _ = pendingMigrations(migs, map[uint32]bool{1: true, 2: true, 3: true}, v("26.9.2.1"))
+	if len(apply) != 0 {
+		t.Errorf("all applied: apply %q", names(apply))
+	}
+	bad := fstest.MapFS{"m/0001_a.sql": {Data: []byte("-- requires: ClickHouse 20.3\nSELECT 1;")}}
+	if _, err := loadMigrations(bad, "m", "db"); err == nil {
+		t.Error("a malformed requires: line was accepted")
+	}
+}
+
+func TestStatementsSent(t *testing.T) {
+	if got := insertSQL("db", "t", []string{"a", "b"}); got != "INSERT INTO db.t (a, b)" {
+		t.Errorf("insertSQL = %q", got)
+	}
+	if got := migrationsTableExistsSQL("rf"); got != "SELECT count() FROM system.tables WHERE database = 'rf' AND name = 'schema_migrations'" {
+		t.Errorf("migrationsTableExistsSQL = %q", got)
+	}
+	lo, hi := time.Unix(1700000000, 0), time.Unix(1700086400, 0)
+	if got := readChunkSQL("rf", lo, hi); !strings.HasPrefix(got, "SELECT event_id, ts, ") || !strings.HasSuffix(got, "FROM rf.verify_events FINAL WHERE ts >= toDateTime(1700000000) AND ts < toDateTime(1700086400) ORDER BY ts, event_id, app_id") {
+		t.Errorf("readChunkSQL = %q", got)
+	}
+	end := time.Date(2026, 11, 21, 6, 0, 0, 0, time.UTC)
+	totals, hits, err := RulesReportSQL("rf", end.Add(-24*time.Hour), end.Add(-48*time.Hour), end, `it's\x`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `SELECT countIf(ts >= toDateTime(1795154400)), countIf(ts < toDateTime(1795154400)) FROM rf.risk_scores FINAL WHERE ts >= toDateTime(1795068000) AND ts < toDateTime(1795240800) AND app_id = 'it\'s\\x'`; totals != want {
+		t.Errorf("totals =\n%s\nwant\n%s", totals, want)
+	}
+	if !strings.Contains(hits, "ARRAY JOIN hit_rules AS rule, hit_tags AS tag, hit_scores AS level, hit_modes AS mode WHERE ts >= toDateTime(1795068000)") ||
+		!strings.HasSuffix(hits, "GROUP BY rule, mode, hour") {
+		t.Errorf("hits = %s", hits)
+	}
+	if _, _, err := RulesReportSQL("rf; DROP", end.Add(-time.Hour), end.Add(-2*time.Hour), end, ""); err == nil {
+		t.Error("a database that is not an identifier was accepted")
+	}
+	if _, _, err := RulesReportSQL("rf", end, end.Add(-time.Hour), end, ""); err == nil {
+		t.Error("an empty report window was accepted")
+	}
+}
+
 // The embedded files, as the migrator sends them to a test database.
 func TestEmbeddedMigrations(t *testing.T) {
 	migs, err := loadMigrations(chschema.Migrations, "migrations", "rf_it")
@@ -102,9 +174,20 @@ func TestEmbeddedMigrations(t *testing.T) {
 		}
 	}
 	want := []string{"0001_database", "0002_verify_events", "0003_risk_scores", "0004_rule_versions", "0005_schema_migrations",
-		"0006_verify_events_hourly", "0007_risk_scores_hourly", "0008_rule_hits_hourly", "0009_backtest_runs"}
+		"0006_verify_events_hourly", "0007_risk_scores_hourly", "0008_rule_hits_hourly", "0009_backtest_runs",
+		"0010_low_cardinality", "0011_retention_ttl"}
 	if !slices.Equal(names, want) {
 		t.Errorf("migrations %q, want %q", names, want)
+	}
+	// 18.16 skips the version-conditional files; current ClickHouse applies every file.
+	old, _ := chschema.ParseVersion("18.16.1")
+	cur, _ := chschema.ParseVersion("26.9.2.1")
+	apply, skipped := pendingMigrations(migs, nil, old)
+	if len(apply) != 9 || len(skipped) != 2 || skipped[0].name != "0010_low_cardinality" || skipped[1].name != "0011_retention_ttl" {
+		t.Errorf("on 18.16: apply %d, skip %v", len(apply), skipped)
+	}
+	if apply, skipped := pendingMigrations(migs, nil, cur); len(apply) != len(migs) || len(skipped) != 0 {
+		t.Errorf("on 26.9: apply %d, skip %d", len(apply), len(skipped))
 	}
 	if migs[0].statements[0] != "CREATE DATABASE IF NOT EXISTS rf_it" {
 		t.Errorf("first statement %q", migs[0].statements[0])

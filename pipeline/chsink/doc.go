@@ -3,7 +3,14 @@
 //
 // It speaks the native protocol through clickhouse-go/v2 and stays within what ClickHouse
 // 18.16 and current releases both understand. The schema lives as SQL files in
-// deploy/clickhouse; [Store.Migrate] applies the ones a database is missing.
+// deploy/clickhouse; [Store.Migrate] applies the ones a database is missing, and those marked
+// "-- requires: ClickHouse >= X.Y" only on servers of that release or newer.
+//
+// Every statement the package sends is built by a function of its own (insertSQL,
+// readChunkSQL, [RulesReportSQL], the migrator's), so CI runs that very text on ClickHouse 18.16
+// and on current ClickHouse (chDB) over one fixture and compares the results
+// (TestSQLOnBothClickHouses, build tags integration and chdb; `make chdb`). A new statement —
+// the decision log's inserts, say — belongs in buildCrossPlan too.
 //
 // Each [schemas.ScoreRecord] becomes one row in verify_events (the event) and one in
 // risk_scores (the verdict and every rule hit). Both tables are ReplacingMergeTree keyed on

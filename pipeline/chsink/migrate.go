@@ -15,15 +15,23 @@ import (
 const migrationsTable = "schema_migrations"
 
 // Migrate brings the database up to date: it applies, in order, every migration of
-// deploy/clickhouse that schema_migrations does not list, records each one, and returns the
-// names of those it applied (nil when there was nothing to do). On error it returns the
-// names applied before the failure.
+// deploy/clickhouse that schema_migrations does not list and that is meant for the server's
+// release, records each one, and returns the names of those it applied (nil when there was
+// nothing to do). On error it returns the names applied before the failure.
+//
+// A version-conditional migration (header line "-- requires: ClickHouse >= X.Y", see
+// deploy/clickhouse) is skipped on an older server and not recorded: the migrator applies it
+// once the server has been upgraded.
 //
 // Running it again, or from two processes at once, is safe: every statement is written to
 // be repeatable, and "already exists" answers from the server count as success. A migration
 // that was applied but not recorded (the process died in between) is simply applied again.
 func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	migs, err := loadMigrations(chschema.Migrations, "migrations", s.db)
+	if err != nil {
+		return nil, fmt.Errorf("chsink: migrate: %w", err)
+	}
+	version, err := s.ServerVersion(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("chsink: migrate: %w", err)
 	}
@@ -47,15 +55,17 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 				"database", s.db, "migration_id", id)
 		}
 	}
+	todo, skipped := pendingMigrations(migs, applied, version)
+	for _, m := range skipped {
+		s.log.Info("clickhouse migration skipped: the server is older than it requires; it is applied after an upgrade",
+			"database", s.db, "migration", m.name, "requires", m.requires.String(), "server", version.String())
+	}
 
 	var (
 		done       []string
 		unrecorded []migration // applied before schema_migrations existed
 	)
-	for _, m := range migs {
-		if applied[m.id] {
-			continue
-		}
+	for _, m := range todo {
 		for i, stmt := range m.statements {
 			if err := s.execDDL(ctx, stmt); err != nil {
 				return done, fmt.Errorf("chsink: migration %s, statement %d: %w", m.name, i+1, err)
@@ -82,6 +92,33 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	}
 	return done, nil
 }
+
+// serverVersionSQL asks the server its release.
+const serverVersionSQL = "SELECT version()"
+
+// ServerVersion is the release of the ClickHouse server, as version() reports it.
+func (s *Store) ServerVersion(ctx context.Context) (chschema.Version, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	var text string
+	if err := s.conn.QueryRow(ctx, serverVersionSQL).Scan(&text); err != nil {
+		return nil, fmt.Errorf("ask the server its version: %w", err)
+	}
+	return chschema.ParseVersion(text)
+}
+
+// The statements the migrator sends besides the migrations themselves. database is a checked
+// identifier (Config.Validate), so it is written into them as it is.
+func migrationsTableExistsSQL(database string) string {
+	return "SELECT count() FROM system.tables WHERE database = '" + database + "' AND name = '" + migrationsTable + "'"
+}
+
+func appliedMigrationsSQL(database string) string {
+	return "SELECT DISTINCT id FROM " + database + "." + migrationsTable
+}
+
+// schemaMigrationsColumns are the columns recordMigrations inserts, in the order of its rows.
+var schemaMigrationsColumns = []string{"id", "name", "applied_at"}
 
 // execDDL runs one migration statement. "Already exists" answers (two migrators racing on
 // CREATE ... IF NOT EXISTS, or re-running a plain ADD COLUMN, which 18.16 cannot guard with
@@ -120,8 +157,7 @@ func (s *Store) migrationsTableExists(ctx context.Context) (bool, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	var n uint64
-	err := s.conn.QueryRow(ctx,
-		"SELECT count() FROM system.tables WHERE database = ? AND name = ?", s.db, migrationsTable).Scan(&n)
+	err := s.conn.QueryRow(ctx, migrationsTableExistsSQL(s.db)).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("chsink: migrate: look for %s.%s: %w", s.db, migrationsTable, err)
 	}
@@ -131,7 +167,7 @@ func (s *Store) migrationsTableExists(ctx context.Context) (bool, error) {
 func (s *Store) appliedMigrations(ctx context.Context) (map[uint32]bool, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	rows, err := s.conn.Query(ctx, "SELECT DISTINCT id FROM "+s.table(migrationsTable))
+	rows, err := s.conn.Query(ctx, appliedMigrationsSQL(s.db))
 	if err != nil {
 		return nil, fmt.Errorf("chsink: migrate: read %s.%s: %w", s.db, migrationsTable, err)
 	}
@@ -158,7 +194,7 @@ func (s *Store) recordMigrations(ctx context.Context, ms []migration) (err error
 			err = fmt.Errorf("chsink: migrate: record in %s.%s: %w", s.db, migrationsTable, err)
 		}
 	}()
-	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.table(migrationsTable)+" (id, name, applied_at)")
+	batch, err := s.conn.PrepareBatch(ctx, insertSQL(s.db, migrationsTable, schemaMigrationsColumns))
 	if err != nil {
 		return err
 	}

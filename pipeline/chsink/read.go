@@ -187,8 +187,7 @@ func (r *EventReader) readChunk(ctx context.Context, s *Store, lo, hi time.Time,
 	// A deadline on the query's context replaces the driver's read timeout for the stream.
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	q := fmt.Sprintf("SELECT %s FROM %s FINAL WHERE ts >= toDateTime(%d) AND ts < toDateTime(%d) ORDER BY ts, event_id, app_id",
-		strings.Join(replayColumns, ", "), s.table("verify_events"), lo.Unix(), hi.Unix())
+	q := readChunkSQL(s.db, lo, hi)
 	settings := clickhouse.Settings{
 		// a big chunk spills its sort to disk instead of failing on max_memory_usage
 		"max_bytes_before_external_sort": 1 << 30,
@@ -230,6 +229,13 @@ func (r *EventReader) readChunk(ctx context.Context, s *Store, lo, hi time.Time,
 		}
 	}
 	return nil
+}
+
+// readChunkSQL is the query of one chunk of ReadEvents: the events with lo <= ts < hi, one row
+// per (app_id, event_id), in replay order.
+func readChunkSQL(database string, lo, hi time.Time) string {
+	return fmt.Sprintf("SELECT %s FROM %s.verify_events FINAL WHERE ts >= toDateTime(%d) AND ts < toDateTime(%d) ORDER BY ts, event_id, app_id",
+		strings.Join(replayColumns, ", "), database, lo.Unix(), hi.Unix())
 }
 
 func (r *EventReader) newBatch(n int) []StoredEvent {

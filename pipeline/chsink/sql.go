@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	chschema "github.com/riskflow/riskflow/deploy/clickhouse"
 )
 
 // schemaDatabase is the database name the migration files use; it is replaced by the
@@ -19,6 +21,30 @@ type migration struct {
 	id         uint32
 	name       string   // file name without .sql, e.g. 0002_verify_events
 	statements []string // comments removed, database name substituted
+	// requires is the oldest ClickHouse release that applies the file (its header line
+	// "-- requires: ClickHouse >= X.Y"); nil: every release.
+	requires chschema.Version
+}
+
+// runsOn reports whether a server of release v applies m.
+func (m migration) runsOn(v chschema.Version) bool {
+	return m.requires == nil || v.AtLeast(m.requires)
+}
+
+// pendingMigrations splits migs (in order) into those to apply now on a server of release v —
+// not yet in applied, and meant for v — and those not applied because v is too old. A skipped
+// file is not recorded, so it is applied once the server has been upgraded.
+func pendingMigrations(migs []migration, applied map[uint32]bool, v chschema.Version) (apply, skipped []migration) {
+	for _, m := range migs {
+		switch {
+		case applied[m.id]:
+		case m.runsOn(v):
+			apply = append(apply, m)
+		default:
+			skipped = append(skipped, m)
+		}
+	}
+	return apply, skipped
 }
 
 // loadMigrations reads dir/*.sql from fsys, ordered by id, with the database name replaced
@@ -54,7 +80,11 @@ func loadMigrations(fsys fs.FS, dir, database string) ([]migration, error) {
 		if len(stmts) == 0 {
 			return nil, fmt.Errorf("migration %s has no statement", name)
 		}
-		out = append(out, migration{id: id, name: name, statements: stmts})
+		req, err := chschema.Requires(string(src))
+		if err != nil {
+			return nil, fmt.Errorf("migration %s: %w", name, err)
+		}
+		out = append(out, migration{id: id, name: name, statements: stmts, requires: req})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
 	return out, nil

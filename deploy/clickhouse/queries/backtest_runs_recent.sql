@@ -30,5 +30,5 @@ SELECT
     candidate_precision,
     candidate_recall
 FROM riskflow.backtest_runs FINAL
-ORDER BY started_at DESC
+ORDER BY started_at DESC, run_id
 LIMIT 20;

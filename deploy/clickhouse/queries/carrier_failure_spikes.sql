@@ -9,7 +9,8 @@
 -- verifications of that carrier in the recent window. Codes with fewer than 10 recent failures
 -- are left out.
 --
--- Reads: the hourly view verify_events_hourly.
+-- Reads: the hourly view verify_events_hourly. Runs on ClickHouse 18.16 and current releases
+-- (joined subqueries carry aliases, which releases since 20.x require).
 
 SELECT
     carrier,
@@ -34,14 +35,14 @@ FROM
     FROM riskflow.verify_events_hourly
     WHERE outcome = 'fail' AND hour >= toStartOfHour(now()) - INTERVAL 25 HOUR
     GROUP BY carrier, error_code
-)
+) AS f
 ANY LEFT JOIN
 (
     SELECT carrier, uniqMerge(events) AS carrier_events
     FROM riskflow.verify_events_hourly
     WHERE hour >= toStartOfHour(now()) - INTERVAL 1 HOUR
     GROUP BY carrier
-) USING carrier
+) AS c USING carrier
 WHERE recent_fails >= 10
-ORDER BY spike DESC, recent_fails DESC
+ORDER BY spike DESC, recent_fails DESC, carrier, error_code
 LIMIT 100;

@@ -5,7 +5,8 @@
 -- All counts ignore re-delivered copies of an event.
 --
 -- Reads: the hourly views verify_events_hourly and risk_scores_hourly. For one tenant add
--- `AND app_id = '...'` to both inner WHERE clauses.
+-- `AND app_id = '...'` to both inner WHERE clauses. Runs on ClickHouse 18.16 and current
+-- releases (joined subqueries carry aliases, which releases since 20.x require).
 
 SELECT
     hour,
@@ -34,7 +35,7 @@ FROM
     FROM riskflow.verify_events_hourly
     WHERE hour >= toStartOfHour(now()) - INTERVAL 47 HOUR
     GROUP BY hour, app_id, flow, carrier
-)
+) AS v
 ANY LEFT JOIN
 (
     SELECT
@@ -47,5 +48,5 @@ ANY LEFT JOIN
     FROM riskflow.risk_scores_hourly
     WHERE hour >= toStartOfHour(now()) - INTERVAL 47 HOUR
     GROUP BY hour, app_id, flow, carrier
-) USING (hour, app_id, flow, carrier)
-ORDER BY hour DESC, verifications DESC;
+) AS s USING (hour, app_id, flow, carrier)
+ORDER BY hour DESC, verifications DESC, app_id, flow, carrier;

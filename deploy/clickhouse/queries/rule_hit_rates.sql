@@ -24,7 +24,7 @@ SELECT
     uniqExact(phone_hash)                                     AS phones,
     if(mode = 'enforce', countIf(hit_level = score), 0)       AS decisive,
     if(mode = 'shadow', countIf(hit_level > score), 0)        AS would_raise,
-    groupUniqArray(rules_version)                             AS rules_versions
+    arraySort(groupUniqArray(rules_version))                  AS rules_versions
 FROM
 (
     SELECT rule, hit_tag, hit_level, mode, score, phone_hash, rules_version,
@@ -34,4 +34,4 @@ FROM
     WHERE ts >= now() - INTERVAL 1 DAY
 )
 GROUP BY rule, mode
-ORDER BY mode, hits DESC;
+ORDER BY mode, hits DESC, rule;

@@ -32,7 +32,7 @@ FROM
         uniqIfMergeIf(score_300, NOT recent) AS baseline_300,
         uniqIfMergeIf(score_600, NOT recent) AS baseline_600,
         uniqIfMergeIf(score_900, NOT recent) AS baseline_900,
-        groupUniqArrayIf(rules_version, recent) AS recent_versions
+        arraySort(groupUniqArrayIf(rules_version, recent)) AS recent_versions
     FROM
     (
         SELECT *, hour >= toStartOfHour(now()) - INTERVAL 23 HOUR AS recent
@@ -42,4 +42,4 @@ FROM
     GROUP BY app_id
 )
 WHERE recent_events >= 100
-ORDER BY greatest(greatest(abs(pp_change_300), abs(pp_change_600)), abs(pp_change_900)) DESC;
+ORDER BY greatest(greatest(abs(pp_change_300), abs(pp_change_600)), abs(pp_change_900)) DESC, app_id;

@@ -7,7 +7,9 @@
 -- left out; see rule_hit_rates.sql for them.
 --
 -- Reads: the hourly views rule_hits_hourly and risk_scores_hourly (cheap over long periods).
--- For one tenant add `AND app_id = '...'` to the four innermost WHERE clauses.
+-- For one tenant add `AND app_id = '...'` to the four innermost WHERE clauses. Runs on
+-- ClickHouse 18.16 and current releases (joined subqueries carry aliases, which releases since
+-- 20.x require).
 
 SELECT
     hour,
@@ -25,15 +27,15 @@ FROM
         FROM riskflow.rule_hits_hourly
         WHERE mode = 'enforce' AND hour >= toStartOfHour(now()) - INTERVAL 7 DAY
         GROUP BY hour, tag
-    )
+    ) AS tagged
     ANY LEFT JOIN
     (
         SELECT hour, uniqMerge(events) AS scored
         FROM riskflow.risk_scores_hourly
         WHERE hour >= toStartOfHour(now()) - INTERVAL 7 DAY
         GROUP BY hour
-    ) USING hour
-)
+    ) AS scored_hours USING hour
+) AS cur
 ANY LEFT JOIN
 (
     SELECT next_day AS hour, tag, prev_share
@@ -46,14 +48,14 @@ ANY LEFT JOIN
             FROM riskflow.rule_hits_hourly
             WHERE mode = 'enforce' AND hour >= toStartOfHour(now()) - INTERVAL 8 DAY
             GROUP BY hour, tag
-        )
+        ) AS prev_tagged_hours
         ANY LEFT JOIN
         (
             SELECT hour, uniqMerge(events) AS prev_scored
             FROM riskflow.risk_scores_hourly
             WHERE hour >= toStartOfHour(now()) - INTERVAL 8 DAY
             GROUP BY hour
-        ) USING hour
+        ) AS prev_scored_hours USING hour
     )
-) USING (hour, tag)
-ORDER BY hour DESC, tagged_events DESC;
+) AS prev USING (hour, tag)
+ORDER BY hour DESC, tagged_events DESC, tag;

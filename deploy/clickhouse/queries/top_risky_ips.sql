@@ -31,7 +31,7 @@ FROM
         countIf(score = 900)           AS blocked,
         uniqExact(phone_hash)          AS phones,
         uniqExact(app_id)              AS apps,
-        groupUniqArrayArray(tags)      AS tags_earned
+        arraySort(groupUniqArrayArray(tags)) AS tags_earned
     FROM riskflow.risk_scores FINAL
     WHERE ts >= now() - INTERVAL 1 DAY
     GROUP BY ip
@@ -50,5 +50,5 @@ ANY LEFT JOIN
     WHERE ts >= now() - INTERVAL 1 DAY
     GROUP BY ip
 ) AS g USING ip
-ORDER BY flagged DESC, phones DESC
+ORDER BY flagged DESC, phones DESC, ip
 LIMIT 50;

@@ -1,0 +1,747 @@
+package chsink
+
+import (
+	"encoding/json"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	chschema "github.com/riskflow/riskflow/deploy/clickhouse"
+	"github.com/riskflow/riskflow/deploy/grafana"
+	"github.com/riskflow/riskflow/schemas"
+)
+
+// The cross-version check (TestSQLOnBothClickHouses, build tags integration and chdb) runs every
+// statement riskflow ships or sends on the ClickHouse 18.16 server of CI and on current
+// ClickHouse (chDB), over one fixture, and compares the results. This file builds the fixture
+// and the plan of statements; it needs no server, and its own tests run with the unit tests.
+
+// crossFixture is the one dataset both servers get.
+type crossFixture struct {
+	records     []schemas.ScoreRecord // every event once
+	redelivered []schemas.ScoreRecord // some of them again, as a re-delivery writes them
+	versions    []RuleVersion
+	runs        []BacktestRun
+}
+
+// fixtureRule is a rule of the fixture's pack: each rule always has the same tag and level, as
+// in a real pack (the queries take any(tag) per rule).
+type fixtureRule struct {
+	tag   string
+	level int
+	mode  string
+}
+
+var fixtureRules = map[string]fixtureRule{
+	"phone_velocity_observe": {"phone_velocity", 300, "enforce"},
+	"repeated_failures":      {"repeated_failures", 300, "enforce"},
+	"idc_proxy_ip":           {"idc_proxy_ip", 600, "enforce"},
+	"prefix_burst":           {"prefix_burst", 600, "enforce"},
+	"phones_per_device":      {"phones_per_device", 600, "enforce"},
+	"phones_per_ip_block":    {"phones_per_ip", 900, "enforce"},
+	"odd_hour":               {"odd_hour", 300, "shadow"},
+	"prefix_burst_strict":    {"prefix_burst", 900, "shadow"},
+}
+
+// newCrossFixture builds the dataset for a clock pinned at now (the queries' now()): nine days of
+// ordinary traffic over three apps and three carriers, and the attacks the analyst queries look
+// for — a burst through one block of consecutive numbers (连号) from a datacenter /24, a modem
+// pool (one device, many numbers), a spike of one carrier's failure code in the last hour, and
+// overseas IPv6 proxies — with enforced and shadow rule hits, two rules versions, two backtest
+// runs, and a re-delivered part. The same now gives the same data.
+func newCrossFixture(now time.Time) crossFixture {
+	rng := rand.New(rand.NewPCG(20261205, 18))
+	hasher := schemas.NewPhoneHasher([]byte("cross-version fixture key"))
+	const v1, v2 = "v1-5f2c9a", "v2-8d41e0"
+	var fx crossFixture
+	n := 0
+	add := func(ts time.Time, app, phone, ip, carrier, device string, geo schemas.Geo, fail string, rules ...string) {
+		n++
+		r := schemas.ScoreRecord{
+			EventID:      fmt.Sprintf("ev-%05d", n),
+			TS:           ts.UTC().Truncate(time.Second),
+			AppID:        app,
+			Flow:         []string{schemas.FlowOneClickLogin, schemas.FlowOneClickLogin, "number_verify", "h5_quick_login"}[n%4],
+			PhoneHash:    hasher.Hex(phone),
+			PhoneMasked:  schemas.MaskPhone(phone),
+			PhoneSegment: schemas.PhoneSegment(phone),
+			IP:           ip,
+			Carrier:      carrier,
+			Platform:     []string{"android", "ios", "harmony", "h5", "android"}[n%5],
+			DeviceID:     device,
+			Outcome:      schemas.OutcomeSuccess,
+			Geo:          geo,
+			RulesVersion: v2,
+			Tags:         []string{},
+			Detail:       map[string]schemas.TagDetail{},
+		}
+		if fail != "" {
+			r.Outcome, r.ErrorCode = schemas.OutcomeFail, fail
+		}
+		if n%3 == 0 {
+			r.TokenDigest = fmt.Sprintf("%064x", n)
+		}
+		if ts.Before(now.Add(-4 * 24 * time.Hour)) {
+			r.RulesVersion = v1
+		}
+		for _, name := range rules {
+			fr := fixtureRules[name]
+			reason := fmt.Sprintf("%s: %d in 10 min", fr.tag, 5+n%20)
+			r.Hits = append(r.Hits, schemas.RuleHit{Rule: name, Tag: fr.tag, Score: fr.level, Mode: fr.mode, Reason: reason})
+			if fr.mode == "enforce" {
+				r.Score = max(r.Score, fr.level)
+				if !slices.Contains(r.Tags, fr.tag) {
+					r.Tags = append(r.Tags, fr.tag)
+					r.Detail[fr.tag] = schemas.TagDetail{Score: fr.level, Reason: reason}
+				}
+			}
+		}
+		r.ScoredAt = r.TS.Add(2 * time.Second)
+		fx.records = append(fx.records, r)
+	}
+
+	// Ordinary users: carrier NAT addresses, one device per number, a few failures.
+	type carrierNet struct {
+		carrier, prefix, failCode string
+		segments                  []string
+		geo                       schemas.Geo
+	}
+	nets := []carrierNet{
+		{"CM", "117.136", "103911", []string{"1380013", "1390027", "1478830"}, schemas.Geo{Country: "CN", Province: "Guangdong", City: "Shenzhen", ASN: 9808, IPType: "mobile"}},
+		{"CU", "112.96", "-40101", []string{"1860755", "1552010"}, schemas.Geo{Country: "CN", Province: "Beijing", City: "Beijing", ASN: 4837, IPType: "mobile"}},
+		{"CT", "180.160", "-20005", []string{"1890215", "1330571"}, schemas.Geo{Country: "CN", Province: "Shanghai", City: "Shanghai", ASN: 4812, IPType: "broadband"}},
+	}
+	apps := []string{"app-a", "app-a", "app-b", "app-c"}
+	const benign = 2400
+	span := 9 * 24 * time.Hour
+	for i := range benign {
+		cn := nets[rng.IntN(len(nets))]
+		seg := cn.segments[rng.IntN(len(cn.segments))]
+		user := rng.IntN(300)
+		phone := fmt.Sprintf("%s%04d", seg, user)
+		ts := now.Add(-span + time.Duration(i)*span/benign + time.Duration(rng.IntN(200))*time.Second)
+		ip := fmt.Sprintf("%s.%d.%d", cn.prefix, user%24, 1+user%9)
+		fail := ""
+		var rules []string
+		if rng.IntN(100) < 6 {
+			fail = cn.failCode
+		}
+		switch x := rng.IntN(100); {
+		case x < 4:
+			rules = append(rules, "phone_velocity_observe")
+		case x < 6 && fail != "":
+			rules = append(rules, "repeated_failures")
+		}
+		if h := ts.Hour(); h >= 17 && h < 21 { // 01:00-05:00 China time
+			rules = append(rules, "odd_hour")
+		}
+		add(ts, apps[rng.IntN(len(apps))], phone, ip, cn.carrier, fmt.Sprintf("dev-%s-%d", seg, user), cn.geo, fail, rules...)
+	}
+
+	// 连号: 160 consecutive numbers of one block in the 85 minutes before now, from four
+	// addresses of one datacenter /24, eight devices.
+	idc := schemas.Geo{Country: "CN", Province: "Zhejiang", City: "Hangzhou", ASN: 37963, IPType: "idc"}
+	for i := range 160 {
+		ts := now.Add(-85*time.Minute + time.Duration(i)*30*time.Second)
+		fail := ""
+		if i%5 < 2 {
+			fail = "103911"
+		}
+		rules := []string{"idc_proxy_ip", "prefix_burst_strict"}
+		if i >= 20 {
+			rules = append(rules, "prefix_burst")
+		}
+		if i >= 100 {
+			rules = append(rules, "phones_per_ip_block")
+		}
+		add(ts, "app-b", fmt.Sprintf("1380099%04d", i), fmt.Sprintf("47.92.10.%d", 10+i%4), "CM", fmt.Sprintf("burst-%d", i%8), idc, fail, rules...)
+	}
+
+	// 猫池: one modem pool, 70 numbers of an MVNO block, over the last 20 hours.
+	for i := range 90 {
+		ts := now.Add(-20*time.Hour + time.Duration(i)*13*time.Minute)
+		var rules []string
+		if i >= 10 {
+			rules = append(rules, "phones_per_device")
+		}
+		phone := fmt.Sprintf("1710123%04d", rng.IntN(70)*37%10000)
+		add(ts, "app-c", phone, fmt.Sprintf("223.104.3.%d", 1+i%3), "CU", "modem-pool-7",
+			schemas.Geo{Country: "CN", Province: "Guangdong", City: "Guangzhou", ASN: 9808, IPType: "mobile"}, "", rules...)
+	}
+
+	// A CU gateway problem: -40101 failures across apps in the current and the previous hour.
+	for i := range 45 {
+		ts := now.Add(-85*time.Minute + time.Duration(i)*110*time.Second)
+		phone := fmt.Sprintf("1860755%04d", 5000+i)
+		add(ts, apps[i%len(apps)], phone, fmt.Sprintf("112.96.%d.%d", 30+i%5, 1+i%7), "CU", fmt.Sprintf("dev-cu-%d", i),
+			nets[1].geo, "-40101")
+	}
+
+	// Overseas proxies over IPv6, one network.
+	for i := range 30 {
+		ts := now.Add(-30*time.Hour + time.Duration(i)*47*time.Minute)
+		phone := fmt.Sprintf("1390027%04d", 7000+i)
+		add(ts, "app-a", phone, fmt.Sprintf("2001:db8:85a3:%x::%x", i%2, 10+i), "CM", fmt.Sprintf("dev-v6-%d", i),
+			schemas.Geo{Country: "US", Province: "California", City: "San Jose", ASN: 64500, IPType: "idc"}, "", "idc_proxy_ip")
+	}
+
+	// Re-deliveries: the archiver writes some records again.
+	for i := 0; i < len(fx.records); i += 9 {
+		fx.redelivered = append(fx.redelivered, fx.records[i])
+	}
+
+	fx.versions = []RuleVersion{
+		{Version: v1, Name: "default", LoadedBy: "startup", Source: "embedded default", LoadedAt: now.Add(-10 * 24 * time.Hour), RuleCount: 7, Content: "name: default\n# v1\n"},
+		{Version: v2, Name: "default", LoadedBy: "hot-reload", Source: "/etc/riskflow/rules.yaml", LoadedAt: now.Add(-4 * 24 * time.Hour), RuleCount: 8, Content: "name: default\n# v2: it's \\ new\n"},
+	}
+	p1, r1 := 0.875, 0.5
+	fx.runs = []BacktestRun{
+		{
+			RunID: "bt-cross-1", StartedAt: now.Add(-3 * time.Hour), FinishedAt: now.Add(-3*time.Hour + 41*time.Second),
+			From: now.Add(-7 * 24 * time.Hour), To: now.Add(-3 * time.Hour),
+			CurrentName: "default", CurrentVersion: v1, CandidateName: "default", CandidateVersion: v2,
+			Events: 2100, WarmUpEvents: 120, SkippedEvents: 2, ChangedEvents: 37, EventsPerSec: 51219.5,
+			TransitionFrom: []uint16{0, 0, 300, 600}, TransitionTo: []uint16{0, 600, 300, 900}, TransitionCount: []uint64{2040, 30, 23, 7},
+			TransitionsJSON: `[{"from":0,"to":600,"n":30}]`,
+			RuleIDs:         []string{"prefix_burst", "odd_hour", "phones_per_ip_block"}, RuleCurrentHits: []uint64{0, 40, 5},
+			RuleCandidateHits: []uint64{30, 40, 12}, RuleGained: []uint64{30, 0, 7}, RuleLost: []uint64{0, 0, 0},
+			FlagAt: 600, Labeled: 300, CurrentPrecision: &p1, CurrentRecall: &r1,
+		},
+		{
+			RunID: "bt-cross-2", StartedAt: now.Add(-1 * time.Hour), FinishedAt: now.Add(-1*time.Hour + 9*time.Second),
+			From: now.Add(-24 * time.Hour), To: now.Add(-1 * time.Hour),
+			CurrentName: "default", CurrentVersion: v2, CandidateName: "strict", CandidateVersion: "v3-0c77aa",
+			Events: 410, ChangedEvents: 0, EventsPerSec: 45555.25,
+			TransitionFrom: []uint16{0}, TransitionTo: []uint16{0}, TransitionCount: []uint64{410},
+		},
+	}
+	return fx
+}
+
+// The kinds of steps of a plan.
+const (
+	stepMigration = "migration" // a migration statement: Store.Migrate sends it to 18.16
+	stepInsert    = "insert"    // an INSERT with rows: chsink's writers send it to 18.16
+	stepExec      = "exec"      // a statement run for its effect on both (backfill)
+	stepCompare   = "compare"   // a SELECT whose results must be the same on both
+	stepRuns      = "runs"      // a SELECT that must run on both; its results depend on the clock
+	stepExpect    = "expect"    // a SELECT with a known answer per server (storage that differs by design)
+)
+
+// xstep is one statement of the plan. Name, SQL, Data and Result go to the chDB runner.
+type xstep struct {
+	Name   string `json:"name"`
+	SQL    string `json:"sql"`
+	Data   string `json:"data,omitempty"`
+	Result bool   `json:"result"`
+
+	kind    string
+	ordered bool              // compare rows in order (the statement orders them totally)
+	expect  func(bool) string // stepExpect: the answer on a server with (true) or without the conditional migrations
+}
+
+// crossPlan is every statement, in the order a real deployment sends them, for one database on
+// a server of release version, with the clock pinned at now where a statement reads it.
+type crossPlan struct {
+	db         string
+	now        time.Time
+	version    chschema.Version
+	steps      []xstep
+	migrations []string // names of the migrations applied
+	current    bool     // the version-conditional migrations apply
+}
+
+// pinNow replaces the clock functions with the pinned time, so two servers that run a statement
+// seconds apart compute the same windows.
+func pinNow(sql string, now time.Time) string {
+	t := "toDateTime(" + strconv.FormatInt(now.Unix(), 10) + ")"
+	sql = regexp.MustCompile(`\bnow\(\)`).ReplaceAllLiteralString(sql, t)
+	return regexp.MustCompile(`\btoday\(\)`).ReplaceAllLiteralString(sql, "toDate("+t+")")
+}
+
+func buildCrossPlan(db string, now time.Time, version chschema.Version, fx crossFixture) (*crossPlan, error) {
+	p := &crossPlan{db: db, now: now, version: version}
+	add := func(s xstep) { p.steps = append(p.steps, s) }
+	compare := func(name, sql string, ordered bool) {
+		add(xstep{Name: name, SQL: sql, Result: true, kind: stepCompare, ordered: ordered})
+	}
+
+	// The migrator: its questions, the migrations for this release, its records.
+	migs, err := loadMigrations(chschema.Migrations, "migrations", db)
+	if err != nil {
+		return nil, err
+	}
+	add(xstep{Name: "migrate: server version", SQL: serverVersionSQL, Result: true, kind: stepRuns})
+	// (before: 18.16 gets the statements through Store.Migrate, so the answer is compared after)
+	add(xstep{Name: "migrate: schema_migrations exists (before)", SQL: migrationsTableExistsSQL(db), Result: true, kind: stepRuns})
+	apply, skipped := pendingMigrations(migs, nil, version)
+	p.current = len(skipped) == 0
+	var recRows [][]any
+	for _, m := range apply {
+		p.migrations = append(p.migrations, m.name)
+		for i, st := range m.statements {
+			add(xstep{Name: fmt.Sprintf("migration %s #%d", m.name, i+1), SQL: st, kind: stepMigration})
+		}
+		recRows = append(recRows, []any{m.id, m.name, now})
+	}
+	if err := p.addInsert("migrate: record", migrationsTable, schemaMigrationsColumns, recRows); err != nil {
+		return nil, err
+	}
+	compare("migrate: schema_migrations exists (after)", migrationsTableExistsSQL(db), true)
+	add(xstep{Name: "migrate: applied ids", SQL: appliedMigrationsSQL(db) + " ORDER BY id", Result: true, kind: stepExpect,
+		expect: func(current bool) string {
+			var ids []string
+			for _, m := range migs {
+				if m.requires == nil || current {
+					ids = append(ids, strconv.Itoa(int(m.id)))
+				}
+			}
+			return strings.Join(ids, "\n") + "\n"
+		}})
+
+	// The archiver's writes: each batch into verify_events, then risk_scores; rule versions;
+	// backtest runs.
+	for _, batch := range []struct {
+		name string
+		recs []schemas.ScoreRecord
+	}{{"batch", fx.records}, {"re-delivered batch", fx.redelivered}} {
+		var ev, sc [][]any
+		for i := range batch.recs {
+			if reason := checkRecord(&batch.recs[i]); reason != "" {
+				return nil, fmt.Errorf("fixture record %d: %s", i, reason)
+			}
+			ev = append(ev, verifyEventRow(&batch.recs[i]))
+			row, err := riskScoreRow(&batch.recs[i])
+			if err != nil {
+				return nil, err
+			}
+			sc = append(sc, row)
+		}
+		if err := p.addInsert("archiver "+batch.name, "verify_events", verifyEventsColumns, ev); err != nil {
+			return nil, err
+		}
+		if err := p.addInsert("archiver "+batch.name, "risk_scores", riskScoresColumns, sc); err != nil {
+			return nil, err
+		}
+	}
+	for _, v := range fx.versions {
+		row, err := ruleVersionRow(v, now)
+		if err != nil {
+			return nil, err
+		}
+		if err := p.addInsert("rule version "+v.Version, "rule_versions", ruleVersionsColumns, [][]any{row}); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range fx.runs {
+		row, err := backtestRunRow(&r)
+		if err != nil {
+			return nil, err
+		}
+		if err := p.addInsert("backtest run "+r.RunID, "backtest_runs", backtestRunsColumns, [][]any{row}); err != nil {
+			return nil, err
+		}
+	}
+
+	// The backfill, over rows the views have already counted: it must count nothing twice.
+	files, err := fs.Glob(chschema.Backfill, "backfill/*.sql")
+	if err != nil || len(files) == 0 {
+		return nil, fmt.Errorf("backfill files: %v %v", files, err)
+	}
+	for _, f := range files {
+		stmts, err := sqlFile(chschema.Backfill, f, db)
+		if err != nil {
+			return nil, err
+		}
+		for i, st := range stmts {
+			add(xstep{Name: fmt.Sprintf("backfill %s #%d", path.Base(f), i+1), SQL: st, kind: stepExec})
+		}
+	}
+
+	// What is stored: every table, every view's table, in full.
+	for _, d := range []struct{ table, cols, order string }{
+		{"verify_events", strings.Join(verifyEventsColumns, ", "), "app_id, event_id"},
+		{"risk_scores", strings.Join(riskScoresColumns, ", "), "app_id, event_id"},
+		{"rule_versions", strings.Join(ruleVersionsColumns, ", "), "version"},
+		{"backtest_runs", strings.Join(backtestRunsColumns, ", "), "run_id"},
+		{"schema_migrations", "id, name", "id"},
+	} {
+		cond := ""
+		if d.table == migrationsTable {
+			// the version-conditional ones are recorded only where they apply ("migrate: applied ids")
+			var common []string
+			for _, m := range migs {
+				if m.requires == nil {
+					common = append(common, strconv.Itoa(int(m.id)))
+				}
+			}
+			cond = " WHERE id IN (" + strings.Join(common, ", ") + ")"
+		}
+		compare("stored: "+d.table, fmt.Sprintf("SELECT %s FROM %s.%s FINAL%s ORDER BY %s", d.cols, db, d.table, cond, d.order), true)
+	}
+	for _, h := range []struct{ table, keys, counters string }{
+		{"verify_events_hourly", "hour, app_id, flow, carrier, outcome, error_code", "uniqMerge(events), uniqMerge(phones), uniqMerge(ips), uniqIfMerge(devices)"},
+		{"risk_scores_hourly", "hour, app_id, flow, carrier, rules_version", "uniqMerge(events), uniqMerge(phones), uniqIfMerge(score_0), uniqIfMerge(score_300), uniqIfMerge(score_600), uniqIfMerge(score_900)"},
+		{"rule_hits_hourly", "hour, app_id, flow, carrier, rule, tag, mode", "uniqMerge(events), uniqMerge(phones)"},
+	} {
+		compare("stored: "+h.table, fmt.Sprintf("SELECT %s, %s FROM %s.%s GROUP BY %s ORDER BY %s", h.keys, h.counters, db, h.table, h.keys, h.keys), true)
+	}
+	// How it is stored: LowCardinality columns and TTLs where the conditional migrations apply.
+	add(xstep{Name: "storage: LowCardinality columns", Result: true, kind: stepExpect,
+		SQL: fmt.Sprintf("SELECT table, name FROM system.columns WHERE database = '%s' AND type LIKE '%%LowCardinality%%' ORDER BY table, name", db),
+		expect: func(current bool) string {
+			if !current {
+				return ""
+			}
+			return "risk_scores\tcarrier\nrisk_scores\tflow\nrisk_scores\thit_modes\nrisk_scores\thit_rules\nrisk_scores\thit_tags\nrisk_scores\trules_version\nrisk_scores\tshadow_tags\nrisk_scores\ttags\n" +
+				"verify_events\tcarrier\nverify_events\tcity\nverify_events\tcountry\nverify_events\terror_code\nverify_events\tflow\nverify_events\tip_type\nverify_events\toutcome\nverify_events\tplatform\nverify_events\tprovince\n"
+		}})
+	add(xstep{Name: "storage: tables with a TTL", Result: true, kind: stepExpect,
+		SQL: fmt.Sprintf("SELECT name FROM system.tables WHERE database = '%s' AND engine_full LIKE '%% TTL %%' ORDER BY name", db),
+		expect: func(current bool) string {
+			if !current {
+				return ""
+			}
+			return "risk_scores\nrisk_scores_hourly\nrule_hits_hourly\nverify_events\nverify_events_hourly\n"
+		}})
+
+	// The backtest's reads: ReadEvents' chunks over the fixture's days, in replay order.
+	day := now.Truncate(24 * time.Hour)
+	for lo := day.Add(-10 * 24 * time.Hour); lo.Before(now.Add(time.Hour)); lo = lo.Add(24 * time.Hour) {
+		compare("backtest read "+lo.Format("2006-01-02"), readChunkSQL(db, lo, lo.Add(24*time.Hour)), true)
+	}
+
+	// riskflow rules report, all apps and one app, over a day and over a week.
+	end := now.Truncate(time.Hour).Add(time.Hour)
+	for _, w := range []time.Duration{24 * time.Hour, 4 * 24 * time.Hour} {
+		for _, app := range []string{"", "app-b"} {
+			totals, hits, err := RulesReportSQL(db, end.Add(-w), end.Add(-2*w), end, app)
+			if err != nil {
+				return nil, err
+			}
+			name := fmt.Sprintf("rules report %s %q", w, app)
+			compare(name+" totals", totals, true)
+			compare(name+" hits", hits+" ORDER BY rule, mode, hour", true)
+		}
+	}
+
+	// The analyst pack, as shipped (runs: its windows follow the clock) and on the pinned clock.
+	queries, err := fs.Glob(chschema.Queries, "queries/*.sql")
+	if err != nil || len(queries) == 0 {
+		return nil, fmt.Errorf("query files: %v %v", queries, err)
+	}
+	for _, f := range queries {
+		stmts, err := sqlFile(chschema.Queries, f, db)
+		if err != nil {
+			return nil, err
+		}
+		if len(stmts) != 1 {
+			return nil, fmt.Errorf("%s: %d statements", f, len(stmts))
+		}
+		name := "query " + strings.TrimSuffix(path.Base(f), ".sql")
+		add(xstep{Name: name + " (as shipped)", SQL: stmts[0], Result: true, kind: stepRuns})
+		compare(name, pinNow(stmts[0], now), false)
+	}
+
+	// The statements cmd/riskflow builds itself (riskflow demo's questions).
+	// (When the decision log lands, its inserts and reads join the plan here like the archiver's.)
+	cmdSQL, err := commandSQL(filepath.Join("..", "..", "cmd", "riskflow"), db)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cmdSQL {
+		add(xstep{Name: c.name + " (as shipped)", SQL: c.sql, Result: true, kind: stepRuns})
+		compare(c.name, pinNow(c.sql, now), false)
+	}
+
+	// Dashboard panels on the ClickHouse datasource, over the last 7 days of the pinned clock.
+	panels, err := grafana.ClickHousePanels()
+	if err != nil {
+		return nil, err
+	}
+	for _, pn := range panels {
+		sql, err := grafana.ExpandMacros(pn.SQL, now.Add(-7*24*time.Hour), now, time.Hour)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", pn.Name(), err)
+		}
+		sql = regexp.MustCompile(`\briskflow\.`).ReplaceAllLiteralString(sql, db+".")
+		compare("panel "+pn.Name(), pinNow(sql, now), false)
+	}
+	return p, nil
+}
+
+// addInsert adds the INSERT chsink sends for table, with rows as the chDB runner loads them
+// (JSONEachRow after the statement); the 18.16 side sends the same statement through the
+// driver, with the same rows.
+func (p *crossPlan) addInsert(name, table string, cols []string, rows [][]any) error {
+	var b strings.Builder
+	for _, row := range rows {
+		if len(row) != len(cols) {
+			return fmt.Errorf("%s: %d values for %d columns", table, len(row), len(cols))
+		}
+		obj := make(map[string]any, len(cols))
+		for i, c := range cols {
+			obj[c] = jsonValue(row[i])
+		}
+		line, err := json.Marshal(obj)
+		if err != nil {
+			return fmt.Errorf("%s: %w", table, err)
+		}
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	p.steps = append(p.steps, xstep{Name: "insert " + table + ": " + name, SQL: insertSQL(p.db, table, cols) + " FORMAT JSONEachRow",
+		Data: b.String(), kind: stepInsert})
+	return nil
+}
+
+// jsonValue is v as JSONEachRow reads it into the column the driver would fill with v.
+func jsonValue(v any) any {
+	switch x := v.(type) {
+	case time.Time:
+		return x.UTC().Format("2006-01-02 15:04:05")
+	case *float64:
+		if x == nil {
+			return nil
+		}
+		return *x
+	}
+	return v
+}
+
+// sqlFile reads one file of SQL with the database name substituted, as the migrator does.
+func sqlFile(fsys fs.FS, file, db string) ([]string, error) {
+	src, err := fs.ReadFile(fsys, file)
+	if err != nil {
+		return nil, err
+	}
+	stmts, err := splitSQL(string(src), db)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return stmts, nil
+}
+
+type namedSQL struct{ name, sql string }
+
+// commandSQL finds the SQL that the non-test Go files of dir build as string concatenations
+// (a literal that starts with SELECT, INSERT, ALTER, CREATE or OPTIMIZE, joined with + to
+// more literals and the variable db, the database name), so the statements cmd/riskflow sends
+// run here as they are written there. A statement built from anything else fails the test:
+// move it into chsink (as RulesReportSQL) or teach this function.
+func commandSQL(dir, db string) ([]namedSQL, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		return nil, err
+	}
+	sqlStart := regexp.MustCompile(`^"(SELECT|INSERT|ALTER|CREATE|OPTIMIZE) `)
+	var out []namedSQL
+	var errs []string
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		fset := token.NewFileSet()
+		file, err := parser.ParseFile(fset, f, nil, 0)
+		if err != nil {
+			return nil, err
+		}
+		ast.Inspect(file, func(n ast.Node) bool {
+			var parts []ast.Expr
+			switch x := n.(type) {
+			case *ast.BinaryExpr:
+				if x.Op != token.ADD {
+					return true
+				}
+				parts = flattenAdd(x)
+			case *ast.BasicLit:
+				parts = []ast.Expr{x}
+			default:
+				return true
+			}
+			first, ok := parts[0].(*ast.BasicLit)
+			if !ok || first.Kind != token.STRING || !sqlStart.MatchString(first.Value) {
+				return true
+			}
+			where := fmt.Sprintf("%s:%d", filepath.Base(f), fset.Position(n.Pos()).Line)
+			var b strings.Builder
+			for _, part := range parts {
+				switch x := part.(type) {
+				case *ast.BasicLit:
+					s, err := strconv.Unquote(x.Value)
+					if err != nil || x.Kind != token.STRING {
+						errs = append(errs, where+": not a string literal")
+						return false
+					}
+					b.WriteString(s)
+				case *ast.Ident:
+					if x.Name != "db" {
+						errs = append(errs, fmt.Sprintf("%s: SQL built with %s; only literals and db are understood", where, x.Name))
+						return false
+					}
+					b.WriteString(db)
+				default:
+					errs = append(errs, where+": SQL built from an expression; only literals and db are understood")
+					return false
+				}
+			}
+			out = append(out, namedSQL{name: "cmd/riskflow/" + where, sql: b.String()})
+			return false
+		})
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("SQL in %s the cross-version check cannot read:\n%s", dir, strings.Join(errs, "\n"))
+	}
+	return out, nil
+}
+
+func flattenAdd(e ast.Expr) []ast.Expr {
+	if b, ok := e.(*ast.BinaryExpr); ok && b.Op == token.ADD {
+		return append(flattenAdd(b.X), flattenAdd(b.Y)...)
+	}
+	if p, ok := e.(*ast.ParenExpr); ok {
+		return flattenAdd(p.X)
+	}
+	return []ast.Expr{e}
+}
+
+// sameResults compares two TabSeparated outputs: rows in order when ordered, else as multisets;
+// numbers that differ only in the last bits of a float (one release rounds 0.1 + 0.2 to
+// 0.30000000000000004, another prints 0.3) are equal. It returns "" or what differs.
+func sameResults(a, b string, ordered bool) string {
+	ra, rb := rowsOf(a), rowsOf(b)
+	if !ordered {
+		slices.Sort(ra)
+		slices.Sort(rb)
+	}
+	if len(ra) != len(rb) {
+		return fmt.Sprintf("%d rows on one, %d on the other", len(ra), len(rb))
+	}
+	for i := range ra {
+		if ra[i] == rb[i] {
+			continue
+		}
+		fa, fb := strings.Split(ra[i], "\t"), strings.Split(rb[i], "\t")
+		if len(fa) != len(fb) {
+			return fmt.Sprintf("row %d:\n  %s\n  %s", i+1, ra[i], rb[i])
+		}
+		for j := range fa {
+			if fa[j] != fb[j] && !closeNumbers(fa[j], fb[j]) {
+				return fmt.Sprintf("row %d, column %d (%q vs %q):\n  %s\n  %s", i+1, j+1, fa[j], fb[j], ra[i], rb[i])
+			}
+		}
+	}
+	return ""
+}
+
+func rowsOf(s string) []string {
+	s = strings.TrimSuffix(s, "\n")
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+func closeNumbers(a, b string) bool {
+	x, errA := strconv.ParseFloat(a, 64)
+	y, errB := strconv.ParseFloat(b, 64)
+	if errA != nil || errB != nil {
+		return false
+	}
+	return math.Abs(x-y) <= 1e-9*math.Max(1, math.Max(math.Abs(x), math.Abs(y)))
+}
+
+// The plan covers what the brief promises, without a server.
+func TestCrossVersionPlan(t *testing.T) {
+	now := time.Date(2026, 12, 5, 3, 30, 0, 0, time.UTC)
+	fx := newCrossFixture(now)
+	if again := newCrossFixture(now); !slices.EqualFunc(fx.records, again.records, func(a, b schemas.ScoreRecord) bool {
+		return a.EventID == b.EventID && a.PhoneHash == b.PhoneHash && a.TS.Equal(b.TS) && a.Score == b.Score
+	}) {
+		t.Error("the fixture is not deterministic")
+	}
+	if n := len(fx.records); n < 2000 || n > 5000 {
+		t.Errorf("fixture has %d records", n)
+	}
+	for _, v := range []string{"18.16.1", "26.9.2.1"} {
+		ver, _ := chschema.ParseVersion(v)
+		p, err := buildCrossPlan("rf_plan", now, ver, fx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds := map[string]int{}
+		for _, s := range p.steps {
+			kinds[s.kind]++
+			if strings.Contains(s.SQL, "riskflow") {
+				t.Errorf("%s: database name not substituted:\n%s", s.Name, s.SQL)
+			}
+			if s.kind == stepCompare && regexp.MustCompile(`\bnow\(\)|\btoday\(\)|\$`).MatchString(s.SQL) {
+				t.Errorf("%s: compared statement reads the clock or has a macro left:\n%s", s.Name, s.SQL)
+			}
+		}
+		wantMigs := 9
+		if p.current {
+			wantMigs = 11
+		}
+		if len(p.migrations) != wantMigs || p.current != (v != "18.16.1") {
+			t.Errorf("%s: migrations %q, current %v", v, p.migrations, p.current)
+		}
+		if kinds[stepInsert] != 9 || kinds[stepExec] != 3 || kinds[stepCompare] < 40 || kinds[stepRuns] < 8 || kinds[stepExpect] != 3 {
+			t.Errorf("%s: steps by kind %v", v, kinds)
+		}
+	}
+	cmd, err := commandSQL(filepath.Join("..", "..", "cmd", "riskflow"), "rf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cmd) == 0 {
+		t.Error("no SQL found in cmd/riskflow (riskflow demo asks some)")
+	}
+	// The reader of cmd/riskflow's SQL refuses what it cannot evaluate, rather than skip it.
+	dir := t.TempDir()
+	src := "package main\n\nfunc f(db, tbl string) []string {\n\treturn []string{\"SELECT 1 FROM \" + db + \".t\", \"SELECT 2 FROM \" + tbl}\n}\n"
+	if err := os.WriteFile(filepath.Join(dir, "x.go"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := commandSQL(dir, "rf"); err == nil || !strings.Contains(err.Error(), "x.go:4: SQL built with tbl") {
+		t.Errorf("commandSQL with an unknown variable: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "x.go"), []byte(strings.Replace(src, `, "SELECT 2 FROM " + tbl`, "", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := commandSQL(dir, "rf"); err != nil || len(got) != 1 || got[0].sql != "SELECT 1 FROM rf.t" {
+		t.Errorf("commandSQL = %v, %v", got, err)
+	}
+	if got := pinNow("SELECT now() - 600, today(), nownow(), toStartOfHour(now())", now); got != "SELECT toDateTime(1796441400) - 600, toDate(toDateTime(1796441400)), nownow(), toStartOfHour(toDateTime(1796441400))" {
+		t.Errorf("pinNow = %s", got)
+	}
+	for _, c := range []struct {
+		a, b    string
+		ordered bool
+		same    bool
+	}{
+		{"1\tx\n2\ty\n", "2\ty\n1\tx\n", false, true},
+		{"1\tx\n2\ty\n", "2\ty\n1\tx\n", true, false},
+		{"0.30000000000000004\n", "0.3\n", true, true},
+		{"0.31\n", "0.3\n", true, false},
+		{"", "\n", true, true},
+		{"a\n", "", true, false},
+	} {
+		if got := sameResults(c.a, c.b, c.ordered) == ""; got != c.same {
+			t.Errorf("sameResults(%q, %q, %v) = %v", c.a, c.b, c.ordered, got)
+		}
+	}
+}
