@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf16"
-	"unicode/utf8"
 )
 
 // SchemaMajor and SchemaMinor are the VerifyEvent version this build understands. An event whose
@@ -72,33 +70,147 @@ type VerifyEvent struct {
 	ExID        string     `json:"ex_id,omitempty"`
 }
 
-// wireEvent is the JSON shape before validation.
+// wireEvent is the JSON shape before validation. Its strings are views of decoded text, not yet
+// checked; ts is the member's JSON text (a view of the document: not to be kept), and when that
+// is a string, tsText its decoded text or tsWhy why it is not valid Unicode.
 type wireEvent struct {
-	Schema      string          `json:"schema"`
-	EventID     string          `json:"event_id"`
-	TS          json.RawMessage `json:"ts"`
-	AppID       string          `json:"app_id"`
-	Flow        string          `json:"flow"`
-	Phone       string          `json:"phone"`
-	IP          string          `json:"ip"`
-	Carrier     string          `json:"carrier"`
-	Platform    string          `json:"platform"`
-	DeviceID    string          `json:"device_id"`
-	Outcome     string          `json:"outcome"`
-	ErrorCode   string          `json:"error_code"`
-	TokenDigest string          `json:"token_digest"`
-	ExID        string          `json:"ex_id"`
+	Schema      string
+	EventID     string
+	TS          []byte
+	tsText      string
+	tsWhy       string
+	digestOK    bool // TokenDigest is 64 hex digits, already in lower case
+	AppID       string
+	Flow        string
+	Phone       string
+	IP          string
+	Carrier     string
+	Platform    string
+	DeviceID    string
+	Outcome     string
+	ErrorCode   string
+	TokenDigest string
+	ExID        string
 }
+
+// The members of VerifyEvent v1, in eventMembers.names order.
+const (
+	evSchema = iota
+	evEventID
+	evTS
+	evAppID
+	evFlow
+	evPhone
+	evIP
+	evCarrier
+	evPlatform
+	evDeviceID
+	evOutcome
+	evErrorCode
+	evTokenDigest
+	evExID
+)
+
+var eventMembers = newFieldSet([]string{"schema", "event_id", "ts", "app_id", "flow", "phone", "ip",
+	"carrier", "platform", "device_id", "outcome", "error_code", "token_digest", "ex_id"}, eventMember, evTS)
+
+func eventMember(name []byte) int {
+	switch string(name) {
+	case "schema":
+		return evSchema
+	case "event_id":
+		return evEventID
+	case "ts":
+		return evTS
+	case "app_id":
+		return evAppID
+	case "flow":
+		return evFlow
+	case "phone":
+		return evPhone
+	case "ip":
+		return evIP
+	case "carrier":
+		return evCarrier
+	case "platform":
+		return evPlatform
+	case "device_id":
+		return evDeviceID
+	case "outcome":
+		return evOutcome
+	case "error_code":
+		return evErrorCode
+	case "token_digest":
+		return evTokenDigest
+	case "ex_id":
+		return evExID
+	}
+	return -1
+}
+
+// decodeBufSize bounds the decoded text of the known members of a valid document (but for a ts
+// with a very long fraction), held on the stack until it becomes the one string its fields share;
+// longer text costs one more allocation.
+const decodeBufSize = 640
 
 // DecodeEvent decodes and validates one VerifyEvent v1 JSON object. Unknown fields are rejected
 // unless `schema` names a newer minor version. Errors are *FieldError.
+//
+// The event's strings share one allocation, which holds the decoded text of the document's known
+// members (a few hundred bytes), and none refers to data: the caller may reuse data as soon as
+// DecodeEvent returns.
 func DecodeEvent(data []byte) (VerifyEvent, error) {
-	var w wireEvent
-	if err := decodeStrict(data, &w); err != nil {
+	var stack [decodeBufSize]byte
+	var vals objectValues
+	buf, scan, err := decodeObject(data, eventMembers, &vals, stack[:0])
+	if err != nil {
+		return VerifyEvent{}, err
+	}
+	digestOK := lowerHexDigest(buf, vals.text[evTokenDigest])
+	text := string(buf) // the one copy: every string below is part of it
+	at := func(k int) string { return text[vals.text[k].start:vals.text[k].end] }
+	w := wireEvent{
+		Schema: at(evSchema), EventID: at(evEventID), AppID: at(evAppID), Flow: at(evFlow),
+		Phone: at(evPhone), IP: at(evIP), Carrier: at(evCarrier), Platform: at(evPlatform),
+		DeviceID: at(evDeviceID), Outcome: at(evOutcome), ErrorCode: at(evErrorCode),
+		TokenDigest: at(evTokenDigest), ExID: at(evExID),
+		TS: data[vals.rawJSON.start:vals.rawJSON.end], tsText: text[vals.rawText.start:vals.rawText.end],
+		tsWhy: vals.rawWhy, digestOK: digestOK,
+	}
+	if err := checkVersion(scan, w.Schema); err != nil {
 		return VerifyEvent{}, err
 	}
 	return w.validate()
 }
+
+// lowerHexDigest lower-cases the text at s in buf and reports true if it is a well-formed token
+// digest (64 hex digits): what NormalizeTokenDigest would return, made in place instead of in a
+// copy. Anything else stays as it is, for NormalizeTokenDigest to refuse with the value as sent.
+func lowerHexDigest(buf []byte, s span) bool {
+	d := buf[s.start:s.end]
+	if len(d) != 64 {
+		return false
+	}
+	var low [64]byte
+	for i, c := range d {
+		if low[i] = hexLower[c]; low[i] == 0 {
+			return false
+		}
+	}
+	copy(d, low[:])
+	return true
+}
+
+// hexLower is a hex digit in lower case, 0 for any other byte.
+var hexLower = func() (t [256]byte) {
+	for _, c := range "0123456789abcdef" {
+		t[c] = byte(c)
+	}
+	for _, c := range "ABCDEF" {
+		t[c] = byte(c) + 'a' - 'A'
+	}
+	return t
+}()
 
 // DecodeEvents decodes the body of POST /v1/events: one event object or an array of them. Field
 // names in errors carry the index: `[3].ip: …`.
@@ -140,17 +252,14 @@ func dotted(field string) string {
 	return "." + field
 }
 
-// decodeStrict decodes one JSON object into w, rejecting unknown fields unless w's `schema` names a
-// newer minor version, and rejecting trailing data.
-func decodeStrict(data []byte, w *wireEvent) error {
-	scan, err := decodeObject(data, w.members())
-	if err != nil {
-		return err
-	}
+// checkVersion decides on what decodeObject found, now that the `schema` member is known: an
+// unknown field is refused unless schema names a newer minor version; the first bad member is
+// refused in any case; a bad schema is refused.
+func checkVersion(scan objectScan, schema string) error {
 	if scan.err != nil && (scan.unknown == nil || scan.errFirst) {
 		return scan.err
 	}
-	minor, perr := schemaMinor(w.Schema)
+	minor, perr := schemaMinor(schema)
 	if scan.unknown != nil {
 		// Unknown field: tolerated only when the producer declares a newer minor version.
 		if perr != nil {
@@ -164,306 +273,6 @@ func decodeStrict(data []byte, w *wireEvent) error {
 		return scan.err
 	}
 	return perr
-}
-
-func (w *wireEvent) members() []member {
-	return []member{
-		{"schema", &w.Schema}, {"event_id", &w.EventID}, {"ts", &w.TS}, {"app_id", &w.AppID},
-		{"flow", &w.Flow}, {"phone", &w.Phone}, {"ip", &w.IP}, {"carrier", &w.Carrier},
-		{"platform", &w.Platform}, {"device_id", &w.DeviceID}, {"outcome", &w.Outcome},
-		{"error_code", &w.ErrorCode}, {"token_digest", &w.TokenDigest}, {"ex_id", &w.ExID},
-	}
-}
-
-// member is one known field of a flat JSON object and where its value goes: a *string (null leaves
-// it empty) or a *json.RawMessage.
-type member struct {
-	name string
-	dst  any
-}
-
-// objectScan is what decodeObject found besides the values it stored.
-type objectScan struct {
-	unknown  *string // name of the first member that is not a known field, nil if none
-	err      error   // first member with a value of the wrong type, or given twice
-	errFirst bool    // err comes before the unknown member in the document
-}
-
-func (s objectScan) unknownErr() error {
-	if *s.unknown == "" {
-		return &FieldError{Reason: `unknown field ""`}
-	}
-	// The name is the caller's: shortened (one real answer was 174,800 bytes long), escaped,
-	// and with any phone number masked.
-	return &FieldError{Field: ShowName(*s.unknown, maxShownName), Reason: "unknown field"}
-}
-
-// maxShownName is how much of an unknown member name an error shows.
-const maxShownName = 40
-
-// fail records err as the scan's error unless an earlier member already failed.
-func (s *objectScan) fail(err *FieldError) {
-	if s.err == nil {
-		s.err = err
-		s.errFirst = s.unknown == nil
-	}
-}
-
-// decodeObject decodes one flat JSON object into members and rejects trailing data. Syntax errors
-// and a document that is not an object are returned as the error; unknown and bad members are
-// reported in the objectScan, so the caller can decide after seeing every member (`schema` may come
-// last).
-//
-// Names match exactly. encoding/json alone would also take "PHONE" or "Phone" for phone, letting a
-// later spelling override an earlier one, while JSON Schema and most other decoders treat those as
-// different (unknown) members; a member given twice is refused for the same reason.
-func decodeObject(data []byte, members []member) (objectScan, error) {
-	var scan objectScan
-	if !json.Valid(data) {
-		return scan, syntaxError(data)
-	}
-	// From here on data is one valid JSON value, so the scanning below needs no error checks.
-	i := skipSpace(data, 0)
-	if data[i] != '{' {
-		return scan, &FieldError{Reason: "expected a JSON object, got " + valueKind(data[i])}
-	}
-	var seen uint64
-	for i = skipSpace(data, i+1); data[i] != '}'; {
-		end := skipString(data, i)
-		rawKey := data[i:end]
-		i = skipSpace(data, skipSpace(data, end)+1) // past the colon
-		vend := skipValue(data, i)
-		value := data[i:vend]
-		if i = skipSpace(data, vend); data[i] == ',' {
-			i = skipSpace(data, i+1)
-		}
-
-		k := lookupMember(members, rawKey)
-		if k < 0 {
-			scan.unknownMember(rawKey, value)
-			continue
-		}
-		name := members[k].name
-		if seen&(1<<k) != 0 {
-			scan.fail(fieldErr(name, "appears more than once"))
-			continue
-		}
-		seen |= 1 << k
-		switch dst := members[k].dst.(type) {
-		case *json.RawMessage:
-			*dst = value
-		case *string:
-			switch value[0] {
-			case '"':
-				var why string
-				if *dst, why = jsonString(value); why != "" {
-					scan.fail(fieldErr(name, "%s", why))
-				}
-			case 'n': // null: same as absent
-			default:
-				scan.fail(fieldErr(name, "must be a string, got %s", valueKind(value[0])))
-			}
-		}
-	}
-	return scan, nil
-}
-
-// unknownMember notes a member that is not a known field. Whether it is refused depends on the
-// `schema` member, which may come later; text that is not valid UTF-8 is refused whatever the
-// version, in its name or anywhere in its value (JSON text is UTF-8, RFC 8259 section 8.1).
-func (s *objectScan) unknownMember(rawKey, value []byte) {
-	name, why := jsonString(rawKey)
-	if why != "" {
-		s.fail(&FieldError{Reason: "member name " + Excerpt(string(rawKey[1:len(rawKey)-1]), maxShownName) + " " + why})
-		return
-	}
-	if !utf8.Valid(value) {
-		s.fail(&FieldError{Field: ShowName(name, maxShownName), Reason: "is not valid UTF-8"})
-	}
-	if s.unknown == nil {
-		s.unknown = &name
-	}
-}
-
-// syntaxError explains why data is not exactly one JSON value.
-func syntaxError(data []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	var v json.RawMessage
-	if err := dec.Decode(&v); err != nil {
-		return jsonError(err)
-	}
-	return &FieldError{Reason: "unexpected data after the JSON object"}
-}
-
-// lookupMember returns the index of the member named exactly by the quoted JSON string rawKey, or -1.
-func lookupMember(members []member, rawKey []byte) int {
-	name := rawKey[1 : len(rawKey)-1]
-	if bytes.IndexByte(name, '\\') >= 0 {
-		key, _ := jsonString(rawKey)
-		for k := range members {
-			if members[k].name == key {
-				return k
-			}
-		}
-		return -1
-	}
-	for k := range members {
-		if members[k].name == string(name) {
-			return k
-		}
-	}
-	return -1
-}
-
-// jsonString decodes a quoted JSON string whose syntax json.Valid has checked. If the text is not
-// valid Unicode — a byte that is not UTF-8, or a \u escape of half a surrogate pair — it returns
-// why, instead of the U+FFFD encoding/json would put there: that substitution makes different
-// values equal (three distinct event ids become one), and hides a producer's encoding bug.
-func jsonString(raw []byte) (s, why string) {
-	inner := raw[1 : len(raw)-1]
-	if !utf8.Valid(inner) { // escapes are ASCII: this checks the raw text
-		return "", "is not valid UTF-8"
-	}
-	if bytes.IndexByte(inner, '\\') < 0 {
-		return string(inner), ""
-	}
-	return unescape(inner)
-}
-
-// whySurrogate is why a string with half a UTF-16 surrogate pair is refused.
-const whySurrogate = "holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff): not valid Unicode"
-
-// unescape decodes the escapes of a JSON string's valid UTF-8 content.
-func unescape(in []byte) (string, string) {
-	b := make([]byte, 0, len(in))
-	for i := 0; i < len(in); {
-		if in[i] != '\\' {
-			b = append(b, in[i])
-			i++
-			continue
-		}
-		c := in[i+1]
-		i += 2
-		switch c {
-		case 'b':
-			b = append(b, '\b')
-		case 'f':
-			b = append(b, '\f')
-		case 'n':
-			b = append(b, '\n')
-		case 'r':
-			b = append(b, '\r')
-		case 't':
-			b = append(b, '\t')
-		case 'u':
-			r := hex4(in[i:])
-			i += 4
-			if utf16.IsSurrogate(r) {
-				// A high surrogate must be followed by an escaped low one.
-				if r >= 0xDC00 || i+6 > len(in) || in[i] != '\\' || in[i+1] != 'u' {
-					return "", whySurrogate
-				}
-				if r = utf16.DecodeRune(r, hex4(in[i+2:])); r == utf8.RuneError {
-					return "", whySurrogate
-				}
-				i += 6
-			}
-			b = utf8.AppendRune(b, r)
-		default: // '"', '\\', '/'
-			b = append(b, c)
-		}
-	}
-	return string(b), ""
-}
-
-// hex4 reads the 4 hex digits of a \u escape (valid: json.Valid checked them).
-func hex4(h []byte) rune {
-	var r rune
-	for _, c := range h[:4] {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c -= 'a' - 10
-		default:
-			c -= 'A' - 10
-		}
-		r = r<<4 | rune(c)
-	}
-	return r
-}
-
-// The scanners below take valid JSON (checked by json.Valid first) and a position in it.
-
-func skipSpace(data []byte, i int) int {
-	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipString returns the position just past the string that starts (with its quote) at i.
-func skipString(data []byte, i int) int {
-	for i++; data[i] != '"'; i++ {
-		if data[i] == '\\' {
-			i++
-		}
-	}
-	return i + 1
-}
-
-// skipValue returns the position just past the value that starts at i.
-func skipValue(data []byte, i int) int {
-	switch data[i] {
-	case '"':
-		return skipString(data, i)
-	case '{', '[':
-		depth := 0
-		for {
-			switch data[i] {
-			case '"':
-				i = skipString(data, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-	}
-	for i < len(data) && !endsLiteral(data[i]) {
-		i++
-	}
-	return i
-}
-
-// endsLiteral reports whether c ends a number, true, false or null.
-func endsLiteral(c byte) bool {
-	switch c {
-	case ',', '}', ']', ' ', '\t', '\r', '\n':
-		return true
-	}
-	return false
-}
-
-// valueKind names the JSON type of the value whose first byte is c.
-func valueKind(c byte) string {
-	switch c {
-	case '{':
-		return "object"
-	case '[':
-		return "array"
-	case '"':
-		return "string"
-	case 't', 'f':
-		return "bool"
-	case 'n':
-		return "null"
-	}
-	return "number"
 }
 
 // schemaMinor parses "1", "1.0", "1.3" (the minor version is 1 to 9 digits); "" means this build's
@@ -520,11 +329,7 @@ func (w *wireEvent) validate() (VerifyEvent, error) {
 	ev := VerifyEvent{
 		EventID:   w.EventID,
 		AppID:     w.AppID,
-		Flow:      w.Flow,
-		Carrier:   w.Carrier,
-		Platform:  w.Platform,
 		DeviceID:  w.DeviceID,
-		Outcome:   w.Outcome,
 		ErrorCode: w.ErrorCode,
 		ExID:      w.ExID,
 	}
@@ -532,13 +337,13 @@ func (w *wireEvent) validate() (VerifyEvent, error) {
 	if err = checkText("event_id", w.EventID, true, MaxEventIDLen); err != nil {
 		return VerifyEvent{}, err
 	}
-	if ev.TS, err = parseTS(w.TS); err != nil {
+	if ev.TS, err = parseTS(w.TS, w.tsText, w.tsWhy); err != nil {
 		return VerifyEvent{}, err
 	}
 	if err = checkText("app_id", w.AppID, true, MaxAppIDLen); err != nil {
 		return VerifyEvent{}, err
 	}
-	if err = checkEnum("flow", w.Flow, flows, true); err != nil {
+	if ev.Flow, err = checkEnum("flow", w.Flow, flows, true); err != nil {
 		return VerifyEvent{}, err
 	}
 	if ev.Phone, err = NormalizePhone(w.Phone); err != nil {
@@ -547,22 +352,24 @@ func (w *wireEvent) validate() (VerifyEvent, error) {
 	if ev.IP, err = ParseIP(w.IP); err != nil {
 		return VerifyEvent{}, err
 	}
-	if err = checkEnum("carrier", w.Carrier, carriers, false); err != nil {
+	if ev.Carrier, err = checkEnum("carrier", w.Carrier, carriers, false); err != nil {
 		return VerifyEvent{}, err
 	}
-	if err = checkEnum("platform", w.Platform, platforms, false); err != nil {
+	if ev.Platform, err = checkEnum("platform", w.Platform, platforms, false); err != nil {
 		return VerifyEvent{}, err
 	}
 	if err = checkText("device_id", w.DeviceID, false, MaxDeviceIDLen); err != nil {
 		return VerifyEvent{}, err
 	}
-	if err = checkEnum("outcome", w.Outcome, outcomes, true); err != nil {
+	if ev.Outcome, err = checkEnum("outcome", w.Outcome, outcomes, true); err != nil {
 		return VerifyEvent{}, err
 	}
 	if err = checkText("error_code", w.ErrorCode, false, MaxErrorCodeLen); err != nil {
 		return VerifyEvent{}, err
 	}
-	if ev.TokenDigest, err = NormalizeTokenDigest(w.TokenDigest); err != nil {
+	if w.digestOK {
+		ev.TokenDigest = w.TokenDigest
+	} else if ev.TokenDigest, err = NormalizeTokenDigest(w.TokenDigest); err != nil {
 		return VerifyEvent{}, err
 	}
 	if err = checkText("ex_id", w.ExID, false, MaxExIDLen); err != nil {
@@ -589,29 +396,24 @@ var (
 	maxTS = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
-func parseTS(raw json.RawMessage) (time.Time, error) {
+// parseTS reads the ts member: raw is its JSON text, and when that is a string, s is its decoded
+// text or why why it is not valid Unicode.
+func parseTS(raw []byte, s, why string) (time.Time, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return time.Time{}, fieldErr("ts", "is required")
 	}
 	var t time.Time
 	if raw[0] == '"' {
-		s, why := jsonString(raw) // raw is valid JSON: decodeStrict checked the whole object
 		if why != "" {
 			return time.Time{}, fieldErr("ts", "%s", why)
 		}
-		var err error
-		if !rfc3339Shape(s) {
-			err = errors.New("not RFC 3339")
-		} else {
-			// The shape check leaves t and z as the only letters; time.Parse wants them upper case.
-			t, err = time.Parse(time.RFC3339Nano, strings.ToUpper(s))
-		}
-		if err != nil {
+		var ok bool
+		if t, ok = parseRFC3339(s); !ok {
 			return time.Time{}, fieldErr("ts", "%s is not an RFC 3339 time (2006-01-02T15:04:05Z) or unix milliseconds", Excerpt(s, 48))
 		}
 	} else {
-		ms, err := strconv.ParseInt(string(raw), 10, 64)
-		if err != nil {
+		ms, ok := parseInt64(raw)
+		if !ok {
 			return time.Time{}, fieldErr("ts", "%s is neither an RFC 3339 string nor an integer of unix milliseconds", shownJSON(raw, 40))
 		}
 		t = time.UnixMilli(ms)
@@ -623,54 +425,123 @@ func parseTS(raw json.RawMessage) (time.Time, error) {
 	return t, nil
 }
 
-// rfc3339Shape reports whether s is laid out as an RFC 3339 (section 5.6) date-time:
-// YYYY-MM-DDTHH:MM:SS, an optional fraction, then Z or ±HH:MM with HH ≤ 23 and MM ≤ 59; T and Z in
-// either case. time.Parse alone is looser: it also takes "T3:04:05", "05,123" and "+24:00".
-func rfc3339Shape(s string) bool {
-	const layout = "0000-00-00T00:00:00"
-	if len(s) <= len(layout) {
-		return false
+// parseRFC3339 reads an RFC 3339 (section 5.6) date-time in UTC: YYYY-MM-DDTHH:MM:SS, an
+// optional fraction, then Z or ±HH:MM; T and Z in either case. It takes exactly what
+// time.Parse(time.RFC3339Nano, strings.ToUpper(s)) took of those (a real date, hours 0-23, minutes
+// and seconds 0-59, at most 9 fraction digits counted, more ignored), and gives the same instant,
+// without the allocations (the fixed zone of an offset, the upper-case copy). time.Parse alone is
+// looser: it also takes "T3:04:05", "05,123" and "+24:00". decode_diff_test.go compares the two.
+func parseRFC3339(s string) (time.Time, bool) {
+	if len(s) < len("2006-01-02T15:04:05Z") || s[4] != '-' || s[7] != '-' || s[10]|0x20 != 't' || s[13] != ':' || s[16] != ':' {
+		return time.Time{}, false
 	}
-	for i := 0; i < len(layout); i++ {
-		c := s[i]
-		switch layout[i] {
-		case '0':
-			if c < '0' || c > '9' {
-				return false
-			}
-		case 'T':
-			if c != 'T' && c != 't' {
-				return false
-			}
-		default:
-			if c != layout[i] {
-				return false
-			}
+	var d [14]int // the digits of the date and time
+	for k, at := range [14]int{0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18} {
+		if d[k] = int(s[at] - '0'); d[k] > 9 {
+			return time.Time{}, false
 		}
 	}
-	rest := s[len(layout):]
+	year := d[0]*1000 + d[1]*100 + d[2]*10 + d[3]
+	month, day := d[4]*10+d[5], d[6]*10+d[7]
+	hour, minute, sec := d[8]*10+d[9], d[10]*10+d[11], d[12]*10+d[13]
+	if month < 1 || month > 12 || day < 1 || day > daysIn(month, year) || hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	rest := s[19:]
+	nsec := 0
 	if rest[0] == '.' {
 		n := 1
-		for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
-			n++
+		for ; n < len(rest) && isDigitByte(rest[n]); n++ {
+			if n <= 9 {
+				nsec = nsec*10 + int(rest[n]-'0')
+			}
 		}
 		if n == 1 {
-			return false
+			return time.Time{}, false
+		}
+		for k := n; k <= 9; k++ {
+			nsec *= 10
 		}
 		rest = rest[n:]
 	}
-	if rest == "Z" || rest == "z" {
-		return true
-	}
-	if len(rest) != 6 || (rest[0] != '+' && rest[0] != '-') || rest[3] != ':' {
-		return false
-	}
-	for _, c := range []byte{rest[1], rest[2], rest[4], rest[5]} {
-		if c < '0' || c > '9' {
-			return false
+	unix := daysSinceEpoch(year, month, day)*86400 + int64(hour*3600+minute*60+sec)
+	switch {
+	case len(rest) == 1 && rest[0]|0x20 == 'z':
+	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':':
+		h1, h2, m1, m2 := rest[1]-'0', rest[2]-'0', rest[4]-'0', rest[5]-'0'
+		if h1 > 9 || h2 > 9 || m1 > 9 || m2 > 9 || h1*10+h2 > 23 || m1*10+m2 > 59 {
+			return time.Time{}, false
 		}
+		offset := int64(h1*10+h2)*3600 + int64(m1*10+m2)*60
+		if rest[0] == '-' {
+			offset = -offset
+		}
+		unix -= offset
+	default:
+		return time.Time{}, false
 	}
-	return rest[1:3] <= "23" && rest[4:6] <= "59"
+	return time.Unix(unix, int64(nsec)).UTC(), true
+}
+
+// daysSinceEpoch is the number of days from 1970-01-01 to the given date (proleptic Gregorian,
+// month 1-12), negative before it.
+func daysSinceEpoch(year, month, day int) int64 {
+	y := int64(year)
+	if month <= 2 {
+		y-- // count years from March, so that a leap day ends the year
+	}
+	era := y
+	if era < 0 {
+		era -= 399
+	}
+	era /= 400
+	yoe := y - era*400                               // [0, 399]
+	doy := int64((153*((month+9)%12)+2)/5 + day - 1) // [0, 365], from March 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy           // [0, 146096]
+	return era*146097 + doe - 719468                 // 719468: 0000-03-01 to 1970-01-01
+}
+
+// daysIn is the number of days of month (1-12) in year, proleptic Gregorian as in package time.
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// parseInt64 is strconv.ParseInt(string(b), 10, 64) without the error value (nor its
+// allocations): an optional sign and decimal digits, within the range of int64.
+func parseInt64(b []byte) (int64, bool) {
+	neg := false
+	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
+		neg = b[0] == '-'
+		b = b[1:]
+	}
+	if len(b) == 0 {
+		return 0, false
+	}
+	limit := uint64(1<<63 - 1)
+	if neg {
+		limit++
+	}
+	var n uint64
+	for _, c := range b {
+		d := uint64(c - '0')
+		if d > 9 || n > (limit-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
+	}
+	if neg {
+		return int64(-n), true
+	}
+	return int64(n), true
 }
 
 // checkText checks a free-text field: an id or a code. Besides length and characters, it refuses a
@@ -689,44 +560,25 @@ func checkText(field, v string, required bool, maxLen int) error {
 	// v is valid UTF-8 (jsonString refuses anything else), where every byte below 0x80 is an
 	// ASCII character: one pass over the bytes finds control characters, and tells whether the
 	// exact (slower) phone scan is needed.
-	digits, mayBePhone := 0, false
-	for i := 0; i < len(v); i++ {
-		switch textClass[v[i]] {
-		case classControl:
-			return fieldErr(field, "contains a control character")
-		case classDigit:
-			digits++
-			mayBePhone = mayBePhone || digits >= 11
-		case classSep:
-		case classWide:
-			mayBePhone = true
-		default:
-			digits = 0
-		}
+	seen, longest := quickScan(v)
+	if seen&byteControl != 0 {
+		return fieldErr(field, "contains a control character")
 	}
-	if mayBePhone && ContainsPhone(v) {
+	if (longest >= 11 || seen&byteWide != 0) && exactPhoneScan(v) {
 		return fieldErr(field, "looks like it contains a mobile phone number; send an opaque id (riskflow never stores phone numbers in plaintext)")
 	}
 	return nil
 }
 
-// textClass is phoneClass (see mayHoldPhone) plus the control characters checkText refuses.
-var textClass = func() [256]uint8 {
-	t := phoneClass
-	for c := range 0x20 {
-		t[c] = classControl
-	}
-	t[0x7f] = classControl
-	return t
-}()
-
-func checkEnum(field, v string, allowed []string, required bool) error {
+// checkEnum checks that v is one of allowed ("" among them for an optional field) and returns
+// the allowed string itself, which refers to nothing of the document.
+func checkEnum(field, v string, allowed []string, required bool) (string, error) {
 	if v == "" && required {
-		return fieldErr(field, "is required (one of %s)", strings.Join(allowed, ", "))
+		return "", fieldErr(field, "is required (one of %s)", strings.Join(allowed, ", "))
 	}
 	for _, a := range allowed {
 		if v == a {
-			return nil
+			return a, nil
 		}
 	}
 	shown := make([]string, 0, len(allowed))
@@ -735,7 +587,7 @@ func checkEnum(field, v string, allowed []string, required bool) error {
 			shown = append(shown, a)
 		}
 	}
-	return fieldErr(field, "%s is not one of %s", Excerpt(v, 40), strings.Join(shown, ", "))
+	return "", fieldErr(field, "%s is not one of %s", Excerpt(v, 40), strings.Join(shown, ", "))
 }
 
 // NormalizePhone accepts an 11-digit mainland mobile number (1xxxxxxxxxx), optionally prefixed by

@@ -38,9 +38,11 @@ const MaxErrorLen = 1024
 // ContainsPhone reports whether s contains a phone-like number (see the package's rules above).
 // It is a byte scan that allocates nothing.
 func ContainsPhone(s string) bool {
-	if !mayHoldPhone(s) {
-		return false
-	}
+	return mayHoldPhone(s) && exactPhoneScan(s)
+}
+
+// exactPhoneScan is ContainsPhone without the quick test, for a caller that made it.
+func exactPhoneScan(s string) bool {
 	_, _, ok := nextPhone(s, 0)
 	return ok
 }
@@ -180,43 +182,71 @@ func nextPhone(s string, from int) (start, end int, ok bool) {
 	return 0, 0, false
 }
 
-// mayHoldPhone is the quick test that rules out most ids (UUIDs, hex digests) before the exact
-// scan: a phone-like number has at least 11 digits with only separators between them.
+// mayHoldPhone is the quick test that rules out most ids (UUIDs, hex digests, ids holding a date)
+// before the exact scan (see quickScan).
 func mayHoldPhone(s string) bool {
-	n := 0
-	for i := 0; i < len(s); i++ {
-		switch phoneClass[s[i]] {
-		case classDigit:
-			if n++; n >= 11 {
-				return true
-			}
-		case classSep:
-		case classWide: // may start a full-width digit: leave it to the exact scan
-			return true
-		default:
-			n = 0
-		}
-	}
-	return false
+	seen, longest := quickScan(s)
+	return longest >= 11 || seen&byteWide != 0
 }
 
-// Byte classes for mayHoldPhone.
+// quickScan is one pass over s for what rules out a phone-like number: a phone-like number has at
+// least 11 digits with only separators between them, and its first digit (0, 1 or 8: see
+// phoneDigits) starts a run of digits that no letter or digit comes right before (nextPhone).
+// longest is the most digits counted, in a stretch of digits and separators, from the first digit
+// there that may start one: under 11, s holds no phone-like number of ASCII digits. seen is the
+// union of the byteBits of s: whether it holds a control character, or a byte that may start a
+// full-width digit (which the count does not see).
+//
+// The pass has no branches, and from byte to byte depends on little more than two running values
+// (a few cycles per byte): checkText runs it on every free-text field of every event.
+func quickScan(s string) (seen uint8, longest int) {
+	started, run, prev := 0, 0, uint8(0)
+	for i := 0; i < len(s); i++ {
+		c := byteBits[s[i]]
+		seen |= c
+		keep := -int(c >> byteKeepShift & 1) // a digit or a separator: the stretch goes on
+		start := int(c>>byteStartShift&1) &^ int(prev>>byteAlnumShift&1)
+		started = (started | start) & keep
+		run = (run + int(c&byteDigit)&started) & keep
+		longest = max(longest, run)
+		prev = c
+	}
+	return seen, longest
+}
+
+// Bits of byteBits, quickScan's byte classes.
 const (
-	classOther = iota
-	classDigit
-	classSep
-	classWide
-	classControl // used by checkText
+	byteDigit   = 1 << iota // an ASCII digit
+	byteKeep                // a digit or a separator (isPhoneSep, '+'): a stretch of digits goes on
+	byteStart               // 0, 1 or 8: may be the first digit of a phone-like number
+	byteAlnum               // an ASCII letter or digit
+	byteControl             // below 0x20, or 0x7f
+	byteWide                // 0xEF, which may start a full-width digit
+
+	byteKeepShift  = 1
+	byteStartShift = 2
+	byteAlnumShift = 3
 )
 
-var phoneClass = func() (t [256]uint8) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = classDigit
+var byteBits = func() (t [256]uint8) {
+	for c := range 256 {
+		b := byte(c)
+		switch {
+		case isDigitByte(b):
+			t[c] = byteDigit | byteKeep | byteAlnum
+			if b == '0' || b == '1' || b == '8' {
+				t[c] |= byteStart
+			}
+		case isAlnum(b):
+			t[c] = byteAlnum
+		case isPhoneSep(b) || b == '+':
+			t[c] = byteKeep
+		case b < 0x20 || b == 0x7f:
+			t[c] = byteControl
+		case b == 0xEF:
+			t[c] = byteWide
+		}
 	}
-	for _, c := range []byte{' ', '-', '.', '(', ')', '+'} {
-		t[c] = classSep
-	}
-	t[0xEF] = classWide
 	return t
 }()
 

@@ -276,12 +276,8 @@ func TestEventSchemaMatchesGoConstants(t *testing.T) {
 		}
 	}
 
-	// Every member of the wire type, and nothing else, is a property and an allowed name.
-	var w wireEvent
-	var names []string
-	for _, m := range w.members() {
-		names = append(names, m.name)
-	}
+	// Every member the decoder knows, and nothing else, is a property and an allowed name.
+	names := eventMembers.names
 	var props []string
 	for name := range doc.Properties {
 		props = append(props, name)
