@@ -111,22 +111,35 @@ type RuleVersion struct {
 // harmless: the table keeps one row per version (the latest load). Like WriteBatch, it may
 // be retried after any error.
 func (s *Store) RecordRuleVersion(ctx context.Context, v RuleVersion) error {
+	row, err := ruleVersionRow(v, time.Now())
+	if err != nil {
+		return err
+	}
+	return s.insert(ctx, "rule_versions", ruleVersionsColumns, 1, func(int) ([]any, error) { return row, nil })
+}
+
+// ruleVersionRow is v as a row of rule_versions; now is its loaded_at when v has none.
+func ruleVersionRow(v RuleVersion, now time.Time) ([]any, error) {
 	if v.Version == "" {
-		return errors.New("chsink: rule version: version is required")
+		return nil, errors.New("chsink: rule version: version is required")
 	}
 	if v.RuleCount < 0 || int64(v.RuleCount) > math.MaxUint32 {
-		return fmt.Errorf("chsink: rule version %s: rule count %d out of range", v.Version, v.RuleCount)
+		return nil, fmt.Errorf("chsink: rule version %s: rule count %d out of range", v.Version, v.RuleCount)
 	}
 	loaded := v.LoadedAt
 	if loaded.IsZero() {
-		loaded = time.Now()
+		loaded = now
 	}
 	if !storableTime(loaded) {
-		return fmt.Errorf("chsink: rule version %s: loaded_at %s is outside what ClickHouse DateTime stores", v.Version, loaded.Format(time.RFC3339))
+		return nil, fmt.Errorf("chsink: rule version %s: loaded_at %s is outside what ClickHouse DateTime stores", v.Version, loaded.Format(time.RFC3339))
 	}
-	return s.insert(ctx, "rule_versions", ruleVersionsColumns, 1, func(int) ([]any, error) {
-		return []any{v.Version, v.Name, loaded.UTC(), v.LoadedBy, v.Source, uint32(v.RuleCount), v.Content}, nil
-	})
+	return []any{v.Version, v.Name, loaded.UTC(), v.LoadedBy, v.Source, uint32(v.RuleCount), v.Content}, nil
+}
+
+// insertSQL is the statement of every INSERT chsink sends: the table and its columns by name;
+// the driver sends the rows after it.
+func insertSQL(database, table string, cols []string) string {
+	return "INSERT INTO " + database + "." + table + " (" + strings.Join(cols, ", ") + ")"
 }
 
 // insert sends n rows, built by row(i), to one table in one INSERT with named columns.
@@ -138,7 +151,7 @@ func (s *Store) insert(ctx context.Context, table string, cols []string, n int, 
 			err = fmt.Errorf("chsink: insert %d rows into %s: %w", n, s.table(table), err)
 		}
 	}()
-	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.table(table)+" ("+strings.Join(cols, ", ")+")")
+	batch, err := s.conn.PrepareBatch(ctx, insertSQL(s.db, table, cols))
 	if err != nil {
 		return err
 	}
