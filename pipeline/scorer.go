@@ -168,10 +168,10 @@ type scoreFlush struct {
 	s      *ScoreStage
 	max    int
 	dead   []deadLetter
-	scores []kafka.Message // score records still to write,
-	levels []int           // their scores,
+	scores []kafka.Message     // score records still to write,
+	levels []int               // their scores,
 	hits   [][]schemas.RuleHit // their rule hits,
-	src    []kafka.Message // and the events they came from
+	src    []kafka.Message     // and the events they came from
 }
 
 func (f *scoreFlush) flush(ctx context.Context) error {
