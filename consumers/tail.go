@@ -49,6 +49,9 @@ type Tail struct {
 // recovered when no message arrives to say so.
 const healthyAfter = 5 * time.Second
 
+// retryProbe is how soon a failed end-offsets probe is tried again.
+const retryProbe = 50 * time.Millisecond
+
 // probePart stands for the end-offsets probe among the failing readers.
 const probePart = -1
 
@@ -360,6 +363,14 @@ func (t *Tail) probeEnds(ctx context.Context, parts []int) {
 			return
 		case err != nil:
 			t.partFailed(ctx, probePart, err)
+			// Try again soon rather than at the next tick: until a probe answers, the state
+			// cannot be called fresh (a topic just created may not list its offsets yet).
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(retryProbe):
+			}
+			continue
 		default:
 			t.partOK(ctx, probePart)
 			for p, e := range ends {

@@ -156,11 +156,11 @@ func runSample(ctx context.Context, a *app, base string, app credentials, out io
 	if _, err := call(ctx, base+"/v1/events", app, body); err != nil {
 		return err
 	}
-	// Wait until the scorer applied the sample to the feature state.
+	// Wait until the feature state has the sample and the node is ready to answer from it.
 	deadline := time.Now().Add(30 * time.Second)
-	for a.scorer.State().Stats().Applied < uint64(len(evs)) {
+	for a.scorer.State().Stats().Applied < uint64(len(evs)) || a.health.ready() != nil {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("scorer applied %d of %d sample events within 30 s", a.scorer.State().Stats().Applied, len(evs))
+			return fmt.Errorf("scorer applied %d of %d sample events within 30 s (ready: %v)", a.scorer.State().Stats().Applied, len(evs), a.health.ready())
 		}
 		select {
 		case <-ctx.Done():
