@@ -425,15 +425,33 @@ func commitAtEnd(t *testing.T, group, topic string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	client := &kafka.Client{Addr: kafka.TCP(kafkaAddr), Transport: &kafka.Transport{}}
+	// A broker that has just created the topic (or restarted) may not yet have loaded the group
+	// coordinator's partition: "Not Coordinator", "Coordinator Load In Progress" are retriable.
+	for attempt := 1; ; attempt++ {
+		err := commitOnce(ctx, client, group, topic, commits)
+		if err == nil {
+			return
+		}
+		var kerr kafka.Error
+		if !errors.As(err, &kerr) || !kerr.Temporary() || ctx.Err() != nil {
+			t.Fatalf("commit %s at the end of %s (attempt %d): %v", group, topic, attempt, err)
+		}
+		t.Logf("commit %s at the end of %s (attempt %d, retrying): %v", group, topic, attempt, err)
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func commitOnce(ctx context.Context, client *kafka.Client, group, topic string, commits []kafka.OffsetCommit) error {
 	resp, err := client.OffsetCommit(ctx, &kafka.OffsetCommitRequest{GroupID: group, GenerationID: -1, Topics: map[string][]kafka.OffsetCommit{topic: commits}})
 	if err != nil {
-		t.Fatalf("commit %s at the end of %s: %v", group, topic, err)
+		return err
 	}
 	for _, ps := range resp.Topics[topic] {
 		if ps.Error != nil {
-			t.Fatalf("commit %s at the end of %s/%d: %v", group, topic, ps.Partition, ps.Error)
+			return fmt.Errorf("partition %d: %w", ps.Partition, ps.Error)
 		}
 	}
+	return nil
 }
 
 func sumCounts(m map[string]int) int {
