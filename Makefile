@@ -51,7 +51,7 @@ bench: ## scoring vs decoding, one run, same machine
 # seed), and its path and first bytes are printed here.
 FUZZTIME ?= 15s
 FUZZMINIMIZETIME ?= 10s
-FUZZ_TARGETS = schemas:FuzzDecodeEvent schemas:FuzzDecodeCheckRequest schemas:FuzzEventSchemaAgreement schemas:FuzzDecodeMatchesReference rules:FuzzCompilePack
+FUZZ_TARGETS = schemas:FuzzDecodeEvent schemas:FuzzDecodeCheckRequest schemas:FuzzEventSchemaAgreement schemas:FuzzDecodeMatchesReference rules:FuzzCompilePack pipeline:FuzzDecodeScoreRecord
 
 fuzz:
 	@failed=""; \

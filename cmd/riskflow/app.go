@@ -342,7 +342,8 @@ func (a *app) runScorer(ctx context.Context, feed *pipeline.Feed) error {
 	return loop.Run(ctx)
 }
 
-// runArchiver: consume risk.scores into ClickHouse behind a circuit breaker.
+// runArchiver: consume risk.scores into ClickHouse behind a circuit breaker. Several archivers in
+// one group share the partitions; each commits only what it stored.
 func (a *app) runArchiver(ctx context.Context) error {
 	k, c := a.cfg.Kafka, a.cfg.ClickHouse
 	store, err := chsink.Open(ctx, chsink.Config{Addr: c.Addr, Database: c.Database, Username: c.Username, Password: c.Password}, chsink.WithLogger(a.log))
@@ -357,10 +358,12 @@ func (a *app) runArchiver(ctx context.Context) error {
 	dlq := consumers.NewWriter(a.kc, k.DLQTopic)
 	defer func() { reader.Close(); dlq.Close() }()
 	stage := &pipeline.ArchiveStage{Sink: breaker, DLQ: dlq, Log: a.log.With("role", "archiver"), Obs: a.obs, MaxMessageBytes: a.kc.BatchBytes()}
-	loop := consumers.NewLoop(consumers.LoopConfig{
+	// Staged: the next batch is fetched and decoded while this one is written to ClickHouse; each
+	// commits, in order, once both tables acknowledged it.
+	loop := consumers.NewStagedLoop(consumers.LoopConfig{
 		Name: "archiver", MaxBatch: c.BatchSize, MaxWait: c.FlushInterval.D(),
 		BackoffMin: 200 * time.Millisecond, BackoffMax: c.BreakerOpenFor.D(),
-	}, reader, stage.Handle, a.log, a.obs)
+	}, reader, stage, a.log, a.obs)
 	a.registerLoop("archiver", loop)
 	go a.watchGroupLag(ctx, k.ArchiverGroup, k.ScoresTopic)
 	a.watchRules(ctx, func(p *rules.Pack) { sink.recordPack(ctx, p) })

@@ -9,12 +9,14 @@ import (
 	"time"
 
 	"github.com/riskflow/riskflow/pipeline/bench"
+	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring"
 )
 
-// cmdBench runs the load harness: API vs a bare handler, pipeline vs raw consume, freshness.
-// Every figure is a ratio against a baseline measured in the same run.
+// cmdBench runs the load harness: API vs a bare handler, pipeline vs raw consume, freshness, and
+// the archiver vs clickhouse-client's bulk insert with history freshness. Every figure is a ratio
+// against a baseline measured in the same run.
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench", stderr)
 	var cf commonFlags
@@ -28,6 +30,14 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dur := fs.Duration("duration", 5*time.Second, "length of each API measurement")
 	events := fs.Int("events", 200_000, "events for the pipeline comparison")
 	probes := fs.Int("probes", 300, "freshness probes")
+	archiver := fs.Bool("archiver", true, "compare the archiver with clickhouse-client's Native bulk insert of the same rows (needs Kafka and ClickHouse)")
+	records := fs.Int("records", 400_000, "score records for the archiver comparison")
+	history := fs.Bool("history", true, "measure produced → row in ClickHouse latency at a steady rate (needs Kafka and ClickHouse)")
+	historyRate := fs.Float64("history-rate", 5000, "events/s offered for history freshness")
+	historyDur := fs.Duration("history-duration", 20*time.Second, "length of the history freshness measurement (after a 5 s warm-up)")
+	chClient := fs.String("clickhouse-client", "clickhouse-client", "clickhouse-client program for the bulk-insert baseline")
+	keep := fs.Bool("keep", false, "keep the archiver runs' ClickHouse databases and Kafka topics")
+	archProfile := fs.String("archiver-cpuprofile", "", "write a CPU profile of the archiver measurement alone to this file (not with --cpuprofile)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -88,6 +98,47 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("bench freshness (is Kafka up? deploy/local/up): %w", err)
 		}
 		r.Report(stdout)
+	}
+	if *archiver || *history {
+		c := cfg.ClickHouse
+		if c.Addr == "" && reachable("127.0.0.1:19000") {
+			c.Addr = "127.0.0.1:19000"
+		}
+		if c.Addr == "" {
+			fmt.Fprintln(stdout, "\nArchiver: skipped (ClickHouse is not configured: clickhouse.addr, or deploy/local/up)")
+			return nil
+		}
+		o := bench.ArchiverOptions{
+			ClickHouse:    chsink.Config{Addr: c.Addr, Username: c.Username, Password: c.Password},
+			BatchSize:     c.BatchSize,
+			FlushInterval: c.FlushInterval.D(),
+			Client:        *chClient,
+			Keep:          *keep,
+		}
+		if *archiver {
+			fmt.Fprintln(stdout)
+			if *archProfile != "" {
+				f, err := os.Create(*archProfile)
+				if err != nil {
+					return usageError{err}
+				}
+				defer f.Close()
+				o.Profile = f
+			}
+			r, err := bench.RunArchiver(ctx, kc, *records, o, newScorer, log)
+			if err != nil {
+				return fmt.Errorf("bench archiver (are Kafka and ClickHouse up? deploy/local/up): %w", err)
+			}
+			r.Report(stdout)
+		}
+		if *history {
+			fmt.Fprintln(stdout)
+			r, err := bench.RunHistoryFreshness(ctx, kc, *historyRate, 5*time.Second, *historyDur, o, newScorer, log)
+			if err != nil {
+				return fmt.Errorf("bench history freshness (are Kafka and ClickHouse up? deploy/local/up): %w", err)
+			}
+			r.Report(stdout)
+		}
 	}
 	return nil
 }

@@ -145,7 +145,10 @@ func Default() Config {
 			StallAfter: Duration(30 * time.Second),
 		},
 		ClickHouse: ClickHouseConfig{
-			Database: "riskflow", Username: "default", BatchSize: 5000, FlushInterval: Duration(time.Second),
+			// Archiver batches, measured with `riskflow bench` (README, Performance): 100,000 records
+			// per INSERT while catching up (fewer, larger parts and rollup states for the server to
+			// merge), and a batch goes out at most 500 ms after its first record once caught up.
+			Database: "riskflow", Username: "default", BatchSize: 100_000, FlushInterval: Duration(500 * time.Millisecond),
 			BreakerFailures: 3, BreakerOpenFor: Duration(5 * time.Second),
 		},
 		API: APIConfig{Listen: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, ReadyMaxLag: 1000, MaxStaleness: Duration(time.Minute), AuthFailuresPerMinute: 20},

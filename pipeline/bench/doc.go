@@ -7,4 +7,8 @@
 //   - Pipeline: events/s through real Kafka → scorer → risk.scores versus kafka-go's raw consume
 //     rate of the same messages on the same broker.
 //   - Freshness: event produced to Kafka → visible in the feature state that /v1/risk/check reads.
+//   - Archiver: score records/s from Kafka into ClickHouse (verify_events and risk_scores) versus
+//     clickhouse-client's Native bulk insert of the same rows into copies of the two tables.
+//   - History freshness: event produced to verify.events → its rows acknowledged by ClickHouse,
+//     through the scorer and the archiver, at a steady offered rate.
 package bench

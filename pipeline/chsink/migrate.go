@@ -187,8 +187,8 @@ func (s *Store) appliedMigrations(ctx context.Context) (map[uint32]bool, error) 
 }
 
 func (s *Store) recordMigrations(ctx context.Context, ms []migration) (err error) {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
+	ctx, done := s.insertContext(ctx) // an INSERT, bounded like every other one (see insertContext)
+	defer done()
 	defer func() {
 		if err != nil {
 			err = fmt.Errorf("chsink: migrate: record in %s.%s: %w", s.db, migrationsTable, err)

@@ -31,8 +31,8 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// Pool sizes: the archiver writes one batch at a time per table, so a few connections are
-// plenty, and they stay small on a shared ClickHouse.
+// Pool sizes: the archiver writes one batch at a time, its two tables at once, so a few
+// connections are plenty, and they stay small on a shared ClickHouse.
 const (
 	maxOpenConns    = 4
 	maxIdleConns    = 2
@@ -64,6 +64,7 @@ func Open(_ context.Context, cfg Config, opts ...Option) (*Store, error) {
 		}{{Name: "riskflow-chsink", Version: "1"}}},
 		Compression:      &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
 		DialTimeout:      cfg.DialTimeout,
+		DialContext:      dialer(cfg.DialTimeout, cfg.WriteTimeout),
 		ReadTimeout:      cfg.WriteTimeout,
 		MaxOpenConns:     maxOpenConns,
 		MaxIdleConns:     maxIdleConns,

@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/riskflow/riskflow/schemas"
@@ -58,17 +59,50 @@ func (e *InvalidRecordError) RejectedIndex() int { return e.Index }
 // Is reports whether target is ErrInvalidRecord.
 func (e *InvalidRecordError) Is(target error) bool { return target == ErrInvalidRecord }
 
-// WriteBatch stores recs: one row per record in verify_events, then one per record in
-// risk_scores, each table in a single INSERT. It returns nil only after ClickHouse has
-// acknowledged both INSERTs.
+// InvalidRecordsError lists every record of a batch that cannot be stored (two or more), in
+// batch order, so that the caller sets them all aside at once and sends the rest once. It matches
+// [ErrInvalidRecord] with errors.Is, and errors.As finds the first [*InvalidRecordError].
+type InvalidRecordsError struct {
+	Records []*InvalidRecordError
+}
+
+func (e *InvalidRecordsError) Error() string {
+	return fmt.Sprintf("chsink: %d records of the batch cannot be stored; the first: %v", len(e.Records), e.Records[0])
+}
+
+// Unwrap returns every record's error.
+func (e *InvalidRecordsError) Unwrap() []error { return e.Rejections() }
+
+// Rejections returns every record's error, each an *InvalidRecordError with its RejectedIndex
+// (pipeline.RejectedRecords).
+func (e *InvalidRecordsError) Rejections() []error {
+	out := make([]error, len(e.Records))
+	for i, r := range e.Records {
+		out[i] = r
+	}
+	return out
+}
+
+// RejectedIndex is the position of the first refused record (pipeline.RejectedRecord), for a
+// caller that handles one at a time.
+func (e *InvalidRecordsError) RejectedIndex() int { return e.Records[0].Index }
+
+// WriteBatch stores recs: one row per record in verify_events and one per record in
+// risk_scores, each table in a single column-oriented INSERT, the two INSERTs at the same time
+// on two connections. It returns nil only after ClickHouse has acknowledged both.
 //
 // Retry contract: after any error the caller may send the same batch again, as often as it
 // likes, and must not commit the records upstream (Kafka offsets) until WriteBatch has
-// returned nil for them. Part of a failed batch may already be stored; writing it again is
-// harmless because both tables keep one row per (app_id, event_id). The error names the
-// table that failed. The one error a retry cannot fix is an [InvalidRecordError] (a record
-// with no event_id, a ts ClickHouse cannot store, or phone fields that could hold a plaintext
-// number); it is returned before anything is sent.
+// returned nil for them. Part of a failed batch may already be stored (one table may have
+// acknowledged while the other failed); writing it again is harmless because both tables keep
+// one row per (app_id, event_id). The error names the table(s) that failed.
+//
+// The one error a retry cannot fix is a record that can never be stored (no event_id, a ts
+// ClickHouse cannot store, phone fields that could hold a plaintext number). Every record is
+// checked before anything is sent, and all such records are reported at once: an
+// [*InvalidRecordError] when there is one, an [*InvalidRecordsError] listing each when there
+// are several. Both match [ErrInvalidRecord]; the caller drops or dead-letters those records
+// and sends the rest.
 //
 // Each table's INSERT must finish within Config.WriteTimeout (or ctx's deadline, if
 // earlier). An empty batch does nothing.
@@ -76,24 +110,44 @@ func (s *Store) WriteBatch(ctx context.Context, recs []schemas.ScoreRecord) erro
 	if len(recs) == 0 {
 		return nil
 	}
-	for i := range recs {
-		if reason := checkRecord(&recs[i]); reason != "" {
-			return &InvalidRecordError{Index: i, EventID: recs[i].EventID, Reason: reason}
-		}
-	}
-	start := time.Now()
-	if err := s.insert(ctx, "verify_events", verifyEventsColumns, len(recs), func(i int) ([]any, error) {
-		return verifyEventRow(&recs[i]), nil
-	}); err != nil {
+	if err := checkRecords(recs); err != nil {
 		return err
 	}
-	if err := s.insert(ctx, "risk_scores", riskScoresColumns, len(recs), func(i int) ([]any, error) {
-		return riskScoreRow(&recs[i])
-	}); err != nil {
+	start := time.Now()
+	var (
+		wg       sync.WaitGroup
+		eventErr error
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		eventErr = s.insertColumns(ctx, "verify_events", verifyEventsColumns, recs, &eventColumns{})
+	}()
+	scoreErr := s.insertColumns(ctx, "risk_scores", riskScoresColumns, recs, &scoreColumns{})
+	wg.Wait()
+	if err := errors.Join(eventErr, scoreErr); err != nil {
 		return err
 	}
 	s.log.Debug("clickhouse batch written", "database", s.db, "records", len(recs), "took", time.Since(start))
 	return nil
+}
+
+// checkRecords returns nil when every record can be stored, else an error naming each one that
+// cannot: an *InvalidRecordError for one, an *InvalidRecordsError for several.
+func checkRecords(recs []schemas.ScoreRecord) error {
+	var bad []*InvalidRecordError
+	for i := range recs {
+		if reason := checkRecord(&recs[i]); reason != "" {
+			bad = append(bad, &InvalidRecordError{Index: i, EventID: recs[i].EventID, Reason: reason})
+		}
+	}
+	switch len(bad) {
+	case 0:
+		return nil
+	case 1:
+		return bad[0]
+	}
+	return &InvalidRecordsError{Records: bad}
 }
 
 // RuleVersion is one rule set as it was loaded, for the rule_versions table.
@@ -144,8 +198,8 @@ func insertSQL(database, table string, cols []string) string {
 
 // insert sends n rows, built by row(i), to one table in one INSERT with named columns.
 func (s *Store) insert(ctx context.Context, table string, cols []string, n int, row func(i int) ([]any, error)) (err error) {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
+	ctx, done := s.insertContext(ctx)
+	defer done()
 	defer func() {
 		if err != nil {
 			err = fmt.Errorf("chsink: insert %d rows into %s: %w", n, s.table(table), err)
@@ -172,6 +226,9 @@ func (s *Store) insert(ctx context.Context, table string, cols []string, n int, 
 	return batch.Send()
 }
 
+// verifyEventRow and riskScoreRow are one record's row of each table, in the order of the column
+// lists: the row form of what eventColumns and scoreColumns build column by column (a test holds
+// the two forms equal), kept for fixtures that need rows.
 func verifyEventRow(r *schemas.ScoreRecord) []any {
 	return []any{
 		r.EventID, r.TS.UTC(), r.AppID, r.Flow,
@@ -275,13 +332,19 @@ func isHex64(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+		if !hexDigit[s[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+var hexDigit = func() (t [256]bool) {
+	for _, c := range "0123456789abcdefABCDEF" {
+		t[c] = true
+	}
+	return t
+}()
 
 func countDigits(s string) int {
 	n := 0

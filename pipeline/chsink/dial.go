@@ -1,0 +1,52 @@
+package chsink
+
+import (
+	"context"
+	"net"
+	"time"
+)
+
+// insertContext bounds one INSERT (PrepareBatch … Send) by Config.WriteTimeout and by ctx, like
+// withTimeout, except that the caller never cancels it early: done only detaches it from ctx,
+// and it ends at its deadline. clickhouse-go's batch.Send watches its context from a goroutine
+// that closes the connection when the context is done; a cancel just after Send returned can
+// reach that goroutine first and close a connection already back in the pool, and the next
+// INSERT on it fails with "use of closed network connection" (a failure the breaker counts).
+// See github.com/ClickHouse/clickhouse-go/pull/2032.
+func (s *Store) insertContext(ctx context.Context) (_ context.Context, done func()) {
+	deadline := time.Now().Add(s.cfg.WriteTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	ictx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	stop := context.AfterFunc(ctx, cancel) // the caller giving up still stops the INSERT
+	return ictx, func() { stop() }
+}
+
+// dialer opens the Store's connections. Every write on them must finish within writeTimeout:
+// the driver bounds a whole INSERT by its context only in its final Send, while the blocks the
+// archiver sends before it (batch.Flush, see insertColumns) would otherwise wait for ever on a
+// server that stopped reading.
+func dialer(dialTimeout, writeTimeout time.Duration) func(ctx context.Context, addr string) (net.Conn, error) {
+	d := &net.Dialer{Timeout: dialTimeout}
+	return func(ctx context.Context, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return &writeDeadlineConn{Conn: c, timeout: writeTimeout}, nil
+	}
+}
+
+// writeDeadlineConn sets a write deadline of timeout before each Write.
+type writeDeadlineConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c *writeDeadlineConn) Write(p []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
+}
