@@ -70,6 +70,9 @@ start() {
       || die "formatting Kafka storage failed (see $dir/format.log)"
   fi
   log "starting kafka on 127.0.0.1:$RISKFLOW_KAFKA_PORT"
+  # server.log is appended to across restarts: only lines written by this start count below.
+  local logged=0
+  [[ -f $dir/server.log ]] && logged=$(wc -l <"$dir/server.log")
   nohup java -Xms256m -Xmx1g -XX:+UseG1GC -Dlog4j.configuration="file:$dir/log4j.properties" \
     -cp "$libs/*" kafka.Kafka "$dir/server.properties" >"$dir/stdout.log" 2>&1 &
   echo $! >"$pidfile"
@@ -80,7 +83,7 @@ start() {
   # A listening socket is not a ready broker: wait for the "started" line.
   local started=""
   for _ in $(seq 1 120); do
-    if grep -q 'Kafka Server started' "$dir/server.log" 2>/dev/null; then started=1; break; fi
+    if tail -n "+$((logged + 1))" "$dir/server.log" 2>/dev/null | grep -q 'Kafka Server started'; then started=1; break; fi
     pid_alive "$pidfile" || die "kafka exited during startup (see $dir/server.log)"
     sleep 0.5
   done
