@@ -80,7 +80,7 @@ func buildScorer(c ScoringConfig, hasher *schemas.PhoneHasher, log *slog.Logger)
 	if c.Segments != "" {
 		t, err := segment.LoadFile(c.Segments)
 		if err != nil {
-			return nil, usageError{fmt.Errorf("scoring.segments: %w", err)}
+			return nil, configError{fmt.Errorf("scoring.segments: %w", err)}
 		}
 		opts = append(opts, scoring.WithSegments(t))
 	}
@@ -88,7 +88,7 @@ func buildScorer(c ScoringConfig, hasher *schemas.PhoneHasher, log *slog.Logger)
 	if c.IDCList != "" {
 		set, err := geo.LoadCIDRFile(c.IDCList)
 		if err != nil {
-			return nil, usageError{fmt.Errorf("scoring.idc_list: %w", err)}
+			return nil, configError{fmt.Errorf("scoring.idc_list: %w", err)}
 		}
 		idc = set
 	}
@@ -101,7 +101,7 @@ func buildScorer(c ScoringConfig, hasher *schemas.PhoneHasher, log *slog.Logger)
 	if city != "" {
 		loc, err := geo.Open(city, c.GeoASN, geo.WithIDCList(idc))
 		if err != nil {
-			return nil, usageError{fmt.Errorf("scoring.geo_city: %w", err)}
+			return nil, configError{fmt.Errorf("scoring.geo_city: %w", err)}
 		}
 		log.Info("geo database loaded", "city", loc.Info().City.Path, "type", loc.Info().City.Type, "built", loc.Info().City.BuildTime.Format("2006-01-02"))
 		opts = append(opts, scoring.WithGeo(loc))
@@ -113,14 +113,14 @@ func buildScorer(c ScoringConfig, hasher *schemas.PhoneHasher, log *slog.Logger)
 	if c.Lists != "" {
 		l, err := scoring.LoadLists(c.Lists)
 		if err != nil {
-			return nil, usageError{fmt.Errorf("scoring.lists: %w", err)}
+			return nil, configError{fmt.Errorf("scoring.lists: %w", err)}
 		}
 		opts = append(opts, scoring.WithLists(l))
 	}
 	if c.Provinces != "" {
 		p, err := scoring.LoadProvinces(c.Provinces)
 		if err != nil {
-			return nil, usageError{fmt.Errorf("scoring.provinces: %w", err)}
+			return nil, configError{fmt.Errorf("scoring.provinces: %w", err)}
 		}
 		opts = append(opts, scoring.WithProvinces(p))
 	}
@@ -130,7 +130,7 @@ func buildScorer(c ScoringConfig, hasher *schemas.PhoneHasher, log *slog.Logger)
 	}
 	s, err := scoring.New(scoring.Config{Windows: windows, State: features.Config{MaxEntriesPerKey: c.MaxEntriesPerKey}}, opts...)
 	if err != nil {
-		return nil, usageError{fmt.Errorf("scoring: %w", err)}
+		return nil, configError{fmt.Errorf("scoring: %w", err)}
 	}
 	var pack *rules.Pack
 	if c.Rules == "" {
@@ -139,7 +139,7 @@ func buildScorer(c ScoringConfig, hasher *schemas.PhoneHasher, log *slog.Logger)
 		pack, err = rules.CompileFile(c.Rules, s.Env())
 	}
 	if err != nil {
-		return nil, usageError{fmt.Errorf("scoring.rules: %w", err)}
+		return nil, configError{fmt.Errorf("scoring.rules: %w", err)}
 	}
 	s.SetPack(pack)
 	log.Info("rule pack loaded", "pack", pack.Name, "version", pack.Version, "rules", len(pack.Rules), "source", sourceName(c.Rules))
@@ -348,7 +348,7 @@ func (a *app) runArchiver(ctx context.Context) error {
 	k, c := a.cfg.Kafka, a.cfg.ClickHouse
 	store, err := chsink.Open(ctx, chsink.Config{Addr: c.Addr, Database: c.Database, Username: c.Username, Password: c.Password}, chsink.WithLogger(a.log))
 	if err != nil {
-		return usageError{fmt.Errorf("clickhouse: %w", err)}
+		return configError{fmt.Errorf("clickhouse: %w", err)}
 	}
 	defer store.Close()
 	sink := &migratingSink{store: store, log: a.log, pack: a.scorer.Rules(), path: a.cfg.Scoring.Rules}
@@ -439,7 +439,7 @@ func (m *migratingSink) recordLocked(ctx context.Context, p *rules.Pack) error {
 // serving gates /v1/risk/check, ready is /readyz (either may be nil: always).
 func (a *app) runAPI(ctx context.Context, listen string, serving, ready func() error, onListen func(addr string)) error {
 	if len(a.cfg.API.Keys) == 0 {
-		return usagef("api.keys: no API keys configured; set RISKFLOW_API_KEYS=app_key:secret")
+		return configf("api.keys: no API keys configured; set RISKFLOW_API_KEYS=app_key:secret")
 	}
 	if serving == nil {
 		serving = func() error { return nil }
@@ -471,7 +471,7 @@ func (a *app) runAPI(ctx context.Context, listen string, serving, ready func() e
 		cert, err := tls.LoadX509KeyPair(a.cfg.API.TLSCert, a.cfg.API.TLSKey)
 		if err != nil {
 			ln.Close()
-			return usageError{fmt.Errorf("api.tls_cert: %w", err)}
+			return configError{fmt.Errorf("api.tls_cert: %w", err)}
 		}
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}

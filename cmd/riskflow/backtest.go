@@ -54,7 +54,7 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	if cfg.ClickHouse.Addr == "" {
-		return usagef("clickhouse.addr: required to read history (RISKFLOW_CLICKHOUSE_ADDR)")
+		return configf("clickhouse.addr: required to read history (RISKFLOW_CLICKHOUSE_ADDR)")
 	}
 	log := newLogger(LogConfig{Level: "warn", Format: cfg.Log.Format}, stderr)
 	newScorer := func() (*scoring.Scorer, error) {
@@ -104,7 +104,7 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	c := cfg.ClickHouse
 	st, err := chsink.Open(ctx, chsink.Config{Addr: c.Addr, Database: c.Database, Username: c.Username, Password: c.Password})
 	if err != nil {
-		return usageError{fmt.Errorf("clickhouse: %w", err)}
+		return configError{fmt.Errorf("clickhouse: %w", err)}
 	}
 	defer st.Close()
 	rep, err := backtest.RunClickHouse(ctx, st, current, candidate, newScorer, opts)

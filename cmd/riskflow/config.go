@@ -1,10 +1,9 @@
 package main
 
 import (
-	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"reflect"
@@ -287,15 +286,28 @@ func hostPort(s string) bool {
 	return err == nil && n >= 0 && n <= 65535
 }
 
+// scriptEnv are RISKFLOW_ variables that are not configuration keys: read by flags (config file,
+// roles), by the deploy/local scripts (ports, directories), by the Makefile and by tests. Any
+// other RISKFLOW_ variable that is not a key is an error, as an unknown YAML key is: a misspelled
+// RISKFLOW_API_KESY must not leave the API without its keys unnoticed.
+var scriptEnv = map[string]bool{
+	"RISKFLOW_CONFIG": true, "RISKFLOW_ROLES": true,
+	"RISKFLOW_CACHE_DIR": true, "RISKFLOW_LOCAL_DIR": true, "RISKFLOW_CHDB_VENV": true,
+	"RISKFLOW_KAFKA_PORT": true, "RISKFLOW_KAFKA_CONTROLLER_PORT": true,
+	"RISKFLOW_CLICKHOUSE_PORT": true, "RISKFLOW_CLICKHOUSE_HTTP_PORT": true, "RISKFLOW_CLICKHOUSE_HTTP": true,
+	"RISKFLOW_GEO_CITY": true, "RISKFLOW_BENCH_EVENTS": true, "RISKFLOW_BACKTEST_EVENTS": true, "RISKFLOW_CROSS_DUMP": true,
+}
+
 // LoadConfig reads path (if non-empty) over Default(), then env vars, then --set overrides.
+// Every error names the key (and the file line or the variable) it is about.
 func LoadConfig(path string, environ []string, sets []string) (Config, error) {
 	c := Default()
+	keys := configKeys()
 	if path != "" {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return c, fmt.Errorf("read config: %w", err)
 		}
-		keys := configKeys()
 		var doc yaml.Node
 		if err := yaml.Unmarshal(b, &doc); err != nil {
 			return c, fmt.Errorf("config %s: %w", path, err)
@@ -303,25 +315,12 @@ func LoadConfig(path string, environ []string, sets []string) (Config, error) {
 		if err := keys.checkYAML(&doc); err != nil {
 			return c, fmt.Errorf("config %s: %w", path, err)
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		dec.KnownFields(true)
-		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		if err := keys.decodeYAML(&doc, &c); err != nil {
 			return c, fmt.Errorf("config %s: %w", path, err)
 		}
 	}
-	keys := configKeys()
-	for _, kv := range environ {
-		name, val, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, "RISKFLOW_") {
-			continue
-		}
-		k, ok := keys.byEnv[name]
-		if !ok {
-			continue // RISKFLOW_* vars used by scripts (ports, dirs) are not config keys
-		}
-		if err := setKey(&c, k, val); err != nil {
-			return c, fmt.Errorf("env %s: %w", name, err)
-		}
+	if err := keys.applyEnv(&c, environ); err != nil {
+		return c, err
 	}
 	for _, s := range sets {
 		key, val, ok := strings.Cut(s, "=")
@@ -336,6 +335,142 @@ func LoadConfig(path string, environ []string, sets []string) (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// applyEnv sets the keys named by RISKFLOW_<SECTION>_<KEY> variables, or read from the file named
+// by RISKFLOW_<SECTION>_<KEY>_FILE (secrets mounted as files; one trailing newline is dropped). A
+// RISKFLOW_ variable that is neither, nor one of scriptEnv, is an error naming the closest key.
+func (k keyIndex) applyEnv(c *Config, environ []string) error {
+	var errs []error
+	set := map[string]string{} // key → the variable that set it
+	for _, kv := range environ {
+		name, val, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "RISKFLOW_") || scriptEnv[name] {
+			continue
+		}
+		path, ok := k.byEnv[name]
+		if !ok {
+			base, isFile := strings.CutSuffix(name, "_FILE")
+			if path, ok = k.byEnv[base]; !ok || !isFile {
+				errs = append(errs, fmt.Errorf("env %s: not a configuration key%s", name, k.suggestEnv(name)))
+				continue
+			}
+			b, err := os.ReadFile(val)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("env %s (%s): %w", name, path, err))
+				continue
+			}
+			val = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+		}
+		if other, dup := set[path]; dup {
+			errs = append(errs, fmt.Errorf("env %s: %s is also set by %s; set one", name, path, other))
+			continue
+		}
+		set[path] = name
+		if err := setKey(c, path, val); err != nil {
+			errs = append(errs, fmt.Errorf("env %s (%s): %w", name, path, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// suggestEnv names the key variable closest to a misspelled one, if any is close.
+func (k keyIndex) suggestEnv(name string) string {
+	best, bestD := "", 4
+	for env := range k.byEnv {
+		if d := editDistance(name, env); d < bestD || d == bestD && env < best {
+			best, bestD = env, d
+		}
+	}
+	if best == "" {
+		return " (RISKFLOW_<SECTION>_<KEY>, e.g. RISKFLOW_KAFKA_BROKERS; see riskflow --help)"
+	}
+	return fmt.Sprintf(" (did you mean %s?)", best)
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// decodeYAML decodes each key of a checked config document into its field, so that a value of the
+// wrong shape is reported with its key and line ("kafka.brokers: expected a list") rather than
+// with Go type names.
+func (k keyIndex) decodeYAML(doc *yaml.Node, c *Config) error {
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		doc = doc.Content[0]
+	}
+	if doc.Kind != yaml.MappingNode {
+		return nil
+	}
+	var errs []error
+	for i := 0; i+1 < len(doc.Content); i += 2 {
+		sec, body := doc.Content[i], doc.Content[i+1]
+		if body.Kind != yaml.MappingNode {
+			continue // "kafka:" alone (checkYAML refused other shapes)
+		}
+		for j := 0; j+1 < len(body.Content); j += 2 {
+			key, val := body.Content[j], body.Content[j+1]
+			path := sec.Value + "." + key.Value
+			f := k.field(c, path)
+			if (f.Kind() == reflect.Int || f.Kind() == reflect.Int64) && f.Type() != durationType && val.ShortTag() != "!!int" {
+				// yaml.v3 truncates 1.5 into an int; a count given as a fraction is a mistake.
+				errs = append(errs, fmt.Errorf("line %d: %s: %s", val.Line, path, yamlValueError(f.Type(), val, nil)))
+				continue
+			}
+			if err := val.Decode(f.Addr().Interface()); err != nil {
+				errs = append(errs, fmt.Errorf("line %d: %s: %s", val.Line, path, yamlValueError(f.Type(), val, err)))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// yamlValueError says what a key takes and what it was given.
+func yamlValueError(t reflect.Type, n *yaml.Node, err error) string {
+	got := yamlKind(n)
+	switch {
+	case t == durationType:
+		return fmt.Sprintf("%s is not a duration like 10ms, 5s, 1h", got)
+	case t.Kind() == reflect.Slice && t.Elem() == durationType:
+		if n.Kind == yaml.SequenceNode {
+			for _, e := range n.Content {
+				if _, perr := time.ParseDuration(e.Value); perr != nil {
+					return fmt.Sprintf("%q is not a duration like 10ms, 5s, 1h", e.Value)
+				}
+			}
+		}
+		return fmt.Sprintf("expected a list of durations like [1m, 1h], got %s", got)
+	case t.Kind() == reflect.Slice:
+		return fmt.Sprintf("expected a list like [a, b] (or one \"- item\" per line), got %s", got)
+	case t.Kind() == reflect.Map:
+		return fmt.Sprintf("expected key: value pairs, got %s", got)
+	case t.Kind() == reflect.Int || t.Kind() == reflect.Int64:
+		return fmt.Sprintf("%s is not an integer", got)
+	case t.Kind() == reflect.Float64:
+		return fmt.Sprintf("%s is not a number", got)
+	case t.Kind() == reflect.Bool:
+		return fmt.Sprintf("%s is not true or false", got)
+	case t.Kind() == reflect.String:
+		return fmt.Sprintf("expected a string, got %s", got)
+	}
+	return err.Error()
 }
 
 type keyIndex struct {
@@ -437,10 +572,17 @@ func configKeys() keyIndex {
 
 var durationType = reflect.TypeOf(Duration(0))
 
-// setKey parses val into the field named by path (lists: comma-separated; maps: k:v,k:v).
+// field is the settable field of c that path names.
+func (k keyIndex) field(c *Config, path string) reflect.Value {
+	idx := k.paths[path]
+	return reflect.ValueOf(c).Elem().Field(idx[0]).Field(idx[1])
+}
+
+// setKey parses val into the field named by path. Lists and maps take three forms: JSON ([..],
+// {..}), one entry per line (what a *_FILE variable's file holds; commas are then part of the
+// values), or comma-separated on one line (lists a,b; maps k:v,k:v).
 func setKey(c *Config, path, val string) error {
-	idx := configKeys().paths[path]
-	f := reflect.ValueOf(c).Elem().Field(idx[0]).Field(idx[1])
+	f := configKeys().field(c, path)
 	val = strings.TrimSpace(val)
 	switch {
 	case f.Type() == durationType:
@@ -471,7 +613,7 @@ func setKey(c *Config, path, val string) error {
 		f.SetBool(b)
 	case f.Kind() == reflect.Slice && f.Type().Elem() == durationType:
 		var out []Duration
-		for _, p := range splitList(val) {
+		for _, p := range splitEntries(val) {
 			d, err := time.ParseDuration(p)
 			if err != nil {
 				return fmt.Errorf("%q is not a duration", p)
@@ -479,14 +621,26 @@ func setKey(c *Config, path, val string) error {
 			out = append(out, Duration(d))
 		}
 		f.Set(reflect.ValueOf(out))
+	case f.Kind() == reflect.Slice && strings.HasPrefix(val, "["):
+		var out []string
+		if err := json.Unmarshal([]byte(val), &out); err != nil {
+			return fmt.Errorf("not a JSON list of strings: %v", err)
+		}
+		f.Set(reflect.ValueOf(out))
 	case f.Kind() == reflect.Slice:
-		f.Set(reflect.ValueOf(splitList(val)))
+		f.Set(reflect.ValueOf(splitEntries(val)))
+	case f.Kind() == reflect.Map && strings.HasPrefix(val, "{"):
+		m := map[string]string{}
+		if err := json.Unmarshal([]byte(val), &m); err != nil {
+			return fmt.Errorf("not a JSON object of strings: %v", err) // the message quotes no value
+		}
+		f.Set(reflect.ValueOf(m))
 	case f.Kind() == reflect.Map:
 		m := map[string]string{}
-		for _, p := range splitList(val) {
+		for _, p := range splitEntries(val) {
 			k, v, ok := strings.Cut(p, ":")
 			if !ok {
-				return fmt.Errorf("%q is not key:value", p)
+				return fmt.Errorf("%q is not key:value", p) // no colon: no secret in it either
 			}
 			m[k] = v
 		}
@@ -495,6 +649,20 @@ func setKey(c *Config, path, val string) error {
 		return fmt.Errorf("unsupported type %s", f.Type())
 	}
 	return nil
+}
+
+// splitEntries splits a list or map value: by lines when it has several, else by commas.
+func splitEntries(s string) []string {
+	if !strings.Contains(s, "\n") {
+		return splitList(s)
+	}
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 func splitList(s string) []string {

@@ -398,3 +398,92 @@ func TestKubernetesConfigMapLoads(t *testing.T) {
 		t.Errorf("ops.listen %q, scoring.snapshot_dir %q: both should be set in the shipped manifest", cfg.Ops.Listen, cfg.Scoring.SnapshotDir)
 	}
 }
+
+// A value of the wrong shape in the file names its key and line, in words rather than Go types.
+func TestLoadConfigYAMLErrorsNameTheKey(t *testing.T) {
+	cases := []struct{ yaml, want string }{
+		{"kafka:\n  brokers: k1:9092\n", `line 2: kafka.brokers: expected a list like [a, b] (or one "- item" per line), got "k1:9092"`},
+		{"kafka:\n  batch_timeout: soon\n", `line 2: kafka.batch_timeout: "soon" is not a duration like 10ms, 5s, 1h`},
+		{"scoring:\n  windows: 1m\n", "line 2: scoring.windows: expected a list of durations"},
+		{"scoring:\n  windows: [1m, soon]\n", `line 2: scoring.windows: "soon" is not a duration`},
+		{"api:\n  keys: [a, b]\n", "line 2: api.keys: expected key: value pairs, got a list"},
+		{"kafka:\n  partitions: 1.5\n", `line 2: kafka.partitions: "1.5" is not an integer`},
+		{"scoring:\n  replay: maybe\n", `line 2: scoring.replay: "maybe" is not true or false`},
+		{"api:\n  rate_per_app: fast\n", `line 2: api.rate_per_app: "fast" is not a number`},
+	}
+	for _, c := range cases {
+		_, err := LoadConfig(writeFile(t, "c.yaml", c.yaml), nil, nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: error %v\nwant it to contain %q", c.yaml, err, c.want)
+			continue
+		}
+		if strings.Contains(err.Error(), "[]string") || strings.Contains(err.Error(), "main.") || strings.Contains(err.Error(), "!!") {
+			t.Errorf("%q: error names Go or YAML types: %v", c.yaml, err)
+		}
+	}
+	// Every bad key is reported at once.
+	_, err := LoadConfig(writeFile(t, "c.yaml", "kafka:\n  brokers: k1\n  partitions: x\n"), nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "kafka.brokers") || !strings.Contains(err.Error(), "kafka.partitions") {
+		t.Errorf("two bad keys: %v", err)
+	}
+}
+
+func TestLoadConfigEnvUnknown(t *testing.T) {
+	_, err := LoadConfig("", []string{"RISKFLOW_KAFKA_BROKER=a:1", "RISKFLOW_FROBNICATE=1", "RISKFLOW_LOCAL_DIR=/x"}, nil)
+	if err == nil {
+		t.Fatal("misspelled variables accepted")
+	}
+	for _, want := range []string{"env RISKFLOW_KAFKA_BROKER: not a configuration key (did you mean RISKFLOW_KAFKA_BROKERS?)", "env RISKFLOW_FROBNICATE: not a configuration key (RISKFLOW_<SECTION>_<KEY>"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "LOCAL_DIR") {
+		t.Errorf("a deploy script's variable was refused: %v", err)
+	}
+	// _FILE belongs to keys only.
+	if _, err := LoadConfig("", []string{"RISKFLOW_KAFKA_BROKER_FILE=/x"}, nil); err == nil {
+		t.Error("RISKFLOW_KAFKA_BROKER_FILE accepted")
+	}
+}
+
+// Secrets come from files (RISKFLOW_X_FILE, as mounted by Kubernetes or Docker secrets), and maps
+// and lists whose values hold commas are settable one entry per line or as JSON.
+func TestLoadConfigEnvFilesAndCommas(t *testing.T) {
+	keys := writeFile(t, "keys", "# app: secret\napp1:se,cret:1\napp2:plain\n")
+	hash := writeFile(t, "hash", "k3y,with,commas\n")
+	c, err := LoadConfig("", []string{"RISKFLOW_API_KEYS_FILE=" + keys, "RISKFLOW_SCORING_PHONE_HASH_KEY_FILE=" + hash,
+		`RISKFLOW_API_ADMIN_KEYS={"lead":"a,b","ops":"c"}`, `RISKFLOW_KAFKA_BROKERS=["k1:9092","k2:9092"]`}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{"app1": "se,cret:1", "app2": "plain"}; !reflect.DeepEqual(c.API.Keys, want) {
+		t.Errorf("api.keys from a file = %v, want %v", c.API.Keys, want)
+	}
+	if c.Scoring.PhoneHashKey != "k3y,with,commas" {
+		t.Errorf("scoring.phone_hash_key from a file = %q (one trailing newline dropped, commas kept)", c.Scoring.PhoneHashKey)
+	}
+	if want := map[string]string{"lead": "a,b", "ops": "c"}; !reflect.DeepEqual(c.API.AdminKeys, want) {
+		t.Errorf("api.admin_keys from JSON = %v", c.API.AdminKeys)
+	}
+	if !slices.Equal(c.Kafka.Brokers, []string{"k1:9092", "k2:9092"}) {
+		t.Errorf("kafka.brokers from JSON = %v", c.Kafka.Brokers)
+	}
+	// The same key twice, a missing file, broken JSON: errors naming the variable, without values.
+	for _, c := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"RISKFLOW_API_KEYS=a:b", "RISKFLOW_API_KEYS_FILE=" + keys}, "api.keys is also set by"},
+		{[]string{"RISKFLOW_API_KEYS_FILE=/nonexistent/keys"}, "env RISKFLOW_API_KEYS_FILE (api.keys): open /nonexistent/keys"},
+		{[]string{`RISKFLOW_API_KEYS={"a":"sec`}, "env RISKFLOW_API_KEYS (api.keys): not a JSON object"},
+	} {
+		_, err := LoadConfig("", c.env, nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want %q", c.env, err, c.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "sec") {
+			t.Errorf("%v: the error echoes a secret: %v", c.env, err)
+		}
+	}
+}

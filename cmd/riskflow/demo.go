@@ -25,8 +25,9 @@ import (
 	"github.com/riskflow/riskflow/schemas"
 )
 
-// cmdDemo starts riskflow (on the local real services when they answer, otherwise in dev mode),
-// drives it with labelled traffic including attacks, and prints what it caught.
+// cmdDemo starts riskflow — on an embedded broker (--mode dev, the default), or on the configured
+// Kafka and ClickHouse only when told to (--mode real) — drives it with labelled traffic including
+// attacks, and prints what it caught.
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("demo", stderr)
 	var cf commonFlags
@@ -34,13 +35,13 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	lf := loadgenFlags{rate: 30, duration: 30 * time.Second, attack: 0.15}
 	lf.register(fs, "how long the demo runs (wall clock); event time covers --duration × --speedup")
 	speedup := fs.Float64("speedup", 20, "event time runs this many times faster than the clock: --duration 30s plays 10 min of traffic")
-	mode := fs.String("mode", "auto", "auto (real services when up), real, or dev (embedded broker)")
+	mode := fs.String("mode", "dev", "dev (embedded broker, nothing written elsewhere) or real (the configured kafka.brokers, and clickhouse.addr when set)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	switch {
-	case *mode != "auto" && *mode != "real" && *mode != "dev":
-		return usagef("--mode: %q is not auto, real or dev", *mode)
+	case *mode != "real" && *mode != "dev":
+		return usagef("--mode: %q is not dev or real", *mode)
 	case *speedup <= 0:
 		return usagef("--speedup: must be positive")
 	}
@@ -58,9 +59,12 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
-	real := *mode == "real" || *mode == "auto" && reachable(cfg.Kafka.Brokers[0])
-	if *mode == "real" && !real {
-		return fmt.Errorf("demo: Kafka at %s does not answer (deploy/local/up)", cfg.Kafka.Brokers[0])
+	real := *mode == "real"
+	if real && !reachable(cfg.Kafka.Brokers[0]) {
+		return fmt.Errorf("demo --mode real: Kafka at %s (kafka.brokers) does not answer (deploy/local/up, or --mode dev)", cfg.Kafka.Brokers[0])
+	}
+	if !real {
+		cfg.ClickHouse.Addr = "" // dev mode writes nowhere but the embedded broker
 	}
 	// Fresh topics and groups per run, so earlier runs do not mix in.
 	run := fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff)
@@ -70,17 +74,18 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfg.Kafka.ScorerGroup += "-demo-" + run
 	cfg.Kafka.ArchiverGroup += "-demo-" + run
 	if real {
-		if cfg.ClickHouse.Addr == "" && reachable("127.0.0.1:19000") {
-			cfg.ClickHouse.Addr = "127.0.0.1:19000"
+		ch := " (ClickHouse off: clickhouse.addr is not set)"
+		if cfg.ClickHouse.Addr != "" {
+			ch = fmt.Sprintf(", and ClickHouse at %s, database %s", cfg.ClickHouse.Addr, cfg.ClickHouse.Database)
 		}
-		fmt.Fprintf(stdout, "demo: using the real Kafka at %s%s\n", cfg.Kafka.Brokers[0], map[bool]string{true: " and ClickHouse at " + cfg.ClickHouse.Addr, false: " (ClickHouse off)"}[cfg.ClickHouse.Addr != ""])
+		fmt.Fprintf(stdout, "demo: --mode real: writing to Kafka at %s (topics %s, %s)%s\n", strings.Join(cfg.Kafka.Brokers, ","), cfg.Kafka.EventsTopic, cfg.Kafka.ScoresTopic, ch)
 	} else {
 		stopBroker, err := embeddedBroker(&cfg)
 		if err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}
 		defer stopBroker()
-		fmt.Fprintln(stdout, "demo: dev mode (embedded broker; run deploy/local/up first for real Kafka and ClickHouse)")
+		fmt.Fprintln(stdout, "demo: --mode dev: embedded broker, nothing written elsewhere (--mode real uses the configured Kafka and ClickHouse)")
 	}
 
 	a, err := newApp(cfg, log)
@@ -158,7 +163,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if cfg.ClickHouse.Addr != "" {
 		analystQueries(ctx, stdout, cfg, len(verdicts))
 	} else {
-		fmt.Fprintln(stdout, "\nanalyst queries: skipped (ClickHouse is not configured; deploy/local/up and run again)")
+		fmt.Fprintln(stdout, "\nanalyst queries: skipped (no ClickHouse: --mode real with clickhouse.addr set runs them)")
 	}
 	stop()
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {

@@ -75,7 +75,8 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("dev: %w", err)
 	}
 
-	if *sample {
+	switch {
+	case *sample:
 		g.Go(func() error {
 			var addr string
 			select {
@@ -83,12 +84,28 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			case <-gctx.Done():
 				return nil
 			}
-			if err := runSample(gctx, a, "http://"+addr, sampleApp(cfg.API.Keys), stdout); err != nil {
+			if err := runSample(gctx, a, "http://"+addr, sampleApp(cfg.API.Keys), *once, stdout); err != nil {
 				return fmt.Errorf("dev sample: %w", err)
 			}
 			if *once {
 				cancel()
 			}
+			return nil
+		})
+	case *once:
+		// Nothing to publish: exit once the node is ready (a smoke test of the configuration).
+		g.Go(func() error {
+			var addr string
+			select {
+			case addr = <-listening:
+			case <-gctx.Done():
+				return nil
+			}
+			if err := waitReady(gctx, a); err != nil {
+				return fmt.Errorf("dev: %w", err)
+			}
+			fmt.Fprintf(stdout, "riskflow dev was ready at http://%s; stopping (--once)\n", addr)
+			cancel()
 			return nil
 		})
 	}
@@ -150,7 +167,7 @@ func (a *app) startAllRoles(ctx context.Context, listen string, listening chan<-
 // runSample publishes a small stream through the API — ordinary logins, a datacenter farm cycling
 // numbers, a hammered number and a replayed token — waits until the scorer has them, then asks for
 // verdicts and prints them.
-func runSample(ctx context.Context, a *app, base string, app credentials, out io.Writer) error {
+func runSample(ctx context.Context, a *app, base string, app credentials, once bool, out io.Writer) error {
 	evs := sampleEvents(time.Now().UTC(), app.key)
 	body, _ := json.Marshal(evs)
 	if _, err := call(ctx, base+"/v1/events", app, body); err != nil {
@@ -191,12 +208,35 @@ func runSample(ctx context.Context, a *app, base string, app credentials, out io
 		_ = json.Indent(&pretty, resp, "  ", "  ")
 		fmt.Fprintf(out, "POST /v1/risk/check — %s:\n  %s\n\n", c.what, pretty.String())
 	}
+	creds := fmt.Sprintf("app key %q and the other configured keys", app.key)
 	if app.key == devAppKey && app.secret == devSecret {
-		fmt.Fprintf(out, "riskflow dev is serving %s (app key %q, secret %q). Ctrl-C stops it.\n", base, devAppKey, devSecret)
+		creds = fmt.Sprintf("app key %q, secret %q", devAppKey, devSecret)
+	}
+	if once {
+		fmt.Fprintf(out, "riskflow dev served %s (%s); stopping (--once).\n", base, creds)
 	} else {
-		fmt.Fprintf(out, "riskflow dev is serving %s (app key %q and the other configured keys). Ctrl-C stops it.\n", base, app.key)
+		fmt.Fprintf(out, "riskflow dev is serving %s (%s). Ctrl-C stops it.\n", base, creds)
 	}
 	return nil
+}
+
+// waitReady waits until the node's /readyz would answer ready (at most 30 s).
+func waitReady(ctx context.Context, a *app) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := a.health.ready()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready within 30 s: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 const sampleToken = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"

@@ -41,7 +41,7 @@ func (l *loadgenFlags) register(fs interface {
 }, durationDoc string) {
 	fs.Float64Var(&l.rate, "rate", l.rate, "events per second (daily average; the daily rhythm modulates it)")
 	fs.DurationVar(&l.duration, "duration", l.duration, durationDoc)
-	fs.Uint64Var(&l.seed, "seed", uint64(time.Now().UnixNano()), "random seed (same seed, same stream)")
+	fs.Uint64Var(&l.seed, "seed", 0, "random seed: same seed, same stream (default: a new one each run)")
 	fs.Float64Var(&l.attack, "attack-share", l.attack, "fraction of events from attack scenarios")
 	fs.StringVar(&l.scenarios, "scenarios", "", "comma-separated attack scenarios (default all: "+strings.Join(loadgen.Scenarios(), ", ")+")")
 	fs.StringVar(&l.apps, "apps", "", "comma-separated app ids (default: the configured API keys, or loadgen's demo apps)")
@@ -49,6 +49,9 @@ func (l *loadgenFlags) register(fs interface {
 }
 
 func (l *loadgenFlags) config(apps []string) (loadgen.Config, error) {
+	if l.seed == 0 {
+		l.seed = uint64(time.Now().UnixNano())
+	}
 	c := loadgen.Config{Seed: l.seed, Rate: l.rate, Duration: l.duration, AttackShare: l.attack, Scenarios: splitList(l.scenarios), Apps: apps, Start: time.Now().UTC()}
 	if l.apps != "" {
 		c.Apps = splitList(l.apps)
@@ -123,7 +126,7 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return nil
 	case *out == "kafka":
 		if cfg.Scoring.PhoneHashKey == "" {
-			return usagef("scoring.phone_hash_key: required to key messages (RISKFLOW_SCORING_PHONE_HASH_KEY)")
+			return configf("scoring.phone_hash_key: required to key messages (RISKFLOW_SCORING_PHONE_HASH_KEY)")
 		}
 		kc := (&app{cfg: cfg}).kafkaConfig()
 		log := newLogger(cfg.Log, stderr)
@@ -137,7 +140,7 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	case strings.HasPrefix(*out, "http://") || strings.HasPrefix(*out, "https://"):
 		key, secret := firstKey(cfg.API.Keys)
 		if key == "" {
-			return usagef("api.keys: an app key is needed to POST /v1/events (RISKFLOW_API_KEYS=app:secret)")
+			return configf("api.keys: an app key is needed to POST /v1/events (RISKFLOW_API_KEYS=app:secret)")
 		}
 		if len(lc.Apps) != 1 || lc.Apps[0] != key {
 			lc.Apps = []string{key} // an app may only publish its own events

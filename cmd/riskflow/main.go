@@ -1,7 +1,8 @@
 // Command riskflow is riskflow's one binary: dev (everything in one process), serve (roles
-// scorer, archiver, api), migrate, produce, rules lint|test|vars.
+// scorer, archiver, api), migrate, produce, rules, backtest, demo, loadgen, bench, version.
+// `riskflow help` lists the commands; `riskflow COMMAND --help` says what one does and takes.
 //
-// Exit codes: 0 ok, 1 runtime error, 2 bad usage or configuration.
+// Exit codes: 0 ok (and help), 1 runtime error, 2 bad usage or configuration.
 package main
 
 import (
@@ -16,31 +17,30 @@ import (
 	"syscall"
 )
 
-const usage = `riskflow — real-time login-risk scoring for carrier one-click login
-
-usage:
-  riskflow dev     [--listen ADDR] [--sample=true] [--once] [common flags]
-  riskflow serve   --roles scorer,archiver,api [common flags]
-  riskflow migrate [common flags]
-  riskflow produce FILE.jsonl [common flags]
-  riskflow rules lint FILE | rules test DIR | rules vars | rules report [--window 24h] [--app ID]
-  riskflow backtest --rules CANDIDATE.yaml --from T [--to T] [--labels FILE] [--json]
-  riskflow demo    [--duration 30s] [--rate N] [--mode auto|real|dev]
-  riskflow loadgen [--rate N] [--duration D] [--out FILE.jsonl|-|kafka|http://HOST:PORT] [--labels FILE]
-  riskflow bench   [--api] [--pipeline] [--freshness] [--phones N] [--ips N]
-
-common flags:
-  --config FILE      YAML configuration (every key also set by RISKFLOW_<SECTION>_<KEY>)
-  --set key=value    override one key, e.g. --set kafka.brokers=127.0.0.1:9092 (repeatable)
-`
-
-// usageError is bad usage or configuration: exit code 2.
+// usageError is bad usage: exit code 2, with the command's usage line.
 type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// configError is bad configuration: exit code 2, without a usage line (the message names the key).
+type configError struct{ err error }
+
+func (e configError) Error() string { return e.err.Error() }
+func (e configError) Unwrap() error { return e.err }
+
+func configf(format string, args ...any) error { return configError{fmt.Errorf(format, args...)} }
+
+// helpRequested is -h/--help given to a command: its help goes to stdout and the exit code is 0.
+type helpRequested struct {
+	fs  *flag.FlagSet // the command's flags; nil for a command group
+	cmd *command      // whose help; nil = the command that ran
+}
+
+func (helpRequested) Error() string { return "help requested" }
+func (helpRequested) Unwrap() error { return flag.ErrHelp }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -49,54 +49,72 @@ func main() {
 	os.Exit(code)
 }
 
+// run executes one command line and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	err := dispatch(ctx, args, stdout, stderr)
+	cmd, rest, err := resolve(args)
+	if err == nil {
+		err = cmd.exec(ctx, rest, stdout, stderr)
+	}
 	if err == nil {
 		return 0
 	}
-	if errors.Is(err, flag.ErrHelp) {
-		return 0 // -h/--help: the command's flag set has printed its flags; asking for help is not an error
+	var help helpRequested
+	if errors.As(err, &help) {
+		if help.cmd != nil {
+			cmd = help.cmd
+		}
+		writeHelp(stdout, cmd, help.fs)
+		return 0
 	}
 	var ue usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(stderr, "riskflow: %v\n", err)
-		fmt.Fprint(stderr, "\n"+usage)
+		writeUsage(stderr, cmd)
+		return 2
+	}
+	var ce configError
+	if errors.As(err, &ce) {
+		fmt.Fprintf(stderr, "riskflow: %v\n", err)
 		return 2
 	}
 	fmt.Fprintf(stderr, "riskflow: %v\n", err)
 	return 1
 }
 
-func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usagef("a command is required")
+// resolve finds the command args name — walking subcommands — and returns it with the arguments
+// that follow its name. On an error the command returned is the deepest one found (the root at
+// least), whose usage the error then prints.
+func resolve(args []string) (*command, []string, error) {
+	cmd := root()
+	for {
+		if len(cmd.subs) == 0 {
+			return cmd, args, nil
+		}
+		if len(args) == 0 {
+			if cmd.run != nil {
+				return cmd, args, nil
+			}
+			return cmd, nil, usagef("%sa command is required", cmd.errPrefix())
+		}
+		name := args[0]
+		if isHelpFlag(name) {
+			return cmd, nil, helpRequested{}
+		}
+		if strings.HasPrefix(name, "-") && cmd.run == nil {
+			return cmd, nil, usagef("%sflags go after the command (riskflow %sCOMMAND %s)", cmd.errPrefix(), cmd.prefix(), name)
+		}
+		sub := cmd.sub(name)
+		if sub == nil {
+			if cmd.run != nil {
+				return cmd, args, nil // a command with both: arguments for it
+			}
+			return cmd, nil, usagef("%sunknown command %q (known: %s)", cmd.errPrefix(), name, strings.Join(cmd.subNames(), ", "))
+		}
+		cmd, args = sub, args[1:]
 	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "dev":
-		return cmdDev(ctx, rest, stdout, stderr)
-	case "serve":
-		return cmdServe(ctx, rest, stderr)
-	case "migrate":
-		return cmdMigrate(ctx, rest, stdout, stderr)
-	case "produce":
-		return cmdProduce(ctx, rest, stdout, stderr)
-	case "rules":
-		return cmdRules(ctx, rest, stdout, stderr)
-	case "bench":
-		return cmdBench(ctx, rest, stdout, stderr)
-	case "loadgen":
-		return cmdLoadgen(ctx, rest, stdout, stderr)
-	case "demo":
-		return cmdDemo(ctx, rest, stdout, stderr)
-	case "backtest":
-		return cmdBacktest(ctx, rest, stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
-	}
-	return usagef("unknown command %q", cmd)
 }
+
+func isHelpFlag(s string) bool { return s == "-h" || s == "-help" || s == "--help" }
 
 // commonFlags are --config and --set, shared by every command that reads the configuration.
 type commonFlags struct {
@@ -110,36 +128,60 @@ func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 func (c *commonFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.config, "config", os.Getenv("RISKFLOW_CONFIG"), "YAML configuration file")
-	fs.Var(&c.sets, "set", "override a key: section.key=value (repeatable)")
+	fs.StringVar(&c.config, "config", os.Getenv("RISKFLOW_CONFIG"), "YAML configuration `FILE` (env RISKFLOW_CONFIG)")
+	fs.Var(&c.sets, "set", "override one configuration key: `section.key=value` (repeatable)")
 }
 
-// load reads and validates the configuration; any problem is a usage error (exit 2).
+// load reads and validates the configuration; any problem is a configuration error (exit 2).
 func (c *commonFlags) load(adjust func(*Config)) (Config, error) {
 	cfg, err := LoadConfig(c.config, os.Environ(), c.sets)
 	if err != nil {
-		return cfg, usageError{err}
+		return cfg, configError{err}
 	}
 	if adjust != nil {
 		adjust(&cfg)
 	}
 	if err := cfg.Validate(); err != nil {
-		return cfg, usageError{fmt.Errorf("invalid configuration:\n%w", err)}
+		return cfg, configError{fmt.Errorf("invalid configuration:\n%w", err)}
 	}
 	return cfg, nil
 }
 
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+// newFlagSet returns the flag set of the command name ("serve", "rules lint"). It prints nothing
+// itself: parseFlags reports errors and help requests, and run prints them with the command's
+// usage (help to stdout, errors to stderr).
+func newFlagSet(name string, _ io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	return fs
 }
 
+// parseFlags parses args with flags allowed anywhere — before, between and after positional
+// arguments (`rules lint pack.yaml --config c.yaml`); "--" ends the flags, and what follows is
+// positional even if it starts with "-". The positional arguments are then fs.Args().
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return helpRequested{fs: fs}
+			}
+			return usageError{err}
 		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			pos = append(pos, rest...) // "--": the rest is positional
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	// Make fs.Args() the positional arguments; flags already set keep their values.
+	if err := fs.Parse(append([]string{"--"}, pos...)); err != nil {
 		return usageError{err}
 	}
 	return nil

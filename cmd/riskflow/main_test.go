@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -61,31 +63,38 @@ func runCmd(t *testing.T, ctx context.Context, args ...string) result {
 func TestRunUsageErrors(t *testing.T) {
 	cleanEnv(t)
 	missing := filepath.Join(t.TempDir(), "nope.yaml")
+	// usage is the command whose usage line follows the error; "" = a configuration error, which
+	// names its key and prints no usage.
 	cases := []struct {
-		name string
-		args []string
-		want []string
+		name  string
+		args  []string
+		want  []string
+		usage string
 	}{
-		{"no command", nil, []string{"a command is required"}},
-		{"unknown command", []string{"frobnicate"}, []string{`unknown command "frobnicate"`}},
-		{"unknown flag", []string{"serve", "--colour", "red"}, []string{"flag provided but not defined: -colour"}},
-		{"bad roles", []string{"serve", "--roles", "scorer,bogus"}, []string{`--roles: "bogus" is not scorer, archiver or api`}},
-		{"empty roles", []string{"serve", "--roles", " , "}, []string{"--roles: at least one"}},
-		{"serve without api keys", []string{"serve", "--roles", "api", "--set", "scoring.phone_hash_key=k"}, []string{"api.keys: no API keys configured"}},
-		{"serve without hash key", []string{"serve", "--roles", "scorer"}, []string{"scoring.phone_hash_key: required"}},
-		{"api without listen address", []string{"serve", "--roles", "api", "--set", "api.listen=", "--set", "api.keys=a:b", "--set", "scoring.phone_hash_key=k"}, []string{"api.listen: required"}},
-		{"archiver without clickhouse", []string{"serve", "--roles", "archiver"}, []string{"clickhouse.addr: required"}},
-		{"bad config value", []string{"serve", "--set", "kafka.partitions=0", "--set", "log.level=loud"}, []string{"invalid configuration", "kafka.partitions: 0 is outside", `log.level: "loud"`}},
-		{"unknown --set key", []string{"migrate", "--set", "kafka.colour=red"}, []string{"--set kafka.colour: unknown key"}},
-		{"missing config file", []string{"serve", "--config", missing}, []string{"nope.yaml"}},
-		{"migrate without clickhouse", []string{"migrate"}, []string{"clickhouse.addr: required"}},
-		{"produce without file", []string{"produce"}, []string{"exactly one FILE.jsonl"}},
-		{"rules without subcommand", []string{"rules"}, []string{"rules: lint FILE | test DIR | vars"}},
-		{"rules unknown subcommand", []string{"rules", "frob"}, []string{`rules: unknown subcommand "frob"`}},
-		{"rules lint without file", []string{"rules", "lint"}, []string{"exactly one FILE"}},
-		{"dev bad listen", []string{"dev", "--listen", "8080"}, []string{`--listen "8080" is not host:port`}},
-		{"demo bad mode", []string{"demo", "--mode", "bogus"}, []string{`--mode: "bogus" is not auto, real or dev`}},
-		{"demo bad speedup", []string{"demo", "--speedup", "0"}, []string{"--speedup: must be positive"}},
+		{"no command", nil, []string{"a command is required"}, "riskflow COMMAND"},
+		{"unknown command", []string{"frobnicate"}, []string{`unknown command "frobnicate"`}, "riskflow COMMAND"},
+		{"flag before the command", []string{"--config", "x.yaml", "serve"}, []string{"flags go after the command"}, "riskflow COMMAND"},
+		{"unknown flag", []string{"serve", "--colour", "red"}, []string{"flag provided but not defined: -colour"}, "riskflow serve"},
+		{"bad roles", []string{"serve", "--roles", "scorer,bogus"}, []string{`--roles: "bogus" is not`}, "riskflow serve"},
+		{"empty roles", []string{"serve", "--roles", " , "}, []string{"--roles: at least one"}, "riskflow serve"},
+		{"serve without api keys", []string{"serve", "--roles", "api", "--set", "scoring.phone_hash_key=k"}, []string{"api.keys: no API keys configured"}, ""},
+		{"serve without hash key", []string{"serve", "--roles", "scorer"}, []string{"scoring.phone_hash_key: required"}, ""},
+		{"api without listen address", []string{"serve", "--roles", "api", "--set", "api.listen=", "--set", "api.keys=a:b", "--set", "scoring.phone_hash_key=k"}, []string{"api.listen: required"}, ""},
+		{"archiver without clickhouse", []string{"serve", "--roles", "archiver"}, []string{"clickhouse.addr: required"}, ""},
+		{"bad config value", []string{"serve", "--set", "kafka.partitions=0", "--set", "log.level=loud"}, []string{"invalid configuration", "kafka.partitions: 0 is outside", `log.level: "loud"`}, ""},
+		{"unknown --set key", []string{"migrate", "--set", "kafka.colour=red"}, []string{"--set kafka.colour: unknown key"}, ""},
+		{"missing config file", []string{"serve", "--config", missing}, []string{"nope.yaml"}, ""},
+		{"migrate without clickhouse", []string{"migrate"}, []string{"clickhouse.addr: required"}, ""},
+		{"produce without file", []string{"produce"}, []string{"exactly one FILE.jsonl"}, "riskflow produce"},
+		{"rules without subcommand", []string{"rules"}, []string{"rules: a command is required"}, "riskflow rules COMMAND"},
+		{"rules unknown subcommand", []string{"rules", "frob"}, []string{`rules: unknown command "frob" (known: lint, test, vars, report`}, "riskflow rules COMMAND"},
+		{"rules lint without file", []string{"rules", "lint"}, []string{"exactly one FILE"}, "riskflow rules lint"},
+		{"rules lint bad flag after the file", []string{"rules", "lint", "x.yaml", "--frob"}, []string{"-frob"}, "riskflow rules lint"},
+		{"version with an argument", []string{"version", "now"}, []string{"takes no arguments"}, "riskflow version"},
+		{"help of an unknown command", []string{"help", "frob"}, []string{`help: riskflow has no command "frob"`}, "riskflow help"},
+		{"dev bad listen", []string{"dev", "--listen", "8080"}, []string{`--listen "8080" is not host:port`}, "riskflow dev"},
+		{"demo bad mode", []string{"demo", "--mode", "auto"}, []string{`--mode: "auto" is not dev or real`}, "riskflow demo"},
+		{"demo bad speedup", []string{"demo", "--speedup", "0"}, []string{"--speedup: must be positive"}, "riskflow demo"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -100,8 +109,21 @@ func TestRunUsageErrors(t *testing.T) {
 					t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
 				}
 			}
-			if !strings.Contains(r.stderr, "usage:") {
-				t.Errorf("stderr has no usage:\n%s", r.stderr)
+			if c.usage == "" {
+				if strings.Contains(r.stderr, "usage:") {
+					t.Errorf("a configuration error printed a usage:\n%s", r.stderr)
+				}
+				return
+			}
+			// Only that command's usage: its usage line and where its help is, not every command.
+			if !strings.Contains(r.stderr, "usage: "+c.usage) {
+				t.Errorf("stderr lacks the usage of %s:\n%s", c.usage, r.stderr)
+			}
+			if strings.Count(r.stderr, "usage:") != 1 || strings.Count(r.stderr, "\n") > 5 {
+				t.Errorf("more than the command's usage:\n%s", r.stderr)
+			}
+			if !strings.HasPrefix(c.usage, "riskflow COMMAND") && c.usage != "riskflow help" && strings.Contains(r.stderr, "loadgen") {
+				t.Errorf("the usage of %s lists other commands:\n%s", c.usage, r.stderr)
 			}
 		})
 	}
@@ -129,23 +151,121 @@ func TestRunEnvConfigErrorIsUsage(t *testing.T) {
 	}
 }
 
-func TestRunHelp(t *testing.T) {
+// A misspelled RISKFLOW_ variable is an error naming it and the key it was probably meant to be,
+// as an unknown YAML key is; the variables the deploy scripts and tests use are not.
+func TestRunUnknownEnvIsAnError(t *testing.T) {
 	cleanEnv(t)
-	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}} {
-		r := runCmd(t, context.Background(), args...)
-		if r.code != 0 || !strings.Contains(r.stdout, "usage:") || !strings.Contains(r.stdout, "riskflow serve") {
-			t.Errorf("%v: exit %d, stdout %q", args, r.code, r.stdout)
+	t.Setenv("RISKFLOW_API_KESY", "a:b")
+	r := runCmd(t, context.Background(), "rules", "vars")
+	if r.code != 2 || !strings.Contains(r.stderr, "RISKFLOW_API_KESY: not a configuration key (did you mean RISKFLOW_API_KEYS?)") {
+		t.Errorf("exit %d, stderr %s", r.code, r.stderr)
+	}
+	if strings.Contains(r.stderr, "a:b") {
+		t.Errorf("the value (maybe a secret) was echoed: %s", r.stderr)
+	}
+	cleanEnv(t)
+	for name := range scriptEnv {
+		if name != "RISKFLOW_CONFIG" && name != "RISKFLOW_ROLES" {
+			t.Setenv(name, "x")
 		}
 	}
-	// A command's own -h lists its flags and is not an error either.
-	for _, args := range [][]string{{"dev", "-h"}, {"serve", "--help"}, {"produce", "-h"}, {"rules", "lint", "-h"}} {
+	if r := runCmd(t, context.Background(), "rules", "vars"); r.code != 0 {
+		t.Errorf("the deploy scripts' variables are refused: exit %d, %s", r.code, r.stderr)
+	}
+}
+
+// Every command and subcommand has help that says what it does and takes, on stdout with exit 0,
+// whether asked as COMMAND --help, COMMAND -h or help COMMAND.
+func TestRunHelpForEveryCommand(t *testing.T) {
+	cleanEnv(t)
+	var walk func(c *command)
+	n := 0
+	walk = func(c *command) {
+		n++
+		args := strings.Fields(strings.TrimPrefix(c.path(), "riskflow"))
+		forms := [][]string{append(append([]string{}, args...), "--help"), append(append([]string{}, args...), "-h"), append([]string{"help"}, args...)}
+		var first string
+		for _, a := range forms {
+			r := runCmd(t, context.Background(), a...)
+			if r.code != 0 {
+				t.Errorf("%v: exit %d, want 0\n%s", a, r.code, r.stderr)
+				continue
+			}
+			if !strings.HasPrefix(r.stdout, c.usageLine()+"\n") {
+				t.Errorf("%v: help does not start with %q:\n%s", a, c.usageLine(), r.stdout)
+			}
+			if c.parent != nil && c.summary == "" {
+				t.Errorf("%s has no summary", c.path())
+			}
+			if c.doc != "" && !strings.Contains(r.stdout, c.doc) {
+				t.Errorf("%v: help does not say what the command does:\n%s", a, r.stdout)
+			}
+			for _, s := range c.subs {
+				if !strings.Contains(r.stdout, "  "+s.name+" ") || !strings.Contains(r.stdout, s.summary) {
+					t.Errorf("%v: help does not list %s with its summary:\n%s", a, s.name, r.stdout)
+				}
+			}
+			if first == "" {
+				first = r.stdout
+			} else if r.stdout != first {
+				t.Errorf("%v: help differs from %v's:\n%s\n---\n%s", a, forms[0], r.stdout, first)
+			}
+		}
+		for _, s := range c.subs {
+			walk(s)
+		}
+	}
+	walk(root())
+	if n < 15 {
+		t.Errorf("only %d commands walked", n)
+	}
+	// Commands that read the configuration list their flags, as typed.
+	for _, args := range [][]string{{"dev", "--help"}, {"serve", "--help"}, {"produce", "-h"}, {"rules", "lint", "-h"}} {
 		r := runCmd(t, context.Background(), args...)
-		if r.code != 0 {
-			t.Errorf("%v: exit %d, want 0\n%s", args, r.code, r.stderr)
+		if !strings.Contains(r.stdout, "--config FILE") || !strings.Contains(r.stdout, "--set section.key=value") {
+			t.Errorf("%v: flags not listed:\n%s", args, r.stdout)
 		}
-		if !strings.Contains(r.stderr, "-config") {
-			t.Errorf("%v: flags not listed:\n%s", args, r.stderr)
+	}
+	if r := runCmd(t, context.Background(), "serve", "--help"); !strings.Contains(r.stdout, "--roles") {
+		t.Errorf("serve --help lacks --roles:\n%s", r.stdout)
+	}
+}
+
+func TestRunVersion(t *testing.T) {
+	r := runCmd(t, context.Background(), "version")
+	if r.code != 0 || !regexp.MustCompile(`^riskflow \S+\nrevision .+\n(commit time .+\n)?go 1\.\d+`).MatchString(r.stdout) {
+		t.Errorf("exit %d, stdout %q", r.code, r.stdout)
+	}
+}
+
+func TestParseFlagsAnywhere(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		pos  []string
+		n    int
+		v    bool
+	}{
+		{[]string{"a", "--n", "3", "b"}, []string{"a", "b"}, 3, false},
+		{[]string{"--v", "a", "-n=4"}, []string{"a"}, 4, true},
+		{[]string{"a", "b", "--v"}, []string{"a", "b"}, 0, true},
+		{[]string{"a", "--", "--v", "-n"}, []string{"a", "--v", "-n"}, 0, false},
+		{[]string{"-", "--n", "1"}, []string{"-"}, 1, false},
+		{nil, nil, 0, false},
+	} {
+		fs := newFlagSet("t", nil)
+		n := fs.Int("n", 0, "")
+		v := fs.Bool("v", false, "")
+		if err := parseFlags(fs, c.args); err != nil {
+			t.Errorf("%v: %v", c.args, err)
+			continue
 		}
+		if !slices.Equal(fs.Args(), c.pos) || *n != c.n || *v != c.v {
+			t.Errorf("%v: positional %q n=%d v=%v; want %q n=%d v=%v", c.args, fs.Args(), *n, *v, c.pos, c.n, c.v)
+		}
+	}
+	fs := newFlagSet("t", nil)
+	if err := parseFlags(fs, []string{"a", "--nope"}); !errors.As(err, new(usageError)) {
+		t.Errorf("unknown flag after a positional: %v, want a usage error", err)
 	}
 }
 
@@ -295,8 +415,11 @@ func TestDevOnce(t *testing.T) {
 	if !strings.Contains(r.stdout, `"score": 900`) || !strings.Contains(r.stdout, `"token_replay"`) {
 		t.Errorf("stdout:\n%s", r.stdout)
 	}
-	if m := regexp.MustCompile(`serving http://127\.0\.0\.1:(\d+)`).FindStringSubmatch(r.stdout); m == nil || m[1] == "0" {
+	if m := regexp.MustCompile(`served http://127\.0\.0\.1:(\d+)`).FindStringSubmatch(r.stdout); m == nil || m[1] == "0" {
 		t.Errorf("the printed address is not the real one:\n%s", r.stdout)
+	}
+	if strings.Contains(r.stdout, "Ctrl-C") {
+		t.Errorf("--once says Ctrl-C stops it, and then exits by itself:\n%s", r.stdout)
 	}
 	if len(verdicts) == 3 && verdicts["sample-1"].ID == verdicts["sample-2"].ID {
 		t.Error("two verdicts share an id")
@@ -342,6 +465,23 @@ func devVerdicts(t *testing.T, stdout string) map[string]schemas.RiskCheck {
 		}
 		out[rc.ExID] = rc
 		rest = rest[i+int(dec.InputOffset()):]
+	}
+}
+
+// dev --once --sample=false has nothing to print verdicts for: it exits once the node is ready.
+func TestDevOnceWithoutSample(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded broker")
+	}
+	cleanEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	r := runCmd(t, ctx, "dev", "--listen", "127.0.0.1:0", "--sample=false", "--once")
+	if r.code != 0 || ctx.Err() != nil {
+		t.Fatalf("exit %d (ctx %v)\nstdout:\n%s\nstderr:\n%s", r.code, ctx.Err(), r.stdout, r.stderr)
+	}
+	if !regexp.MustCompile(`ready at http://127\.0\.0\.1:[1-9]\d*; stopping \(--once\)`).MatchString(r.stdout) {
+		t.Errorf("stdout:\n%s", r.stdout)
 	}
 }
 

@@ -26,7 +26,7 @@ type ruleStat struct {
 // enforced ones, with the trend against the previous window of the same length.
 func cmdRulesReport(ctx context.Context, cfg Config, window time.Duration, app string, stdout io.Writer) error {
 	if cfg.ClickHouse.Addr == "" {
-		return usagef("clickhouse.addr: required (RISKFLOW_CLICKHOUSE_ADDR)")
+		return configf("clickhouse.addr: required (RISKFLOW_CLICKHOUSE_ADDR)")
 	}
 	if window < time.Hour {
 		return usagef("--window: at least 1h")

@@ -29,7 +29,7 @@ func parseRoles(s string) (map[string]bool, error) {
 }
 
 // cmdServe runs the chosen roles against a real Kafka (and ClickHouse for the archiver).
-func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
+func cmdServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs := newFlagSet("serve", stderr)
 	var cf commonFlags
 	cf.register(fs)
@@ -65,7 +65,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		problems = append(problems, "clickhouse.addr: required by the archiver role (RISKFLOW_CLICKHOUSE_ADDR)")
 	}
 	if len(problems) > 0 {
-		return usagef("invalid configuration:\n%s", strings.Join(problems, "\n"))
+		return configf("invalid configuration:\n%s", strings.Join(problems, "\n"))
 	}
 	log := newLogger(cfg.Log, stderr)
 	a, err := newApp(cfg, log)
