@@ -47,6 +47,9 @@ type app struct {
 	health *health // what /readyz reports
 	// snapshotAt is when the newest feature snapshot was written or loaded (unix ns; 0 = none).
 	snapshotAt atomic.Int64
+
+	packMu    sync.Mutex
+	packHooks []func(*rules.Pack) // called with each pack the rule watcher loads
 }
 
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {
@@ -169,19 +172,30 @@ func defaultGeoPath() string {
 }
 
 // watchRules hot-reloads a rule pack file: a pack that does not compile leaves the running one.
-func (a *app) watchRules(ctx context.Context, onLoad func(*rules.Pack)) {
+// Each pack loaded is passed to the hooks registered with onPack (the archiver records it).
+func (a *app) watchRules(ctx context.Context) {
 	if a.cfg.Scoring.Rules == "" {
 		return
 	}
 	go rules.Watch(ctx, a.cfg.Scoring.Rules, a.scorer.Env(), a.cfg.Scoring.ReloadInterval.D(), func(p *rules.Pack) {
 		a.scorer.SetPack(p)
 		a.log.Info("rule pack reloaded", "pack", p.Name, "version", p.Version, "rules", len(p.Rules))
-		if onLoad != nil {
-			onLoad(p)
+		a.packMu.Lock()
+		hooks := a.packHooks
+		a.packMu.Unlock()
+		for _, h := range hooks {
+			h(p)
 		}
 	}, func(err error) {
 		a.log.Error("rule pack rejected; the running pack stays", "err", err)
 	})
+}
+
+// onPack registers f to be called with every rule pack the watcher loads.
+func (a *app) onPack(f func(*rules.Pack)) {
+	a.packMu.Lock()
+	defer a.packMu.Unlock()
+	a.packHooks = append(a.packHooks, f)
 }
 
 func (a *app) kafkaConfig() consumers.Config {
@@ -366,7 +380,7 @@ func (a *app) runArchiver(ctx context.Context) error {
 	}, reader, stage, a.log, a.obs)
 	a.registerLoop("archiver", loop)
 	go a.watchGroupLag(ctx, k.ArchiverGroup, k.ScoresTopic)
-	a.watchRules(ctx, func(p *rules.Pack) { sink.recordPack(ctx, p) })
+	a.onPack(func(p *rules.Pack) { sink.recordPack(ctx, p) })
 	a.log.Info("archiver running", "topic", k.ScoresTopic, "group", k.ArchiverGroup, "clickhouse", c.Addr, "database", c.Database)
 	return loop.Run(ctx)
 }

@@ -143,25 +143,18 @@ func embeddedBroker(cfg *Config) (stop func(), err error) {
 	return cluster.Close, nil
 }
 
-// startAllRoles creates the topics and runs scorer, archiver (when ClickHouse is configured) and
-// API in this process; the API's address is sent on listening once it accepts connections.
+// startAllRoles runs every role in this process (allInOne: the archiver when ClickHouse is
+// configured); the API's address is sent on listening once it accepts connections.
 func (a *app) startAllRoles(ctx context.Context, listen string, listening chan<- string) (*errgroup.Group, context.Context, error) {
-	if err := a.prepareKafka(ctx); err != nil {
+	a.cfg.API.Listen = listen
+	p, note := allInOne(&a.cfg)
+	if note != "" {
+		a.log.Warn(note)
+	}
+	if err := p.check(&a.cfg); err != nil {
 		return nil, nil, err
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	feed := a.startFeed(gctx, g)
-	g.Go(func() error { return a.runScorer(gctx, feed) })
-	if a.cfg.ClickHouse.Addr != "" {
-		g.Go(func() error { return a.runArchiver(gctx) })
-	} else {
-		a.log.Warn("archiver is off: clickhouse.addr is not set (RISKFLOW_CLICKHOUSE_ADDR=127.0.0.1:19000 after deploy/local/up)")
-		a.watchRules(gctx, nil)
-	}
-	g.Go(func() error {
-		return a.runAPI(gctx, listen, replicaServing(feed), a.health.ready, func(addr string) { listening <- addr })
-	})
-	return g, gctx, nil
+	return a.start(ctx, p, startOptions{listen: listen, onListen: func(addr string) { listening <- addr }})
 }
 
 // runSample publishes a small stream through the API — ordinary logins, a datacenter farm cycling
