@@ -46,8 +46,8 @@
 // entry per tag, at the tag's highest matched level), and Hits lists every matched rule including
 // shadow rules, which never count in Score, Tags or Detail. A matching allow rule decides: score
 // 0 and its tag alone. A rule whose evaluation fails is skipped and reported as a *RuleError;
-// the others still count. Packs are immutable; a Holder swaps them atomically and Watch reloads
-// one from a file when it changes, keeping the running pack when the new file does not compile.
+// the others still count. Packs are immutable; a Holder swaps them atomically. Package rulesvc
+// runs a process's pack lifecycle: file watch, PUT, rollback, version history.
 //
 // # Tests as data
 //

@@ -27,6 +27,7 @@ import (
 	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/rules"
 	"github.com/riskflow/riskflow/rules/packs"
+	"github.com/riskflow/riskflow/rules/rulesvc"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring"
 	"github.com/riskflow/riskflow/scoring/api"
@@ -48,8 +49,7 @@ type app struct {
 	// snapshotAt is when the newest feature snapshot was written or loaded (unix ns; 0 = none).
 	snapshotAt atomic.Int64
 
-	packMu    sync.Mutex
-	packHooks []func(*rules.Pack) // called with each pack the rule watcher loads
+	rules *rulesvc.Service // the rule-pack lifecycle: file, PUT, rollback, rule_versions
 }
 
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {
@@ -73,6 +73,7 @@ func newApp(cfg Config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	a.scorer = s
+	a.rules = newRuleService(cfg, s, log)
 	a.reg.MustRegister(newStateCollector(s.State()), newInfoCollector(s.Rules()))
 	return a, nil
 }
@@ -169,33 +170,6 @@ func defaultGeoPath() string {
 		return p
 	}
 	return ""
-}
-
-// watchRules hot-reloads a rule pack file: a pack that does not compile leaves the running one.
-// Each pack loaded is passed to the hooks registered with onPack (the archiver records it).
-func (a *app) watchRules(ctx context.Context) {
-	if a.cfg.Scoring.Rules == "" {
-		return
-	}
-	go rules.Watch(ctx, a.cfg.Scoring.Rules, a.scorer.Env(), a.cfg.Scoring.ReloadInterval.D(), func(p *rules.Pack) {
-		a.scorer.SetPack(p)
-		a.log.Info("rule pack reloaded", "pack", p.Name, "version", p.Version, "rules", len(p.Rules))
-		a.packMu.Lock()
-		hooks := a.packHooks
-		a.packMu.Unlock()
-		for _, h := range hooks {
-			h(p)
-		}
-	}, func(err error) {
-		a.log.Error("rule pack rejected; the running pack stays", "err", err)
-	})
-}
-
-// onPack registers f to be called with every rule pack the watcher loads.
-func (a *app) onPack(f func(*rules.Pack)) {
-	a.packMu.Lock()
-	defer a.packMu.Unlock()
-	a.packHooks = append(a.packHooks, f)
 }
 
 func (a *app) kafkaConfig() consumers.Config {
@@ -360,12 +334,12 @@ func (a *app) runScorer(ctx context.Context, feed *pipeline.Feed) error {
 // one group share the partitions; each commits only what it stored.
 func (a *app) runArchiver(ctx context.Context) error {
 	k, c := a.cfg.Kafka, a.cfg.ClickHouse
-	store, err := chsink.Open(ctx, chsink.Config{Addr: c.Addr, Database: c.Database, Username: c.Username, Password: c.Password}, chsink.WithLogger(a.log))
+	store, err := openStore(ctx, c, a.log)
 	if err != nil {
-		return configError{fmt.Errorf("clickhouse: %w", err)}
+		return err
 	}
 	defer store.Close()
-	sink := &migratingSink{store: store, log: a.log, pack: a.scorer.Rules(), path: a.cfg.Scoring.Rules}
+	sink := &migratingSink{store: store, log: a.log}
 	breaker := pipeline.NewBreakerSink("clickhouse", sink, pipeline.BreakerConfig{Failures: uint32(c.BreakerFailures), OpenFor: c.BreakerOpenFor.D()}, a.log, a.obs.breakerState)
 	a.obs.breakerState(breaker.State())
 	reader := consumers.NewGroupReader(a.kc, k.ScoresTopic, k.ArchiverGroup)
@@ -380,29 +354,25 @@ func (a *app) runArchiver(ctx context.Context) error {
 	}, reader, stage, a.log, a.obs)
 	a.registerLoop("archiver", loop)
 	go a.watchGroupLag(ctx, k.ArchiverGroup, k.ScoresTopic)
-	a.onPack(func(p *rules.Pack) { sink.recordPack(ctx, p) })
 	a.log.Info("archiver running", "topic", k.ScoresTopic, "group", k.ArchiverGroup, "clickhouse", c.Addr, "database", c.Database)
 	return loop.Run(ctx)
 }
 
 // migratingSink applies the schema before its first write (ClickHouse may be down at start; the
-// breaker and the loop retry), and records the running rule pack in rule_versions.
+// breaker and the loop retry).
 type migratingSink struct {
 	store    *chsink.Store
 	log      *slog.Logger
-	pack     *rules.Holder
-	path     string // rule pack file; "" = embedded default
 	mu       sync.Mutex
 	migrated bool
-	recorded string
 }
 
 func (m *migratingSink) WriteBatch(ctx context.Context, recs []schemas.ScoreRecord) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if !m.migrated {
 		applied, err := m.store.Migrate(ctx)
 		if err != nil {
+			m.mu.Unlock()
 			return fmt.Errorf("migrate before first write: %w", err)
 		}
 		m.migrated = true
@@ -410,43 +380,8 @@ func (m *migratingSink) WriteBatch(ctx context.Context, recs []schemas.ScoreReco
 			m.log.Info("clickhouse schema migrated", "applied", applied)
 		}
 	}
-	if p := m.pack.Load(); p != nil && p.Version != m.recorded {
-		if err := m.recordLocked(ctx, p); err != nil {
-			return err
-		}
-	}
+	m.mu.Unlock()
 	return m.store.WriteBatch(ctx, recs)
-}
-
-func (m *migratingSink) recordPack(ctx context.Context, p *rules.Pack) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.migrated {
-		if err := m.recordLocked(ctx, p); err != nil {
-			m.log.Warn("record rule version failed; retried with the next batch", "err", err)
-		}
-	}
-}
-
-func (m *migratingSink) recordLocked(ctx context.Context, p *rules.Pack) error {
-	host, _ := os.Hostname()
-	content := packs.Default()
-	if m.path != "" {
-		b, err := os.ReadFile(m.path)
-		if err != nil {
-			return fmt.Errorf("read rule pack for rule_versions: %w", err)
-		}
-		content = b
-	}
-	err := m.store.RecordRuleVersion(ctx, chsink.RuleVersion{
-		Version: p.Version, Name: p.Name, LoadedBy: "riskflow@" + host, Source: sourceName(m.path),
-		LoadedAt: time.Now().UTC(), RuleCount: len(p.Rules), Content: string(content),
-	})
-	if err != nil {
-		return fmt.Errorf("record rule version %s: %w", p.Version, err)
-	}
-	m.recorded = p.Version
-	return nil
 }
 
 // runAPI serves HTTP until ctx is done, then drains in-flight requests.
@@ -467,7 +402,7 @@ func (a *app) runAPI(ctx context.Context, listen string, serving, ready func() e
 		NodeID: nodePrefix(host),
 	}, a.scorer, &pipeline.Publisher{W: events, Hasher: a.hasher},
 		api.WithServing(serving), api.WithReadiness(ready), api.WithLogger(a.log.With("role", "api")), api.WithRegistry(a.reg),
-		api.WithRulesAdmin(newRulesAdmin(a), a.cfg.API.AdminKeys))
+		api.WithRulesAdmin(rulesAdmin{s: a.rules, persisted: a.cfg.Scoring.Rules != ""}, a.cfg.API.AdminKeys))
 	hs := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 2 * time.Second,

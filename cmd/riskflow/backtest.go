@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/rules"
 	"github.com/riskflow/riskflow/rules/packs"
 	"github.com/riskflow/riskflow/schemas"
@@ -101,10 +100,9 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintf(stderr, "backtest: %d events read (%d compared, %d changed), at %s, %.0f events/s\n",
 			p.Read, p.Compared, p.Changed, p.At.Format(time.RFC3339), rate)
 	}
-	c := cfg.ClickHouse
-	st, err := chsink.Open(ctx, chsink.Config{Addr: c.Addr, Database: c.Database, Username: c.Username, Password: c.Password})
+	st, err := openStore(ctx, cfg.ClickHouse, nil)
 	if err != nil {
-		return configError{fmt.Errorf("clickhouse: %w", err)}
+		return err
 	}
 	defer st.Close()
 	rep, err := backtest.RunClickHouse(ctx, st, current, candidate, newScorer, opts)

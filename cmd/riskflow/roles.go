@@ -226,7 +226,10 @@ func (a *app) start(ctx context.Context, p plan, o startOptions) (*errgroup.Grou
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	if p.has(partRules) {
-		a.watchRules(gctx)
+		if _, err := a.rules.Start(gctx); err != nil {
+			return nil, nil, configError{fmt.Errorf("scoring.rules: %w", err)}
+		}
+		g.Go(func() error { a.rules.Run(gctx); return nil })
 	}
 	var feed *pipeline.Feed
 	if p.has(partFeed) {

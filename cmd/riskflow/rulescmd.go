@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"path/filepath"
 	"sort"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/riskflow/riskflow/rules"
@@ -35,6 +37,15 @@ func rulesCommand() *command {
 				doc: "Prints each rule's hits over --window from ClickHouse, shadow rules beside enforced ones,\n" +
 					"with the trend against the window before it and an hourly sparkline.",
 				run: cmdRulesReportCmd},
+			{name: "versions", args: "[flags]", summary: "list the rule pack versions recorded in ClickHouse, newest first",
+				doc: "Lists rule_versions: each version's latest load — when, by whom, from where — newest first.",
+				run: cmdRulesVersions},
+			{name: "rollback", args: "[flags] VERSION", summary: "load a recorded version again: its exact bytes, into the pack file",
+				doc: "Reads VERSION's exact bytes from rule_versions, compiles them against this build's variables,\n" +
+					"writes them to scoring.rules (every node watching the file loads them within\n" +
+					"scoring.reload_interval) and records the load with who did it. On a node, the same is\n" +
+					"POST /v1/rules/rollback {\"version\": \"VERSION\"} with an admin key.",
+				run: cmdRulesRollback},
 		}}
 }
 
@@ -167,4 +178,86 @@ func runRuleTests(packPath, testsPath string, cfg ScoringConfig, stdout io.Write
 		return fmt.Errorf("rules test: %d of %d tests failed", failed, len(results))
 	}
 	return nil
+}
+
+func cmdRulesVersions(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("rules versions", stderr)
+	var cf commonFlags
+	cf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usagef("rules versions: takes no arguments")
+	}
+	cfg, err := cf.load(nil)
+	if err != nil {
+		return err
+	}
+	if cfg.ClickHouse.Addr == "" {
+		return configf("clickhouse.addr: required to read rule_versions (RISKFLOW_CLICKHOUSE_ADDR)")
+	}
+	svc := newRuleService(cfg, nil, nil)
+	list, err := svc.Versions(ctx)
+	if err != nil {
+		return fmt.Errorf("rules versions: %w", err)
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "version\tpack\trules\tloaded at\tloaded by\tsource")
+	for _, v := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", v.Version, v.Name, v.Rules, v.LoadedAt.Format(time.RFC3339), v.LoadedBy, v.Source)
+	}
+	tw.Flush()
+	if len(list) == 0 {
+		fmt.Fprintln(stdout, "no rule pack version recorded yet")
+	}
+	return nil
+}
+
+func cmdRulesRollback(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("rules rollback", stderr)
+	var cf commonFlags
+	cf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("rules rollback: exactly one VERSION is required (riskflow rules versions lists them)")
+	}
+	cfg, s, err := rulesScorer(&cf, stderr)
+	if err != nil {
+		return err
+	}
+	var problems []string
+	if cfg.ClickHouse.Addr == "" {
+		problems = append(problems, "clickhouse.addr: required to read rule_versions (RISKFLOW_CLICKHOUSE_ADDR)")
+	}
+	if cfg.Scoring.Rules == "" {
+		problems = append(problems, "scoring.rules: required: the rollback is written to the pack file the nodes watch (on one node: POST /v1/rules/rollback)")
+	}
+	if len(problems) > 0 {
+		return configf("%s", strings.Join(problems, "\n"))
+	}
+	svc := newRuleService(cfg, s, newLogger(LogConfig{Level: "error", Format: "text"}, stderr))
+	l, err := svc.Rollback(ctx, fs.Arg(0), "cli:"+userName())
+	if err != nil {
+		return fmt.Errorf("rules rollback: %w", err)
+	}
+	rec := "recorded in rule_versions"
+	if !l.Recorded {
+		rec = "NOT recorded in rule_versions (ClickHouse failed; see above)"
+	}
+	fmt.Fprintf(stdout, "rolled back to pack %q version %s (%d rules), written to %s, %s\n", l.Name, l.Version.Version, l.Rules, cfg.Scoring.Rules, rec)
+	return nil
+}
+
+// userName is who runs the CLI, for rule_versions.loaded_by.
+func userName() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return "unknown"
 }

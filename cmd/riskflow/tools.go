@@ -12,7 +12,6 @@ import (
 
 	"github.com/riskflow/riskflow/consumers"
 	"github.com/riskflow/riskflow/pipeline"
-	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/schemas"
 )
 
@@ -28,13 +27,10 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if cfg.ClickHouse.Addr == "" {
-		return configf("clickhouse.addr: required (RISKFLOW_CLICKHOUSE_ADDR=127.0.0.1:19000)")
-	}
 	c := cfg.ClickHouse
-	store, err := chsink.Open(ctx, chsink.Config{Addr: c.Addr, Database: c.Database, Username: c.Username, Password: c.Password})
+	store, err := openStore(ctx, c, nil)
 	if err != nil {
-		return configError{fmt.Errorf("clickhouse: %w", err)}
+		return err
 	}
 	defer store.Close()
 	applied, err := store.Migrate(ctx)

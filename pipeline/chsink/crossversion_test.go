@@ -424,6 +424,10 @@ func buildCrossPlan(db string, now time.Time, version chschema.Version, fx cross
 		compare("backtest read "+lo.Format("2006-01-02"), readChunkSQL(db, lo, lo.Add(24*time.Hour)), true)
 	}
 
+	// The rule-pack service's reads: the recorded versions, and one with its content.
+	compare("rule versions", ruleVersionsSQL(db, 1000), true)
+	compare("rule version "+fx.versions[1].Version, ruleVersionSQL(db, fx.versions[1].Version), true)
+
 	// riskflow rules report, all apps and one app, over a day and over a week.
 	end := now.Truncate(time.Hour).Add(time.Hour)
 	for _, w := range []time.Duration{24 * time.Hour, 4 * 24 * time.Hour} {

@@ -395,6 +395,24 @@ func TestRecordRuleVersion(t *testing.T) {
 	if loadedBy != "hot-reload" || !loadedAt.Equal(t0.Add(24*time.Hour)) || content != versions[0].Content || source != "rules/default.yaml" || count != 12 {
 		t.Errorf("v1hash row: %s %v %q %s %d (want the latest load)", loadedBy, loadedAt, content, source, count)
 	}
+
+	// Read back: the list, newest first without content, and one version with its exact bytes.
+	list, err := st.RuleVersions(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].Version != "v2hash" || list[1].Version != "v1hash" || list[1].LoadedBy != "hot-reload" || list[1].RuleCount != 12 || list[0].Content != "" {
+		t.Errorf("RuleVersions: %+v", list)
+	}
+	v, err := st.RuleVersion(ctx, "v1hash")
+	if err != nil || v.Content != versions[0].Content || v.Name != "default" || !v.LoadedAt.Equal(t0.Add(24*time.Hour)) {
+		t.Errorf("RuleVersion v1hash: %+v, %v", v, err)
+	}
+	for _, missing := range []string{"nope", "x' OR '1'='1"} {
+		if _, err := st.RuleVersion(ctx, missing); !errors.Is(err, ErrNoRuleVersion) {
+			t.Errorf("RuleVersion(%q): %v, want ErrNoRuleVersion", missing, err)
+		}
+	}
 }
 
 // A server that is not there, and one that accepts connections but never answers: both

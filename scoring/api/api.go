@@ -144,6 +144,8 @@ func New(cfg Config, checker Checker, pub Publisher, opts ...Option) *Server {
 	mux.HandleFunc("GET /readyz", s.instrument("readyz", s.handleReady))
 	mux.HandleFunc("GET /v1/rules", s.instrument("rules", s.handleGetRules))
 	mux.HandleFunc("PUT /v1/rules", s.instrument("rules", s.handlePutRules))
+	mux.HandleFunc("GET /v1/rules/versions", s.instrument("rules", s.handleRulesVersions))
+	mux.HandleFunc("POST /v1/rules/rollback", s.instrument("rules", s.handleRulesRollback))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", s.instrument("other", func(w http.ResponseWriter, r *http.Request) (int, error) {
 		// Every method of every path lands here unless a route above matched, so a known path
@@ -168,12 +170,14 @@ const (
 
 // allowed lists the methods of every route, for 405 answers.
 var allowed = map[string]string{
-	"/v1/risk/check": "POST",
-	"/v1/events":     "POST",
-	"/healthz":       "GET, HEAD",
-	"/readyz":        "GET, HEAD",
-	"/metrics":       "GET, HEAD",
-	"/v1/rules":      "GET, HEAD, PUT",
+	"/v1/risk/check":     "POST",
+	"/v1/events":         "POST",
+	"/healthz":           "GET, HEAD",
+	"/readyz":            "GET, HEAD",
+	"/metrics":           "GET, HEAD",
+	"/v1/rules":          "GET, HEAD, PUT",
+	"/v1/rules/versions": "GET, HEAD",
+	"/v1/rules/rollback": "POST",
 }
 
 // ServeHTTP implements http.Handler.

@@ -97,6 +97,12 @@ type fakeRules struct{ loaded int }
 
 func (f *fakeRules) Current() api.RulesInfo { return api.RulesInfo{Pack: "p", Version: "v1"} }
 
+func (f *fakeRules) Versions(context.Context) ([]api.RulesInfo, error) { return nil, nil }
+
+func (f *fakeRules) Rollback(context.Context, string, string) (api.RulesInfo, error) {
+	return api.RulesInfo{}, nil
+}
+
 func (f *fakeRules) Update(context.Context, []byte, string) (api.RulesInfo, error) {
 	f.loaded++
 	return api.RulesInfo{Pack: "p", Version: "v2"}, nil

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,6 +18,7 @@ type RulesInfo struct {
 	Rules    int    `json:"rules"`
 	LoadedBy string `json:"loaded_by,omitempty"`
 	LoadedAt string `json:"loaded_at,omitempty"`
+	Source   string `json:"source,omitempty"` // the pack file, "api", "rollback" or "embedded default"
 	// Persisted is false when the pack only lives in this process (no rule file configured).
 	Persisted bool `json:"persisted"`
 	// Recorded is false when rule_versions could not be written (ClickHouse down or off).
@@ -25,14 +27,20 @@ type RulesInfo struct {
 
 // RulesAdmin is how risk teams ship a pack through the API. Update validates and compiles the pack
 // and only then swaps it in; a rejected pack (the error names every problem with rule id and
-// position) leaves the running one untouched.
+// position) leaves the running one untouched. Versions lists the recorded versions, newest first;
+// Rollback loads one of them again.
 type RulesAdmin interface {
 	Current() RulesInfo
 	Update(ctx context.Context, pack []byte, who string) (RulesInfo, error)
+	Versions(ctx context.Context) ([]RulesInfo, error)
+	Rollback(ctx context.Context, version, who string) (RulesInfo, error)
 }
 
 // ErrRejected wraps a pack that did not compile (answered 400).
 var ErrRejected = errors.New("rule pack rejected")
+
+// ErrNotFound wraps an unknown version, or no version history on this node (answered 404).
+var ErrNotFound = errors.New("not found")
 
 // WithRulesAdmin serves GET and PUT /v1/rules for the given admin credentials (name → secret).
 // Without admins the routes answer 404: rules then change only through the pack file.
@@ -77,13 +85,73 @@ func (s *Server) handlePutRules(w http.ResponseWriter, r *http.Request) (int, er
 	defer cancel()
 	info, err := s.rules.Update(ctx, b, who)
 	if err != nil {
-		if errors.Is(err, ErrRejected) {
-			return 0, &httpError{status: http.StatusBadRequest, msg: err.Error()}
-		}
-		return 0, fmt.Errorf("update rules: %w", err)
+		return 0, rulesError("update rules", err)
 	}
 	info.Code, info.Content = 0, "rule pack loaded"
 	s.log.Info("rule pack loaded through the API", "pack", info.Pack, "version", info.Version, "by", who)
 	writeJSON(w, http.StatusOK, info)
 	return http.StatusOK, nil
+}
+
+// RulesVersions is what GET /v1/rules/versions answers.
+type RulesVersions struct {
+	Code     int         `json:"code"`
+	Content  string      `json:"content"`
+	Current  string      `json:"current"`
+	Versions []RulesInfo `json:"versions"`
+}
+
+func (s *Server) handleRulesVersions(w http.ResponseWriter, r *http.Request) (int, error) {
+	if _, err := s.adminAuth(r); err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	list, err := s.rules.Versions(ctx)
+	if err != nil {
+		return 0, rulesError("list rule versions", err)
+	}
+	writeJSON(w, http.StatusOK, RulesVersions{Content: "recorded rule pack versions, newest first", Current: s.rules.Current().Version, Versions: list})
+	return http.StatusOK, nil
+}
+
+// rollbackRequest is the body of POST /v1/rules/rollback.
+type rollbackRequest struct {
+	Version string `json:"version"`
+}
+
+func (s *Server) handleRulesRollback(w http.ResponseWriter, r *http.Request) (int, error) {
+	who, err := s.adminAuth(r)
+	if err != nil {
+		return 0, err
+	}
+	b, err := s.body(w, r)
+	if err != nil {
+		return 0, err
+	}
+	var req rollbackRequest
+	if err := json.Unmarshal(b, &req); err != nil || req.Version == "" {
+		return 0, &httpError{status: http.StatusBadRequest, msg: `body: expected {"version": "<a version from GET /v1/rules/versions>"}`}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	info, err := s.rules.Rollback(ctx, req.Version, who)
+	if err != nil {
+		return 0, rulesError("roll back rules", err)
+	}
+	info.Code, info.Content = 0, "rule pack rolled back"
+	s.log.Info("rule pack rolled back through the API", "pack", info.Pack, "version", info.Version, "by", who)
+	writeJSON(w, http.StatusOK, info)
+	return http.StatusOK, nil
+}
+
+// rulesError answers the administration's errors: a rejected pack 400, an unknown version 404.
+func rulesError(what string, err error) error {
+	switch {
+	case errors.Is(err, ErrRejected):
+		return &httpError{status: http.StatusBadRequest, msg: err.Error()}
+	case errors.Is(err, ErrNotFound):
+		return &httpError{status: http.StatusNotFound, msg: err.Error()}
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }

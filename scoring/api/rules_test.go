@@ -30,9 +30,27 @@ func (f *fakeRules) Update(_ context.Context, pack []byte, who string) (RulesInf
 	return f.cur, nil
 }
 
+func (f *fakeRules) Versions(context.Context) ([]RulesInfo, error) {
+	return []RulesInfo{{Pack: "p", Version: "v2", LoadedBy: "api:lead@n1"}, {Pack: "p", Version: "v1", LoadedBy: "startup@n1"}}, nil
+}
+
+func (f *fakeRules) Rollback(_ context.Context, version, who string) (RulesInfo, error) {
+	if version != "v1" && version != "v2" {
+		return RulesInfo{}, fmt.Errorf("%w: unknown rule pack version %q", ErrNotFound, version)
+	}
+	f.who = who
+	f.cur = RulesInfo{Pack: "p", Version: version, Source: "rollback", LoadedBy: "api:" + who}
+	return f.cur, nil
+}
+
 func rulesReq(t *testing.T, h http.Handler, method, user, pass, body string) (int, map[string]any) {
 	t.Helper()
-	req := httptest.NewRequest(method, "/v1/rules", strings.NewReader(body))
+	return rulesPathReq(t, h, method, "/v1/rules", user, pass, body)
+}
+
+func rulesPathReq(t *testing.T, h http.Handler, method, path, user, pass, body string) (int, map[string]any) {
+	t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	if user != "" {
 		req.SetBasicAuth(user, pass)
 	}
@@ -40,7 +58,7 @@ func rulesReq(t *testing.T, h http.Handler, method, user, pass, body string) (in
 	h.ServeHTTP(rec, req)
 	var m map[string]any
 	if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil {
-		t.Fatalf("%s /v1/rules: body is not JSON: %q", method, rec.Body.String())
+		t.Fatalf("%s %s: body is not JSON: %q", method, path, rec.Body.String())
 	}
 	return rec.Code, m
 }
@@ -78,6 +96,37 @@ func TestRulesAdminRoutes(t *testing.T) {
 	}
 }
 
+func TestRulesVersionsAndRollback(t *testing.T) {
+	fr := &fakeRules{cur: RulesInfo{Pack: "p", Version: "v2"}}
+	s := New(Config{Keys: map[string]string{"app": "app-secret"}}, nil, nil, WithRulesAdmin(fr, map[string]string{"lead": "s3cret"}))
+	if code, _ := rulesPathReq(t, s, http.MethodGet, "/v1/rules/versions", "app", "app-secret", ""); code != http.StatusUnauthorized {
+		t.Errorf("an app key lists versions: %d", code)
+	}
+	code, m := rulesPathReq(t, s, http.MethodGet, "/v1/rules/versions", "lead", "s3cret", "")
+	vs, _ := m["versions"].([]any)
+	if code != http.StatusOK || m["current"] != "v2" || len(vs) != 2 || vs[1].(map[string]any)["loaded_by"] != "startup@n1" {
+		t.Errorf("GET /v1/rules/versions = %d %v", code, m)
+	}
+	if code, _ := rulesPathReq(t, s, http.MethodPost, "/v1/rules/rollback", "app", "app-secret", `{"version":"v1"}`); code != http.StatusUnauthorized {
+		t.Errorf("an app key rolls back: %d", code)
+	}
+	code, m = rulesPathReq(t, s, http.MethodPost, "/v1/rules/rollback", "lead", "s3cret", `{"version":"v1"}`)
+	if code != http.StatusOK || m["version"] != "v1" || m["source"] != "rollback" || fr.who != "lead" {
+		t.Errorf("rollback = %d %v (who %q)", code, m, fr.who)
+	}
+	if code, m = rulesPathReq(t, s, http.MethodPost, "/v1/rules/rollback", "lead", "s3cret", `{"version":"v9"}`); code != http.StatusNotFound || !strings.Contains(m["content"].(string), "v9") {
+		t.Errorf("rollback to an unknown version = %d %v, want 404 naming it", code, m)
+	}
+	for _, body := range []string{"", "v1", `{"versoin":"v1"}`} {
+		if code, _ := rulesPathReq(t, s, http.MethodPost, "/v1/rules/rollback", "lead", "s3cret", body); code != http.StatusBadRequest {
+			t.Errorf("rollback body %q = %d, want 400", body, code)
+		}
+	}
+	if code, _ := rulesPathReq(t, s, http.MethodGet, "/v1/rules/rollback", "lead", "s3cret", ""); code != http.StatusMethodNotAllowed {
+		t.Errorf("GET /v1/rules/rollback = %d, want 405", code)
+	}
+}
+
 // A rejected pack's error lists every problem; the answer keeps the first ~1 KB of it.
 func TestRejectedPackAnswerIsBounded(t *testing.T) {
 	long := &longRejection{}
@@ -98,6 +147,12 @@ func TestRejectedPackAnswerIsBounded(t *testing.T) {
 type longRejection struct{}
 
 func (longRejection) Current() RulesInfo { return RulesInfo{} }
+
+func (longRejection) Versions(context.Context) ([]RulesInfo, error) { return nil, nil }
+
+func (longRejection) Rollback(context.Context, string, string) (RulesInfo, error) {
+	return RulesInfo{}, nil
+}
 
 func (longRejection) Update(context.Context, []byte, string) (RulesInfo, error) {
 	var b strings.Builder

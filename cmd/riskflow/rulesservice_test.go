@@ -14,6 +14,8 @@ import (
 	"github.com/riskflow/riskflow/scoring/api"
 )
 
+// PUT /v1/rules through the rule-pack service: compiled against this node's variables, persisted,
+// swapped in; without ClickHouse nothing is recorded and there is no history to list.
 func TestRulesAdminUpdate(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "rules.yaml")
@@ -27,8 +29,15 @@ func TestRulesAdminUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ra := newRulesAdmin(&app{cfg: cfg, scorer: s, log: log})
+	svc := newRuleService(cfg, s, log)
+	if _, err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ra := rulesAdmin{s: svc, persisted: true}
 	before := ra.Current()
+	if before.LoadedBy == "" || !strings.HasPrefix(before.LoadedBy, "startup@") || before.Source != path || !before.Persisted {
+		t.Errorf("current at start: %+v", before)
+	}
 
 	_, err = ra.Update(context.Background(), []byte("pack: broken\nrules:\n  - {id: r1, tag: t, level: 300, when: 'nope > 1'}\n"), "lead")
 	if !errors.Is(err, api.ErrRejected) || !strings.Contains(err.Error(), "r1") {
@@ -43,7 +52,7 @@ func TestRulesAdminUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Pack != "tiny" || info.Rules != 1 || !info.Persisted || info.Recorded || info.LoadedBy != "api:lead" {
+	if info.Pack != "tiny" || info.Rules != 1 || !info.Persisted || info.Recorded || !strings.HasPrefix(info.LoadedBy, "api:lead@") || info.Source != "api" {
 		t.Errorf("info %+v", info)
 	}
 	if s.Rules().Load().Name != "tiny" {
@@ -51,5 +60,11 @@ func TestRulesAdminUpdate(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(path); string(b) != good {
 		t.Errorf("pack file not replaced: %q", b)
+	}
+	if _, err := ra.Versions(context.Background()); !errors.Is(err, api.ErrNotFound) {
+		t.Errorf("versions without ClickHouse: %v, want ErrNotFound", err)
+	}
+	if _, err := ra.Rollback(context.Background(), before.Version, "lead"); !errors.Is(err, api.ErrNotFound) {
+		t.Errorf("rollback without ClickHouse: %v, want ErrNotFound", err)
 	}
 }

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/riskflow/riskflow/pipeline/chsink"
+	"github.com/riskflow/riskflow/rules/packs"
+	"github.com/riskflow/riskflow/rules/rulesvc"
+	"github.com/riskflow/riskflow/scoring/api"
+)
+
+// openStore opens the ClickHouse store of the configuration: the one place riskflow does.
+func openStore(ctx context.Context, c ClickHouseConfig, log *slog.Logger) (*chsink.Store, error) {
+	if c.Addr == "" {
+		return nil, configf("clickhouse.addr: required (RISKFLOW_CLICKHOUSE_ADDR=127.0.0.1:19000)")
+	}
+	opts := []chsink.Option{}
+	if log != nil {
+		opts = append(opts, chsink.WithLogger(log))
+	}
+	st, err := chsink.Open(ctx, chsink.Config{Addr: c.Addr, Database: c.Database, Username: c.Username, Password: c.Password}, opts...)
+	if err != nil {
+		return nil, configError{fmt.Errorf("clickhouse: %w", err)}
+	}
+	return st, nil
+}
+
+// newRuleService is this process's rule-pack service over scoring.rules, with rule_versions in
+// ClickHouse as its history when clickhouse.addr is set.
+func newRuleService(cfg Config, target rulesvc.Target, log *slog.Logger) *rulesvc.Service {
+	var store rulesvc.Store
+	if cfg.ClickHouse.Addr != "" {
+		store = &versionStore{cfg: cfg.ClickHouse}
+	}
+	return rulesvc.New(rulesvc.Config{Path: cfg.Scoring.Rules, Interval: cfg.Scoring.ReloadInterval.D(), Default: packs.Default()}, target, store, log)
+}
+
+// versionStore is rule_versions as the rule-pack service's history: the store is opened and the
+// schema applied at first use (ClickHouse may be down at start; the service retries).
+type versionStore struct {
+	cfg ClickHouseConfig
+
+	mu    sync.Mutex
+	store *chsink.Store
+}
+
+func (v *versionStore) open(ctx context.Context) (*chsink.Store, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.store != nil {
+		return v.store, nil
+	}
+	st, err := openStore(ctx, v.cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("rule_versions: %w", err)
+	}
+	v.store = st
+	return st, nil
+}
+
+func (v *versionStore) RecordVersion(ctx context.Context, rv rulesvc.Version) error {
+	st, err := v.open(ctx)
+	if err != nil {
+		return err
+	}
+	return st.RecordRuleVersion(ctx, chsink.RuleVersion{Version: rv.Version, Name: rv.Name, LoadedBy: rv.LoadedBy, Source: rv.Source,
+		LoadedAt: rv.LoadedAt, RuleCount: rv.Rules, Content: string(rv.Content)})
+}
+
+func (v *versionStore) Versions(ctx context.Context) ([]rulesvc.Version, error) {
+	st, err := v.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	list, err := st.RuleVersions(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]rulesvc.Version, len(list))
+	for i, r := range list {
+		out[i] = fromChsink(r)
+	}
+	return out, nil
+}
+
+func (v *versionStore) Lookup(ctx context.Context, version string) (rulesvc.Version, error) {
+	st, err := v.open(ctx)
+	if err != nil {
+		return rulesvc.Version{}, err
+	}
+	r, err := st.RuleVersion(ctx, version)
+	if errors.Is(err, chsink.ErrNoRuleVersion) {
+		return rulesvc.Version{}, fmt.Errorf("%w %q in rule_versions", rulesvc.ErrUnknownVersion, version)
+	}
+	if err != nil {
+		return rulesvc.Version{}, err
+	}
+	return fromChsink(r), nil
+}
+
+func fromChsink(r chsink.RuleVersion) rulesvc.Version {
+	v := rulesvc.Version{Version: r.Version, Name: r.Name, Rules: r.RuleCount, LoadedBy: r.LoadedBy, Source: r.Source, LoadedAt: r.LoadedAt}
+	if r.Content != "" {
+		v.Content = []byte(r.Content)
+	}
+	return v
+}
+
+// rulesAdmin is the rule-pack service as the API's /v1/rules administration.
+type rulesAdmin struct {
+	s         *rulesvc.Service
+	persisted bool // scoring.rules is set: loads are written to it
+}
+
+func (r rulesAdmin) Current() api.RulesInfo {
+	info := rulesInfo(rulesvc.Loaded{Version: r.s.Current()}, false)
+	info.Persisted = r.persisted
+	return info
+}
+
+func (r rulesAdmin) Update(ctx context.Context, pack []byte, who string) (api.RulesInfo, error) {
+	l, err := r.s.Load(ctx, pack, "api:"+who, "api")
+	return rulesInfo(l, true), apiError(err)
+}
+
+func (r rulesAdmin) Versions(ctx context.Context) ([]api.RulesInfo, error) {
+	list, err := r.s.Versions(ctx)
+	if err != nil {
+		return nil, apiError(err)
+	}
+	out := make([]api.RulesInfo, len(list))
+	for i, v := range list {
+		out[i] = rulesInfo(rulesvc.Loaded{Version: v, Recorded: true}, true)
+	}
+	return out, nil
+}
+
+func (r rulesAdmin) Rollback(ctx context.Context, version, who string) (api.RulesInfo, error) {
+	l, err := r.s.Rollback(ctx, version, "api:"+who)
+	return rulesInfo(l, true), apiError(err)
+}
+
+// apiError classifies the service's errors for the API: a pack that does not compile or an
+// unknown version is the caller's (400 and 404), no history is a 404 too.
+func apiError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, rulesvc.ErrRejected):
+		return fmt.Errorf("%w: %w", api.ErrRejected, err)
+	case errors.Is(err, rulesvc.ErrUnknownVersion), errors.Is(err, rulesvc.ErrNoHistory):
+		return fmt.Errorf("%w: %w", api.ErrNotFound, err)
+	}
+	return err
+}
+
+func rulesInfo(l rulesvc.Loaded, withFlags bool) api.RulesInfo {
+	info := api.RulesInfo{Pack: l.Name, Version: l.Version.Version, Rules: l.Rules, LoadedBy: l.LoadedBy, Source: l.Source}
+	if !l.LoadedAt.IsZero() {
+		info.LoadedAt = l.LoadedAt.Format(time.RFC3339)
+	}
+	if withFlags {
+		info.Persisted, info.Recorded = l.Persisted, l.Recorded
+	}
+	return info
+}

@@ -1,0 +1,295 @@
+// Package rulesvc is the rule-pack lifecycle of one process: a pack — from the watched file, a
+// PUT through the admin API, or a rollback to a recorded version — is compiled against the
+// scorer's declared variables, swapped in, persisted to the pack file and recorded once in the
+// version history, with who loaded it and the exact bytes whose hash is its version.
+package rulesvc
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/riskflow/riskflow/rules"
+)
+
+// ErrRejected wraps a pack that does not compile; the running pack stays.
+var ErrRejected = errors.New("rule pack rejected")
+
+// ErrUnknownVersion wraps a rollback to a version the history does not hold.
+var ErrUnknownVersion = errors.New("unknown rule pack version")
+
+// ErrNoHistory is returned by Versions and Rollback when the service has no history store.
+var ErrNoHistory = errors.New("no rule version history (clickhouse.addr is not set)")
+
+// Version is one load of a rule pack.
+type Version struct {
+	Version  string    // the pack's content hash (rules.Pack.Version)
+	Name     string    // the pack's name
+	Rules    int       // number of rules
+	LoadedBy string    // who: "startup", "file", "api:NAME", "cli:USER", with "@node"
+	Source   string    // the file path, "embedded default", "api", or "rollback"
+	LoadedAt time.Time // UTC
+	Content  []byte    // the exact bytes compiled (empty in lists)
+}
+
+// Store is the version history (rule_versions in ClickHouse). RecordVersion may be retried after
+// any error; Lookup returns an error wrapping ErrUnknownVersion for a version it does not hold.
+type Store interface {
+	RecordVersion(ctx context.Context, v Version) error
+	Versions(ctx context.Context) ([]Version, error)
+	Lookup(ctx context.Context, version string) (Version, error)
+}
+
+// Target is what runs the pack: a scorer (*scoring.Scorer).
+type Target interface {
+	Env() *rules.Env
+	SetPack(*rules.Pack)
+}
+
+// Config is where the pack lives and who this process is.
+type Config struct {
+	// Path is the pack file: watched, and where PUT and rollbacks persist a pack so that restarts
+	// and other processes watching it pick it up. "" = the pack lives in this process only.
+	Path string
+	// Interval is how often the file is polled (and failed records retried); 0 means 5 s.
+	Interval time.Duration
+	// Node names this process in LoadedBy ("api:lead@node"); "" = the host name.
+	Node string
+	// Default is the pack run when Path is "" (the embedded default).
+	Default []byte
+}
+
+// Loaded is the outcome of a load.
+type Loaded struct {
+	Version
+	Persisted bool // written to Config.Path
+	Recorded  bool // in the history (false: no store, or it failed; retried in the background)
+}
+
+// Service owns the running pack of one process. It is safe for concurrent use.
+type Service struct {
+	cfg    Config
+	target Target
+	store  Store // nil: no history
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	cur      Version
+	fileSum  [sha256.Size]byte // the file's content as last read or written here
+	haveSum  bool
+	readFail bool              // a read failure was reported and the file has not been read since
+	badSum   [sha256.Size]byte // content last rejected, not compiled again until it changes
+	pending  []pendingRecord   // loads not recorded yet, retried on every tick
+}
+
+type pendingRecord struct {
+	v      Version
+	always bool // record even if the history holds the version (an explicit load)
+}
+
+// New returns a service; store and log may be nil.
+func New(cfg Config, target Target, store Store, log *slog.Logger) *Service {
+	if cfg.Interval <= 0 {
+		cfg.Interval = 5 * time.Second
+	}
+	if cfg.Node == "" {
+		cfg.Node, _ = os.Hostname()
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{cfg: cfg, target: target, store: store, log: log}
+}
+
+// Start loads the pack file (or the default pack) as "startup"; it is recorded, unless the history
+// holds its version already, by the first Tick (start does not wait for the history store). A pack
+// that does not compile is an error: a process does not start without one.
+func (s *Service) Start(ctx context.Context) (Loaded, error) {
+	content, source := s.cfg.Default, "embedded default"
+	if s.cfg.Path != "" {
+		b, err := os.ReadFile(s.cfg.Path)
+		if err != nil {
+			return Loaded{}, fmt.Errorf("rules: read pack: %w", err)
+		}
+		content, source = b, s.cfg.Path
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cfg.Path != "" {
+		s.fileSum, s.haveSum = sha256.Sum256(content), true
+	}
+	return s.loadLocked(ctx, content, "startup", source, false, false)
+}
+
+// Load compiles content, persists it to the pack file, swaps it in and records it with who. A pack
+// that does not compile (ErrRejected) or cannot be persisted leaves the running pack.
+func (s *Service) Load(ctx context.Context, content []byte, who, source string) (Loaded, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.loadLocked(ctx, content, who, source, true, true)
+}
+
+// loadLocked compiles, persists (explicit loads), swaps and records (now, or queued for the next
+// tick when record is false).
+func (s *Service) loadLocked(ctx context.Context, content []byte, who, source string, explicit, record bool) (Loaded, error) {
+	p, err := rules.Compile(content, s.target.Env())
+	if err != nil {
+		return Loaded{}, fmt.Errorf("%w:\n%w", ErrRejected, err)
+	}
+	var out Loaded
+	if explicit && s.cfg.Path != "" {
+		if err := writeAtomic(s.cfg.Path, content); err != nil {
+			return Loaded{}, fmt.Errorf("rules: persist the pack to %s: %w", s.cfg.Path, err)
+		}
+		s.fileSum, s.haveSum = sha256.Sum256(content), true // the watcher need not load it again
+		out.Persisted = true
+	}
+	s.target.SetPack(p)
+	v := Version{Version: p.Version, Name: p.Name, Rules: len(p.Rules), LoadedBy: who + "@" + s.cfg.Node, Source: source,
+		LoadedAt: time.Now().UTC(), Content: append([]byte(nil), content...)}
+	s.cur = v
+	out.Version = v
+	// An explicit load is recorded as the latest load of its version; a startup or file load only
+	// when the history does not hold the version yet, so that nodes picking up a pack that was PUT
+	// elsewhere do not replace who loaded it.
+	if record {
+		out.Recorded = s.recordLocked(ctx, pendingRecord{v, explicit})
+	} else if s.store != nil {
+		s.pending = append(s.pending, pendingRecord{v, explicit})
+	}
+	s.log.Info("rule pack loaded", "pack", v.Name, "version", v.Version, "rules", v.Rules, "by", v.LoadedBy, "source", source, "recorded", out.Recorded)
+	return out, nil
+}
+
+// recordLocked records r.v; a failure queues it for the next tick.
+func (s *Service) recordLocked(ctx context.Context, r pendingRecord) bool {
+	if s.store == nil {
+		return false
+	}
+	v := r.v
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if !r.always {
+		if _, err := s.store.Lookup(ctx, v.Version); err == nil {
+			return true
+		}
+	}
+	if err := s.store.RecordVersion(ctx, v); err != nil {
+		s.log.Warn("rule version not recorded yet; retried", "version", v.Version, "err", err)
+		s.pending = append(s.pending, r)
+		return false
+	}
+	return true
+}
+
+// Current is the running pack's load.
+func (s *Service) Current() Version {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur
+}
+
+// Versions lists the recorded versions, newest first.
+func (s *Service) Versions(ctx context.Context) ([]Version, error) {
+	if s.store == nil {
+		return nil, ErrNoHistory
+	}
+	return s.store.Versions(ctx)
+}
+
+// Rollback loads a recorded version again — its exact bytes — as who, persisting it to the pack
+// file and recording the load.
+func (s *Service) Rollback(ctx context.Context, version, who string) (Loaded, error) {
+	if s.store == nil {
+		return Loaded{}, ErrNoHistory
+	}
+	v, err := s.store.Lookup(ctx, version)
+	if err != nil {
+		return Loaded{}, err
+	}
+	if v.Version != version {
+		return Loaded{}, fmt.Errorf("rules: history returned version %s for %s", v.Version, version)
+	}
+	return s.Load(ctx, v.Content, who, "rollback")
+}
+
+// Run watches the pack file until ctx is done: a change of content that compiles is loaded as
+// "file" (a rejected content is logged once and left until it changes again), and loads whose
+// record failed are retried. It polls every Config.Interval, reading and hashing the file — packs
+// are a few kilobytes — so a rewrite within the file system's timestamp granularity, or a
+// Kubernetes ConfigMap symlink swap, is not missed.
+func (s *Service) Run(ctx context.Context) {
+	t := time.NewTicker(s.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.Tick(ctx)
+		}
+	}
+}
+
+// Tick is one poll of Run.
+func (s *Service) Tick(ctx context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.retryLocked(ctx)
+	if s.cfg.Path == "" {
+		return
+	}
+	data, err := os.ReadFile(s.cfg.Path)
+	if err != nil {
+		if !s.readFail {
+			s.log.Error("rule pack file unreadable; the running pack stays", "path", s.cfg.Path, "err", err)
+		}
+		s.readFail = true
+		return
+	}
+	s.readFail = false
+	sum := sha256.Sum256(data)
+	if s.haveSum && sum == s.fileSum || sum == s.badSum {
+		return
+	}
+	if _, err := s.loadLocked(ctx, data, "file", s.cfg.Path, false, true); err != nil {
+		s.badSum = sum
+		s.log.Error("rule pack rejected; the running pack stays", "path", s.cfg.Path, "err", err)
+		return
+	}
+	s.fileSum, s.haveSum = sum, true
+}
+
+func (s *Service) retryLocked(ctx context.Context) {
+	pending := s.pending
+	s.pending = nil
+	for _, r := range pending {
+		if s.recordLocked(ctx, r) {
+			s.log.Info("rule version recorded", "version", r.v.Version, "by", r.v.LoadedBy)
+		}
+	}
+}
+
+// writeAtomic replaces path with data so that a watcher never reads half a file.
+func writeAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".rules-*.yaml")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,242 @@
+package rulesvc
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/riskflow/riskflow/rules"
+)
+
+type target struct {
+	env  *rules.Env
+	pack *rules.Pack
+}
+
+func (t *target) Env() *rules.Env       { return t.env }
+func (t *target) SetPack(p *rules.Pack) { t.pack = p }
+
+func newTarget(t *testing.T) *target {
+	env, err := rules.NewEnv([]rules.Var{{Name: "phone_verifies_10m", Type: rules.Int, Doc: "verifications"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &target{env: env}
+}
+
+// store is rule_versions in memory: the latest load of each version, and every record call.
+type store struct {
+	mu      sync.Mutex
+	byVer   map[string]Version
+	records []Version
+	down    bool
+}
+
+func (s *store) RecordVersion(_ context.Context, v Version) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.down {
+		return errors.New("clickhouse: connection refused")
+	}
+	if s.byVer == nil {
+		s.byVer = map[string]Version{}
+	}
+	s.byVer[v.Version] = v
+	s.records = append(s.records, v)
+	return nil
+}
+
+func (s *store) Versions(context.Context) ([]Version, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Version
+	for _, v := range s.byVer {
+		v.Content = nil
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func (s *store) Lookup(_ context.Context, version string) (Version, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.down {
+		return Version{}, errors.New("clickhouse: connection refused")
+	}
+	v, ok := s.byVer[version]
+	if !ok {
+		return Version{}, fmt.Errorf("%w: %s", ErrUnknownVersion, version)
+	}
+	return v, nil
+}
+
+func pack(name string, threshold int) []byte {
+	return fmt.Appendf(nil, "pack: %s\nrules:\n  - {id: r1, tag: burst, level: 600, when: 'phone_verifies_10m >= %d'}\n", name, threshold)
+}
+
+func TestLifecycle(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rules.yaml")
+	v1 := pack("p", 3)
+	if err := os.WriteFile(path, v1, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tg, st := newTarget(t), &store{}
+	s := New(Config{Path: path, Node: "n1"}, tg, st, nil)
+
+	// Startup: loaded, recorded by the first tick (start does not wait for the history).
+	start, err := s.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg.pack == nil || tg.pack.Version != start.Version.Version || start.LoadedBy != "startup@n1" || start.Source != path {
+		t.Fatalf("start: %+v, target runs %v", start.Version, tg.pack)
+	}
+	if len(st.records) != 0 {
+		t.Fatalf("start waited to record: %v", st.records)
+	}
+	s.Tick(ctx)
+	if len(st.records) != 1 || string(st.records[0].Content) != string(v1) {
+		t.Fatalf("startup not recorded once with its bytes: %+v", st.records)
+	}
+
+	// PUT: compiled, persisted, swapped, recorded once with who and the exact bytes.
+	v2 := pack("p", 5)
+	got, err := s.Load(ctx, v2, "api:lead", "api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Persisted || !got.Recorded || got.LoadedBy != "api:lead@n1" || tg.pack.Version != got.Version.Version {
+		t.Errorf("PUT: %+v", got)
+	}
+	if b, _ := os.ReadFile(path); string(b) != string(v2) {
+		t.Errorf("pack file holds %q", b)
+	}
+	// The watcher sees its own write and does not load or record it again.
+	s.Tick(ctx)
+	if len(st.records) != 2 || st.records[1].LoadedBy != "api:lead@n1" || string(st.records[1].Content) != string(v2) {
+		t.Errorf("records after PUT and a tick: %+v", st.records)
+	}
+	if sum := versionOf(v2); st.records[1].Version != sum {
+		t.Errorf("recorded version %s is not the hash %s of the recorded bytes", st.records[1].Version, sum)
+	}
+
+	// A rejected pack leaves the running one and the file.
+	_, err = s.Load(ctx, []byte("pack: broken\nrules:\n  - {id: r9, tag: t, level: 300, when: 'nope > 1'}\n"), "api:lead", "api")
+	if !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "r9") {
+		t.Errorf("bad pack: %v", err)
+	}
+	if tg.pack.Version != got.Version.Version {
+		t.Error("a rejected pack was swapped in")
+	}
+
+	// Another node (or a person) changes the file to a version PUT elsewhere: loaded, and the
+	// history keeps who loaded it first.
+	v3 := pack("p", 7)
+	if _, err := st.Lookup(ctx, "x"); err == nil {
+		t.Fatal("store lookup")
+	}
+	st.RecordVersion(ctx, Version{Version: versionOf(v3), Name: "p", LoadedBy: "api:other@n2", Content: v3})
+	n := len(st.records)
+	os.WriteFile(path, v3, 0o600)
+	s.Tick(ctx)
+	if tg.pack.Version != versionOf(v3) || s.Current().LoadedBy != "file@n1" {
+		t.Errorf("file change not loaded: %s, %+v", tg.pack.Version, s.Current())
+	}
+	if len(st.records) != n {
+		t.Errorf("a file load of a recorded version recorded it again: %+v", st.records[n:])
+	}
+	// A new version in the file is recorded as a file load.
+	v4 := pack("p", 9)
+	os.WriteFile(path, v4, 0o600)
+	s.Tick(ctx)
+	if last := st.records[len(st.records)-1]; last.Version != versionOf(v4) || last.LoadedBy != "file@n1" || last.Source != path {
+		t.Errorf("new file version: %+v", last)
+	}
+
+	// Rollback to a recorded version: its exact bytes, persisted, recorded as this load.
+	rb, err := s.Rollback(ctx, start.Version.Version, "cli:ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg.pack.Version != start.Version.Version || rb.Source != "rollback" || rb.LoadedBy != "cli:ops@n1" || !rb.Persisted || !rb.Recorded {
+		t.Errorf("rollback: %+v", rb)
+	}
+	if b, _ := os.ReadFile(path); string(b) != string(v1) {
+		t.Errorf("rollback did not persist the recorded bytes: %q", b)
+	}
+	if _, err := s.Rollback(ctx, "0000000000000000", "cli:ops"); !errors.Is(err, ErrUnknownVersion) {
+		t.Errorf("rollback to an unknown version: %v", err)
+	}
+}
+
+// With the history away, loads go on and are recorded once it is back.
+func TestRecordRetried(t *testing.T) {
+	ctx := context.Background()
+	tg, st := newTarget(t), &store{down: true}
+	s := New(Config{Default: pack("d", 3), Node: "n"}, tg, st, nil)
+	if _, err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Load(ctx, pack("d", 4), "api:lead", "api")
+	if err != nil || got.Recorded || got.Persisted {
+		t.Fatalf("load with the history down: %+v, %v", got, err)
+	}
+	if tg.pack.Version != got.Version.Version {
+		t.Error("the pack waited for the history")
+	}
+	s.Tick(ctx)
+	if len(st.records) != 0 {
+		t.Fatal("recorded while down")
+	}
+	st.down = false
+	s.Tick(ctx)
+	if len(st.records) != 2 || st.records[0].LoadedBy != "startup@n" || st.records[1].LoadedBy != "api:lead@n" {
+		t.Errorf("after the history came back: %+v", st.records)
+	}
+	s.Tick(ctx)
+	if len(st.records) != 2 {
+		t.Errorf("recorded more than once: %d", len(st.records))
+	}
+	// Without a store: no history, said so.
+	s = New(Config{Default: pack("d", 3)}, tg, nil, nil)
+	if _, err := s.Versions(ctx); !errors.Is(err, ErrNoHistory) {
+		t.Errorf("versions without a store: %v", err)
+	}
+}
+
+// A file that does not compile is logged once and left until it changes; the running pack stays.
+func TestRejectedFileNotRetried(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	os.WriteFile(path, pack("p", 3), 0o600)
+	tg, st := newTarget(t), &store{}
+	s := New(Config{Path: path}, tg, st, nil)
+	if _, err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	running := tg.pack.Version
+	os.WriteFile(path, []byte("pack: p\nrules:\n  - {id: r1, tag: t, level: 300, when: 'nope'}\n"), 0o600)
+	s.Tick(ctx)
+	s.Tick(ctx)
+	if tg.pack.Version != running || s.Current().Version != running {
+		t.Error("a rejected file replaced the running pack")
+	}
+	if _, err := New(Config{Path: filepath.Join(t.TempDir(), "missing.yaml")}, tg, nil, nil).Start(ctx); err == nil {
+		t.Error("start without the pack file succeeded")
+	}
+}
+
+// versionOf is the version rules gives a pack's bytes.
+func versionOf(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])[:16]
+}
