@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/riskflow/riskflow/pipeline/chsink/chbacktest"
 	"github.com/riskflow/riskflow/rules"
 	"github.com/riskflow/riskflow/rules/packs"
 	"github.com/riskflow/riskflow/schemas"
@@ -105,7 +106,7 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer st.Close()
-	rep, err := backtest.RunClickHouse(ctx, st, current, candidate, newScorer, opts)
+	rep, err := chbacktest.Run(ctx, st, current, candidate, newScorer, opts)
 	if rep != nil {
 		if *asJSON {
 			b, jerr := rep.JSON()

@@ -11,16 +11,29 @@ import (
 	"sync"
 	"time"
 
-	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/rules"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring"
 )
 
 // Event is a stored verification event, as a Source yields it: the columns of verify_events a
-// replay needs (chsink reads them). There is no plaintext phone number (none is stored): the number
-// is its keyed PhoneHash and its PhoneSegment.
-type Event = chsink.StoredEvent
+// replay needs (pipeline/chsink/chbacktest reads them; its StoredEvent converts to Event). There is
+// no plaintext phone number (none is stored): the number is its keyed PhoneHash and its PhoneSegment.
+type Event struct {
+	EventID      string
+	TS           time.Time // UTC, whole seconds
+	AppID        string
+	Flow         string
+	PhoneHash    string
+	PhoneSegment string
+	IP           string
+	Carrier      string
+	Platform     string
+	DeviceID     string
+	Outcome      string
+	ErrorCode    string
+	TokenDigest  string
+}
 
 // Source yields stored events in time order (non-decreasing TS). Next returns ok = false
 // when there are no more events.
@@ -35,7 +48,7 @@ type Options struct {
 	// feature windows up (they are applied to both scorers, not scored or compared); Run
 	// stops at the first event at or after To. Zero values leave that side open.
 	From, To time.Time
-	// WarmUp is how much history before From RunClickHouse reads to fill the feature windows
+	// WarmUp is how much history before From chbacktest.Run reads to fill the feature windows
 	// (the longest window is 24 h: with less, the first day's windows undercount under both
 	// packs alike). Run itself warms up with whatever the Source yields before From.
 	WarmUp time.Duration
@@ -59,7 +72,7 @@ type Options struct {
 
 	// RunID names the run in its report and in backtest_runs; "" means a new random id.
 	RunID string
-	// NoRecord stops RunClickHouse from writing the run to backtest_runs.
+	// NoRecord stops chbacktest.Run from writing the run to backtest_runs.
 	NoRecord bool
 }
 

@@ -2,7 +2,7 @@
 // force and a candidate, and reports what the candidate would change: the score transition
 // matrix (how many events go from 0 to 300, from 600 to 900, ...), for every rule the hits it
 // gains and loses, example event ids for each, precision and recall against labels, and the
-// throughput of the replay. It is what `riskflow backtest` runs; [RunClickHouse] reads
+// throughput of the replay. It is what `riskflow backtest` runs; pipeline/chsink/chbacktest.Run reads
 // verify_events and records the run in backtest_runs, [Run] takes any [Source].
 //
 // # Same feature code as production

@@ -9,7 +9,6 @@ import (
 	"io"
 	"strings"
 
-	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring"
 )
@@ -31,24 +30,6 @@ func (s *SliceSource) Next(ctx context.Context) (Event, bool, error) {
 	}
 	s.pos++
 	return s.events[s.pos-1], true, nil
-}
-
-// ClickHouseSource is a Source over the stream of [chsink.Store.ReadEvents]: verify_events
-// FINAL, in ts order.
-type ClickHouseSource struct {
-	r *chsink.EventReader
-}
-
-// NewClickHouseSource wraps r. Closing r remains the caller's job.
-func NewClickHouseSource(r *chsink.EventReader) *ClickHouseSource { return &ClickHouseSource{r: r} }
-
-// Next implements Source.
-func (s *ClickHouseSource) Next(ctx context.Context) (Event, bool, error) {
-	e, ok, err := s.r.Next(ctx)
-	if !ok || err != nil {
-		return Event{}, false, err
-	}
-	return e, true, nil
 }
 
 // NewScorer returns a newScorer function for Run: scoring.New(cfg, opts...) with a phone

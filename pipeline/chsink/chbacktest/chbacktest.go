@@ -1,4 +1,7 @@
-package backtest
+// Package chbacktest runs backtests (package scoring/backtest) over the history in ClickHouse:
+// events read from verify_events through chsink, the run recorded in backtest_runs. It sits beside
+// the store so that scoring/backtest knows nothing of ClickHouse.
+package chbacktest
 
 import (
 	"context"
@@ -9,18 +12,38 @@ import (
 
 	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/rules"
+	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring"
+	"github.com/riskflow/riskflow/scoring/backtest"
 )
 
-// RunClickHouse backtests candidate against current over the events stored in st's
+// Source is a backtest.Source over the stream of [chsink.Store.ReadEvents]: verify_events
+// FINAL, in ts order.
+type Source struct {
+	r *chsink.EventReader
+}
+
+// NewSource wraps r. Closing r remains the caller's job.
+func NewSource(r *chsink.EventReader) *Source { return &Source{r: r} }
+
+// Next implements backtest.Source.
+func (s *Source) Next(ctx context.Context) (backtest.Event, bool, error) {
+	e, ok, err := s.r.Next(ctx)
+	if !ok || err != nil {
+		return backtest.Event{}, false, err
+	}
+	return backtest.Event(e), true, nil
+}
+
+// Run backtests candidate against current over the events stored in st's
 // verify_events with opts.From <= ts < opts.To (both required), reading opts.WarmUp more
 // history before From to fill the feature windows, and records the run in backtest_runs
 // (unless opts.NoRecord). This is `riskflow backtest`.
 //
-// When the run succeeds but recording it fails, RunClickHouse returns the report together
+// When the run succeeds but recording it fails, Run returns the report together
 // with the error, so the caller can still print it.
-func RunClickHouse(ctx context.Context, st *chsink.Store, current, candidate *rules.Pack,
-	newScorer func() (*scoring.Scorer, error), opts Options) (*Report, error) {
+func Run(ctx context.Context, st *chsink.Store, current, candidate *rules.Pack,
+	newScorer func() (*scoring.Scorer, error), opts backtest.Options) (*backtest.Report, error) {
 	if st == nil {
 		return nil, errors.New("backtest: no ClickHouse store")
 	}
@@ -34,7 +57,7 @@ func RunClickHouse(ctx context.Context, st *chsink.Store, current, candidate *ru
 	if err != nil {
 		return nil, fmt.Errorf("backtest: %w", err)
 	}
-	rep, err := Run(ctx, NewClickHouseSource(rd), current, candidate, newScorer, opts)
+	rep, err := backtest.Run(ctx, NewSource(rd), current, candidate, newScorer, opts)
 	if cerr := rd.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("backtest: %w", cerr)
 	}
@@ -51,8 +74,8 @@ func RunClickHouse(ctx context.Context, st *chsink.Store, current, candidate *ru
 
 // Record writes rep to backtest_runs. A report of a Run without From or To records the
 // first and last event's ts instead.
-func Record(ctx context.Context, st *chsink.Store, rep *Report) error {
-	row, err := rep.runRow()
+func Record(ctx context.Context, st *chsink.Store, rep *backtest.Report) error {
+	row, err := runRow(rep)
 	if err != nil {
 		return err
 	}
@@ -63,7 +86,7 @@ func Record(ctx context.Context, st *chsink.Store, rep *Report) error {
 }
 
 // runRow is rep as a backtest_runs row.
-func (rep *Report) runRow() (chsink.BacktestRun, error) {
+func runRow(rep *backtest.Report) (chsink.BacktestRun, error) {
 	from, to := rep.From, rep.To
 	if from.IsZero() {
 		from = rep.FirstEvent
@@ -82,7 +105,7 @@ func (rep *Report) runRow() (chsink.BacktestRun, error) {
 		Events: uint64(rep.Events), WarmUpEvents: uint64(rep.WarmUpEvents),
 		SkippedEvents: uint64(rep.Skipped), ChangedEvents: uint64(rep.Changed),
 		EventsPerSec: rep.EventsPerSec,
-		FlagAt:       uint16(defaultFlagAt),
+		FlagAt:       uint16(schemas.ScoreStepUp), // backtest's default flag level
 	}
 	for _, t := range rep.Transitions {
 		row.TransitionFrom = append(row.TransitionFrom, uint16(t.From))

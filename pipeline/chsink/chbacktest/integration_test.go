@@ -1,6 +1,6 @@
 //go:build integration
 
-package backtest
+package chbacktest
 
 import (
 	"context"
@@ -24,6 +24,7 @@ import (
 	"github.com/riskflow/riskflow/rules/packs"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring"
+	"github.com/riskflow/riskflow/scoring/backtest"
 )
 
 // These tests need the ClickHouse server deploy/local/clickhouse.sh starts, at
@@ -222,12 +223,12 @@ func TestBacktestClickHouse(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var progress []Progress
-	opts := Options{
+	var progress []backtest.Progress
+	opts := backtest.Options{
 		From: start, To: start.Add(3 * time.Hour), Labels: labels, FlagAt: 300, Examples: 3,
-		Progress: func(p Progress) { progress = append(progress, p) }, ProgressEvery: 100,
+		Progress: func(p backtest.Progress) { progress = append(progress, p) }, ProgressEvery: 100,
 	}
-	rep, err := RunClickHouse(ctx, st, current, candidate, newScorer, opts)
+	rep, err := Run(ctx, st, current, candidate, newScorer, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +324,7 @@ func TestBacktestClickHouse(t *testing.T) {
 	// A later start with warm-up: events before From only fill the windows, and the result
 	// is the plaintext replay's with the same split.
 	mid := start.Add(4 * time.Minute)
-	rep2, err := RunClickHouse(ctx, st, current, candidate, newScorer, Options{From: mid, To: start.Add(3 * time.Hour), WarmUp: time.Hour, NoRecord: true})
+	rep2, err := Run(ctx, st, current, candidate, newScorer, backtest.Options{From: mid, To: start.Add(3 * time.Hour), WarmUp: time.Hour, NoRecord: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,15 +349,15 @@ func TestBacktestClickHouse(t *testing.T) {
 	}
 
 	// Errors.
-	if _, err := RunClickHouse(ctx, st, current, candidate, newScorer, Options{From: start}); err == nil {
+	if _, err := Run(ctx, st, current, candidate, newScorer, backtest.Options{From: start}); err == nil {
 		t.Error("no to: no error")
 	}
-	if _, err := RunClickHouse(ctx, nil, current, candidate, newScorer, Options{From: start, To: mid}); err == nil {
+	if _, err := Run(ctx, nil, current, candidate, newScorer, backtest.Options{From: start, To: mid}); err == nil {
 		t.Error("no store: no error")
 	}
 	cctx, ccancel := context.WithCancel(ctx)
 	ccancel()
-	if _, err := RunClickHouse(cctx, st, current, candidate, newScorer, Options{From: start, To: mid}); !errors.Is(err, context.Canceled) {
+	if _, err := Run(cctx, st, current, candidate, newScorer, backtest.Options{From: start, To: mid}); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
 	}
 }
@@ -408,7 +409,7 @@ func TestThroughput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := NewClickHouseSource(rd)
+	src := NewSource(rd)
 	read := 0
 	for {
 		_, ok, err := src.Next(ctx)
@@ -429,7 +430,7 @@ func TestThroughput(t *testing.T) {
 	// The whole backtest: read, stand-ins, two scorers, report.
 	current := compile(t, packs.Default())
 	candidate := compile(t, edit(t, "when: phone_verifies_10m >= 3\n", "when: phone_verifies_10m >= 2\n"))
-	rep, err := RunClickHouse(ctx, st, current, candidate, newScorer, Options{From: start, To: start.Add(49 * time.Hour), NoRecord: true})
+	rep, err := Run(ctx, st, current, candidate, newScorer, backtest.Options{From: start, To: start.Add(49 * time.Hour), NoRecord: true})
 	if err != nil {
 		t.Fatal(err)
 	}
