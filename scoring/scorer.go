@@ -76,8 +76,8 @@ type Scorer struct {
 }
 
 // readPlan lists, per key kind, the window-feature slots the running pack's conditions use. The
-// first read of a kind's feature computes them all under one lock (features.State.Aggregates)
-// instead of finding the key once per feature.
+// first read of a planned feature computes them all, of every kind, in one state read
+// (features.State.AggregatesOf) instead of finding a key once per feature.
 type readPlan struct {
 	pack   *rules.Pack
 	byKind [features.NumKinds][]int
@@ -313,6 +313,8 @@ type input struct {
 	plan            *readPlan // nil: read every feature on its own
 	aggs            []features.Agg
 	aggOut          []int
+	batch           []features.KeyAggs
+	planRead        bool // readPlanned ran for this attempt
 	travelDone      bool
 	travelKm        float64
 	travelKmh       float64
@@ -340,6 +342,7 @@ func (in *input) prepare(ev *schemas.VerifyEvent) {
 	s := in.s
 	in.ev = ev
 	clear(in.memo)
+	in.planRead = false
 	in.travelDone = false
 	in.travelKm, in.travelKmh, in.travelMin = 0, 0, 0
 	in.res.Reset()
@@ -496,6 +499,13 @@ func (in *input) val(i int) ref.Val {
 	case slot.scalar != nil:
 		v = slot.scalar.eval(in, i)
 	case in.plan != nil && in.plan.inPlan[i]:
+		if !in.planRead {
+			in.readPlanned()
+			if v := in.memo[i]; v != nil {
+				return v
+			}
+		}
+		// A busy key the planned read left: read its kind on its own (once).
 		in.readKind(slot.wf.kind)
 		return in.memo[i]
 	default:
@@ -503,6 +513,49 @@ func (in *input) val(i int) ref.Val {
 	}
 	in.memo[i] = v
 	return v
+}
+
+// readPlanned computes every planned window feature, of every key kind, in one state read and
+// memoizes them: the attempt's keys are looked up together (features.State.AggregatesOf), so
+// that the cache misses of the six lookups overlap instead of adding up. The features of a busy
+// key whose distinct counts AggregatesOf leaves are read later, by kind, if a rule needs them.
+func (in *input) readPlanned() {
+	in.planRead = true
+	p := in.plan
+	n := 0
+	for _, slots := range p.byKind {
+		n += len(slots)
+	}
+	in.aggs = in.aggs[:0]
+	in.aggOut = slices.Grow(in.aggOut[:0], n)[:n]
+	in.batch = in.batch[:0]
+	for kind, slots := range p.byKind {
+		if len(slots) == 0 {
+			continue
+		}
+		from := len(in.aggs)
+		for _, i := range slots {
+			in.aggs = append(in.aggs, in.agg(i))
+		}
+		// No device id: device features are 0 (an absent key), not "one device".
+		in.batch = append(in.batch, features.KeyAggs{Kind: features.Kind(kind), Key: in.s.cat.slots[slots[0]].wf.keyOf(in),
+			Out: in.aggOut[from:len(in.aggs)]})
+	}
+	from := 0
+	for j := range in.batch {
+		to := from + len(in.batch[j].Out)
+		in.batch[j].Aggs = in.aggs[from:to]
+		from = to
+	}
+	in.s.state.AggregatesOf(in.keys.T, in.self, in.keys.Fail, in.batch)
+	for _, k := range in.batch {
+		if !k.Done {
+			continue
+		}
+		for j, i := range p.byKind[k.Kind] {
+			in.memo[i] = types.Int(k.Out[j])
+		}
+	}
 }
 
 // readKind computes every planned window feature of one key kind in one state read and memoizes

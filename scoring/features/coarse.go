@@ -85,10 +85,13 @@ func newCoarse(retention uint32) *coarse {
 	return &coarse{b: make([]bucket, retention/bucketSec+2)}
 }
 
-// fold adds dropped entries to their buckets (a stale slot is reused).
-func (c *coarse) fold(es []entry) {
-	for _, e := range es {
-		idx := e.sec() / bucketSec
+// fold adds dropped entries (ew words each: second with the failure bit, member a, member b for
+// three-word entries) to their buckets (a stale slot is reused).
+func (c *coarse) fold(es []uint32, ew int) {
+	for p := 0; p+ew <= len(es); p += ew {
+		e := es[p]
+		sec := e &^ failBit
+		idx := sec / bucketSec
 		if idx == 0 {
 			idx = 1 // entries at the very start of the epoch share the first bucket
 		}
@@ -97,15 +100,17 @@ func (c *coarse) fold(es []entry) {
 			if b.idx > idx {
 				continue // older than what the slot holds: beyond the retention
 			}
-			*b = bucket{idx: idx, first: e.sec(), last: e.sec()}
+			*b = bucket{idx: idx, first: sec, last: sec}
 		}
-		b.first, b.last = min(b.first, e.sec()), max(b.last, e.sec())
+		b.first, b.last = min(b.first, sec), max(b.last, sec)
 		b.count++
-		if e.fail() {
+		if e&failBit != 0 {
 			b.fails++
 		}
-		b.sketch[0].add(e.a)
-		b.sketch[1].add(e.b)
+		b.sketch[0].add(es[p+1])
+		if ew == 3 {
+			b.sketch[1].add(es[p+2])
+		}
 	}
 }
 

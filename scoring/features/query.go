@@ -2,6 +2,8 @@ package features
 
 import (
 	"math"
+	"runtime"
+	"slices"
 	"sync"
 )
 
@@ -24,27 +26,29 @@ func lo(t, window uint32) uint32 {
 	return 0
 }
 
-// span returns the entries of r within (t-window, t]. Caller holds the shard lock.
-func span(es []entry, t, window uint32) []entry {
+// span returns the index range of the entries of r within (t-window, t]. Caller holds the shard
+// lock.
+func (r *recView) span(t, window uint32) (int, int) {
+	es, ew, n := r.es, r.ew, r.n()
 	lo := lo(t, window)
 	// first index with sec > lo
-	i, j := 0, len(es)
+	i, j := 0, n
 	for i < j {
 		h := int(uint(i+j) >> 1)
-		if es[h].sec() <= lo {
+		if es[h*ew]&^failBit <= lo {
 			i = h + 1
 		} else {
 			j = h
 		}
 	}
 	start := i
-	// first index with sec > t (usually len(es): the newest entries are rarely ahead of t)
-	end := len(es)
-	if end > start && es[end-1].sec() > t {
+	// first index with sec > t (usually n: the newest entries are rarely ahead of t)
+	end := n
+	if end > start && es[(end-1)*ew]&^failBit > t {
 		i, j := start, end
 		for i < j {
 			h := int(uint(i+j) >> 1)
-			if es[h].sec() <= t {
+			if es[h*ew]&^failBit <= t {
 				i = h + 1
 			} else {
 				j = h
@@ -52,7 +56,7 @@ func span(es []entry, t, window uint32) []entry {
 		}
 		end = i
 	}
-	return es[start:end]
+	return start, end
 }
 
 // Count returns the number of attempts on key within the window (failures only if failsOnly),
@@ -71,17 +75,15 @@ func selfCount(failsOnly, self, selfFail bool) int {
 	return 0
 }
 
-// count is a count without the attempt itself, for a key's record. Caller holds the shard lock.
-func (r *rec) count(t, window uint32, failsOnly bool) int {
+// count is a count without the attempt itself, for a key's state. Caller holds the shard lock.
+func (r *recView) count(t, window uint32, failsOnly bool) int {
+	i, j := r.span(t, window)
 	n := 0
-	es := span(r.entries, t, window)
 	if !failsOnly {
-		n = len(es)
+		n = j - i
 	} else {
-		for _, e := range es {
-			if e.fail() {
-				n++
-			}
+		for p := i * r.ew; p < j*r.ew; p += r.ew {
+			n += int(r.es[p] >> 31)
 		}
 	}
 	if r.old != nil {
@@ -111,15 +113,111 @@ func (s *State) Aggregates(kind Kind, key uint64, t uint32, self, selfFail bool,
 	}
 	sh := s.shard(key)
 	sh.mu.RLock()
-	r := sh.recs[kind][key]
+	r := sh.recs[kind].view(key)
+	s.aggregate(&r, t, self, selfFail, aggs, out)
+	sh.mu.RUnlock()
+}
+
+// aggregate computes aggs of a key's state into out. Caller holds the shard lock.
+func (s *State) aggregate(r *recView, t uint32, self, selfFail bool, aggs []Agg, out []int) {
 	for i, a := range aggs {
 		if a.Distinct {
-			out[i] = s.distinct(&r, t, a.Window, a.Field, a.SelfMember)
+			out[i] = s.distinct(r, t, a.Window, a.Field, a.SelfMember)
 		} else {
 			out[i] = selfCount(a.Fails, self, selfFail) + r.count(t, a.Window, a.Fails)
 		}
 	}
-	sh.mu.RUnlock()
+}
+
+// KeyAggs is one key's aggregates for AggregatesOf: Out[i] receives the answer to Aggs[i] when
+// Done.
+type KeyAggs struct {
+	Kind Kind
+	Key  uint64 // 0: absent, every aggregate 0
+	Aggs []Agg
+	Out  []int
+	Done bool // set by AggregatesOf: Out holds the answers
+}
+
+// busyEntries is the number of entries above which AggregatesOf leaves a key's distinct counts to
+// the caller.
+const busyEntries = 64
+
+// maxKeysOf is the number of keys AggregatesOf reads together; more are read in groups.
+const maxKeysOf = int(NumKinds) + 2
+
+// AggregatesOf is Aggregates for several keys (an attempt's phone, IP, network, device, prefix
+// and app) as of the same t, self and selfFail, in one read: the keys' shards are locked
+// together, in shard order, and the keys looked up at once, so that their cache misses overlap
+// instead of following one another. The answers are those of Aggregates, key by key, from one
+// moment of the state.
+//
+// A key with distinct counts to compute that holds more than 64 entries (or a coarse tier) is
+// left undone (Done false): its distinct counts cost far more than its lookup, and the
+// caller, evaluating rules, may not need them (a condition before them is false). It reads such a
+// key with Aggregates if and when it does.
+func (s *State) AggregatesOf(t uint32, self, selfFail bool, keys []KeyAggs) {
+	for len(keys) > maxKeysOf {
+		s.AggregatesOf(t, self, selfFail, keys[:maxKeysOf])
+		keys = keys[maxKeysOf:]
+	}
+	var (
+		locks  lockSet
+		recs   [maxKeysOf]*recTable
+		hashes [maxKeysOf]uint32
+		slots  [maxKeysOf]uint32
+	)
+	for j := range keys {
+		k := &keys[j]
+		k.Done = k.Key == 0
+		if k.Key == 0 {
+			clear(k.Out[:len(k.Aggs)])
+			continue
+		}
+		si := shardOf(k.Key)
+		recs[j] = &s.shards[si].recs[k.Kind]
+		hashes[j] = recs[j].hash(k.Key)
+		locks.add(si)
+	}
+	locks.rlock(s)
+	var sink uint32
+	for j, rt := range recs[:len(keys)] {
+		if rt != nil {
+			sink += rt.touch(hashes[j])
+		}
+	}
+	for j, rt := range recs[:len(keys)] {
+		if rt != nil {
+			slots[j] = rt.findHash(keys[j].Key, hashes[j])
+			if slots[j] == noSlot {
+				continue
+			}
+			// The block's first and newest entries (viewAt reads both): on their way.
+			if v := rt.val(slots[j]); metaClass(v[vMeta]) != 0 {
+				sink += rt.a.w[v[vRef]]
+				if n := v[vMeta] & nMask; n > 0 {
+					sink += rt.a.w[v[vRef]+hdrWords(v[vMeta])+n*rt.ew-1]
+				}
+			}
+		}
+	}
+	runtime.KeepAlive(sink)
+	for j, rt := range recs[:len(keys)] {
+		if rt == nil {
+			continue
+		}
+		k := &keys[j]
+		r := recView{ew: int(rt.ew)}
+		if slots[j] != noSlot {
+			r = rt.viewAt(slots[j], k.Key)
+		}
+		if (r.n() > busyEntries || r.old != nil) && slices.ContainsFunc(k.Aggs, func(a Agg) bool { return a.Distinct }) {
+			continue
+		}
+		s.aggregate(&r, t, self, selfFail, k.Aggs, k.Out)
+		k.Done = true
+	}
+	locks.runlock(s)
 }
 
 const tableSize = 4096 // > 2 × the largest DistinctCap worth having
@@ -135,16 +233,24 @@ func (s *State) Distinct(kind Kind, key uint64, t, window uint32, f Field, selfM
 	return out[0]
 }
 
-// distinct is Distinct for a key's record (empty when the key is unknown). Caller holds the shard
+// distinct is Distinct for a key's state (empty when the key is unknown). Caller holds the shard
 // lock.
-func (s *State) distinct(r *rec, t, window uint32, f Field, selfMember uint32) int {
-	es := span(r.entries, t, window)
-	exact := s.distinctExact(es, f, selfMember)
+func (s *State) distinct(r *recView, t, window uint32, f Field, selfMember uint32) int {
+	i, j := r.span(t, window)
+	// The members: every ew-th word of ms from the first. A kind without member f (two-word
+	// entries have no member b) has none.
+	ms, ew := r.es[i*r.ew:j*r.ew], r.ew
+	if off := 1 + int(f); off < ew && len(ms) > 0 {
+		ms = ms[off:]
+	} else {
+		ms = nil
+	}
+	exact := s.distinctExact(ms, ew, selfMember)
 	// Exact up to DistinctCap; above it — the exact count reached the cap, or the window reaches
 	// back into the coarse tier — a HyperLogLog estimate over the entries and the buckets, never
 	// below the exact count.
 	from := lo(t, window)
-	coarseToo := r.old != nil && (len(r.entries) == 0 || from < r.entries[0].sec())
+	coarseToo := r.old != nil && (r.n() == 0 || from < r.sec(0))
 	if exact < s.cfg.DistinctCap && !coarseToo {
 		return exact
 	}
@@ -154,8 +260,8 @@ func (s *State) distinct(r *rec, t, window uint32, f Field, selfMember uint32) i
 	}
 	h.add(selfMember)
 	prev := uint32(0)
-	for _, e := range es {
-		if m := pick(e, f); m != prev { // a hot key repeats its members: hash each run once
+	for p := 0; p < len(ms); p += ew {
+		if m := ms[p]; m != prev { // a hot key repeats its members: hash each run once
 			h.add(m)
 			prev = m
 		}
@@ -163,12 +269,14 @@ func (s *State) distinct(r *rec, t, window uint32, f Field, selfMember uint32) i
 	return max(exact, int(math.Round(h.estimate())))
 }
 
-// distinctExact counts distinct non-zero members of es (and self), stopping at DistinctCap.
-func (s *State) distinctExact(es []entry, f Field, selfMember uint32) int {
+// distinctExact counts distinct non-zero members (every ew-th word of ms from the first) and self,
+// stopping at DistinctCap.
+func (s *State) distinctExact(ms []uint32, ew int, selfMember uint32) int {
 	limit := s.cfg.DistinctCap
+	entries := (len(ms) + ew - 1) / ew
 
 	// Small lists: compare in place, no table.
-	if len(es) <= 16 {
+	if entries <= 16 {
 		var seen [17]uint32
 		n := 0
 		add := func(m uint32) {
@@ -184,14 +292,14 @@ func (s *State) distinctExact(es []entry, f Field, selfMember uint32) int {
 			n++
 		}
 		add(selfMember)
-		for _, e := range es {
-			add(pick(e, f))
+		for p := 0; p < len(ms); p += ew {
+			add(ms[p])
 		}
 		return min(n, limit)
 	}
 
 	size := 64
-	for size < 2*(min(len(es), limit)+1) && size < tableSize {
+	for size < 2*(min(entries, limit)+1) && size < tableSize {
 		size <<= 1
 	}
 	tab := tablePool.Get().(*[tableSize]uint32)
@@ -219,25 +327,18 @@ func (s *State) distinctExact(es []entry, f Field, selfMember uint32) int {
 	}
 	insert(selfMember)
 	prev := uint32(0)
-	for _, e := range es {
+	for p := 0; p < len(ms); p += ew {
 		if n >= limit {
 			break
 		}
 		// A busy key often repeats one member (a device retrying, a NAT address with one heavy
 		// user): skip runs without probing the table.
-		if m := pick(e, f); m != prev {
+		if m := ms[p]; m != prev {
 			insert(m)
 			prev = m
 		}
 	}
 	return min(n, limit)
-}
-
-func pick(e entry, f Field) uint32 {
-	if f == FieldB {
-		return e.b
-	}
-	return e.a
 }
 
 // TokenSeen returns how many times the token digest was applied with an event second at or before
@@ -252,7 +353,7 @@ func (s *State) TokenSeen(token uint64, t uint32) int {
 	}
 	sh := s.shard(token)
 	sh.mu.RLock()
-	ts := sh.tokens[token]
+	ts := sh.tokens.lookup(token)
 	sh.mu.RUnlock()
 	return ts.upTo(t)
 }
@@ -267,14 +368,51 @@ func (s *State) LastLocation(phone uint64, t uint32) (at uint32, lat, lon float3
 	sh := s.shard(phone)
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
-	h := sh.recs[KindPhone][phone].loc
-	if h == nil {
+	rt := &sh.recs[KindPhone]
+	i := rt.find(phone)
+	if i == noSlot || rt.val(i)[vMeta]&flagLoc == 0 {
 		return 0, 0, 0, false
 	}
-	for i := range h.t {
-		if h.t[i] != 0 && h.t[i] < t {
-			return h.t[i], h.lat[i], h.lon[i], true
+	h := rt.a.w[rt.val(i)[vRef]:][:locWords]
+	for i := range 2 {
+		if h[i] != 0 && h[i] < t {
+			return h[i], math.Float32frombits(h[2+i]), math.Float32frombits(h[4+i]), true
 		}
 	}
 	return 0, 0, 0, false
+}
+
+// lockSet is the set of shards one AggregatesOf read-locks, in shard order. Writers (Apply, the
+// sweep) hold one shard lock at a time; readers that hold several take them in shard order, so a
+// reader never waits for a lock (blocked by a writer queued on it) while holding one that an
+// earlier-ordered reader waits for: there is no deadlock.
+type lockSet struct {
+	sh [maxKeysOf]uint8
+	n  int
+}
+
+func (l *lockSet) add(si int) {
+	i := l.n
+	for i > 0 && int(l.sh[i-1]) >= si {
+		if int(l.sh[i-1]) == si {
+			return
+		}
+		i--
+	}
+	copy(l.sh[i+1:l.n+1], l.sh[i:l.n])
+	l.sh[i] = uint8(si)
+	l.n++
+}
+
+func (l *lockSet) rlock(s *State) {
+	for _, si := range l.sh[:l.n] {
+		s.shards[si].mu.RLock()
+	}
+}
+
+func (l *lockSet) runlock(s *State) {
+	for _, si := range l.sh[:l.n] {
+		s.shards[si].mu.RUnlock()
+	}
+	l.n = 0
 }

@@ -69,24 +69,33 @@ func (s *State) encode(w *sliceWriter, meta []byte) error {
 		sh := &s.shards[i]
 		sh.mu.RLock()
 		for k := range sh.recs {
-			e.n(len(sh.recs[k]))
-			for key, r := range sh.recs[k] {
-				e.u64(key)
-				e.rec(&r)
+			rt := &sh.recs[k]
+			e.n(int(rt.n))
+			for i := uint32(0); i < rt.cap; i++ {
+				if key := rt.key(i); key != 0 {
+					e.u64(key)
+					v := rt.viewAt(i, key)
+					e.rec(&v)
+				}
 			}
 		}
-		e.n(len(sh.tokens))
-		for key, ts := range sh.tokens {
-			e.u64(key)
-			e.u32(ts.first)
-			e.u32(ts.last)
-			e.u32(ts.nFirst)
-			e.u32(ts.count)
+		e.n(int(sh.tokens.n))
+		for i := uint32(0); i < sh.tokens.cap; i++ {
+			if key := sh.tokens.key(i); key != 0 {
+				e.u64(key)
+				ts := sh.tokens.get(i, key)
+				e.u32(ts.first)
+				e.u32(ts.last)
+				e.u32(ts.nFirst)
+				e.u32(ts.count)
+			}
 		}
-		e.n(len(sh.seen))
-		for key, t := range sh.seen {
-			e.u64(key)
-			e.u32(t)
+		e.n(int(sh.seen.n))
+		for i := uint32(0); i < sh.seen.cap; i++ {
+			if key := sh.seen.key(i); key != 0 {
+				e.u64(key)
+				e.u32(sh.seen.val(i)[0])
+			}
 		}
 		sh.mu.RUnlock()
 	}
@@ -108,21 +117,25 @@ func (e *encoder) f32(v float32) {
 func (e *encoder) n(v int)        { e.w.b = binary.AppendUvarint(e.w.b, uint64(v)) }
 func (e *encoder) bytes(b []byte) { e.n(len(b)); e.raw(b) }
 
-func (e *encoder) rec(r *rec) {
-	e.n(len(r.entries))
-	for _, en := range r.entries {
-		e.u32(en.t)
-		e.u32(en.a)
-		e.u32(en.b)
+func (e *encoder) rec(r *recView) {
+	e.n(r.n())
+	for p := 0; p < len(r.es); p += r.ew {
+		e.u32(r.es[p])   // second and failure bit
+		e.u32(r.es[p+1]) // member a
+		if r.ew == 3 {
+			e.u32(r.es[p+2]) // member b
+		} else {
+			e.u32(0)
+		}
 	}
 	if r.loc == nil {
 		e.raw([]byte{0})
 	} else {
 		e.raw([]byte{1})
 		for i := 0; i < 2; i++ {
-			e.u32(r.loc.t[i])
-			e.f32(r.loc.lat[i])
-			e.f32(r.loc.lon[i])
+			e.u32(r.loc[i])   // second
+			e.u32(r.loc[2+i]) // latitude bits
+			e.u32(r.loc[4+i]) // longitude bits
 		}
 	}
 	if r.old == nil {
@@ -193,24 +206,36 @@ func (s *State) LoadSnapshot(r io.Reader, accept func(meta []byte) error) ([]byt
 	for i := range shards {
 		sd := &shards[i]
 		for k := range sd.recs {
+			sd.recs[k] = newRecTable(Kind(k), s.seed, s.retention)
 			n := d.n()
-			sd.recs[k] = make(map[uint64]rec, n)
+			sd.recs[k].reserve(n)
 			for j := 0; j < n && d.err == nil; j++ {
-				key := d.u64()
-				sd.recs[k][key] = d.rec(s.retention)
+				d.rec(&sd.recs[k], d.u64(), s)
 			}
 		}
+		sd.tokens, sd.seen = newTokenTable(s.seed), newTable(seenStride, s.seed)
 		n := d.n()
-		sd.tokens = make(map[uint64]tokenSeen, n)
+		sd.tokens.reserve(n)
 		for j := 0; j < n && d.err == nil; j++ {
 			key := d.u64()
-			sd.tokens[key] = tokenSeen{first: d.u32(), last: d.u32(), nFirst: d.u32(), count: d.u32()}
+			ts := tokenSeen{first: d.u32(), last: d.u32(), nFirst: d.u32(), count: d.u32()}
+			if key == 0 {
+				d.fail("zero token digest")
+				break
+			}
+			i, _ := sd.tokens.upsert(key)
+			sd.tokens.set(i, key, ts)
 		}
 		n = d.n()
-		sd.seen = make(map[uint64]uint32, n)
+		sd.seen.reserve(n)
 		for j := 0; j < n && d.err == nil; j++ {
-			key := d.u64()
-			sd.seen[key] = d.u32()
+			key, t := d.u64(), d.u32()
+			if key == 0 {
+				d.fail("zero event id")
+				break
+			}
+			i, _ := sd.seen.upsert(key)
+			sd.seen.val(i)[0] = t
 		}
 	}
 	if d.err == nil && len(d.b) != 0 {
@@ -236,16 +261,17 @@ func (s *State) LoadSnapshot(r io.Reader, accept func(meta []byte) error) ([]byt
 }
 
 type shardData struct {
-	recs   [NumKinds]map[uint64]rec
-	tokens map[uint64]tokenSeen
-	seen   map[uint64]uint32
+	recs   [NumKinds]recTable
+	tokens tokenTable
+	seen   table
 }
 
 // decoder reads what encoder wrote; the first problem sticks in err and every later read returns
 // zero, so callers check err once.
 type decoder struct {
-	b   []byte
-	err error
+	b    []byte
+	err  error
+	ents []uint32 // a record's entries, three words each
 }
 
 func (d *decoder) take(n int) []byte {
@@ -308,41 +334,47 @@ func (d *decoder) n() int {
 
 func (d *decoder) bytes() []byte { return d.take(d.n()) }
 
-func (d *decoder) rec(retention uint32) rec {
-	var r rec
-	if n := d.n(); n > 0 {
-		r.entries = make([]entry, n)
-		for i := range r.entries {
-			r.entries[i] = entry{t: d.u32(), a: d.u32(), b: d.u32()}
-		}
+// rec decodes the state of key into rt.
+func (d *decoder) rec(rt *recTable, key uint64, s *State) {
+	n := d.n()
+	if n > s.cfg.MaxEntriesPerKey {
+		d.fail("more entries than the cap")
+		return
 	}
+	d.ents = d.ents[:0]
+	for range n {
+		d.ents = append(d.ents, d.u32(), d.u32(), d.u32())
+	}
+	var loc [locWords]uint32
+	meta := uint32(n)
 	switch d.byte1() {
 	case 0:
 	case 1:
-		r.loc = new(locHist)
+		meta |= flagLoc
 		for i := 0; i < 2; i++ {
-			r.loc.t[i], r.loc.lat[i], r.loc.lon[i] = d.u32(), d.f32(), d.f32()
+			loc[i], loc[2+i], loc[4+i] = d.u32(), d.u32(), d.u32()
 		}
 	default:
 		d.fail("bad location flag")
 	}
+	var old *coarse
 	switch d.byte1() {
 	case 0:
 	case 1:
 		slots := d.n()
-		if d.err == nil && slots != len(newCoarse(retention).b) {
+		if d.err == nil && slots != len(newCoarse(s.retention).b) {
 			d.fail("coarse ring of another size")
-			return r
+			return
 		}
-		r.old = &coarse{b: make([]bucket, slots)}
+		old = &coarse{b: make([]bucket, slots)}
 		used := d.n()
 		for j := 0; j < used && d.err == nil; j++ {
 			i := d.n()
 			if i >= slots {
 				d.fail("coarse slot out of range")
-				return r
+				return
 			}
-			b := &r.old.b[i]
+			b := &old.b[i]
 			b.idx, b.first, b.last, b.count, b.fails = d.u32(), d.u32(), d.u32(), d.u32(), d.u32()
 			copy(b.sketch[0][:], d.take(hllM))
 			copy(b.sketch[1][:], d.take(hllM))
@@ -350,7 +382,38 @@ func (d *decoder) rec(retention uint32) rec {
 	default:
 		d.fail("bad coarse flag")
 	}
-	return r
+	if d.err != nil {
+		return
+	}
+	if key == 0 {
+		d.fail("zero key")
+		return
+	}
+	i, added := rt.upsert(key)
+	if !added {
+		d.fail("key stored twice")
+		return
+	}
+	hdr := hdrWords(meta)
+	var ref uint32
+	if words := hdr + uint32(n)*rt.ew; words > 0 {
+		c := classFor(words)
+		ref, meta = rt.alloc(c), meta|c<<clsShift
+		w := rt.a.w
+		copy(w[ref:ref+hdr], loc[:hdr])
+		for j := range n {
+			copy(w[ref+hdr+uint32(j)*rt.ew:][:rt.ew], d.ents[3*j:3*j+3]) // b dropped for two-word kinds
+		}
+	}
+	if old != nil {
+		if rt.old == nil {
+			rt.old = make(map[uint64]*coarse)
+		}
+		rt.old[key] = old
+		meta |= flagCoarse
+	}
+	v := rt.val(i)
+	v[vRef], v[vMeta] = ref, meta
 }
 
 func (d *decoder) fail(msg string) {

@@ -1,8 +1,8 @@
 package features
 
 import (
-	"slices"
-	"sort"
+	"math"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,67 +41,16 @@ func Sec(t time.Time) uint32 {
 	return uint32(s)
 }
 
+// failBit marks a failed attempt in the first word of its entry, whose low 31 bits are the
+// second. An entry is that word and one or two 32-bit members (see the Kind constants).
 const failBit = 1 << 31
 
-// entry is one attempt seen on a key. t holds seconds since epoch in the low 31 bits and the
-// failure flag in the top bit.
-type entry struct {
-	t    uint32
-	a, b uint32
-}
-
-func (e entry) sec() uint32 { return e.t &^ failBit }
-func (e entry) fail() bool  { return e.t&failBit != 0 }
-func mkEntry(t uint32, fail bool, a, b uint32) entry {
-	if fail {
-		t |= failBit
-	}
-	return entry{t: t, a: a, b: b}
-}
-
-// rec is the state of one key.
-type rec struct {
-	entries []entry  // ordered by sec()
-	loc     *locHist // phones only, nil until a located attempt
-	old     *coarse  // entries beyond MaxEntriesPerKey, folded into buckets; nil until then
-}
-
-// locHist holds the two most recent located attempts of a phone with distinct seconds, newest
-// first (t == 0: empty slot). Two, so that an attempt scored again after it was recorded (a
-// re-delivered event) still finds the location before its own.
-type locHist struct {
-	t        [2]uint32
-	lat, lon [2]float32
-}
-
-// put records a location at second t, keeping the two newest distinct seconds.
-func (h *locHist) put(t uint32, lat, lon float32) {
-	switch {
-	case t > h.t[0]:
-		h.t[1], h.lat[1], h.lon[1] = h.t[0], h.lat[0], h.lon[0]
-		h.t[0], h.lat[0], h.lon[0] = t, lat, lon
-	case t == h.t[0]:
-		h.lat[0], h.lon[0] = lat, lon
-	case t >= h.t[1]:
-		h.t[1], h.lat[1], h.lon[1] = t, lat, lon
-	}
-}
-
-func (r *rec) newest() uint32 {
-	var n uint32
-	if len(r.entries) > 0 {
-		n = r.entries[len(r.entries)-1].sec()
-	}
-	if r.loc != nil {
-		n = max(n, r.loc.t[0])
-	}
-	return n
-}
+func f32bits(f float32) uint32 { return math.Float32bits(f) }
 
 // Config bounds the state.
 type Config struct {
 	Retention        time.Duration // longest window any rule may use; default 24 h
-	MaxEntriesPerKey int           // default 1024
+	MaxEntriesPerKey int           // default 1024, at most 1,048,574
 	DistinctCap      int           // distinct counts stop here; default 512
 }
 
@@ -111,6 +60,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxEntriesPerKey <= 0 {
 		c.MaxEntriesPerKey = 1024
+	}
+	if c.MaxEntriesPerKey > maxEntriesLimit {
+		c.MaxEntriesPerKey = maxEntriesLimit
 	}
 	if c.DistinctCap <= 0 {
 		c.DistinctCap = 512
@@ -128,47 +80,15 @@ const numShards = 64
 
 type shard struct {
 	mu     sync.RWMutex
-	recs   [NumKinds]map[uint64]rec
-	tokens map[uint64]tokenSeen // token digest → sightings
-	seen   map[uint64]uint32    // event id → entry second (dedupe)
+	recs   [NumKinds]recTable
+	tokens tokenTable
+	seen   table // event id → entry second (dedupe)
 }
 
-// tokenSeen summarizes the sightings of one token digest: enough to answer "how many sightings
-// at or before second t" exactly when t is before the first, at the first or after the last
-// sighting (and, for up to three sightings at distinct seconds, at each sighting's own second —
-// what the scorer asks).
-type tokenSeen struct {
-	first, last uint32 // seconds of the earliest and the latest sighting
-	nFirst      uint32 // sightings at second first
-	count       uint32 // all sightings
-}
-
-func (ts *tokenSeen) add(t uint32) {
-	switch {
-	case ts.count == 0 || t < ts.first:
-		ts.first, ts.nFirst = t, 1
-	case t == ts.first:
-		ts.nFirst++
-	}
-	if ts.count == 0 || t > ts.last {
-		ts.last = t
-	}
-	ts.count++
-}
-
-// upTo returns the number of sightings at or before second t.
-func (ts tokenSeen) upTo(t uint32) int {
-	switch {
-	case ts.count == 0 || t < ts.first:
-		return 0
-	case t >= ts.last:
-		return int(ts.count)
-	case t == ts.first:
-		return int(ts.nFirst)
-	}
-	// Strictly between the first and the last sighting: at least nFirst, at most count-1.
-	return int(ts.count - 1)
-}
+const (
+	tokenStride = tableKeyWords + 2
+	seenStride  = tableKeyWords + 1
+)
 
 // State is the feature store. The zero value is not usable; call New.
 type State struct {
@@ -177,33 +97,42 @@ type State struct {
 	applyMu   sync.RWMutex
 	cfg       Config
 	retention uint32
+	seed      uint64
 	shards    [numShards]shard
 	watermark atomic.Uint32 // newest event second applied
 	applied   atomic.Uint64
 	sweepNext atomic.Uint32
+	sweepAt   atomic.Uint32 // watermark at which the next shard is swept
+	sweepStep uint32        // event seconds between two shard sweeps
 }
 
 // New returns an empty state.
 func New(cfg Config) *State {
 	cfg = cfg.withDefaults()
-	s := &State{cfg: cfg, retention: uint32(cfg.Retention / time.Second)}
+	s := &State{cfg: cfg, retention: uint32(cfg.Retention / time.Second), seed: rand.Uint64()}
+	s.sweepStep = max(s.retention/(numShards*sweepRounds), 1)
 	for i := range s.shards {
-		sh := &s.shards[i]
-		for k := range sh.recs {
-			sh.recs[k] = make(map[uint64]rec)
-		}
-		sh.tokens = make(map[uint64]tokenSeen)
-		sh.seen = make(map[uint64]uint32)
+		s.shards[i].init(s.seed, s.retention)
 	}
 	return s
+}
+
+func (sh *shard) init(seed uint64, retention uint32) {
+	for k := range sh.recs {
+		sh.recs[k] = newRecTable(Kind(k), seed, retention)
+	}
+	sh.tokens = newTokenTable(seed)
+	sh.seen = newTable(seenStride, seed)
 }
 
 // Config returns the bounds in force.
 func (s *State) Config() Config { return s.cfg }
 
-func (s *State) shard(key uint64) *shard {
+func (s *State) shard(key uint64) *shard { return &s.shards[shardOf(key)] }
+
+func shardOf(key uint64) int {
 	// Keys are hashes already; mix the high bits in so numeric keys (prefixes) spread too.
-	return &s.shards[(key^key>>29^key>>47)%numShards]
+	return int((key ^ key>>29 ^ key>>47) % numShards)
 }
 
 // Keys are the hashed identities of one attempt. Zero means absent (no device, no token).
@@ -234,95 +163,84 @@ func Member(k uint64) uint32 {
 
 // Apply records one attempt. It reports false (and changes nothing) when the event id was already
 // applied within the retention.
+//
+// Apply holds one shard lock at a time: the event id's (checked and recorded at once, so a
+// concurrent Apply of the same event loses), then each key's in turn, then the token's. Readers
+// therefore wait for at most one key's insert, never for the whole attempt, and may see an attempt
+// on some of its keys before the others (as with any feed that is read while it is applied).
 func (s *State) Apply(k *Keys) bool {
 	s.applyMu.RLock()
 	defer s.applyMu.RUnlock()
 	if k.EventID != 0 {
 		sh := s.shard(k.EventID)
 		sh.mu.Lock()
-		if _, dup := sh.seen[k.EventID]; dup {
-			sh.mu.Unlock()
+		i, added := sh.seen.upsert(k.EventID)
+		if added {
+			sh.seen.val(i)[0] = k.T
+		}
+		sh.mu.Unlock()
+		if !added {
 			return false
 		}
-		sh.seen[k.EventID] = k.T
-		sh.mu.Unlock()
+	}
+	e := k.T
+	if k.Fail {
+		e |= failBit
 	}
 	phoneM, deviceM, netM := Member(k.Phone), Member(k.Device), Member(k.Net)
-	s.add(KindPhone, k.Phone, mkEntry(k.T, k.Fail, deviceM, netM), k)
-	s.add(KindIP, k.IP, mkEntry(k.T, k.Fail, phoneM, deviceM), nil)
-	s.add(KindNet, k.Net, mkEntry(k.T, k.Fail, phoneM, 0), nil)
-	s.add(KindDevice, k.Device, mkEntry(k.T, k.Fail, phoneM, 0), nil) // no device id: skipped by add
-	s.add(KindPrefix, k.Prefix, mkEntry(k.T, k.Fail, phoneM, 0), nil)
-	s.add(KindApp, k.App, mkEntry(k.T, k.Fail, phoneM, deviceM), nil)
+	s.add(KindPhone, k.Phone, e, deviceM, netM, k)
+	s.add(KindIP, k.IP, e, phoneM, deviceM, nil)
+	s.add(KindNet, k.Net, e, phoneM, 0, nil)
+	s.add(KindDevice, k.Device, e, phoneM, 0, nil) // no device id: skipped by add
+	s.add(KindPrefix, k.Prefix, e, phoneM, 0, nil)
+	s.add(KindApp, k.App, e, phoneM, deviceM, nil)
 	if k.Token != 0 {
 		sh := s.shard(k.Token)
 		sh.mu.Lock()
-		ts := sh.tokens[k.Token]
+		tt := &sh.tokens
+		i, _ := tt.upsert(k.Token)
+		ts := tt.get(i, k.Token)
 		ts.add(k.T)
-		sh.tokens[k.Token] = ts
+		tt.set(i, k.Token, ts)
 		sh.mu.Unlock()
 	}
-	for {
-		w := s.watermark.Load()
-		if k.T <= w || s.watermark.CompareAndSwap(w, k.T) {
-			break
-		}
+	w := s.watermark.Load()
+	for k.T > w && !s.watermark.CompareAndSwap(w, k.T) {
+		w = s.watermark.Load()
 	}
-	if n := s.applied.Add(1); n%4096 == 0 {
+	w = max(w, k.T)
+	s.applied.Add(1)
+	// The sweep is paced by event time: one shard each time the watermark has moved on by
+	// sweepStep, so a key idle past the retention is gone within retention/sweepRounds of event
+	// time, however fast or slow the traffic.
+	if next := s.sweepAt.Load(); w >= next && s.sweepAt.CompareAndSwap(next, w+s.sweepStep) {
 		s.sweep()
 	}
 	return true
 }
 
-// add inserts e into the key's list in time order, prunes it and, for phones, moves the location.
-func (s *State) add(kind Kind, key uint64, e entry, loc *Keys) {
+// sweepRounds is how many times the sweep goes round every shard per retention of event time:
+// keys idle past the retention linger at most retention/sweepRounds (90 minutes at 24 hours).
+const sweepRounds = 16
+
+// add inserts the entry (second with the failure bit e, members a and b) into key's list under
+// its shard's lock, and, for a located phone attempt (loc), records the location.
+func (s *State) add(kind Kind, key uint64, e, a, b uint32, loc *Keys) {
 	if key == 0 {
 		return
 	}
+	if loc != nil && (!loc.HasLoc || loc.T == 0) {
+		loc = nil
+	}
 	sh := s.shard(key)
 	sh.mu.Lock()
-	r := sh.recs[kind][key]
-	es := r.entries
-	t := e.sec()
-	i := len(es)
-	if i > 0 && es[i-1].sec() > t {
-		// Out of order: usually one step back for a phone, further for a busy key (an app with
-		// jittered clocks), so search.
-		i = sort.Search(len(es), func(j int) bool { return es[j].sec() > t })
-	}
-	es = append(es, entry{})
-	copy(es[i+1:], es[i:])
-	es[i] = e
-	// Prune what fell out of the retention relative to the newest entry, then enforce the cap.
-	newest := es[len(es)-1].sec()
-	drop := 0
-	for drop < len(es) && newest-es[drop].sec() > s.retention {
-		drop++
-	}
-	if over := len(es) - drop - s.cfg.MaxEntriesPerKey; over > 0 {
-		// Over the cap: the oldest entries move to the coarse tier instead of being forgotten, an
-		// eighth of the cap at a time so that a hot key does not shift its whole list per insert.
-		over = min(max(over, s.cfg.MaxEntriesPerKey/8), len(es)-drop-1)
-		if r.old == nil {
-			r.old = newCoarse(s.retention)
-		}
-		r.old.fold(es[drop : drop+over])
-		drop += over
-	}
-	if drop > 0 {
-		n := copy(es, es[drop:])
-		es = es[:n]
-	}
-	r.entries = es
-	if loc != nil && loc.HasLoc && t > 0 {
-		if r.loc == nil {
-			r.loc = new(locHist)
-		}
-		r.loc.put(t, loc.Lat, loc.Lon)
-	}
-	sh.recs[kind][key] = r
+	rt := &sh.recs[kind]
+	rt.add(s, rt.prepare(key, rt.hash(key)), key, e, a, b, loc)
 	sh.mu.Unlock()
 }
+
+// sweepBuf holds the keys one sweep found idle.
+var sweepBuf = sync.Pool{New: func() any { return new([]uint64) }}
 
 // sweep removes idle keys and old dedupe ids from one shard (round robin). It finds them under the
 // read lock, so checks reading the shard (the API) are not held up by the scan, and deletes them
@@ -334,49 +252,60 @@ func (s *State) sweep() {
 	}
 	cutoff := w - s.retention
 	sh := &s.shards[s.sweepNext.Add(1)%numShards]
-	var idle [NumKinds][]uint64
-	var ids, tokens []uint64
+	// Idle keys of each table, one after the other: recs by kind, then seen, then tokens.
+	const nTables = NumKinds + 2
+	bp := sweepBuf.Get().(*[]uint64)
+	defer sweepBuf.Put(bp)
+	keys := (*bp)[:0]
+	var ends [nTables]int
 	sh.mu.RLock()
 	for k := range sh.recs {
-		for key, r := range sh.recs[k] {
-			if r.newest() < cutoff {
-				idle[k] = append(idle[k], key)
-			}
-		}
+		keys = sh.recs[k].idle(keys, cutoff)
+		ends[k] = len(keys)
 	}
-	for key, t := range sh.seen {
-		if t < cutoff {
-			ids = append(ids, key)
-		}
-	}
-	for key, ts := range sh.tokens {
-		if ts.last < cutoff {
-			tokens = append(tokens, key)
-		}
-	}
+	keys = sh.seen.idle(keys, 0, cutoff) // the id's second
+	ends[NumKinds] = len(keys)
+	keys = sh.tokens.idle(keys, 0, cutoff) // the token's last sighting
+	ends[NumKinds+1] = len(keys)
 	sh.mu.RUnlock()
-	if len(ids)+len(tokens) == 0 && !slices.ContainsFunc(idle[:], func(k []uint64) bool { return len(k) > 0 }) {
+	*bp = keys
+	if len(keys) == 0 {
 		return
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	for k := range idle {
-		for _, key := range idle[k] {
-			if r, ok := sh.recs[k][key]; ok && r.newest() < cutoff {
-				delete(sh.recs[k], key)
+	from := 0
+	for j := range ends {
+		for _, key := range keys[from:ends[j]] {
+			switch {
+			case j < int(NumKinds):
+				rt := &sh.recs[j]
+				if i := rt.find(key); i != noSlot && rt.newestAt(i) < cutoff {
+					rt.removeAt(i)
+				}
+			case j == int(NumKinds):
+				if i := sh.seen.find(key); i != noSlot && sh.seen.val(i)[0] < cutoff {
+					sh.seen.remove(i)
+				}
+			default:
+				if i := sh.tokens.find(key); i != noSlot && sh.tokens.val(i)[0] < cutoff {
+					sh.tokens.removeAt(i)
+				}
 			}
 		}
+		from = ends[j]
 	}
-	for _, key := range ids {
-		if t, ok := sh.seen[key]; ok && t < cutoff {
-			delete(sh.seen, key)
+}
+
+// idle appends to keys the keys whose value word v is before cutoff.
+func (t *table) idle(keys []uint64, v int, cutoff uint32) []uint64 {
+	s, off := int(t.stride), tableKeyWords+v
+	for p := 0; p+s <= len(t.w); p += s {
+		if t.w[p+off] < cutoff && t.w[p]|t.w[p+1] != 0 {
+			keys = append(keys, uint64(t.w[p])|uint64(t.w[p+1])<<32)
 		}
 	}
-	for _, key := range tokens {
-		if ts, ok := sh.tokens[key]; ok && ts.last < cutoff {
-			delete(sh.tokens, key)
-		}
-	}
+	return keys
 }
 
 // Stats describes the state's size.
@@ -395,13 +324,12 @@ func (s *State) Stats() Stats {
 		sh := &s.shards[i]
 		sh.mu.RLock()
 		for k := range sh.recs {
-			st.Keys[k] += len(sh.recs[k])
-			for _, r := range sh.recs[k] {
-				st.Entries += len(r.entries)
-			}
+			rt := &sh.recs[k]
+			st.Keys[k] += int(rt.n)
+			st.Entries += rt.entries()
 		}
-		st.Tokens += len(sh.tokens)
-		st.EventIDs += len(sh.seen)
+		st.Tokens += int(sh.tokens.n)
+		st.EventIDs += int(sh.seen.n)
 		sh.mu.RUnlock()
 	}
 	st.Applied = s.applied.Load()
@@ -410,9 +338,12 @@ func (s *State) Stats() Stats {
 
 // Seen reports whether the event id was applied within the retention.
 func (s *State) Seen(eventID uint64) bool {
+	if eventID == 0 {
+		return false
+	}
 	sh := s.shard(eventID)
 	sh.mu.RLock()
-	_, ok := sh.seen[eventID]
+	ok := sh.seen.find(eventID) != noSlot
 	sh.mu.RUnlock()
 	return ok
 }

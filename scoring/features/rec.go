@@ -1,0 +1,360 @@
+package features
+
+// recTable holds the keys of one kind in one shard: a table whose slots are the key, the block's
+// offset and a word of metadata (entry count, block class, flags), and the arena of the blocks
+// holding the entries. A slot is 16 bytes (four to a cache line, none straddling two); a key's entries cost 8 bytes each (net, device and
+// prefix keys: second and phone) or 12 (phone, IP and app keys: second and two members).
+type recTable struct {
+	table
+	a         arena
+	ew        uint32             // words per entry: 2 (second, member a) or 3 (and member b)
+	retention uint32             // seconds
+	old       map[uint64]*coarse // keys with a coarse tier (flagCoarse)
+}
+
+// Slot value words.
+const (
+	vRef      = iota // block offset in the arena
+	vMeta            // entries (bits 0–19), class (20–26), flags
+	recStride = tableKeyWords + 2
+
+	nMask      = 1<<20 - 1
+	clsShift   = 20
+	clsMask    = 1<<7 - 1
+	flagLoc    = 1 << 27 // the block starts with the phone's last locations (locWords)
+	flagCoarse = 1 << 28 // entries beyond MaxEntriesPerKey were folded into old[key]
+)
+
+// entryWords is the entry size of each kind: net, device and prefix keys only record the phone.
+var entryWords = [NumKinds]uint32{KindPhone: 3, KindIP: 3, KindNet: 2, KindDevice: 2, KindPrefix: 2, KindApp: 3}
+
+func newRecTable(kind Kind, seed uint64, retention uint32) recTable {
+	return recTable{table: newTable(recStride, seed), ew: entryWords[kind], retention: retention}
+}
+
+func metaClass(meta uint32) uint32 { return meta >> clsShift & clsMask }
+
+func hdrWords(meta uint32) uint32 {
+	if meta&flagLoc != 0 {
+		return locWords
+	}
+	return 0
+}
+
+// capOf is the number of entries a block of class c with a header of hdr words holds. A block
+// holds the header, then the entries one after the other (ew words each), so that inserting one
+// touches one cache line.
+func (rt *recTable) capOf(c, hdr uint32) uint32 {
+	if c == 0 {
+		return 0
+	}
+	return (classWords[c] - hdr) / rt.ew
+}
+
+// recView is a key's state for queries: its live entries (ew words each: the second with the
+// failure bit, member a and, for three-word kinds, member b; two-word kinds have no member b: it is
+// always 0), its last locations (nil: none) and its coarse tier (nil: none). The slices alias the
+// arena: valid under the shard lock only.
+type recView struct {
+	es  []uint32
+	ew  int
+	loc []uint32
+	old *coarse
+}
+
+// n is the number of entries.
+func (v *recView) n() int { return len(v.es) / max(v.ew, 1) }
+
+// sec is the second of entry i.
+func (v *recView) sec(i int) uint32 { return v.es[i*v.ew] &^ failBit }
+
+// view returns the state of key, empty when the key is unknown.
+func (rt *recTable) view(key uint64) recView {
+	i := rt.find(key)
+	if i == noSlot {
+		return recView{ew: int(rt.ew)}
+	}
+	return rt.viewAt(i, key)
+}
+
+func (rt *recTable) viewAt(i uint32, key uint64) recView {
+	val := rt.val(i)
+	ref, meta := val[vRef], val[vMeta]
+	n, hdr, ew := meta&nMask, hdrWords(meta), rt.ew
+	base := ref + hdr
+	es := rt.a.w[base : base+n*ew : base+n*ew]
+	// Entries that fell out of the retention but were not dropped yet are left out.
+	v := recView{es: es[staleCount(es, ew, rt.retention)*ew:], ew: int(ew)}
+	if hdr != 0 {
+		v.loc = rt.a.w[ref : ref+locWords : ref+locWords]
+	}
+	if meta&flagCoarse != 0 {
+		v.old = rt.old[key]
+	}
+	return v
+}
+
+// staleCount is the number of entries of es (ew words each, in time order) older than the newest
+// by more than the retention.
+func staleCount(es []uint32, ew, retention uint32) uint32 {
+	n := uint32(len(es)) / ew
+	if n == 0 {
+		return 0
+	}
+	newest := es[(n-1)*ew] &^ failBit
+	if newest <= retention || es[0]&^failBit >= newest-retention {
+		return 0
+	}
+	return firstAtOrAfter(es, ew, n, newest-retention)
+}
+
+// firstAtOrAfter is the index of the first of the n entries of es with a second at or after from.
+func firstAtOrAfter(es []uint32, ew, n, from uint32) uint32 {
+	i, j := uint32(0), n
+	for i < j {
+		h := (i + j) / 2
+		if es[h*ew]&^failBit < from {
+			i = h + 1
+		} else {
+			j = h
+		}
+	}
+	return i
+}
+
+// alloc returns a block of class c. When the arena is full it is compacted if an eighth of it is
+// free blocks (every block moves: offsets read from slots before are stale), else it grows.
+func (rt *recTable) alloc(c uint32) uint32 {
+	if off := rt.a.alloc(c); off != noSlot {
+		return off
+	}
+	need := int(classWords[c])
+	if rt.a.freeWords*arenaCompactDen >= len(rt.a.w) {
+		rt.compact(need)
+	} else {
+		rt.a.grow(need)
+	}
+	return rt.a.alloc(c)
+}
+
+// compact copies every block into a new arena with room for need more words, in slot order, and
+// forgets the free blocks.
+func (rt *recTable) compact(need int) {
+	size := len(rt.a.w) - rt.a.freeWords + need
+	w := allocWords(nil, max(size+size/arenaGrowDen, arenaMinWords))
+	for p := uint32(0); p < uint32(len(rt.w)); p += rt.stride {
+		if rt.w[p]|rt.w[p+1] == 0 {
+			continue
+		}
+		v := rt.w[p+tableKeyWords : p+rt.stride]
+		if c := metaClass(v[vMeta]); c != 0 {
+			ref := v[vRef]
+			v[vRef] = uint32(len(w))
+			w = append(w, rt.a.w[ref:ref+classWords[c]]...)
+		}
+	}
+	rt.a.w = w
+	rt.a.forget()
+}
+
+// relayout moves the block of slot i, holding n entries, to a block of class c with the flags of
+// meta (a phone gaining a location gains a header) and records it in the slot. The old block is
+// freed.
+func (rt *recTable) relayout(i, meta, n, c uint32) {
+	nref := rt.alloc(c) // may move every block: read the slot after it
+	val := rt.val(i)
+	ref, oldMeta := val[vRef], val[vMeta]
+	oc, oh, nh := metaClass(oldMeta), hdrWords(oldMeta), hdrWords(meta)
+	w := rt.a.w
+	if oc != 0 {
+		if oh != 0 && nh != 0 {
+			copyWords(w[nref:nref+locWords], w[ref:ref+locWords])
+		}
+		copyWords(w[nref+nh:nref+nh+n*rt.ew], w[ref+oh:ref+oh+n*rt.ew])
+		rt.a.release(ref, oc)
+	}
+	if nh > oh {
+		clear(w[nref : nref+nh])
+	}
+	val[vRef], val[vMeta] = nref, meta&^(clsMask<<clsShift|nMask)|c<<clsShift|n
+}
+
+// copyWords copies src to dst (the same length, not overlapping): a loop for the few words of
+// most blocks, which beats a call to memmove.
+func copyWords(dst, src []uint32) {
+	if len(src) > 16 {
+		copy(dst, src)
+		return
+	}
+	dst = dst[:len(src)]
+	for i, v := range src {
+		dst[i] = v
+	}
+}
+
+// prepare finds (or inserts) key's slot for add.
+func (rt *recTable) prepare(key uint64, h uint32) uint32 {
+	i, _ := rt.upsertHash(key, h)
+	return i
+}
+
+// add inserts one entry (second with the failure bit e, members a and b) into the list of key,
+// in slot i (see prepare), in time order, and, for a located phone attempt (loc non-nil),
+// records the location.
+//
+// Entries that fell out of the retention (older than the key's newest entry by more than the
+// retention) are not dropped at once: views leave them out, and they are dropped when the block
+// is full, before it would grow, so that a busy key does not shift its whole list at every
+// insert. Live entries beyond MaxEntriesPerKey are folded into the coarse tier at once.
+func (rt *recTable) add(s *State, i uint32, key uint64, e, a, b uint32, loc *Keys) {
+	val := rt.val(i)
+	meta, ew := val[vMeta], rt.ew
+	n, hdr := meta&nMask, hdrWords(meta)
+	t := e &^ failBit
+	if loc != nil && meta&flagLoc == 0 {
+		// First location of the phone: the block gains its header.
+		hdr = locWords
+		rt.relayout(i, meta|flagLoc, n, classFor(hdr+(n+1)*ew))
+		meta = val[vMeta]
+	}
+	if c := rt.capOf(metaClass(meta), hdr); n == c {
+		// Full: drop what fell out of the retention (relative to the newest entry once this one
+		// is in), then move to a block of the size needed.
+		if n > 0 {
+			n -= rt.drop(key, val, max(t, rt.a.w[val[vRef]+hdr+(n-1)*ew]&^failBit), 0)
+		}
+		if nc := classFor(hdr + (n+1)*ew); n == c || classWords[nc] <= classWords[metaClass(meta)]/2 {
+			rt.relayout(i, meta, n, nc)
+			meta = val[vMeta]
+		}
+	}
+	ref := val[vRef]
+	base := ref + hdr
+	es := rt.a.w[base : base+(n+1)*ew : base+(n+1)*ew]
+	p := n * ew
+	if n > 0 && es[p-ew]&^failBit > t {
+		// Out of order: usually one step back for a phone, further for a busy key (an app with
+		// jittered clocks), so search for the first entry after t.
+		lo, hi := uint32(0), n
+		for lo < hi {
+			h := (lo + hi) / 2
+			if es[h*ew]&^failBit <= t {
+				lo = h + 1
+			} else {
+				hi = h
+			}
+		}
+		p = lo * ew
+		copy(es[p+ew:], es[p:n*ew])
+	}
+	es[p], es[p+1] = e, a
+	if ew == 3 {
+		es[p+2] = b
+	}
+	n++
+	if loc != nil {
+		locPut(rt.a.w[ref:ref+locWords], t, loc.Lat, loc.Lon)
+	}
+	val[vMeta] = meta&^nMask | n
+	if limit := uint32(s.cfg.MaxEntriesPerKey); n > limit {
+		// Over the cap unless enough fell out of the retention: the oldest live entries move to
+		// the coarse tier instead of being forgotten, an eighth of the cap at a time so that a
+		// hot key does not shift its whole list per insert.
+		if meta&flagCoarse == 0 && n-staleCount(es, ew, rt.retention) > limit {
+			if rt.old == nil {
+				rt.old = make(map[uint64]*coarse)
+			}
+			rt.old[key] = newCoarse(rt.retention)
+			val[vMeta] |= flagCoarse
+		}
+		rt.drop(key, val, es[(n-1)*ew]&^failBit, limit)
+	}
+}
+
+// drop removes from the block of key (slot value val) the entries older than newest by more than
+// the retention and, with a limit, folds the oldest live entries beyond it into the coarse tier
+// (which must exist). It returns the number of entries removed.
+func (rt *recTable) drop(key uint64, val []uint32, newest, limit uint32) uint32 {
+	ref, meta, ew := val[vRef], val[vMeta], rt.ew
+	n, hdr := meta&nMask, hdrWords(meta)
+	base := ref + hdr
+	es := rt.a.w[base : base+n*ew]
+	var d uint32
+	if newest > rt.retention && es[0]&^failBit < newest-rt.retention {
+		d = firstAtOrAfter(es, ew, n, newest-rt.retention)
+	}
+	if limit > 0 && n-d > limit {
+		over := min(max(n-d-limit, limit/8), n-d-1)
+		rt.old[key].fold(es[d*ew:(d+over)*ew], int(ew))
+		d += over
+	}
+	if d > 0 {
+		copy(es, es[d*ew:])
+		val[vMeta] = meta&^nMask | (n - d)
+	}
+	return d
+}
+
+// entries counts the live entries of every key (those a view shows).
+func (rt *recTable) entries() int {
+	n := 0
+	for p := uint32(0); p < uint32(len(rt.w)); p += recStride {
+		v := rt.w[p+tableKeyWords : p+recStride]
+		if k := v[vMeta] & nMask; k > 0 {
+			base := v[vRef] + hdrWords(v[vMeta])
+			n += int(k - staleCount(rt.a.w[base:base+k*rt.ew], rt.ew, rt.retention))
+		}
+	}
+	return n
+}
+
+// newestAt is the second of the newest entry of the key in slot i, the one the sweep compares with
+// its cutoff (0 for a key without entries). Entries are dropped oldest first and never the
+// newest, and a location comes with its attempt's entry, so it is the key's last activity.
+func (rt *recTable) newestAt(i uint32) uint32 {
+	val := rt.val(i)
+	n := val[vMeta] & nMask
+	if n == 0 {
+		return 0
+	}
+	return rt.a.w[val[vRef]+hdrWords(val[vMeta])+(n-1)*rt.ew] &^ failBit
+}
+
+// idle appends to keys the keys whose newest entry is before cutoff.
+func (rt *recTable) idle(keys []uint64, cutoff uint32) []uint64 {
+	for i := uint32(0); i < rt.cap; i++ {
+		if p := i * rt.stride; rt.w[p]|rt.w[p+1] != 0 && rt.newestAt(i) < cutoff {
+			keys = append(keys, rt.key(i))
+		}
+	}
+	return keys
+}
+
+// removeAt drops the key in slot i with its block and coarse tier.
+func (rt *recTable) removeAt(i uint32) {
+	val := rt.val(i)
+	if c := metaClass(val[vMeta]); c != 0 {
+		rt.a.release(val[vRef], c)
+	}
+	if val[vMeta]&flagCoarse != 0 {
+		delete(rt.old, rt.key(i))
+	}
+	rt.remove(i)
+}
+
+// Locations: words 0–1 the two newest located seconds with distinct values (newest first, 0:
+// empty), 2–3 their latitudes, 4–5 their longitudes (float32 bits). Two, so that an attempt
+// scored again after it was recorded (a re-delivered event) still finds the location before its
+// own.
+func locPut(h []uint32, t uint32, lat, lon float32) {
+	la, lo := f32bits(lat), f32bits(lon)
+	switch {
+	case t > h[0]:
+		h[1], h[3], h[5] = h[0], h[2], h[4]
+		h[0], h[2], h[4] = t, la, lo
+	case t == h[0]:
+		h[2], h[4] = la, lo
+	case t >= h[1]:
+		h[1], h[3], h[5] = t, la, lo
+	}
+}

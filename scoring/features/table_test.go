@@ -1,0 +1,169 @@
+package features
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// The open-addressing table agrees with a map under random inserts, updates and removals, small
+// tables (runs wrapping past the last slot) and large ones, with clustered keys too.
+func TestTableAgainstMap(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		keys  int // key space
+		ops   int
+		seed  uint64
+		dense bool // keys 1…keys (IPv4-like numeric keys) instead of random ones
+	}{
+		{"tiny", 12, 5000, 1, true},
+		{"small", 100, 20000, 2, false},
+		{"dense numeric", 3000, 100000, 3, true},
+		{"large", 50000, 200000, 4, false},
+	} {
+		r := rand.New(rand.NewPCG(tc.seed, 7))
+		tab := newTable(recStride, r.Uint64())
+		ref := map[uint64]uint32{}
+		space := make([]uint64, tc.keys)
+		for i := range space {
+			if tc.dense {
+				space[i] = 1<<40 | uint64(i+1)
+			} else {
+				space[i] = r.Uint64() | 1
+			}
+		}
+		for op := 0; op < tc.ops; op++ {
+			key := space[r.IntN(len(space))]
+			switch r.IntN(3) {
+			case 0, 1: // upsert and set a value
+				i, added := tab.upsert(key)
+				if _, ok := ref[key]; ok == added {
+					t.Fatalf("%s: op %d: upsert(%x) added=%v, map has it: %v", tc.name, op, key, added, ok)
+				}
+				if !added && tab.val(i)[1] != ref[key] {
+					t.Fatalf("%s: op %d: value %d, want %d", tc.name, op, tab.val(i)[1], ref[key])
+				}
+				v := uint32(op)
+				tab.val(i)[1] = v
+				ref[key] = v
+			case 2: // remove
+				i := tab.find(key)
+				if _, ok := ref[key]; ok != (i != noSlot) {
+					t.Fatalf("%s: op %d: find(%x) = %d, map has it: %v", tc.name, op, key, i, ok)
+				}
+				if i != noSlot {
+					tab.remove(i)
+					delete(ref, key)
+				}
+			}
+			if op%(97+len(ref)) == 0 || op == tc.ops-1 { // a full check costs O(keys)
+				checkTable(t, &tab, ref)
+			}
+		}
+	}
+}
+
+func checkTable(t *testing.T, tab *table, ref map[uint64]uint32) {
+	t.Helper()
+	if int(tab.n) != len(ref) {
+		t.Fatalf("n = %d, map %d", tab.n, len(ref))
+	}
+	used := 0
+	for i := uint32(0); i < tab.cap; i++ {
+		key := tab.key(i)
+		if key == 0 {
+			continue
+		}
+		used++
+		want, ok := ref[key]
+		if !ok || tab.val(i)[1] != want {
+			t.Fatalf("slot %d: key %x value %d, map %d (%v)", i, key, tab.val(i)[1], want, ok)
+		}
+		// Robin Hood order: a slot is at most one farther from its home than the slot before.
+		prev := i
+		if prev == 0 {
+			prev = tab.cap
+		}
+		prev--
+		if d := tab.dist(i); d > 0 && (tab.key(prev) == 0 || d > tab.dist(prev)+1) {
+			t.Fatalf("slot %d: distance %d after slot %d (key %x, distance %d)", i, d, prev, tab.key(prev), tab.dist(prev))
+		}
+	}
+	if used != len(ref) {
+		t.Fatalf("%d slots used, map %d", used, len(ref))
+	}
+	for key, want := range ref {
+		i := tab.find(key)
+		if i == noSlot || tab.val(i)[1] != want {
+			t.Fatalf("find(%x) = %d, want value %d", key, i, want)
+		}
+	}
+}
+
+// Loading a table to a given size reserves it at once; keys placed keep their values.
+func TestTableReserve(t *testing.T) {
+	tab := newTable(seenStride, 99)
+	ref := map[uint64]uint32{}
+	for i := range 1000 {
+		k := uint64(i+1) * 0x9E3779B97F4A7C15
+		slot, _ := tab.upsert(k)
+		tab.val(slot)[0] = uint32(i)
+		ref[k] = uint32(i)
+	}
+	tab.reserve(5000)
+	if tab.cap*loadNum < 6000*loadDen {
+		t.Fatalf("cap %d after reserving for 6000 keys", tab.cap)
+	}
+	for k, v := range ref {
+		if i := tab.find(k); i == noSlot || tab.val(i)[0] != v {
+			t.Fatalf("find(%x) after reserve", k)
+		}
+	}
+}
+
+// Token sightings packed into a slot, or kept in the overflow map when they do not fit, read
+// back exactly as tokenSeen keeps them, and a removed digest leaves nothing behind.
+func TestTokenTablePacking(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 9))
+	tt := newTokenTable(r.Uint64())
+	ref := map[uint64]*tokenSeen{}
+	base := uint32(800_000_000)
+	for op := range 20000 {
+		key := uint64(1 + r.IntN(300))
+		var sec uint32
+		switch r.IntN(4) {
+		case 0: // far apart: more than 12 days between sightings
+			sec = base + uint32(r.IntN(40*86400))
+		case 1: // the same second again and again: nFirst grows
+			sec = base
+		default:
+			sec = base + uint32(r.IntN(3600))
+		}
+		i, _ := tt.upsert(key)
+		ts := tt.get(i, key)
+		if want := ref[key]; want != nil && ts != *want || want == nil && ts != (tokenSeen{}) {
+			t.Fatalf("op %d: key %d: %+v, want %+v", op, key, ts, want)
+		}
+		ts.add(sec)
+		tt.set(i, key, ts)
+		ref[key] = &ts
+		if op%7 == 0 { // drop one
+			k := uint64(1 + r.IntN(300))
+			if i := tt.find(k); i != noSlot {
+				tt.removeAt(i)
+				delete(ref, k)
+			}
+		}
+	}
+	over := 0
+	for key, want := range ref {
+		if got := tt.lookup(key); got != *want {
+			t.Fatalf("key %d: %+v, want %+v", key, got, *want)
+		}
+		if i := tt.find(key); tt.val(i)[1] == tokenOverflow {
+			over++
+		}
+	}
+	if over == 0 || over == len(ref) || len(tt.over) != over {
+		t.Errorf("%d of %d digests overflowed, %d in the overflow map: want some, not all, and the same", over, len(ref), len(tt.over))
+	}
+}
