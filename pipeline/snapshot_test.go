@@ -1,12 +1,19 @@
 package pipeline
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring"
 	"github.com/riskflow/riskflow/scoring/features"
 )
 
@@ -65,5 +72,59 @@ func TestSnapshotsSaveLoadAndFallBack(t *testing.T) {
 	left, _ := filepath.Glob(filepath.Join(dir, ".features-*.tmp"))
 	if len(left) != 0 {
 		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+// A snapshot of a scorer's state written under one phone-hash key is refused, with a warning, by
+// a node under another key (its phone keys would match none of that node's numbers); the node's
+// state stays empty, so it replays from Kafka instead. Under the same key it loads, and scores as
+// the state it was written from.
+func TestSnapshotOfAnotherPhoneKeyIsRefused(t *testing.T) {
+	mk := func(key string) *scoring.Scorer {
+		s, err := scoring.New(scoring.Config{}, scoring.WithPhoneHasher(schemas.NewPhoneHasher([]byte(key))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	src := mk("key-a")
+	t0 := time.Now().Add(-time.Hour).UTC()
+	for i := 0; i < 30; i++ {
+		src.Apply(&schemas.VerifyEvent{EventID: fmt.Sprintf("e%d", i), TS: t0.Add(time.Duration(i) * time.Second), AppID: "app",
+			Flow: schemas.FlowOneClickLogin, Phone: fmt.Sprintf("138001380%02d", i%5), IP: netip.MustParseAddr("203.0.113.7"),
+			Outcome: schemas.OutcomeSuccess})
+	}
+	dir := t.TempDir()
+	snap := func(s *scoring.Scorer, log *slog.Logger) *Snapshots {
+		return &Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: s.KeyFingerprint(), State: s.State(), Log: log}
+	}
+	if _, err := snap(src, quiet()).Save(func() map[int]int64 { return map[int]int64{0: 30} }); err != nil {
+		t.Fatal(err)
+	}
+
+	other := mk("key-b")
+	var logged bytes.Buffer
+	_, _, err := snap(other, slog.New(slog.NewTextHandler(&logged, nil))).Load()
+	if err == nil || errors.Is(err, ErrNoSnapshot) {
+		t.Fatalf("snapshot of another phone-hash key: err %v, want a refusal", err)
+	}
+	if !strings.Contains(logged.String(), "level=WARN") || !strings.Contains(logged.String(), "another phone-hash key") {
+		t.Errorf("no warning naming the key:\n%s", logged.String())
+	}
+	if st := other.State().Stats(); st.Applied != 0 || st.Keys[features.KindPhone] != 0 {
+		t.Errorf("a refused snapshot left state behind: %+v", st)
+	}
+
+	same := mk("key-a")
+	offs, _, err := snap(same, quiet()).Load()
+	if err != nil || offs[0] != 30 {
+		t.Fatalf("same key: offsets %v, err %v", offs, err)
+	}
+	if a, b := src.State().Stats(), same.State().Stats(); a.Keys != b.Keys || a.Entries != b.Entries || a.Applied != b.Applied {
+		t.Errorf("loaded state %+v, written %+v", b, a)
+	}
+	// A replayed event is recognized (the event ids came along), a new one is counted.
+	if same.Apply(&schemas.VerifyEvent{EventID: "e3", TS: t0.Add(3 * time.Second), AppID: "app", Phone: "13800138003"}) {
+		t.Error("an event in the snapshot was applied again")
 	}
 }

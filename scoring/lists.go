@@ -32,7 +32,7 @@ import (
 // range holding it, a listed address being a /32 or /128. Networks are written as in the datacenter
 // list (geo.ParseNetwork): no host bits, ::ffff:a.b.c.d/n read as the IPv4 range it spells.
 type Lists struct {
-	phones  map[uint64]string
+	phones  map[string]string // normalized number → action; keyed by the scorer (see keyed)
 	devices map[uint64]string
 	prefix  map[uint64]string
 	v4, v6  cidrTable // IPv4 ranges (IPv4-mapped ones included) and IPv6 ranges
@@ -84,7 +84,7 @@ func (l *Lists) Len() int {
 // ParseLists reads the list format above; errors name the line.
 func ParseLists(r io.Reader) (*Lists, error) {
 	l := &Lists{
-		phones: map[uint64]string{}, devices: map[uint64]string{}, prefix: map[uint64]string{},
+		phones: map[string]string{}, devices: map[uint64]string{}, prefix: map[uint64]string{},
 	}
 	sc := bufio.NewScanner(r)
 	line := 0
@@ -108,7 +108,7 @@ func ParseLists(r io.Reader) (*Lists, error) {
 			if err != nil {
 				return nil, fmt.Errorf("line %d: %w", line, err)
 			}
-			put(l.phones, nz(xxhash.Sum64String(p)), action) // the same key as keysOf
+			put(l.phones, p, action) // keyed as the state keys phones when a scorer takes the lists
 		case "device":
 			put(l.devices, nz(xxhash.Sum64String(value)), action)
 		case "prefix":
@@ -162,7 +162,26 @@ func put[K comparable](m map[K]string, k K, action string) {
 
 type listHits struct{ phone, ip, device, prefix string }
 
-func (l *Lists) lookup(ev *schemas.VerifyEvent, k *features.Keys) listHits {
+// keyedLists are lists as one scorer reads them: the phones keyed as its state keys them (a keyed
+// hash: see Scorer.phoneKeyOf), so that an attempt's phone key finds its entry.
+type keyedLists struct {
+	*Lists
+	phones map[uint64]string
+}
+
+// keyed returns l with its phones keyed by key (nil for nil lists).
+func (l *Lists) keyed(key func(phone string) uint64) *keyedLists {
+	if l == nil {
+		return nil
+	}
+	k := &keyedLists{Lists: l, phones: make(map[uint64]string, len(l.phones))}
+	for p, action := range l.phones {
+		put(k.phones, key(p), action)
+	}
+	return k
+}
+
+func (l *keyedLists) lookup(ev *schemas.VerifyEvent, k *features.Keys) listHits {
 	if l == nil || l.entries == 0 {
 		return listHits{}
 	}
@@ -183,7 +202,7 @@ func (l *Lists) lookup(ev *schemas.VerifyEvent, k *features.Keys) listHits {
 	return h
 }
 
-type listsHolder struct{ p atomic.Pointer[Lists] }
+type listsHolder struct{ p atomic.Pointer[keyedLists] }
 
-func (h *listsHolder) Load() *Lists   { return h.p.Load() }
-func (h *listsHolder) Store(l *Lists) { h.p.Store(l) }
+func (h *listsHolder) Load() *keyedLists   { return h.p.Load() }
+func (h *listsHolder) Store(l *keyedLists) { h.p.Store(l) }

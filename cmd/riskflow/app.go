@@ -256,7 +256,7 @@ func (a *app) loadSnapshot(feed *pipeline.Feed) *pipeline.Snapshots {
 		return nil
 	}
 	snaps := &pipeline.Snapshots{Dir: a.cfg.Scoring.SnapshotDir, Topic: a.cfg.Kafka.EventsTopic,
-		Fingerprint: a.hasher.Hex("riskflow feature snapshot")[:16], State: a.scorer.State(), Log: a.log}
+		Fingerprint: a.scorer.KeyFingerprint(), State: a.scorer.State(), Log: a.log}
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "riskflow_snapshot_age_seconds",
 		Help: "Age of the newest feature snapshot this node wrote or loaded (-1: none yet).",

@@ -23,7 +23,9 @@ import (
 // of everything before it.
 
 // SnapshotVersion is the snapshot format this build writes and reads; any other is refused.
-const SnapshotVersion = 1
+// Version 2: phone keys (and the phone members of other keys' entries) are keyed hashes
+// (scoring's phone keys); a version 1 snapshot holds unkeyed ones that match nothing now.
+const SnapshotVersion = 2
 
 var snapshotMagic = [8]byte{'R', 'F', 'S', 'T', 'A', 'T', 'E', 0}
 

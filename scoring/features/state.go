@@ -220,8 +220,9 @@ func (s *State) Apply(k *Keys) bool {
 }
 
 // sweepRounds is how many times the sweep goes round every shard per retention of event time:
-// keys idle past the retention linger at most retention/sweepRounds (90 minutes at 24 hours).
-const sweepRounds = 16
+// keys idle past the retention linger at most retention/sweepRounds (3 hours at 24 hours). Each
+// round reads every key once.
+const sweepRounds = 8
 
 // add inserts the entry (second with the failure bit e, members a and b) into key's list under
 // its shard's lock, and, for a located phone attempt (loc), records the location.

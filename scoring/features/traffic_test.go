@@ -1,6 +1,7 @@
 package features_test
 
 import (
+	"cmp"
 	"slices"
 	"time"
 
@@ -20,8 +21,9 @@ type traffic struct {
 	ips    uint64
 	start  uint32 // entry second of the first arrival
 	hour   uint64 // the next hour of event time to generate
-	buf    []features.Keys
-	next   int    // index of the next attempt in buf
+	buf    []tAttempt
+	next   int // index of the next attempt in buf
+	k      features.Keys
 	last   uint32 // second of the last attempt applied
 }
 
@@ -32,6 +34,13 @@ const (
 
 func newTraffic(perDay, ips int) *traffic {
 	return &traffic{perDay: uint64(perDay), ips: uint64(max(ips, 1)), start: features.Sec(time.Date(2026, 3, 14, 0, 0, 0, 0, time.UTC))}
+}
+
+// tAttempt is attempt j of phone p at offset t (seconds after the start).
+type tAttempt struct {
+	t uint32
+	j uint32
+	p uint64
 }
 
 // splitmix is a cheap stateless hash of a counter (splitmix64).
@@ -71,11 +80,11 @@ func (tr *traffic) fill() {
 		a := tr.arrival(p)
 		for j := range attempts(p) {
 			if t := a + attemptAt(p, j); t >= from && t < to {
-				tr.buf = append(tr.buf, tr.keys(p, j, t))
+				tr.buf = append(tr.buf, tAttempt{t: uint32(t), j: uint32(j), p: p})
 			}
 		}
 	}
-	slices.SortStableFunc(tr.buf, func(x, y features.Keys) int { return int(x.T) - int(y.T) })
+	slices.SortFunc(tr.buf, func(x, y tAttempt) int { return cmp.Or(cmp.Compare(x.t, y.t), cmp.Compare(x.p, y.p)) })
 }
 
 // keys are the identities of attempt j of phone p at offset t.
@@ -108,8 +117,10 @@ func (tr *traffic) apply(st *features.State) uint32 {
 	for tr.next >= len(tr.buf) {
 		tr.fill()
 	}
-	k := &tr.buf[tr.next]
+	a := tr.buf[tr.next]
 	tr.next++
+	tr.k = tr.keys(a.p, uint64(a.j), uint64(a.t))
+	k := &tr.k
 	st.Apply(k)
 	tr.last = k.T
 	return k.T
