@@ -51,12 +51,12 @@ type arena struct {
 	// neither freeing nor reusing a block reads it (a cache miss on a cold block).
 	free [][]uint32
 	// freeWords is the size of the free blocks: when the arena is full, it is compacted instead of
-	// grown if a quarter of it is free.
+	// grown if an eighth of it is free.
 	freeWords int
 }
 
 // Arena growth: when a block does not fit, the arena is compacted if an eighth of it is free
-// blocks, else copied into one a quarter larger than what it holds.
+// blocks, else copied into one an eighth larger than what it holds.
 const (
 	arenaGrowDen    = 8
 	arenaCompactDen = 8

@@ -9,7 +9,7 @@ package features
 // share of the free space only (no bucket headers, no pointers).
 //
 // Capacities are not powers of two (a slot's home is a fixed-point multiply of the hash by the
-// capacity), so the table grows by a quarter at a time and stays between 70% and 87.5% full: the
+// capacity), so the table grows by a quarter at a time and stays between 72% and 90% full: the
 // average load is near 80% where a Go map's is near 60%.
 type table struct {
 	w      []uint32 // cap × stride words
@@ -24,8 +24,8 @@ const (
 	tableMinCap   = 8
 	loadNum       = 9 // maximum load: 9/10
 	loadDen       = 10
-	growNum       = 9 // capacity × 9/8 on growth
-	growDen       = 8
+	growNum       = 5 // capacity × 5/4 on growth
+	growDen       = 4
 	noSlot        = ^uint32(0)
 	tableKeyWords = 2
 )
