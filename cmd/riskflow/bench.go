@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/riskflow/riskflow/pipeline/bench"
@@ -13,6 +15,30 @@ import (
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring"
 )
+
+// scorersOptions runs this binary as the scorer processes, with the caller's configuration.
+func scorersOptions(cf commonFlags, cfg Config, events int, procs string) (bench.ScorersOptions, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return bench.ScorersOptions{}, fmt.Errorf("bench scorer processes: %w", err)
+	}
+	o := bench.ScorersOptions{Binary: exe, Events: events,
+		Env: []string{"RISKFLOW_SCORING_PHONE_HASH_KEY=" + cfg.Scoring.PhoneHashKey}}
+	if cf.config != "" {
+		o.Flags = append(o.Flags, "--config", cf.config)
+	}
+	for _, s := range cf.sets {
+		o.Flags = append(o.Flags, "--set", s)
+	}
+	for _, f := range strings.Split(procs, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return o, usageError{fmt.Errorf("--scorer-processes: %q is not a list of positive counts", procs)}
+		}
+		o.Processes = append(o.Processes, n)
+	}
+	return o, nil
+}
 
 // cmdBench runs the load harness: API vs a bare handler, pipeline vs raw consume, freshness, and
 // the archiver vs clickhouse-client's bulk insert with history freshness. Every figure is a ratio
@@ -39,6 +65,10 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	keep := fs.Bool("keep", false, "keep the archiver runs' ClickHouse databases and Kafka topics")
 	archProfile := fs.String("archiver-cpuprofile", "", "write a CPU profile of the archiver measurement alone to this file (not with --cpuprofile)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	scorers := fs.Bool("scorers", true, "run the same events through 1, 2, 3 scorer processes of one group (needs Kafka; spawns this binary)")
+	scorerEvents := fs.Int("scorer-events", 60_000, "events per scorer-processes run")
+	scorerProcs := fs.String("scorer-processes", "1,2,3", "scorer processes per run, comma-separated")
+	memory := fs.Bool("memory", true, "measure the feature state's memory per phone in its steady state (two days of traffic through the state)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -78,12 +108,32 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		r.Report(stdout)
 		fmt.Fprintln(stdout)
 	}
+	if *memory {
+		s, err := newScorer()
+		if err != nil {
+			return err
+		}
+		bench.RunMemory(s, *phones, *ips).Report(stdout)
+		fmt.Fprintln(stdout)
+	}
 	a := &app{cfg: cfg}
 	kc := a.kafkaConfig()
 	if *pipe {
 		r, err := bench.RunPipeline(ctx, kc, *events, newScorer, log)
 		if err != nil {
 			return fmt.Errorf("bench pipeline (is Kafka up? deploy/local/up): %w", err)
+		}
+		r.Report(stdout)
+		fmt.Fprintln(stdout)
+	}
+	if *scorers {
+		o, err := scorersOptions(cf, cfg, *scorerEvents, *scorerProcs)
+		if err != nil {
+			return err
+		}
+		r, err := bench.RunScorers(ctx, kc, o, log)
+		if err != nil {
+			return fmt.Errorf("bench scorer processes (is Kafka up? deploy/local/up): %w", err)
 		}
 		r.Report(stdout)
 		fmt.Fprintln(stdout)

@@ -69,8 +69,9 @@ type APIResult struct {
 
 // Report renders the result for people.
 func (r APIResult) Report(w io.Writer) {
-	fmt.Fprintf(w, "API: warmed %d phones and %d IPs in %s; heap +%.0f MiB (%.0f bytes per key over %d keys), RSS %.0f MiB\n",
-		r.Opts.Phones, r.Opts.IPs, r.WarmTook.Round(time.Millisecond), mib(r.HeapBytes), r.BytesPerKey, r.StateKeys, mib(r.RSSBytes))
+	fmt.Fprintf(w, "API: warmed %d phones and %d IPs in %s; heap +%.0f MiB (%.0f bytes per phone, %.0f per key over %d keys), RSS %.0f MiB\n",
+		r.Opts.Phones, r.Opts.IPs, r.WarmTook.Round(time.Millisecond), mib(r.HeapBytes), float64(r.HeapBytes)/float64(max(r.Opts.Phones, 1)),
+		r.BytesPerKey, r.StateKeys, mib(r.RSSBytes))
 	fmt.Fprintf(w, "  closed loop, %d connections, %s each (response %d bytes):\n", r.Opts.Conns, r.Opts.Duration, r.ResponseBytes)
 	fmt.Fprintf(w, "    bare handler     %s\n", r.BareClosed)
 	fmt.Fprintf(w, "    /v1/risk/check   %s\n", r.RiskClosed)
