@@ -204,6 +204,8 @@ func (d *recScanner) record(r *schemas.ScoreRecord) bool {
 			bit, ok = 20, d.strTo(&r.RulesVersion)
 		case "scored_at":
 			bit, ok = 21, d.time(&r.ScoredAt)
+		case "decision_id":
+			bit, ok = 22, d.strTo(&r.DecisionID)
 		default:
 			return false
 		}

@@ -75,7 +75,7 @@ var (
 	}
 	memberNames = []string{
 		"schema", "event_id", "ts", "app_id", "flow", "phone", "ip", "carrier", "platform",
-		"device_id", "outcome", "error_code", "token_digest", "ex_id",
+		"device_id", "outcome", "error_code", "token_digest", "ex_id", "decision_id",
 	}
 	hostileNames = []string{
 		`PHONE`, `Phone`, `extra`, ``, `\u0070hone`, `ph\u006fne`, `\u0074s`, `x\ud800`, "ex\xffid",
@@ -87,6 +87,7 @@ var (
 		"schema": {"1.0"}, "carrier": {"CM", "CU", "CT", ""}, "platform": {"android", "ios", "harmony", "h5", "web"},
 		"device_id": {"a3f9e2c1d4b5a6f7e8d9c0b1a2f3e4d5", "设备-1", "d 1"}, "error_code": {"-40101", "103911", ""},
 		"token_digest": {strings.Repeat("aB", 32), strings.Repeat("0f", 32)}, "ex_id": {"order-20250314-000123", "订单/1", "😀"},
+		"decision_id": {"api1-5f3a9c2e-00000000000004d2", "d"},
 	}
 )
 

@@ -49,6 +49,9 @@ const (
 	MaxDeviceIDLen  = 128
 	MaxErrorCodeLen = 32
 	MaxExIDLen      = 128
+	// MaxDecisionIDLen bounds decision_id: the id of the /v1/risk/check verdict the attempt
+	// followed (the API's ids are about 34 bytes).
+	MaxDecisionIDLen = 64
 )
 
 // VerifyEvent is one phone-number verification (VerifyEvent v1). Values returned by DecodeEvent are
@@ -68,6 +71,9 @@ type VerifyEvent struct {
 	ErrorCode   string     `json:"error_code,omitempty"`
 	TokenDigest string     `json:"token_digest,omitempty"`
 	ExID        string     `json:"ex_id,omitempty"`
+	// DecisionID is the `id` of the /v1/risk/check verdict this attempt followed, if the caller
+	// kept it: analysts join risk_decisions to verify_events on it.
+	DecisionID string `json:"decision_id,omitempty"`
 }
 
 // wireEvent is the JSON shape before validation. Its strings are views of decoded text, not yet
@@ -91,6 +97,7 @@ type wireEvent struct {
 	ErrorCode   string
 	TokenDigest string
 	ExID        string
+	DecisionID  string
 }
 
 // The members of VerifyEvent v1, in eventMembers.names order.
@@ -109,10 +116,11 @@ const (
 	evErrorCode
 	evTokenDigest
 	evExID
+	evDecisionID
 )
 
 var eventMembers = newFieldSet([]string{"schema", "event_id", "ts", "app_id", "flow", "phone", "ip",
-	"carrier", "platform", "device_id", "outcome", "error_code", "token_digest", "ex_id"}, eventMember, evTS)
+	"carrier", "platform", "device_id", "outcome", "error_code", "token_digest", "ex_id", "decision_id"}, eventMember, evTS)
 
 func eventMember(name []byte) int {
 	switch string(name) {
@@ -144,6 +152,8 @@ func eventMember(name []byte) int {
 		return evTokenDigest
 	case "ex_id":
 		return evExID
+	case "decision_id":
+		return evDecisionID
 	}
 	return -1
 }
@@ -173,7 +183,7 @@ func DecodeEvent(data []byte) (VerifyEvent, error) {
 		Schema: at(evSchema), EventID: at(evEventID), AppID: at(evAppID), Flow: at(evFlow),
 		Phone: at(evPhone), IP: at(evIP), Carrier: at(evCarrier), Platform: at(evPlatform),
 		DeviceID: at(evDeviceID), Outcome: at(evOutcome), ErrorCode: at(evErrorCode),
-		TokenDigest: at(evTokenDigest), ExID: at(evExID),
+		TokenDigest: at(evTokenDigest), ExID: at(evExID), DecisionID: at(evDecisionID),
 		TS: data[vals.rawJSON.start:vals.rawJSON.end], tsText: text[vals.rawText.start:vals.rawText.end],
 		tsWhy: vals.rawWhy, digestOK: digestOK,
 	}
@@ -327,11 +337,12 @@ func jsonKind(k string) string {
 
 func (w *wireEvent) validate() (VerifyEvent, error) {
 	ev := VerifyEvent{
-		EventID:   w.EventID,
-		AppID:     w.AppID,
-		DeviceID:  w.DeviceID,
-		ErrorCode: w.ErrorCode,
-		ExID:      w.ExID,
+		EventID:    w.EventID,
+		AppID:      w.AppID,
+		DeviceID:   w.DeviceID,
+		ErrorCode:  w.ErrorCode,
+		ExID:       w.ExID,
+		DecisionID: w.DecisionID,
 	}
 	var err error
 	if err = checkText("event_id", w.EventID, true, MaxEventIDLen); err != nil {
@@ -373,6 +384,9 @@ func (w *wireEvent) validate() (VerifyEvent, error) {
 		return VerifyEvent{}, err
 	}
 	if err = checkText("ex_id", w.ExID, false, MaxExIDLen); err != nil {
+		return VerifyEvent{}, err
+	}
+	if err = checkText("decision_id", w.DecisionID, false, MaxDecisionIDLen); err != nil {
 		return VerifyEvent{}, err
 	}
 	return ev, nil

@@ -111,7 +111,7 @@ func FuzzDecodeCheckRequest(f *testing.F) {
 func phoneSeeds() [][]byte {
 	var out [][]byte
 	for _, p := range []string{"+86 138 1234 8000", "86-138-1234-8000", "tel:13812348000", "(138)12348000", "１３８１２３４８０００"} {
-		for _, field := range []string{"phone", "ip", "flow", "carrier", "platform", "ts", "schema", "app_id", "ex_id", "device_id", "event_id", "error_code", "token_digest", p} {
+		for _, field := range []string{"phone", "ip", "flow", "carrier", "platform", "ts", "schema", "app_id", "ex_id", "device_id", "event_id", "error_code", "token_digest", "decision_id", p} {
 			b, _ := json.Marshal(map[string]string{"phone": "13812348000", "ip": "1.2.3.4", "app_id": "a", field: p})
 			out = append(out, b)
 		}
@@ -224,7 +224,7 @@ var surrogateEscape = regexp.MustCompile(`\\u[dD][89a-fA-F]`)
 
 var byteLimits = map[string]int{
 	"event_id": MaxEventIDLen, "app_id": MaxAppIDLen, "device_id": MaxDeviceIDLen,
-	"error_code": MaxErrorCodeLen, "ex_id": MaxExIDLen,
+	"error_code": MaxErrorCodeLen, "ex_id": MaxExIDLen, "decision_id": MaxDecisionIDLen,
 }
 
 // mayDiffer reports whether data touches one of the rules JSON Schema cannot state: a member given

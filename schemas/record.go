@@ -24,6 +24,7 @@ type ScoreRecord struct {
 	ErrorCode    string               `json:"error_code,omitempty"`
 	TokenDigest  string               `json:"token_digest,omitempty"`
 	ExID         string               `json:"ex_id,omitempty"`
+	DecisionID   string               `json:"decision_id,omitempty"` // the /v1/risk/check verdict the attempt followed
 	Geo          Geo                  `json:"geo"`
 	Score        int                  `json:"score"`
 	Tags         []string             `json:"tags"`

@@ -37,6 +37,7 @@ func (r *ScoreRecord) AppendJSON(b []byte) []byte {
 	b = appendOptString(b, `,"error_code":`, r.ErrorCode)
 	b = appendOptString(b, `,"token_digest":`, r.TokenDigest)
 	b = appendOptString(b, `,"ex_id":`, r.ExID)
+	b = appendOptString(b, `,"decision_id":`, r.DecisionID)
 	b = append(b, `,"geo":`...)
 	b = r.Geo.appendJSON(b)
 	b = append(b, `,"score":`...)

@@ -63,6 +63,7 @@ type refWireEvent struct {
 	ErrorCode   string          `json:"error_code"`
 	TokenDigest string          `json:"token_digest"`
 	ExID        string          `json:"ex_id"`
+	DecisionID  string          `json:"decision_id"`
 }
 
 func (w *refWireEvent) refMembers() []refMember {
@@ -71,6 +72,7 @@ func (w *refWireEvent) refMembers() []refMember {
 		{"flow", &w.Flow}, {"phone", &w.Phone}, {"ip", &w.IP}, {"carrier", &w.Carrier},
 		{"platform", &w.Platform}, {"device_id", &w.DeviceID}, {"outcome", &w.Outcome},
 		{"error_code", &w.ErrorCode}, {"token_digest", &w.TokenDigest}, {"ex_id", &w.ExID},
+		{"decision_id", &w.DecisionID},
 	}
 }
 
@@ -325,6 +327,9 @@ func (w *refWireEvent) refValidate() (VerifyEvent, error) {
 		Outcome:   w.Outcome,
 		ErrorCode: w.ErrorCode,
 		ExID:      w.ExID,
+		// decision_id came after the decoder was frozen: taught here the way the other text
+		// fields are checked, so the comparison covers it too.
+		DecisionID: w.DecisionID,
 	}
 	var err error
 	if err = refCheckText("event_id", w.EventID, true, MaxEventIDLen); err != nil {
@@ -364,6 +369,9 @@ func (w *refWireEvent) refValidate() (VerifyEvent, error) {
 		return VerifyEvent{}, err
 	}
 	if err = refCheckText("ex_id", w.ExID, false, MaxExIDLen); err != nil {
+		return VerifyEvent{}, err
+	}
+	if err = refCheckText("decision_id", w.DecisionID, false, MaxDecisionIDLen); err != nil {
 		return VerifyEvent{}, err
 	}
 	return ev, nil

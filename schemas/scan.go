@@ -34,8 +34,9 @@ type fieldSet struct {
 	mult    uint
 }
 
-// newFieldSet makes the fieldSet of names (at most maxMembers, each at least 2 bytes long, no two
-// starting with the same two bytes).
+// newFieldSet makes the fieldSet of names (at most maxMembers, each at least 2 bytes long). Of
+// names starting with the same two bytes (device_id, decision_id) only the first is found by
+// quickMember; the others take lookupMember's path.
 func newFieldSet(names []string, index func([]byte) int, raw int) *fieldSet {
 	fs := &fieldSet{names: names, index: index, raw: raw}
 	for fs.mult = 1; ; fs.mult++ {
@@ -44,7 +45,12 @@ func newFieldSet(names []string, index func([]byte) int, raw int) *fieldSet {
 		}
 		fs.byStart = [64]int8{}
 		ok := true
+		starts := map[[2]byte]bool{}
 		for k, name := range names {
+			if starts[[2]byte{name[0], name[1]}] {
+				continue
+			}
+			starts[[2]byte{name[0], name[1]}] = true
 			h := fs.startHash(name[0], name[1])
 			ok = ok && fs.byStart[h] == 0
 			fs.byStart[h] = int8(k + 1)

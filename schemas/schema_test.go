@@ -186,10 +186,11 @@ var knownDifferences = map[string]struct {
 	"event_id-invalid-utf8":    {goField: "event_id", schemaAccepts: true},
 	"ex_id-unpaired-surrogate": {goField: "ex_id", schemaAccepts: true},
 	// A phone number inside a free-text field (ContainsPhone): no pattern states it.
-	"device_id-phone-number":  {goField: "device_id", schemaAccepts: true},
-	"ex_id-phone-inside-id":   {goField: "ex_id", schemaAccepts: true},
-	"event_id-phone-and-time": {goField: "event_id", schemaAccepts: true},
-	"error_code-phone-number": {goField: "error_code", schemaAccepts: true},
+	"device_id-phone-number":   {goField: "device_id", schemaAccepts: true},
+	"ex_id-phone-inside-id":    {goField: "ex_id", schemaAccepts: true},
+	"decision_id-phone-number": {goField: "decision_id", schemaAccepts: true},
+	"event_id-phone-and-time":  {goField: "event_id", schemaAccepts: true},
+	"error_code-phone-number":  {goField: "error_code", schemaAccepts: true},
 }
 
 func TestEventSchemaKnownDifferences(t *testing.T) {
@@ -269,7 +270,7 @@ func TestEventSchemaMatchesGoConstants(t *testing.T) {
 
 	for field, limit := range map[string]int{
 		"event_id": MaxEventIDLen, "app_id": MaxAppIDLen, "device_id": MaxDeviceIDLen,
-		"error_code": MaxErrorCodeLen, "ex_id": MaxExIDLen,
+		"error_code": MaxErrorCodeLen, "ex_id": MaxExIDLen, "decision_id": MaxDecisionIDLen,
 	} {
 		if got := doc.Properties[field].MaxLength; got == nil || *got != limit {
 			t.Errorf("%s: schema maxLength %v, Go limit %d", field, got, limit)
@@ -414,15 +415,16 @@ func TestEventSchemaAgreesOnEdgeValues(t *testing.T) {
 			"1.0", "1.00", "01", "1.1 ", " 1.1", "1.١", "1.0x", "1.999999999", "1.0000000001", "1.0000000000",
 			"1.000000000", "1.01", "1.-1", "2", "0.9", "", raw("null"), raw("true"),
 		},
-		"carrier":    {"CM", "CU", "CT", "", "cm", "CMCC", " CM", raw("null"), raw("0")},
-		"platform":   {"android", "ios", "harmony", "h5", "web", "", "Android", "mini_program", raw("null")},
-		"flow":       {"one_click_login", "number_verify", "h5_quick_login", "sms_fallback", "", "one_click_login ", raw("null")},
-		"outcome":    {"success", "fail", "", "Success", "failed", raw("null")},
-		"event_id":   {"e", strings.Repeat("e", 64), strings.Repeat("e", 65), "\u0085", "tab\tx", "del\x7fx", "a\u2028b", "", raw("null"), raw("1")},
-		"app_id":     {"a", strings.Repeat("a", 64), strings.Repeat("a", 65), "a\x1fb", "", raw("null"), raw("{}")},
-		"device_id":  {"", strings.Repeat("d", 128), strings.Repeat("d", 129), "d\x00", raw("null"), raw("[]")},
-		"error_code": {"", "103911", "-40101", strings.Repeat("9", 32), strings.Repeat("9", 33), "x\ry", raw("null"), raw("103911")},
-		"ex_id":      {"", strings.Repeat("x", 128), strings.Repeat("x", 129), "x\u001fy", "x\u007fy", raw("null"), raw("1.5")},
+		"carrier":     {"CM", "CU", "CT", "", "cm", "CMCC", " CM", raw("null"), raw("0")},
+		"platform":    {"android", "ios", "harmony", "h5", "web", "", "Android", "mini_program", raw("null")},
+		"flow":        {"one_click_login", "number_verify", "h5_quick_login", "sms_fallback", "", "one_click_login ", raw("null")},
+		"outcome":     {"success", "fail", "", "Success", "failed", raw("null")},
+		"event_id":    {"e", strings.Repeat("e", 64), strings.Repeat("e", 65), "\u0085", "tab\tx", "del\x7fx", "a\u2028b", "", raw("null"), raw("1")},
+		"app_id":      {"a", strings.Repeat("a", 64), strings.Repeat("a", 65), "a\x1fb", "", raw("null"), raw("{}")},
+		"device_id":   {"", strings.Repeat("d", 128), strings.Repeat("d", 129), "d\x00", raw("null"), raw("[]")},
+		"error_code":  {"", "103911", "-40101", strings.Repeat("9", 32), strings.Repeat("9", 33), "x\ry", raw("null"), raw("103911")},
+		"ex_id":       {"", strings.Repeat("x", 128), strings.Repeat("x", 129), "x\u001fy", "x\u007fy", raw("null"), raw("1.5")},
+		"decision_id": {"", "api1-5f3a9c2e-00000000000004d2", strings.Repeat("x", 64), strings.Repeat("x", 65), "x\u001fy", raw("null"), raw("7")},
 	}
 	for field, vals := range values {
 		for _, v := range vals {

@@ -24,7 +24,7 @@ var checkDoc = []byte(`{"phone":"13812348000","ip":"1.2.3.4","app_id":"a"}`)
 // Different invalid text used to become the same U+FFFD: three event ids, one count.
 func TestInvalidUnicodeIsRefusedPerField(t *testing.T) {
 	bad := []string{"\"a\xffb\"", "\"a\xfeb\"", "\"\xed\xa0\x80\"", `"a\ud800b"`, `"\udc00"`, `"\ud800\u0041"`}
-	eventFields := []string{"schema", "event_id", "ts", "app_id", "flow", "phone", "ip", "carrier", "platform", "device_id", "outcome", "error_code", "token_digest", "ex_id"}
+	eventFields := []string{"schema", "event_id", "ts", "app_id", "flow", "phone", "ip", "carrier", "platform", "device_id", "outcome", "error_code", "token_digest", "ex_id", "decision_id"}
 	for _, raw := range bad {
 		for _, field := range eventFields {
 			_, err := DecodeEvent(withRaw(t, eventJSON(t, nil), field, raw))
@@ -101,7 +101,7 @@ func TestPhoneInFreeTextIsRefused(t *testing.T) {
 // No error message repeats a phone number, whatever field the caller put it in; a phone field's
 // errors repeat nothing of the value at all.
 func TestErrorsNeverShowAPhone(t *testing.T) {
-	fields := []string{"schema", "event_id", "ts", "app_id", "flow", "phone", "ip", "carrier", "platform", "device_id", "outcome", "error_code", "token_digest", "ex_id"}
+	fields := []string{"schema", "event_id", "ts", "app_id", "flow", "phone", "ip", "carrier", "platform", "device_id", "outcome", "error_code", "token_digest", "ex_id", "decision_id"}
 	// Not numbers, but a phone field's errors must not show them either.
 	for _, p := range []string{"+86 138 1234 8000 x", "1381234800", "138123480001", "+86138-1234-8000", "23812348000"} {
 		_, err := DecodeEvent(eventJSON(t, map[string]any{"phone": p}))

@@ -202,6 +202,7 @@ func (s *Scorer) Process(ev *schemas.VerifyEvent) (schemas.ScoreRecord, error) {
 		ErrorCode:    ev.ErrorCode,
 		TokenDigest:  ev.TokenDigest,
 		ExID:         ev.ExID,
+		DecisionID:   ev.DecisionID,
 		Geo:          in.geo,
 		Score:        in.res.Score,
 		Tags:         slices.Clone(in.res.Tags),
@@ -233,9 +234,20 @@ func (s *Scorer) Apply(ev *schemas.VerifyEvent) bool {
 // attempt is recorded when its event arrives through Kafka. Detail is nil when there are no tags
 // (the JSON form of RiskCheck shows it as {}).
 func (s *Scorer) Check(req *schemas.CheckRequest) (schemas.RiskCheck, error) {
+	rc, _, err := s.check(req, false)
+	return rc, err
+}
+
+// CheckHits is Check that also returns every rule that matched — shadow, tag and allow rules
+// included, with their reasons — for the decision log. The hits are nil when none matched.
+func (s *Scorer) CheckHits(req *schemas.CheckRequest) (schemas.RiskCheck, []schemas.RuleHit, error) {
+	return s.check(req, true)
+}
+
+func (s *Scorer) check(req *schemas.CheckRequest, withHits bool) (schemas.RiskCheck, []schemas.RuleHit, error) {
 	pack := s.pack.Load()
 	if pack == nil {
-		return schemas.RiskCheck{}, ErrNoPack
+		return schemas.RiskCheck{}, nil, ErrNoPack
 	}
 	in := s.pool.Get().(*input)
 	defer s.put(in)
@@ -254,10 +266,14 @@ func (s *Scorer) Check(req *schemas.CheckRequest) (schemas.RiskCheck, error) {
 	if len(in.res.Tags) > 0 { // a clean verdict allocates nothing: RiskCheck's JSON shows a nil Detail as {}
 		rc.Detail = copyDetail(in.res.Detail)
 	}
-	if err != nil {
-		return rc, fmt.Errorf("score check: %w", err)
+	var hits []schemas.RuleHit
+	if withHits && len(in.res.Hits) > 0 {
+		hits = slices.Clone(in.res.Hits)
 	}
-	return rc, nil
+	if err != nil {
+		return rc, hits, fmt.Errorf("score check: %w", err)
+	}
+	return rc, hits, nil
 }
 
 // byName hides an input's rules.Vars: the rules engine then asks for variables by name.

@@ -1,0 +1,147 @@
+package scoring
+
+import (
+	"errors"
+	"math"
+	"net/netip"
+	"slices"
+	"time"
+
+	"cel.dev/cel-go/common/types"
+
+	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring/features"
+)
+
+// Subject is what Explain looks at: one phone number, IP address or device. Exactly one of Phone
+// (normalized digits), IP and DeviceID is set; AppID optionally scopes the app-level variables.
+type Subject struct {
+	Phone    string
+	IP       netip.Addr
+	DeviceID string
+	AppID    string
+}
+
+// Explanation is the live feature state of one subject as the running pack sees it: every window
+// variable of the subject's keys (marking those the pack's conditions read), the rules that match
+// now, and the rules within reach — those that would match if the subject's windows grew by
+// NearFactors. Phone numbers appear only masked.
+type Explanation struct {
+	Subject      string        `json:"subject"` // "phone 1381234****", "ip 47.92.10.20", "device farm-1"
+	At           time.Time     `json:"at"`
+	RulesVersion string        `json:"rules_version"`
+	Windows      []WindowValue `json:"windows"`
+	Matching     []RuleState   `json:"matching"`
+	Near         []RuleState   `json:"near"`
+}
+
+// WindowValue is one window variable of the subject and its value now.
+type WindowValue struct {
+	Name       string `json:"name"`
+	Value      int64  `json:"value"`
+	ReadByPack bool   `json:"read_by_pack"`
+}
+
+// RuleState is a rule that matches (Factor 1) or would match once the subject's windows grow by
+// Factor. Reason is rendered with the values at that factor.
+type RuleState struct {
+	Rule   string  `json:"rule"`
+	Tag    string  `json:"tag"`
+	Mode   string  `json:"mode"`
+	Level  int     `json:"level"`
+	Factor float64 `json:"factor"`
+	When   string  `json:"when"`
+	Reason string  `json:"reason"`
+}
+
+// NearFactors are the growths of the subject's windows Explain tries, in order: a rule first
+// matching at ×1.5 is "within reach" of a burst half as large again as what was seen.
+var NearFactors = []float64{1.25, 1.5, 2}
+
+// ErrNoSubject is returned when a Subject names nothing, or more than one thing.
+var ErrNoSubject = errors.New("explain: give exactly one of phone, ip, device_id")
+
+// Explain reports the live state of one phone, IP or device as of now, without counting anything.
+func (s *Scorer) Explain(sub Subject) (Explanation, error) {
+	n := 0
+	for _, set := range []bool{sub.Phone != "", sub.IP.IsValid(), sub.DeviceID != ""} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return Explanation{}, ErrNoSubject
+	}
+	pack := s.pack.Load()
+	if pack == nil {
+		return Explanation{}, ErrNoPack
+	}
+	now := s.now().UTC()
+	x := Explanation{At: now, RulesVersion: pack.Version, Windows: []WindowValue{}, Matching: []RuleState{}, Near: []RuleState{}}
+	var kinds []features.Kind
+	switch {
+	case sub.Phone != "":
+		x.Subject = "phone " + schemas.MaskPhone(sub.Phone)
+		kinds = []features.Kind{features.KindPhone, features.KindPrefix}
+	case sub.IP.IsValid():
+		x.Subject = "ip " + sub.IP.String()
+		kinds = []features.Kind{features.KindIP, features.KindNet}
+	default:
+		x.Subject = "device " + sub.DeviceID
+		kinds = []features.Kind{features.KindDevice}
+	}
+	if sub.AppID != "" {
+		kinds = append(kinds, features.KindApp)
+	}
+
+	in := s.pool.Get().(*input)
+	defer s.put(in)
+	in.evBuf = schemas.VerifyEvent{TS: now, AppID: sub.AppID, Phone: sub.Phone, IP: sub.IP, DeviceID: sub.DeviceID}
+	in.prepare(&in.evBuf)
+	in.self = false // look, do not count a new attempt
+
+	uses := pack.Uses()
+	vars := s.cat.env.Vars()
+	var slots []int
+	var values []int64
+	for i := range s.cat.slots {
+		wf := s.cat.slots[i].wf
+		if wf == nil || !slices.Contains(kinds, wf.kind) {
+			continue
+		}
+		v := int64(in.window(i))
+		slots, values = append(slots, i), append(values, v)
+		_, read := slices.BinarySearch(uses, i)
+		x.Windows = append(x.Windows, WindowValue{Name: vars[i].Name, Value: v, ReadByPack: read})
+	}
+
+	seen := map[string]bool{}
+	for _, f := range append([]float64{1}, NearFactors...) {
+		clear(in.memo)
+		for j, i := range slots {
+			in.memo[i] = types.Int(int64(math.Ceil(float64(values[j]) * f)))
+		}
+		in.travelDone = false
+		if err := in.eval(pack); err != nil {
+			return x, err
+		}
+		for _, h := range in.res.Hits {
+			if seen[h.Rule] {
+				continue
+			}
+			seen[h.Rule] = true
+			st := RuleState{Rule: h.Rule, Tag: h.Tag, Mode: h.Mode, Level: h.Score, Factor: f, Reason: h.Reason}
+			for _, r := range pack.Rules {
+				if r.ID == h.Rule {
+					st.When = r.When
+				}
+			}
+			if f == 1 {
+				x.Matching = append(x.Matching, st)
+			} else {
+				x.Near = append(x.Near, st)
+			}
+		}
+	}
+	return x, nil
+}

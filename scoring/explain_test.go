@@ -1,0 +1,158 @@
+package scoring_test
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring"
+)
+
+func ruleIDs(states []scoring.RuleState) map[string]float64 {
+	m := map[string]float64{}
+	for _, s := range states {
+		m[s.Rule] = s.Factor
+	}
+	return m
+}
+
+func TestExplainPhone(t *testing.T) {
+	now := t0.Add(time.Minute)
+	s := newScorer(t, scoring.Config{}, nil, scoring.WithClock(func() time.Time { return now }))
+	// Two verifications of one number in the last 10 minutes: phone_velocity (>= 3) is one attempt
+	// away: ceil(2 × 1.25) = 3, within reach at the first factor; it does not match now.
+	for i := range 2 {
+		ev := event(fmt.Sprintf("e%d", i), t0.Add(time.Duration(i)*time.Second), "13812348000", "10.1.2.3")
+		s.Apply(&ev)
+	}
+	x, err := s.Explain(scoring.Subject{Phone: "13812348000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(x.Subject, "2348000") || !strings.HasPrefix(x.Subject, "phone 1381234") {
+		t.Errorf("subject %q: want the masked number", x.Subject)
+	}
+	var got int64 = -1
+	for _, w := range x.Windows {
+		if w.Name == "phone_verifies_10m" {
+			got = w.Value
+			if !w.ReadByPack {
+				t.Error("phone_verifies_10m: read_by_pack false; the default pack reads it")
+			}
+		}
+		if strings.HasPrefix(w.Name, "ip_") || strings.HasPrefix(w.Name, "device_") {
+			t.Errorf("a phone's explanation lists %s", w.Name)
+		}
+	}
+	if got != 2 {
+		t.Errorf("phone_verifies_10m = %d, want 2 (windows %+v)", got, x.Windows)
+	}
+	if _, ok := ruleIDs(x.Matching)["phone_velocity_observe"]; ok {
+		t.Errorf("phone_velocity_observe matches at 2 verifications: %+v", x.Matching)
+	}
+	if f, ok := ruleIDs(x.Near)["phone_velocity_observe"]; !ok || f != 1.25 {
+		t.Errorf("near = %+v; want phone_velocity_observe within reach at ×1.25", x.Near)
+	}
+	// A third attempt makes it match now.
+	ev := event("e3", t0.Add(3*time.Second), "13812348000", "10.1.2.3")
+	s.Apply(&ev)
+	x, _ = s.Explain(scoring.Subject{Phone: "13812348000"})
+	if f, ok := ruleIDs(x.Matching)["phone_velocity_observe"]; !ok || f != 1 {
+		t.Errorf("matching = %+v; want phone_velocity_observe", x.Matching)
+	}
+	// Explaining counts nothing.
+	x2, _ := s.Explain(scoring.Subject{Phone: "13812348000"})
+	for i := range x.Windows {
+		if x.Windows[i] != x2.Windows[i] {
+			t.Errorf("explaining twice changed %s: %d → %d", x.Windows[i].Name, x.Windows[i].Value, x2.Windows[i].Value)
+		}
+	}
+}
+
+func TestExplainIPAndDevice(t *testing.T) {
+	now := t0.Add(time.Minute)
+	s := newScorer(t, scoring.Config{}, nil, scoring.WithClock(func() time.Time { return now }))
+	for i := range 5 {
+		ev := event(fmt.Sprintf("e%d", i), t0, fmt.Sprintf("1381234%04d", i), "10.9.9.9")
+		ev.DeviceID = "farm-1"
+		s.Apply(&ev)
+	}
+	x, err := s.Explain(scoring.Subject{IP: netip.MustParseAddr("10.9.9.9")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, w := range x.Windows {
+		if w.Name == "ip_phones_10m" {
+			found = w.Value == 5
+		}
+	}
+	if !found {
+		t.Errorf("ip_phones_10m is not 5: %+v", x.Windows)
+	}
+	x, err = s.Explain(scoring.Subject{DeviceID: "farm-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range x.Windows {
+		if w.Name == "device_phones_10m" && w.Value != 5 {
+			t.Errorf("device_phones_10m = %d, want 5", w.Value)
+		}
+	}
+	if _, err := s.Explain(scoring.Subject{}); !errors.Is(err, scoring.ErrNoSubject) {
+		t.Errorf("empty subject: %v", err)
+	}
+	if _, err := s.Explain(scoring.Subject{DeviceID: "d", Phone: "13812348000"}); !errors.Is(err, scoring.ErrNoSubject) {
+		t.Errorf("two subjects: %v", err)
+	}
+}
+
+func TestCheckHitsIncludesShadowAndTagRules(t *testing.T) {
+	s := newScorer(t, scoring.Config{}, []byte(`pack: t
+rules:
+  - id: enforced
+    tag: velocity
+    level: 600
+    mode: enforce
+    when: phone_verifies_10m >= 0
+    reason: "enforced {phone_verifies_10m}"
+  - id: shadowed
+    tag: shadow_tag
+    level: 900
+    mode: shadow
+    when: phone_verifies_10m >= 0
+    reason: "shadow"
+  - id: tagged
+    tag: just_a_tag
+    mode: tag
+    when: phone_verifies_10m >= 0
+    reason: "tag"
+`))
+	req := checkReq("13812348000", "10.1.2.3")
+	rc, hits, err := s.CheckHits(&req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.Score != 600 || len(hits) != 3 {
+		t.Fatalf("score %d, hits %+v; want 600 and three hits", rc.Score, hits)
+	}
+	modes := map[string]string{}
+	for _, h := range hits {
+		modes[h.Rule] = h.Mode
+	}
+	if modes["shadowed"] != "shadow" || modes["tagged"] != "tag" || modes["enforced"] != "enforce" {
+		t.Errorf("modes %v", modes)
+	}
+	plain, err := s.Check(&req)
+	if err != nil || plain.Score != rc.Score {
+		t.Errorf("Check = %+v, %v; CheckHits gave score %d", plain, err, rc.Score)
+	}
+}
+
+func checkReq(phone, ip string) schemas.CheckRequest {
+	return schemas.CheckRequest{Phone: phone, IP: netip.MustParseAddr(ip), Carrier: "CM", AppID: "app-test"}
+}
