@@ -21,6 +21,8 @@ var wantFiles = []string{
 	"migrations/0009_backtest_runs.sql",
 	"migrations/0010_low_cardinality.sql",
 	"migrations/0011_retention_ttl.sql",
+	"migrations/0012_risk_decisions.sql",
+	"migrations/0013_labels.sql",
 }
 
 // The version-conditional files (header "-- requires: ClickHouse >= X.Y") and the release each
@@ -73,6 +75,7 @@ var wantTables = map[string]table{
 			{"phone_hash", "String"}, {"phone_masked", "String"}, {"phone_segment", "String"},
 			{"ip", "String"}, {"carrier", "String"}, {"platform", "String"}, {"device_id", "String"},
 			{"outcome", "String"}, {"error_code", "String"}, {"token_digest", "String"}, {"ex_id", "String"},
+			{"decision_id", "String"},
 			{"country", "String"}, {"province", "String"}, {"city", "String"}, {"asn", "UInt32"}, {"ip_type", "String"},
 			{"inserted_at", "DateTime('UTC')"},
 		},
@@ -92,6 +95,30 @@ var wantTables = map[string]table{
 		engine:    "ReplacingMergeTree(scored_at)",
 		partition: "toYYYYMMDD(ts)",
 		orderBy:   "(app_id, event_id)",
+	},
+	"risk_decisions": {
+		columns: [][2]string{
+			{"decision_id", "String"}, {"ts", "DateTime('UTC')"}, {"app_id", "String"}, {"flow", "String"},
+			{"phone_hash", "String"}, {"phone_masked", "String"}, {"phone_segment", "String"},
+			{"ip", "String"}, {"carrier", "String"}, {"platform", "String"}, {"device_id", "String"},
+			{"token_digest", "String"}, {"ex_id", "String"},
+			{"score", "UInt16"}, {"tags", "Array(String)"}, {"detail", "String"},
+			{"hit_rules", "Array(String)"}, {"hit_tags", "Array(String)"}, {"hit_scores", "Array(UInt16)"},
+			{"hit_modes", "Array(String)"}, {"hit_reasons", "Array(String)"},
+			{"rules_version", "String"}, {"node", "String"}, {"latency_us", "UInt32"}, {"inserted_at", "DateTime('UTC')"},
+		},
+		engine:    "ReplacingMergeTree(inserted_at)",
+		partition: "toYYYYMMDD(ts)",
+		orderBy:   "(app_id, decision_id)",
+	},
+	"labels": {
+		columns: [][2]string{
+			{"app_id", "String"}, {"target", "String"}, {"target_id", "String"}, {"label", "String"},
+			{"note", "String"}, {"labeled_by", "String"}, {"labeled_at", "DateTime('UTC')"},
+		},
+		engine:    "ReplacingMergeTree(labeled_at)",
+		partition: "toYYYYMM(labeled_at)",
+		orderBy:   "(app_id, target, target_id)",
 	},
 	"rule_versions": {
 		columns: [][2]string{

@@ -175,7 +175,7 @@ func TestEmbeddedMigrations(t *testing.T) {
 	}
 	want := []string{"0001_database", "0002_verify_events", "0003_risk_scores", "0004_rule_versions", "0005_schema_migrations",
 		"0006_verify_events_hourly", "0007_risk_scores_hourly", "0008_rule_hits_hourly", "0009_backtest_runs",
-		"0010_low_cardinality", "0011_retention_ttl"}
+		"0010_low_cardinality", "0011_retention_ttl", "0012_risk_decisions", "0013_labels"}
 	if !slices.Equal(names, want) {
 		t.Errorf("migrations %q, want %q", names, want)
 	}
@@ -183,7 +183,7 @@ func TestEmbeddedMigrations(t *testing.T) {
 	old, _ := chschema.ParseVersion("18.16.1")
 	cur, _ := chschema.ParseVersion("26.9.2.1")
 	apply, skipped := pendingMigrations(migs, nil, old)
-	if len(apply) != 9 || len(skipped) != 2 || skipped[0].name != "0010_low_cardinality" || skipped[1].name != "0011_retention_ttl" {
+	if len(apply) != 11 || len(skipped) != 2 || skipped[0].name != "0010_low_cardinality" || skipped[1].name != "0011_retention_ttl" {
 		t.Errorf("on 18.16: apply %d, skip %v", len(apply), skipped)
 	}
 	if apply, skipped := pendingMigrations(migs, nil, cur); len(apply) != len(migs) || len(skipped) != 0 {
@@ -194,8 +194,8 @@ func TestEmbeddedMigrations(t *testing.T) {
 	}
 }
 
-// ddlColumns returns the columns of the CREATE TABLE for table in the embedded files, and
-// which of them have a DEFAULT.
+// ddlColumns returns the columns of the CREATE TABLE for table in the embedded files, with the
+// columns later ALTER TABLE ... ADD COLUMN statements add, and which of them have a DEFAULT.
 func ddlColumns(t *testing.T, table string) (cols []string, defaulted map[string]bool) {
 	t.Helper()
 	migs, err := loadMigrations(chschema.Migrations, "migrations", "db")
@@ -204,9 +204,19 @@ func ddlColumns(t *testing.T, table string) (cols []string, defaulted map[string
 	}
 	head := "CREATE TABLE IF NOT EXISTS db." + table + "\n("
 	colRE := regexp.MustCompile(`^\s+(\w+)\s+\S+(\s+DEFAULT\s)?`)
+	addRE := regexp.MustCompile(`^ALTER TABLE db\.` + table + ` ADD COLUMN (\w+) \S+( DEFAULT )?.*?(?: AFTER (\w+))?$`)
 	defaulted = map[string]bool{}
 	for _, m := range migs {
 		for _, s := range m.statements {
+			if a := addRE.FindStringSubmatch(s); a != nil && cols != nil {
+				at := len(cols)
+				if i := slices.Index(cols, a[3]); a[3] != "" && i >= 0 {
+					at = i + 1
+				}
+				cols = slices.Insert(cols, at, a[1])
+				defaulted[a[1]] = a[2] != ""
+				continue
+			}
 			body, ok := strings.CutPrefix(s, head)
 			if !ok {
 				continue
@@ -222,11 +232,12 @@ func ddlColumns(t *testing.T, table string) (cols []string, defaulted map[string
 					defaulted[c[1]] = true
 				}
 			}
-			return cols, defaulted
 		}
 	}
-	t.Fatalf("no CREATE TABLE for %s", table)
-	return nil, nil
+	if cols == nil {
+		t.Fatalf("no CREATE TABLE for %s", table)
+	}
+	return cols, defaulted
 }
 
 // The INSERTs name every column of the table except those filled by a DEFAULT, so a

@@ -51,6 +51,7 @@ func sized[T any](s []T, n int) []T {
 type eventColumns struct {
 	eventID, appID, flow, hash, masked, segment, ip, carrier, platform   []string
 	device, outcome, errCode, digest, exID, country, province, city, ipt []string
+	decisionID                                                           []string
 	ts                                                                   []time.Time
 	asn                                                                  []uint32
 }
@@ -58,7 +59,7 @@ type eventColumns struct {
 func (c *eventColumns) fill(recs []schemas.ScoreRecord) ([]any, error) {
 	n := len(recs)
 	for _, s := range []*[]string{&c.eventID, &c.appID, &c.flow, &c.hash, &c.masked, &c.segment, &c.ip, &c.carrier, &c.platform,
-		&c.device, &c.outcome, &c.errCode, &c.digest, &c.exID, &c.country, &c.province, &c.city, &c.ipt} {
+		&c.device, &c.outcome, &c.errCode, &c.digest, &c.exID, &c.country, &c.province, &c.city, &c.ipt, &c.decisionID} {
 		*s = sized(*s, n)
 	}
 	c.ts, c.asn = sized(c.ts, n), sized(c.asn, n)
@@ -68,13 +69,14 @@ func (c *eventColumns) fill(recs []schemas.ScoreRecord) ([]any, error) {
 		c.hash[i], c.masked[i], c.segment[i] = r.PhoneHash, r.PhoneMasked, r.PhoneSegment
 		c.ip[i], c.carrier[i], c.platform[i], c.device[i] = r.IP, r.Carrier, r.Platform, r.DeviceID
 		c.outcome[i], c.errCode[i], c.digest[i], c.exID[i] = r.Outcome, r.ErrorCode, r.TokenDigest, r.ExID
+		c.decisionID[i] = r.DecisionID
 		c.country[i], c.province[i], c.city[i], c.asn[i], c.ipt[i] = r.Geo.Country, r.Geo.Province, r.Geo.City, r.Geo.ASN, r.Geo.IPType
 	}
 	return []any{
 		c.eventID, c.ts, c.appID, c.flow,
 		c.hash, c.masked, c.segment,
 		c.ip, c.carrier, c.platform, c.device,
-		c.outcome, c.errCode, c.digest, c.exID,
+		c.outcome, c.errCode, c.digest, c.exID, c.decisionID,
 		c.country, c.province, c.city, c.asn, c.ipt,
 	}, nil
 }

@@ -111,9 +111,11 @@ func wantMigrations(t *testing.T, st *Store) (names []string, recorded string) {
 	if v.AtLeast(chschema.Version{20, 3}) {
 		names = append(names, "0010_low_cardinality", "0011_retention_ttl")
 	}
+	names = append(names, "0012_risk_decisions", "0013_labels")
 	var rec []string
-	for i, n := range names {
-		rec = append(rec, fmt.Sprintf("%d:%s", i+1, n))
+	for _, n := range names {
+		id, _ := migrationID(n)
+		rec = append(rec, fmt.Sprintf("%d:%s", id, n))
 	}
 	return names, strings.Join(rec, " ")
 }

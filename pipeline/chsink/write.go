@@ -21,7 +21,7 @@ var (
 		"event_id", "ts", "app_id", "flow",
 		"phone_hash", "phone_masked", "phone_segment",
 		"ip", "carrier", "platform", "device_id",
-		"outcome", "error_code", "token_digest", "ex_id",
+		"outcome", "error_code", "token_digest", "ex_id", "decision_id",
 		"country", "province", "city", "asn", "ip_type",
 	}
 	riskScoresColumns = []string{
@@ -234,7 +234,7 @@ func verifyEventRow(r *schemas.ScoreRecord) []any {
 		r.EventID, r.TS.UTC(), r.AppID, r.Flow,
 		r.PhoneHash, r.PhoneMasked, r.PhoneSegment,
 		r.IP, r.Carrier, r.Platform, r.DeviceID,
-		r.Outcome, r.ErrorCode, r.TokenDigest, r.ExID,
+		r.Outcome, r.ErrorCode, r.TokenDigest, r.ExID, r.DecisionID,
 		r.Geo.Country, r.Geo.Province, r.Geo.City, r.Geo.ASN, r.Geo.IPType,
 	}
 }

@@ -79,6 +79,9 @@ type Server struct {
 	reg       prometheus.Gatherer
 	rules     RulesAdmin
 	admins    map[string]string
+	decisions DecisionLog
+	explainer Explainer
+	labeler   Labeler
 }
 
 // Option configures a Server.
@@ -146,6 +149,9 @@ func New(cfg Config, checker Checker, pub Publisher, opts ...Option) *Server {
 	mux.HandleFunc("PUT /v1/rules", s.instrument("rules", s.handlePutRules))
 	mux.HandleFunc("GET /v1/rules/versions", s.instrument("rules", s.handleRulesVersions))
 	mux.HandleFunc("POST /v1/rules/rollback", s.instrument("rules", s.handleRulesRollback))
+	mux.HandleFunc("POST /v1/admin/explain", s.instrument("explain", s.handleExplain))
+	mux.HandleFunc("POST /v1/admin/labels", s.instrument("labels", s.handleLabels))
+	mux.HandleFunc("GET /v1/openapi.yaml", s.instrument("openapi", s.handleOpenAPI))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", s.instrument("other", func(w http.ResponseWriter, r *http.Request) (int, error) {
 		// Every method of every path lands here unless a route above matched, so a known path
@@ -156,7 +162,7 @@ func New(cfg Config, checker Checker, pub Publisher, opts ...Option) *Server {
 			w.Header().Set("Allow", allow)
 			return 0, &httpError{status: http.StatusMethodNotAllowed, msg: fmt.Sprintf("method %s is not allowed on %s: use %s", method, path, allow)}
 		}
-		return 0, &httpError{status: http.StatusNotFound, msg: fmt.Sprintf("no route %s %s (see POST /v1/risk/check, POST /v1/events, GET /healthz, /readyz, /metrics)", method, path)}
+		return 0, &httpError{status: http.StatusNotFound, msg: fmt.Sprintf("no route %s %s (see POST /v1/risk/check, POST /v1/events, GET /healthz, /readyz, /metrics, /v1/openapi.yaml)", method, path)}
 	}))
 	s.mux = mux
 	return s
@@ -178,6 +184,9 @@ var allowed = map[string]string{
 	"/v1/rules":          "GET, HEAD, PUT",
 	"/v1/rules/versions": "GET, HEAD",
 	"/v1/rules/rollback": "POST",
+	"/v1/admin/explain":  "POST",
+	"/v1/admin/labels":   "POST",
+	"/v1/openapi.yaml":   "GET, HEAD",
 }
 
 // ServeHTTP implements http.Handler.
@@ -436,6 +445,7 @@ func checkApp(key, appID, field string) error {
 }
 
 func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) (int, error) {
+	start := time.Now()
 	key, err := s.auth(r, routeCheck)
 	if err != nil {
 		return 0, err
@@ -457,7 +467,15 @@ func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) (int, error
 	if err := s.serving(); err != nil {
 		return 0, fmt.Errorf("%w: %v", errNotReady, err)
 	}
-	rc, err := s.checker.Check(&req)
+	var (
+		rc   schemas.RiskCheck
+		hits []schemas.RuleHit
+	)
+	if hc, ok := s.checker.(HitsChecker); ok && s.decisions != nil {
+		rc, hits, err = hc.CheckHits(&req)
+	} else {
+		rc, err = s.checker.Check(&req)
+	}
 	if err != nil && rc.RulesVersion == "" {
 		return 0, fmt.Errorf("%w: %v", errNotReady, err)
 	}
@@ -473,6 +491,10 @@ func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) (int, error
 	rc.ID = s.nextID()
 	s.m.scores.WithLabelValues(strconv.Itoa(rc.Score)).Inc()
 	writeBody(w, http.StatusOK, append(rc.AppendJSON(make([]byte, 0, 256)), '\n'))
+	if s.decisions != nil {
+		// After the answer is written: the log never delays it. Record does not block.
+		s.decisions.Record(req, rc, hits, time.Since(start))
+	}
 	return http.StatusOK, nil
 }
 

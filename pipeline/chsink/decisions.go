@@ -1,0 +1,182 @@
+package chsink
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/riskflow/riskflow/schemas"
+)
+
+// Column lists of the decision log's and the labels' INSERTs, in the order of their row builders.
+var (
+	riskDecisionsColumns = []string{
+		"decision_id", "ts", "app_id", "flow",
+		"phone_hash", "phone_masked", "phone_segment",
+		"ip", "carrier", "platform", "device_id", "token_digest", "ex_id",
+		"score", "tags", "detail",
+		"hit_rules", "hit_tags", "hit_scores", "hit_modes", "hit_reasons",
+		"rules_version", "node", "latency_us",
+	}
+	labelsColumns = []string{
+		"app_id", "target", "target_id", "label", "note", "labeled_by", "labeled_at",
+	}
+)
+
+// WriteDecisions stores served verdicts in risk_decisions, one INSERT. It returns nil only once
+// ClickHouse acknowledged it; the same batch may be sent again after any error (the table keeps one
+// row per (app_id, decision_id)). A decision that can never be stored (see checkDecision) fails
+// the whole batch with an error matching ErrInvalidRecord, before anything is sent.
+func (s *Store) WriteDecisions(ctx context.Context, ds []schemas.Decision) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	rows := make([][]any, len(ds))
+	for i := range ds {
+		if reason := checkDecision(&ds[i]); reason != "" {
+			return &InvalidRecordError{Index: i, EventID: ds[i].DecisionID, Reason: reason}
+		}
+		row, err := decisionRow(&ds[i])
+		if err != nil {
+			return err
+		}
+		rows[i] = row
+	}
+	return s.insert(ctx, "risk_decisions", riskDecisionsColumns, len(rows), func(i int) ([]any, error) { return rows[i], nil })
+}
+
+// checkDecision returns why d cannot be stored, or "".
+func checkDecision(d *schemas.Decision) string {
+	switch {
+	case d.DecisionID == "":
+		return "decision_id is empty"
+	case !storableTime(d.TS):
+		return fmt.Sprintf("ts %s is outside what ClickHouse DateTime stores", d.TS.Format(time.RFC3339))
+	case !isHex64(d.PhoneHash):
+		return "phone_hash must be 64 hex digits"
+	case !maskedBeyondSegment(d.PhoneMasked):
+		return "phone_masked must be at most 7 leading digits and at least 4 stars, like 1381234****"
+	case len(d.PhoneSegment) > 7 || countDigits(d.PhoneSegment) != len(d.PhoneSegment):
+		return "phone_segment must be at most 7 digits"
+	case d.Score < 0 || d.Score > math.MaxUint16:
+		return fmt.Sprintf("score %d out of range", d.Score)
+	case d.LatencyUS < 0:
+		return "latency_us is negative"
+	}
+	for i, h := range d.Hits {
+		if h.Score < 0 || h.Score > math.MaxUint16 {
+			return fmt.Sprintf("hit %d (rule %q): score %d out of range", i, h.Rule, h.Score)
+		}
+	}
+	return ""
+}
+
+// decisionRow is d as a row of risk_decisions, in the order of riskDecisionsColumns.
+func decisionRow(d *schemas.Decision) ([]any, error) {
+	detail := d.Detail
+	if detail == nil {
+		detail = map[string]schemas.TagDetail{}
+	}
+	detailJSON, err := json.Marshal(detail)
+	if err != nil {
+		return nil, fmt.Errorf("decision %s: detail: %w", d.DecisionID, err)
+	}
+	n := len(d.Hits)
+	rules, tags, scores, modes, reasons := make([]string, n), make([]string, n), make([]uint16, n), make([]string, n), make([]string, n)
+	for i, h := range d.Hits {
+		rules[i], tags[i], scores[i], modes[i], reasons[i] = h.Rule, h.Tag, uint16(h.Score), h.Mode, h.Reason
+	}
+	answered := d.Tags
+	if answered == nil {
+		answered = []string{}
+	}
+	return []any{
+		d.DecisionID, d.TS.UTC(), d.AppID, d.Flow,
+		d.PhoneHash, d.PhoneMasked, d.PhoneSegment,
+		d.IP, d.Carrier, d.Platform, d.DeviceID, d.TokenDigest, d.ExID,
+		uint16(d.Score), answered, string(detailJSON),
+		rules, tags, scores, modes, reasons,
+		d.RulesVersion, d.Node, uint32(min(d.LatencyUS, math.MaxUint32)),
+	}, nil
+}
+
+// WriteLabels stores labels (validated by the caller, with LabeledBy and LabeledAt set; a zero
+// LabeledAt is now). The table keeps the latest label per (app_id, target, target_id).
+func (s *Store) WriteLabels(ctx context.Context, labels []schemas.Label) error {
+	if len(labels) == 0 {
+		return nil
+	}
+	now := time.Now().UTC()
+	rows := make([][]any, len(labels))
+	for i := range labels {
+		l := &labels[i]
+		if err := l.Validate(); err != nil {
+			return fmt.Errorf("chsink: label %d: %w", i, err)
+		}
+		at := l.LabeledAt
+		if at.IsZero() {
+			at = now
+		}
+		kind, id := l.Target()
+		rows[i] = []any{l.AppID, kind, id, l.Label, l.Note, l.LabeledBy, at.UTC()}
+	}
+	return s.insert(ctx, "labels", labelsColumns, len(rows), func(i int) ([]any, error) { return rows[i], nil })
+}
+
+// labelsSQL is ReadLabels' two reads: labels of decisions resolved to their events, then labels of
+// events (read second, so that an event's own label replaces its decision's).
+func labelsSQL(db string) []string {
+	return []string{
+		"SELECT e.app_id, e.event_id, l.label FROM (SELECT app_id, target_id AS decision_id, label FROM " + db +
+			".labels FINAL WHERE target = 'decision') AS l ANY INNER JOIN (SELECT app_id, decision_id, event_id FROM " + db +
+			".verify_events FINAL WHERE decision_id != '') AS e USING (app_id, decision_id) ORDER BY e.app_id, e.event_id",
+		"SELECT app_id, target_id, label FROM " + db + ".labels FINAL WHERE target = 'event' ORDER BY app_id, target_id",
+	}
+}
+
+// EventLabel is a label resolved to the event it concerns.
+type EventLabel struct {
+	AppID   string
+	EventID string
+	Fraud   bool
+}
+
+// ReadLabels returns the latest label of every labelled event: labels of events as they are, and
+// labels of decisions through the event that carries the decision's id (verify_events.decision_id).
+// An event's own label wins over a label of its decision.
+func (s *Store) ReadLabels(ctx context.Context) ([]EventLabel, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	queries := labelsSQL(s.db)
+	type key struct{ app, id string }
+	at := map[key]int{}
+	var out []EventLabel
+	for _, q := range queries {
+		rows, err := s.conn.Query(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("chsink: read labels: %w", err)
+		}
+		for rows.Next() {
+			var app, id, label string
+			if err := rows.Scan(&app, &id, &label); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("chsink: read labels: %w", err)
+			}
+			l := EventLabel{AppID: app, EventID: id, Fraud: label == schemas.LabelFraud}
+			if i, ok := at[key{app, id}]; ok {
+				out[i] = l
+				continue
+			}
+			at[key{app, id}] = len(out)
+			out = append(out, l)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("chsink: read labels: %w", err)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,96 @@
+//go:build integration
+
+package chsink
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/riskflow/riskflow/schemas"
+)
+
+func testDecision(i int, phone string, at time.Time) schemas.Decision {
+	h := schemas.NewPhoneHasher([]byte("test key"))
+	return schemas.Decision{
+		DecisionID: fmt.Sprintf("node-%04d", i), TS: at, AppID: "app-0", Flow: "one_click_login",
+		PhoneHash: h.Hex(phone), PhoneMasked: schemas.MaskPhone(phone), PhoneSegment: schemas.PhoneSegment(phone),
+		IP: "47.92.10.20", DeviceID: "farm-1", Score: 900, Tags: []string{"phones_per_ip"},
+		Detail: map[string]schemas.TagDetail{"phones_per_ip": {Score: 900, Reason: "26 phones"}},
+		Hits: []schemas.RuleHit{{Rule: "phones_per_ip", Tag: "phones_per_ip", Score: 900, Mode: "enforce", Reason: "26 phones"},
+			{Rule: "odd", Tag: "odd", Score: 300, Mode: "shadow", Reason: "03:00"}},
+		RulesVersion: "rv", Node: "node", LatencyUS: 321,
+	}
+}
+
+// Decisions, labels, lookup and the labels a backtest reads, on the real server.
+func TestDecisionsLabelsLookup(t *testing.T) {
+	st := migrated(t)
+	ctx := testContext(t)
+	at := time.Now().UTC().Truncate(time.Second).Add(-time.Minute)
+	var ds []schemas.Decision
+	for i := range 5 {
+		ds = append(ds, testDecision(i, "13812348000", at.Add(time.Duration(i)*time.Second)))
+	}
+	// Written twice (a re-delivery): one row per decision after FINAL.
+	for range 2 {
+		if err := st.WriteDecisions(ctx, ds); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := queryUint(t, st, "SELECT count() FROM "+st.table("risk_decisions")+" FINAL"); n != 5 {
+		t.Errorf("%d decisions, want 5", n)
+	}
+	bad := testDecision(9, "13812348000", at)
+	bad.PhoneMasked = "138****8000"
+	if err := st.WriteDecisions(ctx, []schemas.Decision{bad}); err == nil {
+		t.Error("a masked form revealing the number was stored")
+	}
+	// Two events; the first followed decision node-0001.
+	recs := []schemas.ScoreRecord{testRecord(1), testRecord(2)}
+	for i := range recs {
+		recs[i].AppID, recs[i].TS, recs[i].ScoredAt = "app-0", at, at
+		recs[i].PhoneHash, recs[i].IP = ds[0].PhoneHash, "47.92.10.20"
+	}
+	recs[0].DecisionID = "node-0001"
+	if err := st.WriteBatch(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	as, gotDs, err := st.Lookup(ctx, LookupKey{PhoneHash: ds[0].PhoneHash}, at.Add(-time.Hour), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(as) != 2 || len(gotDs) != 5 || as[0].Score != 600 || gotDs[0].DecisionID != "node-0004" || gotDs[0].LatencyUS != 321 ||
+		!slices.Equal(gotDs[0].HitModes, []string{"enforce", "shadow"}) {
+		t.Errorf("lookup by phone: attempts %+v decisions %+v", as, gotDs)
+	}
+	if _, dd, err := st.Lookup(ctx, LookupKey{DeviceID: "farm-1"}, at.Add(-time.Hour), 2); err != nil || len(dd) != 2 {
+		t.Errorf("lookup by device, limit 2: %d decisions, %v", len(dd), err)
+	}
+	if _, _, err := st.Lookup(ctx, LookupKey{}, at, 2); err == nil {
+		t.Error("lookup of nothing: no error")
+	}
+
+	// Labels: the decision node-0001 is fraud (→ event ev-000001), ev-000002 is legit, then
+	// corrected to fraud; a label of a decision no event carries resolves to nothing.
+	labels := []schemas.Label{
+		{AppID: "app-0", DecisionID: "node-0001", Label: "fraud", LabeledBy: "cli:test", LabeledAt: at},
+		{AppID: "app-0", EventID: "ev-000002", Label: "legit", LabeledBy: "cli:test", LabeledAt: at},
+		{AppID: "app-0", DecisionID: "node-0003", Label: "fraud", LabeledBy: "cli:test", LabeledAt: at},
+	}
+	if err := st.WriteLabels(ctx, labels); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.WriteLabels(ctx, []schemas.Label{{AppID: "app-0", EventID: "ev-000002", Label: "fraud", LabeledBy: "cli:test", LabeledAt: at.Add(time.Second)}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.ReadLabels(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []EventLabel{{"app-0", "ev-000001", true}, {"app-0", "ev-000002", true}}
+	if !slices.Equal(got, want) {
+		t.Errorf("labels %+v, want %+v", got, want)
+	}
+}

@@ -1,0 +1,251 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/riskflow/riskflow/consumers"
+	"github.com/riskflow/riskflow/schemas"
+)
+
+// DecisionLogConfig shapes a DecisionLog.
+type DecisionLogConfig struct {
+	// Queue is how many verdicts may wait for Kafka; beyond it new ones are dropped (and counted).
+	// Default 10,000.
+	Queue int
+	// Batch is the most verdicts one produce call carries. Default 500.
+	Batch int
+	// Node names the process that served the verdicts (the decision's node).
+	Node string
+	// MaxMessageBytes bounds a produce batch (consumers.Config.BatchBytes); 0 = the default.
+	MaxMessageBytes int
+	// RetryMin and RetryMax bound the backoff after a failed produce (default 100 ms and 5 s).
+	RetryMin, RetryMax time.Duration
+	// DropLogEvery is the least time between two log lines about dropped verdicts (default 10 s).
+	DropLogEvery time.Duration
+}
+
+func (c DecisionLogConfig) withDefaults() DecisionLogConfig {
+	if c.Queue <= 0 {
+		c.Queue = 10_000
+	}
+	if c.Batch <= 0 {
+		c.Batch = 500
+	}
+	if c.MaxMessageBytes <= 0 {
+		c.MaxMessageBytes = consumers.Config{}.BatchBytes()
+	}
+	if c.RetryMin <= 0 {
+		c.RetryMin = 100 * time.Millisecond
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = 5 * time.Second
+	}
+	if c.DropLogEvery <= 0 {
+		c.DropLogEvery = 10 * time.Second
+	}
+	return c
+}
+
+// verdict is one served verdict waiting in the queue. It holds the plaintext phone only in
+// memory: the phone is hashed and masked when the decision is encoded, off the check's path.
+type verdict struct {
+	req     schemas.CheckRequest
+	rc      schemas.RiskCheck
+	hits    []schemas.RuleHit
+	at      time.Time
+	latency time.Duration
+}
+
+// DecisionLog publishes every verdict the API serves to risk.decisions (api.DecisionLog). Record
+// hands the verdict to a bounded queue and returns at once: a full queue (Kafka slow or away) drops
+// the verdict, counts it and logs, at most once per DropLogEvery, how many were dropped. Run
+// drains the queue into Kafka, in batches, retrying a failed batch with backoff; the check never
+// waits for any of it.
+type DecisionLog struct {
+	cfg    DecisionLogConfig
+	w      MessageWriter
+	hasher *schemas.PhoneHasher
+	log    *slog.Logger
+	q      chan verdict
+
+	recorded  atomic.Uint64
+	published atomic.Uint64
+	dropped   atomic.Uint64
+	rejected  atomic.Uint64 // refused by the broker for good (too large)
+	failures  atomic.Uint64 // failed produce calls (each retried)
+
+	droppedLogged atomic.Uint64 // dropped count at the last log line
+	lastDropLog   atomic.Int64  // unix ns of the last log line about drops
+}
+
+// NewDecisionLog returns a decision log writing to w (risk.decisions); start Run.
+func NewDecisionLog(cfg DecisionLogConfig, w MessageWriter, hasher *schemas.PhoneHasher, log *slog.Logger) *DecisionLog {
+	cfg = cfg.withDefaults()
+	return &DecisionLog{cfg: cfg, w: w, hasher: hasher, log: logger(log), q: make(chan verdict, cfg.Queue)}
+}
+
+// Record queues a served verdict; it never blocks (api.DecisionLog).
+func (d *DecisionLog) Record(req schemas.CheckRequest, rc schemas.RiskCheck, hits []schemas.RuleHit, latency time.Duration) {
+	d.recorded.Add(1)
+	select {
+	case d.q <- verdict{req: req, rc: rc, hits: hits, at: time.Now(), latency: latency}:
+	default:
+		n := d.dropped.Add(1)
+		d.noteDrop(n)
+	}
+}
+
+// noteDrop logs dropped verdicts, at most once per DropLogEvery.
+func (d *DecisionLog) noteDrop(total uint64) {
+	now := time.Now().UnixNano()
+	last := d.lastDropLog.Load()
+	if now-last < int64(d.cfg.DropLogEvery) || !d.lastDropLog.CompareAndSwap(last, now) {
+		return
+	}
+	since := total - d.droppedLogged.Swap(total)
+	d.log.Warn("decision log queue full: verdicts dropped (Kafka slow or away); checks are answered",
+		"dropped", since, "dropped_total", total, "queue", d.cfg.Queue)
+}
+
+// Recorded, Published, Dropped, Rejected and Failures count verdicts handed to Record, verdicts
+// Kafka acknowledged, verdicts dropped because the queue was full, verdicts the broker refused for
+// good, and failed produce calls (retried).
+func (d *DecisionLog) Recorded() uint64  { return d.recorded.Load() }
+func (d *DecisionLog) Published() uint64 { return d.published.Load() }
+func (d *DecisionLog) Dropped() uint64   { return d.dropped.Load() }
+func (d *DecisionLog) Rejected() uint64  { return d.rejected.Load() }
+func (d *DecisionLog) Failures() uint64  { return d.failures.Load() }
+
+// Queued is the number of verdicts waiting for Kafka.
+func (d *DecisionLog) Queued() int { return len(d.q) }
+
+// Run publishes queued verdicts until ctx ends, then tries for at most drain to publish what is
+// still queued (what it cannot is logged as lost).
+func (d *DecisionLog) Run(ctx context.Context, drain time.Duration) error {
+	batch := make([]kafka.Message, 0, d.cfg.Batch)
+	for {
+		select {
+		case <-ctx.Done():
+			d.drain(drain)
+			return nil
+		case v := <-d.q:
+			batch = append(batch[:0], d.encode(&v))
+		}
+		for len(batch) < d.cfg.Batch {
+			select {
+			case v := <-d.q:
+				batch = append(batch, d.encode(&v))
+				continue
+			default:
+			}
+			break
+		}
+		if err := d.publish(ctx, batch); err != nil {
+			d.drain(drain)
+			return nil
+		}
+	}
+}
+
+// drain publishes what is queued, for at most d.
+func (d *DecisionLog) drain(limit time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	var batch []kafka.Message
+	for {
+		select {
+		case v := <-d.q:
+			batch = append(batch, d.encode(&v))
+			if len(batch) < d.cfg.Batch {
+				continue
+			}
+		default:
+		}
+		if len(batch) == 0 {
+			return
+		}
+		if err := d.publish(ctx, batch); err != nil {
+			lost := len(batch) + len(d.q)
+			d.log.Warn("decision log stopped with verdicts unpublished", "lost", lost, "err", err)
+			return
+		}
+		batch = batch[:0]
+	}
+}
+
+// publish writes batch, retrying what Kafka did not acknowledge until it did or ctx ended.
+func (d *DecisionLog) publish(ctx context.Context, batch []kafka.Message) error {
+	wait := d.cfg.RetryMin
+	failing := false
+	for len(batch) > 0 {
+		rejected, retry, err := consumers.Produce(ctx, d.w, batch, d.cfg.MaxMessageBytes)
+		for _, r := range rejected {
+			d.rejected.Add(1)
+			d.log.Error("decision cannot be written to Kafka; dropped", "bytes", len(batch[r.Index].Value), "err", consumers.Summarize(r.Err))
+		}
+		d.published.Add(uint64(len(batch) - len(rejected) - len(retry)))
+		if err == nil {
+			if failing {
+				d.log.Info("decision log publishing again")
+			}
+			return nil
+		}
+		d.failures.Add(1)
+		if !failing {
+			failing = true
+			d.log.Warn("decision log cannot publish; retrying (verdicts queue, then drop)", "pending", len(retry), "err", consumers.Summarize(err))
+		}
+		batch = keep(batch, retry)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, d.cfg.RetryMax)
+	}
+	return nil
+}
+
+// encode turns a verdict into its risk.decisions message: the phone becomes its keyed hash, its
+// masked form and its segment here, and the message is keyed by the hash.
+func (d *DecisionLog) encode(v *verdict) kafka.Message {
+	dec := NewDecision(d.hasher, d.cfg.Node, &v.req, &v.rc, v.hits, v.at, v.latency)
+	b, err := json.Marshal(&dec)
+	if err != nil { // cannot happen: plain strings, numbers and times
+		b = fmt.Appendf(nil, `{"decision_id":%q,"error":"encode"}`, dec.DecisionID)
+	}
+	return kafka.Message{Key: []byte(dec.PhoneHash), Value: b}
+}
+
+// NewDecision builds the decision record of a verdict served at `at` by node.
+func NewDecision(h *schemas.PhoneHasher, node string, req *schemas.CheckRequest, rc *schemas.RiskCheck, hits []schemas.RuleHit, at time.Time, latency time.Duration) schemas.Decision {
+	tags := rc.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	if hits == nil {
+		hits = []schemas.RuleHit{}
+	}
+	detail := rc.Detail
+	if detail == nil {
+		detail = map[string]schemas.TagDetail{}
+	}
+	ip := ""
+	if req.IP.IsValid() {
+		ip = req.IP.String()
+	}
+	return schemas.Decision{
+		DecisionID: rc.ID, TS: at.UTC(), AppID: req.AppID, Flow: req.Flow,
+		PhoneHash: h.Hex(req.Phone), PhoneMasked: schemas.MaskPhone(req.Phone), PhoneSegment: schemas.PhoneSegment(req.Phone),
+		IP: ip, Carrier: req.Carrier, Platform: req.Platform, DeviceID: req.DeviceID, TokenDigest: req.TokenDigest, ExID: req.ExID,
+		Score: rc.Score, Tags: tags, Detail: detail, Hits: hits, RulesVersion: rc.RulesVersion,
+		Node: node, LatencyUS: latency.Microseconds(),
+	}
+}

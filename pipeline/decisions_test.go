@@ -1,0 +1,186 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/riskflow/riskflow/schemas"
+)
+
+var decHasher = schemas.NewPhoneHasher([]byte("decision test key"))
+
+func verdictOf(i int) (schemas.CheckRequest, schemas.RiskCheck, []schemas.RuleHit) {
+	req := schemas.CheckRequest{Phone: fmt.Sprintf("1381234%04d", i), IP: netip.MustParseAddr("47.92.10.20"), AppID: "app1", Flow: "one_click_login", DeviceID: "dev-1"}
+	rc := schemas.RiskCheck{Score: 600, Tags: []string{"phones_per_ip"}, Detail: map[string]schemas.TagDetail{"phones_per_ip": {Score: 600, Reason: "26 phones"}},
+		ID: fmt.Sprintf("node-1-%016x", i), RulesVersion: "v1"}
+	hits := []schemas.RuleHit{{Rule: "phones_per_ip", Tag: "phones_per_ip", Score: 600, Mode: "enforce", Reason: "26 phones"},
+		{Rule: "odd_hour", Tag: "odd_hour", Score: 300, Mode: "shadow", Reason: "03:00"}}
+	return req, rc, hits
+}
+
+func TestDecisionLogPublishes(t *testing.T) {
+	w := &fakeWriter{}
+	d := NewDecisionLog(DecisionLogConfig{Node: "node-1"}, w, decHasher, quiet())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx, time.Second); close(done) }()
+	for i := range 50 {
+		req, rc, hits := verdictOf(i)
+		d.Record(req, rc, hits, 250*time.Microsecond)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for d.Published() < 50 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	msgs := w.written()
+	if len(msgs) != 50 || d.Published() != 50 || d.Dropped() != 0 {
+		t.Fatalf("%d messages, published %d, dropped %d; want 50, 50, 0", len(msgs), d.Published(), d.Dropped())
+	}
+	for i, m := range msgs {
+		if bytes.Contains(m.Value, []byte(fmt.Sprintf("1381234%04d", i))) {
+			t.Fatalf("message %d holds the plaintext phone: %s", i, m.Value)
+		}
+		dec, err := schemas.DecodeDecision(m.Value)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		req, rc, _ := verdictOf(i)
+		if dec.DecisionID != rc.ID || dec.PhoneHash != decHasher.Hex(req.Phone) || string(m.Key) != dec.PhoneHash ||
+			dec.PhoneMasked != schemas.MaskPhone(req.Phone) || dec.PhoneSegment != "1381234" || dec.Node != "node-1" ||
+			dec.LatencyUS != 250 || len(dec.Hits) != 2 || dec.Hits[1].Mode != "shadow" || dec.Score != 600 || dec.IP != "47.92.10.20" {
+			t.Fatalf("message %d decoded to %+v", i, dec)
+		}
+	}
+}
+
+// A writer that always fails (Kafka away): Record never blocks, the queue fills, the rest is
+// dropped and counted, and the drops are logged once per DropLogEvery, not once per verdict.
+func TestDecisionLogFailingWriterDropsAndCounts(t *testing.T) {
+	w := &fakeWriter{err: errors.New("dial tcp 127.0.0.1:1: connection refused")}
+	var logs syncBuffer
+	d := NewDecisionLog(DecisionLogConfig{Queue: 10, Batch: 5, RetryMin: time.Millisecond, RetryMax: 2 * time.Millisecond, DropLogEvery: time.Hour},
+		w, decHasher, slog.New(slog.NewTextHandler(&logs, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx, 10*time.Millisecond); close(done) }()
+	const n = 1000
+	for i := range n {
+		req, rc, hits := verdictOf(i)
+		d.Record(req, rc, hits, time.Microsecond) // returns at once, whatever Kafka does
+	}
+	// At most the queue and the batch in flight are held; everything else is dropped.
+	if d.Dropped() < n-10-5 || d.Recorded() != n {
+		t.Errorf("recorded %d, dropped %d; want %d recorded and at least %d dropped", d.Recorded(), d.Dropped(), n, n-15)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for d.Failures() < 3 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+	if d.Published() != 0 || d.Failures() < 3 {
+		t.Errorf("published %d, failures %d; want 0 and retries", d.Published(), d.Failures())
+	}
+	out := logs.String()
+	if c := strings.Count(out, "verdicts dropped"); c != 1 {
+		t.Errorf("drops logged %d times, want once per interval:\n%s", c, out)
+	}
+	if strings.Contains(out, "13812340") {
+		t.Errorf("a log line shows a phone number:\n%s", out)
+	}
+}
+
+// Kafka back after an outage: what was queued is published, nothing twice.
+func TestDecisionLogRetriesUntilKafkaIsBack(t *testing.T) {
+	w := &fakeWriter{err: errors.New("broker away")}
+	d := NewDecisionLog(DecisionLogConfig{Queue: 100, RetryMin: time.Millisecond, RetryMax: time.Millisecond}, w, decHasher, quiet())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go d.Run(ctx, time.Second)
+	for i := range 20 {
+		req, rc, hits := verdictOf(i)
+		d.Record(req, rc, hits, 0)
+	}
+	for d.Failures() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	w.fail(nil)
+	deadline := time.Now().Add(10 * time.Second)
+	for d.Published() < 20 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	ids := map[string]bool{}
+	for _, m := range w.written() {
+		dec, _ := schemas.DecodeDecision(m.Value)
+		ids[dec.DecisionID] = true
+	}
+	if d.Published() != 20 || len(ids) != 20 || len(w.written()) != 20 || d.Dropped() != 0 {
+		t.Errorf("published %d, %d messages, %d ids, dropped %d; want 20 of each and none dropped", d.Published(), len(w.written()), len(ids), d.Dropped())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+type decisionSinkFunc func(ctx context.Context, ds []schemas.Decision) error
+
+func (f decisionSinkFunc) WriteDecisions(ctx context.Context, ds []schemas.Decision) error { return f(ctx, ds) }
+
+func TestDecisionArchiveStage(t *testing.T) {
+	var stored []schemas.Decision
+	fail := errors.New("clickhouse away")
+	sinkErr := fail
+	sink := decisionSinkFunc(func(_ context.Context, ds []schemas.Decision) error {
+		if sinkErr != nil {
+			return sinkErr
+		}
+		stored = append(stored, ds...)
+		return nil
+	})
+	dlq := &fakeWriter{}
+	stage := &DecisionArchiveStage{Sink: sink, DLQ: dlq, Log: quiet()}
+	var batch []kafka.Message
+	for i := range 3 {
+		req, rc, hits := verdictOf(i)
+		dec := NewDecision(decHasher, "n", &req, &rc, hits, time.Now(), time.Millisecond)
+		m := (&DecisionLog{hasher: decHasher}).encode(&verdict{req: req, rc: rc, hits: hits, at: time.Now()})
+		if string(m.Key) != dec.PhoneHash {
+			t.Fatal("key is not the phone hash")
+		}
+		batch = append(batch, m)
+	}
+	batch = append(batch, kafka.Message{Value: []byte(`{"decision_id":""}`)})
+	if err := stage.Handle(context.Background(), batch); !errors.Is(err, fail) {
+		t.Fatalf("sink failing: %v; want its error (the loop retries, nothing committed)", err)
+	}
+	if len(dlq.written()) != 0 {
+		t.Error("dead letters written before the decisions were stored")
+	}
+	sinkErr = nil
+	if err := stage.Handle(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) != 3 || len(dlq.written()) != 1 {
+		t.Fatalf("stored %d, dead letters %d; want 3 and 1", len(stored), len(dlq.written()))
+	}
+	if h := dlq.written()[0].Headers; len(h) == 0 {
+		t.Error("dead letter without the reason header")
+	}
+}

@@ -1,0 +1,111 @@
+package schemas
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Label values: what a person concluded about a decision or an event.
+const (
+	LabelFraud = "fraud"
+	LabelLegit = "legit"
+)
+
+// Label marks one decision (DecisionID) or one event (EventID) of an app as fraud or legit; exactly
+// one of the two ids is set. The labels table keeps the latest label per (app_id, target): a
+// correction is a new label. LabeledBy and LabeledAt are set by who stores it (the admin API, the
+// CLI), never taken from a caller.
+type Label struct {
+	AppID      string    `json:"app_id"`
+	DecisionID string    `json:"decision_id,omitempty"`
+	EventID    string    `json:"event_id,omitempty"`
+	Label      string    `json:"label"`
+	Note       string    `json:"note,omitempty"`
+	LabeledBy  string    `json:"labeled_by,omitempty"`
+	LabeledAt  time.Time `json:"labeled_at,omitempty"`
+}
+
+// MaxNoteLen bounds a label's note.
+const MaxNoteLen = 512
+
+// Target is what the label marks: "decision" or "event", and its id.
+func (l *Label) Target() (kind, id string) {
+	if l.DecisionID != "" {
+		return "decision", l.DecisionID
+	}
+	return "event", l.EventID
+}
+
+// Validate checks a label as a caller sent it. Errors are *FieldError.
+func (l *Label) Validate() error {
+	if err := checkText("app_id", l.AppID, true, MaxAppIDLen); err != nil {
+		return err
+	}
+	switch {
+	case l.DecisionID == "" && l.EventID == "":
+		return fieldErr("decision_id", "or event_id is required: the label marks a decision or an event")
+	case l.DecisionID != "" && l.EventID != "":
+		return fieldErr("decision_id", "and event_id are both set: a label marks one of them")
+	}
+	if err := checkText("decision_id", l.DecisionID, false, MaxDecisionIDLen); err != nil {
+		return err
+	}
+	if err := checkText("event_id", l.EventID, false, MaxEventIDLen); err != nil {
+		return err
+	}
+	if l.Label != LabelFraud && l.Label != LabelLegit {
+		return fieldErr("label", "%s is not fraud or legit", Excerpt(l.Label, 24))
+	}
+	return checkText("note", l.Note, false, MaxNoteLen)
+}
+
+// DecodeLabels decodes one label object or an array of them, strictly (unknown members are
+// refused), and validates each. labeled_by and labeled_at are not accepted from callers. Errors
+// are *FieldError, naming the element of an array: [3].label.
+func DecodeLabels(data []byte) ([]Label, error) {
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	if len(trimmed) == 0 {
+		return nil, &FieldError{Reason: "body is empty: expected a label object or an array of labels"}
+	}
+	type wire struct {
+		AppID      string `json:"app_id"`
+		DecisionID string `json:"decision_id"`
+		EventID    string `json:"event_id"`
+		Label      string `json:"label"`
+		Note       string `json:"note"`
+	}
+	var ws []wire
+	array := trimmed[0] == '['
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var err error
+	if array {
+		err = dec.Decode(&ws)
+	} else {
+		ws = make([]wire, 1)
+		err = dec.Decode(&ws[0])
+	}
+	if err != nil {
+		return nil, jsonError(err)
+	}
+	if dec.More() {
+		return nil, &FieldError{Reason: "invalid JSON: data after the labels"}
+	}
+	if len(ws) == 0 {
+		return nil, &FieldError{Reason: "the array holds no labels"}
+	}
+	out := make([]Label, len(ws))
+	for i, w := range ws {
+		out[i] = Label{AppID: w.AppID, DecisionID: w.DecisionID, EventID: w.EventID, Label: w.Label, Note: w.Note}
+		if err := out[i].Validate(); err != nil {
+			if !array {
+				return nil, err
+			}
+			fe, _ := AsFieldError(err)
+			return nil, &FieldError{Field: fmt.Sprintf("[%d]%s", i, dotted(fe.Field)), Reason: fe.Reason}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,168 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring"
+)
+
+// DecisionLog records served verdicts (the decision log: risk.decisions → risk_decisions). Record
+// is called on the check's path once the answer is written: it must not block and cannot fail the
+// check. It may keep what it is given (the strings, tags, detail and hits are not reused). The
+// values come by value so that a check without a decision log allocates nothing more.
+type DecisionLog interface {
+	Record(req schemas.CheckRequest, rc schemas.RiskCheck, hits []schemas.RuleHit, latency time.Duration)
+}
+
+// HitsChecker is a Checker that also returns every rule hit (shadow, tag and allow rules
+// included); with a DecisionLog the API uses it so that the log keeps every hit.
+type HitsChecker interface {
+	CheckHits(req *schemas.CheckRequest) (schemas.RiskCheck, []schemas.RuleHit, error)
+}
+
+// WithDecisionLog records every verdict /v1/risk/check serves in l.
+func WithDecisionLog(l DecisionLog) Option { return func(s *Server) { s.decisions = l } }
+
+// Explainer explains the live state of one phone, IP or device (scoring.Scorer).
+type Explainer interface {
+	Explain(sub scoring.Subject) (scoring.Explanation, error)
+}
+
+// Labeler stores labels (ClickHouse labels). Labels arrive validated, with who and when set.
+type Labeler interface {
+	Label(ctx context.Context, labels []schemas.Label) error
+}
+
+// WithInvestigation serves POST /v1/admin/explain (with x) and POST /v1/admin/labels (with l) for
+// the admins of WithRulesAdmin (api.admin_keys); either may be nil (that route answers 404).
+func WithInvestigation(x Explainer, l Labeler) Option {
+	return func(s *Server) { s.explainer, s.labeler = x, l }
+}
+
+// WithAdmins sets the admin credentials (name → secret) of the admin routes without a rules admin.
+func WithAdmins(admins map[string]string) Option { return func(s *Server) { s.admins = admins } }
+
+// admin authenticates an admin for a route that is on when on is true.
+func (s *Server) admin(r *http.Request, on bool, what string) (string, error) {
+	if !on || len(s.admins) == 0 {
+		return "", &httpError{status: http.StatusNotFound, msg: what + " is not enabled on this node (api.admin_keys)"}
+	}
+	return s.authenticate(r, s.admins, "admin", "admin")
+}
+
+// ExplainRequest is the body of POST /v1/admin/explain: exactly one of phone, ip and device_id;
+// app_id adds the app's windows.
+type ExplainRequest struct {
+	Phone    string `json:"phone"`
+	IP       string `json:"ip"`
+	DeviceID string `json:"device_id"`
+	AppID    string `json:"app_id"`
+}
+
+// ExplainResponse is the answer of POST /v1/admin/explain.
+type ExplainResponse struct {
+	Code    int    `json:"code"`
+	Content string `json:"content"`
+	scoring.Explanation
+}
+
+// decodeStrict decodes a JSON object into v, refusing unknown members.
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var fe *schemas.FieldError
+		if errors.As(err, &fe) {
+			return fe
+		}
+		return &schemas.FieldError{Reason: "invalid JSON: " + schemas.Excerpt(err.Error(), 200)}
+	}
+	if dec.More() {
+		return &schemas.FieldError{Reason: "invalid JSON: data after the object"}
+	}
+	return nil
+}
+
+func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) (int, error) {
+	who, err := s.admin(r, s.explainer != nil, "investigation")
+	if err != nil {
+		return 0, err
+	}
+	if err := checkJSON(r); err != nil {
+		return 0, err
+	}
+	b, err := s.body(w, r)
+	if err != nil {
+		return 0, err
+	}
+	var req ExplainRequest
+	if err := decodeStrict(b, &req); err != nil {
+		return 0, err
+	}
+	var sub scoring.Subject
+	if req.Phone != "" {
+		if sub.Phone, err = schemas.NormalizePhone(req.Phone); err != nil {
+			return 0, err
+		}
+	}
+	if req.IP != "" {
+		if sub.IP, err = schemas.ParseIP(req.IP); err != nil {
+			return 0, err
+		}
+	}
+	sub.DeviceID, sub.AppID = req.DeviceID, req.AppID
+	x, err := s.explainer.Explain(sub)
+	if errors.Is(err, scoring.ErrNoSubject) {
+		return 0, &schemas.FieldError{Field: "phone", Reason: "give exactly one of phone, ip and device_id"}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", errNotReady, err)
+	}
+	s.log.Info("state explained", "by", who, "subject", x.Subject)
+	writeJSON(w, http.StatusOK, ExplainResponse{Code: 0, Content: "live state", Explanation: x})
+	return http.StatusOK, nil
+}
+
+// LabelsResponse is the answer of POST /v1/admin/labels.
+type LabelsResponse struct {
+	Code    int    `json:"code"`
+	Content string `json:"content"`
+	Labeled int    `json:"labeled"`
+}
+
+func (s *Server) handleLabels(w http.ResponseWriter, r *http.Request) (int, error) {
+	who, err := s.admin(r, s.labeler != nil, "labelling")
+	if err != nil {
+		return 0, err
+	}
+	if err := checkJSON(r); err != nil {
+		return 0, err
+	}
+	b, err := s.body(w, r)
+	if err != nil {
+		return 0, err
+	}
+	labels, err := schemas.DecodeLabels(b)
+	if err != nil {
+		return 0, err
+	}
+	now := time.Now().UTC()
+	for i := range labels {
+		labels[i].LabeledBy, labels[i].LabeledAt = "api:"+who, now
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	if err := s.labeler.Label(ctx, labels); err != nil {
+		return 0, &httpError{status: http.StatusServiceUnavailable, msg: "store labels: " + err.Error()}
+	}
+	s.log.Info("labels stored", "by", who, "labels", len(labels))
+	writeJSON(w, http.StatusOK, LabelsResponse{Code: 0, Content: "labels stored", Labeled: len(labels)})
+	return http.StatusOK, nil
+}
