@@ -80,6 +80,12 @@ func TestSQLOnBothClickHouses(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := st.WriteDecisions(ctx, fx.decisions); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.WriteLabels(ctx, fx.labels); err != nil {
+		t.Fatal(err)
+	}
 	oldStart := time.Now()
 	oldResults := map[string]stepResult{}
 	for _, s := range oldPlan.steps {

@@ -35,6 +35,8 @@ type crossFixture struct {
 	redelivered []schemas.ScoreRecord // some of them again, as a re-delivery writes them
 	versions    []RuleVersion
 	runs        []BacktestRun
+	decisions   []schemas.Decision // the decision log: verdicts served before some of the events
+	labels      []schemas.Label
 }
 
 // fixtureRule is a rule of the fixture's pack: each rule always has the same tag and level, as
@@ -198,6 +200,34 @@ func newCrossFixture(now time.Time) crossFixture {
 			schemas.Geo{Country: "US", Province: "California", City: "San Jose", ASN: 64500, IPType: "idc"}, "", "idc_proxy_ip")
 	}
 
+	// The decision log: every fourth event followed a served verdict and carries its id; a few
+	// verdicts have no event (abandoned attempts). Some are labelled, one label corrected.
+	for i := 0; i < len(fx.records); i += 4 {
+		r := &fx.records[i]
+		id := fmt.Sprintf("dec-%05d", i)
+		if i%20 != 0 {
+			r.DecisionID = id
+		}
+		hits := append([]schemas.RuleHit{}, r.Hits...)
+		if i%3 == 0 {
+			hits = append(hits, schemas.RuleHit{Rule: "mvno_tag", Tag: "mvno_segment", Mode: "tag", Reason: "an MVNO segment"})
+		}
+		fx.decisions = append(fx.decisions, schemas.Decision{
+			DecisionID: id, TS: r.TS.Add(-time.Second), AppID: r.AppID, Flow: r.Flow,
+			PhoneHash: r.PhoneHash, PhoneMasked: r.PhoneMasked, PhoneSegment: r.PhoneSegment,
+			IP: r.IP, Carrier: r.Carrier, Platform: r.Platform, DeviceID: r.DeviceID, TokenDigest: r.TokenDigest, ExID: r.ExID,
+			Score: r.Score, Tags: r.Tags, Detail: r.Detail, Hits: hits, RulesVersion: r.RulesVersion,
+			Node: []string{"api-1", "api-2"}[i%2], LatencyUS: int64(80 + i%400),
+		})
+		switch i % 12 {
+		case 0:
+			fx.labels = append(fx.labels, schemas.Label{AppID: r.AppID, DecisionID: id, Label: schemas.LabelFraud, LabeledBy: "api:lead", LabeledAt: r.TS.Add(time.Hour)})
+		case 4:
+			fx.labels = append(fx.labels, schemas.Label{AppID: r.AppID, EventID: r.EventID, Label: schemas.LabelLegit, Note: "known user", LabeledBy: "cli:ana", LabeledAt: r.TS.Add(time.Hour)},
+				schemas.Label{AppID: r.AppID, EventID: r.EventID, Label: schemas.LabelFraud, Note: "corrected", LabeledBy: "cli:ana", LabeledAt: r.TS.Add(2 * time.Hour)})
+		}
+	}
+
 	// Re-deliveries: the archiver writes some records again.
 	for i := 0; i < len(fx.records); i += 9 {
 		fx.redelivered = append(fx.redelivered, fx.records[i])
@@ -346,6 +376,27 @@ func buildCrossPlan(db string, now time.Time, version chschema.Version, fx cross
 			return nil, err
 		}
 	}
+	var decisionRows, labelRows [][]any
+	for i := range fx.decisions {
+		if reason := checkDecision(&fx.decisions[i]); reason != "" {
+			return nil, fmt.Errorf("fixture decision %d: %s", i, reason)
+		}
+		row, err := decisionRow(&fx.decisions[i])
+		if err != nil {
+			return nil, err
+		}
+		decisionRows = append(decisionRows, row)
+	}
+	if err := p.addInsert("decision log", "risk_decisions", riskDecisionsColumns, decisionRows); err != nil {
+		return nil, err
+	}
+	for _, l := range fx.labels {
+		kind, id := l.Target()
+		labelRows = append(labelRows, []any{l.AppID, kind, id, l.Label, l.Note, l.LabeledBy, l.LabeledAt.UTC()})
+	}
+	if err := p.addInsert("labels", "labels", labelsColumns, labelRows); err != nil {
+		return nil, err
+	}
 	for _, r := range fx.runs {
 		row, err := backtestRunRow(&r)
 		if err != nil {
@@ -377,6 +428,8 @@ func buildCrossPlan(db string, now time.Time, version chschema.Version, fx cross
 		{"risk_scores", strings.Join(riskScoresColumns, ", "), "app_id, event_id"},
 		{"rule_versions", strings.Join(ruleVersionsColumns, ", "), "version"},
 		{"backtest_runs", strings.Join(backtestRunsColumns, ", "), "run_id"},
+		{"risk_decisions", strings.Join(riskDecisionsColumns, ", "), "app_id, decision_id"},
+		{"labels", strings.Join(labelsColumns, ", "), "app_id, target, target_id"},
 		{"schema_migrations", "id, name", "id"},
 	} {
 		cond := ""
@@ -428,6 +481,19 @@ func buildCrossPlan(db string, now time.Time, version chschema.Version, fx cross
 	compare("rule versions", ruleVersionsSQL(db, 1000), true)
 	compare("rule version "+fx.versions[1].Version, ruleVersionSQL(db, fx.versions[1].Version), true)
 
+	// The backtest's labels and riskflow lookup's reads, for a phone, an address and a device.
+	for i, q := range labelsSQL(db) {
+		compare(fmt.Sprintf("backtest labels #%d", i+1), q, true)
+	}
+	for _, k := range []LookupKey{{PhoneHash: fx.records[0].PhoneHash}, {IP: fx.records[len(fx.records)-1].IP}, {DeviceID: fx.records[4].DeviceID}} {
+		aq, dq, err := LookupSQL(db, k, now.Add(-10*24*time.Hour), 50)
+		if err != nil {
+			return nil, err
+		}
+		compare(fmt.Sprintf("lookup %+v attempts", k), aq, true)
+		compare(fmt.Sprintf("lookup %+v decisions", k), dq, true)
+	}
+
 	// riskflow rules report, all apps and one app, over a day and over a week.
 	end := now.Truncate(time.Hour).Add(time.Hour)
 	for _, w := range []time.Duration{24 * time.Hour, 4 * 24 * time.Hour} {
@@ -461,7 +527,6 @@ func buildCrossPlan(db string, now time.Time, version chschema.Version, fx cross
 	}
 
 	// The statements cmd/riskflow builds itself (riskflow demo's questions).
-	// (When the decision log lands, its inserts and reads join the plan here like the archiver's.)
 	cmdSQL, err := commandSQL(filepath.Join("..", "..", "cmd", "riskflow"), db)
 	if err != nil {
 		return nil, err
@@ -703,7 +768,7 @@ func TestCrossVersionPlan(t *testing.T) {
 		if len(p.migrations) != wantMigs || p.current != (v != "18.16.1") {
 			t.Errorf("%s: migrations %q, current %v", v, p.migrations, p.current)
 		}
-		if kinds[stepInsert] != 9 || kinds[stepExec] != 3 || kinds[stepCompare] < 40 || kinds[stepRuns] < 8 || kinds[stepExpect] != 3 {
+		if kinds[stepInsert] != 11 || kinds[stepExec] != 3 || kinds[stepCompare] < 40 || kinds[stepRuns] < 8 || kinds[stepExpect] != 3 {
 			t.Errorf("%s: steps by kind %v", v, kinds)
 		}
 	}
