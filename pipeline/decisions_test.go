@@ -136,12 +136,18 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 type decisionSinkFunc func(ctx context.Context, ds []schemas.Decision) error
 
-func (f decisionSinkFunc) WriteDecisions(ctx context.Context, ds []schemas.Decision) error { return f(ctx, ds) }
+func (f decisionSinkFunc) WriteDecisions(ctx context.Context, ds []schemas.Decision) error {
+	return f(ctx, ds)
+}
 
 func TestDecisionArchiveStage(t *testing.T) {
 	var stored []schemas.Decision
