@@ -216,7 +216,7 @@ func sendLoad(ctx context.Context, g labelled, speedup float64, labels io.Writer
 			attacks++
 		}
 		if lw != nil {
-			b, _ := json.Marshal(loadgen.LabelLine{EventID: l.Event.EventID, Label: l.Label, Attack: l.Attack})
+			b, _ := json.Marshal(loadgen.LabelLine{EventID: l.Event.EventID, AppID: l.Event.AppID, Label: l.Label, Attack: l.Attack})
 			lw.Write(append(b, '\n'))
 		}
 		if len(batch) == cap(batch) {

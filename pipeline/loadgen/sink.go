@@ -11,12 +11,13 @@ import (
 // LabelLine is one line of the ground-truth side file (backtest.ParseLabels reads it).
 type LabelLine struct {
 	EventID string `json:"event_id"`
+	AppID   string `json:"app_id"` // event ids are unique per app: labels key by (app_id, event_id)
 	Label   string `json:"label"`
 	Attack  bool   `json:"attack"`
 }
 
 // WriteJSONL writes every remaining event of g to w, one VerifyEvent v1 JSON object per line, and
-// — when labels is not nil — the ground truth to labels, one {"event_id","label","attack"} object
+// — when labels is not nil — the ground truth to labels, one {"event_id","app_id","label","attack"} object
 // per line in the same order. It returns the number of events written. Both writers are buffered
 // here and flushed before returning.
 func WriteJSONL(w io.Writer, g *Generator, labels io.Writer) (int, error) {
@@ -39,7 +40,7 @@ func WriteJSONL(w io.Writer, g *Generator, labels io.Writer) (int, error) {
 			return n, fmt.Errorf("loadgen: write events: %w", err)
 		}
 		if lw != nil {
-			line, err := json.Marshal(LabelLine{l.Event.EventID, l.Label, l.Attack})
+			line, err := json.Marshal(LabelLine{EventID: l.Event.EventID, AppID: l.Event.AppID, Label: l.Label, Attack: l.Attack})
 			if err != nil {
 				return n, fmt.Errorf("loadgen: encode label of %s: %w", l.Event.EventID, err)
 			}

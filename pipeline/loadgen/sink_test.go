@@ -44,6 +44,7 @@ func TestWriteJSONL(t *testing.T) {
 		}
 		var lab struct {
 			EventID string `json:"event_id"`
+			AppID   string `json:"app_id"`
 			Label   string `json:"label"`
 			Attack  bool   `json:"attack"`
 		}
@@ -52,7 +53,7 @@ func TestWriteJSONL(t *testing.T) {
 		if err := dec.Decode(&lab); err != nil {
 			t.Fatalf("label line %d: %v", i+1, err)
 		}
-		if ev.EventID != want[i].Event.EventID || lab.EventID != ev.EventID || lab.Label != want[i].Label || lab.Attack != want[i].Attack {
+		if ev.EventID != want[i].Event.EventID || lab.EventID != ev.EventID || lab.AppID != ev.AppID || lab.Label != want[i].Label || lab.Attack != want[i].Attack {
 			t.Fatalf("line %d: event %s, label %+v; want %s labelled %s", i+1, ev.EventID, lab, want[i].Event.EventID, want[i].Label)
 		}
 	}
@@ -148,7 +149,7 @@ func TestLabelsReadByBacktest(t *testing.T) {
 	}
 	attacks := 0
 	for _, l := range want {
-		if a, ok := got[l.Event.EventID]; !ok || a != l.Attack {
+		if a, ok := got[backtest.LabelKey{AppID: l.Event.AppID, EventID: l.Event.EventID}]; !ok || a != l.Attack {
 			t.Fatalf("%s: label %v (present %v), want attack=%v", l.Event.EventID, a, ok, l.Attack)
 		}
 		if l.Attack {

@@ -57,10 +57,10 @@ type Options struct {
 	// negative means none.
 	Examples int
 
-	// Labels, when not nil, says which events were attacks (event id → true) and which were
-	// not (false); the report then has precision and recall for each pack. Events without a
-	// label are left out of both.
-	Labels map[string]bool
+	// Labels, when not nil, says which events were attacks (true) and which were not (false),
+	// by (app_id, event_id); the report then has precision and recall for each pack. Events
+	// without a label are left out of both.
+	Labels Labels
 	// FlagAt is the score at or above which an event counts as flagged for precision and
 	// recall; 0 means 600 (step up or block).
 	FlagAt int
@@ -563,7 +563,7 @@ func (r *runner) compare(b *batch) error {
 			}
 		}
 		if r.opts.Labels != nil {
-			if attack, ok := r.opts.Labels[id]; ok {
+			if attack, ok := r.opts.Labels.Of(b.evs[i].AppID, id); ok {
 				r.labeled++
 				for p, score := range [2]int{cur.scores[i], cand.scores[i]} {
 					q := &r.quality[p]

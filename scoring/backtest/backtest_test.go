@@ -251,7 +251,7 @@ func TestLabelsPrecisionRecall(t *testing.T) {
 		ev("b1", t0.Add(3*time.Minute), "B"), ev("b2", t0.Add(4*time.Minute), "B"),
 		ev("c1", t0.Add(5*time.Minute), "C"),
 	}
-	labels := map[string]bool{"a2": true, "a3": true, "b2": false, "c1": true, "unseen": true}
+	labels := Labels{{"", "a2"}: true, {"", "a3"}: true, {"", "b2"}: false, {"", "c1"}: true, {"", "unseen"}: true}
 	rep := run(t, events, current, candidate, Options{Labels: labels})
 	q := rep.Quality
 	if q == nil || q.Labeled != 4 || q.FlagAt != 600 {
@@ -421,18 +421,35 @@ func TestParseLabels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 4 || !got["ev-1"] || got["ev-2"] || !got["ev-3"] || got["ev-4"] {
+	if len(got) != 4 || !got[LabelKey{"", "ev-1"}] || got[LabelKey{"", "ev-2"}] || !got[LabelKey{"", "ev-3"}] || got[LabelKey{"", "ev-4"}] {
 		t.Errorf("labels %v", got)
 	}
 	got, err = ParseLabels(strings.NewReader(` {"a": true, "b": false}`))
-	if err != nil || len(got) != 2 || !got["a"] || got["b"] {
+	if err != nil || len(got) != 2 || !got[LabelKey{"", "a"}] || got[LabelKey{"", "b"}] {
 		t.Errorf("JSON labels %v %v", got, err)
 	}
 	got, err = ParseLabels(strings.NewReader("{\"event_id\":\"x\",\"label\":\"farm\",\"attack\":true}\n{\"event_id\":\"y\",\"label\":\"benign\",\"attack\":false}\n"))
-	if err != nil || len(got) != 2 || !got["x"] || got["y"] {
+	if err != nil || len(got) != 2 || !got[LabelKey{"", "x"}] || got[LabelKey{"", "y"}] {
 		t.Errorf("JSON-lines labels %v %v", got, err)
 	}
-	for _, bad := range []string{"ev-1,maybe\n", "ev-1\n", "a,1\nevent_id,label\n", `{"a": 1}`,
+	// Per app: the same event id in two apps, two labels; an app-less label is the fallback.
+	got, err = ParseLabels(strings.NewReader("app_id,event_id,label\napp1,ev-1,fraud\napp2,ev-1,legit\nev-9,1\n"))
+	if err != nil || len(got) != 3 {
+		t.Fatalf("per-app labels %v %v", got, err)
+	}
+	for _, c := range []struct {
+		app, id      string
+		attack, have bool
+	}{{"app1", "ev-1", true, true}, {"app2", "ev-1", false, true}, {"app3", "ev-1", false, false}, {"app3", "ev-9", true, true}} {
+		if a, ok := got.Of(c.app, c.id); a != c.attack || ok != c.have {
+			t.Errorf("Of(%s, %s) = %v, %v", c.app, c.id, a, ok)
+		}
+	}
+	got, err = ParseLabels(strings.NewReader(`{"event_id":"x","app_id":"a1","attack":true}` + "\n"))
+	if err != nil || !got[LabelKey{"a1", "x"}] {
+		t.Errorf("JSON line with app_id: %v %v", got, err)
+	}
+	for _, bad := range []string{"ev-1,maybe\n", "ev-1\n", "a,b,c,1\n", "a,1\nevent_id,label\n", `{"a": 1}`,
 		`{"event_id":"x","attack":true}` + "\n" + `{"event_id":"y"}`, `{"event_id":"x","attack":true,"extra":1}`} {
 		if _, err := ParseLabels(strings.NewReader(bad)); err == nil {
 			t.Errorf("%q accepted", bad)

@@ -44,17 +44,46 @@ func NewScorer(cfg scoring.Config, opts ...scoring.Option) func() (*scoring.Scor
 	}
 }
 
+// LabelKey is one event of one app: event ids are unique per app (tenant), not across apps.
+// AppID "" — a labels file that names no app — stands for the event id in every app.
+type LabelKey struct {
+	AppID   string
+	EventID string
+}
+
+// Labels says which events were attacks (true) and which were legitimate (false).
+type Labels map[LabelKey]bool
+
+// Of returns the label of event id of app: its own, else one given for the id without an app.
+func (l Labels) Of(app, id string) (attack, ok bool) {
+	if attack, ok = l[LabelKey{app, id}]; ok {
+		return attack, true
+	}
+	attack, ok = l[LabelKey{"", id}]
+	return attack, ok
+}
+
+// Merge adds other's labels to l; other's win where both label an event.
+func (l Labels) Merge(other Labels) {
+	for k, v := range other {
+		l[k] = v
+	}
+}
+
 // ParseLabels reads labels for Options.Labels: which events were attacks. Three forms are
 // accepted:
 //
 //   - a JSON object, event id → true (attack) or false (legitimate):
 //     {"ev-1": true, "ev-2": false}
-//   - JSON lines as `riskflow loadgen --labels` writes them, one object per event:
-//     {"event_id":"ev-1","label":"farm_burst","attack":true}
-//   - lines of `event_id,label` (a comma, tab or spaces between them), where label is
-//     1/true/attack/fraud or 0/false/benign/legit; blank lines and lines starting with '#'
-//     are skipped, and so is a first line `event_id,label` (a CSV header).
-func ParseLabels(r io.Reader) (map[string]bool, error) {
+//   - JSON lines as `riskflow loadgen --labels` writes them, one object per event, app_id
+//     optional: {"event_id":"ev-1","app_id":"app1","label":"farm_burst","attack":true}
+//   - lines of `event_id,label` or `app_id,event_id,label` (a comma, tab or spaces between
+//     them), where label is 1/true/attack/fraud or 0/false/benign/legit; blank lines and lines
+//     starting with '#' are skipped, and so is a first line that is a header
+//     (`event_id,label`, `app_id,event_id,label`).
+//
+// A label without an app applies to the event id in every app (see Labels.Of).
+func ParseLabels(r io.Reader) (Labels, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, fmt.Errorf("backtest: read labels: %w", err)
@@ -62,7 +91,7 @@ func ParseLabels(r io.Reader) (map[string]bool, error) {
 	if t := bytes.TrimSpace(data); len(t) > 0 && t[0] == '{' {
 		return parseJSONLabels(t)
 	}
-	out := map[string]bool{}
+	out := Labels{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	line, rows := 0, 0
@@ -74,21 +103,25 @@ func ParseLabels(r io.Reader) (map[string]bool, error) {
 		}
 		rows++
 		f := strings.FieldsFunc(text, func(r rune) bool { return r == ',' || r == '\t' || r == ' ' })
-		if len(f) != 2 {
-			return nil, fmt.Errorf("backtest: labels line %d: want `event_id,label`, got %q", line, text)
+		if len(f) != 2 && len(f) != 3 {
+			return nil, fmt.Errorf("backtest: labels line %d: want `event_id,label` or `app_id,event_id,label`, got %q", line, text)
 		}
-		switch strings.ToLower(f[1]) {
+		key := LabelKey{EventID: f[0]}
+		if len(f) == 3 {
+			key = LabelKey{AppID: f[0], EventID: f[1]}
+		}
+		switch strings.ToLower(f[len(f)-1]) {
 		case "1", "true", "attack", "fraud":
-			out[f[0]] = true
+			out[key] = true
 		case "0", "false", "benign", "legit":
-			out[f[0]] = false
+			out[key] = false
 		case "label":
 			if rows == 1 {
 				continue
 			}
 			fallthrough
 		default:
-			return nil, fmt.Errorf("backtest: labels line %d: label %q is not 1/true/attack/fraud or 0/false/benign/legit", line, f[1])
+			return nil, fmt.Errorf("backtest: labels line %d: label %q is not 1/true/attack/fraud or 0/false/benign/legit", line, f[len(f)-1])
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -100,16 +133,21 @@ func ParseLabels(r io.Reader) (map[string]bool, error) {
 // labelLine is one line of loadgen's labels file.
 type labelLine struct {
 	EventID *string `json:"event_id"`
+	AppID   string  `json:"app_id"`
 	Attack  *bool   `json:"attack"`
 }
 
 // parseJSONLabels reads one JSON object of event id → bool, or a stream of labelLine objects.
-func parseJSONLabels(data []byte) (map[string]bool, error) {
+func parseJSONLabels(data []byte) (Labels, error) {
 	var m map[string]bool
 	if json.Unmarshal(data, &m) == nil {
-		return m, nil
+		out := make(Labels, len(m))
+		for id, v := range m {
+			out[LabelKey{EventID: id}] = v
+		}
+		return out, nil
 	}
-	out := map[string]bool{}
+	out := Labels{}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	for n := 1; ; n++ {
@@ -125,6 +163,6 @@ func parseJSONLabels(data []byte) (map[string]bool, error) {
 		if l.EventID == nil || *l.EventID == "" || l.Attack == nil {
 			return nil, fmt.Errorf("backtest: labels: object %d: event_id and attack are required", n)
 		}
-		out[*l.EventID] = *l.Attack
+		out[LabelKey{AppID: l.AppID, EventID: *l.EventID}] = *l.Attack
 	}
 }
