@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -133,7 +134,7 @@ func (d *DecisionLog) Run(ctx context.Context, drain time.Duration) error {
 	for {
 		select {
 		case <-ctx.Done():
-			d.drain(drain)
+			d.drain(nil, drain)
 			return nil
 		case v := <-d.q:
 			batch = append(batch[:0], d.encode(&v))
@@ -147,18 +148,18 @@ func (d *DecisionLog) Run(ctx context.Context, drain time.Duration) error {
 			}
 			break
 		}
-		if err := d.publish(ctx, batch); err != nil {
-			d.drain(drain)
+		if rest, err := d.publish(ctx, batch); err != nil {
+			d.drain(rest, drain) // stopping: what was not acknowledged goes first
 			return nil
 		}
 	}
 }
 
-// drain publishes what is queued, for at most d.
-func (d *DecisionLog) drain(limit time.Duration) {
+// drain publishes pending, then what is queued, for at most limit.
+func (d *DecisionLog) drain(pending []kafka.Message, limit time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	var batch []kafka.Message
+	batch := slices.Clone(pending)
 	for {
 		select {
 		case v := <-d.q:
@@ -171,8 +172,8 @@ func (d *DecisionLog) drain(limit time.Duration) {
 		if len(batch) == 0 {
 			return
 		}
-		if err := d.publish(ctx, batch); err != nil {
-			lost := len(batch) + len(d.q)
+		if rest, err := d.publish(ctx, batch); err != nil {
+			lost := len(rest) + len(d.q)
 			d.log.Warn("decision log stopped with verdicts unpublished", "lost", lost, "err", err)
 			return
 		}
@@ -180,8 +181,9 @@ func (d *DecisionLog) drain(limit time.Duration) {
 	}
 }
 
-// publish writes batch, retrying what Kafka did not acknowledge until it did or ctx ended.
-func (d *DecisionLog) publish(ctx context.Context, batch []kafka.Message) error {
+// publish writes batch, retrying what Kafka did not acknowledge until it did or ctx ended; then
+// it returns what is still unacknowledged with ctx's error.
+func (d *DecisionLog) publish(ctx context.Context, batch []kafka.Message) ([]kafka.Message, error) {
 	wait := d.cfg.RetryMin
 	failing := false
 	for len(batch) > 0 {
@@ -195,22 +197,25 @@ func (d *DecisionLog) publish(ctx context.Context, batch []kafka.Message) error 
 			if failing {
 				d.log.Info("decision log publishing again")
 			}
-			return nil
+			return nil, nil
+		}
+		batch = keep(batch, retry)
+		if ctx.Err() != nil {
+			return batch, ctx.Err()
 		}
 		d.failures.Add(1)
 		if !failing {
 			failing = true
 			d.log.Warn("decision log cannot publish; retrying (verdicts queue, then drop)", "pending", len(retry), "err", consumers.Summarize(err))
 		}
-		batch = keep(batch, retry)
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return batch, ctx.Err()
 		case <-time.After(wait):
 		}
 		wait = min(wait*2, d.cfg.RetryMax)
 	}
-	return nil
+	return nil, nil
 }
 
 // encode turns a verdict into its risk.decisions message: the phone becomes its keyed hash, its

@@ -200,7 +200,8 @@ func (a *app) prepareKafka(ctx context.Context) error {
 
 func (a *app) topics() []consumers.TopicSpec {
 	k := a.cfg.Kafka
-	return []consumers.TopicSpec{{Name: k.EventsTopic, Partitions: k.Partitions}, {Name: k.ScoresTopic, Partitions: k.Partitions}, {Name: k.DLQTopic, Partitions: 1}}
+	return []consumers.TopicSpec{{Name: k.EventsTopic, Partitions: k.Partitions}, {Name: k.ScoresTopic, Partitions: k.Partitions}, {Name: k.DLQTopic, Partitions: 1},
+		{Name: k.DecisionsTopic, Partitions: k.Partitions}}
 }
 
 // startFeed starts this process's feature-state feed — every partition of verify.events, from
@@ -355,7 +356,10 @@ func (a *app) runArchiver(ctx context.Context) error {
 	a.registerLoop("archiver", loop)
 	go a.watchGroupLag(ctx, k.ArchiverGroup, k.ScoresTopic)
 	a.log.Info("archiver running", "topic", k.ScoresTopic, "group", k.ArchiverGroup, "clickhouse", c.Addr, "database", c.Database)
-	return loop.Run(ctx)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.runDecisionArchiver(gctx, sink) })
+	g.Go(func() error { return loop.Run(gctx) })
+	return g.Wait()
 }
 
 // migratingSink applies the schema before its first write (ClickHouse may be down at start; the
@@ -368,11 +372,19 @@ type migratingSink struct {
 }
 
 func (m *migratingSink) WriteBatch(ctx context.Context, recs []schemas.ScoreRecord) error {
+	if err := m.migrate(ctx); err != nil {
+		return err
+	}
+	return m.store.WriteBatch(ctx, recs)
+}
+
+// migrate applies the schema once, before the first write of any table.
+func (m *migratingSink) migrate(ctx context.Context) error {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	if !m.migrated {
 		applied, err := m.store.Migrate(ctx)
 		if err != nil {
-			m.mu.Unlock()
 			return fmt.Errorf("migrate before first write: %w", err)
 		}
 		m.migrated = true
@@ -380,8 +392,7 @@ func (m *migratingSink) WriteBatch(ctx context.Context, recs []schemas.ScoreReco
 			m.log.Info("clickhouse schema migrated", "applied", applied)
 		}
 	}
-	m.mu.Unlock()
-	return m.store.WriteBatch(ctx, recs)
+	return nil
 }
 
 // runAPI serves HTTP until ctx is done, then drains in-flight requests.
@@ -396,13 +407,20 @@ func (a *app) runAPI(ctx context.Context, listen string, serving, ready func() e
 	events := consumers.NewWriter(a.kc, a.cfg.Kafka.EventsTopic)
 	defer events.Close()
 	host, _ := os.Hostname()
+	opts, closeInv := a.apiInvestigation(ctx)
+	defer closeInv()
+	if a.cfg.API.DecisionLog {
+		dl, stop := a.startDecisionLog(ctx, host)
+		defer stop()
+		opts = append(opts, api.WithDecisionLog(dl))
+	}
 	srv := api.New(api.Config{
 		Keys: a.cfg.API.Keys, MaxBodyBytes: a.cfg.API.MaxBodyBytes, RatePerApp: a.cfg.API.RatePerApp,
 		EventsRatePerApp: a.cfg.API.EventsRatePerApp, AuthFailuresPerMinute: a.cfg.API.AuthFailuresPerMinute,
 		NodeID: nodePrefix(host),
 	}, a.scorer, &pipeline.Publisher{W: events, Hasher: a.hasher},
-		api.WithServing(serving), api.WithReadiness(ready), api.WithLogger(a.log.With("role", "api")), api.WithRegistry(a.reg),
-		api.WithRulesAdmin(rulesAdmin{s: a.rules, persisted: a.cfg.Scoring.Rules != ""}, a.cfg.API.AdminKeys))
+		append([]api.Option{api.WithServing(serving), api.WithReadiness(ready), api.WithLogger(a.log.With("role", "api")), api.WithRegistry(a.reg),
+			api.WithRulesAdmin(rulesAdmin{s: a.rules, persisted: a.cfg.Scoring.Rules != ""}, a.cfg.API.AdminKeys)}, opts...)...)
 	hs := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 2 * time.Second,

@@ -59,6 +59,10 @@ type KafkaConfig struct {
 	EventsTopic   string   `yaml:"events_topic"`
 	ScoresTopic   string   `yaml:"scores_topic"`
 	DLQTopic      string   `yaml:"dlq_topic"`
+	// DecisionsTopic carries every verdict /v1/risk/check served (the decision log).
+	DecisionsTopic string `yaml:"decisions_topic"`
+	// DecisionsGroup is the archivers' consumer group on DecisionsTopic.
+	DecisionsGroup string `yaml:"decisions_group"`
 	Partitions    int      `yaml:"partitions"`
 	ScorerGroup   string   `yaml:"scorer_group"`
 	ArchiverGroup string   `yaml:"archiver_group"`
@@ -103,6 +107,10 @@ type APIConfig struct {
 	// MaxStaleness is how old an API replica's state may grow (the broker away) before /readyz
 	// fails; checks are still answered from it.
 	MaxStaleness Duration `yaml:"max_staleness"`
+	// DecisionLog publishes every verdict served to kafka.decisions_topic; DecisionQueue bounds
+	// the verdicts waiting for Kafka (beyond it they are dropped and counted, never waited for).
+	DecisionLog   bool `yaml:"decision_log"`
+	DecisionQueue int  `yaml:"decision_queue"`
 }
 
 // ScoringConfig is the scorer's data and rules.
@@ -139,7 +147,7 @@ func Default() Config {
 	return Config{
 		Kafka: KafkaConfig{
 			Brokers: []string{"127.0.0.1:19092"}, EventsTopic: "verify.events", ScoresTopic: "risk.scores",
-			DLQTopic: "verify.events.dlq", Partitions: 4, ScorerGroup: "riskflow-scorer",
+			DLQTopic: "verify.events.dlq", DecisionsTopic: "risk.decisions", DecisionsGroup: "riskflow-decisions", Partitions: 4, ScorerGroup: "riskflow-scorer",
 			ArchiverGroup: "riskflow-archiver", ScorerBatch: 2000, BatchTimeout: Duration(2 * time.Millisecond),
 			StallAfter: Duration(30 * time.Second),
 		},
@@ -150,7 +158,8 @@ func Default() Config {
 			Database: "riskflow", Username: "default", BatchSize: 100_000, FlushInterval: Duration(500 * time.Millisecond),
 			BreakerFailures: 3, BreakerOpenFor: Duration(5 * time.Second),
 		},
-		API: APIConfig{Listen: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, ReadyMaxLag: 1000, MaxStaleness: Duration(time.Minute), AuthFailuresPerMinute: 20},
+		API: APIConfig{Listen: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, ReadyMaxLag: 1000, MaxStaleness: Duration(time.Minute), AuthFailuresPerMinute: 20,
+			DecisionLog: true, DecisionQueue: 10_000},
 		Scoring: ScoringConfig{
 			ReloadInterval: Duration(5 * time.Second), MaxEntriesPerKey: 1024, Replay: true, FeedWait: Duration(2 * time.Second),
 			SnapshotInterval: Duration(5 * time.Minute),
@@ -172,7 +181,7 @@ func (c *Config) Validate() error {
 			bad("kafka.brokers", "%q is not host:port", b)
 		}
 	}
-	for _, t := range []struct{ k, v string }{{"kafka.events_topic", c.Kafka.EventsTopic}, {"kafka.scores_topic", c.Kafka.ScoresTopic}, {"kafka.dlq_topic", c.Kafka.DLQTopic}, {"kafka.scorer_group", c.Kafka.ScorerGroup}, {"kafka.archiver_group", c.Kafka.ArchiverGroup}} {
+	for _, t := range []struct{ k, v string }{{"kafka.events_topic", c.Kafka.EventsTopic}, {"kafka.scores_topic", c.Kafka.ScoresTopic}, {"kafka.dlq_topic", c.Kafka.DLQTopic}, {"kafka.decisions_topic", c.Kafka.DecisionsTopic}, {"kafka.decisions_group", c.Kafka.DecisionsGroup}, {"kafka.scorer_group", c.Kafka.ScorerGroup}, {"kafka.archiver_group", c.Kafka.ArchiverGroup}} {
 		if t.v == "" {
 			bad(t.k, "must not be empty")
 		}
@@ -223,6 +232,9 @@ func (c *Config) Validate() error {
 	}
 	if c.API.MaxBodyBytes < 1024 {
 		bad("api.max_body_bytes", "%d is below 1024", c.API.MaxBodyBytes)
+	}
+	if c.API.DecisionQueue < 1 || c.API.DecisionQueue > 10_000_000 {
+		bad("api.decision_queue", "%d is outside 1..10000000", c.API.DecisionQueue)
 	}
 	if c.API.RatePerApp < 0 {
 		bad("api.rate_per_app", "must not be negative")

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/riskflow/riskflow/consumers"
+	"github.com/riskflow/riskflow/pipeline"
+	"github.com/riskflow/riskflow/pipeline/chsink"
+	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring/api"
+)
+
+// decisionDrain is how long a stopping API node keeps publishing the verdicts still queued.
+const decisionDrain = 3 * time.Second
+
+// startDecisionLog starts the decision log of an API node: every verdict served goes to
+// kafka.decisions_topic through a bounded queue. stop waits until what is queued was published
+// (at most decisionDrain) once ctx is done.
+func (a *app) startDecisionLog(ctx context.Context, node string) (log *pipeline.DecisionLog, stop func()) {
+	w := consumers.NewWriter(a.kc, a.cfg.Kafka.DecisionsTopic)
+	dl := pipeline.NewDecisionLog(pipeline.DecisionLogConfig{
+		Queue: a.cfg.API.DecisionQueue, Node: node, MaxMessageBytes: a.kc.BatchBytes(),
+	}, w, a.hasher, a.log.With("role", "api", "part", "decision log"))
+	registerDecisionMetrics(a.reg, dl)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = dl.Run(ctx, decisionDrain)
+		w.Close()
+	}()
+	a.log.Info("decision log on", "topic", a.cfg.Kafka.DecisionsTopic, "queue", a.cfg.API.DecisionQueue)
+	return dl, func() { <-done }
+}
+
+// registerDecisionMetrics exposes the decision log's counters: riskflow_decisions_total by result
+// (recorded, published, dropped: queue full, rejected: refused by the broker) and the queue's length.
+func registerDecisionMetrics(reg prometheus.Registerer, dl *pipeline.DecisionLog) {
+	for result, f := range map[string]func() uint64{
+		"recorded": dl.Recorded, "published": dl.Published, "dropped": dl.Dropped, "rejected": dl.Rejected,
+	} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "riskflow_decisions_total", Help: "Verdicts of /v1/risk/check by what the decision log did with them.",
+			ConstLabels: prometheus.Labels{"result": result},
+		}, func() float64 { return float64(f()) }))
+	}
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "riskflow_decision_publish_failures_total", Help: "Failed produce calls of the decision log (each retried).",
+	}, func() float64 { return float64(dl.Failures()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "riskflow_decision_queue_length", Help: "Verdicts waiting for Kafka in the decision log's queue.",
+	}, func() float64 { return float64(dl.Queued()) }))
+}
+
+// apiInvestigation is the admin routes' options: explain from the scorer, labels into ClickHouse
+// (when configured). closeFn releases the ClickHouse connections.
+func (a *app) apiInvestigation(ctx context.Context) (opts []api.Option, closeFn func()) {
+	opts = []api.Option{api.WithAdmins(a.cfg.API.AdminKeys)}
+	c := a.cfg.ClickHouse
+	if c.Addr == "" {
+		return append(opts, api.WithInvestigation(a.scorer, nil)), func() {}
+	}
+	st, err := chsink.Open(ctx, chsink.Config{Addr: c.Addr, Database: c.Database, Username: c.Username, Password: c.Password}, chsink.WithLogger(a.log))
+	if err != nil {
+		a.log.Warn("labels through the API are off: clickhouse", "err", err)
+		return append(opts, api.WithInvestigation(a.scorer, nil)), func() {}
+	}
+	sink := &migratingSink{store: st, log: a.log}
+	return append(opts, api.WithInvestigation(a.scorer, labelStore{sink})), func() { st.Close() }
+}
+
+// labelStore stores labels (api.Labeler), migrating the schema before the first write.
+type labelStore struct{ m *migratingSink }
+
+func (l labelStore) Label(ctx context.Context, labels []schemas.Label) error {
+	if err := l.m.migrate(ctx); err != nil {
+		return err
+	}
+	return l.m.store.WriteLabels(ctx, labels)
+}
+
+// decisionStore stores decisions (pipeline.DecisionSink), migrating the schema before the first
+// write.
+type decisionStore struct{ m *migratingSink }
+
+func (d decisionStore) WriteDecisions(ctx context.Context, ds []schemas.Decision) error {
+	if err := d.m.migrate(ctx); err != nil {
+		return err
+	}
+	return d.m.store.WriteDecisions(ctx, ds)
+}
+
+// runDecisionArchiver consumes kafka.decisions_topic into risk_decisions, in the group
+// kafka.decisions_group; each batch is committed once ClickHouse acknowledged it.
+func (a *app) runDecisionArchiver(ctx context.Context, sink *migratingSink) error {
+	k, c := a.cfg.Kafka, a.cfg.ClickHouse
+	reader := consumers.NewGroupReader(a.kc, k.DecisionsTopic, k.DecisionsGroup)
+	dlq := consumers.NewWriter(a.kc, k.DLQTopic)
+	defer func() { reader.Close(); dlq.Close() }()
+	archived := prometheus.NewCounter(prometheus.CounterOpts{Name: "riskflow_decisions_archived_total", Help: "Decisions written to risk_decisions."})
+	a.reg.MustRegister(archived)
+	stage := &pipeline.DecisionArchiveStage{Sink: decisionStore{sink}, DLQ: dlq, Log: a.log.With("role", "archiver", "part", "decisions"),
+		MaxMessageBytes: a.kc.BatchBytes(), Archived: func(n int) { archived.Add(float64(n)) }}
+	loop := consumers.NewLoop(consumers.LoopConfig{
+		Name: "decisions", MaxBatch: min(c.BatchSize, 20_000), MaxWait: c.FlushInterval.D(),
+		BackoffMin: 200 * time.Millisecond, BackoffMax: c.BreakerOpenFor.D(),
+	}, reader, stage.Handle, a.log, a.obs)
+	a.registerLoop("decisions", loop)
+	go a.watchGroupLag(ctx, k.DecisionsGroup, k.DecisionsTopic)
+	a.log.Info("decision archiver running", "topic", k.DecisionsTopic, "group", k.DecisionsGroup)
+	if err := loop.Run(ctx); err != nil {
+		return fmt.Errorf("decision archiver: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,296 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/riskflow/riskflow/rules"
+	"github.com/riskflow/riskflow/rules/packs"
+	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring"
+	"github.com/riskflow/riskflow/scoring/api"
+)
+
+type oaRules struct{}
+
+func (oaRules) Current() api.RulesInfo {
+	return api.RulesInfo{Pack: "default", Version: "v1", Rules: 29, LoadedBy: "startup", Persisted: true, Recorded: true}
+}
+func (oaRules) Update(_ context.Context, pack []byte, who string) (api.RulesInfo, error) {
+	if !bytes.Contains(pack, []byte("rules:")) {
+		return api.RulesInfo{}, fmt.Errorf("%w: line 1: rules: is required", api.ErrRejected)
+	}
+	return api.RulesInfo{Pack: "p", Version: "v2", Rules: 1, LoadedBy: "api:" + who}, nil
+}
+
+type recordedLabels struct {
+	mu     sync.Mutex
+	labels []schemas.Label
+	err    error
+}
+
+func (r *recordedLabels) Label(_ context.Context, ls []schemas.Label) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return r.err
+	}
+	r.labels = append(r.labels, ls...)
+	return nil
+}
+
+type recordedDecisions struct {
+	mu   sync.Mutex
+	reqs []schemas.CheckRequest
+	rcs  []schemas.RiskCheck
+	hits [][]schemas.RuleHit
+	lat  []time.Duration
+}
+
+func (r *recordedDecisions) Record(req schemas.CheckRequest, rc schemas.RiskCheck, hits []schemas.RuleHit, latency time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reqs, r.rcs, r.hits, r.lat = append(r.reqs, req), append(r.rcs, rc), append(r.hits, hits), append(r.lat, latency)
+}
+
+// realScorer is the default pack over a state where one datacenter address already served many
+// numbers, so checks from it earn tags.
+func realScorer(t *testing.T) *scoring.Scorer {
+	t.Helper()
+	now := time.Now().UTC()
+	s, err := scoring.New(scoring.Config{}, scoring.WithPhoneHasher(schemas.NewPhoneHasher([]byte("k"))), scoring.WithClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := rules.Compile(packs.Default(), s.Env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetPack(p)
+	for i := range 30 {
+		ev := schemas.VerifyEvent{EventID: fmt.Sprintf("e%d", i), TS: now.Add(-time.Minute), AppID: "app1", Flow: "one_click_login",
+			Phone: fmt.Sprintf("1370000%04d", i), IP: netip.MustParseAddr("223.104.3.7"), Carrier: "CM", DeviceID: "farm-1", Outcome: "success"}
+		s.Apply(&ev)
+	}
+	return s
+}
+
+// Every route and every error status, answered by the real handler, checked against the embedded
+// OpenAPI document: the document is valid, each response's status, headers and body are what it
+// says, and each accepted request is one it describes.
+func TestOpenAPIMatchesResponses(t *testing.T) {
+	ctx := context.Background()
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(api.OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(ctx); err != nil {
+		t.Fatalf("the OpenAPI document is invalid: %v", err)
+	}
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errSchema := doc.Components.Schemas["Error"].Value
+
+	labels := &recordedLabels{}
+	decisions := &recordedDecisions{}
+	sc := realScorer(t)
+	admins := map[string]string{"lead": "lead-secret"}
+	srv := api.New(api.Config{Keys: keys, RatePerApp: 1000, Burst: 1000}, sc, &fakePublisher{},
+		api.WithLogger(slog.New(slog.DiscardHandler)), api.WithRulesAdmin(oaRules{}, admins),
+		api.WithInvestigation(sc, labels), api.WithDecisionLog(decisions))
+	limited := api.New(api.Config{Keys: keys, RatePerApp: 0.001, Burst: 1}, sc, nil, api.WithLogger(slog.New(slog.DiscardHandler)))
+	notReady := api.New(api.Config{Keys: keys}, sc, nil, api.WithLogger(slog.New(slog.DiscardHandler)),
+		api.WithReadiness(func() error { return errors.New("state catching up") }))
+	noAdmin := api.New(api.Config{Keys: keys}, sc, nil, api.WithLogger(slog.New(slog.DiscardHandler)))
+
+	const (
+		app   = "app1:secret1"
+		admin = "lead:lead-secret"
+		json_ = "application/json"
+	)
+	ev := `{"event_id":"ev-1","ts":"2025-03-14T17:26:53+08:00","app_id":"app1","flow":"one_click_login","phone":"13812348000","ip":"223.104.3.7","outcome":"success","decision_id":"n-1"}`
+	cases := []struct {
+		name           string
+		srv            *api.Server
+		method, path   string
+		body, ct, auth string
+		status         int
+	}{
+		{"check", srv, "POST", "/v1/risk/check", `{"phone":"13700009999","ip":"223.104.3.7","app_id":"app1","carrier":"CM","device_id":"farm-1","ex_id":"x-1"}`, json_, app, 200},
+		{"check clean", srv, "POST", "/v1/risk/check", `{"phone":"13912345678","ip":"10.1.2.3","app_id":"app1"}`, json_, app, 200},
+		{"check bad phone", srv, "POST", "/v1/risk/check", `{"phone":"12","ip":"1.2.3.4","app_id":"app1"}`, json_, app, 400},
+		{"check no auth", srv, "POST", "/v1/risk/check", `{}`, json_, "", 401},
+		{"check other app", srv, "POST", "/v1/risk/check", `{"phone":"13912345678","ip":"10.1.2.3","app_id":"app2"}`, json_, app, 403},
+		{"check wrong method", srv, "GET", "/v1/risk/check", ``, "", app, 405},
+		{"check too large", srv, "POST", "/v1/risk/check", `{"ex_id":"` + strings.Repeat("x", 2<<20) + `"}`, json_, app, 413},
+		{"check form", srv, "POST", "/v1/risk/check", `a=b`, "application/x-www-form-urlencoded", app, 415},
+		{"check within the rate", limited, "POST", "/v1/risk/check", `{"phone":"13912345678","ip":"10.1.2.3","app_id":"app1"}`, json_, app, 200},
+		{"check rate", limited, "POST", "/v1/risk/check", `{"phone":"13912345678","ip":"10.1.2.3","app_id":"app1"}`, json_, app, 429},
+		{"check not ready", notReady, "POST", "/v1/risk/check", `{"phone":"13912345678","ip":"10.1.2.3","app_id":"app1"}`, json_, app, 503},
+		{"events one", srv, "POST", "/v1/events", ev, json_, app, 202},
+		{"events array", srv, "POST", "/v1/events", "[" + ev + "]", json_, app, 202},
+		{"events bad", srv, "POST", "/v1/events", `{"event_id":""}`, json_, app, 400},
+		{"events no publisher", noAdmin, "POST", "/v1/events", ev, json_, app, 503},
+		{"healthz", srv, "GET", "/healthz", ``, "", "", 200},
+		{"readyz", srv, "GET", "/readyz", ``, "", "", 200},
+		{"readyz not ready", notReady, "GET", "/readyz", ``, "", "", 503},
+		{"metrics", srv, "GET", "/metrics", ``, "", "", 200},
+		{"openapi", srv, "GET", "/v1/openapi.yaml", ``, "", "", 200},
+		{"rules get", srv, "GET", "/v1/rules", ``, "", admin, 200},
+		{"rules put", srv, "PUT", "/v1/rules", "pack: p\nrules: []\n", "application/yaml", admin, 200},
+		{"rules put rejected", srv, "PUT", "/v1/rules", "pack: p\n", "application/yaml", admin, 400},
+		{"rules as app", srv, "GET", "/v1/rules", ``, "", app, 401},
+		{"rules off", noAdmin, "GET", "/v1/rules", ``, "", admin, 404},
+		{"explain phone", srv, "POST", "/v1/admin/explain", `{"phone":"13700000001"}`, json_, admin, 200},
+		{"explain ip", srv, "POST", "/v1/admin/explain", `{"ip":"223.104.3.7","app_id":"app1"}`, json_, admin, 200},
+		{"explain device", srv, "POST", "/v1/admin/explain", `{"device_id":"farm-1"}`, json_, admin, 200},
+		{"explain two subjects", srv, "POST", "/v1/admin/explain", `{"device_id":"farm-1","ip":"1.2.3.4"}`, json_, admin, 400},
+		{"explain off", noAdmin, "POST", "/v1/admin/explain", `{"device_id":"farm-1"}`, json_, admin, 404},
+		{"labels", srv, "POST", "/v1/admin/labels", `[{"app_id":"app1","decision_id":"n-1","label":"fraud","note":"farm"},{"app_id":"app1","event_id":"ev-1","label":"legit"}]`, json_, admin, 200},
+		{"labels one", srv, "POST", "/v1/admin/labels", `{"app_id":"app1","event_id":"ev-2","label":"fraud"}`, json_, admin, 200},
+		{"labels bad", srv, "POST", "/v1/admin/labels", `{"app_id":"app1","event_id":"ev-2","label":"maybe"}`, json_, admin, 400},
+		{"labels text", srv, "POST", "/v1/admin/labels", `x`, "text/plain", admin, 415},
+		{"unknown route", srv, "GET", "/v2/nothing", ``, "", app, 404},
+	}
+	seenOps := map[string]bool{}
+	seenStatus := map[int]bool{}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := httptest.NewRequest(c.method, c.path, strings.NewReader(c.body))
+			if c.ct != "" {
+				r.Header.Set("Content-Type", c.ct)
+			}
+			if c.auth != "" {
+				name, secret, _ := strings.Cut(c.auth, ":")
+				r.SetBasicAuth(name, secret)
+			}
+			w := httptest.NewRecorder()
+			c.srv.ServeHTTP(w, r)
+			if w.Code != c.status {
+				t.Fatalf("status %d, want %d: %s", w.Code, c.status, w.Body)
+			}
+			seenStatus[w.Code] = true
+			route, params, err := router.FindRoute(httptest.NewRequest(c.method, "http://127.0.0.1:8080"+c.path, nil))
+			if err != nil {
+				// No documented route (an unknown path): the answer is still an Error.
+				var v any
+				if err := json.Unmarshal(w.Body.Bytes(), &v); err != nil {
+					t.Fatalf("body %q: %v", w.Body, err)
+				}
+				if err := errSchema.VisitJSON(v); err != nil {
+					t.Fatalf("undocumented route answered %s, not an Error: %v", w.Body, err)
+				}
+				if c.status != 404 && c.status != 405 {
+					t.Fatalf("route %s %s is not in the document: %v", c.method, c.path, err)
+				}
+				return
+			}
+			// A 405 on a path documented for other methods finds the path's route of another method.
+			seenOps[route.Method+" "+route.Path] = seenOps[route.Method+" "+route.Path] || w.Code < 300
+			in := &openapi3filter.RequestValidationInput{
+				Request: httptest.NewRequest(c.method, "http://127.0.0.1:8080"+c.path, strings.NewReader(c.body)), PathParams: params, Route: route,
+				Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
+			}
+			if c.ct != "" {
+				in.Request.Header.Set("Content-Type", c.ct)
+			}
+			if w.Code < 300 {
+				if err := openapi3filter.ValidateRequest(ctx, in); err != nil {
+					t.Errorf("an accepted request the document does not describe: %v", err)
+				}
+			}
+			if c.method != route.Method {
+				return // 405: checked as an Error below through the response of a documented operation
+			}
+			out := &openapi3filter.ResponseValidationInput{
+				RequestValidationInput: in, Status: w.Code, Header: w.Header(),
+				Options: &openapi3filter.Options{IncludeResponseStatus: true},
+			}
+			out.SetBodyBytes(w.Body.Bytes())
+			if err := openapi3filter.ValidateResponse(ctx, out); err != nil {
+				t.Errorf("response %d %s does not match the document: %v", w.Code, clip(w.Body.String()), err)
+			}
+		})
+	}
+	var missing []string
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			if !seenOps[method+" "+path] {
+				missing = append(missing, method+" "+path)
+			}
+		}
+	}
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		t.Errorf("documented operations no case answered with success: %v", missing)
+	}
+	for _, st := range []int{400, 401, 403, 404, 405, 413, 415, 429, 503} {
+		if !seenStatus[st] {
+			t.Errorf("no case answered %d", st)
+		}
+	}
+	// The admin routes did their work: labels stored with who and when, decisions recorded.
+	if len(labels.labels) != 3 || labels.labels[0].LabeledBy != "api:lead" || labels.labels[0].LabeledAt.IsZero() {
+		t.Errorf("labels stored: %+v", labels.labels)
+	}
+	if len(decisions.rcs) != 2 {
+		t.Errorf("%d decisions recorded for 2 answered checks", len(decisions.rcs))
+	}
+}
+
+func clip(s string) string {
+	if len(s) > 300 {
+		return s[:300] + "…"
+	}
+	return s
+}
+
+// The decision log gets every answered check — with the id answered, every hit and the latency —
+// and nothing else.
+func TestDecisionLogRecordsAnsweredChecks(t *testing.T) {
+	sc := realScorer(t)
+	rec := &recordedDecisions{}
+	srv := api.New(api.Config{Keys: keys, NodeID: "n1-"}, sc, nil, api.WithLogger(slog.New(slog.DiscardHandler)), api.WithDecisionLog(rec))
+	var ids []string
+	for i := range 3 {
+		r := httptest.NewRequest("POST", "/v1/risk/check", strings.NewReader(fmt.Sprintf(`{"phone":"1370000%04d","ip":"223.104.3.7","app_id":"app1","device_id":"farm-1"}`, 100+i)))
+		r.SetBasicAuth("app1", "secret1")
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, r)
+		var rc schemas.RiskCheck
+		if err := json.Unmarshal(w.Body.Bytes(), &rc); err != nil || w.Code != 200 {
+			t.Fatalf("%d %s", w.Code, w.Body)
+		}
+		ids = append(ids, rc.ID)
+	}
+	r := httptest.NewRequest("POST", "/v1/risk/check", strings.NewReader(`{"phone":"1","ip":"223.104.3.7","app_id":"app1"}`))
+	r.SetBasicAuth("app1", "secret1")
+	srv.ServeHTTP(httptest.NewRecorder(), r)
+	if len(rec.rcs) != 3 {
+		t.Fatalf("%d decisions for 3 answered checks and one refused", len(rec.rcs))
+	}
+	for i, rc := range rec.rcs {
+		if rc.ID != ids[i] || rc.Score == 0 || len(rec.hits[i]) == 0 || rec.lat[i] <= 0 || rec.reqs[i].DeviceID != "farm-1" {
+			t.Errorf("decision %d: id %q (answered %q), score %d, hits %v, latency %v", i, rc.ID, ids[i], rc.Score, rec.hits[i], rec.lat[i])
+		}
+	}
+
+}
