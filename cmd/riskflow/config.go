@@ -55,19 +55,19 @@ type OpsConfig struct {
 
 // KafkaConfig is the broker and topics.
 type KafkaConfig struct {
-	Brokers       []string `yaml:"brokers"`
-	EventsTopic   string   `yaml:"events_topic"`
-	ScoresTopic   string   `yaml:"scores_topic"`
-	DLQTopic      string   `yaml:"dlq_topic"`
+	Brokers     []string `yaml:"brokers"`
+	EventsTopic string   `yaml:"events_topic"`
+	ScoresTopic string   `yaml:"scores_topic"`
+	DLQTopic    string   `yaml:"dlq_topic"`
 	// DecisionsTopic carries every verdict /v1/risk/check served (the decision log).
 	DecisionsTopic string `yaml:"decisions_topic"`
 	// DecisionsGroup is the archivers' consumer group on DecisionsTopic.
-	DecisionsGroup string `yaml:"decisions_group"`
-	Partitions    int      `yaml:"partitions"`
-	ScorerGroup   string   `yaml:"scorer_group"`
-	ArchiverGroup string   `yaml:"archiver_group"`
-	ScorerBatch   int      `yaml:"scorer_batch"`
-	BatchTimeout  Duration `yaml:"batch_timeout"`
+	DecisionsGroup string   `yaml:"decisions_group"`
+	Partitions     int      `yaml:"partitions"`
+	ScorerGroup    string   `yaml:"scorer_group"`
+	ArchiverGroup  string   `yaml:"archiver_group"`
+	ScorerBatch    int      `yaml:"scorer_batch"`
+	BatchTimeout   Duration `yaml:"batch_timeout"`
 	// MaxMessageBytes is the broker's limit per produce request (max.message.bytes); 0 = ask the
 	// broker at start. Produce batches stay under 90% of it.
 	MaxMessageBytes int `yaml:"max_message_bytes"`
