@@ -27,7 +27,8 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	from := fs.String("from", "", "start of the period: RFC 3339, 2006-01-02, or a duration before now like 24h (required)")
 	to := fs.String("to", "now", "end of the period (same forms)")
 	warmUp := fs.Duration("warm-up", backtest.DefaultWarmUp, "history read before --from to fill the feature windows")
-	labelsPath := fs.String("labels", "", "ground truth (loadgen --labels file or event_id,label lines) for precision/recall")
+	labelsPath := fs.String("labels", "", "ground truth (loadgen --labels file or [app_id,]event_id,label lines) for precision/recall, on top of the stored labels")
+	storeLabels := fs.Bool("stored-labels", true, "use the labels stored in ClickHouse (riskflow label, POST /v1/admin/labels) for precision/recall")
 	flagAt := fs.Int("flag-at", 600, "score at or above which an event counts as flagged for precision/recall")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	noRecord := fs.Bool("no-record", false, "do not write the run to backtest_runs")
@@ -106,6 +107,9 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer st.Close()
+	if *storeLabels {
+		mergeStoredLabels(ctx, st, &opts, stderr)
+	}
 	rep, err := chbacktest.Run(ctx, st, current, candidate, newScorer, opts)
 	if rep != nil {
 		if *asJSON {

@@ -69,6 +69,17 @@ func root() *command {
 			{name: "bench", args: "[flags]", summary: "measure API, pipeline, freshness and archiver against same-run baselines",
 				doc: "Runs the load harness. Every figure is a ratio against a baseline measured in the same run.",
 				run: cmdBench},
+			{name: "lookup", args: "--phone N | --ip A | --device D [flags]", summary: "show the live state, attempts, scores and decisions of one phone, IP or device",
+				doc: "Shows the live feature state of one phone, IP or device on a running API node (every window\n" +
+					"and its value, the rules matching and within reach; POST /v1/admin/explain with the first of\n" +
+					"api.admin_keys, or --admin) and, from ClickHouse, its recent attempts with their scores and\n" +
+					"the decisions served. The phone is hashed with scoring.phone_hash_key, as stored.",
+				run: cmdLookup},
+			{name: "label", args: "--app ID (--decision ID | --event ID) --as fraud|legit [flags] | --file LABELS.json", summary: "mark decisions or events as fraud or legit (ClickHouse labels)",
+				doc: "Stores labels in ClickHouse labels with who (--by, default the user) and when; riskflow backtest\n" +
+					"uses them for precision and recall. --file takes an object or an array of\n" +
+					"{app_id, decision_id|event_id, label, note}, as POST /v1/admin/labels does.",
+				run: cmdLabel},
 			{name: "version", args: "", summary: "print the version, VCS revision and Go version of this binary",
 				doc: "Prints the build information the Go toolchain embedded in this binary.",
 				run: cmdVersion},

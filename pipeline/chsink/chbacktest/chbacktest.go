@@ -144,3 +144,21 @@ func nonNilSlice[T any](s []T) []T {
 	}
 	return s
 }
+
+// StoredLabels reads the labels people stored in ClickHouse (`riskflow label`, POST
+// /v1/admin/labels) as backtest.Labels: labels of events, and labels of decisions through the
+// event that carries the decision's id. It returns nil when there are none.
+func StoredLabels(ctx context.Context, st *chsink.Store) (backtest.Labels, error) {
+	ls, err := st.ReadLabels(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("backtest: %w", err)
+	}
+	if len(ls) == 0 {
+		return nil, nil
+	}
+	out := make(backtest.Labels, len(ls))
+	for _, l := range ls {
+		out[backtest.LabelKey{AppID: l.AppID, EventID: l.EventID}] = l.Fraud
+	}
+	return out, nil
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"time"
+
+	"github.com/riskflow/riskflow/pipeline/chsink"
+	"github.com/riskflow/riskflow/pipeline/chsink/chbacktest"
+	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring/backtest"
+)
+
+// cmdLabel marks decisions or events as fraud or legit in ClickHouse `labels`, with who and when:
+//
+//	riskflow label --app APP --decision ID --as fraud [--note TEXT]
+//	riskflow label --app APP --event ID --as legit
+//	riskflow label --file labels.json   (one label object or an array, as POST /v1/admin/labels takes)
+func cmdLabel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("label", stderr)
+	var cf commonFlags
+	cf.register(fs)
+	app := fs.String("app", "", "app_id of the decision or event")
+	decision := fs.String("decision", "", "decision id (the id /v1/risk/check answered)")
+	event := fs.String("event", "", "event id")
+	as := fs.String("as", "", "fraud or legit")
+	note := fs.String("note", "", "free text kept with the label")
+	file := fs.String("file", "", "labels as JSON (an object or an array of {app_id, decision_id|event_id, label, note}); - for stdin")
+	by := fs.String("by", "", "who labels (default: the user name)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var labels []schemas.Label
+	switch {
+	case *file != "" && (*app != "" || *decision != "" || *event != "" || *as != ""):
+		return usagef("label: --file or --app/--decision/--event/--as, not both")
+	case *file != "":
+		var b []byte
+		var err error
+		if *file == "-" {
+			b, err = io.ReadAll(os.Stdin)
+		} else {
+			b, err = os.ReadFile(*file)
+		}
+		if err != nil {
+			return usageError{fmt.Errorf("--file: %w", err)}
+		}
+		if labels, err = schemas.DecodeLabels(b); err != nil {
+			return usageError{fmt.Errorf("--file %s: %w", *file, err)}
+		}
+	default:
+		l := schemas.Label{AppID: *app, DecisionID: *decision, EventID: *event, Label: *as, Note: *note}
+		if err := l.Validate(); err != nil {
+			fe, _ := schemas.AsFieldError(err)
+			return usagef("label: --%s: %s", flagOf(fe.Field), fe.Reason)
+		}
+		labels = []schemas.Label{l}
+	}
+	who := *by
+	if who == "" {
+		who = "unknown"
+		if u, err := user.Current(); err == nil {
+			who = u.Username
+		}
+	}
+	now := time.Now().UTC()
+	for i := range labels {
+		labels[i].LabeledBy, labels[i].LabeledAt = "cli:"+who, now
+	}
+	cfg, err := cf.load(nil)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, cfg.ClickHouse, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if _, err := st.Migrate(ctx); err != nil {
+		return fmt.Errorf("label: migrate: %w", err)
+	}
+	if err := st.WriteLabels(ctx, labels); err != nil {
+		return fmt.Errorf("label: %w", err)
+	}
+	for _, l := range labels {
+		kind, id := l.Target()
+		fmt.Fprintf(stdout, "labelled %s %s of %s as %s (by %s)\n", kind, id, l.AppID, l.Label, l.LabeledBy)
+	}
+	return nil
+}
+
+// flagOf names the flag of a label field.
+func flagOf(field string) string {
+	switch field {
+	case "app_id":
+		return "app"
+	case "decision_id":
+		return "decision"
+	case "event_id":
+		return "event"
+	case "label":
+		return "as"
+	}
+	return field
+}
+
+// mergeStoredLabels adds the labels stored in ClickHouse under opts.Labels (a --labels file's
+// labels win). A database without a labels table yet (not migrated) is a warning, not an error.
+func mergeStoredLabels(ctx context.Context, st *chsink.Store, opts *backtest.Options, stderr io.Writer) {
+	stored, err := chbacktest.StoredLabels(ctx, st)
+	if err != nil {
+		fmt.Fprintf(stderr, "backtest: stored labels not read (run riskflow migrate?): %v\n", err)
+		return
+	}
+	if len(stored) == 0 {
+		return
+	}
+	fmt.Fprintf(stderr, "backtest: %d labelled events from ClickHouse labels\n", len(stored))
+	stored.Merge(opts.Labels)
+	opts.Labels = stored
+}

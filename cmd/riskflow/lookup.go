@@ -1,0 +1,228 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/riskflow/riskflow/pipeline/chsink"
+	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring/api"
+)
+
+// cmdLookup shows what riskflow knows of one phone, IP or device: the live feature state of a
+// running API node (POST /v1/admin/explain: every window, its value, the rules matching and within
+// reach), then the recent attempts with their scores and the decisions served, from ClickHouse.
+// The phone is given in plaintext and hashed here with scoring.phone_hash_key, as stored.
+func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("lookup", stderr)
+	var cf commonFlags
+	cf.register(fs)
+	phone := fs.String("phone", "", "a phone number (hashed with scoring.phone_hash_key)")
+	ip := fs.String("ip", "", "an IP address")
+	device := fs.String("device", "", "a device id")
+	app := fs.String("app", "", "app_id: add the app's windows to the live state")
+	since := fs.Duration("since", 24*time.Hour, "how far back to read attempts and decisions")
+	limit := fs.Int("limit", 20, "attempts and decisions to show, newest first")
+	apiURL := fs.String("api", "", "API node whose live state to show (default http://api.listen); none to skip")
+	adminCred := fs.String("admin", "", "admin name:secret for the API (default: the first of api.admin_keys)")
+	asJSON := fs.Bool("json", false, "print everything as one JSON object")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	n := 0
+	for _, v := range []string{*phone, *ip, *device} {
+		if v != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return usagef("lookup: give exactly one of --phone, --ip, --device")
+	}
+	if *limit < 1 || *since <= 0 {
+		return usagef("lookup: --limit and --since must be positive")
+	}
+	cfg, err := cf.load(nil)
+	if err != nil {
+		return err
+	}
+	var key chsink.LookupKey
+	req := api.ExplainRequest{DeviceID: *device, AppID: *app}
+	switch {
+	case *phone != "":
+		// Numbers as people write them: "+86 138 1234 5678", "138-1234-5678".
+		p, err := schemas.NormalizePhone(strings.NewReplacer(" ", "", "-", "").Replace(*phone))
+		if err != nil {
+			return usagef("--phone: %s", err.(*schemas.FieldError).Reason)
+		}
+		key.PhoneHash = schemas.NewPhoneHasher([]byte(cfg.Scoring.PhoneHashKey)).Hex(p)
+		req.Phone = p
+	case *ip != "":
+		a, err := schemas.ParseIP(*ip)
+		if err != nil {
+			return usagef("--ip: %v", err)
+		}
+		key.IP, req.IP = a.String(), a.String()
+	default:
+		key.DeviceID = *device
+	}
+
+	out := lookupResult{}
+	// The live state, from a running API node.
+	base := *apiURL
+	if base == "" {
+		base = "http://" + cfg.API.Listen
+	}
+	if base != "none" {
+		name, secret, _ := strings.Cut(*adminCred, ":")
+		if *adminCred == "" {
+			names := make([]string, 0, len(cfg.API.AdminKeys))
+			for n := range cfg.API.AdminKeys {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			if len(names) > 0 {
+				name, secret = names[0], cfg.API.AdminKeys[names[0]]
+			}
+		}
+		x, err := explainOver(ctx, base, name, secret, req)
+		if err != nil {
+			out.LiveError = err.Error()
+		} else {
+			out.Live = x
+		}
+	}
+	// The history, from ClickHouse.
+	if cfg.ClickHouse.Addr == "" {
+		out.HistoryError = "clickhouse.addr is not set (RISKFLOW_CLICKHOUSE_ADDR)"
+	} else {
+		st, err := openStore(ctx, cfg.ClickHouse, nil)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		out.Attempts, out.Decisions, err = st.Lookup(ctx, key, time.Now().Add(-*since), *limit)
+		if err != nil {
+			out.HistoryError = err.Error()
+		}
+	}
+	if *asJSON {
+		b, err := json.MarshalIndent(out, "", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, string(b))
+	} else {
+		out.write(stdout, *since)
+	}
+	if out.Live == nil && out.HistoryError != "" {
+		return fmt.Errorf("lookup: neither the live state (%s) nor the history (%s)", out.LiveError, out.HistoryError)
+	}
+	return nil
+}
+
+type lookupResult struct {
+	Live         *api.ExplainResponse    `json:"live,omitempty"`
+	LiveError    string                  `json:"live_error,omitempty"`
+	Attempts     []chsink.Attempt        `json:"attempts"`
+	Decisions    []chsink.StoredDecision `json:"decisions"`
+	HistoryError string                  `json:"history_error,omitempty"`
+}
+
+// explainOver asks an API node's POST /v1/admin/explain.
+func explainOver(ctx context.Context, base, name, secret string, req api.ExplainRequest) (*api.ExplainResponse, error) {
+	body, _ := json.Marshal(req)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	r, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(base, "/")+"/v1/admin/explain", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	r.Header.Set("Content-Type", "application/json")
+	if name != "" {
+		r.SetBasicAuth(name, secret)
+	}
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		return nil, fmt.Errorf("live state from %s: %w", base, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if resp.StatusCode != http.StatusOK {
+		var eb schemas.ErrorBody
+		_ = json.Unmarshal(b, &eb)
+		return nil, fmt.Errorf("live state from %s: %d %s", base, resp.StatusCode, eb.Content)
+	}
+	var x api.ExplainResponse
+	if err := json.Unmarshal(b, &x); err != nil {
+		return nil, fmt.Errorf("live state from %s: %w", base, err)
+	}
+	return &x, nil
+}
+
+func (l *lookupResult) write(w io.Writer, since time.Duration) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	defer tw.Flush()
+	p := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
+	if l.Live == nil {
+		p("live state: unavailable (%s)\n", l.LiveError)
+	} else {
+		x := l.Live
+		p("live state of %s at %s (rules %s)\n", x.Subject, x.At.Format(time.RFC3339), x.RulesVersion)
+		p("  window\tvalue\tread by the pack\n")
+		for _, v := range x.Windows {
+			if v.Value == 0 && !v.ReadByPack {
+				continue
+			}
+			read := ""
+			if v.ReadByPack {
+				read = "yes"
+			}
+			p("  %s\t%d\t%s\n", v.Name, v.Value, read)
+		}
+		p("  rules matching now:\n")
+		for _, r := range x.Matching {
+			p("    %s\t%s %d (%s)\t%s\n", r.Rule, r.Tag, r.Level, r.Mode, r.Reason)
+		}
+		if len(x.Matching) == 0 {
+			p("    none\n")
+		}
+		p("  within reach (would match once the windows grow by):\n")
+		for _, r := range x.Near {
+			p("    %s\t×%g\t%s %d (%s)\t%s\n", r.Rule, r.Factor, r.Tag, r.Level, r.Mode, r.When)
+		}
+		if len(x.Near) == 0 {
+			p("    none\n")
+		}
+	}
+	if l.HistoryError != "" {
+		p("\nhistory: unavailable (%s)\n", l.HistoryError)
+		return
+	}
+	p("\nrecent attempts (%s, newest first): %d\n", since, len(l.Attempts))
+	p("  time\tapp\tevent\tnumber\tip\tdevice\toutcome\tscore\ttags\tdecision\n")
+	for _, a := range l.Attempts {
+		p("  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.TS.Format(time.RFC3339), a.AppID, a.EventID, a.PhoneMasked, a.IP, a.DeviceID,
+			a.Outcome+" "+a.ErrorCode, a.Score, strings.Join(a.Tags, ","), a.DecisionID)
+	}
+	p("\ndecisions served (%s, newest first): %d\n", since, len(l.Decisions))
+	p("  time\tapp\tdecision\tnumber\tip\tdevice\tscore\ttags\thits\tlatency\n")
+	for _, d := range l.Decisions {
+		var hits []string
+		for i, r := range d.HitRules {
+			if i < len(d.HitModes) && d.HitModes[i] != "enforce" {
+				r += "(" + d.HitModes[i] + ")"
+			}
+			hits = append(hits, r)
+		}
+		p("  %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%dµs\n", d.TS.Format(time.RFC3339), d.AppID, d.DecisionID, d.PhoneMasked, d.IP, d.DeviceID,
+			d.Score, strings.Join(d.Tags, ","), strings.Join(hits, ","), d.LatencyUS)
+	}
+}
