@@ -31,12 +31,13 @@ const (
 // Client calls riskflow's scoring API. It is safe for concurrent use; make one per process and
 // riskflow deployment and share it, so that connections and breaker state are shared too.
 type Client struct {
-	endpoint string
-	auth     string // precomputed Authorization header value
-	hc       *http.Client
-	timeout  time.Duration
-	policy   FailPolicy
-	cb       *gobreaker.CircuitBreaker[schemas.RiskCheck]
+	endpoint  string
+	eventsURL string
+	auth      string // precomputed Authorization header value
+	hc        *http.Client
+	timeout   time.Duration
+	policy    FailPolicy
+	cb        *gobreaker.CircuitBreaker[schemas.RiskCheck]
 }
 
 // New returns a client for the riskflow API at baseURL (e.g. "http://riskflow:8080"), which
@@ -70,11 +71,12 @@ func New(baseURL, appKey, secret string, opts ...Option) (*Client, error) {
 		}
 	}
 	c := &Client{
-		endpoint: u.JoinPath(checkPath).String(),
-		auth:     "Basic " + base64.StdEncoding.EncodeToString([]byte(appKey+":"+secret)),
-		hc:       o.hc,
-		timeout:  o.timeout,
-		policy:   o.policy,
+		endpoint:  u.JoinPath(checkPath).String(),
+		eventsURL: u.JoinPath(eventsPath).String(),
+		auth:      "Basic " + base64.StdEncoding.EncodeToString([]byte(appKey+":"+secret)),
+		hc:        o.hc,
+		timeout:   o.timeout,
+		policy:    o.policy,
 	}
 	c.cb = gobreaker.NewCircuitBreaker[schemas.RiskCheck](breakerSettings(o.breaker.withDefaults(), o.logger))
 	return c, nil

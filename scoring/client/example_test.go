@@ -5,15 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
+	"log/slog"
 	"net/http/httptest"
 	"net/netip"
 	"os"
 	"time"
 
+	"github.com/riskflow/riskflow/rules"
+	"github.com/riskflow/riskflow/rules/packs"
 	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring"
+	"github.com/riskflow/riskflow/scoring/api"
 	"github.com/riskflow/riskflow/scoring/client"
+	"github.com/riskflow/riskflow/scoring/geo"
 )
 
 // loginTokenVerifyResponse is what a verify service answers to loginTokenVerify: the carrier's
@@ -25,6 +29,14 @@ type loginTokenVerifyResponse struct {
 	ExID      string            `json:"exID"`
 	Phone     string            `json:"phone"` // encrypted with the developer's RSA public key
 	RiskCheck schemas.RiskCheck `json:"riskCheck"`
+}
+
+// countingPublisher stands in for Kafka behind POST /v1/events.
+type countingPublisher struct{ n int }
+
+func (p *countingPublisher) Publish(_ context.Context, evs []schemas.VerifyEvent) error {
+	p.n += len(evs)
+	return nil
 }
 
 // action is what the verify service's customer is advised to do with a score.
@@ -42,41 +54,39 @@ func action(score int) string {
 }
 
 func Example() {
-	// A stand-in for riskflow: one IP has logged in many phones in the last hour.
-	riskflow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		req, err := schemas.DecodeCheckRequest(body)
-		if err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			json.NewEncoder(w).Encode(schemas.ErrorBody{Code: 1001, Content: err.Error()})
-			return
-		}
-		rc := schemas.RiskCheck{Content: "success", ExID: req.ExID}
-		if req.IP == netip.MustParseAddr("203.0.113.7") {
-			rc.Score = schemas.ScoreStepUp
-			rc.Tags = []string{"ip_many_phones"}
-			rc.Detail = map[string]schemas.TagDetail{"ip_many_phones": {Score: 600, Reason: "38 phones from this IP in 1h"}}
-		}
-		json.NewEncoder(w).Encode(rc)
-	}))
+	// riskflow itself (the API over a scorer with the default rule pack), in this process: a
+	// datacenter address has logged in 25 numbers of one block in the last 10 minutes.
+	now := time.Date(2026, 3, 14, 9, 30, 0, 0, time.UTC)
+	loc, _ := geo.Open("", "", geo.WithIDCList(geo.DefaultIDCList()))
+	scorer, _ := scoring.New(scoring.Config{}, scoring.WithGeo(loc), scoring.WithClock(func() time.Time { return now }),
+		scoring.WithPhoneHasher(schemas.NewPhoneHasher([]byte("example key"))))
+	pack, _ := rules.Compile(packs.Default(), scorer.Env())
+	scorer.SetPack(pack)
+	for i := 0; i < 25; i++ {
+		scorer.Apply(&schemas.VerifyEvent{EventID: fmt.Sprintf("farm-%d", i), TS: now.Add(-time.Duration(9*60-i*20) * time.Second),
+			AppID: "app-1", Flow: schemas.FlowOneClickLogin, Phone: fmt.Sprintf("1370000%04d", i), IP: netip.MustParseAddr("47.92.10.20"),
+			Carrier: schemas.CarrierMobile, DeviceID: "farm-1", Outcome: schemas.OutcomeSuccess})
+	}
+	events := &countingPublisher{}
+	riskflow := httptest.NewServer(api.New(api.Config{Keys: map[string]string{"app-1": "5e987ac6d2e04d95a9d8f0d1"}, NodeID: "api1-"},
+		scorer, events, api.WithLogger(slog.New(slog.DiscardHandler))))
 
 	// In production the default 50 ms timeout stays; this example only allows a loaded test
 	// machine more time, so that its output does not depend on the machine's speed.
-	risk, err := client.New(riskflow.URL, "7d431e42dfa6a6d693ac2d04", "5e987ac6d2e04d95a9d8f0d1",
-		client.WithTimeout(5*time.Second))
+	risk, err := client.New(riskflow.URL, "app-1", "5e987ac6d2e04d95a9d8f0d1", client.WithTimeout(5*time.Second))
 	if err != nil {
 		panic(err)
 	}
 
 	// Inside the loginTokenVerify handler, once the carrier has returned the phone number.
-	verify := func(ip, exID string) loginTokenVerifyResponse {
+	verify := func(phone, ip, device, exID string) loginTokenVerifyResponse {
 		resp := loginTokenVerifyResponse{
 			ID: 117270465679982592, Code: 8000, Content: "get phone success", ExID: exID,
 			Phone: "HpBLIQ/6SkFl0pAq0LMdw1aZ8RHoofgWmaY//LE+0ahk...",
 		}
 		rc, err := risk.Check(context.Background(), schemas.CheckRequest{
-			Phone: "13800138000", IP: netip.MustParseAddr(ip), Carrier: schemas.CarrierMobile,
-			AppID: "app-1", Flow: schemas.FlowOneClickLogin, Platform: "android", ExID: exID,
+			Phone: phone, IP: netip.MustParseAddr(ip), Carrier: schemas.CarrierMobile,
+			AppID: "app-1", Flow: schemas.FlowOneClickLogin, Platform: "android", DeviceID: device, ExID: exID,
 		})
 		var (
 			apiErr      *client.APIError
@@ -94,23 +104,34 @@ func Example() {
 		return resp
 	}
 
-	resp := verify("198.51.100.20", "1234565")
+	resp := verify("13800138000", "198.51.100.20", "a3f9e2c1", "1234565")
 	fmt.Printf("login %s: score %d -> %s\n", resp.ExID, resp.RiskCheck.Score, action(resp.RiskCheck.Score))
 
-	resp = verify("203.0.113.7", "1234566")
+	resp = verify("13700009999", "47.92.10.20", "farm-1", "1234566")
 	fmt.Printf("login %s: score %d -> %s\n", resp.ExID, resp.RiskCheck.Score, action(resp.RiskCheck.Score))
+	shown := resp
+	shown.RiskCheck.RulesVersion = "" // the default pack's content hash: left out, it changes with every edit of the pack
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
-	enc.Encode(resp)
+	enc.Encode(shown)
+
+	// Later, the attempt and its outcome go to riskflow, with the verdict's id: the decision log
+	// joins what riskflow answered to what happened.
+	err = risk.PublishEvents(context.Background(), []schemas.VerifyEvent{{
+		EventID: "evt-1234566", TS: now, AppID: "app-1", Flow: schemas.FlowOneClickLogin, Phone: "13700009999",
+		IP: netip.MustParseAddr("47.92.10.20"), Carrier: schemas.CarrierMobile, DeviceID: "farm-1",
+		Outcome: schemas.OutcomeFail, ErrorCode: "step-up-abandoned", DecisionID: resp.RiskCheck.ID,
+	}})
+	fmt.Println("published:", events.n, err)
 
 	// riskflow goes away: the login is not held up.
 	riskflow.Close()
-	resp = verify("203.0.113.7", "1234567")
+	resp = verify("13700009999", "47.92.10.20", "farm-1", "1234567")
 	fmt.Printf("login %s: score %d %v -> %s\n", resp.ExID, resp.RiskCheck.Score, resp.RiskCheck.Tags, action(resp.RiskCheck.Score))
 
 	// Output:
 	// login 1234565: score 0 -> pass
-	// login 1234566: score 600 -> step up to SMS
+	// login 1234566: score 900 -> block
 	// {
 	//   "id": 117270465679982592,
 	//   "code": 8000,
@@ -120,19 +141,41 @@ func Example() {
 	//   "riskCheck": {
 	//     "code": 0,
 	//     "content": "success",
-	//     "score": 600,
+	//     "score": 900,
 	//     "tags": [
-	//       "ip_many_phones"
+	//       "phones_per_ip",
+	//       "phones_per_device",
+	//       "prefix_burst",
+	//       "idc_proxy_ip",
+	//       "device_velocity"
 	//     ],
 	//     "detail": {
-	//       "ip_many_phones": {
+	//       "device_velocity": {
+	//         "score": 300,
+	//         "reason": "26 verifications from this device in 10 min"
+	//       },
+	//       "idc_proxy_ip": {
 	//         "score": 600,
-	//         "reason": "38 phones from this IP in 1h"
+	//         "reason": "datacenter/proxy IP (AS0)"
+	//       },
+	//       "phones_per_device": {
+	//         "score": 600,
+	//         "reason": "26 phones on this device in 24 h"
+	//       },
+	//       "phones_per_ip": {
+	//         "score": 900,
+	//         "reason": "26 phones from this datacenter IP in 10 min"
+	//       },
+	//       "prefix_burst": {
+	//         "score": 600,
+	//         "reason": "26 numbers of block 1370000xxxx in 1 h"
 	//       }
 	//     },
+	//     "id": "api1-0000000000000002",
 	//     "exID": "1234566"
 	//   }
 	// }
+	// published: 1 <nil>
 	// log: risk check unavailable: cannot reach riskflow
 	// login 1234567: score 0 [risk_unavailable] -> pass
 }

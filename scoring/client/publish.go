@@ -1,0 +1,90 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/riskflow/riskflow/schemas"
+)
+
+const eventsPath = "v1/events"
+
+// PublishTimeout bounds PublishEvents when the caller's context has no earlier deadline.
+const PublishTimeout = 5 * time.Second
+
+// MaxPublishEvents is the most events one PublishEvents call sends (the API's default body limit
+// of 1 MiB holds about 3,000 events; this leaves room).
+const MaxPublishEvents = 1000
+
+// PublishEvents sends verification attempts with their outcomes to riskflow (POST /v1/events),
+// which writes them to Kafka verify.events; nil means riskflow acknowledged every event. Set each
+// event's DecisionID to the id of the verdict Check returned for the attempt, so the decision log
+// joins verdict and outcome.
+//
+// It is off the login hot path: it has its own timeout (PublishTimeout, or the caller's earlier
+// deadline), does not go through the check's circuit breaker and has no fail policy. A refused
+// batch (4xx) is an *APIError naming the field (e.g. "[2].ip: …"); a batch riskflow could not
+// take now (429, 503, transport) is an error to retry later. Events are validated by riskflow,
+// not here.
+func (c *Client) PublishEvents(ctx context.Context, evs []schemas.VerifyEvent) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	if len(evs) > MaxPublishEvents {
+		return fmt.Errorf("riskflow client: %d events in one call; send at most %d", len(evs), MaxPublishEvents)
+	}
+	body, err := json.Marshal(evs)
+	if err != nil {
+		return fmt.Errorf("riskflow client: encode events: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, PublishTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.eventsURL, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("riskflow client: %w", err)
+	}
+	req.Header = http.Header{
+		"Authorization": {c.auth},
+		"Content-Type":  {"application/json"},
+		"Accept":        {"application/json"},
+		"User-Agent":    {userAgent},
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("riskflow client: publish %d events: %s", len(evs), maskPhones(err.Error(), ""))
+	}
+	defer func() {
+		_, _ = io.CopyN(io.Discard, resp.Body, MaxResponseBytes)
+		_ = resp.Body.Close()
+	}()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes))
+	switch {
+	case resp.StatusCode == http.StatusAccepted:
+		var a struct {
+			Accepted int `json:"accepted"`
+		}
+		if err := json.Unmarshal(data, &a); err != nil || a.Accepted != len(evs) {
+			return fmt.Errorf("%w: %d of %d events acknowledged", ErrBadResponse, a.Accepted, len(evs))
+		}
+		return nil
+	case resp.StatusCode >= 400:
+		return newAPIError(resp.StatusCode, data, "")
+	}
+	return fmt.Errorf("%w: HTTP %d", ErrBadResponse, resp.StatusCode)
+}
+
+// Retryable reports whether a PublishEvents error may pass if the batch is sent again later
+// (riskflow or Kafka unavailable, rate limit); false for a batch riskflow refused.
+func Retryable(err error) bool {
+	var api *APIError
+	if errors.As(err, &api) {
+		return api.transient()
+	}
+	return err != nil && !errors.Is(err, ErrBadResponse)
+}

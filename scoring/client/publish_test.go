@@ -1,0 +1,70 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring/client"
+)
+
+func TestPublishEvents(t *testing.T) {
+	var status int
+	var answer, got string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got = r.Method + " " + r.URL.Path + " " + string(b)
+		if u, p, ok := r.BasicAuth(); !ok || u != "app-1" || p != "s" {
+			t.Errorf("auth %q %q", u, p)
+		}
+		w.WriteHeader(status)
+		io.WriteString(w, answer)
+	}))
+	defer srv.Close()
+	c, err := client.New(srv.URL, "app-1", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := schemas.VerifyEvent{EventID: "e1", TS: time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC), AppID: "app-1", Flow: schemas.FlowOneClickLogin,
+		Phone: "13800138000", IP: netip.MustParseAddr("10.1.2.3"), Outcome: schemas.OutcomeSuccess, DecisionID: "api1-01"}
+	ctx := context.Background()
+
+	status, answer = 202, `{"code":0,"content":"accepted","accepted":1}`
+	if err := c.PublishEvents(ctx, []schemas.VerifyEvent{ev}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(got, `POST /v1/events [{"event_id":"e1"`) || !strings.Contains(got, `"decision_id":"api1-01"`) {
+		t.Errorf("sent %s", got)
+	}
+	status, answer = 202, `{"code":0,"content":"accepted","accepted":0}`
+	if err := c.PublishEvents(ctx, []schemas.VerifyEvent{ev}); !errors.Is(err, client.ErrBadResponse) {
+		t.Errorf("fewer acknowledged: %v", err)
+	}
+	status, answer = 400, `{"code":400,"content":"[0].ip: \"x\" is not an IP address"}`
+	err = c.PublishEvents(ctx, []schemas.VerifyEvent{ev})
+	var api *client.APIError
+	if !errors.As(err, &api) || api.Status != 400 || client.Retryable(err) || !strings.Contains(api.Content, "[0].ip") {
+		t.Errorf("refused batch: %v (retryable %v)", err, client.Retryable(err))
+	}
+	status, answer = 503, `{"code":503,"content":"publish to Kafka failed"}`
+	if err := c.PublishEvents(ctx, []schemas.VerifyEvent{ev}); err == nil || !client.Retryable(err) {
+		t.Errorf("Kafka down: %v, retryable %v", err, client.Retryable(err))
+	}
+	srv.Close()
+	if err := c.PublishEvents(ctx, []schemas.VerifyEvent{ev}); err == nil || !client.Retryable(err) || strings.Contains(err.Error(), "13800138000") {
+		t.Errorf("riskflow away: %v", err)
+	}
+	if err := c.PublishEvents(ctx, nil); err != nil {
+		t.Errorf("no events: %v", err)
+	}
+	if err := c.PublishEvents(ctx, make([]schemas.VerifyEvent, client.MaxPublishEvents+1)); err == nil {
+		t.Error("too many events: no error")
+	}
+}
