@@ -190,3 +190,29 @@ func TestDecisionArchiveStage(t *testing.T) {
 		t.Error("dead letter without the reason header")
 	}
 }
+
+// BenchmarkDecisionRecord is the check path's share of the decision log: Record (a channel send).
+// BenchmarkDecisionEncode is the background's share per verdict: hash, mask, encode.
+func BenchmarkDecisionRecord(b *testing.B) {
+	d := NewDecisionLog(DecisionLogConfig{Queue: 1 << 20}, &fakeWriter{}, decHasher, quiet())
+	req, rc, hits := verdictOf(1)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if i%(1<<20-1) == 0 {
+			for len(d.q) > 0 {
+				<-d.q
+			}
+		}
+		d.Record(req, rc, hits, time.Millisecond)
+	}
+}
+
+func BenchmarkDecisionEncode(b *testing.B) {
+	d := NewDecisionLog(DecisionLogConfig{}, &fakeWriter{}, decHasher, quiet())
+	req, rc, hits := verdictOf(1)
+	v := verdict{req: req, rc: rc, hits: hits, at: time.Now(), latency: time.Millisecond}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = d.encode(&v)
+	}
+}

@@ -3,6 +3,7 @@ package schemas
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -68,4 +69,60 @@ func DecodeDecision(data []byte) (Decision, error) {
 		d.Tags = []string{}
 	}
 	return d, nil
+}
+
+// AppendJSON appends the JSON form of d to b: byte for byte what encoding/json writes for the
+// struct, except that empty tags, detail and hits are always [] / {} / []. The decision log
+// encodes every verdict this way, off the check's path but on the same cores.
+func (d *Decision) AppendJSON(b []byte) []byte {
+	b = append(b, `{"decision_id":`...)
+	b = appendJSONString(b, d.DecisionID)
+	b = append(b, `,"ts":`...)
+	b = appendJSONTime(b, d.TS)
+	b = append(b, `,"app_id":`...)
+	b = appendJSONString(b, d.AppID)
+	b = appendOptString(b, `,"flow":`, d.Flow)
+	b = append(b, `,"phone_hash":`...)
+	b = appendJSONString(b, d.PhoneHash)
+	b = append(b, `,"phone_masked":`...)
+	b = appendJSONString(b, d.PhoneMasked)
+	b = append(b, `,"phone_segment":`...)
+	b = appendJSONString(b, d.PhoneSegment)
+	b = append(b, `,"ip":`...)
+	b = appendJSONString(b, d.IP)
+	b = appendOptString(b, `,"carrier":`, d.Carrier)
+	b = appendOptString(b, `,"platform":`, d.Platform)
+	b = appendOptString(b, `,"device_id":`, d.DeviceID)
+	b = appendOptString(b, `,"token_digest":`, d.TokenDigest)
+	b = appendOptString(b, `,"ex_id":`, d.ExID)
+	b = append(b, `,"score":`...)
+	b = strconv.AppendInt(b, int64(d.Score), 10)
+	b = appendTags(b, d.Tags)
+	b = append(b, `,"detail":{`...)
+	b = appendDetail(b, d.Detail)
+	b = append(b, `},"hits":[`...)
+	for i := range d.Hits {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		h := &d.Hits[i]
+		b = append(b, `{"rule":`...)
+		b = appendJSONString(b, h.Rule)
+		b = append(b, `,"tag":`...)
+		b = appendJSONString(b, h.Tag)
+		b = append(b, `,"score":`...)
+		b = strconv.AppendInt(b, int64(h.Score), 10)
+		b = append(b, `,"mode":`...)
+		b = appendJSONString(b, h.Mode)
+		b = append(b, `,"reason":`...)
+		b = appendJSONString(b, h.Reason)
+		b = append(b, '}')
+	}
+	b = append(b, `],"rules_version":`...)
+	b = appendJSONString(b, d.RulesVersion)
+	b = append(b, `,"node":`...)
+	b = appendJSONString(b, d.Node)
+	b = append(b, `,"latency_us":`...)
+	b = strconv.AppendInt(b, d.LatencyUS, 10)
+	return append(b, '}')
 }

@@ -48,6 +48,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var cf commonFlags
 	cf.register(fs)
 	apiBench := fs.Bool("api", true, "compare /v1/risk/check with a bare handler")
+	decisions := fs.Bool("decisions", true, "compare /v1/risk/check with the decision log on and off, and with its broker unreachable (needs Kafka)")
 	pipe := fs.Bool("pipeline", true, "compare the scorer pipeline with raw consumption (needs Kafka)")
 	fresh := fs.Bool("freshness", true, "measure produce → visible latency (needs Kafka)")
 	phones := fs.Int("phones", 1_000_000, "phones in the warmed state")
@@ -107,6 +108,15 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		r.Report(stdout)
 		fmt.Fprintln(stdout)
+		if *decisions {
+			d, err := bench.RunDecisions(ctx, s, bench.APIOptions{Phones: *phones, IPs: *ips, Conns: *conns, Duration: *dur},
+				bench.DecisionOptions{Kafka: (&app{cfg: cfg}).kafkaConfig(), Queue: cfg.API.DecisionQueue, Keep: *keep}, log)
+			if err != nil {
+				return fmt.Errorf("bench decisions (is Kafka up? deploy/local/up): %w", err)
+			}
+			d.Report(stdout)
+			fmt.Fprintln(stdout)
+		}
 	}
 	if *memory {
 		s, err := newScorer()
