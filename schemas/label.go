@@ -24,7 +24,7 @@ type Label struct {
 	Label      string    `json:"label"`
 	Note       string    `json:"note,omitempty"`
 	LabeledBy  string    `json:"labeled_by,omitempty"`
-	LabeledAt  time.Time `json:"labeled_at,omitempty"`
+	LabeledAt  time.Time `json:"labeled_at,omitzero"`
 }
 
 // MaxNoteLen bounds a label's note.

@@ -62,12 +62,14 @@ type KafkaConfig struct {
 	// DecisionsTopic carries every verdict /v1/risk/check served (the decision log).
 	DecisionsTopic string `yaml:"decisions_topic"`
 	// DecisionsGroup is the archivers' consumer group on DecisionsTopic.
-	DecisionsGroup string   `yaml:"decisions_group"`
-	Partitions     int      `yaml:"partitions"`
-	ScorerGroup    string   `yaml:"scorer_group"`
-	ArchiverGroup  string   `yaml:"archiver_group"`
-	ScorerBatch    int      `yaml:"scorer_batch"`
-	BatchTimeout   Duration `yaml:"batch_timeout"`
+	DecisionsGroup string `yaml:"decisions_group"`
+	// DecisionsBrokers are the brokers the API's decision log writes to (default: Brokers).
+	DecisionsBrokers []string `yaml:"decisions_brokers"`
+	Partitions       int      `yaml:"partitions"`
+	ScorerGroup      string   `yaml:"scorer_group"`
+	ArchiverGroup    string   `yaml:"archiver_group"`
+	ScorerBatch      int      `yaml:"scorer_batch"`
+	BatchTimeout     Duration `yaml:"batch_timeout"`
 	// MaxMessageBytes is the broker's limit per produce request (max.message.bytes); 0 = ask the
 	// broker at start. Produce batches stay under 90% of it.
 	MaxMessageBytes int `yaml:"max_message_bytes"`
@@ -179,6 +181,11 @@ func (c *Config) Validate() error {
 	for _, b := range c.Kafka.Brokers {
 		if !hostPort(b) {
 			bad("kafka.brokers", "%q is not host:port", b)
+		}
+	}
+	for _, b := range c.Kafka.DecisionsBrokers {
+		if !hostPort(b) {
+			bad("kafka.decisions_brokers", "%q is not host:port", b)
 		}
 	}
 	for _, t := range []struct{ k, v string }{{"kafka.events_topic", c.Kafka.EventsTopic}, {"kafka.scores_topic", c.Kafka.ScoresTopic}, {"kafka.dlq_topic", c.Kafka.DLQTopic}, {"kafka.decisions_topic", c.Kafka.DecisionsTopic}, {"kafka.decisions_group", c.Kafka.DecisionsGroup}, {"kafka.scorer_group", c.Kafka.ScorerGroup}, {"kafka.archiver_group", c.Kafka.ArchiverGroup}} {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,7 +22,11 @@ const decisionDrain = 3 * time.Second
 // kafka.decisions_topic through a bounded queue. stop waits until what is queued was published
 // (at most decisionDrain) once ctx is done.
 func (a *app) startDecisionLog(ctx context.Context, node string) (log *pipeline.DecisionLog, stop func()) {
-	w := consumers.NewWriter(a.kc, a.cfg.Kafka.DecisionsTopic)
+	kc := a.kc
+	if len(a.cfg.Kafka.DecisionsBrokers) > 0 {
+		kc.Brokers = a.cfg.Kafka.DecisionsBrokers
+	}
+	w := consumers.NewWriter(kc, a.cfg.Kafka.DecisionsTopic)
 	dl := pipeline.NewDecisionLog(pipeline.DecisionLogConfig{
 		Queue: a.cfg.API.DecisionQueue, Node: node, MaxMessageBytes: a.kc.BatchBytes(),
 	}, w, a.hasher, a.log.With("role", "api", "part", "decision log"))
@@ -32,7 +37,7 @@ func (a *app) startDecisionLog(ctx context.Context, node string) (log *pipeline.
 		_ = dl.Run(ctx, decisionDrain)
 		w.Close()
 	}()
-	a.log.Info("decision log on", "topic", a.cfg.Kafka.DecisionsTopic, "queue", a.cfg.API.DecisionQueue)
+	a.log.Info("decision log on", "topic", a.cfg.Kafka.DecisionsTopic, "brokers", strings.Join(kc.Brokers, ","), "queue", a.cfg.API.DecisionQueue)
 	return dl, func() { <-done }
 }
 

@@ -78,9 +78,11 @@ type env struct {
 	events string
 	scores string
 	dlq    string
-	db     string
-	ch     driver.Conn
-	vars   []string
+	// decisions is the decision log's topic (each env its own, as its own consumer group).
+	decisions string
+	db        string
+	ch        driver.Conn
+	vars      []string
 }
 
 func newEnv(t *testing.T) *env {
@@ -88,12 +90,15 @@ func newEnv(t *testing.T) *env {
 	b := make([]byte, 4)
 	rand.Read(b)
 	id := hex.EncodeToString(b)
-	e := &env{t: t, id: id, events: "it." + id + ".events", scores: "it." + id + ".scores", dlq: "it." + id + ".dlq", db: "riskflow_it_" + id}
+	e := &env{t: t, id: id, events: "it." + id + ".events", scores: "it." + id + ".scores", dlq: "it." + id + ".dlq",
+		decisions: "it." + id + ".decisions", db: "riskflow_it_" + id}
 	e.vars = []string{
 		"RISKFLOW_KAFKA_BROKERS=" + kafkaAddr,
 		"RISKFLOW_KAFKA_EVENTS_TOPIC=" + e.events,
 		"RISKFLOW_KAFKA_SCORES_TOPIC=" + e.scores,
 		"RISKFLOW_KAFKA_DLQ_TOPIC=" + e.dlq,
+		"RISKFLOW_KAFKA_DECISIONS_TOPIC=" + e.decisions,
+		"RISKFLOW_KAFKA_DECISIONS_GROUP=it-decisions-" + id,
 		"RISKFLOW_KAFKA_SCORER_GROUP=it-scorer-" + id,
 		"RISKFLOW_KAFKA_ARCHIVER_GROUP=it-archiver-" + id,
 		"RISKFLOW_CLICKHOUSE_ADDR=" + chAddr,
@@ -118,7 +123,7 @@ func newEnv(t *testing.T) *env {
 	kc := consumers.Config{Brokers: []string{kafkaAddr}}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := consumers.EnsureTopics(ctx, kc, []consumers.TopicSpec{{Name: e.events, Partitions: 4}, {Name: e.scores, Partitions: 4}, {Name: e.dlq, Partitions: 1}}, discardLogger()); err != nil {
+	if err := consumers.EnsureTopics(ctx, kc, []consumers.TopicSpec{{Name: e.events, Partitions: 4}, {Name: e.scores, Partitions: 4}, {Name: e.dlq, Partitions: 1}, {Name: e.decisions, Partitions: 4}}, discardLogger()); err != nil {
 		t.Fatalf("create topics: %v", err)
 	}
 	return e

@@ -358,7 +358,7 @@ func (e *env) dropTopicsAtEnd() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		client := &kafka.Client{Addr: kafka.TCP(kafkaAddr), Transport: &kafka.Transport{}}
-		resp, err := client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{e.events, e.scores, e.dlq}})
+		resp, err := client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{e.events, e.scores, e.dlq, e.decisions}})
 		if err != nil {
 			e.t.Logf("delete topics: %v", err)
 			return
