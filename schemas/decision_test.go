@@ -67,3 +67,30 @@ func TestDecodeDecisionRefuses(t *testing.T) {
 		t.Error("truncated JSON accepted")
 	}
 }
+
+// FuzzDecodeDecision: any input is refused with a *FieldError or decodes to a decision that
+// AppendJSON writes back to the same decision.
+func FuzzDecodeDecision(f *testing.F) {
+	f.Add([]byte(`{"decision_id":"d1","ts":"2026-03-14T09:00:00Z","app_id":"a","phone_hash":"` + strings.Repeat("ab", 32) + `","phone_masked":"1381234****","phone_segment":"1381234","ip":"1.2.3.4","score":600,"tags":["t"],"detail":{"t":{"score":600,"reason":"r"}},"hits":[{"rule":"r","tag":"t","score":600,"mode":"shadow","reason":"x"}],"rules_version":"v","node":"n","latency_us":12}`))
+	f.Add([]byte(`{"decision_id":"d","ts":"2026-03-14T09:00:00Z","app_id":"a","phone_hash":"` + strings.Repeat("0", 64) + `","score":0}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d, err := DecodeDecision(data)
+		if err != nil {
+			if _, ok := AsFieldError(err); !ok {
+				t.Fatalf("error %v (%T) is not a *FieldError", err, err)
+			}
+			return
+		}
+		if y := d.TS.Year(); y < 0 || y > 9999 {
+			return // encoding/json cannot write it either
+		}
+		again, err := DecodeDecision(d.AppendJSON(nil))
+		if err != nil {
+			t.Fatalf("accepted %q but refuses its own encoding: %v", data, err)
+		}
+		if string(again.AppendJSON(nil)) != string(d.AppendJSON(nil)) {
+			t.Fatalf("round trip changed the decision")
+		}
+	})
+}
