@@ -37,6 +37,15 @@ func (oaRules) Update(_ context.Context, pack []byte, who string) (api.RulesInfo
 	}
 	return api.RulesInfo{Pack: "p", Version: "v2", Rules: 1, LoadedBy: "api:" + who}, nil
 }
+func (oaRules) Versions(context.Context) ([]api.RulesInfo, error) {
+	return []api.RulesInfo{{Pack: "default", Version: "v1", Rules: 29, LoadedBy: "startup@n1", LoadedAt: "2026-03-14T09:00:00Z", Recorded: true}}, nil
+}
+func (oaRules) Rollback(_ context.Context, version, who string) (api.RulesInfo, error) {
+	if version != "v1" {
+		return api.RulesInfo{}, fmt.Errorf("%w: version %s is not recorded", api.ErrNotFound, version)
+	}
+	return api.RulesInfo{Pack: "default", Version: "v1", Rules: 29, LoadedBy: "api:" + who, Persisted: true, Recorded: true}, nil
+}
 
 type recordedLabels struct {
 	mu     sync.Mutex
@@ -157,6 +166,10 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		{"rules get", srv, "GET", "/v1/rules", ``, "", admin, 200},
 		{"rules put", srv, "PUT", "/v1/rules", "pack: p\nrules: []\n", "application/yaml", admin, 200},
 		{"rules put rejected", srv, "PUT", "/v1/rules", "pack: p\n", "application/yaml", admin, 400},
+		{"rules versions", srv, "GET", "/v1/rules/versions", ``, "", admin, 200},
+		{"rules rollback", srv, "POST", "/v1/rules/rollback", `{"version":"v1"}`, json_, admin, 200},
+		{"rules rollback unknown", srv, "POST", "/v1/rules/rollback", `{"version":"v9"}`, json_, admin, 404},
+		{"rules rollback bad body", srv, "POST", "/v1/rules/rollback", `{}`, json_, admin, 400},
 		{"rules as app", srv, "GET", "/v1/rules", ``, "", app, 401},
 		{"rules off", noAdmin, "GET", "/v1/rules", ``, "", admin, 404},
 		{"explain phone", srv, "POST", "/v1/admin/explain", `{"phone":"13700000001"}`, json_, admin, 200},

@@ -217,9 +217,9 @@ func TestBacktestClickHouse(t *testing.T) {
 
 	current := compile(t, packs.Default())
 	candidate := compile(t, edit(t, "when: phone_verifies_10m >= 3\n", "when: phone_verifies_10m >= 2\n"))
-	labels := Labels{}
+	labels := backtest.Labels{}
 	for _, e := range evs {
-		labels[LabelKey{e.AppID, e.EventID}] = e.Phone == "13912345678" || strings.HasPrefix(e.Phone, "1502233")
+		labels[backtest.LabelKey{AppID: e.AppID, EventID: e.EventID}] = e.Phone == "13912345678" || strings.HasPrefix(e.Phone, "1502233")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
