@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -184,6 +185,53 @@ func BenchmarkCheck(b *testing.B) {
 		}
 	}
 	reportCPU(b, cpu)
+}
+
+// BenchmarkCheckWhileApplying is Check from parallel readers (the API's handlers) while one
+// writer applies events as fast as it can (the replica feed catching up): how much the writer's
+// locks cost the readers. The writer's events are the Process benchmark's, so the state grows
+// realistically; it is a fresh world, not the shared one.
+func BenchmarkCheckWhileApplying(b *testing.B) {
+	w := newWorld(b)
+	const ring = 1 << 14
+	evs := benchEvents(w, ring, 11, w.gap)
+	reqs := make([]schemas.CheckRequest, ring)
+	for i, ev := range evs {
+		reqs[i] = schemas.CheckRequest{Phone: ev.Phone, IP: ev.IP, Carrier: ev.Carrier, AppID: ev.AppID,
+			Flow: ev.Flow, Platform: ev.Platform, DeviceID: ev.DeviceID, TokenDigest: ev.TokenDigest, ExID: ev.ExID}
+	}
+	feed := benchEvents(w, 200_000, 12, w.gap)
+	stop := make(chan struct{})
+	var applied atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			w.s.Apply(&feed[i%len(feed)])
+			applied.Add(1)
+		}
+	}()
+	var seq atomic.Uint64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := w.s.Check(&reqs[seq.Add(1)&(ring-1)]); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	close(stop)
+	wg.Wait()
+	b.ReportMetric(float64(applied.Load())/float64(b.N), "applies/check")
 }
 
 // BenchmarkProcessHotKey scores events of one phone, device and IP (fresh ids): the worst case,
