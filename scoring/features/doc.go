@@ -13,12 +13,16 @@
 // # Layout
 //
 // The state is 64 shards, each with a read-write lock. A shard holds, per kind, an open-addressing
-// hash table (Robin Hood linear probing, 7/8 full at most, growing by a quarter) whose 20-byte
-// slots hold the key, its newest second, and the offset, size class and entry count of a block in
-// the kind's arena: one pointer-free []uint32 from which blocks of a few size classes are carved
-// (a phone's block also holds its two last locations). It holds the event ids in a table of
-// 12-byte slots (id, second) and the token sightings in one of 16-byte slots. Nothing there holds
-// a pointer, so the garbage collector does not scan the state, and a key costs its bytes only.
+// hash table (Robin Hood linear probing, 90% full at most, growing by a quarter) whose 16-byte
+// slots hold the key and the offset, size class and entry count of a block in the kind's arena:
+// one pointer-free []uint32 from which blocks of a few size classes are carved (a phone's block
+// also holds its two last locations). It holds the event ids in a table of 12-byte slots (id,
+// second) and the token sightings in one of 16-byte slots. Nothing there holds a pointer, so the
+// garbage collector does not scan the state, and a key costs its bytes only.
+//
+// Phone keys are keyed hashes (the scoring package derives them with SipHash from the phone-hash
+// key), and so are the phone members of other keys' entries: a snapshot holds no hash of a number
+// that could be recomputed from the number alone.
 //
 // # Bounds
 //
@@ -30,11 +34,14 @@
 // well above every rule threshold) and HyperLogLog estimates (~13% standard error) above it.
 // Entries older than the retention (relative to their key's newest entry) are left out of every
 // answer at once and dropped from their block when it fills up, and idle keys are swept
-// incrementally (one of 64 shards every 4096 applied events). Memory, measured by
-// TestMemoryPerKey for traffic of 1–3 attempts per number: about 62 bytes per phone key alone
-// (slot, entries, location), and with its share of the IP, network, device, prefix and app keys,
-// event ids and token digests, about 235 bytes per phone at 200k phones and 220 at 1M
-// (RISKFLOW_MEM_PHONES=1000000).
+// incrementally, paced by event time: one of the 64 shards each time the newest event second has
+// moved on by 1/512 of the retention, so every shard is swept 8 times per retention and a key idle
+// past it lingers at most 3 hours (at 24 h), however fast or slow the traffic. Memory, measured by
+// TestMemoryPerKey (RISKFLOW_MEM_PHONES=1000000) for 1M phones and 100k IPs: about 60 bytes per
+// phone key alone (slot, entries, location); with its share of the IP, network, device, prefix and
+// app keys, event ids and token digests, about 200 bytes per phone right after loading a day of
+// 1–3 attempts per number, and about 225 per live phone in the steady state after two days of
+// traffic (phones arriving and going idle, windows sliding, the sweep keeping up).
 //
 // # Idempotency
 //
@@ -48,8 +55,8 @@
 // State is in memory only. After a restart it is rebuilt by replaying the retention window of the
 // verify.events topic (see pipeline.Replay), which is deterministic because windows use event time.
 //
-// State is safe for concurrent use: one writer (the scorer or the replica) and many readers (the
-// scoring API) at once; locking is per shard. Apply locks the shards of an attempt's keys together
-// (in shard order), so an attempt appears to readers all at once, and AggregatesOf reads the keys
-// of an attempt together likewise.
+// State is safe for concurrent use: writers (the scorer, the feed) and many readers (the scoring
+// API) at once. Apply holds one shard lock at a time (the event id's, then each key's, then the
+// token's), so a reader waits for at most one key's insert; AggregatesOf read-locks the shards of
+// an attempt's keys together, in shard order, so their lookups overlap.
 package features

@@ -554,8 +554,9 @@ func TestLastLocation(t *testing.T) {
 	}
 }
 
-// The sweep removes keys, event ids and tokens idle for longer than the retention: with one shard
-// swept every 4096 applied events, 64 × 4096 events after the old ones everything old is gone.
+// The sweep removes keys, event ids and tokens idle for longer than the retention: it sweeps one
+// shard each time event time moves on by 1/512 of the retention (7 s at one hour), so the 600
+// seconds of recent traffic below sweep every shard, and everything old is gone.
 func TestSweepIdleKeys(t *testing.T) {
 	st := features.New(features.Config{Retention: time.Hour})
 	const old = 5000
@@ -602,6 +603,37 @@ func TestSweepIdleKeys(t *testing.T) {
 	}
 	if s.Applied != old+recent {
 		t.Errorf("Applied = %d, want %d", s.Applied, old+recent)
+	}
+}
+
+// The sweep is paced by event time, not by the number of events: a trickle of attempts over two
+// hours (far fewer events than shards) still removes every key idle past the retention, and a
+// burst of many events within one second sweeps nothing that is not idle.
+func TestSweepPacedByEventTime(t *testing.T) {
+	st := features.New(features.Config{Retention: time.Hour})
+	const old = 3000
+	for i := 0; i < old; i++ {
+		mustApply(t, st, &features.Keys{EventID: uint64(1 + i), T: at(i % 60), Phone: uint64(1_000_000 + i), IP: uint64(1<<40 | i)})
+	}
+	// A burst: 5000 events in one second, 10 minutes later; nothing is idle yet.
+	for i := 0; i < 5000; i++ {
+		mustApply(t, st, &features.Keys{EventID: uint64(100_000 + i), T: at(600), Phone: uint64(1 + i%16)})
+	}
+	if got := st.Stats().Keys[features.KindPhone]; got != old+16 {
+		t.Fatalf("after the burst: %d phone keys, want %d", got, old+16)
+	}
+	// A trickle: one event every 10 s for two hours: 720 events.
+	for i := 0; i < 720; i++ {
+		mustApply(t, st, &features.Keys{EventID: uint64(200_000 + i), T: at(600 + 10*(i+1)), Phone: 7})
+	}
+	s := st.Stats()
+	if s.Keys[features.KindPhone] != 1 || s.Keys[features.KindIP] != 0 {
+		t.Errorf("after two hours of trickle: %d phone keys, %d IP keys; want 1 and 0 (every idle key swept)", s.Keys[features.KindPhone], s.Keys[features.KindIP])
+	}
+	// Event ids within the retention stay (the trickle's last hour: 361), older ones go within a
+	// sweep round (1/8 of the retention: 45 more at most); the burst's are gone.
+	if s.EventIDs < 361 || s.EventIDs > 361+46 {
+		t.Errorf("EventIDs = %d, want the last hour's 361 and at most a sweep round's more", s.EventIDs)
 	}
 }
 
