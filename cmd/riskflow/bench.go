@@ -17,10 +17,12 @@ import (
 )
 
 // scorersOptions runs this binary as the scorer processes, with the caller's configuration.
-func scorersOptions(cf commonFlags, cfg Config, events int, procs string) (bench.ScorersOptions, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return bench.ScorersOptions{}, fmt.Errorf("bench scorer processes: %w", err)
+func scorersOptions(cf commonFlags, cfg Config, exe string, events int, procs string) (bench.ScorersOptions, error) {
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return bench.ScorersOptions{}, fmt.Errorf("bench scorer processes: %w", err)
+		}
 	}
 	o := bench.ScorersOptions{Binary: exe, Events: events,
 		Env: []string{"RISKFLOW_SCORING_PHONE_HASH_KEY=" + cfg.Scoring.PhoneHashKey}}
@@ -69,6 +71,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	scorers := fs.Bool("scorers", true, "run the same events through 1, 2, 3 scorer processes of one group (needs Kafka; spawns this binary)")
 	scorerEvents := fs.Int("scorer-events", 60_000, "events per scorer-processes run")
 	scorerProcs := fs.String("scorer-processes", "1,2,3", "scorer processes per run, comma-separated")
+	scorerBinary := fs.String("scorer-binary", "", "riskflow binary to run as the scorer processes (default: this one; another build compares the two on one broker)")
 	memory := fs.Bool("memory", true, "measure the feature state's memory per phone in its steady state (two days of traffic through the state)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -137,7 +140,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stdout)
 	}
 	if *scorers {
-		o, err := scorersOptions(cf, cfg, *scorerEvents, *scorerProcs)
+		o, err := scorersOptions(cf, cfg, *scorerBinary, *scorerEvents, *scorerProcs)
 		if err != nil {
 			return err
 		}
