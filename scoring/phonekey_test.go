@@ -82,3 +82,23 @@ func must(s *Scorer, err error) *Scorer {
 	}
 	return s
 }
+
+// BenchmarkPhoneKey compares the keyed phone key with the unkeyed hash it replaced, in one run.
+func BenchmarkPhoneKey(b *testing.B) {
+	s := must(New(Config{}, WithPhoneHasher(schemas.NewPhoneHasher([]byte("bench-key")))))
+	phones := []string{"13800138000", "13912345678", "1440123456789", "15000000001"}
+	var sink uint64
+	b.Run("siphash-keyed", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			sink += s.phoneKeyOf(phones[i&3])
+		}
+	})
+	b.Run("xxhash-unkeyed", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			sink += xxhash.Sum64String(phones[i&3])
+		}
+	})
+	_ = sink
+}

@@ -420,7 +420,8 @@ func (s *Scorer) KeyFingerprint() string {
 // (the phones seen on an IP, a device, a prefix) hold only these, so a snapshot file cannot be
 // turned back into numbers by hashing the ~10^9 mainland mobile numbers without the key (as an
 // unkeyed hash could), and a one-known-number attack does not recover the key (as it would from a
-// seeded non-cryptographic hash). SipHash costs about 20 ns for an 11-digit number.
+// seeded non-cryptographic hash). SipHash costs about 40 ns for an 11-digit number here, 25 ns
+// more than the unkeyed xxhash it replaced (BenchmarkPhoneKey).
 func (s *Scorer) phoneKeyOf(phone string) uint64 {
 	return nz(siphash.Hash(s.phoneKey[0], s.phoneKey[1], unsafe.Slice(unsafe.StringData(phone), len(phone))))
 }
