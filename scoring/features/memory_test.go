@@ -113,11 +113,14 @@ func measureSteady(perDay, ips int) (m memResult, live int) {
 	return m, tr.live(tr.last, st.Config().Retention)
 }
 
-// memPhones is the number of phones TestMemoryPerKey measures: 200k (20k IPs) unless
-// RISKFLOW_MEM_PHONES says otherwise (e.g. 1000000 for the production scale of 1M phones and
-// 100k IPs).
+// memPhones is the number of phones TestMemoryPerKey measures: 200k (20k IPs; 20k and 2k under
+// the race detector) unless RISKFLOW_MEM_PHONES says otherwise (e.g. 1000000 for the production
+// scale of 1M phones and 100k IPs).
 func memPhones() (phones, ips int) {
 	phones = 200_000
+	if raceEnabled {
+		phones = 20_000 // the same assertions on a smaller state: the race detector is slow
+	}
 	if v, err := strconv.Atoi(os.Getenv("RISKFLOW_MEM_PHONES")); err == nil && v > 0 {
 		phones = v
 	}
