@@ -56,6 +56,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	phones := fs.Int("phones", 1_000_000, "phones in the warmed state")
 	ips := fs.Int("ips", 100_000, "IPs in the warmed state")
 	conns := fs.Int("conns", 32, "concurrent connections of the load generator")
+	apiRate := fs.Float64("api-rate", 0, "offered rate of the API latency runs, req/s (default: half the slower endpoint's closed-loop throughput)")
 	dur := fs.Duration("duration", 5*time.Second, "length of each API measurement")
 	events := fs.Int("events", 200_000, "events for the pipeline comparison")
 	probes := fs.Int("probes", 300, "freshness probes")
@@ -105,7 +106,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		r, err := bench.RunAPI(ctx, s, bench.APIOptions{Phones: *phones, IPs: *ips, Conns: *conns, Duration: *dur}, log)
+		r, err := bench.RunAPI(ctx, s, bench.APIOptions{Phones: *phones, IPs: *ips, Conns: *conns, Duration: *dur, Rate: *apiRate}, log)
 		if err != nil {
 			return fmt.Errorf("bench api: %w", err)
 		}

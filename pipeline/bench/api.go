@@ -28,6 +28,9 @@ type APIOptions struct {
 	// RateShare is the offered rate of the latency runs as a share of the slower endpoint's
 	// closed-loop throughput (default 0.5): a rate both endpoints sustain.
 	RateShare float64
+	// Rate, when positive, is the offered rate of the latency runs instead (to compare two builds
+	// at the same rate).
+	Rate float64
 }
 
 func (o APIOptions) withDefaults() APIOptions {
@@ -75,7 +78,11 @@ func (r APIResult) Report(w io.Writer) {
 	fmt.Fprintf(w, "  closed loop, %d connections, %s each (response %d bytes):\n", r.Opts.Conns, r.Opts.Duration, r.ResponseBytes)
 	fmt.Fprintf(w, "    bare handler     %s\n", r.BareClosed)
 	fmt.Fprintf(w, "    /v1/risk/check   %s\n", r.RiskClosed)
-	fmt.Fprintf(w, "  open loop at %.0f req/s (%.0f%% of the slower endpoint's throughput):\n", r.Rate, r.Opts.RateShare*100)
+	if r.Opts.Rate > 0 {
+		fmt.Fprintf(w, "  open loop at %.0f req/s (--api-rate):\n", r.Rate)
+	} else {
+		fmt.Fprintf(w, "  open loop at %.0f req/s (%.0f%% of the slower endpoint's throughput):\n", r.Rate, r.Opts.RateShare*100)
+	}
 	fmt.Fprintf(w, "    bare handler     %s\n", r.BareOpen)
 	fmt.Fprintf(w, "    /v1/risk/check   %s\n", r.RiskOpen)
 	fmt.Fprintf(w, "  throughput ratio risk/bare %.2f (target ≥ 0.70)   p99 ratio risk/bare %.2f (target ≤ 1.50)\n", r.ThroughputRatio, r.P99Ratio)
@@ -135,6 +142,9 @@ func RunAPI(ctx context.Context, s *scoring.Scorer, o APIOptions, log *slog.Logg
 	res.BareClosed = Closed(ctx, bare, o.Conns, o.Duration)
 	res.RiskClosed = Closed(ctx, risk, o.Conns, o.Duration)
 	res.Rate = o.RateShare * min(res.BareClosed.Throughput, res.RiskClosed.Throughput)
+	if o.Rate > 0 {
+		res.Rate = o.Rate
+	}
 	res.BareOpen = Open(ctx, bare, o.Conns, res.Rate, o.Duration)
 	res.RiskOpen = Open(ctx, risk, o.Conns, res.Rate, o.Duration)
 	if res.BareClosed.Throughput > 0 {
