@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/hex"
 	"log/slog"
 	"slices"
 	"sync/atomic"
@@ -135,6 +136,9 @@ func (d *DecisionLog) Queued() int { return len(d.q) }
 // still queued (what it cannot is logged as lost).
 func (d *DecisionLog) Run(ctx context.Context, drain time.Duration) error {
 	batch := make([]kafka.Message, 0, d.cfg.Batch)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	defer linger.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -143,19 +147,22 @@ func (d *DecisionLog) Run(ctx context.Context, drain time.Duration) error {
 		case v := <-d.q:
 			batch = append(batch[:0], d.encode(&v))
 		}
-		linger := time.NewTimer(d.cfg.Linger)
+		// Linger without listening: verdicts queued meanwhile do not wake this goroutine one by
+		// one (a wake-up per verdict costs the check's cores more than encoding it).
+		linger.Reset(d.cfg.Linger)
+		select {
+		case <-linger.C:
+		case <-ctx.Done():
+		}
 	fill:
 		for len(batch) < d.cfg.Batch {
 			select {
 			case v := <-d.q:
 				batch = append(batch, d.encode(&v))
-			case <-linger.C:
-				break fill
-			case <-ctx.Done():
+			default:
 				break fill
 			}
 		}
-		linger.Stop()
 		if rest, err := d.publish(ctx, batch); err != nil {
 			d.drain(rest, drain) // stopping: what was not acknowledged goes first
 			return nil
@@ -229,12 +236,36 @@ func (d *DecisionLog) publish(ctx context.Context, batch []kafka.Message) ([]kaf
 // encode turns a verdict into its risk.decisions message: the phone becomes its keyed hash, its
 // masked form and its segment here, and the message is keyed by the hash.
 func (d *DecisionLog) encode(v *verdict) kafka.Message {
-	dec := NewDecision(d.hasher, d.cfg.Node, &v.req, &v.rc, v.hits, v.at, v.latency)
-	return kafka.Message{Key: []byte(dec.PhoneHash), Value: dec.AppendJSON(make([]byte, 0, 512))}
+	// The strings the decision adds (hash, masked form, address) share one allocation, and the
+	// message's key and value another: this runs for every verdict, on the check's cores.
+	var stack [192]byte
+	sum := d.hasher.Sum(v.req.Phone)
+	b := hex.AppendEncode(stack[:0], sum[:])
+	nHash := len(b)
+	b = schemas.AppendMaskedPhone(b, v.req.Phone)
+	nMasked := len(b)
+	if v.req.IP.IsValid() {
+		b = v.req.IP.AppendTo(b)
+	}
+	strs := string(b)
+	dec := decisionOf(strs[:nHash], strs[nHash:nMasked], strs[nMasked:], d.cfg.Node, &v.req, &v.rc, v.hits, v.at, v.latency)
+	buf := make([]byte, 0, nHash+1024)
+	buf = append(buf, dec.PhoneHash...)
+	buf = dec.AppendJSON(buf)
+	return kafka.Message{Key: buf[:nHash:nHash], Value: buf[nHash:]}
 }
 
 // NewDecision builds the decision record of a verdict served at `at` by node.
 func NewDecision(h *schemas.PhoneHasher, node string, req *schemas.CheckRequest, rc *schemas.RiskCheck, hits []schemas.RuleHit, at time.Time, latency time.Duration) schemas.Decision {
+	ip := ""
+	if req.IP.IsValid() {
+		ip = req.IP.String()
+	}
+	return decisionOf(h.Hex(req.Phone), schemas.MaskPhone(req.Phone), ip, node, req, rc, hits, at, latency)
+}
+
+// decisionOf is NewDecision with the phone's hash and masked form and the address's text given.
+func decisionOf(hash, masked, ip, node string, req *schemas.CheckRequest, rc *schemas.RiskCheck, hits []schemas.RuleHit, at time.Time, latency time.Duration) schemas.Decision {
 	tags := rc.Tags
 	if tags == nil {
 		tags = []string{}
@@ -246,13 +277,9 @@ func NewDecision(h *schemas.PhoneHasher, node string, req *schemas.CheckRequest,
 	if detail == nil {
 		detail = map[string]schemas.TagDetail{}
 	}
-	ip := ""
-	if req.IP.IsValid() {
-		ip = req.IP.String()
-	}
 	return schemas.Decision{
 		DecisionID: rc.ID, TS: at.UTC(), AppID: req.AppID, Flow: req.Flow,
-		PhoneHash: h.Hex(req.Phone), PhoneMasked: schemas.MaskPhone(req.Phone), PhoneSegment: schemas.PhoneSegment(req.Phone),
+		PhoneHash: hash, PhoneMasked: masked, PhoneSegment: schemas.PhoneSegment(req.Phone),
 		IP: ip, Carrier: req.Carrier, Platform: req.Platform, DeviceID: req.DeviceID, TokenDigest: req.TokenDigest, ExID: req.ExID,
 		Score: rc.Score, Tags: tags, Detail: detail, Hits: hits, RulesVersion: rc.RulesVersion,
 		Node: node, LatencyUS: latency.Microseconds(),

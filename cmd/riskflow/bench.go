@@ -50,6 +50,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var cf commonFlags
 	cf.register(fs)
 	apiBench := fs.Bool("api", true, "compare /v1/risk/check with a bare handler")
+	decisionRounds := fs.Int("decision-rounds", 5, "alternating rounds of the decision-log comparison (medians are reported)")
 	decisions := fs.Bool("decisions", true, "compare /v1/risk/check with the decision log on and off, and with its broker unreachable (needs Kafka)")
 	pipe := fs.Bool("pipeline", true, "compare the scorer pipeline with raw consumption (needs Kafka)")
 	fresh := fs.Bool("freshness", true, "measure produce → visible latency (needs Kafka)")
@@ -114,7 +115,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stdout)
 		if *decisions {
 			d, err := bench.RunDecisions(ctx, s, bench.APIOptions{Phones: *phones, IPs: *ips, Conns: *conns, Duration: *dur},
-				bench.DecisionOptions{Kafka: (&app{cfg: cfg}).kafkaConfig(), Queue: cfg.API.DecisionQueue, Keep: *keep}, log)
+				bench.DecisionOptions{Kafka: (&app{cfg: cfg}).kafkaConfig(), Queue: cfg.API.DecisionQueue, Keep: *keep, Rounds: *decisionRounds}, log)
 			if err != nil {
 				return fmt.Errorf("bench decisions (is Kafka up? deploy/local/up): %w", err)
 			}
