@@ -10,7 +10,6 @@ import (
 
 	"github.com/riskflow/riskflow/consumers"
 	"github.com/riskflow/riskflow/pipeline"
-	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/api"
 )
@@ -68,7 +67,7 @@ func (a *app) apiInvestigation(ctx context.Context) (opts []api.Option, closeFn 
 	if c.Addr == "" {
 		return append(opts, api.WithInvestigation(a.scorer, nil)), func() {}
 	}
-	st, err := chsink.Open(ctx, chsink.Config{Addr: c.Addr, Database: c.Database, Username: c.Username, Password: c.Password}, chsink.WithLogger(a.log))
+	st, err := openStore(ctx, c, a.log)
 	if err != nil {
 		a.log.Warn("labels through the API are off: clickhouse", "err", err)
 		return append(opts, api.WithInvestigation(a.scorer, nil)), func() {}
