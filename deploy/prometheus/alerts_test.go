@@ -11,13 +11,13 @@ import (
 )
 
 // The alerts the brief promises, by what they watch: each must exist and name its metric.
-// (Decision drops are not here: riskflow has no decision log and no metric for it yet.)
 var requiredAlerts = map[string]string{
 	"RiskflowLoopStalled":       "riskflow_loop_stalled_seconds",
 	"RiskflowReplicaLagGrowing": "riskflow_replica_lag_messages",
 	"RiskflowBreakerOpen":       "riskflow_breaker_state",
 	"RiskflowAPIErrors":         "riskflow_api_requests_total",
 	"RiskflowReplicaStale":      "riskflow_replica_staleness_seconds",
+	"RiskflowDecisionsDropped":  "riskflow_decisions_total",
 }
 
 var (
