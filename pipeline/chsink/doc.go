@@ -9,8 +9,12 @@
 // Every statement the package sends is built by a function of its own (insertSQL,
 // readChunkSQL, [RulesReportSQL], the migrator's), so CI runs that very text on ClickHouse 18.16
 // and on current ClickHouse (chDB) over one fixture and compares the results
-// (TestSQLOnBothClickHouses, build tags integration and chdb; `make chdb`). A new statement —
-// the decision log's inserts, say — belongs in buildCrossPlan too.
+// (TestSQLOnBothClickHouses, build tags integration and chdb; `make chdb`). A new statement
+// belongs in buildCrossPlan too, as the decision log's, the labels' and `riskflow lookup`'s do.
+//
+// Besides the archiver's two tables it writes the decision log (risk_decisions, one row per
+// (app_id, decision_id): [Store.WriteDecisions]) and labels ([Store.WriteLabels]), and reads
+// them back for `riskflow lookup` ([Store.Lookup]) and backtests ([Store.ReadLabels]).
 //
 // Each [schemas.ScoreRecord] becomes one row in verify_events (the event) and one in
 // risk_scores (the verdict and every rule hit). Both tables are ReplacingMergeTree keyed on

@@ -1,5 +1,8 @@
 // Package api serves riskflow's HTTP contract: POST /v1/risk/check (the riskCheck verdict on the
-// login hot path), POST /v1/events (events into Kafka), GET /healthz, /readyz and /metrics.
+// login hot path), POST /v1/events (events into Kafka), GET /healthz, /readyz and /metrics, the
+// admin routes (rules, explain, labels: admin.go, rules.go) and GET /v1/openapi.yaml, the OpenAPI 3
+// document of all of them (openapi.yaml, checked against real answers by openapi_test.go). With a
+// DecisionLog every verdict served is handed to it once written (the decision log).
 //
 // Every non-2xx answer is {"code":<non-zero>,"content":"<what is wrong, which field>"}; statuses
 // are decided in one place (status), and bodies written in one place (instrument), which keeps
