@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/riskflow/riskflow/consumers"
+	"github.com/riskflow/riskflow/rules"
 	"github.com/riskflow/riskflow/schemas"
 )
 
@@ -62,7 +63,7 @@ type fakeScorer struct {
 
 func (s *fakeScorer) Process(ev *schemas.VerifyEvent) (schemas.ScoreRecord, error) {
 	if s.noPack {
-		return schemas.ScoreRecord{}, errors.New("no rule pack loaded")
+		return schemas.ScoreRecord{}, schemas.Unavailable("no rule pack loaded")
 	}
 	s.mu.Lock()
 	s.scored = append(s.scored, ev.EventID)
@@ -246,12 +247,28 @@ func TestScoreStageWriteFailuresFailTheBatch(t *testing.T) {
 	})
 	t.Run("rule error keeps the verdict", func(t *testing.T) {
 		scores, dlq := &fakeWriter{}, &fakeWriter{}
-		stage := &ScoreStage{Scorer: &fakeScorer{err: errors.New("rule x: division by zero")}, Scores: scores, DLQ: dlq}
+		stage := &ScoreStage{Scorer: &fakeScorer{err: &rules.RuleError{Rule: "x", Err: errors.New("division by zero")}}, Scores: scores, DLQ: dlq}
 		if err := stage.Handle(context.Background(), batch); err != nil {
 			t.Fatalf("Handle: %v", err)
 		}
 		if len(scores.written()) != 1 {
 			t.Errorf("wrote %d scores, want 1", len(scores.written()))
+		}
+	})
+	// Decided by what the error is, not by which fields of the record are empty: an error nothing
+	// says more about retries the batch even with a filled-in record.
+	t.Run("unclassified error with a record", func(t *testing.T) {
+		scores, dlq := &fakeWriter{}, &fakeWriter{}
+		stage := &ScoreStage{Scorer: &fakeScorer{err: errors.New("connection reset")}, Scores: scores, DLQ: dlq, Log: quiet()}
+		if err := stage.Handle(context.Background(), batch); err == nil || len(scores.written()) != 0 || len(dlq.written()) != 0 {
+			t.Errorf("Handle: %v, %d scores, %d dead letters; want the batch retried", err, len(scores.written()), len(dlq.written()))
+		}
+	})
+	t.Run("misconfigured scorer", func(t *testing.T) {
+		scores, dlq := &fakeWriter{}, &fakeWriter{}
+		stage := &ScoreStage{Scorer: &fakeScorer{err: schemas.Misconfigured("no phone hasher configured")}, Scores: scores, DLQ: dlq, Log: quiet()}
+		if err := stage.Handle(context.Background(), batch); !errors.Is(err, schemas.ErrMisconfigured) || len(dlq.written()) != 0 {
+			t.Errorf("Handle: %v, %d dead letters; want the batch failed, nothing dead-lettered", err, len(dlq.written()))
 		}
 	})
 }

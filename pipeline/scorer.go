@@ -322,16 +322,23 @@ func Admit(m kafka.Message, now time.Time) (schemas.VerifyEvent, error) {
 
 func (s *ScoreStage) scoreOne(m kafka.Message, now time.Time) outcome {
 	ev, err := Admit(m, now)
-	if err != nil {
+	if err != nil { // Admit's errors are *schemas.FieldError: schemas.DeadLetter
 		return outcome{msg: DeadLetter(m, err), dead: true}
 	}
 	rec, err := s.Scorer.Process(&ev)
-	if err != nil {
-		if rec.EventID == "" { // nothing scored (no pack loaded): retry the batch later
-			return outcome{err: fmt.Errorf("score event %s: %w", ev.EventID, err)}
+	switch schemas.Classify(err) {
+	case schemas.Proceed:
+		if err != nil {
+			// A rule failed at run time; the verdict of the other rules stands. Logged, not fatal.
+			logger(s.Log).Warn("rule evaluation error", "event_id", ev.EventID, "err", err)
 		}
-		// A rule failed at run time; the verdict of the other rules stands. Logged, not fatal.
-		logger(s.Log).Warn("rule evaluation error", "event_id", ev.EventID, "err", err)
+	case schemas.DeadLetter:
+		return outcome{msg: DeadLetter(m, err), dead: true}
+	case schemas.Fail:
+		logger(s.Log).Error("scorer cannot score; the batch is retried until it is fixed", "err", err)
+		return outcome{err: fmt.Errorf("score event %s: %w", ev.EventID, err)}
+	default: // Retry: nothing scored (no pack loaded yet)
+		return outcome{err: fmt.Errorf("score event %s: %w", ev.EventID, err)}
 	}
 	v, err := rec.MarshalJSON() // hand-written: json.Marshal would re-validate its output
 	if err != nil {

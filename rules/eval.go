@@ -70,6 +70,9 @@ type RuleError struct {
 func (e *RuleError) Error() string { return fmt.Sprintf("rule %s: %v", e.Rule, e.Err) }
 func (e *RuleError) Unwrap() error { return e.Err }
 
+// Is makes every RuleError a partial result (schemas.ErrPartial): the other rules' verdict stands.
+func (e *RuleError) Is(target error) bool { return target == schemas.ErrPartial }
+
 // eval evaluates the rule's condition: on the fast path when it can give a plain answer, on
 // cel-go otherwise.
 func (r *Rule) eval(in Input, vars Vars) (bool, error) {

@@ -10,7 +10,6 @@ package scoring
 import (
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -168,14 +167,19 @@ func (s *Scorer) SetPack(p *rules.Pack) { s.pack.Swap(p) }
 // SetLists replaces the allow/block lists atomically.
 func (s *Scorer) SetLists(l *Lists) { s.lists.Store(l.keyed(s.phoneKeyOf)) }
 
-// ErrNoPack is returned when scoring before any rule pack was loaded.
-var ErrNoPack = errors.New("no rule pack loaded")
+// ErrNoPack is returned when scoring before any rule pack was loaded (schemas.ErrUnavailable:
+// retry once one is).
+var ErrNoPack = schemas.Unavailable("no rule pack loaded")
+
+// ErrNoHasher is returned by Process on a scorer built without WithPhoneHasher
+// (schemas.ErrMisconfigured).
+var ErrNoHasher = schemas.Misconfigured("score event: no phone hasher configured")
 
 // Process scores a decoded event as of its own time, counting it, then records it in the state.
 // A re-delivered event (same event_id) is scored against the state without being counted again.
 func (s *Scorer) Process(ev *schemas.VerifyEvent) (schemas.ScoreRecord, error) {
 	if s.hasher == nil {
-		return schemas.ScoreRecord{}, errors.New("score event: no phone hasher configured")
+		return schemas.ScoreRecord{}, ErrNoHasher
 	}
 	pack := s.pack.Load()
 	if pack == nil {

@@ -139,7 +139,7 @@ func produceScoreRecords(ctx context.Context, kc consumers.Config, topic string,
 				return fmt.Errorf("loadgen ran out after %d events", done+len(msgs))
 			}
 			rec, err := s.Process(&l.Event)
-			if err != nil && rec.EventID == "" {
+			if schemas.Classify(err) != schemas.Proceed {
 				return fmt.Errorf("score: %w", err)
 			}
 			v, err := rec.MarshalJSON()

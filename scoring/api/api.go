@@ -479,11 +479,15 @@ func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) (int, error
 	} else {
 		rc, err = s.checker.Check(&req)
 	}
-	if err != nil && rc.RulesVersion == "" {
+	switch schemas.Classify(err) {
+	case schemas.Proceed:
+		if err != nil { // a rule failed at run time; the other rules' verdict stands
+			s.log.Warn("rule evaluation error", "err", boundedErr(err))
+		}
+	case schemas.Retry:
 		return 0, fmt.Errorf("%w: %v", errNotReady, err)
-	}
-	if err != nil {
-		s.log.Warn("rule evaluation error", "err", boundedErr(err))
+	default: // a bad request (400) or a broken node (500): status decides
+		return 0, err
 	}
 	// The envelope is the API's: whatever the checker filled in, a verdict is code 0, "success",
 	// and echoes the caller's ex_id.

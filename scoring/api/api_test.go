@@ -15,6 +15,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/riskflow/riskflow/rules"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/api"
 )
@@ -459,12 +460,20 @@ func TestPublisherFailure(t *testing.T) {
 func TestCheckerErrors(t *testing.T) {
 	f := newFixture(t, api.Config{})
 	// No pack loaded: nothing was scored.
-	f.chk.rc, f.chk.err = schemas.RiskCheck{}, errors.New("no rule pack loaded")
+	f.chk.rc, f.chk.err = schemas.RiskCheck{}, schemas.Unavailable("no rule pack loaded")
 	errorBody(t, f.do(t, http.MethodPost, "/v1/risk/check", checkBody), http.StatusServiceUnavailable, "not ready")
 	// A rule failed at run time: the verdict of the others stands.
-	f.chk.rc, f.chk.err = verdict(), errors.New("rule x: no such overload")
+	f.chk.rc, f.chk.err = verdict(), &rules.RuleError{Rule: "x", Err: errors.New("no such overload")}
 	if w := f.do(t, http.MethodPost, "/v1/risk/check", checkBody); w.Code != http.StatusOK {
 		t.Errorf("partial verdict: %d %s", w.Code, w.Body)
+	}
+	// Decided by the error, not by the verdict's fields: a verdict with an unclassified error is
+	// not served, a misconfigured node answers 500.
+	f.chk.rc, f.chk.err = verdict(), errors.New("state unavailable")
+	errorBody(t, f.do(t, http.MethodPost, "/v1/risk/check", checkBody), http.StatusServiceUnavailable, "not ready")
+	f.chk.rc, f.chk.err = schemas.RiskCheck{}, schemas.Misconfigured("no phone hasher configured")
+	if w := f.do(t, http.MethodPost, "/v1/risk/check", checkBody); w.Code != http.StatusInternalServerError {
+		t.Errorf("misconfigured: %d %s", w.Code, w.Body)
 	}
 }
 

@@ -338,8 +338,7 @@ func (sd *side) score(b *batch, which, words int) {
 		}
 		rec, err := sd.scorer.Process(ev)
 		if err != nil {
-			var re *rules.RuleError
-			if !errors.As(err, &re) {
+			if schemas.Classify(err) != schemas.Proceed {
 				res.err = err
 				return
 			}
