@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
-	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -35,42 +33,16 @@ type Lists struct {
 	phones  map[string]string // normalized number → action; keyed by the scorer (see keyed)
 	devices map[uint64]string
 	prefix  map[uint64]string
-	v4, v6  cidrTable // IPv4 ranges (IPv4-mapped ones included) and IPv6 ranges
+	ips     *geo.CIDRTable[string] // networks → action, longest prefix first
 	entries int
 }
 
-// cidrTable holds ranges of one address family by prefix length, for a longest-prefix match.
-type cidrTable struct {
-	nets map[int]map[netip.Addr]string // prefix length → masked address → action
-	bits []int                         // prefix lengths present, longest first
-}
-
-func (c *cidrTable) put(p netip.Prefix, action string) {
-	if c.nets == nil {
-		c.nets = map[int]map[netip.Addr]string{}
+// blockWins combines two actions for one network: block wins.
+func blockWins(old, new string) string {
+	if old == "block" {
+		return old
 	}
-	m := c.nets[p.Bits()]
-	if m == nil {
-		m = map[netip.Addr]string{}
-		c.nets[p.Bits()] = m
-		c.bits = append(c.bits, p.Bits())
-		slices.SortFunc(c.bits, func(a, b int) int { return b - a }) // longest prefix first
-	}
-	put(m, p.Addr(), action)
-}
-
-// match returns the action of the longest range holding a ("" when none).
-func (c *cidrTable) match(a netip.Addr) string {
-	for _, bits := range c.bits {
-		p, err := a.Prefix(bits)
-		if err != nil {
-			continue
-		}
-		if act, ok := c.nets[bits][p.Addr()]; ok {
-			return act
-		}
-	}
-	return ""
+	return new
 }
 
 // Len is the number of entries.
@@ -86,6 +58,7 @@ func ParseLists(r io.Reader) (*Lists, error) {
 	l := &Lists{
 		phones: map[string]string{}, devices: map[uint64]string{}, prefix: map[uint64]string{},
 	}
+	ips := geo.NewCIDRTableBuilder(blockWins)
 	sc := bufio.NewScanner(r)
 	line := 0
 	for sc.Scan() {
@@ -123,11 +96,7 @@ func ParseLists(r io.Reader) (*Lists, error) {
 			if err != nil {
 				return nil, fmt.Errorf("line %d: %w", line, err)
 			}
-			if p.Addr().Is4() {
-				l.v4.put(p, action)
-			} else {
-				l.v6.put(p, action)
-			}
+			ips.Add(p, action)
 		default:
 			return nil, fmt.Errorf("line %d: kind %q is not phone, ip, device or prefix", line, kind)
 		}
@@ -136,6 +105,7 @@ func ParseLists(r io.Reader) (*Lists, error) {
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("read lists: %w", err)
 	}
+	l.ips = ips.Build()
 	return l, nil
 }
 
@@ -193,12 +163,7 @@ func (l *keyedLists) lookup(ev *schemas.VerifyEvent, k *features.Keys) listHits 
 	h.prefix = l.prefix[k.Prefix]
 	// The most specific entry decides: the longest range holding the address (a listed address
 	// is a /32 or /128).
-	ip := ev.IP.Unmap()
-	if ip.Is4() {
-		h.ip = l.v4.match(ip)
-	} else if ip.IsValid() {
-		h.ip = l.v6.match(ip)
-	}
+	h.ip, _ = l.ips.Lookup(ev.IP)
 	return h
 }
 

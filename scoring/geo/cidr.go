@@ -8,21 +8,17 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 )
 
-// CIDRSet is an immutable set of IPv4 and IPv6 networks, stored as sorted,
-// merged address ranges so that Contains is a binary search without
+// CIDRSet is an immutable set of IPv4 and IPv6 networks: a CIDRTable whose networks carry no
+// value, so that Contains is a binary search over sorted, merged address ranges without
 // allocations. A nil *CIDRSet is empty. It is safe for concurrent use.
 type CIDRSet struct {
-	v4      []range4
-	v6      []range6
+	t       *CIDRTable[struct{}]
 	entries int // lines that held a network, before merging
 }
-
-type range4 struct{ lo, hi uint32 }
 
 // u128 is an IPv6 address as a big-endian pair of words.
 type u128 struct{ hi, lo uint64 }
@@ -37,8 +33,6 @@ func (a u128) next() (u128, bool) {
 	return u128{a.hi, a.lo + 1}, false
 }
 
-type range6 struct{ lo, hi u128 }
-
 // LoadCIDRList reads a datacenter/proxy network list: one network per line in
 // CIDR notation ("203.0.113.0/24", "2001:db8::/32"), or a bare address for a
 // single host, optionally followed by whitespace and a free-text label (the
@@ -49,6 +43,7 @@ type range6 struct{ lo, hi u128 }
 // IPv4. Errors name the line number.
 func LoadCIDRList(r io.Reader) (*CIDRSet, error) {
 	s := &CIDRSet{}
+	b := NewCIDRTableBuilder[struct{}](nil)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	line := 0
@@ -66,31 +61,13 @@ func LoadCIDRList(r io.Reader) (*CIDRSet, error) {
 		if err != nil {
 			return nil, fmt.Errorf("geo: cidr list line %d: %w", line, err)
 		}
-		s.add(p)
+		b.Add(p, struct{}{})
+		s.entries++
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("geo: cidr list after line %d: %w", line, err)
 	}
-	s.v4 = mergeRanges(s.v4, func(a, b range4) bool { return a.lo < b.lo },
-		func(cur, r range4) (range4, bool) {
-			// r.lo <= cur.hi+1 means overlapping or adjacent.
-			if cur.hi == ^uint32(0) || r.lo <= cur.hi+1 {
-				cur.hi = max(cur.hi, r.hi)
-				return cur, true
-			}
-			return cur, false
-		})
-	s.v6 = mergeRanges(s.v6, func(a, b range6) bool { return a.lo.less(b.lo) },
-		func(cur, r range6) (range6, bool) {
-			n, overflow := cur.hi.next()
-			if overflow || !n.less(r.lo) {
-				if cur.hi.less(r.hi) {
-					cur.hi = r.hi
-				}
-				return cur, true
-			}
-			return cur, false
-		})
+	s.t = b.Build()
 	return s, nil
 }
 
@@ -170,57 +147,6 @@ func unwrapParse(err error) error {
 	return err
 }
 
-func (s *CIDRSet) add(p netip.Prefix) {
-	s.entries++
-	a := p.Addr()
-	if a.Is4() {
-		b := a.As4()
-		lo := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-		var hostMask uint32
-		if p.Bits() < 32 {
-			hostMask = ^uint32(0) >> p.Bits()
-		}
-		s.v4 = append(s.v4, range4{lo, lo | hostMask})
-		return
-	}
-	lo := addr128(a)
-	hi := lo
-	switch bits := p.Bits(); {
-	case bits == 0:
-		hi = u128{^uint64(0), ^uint64(0)}
-	case bits < 64:
-		hi.hi |= ^uint64(0) >> bits
-		hi.lo = ^uint64(0)
-	case bits < 128:
-		hi.lo |= ^uint64(0) >> (bits - 64)
-	}
-	s.v6 = append(s.v6, range6{lo, hi})
-}
-
-func mergeRanges[R any](rs []R, less func(a, b R) bool, merge func(cur, r R) (R, bool)) []R {
-	if len(rs) == 0 {
-		return nil
-	}
-	slices.SortFunc(rs, func(a, b R) int {
-		switch {
-		case less(a, b):
-			return -1
-		case less(b, a):
-			return 1
-		}
-		return 0
-	})
-	out := rs[:1]
-	for _, r := range rs[1:] {
-		if m, ok := merge(out[len(out)-1], r); ok {
-			out[len(out)-1] = m
-		} else {
-			out = append(out, r)
-		}
-	}
-	return slices.Clip(out)
-}
-
 func addr128(a netip.Addr) u128 {
 	b := a.As16()
 	var hi, lo uint64
@@ -237,33 +163,8 @@ func (s *CIDRSet) Contains(ip netip.Addr) bool {
 	if s == nil || !ip.IsValid() {
 		return false
 	}
-	ip = ip.Unmap()
-	if ip.Is4() {
-		b := ip.As4()
-		x := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-		// First range whose hi >= x; the ranges are disjoint and sorted.
-		lo, hi := 0, len(s.v4)
-		for lo < hi {
-			m := int(uint(lo+hi) >> 1)
-			if s.v4[m].hi < x {
-				lo = m + 1
-			} else {
-				hi = m
-			}
-		}
-		return lo < len(s.v4) && s.v4[lo].lo <= x
-	}
-	x := addr128(ip)
-	lo, hi := 0, len(s.v6)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if s.v6[m].hi.less(x) {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	return lo < len(s.v6) && !x.less(s.v6[lo].lo)
+	_, ok := s.t.Lookup(ip)
+	return ok
 }
 
 // Len returns the number of networks that were listed (before overlapping and
