@@ -13,16 +13,51 @@ import (
 )
 
 // Config is the Kafka connection shared by every reader and writer.
+//
+// The YAML keys are those of riskflow's kafka section; the fields without one are not
+// configurable there. DefaultConfig has the defaults, Validate names every key that is wrong.
 type Config struct {
-	Brokers      []string
-	ClientID     string
-	BatchSize    int           // writer: messages per produce request; default 1000
-	BatchTimeout time.Duration // writer: longest a partial batch waits; default 2 ms (kafka-go's 1 s default is not a latency)
-	DialTimeout  time.Duration // default 5 s
+	Brokers      []string      `yaml:"brokers"`
+	ClientID     string        `yaml:"-"`
+	BatchSize    int           `yaml:"-"`             // writer: messages per produce request; default 1000
+	BatchTimeout time.Duration `yaml:"batch_timeout"` // writer: longest a partial batch waits; default 2 ms (kafka-go's 1 s default is not a latency)
+	DialTimeout  time.Duration `yaml:"-"`             // default 5 s
 	// MaxMessageBytes is the broker's limit on one produce request's record batch (the topic's
 	// max.message.bytes; MaxMessageBytesOf reads it). Writers keep every batch under 90% of it
-	// (BatchBytes), so no batch is refused for its size; default 1,000,000.
-	MaxMessageBytes int
+	// (BatchBytes), so no batch is refused for its size; 0 = 1,000,000 (or what the caller reads
+	// from the broker).
+	MaxMessageBytes int `yaml:"max_message_bytes"`
+}
+
+// DefaultConfig is the configuration with every default filled in, except Brokers (no default)
+// and MaxMessageBytes (0: ask the broker, or 1,000,000).
+func DefaultConfig() Config {
+	c := Config{}.withDefaults()
+	c.MaxMessageBytes = 0
+	return c
+}
+
+// Validate reports every key that is wrong, each error starting with the key's name. Zero values
+// that have a default are fine.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("brokers: at least one broker is required"))
+	}
+	for _, b := range c.Brokers {
+		if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
+			errs = append(errs, fmt.Errorf("brokers: %q is not host:port", b))
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			errs = append(errs, fmt.Errorf("brokers: %q is not host:port", b))
+		}
+	}
+	if c.BatchTimeout < 0 || c.BatchTimeout > time.Second {
+		errs = append(errs, fmt.Errorf("batch_timeout: %s is outside (0, 1s]", c.BatchTimeout))
+	}
+	if c.MaxMessageBytes != 0 && c.MaxMessageBytes < 64<<10 {
+		errs = append(errs, fmt.Errorf("max_message_bytes: %d is below 65536 (0 asks the broker)", c.MaxMessageBytes))
+	}
+	return errors.Join(errs...)
 }
 
 // DefaultMaxMessageBytes is the broker's default message.max.bytes (1,048,588) rounded down.

@@ -173,7 +173,7 @@ func defaultGeoPath() string {
 }
 
 func (a *app) kafkaConfig() consumers.Config {
-	return consumers.Config{Brokers: a.cfg.Kafka.Brokers, BatchTimeout: a.cfg.Kafka.BatchTimeout.D(), MaxMessageBytes: a.cfg.Kafka.MaxMessageBytes}
+	return a.cfg.Kafka.Config
 }
 
 // prepareKafka creates the topics riskflow needs — waiting, with backoff, for a broker that is not
@@ -414,11 +414,9 @@ func (a *app) runAPI(ctx context.Context, listen string, serving, ready func() e
 		defer stop()
 		opts = append(opts, api.WithDecisionLog(dl))
 	}
-	srv := api.New(api.Config{
-		Keys: a.cfg.API.Keys, MaxBodyBytes: a.cfg.API.MaxBodyBytes, RatePerApp: a.cfg.API.RatePerApp,
-		EventsRatePerApp: a.cfg.API.EventsRatePerApp, AuthFailuresPerMinute: a.cfg.API.AuthFailuresPerMinute,
-		NodeID: nodePrefix(host),
-	}, a.scorer, &pipeline.Publisher{W: events, Hasher: a.hasher},
+	ac := a.cfg.API.Config
+	ac.NodeID = nodePrefix(host)
+	srv := api.New(ac, a.scorer, &pipeline.Publisher{W: events, Hasher: a.hasher},
 		append([]api.Option{api.WithServing(serving), api.WithReadiness(ready), api.WithLogger(a.log.With("role", "api")), api.WithRegistry(a.reg),
 			api.WithRulesAdmin(rulesAdmin{s: a.rules, persisted: a.cfg.Scoring.Rules != ""}, a.cfg.API.AdminKeys)}, opts...)...)
 	hs := &http.Server{

@@ -13,6 +13,10 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/riskflow/riskflow/consumers"
+	"github.com/riskflow/riskflow/pipeline/chsink"
+	"github.com/riskflow/riskflow/scoring/api"
 )
 
 // Duration is a time.Duration written as "10ms", "5s", "24h" in YAML and env vars.
@@ -53,12 +57,13 @@ type OpsConfig struct {
 	Listen string `yaml:"listen"`
 }
 
-// KafkaConfig is the broker and topics.
+// KafkaConfig is the broker (package consumers' Config: brokers, batch_timeout,
+// max_message_bytes) and the topics and groups.
 type KafkaConfig struct {
-	Brokers     []string `yaml:"brokers"`
-	EventsTopic string   `yaml:"events_topic"`
-	ScoresTopic string   `yaml:"scores_topic"`
-	DLQTopic    string   `yaml:"dlq_topic"`
+	consumers.Config `yaml:",inline"`
+	EventsTopic      string `yaml:"events_topic"`
+	ScoresTopic      string `yaml:"scores_topic"`
+	DLQTopic         string `yaml:"dlq_topic"`
 	// DecisionsTopic carries every verdict /v1/risk/check served (the decision log).
 	DecisionsTopic string `yaml:"decisions_topic"`
 	// DecisionsGroup is the archivers' consumer group on DecisionsTopic.
@@ -69,43 +74,31 @@ type KafkaConfig struct {
 	ScorerGroup      string   `yaml:"scorer_group"`
 	ArchiverGroup    string   `yaml:"archiver_group"`
 	ScorerBatch      int      `yaml:"scorer_batch"`
-	BatchTimeout     Duration `yaml:"batch_timeout"`
-	// MaxMessageBytes is the broker's limit per produce request (max.message.bytes); 0 = ask the
-	// broker at start. Produce batches stay under 90% of it.
-	MaxMessageBytes int `yaml:"max_message_bytes"`
 	// StallAfter is how long a consumer loop may fail to move on (broker away, one batch retried)
 	// before /readyz reports it.
 	StallAfter Duration `yaml:"stall_after"`
 }
 
-// ClickHouseConfig is the history store; an empty addr turns the archiver off.
+// ClickHouseConfig is the history store (package chsink's Config: addr, database, username,
+// password, dial_timeout, write_timeout) and the archiver's batches and breaker; an empty addr
+// turns the archiver off.
 type ClickHouseConfig struct {
-	Addr            string   `yaml:"addr"`
-	Database        string   `yaml:"database"`
-	Username        string   `yaml:"username"`
-	Password        string   `yaml:"password"`
+	chsink.Config   `yaml:",inline"`
 	BatchSize       int      `yaml:"batch_size"`
 	FlushInterval   Duration `yaml:"flush_interval"`
 	BreakerFailures int      `yaml:"breaker_failures"`
 	BreakerOpenFor  Duration `yaml:"breaker_open_for"`
 }
 
-// APIConfig is the HTTP server.
+// APIConfig is the HTTP server: package api's Config (keys, max_body_bytes, rate_per_app,
+// events_rate_per_app, auth_failures_per_minute) and where and how it listens.
 type APIConfig struct {
-	Listen       string            `yaml:"listen"`
-	Keys         map[string]string `yaml:"keys"`
-	AdminKeys    map[string]string `yaml:"admin_keys"`
-	MaxBodyBytes int64             `yaml:"max_body_bytes"`
-	// RatePerApp limits /v1/risk/check per app key (requests/s; 0 = off). /v1/events has its
-	// own bucket, so that publishing a backlog cannot starve an app's checks.
-	RatePerApp       float64 `yaml:"rate_per_app"`
-	EventsRatePerApp float64 `yaml:"events_rate_per_app"` // /v1/events per app key (requests/s; 0 = off)
-	// AuthFailuresPerMinute throttles failed authentications per client address (IPv6: per
-	// /64) after a burst of 10; beyond it the address gets 429 whatever it sends. 0 = off.
-	AuthFailuresPerMinute float64 `yaml:"auth_failures_per_minute"`
-	TLSCert               string  `yaml:"tls_cert"`
-	TLSKey                string  `yaml:"tls_key"`
-	ReadyMaxLag           int64   `yaml:"ready_max_lag"`
+	api.Config  `yaml:",inline"`
+	Listen      string            `yaml:"listen"`
+	AdminKeys   map[string]string `yaml:"admin_keys"`
+	TLSCert     string            `yaml:"tls_cert"`
+	TLSKey      string            `yaml:"tls_key"`
+	ReadyMaxLag int64             `yaml:"ready_max_lag"`
 	// MaxStaleness is how old an API replica's state may grow (the broker away) before /readyz
 	// fails; checks are still answered from it.
 	MaxStaleness Duration `yaml:"max_staleness"`
@@ -145,22 +138,25 @@ type LogConfig struct {
 }
 
 // Default is the configuration for a local single-node setup (deploy/local ports).
+// Each package's section starts from its own DefaultConfig.
 func Default() Config {
+	kafka := consumers.DefaultConfig()
+	kafka.Brokers = []string{"127.0.0.1:19092"}
 	return Config{
 		Kafka: KafkaConfig{
-			Brokers: []string{"127.0.0.1:19092"}, EventsTopic: "verify.events", ScoresTopic: "risk.scores",
+			Config: kafka, EventsTopic: "verify.events", ScoresTopic: "risk.scores",
 			DLQTopic: "verify.events.dlq", DecisionsTopic: "risk.decisions", DecisionsGroup: "riskflow-decisions", Partitions: 4, ScorerGroup: "riskflow-scorer",
-			ArchiverGroup: "riskflow-archiver", ScorerBatch: 2000, BatchTimeout: Duration(2 * time.Millisecond),
+			ArchiverGroup: "riskflow-archiver", ScorerBatch: 2000,
 			StallAfter: Duration(30 * time.Second),
 		},
 		ClickHouse: ClickHouseConfig{
 			// Archiver batches, measured with `riskflow bench` (README, Performance): 100,000 records
 			// per INSERT while catching up (fewer, larger parts and rollup states for the server to
 			// merge), and a batch goes out at most 500 ms after its first record once caught up.
-			Database: "riskflow", Username: "default", BatchSize: 100_000, FlushInterval: Duration(500 * time.Millisecond),
+			Config: chsink.DefaultConfig(), BatchSize: 100_000, FlushInterval: Duration(500 * time.Millisecond),
 			BreakerFailures: 3, BreakerOpenFor: Duration(5 * time.Second),
 		},
-		API: APIConfig{Listen: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, ReadyMaxLag: 1000, MaxStaleness: Duration(time.Minute), AuthFailuresPerMinute: 20,
+		API: APIConfig{Config: api.DefaultConfig(), Listen: "127.0.0.1:8080", ReadyMaxLag: 1000, MaxStaleness: Duration(time.Minute),
 			DecisionLog: true, DecisionQueue: 10_000},
 		Scoring: ScoringConfig{
 			ReloadInterval: Duration(5 * time.Second), MaxEntriesPerKey: 1024, Replay: true, FeedWait: Duration(2 * time.Second),
@@ -175,13 +171,23 @@ func Default() Config {
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(key, format string, args ...any) { errs = append(errs, fmt.Errorf(key+": "+format, args...)) }
-	if len(c.Kafka.Brokers) == 0 {
-		bad("kafka.brokers", "at least one broker is required")
-	}
-	for _, b := range c.Kafka.Brokers {
-		if !hostPort(b) {
-			bad("kafka.brokers", "%q is not host:port", b)
+	section := func(name string, err error) {
+		if err == nil {
+			return
 		}
+		list := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			list = j.Unwrap()
+		}
+		for _, e := range list {
+			errs = append(errs, fmt.Errorf("%s.%w", name, e))
+		}
+	}
+	// The packages' own keys, checked by the packages.
+	section("kafka", c.Kafka.Config.Validate())
+	section("api", c.API.Config.Validate())
+	if c.ClickHouse.Addr != "" {
+		section("clickhouse", c.ClickHouse.Config.Validate())
 	}
 	for _, b := range c.Kafka.DecisionsBrokers {
 		if !hostPort(b) {
@@ -199,14 +205,8 @@ func (c *Config) Validate() error {
 	if c.Kafka.ScorerBatch < 1 || c.Kafka.ScorerBatch > 10000 {
 		bad("kafka.scorer_batch", "%d is outside 1..10000", c.Kafka.ScorerBatch)
 	}
-	if c.Kafka.MaxMessageBytes != 0 && c.Kafka.MaxMessageBytes < 64<<10 {
-		bad("kafka.max_message_bytes", "%d is below 65536 (0 asks the broker)", c.Kafka.MaxMessageBytes)
-	}
 	if c.Kafka.StallAfter.D() <= 0 {
 		bad("kafka.stall_after", "must be positive")
-	}
-	if c.Kafka.BatchTimeout.D() <= 0 || c.Kafka.BatchTimeout.D() > time.Second {
-		bad("kafka.batch_timeout", "%s is outside (0, 1s]", c.Kafka.BatchTimeout.D())
 	}
 	if c.ClickHouse.Addr != "" {
 		if c.ClickHouse.Database == "" {
@@ -237,28 +237,11 @@ func (c *Config) Validate() error {
 	if c.API.ReadyMaxLag < 0 {
 		bad("api.ready_max_lag", "must not be negative")
 	}
-	if c.API.MaxBodyBytes < 1024 {
-		bad("api.max_body_bytes", "%d is below 1024", c.API.MaxBodyBytes)
-	}
 	if c.API.DecisionQueue < 1 || c.API.DecisionQueue > 10_000_000 {
 		bad("api.decision_queue", "%d is outside 1..10000000", c.API.DecisionQueue)
 	}
-	if c.API.RatePerApp < 0 {
-		bad("api.rate_per_app", "must not be negative")
-	}
-	if c.API.EventsRatePerApp < 0 {
-		bad("api.events_rate_per_app", "must not be negative")
-	}
-	if c.API.AuthFailuresPerMinute < 0 {
-		bad("api.auth_failures_per_minute", "must not be negative (0 turns the throttle off)")
-	}
 	if (c.API.TLSCert == "") != (c.API.TLSKey == "") {
 		bad("api.tls_cert", "tls_cert and tls_key go together")
-	}
-	for k, v := range c.API.Keys {
-		if k == "" || v == "" {
-			bad("api.keys", "app key and secret must both be non-empty")
-		}
 	}
 	for k, v := range c.API.AdminKeys {
 		if k == "" || v == "" {
@@ -448,7 +431,17 @@ func (k keyIndex) decodeYAML(doc *yaml.Node, c *Config) error {
 			key, val := body.Content[j], body.Content[j+1]
 			path := sec.Value + "." + key.Value
 			f := k.field(c, path)
-			if (f.Kind() == reflect.Int || f.Kind() == reflect.Int64) && f.Type() != durationType && val.ShortTag() != "!!int" {
+			if isDuration(f.Type()) {
+				// Parsed here for both duration types: yaml.v3 would read a bare 5 as 5 ns.
+				d, err := time.ParseDuration(val.Value)
+				if val.Kind != yaml.ScalarNode || err != nil {
+					errs = append(errs, fmt.Errorf("line %d: %s: %s", val.Line, path, yamlValueError(f.Type(), val, err)))
+					continue
+				}
+				f.SetInt(int64(d))
+				continue
+			}
+			if (f.Kind() == reflect.Int || f.Kind() == reflect.Int64) && val.ShortTag() != "!!int" {
 				// yaml.v3 truncates 1.5 into an int; a count given as a fraction is a mistake.
 				errs = append(errs, fmt.Errorf("line %d: %s: %s", val.Line, path, yamlValueError(f.Type(), val, nil)))
 				continue
@@ -465,7 +458,7 @@ func (k keyIndex) decodeYAML(doc *yaml.Node, c *Config) error {
 func yamlValueError(t reflect.Type, n *yaml.Node, err error) string {
 	got := yamlKind(n)
 	switch {
-	case t == durationType:
+	case isDuration(t):
 		return fmt.Sprintf("%s is not a duration like 10ms, 5s, 1h", got)
 	case t.Kind() == reflect.Slice && t.Elem() == durationType:
 		if n.Kind == yaml.SequenceNode {
@@ -573,28 +566,46 @@ func (k keyIndex) sorted() []string {
 	return out
 }
 
-// configKeys lists every leaf key of Config with its env var name.
+// configKeys lists every leaf key of Config with its env var name. A section's embedded package
+// Config (yaml ",inline") contributes its keys to the section; fields tagged yaml:"-" are not keys.
 func configKeys() keyIndex {
 	k := keyIndex{paths: map[string][]int{}, byEnv: map[string]string{}}
 	t := reflect.TypeOf(Config{})
 	for i := 0; i < t.NumField(); i++ {
 		sec := t.Field(i)
-		for j := 0; j < sec.Type.NumField(); j++ {
-			f := sec.Type.Field(j)
-			path := sec.Tag.Get("yaml") + "." + f.Tag.Get("yaml")
-			k.paths[path] = []int{i, j}
-			k.byEnv["RISKFLOW_"+strings.ToUpper(strings.ReplaceAll(path, ".", "_"))] = path
+		var walk func(st reflect.Type, idx []int)
+		walk = func(st reflect.Type, idx []int) {
+			for j := 0; j < st.NumField(); j++ {
+				f := st.Field(j)
+				name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+				at := append(append([]int(nil), idx...), j)
+				if f.Anonymous && opts == "inline" {
+					walk(f.Type, at)
+					continue
+				}
+				if name == "" || name == "-" || !f.IsExported() {
+					continue
+				}
+				path := sec.Tag.Get("yaml") + "." + name
+				k.paths[path] = at
+				k.byEnv["RISKFLOW_"+strings.ToUpper(strings.ReplaceAll(path, ".", "_"))] = path
+			}
 		}
+		walk(sec.Type, []int{i})
 	}
 	return k
 }
 
-var durationType = reflect.TypeOf(Duration(0))
+var (
+	durationType    = reflect.TypeOf(Duration(0))
+	stdDurationType = reflect.TypeOf(time.Duration(0)) // the packages' own configs
+)
+
+func isDuration(t reflect.Type) bool { return t == durationType || t == stdDurationType }
 
 // field is the settable field of c that path names.
 func (k keyIndex) field(c *Config, path string) reflect.Value {
-	idx := k.paths[path]
-	return reflect.ValueOf(c).Elem().Field(idx[0]).Field(idx[1])
+	return reflect.ValueOf(c).Elem().FieldByIndex(k.paths[path])
 }
 
 // setKey parses val into the field named by path. Lists and maps take three forms: JSON ([..],
@@ -604,7 +615,7 @@ func setKey(c *Config, path, val string) error {
 	f := configKeys().field(c, path)
 	val = strings.TrimSpace(val)
 	switch {
-	case f.Type() == durationType:
+	case isDuration(f.Type()):
 		d, err := time.ParseDuration(val)
 		if err != nil {
 			return fmt.Errorf("%q is not a duration like 10ms, 5s, 1h", val)

@@ -80,7 +80,7 @@ log:
 	}{
 		{"kafka.brokers", c.Kafka.Brokers, []string{"k1:9092", "k2:9092"}},
 		{"kafka.partitions", c.Kafka.Partitions, 12},
-		{"kafka.batch_timeout", c.Kafka.BatchTimeout.D(), 10 * time.Millisecond},
+		{"kafka.batch_timeout", c.Kafka.BatchTimeout, 10 * time.Millisecond},
 		{"kafka.events_topic (default)", c.Kafka.EventsTopic, d.Kafka.EventsTopic},
 		{"clickhouse.addr", c.ClickHouse.Addr, "127.0.0.1:19000"},
 		{"clickhouse.breaker_open_for", c.ClickHouse.BreakerOpenFor.D(), 30 * time.Second},
@@ -184,7 +184,7 @@ func TestLoadConfigEnv(t *testing.T) {
 	}{
 		{"kafka.brokers", c.Kafka.Brokers, []string{"a:1", "b:2"}},
 		{"api.keys", c.API.Keys, map[string]string{"x": "y", "z": "w"}},
-		{"kafka.batch_timeout", c.Kafka.BatchTimeout.D(), 10 * time.Millisecond},
+		{"kafka.batch_timeout", c.Kafka.BatchTimeout, 10 * time.Millisecond},
 		{"clickhouse.breaker_open_for", c.ClickHouse.BreakerOpenFor.D(), 2 * time.Second},
 		{"clickhouse.flush_interval", c.ClickHouse.FlushInterval.D(), 200 * time.Millisecond},
 		{"scoring.windows", c.Scoring.Windows, []Duration{Duration(time.Minute), Duration(10 * time.Minute), Duration(time.Hour)}},
@@ -271,9 +271,9 @@ func TestEveryKeyIsSettable(t *testing.T) {
 			t.Errorf("%s has no env var %s", path, env)
 		}
 		c := Default()
-		f := reflect.ValueOf(&c).Elem().Field(idx[0]).Field(idx[1])
+		f := reflect.ValueOf(&c).Elem().FieldByIndex(idx)
 		val, ok := sample[f.Kind()]
-		if f.Type() == durationType || (f.Kind() == reflect.Slice && f.Type().Elem() == durationType) {
+		if isDuration(f.Type()) || (f.Kind() == reflect.Slice && f.Type().Elem() == durationType) {
 			val, ok = "5m", true
 		}
 		if !ok {
@@ -296,7 +296,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.Kafka.ArchiverGroup = ""
 	c.Kafka.Partitions = 0
 	c.Kafka.ScorerBatch = 20000
-	c.Kafka.BatchTimeout = Duration(2 * time.Second)
+	c.Kafka.BatchTimeout = 2 * time.Second
 	c.ClickHouse.Addr = "127.0.0.1:19000"
 	c.ClickHouse.Database = ""
 	c.ClickHouse.BatchSize = 0
@@ -484,6 +484,42 @@ func TestLoadConfigEnvFilesAndCommas(t *testing.T) {
 		}
 		if err != nil && strings.Contains(err.Error(), "sec") {
 			t.Errorf("%v: the error echoes a secret: %v", c.env, err)
+		}
+	}
+}
+
+// The sections embed their packages' configs: the packages' keys are keys like any other, and
+// their checks name the key with its section.
+func TestPackageKeys(t *testing.T) {
+	c, err := LoadConfig("", []string{"RISKFLOW_CLICKHOUSE_DIAL_TIMEOUT=2s", "RISKFLOW_KAFKA_MAX_MESSAGE_BYTES=2000000"}, []string{"api.max_body_bytes=4096", "clickhouse.addr=ch:9000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ClickHouse.DialTimeout != 2*time.Second || c.Kafka.MaxMessageBytes != 2_000_000 || c.API.MaxBodyBytes != 4096 || c.ClickHouse.Config.Addr != "ch:9000" {
+		t.Errorf("package keys not set: %+v %+v %+v", c.ClickHouse.Config, c.Kafka.Config, c.API.Config)
+	}
+	keys := configKeys()
+	for _, k := range []string{"kafka.brokers", "kafka.batch_timeout", "clickhouse.addr", "clickhouse.write_timeout", "api.keys", "api.auth_failures_per_minute"} {
+		if _, ok := keys.paths[k]; !ok {
+			t.Errorf("%s is not a key", k)
+		}
+	}
+	for _, k := range []string{"kafka.client_id", "kafka.batch_size", "api.node_id", "api.burst", "kafka.config", "api.config"} {
+		if _, ok := keys.paths[k]; ok {
+			t.Errorf("%s is a key; the program sets it", k)
+		}
+	}
+	_, err = LoadConfig(writeFile(t, "c.yaml", "clickhouse:\n  write_timeout: 5\n"), nil, nil)
+	if err == nil || !strings.Contains(err.Error(), `line 2: clickhouse.write_timeout: "5" is not a duration`) {
+		t.Errorf("bad package duration: %v", err)
+	}
+	c = Default()
+	c.ClickHouse.Addr = "nohost"
+	c.Kafka.MaxMessageBytes = 10
+	err = c.Validate()
+	for _, want := range []string{`clickhouse.addr: "nohost": must be host:port`, "kafka.max_message_bytes: 10 is below"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v lacks %q", err, want)
 		}
 	}
 }

@@ -23,7 +23,7 @@ func openStore(ctx context.Context, c ClickHouseConfig, log *slog.Logger) (*chsi
 	if log != nil {
 		opts = append(opts, chsink.WithLogger(log))
 	}
-	st, err := chsink.Open(ctx, chsink.Config{Addr: c.Addr, Database: c.Database, Username: c.Username, Password: c.Password}, opts...)
+	st, err := chsink.Open(ctx, c.Config, opts...)
 	if err != nil {
 		return nil, configError{fmt.Errorf("clickhouse: %w", err)}
 	}

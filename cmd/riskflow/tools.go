@@ -77,7 +77,7 @@ func cmdProduce(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		in = f
 	}
 	log := newLogger(cfg.Log, stderr)
-	kc := consumers.Config{Brokers: cfg.Kafka.Brokers, BatchTimeout: cfg.Kafka.BatchTimeout.D()}
+	kc := cfg.Kafka.Config
 	if err := consumers.EnsureTopics(ctx, kc, (&app{cfg: cfg}).topics(), log); err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	}

@@ -17,47 +17,57 @@ const (
 	DefaultWriteTimeout = 30 * time.Second
 )
 
-// Config says where ClickHouse is and how long to wait for it.
+// Config says where ClickHouse is and how long to wait for it. The YAML keys are those of
+// riskflow's clickhouse section; DefaultConfig has the defaults, Validate names every key that is
+// wrong.
 type Config struct {
 	// Addr is the native-protocol address, host:port (ClickHouse's tcp_port, 9000 by
 	// default). Several servers of one cluster may be given separated by commas; they are
 	// tried in order.
-	Addr string
+	Addr string `yaml:"addr"`
 	// Database holds riskflow's tables; "" means "riskflow". It must be a plain identifier
 	// (letters, digits, underscore, not starting with a digit).
-	Database string
+	Database string `yaml:"database"`
 	// Username and Password authenticate; "" means ClickHouse's "default" user.
-	Username, Password string
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
 	// DialTimeout bounds opening one connection; 0 means 5 s.
-	DialTimeout time.Duration
+	DialTimeout time.Duration `yaml:"dial_timeout"`
 	// WriteTimeout bounds writing a batch to one table, and any single wait for the
 	// server's answer; 0 means 30 s. A shorter deadline on the caller's context wins.
-	WriteTimeout time.Duration
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+}
+
+// DefaultConfig is the configuration with every default filled in, except Addr (no default).
+func DefaultConfig() Config {
+	c := Config{}.withDefaults()
+	c.Username = "default"
+	return c
 }
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// Validate reports what is wrong with c, naming the field. Zero values that have a
-// default are fine.
+// Validate reports what is wrong with c, each error starting with the key's name. Zero values
+// that have a default are fine.
 func (c Config) Validate() error {
 	var errs []error
 	if strings.TrimSpace(c.Addr) == "" {
-		errs = append(errs, errors.New("chsink: config: addr is required (host:port of the native protocol)"))
+		errs = append(errs, errors.New("addr: required (host:port of the native protocol)"))
 	} else {
 		for _, a := range splitAddrs(c.Addr) {
 			if err := checkAddr(a); err != nil {
-				errs = append(errs, fmt.Errorf("chsink: config: addr %q: %w", a, err))
+				errs = append(errs, fmt.Errorf("addr: %q: %w", a, err))
 			}
 		}
 	}
 	if c.Database != "" && (!identRE.MatchString(c.Database) || len(c.Database) > 128) {
-		errs = append(errs, fmt.Errorf("chsink: config: database %q must be letters, digits and _ (not starting with a digit, at most 128)", c.Database))
+		errs = append(errs, fmt.Errorf("database: %q must be letters, digits and _ (not starting with a digit, at most 128)", c.Database))
 	}
 	if c.DialTimeout < 0 {
-		errs = append(errs, fmt.Errorf("chsink: config: dial_timeout %v must not be negative", c.DialTimeout))
+		errs = append(errs, fmt.Errorf("dial_timeout: %v must not be negative", c.DialTimeout))
 	}
 	if c.WriteTimeout < 0 {
-		errs = append(errs, fmt.Errorf("chsink: config: write_timeout %v must not be negative", c.WriteTimeout))
+		errs = append(errs, fmt.Errorf("write_timeout: %v must not be negative", c.WriteTimeout))
 	}
 	return errors.Join(errs...)
 }

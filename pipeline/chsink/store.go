@@ -44,7 +44,7 @@ const (
 // Open does no I/O, so ctx is not used.
 func Open(_ context.Context, cfg Config, opts ...Option) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("chsink: config: %w", err)
 	}
 	cfg = cfg.withDefaults()
 	s := &Store{cfg: cfg, db: cfg.Database, log: slog.New(slog.DiscardHandler)}

@@ -49,21 +49,54 @@ type Publisher interface {
 }
 
 // Config is the API's behaviour.
+//
+// The YAML keys are those of riskflow's api section; the fields without one are set by the
+// program. DefaultConfig has the defaults, Validate names every key that is wrong.
 type Config struct {
-	Keys         map[string]string // app key → secret
-	MaxBodyBytes int64             // default 1 MiB
-	RatePerApp   float64           // /v1/risk/check requests per second per app key; 0 = unlimited
-	Burst        int               // check bucket size; default max(1, RatePerApp)
+	Keys         map[string]string `yaml:"keys"`           // app key → secret
+	MaxBodyBytes int64             `yaml:"max_body_bytes"` // default 1 MiB
+	RatePerApp   float64           `yaml:"rate_per_app"`   // /v1/risk/check requests per second per app key; 0 = unlimited
+	Burst        int               `yaml:"-"`              // check bucket size; default max(1, RatePerApp)
 	// EventsRatePerApp limits /v1/events requests per second per app key, in a bucket of its own
 	// (0 = unlimited): publishing a backlog must not eat the budget of the login hot path.
-	EventsRatePerApp float64
-	EventsBurst      int // events bucket size; default max(1, EventsRatePerApp)
+	EventsRatePerApp float64 `yaml:"events_rate_per_app"`
+	EventsBurst      int     `yaml:"-"` // events bucket size; default max(1, EventsRatePerApp)
 	// AuthFailuresPerMinute is the rate at which a client address (IPv6: its /64) may fail to
 	// authenticate once it has used up AuthFailureBurst failures (default 10); beyond it every
 	// request from that address gets 429 until a token is back. 0 = no throttling.
-	AuthFailuresPerMinute float64
-	AuthFailureBurst      int
-	NodeID                string // prefix of response ids
+	AuthFailuresPerMinute float64 `yaml:"auth_failures_per_minute"`
+	AuthFailureBurst      int     `yaml:"-"`
+	NodeID                string  `yaml:"-"` // prefix of response ids
+}
+
+// DefaultConfig is the configuration of a node: 1 MiB bodies, no rate limits, 20 failed
+// authentications per minute per address after a burst of 10; no keys.
+func DefaultConfig() Config {
+	return Config{MaxBodyBytes: 1 << 20, AuthFailuresPerMinute: 20}
+}
+
+// Validate reports every key that is wrong, each error starting with the key's name.
+func (c Config) Validate() error {
+	var errs []error
+	if c.MaxBodyBytes != 0 && c.MaxBodyBytes < 1024 {
+		errs = append(errs, fmt.Errorf("max_body_bytes: %d is below 1024", c.MaxBodyBytes))
+	}
+	if c.RatePerApp < 0 {
+		errs = append(errs, errors.New("rate_per_app: must not be negative"))
+	}
+	if c.EventsRatePerApp < 0 {
+		errs = append(errs, errors.New("events_rate_per_app: must not be negative"))
+	}
+	if c.AuthFailuresPerMinute < 0 {
+		errs = append(errs, errors.New("auth_failures_per_minute: must not be negative (0 turns the throttle off)"))
+	}
+	for k, v := range c.Keys {
+		if k == "" || v == "" {
+			errs = append(errs, errors.New("keys: app key and secret must both be non-empty"))
+			break
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Server is the HTTP handler set.
