@@ -16,7 +16,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/riskflow/riskflow/consumers"
@@ -362,7 +361,7 @@ func (p *prober) summary() string {
 
 // analystQueries runs a few of the analyst pack's questions against the run's rows.
 func analystQueries(ctx context.Context, w io.Writer, cfg Config, want int) {
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{cfg.ClickHouse.Addr}, Auth: clickhouse.Auth{Username: cfg.ClickHouse.Username, Password: cfg.ClickHouse.Password}})
+	conn, err := openStore(ctx, cfg.ClickHouse, nil)
 	if err != nil {
 		fmt.Fprintf(w, "\nanalyst queries: %v\n", err)
 		return

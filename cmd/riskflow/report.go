@@ -9,8 +9,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
-
 	"github.com/riskflow/riskflow/pipeline/chsink"
 )
 
@@ -40,9 +38,9 @@ func cmdRulesReport(ctx context.Context, cfg Config, window time.Duration, app s
 	if err != nil {
 		return usageError{fmt.Errorf("rules report: %w", err)}
 	}
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{c.Addr}, Auth: clickhouse.Auth{Username: c.Username, Password: c.Password}, DialTimeout: 5 * time.Second})
+	conn, err := openStore(ctx, c, nil)
 	if err != nil {
-		return fmt.Errorf("rules report: %w", err)
+		return err
 	}
 	defer conn.Close()
 

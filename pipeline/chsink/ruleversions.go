@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
 // ErrNoRuleVersion is returned by [Store.RuleVersion] for a version rule_versions does not hold.
@@ -84,4 +86,16 @@ func (s *Store) RuleVersion(ctx context.Context, version string) (RuleVersion, e
 	}
 	v.RuleCount, v.LoadedAt = int(n), loaded.UTC()
 	return v, nil
+}
+
+// Query runs a read-only statement of the caller's (riskflow rules report, the demo's analyst
+// questions) on this store's connections, so that every ClickHouse connection of a process is
+// opened in one place. Close the rows when done.
+func (s *Store) Query(ctx context.Context, sql string) (driver.Rows, error) {
+	return s.conn.Query(ctx, sql)
+}
+
+// QueryRow runs a read-only statement that answers one row.
+func (s *Store) QueryRow(ctx context.Context, sql string) driver.Row {
+	return s.conn.QueryRow(ctx, sql)
 }
