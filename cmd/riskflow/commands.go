@@ -230,7 +230,12 @@ func printFlags(w io.Writer, fs *flag.FlagSet) {
 		switch f.DefValue {
 		case "", "0", "false", "0s", "[]":
 		default:
-			usage += fmt.Sprintf(" (default %s)", f.DefValue)
+			// On the first line, before any list the usage goes on with.
+			first, rest, _ := strings.Cut(usage, "\n")
+			usage = strings.TrimSuffix(strings.TrimSpace(first), ":") + fmt.Sprintf(" (default %s)", f.DefValue)
+			if rest != "" {
+				usage += ":\n" + rest
+			}
 		}
 		fmt.Fprintf(w, "%s\n      %s\n", line, strings.ReplaceAll(usage, "\n", "\n      "))
 	})

@@ -68,6 +68,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var ue usageError
 	if errors.As(err, &ue) {
+		if len(args) == 0 {
+			writeHelp(stderr, cmd, nil) // riskflow alone: what it can do
+			return 2
+		}
 		fmt.Fprintf(stderr, "riskflow: %v\n", err)
 		writeUsage(stderr, cmd)
 		return 2

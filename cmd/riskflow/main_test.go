@@ -71,7 +71,7 @@ func TestRunUsageErrors(t *testing.T) {
 		want  []string
 		usage string
 	}{
-		{"no command", nil, []string{"a command is required"}, "riskflow COMMAND"},
+		{"unknown flag of rules", []string{"rules", "--frob"}, []string{"flags go after the command"}, "riskflow rules COMMAND"},
 		{"unknown command", []string{"frobnicate"}, []string{`unknown command "frobnicate"`}, "riskflow COMMAND"},
 		{"flag before the command", []string{"--config", "x.yaml", "serve"}, []string{"flags go after the command"}, "riskflow COMMAND"},
 		{"unknown flag", []string{"serve", "--colour", "red"}, []string{"flag provided but not defined: -colour"}, "riskflow serve"},
@@ -126,6 +126,15 @@ func TestRunUsageErrors(t *testing.T) {
 				t.Errorf("the usage of %s lists other commands:\n%s", c.usage, r.stderr)
 			}
 		})
+	}
+}
+
+// riskflow alone shows what it can do, and is still a usage error.
+func TestRunNoCommand(t *testing.T) {
+	cleanEnv(t)
+	r := runCmd(t, context.Background())
+	if r.code != 2 || !strings.Contains(r.stderr, "usage: riskflow COMMAND") || !strings.Contains(r.stderr, "  serve ") || !strings.Contains(r.stderr, "Exit codes") {
+		t.Errorf("exit %d\n%s", r.code, r.stderr)
 	}
 }
 
