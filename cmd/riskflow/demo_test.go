@@ -24,7 +24,7 @@ func TestDemoDevMode(t *testing.T) {
 		t.Fatalf("demo exited %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
 	}
 	s := out.String()
-	for _, want := range []string{"detection per scenario", "benign", "datacenter_farm", "token_replay", "/v1/risk/check during the run", "analyst queries: skipped"} {
+	for _, want := range []string{"demo: --mode dev: embedded broker, nothing written elsewhere", "detection per scenario", "benign", "datacenter_farm", "token_replay", "/v1/risk/check during the run", "analyst queries: skipped"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, s)
 		}
@@ -34,6 +34,19 @@ func TestDemoDevMode(t *testing.T) {
 		if f := strings.Fields(line); len(f) >= 4 && f[0] == "token_replay" && f[2] != "100.0%" {
 			t.Errorf("token replays not all flagged: %q", line)
 		}
+	}
+}
+
+// --mode real uses the configured broker only, and says so when it does not answer: no fallback to
+// dev mode, no probing of default ports.
+func TestDemoRealModeNeedsTheConfiguredBroker(t *testing.T) {
+	cleanEnv(t)
+	r := runCmd(t, context.Background(), "demo", "--mode", "real", "--set", "kafka.brokers=127.0.0.1:1")
+	if r.code != 1 || !strings.Contains(r.stderr, "demo --mode real: Kafka at 127.0.0.1:1 (kafka.brokers) does not answer") {
+		t.Errorf("exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stdout, "detection per scenario") {
+		t.Error("the demo ran anyway")
 	}
 }
 
