@@ -10,6 +10,7 @@ package scoring
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -34,9 +35,34 @@ import (
 )
 
 // Config shapes the feature state and the declared windows.
+//
+// Its YAML keys (windows, max_entries_per_key) are keys of riskflow's scoring section;
+// DefaultConfig has the defaults, Validate names every key that is wrong.
 type Config struct {
-	Windows []time.Duration // default DefaultWindows; the longest sets the state's retention
-	State   features.Config
+	Windows []time.Duration `yaml:"windows"` // default DefaultWindows; the longest sets the state's retention
+	State   features.Config `yaml:",inline"`
+}
+
+// DefaultConfig is the windows DefaultWindows and the state's default bound per key.
+func DefaultConfig() Config {
+	return Config{Windows: slices.Clone(DefaultWindows), State: features.Config{MaxEntriesPerKey: 1024}}
+}
+
+// Validate reports every key that is wrong, each error starting with the key's name.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.Windows) == 0 {
+		errs = append(errs, errors.New("windows: at least one window is required"))
+	}
+	for _, w := range c.Windows {
+		if w < time.Minute || w > 24*time.Hour || w%time.Minute != 0 {
+			errs = append(errs, fmt.Errorf("windows: %s must be whole minutes between 1m and 24h", w))
+		}
+	}
+	if err := c.State.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // Option configures a Scorer.

@@ -31,7 +31,6 @@ import (
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring"
 	"github.com/riskflow/riskflow/scoring/api"
-	"github.com/riskflow/riskflow/scoring/features"
 	"github.com/riskflow/riskflow/scoring/geo"
 	"github.com/riskflow/riskflow/scoring/segment"
 )
@@ -128,11 +127,7 @@ func buildScorer(c ScoringConfig, hasher *schemas.PhoneHasher, log *slog.Logger)
 		}
 		opts = append(opts, scoring.WithProvinces(p))
 	}
-	windows := make([]time.Duration, len(c.Windows))
-	for i, w := range c.Windows {
-		windows[i] = w.D()
-	}
-	s, err := scoring.New(scoring.Config{Windows: windows, State: features.Config{MaxEntriesPerKey: c.MaxEntriesPerKey}}, opts...)
+	s, err := scoring.New(c.Config, opts...)
 	if err != nil {
 		return nil, configError{fmt.Errorf("scoring: %w", err)}
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/riskflow/riskflow/consumers"
 	"github.com/riskflow/riskflow/pipeline/chsink"
+	"github.com/riskflow/riskflow/scoring"
 	"github.com/riskflow/riskflow/scoring/api"
 )
 
@@ -108,20 +109,20 @@ type APIConfig struct {
 	DecisionQueue int  `yaml:"decision_queue"`
 }
 
-// ScoringConfig is the scorer's data and rules.
+// ScoringConfig is the scorer's data and rules; package scoring's Config (windows,
+// max_entries_per_key) is embedded.
 type ScoringConfig struct {
-	Rules            string     `yaml:"rules"`
-	ReloadInterval   Duration   `yaml:"reload_interval"`
-	Segments         string     `yaml:"segments"`
-	Lists            string     `yaml:"lists"`
-	Provinces        string     `yaml:"provinces"`
-	GeoCity          string     `yaml:"geo_city"`
-	GeoASN           string     `yaml:"geo_asn"`
-	IDCList          string     `yaml:"idc_list"`
-	Windows          []Duration `yaml:"windows"`
-	MaxEntriesPerKey int        `yaml:"max_entries_per_key"`
-	PhoneHashKey     string     `yaml:"phone_hash_key"`
-	Replay           bool       `yaml:"replay"`
+	scoring.Config `yaml:",inline"`
+	Rules          string   `yaml:"rules"`
+	ReloadInterval Duration `yaml:"reload_interval"`
+	Segments       string   `yaml:"segments"`
+	Lists          string   `yaml:"lists"`
+	Provinces      string   `yaml:"provinces"`
+	GeoCity        string   `yaml:"geo_city"`
+	GeoASN         string   `yaml:"geo_asn"`
+	IDCList        string   `yaml:"idc_list"`
+	PhoneHashKey   string   `yaml:"phone_hash_key"`
+	Replay         bool     `yaml:"replay"`
 	// FeedWait bounds how long a scorer waits, before scoring a batch, for its full-state feed to
 	// apply every partition up to the batch's time.
 	FeedWait Duration `yaml:"feed_wait"`
@@ -159,9 +160,9 @@ func Default() Config {
 		API: APIConfig{Config: api.DefaultConfig(), Listen: "127.0.0.1:8080", ReadyMaxLag: 1000, MaxStaleness: Duration(time.Minute),
 			DecisionLog: true, DecisionQueue: 10_000},
 		Scoring: ScoringConfig{
-			ReloadInterval: Duration(5 * time.Second), MaxEntriesPerKey: 1024, Replay: true, FeedWait: Duration(2 * time.Second),
+			Config:         scoring.DefaultConfig(), // windows 1m, 10m, 1h, 24h; 1024 entries per key
+			ReloadInterval: Duration(5 * time.Second), Replay: true, FeedWait: Duration(2 * time.Second),
 			SnapshotInterval: Duration(5 * time.Minute),
-			Windows:          []Duration{Duration(time.Minute), Duration(10 * time.Minute), Duration(time.Hour), Duration(24 * time.Hour)},
 		},
 		Log: LogConfig{Level: "info", Format: "text"},
 	}
@@ -186,6 +187,7 @@ func (c *Config) Validate() error {
 	// The packages' own keys, checked by the packages.
 	section("kafka", c.Kafka.Config.Validate())
 	section("api", c.API.Config.Validate())
+	section("scoring", c.Scoring.Config.Validate())
 	if c.ClickHouse.Addr != "" {
 		section("clickhouse", c.ClickHouse.Config.Validate())
 	}
@@ -256,14 +258,6 @@ func (c *Config) Validate() error {
 	}
 	if c.Scoring.SnapshotInterval.D() < time.Second {
 		bad("scoring.snapshot_interval", "%s is below 1s", c.Scoring.SnapshotInterval.D())
-	}
-	if len(c.Scoring.Windows) == 0 {
-		bad("scoring.windows", "at least one window is required")
-	}
-	for _, w := range c.Scoring.Windows {
-		if w.D() < time.Minute || w.D() > 24*time.Hour || w.D()%time.Minute != 0 {
-			bad("scoring.windows", "%s must be whole minutes between 1m and 24h", w.D())
-		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -431,6 +425,28 @@ func (k keyIndex) decodeYAML(doc *yaml.Node, c *Config) error {
 			key, val := body.Content[j], body.Content[j+1]
 			path := sec.Value + "." + key.Value
 			f := k.field(c, path)
+			if f.Kind() == reflect.Slice && isDuration(f.Type().Elem()) {
+				// Parsed here: yaml.v3 would read a bare 5 as 5 ns.
+				if val.Kind != yaml.SequenceNode {
+					errs = append(errs, fmt.Errorf("line %d: %s: %s", val.Line, path, yamlValueError(f.Type(), val, nil)))
+					continue
+				}
+				out := reflect.MakeSlice(f.Type(), len(val.Content), len(val.Content))
+				bad := false
+				for i, e := range val.Content {
+					d, err := time.ParseDuration(e.Value)
+					if e.Kind != yaml.ScalarNode || err != nil {
+						errs = append(errs, fmt.Errorf("line %d: %s: %s", e.Line, path, yamlValueError(f.Type(), val, err)))
+						bad = true
+						break
+					}
+					out.Index(i).SetInt(int64(d))
+				}
+				if !bad {
+					f.Set(out)
+				}
+				continue
+			}
 			if isDuration(f.Type()) {
 				// Parsed here for both duration types: yaml.v3 would read a bare 5 as 5 ns.
 				d, err := time.ParseDuration(val.Value)
@@ -460,7 +476,7 @@ func yamlValueError(t reflect.Type, n *yaml.Node, err error) string {
 	switch {
 	case isDuration(t):
 		return fmt.Sprintf("%s is not a duration like 10ms, 5s, 1h", got)
-	case t.Kind() == reflect.Slice && t.Elem() == durationType:
+	case t.Kind() == reflect.Slice && isDuration(t.Elem()):
 		if n.Kind == yaml.SequenceNode {
 			for _, e := range n.Content {
 				if _, perr := time.ParseDuration(e.Value); perr != nil {
@@ -567,7 +583,8 @@ func (k keyIndex) sorted() []string {
 }
 
 // configKeys lists every leaf key of Config with its env var name. A section's embedded package
-// Config (yaml ",inline") contributes its keys to the section; fields tagged yaml:"-" are not keys.
+// Config, and a struct inside it, tagged yaml ",inline" contribute their keys to the section;
+// fields tagged yaml:"-" are not keys.
 func configKeys() keyIndex {
 	k := keyIndex{paths: map[string][]int{}, byEnv: map[string]string{}}
 	t := reflect.TypeOf(Config{})
@@ -579,7 +596,7 @@ func configKeys() keyIndex {
 				f := st.Field(j)
 				name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
 				at := append(append([]int(nil), idx...), j)
-				if f.Anonymous && opts == "inline" {
+				if opts == "inline" && f.Type.Kind() == reflect.Struct {
 					walk(f.Type, at)
 					continue
 				}
@@ -641,16 +658,17 @@ func setKey(c *Config, path, val string) error {
 			return fmt.Errorf("%q is not true or false", val)
 		}
 		f.SetBool(b)
-	case f.Kind() == reflect.Slice && f.Type().Elem() == durationType:
-		var out []Duration
-		for _, p := range splitEntries(val) {
+	case f.Kind() == reflect.Slice && isDuration(f.Type().Elem()):
+		parts := splitEntries(val)
+		out := reflect.MakeSlice(f.Type(), len(parts), len(parts))
+		for i, p := range parts {
 			d, err := time.ParseDuration(p)
 			if err != nil {
 				return fmt.Errorf("%q is not a duration", p)
 			}
-			out = append(out, Duration(d))
+			out.Index(i).SetInt(int64(d))
 		}
-		f.Set(reflect.ValueOf(out))
+		f.Set(out)
 	case f.Kind() == reflect.Slice && strings.HasPrefix(val, "["):
 		var out []string
 		if err := json.Unmarshal([]byte(val), &out); err != nil {

@@ -87,7 +87,7 @@ log:
 		{"clickhouse.batch_size (default)", c.ClickHouse.BatchSize, d.ClickHouse.BatchSize},
 		{"api.keys", c.API.Keys, map[string]string{"app1": "s1", "app2": "s:2"}},
 		{"api.rate_per_app", c.API.RatePerApp, 2000.0},
-		{"scoring.windows", c.Scoring.Windows, []Duration{Duration(time.Minute), Duration(time.Hour)}},
+		{"scoring.windows", c.Scoring.Windows, []time.Duration{time.Minute, time.Hour}},
 		{"scoring.replay", c.Scoring.Replay, false},
 		{"log.format", c.Log.Format, "json"},
 		{"log.level (default)", c.Log.Level, "info"},
@@ -187,7 +187,7 @@ func TestLoadConfigEnv(t *testing.T) {
 		{"kafka.batch_timeout", c.Kafka.BatchTimeout, 10 * time.Millisecond},
 		{"clickhouse.breaker_open_for", c.ClickHouse.BreakerOpenFor.D(), 2 * time.Second},
 		{"clickhouse.flush_interval", c.ClickHouse.FlushInterval.D(), 200 * time.Millisecond},
-		{"scoring.windows", c.Scoring.Windows, []Duration{Duration(time.Minute), Duration(10 * time.Minute), Duration(time.Hour)}},
+		{"scoring.windows", c.Scoring.Windows, []time.Duration{time.Minute, 10 * time.Minute, time.Hour}},
 		{"api.rate_per_app", c.API.RatePerApp, 2.5},
 		{"api.max_body_bytes", c.API.MaxBodyBytes, int64(2048)},
 		{"scoring.replay", c.Scoring.Replay, false},
@@ -273,7 +273,7 @@ func TestEveryKeyIsSettable(t *testing.T) {
 		c := Default()
 		f := reflect.ValueOf(&c).Elem().FieldByIndex(idx)
 		val, ok := sample[f.Kind()]
-		if isDuration(f.Type()) || (f.Kind() == reflect.Slice && f.Type().Elem() == durationType) {
+		if isDuration(f.Type()) || (f.Kind() == reflect.Slice && isDuration(f.Type().Elem())) {
 			val, ok = "5m", true
 		}
 		if !ok {
@@ -309,7 +309,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.API.TLSCert = "cert.pem"
 	c.API.Keys = map[string]string{"app": ""}
 	c.API.ReadyMaxLag = -5
-	c.Scoring.Windows = []Duration{Duration(30 * time.Second), Duration(90 * time.Second)}
+	c.Scoring.Windows = []time.Duration{30 * time.Second, 90 * time.Second}
 	c.Log.Level = "verbose"
 	c.Log.Format = "xml"
 	err := c.Validate()
@@ -499,12 +499,12 @@ func TestPackageKeys(t *testing.T) {
 		t.Errorf("package keys not set: %+v %+v %+v", c.ClickHouse.Config, c.Kafka.Config, c.API.Config)
 	}
 	keys := configKeys()
-	for _, k := range []string{"kafka.brokers", "kafka.batch_timeout", "clickhouse.addr", "clickhouse.write_timeout", "api.keys", "api.auth_failures_per_minute"} {
+	for _, k := range []string{"kafka.brokers", "kafka.batch_timeout", "clickhouse.addr", "clickhouse.write_timeout", "api.keys", "api.auth_failures_per_minute", "scoring.windows", "scoring.max_entries_per_key"} {
 		if _, ok := keys.paths[k]; !ok {
 			t.Errorf("%s is not a key", k)
 		}
 	}
-	for _, k := range []string{"kafka.client_id", "kafka.batch_size", "api.node_id", "api.burst", "kafka.config", "api.config"} {
+	for _, k := range []string{"kafka.client_id", "kafka.batch_size", "api.node_id", "api.burst", "kafka.config", "api.config", "scoring.retention", "scoring.distinct_cap", "scoring.state"} {
 		if _, ok := keys.paths[k]; ok {
 			t.Errorf("%s is a key; the program sets it", k)
 		}
@@ -516,10 +516,31 @@ func TestPackageKeys(t *testing.T) {
 	c = Default()
 	c.ClickHouse.Addr = "nohost"
 	c.Kafka.MaxMessageBytes = 10
+	c.Scoring.State.MaxEntriesPerKey = -1
 	err = c.Validate()
-	for _, want := range []string{`clickhouse.addr: "nohost": must be host:port`, "kafka.max_message_bytes: 10 is below"} {
+	for _, want := range []string{`clickhouse.addr: "nohost": must be host:port`, "kafka.max_message_bytes: 10 is below", "scoring.max_entries_per_key: -1 is outside"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%v lacks %q", err, want)
+		}
+	}
+}
+
+// Every key a configuration may already use is still a key (moving keys into the packages'
+// configs must not drop one).
+func TestNoKeyLost(t *testing.T) {
+	keys := configKeys()
+	for _, k := range strings.Fields(`
+		kafka.brokers kafka.events_topic kafka.scores_topic kafka.dlq_topic kafka.partitions kafka.scorer_group
+		kafka.archiver_group kafka.scorer_batch kafka.batch_timeout kafka.max_message_bytes kafka.stall_after
+		clickhouse.addr clickhouse.database clickhouse.username clickhouse.password clickhouse.batch_size
+		clickhouse.flush_interval clickhouse.breaker_failures clickhouse.breaker_open_for
+		api.listen api.keys api.admin_keys api.max_body_bytes api.rate_per_app api.events_rate_per_app
+		api.auth_failures_per_minute api.tls_cert api.tls_key api.ready_max_lag api.max_staleness ops.listen
+		scoring.rules scoring.reload_interval scoring.segments scoring.lists scoring.provinces scoring.geo_city
+		scoring.geo_asn scoring.idc_list scoring.windows scoring.max_entries_per_key scoring.phone_hash_key
+		scoring.replay scoring.feed_wait scoring.snapshot_dir scoring.snapshot_interval log.level log.format`) {
+		if _, ok := keys.paths[k]; !ok {
+			t.Errorf("%s is no longer a key", k)
 		}
 	}
 }

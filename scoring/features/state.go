@@ -1,6 +1,7 @@
 package features
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"sync"
@@ -48,10 +49,21 @@ const failBit = 1 << 31
 func f32bits(f float32) uint32 { return math.Float32bits(f) }
 
 // Config bounds the state.
+//
+// Its one YAML key, max_entries_per_key, is a key of riskflow's scoring section; the retention
+// follows the scorer's windows.
 type Config struct {
-	Retention        time.Duration // longest window any rule may use; default 24 h
-	MaxEntriesPerKey int           // default 1024, at most 1,048,574
-	DistinctCap      int           // distinct counts stop here; default 512
+	Retention        time.Duration `yaml:"-"`                   // longest window any rule may use; default 24 h
+	MaxEntriesPerKey int           `yaml:"max_entries_per_key"` // default 1024, at most 1,048,574
+	DistinctCap      int           `yaml:"-"`                   // distinct counts stop here; default 512
+}
+
+// Validate reports every key that is wrong, each error starting with the key's name.
+func (c Config) Validate() error {
+	if c.MaxEntriesPerKey < 0 || c.MaxEntriesPerKey > maxEntriesLimit {
+		return fmt.Errorf("max_entries_per_key: %d is outside 1..%d (0: 1024)", c.MaxEntriesPerKey, maxEntriesLimit)
+	}
+	return nil
 }
 
 func (c Config) withDefaults() Config {
