@@ -2,6 +2,7 @@ package scoring
 
 import (
 	"bufio"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -25,12 +26,18 @@ import (
 //	block ip     198.51.100.0/24
 //	block device 5f1c9a…
 //	block prefix 1700123
+//	block phone_hash 9f86d081…   (64 hex digits: the keyed phone hash, schemas.PhoneHasher.Hex)
+//
+// phone_hash entries keep numbers out of the file: the console writes them (a number is hashed on
+// entry), and they match the phone_hash column of the ClickHouse tables. They need the scorer's
+// phone hasher (scoring.WithPhoneHasher) to be matched.
 //
 // When a value is on both lists, block wins. For an IP the most specific entry decides: the longest
 // range holding it, a listed address being a /32 or /128. Networks are written as in the datacenter
 // list (geo.ParseNetwork): no host bits, ::ffff:a.b.c.d/n read as the IPv4 range it spells.
 type Lists struct {
-	phones  map[string]string // normalized number → action; keyed by the scorer (see keyed)
+	phones  map[string]string   // normalized number → action; keyed by the scorer (see keyed)
+	hashed  map[[32]byte]string // keyed phone hashes (phone_hash entries)
 	devices map[uint64]string
 	prefix  map[uint64]string
 	ips     *geo.CIDRTable[string] // networks → action, longest prefix first
@@ -57,6 +64,7 @@ func (l *Lists) Len() int {
 func ParseLists(r io.Reader) (*Lists, error) {
 	l := &Lists{
 		phones: map[string]string{}, devices: map[uint64]string{}, prefix: map[uint64]string{},
+		hashed: map[[32]byte]string{},
 	}
 	ips := geo.NewCIDRTableBuilder(blockWins)
 	sc := bufio.NewScanner(r)
@@ -69,7 +77,7 @@ func ParseLists(r io.Reader) (*Lists, error) {
 			continue
 		}
 		if len(f) != 3 {
-			return nil, fmt.Errorf("line %d: expected `allow|block phone|ip|device|prefix VALUE`, got %d fields", line, len(f))
+			return nil, fmt.Errorf("line %d: expected `allow|block phone|phone_hash|ip|device|prefix VALUE`, got %d fields", line, len(f))
 		}
 		action, kind, value := f[0], f[1], f[2]
 		if action != "allow" && action != "block" {
@@ -82,6 +90,12 @@ func ParseLists(r io.Reader) (*Lists, error) {
 				return nil, fmt.Errorf("line %d: %w", line, err)
 			}
 			put(l.phones, p, action) // keyed as the state keys phones when a scorer takes the lists
+		case "phone_hash":
+			var k [32]byte
+			if n, err := hex.Decode(k[:], []byte(value)); err != nil || n != 32 || len(value) != 64 {
+				return nil, fmt.Errorf("line %d: phone_hash is not 64 hex digits (the keyed hash of a number)", line)
+			}
+			put(l.hashed, k, action)
 		case "device":
 			put(l.devices, nz(xxhash.Sum64String(value)), action)
 		case "prefix":
@@ -98,7 +112,7 @@ func ParseLists(r io.Reader) (*Lists, error) {
 			}
 			ips.Add(p, action)
 		default:
-			return nil, fmt.Errorf("line %d: kind %q is not phone, ip, device or prefix", line, kind)
+			return nil, fmt.Errorf("line %d: kind %q is not phone, phone_hash, ip, device or prefix", line, kind)
 		}
 		l.entries++
 	}
@@ -151,12 +165,18 @@ func (l *Lists) keyed(key func(phone string) uint64) *keyedLists {
 	return k
 }
 
-func (l *keyedLists) lookup(ev *schemas.VerifyEvent, k *features.Keys) listHits {
+func (l *keyedLists) lookup(ev *schemas.VerifyEvent, k *features.Keys, hasher *schemas.PhoneHasher) listHits {
 	if l == nil || l.entries == 0 {
 		return listHits{}
 	}
 	var h listHits
 	h.phone = l.phones[k.Phone]
+	if len(l.hashed) > 0 && hasher != nil && h.phone != "block" {
+		// Only lists with hashed entries pay for the HMAC here; block wins over allow.
+		if act, ok := l.hashed[hasher.Sum(ev.Phone)]; ok && (h.phone == "" || act == "block") {
+			h.phone = act
+		}
+	}
 	if k.Device != 0 {
 		h.device = l.devices[k.Device]
 	}

@@ -29,6 +29,7 @@ func TestParseListsErrors(t *testing.T) {
 		{"ip", "block ip 10.0.0.300", []string{"line 1:", "10.0.0.300"}},
 		{"ip zone", "block ip fe80::1%eth0", []string{"line 1:"}},
 		// A typo must not widen a block silently: host bits are refused, with the fix suggested.
+		{"phone_hash", "block phone_hash abc", []string{"line 1:", "64 hex digits"}},
 		{"host bits", "block ip 192.0.2.77/24", []string{"line 1:", "host bits", "192.0.2.0/24"}},
 	}
 	for _, tc := range tests {
@@ -126,6 +127,11 @@ block ip 2001:db8:1:2::7
 		{"IPv6 ::/0", "block ip ::/0", "13800138000", "2001:db8::1", "", [4]string{"", "block", "", ""}},
 		{"IPv4-mapped CIDR", "block ip ::ffff:192.0.2.0/120", "13800138000", "192.0.2.1", "", [4]string{"", "block", "", ""}},
 		{"IPv4-mapped address", "block ip ::ffff:192.0.2.1", "13800138000", "192.0.2.1", "", [4]string{"", "block", "", ""}},
+		{"hashed phone", "block phone_hash " + schemas.NewPhoneHasher(testKey).Hex("13800138000"), "13800138000", "198.51.100.1", "", [4]string{"block", "", "", ""}},
+		{"hashed phone, other number", "block phone_hash " + schemas.NewPhoneHasher(testKey).Hex("13900139000"), "13800138000", "198.51.100.1", "", [4]string{}},
+		{"hashed phone, other key", "block phone_hash " + schemas.NewPhoneHasher([]byte("other")).Hex("13800138000"), "13800138000", "198.51.100.1", "", [4]string{}},
+		{"hashed block beats plain allow", "allow phone 13800138000\nblock phone_hash " + schemas.NewPhoneHasher(testKey).Hex("13800138000"), "13800138000", "198.51.100.1", "", [4]string{"block", "", "", ""}},
+		{"plain block beats hashed allow", "block phone 13800138000\nallow phone_hash " + schemas.NewPhoneHasher(testKey).Hex("13800138000"), "13800138000", "198.51.100.1", "", [4]string{"block", "", "", ""}},
 		{"everything", "block phone 13800138000\nallow ip 192.0.2.0/24\nblock device d\nallow prefix 1380013", "13800138000", "192.0.2.1", "d", [4]string{"block", "allow", "block", "allow"}},
 	}
 	for _, tc := range tests {
@@ -203,5 +209,5 @@ allow ip    198.51.100.7  # the office NAT inside that range: the most specific 
 	fmt.Println(err)
 	// Output:
 	// 3 entries
-	// line 2: kind "ipv4" is not phone, ip, device or prefix
+	// line 2: kind "ipv4" is not phone, phone_hash, ip, device or prefix
 }

@@ -405,7 +405,7 @@ func (in *input) prepare(ev *schemas.VerifyEvent) {
 	in.carrierMismatch = segment.CarrierMismatch(in.seg, ev.Carrier)
 	in.keys = s.keysOf(ev, &in.geo)
 	in.members = [3]uint32{features.Member(in.keys.Phone), features.Member(in.keys.Device), features.Member(in.keys.Net)}
-	in.lists = s.lists.Load().lookup(ev, &in.keys)
+	in.lists = s.lists.Load().lookup(ev, &in.keys, s.hasher)
 }
 
 // str boxes a string variable's value for slot i without allocating when it can: enum values are

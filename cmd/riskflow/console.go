@@ -1,0 +1,568 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/riskflow/riskflow/pipeline/chsink"
+	"github.com/riskflow/riskflow/rules"
+	"github.com/riskflow/riskflow/rules/packs"
+	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring"
+	"github.com/riskflow/riskflow/scoring/api"
+	"github.com/riskflow/riskflow/scoring/backtest"
+	"github.com/riskflow/riskflow/scoring/console"
+	"github.com/riskflow/riskflow/scoring/ruletest"
+)
+
+// withConsole serves the risk team's console under /console/ next to the API, when admin keys
+// are configured. The console's parts are adapters over what this node has: the rules admin, the
+// pack's tests, the backtest, the lists file, ClickHouse's rollups and this node's metrics.
+func (a *app) withConsole(apiHandler http.Handler, admin *rulesAdmin) http.Handler {
+	if len(a.cfg.API.AdminKeys) == 0 {
+		return apiHandler
+	}
+	ch := &lazyStore{cfg: a.chConfig()}
+	deps := console.Deps{
+		Rules:    &consoleRules{a: a, admin: admin, ch: ch},
+		Lists:    &consoleLists{a: a},
+		Explain:  unavailableExplain{},
+		Labels:   unavailableLabels{},
+		Metrics:  a.reg,
+		Admins:   a.cfg.API.AdminKeys,
+		Backtest: &consoleBacktest{a: a, ch: ch},
+		History:  &consoleHistory{ch: ch},
+	}
+	c, err := console.New(deps, a.log.With("role", "console"))
+	if err != nil {
+		a.log.Error("console not served", "err", err)
+		return apiHandler
+	}
+	a.log.Info("console served", "path", "/console/", "admins", len(a.cfg.API.AdminKeys))
+	mux := http.NewServeMux()
+	mux.Handle("/console/", c)
+	mux.Handle("/console", http.RedirectHandler("/console/", http.StatusSeeOther))
+	mux.Handle("/", apiHandler)
+	return mux
+}
+
+func (a *app) chConfig() chsink.Config {
+	c := a.cfg.ClickHouse
+	return chsink.Config{Addr: c.Addr, Database: c.Database, Username: c.Username, Password: c.Password}
+}
+
+// lazyStore opens the ClickHouse store on first use (Open does no I/O).
+type lazyStore struct {
+	cfg      chsink.Config
+	mu       sync.Mutex
+	st       *chsink.Store
+	migrated bool
+}
+
+func (l *lazyStore) get(ctx context.Context) (*chsink.Store, error) {
+	if l.cfg.Addr == "" {
+		return nil, fmt.Errorf("%w: ClickHouse is not configured (clickhouse.addr)", console.ErrNotAvailable)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.st == nil {
+		st, err := chsink.Open(ctx, l.cfg)
+		if err != nil {
+			return nil, err
+		}
+		l.st = st
+	}
+	if !l.migrated {
+		// The archiver may not have written yet: the console's reads need the tables.
+		if _, err := l.st.Migrate(ctx); err != nil {
+			return nil, fmt.Errorf("%w: ClickHouse: %v", console.ErrNotAvailable, err)
+		}
+		l.migrated = true
+	}
+	return l.st, nil
+}
+
+// ---- rules ---------------------------------------------------------------------------------
+
+// packVersion is rules.Pack's Version of a pack's text: the first 16 hex digits of its SHA-256.
+func packVersion(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])[:16]
+}
+
+// consoleRules is console.RulePacks over the rules admin (PUT /v1/rules's implementation) and
+// rule_versions. Rollback promotes the content rule_versions recorded for the version.
+type consoleRules struct {
+	a     *app
+	admin *rulesAdmin
+	ch    *lazyStore
+
+	mu       sync.Mutex
+	promoted map[string][]byte // version → content, for packs promoted here without a pack file
+}
+
+func (c *consoleRules) Live(ctx context.Context) (console.PackInfo, error) {
+	info := c.admin.Current()
+	at, _ := time.Parse(time.RFC3339, info.LoadedAt)
+	p := console.PackInfo{Name: info.Pack, Version: info.Version, Rules: info.Rules, LoadedBy: info.LoadedBy, LoadedAt: at}
+	content, err := c.content(ctx, info.Version)
+	p.Content = content
+	return p, err
+}
+
+// content finds the text of the live pack: the pack file, what this console promoted, the
+// embedded default, or rule_versions.
+func (c *consoleRules) content(ctx context.Context, version string) ([]byte, error) {
+	if path := c.a.cfg.Scoring.Rules; path != "" {
+		b, err := os.ReadFile(path)
+		if err == nil && packVersion(b) == version {
+			return b, nil
+		}
+	}
+	c.mu.Lock()
+	b, ok := c.promoted[version]
+	c.mu.Unlock()
+	if ok {
+		return b, nil
+	}
+	if d := packs.Default(); packVersion(d) == version {
+		return d, nil
+	}
+	vs, err := c.Versions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("the live pack's text: %w", err)
+	}
+	for _, v := range vs {
+		if v.Version == version {
+			return []byte(v.Content), nil
+		}
+	}
+	return nil, fmt.Errorf("%w: the text of live version %s is in neither the pack file nor rule_versions", console.ErrNotAvailable, version)
+}
+
+func (c *consoleRules) Versions(ctx context.Context) ([]console.Version, error) {
+	st, err := c.ch.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	vs, err := st.RuleVersions(ctx, 100)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]console.Version, len(vs))
+	for i, v := range vs {
+		out[i] = console.Version{Version: v.Version, Name: v.Name, LoadedBy: v.LoadedBy, LoadedAt: v.LoadedAt,
+			Source: v.Source, Rules: v.RuleCount, Content: v.Content}
+	}
+	return out, nil
+}
+
+func (c *consoleRules) Lint(draft []byte) []console.LintError {
+	_, err := rules.Compile(draft, c.a.scorer.Env())
+	return lintErrors(err)
+}
+
+// lintErrors flattens Compile's joined errors into one entry per problem.
+func lintErrors(err error) []console.LintError {
+	if err == nil {
+		return nil
+	}
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	var out []console.LintError
+	for _, e := range errs {
+		var ce *rules.CompileError
+		if errors.As(e, &ce) {
+			out = append(out, console.LintError{Line: ce.Line, Column: ce.Column, Rule: ce.Rule, Field: ce.Field, Msg: ce.Msg})
+		} else {
+			out = append(out, console.LintError{Msg: e.Error()})
+		}
+	}
+	return out
+}
+
+// tests returns the pack's tests: tests.yaml next to the pack file, or the default pack's.
+func (c *consoleRules) tests() ([]byte, error) {
+	path := c.a.cfg.Scoring.Rules
+	if path == "" {
+		return packs.DefaultTests(), nil
+	}
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(path), "tests.yaml"))
+	if err != nil {
+		return nil, fmt.Errorf("%w: no tests.yaml next to %s", console.ErrNotAvailable, path)
+	}
+	return b, nil
+}
+
+func (c *consoleRules) Test(ctx context.Context, draft []byte) ([]console.TestResult, error) {
+	tests, err := c.tests()
+	if err != nil {
+		return nil, err
+	}
+	cfg := c.a.cfg.Scoring
+	cfg.Lists = "" // tests describe the pack, not today's lists
+	log := newLogger(LogConfig{Level: "error", Format: "text"}, io.Discard)
+	sc, opts, err := scorerParts(cfg, schemas.NewPhoneHasher([]byte("rules-test")), log)
+	if err != nil {
+		return nil, err
+	}
+	res, err := ruletest.Run(draft, tests, func() (*scoring.Scorer, error) { return scoring.New(sc, opts...) })
+	if err != nil {
+		return nil, fmt.Errorf("run tests: %w", err)
+	}
+	out := make([]console.TestResult, len(res))
+	for i, r := range res {
+		out[i] = console.TestResult{Name: r.Name, Line: r.Line, Failures: r.Failures}
+	}
+	return out, nil
+}
+
+func (c *consoleRules) Promote(ctx context.Context, draft []byte, who string) (console.PackInfo, error) {
+	info, err := c.admin.Update(ctx, draft, who)
+	if err != nil {
+		if errors.Is(err, api.ErrRejected) {
+			return console.PackInfo{}, fmt.Errorf("%w: %v", console.ErrInvalid, err)
+		}
+		return console.PackInfo{}, err
+	}
+	c.mu.Lock()
+	if c.promoted == nil {
+		c.promoted = map[string][]byte{}
+	}
+	c.promoted[info.Version] = append([]byte(nil), draft...)
+	c.mu.Unlock()
+	p := console.PackInfo{Name: info.Pack, Version: info.Version, Rules: info.Rules, LoadedBy: info.LoadedBy, Content: draft}
+	var notes []string
+	if !info.Persisted {
+		notes = append(notes, "live on this node only: scoring.rules names no pack file, so other nodes keep their pack and a restart brings the old one back.")
+	}
+	if !info.Recorded {
+		notes = append(notes, "not recorded in rule_versions (ClickHouse is off or failing): it has no version history entry.")
+	}
+	p.Note = strings.Join(notes, " ")
+	return p, nil
+}
+
+func (c *consoleRules) Rollback(ctx context.Context, version, who string) (console.PackInfo, error) {
+	vs, err := c.Versions(ctx)
+	if err != nil {
+		return console.PackInfo{}, err
+	}
+	for _, v := range vs {
+		if v.Version == version {
+			return c.Promote(ctx, []byte(v.Content), who+" (rollback)")
+		}
+	}
+	return console.PackInfo{}, fmt.Errorf("%w: version %s is not in rule_versions", console.ErrInvalid, version)
+}
+
+// ---- backtest ------------------------------------------------------------------------------
+
+type consoleBacktest struct {
+	a  *app
+	ch *lazyStore
+}
+
+func (b *consoleBacktest) Backtest(ctx context.Context, draft []byte, from, to time.Time, progress func(backtest.Progress)) (*backtest.Report, error) {
+	st, err := b.ch.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	candidate, err := rules.Compile(draft, b.a.scorer.Env())
+	if err != nil {
+		return nil, fmt.Errorf("%w: the draft does not compile: %v", console.ErrInvalid, err)
+	}
+	current := b.a.scorer.Rules().Load()
+	log := newLogger(LogConfig{Level: "error", Format: "text"}, io.Discard)
+	cfg := b.a.cfg.Scoring
+	newScorer := func() (*scoring.Scorer, error) {
+		return buildScorer(cfg, schemas.NewPhoneHasher([]byte("backtest")), log)
+	}
+	return backtest.RunClickHouse(ctx, st, current, candidate, newScorer, backtest.Options{
+		From: from, To: to, WarmUp: backtest.DefaultWarmUp, Progress: progress, ProgressEvery: 20000,
+	})
+}
+
+// ---- history -------------------------------------------------------------------------------
+
+type consoleHistory struct{ ch *lazyStore }
+
+func (h *consoleHistory) Apps(ctx context.Context) ([]string, error) {
+	st, err := h.ch.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.Apps(ctx)
+}
+
+func (h *consoleHistory) Overview(ctx context.Context, f console.Filter) (console.Overview, error) {
+	var ov console.Overview
+	st, err := h.ch.get(ctx)
+	if err != nil {
+		return ov, err
+	}
+	// Three reads of two rollups, at once: the page waits for the slowest, not the sum.
+	var scores []chsink.HourScore
+	var tags []chsink.TagHour
+	var hits []chsink.RuleHit
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) { scores, err = st.ScoreMix(gctx, f.From, f.To, f.App); return err })
+	g.Go(func() (err error) { tags, err = st.TagHours(gctx, f.From, f.To, f.App); return err })
+	g.Go(func() (err error) { hits, err = st.RuleHits(gctx, f.From, f.To, f.App); return err })
+	if err := g.Wait(); err != nil {
+		return ov, err
+	}
+	for _, s := range scores {
+		ov.Scores = append(ov.Scores, console.HourScores{Hour: s.Hour, S0: int64(s.S0), S300: int64(s.S300), S600: int64(s.S600), S900: int64(s.S900), Events: int64(s.Events)})
+	}
+	for _, t := range tags {
+		ov.Tags = append(ov.Tags, console.TagHour{Hour: t.Hour, Tag: t.Tag, Events: int64(t.Events)})
+	}
+	for _, r := range hits {
+		ov.Rules = append(ov.Rules, console.RuleHits{Rule: r.Rule, Tag: r.Tag, Mode: r.Mode, Events: int64(r.Events)})
+	}
+	return ov, nil
+}
+
+func (h *consoleHistory) Attempts(ctx context.Context, l console.Lookup, limit int) ([]console.Attempt, error) {
+	st, err := h.ch.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	as, err := st.Attempts(ctx, l.Kind, l.Value, time.Now().Add(-7*24*time.Hour), limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]console.Attempt, len(as))
+	for i, a := range as {
+		out[i] = console.Attempt{TS: a.TS, AppID: a.AppID, EventID: a.EventID, Phone: a.PhoneMasked, IP: a.IP, Device: a.DeviceID,
+			Outcome: a.Outcome, ErrorCode: a.ErrorCode, Score: int(a.Score), Tags: a.Tags, RulesVersion: a.RulesVersion}
+	}
+	return out, nil
+}
+
+// ---- not yet available ----------------------------------------------------------------------
+
+type unavailableExplain struct{}
+
+func (unavailableExplain) Explain(context.Context, console.Lookup) ([]console.Feature, error) {
+	return nil, fmt.Errorf("%w: the live-state explain service is not part of this build yet", console.ErrNotAvailable)
+}
+
+type unavailableLabels struct{}
+
+func (unavailableLabels) Mark(context.Context, string, string, string, string) error {
+	return fmt.Errorf("%w: there is no labels table in this build yet", console.ErrNotAvailable)
+}
+
+// ---- lists ---------------------------------------------------------------------------------
+
+// consoleLists keeps the allow/block lists in the scoring.lists file, in scoring.ParseLists's
+// format, with who/when/why in a trailing comment the console writes:
+//
+//	block phone_hash 9f86…  # console id=… by=alice at=2026-12-05T06:00:00Z shown=1380013**** why=farm%20number
+//
+// Numbers are written as phone_hash entries only. A change is applied to this node at once and
+// reaches every other node through watchLists (the file is shared the way the pack file is).
+type consoleLists struct {
+	a  *app
+	mu sync.Mutex
+}
+
+var errNoListsFile = fmt.Errorf("%w: lists are kept in the scoring.lists file, and none is configured", console.ErrNotAvailable)
+
+func (l *consoleLists) HashPhone(phone string) string { return l.a.hasher.Hex(phone) }
+
+func (l *consoleLists) path() (string, error) {
+	if l.a.cfg.Scoring.Lists == "" {
+		return "", errNoListsFile
+	}
+	return l.a.cfg.Scoring.Lists, nil
+}
+
+func entryID(line string) string {
+	entry, _, _ := strings.Cut(line, "#")
+	h := sha256.Sum256([]byte(strings.Join(strings.Fields(entry), " ")))
+	return hex.EncodeToString(h[:6])
+}
+
+// parseEntry reads one line of the lists file; ok is false for blank and comment lines.
+func parseEntry(line string) (e console.ListEntry, ok bool) {
+	entry, comment, _ := strings.Cut(line, "#")
+	f := strings.Fields(entry)
+	if len(f) != 3 {
+		return e, false
+	}
+	e = console.ListEntry{ID: entryID(line), Action: f[0], Kind: f[1], Value: f[2], Shown: f[2]}
+	switch e.Kind {
+	case "phone_hash":
+		e.Kind, e.Shown = console.KindPhone, "hash "+e.Value[:min(12, len(e.Value))]+"…"
+	case "phone":
+		e.Kind, e.Shown = console.KindPhone, schemas.MaskPhone(e.Value)
+	case "ip":
+		if strings.Contains(e.Value, "/") {
+			e.Kind = console.KindCIDR
+		}
+	}
+	if meta, isConsole := strings.CutPrefix(strings.TrimSpace(comment), "console "); isConsole {
+		for _, kv := range strings.Fields(meta) {
+			k, v, _ := strings.Cut(kv, "=")
+			v, _ = url.QueryUnescape(v)
+			switch k {
+			case "by":
+				e.Who = v
+			case "at":
+				e.At, _ = time.Parse(time.RFC3339, v)
+			case "shown":
+				e.Shown = v
+			case "why":
+				e.Why = v
+			}
+		}
+	} else {
+		e.Why = strings.TrimSpace(comment)
+	}
+	return e, true
+}
+
+func (l *consoleLists) Entries(ctx context.Context) ([]console.ListEntry, error) {
+	path, err := l.path()
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return nil, fmt.Errorf("read lists: %w", err)
+	}
+	var out []console.ListEntry
+	for _, line := range strings.Split(string(b), "\n") {
+		if e, ok := parseEntry(line); ok {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func (l *consoleLists) Add(ctx context.Context, e console.ListEntry) error {
+	kind := e.Kind
+	switch e.Kind {
+	case console.KindPhone:
+		kind = "phone_hash"
+	case console.KindCIDR:
+		kind = "ip"
+	}
+	q := url.QueryEscape
+	line := fmt.Sprintf("%s %s %s  # console by=%s at=%s shown=%s why=%s", e.Action, kind, e.Value,
+		q(e.Who), e.At.UTC().Format(time.RFC3339), q(e.Shown), q(e.Why))
+	return l.change(func(lines []string) ([]string, error) {
+		id := entryID(line)
+		for _, old := range lines {
+			if entryID(old) == id {
+				return nil, fmt.Errorf("%w: the entry is on the list already", console.ErrInvalid)
+			}
+		}
+		return append(lines, line), nil
+	})
+}
+
+func (l *consoleLists) Remove(ctx context.Context, id, who string) error {
+	return l.change(func(lines []string) ([]string, error) {
+		out := lines[:0:0]
+		for _, line := range lines {
+			if _, ok := parseEntry(line); ok && entryID(line) == id {
+				continue
+			}
+			out = append(out, line)
+		}
+		if len(out) == len(lines) {
+			return nil, fmt.Errorf("%w: no entry %s (removed already?)", console.ErrInvalid, id)
+		}
+		return out, nil
+	})
+}
+
+// change rewrites the lists file through edit, checks the result parses, writes it atomically
+// and applies it to this node's scorer.
+func (l *consoleLists) change(edit func([]string) ([]string, error)) error {
+	path, err := l.path()
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("read lists: %w", err)
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(b) == 0 {
+		lines = nil
+	}
+	lines, err = edit(lines)
+	if err != nil {
+		return err
+	}
+	text := strings.Join(lines, "\n") + "\n"
+	parsed, err := scoring.ParseLists(strings.NewReader(text))
+	if err != nil {
+		return fmt.Errorf("%w: %v", console.ErrInvalid, err)
+	}
+	if err := writeAtomic(path, []byte(text)); err != nil {
+		return fmt.Errorf("write lists %s: %w", path, err)
+	}
+	l.a.scorer.SetLists(parsed)
+	l.a.log.Info("lists changed by the console", "entries", parsed.Len())
+	return nil
+}
+
+// watchLists reloads the scoring.lists file when its content changes, so a change made on one
+// node (or by hand) reaches every node without a restart. A file that does not parse leaves the
+// running lists.
+func (a *app) watchLists(ctx context.Context) {
+	path := a.cfg.Scoring.Lists
+	if path == "" {
+		return
+	}
+	go func() {
+		last, _ := os.ReadFile(path)
+		t := time.NewTicker(a.cfg.Scoring.ReloadInterval.D())
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			b, err := os.ReadFile(path)
+			if err != nil || bytes.Equal(b, last) {
+				continue
+			}
+			last = b
+			l, err := scoring.ParseLists(bytes.NewReader(b))
+			if err != nil {
+				a.log.Error("lists rejected; the running lists stay", "path", path, "err", err)
+				continue
+			}
+			a.scorer.SetLists(l)
+			a.log.Info("lists reloaded", "path", path, "entries", l.Len())
+		}
+	}()
+}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/riskflow/riskflow/rules/packs"
+	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring/console"
+)
+
+// The console's lists live in the scoring.lists file: a number only as its keyed hash, who/when/
+// why with each entry, applied to this node's scorer at once, and hand-written lines kept.
+func TestConsoleListsFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lists.txt")
+	if err := os.WriteFile(path, []byte("# hand-written\nallow ip 203.0.113.7  # partner gateway\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Default()
+	cfg.Scoring.PhoneHashKey, cfg.Scoring.Lists = "k", path
+	a, err := newApp(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	score := func(phone, ip string) int {
+		t.Helper()
+		rc, err := a.scorer.Check(&schemas.CheckRequest{Phone: phone, IP: netip.MustParseAddr(ip), AppID: "a", Carrier: "CM"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rc.Score
+	}
+	l := &consoleLists{a: a}
+	ctx := context.Background()
+	at := time.Date(2026, 12, 5, 6, 0, 0, 0, time.UTC)
+	if score("13800138000", "198.51.100.1") != 0 {
+		t.Fatal("blocked before it is listed")
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(l.Add(ctx, console.ListEntry{Action: "block", Kind: console.KindPhone, Value: l.HashPhone("13800138000"), Shown: "1380013****", Who: "alice", At: at, Why: "farm number, ticket #12"}))
+	must(l.Add(ctx, console.ListEntry{Action: "block", Kind: console.KindCIDR, Value: "198.51.100.0/24", Shown: "198.51.100.0/24", Who: "bob", At: at, Why: "datacenter"}))
+	if err := l.Add(ctx, console.ListEntry{Action: "block", Kind: console.KindCIDR, Value: "198.51.100.0/24", Who: "bob", At: at, Why: "again"}); !errors.Is(err, console.ErrInvalid) {
+		t.Errorf("a duplicate entry: %v", err)
+	}
+	if s := score("13800138000", "203.0.113.9"); s != 900 {
+		t.Errorf("listed number: score %d, want 900", s)
+	}
+	if s := score("13900139000", "198.51.100.20"); s != 900 {
+		t.Errorf("address in a listed network: score %d, want 900", s)
+	}
+	b, _ := os.ReadFile(path)
+	if strings.Contains(string(b), "13800138000") || !strings.Contains(string(b), "# hand-written\nallow ip 203.0.113.7  # partner gateway\n") {
+		t.Errorf("lists file:\n%s", b)
+	}
+	es, err := l.Entries(ctx)
+	must(err)
+	if len(es) != 3 {
+		t.Fatalf("entries %+v", es)
+	}
+	if e := es[0]; e.Kind != console.KindIP || e.Why != "partner gateway" || e.Action != "allow" {
+		t.Errorf("hand-written entry %+v", e)
+	}
+	if e := es[1]; e.Kind != console.KindPhone || e.Shown != "1380013****" || e.Who != "alice" || !e.At.Equal(at) || e.Why != "farm number, ticket #12" {
+		t.Errorf("phone entry %+v", e)
+	}
+	if e := es[2]; e.Kind != console.KindCIDR || e.Value != "198.51.100.0/24" || e.Who != "bob" {
+		t.Errorf("cidr entry %+v", e)
+	}
+	must(l.Remove(ctx, es[1].ID, "alice"))
+	if s := score("13800138000", "203.0.113.9"); s != 0 {
+		t.Errorf("after removal: score %d, want 0", s)
+	}
+	if err := l.Remove(ctx, es[1].ID, "alice"); !errors.Is(err, console.ErrInvalid) {
+		t.Errorf("removing twice: %v", err)
+	}
+}
+
+// Lint problems come one per entry, with rule, field and line.
+func TestConsoleLint(t *testing.T) {
+	cfg := Default()
+	cfg.Scoring.PhoneHashKey = "k"
+	a, err := newApp(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &consoleRules{a: a}
+	bad := strings.Replace(string(packs.Default()), "when: phone_verifies_10m >= 3", "when: phone_verifies_10m >= nope", 1)
+	bad = strings.Replace(bad, "level: 900", "level: 901", 1)
+	errs := r.Lint([]byte(bad))
+	if len(errs) != 2 {
+		t.Fatalf("lint: %+v", errs)
+	}
+	for _, e := range errs {
+		if e.Line == 0 || e.Rule == "" || e.Field == "" || e.Msg == "" {
+			t.Errorf("lint entry %+v lacks line, rule, field or message", e)
+		}
+	}
+	if errs := r.Lint(packs.Default()); errs != nil {
+		t.Errorf("the default pack: %+v", errs)
+	}
+	res, err := r.Test(context.Background(), packs.Default())
+	if err != nil || len(res) == 0 {
+		t.Fatalf("tests: %d, %v", len(res), err)
+	}
+	for _, x := range res {
+		if len(x.Failures) > 0 {
+			t.Errorf("test %s failed on the default pack: %v", x.Name, x.Failures)
+		}
+	}
+}

@@ -1,0 +1,208 @@
+package console
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Sessions are signed cookies, not server state, so any node with the same admin keys accepts
+// them (behind a load balancer a session works on every api node). The cookie is
+// name|expiry|nonce|mac where mac = HMAC-SHA256 keyed by a key derived from that admin's secret:
+// changing an admin's secret ends their sessions. Logging out revokes the nonce on the node that
+// served it (and the cookie is cleared); sessions last sessionTTL.
+//
+// CSRF: every form carries csrf = HMAC(key, "csrf|"+nonce), checked on every POST together with
+// the Origin header when the browser sends one. The cookie is SameSite=Strict as well.
+
+const (
+	cookieName = "riskflow_console"
+	sessionTTL = 8 * time.Hour
+)
+
+type session struct {
+	who   string
+	nonce string
+	exp   time.Time
+	csrf  string
+}
+
+type sessions struct {
+	admins  map[string]string
+	now     func() time.Time
+	mu      sync.Mutex
+	revoked map[string]time.Time // nonce → expiry (kept until then)
+	fails   map[string][]time.Time
+}
+
+func newSessions(admins map[string]string, now func() time.Time) *sessions {
+	return &sessions{admins: admins, now: now, revoked: map[string]time.Time{}, fails: map[string][]time.Time{}}
+}
+
+func (s *sessions) key(who string) []byte {
+	h := sha256.Sum256([]byte("riskflow console session\x00" + who + "\x00" + s.admins[who]))
+	return h[:]
+}
+
+func mac(key []byte, msg string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(msg))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// errLogin is the one answer to a wrong name or secret: it does not say which.
+var errLogin = errors.New("unknown admin or wrong secret")
+
+// errThrottled answers a client that failed too often lately.
+var errThrottled = errors.New("too many failed logins from this address: wait a minute")
+
+const (
+	maxFails    = 5
+	failsWindow = time.Minute
+	maxTracked  = 10000 // addresses with recent failures kept before old ones are pruned
+)
+
+// login checks credentials in constant time and returns a new session.
+func (s *sessions) login(client, who, secret string) (*session, error) {
+	now := s.now()
+	s.mu.Lock()
+	recent := s.fails[client][:0]
+	for _, t := range s.fails[client] {
+		if now.Sub(t) < failsWindow {
+			recent = append(recent, t)
+		}
+	}
+	s.fails[client] = recent
+	throttled := len(recent) >= maxFails
+	s.mu.Unlock()
+	if throttled {
+		return nil, errThrottled
+	}
+	want, known := s.admins[who]
+	if !known {
+		want = "\x00never-matches\x00"
+	}
+	if subtle.ConstantTimeCompare([]byte(secret), []byte(want)) != 1 || !known || who == "" {
+		s.mu.Lock()
+		if len(s.fails) >= maxTracked {
+			// Many addresses failing at once: forget those whose failures are old.
+			for c, ts := range s.fails {
+				if len(ts) == 0 || now.Sub(ts[len(ts)-1]) >= failsWindow {
+					delete(s.fails, c)
+				}
+			}
+		}
+		s.fails[client] = append(s.fails[client], now)
+		s.mu.Unlock()
+		return nil, errLogin
+	}
+	var n [16]byte
+	if _, err := rand.Read(n[:]); err != nil {
+		return nil, err
+	}
+	ss := &session{who: who, nonce: hex.EncodeToString(n[:]), exp: now.Add(sessionTTL)}
+	ss.csrf = mac(s.key(who), "csrf|"+ss.nonce)
+	return ss, nil
+}
+
+func (s *sessions) cookieValue(ss *session) string {
+	body := url.QueryEscape(ss.who) + "|" + strconv.FormatInt(ss.exp.Unix(), 10) + "|" + ss.nonce
+	return body + "|" + mac(s.key(ss.who), body)
+}
+
+// get returns the request's session, or nil.
+func (s *sessions) get(r *http.Request) *session {
+	c, err := r.Cookie(cookieName)
+	if err != nil {
+		return nil
+	}
+	parts := strings.Split(c.Value, "|")
+	if len(parts) != 4 {
+		return nil
+	}
+	who, err := url.QueryUnescape(parts[0])
+	if err != nil {
+		return nil
+	}
+	if _, ok := s.admins[who]; !ok {
+		return nil
+	}
+	body := strings.Join(parts[:3], "|")
+	if !hmac.Equal([]byte(mac(s.key(who), body)), []byte(parts[3])) {
+		return nil
+	}
+	exp, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil || s.now().Unix() >= exp {
+		return nil
+	}
+	s.mu.Lock()
+	_, revoked := s.revoked[parts[2]]
+	s.mu.Unlock()
+	if revoked {
+		return nil
+	}
+	ss := &session{who: who, nonce: parts[2], exp: time.Unix(exp, 0)}
+	ss.csrf = mac(s.key(who), "csrf|"+ss.nonce)
+	return ss
+}
+
+func (s *sessions) revoke(ss *session) {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for n, exp := range s.revoked {
+		if now.After(exp) {
+			delete(s.revoked, n)
+		}
+	}
+	s.revoked[ss.nonce] = ss.exp
+}
+
+func setCookie(w http.ResponseWriter, value string, exp time.Time) {
+	c := &http.Cookie{
+		Name: cookieName, Value: value, Path: "/console",
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode,
+	}
+	if value == "" {
+		c.MaxAge = -1
+	} else {
+		c.Expires = exp
+	}
+	http.SetCookie(w, c)
+}
+
+// sameOrigin refuses a POST whose Origin (or, without one, Referer) names another site. Browsers
+// send Origin on every POST; a request without either (a script) still needs the CSRF token.
+func sameOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		o = r.Header.Get("Referer")
+	}
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	if err != nil {
+		return false
+	}
+	return u.Host == r.Host
+}
+
+// clientAddr is the remote address without its port.
+func clientAddr(r *http.Request) string {
+	a := r.RemoteAddr
+	if i := strings.LastIndexByte(a, ':'); i > 0 {
+		a = a[:i]
+	}
+	return a
+}

@@ -1,0 +1,519 @@
+package console_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/riskflow/riskflow/scoring/backtest"
+	"github.com/riskflow/riskflow/scoring/console"
+)
+
+// fakes: in-memory parts that record what the console asked for.
+
+type fakeRules struct {
+	mu       sync.Mutex
+	live     console.PackInfo
+	promoted []string // who promoted, in order
+}
+
+func (f *fakeRules) Live(context.Context) (console.PackInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.live, nil
+}
+func (f *fakeRules) Versions(context.Context) ([]console.Version, error) {
+	return []console.Version{{Version: "00000000000000a2", Content: "pack: p\nrules: [b]\n"}, {Version: "00000000000000a1", Content: "pack: p\nrules: [a]\n"}}, nil
+}
+func (f *fakeRules) Lint(draft []byte) []console.LintError {
+	if strings.Contains(string(draft), "bad") {
+		return []console.LintError{{Line: 2, Column: 3, Rule: "r1", Field: "when", Msg: "undeclared reference to 'bad'"}}
+	}
+	return nil
+}
+func (f *fakeRules) Test(context.Context, []byte) ([]console.TestResult, error) {
+	return []console.TestResult{{Name: "t1", Line: 1}, {Name: "t2", Line: 5, Failures: []string{"score 0, want 300"}}}, nil
+}
+func (f *fakeRules) Promote(_ context.Context, draft []byte, who string) (console.PackInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.promoted = append(f.promoted, who)
+	f.live = console.PackInfo{Name: "p", Version: "00000000000000b1", Rules: 1, Content: draft}
+	return f.live, nil
+}
+func (f *fakeRules) Rollback(_ context.Context, v, who string) (console.PackInfo, error) {
+	return console.PackInfo{Version: v}, nil
+}
+
+type fakeLists struct {
+	mu      sync.Mutex
+	entries []console.ListEntry
+}
+
+func (f *fakeLists) Entries(context.Context) ([]console.ListEntry, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]console.ListEntry(nil), f.entries...), nil
+}
+func (f *fakeLists) Add(_ context.Context, e console.ListEntry) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e.ID = fmt.Sprint(len(f.entries) + 1)
+	f.entries = append(f.entries, e)
+	return nil
+}
+func (f *fakeLists) Remove(context.Context, string, string) error { return nil }
+func (f *fakeLists) HashPhone(p string) string                    { return "hash-of-" + p[len(p)-4:] }
+
+// blockingBacktest reports progress, then waits for cancellation.
+type blockingBacktest struct{ started chan struct{} }
+
+func (b *blockingBacktest) Backtest(ctx context.Context, draft []byte, from, to time.Time, progress func(backtest.Progress)) (*backtest.Report, error) {
+	progress(backtest.Progress{Read: 1000, Compared: 900, Changed: 7, At: from.Add(to.Sub(from) / 4)})
+	close(b.started)
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+type client struct {
+	t    *testing.T
+	base string
+	c    *http.Client
+}
+
+func newServer(t *testing.T, d console.Deps) *client {
+	t.Helper()
+	d.Admins = map[string]string{"alice": "a-secret", "bob": "b-secret"}
+	s, err := console.New(d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// TLS: the session cookie is Secure, so a client keeps it only over https (as browsers do
+	// for every host but localhost).
+	ts := httptest.NewTLSServer(s)
+	t.Cleanup(ts.Close)
+	c := ts.Client()
+	c.Jar, _ = cookiejar.New(nil)
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &client{t: t, base: ts.URL, c: c}
+}
+
+func (c *client) get(path string) (int, string, http.Header) {
+	c.t.Helper()
+	resp, err := c.c.Get(c.base + path)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}
+
+func (c *client) post(path string, form url.Values) (int, string, http.Header) {
+	c.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, c.base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", c.base)
+	resp, err := c.c.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}
+
+// fork is another browser on the same server: same TLS trust, its own cookies.
+func (c *client) fork() *client {
+	hc := *c.c
+	hc.Jar, _ = cookiejar.New(nil)
+	return &client{t: c.t, base: c.base, c: &hc}
+}
+
+var csrfRe = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func (c *client) login(who, secret string) string {
+	c.t.Helper()
+	code, _, h := c.post("/console/login", url.Values{"name": {who}, "secret": {secret}})
+	if code != http.StatusSeeOther || h.Get("Location") != "/console/overview" {
+		c.t.Fatalf("login: %d → %s", code, h.Get("Location"))
+	}
+	_, body, _ := c.get("/console/lists")
+	m := csrfRe.FindStringSubmatch(body)
+	if m == nil {
+		c.t.Fatal("no CSRF token on the lists page")
+	}
+	return m[1]
+}
+
+func TestLoginSessionAndCSRF(t *testing.T) {
+	c := newServer(t, console.Deps{Lists: &fakeLists{}})
+	// Every page asks for a login first, and comes back to the page after it.
+	code, _, h := c.get("/console/rules")
+	if code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/console/login?next=") {
+		t.Fatalf("unauthenticated /console/rules: %d %s", code, h.Get("Location"))
+	}
+	// Wrong secret and unknown admin get the same message, next to the field.
+	for _, who := range []string{"alice", "mallory"} {
+		code, body, _ := c.post("/console/login", url.Values{"name": {who}, "secret": {"guess"}})
+		if code != http.StatusUnauthorized || !strings.Contains(body, `id="err-secret">unknown admin or wrong secret`) {
+			t.Errorf("%s with a wrong secret: %d", who, code)
+		}
+	}
+	code, body, _ := c.post("/console/login", url.Values{"name": {""}, "secret": {""}})
+	if code != http.StatusBadRequest || !strings.Contains(body, `id="err-name">name: required`) || !strings.Contains(body, `id="err-secret">secret: required`) {
+		t.Errorf("empty login form: %d", code)
+	}
+	// A login from another site is refused.
+	req, _ := http.NewRequest(http.MethodPost, c.base+"/console/login", strings.NewReader("name=alice&secret=a-secret"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://evil.example")
+	if resp, err := c.c.Do(req); err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("cross-site login: %v %v", resp.StatusCode, err)
+	}
+
+	// After the limit, even the right secret is throttled.
+	c2 := newServer(t, console.Deps{})
+	for range 5 {
+		c2.post("/console/login", url.Values{"name": {"alice"}, "secret": {"guess"}})
+	}
+	if code, _, _ := c2.post("/console/login", url.Values{"name": {"alice"}, "secret": {"a-secret"}}); code != http.StatusTooManyRequests {
+		t.Errorf("6th login after 5 failures: %d, want 429", code)
+	}
+
+	csrf := c.login("alice", "a-secret")
+	u, _ := url.Parse(c.base + "/console/")
+	var session *http.Cookie
+	for _, ck := range c.c.Jar.Cookies(u) {
+		if ck.Name == "riskflow_console" {
+			session = ck
+		}
+	}
+	if session == nil {
+		t.Fatal("no session cookie")
+	}
+	code, _, h = c.get("/console/rules")
+	if code != http.StatusOK || !strings.Contains(h.Get("Content-Security-Policy"), "script-src 'self'") || h.Get("X-Frame-Options") != "DENY" {
+		t.Errorf("rules page: %d, CSP %q", code, h.Get("Content-Security-Policy"))
+	}
+
+	add := url.Values{"action": {"block"}, "kind": {"ip"}, "value": {"192.0.2.1"}, "why": {"test"}}
+	// No token, a wrong token, another admin's token, another site's origin: all refused.
+	if code, _, _ := c.post("/console/lists", add); code != http.StatusForbidden {
+		t.Errorf("POST without CSRF token: %d", code)
+	}
+	bad := url.Values{"csrf": {csrf[:len(csrf)-1] + "x"}}
+	for k, v := range add {
+		bad[k] = v
+	}
+	if code, _, _ := c.post("/console/lists", bad); code != http.StatusForbidden {
+		t.Errorf("POST with a wrong CSRF token: %d", code)
+	}
+	bobToken := c.fork().login("bob", "b-secret")
+	withBob := url.Values{"csrf": {bobToken}}
+	for k, v := range add {
+		withBob[k] = v
+	}
+	if code, _, _ := c.post("/console/lists", withBob); code != http.StatusForbidden {
+		t.Errorf("alice's POST with bob's CSRF token: %d", code)
+	}
+	good := url.Values{"csrf": {csrf}}
+	for k, v := range add {
+		good[k] = v
+	}
+	req, _ = http.NewRequest(http.MethodPost, c.base+"/console/lists", strings.NewReader(good.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://evil.example")
+	if resp, err := c.c.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("cross-site POST with the right token: %v %v", resp.StatusCode, err)
+	}
+	if code, _, h := c.post("/console/lists", good); code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "Added") {
+		t.Errorf("POST with the token: %d %s", code, h.Get("Location"))
+	}
+
+	// A tampered cookie is no session.
+	jar, _ := cookiejar.New(nil)
+	jar.SetCookies(u, []*http.Cookie{{Name: "riskflow_console", Value: strings.Replace(session.Value, "alice", "bob", 1), Path: "/console"}})
+	c.c.Jar = jar
+	if code, _, _ := c.get("/console/rules"); code != http.StatusSeeOther {
+		t.Errorf("tampered cookie: %d, want a redirect to the login", code)
+	}
+
+	// Log out ends the session on this node even for a copy of the cookie.
+	jar, _ = cookiejar.New(nil)
+	jar.SetCookies(u, []*http.Cookie{session})
+	c.c.Jar = jar
+	if code, _, _ := c.post("/console/logout", url.Values{"csrf": {csrf}}); code != http.StatusSeeOther {
+		t.Errorf("logout: %d", code)
+	}
+	jar.SetCookies(u, []*http.Cookie{session})
+	if code, _, _ := c.get("/console/rules"); code != http.StatusSeeOther {
+		t.Errorf("the cookie still works after logout: %d", code)
+	}
+}
+
+func TestSessionCookieFlags(t *testing.T) {
+	s, err := console.New(console.Deps{Admins: map[string]string{"alice": "a-secret"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "/console/login", strings.NewReader("name=alice&secret=a-secret"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	s.ServeHTTP(rec, req)
+	ck := rec.Result().Cookies()
+	if len(ck) != 1 || !ck[0].Secure || !ck[0].HttpOnly || ck[0].SameSite != http.SameSiteStrictMode || ck[0].Path != "/console" {
+		t.Fatalf("cookie %+v: want Secure, HttpOnly, SameSite=Strict, Path=/console", ck)
+	}
+}
+
+func TestLoginWarnsOnPlainHTTP(t *testing.T) {
+	s, err := console.New(console.Deps{Admins: map[string]string{"alice": "a-secret"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for host, warn := range map[string]bool{"console.example.com": true, "10.0.0.5:8080": true, "127.0.0.1:8080": false, "[::1]:8080": false, "localhost:8080": false} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodGet, "http://"+host+"/console/login", nil)
+		s.ServeHTTP(rec, req)
+		if got := strings.Contains(rec.Body.String(), "plain HTTP"); got != warn {
+			t.Errorf("%s: warned %v, want %v", host, got, warn)
+		}
+	}
+}
+
+func TestFormsRejectBadInputNextToTheField(t *testing.T) {
+	lists := &fakeLists{}
+	c := newServer(t, console.Deps{Lists: lists, Rules: &fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a1"}}})
+	csrf := c.login("alice", "a-secret")
+	form := func(kv ...string) url.Values {
+		v := url.Values{"csrf": {csrf}}
+		for i := 0; i < len(kv); i += 2 {
+			v.Set(kv[i], kv[i+1])
+		}
+		return v
+	}
+	cases := []struct {
+		name  string
+		form  url.Values
+		field string
+		want  string
+	}{
+		{"phone", form("action", "block", "kind", "phone", "value", "1380013800", "why", "x"), "value", "value: phone:"},
+		{"ip", form("action", "block", "kind", "ip", "value", "10.0.0.300", "why", "x"), "value", "not an IPv4 or IPv6 address"},
+		{"cidr host bits", form("action", "block", "kind", "cidr", "value", "192.0.2.77/24", "why", "x"), "value", "host bits"},
+		{"cidr without a length", form("action", "block", "kind", "cidr", "value", "192.0.2.0", "why", "x"), "value", "for one address choose ip"},
+		{"prefix", form("action", "block", "kind", "prefix", "value", "2380013", "why", "x"), "value", "first 7 digits"},
+		{"device", form("action", "block", "kind", "device", "value", "a b", "why", "x"), "value", "without spaces"},
+		{"action", form("action", "deny", "kind", "ip", "value", "192.0.2.1", "why", "x"), "action", "allow or block"},
+		{"kind", form("action", "block", "kind", "email", "value", "a@b", "why", "x"), "kind", "one of phone, ip, cidr, device, prefix"},
+		{"why", form("action", "block", "kind", "ip", "value", "192.0.2.1", "why", " "), "why", "why: required"},
+	}
+	for _, tc := range cases {
+		code, body, _ := c.post("/console/lists", tc.form)
+		if code != http.StatusBadRequest {
+			t.Errorf("%s: %d, want 400", tc.name, code)
+		}
+		re := regexp.MustCompile(`id="err-` + tc.field + `">([^<]*)<`)
+		m := re.FindStringSubmatch(body)
+		if m == nil || !strings.Contains(m[1], tc.want) {
+			t.Errorf("%s: error next to %s = %v, want %q", tc.name, tc.field, m, tc.want)
+		}
+	}
+	if len(lists.entries) != 0 {
+		t.Fatalf("bad entries were added: %+v", lists.entries)
+	}
+	// A phone is stored hashed and shown masked, and the number is not echoed back.
+	code, body, _ := c.post("/console/lists", form("action", "block", "kind", "phone", "value", "+86 138-0013-8000", "why", "x"))
+	if code != http.StatusBadRequest || strings.Contains(body, "138-0013-8000") {
+		t.Errorf("a malformed number: %d, echoed: %v", code, strings.Contains(body, "138-0013-8000"))
+	}
+	c.post("/console/lists", form("action", "block", "kind", "phone", "value", "+8613800138000", "why", "farm"))
+	if len(lists.entries) != 1 || lists.entries[0].Value != "hash-of-8000" || lists.entries[0].Shown != "1380013****" || lists.entries[0].Who != "alice" {
+		t.Fatalf("phone entry %+v", lists.entries)
+	}
+	_, body, _ = c.get("/console/lists")
+	table := body[strings.Index(body, `id="entries"`):]
+	if strings.Contains(table, "13800138000") || !strings.Contains(table, "1380013****") {
+		t.Error("the lists page shows the number or not its masked form")
+	}
+
+	// Overview filters.
+	for q, field := range map[string]string{"range=2y": "range", "range=custom&from=x&to=y": "from", "range=custom&from=2026-01-02T00:00&to=2026-01-01T00:00": "to", "app=a%20b": "app"} {
+		_, body, _ := c.get("/console/overview?" + q)
+		if !strings.Contains(body, `class="err"`) || (field != "range" && !strings.Contains(body, `id="err-`+field+`"`)) {
+			t.Errorf("overview?%s: no error next to %s", q, field)
+		}
+	}
+	// Investigate: a number goes out of the URL (redirect to its hash).
+	code, _, h := c.get("/console/investigate?kind=phone&value=13800138000")
+	if code != http.StatusSeeOther || strings.Contains(h.Get("Location"), "13800138000") || !strings.Contains(h.Get("Location"), "phone_hash") {
+		t.Errorf("investigate a number: %d → %s", code, h.Get("Location"))
+	}
+	if _, body, _ := c.get("/console/investigate?kind=ip&value=nope"); !strings.Contains(body, `id="err-value"`) {
+		t.Error("investigate a bad IP: no error next to the value")
+	}
+}
+
+func TestDraftLintTestPromote(t *testing.T) {
+	rules := &fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a1", Content: []byte("pack: p\n")}}
+	c := newServer(t, console.Deps{Rules: rules})
+	csrf := c.login("alice", "a-secret")
+	code, body, _ := c.post("/console/rules/draft", url.Values{"csrf": {csrf}, "action": {"promote"}, "draft": {"pack: p\n  bad: 1\n"}})
+	if code != http.StatusBadRequest || !strings.Contains(body, `<span id="L2" class="line bad">`) || !strings.Contains(body, "rule r1: when: undeclared reference to &#39;bad&#39;") {
+		t.Errorf("promote a draft with a problem: %d, not flagged at line 2", code)
+	}
+	if len(rules.promoted) != 0 {
+		t.Fatal("a draft with problems was promoted")
+	}
+	_, body, _ = c.post("/console/rules/draft", url.Values{"csrf": {csrf}, "action": {"test"}, "draft": {"pack: p\n"}})
+	if !strings.Contains(body, "1 of 2 tests failed.") || !strings.Contains(body, "FAIL: score 0, want 300") {
+		t.Error("test results not shown")
+	}
+	// The draft is kept between pages.
+	if _, body, _ := c.get("/console/rules/draft"); !strings.Contains(body, ">pack: p\n</textarea>") {
+		t.Error("the saved draft is not in the editor")
+	}
+	code, _, h := c.post("/console/rules/draft", url.Values{"csrf": {csrf}, "action": {"promote"}, "draft": {"pack: p\n"}})
+	if code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "Promoted+version+00000000000000b1") || len(rules.promoted) != 1 || rules.promoted[0] != "alice" {
+		t.Errorf("promote: %d %s, promoted by %v", code, h.Get("Location"), rules.promoted)
+	}
+	if code, _, _ := c.post("/console/rules/draft", url.Values{"csrf": {csrf}, "action": {"lint"}, "draft": {"  "}}); code != http.StatusBadRequest {
+		t.Errorf("empty draft: %d", code)
+	}
+	if code, body, _ := c.post("/console/rules/rollback", url.Values{"csrf": {csrf}, "version": {"x; drop"}}); code != http.StatusBadRequest || !strings.Contains(body, "version: 16 hex digits") {
+		t.Errorf("rollback to a malformed version: %d", code)
+	}
+	// The diff of a version against the one before it.
+	_, body, _ = c.get("/console/rules/versions/00000000000000a2")
+	if !strings.Contains(body, `<span class="ddel">- rules: [a]</span>`) || !strings.Contains(body, `<span class="ddel">- rules: [a]</span>
+<span class="dadd">&#43; rules: [b]</span>`) {
+		t.Errorf("diff:\n%s", body)
+	}
+}
+
+func TestBacktestProgressAndCancel(t *testing.T) {
+	bt := &blockingBacktest{started: make(chan struct{})}
+	c := newServer(t, console.Deps{Rules: &fakeRules{live: console.PackInfo{Content: []byte("pack: p\n")}}, Backtest: bt})
+	csrf := c.login("alice", "a-secret")
+	if code, _, h := c.post("/console/backtests", url.Values{"csrf": {csrf}, "hours": {"0"}}); code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "hours") {
+		t.Errorf("0 hours: %d %s", code, h.Get("Location"))
+	}
+	code, _, h := c.post("/console/backtests", url.Values{"csrf": {csrf}, "hours": {"4"}})
+	if code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/console/backtests/") {
+		t.Fatalf("start: %d %s", code, h.Get("Location"))
+	}
+	job := h.Get("Location")
+	<-bt.started
+	var p struct {
+		Read    int64   `json:"read"`
+		Percent float64 `json:"percent"`
+		Done    bool    `json:"done"`
+		Error   string  `json:"error"`
+	}
+	_, body, _ := c.get(job + "/progress")
+	if err := json.Unmarshal([]byte(body), &p); err != nil || p.Read != 1000 || p.Done || p.Percent < 24 || p.Percent > 26 {
+		t.Fatalf("progress %s (%v)", body, err)
+	}
+	if _, body, _ := c.get(job); !strings.Contains(body, `id="cancel"`) {
+		t.Error("a running backtest has no cancel button")
+	}
+	if code, _, _ := c.post(job+"/cancel", url.Values{"csrf": {csrf}}); code != http.StatusSeeOther {
+		t.Errorf("cancel: %d", code)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, body, _ = c.get(job + "/progress")
+		json.Unmarshal([]byte(body), &p)
+		if p.Done || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !p.Done || !strings.Contains(p.Error, "cancelled by alice") {
+		t.Errorf("after cancel: %s", body)
+	}
+}
+
+type countingHistory struct {
+	mu    sync.Mutex
+	calls int
+	fail  bool
+}
+
+func (h *countingHistory) Apps(context.Context) ([]string, error) { return []string{"a1"}, nil }
+func (h *countingHistory) Overview(_ context.Context, f console.Filter) (console.Overview, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls++
+	if h.fail {
+		return console.Overview{}, fmt.Errorf("clickhouse away")
+	}
+	return console.Overview{Scores: []console.HourScores{{Hour: f.From, S0: 7, Events: 7}}}, nil
+}
+func (h *countingHistory) Attempts(context.Context, console.Lookup, int) ([]console.Attempt, error) {
+	return nil, nil
+}
+
+// The overview's history is cached for CacheFor per filter; failures are not cached.
+func TestOverviewCache(t *testing.T) {
+	now := time.Date(2026, 12, 5, 6, 10, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	h := &countingHistory{fail: true}
+	c := newServer(t, console.Deps{History: h, Now: clock, CacheFor: time.Minute})
+	c.login("alice", "a-secret")
+	get := func(q string) string { _, body, _ := c.get("/console/overview?" + q); return body }
+	get("range=24h")
+	h.fail = false
+	if body := get("range=24h"); !strings.Contains(body, `<span id="total">7</span>`) || h.calls != 2 {
+		t.Fatalf("after a failure: %d calls", h.calls)
+	}
+	get("range=24h")
+	get("range=24h&app=a1")
+	if h.calls != 3 {
+		t.Errorf("same filter twice and another app: %d calls, want 3", h.calls)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Minute)
+	mu.Unlock()
+	get("range=24h")
+	if h.calls != 4 {
+		t.Errorf("after CacheFor: %d calls, want 4", h.calls)
+	}
+}
+
+func TestNotAvailablePartsAreSaid(t *testing.T) {
+	c := newServer(t, console.Deps{})
+	c.login("alice", "a-secret")
+	for path, want := range map[string]string{
+		"/console/overview":                      "history: not available on this node",
+		"/console/rules":                         "rule packs: not available on this node",
+		"/console/lists":                         "lists: not available on this node",
+		"/console/investigate?kind=ip&value=::1": "live features: not available on this node",
+	} {
+		code, body, _ := c.get(path)
+		if code != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("%s: %d, does not say %q", path, code, want)
+		}
+	}
+	if _, err := console.New(console.Deps{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := console.New(console.Deps{}, nil)
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/console/login", nil))
+	if rec.Code != http.StatusNotFound {
+		t.Errorf("a console without admins answers %d, want 404", rec.Code)
+	}
+}

@@ -1,0 +1,787 @@
+package console
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring/geo"
+)
+
+func urlQueryEscape(s string) string { return url.QueryEscape(s) }
+
+// ---- overview ------------------------------------------------------------------------------
+
+var ranges = []struct {
+	Name string
+	D    time.Duration
+}{{"1h", time.Hour}, {"6h", 6 * time.Hour}, {"24h", 24 * time.Hour}, {"7d", 7 * 24 * time.Hour}, {"30d", 30 * 24 * time.Hour}}
+
+var appPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
+
+type overviewData struct {
+	Ranges      []string
+	Apps        []string
+	AppsErr     string
+	Overview    Overview
+	OverviewErr string
+	Total       int64
+	ScoreChart  chartData
+	TagChart    chartData
+	TopTags     []tagTotal
+	Metrics     []metricRow
+	MetricsErr  string
+	From, To    time.Time
+	Took        time.Duration
+}
+
+type tagTotal struct {
+	Tag    string
+	Events int64
+}
+
+// chartData is what static/console.js hands uPlot: x (unix seconds) and one series per name.
+type chartData struct {
+	X      []int64   `json:"x"`
+	Names  []string  `json:"names"`
+	Series [][]int64 `json:"series"`
+}
+
+type metricRow struct {
+	Name   string
+	Labels string
+	Value  float64
+}
+
+// parseFilter reads range/from/to/app, with an error per field.
+func (s *Server) parseFilter(q url.Values, errs map[string]string) Filter {
+	now := s.d.Now().UTC()
+	f := Filter{To: now.Truncate(time.Hour).Add(time.Hour), App: strings.TrimSpace(q.Get("app"))}
+	if f.App != "" && !appPattern.MatchString(f.App) {
+		errs["app"] = "app: 1–64 letters, digits, _ . : or -"
+		f.App = ""
+	}
+	rng := q.Get("range")
+	if rng == "" && q.Get("from") == "" {
+		rng = "24h"
+	}
+	if rng != "" && rng != "custom" {
+		for _, r := range ranges {
+			if r.Name == rng {
+				f.From = f.To.Add(-r.D)
+				return f
+			}
+		}
+		errs["range"] = "range: one of 1h, 6h, 24h, 7d, 30d or custom"
+		f.From = f.To.Add(-24 * time.Hour)
+		return f
+	}
+	from, err1 := time.Parse("2006-01-02T15:04", q.Get("from"))
+	to, err2 := time.Parse("2006-01-02T15:04", q.Get("to"))
+	switch {
+	case err1 != nil:
+		errs["from"] = "from: a date and time like 2026-12-05T08:00 (UTC)"
+	case err2 != nil:
+		errs["to"] = "to: a date and time like 2026-12-05T09:00 (UTC)"
+	case !to.After(from):
+		errs["to"] = "to: must be after from"
+	case to.Sub(from) > 90*24*time.Hour:
+		errs["to"] = "to: at most 90 days after from"
+	default:
+		f.From, f.To = from.UTC(), to.UTC()
+		return f
+	}
+	f.From = f.To.Add(-24 * time.Hour)
+	return f
+}
+
+func (s *Server) overview(w http.ResponseWriter, r *http.Request, ss *session) {
+	start := time.Now()
+	ctx, cancel := pageCtx(r)
+	defer cancel()
+	q := r.URL.Query()
+	p := page{Title: "Overview", Errs: map[string]string{}, Form: map[string]string{
+		"range": q.Get("range"), "from": q.Get("from"), "to": q.Get("to"), "app": q.Get("app")}}
+	f := s.parseFilter(q, p.Errs)
+	if p.Form["range"] == "" && p.Form["from"] == "" {
+		p.Form["range"] = "24h"
+	}
+	d := overviewData{From: f.From, To: f.To}
+	for _, r := range ranges {
+		d.Ranges = append(d.Ranges, r.Name)
+	}
+	if s.d.History == nil {
+		d.AppsErr = notAvailable("history", ErrNotAvailable)
+		d.OverviewErr = d.AppsErr
+	} else {
+		// The app list and the overview at once.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			apps, err := s.d.History.Apps(ctx)
+			d.Apps, d.AppsErr = apps, notAvailable("apps", err)
+		}()
+		ov, err := s.overviewOf(ctx, f)
+		d.Overview, d.OverviewErr = ov, notAvailable("history", err)
+		<-done
+	}
+	d.ScoreChart, d.Total = scoreChart(d.Overview.Scores)
+	d.TagChart, d.TopTags = tagChart(d.Overview.Tags, 8)
+	d.Metrics, d.MetricsErr = s.metrics()
+	d.Took = time.Since(start)
+	p.Data = d
+	s.render(w, r, http.StatusOK, "overview", ss, p)
+}
+
+func scoreChart(hs []HourScores) (chartData, int64) {
+	c := chartData{Names: []string{"0 pass", "300 observe", "600 step up", "900 block"}, Series: make([][]int64, 4)}
+	var total int64
+	for _, h := range hs {
+		c.X = append(c.X, h.Hour.Unix())
+		c.Series[0] = append(c.Series[0], h.S0)
+		c.Series[1] = append(c.Series[1], h.S300)
+		c.Series[2] = append(c.Series[2], h.S600)
+		c.Series[3] = append(c.Series[3], h.S900)
+		total += h.Events
+	}
+	return c, total
+}
+
+func tagChart(th []TagHour, top int) (chartData, []tagTotal) {
+	totals := map[string]int64{}
+	hours := map[int64]bool{}
+	for _, t := range th {
+		totals[t.Tag] += t.Events
+		hours[t.Hour.Unix()] = true
+	}
+	var tt []tagTotal
+	for tag, n := range totals {
+		tt = append(tt, tagTotal{tag, n})
+	}
+	slices.SortFunc(tt, func(a, b tagTotal) int { return cmp.Or(cmp.Compare(b.Events, a.Events), cmp.Compare(a.Tag, b.Tag)) })
+	all := tt
+	if len(tt) > top {
+		tt = tt[:top]
+	}
+	c := chartData{}
+	for h := range hours {
+		c.X = append(c.X, h)
+	}
+	slices.Sort(c.X)
+	idx := map[int64]int{}
+	for i, x := range c.X {
+		idx[x] = i
+	}
+	col := map[string]int{}
+	for i, t := range tt {
+		c.Names = append(c.Names, t.Tag)
+		c.Series = append(c.Series, make([]int64, len(c.X)))
+		col[t.Tag] = i
+	}
+	for _, t := range th {
+		if i, ok := col[t.Tag]; ok {
+			c.Series[i][idx[t.Hour.Unix()]] += t.Events
+		}
+	}
+	return c, all
+}
+
+// nodeMetrics are the node's own figures the overview shows next to the history.
+var nodeMetrics = map[string]bool{
+	"riskflow_dead_lettered_total":       true,
+	"riskflow_consumer_lag_messages":     true,
+	"riskflow_replica_lag_messages":      true,
+	"riskflow_replica_staleness_seconds": true,
+	"riskflow_scored_total":              true,
+	"riskflow_api_scores_total":          true,
+	"riskflow_breaker_state":             true,
+	"riskflow_loop_stalled_seconds":      true,
+}
+
+func (s *Server) metrics() ([]metricRow, string) {
+	if s.d.Metrics == nil {
+		return nil, notAvailable("node metrics", ErrNotAvailable)
+	}
+	mfs, err := s.d.Metrics.Gather()
+	if err != nil {
+		return nil, notAvailable("node metrics", err)
+	}
+	var rows []metricRow
+	for _, mf := range mfs {
+		if !nodeMetrics[mf.GetName()] {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var ls []string
+			for _, l := range m.GetLabel() {
+				ls = append(ls, l.GetName()+"="+l.GetValue())
+			}
+			rows = append(rows, metricRow{Name: mf.GetName(), Labels: strings.Join(ls, " "), Value: metricValue(m)})
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		return rows[i].Name < rows[j].Name || rows[i].Name == rows[j].Name && rows[i].Labels < rows[j].Labels
+	})
+	return rows, ""
+}
+
+func metricValue(m *dto.Metric) float64 {
+	switch {
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	case m.Untyped != nil:
+		return m.Untyped.GetValue()
+	}
+	return 0
+}
+
+// ---- rules ---------------------------------------------------------------------------------
+
+type rulesData struct {
+	Live        PackInfo
+	LiveErr     string
+	Versions    []Version
+	VersionsErr string
+}
+
+func (s *Server) rulesPage(w http.ResponseWriter, r *http.Request, ss *session) {
+	ctx, cancel := pageCtx(r)
+	defer cancel()
+	p := page{Title: "Rules", Message: r.URL.Query().Get("msg")}
+	var d rulesData
+	if s.d.Rules == nil {
+		d.LiveErr = notAvailable("rule packs", ErrNotAvailable)
+	} else {
+		live, err := s.d.Rules.Live(ctx)
+		d.Live, d.LiveErr = live, notAvailable("live pack", err)
+		vs, err := s.d.Rules.Versions(ctx)
+		d.Versions, d.VersionsErr = vs, notAvailable("versions", err)
+	}
+	p.Data = d
+	s.render(w, r, http.StatusOK, "rules", ss, p)
+}
+
+type versionData struct {
+	V, Against *Version
+	Diff       []diffLine
+	Versions   []Version
+}
+
+func (s *Server) versionPage(w http.ResponseWriter, r *http.Request, ss *session) {
+	ctx, cancel := pageCtx(r)
+	defer cancel()
+	if s.d.Rules == nil {
+		s.render(w, r, http.StatusNotFound, "error", ss, page{Title: "Version", Nav: "rules", Problem: notAvailable("rule packs", ErrNotAvailable)})
+		return
+	}
+	vs, err := s.d.Rules.Versions(ctx)
+	if err != nil {
+		s.render(w, r, http.StatusServiceUnavailable, "error", ss, page{Title: "Version", Nav: "rules", Problem: notAvailable("versions", err)})
+		return
+	}
+	want, against := r.PathValue("version"), r.URL.Query().Get("against")
+	d := versionData{Versions: vs}
+	for i := range vs {
+		if vs[i].Version == want {
+			d.V = &vs[i]
+			if against == "" && i+1 < len(vs) {
+				d.Against = &vs[i+1] // the version loaded before it
+			}
+		}
+		if against != "" && vs[i].Version == against {
+			d.Against = &vs[i]
+		}
+	}
+	if d.V == nil {
+		s.render(w, r, http.StatusNotFound, "error", ss, page{Title: "Version", Nav: "rules", Problem: "version: no recorded version " + want})
+		return
+	}
+	old := ""
+	if d.Against != nil {
+		old = d.Against.Content
+	}
+	d.Diff = lineDiff(old, d.V.Content)
+	s.render(w, r, http.StatusOK, "version", ss, page{Title: "Version " + want, Nav: "rules", Data: d})
+}
+
+type draftData struct {
+	Draft     string
+	Lines     []draftLine
+	Lint      []LintError
+	Linted    bool
+	Tests     []TestResult
+	TestsRun  bool
+	TestsErr  string
+	Passed    int
+	Live      PackInfo
+	MaxHours  int
+	Backtests []*jobView
+}
+
+type draftLine struct {
+	N    int
+	Text string
+	Errs []LintError
+}
+
+func (s *Server) draftOf(ctx interface{ Done() <-chan struct{} }, who string) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.drafts[who]
+}
+
+func (s *Server) draftPage(w http.ResponseWriter, r *http.Request, ss *session) {
+	ctx, cancel := pageCtx(r)
+	defer cancel()
+	p := page{Title: "Draft", Nav: "rules", Errs: map[string]string{}, Message: r.URL.Query().Get("msg")}
+	d := draftData{MaxHours: s.d.MaxHours, Backtests: s.jobs.list(ss.who)}
+	if s.d.Rules == nil {
+		p.Problem = notAvailable("rule packs", ErrNotAvailable)
+		s.render(w, r, http.StatusOK, "draft", ss, p)
+		return
+	}
+	live, err := s.d.Rules.Live(ctx)
+	if err != nil {
+		p.Problem = notAvailable("live pack", err)
+	}
+	d.Live = live
+	draft := s.draftOf(ctx, ss.who)
+	if draft == nil {
+		draft = live.Content
+	}
+	d.Draft = string(draft)
+	p.Data = d
+	s.render(w, r, http.StatusOK, "draft", ss, p)
+}
+
+const maxDraft = 1 << 20
+
+func (s *Server) draftPost(w http.ResponseWriter, r *http.Request, ss *session) {
+	ctx, cancel := pageCtx(r)
+	defer cancel()
+	p := page{Title: "Draft", Nav: "rules", Errs: map[string]string{}}
+	d := draftData{MaxHours: s.d.MaxHours}
+	if s.d.Rules == nil {
+		p.Problem = notAvailable("rule packs", ErrNotAvailable)
+		s.render(w, r, http.StatusServiceUnavailable, "draft", ss, p)
+		return
+	}
+	draft := strings.ReplaceAll(r.PostForm.Get("draft"), "\r\n", "\n")
+	d.Draft = draft
+	action := r.PostForm.Get("action")
+	live, _ := s.d.Rules.Live(ctx)
+	d.Live = live
+	status := http.StatusOK
+	switch {
+	case strings.TrimSpace(draft) == "":
+		p.Errs["draft"] = "draft: empty; paste or edit a rule pack"
+	case len(draft) > maxDraft:
+		p.Errs["draft"] = fmt.Sprintf("draft: %d bytes, at most %d", len(draft), maxDraft)
+	}
+	if len(p.Errs) > 0 {
+		p.Data = d
+		s.render(w, r, http.StatusBadRequest, "draft", ss, p)
+		return
+	}
+	s.mu.Lock()
+	s.drafts[ss.who] = []byte(draft)
+	s.mu.Unlock()
+	// Every action lints first: a draft that does not compile cannot be tested or promoted.
+	d.Lint, d.Linted = s.d.Rules.Lint([]byte(draft)), true
+	d.Lines = annotate(draft, d.Lint)
+	if len(d.Lint) > 0 {
+		p.Errs["draft"] = fmt.Sprintf("draft: %d problem(s), shown at their line below", len(d.Lint))
+		if action != "lint" && action != "save" {
+			status = http.StatusBadRequest
+		}
+	}
+	switch action {
+	case "lint", "save":
+		if len(d.Lint) == 0 {
+			p.Message = "The draft compiles: no problems."
+		}
+	case "test":
+		if len(d.Lint) > 0 {
+			break
+		}
+		d.TestsRun = true
+		res, err := s.d.Rules.Test(ctx, []byte(draft))
+		d.Tests, d.TestsErr = res, notAvailable("tests", err)
+		for _, t := range res {
+			if len(t.Failures) == 0 {
+				d.Passed++
+			}
+		}
+		if err == nil && d.Passed == len(res) {
+			p.Message = fmt.Sprintf("All %d tests passed.", len(res))
+		} else if err == nil {
+			p.Problem = fmt.Sprintf("%d of %d tests failed.", len(res)-d.Passed, len(res))
+		}
+	case "promote":
+		if len(d.Lint) > 0 {
+			p.Problem = "Not promoted: fix the problems first."
+			break
+		}
+		info, err := s.d.Rules.Promote(ctx, []byte(draft), ss.who)
+		if err != nil {
+			p.Problem = "Not promoted: " + err.Error()
+			status = http.StatusBadRequest
+			if !errors.Is(err, ErrInvalid) {
+				status = http.StatusServiceUnavailable
+			}
+			break
+		}
+		s.mu.Lock()
+		delete(s.drafts, ss.who)
+		s.mu.Unlock()
+		s.log.Info("console: rule pack promoted", "admin", ss.who, "version", info.Version)
+		msg := fmt.Sprintf("Promoted version %s (%d rules) by %s.", info.Version, info.Rules, ss.who)
+		if info.Note != "" {
+			msg += " Note: " + info.Note
+		}
+		http.Redirect(w, r, "/console/rules?msg="+url.QueryEscape(msg), http.StatusSeeOther)
+		return
+	case "discard":
+		s.mu.Lock()
+		delete(s.drafts, ss.who)
+		s.mu.Unlock()
+		http.Redirect(w, r, "/console/rules/draft?msg="+url.QueryEscape("Draft discarded: editing the live pack."), http.StatusSeeOther)
+		return
+	default:
+		p.Errs["action"] = "action: one of lint, test, promote, discard"
+		status = http.StatusBadRequest
+	}
+	d.Backtests = s.jobs.list(ss.who)
+	p.Data = d
+	s.render(w, r, status, "draft", ss, p)
+}
+
+// annotate splits the draft into numbered lines with each problem under its line; problems
+// without a line go on line 1.
+func annotate(draft string, errs []LintError) []draftLine {
+	lines := strings.Split(draft, "\n")
+	out := make([]draftLine, len(lines))
+	for i, l := range lines {
+		out[i] = draftLine{N: i + 1, Text: l}
+	}
+	for _, e := range errs {
+		i := max(e.Line, 1) - 1
+		if i >= len(out) {
+			i = len(out) - 1
+		}
+		out[i].Errs = append(out[i].Errs, e)
+	}
+	return out
+}
+
+func (s *Server) rollback(w http.ResponseWriter, r *http.Request, ss *session) {
+	ctx, cancel := pageCtx(r)
+	defer cancel()
+	v := r.PostForm.Get("version")
+	if s.d.Rules == nil {
+		s.render(w, r, http.StatusServiceUnavailable, "error", ss, page{Title: "Rollback", Nav: "rules", Problem: notAvailable("rule packs", ErrNotAvailable)})
+		return
+	}
+	if !versionPattern.MatchString(v) {
+		s.render(w, r, http.StatusBadRequest, "error", ss, page{Title: "Rollback", Nav: "rules", Problem: "version: 16 hex digits of a recorded version"})
+		return
+	}
+	info, err := s.d.Rules.Rollback(ctx, v, ss.who)
+	if err != nil {
+		s.render(w, r, http.StatusServiceUnavailable, "error", ss, page{Title: "Rollback", Nav: "rules", Problem: "Not rolled back: " + err.Error()})
+		return
+	}
+	s.log.Info("console: rule pack rolled back", "admin", ss.who, "version", info.Version)
+	msg := fmt.Sprintf("Rolled back to version %s by %s.", info.Version, ss.who)
+	if info.Note != "" {
+		msg += " Note: " + info.Note
+	}
+	http.Redirect(w, r, "/console/rules?msg="+url.QueryEscape(msg), http.StatusSeeOther)
+}
+
+var versionPattern = regexp.MustCompile(`^[0-9a-f]{16}$`)
+
+// ---- lists ---------------------------------------------------------------------------------
+
+type listsData struct {
+	Entries []ListEntry
+	Err     string
+	Kinds   []string
+}
+
+var listKinds = []string{KindPhone, KindIP, KindCIDR, KindDevice, KindPrefix}
+
+func (s *Server) listsPage(w http.ResponseWriter, r *http.Request, ss *session) {
+	s.renderLists(w, r, ss, http.StatusOK, page{Title: "Lists", Errs: map[string]string{}, Form: map[string]string{"action": "block", "kind": "phone"}, Message: r.URL.Query().Get("msg")})
+}
+
+func (s *Server) renderLists(w http.ResponseWriter, r *http.Request, ss *session, status int, p page) {
+	ctx, cancel := pageCtx(r)
+	defer cancel()
+	d := listsData{Kinds: listKinds}
+	if s.d.Lists == nil {
+		d.Err = notAvailable("lists", ErrNotAvailable)
+	} else {
+		es, err := s.d.Lists.Entries(ctx)
+		d.Entries, d.Err = es, notAvailable("lists", err)
+	}
+	p.Data = d
+	s.render(w, r, status, "lists", ss, p)
+}
+
+// checkEntry validates a list entry from the form, with an error per field, and returns it in
+// stored form (a phone hashed).
+func (s *Server) checkEntry(f url.Values, errs map[string]string) ListEntry {
+	e := ListEntry{Action: f.Get("action"), Kind: f.Get("kind"), Why: strings.TrimSpace(f.Get("why"))}
+	v := strings.TrimSpace(f.Get("value"))
+	if e.Action != "allow" && e.Action != "block" {
+		errs["action"] = "action: allow or block"
+	}
+	switch e.Kind {
+	case KindPhone:
+		p, err := schemas.NormalizePhone(v)
+		if err != nil {
+			errs["value"] = "value: " + err.Error()
+			break
+		}
+		e.Value, e.Shown = s.d.Lists.HashPhone(p), schemas.MaskPhone(p)
+	case KindIP:
+		a, err := netip.ParseAddr(v)
+		if err != nil || a.Zone() != "" {
+			errs["value"] = "value: not an IPv4 or IPv6 address (for a network choose cidr)"
+			break
+		}
+		e.Value = a.Unmap().String()
+	case KindCIDR:
+		if !strings.Contains(v, "/") {
+			errs["value"] = "value: a network like 198.51.100.0/24 (for one address choose ip)"
+			break
+		}
+		n, err := geo.ParseNetwork(v)
+		if err != nil {
+			errs["value"] = "value: " + err.Error()
+			break
+		}
+		e.Value = n.String()
+	case KindDevice:
+		if v == "" || len(v) > 128 || strings.ContainsAny(v, " \t\r\n#") {
+			errs["value"] = "value: a device id of 1–128 characters without spaces or #"
+			break
+		}
+		e.Value = v
+	case KindPrefix:
+		if len(v) != 7 || strings.Trim(v, "0123456789") != "" || v[0] != '1' {
+			errs["value"] = "value: a number block is the first 7 digits of a number, starting with 1 (e.g. 1700123)"
+			break
+		}
+		e.Value = v
+	default:
+		errs["kind"] = "kind: one of phone, ip, cidr, device, prefix"
+	}
+	if e.Shown == "" {
+		e.Shown = e.Value
+	}
+	switch {
+	case e.Why == "":
+		errs["why"] = "why: required — say why, for whoever reads this list next"
+	case len(e.Why) > 200 || strings.ContainsAny(e.Why, "\r\n"):
+		errs["why"] = "why: one line of at most 200 characters"
+	}
+	return e
+}
+
+func (s *Server) listsAdd(w http.ResponseWriter, r *http.Request, ss *session) {
+	ctx, cancel := pageCtx(r)
+	defer cancel()
+	f := r.PostForm
+	p := page{Title: "Lists", Errs: map[string]string{}, Form: map[string]string{
+		"action": f.Get("action"), "kind": f.Get("kind"), "why": f.Get("why")}}
+	if f.Get("kind") != KindPhone {
+		p.Form["value"] = f.Get("value") // a number is never echoed back
+	}
+	if s.d.Lists == nil {
+		p.Problem = notAvailable("lists", ErrNotAvailable)
+		s.renderLists(w, r, ss, http.StatusServiceUnavailable, p)
+		return
+	}
+	e := s.checkEntry(f, p.Errs)
+	if len(p.Errs) > 0 {
+		s.renderLists(w, r, ss, http.StatusBadRequest, p)
+		return
+	}
+	e.Who, e.At = ss.who, s.d.Now().UTC()
+	if err := s.d.Lists.Add(ctx, e); err != nil {
+		if errors.Is(err, ErrInvalid) {
+			p.Errs["value"] = "value: " + err.Error()
+			s.renderLists(w, r, ss, http.StatusBadRequest, p)
+			return
+		}
+		p.Problem = "Not added: " + err.Error()
+		s.renderLists(w, r, ss, http.StatusServiceUnavailable, p)
+		return
+	}
+	s.log.Info("console: list entry added", "admin", ss.who, "action", e.Action, "kind", e.Kind, "shown", e.Shown)
+	http.Redirect(w, r, "/console/lists?msg="+url.QueryEscape(fmt.Sprintf("Added: %s %s %s.", e.Action, e.Kind, e.Shown)), http.StatusSeeOther)
+}
+
+func (s *Server) listsRemove(w http.ResponseWriter, r *http.Request, ss *session) {
+	ctx, cancel := pageCtx(r)
+	defer cancel()
+	id := r.PostForm.Get("id")
+	p := page{Title: "Lists", Errs: map[string]string{}, Form: map[string]string{"action": "block", "kind": "phone"}}
+	if s.d.Lists == nil {
+		p.Problem = notAvailable("lists", ErrNotAvailable)
+		s.renderLists(w, r, ss, http.StatusServiceUnavailable, p)
+		return
+	}
+	if id == "" {
+		p.Problem = "id: which entry to remove"
+		s.renderLists(w, r, ss, http.StatusBadRequest, p)
+		return
+	}
+	if err := s.d.Lists.Remove(ctx, id, ss.who); err != nil {
+		p.Problem = "Not removed: " + err.Error()
+		s.renderLists(w, r, ss, http.StatusBadRequest, p)
+		return
+	}
+	s.log.Info("console: list entry removed", "admin", ss.who, "id", id)
+	http.Redirect(w, r, "/console/lists?msg="+url.QueryEscape("Removed entry "+id+"."), http.StatusSeeOther)
+}
+
+// ---- investigate ---------------------------------------------------------------------------
+
+type investigateData struct {
+	Looked      bool
+	Shown       string
+	Features    []Feature
+	FeaturesErr string
+	Attempts    []Attempt
+	AttemptsErr string
+	LabelsErr   string
+	Back        string // this page, for the label forms to come back to
+}
+
+func (s *Server) investigate(w http.ResponseWriter, r *http.Request, ss *session) {
+	ctx, cancel := pageCtx(r)
+	defer cancel()
+	q := r.URL.Query()
+	kind, v := q.Get("kind"), strings.TrimSpace(q.Get("value"))
+	p := page{Title: "Investigate", Errs: map[string]string{}, Form: map[string]string{"kind": cmp.Or(kind, "phone")}, Message: q.Get("msg")}
+	if kind != KindPhone {
+		p.Form["value"] = v
+	}
+	var d investigateData
+	if s.d.Labels == nil {
+		d.LabelsErr = notAvailable("labels", ErrNotAvailable)
+	}
+	if v == "" && kind == "" {
+		p.Data = d
+		s.render(w, r, http.StatusOK, "investigate", ss, p)
+		return
+	}
+	l := Lookup{Kind: kind}
+	switch kind {
+	case KindPhone:
+		ph, err := schemas.NormalizePhone(v)
+		if err != nil {
+			p.Errs["value"] = "value: " + err.Error()
+			break
+		}
+		if s.d.Lists == nil {
+			p.Errs["value"] = "value: numbers cannot be looked up on this node (no phone hasher)"
+			break
+		}
+		// The number leaves the URL (history, proxies' logs): the page is addressed by its hash.
+		http.Redirect(w, r, "/console/investigate?kind=phone_hash&value="+s.d.Lists.HashPhone(ph), http.StatusSeeOther)
+		return
+	case "phone_hash":
+		if len(v) != 64 || strings.Trim(v, "0123456789abcdef") != "" {
+			p.Errs["value"] = "value: a phone hash is 64 lower-case hex digits"
+			break
+		}
+		p.Form["kind"] = KindPhone
+		l.Kind, l.Value, d.Shown = KindPhone, v, "number hashed "+v[:12]+"…"
+	case KindIP:
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			p.Errs["value"] = "value: not an IPv4 or IPv6 address"
+			break
+		}
+		l.Value, d.Shown = a.Unmap().String(), a.Unmap().String()
+	case KindDevice:
+		if v == "" || len(v) > 128 {
+			p.Errs["value"] = "value: a device id of 1–128 characters"
+			break
+		}
+		l.Value, d.Shown = v, v
+	default:
+		p.Errs["kind"] = "kind: phone, ip or device"
+	}
+	status := http.StatusOK
+	if len(p.Errs) > 0 {
+		status = http.StatusBadRequest
+	} else {
+		d.Looked = true
+		d.Back = "/console/investigate?kind=" + url.QueryEscape(cmp.Or(q.Get("kind"))) + "&value=" + url.QueryEscape(v)
+		if s.d.Explain == nil {
+			d.FeaturesErr = notAvailable("live features", ErrNotAvailable)
+		} else {
+			fs, err := s.d.Explain.Explain(ctx, l)
+			d.Features, d.FeaturesErr = fs, notAvailable("live features", err)
+		}
+		if s.d.History == nil {
+			d.AttemptsErr = notAvailable("history", ErrNotAvailable)
+		} else {
+			as, err := s.d.History.Attempts(ctx, l, 100)
+			d.Attempts, d.AttemptsErr = as, notAvailable("recent attempts", err)
+		}
+	}
+	p.Data = d
+	s.render(w, r, status, "investigate", ss, p)
+}
+
+func (s *Server) label(w http.ResponseWriter, r *http.Request, ss *session) {
+	ctx, cancel := pageCtx(r)
+	defer cancel()
+	f := r.PostForm
+	label, app, ev, back := f.Get("label"), f.Get("app_id"), f.Get("event_id"), f.Get("back")
+	if !strings.HasPrefix(back, "/console/investigate") {
+		back = "/console/investigate"
+	}
+	sep := "&"
+	if !strings.Contains(back, "?") {
+		sep = "?"
+	}
+	var msg string
+	switch {
+	case label != "fraud" && label != "legit":
+		msg = "label: fraud or legit"
+	case app == "" || ev == "" || len(app) > 64 || len(ev) > 64:
+		msg = "event: app_id and event_id of an attempt"
+	case s.d.Labels == nil:
+		msg = "Not marked: " + notAvailable("labels", ErrNotAvailable)
+	default:
+		if err := s.d.Labels.Mark(ctx, app, ev, label, ss.who); err != nil {
+			msg = "Not marked: " + err.Error()
+		} else {
+			msg = fmt.Sprintf("Event %s marked %s by %s.", ev, label, ss.who)
+		}
+	}
+	http.Redirect(w, r, back+sep+"msg="+url.QueryEscape(msg), http.StatusSeeOther)
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,341 @@
+package console
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Server is the console's HTTP handler; mount it at /console/.
+type Server struct {
+	d     Deps
+	log   *slog.Logger
+	sess  *sessions
+	pages map[string]*template.Template
+	mux   *http.ServeMux
+
+	mu     sync.Mutex
+	drafts map[string][]byte // admin → their draft (this node only)
+	jobs   *jobs
+	cache  map[Filter]cachedOverview
+}
+
+type cachedOverview struct {
+	at time.Time
+	ov Overview
+}
+
+// overviewOf answers from the cache when a fresh enough answer for f is there.
+func (s *Server) overviewOf(ctx context.Context, f Filter) (Overview, error) {
+	now := s.d.Now()
+	if s.d.CacheFor > 0 {
+		s.mu.Lock()
+		c, ok := s.cache[f]
+		s.mu.Unlock()
+		if ok && now.Sub(c.at) < s.d.CacheFor {
+			return c.ov, nil
+		}
+	}
+	ov, err := s.d.History.Overview(ctx, f)
+	if err == nil && s.d.CacheFor > 0 {
+		s.mu.Lock()
+		if len(s.cache) >= 64 {
+			clear(s.cache)
+		}
+		s.cache[f] = cachedOverview{at: now, ov: ov}
+		s.mu.Unlock()
+	}
+	return ov, err
+}
+
+// New builds the console. Without admins every page answers 404, as the rules admin API does.
+func New(d Deps, log *slog.Logger) (*Server, error) {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.MaxJobs <= 0 {
+		d.MaxJobs = 8
+	}
+	if d.MaxHours <= 0 {
+		d.MaxHours = 168
+	}
+	if d.CacheFor == 0 {
+		d.CacheFor = 30 * time.Second
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{d: d, log: log, sess: newSessions(d.Admins, d.Now), drafts: map[string][]byte{}, jobs: newJobs(d.MaxJobs), cache: map[Filter]cachedOverview{}}
+	if err := s.parse(); err != nil {
+		return nil, err
+	}
+	static, err := fs.Sub(staticFS, "static")
+	if err != nil {
+		return nil, err
+	}
+	m := http.NewServeMux()
+	files := http.StripPrefix("/console/static/", http.FileServerFS(static))
+	m.Handle("GET /console/static/", cacheFor(files, time.Hour))
+	m.HandleFunc("GET /console/{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/console/overview", http.StatusSeeOther)
+	})
+	m.HandleFunc("GET /console/login", s.loginPage)
+	m.HandleFunc("POST /console/login", s.loginPost)
+	m.HandleFunc("POST /console/logout", s.authed(s.logout))
+	m.HandleFunc("GET /console/overview", s.authed(s.overview))
+	m.HandleFunc("GET /console/rules", s.authed(s.rulesPage))
+	m.HandleFunc("GET /console/rules/versions/{version}", s.authed(s.versionPage))
+	m.HandleFunc("GET /console/rules/draft", s.authed(s.draftPage))
+	m.HandleFunc("POST /console/rules/draft", s.authed(s.draftPost))
+	m.HandleFunc("POST /console/rules/rollback", s.authed(s.rollback))
+	m.HandleFunc("POST /console/backtests", s.authed(s.backtestStart))
+	m.HandleFunc("GET /console/backtests/{id}", s.authed(s.backtestPage))
+	m.HandleFunc("GET /console/backtests/{id}/progress", s.authed(s.backtestProgress))
+	m.HandleFunc("POST /console/backtests/{id}/cancel", s.authed(s.backtestCancel))
+	m.HandleFunc("GET /console/lists", s.authed(s.listsPage))
+	m.HandleFunc("POST /console/lists", s.authed(s.listsAdd))
+	m.HandleFunc("POST /console/lists/remove", s.authed(s.listsRemove))
+	m.HandleFunc("GET /console/investigate", s.authed(s.investigate))
+	m.HandleFunc("POST /console/investigate/label", s.authed(s.label))
+	m.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
+		s.render(w, r, http.StatusNotFound, "error", nil, page{Title: "Not found", Message: "There is no console page " + r.URL.Path + "."})
+	})
+	s.mux = m
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if len(s.d.Admins) == 0 {
+		http.Error(w, "the console is not enabled on this node (api.admin_keys)", http.StatusNotFound)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "same-origin")
+	s.mux.ServeHTTP(w, r)
+}
+
+func cacheFor(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", fmt.Sprintf("private, max-age=%d", int(d.Seconds())))
+		h.ServeHTTP(w, r)
+	})
+}
+
+// page is what every template gets.
+type page struct {
+	Title   string
+	Nav     string
+	Who     string
+	CSRF    string
+	Message string // a notice at the top (green)
+	Problem string // an error at the top (red)
+	Errs    map[string]string
+	Form    map[string]string
+	Data    any
+}
+
+var funcs = template.FuncMap{
+	"ts": func(t time.Time) string {
+		if t.IsZero() {
+			return "—"
+		}
+		return t.UTC().Format("2006-01-02 15:04:05Z")
+	},
+	"pct": func(n, of int64) string {
+		if of == 0 {
+			return "—"
+		}
+		return fmt.Sprintf("%.2f%%", 100*float64(n)/float64(of))
+	},
+	"json": func(v any) (template.JS, error) {
+		b, err := json.Marshal(v)
+		return template.JS(b), err
+	},
+	"join": strings.Join,
+	"ratio": func(v *float64) string {
+		if v == nil {
+			return "—"
+		}
+		return fmt.Sprintf("%.3f", *v)
+	},
+}
+
+func (s *Server) parse() error {
+	s.pages = map[string]*template.Template{}
+	names, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		base := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
+		if base == "layout" {
+			continue
+		}
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", n)
+		if err != nil {
+			return fmt.Errorf("console: parse %s: %w", n, err)
+		}
+		s.pages[base] = t
+	}
+	return nil
+}
+
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, ss *session, p page) {
+	if ss != nil {
+		p.Who, p.CSRF = ss.who, ss.csrf
+	}
+	if p.Nav == "" {
+		p.Nav = name
+	}
+	var buf bytes.Buffer
+	if err := s.pages[name].Execute(&buf, p); err != nil {
+		s.log.Error("console: render", "page", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// authed requires a session, and on POST a valid CSRF token from the same origin.
+func (s *Server) authed(h func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ss := s.sess.get(r)
+		if ss == nil {
+			if r.Method == http.MethodGet && !strings.HasSuffix(r.URL.Path, "/progress") {
+				http.Redirect(w, r, "/console/login?next="+urlQueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return
+			}
+			http.Error(w, "log in first: /console/login", http.StatusUnauthorized)
+			return
+		}
+		if r.Method == http.MethodPost {
+			r.Body = http.MaxBytesReader(w, r.Body, 2<<20)
+			if err := r.ParseForm(); err != nil {
+				http.Error(w, "bad form: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+			if !sameOrigin(r) || !tokenEqual(r.PostForm.Get("csrf"), ss.csrf) {
+				s.render(w, r, http.StatusForbidden, "error", ss, page{Title: "Refused", Problem: "The form's CSRF token is missing or stale, or it came from another site. Reload the page and try again."})
+				return
+			}
+		}
+		h(w, r, ss)
+	}
+}
+
+func tokenEqual(a, b string) bool {
+	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
+	if s.sess.get(r) != nil {
+		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
+		return
+	}
+	s.render(w, r, http.StatusOK, "login", nil, page{Title: "Log in", Form: map[string]string{"next": r.URL.Query().Get("next")}, Problem: plainHTTP(r)})
+}
+
+// plainHTTP warns when the page came over HTTP from a host a browser does not treat as secure:
+// the Secure session cookie would be dropped and every login would come back here.
+func plainHTTP(r *http.Request) string {
+	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+		return ""
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return ""
+	}
+	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil && a.IsLoopback() {
+		return ""
+	}
+	return "This page came over plain HTTP: browsers keep the console's session cookie (Secure) only over HTTPS, so a login would not stick. Serve the API over HTTPS (api.tls_cert) or behind an HTTPS proxy."
+}
+
+func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := r.ParseForm(); err != nil || !sameOrigin(r) {
+		http.Error(w, "bad login form", http.StatusBadRequest)
+		return
+	}
+	who, secret, next := strings.TrimSpace(r.PostForm.Get("name")), r.PostForm.Get("secret"), r.PostForm.Get("next")
+	p := page{Title: "Log in", Errs: map[string]string{}, Form: map[string]string{"name": who, "next": next}}
+	if who == "" {
+		p.Errs["name"] = "name: required (an admin name of api.admin_keys)"
+	}
+	if secret == "" {
+		p.Errs["secret"] = "secret: required"
+	}
+	if len(p.Errs) > 0 {
+		s.render(w, r, http.StatusBadRequest, "login", nil, p)
+		return
+	}
+	ss, err := s.sess.login(clientAddr(r), who, secret)
+	if err != nil {
+		status := http.StatusUnauthorized
+		if errors.Is(err, errThrottled) {
+			status = http.StatusTooManyRequests
+		}
+		p.Errs["secret"] = err.Error()
+		s.render(w, r, status, "login", nil, p)
+		return
+	}
+	setCookie(w, s.sess.cookieValue(ss), ss.exp)
+	s.log.Info("console login", "admin", who)
+	http.Redirect(w, r, safeNext(next), http.StatusSeeOther)
+}
+
+// safeNext keeps a post-login redirect inside the console.
+func safeNext(n string) string {
+	if strings.HasPrefix(n, "/console/") && !strings.HasPrefix(n, "//") && !strings.ContainsAny(n, "\\\r\n") {
+		return n
+	}
+	return "/console/overview"
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request, ss *session) {
+	s.sess.revoke(ss)
+	setCookie(w, "", time.Time{})
+	http.Redirect(w, r, "/console/login", http.StatusSeeOther)
+}
+
+// notAvailable renders an error from a part as a sentence for the page.
+func notAvailable(what string, err error) string {
+	if err == nil {
+		return ""
+	}
+	return what + ": " + err.Error()
+}
+
+// ctx bounds a page's work: pages must stay fast, and a slow ClickHouse must not hold a request.
+func pageCtx(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), 10*time.Second)
+}
