@@ -79,55 +79,11 @@ func newApp(cfg Config, log *slog.Logger) (*app, error) {
 
 // buildScorer loads segments, geo, lists and the rule pack named by the configuration.
 func buildScorer(c ScoringConfig, hasher *schemas.PhoneHasher, log *slog.Logger) (*scoring.Scorer, error) {
-	opts := []scoring.Option{scoring.WithPhoneHasher(hasher), scoring.WithLogger(log)}
-	if c.Segments != "" {
-		t, err := segment.LoadFile(c.Segments)
-		if err != nil {
-			return nil, configError{fmt.Errorf("scoring.segments: %w", err)}
-		}
-		opts = append(opts, scoring.WithSegments(t))
+	sc, opts, err := scorerParts(c, hasher, log)
+	if err != nil {
+		return nil, err
 	}
-	idc := geo.DefaultIDCList()
-	if c.IDCList != "" {
-		set, err := geo.LoadCIDRFile(c.IDCList)
-		if err != nil {
-			return nil, configError{fmt.Errorf("scoring.idc_list: %w", err)}
-		}
-		idc = set
-	}
-	city := c.GeoCity
-	if city == "" {
-		if p := defaultGeoPath(); p != "" {
-			city = p
-		}
-	}
-	if city != "" {
-		loc, err := geo.Open(city, c.GeoASN, geo.WithIDCList(idc))
-		if err != nil {
-			return nil, configError{fmt.Errorf("scoring.geo_city: %w", err)}
-		}
-		log.Info("geo database loaded", "city", loc.Info().City.Path, "type", loc.Info().City.Type, "built", loc.Info().City.BuildTime.Format("2006-01-02"))
-		opts = append(opts, scoring.WithGeo(loc))
-	} else {
-		loc, _ := geo.Open("", "", geo.WithIDCList(idc))
-		opts = append(opts, scoring.WithGeo(loc))
-		log.Warn("no geo database: overseas_ip, impossible_travel and geo signals are off (run deploy/local/geo.sh install or set scoring.geo_city); datacenter list still active")
-	}
-	if c.Lists != "" {
-		l, err := scoring.LoadLists(c.Lists)
-		if err != nil {
-			return nil, configError{fmt.Errorf("scoring.lists: %w", err)}
-		}
-		opts = append(opts, scoring.WithLists(l))
-	}
-	if c.Provinces != "" {
-		p, err := scoring.LoadProvinces(c.Provinces)
-		if err != nil {
-			return nil, configError{fmt.Errorf("scoring.provinces: %w", err)}
-		}
-		opts = append(opts, scoring.WithProvinces(p))
-	}
-	s, err := scoring.New(c.Config, opts...)
+	s, err := scoring.New(sc, opts...)
 	if err != nil {
 		return nil, configError{fmt.Errorf("scoring: %w", err)}
 	}
@@ -143,6 +99,60 @@ func buildScorer(c ScoringConfig, hasher *schemas.PhoneHasher, log *slog.Logger)
 	s.SetPack(pack)
 	log.Info("rule pack loaded", "pack", pack.Name, "version", pack.Version, "rules", len(pack.Rules), "source", sourceName(c.Rules))
 	return s, nil
+}
+
+// scorerParts loads what a scorer is built from (segments, geo, lists, provinces): build many
+// scorers from one call's parts to load the files once (the geo database is tens of MB).
+func scorerParts(c ScoringConfig, hasher *schemas.PhoneHasher, log *slog.Logger) (scoring.Config, []scoring.Option, error) {
+	opts := []scoring.Option{scoring.WithPhoneHasher(hasher), scoring.WithLogger(log)}
+	if c.Segments != "" {
+		t, err := segment.LoadFile(c.Segments)
+		if err != nil {
+			return scoring.Config{}, nil, configError{fmt.Errorf("scoring.segments: %w", err)}
+		}
+		opts = append(opts, scoring.WithSegments(t))
+	}
+	idc := geo.DefaultIDCList()
+	if c.IDCList != "" {
+		set, err := geo.LoadCIDRFile(c.IDCList)
+		if err != nil {
+			return scoring.Config{}, nil, configError{fmt.Errorf("scoring.idc_list: %w", err)}
+		}
+		idc = set
+	}
+	city := c.GeoCity
+	if city == "" {
+		if p := defaultGeoPath(); p != "" {
+			city = p
+		}
+	}
+	if city != "" {
+		loc, err := geo.Open(city, c.GeoASN, geo.WithIDCList(idc))
+		if err != nil {
+			return scoring.Config{}, nil, configError{fmt.Errorf("scoring.geo_city: %w", err)}
+		}
+		log.Info("geo database loaded", "city", loc.Info().City.Path, "type", loc.Info().City.Type, "built", loc.Info().City.BuildTime.Format("2006-01-02"))
+		opts = append(opts, scoring.WithGeo(loc))
+	} else {
+		loc, _ := geo.Open("", "", geo.WithIDCList(idc))
+		opts = append(opts, scoring.WithGeo(loc))
+		log.Warn("no geo database: overseas_ip, impossible_travel and geo signals are off (run deploy/local/geo.sh install or set scoring.geo_city); datacenter list still active")
+	}
+	if c.Lists != "" {
+		l, err := scoring.LoadLists(c.Lists)
+		if err != nil {
+			return scoring.Config{}, nil, configError{fmt.Errorf("scoring.lists: %w", err)}
+		}
+		opts = append(opts, scoring.WithLists(l))
+	}
+	if c.Provinces != "" {
+		p, err := scoring.LoadProvinces(c.Provinces)
+		if err != nil {
+			return scoring.Config{}, nil, configError{fmt.Errorf("scoring.provinces: %w", err)}
+		}
+		opts = append(opts, scoring.WithProvinces(p))
+	}
+	return c.Config, opts, nil
 }
 
 func sourceName(path string) string {
@@ -413,7 +423,7 @@ func (a *app) runAPI(ctx context.Context, listen string, serving, ready func() e
 		append([]api.Option{api.WithServing(serving), api.WithReadiness(ready), api.WithLogger(a.log.With("role", "api")), api.WithRegistry(a.reg),
 			api.WithRulesAdmin(rulesAdmin{s: a.rules, persisted: a.cfg.Scoring.Rules != ""}, a.cfg.API.AdminKeys)}, opts...)...)
 	hs := &http.Server{
-		Handler:           srv,
+		Handler:           a.withConsole(srv),
 		ReadHeaderTimeout: 2 * time.Second,
 		ReadTimeout:       5 * time.Second,
 		WriteTimeout:      10 * time.Second,

@@ -19,11 +19,12 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/riskflow/riskflow/pipeline/chsink"
+	"github.com/riskflow/riskflow/pipeline/chsink/chbacktest"
 	"github.com/riskflow/riskflow/rules"
 	"github.com/riskflow/riskflow/rules/packs"
+	"github.com/riskflow/riskflow/rules/rulesvc"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring"
-	"github.com/riskflow/riskflow/scoring/api"
 	"github.com/riskflow/riskflow/scoring/backtest"
 	"github.com/riskflow/riskflow/scoring/console"
 	"github.com/riskflow/riskflow/scoring/ruletest"
@@ -32,13 +33,13 @@ import (
 // withConsole serves the risk team's console under /console/ next to the API, when admin keys
 // are configured. The console's parts are adapters over what this node has: the rules admin, the
 // pack's tests, the backtest, the lists file, ClickHouse's rollups and this node's metrics.
-func (a *app) withConsole(apiHandler http.Handler, admin *rulesAdmin) http.Handler {
+func (a *app) withConsole(apiHandler http.Handler) http.Handler {
 	if len(a.cfg.API.AdminKeys) == 0 {
 		return apiHandler
 	}
-	ch := &lazyStore{cfg: a.chConfig()}
+	ch := &lazyStore{cfg: a.cfg.ClickHouse}
 	deps := console.Deps{
-		Rules:    &consoleRules{a: a, admin: admin, ch: ch},
+		Rules:    &consoleRules{a: a, ch: ch},
 		Lists:    &consoleLists{a: a},
 		Explain:  unavailableExplain{},
 		Labels:   unavailableLabels{},
@@ -60,14 +61,9 @@ func (a *app) withConsole(apiHandler http.Handler, admin *rulesAdmin) http.Handl
 	return mux
 }
 
-func (a *app) chConfig() chsink.Config {
-	c := a.cfg.ClickHouse
-	return chsink.Config{Addr: c.Addr, Database: c.Database, Username: c.Username, Password: c.Password}
-}
-
 // lazyStore opens the ClickHouse store on first use (Open does no I/O).
 type lazyStore struct {
-	cfg      chsink.Config
+	cfg      ClickHouseConfig
 	mu       sync.Mutex
 	st       *chsink.Store
 	migrated bool
@@ -80,7 +76,7 @@ func (l *lazyStore) get(ctx context.Context) (*chsink.Store, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.st == nil {
-		st, err := chsink.Open(ctx, l.cfg)
+		st, err := openStore(ctx, l.cfg, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -98,77 +94,55 @@ func (l *lazyStore) get(ctx context.Context) (*chsink.Store, error) {
 
 // ---- rules ---------------------------------------------------------------------------------
 
-// packVersion is rules.Pack's Version of a pack's text: the first 16 hex digits of its SHA-256.
-func packVersion(b []byte) string {
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])[:16]
+// consoleRules is console.RulePacks over this process's rule-pack service (rules/rulesvc: the
+// pack file, rule_versions, rollback) — the same service as /v1/rules — with loads recorded as
+// "console:<admin>".
+type consoleRules struct {
+	a  *app
+	ch *lazyStore
 }
 
-// consoleRules is console.RulePacks over the rules admin (PUT /v1/rules's implementation) and
-// rule_versions. Rollback promotes the content rule_versions recorded for the version.
-type consoleRules struct {
-	a     *app
-	admin *rulesAdmin
-	ch    *lazyStore
-
-	mu       sync.Mutex
-	promoted map[string][]byte // version → content, for packs promoted here without a pack file
+func fromRuleVersion(v rulesvc.Version) console.Version {
+	return console.Version{Version: v.Version, Name: v.Name, LoadedBy: v.LoadedBy, LoadedAt: v.LoadedAt,
+		Source: v.Source, Rules: v.Rules, Content: string(v.Content)}
 }
 
 func (c *consoleRules) Live(ctx context.Context) (console.PackInfo, error) {
-	info := c.admin.Current()
-	at, _ := time.Parse(time.RFC3339, info.LoadedAt)
-	p := console.PackInfo{Name: info.Pack, Version: info.Version, Rules: info.Rules, LoadedBy: info.LoadedBy, LoadedAt: at}
-	content, err := c.content(ctx, info.Version)
-	p.Content = content
-	return p, err
-}
-
-// content finds the text of the live pack: the pack file, what this console promoted, the
-// embedded default, or rule_versions.
-func (c *consoleRules) content(ctx context.Context, version string) ([]byte, error) {
-	if path := c.a.cfg.Scoring.Rules; path != "" {
-		b, err := os.ReadFile(path)
-		if err == nil && packVersion(b) == version {
-			return b, nil
-		}
-	}
-	c.mu.Lock()
-	b, ok := c.promoted[version]
-	c.mu.Unlock()
-	if ok {
-		return b, nil
-	}
-	if d := packs.Default(); packVersion(d) == version {
-		return d, nil
-	}
-	vs, err := c.Versions(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("the live pack's text: %w", err)
-	}
-	for _, v := range vs {
-		if v.Version == version {
-			return []byte(v.Content), nil
-		}
-	}
-	return nil, fmt.Errorf("%w: the text of live version %s is in neither the pack file nor rule_versions", console.ErrNotAvailable, version)
+	v := c.a.rules.Current()
+	return console.PackInfo{Name: v.Name, Version: v.Version, Rules: v.Rules, LoadedBy: v.LoadedBy, LoadedAt: v.LoadedAt, Content: v.Content}, nil
 }
 
 func (c *consoleRules) Versions(ctx context.Context) ([]console.Version, error) {
-	st, err := c.ch.get(ctx)
-	if err != nil {
-		return nil, err
+	vs, err := c.a.rules.Versions(ctx)
+	if errors.Is(err, rulesvc.ErrNoHistory) {
+		return nil, fmt.Errorf("%w: %v", console.ErrNotAvailable, err)
 	}
-	vs, err := st.RuleVersions(ctx, 100)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]console.Version, len(vs))
 	for i, v := range vs {
-		out[i] = console.Version{Version: v.Version, Name: v.Name, LoadedBy: v.LoadedBy, LoadedAt: v.LoadedAt,
-			Source: v.Source, Rules: v.RuleCount, Content: v.Content}
+		out[i] = fromRuleVersion(v)
 	}
 	return out, nil
+}
+
+func (c *consoleRules) Version(ctx context.Context, version string) (console.Version, error) {
+	if cur := c.a.rules.Current(); cur.Version == version && len(cur.Content) > 0 {
+		return fromRuleVersion(cur), nil
+	}
+	st, err := c.ch.get(ctx)
+	if err != nil {
+		return console.Version{}, err
+	}
+	r, err := st.RuleVersion(ctx, version)
+	if errors.Is(err, chsink.ErrNoRuleVersion) {
+		return console.Version{}, fmt.Errorf("%w: no recorded version %s", console.ErrInvalid, version)
+	}
+	if err != nil {
+		return console.Version{}, err
+	}
+	return fromRuleVersion(fromChsink(r)), nil
 }
 
 func (c *consoleRules) Lint(draft []byte) []console.LintError {
@@ -235,43 +209,41 @@ func (c *consoleRules) Test(ctx context.Context, draft []byte) ([]console.TestRe
 	return out, nil
 }
 
-func (c *consoleRules) Promote(ctx context.Context, draft []byte, who string) (console.PackInfo, error) {
-	info, err := c.admin.Update(ctx, draft, who)
-	if err != nil {
-		if errors.Is(err, api.ErrRejected) {
-			return console.PackInfo{}, fmt.Errorf("%w: %v", console.ErrInvalid, err)
-		}
-		return console.PackInfo{}, err
-	}
-	c.mu.Lock()
-	if c.promoted == nil {
-		c.promoted = map[string][]byte{}
-	}
-	c.promoted[info.Version] = append([]byte(nil), draft...)
-	c.mu.Unlock()
-	p := console.PackInfo{Name: info.Pack, Version: info.Version, Rules: info.Rules, LoadedBy: info.LoadedBy, Content: draft}
+func packInfo(l rulesvc.Loaded) console.PackInfo {
+	p := console.PackInfo{Name: l.Name, Version: l.Version.Version, Rules: l.Rules, LoadedBy: l.LoadedBy, LoadedAt: l.LoadedAt, Content: l.Content}
 	var notes []string
-	if !info.Persisted {
+	if !l.Persisted {
 		notes = append(notes, "live on this node only: scoring.rules names no pack file, so other nodes keep their pack and a restart brings the old one back.")
 	}
-	if !info.Recorded {
-		notes = append(notes, "not recorded in rule_versions (ClickHouse is off or failing): it has no version history entry.")
+	if !l.Recorded {
+		notes = append(notes, "not recorded in rule_versions yet (ClickHouse is off or failing; retried in the background).")
 	}
 	p.Note = strings.Join(notes, " ")
-	return p, nil
+	return p
+}
+
+func (c *consoleRules) Promote(ctx context.Context, draft []byte, who string) (console.PackInfo, error) {
+	l, err := c.a.rules.Load(ctx, draft, "console:"+who, "console")
+	if errors.Is(err, rulesvc.ErrRejected) {
+		return console.PackInfo{}, fmt.Errorf("%w: %v", console.ErrInvalid, err)
+	}
+	if err != nil {
+		return console.PackInfo{}, err
+	}
+	return packInfo(l), nil
 }
 
 func (c *consoleRules) Rollback(ctx context.Context, version, who string) (console.PackInfo, error) {
-	vs, err := c.Versions(ctx)
-	if err != nil {
+	l, err := c.a.rules.Rollback(ctx, version, "console:"+who)
+	switch {
+	case errors.Is(err, rulesvc.ErrNoHistory):
+		return console.PackInfo{}, fmt.Errorf("%w: %v", console.ErrNotAvailable, err)
+	case errors.Is(err, rulesvc.ErrUnknownVersion):
+		return console.PackInfo{}, fmt.Errorf("%w: %v", console.ErrInvalid, err)
+	case err != nil:
 		return console.PackInfo{}, err
 	}
-	for _, v := range vs {
-		if v.Version == version {
-			return c.Promote(ctx, []byte(v.Content), who+" (rollback)")
-		}
-	}
-	return console.PackInfo{}, fmt.Errorf("%w: version %s is not in rule_versions", console.ErrInvalid, version)
+	return packInfo(l), nil
 }
 
 // ---- backtest ------------------------------------------------------------------------------
@@ -296,7 +268,7 @@ func (b *consoleBacktest) Backtest(ctx context.Context, draft []byte, from, to t
 	newScorer := func() (*scoring.Scorer, error) {
 		return buildScorer(cfg, schemas.NewPhoneHasher([]byte("backtest")), log)
 	}
-	return backtest.RunClickHouse(ctx, st, current, candidate, newScorer, backtest.Options{
+	return chbacktest.Run(ctx, st, current, candidate, newScorer, backtest.Options{
 		From: from, To: to, WarmUp: backtest.DefaultWarmUp, Progress: progress, ProgressEvery: 20000,
 	})
 }
@@ -565,4 +537,22 @@ func (a *app) watchLists(ctx context.Context) {
 			a.log.Info("lists reloaded", "path", path, "entries", l.Len())
 		}
 	}()
+}
+
+// writeAtomic replaces path with data so a watcher never reads half a file.
+func writeAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".lists-*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }

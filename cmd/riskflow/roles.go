@@ -234,6 +234,7 @@ func (a *app) start(ctx context.Context, p plan, o startOptions) (*errgroup.Grou
 	var feed *pipeline.Feed
 	if p.has(partFeed) {
 		feed = a.startFeed(gctx, g) // the feature state, fed from every partition
+		a.watchLists(gctx)          // the lists, changed by the console on any node
 	}
 	if p.has(partScorer) {
 		g.Go(func() error { return a.runScorer(gctx, feed) })

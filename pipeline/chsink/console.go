@@ -142,36 +142,9 @@ func (s *Store) Apps(ctx context.Context) ([]string, error) {
 	return out, rows.Err()
 }
 
-// RuleVersionsSQL reads the recorded rule sets, the latest load first.
-func RuleVersionsSQL(database string, limit int) string {
-	return fmt.Sprintf("SELECT version, name, loaded_at, loaded_by, source, rule_count, content FROM %s.rule_versions FINAL ORDER BY loaded_at DESC, version LIMIT %d", database, limit)
-}
-
 // AppsSQL lists the apps with scored events since a time (a parameter).
 func AppsSQL(database string) string {
 	return "SELECT DISTINCT app_id FROM " + database + ".risk_scores_hourly WHERE hour >= ? ORDER BY app_id LIMIT 1000"
-}
-
-// RuleVersions returns the recorded rule sets, the latest load first.
-func (s *Store) RuleVersions(ctx context.Context, limit int) ([]RuleVersion, error) {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	rows, err := s.conn.Query(ctx, RuleVersionsSQL(s.db, limit))
-	if err != nil {
-		return nil, fmt.Errorf("chsink: rule versions: %w", err)
-	}
-	defer rows.Close()
-	var out []RuleVersion
-	for rows.Next() {
-		var v RuleVersion
-		var n uint32
-		if err := rows.Scan(&v.Version, &v.Name, &v.LoadedAt, &v.LoadedBy, &v.Source, &n, &v.Content); err != nil {
-			return nil, fmt.Errorf("chsink: rule versions: %w", err)
-		}
-		v.RuleCount = int(n)
-		out = append(out, v)
-	}
-	return out, rows.Err()
 }
 
 // Attempt is one stored verification with its verdict (score -1 when it has none yet).
@@ -234,15 +207,4 @@ func (s *Store) Attempts(ctx context.Context, kind, value string, since time.Tim
 		out = append(out, a)
 	}
 	return out, rows.Err()
-}
-
-// HasRuleVersion reports whether rule_versions holds version already.
-func (s *Store) HasRuleVersion(ctx context.Context, version string) (bool, error) {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	var n uint64
-	if err := s.conn.QueryRow(ctx, "SELECT count() FROM "+s.table("rule_versions")+" WHERE version = ?", version).Scan(&n); err != nil {
-		return false, fmt.Errorf("chsink: rule version %s: %w", version, err)
-	}
-	return n > 0, nil
 }

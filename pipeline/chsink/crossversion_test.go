@@ -508,6 +508,32 @@ func buildCrossPlan(db string, now time.Time, version chschema.Version, fx cross
 		}
 	}
 
+	// The console's reads (console.go): the overview over a day and a week, all apps and one; the
+	// app list; recent attempts of an address and of a device (placeholders bound as the driver
+	// binds them, to literals).
+	for _, w := range []time.Duration{24 * time.Hour, 7 * 24 * time.Hour} {
+		for _, app := range []string{"", "app-b"} {
+			where := "hour >= " + dateTime(end.Add(-w)) + " AND hour < " + dateTime(end)
+			if app != "" {
+				where += " AND app_id = " + quoteString(app)
+			}
+			name := fmt.Sprintf("console %s %q", w, app)
+			compare(name+" score mix", ScoreMixSQL(db, where), true)
+			compare(name+" tags per hour", TagHoursSQL(db, where), true)
+			compare(name+" rule hits", RuleHitsSQL(db, where), true)
+		}
+	}
+	bind := func(sql string, args ...string) string {
+		for _, a := range args {
+			sql = strings.Replace(sql, "?", a, 1)
+		}
+		return sql
+	}
+	compare("console apps", bind(AppsSQL(db), dateTime(end.Add(-30*24*time.Hour))), true)
+	since := dateTime(now.Add(-7 * 24 * time.Hour))
+	compare("console attempts of an address", bind(AttemptsSQL(db, "ip", 100), "'47.92.10.11'", since, "'47.92.10.11'", since), false)
+	compare("console attempts of a device", bind(AttemptsSQL(db, "device_id", 100), "'modem-pool-7'", since, "'modem-pool-7'", since), false)
+
 	// The analyst pack, as shipped (runs: its windows follow the clock) and on the pinned clock.
 	queries, err := fs.Glob(chschema.Queries, "queries/*.sql")
 	if err != nil || len(queries) == 0 {

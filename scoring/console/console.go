@@ -72,8 +72,10 @@ type TestResult struct {
 // pack file, rule_versions); a draft that does not compile is refused with ErrInvalid.
 type RulePacks interface {
 	Live(ctx context.Context) (PackInfo, error)
-	// Versions lists recorded versions, newest first.
+	// Versions lists recorded versions, newest first; their Content may be empty.
 	Versions(ctx context.Context) ([]Version, error)
+	// Version returns one recorded version with its Content (ErrInvalid: no such version).
+	Version(ctx context.Context, version string) (Version, error)
 	Lint(draft []byte) []LintError
 	// Test runs the pack's tests against the draft.
 	Test(ctx context.Context, draft []byte) ([]TestResult, error)

@@ -35,6 +35,15 @@ func (f *fakeRules) Live(context.Context) (console.PackInfo, error) {
 func (f *fakeRules) Versions(context.Context) ([]console.Version, error) {
 	return []console.Version{{Version: "00000000000000a2", Content: "pack: p\nrules: [b]\n"}, {Version: "00000000000000a1", Content: "pack: p\nrules: [a]\n"}}, nil
 }
+func (f *fakeRules) Version(ctx context.Context, v string) (console.Version, error) {
+	vs, _ := f.Versions(ctx)
+	for _, x := range vs {
+		if x.Version == v {
+			return x, nil
+		}
+	}
+	return console.Version{}, console.ErrInvalid
+}
 func (f *fakeRules) Lint(draft []byte) []console.LintError {
 	if strings.Contains(string(draft), "bad") {
 		return []console.LintError{{Line: 2, Column: 3, Rule: "r1", Field: "when", Msg: "undeclared reference to 'bad'"}}

@@ -310,9 +310,22 @@ func (s *Server) versionPage(w http.ResponseWriter, r *http.Request, ss *session
 		s.render(w, r, http.StatusNotFound, "error", ss, page{Title: "Version", Nav: "rules", Problem: "version: no recorded version " + want})
 		return
 	}
+	// The list may leave the texts out: read the two versions compared.
+	v, err := s.d.Rules.Version(ctx, d.V.Version)
+	if err != nil {
+		s.render(w, r, http.StatusServiceUnavailable, "error", ss, page{Title: "Version", Nav: "rules", Problem: notAvailable("version "+want, err)})
+		return
+	}
+	d.V = &v
 	old := ""
 	if d.Against != nil {
-		old = d.Against.Content
+		a, err := s.d.Rules.Version(ctx, d.Against.Version)
+		if err != nil {
+			s.render(w, r, http.StatusServiceUnavailable, "error", ss, page{Title: "Version", Nav: "rules", Problem: notAvailable("version "+d.Against.Version, err)})
+			return
+		}
+		d.Against = &a
+		old = a.Content
 	}
 	d.Diff = lineDiff(old, d.V.Content)
 	s.render(w, r, http.StatusOK, "version", ss, page{Title: "Version " + want, Nav: "rules", Data: d})
