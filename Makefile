@@ -2,7 +2,7 @@
 GO ?= go
 INTEGRATION_TIMEOUT ?= 40m
 
-.PHONY: run test unit integration services services-down bench fmt vet fuzz chdb
+.PHONY: run test unit integration services services-down bench fmt vet fuzz chdb browser console-screenshots
 
 run: ## riskflow dev: every role in one process, embedded broker, sample stream and a printed verdict
 	$(GO) run ./cmd/riskflow dev
@@ -30,6 +30,7 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags integration,chdb ./...
+	$(GO) vet -tags browser ./cmd/riskflow/
 
 # Every SQL statement riskflow ships or sends (migrations, inserts, backfill, reads, rules report,
 # analyst queries, dashboard panels) on the ClickHouse 18.16 server and on current ClickHouse
@@ -40,6 +41,20 @@ chdb:
 	deploy/local/clickhouse.sh start
 	deploy/local/chdb.sh install
 	$(GO) test -count=1 -tags integration,chdb -run '^TestSQLOnBothClickHouses$$' -v ./pipeline/chsink/
+
+# The risk team's console in headless Chromium (Debian package chromium, installed by
+# deploy/local/chromium.sh; chromedp drives it) against two riskflow nodes on the local Kafka and
+# ClickHouse: login, every page, lint/test/backtest/promote/rollback, lists. CI runs it after
+# `make test`. `make console-screenshots` refreshes docs/console/*.png with the same run.
+BROWSER_TEST = $(GO) test -count=1 -tags browser -timeout 10m -run '^TestConsoleInBrowser$$' -v ./cmd/riskflow/
+
+browser: services
+	deploy/local/chromium.sh install
+	RISKFLOW_CHROMIUM="$$(deploy/local/chromium.sh path)" $(BROWSER_TEST)
+
+console-screenshots: services
+	deploy/local/chromium.sh install
+	RISKFLOW_CHROMIUM="$$(deploy/local/chromium.sh path)" RISKFLOW_CONSOLE_SCREENSHOTS=$(CURDIR)/docs/console $(BROWSER_TEST)
 
 bench: ## scoring vs decoding, one run, same machine
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./schemas ./scoring ./rules ./scoring/features

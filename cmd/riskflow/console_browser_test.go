@@ -343,7 +343,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if !strings.Contains(s, v0) || !strings.Contains(s, v1) || !strings.Contains(s, "api:"+admin) {
+		if !strings.Contains(s, v0) || !strings.Contains(s, v1) || !strings.Contains(s, "console:"+admin) {
 			return fmt.Errorf("versions table:\n%s", s)
 		}
 		return nil
