@@ -258,7 +258,10 @@ func (s *Service) Tick(ctx context.Context) {
 	if s.haveSum && sum == s.fileSum || sum == s.badSum {
 		return
 	}
-	if _, err := s.loadLocked(ctx, data, "file", s.cfg.Path, false, true); err != nil {
+	// Recorded at the next tick, not now: when another process wrote the file (a PUT, a rollback,
+	// the console), it records its load right after writing, and looking the version up a tick
+	// later finds that record instead of racing it with "file" (the later load_at would win).
+	if _, err := s.loadLocked(ctx, data, "file", s.cfg.Path, false, false); err != nil {
 		s.badSum = sum
 		s.log.Error("rule pack rejected; the running pack stays", "path", s.cfg.Path, "err", err)
 		return

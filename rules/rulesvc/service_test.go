@@ -154,12 +154,27 @@ func TestLifecycle(t *testing.T) {
 	if len(st.records) != n {
 		t.Errorf("a file load of a recorded version recorded it again: %+v", st.records[n:])
 	}
-	// A new version in the file is recorded as a file load.
+	// A new version in the file is recorded as a file load, at the next tick: the process that
+	// wrote the file records its own load right after writing it, and must not lose the race.
 	v4 := pack("p", 9)
 	os.WriteFile(path, v4, 0o600)
 	s.Tick(ctx)
+	if tg.pack.Version != versionOf(v4) || len(st.records) != n {
+		t.Errorf("file change: running %s, recorded at once %+v", tg.pack.Version, st.records[n:])
+	}
+	s.Tick(ctx)
 	if last := st.records[len(st.records)-1]; last.Version != versionOf(v4) || last.LoadedBy != "file@n1" || last.Source != path {
 		t.Errorf("new file version: %+v", last)
+	}
+	// The writer's record lands between the ticks: the file load is not recorded over it.
+	v5 := pack("p", 11)
+	os.WriteFile(path, v5, 0o600)
+	s.Tick(ctx)
+	st.RecordVersion(ctx, Version{Version: versionOf(v5), Name: "p", LoadedBy: "console:lead@n2", Content: v5})
+	n = len(st.records)
+	s.Tick(ctx)
+	if tg.pack.Version != versionOf(v5) || len(st.records) != n {
+		t.Errorf("a file load recorded over the writer's record: %+v", st.records[n:])
 	}
 
 	// Rollback to a recorded version: its exact bytes, persisted, recorded as this load.
