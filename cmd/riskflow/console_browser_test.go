@@ -425,6 +425,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("the number is in the URL: %s", loc)
 	}
 	shot("investigate")
+	do("investigate the blocked address", chromedp.Navigate(nodeA+"/console/investigate?kind=ip&value="+blockedIP), chromedp.WaitVisible(chromedp.CSS("#listed")))
+	if s := text("#listed"); !strings.Contains(s, "farm address (browser test)") {
+		t.Errorf("the blocked address is not shown as listed: %q", s)
+	}
 
 	// Log out: the console asks to log in again.
 	do("log out", chromedp.Click(chromedp.CSS(".logout button")), chromedp.WaitVisible(chromedp.CSS("#login-form")),

@@ -369,6 +369,17 @@ func TestFormsRejectBadInputNextToTheField(t *testing.T) {
 	if code != http.StatusSeeOther || strings.Contains(h.Get("Location"), "13800138000") || !strings.Contains(h.Get("Location"), "phone_hash") {
 		t.Errorf("investigate a number: %d → %s", code, h.Get("Location"))
 	}
+	// The key's list entries: for an address, the networks holding it too.
+	c.post("/console/lists", form("action", "block", "kind", "cidr", "value", "198.51.100.0/24", "why", "dc"))
+	_, body, _ = c.get("/console/investigate?kind=ip&value=198.51.100.9")
+	listed := body[strings.Index(body, `id="listed"`):strings.Index(body, "Live features")]
+	if !strings.Contains(listed, "198.51.100.0/24") {
+		t.Errorf("investigate an address in a blocked network: not shown as listed:\n%s", listed)
+	}
+	_, body, _ = c.get("/console/investigate?kind=ip&value=198.51.101.9")
+	if !strings.Contains(body, "is on no allow or block list") {
+		t.Error("an address outside every listed network is shown as listed")
+	}
 	if _, body, _ := c.get("/console/investigate?kind=ip&value=nope"); !strings.Contains(body, `id="err-value"`) {
 		t.Error("investigate a bad IP: no error next to the value")
 	}

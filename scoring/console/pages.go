@@ -685,7 +685,29 @@ type investigateData struct {
 	Attempts    []Attempt
 	AttemptsErr string
 	LabelsErr   string
-	Back        string // this page, for the label forms to come back to
+	Back        string      // this page, for the label forms to come back to
+	Listed      []ListEntry // list entries that match the key (for an IP, networks holding it too)
+	ListedErr   string
+}
+
+// listedFor returns the list entries that match l: the same phone hash or device, or for an IP the
+// address itself and every network holding it.
+func listedFor(es []ListEntry, l Lookup) []ListEntry {
+	var out []ListEntry
+	ip, ipErr := netip.ParseAddr(l.Value)
+	for _, e := range es {
+		switch {
+		case l.Kind == KindPhone && e.Kind == KindPhone && e.Value == l.Value,
+			l.Kind == KindDevice && e.Kind == KindDevice && e.Value == l.Value,
+			l.Kind == KindIP && e.Kind == KindIP && e.Value == l.Value:
+			out = append(out, e)
+		case l.Kind == KindIP && e.Kind == KindCIDR && ipErr == nil:
+			if n, err := netip.ParsePrefix(e.Value); err == nil && n.Contains(ip.Unmap()) {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
 }
 
 func (s *Server) investigate(w http.ResponseWriter, r *http.Request, ss *session) {
@@ -750,6 +772,10 @@ func (s *Server) investigate(w http.ResponseWriter, r *http.Request, ss *session
 	} else {
 		d.Looked = true
 		d.Back = "/console/investigate?kind=" + url.QueryEscape(cmp.Or(q.Get("kind"))) + "&value=" + url.QueryEscape(v)
+		if s.d.Lists != nil {
+			es, err := s.d.Lists.Entries(ctx)
+			d.Listed, d.ListedErr = listedFor(es, l), notAvailable("lists", err)
+		}
 		if s.d.Explain == nil {
 			d.FeaturesErr = notAvailable("live features", ErrNotAvailable)
 		} else {
