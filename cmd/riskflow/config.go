@@ -100,6 +100,9 @@ type APIConfig struct {
 	TLSCert     string            `yaml:"tls_cert"`
 	TLSKey      string            `yaml:"tls_key"`
 	ReadyMaxLag int64             `yaml:"ready_max_lag"`
+	// ConsoleApprovals is how many admins a promotion in the console takes: 1, or 2 (another admin
+	// approves what one requested).
+	ConsoleApprovals int `yaml:"console_approvals"`
 	// MaxStaleness is how old an API replica's state may grow (the broker away) before /readyz
 	// fails; checks are still answered from it.
 	MaxStaleness Duration `yaml:"max_staleness"`
@@ -157,7 +160,7 @@ func Default() Config {
 			Config: chsink.DefaultConfig(), BatchSize: 100_000, FlushInterval: Duration(500 * time.Millisecond),
 			BreakerFailures: 3, BreakerOpenFor: Duration(5 * time.Second),
 		},
-		API: APIConfig{Config: api.DefaultConfig(), Listen: "127.0.0.1:8080", ReadyMaxLag: 1000, MaxStaleness: Duration(time.Minute),
+		API: APIConfig{Config: api.DefaultConfig(), Listen: "127.0.0.1:8080", ConsoleApprovals: 1, ReadyMaxLag: 1000, MaxStaleness: Duration(time.Minute),
 			DecisionLog: true, DecisionQueue: 10_000},
 		Scoring: ScoringConfig{
 			Config:         scoring.DefaultConfig(), // windows 1m, 10m, 1h, 24h; 1024 entries per key
@@ -242,6 +245,9 @@ func (c *Config) Validate() error {
 	if c.API.DecisionQueue < 1 || c.API.DecisionQueue > 10_000_000 {
 		bad("api.decision_queue", "%d is outside 1..10000000", c.API.DecisionQueue)
 	}
+	if c.API.ConsoleApprovals < 1 || c.API.ConsoleApprovals > 2 {
+		bad("api.console_approvals", "%d is not 1 or 2", c.API.ConsoleApprovals)
+	}
 	if (c.API.TLSCert == "") != (c.API.TLSKey == "") {
 		bad("api.tls_cert", "tls_cert and tls_key go together")
 	}
@@ -292,8 +298,8 @@ var scriptEnv = map[string]bool{
 	"RISKFLOW_KAFKA_PORT": true, "RISKFLOW_KAFKA_CONTROLLER_PORT": true,
 	"RISKFLOW_CLICKHOUSE_PORT": true, "RISKFLOW_CLICKHOUSE_HTTP_PORT": true, "RISKFLOW_CLICKHOUSE_HTTP": true,
 	"RISKFLOW_GEO_CITY": true, "RISKFLOW_BENCH_EVENTS": true, "RISKFLOW_BACKTEST_EVENTS": true, "RISKFLOW_CROSS_DUMP": true,
-	"RISKFLOW_MEM_PHONES": true, // scoring/features memory test
-	"RISKFLOW_CHROMIUM": true, "RISKFLOW_CONSOLE_SCREENSHOTS": true, // the console's browser test (deploy/local/chromium.sh, make browser)
+	"RISKFLOW_MEM_PHONES": true,                                       // scoring/features memory test
+	"RISKFLOW_CHROMIUM":   true, "RISKFLOW_CONSOLE_SCREENSHOTS": true, // the console's browser test (deploy/local/chromium.sh, make browser)
 }
 
 // LoadConfig reads path (if non-empty) over Default(), then env vars, then --set overrides.

@@ -39,14 +39,15 @@ func (a *app) withConsole(apiHandler http.Handler) http.Handler {
 	}
 	ch := &lazyStore{cfg: a.cfg.ClickHouse}
 	deps := console.Deps{
-		Rules:    &consoleRules{a: a, ch: ch},
-		Lists:    &consoleLists{a: a},
-		Explain:  unavailableExplain{},
-		Labels:   unavailableLabels{},
-		Metrics:  a.reg,
-		Admins:   a.cfg.API.AdminKeys,
-		Backtest: &consoleBacktest{a: a, ch: ch},
-		History:  &consoleHistory{ch: ch},
+		Rules:     &consoleRules{a: a, ch: ch},
+		Lists:     &consoleLists{a: a},
+		Explain:   unavailableExplain{},
+		Labels:    unavailableLabels{},
+		Metrics:   a.reg,
+		Admins:    a.cfg.API.AdminKeys,
+		Approvals: a.cfg.API.ConsoleApprovals,
+		Backtest:  &consoleBacktest{a: a, ch: ch},
+		History:   &consoleHistory{ch: ch},
 	}
 	c, err := console.New(deps, a.log.With("role", "console"))
 	if err != nil {

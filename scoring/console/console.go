@@ -210,6 +210,9 @@ type Deps struct {
 	Now      func() time.Time
 	MaxJobs  int // backtests kept (running or finished); default 8
 	MaxHours int // longest backtest period in hours; default 168
+	// Approvals is how many admins a promotion takes: 0 or 1 promotes at once; 2 makes it a
+	// request that another admin approves (or anyone withdraws).
+	Approvals int
 	// CacheFor keeps an overview's history for this long (default 30 s; negative: no cache): a
 	// team reloading the page does not rerun the rollup queries each time.
 	CacheFor time.Duration

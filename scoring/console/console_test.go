@@ -537,3 +537,48 @@ func TestNotAvailablePartsAreSaid(t *testing.T) {
 		t.Errorf("a console without admins answers %d, want 404", rec.Code)
 	}
 }
+
+// With two approvals a promotion is a request: its author cannot approve it, another admin's
+// approval promotes it, recorded with both names.
+func TestPromotionNeedsASecondAdmin(t *testing.T) {
+	rules := &fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a1", Content: []byte("pack: p\n")}}
+	alice := newServer(t, console.Deps{Rules: rules, Approvals: 2})
+	csrfA := alice.login("alice", "a-secret")
+	code, _, h := alice.post("/console/rules/draft", url.Values{"csrf": {csrfA}, "action": {"promote"}, "draft": {"pack: p\nrules: []\n"}})
+	if code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "requested+by+alice") || len(rules.promoted) != 0 {
+		t.Fatalf("request: %d %s, promoted %v", code, h.Get("Location"), rules.promoted)
+	}
+	_, body, _ := alice.get("/console/rules")
+	m := regexp.MustCompile(`href="(/console/rules/pending/[0-9a-f]+)"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatal("the request is not listed under Waiting for approval")
+	}
+	if _, body, _ := alice.get(m[1]); strings.Contains(body, `id="approve"`) || !strings.Contains(body, "Another admin must approve") {
+		t.Error("the author is offered to approve their own request")
+	}
+	if code, body, _ := alice.post(m[1], url.Values{"csrf": {csrfA}, "decision": {"approve"}}); code != http.StatusForbidden || !strings.Contains(body, "a second admin must approve") || len(rules.promoted) != 0 {
+		t.Errorf("self-approval: %d, promoted %v", code, rules.promoted)
+	}
+	bob := alice.fork()
+	csrfB := bob.login("bob", "b-secret")
+	if _, body, _ := bob.get(m[1]); !strings.Contains(body, `id="approve"`) || !strings.Contains(body, `<span class="dadd">&#43; rules: []</span>`) {
+		t.Error("bob sees no approve button or no diff against the live pack")
+	}
+	code, _, h = bob.post(m[1], url.Values{"csrf": {csrfB}, "decision": {"approve"}})
+	if code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "approved+by+bob") || len(rules.promoted) != 1 || rules.promoted[0] != "alice,approved-by:bob" {
+		t.Fatalf("approval: %d %s, promoted %v", code, h.Get("Location"), rules.promoted)
+	}
+	if code, _, _ := bob.get(m[1]); code != http.StatusNotFound {
+		t.Errorf("an approved request is still there: %d", code)
+	}
+	// Withdrawn: gone, nothing promoted.
+	alice.post("/console/rules/draft", url.Values{"csrf": {csrfA}, "action": {"promote"}, "draft": {"pack: p\nrules: [x]\n"}})
+	_, body, _ = alice.get("/console/rules")
+	m = regexp.MustCompile(`href="(/console/rules/pending/[0-9a-f]+)"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatal("second request not listed")
+	}
+	if code, _, h := alice.post(m[1], url.Values{"csrf": {csrfA}, "decision": {"withdraw"}}); code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "withdrawn") || len(rules.promoted) != 1 {
+		t.Errorf("withdraw: %d %s", code, h.Get("Location"))
+	}
+}

@@ -252,6 +252,8 @@ func metricValue(m *dto.Metric) float64 {
 // ---- rules ---------------------------------------------------------------------------------
 
 type rulesData struct {
+	Pending     []*pendingPromotion
+	Approvals   int
 	Live        PackInfo
 	LiveErr     string
 	Versions    []Version
@@ -262,7 +264,7 @@ func (s *Server) rulesPage(w http.ResponseWriter, r *http.Request, ss *session) 
 	ctx, cancel := pageCtx(r)
 	defer cancel()
 	p := page{Title: "Rules", Message: r.URL.Query().Get("msg")}
-	var d rulesData
+	d := rulesData{Pending: s.pendingList(), Approvals: s.d.Approvals}
 	if s.d.Rules == nil {
 		d.LiveErr = notAvailable("rule packs", ErrNotAvailable)
 	} else {
@@ -448,6 +450,12 @@ func (s *Server) draftPost(w http.ResponseWriter, r *http.Request, ss *session) 
 		if len(d.Lint) > 0 {
 			p.Problem = "Not promoted: fix the problems first."
 			break
+		}
+		if s.d.Approvals >= 2 {
+			pp := s.requestPromotion([]byte(draft), ss.who)
+			s.log.Info("console: promotion requested", "admin", ss.who, "version", pp.Version, "id", pp.ID)
+			http.Redirect(w, r, "/console/rules?msg="+url.QueryEscape(fmt.Sprintf("Promotion of version %s requested by %s: another admin approves it under Waiting for approval.", pp.Version, ss.who)), http.StatusSeeOther)
+			return
 		}
 		info, err := s.d.Rules.Promote(ctx, []byte(draft), ss.who)
 		if err != nil {

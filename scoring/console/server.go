@@ -37,6 +37,8 @@ type Server struct {
 	drafts map[string][]byte // admin → their draft (this node only)
 	jobs   *jobs
 	cache  map[Filter]cachedOverview
+	// pending are promotions waiting for a second admin (Deps.Approvals 2), on this node.
+	pending map[string]*pendingPromotion
 }
 
 type cachedOverview struct {
@@ -84,7 +86,7 @@ func New(d Deps, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{d: d, log: log, sess: newSessions(d.Admins, d.Now), drafts: map[string][]byte{}, jobs: newJobs(d.MaxJobs), cache: map[Filter]cachedOverview{}}
+	s := &Server{d: d, log: log, sess: newSessions(d.Admins, d.Now), drafts: map[string][]byte{}, jobs: newJobs(d.MaxJobs), cache: map[Filter]cachedOverview{}, pending: map[string]*pendingPromotion{}}
 	if err := s.parse(); err != nil {
 		return nil, err
 	}
@@ -107,6 +109,8 @@ func New(d Deps, log *slog.Logger) (*Server, error) {
 	m.HandleFunc("GET /console/rules/draft", s.authed(s.draftPage))
 	m.HandleFunc("POST /console/rules/draft", s.authed(s.draftPost))
 	m.HandleFunc("POST /console/rules/rollback", s.authed(s.rollback))
+	m.HandleFunc("GET /console/rules/pending/{id}", s.authed(s.pendingPage))
+	m.HandleFunc("POST /console/rules/pending/{id}", s.authed(s.pendingPost))
 	m.HandleFunc("POST /console/backtests", s.authed(s.backtestStart))
 	m.HandleFunc("GET /console/backtests/{id}", s.authed(s.backtestPage))
 	m.HandleFunc("GET /console/backtests/{id}/progress", s.authed(s.backtestProgress))
