@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -41,8 +43,8 @@ func (a *app) withConsole(apiHandler http.Handler) http.Handler {
 	deps := console.Deps{
 		Rules:     &consoleRules{a: a, ch: ch},
 		Lists:     &consoleLists{a: a},
-		Explain:   unavailableExplain{},
-		Labels:    unavailableLabels{},
+		Explain:   consoleExplain{a: a},
+		Labels:    consoleLabels{ch: ch},
 		Metrics:   a.reg,
 		Admins:    a.cfg.API.AdminKeys,
 		Approvals: a.cfg.API.ConsoleApprovals,
@@ -315,35 +317,95 @@ func (h *consoleHistory) Overview(ctx context.Context, f console.Filter) (consol
 	return ov, nil
 }
 
-func (h *consoleHistory) Attempts(ctx context.Context, l console.Lookup, limit int) ([]console.Attempt, error) {
+func (h *consoleHistory) Activity(ctx context.Context, l console.Lookup, limit int) (console.Activity, error) {
+	var act console.Activity
 	st, err := h.ch.get(ctx)
 	if err != nil {
-		return nil, err
+		return act, err
 	}
-	as, err := st.Attempts(ctx, l.Kind, l.Value, time.Now().Add(-7*24*time.Hour), limit)
+	var key chsink.LookupKey
+	switch l.Kind {
+	case console.KindPhone:
+		key.PhoneHash = l.Value
+	case console.KindIP:
+		key.IP = l.Value
+	case console.KindDevice:
+		key.DeviceID = l.Value
+	}
+	as, ds, err := st.Lookup(ctx, key, time.Now().Add(-7*24*time.Hour), limit)
+	if err != nil {
+		return act, err
+	}
+	for _, a := range as {
+		act.Attempts = append(act.Attempts, console.Attempt{TS: a.TS, AppID: a.AppID, EventID: a.EventID, DecisionID: a.DecisionID,
+			Phone: a.PhoneMasked, IP: a.IP, Device: a.DeviceID, Outcome: a.Outcome, ErrorCode: a.ErrorCode, Score: int(a.Score),
+			Tags: a.Tags, RulesVersion: a.RulesVersion})
+	}
+	for _, d := range ds {
+		act.Decisions = append(act.Decisions, console.Decision{TS: d.TS, AppID: d.AppID, DecisionID: d.DecisionID, Phone: d.PhoneMasked,
+			IP: d.IP, Device: d.DeviceID, Score: int(d.Score), Tags: d.Tags, RulesVersion: d.RulesVersion, Node: d.Node})
+	}
+	return act, nil
+}
+
+// ---- live state and labels ----------------------------------------------------------------
+
+// consoleExplain is this node's feature state as scoring.Scorer.Explain reads it.
+type consoleExplain struct{ a *app }
+
+func (e consoleExplain) Explain(ctx context.Context, l console.Lookup) ([]console.Feature, error) {
+	var sub scoring.Subject
+	switch l.Kind {
+	case console.KindPhone:
+		sub.Phone = l.Value
+	case console.KindIP:
+		ip, err := netip.ParseAddr(l.Value)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", console.ErrInvalid, err)
+		}
+		sub.IP = ip
+	case console.KindDevice:
+		sub.DeviceID = l.Value
+	}
+	x, err := e.a.scorer.Explain(sub)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]console.Attempt, len(as))
-	for i, a := range as {
-		out[i] = console.Attempt{TS: a.TS, AppID: a.AppID, EventID: a.EventID, Phone: a.PhoneMasked, IP: a.IP, Device: a.DeviceID,
-			Outcome: a.Outcome, ErrorCode: a.ErrorCode, Score: int(a.Score), Tags: a.Tags, RulesVersion: a.RulesVersion}
+	var out []console.Feature
+	for _, r := range x.Matching {
+		out = append(out, console.Feature{Name: "matches now: " + r.Rule, Value: fmt.Sprintf("%s %d: %s", r.Mode, r.Level, r.Reason)})
+	}
+	for _, r := range x.Near {
+		out = append(out, console.Feature{Name: fmt.Sprintf("within reach (×%g): %s", r.Factor, r.Rule), Value: fmt.Sprintf("%s %d: %s", r.Mode, r.Level, r.Reason)})
+	}
+	for _, w := range x.Windows {
+		v := strconv.FormatInt(w.Value, 10)
+		if w.ReadByPack {
+			v += " (read by the pack)"
+		}
+		out = append(out, console.Feature{Name: w.Name, Value: v})
 	}
 	return out, nil
 }
 
-// ---- not yet available ----------------------------------------------------------------------
+// consoleLabels stores labels in ClickHouse's labels table (the backtest reads them).
+type consoleLabels struct{ ch *lazyStore }
 
-type unavailableExplain struct{}
-
-func (unavailableExplain) Explain(context.Context, console.Lookup) ([]console.Feature, error) {
-	return nil, fmt.Errorf("%w: the live-state explain service is not part of this build yet", console.ErrNotAvailable)
-}
-
-type unavailableLabels struct{}
-
-func (unavailableLabels) Mark(context.Context, string, string, string, string) error {
-	return fmt.Errorf("%w: there is no labels table in this build yet", console.ErrNotAvailable)
+func (c consoleLabels) Mark(ctx context.Context, appID, target, id, label, who string) error {
+	st, err := c.ch.get(ctx)
+	if err != nil {
+		return err
+	}
+	l := schemas.Label{AppID: appID, Label: label, LabeledBy: "console:" + who, LabeledAt: time.Now().UTC()}
+	if target == "decision" {
+		l.DecisionID = id
+	} else {
+		l.EventID = id
+	}
+	if err := l.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", console.ErrInvalid, err)
+	}
+	return st.WriteLabels(ctx, []schemas.Label{l})
 }
 
 // ---- lists ---------------------------------------------------------------------------------

@@ -84,6 +84,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		"--set", "kafka.events_topic=console." + id + ".events", "--set", "kafka.scores_topic=console." + id + ".scores",
 		"--set", "kafka.dlq_topic=console." + id + ".dlq", "--set", "kafka.scorer_group=console-" + id + "-scorer",
 		"--set", "kafka.archiver_group=console-" + id + "-archiver",
+		"--set", "kafka.decisions_topic=console." + id + ".decisions", "--set", "kafka.decisions_group=console-" + id + "-decisions",
 		"--set", "clickhouse.addr=" + chAddr, "--set", "clickhouse.database=" + db,
 		"--set", "scoring.phone_hash_key=console-test-key", "--set", "scoring.rules=" + packPath,
 		"--set", "scoring.lists=" + listsPath, "--set", "scoring.reload_interval=200ms",
@@ -424,7 +425,33 @@ func TestConsoleInBrowser(t *testing.T) {
 	if strings.Contains(loc, "13900000000") {
 		t.Errorf("the number is in the URL: %s", loc)
 	}
+	// The checks this test made for 13912345678 are in the decision log; mark one fraud.
+	do("investigate a checked number", chromedp.Navigate(nodeA+"/console/investigate"), chromedp.WaitVisible(chromedp.CSS("#investigate-form")),
+		chromedp.SetValue(chromedp.CSS("#inv-value"), "13912345678"), chromedp.Click(chromedp.CSS("#inv-go")),
+		chromedp.WaitVisible(chromedp.CSS("#decisions")))
+	if s := text("#features"); !strings.Contains(s, "phone_verifies_10m") {
+		t.Errorf("live features of the number lack phone_verifies_10m:\n%s", s)
+	}
+	waitFor(t, "the decision log reaches ClickHouse", 30*time.Second, func() error {
+		if err := chromedp.Do(bctx, chromedp.Navigate(nodeA+"/console/investigate"), chromedp.WaitVisible(chromedp.CSS("#investigate-form")),
+			chromedp.SetValue(chromedp.CSS("#inv-value"), "13912345678"), chromedp.Click(chromedp.CSS("#inv-go")),
+			chromedp.WaitVisible(chromedp.CSS("#decisions"))); err != nil {
+			return err
+		}
+		s, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS("#decisions")))
+		if err != nil || !strings.Contains(s, "consoletest") {
+			return fmt.Errorf("decisions: %q %v", s, err)
+		}
+		return nil
+	})
 	shot("investigate")
+	do("mark a decision fraud", chromedp.Click(chromedp.CSS(`#decisions button[value="fraud"]`)))
+	waitText("#notice", "marked fraud by "+admin)
+	var labels uint64
+	must(t, conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".labels WHERE label = 'fraud' AND labeled_by = 'console:"+admin+"'").Scan(&labels))
+	if labels != 1 {
+		t.Errorf("labels rows by the console: %d, want 1", labels)
+	}
 	do("investigate the blocked address", chromedp.Navigate(nodeA+"/console/investigate?kind=ip&value="+blockedIP), chromedp.WaitVisible(chromedp.CSS("#listed")))
 	if s := text("#listed"); !strings.Contains(s, "farm address (browser test)") {
 		t.Errorf("the blocked address is not shown as listed: %q", s)

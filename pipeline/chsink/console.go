@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// The console's reads (scoring/console through cmd/riskflow). Charts and hit rates come from the
-// hourly rollups (0007, 0008), never from the event tables, so they stay fast on a long history;
-// only the investigation of one key reads the event tables, over a bounded time range.
+// The console's overview reads (scoring/console through cmd/riskflow). Charts and hit rates come
+// from the hourly rollups (0007, 0008), never from the event tables, so they stay fast on a long
+// history. (Its investigation of one key uses Lookup.)
 
 // HourScore is the score mix of one hour.
 type HourScore struct {
@@ -145,66 +145,4 @@ func (s *Store) Apps(ctx context.Context) ([]string, error) {
 // AppsSQL lists the apps with scored events since a time (a parameter).
 func AppsSQL(database string) string {
 	return "SELECT DISTINCT app_id FROM " + database + ".risk_scores_hourly WHERE hour >= ? ORDER BY app_id LIMIT 1000"
-}
-
-// Attempt is one stored verification with its verdict (score -1 when it has none yet).
-type Attempt struct {
-	TS           time.Time
-	AppID        string
-	EventID      string
-	PhoneMasked  string
-	IP           string
-	DeviceID     string
-	Outcome      string
-	ErrorCode    string
-	Score        int32
-	Tags         []string
-	RulesVersion string
-}
-
-// AttemptsSQL reads the newest attempts of one key (column of verify_events = ?) since a time,
-// with their scores; its parameters are value, since, value, since.
-// Copies of a re-delivered event are collapsed with LIMIT 1 BY rather than FINAL: FINAL merges
-// every part of the range first, which measured 3–5× slower on a 1.2M-row history.
-func AttemptsSQL(database, column string, limit int) string {
-	return "SELECT v.ts, v.app_id, v.event_id, v.phone_masked, v.ip, v.device_id, v.outcome, v.error_code, " +
-		"toInt32(if(s.event_id = '', -1, toInt32(s.score))) AS score, s.tags, s.rules_version " +
-		"FROM (SELECT ts, app_id, event_id, phone_masked, ip, device_id, outcome, error_code FROM " + database + ".verify_events " +
-		"WHERE " + column + " = ? AND ts >= ? ORDER BY ts DESC LIMIT 1 BY app_id, event_id LIMIT " + fmt.Sprint(limit) + ") AS v " +
-		"ANY LEFT JOIN (SELECT app_id, event_id, score, tags, rules_version FROM " + database + ".risk_scores " +
-		"WHERE " + scoresFilter(database, column) + ") AS s USING (app_id, event_id) ORDER BY v.ts DESC"
-}
-
-// scoresFilter finds a key's rows of risk_scores: by the column where risk_scores has it, else
-// by the event ids of the key's attempts. Its parameters are value, since.
-func scoresFilter(database, column string) string {
-	if column == "device_id" {
-		return "event_id IN (SELECT event_id FROM " + database + ".verify_events WHERE device_id = ? AND ts >= ?)"
-	}
-	return column + " = ? AND ts >= ?"
-}
-
-// Attempts returns the newest attempts of a phone hash, IP or device since a time.
-func (s *Store) Attempts(ctx context.Context, kind, value string, since time.Time, limit int) ([]Attempt, error) {
-	col := map[string]string{"phone": "phone_hash", "ip": "ip", "device": "device_id"}[kind]
-	if col == "" {
-		return nil, fmt.Errorf("chsink: attempts: kind %q is not phone, ip or device", kind)
-	}
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	since = since.UTC()
-	rows, err := s.conn.Query(ctx, AttemptsSQL(s.db, col, limit), value, since, value, since)
-	if err != nil {
-		return nil, fmt.Errorf("chsink: attempts: %w", err)
-	}
-	defer rows.Close()
-	var out []Attempt
-	for rows.Next() {
-		var a Attempt
-		if err := rows.Scan(&a.TS, &a.AppID, &a.EventID, &a.PhoneMasked, &a.IP, &a.DeviceID, &a.Outcome, &a.ErrorCode, &a.Score, &a.Tags, &a.RulesVersion); err != nil {
-			return nil, fmt.Errorf("chsink: attempts: %w", err)
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
 }

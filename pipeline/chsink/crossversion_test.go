@@ -509,8 +509,7 @@ func buildCrossPlan(db string, now time.Time, version chschema.Version, fx cross
 	}
 
 	// The console's reads (console.go): the overview over a day and a week, all apps and one; the
-	// app list; recent attempts of an address and of a device (placeholders bound as the driver
-	// binds them, to literals).
+	// app list (its placeholder bound as the driver binds it, to a literal).
 	for _, w := range []time.Duration{24 * time.Hour, 7 * 24 * time.Hour} {
 		for _, app := range []string{"", "app-b"} {
 			where := "hour >= " + dateTime(end.Add(-w)) + " AND hour < " + dateTime(end)
@@ -530,9 +529,6 @@ func buildCrossPlan(db string, now time.Time, version chschema.Version, fx cross
 		return sql
 	}
 	compare("console apps", bind(AppsSQL(db), dateTime(end.Add(-30*24*time.Hour))), true)
-	since := dateTime(now.Add(-7 * 24 * time.Hour))
-	compare("console attempts of an address", bind(AttemptsSQL(db, "ip", 100), "'47.92.10.11'", since, "'47.92.10.11'", since), false)
-	compare("console attempts of a device", bind(AttemptsSQL(db, "device_id", 100), "'modem-pool-7'", since, "'modem-pool-7'", since), false)
 
 	// The analyst pack, as shipped (runs: its windows follow the clock) and on the pinned clock.
 	queries, err := fs.Glob(chschema.Queries, "queries/*.sql")

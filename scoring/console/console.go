@@ -163,6 +163,7 @@ type Attempt struct {
 	TS           time.Time
 	AppID        string
 	EventID      string
+	DecisionID   string // the /v1/risk/check decision the event reported, if any
 	Phone        string // masked
 	IP           string
 	Device       string
@@ -171,14 +172,33 @@ type Attempt struct {
 	Score        int
 	Tags         []string
 	RulesVersion string
-	Label        string // fraud, legit or ""
+}
+
+// Decision is one /v1/risk/check verdict from the decision log.
+type Decision struct {
+	TS           time.Time
+	AppID        string
+	DecisionID   string
+	Phone        string // masked
+	IP           string
+	Device       string
+	Score        int
+	Tags         []string
+	RulesVersion string
+	Node         string
+}
+
+// Activity is a key's recent attempts and decisions, newest first.
+type Activity struct {
+	Attempts  []Attempt
+	Decisions []Decision
 }
 
 // History answers from ClickHouse's rollups and tables.
 type History interface {
 	Apps(ctx context.Context) ([]string, error)
 	Overview(ctx context.Context, f Filter) (Overview, error)
-	Attempts(ctx context.Context, l Lookup, limit int) ([]Attempt, error)
+	Activity(ctx context.Context, l Lookup, limit int) (Activity, error)
 }
 
 // Feature is one live feature value.
@@ -187,14 +207,17 @@ type Feature struct {
 	Value string
 }
 
-// Explainer shows a key's live features from this node's feature state.
+// Explainer shows a key's live features from this node's feature state. For a phone, Value is
+// the normalized number itself (the state is keyed by it), which the console holds only for the
+// request that asked.
 type Explainer interface {
 	Explain(ctx context.Context, l Lookup) ([]Feature, error)
 }
 
-// Labels records what an admin found an event to be: fraud or legit.
+// Labels records what an admin found an event or a decision to be: fraud or legit. Target is
+// "event" or "decision"; id is the event's or the decision's id.
 type Labels interface {
-	Mark(ctx context.Context, appID, eventID, label, who string) error
+	Mark(ctx context.Context, appID, target, id, label, who string) error
 }
 
 // Deps are the console's parts. Any may be nil: its pages then say it is not available.

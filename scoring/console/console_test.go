@@ -466,9 +466,59 @@ func TestBacktestProgressAndCancel(t *testing.T) {
 }
 
 type countingHistory struct {
-	mu    sync.Mutex
-	calls int
-	fail  bool
+	mu     sync.Mutex
+	calls  int
+	fail   bool
+	looked []console.Lookup
+}
+
+type fakeExplain struct{ got []console.Lookup }
+
+func (f *fakeExplain) Explain(_ context.Context, l console.Lookup) ([]console.Feature, error) {
+	f.got = append(f.got, l)
+	return []console.Feature{{Name: "phone_verifies_10m", Value: "4 (read by the pack)"}}, nil
+}
+
+type fakeLabels struct{ marks []string }
+
+func (f *fakeLabels) Mark(_ context.Context, app, target, id, label, who string) error {
+	f.marks = append(f.marks, strings.Join([]string{app, target, id, label, who}, "/"))
+	return nil
+}
+
+// Investigate: a number typed in goes by POST, its live features are read with the number, its
+// history and lists by its hash; the number is in no URL and not echoed; decisions and attempts
+// are marked fraud or legit.
+func TestInvestigate(t *testing.T) {
+	h, ex, lb := &countingHistory{}, &fakeExplain{}, &fakeLabels{}
+	c := newServer(t, console.Deps{History: h, Explain: ex, Labels: lb, Lists: &fakeLists{}})
+	csrf := c.login("alice", "a-secret")
+	code, body, _ := c.post("/console/investigate", url.Values{"csrf": {csrf}, "kind": {"phone"}, "value": {"+8613800138000"}})
+	if code != http.StatusOK || strings.Contains(body, "13800138000") || !strings.Contains(body, "1380013****") {
+		t.Fatalf("phone lookup: %d, number echoed or not masked", code)
+	}
+	if len(ex.got) != 1 || ex.got[0].Value != "13800138000" || len(h.looked) != 1 || h.looked[0].Value != "hash-of-8000" {
+		t.Errorf("explain got %+v, history got %+v", ex.got, h.looked)
+	}
+	if !strings.Contains(body, "phone_verifies_10m") || !strings.Contains(body, "d-7") || !strings.Contains(body, "ev-9") {
+		t.Error("features, decisions or attempts missing")
+	}
+	if !strings.Contains(body, `name="back" value="/console/investigate?kind=phone_hash&amp;value=hash-of-8000"`) {
+		t.Error("the label forms do not come back to the number's hash")
+	}
+	// By hash (a link): history, no live features (the state needs the number).
+	_, body, _ = c.get("/console/investigate?kind=phone_hash&value=" + strings.Repeat("ab", 32))
+	if !strings.Contains(body, "type it in the form") || len(ex.got) != 1 {
+		t.Error("a hash lookup asked the live state")
+	}
+	code, _, hd := c.post("/console/investigate/label", url.Values{"csrf": {csrf}, "app_id": {"a1"}, "target": {"decision"}, "id": {"d-7"}, "label": {"fraud"}, "back": {"/console/investigate?kind=ip&value=192.0.2.1"}})
+	if code != http.StatusSeeOther || !strings.Contains(hd.Get("Location"), "Decision+d-7+marked+fraud+by+alice") || len(lb.marks) != 1 || lb.marks[0] != "a1/decision/d-7/fraud/alice" {
+		t.Errorf("label: %d %s %v", code, hd.Get("Location"), lb.marks)
+	}
+	_, _, hd = c.post("/console/investigate/label", url.Values{"csrf": {csrf}, "app_id": {"a1"}, "target": {"event"}, "id": {"ev-9"}, "label": {"maybe"}})
+	if !strings.Contains(hd.Get("Location"), "label%3A+fraud+or+legit") && !strings.Contains(hd.Get("Location"), "label:+fraud+or+legit") || len(lb.marks) != 1 {
+		t.Errorf("a bad label: %s %v", hd.Get("Location"), lb.marks)
+	}
 }
 
 func (h *countingHistory) Apps(context.Context) ([]string, error) { return []string{"a1"}, nil }
@@ -481,8 +531,12 @@ func (h *countingHistory) Overview(_ context.Context, f console.Filter) (console
 	}
 	return console.Overview{Scores: []console.HourScores{{Hour: f.From, S0: 7, Events: 7}}}, nil
 }
-func (h *countingHistory) Attempts(context.Context, console.Lookup, int) ([]console.Attempt, error) {
-	return nil, nil
+func (h *countingHistory) Activity(_ context.Context, l console.Lookup, _ int) (console.Activity, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.looked = append(h.looked, l)
+	return console.Activity{Attempts: []console.Attempt{{AppID: "a1", EventID: "ev-9", Score: 300}},
+		Decisions: []console.Decision{{AppID: "a1", DecisionID: "d-7", Score: 600}}}, nil
 }
 
 // The overview's history is cached for CacheFor per filter; failures are not cached.

@@ -691,6 +691,7 @@ type investigateData struct {
 	Features    []Feature
 	FeaturesErr string
 	Attempts    []Attempt
+	Decisions   []Decision
 	AttemptsErr string
 	LabelsErr   string
 	Back        string      // this page, for the label forms to come back to
@@ -718,14 +719,31 @@ func listedFor(es []ListEntry, l Lookup) []ListEntry {
 	return out
 }
 
+// investigate looks a key up from a link (GET: ip, device, phone_hash) — a number typed in the
+// form comes by POST (investigatePost), so that it is in no URL.
 func (s *Server) investigate(w http.ResponseWriter, r *http.Request, ss *session) {
-	ctx, cancel := pageCtx(r)
-	defer cancel()
 	q := r.URL.Query()
 	kind, v := q.Get("kind"), strings.TrimSpace(q.Get("value"))
-	p := page{Title: "Investigate", Errs: map[string]string{}, Form: map[string]string{"kind": cmp.Or(kind, "phone")}, Message: q.Get("msg")}
+	if kind == KindPhone && v != "" {
+		// A number in a URL (history, proxies' logs) is sent on to its hash.
+		if ph, err := schemas.NormalizePhone(v); err == nil && s.d.Lists != nil {
+			http.Redirect(w, r, "/console/investigate?kind=phone_hash&value="+s.d.Lists.HashPhone(ph), http.StatusSeeOther)
+			return
+		}
+	}
+	s.investigateKey(w, r, ss, kind, v, q.Get("msg"))
+}
+
+func (s *Server) investigatePost(w http.ResponseWriter, r *http.Request, ss *session) {
+	s.investigateKey(w, r, ss, r.PostForm.Get("kind"), strings.TrimSpace(r.PostForm.Get("value")), "")
+}
+
+func (s *Server) investigateKey(w http.ResponseWriter, r *http.Request, ss *session, kind, v, msg string) {
+	ctx, cancel := pageCtx(r)
+	defer cancel()
+	p := page{Title: "Investigate", Errs: map[string]string{}, Form: map[string]string{"kind": cmp.Or(kind, "phone")}, Message: msg}
 	if kind != KindPhone {
-		p.Form["value"] = v
+		p.Form["value"] = v // a number is never echoed back
 	}
 	var d investigateData
 	if s.d.Labels == nil {
@@ -736,7 +754,10 @@ func (s *Server) investigate(w http.ResponseWriter, r *http.Request, ss *session
 		s.render(w, r, http.StatusOK, "investigate", ss, p)
 		return
 	}
-	l := Lookup{Kind: kind}
+	// hl is the key as the history and the lists hold it; el as the live state does (for a
+	// number: the number itself, known only when it was typed in).
+	hl := Lookup{Kind: kind}
+	var el *Lookup
 	switch kind {
 	case KindPhone:
 		ph, err := schemas.NormalizePhone(v)
@@ -748,29 +769,30 @@ func (s *Server) investigate(w http.ResponseWriter, r *http.Request, ss *session
 			p.Errs["value"] = "value: numbers cannot be looked up on this node (no phone hasher)"
 			break
 		}
-		// The number leaves the URL (history, proxies' logs): the page is addressed by its hash.
-		http.Redirect(w, r, "/console/investigate?kind=phone_hash&value="+s.d.Lists.HashPhone(ph), http.StatusSeeOther)
-		return
+		hl.Value, d.Shown = s.d.Lists.HashPhone(ph), schemas.MaskPhone(ph)
+		el = &Lookup{Kind: KindPhone, Value: ph}
 	case "phone_hash":
 		if len(v) != 64 || strings.Trim(v, "0123456789abcdef") != "" {
 			p.Errs["value"] = "value: a phone hash is 64 lower-case hex digits"
 			break
 		}
 		p.Form["kind"] = KindPhone
-		l.Kind, l.Value, d.Shown = KindPhone, v, "number hashed "+v[:12]+"…"
+		hl.Kind, hl.Value, d.Shown = KindPhone, v, "number hashed "+v[:12]+"…"
 	case KindIP:
 		a, err := netip.ParseAddr(v)
 		if err != nil {
 			p.Errs["value"] = "value: not an IPv4 or IPv6 address"
 			break
 		}
-		l.Value, d.Shown = a.Unmap().String(), a.Unmap().String()
+		hl.Value, d.Shown = a.Unmap().String(), a.Unmap().String()
+		el = &hl
 	case KindDevice:
 		if v == "" || len(v) > 128 {
 			p.Errs["value"] = "value: a device id of 1–128 characters"
 			break
 		}
-		l.Value, d.Shown = v, v
+		hl.Value, d.Shown = v, v
+		el = &hl
 	default:
 		p.Errs["kind"] = "kind: phone, ip or device"
 	}
@@ -779,22 +801,29 @@ func (s *Server) investigate(w http.ResponseWriter, r *http.Request, ss *session
 		status = http.StatusBadRequest
 	} else {
 		d.Looked = true
-		d.Back = "/console/investigate?kind=" + url.QueryEscape(cmp.Or(q.Get("kind"))) + "&value=" + url.QueryEscape(v)
+		if hl.Kind == KindPhone {
+			d.Back = "/console/investigate?kind=phone_hash&value=" + hl.Value
+		} else {
+			d.Back = "/console/investigate?kind=" + url.QueryEscape(hl.Kind) + "&value=" + url.QueryEscape(hl.Value)
+		}
 		if s.d.Lists != nil {
 			es, err := s.d.Lists.Entries(ctx)
-			d.Listed, d.ListedErr = listedFor(es, l), notAvailable("lists", err)
+			d.Listed, d.ListedErr = listedFor(es, hl), notAvailable("lists", err)
 		}
-		if s.d.Explain == nil {
+		switch {
+		case s.d.Explain == nil:
 			d.FeaturesErr = notAvailable("live features", ErrNotAvailable)
-		} else {
-			fs, err := s.d.Explain.Explain(ctx, l)
+		case el == nil:
+			d.FeaturesErr = "live features: the live state knows a number by the number itself — type it in the form to see them"
+		default:
+			fs, err := s.d.Explain.Explain(ctx, *el)
 			d.Features, d.FeaturesErr = fs, notAvailable("live features", err)
 		}
 		if s.d.History == nil {
 			d.AttemptsErr = notAvailable("history", ErrNotAvailable)
 		} else {
-			as, err := s.d.History.Attempts(ctx, l, 100)
-			d.Attempts, d.AttemptsErr = as, notAvailable("recent attempts", err)
+			act, err := s.d.History.Activity(ctx, hl, 100)
+			d.Attempts, d.Decisions, d.AttemptsErr = act.Attempts, act.Decisions, notAvailable("recent attempts and decisions", err)
 		}
 	}
 	p.Data = d
@@ -805,7 +834,7 @@ func (s *Server) label(w http.ResponseWriter, r *http.Request, ss *session) {
 	ctx, cancel := pageCtx(r)
 	defer cancel()
 	f := r.PostForm
-	label, app, ev, back := f.Get("label"), f.Get("app_id"), f.Get("event_id"), f.Get("back")
+	label, app, target, id, back := f.Get("label"), f.Get("app_id"), f.Get("target"), f.Get("id"), f.Get("back")
 	if !strings.HasPrefix(back, "/console/investigate") {
 		back = "/console/investigate"
 	}
@@ -817,15 +846,18 @@ func (s *Server) label(w http.ResponseWriter, r *http.Request, ss *session) {
 	switch {
 	case label != "fraud" && label != "legit":
 		msg = "label: fraud or legit"
-	case app == "" || ev == "" || len(app) > 64 || len(ev) > 64:
-		msg = "event: app_id and event_id of an attempt"
+	case target != "event" && target != "decision":
+		msg = "target: event or decision"
+	case app == "" || id == "" || len(app) > 64 || len(id) > 64:
+		msg = "id: the app_id and id of an attempt or a decision"
 	case s.d.Labels == nil:
 		msg = "Not marked: " + notAvailable("labels", ErrNotAvailable)
 	default:
-		if err := s.d.Labels.Mark(ctx, app, ev, label, ss.who); err != nil {
+		if err := s.d.Labels.Mark(ctx, app, target, id, label, ss.who); err != nil {
 			msg = "Not marked: " + err.Error()
 		} else {
-			msg = fmt.Sprintf("Event %s marked %s by %s.", ev, label, ss.who)
+			s.log.Info("console: labelled", "admin", ss.who, "app", app, "target", target, "id", id, "label", label)
+			msg = fmt.Sprintf("%s %s marked %s by %s.", strings.ToUpper(target[:1])+target[1:], id, label, ss.who)
 		}
 	}
 	http.Redirect(w, r, back+sep+"msg="+url.QueryEscape(msg), http.StatusSeeOther)

@@ -119,6 +119,7 @@ func New(d Deps, log *slog.Logger) (*Server, error) {
 	m.HandleFunc("POST /console/lists", s.authed(s.listsAdd))
 	m.HandleFunc("POST /console/lists/remove", s.authed(s.listsRemove))
 	m.HandleFunc("GET /console/investigate", s.authed(s.investigate))
+	m.HandleFunc("POST /console/investigate", s.authed(s.investigatePost))
 	m.HandleFunc("POST /console/investigate/label", s.authed(s.label))
 	m.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusNotFound, "error", nil, page{Title: "Not found", Message: "There is no console page " + r.URL.Path + "."})
