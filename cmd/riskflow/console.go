@@ -271,9 +271,10 @@ func (b *consoleBacktest) Backtest(ctx context.Context, draft []byte, from, to t
 	newScorer := func() (*scoring.Scorer, error) {
 		return buildScorer(cfg, schemas.NewPhoneHasher([]byte("backtest")), log)
 	}
-	return chbacktest.Run(ctx, st, current, candidate, newScorer, backtest.Options{
-		From: from, To: to, WarmUp: backtest.DefaultWarmUp, Progress: progress, ProgressEvery: 20000,
-	})
+	opts := backtest.Options{From: from, To: to, WarmUp: backtest.DefaultWarmUp, Progress: progress, ProgressEvery: 20000}
+	// Precision and recall against the labels people stored (the console's marks among them).
+	mergeStoredLabels(ctx, st, &opts, io.Discard)
+	return chbacktest.Run(ctx, st, current, candidate, newScorer, opts)
 }
 
 // ---- history -------------------------------------------------------------------------------
