@@ -18,6 +18,7 @@ INTEGRATION_PKGS = $(shell grep -rl --include='*_test.go' '^//go:build integrati
 
 integration: services
 	RISKFLOW_GEO_CITY="$$(deploy/local/geo.sh path 2>/dev/null || true)" \
+	  RISKFLOW_GEO_ASN="$$(deploy/local/geo.sh asn-path 2>/dev/null || true)" \
 	  $(GO) test -count=1 -p 1 -tags integration -timeout $(INTEGRATION_TIMEOUT) $(INTEGRATION_PKGS)
 
 services: ## install (first run) and start Kafka + ClickHouse on loopback

@@ -16,6 +16,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,6 +96,8 @@ type Scorer struct {
 	geo       *geo.Locator
 	lists     listsHolder
 	provinces *Provinces
+	portedSrc *Ported     // as given (WithPorted)
+	ported    keyedPorted // portedSrc keyed by phoneKeyOf
 	hasher    *schemas.PhoneHasher
 	now       func() time.Time
 	log       *slog.Logger
@@ -168,6 +171,7 @@ func New(cfg Config, opts ...Option) (*Scorer, error) {
 		s.seg = segment.Default()
 	}
 	s.phoneKey = statePhoneKey(s.hasher)
+	s.ported = s.portedSrc.keyed(s.phoneKeyOf)
 	if l := s.lists.Load(); l != nil { // given before the hasher, perhaps: key its phones now
 		s.SetLists(l.Lists)
 	}
@@ -357,6 +361,7 @@ type input struct {
 	seg             segment.Info
 	segment7        string
 	carrierMismatch bool
+	ported          bool
 	geo             schemas.Geo
 	lists           listHits
 	memo            []ref.Val // by slot; nil: not computed yet for this attempt
@@ -402,8 +407,16 @@ func (in *input) prepare(ev *schemas.VerifyEvent) {
 	in.geo = s.geo.Lookup(ev.IP)
 	in.seg = s.seg.Lookup(ev.Phone)
 	in.segment7 = schemas.PhoneSegment(ev.Phone)
-	in.carrierMismatch = segment.CarrierMismatch(in.seg, ev.Carrier)
 	in.keys = s.keysOf(ev, &in.geo)
+	in.carrierMismatch = segment.CarrierMismatch(in.seg, ev.Carrier)
+	if to, ok := s.ported.lookup(in.keys.Phone); ok {
+		// A ported number rides the carrier it moved to: compare with that one when the
+		// portability lookup said which, else nothing is known to mismatch.
+		in.ported = true
+		in.carrierMismatch = to != "" && ev.Carrier != "" && ev.Carrier != to
+	} else {
+		in.ported = false
+	}
 	in.members = [3]uint32{features.Member(in.keys.Phone), features.Member(in.keys.Device), features.Member(in.keys.Net)}
 	in.lists = s.lists.Load().lookup(ev, &in.keys, s.hasher)
 }
@@ -475,9 +488,13 @@ func (s *Scorer) keysOf(ev *schemas.VerifyEvent, g *schemas.Geo) features.Keys {
 		k.Token = nz(xxhash.Sum64String(ev.TokenDigest))
 	}
 	k.IP, k.Net = ipKeys(ev.IP)
-	// Only a city-level record locates the attempt: a country-only record carries the country's
-	// centroid, and a hop to a centroid is not travel.
-	if g.City != "" && (g.Lat != 0 || g.Lon != 0) {
+	// Per-app keys: (app, key) folded into one key of the per-app kinds.
+	k.AppIP = perApp(k.App, k.IP)
+	k.AppPrefix = perApp(k.App, k.Prefix)
+	// Only a confident location locates the attempt: a country-only record carries the country's
+	// centroid, and a hop to a centroid is not travel; a mobile carrier's pools geolocate poorly
+	// (geo.Confident). Only confident locations are stored, so a hop needs both ends confident.
+	if geo.Confident(g) {
 		k.HasLoc, k.Lat, k.Lon = true, float32(g.Lat), float32(g.Lon)
 	}
 	return k
@@ -495,6 +512,22 @@ func eventKey(appID, eventID string) uint64 {
 	_, _ = d.WriteString(appID)
 	_, _ = d.WriteString(eventID)
 	return nz(d.Sum64())
+}
+
+// perApp derives the per-app key of key (0 stays 0: an absent key is not counted per app).
+func perApp(app, key uint64) uint64 {
+	if key == 0 || app == 0 {
+		return 0
+	}
+	// A 64-bit finalizer (murmur3's fmix64) over the two keys: keys are hashes already, apart
+	// from IPv4 and prefix keys, which the multiplication spreads.
+	h := app*0x9e3779b97f4a7c15 ^ key
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return nz(h)
 }
 
 func nz(h uint64) uint64 {
@@ -690,6 +723,21 @@ func (in *input) agg(i int) features.Agg {
 		a.SelfMember = wf.selfOf(in)
 	}
 	return a
+}
+
+// asText renders the IP's autonomous system for reasons, never as "AS0".
+func (in *input) asText() string {
+	switch {
+	case in.geo.ASN != 0:
+		n := strconv.FormatUint(uint64(in.geo.ASN), 10)
+		if org := in.s.geo.ASOrg(in.geo.ASN); org != "" {
+			return "AS" + n + " " + org
+		}
+		return "AS" + n
+	case in.s.geo.HasASN():
+		return "unknown AS"
+	}
+	return "no ASN data"
 }
 
 func (in *input) tokenSeen() int {

@@ -47,6 +47,15 @@ var windowFeatures = []windowFeature{
 	{name: "app_verifies", doc: "verifications in this app (tenant); an estimate beyond the newest 1024", kind: features.KindApp, keyOf: appKey},
 	{name: "app_fails", doc: "failed verifications in this app", kind: features.KindApp, fails: true, keyOf: appKey},
 	{name: "app_phones", doc: "distinct phone numbers verified in this app (a HyperLogLog estimate above 512)", kind: features.KindApp, distinct: true, field: features.FieldA, keyOf: appKey, selfOf: phoneMember},
+	// Per-app variants of the address and number-block features: the same counts, only this app's
+	// attempts. A pack compares them with the app's own volume (app_phones_*) so that a large
+	// app's ordinary crowd behind a carrier NAT, or its many numbers of one block, is not a burst.
+	{name: "app_ip_verifies", doc: "verifications from this IP in this app", kind: features.KindAppIP, keyOf: appIPKey},
+	{name: "app_ip_fails", doc: "failed verifications from this IP in this app", kind: features.KindAppIP, fails: true, keyOf: appIPKey},
+	{name: "app_ip_phones", doc: "distinct phone numbers verified from this IP in this app", kind: features.KindAppIP, distinct: true, field: features.FieldA, keyOf: appIPKey, selfOf: phoneMember},
+	{name: "app_ip_devices", doc: "distinct devices seen on this IP in this app", kind: features.KindAppIP, distinct: true, field: features.FieldB, keyOf: appIPKey, selfOf: deviceMember},
+	{name: "app_prefix_phones", doc: "distinct numbers of this 7-digit block (连号) verified in this app", kind: features.KindAppPrefix, distinct: true, field: features.FieldA, keyOf: appPrefixKey, selfOf: phoneMember},
+	{name: "app_prefix_verifies", doc: "verifications of numbers of this 7-digit block in this app", kind: features.KindAppPrefix, keyOf: appPrefixKey},
 }
 
 func phoneKey(in *input) uint64     { return in.keys.Phone }
@@ -55,6 +64,8 @@ func netKey(in *input) uint64       { return in.keys.Net }
 func deviceKey(in *input) uint64    { return in.keys.Device }
 func prefixKey(in *input) uint64    { return in.keys.Prefix }
 func appKey(in *input) uint64       { return in.keys.App }
+func appIPKey(in *input) uint64     { return in.keys.AppIP }
+func appPrefixKey(in *input) uint64 { return in.keys.AppPrefix }
 func phoneMember(in *input) uint32  { return in.members[0] }
 func deviceMember(in *input) uint32 { return in.members[1] }
 func netMember(in *input) uint32    { return in.members[2] }
@@ -95,15 +106,19 @@ var scalarVars = []scalarVar{
 	}},
 	{"segment_carrier", rules.String, "carrier the number segment is allocated to (CM | CU | CT | CBN | \"\")", func(in *input, i int) ref.Val { return in.str(i, in.seg.Carrier) }},
 	{"segment_host_carrier", rules.String, "carrier whose network the number rides (the host carrier for MVNO numbers)", func(in *input, i int) ref.Val { return in.str(i, in.seg.HostCarrier) }},
-	{"carrier_mismatch", rules.Bool, "reported carrier ≠ host carrier of the segment (soft: number portability)", func(in *input, _ int) ref.Val { return types.Bool(in.carrierMismatch) }},
+	{"carrier_mismatch", rules.Bool, "reported carrier ≠ host carrier of the segment (soft: number portability); for a number on the scoring.ported list, ≠ the carrier it was ported to, or false when the list does not say", func(in *input, _ int) ref.Val { return types.Bool(in.carrierMismatch) }},
+	{"phone_ported", rules.Bool, "the number is on the scoring.ported list (moved to another carrier; false without the list)", func(in *input, _ int) ref.Val { return types.Bool(in.ported) }},
 	{"geo_known", rules.Bool, "the IP was found in the geo database", func(in *input, _ int) ref.Val { return types.Bool(in.geo.Country != "") }},
 	{"ip_country", rules.String, "ISO country code of the IP (\"\" when unknown or geo is off)", func(in *input, i int) ref.Val { return in.str(i, in.geo.Country) }},
 	{"ip_province", rules.String, "province (first subdivision, English) of the IP", func(in *input, i int) ref.Val { return in.str(i, in.geo.Province) }},
 	{"ip_city", rules.String, "city (English) of the IP", func(in *input, i int) ref.Val { return in.str(i, in.geo.City) }},
-	{"ip_asn", rules.Int, "autonomous system number of the IP (0 when unknown)", func(in *input, _ int) ref.Val { return types.Int(in.geo.ASN) }},
-	{"ip_type", rules.String, "idc (datacenter/proxy list) | \"\" (unknown)", func(in *input, i int) ref.Val { return in.str(i, in.geo.IPType) }},
+	{"ip_asn", rules.Int, "autonomous system number of the IP (0 when unknown or without ASN data)", func(in *input, _ int) ref.Val { return types.Int(in.geo.ASN) }},
+	{"ip_as", rules.String, "the IP's autonomous system for reasons: \"AS4134 Chinanet\", \"unknown AS\" (not in the ASN data) or \"no ASN data\"", func(in *input, i int) ref.Val { return in.str(i, in.asText()) }},
+	{"ip_org", rules.String, "organisation of the IP's autonomous system (\"\" when unknown)", func(in *input, i int) ref.Val { return in.str(i, in.s.geo.ASOrg(in.geo.ASN)) }},
+	{"ip_type", rules.String, "idc (datacenter/proxy list or cloud AS) | mobile (mobile carrier network: low-confidence location) | \"\" (other or unknown)", func(in *input, i int) ref.Val { return in.str(i, in.geo.IPType) }},
+	{"geo_confident", rules.Bool, "the IP has a city-level location on a network that is not a mobile carrier's: only such locations drive travel_*", func(in *input, _ int) ref.Val { return types.Bool(geo.Confident(&in.geo)) }},
 	{"ip_v6", rules.Bool, "the IP is IPv6", func(in *input, _ int) ref.Val { return types.Bool(in.ev.IP.Unmap().Is6()) }},
-	{"travel_km", rules.Double, "distance from this number's previous location (0 when unknown or < 50 km)", func(in *input, _ int) ref.Val { in.travel(); return types.Double(in.travelKm) }},
+	{"travel_km", rules.Double, "distance from this number's previous confident location (0 when unknown, < 50 km, or either end not geo_confident)", func(in *input, _ int) ref.Val { in.travel(); return types.Double(in.travelKm) }},
 	{"travel_kmh", rules.Double, "speed implied by the hop from the previous location (0 when unknown or < 50 km)", func(in *input, _ int) ref.Val { in.travel(); return types.Double(in.travelKmh) }},
 	{"travel_minutes", rules.Double, "minutes since the previous located attempt of this number", func(in *input, _ int) ref.Val { in.travel(); return types.Double(in.travelMin) }},
 	{"phone_listed", rules.String, "block | allow | \"\": the number on the risk team's lists", func(in *input, i int) ref.Val { return in.str(i, in.lists.phone) }},
@@ -122,7 +137,7 @@ var (
 			schemas.OutcomeSuccess, schemas.OutcomeFail,
 			schemas.CarrierMobile, schemas.CarrierUnicom, schemas.CarrierTelecom, "CBN",
 			"android", "ios", "harmony", "h5", "web",
-			geo.IPTypeIDC, "block", "allow", "CN", "HK", "MO", "TW", "US",
+			geo.IPTypeIDC, geo.IPTypeMobile, "unknown AS", "no ASN data", "block", "allow", "CN", "HK", "MO", "TW", "US",
 		} {
 			m[s] = types.String(s)
 		}

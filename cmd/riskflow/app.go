@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -112,38 +113,25 @@ func scorerParts(c ScoringConfig, hasher *schemas.PhoneHasher, log *slog.Logger)
 		}
 		opts = append(opts, scoring.WithSegments(t))
 	}
-	idc := geo.DefaultIDCList()
-	if c.IDCList != "" {
-		set, err := geo.LoadCIDRFile(c.IDCList)
-		if err != nil {
-			return scoring.Config{}, nil, configError{fmt.Errorf("scoring.idc_list: %w", err)}
-		}
-		idc = set
+	loc, err := buildLocator(c, log)
+	if err != nil {
+		return scoring.Config{}, nil, err
 	}
-	city := c.GeoCity
-	if city == "" {
-		if p := defaultGeoPath(); p != "" {
-			city = p
-		}
-	}
-	if city != "" {
-		loc, err := geo.Open(city, c.GeoASN, geo.WithIDCList(idc))
-		if err != nil {
-			return scoring.Config{}, nil, configError{fmt.Errorf("scoring.geo_city: %w", err)}
-		}
-		log.Info("geo database loaded", "city", loc.Info().City.Path, "type", loc.Info().City.Type, "built", loc.Info().City.BuildTime.Format("2006-01-02"))
-		opts = append(opts, scoring.WithGeo(loc))
-	} else {
-		loc, _ := geo.Open("", "", geo.WithIDCList(idc))
-		opts = append(opts, scoring.WithGeo(loc))
-		log.Warn("no geo database: overseas_ip, impossible_travel and geo signals are off (run deploy/local/geo.sh install or set scoring.geo_city); datacenter list still active")
-	}
+	opts = append(opts, scoring.WithGeo(loc))
 	if c.Lists != "" {
 		l, err := scoring.LoadLists(c.Lists)
 		if err != nil {
 			return scoring.Config{}, nil, configError{fmt.Errorf("scoring.lists: %w", err)}
 		}
 		opts = append(opts, scoring.WithLists(l))
+	}
+	if c.Ported != "" {
+		p, err := scoring.LoadPorted(c.Ported)
+		if err != nil {
+			return scoring.Config{}, nil, configError{fmt.Errorf("scoring.ported: %w", err)}
+		}
+		opts = append(opts, scoring.WithPorted(p))
+		log.Info("ported numbers loaded: carrier_mismatch follows them", "numbers", p.Len())
 	}
 	if c.Provinces != "" {
 		p, err := scoring.LoadProvinces(c.Provinces)
@@ -162,15 +150,99 @@ func sourceName(path string) string {
 	return path
 }
 
-// defaultGeoPath is where deploy/local/geo.sh installs GeoLite2-City, if it is there.
-func defaultGeoPath() string {
+// buildLocator loads the geo databases, the ASN data and the network lists (datacenter CIDRs,
+// cloud ASes, mobile carrier networks). Whatever is missing turns its signals off, with a warning.
+func buildLocator(c ScoringConfig, log *slog.Logger) (*geo.Locator, error) {
+	idc := geo.DefaultIDCList()
+	if c.IDCList != "" {
+		set, err := geo.LoadCIDRFile(c.IDCList)
+		if err != nil {
+			return nil, configError{fmt.Errorf("scoring.idc_list: %w", err)}
+		}
+		idc = set
+	}
+	cloud, mobile := geo.DefaultCloudList(), geo.DefaultMobileList()
+	if c.IDCASNs != "" {
+		l, err := geo.LoadNetFile(c.IDCASNs)
+		if err != nil {
+			return nil, configError{fmt.Errorf("scoring.idc_asns: %w", err)}
+		}
+		cloud = l
+	}
+	if c.MobileNetworks != "" {
+		l, err := geo.LoadNetFile(c.MobileNetworks)
+		if err != nil {
+			return nil, configError{fmt.Errorf("scoring.mobile_networks: %w", err)}
+		}
+		mobile = l
+	}
+	opts := []geo.Option{geo.WithIDCList(idc), geo.WithCloudList(cloud), geo.WithMobileList(mobile)}
+
+	// scoring.geo_asn: the @ip-location-db/asn CSV files (a directory, or one .csv file), or a
+	// MaxMind-format ASN database (.mmdb). Default: the CSV directory deploy/local/geo.sh installs.
+	asnPath, asnMMDB := c.GeoASN, ""
+	if asnPath == "" {
+		asnPath = defaultCachePath("geo/asn/" + geo.ASNFiles[0])
+		if asnPath != "" {
+			asnPath = filepath.Dir(asnPath)
+		}
+	}
+	switch {
+	case asnPath == "":
+		log.Warn("no ASN data: reasons show \"no ASN data\", cloud ASes are not classified idc (the datacenter CIDR list still is), and mobile networks are recognized by their CIDRs only (run deploy/local/geo.sh install or set scoring.geo_asn)")
+	case strings.HasSuffix(asnPath, ".mmdb"):
+		asnMMDB = asnPath
+	default:
+		var t *geo.ASNTable
+		var err error
+		if st, serr := os.Stat(asnPath); serr == nil && st.IsDir() {
+			t, err = geo.LoadASNDir(asnPath)
+		} else {
+			t, err = geo.LoadASNFiles(asnPath)
+		}
+		if err != nil {
+			return nil, configError{fmt.Errorf("scoring.geo_asn: %w", err)}
+		}
+		v4, v6 := t.Len()
+		log.Info("ASN data loaded (@ip-location-db/asn: RouteViews, NRO, DB-IP; CC BY 4.0)", "path", asnPath, "ipv4_ranges", v4, "ipv6_ranges", v6)
+		opts = append(opts, geo.WithASNTable(t))
+	}
+
+	city := c.GeoCity
+	if city == "" {
+		city = defaultCachePath("geo/GeoLite2-City.mmdb")
+	}
+	if city == "" {
+		if asnMMDB != "" {
+			return nil, configError{fmt.Errorf("scoring.geo_asn: an ASN database (.mmdb) needs scoring.geo_city too; use the CSV ASN data without one")}
+		}
+		loc, err := geo.Open("", "", opts...)
+		if err != nil {
+			return nil, fmt.Errorf("geo: %w", err)
+		}
+		log.Warn("no geo database: overseas_ip, impossible_travel and geo signals are off (run deploy/local/geo.sh install or set scoring.geo_city); datacenter and mobile network lists still active")
+		return loc, nil
+	}
+	loc, err := geo.Open(city, asnMMDB, opts...)
+	if err != nil {
+		return nil, configError{fmt.Errorf("scoring.geo_city: %w", err)}
+	}
+	info := loc.Info()
+	log.Info("geo database loaded", "city", info.City.Path, "type", info.City.Type, "built", info.City.BuildTime.Format("2006-01-02"),
+		"mobile_asns", info.MobileASNs, "mobile_networks", info.MobileNetworks, "cloud_asns", info.CloudASNs)
+	return loc, nil
+}
+
+// defaultCachePath returns $RISKFLOW_CACHE_DIR/rel (default cache dir: the user's cache
+// directory/riskflow), where deploy/local/geo.sh installs data, when it exists; else "".
+func defaultCachePath(rel string) string {
 	dir := os.Getenv("RISKFLOW_CACHE_DIR")
 	if dir == "" {
 		if c, err := os.UserCacheDir(); err == nil {
 			dir = c + "/riskflow"
 		}
 	}
-	p := dir + "/geo/GeoLite2-City.mmdb"
+	p := dir + "/" + rel
 	if _, err := os.Stat(p); err == nil {
 		return p
 	}

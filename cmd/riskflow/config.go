@@ -124,6 +124,9 @@ type ScoringConfig struct {
 	GeoCity        string   `yaml:"geo_city"`
 	GeoASN         string   `yaml:"geo_asn"`
 	IDCList        string   `yaml:"idc_list"`
+	IDCASNs        string   `yaml:"idc_asns"`
+	MobileNetworks string   `yaml:"mobile_networks"`
+	Ported         string   `yaml:"ported"`
 	PhoneHashKey   string   `yaml:"phone_hash_key"`
 	Replay         bool     `yaml:"replay"`
 	// FeedWait bounds how long a scorer waits, before scoring a batch, for its full-state feed to

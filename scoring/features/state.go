@@ -20,7 +20,11 @@ const (
 	KindDevice             // a = phone
 	KindPrefix             // a = phone
 	KindApp                // a = phone, b = device (a tenant's whole traffic: always in the coarse tier)
-	NumKinds               // the number of kinds
+	// Per-app variants: the key is derived from (app, key) by the caller (Keys.AppIP, AppPrefix),
+	// so a large app's traffic on an address or a number block is counted apart from the others'.
+	KindAppIP     // a = phone, b = device
+	KindAppPrefix // a = phone
+	NumKinds      // the number of kinds
 )
 
 // epoch is the zero of entry time: entries store uint32 seconds since 2000-01-01 UTC.
@@ -162,6 +166,8 @@ type Keys struct {
 	HasLoc  bool
 	Lat     float32
 	Lon     float32
+	// AppIP and AppPrefix are the per-app keys of IP and Prefix (0: not counted per app).
+	AppIP, AppPrefix uint64
 }
 
 // Member folds a 64-bit key into the 32-bit member stored in entries (0 stays 0).
@@ -206,6 +212,8 @@ func (s *State) Apply(k *Keys) bool {
 	s.add(KindDevice, k.Device, e, phoneM, 0, nil) // no device id: skipped by add
 	s.add(KindPrefix, k.Prefix, e, phoneM, 0, nil)
 	s.add(KindApp, k.App, e, phoneM, deviceM, nil)
+	s.add(KindAppIP, k.AppIP, e, phoneM, deviceM, nil)
+	s.add(KindAppPrefix, k.AppPrefix, e, phoneM, 0, nil)
 	if k.Token != 0 {
 		sh := s.shard(k.Token)
 		sh.mu.Lock()

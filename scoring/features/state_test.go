@@ -584,7 +584,7 @@ func TestSweepIdleKeys(t *testing.T) {
 		t.Error("no old phone key dropped after 8192 recent events")
 	}
 	s := st.Stats()
-	want := [6]int{16, 1, 0, 0, 0, 0}
+	want := [features.NumKinds]int{16, 1, 0, 0, 0, 0}
 	if s.Keys != want {
 		t.Errorf("Keys after the sweep cycle = %v, want %v", s.Keys, want)
 	}
@@ -749,5 +749,31 @@ func TestAggregatesMatchCountAndDistinct(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestPerAppKinds: the per-app kinds count only the attempts that carry their key; the shared
+// kinds count all of them.
+func TestPerAppKinds(t *testing.T) {
+	st := features.New(features.Config{})
+	const ip, prefix = 1<<40 | 9, 1<<50 | 1380013
+	for i := 0; i < 6; i++ {
+		k := &features.Keys{EventID: uint64(100 + i), T: at(i), Phone: uint64(1 + i), IP: ip, Prefix: prefix, App: 7, AppIP: 70, AppPrefix: 700}
+		if i >= 4 { // another app: its own per-app keys
+			k.App, k.AppIP, k.AppPrefix = 8, 80, 800
+		}
+		mustApply(t, st, k)
+	}
+	if n := st.Count(features.KindIP, ip, at(10), 600, false, false, false); n != 6 {
+		t.Errorf("IP count %d, want 6", n)
+	}
+	if n := st.Count(features.KindAppIP, 70, at(10), 600, false, false, false); n != 4 {
+		t.Errorf("app 7's IP count %d, want 4", n)
+	}
+	if n := st.Distinct(features.KindAppPrefix, 800, at(10), 600, features.FieldA, 0); n != 2 {
+		t.Errorf("app 8's block phones %d, want 2", n)
+	}
+	if n := st.Distinct(features.KindPrefix, prefix, at(10), 600, features.FieldA, 0); n != 6 {
+		t.Errorf("block phones %d, want 6", n)
 	}
 }

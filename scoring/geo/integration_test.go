@@ -114,3 +114,61 @@ func BenchmarkLookupReal(b *testing.B) {
 		l.Lookup(ips[i%len(ips)])
 	}
 }
+
+// TestRealASNData loads the @ip-location-db/asn CSV files deploy/local/geo.sh installs:
+//
+//	RISKFLOW_GEO_ASN=$(deploy/local/geo.sh asn-path) go test -tags integration -run RealASN ./scoring/geo/
+//
+// and checks the classification of the addresses issue #14 names.
+func TestRealASNData(t *testing.T) {
+	dir := os.Getenv("RISKFLOW_GEO_ASN")
+	if dir == "" {
+		t.Skip("RISKFLOW_GEO_ASN is not set (see deploy/local/geo.sh asn-path)")
+	}
+	start := time.Now()
+	tab, err := geo.LoadASNDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v4, v6 := tab.Len()
+	t.Logf("loaded %d IPv4 and %d IPv6 ranges in %s", v4, v6, time.Since(start).Round(time.Millisecond))
+	if v4 < 100_000 || v6 < 10_000 {
+		t.Errorf("only %d IPv4 and %d IPv6 ranges: truncated files?", v4, v6)
+	}
+	l, err := geo.Open("", "", geo.WithASNTable(tab), geo.WithIDCList(geo.DefaultIDCList()),
+		geo.WithCloudList(geo.DefaultCloudList()), geo.WithMobileList(geo.DefaultMobileList()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		ip  string
+		typ string
+	}{
+		{"223.104.3.17", geo.IPTypeMobile},  // China Mobile 4G pool
+		{"117.136.200.3", geo.IPTypeMobile}, // China Mobile GPRS/4G
+		{"120.229.5.5", geo.IPTypeMobile},   // China Mobile Guangdong
+		{"183.192.1.1", geo.IPTypeMobile},   // China Mobile
+		{"2409:8962::1", geo.IPTypeMobile},  // China Mobile IPv6 cellular
+		{"47.92.10.20", geo.IPTypeIDC},      // Alibaba Cloud
+		{"119.29.29.29", geo.IPTypeIDC},     // Tencent Cloud (DNSPod)
+		{"114.114.114.114", geo.IPTypeIDC},  // hosted on Zenlayer
+		{"123.112.10.20", ""},               // China Unicom Beijing broadband
+		{"180.160.1.1", ""},                 // China Telecom Shanghai broadband
+	}
+	for _, c := range cases {
+		g := l.Lookup(netip.MustParseAddr(c.ip))
+		t.Logf("%-16s AS%-6d %-45q %s", c.ip, g.ASN, l.ASOrg(g.ASN), g.IPType)
+		if g.ASN == 0 {
+			t.Errorf("%s: no AS", c.ip)
+		}
+		if g.IPType != c.typ {
+			t.Errorf("%s: ip type %q, want %q", c.ip, g.IPType, c.typ)
+		}
+	}
+	// Every AS of the shipped lists is in the data under the organisation the lists name.
+	for _, asn := range append(geo.DefaultMobileList().ASNs(), geo.DefaultCloudList().ASNs()...) {
+		if tab.Org(asn) == "" {
+			t.Errorf("AS%d of the shipped lists is not in the ASN data", asn)
+		}
+	}
+}

@@ -16,8 +16,12 @@ import (
 	"github.com/riskflow/riskflow/schemas"
 )
 
-// IPTypeIDC is Geo.IPType for an address in the datacenter/proxy list.
+// IPTypeIDC is Geo.IPType for an address in the datacenter/proxy list (or of a cloud AS).
 const IPTypeIDC = "idc"
+
+// IPTypeMobile is Geo.IPType for an address of a mobile carrier network (see DefaultMobileList):
+// its location is low confidence and does not drive travel.
+const IPTypeMobile = "mobile"
 
 // DefaultCacheSize is how many decoded records a Locator keeps per database
 // unless WithCacheSize says otherwise.
@@ -33,6 +37,9 @@ type Locator struct {
 	asn       *maxminddb.Reader // nil without an ASN database
 	asnInfo   DBInfo
 	idc       *CIDRSet
+	cloud     *NetList  // cloud ASNs (and CIDRs): idc as well
+	mobile    *NetList  // mobile carrier networks
+	asnTable  *ASNTable // CSV ASN data (@ip-location-db/asn); preferred over an ASN mmdb
 
 	places offsetCache[place]
 	asns   offsetCache[uint32]
@@ -51,6 +58,13 @@ type Info struct {
 	City        DBInfo
 	ASN         DBInfo // zero without an ASN database
 	IDCNetworks int    // networks in the IDC list (0: none)
+	// ASNFiles names the CSV ASN files loaded (WithASNTable), comma-separated; ASNRanges counts
+	// their IPv4 and IPv6 ranges.
+	ASNFiles  string
+	ASNRanges [2]int
+	CloudASNs int // AS numbers classified idc (WithCloudList)
+	// MobileASNs and MobileNetworks count the mobile list's entries (WithMobileList).
+	MobileASNs, MobileNetworks int
 }
 
 // Option configures Open.
@@ -58,8 +72,24 @@ type Option func(*options)
 
 type options struct {
 	idc       *CIDRSet
+	cloud     *NetList
+	mobile    *NetList
+	asnTable  *ASNTable
 	cacheSize int
 }
+
+// WithCloudList adds cloud and hosting networks, usually by AS number (DefaultCloudList):
+// addresses in them get IPType "idc" too. AS entries need ASN data (WithASNTable or an ASN
+// database).
+func WithCloudList(l *NetList) Option { return func(o *options) { o.cloud = l } }
+
+// WithMobileList sets the mobile carrier networks (DefaultMobileList): addresses in them get
+// IPType "mobile" unless they are "idc". AS entries need ASN data; CIDR entries do not.
+func WithMobileList(l *NetList) Option { return func(o *options) { o.mobile = l } }
+
+// WithASNTable sets CSV ASN data (LoadASNDir): Geo.ASN and ASOrg come from it, and it takes
+// precedence over an ASN database given to Open.
+func WithASNTable(t *ASNTable) Option { return func(o *options) { o.asnTable = t } }
 
 // WithIDCList sets the datacenter/proxy networks: addresses inside them get
 // IPType "idc". Without it IPType is never "idc". See DefaultIDCList and
@@ -83,13 +113,13 @@ func Open(cityPath, asnPath string, opts ...Option) (*Locator, error) {
 		opt(&o)
 	}
 	if cityPath == "" {
-		if o.idc == nil || asnPath != "" {
+		if (o.idc == nil && o.asnTable == nil && o.mobile == nil && o.cloud == nil) || asnPath != "" {
 			return nil, errors.New("geo: no city database path (use a nil *Locator to run without geo)")
 		}
-		// No databases: a locator that only knows the datacenter list.
-		return &Locator{idc: o.idc}, nil
+		// No databases: a locator that only knows the network lists (and the ASN table).
+		return &Locator{idc: o.idc, cloud: o.cloud, mobile: o.mobile, asnTable: o.asnTable}, nil
 	}
-	l := &Locator{idc: o.idc}
+	l := &Locator{idc: o.idc, cloud: o.cloud, mobile: o.mobile, asnTable: o.asnTable}
 	var err error
 	var ref *geoip2.Reader
 	if l.city, ref, l.cityInfo, err = load(cityPath); err != nil {
@@ -201,26 +231,46 @@ func (l *Locator) Lookup(ip netip.Addr) schemas.Geo {
 		nip = buf[:]
 	}
 
-	if l.city == nil { // datacenter list only
-		if l.idc.Contains(ip) {
-			g.IPType = IPTypeIDC
+	if l.city != nil {
+		if p, ok := l.lookupPlace(nip); ok {
+			g.Country, g.Province, g.City = p.country, p.province, p.city
+			g.Lat, g.Lon = p.lat, p.lon
 		}
-		return g
 	}
-	if p, ok := l.lookupPlace(nip); ok {
-		g.Country, g.Province, g.City = p.country, p.province, p.city
-		g.Lat, g.Lon = p.lat, p.lon
-	}
-	if l.asn != nil {
+	switch {
+	case l.asnTable != nil:
+		g.ASN, _ = l.asnTable.Lookup(ip)
+	case l.asn != nil:
 		g.ASN = l.lookupASN(nip)
 	}
-	// Connection types ("mobile", "broadband") would be decided here, from a
-	// database that has them; GeoLite2 does not.
-	if l.idc.Contains(ip) {
+	// GeoLite2 carries no connection type: "mobile" comes from the mobile list (carrier ASes and
+	// cellular pools), "idc" from the datacenter list and the cloud ASes; idc wins.
+	switch {
+	case l.idc.Contains(ip) || l.cloud.Match(ip, g.ASN):
 		g.IPType = IPTypeIDC
+	case l.mobile.Match(ip, g.ASN):
+		g.IPType = IPTypeMobile
 	}
 	return g
 }
+
+// Confident reports whether g's location is precise enough to measure travel: a city with
+// coordinates, on a network that is not a mobile carrier's (whose pools geolocate poorly).
+func Confident(g *schemas.Geo) bool {
+	return g.City != "" && (g.Lat != 0 || g.Lon != 0) && g.IPType != IPTypeMobile
+}
+
+// ASOrg returns the organisation of an AS number from the CSV ASN data ("" when unknown or
+// without it; an ASN database carries no organisation riskflow decodes).
+func (l *Locator) ASOrg(asn uint32) string {
+	if l == nil {
+		return ""
+	}
+	return l.asnTable.Org(asn)
+}
+
+// HasASN reports whether the locator has ASN data (CSV table or database).
+func (l *Locator) HasASN() bool { return l != nil && (l.asnTable != nil || l.asn != nil) }
 
 func (l *Locator) lookupPlace(ip net.IP) (place, bool) {
 	off, ok := l.offset(l.city, ip)
@@ -297,5 +347,8 @@ func (l *Locator) Info() Info {
 	if l == nil {
 		return Info{}
 	}
-	return Info{City: l.cityInfo, ASN: l.asnInfo, IDCNetworks: l.idc.Len()}
+	v4, v6 := l.asnTable.Len()
+	return Info{City: l.cityInfo, ASN: l.asnInfo, IDCNetworks: l.idc.Len(),
+		ASNFiles: strings.Join(l.asnTable.Files(), ","), ASNRanges: [2]int{v4, v6},
+		CloudASNs: len(l.cloud.ASNs()), MobileASNs: len(l.mobile.ASNs()), MobileNetworks: l.mobile.Networks()}
 }

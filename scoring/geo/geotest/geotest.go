@@ -43,6 +43,7 @@ type ASNEntry struct {
 const (
 	BeijingMobileIP   = "39.156.66.10"    // CN / Beijing / Beijing, AS9808 China Mobile
 	BeijingMobileIPv6 = "2409:8c00::1"    // CN / Beijing / Beijing, AS9808 China Mobile
+	BeijingFixedIP    = "123.112.10.20"   // CN / Beijing / Beijing, AS4808 China Unicom Beijing (fixed broadband)
 	GuangdongIP       = "120.196.10.20"   // CN / Guangdong / Guangzhou, AS56040 China Mobile Guangdong
 	ShanghaiIP        = "101.226.4.6"     // CN / Shanghai / Shanghai, AS4812 China Telecom
 	USIP              = "8.8.8.8"         // US / California / Mountain View, AS15169 Google
@@ -68,12 +69,13 @@ const (
 )
 
 // CityEntries is the standard City fixture: a Beijing China Mobile range (v4
-// and v6), a Guangdong range, a Shanghai range, a US range, a datacenter range
+// and v6), a Beijing fixed-broadband range, a Guangdong range, a Shanghai range, a US range, a datacenter range
 // and a country-only Chinese range.
 func CityEntries() []CityEntry {
 	return []CityEntry{
 		{"39.156.0.0/16", "CN", "Beijing", "Beijing", BeijingLat, BeijingLon},
 		{"2409:8c00::/28", "CN", "Beijing", "Beijing", BeijingLat, BeijingLon},
+		{"123.112.0.0/16", "CN", "Beijing", "Beijing", BeijingLat, BeijingLon},
 		{"120.196.0.0/16", "CN", "Guangdong", "Guangzhou", GuangzhouLat, GuangzhouLon},
 		{"101.226.0.0/16", "CN", "Shanghai", "Shanghai", ShanghaiLat, ShanghaiLon},
 		{"8.8.8.0/24", "US", "California", "Mountain View", 37.386, -122.0838},
@@ -87,6 +89,7 @@ func ASNEntries() []ASNEntry {
 	return []ASNEntry{
 		{"39.156.0.0/16", 9808, "China Mobile Communications Group Co., Ltd."},
 		{"2409:8c00::/28", 9808, "China Mobile Communications Group Co., Ltd."},
+		{"123.112.0.0/16", 4808, "China Unicom Beijing Province Network"},
 		{"120.196.0.0/16", 56040, "China Mobile communications corporation"},
 		{"101.226.0.0/16", 4812, "China Telecom (Group)"},
 		{"8.8.8.0/24", 15169, "GOOGLE"},
