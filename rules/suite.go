@@ -40,11 +40,21 @@ type TestCase struct {
 }
 
 // GivenEvent is one entry of `given`: VerifyEvent JSON fields, plus an optional `count` that
-// applies the same event Count times (the runner gives each copy its own event_id).
+// applies the same event Count times (the runner gives each copy its own event_id), and an
+// optional `vary` that gives each copy its own number: VaryPhone (the next numbers of the block,
+// 连号: the last 4 digits count up) or VaryBlock (the same last 4 digits in the next 7-digit
+// blocks) — so that a test can stand for a large app's many users.
 type GivenEvent struct {
 	Count int            // ≥ 1; 1 when `count` is omitted
-	Event map[string]any // the event's fields, without `count`
+	Vary  string         // "", VaryPhone or VaryBlock
+	Event map[string]any // the event's fields, without `count` and `vary`
 }
+
+// Values of GivenEvent.Vary.
+const (
+	VaryPhone = "phone"
+	VaryBlock = "block"
+)
 
 // Expectation is a test's `expect`. Every field is optional but at least one must be set.
 type Expectation struct {
@@ -194,7 +204,9 @@ func (s *suiteParser) test(i int, n *yaml.Node, seen map[string]int) (TestCase, 
 		} else {
 			for k, en := range g.Content {
 				ev, count := s.event(en, label, fmt.Sprintf("given[%d]", k), true)
-				tc.Given = append(tc.Given, GivenEvent{Count: count, Event: ev})
+				vary, _ := ev["vary"].(string)
+				delete(ev, "vary")
+				tc.Given = append(tc.Given, GivenEvent{Count: count, Vary: vary, Event: ev})
 			}
 		}
 	}
@@ -213,7 +225,8 @@ func (s *suiteParser) test(i int, n *yaml.Node, seen map[string]int) (TestCase, 
 	return tc, len(s.errs) == before
 }
 
-// event decodes an event mapping; with allowCount, a `count` key gives the repetitions.
+// event decodes an event mapping; with allowCount, a `count` key gives the repetitions and a
+// `vary` key (left in the map for the caller) how the copies differ.
 func (s *suiteParser) event(n *yaml.Node, test, where string, allowCount bool) (map[string]any, int) {
 	count := 1
 	if n.Kind != yaml.MappingNode {
@@ -222,7 +235,7 @@ func (s *suiteParser) event(n *yaml.Node, test, where string, allowCount bool) (
 	}
 	known := eventFields
 	if allowCount {
-		known = append([]string{"count"}, eventFields...)
+		known = append([]string{"count", "vary"}, eventFields...)
 	}
 	f := s.fields(n, test, where, known)
 	ev := make(map[string]any, len(f))
@@ -233,6 +246,13 @@ func (s *suiteParser) event(n *yaml.Node, test, where string, allowCount bool) (
 				s.errAt(v, test, where, "count %q must be a whole number ≥ 1", v.Value)
 			}
 			count = c
+			continue
+		}
+		if k == "vary" {
+			if v.Kind != yaml.ScalarNode || (v.Value != VaryPhone && v.Value != VaryBlock) {
+				s.errAt(v, test, where, "vary %q must be %s (the next numbers of the block) or %s (the next blocks)", v.Value, VaryPhone, VaryBlock)
+			}
+			ev[k] = v.Value
 			continue
 		}
 		if v.Kind != yaml.ScalarNode {

@@ -162,14 +162,23 @@ func buildLocator(c ScoringConfig, log *slog.Logger) (*geo.Locator, error) {
 		idc = set
 	}
 	cloud, mobile := geo.DefaultCloudList(), geo.DefaultMobileList()
-	if c.IDCASNs != "" {
+	switch c.IDCASNs {
+	case "":
+	case "none":
+		cloud = nil
+	default:
 		l, err := geo.LoadNetFile(c.IDCASNs)
 		if err != nil {
 			return nil, configError{fmt.Errorf("scoring.idc_asns: %w", err)}
 		}
 		cloud = l
 	}
-	if c.MobileNetworks != "" {
+	switch c.MobileNetworks {
+	case "":
+	case "none":
+		mobile = nil
+		log.Warn("scoring.mobile_networks is none: every city-level location counts as confident, mobile carrier pools included")
+	default:
 		l, err := geo.LoadNetFile(c.MobileNetworks)
 		if err != nil {
 			return nil, configError{fmt.Errorf("scoring.mobile_networks: %w", err)}

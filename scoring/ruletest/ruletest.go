@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -123,7 +124,14 @@ func runOne(s *scoring.Scorer, idx int, tc rules.TestCase) Result {
 	for gi, g := range tc.Given {
 		for k := 0; k < g.Count; k++ {
 			ts := now.Add(-time.Duration(total-n) * step)
-			gev, err := build(g.Event, fmt.Sprintf("t%d-g%d-%d", idx, gi, k), ts)
+			fields := g.Event
+			if g.Vary != "" {
+				if fields, err = vary(g.Event, g.Vary, k); err != nil {
+					res.Failures = append(res.Failures, fmt.Sprintf("given[%d]: %v", gi, err))
+					return res
+				}
+			}
+			gev, err := build(fields, fmt.Sprintf("t%d-g%d-%d", idx, gi, k), ts)
 			n++
 			if err != nil {
 				res.Failures = append(res.Failures, fmt.Sprintf("given[%d]: %v", gi, err))
@@ -191,6 +199,31 @@ func build(fields map[string]any, id string, ts time.Time) (schemas.VerifyEvent,
 		return schemas.VerifyEvent{}, err
 	}
 	return schemas.DecodeEvent(b)
+}
+
+// vary returns copy k of a `vary` given event: its number moved k places along the block
+// (rules.VaryPhone: the last 4 digits) or along the blocks (rules.VaryBlock: digits 4–7), wrapping
+// within the 4 digits.
+func vary(fields map[string]any, how string, k int) (map[string]any, error) {
+	phone, _ := fields["phone"].(string)
+	if phone == "" {
+		phone, _ = defaults["phone"].(string)
+	}
+	p, err := schemas.NormalizePhone(phone)
+	if err != nil || len(p) != 11 {
+		return nil, fmt.Errorf("vary: the phone must be an 11-digit number")
+	}
+	at := 7 // rules.VaryPhone: digits 8–11
+	if how == rules.VaryBlock {
+		at = 3
+	}
+	n, _ := strconv.Atoi(p[at : at+4])
+	out := make(map[string]any, len(fields))
+	for key, v := range fields {
+		out[key] = v
+	}
+	out["phone"] = fmt.Sprintf("%s%04d%s", p[:at], (n+k)%10000, p[at+4:])
+	return out, nil
 }
 
 // Summary renders results as lines for people: "ok name" / "FAIL name (line N): why".

@@ -1,6 +1,8 @@
 package ruletest_test
 
 import (
+	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,10 +18,17 @@ import (
 	"github.com/riskflow/riskflow/scoring/ruletest"
 )
 
-// idcOnly is the locator `riskflow rules test` has without a geo database: the datacenter list.
+// lists are the network lists `riskflow` loads by default: datacenter CIDRs, cloud ASes, mobile
+// carrier networks.
+func lists() []geo.Option {
+	return []geo.Option{geo.WithIDCList(geo.DefaultIDCList()), geo.WithCloudList(geo.DefaultCloudList()), geo.WithMobileList(geo.DefaultMobileList())}
+}
+
+// idcOnly is the locator `riskflow rules test` has without a geo database and ASN data: the
+// network lists.
 func idcOnly(t testing.TB) *geo.Locator {
 	t.Helper()
-	loc, err := geo.Open("", "", geo.WithIDCList(geo.DefaultIDCList()))
+	loc, err := geo.Open("", "", lists()...)
 	if err != nil {
 		t.Fatalf("geo.Open (datacenter list only): %v", err)
 	}
@@ -79,16 +88,42 @@ func TestDefaultPack(t *testing.T) {
 	runSuite(t, "rules/packs/default/tests.yaml", packs.DefaultTests(), scorers(idcOnly(t)))
 }
 
-// geoFixture is the geotest standard City/ASN fixture plus Tianjin (107 km from Beijing) and
-// Xi'an (905 km) ranges, for hops just around the impossible_travel limits.
+// geoFixture is the geotest standard City fixture plus Tianjin (107 km from Beijing) and Xi'an
+// (905 km) fixed-broadband ranges, for hops just around the impossible_travel limits, with the
+// fixture's ASN entries as CSV ASN data (as deploy/local/geo.sh installs it) and the default
+// network lists: the China Mobile ranges (Beijing 39.156.0.0/16, Guangzhou 120.196.0.0/16) are
+// mobile, so their locations are not confident.
 func geoFixture(t *testing.T) *geo.Locator {
 	t.Helper()
-	_, asn := geotest.Fixture(t)
 	city := filepath.Join(t.TempDir(), "GeoLite2-City.mmdb")
 	geotest.WriteCity(t, city, append(geotest.CityEntries(),
 		geotest.CityEntry{Network: "111.160.0.0/16", Country: "CN", Province: "Tianjin", City: "Tianjin", Lat: 39.1422, Lon: 117.1767},
 		geotest.CityEntry{Network: "113.200.0.0/16", Country: "CN", Province: "Shaanxi", City: "Xi'an", Lat: 34.3416, Lon: 108.9398}))
-	loc, err := geo.Open(city, asn, geo.WithIDCList(geo.DefaultIDCList()))
+	entries := append(geotest.ASNEntries(),
+		geotest.ASNEntry{Network: "111.160.0.0/16", ASN: 4837, Org: "CHINA UNICOM China169 Backbone"},
+		geotest.ASNEntry{Network: "113.200.0.0/16", ASN: 4837, Org: "CHINA UNICOM China169 Backbone"})
+	var csv strings.Builder
+	for _, e := range entries {
+		p := netip.MustParsePrefix(e.Network)
+		last := p.Addr().As16()
+		bits := p.Bits()
+		if p.Addr().Is4() {
+			bits += 96
+		}
+		for i := bits; i < 128; i++ {
+			last[i/8] |= 1 << (7 - i%8)
+		}
+		hi := netip.AddrFrom16(last)
+		if p.Addr().Is4() {
+			hi = hi.Unmap()
+		}
+		fmt.Fprintf(&csv, "%s,%s,%d,%q\n", p.Addr(), hi, e.ASN, e.Org)
+	}
+	tab, err := geo.LoadASNCSV(strings.NewReader(csv.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, err := geo.Open(city, "", append(lists(), geo.WithASNTable(tab))...)
 	if err != nil {
 		t.Fatalf("geo.Open: %v", err)
 	}
@@ -118,6 +153,20 @@ func testLists(t *testing.T) *scoring.Lists {
 	return l
 }
 
+func testPorted(t *testing.T) *scoring.Ported {
+	t.Helper()
+	p, err := scoring.LoadPorted(filepath.Join("testdata", "ported.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestDefaultPackPorted covers carrier_mismatch with a ported-numbers list.
+func TestDefaultPackPorted(t *testing.T) {
+	runSuite(t, "testdata/ported-tests.yaml", readTestdata(t, "ported-tests.yaml"), scorers(idcOnly(t), scoring.WithPorted(testPorted(t))))
+}
+
 // TestDefaultPackLists covers the blocklist rule, which needs a lists file.
 func TestDefaultPackLists(t *testing.T) {
 	runSuite(t, "testdata/lists-tests.yaml", readTestdata(t, "lists-tests.yaml"), scorers(idcOnly(t), scoring.WithLists(testLists(t))))
@@ -137,6 +186,7 @@ func TestDefaultPackCoverage(t *testing.T) {
 		{"rules/packs/default/tests.yaml", packs.DefaultTests(), scorers(idcOnly(t))},
 		{"testdata/geo-tests.yaml", readTestdata(t, "geo-tests.yaml"), scorers(geoFixture(t), scoring.WithProvinces(testProvinces(t)))},
 		{"testdata/lists-tests.yaml", readTestdata(t, "lists-tests.yaml"), scorers(idcOnly(t), scoring.WithLists(testLists(t)))},
+		{"testdata/ported-tests.yaml", readTestdata(t, "ported-tests.yaml"), scorers(idcOnly(t), scoring.WithPorted(testPorted(t)))},
 	}
 	s, err := scorers(idcOnly(t))()
 	if err != nil {
