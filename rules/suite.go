@@ -41,20 +41,38 @@ type TestCase struct {
 
 // GivenEvent is one entry of `given`: VerifyEvent JSON fields, plus an optional `count` that
 // applies the same event Count times (the runner gives each copy its own event_id), and an
-// optional `vary` that gives each copy its own number: VaryPhone (the next numbers of the block,
-// 连号: the last 4 digits count up) or VaryBlock (the same last 4 digits in the next 7-digit
-// blocks) — so that a test can stand for a large app's many users.
+// optional `vary` that gives each copy its own number, so that a test can stand for a large app's
+// many users: VaryPhone (`phone`: the next numbers of the block, 连号 — the last 4 digits count
+// up), VaryBlock (`block`: the same last 4 digits in the next 7-digit blocks), or `block/N` (the
+// copies cycle through N blocks, N ≥ 1, the last 4 digits counting up at each round: N blocks
+// of about count/N numbers each, as a regional app's).
 type GivenEvent struct {
 	Count int            // ≥ 1; 1 when `count` is omitted
 	Vary  string         // "", VaryPhone or VaryBlock
 	Event map[string]any // the event's fields, without `count` and `vary`
 }
 
-// Values of GivenEvent.Vary.
+// Values of GivenEvent.Vary (and VaryBlock + "/N").
 const (
 	VaryPhone = "phone"
 	VaryBlock = "block"
 )
+
+// ParseVary reads a `vary` value: how (VaryPhone or VaryBlock) and, for "block/N", the number of
+// blocks N the copies cycle through (0: no cycle).
+func ParseVary(v string) (how string, blocks int, err error) {
+	switch {
+	case v == VaryPhone || v == VaryBlock:
+		return v, 0, nil
+	case strings.HasPrefix(v, VaryBlock+"/"):
+		n, err := strconv.Atoi(v[len(VaryBlock)+1:])
+		if err != nil || n < 1 || n > 10000 {
+			return "", 0, fmt.Errorf("vary %q: N must be a whole number from 1 to 10000", v)
+		}
+		return VaryBlock, n, nil
+	}
+	return "", 0, fmt.Errorf("vary %q is not %s, %s or %s/N", v, VaryPhone, VaryBlock, VaryBlock)
+}
 
 // Expectation is a test's `expect`. Every field is optional but at least one must be set.
 type Expectation struct {
@@ -249,8 +267,8 @@ func (s *suiteParser) event(n *yaml.Node, test, where string, allowCount bool) (
 			continue
 		}
 		if k == "vary" {
-			if v.Kind != yaml.ScalarNode || (v.Value != VaryPhone && v.Value != VaryBlock) {
-				s.errAt(v, test, where, "vary %q must be %s (the next numbers of the block) or %s (the next blocks)", v.Value, VaryPhone, VaryBlock)
+			if _, _, err := ParseVary(v.Value); v.Kind != yaml.ScalarNode || err != nil {
+				s.errAt(v, test, where, "vary %q must be %s (the next numbers of the block), %s (the next blocks) or %s/N (N blocks in turn)", v.Value, VaryPhone, VaryBlock, VaryBlock)
 			}
 			ev[k] = v.Value
 			continue

@@ -56,6 +56,7 @@ var windowFeatures = []windowFeature{
 	{name: "app_ip_devices", doc: "distinct devices seen on this IP in this app", kind: features.KindAppIP, distinct: true, field: features.FieldB, keyOf: appIPKey, selfOf: deviceMember},
 	{name: "app_prefix_phones", doc: "distinct numbers of this 7-digit block (连号) verified in this app", kind: features.KindAppPrefix, distinct: true, field: features.FieldA, keyOf: appPrefixKey, selfOf: phoneMember},
 	{name: "app_prefix_verifies", doc: "verifications of numbers of this 7-digit block in this app", kind: features.KindAppPrefix, keyOf: appPrefixKey},
+	{name: "app_blocks", doc: "distinct 7-digit blocks of the numbers verified in this app (a HyperLogLog estimate above 512): app_phones / app_blocks is the app's usual count per block", kind: features.KindAppBlocks, distinct: true, field: features.FieldA, keyOf: appKey, selfOf: prefixMember},
 }
 
 func phoneKey(in *input) uint64     { return in.keys.Phone }
@@ -69,6 +70,7 @@ func appPrefixKey(in *input) uint64 { return in.keys.AppPrefix }
 func phoneMember(in *input) uint32  { return in.members[0] }
 func deviceMember(in *input) uint32 { return in.members[1] }
 func netMember(in *input) uint32    { return in.members[2] }
+func prefixMember(in *input) uint32 { return features.Member(in.keys.Prefix) }
 
 // scalarVar is a per-event value that is not a window feature. eval returns cel-go values
 // (types.Int, types.String, …), which the rules engine uses as they are, without converting.

@@ -51,6 +51,12 @@ type Config struct {
 	Scenarios []string
 	// Apps are the app_id values to spread users and attacks over (default DefaultApps).
 	Apps []string
+	// LargeApp, when set, is a large regional app taking LargeAppShare of the ordinary users (and
+	// their logins): its users' numbers come from 1,000 7-digit blocks and their addresses from a
+	// twentieth of each carrier's NAT pool, so its ordinary traffic crowds blocks and NAT addresses
+	// as a very large app's does. Attack scenarios stay in Apps.
+	LargeApp      string
+	LargeAppShare float64
 }
 
 // Labeled is one generated event with its ground truth.
@@ -81,13 +87,15 @@ type Generator struct {
 	sources  []*source
 	perEvent float64 // attack events owed to each scenario per benign event
 
-	queue    queue
-	seq      uint64
-	emitted  uint64
-	tokens   uint64
-	idPrefix string
-	victims  [victimRing]victim
-	nVictims int
+	queue       queue
+	seq         uint64
+	emitted     uint64
+	tokens      uint64
+	idPrefix    string
+	victims     [victimRing]victim
+	nVictims    int
+	trips       uint64                // travellers so far (flight)
+	largeBlocks [numCarriers][]string // the large app's 7-digit blocks, by carrier
 }
 
 // Benign behaviour.
@@ -158,6 +166,14 @@ func New(cfg Config) (*Generator, error) {
 			return nil, fmt.Errorf("loadgen: app id %q is not a valid app_id (1 to %d bytes of text)", app, schemas.MaxAppIDLen)
 		}
 	}
+	switch {
+	case cfg.LargeApp == "" && cfg.LargeAppShare != 0:
+		return nil, fmt.Errorf("loadgen: large app share %v without a large app id", cfg.LargeAppShare)
+	case cfg.LargeApp != "" && !(cfg.LargeAppShare > 0 && cfg.LargeAppShare < 1):
+		return nil, fmt.Errorf("loadgen: large app share must be between 0 and 1 (exclusive), got %v", cfg.LargeAppShare)
+	case cfg.LargeApp != "" && (len(cfg.LargeApp) > schemas.MaxAppIDLen || !utf8.ValidString(cfg.LargeApp) || strings.ContainsFunc(cfg.LargeApp, func(r rune) bool { return r < 0x20 || r == 0x7f })):
+		return nil, fmt.Errorf("loadgen: large app id %q is not a valid app_id (1 to %d bytes of text)", cfg.LargeApp, schemas.MaxAppIDLen)
+	}
 	scens, err := selectScenarios(cfg.Scenarios)
 	if err != nil {
 		return nil, err
@@ -172,6 +188,18 @@ func New(cfg Config) (*Generator, error) {
 	}
 
 	g := &Generator{cfg: cfg, plan: plan}
+	if cfg.LargeApp != "" {
+		br := derive(mix(cfg.Seed^0x5bd1e9955bd1e995), 6, 0)
+		for range largeAppBlocks {
+			c := br.weighted(carrierShares)
+			g.largeBlocks[c] = append(g.largeBlocks[c], g.plan.basicNumber(&br, c)[:7])
+		}
+		for c := range g.largeBlocks {
+			if len(g.largeBlocks[c]) == 0 { // a thousand draws at 20 %: never, but stay total
+				g.largeBlocks[c] = append(g.largeBlocks[c], g.plan.basicNumber(&br, c)[:7])
+			}
+		}
+	}
 	// Offsets are whole milliseconds from a whole-millisecond start inside [Start, Start+Duration].
 	g.start = cfg.Start.Truncate(time.Millisecond)
 	if g.start.Before(cfg.Start) {
@@ -190,8 +218,9 @@ func New(cfg Config) (*Generator, error) {
 	for c := range g.nat {
 		g.nat[c] = max(minNATAddrs, int(carrierShares[c]*cfg.Rate*natAddrsPerRate))
 	}
-	// A session is one attempt, plus an SMS fallback after some failures.
-	g.maxRate = benignRate / (1 + gatewayFailRate*fallbackAfterFail) * rhythmPeak
+	// A session is one attempt, plus an SMS fallback after some failures, sometimes a second login
+	// of the user, and now and then a traveller's two logins.
+	g.maxRate = benignRate / ((1 + gatewayFailRate*fallbackAfterFail) * (1 + reloginShare + 2*flightShare)) * rhythmPeak
 	if len(scens) > 0 && cfg.AttackShare > 0 {
 		g.perEvent = cfg.AttackShare / (1 - cfg.AttackShare) / float64(len(scens))
 		for _, s := range scens {
@@ -237,6 +266,9 @@ func configHash(cfg *Config) uint64 {
 	f := fnv.New64a()
 	fmt.Fprintf(f, "%d|%v|%d|%d|%v|%q|%q", cfg.Seed, cfg.Rate, cfg.Duration, cfg.Start.UnixNano(),
 		cfg.AttackShare, cfg.Scenarios, cfg.Apps)
+	if cfg.LargeApp != "" {
+		fmt.Fprintf(f, "|%q|%v", cfg.LargeApp, cfg.LargeAppShare)
+	}
 	return mix(f.Sum64())
 }
 
@@ -298,19 +330,33 @@ func (g *Generator) rhythmAt(sec float64) float64 {
 	return rhythm[i%24]*(1-frac) + rhythm[(i+1)%24]*frac
 }
 
-// session emits one benign login (and maybe its SMS fallback) at t, then lets the attack
-// scenarios catch up on their share.
+// session emits one benign login (and maybe its SMS fallback) at t, sometimes a second login of
+// the same user a little later and a traveller's trip, then lets the attack scenarios catch up on
+// their share.
 func (g *Generator) session(t time.Duration) {
 	r := &g.r
-	u := g.user(r.intn(g.users))
+	ui := r.intn(g.users)
+	u := g.user(ui)
+	n := g.login(t, &u, true)
+	if n > 0 && r.chance(reloginShare) {
+		n += g.relogin(t, ui)
+	}
+	if r.chance(flightShare) {
+		n += g.flight(t)
+	}
+	g.attacks(t, n)
+}
+
+// login queues one login of u at t (and maybe its SMS fallback) and reports how many events it
+// queued. remember offers a successful gateway login to token_replay, which replays tokens after
+// the original: only a login at the current session time may be offered.
+func (g *Generator) login(t time.Duration, u *user, remember bool) int {
+	r := &g.r
 	d := u.devices[0]
 	if u.ndev == 2 && r.chance(otherDeviceUse) {
 		d = u.devices[1]
 	}
-	ip := u.home
-	if r.chance(altAddrShare) {
-		ip = u.alt
-	}
+	ip := g.addrFor(r, u)
 	flow := schemas.FlowH5QuickLogin
 	if d.platform != "h5" {
 		flow = []string{schemas.FlowOneClickLogin, schemas.FlowNumberVerify, schemas.FlowSMSFallback}[r.weighted([]float64{0.80, 0.15, 0.05})]
@@ -326,30 +372,29 @@ func (g *Generator) session(t time.Duration) {
 		if r.chance(smsFailRate) {
 			fail(&ev, pick(r, smsFails))
 		}
-		n += g.push(t, ev, LabelBenign)
-	} else {
-		failed := r.chance(gatewayFailRate)
-		if failed {
-			fail(&ev, pick(r, benignGatewayFails[u.carrier]))
-		}
-		if !failed || serverSide[ev.ErrorCode] {
-			ev.TokenDigest = g.token()
-		}
-		n += g.push(t, ev, LabelBenign)
-		if !failed && n > 0 {
-			g.remember(t, &ev)
-		}
-		if failed && r.chance(fallbackAfterFail) {
-			sms := ev
-			sms.Flow, sms.Carrier, sms.TokenDigest = schemas.FlowSMSFallback, "", ""
-			sms.Outcome, sms.ErrorCode = schemas.OutcomeSuccess, ""
-			if r.chance(smsFailRate) {
-				fail(&sms, pick(r, smsFails))
-			}
-			n += g.push(t+r.dur(15*time.Second, 90*time.Second), sms, LabelBenign)
-		}
+		return g.push(t, ev, LabelBenign)
 	}
-	g.attacks(t, n)
+	failed := r.chance(gatewayFailRate)
+	if failed {
+		fail(&ev, pick(r, benignGatewayFails[u.carrier]))
+	}
+	if !failed || serverSide[ev.ErrorCode] {
+		ev.TokenDigest = g.token()
+	}
+	n += g.push(t, ev, LabelBenign)
+	if remember && !failed && n > 0 {
+		g.remember(t, &ev)
+	}
+	if failed && r.chance(fallbackAfterFail) {
+		sms := ev
+		sms.Flow, sms.Carrier, sms.TokenDigest = schemas.FlowSMSFallback, "", ""
+		sms.Outcome, sms.ErrorCode = schemas.OutcomeSuccess, ""
+		if r.chance(smsFailRate) {
+			fail(&sms, pick(r, smsFails))
+		}
+		n += g.push(t+r.dur(15*time.Second, 90*time.Second), sms, LabelBenign)
+	}
+	return n
 }
 
 // attacks credits each scenario with its share of n benign events and starts the episodes that
@@ -374,13 +419,21 @@ func fail(ev *schemas.VerifyEvent, code string) {
 	ev.Outcome, ev.ErrorCode = schemas.OutcomeFail, code
 }
 
-// user derives user i of the population.
+// user derives user i of the population (indexes from g.users on are travellers).
 func (g *Generator) user(i int) user {
 	r := derive(g.key, 1, uint64(i))
 	var u user
 	u.carrier = r.weighted(carrierShares)
 	u.phone = g.plan.basicNumber(&r, u.carrier)
 	u.app = g.cfg.Apps[r.weighted(g.appW)]
+	u.natPool = g.nat[u.carrier]
+	// The large app's users: numbers of its region's blocks, behind its region's NAT addresses.
+	// (Drawn from their own stream, so the rest of the population is the same with or without it.)
+	if lr := derive(g.key, 7, uint64(i)); g.cfg.LargeApp != "" && lr.chance(g.cfg.LargeAppShare) {
+		u.app = g.cfg.LargeApp
+		u.phone = withDigits(pick(&lr, g.largeBlocks[u.carrier]), 4, lr.next())
+		u.natPool = max(1, g.nat[u.carrier]/largeAppNATDivisor)
+	}
 	u.ndev = 1
 	if r.chance(secondDeviceShare) {
 		u.ndev = 2
@@ -392,9 +445,20 @@ func (g *Generator) user(i int) user {
 	if r.chance(ipv6Share) {
 		u.home = addrIn(pick(&r, natV6[u.carrier]), r.next(), r.next())
 	} else {
-		u.home = g.natAddr(u.carrier, r.intn(g.nat[u.carrier]))
+		u.home = g.natAddr(u.carrier, r.intn(u.natPool))
 	}
 	u.alt = sameNet(u.home, r.next())
+	// Mobility, from a stream of its own (the fields above stay as they were before it existed).
+	mr := derive(g.key, 8, uint64(i))
+	switch x := mr.float(); {
+	case u.home.Is6():
+		u.v6Changes = mr.chance(v6ChangeShare)
+	case x < cellularShare:
+		u.move = moveCellular
+	case x < cellularShare+wifiShare:
+		u.move = moveWifi
+		u.broadband = broadband(&mr, mr.intn(3))
+	}
 	return u
 }
 

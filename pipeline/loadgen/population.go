@@ -284,6 +284,12 @@ type user struct {
 	ndev    int
 	home    netip.Addr
 	alt     netip.Addr // another address of the same /24 (/64): the NAT handed out a neighbour
+	natPool int        // NAT addresses of the carrier's pool the user's logins use
+	// Mobility (mobility.go): how the address changes between logins.
+	move      int
+	broadband netip.Addr // moveWifi: the home broadband address
+	v6Changes bool       // an IPv6 user whose /64 changes at each login
+	fixed     netip.Addr // a traveller's address for the next login (flight)
 }
 
 type device struct{ id, platform string }

@@ -26,7 +26,7 @@ const (
 )
 
 // entryWords is the entry size of each kind: net, device and prefix keys only record the phone.
-var entryWords = [NumKinds]uint32{KindPhone: 3, KindIP: 3, KindNet: 2, KindDevice: 2, KindPrefix: 2, KindApp: 3, KindAppIP: 3, KindAppPrefix: 2}
+var entryWords = [NumKinds]uint32{KindPhone: 3, KindIP: 3, KindNet: 2, KindDevice: 2, KindPrefix: 2, KindApp: 3, KindAppIP: 3, KindAppPrefix: 2, KindAppBlocks: 2}
 
 func newRecTable(kind Kind, seed uint64, retention uint32) recTable {
 	return recTable{table: newTable(recStride, seed), ew: entryWords[kind], retention: retention}

@@ -25,7 +25,7 @@ import (
 // SnapshotVersion is the snapshot format this build writes and reads; any other is refused.
 // Version 2: phone keys (and the phone members of other keys' entries) are keyed hashes
 // (scoring's phone keys); a version 1 snapshot holds unkeyed ones that match nothing now.
-// Version 3: the per-app kinds KindAppIP and KindAppPrefix.
+// Version 3: the per-app kinds KindAppIP, KindAppPrefix and KindAppBlocks.
 const SnapshotVersion = 3
 
 var snapshotMagic = [8]byte{'R', 'F', 'S', 'T', 'A', 'T', 'E', 0}

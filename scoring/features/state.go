@@ -21,9 +21,11 @@ const (
 	KindPrefix             // a = phone
 	KindApp                // a = phone, b = device (a tenant's whole traffic: always in the coarse tier)
 	// Per-app variants: the key is derived from (app, key) by the caller (Keys.AppIP, AppPrefix),
-	// so a large app's traffic on an address or a number block is counted apart from the others'.
+	// so a large app's traffic on an address or a number block is counted apart from the others';
+	// KindAppBlocks counts the blocks of an app's numbers, the base a block's count is compared with.
 	KindAppIP     // a = phone, b = device
 	KindAppPrefix // a = phone
+	KindAppBlocks // keyed by the app (Keys.App): a = number block (Member of Keys.Prefix) — the blocks an app's numbers come from
 	NumKinds      // the number of kinds
 )
 
@@ -214,6 +216,7 @@ func (s *State) Apply(k *Keys) bool {
 	s.add(KindApp, k.App, e, phoneM, deviceM, nil)
 	s.add(KindAppIP, k.AppIP, e, phoneM, deviceM, nil)
 	s.add(KindAppPrefix, k.AppPrefix, e, phoneM, 0, nil)
+	s.add(KindAppBlocks, k.App, e, Member(k.Prefix), 0, nil)
 	if k.Token != 0 {
 		sh := s.shard(k.Token)
 		sh.mu.Lock()

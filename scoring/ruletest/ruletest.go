@@ -202,9 +202,13 @@ func build(fields map[string]any, id string, ts time.Time) (schemas.VerifyEvent,
 }
 
 // vary returns copy k of a `vary` given event: its number moved k places along the block
-// (rules.VaryPhone: the last 4 digits) or along the blocks (rules.VaryBlock: digits 4–7), wrapping
-// within the 4 digits.
-func vary(fields map[string]any, how string, k int) (map[string]any, error) {
+// (rules.VaryPhone: the last 4 digits) or along the blocks (rules.VaryBlock: digits 4–7; with
+// "block/N", block k mod N and the last 4 digits moved k/N places), wrapping within the 4 digits.
+func vary(fields map[string]any, v string, k int) (map[string]any, error) {
+	how, blocks, err := rules.ParseVary(v)
+	if err != nil {
+		return nil, err
+	}
 	phone, _ := fields["phone"].(string)
 	if phone == "" {
 		phone, _ = defaults["phone"].(string)
@@ -213,16 +217,21 @@ func vary(fields map[string]any, how string, k int) (map[string]any, error) {
 	if err != nil || len(p) != 11 {
 		return nil, fmt.Errorf("vary: the phone must be an 11-digit number")
 	}
-	at := 7 // rules.VaryPhone: digits 8–11
-	if how == rules.VaryBlock {
-		at = 3
+	block, _ := strconv.Atoi(p[3:7])
+	last, _ := strconv.Atoi(p[7:])
+	switch {
+	case how == rules.VaryPhone:
+		last += k
+	case blocks > 0:
+		block, last = block+k%blocks, last+k/blocks
+	default:
+		block += k
 	}
-	n, _ := strconv.Atoi(p[at : at+4])
 	out := make(map[string]any, len(fields))
-	for key, v := range fields {
-		out[key] = v
+	for key, val := range fields {
+		out[key] = val
 	}
-	out["phone"] = fmt.Sprintf("%s%04d%s", p[:at], (n+k)%10000, p[at+4:])
+	out["phone"] = fmt.Sprintf("%s%04d%04d", p[:3], block%10000, last%10000)
 	return out, nil
 }
 
