@@ -31,7 +31,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlagSet("demo", stderr)
 	var cf commonFlags
 	cf.register(fs)
-	lf := loadgenFlags{rate: 30, duration: 30 * time.Second, attack: 0.15}
+	lf := loadgenFlags{rate: 30, duration: 30 * time.Second, attack: 0.15, largeApp: "bigapp-gd", largeShare: 0.5}
 	lf.register(fs, "how long the demo runs (wall clock); event time covers --duration × --speedup")
 	speedup := fs.Float64("speedup", 20, "event time runs this many times faster than the clock: --duration 30s plays 10 min of traffic")
 	mode := fs.String("mode", "dev", "dev (embedded broker, nothing written elsewhere) or real (the configured kafka.brokers, and clickhouse.addr when set)")
@@ -121,6 +121,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	var mu sync.Mutex // guards labels and sample, written by the sender, read by the prober
 	labels := map[string]string{}
+	sub := map[string]string{} // event id → a row of its own inside benign (the large app)
 	var sample []schemas.VerifyEvent
 	w := consumers.NewWriter(a.kc, cfg.Kafka.EventsTopic)
 	defer w.Close()
@@ -142,7 +143,10 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	err = sendLoad(ctx, &labelledGen{gen: gen, onEvent: func(l loadgen.Labeled) {
 		mu.Lock()
 		labels[l.Event.EventID] = l.Label
-		if len(sample) < 2000 {
+		if !l.Attack && lc.LargeApp != "" && l.Event.AppID == lc.LargeApp {
+			sub[l.Event.EventID] = l.Label + ": large app " + lc.LargeApp
+		}
+		if len(sample) < 2000 && l.Event.AppID == key { // the prober's key may only check its own app
 			sample = append(sample, l.Event)
 		}
 		mu.Unlock()
@@ -158,7 +162,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	report(stdout, labels, verdicts, probe)
+	report(stdout, labels, sub, verdicts, probe)
 	if cfg.ClickHouse.Addr != "" {
 		analystQueries(ctx, stdout, cfg, len(verdicts))
 	} else {
@@ -235,19 +239,20 @@ func collectScores(ctx context.Context, kc consumers.Config, topic string, want 
 	return maps.Clone(out), nil
 }
 
-func report(w io.Writer, labels map[string]string, verdicts map[string]verdict, p *prober) {
+// report prints detection per label; sub puts some events in a row of their own as well (shown
+// after their label's row, e.g. the large app's part of benign).
+func report(w io.Writer, labels, sub map[string]string, verdicts map[string]verdict, p *prober) {
 	type row struct {
 		events, flagged, stepUp int
 		tags                    map[string]int
 	}
 	rows := map[string]*row{}
-	for id, label := range labels {
+	add := func(label string, v verdict) {
 		r := rows[label]
 		if r == nil {
 			r = &row{tags: map[string]int{}}
 			rows[label] = r
 		}
-		v := verdicts[id]
 		r.events++
 		if v.score >= schemas.ScoreObserve {
 			r.flagged++
@@ -257,6 +262,12 @@ func report(w io.Writer, labels map[string]string, verdicts map[string]verdict, 
 		}
 		for _, t := range v.tags {
 			r.tags[t]++
+		}
+	}
+	for id, label := range labels {
+		add(label, verdicts[id])
+		if s, ok := sub[id]; ok {
+			add(s, verdicts[id])
 		}
 	}
 	names := make([]string, 0, len(rows))
@@ -269,6 +280,9 @@ func report(w io.Writer, labels map[string]string, verdicts map[string]verdict, 
 	fmt.Fprintln(tw, "  scenario\tevents\tscore ≥ 300\tscore ≥ 600\ttop tags")
 	for _, n := range names {
 		r := rows[n]
+		if _, inner, ok := strings.Cut(n, ": "); ok {
+			n = "  └ " + inner
+		}
 		fmt.Fprintf(tw, "  %s\t%d\t%.1f%%\t%.1f%%\t%s\n", n, r.events, pct(r.flagged, r.events), pct(r.stepUp, r.events), topTags(r.tags, 3))
 	}
 	tw.Flush()

@@ -22,13 +22,15 @@ import (
 
 // loadgenFlags are the generator's knobs, shared by loadgen and demo.
 type loadgenFlags struct {
-	rate      float64
-	duration  time.Duration
-	seed      uint64
-	attack    float64
-	scenarios string
-	apps      string
-	start     string
+	rate       float64
+	duration   time.Duration
+	seed       uint64
+	attack     float64
+	scenarios  string
+	apps       string
+	start      string
+	largeApp   string
+	largeShare float64
 }
 
 // register declares the flags, with l's rate, duration and attack share as their defaults; what
@@ -46,6 +48,8 @@ func (l *loadgenFlags) register(fs interface {
 	fs.StringVar(&l.scenarios, "scenarios", "", "comma-separated attack scenarios (default all: "+strings.Join(loadgen.Scenarios(), ", ")+")")
 	fs.StringVar(&l.apps, "apps", "", "comma-separated app ids (default: the configured API keys, or loadgen's demo apps)")
 	fs.StringVar(&l.start, "start", "", "event time of the first event, RFC 3339 (default: now)")
+	fs.StringVar(&l.largeApp, "large-app", l.largeApp, "app id of a large regional app among the ordinary users (its numbers from 1,000 blocks, its users behind a twentieth of the NAT addresses); empty: none")
+	fs.Float64Var(&l.largeShare, "large-app-share", l.largeShare, "share of the ordinary users in --large-app")
 }
 
 func (l *loadgenFlags) config(apps []string) (loadgen.Config, error) {
@@ -53,6 +57,9 @@ func (l *loadgenFlags) config(apps []string) (loadgen.Config, error) {
 		l.seed = uint64(time.Now().UnixNano())
 	}
 	c := loadgen.Config{Seed: l.seed, Rate: l.rate, Duration: l.duration, AttackShare: l.attack, Scenarios: splitList(l.scenarios), Apps: apps, Start: time.Now().UTC()}
+	if l.largeApp != "" {
+		c.LargeApp, c.LargeAppShare = l.largeApp, l.largeShare
+	}
 	if l.apps != "" {
 		c.Apps = splitList(l.apps)
 	}
