@@ -6,7 +6,12 @@ import (
 	"net/netip"
 	"os"
 	"testing"
+	"time"
 
+	"github.com/riskflow/riskflow/rules"
+	"github.com/riskflow/riskflow/rules/packs"
+	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring"
 	"github.com/riskflow/riskflow/scoring/geo"
 )
 
@@ -41,6 +46,25 @@ func TestRangesInGeoLite2(t *testing.T) {
 		check("carrier NAT", "CN", natV4[c])
 		check("carrier IPv6", "CN", natV6[c])
 	}
+	for c := range cellV4 {
+		check("cellular", "CN", cellV4[c])
+		check("cellular IPv6", "CN", cellV6[c])
+	}
+	for _, ns := range [][]netip.Prefix{broadbandBeijing, broadbandShanghai, broadbandOther} {
+		check("broadband", "CN", ns)
+	}
+	// Travellers fly between broadband placed in Beijing and in Shanghai.
+	for city, nets := range map[string][]netip.Prefix{"Beijing": broadbandBeijing, "Shanghai": broadbandShanghai} {
+		in := 0
+		for range 400 {
+			if loc.Lookup(addrIn(pick(&r, nets), r.next(), r.next())).Province == city {
+				in++
+			}
+		}
+		if in < 360 {
+			t.Errorf("broadband of %s: %d of 400 addresses placed there, want 90%%", city, in)
+		}
+	}
 	check("domestic cloud", "CN", idcDomestic)
 	for _, o := range overseas {
 		check("overseas proxy", o.country, o.nets)
@@ -54,4 +78,65 @@ func TestRangesInGeoLite2(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestTravelOnRealGeoLite2 scores six hours of the benign stream (cellular address changes, wifi→4G,
+// IPv6, flights) with the real GeoLite2 City data and the default pack: with the shipped mobile
+// list no ordinary login gets impossible_travel; without it some do (the data scatters China
+// Mobile's pools), which shows the check can fail.
+//
+//	RISKFLOW_GEO_CITY=$(deploy/local/geo.sh path) go test -tags integration -run TravelOnRealGeoLite2 -v ./pipeline/loadgen/
+func TestTravelOnRealGeoLite2(t *testing.T) {
+	city := os.Getenv("RISKFLOW_GEO_CITY")
+	if city == "" {
+		t.Skip("RISKFLOW_GEO_CITY is not set (see deploy/local/geo.sh)")
+	}
+	events := generate(t, Config{Seed: 21, Rate: 6, Duration: 6 * time.Hour, Start: DefaultStart.Add(8 * time.Hour), AttackShare: -1})
+	count := func(mobile *geo.NetList) (hits, stepUps int) {
+		loc, err := geo.Open(city, "", geo.WithIDCList(geo.DefaultIDCList()), geo.WithMobileList(mobile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := scoring.New(scoring.Config{}, scoring.WithGeo(loc), scoring.WithPhoneHasher(schemas.NewPhoneHasher([]byte("k"))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := rules.Compile(packs.Default(), s.Env())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.SetPack(p)
+		for i := range events {
+			rec, err := s.Process(&events[i].Event)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if hasTag(rec.Tags, "impossible_travel") {
+				hits++
+				if rec.Score >= 600 {
+					stepUps++
+				}
+			}
+		}
+		return hits, stepUps
+	}
+	with, withUp := count(geo.DefaultMobileList())
+	without, withoutUp := count(nil)
+	t.Logf("%d benign events on real GeoLite2: impossible_travel with the mobile list %d (%d at 600), without it %d (%d at 600)",
+		len(events), with, withUp, without, withoutUp)
+	if with != 0 {
+		t.Errorf("impossible_travel on %d ordinary logins with the mobile list, want 0", with)
+	}
+	if without == 0 {
+		t.Error("no impossible_travel without the mobile list either: the check cannot tell")
+	}
+}
+
+func hasTag(tags []string, tag string) bool {
+	for _, t := range tags {
+		if t == tag {
+			return true
+		}
+	}
+	return false
 }
