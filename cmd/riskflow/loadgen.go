@@ -48,7 +48,7 @@ func (l *loadgenFlags) register(fs interface {
 	fs.StringVar(&l.scenarios, "scenarios", "", "comma-separated attack scenarios (default all: "+strings.Join(loadgen.Scenarios(), ", ")+")")
 	fs.StringVar(&l.apps, "apps", "", "comma-separated app ids (default: the configured API keys, or loadgen's demo apps)")
 	fs.StringVar(&l.start, "start", "", "event time of the first event, RFC 3339 (default: now)")
-	fs.StringVar(&l.largeApp, "large-app", l.largeApp, "app id of a large regional app among the ordinary users (its numbers from 1,000 blocks, its users behind a twentieth of the NAT addresses); empty: none")
+	fs.StringVar(&l.largeApp, "large-app", l.largeApp, "app id of a large regional app among the ordinary users (its numbers from 1,000 blocks, its users behind a twentieth of the NAT addresses, at least 200); empty: none")
 	fs.Float64Var(&l.largeShare, "large-app-share", l.largeShare, "share of the ordinary users in --large-app")
 }
 

@@ -53,8 +53,8 @@ type Config struct {
 	Apps []string
 	// LargeApp, when set, is a large regional app taking LargeAppShare of the ordinary users (and
 	// their logins): its users' numbers come from 1,000 7-digit blocks and their addresses from a
-	// twentieth of each carrier's NAT pool, so its ordinary traffic crowds blocks and NAT addresses
-	// as a very large app's does. Attack scenarios stay in Apps.
+	// twentieth of each carrier's NAT pool (at least 200 addresses), so its ordinary traffic
+	// crowds blocks and NAT addresses as a very large app's does. Attack scenarios stay in Apps.
 	LargeApp      string
 	LargeAppShare float64
 }
@@ -432,7 +432,7 @@ func (g *Generator) user(i int) user {
 	if lr := derive(g.key, 7, uint64(i)); g.cfg.LargeApp != "" && lr.chance(g.cfg.LargeAppShare) {
 		u.app = g.cfg.LargeApp
 		u.phone = withDigits(pick(&lr, g.largeBlocks[u.carrier]), 4, lr.next())
-		u.natPool = max(1, g.nat[u.carrier]/largeAppNATDivisor)
+		u.natPool = min(g.nat[u.carrier], max(largeAppMinNAT, g.nat[u.carrier]/largeAppNATDivisor))
 	}
 	u.ndev = 1
 	if r.chance(secondDeviceShare) {

@@ -27,10 +27,12 @@ const (
 	// 1,070 km, under 430 km/h).
 	flightShare = 0.005
 	// largeAppBlocks is how many 7-digit blocks the large app's users' numbers come from, and
-	// largeAppNATDivisor the part of each carrier's NAT pool they share: a regional app (a
-	// block belongs to one city), scaled down with the stream's rate.
+	// largeAppNATDivisor the part of each carrier's NAT pool they share (at least largeAppMinNAT
+	// addresses — a city's carrier-grade NAT has thousands —, at most the whole pool): a regional
+	// app (a block belongs to one city), scaled down with the stream's rate.
 	largeAppBlocks     = 1000
 	largeAppNATDivisor = 20
+	largeAppMinNAT     = 200
 )
 
 // Mobility profiles.
