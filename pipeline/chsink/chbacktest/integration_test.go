@@ -113,9 +113,11 @@ func scenario(start time.Time) []schemas.VerifyEvent {
 	for k := 0; k < 5; k++ {
 		add(30*time.Minute+time.Duration(k)*time.Minute+3*time.Second, "13912345678", ipOf(3000), schemas.OutcomeFail)
 	}
-	// A 连号 block: 12 numbers of segment 1502233 within 24 minutes, once each.
+	// A 连号 block: 12 numbers of segment 1502233 within 24 minutes, once each, against one app
+	// (the default pack counts blocks per app).
 	for i := 0; i < 12; i++ {
 		add(time.Hour+time.Duration(i)*2*time.Minute+4*time.Second, fmt.Sprintf("1502233%04d", 100+i*7), ipOf(4000+i), schemas.OutcomeSuccess)
+		evs[len(evs)-1].AppID = "app-a"
 	}
 	slices.SortStableFunc(evs, func(a, b schemas.VerifyEvent) int {
 		if c := a.TS.Compare(b.TS); c != 0 {
