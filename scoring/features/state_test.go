@@ -759,6 +759,9 @@ func TestPerAppKinds(t *testing.T) {
 	const ip, prefix = 1<<40 | 9, 1<<50 | 1380013
 	for i := 0; i < 6; i++ {
 		k := &features.Keys{EventID: uint64(100 + i), T: at(i), Phone: uint64(1 + i), IP: ip, Prefix: prefix, App: 7, AppIP: 70, AppPrefix: 700}
+		if i == 3 {
+			k.Prefix, k.AppPrefix = prefix+1, 701 // app 7's second block
+		}
 		if i >= 4 { // another app: its own per-app keys
 			k.App, k.AppIP, k.AppPrefix = 8, 80, 800
 		}
@@ -773,7 +776,14 @@ func TestPerAppKinds(t *testing.T) {
 	if n := st.Distinct(features.KindAppPrefix, 800, at(10), 600, features.FieldA, 0); n != 2 {
 		t.Errorf("app 8's block phones %d, want 2", n)
 	}
-	if n := st.Distinct(features.KindPrefix, prefix, at(10), 600, features.FieldA, 0); n != 6 {
-		t.Errorf("block phones %d, want 6", n)
+	if n := st.Distinct(features.KindPrefix, prefix, at(10), 600, features.FieldA, 0); n != 5 {
+		t.Errorf("block phones %d, want 5", n)
+	}
+	// KindAppBlocks is keyed by the app and counts its blocks.
+	if n := st.Distinct(features.KindAppBlocks, 7, at(10), 600, features.FieldA, 0); n != 2 {
+		t.Errorf("app 7's blocks %d, want 2", n)
+	}
+	if n := st.Distinct(features.KindAppBlocks, 8, at(10), 600, features.FieldA, 0); n != 1 {
+		t.Errorf("app 8's blocks %d, want 1", n)
 	}
 }
