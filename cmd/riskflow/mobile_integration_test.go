@@ -88,7 +88,7 @@ func TestBacktestMobileNetworksPack(t *testing.T) {
 			t.Fatal(err)
 		}
 		recs = append(recs, rec)
-		json.NewEncoder(lf).Encode(map[string]any{"event_id": l.Event.EventID, "label": l.Label, "attack": l.Attack})
+		json.NewEncoder(lf).Encode(map[string]any{"event_id": l.Event.EventID, "app_id": l.Event.AppID, "label": l.Label, "attack": l.Attack})
 		if len(recs) == 50000 {
 			if err := st.WriteBatch(ctx, recs); err != nil {
 				t.Fatal(err)

@@ -156,7 +156,7 @@ func Example() {
 	//       },
 	//       "idc_proxy_ip": {
 	//         "score": 600,
-	//         "reason": "datacenter/proxy IP (AS0)"
+	//         "reason": "datacenter/proxy IP (no ASN data)"
 	//       },
 	//       "phones_per_device": {
 	//         "score": 600,
@@ -168,7 +168,7 @@ func Example() {
 	//       },
 	//       "prefix_burst": {
 	//         "score": 600,
-	//         "reason": "26 numbers of block 1370000xxxx in 1 h"
+	//         "reason": "26 numbers of block 1370000xxxx in this app in 1 h (the app: 26 numbers over 1 blocks)"
 	//       }
 	//     },
 	//     "id": "api1-0000000000000002",
