@@ -45,6 +45,10 @@ type LoopConfig struct {
 	MaxWait    time.Duration // how long a partial batch waits for more messages; default 5 ms
 	BackoffMin time.Duration // first retry delay after a handler error; default 100 ms
 	BackoffMax time.Duration // default 5 s
+	// IdleProbe ends a fetch outage on an idle topic: after a failed fetch, a wait this long with
+	// neither a message nor an error (the reader's own counters included) means the broker is
+	// back and there is nothing to read. Default 3 s.
+	IdleProbe time.Duration
 }
 
 func (c LoopConfig) withDefaults() LoopConfig {
@@ -59,6 +63,9 @@ func (c LoopConfig) withDefaults() LoopConfig {
 	}
 	if c.BackoffMax <= 0 {
 		c.BackoffMax = 5 * time.Second
+	}
+	if c.IdleProbe <= 0 {
+		c.IdleProbe = 3 * time.Second
 	}
 	return c
 }
@@ -246,7 +253,7 @@ func (l *Loop) commitOrWarn(ctx context.Context, batch []kafka.Message) {
 
 // fetch blocks for the first message, then gathers more for at most MaxWait.
 func (l *Loop) fetch(ctx context.Context, batch []kafka.Message) ([]kafka.Message, error) {
-	m, err := l.r.FetchMessage(ctx)
+	m, err := l.first(ctx)
 	if err != nil {
 		return batch, err
 	}
@@ -267,6 +274,35 @@ func (l *Loop) fetch(ctx context.Context, batch []kafka.Message) ([]kafka.Messag
 		batch = append(batch, m)
 	}
 	return batch, nil
+}
+
+// first waits for the next message. While a fetch outage lasts it waits in IdleProbe rounds: an
+// idle topic delivers nothing to prove the broker is back (a consumer of risk.decisions on a node
+// that serves no checks would otherwise report the outage for ever), so a round that ends with
+// neither a message nor an error — and, for a kafka-go reader, no error in its counters since the
+// last round — ends the outage.
+func (l *Loop) first(ctx context.Context) (kafka.Message, error) {
+	for l.fetching.failingFor() > 0 {
+		pctx, cancel := context.WithTimeout(ctx, l.cfg.IdleProbe)
+		m, err := l.r.FetchMessage(pctx)
+		probeOver := pctx.Err() != nil
+		cancel()
+		if err == nil || ctx.Err() != nil || !probeOver || !errors.Is(err, context.DeadlineExceeded) {
+			return m, err
+		}
+		if l.readerQuiet() {
+			l.fetching.ok(ctx, "idle", true)
+		}
+	}
+	return l.r.FetchMessage(ctx)
+}
+
+// readerQuiet reports whether the reader counted no error since the last call (kafka-go retries
+// dials and group joins inside FetchMessage and only counts most failures). Readers without
+// counters are taken at their word.
+func (l *Loop) readerQuiet() bool {
+	sr, ok := l.r.(interface{ Stats() kafka.ReaderStats })
+	return !ok || sr.Stats().Errors == 0
 }
 
 // handle retries the handler with exponential backoff until it succeeds or ctx is done.
