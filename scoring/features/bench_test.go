@@ -42,6 +42,41 @@ func BenchmarkApply(b *testing.B) {
 	}
 }
 
+// BenchmarkApplyBatch is BenchmarkApply with the attempts applied by ApplyBatch, batch at a
+// time (the feed's batches); ns/op and cpu-ns/op are per attempt. The attempts continue the same
+// warmed traffic as BenchmarkApply's (run alone, either starts from the same state).
+func BenchmarkApplyBatch(b *testing.B) {
+	for _, phones := range []int{100_000, 1_000_000} {
+		for _, size := range []int{64, 256} {
+			b.Run(fmt.Sprintf("phones=%dk/batch=%d", phones/1000, size), func(b *testing.B) {
+				w := applyWorldOf(phones)
+				ks := make([]features.Keys, 0, size)
+				b.ReportAllocs()
+				b.ResetTimer()
+				cpu, gen := cpuTime(), int64(0)
+				for i := range b.N {
+					if w.tr.next >= len(w.tr.buf) {
+						b.StopTimer()
+						c := cpuTime()
+						w.tr.fill()
+						gen += cpuTime() - c
+						b.StartTimer()
+					}
+					ks = ks[:len(ks)+1]
+					w.tr.nextKeys(&ks[len(ks)-1])
+					if len(ks) == size || i == b.N-1 {
+						w.st.ApplyBatch(ks, nil)
+						ks = ks[:0]
+					}
+				}
+				if cpu >= 0 {
+					b.ReportMetric(float64(cpuTime()-cpu-gen)/float64(b.N), "cpu-ns/op")
+				}
+			})
+		}
+	}
+}
+
 // applyWorld is a warmed state and the traffic that continues it.
 type applyWorld struct {
 	st *features.State

@@ -58,5 +58,8 @@
 // State is safe for concurrent use: writers (the scorer, the feed) and many readers (the scoring
 // API) at once. Apply holds one shard lock at a time (the event id's, then each key's, then the
 // token's), so a reader waits for at most one key's insert; AggregatesOf read-locks the shards of
-// an attempt's keys together, in shard order, so their lookups overlap.
+// an attempt's keys together, in shard order, so their lookups overlap. ApplyBatch applies many
+// attempts (a feed's batch) with the same result as Apply one by one, grouping their event ids and
+// key inserts by shard so that a shard is locked once for up to 16 inserts: a reader waits for at
+// most those.
 package features

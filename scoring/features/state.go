@@ -172,6 +172,34 @@ type Keys struct {
 	AppIP, AppPrefix uint64
 }
 
+// keyEntry is what an attempt records on a key of one kind: the key (0: none), the entry's second
+// with the failure bit (e) and its members (a, b; see the Kind constants).
+type keyEntry struct {
+	key     uint64
+	e, a, b uint32
+}
+
+// entries returns what the attempt records on its key of each kind. Apply and ApplyBatch both
+// record these, so that they cannot differ.
+func (k *Keys) entries() [NumKinds]keyEntry {
+	e := k.T
+	if k.Fail {
+		e |= failBit
+	}
+	phoneM, deviceM, netM := Member(k.Phone), Member(k.Device), Member(k.Net)
+	return [NumKinds]keyEntry{
+		KindPhone:     {k.Phone, e, deviceM, netM},
+		KindIP:        {k.IP, e, phoneM, deviceM},
+		KindNet:       {k.Net, e, phoneM, 0},
+		KindDevice:    {k.Device, e, phoneM, 0},
+		KindPrefix:    {k.Prefix, e, phoneM, 0},
+		KindApp:       {k.App, e, phoneM, deviceM},
+		KindAppIP:     {k.AppIP, e, phoneM, deviceM},
+		KindAppPrefix: {k.AppPrefix, e, phoneM, 0},
+		KindAppBlocks: {k.App, e, Member(k.Prefix), 0},
+	}
+}
+
 // Member folds a 64-bit key into the 32-bit member stored in entries (0 stays 0).
 func Member(k uint64) uint32 {
 	m := uint32(k) ^ uint32(k>>32)
@@ -203,20 +231,13 @@ func (s *State) Apply(k *Keys) bool {
 			return false
 		}
 	}
-	e := k.T
-	if k.Fail {
-		e |= failBit
+	for kind, en := range k.entries() {
+		var loc *Keys
+		if Kind(kind) == KindPhone {
+			loc = k
+		}
+		s.add(Kind(kind), en.key, en.e, en.a, en.b, loc) // a zero key (no device id …) is skipped
 	}
-	phoneM, deviceM, netM := Member(k.Phone), Member(k.Device), Member(k.Net)
-	s.add(KindPhone, k.Phone, e, deviceM, netM, k)
-	s.add(KindIP, k.IP, e, phoneM, deviceM, nil)
-	s.add(KindNet, k.Net, e, phoneM, 0, nil)
-	s.add(KindDevice, k.Device, e, phoneM, 0, nil) // no device id: skipped by add
-	s.add(KindPrefix, k.Prefix, e, phoneM, 0, nil)
-	s.add(KindApp, k.App, e, phoneM, deviceM, nil)
-	s.add(KindAppIP, k.AppIP, e, phoneM, deviceM, nil)
-	s.add(KindAppPrefix, k.AppPrefix, e, phoneM, 0, nil)
-	s.add(KindAppBlocks, k.App, e, Member(k.Prefix), 0, nil)
 	if k.Token != 0 {
 		sh := s.shard(k.Token)
 		sh.mu.Lock()

@@ -114,16 +114,20 @@ func (tr *traffic) keys(p, j, t uint64) features.Keys {
 
 // apply applies the next attempt to st and returns its second.
 func (tr *traffic) apply(st *features.State) uint32 {
+	tr.nextKeys(&tr.k)
+	st.Apply(&tr.k)
+	return tr.k.T
+}
+
+// nextKeys sets k to the next attempt's keys.
+func (tr *traffic) nextKeys(k *features.Keys) {
 	for tr.next >= len(tr.buf) {
 		tr.fill()
 	}
 	a := tr.buf[tr.next]
 	tr.next++
-	tr.k = tr.keys(a.p, uint64(a.j), uint64(a.t))
-	k := &tr.k
-	st.Apply(k)
+	*k = tr.keys(a.p, uint64(a.j), uint64(a.t))
 	tr.last = k.T
-	return k.T
 }
 
 // run applies the traffic to st until its event time reaches d after the start.
