@@ -13,6 +13,8 @@ import (
 	"github.com/riskflow/riskflow/rules"
 	"github.com/riskflow/riskflow/rules/packs"
 	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring/geo"
+	"github.com/riskflow/riskflow/scoring/geo/geotest"
 )
 
 // recordStrings must give exactly what the schemas helpers give.
@@ -261,5 +263,33 @@ func TestPackFromAnotherEnvironment(t *testing.T) {
 	}
 	if verdicts[0] != verdicts[1] || verdicts[0] != verdicts[2] || !strings.Contains(verdicts[0], "600 [phone_velocity") {
 		t.Errorf("verdicts differ or miss the step-up:\n own     %s\n foreign %s\n twin    %s", verdicts[0], verdicts[1], verdicts[2])
+	}
+}
+
+// Apply records the keys scoring derives (prepare), though it derives nothing else: the located
+// attempts too.
+func TestStateKeysAreScoringKeys(t *testing.T) {
+	city, asn := geotest.Fixture(t)
+	loc, err := geo.Open(city, asn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := must(New(Config{}, WithGeo(loc), WithPhoneHasher(schemas.NewPhoneHasher([]byte("key")))))
+	located := 0
+	for i, ip := range []string{"39.156.66.10", "120.196.1.2", "101.226.3.4", "8.8.8.8", "2001:db8::1", "10.0.0.1"} {
+		ev := schemas.VerifyEvent{EventID: fmt.Sprintf("e%d", i), TS: time.Date(2026, 3, 14, 8, 0, i, 0, time.UTC),
+			AppID: "app", Flow: schemas.FlowOneClickLogin, Phone: "13800138000", IP: netip.MustParseAddr(ip),
+			DeviceID: "dev", TokenDigest: "tok", Outcome: schemas.OutcomeFail}
+		in := s.get(&ev)
+		if got := s.stateKeys(&ev); got != in.keys {
+			t.Errorf("%s: Apply's keys %+v, scoring's %+v", ip, got, in.keys)
+		}
+		if in.keys.HasLoc {
+			located++
+		}
+		s.put(in)
+	}
+	if located == 0 {
+		t.Error("no attempt located: the location is not compared")
 	}
 }
