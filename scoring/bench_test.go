@@ -191,7 +191,14 @@ func BenchmarkCheck(b *testing.B) {
 // writer applies events as fast as it can (the replica feed catching up): how much the writer's
 // locks cost the readers. The writer's events are the Process benchmark's, so the state grows
 // realistically; it is a fresh world, not the shared one.
-func BenchmarkCheckWhileApplying(b *testing.B) {
+func BenchmarkCheckWhileApplying(b *testing.B) { benchCheckWhileApplying(b, 1) }
+
+// BenchmarkCheckWhileApplyingBatches is BenchmarkCheckWhileApplying with the writer applying
+// batches of 256 events (Scorer.ApplyBatch, as a batched feed would): it holds a shard lock for up
+// to 16 inserts instead of one. applies/check counts events.
+func BenchmarkCheckWhileApplyingBatches(b *testing.B) { benchCheckWhileApplying(b, 256) }
+
+func benchCheckWhileApplying(b *testing.B, batch int) {
 	w := newWorld(b)
 	const ring = 1 << 14
 	evs := benchEvents(w, ring, 11, w.gap)
@@ -213,8 +220,14 @@ func BenchmarkCheckWhileApplying(b *testing.B) {
 				return
 			default:
 			}
-			w.s.Apply(&feed[i%len(feed)])
-			applied.Add(1)
+			if batch == 1 {
+				w.s.Apply(&feed[i%len(feed)])
+				applied.Add(1)
+				continue
+			}
+			j := i * batch % len(feed)
+			w.s.ApplyBatch(feed[j:min(j+batch, len(feed))], nil)
+			applied.Add(int64(min(batch, len(feed)-j)))
 		}
 	}()
 	var seq atomic.Uint64
