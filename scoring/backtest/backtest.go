@@ -333,7 +333,18 @@ func (sd *side) score(b *batch, which, words int) {
 			res.hits = append(res.hits, 0)
 		}
 		if b.warm[i] {
-			sd.scorer.Apply(ev)
+			// A run of warm-up events is applied as one batch (fewer locks).
+			j := i + 1
+			for j < n && b.warm[j] {
+				j++
+			}
+			sd.scorer.ApplyBatch(b.evs[i:j], nil)
+			for ; i+1 < j; i++ {
+				res.scores = append(res.scores, 0)
+				for w := 0; w < words; w++ {
+					res.hits = append(res.hits, 0)
+				}
+			}
 			continue
 		}
 		rec, err := sd.scorer.Process(ev)
