@@ -14,8 +14,8 @@ import (
 )
 
 // Tail reads every partition of a topic from a point in time onwards, without a consumer group, and
-// calls apply for each message (from one goroutine per partition). It is how feature state is
-// rebuilt after a restart and how an API node keeps its replica.
+// calls apply for each message, or each batch (NewBatchTail), from one goroutine per partition. It
+// is how feature state is rebuilt after a restart and how an API node keeps its replica.
 //
 // A broker that goes away never ends a tail: listing partitions, reading offsets and fetching are
 // retried with backoff (logged when the failures start and when they end), and reading resumes at
@@ -25,7 +25,7 @@ type Tail struct {
 	topic   string
 	since   time.Time
 	from    map[int]int64 // partition → offset to start at (a snapshot's); others start at since
-	apply   func(kafka.Message)
+	apply   func([]kafka.Message)
 	log     *slog.Logger
 	backoff time.Duration // longest wait between attempts; default 2 s
 	probe   time.Duration // Follow: how often end offsets are read for Lag and Fresh; default 1 s
@@ -91,6 +91,18 @@ func (t *Tail) partOK(ctx context.Context, p int) {
 
 // NewTail prepares a tail of topic from time since. apply must be safe for concurrent calls.
 func NewTail(c Config, topic string, since time.Time, apply func(kafka.Message), log *slog.Logger) *Tail {
+	return NewBatchTail(c, topic, since, func(ms []kafka.Message) {
+		for _, m := range ms {
+			apply(m)
+		}
+	}, log)
+}
+
+// NewBatchTail is NewTail with messages handed over in batches: one partition's messages in offset
+// order, as many as its reader has fetched already (up to TailBatch) — one message when the tail
+// keeps up, more when it catches up or a burst arrives; the tail never waits to fill a batch.
+// apply must be safe for concurrent calls and must not keep the slice.
+func NewBatchTail(c Config, topic string, since time.Time, apply func([]kafka.Message), log *slog.Logger) *Tail {
 	log = log.With("tail", topic)
 	return &Tail{cfg: c.withDefaults(), topic: topic, since: since, apply: apply, log: log,
 		backoff: 2 * time.Second, probe: time.Second, down: newOutage(log, "reading "+topic)}
@@ -306,6 +318,7 @@ func (t *Tail) read(ctx context.Context, p int, pos *atomic.Int64, end int64, st
 	healthy := time.AfterFunc(healthyAfter, func() { t.partOK(ctx, p) })
 	defer healthy.Stop()
 	n := 0
+	batch := make([]kafka.Message, 0, TailBatch)
 	for {
 		if stopAtEnd && pos.Load() >= end {
 			return n, nil
@@ -318,19 +331,53 @@ func (t *Tail) read(ctx context.Context, p int, pos *atomic.Int64, end int64, st
 			return n, fmt.Errorf("tail %s/%d: fetch: %w", t.topic, p, err)
 		}
 		t.partOK(ctx, p) // a fetch went through: this reader is back
-		if m.Offset < pos.Load() {
-			continue // already applied (a reader reopened at an older offset never happens, but cheap to guard)
+		batch = append(batch[:0], m)
+		// When the partition holds more than this message, the reader may have fetched some of
+		// them already: take those too (they are in its queue, so fetching them does not wait).
+		if m.HighWaterMark > m.Offset+1 {
+			for q := r.Stats().QueueLength; q > 0 && len(batch) < TailBatch; q-- {
+				if m, err = r.FetchMessage(ctx); err != nil {
+					break
+				}
+				batch = append(batch, m)
+			}
 		}
-		t.apply(m)
-		n++
-		if !m.Time.IsZero() {
-			t.last[p].Store(m.Time.UnixNano())
-		}
-		pos.Store(m.Offset + 1)
-		if hw := m.HighWaterMark; hw > 0 {
-			t.raiseTarget(p, hw)
+		n += t.applyBatch(p, pos, batch)
+		if err != nil {
+			if ctx.Err() != nil {
+				return n, nil
+			}
+			return n, fmt.Errorf("tail %s/%d: fetch: %w", t.topic, p, err)
 		}
 	}
+}
+
+// TailBatch is the most messages a batch tail (NewBatchTail) hands over at once.
+const TailBatch = 256
+
+// applyBatch applies batch, messages of partition p in offset order, then records the position
+// after them. It returns how many it applied.
+func (t *Tail) applyBatch(p int, pos *atomic.Int64, batch []kafka.Message) int {
+	from := pos.Load()
+	for len(batch) > 0 && batch[0].Offset < from {
+		batch = batch[1:] // already applied (a reader reopened at an older offset never happens, but cheap to guard)
+	}
+	if len(batch) == 0 {
+		return 0
+	}
+	t.apply(batch)
+	last := batch[len(batch)-1]
+	for i := len(batch) - 1; i >= 0; i-- {
+		if !batch[i].Time.IsZero() {
+			t.last[p].Store(batch[i].Time.UnixNano())
+			break
+		}
+	}
+	pos.Store(last.Offset + 1)
+	if hw := last.HighWaterMark; hw > 0 {
+		t.raiseTarget(p, hw)
+	}
+	return len(batch)
 }
 
 func (t *Tail) raiseTarget(p int, end int64) {

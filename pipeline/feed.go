@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -12,9 +13,10 @@ import (
 	"github.com/riskflow/riskflow/schemas"
 )
 
-// StateApplier records an event in feature state without scoring it (scoring.Scorer.Apply).
+// StateApplier records events in feature state without scoring them (scoring.Scorer.ApplyBatch):
+// as applying them one by one would, reporting how many were recorded (not duplicates).
 type StateApplier interface {
-	Apply(ev *schemas.VerifyEvent) bool
+	ApplyBatch(evs []schemas.VerifyEvent, applied []bool) int
 }
 
 // Feed keeps feature state fed from verify.events: every partition, from `since` on (goka's
@@ -30,17 +32,29 @@ type Feed struct {
 // NewFeed prepares a feed of topic into st.
 func NewFeed(kc consumers.Config, topic string, since time.Time, st StateApplier, log *slog.Logger) *Feed {
 	f := &Feed{}
-	f.tail = consumers.NewTail(kc, topic, since, func(m kafka.Message) {
-		ev, err := Admit(m, time.Now())
-		if err != nil {
-			return
+	f.tail = consumers.NewBatchTail(kc, topic, since, func(ms []kafka.Message) {
+		// A partition's messages as its reader fetched them: one when the feed keeps up, up to
+		// consumers.TailBatch while it catches up, applied as one batch (fewer state locks).
+		bp := evBufs.Get().(*[]schemas.VerifyEvent)
+		evs := (*bp)[:0]
+		now := time.Now()
+		for _, m := range ms {
+			if ev, err := Admit(m, now); err == nil {
+				evs = append(evs, ev)
+			}
 		}
-		if st.Apply(&ev) {
-			f.applied.Add(1)
+		if len(evs) > 0 {
+			f.applied.Add(int64(st.ApplyBatch(evs, nil)))
 		}
+		clear(evs) // the events' strings are not kept alive by the pool
+		*bp = evs[:0]
+		evBufs.Put(bp)
 	}, log)
 	return f
 }
+
+// evBufs holds the feed's decoded batches (one per partition reader at a time).
+var evBufs = sync.Pool{New: func() any { return new([]schemas.VerifyEvent) }}
 
 // StartAt resumes partitions at the given offsets (from a snapshot) instead of at since.
 func (f *Feed) StartAt(offsets map[int]int64) { f.tail.StartAt(offsets) }

@@ -16,15 +16,29 @@ import (
 
 // applier records applied event ids; Apply is called from one goroutine per partition.
 type applier struct {
-	mu   sync.Mutex
-	seen map[string]int
+	mu      sync.Mutex
+	seen    map[string]int
+	batches int // ApplyBatch calls
+	largest int // the largest batch
 }
 
-func (a *applier) Apply(ev *schemas.VerifyEvent) bool {
+func (a *applier) ApplyBatch(evs []schemas.VerifyEvent, applied []bool) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.seen[ev.EventID]++
-	return a.seen[ev.EventID] == 1
+	n := 0
+	for i, ev := range evs {
+		a.seen[ev.EventID]++
+		ok := a.seen[ev.EventID] == 1
+		if ok {
+			n++
+		}
+		if applied != nil {
+			applied[i] = ok
+		}
+	}
+	a.batches++
+	a.largest = max(a.largest, len(evs))
+	return n
 }
 
 func (a *applier) count() int {
@@ -227,13 +241,15 @@ func TestFeedWaitApplied(t *testing.T) {
 		msgs = append(msgs, kafka.Message{Partition: 0, Time: base.Add(time.Duration(i) * time.Second), Value: eventJSON(id, "13800138000", "1.2.3.4")})
 	}
 	w := consumers.NewWriter(kc, topic)
+	defer w.Close()
 	w.Balancer = kafka.BalancerFunc(func(kafka.Message, ...int) int { return 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
+	// The first five events now, the others once those are applied: the feed applies what its
+	// reader has fetched as one batch, so the applier's hold on the 6th must not catch them.
+	if err := w.WriteMessages(ctx, msgs[:5]...); err != nil {
 		t.Fatal(err)
 	}
-	w.Close()
 
 	st := &blockingApplier{applier: applier{seen: map[string]int{}}, release: make(chan struct{})}
 	feed := NewFeed(kc, topic, time.Time{}, st, quiet())
@@ -243,9 +259,12 @@ func TestFeedWaitApplied(t *testing.T) {
 	fctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go feed.Follow(fctx)
-	// The applier holds the 6th event: partition 0 is applied up to base+4s only.
 	if waited, ok := feed.WaitApplied(ctx, base.Add(4*time.Second), 5*time.Second); !ok {
 		t.Fatalf("not applied through base+4s after %s", waited)
+	}
+	// The applier holds the 6th event: partition 0 is applied up to base+4s only.
+	if err := w.WriteMessages(ctx, msgs[5:]...); err != nil {
+		t.Fatal(err)
 	}
 	if _, ok := feed.WaitApplied(ctx, base.Add(8*time.Second), 200*time.Millisecond); ok {
 		t.Fatal("met through base+8s while partition 0 is held at base+4s")
@@ -260,18 +279,19 @@ func TestFeedWaitApplied(t *testing.T) {
 	}
 }
 
-// blockingApplier applies the first five events, then waits for release.
+// blockingApplier applies the first five events, then waits for release before a batch with
+// later ones.
 type blockingApplier struct {
 	applier
 	n       int
 	release chan struct{}
 }
 
-func (b *blockingApplier) Apply(ev *schemas.VerifyEvent) bool {
-	if b.n++; b.n > 5 {
+func (b *blockingApplier) ApplyBatch(evs []schemas.VerifyEvent, applied []bool) int {
+	if b.n += len(evs); b.n > 5 {
 		<-b.release
 	}
-	return b.applier.Apply(ev)
+	return b.applier.ApplyBatch(evs, applied)
 }
 
 type fakeGate struct {
@@ -305,4 +325,34 @@ func TestScoreStageWaitsForTheFeedBeforeScoring(t *testing.T) {
 	if len(g.ats) != 1 || !g.ats[0].Equal(t0.Add(3*time.Second)) || g.seenBefore[0] != 0 {
 		t.Errorf("gate asked %v with %v scored before, want once for the newest time before any scoring", g.ats, g.seenBefore)
 	}
+}
+
+// A feed catching up on a backlog applies it in batches (as many as each partition's reader has
+// fetched), every event once.
+func TestFeedCatchUpInBatches(t *testing.T) {
+	const topic = "verify.events"
+	kc := embeddedKafka(t, topic, 2)
+	var msgs []kafka.Message
+	for i := range 3000 {
+		id := fmt.Sprintf("b%d", i)
+		msgs = append(msgs, kafka.Message{Key: []byte(id), Value: eventJSON(id, "13800138000", "1.2.3.4")})
+	}
+	produce(t, kc, topic, msgs...)
+	st := &applier{seen: map[string]int{}}
+	feed := NewFeed(kc, topic, time.Time{}, st, quiet())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	n, err := feed.CatchUp(ctx)
+	if err != nil {
+		t.Fatalf("CatchUp: %v", err)
+	}
+	if n != 3000 || feed.Applied() != 3000 || st.count() != 3000 {
+		t.Fatalf("CatchUp read %d, applied %d (%d distinct); want 3000", n, feed.Applied(), st.count())
+	}
+	for id, k := range st.seen {
+		if k != 1 {
+			t.Fatalf("event %s applied %d times", id, k)
+		}
+	}
+	t.Logf("3000 events in %d batches, the largest %d", st.batches, st.largest)
 }

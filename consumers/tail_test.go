@@ -1,0 +1,55 @@
+package consumers
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// A batch tail hands a partition's messages over in offset order, skips those before the
+// position, and then records the position after the batch, the newest message time and the high
+// water mark.
+func TestTailApplyBatch(t *testing.T) {
+	var got []int64
+	calls := 0
+	tl := NewBatchTail(Config{}, "t", time.Time{}, func(ms []kafka.Message) {
+		calls++
+		for _, m := range ms {
+			got = append(got, m.Offset)
+		}
+	}, quiet())
+	tl.targets = map[int]int64{}
+	tl.last = map[int]*atomic.Int64{0: new(atomic.Int64)}
+	base := time.Date(2026, 3, 14, 8, 0, 0, 0, time.UTC)
+	var batch []kafka.Message
+	for off := int64(3); off < 10; off++ {
+		m := kafka.Message{Offset: off, HighWaterMark: 12, Time: base.Add(time.Duration(off) * time.Second)}
+		if off == 9 {
+			m.Time = time.Time{} // no timestamp: the one before it is the newest known
+		}
+		batch = append(batch, m)
+	}
+	pos := new(atomic.Int64)
+	pos.Store(5)
+	if n := tl.applyBatch(0, pos, batch); n != 5 {
+		t.Errorf("applied %d, want 5 (offsets 5–9)", n)
+	}
+	if calls != 1 || len(got) != 5 || got[0] != 5 || got[4] != 9 {
+		t.Errorf("apply called %d times with offsets %v, want once with 5–9", calls, got)
+	}
+	if pos.Load() != 10 {
+		t.Errorf("position %d, want 10", pos.Load())
+	}
+	if last := tl.last[0].Load(); last != base.Add(8*time.Second).UnixNano() {
+		t.Errorf("last message time %v, want offset 8's", time.Unix(0, last).UTC())
+	}
+	if tl.targets[0] != 12 {
+		t.Errorf("target %d, want the high water mark 12", tl.targets[0])
+	}
+	// Everything already applied: apply is not called.
+	if n := tl.applyBatch(0, pos, batch); n != 0 || calls != 1 {
+		t.Errorf("a batch applied already: %d applied, apply called %d times", n, calls)
+	}
+}
