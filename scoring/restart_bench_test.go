@@ -16,7 +16,8 @@ import (
 // BenchmarkRestart compares the two ways a node rebuilds its feature state at start, on the same
 // retention of events (RISKFLOW_BENCH_EVENTS, default 1,000,000; about three events per phone, ten
 // phones per IP): replay decodes and applies every event, as the feed does from Kafka (the fetch
-// itself not included); snapshot loads the state written from the same events. One iteration is one
+// itself not included), one by one or (replay-batched) 256 at a time as the feed applies a
+// backlog; snapshot loads the state written from the same events. One iteration is one
 // whole restart; compare the two ns/op of one run.
 //
 //	RISKFLOW_BENCH_EVENTS=5000000 go test -run '^$' -bench Restart -benchtime 1x ./scoring/
@@ -49,6 +50,23 @@ func BenchmarkRestart(b *testing.B) {
 					b.Fatal(err)
 				}
 				s.Apply(&ev)
+			}
+		}
+	})
+	// As the feed replays now: what a partition reader fetched, decoded and applied as one batch.
+	b.Run("replay-batched", func(b *testing.B) {
+		evs := make([]schemas.VerifyEvent, 0, 256)
+		for range b.N {
+			s := newScorer(b, scoring.Config{}, nil)
+			for i, raw := range events {
+				ev, err := schemas.DecodeEvent(raw)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if evs = append(evs, ev); len(evs) == cap(evs) || i == len(events)-1 {
+					s.ApplyBatch(evs, nil)
+					evs = evs[:0]
+				}
 			}
 		}
 	})
