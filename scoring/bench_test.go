@@ -191,14 +191,18 @@ func BenchmarkCheck(b *testing.B) {
 // writer applies events as fast as it can (the replica feed catching up): how much the writer's
 // locks cost the readers. The writer's events are the Process benchmark's, so the state grows
 // realistically; it is a fresh world, not the shared one.
-func BenchmarkCheckWhileApplying(b *testing.B) { benchCheckWhileApplying(b, 1) }
+func BenchmarkCheckWhileApplying(b *testing.B) { benchCheckWhileApplying(b, 1, false) }
 
-// BenchmarkCheckWhileApplyingBatches is BenchmarkCheckWhileApplying with the writer applying
-// batches of 256 events (Scorer.ApplyBatch, as a batched feed would): it holds a shard lock for up
-// to 16 inserts instead of one. applies/check counts events.
-func BenchmarkCheckWhileApplyingBatches(b *testing.B) { benchCheckWhileApplying(b, 256) }
+// BenchmarkCheckWhileFeeding is BenchmarkCheckWhileApplying with the writer held to one applied
+// event per check, so that readers are compared at the same feed rate: one-by-one applies each
+// event with Scorer.Apply, batch=256 applies them 256 at a time with Scorer.ApplyBatch (a
+// catching-up feed's batches: a shard lock held for up to 16 inserts instead of one).
+func BenchmarkCheckWhileFeeding(b *testing.B) {
+	b.Run("one-by-one", func(b *testing.B) { benchCheckWhileApplying(b, 1, true) })
+	b.Run("batch=256", func(b *testing.B) { benchCheckWhileApplying(b, 256, true) })
+}
 
-func benchCheckWhileApplying(b *testing.B, batch int) {
+func benchCheckWhileApplying(b *testing.B, batch int, paced bool) {
 	w := newWorld(b)
 	const ring = 1 << 14
 	evs := benchEvents(w, ring, 11, w.gap)
@@ -207,30 +211,37 @@ func benchCheckWhileApplying(b *testing.B, batch int) {
 		reqs[i] = schemas.CheckRequest{Phone: ev.Phone, IP: ev.IP, Carrier: ev.Carrier, AppID: ev.AppID,
 			Flow: ev.Flow, Platform: ev.Platform, DeviceID: ev.DeviceID, TokenDigest: ev.TokenDigest, ExID: ev.ExID}
 	}
-	feed := benchEvents(w, 200_000, 12, w.gap)
+	feed := benchEvents(w, 200_000-200_000%batch, 12, w.gap)
 	stop := make(chan struct{})
 	var applied atomic.Int64
+	var seq atomic.Uint64
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for i := 0; ; i++ {
+		for i := 0; ; i += batch {
+			for paced && applied.Load() > int64(seq.Load()) {
+				select {
+				case <-stop:
+					return
+				default:
+					runtime.Gosched()
+				}
+			}
 			select {
 			case <-stop:
 				return
 			default:
 			}
+			j := i % len(feed)
 			if batch == 1 {
-				w.s.Apply(&feed[i%len(feed)])
-				applied.Add(1)
-				continue
+				w.s.Apply(&feed[j])
+			} else {
+				w.s.ApplyBatch(feed[j:j+batch], nil)
 			}
-			j := i * batch % len(feed)
-			w.s.ApplyBatch(feed[j:min(j+batch, len(feed))], nil)
-			applied.Add(int64(min(batch, len(feed)-j)))
+			applied.Add(int64(batch))
 		}
 	}()
-	var seq atomic.Uint64
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
