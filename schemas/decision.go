@@ -100,25 +100,9 @@ func (d *Decision) AppendJSON(b []byte) []byte {
 	b = appendTags(b, d.Tags)
 	b = append(b, `,"detail":{`...)
 	b = appendDetail(b, d.Detail)
-	b = append(b, `},"hits":[`...)
-	for i := range d.Hits {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		h := &d.Hits[i]
-		b = append(b, `{"rule":`...)
-		b = appendJSONString(b, h.Rule)
-		b = append(b, `,"tag":`...)
-		b = appendJSONString(b, h.Tag)
-		b = append(b, `,"score":`...)
-		b = strconv.AppendInt(b, int64(h.Score), 10)
-		b = append(b, `,"mode":`...)
-		b = appendJSONString(b, h.Mode)
-		b = append(b, `,"reason":`...)
-		b = appendJSONString(b, h.Reason)
-		b = append(b, '}')
-	}
-	b = append(b, `],"rules_version":`...)
+	b = append(b, '}')
+	b = appendHits(b, d.Hits)
+	b = append(b, `,"rules_version":`...)
 	b = appendJSONString(b, d.RulesVersion)
 	b = append(b, `,"node":`...)
 	b = appendJSONString(b, d.Node)

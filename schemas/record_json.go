@@ -45,25 +45,9 @@ func (r *ScoreRecord) AppendJSON(b []byte) []byte {
 	b = appendTags(b, r.Tags)
 	b = append(b, `,"detail":{`...)
 	b = appendDetail(b, r.Detail)
-	b = append(b, `},"hits":[`...)
-	for i := range r.Hits {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		h := &r.Hits[i]
-		b = append(b, `{"rule":`...)
-		b = appendJSONString(b, h.Rule)
-		b = append(b, `,"tag":`...)
-		b = appendJSONString(b, h.Tag)
-		b = append(b, `,"score":`...)
-		b = strconv.AppendInt(b, int64(h.Score), 10)
-		b = append(b, `,"mode":`...)
-		b = appendJSONString(b, h.Mode)
-		b = append(b, `,"reason":`...)
-		b = appendJSONString(b, h.Reason)
-		b = append(b, '}')
-	}
-	b = append(b, `],"rules_version":`...)
+	b = append(b, '}')
+	b = appendHits(b, r.Hits)
+	b = append(b, `,"rules_version":`...)
 	b = appendJSONString(b, r.RulesVersion)
 	b = append(b, `,"scored_at":`...)
 	b = appendJSONTime(b, r.ScoredAt)
@@ -242,4 +226,27 @@ func appendJSONString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// appendHits appends `,"hits":[...]`: every rule hit as encoding/json writes a RuleHit.
+func appendHits(b []byte, hits []RuleHit) []byte {
+	b = append(b, `,"hits":[`...)
+	for i := range hits {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		h := &hits[i]
+		b = append(b, `{"rule":`...)
+		b = appendJSONString(b, h.Rule)
+		b = append(b, `,"tag":`...)
+		b = appendJSONString(b, h.Tag)
+		b = append(b, `,"score":`...)
+		b = strconv.AppendInt(b, int64(h.Score), 10)
+		b = append(b, `,"mode":`...)
+		b = appendJSONString(b, h.Mode)
+		b = append(b, `,"reason":`...)
+		b = appendJSONString(b, h.Reason)
+		b = append(b, '}')
+	}
+	return append(b, ']')
 }
