@@ -42,8 +42,27 @@ func (a u128) next() (u128, bool) {
 // network. IPv4-mapped IPv6 prefixes (::ffff:a.b.c.d/n, n >= 96) are stored as
 // IPv4. Errors name the line number.
 func LoadCIDRList(r io.Reader) (*CIDRSet, error) {
-	s := &CIDRSet{}
 	b := NewCIDRTableBuilder[struct{}](nil)
+	entries := 0
+	err := eachListEntry(r, "cidr list", func(entry string) error {
+		p, err := ParseNetwork(entry)
+		if err != nil {
+			return err
+		}
+		b.Add(p, struct{}{})
+		entries++
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &CIDRSet{t: b.Build(), entries: entries}, nil
+}
+
+// eachListEntry calls fn with the first field of every line of a list file that holds one (what
+// follows it is a free-text label; '#' starts a comment). Errors, fn's included, name the list
+// and the line.
+func eachListEntry(r io.Reader, list string, fn func(entry string) error) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	line := 0
@@ -57,18 +76,14 @@ func LoadCIDRList(r io.Reader) (*CIDRSet, error) {
 		if len(fields) == 0 {
 			continue
 		}
-		p, err := ParseNetwork(fields[0])
-		if err != nil {
-			return nil, fmt.Errorf("geo: cidr list line %d: %w", line, err)
+		if err := fn(fields[0]); err != nil {
+			return fmt.Errorf("geo: %s line %d: %w", list, line, err)
 		}
-		b.Add(p, struct{}{})
-		s.entries++
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("geo: cidr list after line %d: %w", line, err)
+		return fmt.Errorf("geo: %s after line %d: %w", list, line, err)
 	}
-	s.t = b.Build()
-	return s, nil
+	return nil
 }
 
 // LoadCIDRFile is LoadCIDRList on a file; errors name the file and the line.

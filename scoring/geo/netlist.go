@@ -1,9 +1,7 @@
 package geo
 
 import (
-	"bufio"
 	_ "embed"
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -29,42 +27,30 @@ type NetList struct {
 // bits, or a bare address), optionally followed by whitespace and a free-text label. '#' starts a
 // comment. Errors name the line.
 func LoadNetList(r io.Reader) (*NetList, error) {
-	var cidrText strings.Builder
 	l := &NetList{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	line := 0
-	for sc.Scan() {
-		line++
-		text := sc.Text()
-		if i := strings.IndexByte(text, '#'); i >= 0 {
-			text = text[:i]
-		}
-		fields := strings.Fields(text)
-		if len(fields) == 0 {
-			cidrText.WriteByte('\n')
-			continue
-		}
-		if f := fields[0]; len(f) > 2 && strings.EqualFold(f[:2], "AS") {
+	b := NewCIDRTableBuilder[struct{}](nil)
+	entries := 0
+	err := eachListEntry(r, "network list", func(f string) error {
+		if len(f) > 2 && strings.EqualFold(f[:2], "AS") {
 			n, err := strconv.ParseUint(f[2:], 10, 32)
 			if err != nil || n == 0 {
-				return nil, fmt.Errorf("geo: network list line %d: %q is not an AS number (AS1 to AS4294967295)", line, f)
+				return fmt.Errorf("%q is not an AS number (AS1 to AS4294967295)", f)
 			}
 			l.asns = append(l.asns, uint32(n))
-			cidrText.WriteByte('\n') // keep line numbers of the CIDR parser in step
-			continue
+			return nil
 		}
-		cidrText.WriteString(fields[0])
-		cidrText.WriteByte('\n')
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("geo: network list after line %d: %w", line, err)
-	}
-	set, err := LoadCIDRList(strings.NewReader(cidrText.String()))
+		p, err := ParseNetwork(f)
+		if err != nil {
+			return err
+		}
+		b.Add(p, struct{}{})
+		entries++
+		return nil
+	})
 	if err != nil {
-		return nil, errors.New(strings.Replace(err.Error(), "geo: cidr list", "geo: network list", 1))
+		return nil, err
 	}
-	l.cidrs = set
+	l.cidrs = &CIDRSet{t: b.Build(), entries: entries}
 	slices.Sort(l.asns)
 	l.asns = slices.Compact(l.asns)
 	return l, nil
