@@ -40,11 +40,15 @@ type Flush func(ctx context.Context) error
 
 // LoopConfig bounds batches and retries.
 type LoopConfig struct {
-	Name       string        // for logs and metrics ("scorer", "archiver")
-	MaxBatch   int           // messages per batch; default 500
-	MaxWait    time.Duration // how long a partial batch waits for more messages; default 5 ms
-	BackoffMin time.Duration // first retry delay after a handler error; default 100 ms
-	BackoffMax time.Duration // default 5 s
+	Name     string // for logs and metrics ("scorer", "archiver")
+	MaxBatch int    // messages per batch; default 500
+	// MaxBatchBytes bounds a batch's keys and values too (a batch holds at least one message), so
+	// that records ten times larger than usual cannot take MaxBatch times their size in memory;
+	// default 64 MiB.
+	MaxBatchBytes int
+	MaxWait       time.Duration // how long a partial batch waits for more messages; default 5 ms
+	BackoffMin    time.Duration // first retry delay after a handler error; default 100 ms
+	BackoffMax    time.Duration // default 5 s
 	// IdleProbe ends a fetch outage on an idle topic: after a failed fetch, a wait this long with
 	// neither a message nor an error (the reader's own counters included) means the broker is
 	// back and there is nothing to read. Default 3 s.
@@ -54,6 +58,9 @@ type LoopConfig struct {
 func (c LoopConfig) withDefaults() LoopConfig {
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 500
+	}
+	if c.MaxBatchBytes <= 0 {
+		c.MaxBatchBytes = 64 << 20
 	}
 	if c.MaxWait <= 0 {
 		c.MaxWait = 5 * time.Millisecond
@@ -263,7 +270,8 @@ func (l *Loop) fetch(ctx context.Context, batch []kafka.Message) ([]kafka.Messag
 	}
 	wctx, cancel := context.WithTimeout(ctx, l.cfg.MaxWait)
 	defer cancel()
-	for len(batch) < l.cfg.MaxBatch {
+	size := len(m.Key) + len(m.Value)
+	for len(batch) < l.cfg.MaxBatch && size < l.cfg.MaxBatchBytes {
 		m, err := l.r.FetchMessage(wctx)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -272,6 +280,7 @@ func (l *Loop) fetch(ctx context.Context, batch []kafka.Message) ([]kafka.Messag
 			break // the wait is over: hand over what we have
 		}
 		batch = append(batch, m)
+		size += len(m.Key) + len(m.Value)
 	}
 	return batch, nil
 }

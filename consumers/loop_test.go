@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -468,5 +469,33 @@ func TestLoopConfigDefaults(t *testing.T) {
 	c := LoopConfig{}.withDefaults()
 	if c.MaxBatch != 500 || c.MaxWait != 5*time.Millisecond || c.BackoffMin != 100*time.Millisecond || c.BackoffMax != 5*time.Second {
 		t.Errorf("defaults %+v", c)
+	}
+}
+
+// A batch stops growing at MaxBatchBytes as well as at MaxBatch: large records do not take
+// MaxBatch times their size in memory. A message larger than the bound still makes a batch.
+func TestLoopBatchBoundedByBytes(t *testing.T) {
+	r := newFakeReader()
+	r.mu.Lock()
+	for i, size := range []int{400, 400, 400, 400, 400, 2000, 10} {
+		r.queue = append(r.queue, kafka.Message{Topic: "t", Offset: int64(i), Value: make([]byte, size)})
+	}
+	r.mu.Unlock()
+	h := newRecorder()
+	l := NewLoop(LoopConfig{Name: "archiver", MaxBatch: 100, MaxBatchBytes: 1000, MaxWait: time.Second}, r, h.handle, slog.New(slog.DiscardHandler), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	var got [][]int64
+	for n := 0; n < 7; {
+		b := h.next(t)
+		got = append(got, offsets(b))
+		n += len(b)
+	}
+	cancel()
+	<-done
+	want := [][]int64{{0, 1, 2}, {3, 4, 5}, {6}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("batches %v, want %v (1,000 bytes at most, after the message that reaches it)", got, want)
 	}
 }
