@@ -80,16 +80,17 @@ start() {
     tail -n 30 "$dir/server.log" "$dir/stdout.log" >&2 || true
     die "kafka did not open 127.0.0.1:$RISKFLOW_KAFKA_PORT within 90 s"
   fi
-  # A listening socket is not a ready broker: wait for the "started" line.
-  local started=""
-  for _ in $(seq 1 120); do
+  # A listening socket is not a ready broker: wait for the "started" line. A data directory holding
+  # many partitions (a long-lived dev broker) takes minutes to load, hence the generous default.
+  local started="" limit="${RISKFLOW_KAFKA_START_TIMEOUT:-300}"
+  for _ in $(seq 1 $((limit * 2))); do
     if tail -n "+$((logged + 1))" "$dir/server.log" 2>/dev/null | grep -q 'Kafka Server started'; then started=1; break; fi
     pid_alive "$pidfile" || die "kafka exited during startup (see $dir/server.log)"
     sleep 0.5
   done
   if [[ -z $started ]]; then
     tail -n 30 "$dir/server.log" >&2 || true
-    die "kafka did not report 'Kafka Server started' within 60 s (see $dir/server.log)"
+    die "kafka did not report 'Kafka Server started' within $limit s (RISKFLOW_KAFKA_START_TIMEOUT; see $dir/server.log)"
   fi
   log "kafka ready"
 }
