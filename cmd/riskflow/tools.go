@@ -2,11 +2,12 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/segmentio/kafka-go"
 
@@ -84,7 +85,7 @@ func cmdProduce(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	w := consumers.NewWriter(kc, cfg.Kafka.EventsTopic)
 	defer w.Close()
 	pub := &pipeline.Publisher{W: w, Hasher: schemas.NewPhoneHasher([]byte(cfg.Scoring.PhoneHashKey))}
-	sent, bad, err := produceLines(ctx, in, pub, w, *raw, stderr)
+	sent, bad, err := produceLines(ctx, in, pub, w, *raw, kc.BatchBytes(), stderr)
 	fmt.Fprintf(stdout, "produced %d events to %s (%d invalid lines)\n", sent, cfg.Kafka.EventsTopic, bad)
 	if err != nil {
 		return err
@@ -95,19 +96,24 @@ func cmdProduce(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
-func produceLines(ctx context.Context, in io.Reader, pub *pipeline.Publisher, w pipeline.MessageWriter, raw bool, stderr io.Writer) (sent, bad int, err error) {
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
+// maxProduceLine is the longest line produce reads; a longer one is reported and skipped.
+const maxProduceLine = 1 << 20
+
+// produceLines publishes in's lines in batches of 1,000. A line that is not a valid event (or, with
+// raw, one Kafka refuses) is reported on stderr with its number and skipped, as is a line longer
+// than maxProduceLine: one bad line never costs the rest of the file.
+func produceLines(ctx context.Context, in io.Reader, pub *pipeline.Publisher, w pipeline.MessageWriter, raw bool, maxBytes int, stderr io.Writer) (sent, bad int, err error) {
+	r := bufio.NewReaderSize(in, 64<<10)
 	var batch []schemas.VerifyEvent
 	var rawBatch [][]byte
+	var rawLines []int
 	flush := func() error {
 		if raw {
-			if err := writeRaw(ctx, w, rawBatch); err != nil {
-				return err
-			}
-			sent += len(rawBatch)
-			rawBatch = rawBatch[:0]
-			return nil
+			n, rejected, err := writeRaw(ctx, w, rawBatch, rawLines, maxBytes, stderr)
+			sent += n
+			bad += rejected
+			rawBatch, rawLines = rawBatch[:0], rawLines[:0]
+			return err
 		}
 		if len(batch) == 0 {
 			return nil
@@ -120,20 +126,30 @@ func produceLines(ctx context.Context, in io.Reader, pub *pipeline.Publisher, w 
 		return nil
 	}
 	line := 0
-	for sc.Scan() {
-		line++
-		text := sc.Bytes()
-		if len(strings.TrimSpace(string(text))) == 0 {
-			continue
+	var buf []byte
+	for {
+		text, long, rerr := readLine(r, buf[:0], maxProduceLine)
+		buf = text[:0]
+		if rerr != nil && !errors.Is(rerr, io.EOF) {
+			return sent, bad, fmt.Errorf("read line %d: %w", line+1, rerr)
 		}
-		if raw {
-			rawBatch = append(rawBatch, append([]byte(nil), text...))
-		} else {
+		if len(text) > 0 || long > 0 || rerr == nil {
+			line++
+		}
+		switch {
+		case long > 0:
+			bad++
+			fmt.Fprintf(stderr, "line %d: %d bytes, over the %d-byte limit of a line; skipped\n", line, long, maxProduceLine)
+		case len(bytes.TrimSpace(text)) == 0:
+		case raw:
+			rawBatch = append(rawBatch, bytes.Clone(text))
+			rawLines = append(rawLines, line)
+		default:
 			ev, err := schemas.DecodeEvent(text)
 			if err != nil {
 				bad++
 				fmt.Fprintf(stderr, "line %d: %v\n", line, err)
-				continue
+				break
 			}
 			batch = append(batch, ev)
 		}
@@ -142,23 +158,51 @@ func produceLines(ctx context.Context, in io.Reader, pub *pipeline.Publisher, w 
 				return sent, bad, err
 			}
 		}
+		if rerr != nil { // io.EOF
+			return sent, bad, flush()
+		}
 	}
-	if err := sc.Err(); err != nil {
-		return sent, bad, fmt.Errorf("read line %d: %w", line+1, err)
-	}
-	return sent, bad, flush()
 }
 
-func writeRaw(ctx context.Context, w pipeline.MessageWriter, lines [][]byte) error {
+// readLine appends r's next line (without its end) to buf. A line longer than limit is read to
+// its end and dropped: long is then its length and the returned text empty. The error is io.EOF
+// after the last line.
+func readLine(r *bufio.Reader, buf []byte, limit int) (text []byte, long int, err error) {
+	n := 0
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) { // no end of line yet
+			if n += len(chunk); n <= limit {
+				buf = append(buf, chunk...)
+			}
+			continue
+		}
+		body := bytes.TrimSuffix(chunk, []byte("\n"))
+		if n += len(body); n > limit {
+			return nil, n, err
+		}
+		buf = append(buf, body...)
+		return bytes.TrimSuffix(buf, []byte("\r")), 0, err
+	}
+}
+
+// writeRaw writes lines as they are; a line Kafka refuses for good (too large, invalid) is
+// reported with its line number and counted as rejected, the others are written.
+func writeRaw(ctx context.Context, w pipeline.MessageWriter, lines [][]byte, numbers []int, maxBytes int, stderr io.Writer) (sent, rejected int, err error) {
 	if len(lines) == 0 {
-		return nil
+		return 0, 0, nil
 	}
 	msgs := make([]kafka.Message, len(lines))
 	for i, l := range lines {
 		msgs[i] = kafka.Message{Value: l}
 	}
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
-		return fmt.Errorf("produce %d raw lines: %w", len(lines), err)
+	rej, retry, err := consumers.Produce(ctx, w, msgs, maxBytes)
+	for _, r := range rej {
+		fmt.Fprintf(stderr, "line %d: not written: %v\n", numbers[r.Index], consumers.Summarize(r.Err))
 	}
-	return nil
+	sent = len(lines) - len(rej) - len(retry)
+	if err != nil {
+		return sent, len(rej), fmt.Errorf("produce %d raw lines (%d not acknowledged): %w", len(lines), len(retry), err)
+	}
+	return sent, len(rej), nil
 }

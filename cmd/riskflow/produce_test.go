@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/riskflow/riskflow/pipeline"
+	"github.com/riskflow/riskflow/schemas"
+)
+
+// memWriter keeps what is written.
+type memWriter struct{ msgs []kafka.Message }
+
+func (w *memWriter) WriteMessages(_ context.Context, msgs ...kafka.Message) error {
+	w.msgs = append(w.msgs, msgs...)
+	return nil
+}
+
+func produceEvent(id string) string {
+	return fmt.Sprintf(`{"event_id":%q,"ts":"2026-12-01T10:00:00Z","app_id":"a","flow":"one_click_login","phone":"13812345678","ip":"1.2.3.4","outcome":"success"}`, id)
+}
+
+// One line too long for the reader, one invalid line and a blank one cost only themselves: the
+// lines after them are produced, and each is reported with its number.
+func TestProduceLinesSkipsBadAndOversizeLines(t *testing.T) {
+	in := strings.Join([]string{
+		produceEvent("e1"),
+		`{"event_id":"` + strings.Repeat("x", 2*maxProduceLine) + `"}`,
+		`{"event_id":"e3"}`,
+		"",
+		produceEvent("e5") + "\r",
+		produceEvent("e6"),
+	}, "\n")
+	for _, raw := range []bool{false, true} {
+		w := &memWriter{}
+		pub := &pipeline.Publisher{W: w, Hasher: schemas.NewPhoneHasher([]byte("k"))}
+		var stderr bytes.Buffer
+		sent, bad, err := produceLines(context.Background(), strings.NewReader(in), pub, w, raw, 1<<20, &stderr)
+		if err != nil {
+			t.Fatalf("raw=%v: %v", raw, err)
+		}
+		wantSent, wantBad := 3, 2
+		if raw { // raw sends the invalid line as it is; only the long one is refused
+			wantSent, wantBad = 4, 1
+		}
+		if sent != wantSent || bad != wantBad || len(w.msgs) != wantSent {
+			t.Fatalf("raw=%v: sent %d bad %d written %d, want %d %d; stderr:\n%s", raw, sent, bad, len(w.msgs), wantSent, wantBad, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), fmt.Sprintf("line 2: %d bytes, over the", 2*maxProduceLine+15)) {
+			t.Errorf("raw=%v: the long line is not reported with its number and size:\n%s", raw, stderr.String())
+		}
+		if !raw && !strings.Contains(stderr.String(), "line 3: ") {
+			t.Errorf("the invalid line is not reported with its number:\n%s", stderr.String())
+		}
+		last := string(w.msgs[len(w.msgs)-1].Value)
+		if !strings.Contains(last, `"e6"`) {
+			t.Errorf("raw=%v: last message %q, want event e6", raw, last)
+		}
+		if raw && strings.HasSuffix(string(w.msgs[len(w.msgs)-2].Value), "\r") {
+			t.Errorf("a CRLF line keeps its \\r")
+		}
+	}
+}
+
+// In raw mode a message over the writer's limit is reported by line and the rest are written.
+func TestProduceRawRejectsOversizeMessage(t *testing.T) {
+	in := "a\n" + strings.Repeat("b", 5000) + "\nc\n"
+	w := &memWriter{}
+	var stderr bytes.Buffer
+	sent, bad, err := produceLines(context.Background(), strings.NewReader(in), nil, w, true, 1000, &stderr)
+	if err != nil || sent != 2 || bad != 1 || len(w.msgs) != 2 {
+		t.Fatalf("sent %d bad %d written %d err %v; stderr %s", sent, bad, len(w.msgs), err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "line 2: not written") {
+		t.Errorf("stderr %q does not name line 2", stderr.String())
+	}
+}
