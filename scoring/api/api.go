@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -66,7 +67,13 @@ type Config struct {
 	// request from that address gets 429 until a token is back. 0 = no throttling.
 	AuthFailuresPerMinute float64 `yaml:"auth_failures_per_minute"`
 	AuthFailureBurst      int     `yaml:"-"`
-	NodeID                string  `yaml:"-"` // prefix of response ids
+	// TrustedProxies are the addresses or CIDRs of the reverse proxies in front of the API. A
+	// request from one of them is counted against the client its X-Forwarded-For names (the
+	// right-most address that is not itself a trusted proxy); X-Forwarded-For from anybody else
+	// is ignored, since a client can write anything there. Empty: every request counts against
+	// its TCP peer.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	NodeID         string   `yaml:"-"` // prefix of response ids
 }
 
 // DefaultConfig is the configuration of a node: 1 MiB bodies, no rate limits, 20 failed
@@ -90,6 +97,9 @@ func (c Config) Validate() error {
 	if c.AuthFailuresPerMinute < 0 {
 		errs = append(errs, errors.New("auth_failures_per_minute: must not be negative (0 turns the throttle off)"))
 	}
+	if _, err := parseProxies(c.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("trusted_proxies: %w", err))
+	}
 	for k, v := range c.Keys {
 		if k == "" || v == "" {
 			errs = append(errs, errors.New("keys: app key and secret must both be non-empty"))
@@ -109,6 +119,7 @@ type Server struct {
 	log       *slog.Logger
 	apps      map[string]*appLimits // app key → its rate buckets; fixed at New
 	authFails *addrLimiter          // failed authentications per client address; nil = off
+	proxies   []netip.Prefix        // cfg.TrustedProxies
 	seq       atomic.Uint64
 	m         *metrics
 	mux       *http.ServeMux
@@ -166,6 +177,7 @@ func New(cfg Config, checker Checker, pub Publisher, opts ...Option) *Server {
 		cfg: cfg, checker: checker, pub: pub, ready: func() error { return nil }, log: slog.Default(),
 		apps: newAppLimits(&cfg), authFails: newAddrLimiter(cfg.AuthFailuresPerMinute, cfg.AuthFailureBurst),
 	}
+	s.proxies, _ = parseProxies(cfg.TrustedProxies) // Validate reports a bad entry
 	for _, o := range opts {
 		o(s)
 	}
@@ -375,7 +387,7 @@ func (s *Server) auth(r *http.Request, route string) (string, error) {
 // too often lately: then it answers 429 without looking at them. A wrong name or secret costs the
 // address a token; a missing Authorization header does not (it guesses nothing).
 func (s *Server) authenticate(r *http.Request, creds map[string]string, field, what string) (string, error) {
-	addr, now := clientAddr(r), time.Now()
+	addr, now := clientAddr(r, s.proxies), time.Now()
 	if wait := s.authFails.blocked(addr, now); wait > 0 {
 		return "", throttled(wait)
 	}

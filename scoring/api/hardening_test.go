@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -322,6 +323,53 @@ func TestFailedAuthenticationIsThrottledPerAddress(t *testing.T) {
 		t.Errorf("another /64: %d %s", w.Code, w.Body)
 	}
 	errorBody(t, check("[::ffff:192.0.2.1]:4"), http.StatusTooManyRequests, "too many failed")
+}
+
+// Behind a trusted reverse proxy, failures count against the client X-Forwarded-For names: one
+// guessing client does not lock out everybody behind the proxy, and a client cannot escape its
+// bucket by writing addresses of its own into the header.
+func TestAuthThrottleBehindTrustedProxy(t *testing.T) {
+	f := newFixture(t, api.Config{AuthFailuresPerMinute: 1, AuthFailureBurst: 2, TrustedProxies: []string{"10.0.0.0/8", "192.0.2.9"}})
+	const proxy = "10.1.2.3:5000"
+	xff := func(v string) reqOpt { return func(r *http.Request) { r.Header.Set("X-Forwarded-For", v) } }
+	check := func(opts ...reqOpt) *httptest.ResponseRecorder {
+		t.Helper()
+		return f.do(t, http.MethodPost, "/v1/risk/check", checkBody, opts...)
+	}
+	// The attacker at 198.51.100.7 rotates the left part of the header; the proxy appends the
+	// real peer (and a second proxy hop, itself trusted, is skipped).
+	for i := range 2 {
+		errorBody(t, check(from(proxy), xff(fmt.Sprintf("203.0.113.%d, 198.51.100.7, 10.9.9.9", i)), basic("app1", "guess")), http.StatusUnauthorized, "authorization")
+	}
+	errorBody(t, check(from(proxy), xff("1.1.1.1, 198.51.100.7")), http.StatusTooManyRequests, "too many failed")
+	// Another client behind the same proxy, and the proxy's own health checks, still pass.
+	if w := check(from(proxy), xff("198.51.100.8")); w.Code != http.StatusOK {
+		t.Errorf("another client behind the proxy: %d %s", w.Code, w.Body)
+	}
+	if w := check(from("192.0.2.9:1")); w.Code != http.StatusOK {
+		t.Errorf("the proxy itself without a header: %d %s", w.Code, w.Body)
+	}
+	// The header of a peer that is not a trusted proxy is ignored: it counts against itself.
+	for range 2 {
+		errorBody(t, check(from("198.51.100.50:1"), xff("198.51.100.99"), basic("app1", "guess")), http.StatusUnauthorized, "authorization")
+	}
+	errorBody(t, check(from("198.51.100.50:2"), xff("198.51.100.100")), http.StatusTooManyRequests, "too many failed")
+	if w := check(from(proxy), xff("198.51.100.99")); w.Code != http.StatusOK {
+		t.Errorf("a client named by an untrusted header was charged: %d %s", w.Code, w.Body)
+	}
+	// An unreadable entry: nothing to its left is trusted, the proxy is the client.
+	if w := check(from(proxy), xff("198.51.100.7, garbage")); w.Code != http.StatusOK {
+		t.Errorf("unreadable entry: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestTrustedProxiesConfig(t *testing.T) {
+	c := api.DefaultConfig()
+	c.TrustedProxies = []string{"10.0.0.0/8", "::1", "not-an-ip"}
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), `trusted_proxies: entry 3: "not-an-ip" is not an address or CIDR`) {
+		t.Fatalf("Validate() = %v", err)
+	}
 }
 
 func TestAuthThrottleOffByDefault(t *testing.T) {

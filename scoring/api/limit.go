@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -171,11 +172,12 @@ func (a *addrLimiter) tracked() int {
 	return int(a.size.Load())
 }
 
-// clientAddr is what failed authentications are counted against: the peer's IPv4 address, or its
-// IPv6 /64 — one host usually holds a whole /64, and counting per address would let it rotate
-// through 2^64 of them. X-Forwarded-For is not trusted (a client can write anything there), so
-// behind a reverse proxy every client shares the proxy's address.
-func clientAddr(r *http.Request) netip.Prefix {
+// clientAddr is what failed authentications are counted against: the client's IPv4 address, or
+// its IPv6 /64 — one host usually holds a whole /64, and counting per address would let it rotate
+// through 2^64 of them. The client is the TCP peer, unless the peer is one of proxies: then it is
+// the right-most address of X-Forwarded-For that is not a proxy (the left part of the header is
+// whatever the client wrote). A proxy that sent no usable header is its own client.
+func clientAddr(r *http.Request, proxies []netip.Prefix) netip.Prefix {
 	var a netip.Addr
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		a = ap.Addr()
@@ -183,12 +185,82 @@ func clientAddr(r *http.Request) netip.Prefix {
 		return netip.Prefix{} // unknown (not a TCP peer): one shared bucket
 	}
 	a = a.Unmap().WithZone("")
+	if isProxy(a, proxies) {
+		a = forwardedClient(r.Header.Values("X-Forwarded-For"), a, proxies)
+	}
 	bits := 32
 	if a.Is6() {
 		bits = 64
 	}
 	p, _ := a.Prefix(bits)
 	return p
+}
+
+// forwardedClient walks X-Forwarded-For (every header line, each a comma-separated list) from the
+// right and returns the first address that is not a proxy; peer if there is none or an entry
+// cannot be read (nothing to its left can be trusted then).
+func forwardedClient(lines []string, peer netip.Addr, proxies []netip.Prefix) netip.Addr {
+	for i := len(lines) - 1; i >= 0; i-- {
+		rest := lines[i]
+		for rest != "" {
+			var entry string
+			if j := strings.LastIndexByte(rest, ','); j >= 0 {
+				entry, rest = rest[j+1:], rest[:j]
+			} else {
+				entry, rest = rest, ""
+			}
+			entry = strings.TrimSpace(entry)
+			if entry == "" {
+				continue
+			}
+			a, err := netip.ParseAddr(entry)
+			if err != nil {
+				if ap, perr := netip.ParseAddrPort(entry); perr == nil {
+					a, err = ap.Addr(), nil
+				}
+			}
+			if err != nil {
+				return peer
+			}
+			a = a.Unmap().WithZone("")
+			if !isProxy(a, proxies) {
+				return a
+			}
+		}
+	}
+	return peer
+}
+
+func isProxy(a netip.Addr, proxies []netip.Prefix) bool {
+	for _, p := range proxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseProxies reads trusted proxies: addresses ("10.0.0.7") or CIDRs ("10.0.0.0/8").
+func parseProxies(entries []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, e := range entries {
+		e = strings.TrimSpace(e)
+		if strings.Contains(e, "/") {
+			p, err := netip.ParsePrefix(e)
+			if err != nil {
+				return nil, fmt.Errorf("entry %d: %q is not an address or CIDR", i+1, e)
+			}
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(e)
+		if err != nil {
+			return nil, fmt.Errorf("entry %d: %q is not an address or CIDR", i+1, e)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 // throttled is the 429 for an address that failed to authenticate too often.

@@ -65,7 +65,7 @@ func TestClientAddr(t *testing.T) {
 	for remote, want := range cases {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.RemoteAddr = remote
-		if got := clientAddr(r).String(); got != want {
+		if got := clientAddr(r, nil).String(); got != want {
 			t.Errorf("clientAddr(%q) = %s, want %s", remote, got, want)
 		}
 	}
