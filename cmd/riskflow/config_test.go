@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -396,6 +397,33 @@ func TestKubernetesConfigMapLoads(t *testing.T) {
 	}
 	if cfg.Ops.Listen == "" || cfg.Scoring.SnapshotDir == "" {
 		t.Errorf("ops.listen %q, scoring.snapshot_dir %q: both should be set in the shipped manifest", cfg.Ops.Listen, cfg.Scoring.SnapshotDir)
+	}
+}
+
+// Every RISKFLOW_ variable the shipped Dockerfile, compose file and Kubernetes manifest set is one
+// the program knows: an unknown one stops every container at start (config error, exit 2).
+func TestShippedEnvironmentIsKnown(t *testing.T) {
+	name := regexp.MustCompile(`RISKFLOW_[A-Z0-9_]+`)
+	for _, f := range []string{"../../Dockerfile", "../../deploy/compose/docker-compose.yml", "../../deploy/kubernetes/riskflow.yaml"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := 0
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(strings.TrimSpace(line), "#") {
+				continue
+			}
+			for _, v := range name.FindAllString(line, -1) {
+				seen++
+				if _, err := LoadConfig("", []string{v + "=x"}, nil); err != nil && strings.Contains(err.Error(), "not a configuration key") {
+					t.Errorf("%s sets %s: %v", f, v, err)
+				}
+			}
+		}
+		if seen == 0 {
+			t.Errorf("%s sets no RISKFLOW_ variable: the test reads the wrong file", f)
+		}
 	}
 }
 
