@@ -19,10 +19,13 @@ type DecisionLogConfig struct {
 	// Queue is how many verdicts may wait for Kafka; beyond it new ones are dropped (and counted).
 	// Default 10,000.
 	Queue int
-	// Batch is the most verdicts one produce call carries. Default 1,000.
+	// Batch is the most verdicts one produce call carries. Default 4,000.
 	Batch int
-	// Linger is how long the first verdict of a batch waits for more (default 10 ms): fewer,
-	// larger produce calls cost the cores the checks run on less.
+	// Linger is how long the first verdict of a batch waits for more (default 50 ms). Fewer,
+	// larger produce calls cost the client and the broker less per verdict: on the local broker,
+	// calls of 2,000–4,000 verdicts took about half the CPU per verdict (client and broker) of
+	// calls of 350, which a 10 ms linger gave at 35k checks/s. Verdicts reach Kafka that much later;
+	// nothing waits for them.
 	Linger time.Duration
 	// Node names the process that served the verdicts (the decision's node).
 	Node string
@@ -39,10 +42,10 @@ func (c DecisionLogConfig) withDefaults() DecisionLogConfig {
 		c.Queue = 10_000
 	}
 	if c.Batch <= 0 {
-		c.Batch = 1000
+		c.Batch = 4000
 	}
 	if c.Linger <= 0 {
-		c.Linger = 10 * time.Millisecond
+		c.Linger = 50 * time.Millisecond
 	}
 	if c.MaxMessageBytes <= 0 {
 		c.MaxMessageBytes = consumers.Config{}.BatchBytes()
