@@ -421,10 +421,13 @@ func TestAlreadyExists(t *testing.T) {
 		&clickhouse.Exception{Code: 57, Message: "Table db.t already exists."},
 		fmt.Errorf("wrapped: %w", &clickhouse.Exception{Code: 82, Message: "Database db already exists."}),
 		&clickhouse.Exception{Code: 44, Message: "Cannot add column x: column with this name already exists"},
+		// current releases (26.9) answer a repeated ADD COLUMN with DUPLICATE_COLUMN
+		&clickhouse.Exception{Code: 15, Message: "Cannot add column `decision_id`: column with this name already exists"},
 	}
 	no := []error{
 		&clickhouse.Exception{Code: 44, Message: "Illegal column x of argument of function f"},
 		&clickhouse.Exception{Code: 62, Message: "Syntax error"},
+		&clickhouse.Exception{Code: 15, Message: "Column x specified more than once"},
 		errors.New("table already exists"), // not from the server
 	}
 	for _, err := range yes {

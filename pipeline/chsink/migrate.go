@@ -136,7 +136,8 @@ func (s *Store) execDDL(ctx context.Context, stmt string) error {
 
 // ClickHouse error codes that mean "the thing you create is there".
 const (
-	codeIllegalColumn         = 44 // also "Cannot add column x: column with this name already exists"
+	codeDuplicateColumn       = 15 // current releases: "Cannot add column `x`: column with this name already exists"
+	codeIllegalColumn         = 44 // 18.16: "Cannot add column x: column with this name already exists"
 	codeTableAlreadyExists    = 57
 	codeDatabaseAlreadyExists = 82
 )
@@ -147,7 +148,7 @@ func alreadyExists(err error) bool {
 		return false
 	}
 	switch ex.Code {
-	case codeTableAlreadyExists, codeDatabaseAlreadyExists, codeIllegalColumn:
+	case codeTableAlreadyExists, codeDatabaseAlreadyExists, codeIllegalColumn, codeDuplicateColumn:
 		return strings.Contains(strings.ToLower(ex.Message), "already exists")
 	}
 	return false
