@@ -10,11 +10,14 @@ test runs the same plan on the 18.16 server and compares. It knows nothing about
     chdb_runner.py --version            print the ClickHouse version chDB embeds
     chdb_runner.py PLAN.json OUT.json   run the plan, write the results
 
-PLAN.json: {"steps": [{"name": "...", "sql": "...", "data": "...", "result": true}, ...]}
+PLAN.json: {"timezone": "UTC", "steps": [{"name": "...", "sql": "...", "data": "...", "result": true}, ...]}
+  timezone   the server's time zone (the session's default for now(), toStartOfHour(x) and a
+             DateTime without one); default UTC
   sql     one statement, without a trailing semicolon
-  data    optional rows for an INSERT ... FORMAT statement, sent after it
+  data       optional rows for an INSERT ... FORMAT statement, sent after it
+  data_file  optional file whose content is sent after the statement instead (large inserts)
   result  true: return the output as TabSeparated; false: run it for its effect
-OUT.json: {"version": "...", "seconds": 1.2, "steps": [{"name", "ok", "error", "output"}, ...]}
+OUT.json: {"version": "...", "timezone": "...", "seconds": 1.2, "steps": [{"name", "ok", "error", "output"}, ...]}
 Every step runs, whatever the earlier ones did; the exit code is 0 when the plan could be read
 and run (a failing statement is a result, not a crash).
 """
@@ -26,11 +29,13 @@ import sys
 import tempfile
 import time
 
-# Same clock zone as the CI server (its config says UTC), before ClickHouse reads it.
-os.environ["TZ"] = "UTC"
 
-import chdb  # noqa: E402
-from chdb import session as chs  # noqa: E402
+def start_chdb(tz):
+    """Import chDB with the server time zone tz: ClickHouse reads TZ once, when it loads."""
+    os.environ["TZ"] = tz
+    global chdb, chs
+    import chdb
+    from chdb import session as chs
 
 
 def version(sess):
@@ -40,16 +45,21 @@ def version(sess):
 def run(plan_path, out_path):
     with open(plan_path, encoding="utf-8") as f:
         plan = json.load(f)
+    start_chdb(plan.get("timezone") or "UTC")
     workdir = tempfile.mkdtemp(prefix="riskflow-chdb-")
     t0 = time.monotonic()
     results = []
     try:
         sess = chs.Session(workdir)
         ver = version(sess)
+        zone = str(sess.query("SELECT timezone()", "TabSeparated")).strip()
         for step in plan["steps"]:
             sql = step["sql"]
             if step.get("data"):
                 sql = sql + "\n" + step["data"]
+            elif step.get("data_file"):
+                with open(step["data_file"], encoding="utf-8") as f:
+                    sql = sql + "\n" + f.read()
             res = {"name": step["name"], "ok": True, "error": "", "output": ""}
             try:
                 out = sess.query(sql, "TabSeparated")
@@ -62,13 +72,14 @@ def run(plan_path, out_path):
         sess.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    out = {"version": ver, "chdb": chdb.__version__, "seconds": round(time.monotonic() - t0, 3), "steps": results}
+    out = {"version": ver, "timezone": zone, "chdb": chdb.__version__, "seconds": round(time.monotonic() - t0, 3), "steps": results}
     with open(out_path, "w", encoding="utf-8") as f:
         json.dump(out, f, ensure_ascii=False)
 
 
 def main(argv):
     if argv[1:] == ["--version"]:
+        start_chdb("UTC")
         workdir = tempfile.mkdtemp(prefix="riskflow-chdb-")
         try:
             sess = chs.Session(workdir)

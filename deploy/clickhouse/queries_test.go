@@ -21,6 +21,10 @@ var (
 		{`(?i)\bWINDOW\b|\bOVER\s*\(`, "window functions are not in 18.16"},
 		{`(?i)\bgreatest\s*\([^()]*,[^()]*,`, "greatest takes two arguments on 18.16"},
 		{`(?i)\bphone\b`, "the plaintext number is not stored"},
+		// The server's time zone rounds now() and cuts its days: a server at UTC+5:30 or +5:45 moves
+		// every hour window off the UTC hours of the hourly views (TestSQLOnBothClickHouses runs
+		// chDB in Asia/Kathmandu to catch it).
+		{`(?i)\b(toStartOf\w+|toDate|toHour|toMonday|toYYYYMM\w*)\(\s*now\(\)\s*\)|\btoday\(\)|\byesterday\(\)`, "round the clock in a named zone: toStartOfHour(now(), 'UTC')"},
 		// ClickHouse 20.x and newer refuse a joined subquery without an alias (Code 206,
 		// joined_subquery_requires_alias); 18.16 takes one either way.
 		{`(?i)\) (ANY |ALL |ASOF |SEMI |ANTI )?(LEFT |RIGHT |INNER |FULL |CROSS )?(OUTER )?JOIN\b`, "give the subquery before JOIN an alias: ) AS name JOIN"},

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	chschema "github.com/riskflow/riskflow/deploy/clickhouse"
 	"github.com/riskflow/riskflow/deploy/grafana"
 	"github.com/riskflow/riskflow/schemas"
@@ -264,6 +265,7 @@ func newCrossFixture(now time.Time) crossFixture {
 // The kinds of steps of a plan.
 const (
 	stepMigration = "migration" // a migration statement: Store.Migrate sends it to 18.16
+	stepAgain     = "again"     // a migration statement sent again (a migrator that died before recording it, or a second one racing): it succeeds or the server answers what Store.Migrate takes for "already in effect"
 	stepInsert    = "insert"    // an INSERT with rows: chsink's writers send it to 18.16
 	stepExec      = "exec"      // a statement run for its effect on both (backfill)
 	stepCompare   = "compare"   // a SELECT whose results must be the same on both
@@ -273,10 +275,12 @@ const (
 
 // xstep is one statement of the plan. Name, SQL, Data and Result go to the chDB runner.
 type xstep struct {
-	Name   string `json:"name"`
-	SQL    string `json:"sql"`
-	Data   string `json:"data,omitempty"`
-	Result bool   `json:"result"`
+	Name string `json:"name"`
+	SQL  string `json:"sql"`
+	Data string `json:"data,omitempty"`
+	// DataFile names a file whose content follows the statement (a large INSERT's rows).
+	DataFile string `json:"data_file,omitempty"`
+	Result   bool   `json:"result"`
 
 	kind    string
 	ordered bool              // compare rows in order (the statement orders them totally)
@@ -303,6 +307,30 @@ func pinNow(sql string, now time.Time) string {
 }
 
 func buildCrossPlan(db string, now time.Time, version chschema.Version, fx crossFixture) (*crossPlan, error) {
+	p, migs, err := newCrossPlan(db, now, version)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.addFixture(fx); err != nil {
+		return nil, err
+	}
+	if err := p.addBackfill(); err != nil {
+		return nil, err
+	}
+	err = p.addReads(migs, readParams{
+		ruleVersion: fx.versions[1].Version,
+		lookups:     []LookupKey{{PhoneHash: fx.records[0].PhoneHash}, {IP: fx.records[len(fx.records)-1].IP}, {DeviceID: fx.records[4].DeviceID}},
+		app:         "app-b",
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// newCrossPlan starts a plan with the migrator's statements for a server of release version: its
+// questions, the migrations meant for that release, its records. It returns every migration.
+func newCrossPlan(db string, now time.Time, version chschema.Version) (*crossPlan, []migration, error) {
 	p := &crossPlan{db: db, now: now, version: version}
 	add := func(s xstep) { p.steps = append(p.steps, s) }
 	compare := func(name, sql string, ordered bool) {
@@ -312,7 +340,7 @@ func buildCrossPlan(db string, now time.Time, version chschema.Version, fx cross
 	// The migrator: its questions, the migrations for this release, its records.
 	migs, err := loadMigrations(chschema.Migrations, "migrations", db)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	add(xstep{Name: "migrate: server version", SQL: serverVersionSQL, Result: true, kind: stepRuns})
 	// (before: 18.16 gets the statements through Store.Migrate, so the answer is compared after)
@@ -328,7 +356,7 @@ func buildCrossPlan(db string, now time.Time, version chschema.Version, fx cross
 		recRows = append(recRows, []any{m.id, m.name, now})
 	}
 	if err := p.addInsert("migrate: record", migrationsTable, schemaMigrationsColumns, recRows); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	compare("migrate: schema_migrations exists (after)", migrationsTableExistsSQL(db), true)
 	add(xstep{Name: "migrate: applied ids", SQL: appliedMigrationsSQL(db) + " ORDER BY id", Result: true, kind: stepExpect,
@@ -341,9 +369,18 @@ func buildCrossPlan(db string, now time.Time, version chschema.Version, fx cross
 			}
 			return strings.Join(ids, "\n") + "\n"
 		}})
+	for _, m := range apply {
+		for i, st := range m.statements {
+			add(xstep{Name: fmt.Sprintf("migration %s #%d again", m.name, i+1), SQL: st, kind: stepAgain})
+		}
+	}
+	return p, migs, nil
+}
 
-	// The archiver's writes: each batch into verify_events, then risk_scores; rule versions;
-	// backtest runs.
+// addFixture adds the archiver's writes of fx: each batch into verify_events, then risk_scores;
+// rule versions; the decision log; labels; backtest runs.
+func (p *crossPlan) addFixture(fx crossFixture) error {
+	now := p.now
 	for _, batch := range []struct {
 		name string
 		recs []schemas.ScoreRecord
@@ -351,75 +388,100 @@ func buildCrossPlan(db string, now time.Time, version chschema.Version, fx cross
 		var ev, sc [][]any
 		for i := range batch.recs {
 			if reason := checkRecord(&batch.recs[i]); reason != "" {
-				return nil, fmt.Errorf("fixture record %d: %s", i, reason)
+				return fmt.Errorf("fixture record %d: %s", i, reason)
 			}
 			ev = append(ev, verifyEventRow(&batch.recs[i]))
 			row, err := riskScoreRow(&batch.recs[i])
 			if err != nil {
-				return nil, err
+				return err
 			}
 			sc = append(sc, row)
 		}
 		if err := p.addInsert("archiver "+batch.name, "verify_events", verifyEventsColumns, ev); err != nil {
-			return nil, err
+			return err
 		}
 		if err := p.addInsert("archiver "+batch.name, "risk_scores", riskScoresColumns, sc); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	for _, v := range fx.versions {
 		row, err := ruleVersionRow(v, now)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if err := p.addInsert("rule version "+v.Version, "rule_versions", ruleVersionsColumns, [][]any{row}); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	var decisionRows, labelRows [][]any
 	for i := range fx.decisions {
 		if reason := checkDecision(&fx.decisions[i]); reason != "" {
-			return nil, fmt.Errorf("fixture decision %d: %s", i, reason)
+			return fmt.Errorf("fixture decision %d: %s", i, reason)
 		}
 		row, err := decisionRow(&fx.decisions[i])
 		if err != nil {
-			return nil, err
+			return err
 		}
 		decisionRows = append(decisionRows, row)
 	}
 	if err := p.addInsert("decision log", "risk_decisions", riskDecisionsColumns, decisionRows); err != nil {
-		return nil, err
+		return err
 	}
 	for _, l := range fx.labels {
 		kind, id := l.Target()
 		labelRows = append(labelRows, []any{l.AppID, kind, id, l.Label, l.Note, l.LabeledBy, l.LabeledAt.UTC()})
 	}
 	if err := p.addInsert("labels", "labels", labelsColumns, labelRows); err != nil {
-		return nil, err
+		return err
 	}
 	for _, r := range fx.runs {
 		row, err := backtestRunRow(&r)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if err := p.addInsert("backtest run "+r.RunID, "backtest_runs", backtestRunsColumns, [][]any{row}); err != nil {
-			return nil, err
+			return err
 		}
 	}
 
+	return nil
+}
+
+// addBackfill adds the backfill, run on both servers.
+func (p *crossPlan) addBackfill() error {
 	// The backfill, over rows the views have already counted: it must count nothing twice.
 	files, err := fs.Glob(chschema.Backfill, "backfill/*.sql")
 	if err != nil || len(files) == 0 {
-		return nil, fmt.Errorf("backfill files: %v %v", files, err)
+		return fmt.Errorf("backfill files: %v %v", files, err)
 	}
 	for _, f := range files {
-		stmts, err := sqlFile(chschema.Backfill, f, db)
+		stmts, err := sqlFile(chschema.Backfill, f, p.db)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for i, st := range stmts {
-			add(xstep{Name: fmt.Sprintf("backfill %s #%d", path.Base(f), i+1), SQL: st, kind: stepExec})
+			p.steps = append(p.steps, xstep{Name: fmt.Sprintf("backfill %s #%d", path.Base(f), i+1), SQL: st, kind: stepExec})
 		}
+	}
+
+	return nil
+}
+
+// readParams are the values of the data that the parameterised reads ask about.
+type readParams struct {
+	ruleVersion string      // a recorded rules version
+	lookups     []LookupKey // keys for riskflow lookup
+	app         string      // an app for the per-app reads
+}
+
+// addReads adds every read riskflow ships or sends: what is stored, the backtest's, the rule-pack
+// service's, lookup's, rules report's and the console's reads, the analyst pack, the statements
+// cmd/riskflow builds, and the dashboards' panels.
+func (p *crossPlan) addReads(migs []migration, rp readParams) error {
+	db, now := p.db, p.now
+	add := func(s xstep) { p.steps = append(p.steps, s) }
+	compare := func(name, sql string, ordered bool) {
+		add(xstep{Name: name, SQL: sql, Result: true, kind: stepCompare, ordered: ordered})
 	}
 
 	// What is stored: every table, every view's table, in full.
@@ -462,13 +524,15 @@ func buildCrossPlan(db string, now time.Time, version chschema.Version, fx cross
 			return "risk_scores\tcarrier\nrisk_scores\tflow\nrisk_scores\thit_modes\nrisk_scores\thit_rules\nrisk_scores\thit_tags\nrisk_scores\trules_version\nrisk_scores\tshadow_tags\nrisk_scores\ttags\n" +
 				"verify_events\tcarrier\nverify_events\tcity\nverify_events\tcountry\nverify_events\terror_code\nverify_events\tflow\nverify_events\tip_type\nverify_events\toutcome\nverify_events\tplatform\nverify_events\tprovince\n"
 		}})
+	// (the periods SCHEMA.md and README state: events and verdicts 400 days, hourly views 3 years)
 	add(xstep{Name: "storage: tables with a TTL", Result: true, kind: stepExpect,
-		SQL: fmt.Sprintf("SELECT name FROM system.tables WHERE database = '%s' AND engine_full LIKE '%% TTL %%' ORDER BY name", db),
+		SQL: fmt.Sprintf("SELECT name, extract(engine_full, ' TTL (.*) SETTINGS ') FROM system.tables WHERE database = '%s' AND engine_full LIKE '%% TTL %%' ORDER BY name", db),
 		expect: func(current bool) string {
 			if !current {
 				return ""
 			}
-			return "risk_scores\nrisk_scores_hourly\nrule_hits_hourly\nverify_events\nverify_events_hourly\n"
+			return "risk_scores\tts + toIntervalDay(400)\nrisk_scores_hourly\thour + toIntervalYear(3)\nrule_hits_hourly\thour + toIntervalYear(3)\n" +
+				"verify_events\tts + toIntervalDay(400)\nverify_events_hourly\thour + toIntervalYear(3)\n"
 		}})
 
 	// The backtest's reads: ReadEvents' chunks over the fixture's days, in replay order.
@@ -479,16 +543,16 @@ func buildCrossPlan(db string, now time.Time, version chschema.Version, fx cross
 
 	// The rule-pack service's reads: the recorded versions, and one with its content.
 	compare("rule versions", ruleVersionsSQL(db, 1000), true)
-	compare("rule version "+fx.versions[1].Version, ruleVersionSQL(db, fx.versions[1].Version), true)
+	compare("rule version "+rp.ruleVersion, ruleVersionSQL(db, rp.ruleVersion), true)
 
 	// The backtest's labels and riskflow lookup's reads, for a phone, an address and a device.
 	for i, q := range labelsSQL(db) {
 		compare(fmt.Sprintf("backtest labels #%d", i+1), q, true)
 	}
-	for _, k := range []LookupKey{{PhoneHash: fx.records[0].PhoneHash}, {IP: fx.records[len(fx.records)-1].IP}, {DeviceID: fx.records[4].DeviceID}} {
+	for _, k := range rp.lookups {
 		aq, dq, err := LookupSQL(db, k, now.Add(-10*24*time.Hour), 50)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		compare(fmt.Sprintf("lookup %+v attempts", k), aq, true)
 		compare(fmt.Sprintf("lookup %+v decisions", k), dq, true)
@@ -497,10 +561,10 @@ func buildCrossPlan(db string, now time.Time, version chschema.Version, fx cross
 	// riskflow rules report, all apps and one app, over a day and over a week.
 	end := now.Truncate(time.Hour).Add(time.Hour)
 	for _, w := range []time.Duration{24 * time.Hour, 4 * 24 * time.Hour} {
-		for _, app := range []string{"", "app-b"} {
+		for _, app := range []string{"", rp.app} {
 			totals, hits, err := RulesReportSQL(db, end.Add(-w), end.Add(-2*w), end, app)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			name := fmt.Sprintf("rules report %s %q", w, app)
 			compare(name+" totals", totals, true)
@@ -511,7 +575,7 @@ func buildCrossPlan(db string, now time.Time, version chschema.Version, fx cross
 	// The console's reads (console.go): the overview over a day and a week, all apps and one; the
 	// app list (its placeholder bound as the driver binds it, to a literal).
 	for _, w := range []time.Duration{24 * time.Hour, 7 * 24 * time.Hour} {
-		for _, app := range []string{"", "app-b"} {
+		for _, app := range []string{"", rp.app} {
 			where := "hour >= " + dateTime(end.Add(-w)) + " AND hour < " + dateTime(end)
 			if app != "" {
 				where += " AND app_id = " + quoteString(app)
@@ -533,15 +597,15 @@ func buildCrossPlan(db string, now time.Time, version chschema.Version, fx cross
 	// The analyst pack, as shipped (runs: its windows follow the clock) and on the pinned clock.
 	queries, err := fs.Glob(chschema.Queries, "queries/*.sql")
 	if err != nil || len(queries) == 0 {
-		return nil, fmt.Errorf("query files: %v %v", queries, err)
+		return fmt.Errorf("query files: %v %v", queries, err)
 	}
 	for _, f := range queries {
 		stmts, err := sqlFile(chschema.Queries, f, db)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if len(stmts) != 1 {
-			return nil, fmt.Errorf("%s: %d statements", f, len(stmts))
+			return fmt.Errorf("%s: %d statements", f, len(stmts))
 		}
 		name := "query " + strings.TrimSuffix(path.Base(f), ".sql")
 		add(xstep{Name: name + " (as shipped)", SQL: stmts[0], Result: true, kind: stepRuns})
@@ -551,7 +615,7 @@ func buildCrossPlan(db string, now time.Time, version chschema.Version, fx cross
 	// The statements cmd/riskflow builds itself (riskflow demo's questions).
 	cmdSQL, err := commandSQL(filepath.Join("..", "..", "cmd", "riskflow"), db)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, c := range cmdSQL {
 		add(xstep{Name: c.name + " (as shipped)", SQL: c.sql, Result: true, kind: stepRuns})
@@ -561,17 +625,17 @@ func buildCrossPlan(db string, now time.Time, version chschema.Version, fx cross
 	// Dashboard panels on the ClickHouse datasource, over the last 7 days of the pinned clock.
 	panels, err := grafana.ClickHousePanels()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, pn := range panels {
 		sql, err := grafana.ExpandMacros(pn.SQL, now.Add(-7*24*time.Hour), now, time.Hour)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", pn.Name(), err)
+			return fmt.Errorf("%s: %w", pn.Name(), err)
 		}
 		sql = regexp.MustCompile(`\briskflow\.`).ReplaceAllLiteralString(sql, db+".")
 		compare("panel "+pn.Name(), pinNow(sql, now), false)
 	}
-	return p, nil
+	return nil
 }
 
 // addInsert adds the INSERT chsink sends for table, with rows as the chDB runner loads them
@@ -709,10 +773,29 @@ func flattenAdd(e ast.Expr) []ast.Expr {
 	return []ast.Expr{e}
 }
 
+// serverError is the exception in the error text of a ClickHouse server or chDB ("Code: 15.
+// DB::Exception: Cannot add column ...", 18.16: "Code: 44, e.displayText() = DB::Exception: ..."),
+// as the driver reports it to Store.Migrate; nil if the text holds none.
+func serverError(text string) *clickhouse.Exception {
+	m := regexp.MustCompile(`Code: (\d+)[.,] (?:e\.displayText\(\) = )?DB::Exception: (.*)`).FindStringSubmatch(text)
+	if m == nil {
+		return nil
+	}
+	code, _ := strconv.Atoi(m[1])
+	return &clickhouse.Exception{Code: int32(code), Message: m[2]}
+}
+
 // sameResults compares two TabSeparated outputs: rows in order when ordered, else as multisets;
 // numbers that differ only in the last bits of a float (one release rounds 0.1 + 0.2 to
 // 0.30000000000000004, another prints 0.3) are equal. It returns "" or what differs.
 func sameResults(a, b string, ordered bool) string {
+	return sameResultsWithin(a, b, ordered, 0)
+}
+
+// sameResultsWithin is sameResults where numbers within a relative difference rel are also equal
+// (rel > 0: approximate counts, uniq's estimates above 65,536 distinct values, which releases
+// compute differently from the same state).
+func sameResultsWithin(a, b string, ordered bool, rel float64) string {
 	ra, rb := rowsOf(a), rowsOf(b)
 	if !ordered {
 		slices.Sort(ra)
@@ -730,7 +813,7 @@ func sameResults(a, b string, ordered bool) string {
 			return fmt.Sprintf("row %d:\n  %s\n  %s", i+1, ra[i], rb[i])
 		}
 		for j := range fa {
-			if fa[j] != fb[j] && !closeNumbers(fa[j], fb[j]) {
+			if fa[j] != fb[j] && !closeNumbers(fa[j], fb[j]) && !withinRel(fa[j], fb[j], rel) {
 				return fmt.Sprintf("row %d, column %d (%q vs %q):\n  %s\n  %s", i+1, j+1, fa[j], fb[j], ra[i], rb[i])
 			}
 		}
@@ -744,6 +827,16 @@ func rowsOf(s string) []string {
 		return nil
 	}
 	return strings.Split(s, "\n")
+}
+
+// withinRel reports whether a and b are numbers whose difference is at most rel of the larger.
+func withinRel(a, b string, rel float64) bool {
+	if rel <= 0 {
+		return false
+	}
+	x, errA := strconv.ParseFloat(a, 64)
+	y, errB := strconv.ParseFloat(b, 64)
+	return errA == nil && errB == nil && math.Abs(x-y) <= rel*math.Max(math.Abs(x), math.Abs(y))
 }
 
 func closeNumbers(a, b string) bool {
@@ -810,7 +903,7 @@ func TestCrossVersionPlan(t *testing.T) {
 		if len(p.migrations) != wantMigs || p.current != (v != "18.16.1") {
 			t.Errorf("%s: migrations %q, current %v", v, p.migrations, p.current)
 		}
-		if kinds[stepInsert] != 11 || kinds[stepExec] != 3 || kinds[stepCompare] < 40 || kinds[stepRuns] < 8 || kinds[stepExpect] != 3 {
+		if kinds[stepInsert] != 11 || kinds[stepAgain] != kinds[stepMigration] || kinds[stepExec] != 3 || kinds[stepCompare] < 40 || kinds[stepRuns] < 8 || kinds[stepExpect] != 3 {
 			t.Errorf("%s: steps by kind %v", v, kinds)
 		}
 	}
@@ -835,6 +928,21 @@ func TestCrossVersionPlan(t *testing.T) {
 	}
 	if got, err := commandSQL(dir, "rf"); err != nil || len(got) != 1 || got[0].sql != "SELECT 1 FROM rf.t" {
 		t.Errorf("commandSQL = %v, %v", got, err)
+	}
+	for _, c := range []struct {
+		text string
+		code int32
+		msg  string
+	}{
+		{"HTTP 500: Code: 44, e.displayText() = DB::Exception: Cannot add column b: column with this name already exists, e.what() = DB::Exception", 44, "Cannot add column b: column with this name already exists, e.what() = DB::Exception"},
+		{"Code: 15. DB::Exception: Cannot add column `decision_id`: column with this name already exists. (DUPLICATE_COLUMN)", 15, "Cannot add column `decision_id`: column with this name already exists. (DUPLICATE_COLUMN)"},
+	} {
+		if ex := serverError(c.text); ex == nil || ex.Code != c.code || ex.Message != c.msg || !alreadyExists(ex) {
+			t.Errorf("serverError(%q) = %+v", c.text, ex)
+		}
+	}
+	if ex := serverError("connection refused"); ex != nil {
+		t.Errorf("serverError of a text without an exception = %+v", ex)
 	}
 	if got := pinNow("SELECT now() - 600, today(), nownow(), toStartOfHour(now())", now); got != "SELECT toDateTime(1796441400) - 600, toDate(toDateTime(1796441400)), nownow(), toStartOfHour(toDateTime(1796441400))" {
 		t.Errorf("pinNow = %s", got)

@@ -27,20 +27,20 @@ FROM
     SELECT
         carrier,
         error_code,
-        uniqMergeIf(events, hour >= toStartOfHour(now()) - INTERVAL 1 HOUR)         AS recent_fails,
-        uniqMergeIf(events, hour < toStartOfHour(now()) - INTERVAL 1 HOUR)          AS baseline_fails,
-        uniqMergeIf(phones, hour >= toStartOfHour(now()) - INTERVAL 1 HOUR)         AS recent_phones,
-        uniqExactIf(app_id, hour >= toStartOfHour(now()) - INTERVAL 1 HOUR)         AS recent_apps,
-        (toUInt32(now()) - toUInt32(toStartOfHour(now())) + 3600) / 3600            AS recent_hours
+        uniqMergeIf(events, hour >= toStartOfHour(now(), 'UTC') - INTERVAL 1 HOUR)         AS recent_fails,
+        uniqMergeIf(events, hour < toStartOfHour(now(), 'UTC') - INTERVAL 1 HOUR)          AS baseline_fails,
+        uniqMergeIf(phones, hour >= toStartOfHour(now(), 'UTC') - INTERVAL 1 HOUR)         AS recent_phones,
+        uniqExactIf(app_id, hour >= toStartOfHour(now(), 'UTC') - INTERVAL 1 HOUR)         AS recent_apps,
+        (toUInt32(now()) - toUInt32(toStartOfHour(now(), 'UTC')) + 3600) / 3600            AS recent_hours
     FROM riskflow.verify_events_hourly
-    WHERE outcome = 'fail' AND hour >= toStartOfHour(now()) - INTERVAL 25 HOUR
+    WHERE outcome = 'fail' AND hour >= toStartOfHour(now(), 'UTC') - INTERVAL 25 HOUR
     GROUP BY carrier, error_code
 ) AS f
 ANY LEFT JOIN
 (
     SELECT carrier, uniqMerge(events) AS carrier_events
     FROM riskflow.verify_events_hourly
-    WHERE hour >= toStartOfHour(now()) - INTERVAL 1 HOUR
+    WHERE hour >= toStartOfHour(now(), 'UTC') - INTERVAL 1 HOUR
     GROUP BY carrier
 ) AS c USING carrier
 WHERE recent_fails >= 10

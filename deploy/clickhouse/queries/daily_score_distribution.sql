@@ -24,6 +24,6 @@ SELECT
     round(100 * blocked / events, 2)              AS pct_900,
     arraySort(groupUniqArray(rules_version))      AS rules_versions
 FROM riskflow.risk_scores_hourly
-WHERE hour >= toStartOfHour(now()) - INTERVAL 30 DAY
+WHERE hour >= toStartOfHour(now(), 'UTC') - INTERVAL 30 DAY
 GROUP BY day_cn, app_id
 ORDER BY day_cn DESC, app_id;

@@ -33,7 +33,7 @@ FROM
         uniqIfMerge(devices)                   AS distinct_devices,
         uniqMergeIf(events, outcome = 'fail')  AS fails
     FROM riskflow.verify_events_hourly
-    WHERE hour >= toStartOfHour(now()) - INTERVAL 47 HOUR
+    WHERE hour >= toStartOfHour(now(), 'UTC') - INTERVAL 47 HOUR
     GROUP BY hour, app_id, flow, carrier
 ) AS v
 ANY LEFT JOIN
@@ -46,7 +46,7 @@ ANY LEFT JOIN
         uniqIfMerge(score_600) AS stepped_up,
         uniqIfMerge(score_900) AS blocked
     FROM riskflow.risk_scores_hourly
-    WHERE hour >= toStartOfHour(now()) - INTERVAL 47 HOUR
+    WHERE hour >= toStartOfHour(now(), 'UTC') - INTERVAL 47 HOUR
     GROUP BY hour, app_id, flow, carrier
 ) AS s USING (hour, app_id, flow, carrier)
 ORDER BY hour DESC, verifications DESC, app_id, flow, carrier;

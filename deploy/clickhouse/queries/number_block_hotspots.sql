@@ -48,13 +48,13 @@ FROM
     (
         SELECT app_id, event_id, ts, phone_segment, phone_hash, outcome, ip, device_id
         FROM riskflow.verify_events FINAL
-        WHERE ts >= toStartOfHour(now()) - INTERVAL 23 HOUR
+        WHERE ts >= toStartOfHour(now(), 'UTC') - INTERVAL 23 HOUR
     ) AS e
     ANY LEFT JOIN
     (
         SELECT app_id, event_id, score, tags
         FROM riskflow.risk_scores FINAL
-        WHERE ts >= toStartOfHour(now()) - INTERVAL 23 HOUR
+        WHERE ts >= toStartOfHour(now(), 'UTC') - INTERVAL 23 HOUR
     ) AS s USING (app_id, event_id)
     GROUP BY phone_segment, hour
     HAVING phones >= 20
@@ -66,7 +66,7 @@ ANY LEFT JOIN
     (
         SELECT phone_segment, toStartOfHour(ts) AS hour, uniqExact(phone_hash) AS phones
         FROM riskflow.verify_events FINAL
-        WHERE ts >= toStartOfHour(now()) - INTERVAL 191 HOUR AND ts < toStartOfHour(now()) - INTERVAL 23 HOUR
+        WHERE ts >= toStartOfHour(now(), 'UTC') - INTERVAL 191 HOUR AND ts < toStartOfHour(now(), 'UTC') - INTERVAL 23 HOUR
         GROUP BY phone_segment, hour
     )
     GROUP BY phone_segment

@@ -29,14 +29,14 @@ FROM
         uniqMergeIf(events, mode = 'enforce')        AS enforce_hits,
         uniqMergeIf(events, mode = 'shadow')         AS shadow_hits
     FROM riskflow.rule_hits_hourly
-    WHERE hour >= toStartOfHour(now()) - INTERVAL 14 DAY
+    WHERE hour >= toStartOfHour(now(), 'UTC') - INTERVAL 14 DAY
     GROUP BY day_cn, rule
 ) AS h
 ANY LEFT JOIN
 (
     SELECT toDate(toTimeZone(hour, 'Asia/Shanghai')) AS day_cn, uniqMerge(events) AS scored
     FROM riskflow.risk_scores_hourly
-    WHERE hour >= toStartOfHour(now()) - INTERVAL 14 DAY
+    WHERE hour >= toStartOfHour(now(), 'UTC') - INTERVAL 14 DAY
     GROUP BY day_cn
 ) AS t USING day_cn
 ORDER BY day_cn DESC, rule;

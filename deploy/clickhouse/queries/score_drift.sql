@@ -35,9 +35,9 @@ FROM
         arraySort(groupUniqArrayIf(rules_version, recent)) AS recent_versions
     FROM
     (
-        SELECT *, hour >= toStartOfHour(now()) - INTERVAL 23 HOUR AS recent
+        SELECT *, hour >= toStartOfHour(now(), 'UTC') - INTERVAL 23 HOUR AS recent
         FROM riskflow.risk_scores_hourly
-        WHERE hour >= toStartOfHour(now()) - INTERVAL 191 HOUR
+        WHERE hour >= toStartOfHour(now(), 'UTC') - INTERVAL 191 HOUR
     )
     GROUP BY app_id
 )

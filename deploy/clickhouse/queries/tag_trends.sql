@@ -25,14 +25,14 @@ FROM
     (
         SELECT hour, tag, uniqMerge(events) AS tagged_events, uniqMerge(phones) AS distinct_phones
         FROM riskflow.rule_hits_hourly
-        WHERE mode = 'enforce' AND hour >= toStartOfHour(now()) - INTERVAL 7 DAY
+        WHERE mode = 'enforce' AND hour >= toStartOfHour(now(), 'UTC') - INTERVAL 7 DAY
         GROUP BY hour, tag
     ) AS tagged
     ANY LEFT JOIN
     (
         SELECT hour, uniqMerge(events) AS scored
         FROM riskflow.risk_scores_hourly
-        WHERE hour >= toStartOfHour(now()) - INTERVAL 7 DAY
+        WHERE hour >= toStartOfHour(now(), 'UTC') - INTERVAL 7 DAY
         GROUP BY hour
     ) AS scored_hours USING hour
 ) AS cur
@@ -46,14 +46,14 @@ ANY LEFT JOIN
         (
             SELECT hour, tag, uniqMerge(events) AS prev_tagged
             FROM riskflow.rule_hits_hourly
-            WHERE mode = 'enforce' AND hour >= toStartOfHour(now()) - INTERVAL 8 DAY
+            WHERE mode = 'enforce' AND hour >= toStartOfHour(now(), 'UTC') - INTERVAL 8 DAY
             GROUP BY hour, tag
         ) AS prev_tagged_hours
         ANY LEFT JOIN
         (
             SELECT hour, uniqMerge(events) AS prev_scored
             FROM riskflow.risk_scores_hourly
-            WHERE hour >= toStartOfHour(now()) - INTERVAL 8 DAY
+            WHERE hour >= toStartOfHour(now(), 'UTC') - INTERVAL 8 DAY
             GROUP BY hour
         ) AS prev_scored_hours USING hour
     )
