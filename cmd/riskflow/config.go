@@ -300,7 +300,7 @@ var scriptEnv = map[string]bool{
 	"RISKFLOW_CACHE_DIR": true, "RISKFLOW_LOCAL_DIR": true, "RISKFLOW_CHDB_VENV": true,
 	"RISKFLOW_KAFKA_PORT": true, "RISKFLOW_KAFKA_CONTROLLER_PORT": true, "RISKFLOW_KAFKA_START_TIMEOUT": true,
 	"RISKFLOW_CLICKHOUSE_PORT": true, "RISKFLOW_CLICKHOUSE_HTTP_PORT": true, "RISKFLOW_CLICKHOUSE_HTTP": true,
-	"RISKFLOW_GEO_CITY": true, "RISKFLOW_GEO_ASN": true, "RISKFLOW_BACKTEST_OLD_PACK": true, "RISKFLOW_BENCH_EVENTS": true, "RISKFLOW_BACKTEST_EVENTS": true, "RISKFLOW_CROSS_DUMP": true,
+	"RISKFLOW_GEO_CITY": true, "RISKFLOW_GEO_ASN": true, "RISKFLOW_BACKTEST_OLD_PACK": true, "RISKFLOW_BENCH_EVENTS": true, "RISKFLOW_BACKTEST_EVENTS": true, "RISKFLOW_CROSS_DUMP": true, "RISKFLOW_CROSS_DATABASE": true, "RISKFLOW_CROSS_NOW": true,
 	"RISKFLOW_MEM_PHONES": true,                                       // scoring/features memory test
 	"RISKFLOW_CHROMIUM":   true, "RISKFLOW_CONSOLE_SCREENSHOTS": true, // the console's browser test (deploy/local/chromium.sh, make browser)
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/promql/parser"
 	"gopkg.in/yaml.v3"
 
 	promrules "github.com/riskflow/riskflow/deploy/prometheus"
@@ -26,6 +27,38 @@ var requiredDashboards = map[string][]string{
 	"riskflow-api":   {"riskflow_api_requests_total", "riskflow_api_request_seconds_bucket", "riskflow_api_request_seconds_count", "riskflow_api_scores_total"},
 	"riskflow-rules": {"riskflow_scored_total"},
 	"riskflow-risk":  {},
+}
+
+// Every Prometheus panel's expression parses with Prometheus's own PromQL parser once Grafana's
+// interval variables are filled in, and names the metrics MetricNames finds (what the reference
+// test, TestMetricsReferencedExist, checks on running nodes).
+func TestDashboardPromQL(t *testing.T) {
+	qs, err := Queries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := strings.NewReplacer("$__rate_interval", "1m", "$__interval", "15s", "$__range", "1h")
+	n := 0
+	for _, q := range qs {
+		if q.Datasource.UID != PrometheusUID {
+			continue
+		}
+		n++
+		expr, err := parser.ParseExpr(vars.Replace(q.Expr))
+		if err != nil {
+			t.Errorf("%s: %v\n%s", q.Name(), err, q.Expr)
+			continue
+		}
+		if got, loose := promrules.SelectorNames(expr), promrules.MetricNames(q.Expr); !slices.Equal(got, loose) {
+			t.Errorf("%s: Prometheus reads the metrics %q, MetricNames %q", q.Name(), got, loose)
+		}
+	}
+	if n < 10 {
+		t.Errorf("only %d Prometheus targets", n)
+	}
+	if _, err := parser.ParseExpr(vars.Replace(`sum(rate(riskflow_scored_total[$__rate_interval])`)); err == nil {
+		t.Error("the parser took an unbalanced expression")
+	}
 }
 
 // ClickHouse tables each ClickHouse-backed dashboard reads, at least.

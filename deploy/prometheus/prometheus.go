@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/prometheus/prometheus/promql/parser"
 	"gopkg.in/yaml.v3"
 )
 
@@ -77,6 +78,20 @@ func MetricNames(expr string) []string {
 			out = append(out, m)
 		}
 	}
+	slices.Sort(out)
+	return out
+}
+
+// SelectorNames are the metric names of the vector and matrix selectors of a parsed PromQL
+// expression (Prometheus's own parser), sorted, without repeats: what MetricNames must find.
+func SelectorNames(e parser.Expr) []string {
+	var out []string
+	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+		if vs, ok := n.(*parser.VectorSelector); ok && vs.Name != "" && !slices.Contains(out, vs.Name) {
+			out = append(out, vs.Name)
+		}
+		return nil
+	})
 	slices.Sort(out)
 	return out
 }
