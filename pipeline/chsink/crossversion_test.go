@@ -201,6 +201,34 @@ func newCrossFixture(now time.Time) crossFixture {
 			schemas.Geo{Country: "US", Province: "California", City: "San Jose", ASN: 64500, IPType: "idc"}, "", "idc_proxy_ip")
 	}
 
+	// Edge cases: tenants named in Chinese and with a quote and a backslash, text with emoji,
+	// quotes and backslashes, empty carrier, platform and device, IPv6 loopback and link-local
+	// addresses, the largest AS number, and events one second either side of a China midnight
+	// (16:00 UTC, where day_cn changes) and of UTC hours.
+	odd := []string{"应用-甲", `shop.o'neil\x`}
+	chinaMidnight := now.Add(-3 * 24 * time.Hour).Truncate(24 * time.Hour).Add(16 * time.Hour)
+	for i := range 24 {
+		base := chinaMidnight
+		if i >= 12 {
+			base = now.Truncate(time.Hour).Add(-time.Duration(i) * time.Hour)
+		}
+		ts := base.Add(time.Duration(i%3-1) * time.Second)
+		ip := []string{"::1", "fe80::1", "198.51.100.7", "2001:db8:ffff::1"}[i%4]
+		geo := schemas.Geo{Country: []string{"CN", "", "BR", "DE"}[i%4], Province: []string{"广东", "", "São Paulo", "Baden-Württemberg"}[i%4],
+			City: []string{"深圳", "", "São Paulo", "Zürich"}[i%4], ASN: []uint32{math.MaxUint32, 0, 28573, 3320}[i%4], IPType: []string{"idc", "", "mobile", "broadband"}[i%4]}
+		device := []string{"", `设备🙂 "q" \ x`, "dev-Ω", ""}[i%4]
+		rules := []string{"idc_proxy_ip"}
+		if i%2 == 1 {
+			rules = append(rules, "phones_per_ip_block", "odd_hour")
+		}
+		fail := ""
+		if i%3 == 0 {
+			fail = "错误-1"
+		}
+		add(ts, odd[i%2], fmt.Sprintf("1770000%04d", i), ip, []string{"", "CM", "CU", "CT"}[i%4], device, geo, fail, rules...)
+		fx.records[len(fx.records)-1].Platform = []string{"", "web", "ios", ""}[i%4]
+	}
+
 	// The decision log: every fourth event followed a served verdict and carries its id; a few
 	// verdicts have no event (abandoned attempts). Some are labelled, one label corrected.
 	for i := 0; i < len(fx.records); i += 4 {
@@ -229,6 +257,8 @@ func newCrossFixture(now time.Time) crossFixture {
 		}
 	}
 
+	fx.decisions[1].LatencyUS = 1 << 40 // beyond UInt32: stored as its largest value
+
 	// Re-deliveries: the archiver writes some records again.
 	for i := 0; i < len(fx.records); i += 9 {
 		fx.redelivered = append(fx.redelivered, fx.records[i])
@@ -238,7 +268,7 @@ func newCrossFixture(now time.Time) crossFixture {
 		{Version: v1, Name: "default", LoadedBy: "startup", Source: "embedded default", LoadedAt: now.Add(-10 * 24 * time.Hour), RuleCount: 7, Content: "name: default\n# v1\n"},
 		{Version: v2, Name: "default", LoadedBy: "hot-reload", Source: "/etc/riskflow/rules.yaml", LoadedAt: now.Add(-4 * 24 * time.Hour), RuleCount: 8, Content: "name: default\n# v2: it's \\ new\n"},
 	}
-	p1, r1 := 0.875, 0.5
+	p1, r1, third, tiny := 0.875, 0.5, 1.0/3, 5e-324
 	fx.runs = []BacktestRun{
 		{
 			RunID: "bt-cross-1", StartedAt: now.Add(-3 * time.Hour), FinishedAt: now.Add(-3*time.Hour + 41*time.Second),
@@ -257,6 +287,15 @@ func newCrossFixture(now time.Time) crossFixture {
 			CurrentName: "default", CurrentVersion: v2, CandidateName: "strict", CandidateVersion: "v3-0c77aa",
 			Events: 410, ChangedEvents: 0, EventsPerSec: 45555.25,
 			TransitionFrom: []uint16{0}, TransitionTo: []uint16{0}, TransitionCount: []uint64{410},
+		},
+		{ // the largest counts and the extremes of a float
+			RunID: "bt-cross-3-大", StartedAt: now.Add(-2 * time.Hour), FinishedAt: now.Add(-2 * time.Hour),
+			From: now.Add(-48 * time.Hour), To: now.Add(-47 * time.Hour),
+			CurrentName: "default", CurrentVersion: v2, CandidateName: `o'neil \ 🙂`, CandidateVersion: "v4",
+			Events: math.MaxUint64, WarmUpEvents: math.MaxUint64 - 1, ChangedEvents: 1 << 53, EventsPerSec: math.MaxFloat64,
+			TransitionFrom: []uint16{900, 0}, TransitionTo: []uint16{0, 900}, TransitionCount: []uint64{math.MaxUint64, 1},
+			RuleIDs: []string{"规则"}, RuleCurrentHits: []uint64{math.MaxUint64}, RuleCandidateHits: []uint64{0}, RuleGained: []uint64{0}, RuleLost: []uint64{math.MaxUint64},
+			FlagAt: 900, Labeled: 3, CurrentPrecision: &third, CurrentRecall: &tiny,
 		},
 	}
 	return fx
@@ -903,7 +942,7 @@ func TestCrossVersionPlan(t *testing.T) {
 		if len(p.migrations) != wantMigs || p.current != (v != "18.16.1") {
 			t.Errorf("%s: migrations %q, current %v", v, p.migrations, p.current)
 		}
-		if kinds[stepInsert] != 11 || kinds[stepAgain] != kinds[stepMigration] || kinds[stepExec] != 3 || kinds[stepCompare] < 40 || kinds[stepRuns] < 8 || kinds[stepExpect] != 3 {
+		if kinds[stepInsert] != 12 || kinds[stepAgain] != kinds[stepMigration] || kinds[stepExec] != 3 || kinds[stepCompare] < 40 || kinds[stepRuns] < 8 || kinds[stepExpect] != 3 {
 			t.Errorf("%s: steps by kind %v", v, kinds)
 		}
 	}
