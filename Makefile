@@ -37,11 +37,12 @@ vet:
 # analyst queries, dashboard panels) on the ClickHouse 18.16 server and on current ClickHouse
 # embedded by chDB (PyPI chdb, installed into a virtualenv in the cache by deploy/local/chdb.sh),
 # over one fixture: both must succeed and give the same results (pipeline/chsink,
-# TestSQLOnBothClickHouses). CI runs it after `make test`.
+# TestSQLOnBothClickHouses), and every read again over empty tables (TestSQLOnBothClickHousesOtherData;
+# RISKFLOW_CROSS_DATABASE=NAME runs it on a database riskflow filled instead). CI runs it after `make test`.
 chdb:
 	deploy/local/clickhouse.sh start
 	deploy/local/chdb.sh install
-	$(GO) test -count=1 -tags integration,chdb -run '^TestSQLOnBothClickHouses$$' -v ./pipeline/chsink/
+	$(GO) test -count=1 -tags integration,chdb -run '^TestSQLOnBothClickHouses(OtherData)?$$' -v ./pipeline/chsink/
 
 # The risk team's console in headless Chromium (Debian package chromium, installed by
 # deploy/local/chromium.sh; chromedp drives it) against two riskflow nodes on the local Kafka and
