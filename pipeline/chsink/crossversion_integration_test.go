@@ -122,7 +122,8 @@ func TestSQLOnBothClickHouses(t *testing.T) {
 // migrated, no row), or with RISKFLOW_CROSS_DATABASE=NAME a database of the 18.16 server that
 // riskflow filled (loadgen through Kafka, the scorer and the archiver, checks and labels through
 // the API): its tables are copied as they are stored, re-deliveries included, into chDB, whose
-// views then count them as 18.16's did. RISKFLOW_CROSS_NOW (RFC 3339, default now) pins the
+// views then count them as 18.16's did. chDB gets the schema as 18.16 has it, then the rows,
+// then the migrations only newer releases apply (LowCardinality, TTL): an upgrade in place. RISKFLOW_CROSS_NOW (RFC 3339, default now) pins the
 // clock. The statements that read the clock are compared on the pinned clock.
 //
 // uniq estimates above 65,536 distinct values: 18.16 and current releases keep the same state
@@ -165,14 +166,19 @@ func TestSQLOnBothClickHousesOtherData(t *testing.T) {
 		rp.lookups = []LookupKey{{PhoneHash: top("phone_hash", "1")}, {IP: top("ip", "1")}, {DeviceID: top("device_id", "device_id != ''")}}
 		rp.ruleVersion = strings.TrimSpace(mustQuery(ctx, t, "SELECT version FROM "+db+".rule_versions ORDER BY loaded_at DESC, version LIMIT 1"))
 	}
+	// chDB takes the schema as 18.16 has it, then the rows, then upgrades: the migrations a newer
+	// release applies run on tables that hold the data, as on a server upgraded in place.
 	build := func(v chschema.Version, tables []tableCopy) (*crossPlan, error) {
-		p, migs, err := newCrossPlan(db, now, v)
+		p, migs, err := newCrossPlan(db, now, oldVersion)
 		if err != nil {
 			return nil, err
 		}
 		for _, tc := range tables {
 			p.steps = append(p.steps, xstep{Name: "insert " + tc.table + ": copied from 18.16", SQL: "INSERT INTO " + db + "." + tc.table + " FORMAT TabSeparated",
 				DataFile: tc.file, kind: stepInsert})
+		}
+		if err := p.addUpgrade(migs, v); err != nil {
+			return nil, err
 		}
 		if err := p.addBackfill(); err != nil {
 			return nil, err

@@ -416,6 +416,44 @@ func newCrossPlan(db string, now time.Time, version chschema.Version) (*crossPla
 	return p, migs, nil
 }
 
+// addUpgrade adds what the migrator does once the server of a plan begun by newCrossPlan has been
+// upgraded to release v: the migrations v applies that the older release skipped, and their
+// records; the migrator's answer of applied ids moves after them.
+func (p *crossPlan) addUpgrade(migs []migration, v chschema.Version) error {
+	applied := map[uint32]bool{}
+	for _, m := range migs {
+		if slices.Contains(p.migrations, m.name) {
+			applied[m.id] = true
+		}
+	}
+	apply, skipped := pendingMigrations(migs, applied, v)
+	p.version, p.current = v, len(skipped) == 0
+	if len(apply) == 0 {
+		return nil
+	}
+	var ids xstep
+	p.steps = slices.DeleteFunc(p.steps, func(s xstep) bool {
+		if s.Name == "migrate: applied ids" {
+			ids = s
+			return true
+		}
+		return false
+	})
+	var recRows [][]any
+	for _, m := range apply {
+		p.migrations = append(p.migrations, m.name)
+		for i, st := range m.statements {
+			p.steps = append(p.steps, xstep{Name: fmt.Sprintf("upgrade: migration %s #%d", m.name, i+1), SQL: st, kind: stepMigration})
+		}
+		recRows = append(recRows, []any{m.id, m.name, p.now})
+	}
+	if err := p.addInsert("upgrade: record", migrationsTable, schemaMigrationsColumns, recRows); err != nil {
+		return err
+	}
+	p.steps = append(p.steps, ids)
+	return nil
+}
+
 // addFixture adds the archiver's writes of fx: each batch into verify_events, then risk_scores;
 // rule versions; the decision log; labels; backtest runs.
 func (p *crossPlan) addFixture(fx crossFixture) error {
@@ -945,6 +983,25 @@ func TestCrossVersionPlan(t *testing.T) {
 		if kinds[stepInsert] != 12 || kinds[stepAgain] != kinds[stepMigration] || kinds[stepExec] != 3 || kinds[stepCompare] < 40 || kinds[stepRuns] < 8 || kinds[stepExpect] != 3 {
 			t.Errorf("%s: steps by kind %v", v, kinds)
 		}
+	}
+	// An upgraded server: the schema of 18.16, then the rest, recorded, before the applied ids.
+	old, _ := chschema.ParseVersion("18.16.1")
+	cur, _ := chschema.ParseVersion("26.9.2.1")
+	up, migs, err := newCrossPlan("rf_up", now, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := up.addUpgrade(migs, cur); err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, s := range up.steps {
+		if s.kind == stepMigration && strings.HasSuffix(s.Name, "#1") || s.Name == "migrate: applied ids" || strings.HasPrefix(s.Name, "insert schema_migrations") {
+			order = append(order, strings.TrimSuffix(s.Name, " #1"))
+		}
+	}
+	if want := "migration 0012_risk_decisions,migration 0013_labels,insert schema_migrations: migrate: record,upgrade: migration 0010_low_cardinality,upgrade: migration 0011_retention_ttl,insert schema_migrations: upgrade: record,migrate: applied ids"; !strings.HasSuffix(strings.Join(order, ","), want) || !up.current || len(up.migrations) != 13 {
+		t.Errorf("upgrade plan: %q (current %v, %d migrations)", order, up.current, len(up.migrations))
 	}
 	cmd, err := commandSQL(filepath.Join("..", "..", "cmd", "riskflow"), "rf")
 	if err != nil {
