@@ -23,6 +23,7 @@ var wantFiles = []string{
 	"migrations/0011_retention_ttl.sql",
 	"migrations/0012_risk_decisions.sql",
 	"migrations/0013_labels.sql",
+	"migrations/0014_console_state.sql",
 }
 
 // The version-conditional files (header "-- requires: ClickHouse >= X.Y") and the release each
@@ -119,6 +120,14 @@ var wantTables = map[string]table{
 		engine:    "ReplacingMergeTree(labeled_at)",
 		partition: "toYYYYMM(labeled_at)",
 		orderBy:   "(app_id, target, target_id)",
+	},
+	"console_state": {
+		columns: [][2]string{
+			{"kind", "String"}, {"id", "String"}, {"updated_ns", "UInt64"}, {"node", "String"},
+			{"admin", "String"}, {"deleted", "UInt8"}, {"body", "String"},
+		},
+		engine:  "ReplacingMergeTree(updated_ns)",
+		orderBy: "(kind, id)",
 	},
 	"rule_versions": {
 		columns: [][2]string{

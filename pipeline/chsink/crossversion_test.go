@@ -973,9 +973,9 @@ func TestCrossVersionPlan(t *testing.T) {
 				t.Errorf("%s: compared statement reads the clock or has a macro left:\n%s", s.Name, s.SQL)
 			}
 		}
-		wantMigs := 11
+		wantMigs := 12
 		if p.current {
-			wantMigs = 13
+			wantMigs = 14
 		}
 		if len(p.migrations) != wantMigs || p.current != (v != "18.16.1") {
 			t.Errorf("%s: migrations %q, current %v", v, p.migrations, p.current)

@@ -1,9 +1,11 @@
 package console
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,13 +15,14 @@ import (
 )
 
 // pendingPromotion is a draft one admin asked to promote, waiting for another (Deps.Approvals 2).
-// Requests live on the node that took them, like drafts.
+// Requests are kept in Deps.State: any node lists them, and another admin approves through any.
 type pendingPromotion struct {
 	ID      string
 	Version string // the draft's content hash, as rules.Pack.Version computes it
 	By      string
 	At      time.Time
 	Draft   []byte
+	Node    string `json:"-"` // where it was asked
 }
 
 // maxPending bounds the requests kept; the oldest goes first.
@@ -31,35 +34,60 @@ func draftVersion(draft []byte) string {
 }
 
 // requestPromotion records a promotion request by who.
-func (s *Server) requestPromotion(draft []byte, who string) *pendingPromotion {
+func (s *Server) requestPromotion(ctx context.Context, draft []byte, who string) (*pendingPromotion, error) {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	p := &pendingPromotion{ID: hex.EncodeToString(b[:]), Version: draftVersion(draft), By: who, At: s.d.Now().UTC(), Draft: draft}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.pending) >= maxPending {
-		var oldest *pendingPromotion
-		for _, q := range s.pending {
-			if oldest == nil || q.At.Before(oldest.At) {
-				oldest = q
-			}
+	if old, err := s.pendingList(ctx); err == nil && len(old) >= maxPending {
+		for _, q := range old[:len(old)-maxPending+1] {
+			_ = s.put(ctx, Item{Kind: ItemPromotion, ID: q.ID, Admin: who, Deleted: true})
 		}
-		delete(s.pending, oldest.ID)
 	}
-	s.pending[p.ID] = p
-	return p
+	body, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.put(ctx, Item{Kind: ItemPromotion, ID: p.ID, Admin: who, Body: body}); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func decodePromotion(it Item) (*pendingPromotion, error) {
+	var p pendingPromotion
+	if err := json.Unmarshal(it.Body, &p); err != nil {
+		return nil, fmt.Errorf("promotion request %s: %w", it.ID, err)
+	}
+	p.Node = it.Node
+	return &p, nil
+}
+
+// pendingOf returns one request, nil when there is none.
+func (s *Server) pendingOf(ctx context.Context, id string) (*pendingPromotion, error) {
+	it, ok, err := s.d.State.Get(ctx, ItemPromotion, id)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return decodePromotion(it)
 }
 
 // pendingList returns the requests, oldest first.
-func (s *Server) pendingList() []*pendingPromotion {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]*pendingPromotion, 0, len(s.pending))
-	for _, p := range s.pending {
+func (s *Server) pendingList(ctx context.Context) ([]*pendingPromotion, error) {
+	its, err := s.d.State.List(ctx, ItemPromotion)
+	if err != nil {
+		return nil, fmt.Errorf("promotion requests: %w", err)
+	}
+	out := make([]*pendingPromotion, 0, len(its))
+	for _, it := range its {
+		p, err := decodePromotion(it)
+		if err != nil {
+			s.log.Warn("console: promotion request unreadable; skipped", "err", err)
+			continue
+		}
 		out = append(out, p)
 	}
 	slices.SortFunc(out, func(a, b *pendingPromotion) int { return a.At.Compare(b.At) })
-	return out
+	return out, nil
 }
 
 type pendingData struct {
@@ -73,11 +101,13 @@ type pendingData struct {
 func (s *Server) pendingPage(w http.ResponseWriter, r *http.Request, ss *session) {
 	ctx, cancel := pageCtx(r)
 	defer cancel()
-	s.mu.Lock()
-	p := s.pending[r.PathValue("id")]
-	s.mu.Unlock()
+	p, err := s.pendingOf(ctx, r.PathValue("id"))
+	if err != nil {
+		s.render(w, r, http.StatusServiceUnavailable, "error", ss, page{Title: "Promotion request", Nav: "rules", Problem: notAvailable("promotion requests", err)})
+		return
+	}
 	if p == nil || s.d.Rules == nil {
-		s.render(w, r, http.StatusNotFound, "error", ss, page{Title: "Promotion request", Nav: "rules", Problem: "No such promotion request on this node (approved, withdrawn, or asked on another node)."})
+		s.render(w, r, http.StatusNotFound, "error", ss, page{Title: "Promotion request", Nav: "rules", Problem: "No such promotion request (approved or withdrawn already?)."})
 		return
 	}
 	d := pendingData{P: p, Mine: p.By == ss.who}
@@ -94,21 +124,24 @@ func (s *Server) pendingPost(w http.ResponseWriter, r *http.Request, ss *session
 	ctx, cancel := pageCtx(r)
 	defer cancel()
 	id := r.PathValue("id")
-	s.mu.Lock()
-	p := s.pending[id]
-	s.mu.Unlock()
 	back := func(msg string) {
 		http.Redirect(w, r, "/console/rules?msg="+url.QueryEscape(msg), http.StatusSeeOther)
 	}
+	p, err := s.pendingOf(ctx, id)
+	if err != nil {
+		back("Promotion requests: " + err.Error())
+		return
+	}
 	if p == nil || s.d.Rules == nil {
-		back("No such promotion request on this node.")
+		back("No such promotion request (approved or withdrawn already?).")
 		return
 	}
 	switch r.PostForm.Get("decision") {
 	case "withdraw":
-		s.mu.Lock()
-		delete(s.pending, id)
-		s.mu.Unlock()
+		if err := s.put(ctx, Item{Kind: ItemPromotion, ID: id, Admin: ss.who, Deleted: true}); err != nil {
+			back("Not withdrawn: " + err.Error())
+			return
+		}
 		s.log.Info("console: promotion request withdrawn", "id", id, "version", p.Version, "requested_by", p.By, "admin", ss.who)
 		back(fmt.Sprintf("Promotion of version %s (asked by %s) withdrawn by %s.", p.Version, p.By, ss.who))
 	case "approve":
@@ -121,9 +154,11 @@ func (s *Server) pendingPost(w http.ResponseWriter, r *http.Request, ss *session
 			s.render(w, r, http.StatusServiceUnavailable, "error", ss, page{Title: "Promotion of " + p.Version, Nav: "rules", Problem: "Not promoted: " + err.Error()})
 			return
 		}
-		s.mu.Lock()
-		delete(s.pending, id)
-		s.mu.Unlock()
+		// Promoted: the request goes. Should this write fail the request stays listed, and
+		// approving it again promotes the same version again (harmless).
+		if err := s.put(ctx, Item{Kind: ItemPromotion, ID: id, Admin: ss.who, Deleted: true}); err != nil {
+			s.log.Warn("console: promoted, but the request could not be removed", "id", id, "err", err)
+		}
 		s.log.Info("console: rule pack promoted", "version", info.Version, "requested_by", p.By, "approved_by", ss.who)
 		msg := fmt.Sprintf("Promoted version %s (%d rules), asked by %s, approved by %s.", info.Version, info.Rules, p.By, ss.who)
 		if info.Note != "" {

@@ -109,6 +109,7 @@ type ListEntry struct {
 	Who    string
 	At     time.Time
 	Why    string
+	File   bool // from the lists file: changed there, not in the console
 }
 
 // Lists stores the allow/block lists; a change takes effect on every node without a restart.
@@ -239,4 +240,10 @@ type Deps struct {
 	// CacheFor keeps an overview's history for this long (default 30 s; negative: no cache): a
 	// team reloading the page does not rerun the rollup queries each time.
 	CacheFor time.Duration
+	// State is where drafts, promotion requests and backtest runs are kept for every node; nil:
+	// in this node's memory (NewMemoryState).
+	State State
+	// Node names this node in the state it writes (a backtest "running on NODE"); default: the
+	// host name.
+	Node string
 }

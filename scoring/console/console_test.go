@@ -636,3 +636,111 @@ func TestPromotionNeedsASecondAdmin(t *testing.T) {
 		t.Errorf("withdraw: %d %s", code, h.Get("Location"))
 	}
 }
+
+// Two nodes behind a load balancer share one State: a draft saved through one opens on the other,
+// a promotion asked on one is approved on the other, and a backtest running on one is shown on
+// the other as running there and is cancelled from it. (cmd/riskflow runs the same on ClickHouse:
+// TestConsoleStateAcrossNodes.)
+func TestConsoleStateAcrossNodes(t *testing.T) {
+	state := console.NewMemoryState()
+	rulesA := &fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a1", Content: []byte("pack: p\n")}}
+	rulesB := &fakeRules{live: rulesA.live}
+	bt := &blockingBacktest{started: make(chan struct{})}
+	nodeA := newServer(t, console.Deps{Rules: rulesA, Backtest: bt, Approvals: 2, State: state, Node: "node-a"})
+	nodeB := newServer(t, console.Deps{Rules: rulesB, Backtest: &blockingBacktest{started: make(chan struct{})}, Approvals: 2, State: state, Node: "node-b"})
+	crossNodeFlows(t, nodeA, nodeB, func() []string { return rulesB.promoted }, bt.started)
+}
+
+// crossNodeFlows drives the draft, approval and cancel flows across two nodes: a, where alice
+// works and a backtest runs, and b, where bob approves and cancels. promotedOnB lists who
+// promoted through b; started is closed once a's backtest runs.
+func crossNodeFlows(t *testing.T, a, b *client, promotedOnB func() []string, started <-chan struct{}) {
+	t.Helper()
+	csrfA := a.login("alice", "a-secret")
+	const draft = "pack: p\nrules: [shared-draft]\n"
+	if code, _, _ := a.post("/console/rules/draft", url.Values{"csrf": {csrfA}, "action": {"lint"}, "draft": {draft}}); code != http.StatusOK {
+		t.Fatalf("save the draft on a: %d", code)
+	}
+	aliceOnB := b.fork()
+	aliceOnB.login("alice", "a-secret")
+	if _, body, _ := aliceOnB.get("/console/rules/draft"); !strings.Contains(body, "rules: [shared-draft]") {
+		t.Errorf("alice's draft saved on a is not hers on b:\n%s", body)
+	}
+
+	// Asked on a, approved on b.
+	code, _, h := a.post("/console/rules/draft", url.Values{"csrf": {csrfA}, "action": {"promote"}, "draft": {draft}})
+	if code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "requested+by+alice") {
+		t.Fatalf("request on a: %d %s", code, h.Get("Location"))
+	}
+	bob := b.fork()
+	csrfB := bob.login("bob", "b-secret")
+	_, body, _ := bob.get("/console/rules")
+	m := regexp.MustCompile(`href="(/console/rules/pending/[0-9a-f]+)"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("the request asked on a is not listed on b:\n%s", body)
+	}
+	code, _, h = bob.post(m[1], url.Values{"csrf": {csrfB}, "decision": {"approve"}})
+	if code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "approved+by+bob") {
+		t.Fatalf("approval on b: %d %s", code, h.Get("Location"))
+	}
+	if p := promotedOnB(); len(p) != 1 || p[0] != "alice,approved-by:bob" {
+		t.Errorf("promoted through b: %v", p)
+	}
+	if code, _, _ := a.get(m[1]); code != http.StatusNotFound {
+		t.Errorf("the request approved on b is still open on a: %d", code)
+	}
+
+	// Started on a, seen and cancelled on b.
+	code, _, h = a.post("/console/backtests", url.Values{"csrf": {csrfA}, "hours": {"4"}})
+	if code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/console/backtests/") {
+		t.Fatalf("start on a: %d %s", code, h.Get("Location"))
+	}
+	job := h.Get("Location")
+	<-started
+	var p struct {
+		Read     int64  `json:"read"`
+		Node     string `json:"node"`
+		Here     bool   `json:"here"`
+		Done     bool   `json:"done"`
+		Error    string `json:"error"`
+		CancelBy string `json:"cancel_by"`
+	}
+	waitUntil(t, "b shows a's progress", func() bool {
+		_, body, _ := bob.get(job + "/progress")
+		return json.Unmarshal([]byte(body), &p) == nil && p.Read == 1000
+	})
+	if p.Here || p.Node != "node-a" || p.Done {
+		t.Errorf("on b: %+v", p)
+	}
+	if _, body, _ := bob.get(job); !strings.Contains(body, `id="elsewhere"`) || !strings.Contains(body, `id="cancel"`) {
+		t.Errorf("b's page does not say the run is elsewhere, or offers no cancel:\n%s", body)
+	}
+	if _, body, _ := bob.get("/console/rules/draft"); !strings.Contains(body, job) {
+		t.Error("b does not list the run of a")
+	}
+	if code, _, h := bob.post(job+"/cancel", url.Values{"csrf": {csrfB}}); code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "Cancel+requested") {
+		t.Errorf("cancel on b: %d %s", code, h.Get("Location"))
+	}
+	waitUntil(t, "a's run cancelled from b, as b sees it", func() bool {
+		_, body, _ := bob.get(job + "/progress")
+		return json.Unmarshal([]byte(body), &p) == nil && p.Done
+	})
+	if !strings.Contains(p.Error, "cancelled by bob") {
+		t.Errorf("after the cancel on b: %+v", p)
+	}
+	_, body, _ = a.get(job + "/progress")
+	if json.Unmarshal([]byte(body), &p) != nil || !p.Here || !p.Done || !strings.Contains(p.Error, "cancelled by bob") {
+		t.Errorf("on a after the cancel: %s", body)
+	}
+}
+
+func waitUntil(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 20 s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

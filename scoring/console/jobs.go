@@ -1,6 +1,7 @@
 package console
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -15,8 +17,11 @@ import (
 	"github.com/riskflow/riskflow/scoring/backtest"
 )
 
-// job is one backtest run started from the console: it runs in the background, reports progress
-// and can be cancelled. Jobs live on the node that started them.
+// job is one backtest run started from the console: it runs in the background on the node that
+// started it, reports progress and can be cancelled. Its state is written to Deps.State (every
+// second while it changes, at least every heartbeat, and when it ends, with the report), so that
+// every node lists it, shows its progress as last written, its report once done, and can ask for
+// it to be cancelled: the node running it looks for such a request every second.
 type job struct {
 	id, who  string
 	from, to time.Time
@@ -24,13 +29,14 @@ type job struct {
 	started  time.Time
 	cancel   context.CancelFunc
 
-	mu       sync.Mutex
-	progress backtest.Progress
-	report   *backtest.Report
-	err      error
-	done     bool
-	stopped  bool // cancelled by an admin
-	finished time.Time
+	mu        sync.Mutex
+	progress  backtest.Progress
+	report    *backtest.Report
+	err       error
+	done      bool
+	stopped   bool   // cancelled by an admin
+	stoppedBy string // who cancelled it
+	finished  time.Time
 }
 
 // jobView is a job's state for templates and the progress JSON.
@@ -49,15 +55,33 @@ type jobView struct {
 	Done      bool             `json:"done"`
 	Cancelled bool             `json:"cancelled"`
 	Error     string           `json:"error,omitempty"`
+	Node      string           `json:"node"`                // the node running it
+	Here      bool             `json:"here"`                // this node runs it: progress is live
+	Updated   time.Time        `json:"updated,omitzero"`    // when its node last wrote its state
+	Lost      bool             `json:"lost,omitempty"`      // not done, and its node stopped writing
+	CancelBy  string           `json:"cancel_by,omitempty"` // an admin asked to cancel it
 	Report    *backtest.Report `json:"-"`
 }
 
-func (j *job) view() *jobView {
+// storedJob is a job as Deps.State keeps it.
+type storedJob struct {
+	jobView
+	Report *backtest.Report `json:"report,omitempty"`
+}
+
+// Heartbeats of a running job's state, and how long without one makes it lost (its node stopped).
+const (
+	jobWriteEvery = time.Second
+	jobHeartbeat  = 5 * time.Second
+	jobLostAfter  = 30 * time.Second
+)
+
+func (j *job) view(node string) *jobView {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	v := &jobView{ID: j.id, Who: j.who, Hours: j.hours, From: j.from, To: j.to, Started: j.started,
 		Read: j.progress.Read, Compared: j.progress.Compared, Changed: j.progress.Changed, At: j.progress.At,
-		Done: j.done, Cancelled: j.stopped, Report: j.report}
+		Done: j.done, Cancelled: j.stopped, CancelBy: j.stoppedBy, Report: j.report, Node: node, Here: true}
 	if j.err != nil {
 		v.Error = j.err.Error()
 	}
@@ -71,6 +95,19 @@ func (j *job) view() *jobView {
 	return v
 }
 
+// stop cancels the job on behalf of who; false when it had finished.
+func (j *job) stop(who string) bool {
+	j.mu.Lock()
+	running := !j.done
+	if running && !j.stopped {
+		j.stopped, j.stoppedBy = true, who
+	}
+	j.mu.Unlock()
+	j.cancel()
+	return running
+}
+
+// jobs are the backtests running or run on this node.
 type jobs struct {
 	max  int
 	mu   sync.Mutex
@@ -117,18 +154,137 @@ func (js *jobs) get(id string) *job {
 	return js.byID[id]
 }
 
-// list returns every job, newest first (who is unused: admins see each other's runs).
-func (js *jobs) list(who string) []*jobView {
+func (js *jobs) all() []*job {
 	js.mu.Lock()
-	ids := append([]string(nil), js.ids...)
-	js.mu.Unlock()
-	var out []*jobView
-	for i := len(ids) - 1; i >= 0; i-- {
-		if j := js.get(ids[i]); j != nil {
-			out = append(out, j.view())
-		}
+	defer js.mu.Unlock()
+	out := make([]*job, 0, len(js.ids))
+	for _, id := range js.ids {
+		out = append(out, js.byID[id])
 	}
 	return out
+}
+
+// writeJob writes j's state (with its report once done) to Deps.State.
+func (s *Server) writeJob(ctx context.Context, j *job) error {
+	v := j.view(s.d.Node)
+	body, err := json.Marshal(storedJob{jobView: *v, Report: v.Report})
+	if err != nil {
+		return err
+	}
+	return s.put(ctx, Item{Kind: ItemBacktest, ID: j.id, Admin: j.who, Body: body})
+}
+
+// storedView decodes a job another node (or this one, before) wrote.
+func (s *Server) storedView(it Item) (*jobView, error) {
+	var sj storedJob
+	if err := json.Unmarshal(it.Body, &sj); err != nil {
+		return nil, fmt.Errorf("backtest %s: %w", it.ID, err)
+	}
+	v := sj.jobView
+	v.Report, v.Node, v.Here, v.Updated = sj.Report, it.Node, false, it.At
+	if !v.Done && time.Since(it.At) > jobLostAfter {
+		v.Lost = true
+	}
+	return &v, nil
+}
+
+// jobOf returns a backtest's view: live from this node when it runs here, else as its node last
+// wrote it; nil when there is none.
+func (s *Server) jobOf(ctx context.Context, id string) (*jobView, error) {
+	if j := s.jobs.get(id); j != nil {
+		return j.view(s.d.Node), nil
+	}
+	it, ok, err := s.d.State.Get(ctx, ItemBacktest, id)
+	if err != nil || !ok {
+		return nil, err
+	}
+	v, err := s.storedView(it)
+	if err != nil {
+		return nil, err
+	}
+	if _, asked, err := s.d.State.Get(ctx, ItemBacktestCancel, id); err == nil && asked && !v.Done {
+		v.CancelBy = "requested"
+	}
+	return v, nil
+}
+
+// jobList returns every node's backtests, newest first, at most MaxJobs; with the reason when only
+// this node's could be listed.
+func (s *Server) jobList(ctx context.Context) ([]*jobView, string) {
+	byID := map[string]*jobView{}
+	for _, j := range s.jobs.all() {
+		byID[j.id] = j.view(s.d.Node)
+	}
+	its, err := s.d.State.List(ctx, ItemBacktest)
+	for _, it := range its {
+		if _, here := byID[it.ID]; here {
+			continue
+		}
+		if v, err := s.storedView(it); err == nil {
+			byID[it.ID] = v
+		}
+	}
+	out := make([]*jobView, 0, len(byID))
+	for _, v := range byID {
+		out = append(out, v)
+	}
+	slices.SortFunc(out, func(a, b *jobView) int { return cmp.Or(b.Started.Compare(a.Started), cmp.Compare(a.ID, b.ID)) })
+	if len(out) > s.d.MaxJobs {
+		out = out[:s.d.MaxJobs]
+	}
+	return out, notAvailable("backtests of other nodes", err)
+}
+
+// forgetOldJobs removes from Deps.State the finished runs beyond the newest MaxJobs.
+func (s *Server) forgetOldJobs(ctx context.Context, who string) {
+	its, err := s.d.State.List(ctx, ItemBacktest)
+	if err != nil || len(its) < s.d.MaxJobs {
+		return
+	}
+	var vs []*jobView
+	for _, it := range its {
+		if v, err := s.storedView(it); err == nil {
+			vs = append(vs, v)
+		}
+	}
+	slices.SortFunc(vs, func(a, b *jobView) int { return b.Started.Compare(a.Started) })
+	for i, v := range vs {
+		if i >= s.d.MaxJobs-1 && (v.Done || v.Lost) {
+			_ = s.put(ctx, Item{Kind: ItemBacktest, ID: v.ID, Admin: who, Deleted: true})
+		}
+	}
+}
+
+// watchJob writes j's state while it runs (when it changed, at most every jobWriteEvery, and every
+// jobHeartbeat) and cancels it when an admin asked on any node. It returns when j is done.
+func (s *Server) watchJob(ctx context.Context, j *job) {
+	t := time.NewTicker(jobWriteEvery)
+	defer t.Stop()
+	var last backtest.Progress
+	lastWrite := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if it, asked, err := s.d.State.Get(qctx, ItemBacktestCancel, j.id); err == nil && asked {
+			if j.stop(it.Admin) {
+				s.log.Info("console: backtest cancelled from another node", "id", j.id, "admin", it.Admin, "node", it.Node)
+			}
+		}
+		j.mu.Lock()
+		p := j.progress
+		j.mu.Unlock()
+		if p != last || time.Since(lastWrite) >= jobHeartbeat {
+			if err := s.writeJob(qctx, j); err != nil {
+				s.log.Warn("console: backtest progress not shared", "id", j.id, "err", err)
+			}
+			last, lastWrite = p, time.Now()
+		}
+		cancel()
+	}
 }
 
 func (s *Server) backtestStart(w http.ResponseWriter, r *http.Request, ss *session) {
@@ -144,11 +300,15 @@ func (s *Server) backtestStart(w http.ResponseWriter, r *http.Request, ss *sessi
 		back(fmt.Sprintf("hours: a whole number from 1 to %d", s.d.MaxHours))
 		return
 	}
-	draft := s.draftOf(nil, ss.who)
+	pctx, pcancel := pageCtx(r)
+	defer pcancel()
+	draft, err := s.draftOf(pctx, ss.who)
+	if err != nil {
+		back("Backtest: " + err.Error())
+		return
+	}
 	if draft == nil {
-		ctx, cancel := pageCtx(r)
-		live, err := s.d.Rules.Live(ctx)
-		cancel()
+		live, err := s.d.Rules.Live(pctx)
 		if err != nil {
 			back("Backtest: " + err.Error())
 			return
@@ -169,19 +329,31 @@ func (s *Server) backtestStart(w http.ResponseWriter, r *http.Request, ss *sessi
 		back("Backtest: " + err.Error())
 		return
 	}
+	s.forgetOldJobs(pctx, ss.who)
+	if err := s.writeJob(pctx, j); err != nil {
+		s.log.Warn("console: backtest not shared with other nodes", "id", j.id, "err", err)
+	}
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	go s.watchJob(watchCtx, j)
 	go func() {
 		rep, err := s.d.Backtest.Backtest(ctx, draft, j.from, j.to, func(p backtest.Progress) {
 			j.mu.Lock()
 			j.progress = p
 			j.mu.Unlock()
 		})
+		stopWatch()
 		j.mu.Lock()
 		j.report, j.err, j.done, j.finished = rep, err, true, time.Now()
 		if j.stopped {
-			j.err = fmt.Errorf("cancelled by %s", j.who)
+			j.err = fmt.Errorf("cancelled by %s", j.stoppedBy)
 		}
 		j.mu.Unlock()
 		cancel()
+		wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := s.writeJob(wctx, j); err != nil {
+			s.log.Warn("console: backtest result not shared with other nodes", "id", j.id, "err", err)
+		}
+		wcancel()
 		s.log.Info("console: backtest finished", "id", j.id, "admin", j.who, "err", err)
 	}()
 	s.log.Info("console: backtest started", "id", j.id, "admin", ss.who, "hours", hours)
@@ -189,38 +361,69 @@ func (s *Server) backtestStart(w http.ResponseWriter, r *http.Request, ss *sessi
 }
 
 func (s *Server) backtestPage(w http.ResponseWriter, r *http.Request, ss *session) {
-	j := s.jobs.get(r.PathValue("id"))
-	if j == nil {
-		s.render(w, r, http.StatusNotFound, "error", ss, page{Title: "Backtest", Nav: "rules", Problem: "No backtest " + r.PathValue("id") + " on this node (runs are kept in memory on the node that started them)."})
+	ctx, cancel := pageCtx(r)
+	defer cancel()
+	v, err := s.jobOf(ctx, r.PathValue("id"))
+	switch {
+	case err != nil:
+		s.render(w, r, http.StatusServiceUnavailable, "error", ss, page{Title: "Backtest", Nav: "rules", Problem: notAvailable("backtests", err)})
+		return
+	case v == nil:
+		s.render(w, r, http.StatusNotFound, "error", ss, page{Title: "Backtest", Nav: "rules", Problem: "No backtest " + r.PathValue("id") + " (the last " + itoa(s.d.MaxJobs) + " runs are kept)."})
 		return
 	}
-	s.render(w, r, http.StatusOK, "backtest", ss, page{Title: "Backtest " + j.id, Nav: "rules", Data: j.view()})
+	s.render(w, r, http.StatusOK, "backtest", ss, page{Title: "Backtest " + v.ID, Nav: "rules", Message: r.URL.Query().Get("msg"), Data: v})
 }
 
 func (s *Server) backtestProgress(w http.ResponseWriter, r *http.Request, ss *session) {
-	j := s.jobs.get(r.PathValue("id"))
-	if j == nil {
+	ctx, cancel := pageCtx(r)
+	defer cancel()
+	v, err := s.jobOf(ctx, r.PathValue("id"))
+	switch {
+	case err != nil:
+		http.Error(w, `{"error":"backtests not available"}`, http.StatusServiceUnavailable)
+		return
+	case v == nil:
 		http.Error(w, `{"error":"no such backtest"}`, http.StatusNotFound)
 		return
 	}
-	b, _ := json.Marshal(j.view())
+	b, _ := json.Marshal(v)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Write(b)
 }
 
+// backtestCancel stops a run of this node at once; for a run of another node it leaves a request
+// in Deps.State, which that node acts on within a second.
 func (s *Server) backtestCancel(w http.ResponseWriter, r *http.Request, ss *session) {
-	j := s.jobs.get(r.PathValue("id"))
-	if j == nil {
-		http.Redirect(w, r, "/console/rules/draft?msg="+url.QueryEscape("No such backtest."), http.StatusSeeOther)
+	ctx, cancel := pageCtx(r)
+	defer cancel()
+	id := r.PathValue("id")
+	back := func(msg string) {
+		http.Redirect(w, r, "/console/backtests/"+id+"?msg="+url.QueryEscape(msg), http.StatusSeeOther)
+	}
+	if j := s.jobs.get(id); j != nil {
+		j.stop(ss.who)
+		s.log.Info("console: backtest cancelled", "id", id, "admin", ss.who)
+		back("Cancelled by " + ss.who + ".")
 		return
 	}
-	j.mu.Lock()
-	if !j.done {
-		j.stopped = true
+	v, err := s.jobOf(ctx, id)
+	switch {
+	case err != nil:
+		back("Not cancelled: " + err.Error())
+		return
+	case v == nil:
+		http.Redirect(w, r, "/console/rules/draft?msg="+url.QueryEscape("No such backtest."), http.StatusSeeOther)
+		return
+	case v.Done:
+		back("It had finished already.")
+		return
 	}
-	j.mu.Unlock()
-	j.cancel()
-	s.log.Info("console: backtest cancelled", "id", j.id, "admin", ss.who)
-	http.Redirect(w, r, "/console/backtests/"+j.id, http.StatusSeeOther)
+	if err := s.put(ctx, Item{Kind: ItemBacktestCancel, ID: id, Admin: ss.who}); err != nil {
+		back("Not cancelled: " + err.Error())
+		return
+	}
+	s.log.Info("console: backtest cancel requested", "id", id, "admin", ss.who, "runs_on", v.Node)
+	back(fmt.Sprintf("Cancel requested by %s: node %s, which runs it, stops it within a second or two.", ss.who, v.Node))
 }

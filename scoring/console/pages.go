@@ -2,6 +2,7 @@ package console
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -253,6 +254,7 @@ func metricValue(m *dto.Metric) float64 {
 
 type rulesData struct {
 	Pending     []*pendingPromotion
+	PendingErr  string
 	Approvals   int
 	Live        PackInfo
 	LiveErr     string
@@ -264,7 +266,9 @@ func (s *Server) rulesPage(w http.ResponseWriter, r *http.Request, ss *session) 
 	ctx, cancel := pageCtx(r)
 	defer cancel()
 	p := page{Title: "Rules", Message: r.URL.Query().Get("msg")}
-	d := rulesData{Pending: s.pendingList(), Approvals: s.d.Approvals}
+	d := rulesData{Approvals: s.d.Approvals}
+	pend, err := s.pendingList(ctx)
+	d.Pending, d.PendingErr = pend, notAvailable("promotion requests", err)
 	if s.d.Rules == nil {
 		d.LiveErr = notAvailable("rule packs", ErrNotAvailable)
 	} else {
@@ -345,6 +349,8 @@ type draftData struct {
 	Live      PackInfo
 	MaxHours  int
 	Backtests []*jobView
+	// BacktestsErr says why the runs of other nodes are missing.
+	BacktestsErr string
 }
 
 type draftLine struct {
@@ -353,17 +359,32 @@ type draftLine struct {
 	Errs []LintError
 }
 
-func (s *Server) draftOf(ctx interface{ Done() <-chan struct{} }, who string) []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.drafts[who]
+// draftOf returns who's saved draft, nil when they have none.
+func (s *Server) draftOf(ctx context.Context, who string) ([]byte, error) {
+	it, ok, err := s.d.State.Get(ctx, ItemDraft, who)
+	if err != nil {
+		return nil, fmt.Errorf("drafts: %w", err)
+	}
+	if !ok {
+		return nil, nil
+	}
+	return it.Body, nil
+}
+
+func (s *Server) saveDraft(ctx context.Context, who string, draft []byte) error {
+	return s.put(ctx, Item{Kind: ItemDraft, ID: who, Admin: who, Body: draft})
+}
+
+func (s *Server) dropDraft(ctx context.Context, who string) error {
+	return s.put(ctx, Item{Kind: ItemDraft, ID: who, Admin: who, Deleted: true})
 }
 
 func (s *Server) draftPage(w http.ResponseWriter, r *http.Request, ss *session) {
 	ctx, cancel := pageCtx(r)
 	defer cancel()
 	p := page{Title: "Draft", Nav: "rules", Errs: map[string]string{}, Message: r.URL.Query().Get("msg")}
-	d := draftData{MaxHours: s.d.MaxHours, Backtests: s.jobs.list(ss.who)}
+	d := draftData{MaxHours: s.d.MaxHours}
+	d.Backtests, d.BacktestsErr = s.jobList(ctx)
 	if s.d.Rules == nil {
 		p.Problem = notAvailable("rule packs", ErrNotAvailable)
 		s.render(w, r, http.StatusOK, "draft", ss, p)
@@ -374,7 +395,10 @@ func (s *Server) draftPage(w http.ResponseWriter, r *http.Request, ss *session) 
 		p.Problem = notAvailable("live pack", err)
 	}
 	d.Live = live
-	draft := s.draftOf(ctx, ss.who)
+	draft, err := s.draftOf(ctx, ss.who)
+	if err != nil {
+		p.Problem = notAvailable("your saved draft", err)
+	}
 	if draft == nil {
 		draft = live.Content
 	}
@@ -412,9 +436,10 @@ func (s *Server) draftPost(w http.ResponseWriter, r *http.Request, ss *session) 
 		s.render(w, r, http.StatusBadRequest, "draft", ss, p)
 		return
 	}
-	s.mu.Lock()
-	s.drafts[ss.who] = []byte(draft)
-	s.mu.Unlock()
+	if err := s.saveDraft(ctx, ss.who, []byte(draft)); err != nil {
+		// The draft is on the page still: say it is not saved, and carry on with the action.
+		p.Problem = "The draft is not saved: " + err.Error()
+	}
 	// Every action lints first: a draft that does not compile cannot be tested or promoted.
 	d.Lint, d.Linted = s.d.Rules.Lint([]byte(draft)), true
 	d.Lines = annotate(draft, d.Lint)
@@ -452,7 +477,12 @@ func (s *Server) draftPost(w http.ResponseWriter, r *http.Request, ss *session) 
 			break
 		}
 		if s.d.Approvals >= 2 {
-			pp := s.requestPromotion([]byte(draft), ss.who)
+			pp, err := s.requestPromotion(ctx, []byte(draft), ss.who)
+			if err != nil {
+				p.Problem = "Not requested: " + err.Error()
+				status = http.StatusServiceUnavailable
+				break
+			}
 			s.log.Info("console: promotion requested", "admin", ss.who, "version", pp.Version, "id", pp.ID)
 			http.Redirect(w, r, "/console/rules?msg="+url.QueryEscape(fmt.Sprintf("Promotion of version %s requested by %s: another admin approves it under Waiting for approval.", pp.Version, ss.who)), http.StatusSeeOther)
 			return
@@ -466,9 +496,9 @@ func (s *Server) draftPost(w http.ResponseWriter, r *http.Request, ss *session) 
 			}
 			break
 		}
-		s.mu.Lock()
-		delete(s.drafts, ss.who)
-		s.mu.Unlock()
+		if err := s.dropDraft(ctx, ss.who); err != nil {
+			s.log.Warn("console: promoted, but the draft could not be dropped", "admin", ss.who, "err", err)
+		}
 		s.log.Info("console: rule pack promoted", "admin", ss.who, "version", info.Version)
 		msg := fmt.Sprintf("Promoted version %s (%d rules) by %s.", info.Version, info.Rules, ss.who)
 		if info.Note != "" {
@@ -477,16 +507,18 @@ func (s *Server) draftPost(w http.ResponseWriter, r *http.Request, ss *session) 
 		http.Redirect(w, r, "/console/rules?msg="+url.QueryEscape(msg), http.StatusSeeOther)
 		return
 	case "discard":
-		s.mu.Lock()
-		delete(s.drafts, ss.who)
-		s.mu.Unlock()
+		if err := s.dropDraft(ctx, ss.who); err != nil {
+			p.Problem = "Not discarded: " + err.Error()
+			status = http.StatusServiceUnavailable
+			break
+		}
 		http.Redirect(w, r, "/console/rules/draft?msg="+url.QueryEscape("Draft discarded: editing the live pack."), http.StatusSeeOther)
 		return
 	default:
 		p.Errs["action"] = "action: one of lint, test, promote, discard"
 		status = http.StatusBadRequest
 	}
-	d.Backtests = s.jobs.list(ss.who)
+	d.Backtests, d.BacktestsErr = s.jobList(ctx)
 	p.Data = d
 	s.render(w, r, status, "draft", ss, p)
 }

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -34,11 +35,9 @@ type Server struct {
 	mux   *http.ServeMux
 
 	mu     sync.Mutex
-	drafts map[string][]byte // admin → their draft (this node only)
-	jobs   *jobs
+	jobs   *jobs // backtests running on this node (every node's runs are in Deps.State)
 	cache  map[Filter]cachedOverview
-	// pending are promotions waiting for a second admin (Deps.Approvals 2), on this node.
-	pending map[string]*pendingPromotion
+	lastAt time.Time // the newest Item.At this node wrote
 }
 
 type cachedOverview struct {
@@ -86,7 +85,13 @@ func New(d Deps, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{d: d, log: log, sess: newSessions(d.Admins, d.Now), drafts: map[string][]byte{}, jobs: newJobs(d.MaxJobs), cache: map[Filter]cachedOverview{}, pending: map[string]*pendingPromotion{}}
+	if d.State == nil {
+		d.State = NewMemoryState()
+	}
+	if d.Node == "" {
+		d.Node, _ = os.Hostname()
+	}
+	s := &Server{d: d, log: log, sess: newSessions(d.Admins, d.Now), jobs: newJobs(d.MaxJobs), cache: map[Filter]cachedOverview{}}
 	if err := s.parse(); err != nil {
 		return nil, err
 	}
@@ -338,6 +343,23 @@ func notAvailable(what string, err error) string {
 		return ""
 	}
 	return what + ": " + err.Error()
+}
+
+// put writes an item of the shared state as this node, stamped with a time later than any this
+// node wrote before (so that of two writes in a row the second wins, whatever the clock does).
+func (s *Server) put(ctx context.Context, it Item) error {
+	s.mu.Lock()
+	at := time.Now().UTC()
+	if !at.After(s.lastAt) {
+		at = s.lastAt.Add(time.Microsecond)
+	}
+	s.lastAt = at
+	s.mu.Unlock()
+	it.Node, it.At = s.d.Node, at
+	if err := s.d.State.Put(ctx, it); err != nil {
+		return fmt.Errorf("save the console's %s %s: %w", it.Kind, it.ID, err)
+	}
+	return nil
 }
 
 // ctx bounds a page's work: pages must stay fast, and a slow ClickHouse must not hold a request.
