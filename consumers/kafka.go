@@ -145,6 +145,8 @@ func NewGroupReader(c Config, topic, group string) *kafka.Reader {
 type TopicSpec struct {
 	Name       string
 	Partitions int
+	// Configs are the topic's settings when it is created (e.g. cleanup.policy=compact).
+	Configs map[string]string
 }
 
 // EnsureTopics creates the topics that do not exist yet (replication factor 1 unless the cluster
@@ -190,7 +192,11 @@ func EnsureTopics(ctx context.Context, c Config, topics []TopicSpec, log *slog.L
 		if existing[t.Name] {
 			continue
 		}
-		cfgs = append(cfgs, kafka.TopicConfig{Topic: t.Name, NumPartitions: t.Partitions, ReplicationFactor: rf})
+		tc := kafka.TopicConfig{Topic: t.Name, NumPartitions: t.Partitions, ReplicationFactor: rf}
+		for k, v := range t.Configs {
+			tc.ConfigEntries = append(tc.ConfigEntries, kafka.ConfigEntry{ConfigName: k, ConfigValue: v})
+		}
+		cfgs = append(cfgs, tc)
 	}
 	if len(cfgs) == 0 {
 		return nil

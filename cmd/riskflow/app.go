@@ -49,7 +49,8 @@ type app struct {
 	// snapshotAt is when the newest feature snapshot was written or loaded (unix ns; 0 = none).
 	snapshotAt atomic.Int64
 
-	rules *rulesvc.Service // the rule-pack lifecycle: file, PUT, rollback, rule_versions
+	rules *rulesvc.Service      // the rule-pack lifecycle: file, PUT, rollback, rule_versions
+	lists *pipeline.SharedLists // the allow/block lists: the file and kafka.lists_topic (nodes with feature state)
 }
 
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {
@@ -316,7 +317,9 @@ func (a *app) prepareKafka(ctx context.Context) error {
 func (a *app) topics() []consumers.TopicSpec {
 	k := a.cfg.Kafka
 	return []consumers.TopicSpec{{Name: k.EventsTopic, Partitions: k.Partitions}, {Name: k.ScoresTopic, Partitions: k.Partitions}, {Name: k.DLQTopic, Partitions: 1},
-		{Name: k.DecisionsTopic, Partitions: k.Partitions}}
+		{Name: k.DecisionsTopic, Partitions: k.Partitions},
+		// One partition: the lists are small, and one order of adds and removals is simplest.
+		{Name: k.ListsTopic, Partitions: 1, Configs: map[string]string{"cleanup.policy": "compact"}}}
 }
 
 // startFeed starts this process's feature-state feed — every partition of verify.events, from
@@ -412,7 +415,7 @@ func (a *app) saveSnapshot(snaps *pipeline.Snapshots, feed *pipeline.Feed, why s
 }
 
 // waitFresh waits until the feed has caught up once; false if ctx ended first.
-func waitFresh(ctx context.Context, feed replica) bool {
+func waitFresh(ctx context.Context, feed interface{ Fresh() time.Time }) bool {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for feed.Fresh().IsZero() {
@@ -429,7 +432,7 @@ func waitFresh(ctx context.Context, feed replica) bool {
 // scorer group, scoring each batch once the feed has applied every partition up to its time.
 func (a *app) runScorer(ctx context.Context, feed *pipeline.Feed) error {
 	k := a.cfg.Kafka
-	if !waitFresh(ctx, feed) {
+	if !waitFresh(ctx, feed) || !waitFresh(ctx, a.lists) {
 		return nil
 	}
 	reader := consumers.NewGroupReader(a.kc, k.EventsTopic, k.ScorerGroup)

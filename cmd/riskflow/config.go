@@ -69,6 +69,9 @@ type KafkaConfig struct {
 	DecisionsTopic string `yaml:"decisions_topic"`
 	// DecisionsGroup is the archivers' consumer group on DecisionsTopic.
 	DecisionsGroup string `yaml:"decisions_group"`
+	// ListsTopic carries the allow/block entries added through the console (compacted, one
+	// message per entry); every node with feature state applies all of it.
+	ListsTopic string `yaml:"lists_topic"`
 	// DecisionsBrokers are the brokers the API's decision log writes to (default: Brokers).
 	DecisionsBrokers []string `yaml:"decisions_brokers"`
 	Partitions       int      `yaml:"partitions"`
@@ -152,7 +155,7 @@ func Default() Config {
 	return Config{
 		Kafka: KafkaConfig{
 			Config: kafka, EventsTopic: "verify.events", ScoresTopic: "risk.scores",
-			DLQTopic: "verify.events.dlq", DecisionsTopic: "risk.decisions", DecisionsGroup: "riskflow-decisions", Partitions: 4, ScorerGroup: "riskflow-scorer",
+			DLQTopic: "verify.events.dlq", DecisionsTopic: "risk.decisions", DecisionsGroup: "riskflow-decisions", ListsTopic: "risk.lists", Partitions: 4, ScorerGroup: "riskflow-scorer",
 			ArchiverGroup: "riskflow-archiver", ScorerBatch: 2000,
 			StallAfter: Duration(30 * time.Second),
 		},
@@ -202,7 +205,7 @@ func (c *Config) Validate() error {
 			bad("kafka.decisions_brokers", "%q is not host:port", b)
 		}
 	}
-	for _, t := range []struct{ k, v string }{{"kafka.events_topic", c.Kafka.EventsTopic}, {"kafka.scores_topic", c.Kafka.ScoresTopic}, {"kafka.dlq_topic", c.Kafka.DLQTopic}, {"kafka.decisions_topic", c.Kafka.DecisionsTopic}, {"kafka.decisions_group", c.Kafka.DecisionsGroup}, {"kafka.scorer_group", c.Kafka.ScorerGroup}, {"kafka.archiver_group", c.Kafka.ArchiverGroup}} {
+	for _, t := range []struct{ k, v string }{{"kafka.events_topic", c.Kafka.EventsTopic}, {"kafka.scores_topic", c.Kafka.ScoresTopic}, {"kafka.dlq_topic", c.Kafka.DLQTopic}, {"kafka.decisions_topic", c.Kafka.DecisionsTopic}, {"kafka.decisions_group", c.Kafka.DecisionsGroup}, {"kafka.lists_topic", c.Kafka.ListsTopic}, {"kafka.scorer_group", c.Kafka.ScorerGroup}, {"kafka.archiver_group", c.Kafka.ArchiverGroup}} {
 		if t.v == "" {
 			bad(t.k, "must not be empty")
 		}

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +18,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/riskflow/riskflow/consumers"
+	"github.com/riskflow/riskflow/pipeline"
 	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/pipeline/chsink/chbacktest"
 	"github.com/riskflow/riskflow/rules"
@@ -39,19 +39,7 @@ func (a *app) withConsole(apiHandler http.Handler) http.Handler {
 	if len(a.cfg.API.AdminKeys) == 0 {
 		return apiHandler
 	}
-	ch := &lazyStore{cfg: a.cfg.ClickHouse}
-	deps := console.Deps{
-		Rules:     &consoleRules{a: a, ch: ch},
-		Lists:     &consoleLists{a: a},
-		Explain:   consoleExplain{a: a},
-		Labels:    consoleLabels{ch: ch},
-		Metrics:   a.reg,
-		Admins:    a.cfg.API.AdminKeys,
-		Approvals: a.cfg.API.ConsoleApprovals,
-		Backtest:  &consoleBacktest{a: a, ch: ch},
-		History:   &consoleHistory{ch: ch},
-	}
-	c, err := console.New(deps, a.log.With("role", "console"))
+	c, err := console.New(a.consoleDeps(), a.log.With("role", "console"))
 	if err != nil {
 		a.log.Error("console not served", "err", err)
 		return apiHandler
@@ -62,6 +50,70 @@ func (a *app) withConsole(apiHandler http.Handler) http.Handler {
 	mux.Handle("/console", http.RedirectHandler("/console/", http.StatusSeeOther))
 	mux.Handle("/", apiHandler)
 	return mux
+}
+
+// consoleDeps are the console's parts on this node. Its working state (drafts, promotion
+// requests, backtest runs) is kept in ClickHouse's console_state when ClickHouse is configured,
+// so that every node behind a load balancer shares it; else in this node's memory.
+func (a *app) consoleDeps() console.Deps {
+	ch := &lazyStore{cfg: a.cfg.ClickHouse}
+	host, _ := os.Hostname()
+	deps := console.Deps{
+		Rules:     &consoleRules{a: a, ch: ch},
+		Lists:     &consoleLists{a: a},
+		Explain:   consoleExplain{a: a},
+		Labels:    consoleLabels{ch: ch},
+		Metrics:   a.reg,
+		Admins:    a.cfg.API.AdminKeys,
+		Approvals: a.cfg.API.ConsoleApprovals,
+		Backtest:  &consoleBacktest{a: a, ch: ch},
+		History:   &consoleHistory{ch: ch},
+		Node:      strings.TrimSuffix(nodePrefix(host), "-"),
+	}
+	if a.cfg.ClickHouse.Addr != "" {
+		deps.State = consoleState{ch: ch}
+	}
+	return deps
+}
+
+// consoleState is console.State over ClickHouse's console_state.
+type consoleState struct{ ch *lazyStore }
+
+func (c consoleState) Put(ctx context.Context, it console.Item) error {
+	st, err := c.ch.get(ctx)
+	if err != nil {
+		return err
+	}
+	return st.PutConsoleItem(ctx, chsink.ConsoleItem{Kind: it.Kind, ID: it.ID, UpdatedAt: it.At, Node: it.Node, Admin: it.Admin,
+		Deleted: it.Deleted, Body: string(it.Body)})
+}
+
+func (c consoleState) Get(ctx context.Context, kind, id string) (console.Item, bool, error) {
+	its, err := c.items(ctx, kind, id)
+	if err != nil || len(its) == 0 {
+		return console.Item{}, false, err
+	}
+	return its[0], true, nil
+}
+
+func (c consoleState) List(ctx context.Context, kind string) ([]console.Item, error) {
+	return c.items(ctx, kind, "")
+}
+
+func (c consoleState) items(ctx context.Context, kind, id string) ([]console.Item, error) {
+	st, err := c.ch.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.ConsoleItems(ctx, kind, id)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]console.Item, len(rows))
+	for i, r := range rows {
+		out[i] = console.Item{Kind: r.Kind, ID: r.ID, Node: r.Node, Admin: r.Admin, At: r.UpdatedAt, Body: []byte(r.Body)}
+	}
+	return out, nil
 }
 
 // lazyStore opens the ClickHouse store on first use (Open does no I/O).
@@ -411,53 +463,27 @@ func (c consoleLabels) Mark(ctx context.Context, appID, target, id, label, who s
 
 // ---- lists ---------------------------------------------------------------------------------
 
-// consoleLists keeps the allow/block lists in the scoring.lists file, in scoring.ParseLists's
-// format, with who/when/why in a trailing comment the console writes:
-//
-//	block phone_hash 9f86…  # console id=… by=alice at=2026-12-05T06:00:00Z shown=1380013**** why=farm%20number
-//
-// Numbers are written as phone_hash entries only. A change is applied to this node at once and
-// reaches every other node through watchLists (the file is shared the way the pack file is).
-type consoleLists struct {
-	a  *app
-	mu sync.Mutex
-}
+// consoleLists are the node's shared lists (pipeline.SharedLists): entries added in the console
+// go to kafka.lists_topic, one message each, and reach every node's scorer from there; the
+// scoring.lists file is the hand-written part, listed here and changed only in the file.
+type consoleLists struct{ a *app }
 
-var errNoListsFile = fmt.Errorf("%w: lists are kept in the scoring.lists file, and none is configured", console.ErrNotAvailable)
+var errNoLists = fmt.Errorf("%w: this node holds no lists (no feature state)", console.ErrNotAvailable)
 
 func (l *consoleLists) HashPhone(phone string) string { return l.a.hasher.Hex(phone) }
 
-func (l *consoleLists) path() (string, error) {
-	if l.a.cfg.Scoring.Lists == "" {
-		return "", errNoListsFile
-	}
-	return l.a.cfg.Scoring.Lists, nil
-}
-
-func entryID(line string) string {
-	entry, _, _ := strings.Cut(line, "#")
-	h := sha256.Sum256([]byte(strings.Join(strings.Fields(entry), " ")))
-	return hex.EncodeToString(h[:6])
-}
-
 // parseEntry reads one line of the lists file; ok is false for blank and comment lines.
+// Lines the console wrote before the lists topic existed carry who/when/why in a comment:
+//
+//	block phone_hash 9f86…  # console by=alice at=2026-12-05T06:00:00Z shown=1380013**** why=farm%20number
 func parseEntry(line string) (e console.ListEntry, ok bool) {
 	entry, comment, _ := strings.Cut(line, "#")
 	f := strings.Fields(entry)
 	if len(f) != 3 {
 		return e, false
 	}
-	e = console.ListEntry{ID: entryID(line), Action: f[0], Kind: f[1], Value: f[2], Shown: f[2]}
-	switch e.Kind {
-	case "phone_hash":
-		e.Kind, e.Shown = console.KindPhone, "hash "+e.Value[:min(12, len(e.Value))]+"…"
-	case "phone":
-		e.Kind, e.Shown = console.KindPhone, schemas.MaskPhone(e.Value)
-	case "ip":
-		if strings.Contains(e.Value, "/") {
-			e.Kind = console.KindCIDR
-		}
-	}
+	e = console.ListEntry{ID: pipeline.ListEntryID(line), Action: f[0], Kind: f[1], Value: f[2], Shown: f[2], File: true}
+	e.Kind, e.Shown = consoleKind(e.Kind, e.Value)
 	if meta, isConsole := strings.CutPrefix(strings.TrimSpace(comment), "console "); isConsole {
 		for _, kv := range strings.Fields(meta) {
 			k, v, _ := strings.Cut(kv, "=")
@@ -479,25 +505,47 @@ func parseEntry(line string) (e console.ListEntry, ok bool) {
 	return e, true
 }
 
+// consoleKind is the console's kind of a list file's kind, and how the value is shown.
+func consoleKind(kind, value string) (string, string) {
+	switch kind {
+	case "phone_hash":
+		return console.KindPhone, "hash " + value[:min(12, len(value))] + "…"
+	case "phone":
+		return console.KindPhone, schemas.MaskPhone(value)
+	case "ip":
+		if strings.Contains(value, "/") {
+			return console.KindCIDR, value
+		}
+	}
+	return kind, value
+}
+
 func (l *consoleLists) Entries(ctx context.Context) ([]console.ListEntry, error) {
-	path, err := l.path()
-	if err != nil {
-		return nil, err
+	if l.a.lists == nil {
+		return nil, errNoLists
 	}
-	b, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		return nil, fmt.Errorf("read lists: %w", err)
-	}
+	file, entries := l.a.lists.Snapshot()
 	var out []console.ListEntry
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range strings.Split(string(file), "\n") {
 		if e, ok := parseEntry(line); ok {
 			out = append(out, e)
 		}
+	}
+	for _, e := range entries {
+		ce := console.ListEntry{ID: e.ID, Action: e.Action, Value: e.Value, Who: e.Who, At: e.At, Why: e.Why}
+		ce.Kind, ce.Shown = consoleKind(e.Kind, e.Value)
+		if e.Shown != "" {
+			ce.Shown = e.Shown
+		}
+		out = append(out, ce)
 	}
 	return out, nil
 }
 
 func (l *consoleLists) Add(ctx context.Context, e console.ListEntry) error {
+	if l.a.lists == nil {
+		return errNoLists
+	}
 	kind := e.Kind
 	switch e.Kind {
 	case console.KindPhone:
@@ -505,86 +553,53 @@ func (l *consoleLists) Add(ctx context.Context, e console.ListEntry) error {
 	case console.KindCIDR:
 		kind = "ip"
 	}
-	q := url.QueryEscape
-	line := fmt.Sprintf("%s %s %s  # console by=%s at=%s shown=%s why=%s", e.Action, kind, e.Value,
-		q(e.Who), e.At.UTC().Format(time.RFC3339), q(e.Shown), q(e.Why))
-	return l.change(func(lines []string) ([]string, error) {
-		id := entryID(line)
-		for _, old := range lines {
-			if entryID(old) == id {
-				return nil, fmt.Errorf("%w: the entry is on the list already", console.ErrInvalid)
-			}
-		}
-		return append(lines, line), nil
-	})
+	_, err := l.a.lists.Add(ctx, pipeline.ListEntry{Action: e.Action, Kind: kind, Value: e.Value, Shown: e.Shown, Who: e.Who, At: e.At.UTC(), Why: e.Why})
+	if errors.Is(err, pipeline.ErrListEntry) {
+		return fmt.Errorf("%w: %v", console.ErrInvalid, err)
+	}
+	return err
 }
 
 func (l *consoleLists) Remove(ctx context.Context, id, who string) error {
-	return l.change(func(lines []string) ([]string, error) {
-		out := lines[:0:0]
-		for _, line := range lines {
-			if _, ok := parseEntry(line); ok && entryID(line) == id {
-				continue
-			}
-			out = append(out, line)
-		}
-		if len(out) == len(lines) {
-			return nil, fmt.Errorf("%w: no entry %s (removed already?)", console.ErrInvalid, id)
-		}
-		return out, nil
-	})
-}
-
-// change rewrites the lists file through edit, checks the result parses, writes it atomically
-// and applies it to this node's scorer.
-func (l *consoleLists) change(edit func([]string) ([]string, error)) error {
-	path, err := l.path()
-	if err != nil {
-		return err
+	if l.a.lists == nil {
+		return errNoLists
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("read lists: %w", err)
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(b) == 0 {
-		lines = nil
-	}
-	lines, err = edit(lines)
-	if err != nil {
-		return err
-	}
-	text := strings.Join(lines, "\n") + "\n"
-	parsed, err := scoring.ParseLists(strings.NewReader(text))
-	if err != nil {
+	err := l.a.lists.Remove(ctx, id, who)
+	if errors.Is(err, pipeline.ErrListEntry) {
 		return fmt.Errorf("%w: %v", console.ErrInvalid, err)
 	}
-	if err := writeAtomic(path, []byte(text)); err != nil {
-		return fmt.Errorf("write lists %s: %w", path, err)
-	}
-	l.a.scorer.SetLists(parsed)
-	l.a.log.Info("lists changed by the console", "entries", parsed.Len())
-	return nil
+	return err
 }
 
-// watchLists reloads the scoring.lists file when its content changes, so a change made on one
-// node (or by hand) reaches every node without a restart. A file that does not parse leaves the
-// running lists.
-func (a *app) watchLists(ctx context.Context) {
+// startLists starts this node's lists: the scoring.lists file (read again when its content
+// changes, every scoring.reload_interval) and every entry of kafka.lists_topic, both applied to
+// the scorer without a restart. A file that does not parse leaves the running lists.
+func (a *app) startLists(ctx context.Context, g *errgroup.Group) {
+	w := consumers.NewWriter(a.kc, a.cfg.Kafka.ListsTopic)
+	w.BatchTimeout = time.Millisecond // an entry is one message: send it at once
+	a.lists = pipeline.NewSharedLists(a.kc, a.cfg.Kafka.ListsTopic, w, a.scorer, a.log.With("lists", a.cfg.Kafka.ListsTopic))
 	path := a.cfg.Scoring.Lists
+	var last []byte
+	if path != "" {
+		last, _ = os.ReadFile(path)
+		if err := a.lists.SetFile(last); err != nil {
+			a.log.Error("lists file rejected", "path", path, "err", err)
+		}
+	}
+	g.Go(func() error {
+		defer w.Close()
+		return a.lists.Follow(ctx)
+	})
 	if path == "" {
 		return
 	}
-	go func() {
-		last, _ := os.ReadFile(path)
+	g.Go(func() error {
 		t := time.NewTicker(a.cfg.Scoring.ReloadInterval.D())
 		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
-				return
+				return nil
 			case <-t.C:
 			}
 			b, err := os.ReadFile(path)
@@ -592,31 +607,11 @@ func (a *app) watchLists(ctx context.Context) {
 				continue
 			}
 			last = b
-			l, err := scoring.ParseLists(bytes.NewReader(b))
-			if err != nil {
+			if err := a.lists.SetFile(b); err != nil {
 				a.log.Error("lists rejected; the running lists stay", "path", path, "err", err)
 				continue
 			}
-			a.scorer.SetLists(l)
-			a.log.Info("lists reloaded", "path", path, "entries", l.Len())
+			a.log.Info("lists file reloaded", "path", path)
 		}
-	}()
-}
-
-// writeAtomic replaces path with data so a watcher never reads half a file.
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".lists-*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	})
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/riskflow/riskflow/rules/packs"
 )
@@ -85,6 +86,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		"--set", "kafka.dlq_topic=console." + id + ".dlq", "--set", "kafka.scorer_group=console-" + id + "-scorer",
 		"--set", "kafka.archiver_group=console-" + id + "-archiver",
 		"--set", "kafka.decisions_topic=console." + id + ".decisions", "--set", "kafka.decisions_group=console-" + id + "-decisions",
+		"--set", "kafka.lists_topic=console." + id + ".lists",
 		"--set", "clickhouse.addr=" + chAddr, "--set", "clickhouse.database=" + db,
 		"--set", "scoring.phone_hash_key=console-test-key", "--set", "scoring.rules=" + packPath,
 		"--set", "scoring.lists=" + listsPath, "--set", "scoring.reload_interval=200ms",
@@ -398,8 +400,25 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("entries table:\n%s", entries)
 	}
 	shot("lists")
-	if b, _ := os.ReadFile(listsPath); bytes.Contains(b, []byte(blockedPhone)) || !bytes.Contains(b, []byte("phone_hash")) {
-		t.Errorf("lists file holds the number in plaintext or no hash:\n%s", b)
+	if b, _ := os.ReadFile(listsPath); len(b) != 0 {
+		t.Errorf("the console wrote to the lists file (entries go to the lists topic):\n%s", b)
+	}
+	// On the lists topic: the number's keyed hash and masked form, never the number.
+	lr := kafka.NewReader(kafka.ReaderConfig{Brokers: strings.Split(brokers, ","), Topic: "console." + id + ".lists", Partition: 0, MaxWait: 100 * time.Millisecond})
+	var onTopic []string
+	rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	for len(onTopic) < 2 {
+		m, err := lr.ReadMessage(rctx)
+		if err != nil {
+			t.Errorf("reading the lists topic: %v (read %q)", err, onTopic)
+			break
+		}
+		onTopic = append(onTopic, string(m.Value))
+	}
+	rcancel()
+	lr.Close()
+	if all := strings.Join(onTopic, "\n"); strings.Contains(all, blockedPhone) || !strings.Contains(all, `"kind":"phone_hash"`) {
+		t.Errorf("lists topic holds the number in plaintext or no hash:\n%s", all)
 	}
 	for _, n := range []string{nodeA, nodeB} {
 		waitFor(t, n+" blocks the listed IP and number", 10*time.Second, func() error {

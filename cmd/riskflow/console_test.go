@@ -11,23 +11,44 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+	"golang.org/x/sync/errgroup"
+
 	"github.com/riskflow/riskflow/rules/packs"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/console"
 )
 
-// The console's lists live in the scoring.lists file: a number only as its keyed hash, who/when/
-// why with each entry, applied to this node's scorer at once, and hand-written lines kept.
-func TestConsoleListsFile(t *testing.T) {
+// The console's lists: entries added go to the lists topic (a number only as its keyed hash and
+// masked form, with who/when/why), apply to this node's scorer once Add returns; the lists file's
+// hand-written lines are listed and kept, and changed only in the file.
+func TestConsoleLists(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "lists.txt")
-	if err := os.WriteFile(path, []byte("# hand-written\nallow ip 203.0.113.7  # partner gateway\n"), 0o644); err != nil {
+	const handWritten = "# hand-written\nallow ip 203.0.113.7  # partner gateway\n"
+	if err := os.WriteFile(path, []byte(handWritten), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
 	cfg := Default()
 	cfg.Scoring.PhoneHashKey, cfg.Scoring.Lists = "k", path
+	cfg.Kafka.Brokers = cluster.ListenAddrs()
 	a, err := newApp(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var g errgroup.Group
+	defer func() { cancel(); g.Wait() }()
+	if err := a.prepareKafka(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a.startLists(ctx, &g)
+	if !waitFresh(ctx, a.lists) {
+		t.Fatal("lists not read")
 	}
 	score := func(phone, ip string) int {
 		t.Helper()
@@ -38,7 +59,6 @@ func TestConsoleListsFile(t *testing.T) {
 		return rc.Score
 	}
 	l := &consoleLists{a: a}
-	ctx := context.Background()
 	at := time.Date(2026, 12, 5, 6, 0, 0, 0, time.UTC)
 	if score("13800138000", "198.51.100.1") != 0 {
 		t.Fatal("blocked before it is listed")
@@ -50,7 +70,7 @@ func TestConsoleListsFile(t *testing.T) {
 		}
 	}
 	must(l.Add(ctx, console.ListEntry{Action: "block", Kind: console.KindPhone, Value: l.HashPhone("13800138000"), Shown: "1380013****", Who: "alice", At: at, Why: "farm number, ticket #12"}))
-	must(l.Add(ctx, console.ListEntry{Action: "block", Kind: console.KindCIDR, Value: "198.51.100.0/24", Shown: "198.51.100.0/24", Who: "bob", At: at, Why: "datacenter"}))
+	must(l.Add(ctx, console.ListEntry{Action: "block", Kind: console.KindCIDR, Value: "198.51.100.0/24", Shown: "198.51.100.0/24", Who: "bob", At: at.Add(time.Second), Why: "datacenter"}))
 	if err := l.Add(ctx, console.ListEntry{Action: "block", Kind: console.KindCIDR, Value: "198.51.100.0/24", Who: "bob", At: at, Why: "again"}); !errors.Is(err, console.ErrInvalid) {
 		t.Errorf("a duplicate entry: %v", err)
 	}
@@ -60,23 +80,25 @@ func TestConsoleListsFile(t *testing.T) {
 	if s := score("13900139000", "198.51.100.20"); s != 900 {
 		t.Errorf("address in a listed network: score %d, want 900", s)
 	}
-	b, _ := os.ReadFile(path)
-	if strings.Contains(string(b), "13800138000") || !strings.Contains(string(b), "# hand-written\nallow ip 203.0.113.7  # partner gateway\n") {
-		t.Errorf("lists file:\n%s", b)
+	if b, _ := os.ReadFile(path); string(b) != handWritten {
+		t.Errorf("the lists file changed:\n%s", b)
 	}
 	es, err := l.Entries(ctx)
 	must(err)
 	if len(es) != 3 {
 		t.Fatalf("entries %+v", es)
 	}
-	if e := es[0]; e.Kind != console.KindIP || e.Why != "partner gateway" || e.Action != "allow" {
+	if e := es[0]; e.Kind != console.KindIP || e.Why != "partner gateway" || e.Action != "allow" || !e.File {
 		t.Errorf("hand-written entry %+v", e)
 	}
-	if e := es[1]; e.Kind != console.KindPhone || e.Shown != "1380013****" || e.Who != "alice" || !e.At.Equal(at) || e.Why != "farm number, ticket #12" {
+	if e := es[1]; e.Kind != console.KindPhone || e.Shown != "1380013****" || e.Who != "alice" || !e.At.Equal(at) || e.Why != "farm number, ticket #12" || e.File {
 		t.Errorf("phone entry %+v", e)
 	}
 	if e := es[2]; e.Kind != console.KindCIDR || e.Value != "198.51.100.0/24" || e.Who != "bob" {
 		t.Errorf("cidr entry %+v", e)
+	}
+	if err := l.Remove(ctx, es[0].ID, "alice"); !errors.Is(err, console.ErrInvalid) || !strings.Contains(err.Error(), "lists file") {
+		t.Errorf("removing a file entry: %v", err)
 	}
 	must(l.Remove(ctx, es[1].ID, "alice"))
 	if s := score("13800138000", "203.0.113.9"); s != 0 {

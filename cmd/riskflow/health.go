@@ -93,6 +93,20 @@ func replicaServing(r replica) func() error {
 	}
 }
 
+// listsServing fails like serving, and until the lists have been read from their topic once: a
+// node must not answer before it knows the blocked entries.
+func listsServing(l interface{ Fresh() time.Time }, serving func() error) func() error {
+	return func() error {
+		if err := serving(); err != nil {
+			return err
+		}
+		if l.Fresh().IsZero() {
+			return errors.New("the lists are being read (kafka.lists_topic)")
+		}
+		return nil
+	}
+}
+
 // replicaReady fails while the replica is not serving, is more than maxLag messages behind, or
 // its state is older than maxStale (the broker cannot be reached, or the replica cannot keep up).
 func replicaReady(r replica, maxLag int64, maxStale time.Duration) func() error {

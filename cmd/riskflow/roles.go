@@ -234,7 +234,7 @@ func (a *app) start(ctx context.Context, p plan, o startOptions) (*errgroup.Grou
 	var feed *pipeline.Feed
 	if p.has(partFeed) {
 		feed = a.startFeed(gctx, g) // the feature state, fed from every partition
-		a.watchLists(gctx)          // the lists, changed by the console on any node
+		a.startLists(gctx, g)       // the lists: the file and the entries added on any node
 	}
 	if p.has(partScorer) {
 		g.Go(func() error { return a.runScorer(gctx, feed) })
@@ -246,7 +246,9 @@ func (a *app) start(ctx context.Context, p plan, o startOptions) (*errgroup.Grou
 		if feed == nil {
 			return nil, nil, fmt.Errorf("plan %v: the api part needs the feed", p.partList()) // roleTable guarantees it
 		}
-		g.Go(func() error { return a.runAPI(gctx, o.listen, replicaServing(feed), a.health.ready, o.onListen) })
+		g.Go(func() error {
+			return a.runAPI(gctx, o.listen, listsServing(a.lists, replicaServing(feed)), a.health.ready, o.onListen)
+		})
 	}
 	if p.has(partOps) {
 		g.Go(func() error { return a.runOps(gctx, a.cfg.Ops.Listen) })

@@ -1,0 +1,100 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/riskflow/riskflow/consumers"
+	"github.com/riskflow/riskflow/scoring"
+)
+
+type listsTarget struct{ n atomic.Int64 }
+
+func (t *listsTarget) SetLists(l *scoring.Lists) { t.n.Store(int64(l.Len())) }
+
+// listsNode is one node's lists on the lists topic.
+func listsNode(t *testing.T, ctx context.Context, kc consumers.Config, topic string, file string) (*SharedLists, *listsTarget) {
+	t.Helper()
+	w := consumers.NewWriter(kc, topic)
+	w.BatchTimeout = time.Millisecond
+	t.Cleanup(func() { w.Close() })
+	target := &listsTarget{}
+	l := NewSharedLists(kc, topic, w, target, quiet())
+	if err := l.SetFile([]byte(file)); err != nil {
+		t.Fatal(err)
+	}
+	go l.Follow(ctx)
+	return l, target
+}
+
+// Two nodes add entries at the same time: every entry is on both nodes' lists (with the lists file
+// shared by both, two nodes rewriting the file lost 17 of 40 entries), a removal on one node is
+// gone on the other, and the file's entries are changed only in the file.
+func TestSharedListsConcurrentAddsFromTwoNodes(t *testing.T) {
+	const topic = "lists"
+	kc := embeddedKafka(t, topic, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const file = "allow ip 203.0.113.7  # partner gateway\n"
+	a, ta := listsNode(t, ctx, kc, topic, file)
+	b, tb := listsNode(t, ctx, kc, topic, file)
+	var wg sync.WaitGroup
+	for n, l := range []*SharedLists{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				e := ListEntry{Action: "block", Kind: "ip", Value: fmt.Sprintf("198.51.%d.%d", n, i), Who: fmt.Sprint("admin", n), At: time.Now().UTC(), Why: "farm"}
+				if _, err := l.Add(ctx, e); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	waitLists(t, "both nodes have every entry", func() bool {
+		_, ea := a.Snapshot()
+		_, eb := b.Snapshot()
+		return len(ea) == 40 && len(eb) == 40 && ta.n.Load() == 41 && tb.n.Load() == 41
+	})
+	_, es := b.Snapshot()
+	gone := es[0]
+	if err := a.Remove(ctx, gone.ID, "admin0"); err != nil {
+		t.Fatal(err)
+	}
+	waitLists(t, "the removal on a reaches b", func() bool {
+		_, eb := b.Snapshot()
+		return len(eb) == 39 && tb.n.Load() == 40
+	})
+	if _, err := b.Add(ctx, ListEntry{Action: "block", Kind: "ip", Value: es[1].Value, Who: "x", Why: "again"}); !errors.Is(err, ErrListEntry) {
+		t.Errorf("a duplicate: %v", err)
+	}
+	if err := b.Remove(ctx, ListEntryID("allow ip 203.0.113.7"), "x"); !errors.Is(err, ErrListEntry) {
+		t.Errorf("removing a file entry: %v", err)
+	}
+	if _, err := b.Add(ctx, ListEntry{Action: "block", Kind: "ip", Value: "198.51.100.0/33", Who: "x", Why: "bad"}); !errors.Is(err, ErrListEntry) {
+		t.Errorf("a network that does not parse: %v", err)
+	}
+	// A node started later reads every entry from the topic.
+	c, tc := listsNode(t, ctx, kc, topic, "")
+	waitLists(t, "a new node reads the topic", func() bool {
+		_, ec := c.Snapshot()
+		return len(ec) == 39 && tc.n.Load() == 39
+	})
+}
+
+func waitLists(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 20 s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
