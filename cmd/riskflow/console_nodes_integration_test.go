@@ -42,7 +42,7 @@ type consoleNode struct {
 
 // browser is one admin's browser on one node.
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	n    *consoleNode
 	c    *http.Client
 	csrf string
@@ -50,7 +50,7 @@ type browser struct {
 
 var csrfInPage = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
-func (n *consoleNode) login(t *testing.T, who, secret string) *browser {
+func (n *consoleNode) login(t testing.TB, who, secret string) *browser {
 	t.Helper()
 	c := *n.hc
 	c.Jar, _ = cookiejar.New(nil)
@@ -106,7 +106,7 @@ func (s *slowBacktest) Backtest(ctx context.Context, draft []byte, from, to time
 	return nil, ctx.Err()
 }
 
-func testWorld(t *testing.T) (cfg Config, db string) {
+func testWorld(t testing.TB) (cfg Config, db string) {
 	t.Helper()
 	chAddr := os.Getenv("RISKFLOW_CLICKHOUSE_ADDR")
 	if chAddr == "" {
@@ -264,7 +264,7 @@ func TestConsoleStateAcrossNodes(t *testing.T) {
 }
 
 // eventually retries f until it succeeds, at most d.
-func eventually(t *testing.T, what string, d time.Duration, f func() error) {
+func eventually(t testing.TB, what string, d time.Duration, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {

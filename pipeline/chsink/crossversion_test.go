@@ -634,6 +634,15 @@ func (p *crossPlan) addReads(migs []migration, rp readParams) error {
 		compare(fmt.Sprintf("lookup %+v attempts", k), aq, true)
 		compare(fmt.Sprintf("lookup %+v decisions", k), dq, true)
 	}
+	var keys []EventKey
+	for _, r := range fx.records[:5] {
+		keys = append(keys, EventKey{r.AppID, r.EventID})
+	}
+	sq, err := ScoresSQL(db, keys, now.Add(-10*24*time.Hour))
+	if err != nil {
+		return nil, err
+	}
+	compare("lookup verdicts", sq, false)
 
 	// riskflow rules report, all apps and one app, over a day and over a week.
 	end := now.Truncate(time.Hour).Add(time.Hour)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -66,9 +67,15 @@ type StoredDecision struct {
 	LatencyUS    uint32
 }
 
-// LookupSQL returns the two reads of a lookup: the key's attempts (verify_events with their
-// risk_scores verdicts) and its decisions (risk_decisions), newest first, since `since`, at most
-// limit of each.
+// LookupSQL returns the two reads of a lookup by key: the key's attempts (verify_events) and its
+// decisions (risk_decisions), newest first, since `since`, at most limit of each. The attempts'
+// verdicts are read by ScoresSQL, by the primary key of the events found.
+//
+// The key's column is read first (PREWHERE): only the granules holding the key are read for the
+// other columns, where a WHERE — or an optimizer guessing the smaller column — read every column of
+// every row of the time range (on a million events, 0.72–0.78 s for the attempts with their scores
+// joined, 0.03–0.05 s for the attempts this way). Re-delivered copies are collapsed with LIMIT 1 BY,
+// newest first, rather than FINAL, which merges every part of the range before filtering.
 func LookupSQL(database string, key LookupKey, since time.Time, limit int) (attempts, decisions string, err error) {
 	if !identRE.MatchString(database) {
 		return "", "", fmt.Errorf("chsink: lookup: database %q must be letters, digits and _", database)
@@ -80,29 +87,40 @@ func LookupSQL(database string, key LookupKey, since time.Time, limit int) (atte
 	if limit <= 0 || !storableTime(since) {
 		return "", "", errors.New("chsink: lookup: limit must be positive and since storable")
 	}
-	where := col + " = " + quoteString(val) + " AND ts >= " + dateTime(since)
-	// risk_scores has phone_hash and ip but no device_id: a device's scores are found through the
-	// event ids of its attempts.
-	scoresWhere := where
-	if col == "device_id" {
-		scoresWhere = "ts >= " + dateTime(since) + " AND (app_id, event_id) IN (SELECT app_id, event_id FROM " + database + ".verify_events WHERE " + where + ")"
-	}
-	// Re-delivered copies are collapsed with LIMIT 1 BY, newest first, rather than FINAL: FINAL
-	// merges every part of the key's time range before filtering, 3–6× slower on a history of a
-	// million events. Only the newest `limit` events are joined to their scores.
-	attempts = fmt.Sprintf("SELECT e.ts, e.app_id, e.event_id, e.flow, e.phone_masked, e.ip, e.device_id, e.outcome, e.error_code, e.decision_id, "+
-		"s.score, s.tags, s.rules_version FROM (SELECT ts, app_id, event_id, flow, phone_masked, ip, device_id, outcome, error_code, decision_id "+
-		"FROM %[1]s.verify_events WHERE %[2]s ORDER BY ts DESC, app_id, event_id, inserted_at DESC LIMIT 1 BY app_id, event_id LIMIT %[3]d) AS e "+
-		"ANY LEFT JOIN (SELECT app_id, event_id, score, tags, rules_version "+
-		"FROM %[1]s.risk_scores WHERE %[4]s ORDER BY scored_at DESC LIMIT 1 BY app_id, event_id) "+
-		"AS s USING (app_id, event_id) ORDER BY e.ts DESC, e.app_id, e.event_id LIMIT %[3]d",
-		database, where, limit, scoresWhere)
+	filter := "PREWHERE " + col + " = " + quoteString(val) + " WHERE ts >= " + dateTime(since)
+	attempts = fmt.Sprintf("SELECT ts, app_id, event_id, flow, phone_masked, ip, device_id, outcome, error_code, decision_id "+
+		"FROM %s.verify_events %s ORDER BY ts DESC, app_id, event_id, inserted_at DESC LIMIT 1 BY app_id, event_id LIMIT %d",
+		database, filter, limit)
 	decisions = fmt.Sprintf("SELECT ts, app_id, decision_id, phone_masked, ip, device_id, score, tags, hit_rules, hit_modes, rules_version, node, latency_us "+
-		"FROM %s.risk_decisions WHERE %s ORDER BY ts DESC, app_id, decision_id, inserted_at DESC LIMIT 1 BY app_id, decision_id LIMIT %d", database, where, limit)
+		"FROM %s.risk_decisions %s ORDER BY ts DESC, app_id, decision_id, inserted_at DESC LIMIT 1 BY app_id, decision_id LIMIT %d", database, filter, limit)
 	return attempts, decisions, nil
 }
 
-// Lookup reads the recent attempts and decisions of one phone hash, IP or device.
+// EventKey is the key of one event: (app_id, event_id).
+type EventKey struct{ AppID, EventID string }
+
+// ScoresSQL reads the latest verdict of each of the given events (scored since `since`) from
+// risk_scores by its primary key — an index lookup, not a scan of the time range.
+func ScoresSQL(database string, events []EventKey, since time.Time) (string, error) {
+	if !identRE.MatchString(database) {
+		return "", fmt.Errorf("chsink: scores: database %q must be letters, digits and _", database)
+	}
+	if len(events) == 0 || !storableTime(since) {
+		return "", errors.New("chsink: scores: no events, or since not storable")
+	}
+	var b strings.Builder
+	for i, e := range events {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(" + quoteString(e.AppID) + ", " + quoteString(e.EventID) + ")")
+	}
+	return fmt.Sprintf("SELECT app_id, event_id, score, tags, rules_version FROM %s.risk_scores WHERE (app_id, event_id) IN (%s) AND ts >= %s "+
+		"ORDER BY scored_at DESC LIMIT 1 BY app_id, event_id", database, b.String(), dateTime(since)), nil
+}
+
+// Lookup reads the recent attempts (with their verdicts) and decisions of one phone hash, IP or
+// device: the attempts and the decisions at once, then the attempts' verdicts.
 func (s *Store) Lookup(ctx context.Context, key LookupKey, since time.Time, limit int) ([]Attempt, []StoredDecision, error) {
 	aq, dq, err := LookupSQL(s.db, key, since, limit)
 	if err != nil {
@@ -110,28 +128,87 @@ func (s *Store) Lookup(ctx context.Context, key LookupKey, since time.Time, limi
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	rows, err := s.conn.Query(ctx, aq)
+	var ds []StoredDecision
+	var derr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ds, derr = s.lookupDecisions(ctx, dq)
+	}()
+	as, aerr := s.lookupAttempts(ctx, aq, since)
+	<-done
+	if aerr != nil {
+		return nil, nil, aerr
+	}
+	return as, ds, derr
+}
+
+func (s *Store) lookupAttempts(ctx context.Context, q string, since time.Time) ([]Attempt, error) {
+	rows, err := s.conn.Query(ctx, q)
 	if err != nil {
-		return nil, nil, fmt.Errorf("chsink: lookup attempts: %w", err)
+		return nil, fmt.Errorf("chsink: lookup attempts: %w", err)
 	}
 	var as []Attempt
 	for rows.Next() {
 		var a Attempt
-		if err := rows.Scan(&a.TS, &a.AppID, &a.EventID, &a.Flow, &a.PhoneMasked, &a.IP, &a.DeviceID, &a.Outcome, &a.ErrorCode,
-			&a.DecisionID, &a.Score, &a.Tags, &a.RulesVersion); err != nil {
+		if err := rows.Scan(&a.TS, &a.AppID, &a.EventID, &a.Flow, &a.PhoneMasked, &a.IP, &a.DeviceID, &a.Outcome, &a.ErrorCode, &a.DecisionID); err != nil {
 			rows.Close()
-			return nil, nil, fmt.Errorf("chsink: lookup attempts: %w", err)
+			return nil, fmt.Errorf("chsink: lookup attempts: %w", err)
 		}
 		as = append(as, a)
 	}
 	err = rows.Err()
 	rows.Close()
 	if err != nil {
-		return nil, nil, fmt.Errorf("chsink: lookup attempts: %w", err)
+		return nil, fmt.Errorf("chsink: lookup attempts: %w", err)
 	}
-	rows, err = s.conn.Query(ctx, dq)
+	if len(as) == 0 {
+		return as, nil
+	}
+	keys := make([]EventKey, len(as))
+	for i, a := range as {
+		keys[i] = EventKey{a.AppID, a.EventID}
+	}
+	sq, err := ScoresSQL(s.db, keys, since)
 	if err != nil {
-		return as, nil, fmt.Errorf("chsink: lookup decisions: %w", err)
+		return nil, err
+	}
+	rows, err = s.conn.Query(ctx, sq)
+	if err != nil {
+		return nil, fmt.Errorf("chsink: lookup verdicts: %w", err)
+	}
+	defer rows.Close()
+	type verdict struct {
+		score   uint16
+		tags    []string
+		version string
+	}
+	vs := map[EventKey]verdict{}
+	for rows.Next() {
+		var k EventKey
+		var v verdict
+		if err := rows.Scan(&k.AppID, &k.EventID, &v.score, &v.tags, &v.version); err != nil {
+			return nil, fmt.Errorf("chsink: lookup verdicts: %w", err)
+		}
+		vs[k] = v
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("chsink: lookup verdicts: %w", err)
+	}
+	for i := range as {
+		if v, ok := vs[keys[i]]; ok {
+			as[i].Score, as[i].Tags, as[i].RulesVersion = v.score, v.tags, v.version
+		} else {
+			as[i].Tags = []string{}
+		}
+	}
+	return as, nil
+}
+
+func (s *Store) lookupDecisions(ctx context.Context, q string) ([]StoredDecision, error) {
+	rows, err := s.conn.Query(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("chsink: lookup decisions: %w", err)
 	}
 	defer rows.Close()
 	var ds []StoredDecision
@@ -139,12 +216,12 @@ func (s *Store) Lookup(ctx context.Context, key LookupKey, since time.Time, limi
 		var d StoredDecision
 		if err := rows.Scan(&d.TS, &d.AppID, &d.DecisionID, &d.PhoneMasked, &d.IP, &d.DeviceID, &d.Score, &d.Tags, &d.HitRules, &d.HitModes,
 			&d.RulesVersion, &d.Node, &d.LatencyUS); err != nil {
-			return as, nil, fmt.Errorf("chsink: lookup decisions: %w", err)
+			return nil, fmt.Errorf("chsink: lookup decisions: %w", err)
 		}
 		ds = append(ds, d)
 	}
 	if err := rows.Err(); err != nil {
-		return as, nil, fmt.Errorf("chsink: lookup decisions: %w", err)
+		return nil, fmt.Errorf("chsink: lookup decisions: %w", err)
 	}
-	return as, ds, nil
+	return ds, nil
 }
