@@ -67,7 +67,7 @@ func (a *app) consoleDeps() console.Deps {
 		Admins:    a.cfg.API.AdminKeys,
 		Approvals: a.cfg.API.ConsoleApprovals,
 		Backtest:  &consoleBacktest{a: a, ch: ch},
-		History:   &consoleHistory{ch: ch},
+		History:   &consoleHistory{ch: ch, hours: newOverviewHours()},
 		Node:      strings.TrimSuffix(nodePrefix(host), "-"),
 	}
 	if a.cfg.ClickHouse.Addr != "" {
@@ -331,7 +331,10 @@ func (b *consoleBacktest) Backtest(ctx context.Context, draft []byte, from, to t
 
 // ---- history -------------------------------------------------------------------------------
 
-type consoleHistory struct{ ch *lazyStore }
+type consoleHistory struct {
+	ch    *lazyStore
+	hours *overviewHours // nil: every overview reads its whole range
+}
 
 func (h *consoleHistory) Apps(ctx context.Context) ([]string, error) {
 	st, err := h.ch.get(ctx)
@@ -341,33 +344,19 @@ func (h *consoleHistory) Apps(ctx context.Context) ([]string, error) {
 	return st.Apps(ctx)
 }
 
+// Overview reads the hourly rollups — three reads at once: the page waits for the slowest, not the
+// sum — for the hours not kept from earlier overviews.
 func (h *consoleHistory) Overview(ctx context.Context, f console.Filter) (console.Overview, error) {
-	var ov console.Overview
 	st, err := h.ch.get(ctx)
 	if err != nil {
-		return ov, err
+		return console.Overview{}, err
 	}
-	// Three reads of two rollups, at once: the page waits for the slowest, not the sum.
-	var scores []chsink.HourScore
-	var tags []chsink.TagHour
-	var hits []chsink.RuleHit
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() (err error) { scores, err = st.ScoreMix(gctx, f.From, f.To, f.App); return err })
-	g.Go(func() (err error) { tags, err = st.TagHours(gctx, f.From, f.To, f.App); return err })
-	g.Go(func() (err error) { hits, err = st.RuleHits(gctx, f.From, f.To, f.App); return err })
-	if err := g.Wait(); err != nil {
-		return ov, err
+	c := h.hours
+	if c == nil {
+		c = newOverviewHours()
+		c.ttl = -1 // nothing is ever fresh enough
 	}
-	for _, s := range scores {
-		ov.Scores = append(ov.Scores, console.HourScores{Hour: s.Hour, S0: int64(s.S0), S300: int64(s.S300), S600: int64(s.S600), S900: int64(s.S900), Events: int64(s.Events)})
-	}
-	for _, t := range tags {
-		ov.Tags = append(ov.Tags, console.TagHour{Hour: t.Hour, Tag: t.Tag, Events: int64(t.Events)})
-	}
-	for _, r := range hits {
-		ov.Rules = append(ov.Rules, console.RuleHits{Rule: r.Rule, Tag: r.Tag, Mode: r.Mode, Events: int64(r.Events)})
-	}
-	return ov, nil
+	return c.overview(ctx, st, f)
 }
 
 func (h *consoleHistory) Activity(ctx context.Context, l console.Lookup, limit int) (console.Activity, error) {

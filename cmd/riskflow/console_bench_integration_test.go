@@ -67,7 +67,9 @@ SELECT concat('d-', toString(n)), ts, app_id, flow, phone_hash, phone_masked, ph
 // on loopback: session, ClickHouse reads, template) on a history of RISKFLOW_BENCH_CONSOLE_ROWS
 // (default 1,000,000) verifications, their scores and as many decisions over 7 days, and reports
 // p50 and p99 per page in milliseconds. The overview's 30 s cache is off: every render runs its
-// queries. RISKFLOW_BENCH_CONSOLE_DB names a database to fill once and keep (else a throwaway one).
+// queries; the overview keeps past hours (overviewHours), so its first render reads the whole
+// range and the next ones the last hours: *-whole-range pages are the overview reading its whole
+// range every time, as before. RISKFLOW_BENCH_CONSOLE_DB names a database to fill once and keep (else a throwaway one).
 //
 //	go test -tags integration -run '^$' -bench ConsolePages -benchtime 30x ./cmd/riskflow
 func BenchmarkConsolePages(b *testing.B) {
@@ -144,6 +146,16 @@ func BenchmarkConsolePages(b *testing.B) {
 	ts := httptest.NewTLSServer(c)
 	defer ts.Close()
 	n := &consoleNode{a: a, base: ts.URL, hc: ts.Client()}
+	// The same console reading every overview's whole range (no hours kept): the overview before.
+	whole := deps
+	whole.History = &consoleHistory{ch: deps.History.(*consoleHistory).ch}
+	cw, err := console.New(whole, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tsw := httptest.NewTLSServer(cw)
+	defer tsw.Close()
+	aliceWhole := (&consoleNode{a: a, base: tsw.URL, hc: tsw.Client()}).login(b, "alice", "a-secret")
 	alice := n.login(b, "alice", "a-secret")
 	anonymous := &browser{t: b, n: n, c: n.hc}
 	for i := range 20 {
@@ -172,6 +184,8 @@ func BenchmarkConsolePages(b *testing.B) {
 	version := a.rules.Current().Version
 
 	pages := []struct{ name, path string }{
+		{"overview-24h-whole-range", "/console/overview?range=24h"},
+		{"overview-7d-whole-range", "/console/overview?range=7d"},
 		{"login", "/console/login"},
 		{"overview-24h", "/console/overview?range=24h"},
 		{"overview-7d", "/console/overview?range=7d"},
@@ -192,6 +206,9 @@ func BenchmarkConsolePages(b *testing.B) {
 			var ds []time.Duration
 			for range b.N {
 				who := alice
+				if strings.HasSuffix(p.name, "-whole-range") {
+					who = aliceWhole
+				}
 				if p.name == "login" {
 					who = anonymous // a session would be sent on to the overview
 				}

@@ -59,6 +59,40 @@ func RuleHitsSQL(database, where string) string {
 		" GROUP BY rule, tag, mode ORDER BY events DESC, rule, mode"
 }
 
+// RuleHourHitsSQL is the events per hour, rule and mode (rule_hits_hourly). An event falls in one
+// hour, so summing a rule's hours gives its events over the range (what RuleHitsSQL merges).
+func RuleHourHitsSQL(database, where string) string {
+	return "SELECT hour, rule, tag, mode, uniqMerge(events) AS events FROM " + database + ".rule_hits_hourly WHERE " + where +
+		" GROUP BY hour, rule, tag, mode ORDER BY hour, rule, mode"
+}
+
+// RuleHourHit is one rule's events in one hour in one mode.
+type RuleHourHit struct {
+	Hour time.Time
+	RuleHit
+}
+
+// RuleHourHits returns events per hour, rule and mode of [from, to).
+func (s *Store) RuleHourHits(ctx context.Context, from, to time.Time, app string) ([]RuleHourHit, error) {
+	where, args := appFilter(from, to, app)
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	rows, err := s.conn.Query(ctx, RuleHourHitsSQL(s.db, where), args...)
+	if err != nil {
+		return nil, fmt.Errorf("chsink: rule hits per hour: %w", err)
+	}
+	defer rows.Close()
+	var out []RuleHourHit
+	for rows.Next() {
+		var h RuleHourHit
+		if err := rows.Scan(&h.Hour, &h.Rule, &h.Tag, &h.Mode, &h.Events); err != nil {
+			return nil, fmt.Errorf("chsink: rule hits per hour: %w", err)
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
 // ScoreMix returns the score mix per hour of [from, to), for one app or all ("").
 func (s *Store) ScoreMix(ctx context.Context, from, to time.Time, app string) ([]HourScore, error) {
 	where, args := appFilter(from, to, app)

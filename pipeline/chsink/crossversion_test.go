@@ -670,6 +670,7 @@ func (p *crossPlan) addReads(migs []migration, rp readParams) error {
 			compare(name+" score mix", ScoreMixSQL(db, where), true)
 			compare(name+" tags per hour", TagHoursSQL(db, where), true)
 			compare(name+" rule hits", RuleHitsSQL(db, where), true)
+			compare(name+" rule hits per hour", RuleHourHitsSQL(db, where), true)
 		}
 	}
 	bind := func(sql string, args ...string) string {
