@@ -579,6 +579,7 @@ func (a *app) startLists(ctx context.Context, g *errgroup.Group) {
 		defer w.Close()
 		return a.lists.Follow(ctx)
 	})
+	a.health.add("lists", listsServing(a.lists, func() error { return nil }))
 	if path == "" {
 		return
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,11 +13,14 @@ import (
 
 // fakeRollups answers as the rollups would over fixed hours, and records the ranges asked.
 type fakeRollups struct {
+	mu    sync.Mutex
 	asked []time.Time // from of each read
 }
 
 func (f *fakeRollups) hours(from, to time.Time) []time.Time {
+	f.mu.Lock()
 	f.asked = append(f.asked, from)
+	f.mu.Unlock()
 	var out []time.Time
 	for h := from; h.Before(to); h = h.Add(time.Hour) {
 		if h.Hour()%5 != 3 { // some hours have no events

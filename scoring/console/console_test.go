@@ -647,8 +647,29 @@ func TestConsoleStateAcrossNodes(t *testing.T) {
 	rulesB := &fakeRules{live: rulesA.live}
 	bt := &blockingBacktest{started: make(chan struct{})}
 	nodeA := newServer(t, console.Deps{Rules: rulesA, Backtest: bt, Approvals: 2, State: state, Node: "node-a"})
-	nodeB := newServer(t, console.Deps{Rules: rulesB, Backtest: &blockingBacktest{started: make(chan struct{})}, Approvals: 2, State: state, Node: "node-b"})
+	nodeB := newServer(t, console.Deps{Rules: rulesB, Backtest: doneBacktest{}, Approvals: 2, State: state, Node: "node-b"})
 	crossNodeFlows(t, nodeA, nodeB, func() []string { return rulesB.promoted }, bt.started)
+
+	// A run done on b: its report is on a.
+	bob := nodeB.fork()
+	csrf := bob.login("bob", "b-secret")
+	code, _, h := bob.post("/console/backtests", url.Values{"csrf": {csrf}, "hours": {"2"}})
+	if code != http.StatusSeeOther {
+		t.Fatalf("start on b: %d", code)
+	}
+	aliceA := nodeA.fork()
+	aliceA.login("alice", "a-secret")
+	waitUntil(t, "b's report on a", func() bool {
+		_, body, _ := aliceA.get(h.Get("Location"))
+		return strings.Contains(body, `id="report"`) && strings.Contains(body, `<td>0</td><td>300</td><td class="n">50</td>`)
+	})
+}
+
+// doneBacktest answers at once with a report: 50 events moved from 0 to 300.
+type doneBacktest struct{}
+
+func (doneBacktest) Backtest(ctx context.Context, draft []byte, from, to time.Time, progress func(backtest.Progress)) (*backtest.Report, error) {
+	return &backtest.Report{RunID: "r1", Events: 100, Changed: 50, Transitions: []backtest.Transition{{From: 0, To: 300, Count: 50, Examples: []string{"ev-1"}}}}, nil
 }
 
 // crossNodeFlows drives the draft, approval and cancel flows across two nodes: a, where alice
