@@ -351,6 +351,7 @@ type draftData struct {
 	Backtests []*jobView
 	// BacktestsErr says why the runs of other nodes are missing.
 	BacktestsErr string
+	Shared       bool // drafts are kept for every node, not this one only
 }
 
 type draftLine struct {
@@ -383,7 +384,7 @@ func (s *Server) draftPage(w http.ResponseWriter, r *http.Request, ss *session) 
 	ctx, cancel := pageCtx(r)
 	defer cancel()
 	p := page{Title: "Draft", Nav: "rules", Errs: map[string]string{}, Message: r.URL.Query().Get("msg")}
-	d := draftData{MaxHours: s.d.MaxHours}
+	d := draftData{MaxHours: s.d.MaxHours, Shared: s.shared}
 	d.Backtests, d.BacktestsErr = s.jobList(ctx)
 	if s.d.Rules == nil {
 		p.Problem = notAvailable("rule packs", ErrNotAvailable)
@@ -413,7 +414,7 @@ func (s *Server) draftPost(w http.ResponseWriter, r *http.Request, ss *session) 
 	ctx, cancel := pageCtx(r)
 	defer cancel()
 	p := page{Title: "Draft", Nav: "rules", Errs: map[string]string{}}
-	d := draftData{MaxHours: s.d.MaxHours}
+	d := draftData{MaxHours: s.d.MaxHours, Shared: s.shared}
 	if s.d.Rules == nil {
 		p.Problem = notAvailable("rule packs", ErrNotAvailable)
 		s.render(w, r, http.StatusServiceUnavailable, "draft", ss, p)

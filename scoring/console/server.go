@@ -36,6 +36,7 @@ type Server struct {
 
 	mu     sync.Mutex
 	jobs   *jobs // backtests running on this node (every node's runs are in Deps.State)
+	shared bool  // Deps.State was given: drafts, requests and runs are every node's
 	cache  map[Filter]cachedOverview
 	lastAt time.Time // the newest Item.At this node wrote
 }
@@ -85,13 +86,14 @@ func New(d Deps, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	shared := d.State != nil
 	if d.State == nil {
 		d.State = NewMemoryState()
 	}
 	if d.Node == "" {
 		d.Node, _ = os.Hostname()
 	}
-	s := &Server{d: d, log: log, sess: newSessions(d.Admins, d.Now), jobs: newJobs(d.MaxJobs), cache: map[Filter]cachedOverview{}}
+	s := &Server{d: d, shared: shared, log: log, sess: newSessions(d.Admins, d.Now), jobs: newJobs(d.MaxJobs), cache: map[Filter]cachedOverview{}}
 	if err := s.parse(); err != nil {
 		return nil, err
 	}
