@@ -299,3 +299,30 @@ func MaxMessageBytesOf(ctx context.Context, c Config, topics ...string) (int, er
 	}
 	return best, nil
 }
+
+// TopicSetting reads one setting of topic as the broker applies it (the topic's own, or the
+// broker default it inherits).
+func TopicSetting(ctx context.Context, c Config, topic, name string) (string, error) {
+	c = c.withDefaults()
+	if len(c.Brokers) == 0 {
+		return "", errors.New("read topic setting: no brokers configured")
+	}
+	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: c.DialTimeout,
+		Transport: &kafka.Transport{ClientID: c.ClientID, Dial: (&net.Dialer{Timeout: c.DialTimeout}).DialContext}}
+	resp, err := client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{
+		{ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{name}}}})
+	if err != nil {
+		return "", fmt.Errorf("read %s of %s: %w", name, topic, err)
+	}
+	for _, r := range resp.Resources {
+		if r.Error != nil {
+			return "", fmt.Errorf("read %s of %s: %w", name, topic, r.Error)
+		}
+		for _, e := range r.ConfigEntries {
+			if e.ConfigName == name {
+				return e.ConfigValue, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("read %s of %s: not answered", name, topic)
+}

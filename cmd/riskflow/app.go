@@ -310,6 +310,14 @@ func (a *app) prepareKafka(ctx context.Context) error {
 		}
 		a.kc.MaxMessageBytes = n
 	}
+	// The lists topic keeps every entry only when compacted: with time-based deletion, entries
+	// older than its retention are gone from every node after a restart.
+	if p, err := consumers.TopicSetting(ctx, a.kc, a.cfg.Kafka.ListsTopic, "cleanup.policy"); err != nil {
+		a.log.Warn("could not read the lists topic's cleanup.policy", "topic", a.cfg.Kafka.ListsTopic, "err", err)
+	} else if !strings.Contains(p, "compact") {
+		a.log.Error("the lists topic is not compacted: list entries older than its retention will be lost; set cleanup.policy=compact on it",
+			"topic", a.cfg.Kafka.ListsTopic, "cleanup.policy", p)
+	}
 	a.log.Info("kafka ready", "max_message_bytes", a.kc.MaxMessageBytes, "batch_bytes", a.kc.BatchBytes())
 	return nil
 }

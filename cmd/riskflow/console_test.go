@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/riskflow/riskflow/consumers"
 	"github.com/riskflow/riskflow/rules/packs"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/console"
@@ -45,6 +46,10 @@ func TestConsoleLists(t *testing.T) {
 	defer func() { cancel(); g.Wait() }()
 	if err := a.prepareKafka(ctx); err != nil {
 		t.Fatal(err)
+	}
+	// Entries are kept until removed: the topic is compacted, not cleaned by time.
+	if p, err := consumers.TopicSetting(ctx, a.kc, cfg.Kafka.ListsTopic, "cleanup.policy"); err != nil || p != "compact" {
+		t.Errorf("lists topic cleanup.policy %q (%v)", p, err)
 	}
 	a.startLists(ctx, &g)
 	if !waitFresh(ctx, a.lists) {
