@@ -2,7 +2,7 @@
 GO ?= go
 INTEGRATION_TIMEOUT ?= 40m
 
-.PHONY: run test unit integration services services-down bench fmt vet fuzz chdb browser console-screenshots
+.PHONY: run test unit integration services services-down bench fmt vet fuzz chdb browser console-screenshots console-bench
 
 run: ## riskflow dev: every role in one process, embedded broker, sample stream and a printed verdict
 	$(GO) run ./cmd/riskflow dev
@@ -88,3 +88,8 @@ fuzz:
 	  fi; \
 	done; \
 	test -z "$$failed" || { echo "fuzz: FAILED:$$failed"; exit 1; }
+
+# The console's pages rendered on a 1M-row history filled in ClickHouse (README, Console: speed):
+# p50/p99 per page, and investigate's reads before and now alternated. Needs the local services.
+console-bench: services
+	$(GO) test -count=1 -tags integration -run '^$$' -bench ConsolePages -benchtime 20x -timeout 20m ./cmd/riskflow/

@@ -226,6 +226,12 @@ func BenchmarkConsolePages(b *testing.B) {
 			b.ReportMetric(0, "ns/op")
 		})
 	}
+	st, err = openStore(ctx, cfg.ClickHouse, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	lookupBeforeAfter(b, st, db, phoneHash, ip, device)
 }
 
 // joinedLookupSQL is the attempts read of investigate before PREWHERE (and before the verdicts
@@ -246,29 +252,11 @@ func joinedLookupSQL(database, col, val string, since time.Time, limit int) stri
 		database, where, limit, scoresWhere)
 }
 
-// BenchmarkLookupBeforeAfter alternates, on the database BenchmarkConsolePages fills
-// (RISKFLOW_BENCH_CONSOLE_DB, filled already), the attempts read of investigate as it was (one
-// query joining a scan of risk_scores) and chsink.Lookup now (attempts by PREWHERE, their verdicts
-// by primary key, decisions at the same time), and reports the p50 of each and their ratio.
-//
-//	RISKFLOW_BENCH_CONSOLE_DB=riskflow_bench go test -tags integration -run '^$' -bench LookupBeforeAfter -benchtime 20x ./cmd/riskflow
-func BenchmarkLookupBeforeAfter(b *testing.B) {
-	db := os.Getenv("RISKFLOW_BENCH_CONSOLE_DB")
-	if db == "" {
-		b.Skip("RISKFLOW_BENCH_CONSOLE_DB: a database BenchmarkConsolePages filled")
-	}
-	cfg, _ := testWorld(b)
-	cfg.ClickHouse.Database = db
+// lookupBeforeAfter alternates, on db, the attempts read of investigate as it was (one query
+// joining a scan of risk_scores) and chsink.Lookup now (attempts by PREWHERE, their verdicts by
+// primary key, decisions at the same time), and reports the p50 of each and their ratio.
+func lookupBeforeAfter(b *testing.B, st *chsink.Store, db, phoneHash, ip, device string) {
 	ctx := context.Background()
-	st, err := openStore(ctx, cfg.ClickHouse, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	var phoneHash, ip, device string
-	if err := st.QueryRow(ctx, "SELECT phone_hash, ip, device_id FROM "+db+".verify_events WHERE event_id = 'ev-4242' LIMIT 1").Scan(&phoneHash, &ip, &device); err != nil {
-		b.Fatal(err)
-	}
 	since := time.Now().Add(-7 * 24 * time.Hour)
 	for _, k := range []struct {
 		name, col, val string
@@ -278,7 +266,7 @@ func BenchmarkLookupBeforeAfter(b *testing.B) {
 		{"ip", "ip", ip, chsink.LookupKey{IP: ip}},
 		{"device", "device_id", device, chsink.LookupKey{DeviceID: device}},
 	} {
-		b.Run(k.name, func(b *testing.B) {
+		b.Run("lookup-before-after-"+k.name, func(b *testing.B) {
 			var before, after []time.Duration
 			for range b.N {
 				start := time.Now()
