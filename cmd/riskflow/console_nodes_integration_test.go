@@ -329,4 +329,25 @@ func TestConsoleListsAcrossNodes(t *testing.T) {
 			}
 		}
 	}
+	// Removed on node 0 (a tombstone on the topic): gone from node 1 too.
+	es, err := (&consoleLists{a: nodes[0]}).Entries(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gone console.ListEntry
+	for _, e := range es {
+		if e.Value == "198.51.101.0" {
+			gone = e
+		}
+	}
+	if err := (&consoleLists{a: nodes[0]}).Remove(ctx, gone.ID, "admin0"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the removal reaches node 1", 20*time.Second, func() error {
+		rc, err := nodes[1].scorer.Check(&schemas.CheckRequest{Phone: "13800138000", IP: netip.MustParseAddr("198.51.101.0"), AppID: "a", Carrier: "CM"})
+		if es, _ := (&consoleLists{a: nodes[1]}).Entries(ctx); err != nil || rc.Score != 0 || len(es) != 39 {
+			return fmt.Errorf("score %d, %d entries (%v)", rc.Score, len(es), err)
+		}
+		return nil
+	})
 }
