@@ -157,7 +157,8 @@ func TestSQLOnBothClickHousesOtherData(t *testing.T) {
 	}
 
 	// What the parameterised reads ask about: the busiest app, phone, address and device.
-	rp := readParams{ruleVersion: "v-none", app: "app-none", lookups: []LookupKey{{PhoneHash: strings.Repeat("0", 64)}, {IP: "192.0.2.1"}, {DeviceID: "none"}}}
+	rp := readParams{ruleVersion: "v-none", app: "app-none", lookups: []LookupKey{{PhoneHash: strings.Repeat("0", 64)}, {IP: "192.0.2.1"}, {DeviceID: "none"}},
+		scoreKeys: []EventKey{{"app-none", "e-none"}}}
 	if !empty {
 		top := func(col, where string) string {
 			return strings.TrimSpace(mustQuery(ctx, t, fmt.Sprintf("SELECT %s FROM %s.verify_events WHERE %s GROUP BY %s ORDER BY count() DESC, %s LIMIT 1", col, db, where, col, col)))
@@ -165,6 +166,11 @@ func TestSQLOnBothClickHousesOtherData(t *testing.T) {
 		rp.app = top("app_id", "1")
 		rp.lookups = []LookupKey{{PhoneHash: top("phone_hash", "1")}, {IP: top("ip", "1")}, {DeviceID: top("device_id", "device_id != ''")}}
 		rp.ruleVersion = strings.TrimSpace(mustQuery(ctx, t, "SELECT version FROM "+db+".rule_versions ORDER BY loaded_at DESC, version LIMIT 1"))
+		for _, line := range strings.Split(strings.TrimSpace(mustQuery(ctx, t, "SELECT app_id, event_id FROM "+db+".risk_scores ORDER BY app_id, event_id LIMIT 5")), "\n") {
+			if app, id, ok := strings.Cut(line, "\t"); ok {
+				rp.scoreKeys = append(rp.scoreKeys, EventKey{app, id})
+			}
+		}
 	}
 	// chDB takes the schema as 18.16 has it, then the rows, then upgrades: the migrations a newer
 	// release applies run on tables that hold the data, as on a server upgraded in place.

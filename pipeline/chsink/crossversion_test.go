@@ -360,6 +360,7 @@ func buildCrossPlan(db string, now time.Time, version chschema.Version, fx cross
 		ruleVersion: fx.versions[1].Version,
 		lookups:     []LookupKey{{PhoneHash: fx.records[0].PhoneHash}, {IP: fx.records[len(fx.records)-1].IP}, {DeviceID: fx.records[4].DeviceID}},
 		app:         "app-b",
+		scoreKeys:   scoreKeysOf(fx.records[:5]),
 	})
 	if err != nil {
 		return nil, err
@@ -549,6 +550,7 @@ type readParams struct {
 	ruleVersion string      // a recorded rules version
 	lookups     []LookupKey // keys for riskflow lookup
 	app         string      // an app for the per-app reads
+	scoreKeys   []EventKey  // events whose verdicts the console's investigate page reads
 }
 
 // addReads adds every read riskflow ships or sends: what is stored, the backtest's, the rule-pack
@@ -634,13 +636,9 @@ func (p *crossPlan) addReads(migs []migration, rp readParams) error {
 		compare(fmt.Sprintf("lookup %+v attempts", k), aq, true)
 		compare(fmt.Sprintf("lookup %+v decisions", k), dq, true)
 	}
-	var keys []EventKey
-	for _, r := range fx.records[:5] {
-		keys = append(keys, EventKey{r.AppID, r.EventID})
-	}
-	sq, err := ScoresSQL(db, keys, now.Add(-10*24*time.Hour))
+	sq, err := ScoresSQL(db, rp.scoreKeys, now.Add(-10*24*time.Hour))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	compare("lookup verdicts", sq, false)
 
@@ -1010,7 +1008,7 @@ func TestCrossVersionPlan(t *testing.T) {
 			order = append(order, strings.TrimSuffix(s.Name, " #1"))
 		}
 	}
-	if want := "migration 0012_risk_decisions,migration 0013_labels,insert schema_migrations: migrate: record,upgrade: migration 0010_low_cardinality,upgrade: migration 0011_retention_ttl,insert schema_migrations: upgrade: record,migrate: applied ids"; !strings.HasSuffix(strings.Join(order, ","), want) || !up.current || len(up.migrations) != 13 {
+	if want := "migration 0012_risk_decisions,migration 0013_labels,migration 0014_console_state,insert schema_migrations: migrate: record,upgrade: migration 0010_low_cardinality,upgrade: migration 0011_retention_ttl,insert schema_migrations: upgrade: record,migrate: applied ids"; !strings.HasSuffix(strings.Join(order, ","), want) || !up.current || len(up.migrations) != 14 {
 		t.Errorf("upgrade plan: %q (current %v, %d migrations)", order, up.current, len(up.migrations))
 	}
 	cmd, err := commandSQL(filepath.Join("..", "..", "cmd", "riskflow"), "rf")
@@ -1073,4 +1071,13 @@ func TestCrossVersionPlan(t *testing.T) {
 			t.Errorf("sameResults(%q, %q, %v) = %v", c.a, c.b, c.ordered, got)
 		}
 	}
+}
+
+// scoreKeysOf returns the events' (app_id, event_id) keys.
+func scoreKeysOf(rs []schemas.ScoreRecord) []EventKey {
+	keys := make([]EventKey, 0, len(rs))
+	for _, r := range rs {
+		keys = append(keys, EventKey{r.AppID, r.EventID})
+	}
+	return keys
 }
