@@ -3,6 +3,8 @@ package schemas
 import (
 	"bytes"
 	"strconv"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -14,11 +16,15 @@ import (
 //
 // What counts as phone-like: a number that riskflow would accept as a phone (11 digits starting
 // with 1, or a 13-digit IoT number starting with 14), optionally preceded by +86, 86 or 0086, and
-// written with or without separators (space, '-', '.', '(' and ')', at most 3 in a row) between
-// its digits; full-width digits (０-９) count as digits. It must stand on its own: a number glued
-// to a letter or a digit is part of an identifier, not a phone — so hexadecimal device ids, UUIDs
-// and a 15-digit IMEI starting with 86 are not phone-like, while "tel:13812345678",
-// "+86 138 1234 5678", "(138)12345678" and "order-13812345678-2" are.
+// written with or without separators (at most 3 in a row) between its digits. Digits are those of
+// any script (Unicode Nd: full-width ０-９ as Chinese input methods type them, Arabic-Indic,
+// mathematical …); separators are space, '-', '.', '(', ')', '/', '_', ':', '\', '+' and their
+// full-width, typographic and invisible cousins (U+3000, '－', NBSP, dashes, zero-width space: see
+// isWideSep). Text holding percent escapes is read decoded as well ("%2B86%20138…"). The number
+// must stand on its own: one glued to an ASCII letter or to a digit is part of an identifier, not
+// a phone — so hexadecimal device ids, UUIDs and a 15-digit IMEI starting with 86 are not
+// phone-like, while "tel:13812345678", "+86 138 1234 5678", "(138)12345678", "138_1234_5678",
+// "１３８　１２３４　５６７８" and "order-13812345678-2" are.
 
 // PhoneMask is what Excerpt shows instead of a phone-like number.
 const PhoneMask = "<phone>"
@@ -28,9 +34,10 @@ var phoneMask = []byte(PhoneMask)
 // maxPhoneDigits is the most digits a phone-like number has: 0086 and a 13-digit IoT number.
 const maxPhoneDigits = 17
 
-// maxPhoneBytes bounds the bytes a phone-like number spans: '+', full-width digits (3 bytes each)
-// and up to 3 separators between any two of them.
-const maxPhoneBytes = 1 + maxPhoneDigits*3 + (maxPhoneDigits-1)*3
+// maxPhoneBytes bounds the bytes a phone-like number spans: a '+' and digits of up to 4 bytes each
+// with up to 3 separators of up to 3 bytes between any two of them — or, percent-escaped, 3 bytes
+// for each ASCII byte of one.
+const maxPhoneBytes = 3 + maxPhoneDigits*4 + (maxPhoneDigits-1)*3*3
 
 // MaxErrorLen bounds the message of a *FieldError, whatever the input (see FieldError.Error).
 const MaxErrorLen = 1024
@@ -41,10 +48,66 @@ func ContainsPhone(s string) bool {
 	return mayHoldPhone(s) && exactPhoneScan(s)
 }
 
-// exactPhoneScan is ContainsPhone without the quick test, for a caller that made it.
+// exactPhoneScan is ContainsPhone without the quick test, for a caller that made it: s as it is,
+// and percent-decoded if it holds escapes.
 func exactPhoneScan(s string) bool {
-	_, _, ok := nextPhone(s, 0)
-	return ok
+	if _, _, ok := nextPhone(s, 0); ok {
+		return true
+	}
+	if strings.IndexByte(s, '%') < 0 {
+		return false
+	}
+	d, ok := percentDecoded(s)
+	if !ok {
+		return false
+	}
+	_, _, found := nextPhone(d, 0)
+	return found
+}
+
+// percentDecoded returns s with its %XX escapes decoded — up to three rounds, for "%252B86…" — and
+// whether there were any. Other bytes, and a '%' that starts no escape, stay as they are.
+func percentDecoded(s string) (string, bool) {
+	changed := false
+	for range 3 {
+		d, ok := unescapeOnce(s)
+		if !ok {
+			break
+		}
+		s, changed = d, true
+	}
+	return s, changed
+}
+
+// unescapeOnce decodes the %XX escapes of s once and reports whether it found any.
+func unescapeOnce(s string) (string, bool) {
+	i := strings.IndexByte(s, '%')
+	if i < 0 {
+		return s, false
+	}
+	var b []byte
+	for ; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && hexLower[s[i+1]] != 0 && hexLower[s[i+2]] != 0 {
+			if b == nil {
+				b = append(make([]byte, 0, len(s)), s[:i]...)
+			}
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		} else if b != nil {
+			b = append(b, s[i])
+		}
+	}
+	if b == nil {
+		return s, false
+	}
+	return string(b), true
+}
+
+func unhex(c byte) byte {
+	if c = hexLower[c]; c <= '9' {
+		return c - '0'
+	}
+	return c - 'a' + 10
 }
 
 // Excerpt returns s as an error message or a log line may show a caller's value: every phone-like
@@ -70,8 +133,24 @@ func MaskPhones(s string) string {
 	return string(appendMasked(make([]byte, 0, len(s)), s))
 }
 
-// appendMasked appends s to b with every phone-like number replaced by PhoneMask.
+// appendMasked appends s to b with every phone-like number replaced by PhoneMask. Text whose
+// numbers show only once its percent escapes are decoded is appended decoded, then masked.
 func appendMasked(b []byte, s string) []byte {
+	start := len(b)
+	b = appendMaskedAsIs(b, s)
+	if bytes.IndexByte(b[start:], '%') >= 0 {
+		if d, ok := percentDecoded(string(b[start:])); ok {
+			if _, _, found := nextPhone(d, 0); found {
+				b = appendMaskedAsIs(b[:start], d)
+			}
+		}
+	}
+	return b
+}
+
+// appendMaskedAsIs appends s to b with every phone-like number (as written, escapes not decoded)
+// replaced by PhoneMask.
+func appendMaskedAsIs(b []byte, s string) []byte {
 	i := 0
 	for {
 		ps, pe, ok := nextPhone(s, i)
@@ -143,10 +222,9 @@ func trimCut(b []byte, start, end int) []byte {
 		end--
 	}
 	for end > start {
-		if c := b[end-1]; isDigitByte(c) || isPhoneSep(c) || c == '+' {
-			end--
-		} else if end-start >= 3 && isFullWidthDigit(b[end-3:end]) {
-			end -= 3
+		r, w := utf8.DecodeLastRune(b[start:end])
+		if r < utf8.RuneSelf && (isDigitByte(byte(r)) || isPhoneSep(byte(r))) || r >= utf8.RuneSelf && (isWideSep(r) || isUnicodeDigit(r)) {
+			end -= w
 		} else {
 			break
 		}
@@ -163,12 +241,9 @@ func nextPhone(s string, from int) (start, end int, ok bool) {
 			continue
 		}
 		// i starts a run of digits: a number may start here if nothing alphanumeric is glued to it.
-		if i == 0 || !isAlnum(s[i-1]) && !(i >= 3 && isFullWidthDigit(s[i-3:i])) {
+		if !gluedBefore(s, i) {
 			if e, ok := matchPhone(s, i); ok {
-				if i > 0 && s[i-1] == '+' {
-					i--
-				}
-				return i, e, true
+				return i - plusBefore(s, i), e, true
 			}
 		}
 		for i < len(s) { // skip the rest of the run
@@ -186,7 +261,7 @@ func nextPhone(s string, from int) (start, end int, ok bool) {
 // before the exact scan (see quickScan).
 func mayHoldPhone(s string) bool {
 	seen, longest := quickScan(s)
-	return longest >= 11 || seen&byteWide != 0
+	return longest >= 11 || seen&byteExact != 0
 }
 
 // quickScan is one pass over s for what rules out a phone-like number: a phone-like number has at
@@ -194,8 +269,9 @@ func mayHoldPhone(s string) bool {
 // phoneDigits) starts a run of digits that no letter or digit comes right before (nextPhone).
 // longest is the most digits counted, in a stretch of digits and separators, from the first digit
 // there that may start one: under 11, s holds no phone-like number of ASCII digits. seen is the
-// union of the byteBits of s: whether it holds a control character, or a byte that may start a
-// full-width digit (which the count does not see).
+// union of the byteBits of s: whether it holds a control character, or a byte the count cannot
+// judge (byteExact: the start of a character outside ASCII, which may be a digit or a separator,
+// or a '%', which may start an escaped one).
 //
 // The pass has no branches, and from byte to byte depends on little more than two running values
 // (a few cycles per byte): checkText runs it on every free-text field of every event.
@@ -221,7 +297,7 @@ const (
 	byteStart               // 0, 1 or 8: may be the first digit of a phone-like number
 	byteAlnum               // an ASCII letter or digit
 	byteControl             // below 0x20, or 0x7f
-	byteWide                // 0xEF, which may start a full-width digit
+	byteExact               // ≥ 0xC0 (starts a character outside ASCII) or '%': leave it to the exact scan
 
 	byteKeepShift  = 1
 	byteStartShift = 2
@@ -239,12 +315,12 @@ var byteBits = func() (t [256]uint8) {
 			}
 		case isAlnum(b):
 			t[c] = byteAlnum
-		case isPhoneSep(b) || b == '+':
+		case isPhoneSep(b):
 			t[c] = byteKeep
 		case b < 0x20 || b == 0x7f:
 			t[c] = byteControl
-		case b == 0xEF:
-			t[c] = byteWide
+		case b >= 0xC0 || b == '%':
+			t[c] = byteExact
 		}
 	}
 	return t
@@ -256,7 +332,7 @@ var byteBits = func() (t [256]uint8) {
 func matchPhone(s string, i int) (int, bool) {
 	var digits [maxPhoneDigits]byte
 	n, firstGroup, best := 0, 0, -1
-	plus := i > 0 && s[i-1] == '+'
+	plus := plusBefore(s, i) > 0
 	for j := i; ; {
 		for j < len(s) {
 			d, w := digitAt(s, j)
@@ -277,8 +353,12 @@ func matchPhone(s string, i int) (int, bool) {
 			best = j
 		}
 		k := j
-		for k < len(s) && k-j < 3 && isPhoneSep(s[k]) {
-			k++
+		for seps := 0; k < len(s) && seps < 3; seps++ {
+			w := sepAt(s, k)
+			if w == 0 {
+				break
+			}
+			k += w
 		}
 		if k == j || k == len(s) {
 			break
@@ -304,22 +384,107 @@ func phoneDigits(d []byte, plus bool, firstGroup int) bool {
 	return len(d) == 11 && d[0] == '1' || len(d) == 13 && d[0] == '1' && d[1] == '4'
 }
 
-// digitAt returns the digit at s[i] as an ASCII byte and its width: 1 for 0-9, 3 for a full-width
-// digit (U+FF10..U+FF19, what Chinese input methods type in full-width mode), 0 for anything else.
+// digitAt returns the digit at s[i] as an ASCII byte and its width: 1 for 0-9, the UTF-8 length
+// of a decimal digit of another script (isUnicodeDigit: full-width ０-９, what Chinese input
+// methods type in full-width mode, among them), 0 for anything else.
 func digitAt(s string, i int) (byte, int) {
 	c := s[i]
 	if c >= '0' && c <= '9' {
 		return c, 1
 	}
-	if c == 0xEF && i+2 < len(s) && s[i+1] == 0xBC && s[i+2] >= 0x90 && s[i+2] <= 0x99 {
-		return '0' + s[i+2] - 0x90, 3
+	if c < 0xC0 { // another ASCII character, or inside a multi-byte one
+		return 0, 0
+	}
+	r, w := utf8.DecodeRuneInString(s[i:])
+	if v, ok := unicodeDigit(r); ok {
+		return '0' + v, w
 	}
 	return 0, 0
 }
 
-// isFullWidthDigit reports whether b is exactly one full-width digit.
-func isFullWidthDigit[T string | []byte](b T) bool {
-	return len(b) == 3 && b[0] == 0xEF && b[1] == 0xBC && b[2] >= 0x90 && b[2] <= 0x99
+// ndRanges are the ranges of Unicode's decimal digits (category Nd). Each script's digits are
+// encoded as one run from 0 to 9, and runs of several sets (the mathematical digits) follow each
+// other, so a digit's value is its distance from its range's start, modulo 10 (redact_test.go
+// checks the table holds nothing else).
+var ndRanges = func() (rs [][2]rune) {
+	for _, r := range unicode.Nd.R16 {
+		rs = append(rs, [2]rune{rune(r.Lo), rune(r.Hi)})
+	}
+	for _, r := range unicode.Nd.R32 {
+		rs = append(rs, [2]rune{rune(r.Lo), rune(r.Hi)})
+	}
+	return rs
+}()
+
+// unicodeDigit returns the value of r if it is a decimal digit of any script.
+func unicodeDigit(r rune) (byte, bool) {
+	lo, hi := 0, len(ndRanges)
+	for lo < hi { // the first range ending at or after r
+		m := int(uint(lo+hi) >> 1)
+		if ndRanges[m][1] < r {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo == len(ndRanges) || r < ndRanges[lo][0] {
+		return 0, false
+	}
+	return byte((r - ndRanges[lo][0]) % 10), true
+}
+
+func isUnicodeDigit(r rune) bool { _, ok := unicodeDigit(r); return ok }
+
+// gluedBefore reports whether the character before s[i] glues a number starting at i to an
+// identifier: an ASCII letter or digit, or a digit of another script.
+func gluedBefore(s string, i int) bool {
+	switch {
+	case i == 0:
+		return false
+	case s[i-1] < utf8.RuneSelf:
+		return isAlnum(s[i-1])
+	}
+	r, _ := utf8.DecodeLastRuneInString(s[:i])
+	return isUnicodeDigit(r)
+}
+
+// plusBefore returns the width of the '+' or full-width '＋' right before s[i], 0 if there is none.
+func plusBefore(s string, i int) int {
+	switch {
+	case i >= 1 && s[i-1] == '+':
+		return 1
+	case i >= 3 && s[i-3:i] == "＋":
+		return 3
+	}
+	return 0
+}
+
+// sepAt returns the width of the separator at s[i] (isPhoneSep, isWideSep), 0 if there is none.
+func sepAt(s string, i int) int {
+	if c := s[i]; c < utf8.RuneSelf {
+		if isPhoneSep(c) {
+			return 1
+		}
+		return 0
+	}
+	r, w := utf8.DecodeRuneInString(s[i:])
+	if isWideSep(r) {
+		return w
+	}
+	return 0
+}
+
+// isWideSep reports whether r, outside ASCII, may separate the digit groups of a written phone
+// number: the ideographic space and the full-width forms of the ASCII separators (typed in
+// full-width mode), the no-break and typographic spaces, hyphens and dashes, and the invisible
+// characters that would hide a number from a search.
+func isWideSep(r rune) bool {
+	switch r {
+	case '\u00a0', '\u2212', '\u3000', '\u30fc', '\u2060', '\ufeff',
+		'（', '）', '＋', '－', '．', '／', '：', '＿', '＼':
+		return true
+	}
+	return r >= '\u2000' && r <= '\u2015' // typographic spaces, zero-width characters, hyphens and dashes
 }
 
 func isDigitByte(c byte) bool { return c >= '0' && c <= '9' }
@@ -328,7 +493,13 @@ func isAlnum(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
-// isPhoneSep reports whether c may separate the digit groups of a written phone number.
+// isPhoneSep reports whether the ASCII character c may separate the digit groups of a written
+// phone number: a space, punctuation people write numbers with, and what joins the words of an id
+// or a path.
 func isPhoneSep(c byte) bool {
-	return c == ' ' || c == '-' || c == '.' || c == '(' || c == ')'
+	switch c {
+	case ' ', '-', '.', '(', ')', '/', '_', ':', '\\', '+':
+		return true
+	}
+	return false
 }

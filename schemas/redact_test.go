@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -31,7 +32,24 @@ var phoneFormats = []string{
 	"138 - 1234 - 5678",
 	"１３８１２３４５６７８",       // full-width digits
 	"+86 １３８ １２３４ ５６７８", // full-width digits with separators
-	"1401234567890",     // 13-digit IoT number
+	"１３８　１２３４　５６７８",     // full-width, with ideographic spaces (full-width input mode)
+	"＋８６－１３８－１２３４－５６７８", // full-width plus and hyphens
+	"138/1234/5678",
+	"138_1234_5678",
+	"138:1234:5678",
+	"138\\1234\\5678",
+	"+86+138+1234+5678",       // form-encoded spaces
+	"138\u00a01234\u00a05678", // no-break spaces
+	"138\u20131234\u20135678", // en dashes
+	"138\u200b1234\u200b5678", // zero-width spaces: looks like 13812345678
+	"𝟏𝟑𝟖𝟏𝟐𝟑𝟒𝟓𝟔𝟕𝟖",             // mathematical digits
+	"١٣٨١٢٣٤٥٦٧٨",             // Arabic-Indic digits
+	"१३८१२३४५६७८",             // Devanagari digits
+	"%2B8613812345678",        // percent-escaped
+	"%2B86%20138%201234%205678",
+	"%31%33%38%31%32%33%34%35%36%37%38",
+	"%252B8613812345678", // escaped twice
+	"1401234567890",      // 13-digit IoT number
 	"+861401234567890",
 	"86 1401234567890",
 }
@@ -86,7 +104,10 @@ func TestContainsPhoneIgnoresIdentifiers(t *testing.T) {
 		"192.168.100.123",     // 12 digits
 		"1.2.3.4.5.6.7.8.9.0", // 10 digits
 		"138    1234 5678",    // 4 spaces: not one number
-		"138_1234_5678",       // '_' is no separator
+		"138,1234,5678",       // ',' is no separator
+		"%41%4213812345678",   // glued to letters once decoded ("AB13812345678")
+		"١٣٨١٢٣٤٥٦٧٨٩",        // 12 digits of another script
+		"a١٣٨١٢٣٤٥٦٧٨",        // glued to a letter
 		"lg-3k9x2a-123456",
 	} {
 		if ContainsPhone(s) {
@@ -175,6 +196,34 @@ func TestShowName(t *testing.T) {
 	}
 }
 
+// The digit table reads every decimal digit of every script as its value: digitAt must agree with
+// what each script's zero says, and each range must be whole sets of 0-9.
+func TestUnicodeDigits(t *testing.T) {
+	for _, r := range ndRanges {
+		if (r[1]-r[0]+1)%10 != 0 {
+			t.Errorf("Nd range %U..%U is not whole sets of ten digits", r[0], r[1])
+		}
+		for c := r[0]; c <= r[1]; c++ {
+			if !unicode.IsDigit(c) {
+				t.Errorf("%U in an Nd range is not a digit", c)
+			}
+		}
+	}
+	for _, zero := range []rune{'0', '０', '𝟎', '𝟘', '𝟶', '٠', '۰', '०', '০', '๐', '༠', '၀'} {
+		for v := range rune(10) {
+			s := string(zero + v)
+			if d, w := digitAt(s, 0); d != byte('0'+v) || w != len(s) {
+				t.Errorf("digitAt(%q) = %q, %d; want %q, %d", s, d, w, '0'+v, len(s))
+			}
+		}
+	}
+	for _, s := range []string{"a", "中", "\u00a0", "Ⅷ", "①", "\xff"} {
+		if _, w := digitAt(s, 0); w != 0 {
+			t.Errorf("digitAt(%q) reads a digit", s)
+		}
+	}
+}
+
 func TestContainsPhoneDoesNotAllocate(t *testing.T) {
 	s := "9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f +86 138 1234 5678"
 	if a := testing.AllocsPerRun(100, func() { ContainsPhone(s) }); a != 0 {
@@ -189,6 +238,8 @@ func TestMaskPhones(t *testing.T) {
 		"publish failed for 13812345678":     "publish failed for <phone>",
 		"a +86 138 1234 5678, b tel:1381234": "a <phone>, b tel:1381234",
 		"13812345678\n13912345678":           "<phone>\n<phone>",
+		"bad app %2B8613812345678":           "bad app <phone>",
+		"ids 138/1234/5678 and １３８　１２３４　５６７８": "ids <phone> and <phone>",
 	}
 	for in, want := range cases {
 		if got := MaskPhones(in); got != want {

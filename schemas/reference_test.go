@@ -545,8 +545,7 @@ func refContainsPhone(s string) bool {
 	if !refMayHoldPhone(s) {
 		return false
 	}
-	_, _, ok := nextPhone(s, 0)
-	return ok
+	return exactPhoneScan(s)
 }
 
 func refMayHoldPhone(s string) bool {
@@ -558,7 +557,7 @@ func refMayHoldPhone(s string) bool {
 				return true
 			}
 		case refClassSep:
-		case refClassWide: // may start a full-width digit: leave it to the exact scan
+		case refClassWide: // may start a digit or separator outside ASCII, or an escape: leave it to the exact scan
 			return true
 		default:
 			n = 0
@@ -571,10 +570,13 @@ var refPhoneClass = func() (t [256]uint8) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = refClassDigit
 	}
-	for _, c := range []byte{' ', '-', '.', '(', ')', '+'} {
+	for _, c := range []byte{' ', '-', '.', '(', ')', '+', '/', '_', ':', '\\'} {
 		t[c] = refClassSep
 	}
-	t[0xEF] = refClassWide
+	for c := 0xC0; c < 0x100; c++ {
+		t[c] = refClassWide
+	}
+	t['%'] = refClassWide
 	return t
 }()
 
