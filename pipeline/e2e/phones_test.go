@@ -56,6 +56,13 @@ var (
 		{"+86 and garbage", func(p string) string { return "+86" + p + " garbage" }},
 		{"0086 spaced", func(p string) string { return "0086 " + p[:3] + " " + p[3:7] + " " + p[7:] }},
 		{"full-width", fullWidth},
+		{"full-width, ideographic spaces", func(p string) string {
+			return fullWidth(p[:3]) + "\u3000" + fullWidth(p[3:7]) + "\u3000" + fullWidth(p[7:])
+		}},
+		{"slashes", func(p string) string { return p[:3] + "/" + p[3:7] + "/" + p[7:] }},
+		{"underscores", func(p string) string { return p[:3] + "_" + p[3:7] + "_" + p[7:] }},
+		{"percent-escaped", func(p string) string { return "%2B86%20" + p[:3] + "%20" + p[3:7] + "%20" + p[7:] }},
+		{"form-encoded", func(p string) string { return "+86+" + p[:3] + "+" + p[3:7] + "+" + p[7:] }},
 	}
 	// Only as a free-text value: the bare number.
 	bareFormat = phoneFormat{"bare", func(p string) string { return p }}
@@ -506,8 +513,9 @@ var chHTTPAddr = envOr("RISKFLOW_CLICKHOUSE_HTTP", "127.0.0.1:"+envOr("RISKFLOW_
 type phoneHit struct{ phone, context string }
 
 // phoneHits finds tracked numbers in text however they are written: full-width digits count as
-// digits, and digits joined by runs of up to 3 separators (space - . ( ) + _ / : \) are read as
-// one number, whose digits are then searched for every tracked number.
+// digits, and digits joined by runs of up to 3 separators (space - . ( ) + _ / : \, the
+// ideographic space, the full-width hyphen) are read as one number, whose digits are then
+// searched for every tracked number.
 func phoneHits(text string, tracked map[string]string) []phoneHit {
 	hits := scanPhones(text, tracked)
 	if strings.Contains(text, "%") { // and URL-escaped: %20 between the groups
@@ -546,6 +554,8 @@ func scanPhones(text string, tracked map[string]string) []phoneHit {
 	for _, r := range text {
 		if r >= '０' && r <= '９' {
 			ascii.WriteByte(byte('0' + r - '０'))
+		} else if r == '\u3000' || r == '－' {
+			ascii.WriteByte(' ')
 		} else {
 			ascii.WriteRune(r)
 		}
