@@ -303,9 +303,15 @@ func (s *Server) instrument(route string, h handler) http.HandlerFunc {
 			// that comes from elsewhere (a Kafka error, a rejected rule pack).
 			msg = schemas.MaskPhones(msg)
 			body := errorBody(code, msg)
-			if code >= 500 {
+			switch {
+			case errors.Is(err, errNotReady):
+				// The node's state, not this request, is what fails: the parts that are not
+				// ready log their own changes once. A line per probe or per refused check would
+				// flood the log for as long as a broker outage or a start-up replay lasts.
+				s.log.Debug("request refused: not ready", "route", route, "status", code, "err", boundedErr(err))
+			case code >= 500:
 				s.log.Error("request failed", "route", route, "status", code, "err", boundedErr(err))
-			} else {
+			default:
 				s.log.Debug("request refused", "route", route, "status", code, "content", schemas.Excerpt(msg, maxLogErr))
 			}
 			writeBody(w, code, body)

@@ -513,3 +513,32 @@ func TestEventsWithPhoneInFreeTextAreRefused(t *testing.T) {
 		t.Errorf("published %+v, want the IMEI-like device id kept", got)
 	}
 }
+
+// A node that is not ready answers 503 to its probe and to checks without logging each answer
+// above debug: the parts that are not ready log their own changes, and a broker outage or a
+// start-up replay must not turn every probe and every refused check into an error line.
+func TestNotReadyIsNotLoggedPerRequest(t *testing.T) {
+	buf := &syncBuffer{}
+	logger := api.WithLogger(slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	notReady := func() error { return errors.New("state: feature replica is 70s stale") }
+	f := newFixture(t, api.Config{}, logger, api.WithReadiness(notReady), api.WithServing(notReady))
+	for range 50 {
+		if w := f.do(t, http.MethodGet, "/readyz", ""); w.Code != http.StatusServiceUnavailable {
+			t.Fatalf("/readyz: %d %s", w.Code, w.Body)
+		}
+		if w := f.do(t, http.MethodPost, "/v1/risk/check", checkBody); w.Code != http.StatusServiceUnavailable {
+			t.Fatalf("check: %d %s", w.Code, w.Body)
+		}
+	}
+	if out := buf.String(); out != "" {
+		t.Errorf("100 answers of a node that is not ready logged at info or above:\n%.600s", out)
+	}
+	// A real failure still is an error line.
+	f.pub.err = errors.New("kafka: broker away")
+	if w := f.do(t, http.MethodPost, "/v1/events", event("e1", "app1", "1.2.3.4")); w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("events with a failing publisher: %d %s", w.Code, w.Body)
+	}
+	if !strings.Contains(buf.String(), "level=ERROR") {
+		t.Errorf("a failed publish was not logged as an error: %q", buf.String())
+	}
+}
