@@ -103,6 +103,9 @@ type Loop struct {
 	// (this goroutine), flushing (the staged loop's flusher).
 	fetching, working, flushing *outage
 	lastErr                     atomic.Pointer[string]
+	// readerErrs is the reader's error count (kafka-go's, which each Stats call resets) since
+	// readerQuiet last looked. Only the fetching goroutine touches it.
+	readerErrs int64
 }
 
 // NewLoop builds a loop; obs may be nil.
@@ -224,8 +227,15 @@ func (l *Loop) runStaged(ctx context.Context) error {
 
 // next fetches the next batch, retrying fetch errors with backoff. It returns a nil batch when ctx
 // is done, and an error only for a closed reader.
+//
+// An error the reader has more queued behind is not waited on: kafka-go's partition readers retry
+// on their own, with their own backoff, and queue an error for every failed attempt. While the
+// group itself is fine (a new topic's leaders settling, a leader moving) those errors pile up, and
+// waiting a backoff for each one held the loop — and the messages queued behind them — for
+// minutes after the partition was back.
 func (l *Loop) next(ctx context.Context, batch []kafka.Message) ([]kafka.Message, error) {
 	fetchDelay := l.cfg.BackoffMin
+	drained := 0
 	for {
 		var err error
 		if batch, err = l.fetch(ctx, batch[:0]); err != nil {
@@ -236,6 +246,12 @@ func (l *Loop) next(ctx context.Context, batch []kafka.Message) ([]kafka.Message
 				return nil, fmt.Errorf("%s: fetch: reader closed: %w", l.cfg.Name, err)
 			}
 			l.noteErr(err)
+			if l.readerQueue() > 0 && drained < maxDrain {
+				drained++
+				l.fetching.fail(ctx, err, "queued", true)
+				continue
+			}
+			drained = 0
 			l.fetching.fail(ctx, err, "retry_in", fetchDelay)
 			select {
 			case <-ctx.Done():
@@ -288,8 +304,10 @@ func (l *Loop) fetch(ctx context.Context, batch []kafka.Message) ([]kafka.Messag
 // first waits for the next message. While a fetch outage lasts it waits in IdleProbe rounds: an
 // idle topic delivers nothing to prove the broker is back (a consumer of risk.decisions on a node
 // that serves no checks would otherwise report the outage for ever), so a round that ends with
-// neither a message nor an error — and, for a kafka-go reader, no error in its counters since the
-// last round — ends the outage.
+// neither a message nor an error ends the outage if the broker serves the topic again — asked
+// directly for a kafka-go reader (brokerServes), whose error counters never go quiet on a topic
+// that has never held a message (it re-dials every empty partition about once a second); for
+// other readers, if they counted no error since the last round.
 func (l *Loop) first(ctx context.Context) (kafka.Message, error) {
 	for l.fetching.failingFor() > 0 {
 		pctx, cancel := context.WithTimeout(ctx, l.cfg.IdleProbe)
@@ -299,19 +317,83 @@ func (l *Loop) first(ctx context.Context) (kafka.Message, error) {
 		if err == nil || ctx.Err() != nil || !probeOver || !errors.Is(err, context.DeadlineExceeded) {
 			return m, err
 		}
-		if l.readerQuiet() {
+		quiet := l.readerQuiet()
+		if kr, ok := l.r.(interface{ Config() kafka.ReaderConfig }); ok {
+			quiet = brokerServes(ctx, kr.Config(), l.cfg.IdleProbe)
+		}
+		if quiet {
 			l.fetching.ok(ctx, "idle", true)
 		}
 	}
 	return l.r.FetchMessage(ctx)
 }
 
+// brokerServes reports whether the brokers of rc serve every partition of its topic: the
+// partitions are listed, and each one's leader answers for its end offset (a new topic's
+// partitions answer "not leader" until their leader is settled), all within timeout.
+func brokerServes(ctx context.Context, rc kafka.ReaderConfig, timeout time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	d := rc.Dialer
+	if d == nil {
+		d = kafka.DefaultDialer
+	}
+	for _, broker := range rc.Brokers {
+		parts, err := d.LookupPartitions(ctx, "tcp", broker, rc.Topic)
+		if err != nil || len(parts) == 0 {
+			continue
+		}
+		for _, p := range parts {
+			conn, err := d.DialLeader(ctx, "tcp", broker, rc.Topic, p.ID)
+			if err != nil {
+				return false
+			}
+			if dl, ok := ctx.Deadline(); ok {
+				_ = conn.SetDeadline(dl)
+			}
+			_, err = conn.ReadLastOffset()
+			conn.Close()
+			if err != nil {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// maxDrain bounds the queued errors next reads one after the other before it waits a backoff
+// (a kafka-go reader queues at most its QueueCapacity).
+const maxDrain = 1000
+
+// readerStats reads the reader's counters, keeping its error count for readerQuiet; ok is false for
+// a reader without counters.
+func (l *Loop) readerStats() (s kafka.ReaderStats, ok bool) {
+	sr, ok := l.r.(interface{ Stats() kafka.ReaderStats })
+	if !ok {
+		return s, false
+	}
+	s = sr.Stats()
+	l.readerErrs += s.Errors
+	return s, true
+}
+
+// readerQueue is how many messages and errors the reader holds ready (0 without counters).
+func (l *Loop) readerQueue() int64 {
+	s, _ := l.readerStats()
+	return s.QueueLength
+}
+
 // readerQuiet reports whether the reader counted no error since the last call (kafka-go retries
 // dials and group joins inside FetchMessage and only counts most failures). Readers without
 // counters are taken at their word.
 func (l *Loop) readerQuiet() bool {
-	sr, ok := l.r.(interface{ Stats() kafka.ReaderStats })
-	return !ok || sr.Stats().Errors == 0
+	if _, ok := l.readerStats(); !ok {
+		return true
+	}
+	quiet := l.readerErrs == 0
+	l.readerErrs = 0
+	return quiet
 }
 
 // handle retries the handler with exponential backoff until it succeeds or ctx is done.

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // Stalled reports a batch retried for longer than a moment, with its error, and goes back to 0
@@ -119,4 +121,120 @@ func TestFetchOutageOnAnIdleTopicEnds(t *testing.T) {
 	h.next(t)
 	cancel()
 	<-done
+}
+
+// queueReader is a fakeReader that reports its queue as kafka-go's reader does: the errors and
+// messages it holds ready.
+type queueReader struct{ *fakeReader }
+
+func (r queueReader) Stats() kafka.ReaderStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return kafka.ReaderStats{QueueLength: int64(len(r.fetchErrs) + len(r.queue))}
+}
+
+// Errors a kafka-go reader queued while a partition was away (one per attempt of its own retries,
+// the group itself fine) are read one after the other, not one per backoff: the message behind
+// them is handled at once, and the outage ends.
+func TestQueuedFetchErrorsAreNotWaitedOn(t *testing.T) {
+	r := queueReader{newFakeReader()}
+	for range 200 {
+		r.fetchErrs = append(r.fetchErrs, errors.New("[6] Not Leader For Partition"))
+	}
+	r.push(1)
+	h := newRecorder()
+	l := NewLoop(LoopConfig{Name: "decisions", BackoffMin: time.Hour, BackoffMax: time.Hour, IdleProbe: 5 * time.Millisecond}, r, h.handle, quiet(), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	if b := h.next(t); len(b) != 1 {
+		t.Fatalf("batch of %d messages, want the 1 behind the queued errors", len(b))
+	}
+	waitFor(t, "the outage to end", func() bool { d, _ := l.Stalled(); return d == 0 })
+	cancel()
+	<-done
+}
+
+// churningReader is a kafka-go group reader whose first fetch fails (a new topic's leader not
+// settled yet) and whose error counter never goes quiet, as kafka-go's does on a topic that has
+// never held a message: it re-dials each empty partition about once a second, counting an i/o
+// timeout each time.
+type churningReader struct {
+	*kafka.Reader
+	failFirst atomic.Bool
+}
+
+func (r *churningReader) FetchMessage(ctx context.Context) (kafka.Message, error) {
+	if r.failFirst.CompareAndSwap(true, false) {
+		return kafka.Message{}, kafka.NotLeaderForPartition
+	}
+	return r.Reader.FetchMessage(ctx)
+}
+
+func (r *churningReader) Stats() kafka.ReaderStats {
+	s := r.Reader.Stats()
+	s.Errors++
+	return s
+}
+
+// The fetch outage of a loop on a topic that never held a message ends once the broker serves the
+// topic again, although the reader's error counter never goes quiet; while the broker is away it
+// does not end.
+func TestFetchOutageOnANewTopicEnds(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.SeedTopics(2, "decisions"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	c := Config{Brokers: cluster.ListenAddrs(), DialTimeout: time.Second}
+	r := &churningReader{Reader: NewGroupReader(c, "decisions", "archivers")}
+	r.failFirst.Store(true)
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	l := NewLoop(LoopConfig{Name: "decisions", BackoffMin: time.Millisecond, IdleProbe: 50 * time.Millisecond}, r, newRecorder().handle, log, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	defer func() { cancel(); <-done; r.Close() }()
+
+	waitFor(t, "the outage to start", func() bool { return strings.Contains(logs.String(), "fetch failing") })
+	waitFor(t, "the outage to end on the new, idle topic", func() bool { return strings.Contains(logs.String(), "fetch recovered") })
+	if d, why := l.Stalled(); d != 0 {
+		t.Errorf("recovered, yet Stalled = %s %q", d, why)
+	}
+
+	// The broker goes away: the outage that follows lasts while it is away.
+	r2 := &churningReader{Reader: NewGroupReader(c, "decisions", "others")}
+	r2.failFirst.Store(true)
+	l2 := NewLoop(LoopConfig{Name: "decisions", BackoffMin: time.Millisecond, IdleProbe: 50 * time.Millisecond}, r2, newRecorder().handle, quiet(), nil)
+	cluster.Close()
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	done2 := make(chan error, 1)
+	go func() { done2 <- l2.Run(ctx2) }()
+	defer func() { cancel2(); <-done2; r2.Close() }()
+	waitFor(t, "the outage to start", func() bool { d, _ := l2.Stalled(); return d > 0 })
+	time.Sleep(500 * time.Millisecond) // ten probes
+	if d, _ := l2.Stalled(); d == 0 {
+		t.Error("the outage ended while the broker was away")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's writes and a test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
