@@ -534,8 +534,11 @@ func (a *app) runAPI(ctx context.Context, listen string, serving, ready func() e
 	opts, closeInv := a.apiInvestigation(ctx)
 	defer closeInv()
 	if a.cfg.API.DecisionLog {
-		dl, stop := a.startDecisionLog(ctx, host)
-		defer stop()
+		// The decision log stops when the API does, also when the API fails (its address is
+		// taken): waiting for the process's end, it kept the process from ever ending.
+		dctx, cancelLog := context.WithCancel(ctx)
+		dl, stop := a.startDecisionLog(dctx, host)
+		defer func() { cancelLog(); stop() }()
 		opts = append(opts, api.WithDecisionLog(dl))
 	}
 	ac := a.cfg.API.Config

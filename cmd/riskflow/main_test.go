@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -432,6 +433,29 @@ func TestDevOnce(t *testing.T) {
 	}
 	if len(verdicts) == 3 && verdicts["sample-1"].ID == verdicts["sample-2"].ID {
 		t.Error("two verdicts share an id")
+	}
+}
+
+// An API that cannot listen ends the process with the reason: it used to wait for ever on its
+// decision log, which only stops when the process does, without a word.
+func TestAPIThatCannotListenExits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded broker")
+	}
+	cleanEnv(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r := runCmd(t, ctx, "dev", "--once", "--listen", taken.Addr().String())
+	if ctx.Err() != nil {
+		t.Fatalf("dev with its API address taken did not exit within a minute:\n%s", r.stderr)
+	}
+	if r.code != 1 || !strings.Contains(r.stderr, "listen on "+taken.Addr().String()) {
+		t.Errorf("exit %d, stderr:\n%s\nwant exit 1 naming the address it could not listen on", r.code, r.stderr)
 	}
 }
 
