@@ -29,8 +29,10 @@ type Rejection struct {
 // others for ever:
 //   - a message larger than maxBytes (its size as kafka-go counts it) is not sent and is rejected
 //     with ErrTooLarge;
-//   - a message the broker refused for good (IsRejection: too large, invalid record) is sent once
-//     more on its own, in case the batch around it was the problem, and rejected if it fails again;
+//   - messages the broker refused for good (IsRejection: too large, invalid record) are sent again
+//     in halves, in case the batch around them was the problem (the broker's limit is lower than
+//     the writer was told: a topic's max.message.bytes lowered since), and a message refused on its
+//     own is rejected — a batch of 2,000 refused as a whole costs a few dozen writes, not 2,000;
 //   - messages that failed for a reason that may pass (broker away, leader moving, a timeout) are
 //     returned in retry, with the first such error; the caller writes those again later.
 //
@@ -54,41 +56,74 @@ func Produce(ctx context.Context, w MessageWriter, msgs []kafka.Message, maxByte
 			batch[j] = msgs[i]
 		}
 	}
+	refused, retry, err := write(ctx, w, msgs, send, batch)
+	// A refused message may pass in a smaller batch: the batch it was in may have been what the
+	// broker refused. Halves, then halves of what they refuse, down to single messages.
+	halves := func(rs []Rejection) [][]Rejection { return [][]Rejection{rs[:len(rs)/2], rs[len(rs)/2:]} }
+	pending := halves(refused)
+	for len(pending) > 0 {
+		group := pending[len(pending)-1]
+		pending = pending[:len(pending)-1]
+		if len(group) == 0 {
+			continue
+		}
+		idx := make([]int, len(group))
+		for j, r := range group {
+			idx[j] = r.Index
+		}
+		r, again, e := write(ctx, w, msgs, idx, nil)
+		switch {
+		case len(group) == 1:
+			rejected = append(rejected, r...) // refused on its own: for good
+		case len(r) > 0:
+			pending = append(pending, halves(r)...)
+		}
+		retry = append(retry, again...)
+		if err == nil {
+			err = e
+		}
+	}
+	sort.Ints(retry)
+	if err != nil {
+		err = fmt.Errorf("%d of %d messages not written: %w", len(retry), len(msgs), Summarize(err))
+	}
+	sort.Slice(rejected, func(a, b int) bool { return rejected[a].Index < rejected[b].Index })
+	return rejected, retry, err
+}
+
+// write writes the messages of msgs at idx (batch: those messages, or nil to gather them) and
+// sorts out the failures: refused are the ones the broker refused for good (their Index, with the
+// error), retry the ones that may pass later, err the first error of those.
+func write(ctx context.Context, w MessageWriter, msgs []kafka.Message, idx []int, batch []kafka.Message) (refused []Rejection, retry []int, err error) {
+	if batch == nil {
+		batch = make([]kafka.Message, len(idx))
+		for j, i := range idx {
+			batch[j] = msgs[i]
+		}
+	}
 	werr := w.WriteMessages(ctx, batch...)
 	if werr == nil {
-		return rejected, nil, nil
+		return nil, nil, nil
 	}
-	perMsg := make([]error, len(batch))
 	var we kafka.WriteErrors
-	switch {
-	case errors.As(werr, &we) && len(we) == len(batch):
-		copy(perMsg, we)
-	default:
-		for j := range perMsg {
-			perMsg[j] = werr // the whole call failed (no partitions, cancelled, …)
+	whole := !errors.As(werr, &we) || len(we) != len(batch) // the whole call failed (no partitions, cancelled, …)
+	for j, i := range idx {
+		e := werr
+		if !whole {
+			e = we[j]
 		}
-	}
-	for j, e := range perMsg {
-		i := send[j]
-		if e != nil && IsRejection(e) && ctx.Err() == nil {
-			// Alone, it may pass: the batch it was in may have been what the broker refused.
-			if e = w.WriteMessages(ctx, msgs[i]); e != nil && IsRejection(e) {
-				rejected = append(rejected, Rejection{Index: i, Err: e})
-				continue
-			}
-		}
-		if e != nil {
+		switch {
+		case e == nil:
+		case IsRejection(e) && ctx.Err() == nil:
+			refused = append(refused, Rejection{Index: i, Err: e})
+		default:
 			retry = append(retry, i)
 			if err == nil {
 				err = e
 			}
 		}
 	}
-	if err != nil {
-		err = fmt.Errorf("%d of %d messages not written: %w", len(retry), len(msgs), Summarize(err))
-	}
-	sort.Slice(rejected, func(a, b int) bool { return rejected[a].Index < rejected[b].Index })
-	return rejected, retry, err
+	return refused, retry, err
 }
 
 // IsRejection reports whether a produce error is about the message itself, so that sending it

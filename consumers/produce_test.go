@@ -99,6 +99,45 @@ func TestProduceRetriesRefusedBatchesMessageByMessage(t *testing.T) {
 	}
 }
 
+// countingWriter counts the WriteMessages calls of the writer it wraps.
+type countingWriter struct {
+	consumers.MessageWriter
+	calls int
+}
+
+func (w *countingWriter) WriteMessages(ctx context.Context, m ...kafka.Message) error {
+	w.calls++
+	return w.MessageWriter.WriteMessages(ctx, m...)
+}
+
+// A large batch the broker refuses as a whole (its limit lowered below what the writer was told,
+// as when a topic's max.message.bytes is changed under a running scorer) is written in halves, in
+// a few dozen writes: one write per message made such a flush of 2,000 score records take minutes.
+func TestProduceSplitsARefusedBatchInHalves(t *testing.T) {
+	kc := smallBroker(t, 20_000)
+	kc.MaxMessageBytes = 1_000_000
+	kw := consumers.NewWriter(kc, "t")
+	defer kw.Close()
+	w := &countingWriter{MessageWriter: kw}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	batch := msgs(2000, 1000)
+	batch[1234].Value = []byte(strings.Repeat("z", 30_000)) // refused even alone
+	rejected, retry, err := consumers.Produce(ctx, w, batch, kc.BatchBytes())
+	if err != nil || len(retry) != 0 {
+		t.Fatalf("Produce: retry %d, err %v", len(retry), err)
+	}
+	if len(rejected) != 1 || rejected[0].Index != 1234 {
+		t.Fatalf("rejected %+v, want only message 1234", rejected)
+	}
+	if got := countTopic(t, kc, "t"); got != 1999 {
+		t.Errorf("topic holds %d messages, want 1999", got)
+	}
+	if w.calls > 200 {
+		t.Errorf("%d writes for a refused batch of %d messages", w.calls, len(batch))
+	}
+}
+
 type flakyWriter struct {
 	err   error
 	calls int
