@@ -53,8 +53,15 @@ type container struct {
 		Value     string         `yaml:"value"`
 		ValueFrom map[string]any `yaml:"valueFrom"`
 	} `yaml:"env"`
-	ReadinessProbe  map[string]any `yaml:"readinessProbe"`
-	LivenessProbe   map[string]any `yaml:"livenessProbe"`
+	ReadinessProbe map[string]any `yaml:"readinessProbe"`
+	LivenessProbe  map[string]any `yaml:"livenessProbe"`
+	StartupProbe   struct {
+		HTTPGet struct {
+			Path string `yaml:"path"`
+		} `yaml:"httpGet"`
+		PeriodSeconds    int `yaml:"periodSeconds"`
+		FailureThreshold int `yaml:"failureThreshold"`
+	} `yaml:"startupProbe"`
 	SecurityContext struct {
 		AllowPrivilegeEscalation *bool `yaml:"allowPrivilegeEscalation"`
 		ReadOnlyRootFilesystem   bool  `yaml:"readOnlyRootFilesystem"`
@@ -115,6 +122,12 @@ func TestManifests(t *testing.T) {
 		c := ps.Containers[0]
 		if c.ReadinessProbe == nil || c.LivenessProbe == nil {
 			t.Errorf("%s: readiness and liveness probes are required", role)
+		}
+		// A process started while the broker is away opens its port only once the broker answers
+		// (it creates its topics first): without a startup probe, liveness would restart it every
+		// 30 s for as long as the outage lasts.
+		if sp := c.StartupProbe; sp.HTTPGet.Path != "/healthz" || sp.PeriodSeconds*sp.FailureThreshold < 300 {
+			t.Errorf("%s: a startup probe on /healthz must give a start during a broker outage at least 5 minutes (has %+v)", role, sp)
 		}
 		vols := map[string]bool{}
 		for _, v := range ps.Volumes {
