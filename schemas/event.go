@@ -229,6 +229,9 @@ func DecodeEvents(data []byte) ([]VerifyEvent, error) {
 	if len(trimmed) == 0 {
 		return nil, &FieldError{Reason: "body is empty: expected an event object or an array of events"}
 	}
+	if startsWithBOM(trimmed) {
+		return nil, errBOM
+	}
 	if trimmed[0] != '[' {
 		ev, err := DecodeEvent(data)
 		if err != nil {

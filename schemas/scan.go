@@ -281,8 +281,20 @@ func (s *objectScan) unknownMember(rawKey []byte, kflags int, value []byte, high
 	}
 }
 
+// errBOM is the error for JSON text that starts with a byte order mark, which RFC 8259 (§8.1)
+// forbids; encoding/json would call it an "invalid character 'ï'".
+var errBOM = &FieldError{Reason: "invalid JSON: the text starts with a byte order mark (U+FEFF); send it without one"}
+
+// startsWithBOM reports whether data, after JSON whitespace, starts with a UTF-8 byte order mark.
+func startsWithBOM(data []byte) bool {
+	return bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte("\xef\xbb\xbf"))
+}
+
 // syntaxError explains why data is not exactly one JSON value.
 func syntaxError(data []byte) error {
+	if startsWithBOM(data) {
+		return errBOM
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var v json.RawMessage
 	if err := dec.Decode(&v); err != nil {

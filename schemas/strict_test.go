@@ -166,3 +166,32 @@ func TestErrorsAreBounded(t *testing.T) {
 		t.Errorf("long FieldError: %d bytes, %.40q…", len(msg), msg)
 	}
 }
+
+// A body that starts with a byte order mark is refused with an error that says so, by every
+// decoder of caller input, rather than as an "invalid character 'ï'".
+func TestByteOrderMarkIsNamed(t *testing.T) {
+	const bom = "\xef\xbb\xbf"
+	event := `{"event_id":"e1","ts":"2026-12-01T10:00:00Z","app_id":"a","flow":"one_click_login","phone":"13812345678","ip":"1.2.3.4","outcome":"success"}`
+	check := `{"phone":"13812345678","ip":"1.2.3.4","app_id":"a"}`
+	decoders := map[string]func(string) error{
+		"event":        func(s string) error { _, err := DecodeEvent([]byte(s)); return err },
+		"events":       func(s string) error { _, err := DecodeEvents([]byte(s)); return err },
+		"events array": func(s string) error { _, err := DecodeEvents([]byte(strings.Replace(s, "{", "[{", 1) + "]")); return err },
+		"check":        func(s string) error { _, err := DecodeCheckRequest([]byte(s)); return err },
+	}
+	for name, decode := range decoders {
+		body := event
+		if name == "check" {
+			body = check
+		}
+		if err := decode(body); err != nil {
+			t.Fatalf("%s without a BOM: %v", name, err)
+		}
+		for _, b := range []string{bom + body, " " + bom + body} {
+			err := decode(b)
+			if err == nil || !strings.Contains(err.Error(), "byte order mark") {
+				t.Errorf("%s %q…: %v", name, b[:5], err)
+			}
+		}
+	}
+}
