@@ -174,10 +174,13 @@ func TestByteOrderMarkIsNamed(t *testing.T) {
 	event := `{"event_id":"e1","ts":"2026-12-01T10:00:00Z","app_id":"a","flow":"one_click_login","phone":"13812345678","ip":"1.2.3.4","outcome":"success"}`
 	check := `{"phone":"13812345678","ip":"1.2.3.4","app_id":"a"}`
 	decoders := map[string]func(string) error{
-		"event":        func(s string) error { _, err := DecodeEvent([]byte(s)); return err },
-		"events":       func(s string) error { _, err := DecodeEvents([]byte(s)); return err },
-		"events array": func(s string) error { _, err := DecodeEvents([]byte(strings.Replace(s, "{", "[{", 1) + "]")); return err },
-		"check":        func(s string) error { _, err := DecodeCheckRequest([]byte(s)); return err },
+		"event":  func(s string) error { _, err := DecodeEvent([]byte(s)); return err },
+		"events": func(s string) error { _, err := DecodeEvents([]byte(s)); return err },
+		"events array": func(s string) error {
+			_, err := DecodeEvents([]byte(strings.Replace(s, "{", "[{", 1) + "]"))
+			return err
+		},
+		"check": func(s string) error { _, err := DecodeCheckRequest([]byte(s)); return err },
 	}
 	for name, decode := range decoders {
 		body := event
