@@ -527,7 +527,7 @@ func TestPackageKeys(t *testing.T) {
 		t.Errorf("package keys not set: %+v %+v %+v", c.ClickHouse.Config, c.Kafka.Config, c.API.Config)
 	}
 	keys := configKeys()
-	for _, k := range []string{"kafka.brokers", "kafka.batch_timeout", "clickhouse.addr", "clickhouse.write_timeout", "api.keys", "api.auth_failures_per_minute", "scoring.windows", "scoring.max_entries_per_key"} {
+	for _, k := range []string{"kafka.brokers", "kafka.batch_timeout", "clickhouse.addr", "clickhouse.write_timeout", "clickhouse.compression", "api.keys", "api.auth_failures_per_minute", "scoring.windows", "scoring.max_entries_per_key"} {
 		if _, ok := keys.paths[k]; !ok {
 			t.Errorf("%s is not a key", k)
 		}

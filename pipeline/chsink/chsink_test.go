@@ -386,6 +386,7 @@ func TestConfigValidate(t *testing.T) {
 		{Addr: "127.0.0.1:9000"},
 		{Addr: "ch-1:9000, ch-2:9000", Database: "riskflow_test_1", DialTimeout: time.Second, WriteTimeout: time.Minute},
 		{Addr: "[::1]:9000", Database: "_x"},
+		{Addr: "a:1", Compression: "auto"}, {Addr: "a:1", Compression: "lz4"}, {Addr: "a:1", Compression: "none"},
 	}
 	for _, c := range good {
 		if err := c.Validate(); err != nil {
@@ -404,6 +405,7 @@ func TestConfigValidate(t *testing.T) {
 		"database 1st":  {Addr: "a:1", Database: "1x"},
 		"dial":          {Addr: "a:1", DialTimeout: -1},
 		"write":         {Addr: "a:1", WriteTimeout: -1},
+		"compression":   {Addr: "a:1", Compression: "zstd"},
 	}
 	for name, c := range bad {
 		if err := c.Validate(); err == nil {
@@ -411,8 +413,30 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 	d := Config{Addr: "a:1"}.withDefaults()
-	if d.Database != "riskflow" || d.DialTimeout != DefaultDialTimeout || d.WriteTimeout != DefaultWriteTimeout {
+	if d.Database != "riskflow" || d.DialTimeout != DefaultDialTimeout || d.WriteTimeout != DefaultWriteTimeout || d.Compression != CompressionAuto {
 		t.Errorf("defaults: %+v", d)
+	}
+}
+
+// auto compresses unless every server is on this machine; lz4 and none are taken as they are.
+func TestCompression(t *testing.T) {
+	for _, c := range []struct {
+		addr, method string
+		want         bool
+	}{
+		{"127.0.0.1:9000", "", false},
+		{"127.0.0.1:9000", "auto", false},
+		{"localhost:9000, [::1]:9000, 127.0.1.1:9000", "auto", false},
+		{"LocalHost:9000", "", false},
+		{"ch-1:9000", "", true},
+		{"10.0.0.5:9000", "auto", true},
+		{"127.0.0.1:9000, ch-2:9000", "", true},
+		{"127.0.0.1:9000", "lz4", true},
+		{"ch-1:9000", "none", false},
+	} {
+		if got := (Config{Addr: c.addr, Compression: c.method}).compressed(); got != c.want {
+			t.Errorf("%q with compression %q: compressed %v, want %v", c.addr, c.method, got, c.want)
+		}
 	}
 }
 

@@ -36,6 +36,38 @@ type Config struct {
 	// WriteTimeout bounds writing a batch to one table, and any single wait for the
 	// server's answer; 0 means 30 s. A shorter deadline on the caller's context wins.
 	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// Compression of the blocks sent to the server: "lz4", "none", or "auto" ("" too): none when
+	// every address is a loopback one (127.0.0.0/8, ::1, localhost), where there is no bandwidth
+	// to save and LZ4 costs CPU on both ends, lz4 otherwise. The server compresses what it stores
+	// either way.
+	Compression string `yaml:"compression"`
+}
+
+// Compression methods of [Config.Compression].
+const (
+	CompressionAuto = "auto"
+	CompressionLZ4  = "lz4"
+	CompressionNone = "none"
+)
+
+// compressed reports whether blocks go to the server LZ4-compressed (see Config.Compression).
+func (c Config) compressed() bool {
+	switch c.Compression {
+	case CompressionLZ4:
+		return true
+	case CompressionNone:
+		return false
+	}
+	for _, a := range splitAddrs(c.Addr) {
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			return true
+		}
+		if ip := net.ParseIP(host); !strings.EqualFold(host, "localhost") && (ip == nil || !ip.IsLoopback()) {
+			return true
+		}
+	}
+	return false
 }
 
 // DefaultConfig is the configuration with every default filled in, except Addr (no default).
@@ -68,6 +100,11 @@ func (c Config) Validate() error {
 	}
 	if c.WriteTimeout < 0 {
 		errs = append(errs, fmt.Errorf("write_timeout: %v must not be negative", c.WriteTimeout))
+	}
+	switch c.Compression {
+	case "", CompressionAuto, CompressionLZ4, CompressionNone:
+	default:
+		errs = append(errs, fmt.Errorf("compression: %q must be auto, lz4 or none", c.Compression))
 	}
 	return errors.Join(errs...)
 }
@@ -107,6 +144,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.Compression == "" {
+		c.Compression = CompressionAuto
 	}
 	return c
 }
