@@ -36,7 +36,7 @@ var insertBlockRows = 1024
 // one chunk to the next; the values are in the order of the table's column list, and valid until
 // the next fill.
 type columnBuilder interface {
-	fill(recs []schemas.ScoreRecord) ([]any, error)
+	fill(recs []*schemas.ScoreRecord) ([]any, error)
 }
 
 // sized returns s with length n, reusing its array when it is large enough.
@@ -56,15 +56,14 @@ type eventColumns struct {
 	asn                                                                  []uint32
 }
 
-func (c *eventColumns) fill(recs []schemas.ScoreRecord) ([]any, error) {
+func (c *eventColumns) fill(recs []*schemas.ScoreRecord) ([]any, error) {
 	n := len(recs)
 	for _, s := range []*[]string{&c.eventID, &c.appID, &c.flow, &c.hash, &c.masked, &c.segment, &c.ip, &c.carrier, &c.platform,
 		&c.device, &c.outcome, &c.errCode, &c.digest, &c.exID, &c.country, &c.province, &c.city, &c.ipt, &c.decisionID} {
 		*s = sized(*s, n)
 	}
 	c.ts, c.asn = sized(c.ts, n), sized(c.asn, n)
-	for i := range recs {
-		r := &recs[i]
+	for i, r := range recs {
 		c.eventID[i], c.ts[i], c.appID[i], c.flow[i] = r.EventID, r.TS.UTC(), r.AppID, r.Flow
 		c.hash[i], c.masked[i], c.segment[i] = r.PhoneHash, r.PhoneMasked, r.PhoneSegment
 		c.ip[i], c.carrier[i], c.platform[i], c.device[i] = r.IP, r.Carrier, r.Platform, r.DeviceID
@@ -93,7 +92,7 @@ type scoreColumns struct {
 	allScores                                                         []uint16
 }
 
-func (c *scoreColumns) fill(recs []schemas.ScoreRecord) ([]any, error) {
+func (c *scoreColumns) fill(recs []*schemas.ScoreRecord) ([]any, error) {
 	n := len(recs)
 	for _, s := range []*[]string{&c.eventID, &c.appID, &c.flow, &c.hash, &c.segment, &c.ip, &c.carrier, &c.detail, &c.version} {
 		*s = sized(*s, n)
@@ -103,14 +102,13 @@ func (c *scoreColumns) fill(recs []schemas.ScoreRecord) ([]any, error) {
 	}
 	c.ts, c.scored, c.score, c.hitScores = sized(c.ts, n), sized(c.scored, n), sized(c.score, n), sized(c.hitScores, n)
 	total := 0
-	for i := range recs {
-		total += len(recs[i].Hits)
+	for _, r := range recs {
+		total += len(r.Hits)
 	}
 	// Room for every hit of the chunk up front: the rows' sub-slices never move.
 	c.allRules, c.allTags, c.allModes, c.allReasons = sized(c.allRules, total)[:0], sized(c.allTags, total)[:0], sized(c.allModes, total)[:0], sized(c.allReasons, total)[:0]
 	c.allScores = sized(c.allScores, total)[:0]
-	for i := range recs {
-		r := &recs[i]
+	for i, r := range recs {
 		c.eventID[i], c.ts[i], c.appID[i], c.flow[i] = r.EventID, r.TS.UTC(), r.AppID, r.Flow
 		c.hash[i], c.segment[i], c.ip[i], c.carrier[i] = r.PhoneHash, r.PhoneSegment, r.IP, r.Carrier
 		c.score[i], c.version[i] = uint16(r.Score), r.RulesVersion
@@ -202,9 +200,9 @@ func appendArrays[T any](c columnAppender, rows [][]T, empty any) error {
 	return nil
 }
 
-// insertColumns sends recs to one table in one INSERT with named columns, in blocks of
-// insertBlockRows rows that b fills.
-func (s *Store) insertColumns(ctx context.Context, table string, cols []string, recs []schemas.ScoreRecord, b columnBuilder) (err error) {
+// insertColumns sends recs to one table in one INSERT with named columns, in that order, in blocks
+// of insertBlockRows rows that b fills.
+func (s *Store) insertColumns(ctx context.Context, table string, cols []string, recs []*schemas.ScoreRecord, b columnBuilder) (err error) {
 	n := len(recs)
 	defer func() {
 		if err != nil {
