@@ -29,7 +29,9 @@ type Handler func(ctx context.Context, batch []kafka.Message) error
 // at a time (scoring: the feature state sees events in order); it may fail, and is then retried
 // with the same batch. The Flush it returns makes the batch's effect durable (writing and waiting
 // for acknowledgements); it runs while the next batch is prepared, is retried until it succeeds,
-// and only then is its batch committed. Batches are flushed and committed in fetch order.
+// and only then is its batch committed. Batches are flushed and committed in fetch order. Once
+// its batch is committed, the loop reuses the batch's slice: a stage may keep the messages (and
+// their Key and Value bytes) but not the slice.
 type Stage interface {
 	Prepare(ctx context.Context, batch []kafka.Message) (Flush, error)
 }
@@ -183,6 +185,11 @@ func (l *Loop) runStaged(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	queue := make(chan prepared) // unbuffered: the flusher holds one batch, this goroutine the next
+	// The arrays of committed batches come back for the next ones: a batch of the archiver's
+	// 100,000 messages is a 15 MB array, and a fresh one costs the page faults of touching it
+	// (measured: a twentieth of the archiver's CPU) and the collector the work of reclaiming the
+	// last. Nothing keeps a batch after its commit (Stage).
+	free := make(chan []kafka.Message, 2)
 	flusherDone := make(chan struct{})
 	go func() {
 		defer close(flusherDone)
@@ -193,6 +200,11 @@ func (l *Loop) runStaged(ctx context.Context) error {
 			}
 			l.obs.Batch(l.cfg.Name, len(p.batch), time.Since(start))
 			l.commitOrWarn(ctx, p.batch)
+			clear(p.batch) // holds on to no message
+			select {
+			case free <- p.batch[:0]:
+			default:
+			}
 		}
 	}()
 	defer func() {
@@ -203,8 +215,14 @@ func (l *Loop) runStaged(ctx context.Context) error {
 		<-flusherDone
 	}()
 	for {
-		// A fresh slice per batch: the flusher still holds the previous one.
-		batch, err := l.next(ctx, make([]kafka.Message, 0, l.cfg.MaxBatch))
+		// Not the previous batch's slice: the flusher still holds it.
+		var buf []kafka.Message
+		select {
+		case buf = <-free:
+		default:
+			buf = make([]kafka.Message, 0, l.cfg.MaxBatch)
+		}
+		batch, err := l.next(ctx, buf)
 		if err != nil || batch == nil {
 			return err
 		}

@@ -242,3 +242,61 @@ func (f flushIgnoringCancel) Prepare(ctx context.Context, batch []kafka.Message)
 	}
 	return func(ctx context.Context) error { return flush(context.WithoutCancel(ctx)) }, nil
 }
+
+// arrayStage records where each batch's messages lie and checks, when the batch is flushed, that
+// they are still the ones it prepared.
+type arrayStage struct {
+	mu     sync.Mutex
+	arrays []*kafka.Message // &batch[0] of each prepared batch
+	bad    []string
+}
+
+func (s *arrayStage) Prepare(_ context.Context, batch []kafka.Message) (Flush, error) {
+	want := fmt.Sprint(offsets(batch))
+	s.mu.Lock()
+	s.arrays = append(s.arrays, &batch[0])
+	s.mu.Unlock()
+	return func(context.Context) error {
+		if got := fmt.Sprint(offsets(batch)); got != want {
+			s.mu.Lock()
+			s.bad = append(s.bad, fmt.Sprintf("prepared %s, flushed %s", want, got))
+			s.mu.Unlock()
+		}
+		return nil
+	}, nil
+}
+
+// Committed batches' arrays are reused for later batches, never one still being flushed.
+func TestStagedLoopReusesCommittedBatchArrays(t *testing.T) {
+	r := newFakeReader()
+	st := &arrayStage{}
+	stop := start(t, NewStagedLoop(fastConfig(3), r, st, quiet(), nil))
+	for i := 1; i <= 4; i++ {
+		r.push(3) // one batch at a time: each is committed before the next arrives
+		waitFor(t, fmt.Sprintf("commit %d", i), func() bool { return len(committedOffsets(r)) == i })
+	}
+	// Then batches back to back, the next fetched while the last one flushes.
+	r.push(30)
+	waitFor(t, "all commits", func() bool { return len(committedOffsets(r)) == 14 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.bad) > 0 {
+		t.Errorf("batches changed before their flush: %v", st.bad)
+	}
+	// The stage holds on to every array it saw, so none was freed and allocated again: an array
+	// seen twice was reused. At most three are in use at once (one flushing, one waiting for
+	// the flusher, one being fetched).
+	distinct := map[*kafka.Message]bool{}
+	for _, a := range st.arrays {
+		distinct[a] = true
+	}
+	if len(st.arrays) != 14 || len(distinct) > 3 {
+		t.Errorf("%d batches in %d arrays, want 14 batches in at most 3", len(st.arrays), len(distinct))
+	}
+	for i, c := range committedOffsets(r) {
+		if want := fmt.Sprint([]int64{int64(3 * i), int64(3*i + 1), int64(3*i + 2)}); c != want {
+			t.Errorf("commit %d: %s, want %s", i, c, want)
+		}
+	}
+}
