@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -250,4 +251,31 @@ func BenchmarkKeyOrder(b *testing.B) {
 		keyOrder(recs)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/record")
+}
+
+// keyOrder agrees with a stable sort by (app_id, event_id) whatever the ids share: ids that are
+// prefixes of others, that differ only past 8 bytes, hold zero bytes, or all start alike.
+func TestKeyOrderAgreesWithStableSort(t *testing.T) {
+	ids := []string{"", "a", "a\x00", "a\x00\x00", "ab", "abcdefgh", "abcdefgh1", "abcdefgh0", "abcdefgh", "b", "ab\xff", "a"}
+	r := rand.New(rand.NewPCG(3, 4))
+	for round := range 300 {
+		recs := make([]schemas.ScoreRecord, r.IntN(40))
+		prefix := ""
+		if round%2 == 0 {
+			prefix = "evt-2024-05-01-" // every id starts with it
+		}
+		for i := range recs {
+			recs[i] = schemas.ScoreRecord{AppID: []string{"x", "", "app-2", "app-10"}[r.IntN(4)], EventID: prefix + ids[r.IntN(len(ids))]}
+		}
+		want := pointers(recs)
+		slices.SortStableFunc(want, func(a, b *schemas.ScoreRecord) int {
+			if c := strings.Compare(a.AppID, b.AppID); c != 0 {
+				return c
+			}
+			return strings.Compare(a.EventID, b.EventID)
+		})
+		if got := keyOrder(recs); !slices.Equal(got, want) {
+			t.Fatalf("round %d: keyOrder differs from a stable sort", round)
+		}
+	}
 }
