@@ -29,6 +29,7 @@ type Tail struct {
 	log     *slog.Logger
 	backoff time.Duration // longest wait between attempts; default 2 s
 	probe   time.Duration // Follow: how often end offsets are read for Lag and Fresh; default 1 s
+	skew    time.Duration // WaitThrough: how far apart messages of one time may reach partitions; default DefaultSkew
 
 	mu      sync.Mutex
 	targets map[int]int64 // partition → the newest end offset known
@@ -105,8 +106,19 @@ func NewTail(c Config, topic string, since time.Time, apply func(kafka.Message),
 func NewBatchTail(c Config, topic string, since time.Time, apply func([]kafka.Message), log *slog.Logger) *Tail {
 	log = log.With("tail", topic)
 	return &Tail{cfg: c.withDefaults(), topic: topic, since: since, apply: apply, log: log,
-		backoff: 2 * time.Second, probe: time.Second, down: newOutage(log, "reading "+topic)}
+		backoff: 2 * time.Second, probe: time.Second, skew: DefaultSkew, down: newOutage(log, "reading "+topic)}
 }
+
+// DefaultSkew is how far apart, by default, messages stamped at one time may reach different
+// partitions: a producer sends each partition's batch on its own, and `riskflow produce` of a
+// recorded stream sends 1,000 events per call, whose partitions' batches were seen arriving
+// 120 ms apart on a loaded 2-core machine.
+const DefaultSkew = 250 * time.Millisecond
+
+// SetSkew sets how far apart messages of one time may reach different partitions (WaitThrough
+// reads an idle partition's end only once that long has passed since the time it waits for).
+// Call it before the tail starts.
+func (t *Tail) SetSkew(d time.Duration) { t.skew = max(d, 0) }
 
 // StartAt makes the tail start partition p at offsets[p] (the next offset a snapshot did not
 // cover) instead of at since; partitions not in offsets start at since. Call it before CatchUp or
@@ -472,9 +484,9 @@ func (t *Tail) readEnds(ctx context.Context, client *kafka.Client, parts []int) 
 
 // WaitThrough waits, at most max, until every partition has been applied up to time at: its last
 // applied message is stamped at or after at, or it had nothing more to read when its end offset
-// was read after at. A partition's end known from earlier says nothing about messages produced
-// since, so unless every partition is already past at, the end offsets are read afresh (one
-// ListOffsets round trip). It reports how long it waited and whether the condition was met (false:
+// was read at least the tail's skew (SetSkew) after at. A partition's end known from earlier says
+// nothing about messages produced since, so unless every partition is already past at, the end
+// offsets are read afresh (one ListOffsets round trip). It reports how long it waited and whether the condition was met (false:
 // max passed, ctx ended, or the broker could not be asked).
 func (t *Tail) WaitThrough(ctx context.Context, at time.Time, max time.Duration) (time.Duration, bool) {
 	start := time.Now()
@@ -492,6 +504,29 @@ func (t *Tail) WaitThrough(ctx context.Context, at time.Time, max time.Duration)
 	ns := at.UnixNano()
 	if t.pastAll(ns, nil) {
 		return time.Since(start), true
+	}
+	// A partition at its end may still be about to receive messages stamped at or before at: a
+	// producer's batches for different partitions reach the broker up to skew apart (a recorded
+	// stream produced in a burst puts an earlier event on one partition after a later one on
+	// another). So the end offsets are read only once skew has passed since at; partitions that
+	// move past at meanwhile end the wait sooner. (At most skew from now: a producer's clock
+	// ahead of this one does not hold every batch up for longer.)
+	if d := min(time.Until(at.Add(t.skew)), t.skew); d > 0 {
+		settled := time.NewTimer(d)
+		defer settled.Stop()
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return time.Since(start), false
+			case <-settled.C:
+				break wait
+			case <-tick.C:
+				if t.pastAll(ns, nil) {
+					return time.Since(start), true
+				}
+			}
+		}
 	}
 	ends, err := t.readEnds(ctx, t.client(), t.partitions())
 	if err != nil {

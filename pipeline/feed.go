@@ -59,6 +59,11 @@ var evBufs = sync.Pool{New: func() any { return new([]schemas.VerifyEvent) }}
 // StartAt resumes partitions at the given offsets (from a snapshot) instead of at since.
 func (f *Feed) StartAt(offsets map[int]int64) { f.tail.StartAt(offsets) }
 
+// SetSkew sets how far apart messages of one time may reach different partitions (see
+// consumers.Tail.SetSkew); WaitApplied trusts an idle partition's end only that long after the
+// time it waits for. Call it before Follow.
+func (f *Feed) SetSkew(d time.Duration) { f.tail.SetSkew(d) }
+
 // Positions returns the next offset to apply per partition (see consumers.Tail.Positions).
 func (f *Feed) Positions() map[int]int64 { return f.tail.Positions() }
 

@@ -279,6 +279,61 @@ func TestFeedWaitApplied(t *testing.T) {
 	}
 }
 
+// A recorded stream produced in a burst reaches the partitions a producer batch apart: an event on
+// an idle partition stamped no later than the batch being scored may arrive just after the scorer
+// looked. WaitApplied trusts an idle partition's end only once the skew has passed since the
+// batch's time, so that event is applied before the batch is scored. (Measured on the real broker:
+// with 3 scorers, one of a /24 crowd's numbers was scored before its predecessors on another
+// partition were applied, and lost its prefix_burst verdict.)
+func TestFeedWaitAppliedWaitsOutTheSkew(t *testing.T) {
+	const topic = "verify.events"
+	kc := embeddedKafka(t, topic, 2)
+	st := &applier{seen: map[string]int{}}
+	feed := NewFeed(kc, topic, time.Time{}, st, quiet())
+	feed.SetSkew(3 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	go feed.Follow(ctx)
+
+	at := time.Now().Truncate(time.Millisecond)
+	w := consumers.NewWriter(kc, topic)
+	defer w.Close()
+	w.Balancer = kafka.BalancerFunc(func(m kafka.Message, _ ...int) int { return m.Partition })
+	if err := w.WriteMessages(ctx, kafka.Message{Partition: 0, Time: at, Value: eventJSON("later", "13800138001", "1.2.3.4")}); err != nil {
+		t.Fatal(err)
+	}
+	for !st.has("later") {
+		if ctx.Err() != nil {
+			t.Fatal("the feed never applied partition 0's event")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Scoring "later" (partition 0) waits; partition 1 is idle, then receives an earlier event.
+	type result struct {
+		ok      bool
+		earlier bool // "earlier" had been applied when WaitApplied returned
+	}
+	done := make(chan result, 1)
+	go func() {
+		_, ok := feed.WaitApplied(ctx, at, 10*time.Second)
+		done <- result{ok: ok, earlier: st.has("earlier")}
+	}()
+	time.Sleep(50 * time.Millisecond) // orders the write after the wait began; not a threshold
+	if err := w.WriteMessages(ctx, kafka.Message{Partition: 1, Time: at.Add(-time.Millisecond), Value: eventJSON("earlier", "13800138002", "1.2.3.5")}); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if !r.ok || !r.earlier {
+		t.Errorf("WaitApplied returned met=%v with partition 1's earlier event applied=%v; want both true", r.ok, r.earlier)
+	}
+}
+
+func (a *applier) has(id string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.seen[id] > 0
+}
+
 // blockingApplier applies the first five events, then waits for release before a batch with
 // later ones.
 type blockingApplier struct {

@@ -340,6 +340,7 @@ func (a *app) startFeed(ctx context.Context, g *errgroup.Group) *pipeline.Feed {
 		since = since.Add(-a.scorer.State().Config().Retention)
 	}
 	feed := pipeline.NewFeed(a.kc, a.cfg.Kafka.EventsTopic, since, a.scorer, a.log)
+	feed.SetSkew(a.cfg.Scoring.FeedSkew.D())
 	start := time.Now()
 	snaps := a.loadSnapshot(feed)
 	g.Go(func() error {

@@ -135,6 +135,9 @@ type ScoringConfig struct {
 	// FeedWait bounds how long a scorer waits, before scoring a batch, for its full-state feed to
 	// apply every partition up to the batch's time.
 	FeedWait Duration `yaml:"feed_wait"`
+	// FeedSkew is how far apart messages of one time may reach different partitions: a scorer
+	// trusts an idle partition to hold nothing older than a batch only that long after the batch.
+	FeedSkew Duration `yaml:"feed_skew"`
 	// SnapshotDir keeps snapshots of the feature state so a restart replays only what came after
 	// the newest one; "" = no snapshots (every start replays the retention window).
 	SnapshotDir      string   `yaml:"snapshot_dir"`
@@ -171,6 +174,7 @@ func Default() Config {
 		Scoring: ScoringConfig{
 			Config:         scoring.DefaultConfig(), // windows 1m, 10m, 1h, 24h; 1024 entries per key
 			ReloadInterval: Duration(5 * time.Second), Replay: true, FeedWait: Duration(2 * time.Second),
+			FeedSkew:         Duration(consumers.DefaultSkew),
 			SnapshotInterval: Duration(5 * time.Minute),
 		},
 		Log: LogConfig{Level: "info", Format: "text"},
@@ -267,6 +271,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Scoring.FeedWait.D() <= 0 || c.Scoring.FeedWait.D() > time.Minute {
 		bad("scoring.feed_wait", "%s is outside (0, 1m]", c.Scoring.FeedWait.D())
+	}
+	if c.Scoring.FeedSkew.D() < 0 || c.Scoring.FeedSkew.D() > c.Scoring.FeedWait.D() {
+		bad("scoring.feed_skew", "%s is outside [0, scoring.feed_wait]", c.Scoring.FeedSkew.D())
 	}
 	if c.Scoring.SnapshotInterval.D() < time.Second {
 		bad("scoring.snapshot_interval", "%s is below 1s", c.Scoring.SnapshotInterval.D())
