@@ -51,6 +51,7 @@ func (s *Snapshots) path() string {
 // from and when it was written. ErrNoSnapshot when there is none; any other error means every
 // snapshot there was refused (each refusal is logged) and the state is still empty.
 func (s *Snapshots) Load() (map[int]int64, time.Time, error) {
+	s.removeStaleTemps()
 	var errs []error
 	found := false
 	for _, p := range []string{s.path(), s.path() + ".prev"} {
@@ -70,6 +71,34 @@ func (s *Snapshots) Load() (map[int]int64, time.Time, error) {
 		return nil, time.Time{}, ErrNoSnapshot
 	}
 	return nil, time.Time{}, errors.Join(errs...)
+}
+
+// tempPattern names a snapshot being written (os.CreateTemp's pattern): per topic, so that nodes
+// of other topics sharing the directory leave each other's alone.
+func (s *Snapshots) tempPattern() string { return ".features-" + s.Topic + "-*.tmp" }
+
+// staleTemp is how long after its last write a temporary snapshot counts as left behind: a
+// process killed while writing (an OOM kill, SIGKILL, a node crash) never removes its temporary
+// file, and every such file stays on the snapshot volume — which on Kubernetes has a size limit
+// whose excess evicts the pod. A write in progress touches its file far more often than this;
+// another process sharing the directory may be writing one.
+const staleTemp = 10 * time.Minute
+
+// removeStaleTemps removes this topic's temporary snapshots that nobody has written to for
+// staleTemp, logging what it removed.
+func (s *Snapshots) removeStaleTemps() {
+	paths, _ := filepath.Glob(filepath.Join(s.Dir, s.tempPattern()))
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil || time.Since(fi.ModTime()) < staleTemp {
+			continue
+		}
+		if err := os.Remove(p); err != nil {
+			logger(s.Log).Warn("could not remove a partly written feature snapshot", "file", p, "err", err)
+			continue
+		}
+		logger(s.Log).Warn("removed a partly written feature snapshot (a process stopped while writing it)", "file", p, "bytes", fi.Size())
+	}
 }
 
 func (s *Snapshots) loadFile(p string) (snapshotMeta, error) {
@@ -100,7 +129,7 @@ func (s *Snapshots) Save(positions func() map[int]int64) (int64, error) {
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return 0, fmt.Errorf("snapshot: create %s: %w", s.Dir, err)
 	}
-	tmp, err := os.CreateTemp(s.Dir, ".features-*.tmp")
+	tmp, err := os.CreateTemp(s.Dir, s.tempPattern())
 	if err != nil {
 		return 0, fmt.Errorf("snapshot: %w", err)
 	}
@@ -116,7 +145,7 @@ func (s *Snapshots) Save(positions func() map[int]int64) (int64, error) {
 		err = cerr
 	}
 	if err != nil {
-		return 0, fmt.Errorf("snapshot: write %s: %w", tmp.Name(), err)
+		return 0, fmt.Errorf("snapshot: %w", err) // err names the temporary file
 	}
 	if _, err := os.Stat(s.path()); err == nil {
 		if err := os.Rename(s.path(), s.path()+".prev"); err != nil {

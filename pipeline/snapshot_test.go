@@ -128,3 +128,41 @@ func TestSnapshotOfAnotherPhoneKeyIsRefused(t *testing.T) {
 		t.Error("an event in the snapshot was applied again")
 	}
 }
+
+// A process killed while writing a snapshot leaves its temporary file behind; the next start
+// removes such files once nobody has written to them for a while (on Kubernetes each one counts
+// against the snapshot volume's size limit), and leaves a recent one — another process sharing
+// the directory may be writing it — and other topics' alone.
+func TestSnapshotsRemoveLeftTemporaryFiles(t *testing.T) {
+	dir := t.TempDir()
+	src := &Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: stateWith(20), Log: quiet()}
+	if _, err := src.Save(func() map[int]int64 { return map[int]int64{0: 20} }); err != nil {
+		t.Fatal(err)
+	}
+	old := filepath.Join(dir, ".features-verify.events-123.tmp")
+	fresh := filepath.Join(dir, ".features-verify.events-456.tmp")
+	other := filepath.Join(dir, ".features-other.topic-789.tmp")
+	for _, p := range []string{old, fresh, other} {
+		if err := os.WriteFile(p, []byte("partly written"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hourAgo := time.Now().Add(-time.Hour)
+	for _, p := range []string{old, other} {
+		if err := os.Chtimes(p, hourAgo, hourAgo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	offs, _, err := (&Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: features.New(features.Config{}), Log: quiet()}).Load()
+	if err != nil || offs[0] != 20 {
+		t.Fatalf("load beside temporary files: offsets %v, %v", offs, err)
+	}
+	if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a temporary snapshot untouched for an hour is still there (%v)", err)
+	}
+	for _, p := range []string{fresh, other} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s was removed: %v", filepath.Base(p), err)
+		}
+	}
+}
