@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -63,5 +65,70 @@ func TestInfoMetrics(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// A scorer or archiver that starts while the broker is away serves its ops port at once: /healthz
+// answers (a liveness probe must not restart a process that only waits) and /readyz says what it
+// waits for. Before, the port opened only once the topics existed.
+func TestOpsPortServesWhileWaitingForKafka(t *testing.T) {
+	free := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().String()
+	}
+	for _, role := range []string{"scorer", "archiver"} {
+		t.Run(role, func(t *testing.T) {
+			cfg := Default()
+			cfg.Scoring.PhoneHashKey = "k"
+			cfg.ClickHouse.Addr = free()
+			cfg.Kafka.Brokers = []string{free()} // nothing listens there
+			cfg.Ops.Listen = free()
+			a, err := newApp(cfg, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := resolveRoles([]string{role}, &a.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			started := make(chan error, 1)
+			go func() { _, _, err := a.start(ctx, p, startOptions{}); started <- err }()
+			get := func(path string) (int, string) {
+				resp, err := http.Get("http://" + cfg.Ops.Listen + path)
+				if err != nil {
+					return 0, err.Error()
+				}
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				return resp.StatusCode, string(b)
+			}
+			deadline := time.Now().Add(20 * time.Second) // a bound on the test, not a measurement
+			code, body := get("/healthz")
+			for code != http.StatusOK && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+				code, body = get("/healthz")
+			}
+			if code != http.StatusOK {
+				t.Errorf("/healthz while waiting for Kafka: %d %s", code, body)
+			}
+			if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "waiting for Kafka") {
+				t.Errorf("/readyz while waiting for Kafka: %d %s", code, body)
+			}
+			if code, body := get("/metrics"); code != http.StatusOK || !strings.Contains(body, "riskflow_build_info") {
+				t.Errorf("/metrics while waiting for Kafka: %d", code)
+			}
+			cancel()
+			if err := <-started; err == nil {
+				t.Error("start returned no error after being stopped while waiting for Kafka")
+			}
+			if code, _ := get("/healthz"); code != 0 {
+				t.Error("the ops port still answers after start gave up")
+			}
+		})
 	}
 }

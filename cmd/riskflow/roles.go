@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 
@@ -219,15 +221,42 @@ type startOptions struct {
 // servers. It returns the group and its context; the caller waits.
 func (a *app) start(ctx context.Context, p plan, o startOptions) (*errgroup.Group, context.Context, error) {
 	a.log.Info("starting", "roles", p.roleList(), "parts", p.partList())
+	runCtx, stop := context.WithCancel(ctx)
+	g, gctx := errgroup.WithContext(runCtx)
+	context.AfterFunc(gctx, stop)
+	// failed stops what already runs (the ops port) before start reports err — or the ops
+	// port's own failure (its address taken), which ended the wait for the broker.
+	failed := func(err error) (*errgroup.Group, context.Context, error) {
+		stop()
+		if gerr := g.Wait(); gerr != nil {
+			err = gerr
+		}
+		return nil, nil, err
+	}
+	if p.has(partOps) {
+		// The ops port comes first: a scorer or archiver waiting for the broker is alive
+		// (/healthz) and says what it waits for (/readyz), instead of refusing the probes —
+		// which a liveness probe answers by restarting it, over and over, while Kafka is away.
+		var starting atomic.Pointer[string]
+		waiting := "waiting for Kafka (creating the topics, reading its limits)"
+		starting.Store(&waiting)
+		a.health.add("start", func() error {
+			if s := starting.Load(); s != nil {
+				return errors.New(*s)
+			}
+			return nil
+		})
+		defer starting.Store(nil) // by then every part has registered its own checks
+		g.Go(func() error { return a.runOps(gctx, a.cfg.Ops.Listen) })
+	}
 	if p.has(partTopics) {
-		if err := a.prepareKafka(ctx); err != nil {
-			return nil, nil, err
+		if err := a.prepareKafka(gctx); err != nil {
+			return failed(err)
 		}
 	}
-	g, gctx := errgroup.WithContext(ctx)
 	if p.has(partRules) {
 		if _, err := a.rules.Start(gctx); err != nil {
-			return nil, nil, configError{fmt.Errorf("scoring.rules: %w", err)}
+			return failed(configError{fmt.Errorf("scoring.rules: %w", err)})
 		}
 		g.Go(func() error { a.rules.Run(gctx); return nil })
 	}
@@ -244,14 +273,11 @@ func (a *app) start(ctx context.Context, p plan, o startOptions) (*errgroup.Grou
 	}
 	if p.has(partAPI) {
 		if feed == nil {
-			return nil, nil, fmt.Errorf("plan %v: the api part needs the feed", p.partList()) // roleTable guarantees it
+			return failed(fmt.Errorf("plan %v: the api part needs the feed", p.partList())) // roleTable guarantees it
 		}
 		g.Go(func() error {
 			return a.runAPI(gctx, o.listen, listsServing(a.lists, replicaServing(feed)), a.health.ready, o.onListen)
 		})
-	}
-	if p.has(partOps) {
-		g.Go(func() error { return a.runOps(gctx, a.cfg.Ops.Listen) })
 	}
 	return g, gctx, nil
 }
