@@ -6,8 +6,10 @@ package kubernetes
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"path"
 	"strings"
 	"testing"
 
@@ -24,7 +26,10 @@ type manifest struct {
 		Template struct {
 			Spec podSpec `yaml:"spec"`
 		} `yaml:"template"`
+		Replicas       *int `yaml:"replicas"`
+		MaxReplicas    int  `yaml:"maxReplicas"`
 		ScaleTargetRef struct {
+			Kind string `yaml:"kind"`
 			Name string `yaml:"name"`
 		} `yaml:"scaleTargetRef"`
 		Selector struct {
@@ -41,7 +46,8 @@ type podSpec struct {
 	InitContainers []container `yaml:"initContainers"`
 	Containers     []container `yaml:"containers"`
 	Volumes        []struct {
-		Name string `yaml:"name"`
+		Name      string         `yaml:"name"`
+		ConfigMap map[string]any `yaml:"configMap"`
 	} `yaml:"volumes"`
 }
 
@@ -53,19 +59,47 @@ type container struct {
 		Value     string         `yaml:"value"`
 		ValueFrom map[string]any `yaml:"valueFrom"`
 	} `yaml:"env"`
-	ReadinessProbe map[string]any `yaml:"readinessProbe"`
-	LivenessProbe  map[string]any `yaml:"livenessProbe"`
-	StartupProbe   struct {
-		HTTPGet struct {
-			Path string `yaml:"path"`
-		} `yaml:"httpGet"`
-		PeriodSeconds    int `yaml:"periodSeconds"`
-		FailureThreshold int `yaml:"failureThreshold"`
-	} `yaml:"startupProbe"`
+	Ports []struct {
+		Name          string `yaml:"name"`
+		ContainerPort int    `yaml:"containerPort"`
+	} `yaml:"ports"`
+	VolumeMounts []struct {
+		Name      string `yaml:"name"`
+		MountPath string `yaml:"mountPath"`
+	} `yaml:"volumeMounts"`
+	ReadinessProbe  *probe `yaml:"readinessProbe"`
+	LivenessProbe   *probe `yaml:"livenessProbe"`
+	StartupProbe    probe  `yaml:"startupProbe"`
 	SecurityContext struct {
 		AllowPrivilegeEscalation *bool `yaml:"allowPrivilegeEscalation"`
 		ReadOnlyRootFilesystem   bool  `yaml:"readOnlyRootFilesystem"`
 	} `yaml:"securityContext"`
+}
+
+type probe struct {
+	HTTPGet struct {
+		Path string `yaml:"path"`
+		Port any    `yaml:"port"` // a name or a number
+	} `yaml:"httpGet"`
+	PeriodSeconds    int `yaml:"periodSeconds"`
+	FailureThreshold int `yaml:"failureThreshold"`
+}
+
+// riskflowConfig is what the test reads of the ConfigMap's riskflow.yaml.
+type riskflowConfig struct {
+	Kafka struct {
+		Partitions int `yaml:"partitions"`
+	} `yaml:"kafka"`
+	API struct {
+		Listen string `yaml:"listen"`
+	} `yaml:"api"`
+	Ops struct {
+		Listen string `yaml:"listen"`
+	} `yaml:"ops"`
+	Scoring struct {
+		Rules       string `yaml:"rules"`
+		SnapshotDir string `yaml:"snapshot_dir"`
+	} `yaml:"scoring"`
 }
 
 func load(t *testing.T) []manifest {
@@ -97,6 +131,11 @@ func TestManifests(t *testing.T) {
 		}
 		kinds[m.Kind][m.Metadata.Name] = m
 	}
+	cfg := kinds["ConfigMap"]["riskflow"].Data["riskflow.yaml"]
+	var rc riskflowConfig
+	if err := yaml.Unmarshal([]byte(cfg), &rc); err != nil {
+		t.Fatalf("the ConfigMap's riskflow.yaml: %v", err)
+	}
 	for _, role := range []string{"scorer", "archiver", "api"} {
 		d, ok := kinds["Deployment"]["riskflow-"+role]
 		if !ok {
@@ -123,21 +162,54 @@ func TestManifests(t *testing.T) {
 		if c.ReadinessProbe == nil || c.LivenessProbe == nil {
 			t.Errorf("%s: readiness and liveness probes are required", role)
 		}
-		// A process started while the broker is away opens its port only once the broker answers
-		// (it creates its topics first): without a startup probe, liveness would restart it every
-		// 30 s for as long as the outage lasts.
+		// An API process started while the broker is away opens its port only once the broker
+		// answers (it creates its topics first; scorers and archivers open ops.listen at once):
+		// without a startup probe, liveness would restart it every 30 s for as long as the outage
+		// lasts.
 		if sp := c.StartupProbe; sp.HTTPGet.Path != "/healthz" || sp.PeriodSeconds*sp.FailureThreshold < 300 {
 			t.Errorf("%s: a startup probe on /healthz must give a start during a broker outage at least 5 minutes (has %+v)", role, sp)
 		}
 		vols := map[string]bool{}
 		for _, v := range ps.Volumes {
-			vols[v.Name] = true
+			vols[v.Name] = v.Name != "rules" || v.ConfigMap != nil
 		}
-		if !vols["rules"] {
-			t.Errorf("%s: the rule pack must come from a ConfigMap volume", role)
+		mounts := map[string]string{}
+		for _, m := range c.VolumeMounts {
+			mounts[m.Name] = m.MountPath
 		}
-		if role != "archiver" && !vols["snapshots"] {
-			t.Errorf("%s: holds feature state and needs a snapshot volume", role)
+		if !vols["rules"] || mounts["rules"] == "" || mounts["rules"] != path.Dir(rc.Scoring.Rules) {
+			t.Errorf("%s: the rule pack (%s) must come from a ConfigMap volume mounted at its directory (mounted at %q)", role, rc.Scoring.Rules, mounts["rules"])
+		}
+		if role != "archiver" && (!vols["snapshots"] || mounts["snapshots"] != rc.Scoring.SnapshotDir) {
+			// On a read-only root file system, snapshots anywhere else cannot be written.
+			t.Errorf("%s: holds feature state and needs a snapshot volume mounted at scoring.snapshot_dir %q (mounted at %q)", role, rc.Scoring.SnapshotDir, mounts["snapshots"])
+		}
+		// Probes must reach the port the process listens on: the API's, or ops.listen's.
+		listen := rc.Ops.Listen
+		if role == "api" {
+			listen = rc.API.Listen
+		}
+		_, want, _ := strings.Cut(listen, ":")
+		for _, pr := range []*probe{c.ReadinessProbe, c.LivenessProbe, &c.StartupProbe} {
+			if pr == nil {
+				continue
+			}
+			port := fmt.Sprint(pr.HTTPGet.Port)
+			for _, cp := range c.Ports {
+				if cp.Name == port {
+					port = fmt.Sprint(cp.ContainerPort)
+				}
+			}
+			if port != want {
+				t.Errorf("%s: probe %s on port %v, but the process listens on %s", role, pr.HTTPGet.Path, pr.HTTPGet.Port, listen)
+			}
+		}
+		// An autoscaled Deployment must leave replicas to the autoscaler: every apply would reset
+		// it otherwise (and scale a loaded group down).
+		for _, h := range kinds["HorizontalPodAutoscaler"] {
+			if h.Spec.ScaleTargetRef.Name == d.Metadata.Name && d.Spec.Replicas != nil {
+				t.Errorf("%s: the Deployment sets replicas: %d although %s scales it", role, *d.Spec.Replicas, h.Metadata.Name)
+			}
 		}
 	}
 	if _, ok := kinds["PodDisruptionBudget"]["riskflow-scorer"]; !ok {
@@ -145,8 +217,9 @@ func TestManifests(t *testing.T) {
 	}
 	if h, ok := kinds["HorizontalPodAutoscaler"]["riskflow-scorer"]; !ok || h.Spec.ScaleTargetRef.Name != "riskflow-scorer" {
 		t.Error("no HorizontalPodAutoscaler for the scorers")
+	} else if h.Spec.MaxReplicas > rc.Kafka.Partitions {
+		t.Errorf("the scorers' autoscaler goes up to %d replicas; more than kafka.partitions (%d) idle", h.Spec.MaxReplicas, rc.Kafka.Partitions)
 	}
-	cfg := kinds["ConfigMap"]["riskflow"].Data["riskflow.yaml"]
 	for _, key := range []string{"ops:", "snapshot_dir:", "rules:", "max_staleness:"} {
 		if !strings.Contains(cfg, key) {
 			t.Errorf("the ConfigMap's riskflow.yaml does not set %s", key)
