@@ -51,3 +51,31 @@ func GroupLag(ctx context.Context, c Config, group, topic string) (map[int]int64
 	}
 	return lag, nil
 }
+
+// EndOffsets returns, per partition of topic, its end offset (the offset the next message will
+// get), as the broker answers now.
+func EndOffsets(ctx context.Context, c Config, topic string) (map[int]int64, error) {
+	c = c.withDefaults()
+	parts, err := Partitions(ctx, c, topic)
+	if err != nil {
+		return nil, err
+	}
+	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: c.DialTimeout,
+		Transport: &kafka.Transport{ClientID: c.ClientID, Dial: (&net.Dialer{Timeout: c.DialTimeout}).DialContext}}
+	reqs := make([]kafka.OffsetRequest, len(parts))
+	for i, p := range parts {
+		reqs[i] = kafka.LastOffsetOf(p)
+	}
+	res, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return nil, fmt.Errorf("end offsets of %s: %w", topic, err)
+	}
+	ends := make(map[int]int64, len(parts))
+	for _, po := range res.Topics[topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("end offsets of %s, partition %d: %w", topic, po.Partition, po.Error)
+		}
+		ends[po.Partition] = po.LastOffset
+	}
+	return ends, nil
+}

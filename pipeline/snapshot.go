@@ -29,7 +29,11 @@ type Snapshots struct {
 	Topic       string
 	Fingerprint string // identifies the phone-hash key; a snapshot written under another is refused
 	State       SnapshotState
-	Log         *slog.Logger
+	// Ends returns the topic's end offsets now. A snapshot covering offsets past them was written
+	// for an earlier topic of that name (deleted and created again) and is refused: loading it
+	// would keep events the topic no longer holds. nil, or an error: not checked.
+	Ends func() (map[int]int64, error)
+	Log  *slog.Logger
 }
 
 // snapshotMeta is stored inside each snapshot.
@@ -52,10 +56,18 @@ func (s *Snapshots) path() string {
 // snapshot there was refused (each refusal is logged) and the state is still empty.
 func (s *Snapshots) Load() (map[int]int64, time.Time, error) {
 	s.removeStaleTemps()
+	var ends map[int]int64
+	if s.Ends != nil {
+		var err error
+		if ends, err = s.Ends(); err != nil {
+			logger(s.Log).Warn("could not read the topic's end offsets; a snapshot's offsets are not checked against them", "err", err)
+			ends = nil
+		}
+	}
 	var errs []error
 	found := false
 	for _, p := range []string{s.path(), s.path() + ".prev"} {
-		meta, err := s.loadFile(p)
+		meta, err := s.loadFile(p, ends)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
@@ -101,7 +113,7 @@ func (s *Snapshots) removeStaleTemps() {
 	}
 }
 
-func (s *Snapshots) loadFile(p string) (snapshotMeta, error) {
+func (s *Snapshots) loadFile(p string, ends map[int]int64) (snapshotMeta, error) {
 	var meta snapshotMeta
 	f, err := os.Open(p)
 	if err != nil {
@@ -117,6 +129,15 @@ func (s *Snapshots) loadFile(p string) (snapshotMeta, error) {
 			return fmt.Errorf("of topic %q, this node follows %q", meta.Topic, s.Topic)
 		case meta.Fingerprint != s.Fingerprint:
 			return errors.New("written under another phone-hash key")
+		}
+		if ends == nil {
+			return nil
+		}
+		for part, off := range meta.Offsets {
+			end, ok := ends[part]
+			if !ok || off > end {
+				return fmt.Errorf("covers partition %d up to offset %d, but the topic ends at %d (%d partitions): written for an earlier topic of that name, deleted and created again", part, off, end, len(ends))
+			}
 		}
 		return nil
 	})

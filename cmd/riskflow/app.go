@@ -342,7 +342,7 @@ func (a *app) startFeed(ctx context.Context, g *errgroup.Group) *pipeline.Feed {
 	feed := pipeline.NewFeed(a.kc, a.cfg.Kafka.EventsTopic, since, a.scorer, a.log)
 	feed.SetSkew(a.cfg.Scoring.FeedSkew.D())
 	start := time.Now()
-	snaps := a.loadSnapshot(feed)
+	snaps := a.loadSnapshot(ctx, feed)
 	g.Go(func() error {
 		err := feed.Follow(ctx)
 		if snaps != nil {
@@ -379,12 +379,17 @@ func (a *app) startFeed(ctx context.Context, g *errgroup.Group) *pipeline.Feed {
 // loadSnapshot loads the newest usable snapshot of scoring.snapshot_dir into the (empty) feature
 // state and makes the feed resume from the offsets it covers. It returns nil when snapshots are
 // off. A snapshot that cannot be used is logged and skipped: the feed then replays from Kafka.
-func (a *app) loadSnapshot(feed *pipeline.Feed) *pipeline.Snapshots {
+func (a *app) loadSnapshot(ctx context.Context, feed *pipeline.Feed) *pipeline.Snapshots {
 	if a.cfg.Scoring.SnapshotDir == "" {
 		return nil
 	}
 	snaps := &pipeline.Snapshots{Dir: a.cfg.Scoring.SnapshotDir, Topic: a.cfg.Kafka.EventsTopic,
-		Fingerprint: a.scorer.KeyFingerprint(), State: a.scorer.State(), Log: a.log}
+		Fingerprint: a.scorer.KeyFingerprint(), State: a.scorer.State(), Log: a.log,
+		Ends: func() (map[int]int64, error) {
+			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			return consumers.EndOffsets(ctx, a.kc, a.cfg.Kafka.EventsTopic)
+		}}
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "riskflow_snapshot_age_seconds",
 		Help: "Age of the newest feature snapshot this node wrote or loaded (-1: none yet).",
