@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -159,6 +160,10 @@ func (d *DecisionLog) Run(ctx context.Context, drain time.Duration) error {
 		}
 	fill:
 		for len(batch) < d.cfg.Batch {
+			if len(batch)%64 == 0 {
+				// A batch is thousands of verdicts: let the checks waiting for this core go first.
+				runtime.Gosched()
+			}
 			select {
 			case v := <-d.q:
 				batch = append(batch, d.encode(&v))
