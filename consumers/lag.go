@@ -12,22 +12,12 @@ import (
 // GroupLag returns, per partition of topic, how many messages group has not committed yet: the
 // partition's end offset minus the group's committed offset (the whole partition while the group
 // has committed nothing). It asks the broker, so every member of the group sees the same numbers,
-// whatever partitions it holds.
+// whatever partitions it holds. A partition whose end the broker cannot tell now is left out.
 func GroupLag(ctx context.Context, c Config, group, topic string) (map[int]int64, error) {
 	c = c.withDefaults()
-	parts, err := Partitions(ctx, c, topic)
+	client, parts, ends, err := endOffsets(ctx, c, topic)
 	if err != nil {
-		return nil, err
-	}
-	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: c.DialTimeout,
-		Transport: &kafka.Transport{ClientID: c.ClientID, Dial: (&net.Dialer{Timeout: c.DialTimeout}).DialContext}}
-	reqs := make([]kafka.OffsetRequest, len(parts))
-	for i, p := range parts {
-		reqs[i] = kafka.LastOffsetOf(p)
-	}
-	ends, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-	if err != nil {
-		return nil, fmt.Errorf("group lag of %s on %s: end offsets: %w", group, topic, err)
+		return nil, fmt.Errorf("group lag of %s on %s: %w", group, topic, err)
 	}
 	committed, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
 	if err != nil {
@@ -43,7 +33,7 @@ func GroupLag(ctx context.Context, c Config, group, topic string) (map[int]int64
 		}
 	}
 	lag := make(map[int]int64, len(parts))
-	for _, po := range ends.Topics[topic] {
+	for _, po := range ends {
 		if po.Error != nil {
 			continue
 		}
@@ -55,10 +45,26 @@ func GroupLag(ctx context.Context, c Config, group, topic string) (map[int]int64
 // EndOffsets returns, per partition of topic, its end offset (the offset the next message will
 // get), as the broker answers now.
 func EndOffsets(ctx context.Context, c Config, topic string) (map[int]int64, error) {
-	c = c.withDefaults()
-	parts, err := Partitions(ctx, c, topic)
+	_, parts, res, err := endOffsets(ctx, c.withDefaults(), topic)
 	if err != nil {
 		return nil, err
+	}
+	ends := make(map[int]int64, len(parts))
+	for _, po := range res {
+		if po.Error != nil {
+			return nil, fmt.Errorf("end offsets of %s, partition %d: %w", topic, po.Partition, po.Error)
+		}
+		ends[po.Partition] = po.LastOffset
+	}
+	return ends, nil
+}
+
+// endOffsets asks the broker for the end offset of every partition of topic (c has its defaults);
+// it returns the client it used and the partitions it asked about too.
+func endOffsets(ctx context.Context, c Config, topic string) (*kafka.Client, []int, []kafka.PartitionOffsets, error) {
+	parts, err := Partitions(ctx, c, topic)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: c.DialTimeout,
 		Transport: &kafka.Transport{ClientID: c.ClientID, Dial: (&net.Dialer{Timeout: c.DialTimeout}).DialContext}}
@@ -68,14 +74,7 @@ func EndOffsets(ctx context.Context, c Config, topic string) (map[int]int64, err
 	}
 	res, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
 	if err != nil {
-		return nil, fmt.Errorf("end offsets of %s: %w", topic, err)
+		return nil, nil, nil, fmt.Errorf("end offsets of %s: %w", topic, err)
 	}
-	ends := make(map[int]int64, len(parts))
-	for _, po := range res.Topics[topic] {
-		if po.Error != nil {
-			return nil, fmt.Errorf("end offsets of %s, partition %d: %w", topic, po.Partition, po.Error)
-		}
-		ends[po.Partition] = po.LastOffset
-	}
-	return ends, nil
+	return client, parts, res.Topics[topic], nil
 }
