@@ -124,17 +124,21 @@ func ParseLists(r io.Reader) (*Lists, error) {
 }
 
 // LoadLists reads a list file.
-func LoadLists(path string) (*Lists, error) {
+func LoadLists(path string) (*Lists, error) { return loadFile(path, "lists", ParseLists) }
+
+// loadFile opens path and parses it; errors name what the file holds and, once open, its path.
+func loadFile[T any](path, what string, parse func(io.Reader) (T, error)) (T, error) {
+	var zero T
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("open lists: %w", err)
+		return zero, fmt.Errorf("open %s: %w", what, err)
 	}
 	defer f.Close()
-	l, err := ParseLists(f)
+	v, err := parse(f)
 	if err != nil {
-		return nil, fmt.Errorf("lists %s: %w", path, err)
+		return zero, fmt.Errorf("%s %s: %w", what, path, err)
 	}
-	return l, nil
+	return v, nil
 }
 
 func put[K comparable](m map[K]string, k K, action string) {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/riskflow/riskflow/schemas"
@@ -80,18 +79,7 @@ func ParsePorted(r io.Reader) (*Ported, error) {
 }
 
 // LoadPorted reads a ported-numbers file.
-func LoadPorted(path string) (*Ported, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("open ported numbers: %w", err)
-	}
-	defer f.Close()
-	p, err := ParsePorted(f)
-	if err != nil {
-		return nil, fmt.Errorf("ported numbers %s: %w", path, err)
-	}
-	return p, nil
-}
+func LoadPorted(path string) (*Ported, error) { return loadFile(path, "ported numbers", ParsePorted) }
 
 // Len is the number of listed numbers.
 func (p *Ported) Len() int {

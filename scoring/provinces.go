@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 )
 
@@ -47,16 +46,7 @@ func ParseProvinces(r io.Reader) (*Provinces, error) {
 
 // LoadProvinces reads a segment→province file.
 func LoadProvinces(path string) (*Provinces, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("open provinces: %w", err)
-	}
-	defer f.Close()
-	p, err := ParseProvinces(f)
-	if err != nil {
-		return nil, fmt.Errorf("provinces %s: %w", path, err)
-	}
-	return p, nil
+	return loadFile(path, "provinces", ParseProvinces)
 }
 
 // Len is the number of segments.

@@ -358,18 +358,12 @@ func (a *app) startFeed(ctx context.Context, g *errgroup.Group) *pipeline.Feed {
 	})
 	if snaps != nil {
 		g.Go(func() error {
-			t := time.NewTicker(a.cfg.Scoring.SnapshotInterval.D())
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-t.C:
-					if !feed.Fresh().IsZero() { // a state still catching up is not worth keeping yet
-						a.saveSnapshot(snaps, feed, "periodic")
-					}
+			every(ctx, a.cfg.Scoring.SnapshotInterval.D(), func() {
+				if !feed.Fresh().IsZero() { // a state still catching up is not worth keeping yet
+					a.saveSnapshot(snaps, feed, "periodic")
 				}
-			}
+			})
+			return nil
 		})
 	}
 	a.registerReplica(feed)
@@ -619,4 +613,18 @@ func nodePrefix(host string) string {
 		h = h[:8]
 	}
 	return h + "-" + bootID + "-"
+}
+
+// every calls fn every d until ctx is done.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
+		}
+	}
 }

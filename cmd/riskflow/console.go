@@ -584,24 +584,18 @@ func (a *app) startLists(ctx context.Context, g *errgroup.Group) {
 		return
 	}
 	g.Go(func() error {
-		t := time.NewTicker(a.cfg.Scoring.ReloadInterval.D())
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-t.C:
-			}
+		every(ctx, a.cfg.Scoring.ReloadInterval.D(), func() {
 			b, err := os.ReadFile(path)
 			if err != nil || bytes.Equal(b, last) {
-				continue
+				return
 			}
 			last = b
 			if err := a.lists.SetFile(b); err != nil {
 				a.log.Error("lists rejected; the running lists stay", "path", path, "err", err)
-				continue
+				return
 			}
 			a.log.Info("lists file reloaded", "path", path)
-		}
+		})
+		return nil
 	})
 }

@@ -61,21 +61,16 @@ func (c *infoCollector) Collect(ch chan<- prometheus.Metric) {
 // committed offsets and the topic's end offsets from the broker every 10 s until ctx is done. A
 // failed read (broker away) leaves the last values; the loop's own outage log says why.
 func (a *app) watchGroupLag(ctx context.Context, group, topic string) {
-	t := time.NewTicker(10 * time.Second)
-	defer t.Stop()
-	for {
+	read := func() {
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
 		lag, err := consumers.GroupLag(rctx, a.kc, group, topic)
-		cancel()
 		if err == nil {
 			for p, n := range lag {
 				a.obs.lag.WithLabelValues(group, strconv.Itoa(p)).Set(float64(n))
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
 	}
+	read()
+	every(ctx, 10*time.Second, read)
 }

@@ -87,17 +87,21 @@ func eachListEntry(r io.Reader, list string, fn func(entry string) error) error 
 }
 
 // LoadCIDRFile is LoadCIDRList on a file; errors name the file and the line.
-func LoadCIDRFile(path string) (*CIDRSet, error) {
+func LoadCIDRFile(path string) (*CIDRSet, error) { return loadFile(path, LoadCIDRList) }
+
+// loadFile opens path and reads it with load; errors name the file.
+func loadFile[T any](path string, load func(io.Reader) (T, error)) (T, error) {
+	var zero T
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("geo: %w", err)
+		return zero, fmt.Errorf("geo: %w", err)
 	}
 	defer f.Close()
-	s, err := LoadCIDRList(f)
+	v, err := load(f)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return zero, fmt.Errorf("%s: %w", path, err)
 	}
-	return s, nil
+	return v, nil
 }
 
 //go:embed idc_cidrs.txt

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,18 +56,7 @@ func LoadNetList(r io.Reader) (*NetList, error) {
 }
 
 // LoadNetFile is LoadNetList on a file; errors name the file and the line.
-func LoadNetFile(path string) (*NetList, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("geo: %w", err)
-	}
-	defer f.Close()
-	l, err := LoadNetList(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return l, nil
-}
+func LoadNetFile(path string) (*NetList, error) { return loadFile(path, LoadNetList) }
 
 // Match reports whether the address, or its AS number asn (0: unknown), is in the list.
 func (l *NetList) Match(ip netip.Addr, asn uint32) bool {
