@@ -6,13 +6,14 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/riskflow/riskflow/internal/syncbuf"
 )
 
 // Stalled reports a batch retried for longer than a moment, with its error, and goes back to 0
@@ -190,7 +191,7 @@ func TestFetchOutageOnANewTopicEnds(t *testing.T) {
 	c := Config{Brokers: cluster.ListenAddrs(), DialTimeout: time.Second}
 	r := &churningReader{Reader: NewGroupReader(c, "decisions", "archivers")}
 	r.failFirst.Store(true)
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	l := NewLoop(LoopConfig{Name: "decisions", BackoffMin: time.Millisecond, IdleProbe: 50 * time.Millisecond}, r, newRecorder().handle, log, nil)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -219,22 +220,4 @@ func TestFetchOutageOnANewTopicEnds(t *testing.T) {
 	if d, _ := l2.Stalled(); d == 0 {
 		t.Error("the outage ended while the broker was away")
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger's writes and a test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

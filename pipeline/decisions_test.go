@@ -8,12 +8,12 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/riskflow/riskflow/internal/syncbuf"
 	"github.com/riskflow/riskflow/schemas"
 )
 
@@ -69,7 +69,7 @@ func TestDecisionLogPublishes(t *testing.T) {
 // dropped and counted, and the drops are logged once per DropLogEvery, not once per verdict.
 func TestDecisionLogFailingWriterDropsAndCounts(t *testing.T) {
 	w := &fakeWriter{err: errors.New("dial tcp 127.0.0.1:1: connection refused")}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	d := NewDecisionLog(DecisionLogConfig{Queue: 10, Batch: 5, RetryMin: time.Millisecond, RetryMax: 2 * time.Millisecond, DropLogEvery: time.Hour},
 		w, decHasher, slog.New(slog.NewTextHandler(&logs, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -130,18 +130,6 @@ func TestDecisionLogRetriesUntilKafkaIsBack(t *testing.T) {
 		t.Errorf("published %d, %d messages, %d ids, dropped %d; want 20 of each and none dropped", d.Published(), len(w.written()), len(ids), d.Dropped())
 	}
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 type decisionSinkFunc func(ctx context.Context, ds []schemas.Decision) error
 

@@ -10,24 +10,13 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/riskflow/riskflow/internal/syncbuf"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // `riskflow dev` with ClickHouse: its sample stream is scored and archived, its sample checks are
 // decisions in risk_decisions; `riskflow lookup --phone` on a number of the stream then shows the
@@ -52,7 +41,7 @@ func TestLookupOnTheDemoStream(t *testing.T) {
 		"--set", "scoring.phone_hash_key=lookup-test-key"}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var devOut, devErr lockedBuffer
+	var devOut, devErr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, append([]string{"dev", "--listen", "127.0.0.1:0"}, sets...), &devOut, &devErr)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,30 +10,12 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/riskflow/riskflow/internal/syncbuf"
 	"github.com/riskflow/riskflow/schemas"
 )
-
-// syncBuffer is a bytes.Buffer safe for the goroutines of a running command.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // cleanEnv removes every RISKFLOW_* variable for the test (restored afterwards) and points the
 // cache dir at an empty directory, so the machine's geo databases and settings do not leak in.
@@ -56,7 +37,7 @@ type result struct {
 
 func runCmd(t *testing.T, ctx context.Context, args ...string) result {
 	t.Helper()
-	var out, errw syncBuffer
+	var out, errw syncbuf.Buffer
 	code := run(ctx, args, &out, &errw)
 	return result{code, out.String(), errw.String()}
 }

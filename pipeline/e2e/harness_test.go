@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -16,7 +15,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,6 +24,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/riskflow/riskflow/consumers"
+	"github.com/riskflow/riskflow/internal/syncbuf"
 )
 
 var (
@@ -132,7 +131,7 @@ func newEnv(t *testing.T) *env {
 // proc is a running riskflow process.
 type proc struct {
 	cmd  *exec.Cmd
-	log  *syncBuf
+	log  *syncbuf.Buffer
 	done chan struct{}
 }
 
@@ -142,7 +141,7 @@ func (e *env) start(roles string, extra ...string) *proc {
 	args := append([]string{"serve", "--roles", roles}, extra...)
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), e.vars...)
-	buf := &syncBuf{}
+	buf := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = buf, buf // one writer: os/exec then copies both through one goroutine
 	if err := cmd.Start(); err != nil {
 		e.t.Fatalf("start riskflow %s: %v", roles, err)
@@ -382,30 +381,12 @@ func header(m kafka.Message, key string) string {
 	return ""
 }
 
-func tail(b *syncBuf, lines int) string {
+func tail(b *syncbuf.Buffer, lines int) string {
 	all := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
 	if len(all) > lines {
 		all = all[len(all)-lines:]
 	}
 	return strings.Join(all, "\n")
-}
-
-// syncBuf is the process's output: written by os/exec's copier, read by the test.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,9 +10,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/riskflow/riskflow/internal/syncbuf"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/api"
 )
@@ -34,28 +33,9 @@ func contentType(ct string) reqOpt {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a slog handler and the reads of
-// a test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // captureLogs returns a logger option that records everything, debug included, in the buffer.
-func captureLogs() (api.Option, *syncBuffer) {
-	buf := &syncBuffer{}
+func captureLogs() (api.Option, *syncbuf.Buffer) {
+	buf := &syncbuf.Buffer{}
 	return api.WithLogger(slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))), buf
 }
 
@@ -518,7 +498,7 @@ func TestEventsWithPhoneInFreeTextAreRefused(t *testing.T) {
 // above debug: the parts that are not ready log their own changes, and a broker outage or a
 // start-up replay must not turn every probe and every refused check into an error line.
 func TestNotReadyIsNotLoggedPerRequest(t *testing.T) {
-	buf := &syncBuffer{}
+	buf := &syncbuf.Buffer{}
 	logger := api.WithLogger(slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	notReady := func() error { return errors.New("state: feature replica is 70s stale") }
 	f := newFixture(t, api.Config{}, logger, api.WithReadiness(notReady), api.WithServing(notReady))
