@@ -17,11 +17,13 @@ RISKFLOW_CLICKHOUSE_HTTP_PORT="${RISKFLOW_CLICKHOUSE_HTTP_PORT:-18123}"
 log() { printf '[deploy/local] %s\n' "$*" >&2; }
 die() { printf '[deploy/local] error: %s\n' "$*" >&2; exit 1; }
 
-# wait_port HOST PORT SECONDS: true once something accepts TCP connections there.
+# wait_port HOST PORT SECONDS [PIDFILE]: true once something accepts TCP connections there; false
+# after SECONDS, or as soon as the process PIDFILE names has exited (status 2 then).
 wait_port() {
-  local host=$1 port=$2 deadline=$((SECONDS + $3))
+  local host=$1 port=$2 deadline=$((SECONDS + $3)) pidfile=${4:-}
   while ((SECONDS < deadline)); do
     if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then return 0; fi
+    if [[ -n $pidfile ]] && ! pid_alive "$pidfile"; then return 2; fi
     sleep 0.5
   done
   return 1

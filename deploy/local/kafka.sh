@@ -76,15 +76,13 @@ start() {
   nohup java -Xms256m -Xmx1g -XX:+UseG1GC -Dlog4j.configuration="file:$dir/log4j.properties" \
     -cp "$libs/*" kafka.Kafka "$dir/server.properties" >"$dir/stdout.log" 2>&1 &
   echo $! >"$pidfile"
-  local deadline=$((SECONDS + 90))
-  until (exec 3<>"/dev/tcp/127.0.0.1/$RISKFLOW_KAFKA_PORT") 2>/dev/null; do
-    if ! pid_alive "$pidfile" || ((SECONDS >= deadline)); then
-      tail -n 30 "$dir/server.log" "$dir/stdout.log" >&2 || true
-      pid_alive "$pidfile" || die "kafka exited during startup (port $RISKFLOW_KAFKA_PORT taken? see $dir/server.log)"
-      die "kafka did not open 127.0.0.1:$RISKFLOW_KAFKA_PORT within 90 s"
-    fi
-    sleep 0.5
-  done
+  local rc=0
+  wait_port 127.0.0.1 "$RISKFLOW_KAFKA_PORT" 90 "$pidfile" || rc=$?
+  if ((rc != 0)); then
+    tail -n 30 "$dir/server.log" "$dir/stdout.log" >&2 || true
+    ((rc == 2)) && die "kafka exited during startup (a port taken? see $dir/server.log)"
+    die "kafka did not open 127.0.0.1:$RISKFLOW_KAFKA_PORT within 90 s"
+  fi
   # A listening socket is not a ready broker: wait for the "started" line. A data directory holding
   # many partitions (a long-lived dev broker) takes minutes to load, hence the generous default.
   local started="" limit="${RISKFLOW_KAFKA_START_TIMEOUT:-300}"
