@@ -5,8 +5,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
@@ -60,20 +57,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	} else if err := os.MkdirAll(shots, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	chAddr := os.Getenv("RISKFLOW_CLICKHOUSE_ADDR")
-	if chAddr == "" {
-		chAddr = "127.0.0.1:19000"
-	}
-	brokers := os.Getenv("RISKFLOW_KAFKA_BROKERS")
-	if brokers == "" {
-		brokers = "127.0.0.1:19092"
-	}
-
-	// One throwaway world: topics, groups, database, pack and lists files.
-	b := make([]byte, 4)
-	rand.Read(b)
-	id := hex.EncodeToString(b)
-	db := "riskflow_console_" + id
+	// One throwaway world: topics, groups, database (dropped once the nodes stopped), pack and
+	// lists files.
+	_, brokers := testServices()
+	chAddr, db, id, conn := throwawayDatabase(t, "riskflow_console")
 	dir := t.TempDir()
 	packPath, listsPath := filepath.Join(dir, "rules.yaml"), filepath.Join(dir, "lists.txt")
 	must(t, os.WriteFile(packPath, packs.Default(), 0o644))
@@ -103,8 +90,6 @@ func TestConsoleInBrowser(t *testing.T) {
 	go func() {
 		done <- run(ctx, append([]string{"serve", "--roles", "api", "--listen", strings.TrimPrefix(nodeB, "http://")}, common...), io.Discard, &logB)
 	}()
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{chAddr}})
-	must(t, err)
 	t.Cleanup(func() {
 		cancel()
 		for range 2 {
@@ -114,8 +99,6 @@ func TestConsoleInBrowser(t *testing.T) {
 				t.Error("a node did not stop within 20 s")
 			}
 		}
-		_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
-		conn.Close()
 		if t.Failed() {
 			t.Logf("node A log:\n%s\nnode B log:\n%s", tail(logA.String(), 4000), tail(logB.String(), 4000))
 		}

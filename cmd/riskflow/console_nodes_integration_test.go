@@ -4,8 +4,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/riskflow/riskflow/rules/packs"
@@ -108,23 +105,8 @@ func (s *slowBacktest) Backtest(ctx context.Context, draft []byte, from, to time
 
 func testWorld(t testing.TB) (cfg Config, db string) {
 	t.Helper()
-	chAddr := os.Getenv("RISKFLOW_CLICKHOUSE_ADDR")
-	if chAddr == "" {
-		chAddr = "127.0.0.1:19000"
-	}
-	brokers := os.Getenv("RISKFLOW_KAFKA_BROKERS")
-	if brokers == "" {
-		brokers = "127.0.0.1:19092"
-	}
-	b := make([]byte, 4)
-	rand.Read(b)
-	id := hex.EncodeToString(b)
-	db = "riskflow_nodes_" + id
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{chAddr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db); conn.Close() })
+	_, brokers := testServices()
+	chAddr, db, id, _ := throwawayDatabase(t, "riskflow_nodes")
 	dir := t.TempDir()
 	pack := filepath.Join(dir, "rules.yaml")
 	if err := os.WriteFile(pack, packs.Default(), 0o644); err != nil {

@@ -5,8 +5,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,8 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/rules/packs"
@@ -26,13 +22,7 @@ import (
 // `riskflow backtest` finds exactly the change a hand-edited pack implies and that `riskflow rules
 // report` lists the rules that fired.
 func TestBacktestAndRulesReportOnClickHouse(t *testing.T) {
-	addr := os.Getenv("RISKFLOW_CLICKHOUSE_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:19000"
-	}
-	b := make([]byte, 4)
-	rand.Read(b)
-	db := "riskflow_cli_" + hex.EncodeToString(b)
+	addr, db, _, conn := throwawayDatabase(t, "riskflow_cli")
 	ctx := context.Background()
 	st, err := chsink.Open(ctx, chsink.Config{Addr: addr, Database: db})
 	if err != nil {
@@ -42,11 +32,6 @@ func TestBacktestAndRulesReportOnClickHouse(t *testing.T) {
 	if _, err := st.Migrate(ctx); err != nil {
 		t.Fatalf("migrate (is ClickHouse up? deploy/local/up): %v", err)
 	}
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db); conn.Close() })
 
 	// Score a stream the way the scorer does: 20 numbers, each verified twice within 10 minutes
 	// (0 under the default pack; 300 if phone_velocity_observe fired at 2), 30 ordinary logins.

@@ -5,15 +5,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/riskflow/riskflow/internal/syncbuf"
 )
@@ -23,18 +18,7 @@ import (
 // number's live windows (from the running API), its attempt with the score, and the decision
 // served — the phone given in plaintext, hashed by the tool with the configured key.
 func TestLookupOnTheDemoStream(t *testing.T) {
-	addr := os.Getenv("RISKFLOW_CLICKHOUSE_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:19000"
-	}
-	b := make([]byte, 4)
-	rand.Read(b)
-	db := "riskflow_lookup_" + hex.EncodeToString(b)
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db); conn.Close() })
+	addr, db, _, _ := throwawayDatabase(t, "riskflow_lookup")
 
 	sets := []string{"--set", "clickhouse.addr=" + addr, "--set", "clickhouse.database=" + db, "--set", "clickhouse.flush_interval=100ms",
 		"--set", "api.admin_keys=lead:lead-secret", "--set", "log.level=warn",

@@ -5,8 +5,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -15,8 +13,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/pipeline/loadgen"
@@ -37,13 +33,7 @@ func TestBacktestMobileNetworksPack(t *testing.T) {
 	if old == "" {
 		t.Skip("RISKFLOW_BACKTEST_OLD_PACK is not set")
 	}
-	addr := os.Getenv("RISKFLOW_CLICKHOUSE_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:19000"
-	}
-	b := make([]byte, 4)
-	rand.Read(b)
-	db := "riskflow_i14_" + hex.EncodeToString(b)
+	addr, db, _, _ := throwawayDatabase(t, "riskflow_i14")
 	ctx := context.Background()
 	st, err := chsink.Open(ctx, chsink.Config{Addr: addr, Database: db})
 	if err != nil {
@@ -53,11 +43,6 @@ func TestBacktestMobileNetworksPack(t *testing.T) {
 	if _, err := st.Migrate(ctx); err != nil {
 		t.Fatalf("migrate (is ClickHouse up? deploy/local/up): %v", err)
 	}
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db); conn.Close() })
 
 	span := 3 * time.Hour
 	start := time.Now().UTC().Add(-span - 10*time.Minute).Truncate(time.Second)

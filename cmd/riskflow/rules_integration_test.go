@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
@@ -12,8 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/riskflow/riskflow/schemas"
 )
@@ -23,19 +20,8 @@ import (
 // rollback` writes the recorded bytes back to the pack file and records the load; a second node
 // starting on that file does not record it again.
 func TestRulePackLifecycleOnClickHouse(t *testing.T) {
-	addr := os.Getenv("RISKFLOW_CLICKHOUSE_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:19000"
-	}
-	b := make([]byte, 4)
-	rand.Read(b)
-	db := "riskflow_rules_" + hex.EncodeToString(b)
+	addr, db, _, conn := throwawayDatabase(t, "riskflow_rules")
 	ctx := context.Background()
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db); conn.Close() })
 
 	path := filepath.Join(t.TempDir(), "rules.yaml")
 	v1 := []byte("pack: lifecycle\nrules:\n  - {id: r1, tag: burst, level: 600, when: 'phone_verifies_10m >= 3'}\n")

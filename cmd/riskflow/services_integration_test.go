@@ -1,0 +1,46 @@
+//go:build integration || browser
+
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"testing"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// testServices is where the local services of deploy/local listen (RISKFLOW_CLICKHOUSE_ADDR,
+// RISKFLOW_KAFKA_BROKERS, else their default ports).
+func testServices() (clickhouseAddr, kafkaBrokers string) {
+	clickhouseAddr, kafkaBrokers = os.Getenv("RISKFLOW_CLICKHOUSE_ADDR"), os.Getenv("RISKFLOW_KAFKA_BROKERS")
+	if clickhouseAddr == "" {
+		clickhouseAddr = "127.0.0.1:19000"
+	}
+	if kafkaBrokers == "" {
+		kafkaBrokers = "127.0.0.1:19092"
+	}
+	return clickhouseAddr, kafkaBrokers
+}
+
+// throwawayDatabase names a fresh database prefix_<id> on the local ClickHouse, dropped when the
+// test ends, and returns the server's address, the database and the random id (for other names of
+// the test's world: topics, groups), with a connection to the server (closed when the test ends).
+func throwawayDatabase(t testing.TB, prefix string) (addr, db, id string, conn driver.Conn) {
+	t.Helper()
+	addr, _ = testServices()
+	b := make([]byte, 4)
+	rand.Read(b)
+	id = hex.EncodeToString(b)
+	db = prefix + "_" + id
+	c, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db); c.Close() })
+	conn = c
+	return addr, db, id, conn
+}
