@@ -8,10 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/riskflow/riskflow/rules"
-	"github.com/riskflow/riskflow/rules/packs"
-	"github.com/riskflow/riskflow/schemas"
-	"github.com/riskflow/riskflow/scoring"
 	"github.com/riskflow/riskflow/scoring/geo"
 )
 
@@ -92,36 +88,8 @@ func TestTravelOnRealGeoLite2(t *testing.T) {
 		t.Skip("RISKFLOW_GEO_CITY is not set (see deploy/local/geo.sh)")
 	}
 	events := generate(t, Config{Seed: 21, Rate: 6, Duration: 6 * time.Hour, Start: DefaultStart.Add(8 * time.Hour), AttackShare: -1})
-	count := func(mobile *geo.NetList) (hits, stepUps int) {
-		loc, err := geo.Open(city, "", geo.WithIDCList(geo.DefaultIDCList()), geo.WithMobileList(mobile))
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := scoring.New(scoring.Config{}, scoring.WithGeo(loc), scoring.WithPhoneHasher(schemas.NewPhoneHasher([]byte("k"))))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := rules.Compile(packs.Default(), s.Env())
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.SetPack(p)
-		for i := range events {
-			rec, err := s.Process(&events[i].Event)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if hasTag(rec.Tags, "impossible_travel") {
-				hits++
-				if rec.Score >= 600 {
-					stepUps++
-				}
-			}
-		}
-		return hits, stepUps
-	}
-	with, withUp := count(geo.DefaultMobileList())
-	without, withoutUp := count(nil)
+	with, withUp := travelHits(t, city, geo.DefaultMobileList(), events)
+	without, withoutUp := travelHits(t, city, nil, events)
 	t.Logf("%d benign events on real GeoLite2: impossible_travel with the mobile list %d (%d at 600), without it %d (%d at 600)",
 		len(events), with, withUp, without, withoutUp)
 	if with != 0 {
@@ -130,13 +98,4 @@ func TestTravelOnRealGeoLite2(t *testing.T) {
 	if without == 0 {
 		t.Error("no impossible_travel without the mobile list either: the check cannot tell")
 	}
-}
-
-func hasTag(tags []string, tag string) bool {
-	for _, t := range tags {
-		if t == tag {
-			return true
-		}
-	}
-	return false
 }
