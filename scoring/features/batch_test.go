@@ -2,7 +2,6 @@ package features_test
 
 import (
 	"math/rand/v2"
-	"sync"
 	"testing"
 	"time"
 
@@ -153,36 +152,10 @@ func equalBools(a, b []bool) bool {
 func TestConcurrentApplyBatchAndQuery(t *testing.T) {
 	st := features.New(features.Config{MaxEntriesPerKey: 4096})
 	const writes, size = 3000, 100
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	for r := range 3 {
-		wg.Add(1)
-		go func(seed uint64) {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(seed, 1))
-			last := 0
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				n := st.Count(features.KindIP, ipA, at(writes), 24*3600, false, false, false)
-				if n < last {
-					t.Errorf("count went down: %d after %d", n, last)
-					return
-				}
-				last = n
-				st.Distinct(features.KindPhone, uint64(1+rng.IntN(50)), at(writes), 600, features.FieldA, 0)
-				st.TokenSeen(uint64(1+rng.IntN(100)), at(writes))
-				st.LastLocation(uint64(1+rng.IntN(50)), at(writes))
-			}
-		}(uint64(r))
-	}
+	stop := queryWhileWriting(t, st, writes, 3)
 	ks := make([]features.Keys, 0, size)
-	for i := 0; i < writes; i++ {
-		ks = append(ks, features.Keys{EventID: uint64(1 + i), T: at(i), Phone: uint64(1 + i%50), IP: ipA, Net: netA,
-			Device: uint64(100 + i%7), Prefix: prefA, Token: uint64(1 + i%100), HasLoc: true, Lat: float32(i), Lon: 1})
+	for i := range writes {
+		ks = append(ks, concurrentKeys(i))
 		if len(ks) == size {
 			if n := st.ApplyBatch(ks, nil); n != size {
 				t.Errorf("ApplyBatch = %d, want %d", n, size)
@@ -190,19 +163,6 @@ func TestConcurrentApplyBatchAndQuery(t *testing.T) {
 			ks = ks[:0]
 		}
 	}
-	close(stop)
-	wg.Wait()
-	if got := st.Count(features.KindIP, ipA, at(writes), 24*3600, false, false, false); got != writes {
-		t.Errorf("final Count = %d, want %d", got, writes)
-	}
-	if got := st.Distinct(features.KindIP, ipA, at(writes), 24*3600, features.FieldB, 0); got != 7 {
-		t.Errorf("final Distinct devices = %d, want 7", got)
-	}
-	if got := st.TokenSeen(1, at(writes)); got != writes/100 {
-		t.Errorf("TokenSeen = %d, want %d", got, writes/100)
-	}
-	at1, lat, _, ok := st.LastLocation(50, at(writes))
-	if !ok || at1 != at(writes-1) || lat != float32(writes-1) {
-		t.Errorf("LastLocation(50) = %d %v %v, want the last attempt's", at1, lat, ok)
-	}
+	stop()
+	checkConcurrentResult(t, st, writes)
 }

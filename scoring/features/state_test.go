@@ -641,28 +641,50 @@ func TestSweepPacedByEventTime(t *testing.T) {
 func TestConcurrentApplyAndQuery(t *testing.T) {
 	st := features.New(features.Config{MaxEntriesPerKey: 4096})
 	const writes = 3000
+	stop := queryWhileWriting(t, st, writes, 4)
+	for i := range writes {
+		k := concurrentKeys(i)
+		if !st.Apply(&k) {
+			t.Errorf("Apply(%d) = false", i)
+		}
+		if i%500 == 0 {
+			st.Stats()
+		}
+	}
+	stop()
+	checkConcurrentResult(t, st, writes)
+}
+
+// concurrentKeys is the i-th attempt of the concurrency tests: 50 phones, 7 devices and 100 tokens
+// in turn, all on one address, network and prefix, a location each.
+func concurrentKeys(i int) features.Keys {
+	return features.Keys{EventID: uint64(1 + i), T: at(i), Phone: uint64(1 + i%50), IP: ipA, Net: netA,
+		Device: uint64(100 + i%7), Prefix: prefA, Token: uint64(1 + i%100), HasLoc: true, Lat: float32(i), Lon: 1}
+}
+
+// queryWhileWriting starts n readers that query st until stop is called (which waits for them),
+// checking what holds at any moment while the concurrency tests' writes go on: the address's
+// count never goes down and its distinct phones never exceed the 50 there are (+ the asker).
+func queryWhileWriting(t *testing.T, st *features.State, writes, n int) (stop func()) {
 	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	for r := 0; r < 4; r++ {
-		wg.Add(1)
-		go func(seed uint64) {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(seed, 1))
+	done := make(chan struct{})
+	for r := range n {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(r), 1))
 			last := 0
 			for {
 				select {
-				case <-stop:
+				case <-done:
 					return
 				default:
 				}
-				n := st.Count(features.KindIP, ipA, at(writes), 24*3600, false, false, false)
-				if n < last {
-					t.Errorf("count went down: %d after %d", n, last)
+				c := st.Count(features.KindIP, ipA, at(writes), 24*3600, false, false, false)
+				if c < last {
+					t.Errorf("count went down: %d after %d", c, last)
 					return
 				}
-				last = n
-				d := st.Distinct(features.KindIP, ipA, at(writes), 24*3600, features.FieldA, uint32(rng.Uint64()))
-				if d > 51 {
+				last = c
+				if d := st.Distinct(features.KindIP, ipA, at(writes), 24*3600, features.FieldA, uint32(rng.Uint64())); d > 51 {
 					t.Errorf("distinct phones + self = %d, more than 51", d)
 					return
 				}
@@ -671,24 +693,14 @@ func TestConcurrentApplyAndQuery(t *testing.T) {
 				st.LastLocation(uint64(1+rng.IntN(50)), at(writes))
 				st.Seen(uint64(1 + rng.IntN(writes)))
 			}
-		}(uint64(r))
+		})
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 0; i < writes; i++ {
-			k := &features.Keys{EventID: uint64(1 + i), T: at(i), Phone: uint64(1 + i%50), IP: ipA, Net: netA,
-				Device: uint64(100 + i%7), Prefix: prefA, Token: uint64(1 + i%100), HasLoc: true, Lat: float32(i), Lon: 1}
-			if !st.Apply(k) {
-				t.Errorf("Apply(%d) = false", i)
-			}
-			if i%500 == 0 {
-				st.Stats()
-			}
-		}
-		close(stop)
-	}()
-	wg.Wait()
+	return func() { close(done); wg.Wait() }
+}
+
+// checkConcurrentResult checks st after the concurrency tests' writes attempts: exact answers.
+func checkConcurrentResult(t *testing.T, st *features.State, writes int) {
+	t.Helper()
 	if got := st.Count(features.KindIP, ipA, at(writes), 24*3600, false, false, false); got != writes {
 		t.Errorf("final Count = %d, want %d", got, writes)
 	}
@@ -700,6 +712,10 @@ func TestConcurrentApplyAndQuery(t *testing.T) {
 	}
 	if got := st.TokenSeen(1, at(writes)); got != writes/100 {
 		t.Errorf("TokenSeen = %d, want %d", got, writes/100)
+	}
+	at1, lat, _, ok := st.LastLocation(50, at(writes))
+	if !ok || at1 != at(writes-1) || lat != float32(writes-1) {
+		t.Errorf("LastLocation(50) = %d %v %v, want the last attempt's", at1, lat, ok)
 	}
 }
 
