@@ -2,8 +2,9 @@ package chsink
 
 import (
 	"context"
-	"fmt"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
 // The console's overview reads (scoring/console through cmd/riskflow). Charts and hit rates come
@@ -75,105 +76,40 @@ type RuleHourHit struct {
 // RuleHourHits returns events per hour, rule and mode of [from, to).
 func (s *Store) RuleHourHits(ctx context.Context, from, to time.Time, app string) ([]RuleHourHit, error) {
 	where, args := appFilter(from, to, app)
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	rows, err := s.conn.Query(ctx, RuleHourHitsSQL(s.db, where), args...)
-	if err != nil {
-		return nil, fmt.Errorf("chsink: rule hits per hour: %w", err)
-	}
-	defer rows.Close()
-	var out []RuleHourHit
-	for rows.Next() {
-		var h RuleHourHit
-		if err := rows.Scan(&h.Hour, &h.Rule, &h.Tag, &h.Mode, &h.Events); err != nil {
-			return nil, fmt.Errorf("chsink: rule hits per hour: %w", err)
-		}
-		out = append(out, h)
-	}
-	return out, rows.Err()
+	return queryRows(ctx, s, "rule hits per hour", RuleHourHitsSQL(s.db, where), func(rows driver.Rows, h *RuleHourHit) error {
+		return rows.Scan(&h.Hour, &h.Rule, &h.Tag, &h.Mode, &h.Events)
+	}, args...)
 }
 
 // ScoreMix returns the score mix per hour of [from, to), for one app or all ("").
 func (s *Store) ScoreMix(ctx context.Context, from, to time.Time, app string) ([]HourScore, error) {
 	where, args := appFilter(from, to, app)
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	rows, err := s.conn.Query(ctx, ScoreMixSQL(s.db, where), args...)
-	if err != nil {
-		return nil, fmt.Errorf("chsink: score mix: %w", err)
-	}
-	defer rows.Close()
-	var out []HourScore
-	for rows.Next() {
-		var h HourScore
-		if err := rows.Scan(&h.Hour, &h.S0, &h.S300, &h.S600, &h.S900, &h.Events); err != nil {
-			return nil, fmt.Errorf("chsink: score mix: %w", err)
-		}
-		out = append(out, h)
-	}
-	return out, rows.Err()
+	return queryRows(ctx, s, "score mix", ScoreMixSQL(s.db, where), func(rows driver.Rows, h *HourScore) error {
+		return rows.Scan(&h.Hour, &h.S0, &h.S300, &h.S600, &h.S900, &h.Events)
+	}, args...)
 }
 
 // TagHours returns events per tag and hour of [from, to).
 func (s *Store) TagHours(ctx context.Context, from, to time.Time, app string) ([]TagHour, error) {
 	where, args := appFilter(from, to, app)
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	rows, err := s.conn.Query(ctx, TagHoursSQL(s.db, where), args...)
-	if err != nil {
-		return nil, fmt.Errorf("chsink: tags per hour: %w", err)
-	}
-	defer rows.Close()
-	var out []TagHour
-	for rows.Next() {
-		var t TagHour
-		if err := rows.Scan(&t.Hour, &t.Tag, &t.Events); err != nil {
-			return nil, fmt.Errorf("chsink: tags per hour: %w", err)
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return queryRows(ctx, s, "tags per hour", TagHoursSQL(s.db, where), func(rows driver.Rows, t *TagHour) error {
+		return rows.Scan(&t.Hour, &t.Tag, &t.Events)
+	}, args...)
 }
 
 // RuleHits returns events per rule and mode over [from, to).
 func (s *Store) RuleHits(ctx context.Context, from, to time.Time, app string) ([]RuleHit, error) {
 	where, args := appFilter(from, to, app)
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	rows, err := s.conn.Query(ctx, RuleHitsSQL(s.db, where), args...)
-	if err != nil {
-		return nil, fmt.Errorf("chsink: rule hits: %w", err)
-	}
-	defer rows.Close()
-	var out []RuleHit
-	for rows.Next() {
-		var h RuleHit
-		if err := rows.Scan(&h.Rule, &h.Tag, &h.Mode, &h.Events); err != nil {
-			return nil, fmt.Errorf("chsink: rule hits: %w", err)
-		}
-		out = append(out, h)
-	}
-	return out, rows.Err()
+	return queryRows(ctx, s, "rule hits", RuleHitsSQL(s.db, where), func(rows driver.Rows, h *RuleHit) error {
+		return rows.Scan(&h.Rule, &h.Tag, &h.Mode, &h.Events)
+	}, args...)
 }
 
 // Apps returns the apps with scored events in the last 30 days.
 func (s *Store) Apps(ctx context.Context) ([]string, error) {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	rows, err := s.conn.Query(ctx, AppsSQL(s.db), time.Now().UTC().Add(-30*24*time.Hour).Truncate(time.Hour))
-	if err != nil {
-		return nil, fmt.Errorf("chsink: apps: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var a string
-		if err := rows.Scan(&a); err != nil {
-			return nil, fmt.Errorf("chsink: apps: %w", err)
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return queryRows(ctx, s, "apps", AppsSQL(s.db), func(rows driver.Rows, a *string) error {
+		return rows.Scan(a)
+	}, time.Now().UTC().Add(-30*24*time.Hour).Truncate(time.Hour))
 }
 
 // AppsSQL lists the apps with scored events since a time (a parameter).

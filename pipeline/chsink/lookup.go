@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
 // LookupKey names what `riskflow lookup` looks at: exactly one of a phone's keyed hash, an IP
@@ -144,23 +146,11 @@ func (s *Store) Lookup(ctx context.Context, key LookupKey, since time.Time, limi
 }
 
 func (s *Store) lookupAttempts(ctx context.Context, q string, since time.Time) ([]Attempt, error) {
-	rows, err := s.conn.Query(ctx, q)
+	as, err := queryRows(ctx, s, "lookup attempts", q, func(rows driver.Rows, a *Attempt) error {
+		return rows.Scan(&a.TS, &a.AppID, &a.EventID, &a.Flow, &a.PhoneMasked, &a.IP, &a.DeviceID, &a.Outcome, &a.ErrorCode, &a.DecisionID)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("chsink: lookup attempts: %w", err)
-	}
-	var as []Attempt
-	for rows.Next() {
-		var a Attempt
-		if err := rows.Scan(&a.TS, &a.AppID, &a.EventID, &a.Flow, &a.PhoneMasked, &a.IP, &a.DeviceID, &a.Outcome, &a.ErrorCode, &a.DecisionID); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("chsink: lookup attempts: %w", err)
-		}
-		as = append(as, a)
-	}
-	err = rows.Err()
-	rows.Close()
-	if err != nil {
-		return nil, fmt.Errorf("chsink: lookup attempts: %w", err)
+		return nil, err
 	}
 	if len(as) == 0 {
 		return as, nil
@@ -173,7 +163,7 @@ func (s *Store) lookupAttempts(ctx context.Context, q string, since time.Time) (
 	if err != nil {
 		return nil, err
 	}
-	rows, err = s.conn.Query(ctx, sq)
+	rows, err := s.conn.Query(ctx, sq)
 	if err != nil {
 		return nil, fmt.Errorf("chsink: lookup verdicts: %w", err)
 	}
@@ -206,22 +196,8 @@ func (s *Store) lookupAttempts(ctx context.Context, q string, since time.Time) (
 }
 
 func (s *Store) lookupDecisions(ctx context.Context, q string) ([]StoredDecision, error) {
-	rows, err := s.conn.Query(ctx, q)
-	if err != nil {
-		return nil, fmt.Errorf("chsink: lookup decisions: %w", err)
-	}
-	defer rows.Close()
-	var ds []StoredDecision
-	for rows.Next() {
-		var d StoredDecision
-		if err := rows.Scan(&d.TS, &d.AppID, &d.DecisionID, &d.PhoneMasked, &d.IP, &d.DeviceID, &d.Score, &d.Tags, &d.HitRules, &d.HitModes,
-			&d.RulesVersion, &d.Node, &d.LatencyUS); err != nil {
-			return nil, fmt.Errorf("chsink: lookup decisions: %w", err)
-		}
-		ds = append(ds, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("chsink: lookup decisions: %w", err)
-	}
-	return ds, nil
+	return queryRows(ctx, s, "lookup decisions", q, func(rows driver.Rows, d *StoredDecision) error {
+		return rows.Scan(&d.TS, &d.AppID, &d.DecisionID, &d.PhoneMasked, &d.IP, &d.DeviceID, &d.Score, &d.Tags, &d.HitRules, &d.HitModes,
+			&d.RulesVersion, &d.Node, &d.LatencyUS)
+	})
 }

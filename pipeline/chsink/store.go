@@ -117,3 +117,27 @@ func compression(cfg Config) *clickhouse.Compression {
 	}
 	return &clickhouse.Compression{Method: clickhouse.CompressionNone}
 }
+
+// queryRows runs sql with args (within the store's timeout) and scans every row into a new T;
+// errors name what was being read.
+func queryRows[T any](ctx context.Context, s *Store, what, sql string, scan func(driver.Rows, *T) error, args ...any) ([]T, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	rows, err := s.conn.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("chsink: %s: %w", what, err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		var v T
+		if err := scan(rows, &v); err != nil {
+			return nil, fmt.Errorf("chsink: %s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("chsink: %s: %w", what, err)
+	}
+	return out, nil
+}
