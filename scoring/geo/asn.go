@@ -19,25 +19,16 @@ import (
 // 16 bytes per IPv4 range and 40 per IPv6 range (the 2026 files: ~410k and ~100k ranges, ~11 MB).
 // A nil *ASNTable knows nothing. It is immutable and safe for concurrent use.
 type ASNTable struct {
-	v4      []asRange4
-	v6      []asRange6
+	v4      []span4[asRef]
+	v6      []span6[asRef]
 	orgs    []string          // by org index; orgs[0] = ""
 	byASN   map[uint32]uint32 // AS number → org index (the first name seen for it)
 	files   []string
 	clipped int // ranges that overlapped an earlier one (see build)
 }
 
-type asRange4 struct {
-	lo, hi uint32
-	asn    uint32
-	org    uint32
-}
-
-type asRange6 struct {
-	lo, hi u128
-	asn    uint32
-	org    uint32
-}
+// asRef is what a range of the table says: its AS number and the index of its organisation.
+type asRef struct{ asn, org uint32 }
 
 // ASNFiles are the files LoadASNDir reads from a directory, as the npm package ships them.
 var ASNFiles = []string{"asn-ipv4.csv", "asn-ipv6.csv"}
@@ -144,9 +135,9 @@ func (b *asnBuilder) read(r io.Reader) error {
 			b.t.byASN[asn] = org
 		}
 		if lo.Is4() {
-			b.t.v4 = append(b.t.v4, asRange4{lo: v4num(lo), hi: v4num(hi), asn: asn, org: org})
+			b.t.v4 = append(b.t.v4, span4[asRef]{lo: v4num(lo), hi: v4num(hi), v: asRef{asn, org}})
 		} else {
-			b.t.v6 = append(b.t.v6, asRange6{lo: addr128(lo), hi: addr128(hi), asn: asn, org: org})
+			b.t.v6 = append(b.t.v6, span6[asRef]{lo: addr128(lo), hi: addr128(hi), v: asRef{asn, org}})
 		}
 	}
 }
@@ -156,7 +147,7 @@ func (b *asnBuilder) build() (*ASNTable, error) {
 	// Overlapping ranges (the 2026-06 files have one, 215.0.0.0–215.0.255.255 inside a DoD range)
 	// are made disjoint: the range that starts first keeps the shared addresses, the other starts
 	// after it (or is dropped when nothing is left), and Clipped counts them.
-	slices.SortStableFunc(t.v4, func(a, b asRange4) int { return cmpU32(a.lo, b.lo) })
+	slices.SortStableFunc(t.v4, func(a, b span4[asRef]) int { return cmpU32(a.lo, b.lo) })
 	out4 := t.v4[:0]
 	for _, r := range t.v4 {
 		if n := len(out4); n > 0 && r.lo <= out4[n-1].hi {
@@ -169,7 +160,7 @@ func (b *asnBuilder) build() (*ASNTable, error) {
 		out4 = append(out4, r)
 	}
 	t.v4 = out4
-	slices.SortStableFunc(t.v6, func(a, b asRange6) int {
+	slices.SortStableFunc(t.v6, func(a, b span6[asRef]) int {
 		switch {
 		case a.lo.less(b.lo):
 			return -1
@@ -215,41 +206,14 @@ func v4num(a netip.Addr) uint32 {
 // Lookup returns the autonomous system of ip and its organisation; 0 and "" when no range holds
 // it. IPv4-mapped IPv6 addresses are looked up as IPv4.
 func (t *ASNTable) Lookup(ip netip.Addr) (asn uint32, org string) {
-	if t == nil || !ip.IsValid() {
+	if t == nil {
 		return 0, ""
 	}
-	ip = ip.Unmap()
-	if ip.Is4() {
-		x := v4num(ip)
-		// First range whose hi >= x.
-		lo, hi := 0, len(t.v4)
-		for lo < hi {
-			m := int(uint(lo+hi) >> 1)
-			if t.v4[m].hi < x {
-				lo = m + 1
-			} else {
-				hi = m
-			}
-		}
-		if lo < len(t.v4) && t.v4[lo].lo <= x {
-			return t.v4[lo].asn, t.orgs[t.v4[lo].org]
-		}
+	r, ok := findSpan(t.v4, t.v6, ip)
+	if !ok {
 		return 0, ""
 	}
-	x := addr128(ip)
-	lo, hi := 0, len(t.v6)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if t.v6[m].hi.less(x) {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	if lo < len(t.v6) && !x.less(t.v6[lo].lo) {
-		return t.v6[lo].asn, t.orgs[t.v6[lo].org]
-	}
-	return 0, ""
+	return r.asn, t.orgs[r.org]
 }
 
 // Org returns the organisation of an AS number as the data names it ("" when unknown).

@@ -181,40 +181,48 @@ func paint[V comparable](nets []netRange[V]) []span6[V] {
 // Lookup returns the value of the most specific network holding ip, and whether one does.
 // IPv4-mapped IPv6 addresses are looked up as IPv4; the zone is ignored.
 func (t *CIDRTable[V]) Lookup(ip netip.Addr) (v V, ok bool) {
-	if t == nil || !ip.IsValid() {
+	if t == nil {
+		return v, false
+	}
+	return findSpan(t.v4, t.v6, ip)
+}
+
+// findSpan returns the value of the span holding ip among v4 and v6 (each disjoint and sorted),
+// and whether one does. IPv4-mapped IPv6 addresses are looked up as IPv4.
+func findSpan[V comparable](v4 []span4[V], v6 []span6[V], ip netip.Addr) (v V, ok bool) {
+	if !ip.IsValid() {
 		return v, false
 	}
 	ip = ip.Unmap()
 	if ip.Is4() {
-		b := ip.As4()
-		x := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-		// First range whose hi >= x; the ranges are disjoint and sorted.
-		lo, hi := 0, len(t.v4)
+		x := v4num(ip)
+		// First span whose hi >= x.
+		lo, hi := 0, len(v4)
 		for lo < hi {
 			m := int(uint(lo+hi) >> 1)
-			if t.v4[m].hi < x {
+			if v4[m].hi < x {
 				lo = m + 1
 			} else {
 				hi = m
 			}
 		}
-		if lo < len(t.v4) && t.v4[lo].lo <= x {
-			return t.v4[lo].v, true
+		if lo < len(v4) && v4[lo].lo <= x {
+			return v4[lo].v, true
 		}
 		return v, false
 	}
 	x := addr128(ip)
-	lo, hi := 0, len(t.v6)
+	lo, hi := 0, len(v6)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if t.v6[m].hi.less(x) {
+		if v6[m].hi.less(x) {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
-	if lo < len(t.v6) && !x.less(t.v6[lo].lo) {
-		return t.v6[lo].v, true
+	if lo < len(v6) && !x.less(v6[lo].lo) {
+		return v6[lo].v, true
 	}
 	return v, false
 }
