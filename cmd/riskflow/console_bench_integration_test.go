@@ -23,6 +23,7 @@ import (
 	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/rules/packs"
 	"github.com/riskflow/riskflow/scoring/console"
+	"github.com/riskflow/riskflow/scoring/console/consoletest"
 )
 
 // fillConsoleHistory fills db (migrated) with n verifications over the last 7 days, their scores
@@ -157,26 +158,26 @@ func BenchmarkConsolePages(b *testing.B) {
 	defer tsw.Close()
 	aliceWhole := (&consoleNode{a: a, base: tsw.URL, hc: tsw.Client()}).login(b, "alice", "a-secret")
 	alice := n.login(b, "alice", "a-secret")
-	anonymous := &browser{t: b, n: n, c: n.hc}
+	anonymous := &consoletest.Browser{T: b, Base: n.base, HTTP: n.hc}
 	for i := range 20 {
-		alice.post("/console/lists", url.Values{"action": {"block"}, "kind": {"ip"}, "value": {fmt.Sprintf("203.0.113.%d", i)}, "why": {"bench"}})
+		alice.Post("/console/lists", url.Values{"action": {"block"}, "kind": {"ip"}, "value": {fmt.Sprintf("203.0.113.%d", i)}, "why": {"bench"}})
 	}
 	v3 := strings.Replace(string(packs.Default()), "pack: default", "pack: default # v3", 1)
-	if code, _, _ := alice.post("/console/rules/draft", url.Values{"action": {"promote"}, "draft": {v3}}); code != http.StatusSeeOther {
+	if code, _, _ := alice.Post("/console/rules/draft", url.Values{"action": {"promote"}, "draft": {v3}}); code != http.StatusSeeOther {
 		b.Fatalf("promotion request: %d", code)
 	}
-	_, body, _ := alice.get("/console/rules")
+	_, body, _ := alice.Get("/console/rules")
 	pending := regexp.MustCompile(`href="(/console/rules/pending/[0-9a-f]+)"`).FindStringSubmatch(body)
 	if pending == nil {
 		b.Fatal("no pending request")
 	}
-	code, _, h := alice.post("/console/backtests", url.Values{"hours": {"1"}})
+	code, _, h := alice.Post("/console/backtests", url.Values{"hours": {"1"}})
 	if code != http.StatusSeeOther {
 		b.Fatalf("backtest: %d", code)
 	}
 	job := h.Get("Location")
 	eventually(b, "the backtest", 5*time.Minute, func() error {
-		if _, body, _ := alice.get(job + "/progress"); !strings.Contains(body, `"done":true`) {
+		if _, body, _ := alice.Get(job + "/progress"); !strings.Contains(body, `"done":true`) {
 			return fmt.Errorf("%s", body)
 		}
 		return nil
@@ -213,7 +214,7 @@ func BenchmarkConsolePages(b *testing.B) {
 					who = anonymous // a session would be sent on to the overview
 				}
 				start := time.Now()
-				code, body, _ := who.get(p.path)
+				code, body, _ := who.Get(p.path)
 				ds = append(ds, time.Since(start))
 				if code != http.StatusOK || strings.Contains(body, `class="problem"`) {
 					b.Fatalf("%s: %d\n%s", p.path, code, body)

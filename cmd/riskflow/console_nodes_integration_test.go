@@ -6,10 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
@@ -27,6 +25,7 @@ import (
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/backtest"
 	"github.com/riskflow/riskflow/scoring/console"
+	"github.com/riskflow/riskflow/scoring/console/consoletest"
 )
 
 // consoleNode is one node's console served over TLS (the session cookie is Secure), and the app
@@ -37,60 +36,12 @@ type consoleNode struct {
 	hc   *http.Client
 }
 
-// browser is one admin's browser on one node.
-type browser struct {
-	t    testing.TB
-	n    *consoleNode
-	c    *http.Client
-	csrf string
-}
-
-var csrfInPage = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
-
-func (n *consoleNode) login(t testing.TB, who, secret string) *browser {
+// login opens a browser on n's console signed in as who, with the session's CSRF token set.
+func (n *consoleNode) login(t testing.TB, who, secret string) *consoletest.Browser {
 	t.Helper()
-	c := *n.hc
-	c.Jar, _ = cookiejar.New(nil)
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	b := &browser{t: t, n: n, c: &c}
-	if code, _, h := b.post("/console/login", url.Values{"name": {who}, "secret": {secret}}); code != http.StatusSeeOther || h.Get("Location") != "/console/overview" {
-		t.Fatalf("login %s: %d → %s", who, code, h.Get("Location"))
-	}
-	_, body, _ := b.get("/console/rules/draft")
-	m := csrfInPage.FindStringSubmatch(body)
-	if m == nil {
-		t.Fatalf("no CSRF token on the draft page:\n%s", body)
-	}
-	b.csrf = m[1]
+	b := consoletest.New(t, n.base, n.hc)
+	b.CSRF = b.Login(who, secret)
 	return b
-}
-
-func (b *browser) get(path string) (int, string, http.Header) {
-	b.t.Helper()
-	resp, err := b.c.Get(b.n.base + path)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body), resp.Header
-}
-
-func (b *browser) post(path string, form url.Values) (int, string, http.Header) {
-	b.t.Helper()
-	if b.csrf != "" {
-		form.Set("csrf", b.csrf)
-	}
-	req, _ := http.NewRequest(http.MethodPost, b.n.base+path, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", b.n.base)
-	resp, err := b.c.Do(req)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body), resp.Header
 }
 
 // slowBacktest reports progress, then runs until cancelled.
@@ -166,25 +117,25 @@ func TestConsoleStateAcrossNodes(t *testing.T) {
 	if draft == string(packs.Default()) {
 		t.Fatal("the default pack no longer starts with `pack: default`")
 	}
-	if code, body, _ := aliceA.post("/console/rules/draft", url.Values{"action": {"lint"}, "draft": {draft}}); code != http.StatusOK {
+	if code, body, _ := aliceA.Post("/console/rules/draft", url.Values{"action": {"lint"}, "draft": {draft}}); code != http.StatusOK {
 		t.Fatalf("lint on A: %d\n%s", code, body)
 	}
-	if _, body, _ := aliceB.get("/console/rules/draft"); !strings.Contains(body, "# shared draft") {
+	if _, body, _ := aliceB.Get("/console/rules/draft"); !strings.Contains(body, "# shared draft") {
 		t.Error("the draft alice saved on A does not open on B")
 	}
 
 	// Asked on A, approved on B: B promotes, and the pack's version is the draft's.
-	code, _, h := aliceA.post("/console/rules/draft", url.Values{"action": {"promote"}, "draft": {draft}})
+	code, _, h := aliceA.Post("/console/rules/draft", url.Values{"action": {"promote"}, "draft": {draft}})
 	if code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "requested+by+alice") {
 		t.Fatalf("request on A: %d %s", code, h.Get("Location"))
 	}
 	bobB := nodeB.login(t, "bob", "b-secret")
-	_, body, _ := bobB.get("/console/rules")
+	_, body, _ := bobB.Get("/console/rules")
 	m := regexp.MustCompile(`href="(/console/rules/pending/[0-9a-f]+)"`).FindStringSubmatch(body)
 	if m == nil {
 		t.Fatalf("the request asked on A is not listed on B:\n%s", body)
 	}
-	code, _, h = bobB.post(m[1], url.Values{"decision": {"approve"}})
+	code, _, h = bobB.Post(m[1], url.Values{"decision": {"approve"}})
 	if code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "approved+by+bob") {
 		t.Fatalf("approval on B: %d %s", code, h.Get("Location"))
 	}
@@ -196,12 +147,12 @@ func TestConsoleStateAcrossNodes(t *testing.T) {
 	if v := nodeA.a.rules.Current().Version; v != cur.Version {
 		t.Errorf("A runs %s, B %s", v, cur.Version)
 	}
-	if code, _, _ := aliceA.get(m[1]); code != http.StatusNotFound {
+	if code, _, _ := aliceA.Get(m[1]); code != http.StatusNotFound {
 		t.Errorf("the request approved on B is still open on A: %d", code)
 	}
 
 	// Started on A, shown and cancelled on B.
-	code, _, h = aliceA.post("/console/backtests", url.Values{"hours": {"6"}})
+	code, _, h = aliceA.Post("/console/backtests", url.Values{"hours": {"6"}})
 	if code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/console/backtests/") {
 		t.Fatalf("backtest on A: %d %s", code, h.Get("Location"))
 	}
@@ -215,7 +166,7 @@ func TestConsoleStateAcrossNodes(t *testing.T) {
 		Error string `json:"error"`
 	}
 	eventually(t, "B shows A's progress", 20*time.Second, func() error {
-		_, body, _ := bobB.get(job + "/progress")
+		_, body, _ := bobB.Get(job + "/progress")
 		if err := json.Unmarshal([]byte(body), &p); err != nil || p.Read != 4242 {
 			return fmt.Errorf("progress on B: %s", body)
 		}
@@ -224,17 +175,17 @@ func TestConsoleStateAcrossNodes(t *testing.T) {
 	if p.Here || p.Done || p.Node == "" {
 		t.Errorf("B's view of A's run: %+v", p)
 	}
-	if _, body, _ := bobB.get(job); !strings.Contains(body, `id="elsewhere"`) || !strings.Contains(body, `id="cancel"`) {
+	if _, body, _ := bobB.Get(job); !strings.Contains(body, `id="elsewhere"`) || !strings.Contains(body, `id="cancel"`) {
 		t.Errorf("B's page of A's run says nothing of where it runs, or has no cancel:\n%s", body)
 	}
-	if _, body, _ := bobB.get("/console/rules/draft"); !strings.Contains(body, job) {
+	if _, body, _ := bobB.Get("/console/rules/draft"); !strings.Contains(body, job) {
 		t.Error("B does not list A's run")
 	}
-	if code, _, h := bobB.post(job+"/cancel", url.Values{}); code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "Cancel+requested") {
+	if code, _, h := bobB.Post(job+"/cancel", url.Values{}); code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "Cancel+requested") {
 		t.Fatalf("cancel on B: %d %s", code, h.Get("Location"))
 	}
 	eventually(t, "A's run cancelled from B, as B sees it", 20*time.Second, func() error {
-		_, body, _ := bobB.get(job + "/progress")
+		_, body, _ := bobB.Get(job + "/progress")
 		if err := json.Unmarshal([]byte(body), &p); err != nil || !p.Done {
 			return fmt.Errorf("progress on B: %s", body)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/riskflow/riskflow/scoring/backtest"
 	"github.com/riskflow/riskflow/scoring/console"
+	"github.com/riskflow/riskflow/scoring/console/consoletest"
 )
 
 // fakes: in-memory parts that record what the console asked for.
@@ -94,11 +94,8 @@ func (b *blockingBacktest) Backtest(ctx context.Context, draft []byte, from, to 
 	return nil, ctx.Err()
 }
 
-type client struct {
-	t    *testing.T
-	base string
-	c    *http.Client
-}
+// client is an admin's browser on a test server.
+type client = consoletest.Browser
 
 func newServer(t *testing.T, d console.Deps) *client {
 	t.Helper()
@@ -111,99 +108,48 @@ func newServer(t *testing.T, d console.Deps) *client {
 	// for every host but localhost).
 	ts := httptest.NewTLSServer(s)
 	t.Cleanup(ts.Close)
-	c := ts.Client()
-	c.Jar, _ = cookiejar.New(nil)
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &client{t: t, base: ts.URL, c: c}
-}
-
-func (c *client) get(path string) (int, string, http.Header) {
-	c.t.Helper()
-	resp, err := c.c.Get(c.base + path)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), resp.Header
-}
-
-func (c *client) post(path string, form url.Values) (int, string, http.Header) {
-	c.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, c.base+path, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", c.base)
-	resp, err := c.c.Do(req)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), resp.Header
-}
-
-// fork is another browser on the same server: same TLS trust, its own cookies.
-func (c *client) fork() *client {
-	hc := *c.c
-	hc.Jar, _ = cookiejar.New(nil)
-	return &client{t: c.t, base: c.base, c: &hc}
-}
-
-var csrfRe = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
-
-func (c *client) login(who, secret string) string {
-	c.t.Helper()
-	code, _, h := c.post("/console/login", url.Values{"name": {who}, "secret": {secret}})
-	if code != http.StatusSeeOther || h.Get("Location") != "/console/overview" {
-		c.t.Fatalf("login: %d → %s", code, h.Get("Location"))
-	}
-	_, body, _ := c.get("/console/lists")
-	m := csrfRe.FindStringSubmatch(body)
-	if m == nil {
-		c.t.Fatal("no CSRF token on the lists page")
-	}
-	return m[1]
+	return consoletest.New(t, ts.URL, ts.Client())
 }
 
 func TestLoginSessionAndCSRF(t *testing.T) {
 	c := newServer(t, console.Deps{Lists: &fakeLists{}})
 	// Every page asks for a login first, and comes back to the page after it.
-	code, _, h := c.get("/console/rules")
+	code, _, h := c.Get("/console/rules")
 	if code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/console/login?next=") {
 		t.Fatalf("unauthenticated /console/rules: %d %s", code, h.Get("Location"))
 	}
 	// Wrong secret and unknown admin get the same message, next to the field.
 	for _, who := range []string{"alice", "mallory"} {
-		code, body, _ := c.post("/console/login", url.Values{"name": {who}, "secret": {"guess"}})
+		code, body, _ := c.Post("/console/login", url.Values{"name": {who}, "secret": {"guess"}})
 		if code != http.StatusUnauthorized || !strings.Contains(body, `id="err-secret">unknown admin or wrong secret`) {
 			t.Errorf("%s with a wrong secret: %d", who, code)
 		}
 	}
-	code, body, _ := c.post("/console/login", url.Values{"name": {""}, "secret": {""}})
+	code, body, _ := c.Post("/console/login", url.Values{"name": {""}, "secret": {""}})
 	if code != http.StatusBadRequest || !strings.Contains(body, `id="err-name">name: required`) || !strings.Contains(body, `id="err-secret">secret: required`) {
 		t.Errorf("empty login form: %d", code)
 	}
 	// A login from another site is refused.
-	req, _ := http.NewRequest(http.MethodPost, c.base+"/console/login", strings.NewReader("name=alice&secret=a-secret"))
+	req, _ := http.NewRequest(http.MethodPost, c.Base+"/console/login", strings.NewReader("name=alice&secret=a-secret"))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Origin", "https://evil.example")
-	if resp, err := c.c.Do(req); err != nil || resp.StatusCode != http.StatusBadRequest {
+	if resp, err := c.HTTP.Do(req); err != nil || resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("cross-site login: %v %v", resp.StatusCode, err)
 	}
 
 	// After the limit, even the right secret is throttled.
 	c2 := newServer(t, console.Deps{})
 	for range 5 {
-		c2.post("/console/login", url.Values{"name": {"alice"}, "secret": {"guess"}})
+		c2.Post("/console/login", url.Values{"name": {"alice"}, "secret": {"guess"}})
 	}
-	if code, _, _ := c2.post("/console/login", url.Values{"name": {"alice"}, "secret": {"a-secret"}}); code != http.StatusTooManyRequests {
+	if code, _, _ := c2.Post("/console/login", url.Values{"name": {"alice"}, "secret": {"a-secret"}}); code != http.StatusTooManyRequests {
 		t.Errorf("6th login after 5 failures: %d, want 429", code)
 	}
 
-	csrf := c.login("alice", "a-secret")
-	u, _ := url.Parse(c.base + "/console/")
+	csrf := c.Login("alice", "a-secret")
+	u, _ := url.Parse(c.Base + "/console/")
 	var session *http.Cookie
-	for _, ck := range c.c.Jar.Cookies(u) {
+	for _, ck := range c.HTTP.Jar.Cookies(u) {
 		if ck.Name == "riskflow_console" {
 			session = ck
 		}
@@ -211,62 +157,62 @@ func TestLoginSessionAndCSRF(t *testing.T) {
 	if session == nil {
 		t.Fatal("no session cookie")
 	}
-	code, _, h = c.get("/console/rules")
+	code, _, h = c.Get("/console/rules")
 	if code != http.StatusOK || !strings.Contains(h.Get("Content-Security-Policy"), "script-src 'self'") || h.Get("X-Frame-Options") != "DENY" {
 		t.Errorf("rules page: %d, CSP %q", code, h.Get("Content-Security-Policy"))
 	}
 
 	add := url.Values{"action": {"block"}, "kind": {"ip"}, "value": {"192.0.2.1"}, "why": {"test"}}
 	// No token, a wrong token, another admin's token, another site's origin: all refused.
-	if code, _, _ := c.post("/console/lists", add); code != http.StatusForbidden {
+	if code, _, _ := c.Post("/console/lists", add); code != http.StatusForbidden {
 		t.Errorf("POST without CSRF token: %d", code)
 	}
 	bad := url.Values{"csrf": {csrf[:len(csrf)-1] + "x"}}
 	for k, v := range add {
 		bad[k] = v
 	}
-	if code, _, _ := c.post("/console/lists", bad); code != http.StatusForbidden {
+	if code, _, _ := c.Post("/console/lists", bad); code != http.StatusForbidden {
 		t.Errorf("POST with a wrong CSRF token: %d", code)
 	}
-	bobToken := c.fork().login("bob", "b-secret")
+	bobToken := c.Fork().Login("bob", "b-secret")
 	withBob := url.Values{"csrf": {bobToken}}
 	for k, v := range add {
 		withBob[k] = v
 	}
-	if code, _, _ := c.post("/console/lists", withBob); code != http.StatusForbidden {
+	if code, _, _ := c.Post("/console/lists", withBob); code != http.StatusForbidden {
 		t.Errorf("alice's POST with bob's CSRF token: %d", code)
 	}
 	good := url.Values{"csrf": {csrf}}
 	for k, v := range add {
 		good[k] = v
 	}
-	req, _ = http.NewRequest(http.MethodPost, c.base+"/console/lists", strings.NewReader(good.Encode()))
+	req, _ = http.NewRequest(http.MethodPost, c.Base+"/console/lists", strings.NewReader(good.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Origin", "https://evil.example")
-	if resp, err := c.c.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
+	if resp, err := c.HTTP.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
 		t.Errorf("cross-site POST with the right token: %v %v", resp.StatusCode, err)
 	}
-	if code, _, h := c.post("/console/lists", good); code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "Added") {
+	if code, _, h := c.Post("/console/lists", good); code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "Added") {
 		t.Errorf("POST with the token: %d %s", code, h.Get("Location"))
 	}
 
 	// A tampered cookie is no session.
 	jar, _ := cookiejar.New(nil)
 	jar.SetCookies(u, []*http.Cookie{{Name: "riskflow_console", Value: strings.Replace(session.Value, "alice", "bob", 1), Path: "/console"}})
-	c.c.Jar = jar
-	if code, _, _ := c.get("/console/rules"); code != http.StatusSeeOther {
+	c.HTTP.Jar = jar
+	if code, _, _ := c.Get("/console/rules"); code != http.StatusSeeOther {
 		t.Errorf("tampered cookie: %d, want a redirect to the login", code)
 	}
 
 	// Log out ends the session on this node even for a copy of the cookie.
 	jar, _ = cookiejar.New(nil)
 	jar.SetCookies(u, []*http.Cookie{session})
-	c.c.Jar = jar
-	if code, _, _ := c.post("/console/logout", url.Values{"csrf": {csrf}}); code != http.StatusSeeOther {
+	c.HTTP.Jar = jar
+	if code, _, _ := c.Post("/console/logout", url.Values{"csrf": {csrf}}); code != http.StatusSeeOther {
 		t.Errorf("logout: %d", code)
 	}
 	jar.SetCookies(u, []*http.Cookie{session})
-	if code, _, _ := c.get("/console/rules"); code != http.StatusSeeOther {
+	if code, _, _ := c.Get("/console/rules"); code != http.StatusSeeOther {
 		t.Errorf("the cookie still works after logout: %d", code)
 	}
 }
@@ -304,7 +250,7 @@ func TestLoginWarnsOnPlainHTTP(t *testing.T) {
 func TestFormsRejectBadInputNextToTheField(t *testing.T) {
 	lists := &fakeLists{}
 	c := newServer(t, console.Deps{Lists: lists, Rules: &fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a1"}}})
-	csrf := c.login("alice", "a-secret")
+	csrf := c.Login("alice", "a-secret")
 	form := func(kv ...string) url.Values {
 		v := url.Values{"csrf": {csrf}}
 		for i := 0; i < len(kv); i += 2 {
@@ -329,7 +275,7 @@ func TestFormsRejectBadInputNextToTheField(t *testing.T) {
 		{"why", form("action", "block", "kind", "ip", "value", "192.0.2.1", "why", " "), "why", "why: required"},
 	}
 	for _, tc := range cases {
-		code, body, _ := c.post("/console/lists", tc.form)
+		code, body, _ := c.Post("/console/lists", tc.form)
 		if code != http.StatusBadRequest {
 			t.Errorf("%s: %d, want 400", tc.name, code)
 		}
@@ -343,15 +289,15 @@ func TestFormsRejectBadInputNextToTheField(t *testing.T) {
 		t.Fatalf("bad entries were added: %+v", lists.entries)
 	}
 	// A phone is stored hashed and shown masked, and the number is not echoed back.
-	code, body, _ := c.post("/console/lists", form("action", "block", "kind", "phone", "value", "+86 138-0013-8000", "why", "x"))
+	code, body, _ := c.Post("/console/lists", form("action", "block", "kind", "phone", "value", "+86 138-0013-8000", "why", "x"))
 	if code != http.StatusBadRequest || strings.Contains(body, "138-0013-8000") {
 		t.Errorf("a malformed number: %d, echoed: %v", code, strings.Contains(body, "138-0013-8000"))
 	}
-	c.post("/console/lists", form("action", "block", "kind", "phone", "value", "+8613800138000", "why", "farm"))
+	c.Post("/console/lists", form("action", "block", "kind", "phone", "value", "+8613800138000", "why", "farm"))
 	if len(lists.entries) != 1 || lists.entries[0].Value != "hash-of-8000" || lists.entries[0].Shown != "1380013****" || lists.entries[0].Who != "alice" {
 		t.Fatalf("phone entry %+v", lists.entries)
 	}
-	_, body, _ = c.get("/console/lists")
+	_, body, _ = c.Get("/console/lists")
 	table := body[strings.Index(body, `id="entries"`):]
 	if strings.Contains(table, "13800138000") || !strings.Contains(table, "1380013****") {
 		t.Error("the lists page shows the number or not its masked form")
@@ -359,28 +305,28 @@ func TestFormsRejectBadInputNextToTheField(t *testing.T) {
 
 	// Overview filters.
 	for q, field := range map[string]string{"range=2y": "range", "range=custom&from=x&to=y": "from", "range=custom&from=2026-01-02T00:00&to=2026-01-01T00:00": "to", "app=a%20b": "app"} {
-		_, body, _ := c.get("/console/overview?" + q)
+		_, body, _ := c.Get("/console/overview?" + q)
 		if !strings.Contains(body, `class="err"`) || (field != "range" && !strings.Contains(body, `id="err-`+field+`"`)) {
 			t.Errorf("overview?%s: no error next to %s", q, field)
 		}
 	}
 	// Investigate: a number goes out of the URL (redirect to its hash).
-	code, _, h := c.get("/console/investigate?kind=phone&value=13800138000")
+	code, _, h := c.Get("/console/investigate?kind=phone&value=13800138000")
 	if code != http.StatusSeeOther || strings.Contains(h.Get("Location"), "13800138000") || !strings.Contains(h.Get("Location"), "phone_hash") {
 		t.Errorf("investigate a number: %d → %s", code, h.Get("Location"))
 	}
 	// The key's list entries: for an address, the networks holding it too.
-	c.post("/console/lists", form("action", "block", "kind", "cidr", "value", "198.51.100.0/24", "why", "dc"))
-	_, body, _ = c.get("/console/investigate?kind=ip&value=198.51.100.9")
+	c.Post("/console/lists", form("action", "block", "kind", "cidr", "value", "198.51.100.0/24", "why", "dc"))
+	_, body, _ = c.Get("/console/investigate?kind=ip&value=198.51.100.9")
 	listed := body[strings.Index(body, `id="listed"`):strings.Index(body, "Live features")]
 	if !strings.Contains(listed, "198.51.100.0/24") {
 		t.Errorf("investigate an address in a blocked network: not shown as listed:\n%s", listed)
 	}
-	_, body, _ = c.get("/console/investigate?kind=ip&value=198.51.101.9")
+	_, body, _ = c.Get("/console/investigate?kind=ip&value=198.51.101.9")
 	if !strings.Contains(body, "is on no allow or block list") {
 		t.Error("an address outside every listed network is shown as listed")
 	}
-	if _, body, _ := c.get("/console/investigate?kind=ip&value=nope"); !strings.Contains(body, `id="err-value"`) {
+	if _, body, _ := c.Get("/console/investigate?kind=ip&value=nope"); !strings.Contains(body, `id="err-value"`) {
 		t.Error("investigate a bad IP: no error next to the value")
 	}
 }
@@ -388,34 +334,34 @@ func TestFormsRejectBadInputNextToTheField(t *testing.T) {
 func TestDraftLintTestPromote(t *testing.T) {
 	rules := &fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a1", Content: []byte("pack: p\n")}}
 	c := newServer(t, console.Deps{Rules: rules})
-	csrf := c.login("alice", "a-secret")
-	code, body, _ := c.post("/console/rules/draft", url.Values{"csrf": {csrf}, "action": {"promote"}, "draft": {"pack: p\n  bad: 1\n"}})
+	csrf := c.Login("alice", "a-secret")
+	code, body, _ := c.Post("/console/rules/draft", url.Values{"csrf": {csrf}, "action": {"promote"}, "draft": {"pack: p\n  bad: 1\n"}})
 	if code != http.StatusBadRequest || !strings.Contains(body, `<span id="L2" class="line bad">`) || !strings.Contains(body, "rule r1: when: undeclared reference to &#39;bad&#39;") {
 		t.Errorf("promote a draft with a problem: %d, not flagged at line 2", code)
 	}
 	if len(rules.promoted) != 0 {
 		t.Fatal("a draft with problems was promoted")
 	}
-	_, body, _ = c.post("/console/rules/draft", url.Values{"csrf": {csrf}, "action": {"test"}, "draft": {"pack: p\n"}})
+	_, body, _ = c.Post("/console/rules/draft", url.Values{"csrf": {csrf}, "action": {"test"}, "draft": {"pack: p\n"}})
 	if !strings.Contains(body, "1 of 2 tests failed.") || !strings.Contains(body, "FAIL: score 0, want 300") {
 		t.Error("test results not shown")
 	}
 	// The draft is kept between pages.
-	if _, body, _ := c.get("/console/rules/draft"); !strings.Contains(body, ">pack: p\n</textarea>") {
+	if _, body, _ := c.Get("/console/rules/draft"); !strings.Contains(body, ">pack: p\n</textarea>") {
 		t.Error("the saved draft is not in the editor")
 	}
-	code, _, h := c.post("/console/rules/draft", url.Values{"csrf": {csrf}, "action": {"promote"}, "draft": {"pack: p\n"}})
+	code, _, h := c.Post("/console/rules/draft", url.Values{"csrf": {csrf}, "action": {"promote"}, "draft": {"pack: p\n"}})
 	if code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "Promoted+version+00000000000000b1") || len(rules.promoted) != 1 || rules.promoted[0] != "alice" {
 		t.Errorf("promote: %d %s, promoted by %v", code, h.Get("Location"), rules.promoted)
 	}
-	if code, _, _ := c.post("/console/rules/draft", url.Values{"csrf": {csrf}, "action": {"lint"}, "draft": {"  "}}); code != http.StatusBadRequest {
+	if code, _, _ := c.Post("/console/rules/draft", url.Values{"csrf": {csrf}, "action": {"lint"}, "draft": {"  "}}); code != http.StatusBadRequest {
 		t.Errorf("empty draft: %d", code)
 	}
-	if code, body, _ := c.post("/console/rules/rollback", url.Values{"csrf": {csrf}, "version": {"x; drop"}}); code != http.StatusBadRequest || !strings.Contains(body, "version: 16 hex digits") {
+	if code, body, _ := c.Post("/console/rules/rollback", url.Values{"csrf": {csrf}, "version": {"x; drop"}}); code != http.StatusBadRequest || !strings.Contains(body, "version: 16 hex digits") {
 		t.Errorf("rollback to a malformed version: %d", code)
 	}
 	// The diff of a version against the one before it.
-	_, body, _ = c.get("/console/rules/versions/00000000000000a2")
+	_, body, _ = c.Get("/console/rules/versions/00000000000000a2")
 	if !strings.Contains(body, `<span class="ddel">- rules: [a]</span>`) || !strings.Contains(body, `<span class="ddel">- rules: [a]</span>
 <span class="dadd">&#43; rules: [b]</span>`) {
 		t.Errorf("diff:\n%s", body)
@@ -425,11 +371,11 @@ func TestDraftLintTestPromote(t *testing.T) {
 func TestBacktestProgressAndCancel(t *testing.T) {
 	bt := &blockingBacktest{started: make(chan struct{})}
 	c := newServer(t, console.Deps{Rules: &fakeRules{live: console.PackInfo{Content: []byte("pack: p\n")}}, Backtest: bt})
-	csrf := c.login("alice", "a-secret")
-	if code, _, h := c.post("/console/backtests", url.Values{"csrf": {csrf}, "hours": {"0"}}); code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "hours") {
+	csrf := c.Login("alice", "a-secret")
+	if code, _, h := c.Post("/console/backtests", url.Values{"csrf": {csrf}, "hours": {"0"}}); code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "hours") {
 		t.Errorf("0 hours: %d %s", code, h.Get("Location"))
 	}
-	code, _, h := c.post("/console/backtests", url.Values{"csrf": {csrf}, "hours": {"4"}})
+	code, _, h := c.Post("/console/backtests", url.Values{"csrf": {csrf}, "hours": {"4"}})
 	if code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/console/backtests/") {
 		t.Fatalf("start: %d %s", code, h.Get("Location"))
 	}
@@ -441,19 +387,19 @@ func TestBacktestProgressAndCancel(t *testing.T) {
 		Done    bool    `json:"done"`
 		Error   string  `json:"error"`
 	}
-	_, body, _ := c.get(job + "/progress")
+	_, body, _ := c.Get(job + "/progress")
 	if err := json.Unmarshal([]byte(body), &p); err != nil || p.Read != 1000 || p.Done || p.Percent < 24 || p.Percent > 26 {
 		t.Fatalf("progress %s (%v)", body, err)
 	}
-	if _, body, _ := c.get(job); !strings.Contains(body, `id="cancel"`) {
+	if _, body, _ := c.Get(job); !strings.Contains(body, `id="cancel"`) {
 		t.Error("a running backtest has no cancel button")
 	}
-	if code, _, _ := c.post(job+"/cancel", url.Values{"csrf": {csrf}}); code != http.StatusSeeOther {
+	if code, _, _ := c.Post(job+"/cancel", url.Values{"csrf": {csrf}}); code != http.StatusSeeOther {
 		t.Errorf("cancel: %d", code)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		_, body, _ = c.get(job + "/progress")
+		_, body, _ = c.Get(job + "/progress")
 		json.Unmarshal([]byte(body), &p)
 		if p.Done || time.Now().After(deadline) {
 			break
@@ -492,8 +438,8 @@ func (f *fakeLabels) Mark(_ context.Context, app, target, id, label, who string)
 func TestInvestigate(t *testing.T) {
 	h, ex, lb := &countingHistory{}, &fakeExplain{}, &fakeLabels{}
 	c := newServer(t, console.Deps{History: h, Explain: ex, Labels: lb, Lists: &fakeLists{}})
-	csrf := c.login("alice", "a-secret")
-	code, body, _ := c.post("/console/investigate", url.Values{"csrf": {csrf}, "kind": {"phone"}, "value": {"+8613800138000"}})
+	csrf := c.Login("alice", "a-secret")
+	code, body, _ := c.Post("/console/investigate", url.Values{"csrf": {csrf}, "kind": {"phone"}, "value": {"+8613800138000"}})
 	if code != http.StatusOK || strings.Contains(body, "13800138000") || !strings.Contains(body, "1380013****") {
 		t.Fatalf("phone lookup: %d, number echoed or not masked", code)
 	}
@@ -507,15 +453,15 @@ func TestInvestigate(t *testing.T) {
 		t.Error("the label forms do not come back to the number's hash")
 	}
 	// By hash (a link): history, no live features (the state needs the number).
-	_, body, _ = c.get("/console/investigate?kind=phone_hash&value=" + strings.Repeat("ab", 32))
+	_, body, _ = c.Get("/console/investigate?kind=phone_hash&value=" + strings.Repeat("ab", 32))
 	if !strings.Contains(body, "type it in the form") || len(ex.got) != 1 {
 		t.Error("a hash lookup asked the live state")
 	}
-	code, _, hd := c.post("/console/investigate/label", url.Values{"csrf": {csrf}, "app_id": {"a1"}, "target": {"decision"}, "id": {"d-7"}, "label": {"fraud"}, "back": {"/console/investigate?kind=ip&value=192.0.2.1"}})
+	code, _, hd := c.Post("/console/investigate/label", url.Values{"csrf": {csrf}, "app_id": {"a1"}, "target": {"decision"}, "id": {"d-7"}, "label": {"fraud"}, "back": {"/console/investigate?kind=ip&value=192.0.2.1"}})
 	if code != http.StatusSeeOther || !strings.Contains(hd.Get("Location"), "Decision+d-7+marked+fraud+by+alice") || len(lb.marks) != 1 || lb.marks[0] != "a1/decision/d-7/fraud/alice" {
 		t.Errorf("label: %d %s %v", code, hd.Get("Location"), lb.marks)
 	}
-	_, _, hd = c.post("/console/investigate/label", url.Values{"csrf": {csrf}, "app_id": {"a1"}, "target": {"event"}, "id": {"ev-9"}, "label": {"maybe"}})
+	_, _, hd = c.Post("/console/investigate/label", url.Values{"csrf": {csrf}, "app_id": {"a1"}, "target": {"event"}, "id": {"ev-9"}, "label": {"maybe"}})
 	if !strings.Contains(hd.Get("Location"), "label%3A+fraud+or+legit") && !strings.Contains(hd.Get("Location"), "label:+fraud+or+legit") || len(lb.marks) != 1 {
 		t.Errorf("a bad label: %s %v", hd.Get("Location"), lb.marks)
 	}
@@ -546,8 +492,8 @@ func TestOverviewCache(t *testing.T) {
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	h := &countingHistory{fail: true}
 	c := newServer(t, console.Deps{History: h, Now: clock, CacheFor: time.Minute})
-	c.login("alice", "a-secret")
-	get := func(q string) string { _, body, _ := c.get("/console/overview?" + q); return body }
+	c.Login("alice", "a-secret")
+	get := func(q string) string { _, body, _ := c.Get("/console/overview?" + q); return body }
 	get("range=24h")
 	h.fail = false
 	if body := get("range=24h"); !strings.Contains(body, `<span id="total">7</span>`) || h.calls != 2 {
@@ -569,14 +515,14 @@ func TestOverviewCache(t *testing.T) {
 
 func TestNotAvailablePartsAreSaid(t *testing.T) {
 	c := newServer(t, console.Deps{})
-	c.login("alice", "a-secret")
+	c.Login("alice", "a-secret")
 	for path, want := range map[string]string{
 		"/console/overview":                      "history: not available on this node",
 		"/console/rules":                         "rule packs: not available on this node",
 		"/console/lists":                         "lists: not available on this node",
 		"/console/investigate?kind=ip&value=::1": "live features: not available on this node",
 	} {
-		code, body, _ := c.get(path)
+		code, body, _ := c.Get(path)
 		if code != http.StatusOK || !strings.Contains(body, want) {
 			t.Errorf("%s: %d, does not say %q", path, code, want)
 		}
@@ -597,42 +543,42 @@ func TestNotAvailablePartsAreSaid(t *testing.T) {
 func TestPromotionNeedsASecondAdmin(t *testing.T) {
 	rules := &fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a1", Content: []byte("pack: p\n")}}
 	alice := newServer(t, console.Deps{Rules: rules, Approvals: 2})
-	csrfA := alice.login("alice", "a-secret")
-	code, _, h := alice.post("/console/rules/draft", url.Values{"csrf": {csrfA}, "action": {"promote"}, "draft": {"pack: p\nrules: []\n"}})
+	csrfA := alice.Login("alice", "a-secret")
+	code, _, h := alice.Post("/console/rules/draft", url.Values{"csrf": {csrfA}, "action": {"promote"}, "draft": {"pack: p\nrules: []\n"}})
 	if code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "requested+by+alice") || len(rules.promoted) != 0 {
 		t.Fatalf("request: %d %s, promoted %v", code, h.Get("Location"), rules.promoted)
 	}
-	_, body, _ := alice.get("/console/rules")
+	_, body, _ := alice.Get("/console/rules")
 	m := regexp.MustCompile(`href="(/console/rules/pending/[0-9a-f]+)"`).FindStringSubmatch(body)
 	if m == nil {
 		t.Fatal("the request is not listed under Waiting for approval")
 	}
-	if _, body, _ := alice.get(m[1]); strings.Contains(body, `id="approve"`) || !strings.Contains(body, "Another admin must approve") {
+	if _, body, _ := alice.Get(m[1]); strings.Contains(body, `id="approve"`) || !strings.Contains(body, "Another admin must approve") {
 		t.Error("the author is offered to approve their own request")
 	}
-	if code, body, _ := alice.post(m[1], url.Values{"csrf": {csrfA}, "decision": {"approve"}}); code != http.StatusForbidden || !strings.Contains(body, "a second admin must approve") || len(rules.promoted) != 0 {
+	if code, body, _ := alice.Post(m[1], url.Values{"csrf": {csrfA}, "decision": {"approve"}}); code != http.StatusForbidden || !strings.Contains(body, "a second admin must approve") || len(rules.promoted) != 0 {
 		t.Errorf("self-approval: %d, promoted %v", code, rules.promoted)
 	}
-	bob := alice.fork()
-	csrfB := bob.login("bob", "b-secret")
-	if _, body, _ := bob.get(m[1]); !strings.Contains(body, `id="approve"`) || !strings.Contains(body, `<span class="dadd">&#43; rules: []</span>`) {
+	bob := alice.Fork()
+	csrfB := bob.Login("bob", "b-secret")
+	if _, body, _ := bob.Get(m[1]); !strings.Contains(body, `id="approve"`) || !strings.Contains(body, `<span class="dadd">&#43; rules: []</span>`) {
 		t.Error("bob sees no approve button or no diff against the live pack")
 	}
-	code, _, h = bob.post(m[1], url.Values{"csrf": {csrfB}, "decision": {"approve"}})
+	code, _, h = bob.Post(m[1], url.Values{"csrf": {csrfB}, "decision": {"approve"}})
 	if code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "approved+by+bob") || len(rules.promoted) != 1 || rules.promoted[0] != "alice,approved-by:bob" {
 		t.Fatalf("approval: %d %s, promoted %v", code, h.Get("Location"), rules.promoted)
 	}
-	if code, _, _ := bob.get(m[1]); code != http.StatusNotFound {
+	if code, _, _ := bob.Get(m[1]); code != http.StatusNotFound {
 		t.Errorf("an approved request is still there: %d", code)
 	}
 	// Withdrawn: gone, nothing promoted.
-	alice.post("/console/rules/draft", url.Values{"csrf": {csrfA}, "action": {"promote"}, "draft": {"pack: p\nrules: [x]\n"}})
-	_, body, _ = alice.get("/console/rules")
+	alice.Post("/console/rules/draft", url.Values{"csrf": {csrfA}, "action": {"promote"}, "draft": {"pack: p\nrules: [x]\n"}})
+	_, body, _ = alice.Get("/console/rules")
 	m = regexp.MustCompile(`href="(/console/rules/pending/[0-9a-f]+)"`).FindStringSubmatch(body)
 	if m == nil {
 		t.Fatal("second request not listed")
 	}
-	if code, _, h := alice.post(m[1], url.Values{"csrf": {csrfA}, "decision": {"withdraw"}}); code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "withdrawn") || len(rules.promoted) != 1 {
+	if code, _, h := alice.Post(m[1], url.Values{"csrf": {csrfA}, "decision": {"withdraw"}}); code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "withdrawn") || len(rules.promoted) != 1 {
 		t.Errorf("withdraw: %d %s", code, h.Get("Location"))
 	}
 }
@@ -651,16 +597,16 @@ func TestConsoleStateAcrossNodes(t *testing.T) {
 	crossNodeFlows(t, nodeA, nodeB, func() []string { return rulesB.promoted }, bt.started)
 
 	// A run done on b: its report is on a.
-	bob := nodeB.fork()
-	csrf := bob.login("bob", "b-secret")
-	code, _, h := bob.post("/console/backtests", url.Values{"csrf": {csrf}, "hours": {"2"}})
+	bob := nodeB.Fork()
+	csrf := bob.Login("bob", "b-secret")
+	code, _, h := bob.Post("/console/backtests", url.Values{"csrf": {csrf}, "hours": {"2"}})
 	if code != http.StatusSeeOther {
 		t.Fatalf("start on b: %d", code)
 	}
-	aliceA := nodeA.fork()
-	aliceA.login("alice", "a-secret")
+	aliceA := nodeA.Fork()
+	aliceA.Login("alice", "a-secret")
 	waitUntil(t, "b's report on a", func() bool {
-		_, body, _ := aliceA.get(h.Get("Location"))
+		_, body, _ := aliceA.Get(h.Get("Location"))
 		return strings.Contains(body, `id="report"`) && strings.Contains(body, `<td>0</td><td>300</td><td class="n">50</td>`)
 	})
 }
@@ -677,42 +623,42 @@ func (doneBacktest) Backtest(ctx context.Context, draft []byte, from, to time.Ti
 // promoted through b; started is closed once a's backtest runs.
 func crossNodeFlows(t *testing.T, a, b *client, promotedOnB func() []string, started <-chan struct{}) {
 	t.Helper()
-	csrfA := a.login("alice", "a-secret")
+	csrfA := a.Login("alice", "a-secret")
 	const draft = "pack: p\nrules: [shared-draft]\n"
-	if code, _, _ := a.post("/console/rules/draft", url.Values{"csrf": {csrfA}, "action": {"lint"}, "draft": {draft}}); code != http.StatusOK {
+	if code, _, _ := a.Post("/console/rules/draft", url.Values{"csrf": {csrfA}, "action": {"lint"}, "draft": {draft}}); code != http.StatusOK {
 		t.Fatalf("save the draft on a: %d", code)
 	}
-	aliceOnB := b.fork()
-	aliceOnB.login("alice", "a-secret")
-	if _, body, _ := aliceOnB.get("/console/rules/draft"); !strings.Contains(body, "rules: [shared-draft]") {
+	aliceOnB := b.Fork()
+	aliceOnB.Login("alice", "a-secret")
+	if _, body, _ := aliceOnB.Get("/console/rules/draft"); !strings.Contains(body, "rules: [shared-draft]") {
 		t.Errorf("alice's draft saved on a is not hers on b:\n%s", body)
 	}
 
 	// Asked on a, approved on b.
-	code, _, h := a.post("/console/rules/draft", url.Values{"csrf": {csrfA}, "action": {"promote"}, "draft": {draft}})
+	code, _, h := a.Post("/console/rules/draft", url.Values{"csrf": {csrfA}, "action": {"promote"}, "draft": {draft}})
 	if code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "requested+by+alice") {
 		t.Fatalf("request on a: %d %s", code, h.Get("Location"))
 	}
-	bob := b.fork()
-	csrfB := bob.login("bob", "b-secret")
-	_, body, _ := bob.get("/console/rules")
+	bob := b.Fork()
+	csrfB := bob.Login("bob", "b-secret")
+	_, body, _ := bob.Get("/console/rules")
 	m := regexp.MustCompile(`href="(/console/rules/pending/[0-9a-f]+)"`).FindStringSubmatch(body)
 	if m == nil {
 		t.Fatalf("the request asked on a is not listed on b:\n%s", body)
 	}
-	code, _, h = bob.post(m[1], url.Values{"csrf": {csrfB}, "decision": {"approve"}})
+	code, _, h = bob.Post(m[1], url.Values{"csrf": {csrfB}, "decision": {"approve"}})
 	if code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "approved+by+bob") {
 		t.Fatalf("approval on b: %d %s", code, h.Get("Location"))
 	}
 	if p := promotedOnB(); len(p) != 1 || p[0] != "alice,approved-by:bob" {
 		t.Errorf("promoted through b: %v", p)
 	}
-	if code, _, _ := a.get(m[1]); code != http.StatusNotFound {
+	if code, _, _ := a.Get(m[1]); code != http.StatusNotFound {
 		t.Errorf("the request approved on b is still open on a: %d", code)
 	}
 
 	// Started on a, seen and cancelled on b.
-	code, _, h = a.post("/console/backtests", url.Values{"csrf": {csrfA}, "hours": {"4"}})
+	code, _, h = a.Post("/console/backtests", url.Values{"csrf": {csrfA}, "hours": {"4"}})
 	if code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/console/backtests/") {
 		t.Fatalf("start on a: %d %s", code, h.Get("Location"))
 	}
@@ -727,29 +673,29 @@ func crossNodeFlows(t *testing.T, a, b *client, promotedOnB func() []string, sta
 		CancelBy string `json:"cancel_by"`
 	}
 	waitUntil(t, "b shows a's progress", func() bool {
-		_, body, _ := bob.get(job + "/progress")
+		_, body, _ := bob.Get(job + "/progress")
 		return json.Unmarshal([]byte(body), &p) == nil && p.Read == 1000
 	})
 	if p.Here || p.Node != "node-a" || p.Done {
 		t.Errorf("on b: %+v", p)
 	}
-	if _, body, _ := bob.get(job); !strings.Contains(body, `id="elsewhere"`) || !strings.Contains(body, `id="cancel"`) {
+	if _, body, _ := bob.Get(job); !strings.Contains(body, `id="elsewhere"`) || !strings.Contains(body, `id="cancel"`) {
 		t.Errorf("b's page does not say the run is elsewhere, or offers no cancel:\n%s", body)
 	}
-	if _, body, _ := bob.get("/console/rules/draft"); !strings.Contains(body, job) {
+	if _, body, _ := bob.Get("/console/rules/draft"); !strings.Contains(body, job) {
 		t.Error("b does not list the run of a")
 	}
-	if code, _, h := bob.post(job+"/cancel", url.Values{"csrf": {csrfB}}); code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "Cancel+requested") {
+	if code, _, h := bob.Post(job+"/cancel", url.Values{"csrf": {csrfB}}); code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "Cancel+requested") {
 		t.Errorf("cancel on b: %d %s", code, h.Get("Location"))
 	}
 	waitUntil(t, "a's run cancelled from b, as b sees it", func() bool {
-		_, body, _ := bob.get(job + "/progress")
+		_, body, _ := bob.Get(job + "/progress")
 		return json.Unmarshal([]byte(body), &p) == nil && p.Done
 	})
 	if !strings.Contains(p.Error, "cancelled by bob") {
 		t.Errorf("after the cancel on b: %+v", p)
 	}
-	_, body, _ = a.get(job + "/progress")
+	_, body, _ = a.Get(job + "/progress")
 	if json.Unmarshal([]byte(body), &p) != nil || !p.Here || !p.Done || !strings.Contains(p.Error, "cancelled by bob") {
 		t.Errorf("on a after the cancel: %s", body)
 	}
