@@ -73,7 +73,19 @@ start() {
   # server.log is appended to across restarts: only lines written by this start count below.
   local logged=0
   [[ -f $dir/server.log ]] && logged=$(wc -l <"$dir/server.log")
-  nohup java -Xms256m -Xmx1g -XX:+UseG1GC -Dlog4j.configuration="file:$dir/log4j.properties" \
+  # RISKFLOW_KAFKA_CPU=idle runs the broker under SCHED_IDLE: it gets a core only when nothing else
+  # wants it, so a benchmark on one machine sees the checks' latency as with a broker on its own
+  # machine (see README, riskflow bench). Never for tests: a busy machine starves such a broker.
+  local sched=()
+  case "${RISKFLOW_KAFKA_CPU:-normal}" in
+    normal) ;;
+    idle)
+      command -v chrt >/dev/null || die "RISKFLOW_KAFKA_CPU=idle needs chrt (util-linux)"
+      sched=(chrt --idle 0)
+      log "the broker runs under SCHED_IDLE (RISKFLOW_KAFKA_CPU=idle)" ;;
+    *) die "RISKFLOW_KAFKA_CPU: \"$RISKFLOW_KAFKA_CPU\" is neither normal nor idle" ;;
+  esac
+  nohup "${sched[@]}" java -Xms256m -Xmx1g -XX:+UseG1GC -Dlog4j.configuration="file:$dir/log4j.properties" \
     -cp "$libs/*" kafka.Kafka "$dir/server.properties" >"$dir/stdout.log" 2>&1 &
   echo $! >"$pidfile"
   local rc=0

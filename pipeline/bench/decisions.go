@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"slices"
 	"time"
 
@@ -26,11 +27,16 @@ type DecisionResult struct {
 	OffClosed, OnClosed Latency // median round of each
 	// NopClosed is the decision log writing to a writer that discards: the API process's own
 	// share of the cost, without the broker's (which shares this machine's cores).
-	NopClosed           Latency
-	Rate                float64
-	OffOpen, OnOpen     Latency
-	ThroughputRatio     float64 // on / off at the same concurrency (target ≥ 0.9)
-	P99Ratio            float64 // on / off at the same offered rate (target ≤ 1.1)
+	NopClosed       Latency
+	Rate            float64
+	OffOpen, OnOpen Latency
+	NopOpen         Latency // the open loop with the discarding writer
+	ThroughputRatio float64 // on / off at the same concurrency (target ≥ 0.9)
+	P99Ratio        float64 // on / off at the same offered rate (target ≤ 1.1)
+	// OwnP99Ratio is P99Ratio with the decision log writing to a discarding writer: what the API
+	// process's own work for the log (queue, encoding, batching) costs the checks' p99, without a
+	// broker competing for the same cores.
+	OwnP99Ratio         float64
 	Recorded, Published uint64
 	Dropped             uint64
 	DrainTook           time.Duration
@@ -43,13 +49,18 @@ type DecisionResult struct {
 // Report prints r.
 func (r DecisionResult) Report(w io.Writer) {
 	fmt.Fprintf(w, "Decision log: /v1/risk/check with every verdict published to risk.decisions vs without, same state, %d alternating rounds (median of each):\n", r.Rounds)
-	fmt.Fprintf(w, "    decision log off   %s\n", r.OffClosed)
-	fmt.Fprintf(w, "    decision log on    %s\n", r.OnClosed)
-	fmt.Fprintf(w, "    on, no broker      %s   (%.2f of off: the API process's share)\n", r.NopClosed, r.NopClosed.Throughput/max(r.OffClosed.Throughput, 1))
+	fmt.Fprintf(w, "    decision log off   %s   %s\n", r.OffClosed, cpuShares(r.OffClosed))
+	fmt.Fprintf(w, "    decision log on    %s   %s\n", r.OnClosed, cpuShares(r.OnClosed))
+	fmt.Fprintf(w, "    on, no broker      %s   %s   (%.2f of off: the API process's share)\n", r.NopClosed, cpuShares(r.NopClosed), r.NopClosed.Throughput/max(r.OffClosed.Throughput, 1))
 	fmt.Fprintf(w, "  open loop at %.0f req/s:\n", r.Rate)
-	fmt.Fprintf(w, "    decision log off   %s\n", r.OffOpen)
-	fmt.Fprintf(w, "    decision log on    %s\n", r.OnOpen)
+	fmt.Fprintf(w, "    decision log off   %s   %s\n", r.OffOpen, cpuShares(r.OffOpen))
+	fmt.Fprintf(w, "    decision log on    %s   %s\n", r.OnOpen, cpuShares(r.OnOpen))
+	fmt.Fprintf(w, "    on, no broker      %s   %s\n", r.NopOpen, cpuShares(r.NopOpen))
 	fmt.Fprintf(w, "  throughput ratio on/off %.2f (target ≥ 0.90)   p99 ratio on/off %.2f (target ≤ 1.10)\n", r.ThroughputRatio, r.P99Ratio)
+	fmt.Fprintf(w, "  p99 ratio with the decision log writing to a discarding writer (the API process's own cost, no broker on its cores) %.2f\n", r.OwnP99Ratio)
+	if r.OnOpen.Others >= 0 && r.OffOpen.Others >= 0 {
+		fmt.Fprintf(w, "  other processes (the local broker) used %.2f cores with the log on, %.2f with it off, of %d\n", r.OnOpen.Others, r.OffOpen.Others, runtime.NumCPU())
+	}
 	fmt.Fprintf(w, "  decisions: %d recorded, %d published to Kafka, %d dropped (queue full); the last published %s after the load stopped\n",
 		r.Recorded, r.Published, r.Dropped, r.DrainTook.Round(time.Millisecond))
 	fmt.Fprintf(w, "  broker unreachable (decision log writing to a closed port): %s\n", r.Down)
@@ -128,17 +139,20 @@ func RunDecisions(ctx context.Context, s *scoring.Scorer, o APIOptions, d Decisi
 	tput := func(l Latency) float64 { return l.Throughput }
 	res.OffClosed, res.OnClosed, res.NopClosed = median(offs, tput), median(ons, tput), median(nops, tput)
 	res.Rate = o.RateShare * min(res.OffClosed.Throughput, res.OnClosed.Throughput)
-	offs, ons = nil, nil
+	offs, ons, nops = nil, nil, nil
 	for range res.Rounds {
 		offs = append(offs, Open(ctx, offT, o.Conns, res.Rate, o.Duration))
 		ons = append(ons, Open(ctx, onT, o.Conns, res.Rate, o.Duration))
+		nops = append(nops, Open(ctx, nopT, o.Conns, res.Rate, o.Duration))
 	}
-	res.OffOpen, res.OnOpen = median(offs, func(l Latency) float64 { return float64(l.P99) }), median(ons, func(l Latency) float64 { return float64(l.P99) })
+	p99 := func(l Latency) float64 { return float64(l.P99) }
+	res.OffOpen, res.OnOpen, res.NopOpen = median(offs, p99), median(ons, p99), median(nops, p99)
 	if res.OffClosed.Throughput > 0 {
 		res.ThroughputRatio = res.OnClosed.Throughput / res.OffClosed.Throughput
 	}
 	if res.OffOpen.P99 > 0 {
 		res.P99Ratio = float64(res.OnOpen.P99) / float64(res.OffOpen.P99)
+		res.OwnP99Ratio = float64(res.NopOpen.P99) / float64(res.OffOpen.P99)
 	}
 	stopped := time.Now()
 	for dl.Published()+dl.Dropped()+dl.Rejected() < dl.Recorded() && time.Since(stopped) < 30*time.Second {
@@ -168,6 +182,14 @@ func RunDecisions(ctx context.Context, s *scoring.Scorer, o APIOptions, d Decisi
 	stopDown()
 	<-downDone
 	return res, nil
+}
+
+// cpuShares formats l's CPU: this process's and, when known, the other processes'.
+func cpuShares(l Latency) string {
+	if l.Others < 0 {
+		return fmt.Sprintf("cpu %.2f", l.CPU)
+	}
+	return fmt.Sprintf("cpu %.2f + others %.2f", l.CPU, l.Others)
 }
 
 // median returns the element of ls with the median key (ls has an odd length, or the upper median).

@@ -21,6 +21,9 @@ type Latency struct {
 	Throughput float64 // requests/s
 	P50, P99   time.Duration
 	P999, Max  time.Duration
+	// CPU is this process's CPU (server and load generator) over the run, in cores; Others is the
+	// CPU every other process of the machine used meanwhile (a local broker's), -1 if unknown.
+	CPU, Others float64
 }
 
 func (l Latency) String() string {
@@ -69,7 +72,9 @@ func run(ctx context.Context, t Target, conns int, d time.Duration, rate float64
 		seq   atomic.Uint64
 		wg    sync.WaitGroup
 		start = time.Now()
+		cpu   = processCPU()
 	)
+	others, othersOK := othersCPU()
 	var interval time.Duration
 	if rate > 0 {
 		interval = time.Duration(float64(conns) / rate * float64(time.Second))
@@ -115,7 +120,13 @@ func run(ctx context.Context, t Target, conns int, d time.Duration, rate float64
 	}
 	wg.Wait()
 	el := time.Since(start)
-	return summarize(lats, int(errs.Load()), el)
+	l := summarize(lats, int(errs.Load()), el)
+	self := processCPU() - cpu
+	l.CPU, l.Others = self.Seconds()/el.Seconds(), -1
+	if o, ok := othersCPU(); ok && othersOK {
+		l.Others = (o - others).Seconds() / el.Seconds()
+	}
+	return l
 }
 
 func do(ctx context.Context, c *http.Client, t Target, body []byte) error {
