@@ -15,12 +15,16 @@ import (
 	"github.com/riskflow/riskflow/schemas"
 )
 
+// DecisionBatch is the most verdicts a produce call of the decision log carries by default; its
+// writer (consumers.NewChunkWriter) sends that many to one partition before the next.
+const DecisionBatch = 4000
+
 // DecisionLogConfig shapes a DecisionLog.
 type DecisionLogConfig struct {
 	// Queue is how many verdicts may wait for Kafka; beyond it new ones are dropped (and counted).
 	// Default 10,000.
 	Queue int
-	// Batch is the most verdicts one produce call carries. Default 4,000.
+	// Batch is the most verdicts one produce call carries. Default DecisionBatch.
 	Batch int
 	// Linger is how long the first verdict of a batch waits for more (default 50 ms). Fewer,
 	// larger produce calls cost the client and the broker less per verdict: on the local broker,
@@ -43,7 +47,7 @@ func (c DecisionLogConfig) withDefaults() DecisionLogConfig {
 		c.Queue = 10_000
 	}
 	if c.Batch <= 0 {
-		c.Batch = 4000
+		c.Batch = DecisionBatch
 	}
 	if c.Linger <= 0 {
 		c.Linger = 50 * time.Millisecond
@@ -138,18 +142,26 @@ func (d *DecisionLog) Queued() int { return len(d.q) }
 
 // Run publishes queued verdicts until ctx ends, then tries for at most drain to publish what is
 // still queued (what it cannot is logged as lost).
+//
+// A batch's messages are encoded one after the other into one buffer, reused by the next batch
+// once the batch is acknowledged: a verdict costs the garbage collector no allocation of its own.
+// The writer must not keep the messages after WriteMessages returns (kafka.Writer does not, unless
+// Async); a write cut short by ctx is not followed by a reuse, since Run then stops.
 func (d *DecisionLog) Run(ctx context.Context, drain time.Duration) error {
 	batch := make([]kafka.Message, 0, d.cfg.Batch)
+	var buf []byte
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
 	defer linger.Stop()
 	for {
+		var m kafka.Message
 		select {
 		case <-ctx.Done():
 			d.drain(nil, drain)
 			return nil
 		case v := <-d.q:
-			batch = append(batch[:0], d.encode(&v))
+			m, buf = d.encode(buf[:0], &v)
+			batch = append(batch[:0], m)
 		}
 		// Linger without listening: verdicts queued meanwhile do not wake this goroutine one by
 		// one (a wake-up per verdict costs the check's cores more than encoding it).
@@ -166,7 +178,8 @@ func (d *DecisionLog) Run(ctx context.Context, drain time.Duration) error {
 			}
 			select {
 			case v := <-d.q:
-				batch = append(batch, d.encode(&v))
+				m, buf = d.encode(buf, &v)
+				batch = append(batch, m)
 			default:
 				break fill
 			}
@@ -186,7 +199,8 @@ func (d *DecisionLog) drain(pending []kafka.Message, limit time.Duration) {
 	for {
 		select {
 		case v := <-d.q:
-			batch = append(batch, d.encode(&v))
+			m, _ := d.encode(nil, &v) // rest may alias Run's buffer: no reuse here
+			batch = append(batch, m)
 			if len(batch) < d.cfg.Batch {
 				continue
 			}
@@ -241,11 +255,13 @@ func (d *DecisionLog) publish(ctx context.Context, batch []kafka.Message) ([]kaf
 	return nil, nil
 }
 
-// encode turns a verdict into its risk.decisions message: the phone becomes its keyed hash, its
-// masked form and its segment here, and the message is keyed by the hash.
-func (d *DecisionLog) encode(v *verdict) kafka.Message {
-	// The strings the decision adds (hash, masked form, address) share one allocation, and the
-	// message's key and value another: this runs for every verdict, on the check's cores.
+// encode appends a verdict's risk.decisions message to buf and returns the message (aliasing buf)
+// and buf: the phone becomes its keyed hash, its masked form and its segment here, and the message
+// is keyed by the hash. Earlier messages aliasing buf stay valid when it grows (they keep the
+// array they were written in).
+func (d *DecisionLog) encode(buf []byte, v *verdict) (kafka.Message, []byte) {
+	// The strings the decision adds (hash, masked form, address) share one allocation: this runs
+	// for every verdict, on the check's cores.
 	var stack [192]byte
 	sum := d.hasher.Sum(v.req.Phone)
 	b := hex.AppendEncode(stack[:0], sum[:])
@@ -257,13 +273,13 @@ func (d *DecisionLog) encode(v *verdict) kafka.Message {
 	}
 	strs := string(b)
 	dec := decisionOf(strs[:nHash], strs[nHash:nMasked], strs[nMasked:], d.cfg.Node, &v.req, &v.rc, v.hits, v.at, v.latency)
-	buf := make([]byte, 0, nHash+1024)
+	start := len(buf)
 	buf = append(buf, dec.PhoneHash...)
 	buf = dec.AppendJSON(buf)
-	return kafka.Message{Key: buf[:nHash:nHash], Value: buf[nHash:]}
+	msg := buf[start:len(buf):len(buf)]
+	return kafka.Message{Key: msg[:nHash:nHash], Value: msg[nHash:]}, buf
 }
 
-// NewDecision builds the decision record of a verdict served at `at` by node.
 func NewDecision(h *schemas.PhoneHasher, node string, req *schemas.CheckRequest, rc *schemas.RiskCheck, hits []schemas.RuleHit, at time.Time, latency time.Duration) schemas.Decision {
 	ip := ""
 	if req.IP.IsValid() {

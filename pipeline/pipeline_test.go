@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,8 +35,18 @@ func (w *fakeWriter) WriteMessages(ctx context.Context, msgs ...kafka.Message) e
 	if w.err != nil {
 		return w.err
 	}
-	w.msgs = append(w.msgs, msgs...)
+	// Copies, as a writer must not keep what it was given (the decision log reuses its buffer).
+	for _, m := range msgs {
+		m.Key, m.Value = bytes.Clone(m.Key), bytes.Clone(m.Value)
+		w.msgs = append(w.msgs, m)
+	}
 	return nil
+}
+
+func (w *fakeWriter) callCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.calls
 }
 
 func (w *fakeWriter) written() []kafka.Message {
