@@ -24,6 +24,39 @@ type Latency struct {
 	// CPU is this process's CPU (server and load generator) over the run, in cores; Others is the
 	// CPU every other process of the machine used meanwhile (a local broker's), -1 if unknown.
 	CPU, Others float64
+
+	lats []time.Duration // every request's latency, sorted (for Pool)
+}
+
+// Pool summarizes several runs' requests together: percentiles over all their latencies (a
+// steadier p99 than any one run's, whose slowest 1% may be a few bursts), throughput and CPU over
+// their total duration.
+func Pool(ls ...Latency) Latency {
+	var (
+		all         []time.Duration
+		errs        int
+		el          time.Duration
+		cpu, others float64
+		othersKnown = true
+	)
+	for _, l := range ls {
+		all = append(all, l.lats...)
+		errs += l.Errors
+		el += l.Duration
+		cpu += l.CPU * l.Duration.Seconds()
+		others += l.Others * l.Duration.Seconds()
+		othersKnown = othersKnown && l.Others >= 0
+	}
+	slices.Sort(all)
+	p := summarize(all, errs, el)
+	p.Others = -1
+	if el > 0 {
+		p.CPU = cpu / el.Seconds()
+		if othersKnown {
+			p.Others = others / el.Seconds()
+		}
+	}
+	return p
 }
 
 func (l Latency) String() string {
@@ -159,7 +192,7 @@ func summarize(lats []time.Duration, errs int, el time.Duration) Latency {
 		i := int(p * float64(len(lats)-1))
 		return lats[i]
 	}
-	l := Latency{Requests: len(lats), Errors: errs, Duration: el, P50: pct(0.5), P99: pct(0.99), P999: pct(0.999)}
+	l := Latency{Requests: len(lats), Errors: errs, Duration: el, P50: pct(0.5), P99: pct(0.99), P999: pct(0.999), lats: lats}
 	if len(lats) > 0 {
 		l.Max = lats[len(lats)-1]
 	}
