@@ -15,16 +15,12 @@ import (
 	"github.com/riskflow/riskflow/schemas"
 )
 
-// DecisionBatch is the most verdicts a produce call of the decision log carries by default; its
-// writer (consumers.NewChunkWriter) sends that many to one partition before the next.
-const DecisionBatch = 4000
-
 // DecisionLogConfig shapes a DecisionLog.
 type DecisionLogConfig struct {
 	// Queue is how many verdicts may wait for Kafka; beyond it new ones are dropped (and counted).
 	// Default 10,000.
 	Queue int
-	// Batch is the most verdicts one produce call carries. Default DecisionBatch.
+	// Batch is the most verdicts one produce call carries. Default 4,000.
 	Batch int
 	// Linger is how long the first verdict of a batch waits for more (default 50 ms). Fewer,
 	// larger produce calls cost the client and the broker less per verdict: on the local broker,
@@ -32,6 +28,10 @@ type DecisionLogConfig struct {
 	// calls of 350, which a 10 ms linger gave at 35k checks/s. Verdicts reach Kafka that much later;
 	// nothing waits for them.
 	Linger time.Duration
+	// EncodeEvery is how often, while a batch lingers, the verdicts queued meanwhile are encoded
+	// into it (default 5 ms): encoding a whole linger's worth at once (900 verdicts at 18k checks/s,
+	// 1.3 ms of one core) made the checks served meanwhile wait; a tenth of it at a time does not.
+	EncodeEvery time.Duration
 	// Node names the process that served the verdicts (the decision's node).
 	Node string
 	// MaxMessageBytes bounds a produce batch (consumers.Config.BatchBytes); 0 = the default.
@@ -47,10 +47,13 @@ func (c DecisionLogConfig) withDefaults() DecisionLogConfig {
 		c.Queue = 10_000
 	}
 	if c.Batch <= 0 {
-		c.Batch = DecisionBatch
+		c.Batch = 4000
 	}
 	if c.Linger <= 0 {
 		c.Linger = 50 * time.Millisecond
+	}
+	if c.EncodeEvery <= 0 {
+		c.EncodeEvery = 5 * time.Millisecond
 	}
 	if c.MaxMessageBytes <= 0 {
 		c.MaxMessageBytes = consumers.Config{}.BatchBytes()
@@ -150,9 +153,9 @@ func (d *DecisionLog) Queued() int { return len(d.q) }
 func (d *DecisionLog) Run(ctx context.Context, drain time.Duration) error {
 	batch := make([]kafka.Message, 0, d.cfg.Batch)
 	var buf []byte
-	linger := time.NewTimer(time.Hour)
-	linger.Stop()
-	defer linger.Stop()
+	tick := time.NewTimer(time.Hour)
+	tick.Stop()
+	defer tick.Stop()
 	for {
 		var m kafka.Message
 		select {
@@ -163,32 +166,46 @@ func (d *DecisionLog) Run(ctx context.Context, drain time.Duration) error {
 			m, buf = d.encode(buf[:0], &v)
 			batch = append(batch[:0], m)
 		}
-		// Linger without listening: verdicts queued meanwhile do not wake this goroutine one by
-		// one (a wake-up per verdict costs the check's cores more than encoding it).
-		linger.Reset(d.cfg.Linger)
-		select {
-		case <-linger.C:
-		case <-ctx.Done():
-		}
-	fill:
-		for len(batch) < d.cfg.Batch {
-			if len(batch)%64 == 0 {
-				// A batch is thousands of verdicts: let the checks waiting for this core go first.
-				runtime.Gosched()
+		// Linger, waking every EncodeEvery (not once per verdict: a wake-up per verdict costs the
+		// check's cores more than encoding it) to encode what was queued meanwhile.
+		publishAt := time.Now().Add(d.cfg.Linger)
+		for len(batch) < d.cfg.Batch && ctx.Err() == nil {
+			wait := min(d.cfg.EncodeEvery, time.Until(publishAt))
+			if wait <= 0 {
+				break
 			}
+			tick.Reset(wait)
 			select {
-			case v := <-d.q:
-				m, buf = d.encode(buf, &v)
-				batch = append(batch, m)
-			default:
-				break fill
+			case <-tick.C:
+			case <-ctx.Done():
 			}
+			batch, buf = d.take(batch, buf)
 		}
+		batch, buf = d.take(batch, buf)
 		if rest, err := d.publish(ctx, batch); err != nil {
 			d.drain(rest, drain) // stopping: what was not acknowledged goes first
 			return nil
 		}
 	}
+}
+
+// take encodes queued verdicts into batch (and buf) until the queue is empty or the batch full.
+func (d *DecisionLog) take(batch []kafka.Message, buf []byte) ([]kafka.Message, []byte) {
+	for n := 0; len(batch) < d.cfg.Batch; n++ {
+		if n > 0 && n%64 == 0 {
+			// Let the checks waiting for this core go first.
+			runtime.Gosched()
+		}
+		select {
+		case v := <-d.q:
+			var m kafka.Message
+			m, buf = d.encode(buf, &v)
+			batch = append(batch, m)
+		default:
+			return batch, buf
+		}
+	}
+	return batch, buf
 }
 
 // drain publishes pending, then what is queued, for at most limit.

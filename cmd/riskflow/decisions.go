@@ -25,7 +25,7 @@ func (a *app) startDecisionLog(ctx context.Context, node string) (log *pipeline.
 	if len(a.cfg.Kafka.DecisionsBrokers) > 0 {
 		kc.Brokers = a.cfg.Kafka.DecisionsBrokers
 	}
-	w := consumers.NewChunkWriter(kc, a.cfg.Kafka.DecisionsTopic, pipeline.DecisionBatch)
+	w := consumers.NewWriter(kc, a.cfg.Kafka.DecisionsTopic)
 	dl := pipeline.NewDecisionLog(pipeline.DecisionLogConfig{
 		Queue: a.cfg.API.DecisionQueue, Node: node, MaxMessageBytes: a.kc.BatchBytes(),
 	}, w, a.hasher, a.log.With("role", "api", "part", "decision log"))

@@ -92,7 +92,7 @@ func RunDecisions(ctx context.Context, s *scoring.Scorer, o APIOptions, d Decisi
 	}
 	hasher := schemas.NewPhoneHasher([]byte("bench decisions"))
 	keys := map[string]string{"bench": "bench-secret"}
-	w := consumers.NewChunkWriter(d.Kafka, topic, pipeline.DecisionBatch)
+	w := consumers.NewWriter(d.Kafka, topic)
 	defer w.Close()
 	dl := pipeline.NewDecisionLog(pipeline.DecisionLogConfig{Queue: d.Queue, Node: "bench", MaxMessageBytes: d.Kafka.BatchBytes()}, w, hasher, log)
 	dctx, stopLog := context.WithCancel(ctx)
@@ -165,7 +165,7 @@ func RunDecisions(ctx context.Context, s *scoring.Scorer, o APIOptions, d Decisi
 	// The broker away: a decision log whose writer dials a closed port.
 	downCfg := d.Kafka
 	downCfg.Brokers = []string{"127.0.0.1:1"}
-	dw := consumers.NewChunkWriter(downCfg, topic, pipeline.DecisionBatch)
+	dw := consumers.NewWriter(downCfg, topic)
 	defer dw.Close()
 	down := pipeline.NewDecisionLog(pipeline.DecisionLogConfig{Queue: d.Queue, Node: "bench-down"}, dw, hasher, slog.New(slog.DiscardHandler))
 	downCtx, stopDown := context.WithCancel(ctx)
