@@ -211,3 +211,29 @@ func BenchmarkDecisionEncode(b *testing.B) {
 		_, buf = d.encode(buf[:0], &v) // as Run does: one buffer per batch, reused
 	}
 }
+
+// While a batch lingers, the verdicts queued meanwhile are taken and encoded every EncodeEvery,
+// not all at once when the linger ends; they are published once it ends (here: at stop).
+func TestDecisionLogEncodesWhileLingering(t *testing.T) {
+	w := &fakeWriter{}
+	d := NewDecisionLog(DecisionLogConfig{Linger: time.Hour, EncodeEvery: time.Millisecond}, w, decHasher, quiet())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx, time.Second); close(done) }()
+	for i := range 20 {
+		req, rc, hits := verdictOf(i)
+		d.Record(req, rc, hits, time.Millisecond)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for d.Queued() > 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if q, p := d.Queued(), d.Published(); q != 0 || p != 0 {
+		t.Fatalf("queued %d, published %d during an hour's linger; want 0 and 0 (taken into the batch, not yet sent)", q, p)
+	}
+	cancel()
+	<-done
+	if n := len(w.written()); n != 20 || d.Published() != 20 {
+		t.Fatalf("%d messages, published %d after stop; want 20", n, d.Published())
+	}
+}
