@@ -31,12 +31,17 @@ type DecisionResult struct {
 	Rate            float64
 	OffOpen, OnOpen Latency
 	NopOpen         Latency // the open loop with the discarding writer
+	// OffOpen2 is a second set of rounds of the log off, taken in turn with the others: the
+	// measurement's own noise (A/A), against which the ratios are to be read.
+	OffOpen2        Latency
 	ThroughputRatio float64 // on / off at the same concurrency (target ≥ 0.9)
 	P99Ratio        float64 // on / off at the same offered rate (target ≤ 1.1)
 	// OwnP99Ratio is P99Ratio with the decision log writing to a discarding writer: what the API
 	// process's own work for the log (queue, encoding, batching) costs the checks' p99, without a
 	// broker competing for the same cores.
-	OwnP99Ratio         float64
+	OwnP99Ratio float64
+	// NoiseP99Ratio is OffOpen2's p99 over OffOpen's: the same server measured twice.
+	NoiseP99Ratio       float64
 	Recorded, Published uint64
 	Dropped             uint64
 	DrainTook           time.Duration
@@ -56,8 +61,10 @@ func (r DecisionResult) Report(w io.Writer) {
 	fmt.Fprintf(w, "    decision log off   %s   %s\n", r.OffOpen, cpuShares(r.OffOpen))
 	fmt.Fprintf(w, "    decision log on    %s   %s\n", r.OnOpen, cpuShares(r.OnOpen))
 	fmt.Fprintf(w, "    on, no broker      %s   %s\n", r.NopOpen, cpuShares(r.NopOpen))
+	fmt.Fprintf(w, "    off again (A/A)    %s   %s\n", r.OffOpen2, cpuShares(r.OffOpen2))
 	fmt.Fprintf(w, "  throughput ratio on/off %.2f (target ≥ 0.90)   p99 ratio on/off %.2f (target ≤ 1.10)\n", r.ThroughputRatio, r.P99Ratio)
 	fmt.Fprintf(w, "  p99 ratio with the decision log writing to a discarding writer (the API process's own cost, no broker on its cores) %.2f\n", r.OwnP99Ratio)
+	fmt.Fprintf(w, "  p99 ratio off/off (the same server in a second set of rounds: the measurement's noise) %.2f\n", r.NoiseP99Ratio)
 	if r.OnOpen.Others >= 0 && r.OffOpen.Others >= 0 {
 		fmt.Fprintf(w, "  other processes (the local broker) used %.2f cores with the log on, %.2f with it off, of %d\n", r.OnOpen.Others, r.OffOpen.Others, runtime.NumCPU())
 	}
@@ -140,20 +147,23 @@ func RunDecisions(ctx context.Context, s *scoring.Scorer, o APIOptions, d Decisi
 	res.OffClosed, res.OnClosed, res.NopClosed = median(offs, tput), median(ons, tput), median(nops, tput)
 	res.Rate = o.RateShare * min(res.OffClosed.Throughput, res.OnClosed.Throughput)
 	offs, ons, nops = nil, nil, nil
+	var offs2 []Latency
 	for range res.Rounds {
 		offs = append(offs, Open(ctx, offT, o.Conns, res.Rate, o.Duration))
 		ons = append(ons, Open(ctx, onT, o.Conns, res.Rate, o.Duration))
 		nops = append(nops, Open(ctx, nopT, o.Conns, res.Rate, o.Duration))
+		offs2 = append(offs2, Open(ctx, offT, o.Conns, res.Rate, o.Duration))
 	}
 	// The open loop's figures pool every round's requests: a round's p99 is its slowest 1%, often
 	// a few bursts (a GC cycle, another process), and moves by a third from round to round.
-	res.OffOpen, res.OnOpen, res.NopOpen = Pool(offs...), Pool(ons...), Pool(nops...)
+	res.OffOpen, res.OnOpen, res.NopOpen, res.OffOpen2 = Pool(offs...), Pool(ons...), Pool(nops...), Pool(offs2...)
 	if res.OffClosed.Throughput > 0 {
 		res.ThroughputRatio = res.OnClosed.Throughput / res.OffClosed.Throughput
 	}
 	if res.OffOpen.P99 > 0 {
 		res.P99Ratio = float64(res.OnOpen.P99) / float64(res.OffOpen.P99)
 		res.OwnP99Ratio = float64(res.NopOpen.P99) / float64(res.OffOpen.P99)
+		res.NoiseP99Ratio = float64(res.OffOpen2.P99) / float64(res.OffOpen.P99)
 	}
 	stopped := time.Now()
 	for dl.Published()+dl.Dropped()+dl.Rejected() < dl.Recorded() && time.Since(stopped) < 30*time.Second {
