@@ -96,6 +96,7 @@ func Open(ctx context.Context, t Target, conns int, rate float64, d time.Duratio
 func run(ctx context.Context, t Target, conns int, d time.Duration, rate float64) Latency {
 	client := newClient(conns)
 	defer client.CloseIdleConnections()
+	others, othersOK := othersCPU() // reads /proc: a few ms, before the run's clock starts
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var (
@@ -107,7 +108,6 @@ func run(ctx context.Context, t Target, conns int, d time.Duration, rate float64
 		start = time.Now()
 		cpu   = processCPU()
 	)
-	others, othersOK := othersCPU()
 	var interval time.Duration
 	if rate > 0 {
 		interval = time.Duration(float64(conns) / rate * float64(time.Second))
