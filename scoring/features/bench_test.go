@@ -94,3 +94,50 @@ func applyWorldOf(phones int) *applyWorld {
 	applyWorlds[phones] = w
 	return w
 }
+
+// BenchmarkAggregatesOf measures the planned read of a scored attempt (what a Process or a Check
+// reads of the state): the default pack's aggregates of its phone, IP, network, device, prefix
+// and app keys, in one AggregatesOf, on the warmed state of BenchmarkApply, as of each attempt's
+// own time, counting itself. Attempts cycle through a ring of the traffic that follows the warm
+// state (read, never applied), so keys are as cold or warm as a stream's would be.
+func BenchmarkAggregatesOf(b *testing.B) {
+	w := applyWorldOf(100_000)
+	ring := make([]features.Keys, 1<<12)
+	tr := *w.tr // a copy: the traffic of BenchmarkApply is not consumed
+	tr.buf = append([]tAttempt(nil), tr.buf...)
+	for i := range ring {
+		tr.nextKeys(&ring[i])
+	}
+	const m10, h1, h24 = 600, 3600, 86400
+	plan := [...]struct {
+		kind features.Kind
+		aggs []features.Agg
+	}{
+		{features.KindPhone, []features.Agg{{Window: m10}, {Window: m10, Fails: true},
+			{Window: h24, Distinct: true, Field: features.FieldA}, {Window: h24, Distinct: true, Field: features.FieldB}}},
+		{features.KindIP, []features.Agg{{Window: m10}, {Window: m10, Distinct: true, Field: features.FieldA}}},
+		{features.KindNet, []features.Agg{{Window: m10, Distinct: true, Field: features.FieldA}}},
+		{features.KindDevice, []features.Agg{{Window: m10}, {Window: m10, Fails: true},
+			{Window: m10, Distinct: true, Field: features.FieldA}, {Window: h24, Distinct: true, Field: features.FieldA}}},
+		{features.KindApp, []features.Agg{{Window: m10}, {Window: h1}}},
+	}
+	out := make([][]int, len(plan))
+	for j := range plan {
+		out[j] = make([]int, len(plan[j].aggs))
+	}
+	batch := make([]features.KeyAggs, len(plan))
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := cpuTime()
+	for i := range b.N {
+		k := &ring[i&(len(ring)-1)]
+		keys := [...]uint64{k.Phone, k.IP, k.Net, k.Device, k.App}
+		for j, p := range plan {
+			batch[j] = features.KeyAggs{Kind: p.kind, Key: keys[j], Aggs: p.aggs, Out: out[j]}
+		}
+		w.st.AggregatesOf(k.T, true, k.Fail, batch)
+	}
+	if cpu >= 0 {
+		b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+	}
+}

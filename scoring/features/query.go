@@ -30,34 +30,47 @@ func lo(t, window uint32) uint32 {
 // lock.
 func (r *recView) span(t, window uint32) (int, int) {
 	es, ew, n := r.es, r.ew, r.n()
-	lo := lo(t, window)
-	// first index with sec > lo
-	i, j := 0, n
+	start := firstAfter(es, ew, n, lo(t, window))
+	// first index with sec > t (usually n: the newest entries are rarely ahead of t)
+	end := n
+	if end > start && es[(end-1)*ew]&^failBit > t {
+		end = start + firstAfter(es[start*ew:], ew, n-start, t)
+	}
+	return start, end
+}
+
+// firstAfter is the index of the first of the n entries of es (ew words each, in time order) with
+// a second after x (n: none). A window's answer is mostly at one end of a key's list — the whole
+// list for a long window, its few newest entries for a short one — so it looks there first, then
+// searches what is left: most spans cost a few predictable comparisons instead of a binary
+// search's unpredictable branches.
+func firstAfter(es []uint32, ew, n int, x uint32) int {
+	if n == 0 || es[0]&^failBit > x {
+		return 0
+	}
+	// es[0] is at or before x; walk back from the newest while entries are after x.
+	j := n
+	for range spanWalk {
+		if j == 1 || es[(j-1)*ew]&^failBit <= x {
+			return j
+		}
+		j--
+	}
+	// Entries j… are after x, es[0] is not: the first after x is in [1, j].
+	i := 1
 	for i < j {
 		h := int(uint(i+j) >> 1)
-		if es[h*ew]&^failBit <= lo {
+		if es[h*ew]&^failBit <= x {
 			i = h + 1
 		} else {
 			j = h
 		}
 	}
-	start := i
-	// first index with sec > t (usually n: the newest entries are rarely ahead of t)
-	end := n
-	if end > start && es[(end-1)*ew]&^failBit > t {
-		i, j := start, end
-		for i < j {
-			h := int(uint(i+j) >> 1)
-			if es[h*ew]&^failBit <= t {
-				i = h + 1
-			} else {
-				j = h
-			}
-		}
-		end = i
-	}
-	return start, end
+	return i
 }
+
+// spanWalk is how many of the newest entries firstAfter compares before it searches.
+const spanWalk = 4
 
 // Count returns the number of attempts on key within the window (failures only if failsOnly),
 // plus one if self (and, with failsOnly, selfFail). A zero key is absent (an attempt without a

@@ -58,12 +58,13 @@ func (rt *recTable) capOf(c, hdr uint32) uint32 {
 type recView struct {
 	es  []uint32
 	ew  int
+	cnt int // entries: len(es)/ew, kept so that queries do not divide
 	loc []uint32
 	old *coarse
 }
 
 // n is the number of entries.
-func (v *recView) n() int { return len(v.es) / max(v.ew, 1) }
+func (v *recView) n() int { return v.cnt }
 
 // sec is the second of entry i.
 func (v *recView) sec(i int) uint32 { return v.es[i*v.ew] &^ failBit }
@@ -84,7 +85,8 @@ func (rt *recTable) viewAt(i uint32, key uint64) recView {
 	base := ref + hdr
 	es := rt.a.w[base : base+n*ew : base+n*ew]
 	// Entries that fell out of the retention but were not dropped yet are left out.
-	v := recView{es: es[staleCount(es, ew, rt.retention)*ew:], ew: int(ew)}
+	stale := staleCount(es, ew, n, rt.retention)
+	v := recView{es: es[stale*ew:], ew: int(ew), cnt: int(n - stale)}
 	if hdr != 0 {
 		v.loc = rt.a.w[ref : ref+locWords : ref+locWords]
 	}
@@ -94,10 +96,9 @@ func (rt *recTable) viewAt(i uint32, key uint64) recView {
 	return v
 }
 
-// staleCount is the number of entries of es (ew words each, in time order) older than the newest
-// by more than the retention.
-func staleCount(es []uint32, ew, retention uint32) uint32 {
-	n := uint32(len(es)) / ew
+// staleCount is the number of the n entries of es (ew words each, in time order) older than the
+// newest by more than the retention.
+func staleCount(es []uint32, ew, n, retention uint32) uint32 {
 	if n == 0 {
 		return 0
 	}
@@ -260,7 +261,7 @@ func (rt *recTable) add(s *State, i uint32, key uint64, e, a, b uint32, loc *Key
 		// Over the cap unless enough fell out of the retention: the oldest live entries move to
 		// the coarse tier instead of being forgotten, an eighth of the cap at a time so that a
 		// hot key does not shift its whole list per insert.
-		if meta&flagCoarse == 0 && n-staleCount(es, ew, rt.retention) > limit {
+		if meta&flagCoarse == 0 && n-staleCount(es, ew, n, rt.retention) > limit {
 			if rt.old == nil {
 				rt.old = make(map[uint64]*coarse)
 			}
@@ -302,7 +303,7 @@ func (rt *recTable) entries() int {
 		v := rt.w[p+tableKeyWords : p+recStride]
 		if k := v[vMeta] & nMask; k > 0 {
 			base := v[vRef] + hdrWords(v[vMeta])
-			n += int(k - staleCount(rt.a.w[base:base+k*rt.ew], rt.ew, rt.retention))
+			n += int(k - staleCount(rt.a.w[base:base+k*rt.ew], rt.ew, k, rt.retention))
 		}
 	}
 	return n
