@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"cel.dev/cel-go/common/types"
+
 	"github.com/riskflow/riskflow/rules"
 	"github.com/riskflow/riskflow/rules/packs"
 	"github.com/riskflow/riskflow/schemas"
@@ -201,6 +203,54 @@ func TestDefaultPackFastPathAgreesWithCEL(t *testing.T) {
 	t.Logf("%d rules fired", len(fired))
 	if len(fired) < 10 {
 		t.Errorf("only %d rules fired (%v): the comparison proves little", len(fired), fired)
+	}
+}
+
+// The planned read (every feature of the pack, all keys at once) gives each feature the value it
+// has read on its own, for a new attempt (counting itself: its own members in distinct counts) and
+// a re-delivered one, with and without a device id.
+func TestPlannedReadMatchesOneByOne(t *testing.T) {
+	s, err := New(Config{}, WithPhoneHasher(schemas.NewPhoneHasher([]byte("k"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mustCompile(t, s)
+	rng := rand.New(rand.NewPCG(7, 8))
+	start := time.Date(2026, 3, 14, 1, 0, 0, 0, time.UTC)
+	compared := 0
+	for e := range 3000 {
+		ev := schemas.VerifyEvent{
+			EventID: fmt.Sprintf("e-%d", e), TS: start.Add(time.Duration(e) * 900 * time.Millisecond),
+			AppID: "app", Flow: schemas.FlowOneClickLogin, Phone: "1380013" + fmt.Sprintf("%04d", rng.IntN(60)),
+			IP:       netip.AddrFrom4([4]byte{203, 0, 113, byte(rng.IntN(4))}),
+			DeviceID: fmt.Sprintf("dev-%d", rng.IntN(40)), Outcome: schemas.OutcomeSuccess,
+		}
+		if rng.IntN(5) == 0 {
+			ev.DeviceID = ""
+		}
+		if rng.IntN(3) == 0 {
+			ev.Outcome = schemas.OutcomeFail
+		}
+		for _, self := range []bool{true, false} {
+			in := s.get(&ev)
+			in.self = self
+			in.plan = s.planFor(p)
+			in.readPlanned()
+			for i, v := range in.memo {
+				if v == nil || !in.plan.inPlan[i] {
+					continue
+				}
+				if got, want := int(v.(types.Int)), in.window(i); got != want {
+					t.Fatalf("event %d, self %v: %s read with the plan %d, on its own %d", e, self, s.cat.env.Vars()[i].Name, got, want)
+				}
+				compared++
+			}
+			s.put(in)
+		}
+		s.Apply(&ev)
+	}
+	if compared < 3000*10 {
+		t.Fatalf("only %d values compared", compared)
 	}
 }
 

@@ -113,6 +113,12 @@ type readPlan struct {
 	pack   *rules.Pack
 	byKind [features.NumKinds][]int
 	inPlan []bool // by slot
+	// aggs is what the planned slots ask of their keys, kind after kind in byKind's order, without
+	// the attempt's own members; selfAt lists the distinct counts among them, which take the
+	// member selfOf gives (see input.agg).
+	aggs   []features.Agg
+	selfAt []int
+	selfOf []func(*input) uint32
 	// byIndex: the pack was compiled against an environment with this scorer's variables in this
 	// scorer's order (its own, or an equal one), so variable indexes are catalog slots and the
 	// input may serve rules.Vars. Otherwise variables are served by name only, and nothing is
@@ -134,6 +140,15 @@ func (s *Scorer) planFor(pack *rules.Pack) *readPlan {
 		if wf := s.cat.slots[i].wf; wf != nil {
 			p.byKind[wf.kind] = append(p.byKind[wf.kind], i)
 			p.inPlan[i] = true
+		}
+	}
+	for _, slots := range p.byKind {
+		for _, i := range slots {
+			slot := &s.cat.slots[i]
+			if slot.wf.distinct {
+				p.selfAt, p.selfOf = append(p.selfAt, len(p.aggs)), append(p.selfOf, slot.wf.selfOf)
+			}
+			p.aggs = append(p.aggs, features.Agg{Window: slot.window, Distinct: slot.wf.distinct, Fails: slot.wf.fails, Field: slot.wf.field})
 		}
 	}
 	s.plan.Store(p)
@@ -664,29 +679,24 @@ func (in *input) val(i int) ref.Val {
 func (in *input) readPlanned() {
 	in.planRead = true
 	p := in.plan
-	n := 0
-	for _, slots := range p.byKind {
-		n += len(slots)
+	n := len(p.aggs)
+	in.aggs = append(in.aggs[:0], p.aggs...)
+	if in.self {
+		for j, at := range p.selfAt {
+			in.aggs[at].SelfMember = p.selfOf[j](in)
+		}
 	}
-	in.aggs = in.aggs[:0]
 	in.aggOut = slices.Grow(in.aggOut[:0], n)[:n]
 	in.batch = in.batch[:0]
+	from := 0
 	for kind, slots := range p.byKind {
 		if len(slots) == 0 {
 			continue
 		}
-		from := len(in.aggs)
-		for _, i := range slots {
-			in.aggs = append(in.aggs, in.agg(i))
-		}
+		to := from + len(slots)
 		// No device id: device features are 0 (an absent key), not "one device".
 		in.batch = append(in.batch, features.KeyAggs{Kind: features.Kind(kind), Key: in.s.cat.slots[slots[0]].wf.keyOf(in),
-			Out: in.aggOut[from:len(in.aggs)]})
-	}
-	from := 0
-	for j := range in.batch {
-		to := from + len(in.batch[j].Out)
-		in.batch[j].Aggs = in.aggs[from:to]
+			Aggs: in.aggs[from:to], Out: in.aggOut[from:to]})
 		from = to
 	}
 	in.s.state.AggregatesOf(in.keys.T, in.self, in.keys.Fail, in.batch)
