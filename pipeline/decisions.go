@@ -297,6 +297,7 @@ func (d *DecisionLog) encode(buf []byte, v *verdict) (kafka.Message, []byte) {
 	return kafka.Message{Key: msg[:nHash:nHash], Value: msg[nHash:]}, buf
 }
 
+// NewDecision builds the decision record of a verdict served at `at` by node.
 func NewDecision(h *schemas.PhoneHasher, node string, req *schemas.CheckRequest, rc *schemas.RiskCheck, hits []schemas.RuleHit, at time.Time, latency time.Duration) schemas.Decision {
 	ip := ""
 	if req.IP.IsValid() {
