@@ -20,7 +20,9 @@ type DecisionLogConfig struct {
 	// Queue is how many verdicts may wait for Kafka; beyond it new ones are dropped (and counted).
 	// Default 10,000.
 	Queue int
-	// Batch is the most verdicts one produce call carries. Default 4,000.
+	// Batch is the most verdicts one produce call carries. Default 4,000, and never more than
+	// Queue: a batch being built or retried holds verdicts taken from the queue, so that at most
+	// about twice Queue wait in memory, whatever Kafka does.
 	Batch int
 	// Linger is how long the first verdict of a batch waits for more (default 50 ms). Fewer,
 	// larger produce calls cost the client and the broker less per verdict: on the local broker,
@@ -49,6 +51,7 @@ func (c DecisionLogConfig) withDefaults() DecisionLogConfig {
 	if c.Batch <= 0 {
 		c.Batch = 4000
 	}
+	c.Batch = min(c.Batch, c.Queue)
 	if c.Linger <= 0 {
 		c.Linger = 50 * time.Millisecond
 	}

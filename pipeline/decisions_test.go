@@ -107,6 +107,31 @@ func TestDecisionLogFailingWriterDropsAndCounts(t *testing.T) {
 	}
 }
 
+// A batch never holds more than the queue: with Kafka away and verdicts arriving while a batch
+// lingers (and is taken into it every EncodeEvery), at most the queue and one batch of the
+// queue's size are held; the rest is dropped.
+func TestDecisionLogHoldsAtMostTwiceTheQueue(t *testing.T) {
+	w := &fakeWriter{err: errors.New("broker away")}
+	d := NewDecisionLog(DecisionLogConfig{Queue: 20, Linger: 20 * time.Millisecond, EncodeEvery: time.Millisecond,
+		RetryMin: time.Hour, RetryMax: time.Hour}, w, decHasher, quiet())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx, time.Millisecond); close(done) }()
+	const n = 300
+	for i := range n {
+		req, rc, hits := verdictOf(i)
+		d.Record(req, rc, hits, time.Microsecond)
+		if i%5 == 4 {
+			time.Sleep(time.Millisecond) // spread over many EncodeEvery ticks
+		}
+	}
+	if held := d.Recorded() - d.Dropped(); held > 2*20 {
+		t.Errorf("recorded %d, dropped %d: %d held; want at most 40 (queue 20 and a batch of at most 20)", d.Recorded(), d.Dropped(), held)
+	}
+	cancel()
+	<-done
+}
+
 // Kafka back after an outage: what was queued is published, nothing twice.
 func TestDecisionLogRetriesUntilKafkaIsBack(t *testing.T) {
 	w := &fakeWriter{err: errors.New("broker away")}
