@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -12,13 +11,13 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
 	"github.com/riskflow/riskflow/consumers"
+	"github.com/riskflow/riskflow/internal/syncbuf"
 )
 
 // ScorersOptions shape the scorer-processes row: the same events through 1, 2, 3 … scorer
@@ -187,8 +186,7 @@ func scorersRun(ctx context.Context, kc consumers.Config, o ScorersOptions, n in
 // scorerProc is one scorer process of a run.
 type scorerProc struct {
 	cmd  *exec.Cmd
-	mu   sync.Mutex
-	log  bytes.Buffer
+	log  syncbuf.Buffer // its stdout and stderr
 	done chan struct{}
 	err  error
 }
@@ -196,7 +194,7 @@ type scorerProc struct {
 func startScorer(args, env []string) (*scorerProc, error) {
 	p := &scorerProc{cmd: exec.Command(args[0], args[1:]...), done: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p, p
+	p.cmd.Stdout, p.cmd.Stderr = &p.log, &p.log
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start scorer %s: %w", args[0], err)
 	}
@@ -204,16 +202,8 @@ func startScorer(args, env []string) (*scorerProc, error) {
 	return p, nil
 }
 
-func (p *scorerProc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.Write(b)
-}
-
 func (p *scorerProc) ready() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return bytes.Contains(p.log.Bytes(), []byte("scorer running"))
+	return strings.Contains(p.log.String(), "scorer running")
 }
 
 // exited returns why the process ended, nil while it runs.
@@ -227,8 +217,6 @@ func (p *scorerProc) exited() error {
 }
 
 func (p *scorerProc) tail() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	lines := strings.Split(strings.TrimSpace(p.log.String()), "\n")
 	return strings.Join(lines[max(0, len(lines)-20):], "\n")
 }
