@@ -1,5 +1,5 @@
 // Package syncbuf is a bytes.Buffer that several goroutines may write while another reads it: what
-// tests and the bench capture from a logger, a server or a child process.
+// tests capture from a logger, a server or a child process.
 package syncbuf
 
 import (

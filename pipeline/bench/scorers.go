@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,13 +12,13 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
 	"github.com/riskflow/riskflow/consumers"
-	"github.com/riskflow/riskflow/internal/syncbuf"
 )
 
 // ScorersOptions shape the scorer-processes row: the same events through 1, 2, 3 … scorer
@@ -186,7 +187,8 @@ func scorersRun(ctx context.Context, kc consumers.Config, o ScorersOptions, n in
 // scorerProc is one scorer process of a run.
 type scorerProc struct {
 	cmd  *exec.Cmd
-	log  syncbuf.Buffer // its stdout and stderr
+	mu   sync.Mutex
+	log  bytes.Buffer
 	done chan struct{}
 	err  error
 }
@@ -194,7 +196,7 @@ type scorerProc struct {
 func startScorer(args, env []string) (*scorerProc, error) {
 	p := &scorerProc{cmd: exec.Command(args[0], args[1:]...), done: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = &p.log, &p.log
+	p.cmd.Stdout, p.cmd.Stderr = p, p
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start scorer %s: %w", args[0], err)
 	}
@@ -202,8 +204,16 @@ func startScorer(args, env []string) (*scorerProc, error) {
 	return p, nil
 }
 
+func (p *scorerProc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.Write(b)
+}
+
 func (p *scorerProc) ready() bool {
-	return strings.Contains(p.log.String(), "scorer running")
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return bytes.Contains(p.log.Bytes(), []byte("scorer running"))
 }
 
 // exited returns why the process ended, nil while it runs.
@@ -217,6 +227,8 @@ func (p *scorerProc) exited() error {
 }
 
 func (p *scorerProc) tail() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	lines := strings.Split(strings.TrimSpace(p.log.String()), "\n")
 	return strings.Join(lines[max(0, len(lines)-20):], "\n")
 }
