@@ -13,11 +13,10 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/riskflow/riskflow/rules"
-	"github.com/riskflow/riskflow/rules/packs"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring"
 	"github.com/riskflow/riskflow/scoring/api"
+	"github.com/riskflow/riskflow/scoring/scoringtest"
 )
 
 type nopWriter struct{}
@@ -28,9 +27,7 @@ func (nopWriter) WriteMessages(context.Context, ...kafka.Message) error { return
 // log off and on (its background work included, writing to a writer that costs nothing): the
 // decision log's own CPU per verdict, as a ratio within one run.
 func BenchmarkCheckDecisionLog(b *testing.B) {
-	s, _ := scoring.New(scoring.Config{}, scoring.WithPhoneHasher(decHasher))
-	p, _ := rules.Compile(packs.Default(), s.Env())
-	s.SetPack(p)
+	s := scoringtest.DefaultPack(b, scoring.WithPhoneHasher(decHasher))
 	now := time.Now()
 	for i := range 20000 {
 		ev := schemas.VerifyEvent{EventID: fmt.Sprint(i), TS: now.Add(-time.Minute), AppID: "a", Flow: "one_click_login",

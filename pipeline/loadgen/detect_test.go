@@ -5,12 +5,11 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/riskflow/riskflow/rules"
-	"github.com/riskflow/riskflow/rules/packs"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring"
 	"github.com/riskflow/riskflow/scoring/geo"
 	"github.com/riskflow/riskflow/scoring/geo/geotest"
+	"github.com/riskflow/riskflow/scoring/scoringtest"
 )
 
 // geoFixture writes a Country database that places the generator's ranges: carrier NAT and the
@@ -50,16 +49,8 @@ func TestDefaultPackFlagsScenarios(t *testing.T) {
 	if testing.Short() {
 		t.Skip("scores a two-hour stream")
 	}
-	s, err := scoring.New(scoring.Config{}, scoring.WithGeo(geoFixture(t)),
+	s := scoringtest.DefaultPack(t, scoring.WithGeo(geoFixture(t)),
 		scoring.WithPhoneHasher(schemas.NewPhoneHasher([]byte("loadgen test"))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pack, err := rules.Compile(packs.Default(), s.Env())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.SetPack(pack)
 
 	cfg := testConfig
 	cfg.Rate = 8

@@ -13,6 +13,7 @@ import (
 	"github.com/riskflow/riskflow/scoring"
 	"github.com/riskflow/riskflow/scoring/geo"
 	"github.com/riskflow/riskflow/scoring/geo/geotest"
+	"github.com/riskflow/riskflow/scoring/scoringtest"
 )
 
 func in(a netip.Addr, nets ...[]netip.Prefix) bool {
@@ -286,15 +287,7 @@ func travelHits(t *testing.T, city string, mobile *geo.NetList, events []Labeled
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := scoring.New(scoring.Config{}, scoring.WithGeo(loc), scoring.WithPhoneHasher(schemas.NewPhoneHasher([]byte("k"))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := rules.Compile(packs.Default(), s.Env())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.SetPack(p)
+	s := scoringtest.DefaultPack(t, scoring.WithGeo(loc), scoring.WithPhoneHasher(schemas.NewPhoneHasher([]byte("k"))))
 	for i := range events {
 		rec, err := s.Process(&events[i].Event)
 		if err != nil {

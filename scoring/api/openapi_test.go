@@ -19,11 +19,10 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
-	"github.com/riskflow/riskflow/rules"
-	"github.com/riskflow/riskflow/rules/packs"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring"
 	"github.com/riskflow/riskflow/scoring/api"
+	"github.com/riskflow/riskflow/scoring/scoringtest"
 )
 
 type oaRules struct{}
@@ -82,15 +81,7 @@ func (r *recordedDecisions) Record(req schemas.CheckRequest, rc schemas.RiskChec
 func realScorer(t *testing.T) *scoring.Scorer {
 	t.Helper()
 	now := time.Now().UTC()
-	s, err := scoring.New(scoring.Config{}, scoring.WithPhoneHasher(schemas.NewPhoneHasher([]byte("k"))), scoring.WithClock(func() time.Time { return now }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := rules.Compile(packs.Default(), s.Env())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.SetPack(p)
+	s := scoringtest.DefaultPack(t, scoring.WithPhoneHasher(schemas.NewPhoneHasher([]byte("k"))), scoring.WithClock(func() time.Time { return now }))
 	for i := range 30 {
 		ev := schemas.VerifyEvent{EventID: fmt.Sprintf("e%d", i), TS: now.Add(-time.Minute), AppID: "app1", Flow: "one_click_login",
 			Phone: fmt.Sprintf("1370000%04d", i), IP: netip.MustParseAddr("223.104.3.7"), Carrier: "CM", DeviceID: "farm-1", Outcome: "success"}

@@ -25,6 +25,7 @@ import (
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring"
 	"github.com/riskflow/riskflow/scoring/backtest"
+	"github.com/riskflow/riskflow/scoring/scoringtest"
 )
 
 // These tests need the ClickHouse server deploy/local/clickhouse.sh starts, at
@@ -132,15 +133,7 @@ func scenario(start time.Time) []schemas.VerifyEvent {
 // records through chsink, as the archiver does.
 func store(t *testing.T, st *chsink.Store, evs []schemas.VerifyEvent) {
 	t.Helper()
-	s, err := scoring.New(scoring.Config{}, scoring.WithPhoneHasher(schemas.NewPhoneHasher([]byte("production key"))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := rules.Compile(packs.Default(), s.Env())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.SetPack(p)
+	s := scoringtest.DefaultPack(t, scoring.WithPhoneHasher(schemas.NewPhoneHasher([]byte("production key"))))
 	recs := make([]schemas.ScoreRecord, 0, len(evs))
 	for i := range evs {
 		rec, err := s.Process(&evs[i])
