@@ -24,7 +24,9 @@ import (
 // must stand on its own: one glued to an ASCII letter or to a digit is part of an identifier, not
 // a phone — so hexadecimal device ids, UUIDs and a 15-digit IMEI starting with 86 are not
 // phone-like, while "tel:13812345678", "+86 138 1234 5678", "(138)12345678", "138_1234_5678",
-// "１３８　１２３４　５６７８" and "order-13812345678-2" are.
+// "１３８　１２３４　５６７８" and "order-13812345678-2" are. A reading with a group of 9 or 10 digits
+// beside others is not ("evt_1733390000_5", a unix second and a sequence number): no one writes a
+// phone number so. Errors and log lines mask those too (see reading).
 
 // PhoneMask is what Excerpt shows instead of a phone-like number.
 const PhoneMask = "<phone>"
@@ -42,16 +44,33 @@ const maxPhoneBytes = 3 + maxPhoneDigits*4 + (maxPhoneDigits-1)*3*3
 // MaxErrorLen bounds the message of a *FieldError, whatever the input (see FieldError.Error).
 const MaxErrorLen = 1024
 
-// ContainsPhone reports whether s contains a phone-like number (see the package's rules above).
-// It is a byte scan that allocates nothing.
+// ContainsPhone reports whether s contains a phone-like number (see the package's rules above):
+// what the decoders refuse in a free-text field. It is a byte scan that allocates nothing.
 func ContainsPhone(s string) bool {
-	return mayHoldPhone(s) && exactPhoneScan(s)
+	return mayHoldPhone(s) && exactPhoneScan(s, written)
 }
 
-// exactPhoneScan is ContainsPhone without the quick test, for a caller that made it: s as it is,
-// and percent-decoded if it holds escapes.
-func exactPhoneScan(s string) bool {
-	if _, _, ok := nextPhone(s, 0); ok {
+// mayShowPhone reports whether s holds digits that Excerpt and MaskPhones mask: a phone-like
+// number, or one split as no one writes a phone (anyReading).
+func mayShowPhone(s string) bool {
+	return mayHoldPhone(s) && exactPhoneScan(s, anyReading)
+}
+
+// reading says which groupings of digits count as a phone number. Refusing a value costs its
+// sender an event, masking it costs nothing: the decoders refuse numbers as people write them
+// (written), while what an error or a log line shows is masked wherever the digits could be read
+// as one (anyReading), "1.3812348000" too.
+type reading bool
+
+const (
+	written    reading = false // not when a group of 9 or 10 digits stands beside others
+	anyReading reading = true
+)
+
+// exactPhoneScan is ContainsPhone (or mayShowPhone) without the quick test, for a caller that
+// made it: s as it is, and percent-decoded if it holds escapes.
+func exactPhoneScan(s string, r reading) bool {
+	if _, _, ok := nextPhone(s, 0, r); ok {
 		return true
 	}
 	if strings.IndexByte(s, '%') < 0 {
@@ -61,7 +80,7 @@ func exactPhoneScan(s string) bool {
 	if !ok {
 		return false
 	}
-	_, _, found := nextPhone(d, 0)
+	_, _, found := nextPhone(d, 0, r)
 	return found
 }
 
@@ -127,7 +146,7 @@ func Excerpt(s string, n int) string {
 // changed: for text that is already bounded and escaped (an error message built elsewhere) on its
 // way out.
 func MaskPhones(s string) string {
-	if !ContainsPhone(s) {
+	if !mayShowPhone(s) {
 		return s
 	}
 	return string(appendMasked(make([]byte, 0, len(s)), s))
@@ -140,7 +159,7 @@ func appendMasked(b []byte, s string) []byte {
 	b = appendMaskedAsIs(b, s)
 	if bytes.IndexByte(b[start:], '%') >= 0 {
 		if d, ok := percentDecoded(string(b[start:])); ok {
-			if _, _, found := nextPhone(d, 0); found {
+			if _, _, found := nextPhone(d, 0, anyReading); found {
 				b = appendMaskedAsIs(b[:start], d)
 			}
 		}
@@ -153,7 +172,7 @@ func appendMasked(b []byte, s string) []byte {
 func appendMaskedAsIs(b []byte, s string) []byte {
 	i := 0
 	for {
-		ps, pe, ok := nextPhone(s, i)
+		ps, pe, ok := nextPhone(s, i, anyReading)
 		if !ok {
 			return append(b, s[i:]...)
 		}
@@ -174,7 +193,7 @@ func ShowName(s string, n int) string {
 			return Excerpt(s, n)
 		}
 	}
-	if ContainsPhone(s) {
+	if mayShowPhone(s) {
 		return Excerpt(s, n)
 	}
 	return s
@@ -232,9 +251,9 @@ func trimCut(b []byte, start, end int) []byte {
 	return b[:end]
 }
 
-// nextPhone finds the first phone-like number in s that starts at or after byte from (which must
-// not be inside a run of digits) and returns its span, including a leading '+'.
-func nextPhone(s string, from int) (start, end int, ok bool) {
+// nextPhone finds the first phone-like number (as r reads them) in s that starts at or after byte
+// from (which must not be inside a run of digits) and returns its span, including a leading '+'.
+func nextPhone(s string, from int, r reading) (start, end int, ok bool) {
 	for i := from; i < len(s); {
 		if _, w := digitAt(s, i); w == 0 {
 			i++
@@ -242,7 +261,7 @@ func nextPhone(s string, from int) (start, end int, ok bool) {
 		}
 		// i starts a run of digits: a number may start here if nothing alphanumeric is glued to it.
 		if !gluedBefore(s, i) {
-			if e, ok := matchPhone(s, i); ok {
+			if e, ok := matchPhone(s, i, r); ok {
 				return i - plusBefore(s, i), e, true
 			}
 		}
@@ -329,11 +348,13 @@ var byteBits = func() (t [256]uint8) {
 // matchPhone reads groups of digits joined by short runs of separators from i (the start of a
 // run of digits) and returns the end of the longest reading that is a phone number and is not
 // followed by a letter.
-func matchPhone(s string, i int) (int, bool) {
+func matchPhone(s string, i int, r reading) (int, bool) {
 	var digits [maxPhoneDigits]byte
 	n, firstGroup, best := 0, 0, -1
+	groups, longGroup := 0, false
 	plus := plusBefore(s, i) > 0
 	for j := i; ; {
+		from := n
 		for j < len(s) {
 			d, w := digitAt(s, j)
 			if w == 0 {
@@ -349,7 +370,11 @@ func matchPhone(s string, i int) (int, bool) {
 		if firstGroup == 0 {
 			firstGroup = n
 		}
-		if (j == len(s) || !isAlnum(s[j])) && phoneDigits(digits[:n], plus, firstGroup) {
+		groups++
+		longGroup = longGroup || n-from == 9 || n-from == 10
+		// Nobody writes a number apart as 10+1 or 9+2 digits, while ids often join a unix second
+		// and a sequence number so ("evt_1733390000_5"): written, such a reading is not a phone.
+		if (j == len(s) || !isAlnum(s[j])) && (r == anyReading || !longGroup || groups == 1) && phoneDigits(digits[:n], plus, firstGroup) {
 			best = j
 		}
 		k := j

@@ -109,9 +109,29 @@ func TestContainsPhoneIgnoresIdentifiers(t *testing.T) {
 		"١٣٨١٢٣٤٥٦٧٨٩",        // 12 digits of another script
 		"a١٣٨١٢٣٤٥٦٧٨",        // glued to a letter
 		"lg-3k9x2a-123456",
+		"evt_1733390000_5",   // unix second and a sequence number: groups of 10 and 1
+		"1733390000-5",       // idem
+		"evt_173339000_15",   // 9 and 2
+		"req-1733390000.7-x", // idem, inside an id
 	} {
 		if ContainsPhone(s) {
 			t.Errorf("ContainsPhone(%q) = true", s)
+		}
+	}
+}
+
+// Ids joining a unix second and a sequence number are accepted, but errors and logs still mask
+// their digits: refusing costs the sender an event, masking costs nothing.
+func TestSplitNumbersAcceptedButMasked(t *testing.T) {
+	for _, s := range []string{"evt_1733390000_5", "1.3812348000", "173339000-15"} {
+		if ContainsPhone(s) {
+			t.Errorf("ContainsPhone(%q) = true: an id of this shape would be refused", s)
+		}
+		if got := MaskPhones(s); strings.ContainsAny(strings.ReplaceAll(got, PhoneMask, ""), "0123456789") {
+			t.Errorf("MaskPhones(%q) = %q: digits that read as a phone are shown", s, got)
+		}
+		if got := Excerpt(s, 64); strings.Contains(got, "3390000") || strings.Contains(got, "3812348000") || strings.Contains(got, "339000") {
+			t.Errorf("Excerpt(%q) = %s", s, got)
 		}
 	}
 }

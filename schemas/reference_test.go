@@ -545,7 +545,7 @@ func refContainsPhone(s string) bool {
 	if !refMayHoldPhone(s) {
 		return false
 	}
-	return exactPhoneScan(s)
+	return exactPhoneScan(s, written)
 }
 
 func refMayHoldPhone(s string) bool {
