@@ -41,7 +41,12 @@ type DecisionResult struct {
 	// broker competing for the same cores.
 	OwnP99Ratio float64
 	// NoiseP99Ratio is OffOpen2's p99 over OffOpen's: the same server measured twice.
-	NoiseP99Ratio       float64
+	NoiseP99Ratio float64
+	// P99Interval, OwnP99Interval and NoiseP99Interval are the 95% intervals of the three p99
+	// ratios with the rounds drawn again (RatioInterval): how far this run's rounds let the ratio
+	// be told from 1.
+	P99Interval, OwnP99Interval, NoiseP99Interval [2]float64
+
 	Recorded, Published uint64
 	Dropped             uint64
 	DrainTook           time.Duration
@@ -62,9 +67,11 @@ func (r DecisionResult) Report(w io.Writer) {
 	fmt.Fprintf(w, "    decision log on    %s   %s\n", r.OnOpen, cpuShares(r.OnOpen))
 	fmt.Fprintf(w, "    on, no broker      %s   %s\n", r.NopOpen, cpuShares(r.NopOpen))
 	fmt.Fprintf(w, "    off again (A/A)    %s   %s\n", r.OffOpen2, cpuShares(r.OffOpen2))
-	fmt.Fprintf(w, "  throughput ratio on/off %.2f (target ≥ 0.90)   p99 ratio on/off %.2f (target ≤ 1.10)\n", r.ThroughputRatio, r.P99Ratio)
-	fmt.Fprintf(w, "  p99 ratio with the decision log writing to a discarding writer (the API process's own cost, no broker on its cores) %.2f\n", r.OwnP99Ratio)
-	fmt.Fprintf(w, "  p99 ratio off/off (the same server in a second set of rounds: the measurement's noise) %.2f\n", r.NoiseP99Ratio)
+	fmt.Fprintf(w, "  throughput ratio on/off %.2f (target ≥ 0.90)   p99 ratio on/off %.2f %s (target ≤ 1.10: %s)\n",
+		r.ThroughputRatio, r.P99Ratio, interval(r.P99Interval), verdict(r.P99Interval, 1.10))
+	fmt.Fprintf(w, "  p99 ratio with the decision log writing to a discarding writer (the API process's own cost, no broker on its cores) %.2f %s\n", r.OwnP99Ratio, interval(r.OwnP99Interval))
+	fmt.Fprintf(w, "  p99 ratio off/off (the same server in a second set of rounds: the measurement's noise) %.2f %s\n", r.NoiseP99Ratio, interval(r.NoiseP99Interval))
+	fmt.Fprintf(w, "  [lo–hi]: 95%% of the ratios the same rounds give when drawn again with replacement (bootstrap over rounds)\n")
 	if r.OnOpen.Others >= 0 && r.OffOpen.Others >= 0 {
 		fmt.Fprintf(w, "  other processes (the local broker) used %.2f cores with the log on, %.2f with it off, of %d\n", r.OnOpen.Others, r.OffOpen.Others, runtime.NumCPU())
 	}
@@ -165,6 +172,10 @@ func RunDecisions(ctx context.Context, s *scoring.Scorer, o APIOptions, d Decisi
 		res.OwnP99Ratio = float64(res.NopOpen.P99) / float64(res.OffOpen.P99)
 		res.NoiseP99Ratio = float64(res.OffOpen2.P99) / float64(res.OffOpen.P99)
 	}
+	const reps = 2000
+	res.P99Interval[0], res.P99Interval[1] = RatioInterval(ons, offs, 0.99, reps, 1)
+	res.OwnP99Interval[0], res.OwnP99Interval[1] = RatioInterval(nops, offs, 0.99, reps, 2)
+	res.NoiseP99Interval[0], res.NoiseP99Interval[1] = RatioInterval(offs2, offs, 0.99, reps, 3)
 	stopped := time.Now()
 	for dl.Published()+dl.Dropped()+dl.Rejected() < dl.Recorded() && time.Since(stopped) < 30*time.Second {
 		time.Sleep(5 * time.Millisecond)
@@ -193,6 +204,23 @@ func RunDecisions(ctx context.Context, s *scoring.Scorer, o APIOptions, d Decisi
 	stopDown()
 	<-downDone
 	return res, nil
+}
+
+// interval formats a RatioInterval.
+func interval(iv [2]float64) string { return fmt.Sprintf("[%.2f–%.2f]", iv[0], iv[1]) }
+
+// verdict reads a ratio's interval against an upper target: met when all of it is at or under the
+// target, not met when all of it is above, and otherwise not told apart by this run's rounds.
+func verdict(iv [2]float64, target float64) string {
+	switch {
+	case iv[1] == 0:
+		return "no requests"
+	case iv[1] <= target:
+		return "met"
+	case iv[0] > target:
+		return "not met"
+	}
+	return "not told apart from the noise by these rounds"
 }
 
 // cpuShares formats l's CPU: this process's and, when known, the other processes'.

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -49,5 +50,74 @@ func TestPoolTakesPercentilesOverAllRequests(t *testing.T) {
 	b.Others = -1
 	if Pool(a, b).Others != -1 {
 		t.Error("others known although one run's was not")
+	}
+}
+
+// pooledQuantile picks the latency Pool would with every round taken once, and weights count a
+// round as often as it is drawn.
+func TestPooledQuantileIsPools(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for trial := range 200 {
+		var ls []Latency
+		for range 1 + r.IntN(6) {
+			lats := make([]time.Duration, r.IntN(300))
+			for i := range lats {
+				lats[i] = time.Duration(r.ExpFloat64() * float64(time.Millisecond) * float64(1+r.IntN(3)))
+			}
+			ls = append(ls, summarize(lats, 0, time.Second))
+		}
+		w := make([]int, len(ls))
+		var twice []Latency
+		for i := range w {
+			w[i] = r.IntN(3)
+			for range w[i] {
+				twice = append(twice, ls[i])
+			}
+		}
+		for _, q := range []float64{0, 0.5, 0.99, 1} {
+			got := pooledQuantile(ls, w, q)
+			want := time.Duration(-1)
+			if totalRequests(twice) > 0 {
+				p := Pool(twice...)
+				want = p.lats[int(q*float64(len(p.lats)-1))]
+			}
+			if got != want {
+				t.Fatalf("trial %d q %v weights %v: pooled quantile %s; want %s (Pool's)", trial, q, w, got, want)
+			}
+		}
+	}
+}
+
+// The interval is as wide as the rounds disagree: a point when every round is alike, wide when
+// one round of five is slow, and it brackets the pooled ratio.
+func TestRatioInterval(t *testing.T) {
+	round := func(scale int, slow int) Latency {
+		lats := make([]time.Duration, 1000)
+		for i := range lats {
+			lats[i] = time.Duration(scale*(1+i%10)) * time.Millisecond
+		}
+		for i := range slow {
+			lats[i] = time.Duration(scale*100) * time.Millisecond
+		}
+		return summarize(lats, 0, time.Second)
+	}
+	same := []Latency{round(1, 0), round(1, 0), round(1, 0)}
+	if lo, hi := RatioInterval(same, same, 0.99, 500, 1); lo != 1 || hi != 1 {
+		t.Errorf("alike rounds: interval %v–%v; want 1–1", lo, hi)
+	}
+	double := []Latency{round(2, 0), round(2, 0), round(2, 0)}
+	if lo, hi := RatioInterval(double, same, 0.99, 500, 1); lo != 2 || hi != 2 {
+		t.Errorf("every round twice as slow: interval %v–%v; want 2–2", lo, hi)
+	}
+	// One round of five has 30 slow requests (3% of it, 0.6% of the pool): drawn twice or more
+	// it moves the pooled p99, drawn once it does not.
+	mixed := []Latency{round(1, 30), round(1, 0), round(1, 0), round(1, 0), round(1, 0)}
+	lo, hi := RatioInterval(mixed, same, 0.99, 2000, 1)
+	point := float64(Pool(mixed...).P99) / float64(Pool(same...).P99)
+	if !(lo <= point && point <= hi) || hi/lo < 2 {
+		t.Errorf("one slow round: interval %v–%v around %v; want a wide interval holding it", lo, hi, point)
+	}
+	if lo, hi := RatioInterval(nil, same, 0.99, 100, 1); lo != 0 || hi != 0 {
+		t.Errorf("no requests: %v–%v; want 0–0", lo, hi)
 	}
 }
