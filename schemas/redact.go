@@ -501,15 +501,19 @@ func sepAt(s string, i int) int {
 
 // isWideSep reports whether r, outside ASCII, may separate the digit groups of a written phone
 // number: the ideographic space and the full-width forms of the ASCII separators (typed in
-// full-width mode), the no-break and typographic spaces, hyphens and dashes, and the invisible
-// characters that would hide a number from a search.
+// full-width mode), every space (Zs: no-break, narrow no-break, typographic), every dash and hyphen
+// (Pd: en dash, small and full-width hyphen-minus), and the invisible characters that would hide a
+// number from a search while it still reads as one — every format character (Cf: soft hyphen,
+// zero-width and bidirectional marks, invisible operators), variation selectors and the combining
+// grapheme joiner.
 func isWideSep(r rune) bool {
 	switch r {
-	case '\u00a0', '\u2212', '\u3000', '\u30fc', '\u2060', '\ufeff',
+	case '\u2212', '\u30fc', '\u034f',
 		'（', '）', '＋', '－', '．', '／', '：', '＿', '＼':
 		return true
 	}
-	return r >= '\u2000' && r <= '\u2015' // typographic spaces, zero-width characters, hyphens and dashes
+	return r >= '\u2000' && r <= '\u2015' || // typographic spaces, zero-width characters, hyphens and dashes
+		unicode.In(r, unicode.Zs, unicode.Pd, unicode.Cf, unicode.Variation_Selector)
 }
 
 func isDigitByte(c byte) bool { return c >= '0' && c <= '9' }

@@ -42,6 +42,17 @@ var phoneFormats = []string{
 	"138\u00a01234\u00a05678", // no-break spaces
 	"138\u20131234\u20135678", // en dashes
 	"138\u200b1234\u200b5678", // zero-width spaces: looks like 13812345678
+	"138\u00ad1234\u00ad5678", // soft hyphens: invisible, looks like 13812345678
+	"138\u202f1234\u202f5678", // narrow no-break spaces
+	"138\u205f1234\u205f5678", // medium mathematical spaces
+	"138\u202e1234\u202c5678", // bidirectional overrides: invisible
+	"138\u20631234\u20635678", // invisible separators
+	"138\u061c1234\u061c5678", // Arabic letter marks: invisible
+	"138\ufe0f1234\ufe0f5678", // variation selectors: invisible
+	"138\u034f1234\u034f5678", // combining grapheme joiners: invisible
+	"138\ufe631234\ufe635678", // small hyphen-minus
+	"138\ufe581234\ufe585678", // small em dashes
+	"138\u301c1234\u301c5678", // wave dashes
 	"𝟏𝟑𝟖𝟏𝟐𝟑𝟒𝟓𝟔𝟕𝟖",             // mathematical digits
 	"١٣٨١٢٣٤٥٦٧٨",             // Arabic-Indic digits
 	"१३८१२३४५६७८",             // Devanagari digits
