@@ -2,7 +2,9 @@ package chsink
 
 import (
 	"context"
+	"errors"
 	"net"
+	"syscall"
 	"time"
 )
 
@@ -38,7 +40,11 @@ func dialer(dialTimeout, writeTimeout time.Duration) func(ctx context.Context, a
 	}
 }
 
-// writeDeadlineConn sets a write deadline of timeout before each Write.
+// writeDeadlineConn sets a write deadline of timeout before each Write. It passes the socket on
+// (SyscallConn): before it hands out a pooled connection, clickhouse-go reads the socket to see
+// whether the server closed it, and skips that check for a connection that is not a syscall.Conn
+// — after a ClickHouse restart, the first query on each idle connection would then fail with a
+// broken pipe (a 500 from the console, a failed INSERT counted by the breaker).
 type writeDeadlineConn struct {
 	net.Conn
 	timeout time.Duration
@@ -49,4 +55,13 @@ func (c *writeDeadlineConn) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.Conn.Write(p)
+}
+
+// SyscallConn returns the socket's raw connection, for the driver's liveness check.
+func (c *writeDeadlineConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errors.New("chsink: the connection has no socket to check")
+	}
+	return sc.SyscallConn()
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -484,5 +485,65 @@ func TestWriteBatchUnreachable(t *testing.T) {
 			}
 			t.Logf("WriteBatch: %v", err)
 		})
+	}
+}
+
+// A server restart closes the pooled connections: the next query opens a new one instead of
+// failing on a dead socket (a proxy in front of the server plays the restart by closing every
+// connection it carries).
+func TestQueryAfterServerClosedPooledConnections(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", clickhouseAddr())
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, s)
+			mu.Unlock()
+			go func() { _, _ = io.Copy(s, c); s.Close() }()
+			go func() { _, _ = io.Copy(c, s); c.Close() }()
+		}
+	}()
+	closeAll := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+		n := len(conns) / 2
+		conns = nil
+		return n
+	}
+	defer closeAll()
+
+	st, err := Open(context.Background(), Config{Addr: l.Addr().String(), Database: "riskflow_restart"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := testContext(t)
+	if _, err := st.ServerVersion(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := closeAll(); n == 0 {
+		t.Fatal("the store's query went through no connection of the proxy")
+	}
+	for i := range 3 {
+		if _, err := st.ServerVersion(ctx); err != nil {
+			t.Fatalf("query %d after the server closed the pooled connections: %v", i+1, err)
+		}
 	}
 }
