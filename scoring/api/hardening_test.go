@@ -73,6 +73,38 @@ func TestContentType(t *testing.T) {
 	}
 }
 
+// A compressed body is refused naming the header, on every route that reads a body, whether or
+// not the bytes are really compressed: nothing would decode them.
+func TestContentEncoding(t *testing.T) {
+	fr := &fakeRules{}
+	f := newFixture(t, api.Config{}, api.WithRulesAdmin(fr, map[string]string{"lead": "s3cret"}))
+	encoding := func(ce string) reqOpt { return func(r *http.Request) { r.Header.Set("Content-Encoding", ce) } }
+	for _, ce := range []string{"gzip", "deflate", "br", "GZIP", "identity, gzip", "x-13812348000"} {
+		for _, c := range []struct{ method, path, body string }{
+			{http.MethodPost, "/v1/risk/check", checkBody},
+			{http.MethodPost, "/v1/events", event("e1", "app1", "1.2.3.4")},
+			{http.MethodPut, "/v1/rules", "pack: p\n"},
+		} {
+			w := f.do(t, c.method, c.path, c.body, encoding(ce), basic("lead", "s3cret"))
+			if c.path != "/v1/rules" {
+				w = f.do(t, c.method, c.path, c.body, encoding(ce))
+			}
+			eb := errorBody(t, w, http.StatusUnsupportedMediaType, "Content-Encoding ")
+			if strings.Contains(eb.Content, "13812348000") {
+				t.Errorf("%s with %q: %q echoes the number", c.path, ce, eb.Content)
+			}
+		}
+	}
+	if len(f.pub.published()) != 0 || f.chk.calls() != 0 || fr.loaded != 0 {
+		t.Errorf("published %d, checked %d, loaded %d with a compressed body, want none", len(f.pub.published()), f.chk.calls(), fr.loaded)
+	}
+	for _, ce := range []string{"", "identity", "Identity"} {
+		if w := f.do(t, http.MethodPost, "/v1/risk/check", checkBody, encoding(ce)); w.Code != http.StatusOK {
+			t.Errorf("check with Content-Encoding %q: %d %s", ce, w.Code, w.Body)
+		}
+	}
+}
+
 // fakeRules accepts every pack.
 type fakeRules struct{ loaded int }
 
