@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -90,7 +91,8 @@ func (e *InvalidRecordsError) RejectedIndex() int { return e.Records[0].Index }
 
 // WriteBatch stores recs: one row per record in verify_events and one per record in
 // risk_scores, each table in a single column-oriented INSERT, the two INSERTs at the same time
-// on two connections. It returns nil only after ClickHouse has acknowledged both.
+// on two connections (a batch spanning more than maxDaysPerInsert days goes as several such
+// pairs, one after the other). It returns nil only after ClickHouse has acknowledged all.
 //
 // Retry contract: after any error the caller may send the same batch again, as often as it
 // likes, and must not commit the records upstream (Kafka offsets) until WriteBatch has
@@ -115,24 +117,67 @@ func (s *Store) WriteBatch(ctx context.Context, recs []schemas.ScoreRecord) erro
 		return err
 	}
 	start := time.Now()
-	rows := keyOrder(recs)
-	var (
-		wg       sync.WaitGroup
-		eventErr error
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		eventErr = s.insertColumns(ctx, "verify_events", verifyEventsColumns, rows, &eventColumns{})
-	}()
-	scoreErr := s.insertColumns(ctx, "risk_scores", riskScoresColumns, rows, &scoreColumns{})
-	wg.Wait()
-	if err := errors.Join(eventErr, scoreErr); err != nil {
-		return err
+	for _, rows := range dayGroups(keyOrder(recs)) {
+		var (
+			wg       sync.WaitGroup
+			eventErr error
+		)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			eventErr = s.insertColumns(ctx, "verify_events", verifyEventsColumns, rows, &eventColumns{})
+		}()
+		scoreErr := s.insertColumns(ctx, "risk_scores", riskScoresColumns, rows, &scoreColumns{})
+		wg.Wait()
+		if err := errors.Join(eventErr, scoreErr); err != nil {
+			return err
+		}
 	}
 	s.log.Debug("clickhouse batch written", "database", s.db, "records", len(recs), "took", time.Since(start))
 	return nil
 }
+
+// maxDaysPerInsert bounds the UTC days the rows of one INSERT span. Both tables are partitioned by
+// toYYYYMMDD(ts), and current ClickHouse refuses a block that spans more than
+// max_partitions_per_insert_block (100) partitions: code 252, TOO_MANY_PARTS, which no retry
+// fixes. One batch of attempts from many days — the backfill of a small app, or a single POST
+// /v1/events of 101 old attempts by any app key — stopped the archiver for every app. A UTC day
+// lies in at most two days of the server's time zone, so 50 of them are at most 100 partitions.
+const maxDaysPerInsert = 50
+
+// dayGroups splits rows (in key order) into groups that each span at most maxDaysPerInsert UTC
+// days, each group in key order; a batch spanning fewer days (the stream's case: one pass for the
+// first and last day) is one group, rows itself.
+func dayGroups(rows []*schemas.ScoreRecord) [][]*schemas.ScoreRecord {
+	if len(rows) == 0 {
+		return nil
+	}
+	lo, hi := utcDay(rows[0].TS), utcDay(rows[0].TS)
+	for _, r := range rows[1:] {
+		d := utcDay(r.TS)
+		lo, hi = min(lo, d), max(hi, d)
+	}
+	if hi-lo < maxDaysPerInsert {
+		return [][]*schemas.ScoreRecord{rows}
+	}
+	group := map[int64]int{}
+	for _, r := range rows {
+		group[utcDay(r.TS)] = 0
+	}
+	days := slices.Sorted(maps.Keys(group))
+	for i, d := range days {
+		group[d] = i / maxDaysPerInsert
+	}
+	groups := make([][]*schemas.ScoreRecord, (len(days)+maxDaysPerInsert-1)/maxDaysPerInsert)
+	for _, r := range rows {
+		g := group[utcDay(r.TS)]
+		groups[g] = append(groups[g], r)
+	}
+	return groups
+}
+
+// utcDay numbers t's day in UTC (days since 1970-01-01; ts is never before 2000).
+func utcDay(t time.Time) int64 { return t.Unix() / 86400 }
 
 // keyOrder returns the records in the order of both tables' sorting key, (app_id, event_id), and
 // records of one key in batch order. The server sorts every part it writes by that key; rows that
