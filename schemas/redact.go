@@ -261,6 +261,10 @@ func nextPhone(s string, from int, r reading) (start, end int, ok bool) {
 		}
 		// i starts a run of digits: a number may start here if nothing alphanumeric is glued to it.
 		if !gluedBefore(s, i) {
+			if n := ipv4At(s, i); n > 0 {
+				i += n // an address, not a phone: "127.0.0.1:19092", "192.168.100.10"
+				continue
+			}
 			if e, ok := matchPhone(s, i, r); ok {
 				return i - plusBefore(s, i), e, true
 			}
@@ -274,6 +278,49 @@ func nextPhone(s string, from int, r reading) (start, end int, ok bool) {
 		}
 	}
 	return 0, 0, false
+}
+
+// ipv4At returns the length of the IPv4 address in dotted-decimal form — four ASCII groups of 1 to
+// 3 digits, each at most 255, joined by single dots — that starts at s[i], with its ":port" if
+// one follows, or 0 if none starts there or the text goes on with another dot or digit. Such an
+// address (a broker's or a server's in an error, a client's in a field) is not a phone number,
+// although its 11 digits may start with 1; nobody writes a phone as four groups of at most three.
+func ipv4At(s string, i int) int {
+	if i > 0 && s[i-1] == '.' {
+		return 0 // inside a longer dotted run
+	}
+	j := i
+	for g := range 4 {
+		if g > 0 {
+			if j >= len(s) || s[j] != '.' {
+				return 0
+			}
+			j++
+		}
+		v, k := 0, j
+		for k < len(s) && k-j < 3 && isDigitByte(s[k]) {
+			v = v*10 + int(s[k]-'0')
+			k++
+		}
+		if k == j || v > 255 || k < len(s) && isDigitByte(s[k]) {
+			return 0
+		}
+		j = k
+	}
+	if j < len(s) && s[j] == ':' {
+		p, k := 0, j+1
+		for k < len(s) && k-j <= 5 && isDigitByte(s[k]) {
+			p = p*10 + int(s[k]-'0')
+			k++
+		}
+		if k > j+1 && p <= 65535 && (k == len(s) || !isDigitByte(s[k])) {
+			j = k
+		}
+	}
+	if j < len(s) && (s[j] == '.' || isDigitByte(s[j])) {
+		return 0
+	}
+	return j - i
 }
 
 // mayHoldPhone is the quick test that rules out most ids (UUIDs, hex digests, ids holding a date)

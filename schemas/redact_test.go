@@ -124,6 +124,11 @@ func TestContainsPhoneIgnoresIdentifiers(t *testing.T) {
 		"1733390000-5",       // idem
 		"evt_173339000_15",   // 9 and 2
 		"req-1733390000.7-x", // idem, inside an id
+		"192.168.100.10",     // an IPv4 address of 11 digits
+		"139.123.145.78",     // idem, starting 139
+		"127.0.0.1:19092",    // an address and port: the default broker's
+		"dial tcp 127.0.0.1:19000: connect: connection refused",
+		"tcp 127.0.0.1:49194->127.0.0.1:18123",
 	} {
 		if ContainsPhone(s) {
 			t.Errorf("ContainsPhone(%q) = true", s)
@@ -275,6 +280,24 @@ func TestMaskPhones(t *testing.T) {
 	for in, want := range cases {
 		if got := MaskPhones(in); got != want {
 			t.Errorf("MaskPhones(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// An IPv4 address (with its port) is shown as it is — /readyz and errors name the broker or the
+// server they cannot reach — while a phone number beside one, or after a dotted run that is no
+// address, is still masked.
+func TestAddressesAreNotPhones(t *testing.T) {
+	for s, want := range map[string]string{
+		"kafka: dial tcp 127.0.0.1:19092: connection refused": "kafka: dial tcp 127.0.0.1:19092: connection refused",
+		"from 192.168.100.10 for 13812345678":                 "from 192.168.100.10 for <phone>",
+		"1.2.3.4 138 1234 5678":                               "1.2.3.4 <phone>",
+		"1.2.3.4:13812345678":                                 "1.2.3.4:<phone>",
+		"1.2.3.4.13812345678":                                 "1.2.3.4.<phone>",
+		"1.2.3.999 13812345678":                               "1.2.3.999 <phone>",
+	} {
+		if got := MaskPhones(s); got != want {
+			t.Errorf("MaskPhones(%q) = %q, want %q", s, got, want)
 		}
 	}
 }
