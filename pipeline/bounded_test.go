@@ -126,6 +126,34 @@ func TestFitDeadLetterTruncates(t *testing.T) {
 	}
 }
 
+// A key too large for a dead letter is left out and said so, while a value that fits is kept
+// whole and not said to be cut.
+func TestFitDeadLetterDropsHugeKey(t *testing.T) {
+	orig := kafka.Message{Key: bytes.Repeat([]byte("k"), 5<<20), Value: []byte(`{"bad":1}`), Topic: "verify.events", Offset: 3}
+	fit := FitDeadLetter(DeadLetter(orig, errors.New("bad: unknown field")), 943_000)
+	if n := consumers.MessageSize(&fit); n > 943_000 {
+		t.Fatalf("fitted dead letter is %d bytes", n)
+	}
+	if len(fit.Key) != 0 || string(fit.Value) != string(orig.Value) {
+		t.Errorf("key %d bytes, value %q: want no key and the whole value", len(fit.Key), fit.Value)
+	}
+	if v, _ := header(fit, HeaderKeyDropped); v != strconv.Itoa(len(orig.Key)) {
+		t.Errorf("%s header %q, want %d", HeaderKeyDropped, v, len(orig.Key))
+	}
+	if v, ok := header(fit, HeaderTruncated); ok {
+		t.Errorf("%s header %q on a dead letter whose value is whole", HeaderTruncated, v)
+	}
+	// Key and value both too large: the key goes, the value is cut.
+	orig.Value = bytes.Repeat([]byte("v"), 2<<20)
+	fit = FitDeadLetter(DeadLetter(orig, errors.New("bad")), 943_000)
+	if n := consumers.MessageSize(&fit); n > 943_000 || len(fit.Key) != 0 || len(fit.Value) < 900_000 {
+		t.Errorf("dead letter %d bytes, key %d, value %d", n, len(fit.Key), len(fit.Value))
+	}
+	if v, _ := header(fit, HeaderTruncated); v != strconv.Itoa(len(orig.Value)) {
+		t.Errorf("%s header %q, want %d", HeaderTruncated, v, len(orig.Value))
+	}
+}
+
 // bigRecordScorer gives the event big a record with a long reason.
 type bigRecordScorer struct {
 	*fakeScorer

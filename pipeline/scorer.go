@@ -369,6 +369,10 @@ const (
 // the original value's length in bytes.
 const HeaderTruncated = "riskflow-truncated-from"
 
+// HeaderKeyDropped is set on a dead letter whose key was left out to fit the broker's limit (a key
+// larger than the dead letter may be); it holds the original key's length in bytes.
+const HeaderKeyDropped = "riskflow-key-dropped-from"
+
 // maxErrorHeader bounds the error text in a dead letter's header.
 const maxErrorHeader = consumers.MaxErrorText
 
@@ -395,18 +399,23 @@ func DeadLetter(m kafka.Message, err error) kafka.Message {
 
 // FitDeadLetter returns dl cut to at most limit bytes (as consumers.MessageSize counts): the value is
 // truncated and a HeaderTruncated header says from how many bytes. A message that came through
-// Kafka fits the broker's limit, but its dead letter adds headers, so it may not.
+// Kafka fits the broker's limit, but its dead letter adds headers, so it may not. A key too large
+// to leave room for the headers is left out, and HeaderKeyDropped says so; the value then stays
+// whole if it fits.
 func FitDeadLetter(dl kafka.Message, limit int) kafka.Message {
 	if limit <= 0 || consumers.MessageSize(&dl) <= limit {
 		return dl
 	}
-	orig := len(dl.Value)
-	h := append(slices.Clone(dl.Headers), kafka.Header{Key: HeaderTruncated, Value: []byte(strconv.Itoa(orig))})
-	out := kafka.Message{Key: dl.Key, Headers: h}
-	room := limit - consumers.MessageSize(&out)
-	if room < 0 {
-		out.Key, room = nil, limit-consumers.MessageSize(&kafka.Message{Headers: h})
+	out := kafka.Message{Key: dl.Key, Value: dl.Value, Headers: slices.Clone(dl.Headers)}
+	cut := kafka.Header{Key: HeaderTruncated, Value: []byte(strconv.Itoa(len(dl.Value)))}
+	if bare := (kafka.Message{Key: dl.Key, Headers: append(slices.Clone(out.Headers), cut)}); consumers.MessageSize(&bare) > limit {
+		out.Key = nil
+		out.Headers = append(out.Headers, kafka.Header{Key: HeaderKeyDropped, Value: []byte(strconv.Itoa(len(dl.Key)))})
 	}
-	out.Value = dl.Value[:max(0, min(room, orig))]
+	if consumers.MessageSize(&out) > limit {
+		out.Headers = append(out.Headers, cut)
+		bare := kafka.Message{Key: out.Key, Headers: out.Headers}
+		out.Value = dl.Value[:max(0, min(limit-consumers.MessageSize(&bare), len(dl.Value)))]
+	}
 	return out
 }
