@@ -129,6 +129,7 @@ type Server struct {
 	decisions DecisionLog
 	explainer Explainer
 	labeler   Labeler
+	fails     failureLog // 5xx answers, logged once per run (faillog.go)
 }
 
 // Option configures a Server.
@@ -310,11 +311,14 @@ func (s *Server) instrument(route string, h handler) http.HandlerFunc {
 				// flood the log for as long as a broker outage or a start-up replay lasts.
 				s.log.Debug("request refused: not ready", "route", route, "status", code, "err", boundedErr(err))
 			case code >= 500:
-				s.log.Error("request failed", "route", route, "status", code, "err", boundedErr(err))
+				s.fails.failed(s.log, route, code, err)
 			default:
 				s.log.Debug("request refused", "route", route, "status", code, "content", schemas.Excerpt(msg, maxLogErr))
 			}
 			writeBody(w, code, body)
+		}
+		if code < 500 {
+			s.fails.ok(s.log, route)
 		}
 		s.m.observe(route, code, time.Since(start))
 	}

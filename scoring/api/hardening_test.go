@@ -554,3 +554,34 @@ func TestNotReadyIsNotLoggedPerRequest(t *testing.T) {
 		t.Errorf("a failed publish was not logged as an error: %q", buf.String())
 	}
 }
+
+// A broker outage fails every POST /v1/events: the log says so when it starts and when the route
+// answers again, not once per request (a retrying client wrote 133,000 error lines in 15 s).
+func TestFailuresLoggedOncePerOutage(t *testing.T) {
+	logOpt, logs := captureLogs()
+	f := newFixture(t, api.Config{}, logOpt)
+	f.pub.mu.Lock()
+	f.pub.err = errors.New("kafka: dial tcp 127.0.0.1:19092: connect: connection refused")
+	f.pub.mu.Unlock()
+	for i := range 500 {
+		errorBody(t, f.do(t, http.MethodPost, "/v1/events", event(fmt.Sprintf("e%d", i), "app1", "1.2.3.4")), http.StatusServiceUnavailable, "publish to Kafka failed")
+	}
+	f.pub.mu.Lock()
+	f.pub.err = nil
+	f.pub.mu.Unlock()
+	if w := f.do(t, http.MethodPost, "/v1/events", event("e-ok", "app1", "1.2.3.4")); w.Code != http.StatusAccepted {
+		t.Fatalf("after the outage: %d %s", w.Code, w.Body)
+	}
+	var errs, recovered int
+	for _, line := range strings.Split(logs.String(), "\n") {
+		switch {
+		case strings.Contains(line, "level=ERROR"):
+			errs++
+		case strings.Contains(line, "requests answered again") && strings.Contains(line, "failed=500"):
+			recovered++
+		}
+	}
+	if errs != 1 || recovered != 1 {
+		t.Errorf("500 failed requests logged %d errors and %d recoveries, want 1 and 1:\n%.2000s", errs, recovered, logs.String())
+	}
+}
