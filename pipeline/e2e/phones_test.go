@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/segmentio/kafka-go"
 
@@ -63,6 +64,8 @@ var (
 		{"underscores", func(p string) string { return p[:3] + "_" + p[3:7] + "_" + p[7:] }},
 		{"percent-escaped", func(p string) string { return "%2B86%20" + p[:3] + "%20" + p[3:7] + "%20" + p[7:] }},
 		{"form-encoded", func(p string) string { return "+86+" + p[:3] + "+" + p[3:7] + "+" + p[7:] }},
+		{"soft hyphens", func(p string) string { return p[:3] + "\u00ad" + p[3:7] + "\u00ad" + p[7:] }},
+		{"narrow no-break spaces", func(p string) string { return p[:3] + "\u202f" + p[3:7] + "\u202f" + p[7:] }},
 	}
 	// Only as a free-text value: the bare number.
 	bareFormat = phoneFormat{"bare", func(p string) string { return p }}
@@ -554,7 +557,7 @@ func scanPhones(text string, tracked map[string]string) []phoneHit {
 	for _, r := range text {
 		if r >= '０' && r <= '９' {
 			ascii.WriteByte(byte('0' + r - '０'))
-		} else if r == '\u3000' || r == '－' {
+		} else if r == '\u3000' || r == '－' || unicode.In(r, unicode.Zs, unicode.Cf) {
 			ascii.WriteByte(' ')
 		} else {
 			ascii.WriteRune(r)
