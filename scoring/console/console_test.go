@@ -273,11 +273,17 @@ func TestFormsRejectBadInputNextToTheField(t *testing.T) {
 		{"action", form("action", "deny", "kind", "ip", "value", "192.0.2.1", "why", "x"), "action", "allow or block"},
 		{"kind", form("action", "block", "kind", "email", "value", "a@b", "why", "x"), "kind", "one of phone, ip, cidr, device, prefix"},
 		{"why", form("action", "block", "kind", "ip", "value", "192.0.2.1", "why", " "), "why", "why: required"},
+		// A number in a device id or a note would be stored as typed, in the lists topic for good.
+		{"device holding a number", form("action", "block", "kind", "device", "value", "tel:13912345678", "why", "x"), "value", "phone number"},
+		{"why holding a number", form("action", "block", "kind", "ip", "value", "192.0.2.1", "why", "user 139 1234 5678 complained"), "why", "phone number"},
 	}
 	for _, tc := range cases {
 		code, body, _ := c.Post("/console/lists", tc.form)
 		if code != http.StatusBadRequest {
 			t.Errorf("%s: %d, want 400", tc.name, code)
+		}
+		if strings.Contains(body, "1234 5678") || strings.Contains(body, "12345678") {
+			t.Errorf("%s: the number is echoed back", tc.name)
 		}
 		re := regexp.MustCompile(`id="err-` + tc.field + `">([^<]*)<`)
 		m := re.FindStringSubmatch(body)

@@ -636,6 +636,11 @@ func (s *Server) checkEntry(f url.Values, errs map[string]string) ListEntry {
 			errs["value"] = "value: a device id of 1–128 characters without spaces or #"
 			break
 		}
+		if schemas.ContainsPhone(v) {
+			// Events with such a device id are refused, and the entry would keep the number as typed.
+			errs["value"] = "value: looks like it contains a mobile phone number; for a number choose kind phone (it is stored hashed)"
+			break
+		}
 		e.Value = v
 	case KindPrefix:
 		if len(v) != 7 || strings.Trim(v, "0123456789") != "" || v[0] != '1' {
@@ -654,6 +659,10 @@ func (s *Server) checkEntry(f url.Values, errs map[string]string) ListEntry {
 		errs["why"] = "why: required — say why, for whoever reads this list next"
 	case len(e.Why) > 200 || strings.ContainsAny(e.Why, "\r\n"):
 		errs["why"] = "why: one line of at most 200 characters"
+	case schemas.ContainsPhone(e.Why):
+		// The note goes to the lists topic and every node as typed: riskflow never keeps a number
+		// in plaintext.
+		errs["why"] = "why: holds a phone number; say why without it (block the number itself with kind phone: it is stored hashed)"
 	}
 	return e
 }
@@ -663,9 +672,9 @@ func (s *Server) listsAdd(w http.ResponseWriter, r *http.Request, ss *session) {
 	defer cancel()
 	f := r.PostForm
 	p := page{Title: "Lists", Errs: map[string]string{}, Form: map[string]string{
-		"action": f.Get("action"), "kind": f.Get("kind"), "why": f.Get("why")}}
+		"action": f.Get("action"), "kind": f.Get("kind"), "why": schemas.MaskPhones(f.Get("why"))}}
 	if f.Get("kind") != KindPhone {
-		p.Form["value"] = f.Get("value") // a number is never echoed back
+		p.Form["value"] = schemas.MaskPhones(f.Get("value")) // a number is never echoed back
 	}
 	if s.d.Lists == nil {
 		p.Problem = notAvailable("lists", ErrNotAvailable)
