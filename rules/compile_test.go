@@ -347,3 +347,39 @@ func TestCompileErrorFallbackPosition(t *testing.T) {
 		t.Fatalf("got %q, want %q", msgs, want)
 	}
 }
+
+// A number anywhere in a pack — an id, a description, an owner, an expression, a reason, the
+// pack's own description — is refused at its rule and field: the pack is recorded as written.
+func TestCompileRefusesPhoneNumbers(t *testing.T) {
+	src := `pack: p
+description: "VIPs, e.g. +86 139 1234 5678"
+rules:
+  - id: vip_13912345678
+    tag: t
+    level: 300
+    when: phone_verifies_10m >= 3
+  - id: r2
+    tag: t
+    description: the CEO's number 139-1234-5678
+    owner: "ops (tel:13912345678)"
+    level: 300
+    when: device_id == "13912345678"
+    reason: "device 139 1234 5678"
+`
+	msgs := compileErrs(t, src)
+	for _, want := range []string{"line 2:14: description: holds a phone number", "rule vip_", "rule r2: description: holds a phone number",
+		"rule r2: owner: holds a phone number", "rule r2: when: holds a phone number", "rule r2: reason: holds a phone number"} {
+		found := false
+		for _, m := range msgs {
+			found = found || strings.Contains(m, want) && strings.Contains(m, "holds a phone number")
+		}
+		if !found {
+			t.Errorf("no error %q among:\n%s", want, strings.Join(msgs, "\n"))
+		}
+	}
+	for _, m := range msgs {
+		if strings.Contains(m, "12345678") || strings.Contains(m, "1234 5678") || strings.Contains(m, "1234-5678") {
+			t.Errorf("error echoes the number: %s", m)
+		}
+	}
+}

@@ -162,12 +162,14 @@ type compiler struct {
 }
 
 func (c *compiler) errAt(n *yaml.Node, rule, field, format string, args ...any) {
+	// Errors are logged (a failed reload) and answered (PUT /v1/rules): a number in the pack is
+	// masked in them like anywhere else.
 	for i, a := range args {
 		if s, ok := a.(string); ok {
-			args[i] = clip(s, maxErrValue)
+			args[i] = clip(schemas.MaskPhones(s), maxErrValue)
 		}
 	}
-	e := &CompileError{File: c.file, Rule: clip(rule, maxErrName), Field: clip(field, maxErrName), Msg: fmt.Sprintf(format, args...)}
+	e := &CompileError{File: c.file, Rule: clip(schemas.MaskPhones(rule), maxErrName), Field: clip(schemas.MaskPhones(field), maxErrName), Msg: fmt.Sprintf(format, args...)}
 	if n != nil {
 		e.Line, e.Column = n.Line, n.Column
 	}
@@ -320,8 +322,15 @@ func (c *compiler) str(n *yaml.Node, rule, field string) string {
 	if n.Tag == "!!null" {
 		return ""
 	}
+	if schemas.ContainsPhone(n.Value) {
+		c.errAt(n, rule, field, "%s", errPackPhone)
+	}
 	return n.Value
 }
+
+// errPackPhone refuses a phone number anywhere in a pack: the pack is recorded as written (the
+// rule_versions table, the console's diffs) and its ids and reasons reach metrics and risk_scores.
+const errPackPhone = "holds a phone number, which riskflow never keeps in plaintext: match numbers with the allow/block lists (stored hashed) or a number block (phone_segment)"
 
 var ruleKeys = []string{"id", "tag", "description", "owner", "level", "mode", "when", "reason"}
 
@@ -355,6 +364,8 @@ func (c *compiler) rule(i int, n *yaml.Node, seen map[string]int) *Rule {
 		c.errAt(idn, label, "id", "must be a string")
 	case len(r.ID) > maxIDLen || !idPattern.MatchString(r.ID):
 		c.errAt(f["id"], label, "id", "%q is not valid: want [a-z0-9_]+, at most %d characters", r.ID, maxIDLen)
+	case schemas.ContainsPhone(r.ID):
+		c.errAt(f["id"], label, "id", "%s", errPackPhone)
 	default:
 		if line, dup := seen[r.ID]; dup {
 			c.errAt(f["id"], label, "id", "duplicate id (first defined at line %d)", line)
