@@ -317,7 +317,9 @@ func (s *Server) instrument(route string, h handler) http.HandlerFunc {
 			}
 			writeBody(w, code, body)
 		}
-		if code < 500 {
+		if code < 400 {
+			// Only an answer the route gave in full ends a run of its failures: a 400 refused
+			// before the broker was asked says nothing of it.
 			s.fails.ok(s.log, route)
 		}
 		s.m.observe(route, code, time.Since(start))

@@ -565,6 +565,9 @@ func TestFailuresLoggedOncePerOutage(t *testing.T) {
 	f.pub.mu.Unlock()
 	for i := range 500 {
 		errorBody(t, f.do(t, http.MethodPost, "/v1/events", event(fmt.Sprintf("e%d", i), "app1", "1.2.3.4")), http.StatusServiceUnavailable, "publish to Kafka failed")
+		if i%10 == 0 { // bad events among them are refused before the broker is asked
+			errorBody(t, f.do(t, http.MethodPost, "/v1/events", event(fmt.Sprintf("e%d", i), "app1", "999.1.1.1")), http.StatusBadRequest, "")
+		}
 	}
 	f.pub.mu.Lock()
 	f.pub.err = nil
