@@ -281,7 +281,7 @@ func nextPhone(s string, from int, r reading) (start, end int, ok bool) {
 }
 
 // ipv4At returns the length of the IPv4 address in dotted-decimal form — four ASCII groups of 1 to
-// 3 digits, each at most 255, joined by single dots — that starts at s[i], with its ":port" if
+// 3 digits, each at most 255 and without a leading zero, joined by single dots — that starts at s[i], with its ":port" if
 // one follows, or 0 if none starts there or the text goes on with another dot or digit. Such an
 // address (a broker's or a server's in an error, a client's in a field) is not a phone number,
 // although its 11 digits may start with 1; nobody writes a phone as four groups of at most three.
@@ -302,8 +302,8 @@ func ipv4At(s string, i int) int {
 			v = v*10 + int(s[k]-'0')
 			k++
 		}
-		if k == j || v > 255 || k < len(s) && isDigitByte(s[k]) {
-			return 0
+		if k == j || v > 255 || k < len(s) && isDigitByte(s[k]) || s[j] == '0' && k-j > 1 {
+			return 0 // no group, too large, too long, or a leading zero (not how addresses are written)
 		}
 		j = k
 	}

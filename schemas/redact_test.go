@@ -295,6 +295,8 @@ func TestAddressesAreNotPhones(t *testing.T) {
 		"1.2.3.4:13812345678":                                 "1.2.3.4:<phone>",
 		"1.2.3.4.13812345678":                                 "1.2.3.4.<phone>",
 		"1.2.3.999 13812345678":                               "1.2.3.999 <phone>",
+		"138.001.234.56":                                      "<phone>", // leading zeros: no address
+		"10.0.0.1:19092 and 138.001.234.56":                   "10.0.0.1:19092 and <phone>",
 	} {
 		if got := MaskPhones(s); got != want {
 			t.Errorf("MaskPhones(%q) = %q, want %q", s, got, want)
