@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -77,4 +78,63 @@ func endOffsets(ctx context.Context, c Config, topic string) (*kafka.Client, []i
 		return nil, nil, nil, fmt.Errorf("end offsets of %s: %w", topic, err)
 	}
 	return client, parts, res.Topics[topic], nil
+}
+
+// MessageTimes returns the timestamps of the messages at the given offsets (partition → offset) of
+// topic, as the broker holds them now. A partition whose message at that offset is gone (deleted by
+// retention, or the partition is shorter or missing) is left out.
+func MessageTimes(ctx context.Context, c Config, topic string, offsets map[int]int64) (map[int]time.Time, error) {
+	c = c.withDefaults()
+	out := make(map[int]time.Time, len(offsets))
+	for p, off := range offsets {
+		ts, ok, err := messageTime(ctx, c, topic, p, off)
+		if err != nil {
+			return nil, fmt.Errorf("time of %s/%d offset %d: %w", topic, p, off, err)
+		}
+		if ok {
+			out[p] = ts
+		}
+	}
+	return out, nil
+}
+
+func messageTime(ctx context.Context, c Config, topic string, p int, off int64) (time.Time, bool, error) {
+	conn, err := c.dialer().DialLeader(ctx, "tcp", c.Brokers[0], topic, p)
+	if err != nil {
+		if errors.Is(err, kafka.UnknownTopicOrPartition) {
+			return time.Time{}, false, nil
+		}
+		return time.Time{}, false, fmt.Errorf("dial leader: %w", err)
+	}
+	defer conn.Close()
+	first, last, err := conn.ReadOffsets()
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("read offsets: %w", err)
+	}
+	if off < first || off >= last {
+		return time.Time{}, false, nil
+	}
+	if d, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(d)
+	} else {
+		conn.SetDeadline(time.Now().Add(c.DialTimeout))
+	}
+	if _, err := conn.Seek(off, kafka.SeekAbsolute); err != nil {
+		return time.Time{}, false, fmt.Errorf("seek: %w", err)
+	}
+	// A fetch returns whole record batches: skip to the offset asked for.
+	b := conn.ReadBatch(1, 1<<20)
+	defer b.Close()
+	for {
+		m, err := b.ReadMessage()
+		if err != nil {
+			return time.Time{}, false, fmt.Errorf("read: %w", err)
+		}
+		if m.Offset == off {
+			return m.Time, true, nil
+		}
+		if m.Offset > off { // compacted away
+			return time.Time{}, false, nil
+		}
+	}
 }

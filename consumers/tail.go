@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,7 +25,7 @@ type Tail struct {
 	cfg     Config
 	topic   string
 	since   time.Time
-	from    map[int]int64 // partition → offset to start at (a snapshot's); others start at since
+	from    map[int]Mark // partition → where to start (a snapshot's); others start at since
 	apply   func([]kafka.Message)
 	log     *slog.Logger
 	backoff time.Duration // longest wait between attempts; default 2 s
@@ -35,6 +36,7 @@ type Tail struct {
 	targets map[int]int64 // partition → the newest end offset known
 	pos     map[int]*atomic.Int64
 	last    map[int]*atomic.Int64 // partition → timestamp (unix ns) of the last message applied
+	marks   map[int]*mark         // partition → the timestamp of the message before pos, for Positions
 	freshAt atomic.Int64          // unix ns: every message produced before it has been applied
 	down    *outage               // reading the topic: one outage while any reader or the probe fails
 
@@ -120,23 +122,51 @@ const DefaultSkew = 250 * time.Millisecond
 // Call it before the tail starts.
 func (t *Tail) SetSkew(d time.Duration) { t.skew = max(d, 0) }
 
-// StartAt makes the tail start partition p at offsets[p] (the next offset a snapshot did not
-// cover) instead of at since; partitions not in offsets start at since. Call it before CatchUp or
+// Mark is where a reader stands in one partition: Next, the next offset to apply (every message
+// before it has been applied), and Last, the timestamp of the message at Next-1 (zero when not
+// known: nothing applied since the start). The pair identifies the partition's history: a topic
+// deleted and created again holds another message, of another time, at that offset.
+type Mark struct {
+	Next int64
+	Last time.Time
+}
+
+// mark is a partition's Last, kept consistent with its position by a sequence number (odd while
+// the partition's one reader updates them).
+type mark struct {
+	seq atomic.Uint64
+	ns  atomic.Int64
+}
+
+// StartAt makes the tail start partition p at marks[p].Next (the next offset a snapshot did not
+// cover) instead of at since; partitions not in marks start at since. Call it before CatchUp or
 // Follow. An offset the topic no longer holds (retention deleted it) starts at the oldest one left,
 // with a warning: the events in between are missing from the state.
-func (t *Tail) StartAt(offsets map[int]int64) { t.from = offsets }
+func (t *Tail) StartAt(marks map[int]Mark) { t.from = marks }
 
-// Positions returns, per partition, the next offset to apply: every message before it has been
-// applied (nil before the tail started).
-func (t *Tail) Positions() map[int]int64 {
+// Positions returns, per partition, the next offset to apply and the time of the message before
+// it, as one consistent pair (nil before the tail started).
+func (t *Tail) Positions() map[int]Mark {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.pos == nil {
 		return nil
 	}
-	out := make(map[int]int64, len(t.pos))
+	out := make(map[int]Mark, len(t.pos))
 	for p, pos := range t.pos {
-		out[p] = pos.Load()
+		m := t.marks[p]
+		for {
+			s := m.seq.Load()
+			next, ns := pos.Load(), m.ns.Load()
+			if s%2 == 0 && m.seq.Load() == s {
+				out[p] = Mark{Next: next}
+				if ns != 0 {
+					out[p] = Mark{Next: next, Last: time.Unix(0, ns)}
+				}
+				break
+			}
+			runtime.Gosched()
+		}
 	}
 	return out
 }
@@ -213,11 +243,16 @@ func (t *Tail) run(ctx context.Context, stopAtEnd bool) (int, error) {
 	t.targets = map[int]int64{}
 	t.pos = map[int]*atomic.Int64{}
 	t.last = map[int]*atomic.Int64{}
+	t.marks = map[int]*mark{}
 	for p, bb := range b {
 		t.targets[p] = bb.end
 		t.pos[p] = new(atomic.Int64)
 		t.pos[p].Store(bb.start)
 		t.last[p] = new(atomic.Int64)
+		t.marks[p] = new(mark)
+		if from, ok := t.from[p]; ok && from.Next == bb.start && !from.Last.IsZero() {
+			t.marks[p].ns.Store(from.Last.UnixNano())
+		}
 	}
 	t.mu.Unlock()
 
@@ -254,7 +289,8 @@ func (t *Tail) readBounds(ctx context.Context, p int) (bounds, error) {
 	}
 	defer conn.Close()
 	first, last, err := conn.ReadOffsets()
-	if from, ok := t.from[p]; ok && err == nil {
+	if mk, ok := t.from[p]; ok && err == nil {
+		from := mk.Next
 		switch {
 		case from < first:
 			t.log.Warn("snapshot offset no longer in the topic; events in between are missing from the state", "partition", p, "snapshot_offset", from, "oldest_offset", first)
@@ -386,7 +422,15 @@ func (t *Tail) applyBatch(p int, pos *atomic.Int64, batch []kafka.Message) int {
 			break
 		}
 	}
+	var ns int64
+	if !last.Time.IsZero() {
+		ns = last.Time.UnixNano()
+	}
+	mk := t.marks[p]
+	mk.seq.Add(1)
+	mk.ns.Store(ns)
 	pos.Store(last.Offset + 1)
+	mk.seq.Add(1)
 	if hw := last.HighWaterMark; hw > 0 {
 		t.raiseTarget(p, hw)
 	}

@@ -22,6 +22,7 @@ func TestTailApplyBatch(t *testing.T) {
 	}, quiet())
 	tl.targets = map[int]int64{}
 	tl.last = map[int]*atomic.Int64{0: new(atomic.Int64)}
+	tl.marks = map[int]*mark{0: new(mark)}
 	base := time.Date(2026, 3, 14, 8, 0, 0, 0, time.UTC)
 	var batch []kafka.Message
 	for off := int64(3); off < 10; off++ {
@@ -41,6 +42,10 @@ func TestTailApplyBatch(t *testing.T) {
 	}
 	if pos.Load() != 10 {
 		t.Errorf("position %d, want 10", pos.Load())
+	}
+	tl.pos = map[int]*atomic.Int64{0: pos}
+	if mk := tl.Positions()[0]; mk.Next != 10 || !mk.Last.IsZero() {
+		t.Errorf("Positions: %+v, want next 10 and no time (offset 9 has none)", mk)
 	}
 	if last := tl.last[0].Load(); last != base.Add(8*time.Second).UnixNano() {
 		t.Errorf("last message time %v, want offset 8's", time.Unix(0, last).UTC())

@@ -56,16 +56,17 @@ func NewFeed(kc consumers.Config, topic string, since time.Time, st StateApplier
 // evBufs holds the feed's decoded batches (one per partition reader at a time).
 var evBufs = sync.Pool{New: func() any { return new([]schemas.VerifyEvent) }}
 
-// StartAt resumes partitions at the given offsets (from a snapshot) instead of at since.
-func (f *Feed) StartAt(offsets map[int]int64) { f.tail.StartAt(offsets) }
+// StartAt resumes partitions at the given positions (from a snapshot) instead of at since.
+func (f *Feed) StartAt(marks map[int]consumers.Mark) { f.tail.StartAt(marks) }
 
 // SetSkew sets how far apart messages of one time may reach different partitions (see
 // consumers.Tail.SetSkew); WaitApplied trusts an idle partition's end only that long after the
 // time it waits for. Call it before Follow.
 func (f *Feed) SetSkew(d time.Duration) { f.tail.SetSkew(d) }
 
-// Positions returns the next offset to apply per partition (see consumers.Tail.Positions).
-func (f *Feed) Positions() map[int]int64 { return f.tail.Positions() }
+// Positions returns the next offset to apply per partition and the time of the message before it
+// (see consumers.Tail.Positions).
+func (f *Feed) Positions() map[int]consumers.Mark { return f.tail.Positions() }
 
 // CatchUp applies everything up to the end offsets seen at call time.
 func (f *Feed) CatchUp(ctx context.Context) (int, error) { return f.tail.CatchUp(ctx) }

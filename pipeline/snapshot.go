@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/riskflow/riskflow/consumers"
 )
 
 // SnapshotState is feature state that can be written and loaded whole (features.State).
@@ -33,7 +35,13 @@ type Snapshots struct {
 	// for an earlier topic of that name (deleted and created again) and is refused: loading it
 	// would keep events the topic no longer holds. nil, or an error: not checked.
 	Ends func() (map[int]int64, error)
-	Log  *slog.Logger
+	// Times returns the timestamps of the messages at the given offsets (partition → offset) as
+	// the topic holds them now, leaving out those it no longer holds. A snapshot records the time
+	// of the last message it covers in each partition; the topic holding a message of another time
+	// there was deleted and created again since (with as many messages or more, which Ends cannot
+	// tell) and the snapshot is refused. nil, or an error: not checked.
+	Times func(offsets map[int]int64) (map[int]time.Time, error)
+	Log   *slog.Logger
 }
 
 // snapshotMeta is stored inside each snapshot.
@@ -41,7 +49,23 @@ type snapshotMeta struct {
 	Topic       string        `json:"topic"`
 	Fingerprint string        `json:"key_fingerprint"`
 	Offsets     map[int]int64 `json:"offsets"`
-	Written     time.Time     `json:"written"`
+	// Last is, per partition, the timestamp (unix ms, Kafka's precision) of the message before
+	// Offsets, where known.
+	Last    map[int]int64 `json:"last_ms,omitempty"`
+	Written time.Time     `json:"written"`
+}
+
+// marks are the positions a snapshot covers.
+func (m snapshotMeta) marks() map[int]consumers.Mark {
+	out := make(map[int]consumers.Mark, len(m.Offsets))
+	for p, off := range m.Offsets {
+		mk := consumers.Mark{Next: off}
+		if ms, ok := m.Last[p]; ok {
+			mk.Last = time.UnixMilli(ms)
+		}
+		out[p] = mk
+	}
+	return out
 }
 
 // ErrNoSnapshot means no snapshot file was there to load.
@@ -51,10 +75,10 @@ func (s *Snapshots) path() string {
 	return filepath.Join(s.Dir, "features-"+s.Topic+".snap")
 }
 
-// Load loads the newest usable snapshot into the (empty) state and returns the offsets to resume
+// Load loads the newest usable snapshot into the (empty) state and returns the positions to resume
 // from and when it was written. ErrNoSnapshot when there is none; any other error means every
 // snapshot there was refused (each refusal is logged) and the state is still empty.
-func (s *Snapshots) Load() (map[int]int64, time.Time, error) {
+func (s *Snapshots) Load() (map[int]consumers.Mark, time.Time, error) {
 	s.removeStaleTemps()
 	var ends map[int]int64
 	if s.Ends != nil {
@@ -77,7 +101,7 @@ func (s *Snapshots) Load() (map[int]int64, time.Time, error) {
 			errs = append(errs, err)
 			continue
 		}
-		return meta.Offsets, meta.Written, nil
+		return meta.marks(), meta.Written, nil
 	}
 	if !found {
 		return nil, time.Time{}, ErrNoSnapshot
@@ -139,14 +163,41 @@ func (s *Snapshots) loadFile(p string, ends map[int]int64) (snapshotMeta, error)
 				return fmt.Errorf("covers partition %d up to offset %d, but the topic ends at %d (%d partitions): written for an earlier topic of that name, deleted and created again", part, off, end, len(ends))
 			}
 		}
-		return nil
+		return s.checkTimes(meta)
 	})
 	return meta, err
 }
 
+// checkTimes compares the times of the last messages the snapshot covers with the messages the
+// topic holds at those offsets now.
+func (s *Snapshots) checkTimes(meta snapshotMeta) error {
+	if s.Times == nil || len(meta.Last) == 0 {
+		return nil
+	}
+	at := make(map[int]int64, len(meta.Last))
+	for p, off := range meta.Offsets {
+		if _, ok := meta.Last[p]; ok && off > 0 {
+			at[p] = off - 1
+		}
+	}
+	times, err := s.Times(at)
+	if err != nil {
+		logger(s.Log).Warn("could not read the times of the snapshot's last messages; not checked against the topic", "err", err)
+		return nil
+	}
+	for p, off := range at {
+		got, ok := times[p]
+		if ok && got.UnixMilli() != meta.Last[p] {
+			return fmt.Errorf("partition %d holds at offset %d a message of %s, the snapshot's was of %s: written for an earlier topic of that name, deleted and created again",
+				p, off, got.UTC().Format(time.RFC3339Nano), time.UnixMilli(meta.Last[p]).UTC().Format(time.RFC3339Nano))
+		}
+	}
+	return nil
+}
+
 // Save writes a snapshot of the state; positions is called in the state's consistent moment and
-// returns the offsets it covers. It returns the bytes written.
-func (s *Snapshots) Save(positions func() map[int]int64) (int64, error) {
+// returns the positions it covers. It returns the bytes written.
+func (s *Snapshots) Save(positions func() map[int]consumers.Mark) (int64, error) {
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return 0, fmt.Errorf("snapshot: create %s: %w", s.Dir, err)
 	}
@@ -156,7 +207,14 @@ func (s *Snapshots) Save(positions func() map[int]int64) (int64, error) {
 	}
 	defer os.Remove(tmp.Name()) // after a successful rename this finds nothing
 	n, err := s.State.WriteSnapshot(tmp, func() []byte {
-		b, _ := json.Marshal(snapshotMeta{Topic: s.Topic, Fingerprint: s.Fingerprint, Offsets: positions(), Written: time.Now().UTC()})
+		meta := snapshotMeta{Topic: s.Topic, Fingerprint: s.Fingerprint, Offsets: map[int]int64{}, Last: map[int]int64{}, Written: time.Now().UTC()}
+		for p, mk := range positions() {
+			meta.Offsets[p] = mk.Next
+			if !mk.Last.IsZero() {
+				meta.Last[p] = mk.Last.UnixMilli()
+			}
+		}
+		b, _ := json.Marshal(meta)
 		return b
 	})
 	if err == nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riskflow/riskflow/consumers"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring"
 	"github.com/riskflow/riskflow/scoring/features"
@@ -26,26 +27,37 @@ func stateWith(n int) *features.State {
 	return st
 }
 
+// at is a snapshot's positions: offsets, times unknown.
+func at(offsets map[int]int64) func() map[int]consumers.Mark {
+	return func() map[int]consumers.Mark {
+		out := map[int]consumers.Mark{}
+		for p, off := range offsets {
+			out[p] = consumers.Mark{Next: off}
+		}
+		return out
+	}
+}
+
 // Save then Load restores the state and the offsets it covers; the previous snapshot is kept and
 // used when the newest is damaged; a snapshot of another key or topic is refused and leaves the
 // state empty.
 func TestSnapshotsSaveLoadAndFallBack(t *testing.T) {
 	dir := t.TempDir()
 	src := &Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: stateWith(50), Log: quiet()}
-	if _, err := src.Save(func() map[int]int64 { return map[int]int64{0: 10, 1: 20} }); err != nil {
+	if _, err := src.Save(at(map[int]int64{0: 10, 1: 20})); err != nil {
 		t.Fatal(err)
 	}
 	src.State = stateWith(80)
-	if _, err := src.Save(func() map[int]int64 { return map[int]int64{0: 30, 1: 40} }); err != nil {
+	if _, err := src.Save(at(map[int]int64{0: 30, 1: 40})); err != nil {
 		t.Fatal(err)
 	}
-	load := func(fp, topic string) (*features.State, map[int]int64, error) {
+	load := func(fp, topic string) (*features.State, map[int]consumers.Mark, error) {
 		st := features.New(features.Config{})
 		offs, _, err := (&Snapshots{Dir: dir, Topic: topic, Fingerprint: fp, State: st, Log: quiet()}).Load()
 		return st, offs, err
 	}
 	st, offs, err := load("key-a", "verify.events")
-	if err != nil || offs[0] != 30 || offs[1] != 40 || st.Stats().Applied != 80 {
+	if err != nil || offs[0].Next != 30 || offs[1].Next != 40 || st.Stats().Applied != 80 {
 		t.Fatalf("newest: offsets %v, applied %d, err %v", offs, st.Stats().Applied, err)
 	}
 	// Damage the newest: the previous one is used.
@@ -54,7 +66,7 @@ func TestSnapshotsSaveLoadAndFallBack(t *testing.T) {
 	b[len(b)/3] ^= 0xff
 	os.WriteFile(p, b, 0o600)
 	st, offs, err = load("key-a", "verify.events")
-	if err != nil || offs[0] != 10 || st.Stats().Applied != 50 {
+	if err != nil || offs[0].Next != 10 || st.Stats().Applied != 50 {
 		t.Fatalf("fallback: offsets %v, applied %d, err %v", offs, st.Stats().Applied, err)
 	}
 	// Another key or topic (a file copied from another deployment): refused, nothing loaded.
@@ -98,7 +110,7 @@ func TestSnapshotOfAnotherPhoneKeyIsRefused(t *testing.T) {
 	snap := func(s *scoring.Scorer, log *slog.Logger) *Snapshots {
 		return &Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: s.KeyFingerprint(), State: s.State(), Log: log}
 	}
-	if _, err := snap(src, quiet()).Save(func() map[int]int64 { return map[int]int64{0: 30} }); err != nil {
+	if _, err := snap(src, quiet()).Save(at(map[int]int64{0: 30})); err != nil {
 		t.Fatal(err)
 	}
 
@@ -117,7 +129,7 @@ func TestSnapshotOfAnotherPhoneKeyIsRefused(t *testing.T) {
 
 	same := mk("key-a")
 	offs, _, err := snap(same, quiet()).Load()
-	if err != nil || offs[0] != 30 {
+	if err != nil || offs[0].Next != 30 {
 		t.Fatalf("same key: offsets %v, err %v", offs, err)
 	}
 	if a, b := src.State().Stats(), same.State().Stats(); a.Keys != b.Keys || a.Entries != b.Entries || a.Applied != b.Applied {
@@ -136,7 +148,7 @@ func TestSnapshotOfAnotherPhoneKeyIsRefused(t *testing.T) {
 func TestSnapshotsRemoveLeftTemporaryFiles(t *testing.T) {
 	dir := t.TempDir()
 	src := &Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: stateWith(20), Log: quiet()}
-	if _, err := src.Save(func() map[int]int64 { return map[int]int64{0: 20} }); err != nil {
+	if _, err := src.Save(at(map[int]int64{0: 20})); err != nil {
 		t.Fatal(err)
 	}
 	old := filepath.Join(dir, ".features-verify.events-123.tmp")
@@ -154,7 +166,7 @@ func TestSnapshotsRemoveLeftTemporaryFiles(t *testing.T) {
 		}
 	}
 	offs, _, err := (&Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: features.New(features.Config{}), Log: quiet()}).Load()
-	if err != nil || offs[0] != 20 {
+	if err != nil || offs[0].Next != 20 {
 		t.Fatalf("load beside temporary files: offsets %v, %v", offs, err)
 	}
 	if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
@@ -173,16 +185,16 @@ func TestSnapshotsRemoveLeftTemporaryFiles(t *testing.T) {
 func TestSnapshotOfARecreatedTopicIsRefused(t *testing.T) {
 	dir := t.TempDir()
 	src := &Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: stateWith(20), Log: quiet()}
-	if _, err := src.Save(func() map[int]int64 { return map[int]int64{0: 500, 1: 40} }); err != nil {
+	if _, err := src.Save(at(map[int]int64{0: 500, 1: 40})); err != nil {
 		t.Fatal(err)
 	}
-	load := func(ends map[int]int64, endsErr error) (map[int]int64, *features.State, error) {
+	load := func(ends map[int]int64, endsErr error) (map[int]consumers.Mark, *features.State, error) {
 		st := features.New(features.Config{})
 		offs, _, err := (&Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: st, Log: quiet(),
 			Ends: func() (map[int]int64, error) { return ends, endsErr }}).Load()
 		return offs, st, err
 	}
-	if offs, _, err := load(map[int]int64{0: 500, 1: 90}, nil); err != nil || offs[0] != 500 {
+	if offs, _, err := load(map[int]int64{0: 500, 1: 90}, nil); err != nil || offs[0].Next != 500 {
 		t.Errorf("a topic that reaches the snapshot's offsets: %v, %v", offs, err)
 	}
 	for name, ends := range map[string]map[int]int64{
@@ -197,7 +209,65 @@ func TestSnapshotOfARecreatedTopicIsRefused(t *testing.T) {
 			t.Errorf("%s topic: the refused snapshot left %d events in the state", name, n)
 		}
 	}
-	if offs, _, err := load(nil, errors.New("broker away")); err != nil || offs[0] != 500 {
+	if offs, _, err := load(nil, errors.New("broker away")); err != nil || offs[0].Next != 500 {
 		t.Errorf("end offsets unknown: %v, %v; want the snapshot loaded unchecked", offs, err)
+	}
+}
+
+// A topic deleted and created again that has since grown past the snapshot's offsets (here with
+// more partitions, as after raising kafka.partitions) passes the end-offset check: the snapshot
+// records the time of the last message it covers in each partition, and the message the topic
+// holds at that offset now is of another time. Before, such a snapshot was loaded: on the real
+// broker the state held 40,150 numbers where the topic had 32,176 — 8,000 of the old topic's
+// events in, about 8,000 of the new one's skipped.
+func TestSnapshotOfATopicRecreatedLongerIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	t0 := time.Date(2026, 12, 5, 10, 0, 0, 123e6, time.UTC)
+	src := &Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: stateWith(20), Log: quiet()}
+	if _, err := src.Save(func() map[int]consumers.Mark {
+		return map[int]consumers.Mark{0: {Next: 500, Last: t0}, 1: {Next: 40, Last: t0.Add(time.Second)}, 2: {Next: 0}}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ends := map[int]int64{0: 900, 1: 90, 2: 70, 3: 60, 4: 80} // longer, and more partitions
+	var asked map[int]int64
+	load := func(times map[int]time.Time, timesErr error) (map[int]consumers.Mark, *features.State, error) {
+		st := features.New(features.Config{})
+		var logged bytes.Buffer
+		marks, _, err := (&Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: st, Log: slog.New(slog.NewTextHandler(&logged, nil)),
+			Ends: func() (map[int]int64, error) { return ends, nil },
+			Times: func(offsets map[int]int64) (map[int]time.Time, error) {
+				asked = offsets
+				return times, timesErr
+			}}).Load()
+		return marks, st, err
+	}
+
+	// The same topic: loaded, with the times to resume from.
+	marks, st, err := load(map[int]time.Time{0: t0, 1: t0.Add(time.Second)}, nil)
+	if err != nil || marks[0].Next != 500 || !marks[0].Last.Equal(t0) || marks[1].Next != 40 || st.Stats().Applied != 20 {
+		t.Fatalf("same topic: %v, %v, applied %d", marks, err, st.Stats().Applied)
+	}
+	if len(asked) != 2 || asked[0] != 499 || asked[1] != 39 {
+		t.Errorf("asked for the times of %v, want the last covered messages {0: 499, 1: 39}", asked)
+	}
+
+	// Recreated: another message at the last covered offset of one partition.
+	marks, st, err = load(map[int]time.Time{0: t0, 1: t0.Add(-3 * time.Hour)}, nil)
+	if err == nil || errors.Is(err, ErrNoSnapshot) || !strings.Contains(err.Error(), "created again") || !strings.Contains(err.Error(), "partition 1") {
+		t.Errorf("recreated topic: loaded %v, err %v; want refused naming partition 1", marks, err)
+	}
+	if n := st.Stats().Applied; n != 0 {
+		t.Errorf("recreated topic: the refused snapshot left %d events in the state", n)
+	}
+
+	// Unknown (broker away) or gone (retention deleted the message): loaded unchecked.
+	for name, c := range map[string]struct {
+		times map[int]time.Time
+		err   error
+	}{"broker away": {nil, errors.New("connection refused")}, "messages gone": {map[int]time.Time{}, nil}} {
+		if marks, _, err := load(c.times, c.err); err != nil || marks[0].Next != 500 {
+			t.Errorf("%s: %v, %v; want the snapshot loaded", name, marks, err)
+		}
 	}
 }

@@ -383,6 +383,11 @@ func (a *app) loadSnapshot(ctx context.Context, feed *pipeline.Feed) *pipeline.S
 			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
 			return consumers.EndOffsets(ctx, a.kc, a.cfg.Kafka.EventsTopic)
+		},
+		Times: func(offsets map[int]int64) (map[int]time.Time, error) {
+			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			return consumers.MessageTimes(ctx, a.kc, a.cfg.Kafka.EventsTopic, offsets)
 		}}
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "riskflow_snapshot_age_seconds",
