@@ -87,6 +87,9 @@ type probe struct {
 
 // riskflowConfig is what the test reads of the ConfigMap's riskflow.yaml.
 type riskflowConfig struct {
+	ClickHouse struct {
+		Addr string `yaml:"addr"`
+	} `yaml:"clickhouse"`
 	Kafka struct {
 		Partitions int `yaml:"partitions"`
 	} `yaml:"kafka"`
@@ -152,10 +155,18 @@ func TestManifests(t *testing.T) {
 			if c.SecurityContext.AllowPrivilegeEscalation == nil || *c.SecurityContext.AllowPrivilegeEscalation || !c.SecurityContext.ReadOnlyRootFilesystem {
 				t.Errorf("%s: container must forbid privilege escalation and run read-only", role)
 			}
+			fromSecret := map[string]bool{}
 			for _, e := range c.Env {
-				if strings.Contains(e.Name, "KEY") && e.Value != "" {
+				if (strings.Contains(e.Name, "KEY") || strings.Contains(e.Name, "PASSWORD")) && e.Value != "" {
 					t.Errorf("%s: %s is set inline; take secrets from a Secret", role, e.Name)
 				}
+				fromSecret[e.Name] = e.ValueFrom["secretKeyRef"] != nil
+			}
+			// Archivers (and their migrate step) and API pods (the console's queries) talk to
+			// ClickHouse: a real server wants a password, which would otherwise end up in the
+			// ConfigMap in plain text.
+			if role != "scorer" && rc.ClickHouse.Addr != "" && !fromSecret["RISKFLOW_CLICKHOUSE_PASSWORD"] {
+				t.Errorf("%s: container %v connects to ClickHouse but takes no RISKFLOW_CLICKHOUSE_PASSWORD from a Secret", role, c.Args)
 			}
 		}
 		c := ps.Containers[0]
