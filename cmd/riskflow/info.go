@@ -58,19 +58,40 @@ func (c *infoCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // watchGroupLag keeps riskflow_consumer_lag_messages{group,partition} current, reading the group's
-// committed offsets and the topic's end offsets from the broker every 10 s until ctx is done. A
-// failed read (broker away) leaves the last values; the loop's own outage log says why.
+// committed offsets and the topic's end offsets from the broker every 10 s until ctx is done.
 func (a *app) watchGroupLag(ctx context.Context, group, topic string) {
-	read := func() {
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		lag, err := consumers.GroupLag(rctx, a.kc, group, topic)
-		if err == nil {
-			for p, n := range lag {
-				a.obs.lag.WithLabelValues(group, strconv.Itoa(p)).Set(float64(n))
-			}
-		}
-	}
+	var failed int
+	read := func() { failed = a.readGroupLag(ctx, group, topic, failed) }
 	read()
 	every(ctx, 10*time.Second, read)
+}
+
+// readGroupLag sets the group's lag series once; failed counts the reads that failed in a row
+// before this one, and it returns the new count. A lag it cannot read is left out, not left at its
+// last reading: during a broker outage a standing 0 let the scorers' autoscaler scale down (and a
+// standing high value scale up) on a number nobody measured, while a missing metric holds it where
+// it is. The second failure in a row is logged (the first read often fails on topics just
+// created), and so is the recovery, so that a lag that never appears (the group not readable) is
+// not a silent gap.
+func (a *app) readGroupLag(ctx context.Context, group, topic string, failed int) int {
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	lag, err := consumers.GroupLag(rctx, a.kc, group, topic)
+	if err != nil {
+		if ctx.Err() != nil {
+			return failed
+		}
+		a.obs.lag.DeletePartialMatch(prometheus.Labels{"group": group})
+		if failed == 1 {
+			a.log.Warn("could not read the consumer group's lag; riskflow_consumer_lag_messages leaves it out until it can", "group", group, "topic", topic, "err", err)
+		}
+		return failed + 1
+	}
+	if failed > 1 {
+		a.log.Info("the consumer group's lag is readable again", "group", group, "topic", topic)
+	}
+	for p, n := range lag {
+		a.obs.lag.WithLabelValues(group, strconv.Itoa(p)).Set(float64(n))
+	}
+	return 0
 }

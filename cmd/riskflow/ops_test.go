@@ -12,7 +12,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/riskflow/riskflow/consumers"
+	"github.com/riskflow/riskflow/internal/syncbuf"
 	"github.com/riskflow/riskflow/schemas"
 )
 
@@ -130,5 +133,42 @@ func TestOpsPortServesWhileWaitingForKafka(t *testing.T) {
 				t.Error("the ops port still answers after start gave up")
 			}
 		})
+	}
+}
+
+// Consumer-group lag the broker cannot answer is left out of /metrics, not left at its last
+// reading (a standing 0 through an outage let the autoscaler scale the scorers down), and a
+// failure that lasts is logged once; the series come back when the broker does.
+func TestGroupLagLeftOutWhileUnreadable(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.SeedTopics(2, "ev"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged syncbuf.Buffer
+	a := &app{cfg: Default(), log: slog.New(slog.NewTextHandler(&logged, nil)), reg: prometheus.NewRegistry(), health: &health{}}
+	a.obs = newObserver(a.reg)
+	a.kc = consumers.Config{Brokers: cluster.ListenAddrs(), DialTimeout: time.Second}
+	ctx := context.Background()
+	metrics := func() string {
+		rec := httptest.NewRecorder()
+		a.opsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		return rec.Body.String()
+	}
+	failed := a.readGroupLag(ctx, "g", "ev", 0)
+	if failed != 0 || !strings.Contains(metrics(), `riskflow_consumer_lag_messages{group="g",partition="1"} 0`) {
+		t.Fatalf("lag of a readable group (failed %d):\n%s", failed, metrics())
+	}
+	cluster.Close()
+	failed = a.readGroupLag(ctx, "g", "ev", failed)
+	if strings.Contains(metrics(), `riskflow_consumer_lag_messages{group="g"`) {
+		t.Errorf("the broker is away, yet /metrics still shows a lag for the group:\n%s", metrics())
+	}
+	if strings.Contains(logged.String(), "level=WARN") {
+		t.Errorf("the first failed read was logged (it often fails on topics just created):\n%s", logged.String())
+	}
+	failed = a.readGroupLag(ctx, "g", "ev", failed)
+	failed = a.readGroupLag(ctx, "g", "ev", failed)
+	if n := strings.Count(logged.String(), "could not read the consumer group's lag"); failed != 3 || n != 1 {
+		t.Errorf("three failed reads: count %d, %d warnings; want 3 and 1:\n%s", failed, n, logged.String())
 	}
 }
