@@ -195,6 +195,21 @@ func (s *Snapshots) checkTimes(meta snapshotMeta) error {
 	return nil
 }
 
+// CheckWritable reports whether snapshots can be written to Dir (creating it if need be), by
+// creating and removing a temporary file there: a directory that is a file, read-only or on a full
+// volume is otherwise found only at the first periodic snapshot, minutes after the start.
+func (s *Snapshots) CheckWritable() error {
+	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+		return fmt.Errorf("snapshot: create %s: %w", s.Dir, err)
+	}
+	f, err := os.CreateTemp(s.Dir, s.tempPattern())
+	if err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
 // Save writes a snapshot of the state; positions is called in the state's consistent moment and
 // returns the positions it covers. It returns the bytes written.
 func (s *Snapshots) Save(positions func() map[int]consumers.Mark) (int64, error) {

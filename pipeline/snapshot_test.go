@@ -271,3 +271,27 @@ func TestSnapshotOfATopicRecreatedLongerIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A snapshot directory that cannot be written (here: a file stands where it should be) is
+// reported by CheckWritable at the start, naming the directory, instead of at the first periodic
+// snapshot minutes later; a usable one is created if missing and left empty.
+func TestSnapshotDirCheckedAtStart(t *testing.T) {
+	base := t.TempDir()
+	file := filepath.Join(base, "snapshots")
+	if err := os.WriteFile(file, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{file, filepath.Join(file, "sub")} {
+		err := (&Snapshots{Dir: dir, Topic: "verify.events"}).CheckWritable()
+		if err == nil || !strings.Contains(err.Error(), file) {
+			t.Errorf("%s: %v, want an error naming it", dir, err)
+		}
+	}
+	ok := filepath.Join(base, "new", "snapshots")
+	if err := (&Snapshots{Dir: ok, Topic: "verify.events"}).CheckWritable(); err != nil {
+		t.Fatalf("a directory that can be created: %v", err)
+	}
+	if left, _ := os.ReadDir(ok); len(left) != 0 {
+		t.Errorf("the check left %d files behind", len(left))
+	}
+}

@@ -399,6 +399,9 @@ func (a *app) loadSnapshot(ctx context.Context, feed *pipeline.Feed) *pipeline.S
 		}
 		return time.Since(time.Unix(0, at)).Seconds()
 	}))
+	if err := snaps.CheckWritable(); err != nil {
+		a.log.Error("feature snapshots cannot be written here; every restart will replay from Kafka", "dir", snaps.Dir, "err", err)
+	}
 	start := time.Now()
 	offsets, written, err := snaps.Load()
 	switch {
