@@ -83,7 +83,7 @@ func (s *Snapshots) Load() (map[int]consumers.Mark, time.Time, error) {
 	var ends map[int]int64
 	if s.Ends != nil {
 		var err error
-		if ends, err = s.Ends(); err != nil {
+		if err = retried(func() (err error) { ends, err = s.Ends(); return err }); err != nil {
 			logger(s.Log).Warn("could not read the topic's end offsets; a snapshot's offsets are not checked against them", "err", err)
 			ends = nil
 		}
@@ -107,6 +107,25 @@ func (s *Snapshots) Load() (map[int]consumers.Mark, time.Time, error) {
 		return nil, time.Time{}, ErrNoSnapshot
 	}
 	return nil, time.Time{}, errors.Join(errs...)
+}
+
+// checkRetries are the waits between attempts at reading what a snapshot is checked against (end
+// offsets, message times): a node usually starts right after the broker answered for the first
+// time, and its first requests then often meet "Not Leader For Partition" while leaders are
+// elected — an error that used to load the snapshot unchecked.
+var checkRetries = []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 1600 * time.Millisecond}
+
+// retried calls fn until it succeeds or checkRetries are used up, returning its last error.
+func retried(fn func() error) error {
+	err := fn()
+	for _, d := range checkRetries {
+		if err == nil {
+			return nil
+		}
+		time.Sleep(d)
+		err = fn()
+	}
+	return err
 }
 
 // tempPattern names a snapshot being written (os.CreateTemp's pattern): per topic, so that nodes
@@ -180,7 +199,8 @@ func (s *Snapshots) checkTimes(meta snapshotMeta) error {
 			at[p] = off - 1
 		}
 	}
-	times, err := s.Times(at)
+	var times map[int]time.Time
+	err := retried(func() (err error) { times, err = s.Times(at); return err })
 	if err != nil {
 		logger(s.Log).Warn("could not read the times of the snapshot's last messages; not checked against the topic", "err", err)
 		return nil

@@ -183,6 +183,7 @@ func TestSnapshotsRemoveLeftTemporaryFiles(t *testing.T) {
 // name (deleted and created again): loading it kept the old topic's events in the state — on the
 // real broker, 2,038 of them beside the new topic's 210 — and the next snapshot kept them again.
 func TestSnapshotOfARecreatedTopicIsRefused(t *testing.T) {
+	fastRetries(t)
 	dir := t.TempDir()
 	src := &Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: stateWith(20), Log: quiet()}
 	if _, err := src.Save(at(map[int]int64{0: 500, 1: 40})); err != nil {
@@ -221,6 +222,7 @@ func TestSnapshotOfARecreatedTopicIsRefused(t *testing.T) {
 // broker the state held 40,150 numbers where the topic had 32,176 — 8,000 of the old topic's
 // events in, about 8,000 of the new one's skipped.
 func TestSnapshotOfATopicRecreatedLongerIsRefused(t *testing.T) {
+	fastRetries(t)
 	dir := t.TempDir()
 	t0 := time.Date(2026, 12, 5, 10, 0, 0, 123e6, time.UTC)
 	src := &Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: stateWith(20), Log: quiet()}
@@ -293,5 +295,57 @@ func TestSnapshotDirCheckedAtStart(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(ok); len(left) != 0 {
 		t.Errorf("the check left %d files behind", len(left))
+	}
+}
+
+// fastRetries makes the snapshot checks' retries quick for one test.
+func fastRetries(t *testing.T) {
+	old := checkRetries
+	checkRetries = []time.Duration{time.Millisecond, time.Millisecond}
+	t.Cleanup(func() { checkRetries = old })
+}
+
+// A node starting right after the broker came back meets "Not Leader For Partition" on its first
+// requests while leaders are elected (seen on the real broker): the end offsets and message times
+// a snapshot is checked against are asked again, so that such a moment does not load a snapshot
+// of a recreated topic unchecked.
+func TestSnapshotChecksRetryTransientErrors(t *testing.T) {
+	fastRetries(t)
+	dir := t.TempDir()
+	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	if _, err := (&Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: stateWith(20), Log: quiet()}).Save(func() map[int]consumers.Mark {
+		return map[int]consumers.Mark{0: {Next: 500, Last: t0}}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	notLeader := errors.New("[6] Not Leader For Partition")
+	for name, c := range map[string]struct {
+		ends  func() (map[int]int64, error)
+		times func(map[int]int64) (map[int]time.Time, error)
+	}{
+		"end offsets": {ends: failing(2, notLeader, map[int]int64{0: 40})},
+		"message times": {ends: func() (map[int]int64, error) { return map[int]int64{0: 900}, nil },
+			times: func() func(map[int]int64) (map[int]time.Time, error) {
+				f := failing(2, notLeader, map[int]time.Time{0: t0.Add(time.Hour)})
+				return func(map[int]int64) (map[int]time.Time, error) { return f() }
+			}()},
+	} {
+		st := features.New(features.Config{})
+		_, _, err := (&Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: st, Log: quiet(), Ends: c.ends, Times: c.times}).Load()
+		if err == nil || !strings.Contains(err.Error(), "created again") || st.Stats().Applied != 0 {
+			t.Errorf("%s failing twice, then showing a recreated topic: err %v, applied %d; want refused", name, err, st.Stats().Applied)
+		}
+	}
+}
+
+// failing returns a function that fails n times with err, then returns v.
+func failing[T any](n int, err error, v T) func() (T, error) {
+	return func() (T, error) {
+		if n > 0 {
+			n--
+			var zero T
+			return zero, err
+		}
+		return v, nil
 	}
 }
