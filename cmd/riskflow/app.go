@@ -48,6 +48,7 @@ type app struct {
 	health *health // what /readyz reports
 	// snapshotAt is when the newest feature snapshot was written or loaded (unix ns; 0 = none).
 	snapshotAt atomic.Int64
+	started    time.Time // when newApp ran
 
 	rules *rulesvc.Service      // the rule-pack lifecycle: file, PUT, rollback, rule_versions
 	lists *pipeline.SharedLists // the allow/block lists: the file and kafka.lists_topic (nodes with feature state)
@@ -64,7 +65,7 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 }
 
 func newApp(cfg Config, log *slog.Logger) (*app, error) {
-	a := &app{cfg: cfg, log: log, reg: prometheus.NewRegistry(), health: &health{}}
+	a := &app{cfg: cfg, log: log, reg: prometheus.NewRegistry(), health: &health{}, started: time.Now()}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.obs = newObserver(a.reg)
 	a.kc = a.kafkaConfig()
@@ -391,14 +392,8 @@ func (a *app) loadSnapshot(ctx context.Context, feed *pipeline.Feed) *pipeline.S
 		}}
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "riskflow_snapshot_age_seconds",
-		Help: "Age of the newest feature snapshot this node wrote or loaded (-1: none yet).",
-	}, func() float64 {
-		at := a.snapshotAt.Load()
-		if at == 0 {
-			return -1
-		}
-		return time.Since(time.Unix(0, at)).Seconds()
-	}))
+		Help: "Age of the newest feature snapshot this node wrote or loaded; before its first, the time since the process started.",
+	}, func() float64 { return a.snapshotAge(time.Now()).Seconds() }))
 	if err := snaps.CheckWritable(); err != nil {
 		a.log.Error("feature snapshots cannot be written here; every restart will replay from Kafka", "dir", snaps.Dir, "err", err)
 	}
@@ -416,6 +411,17 @@ func (a *app) loadSnapshot(ctx context.Context, feed *pipeline.Feed) *pipeline.S
 			"applied", a.scorer.State().Stats().Applied, "took", time.Since(start).Round(time.Millisecond))
 	}
 	return snaps
+}
+
+// snapshotAge is how old the newest snapshot this node wrote or loaded is at now. Before it has
+// one, the process's age stands in: a node whose snapshots never succeed (a read-only or missing
+// volume) used to report -1 for ever, under every "snapshot too old" alert, and a node that has
+// not managed one in N seconds is as far from a quick restart as one whose snapshot is N old.
+func (a *app) snapshotAge(now time.Time) time.Duration {
+	if at := a.snapshotAt.Load(); at != 0 {
+		return now.Sub(time.Unix(0, at))
+	}
+	return now.Sub(a.started)
 }
 
 // saveSnapshot writes a snapshot, logging the outcome.

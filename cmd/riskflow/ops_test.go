@@ -172,3 +172,18 @@ func TestGroupLagLeftOutWhileUnreadable(t *testing.T) {
 		t.Errorf("three failed reads: count %d, %d warnings; want 3 and 1:\n%s", failed, n, logged.String())
 	}
 }
+
+// Snapshot age counts from the process's start until the first snapshot is written or loaded, so
+// a node whose snapshots never succeed crosses RiskflowSnapshotOld's threshold (1800 s) instead of
+// reporting -1 for ever; from then on it is the newest snapshot's age.
+func TestSnapshotAgeBeforeTheFirst(t *testing.T) {
+	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	a := &app{started: t0}
+	if got := a.snapshotAge(t0.Add(40 * time.Minute)); got != 40*time.Minute {
+		t.Errorf("no snapshot yet, 40 min after the start: age %v, want 40m", got)
+	}
+	a.snapshotAt.Store(t0.Add(38 * time.Minute).UnixNano())
+	if got := a.snapshotAge(t0.Add(40 * time.Minute)); got != 2*time.Minute {
+		t.Errorf("a snapshot written 2 min ago: age %v", got)
+	}
+}
