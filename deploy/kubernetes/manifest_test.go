@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -230,6 +231,15 @@ func TestManifests(t *testing.T) {
 		t.Error("no HorizontalPodAutoscaler for the scorers")
 	} else if h.Spec.MaxReplicas > rc.Kafka.Partitions {
 		t.Errorf("the scorers' autoscaler goes up to %d replicas; more than kafka.partitions (%d) idle", h.Spec.MaxReplicas, rc.Kafka.Partitions)
+	}
+	// The autoscaler's query (for prometheus-adapter, in a comment): every scorer pod exports the
+	// whole group's lag, so it must collapse the pods' copies per partition before summing, as
+	// RiskflowConsumerLagGrowing does — a plain sum reads N pods as N times the lag.
+	raw, _ := os.ReadFile("riskflow.yaml")
+	if q := regexp.MustCompile(`metricsQuery: '([^']*)'`).FindSubmatch(raw); q == nil {
+		t.Error("no metricsQuery for the scorers' lag metric")
+	} else if !regexp.MustCompile(`^sum by \(group\) \(max by \(group, partition\) \(<<\.Series>>\{<<\.LabelMatchers>>\}\)\)$`).Match(q[1]) {
+		t.Errorf("the lag metric's query %q adds up every pod's copy of the group's lag; take the max per partition, then the sum", q[1])
 	}
 	for _, key := range []string{"ops:", "snapshot_dir:", "rules:", "max_staleness:"} {
 		if !strings.Contains(cfg, key) {
