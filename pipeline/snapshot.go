@@ -21,8 +21,8 @@ type SnapshotState interface {
 
 // Snapshots keeps a node's feature state on local disk so that a restart loads it and replays only
 // what came after, instead of the whole retention window. Each snapshot stores the feed positions
-// it covers (per partition, the next offset to apply), the topic, and a fingerprint of the node's
-// phone-hash key. Files are written to a temporary name, synced and renamed, so a crash mid-write
+// it covers (per partition, the next offset to apply and the time of the message before it), the
+// topic, and a fingerprint of the node's phone-hash key. Files are written to a temporary name, synced and renamed, so a crash mid-write
 // leaves the previous snapshot; the one before that is kept as .prev. A snapshot that is damaged,
 // partial, of another format, of another topic or written under another key is refused with a
 // warning and the next older one is tried; with none usable the node replays from Kafka.
