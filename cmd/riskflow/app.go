@@ -3,13 +3,11 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -535,10 +533,11 @@ func (m *migratingSink) migrate(ctx context.Context) error {
 	return nil
 }
 
-// runAPI serves HTTP until ctx is done, then drains in-flight requests.
+// runAPI takes over the API's server (serveStarting) and serves the API until ctx is done, then
+// drains in-flight requests.
 // serving gates /v1/risk/check, ready is /readyz (either may be nil: always).
 // Its settings were checked with the role's (plan.check).
-func (a *app) runAPI(ctx context.Context, listen string, serving, ready func() error, onListen func(addr string)) error {
+func (a *app) runAPI(ctx context.Context, sl *apiServer, serving, ready func() error, onListen func(addr string)) error {
 	if serving == nil {
 		serving = func() error { return nil }
 	}
@@ -560,35 +559,14 @@ func (a *app) runAPI(ctx context.Context, listen string, serving, ready func() e
 	srv := api.New(ac, a.scorer, &pipeline.Publisher{W: events, Hasher: a.hasher},
 		append([]api.Option{api.WithServing(serving), api.WithReadiness(ready), api.WithLogger(a.log.With("role", "api")), api.WithRegistry(a.reg),
 			api.WithRulesAdmin(rulesAdmin{s: a.rules, persisted: a.cfg.Scoring.Rules != ""}, a.cfg.API.AdminKeys)}, opts...)...)
-	hs := &http.Server{
-		Handler:           a.withConsole(srv),
-		ReadHeaderTimeout: 2 * time.Second,
-		ReadTimeout:       5 * time.Second,
-		WriteTimeout:      10 * time.Second,
-		IdleTimeout:       90 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-	}
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		return fmt.Errorf("api: listen on %s: %w", listen, err)
-	}
-	if a.cfg.API.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(a.cfg.API.TLSCert, a.cfg.API.TLSKey)
-		if err != nil {
-			ln.Close()
-			return configError{fmt.Errorf("api.tls_cert: %w", err)}
-		}
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
-	}
-	a.log.Info("api listening", "addr", ln.Addr().String(), "tls", a.cfg.API.TLSCert != "", "apps", len(a.cfg.API.Keys))
+	hs := sl.hs
+	sl.use(a.withConsole(srv))
+	a.log.Info("api listening", "addr", sl.addr, "tls", a.cfg.API.TLSCert != "", "apps", len(a.cfg.API.Keys))
 	if onListen != nil {
-		onListen(ln.Addr().String())
+		onListen(sl.addr)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
 	select {
-	case err := <-errc:
+	case err := <-sl.errc:
 		return fmt.Errorf("api: serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -597,7 +575,7 @@ func (a *app) runAPI(ctx context.Context, listen string, serving, ready func() e
 	if err := hs.Shutdown(shutCtx); err != nil {
 		return fmt.Errorf("api: drain in-flight requests: %w", err)
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := <-sl.errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -185,5 +186,107 @@ func TestSnapshotAgeBeforeTheFirst(t *testing.T) {
 	a.snapshotAt.Store(t0.Add(38 * time.Minute).UnixNano())
 	if got := a.snapshotAge(t0.Add(40 * time.Minute)); got != 2*time.Minute {
 		t.Errorf("a snapshot written 2 min ago: age %v", got)
+	}
+}
+
+// A process with the api role that starts while the broker is away listens at once on the API's
+// address: /healthz answers, /readyz and every API route answer 503 saying it waits for Kafka
+// (before, nothing listened: a liveness probe restarted the pod, a verify service was refused).
+// Once the broker is there, the API takes the same address over and checks are answered.
+func TestAPIAddressServesWhileWaitingForKafka(t *testing.T) {
+	free := func() (string, int) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().String(), ln.Addr().(*net.TCPAddr).Port
+	}
+	broker, brokerPort := free() // nothing listens there yet
+	listen, _ := free()
+	cfg := Default()
+	cfg.Scoring.PhoneHashKey = "k"
+	cfg.Kafka.Brokers = []string{broker}
+	cfg.API.Keys = map[string]string{"app1": "secret"}
+	a, err := newApp(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := resolveRoles([]string{"api"}, &a.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type started struct {
+		g   interface{ Wait() error }
+		err error
+	}
+	startc := make(chan started, 1)
+	go func() { g, _, err := a.start(ctx, p, startOptions{listen: listen}); startc <- started{g, err} }()
+	do := func(method, path string) (int, string, http.Header) {
+		req, _ := http.NewRequest(method, "http://"+listen+path, strings.NewReader(`{"app_id":"app1","phone":"13800138000","ip":"203.0.113.9","carrier":"CM"}`))
+		req.SetBasicAuth("app1", "secret")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err.Error(), nil
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), resp.Header
+	}
+	deadline := time.Now().Add(20 * time.Second) // a bound on the test, not a measurement
+	code, body, _ := do("GET", "/healthz")
+	for code != http.StatusOK && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		code, body, _ = do("GET", "/healthz")
+	}
+	if code != http.StatusOK {
+		t.Fatalf("/healthz while waiting for Kafka: %d %s", code, body)
+	}
+	if code, body, _ := do("GET", "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "waiting for Kafka") {
+		t.Errorf("/readyz while waiting for Kafka: %d %s", code, body)
+	}
+	if code, body, _ := do("GET", "/metrics"); code != http.StatusOK || !strings.Contains(body, "riskflow_build_info") {
+		t.Errorf("/metrics while waiting for Kafka: %d", code)
+	}
+	code, body, h := do("POST", "/v1/risk/check")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "waiting for Kafka") || h.Get("Retry-After") == "" {
+		t.Errorf("/v1/risk/check while waiting for Kafka: %d %s (Retry-After %q)", code, body, h.Get("Retry-After"))
+	}
+	select {
+	case s := <-startc:
+		t.Fatalf("start returned while the broker is away: %v", s.err)
+	default:
+	}
+
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(brokerPort), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	s := <-startc
+	if s.err != nil {
+		t.Fatalf("start once the broker is there: %v", s.err)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	code, body, _ = do("POST", "/v1/risk/check")
+	for code != http.StatusOK && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		code, body, _ = do("POST", "/v1/risk/check")
+	}
+	if code != http.StatusOK || !strings.Contains(body, `"score"`) {
+		t.Errorf("/v1/risk/check once the broker is there: %d %s", code, body)
+	}
+	if code, body, _ := do("GET", "/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz once the broker is there: %d %s", code, body)
+	}
+	cancel()
+	if err := s.g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		t.Errorf("stopping: %v", err)
+	}
+	if code, _, _ := do("GET", "/healthz"); code != 0 {
+		t.Error("the API's address still answers after the process stopped")
 	}
 }

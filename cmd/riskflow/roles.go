@@ -233,8 +233,9 @@ func (a *app) start(ctx context.Context, p plan, o startOptions) (*errgroup.Grou
 		}
 		return nil, nil, err
 	}
-	if p.has(partOps) {
-		// The ops port comes first: a scorer or archiver waiting for the broker is alive
+	var apiLn *apiServer
+	if p.has(partOps) || p.has(partAPI) {
+		// The ops port, or the API's, comes first: a process waiting for the broker is alive
 		// (/healthz) and says what it waits for (/readyz), instead of refusing the probes —
 		// which a liveness probe answers by restarting it, over and over, while Kafka is away.
 		var starting atomic.Pointer[string]
@@ -247,7 +248,23 @@ func (a *app) start(ctx context.Context, p plan, o startOptions) (*errgroup.Grou
 			return nil
 		})
 		defer starting.Store(nil) // by then every part has registered its own checks
+	}
+	if p.has(partOps) {
 		g.Go(func() error { return a.runOps(gctx, a.cfg.Ops.Listen) })
+	}
+	if p.has(partAPI) {
+		// The API's address serves the ops routes until the API takes it over, and answers
+		// its other routes 503 (a verify service's client fails over at once, never hangs).
+		ln, err := a.listenAPI(o.listen)
+		if err != nil {
+			return failed(err)
+		}
+		apiLn = a.serveStarting(ln)
+		defer func() {
+			if apiLn != nil { // start failed before runAPI took the listener
+				apiLn.close()
+			}
+		}()
 	}
 	if p.has(partTopics) {
 		if err := a.prepareKafka(gctx); err != nil {
@@ -275,8 +292,10 @@ func (a *app) start(ctx context.Context, p plan, o startOptions) (*errgroup.Grou
 		if feed == nil {
 			return failed(fmt.Errorf("plan %v: the api part needs the feed", p.partList())) // roleTable guarantees it
 		}
+		ln := apiLn
+		apiLn = nil
 		g.Go(func() error {
-			return a.runAPI(gctx, o.listen, listsServing(a.lists, replicaServing(feed)), a.health.ready, o.onListen)
+			return a.runAPI(gctx, ln, listsServing(a.lists, replicaServing(feed)), a.health.ready, o.onListen)
 		})
 	}
 	return g, gctx, nil

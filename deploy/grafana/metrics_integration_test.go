@@ -78,6 +78,9 @@ func TestMetricsReferencedExist(t *testing.T) {
 	for _, p := range roles {
 		p.waitHealthy(ctx, t)
 	}
+	// The API's address answers /healthz while the process waits for the broker; it takes
+	// traffic once /readyz says so.
+	roles[0].waitReady(ctx, t)
 
 	// Traffic: events through the API (the scorer scores them, the archivers store them), checks,
 	// a refused request, and an undecodable message for the dead-letter topic.
@@ -236,6 +239,22 @@ func (p *process) waitHealthy(ctx context.Context, t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("%s did not answer /healthz on %s: %s", p.role, p.metrics, p.log.String())
+}
+
+func (p *process) waitReady(ctx context.Context, t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.metrics+"/readyz", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s did not answer /readyz 200 on %s: %s", p.role, p.metrics, p.log.String())
 }
 
 func (p *process) stop(t *testing.T) {

@@ -39,6 +39,10 @@ func TestAPIReplicaReadiness(t *testing.T) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		code, body := get(t, "http://"+addr+"/readyz")
+		if code == http.StatusServiceUnavailable && strings.Contains(body, "waiting for Kafka") {
+			time.Sleep(5 * time.Millisecond) // the process is still preparing the topics
+			continue
+		}
 		if code == http.StatusServiceUnavailable {
 			sawNotReady = true
 			if !strings.Contains(body, "replica") {
