@@ -62,6 +62,11 @@ type Config struct {
 	// (0 = unlimited): publishing a backlog must not eat the budget of the login hot path.
 	EventsRatePerApp float64 `yaml:"events_rate_per_app"`
 	EventsBurst      int     `yaml:"-"` // events bucket size; default max(1, EventsRatePerApp)
+	// EventsPerApp limits the events /v1/events accepts per second per app key, whatever the
+	// number of requests they come in (0 = unlimited): a request of n events takes n tokens, and
+	// one of more events than the bucket holds (a second's worth) is refused with 413.
+	EventsPerApp      float64 `yaml:"events_per_app"`
+	EventsPerAppBurst int     `yaml:"-"` // default max(1, EventsPerApp)
 	// AuthFailuresPerMinute is the rate at which a client address (IPv6: its /64) may fail to
 	// authenticate once it has used up AuthFailureBurst failures (default 10); beyond it every
 	// request from that address gets 429 until a token is back. 0 = no throttling.
@@ -93,6 +98,9 @@ func (c Config) Validate() error {
 	}
 	if c.EventsRatePerApp < 0 {
 		errs = append(errs, errors.New("events_rate_per_app: must not be negative"))
+	}
+	if c.EventsPerApp < 0 {
+		errs = append(errs, errors.New("events_per_app: must not be negative"))
 	}
 	if c.AuthFailuresPerMinute < 0 {
 		errs = append(errs, errors.New("auth_failures_per_minute: must not be negative (0 turns the throttle off)"))
@@ -170,6 +178,9 @@ func New(cfg Config, checker Checker, pub Publisher, opts ...Option) *Server {
 	}
 	if cfg.EventsBurst <= 0 {
 		cfg.EventsBurst = max(1, int(cfg.EventsRatePerApp))
+	}
+	if cfg.EventsPerAppBurst <= 0 {
+		cfg.EventsPerAppBurst = max(1, int(cfg.EventsPerApp))
 	}
 	if cfg.AuthFailureBurst <= 0 {
 		cfg.AuthFailureBurst = defaultAuthFailureBurst
@@ -624,6 +635,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) (int, erro
 	}
 	if s.pub == nil {
 		return 0, errNoPublish
+	}
+	if err := s.eventsLimited(key, len(evs)); err != nil {
+		return 0, err
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()

@@ -286,6 +286,47 @@ func TestRetryAfterAndSeparateBuckets(t *testing.T) {
 	}
 }
 
+// api.events_per_app counts events, not requests: one array of many events spends as many tokens
+// as that many requests of one, an array larger than the bucket is refused as such (413, no
+// Retry-After: waiting would not help), and a refused request spends nothing.
+func TestEventsPerAppCountsEvents(t *testing.T) {
+	f := newFixture(t, api.Config{EventsPerApp: 0.001, EventsPerAppBurst: 5})
+	array := func(prefix string, n int, app ...string) string {
+		var evs []string
+		for i := range n {
+			evs = append(evs, event(prefix+strconv.Itoa(i), append(app, "app1")[0], "1.2.3.4"))
+		}
+		return "[" + strings.Join(evs, ",") + "]"
+	}
+	w := f.do(t, http.MethodPost, "/v1/events", array("big", 6))
+	errorBody(t, w, http.StatusRequestEntityTooLarge, `rate limit: app key "app1" may send at most 5 events per request to /v1/events (api.events_per_app 0.001/s); this one has 6`)
+	if w.Header().Get("Retry-After") != "" {
+		t.Errorf("a batch over the bucket carries Retry-After %q", w.Header().Get("Retry-After"))
+	}
+	if w := f.do(t, http.MethodPost, "/v1/events", array("a", 3)); w.Code != http.StatusAccepted {
+		t.Fatalf("3 events of a bucket of 5: %d %s", w.Code, w.Body)
+	}
+	// 2 tokens left: an array of 3 waits, and spends nothing — the 2 still go through, one by one.
+	w = f.do(t, http.MethodPost, "/v1/events", array("b", 3))
+	errorBody(t, w, http.StatusTooManyRequests, `rate limit: app key "app1" is over 0.001 events/s on /v1/events`)
+	if ra, err := strconv.Atoi(w.Header().Get("Retry-After")); err != nil || ra < 1 {
+		t.Errorf("Retry-After %q, want whole seconds ≥ 1", w.Header().Get("Retry-After"))
+	}
+	for i := range 2 {
+		if w := f.do(t, http.MethodPost, "/v1/events", event("c"+strconv.Itoa(i), "app1", "1.2.3.4")); w.Code != http.StatusAccepted {
+			t.Fatalf("event %d within the rest of the bucket: %d %s", i, w.Code, w.Body)
+		}
+	}
+	errorBody(t, f.do(t, http.MethodPost, "/v1/events", event("d", "app1", "1.2.3.4")), http.StatusTooManyRequests, `rate limit: app key "app1" is over 0.001 events/s`)
+	// Checks and the other app are not limited by it.
+	if w := f.do(t, http.MethodPost, "/v1/risk/check", checkBody); w.Code != http.StatusOK {
+		t.Errorf("check after app1's events ran out: %d %s", w.Code, w.Body)
+	}
+	if w := f.do(t, http.MethodPost, "/v1/events", array("x", 5, "app2"), basic("app2", "secret2")); w.Code != http.StatusAccepted {
+		t.Errorf("app2's events are limited by app1: %d %s", w.Code, w.Body)
+	}
+}
+
 func TestFailedAuthenticationIsThrottledPerAddress(t *testing.T) {
 	fr := &fakeRules{}
 	// 3 failures in a row, then one a minute.

@@ -18,7 +18,9 @@ import (
 // Rate limits are token buckets (golang.org/x/time/rate):
 //
 //   - per app key, one bucket for /v1/risk/check and another for /v1/events, so that a backfill
-//     through /v1/events cannot starve the same app's checks on the login hot path;
+//     through /v1/events cannot starve the same app's checks on the login hot path; and one that
+//     counts the events /v1/events accepts (a request of n events takes n tokens), so that large
+//     arrays do not carry a request rate's worth of requests each;
 //   - per client address, one bucket that only failed authentications drain: once it is empty,
 //     requests from that address are refused before their credentials are even looked at, which
 //     caps password guessing (and keeps 200-vs-401 from answering guesses during the block).
@@ -36,6 +38,7 @@ const defaultAuthFailureBurst = 10
 // appLimits are one app key's buckets (nil: unlimited).
 type appLimits struct {
 	check, events *rate.Limiter
+	eventCount    *rate.Limiter
 }
 
 // newAppLimits builds the buckets of every configured app key up front: the set of keys is fixed,
@@ -49,6 +52,9 @@ func newAppLimits(cfg *Config) map[string]*appLimits {
 		}
 		if cfg.EventsRatePerApp > 0 {
 			l.events = rate.NewLimiter(rate.Limit(cfg.EventsRatePerApp), cfg.EventsBurst)
+		}
+		if cfg.EventsPerApp > 0 {
+			l.eventCount = rate.NewLimiter(rate.Limit(cfg.EventsPerApp), cfg.EventsPerAppBurst)
 		}
 		m[key] = l
 	}
@@ -78,6 +84,37 @@ func (s *Server) rateLimited(key, route string) error {
 	return &httpError{
 		status:     http.StatusTooManyRequests,
 		msg:        fmt.Sprintf("rate limit: app key %s is over %g requests/s on %s; retry in %ds", schemas.Excerpt(key, 40), perSec, route, retrySeconds(wait)),
+		retryAfter: wait,
+	}
+}
+
+// eventsLimited spends n tokens of the app key's events bucket (api.events_per_app) for a
+// /v1/events request of n events: 413 when n is more than the bucket holds (no wait would let it
+// through), 429 with Retry-After when the bucket has fewer than n now. A refused request spends
+// nothing.
+func (s *Server) eventsLimited(key string, n int) error {
+	l := s.apps[key]
+	if l == nil || l.eventCount == nil {
+		return nil
+	}
+	if n > l.eventCount.Burst() {
+		return &httpError{
+			status: http.StatusRequestEntityTooLarge,
+			msg: fmt.Sprintf("rate limit: app key %s may send at most %d events per request to %s (api.events_per_app %g/s); this one has %d",
+				schemas.Excerpt(key, 40), l.eventCount.Burst(), routeEvents, s.cfg.EventsPerApp, n),
+		}
+	}
+	now := time.Now()
+	res := l.eventCount.ReserveN(now, n)
+	wait := res.DelayFrom(now)
+	if wait == 0 {
+		return nil
+	}
+	res.CancelAt(now)
+	return &httpError{
+		status: http.StatusTooManyRequests,
+		msg: fmt.Sprintf("rate limit: app key %s is over %g events/s on %s; retry in %ds",
+			schemas.Excerpt(key, 40), s.cfg.EventsPerApp, routeEvents, retrySeconds(wait)),
 		retryAfter: wait,
 	}
 }

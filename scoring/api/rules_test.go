@@ -184,9 +184,9 @@ func TestConfigValidate(t *testing.T) {
 	if err := DefaultConfig().Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
-	c := Config{MaxBodyBytes: 10, RatePerApp: -1, EventsRatePerApp: -1, AuthFailuresPerMinute: -1, Keys: map[string]string{"app": ""}}
+	c := Config{MaxBodyBytes: 10, RatePerApp: -1, EventsRatePerApp: -1, EventsPerApp: -1, AuthFailuresPerMinute: -1, Keys: map[string]string{"app": ""}}
 	err := c.Validate()
-	for _, want := range []string{"max_body_bytes: 10 is below 1024", "rate_per_app: must not", "events_rate_per_app: must not", "auth_failures_per_minute: must not", "keys: app key and secret"} {
+	for _, want := range []string{"max_body_bytes: 10 is below 1024", "rate_per_app: must not", "events_rate_per_app: must not", "events_per_app: must not", "auth_failures_per_minute: must not", "keys: app key and secret"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%v lacks %q", err, want)
 		}
