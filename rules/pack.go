@@ -494,6 +494,10 @@ func (c *compiler) compileWhen(r *Rule, w *yaml.Node, label string) {
 // FastPath reports whether the rule runs on the fast path for Inputs that implement Vars.
 func (r *Rule) FastPath() bool { return r.fast != nil }
 
+// Uses returns the variables the rule's condition references (not its reason), as indexes into
+// Env.Vars(), ascending.
+func (r *Rule) Uses() []int { return slices.Clone(r.uses) }
+
 func costString(v uint64) string {
 	if v == ^uint64(0) {
 		return "unbounded"

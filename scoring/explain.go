@@ -25,7 +25,9 @@ type Subject struct {
 // Explanation is the live feature state of one subject as the running pack sees it: every window
 // variable of the subject's keys (marking those the pack's conditions read), the rules that match
 // now, and the rules within reach — those that would match if the subject's windows grew by
-// NearFactors. Phone numbers appear only masked.
+// NearFactors. Only rules whose conditions read something of the subject are judged: a rule on the
+// number's segment says nothing of an IP address (explained without a number, its segment is
+// empty and "unallocated"). Phone numbers appear only masked.
 type Explanation struct {
 	Subject      string        `json:"subject"` // "phone 1381234****", "ip 47.92.10.20", "device farm-1"
 	At           time.Time     `json:"at"`
@@ -54,6 +56,21 @@ type RuleState struct {
 	Reason string  `json:"reason"`
 }
 
+// subjectScalars says which subject each variable that is not a window derives from: "phone",
+// "ip", "device" or "app". A variable missing here (hour_cn, flow, token_seen, ...) belongs to no
+// subject: a rule reading only such variables and other subjects' says nothing of this one.
+var subjectScalars = map[string]string{
+	"app_id":        "app",
+	"has_device":    "device",
+	"device_listed": "device",
+	"phone_prefix":  "phone", "phone_province": "phone", "segment_class": "phone", "segment_carrier": "phone",
+	"segment_host_carrier": "phone", "carrier_mismatch": "phone", "phone_ported": "phone", "phone_listed": "phone",
+	"prefix_listed": "phone", "travel_km": "phone", "travel_kmh": "phone", "travel_minutes": "phone",
+	"province_mismatch": "phone",
+	"geo_known":         "ip", "ip_country": "ip", "ip_province": "ip", "ip_city": "ip", "ip_asn": "ip", "ip_as": "ip",
+	"ip_org": "ip", "ip_type": "ip", "geo_confident": "ip", "ip_v6": "ip", "ip_listed": "ip",
+}
+
 // NearFactors are the growths of the subject's windows Explain tries, in order: a rule first
 // matching at ×1.5 is "within reach" of a burst half as large again as what was seen.
 var NearFactors = []float64{1.25, 1.5, 2}
@@ -79,15 +96,16 @@ func (s *Scorer) Explain(sub Subject) (Explanation, error) {
 	now := s.now().UTC()
 	x := Explanation{At: now, RulesVersion: pack.Version, Windows: []WindowValue{}, Matching: []RuleState{}, Near: []RuleState{}}
 	var kinds []features.Kind
+	var what string // "phone", "ip" or "device", as in subjectScalars
 	switch {
 	case sub.Phone != "":
-		x.Subject = "phone " + schemas.MaskPhone(sub.Phone)
+		what, x.Subject = "phone", "phone "+schemas.MaskPhone(sub.Phone)
 		kinds = []features.Kind{features.KindPhone, features.KindPrefix}
 	case sub.IP.IsValid():
-		x.Subject = "ip " + sub.IP.String()
+		what, x.Subject = "ip", "ip "+sub.IP.String()
 		kinds = []features.Kind{features.KindIP, features.KindNet}
 	default:
-		x.Subject = "device " + sub.DeviceID
+		what, x.Subject = "device", "device "+sub.DeviceID
 		kinds = []features.Kind{features.KindDevice}
 	}
 	if sub.AppID != "" {
@@ -102,6 +120,13 @@ func (s *Scorer) Explain(sub Subject) (Explanation, error) {
 
 	uses := pack.Uses()
 	vars := s.cat.env.Vars()
+	// own[i]: variable i is derived from the subject (a window of its keys, or one of its fields).
+	own := make([]bool, len(vars))
+	for i := range vars {
+		if c, ok := subjectScalars[vars[i].Name]; ok {
+			own[i] = c == what || c == "app" && sub.AppID != ""
+		}
+	}
 	var slots []int
 	var values []int64
 	for i := range s.cat.slots {
@@ -109,6 +134,7 @@ func (s *Scorer) Explain(sub Subject) (Explanation, error) {
 		if wf == nil || !slices.Contains(kinds, wf.kind) {
 			continue
 		}
+		own[i] = true
 		v := int64(in.window(i))
 		slots, values = append(slots, i), append(values, v)
 		_, read := slices.BinarySearch(uses, i)
@@ -131,10 +157,15 @@ func (s *Scorer) Explain(sub Subject) (Explanation, error) {
 			}
 			seen[h.Rule] = true
 			st := RuleState{Rule: h.Rule, Tag: h.Tag, Mode: h.Mode, Level: h.Score, Factor: f, Reason: h.Reason}
+			about := false
 			for _, r := range pack.Rules {
 				if r.ID == h.Rule {
 					st.When = r.When
+					about = slices.ContainsFunc(r.Uses(), func(i int) bool { return own[i] })
 				}
+			}
+			if !about {
+				continue // the rule reads only fields the subject does not have
 			}
 			if f == 1 {
 				x.Matching = append(x.Matching, st)

@@ -156,3 +156,79 @@ rules:
 func checkReq(phone, ip string) schemas.CheckRequest {
 	return schemas.CheckRequest{Phone: phone, IP: netip.MustParseAddr(ip), Carrier: "CM", AppID: "app-test"}
 }
+
+// TestExplainJudgesOnlyRulesAboutTheSubject: explained without a number, an IP's or a device's
+// segment is empty, which the default pack calls unallocated (900); a rule that reads nothing of
+// the subject is not reported as matching or within reach, while the subject's own rules are.
+func TestExplainJudgesOnlyRulesAboutTheSubject(t *testing.T) {
+	now := t0.Add(time.Minute)
+	s := newScorer(t, scoring.Config{}, []byte(`pack: t
+rules:
+  - id: segment_rule
+    tag: seg
+    level: 900
+    when: segment_class == "unallocated" || segment_class == ""
+    reason: "segment"
+  - id: no_geo
+    tag: no_geo
+    level: 600
+    when: "!geo_known"
+    reason: "no geo"
+  - id: no_device
+    tag: no_device
+    level: 300
+    when: "!has_device"
+    reason: "no device"
+  - id: ip_many
+    tag: ip_many
+    level: 600
+    when: ip_phones_10m >= 3 && !has_device
+    reason: "{ip_phones_10m} phones"
+  - id: phone_many
+    tag: phone_many
+    level: 300
+    when: phone_verifies_10m >= 1
+    reason: "{phone_verifies_10m}"
+  - id: device_many
+    tag: device_many
+    level: 300
+    when: device_phones_10m >= 3
+    reason: "{device_phones_10m}"
+`), scoring.WithClock(func() time.Time { return now }))
+	for i := range 3 {
+		ev := event(fmt.Sprintf("e%d", i), t0, fmt.Sprintf("1381234%04d", i), "10.9.9.9")
+		ev.DeviceID = "farm-1"
+		s.Apply(&ev)
+	}
+	for _, tc := range []struct {
+		sub  scoring.Subject
+		want []string
+	}{
+		{scoring.Subject{IP: netip.MustParseAddr("10.9.9.9")}, []string{"no_geo", "ip_many"}},
+		{scoring.Subject{DeviceID: "farm-1"}, []string{"device_many"}},
+		{scoring.Subject{Phone: "13812340001"}, []string{"phone_many"}},
+	} {
+		x, err := s.Explain(tc.sub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range append(x.Matching, x.Near...) {
+			got = append(got, r.Rule)
+		}
+		if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("%s: rules matching or within reach %v, want %v", x.Subject, got, tc.want)
+		}
+	}
+	// The default pack: an IP or a device explained is not an unallocated segment.
+	d := newScorer(t, scoring.Config{}, nil, scoring.WithClock(func() time.Time { return now }))
+	for _, sub := range []scoring.Subject{{IP: netip.MustParseAddr("10.9.9.9")}, {DeviceID: "farm-1"}} {
+		x, err := d.Explain(sub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := ruleIDs(x.Matching)["unallocated_segment"]; ok {
+			t.Errorf("%s: unallocated_segment matches: %+v", x.Subject, x.Matching)
+		}
+	}
+}
