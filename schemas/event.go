@@ -587,6 +587,11 @@ func checkText(field, v string, required bool, maxLen int) error {
 	return nil
 }
 
+// CheckID checks an optional id a caller names outside an event — the device or app of an
+// investigation, a command-line flag — as an event's free-text fields are checked: length, no
+// control characters, no phone number. Errors are *FieldError naming field.
+func CheckID(field, v string, maxLen int) error { return checkText(field, v, false, maxLen) }
+
 // checkEnum checks that v is one of allowed ("" among them for an optional field) and returns
 // the allowed string itself, which refers to nothing of the document.
 func checkEnum(field, v string, allowed []string, required bool) (string, error) {

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/riskflow/riskflow/schemas"
@@ -82,6 +84,16 @@ func decodeStrict(b []byte, v any) error {
 		if errors.As(err, &fe) {
 			return fe
 		}
+		// encoding/json names an unknown member only in its text: `json: unknown field "x"`.
+		if q, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			if name, err := strconv.Unquote(q); err == nil {
+				return &schemas.FieldError{Field: schemas.ShowName(name, 40), Reason: "unknown field"}
+			}
+		}
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return &schemas.FieldError{Field: schemas.ShowName(te.Field, 40), Reason: "is a JSON " + te.Value + ", expected a " + te.Type.String()}
+		}
 		return &schemas.FieldError{Reason: "invalid JSON: " + schemas.Excerpt(err.Error(), 200)}
 	}
 	if dec.More() {
@@ -116,6 +128,14 @@ func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) (int, err
 		if sub.IP, err = schemas.ParseIP(req.IP); err != nil {
 			return 0, err
 		}
+	}
+	// The ids are checked as an event's: a device id or app id holding a phone number would put
+	// it in plaintext into the answer's subject and this node's log.
+	if err := schemas.CheckID("device_id", req.DeviceID, schemas.MaxDeviceIDLen); err != nil {
+		return 0, err
+	}
+	if err := schemas.CheckID("app_id", req.AppID, schemas.MaxAppIDLen); err != nil {
+		return 0, err
 	}
 	sub.DeviceID, sub.AppID = req.DeviceID, req.AppID
 	x, err := s.explainer.Explain(sub)

@@ -298,3 +298,33 @@ func TestDecisionLogRecordsAnsweredChecks(t *testing.T) {
 	}
 
 }
+
+// An investigation's device_id or app_id holding a phone number is refused like an event's (400
+// naming the field), so that the number reaches neither the answer nor the node's log; a bad
+// member is named as in every other body.
+func TestExplainRefusesPhoneInIDs(t *testing.T) {
+	sc := realScorer(t)
+	logOpt, logs := captureLogs()
+	srv := api.New(api.Config{Keys: keys}, sc, nil, logOpt,
+		api.WithAdmins(map[string]string{"lead": "lead-secret"}), api.WithInvestigation(sc, nil))
+	for _, c := range []struct{ body, want string }{
+		{`{"device_id":"138-1234-5678"}`, "device_id: looks like it contains a mobile phone number"},
+		{`{"ip":"223.104.3.7","app_id":"app 13812345678"}`, "app_id: looks like it contains a mobile phone number"},
+		{`{"device_id":"farm-1","colour":1}`, "colour: unknown field"},
+		{`{"device_id":5}`, "device_id: is a JSON number, expected a string"},
+	} {
+		r := httptest.NewRequest("POST", "/v1/admin/explain", strings.NewReader(c.body))
+		r.SetBasicAuth("lead", "lead-secret")
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, r)
+		if w.Code != 400 || !strings.Contains(w.Body.String(), c.want) {
+			t.Errorf("%s: %d %s, want 400 %q", c.body, w.Code, w.Body, c.want)
+		}
+		if strings.Contains(w.Body.String(), "5678") {
+			t.Errorf("%s: the answer shows the number: %s", c.body, w.Body)
+		}
+	}
+	if strings.Contains(logs.String(), "5678") {
+		t.Errorf("the log shows the number:\n%s", logs)
+	}
+}
