@@ -37,6 +37,9 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return usagef("lookup: takes no arguments, got %q (quote a number written with spaces: --phone \"+86 1xx xxxx xxxx\")", fs.Arg(0))
+	}
 	n := 0
 	for _, v := range []string{*phone, *ip, *device} {
 		if v != "" {
@@ -48,6 +51,16 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if *limit < 1 || *since <= 0 {
 		return usagef("lookup: --limit and --since must be positive")
+	}
+	// A device or app id is checked as the API checks it (which refuses one holding a phone number).
+	if err := schemas.CheckID("device_id", *device, schemas.MaxDeviceIDLen); err != nil {
+		return usagef("--device: %s", err.(*schemas.FieldError).Reason)
+	}
+	if err := schemas.CheckID("app_id", *app, schemas.MaxAppIDLen); err != nil {
+		return usagef("--app: %s", err.(*schemas.FieldError).Reason)
+	}
+	if *adminCred != "" && !strings.Contains(*adminCred, ":") {
+		return usagef("--admin: want name:secret")
 	}
 	cfg, err := cf.load(nil)
 	if err != nil {
@@ -80,7 +93,9 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if base == "" {
 		base = "http://" + cfg.API.Listen
 	}
-	if base != "none" {
+	if base == "none" {
+		out.LiveSkipped = true
+	} else {
 		name, secret, _ := strings.Cut(*adminCred, ":")
 		if *adminCred == "" {
 			names := make([]string, 0, len(cfg.API.AdminKeys))
@@ -123,7 +138,10 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		out.write(stdout, *since)
 	}
 	if out.Live == nil && out.HistoryError != "" {
-		return fmt.Errorf("lookup: neither the live state (%s) nor the history (%s)", out.LiveError, out.HistoryError)
+		if out.LiveSkipped {
+			return fmt.Errorf("lookup: no history (%s), and the live state was not asked (--api none)", out.HistoryError)
+		}
+		return fmt.Errorf("lookup: no live state (%s) and no history (%s)", out.LiveError, out.HistoryError)
 	}
 	return nil
 }
@@ -131,6 +149,7 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 type lookupResult struct {
 	Live         *api.ExplainResponse    `json:"live,omitempty"`
 	LiveError    string                  `json:"live_error,omitempty"`
+	LiveSkipped  bool                    `json:"live_skipped,omitempty"` // --api none
 	Attempts     []chsink.Attempt        `json:"attempts"`
 	Decisions    []chsink.StoredDecision `json:"decisions"`
 	HistoryError string                  `json:"history_error,omitempty"`
@@ -158,6 +177,9 @@ func explainOver(ctx context.Context, base, name, secret string, req api.Explain
 	if resp.StatusCode != http.StatusOK {
 		var eb schemas.ErrorBody
 		_ = json.Unmarshal(b, &eb)
+		if eb.Content == "" {
+			eb.Content = http.StatusText(resp.StatusCode) + " (is this a riskflow API node?)"
+		}
 		return nil, fmt.Errorf("live state from %s: %d %s", base, resp.StatusCode, eb.Content)
 	}
 	var x api.ExplainResponse
@@ -172,7 +194,11 @@ func (l *lookupResult) write(w io.Writer, since time.Duration) {
 	defer tw.Flush()
 	p := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
 	if l.Live == nil {
-		p("live state: unavailable (%s)\n", l.LiveError)
+		if l.LiveSkipped {
+			p("live state: not asked (--api none)\n")
+		} else {
+			p("live state: unavailable (%s)\n", l.LiveError)
+		}
 	} else {
 		x := l.Live
 		p("live state of %s at %s (rules %s)\n", x.Subject, x.At.Format(time.RFC3339), x.RulesVersion)

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// lookup's own mistakes are usage errors naming the flag, before anything is asked; a device id
+// holding a phone number is refused as the API refuses it (the API logs what it explains).
+func TestLookupUsage(t *testing.T) {
+	cleanEnv(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--phone", "+86", "138", "1234", "5678"}, `takes no arguments, got "138"`},
+		{[]string{"--device", "138 1234 5678"}, "--device: looks like it contains a mobile phone number"},
+		{[]string{"--ip", "10.1.2.3", "--app", "tel:13812345678"}, "--app: looks like it contains a mobile phone number"},
+		{[]string{"--device", "farm-1", "--admin", "lead"}, "--admin: want name:secret"},
+	} {
+		r := runCmd(t, context.Background(), append([]string{"lookup"}, c.args...)...)
+		if r.code != 2 || !strings.Contains(r.stderr, c.want) || !strings.Contains(r.stderr, "usage: riskflow lookup") {
+			t.Errorf("lookup %q: exit %d, stderr %q; want 2 and %q", c.args, r.code, r.stderr, c.want)
+		}
+		if strings.Contains(r.stderr, "5678") {
+			t.Errorf("lookup %q: the error shows the number: %s", c.args, r.stderr)
+		}
+	}
+}
+
+// Without a live state and without history the error says why each is missing: --api none is
+// not an empty reason, and a node answering 404 without a riskflow body is named as such.
+func TestLookupSaysWhyNothingWasShown(t *testing.T) {
+	cleanEnv(t)
+	r := runCmd(t, context.Background(), "lookup", "--device", "farm-1", "--api", "none", "--set", "clickhouse.addr=")
+	if r.code != 1 || strings.Contains(r.stdout+r.stderr, "()") || !strings.Contains(r.stdout, "not asked (--api none)") ||
+		!strings.Contains(r.stderr, "clickhouse.addr is not set") {
+		t.Errorf("--api none, no ClickHouse: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+	empty := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNotFound) }))
+	defer empty.Close()
+	r = runCmd(t, context.Background(), "lookup", "--device", "farm-1", "--api", empty.URL, "--set", "clickhouse.addr=")
+	if r.code != 1 || !strings.Contains(r.stderr, "404 Not Found (is this a riskflow API node?)") {
+		t.Errorf("a 404 without a body: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+}
