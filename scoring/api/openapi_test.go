@@ -172,6 +172,10 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		{"labels one", srv, "POST", "/v1/admin/labels", `{"app_id":"app1","event_id":"ev-2","label":"fraud"}`, json_, admin, 200},
 		{"labels bad", srv, "POST", "/v1/admin/labels", `{"app_id":"app1","event_id":"ev-2","label":"maybe"}`, json_, admin, 400},
 		{"labels text", srv, "POST", "/v1/admin/labels", `x`, "text/plain", admin, 415},
+		{"explain too large", srv, "POST", "/v1/admin/explain", `{"device_id":"` + strings.Repeat("x", 2<<20) + `"}`, json_, admin, 413},
+		{"labels too large", srv, "POST", "/v1/admin/labels", `{"note":"` + strings.Repeat("x", 2<<20) + `"}`, json_, admin, 413},
+		{"explain unknown member", srv, "POST", "/v1/admin/explain", `{"device_id":"farm-1","colour":"red"}`, json_, admin, 400},
+		{"rollback too large", srv, "POST", "/v1/rules/rollback", `{"version":"` + strings.Repeat("x", 2<<20) + `"}`, json_, admin, 413},
 		{"unknown route", srv, "GET", "/v2/nothing", ``, "", app, 404},
 	}
 	seenOps := map[string]bool{}
