@@ -33,6 +33,13 @@ func cmdLabel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return usagef("label: takes no arguments, got %s (quote a note with spaces: --note \"modem pool\")", schemas.Excerpt(fs.Arg(0), 40))
+	}
+	// Who labels is stored as is (labeled_by): checked like an id, so no phone number gets in.
+	if err := schemas.CheckID("by", *by, schemas.MaxAppIDLen); err != nil {
+		return usagef("label: --by: %s", err.(*schemas.FieldError).Reason)
+	}
 	var labels []schemas.Label
 	switch {
 	case *file != "" && (*app != "" || *decision != "" || *event != "" || *as != ""):
@@ -51,6 +58,10 @@ func cmdLabel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if labels, err = schemas.DecodeLabels(b); err != nil {
 			return usageError{fmt.Errorf("--file %s: %w", *file, err)}
 		}
+	case *decision == "" && *event == "":
+		return usagef("label: --decision or --event is required (or --file): the label marks a decision or an event")
+	case *decision != "" && *event != "":
+		return usagef("label: --decision and --event are both set: a label marks one of them")
 	default:
 		l := schemas.Label{AppID: *app, DecisionID: *decision, EventID: *event, Label: *as, Note: *note}
 		if err := l.Validate(); err != nil {

@@ -47,3 +47,24 @@ func TestLookupSaysWhyNothingWasShown(t *testing.T) {
 		t.Errorf("a 404 without a body: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// label's mistakes name its flags (not the JSON fields of --file), and who labels, stored as is
+// in labeled_by, may not be a phone number.
+func TestLabelUsage(t *testing.T) {
+	cleanEnv(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--app", "a", "--as", "fraud"}, "label: --decision or --event is required"},
+		{[]string{"--app", "a", "--decision", "d", "--event", "e", "--as", "fraud"}, "label: --decision and --event are both set"},
+		{[]string{"--app", "a", "--event", "e", "--as", "fraud", "--by", "138 1234 5678"}, "label: --by: looks like it contains a mobile phone number"},
+		{[]string{"--app", "a", "--event", "e", "--as", "fraud", "--note", "modem", "pool"}, `label: takes no arguments, got "pool"`},
+		{[]string{"--app", "a", "--event", "e", "--as", "spam"}, `label: --as: "spam" is not fraud or legit`},
+	} {
+		r := runCmd(t, context.Background(), append([]string{"label"}, c.args...)...)
+		if r.code != 2 || !strings.Contains(r.stderr, c.want) || strings.Contains(r.stderr, "event_id") || strings.Contains(r.stderr, "5678") {
+			t.Errorf("label %q: exit %d, stderr %q; want 2 and %q, no JSON field names, no number", c.args, r.code, r.stderr, c.want)
+		}
+	}
+}
