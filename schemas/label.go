@@ -45,9 +45,9 @@ func (l *Label) Validate() error {
 	}
 	switch {
 	case l.DecisionID == "" && l.EventID == "":
-		return fieldErr("decision_id", "or event_id is required: the label marks a decision or an event")
+		return fieldErr("decision_id", "is required, or event_id: the label marks a decision or an event")
 	case l.DecisionID != "" && l.EventID != "":
-		return fieldErr("decision_id", "and event_id are both set: a label marks one of them")
+		return fieldErr("decision_id", "is set together with event_id: a label marks one of them")
 	}
 	if err := checkText("decision_id", l.DecisionID, false, MaxDecisionIDLen); err != nil {
 		return err

@@ -35,6 +35,15 @@ func TestDecodeLabels(t *testing.T) {
 			t.Errorf("error shows the number: %v", err)
 		}
 	}
+	// The message reads as "<field>: <what is wrong>".
+	for body, want := range map[string]string{
+		`{"app_id":"a","label":"fraud"}`:                                  "decision_id: is required, or event_id",
+		`{"app_id":"a","event_id":"e","decision_id":"d","label":"fraud"}`: "decision_id: is set together with event_id",
+	} {
+		if _, err := DecodeLabels([]byte(body)); err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", body, err, want)
+		}
+	}
 	for _, body := range []string{``, `[]`, `{"app_id":"a","event_id":"e","label":"fraud"} {}`} {
 		if _, err := DecodeLabels([]byte(body)); err == nil {
 			t.Errorf("%q accepted", body)
