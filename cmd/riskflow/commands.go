@@ -54,7 +54,8 @@ func root() *command {
 			{name: "backtest", args: "--rules CANDIDATE.yaml --from WHEN [flags]", summary: "replay stored events with a candidate rule pack and report the changes",
 				doc: "Replays events stored in ClickHouse through the production scorer twice — with the current\n" +
 					"pack and with CANDIDATE.yaml — and reports what the candidate changes (per rule, per score,\n" +
-					"and precision/recall against --labels).",
+					"and precision/recall against the labels stored by riskflow label and POST /v1/admin/labels,\n" +
+					"with a --labels file on top).",
 				run: cmdBacktest},
 			{name: "demo", args: "[flags]", summary: "play labelled synthetic traffic with attacks and print what was caught",
 				doc: "Starts riskflow, plays --duration × --speedup of labelled traffic through it, probes\n" +

@@ -68,3 +68,19 @@ func TestLabelUsage(t *testing.T) {
 		}
 	}
 }
+
+// The help a new user reads names where the decision log and the stored labels go.
+func TestHelpNamesDecisionLogAndLabels(t *testing.T) {
+	cleanEnv(t)
+	for cmd, want := range map[string][]string{
+		"serve":    {"archiver: stores risk.scores and the decision log (risk.decisions)", "every verdict to risk.decisions"},
+		"backtest": {"labels stored by riskflow label and POST /v1/admin/labels"},
+	} {
+		r := runCmd(t, context.Background(), cmd, "--help")
+		for _, w := range want {
+			if r.code != 0 || !strings.Contains(strings.Join(strings.Fields(r.stdout), " "), w) {
+				t.Errorf("%s --help: exit %d, no %q in\n%s", cmd, r.code, w, r.stdout)
+			}
+		}
+	}
+}
