@@ -251,6 +251,11 @@ func newCrossFixture(now time.Time) crossFixture {
 		switch i % 12 {
 		case 0:
 			fx.labels = append(fx.labels, schemas.Label{AppID: r.AppID, DecisionID: id, Label: schemas.LabelFraud, LabeledBy: "api:lead", LabeledAt: r.TS.Add(time.Hour)})
+			// Now and then the attempt is tried again after the same verdict: two events carry
+			// the decision's id, and its label counts for both.
+			if i%24 == 12 && i+1 < len(fx.records) && fx.records[i+1].AppID == r.AppID {
+				fx.records[i+1].DecisionID = id
+			}
 		case 4:
 			fx.labels = append(fx.labels, schemas.Label{AppID: r.AppID, EventID: r.EventID, Label: schemas.LabelLegit, Note: "known user", LabeledBy: "cli:ana", LabeledAt: r.TS.Add(time.Hour)},
 				schemas.Label{AppID: r.AppID, EventID: r.EventID, Label: schemas.LabelFraud, Note: "corrected", LabeledBy: "cli:ana", LabeledAt: r.TS.Add(2 * time.Hour)})

@@ -125,13 +125,15 @@ func (s *Store) WriteLabels(ctx context.Context, labels []schemas.Label) error {
 	return s.insert(ctx, "labels", labelsColumns, len(rows), func(i int) ([]any, error) { return rows[i], nil })
 }
 
-// labelsSQL is ReadLabels' two reads: labels of decisions resolved to their events, then labels of
-// events (read second, so that an event's own label replaces its decision's).
+// labelsSQL is ReadLabels' two reads: labels of decisions resolved to their events — every event
+// carrying the decision's id (ALL: an attempt tried again after one verdict is two events; ANY
+// would pick one, a different one on each server version) — then labels of events (read second,
+// so that an event's own label replaces its decision's).
 func labelsSQL(db string) []string {
 	return []string{
-		"SELECT e.app_id, e.event_id, l.label FROM (SELECT app_id, target_id AS decision_id, label FROM " + db +
-			".labels FINAL WHERE target = 'decision') AS l ANY INNER JOIN (SELECT app_id, decision_id, event_id FROM " + db +
-			".verify_events FINAL WHERE decision_id != '') AS e USING (app_id, decision_id) ORDER BY e.app_id, e.event_id",
+		"SELECT app_id, e.event_id, l.label FROM (SELECT app_id, target_id AS decision_id, label FROM " + db +
+			".labels FINAL WHERE target = 'decision') AS l ALL INNER JOIN (SELECT app_id, decision_id, event_id FROM " + db +
+			".verify_events FINAL WHERE decision_id != '') AS e USING (app_id, decision_id) ORDER BY app_id, e.event_id",
 		"SELECT app_id, target_id, label FROM " + db + ".labels FINAL WHERE target = 'event' ORDER BY app_id, target_id",
 	}
 }

@@ -5,6 +5,7 @@ package chsink
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,7 +73,14 @@ func TestDecisionsLabelsLookup(t *testing.T) {
 		t.Error("lookup of nothing: no error")
 	}
 
-	// Labels: the decision node-0001 is fraud (→ event ev-000001), ev-000002 is legit, then
+	// The attempt after node-0001 was tried again (ev-000003, the same decision id).
+	again := testRecord(3)
+	again.AppID, again.TS, again.ScoredAt, again.PhoneHash, again.IP, again.DecisionID = "app-0", at.Add(time.Second), at, ds[0].PhoneHash, "47.92.10.20", "node-0001"
+	if err := st.WriteBatch(ctx, []schemas.ScoreRecord{again}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Labels: the decision node-0001 is fraud (→ events ev-000001 and ev-000003, both), ev-000002 is legit, then
 	// corrected to fraud; a label of a decision no event carries resolves to nothing.
 	labels := []schemas.Label{
 		{AppID: "app-0", DecisionID: "node-0001", Label: "fraud", LabeledBy: "cli:test", LabeledAt: at},
@@ -89,7 +97,8 @@ func TestDecisionsLabelsLookup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []EventLabel{{"app-0", "ev-000001", true}, {"app-0", "ev-000002", true}}
+	slices.SortFunc(got, func(a, b EventLabel) int { return strings.Compare(a.EventID, b.EventID) })
+	want := []EventLabel{{"app-0", "ev-000001", true}, {"app-0", "ev-000002", true}, {"app-0", "ev-000003", true}}
 	if !slices.Equal(got, want) {
 		t.Errorf("labels %+v, want %+v", got, want)
 	}

@@ -136,7 +136,7 @@ func TestDecisionLogEndToEnd(t *testing.T) {
 	if code, _, b, err := api.post("/v1/events", []byte("["+strings.Join(evs, ",")+"]")); err != nil || code != http.StatusAccepted {
 		t.Fatalf("publish events: %d %s %v", code, b, err)
 	}
-	joined := "SELECT count() FROM " + e.db + ".risk_decisions AS d FINAL ANY INNER JOIN (SELECT app_id, decision_id, event_id FROM " + e.db +
+	joined := "SELECT count() FROM " + e.db + ".risk_decisions AS d FINAL ALL INNER JOIN (SELECT app_id, decision_id, event_id FROM " + e.db +
 		".verify_events FINAL WHERE decision_id != '') AS e USING (app_id, decision_id)"
 	if got := e.waitCount(ctx, joined, n, 60*time.Second); got != n {
 		t.Fatalf("%d decisions join their event, want %d", got, n)

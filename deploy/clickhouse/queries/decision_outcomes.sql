@@ -5,6 +5,8 @@
 -- carries its id as decision_id (verify_events). For each app, answered score and outcome:
 -- verdicts, distinct numbers, the median and p99 check latency, the tags answered, and how many
 -- verdicts have no event yet (the attempt was abandoned, or the event did not send decision_id).
+-- A verdict followed by several attempts (tried again, or a fallback to SMS) counts once, with the
+-- outcome of the last of them.
 -- A block (900) followed by success means the caller ignored the verdict; many 0s followed by
 -- failures point at an attack the rules miss.
 --
@@ -14,7 +16,7 @@
 SELECT
     d.app_id                                        AS app_id,
     d.score                                         AS score,
-    if(e.event_id = '', '(no event)', e.outcome)    AS outcome,
+    if(e.last_event_id = '', '(no event)', e.last_outcome) AS outcome,
     count()                                         AS verdicts,
     uniqExact(d.phone_hash)                         AS phones,
     quantileExact(0.5)(d.latency_us)                AS p50_latency_us,
@@ -28,9 +30,12 @@ FROM
 ) AS d
 ANY LEFT JOIN
 (
-    SELECT app_id, decision_id, event_id, outcome
+    SELECT app_id, decision_id,
+           argMax(event_id, (ts, event_id))         AS last_event_id,
+           argMax(outcome, (ts, event_id))          AS last_outcome
     FROM riskflow.verify_events FINAL
     WHERE decision_id != '' AND ts >= now() - INTERVAL 2 DAY
+    GROUP BY app_id, decision_id
 ) AS e USING (app_id, decision_id)
 GROUP BY app_id, score, outcome
 ORDER BY app_id, score, outcome;
