@@ -108,7 +108,9 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	defer st.Close()
 	if *storeLabels {
-		mergeStoredLabels(ctx, st, &opts, stderr)
+		if err := mergeStoredLabels(ctx, st, &opts, stderr); err != nil {
+			return fmt.Errorf("backtest: %w", err)
+		}
 	}
 	rep, err := chbacktest.Run(ctx, st, current, candidate, newScorer, opts)
 	if rep != nil {

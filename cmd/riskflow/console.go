@@ -325,7 +325,9 @@ func (b *consoleBacktest) Backtest(ctx context.Context, draft []byte, from, to t
 	}
 	opts := backtest.Options{From: from, To: to, WarmUp: backtest.DefaultWarmUp, Progress: progress, ProgressEvery: 20000}
 	// Precision and recall against the labels people stored (the console's marks among them).
-	mergeStoredLabels(ctx, st, &opts, io.Discard)
+	if err := mergeStoredLabels(ctx, st, &opts, io.Discard); err != nil {
+		return nil, err
+	}
 	return chbacktest.Run(ctx, st, current, candidate, newScorer, opts)
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -82,5 +83,22 @@ func TestHelpNamesDecisionLogAndLabels(t *testing.T) {
 				t.Errorf("%s --help: exit %d, no %q in\n%s", cmd, r.code, w, r.stdout)
 			}
 		}
+	}
+}
+
+// Stored labels that cannot be read are an error naming them, not a hint to migrate followed by a
+// precision and recall computed without them.
+func TestBacktestStoredLabelsUnreadable(t *testing.T) {
+	cleanEnv(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	r := runCmd(t, context.Background(), "backtest", "--rules", "../../rules/packs/default/rules.yaml", "--from", "1h",
+		"--no-record", "--set", "clickhouse.addr="+addr)
+	if r.code != 1 || strings.Contains(r.stderr, "migrate") || !strings.Contains(r.stderr, "read the stored labels (--stored-labels=false to go without)") {
+		t.Errorf("exit %d\nstderr %s", r.code, r.stderr)
 	}
 }

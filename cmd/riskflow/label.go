@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -119,17 +120,22 @@ func flagOf(field string) string {
 }
 
 // mergeStoredLabels adds the labels stored in ClickHouse under opts.Labels (a --labels file's
-// labels win). A database without a labels table yet (not migrated) is a warning, not an error.
-func mergeStoredLabels(ctx context.Context, st *chsink.Store, opts *backtest.Options, stderr io.Writer) {
+// labels win). A database without a labels table yet (not migrated) is a warning; failing to read
+// them otherwise is an error: precision and recall without them would be quietly wrong.
+func mergeStoredLabels(ctx context.Context, st *chsink.Store, opts *backtest.Options, stderr io.Writer) error {
 	stored, err := chbacktest.StoredLabels(ctx, st)
+	if errors.Is(err, chsink.ErrNoTable) {
+		fmt.Fprintf(stderr, "backtest: no stored labels (run riskflow migrate): %v\n", err)
+		return nil
+	}
 	if err != nil {
-		fmt.Fprintf(stderr, "backtest: stored labels not read (run riskflow migrate?): %v\n", err)
-		return
+		return fmt.Errorf("read the stored labels (--stored-labels=false to go without): %w", err)
 	}
 	if len(stored) == 0 {
-		return
+		return nil
 	}
 	fmt.Fprintf(stderr, "backtest: %d labelled events from ClickHouse labels\n", len(stored))
 	stored.Merge(opts.Labels)
 	opts.Labels = stored
+	return nil
 }

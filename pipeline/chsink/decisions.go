@@ -158,7 +158,7 @@ func (s *Store) ReadLabels(ctx context.Context) ([]EventLabel, error) {
 	for _, q := range queries {
 		rows, err := s.conn.Query(ctx, q)
 		if err != nil {
-			return nil, fmt.Errorf("chsink: read labels: %w", err)
+			return nil, fmt.Errorf("chsink: read labels: %w", noTable(err))
 		}
 		for rows.Next() {
 			var app, id, label string

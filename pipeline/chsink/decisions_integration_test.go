@@ -3,6 +3,8 @@
 package chsink
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -101,5 +103,26 @@ func TestDecisionsLabelsLookup(t *testing.T) {
 	want := []EventLabel{{"app-0", "ev-000001", true}, {"app-0", "ev-000002", true}, {"app-0", "ev-000003", true}}
 	if !slices.Equal(got, want) {
 		t.Errorf("labels %+v, want %+v", got, want)
+	}
+}
+
+// Labels read from a database not migrated yet (no database, or no labels table) are ErrNoTable,
+// which riskflow backtest takes for "no labels yet"; any other failure is not.
+func TestReadLabelsNotMigrated(t *testing.T) {
+	st := newTestStore(t)
+	ctx := testContext(t)
+	if _, err := st.ReadLabels(ctx); !errors.Is(err, ErrNoTable) {
+		t.Errorf("no database: %v, want ErrNoTable", err)
+	}
+	if err := st.conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+st.db); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.ReadLabels(ctx); !errors.Is(err, ErrNoTable) {
+		t.Errorf("no labels table: %v, want ErrNoTable", err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := st.ReadLabels(cancelled); err == nil || errors.Is(err, ErrNoTable) {
+		t.Errorf("a cancelled read: %v, want an error other than ErrNoTable", err)
 	}
 }

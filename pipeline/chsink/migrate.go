@@ -134,6 +134,24 @@ func (s *Store) execDDL(ctx context.Context, stmt string) error {
 	return err
 }
 
+// ErrNoTable marks a read of a table the database does not have yet (riskflow migrate creates it).
+var ErrNoTable = errors.New("table missing (riskflow migrate creates it)")
+
+// ClickHouse error codes of a table or database that does not exist, on 18.16 as on current releases.
+const (
+	codeUnknownTable    = 60
+	codeUnknownDatabase = 81
+)
+
+// noTable wraps err with ErrNoTable when the server said the table or its database does not exist.
+func noTable(err error) error {
+	var ex *clickhouse.Exception
+	if errors.As(err, &ex) && (ex.Code == codeUnknownTable || ex.Code == codeUnknownDatabase) {
+		return fmt.Errorf("%w: %w", ErrNoTable, err)
+	}
+	return err
+}
+
 // ClickHouse error codes that mean "the thing you create is there".
 const (
 	codeDuplicateColumn       = 15 // current releases: "Cannot add column `x`: column with this name already exists"
