@@ -161,6 +161,7 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		{"rules rollback", srv, "POST", "/v1/rules/rollback", `{"version":"v1"}`, json_, admin, 200},
 		{"rules rollback unknown", srv, "POST", "/v1/rules/rollback", `{"version":"v9"}`, json_, admin, 404},
 		{"rules rollback bad body", srv, "POST", "/v1/rules/rollback", `{}`, json_, admin, 400},
+		{"rules rollback unknown member", srv, "POST", "/v1/rules/rollback", `{"version":"v1","force":true}`, json_, admin, 400},
 		{"rules as app", srv, "GET", "/v1/rules", ``, "", app, 401},
 		{"rules off", noAdmin, "GET", "/v1/rules", ``, "", admin, 404},
 		{"explain phone", srv, "POST", "/v1/admin/explain", `{"phone":"13700000001"}`, json_, admin, 200},

@@ -2,11 +2,12 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/riskflow/riskflow/schemas"
 )
 
 // RulesInfo describes a rule pack: what GET /v1/rules and PUT /v1/rules answer.
@@ -130,8 +131,11 @@ func (s *Server) handleRulesRollback(w http.ResponseWriter, r *http.Request) (in
 		return 0, err
 	}
 	var req rollbackRequest
-	if err := json.Unmarshal(b, &req); err != nil || req.Version == "" {
-		return 0, &httpError{status: http.StatusBadRequest, msg: `body: expected {"version": "<a version from GET /v1/rules/versions>"}`}
+	if err := decodeStrict(b, &req); err != nil {
+		return 0, err
+	}
+	if req.Version == "" {
+		return 0, &schemas.FieldError{Field: "version", Reason: `is required: {"version": "<a version from GET /v1/rules/versions>"}`}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
