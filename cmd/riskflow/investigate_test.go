@@ -2,11 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/riskflow/riskflow/rules/rulesvc"
+	"github.com/riskflow/riskflow/scoring/api"
 )
 
 // lookup's own mistakes are usage errors naming the flag, before anything is asked; a device id
@@ -100,5 +105,24 @@ func TestBacktestStoredLabelsUnreadable(t *testing.T) {
 		"--no-record", "--set", "clickhouse.addr="+addr)
 	if r.code != 1 || strings.Contains(r.stderr, "migrate") || !strings.Contains(r.stderr, "read the stored labels (--stored-labels=false to go without)") {
 		t.Errorf("exit %d\nstderr %s", r.code, r.stderr)
+	}
+}
+
+// A rejected pack or an unknown version reaches the API classified, with its text said once.
+func TestRulesAdminErrorsSaidOnce(t *testing.T) {
+	for _, c := range []struct {
+		err, class error
+		want       string
+	}{
+		{fmt.Errorf("%w:\n%w", rulesvc.ErrRejected, errors.New("line 1:1: pack: is required")), api.ErrRejected, "rule pack rejected:\nline 1:1"},
+		{fmt.Errorf("%w %q in rule_versions", rulesvc.ErrUnknownVersion, "v9"), api.ErrNotFound, ""},
+	} {
+		got := apiError(c.err)
+		if !errors.Is(got, c.class) || !errors.Is(got, c.err) || got.Error() != c.err.Error() {
+			t.Errorf("apiError(%q) = %q; want %v and the same text", c.err, got, c.class)
+		}
+		if c.want != "" && (!strings.HasPrefix(got.Error(), c.want) || strings.Count(got.Error(), "rule pack rejected") != 1) {
+			t.Errorf("apiError(%q) = %q", c.err, got)
+		}
 	}
 }

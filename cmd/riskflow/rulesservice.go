@@ -156,12 +156,19 @@ func apiError(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, rulesvc.ErrRejected):
-		return fmt.Errorf("%w: %w", api.ErrRejected, err)
+		return classified{api.ErrRejected, err}
 	case errors.Is(err, rulesvc.ErrUnknownVersion), errors.Is(err, rulesvc.ErrNoHistory):
-		return fmt.Errorf("%w: %w", api.ErrNotFound, err)
+		return classified{api.ErrNotFound, err}
 	}
 	return err
 }
+
+// classified is err in one of the API's classes: errors.Is finds both, and its text is err's
+// alone (the class's text before it read "rule pack rejected: rule pack rejected: …").
+type classified struct{ class, err error }
+
+func (c classified) Error() string   { return c.err.Error() }
+func (c classified) Unwrap() []error { return []error{c.class, c.err} }
 
 func rulesInfo(l rulesvc.Loaded, withFlags bool) api.RulesInfo {
 	info := api.RulesInfo{Pack: l.Name, Version: l.Version.Version, Rules: l.Rules, LoadedBy: l.LoadedBy, Source: l.Source}
