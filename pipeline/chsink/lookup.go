@@ -37,36 +37,36 @@ func (k LookupKey) column() (string, string, error) {
 
 // Attempt is one stored verification with the scorer's verdict on it.
 type Attempt struct {
-	TS           time.Time
-	AppID        string
-	EventID      string
-	Flow         string
-	PhoneMasked  string
-	IP           string
-	DeviceID     string
-	Outcome      string
-	ErrorCode    string
-	DecisionID   string
-	Score        uint16
-	Tags         []string
-	RulesVersion string
+	TS           time.Time `json:"ts"`
+	AppID        string    `json:"app_id"`
+	EventID      string    `json:"event_id"`
+	Flow         string    `json:"flow"`
+	PhoneMasked  string    `json:"phone_masked"`
+	IP           string    `json:"ip"`
+	DeviceID     string    `json:"device_id"`
+	Outcome      string    `json:"outcome"`
+	ErrorCode    string    `json:"error_code"`
+	DecisionID   string    `json:"decision_id"`
+	Score        uint16    `json:"score"`
+	Tags         []string  `json:"tags"`
+	RulesVersion string    `json:"rules_version"`
 }
 
 // StoredDecision is one verdict of the decision log.
 type StoredDecision struct {
-	TS           time.Time
-	AppID        string
-	DecisionID   string
-	PhoneMasked  string
-	IP           string
-	DeviceID     string
-	Score        uint16
-	Tags         []string
-	HitRules     []string
-	HitModes     []string
-	RulesVersion string
-	Node         string
-	LatencyUS    uint32
+	TS           time.Time `json:"ts"`
+	AppID        string    `json:"app_id"`
+	DecisionID   string    `json:"decision_id"`
+	PhoneMasked  string    `json:"phone_masked"`
+	IP           string    `json:"ip"`
+	DeviceID     string    `json:"device_id"`
+	Score        uint16    `json:"score"`
+	Tags         []string  `json:"tags"`
+	HitRules     []string  `json:"hit_rules"`
+	HitModes     []string  `json:"hit_modes"`
+	RulesVersion string    `json:"rules_version"`
+	Node         string    `json:"node"`
+	LatencyUS    uint32    `json:"latency_us"`
 }
 
 // LookupSQL returns the two reads of a lookup by key: the key's attempts (verify_events) and its
