@@ -46,6 +46,13 @@ func (oaRules) Rollback(_ context.Context, version, who string) (api.RulesInfo, 
 	return api.RulesInfo{Pack: "default", Version: "v1", Rules: 29, LoadedBy: "api:" + who, Persisted: true, Recorded: true}, nil
 }
 
+// oaRulesNoHistory is a rules administration whose history store (ClickHouse) cannot be reached.
+type oaRulesNoHistory struct{ oaRules }
+
+func (oaRulesNoHistory) Versions(context.Context) ([]api.RulesInfo, error) {
+	return nil, errors.New("rule_versions: dial tcp 127.0.0.1:9000: connect: connection refused")
+}
+
 type recordedLabels struct {
 	mu     sync.Mutex
 	labels []schemas.Label
@@ -120,6 +127,8 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 	notReady := api.New(api.Config{Keys: keys}, sc, nil, api.WithLogger(slog.New(slog.DiscardHandler)),
 		api.WithReadiness(func() error { return errors.New("state catching up") }))
 	noAdmin := api.New(api.Config{Keys: keys}, sc, nil, api.WithLogger(slog.New(slog.DiscardHandler)))
+	noHistory := api.New(api.Config{Keys: keys}, sc, nil, api.WithLogger(slog.New(slog.DiscardHandler)),
+		api.WithRulesAdmin(oaRulesNoHistory{}, admins))
 
 	const (
 		app   = "app1:secret1"
@@ -158,6 +167,7 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		{"rules put", srv, "PUT", "/v1/rules", "pack: p\nrules: []\n", "application/yaml", admin, 200},
 		{"rules put rejected", srv, "PUT", "/v1/rules", "pack: p\n", "application/yaml", admin, 400},
 		{"rules versions", srv, "GET", "/v1/rules/versions", ``, "", admin, 200},
+		{"rules versions, ClickHouse away", noHistory, "GET", "/v1/rules/versions", ``, "", admin, 503},
 		{"rules rollback", srv, "POST", "/v1/rules/rollback", `{"version":"v1"}`, json_, admin, 200},
 		{"rules rollback unknown", srv, "POST", "/v1/rules/rollback", `{"version":"v9"}`, json_, admin, 404},
 		{"rules rollback bad body", srv, "POST", "/v1/rules/rollback", `{}`, json_, admin, 400},

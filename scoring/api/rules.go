@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -149,7 +148,9 @@ func (s *Server) handleRulesRollback(w http.ResponseWriter, r *http.Request) (in
 	return http.StatusOK, nil
 }
 
-// rulesError answers the administration's errors: a rejected pack 400, an unknown version 404.
+// rulesError answers the administration's errors: a rejected pack 400, an unknown version 404,
+// anything else 503 — the history (ClickHouse) or the pack file could not be reached or written,
+// which a later call may find working (it was a 500 "internal error" saying nothing).
 func rulesError(what string, err error) error {
 	switch {
 	case errors.Is(err, ErrRejected):
@@ -157,5 +158,5 @@ func rulesError(what string, err error) error {
 	case errors.Is(err, ErrNotFound):
 		return &httpError{status: http.StatusNotFound, msg: err.Error()}
 	}
-	return fmt.Errorf("%s: %w", what, err)
+	return &httpError{status: http.StatusServiceUnavailable, msg: what + ": " + err.Error()}
 }
