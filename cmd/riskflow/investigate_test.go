@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/riskflow/riskflow/rules/rulesvc"
 	"github.com/riskflow/riskflow/scoring/api"
@@ -124,5 +125,29 @@ func TestRulesAdminErrorsSaidOnce(t *testing.T) {
 		if c.want != "" && (!strings.HasPrefix(got.Error(), c.want) || strings.Count(got.Error(), "rule pack rejected") != 1) {
 			t.Errorf("apiError(%q) = %q", c.err, got)
 		}
+	}
+}
+
+// A phone is looked up by its keyed hash: without the key nothing stored can match, which must be
+// said rather than shown as "0 attempts".
+func TestLookupPhoneNeedsTheHashKey(t *testing.T) {
+	cleanEnv(t)
+	r := runCmd(t, context.Background(), "lookup", "--phone", "13812345678", "--api", "none", "--set", "clickhouse.addr=")
+	if r.code != 2 || !strings.Contains(r.stderr, "scoring.phone_hash_key: required to look up a phone") || strings.Contains(r.stdout, "attempts") {
+		t.Errorf("exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// A number with no history says what a wrong phone_hash_key would look like; an IP does not.
+func TestLookupNoHistoryOfANumber(t *testing.T) {
+	var b strings.Builder
+	(&lookupResult{byPhone: true, LiveSkipped: true}).write(&b, time.Hour)
+	if !strings.Contains(b.String(), "check that scoring.phone_hash_key is the key the scorers and API nodes use") {
+		t.Errorf("a number without history:\n%s", b.String())
+	}
+	b.Reset()
+	(&lookupResult{LiveSkipped: true}).write(&b, time.Hour)
+	if strings.Contains(b.String(), "phone_hash_key") {
+		t.Errorf("an address without history:\n%s", b.String())
 	}
 }

@@ -75,6 +75,10 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return usagef("--phone: %s", err.(*schemas.FieldError).Reason)
 		}
+		// Without the key the number's hash matches nothing stored: "0 attempts" would be a lie.
+		if cfg.Scoring.PhoneHashKey == "" {
+			return configf("scoring.phone_hash_key: required to look up a phone as stored (RISKFLOW_SCORING_PHONE_HASH_KEY: the key the scorers and API nodes use; riskflow dev and demo without one use %q)", devHashKey)
+		}
 		key.PhoneHash = schemas.NewPhoneHasher([]byte(cfg.Scoring.PhoneHashKey)).Hex(p)
 		req.Phone = p
 	case *ip != "":
@@ -87,7 +91,7 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		key.DeviceID = *device
 	}
 
-	out := lookupResult{}
+	out := lookupResult{byPhone: *phone != ""}
 	// The live state, from a running API node.
 	base := *apiURL
 	if base == "" {
@@ -150,6 +154,7 @@ type lookupResult struct {
 	Live         *api.ExplainResponse    `json:"live,omitempty"`
 	LiveError    string                  `json:"live_error,omitempty"`
 	LiveSkipped  bool                    `json:"live_skipped,omitempty"` // --api none
+	byPhone      bool                    // history looked up by the number's keyed hash
 	Attempts     []chsink.Attempt        `json:"attempts"`
 	Decisions    []chsink.StoredDecision `json:"decisions"`
 	HistoryError string                  `json:"history_error,omitempty"`
@@ -231,6 +236,9 @@ func (l *lookupResult) write(w io.Writer, since time.Duration) {
 	if l.HistoryError != "" {
 		p("\nhistory: unavailable (%s)\n", l.HistoryError)
 		return
+	}
+	if l.byPhone && len(l.Attempts) == 0 && len(l.Decisions) == 0 {
+		p("\nnothing stored under this number's hash in %s: if there should be, check that scoring.phone_hash_key is the key the scorers and API nodes use\n", since)
 	}
 	p("\nrecent attempts (%s, newest first): %d\n", since, len(l.Attempts))
 	p("  time\tapp\tevent\tnumber\tip\tdevice\toutcome\tscore\ttags\tdecision\n")
