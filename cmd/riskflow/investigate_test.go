@@ -27,6 +27,7 @@ func TestLookupUsage(t *testing.T) {
 		{[]string{"--device", "138 1234 5678"}, "--device: looks like it contains a mobile phone number"},
 		{[]string{"--ip", "10.1.2.3", "--app", "tel:13812345678"}, "--app: looks like it contains a mobile phone number"},
 		{[]string{"--device", "farm-1", "--admin", "lead"}, "--admin: want name:secret"},
+		{[]string{"--ip", "2408:8400::/64"}, `riskflow: --ip: "2408:8400::/64" is not an IP address`},
 	} {
 		r := runCmd(t, context.Background(), append([]string{"lookup"}, c.args...)...)
 		if r.code != 2 || !strings.Contains(r.stderr, c.want) || !strings.Contains(r.stderr, "usage: riskflow lookup") {

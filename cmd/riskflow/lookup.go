@@ -84,7 +84,7 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case *ip != "":
 		a, err := schemas.ParseIP(*ip)
 		if err != nil {
-			return usagef("--ip: %v", err)
+			return usagef("--ip: %s", err.(*schemas.FieldError).Reason)
 		}
 		key.IP, req.IP = a.String(), a.String()
 	default:
