@@ -168,15 +168,19 @@ func (s *sessions) revoke(ss *session) {
 	s.revoked[ss.nonce] = ss.exp
 }
 
-func setCookie(w http.ResponseWriter, value string, exp time.Time) {
+// setCookie sets the session cookie for ttl (an empty value deletes it). The lifetime goes as
+// Max-Age, counted from when the browser receives it: an Expires date from this node's clock would
+// end the session early, or at once, in a browser whose clock differs (the node's session still
+// checks its own expiry in the value).
+func setCookie(w http.ResponseWriter, value string, ttl time.Duration) {
 	c := &http.Cookie{
 		Name: cookieName, Value: value, Path: "/console",
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode,
 	}
-	if value == "" {
+	if value == "" || ttl < time.Second {
 		c.MaxAge = -1
 	} else {
-		c.Expires = exp
+		c.MaxAge = int(ttl / time.Second)
 	}
 	http.SetCookie(w, c)
 }

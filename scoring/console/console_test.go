@@ -719,3 +719,15 @@ func waitUntil(t *testing.T, what string, f func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// The session cookie lives as long as the session whatever the browser's clock says of this
+// node's: a node clock a year behind (or a test's fixed clock) set an Expires date already past,
+// and the browser dropped the cookie at once.
+func TestSessionCookieIgnoresTheNodeClock(t *testing.T) {
+	past := time.Now().AddDate(-1, 0, 0)
+	c := newServer(t, console.Deps{Lists: &fakeLists{}, Now: func() time.Time { return past }})
+	c.Login("alice", "a-secret") // fails the test when the session is not kept
+	if code, _, _ := c.Get("/console/lists"); code != http.StatusOK {
+		t.Errorf("lists after login with the node's clock a year behind: %d", code)
+	}
+}

@@ -320,7 +320,7 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, status, "login", nil, p)
 		return
 	}
-	setCookie(w, s.sess.cookieValue(ss), ss.exp)
+	setCookie(w, s.sess.cookieValue(ss), ss.exp.Sub(s.sess.now()))
 	s.log.Info("console login", "admin", who)
 	http.Redirect(w, r, safeNext(next), http.StatusSeeOther)
 }
@@ -335,7 +335,7 @@ func safeNext(n string) string {
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request, ss *session) {
 	s.sess.revoke(ss)
-	setCookie(w, "", time.Time{})
+	setCookie(w, "", 0)
 	http.Redirect(w, r, "/console/login", http.StatusSeeOther)
 }
 
