@@ -584,7 +584,48 @@ func checkText(field, v string, required bool, maxLen int) error {
 	if (longest >= 11 || seen&byteExact != 0) && exactPhoneScan(v, written) {
 		return fieldErr(field, "looks like it contains a mobile phone number; send an opaque id (riskflow never stores phone numbers in plaintext)")
 	}
+	if seen&byteAlnum == 0 && isBlank(v) {
+		return fieldErr(field, blankReason)
+	}
 	return nil
+}
+
+// blankReason refuses an id that shows nothing: every event sending " " as its device id would
+// count as one device (a farm of every number), and " " as an event id as one event.
+const blankReason = "is blank (only spaces or invisible characters): leave it out, or send a real value"
+
+// isBlank reports whether s, not empty, is only white space and characters that show nothing:
+// format characters (zero-width spaces and joiners, soft hyphens, direction marks, BOM),
+// variation selectors and the blank letters and symbols (Hangul fillers, the braille blank). The
+// JSON Schemas state the same set (a test holds them equal).
+func isBlank(s string) bool {
+	for _, r := range s {
+		if !inBlankRanges(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// blankRanges are the characters isBlank counts as showing nothing, in order.
+var blankRanges = [][2]rune{
+	{'\t', '\r'}, {' ', ' '}, {'\u0085', '\u0085'}, {'\u00a0', '\u00a0'}, {'\u00ad', '\u00ad'},
+	{'\u034f', '\u034f'}, {'\u061c', '\u061c'}, {'\u115f', '\u1160'}, {'\u1680', '\u1680'},
+	{'\u17b4', '\u17b5'}, {'\u180e', '\u180e'}, {'\u2000', '\u200f'}, {'\u2028', '\u202f'},
+	{'\u205f', '\u2064'}, {'\u2066', '\u206f'}, {'\u2800', '\u2800'}, {'\u3000', '\u3000'},
+	{'\u3164', '\u3164'}, {'\ufe00', '\ufe0f'}, {'\ufeff', '\ufeff'}, {'\uffa0', '\uffa0'},
+}
+
+func inBlankRanges(r rune) bool {
+	for _, b := range blankRanges {
+		if r < b[0] {
+			return false
+		}
+		if r <= b[1] {
+			return true
+		}
+	}
+	return false
 }
 
 // CheckID checks an optional id a caller names outside an event — the device or app of an

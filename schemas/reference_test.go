@@ -442,6 +442,9 @@ func refCheckText(field, v string, required bool, maxLen int) error {
 	if mayBePhone && refContainsPhone(v) {
 		return fieldErr(field, "looks like it contains a mobile phone number; send an opaque id (riskflow never stores phone numbers in plaintext)")
 	}
+	if isBlank(v) { // added after the single-pass scanner: both decoders share the test
+		return fieldErr(field, blankReason)
+	}
 	return nil
 }
 

@@ -443,3 +443,58 @@ func TestEventSchemaAgreesOnEdgeValues(t *testing.T) {
 		}
 	}
 }
+
+// The schema's free-text fields refuse a blank value with the characters isBlank counts: the
+// pattern's class is built from blankRanges.
+func TestSchemaBlankClassIsGos(t *testing.T) {
+	var class strings.Builder
+	for _, r := range blankRanges {
+		class.WriteRune(r[0])
+		if r[1] != r[0] {
+			class.WriteByte('-')
+			class.WriteRune(r[1])
+		}
+	}
+	want := `[\x00-\x1f\x7f]|^[` + class.String() + `]+$`
+	data, err := os.ReadFile(eventSchemaFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Properties map[string]struct {
+			Not struct {
+				Pattern string `json:"pattern"`
+			} `json:"not"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"event_id", "app_id", "device_id", "error_code", "ex_id", "decision_id"} {
+		if got := doc.Properties[f].Not.Pattern; got != want {
+			t.Errorf("%s: pattern %q; want %q", f, got, want)
+		}
+	}
+	// Every character of the class, alone or repeated, is blank to both; one visible character
+	// among them is not.
+	sch := compileSchema(t, eventSchemaFile)
+	for _, r := range blankRanges {
+		for c := r[0]; c <= r[1]; c++ {
+			if c < 0x20 {
+				continue // a control character: refused as such
+			}
+			for _, v := range []string{string(c), strings.Repeat(string(c), 3), string(c) + "x" + string(c)} {
+				doc := eventJSON(t, map[string]any{"device_id": v})
+				_, goErr := DecodeEvent(doc)
+				schemaErr := schemaVerdict(sch, doc)
+				blank := !strings.Contains(v, "x")
+				if (goErr != nil) != blank || (schemaErr != nil) != blank {
+					t.Errorf("device_id %+q: Go %v, schema %v; blank %v", v, goErr, schemaErr, blank)
+				}
+				if blank && (goErr == nil || !strings.Contains(goErr.Error(), "device_id: is blank")) {
+					t.Errorf("device_id %+q: %v", v, goErr)
+				}
+			}
+		}
+	}
+}
