@@ -30,12 +30,18 @@ type Label struct {
 // MaxNoteLen bounds a label's note.
 const MaxNoteLen = 512
 
-// Target is what the label marks: "decision" or "event", and its id.
+// What a label marks (Target), as the labels table's target column holds it.
+const (
+	LabelTargetDecision = "decision"
+	LabelTargetEvent    = "event"
+)
+
+// Target is what the label marks: LabelTargetDecision or LabelTargetEvent, and its id.
 func (l *Label) Target() (kind, id string) {
 	if l.DecisionID != "" {
-		return "decision", l.DecisionID
+		return LabelTargetDecision, l.DecisionID
 	}
-	return "event", l.EventID
+	return LabelTargetEvent, l.EventID
 }
 
 // Validate checks a label as a caller sent it. Errors are *FieldError.

@@ -101,6 +101,22 @@ func cmdLabel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		kind, id := l.Target()
 		fmt.Fprintf(stdout, "labelled %s %s of %s as %s (by %s)\n", kind, id, l.AppID, l.Label, l.LabeledBy)
 	}
+	// A label of an id that is not stored never counts: say so (the label is kept — the
+	// archiver may only be behind).
+	unknown, err := st.UnknownTargets(ctx, labels)
+	if err != nil {
+		fmt.Fprintf(stderr, "warning: could not check that the labelled ids are stored: %v\n", err)
+		return nil
+	}
+	for _, l := range unknown {
+		kind, id := l.Target()
+		table := "risk_decisions"
+		if kind == schemas.LabelTargetEvent {
+			table = "verify_events"
+		}
+		fmt.Fprintf(stderr, "warning: no %s %s of app %s in %s: a mistyped id or app never counts in a backtest (if it was just made, the archiver may be behind)\n",
+			kind, id, l.AppID, table)
+	}
 	return nil
 }
 

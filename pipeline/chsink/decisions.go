@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/riskflow/riskflow/schemas"
 )
@@ -123,6 +126,53 @@ func (s *Store) WriteLabels(ctx context.Context, labels []schemas.Label) error {
 		rows[i] = []any{l.AppID, kind, id, l.Label, l.Note, l.LabeledBy, at.UTC()}
 	}
 	return s.insert(ctx, "labels", labelsColumns, len(rows), func(i int) ([]any, error) { return rows[i], nil })
+}
+
+// UnknownTargets returns the labels whose decision (risk_decisions) or event (verify_events) is
+// not stored: an id mistyped or of another app — whose label would never count — or one the
+// archiver has not written yet. Both tables are ordered by (app_id, id): each read is index
+// lookups, a thousand ids at a time.
+func (s *Store) UnknownTargets(ctx context.Context, labels []schemas.Label) ([]schemas.Label, error) {
+	type key struct{ app, id string }
+	known := map[key]bool{}
+	for _, kind := range []string{schemas.LabelTargetDecision, schemas.LabelTargetEvent} {
+		var keys []key
+		for _, l := range labels {
+			if k, id := l.Target(); k == kind {
+				keys = append(keys, key{l.AppID, id})
+			}
+		}
+		table, column := "risk_decisions", "decision_id"
+		if kind == schemas.LabelTargetEvent {
+			table, column = "verify_events", "event_id"
+		}
+		for len(keys) > 0 {
+			chunk := keys[:min(len(keys), 1000)]
+			keys = keys[len(chunk):]
+			var b strings.Builder
+			for i, k := range chunk {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				b.WriteString("(" + quoteString(k.app) + ", " + quoteString(k.id) + ")")
+			}
+			q := "SELECT DISTINCT app_id, " + column + " FROM " + s.table(table) + " WHERE (app_id, " + column + ") IN (" + b.String() + ")"
+			found, err := queryRows(ctx, s, "find labelled "+kind+"s", q, func(rows driver.Rows, k *key) error { return rows.Scan(&k.app, &k.id) })
+			if err != nil {
+				return nil, err
+			}
+			for _, k := range found {
+				known[k] = true
+			}
+		}
+	}
+	var unknown []schemas.Label
+	for _, l := range labels {
+		if _, id := l.Target(); !known[key{l.AppID, id}] {
+			unknown = append(unknown, l)
+		}
+	}
+	return unknown, nil
 }
 
 // labelsSQL is ReadLabels' two reads: labels of decisions resolved to their events — every event

@@ -95,6 +95,25 @@ func TestDecisionsLabelsLookup(t *testing.T) {
 	if err := st.WriteLabels(ctx, []schemas.Label{{AppID: "app-0", EventID: "ev-000002", Label: "fraud", LabeledBy: "cli:test", LabeledAt: at.Add(time.Second)}}); err != nil {
 		t.Fatal(err)
 	}
+	// Which labelled ids are not stored: a decision of another app, an unknown decision and
+	// event; node-0003 exists though no event carries it.
+	probe := append(slices.Clone(labels),
+		schemas.Label{AppID: "app-1", DecisionID: "node-0001", Label: "fraud"},
+		schemas.Label{AppID: "app-0", DecisionID: "node-9999", Label: "fraud"},
+		schemas.Label{AppID: "app-0", EventID: "ev-999999", Label: "legit"},
+		schemas.Label{AppID: "app-0", EventID: "ev-000003", Label: "legit"})
+	unknown, err := st.UnknownTargets(ctx, probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range unknown {
+		kind, id := l.Target()
+		names = append(names, l.AppID+"/"+kind+"/"+id)
+	}
+	if want := []string{"app-1/decision/node-0001", "app-0/decision/node-9999", "app-0/event/ev-999999"}; !slices.Equal(names, want) {
+		t.Errorf("unknown targets %v, want %v", names, want)
+	}
 	got, err := st.ReadLabels(ctx)
 	if err != nil {
 		t.Fatal(err)
