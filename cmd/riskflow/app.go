@@ -537,7 +537,7 @@ func (m *migratingSink) migrate(ctx context.Context) error {
 // drains in-flight requests.
 // serving gates /v1/risk/check, ready is /readyz (either may be nil: always).
 // Its settings were checked with the role's (plan.check).
-func (a *app) runAPI(ctx context.Context, sl *apiServer, serving, ready func() error, onListen func(addr string)) error {
+func (a *app) runAPI(ctx context.Context, sl *apiServer, serving func() error, ready func(exclude ...string) error, onListen func(addr string)) error {
 	if serving == nil {
 		serving = func() error { return nil }
 	}

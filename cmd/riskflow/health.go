@@ -3,11 +3,15 @@ package main
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring/api"
 )
 
 // health is what /readyz reports: every part of this process that can be unready, by name. A
@@ -28,13 +32,32 @@ func (h *health) add(name string, check func() error) {
 	h.checks = append(h.checks, namedCheck{name, check})
 }
 
-// ready returns nil when every part is ready, else one line per part that is not.
-func (h *health) ready() error {
+// ready returns nil when every part is ready, else one line per part that is not. The parts
+// named in exclude are left out (a process running the api role with others: its load balancer
+// asks only for what checks need, /readyz?exclude=archiver&exclude=decisions); a name no part
+// has is an error wrapping api.ErrUnknownCheck.
+func (h *health) ready(exclude ...string) error {
 	h.mu.Lock()
 	checks := h.checks
 	h.mu.Unlock()
+	skip := map[string]bool{}
+	for _, name := range exclude {
+		if !slices.ContainsFunc(checks, func(c namedCheck) bool { return c.name == name }) {
+			var names []string
+			for _, c := range checks {
+				if !slices.Contains(names, c.name) {
+					names = append(names, c.name)
+				}
+			}
+			return fmt.Errorf("%w: %s (this process checks %s)", api.ErrUnknownCheck, schemas.Excerpt(name, 40), strings.Join(names, ", "))
+		}
+		skip[name] = true
+	}
 	var bad []string
 	for _, c := range checks {
+		if skip[c.name] {
+			continue
+		}
 		if err := c.check(); err != nil {
 			bad = append(bad, c.name+": "+err.Error())
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring/api"
 )
 
 // runOps serves /metrics, /healthz and /readyz on listen until ctx is done: the operations port of
@@ -48,7 +49,12 @@ func (a *app) opsHandler() http.Handler {
 		opsJSON(w, http.StatusOK, schemas.ErrorBody{Code: 0, Content: "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := a.health.ready(); err != nil {
+		err := a.health.ready(r.URL.Query()["exclude"]...)
+		if errors.Is(err, api.ErrUnknownCheck) {
+			opsJSON(w, http.StatusBadRequest, schemas.ErrorBody{Code: http.StatusBadRequest, Content: "exclude: " + err.Error()})
+			return
+		}
+		if err != nil {
 			opsJSON(w, http.StatusServiceUnavailable, schemas.ErrorBody{Code: http.StatusServiceUnavailable, Content: "not ready: " + err.Error()})
 			return
 		}

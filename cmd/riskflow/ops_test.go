@@ -72,6 +72,43 @@ func TestInfoMetrics(t *testing.T) {
 	}
 }
 
+// /readyz?exclude= leaves named checks out — a process running the api role with the archiver
+// stays ready for its load balancer through a ClickHouse outage — and a name the process has no
+// check of is a 400 listing the names it has.
+func TestReadyzExclude(t *testing.T) {
+	a := &app{cfg: Default(), log: slog.New(slog.DiscardHandler), reg: prometheus.NewRegistry(), health: &health{}}
+	archiver, decisions := &fakeLoop{}, &fakeLoop{}
+	a.registerLoop("archiver", archiver)
+	a.registerLoop("decisions", decisions)
+	a.health.add("state", func() error { return nil })
+	h := a.opsHandler()
+	get := func(path string) (int, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		b, _ := io.ReadAll(rec.Result().Body)
+		return rec.Code, string(b)
+	}
+	*archiver = fakeLoop{d: time.Minute, why: "clickhouse: connection refused"}
+	*decisions = fakeLoop{d: time.Minute, why: "clickhouse: connection refused"}
+	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "archiver: stalled") || !strings.Contains(body, "decisions: stalled") {
+		t.Errorf("readyz with ClickHouse away: %d %s", code, body)
+	}
+	if code, body := get("/readyz?exclude=archiver"); code != http.StatusServiceUnavailable || strings.Contains(body, "archiver") || !strings.Contains(body, "decisions: stalled") {
+		t.Errorf("readyz without the archiver: %d %s", code, body)
+	}
+	if code, body := get("/readyz?exclude=archiver&exclude=decisions"); code != http.StatusOK {
+		t.Errorf("readyz without both ClickHouse loops: %d %s", code, body)
+	}
+	a.health.add("state", func() error { return errors.New("feature replica is 70s stale") })
+	if code, body := get("/readyz?exclude=archiver&exclude=decisions"); code != http.StatusServiceUnavailable || !strings.Contains(body, "state: feature replica is 70s stale") {
+		t.Errorf("readyz excluding the loops with a stale state: %d %s", code, body)
+	}
+	code, body := get("/readyz?exclude=archivr")
+	if code != http.StatusBadRequest || !strings.Contains(body, `exclude: no readiness check of that name: \"archivr\" (this process checks archiver, decisions, state)`) {
+		t.Errorf("readyz excluding a mistyped name: %d %s", code, body)
+	}
+}
+
 // A scorer or archiver that starts while the broker is away serves its ops port at once: /healthz
 // answers (a liveness probe must not restart a process that only waits) and /readyz says what it
 // waits for. Before, the port opened only once the topics existed.

@@ -122,7 +122,7 @@ type Server struct {
 	cfg       Config
 	checker   Checker
 	pub       Publisher
-	ready     func() error
+	ready     func(exclude ...string) error
 	serving   func() error
 	log       *slog.Logger
 	apps      map[string]*appLimits // app key → its rate buckets; fixed at New
@@ -151,8 +151,10 @@ func WithServing(f func() error) Option {
 	return func(s *Server) { s.serving = f }
 }
 
-// WithReadiness sets the readiness probe reported by /readyz (nil error = ready).
-func WithReadiness(f func() error) Option {
+// WithReadiness sets the readiness probe reported by /readyz (nil error = ready). exclude names
+// the checks a caller leaves out (/readyz?exclude=archiver); f answers an error wrapping
+// ErrUnknownCheck for a name it has no check of.
+func WithReadiness(f func(exclude ...string) error) Option {
 	return func(s *Server) {
 		if f != nil {
 			s.ready = f
@@ -186,7 +188,7 @@ func New(cfg Config, checker Checker, pub Publisher, opts ...Option) *Server {
 		cfg.AuthFailureBurst = defaultAuthFailureBurst
 	}
 	s := &Server{
-		cfg: cfg, checker: checker, pub: pub, ready: func() error { return nil }, log: slog.Default(),
+		cfg: cfg, checker: checker, pub: pub, ready: func(...string) error { return nil }, log: slog.Default(),
 		apps: newAppLimits(&cfg), authFails: newAddrLimiter(cfg.AuthFailuresPerMinute, cfg.AuthFailureBurst),
 	}
 	s.proxies, _ = parseProxies(cfg.TrustedProxies) // Validate reports a bad entry
@@ -662,8 +664,16 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) (int, erro
 	return http.StatusOK, nil
 }
 
+// ErrUnknownCheck is what a readiness probe (WithReadiness) answers for an excluded check it does
+// not have: /readyz answers 400, so that a load balancer's probe with a mistyped name fails at
+// once instead of counting a check it meant to leave out.
+var ErrUnknownCheck = errors.New("no readiness check of that name")
+
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) (int, error) {
-	if err := s.ready(); err != nil {
+	if err := s.ready(r.URL.Query()["exclude"]...); err != nil {
+		if errors.Is(err, ErrUnknownCheck) {
+			return 0, &schemas.FieldError{Field: "exclude", Reason: schemas.MaskPhones(err.Error())}
+		}
 		return 0, fmt.Errorf("%w: %v", errNotReady, err)
 	}
 	writeJSON(w, http.StatusOK, schemas.ErrorBody{Code: 0, Content: "ready"})

@@ -244,7 +244,7 @@ func TestEventsAccepted(t *testing.T) {
 func TestHealthAndReadiness(t *testing.T) {
 	var notReady error
 	var mu sync.Mutex
-	f := newFixture(t, api.Config{}, api.WithReadiness(func() error {
+	f := newFixture(t, api.Config{}, api.WithReadiness(func(...string) error {
 		mu.Lock()
 		defer mu.Unlock()
 		return notReady

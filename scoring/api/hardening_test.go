@@ -574,7 +574,7 @@ func TestNotReadyIsNotLoggedPerRequest(t *testing.T) {
 	buf := &syncbuf.Buffer{}
 	logger := api.WithLogger(slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	notReady := func() error { return errors.New("state: feature replica is 70s stale") }
-	f := newFixture(t, api.Config{}, logger, api.WithReadiness(notReady), api.WithServing(notReady))
+	f := newFixture(t, api.Config{}, logger, api.WithReadiness(func(...string) error { return notReady() }), api.WithServing(notReady))
 	for range 50 {
 		if w := f.do(t, http.MethodGet, "/readyz", ""); w.Code != http.StatusServiceUnavailable {
 			t.Fatalf("/readyz: %d %s", w.Code, w.Body)

@@ -125,7 +125,15 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		api.WithInvestigation(sc, labels), api.WithDecisionLog(decisions))
 	limited := api.New(api.Config{Keys: keys, RatePerApp: 0.001, Burst: 1}, sc, nil, api.WithLogger(slog.New(slog.DiscardHandler)))
 	notReady := api.New(api.Config{Keys: keys}, sc, nil, api.WithLogger(slog.New(slog.DiscardHandler)),
-		api.WithReadiness(func() error { return errors.New("state catching up") }))
+		api.WithReadiness(func(exclude ...string) error {
+			for _, x := range exclude {
+				if x != "state" {
+					return fmt.Errorf("%w: %s (this process checks state)", api.ErrUnknownCheck, x)
+				}
+				return nil // the one check left out
+			}
+			return errors.New("state: catching up")
+		}))
 	noAdmin := api.New(api.Config{Keys: keys}, sc, nil, api.WithLogger(slog.New(slog.DiscardHandler)))
 	noHistory := api.New(api.Config{Keys: keys}, sc, nil, api.WithLogger(slog.New(slog.DiscardHandler)),
 		api.WithRulesAdmin(oaRulesNoHistory{}, admins))
@@ -161,6 +169,8 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		{"healthz", srv, "GET", "/healthz", ``, "", "", 200},
 		{"readyz", srv, "GET", "/readyz", ``, "", "", 200},
 		{"readyz not ready", notReady, "GET", "/readyz", ``, "", "", 503},
+		{"readyz without the failing check", notReady, "GET", "/readyz?exclude=state", ``, "", "", 200},
+		{"readyz excluding an unknown check", notReady, "GET", "/readyz?exclude=archivr", ``, "", "", 400},
 		{"metrics", srv, "GET", "/metrics", ``, "", "", 200},
 		{"openapi", srv, "GET", "/v1/openapi.yaml", ``, "", "", 200},
 		{"rules get", srv, "GET", "/v1/rules", ``, "", admin, 200},
