@@ -20,17 +20,21 @@ import (
 	"github.com/riskflow/riskflow/schemas"
 )
 
-func TestOpsPortReportsStalledLoops(t *testing.T) {
-	a := &app{cfg: Default(), log: slog.New(slog.DiscardHandler), reg: prometheus.NewRegistry(), health: &health{}}
-	loop := &fakeLoop{}
-	a.registerLoop("scorer", loop)
-	h := a.opsHandler()
-	get := func(path string) (int, string) {
+// serveGet returns a GET of h's path: the status and the body.
+func serveGet(h http.Handler) func(path string) (int, string) {
+	return func(path string) (int, string) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
 		b, _ := io.ReadAll(rec.Result().Body)
 		return rec.Code, string(b)
 	}
+}
+
+func TestOpsPortReportsStalledLoops(t *testing.T) {
+	a := &app{cfg: Default(), log: slog.New(slog.DiscardHandler), reg: prometheus.NewRegistry(), health: &health{}}
+	loop := &fakeLoop{}
+	a.registerLoop("scorer", loop)
+	get := serveGet(a.opsHandler())
 	if code, body := get("/readyz"); code != http.StatusOK {
 		t.Fatalf("readyz of a healthy loop: %d %s", code, body)
 	}
@@ -81,13 +85,7 @@ func TestReadyzExclude(t *testing.T) {
 	a.registerLoop("archiver", archiver)
 	a.registerLoop("decisions", decisions)
 	a.health.add("state", func() error { return nil })
-	h := a.opsHandler()
-	get := func(path string) (int, string) {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
-		b, _ := io.ReadAll(rec.Result().Body)
-		return rec.Code, string(b)
-	}
+	get := serveGet(a.opsHandler())
 	*archiver = fakeLoop{d: time.Minute, why: "clickhouse: connection refused"}
 	*decisions = fakeLoop{d: time.Minute, why: "clickhouse: connection refused"}
 	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "archiver: stalled") || !strings.Contains(body, "decisions: stalled") {

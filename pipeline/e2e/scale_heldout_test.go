@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -68,18 +67,7 @@ type verdict struct {
 // runStream plays the stream through n scorer processes in one group and returns every event's
 // verdict.
 func runStream(t *testing.T, scorers int, stream []kafka.Message) map[string]verdict {
-	e := newEnv(t)
-	var procs []*proc
-	for i := 0; i < scorers; i++ {
-		procs = append(procs, e.start("scorer"))
-	}
-	waitAllReady(t, e, procs)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := e.writer().WriteMessages(ctx, stream...); err != nil {
-		t.Fatal(err)
-	}
-	waitEnd(t, e.scores, int64(len(stream)))
+	e, procs := playStream(t, scorers, stream)
 	out := map[string]verdict{}
 	for _, m := range readAllPartitions(t, e.scores, len(stream)) {
 		r, err := schemas.DecodeScoreRecord(m.Value)

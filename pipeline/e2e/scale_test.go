@@ -84,19 +84,7 @@ func maxOf(m map[string]int) int {
 
 // runFarm plays the stream through n scorer processes in one group and returns the counts.
 func runFarm(t *testing.T, scorers int, stream []kafka.Message) (ip, dev map[string]int) {
-	e := newEnv(t)
-	var procs []*proc
-	for i := 0; i < scorers; i++ {
-		procs = append(procs, e.start("scorer"))
-	}
-	waitAllReady(t, e, procs)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	w := e.writer()
-	if err := w.WriteMessages(ctx, stream...); err != nil {
-		t.Fatal(err)
-	}
-	waitEnd(t, e.scores, int64(len(stream)))
+	e, procs := playStream(t, scorers, stream)
 	ip, dev, recs := farmCounts(t, e.scores, len(stream))
 	if len(recs) != len(stream) {
 		t.Fatalf("%d scorers: %d distinct events scored, want %d", scorers, len(recs), len(stream))
@@ -105,6 +93,26 @@ func runFarm(t *testing.T, scorers int, stream []kafka.Message) (ip, dev map[str
 		p.stop(syscall.SIGTERM)
 	}
 	return ip, dev
+}
+
+// playStream starts n scorer processes in one group of a fresh env, waits until they all run,
+// produces the stream and waits until risk.scores holds as many records; the caller reads them
+// and stops the processes.
+func playStream(t *testing.T, scorers int, stream []kafka.Message) (*env, []*proc) {
+	t.Helper()
+	e := newEnv(t)
+	var procs []*proc
+	for i := 0; i < scorers; i++ {
+		procs = append(procs, e.start("scorer"))
+	}
+	waitAllReady(t, e, procs)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := e.writer().WriteMessages(ctx, stream...); err != nil {
+		t.Fatal(err)
+	}
+	waitEnd(t, e.scores, int64(len(stream)))
+	return e, procs
 }
 
 // waitAllReady waits until every scorer has caught up and joined (the log says "scorer running").
