@@ -121,3 +121,22 @@ func TestRatioInterval(t *testing.T) {
 		t.Errorf("no requests: %v–%v; want 0–0", lo, hi)
 	}
 }
+
+// verdict reads an interval against its target: met only when all of it is at or under, not met
+// only when all of it is above.
+func TestVerdict(t *testing.T) {
+	for _, c := range []struct {
+		iv   [2]float64
+		want string
+	}{
+		{[2]float64{0.82, 1.09}, "met"},
+		{[2]float64{0.9, 1.1}, "met"},
+		{[2]float64{1.11, 1.4}, "not met"},
+		{[2]float64{0.96, 1.38}, "not told apart from the noise by these rounds"},
+		{[2]float64{0, 0}, "no requests"},
+	} {
+		if got := verdict(c.iv, 1.10); got != c.want {
+			t.Errorf("verdict(%v, 1.10) = %q; want %q", c.iv, got, c.want)
+		}
+	}
+}
