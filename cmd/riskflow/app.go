@@ -541,6 +541,7 @@ func (a *app) runAPI(ctx context.Context, sl *apiServer, serving func() error, r
 	if serving == nil {
 		serving = func() error { return nil }
 	}
+	defer sl.hs.Close() // after the drain below, a no-op; on any earlier return, the server stops
 	events := consumers.NewWriter(a.kc, a.cfg.Kafka.EventsTopic)
 	defer events.Close()
 	host, _ := os.Hostname()
