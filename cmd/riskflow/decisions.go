@@ -86,6 +86,11 @@ func (l labelStore) Label(ctx context.Context, labels []schemas.Label) error {
 	return l.m.store.WriteLabels(ctx, labels)
 }
 
+// UnknownTargets tells which labels' decisions or events are not stored (api's labelChecker).
+func (l labelStore) UnknownTargets(ctx context.Context, labels []schemas.Label) ([]schemas.Label, error) {
+	return l.m.store.UnknownTargets(ctx, labels)
+}
+
 // decisionStore stores decisions (pipeline.DecisionSink), migrating the schema before the first
 // write.
 type decisionStore struct{ m *migratingSink }

@@ -42,6 +42,12 @@ type Labeler interface {
 	Label(ctx context.Context, labels []schemas.Label) error
 }
 
+// labelChecker is a Labeler that also tells which labels' decisions or events it does not hold:
+// the answer lists them, since a label of a mistyped id never counts.
+type labelChecker interface {
+	UnknownTargets(ctx context.Context, labels []schemas.Label) ([]schemas.Label, error)
+}
+
 // WithInvestigation serves POST /v1/admin/explain (with x) and POST /v1/admin/labels (with l) for
 // the admins of WithRulesAdmin (api.admin_keys); either may be nil (that route answers 404).
 func WithInvestigation(x Explainer, l Labeler) Option {
@@ -155,6 +161,16 @@ type LabelsResponse struct {
 	Code    int    `json:"code"`
 	Content string `json:"content"`
 	Labeled int    `json:"labeled"`
+	// Unknown are the labelled decisions and events not stored (yet): a mistyped id or app never
+	// counts; one just made may not be archived yet. The labels are stored all the same.
+	Unknown []LabelTarget `json:"unknown,omitempty"`
+}
+
+// LabelTarget names what a label marks.
+type LabelTarget struct {
+	AppID      string `json:"app_id"`
+	DecisionID string `json:"decision_id,omitempty"`
+	EventID    string `json:"event_id,omitempty"`
 }
 
 func (s *Server) handleLabels(w http.ResponseWriter, r *http.Request) (int, error) {
@@ -183,6 +199,19 @@ func (s *Server) handleLabels(w http.ResponseWriter, r *http.Request) (int, erro
 		return 0, &httpError{status: http.StatusServiceUnavailable, msg: "store labels: " + err.Error()}
 	}
 	s.log.Info("labels stored", "by", who, "labels", len(labels))
-	writeJSON(w, http.StatusOK, LabelsResponse{Code: 0, Content: "labels stored", Labeled: len(labels)})
+	resp := LabelsResponse{Code: 0, Content: "labels stored", Labeled: len(labels)}
+	if lc, ok := s.labeler.(labelChecker); ok {
+		unknown, err := lc.UnknownTargets(ctx, labels)
+		if err != nil {
+			s.log.Warn("labels stored; could not check that their ids are stored", "err", boundedErr(err))
+		}
+		for _, l := range unknown {
+			resp.Unknown = append(resp.Unknown, LabelTarget{AppID: l.AppID, DecisionID: l.DecisionID, EventID: l.EventID})
+		}
+		if len(unknown) > 0 {
+			resp.Content = fmt.Sprintf("labels stored; %d of them mark a decision or event not stored (yet): see unknown", len(unknown))
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
 	return http.StatusOK, nil
 }

@@ -69,6 +69,17 @@ func (r *recordedLabels) Label(_ context.Context, ls []schemas.Label) error {
 	return nil
 }
 
+// UnknownTargets holds every decision and event whose id does not start with "missing".
+func (r *recordedLabels) UnknownTargets(_ context.Context, ls []schemas.Label) ([]schemas.Label, error) {
+	var out []schemas.Label
+	for _, l := range ls {
+		if _, id := l.Target(); strings.HasPrefix(id, "missing") {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
 type recordedDecisions struct {
 	mu   sync.Mutex
 	reqs []schemas.CheckRequest
@@ -191,6 +202,7 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		{"explain off", noAdmin, "POST", "/v1/admin/explain", `{"device_id":"farm-1"}`, json_, admin, 404},
 		{"labels", srv, "POST", "/v1/admin/labels", `[{"app_id":"app1","decision_id":"n-1","label":"fraud","note":"farm"},{"app_id":"app1","event_id":"ev-1","label":"legit"}]`, json_, admin, 200},
 		{"labels one", srv, "POST", "/v1/admin/labels", `{"app_id":"app1","event_id":"ev-2","label":"fraud"}`, json_, admin, 200},
+		{"labels of ids not stored", srv, "POST", "/v1/admin/labels", `[{"app_id":"app1","decision_id":"missing-1","label":"fraud"},{"app_id":"app1","event_id":"missing-ev","label":"legit"}]`, json_, admin, 200},
 		{"labels bad", srv, "POST", "/v1/admin/labels", `{"app_id":"app1","event_id":"ev-2","label":"maybe"}`, json_, admin, 400},
 		{"labels text", srv, "POST", "/v1/admin/labels", `x`, "text/plain", admin, 415},
 		{"explain too large", srv, "POST", "/v1/admin/explain", `{"device_id":"` + strings.Repeat("x", 2<<20) + `"}`, json_, admin, 413},
@@ -217,6 +229,12 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 				t.Fatalf("status %d, want %d: %s", w.Code, c.status, w.Body)
 			}
 			seenStatus[w.Code] = true
+			if c.name == "labels of ids not stored" && !strings.Contains(w.Body.String(), `"unknown":[{"app_id":"app1","decision_id":"missing-1"},{"app_id":"app1","event_id":"missing-ev"}]`) {
+				t.Errorf("the answer does not list the ids not stored: %s", w.Body)
+			}
+			if c.name == "labels" && strings.Contains(w.Body.String(), "unknown") {
+				t.Errorf("stored ids listed as unknown: %s", w.Body)
+			}
 			route, params, err := router.FindRoute(httptest.NewRequest(c.method, "http://127.0.0.1:8080"+c.path, nil))
 			if err != nil {
 				// No documented route (an unknown path): the answer is still an Error.
@@ -277,7 +295,7 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		}
 	}
 	// The admin routes did their work: labels stored with who and when, decisions recorded.
-	if len(labels.labels) != 3 || labels.labels[0].LabeledBy != "api:lead" || labels.labels[0].LabeledAt.IsZero() {
+	if len(labels.labels) != 5 || labels.labels[0].LabeledBy != "api:lead" || labels.labels[0].LabeledAt.IsZero() {
 		t.Errorf("labels stored: %+v", labels.labels)
 	}
 	if len(decisions.rcs) != 2 {
