@@ -233,7 +233,7 @@ func (a *app) start(ctx context.Context, p plan, o startOptions) (*errgroup.Grou
 		}
 		return nil, nil, err
 	}
-	var apiLn *apiServer
+	var apiSrv *apiServer
 	if p.has(partOps) || p.has(partAPI) {
 		// The ops port, or the API's, comes first: a process waiting for the broker is alive
 		// (/healthz) and says what it waits for (/readyz), instead of refusing the probes —
@@ -259,10 +259,10 @@ func (a *app) start(ctx context.Context, p plan, o startOptions) (*errgroup.Grou
 		if err != nil {
 			return failed(err)
 		}
-		apiLn = a.serveStarting(ln)
+		apiSrv = a.serveStarting(ln)
 		defer func() {
-			if apiLn != nil { // start failed before runAPI took the listener
-				apiLn.close()
+			if apiSrv != nil { // start failed before runAPI took the server over
+				apiSrv.close()
 			}
 		}()
 	}
@@ -292,10 +292,10 @@ func (a *app) start(ctx context.Context, p plan, o startOptions) (*errgroup.Grou
 		if feed == nil {
 			return failed(fmt.Errorf("plan %v: the api part needs the feed", p.partList())) // roleTable guarantees it
 		}
-		ln := apiLn
-		apiLn = nil
+		srv := apiSrv
+		apiSrv = nil
 		g.Go(func() error {
-			return a.runAPI(gctx, ln, listsServing(a.lists, replicaServing(feed)), a.health.ready, o.onListen)
+			return a.runAPI(gctx, srv, listsServing(a.lists, replicaServing(feed)), a.health.ready, o.onListen)
 		})
 	}
 	return g, gctx, nil
