@@ -148,7 +148,7 @@ func (s *Scorer) planFor(pack *rules.Pack) *readPlan {
 			if slot.wf.distinct {
 				p.selfAt, p.selfOf = append(p.selfAt, len(p.aggs)), append(p.selfOf, slot.wf.selfOf)
 			}
-			p.aggs = append(p.aggs, features.Agg{Window: slot.window, Distinct: slot.wf.distinct, Fails: slot.wf.fails, Field: slot.wf.field})
+			p.aggs = append(p.aggs, slot.agg())
 		}
 	}
 	s.plan.Store(p)
@@ -750,10 +750,9 @@ func (in *input) window(i int) int {
 // agg is the aggregate window-feature slot i asks of its key.
 func (in *input) agg(i int) features.Agg {
 	slot := &in.s.cat.slots[i]
-	wf := slot.wf
-	a := features.Agg{Window: slot.window, Distinct: wf.distinct, Fails: wf.fails, Field: wf.field}
-	if wf.distinct && in.self {
-		a.SelfMember = wf.selfOf(in)
+	a := slot.agg()
+	if slot.wf.distinct && in.self {
+		a.SelfMember = slot.wf.selfOf(in)
 	}
 	return a
 }

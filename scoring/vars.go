@@ -173,6 +173,12 @@ type varSlot struct {
 	window uint32 // seconds
 }
 
+// agg is what a window-feature slot asks of its key, without the attempt's own member (see
+// input.agg).
+func (v *varSlot) agg() features.Agg {
+	return features.Agg{Window: v.window, Distinct: v.wf.distinct, Fails: v.wf.fails, Field: v.wf.field}
+}
+
 // catalog is the declared environment: rule variables and how to compute each. A variable's slot
 // is its index in the Env's declarations (rules.Vars relies on it).
 type catalog struct {
