@@ -74,13 +74,10 @@ func (s *Server) rateLimited(key, route string) error {
 	if lim == nil {
 		return nil
 	}
-	now := time.Now()
-	res := lim.ReserveN(now, 1)
-	wait := res.DelayFrom(now)
+	wait := take(lim, 1)
 	if wait == 0 {
 		return nil // the token is spent
 	}
-	res.CancelAt(now) // refused requests do not count
 	return &httpError{
 		status:     http.StatusTooManyRequests,
 		msg:        fmt.Sprintf("rate limit: app key %s is over %g requests/s on %s; retry in %ds", schemas.Excerpt(key, 40), perSec, route, retrySeconds(wait)),
@@ -104,19 +101,29 @@ func (s *Server) eventsLimited(key string, n int) error {
 				schemas.Excerpt(key, 40), l.eventCount.Burst(), routeEvents, s.cfg.EventsPerApp, n),
 		}
 	}
-	now := time.Now()
-	res := l.eventCount.ReserveN(now, n)
-	wait := res.DelayFrom(now)
+	wait := take(l.eventCount, n)
 	if wait == 0 {
 		return nil
 	}
-	res.CancelAt(now)
 	return &httpError{
 		status: http.StatusTooManyRequests,
 		msg: fmt.Sprintf("rate limit: app key %s is over %g events/s on %s; retry in %ds",
 			schemas.Excerpt(key, 40), s.cfg.EventsPerApp, routeEvents, retrySeconds(wait)),
 		retryAfter: wait,
 	}
+}
+
+// take spends n tokens of lim now and returns 0, or, when it has fewer than n, spends nothing (a
+// refused request does not count) and returns how long until it would have them. n must not
+// exceed lim's burst.
+func take(lim *rate.Limiter, n int) time.Duration {
+	now := time.Now()
+	res := lim.ReserveN(now, n)
+	wait := res.DelayFrom(now)
+	if wait > 0 {
+		res.CancelAt(now)
+	}
+	return wait
 }
 
 // retrySeconds is a wait as Retry-After states it: whole seconds, rounded up, at least 1.
