@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -133,13 +132,12 @@ func (s *Store) WriteLabels(ctx context.Context, labels []schemas.Label) error {
 // archiver has not written yet. Both tables are ordered by (app_id, id): each read is index
 // lookups, a thousand ids at a time.
 func (s *Store) UnknownTargets(ctx context.Context, labels []schemas.Label) ([]schemas.Label, error) {
-	type key struct{ app, id string }
-	known := map[key]bool{}
+	known := map[EventKey]bool{} // (app_id, id): an EventKey's id is the decision's for decisions
 	for _, kind := range []string{schemas.LabelTargetDecision, schemas.LabelTargetEvent} {
-		var keys []key
+		var keys []EventKey
 		for _, l := range labels {
 			if k, id := l.Target(); k == kind {
-				keys = append(keys, key{l.AppID, id})
+				keys = append(keys, EventKey{l.AppID, id})
 			}
 		}
 		table, column := "risk_decisions", "decision_id"
@@ -149,15 +147,8 @@ func (s *Store) UnknownTargets(ctx context.Context, labels []schemas.Label) ([]s
 		for len(keys) > 0 {
 			chunk := keys[:min(len(keys), 1000)]
 			keys = keys[len(chunk):]
-			var b strings.Builder
-			for i, k := range chunk {
-				if i > 0 {
-					b.WriteString(", ")
-				}
-				b.WriteString("(" + quoteString(k.app) + ", " + quoteString(k.id) + ")")
-			}
-			q := "SELECT DISTINCT app_id, " + column + " FROM " + s.table(table) + " WHERE (app_id, " + column + ") IN (" + b.String() + ")"
-			found, err := queryRows(ctx, s, "find labelled "+kind+"s", q, func(rows driver.Rows, k *key) error { return rows.Scan(&k.app, &k.id) })
+			q := "SELECT DISTINCT app_id, " + column + " FROM " + s.table(table) + " WHERE (app_id, " + column + ") IN (" + keyTuples(chunk) + ")"
+			found, err := queryRows(ctx, s, "find labelled "+kind+"s", q, func(rows driver.Rows, k *EventKey) error { return rows.Scan(&k.AppID, &k.EventID) })
 			if err != nil {
 				return nil, err
 			}
@@ -168,7 +159,7 @@ func (s *Store) UnknownTargets(ctx context.Context, labels []schemas.Label) ([]s
 	}
 	var unknown []schemas.Label
 	for _, l := range labels {
-		if _, id := l.Target(); !known[key{l.AppID, id}] {
+		if _, id := l.Target(); !known[EventKey{l.AppID, id}] {
 			unknown = append(unknown, l)
 		}
 	}

@@ -110,15 +110,20 @@ func ScoresSQL(database string, events []EventKey, since time.Time) (string, err
 	if len(events) == 0 || !storableTime(since) {
 		return "", errors.New("chsink: scores: no events, or since not storable")
 	}
+	return fmt.Sprintf("SELECT app_id, event_id, score, tags, rules_version FROM %s.risk_scores WHERE (app_id, event_id) IN (%s) AND ts >= %s "+
+		"ORDER BY scored_at DESC LIMIT 1 BY app_id, event_id", database, keyTuples(events), dateTime(since)), nil
+}
+
+// keyTuples writes keys as the literal list of an (app_id, id) IN: ('a', 'e1'), ('a', 'e2').
+func keyTuples(keys []EventKey) string {
 	var b strings.Builder
-	for i, e := range events {
+	for i, k := range keys {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(" + quoteString(e.AppID) + ", " + quoteString(e.EventID) + ")")
+		b.WriteString("(" + quoteString(k.AppID) + ", " + quoteString(k.EventID) + ")")
 	}
-	return fmt.Sprintf("SELECT app_id, event_id, score, tags, rules_version FROM %s.risk_scores WHERE (app_id, event_id) IN (%s) AND ts >= %s "+
-		"ORDER BY scored_at DESC LIMIT 1 BY app_id, event_id", database, b.String(), dateTime(since)), nil
+	return b.String()
 }
 
 // Lookup reads the recent attempts (with their verdicts) and decisions of one phone hash, IP or
