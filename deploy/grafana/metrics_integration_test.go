@@ -220,7 +220,12 @@ func (p *process) start(ctx context.Context, t *testing.T, bin string, args []st
 	t.Cleanup(func() { p.stop(t) })
 }
 
-func (p *process) waitHealthy(ctx context.Context, t *testing.T) {
+func (p *process) waitHealthy(ctx context.Context, t *testing.T) { p.wait200(ctx, t, "/healthz") }
+
+func (p *process) waitReady(ctx context.Context, t *testing.T) { p.wait200(ctx, t, "/readyz") }
+
+// wait200 waits up to a minute for path to answer 200 on the process's metrics address.
+func (p *process) wait200(ctx context.Context, t *testing.T, path string) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
@@ -229,7 +234,7 @@ func (p *process) waitHealthy(ctx context.Context, t *testing.T) {
 			t.Fatalf("%s exited: %s", p.role, p.log.String())
 		default:
 		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.metrics+"/healthz", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.metrics+path, nil)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -238,23 +243,7 @@ func (p *process) waitHealthy(ctx context.Context, t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("%s did not answer /healthz on %s: %s", p.role, p.metrics, p.log.String())
-}
-
-func (p *process) waitReady(ctx context.Context, t *testing.T) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.metrics+"/readyz", nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s did not answer /readyz 200 on %s: %s", p.role, p.metrics, p.log.String())
+	t.Fatalf("%s did not answer %s 200 on %s: %s", p.role, path, p.metrics, p.log.String())
 }
 
 func (p *process) stop(t *testing.T) {
