@@ -26,7 +26,7 @@ type Tail struct {
 	topic   string
 	since   time.Time
 	from    map[int]Mark // partition → where to start (a snapshot's); others start at since
-	apply   func([]kafka.Message)
+	apply   func([]kafka.Message) time.Time
 	log     *slog.Logger
 	backoff time.Duration // longest wait between attempts; default 2 s
 	probe   time.Duration // Follow: how often end offsets are read for Lag and Fresh; default 1 s
@@ -36,6 +36,8 @@ type Tail struct {
 	targets map[int]int64 // partition → the newest end offset known
 	pos     map[int]*atomic.Int64
 	last    map[int]*atomic.Int64 // partition → timestamp (unix ns) of the last message applied
+	event   map[int]*atomic.Int64 // partition → newest event time (unix ns) apply reported; 0: none
+	seen    map[int]*atomic.Int64 // partition → when (unix ns, this clock) a message was last applied
 	marks   map[int]*mark         // partition → the timestamp of the message before pos, for Positions
 	freshAt atomic.Int64          // unix ns: every message produced before it has been applied
 	down    *outage               // reading the topic: one outage while any reader or the probe fails
@@ -106,6 +108,16 @@ func NewTail(c Config, topic string, since time.Time, apply func(kafka.Message),
 // keeps up, more when it catches up or a burst arrives; the tail never waits to fill a batch.
 // apply must be safe for concurrent calls and must not keep the slice.
 func NewBatchTail(c Config, topic string, since time.Time, apply func([]kafka.Message), log *slog.Logger) *Tail {
+	return NewEventTail(c, topic, since, func(ms []kafka.Message) time.Time {
+		apply(ms)
+		return time.Time{}
+	}, log)
+}
+
+// NewEventTail is NewBatchTail for messages that carry their own time (an event's ts): apply
+// returns the newest such time among the batch's messages (zero when none has one), and
+// WaitThrough uses it for batches produced after the fact (see Point).
+func NewEventTail(c Config, topic string, since time.Time, apply func([]kafka.Message) time.Time, log *slog.Logger) *Tail {
 	log = log.With("tail", topic)
 	return &Tail{cfg: c.withDefaults(), topic: topic, since: since, apply: apply, log: log,
 		backoff: 2 * time.Second, probe: time.Second, skew: DefaultSkew, down: newOutage(log, "reading "+topic)}
@@ -243,12 +255,16 @@ func (t *Tail) run(ctx context.Context, stopAtEnd bool) (int, error) {
 	t.targets = map[int]int64{}
 	t.pos = map[int]*atomic.Int64{}
 	t.last = map[int]*atomic.Int64{}
+	t.event = map[int]*atomic.Int64{}
+	t.seen = map[int]*atomic.Int64{}
 	t.marks = map[int]*mark{}
 	for p, bb := range b {
 		t.targets[p] = bb.end
 		t.pos[p] = new(atomic.Int64)
 		t.pos[p].Store(bb.start)
 		t.last[p] = new(atomic.Int64)
+		t.event[p] = new(atomic.Int64)
+		t.seen[p] = new(atomic.Int64)
 		t.marks[p] = new(mark)
 		if from, ok := t.from[p]; ok && from.Next == bb.start && !from.Last.IsZero() {
 			t.marks[p].ns.Store(from.Last.UnixNano())
@@ -414,7 +430,10 @@ func (t *Tail) applyBatch(p int, pos *atomic.Int64, batch []kafka.Message) int {
 	if len(batch) == 0 {
 		return 0
 	}
-	t.apply(batch)
+	if ev := t.apply(batch); !ev.IsZero() && ev.UnixNano() > t.event[p].Load() {
+		t.event[p].Store(ev.UnixNano()) // this partition's reader is the only writer
+	}
+	t.seen[p].Store(time.Now().UnixNano())
 	last := batch[len(batch)-1]
 	for i := len(batch) - 1; i >= 0; i-- {
 		if !batch[i].Time.IsZero() {
@@ -526,13 +545,38 @@ func (t *Tail) readEnds(ctx context.Context, client *kafka.Client, parts []int) 
 	return ends, nil
 }
 
-// WaitThrough waits, at most max, until every partition has been applied up to time at: its last
-// applied message is stamped at or after at, or it had nothing more to read when its end offset
-// was read at least the tail's skew (SetSkew) after at. A partition's end known from earlier says
-// nothing about messages produced since, so unless every partition is already past at, the end
-// offsets are read afresh (one ListOffsets round trip). It reports how long it waited and whether the condition was met (false:
-// max passed, ctx ended, or the broker could not be asked).
-func (t *Tail) WaitThrough(ctx context.Context, at time.Time, max time.Duration) (time.Duration, bool) {
+// Point is how far a reader must have applied every partition before it handles a batch: Stamp is
+// the newest Kafka timestamp among the batch's messages, Event the newest time their payloads
+// carry (an event's ts; zero when not known).
+type Point struct{ Stamp, Event time.Time }
+
+// ReplayLag tells a batch produced after the fact from a live one: when its newest event is older
+// than its newest stamp by more than this, the batch is a recorded stream played back or a backlog
+// sent after an outage. Its stamps then say nothing about the order of events across partitions
+// (one producer batch carries an hour of events, stamped alike, and each partition's batches go
+// out on their own), so WaitThrough waits for it by event time. Live events reach the topic
+// within a second or two of their ts.
+const ReplayLag = 5 * time.Second
+
+// idleRecheck is how often, at most, WaitThrough reads the end offsets again while a partition
+// that is behind the event time asked for has gone quiet.
+const idleRecheck = 25 * time.Millisecond
+
+// WaitThrough waits, at most max, until every partition has been applied up to at. It reports how
+// long it waited and whether the condition was met (false: max passed, ctx ended, or the broker
+// could not be asked).
+//
+// A live batch (see ReplayLag) is waited for by stamp: a partition is through when its last
+// applied message is stamped at or after at.Stamp, or it had nothing more to read when its end
+// offset was read at least the tail's skew (SetSkew) after at.Stamp. A partition's end known from
+// earlier says nothing about messages produced since, so unless every partition is already past
+// at.Stamp, the end offsets are read afresh (one ListOffsets round trip).
+//
+// A batch produced after the fact is waited for by event time: a partition is through when it has
+// applied an event whose time is at or after at.Event (a partition's events are in time order when
+// a recorded stream is played back), or it is idle: at its end offset, read when nothing had
+// reached the partition for the skew.
+func (t *Tail) WaitThrough(ctx context.Context, at Point, max time.Duration) (time.Duration, bool) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, max)
 	defer cancel()
@@ -545,17 +589,19 @@ func (t *Tail) WaitThrough(ctx context.Context, at time.Time, max time.Duration)
 		case <-tick.C:
 		}
 	}
-	ns := at.UnixNano()
+	if !at.Event.IsZero() && at.Event.Before(at.Stamp.Add(-ReplayLag)) {
+		return time.Since(start), t.waitEvents(ctx, at.Event.UnixNano(), tick)
+	}
+	ns := at.Stamp.UnixNano()
 	if t.pastAll(ns, nil) {
 		return time.Since(start), true
 	}
 	// A partition at its end may still be about to receive messages stamped at or before at: a
-	// producer's batches for different partitions reach the broker up to skew apart (a recorded
-	// stream produced in a burst puts an earlier event on one partition after a later one on
-	// another). So the end offsets are read only once skew has passed since at; partitions that
-	// move past at meanwhile end the wait sooner. (At most skew from now: a producer's clock
-	// ahead of this one does not hold every batch up for longer.)
-	if d := min(time.Until(at.Add(t.skew)), t.skew); d > 0 {
+	// producer's batches for different partitions reach the broker up to skew apart. So the end
+	// offsets are read only once skew has passed since at; partitions that move past at meanwhile
+	// end the wait sooner. (At most skew from now: a producer's clock ahead of this one does not
+	// hold every batch up for longer.)
+	if d := min(time.Until(at.Stamp.Add(t.skew)), t.skew); d > 0 {
 		settled := time.NewTimer(d)
 		defer settled.Stop()
 	wait:
@@ -587,6 +633,51 @@ func (t *Tail) WaitThrough(ctx context.Context, at time.Time, max time.Duration)
 		}
 	}
 	return time.Since(start), true
+}
+
+// waitEvents waits until every partition has applied an event at or after ns (unix ns), or is
+// idle: applied up to its end offset as read when nothing had reached it for the skew. A partition
+// found idle stays so for this wait.
+func (t *Tail) waitEvents(ctx context.Context, ns int64, tick *time.Ticker) bool {
+	idle := map[int]bool{}
+	var read time.Time
+	for {
+		now := time.Now()
+		quietSince := now.Add(-t.skew).UnixNano()
+		var behind, quiet []int
+		for p, ev := range t.event {
+			if idle[p] || ev.Load() >= ns {
+				continue
+			}
+			behind = append(behind, p)
+			if t.seen[p].Load() <= quietSince {
+				quiet = append(quiet, p)
+			}
+		}
+		if len(behind) == 0 {
+			return true
+		}
+		if len(quiet) > 0 && now.Sub(read) >= idleRecheck {
+			ends, err := t.readEnds(ctx, t.client(), quiet)
+			if err != nil {
+				return false
+			}
+			read = now
+			for p, e := range ends {
+				t.raiseTarget(p, e)
+				// Quiet before the read and still so after it: nothing reached p in between.
+				if t.pos[p].Load() >= e && t.seen[p].Load() <= quietSince {
+					idle[p] = true
+				}
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
 }
 
 func (t *Tail) started() bool {

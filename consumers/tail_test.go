@@ -22,6 +22,8 @@ func TestTailApplyBatch(t *testing.T) {
 	}, quiet())
 	tl.targets = map[int]int64{}
 	tl.last = map[int]*atomic.Int64{0: new(atomic.Int64)}
+	tl.event = map[int]*atomic.Int64{0: new(atomic.Int64)}
+	tl.seen = map[int]*atomic.Int64{0: new(atomic.Int64)}
 	tl.marks = map[int]*mark{0: new(mark)}
 	base := time.Date(2026, 3, 14, 8, 0, 0, 0, time.UTC)
 	var batch []kafka.Message

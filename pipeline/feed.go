@@ -32,7 +32,7 @@ type Feed struct {
 // NewFeed prepares a feed of topic into st.
 func NewFeed(kc consumers.Config, topic string, since time.Time, st StateApplier, log *slog.Logger) *Feed {
 	f := &Feed{}
-	f.tail = consumers.NewBatchTail(kc, topic, since, func(ms []kafka.Message) {
+	f.tail = consumers.NewEventTail(kc, topic, since, func(ms []kafka.Message) (newest time.Time) {
 		// A partition's messages as its reader fetched them: one when the feed keeps up, up to
 		// consumers.TailBatch while it catches up, applied as one batch (fewer state locks).
 		bp := evBufs.Get().(*[]schemas.VerifyEvent)
@@ -41,6 +41,9 @@ func NewFeed(kc consumers.Config, topic string, since time.Time, st StateApplier
 		for _, m := range ms {
 			if ev, err := Admit(m, now); err == nil {
 				evs = append(evs, ev)
+				if ev.TS.After(newest) {
+					newest = ev.TS
+				}
 			}
 		}
 		if len(evs) > 0 {
@@ -49,6 +52,7 @@ func NewFeed(kc consumers.Config, topic string, since time.Time, st StateApplier
 		clear(evs) // the events' strings are not kept alive by the pool
 		*bp = evs[:0]
 		evBufs.Put(bp)
+		return newest
 	}, log)
 	return f
 }
@@ -77,10 +81,11 @@ func (f *Feed) Follow(ctx context.Context) error { return f.tail.Follow(ctx) }
 // Lag is the number of messages not yet applied (-1 before start).
 func (f *Feed) Lag() int64 { return f.tail.Lag() }
 
-// WaitApplied waits, at most max, until every partition has been applied up to time at (see
-// consumers.Tail.WaitThrough); a scorer calls it before scoring a batch so that the windows count
-// the other partitions' attempts up to the batch's time. It reports the wait and whether it was met.
-func (f *Feed) WaitApplied(ctx context.Context, at time.Time, max time.Duration) (time.Duration, bool) {
+// WaitApplied waits, at most max, until every partition has been applied up to at: the batch's
+// newest message time and newest event ts (see consumers.Tail.WaitThrough). A scorer calls it
+// before scoring a batch so that the windows count the other partitions' attempts up to the
+// batch's time. It reports the wait and whether it was met.
+func (f *Feed) WaitApplied(ctx context.Context, at consumers.Point, max time.Duration) (time.Duration, bool) {
 	return f.tail.WaitThrough(ctx, at, max)
 }
 

@@ -221,7 +221,7 @@ func (l *SharedLists) write(ctx context.Context, m kafka.Message) error {
 	if err := l.w.WriteMessages(ctx, m); err != nil {
 		return fmt.Errorf("write the lists topic: %w", err)
 	}
-	if _, ok := l.tail.WaitThrough(ctx, m.Time, 5*time.Second); !ok {
+	if _, ok := l.tail.WaitThrough(ctx, consumers.Point{Stamp: m.Time}, 5*time.Second); !ok {
 		return fmt.Errorf("written, but not applied on this node within 5 s (it is on every node once their lists catch up with the topic)")
 	}
 	return nil

@@ -50,9 +50,10 @@ type ScoreStage struct {
 	MaxMessageBytes int
 	// Gate, when set, is the node's full-state feed: before a batch is scored, Prepare waits up to
 	// GateWait (default 2 s) until the feed has applied every partition up to the batch's newest
-	// message time, so per-IP, device, network and prefix windows count the attempts that other
-	// scorers' partitions carried until then. Features are event-time, so state that runs ahead
-	// does not leak into an earlier event. A wait that times out scores anyway (counted).
+	// message time and event ts (consumers.Point), so per-IP, device, network and prefix windows
+	// count the attempts that other scorers' partitions carried until then. Features are
+	// event-time, so state that runs ahead does not leak into an earlier event. A wait that times
+	// out scores anyway (counted).
 	Gate     Gate
 	GateWait time.Duration
 	// Workers scores the partitions of a batch in parallel (0 = GOMAXPROCS, 1 = serial). Order
@@ -64,7 +65,7 @@ type ScoreStage struct {
 
 // Gate is a feature state's feed as a scorer waits on it (Feed).
 type Gate interface {
-	WaitApplied(ctx context.Context, at time.Time, max time.Duration) (waited time.Duration, ok bool)
+	WaitApplied(ctx context.Context, at consumers.Point, max time.Duration) (waited time.Duration, ok bool)
 }
 
 // HitObserver, if the stage's Observer has it, hears the rule hits (enforce, shadow, tag, allow)
@@ -78,25 +79,29 @@ type GateObserver interface {
 	GateWaited(waited time.Duration, ok bool)
 }
 
-// waitGate waits for the feed to reach the newest message time of batch.
-func (s *ScoreStage) waitGate(ctx context.Context, batch []kafka.Message) {
+// waitGate waits for the feed to reach the newest message time and event ts of batch (evs[i] is
+// batch[i]'s event, its ts zero when it did not decode).
+func (s *ScoreStage) waitGate(ctx context.Context, batch []kafka.Message, evs []schemas.VerifyEvent) {
 	if s.Gate == nil {
 		return
 	}
-	var newest time.Time
+	var at consumers.Point
 	for i := range batch {
-		if batch[i].Time.After(newest) {
-			newest = batch[i].Time
+		if batch[i].Time.After(at.Stamp) {
+			at.Stamp = batch[i].Time
+		}
+		if evs[i].TS.After(at.Event) {
+			at.Event = evs[i].TS
 		}
 	}
-	if newest.IsZero() {
+	if at.Stamp.IsZero() {
 		return
 	}
 	limit := s.GateWait
 	if limit <= 0 {
 		limit = 2 * time.Second
 	}
-	waited, ok := s.Gate.WaitApplied(ctx, newest, limit)
+	waited, ok := s.Gate.WaitApplied(ctx, at, limit)
 	if o, has := s.Obs.(GateObserver); has {
 		o.GateWaited(waited, ok)
 	}
@@ -128,9 +133,21 @@ func (s *ScoreStage) Handle(ctx context.Context, batch []kafka.Message) error {
 // retried without scoring again, writing only what was not acknowledged yet. It fails only when
 // nothing could be scored (no rule pack loaded yet).
 func (s *ScoreStage) Prepare(ctx context.Context, batch []kafka.Message) (consumers.Flush, error) {
-	s.waitGate(ctx, batch)
 	res := make([]outcome, len(batch))
-	s.scoreAll(batch, res)
+	evs := make([]schemas.VerifyEvent, len(batch))
+	now := time.Now()
+	s.eachPartition(batch, func(i int) {
+		var err error
+		if evs[i], err = Admit(batch[i], now); err != nil { // *schemas.FieldError: dead-lettered
+			res[i] = outcome{msg: DeadLetter(batch[i], err), dead: true}
+		}
+	})
+	s.waitGate(ctx, batch, evs)
+	s.eachPartition(batch, func(i int) {
+		if !res[i].dead {
+			res[i] = s.scoreOne(batch[i], &evs[i])
+		}
+	})
 	f := &scoreFlush{s: s, max: s.maxBytes()}
 	for i := range res {
 		switch {
@@ -267,9 +284,9 @@ func keep[T any](xs []T, idx []int) []T {
 	return out
 }
 
-// scoreAll fills res[i] for batch[i], partition by partition, partitions in parallel.
-func (s *ScoreStage) scoreAll(batch []kafka.Message, res []outcome) {
-	now := time.Now()
+// eachPartition calls fn(i) for every index of batch: in offset order within a partition,
+// partitions in parallel (at most Workers at once).
+func (s *ScoreStage) eachPartition(batch []kafka.Message, fn func(i int)) {
 	workers := s.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -280,7 +297,7 @@ func (s *ScoreStage) scoreAll(batch []kafka.Message, res []outcome) {
 	}
 	if workers == 1 || len(parts) == 1 {
 		for i := range batch {
-			res[i] = s.scoreOne(batch[i], now)
+			fn(i)
 		}
 		return
 	}
@@ -292,7 +309,7 @@ func (s *ScoreStage) scoreAll(batch []kafka.Message, res []outcome) {
 		go func(idx []int) {
 			defer func() { <-sem; wg.Done() }()
 			for _, i := range idx {
-				res[i] = s.scoreOne(batch[i], now)
+				fn(i)
 			}
 		}(idx)
 	}
@@ -320,12 +337,9 @@ func Admit(m kafka.Message, now time.Time) (schemas.VerifyEvent, error) {
 	return ev, nil
 }
 
-func (s *ScoreStage) scoreOne(m kafka.Message, now time.Time) outcome {
-	ev, err := Admit(m, now)
-	if err != nil { // Admit's errors are *schemas.FieldError: schemas.DeadLetter
-		return outcome{msg: DeadLetter(m, err), dead: true}
-	}
-	rec, err := s.Scorer.Process(&ev)
+// scoreOne scores m, whose admitted event is ev.
+func (s *ScoreStage) scoreOne(m kafka.Message, ev *schemas.VerifyEvent) outcome {
+	rec, err := s.Scorer.Process(ev)
 	switch schemas.Classify(err) {
 	case schemas.Proceed:
 		if err != nil {

@@ -90,9 +90,10 @@ func runStream(t *testing.T, scorers int, stream []kafka.Message) map[string]ver
 }
 
 // A held-out shape for "many nodes, same verdicts": a /24 farm, a device farm and a per-app block
-// burst, through 1, 2 and 3 scorers of one group. Every event's score and every count in its
-// reasons match the single scorer's within the documented ±1 (held-out run by hand, 16,088
-// events: all equal).
+// burst, through 1, 2 and 3 scorers of one group. The stream is a recording played back in a burst
+// (its events an hour older than their Kafka stamps), so the scorers wait for their feeds by event
+// time, and every event's score and every count in its reasons equal the single scorer's. (With
+// stamps alone, 2 scorers on a loaded machine counted 20 numbers on the /24 where one counted 23.)
 func TestScorersAgreeOnNetworkDeviceAndPrefixFarms(t *testing.T) {
 	stream := netDevicePrefixStream(time.Now().UTC().Add(-65 * time.Minute).Truncate(time.Second))
 	one := runStream(t, 1, stream)
@@ -113,9 +114,9 @@ func TestScorersAgreeOnNetworkDeviceAndPrefixFarms(t *testing.T) {
 		diff := 0
 		for id, want := range one {
 			g := got[id]
-			bad := g.score != want.score
+			bad := g.score != want.score || len(g.counts) != len(want.counts)
 			for tag, c := range want.counts {
-				if gc, ok := g.counts[tag]; !ok || gc < c-1 || gc > c+1 {
+				if gc, ok := g.counts[tag]; !ok || gc != c {
 					bad = true
 				}
 			}
@@ -127,7 +128,7 @@ func TestScorersAgreeOnNetworkDeviceAndPrefixFarms(t *testing.T) {
 			}
 		}
 		if diff > 0 {
-			t.Errorf("%d scorers: %d of %d events got another verdict or a count beyond ±1", n, diff, len(one))
+			t.Errorf("%d scorers: %d of %d events got another verdict or another count", n, diff, len(one))
 		}
 	}
 }
