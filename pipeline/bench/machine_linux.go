@@ -3,7 +3,6 @@ package bench
 import (
 	"bytes"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 )
@@ -12,48 +11,40 @@ import (
 // supports.
 const clockTicks = 100
 
-// othersCPU is the CPU time (user + system) the machine's other processes have used so far, and
-// false if /proc cannot be read. A process that starts or ends between two readings is counted
-// wrongly in their difference; the broker and the services a benchmark competes with live for its
-// whole run.
+// othersCPU is the CPU time (user + system, interrupts included) the machine spent outside this
+// process so far, and false if /proc/stat cannot be read: the machine's busy time less this
+// process's own. Unlike a sum over /proc/PID, a process that ends between two readings does not
+// take its CPU out of their difference (go test's other packages and compilers come and go).
 func othersCPU() (time.Duration, bool) {
-	stats, err := filepath.Glob("/proc/[0-9]*/stat")
-	if err != nil || len(stats) == 0 {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
 		return 0, false
 	}
-	self := strconv.Itoa(os.Getpid())
-	var ticks uint64
-	for _, p := range stats {
-		if filepath.Base(filepath.Dir(p)) == self {
-			continue
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			continue // ended meanwhile
-		}
-		if t, ok := parseStatTimes(data); ok {
-			ticks += t
-		}
+	busy, ok := parseCPUBusy(data)
+	if !ok {
+		return 0, false
 	}
-	return time.Duration(ticks) * time.Second / clockTicks, true
+	return time.Duration(busy)*time.Second/clockTicks - processCPU(), true
 }
 
-// parseStatTimes returns utime + stime from the text of /proc/PID/stat. The command name (field 2)
-// is in parentheses and may hold spaces and parentheses: fields are counted after the last ')'.
-func parseStatTimes(data []byte) (uint64, bool) {
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
+// parseCPUBusy returns the busy ticks of the first line of /proc/stat ("cpu  user nice system idle
+// iowait irq softirq steal guest guest_nice"): every field but idle and iowait, guest time being
+// counted in user already.
+func parseCPUBusy(data []byte) (uint64, bool) {
+	line, _, _ := bytes.Cut(data, []byte("\n"))
+	f := bytes.Fields(line)
+	if len(f) < 9 || string(f[0]) != "cpu" {
 		return 0, false
 	}
-	// After ')': state (field 3) … utime is field 14, stime field 15.
-	fields := bytes.Fields(data[i+1:])
-	if len(fields) < 13 {
-		return 0, false
+	var busy uint64
+	for i, v := range f[1:9] { // user nice system idle iowait irq softirq steal
+		n, err := strconv.ParseUint(string(v), 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		if i != 3 && i != 4 {
+			busy += n
+		}
 	}
-	u, err1 := strconv.ParseUint(string(fields[11]), 10, 64)
-	s, err2 := strconv.ParseUint(string(fields[12]), 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	return u + s, true
+	return busy, true
 }

@@ -10,14 +10,13 @@ import (
 	"time"
 )
 
-func TestParseStatTimes(t *testing.T) {
-	// pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime …
-	got, ok := parseStatTimes([]byte("4242 (java (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 1234 56 0 0 20 0 80 0"))
-	if !ok || got != 1234+56 {
-		t.Fatalf("parseStatTimes = %d, %v; want 1290, true (a command name with spaces and parentheses)", got, ok)
+func TestParseCPUBusy(t *testing.T) {
+	got, ok := parseCPUBusy([]byte("cpu  1000 20 300 9000 40 5 6 7 100 0\ncpu0 500 10 150 4500 20 2 3 3 50 0\n"))
+	if !ok || got != 1000+20+300+5+6+7 {
+		t.Fatalf("parseCPUBusy = %d, %v; want 1338, true (idle, iowait and guest left out)", got, ok)
 	}
-	for _, bad := range []string{"4242 java S 1", "4242 (java) S 1 2 3", "4242 (java) S 1 4242 4242 0 -1 4194560 100 0 0 0 x 56 0"} {
-		if _, ok := parseStatTimes([]byte(bad)); ok {
+	for _, bad := range []string{"", "cpu0 1 2 3 4 5 6 7 8", "cpu  1 2 3", "cpu  1 2 3 x 5 6 7 8"} {
+		if _, ok := parseCPUBusy([]byte(bad)); ok {
 			t.Errorf("%q parsed", bad)
 		}
 	}
