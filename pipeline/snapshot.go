@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,21 +78,22 @@ func (s *Snapshots) path() string {
 
 // Load loads the newest usable snapshot into the (empty) state and returns the positions to resume
 // from and when it was written. ErrNoSnapshot when there is none; any other error means every
-// snapshot there was refused (each refusal is logged) and the state is still empty.
-func (s *Snapshots) Load() (map[int]consumers.Mark, time.Time, error) {
+// snapshot there was refused (each refusal is logged) and the state is still empty. A snapshot is
+// checked against the topic (Ends, Times) before it is loaded: while the broker cannot answer,
+// Load waits for it until ctx ends — a node is not ready before it has caught up with the topic
+// anyway, and a snapshot loaded unchecked may be of an earlier topic of that name.
+func (s *Snapshots) Load(ctx context.Context) (map[int]consumers.Mark, time.Time, error) {
 	s.removeStaleTemps()
 	var ends map[int]int64
 	if s.Ends != nil {
-		var err error
-		if err = retried(func() (err error) { ends, err = s.Ends(); return err }); err != nil {
-			logger(s.Log).Warn("could not read the topic's end offsets; a snapshot's offsets are not checked against them", "err", err)
-			ends = nil
+		if err := s.retried(ctx, "the topic's end offsets", func() (err error) { ends, err = s.Ends(); return err }); err != nil {
+			return nil, time.Time{}, fmt.Errorf("feature snapshot not checked against the topic: %w", err)
 		}
 	}
 	var errs []error
 	found := false
 	for _, p := range []string{s.path(), s.path() + ".prev"} {
-		meta, err := s.loadFile(p, ends)
+		meta, err := s.loadFile(ctx, p, ends)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
@@ -110,22 +112,28 @@ func (s *Snapshots) Load() (map[int]consumers.Mark, time.Time, error) {
 }
 
 // checkRetries are the waits between attempts at reading what a snapshot is checked against (end
-// offsets, message times): a node usually starts right after the broker answered for the first
-// time, and its first requests then often meet "Not Leader For Partition" while leaders are
-// elected — an error that used to load the snapshot unchecked.
+// offsets, message times); the last one repeats until the broker answers. A node usually starts
+// right after the broker answered for the first time, and its first requests then often meet "Not
+// Leader For Partition" while leaders are elected — an error that used to load the snapshot
+// unchecked.
 var checkRetries = []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 1600 * time.Millisecond}
 
-// retried calls fn until it succeeds or checkRetries are used up, returning its last error.
-func retried(fn func() error) error {
+// retried calls fn until it succeeds or ctx ends, waiting checkRetries in between; once those are
+// used up it says that it waits. It returns nil or fn's last error with ctx's.
+func (s *Snapshots) retried(ctx context.Context, what string, fn func() error) error {
 	err := fn()
-	for _, d := range checkRetries {
-		if err == nil {
-			return nil
+	for i := 0; err != nil; i++ {
+		if i == len(checkRetries) {
+			logger(s.Log).Warn("waiting for the broker to check the feature snapshot against the topic", "reading", what, "err", err)
 		}
-		time.Sleep(d)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("reading %s: %w (%w)", what, err, ctx.Err())
+		case <-time.After(checkRetries[min(i, len(checkRetries)-1)]):
+		}
 		err = fn()
 	}
-	return err
+	return nil
 }
 
 // tempPattern names a snapshot being written (os.CreateTemp's pattern): per topic, so that nodes
@@ -156,7 +164,7 @@ func (s *Snapshots) removeStaleTemps() {
 	}
 }
 
-func (s *Snapshots) loadFile(p string, ends map[int]int64) (snapshotMeta, error) {
+func (s *Snapshots) loadFile(ctx context.Context, p string, ends map[int]int64) (snapshotMeta, error) {
 	var meta snapshotMeta
 	f, err := os.Open(p)
 	if err != nil {
@@ -182,14 +190,14 @@ func (s *Snapshots) loadFile(p string, ends map[int]int64) (snapshotMeta, error)
 				return fmt.Errorf("covers partition %d up to offset %d, but the topic ends at %d (%d partitions): written for an earlier topic of that name, deleted and created again", part, off, end, len(ends))
 			}
 		}
-		return s.checkTimes(meta)
+		return s.checkTimes(ctx, meta)
 	})
 	return meta, err
 }
 
 // checkTimes compares the times of the last messages the snapshot covers with the messages the
 // topic holds at those offsets now.
-func (s *Snapshots) checkTimes(meta snapshotMeta) error {
+func (s *Snapshots) checkTimes(ctx context.Context, meta snapshotMeta) error {
 	if s.Times == nil || len(meta.Last) == 0 {
 		return nil
 	}
@@ -200,10 +208,8 @@ func (s *Snapshots) checkTimes(meta snapshotMeta) error {
 		}
 	}
 	var times map[int]time.Time
-	err := retried(func() (err error) { times, err = s.Times(at); return err })
-	if err != nil {
-		logger(s.Log).Warn("could not read the times of the snapshot's last messages; not checked against the topic", "err", err)
-		return nil
+	if err := s.retried(ctx, "the times of the snapshot's last messages", func() (err error) { times, err = s.Times(at); return err }); err != nil {
+		return fmt.Errorf("not checked against the topic: %w", err)
 	}
 	for p, off := range at {
 		got, ok := times[p]

@@ -396,12 +396,12 @@ func (a *app) loadSnapshot(ctx context.Context, feed *pipeline.Feed) *pipeline.S
 		a.log.Error("feature snapshots cannot be written here; every restart will replay from Kafka", "dir", snaps.Dir, "err", err)
 	}
 	start := time.Now()
-	offsets, written, err := snaps.Load()
+	offsets, written, err := snaps.Load(ctx)
 	switch {
 	case errors.Is(err, pipeline.ErrNoSnapshot):
 		a.log.Info("no feature snapshot yet; rebuilding the state from Kafka", "dir", snaps.Dir)
 	case err != nil:
-		a.log.Warn("no usable feature snapshot; rebuilding the state from Kafka", "dir", snaps.Dir)
+		a.log.Warn("no usable feature snapshot; rebuilding the state from Kafka", "dir", snaps.Dir, "err", err)
 	default:
 		feed.StartAt(offsets)
 		a.snapshotAt.Store(written.UnixNano())
