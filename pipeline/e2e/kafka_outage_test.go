@@ -339,6 +339,8 @@ func TestScorerReplaySurvivesKafkaOutage(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// The line is logged by a goroutine that looks every 10 ms, so it may follow the readiness.
+	scorer.waitLog(t, `msg="feature state caught up`, 30*time.Second)
 	out := scorer.log.String()
 	caughtUp := regexp.MustCompile(`(?m)^.*msg="feature state (rebuilt|caught up)[^"]*".*$`).FindStringIndex(out)
 	if caughtUp == nil {
