@@ -550,6 +550,10 @@ func (t *Tail) readEnds(ctx context.Context, client *kafka.Client, parts []int) 
 // carry (an event's ts; zero when not known).
 type Point struct{ Stamp, Event time.Time }
 
+// Replayed reports whether the batch was produced after the fact (see ReplayLag): WaitThrough then
+// waits for it by event time.
+func (p Point) Replayed() bool { return !p.Event.IsZero() && p.Event.Before(p.Stamp.Add(-ReplayLag)) }
+
 // ReplayLag tells a batch produced after the fact from a live one: when its newest event is older
 // than its newest stamp by more than this, the batch is a recorded stream played back or a backlog
 // sent after an outage. Its stamps then say nothing about the order of events across partitions
@@ -589,7 +593,7 @@ func (t *Tail) WaitThrough(ctx context.Context, at Point, max time.Duration) (ti
 		case <-tick.C:
 		}
 	}
-	if !at.Event.IsZero() && at.Event.Before(at.Stamp.Add(-ReplayLag)) {
+	if at.Replayed() {
 		return time.Since(start), t.waitEvents(ctx, at.Event.UnixNano(), tick)
 	}
 	ns := at.Stamp.UnixNano()

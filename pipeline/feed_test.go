@@ -475,3 +475,32 @@ func TestFeedCatchUpInBatches(t *testing.T) {
 	}
 	t.Logf("3000 events in %d batches, the largest %d", st.batches, st.largest)
 }
+
+// gateObs records every gate wait the stage reports.
+type gateObs struct {
+	*countObs
+	replayed []bool
+}
+
+func (g *gateObs) GateWaited(_ time.Duration, _, replayed bool) {
+	g.replayed = append(g.replayed, replayed)
+}
+
+// The feed-wait metric says which batches were waited for by event time: a batch whose events are
+// far older than its stamps (a recording played back) is, a live one is not.
+func TestScoreStageReportsWhatTheGateWaitedBy(t *testing.T) {
+	sc := &fakeScorer{}
+	obs := &gateObs{countObs: newCountObs()}
+	stage := &ScoreStage{Scorer: sc, Scores: &fakeWriter{}, DLQ: &fakeWriter{}, Gate: &fakeGate{sc: sc}, Obs: obs, Workers: 1}
+	now := time.Now()
+	for i, ts := range []time.Time{now.Add(-time.Hour), now.Add(-time.Second)} {
+		m := msg(int64(i), "", eventAt(fmt.Sprintf("e%d", i), ts))
+		m.Time = now
+		if err := stage.Handle(context.Background(), []kafka.Message{m}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(obs.replayed) != 2 || !obs.replayed[0] || obs.replayed[1] {
+		t.Errorf("gate waits reported as replayed %v, want [true false] (an hour-old event, then a live one)", obs.replayed)
+	}
+}

@@ -74,9 +74,10 @@ type HitObserver interface {
 	RuleHits(hits []schemas.RuleHit)
 }
 
-// GateObserver, if the stage's Observer has it, hears every gate wait.
+// GateObserver, if the stage's Observer has it, hears every gate wait: how long, whether it was
+// met, and whether the batch was waited for by event time (a replay or backlog: consumers.Point).
 type GateObserver interface {
-	GateWaited(waited time.Duration, ok bool)
+	GateWaited(waited time.Duration, ok, replayed bool)
 }
 
 // waitGate waits for the feed to reach the newest message time and event ts of batch (evs[i] is
@@ -103,7 +104,7 @@ func (s *ScoreStage) waitGate(ctx context.Context, batch []kafka.Message, evs []
 	}
 	waited, ok := s.Gate.WaitApplied(ctx, at, limit)
 	if o, has := s.Obs.(GateObserver); has {
-		o.GateWaited(waited, ok)
+		o.GateWaited(waited, ok, at.Replayed())
 	}
 }
 

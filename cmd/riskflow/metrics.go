@@ -34,9 +34,9 @@ func newObserver(reg prometheus.Registerer) *observer {
 	}
 	o.feedWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "riskflow_scorer_feed_wait_seconds",
-		Help:    "How long a scorer waited before scoring a batch for its full-state feed to apply every partition up to the batch's time, by result (met, timeout).",
+		Help:    "How long a scorer waited before scoring a batch for its full-state feed to apply every partition up to the batch's time, by result (met, timeout) and by what the time was read from (stamp: the messages' Kafka timestamps, a live batch; event_time: the events' ts, a batch produced after the fact — a recording played back, a backlog after an outage).",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
-	}, []string{"result"})
+	}, []string{"result", "by"})
 	o.ruleHits = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "riskflow_rule_hits_total", Help: "Rule hits in the score records written by the scorer role, by rule and mode (enforce, shadow, tag, allow).",
 	}, []string{"rule", "mode"})
@@ -63,12 +63,15 @@ func (o *observer) RuleHits(hits []schemas.RuleHit) {
 }
 
 // GateWaited implements pipeline.GateObserver.
-func (o *observer) GateWaited(waited time.Duration, ok bool) {
-	result := "met"
+func (o *observer) GateWaited(waited time.Duration, ok, replayed bool) {
+	result, by := "met", "stamp"
 	if !ok {
 		result = "timeout"
 	}
-	o.feedWait.WithLabelValues(result).Observe(waited.Seconds())
+	if replayed {
+		by = "event_time"
+	}
+	o.feedWait.WithLabelValues(result, by).Observe(waited.Seconds())
 }
 
 func (o *observer) breakerState(state string) {
