@@ -286,19 +286,8 @@ func TestFeedWaitApplied(t *testing.T) {
 // with 3 scorers, one of a /24 crowd's numbers was scored before its predecessors on another
 // partition were applied, and lost its prefix_burst verdict.)
 func TestFeedWaitAppliedWaitsOutTheSkew(t *testing.T) {
-	const topic = "verify.events"
-	kc := embeddedKafka(t, topic, 2)
-	st := &applier{seen: map[string]int{}}
-	feed := NewFeed(kc, topic, time.Time{}, st, quiet())
-	feed.SetSkew(3 * time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	go feed.Follow(ctx)
-
+	ctx, feed, st, w := followedFeed(t)
 	at := time.Now().Truncate(time.Millisecond)
-	w := consumers.NewWriter(kc, topic)
-	defer w.Close()
-	w.Balancer = kafka.BalancerFunc(func(m kafka.Message, _ ...int) int { return m.Partition })
 	if err := w.WriteMessages(ctx, kafka.Message{Partition: 0, Time: at, Value: eventJSON("later", "13800138001", "1.2.3.4")}); err != nil {
 		t.Fatal(err)
 	}
@@ -326,6 +315,24 @@ func TestFeedWaitAppliedWaitsOutTheSkew(t *testing.T) {
 	if !r.ok || !r.earlier {
 		t.Errorf("WaitApplied returned met=%v with partition 1's earlier event applied=%v; want both true", r.ok, r.earlier)
 	}
+}
+
+// followedFeed starts a feed, with a skew of 3 s, of a 2-partition embedded topic into a fresh
+// applier, and returns a writer that puts each message on its Partition.
+func followedFeed(t *testing.T) (context.Context, *Feed, *applier, *kafka.Writer) {
+	t.Helper()
+	const topic = "verify.events"
+	kc := embeddedKafka(t, topic, 2)
+	st := &applier{seen: map[string]int{}}
+	feed := NewFeed(kc, topic, time.Time{}, st, quiet())
+	feed.SetSkew(3 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	go feed.Follow(ctx)
+	w := consumers.NewWriter(kc, topic)
+	t.Cleanup(func() { w.Close() })
+	w.Balancer = kafka.BalancerFunc(func(m kafka.Message, _ ...int) int { return m.Partition })
+	return ctx, feed, st, w
 }
 
 func (a *applier) has(id string) bool {
@@ -394,18 +401,7 @@ func TestScoreStageWaitsForTheFeedBeforeScoring(t *testing.T) {
 // base+9m waits for partition 1's later events. (Measured on the real broker under load: with
 // stamps alone, 2 scorers counted 20 numbers on a /24 where one scorer counted 23.)
 func TestFeedWaitAppliedByEventTimeForAReplay(t *testing.T) {
-	const topic = "verify.events"
-	kc := embeddedKafka(t, topic, 2)
-	st := &applier{seen: map[string]int{}}
-	feed := NewFeed(kc, topic, time.Time{}, st, quiet())
-	feed.SetSkew(3 * time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	go feed.Follow(ctx)
-
-	w := consumers.NewWriter(kc, topic)
-	defer w.Close()
-	w.Balancer = kafka.BalancerFunc(func(m kafka.Message, _ ...int) int { return m.Partition })
+	ctx, feed, st, w := followedFeed(t)
 	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
 	write := func(part, from, to int) time.Time {
 		stamp := time.Now().Truncate(time.Millisecond)

@@ -218,13 +218,8 @@ func TestSnapshotOfARecreatedTopicIsRefused(t *testing.T) {
 // the feed replays. A snapshot loaded unchecked may be of an earlier topic of that name.
 func TestSnapshotWaitsForTheBrokerToCheckIt(t *testing.T) {
 	fastRetries(t)
-	dir := t.TempDir()
-	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
-	if _, err := (&Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: stateWith(20), Log: quiet()}).Save(func() map[int]consumers.Mark {
-		return map[int]consumers.Mark{0: {Next: 500, Last: t0}}
-	}); err != nil {
-		t.Fatal(err)
-	}
+	dir, t0 := t.TempDir(), time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	saveOnePartition(t, dir, t0)
 	away := errors.New("dial tcp 127.0.0.1:9092: connection refused")
 	okEnds := func() (map[int]int64, error) { return map[int]int64{0: 900}, nil }
 	okTimes := func(map[int]int64) (map[int]time.Time, error) { return map[int]time.Time{0: t0}, nil }
@@ -335,6 +330,17 @@ func TestSnapshotDirCheckedAtStart(t *testing.T) {
 	}
 }
 
+// saveOnePartition saves in dir a snapshot of 20 events covering partition 0 up to offset 500,
+// whose last message was of t0.
+func saveOnePartition(t *testing.T, dir string, t0 time.Time) {
+	t.Helper()
+	if _, err := (&Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: stateWith(20), Log: quiet()}).Save(func() map[int]consumers.Mark {
+		return map[int]consumers.Mark{0: {Next: 500, Last: t0}}
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // fastRetries makes the snapshot checks' retries quick for one test.
 func fastRetries(t *testing.T) {
 	old := checkRetries
@@ -348,13 +354,8 @@ func fastRetries(t *testing.T) {
 // of a recreated topic unchecked.
 func TestSnapshotChecksRetryTransientErrors(t *testing.T) {
 	fastRetries(t)
-	dir := t.TempDir()
-	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
-	if _, err := (&Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: stateWith(20), Log: quiet()}).Save(func() map[int]consumers.Mark {
-		return map[int]consumers.Mark{0: {Next: 500, Last: t0}}
-	}); err != nil {
-		t.Fatal(err)
-	}
+	dir, t0 := t.TempDir(), time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	saveOnePartition(t, dir, t0)
 	notLeader := errors.New("[6] Not Leader For Partition")
 	for name, c := range map[string]struct {
 		ends  func() (map[int]int64, error)
