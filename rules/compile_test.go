@@ -383,3 +383,47 @@ rules:
 		}
 	}
 }
+
+// A comment is recorded with the pack as written (the pack file, rule_versions, the console's
+// diffs) though nothing reads it: a number there is refused as in a field, at its rule.
+func TestCompileRefusesPhoneNumbersInComments(t *testing.T) {
+	src := `# pack of ops, on call 139 1234 5678
+pack: p # or tel:13912345678
+rules:
+  # VIP 13912345678 below
+  - id: r1
+    tag: t
+    level: 300 # +86 139-1234-5678
+    when: phone_verifies_10m >= 3
+  - id: r2
+    tag: t
+    level: 300
+    when: >-
+      phone_verifies_10m >= 5
+    # 13912345678 complained
+# end: 139 1234 5678
+`
+	msgs := compileErrs(t, src)
+	if len(msgs) < 4 {
+		t.Fatalf("%d errors, want one per comment holding the number:\n%s", len(msgs), strings.Join(msgs, "\n"))
+	}
+	for _, want := range []string{"comment: holds a phone number", "rule r1: comment: holds a phone number", "rule r2: comment: holds a phone number"} {
+		found := false
+		for _, m := range msgs {
+			found = found || strings.Contains(m, want)
+		}
+		if !found {
+			t.Errorf("no error %q among:\n%s", want, strings.Join(msgs, "\n"))
+		}
+	}
+	for _, m := range msgs {
+		if strings.Contains(m, "12345678") || strings.Contains(m, "1234 5678") || strings.Contains(m, "1234-5678") {
+			t.Errorf("error echoes the number: %s", m)
+		}
+	}
+	// Comments without a number stay welcome, ids and counts beside them too.
+	ok := "# owner: risk team, ticket RISK-1733390000 (evt_1733390000_5)\npack: p\nrules:\n  - id: r1 # raised 2026-12-05\n    tag: t\n    level: 300\n    when: phone_verifies_10m >= 3\n"
+	if _, err := Compile([]byte(ok), testEnv(t)); err != nil {
+		t.Errorf("a pack with harmless comments: %v", err)
+	}
+}

@@ -242,6 +242,9 @@ func compile(data []byte, env *Env, file string) (*Pack, error) {
 		c.errAt(doc, "", "", "a pack must be a mapping with keys pack, description, rules")
 		return nil, c.err()
 	}
+	// A comment is recorded as written too (the pack file, rule_versions, the console's diffs),
+	// though nothing reads it: a number there is refused like one in a field.
+	c.comments(&root, "")
 	p := &Pack{env: env}
 	sum := sha256.Sum256(data)
 	p.Version = hex.EncodeToString(sum[:])[:16]
@@ -326,6 +329,45 @@ func (c *compiler) str(n *yaml.Node, rule, field string) string {
 		c.errAt(n, rule, field, "%s", errPackPhone)
 	}
 	return n.Value
+}
+
+// comments reports every comment of n and its descendants that holds a phone number, at the
+// node it belongs to; inside a rule, citing the rule (its id, or #i as everywhere else).
+func (c *compiler) comments(n *yaml.Node, rule string) {
+	c.commentsOf(n, rule)
+	top := rule == "" && n.Kind == yaml.MappingNode
+	for i, ch := range n.Content {
+		if top && i%2 == 1 && n.Content[i-1].Value == "rules" && ch.Kind == yaml.SequenceNode {
+			c.commentsOf(ch, rule)
+			for j, rn := range ch.Content {
+				c.comments(rn, ruleLabel(j, rn))
+			}
+			continue
+		}
+		c.comments(ch, rule)
+	}
+}
+
+// commentsOf reports n's own comments (not its children's).
+func (c *compiler) commentsOf(n *yaml.Node, rule string) {
+	for _, cm := range [...]string{n.HeadComment, n.LineComment, n.FootComment} {
+		if cm != "" && schemas.ContainsPhone(cm) {
+			c.errAt(n, rule, "comment", "%s", errPackPhone)
+			return
+		}
+	}
+}
+
+// ruleLabel is how errors cite the i-th rule: its id, or #i+1 when it has none.
+func ruleLabel(i int, n *yaml.Node) string {
+	if n.Kind == yaml.MappingNode {
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			if v := n.Content[j+1]; n.Content[j].Value == "id" && v.Kind == yaml.ScalarNode && v.Value != "" {
+				return v.Value
+			}
+		}
+	}
+	return fmt.Sprintf("#%d", i+1)
 }
 
 // errPackPhone refuses a phone number anywhere in a pack: the pack is recorded as written (the
