@@ -731,3 +731,78 @@ func TestSessionCookieIgnoresTheNodeClock(t *testing.T) {
 		t.Errorf("lists after login with the node's clock a year behind: %d", code)
 	}
 }
+
+// Bad bytes in a list entry or a lookup are refused next to the field: a NUL, an escape sequence
+// or a byte that is not UTF-8 would go to the lists topic (and every node's page) as sent, and a
+// device id no event can carry (a number in it, a control character) matches nothing — looked up,
+// a number in it would go into the label forms' URLs and the history's queries.
+func TestBadBytesInListsAndLookupsAreRefused(t *testing.T) {
+	lists := &fakeLists{}
+	h, ex := &countingHistory{}, &fakeExplain{}
+	c := newServer(t, console.Deps{Lists: lists, History: h, Explain: ex})
+	csrf := c.Login("alice", "a-secret")
+	entry := func(kind, value, why string) url.Values {
+		return url.Values{"csrf": {csrf}, "action": {"block"}, "kind": {kind}, "value": {value}, "why": {why}}
+	}
+	cases := []struct {
+		name, field, want string
+		form              url.Values
+	}{
+		{"device with a control character", "value", "control character", entry("device", "dev\x01ice", "x")},
+		{"device not UTF-8", "value", "not valid UTF-8", entry("device", "dev\xffice", "x")},
+		{"why with a NUL", "why", "control character", entry("ip", "192.0.2.1", "nul\x00byte")},
+		{"why with an escape sequence", "why", "control character", entry("ip", "192.0.2.1", "esc\x1b[31m red")},
+		{"why not UTF-8", "why", "not valid UTF-8", entry("ip", "192.0.2.1", "bad\xff\xfeutf")},
+	}
+	for _, tc := range cases {
+		code, body, _ := c.Post("/console/lists", tc.form)
+		re := regexp.MustCompile(`id="err-` + tc.field + `">([^<]*)<`)
+		if m := re.FindStringSubmatch(body); code != http.StatusBadRequest || m == nil || !strings.Contains(m[1], tc.want) {
+			t.Errorf("%s: %d, error next to %s = %v, want %q", tc.name, code, tc.field, m, tc.want)
+		}
+	}
+	if len(lists.entries) != 0 {
+		t.Fatalf("bad entries were added: %+v", lists.entries)
+	}
+	for name, v := range map[string]string{"a number": "tel:13912345678", "a control character": "dev\x01ice", "not UTF-8": "dev\xffice"} {
+		for _, send := range []func() (int, string, http.Header){
+			func() (int, string, http.Header) {
+				return c.Post("/console/investigate", url.Values{"csrf": {csrf}, "kind": {"device"}, "value": {v}})
+			},
+			func() (int, string, http.Header) {
+				return c.Get("/console/investigate?kind=device&value=" + url.QueryEscape(v))
+			},
+		} {
+			code, body, _ := send()
+			if code != http.StatusBadRequest || !strings.Contains(body, `id="err-value"`) {
+				t.Errorf("look up a device id holding %s: %d, no error next to the value", name, code)
+			}
+			if strings.Contains(body, "13912345678") {
+				t.Errorf("look up a device id holding %s: the number is echoed back", name)
+			}
+		}
+	}
+	if len(h.looked) != 0 || len(ex.got) != 0 {
+		t.Errorf("bad device ids were looked up: history %+v, live state %+v", h.looked, ex.got)
+	}
+}
+
+// A draft is kept in console_state as typed: one holding a phone number is not saved (lint says
+// where the number is), and the saved draft stays the previous one.
+func TestDraftHoldingAPhoneNumberIsNotSaved(t *testing.T) {
+	rules := &fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a1", Content: []byte("pack: p\n")}}
+	state := console.NewMemoryState()
+	c := newServer(t, console.Deps{Rules: rules, State: state})
+	csrf := c.Login("alice", "a-secret")
+	c.Post("/console/rules/draft", url.Values{"csrf": {csrf}, "action": {"save"}, "draft": {"pack: p\n# first\n"}})
+	for _, action := range []string{"save", "lint", "test"} {
+		_, body, _ := c.Post("/console/rules/draft", url.Values{"csrf": {csrf}, "action": {action}, "draft": {"pack: p\n# VIP 139 1234 5678\n"}})
+		if !strings.Contains(body, "The draft is not saved: it holds a phone number") {
+			t.Errorf("%s: the page does not say the draft was not saved", action)
+		}
+		it, ok, err := state.Get(context.Background(), console.ItemDraft, "alice")
+		if err != nil || !ok || strings.Contains(string(it.Body), "5678") || string(it.Body) != "pack: p\n# first\n" {
+			t.Fatalf("%s: the saved draft is %q (%v, %v)", action, it.Body, ok, err)
+		}
+	}
+}

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	dto "github.com/prometheus/client_model/go"
 
@@ -437,7 +439,10 @@ func (s *Server) draftPost(w http.ResponseWriter, r *http.Request, ss *session) 
 		s.render(w, r, http.StatusBadRequest, "draft", ss, p)
 		return
 	}
-	if err := s.saveDraft(ctx, ss.who, []byte(draft)); err != nil {
+	if schemas.ContainsPhone(draft) {
+		// Drafts are kept in console_state (ClickHouse) as typed; lint shows where the number is.
+		p.Problem = "The draft is not saved: it holds a phone number, which riskflow never keeps in plaintext (lint shows where)."
+	} else if err := s.saveDraft(ctx, ss.who, []byte(draft)); err != nil {
 		// The draft is on the page still: say it is not saved, and carry on with the action.
 		p.Problem = "The draft is not saved: " + err.Error()
 	}
@@ -470,7 +475,8 @@ func (s *Server) draftPost(w http.ResponseWriter, r *http.Request, ss *session) 
 		if err == nil && d.Passed == len(res) {
 			p.Message = fmt.Sprintf("All %d tests passed.", len(res))
 		} else if err == nil {
-			p.Problem = fmt.Sprintf("%d of %d tests failed.", len(res)-d.Passed, len(res))
+			// After what went before (the draft not saved), not instead of it.
+			p.Problem = strings.TrimSpace(p.Problem + " " + fmt.Sprintf("%d of %d tests failed.", len(res)-d.Passed, len(res)))
 		}
 	case "promote":
 		if len(d.Lint) > 0 {
@@ -636,9 +642,8 @@ func (s *Server) checkEntry(f url.Values, errs map[string]string) ListEntry {
 			errs["value"] = "value: a device id of 1–128 characters without spaces or #"
 			break
 		}
-		if schemas.ContainsPhone(v) {
-			// Events with such a device id are refused, and the entry would keep the number as typed.
-			errs["value"] = "value: looks like it contains a mobile phone number; for a number choose kind phone (it is stored hashed)"
+		if why := deviceProblem(v); why != "" {
+			errs["value"] = "value: " + why
 			break
 		}
 		e.Value = v
@@ -659,12 +664,32 @@ func (s *Server) checkEntry(f url.Values, errs map[string]string) ListEntry {
 		errs["why"] = "why: required — say why, for whoever reads this list next"
 	case len(e.Why) > 200 || strings.ContainsAny(e.Why, "\r\n"):
 		errs["why"] = "why: one line of at most 200 characters"
+	case !utf8.ValidString(e.Why):
+		errs["why"] = "why: is not valid UTF-8 text"
+	case strings.ContainsFunc(e.Why, unicode.IsControl):
+		// A NUL or an escape sequence would go to the lists topic and every node's page as sent.
+		errs["why"] = "why: contains a control character"
 	case schemas.ContainsPhone(e.Why):
 		// The note goes to the lists topic and every node as typed: riskflow never keeps a number
 		// in plaintext.
 		errs["why"] = "why: holds a phone number; say why without it (block the number itself with kind phone: it is stored hashed)"
 	}
 	return e
+}
+
+// deviceProblem says why v cannot be a device id of an event (events carrying it are refused, so
+// a list entry or a lookup of it would never match anything), or "". Its answers never show v.
+func deviceProblem(v string) string {
+	switch {
+	case !utf8.ValidString(v):
+		return "is not valid UTF-8 text"
+	case strings.ContainsFunc(v, unicode.IsControl):
+		return "contains a control character"
+	case schemas.ContainsPhone(v):
+		// Events with such a device id are refused, and an entry would keep the number as typed.
+		return "looks like it contains a mobile phone number; for a number choose kind phone (it is stored hashed)"
+	}
+	return ""
 }
 
 func (s *Server) listsAdd(w http.ResponseWriter, r *http.Request, ss *session) {
@@ -785,7 +810,7 @@ func (s *Server) investigateKey(w http.ResponseWriter, r *http.Request, ss *sess
 	defer cancel()
 	p := page{Title: "Investigate", Errs: map[string]string{}, Form: map[string]string{"kind": cmp.Or(kind, "phone")}, Message: msg}
 	if kind != KindPhone {
-		p.Form["value"] = v // a number is never echoed back
+		p.Form["value"] = schemas.MaskPhones(v) // a number is never echoed back
 	}
 	var d investigateData
 	if s.d.Labels == nil {
@@ -831,6 +856,11 @@ func (s *Server) investigateKey(w http.ResponseWriter, r *http.Request, ss *sess
 	case KindDevice:
 		if v == "" || len(v) > 128 {
 			p.Errs["value"] = "value: a device id of 1–128 characters"
+			break
+		}
+		if why := deviceProblem(v); why != "" {
+			// Looked up, it would go into the label forms' URLs and the history's queries.
+			p.Errs["value"] = "value: " + why
 			break
 		}
 		hl.Value, d.Shown = v, v
