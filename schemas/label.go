@@ -75,6 +75,11 @@ func DecodeLabels(data []byte) ([]Label, error) {
 	if len(trimmed) == 0 {
 		return nil, &FieldError{Reason: "body is empty: expected a label object or an array of labels"}
 	}
+	// encoding/json would store a byte that is not UTF-8 as U+FFFD, and keep the last of two
+	// app_ids: both are refused, naming the member.
+	if err := CheckJSONText(data); err != nil {
+		return nil, err
+	}
 	type wire struct {
 		AppID      string `json:"app_id"`
 		DecisionID string `json:"decision_id"`

@@ -50,3 +50,50 @@ func TestDecodeLabels(t *testing.T) {
 		}
 	}
 }
+
+// What encoding/json passes silently is refused, naming the member: a byte that is not UTF-8 or
+// half a surrogate pair (stored as U+FFFD, two distinct ids would become one) and a member given
+// twice (the last app_id would win).
+func TestDecodeLabelsRefusesBadTextAndRepeatedMembers(t *testing.T) {
+	for body, want := range map[string]string{
+		"{\"app_id\":\"a\",\"event_id\":\"x\xff\",\"label\":\"fraud\"}":                                       "event_id: is not valid UTF-8",
+		"[{\"app_id\":\"a\",\"event_id\":\"e\",\"label\":\"fraud\",\"note\":\"a\xc0\xafb\"}]":                 "[0].note: is not valid UTF-8",
+		`{"app_id":"a","event_id":"e","label":"fraud","note":"sur \ud800 "}`:                                  "note: holds an unpaired UTF-16 surrogate",
+		`[{"app_id":"a","event_id":"e","label":"fraud"},{"app_id":"a","event_id":"e\udc00","label":"fraud"}]`: "[1].event_id: holds an unpaired UTF-16 surrogate",
+		`{"app_id":"a","app_id":"b","event_id":"e","label":"fraud"}`:                                          "app_id: appears more than once",
+		`[{"app_id":"a","event_id":"e","label":"fraud","label":"legit"}]`:                                     "[0].label: appears more than once",
+		`{"app_id":"a","event_id":"e","label":"fraud","13812348000":1,"13812348000":2}`:                       `"<phone>": appears more than once`,
+	} {
+		_, err := DecodeLabels([]byte(body))
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", body, err, want)
+		}
+		if _, ok := AsFieldError(err); !ok {
+			t.Errorf("%q: %v is not a *FieldError", body, err)
+		}
+	}
+	// A surrogate pair written as escapes is one character, and fine.
+	if ls, err := DecodeLabels([]byte(`{"app_id":"a","event_id":"e","label":"fraud","note":"\ud83d\ude00"}`)); err != nil || ls[0].Note != "😀" {
+		t.Errorf("a paired surrogate escape: %v %v", ls, err)
+	}
+}
+
+func TestCheckJSONText(t *testing.T) {
+	for doc, want := range map[string]string{
+		`{"a":{"b":[1,{"c":"\udfff"}]}}`: "a.b[1].c: holds an unpaired UTF-16 surrogate",
+		`{"a":[{"x":1},{"x":1,"x":2}]}`:  "a[1].x: appears more than once",
+		`{"a\u0062":1,"ab":2}`:           "ab: appears more than once",
+		"[\"ok\",\"\xfe\"]":              "[1]: is not valid UTF-8",
+		"{\"k\xff\":1}":                  "a member name is not valid UTF-8",
+	} {
+		if err := CheckJSONText([]byte(doc)); err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", doc, err, want)
+		}
+	}
+	// Valid documents, and documents that are not JSON (the decoder reports those), pass.
+	for _, doc := range []string{``, `{}`, `[]`, `{"a":"b","c":["d",{"a":1}],"e":null}`, `{"a":`, `{"a":1,}`, `"x"`, strings.Repeat("[", 20000)} {
+		if err := CheckJSONText([]byte(doc)); err != nil {
+			t.Errorf("%q: %v", doc, err)
+		}
+	}
+}

@@ -81,8 +81,13 @@ type ExplainResponse struct {
 	scoring.Explanation
 }
 
-// decodeStrict decodes a JSON object into v, refusing unknown members.
+// decodeStrict decodes a JSON object into v, refusing unknown members, members given twice and
+// text that is not valid Unicode.
 func decodeStrict(b []byte, v any) error {
+	// Text that is not valid Unicode and a member given twice, which encoding/json passes silently.
+	if err := schemas.CheckJSONText(b); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/riskflow/riskflow/internal/syncbuf"
 	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring"
 	"github.com/riskflow/riskflow/scoring/api"
 )
 
@@ -627,5 +628,39 @@ func TestFailuresLoggedOncePerOutage(t *testing.T) {
 	}
 	if errs != 1 || recovered != 1 {
 		t.Errorf("500 failed requests logged %d errors and %d recoveries, want 1 and 1:\n%.2000s", errs, recovered, logs.String())
+	}
+}
+
+// subjects records what POST /v1/admin/explain asked about.
+type subjects struct{ got []scoring.Subject }
+
+func (s *subjects) Explain(sub scoring.Subject) (scoring.Explanation, error) {
+	s.got = append(s.got, sub)
+	return scoring.Explanation{Subject: "x"}, nil
+}
+
+// The admin routes' bodies are held to what the check and events bodies are: text that is not
+// valid Unicode is a 400 naming the member (encoding/json would read U+FFFD, looking up or
+// labelling another id than the one sent), and so is a member given twice (the last one would
+// win: a second app_id, a second device_id).
+func TestAdminBodiesRefuseBadTextAndRepeatedMembers(t *testing.T) {
+	ex, lb := &subjects{}, &recordedLabels{}
+	f := newFixture(t, api.Config{}, api.WithRulesAdmin(&fakeRules{}, map[string]string{"lead": "s3cret"}), api.WithInvestigation(ex, lb))
+	admin := basic("lead", "s3cret")
+	for _, c := range []struct{ path, body, want string }{
+		{"/v1/admin/explain", "{\"device_id\":\"dev\xffx\"}", "device_id: is not valid UTF-8"},
+		{"/v1/admin/explain", `{"device_id":"dev\udc00"}`, "device_id: holds an unpaired UTF-16 surrogate"},
+		{"/v1/admin/explain", `{"device_id":"farm-1","device_id":"farm-2"}`, "device_id: appears more than once"},
+		{"/v1/admin/explain", `{"ip":"10.0.0.1","app_id":"a","app_id":"b"}`, "app_id: appears more than once"},
+		{"/v1/admin/labels", "[{\"app_id\":\"a\",\"event_id\":\"e\xff\",\"label\":\"fraud\"}]", "[0].event_id: is not valid UTF-8"},
+		{"/v1/admin/labels", `{"app_id":"a","event_id":"e","label":"fraud","note":"\ud800"}`, "note: holds an unpaired UTF-16 surrogate"},
+		{"/v1/admin/labels", `{"app_id":"a","app_id":"b","event_id":"e","label":"fraud"}`, "app_id: appears more than once"},
+		{"/v1/rules/rollback", `{"version":"v1","version":"v2"}`, "version: appears more than once"},
+		{"/v1/rules/rollback", "{\"version\":\"v\xff\"}", "version: is not valid UTF-8"},
+	} {
+		errorBody(t, f.do(t, http.MethodPost, c.path, c.body, admin), http.StatusBadRequest, c.want)
+	}
+	if len(ex.got) != 0 || len(lb.labels) != 0 {
+		t.Errorf("refused bodies reached the state or the labels: %+v %+v", ex.got, lb.labels)
 	}
 }
