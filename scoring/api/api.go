@@ -219,8 +219,10 @@ func New(cfg Config, checker Checker, pub Publisher, opts ...Option) *Server {
 		// Every method of every path lands here unless a route above matched, so a known path
 		// reached with the wrong method is told apart from an unknown path.
 		// Method and path are the caller's: shown short, escaped, phone numbers masked.
-		method, path := schemas.ShowName(r.Method, 16), schemas.ShowName(r.URL.Path, 64)
-		if allow, ok := allowed[r.URL.Path]; ok {
+		// The routes match the path as sent: /v1/risk%2Fcheck is not /v1/risk/check (its
+		// decoded form), so it is an unknown path, not a known one with the wrong method.
+		method, path := schemas.ShowName(r.Method, 16), schemas.ShowName(r.URL.EscapedPath(), 64)
+		if allow, ok := allowed[r.URL.EscapedPath()]; ok {
 			w.Header().Set("Allow", allow)
 			return 0, &httpError{status: http.StatusMethodNotAllowed, msg: fmt.Sprintf("method %s is not allowed on %s: use %s", method, path, allow)}
 		}

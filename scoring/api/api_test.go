@@ -596,3 +596,19 @@ func grep(text, substr string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// A route reached through an escaped slash (/v1/risk%2Fcheck) is not that route: the answer is a
+// 404 for the path as sent, not a 405 telling the caller to use the very method it used.
+func TestEscapedSlashIsNotTheRoute(t *testing.T) {
+	f := newFixture(t, api.Config{})
+	for _, path := range []string{"/v1/risk%2Fcheck", "/v1%2Frisk%2Fcheck", "/v1/risk%2fcheck"} {
+		w := f.do(t, http.MethodPost, path, checkBody)
+		eb := errorBody(t, w, http.StatusNotFound, "no route POST "+path)
+		if w.Header().Get("Allow") != "" {
+			t.Errorf("%s: Allow %q (%s)", path, w.Header().Get("Allow"), eb.Content)
+		}
+	}
+	if f.chk.calls() != 0 {
+		t.Error("the checker was called")
+	}
+}
