@@ -407,7 +407,9 @@ rules:
 	if len(msgs) < 4 {
 		t.Fatalf("%d errors, want one per comment holding the number:\n%s", len(msgs), strings.Join(msgs, "\n"))
 	}
-	for _, want := range []string{"comment: holds a phone number", "rule r1: comment: holds a phone number", "rule r2: comment: holds a phone number"} {
+	// Each at the comment's own line, a foot comment far below its node too.
+	for _, want := range []string{"line 1:1: comment: holds a phone number", "line 2:9: comment: holds", "line 4:3: rule r1: comment: holds", "line 7:16: rule r1: comment: holds a phone number",
+		"line 14:5: rule r2: comment: holds a phone number", "line 15:1: comment: holds"} {
 		found := false
 		for _, m := range msgs {
 			found = found || strings.Contains(m, want)

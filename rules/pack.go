@@ -348,13 +348,27 @@ func (c *compiler) comments(n *yaml.Node, rule string) {
 	}
 }
 
-// commentsOf reports n's own comments (not its children's).
+// commentsOf reports n's own comments (not its children's), at the comment's line when it can be
+// found in the text (a foot comment may be far below its node), else at the node.
 func (c *compiler) commentsOf(n *yaml.Node, rule string) {
 	for _, cm := range [...]string{n.HeadComment, n.LineComment, n.FootComment} {
-		if cm != "" && schemas.ContainsPhone(cm) {
-			c.errAt(n, rule, "comment", "%s", errPackPhone)
-			return
+		if cm == "" || !schemas.ContainsPhone(cm) {
+			continue
 		}
+		at := n
+		for l := range strings.SplitSeq(cm, "\n") {
+			if l = strings.TrimSpace(l); l == "" || !schemas.ContainsPhone(l) {
+				continue
+			}
+			for i, sl := range strings.Split(string(c.src), "\n") {
+				if j := strings.Index(sl, l); j >= 0 {
+					at = &yaml.Node{Line: i + 1, Column: j + 1}
+					break
+				}
+			}
+			break
+		}
+		c.errAt(at, rule, "comment", "%s", errPackPhone)
 	}
 }
 
