@@ -27,6 +27,7 @@ import (
 	"github.com/riskflow/riskflow/rules/rulesvc"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring"
+	"github.com/riskflow/riskflow/scoring/api"
 	"github.com/riskflow/riskflow/scoring/backtest"
 	"github.com/riskflow/riskflow/scoring/console"
 	"github.com/riskflow/riskflow/scoring/ruletest"
@@ -35,20 +36,22 @@ import (
 // withConsole serves the risk team's console under /console/ next to the API, when admin keys
 // are configured. The console's parts are adapters over what this node has: the rules admin, the
 // pack's tests, the backtest, the lists file, ClickHouse's rollups and this node's metrics.
-func (a *app) withConsole(apiHandler http.Handler) http.Handler {
+func (a *app) withConsole(srv *api.Server) http.Handler {
 	if len(a.cfg.API.AdminKeys) == 0 {
-		return apiHandler
+		return srv
 	}
-	c, err := console.New(a.consoleDeps(), a.log.With("role", "console"))
+	deps := a.consoleDeps()
+	deps.ClientAddr = srv.ClientAddr // failed logins per client as the API counts them (api.trusted_proxies)
+	c, err := console.New(deps, a.log.With("role", "console"))
 	if err != nil {
 		a.log.Error("console not served", "err", err)
-		return apiHandler
+		return srv
 	}
 	a.log.Info("console served", "path", "/console/", "admins", len(a.cfg.API.AdminKeys))
 	mux := http.NewServeMux()
 	mux.Handle("/console/", c)
 	mux.Handle("/console", http.RedirectHandler("/console/", http.StatusSeeOther))
-	mux.Handle("/", apiHandler)
+	mux.Handle("/", srv)
 	return mux
 }
 

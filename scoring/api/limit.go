@@ -221,6 +221,17 @@ func (a *addrLimiter) tracked() int {
 // through 2^64 of them. The client is the TCP peer, unless the peer is one of proxies: then it is
 // the right-most address of X-Forwarded-For that is not a proxy (the left part of the header is
 // whatever the client wrote). A proxy that sent no usable header is its own client.
+// ClientAddr is the client a request's failed authentication is counted against, as text: its
+// address (IPv6: its /64), or the address a trusted proxy's X-Forwarded-For names
+// (api.trusted_proxies). The console throttles its failed logins by it too, so that behind a load
+// balancer one guessing client does not lock every admin out, nor picks its own bucket.
+func (s *Server) ClientAddr(r *http.Request) string {
+	if p := clientAddr(r, s.proxies); p.IsValid() {
+		return p.String()
+	}
+	return ""
+}
+
 func clientAddr(r *http.Request, proxies []netip.Prefix) netip.Prefix {
 	var a netip.Addr
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {

@@ -15,6 +15,7 @@ package console
 import (
 	"context"
 	"errors"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -246,4 +247,7 @@ type Deps struct {
 	// Node names this node in the state it writes (a backtest "running on NODE"); default: the
 	// host name.
 	Node string
+	// ClientAddr names the client failed logins are counted against (api.Server.ClientAddr: the
+	// client a trusted proxy names, an IPv6 /64); default: the TCP peer's address.
+	ClientAddr func(*http.Request) string
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riskflow/riskflow/scoring/api"
 	"github.com/riskflow/riskflow/scoring/backtest"
 	"github.com/riskflow/riskflow/scoring/console"
 	"github.com/riskflow/riskflow/scoring/console/consoletest"
@@ -804,5 +805,42 @@ func TestDraftHoldingAPhoneNumberIsNotSaved(t *testing.T) {
 		if err != nil || !ok || strings.Contains(string(it.Body), "5678") || string(it.Body) != "pack: p\n# first\n" {
 			t.Fatalf("%s: the saved draft is %q (%v, %v)", action, it.Body, ok, err)
 		}
+	}
+}
+
+// Behind a load balancer every login comes from its address: failed logins are counted against
+// the client it names (api.trusted_proxies, as the API counts failed authentications), so one
+// guessing client does not lock every admin out — nor can a client pick its own bucket by writing
+// X-Forwarded-For itself.
+func TestFailedLoginsCountedPerClientBehindAProxy(t *testing.T) {
+	srv := api.New(api.Config{TrustedProxies: []string{"127.0.0.1", "::1"}}, nil, nil)
+	c := newServer(t, console.Deps{Lists: &fakeLists{}, ClientAddr: srv.ClientAddr})
+	login := func(client, secret string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, c.Base+"/console/login", strings.NewReader(url.Values{"name": {"alice"}, "secret": {secret}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", client)
+		resp, err := c.HTTP.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for range 5 {
+		login("203.0.113.9", "guess")
+	}
+	if code := login("203.0.113.9", "a-secret"); code != http.StatusTooManyRequests {
+		t.Errorf("the guessing client's 6th login: %d, want 429", code)
+	}
+	if code := login("198.51.100.20", "a-secret"); code != http.StatusSeeOther {
+		t.Errorf("another client behind the same proxy: %d, want the login to work", code)
+	}
+	// One /64 is one client: an IPv6 guesser cannot walk its own network for fresh buckets.
+	for i := range 5 {
+		login(fmt.Sprintf("2001:db8:1:2::%x", i+1), "guess")
+	}
+	if code := login("2001:db8:1:2::99", "a-secret"); code != http.StatusTooManyRequests {
+		t.Errorf("another address of the guessing /64: %d, want 429", code)
 	}
 }

@@ -93,6 +93,9 @@ func New(d Deps, log *slog.Logger) (*Server, error) {
 	if d.Node == "" {
 		d.Node, _ = os.Hostname()
 	}
+	if d.ClientAddr == nil {
+		d.ClientAddr = clientAddr
+	}
 	s := &Server{d: d, shared: shared, log: log, sess: newSessions(d.Admins, d.Now), jobs: newJobs(d.MaxJobs), cache: map[Filter]cachedOverview{}}
 	if err := s.parse(); err != nil {
 		return nil, err
@@ -310,7 +313,7 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusBadRequest, "login", nil, p)
 		return
 	}
-	ss, err := s.sess.login(clientAddr(r), who, secret)
+	ss, err := s.sess.login(s.d.ClientAddr(r), who, secret)
 	if err != nil {
 		status := http.StatusUnauthorized
 		if errors.Is(err, errThrottled) {
