@@ -844,3 +844,20 @@ func TestFailedLoginsCountedPerClientBehindAProxy(t *testing.T) {
 		t.Errorf("another address of the guessing /64: %d, want 429", code)
 	}
 }
+
+// A path is the caller's: a page that is not there, or a version not recorded, does not echo a
+// number in it.
+func TestNotFoundPagesDoNotEchoNumbers(t *testing.T) {
+	c := newServer(t, console.Deps{Rules: &fakeRules{}})
+	for _, path := range []string{"/console/13912345678", "/console/call%20139%201234%205678/x"} {
+		code, body, _ := c.Get(path)
+		if code != http.StatusNotFound || strings.Contains(body, "5678") || !strings.Contains(body, "There is no console page") {
+			t.Errorf("%s: %d, number echoed: %v", path, code, strings.Contains(body, "5678"))
+		}
+	}
+	c.Login("alice", "a-secret")
+	code, body, _ := c.Get("/console/rules/versions/13912345678")
+	if code != http.StatusNotFound || strings.Contains(body, "5678") || !strings.Contains(body, "no recorded version") {
+		t.Errorf("an unknown version: %d, number echoed: %v", code, strings.Contains(body, "5678"))
+	}
+}

@@ -315,7 +315,7 @@ func (s *Server) versionPage(w http.ResponseWriter, r *http.Request, ss *session
 		}
 	}
 	if d.V == nil {
-		s.render(w, r, http.StatusNotFound, "error", ss, page{Title: "Version", Nav: "rules", Problem: "version: no recorded version " + want})
+		s.render(w, r, http.StatusNotFound, "error", ss, page{Title: "Version", Nav: "rules", Problem: "version: no recorded version " + schemas.ShowName(want, 64)})
 		return
 	}
 	// The list may leave the texts out: read the two versions compared.

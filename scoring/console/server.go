@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/riskflow/riskflow/schemas"
 )
 
 //go:embed templates/*.html
@@ -132,7 +134,9 @@ func New(d Deps, log *slog.Logger) (*Server, error) {
 	m.HandleFunc("POST /console/investigate", s.authed(s.investigatePost))
 	m.HandleFunc("POST /console/investigate/label", s.authed(s.label))
 	m.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
-		s.render(w, r, http.StatusNotFound, "error", nil, page{Title: "Not found", Message: "There is no console page " + r.URL.Path + "."})
+		// The path is the caller's: shown short, with any phone number masked (a number is never
+		// echoed back).
+		s.render(w, r, http.StatusNotFound, "error", nil, page{Title: "Not found", Message: "There is no console page " + schemas.ShowName(r.URL.Path, 128) + "."})
 	})
 	s.mux = m
 	return s, nil
