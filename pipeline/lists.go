@@ -17,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/riskflow/riskflow/consumers"
+	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring"
 )
 
@@ -207,9 +208,9 @@ func (l *SharedLists) Remove(ctx context.Context, id, who string) error {
 	inFile, onTopic := l.has(id)
 	switch {
 	case !onTopic && inFile:
-		return fmt.Errorf("%w: entry %s is in the lists file (scoring.lists): change it there", ErrListEntry, id)
+		return fmt.Errorf("%w: entry %s is in the lists file (scoring.lists): change it there", ErrListEntry, schemas.Excerpt(id, 40))
 	case !onTopic:
-		return fmt.Errorf("%w: no entry %s (removed already?)", ErrListEntry, id)
+		return fmt.Errorf("%w: no entry %s (removed already?)", ErrListEntry, schemas.Excerpt(id, 40))
 	}
 	return l.write(ctx, kafka.Message{Key: []byte(id), Headers: []kafka.Header{{Key: "removed_by", Value: []byte(who)}}})
 }

@@ -861,3 +861,13 @@ func TestNotFoundPagesDoNotEchoNumbers(t *testing.T) {
 		t.Errorf("an unknown version: %d, number echoed: %v", code, strings.Contains(body, "5678"))
 	}
 }
+
+// Removing an entry by an id that is not one is refused without showing what was posted.
+func TestListRemoveDoesNotEchoTheID(t *testing.T) {
+	c := newServer(t, console.Deps{Lists: &fakeLists{}})
+	csrf := c.Login("alice", "a-secret")
+	code, body, _ := c.Post("/console/lists/remove", url.Values{"csrf": {csrf}, "id": {"139 1234 5678"}})
+	if code != http.StatusBadRequest || strings.Contains(body, "5678") || !strings.Contains(body, "id: not the id of a list entry") {
+		t.Errorf("remove a number: %d, echoed: %v", code, strings.Contains(body, "5678"))
+	}
+}

@@ -575,6 +575,9 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request, ss *session) {
 
 var versionPattern = regexp.MustCompile(`^[0-9a-f]{16}$`)
 
+// entryIDPattern is a list entry's id (pipeline.ListEntryID).
+var entryIDPattern = regexp.MustCompile(`^[0-9a-f]{12}$`)
+
 // ---- lists ---------------------------------------------------------------------------------
 
 type listsData struct {
@@ -738,6 +741,12 @@ func (s *Server) listsRemove(w http.ResponseWriter, r *http.Request, ss *session
 	}
 	if id == "" {
 		p.Problem = "id: which entry to remove"
+		s.renderLists(w, r, ss, http.StatusBadRequest, p)
+		return
+	}
+	if !entryIDPattern.MatchString(id) {
+		// Not shown: it is whatever was posted.
+		p.Problem = "id: not the id of a list entry (12 hex digits)"
 		s.renderLists(w, r, ss, http.StatusBadRequest, p)
 		return
 	}
