@@ -64,6 +64,9 @@ func decodePromotion(it Item) (*pendingPromotion, error) {
 
 // pendingOf returns one request, nil when there is none.
 func (s *Server) pendingOf(ctx context.Context, id string) (*pendingPromotion, error) {
+	if !stateIDPattern.MatchString(id) {
+		return nil, nil // no id this console made: not looked up (it is whatever was sent)
+	}
 	it, ok, err := s.d.State.Get(ctx, ItemPromotion, id)
 	if err != nil || !ok {
 		return nil, err

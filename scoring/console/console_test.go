@@ -871,3 +871,39 @@ func TestListRemoveDoesNotEchoTheID(t *testing.T) {
 		t.Errorf("remove a number: %d, echoed: %v", code, strings.Contains(body, "5678"))
 	}
 }
+
+// recordingState is a State that records the ids asked for.
+type recordingState struct {
+	console.State
+	asked []string
+}
+
+func (r *recordingState) Get(ctx context.Context, kind, id string) (console.Item, bool, error) {
+	r.asked = append(r.asked, kind+"/"+id)
+	return r.State.Get(ctx, kind, id)
+}
+
+// A promotion request or backtest id that this console cannot have made is not looked up in the
+// shared state (ClickHouse: the query would carry it into the server's log) nor echoed.
+func TestForeignStateIDsAreNotLookedUp(t *testing.T) {
+	st := &recordingState{State: console.NewMemoryState()}
+	c := newServer(t, console.Deps{Rules: &fakeRules{}, Backtest: &blockingBacktest{started: make(chan struct{})}, State: st})
+	csrf := c.Login("alice", "a-secret")
+	for _, path := range []string{"/console/backtests/tel:13912345678", "/console/backtests/13912345678x/progress", "/console/rules/pending/139%201234%205678"} {
+		code, body, _ := c.Get(path)
+		if code != http.StatusNotFound || strings.Contains(body, "5678") {
+			t.Errorf("GET %s: %d, echoed: %v", path, code, strings.Contains(body, "5678"))
+		}
+	}
+	for _, path := range []string{"/console/backtests/tel:13912345678/cancel", "/console/rules/pending/tel:13912345678"} {
+		code, body, h := c.Post(path, url.Values{"csrf": {csrf}, "decision": {"approve"}})
+		if code >= 500 || strings.Contains(body+h.Get("Location"), "5678") {
+			t.Errorf("POST %s: %d %s, echoed: %v", path, code, h.Get("Location"), strings.Contains(body+h.Get("Location"), "5678"))
+		}
+	}
+	for _, a := range st.asked {
+		if strings.Contains(a, "5678") {
+			t.Errorf("looked up %q", a)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/backtest"
 )
 
@@ -191,6 +192,9 @@ func (s *Server) storedView(it Item) (*jobView, error) {
 // jobOf returns a backtest's view: live from this node when it runs here, else as its node last
 // wrote it; nil when there is none.
 func (s *Server) jobOf(ctx context.Context, id string) (*jobView, error) {
+	if !stateIDPattern.MatchString(id) {
+		return nil, nil // no id this console made: not looked up (it is whatever was sent)
+	}
 	if j := s.jobs.get(id); j != nil {
 		return j.view(s.d.Node), nil
 	}
@@ -369,7 +373,7 @@ func (s *Server) backtestPage(w http.ResponseWriter, r *http.Request, ss *sessio
 		s.render(w, r, http.StatusServiceUnavailable, "error", ss, page{Title: "Backtest", Nav: "rules", Problem: notAvailable("backtests", err)})
 		return
 	case v == nil:
-		s.render(w, r, http.StatusNotFound, "error", ss, page{Title: "Backtest", Nav: "rules", Problem: "No backtest " + r.PathValue("id") + " (the last " + itoa(s.d.MaxJobs) + " runs are kept)."})
+		s.render(w, r, http.StatusNotFound, "error", ss, page{Title: "Backtest", Nav: "rules", Problem: "No backtest " + schemas.ShowName(r.PathValue("id"), 32) + " (the last " + itoa(s.d.MaxJobs) + " runs are kept)."})
 		return
 	}
 	s.render(w, r, http.StatusOK, "backtest", ss, page{Title: "Backtest " + v.ID, Nav: "rules", Message: r.URL.Query().Get("msg"), Data: v})

@@ -575,6 +575,9 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request, ss *session) {
 
 var versionPattern = regexp.MustCompile(`^[0-9a-f]{16}$`)
 
+// stateIDPattern is the id of a promotion request or a backtest run (random bytes, hex).
+var stateIDPattern = regexp.MustCompile(`^[0-9a-f]{1,32}$`)
+
 // entryIDPattern is a list entry's id (pipeline.ListEntryID).
 var entryIDPattern = regexp.MustCompile(`^[0-9a-f]{12}$`)
 
