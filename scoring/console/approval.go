@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"time"
 )
@@ -128,7 +127,7 @@ func (s *Server) pendingPost(w http.ResponseWriter, r *http.Request, ss *session
 	defer cancel()
 	id := r.PathValue("id")
 	back := func(msg string) {
-		http.Redirect(w, r, "/console/rules?msg="+url.QueryEscape(msg), http.StatusSeeOther)
+		http.Redirect(w, r, "/console/rules?"+s.notice(ss, msg), http.StatusSeeOther)
 	}
 	p, err := s.pendingOf(ctx, id)
 	if err != nil {

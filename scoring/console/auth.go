@@ -210,3 +210,28 @@ func clientAddr(r *http.Request) string {
 	}
 	return a
 }
+
+// A notice is the sentence a page shows at the top after a redirect ("Promoted version …"). It
+// comes in the redirect's query, signed for the session: a page shows it only with the signature,
+// so a link from elsewhere cannot make the console say what its author wants (a fake "session
+// expired, log in at …" above a real page).
+
+// notice is the query of a redirect that carries msg to the next page.
+func (s *Server) notice(ss *session, msg string) string {
+	return "msg=" + url.QueryEscape(msg) + "&sig=" + s.sess.noticeMAC(ss, msg)
+}
+
+// noticeOf is the notice the request carries for its session, or "" if it has none or its
+// signature does not match.
+func (s *Server) noticeOf(r *http.Request, ss *session) string {
+	q := r.URL.Query()
+	msg, sig := q.Get("msg"), q.Get("sig")
+	if msg == "" || ss == nil || !hmac.Equal([]byte(sig), []byte(s.sess.noticeMAC(ss, msg))) {
+		return ""
+	}
+	return msg
+}
+
+func (s *sessions) noticeMAC(ss *session, msg string) string {
+	return mac(s.key(ss.who), "notice|"+ss.nonce+"|"+msg)
+}

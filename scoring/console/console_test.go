@@ -907,3 +907,37 @@ func TestForeignStateIDsAreNotLookedUp(t *testing.T) {
 		}
 	}
 }
+
+// The notice at the top of a page comes with the redirect that sets it, signed for the session: a
+// link from elsewhere (or another admin's session) cannot make the console say what it wants.
+func TestNoticesCannotBeForgedByALink(t *testing.T) {
+	lists := &fakeLists{}
+	c := newServer(t, console.Deps{Lists: lists, Rules: &fakeRules{}})
+	csrf := c.Login("alice", "a-secret")
+	const forged = "Your session expired: log in again at https://evil.example"
+	for _, path := range []string{"/console/rules", "/console/rules/draft", "/console/lists", "/console/investigate"} {
+		_, body, _ := c.Get(path + "?msg=" + url.QueryEscape(forged))
+		if strings.Contains(body, "evil.example") {
+			t.Errorf("%s shows a notice from the link", path)
+		}
+	}
+	code, _, h := c.Post("/console/lists", url.Values{"csrf": {csrf}, "action": {"block"}, "kind": {"ip"}, "value": {"192.0.2.1"}, "why": {"test"}})
+	if code != http.StatusSeeOther {
+		t.Fatalf("add an entry: %d", code)
+	}
+	_, body, _ := c.Get(h.Get("Location"))
+	if !strings.Contains(body, "Added: block ip 192.0.2.1.") {
+		t.Errorf("the redirect's own notice is not shown (%s)", h.Get("Location"))
+	}
+	loc, _ := url.Parse(h.Get("Location"))
+	q := loc.Query()
+	q.Set("msg", forged)
+	if _, body, _ := c.Get("/console/lists?" + q.Encode()); strings.Contains(body, "evil.example") {
+		t.Error("another notice with the signature of a real one is shown")
+	}
+	bob := c.Fork()
+	bob.Login("bob", "b-secret")
+	if _, body, _ := bob.Get(h.Get("Location")); strings.Contains(body, "Added: block ip") {
+		t.Error("alice's notice is shown in bob's session")
+	}
+}

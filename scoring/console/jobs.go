@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"sync"
@@ -294,7 +293,7 @@ func (s *Server) watchJob(ctx context.Context, j *job) {
 func (s *Server) backtestStart(w http.ResponseWriter, r *http.Request, ss *session) {
 	hours, err := strconv.Atoi(r.PostForm.Get("hours"))
 	back := func(msg string) {
-		http.Redirect(w, r, "/console/rules/draft?msg="+url.QueryEscape(msg), http.StatusSeeOther)
+		http.Redirect(w, r, "/console/rules/draft?"+s.notice(ss, msg), http.StatusSeeOther)
 	}
 	switch {
 	case s.d.Backtest == nil:
@@ -376,7 +375,7 @@ func (s *Server) backtestPage(w http.ResponseWriter, r *http.Request, ss *sessio
 		s.render(w, r, http.StatusNotFound, "error", ss, page{Title: "Backtest", Nav: "rules", Problem: "No backtest " + schemas.ShowName(r.PathValue("id"), 32) + " (the last " + itoa(s.d.MaxJobs) + " runs are kept)."})
 		return
 	}
-	s.render(w, r, http.StatusOK, "backtest", ss, page{Title: "Backtest " + v.ID, Nav: "rules", Message: r.URL.Query().Get("msg"), Data: v})
+	s.render(w, r, http.StatusOK, "backtest", ss, page{Title: "Backtest " + v.ID, Nav: "rules", Message: s.noticeOf(r, ss), Data: v})
 }
 
 func (s *Server) backtestProgress(w http.ResponseWriter, r *http.Request, ss *session) {
@@ -404,7 +403,7 @@ func (s *Server) backtestCancel(w http.ResponseWriter, r *http.Request, ss *sess
 	defer cancel()
 	id := r.PathValue("id")
 	back := func(msg string) {
-		http.Redirect(w, r, "/console/backtests/"+id+"?msg="+url.QueryEscape(msg), http.StatusSeeOther)
+		http.Redirect(w, r, "/console/backtests/"+id+"?"+s.notice(ss, msg), http.StatusSeeOther)
 	}
 	if j := s.jobs.get(id); j != nil {
 		j.stop(ss.who)
@@ -418,7 +417,7 @@ func (s *Server) backtestCancel(w http.ResponseWriter, r *http.Request, ss *sess
 		back("Not cancelled: " + err.Error())
 		return
 	case v == nil:
-		http.Redirect(w, r, "/console/rules/draft?msg="+url.QueryEscape("No such backtest."), http.StatusSeeOther)
+		http.Redirect(w, r, "/console/rules/draft?"+s.notice(ss, "No such backtest."), http.StatusSeeOther)
 		return
 	case v.Done:
 		back("It had finished already.")

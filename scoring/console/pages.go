@@ -267,7 +267,7 @@ type rulesData struct {
 func (s *Server) rulesPage(w http.ResponseWriter, r *http.Request, ss *session) {
 	ctx, cancel := pageCtx(r)
 	defer cancel()
-	p := page{Title: "Rules", Message: r.URL.Query().Get("msg")}
+	p := page{Title: "Rules", Message: s.noticeOf(r, ss)}
 	d := rulesData{Approvals: s.d.Approvals}
 	pend, err := s.pendingList(ctx)
 	d.Pending, d.PendingErr = pend, notAvailable("promotion requests", err)
@@ -385,7 +385,7 @@ func (s *Server) dropDraft(ctx context.Context, who string) error {
 func (s *Server) draftPage(w http.ResponseWriter, r *http.Request, ss *session) {
 	ctx, cancel := pageCtx(r)
 	defer cancel()
-	p := page{Title: "Draft", Nav: "rules", Errs: map[string]string{}, Message: r.URL.Query().Get("msg")}
+	p := page{Title: "Draft", Nav: "rules", Errs: map[string]string{}, Message: s.noticeOf(r, ss)}
 	d := draftData{MaxHours: s.d.MaxHours, Shared: s.shared}
 	d.Backtests, d.BacktestsErr = s.jobList(ctx)
 	if s.d.Rules == nil {
@@ -491,7 +491,7 @@ func (s *Server) draftPost(w http.ResponseWriter, r *http.Request, ss *session) 
 				break
 			}
 			s.log.Info("console: promotion requested", "admin", ss.who, "version", pp.Version, "id", pp.ID)
-			http.Redirect(w, r, "/console/rules?msg="+url.QueryEscape(fmt.Sprintf("Promotion of version %s requested by %s: another admin approves it under Waiting for approval.", pp.Version, ss.who)), http.StatusSeeOther)
+			http.Redirect(w, r, "/console/rules?"+s.notice(ss, fmt.Sprintf("Promotion of version %s requested by %s: another admin approves it under Waiting for approval.", pp.Version, ss.who)), http.StatusSeeOther)
 			return
 		}
 		info, err := s.d.Rules.Promote(ctx, []byte(draft), ss.who)
@@ -511,7 +511,7 @@ func (s *Server) draftPost(w http.ResponseWriter, r *http.Request, ss *session) 
 		if info.Note != "" {
 			msg += " Note: " + info.Note
 		}
-		http.Redirect(w, r, "/console/rules?msg="+url.QueryEscape(msg), http.StatusSeeOther)
+		http.Redirect(w, r, "/console/rules?"+s.notice(ss, msg), http.StatusSeeOther)
 		return
 	case "discard":
 		if err := s.dropDraft(ctx, ss.who); err != nil {
@@ -519,7 +519,7 @@ func (s *Server) draftPost(w http.ResponseWriter, r *http.Request, ss *session) 
 			status = http.StatusServiceUnavailable
 			break
 		}
-		http.Redirect(w, r, "/console/rules/draft?msg="+url.QueryEscape("Draft discarded: editing the live pack."), http.StatusSeeOther)
+		http.Redirect(w, r, "/console/rules/draft?"+s.notice(ss, "Draft discarded: editing the live pack."), http.StatusSeeOther)
 		return
 	default:
 		p.Errs["action"] = "action: one of lint, test, promote, discard"
@@ -570,7 +570,7 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request, ss *session) {
 	if info.Note != "" {
 		msg += " Note: " + info.Note
 	}
-	http.Redirect(w, r, "/console/rules?msg="+url.QueryEscape(msg), http.StatusSeeOther)
+	http.Redirect(w, r, "/console/rules?"+s.notice(ss, msg), http.StatusSeeOther)
 }
 
 var versionPattern = regexp.MustCompile(`^[0-9a-f]{16}$`)
@@ -592,7 +592,7 @@ type listsData struct {
 var listKinds = []string{KindPhone, KindIP, KindCIDR, KindDevice, KindPrefix}
 
 func (s *Server) listsPage(w http.ResponseWriter, r *http.Request, ss *session) {
-	s.renderLists(w, r, ss, http.StatusOK, page{Title: "Lists", Errs: map[string]string{}, Form: map[string]string{"action": "block", "kind": "phone"}, Message: r.URL.Query().Get("msg")})
+	s.renderLists(w, r, ss, http.StatusOK, page{Title: "Lists", Errs: map[string]string{}, Form: map[string]string{"action": "block", "kind": "phone"}, Message: s.noticeOf(r, ss)})
 }
 
 func (s *Server) renderLists(w http.ResponseWriter, r *http.Request, ss *session, status int, p page) {
@@ -729,7 +729,7 @@ func (s *Server) listsAdd(w http.ResponseWriter, r *http.Request, ss *session) {
 		return
 	}
 	s.log.Info("console: list entry added", "admin", ss.who, "action", e.Action, "kind", e.Kind, "shown", e.Shown)
-	http.Redirect(w, r, "/console/lists?msg="+url.QueryEscape(fmt.Sprintf("Added: %s %s %s.", e.Action, e.Kind, e.Shown)), http.StatusSeeOther)
+	http.Redirect(w, r, "/console/lists?"+s.notice(ss, fmt.Sprintf("Added: %s %s %s.", e.Action, e.Kind, e.Shown)), http.StatusSeeOther)
 }
 
 func (s *Server) listsRemove(w http.ResponseWriter, r *http.Request, ss *session) {
@@ -759,7 +759,7 @@ func (s *Server) listsRemove(w http.ResponseWriter, r *http.Request, ss *session
 		return
 	}
 	s.log.Info("console: list entry removed", "admin", ss.who, "id", id)
-	http.Redirect(w, r, "/console/lists?msg="+url.QueryEscape("Removed entry "+id+"."), http.StatusSeeOther)
+	http.Redirect(w, r, "/console/lists?"+s.notice(ss, "Removed entry "+id+"."), http.StatusSeeOther)
 }
 
 // ---- investigate ---------------------------------------------------------------------------
@@ -810,7 +810,7 @@ func (s *Server) investigate(w http.ResponseWriter, r *http.Request, ss *session
 			return
 		}
 	}
-	s.investigateKey(w, r, ss, kind, v, q.Get("msg"))
+	s.investigateKey(w, r, ss, kind, v, s.noticeOf(r, ss))
 }
 
 func (s *Server) investigatePost(w http.ResponseWriter, r *http.Request, ss *session) {
@@ -944,7 +944,7 @@ func (s *Server) label(w http.ResponseWriter, r *http.Request, ss *session) {
 			msg = fmt.Sprintf("%s %s marked %s by %s.", strings.ToUpper(target[:1])+target[1:], id, label, ss.who)
 		}
 	}
-	http.Redirect(w, r, back+sep+"msg="+url.QueryEscape(msg), http.StatusSeeOther)
+	http.Redirect(w, r, back+sep+s.notice(ss, msg), http.StatusSeeOther)
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
