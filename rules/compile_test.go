@@ -429,3 +429,23 @@ rules:
 		t.Errorf("a pack with harmless comments: %v", err)
 	}
 }
+
+// YAML escapes decode to control characters that a reason or a description would carry into
+// answers, risk.scores, ClickHouse and terminals: refused at their field; tabs and line breaks
+// stay text.
+func TestCompileRefusesControlCharacters(t *testing.T) {
+	src := "pack: p\ndescription: \"nul \\0 here\"\nrules:\n  - id: r1\n    tag: t\n    level: 300\n    description: \"line one\\nline two\\tand a tab\"\n    when: phone_verifies_10m >= 3\n    reason: \"\\e[31mred\\e[0m {phone_verifies_10m}\"\n"
+	msgs := compileErrs(t, src)
+	for _, want := range []string{"line 2:14: description: contains a control character", "rule r1: reason: contains a control character"} {
+		found := false
+		for _, m := range msgs {
+			found = found || strings.Contains(m, want)
+		}
+		if !found {
+			t.Errorf("no error %q among:\n%s", want, strings.Join(msgs, "\n"))
+		}
+	}
+	if len(msgs) != 2 {
+		t.Errorf("%d errors, want 2 (a tab and a line break are text):\n%s", len(msgs), strings.Join(msgs, "\n"))
+	}
+}

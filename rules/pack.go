@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"cel.dev/cel-go/cel"
@@ -328,7 +329,17 @@ func (c *compiler) str(n *yaml.Node, rule, field string) string {
 	if schemas.ContainsPhone(n.Value) {
 		c.errAt(n, rule, field, "%s", errPackPhone)
 	}
+	if strings.ContainsFunc(n.Value, isBadControl) {
+		// Escapes ("\0", "\e") decode to bytes that reasons and descriptions would carry into
+		// answers, risk.scores, ClickHouse and the terminals of `riskflow lookup`.
+		c.errAt(n, rule, field, "contains a control character (a NUL, an escape …): only text, tabs and line breaks")
+	}
 	return n.Value
+}
+
+// isBadControl reports a control character other than a tab or a line break.
+func isBadControl(r rune) bool {
+	return unicode.IsControl(r) && r != '\t' && r != '\n' && r != '\r'
 }
 
 // comments reports every comment of n and its descendants that holds a phone number, at the
