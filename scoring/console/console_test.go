@@ -419,10 +419,11 @@ func TestBacktestProgressAndCancel(t *testing.T) {
 }
 
 type countingHistory struct {
-	mu     sync.Mutex
-	calls  int
-	fail   bool
-	looked []console.Lookup
+	mu      sync.Mutex
+	calls   int
+	fail    bool
+	looked  []console.Lookup
+	filters []console.Filter
 }
 
 type fakeExplain struct{ got []console.Lookup }
@@ -479,6 +480,7 @@ func (h *countingHistory) Overview(_ context.Context, f console.Filter) (console
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.calls++
+	h.filters = append(h.filters, f)
 	if h.fail {
 		return console.Overview{}, fmt.Errorf("clickhouse away")
 	}
@@ -939,5 +941,23 @@ func TestNoticesCannotBeForgedByALink(t *testing.T) {
 	bob.Login("bob", "b-secret")
 	if _, body, _ := bob.Get(h.Get("Location")); strings.Contains(body, "Added: block ip") {
 		t.Error("alice's notice is shown in bob's session")
+	}
+}
+
+// The overview's app filter is refused, not queried nor echoed, when it holds a number.
+func TestOverviewAppFilterHoldingANumber(t *testing.T) {
+	h := &countingHistory{}
+	c := newServer(t, console.Deps{History: h, CacheFor: -1})
+	c.Login("alice", "a-secret")
+	_, body, _ := c.Get("/console/overview?app=13912345678")
+	if !strings.Contains(body, `id="err-app"`) || strings.Contains(body, "5678") {
+		t.Errorf("app=<a number>: no error next to app, or the number echoed: %v", strings.Contains(body, "5678"))
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, f := range h.filters {
+		if f.App != "" {
+			t.Errorf("the history was asked for app %q", f.App)
+		}
 	}
 }
