@@ -325,6 +325,13 @@ func jsonError(err error) error {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return &FieldError{Reason: "invalid JSON: unexpected end of input"}
 	}
+	// encoding/json names an unknown member (DisallowUnknownFields) only in its text. The name is
+	// the caller's: shown short, escaped, a number in it masked — as the one-pass decoder does.
+	if q, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		if name, uerr := strconv.Unquote(q); uerr == nil {
+			return &FieldError{Field: ShowName(name, maxShownName), Reason: "unknown field"}
+		}
+	}
 	return &FieldError{Reason: "invalid JSON: " + strings.TrimPrefix(err.Error(), "json: ")}
 }
 

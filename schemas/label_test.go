@@ -23,7 +23,7 @@ func TestDecodeLabels(t *testing.T) {
 		`{"event_id":"e","label":"fraud"}`:                                                        "app_id",
 		`[{"app_id":"a","event_id":"e","label":"fraud"},{"app_id":"a"}]`:                          "[1].decision_id",
 		`{"app_id":"a","event_id":"13812348000","label":"fraud"}`:                                 "event_id",
-		`{"app_id":"a","event_id":"e","label":"fraud","labeled_by":"me"}`:                         "",
+		`{"app_id":"a","event_id":"e","label":"fraud","labeled_by":"me"}`:                         "labeled_by",
 		`{"app_id":"a","event_id":"e","label":"fraud","note":"` + strings.Repeat("x", 513) + `"}`: "note",
 	} {
 		_, err := DecodeLabels([]byte(body))
@@ -70,6 +70,18 @@ func TestDecodeLabelsRefusesBadTextAndRepeatedMembers(t *testing.T) {
 		}
 		if _, ok := AsFieldError(err); !ok {
 			t.Errorf("%q: %v is not a *FieldError", body, err)
+		}
+	}
+	// An unknown member is named as the field, short and with a number masked.
+	for body, want := range map[string]string{
+		`{"app_id":"a","event_id":"e","label":"fraud","colour":1}`:                            "colour: unknown field",
+		`{"app_id":"a","event_id":"e","label":"fraud","` + strings.Repeat("x", 3000) + `":1}`: "unknown field",
+		`[{"app_id":"a","event_id":"e","label":"fraud","tel 139 1234 5678":1}]`:               `"tel <phone>": unknown field`,
+	} {
+		_, err := DecodeLabels([]byte(body))
+		fe, ok := AsFieldError(err)
+		if !ok || !strings.HasSuffix(err.Error(), want) || len(err.Error()) > 200 || strings.Contains(err.Error(), "5678") || fe.Field == "" {
+			t.Errorf("%.80q: %v, want a short error ending %q naming the member", body, err, want)
 		}
 	}
 	// A surrogate pair written as escapes is one character, and fine.
