@@ -123,7 +123,7 @@ type rulesAdmin struct {
 
 func (r rulesAdmin) Current() api.RulesInfo {
 	info := rulesInfo(rulesvc.Loaded{Version: r.s.Current()}, false)
-	info.Persisted = r.persisted
+	info.Persisted, info.Recorded = r.persisted, r.s.Recorded()
 	return info
 }
 

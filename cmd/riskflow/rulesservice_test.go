@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/riskflow/riskflow/rules/packs"
+	"github.com/riskflow/riskflow/rules/rulesvc"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/api"
 )
@@ -66,5 +67,48 @@ func TestRulesAdminUpdate(t *testing.T) {
 	}
 	if _, err := ra.Rollback(context.Background(), before.Version, "lead"); !errors.Is(err, api.ErrNotFound) {
 		t.Errorf("rollback without ClickHouse: %v, want ErrNotFound", err)
+	}
+}
+
+// versionsInMemory is rule_versions that takes every record.
+type versionsInMemory struct{ byVer map[string]rulesvc.Version }
+
+func (v *versionsInMemory) RecordVersion(_ context.Context, r rulesvc.Version) error {
+	v.byVer[r.Version] = r
+	return nil
+}
+func (v *versionsInMemory) Versions(context.Context) ([]rulesvc.Version, error) { return nil, nil }
+func (v *versionsInMemory) Lookup(_ context.Context, version string) (rulesvc.Version, error) {
+	if r, ok := v.byVer[version]; ok {
+		return r, nil
+	}
+	return rulesvc.Version{}, rulesvc.ErrUnknownVersion
+}
+
+// GET /v1/rules says whether the running pack is in rule_versions: it said recorded: false for
+// every pack, the ones recorded too.
+func TestRulesAdminCurrentSaysRecorded(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	s, err := buildScorer(Default().Scoring, schemas.NewPhoneHasher([]byte("k")), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := rulesvc.New(rulesvc.Config{Default: packs.Default(), Node: "n"}, s, &versionsInMemory{byVer: map[string]rulesvc.Version{}}, log)
+	if _, err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ra := rulesAdmin{s: svc}
+	if ra.Current().Recorded {
+		t.Error("a startup load is recorded by the first tick, not before")
+	}
+	svc.Tick(context.Background())
+	if !ra.Current().Recorded {
+		t.Error("GET /v1/rules: recorded false after the startup load was recorded")
+	}
+	if _, err := ra.Update(context.Background(), []byte("pack: tiny\nrules:\n  - {id: r1, tag: burst, level: 600, when: 'phone_verifies_10m >= 2'}\n"), "lead"); err != nil {
+		t.Fatal(err)
+	}
+	if !ra.Current().Recorded {
+		t.Error("GET /v1/rules: recorded false after a PUT that was recorded")
 	}
 }

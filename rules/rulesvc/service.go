@@ -195,6 +195,22 @@ func (s *Service) Current() Version {
 	return s.cur
 }
 
+// Recorded reports whether the running pack's load is in the history: false without a store, or
+// while its record waits to be retried (ClickHouse away) or for the first tick (a startup load).
+func (s *Service) Recorded() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.store == nil {
+		return false
+	}
+	for _, r := range s.pending {
+		if r.v.Version == s.cur.Version {
+			return false
+		}
+	}
+	return true
+}
+
 // Versions lists the recorded versions, newest first.
 func (s *Service) Versions(ctx context.Context) ([]Version, error) {
 	if s.store == nil {

@@ -212,10 +212,16 @@ func TestRecordRetried(t *testing.T) {
 	if len(st.records) != 0 {
 		t.Fatal("recorded while down")
 	}
+	if s.Recorded() {
+		t.Error("Recorded while the history is down")
+	}
 	st.down = false
 	s.Tick(ctx)
 	if len(st.records) != 2 || st.records[0].LoadedBy != "startup@n" || st.records[1].LoadedBy != "api:lead@n" {
 		t.Errorf("after the history came back: %+v", st.records)
+	}
+	if !s.Recorded() {
+		t.Error("not Recorded once the history took the load (GET /v1/rules said recorded: false for good)")
 	}
 	s.Tick(ctx)
 	if len(st.records) != 2 {
@@ -223,6 +229,9 @@ func TestRecordRetried(t *testing.T) {
 	}
 	// Without a store: no history, said so.
 	s = New(Config{Default: pack("d", 3)}, tg, nil, nil)
+	if _, err := s.Start(ctx); err != nil || s.Recorded() {
+		t.Errorf("without a store: Recorded %v (%v)", s.Recorded(), err)
+	}
 	if _, err := s.Versions(ctx); !errors.Is(err, ErrNoHistory) {
 		t.Errorf("versions without a store: %v", err)
 	}
