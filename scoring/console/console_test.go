@@ -767,6 +767,11 @@ func TestBadBytesInListsAndLookupsAreRefused(t *testing.T) {
 	if len(lists.entries) != 0 {
 		t.Fatalf("bad entries were added: %+v", lists.entries)
 	}
+	// An IPv6 zone is free text after the address: no event's address has one.
+	code, body, _ := c.Get("/console/investigate?kind=ip&value=" + url.QueryEscape("fe80::1%13912345678"))
+	if code != http.StatusBadRequest || !strings.Contains(body, `id="err-value"`) || strings.Contains(body, "13912345678") {
+		t.Errorf("look up an address with a zone holding a number: %d, echoed: %v", code, strings.Contains(body, "13912345678"))
+	}
 	for name, v := range map[string]string{"a number": "tel:13912345678", "a control character": "dev\x01ice", "not UTF-8": "dev\xffice"} {
 		for _, send := range []func() (int, string, http.Header){
 			func() (int, string, http.Header) {

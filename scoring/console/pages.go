@@ -864,7 +864,8 @@ func (s *Server) investigateKey(w http.ResponseWriter, r *http.Request, ss *sess
 		hl.Kind, hl.Value, d.Shown = KindPhone, v, "number hashed "+v[:12]+"…"
 	case KindIP:
 		a, err := netip.ParseAddr(v)
-		if err != nil {
+		if err != nil || a.Zone() != "" {
+			// A zone (fe80::1%eth0) is no part of any event's address, and free text.
 			p.Errs["value"] = "value: not an IPv4 or IPv6 address"
 			break
 		}
