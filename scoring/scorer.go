@@ -104,6 +104,7 @@ type Scorer struct {
 	pool      sync.Pool
 	plan      atomic.Pointer[readPlan]
 	phoneKey  [2]uint64 // SipHash key of the state's phone keys (see phoneKeyOf)
+	evKey     [2]uint64 // SipHash key of the state's event keys (see eventKey)
 }
 
 // readPlan lists, per key kind, the window-feature slots the running pack's conditions use. The
@@ -186,6 +187,7 @@ func New(cfg Config, opts ...Option) (*Scorer, error) {
 		s.seg = segment.Default()
 	}
 	s.phoneKey = statePhoneKey(s.hasher)
+	s.evKey = stateKey(s.hasher, "riskflow feature state: event keys")
 	s.ported = s.portedSrc.keyed(s.phoneKeyOf)
 	if l := s.lists.Load(); l != nil { // given before the hasher, perhaps: key its phones now
 		s.SetLists(l.Lists)
@@ -478,10 +480,16 @@ func (in *input) str(i int, v string) ref.Val {
 // bytes of its HMAC of a label no phone number spells. Without a hasher (tests, tools that score
 // nothing they keep) the key is zero.
 func statePhoneKey(h *schemas.PhoneHasher) [2]uint64 {
+	return stateKey(h, "riskflow feature state: phone keys")
+}
+
+// stateKey derives a SipHash key of the state from the phone-hash key: the first 16 bytes of its
+// HMAC of label. Without a hasher the key is zero.
+func stateKey(h *schemas.PhoneHasher, label string) [2]uint64 {
 	if h == nil {
 		return [2]uint64{}
 	}
-	sum := h.Sum("riskflow feature state: phone keys")
+	sum := h.Sum(label)
 	return [2]uint64{binary.LittleEndian.Uint64(sum[:8]), binary.LittleEndian.Uint64(sum[8:16])}
 }
 
@@ -517,7 +525,7 @@ func (s *Scorer) keysOf(ev *schemas.VerifyEvent, g *schemas.Geo) features.Keys {
 		App:    nz(xxhash.Sum64String(ev.AppID)),
 	}
 	if ev.EventID != "" {
-		k.EventID = eventKey(ev.AppID, ev.EventID)
+		k.EventID = eventKey(s.evKey, ev.AppID, ev.EventID)
 	}
 	if ev.DeviceID != "" {
 		k.Device = nz(xxhash.Sum64String(ev.DeviceID))
@@ -540,16 +548,19 @@ func (s *Scorer) keysOf(ev *schemas.VerifyEvent, g *schemas.Geo) features.Keys {
 
 // eventKey is the dedupe key of an event: event ids are unique per app (tenant), not across apps,
 // so the key is (app_id, event_id), as in the ClickHouse tables. The app id's length comes first,
-// so no two (app_id, event_id) pairs feed the hash the same bytes. It does not allocate.
-func eventKey(appID, eventID string) uint64 {
-	var d xxhash.Digest
-	d.Reset()
-	l := uint64(len(appID))
-	n := [8]byte{byte(l), byte(l >> 8), byte(l >> 16), byte(l >> 24), byte(l >> 32), byte(l >> 40), byte(l >> 48), byte(l >> 56)}
-	_, _ = d.Write(n[:])
-	_, _ = d.WriteString(appID)
-	_, _ = d.WriteString(eventID)
-	return nz(d.Sum64())
+// so no two (app_id, event_id) pairs feed the hash the same bytes. The hash is SipHash-2-4 under
+// key (derived from the phone-hash key): with an unkeyed hash a tenant who knows or guesses
+// another's event ids could compute ids of its own whose keys collide with them, and have that
+// app's events dropped as re-deliveries. It does not allocate for ids of valid lengths.
+func eventKey(key [2]uint64, appID, eventID string) uint64 {
+	var buf [8 + schemas.MaxAppIDLen + schemas.MaxEventIDLen]byte
+	b := buf[:0]
+	if n := 8 + len(appID) + len(eventID); n > len(buf) {
+		b = make([]byte, 0, n)
+	}
+	b = binary.LittleEndian.AppendUint64(b, uint64(len(appID)))
+	b = append(append(b, appID...), eventID...)
+	return nz(siphash.Hash(key[0], key[1], b))
 }
 
 // perApp derives the per-app key of key (0 stays 0: an absent key is not counted per app).

@@ -26,7 +26,9 @@ import (
 // Version 2: phone keys (and the phone members of other keys' entries) are keyed hashes
 // (scoring's phone keys); a version 1 snapshot holds unkeyed ones that match nothing now.
 // Version 3: the per-app kinds KindAppIP, KindAppPrefix and KindAppBlocks.
-const SnapshotVersion = 3
+// Version 4: event ids are keyed hashes (scoring's event keys); a version 3 snapshot holds
+// unkeyed ones that no event matches now (its re-deliveries would count twice).
+const SnapshotVersion = 4
 
 var snapshotMagic = [8]byte{'R', 'F', 'S', 'T', 'A', 'T', 'E', 0}
 
