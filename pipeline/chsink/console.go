@@ -41,30 +41,35 @@ func appFilter(from, to time.Time, app string) (string, []any) {
 	return w, args
 }
 
+// The hourly views' counters are uniq states of event_id, which is unique per app only: merged
+// across apps, two apps' events with the same id would count once. So every read below merges
+// each app's states alone and sums the apps' counts.
+
 // ScoreMixSQL is the score mix per hour (risk_scores_hourly).
 func ScoreMixSQL(database, where string) string {
-	return "SELECT hour, uniqIfMerge(score_0) AS s0, uniqIfMerge(score_300) AS s300, uniqIfMerge(score_600) AS s600, " +
-		"uniqIfMerge(score_900) AS s900, uniqMerge(events) AS events FROM " + database + ".risk_scores_hourly WHERE " + where +
-		" GROUP BY hour ORDER BY hour"
+	return "SELECT hour, sum(n0) AS s0, sum(n300) AS s300, sum(n600) AS s600, sum(n900) AS s900, sum(n) AS events FROM (" +
+		"SELECT hour, app_id, uniqIfMerge(score_0) AS n0, uniqIfMerge(score_300) AS n300, uniqIfMerge(score_600) AS n600, " +
+		"uniqIfMerge(score_900) AS n900, uniqMerge(events) AS n FROM " + database + ".risk_scores_hourly WHERE " + where +
+		" GROUP BY hour, app_id) GROUP BY hour ORDER BY hour"
 }
 
 // TagHoursSQL is the events per tag and hour of enforce and tag-mode hits (rule_hits_hourly).
 func TagHoursSQL(database, where string) string {
-	return "SELECT hour, tag, uniqMerge(events) AS events FROM " + database + ".rule_hits_hourly WHERE " + where +
-		" AND mode IN ('enforce', 'tag') GROUP BY hour, tag ORDER BY hour, tag"
+	return "SELECT hour, tag, sum(n) AS events FROM (SELECT hour, tag, app_id, uniqMerge(events) AS n FROM " + database +
+		".rule_hits_hourly WHERE " + where + " AND mode IN ('enforce', 'tag') GROUP BY hour, tag, app_id) GROUP BY hour, tag ORDER BY hour, tag"
 }
 
 // RuleHitsSQL is the events per rule and mode over the range (rule_hits_hourly).
 func RuleHitsSQL(database, where string) string {
-	return "SELECT rule, tag, mode, uniqMerge(events) AS events FROM " + database + ".rule_hits_hourly WHERE " + where +
-		" GROUP BY rule, tag, mode ORDER BY events DESC, rule, mode"
+	return "SELECT rule, tag, mode, sum(n) AS events FROM (SELECT rule, tag, mode, app_id, uniqMerge(events) AS n FROM " + database +
+		".rule_hits_hourly WHERE " + where + " GROUP BY rule, tag, mode, app_id) GROUP BY rule, tag, mode ORDER BY events DESC, rule, mode"
 }
 
 // RuleHourHitsSQL is the events per hour, rule and mode (rule_hits_hourly). An event falls in one
 // hour, so summing a rule's hours gives its events over the range (what RuleHitsSQL merges).
 func RuleHourHitsSQL(database, where string) string {
-	return "SELECT hour, rule, tag, mode, uniqMerge(events) AS events FROM " + database + ".rule_hits_hourly WHERE " + where +
-		" GROUP BY hour, rule, tag, mode ORDER BY hour, rule, mode"
+	return "SELECT hour, rule, tag, mode, sum(n) AS events FROM (SELECT hour, rule, tag, mode, app_id, uniqMerge(events) AS n FROM " + database +
+		".rule_hits_hourly WHERE " + where + " GROUP BY hour, rule, tag, mode, app_id) GROUP BY hour, rule, tag, mode ORDER BY hour, rule, mode"
 }
 
 // RuleHourHit is one rule's events in one hour in one mode.
