@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"reflect"
@@ -325,14 +327,14 @@ func LoadConfig(path string, environ []string, sets []string) (Config, error) {
 		if err != nil {
 			return c, fmt.Errorf("read config: %w", err)
 		}
-		var doc yaml.Node
-		if err := yaml.Unmarshal(b, &doc); err != nil {
+		doc, err := parseConfigYAML(b)
+		if err != nil {
 			return c, fmt.Errorf("config %s: %w", path, err)
 		}
-		if err := keys.checkYAML(&doc); err != nil {
+		if err := keys.checkYAML(doc); err != nil {
 			return c, fmt.Errorf("config %s: %w", path, err)
 		}
-		if err := keys.decodeYAML(&doc, &c); err != nil {
+		if err := keys.decodeYAML(doc, &c); err != nil {
 			return c, fmt.Errorf("config %s: %w", path, err)
 		}
 	}
@@ -527,21 +529,43 @@ type keyIndex struct {
 	byEnv map[string]string
 }
 
-// checkYAML names every key of a config document that is not a config key, as section.key with
-// its line (yaml.v3's own message names Go types, not keys).
+// parseConfigYAML parses a config file: one YAML document. A second document ("---") would
+// otherwise be ignored without a word, its settings lost.
+func parseConfigYAML(b []byte) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case err == nil:
+		return nil, fmt.Errorf("line %d: a second YAML document (after ---): the configuration is one document", next.Line)
+	case !errors.Is(err, io.EOF):
+		return nil, err
+	}
+	return &doc, nil
+}
+
+// checkYAML names every key of a config document that is not a config key, or that is given
+// twice, as section.key with its line (yaml.v3's own message names Go types, not keys), and a
+// document that is not sections of keys.
 func (k keyIndex) checkYAML(doc *yaml.Node) error {
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
 		doc = doc.Content[0]
 	}
+	if doc.Kind == 0 || (doc.Kind == yaml.ScalarNode && doc.Tag == "!!null") {
+		return nil // empty file, or comments only
+	}
 	if doc.Kind != yaml.MappingNode {
-		return nil // empty document, or a shape the decoder reports
+		return fmt.Errorf("line %d: expected sections of keys (kafka:, api:, scoring:, …), got %s", doc.Line, yamlKind(doc))
 	}
 	sections := map[string]bool{}
 	for p := range k.paths {
 		sec, _, _ := strings.Cut(p, ".")
 		sections[sec] = true
 	}
-	var errs []error
+	errs := []error{duplicateKeys(doc, "")}
 	for i := 0; i+1 < len(doc.Content); i += 2 {
 		sec, body := doc.Content[i], doc.Content[i+1]
 		if !sections[sec.Value] {
@@ -559,6 +583,26 @@ func (k keyIndex) checkYAML(doc *yaml.Node) error {
 			if _, ok := k.paths[sec.Value+"."+key.Value]; !ok {
 				errs = append(errs, fmt.Errorf("line %d: %s.%s: unknown key (known in %s: %s)", key.Line, sec.Value, key.Value, sec.Value, strings.Join(k.section(sec.Value), ", ")))
 			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// duplicateKeys names every section, and key in a section, given twice: only the last would
+// count, and which one an operator meant is not for riskflow to guess.
+func duplicateKeys(m *yaml.Node, prefix string) error {
+	var errs []error
+	first := map[string]int{}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		key, val := m.Content[i], m.Content[i+1]
+		name := prefix + key.Value
+		if line, seen := first[key.Value]; seen {
+			errs = append(errs, fmt.Errorf("line %d: %s: given twice (first at line %d)", key.Line, name, line))
+		} else {
+			first[key.Value] = key.Line
+		}
+		if prefix == "" && val.Kind == yaml.MappingNode {
+			errs = append(errs, duplicateKeys(val, name+"."))
 		}
 	}
 	return errors.Join(errs...)

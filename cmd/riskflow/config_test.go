@@ -572,3 +572,32 @@ func TestNoKeyLost(t *testing.T) {
 		}
 	}
 }
+
+// A file whose settings would be dropped or picked between without a word is refused: a second
+// document, a section or key given twice, a document that is not sections of keys.
+func TestLoadConfigYAMLShapeErrors(t *testing.T) {
+	cases := []struct{ yaml, want string }{
+		{"kafka:\n  partitions: 3\n---\napi:\n  listen: \":9\"\n", "line 3: a second YAML document"},
+		{"kafka:\n  partitions: 3\napi:\n  listen: \":9\"\nkafka:\n  brokers: [a:1]\n", "line 5: kafka: given twice (first at line 1)"},
+		{"kafka:\n  partitions: 3\n  partitions: 5\n", "line 3: kafka.partitions: given twice (first at line 2)"},
+		{"- kafka\n- api\n", "line 1: expected sections of keys (kafka:, api:, scoring:, …), got a list"},
+		{"just a string\n", `line 1: expected sections of keys (kafka:, api:, scoring:, …), got "just a string"`},
+	}
+	for _, c := range cases {
+		_, err := LoadConfig(writeFile(t, "c.yaml", c.yaml), nil, nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: error %v\nwant it to contain %q", c.yaml, err, c.want)
+		}
+	}
+	// Reported together with the file's other problems.
+	_, err := LoadConfig(writeFile(t, "c.yaml", "kafka:\n  colour: red\n  partitions: 3\n  partitions: 4\n"), nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "kafka.colour: unknown key") || !strings.Contains(err.Error(), "kafka.partitions: given twice") {
+		t.Errorf("unknown and repeated keys: %v", err)
+	}
+	// A document marker alone, or a leading "---", is still one document.
+	for _, ok := range []string{"---\nkafka:\n  partitions: 3\n", "---\n", "kafka:\n  partitions: 3\n...\n"} {
+		if _, err := LoadConfig(writeFile(t, "c.yaml", ok), nil, nil); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+}
