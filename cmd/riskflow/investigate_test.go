@@ -28,6 +28,10 @@ func TestLookupUsage(t *testing.T) {
 		{[]string{"--ip", "10.1.2.3", "--app", "tel:13812345678"}, "--app: looks like it contains a mobile phone number"},
 		{[]string{"--device", "farm-1", "--admin", "lead"}, "--admin: want name:secret"},
 		{[]string{"--ip", "2408:8400::/64"}, `riskflow: --ip: "2408:8400::/64" is not an IP address`},
+		{[]string{"--ip", "10.1.2.3", "--api", "127.0.0.1:8080"}, `--api: "127.0.0.1:8080" is not an http:// or https:// URL`},
+		{[]string{"--ip", "10.1.2.3", "--api", "ftp://x"}, `--api: "ftp://x" is not an http:// or https:// URL`},
+		{[]string{"--ip", "10.1.2.3", "--limit", "0"}, "--limit: 0 is not positive"},
+		{[]string{"--ip", "10.1.2.3", "--since", "-1h"}, "--since: -1h is not positive"},
 	} {
 		r := runCmd(t, context.Background(), append([]string{"lookup"}, c.args...)...)
 		if r.code != 2 || !strings.Contains(r.stderr, c.want) || !strings.Contains(r.stderr, "usage: riskflow lookup") {
@@ -146,9 +150,20 @@ func TestLookupNoHistoryOfANumber(t *testing.T) {
 	if !strings.Contains(b.String(), "check that scoring.phone_hash_key is the key the scorers and API nodes use") {
 		t.Errorf("a number without history:\n%s", b.String())
 	}
+	if !strings.Contains(b.String(), "recent attempts (1h, newest first)") {
+		t.Errorf("the span is not written as given (1h):\n%s", b.String())
+	}
 	b.Reset()
 	(&lookupResult{LiveSkipped: true}).write(&b, time.Hour)
 	if strings.Contains(b.String(), "phone_hash_key") {
 		t.Errorf("an address without history:\n%s", b.String())
+	}
+}
+
+func TestShortDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{24 * time.Hour: "24h", 90 * time.Minute: "1h30m", 10 * time.Minute: "10m", 90 * time.Second: "1m30s", 36*time.Hour + 5*time.Second: "36h0m5s"} {
+		if got := shortDuration(d); got != want {
+			t.Errorf("shortDuration(%v) = %q, want %q", d, got, want)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -49,8 +50,16 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if n != 1 {
 		return usagef("lookup: give exactly one of --phone, --ip, --device")
 	}
-	if *limit < 1 || *since <= 0 {
-		return usagef("lookup: --limit and --since must be positive")
+	if *limit < 1 {
+		return usagef("--limit: %d is not positive: give how many attempts and decisions to show", *limit)
+	}
+	if *since <= 0 {
+		return usagef("--since: %s is not positive: give how far back to read, e.g. 24h", shortDuration(*since))
+	}
+	if *apiURL != "" && *apiURL != "none" {
+		if u, err := url.Parse(*apiURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return usagef("--api: %q is not an http:// or https:// URL of an API node (e.g. http://127.0.0.1:8080), nor none", *apiURL)
+		}
 	}
 	// A device or app id is checked as the API checks it (which refuses one holding a phone number).
 	if err := schemas.CheckID("device_id", *device, schemas.MaxDeviceIDLen); err != nil {
@@ -238,15 +247,15 @@ func (l *lookupResult) write(w io.Writer, since time.Duration) {
 		return
 	}
 	if l.byPhone && len(l.Attempts) == 0 && len(l.Decisions) == 0 {
-		p("\nnothing stored under this number's hash in %s: if there should be, check that scoring.phone_hash_key is the key the scorers and API nodes use\n", since)
+		p("\nnothing stored under this number's hash in %s: if there should be, check that scoring.phone_hash_key is the key the scorers and API nodes use\n", shortDuration(since))
 	}
-	p("\nrecent attempts (%s, newest first): %d\n", since, len(l.Attempts))
+	p("\nrecent attempts (%s, newest first): %d\n", shortDuration(since), len(l.Attempts))
 	p("  time\tapp\tevent\tnumber\tip\tdevice\toutcome\tscore\ttags\tdecision\n")
 	for _, a := range l.Attempts {
 		p("  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.TS.Format(time.RFC3339), a.AppID, a.EventID, a.PhoneMasked, a.IP, a.DeviceID,
 			a.Outcome+" "+a.ErrorCode, a.Score, strings.Join(a.Tags, ","), a.DecisionID)
 	}
-	p("\ndecisions served (%s, newest first): %d\n", since, len(l.Decisions))
+	p("\ndecisions served (%s, newest first): %d\n", shortDuration(since), len(l.Decisions))
 	p("  time\tapp\tdecision\tnumber\tip\tdevice\tscore\ttags\thits\tlatency\n")
 	for _, d := range l.Decisions {
 		var hits []string
@@ -259,4 +268,16 @@ func (l *lookupResult) write(w io.Writer, since time.Duration) {
 		p("  %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%dµs\n", d.TS.Format(time.RFC3339), d.AppID, d.DecisionID, d.PhoneMasked, d.IP, d.DeviceID,
 			d.Score, strings.Join(d.Tags, ","), strings.Join(hits, ","), d.LatencyUS)
 	}
+}
+
+// shortDuration writes d as people write it: 24h, 90m, 1h30m — not 24h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
