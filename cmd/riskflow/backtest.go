@@ -32,7 +32,7 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	flagAt := fs.Int("flag-at", 600, "score at or above which an event counts as flagged for precision/recall")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	noRecord := fs.Bool("no-record", false, "do not write the run to backtest_runs")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
 	}
 	if *candidatePath == "" || *from == "" {
@@ -49,6 +49,12 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if !end.After(start) {
 		return usagef("--to (%s) must be after --from (%s)", end.Format(time.RFC3339), start.Format(time.RFC3339))
+	}
+	if *warmUp < 0 {
+		return usagef("--warm-up: %s is negative: give how much history before --from fills the windows, e.g. 24h (0 for none)", shortDuration(*warmUp))
+	}
+	if *flagAt < 1 {
+		return usagef("--flag-at: %d flags every event: give the score at or above which an event counts as flagged, e.g. 600", *flagAt)
 	}
 	cfg, err := cf.load(nil)
 	if err != nil {

@@ -75,7 +75,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	scorerProcs := fs.String("scorer-processes", "1,2,3", "scorer processes per run, comma-separated")
 	scorerBinary := fs.String("scorer-binary", "", "riskflow binary to run as the scorer processes (default: this one; another build compares the two on one broker)")
 	memory := fs.Bool("memory", true, "measure the feature state's memory per phone in its steady state (two days of traffic through the state)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
 	}
 	cfg, err := cf.load(func(c *Config) {

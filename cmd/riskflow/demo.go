@@ -35,7 +35,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	lf.register(fs, "how long the demo runs (wall clock); event time covers --duration × --speedup")
 	speedup := fs.Float64("speedup", 20, "event time runs this many times faster than the clock: --duration 30s plays 10 min of traffic")
 	mode := fs.String("mode", "dev", "dev (embedded broker, nothing written elsewhere) or real (the configured kafka.brokers, and clickhouse.addr when set)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
 	}
 	switch {

@@ -33,7 +33,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	listen := fs.String("listen", "", "API listen address (default api.listen, 127.0.0.1:8080); port 0 picks a free port")
 	sample := fs.Bool("sample", true, "publish a sample event stream and print a verdict")
 	once := fs.Bool("once", false, "exit after the sample verdict is printed")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
 	}
 	cfg, err := cf.load(func(c *Config) {

@@ -15,6 +15,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/riskflow/riskflow/schemas"
 )
 
 // usageError is bad usage: exit code 2, with the command's usage line.
@@ -159,6 +161,19 @@ func newFlagSet(name string, _ io.Writer) *flag.FlagSet {
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	return fs
+}
+
+// parseFlagsNoArgs parses the flags of a command that takes no arguments: a stray word — a value
+// with spaces left unquoted, a value whose flag was forgotten — is a usage error naming it, not
+// silently ignored.
+func parseFlagsNoArgs(fs *flag.FlagSet, args []string) error {
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("%s: takes no arguments, got %s", fs.Name(), schemas.Excerpt(fs.Arg(0), 40))
+	}
+	return nil
 }
 
 // parseFlags parses args with flags allowed anywhere — before, between and after positional

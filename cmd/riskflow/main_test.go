@@ -77,6 +77,16 @@ func TestRunUsageErrors(t *testing.T) {
 		{"dev bad listen", []string{"dev", "--listen", "8080"}, []string{`--listen "8080" is not host:port`}, "riskflow dev"},
 		{"demo bad mode", []string{"demo", "--mode", "auto"}, []string{`--mode: "auto" is not dev or real`}, "riskflow demo"},
 		{"demo bad speedup", []string{"demo", "--speedup", "0"}, []string{"--speedup: must be positive"}, "riskflow demo"},
+		// A stray word is not ignored: a value left unquoted, or whose flag was forgotten.
+		{"migrate with an argument", []string{"migrate", "riskflow"}, []string{`migrate: takes no arguments, got "riskflow"`}, "riskflow migrate"},
+		{"serve with an argument", []string{"serve", "--roles", "api", "scorer"}, []string{`serve: takes no arguments, got "scorer"`}, "riskflow serve"},
+		{"dev with a number", []string{"dev", "13812345678"}, []string{`dev: takes no arguments, got "<phone>"`}, "riskflow dev"},
+		{"demo with an argument", []string{"demo", "30s"}, []string{`demo: takes no arguments, got "30s"`}, "riskflow demo"},
+		{"loadgen with an argument", []string{"loadgen", "--out", "-", "events.jsonl"}, []string{`loadgen: takes no arguments, got "events.jsonl"`}, "riskflow loadgen"},
+		{"bench with an argument", []string{"bench", "api"}, []string{`bench: takes no arguments, got "api"`}, "riskflow bench"},
+		{"backtest with an argument", []string{"backtest", "--rules", "r.yaml", "--from", "24h", "labels.jsonl"}, []string{`backtest: takes no arguments, got "labels.jsonl"`}, "riskflow backtest"},
+		{"backtest negative warm-up", []string{"backtest", "--rules", "r.yaml", "--from", "24h", "--warm-up", "-1h"}, []string{"--warm-up: -1h is negative"}, "riskflow backtest"},
+		{"backtest flag-at 0", []string{"backtest", "--rules", "r.yaml", "--from", "24h", "--flag-at", "0"}, []string{"--flag-at: 0 flags every event"}, "riskflow backtest"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -104,7 +114,7 @@ func TestRunUsageErrors(t *testing.T) {
 			if strings.Count(r.stderr, "usage:") != 1 || strings.Count(r.stderr, "\n") > 5 {
 				t.Errorf("more than the command's usage:\n%s", r.stderr)
 			}
-			if !strings.HasPrefix(c.usage, "riskflow COMMAND") && c.usage != "riskflow help" && strings.Contains(r.stderr, "loadgen") {
+			if !strings.HasPrefix(c.usage, "riskflow COMMAND") && c.usage != "riskflow help" && c.usage != "riskflow loadgen" && strings.Contains(r.stderr, "loadgen") {
 				t.Errorf("the usage of %s lists other commands:\n%s", c.usage, r.stderr)
 			}
 		})

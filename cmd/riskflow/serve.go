@@ -16,7 +16,7 @@ func cmdServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	cf.register(fs)
 	rolesFlag := fs.String("roles", envOr("RISKFLOW_ROLES", "scorer,archiver,api"), "comma-separated `roles` (env RISKFLOW_ROLES): "+roleDocs())
 	listen := fs.String("listen", "", "API listen address (default api.listen)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
 	}
 	names, err := parseRoles(*rolesFlag)
