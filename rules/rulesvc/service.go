@@ -9,10 +9,12 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/riskflow/riskflow/rules"
@@ -145,7 +147,7 @@ func (s *Service) loadLocked(ctx context.Context, content []byte, who, source st
 	var out Loaded
 	if explicit && s.cfg.Path != "" {
 		if err := writeAtomic(s.cfg.Path, content); err != nil {
-			return Loaded{}, fmt.Errorf("rules: persist the pack to %s: %w", s.cfg.Path, err)
+			return Loaded{}, persistError(s.cfg.Path, err)
 		}
 		s.fileSum, s.haveSum = sha256.Sum256(content), true // the watcher need not load it again
 		out.Persisted = true
@@ -293,6 +295,18 @@ func (s *Service) retryLocked(ctx context.Context) {
 			s.log.Info("rule version recorded", "version", r.v.Version, "by", r.v.LoadedBy)
 		}
 	}
+}
+
+// persistError says why the pack file could not be written. A read-only one (a Kubernetes
+// ConfigMap mount, a read-only file system) will stay so whatever the caller retries: the error
+// says where packs are changed then.
+func persistError(path string, err error) error {
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+		return fmt.Errorf("rules: persist the pack to %s (scoring.rules): the file or its directory is read-only here (a ConfigMap mount?): "+
+			"PUT /v1/rules, the console's promote and rollbacks write it, so put it on a writable volume every node shares, "+
+			"or change the pack where the file comes from (the ConfigMap): %w", path, err)
+	}
+	return fmt.Errorf("rules: persist the pack to %s (scoring.rules): %w", path, err)
 }
 
 // writeAtomic replaces path with data so that a watcher never reads half a file.

@@ -6,10 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/riskflow/riskflow/rules"
@@ -263,4 +265,24 @@ func TestRejectedFileNotRetried(t *testing.T) {
 func versionOf(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])[:16]
+}
+
+// A pack file that cannot be written because it is read-only (a ConfigMap mount) says so and
+// where packs are changed then; other failures keep their cause and the key.
+func TestPersistErrorNamesAReadOnlyPackFile(t *testing.T) {
+	for _, cause := range []error{syscall.EROFS, syscall.EACCES, syscall.EPERM} {
+		err := persistError("/etc/riskflow/rules/rules.yaml", &fs.PathError{Op: "open", Path: "/etc/riskflow/rules/.rules-1.yaml", Err: cause})
+		for _, want := range []string{"/etc/riskflow/rules/rules.yaml (scoring.rules)", "read-only", "ConfigMap", "writable volume every node shares"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%v: %q lacks %q", cause, err, want)
+			}
+		}
+		if !errors.Is(err, cause) {
+			t.Errorf("%v: the cause is lost: %v", cause, err)
+		}
+	}
+	err := persistError("/x/rules.yaml", &fs.PathError{Op: "open", Path: "/x/.rules-1.yaml", Err: syscall.ENOSPC})
+	if strings.Contains(err.Error(), "read-only") || !strings.Contains(err.Error(), "scoring.rules") || !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("a full disk: %v", err)
+	}
 }
