@@ -25,4 +25,5 @@ ENV RISKFLOW_SCORING_GEO_CITY=/usr/share/riskflow/geo/GeoLite2-City.mmdb \
 USER nonroot
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/riskflow"]
-CMD ["serve", "--roles", "scorer,archiver,api"]
+# api.listen's default, 127.0.0.1:8080, would be out of reach from outside the container.
+CMD ["serve", "--roles", "scorer,archiver,api", "--listen", "0.0.0.0:8080"]

@@ -2,6 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -598,6 +602,117 @@ func TestLoadConfigYAMLShapeErrors(t *testing.T) {
 	for _, ok := range []string{"---\nkafka:\n  partitions: 3\n", "---\n", "kafka:\n  partitions: 3\n...\n"} {
 		if _, err := LoadConfig(writeFile(t, "c.yaml", ok), nil, nil); err != nil {
 			t.Errorf("%q: %v", ok, err)
+		}
+	}
+}
+
+// Every command line the shipped Dockerfile, compose file and Kubernetes manifest give the binary
+// names a command and flags it has, with values its flags take: a mistyped flag stops the
+// container at start (usage error, exit 2) where only a deployment would find it.
+func TestShippedCommandLinesParse(t *testing.T) {
+	cleanEnv(t)
+	type cmdline struct {
+		where string
+		args  []string
+	}
+	var lines []cmdline
+
+	df, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(df), "\n") {
+		if rest, ok := strings.CutPrefix(l, "CMD "); ok {
+			var args []string
+			if err := json.Unmarshal([]byte(rest), &args); err != nil {
+				t.Fatalf("Dockerfile CMD is not the exec form: %v", err)
+			}
+			lines = append(lines, cmdline{"Dockerfile CMD", args})
+			// The image's default command serves the API on the port it EXPOSEs, on every
+			// interface: api.listen's loopback default is out of reach from outside a container.
+			if i := slices.Index(args, "--listen"); i < 0 || i+1 == len(args) || !strings.HasPrefix(args[i+1], "0.0.0.0:") || !strings.Contains(string(df), "EXPOSE "+strings.TrimPrefix(args[i+1], "0.0.0.0:")) {
+				t.Errorf("Dockerfile CMD %q: want --listen 0.0.0.0:PORT with that PORT EXPOSEd", args)
+			}
+		}
+	}
+
+	var compose struct {
+		Services map[string]struct {
+			Build   any      `yaml:"build"`
+			Command []string `yaml:"command"`
+		} `yaml:"services"`
+	}
+	cb, err := os.ReadFile("../../deploy/compose/docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(cb, &compose); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range compose.Services {
+		if s.Build != nil && s.Command != nil { // riskflow's image; the others are Kafka's and ClickHouse's
+			lines = append(lines, cmdline{"compose service " + name, s.Command})
+		}
+	}
+
+	type container struct {
+		Name    string   `yaml:"name"`
+		Command []string `yaml:"command"`
+		Args    []string `yaml:"args"`
+	}
+	kb, err := os.ReadFile("../../deploy/kubernetes/riskflow.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(kb))
+	for {
+		var m struct {
+			Kind     string `yaml:"kind"`
+			Metadata struct {
+				Name string `yaml:"name"`
+			} `yaml:"metadata"`
+			Spec struct {
+				Template struct {
+					Spec struct {
+						InitContainers []container `yaml:"initContainers"`
+						Containers     []container `yaml:"containers"`
+					} `yaml:"spec"`
+				} `yaml:"template"`
+			} `yaml:"spec"`
+		}
+		if err := dec.Decode(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			t.Fatal(err)
+		}
+		for _, c := range append(m.Spec.Template.Spec.InitContainers, m.Spec.Template.Spec.Containers...) {
+			if c.Command != nil {
+				t.Errorf("%s %s, container %s: command replaces the image's entrypoint (the binary); give args", m.Kind, m.Metadata.Name, c.Name)
+			}
+			lines = append(lines, cmdline{m.Kind + " " + m.Metadata.Name + ", container " + c.Name, c.Args})
+		}
+	}
+	if len(lines) < 6 {
+		t.Fatalf("found %d command lines; the test reads the wrong files", len(lines))
+	}
+	// The config file a command line names is the one the manifest mounts: a stand-in here.
+	cm := writeFile(t, "riskflow.yaml", "")
+	for _, l := range lines {
+		args := slices.Clone(l.args)
+		for i, a := range args {
+			if a == "/etc/riskflow/riskflow.yaml" {
+				args[i] = cm
+			}
+		}
+		if len(args) == 0 || args[0] == "help" {
+			t.Errorf("%s: no command: %q", l.where, l.args)
+			continue
+		}
+		// --help after the flags: every flag before it must exist and take its value; help exits 0.
+		r := runCmd(t, context.Background(), append(args, "--help")...)
+		if r.code != 0 {
+			t.Errorf("%s: %q does not parse (exit %d):\n%s", l.where, l.args, r.code, r.stderr)
 		}
 	}
 }
