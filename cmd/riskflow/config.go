@@ -313,8 +313,9 @@ var scriptEnv = map[string]bool{
 	"RISKFLOW_KAFKA_PORT": true, "RISKFLOW_KAFKA_CONTROLLER_PORT": true, "RISKFLOW_KAFKA_START_TIMEOUT": true, "RISKFLOW_KAFKA_CPU": true,
 	"RISKFLOW_CLICKHOUSE_PORT": true, "RISKFLOW_CLICKHOUSE_HTTP_PORT": true, "RISKFLOW_CLICKHOUSE_HTTP": true,
 	"RISKFLOW_GEO_CITY": true, "RISKFLOW_GEO_ASN": true, "RISKFLOW_BACKTEST_OLD_PACK": true, "RISKFLOW_BENCH_EVENTS": true, "RISKFLOW_BACKTEST_EVENTS": true, "RISKFLOW_CROSS_DUMP": true, "RISKFLOW_CROSS_DATABASE": true, "RISKFLOW_CROSS_NOW": true,
-	"RISKFLOW_MEM_PHONES": true,                                       // scoring/features memory test
-	"RISKFLOW_CHROMIUM":   true, "RISKFLOW_CONSOLE_SCREENSHOTS": true, // the console's browser test (deploy/local/chromium.sh, make browser)
+	"RISKFLOW_MEM_PHONES":       true,                                      // scoring/features memory test
+	"RISKFLOW_BENCH_CONSOLE_DB": true, "RISKFLOW_BENCH_CONSOLE_ROWS": true, // make console-bench (README: Console, speed)
+	"RISKFLOW_CHROMIUM": true, "RISKFLOW_CONSOLE_SCREENSHOTS": true, // the console's browser test (deploy/local/chromium.sh, make browser)
 }
 
 // LoadConfig reads path (if non-empty) over Default(), then env vars, then --set overrides.

@@ -716,3 +716,53 @@ func TestShippedCommandLinesParse(t *testing.T) {
 		}
 	}
 }
+
+// Every RISKFLOW_ variable the repository's code, tests, scripts, Makefile and CI read is a
+// configuration key or in scriptEnv: one missing there makes every riskflow command run in the
+// same shell (a benchmark's documented `RISKFLOW_X=… make …`) refuse to start.
+func TestEnvReadByScriptsAndTestsIsKnown(t *testing.T) {
+	root := "../.."
+	read := regexp.MustCompile(`(?:Getenv|LookupEnv)\("(RISKFLOW_[A-Z0-9_]+)"\)`)
+	anywhere := regexp.MustCompile(`RISKFLOW_[A-Z0-9_]+`)
+	names := map[string]string{}
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		if d.IsDir() {
+			if rel == ".git" || rel == ".local" || rel == "node_modules" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		var re *regexp.Regexp
+		switch {
+		case strings.HasSuffix(rel, ".go"):
+			re = read
+		case rel == "Makefile" || rel == filepath.Join(".ci", "run") || strings.HasPrefix(rel, filepath.Join("deploy", "local")+string(filepath.Separator)):
+			re = anywhere
+		default:
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range re.FindAllStringSubmatch(string(b), -1) {
+			names[m[len(m)-1]] = rel
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) < 10 {
+		t.Fatalf("found %d variables: the test reads the wrong tree", len(names))
+	}
+	for name, where := range names {
+		if _, err := LoadConfig("", []string{name + "=1"}, nil); err != nil && strings.Contains(err.Error(), "not a configuration key") {
+			t.Errorf("%s reads %s, which riskflow refuses: add it to scriptEnv", where, name)
+		}
+	}
+}
