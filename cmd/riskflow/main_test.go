@@ -84,6 +84,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{"demo with an argument", []string{"demo", "30s"}, []string{`demo: takes no arguments, got "30s"`}, "riskflow demo"},
 		{"loadgen with an argument", []string{"loadgen", "--out", "-", "events.jsonl"}, []string{`loadgen: takes no arguments, got "events.jsonl"`}, "riskflow loadgen"},
 		{"bench with an argument", []string{"bench", "api"}, []string{`bench: takes no arguments, got "api"`}, "riskflow bench"},
+		{"rules report for a number", []string{"rules", "report", "--app", "138 1234 5678"}, []string{"--app: looks like it contains a mobile phone number"}, "riskflow rules report"},
 		{"backtest with an argument", []string{"backtest", "--rules", "r.yaml", "--from", "24h", "labels.jsonl"}, []string{`backtest: takes no arguments, got "labels.jsonl"`}, "riskflow backtest"},
 		{"backtest negative warm-up", []string{"backtest", "--rules", "r.yaml", "--from", "24h", "--warm-up", "-1h"}, []string{"--warm-up: -1h is negative"}, "riskflow backtest"},
 		{"backtest flag-at 0", []string{"backtest", "--rules", "r.yaml", "--from", "24h", "--flag-at", "0"}, []string{"--flag-at: 0 flags every event"}, "riskflow backtest"},
@@ -95,6 +96,11 @@ func TestRunUsageErrors(t *testing.T) {
 			r := runCmd(t, ctx, c.args...)
 			if r.code != 2 {
 				t.Fatalf("exit %d, want 2\nstderr: %s", r.code, r.stderr)
+			}
+			for _, a := range c.args {
+				if strings.Contains(a, "1234") && strings.Contains(r.stderr, a) {
+					t.Errorf("the error shows the number %q:\n%s", a, r.stderr)
+				}
 			}
 			for _, w := range c.want {
 				if !strings.Contains(r.stderr, w) {

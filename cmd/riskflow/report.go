@@ -94,7 +94,7 @@ func cmdRulesReport(ctx context.Context, cfg Config, window time.Duration, app s
 		scope = "app " + app
 	}
 	fmt.Fprintf(stdout, "rule hits, %s: %s → %s (%d events) vs the %s before (%d events)\n\n",
-		scope, cur.Format(time.RFC3339), end.Format(time.RFC3339), totalNow, window, totalBefore)
+		scope, cur.Format(time.RFC3339), end.Format(time.RFC3339), totalNow, shortDuration(window), totalBefore)
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "mode\trule\ttag\tlevel\thits\trate\tbefore\ttrend\thourly")
 	for _, s := range list {

@@ -148,6 +148,10 @@ func cmdRulesReportCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 	if fs.NArg() != 0 {
 		return usagef("rules report: takes no arguments")
 	}
+	// Checked as the API checks an app_id: the report prints it, so it must not hold a number.
+	if err := schemas.CheckID("app_id", *app, schemas.MaxAppIDLen); err != nil {
+		return usagef("--app: %s", err.(*schemas.FieldError).Reason)
+	}
 	cfg, err := cf.load(nil)
 	if err != nil {
 		return err
