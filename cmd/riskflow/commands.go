@@ -255,6 +255,9 @@ func cmdHelp(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	c := root()
 	for _, name := range args {
 		sub := c.sub(name)
+		if sub == nil && len(c.subs) == 0 {
+			return usagef("help: %s has no subcommands: riskflow help %s", c.path(), strings.TrimSpace(c.prefix()))
+		}
 		if sub == nil {
 			return usagef("help: %s has no command %q (known: %s)", c.path(), name, strings.Join(c.subNames(), ", "))
 		}

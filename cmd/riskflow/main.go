@@ -106,6 +106,9 @@ func resolve(args []string) (*command, []string, error) {
 		if isHelpFlag(name) {
 			return cmd, nil, helpRequested{}
 		}
+		if cmd.parent == nil && (name == "--version" || name == "-version") && len(args) == 1 {
+			name = "version" // what a stranger types first: the same as riskflow version
+		}
 		if strings.HasPrefix(name, "-") && cmd.run == nil {
 			return cmd, nil, usagef("%sflags go after the command (riskflow %sCOMMAND %s)", cmd.errPrefix(), cmd.prefix(), name)
 		}

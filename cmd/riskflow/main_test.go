@@ -74,6 +74,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{"rules lint bad flag after the file", []string{"rules", "lint", "x.yaml", "--frob"}, []string{"-frob"}, "riskflow rules lint"},
 		{"version with an argument", []string{"version", "now"}, []string{"takes no arguments"}, "riskflow version"},
 		{"help of an unknown command", []string{"help", "frob"}, []string{`help: riskflow has no command "frob"`}, "riskflow help"},
+		{"help of a subcommand of a command without any", []string{"help", "serve", "extra"}, []string{"help: riskflow serve has no subcommands: riskflow help serve"}, "riskflow help"},
 		{"dev bad listen", []string{"dev", "--listen", "8080"}, []string{`--listen "8080" is not host:port`}, "riskflow dev"},
 		{"demo bad mode", []string{"demo", "--mode", "auto"}, []string{`--mode: "auto" is not dev or real`}, "riskflow demo"},
 		{"demo bad speedup", []string{"demo", "--speedup", "0"}, []string{"--speedup: must be positive"}, "riskflow demo"},
@@ -242,6 +243,15 @@ func TestRunVersion(t *testing.T) {
 	r := runCmd(t, context.Background(), "version")
 	if r.code != 0 || !regexp.MustCompile(`^riskflow \S+\nrevision .+\n(commit time .+\n)?go 1\.\d+`).MatchString(r.stdout) {
 		t.Errorf("exit %d, stdout %q", r.code, r.stdout)
+	}
+	// riskflow --version, as a stranger types it, is the same; after a command it is a flag.
+	for _, flag := range []string{"--version", "-version"} {
+		if v := runCmd(t, context.Background(), flag); v.code != 0 || v.stdout != r.stdout {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want riskflow version's output", flag, v.code, v.stdout, v.stderr)
+		}
+	}
+	if v := runCmd(t, context.Background(), "--version", "serve"); v.code != 2 {
+		t.Errorf("--version serve: exit %d, want 2 (flags go after the command)", v.code)
 	}
 }
 
