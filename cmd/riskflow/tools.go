@@ -29,7 +29,9 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	c := cfg.ClickHouse
-	store, err := openStore(ctx, c, nil)
+	// The store's log says what stdout does not: a migration skipped because the server is older
+	// than it requires (applied by a migrate after an upgrade), a schema newer than this binary.
+	store, err := openStore(ctx, c, newLogger(LogConfig{Level: "info", Format: cfg.Log.Format}, stderr))
 	if err != nil {
 		return err
 	}
