@@ -2,11 +2,13 @@ package main
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/riskflow/riskflow/schemas"
@@ -28,7 +30,7 @@ type apiServer struct {
 func (a *app) listenAPI(listen string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
-		return nil, fmt.Errorf("api: listen on %s: %w", listen, err)
+		return nil, fmt.Errorf("api: listen on %s (api.listen): %w%s", listen, err, addrInUseHint(err, "--listen or api.listen"))
 	}
 	if a.cfg.API.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(a.cfg.API.TLSCert, a.cfg.API.TLSKey)
@@ -39,6 +41,14 @@ func (a *app) listenAPI(listen string) (net.Listener, error) {
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
 	return ln, nil
+}
+
+// addrInUseHint tells what to do when another process holds the port: which setting moves it.
+func addrInUseHint(err error, setting string) string {
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return ""
+	}
+	return fmt.Sprintf(" (another process holds that port — a second riskflow? Give another address with %s; port 0 picks a free one)", setting)
 }
 
 // serveStarting serves ln with the starting handler until use.

@@ -21,7 +21,7 @@ import (
 func (a *app) runOps(ctx context.Context, listen string) error {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
-		return fmt.Errorf("ops: listen on %s: %w", listen, err)
+		return fmt.Errorf("ops: listen on %s (ops.listen): %w%s", listen, err, addrInUseHint(err, "ops.listen"))
 	}
 	hs := &http.Server{Handler: a.opsHandler(), ReadHeaderTimeout: 2 * time.Second, WriteTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
