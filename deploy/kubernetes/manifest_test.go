@@ -5,6 +5,7 @@ package kubernetes
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,10 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 )
 
 type manifest struct {
@@ -246,4 +251,88 @@ func TestManifests(t *testing.T) {
 			t.Errorf("the ConfigMap's riskflow.yaml does not set %s", key)
 		}
 	}
+}
+
+// Every object of the manifest decodes into its Kubernetes API type with unknown fields refused —
+// what kubectl's server-side validation would say at apply time: a misspelled field
+// (periodSecond, readinesProbe) would otherwise be dropped without a word, and a value of the
+// wrong type (a port as "8080", a quantity as 1Gib) refused only by the cluster.
+func TestManifestFieldsAreKubernetesFields(t *testing.T) {
+	b, err := os.ReadFile("riskflow.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, doc := range strictDecodeAll(t, b) {
+		if len(doc.errs) > 0 {
+			t.Errorf("object %d (%s %s): %v", i+1, doc.kind, doc.name, errors.Join(doc.errs...))
+		}
+	}
+	// The check itself: a misspelled field and a wrongly typed value are found, each named.
+	for _, c := range []struct{ field, want string }{
+		{"readinessProbe: {httpGet: {path: /readyz, port: 8080}, periodSecond: 5}", "periodSecond"},
+		{"resources: {limits: {memory: 1Gib}}", "quantities must match"},
+	} {
+		bad := []byte("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  selector: {matchLabels: {a: b}}\n  template:\n" +
+			"    metadata: {labels: {a: b}}\n    spec:\n      containers:\n        - name: c\n          image: i\n" +
+			"          " + c.field + "\n")
+		docs := strictDecodeAll(t, bad)
+		if len(docs) != 1 || len(docs[0].errs) == 0 || !strings.Contains(errors.Join(docs[0].errs...).Error(), c.want) {
+			t.Errorf("%s: want an error naming %q, got %+v", c.field, c.want, docs)
+		}
+	}
+}
+
+type decodedObject struct {
+	kind, name string
+	errs       []error
+}
+
+// strictDecodeAll decodes every document of a manifest into the API type of its kind.
+func strictDecodeAll(t *testing.T, b []byte) []decodedObject {
+	t.Helper()
+	types := map[string]func() any{
+		"v1/ConfigMap":                           func() any { return &corev1.ConfigMap{} },
+		"v1/Service":                             func() any { return &corev1.Service{} },
+		"v1/Secret":                              func() any { return &corev1.Secret{} },
+		"apps/v1/Deployment":                     func() any { return &appsv1.Deployment{} },
+		"apps/v1/StatefulSet":                    func() any { return &appsv1.StatefulSet{} },
+		"policy/v1/PodDisruptionBudget":          func() any { return &policyv1.PodDisruptionBudget{} },
+		"autoscaling/v2/HorizontalPodAutoscaler": func() any { return &autoscalingv2.HorizontalPodAutoscaler{} },
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	var out []decodedObject
+	for {
+		var doc map[string]any
+		if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if doc == nil {
+			continue
+		}
+		var o decodedObject
+		o.kind, _ = doc["kind"].(string)
+		if md, ok := doc["metadata"].(map[string]any); ok {
+			o.name, _ = md["name"].(string)
+		}
+		api, _ := doc["apiVersion"].(string)
+		newObj, ok := types[api+"/"+o.kind]
+		if !ok {
+			o.errs = append(o.errs, fmt.Errorf("apiVersion %q kind %q: not a type this test knows (add it to the table)", api, o.kind))
+			out = append(out, o)
+			continue
+		}
+		j, err := json.Marshal(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		jd := json.NewDecoder(bytes.NewReader(j))
+		jd.DisallowUnknownFields()
+		if err := jd.Decode(newObj()); err != nil {
+			o.errs = append(o.errs, err)
+		}
+		out = append(out, o)
+	}
+	return out
 }
