@@ -766,3 +766,43 @@ func TestEnvReadByScriptsAndTestsIsKnown(t *testing.T) {
 		}
 	}
 }
+
+// The compose file's ClickHouse gets a password (its image gives the user "default" no network
+// access without one), and every riskflow service that talks to it sends that password.
+func TestComposeClickHousePassword(t *testing.T) {
+	var compose struct {
+		Services map[string]struct {
+			Image       string            `yaml:"image"`
+			Environment map[string]string `yaml:"environment"`
+		} `yaml:"services"`
+	}
+	b, err := os.ReadFile("../../deploy/compose/docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &compose); err != nil {
+		t.Fatal(err)
+	}
+	var password string
+	for _, s := range compose.Services {
+		if strings.HasPrefix(s.Image, "clickhouse/") {
+			password = s.Environment["CLICKHOUSE_PASSWORD"]
+		}
+	}
+	if password == "" {
+		t.Fatal("the clickhouse service sets no CLICKHOUSE_PASSWORD: riskflow could not log in over the network")
+	}
+	n := 0
+	for name, s := range compose.Services {
+		if s.Environment["RISKFLOW_CLICKHOUSE_ADDR"] == "" {
+			continue
+		}
+		n++
+		if got := s.Environment["RISKFLOW_CLICKHOUSE_PASSWORD"]; got != password {
+			t.Errorf("service %s: RISKFLOW_CLICKHOUSE_PASSWORD %q, want the server's %q", name, got, password)
+		}
+	}
+	if n < 2 {
+		t.Errorf("%d services talk to ClickHouse; want migrate and riskflow", n)
+	}
+}
