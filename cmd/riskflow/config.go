@@ -751,10 +751,12 @@ func setKey(c *Config, path, val string) error {
 		f.Set(reflect.ValueOf(m))
 	case f.Kind() == reflect.Map:
 		m := map[string]string{}
-		for _, p := range splitEntries(val) {
+		entries := splitEntries(val)
+		for i, p := range entries {
 			k, v, ok := strings.Cut(p, ":")
 			if !ok {
-				return fmt.Errorf("%q is not key:value", p) // no colon: no secret in it either
+				// The entry is not shown: api.keys' "app1=secret1" or "app1secret1" holds a secret.
+				return fmt.Errorf("entry %d of %d has no \":\": want key:value entries (app1:secret1,app2:secret2)", i+1, len(entries))
 			}
 			m[k] = v
 		}

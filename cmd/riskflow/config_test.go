@@ -209,7 +209,8 @@ func TestLoadConfigEnvBadValue(t *testing.T) {
 	cases := map[string]string{
 		"RISKFLOW_KAFKA_PARTITIONS=many":        "RISKFLOW_KAFKA_PARTITIONS",
 		"RISKFLOW_KAFKA_BATCH_TIMEOUT=5":        "RISKFLOW_KAFKA_BATCH_TIMEOUT",
-		"RISKFLOW_API_KEYS=app1":                `"app1" is not key:value`,
+		"RISKFLOW_API_KEYS=app1":                `RISKFLOW_API_KEYS (api.keys): entry 1 of 1 has no ":"`,
+		"RISKFLOW_API_KEYS=a:b,app2=s3cr3t":     `entry 2 of 2 has no ":"`,
 		"RISKFLOW_SCORING_REPLAY=maybe":         "RISKFLOW_SCORING_REPLAY",
 		"RISKFLOW_API_RATE_PER_APP=fast":        "RISKFLOW_API_RATE_PER_APP",
 		"RISKFLOW_SCORING_WINDOWS=1m,sometimes": `"sometimes" is not a duration`,
@@ -218,6 +219,13 @@ func TestLoadConfigEnvBadValue(t *testing.T) {
 		_, err := LoadConfig("", []string{kv}, nil)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want it to contain %q", kv, err, want)
+		}
+	}
+	// A malformed map entry may be a secret with its separator mistyped: it is not echoed.
+	for _, set := range []string{"api.keys=app2=s3cr3t", "api.admin_keys=lead:x,s3cr3t"} {
+		_, err := LoadConfig("", nil, []string{set})
+		if err == nil || strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("--set %s: error %v; want one that does not show the secret", set, err)
 		}
 	}
 }
