@@ -95,6 +95,9 @@ func cmdRulesLint(_ context.Context, args []string, stdout, stderr io.Writer) er
 	if fs.NArg() != 1 {
 		return usagef("rules lint: exactly one FILE is required")
 	}
+	if st, err := os.Stat(fs.Arg(0)); err == nil && st.IsDir() {
+		return usagef("rules lint: %s is a directory: give its pack file (riskflow rules lint %s)", fs.Arg(0), filepath.Join(fs.Arg(0), "rules.yaml"))
+	}
 	_, s, err := rulesScorer(&cf, stderr)
 	if err != nil {
 		return err
@@ -128,6 +131,9 @@ func cmdRulesTest(_ context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if fs.NArg() != 1 {
 		return usagef("rules test: exactly one DIR (holding rules.yaml and tests.yaml) is required")
+	}
+	if st, err := os.Stat(fs.Arg(0)); err == nil && !st.IsDir() {
+		return usagef("rules test: %s is a file: give the pack's directory, holding rules.yaml and tests.yaml (riskflow rules test %s)", fs.Arg(0), filepath.Dir(fs.Arg(0)))
 	}
 	cfg, err := cf.load(nil)
 	if err != nil {
