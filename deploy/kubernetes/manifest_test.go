@@ -174,6 +174,11 @@ func TestManifests(t *testing.T) {
 			if role != "scorer" && rc.ClickHouse.Addr != "" && !fromSecret["RISKFLOW_CLICKHOUSE_PASSWORD"] {
 				t.Errorf("%s: container %v connects to ClickHouse but takes no RISKFLOW_CLICKHOUSE_PASSWORD from a Secret", role, c.Args)
 			}
+			// The console and the admin routes are the api role's, on with admin keys: the
+			// operator gives them in the Secret, without editing the Deployment.
+			if role == "api" && !fromSecret["RISKFLOW_API_ADMIN_KEYS"] {
+				t.Errorf("api: container %v takes no RISKFLOW_API_ADMIN_KEYS from the Secret: the console cannot be turned on", c.Args)
+			}
 		}
 		c := ps.Containers[0]
 		if c.ReadinessProbe == nil || c.LivenessProbe == nil {
