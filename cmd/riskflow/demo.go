@@ -57,6 +57,22 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	// The traffic's settings are checked before anything starts: a mistyped flag is a usage
+	// error at once, not after a broker, the scorer and the API were brought up.
+	key, secret := firstKey(cfg.API.Keys)
+	wall := lf.duration
+	lf.duration = time.Duration(float64(wall) * *speedup)
+	lc, err := lf.config([]string{key})
+	if err != nil {
+		return err
+	}
+	if lf.start == "" {
+		lc.Start = time.Now().UTC().Add(-lc.Duration) // event time ends at about now
+	}
+	gen, err := loadgen.New(lc)
+	if err != nil {
+		return usageError{err}
+	}
 	log := newLogger(cfg.Log, stderr)
 	real := *mode == "real"
 	if real && !reachable(cfg.Kafka.Brokers[0]) {
@@ -105,20 +121,6 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return g.Wait()
 	}
 
-	key, secret := firstKey(cfg.API.Keys)
-	wall := lf.duration
-	lf.duration = time.Duration(float64(wall) * *speedup)
-	lc, err := lf.config([]string{key})
-	if err != nil {
-		return err
-	}
-	if lf.start == "" {
-		lc.Start = time.Now().UTC().Add(-lc.Duration) // event time ends at about now
-	}
-	gen, err := loadgen.New(lc)
-	if err != nil {
-		return usageError{err}
-	}
 	var mu sync.Mutex // guards labels and sample, written by the sender, read by the prober
 	labels := map[string]string{}
 	sub := map[string]string{} // event id → a row of its own inside benign (the large app)
