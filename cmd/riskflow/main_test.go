@@ -60,6 +60,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{"unknown flag", []string{"serve", "--colour", "red"}, []string{"flag provided but not defined: -colour"}, "riskflow serve"},
 		{"bad roles", []string{"serve", "--roles", "scorer,bogus"}, []string{`--roles: "bogus" is not`}, "riskflow serve"},
 		{"empty roles", []string{"serve", "--roles", " , "}, []string{"--roles: at least one"}, "riskflow serve"},
+		{"listen without the api role", []string{"serve", "--roles", "scorer,archiver", "--listen", "0.0.0.0:9464"}, []string{"--listen is the api role's address", "--set ops.listen=0.0.0.0:9464"}, "riskflow serve"},
 		{"serve without api keys", []string{"serve", "--roles", "api", "--set", "scoring.phone_hash_key=k"}, []string{"api.keys: no API keys configured"}, ""},
 		{"serve without hash key", []string{"serve", "--roles", "scorer"}, []string{"scoring.phone_hash_key: required"}, ""},
 		{"api without listen address", []string{"serve", "--roles", "api", "--set", "api.listen=", "--set", "api.keys=a:b", "--set", "scoring.phone_hash_key=k"}, []string{"api.listen: required"}, ""},

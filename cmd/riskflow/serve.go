@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -22,6 +23,9 @@ func cmdServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	names, err := parseRoles(*rolesFlag)
 	if err != nil {
 		return err
+	}
+	if *listen != "" && !slices.Contains(names, "api") {
+		return usagef("--listen is the api role's address, and --roles %s has no api: a process without it serves /metrics, /healthz and /readyz on ops.listen (--set ops.listen=%s)", *rolesFlag, *listen)
 	}
 	cfg, err := cf.load(func(c *Config) {
 		if *listen != "" {
