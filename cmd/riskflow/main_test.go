@@ -76,6 +76,8 @@ func TestRunUsageErrors(t *testing.T) {
 		{"rules lint of a directory", []string{"rules", "lint", "../../rules/packs/default"}, []string{"rules lint: ../../rules/packs/default is a directory: give its pack file (riskflow rules lint ../../rules/packs/default/rules.yaml)"}, "riskflow rules lint"},
 		{"rules test of a file", []string{"rules", "test", "../../rules/packs/default/rules.yaml"}, []string{"rules test: ../../rules/packs/default/rules.yaml is a file: give the pack's directory", "(riskflow rules test ../../rules/packs/default)"}, "riskflow rules test"},
 		{"rules lint bad flag after the file", []string{"rules", "lint", "x.yaml", "--frob"}, []string{"-frob"}, "riskflow rules lint"},
+		{"rules rollback of a number", []string{"rules", "rollback", "13812345678"}, []string{`rules rollback: VERSION "<phone>" is not a rule pack version: 16 hex digits`}, "riskflow rules rollback"},
+		{"rules rollback of a short version", []string{"rules", "rollback", "3f2a9c0d"}, []string{`VERSION "3f2a9c0d" is not a rule pack version`}, "riskflow rules rollback"},
 		{"version with an argument", []string{"version", "now"}, []string{"takes no arguments"}, "riskflow version"},
 		{"help of an unknown command", []string{"help", "frob"}, []string{`help: riskflow has no command "frob"`}, "riskflow help"},
 		{"help of a subcommand of a command without any", []string{"help", "serve", "extra"}, []string{"help: riskflow serve has no subcommands: riskflow help serve"}, "riskflow help"},

@@ -234,6 +234,9 @@ func cmdRulesRollback(ctx context.Context, args []string, stdout, stderr io.Writ
 	if fs.NArg() != 1 {
 		return usagef("rules rollback: exactly one VERSION is required (riskflow rules versions lists them)")
 	}
+	if !isPackVersion(fs.Arg(0)) {
+		return usagef("rules rollback: VERSION %s is not a rule pack version: 16 hex digits, as riskflow rules versions lists them", schemas.Excerpt(fs.Arg(0), 40))
+	}
 	cfg, s, err := rulesScorer(&cf, stderr)
 	if err != nil {
 		return err
@@ -270,4 +273,18 @@ func userName() string {
 		return u
 	}
 	return "unknown"
+}
+
+// isPackVersion reports whether v has the form of a rule pack version (rules.Pack.Version: the
+// first 16 hex digits of the pack's SHA-256).
+func isPackVersion(v string) bool {
+	if len(v) != 16 {
+		return false
+	}
+	for _, c := range v {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/rules/packs"
 	"github.com/riskflow/riskflow/rules/rulesvc"
+	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/api"
 )
 
@@ -99,7 +100,8 @@ func (v *versionStore) Lookup(ctx context.Context, version string) (rulesvc.Vers
 	}
 	r, err := st.RuleVersion(ctx, version)
 	if errors.Is(err, chsink.ErrNoRuleVersion) {
-		return rulesvc.Version{}, fmt.Errorf("%w %q in rule_versions", rulesvc.ErrUnknownVersion, version)
+		// An excerpt: the version is what a caller typed (CLI, API, console), a number among it masked.
+		return rulesvc.Version{}, fmt.Errorf("%w %s in rule_versions", rulesvc.ErrUnknownVersion, schemas.Excerpt(version, 40))
 	}
 	if err != nil {
 		return rulesvc.Version{}, err
