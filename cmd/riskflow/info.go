@@ -12,22 +12,35 @@ import (
 	"github.com/riskflow/riskflow/rules"
 )
 
-// buildInfo describes this binary: module version, VCS revision (when built from a checkout) and
-// the Go version.
+// buildInfo describes this binary: module version, VCS revision (when built from a checkout, else
+// as stamped by -ldflags: stampedVersion, stampedRevision) and the Go version.
 func buildInfo() (version, revision, goVersion string) {
-	version, revision, goVersion = "(devel)", "unknown", "unknown"
 	bi, ok := debug.ReadBuildInfo()
+	return buildInfoOf(bi, ok, stampedVersion, stampedRevision)
+}
+
+func buildInfoOf(bi *debug.BuildInfo, ok bool, stampVersion, stampRevision string) (version, revision, goVersion string) {
+	version, revision, goVersion = "(devel)", "unknown", "unknown"
+	if stampVersion != "" {
+		version = stampVersion
+	}
+	if stampRevision != "" {
+		revision = stampRevision
+	}
 	if !ok {
 		return
 	}
 	goVersion = bi.GoVersion
-	if bi.Main.Version != "" {
+	if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 		version = bi.Main.Version
 	}
 	for _, s := range bi.Settings {
 		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
 			revision = s.Value[:12]
 		}
+	}
+	if len(revision) > 12 {
+		revision = revision[:12]
 	}
 	return
 }

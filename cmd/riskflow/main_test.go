@@ -598,3 +598,18 @@ func TestDockerfileStampsExistingVariables(t *testing.T) {
 		}
 	}
 }
+
+// riskflow_build_info carries the stamps of a build without .git, as riskflow version does.
+func TestBuildInfoStamped(t *testing.T) {
+	plain := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}}
+	if v, r, g := buildInfoOf(plain, true, "v0.10.0", "3f2a9c0d1e2b4a5f6789"); v != "v0.10.0" || r != "3f2a9c0d1e2b" || g != "go1.26.8" {
+		t.Errorf("stamped: %q %q %q", v, r, g)
+	}
+	if v, r, _ := buildInfoOf(plain, true, "", ""); v != "(devel)" || r != "unknown" {
+		t.Errorf("not stamped: %q %q", v, r)
+	}
+	vcs := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v0.11.0"}, Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "abcdef0123456789"}}}
+	if v, r, _ := buildInfoOf(vcs, true, "v0.10.0", "3f2a9c0"); v != "v0.11.0" || r != "abcdef012345" {
+		t.Errorf("the toolchain's stamps win: %q %q", v, r)
+	}
+}
