@@ -576,10 +576,13 @@ const idleRecheck = 25 * time.Millisecond
 // earlier says nothing about messages produced since, so unless every partition is already past
 // at.Stamp, the end offsets are read afresh (one ListOffsets round trip).
 //
-// A batch produced after the fact is waited for by event time: a partition is through when it has
-// applied an event whose time is at or after at.Event (a partition's events are in time order when
-// a recorded stream is played back), or it is idle: at its end offset, read when nothing had
-// reached the partition for the skew.
+// A batch produced after the fact is waited for by stamp as above and then by event time: a
+// partition is through when it has applied an event whose time is at or after at.Event (a
+// partition's events are in time order when a recorded stream is played back), or it is idle: at
+// its end offset, read when nothing had reached the partition for the skew. Event time alone is
+// not enough when such batches arrive amid live traffic (an app whose attempts are uploaded in
+// batches after the fact): a partition that carries live events has applied newer ones, while the
+// same upload's batch for it, produced with this one, may still be on its way.
 func (t *Tail) WaitThrough(ctx context.Context, at Point, max time.Duration) (time.Duration, bool) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, max)
@@ -593,38 +596,45 @@ func (t *Tail) WaitThrough(ctx context.Context, at Point, max time.Duration) (ti
 		case <-tick.C:
 		}
 	}
-	if at.Replayed() {
-		return time.Since(start), t.waitEvents(ctx, at.Event.UnixNano(), tick)
+	ok := t.waitStamps(ctx, at.Stamp, tick)
+	if ok && at.Replayed() {
+		ok = t.waitEvents(ctx, at.Event.UnixNano(), tick)
 	}
-	ns := at.Stamp.UnixNano()
+	return time.Since(start), ok
+}
+
+// waitStamps waits until every partition's last applied message is stamped at or after at, or
+// the partition had nothing more to read when its end offset was read at least the skew after at.
+func (t *Tail) waitStamps(ctx context.Context, at time.Time, tick *time.Ticker) bool {
+	ns := at.UnixNano()
 	if t.pastAll(ns, nil) {
-		return time.Since(start), true
+		return true
 	}
 	// A partition at its end may still be about to receive messages stamped at or before at: a
 	// producer's batches for different partitions reach the broker up to skew apart. So the end
 	// offsets are read only once skew has passed since at; partitions that move past at meanwhile
 	// end the wait sooner. (At most skew from now: a producer's clock ahead of this one does not
 	// hold every batch up for longer.)
-	if d := min(time.Until(at.Stamp.Add(t.skew)), t.skew); d > 0 {
+	if d := min(time.Until(at.Add(t.skew)), t.skew); d > 0 {
 		settled := time.NewTimer(d)
 		defer settled.Stop()
 	wait:
 		for {
 			select {
 			case <-ctx.Done():
-				return time.Since(start), false
+				return false
 			case <-settled.C:
 				break wait
 			case <-tick.C:
 				if t.pastAll(ns, nil) {
-					return time.Since(start), true
+					return true
 				}
 			}
 		}
 	}
 	ends, err := t.readEnds(ctx, t.client(), t.partitions())
 	if err != nil {
-		return time.Since(start), false
+		return false
 	}
 	for p, e := range ends {
 		t.raiseTarget(p, e)
@@ -632,11 +642,11 @@ func (t *Tail) WaitThrough(ctx context.Context, at Point, max time.Duration) (ti
 	for !t.pastAll(ns, ends) {
 		select {
 		case <-ctx.Done():
-			return time.Since(start), false
+			return false
 		case <-tick.C:
 		}
 	}
-	return time.Since(start), true
+	return true
 }
 
 // waitEvents waits until every partition has applied an event at or after ns (unix ns), or is

@@ -500,3 +500,41 @@ func TestScoreStageReportsWhatTheGateWaitedBy(t *testing.T) {
 		t.Errorf("gate waits reported as replayed %v, want [true false] (an hour-old event, then a live one)", obs.replayed)
 	}
 }
+
+// A stream mixing live apps with one whose events always arrive late (a verify service that
+// uploads its attempts in batches, 10 s after they happened): a late batch is waited for by event
+// time, but a partition carrying live traffic has applied newer events already, so event time
+// alone calls it through while the same upload's batch for that partition, produced just after,
+// is still to come. The wait must also cover what was produced up to the batch's stamp (within
+// the skew), as a live batch's does.
+func TestFeedWaitAppliedByEventTimeAmidLiveTraffic(t *testing.T) {
+	ctx, feed, st, w := followedFeed(t)
+	now := time.Now().Truncate(time.Millisecond)
+	write := func(part int, id string, ts, stamp time.Time) {
+		if err := w.WriteMessages(ctx, kafka.Message{Partition: part, Time: stamp, Value: eventAt(id, ts)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(0, "live-0", now, now)
+	write(1, "live-1", now, now)
+	stamp := time.Now().Truncate(time.Millisecond)
+	write(0, "late-0", now.Add(-10*time.Second), stamp) // the upload's batch for partition 0
+	for !st.has("live-1") || !st.has("late-0") {
+		if ctx.Err() != nil {
+			t.Fatal("the feed never applied the first events")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	type result struct{ ok, other bool }
+	done := make(chan result, 1)
+	go func() {
+		_, ok := feed.WaitApplied(ctx, consumers.Point{Stamp: stamp, Event: now.Add(-10 * time.Second)}, 10*time.Second)
+		done <- result{ok: ok, other: st.has("late-1")}
+	}()
+	time.Sleep(50 * time.Millisecond) // orders the write after the wait began; not a threshold
+	// The same upload's batch for partition 1.
+	write(1, "late-1", now.Add(-10500*time.Millisecond), stamp.Add(time.Millisecond))
+	if r := <-done; !r.ok || !r.other {
+		t.Errorf("WaitApplied for the late batch returned met=%v with the upload's other batch applied=%v; want both true", r.ok, r.other)
+	}
+}
