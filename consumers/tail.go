@@ -563,12 +563,13 @@ func (p Point) Replayed() bool { return !p.Event.IsZero() && p.Event.Before(p.St
 const ReplayLag = 5 * time.Second
 
 // idleRecheck is how often, at most, WaitThrough reads the end offsets again while a partition
-// that is behind the event time asked for has gone quiet.
+// that is behind the event time asked for has gone quiet, or while the broker cannot tell them.
 const idleRecheck = 25 * time.Millisecond
 
 // WaitThrough waits, at most max, until every partition has been applied up to at. It reports how
-// long it waited and whether the condition was met (false: max passed, ctx ended, or the broker
-// could not be asked).
+// long it waited and whether the condition was met (false: max passed or ctx ended). End offsets
+// the broker cannot tell are asked for again until then: giving up at once would let a batch be
+// handled without the other partitions' messages right after the broker came back.
 //
 // A live batch (see ReplayLag) is waited for by stamp: a partition is through when its last
 // applied message is stamped at or after at.Stamp, or it had nothing more to read when its end
@@ -632,8 +633,8 @@ func (t *Tail) waitStamps(ctx context.Context, at time.Time, tick *time.Ticker) 
 			}
 		}
 	}
-	ends, err := t.readEnds(ctx, t.client(), t.partitions())
-	if err != nil {
+	ends, ok := t.endsWithin(ctx, t.partitions())
+	if !ok {
 		return false
 	}
 	for p, e := range ends {
@@ -672,8 +673,8 @@ func (t *Tail) waitEvents(ctx context.Context, ns int64, tick *time.Ticker) bool
 			return true
 		}
 		if len(quiet) > 0 && now.Sub(read) >= idleRecheck {
-			ends, err := t.readEnds(ctx, t.client(), quiet)
-			if err != nil {
+			ends, ok := t.endsWithin(ctx, quiet)
+			if !ok {
 				return false
 			}
 			read = now
@@ -690,6 +691,24 @@ func (t *Tail) waitEvents(ctx context.Context, ns int64, tick *time.Ticker) bool
 		case <-ctx.Done():
 			return false
 		case <-tick.C:
+		}
+	}
+}
+
+// endsWithin reads the end offsets of parts, again every idleRecheck while the broker cannot
+// tell them (a broker coming back, a partition between leaders), until ctx ends (false then).
+func (t *Tail) endsWithin(ctx context.Context, parts []int) (map[int]int64, bool) {
+	for {
+		ends, err := t.readEnds(ctx, t.client(), parts)
+		if err == nil {
+			return ends, true
+		}
+		retry := time.NewTimer(idleRecheck)
+		select {
+		case <-ctx.Done():
+			retry.Stop()
+			return nil, false
+		case <-retry.C:
 		}
 	}
 }
