@@ -34,7 +34,7 @@ func newObserver(reg prometheus.Registerer) *observer {
 	}
 	o.feedWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "riskflow_scorer_feed_wait_seconds",
-		Help:    "How long a scorer waited before scoring a batch for its full-state feed to apply every partition up to the batch's time, by result (met, timeout) and by what the time was read from (stamp: the messages' Kafka timestamps, a live batch; event_time: the events' ts, a batch produced after the fact — a recording played back, a backlog after an outage).",
+		Help:    "How long a scorer waited before scoring a batch for its full-state feed to apply every partition up to the batch's time, by result (met, timeout) and by what the time was read from (stamp: the messages' Kafka timestamps, a live batch; event_time: the stamps and then the events' ts, a batch produced after the fact — a recording played back, a backlog after an outage, an app uploading its attempts late).",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 	}, []string{"result", "by"})
 	o.ruleHits = prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -1,0 +1,185 @@
+//go:build integration
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/riskflow/riskflow/schemas"
+)
+
+// backlogStream is netDevicePrefixStream's shape over more filler: a /24 farm, a device farm and a
+// number-block burst amid filler events an hour old, produced after the fact.
+func backlogStream(base time.Time, filler int) []kafka.Message {
+	rng := rand.New(rand.NewPCG(3, 33))
+	var msgs []kafka.Message
+	add := func(id, app, phone, ip, device string, ts time.Time) {
+		ev := map[string]any{"event_id": id, "ts": ts.UnixMilli(), "app_id": app, "flow": "one_click_login",
+			"phone": phone, "ip": ip, "carrier": "CM", "platform": "android", "outcome": "success"}
+		if device != "" {
+			ev["device_id"] = device
+		}
+		b, _ := json.Marshal(ev)
+		msgs = append(msgs, kafka.Message{Key: []byte(phone), Value: b, Time: ts})
+	}
+	apps := []string{"hb-a", "hb-b", "hb-c", "hb-d"}
+	for i := 0; i < filler; i++ {
+		add(fmt.Sprintf("bfill-%05d", i), apps[i%4], fmt.Sprintf("1%d%04d%04d", 35+i%4, rng.IntN(10000), rng.IntN(10000)),
+			fmt.Sprintf("183.%d.%d.%d", 1+rng.IntN(60), rng.IntN(256), 1+rng.IntN(254)), fmt.Sprintf("bd-%d", i),
+			base.Add(time.Duration(rng.IntN(60*60*1000))*time.Millisecond))
+	}
+	for i := 0; i < 30; i++ {
+		add(fmt.Sprintf("net-%02d", i), "hb-a", fmt.Sprintf("1380%07d", rng.IntN(10000000)), fmt.Sprintf("47.92.11.%d", 10+i), "",
+			base.Add(40*time.Minute+time.Duration(i)*12*time.Second))
+	}
+	for i := 0; i < 14; i++ {
+		add(fmt.Sprintf("dev-%02d", i), "hb-b", fmt.Sprintf("1590%07d", rng.IntN(10000000)), fmt.Sprintf("183.15.%d.9", i), "rig-9",
+			base.Add(time.Duration(i)*4*time.Minute))
+	}
+	for i := 0; i < 20; i++ {
+		add(fmt.Sprintf("pfx-%02d", i), "hb-c", fmt.Sprintf("1351234%04d", i*37), fmt.Sprintf("183.16.%d.%d", i, 1+rng.IntN(254)), fmt.Sprintf("pd-%d", i),
+			base.Add(50*time.Minute+time.Duration(i)*15*time.Second))
+	}
+	sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].Time.Before(msgs[j].Time) })
+	for i := range msgs {
+		msgs[i].Time = time.Time{}
+	}
+	return msgs
+}
+
+// produceChunks produces the stream in chunks of 500 every 50 ms (a backlog being sent).
+func produceChunks(ctx context.Context, w *kafka.Writer, stream []kafka.Message) {
+	for i := 0; i < len(stream); i += 500 {
+		if err := w.WriteMessages(ctx, stream[i:min(i+500, len(stream))]...); err != nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// scoreVerdicts reads risk.scores (at least n records) and returns each event's verdicts (every
+// record's, in the order read) .
+func scoreVerdicts(t *testing.T, topic string, n int) map[string][]verdict {
+	out := map[string][]verdict{}
+	for _, m := range readAllPartitions(t, topic, n) {
+		r, err := schemas.DecodeScoreRecord(m.Value)
+		if err != nil {
+			t.Fatalf("score record: %v", err)
+		}
+		v := verdict{score: r.Score, counts: map[string]int{}}
+		for tag, d := range r.Detail {
+			v.counts[tag] = firstInt(d.Reason)
+		}
+		out[r.EventID] = append(out[r.EventID], v)
+	}
+	return out
+}
+
+// A held-out backlog (H1): one scorer undisturbed, then three scorers with snapshots where one is
+// stopped and restarted from its snapshot mid-backlog and another SIGKILLed; ClickHouse must hold
+// every event once, and every verdict must be the single scorer's.
+func TestHeldOutBacklogRestartAndKill(t *testing.T) {
+	stream := backlogStream(time.Now().UTC().Add(-65*time.Minute).Truncate(time.Second), 40000)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+
+	e1 := newEnv(t)
+	one := e1.start("scorer")
+	waitAllReady(t, e1, []*proc{one})
+	produceChunks(ctx, e1.writer(), stream)
+	waitEnd(t, e1.scores, int64(len(stream)))
+	base := scoreVerdicts(t, e1.scores, len(stream))
+	one.stop(syscall.SIGTERM)
+
+	e := newEnv(t)
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	ops := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
+	start := func(i int) *proc {
+		return e.start("scorer", "--set", "scoring.snapshot_dir="+dirs[i], "--set", "scoring.snapshot_interval=2s", "--set", "ops.listen="+ops[i])
+	}
+	procs := []*proc{start(0), start(1), start(2)}
+	archiver := e.start("archiver")
+	waitAllReady(t, e, procs)
+	go produceChunks(ctx, e.writer(), stream)
+	for topicEnd(t, e.scores) < 10000 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	procs[0].stop(syscall.SIGTERM)
+	restarted := start(0)
+	for topicEnd(t, e.scores) < 25000 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	procs[1].stop(syscall.SIGKILL)
+	t.Logf("killed scorer 1 at %d score records", topicEnd(t, e.scores))
+	waits := func(i int) string {
+		var out []string
+		for _, by := range []string{"stamp", "event_time"} {
+			for _, r := range []string{"met", "timeout"} {
+				c, _ := metricValue(t, ops[i], `riskflow_scorer_feed_wait_seconds_count{by="`+by+`",result="`+r+`"}`)
+				s, _ := metricValue(t, ops[i], `riskflow_scorer_feed_wait_seconds_sum{by="`+by+`",result="`+r+`"}`)
+				out = append(out, fmt.Sprintf("%s %s %.0f (%.2f s)", by, r, c, s))
+			}
+		}
+		return strings.Join(out, ", ")
+	}
+	got := e.waitCount(ctx, "SELECT count() FROM {db}.risk_scores FINAL", uint64(len(stream)), 3*time.Minute)
+	distinct := e.count(ctx, "SELECT uniqExact(event_id) FROM {db}.risk_scores")
+	total := e.count(ctx, "SELECT count() FROM {db}.risk_scores")
+	recs := topicEnd(t, e.scores)
+	t.Logf("feed waits: restarted scorer 0: %s; scorer 2: %s", waits(0), waits(2))
+	t.Logf("ClickHouse: %d rows FINAL, %d distinct events, %d rows before merging; risk.scores holds %d records for %d events", got, distinct, total, recs, len(stream))
+	if got != uint64(len(stream)) || distinct != uint64(len(stream)) {
+		t.Errorf("ClickHouse holds %d rows FINAL and %d distinct events, want %d", got, distinct, len(stream))
+	}
+	if !strings.Contains(restarted.log.String(), "feature snapshot loaded") {
+		t.Errorf("the restarted scorer did not load its snapshot:\n%s", tail(restarted.log, 20))
+	}
+	vs := scoreVerdicts(t, e.scores, int(recs))
+	diff, redo, redoDiff := 0, 0, 0
+	for id, want := range base {
+		rs := vs[id]
+		if len(rs) == 0 {
+			t.Errorf("%s not scored", id)
+			continue
+		}
+		if len(rs) > 1 {
+			redo++
+		}
+		for k, g := range rs {
+			bad := g.score != want[0].score || len(g.counts) != len(want[0].counts)
+			for tag, c := range want[0].counts {
+				if gc, ok := g.counts[tag]; !ok || gc != c {
+					bad = true
+				}
+			}
+			if bad {
+				if k == 0 {
+					diff++
+				} else {
+					redoDiff++
+				}
+				if diff+redoDiff <= 10 {
+					t.Logf("%s (record %d of %d) scored %d %v, one scorer %d %v", id, k+1, len(rs), g.score, g.counts, want[0].score, want[0].counts)
+				}
+			}
+		}
+	}
+	t.Logf("%d events scored more than once (the killed scorer's uncommitted batches); %d first records and %d repeats differ from one scorer", redo, diff, redoDiff)
+	if diff+redoDiff > 0 {
+		t.Errorf("%d events got another verdict or count than with one scorer", diff+redoDiff)
+	}
+	if strings.Contains(restarted.log.String(), "level=ERROR") {
+		t.Logf("restarted scorer errors:\n%s", tail(restarted.log, 30))
+	}
+	_ = archiver
+}
