@@ -72,11 +72,11 @@ func playLiveBuffered(t *testing.T, e *env, evs []liveEv, outFrom, outTo time.Du
 	<-outage
 }
 
-// A held-out broker outage mid-stream (H1; stops the broker): live traffic with the farms, the
+// A broker outage mid-stream (stops the broker): live traffic with the farms, the
 // broker stopped for 30 s while the producer buffers, so the backlog it sends afterwards is waited
 // for by event time, through 1 and then 3 scorers: every event scored, the same verdicts as one
 // scorer (checkLive). Delays and feed waits are logged.
-func TestHeldOutOutageBacklogScorers(t *testing.T) {
+func TestOutageBacklogScorersAgree(t *testing.T) {
 	evs := liveStream(80, 30, false)
 	var base map[string]verdict
 	for _, n := range []int{1, 3} {

@@ -85,10 +85,10 @@ func scoreVerdicts(t *testing.T, topic string, n int) map[string][]verdict {
 	return out
 }
 
-// A held-out backlog (H1): one scorer undisturbed, then three scorers with snapshots where one is
+// A backlog an hour old: one scorer undisturbed, then three scorers with snapshots where one is
 // stopped and restarted from its snapshot mid-backlog and another SIGKILLed; ClickHouse must hold
 // every event once, and every verdict must be the single scorer's.
-func TestHeldOutBacklogRestartAndKill(t *testing.T) {
+func TestBacklogScorersAgreeThroughRestartAndKill(t *testing.T) {
 	stream := backlogStream(time.Now().UTC().Add(-65*time.Minute).Truncate(time.Second), 40000)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
