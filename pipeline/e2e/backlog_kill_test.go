@@ -4,10 +4,8 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,40 +19,7 @@ import (
 // backlogStream is netDevicePrefixStream's shape over more filler: a /24 farm, a device farm and a
 // number-block burst amid filler events an hour old, produced after the fact.
 func backlogStream(base time.Time, filler int) []kafka.Message {
-	rng := rand.New(rand.NewPCG(3, 33))
-	var msgs []kafka.Message
-	add := func(id, app, phone, ip, device string, ts time.Time) {
-		ev := map[string]any{"event_id": id, "ts": ts.UnixMilli(), "app_id": app, "flow": "one_click_login",
-			"phone": phone, "ip": ip, "carrier": "CM", "platform": "android", "outcome": "success"}
-		if device != "" {
-			ev["device_id"] = device
-		}
-		b, _ := json.Marshal(ev)
-		msgs = append(msgs, kafka.Message{Key: []byte(phone), Value: b, Time: ts})
-	}
-	apps := []string{"hb-a", "hb-b", "hb-c", "hb-d"}
-	for i := 0; i < filler; i++ {
-		add(fmt.Sprintf("bfill-%05d", i), apps[i%4], fmt.Sprintf("1%d%04d%04d", 35+i%4, rng.IntN(10000), rng.IntN(10000)),
-			fmt.Sprintf("183.%d.%d.%d", 1+rng.IntN(60), rng.IntN(256), 1+rng.IntN(254)), fmt.Sprintf("bd-%d", i),
-			base.Add(time.Duration(rng.IntN(60*60*1000))*time.Millisecond))
-	}
-	for i := 0; i < 30; i++ {
-		add(fmt.Sprintf("net-%02d", i), "hb-a", fmt.Sprintf("1380%07d", rng.IntN(10000000)), fmt.Sprintf("47.92.11.%d", 10+i), "",
-			base.Add(40*time.Minute+time.Duration(i)*12*time.Second))
-	}
-	for i := 0; i < 14; i++ {
-		add(fmt.Sprintf("dev-%02d", i), "hb-b", fmt.Sprintf("1590%07d", rng.IntN(10000000)), fmt.Sprintf("183.15.%d.9", i), "rig-9",
-			base.Add(time.Duration(i)*4*time.Minute))
-	}
-	for i := 0; i < 20; i++ {
-		add(fmt.Sprintf("pfx-%02d", i), "hb-c", fmt.Sprintf("1351234%04d", i*37), fmt.Sprintf("183.16.%d.%d", i, 1+rng.IntN(254)), fmt.Sprintf("pd-%d", i),
-			base.Add(50*time.Minute+time.Duration(i)*15*time.Second))
-	}
-	sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].Time.Before(msgs[j].Time) })
-	for i := range msgs {
-		msgs[i].Time = time.Time{}
-	}
-	return msgs
+	return farmsAmidFiller(base, "b", filler, rand.New(rand.NewPCG(3, 33)))
 }
 
 // produceChunks produces the stream in chunks of 500 every 50 ms (a backlog being sent).

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-
-	"github.com/riskflow/riskflow/schemas"
 )
 
 // playLiveBuffered produces the live stream in real time like an app's verify service that keeps
@@ -92,36 +90,8 @@ func TestOutageBacklogScorersAgree(t *testing.T) {
 		playLiveBuffered(t, e, evs, 25*time.Second, 55*time.Second)
 		waitEnd(t, e.scores, int64(len(evs)))
 		time.Sleep(2 * time.Second)
-		res := liveResult{verdicts: map[string]verdict{}, delay: map[string]time.Duration{}, records: map[string]int{}, waits: map[string]float64{}}
-		for _, a := range addrs {
-			for _, by := range []string{"stamp", "event_time"} {
-				for _, r := range []string{"met", "timeout"} {
-					c, _ := metricValue(t, a, `riskflow_scorer_feed_wait_seconds_count{by="`+by+`",result="`+r+`"}`)
-					s, _ := metricValue(t, a, `riskflow_scorer_feed_wait_seconds_sum{by="`+by+`",result="`+r+`"}`)
-					res.waits[by+"_"+r+"_count"] += c
-					res.waits[by+"_"+r+"_sum"] += s
-				}
-			}
-		}
-		stamps := map[string]time.Time{}
-		nev := int(topicEnd(t, e.events))
-		for _, m := range readAllPartitions(t, e.events, nev) {
-			stamps[jsonField(m.Value, "event_id")] = m.Time
-		}
-		nsc := int(topicEnd(t, e.scores))
-		for _, m := range readAllPartitions(t, e.scores, nsc) {
-			r, err := schemas.DecodeScoreRecord(m.Value)
-			if err != nil {
-				t.Fatalf("score record: %v", err)
-			}
-			res.records[r.EventID]++
-			v := verdict{score: r.Score, counts: map[string]int{}}
-			for tag, d := range r.Detail {
-				v.counts[tag] = firstInt(d.Reason)
-			}
-			res.verdicts[r.EventID] = v
-			res.delay[r.EventID] = r.ScoredAt.Sub(stamps[r.EventID])
-		}
+		nev, nsc := int(topicEnd(t, e.events)), int(topicEnd(t, e.scores))
+		res := collectLive(t, e, addrs, nev, nsc)
 		for _, p := range procs {
 			p.stop(syscall.SIGTERM)
 		}

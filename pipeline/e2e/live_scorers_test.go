@@ -157,6 +157,41 @@ type liveResult struct {
 	waits    map[string]float64 // feed wait count and sum by result, over the scorers
 }
 
+// collectLive reads what a run left: the feed waits from the scorers' ops ports (addrs), the
+// stamps of the first nev events and every verdict among the first nsc score records.
+func collectLive(t *testing.T, e *env, addrs []string, nev, nsc int) liveResult {
+	t.Helper()
+	res := liveResult{verdicts: map[string]verdict{}, delay: map[string]time.Duration{}, records: map[string]int{}, waits: map[string]float64{}}
+	for _, a := range addrs {
+		for _, by := range []string{"stamp", "event_time"} {
+			for _, r := range []string{"met", "timeout"} {
+				c, _ := metricValue(t, a, `riskflow_scorer_feed_wait_seconds_count{by="`+by+`",result="`+r+`"}`)
+				s, _ := metricValue(t, a, `riskflow_scorer_feed_wait_seconds_sum{by="`+by+`",result="`+r+`"}`)
+				res.waits[by+"_"+r+"_count"] += c
+				res.waits[by+"_"+r+"_sum"] += s
+			}
+		}
+	}
+	stamps := map[string]time.Time{}
+	for _, m := range readAllPartitions(t, e.events, nev) {
+		stamps[jsonField(m.Value, "event_id")] = m.Time
+	}
+	for _, m := range readAllPartitions(t, e.scores, nsc) {
+		r, err := schemas.DecodeScoreRecord(m.Value)
+		if err != nil {
+			t.Fatalf("score record: %v", err)
+		}
+		res.records[r.EventID]++
+		v := verdict{score: r.Score, counts: map[string]int{}}
+		for tag, d := range r.Detail {
+			v.counts[tag] = firstInt(d.Reason)
+		}
+		res.verdicts[r.EventID] = v
+		res.delay[r.EventID] = r.ScoredAt.Sub(stamps[r.EventID])
+	}
+	return res
+}
+
 // runLive plays the stream through n scorers of one fresh group in real time.
 func runLive(t *testing.T, n int, evs []liveEv) liveResult {
 	e := newEnv(t)
@@ -170,34 +205,7 @@ func runLive(t *testing.T, n int, evs []liveEv) liveResult {
 	waitAllReady(t, e, procs)
 	playLive(t, e, evs)
 	waitEnd(t, e.scores, int64(len(evs)))
-	res := liveResult{verdicts: map[string]verdict{}, delay: map[string]time.Duration{}, records: map[string]int{}, waits: map[string]float64{}}
-	for _, a := range addrs {
-		for _, by := range []string{"stamp", "event_time"} {
-			for _, r := range []string{"met", "timeout"} {
-				c, _ := metricValue(t, a, `riskflow_scorer_feed_wait_seconds_count{by="`+by+`",result="`+r+`"}`)
-				s, _ := metricValue(t, a, `riskflow_scorer_feed_wait_seconds_sum{by="`+by+`",result="`+r+`"}`)
-				res.waits[by+"_"+r+"_count"] += c
-				res.waits[by+"_"+r+"_sum"] += s
-			}
-		}
-	}
-	stamps := map[string]time.Time{}
-	for _, m := range readAllPartitions(t, e.events, len(evs)) {
-		stamps[jsonField(m.Value, "event_id")] = m.Time
-	}
-	for _, m := range readAllPartitions(t, e.scores, len(evs)) {
-		r, err := schemas.DecodeScoreRecord(m.Value)
-		if err != nil {
-			t.Fatalf("score record: %v", err)
-		}
-		res.records[r.EventID]++
-		v := verdict{score: r.Score, counts: map[string]int{}}
-		for tag, d := range r.Detail {
-			v.counts[tag] = firstInt(d.Reason)
-		}
-		res.verdicts[r.EventID] = v
-		res.delay[r.EventID] = r.ScoredAt.Sub(stamps[r.EventID])
-	}
+	res := collectLive(t, e, addrs, len(evs), len(evs))
 	for _, p := range procs {
 		p.stop(syscall.SIGTERM)
 	}

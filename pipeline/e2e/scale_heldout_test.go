@@ -22,7 +22,13 @@ import (
 // one app in 5 minutes), in four apps with filler traffic over many blocks, keyed by number so
 // that every farm spreads over all partitions.
 func netDevicePrefixStream(base time.Time) []kafka.Message {
-	rng := rand.New(rand.NewPCG(10, 24))
+	return farmsAmidFiller(base, "h", 2000, rand.New(rand.NewPCG(10, 24)))
+}
+
+// farmsAmidFiller builds netDevicePrefixStream's shape — the farms "net-NN", "dev-NN" and
+// "pfx-NN" in apps <p>a-a, <p>a-b and <p>a-c — amid filler events over the hour from base, in
+// time order, unstamped (the producer stamps them when it sends them).
+func farmsAmidFiller(base time.Time, p string, filler int, rng *rand.Rand) []kafka.Message {
 	var msgs []kafka.Message
 	add := func(id, app, phone, ip, device string, ts time.Time) {
 		ev := map[string]any{"event_id": id, "ts": ts.UnixMilli(), "app_id": app, "flow": "one_click_login",
@@ -33,22 +39,22 @@ func netDevicePrefixStream(base time.Time) []kafka.Message {
 		b, _ := json.Marshal(ev)
 		msgs = append(msgs, kafka.Message{Key: []byte(phone), Value: b, Time: ts})
 	}
-	apps := []string{"ha-a", "ha-b", "ha-c", "ha-d"}
-	for i := 0; i < 2000; i++ {
-		add(fmt.Sprintf("hfill-%05d", i), apps[i%4], fmt.Sprintf("1%d%04d%04d", 35+i%4, rng.IntN(10000), rng.IntN(10000)),
-			fmt.Sprintf("183.%d.%d.%d", 1+rng.IntN(60), rng.IntN(256), 1+rng.IntN(254)), fmt.Sprintf("hd-%d", i),
+	apps := []string{p + "a-a", p + "a-b", p + "a-c", p + "a-d"}
+	for i := 0; i < filler; i++ {
+		add(fmt.Sprintf("%sfill-%05d", p, i), apps[i%4], fmt.Sprintf("1%d%04d%04d", 35+i%4, rng.IntN(10000), rng.IntN(10000)),
+			fmt.Sprintf("183.%d.%d.%d", 1+rng.IntN(60), rng.IntN(256), 1+rng.IntN(254)), fmt.Sprintf("%sd-%d", p, i),
 			base.Add(time.Duration(rng.IntN(60*60*1000))*time.Millisecond))
 	}
 	for i := 0; i < 30; i++ {
-		add(fmt.Sprintf("net-%02d", i), "ha-a", fmt.Sprintf("1380%07d", rng.IntN(10000000)), fmt.Sprintf("47.92.11.%d", 10+i), "",
+		add(fmt.Sprintf("net-%02d", i), apps[0], fmt.Sprintf("1380%07d", rng.IntN(10000000)), fmt.Sprintf("47.92.11.%d", 10+i), "",
 			base.Add(40*time.Minute+time.Duration(i)*12*time.Second))
 	}
 	for i := 0; i < 14; i++ {
-		add(fmt.Sprintf("dev-%02d", i), "ha-b", fmt.Sprintf("1590%07d", rng.IntN(10000000)), fmt.Sprintf("183.15.%d.9", i), "rig-9",
+		add(fmt.Sprintf("dev-%02d", i), apps[1], fmt.Sprintf("1590%07d", rng.IntN(10000000)), fmt.Sprintf("183.15.%d.9", i), "rig-9",
 			base.Add(time.Duration(i)*4*time.Minute))
 	}
 	for i := 0; i < 20; i++ {
-		add(fmt.Sprintf("pfx-%02d", i), "ha-c", fmt.Sprintf("1351234%04d", i*37), fmt.Sprintf("183.16.%d.%d", i, 1+rng.IntN(254)), fmt.Sprintf("pd-%d", i),
+		add(fmt.Sprintf("pfx-%02d", i), apps[2], fmt.Sprintf("1351234%04d", i*37), fmt.Sprintf("183.16.%d.%d", i, 1+rng.IntN(254)), fmt.Sprintf("pd-%d", i),
 			base.Add(50*time.Minute+time.Duration(i)*15*time.Second))
 	}
 	sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].Time.Before(msgs[j].Time) })
