@@ -393,15 +393,15 @@ func (a *app) loadSnapshot(ctx context.Context, feed *pipeline.Feed) *pipeline.S
 		Help: "Age of the newest feature snapshot this node wrote or loaded; before its first, the time since the process started.",
 	}, func() float64 { return a.snapshotAge(time.Now()).Seconds() }))
 	if err := snaps.CheckWritable(); err != nil {
-		a.log.Error("feature snapshots cannot be written here; every restart will replay from Kafka", "dir", snaps.Dir, "err", err)
+		a.log.Error("feature snapshots cannot be written here; every restart will replay from Kafka", "scoring.snapshot_dir", snaps.Dir, "err", err)
 	}
 	start := time.Now()
 	offsets, written, err := snaps.Load(ctx)
 	switch {
 	case errors.Is(err, pipeline.ErrNoSnapshot):
-		a.log.Info("no feature snapshot yet; rebuilding the state from Kafka", "dir", snaps.Dir)
+		a.log.Info("no feature snapshot yet; rebuilding the state from Kafka", "scoring.snapshot_dir", snaps.Dir)
 	case err != nil:
-		a.log.Warn("no usable feature snapshot; rebuilding the state from Kafka", "dir", snaps.Dir, "err", err)
+		a.log.Warn("no usable feature snapshot; rebuilding the state from Kafka", "scoring.snapshot_dir", snaps.Dir, "err", err)
 	default:
 		feed.StartAt(offsets)
 		a.snapshotAt.Store(written.UnixNano())

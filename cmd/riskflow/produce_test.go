@@ -80,3 +80,12 @@ func TestProduceRawRejectsOversizeMessage(t *testing.T) {
 		t.Errorf("stderr %q does not name line 2", stderr.String())
 	}
 }
+
+// Counts in produce's summary read as English: one line, two lines.
+func TestPlural(t *testing.T) {
+	for n, want := range map[int]string{0: "0 invalid lines", 1: "1 invalid line", 2: "2 invalid lines"} {
+		if got := plural(n, "invalid line"); got != want {
+			t.Errorf("plural(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

@@ -88,12 +88,12 @@ func cmdProduce(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer w.Close()
 	pub := &pipeline.Publisher{W: w, Hasher: schemas.NewPhoneHasher([]byte(cfg.Scoring.PhoneHashKey))}
 	sent, bad, err := produceLines(ctx, in, pub, w, *raw, kc.BatchBytes(), stderr)
-	fmt.Fprintf(stdout, "produced %d events to %s (%d invalid lines)\n", sent, cfg.Kafka.EventsTopic, bad)
+	fmt.Fprintf(stdout, "produced %s to %s (%s)\n", plural(sent, "event"), cfg.Kafka.EventsTopic, plural(bad, "invalid line"))
 	if err != nil {
 		return err
 	}
 	if bad > 0 && !*raw {
-		return fmt.Errorf("produce: %d invalid lines were skipped", bad)
+		return fmt.Errorf("produce: %s skipped", plural(bad, "invalid line"))
 	}
 	return nil
 }
@@ -207,4 +207,12 @@ func writeRaw(ctx context.Context, w pipeline.MessageWriter, lines [][]byte, num
 		return sent, len(rej), fmt.Errorf("produce %d raw lines (%d not acknowledged): %w", len(lines), len(retry), err)
 	}
 	return sent, len(rej), nil
+}
+
+// plural writes n and noun, with an s unless n is 1: "1 invalid line", "3 events".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
