@@ -95,10 +95,23 @@ func (s *Server) handlePutRules(w http.ResponseWriter, r *http.Request) (int, er
 
 // RulesVersions is what GET /v1/rules/versions answers.
 type RulesVersions struct {
-	Code     int         `json:"code"`
-	Content  string      `json:"content"`
-	Current  string      `json:"current"`
-	Versions []RulesInfo `json:"versions"`
+	Code     int           `json:"code"`
+	Content  string        `json:"content"`
+	Current  string        `json:"current"`
+	Versions []RuleVersion `json:"versions"`
+}
+
+// RuleVersion is one recorded version in RulesVersions: a RulesInfo without the answer's code and
+// content, which belong to the envelope.
+type RuleVersion struct {
+	Pack      string `json:"pack"`
+	Version   string `json:"version"`
+	Rules     int    `json:"rules"`
+	LoadedBy  string `json:"loaded_by,omitempty"`
+	LoadedAt  string `json:"loaded_at,omitempty"`
+	Source    string `json:"source,omitempty"`
+	Persisted bool   `json:"persisted"`
+	Recorded  bool   `json:"recorded"`
 }
 
 func (s *Server) handleRulesVersions(w http.ResponseWriter, r *http.Request) (int, error) {
@@ -111,7 +124,12 @@ func (s *Server) handleRulesVersions(w http.ResponseWriter, r *http.Request) (in
 	if err != nil {
 		return 0, rulesError("list rule versions", err)
 	}
-	writeJSON(w, http.StatusOK, RulesVersions{Content: "recorded rule pack versions, newest first", Current: s.rules.Current().Version, Versions: list})
+	out := RulesVersions{Content: "recorded rule pack versions, newest first", Current: s.rules.Current().Version, Versions: make([]RuleVersion, len(list))}
+	for i, v := range list {
+		out.Versions[i] = RuleVersion{Pack: v.Pack, Version: v.Version, Rules: v.Rules, LoadedBy: v.LoadedBy, LoadedAt: v.LoadedAt,
+			Source: v.Source, Persisted: v.Persisted, Recorded: v.Recorded}
+	}
+	writeJSON(w, http.StatusOK, out)
 	return http.StatusOK, nil
 }
 

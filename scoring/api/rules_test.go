@@ -107,6 +107,11 @@ func TestRulesVersionsAndRollback(t *testing.T) {
 	if code != http.StatusOK || m["current"] != "v2" || len(vs) != 2 || vs[1].(map[string]any)["loaded_by"] != "startup@n1" {
 		t.Errorf("GET /v1/rules/versions = %d %v", code, m)
 	}
+	for _, v := range vs {
+		if _, has := v.(map[string]any)["code"]; has {
+			t.Errorf("a version carries the answer's code: %v", v)
+		}
+	}
 	if code, _ := rulesPathReq(t, s, http.MethodPost, "/v1/rules/rollback", "app", "app-secret", `{"version":"v1"}`); code != http.StatusUnauthorized {
 		t.Errorf("an app key rolls back: %d", code)
 	}
