@@ -79,14 +79,7 @@ func TestOutageBacklogScorersAgree(t *testing.T) {
 	var base map[string]verdict
 	for _, n := range []int{1, 3} {
 		e := newEnv(t)
-		var procs []*proc
-		var addrs []string
-		for i := 0; i < n; i++ {
-			a := freeAddr(t)
-			addrs = append(addrs, a)
-			procs = append(procs, e.startOps("scorer", a))
-		}
-		waitAllReady(t, e, procs)
+		procs, addrs := startScorers(t, e, n)
 		playLiveBuffered(t, e, evs, 25*time.Second, 55*time.Second)
 		waitEnd(t, e.scores, int64(len(evs)))
 		time.Sleep(2 * time.Second)

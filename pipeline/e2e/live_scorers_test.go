@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"sort"
 	"strings"
 	"syscall"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/riskflow/riskflow/internal/syncbuf"
 	"github.com/riskflow/riskflow/schemas"
 )
 
@@ -134,20 +132,19 @@ func playLive(t *testing.T, e *env, evs []liveEv) time.Time {
 	return t0
 }
 
-// startOps starts a scorer with its ops port on addr.
-func (e *env) startOps(roles, addr string) *proc {
-	e.t.Helper()
-	cmd := exec.Command(binary, "serve", "--roles", roles)
-	cmd.Env = append(append(os.Environ(), e.vars...), "RISKFLOW_OPS_LISTEN="+addr)
-	buf := &syncbuf.Buffer{}
-	cmd.Stdout, cmd.Stderr = buf, buf
-	if err := cmd.Start(); err != nil {
-		e.t.Fatalf("start riskflow %s: %v", roles, err)
+// startScorers starts n scorers of e's group, each with its own ops port, and waits until all
+// have joined; it returns them and their ops addresses.
+func startScorers(t *testing.T, e *env, n int) ([]*proc, []string) {
+	t.Helper()
+	var procs []*proc
+	var addrs []string
+	for i := 0; i < n; i++ {
+		a := freeAddr(t)
+		addrs = append(addrs, a)
+		procs = append(procs, e.start("scorer", "--set", "ops.listen="+a))
 	}
-	p := &proc{cmd: cmd, log: buf, done: make(chan struct{})}
-	go func() { cmd.Wait(); close(p.done) }()
-	e.t.Cleanup(func() { p.stop(syscall.SIGTERM) })
-	return p
+	waitAllReady(t, e, procs)
+	return procs, addrs
 }
 
 type liveResult struct {
@@ -195,14 +192,7 @@ func collectLive(t *testing.T, e *env, addrs []string, nev, nsc int) liveResult 
 // runLive plays the stream through n scorers of one fresh group in real time.
 func runLive(t *testing.T, n int, evs []liveEv) liveResult {
 	e := newEnv(t)
-	var procs []*proc
-	var addrs []string
-	for i := 0; i < n; i++ {
-		a := freeAddr(t)
-		addrs = append(addrs, a)
-		procs = append(procs, e.startOps("scorer", a))
-	}
-	waitAllReady(t, e, procs)
+	procs, addrs := startScorers(t, e, n)
 	playLive(t, e, evs)
 	waitEnd(t, e.scores, int64(len(evs)))
 	res := collectLive(t, e, addrs, len(evs), len(evs))
@@ -321,21 +311,16 @@ func TestLiveScorersAgree(t *testing.T) {
 	var base, lateBase map[string]verdict
 	for _, run := range strings.Split(which, ",") {
 		switch run {
-		case "1", "2", "3":
-			n := int(run[0] - '0')
-			r := runLive(t, n, plain)
-			report(run+" scorers", r)
-			checkLive(t, run+" scorers", plain, r, base)
-			if base == nil {
-				base = r.verdicts
+		case "1", "2", "3", "L1", "L2", "L3":
+			stream, baseline, name := plain, &base, run+" scorers"
+			if run[0] == 'L' {
+				stream, baseline, name = withLate, &lateBase, run[1:]+" scorers with the late app"
 			}
-		case "L1", "L2", "L3":
-			n := int(run[1] - '0')
-			r := runLive(t, n, withLate)
-			report(run+" scorers with the late app", r)
-			checkLive(t, run+" scorers with the late app", withLate, r, lateBase)
-			if lateBase == nil {
-				lateBase = r.verdicts
+			r := runLive(t, int(run[len(run)-1]-'0'), stream)
+			report(name, r)
+			checkLive(t, name, stream, r, *baseline)
+			if *baseline == nil {
+				*baseline = r.verdicts
 			}
 		default:
 			t.Fatalf("E2E_LIVE_RUNS: %q is not 1, 2, 3, L1, L2 or L3", run)

@@ -117,23 +117,7 @@ func TestScorersAgreeOnNetworkDeviceAndPrefixFarms(t *testing.T) {
 	}
 	for _, n := range []int{2, 3} {
 		got := runStream(t, n, stream)
-		diff := 0
-		for id, want := range one {
-			g := got[id]
-			bad := g.score != want.score || len(g.counts) != len(want.counts)
-			for tag, c := range want.counts {
-				if gc, ok := g.counts[tag]; !ok || gc != c {
-					bad = true
-				}
-			}
-			if bad {
-				diff++
-				if diff <= 10 {
-					t.Logf("%d scorers: %s scored %d %v, one scorer %d %v", n, id, g.score, g.counts, want.score, want.counts)
-				}
-			}
-		}
-		if diff > 0 {
+		if diff := compareVerdicts(t, fmt.Sprintf("%d scorers", n), one, got); diff > 0 {
 			t.Errorf("%d scorers: %d of %d events got another verdict or another count", n, diff, len(one))
 		}
 	}
