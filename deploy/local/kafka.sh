@@ -99,7 +99,9 @@ start() {
   # many partitions (a long-lived dev broker) takes minutes to load, hence the generous default.
   local started="" limit="${RISKFLOW_KAFKA_START_TIMEOUT:-300}"
   for _ in $(seq 1 $((limit * 2))); do
-    if tail -n "+$((logged + 1))" "$dir/server.log" 2>/dev/null | grep -q 'Kafka Server started'; then started=1; break; fi
+    # grep reads to the end (no -q): under pipefail, a grep that quits at the first match
+    # kills tail with SIGPIPE once the lines after the match outgrow the pipe, failing the test.
+    if tail -n "+$((logged + 1))" "$dir/server.log" 2>/dev/null | grep 'Kafka Server started' >/dev/null; then started=1; break; fi
     pid_alive "$pidfile" || die "kafka exited during startup (see $dir/server.log)"
     sleep 0.5
   done
