@@ -27,8 +27,9 @@ RUN RISKFLOW_CACHE_DIR=/cache bash deploy/local/geo.sh install
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/riskflow /usr/local/bin/riskflow
 COPY --from=geo /cache/geo /usr/share/riskflow/geo
-ENV RISKFLOW_SCORING_GEO_CITY=/usr/share/riskflow/geo/GeoLite2-City.mmdb \
-    RISKFLOW_SCORING_GEO_ASN=/usr/share/riskflow/geo/asn
+# The data's directory as the default place to look (geo/ under it), not as scoring.geo_* values:
+# an environment variable would override a mounted config file's scoring.geo_city / geo_asn.
+ENV RISKFLOW_CACHE_DIR=/usr/share/riskflow
 USER nonroot
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/riskflow"]

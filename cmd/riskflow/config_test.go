@@ -439,6 +439,37 @@ func TestShippedEnvironmentIsKnown(t *testing.T) {
 	}
 }
 
+// The image sets no configuration key through its environment: a variable outranks the config
+// file, so a mounted file's scoring.geo_city (or any key) would be silently ignored. Its data is
+// found as defaults under RISKFLOW_CACHE_DIR instead.
+func TestImageEnvironmentSetsNoConfigKey(t *testing.T) {
+	b, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := regexp.MustCompile(`RISKFLOW_[A-Z0-9_]+=`)
+	seen := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") || strings.Contains(line, "RUN ") {
+			continue
+		}
+		for _, v := range name.FindAllString(line, -1) {
+			v = strings.TrimSuffix(v, "=")
+			seen++
+			if !scriptEnv[v] {
+				t.Errorf("Dockerfile sets %s: it would override the same key of a mounted config file", v)
+			}
+		}
+	}
+	if seen == 0 {
+		t.Error("Dockerfile sets no RISKFLOW_ variable: how does the binary find the image's geo data?")
+	}
+	// The data lands where defaultCachePath looks under that directory.
+	if !strings.Contains(string(b), "COPY --from=geo /cache/geo /usr/share/riskflow/geo") || !strings.Contains(string(b), "RISKFLOW_CACHE_DIR=/usr/share/riskflow") {
+		t.Error("Dockerfile: the geo data is no longer at $RISKFLOW_CACHE_DIR/geo")
+	}
+}
+
 // A value of the wrong shape in the file names its key and line, in words rather than Go types.
 func TestLoadConfigYAMLErrorsNameTheKey(t *testing.T) {
 	cases := []struct{ yaml, want string }{
