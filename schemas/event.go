@@ -50,7 +50,7 @@ const (
 	MaxErrorCodeLen = 32
 	MaxExIDLen      = 128
 	// MaxDecisionIDLen bounds decision_id: the id of the /v1/risk/check verdict the attempt
-	// followed (the API's ids are about 34 bytes).
+	// followed (the API's are at most 42 bytes).
 	MaxDecisionIDLen = 64
 )
 

@@ -584,11 +584,13 @@ func (a *app) runAPI(ctx context.Context, sl *apiServer, serving func() error, r
 
 // bootID tells this process's response ids from those of every other process, including earlier
 // runs on the same host: the sequence behind the prefix restarts at 1, and hostnames cut to 8
-// characters collide (every pod named riskflow-api-… becomes "riskflow").
+// characters collide (every pod named riskflow-api-… becomes "riskflow"). 64 random bits: with
+// 32, a fleet restarting ten pods a day would give two boots one id within a few years (the
+// birthday bound), and the decision log keeps one row per id.
 var bootID = func() string {
-	var b [4]byte
+	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		return strconv.FormatInt(time.Now().UnixNano()&0xffffffff, 16)
+		return strconv.FormatInt(time.Now().UnixNano(), 16)
 	}
 	return hex.EncodeToString(b[:])
 }()

@@ -545,10 +545,10 @@ func contains(ss []string, s string) bool {
 
 func TestNodePrefix(t *testing.T) {
 	p := nodePrefix("riskflow-api-7d9f8-x2x4z")
-	if !regexp.MustCompile(`^riskflow-[0-9a-f]{8}-$`).MatchString(p) {
+	if !regexp.MustCompile(`^riskflow-[0-9a-f]{16}-$`).MatchString(p) {
 		t.Errorf("prefix %q", p)
 	}
-	if p := nodePrefix(""); !strings.HasPrefix(p, "-") || len(p) != 10 {
+	if p := nodePrefix(""); !strings.HasPrefix(p, "-") || len(p) != 18 {
 		t.Errorf("empty host: %q", p)
 	}
 }
