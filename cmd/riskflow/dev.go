@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"sort"
@@ -75,6 +76,31 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("dev: %w", err)
 	}
 
+	// The archiver retries an unreachable ClickHouse for ever, quietly from the user's side: say
+	// so at start, and make --once (a smoke test of the configuration) fail on it.
+	history := make(chan error, 1)
+	if cfg.ClickHouse.Addr == "" {
+		history <- nil
+	} else {
+		go func() { history <- pingClickHouse(gctx, cfg.ClickHouse, log) }()
+	}
+	checkHistory := func() error {
+		select {
+		case err := <-history:
+			history <- err
+			return err
+		case <-gctx.Done():
+			return nil
+		}
+	}
+	if !*once {
+		go func() {
+			if err := checkHistory(); err != nil {
+				log.Warn("ClickHouse does not answer: verdicts are not archived until it does (the archiver retries)", "clickhouse.addr", cfg.ClickHouse.Addr, "err", err)
+			}
+		}()
+	}
+
 	switch {
 	case *sample:
 		g.Go(func() error {
@@ -83,6 +109,11 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			case addr = <-listening:
 			case <-gctx.Done():
 				return nil
+			}
+			if *once {
+				if err := checkHistory(); err != nil {
+					return fmt.Errorf("dev --once: %w", err)
+				}
 			}
 			if err := runSample(gctx, a, "http://"+addr, sampleApp(cfg.API.Keys), *once, stdout); err != nil {
 				return fmt.Errorf("dev sample: %w", err)
@@ -104,6 +135,9 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			if err := waitReady(gctx, a); err != nil {
 				return fmt.Errorf("dev: %w", err)
 			}
+			if err := checkHistory(); err != nil {
+				return fmt.Errorf("dev --once: %w", err)
+			}
 			fmt.Fprintf(stdout, "riskflow dev was ready at http://%s; stopping (--once)\n", addr)
 			cancel()
 			return nil
@@ -114,6 +148,19 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return nil
 	}
 	return err
+}
+
+// pingClickHouse reports whether the archiver's ClickHouse answers, within its dial timeout.
+func pingClickHouse(ctx context.Context, c ClickHouseConfig, log *slog.Logger) error {
+	st, err := openStore(ctx, c, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.Ping(ctx); err != nil {
+		return fmt.Errorf("clickhouse.addr %s does not answer, so the archiver cannot store history: %w", c.Addr, err)
+	}
+	return nil
 }
 
 // credentials are the app key and secret the sample uses.

@@ -534,6 +534,30 @@ func TestDevOnceWithoutSample(t *testing.T) {
 	}
 }
 
+// dev --once is a smoke test of the configuration: a configured ClickHouse that does not answer
+// fails it, naming the key, instead of passing while the archiver could store nothing.
+func TestDevOnceFailsOnUnreachableClickHouse(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded broker")
+	}
+	cleanEnv(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // a port nothing listens on
+	t.Setenv("RISKFLOW_CLICKHOUSE_ADDR", addr)
+	for _, sample := range []string{"--sample=true", "--sample=false"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		r := runCmd(t, ctx, "dev", "--listen", "127.0.0.1:0", sample, "--once")
+		cancel()
+		if r.code == 0 || !strings.Contains(r.stderr, "clickhouse.addr "+addr+" does not answer") {
+			t.Errorf("%s: exit %d\nstdout:\n%s\nstderr:\n%s", sample, r.code, r.stdout, r.stderr)
+		}
+	}
+}
+
 func contains(ss []string, s string) bool {
 	for _, x := range ss {
 		if x == s {
