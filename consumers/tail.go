@@ -656,10 +656,11 @@ func (t *Tail) waitStamps(ctx context.Context, at time.Time, tick *time.Ticker) 
 func (t *Tail) waitEvents(ctx context.Context, ns int64, tick *time.Ticker) bool {
 	idle := map[int]bool{}
 	var read time.Time
+	var behind, quiet []int // reused by every tick of the wait
 	for {
 		now := time.Now()
 		quietSince := now.Add(-t.skew).UnixNano()
-		var behind, quiet []int
+		behind, quiet = behind[:0], quiet[:0]
 		for p, ev := range t.event {
 			if idle[p] || ev.Load() >= ns {
 				continue
