@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -324,4 +326,54 @@ func TestAPIAddressServesWhileWaitingForKafka(t *testing.T) {
 	if code, _, _ := do("GET", "/healthz"); code != 0 {
 		t.Error("the API's address still answers after the process stopped")
 	}
+}
+
+// A scorer or archiver without ops.listen answers no probe and no scrape: it says so at start, with
+// the key to set. A process with the api role serves them on the API's address and says nothing.
+func TestNoOpsPortIsLogged(t *testing.T) {
+	for _, c := range []struct {
+		role string
+		warn bool
+	}{{"scorer", true}, {"archiver", true}, {"api", false}} {
+		t.Run(c.role, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			nobody := ln.Addr().String()
+			ln.Close()
+			cfg := Default()
+			cfg.Scoring.PhoneHashKey = "k"
+			cfg.ClickHouse.Addr = nobody
+			cfg.Kafka.Brokers = []string{nobody} // start waits for it until cancelled
+			var logs bytes.Buffer
+			a, err := newApp(cfg, slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := resolveRoles([]string{c.role}, &a.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel() // start logs its plan before it waits for anything
+			_, _, _ = a.start(ctx, p, startOptions{listen: "127.0.0.1:0"})
+			got := strings.Contains(logs.String(), "no ops port") && strings.Contains(logs.String(), "set ops.listen")
+			if got != c.warn {
+				t.Errorf("warned %v, want %v; log:\n%s", got, c.warn, logs.String())
+			}
+		})
+	}
+}
+
+// syncWriter serializes writes to w: the log is written from the process's goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }

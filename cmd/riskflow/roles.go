@@ -251,6 +251,10 @@ func (a *app) start(ctx context.Context, p plan, o startOptions) (*errgroup.Grou
 	}
 	if p.has(partOps) {
 		g.Go(func() error { return a.runOps(gctx, a.cfg.Ops.Listen) })
+	} else if !p.has(partAPI) {
+		// Off by default (two processes on one host would fight over a fixed port), so say it:
+		// nothing here answers a probe or a scrape.
+		a.log.Warn("no ops port: this process serves no /metrics, /healthz or /readyz; set ops.listen (e.g. 0.0.0.0:9464, or 127.0.0.1:0 for a free port)")
 	}
 	if p.has(partAPI) {
 		// The API's address serves the ops routes until the API takes it over, and answers
