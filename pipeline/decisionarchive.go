@@ -13,13 +13,15 @@ import (
 
 // DecisionSink stores decisions durably (chsink: risk_decisions). WriteDecisions returns nil only
 // when every decision is stored; the same batch may be offered again after any error, so writes
-// must be idempotent by (app_id, decision_id).
+// must be idempotent by (app_id, decision_id). A decision it can never store is reported as a
+// RejectedRecord (or RejectedRecords) naming its position, before anything is written.
 type DecisionSink interface {
 	WriteDecisions(ctx context.Context, ds []schemas.Decision) error
 }
 
 // DecisionArchiveStage is the archiver's path for risk.decisions: decode the decisions of a batch,
-// dead-letter the undecodable ones, store the rest. Its Handle returns nil only once the sink
+// dead-letter the undecodable ones and those the sink refuses for good (a RejectedRecord), store
+// the rest. Its Handle returns nil only once the sink
 // acknowledged the batch, so the loop commits offsets only after the write is durable.
 type DecisionArchiveStage struct {
 	Sink DecisionSink
@@ -34,6 +36,7 @@ type DecisionArchiveStage struct {
 // Handle implements consumers.Handler.
 func (a *DecisionArchiveStage) Handle(ctx context.Context, batch []kafka.Message) error {
 	ds := make([]schemas.Decision, 0, len(batch))
+	src := make([]int, 0, len(batch)) // ds[i] was decoded from batch[src[i]]
 	var dead []kafka.Message
 	limit := a.MaxMessageBytes
 	if limit <= 0 {
@@ -45,10 +48,33 @@ func (a *DecisionArchiveStage) Handle(ctx context.Context, batch []kafka.Message
 			dead = append(dead, FitDeadLetter(DeadLetter(batch[i], fmt.Errorf("decode decision: %w", err)), limit))
 			continue
 		}
-		ds = append(ds, d)
+		ds, src = append(ds, d), append(src, i)
 	}
-	if err := a.Sink.WriteDecisions(ctx, ds); err != nil {
-		return fmt.Errorf("archive %d decisions: %w", len(ds), err)
+	for {
+		err := a.Sink.WriteDecisions(ctx, ds)
+		if err == nil {
+			break
+		}
+		// Decisions the sink can never store (it checks them before it sends anything): retried
+		// as they are, they would hold the partition for ever. Dead-letter them, store the rest.
+		rejected := rejections(err, len(ds))
+		if rejected == nil {
+			return fmt.Errorf("archive %d decisions: %w", len(ds), err)
+		}
+		drop := make(map[int]bool, len(rejected))
+		for _, r := range rejected {
+			drop[r.index] = true
+			logger(a.Log).Error("decision cannot be stored; dead-lettered", "decision_id", schemas.Excerpt(ds[r.index].DecisionID, 80), "err", r.err)
+			dead = append(dead, FitDeadLetter(DeadLetter(batch[src[r.index]], r.err), limit))
+		}
+		n := 0
+		for i := range ds {
+			if !drop[i] {
+				ds[n], src[n] = ds[i], src[i]
+				n++
+			}
+		}
+		ds, src = ds[:n], src[:n]
 	}
 	if a.Archived != nil {
 		a.Archived(len(ds))
@@ -58,7 +84,7 @@ func (a *DecisionArchiveStage) Handle(ctx context.Context, batch []kafka.Message
 	}
 	// After the decisions are stored: a retry after a failed dead-letter write stores them again,
 	// which the table's key makes harmless.
-	logger(a.Log).Warn("undecodable decisions go to the dead-letter topic", "count", len(dead))
+	logger(a.Log).Warn("undecodable or unstorable decisions go to the dead-letter topic", "count", len(dead))
 	rejected, retry, err := consumers.Produce(ctx, a.DLQ, dead, limit)
 	for _, r := range rejected {
 		logger(a.Log).Error("dead letter cannot be written; dropped", "bytes", len(dead[r.Index].Value), "err", consumers.Summarize(r.Err))

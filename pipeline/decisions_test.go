@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -260,5 +261,49 @@ func TestDecisionLogEncodesWhileLingering(t *testing.T) {
 	<-done
 	if n := len(w.written()); n != 20 || d.Published() != 20 {
 		t.Fatalf("%d messages, published %d after stop; want 20", n, d.Published())
+	}
+}
+
+// A decision that decodes but that the sink can never store (a phone hash of 64 characters that
+// are not hex, a time ClickHouse cannot hold) is dead-lettered and the rest of the batch stored:
+// retried as is, it held the decision archiver's partition for ever.
+func TestDecisionArchiveStageDeadLettersUnstorableDecisions(t *testing.T) {
+	var stored []string
+	sink := decisionSinkFunc(func(_ context.Context, ds []schemas.Decision) error {
+		for i, d := range ds {
+			if strings.HasPrefix(d.DecisionID, "poison") {
+				return rejected{i}
+			}
+		}
+		for _, d := range ds {
+			stored = append(stored, d.DecisionID)
+		}
+		return nil
+	})
+	dlq := &fakeWriter{}
+	stage := &DecisionArchiveStage{Sink: sink, DLQ: dlq, Log: quiet()}
+	var batch []kafka.Message
+	for i := range 5 {
+		req, rc, hits := verdictOf(i)
+		if i == 1 || i == 3 {
+			rc.ID = fmt.Sprintf("poison-%d", i)
+		}
+		m, _ := (&DecisionLog{hasher: decHasher}).encode(nil, &verdict{req: req, rc: rc, hits: hits, at: time.Now()})
+		batch = append(batch, m)
+	}
+	if err := stage.Handle(context.Background(), batch); err != nil {
+		t.Fatalf("a batch with unstorable decisions: %v; want them dead-lettered and the rest stored", err)
+	}
+	if want := []string{"node-1-0000000000000000", "node-1-0000000000000002", "node-1-0000000000000004"}; !slices.Equal(stored, want) {
+		t.Errorf("stored %v, want %v", stored, want)
+	}
+	dead := dlq.written()
+	if len(dead) != 2 {
+		t.Fatalf("%d dead letters, want 2", len(dead))
+	}
+	for i, m := range dead {
+		if d, err := schemas.DecodeDecision(m.Value); err != nil || d.DecisionID != fmt.Sprintf("poison-%d", 2*i+1) {
+			t.Errorf("dead letter %d: %v %+v", i, err, d.DecisionID)
+		}
 	}
 }
