@@ -123,13 +123,28 @@ func (d *DecisionLog) Record(req schemas.CheckRequest, rc schemas.RiskCheck, hit
 }
 
 // noteDrop logs dropped verdicts, at most once per DropLogEvery.
-func (d *DecisionLog) noteDrop(total uint64) {
+func (d *DecisionLog) noteDrop(total uint64) { d.logDrops(total, false) }
+
+// logDrops logs the verdicts dropped since the last such line (total: the count so far): at most
+// once per DropLogEvery, unless force. Drops that end within an interval are logged by force when
+// the outage ends (publishing again) or the log stops, so that the lines add up to every drop.
+func (d *DecisionLog) logDrops(total uint64, force bool) {
 	now := time.Now().UnixNano()
 	last := d.lastDropLog.Load()
-	if now-last < int64(d.cfg.DropLogEvery) || !d.lastDropLog.CompareAndSwap(last, now) {
+	if total <= d.droppedLogged.Load() || !force && now-last < int64(d.cfg.DropLogEvery) || !d.lastDropLog.CompareAndSwap(last, now) {
 		return
 	}
-	since := total - d.droppedLogged.Swap(total)
+	var since uint64
+	for {
+		told := d.droppedLogged.Load()
+		if total <= told { // another line has told of them meanwhile
+			return
+		}
+		if d.droppedLogged.CompareAndSwap(told, total) {
+			since = total - told
+			break
+		}
+	}
 	d.log.Warn("decision log queue full: verdicts dropped (Kafka slow or away); checks are answered",
 		"dropped", since, "dropped_total", total, "queue", d.cfg.Queue)
 }
@@ -215,6 +230,7 @@ func (d *DecisionLog) take(batch []kafka.Message, buf []byte) ([]kafka.Message, 
 func (d *DecisionLog) drain(pending []kafka.Message, limit time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
+	defer func() { d.logDrops(d.dropped.Load(), true) }() // drops not told yet
 	batch := slices.Clone(pending)
 	for {
 		select {
@@ -252,6 +268,7 @@ func (d *DecisionLog) publish(ctx context.Context, batch []kafka.Message) ([]kaf
 		d.published.Add(uint64(len(batch) - len(rejected) - len(retry)))
 		if err == nil {
 			if failing {
+				d.logDrops(d.dropped.Load(), true) // the outage's drops not told yet
 				d.log.Info("decision log publishing again")
 			}
 			return nil, nil
@@ -261,6 +278,7 @@ func (d *DecisionLog) publish(ctx context.Context, batch []kafka.Message) ([]kaf
 			return batch, ctx.Err()
 		}
 		d.failures.Add(1)
+		d.logDrops(d.dropped.Load(), false)
 		if !failing {
 			failing = true
 			d.log.Warn("decision log cannot publish; retrying (verdicts queue, then drop)", "pending", len(retry), "err", consumers.Summarize(err))

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -94,15 +96,16 @@ func TestDecisionLogFailingWriterDropsAndCounts(t *testing.T) {
 	for d.Failures() < 3 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
+	running := logs.String()
 	cancel()
 	<-done
 	if d.Published() != 0 || d.Failures() < 3 {
 		t.Errorf("published %d, failures %d; want 0 and retries", d.Published(), d.Failures())
 	}
-	out := logs.String()
-	if c := strings.Count(out, "verdicts dropped"); c != 1 {
-		t.Errorf("drops logged %d times, want once per interval:\n%s", c, out)
+	if c := strings.Count(running, "verdicts dropped"); c != 1 {
+		t.Errorf("drops logged %d times during the outage, want once per interval:\n%s", c, running)
 	}
+	out := logs.String()
 	if strings.Contains(out, "13812340") {
 		t.Errorf("a log line shows a phone number:\n%s", out)
 	}
@@ -304,6 +307,46 @@ func TestDecisionArchiveStageDeadLettersUnstorableDecisions(t *testing.T) {
 	for i, m := range dead {
 		if d, err := schemas.DecodeDecision(m.Value); err != nil || d.DecisionID != fmt.Sprintf("poison-%d", 2*i+1) {
 			t.Errorf("dead letter %d: %v %+v", i, err, d.DecisionID)
+		}
+	}
+}
+
+// Every dropped verdict is in the log: a burst of drops shorter than DropLogEvery was logged as its
+// first drop only ("dropped=1") and the rest never, though the node went on to stop or to publish
+// again. The lines' dropped counts add up to every verdict dropped.
+func TestDecisionLogLogsEveryDrop(t *testing.T) {
+	for _, back := range []bool{false, true} {
+		w := &fakeWriter{err: errors.New("dial tcp 127.0.0.1:1: connection refused")}
+		var logs syncbuf.Buffer
+		d := NewDecisionLog(DecisionLogConfig{Queue: 10, Batch: 5, RetryMin: time.Millisecond, RetryMax: 2 * time.Millisecond, DropLogEvery: time.Hour},
+			w, decHasher, slog.New(slog.NewTextHandler(&logs, nil)))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { d.Run(ctx, 10*time.Millisecond); close(done) }()
+		for i := range 500 {
+			req, rc, hits := verdictOf(i)
+			d.Record(req, rc, hits, time.Microsecond)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for d.Failures() < 2 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if back { // Kafka is back: the outage's drops are told when publishing resumes
+			w.fail(nil)
+			for d.Queued() > 0 && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+		<-done
+		total := 0
+		for _, m := range regexp.MustCompile(` dropped=(\d+)`).FindAllStringSubmatch(logs.String(), -1) {
+			n, _ := strconv.Atoi(m[1])
+			total += n
+		}
+		if d.Dropped() < 400 || uint64(total) != d.Dropped() {
+			t.Errorf("Kafka back %v: %d verdicts dropped, the log tells of %d:\n%s", back, d.Dropped(), total, logs.String())
 		}
 	}
 }
