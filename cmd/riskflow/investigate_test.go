@@ -32,6 +32,10 @@ func TestLookupUsage(t *testing.T) {
 		{[]string{"--ip", "10.1.2.3", "--api", "ftp://x"}, `--api: "ftp://x" is not an http:// or https:// URL`},
 		{[]string{"--ip", "10.1.2.3", "--limit", "0"}, "--limit: 0 is not positive"},
 		{[]string{"--ip", "10.1.2.3", "--since", "-1h"}, "--since: -1h is not positive"},
+		// The number where a flag was meant: named as a number, never shown.
+		{[]string{"13812345678"}, `takes no arguments, got "<phone>"`},
+		{[]string{"--device", "farm-1", "138-1234-5678"}, `takes no arguments, got "<phone>"`},
+		{[]string{"--ip", "10.1.2.3", "--api", "13812345678"}, `--api: "<phone>" is not an http:// or https:// URL`},
 	} {
 		r := runCmd(t, context.Background(), append([]string{"lookup"}, c.args...)...)
 		if r.code != 2 || !strings.Contains(r.stderr, c.want) || !strings.Contains(r.stderr, "usage: riskflow lookup") {
@@ -73,6 +77,7 @@ func TestLabelUsage(t *testing.T) {
 		{[]string{"--app", "a", "--event", "e", "--as", "fraud", "--by", "138 1234 5678"}, "label: --by: looks like it contains a mobile phone number"},
 		{[]string{"--app", "a", "--event", "e", "--as", "fraud", "--note", "modem", "pool"}, `label: takes no arguments, got "pool"`},
 		{[]string{"--app", "a", "--event", "e", "--as", "spam"}, `label: --as: "spam" is not fraud or legit`},
+		{[]string{"--file", "/nonexistent/138-1234-5678.json"}, "--file: open /nonexistent/<phone>.json: no such file"},
 	} {
 		r := runCmd(t, context.Background(), append([]string{"label"}, c.args...)...)
 		if r.code != 2 || !strings.Contains(r.stderr, c.want) || strings.Contains(r.stderr, "event_id") || strings.Contains(r.stderr, "5678") {
@@ -165,5 +170,17 @@ func TestShortDuration(t *testing.T) {
 		if got := shortDuration(d); got != want {
 			t.Errorf("shortDuration(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// What lookup prints about a part it could not show never spells a number out, whatever text the
+// failure quotes (an --api URL with a number in its path here).
+func TestLookupErrorsMaskNumbers(t *testing.T) {
+	cleanEnv(t)
+	empty := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNotFound) }))
+	defer empty.Close()
+	r := runCmd(t, context.Background(), "lookup", "--device", "farm-1", "--api", empty.URL+"/13812345678", "--set", "clickhouse.addr=")
+	if r.code != 1 || !strings.Contains(r.stdout, "live state: unavailable") || strings.Contains(r.stdout+r.stderr, "5678") {
+		t.Errorf("exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
 	}
 }

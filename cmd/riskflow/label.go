@@ -53,8 +53,8 @@ func cmdLabel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		} else {
 			b, err = os.ReadFile(*file)
 		}
-		if err != nil {
-			return usageError{fmt.Errorf("--file: %w", err)}
+		if err != nil { // the path is the caller's: a number in it is masked
+			return usageError{errors.New("--file: " + schemas.MaskPhones(err.Error()))}
 		}
 		if labels, err = schemas.DecodeLabels(b); err != nil {
 			return usageError{fmt.Errorf("--file %s: %w", *file, err)}

@@ -39,7 +39,7 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usagef("lookup: takes no arguments, got %q (quote a number written with spaces: --phone \"+86 1xx xxxx xxxx\")", fs.Arg(0))
+		return usagef("lookup: takes no arguments, got %s (quote a number written with spaces: --phone \"+86 1xx xxxx xxxx\")", schemas.Excerpt(fs.Arg(0), 40))
 	}
 	n := 0
 	for _, v := range []string{*phone, *ip, *device} {
@@ -58,7 +58,7 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if *apiURL != "" && *apiURL != "none" {
 		if u, err := url.Parse(*apiURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return usagef("--api: %q is not an http:// or https:// URL of an API node (e.g. http://127.0.0.1:8080), nor none", *apiURL)
+			return usagef("--api: %s is not an http:// or https:// URL of an API node (e.g. http://127.0.0.1:8080), nor none", schemas.Excerpt(*apiURL, 80))
 		}
 	}
 	// A device or app id is checked as the API checks it (which refuses one holding a phone number).
@@ -122,7 +122,8 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		x, err := explainOver(ctx, base, name, secret, req)
 		if err != nil {
-			out.LiveError = err.Error()
+			// Printed and returned: a number the failure quotes (the URL, a server's text) masked.
+			out.LiveError = schemas.MaskPhones(err.Error())
 		} else {
 			out.Live = x
 		}
@@ -138,7 +139,7 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		defer st.Close()
 		out.Attempts, out.Decisions, err = st.Lookup(ctx, key, time.Now().Add(-*since), *limit)
 		if err != nil {
-			out.HistoryError = err.Error()
+			out.HistoryError = schemas.MaskPhones(err.Error())
 		}
 	}
 	if *asJSON {
