@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -182,5 +183,43 @@ func TestLookupErrorsMaskNumbers(t *testing.T) {
 	r := runCmd(t, context.Background(), "lookup", "--device", "farm-1", "--api", empty.URL+"/13812345678", "--set", "clickhouse.addr=")
 	if r.code != 1 || !strings.Contains(r.stdout, "live state: unavailable") || strings.Contains(r.stdout+r.stderr, "5678") {
 		t.Errorf("exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// An analyst pastes a number as the complaint wrote it: every common writing of one mainland
+// number is looked up as that number (0086, +86 and 86 prefixes, spaces, dashes, dots, brackets,
+// full-width digits and separators, tel:), and what is not one number is refused without echoing.
+func TestLookupPhoneWritings(t *testing.T) {
+	for _, w := range []string{
+		"13812345678", "+86 138 1234 5678", "+86-138-1234-5678", "0086 138 1234 5678", "0086-13812345678",
+		"86 138 1234 5678", "8613812345678", "(138) 1234 5678", "+86 (138) 1234-5678", "138.1234.5678", "138/1234/5678",
+		"tel:+86-138-1234-5678", " 138 1234 5678 ", "１３８　１２３４　５６７８", "＋８６ １３８－１２３４－５６７８",
+		"138\u00a01234\u00a05678", "138\u20111234\u20115678", "138\u200b1234\u200b5678",
+	} {
+		got, err := lookupPhone(w)
+		if err != nil || got != "13812345678" {
+			t.Errorf("lookupPhone(%q) = %q, %v; want 13812345678", w, got, err)
+		}
+	}
+	for _, w := range []string{"", "138 1234 567", "+1 415 555 0100", "0085 138 1234 5678", "138x1234x5678", "13812345678 ext 2", "010-1234-5678", "+86 +138 1234 5678"} {
+		got, err := lookupPhone(w)
+		if err == nil {
+			t.Errorf("lookupPhone(%q) = %q, want an error", w, got)
+		} else if strings.Contains(err.Error(), "5678") || strings.Contains(err.Error(), "0100") {
+			t.Errorf("lookupPhone(%q): the error shows the number: %v", w, err)
+		}
+	}
+	// Through the command: the live state is asked of the number itself.
+	var asked api.ExplainRequest
+	node := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewDecoder(r.Body).Decode(&asked)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"code":0,"content":"live state","subject":"phone 1381234****","windows":[],"matching":[],"near":[]}`)
+	}))
+	defer node.Close()
+	cleanEnv(t)
+	r := runCmd(t, context.Background(), "lookup", "--phone", "0086 (138) 1234-5678", "--api", node.URL, "--set", "clickhouse.addr=", "--set", "scoring.phone_hash_key=k")
+	if r.code != 0 || asked.Phone != "13812345678" || strings.Contains(r.stdout+r.stderr, "5678") {
+		t.Errorf("exit %d, asked %+v\nstdout %s\nstderr %s", r.code, asked, r.stdout, r.stderr)
 	}
 }
