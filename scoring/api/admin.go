@@ -149,6 +149,11 @@ func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) (int, err
 		return 0, err
 	}
 	sub.DeviceID, sub.AppID = req.DeviceID, req.AppID
+	// A state still replaying Kafka would be explained as windows not filled yet: wait for what
+	// checks wait for.
+	if err := s.serving(); err != nil {
+		return 0, fmt.Errorf("%w: %v", errNotReady, err)
+	}
 	x, err := s.explainer.Explain(sub)
 	if errors.Is(err, scoring.ErrNoSubject) {
 		return 0, &schemas.FieldError{Field: "phone", Reason: "give exactly one of phone, ip and device_id"}
