@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -88,6 +89,22 @@ func decodeStrict(b []byte, v any) error {
 	if err := schemas.CheckJSONText(b); err != nil {
 		return err
 	}
+	// What is not an object is named as such (encoding/json would name the Go type it decodes
+	// into, or take null for an empty object).
+	switch trimmed := bytes.TrimLeft(b, " \t\r\n"); {
+	case len(trimmed) == 0:
+		return &schemas.FieldError{Reason: "body is empty: expected a JSON object"}
+	case trimmed[0] == '[':
+		return &schemas.FieldError{Reason: "expected a JSON object, got an array"}
+	case trimmed[0] == '"':
+		return &schemas.FieldError{Reason: "expected a JSON object, got a string"}
+	case bytes.HasPrefix(trimmed, []byte("null")):
+		return &schemas.FieldError{Reason: "expected a JSON object, got null"}
+	case trimmed[0] == '-' || trimmed[0] >= '0' && trimmed[0] <= '9':
+		return &schemas.FieldError{Reason: "expected a JSON object, got a number"}
+	case bytes.HasPrefix(trimmed, []byte("true")) || bytes.HasPrefix(trimmed, []byte("false")):
+		return &schemas.FieldError{Reason: "expected a JSON object, got a boolean"}
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -104,6 +121,9 @@ func decodeStrict(b []byte, v any) error {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
 			return &schemas.FieldError{Field: schemas.ShowName(te.Field, 40), Reason: "is a JSON " + te.Value + ", expected a " + te.Type.String()}
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return &schemas.FieldError{Reason: "invalid JSON: unexpected end of input"}
 		}
 		return &schemas.FieldError{Reason: "invalid JSON: " + schemas.Excerpt(err.Error(), 200)}
 	}

@@ -397,3 +397,31 @@ func TestExplainWaitsForTheState(t *testing.T) {
 		t.Errorf("explain once caught up: %d %s", w.Code, w.Body)
 	}
 }
+
+// An admin body that is not a JSON object is named as such: not "invalid JSON: EOF" for an empty
+// body, nor the Go type the server decodes into.
+func TestAdminBodiesMustBeObjects(t *testing.T) {
+	sc := realScorer(t)
+	srv := api.New(api.Config{Keys: keys}, sc, nil, api.WithLogger(slog.New(slog.DiscardHandler)),
+		api.WithRulesAdmin(oaRules{}, map[string]string{"lead": "lead-secret"}), api.WithInvestigation(sc, nil))
+	for _, path := range []string{"/v1/admin/explain", "/v1/rules/rollback"} {
+		for body, want := range map[string]string{
+			"":                "body is empty: expected a JSON object",
+			" \n":             "body is empty: expected a JSON object",
+			"[]":              "expected a JSON object, got an array",
+			`"13812345678"`:   "expected a JSON object, got a string",
+			"null":            "expected a JSON object, got null",
+			"42":              "expected a JSON object, got a number",
+			`{"ip":"1.2.3.4"`: "invalid JSON: unexpected end of input",
+			`{} {}`:           "invalid JSON: data after the object",
+		} {
+			r := httptest.NewRequest("POST", path, strings.NewReader(body))
+			r.SetBasicAuth("lead", "lead-secret")
+			w := httptest.NewRecorder()
+			srv.ServeHTTP(w, r)
+			if w.Code != 400 || !strings.Contains(w.Body.String(), want) || strings.Contains(w.Body.String(), "Go value") || strings.Contains(w.Body.String(), "5678") {
+				t.Errorf("%s %q: %d %s; want 400 %q", path, body, w.Code, w.Body, want)
+			}
+		}
+	}
+}
