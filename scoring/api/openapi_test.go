@@ -164,6 +164,7 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 	}{
 		{"check", srv, "POST", "/v1/risk/check", `{"phone":"13700009999","ip":"223.104.3.7","app_id":"app1","carrier":"CM","device_id":"farm-1","ex_id":"x-1"}`, json_, app, 200},
 		{"check clean", srv, "POST", "/v1/risk/check", `{"phone":"13912345678","ip":"10.1.2.3","app_id":"app1"}`, json_, app, 200},
+		{"check, optional members null", srv, "POST", "/v1/risk/check", `{"phone":"13912345678","ip":"10.1.2.3","app_id":"app1","carrier":null,"flow":null,"platform":null,"device_id":null,"token_digest":null,"ex_id":null}`, json_, app, 200},
 		{"check bad phone", srv, "POST", "/v1/risk/check", `{"phone":"12","ip":"1.2.3.4","app_id":"app1"}`, json_, app, 400},
 		{"check no auth", srv, "POST", "/v1/risk/check", `{}`, json_, "", 401},
 		{"check other app", srv, "POST", "/v1/risk/check", `{"phone":"13912345678","ip":"10.1.2.3","app_id":"app2"}`, json_, app, 403},
@@ -198,11 +199,13 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		{"explain phone", srv, "POST", "/v1/admin/explain", `{"phone":"13700000001"}`, json_, admin, 200},
 		{"explain ip", srv, "POST", "/v1/admin/explain", `{"ip":"223.104.3.7","app_id":"app1"}`, json_, admin, 200},
 		{"explain device", srv, "POST", "/v1/admin/explain", `{"device_id":"farm-1"}`, json_, admin, 200},
+		{"explain, other members null", srv, "POST", "/v1/admin/explain", `{"ip":"223.104.3.7","phone":null,"device_id":null,"app_id":null}`, json_, admin, 200},
 		{"explain two subjects", srv, "POST", "/v1/admin/explain", `{"device_id":"farm-1","ip":"1.2.3.4"}`, json_, admin, 400},
 		{"explain off", noAdmin, "POST", "/v1/admin/explain", `{"device_id":"farm-1"}`, json_, admin, 404},
 		{"labels", srv, "POST", "/v1/admin/labels", `[{"app_id":"app1","decision_id":"n-1","label":"fraud","note":"farm"},{"app_id":"app1","event_id":"ev-1","label":"legit"}]`, json_, admin, 200},
 		{"labels one", srv, "POST", "/v1/admin/labels", `{"app_id":"app1","event_id":"ev-2","label":"fraud"}`, json_, admin, 200},
 		{"labels of ids not stored", srv, "POST", "/v1/admin/labels", `[{"app_id":"app1","decision_id":"missing-1","label":"fraud"},{"app_id":"app1","event_id":"missing-ev","label":"legit"}]`, json_, admin, 200},
+		{"labels, optional members null", srv, "POST", "/v1/admin/labels", `{"app_id":"app1","event_id":"ev-3","decision_id":null,"note":null,"label":"legit"}`, json_, admin, 200},
 		{"labels bad", srv, "POST", "/v1/admin/labels", `{"app_id":"app1","event_id":"ev-2","label":"maybe"}`, json_, admin, 400},
 		{"labels text", srv, "POST", "/v1/admin/labels", `x`, "text/plain", admin, 415},
 		{"explain too large", srv, "POST", "/v1/admin/explain", `{"device_id":"` + strings.Repeat("x", 2<<20) + `"}`, json_, admin, 413},
@@ -295,11 +298,11 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		}
 	}
 	// The admin routes did their work: labels stored with who and when, decisions recorded.
-	if len(labels.labels) != 5 || labels.labels[0].LabeledBy != "api:lead" || labels.labels[0].LabeledAt.IsZero() {
+	if len(labels.labels) != 6 || labels.labels[0].LabeledBy != "api:lead" || labels.labels[0].LabeledAt.IsZero() {
 		t.Errorf("labels stored: %+v", labels.labels)
 	}
-	if len(decisions.rcs) != 2 {
-		t.Errorf("%d decisions recorded for 2 answered checks", len(decisions.rcs))
+	if len(decisions.rcs) != 3 {
+		t.Errorf("%d decisions recorded for 3 answered checks", len(decisions.rcs))
 	}
 }
 
