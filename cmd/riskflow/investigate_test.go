@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/rules/rulesvc"
 	"github.com/riskflow/riskflow/scoring/api"
 )
@@ -221,5 +223,30 @@ func TestLookupPhoneWritings(t *testing.T) {
 	r := runCmd(t, context.Background(), "lookup", "--phone", "0086 (138) 1234-5678", "--api", node.URL, "--set", "clickhouse.addr=", "--set", "scoring.phone_hash_key=k")
 	if r.code != 0 || asked.Phone != "13812345678" || strings.Contains(r.stdout+r.stderr, "5678") {
 		t.Errorf("exit %d, asked %+v\nstdout %s\nstderr %s", r.code, asked, r.stdout, r.stderr)
+	}
+}
+
+// --since is "how far back": one reaching before what ClickHouse stores (1970) reads everything
+// rather than failing with "since storable", and a span in days is read as people write it.
+func TestLookupSince(t *testing.T) {
+	now := time.Now()
+	for _, since := range []time.Duration{time.Hour, 100_000 * time.Hour, 1_000_000 * time.Hour, math.MaxInt64} {
+		if _, _, err := chsink.LookupSQL("riskflow", chsink.LookupKey{IP: "10.1.2.3"}, lookupSince(now, since), 20); err != nil {
+			t.Errorf("--since %s: %v", since, err)
+		}
+	}
+	if got := lookupSince(now, time.Hour); !got.Equal(now.Add(-time.Hour)) {
+		t.Errorf("--since 1h from %s: %s", now, got)
+	}
+	cleanEnv(t)
+	for _, c := range []struct{ since, want string }{
+		{"7d", "clickhouse.addr is not set"}, // parsed: the lookup went on to ask for the history
+		{"1d12h", "clickhouse.addr is not set"},
+		{"1w", `invalid value "1w" for flag -since: want a span like 24h, 90m or 7d`},
+	} {
+		r := runCmd(t, context.Background(), "lookup", "--ip", "10.1.2.3", "--api", "none", "--set", "clickhouse.addr=", "--since", c.since)
+		if !strings.Contains(r.stderr, c.want) {
+			t.Errorf("--since %s: exit %d, stderr %q; want %q", c.since, r.code, r.stderr, c.want)
+		}
 	}
 }

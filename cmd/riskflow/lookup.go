@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,7 +33,9 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	ip := fs.String("ip", "", "an IP address")
 	device := fs.String("device", "", "a device id")
 	app := fs.String("app", "", "app_id: add the app's windows to the live state")
-	since := fs.Duration("since", 24*time.Hour, "how far back to read attempts and decisions")
+	since := new(time.Duration)
+	*since = 24 * time.Hour
+	fs.Var((*spanFlag)(since), "since", "how far back to read attempts and decisions: 24h, 90m, 7d")
 	limit := fs.Int("limit", 20, "attempts and decisions to show, newest first")
 	apiURL := fs.String("api", "", "API node whose live state to show (default http://api.listen); none to skip")
 	adminCred := fs.String("admin", "", "admin name:secret for the API (default: the first of api.admin_keys)")
@@ -138,7 +142,7 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		defer st.Close()
-		out.Attempts, out.Decisions, err = st.Lookup(ctx, key, time.Now().Add(-*since), *limit)
+		out.Attempts, out.Decisions, err = st.Lookup(ctx, key, lookupSince(time.Now(), *since), *limit)
 		if err != nil {
 			out.HistoryError = schemas.MaskPhones(err.Error())
 		}
@@ -347,6 +351,42 @@ func (l *lookupResult) write(w io.Writer, since time.Duration) {
 		p("  %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%dµs\n", d.TS.Format(time.RFC3339), d.AppID, d.DecisionID, d.PhoneMasked, d.IP, d.DeviceID,
 			d.Score, strings.Join(d.Tags, ","), strings.Join(hits, ","), d.LatencyUS)
 	}
+}
+
+// lookupSince is the start of the history `--since span` asks for: span before now, or ClickHouse's
+// first storable second when span reaches further back (everything stored).
+func lookupSince(now time.Time, span time.Duration) time.Time {
+	first := time.Unix(1, 0)
+	if now.Sub(first) <= span {
+		return first
+	}
+	return now.Add(-span)
+}
+
+// spanFlag is a --since span: a Go duration (24h, 90m) or a number of days (7d, 1d12h).
+type spanFlag time.Duration
+
+func (f *spanFlag) String() string { return shortDuration(time.Duration(*f)) }
+
+func (f *spanFlag) Set(s string) error {
+	var days time.Duration
+	rest := s
+	if d, r, ok := strings.Cut(s, "d"); ok {
+		n, err := strconv.ParseUint(d, 10, 16)
+		if err != nil {
+			return errors.New("want a span like 24h, 90m or 7d")
+		}
+		days, rest = time.Duration(n)*24*time.Hour, r
+	}
+	var d time.Duration
+	if rest != "" {
+		var err error
+		if d, err = time.ParseDuration(rest); err != nil {
+			return errors.New("want a span like 24h, 90m or 7d")
+		}
+	}
+	*f = spanFlag(days + d)
+	return nil
 }
 
 // shortDuration writes d as people write it: 24h, 90m, 1h30m — not 24h0m0s.
