@@ -15,8 +15,9 @@ const (
 
 // Label marks one decision (DecisionID) or one event (EventID) of an app as fraud or legit; exactly
 // one of the two ids is set. The labels table keeps the latest label per (app_id, target): a
-// correction is a new label. LabeledBy and LabeledAt are set by who stores it (the admin API, the
-// CLI), never taken from a caller.
+// correction is a new label. LabeledBy is set by who stores it (the admin API, the CLI), never
+// taken from a caller; LabeledAt is the time it was stored, by the ClickHouse server's clock (one
+// clock for every writer, so that the latest label is the one stored last).
 type Label struct {
 	AppID      string    `json:"app_id"`
 	DecisionID string    `json:"decision_id,omitempty"`

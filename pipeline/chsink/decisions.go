@@ -104,27 +104,43 @@ func decisionRow(d *schemas.Decision) ([]any, error) {
 	}, nil
 }
 
-// WriteLabels stores labels (validated by the caller, with LabeledBy and LabeledAt set; a zero
-// LabeledAt is now). The table keeps the latest label per (app_id, target, target_id).
+// WriteLabels stores labels (validated by the caller, with LabeledBy set), each dated by the
+// server's clock: the table keeps the latest label per (app_id, target, target_id), and labels
+// come from machines whose clocks differ (an analyst's laptop running riskflow label, the API
+// nodes, the console) — dated by their writers, a correction from a machine whose clock is behind
+// lost to the label it corrected. A label's LabeledAt is set to the time stored.
 func (s *Store) WriteLabels(ctx context.Context, labels []schemas.Label) error {
 	if len(labels) == 0 {
 		return nil
 	}
-	now := time.Now().UTC()
+	for i := range labels {
+		if err := labels[i].Validate(); err != nil {
+			return fmt.Errorf("chsink: label %d: %w", i, err)
+		}
+	}
+	now, err := s.serverNow(ctx)
+	if err != nil {
+		return fmt.Errorf("chsink: labels: %w", err)
+	}
 	rows := make([][]any, len(labels))
 	for i := range labels {
 		l := &labels[i]
-		if err := l.Validate(); err != nil {
-			return fmt.Errorf("chsink: label %d: %w", i, err)
-		}
-		at := l.LabeledAt
-		if at.IsZero() {
-			at = now
-		}
+		l.LabeledAt = now
 		kind, id := l.Target()
-		rows[i] = []any{l.AppID, kind, id, l.Label, l.Note, l.LabeledBy, at.UTC()}
+		rows[i] = []any{l.AppID, kind, id, l.Label, l.Note, l.LabeledBy, now}
 	}
 	return s.insert(ctx, "labels", labelsColumns, len(rows), func(i int) ([]any, error) { return rows[i], nil })
+}
+
+// serverNow is the ClickHouse server's clock, to the second (its DateTime).
+func (s *Store) serverNow(ctx context.Context) (time.Time, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	var now time.Time
+	if err := s.conn.QueryRow(ctx, "SELECT now()").Scan(&now); err != nil {
+		return time.Time{}, fmt.Errorf("ask the server's time: %w", err)
+	}
+	return now.UTC(), nil
 }
 
 // UnknownTargets returns the labels whose decision (risk_decisions) or event (verify_events) is

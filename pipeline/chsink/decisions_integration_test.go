@@ -145,3 +145,28 @@ func TestReadLabelsNotMigrated(t *testing.T) {
 		t.Errorf("a cancelled read: %v, want an error other than ErrNoTable", err)
 	}
 }
+
+// A correction wins over the label it corrects whatever the clocks of the machines that wrote
+// them: `riskflow label` on an analyst's laptop an hour fast, then the admin API correcting it —
+// the latest label stored is the one a backtest reads, not the one its writer dated latest.
+func TestLabelCorrectionWinsWhateverTheWritersClocks(t *testing.T) {
+	st := migrated(t)
+	ctx := testContext(t)
+	now := time.Now().UTC()
+	first := schemas.Label{AppID: "app-0", EventID: "ev-clock", Label: "fraud", LabeledBy: "cli:laptop", LabeledAt: now.Add(time.Hour)}
+	if err := st.WriteLabels(ctx, []schemas.Label{first}); err != nil {
+		t.Fatal(err)
+	}
+	// Within the same second the later insert wins: ReplacingMergeTree keeps the last of equal versions.
+	fix := schemas.Label{AppID: "app-0", EventID: "ev-clock", Label: "legit", LabeledBy: "api:lead", LabeledAt: now}
+	if err := st.WriteLabels(ctx, []schemas.Label{fix}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.ReadLabels(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []EventLabel{{"app-0", "ev-clock", false}}; !slices.Equal(got, want) {
+		t.Errorf("labels %+v, want the correction %+v", got, want)
+	}
+}
