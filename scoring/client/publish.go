@@ -37,11 +37,11 @@ func (c *Client) PublishEvents(ctx context.Context, evs []schemas.VerifyEvent) e
 		return nil
 	}
 	if len(evs) > MaxPublishEvents {
-		return fmt.Errorf("riskflow client: %d events in one call; send at most %d", len(evs), MaxPublishEvents)
+		return fmt.Errorf("riskflow client: %w: %d; send at most %d per call", ErrTooManyEvents, len(evs), MaxPublishEvents)
 	}
 	body, err := json.Marshal(evs)
 	if err != nil {
-		return fmt.Errorf("riskflow client: encode events: %w", err)
+		return fmt.Errorf("riskflow client: encode events: %w: %w", errUnsendable, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, PublishTimeout)
 	defer cancel()
@@ -79,12 +79,20 @@ func (c *Client) PublishEvents(ctx context.Context, evs []schemas.VerifyEvent) e
 	return fmt.Errorf("%w: HTTP %d", ErrBadResponse, resp.StatusCode)
 }
 
+// ErrTooManyEvents is the error of a PublishEvents call given more than MaxPublishEvents events:
+// split the batch.
+var ErrTooManyEvents = errors.New("too many events in one PublishEvents call")
+
+// errUnsendable marks a batch the client cannot encode: sent again, it fails again.
+var errUnsendable = errors.New("events cannot be encoded")
+
 // Retryable reports whether a PublishEvents error may pass if the batch is sent again later
-// (riskflow or Kafka unavailable, rate limit); false for a batch riskflow refused.
+// (riskflow or Kafka unavailable, rate limit); false for a batch riskflow refused, or one the
+// client cannot send as it is (ErrTooManyEvents, events it cannot encode).
 func Retryable(err error) bool {
 	var api *APIError
 	if errors.As(err, &api) {
 		return api.transient()
 	}
-	return err != nil && !errors.Is(err, ErrBadResponse)
+	return err != nil && !errors.Is(err, ErrBadResponse) && !errors.Is(err, ErrTooManyEvents) && !errors.Is(err, errUnsendable)
 }

@@ -64,7 +64,9 @@ func TestPublishEvents(t *testing.T) {
 	if err := c.PublishEvents(ctx, nil); err != nil {
 		t.Errorf("no events: %v", err)
 	}
-	if err := c.PublishEvents(ctx, make([]schemas.VerifyEvent, client.MaxPublishEvents+1)); err == nil {
-		t.Error("too many events: no error")
+	// Sent again as it is, a batch over the limit fails again: not retryable, and named so that a
+	// caller can split it.
+	if err := c.PublishEvents(ctx, make([]schemas.VerifyEvent, client.MaxPublishEvents+1)); err == nil || client.Retryable(err) || !errors.Is(err, client.ErrTooManyEvents) {
+		t.Errorf("too many events: %v (retryable %v)", err, client.Retryable(err))
 	}
 }
