@@ -216,6 +216,21 @@ func (c *Config) Validate() error {
 			bad(t.k, "must not be empty")
 		}
 	}
+	// Each stream its own topic, each consumer its own group: decisions written to verify.events
+	// were dead-lettered by the scorers as events, and their archiver read events as decisions.
+	for _, names := range [][]struct{ k, v string }{
+		{{"kafka.events_topic", c.Kafka.EventsTopic}, {"kafka.scores_topic", c.Kafka.ScoresTopic}, {"kafka.dlq_topic", c.Kafka.DLQTopic},
+			{"kafka.decisions_topic", c.Kafka.DecisionsTopic}, {"kafka.lists_topic", c.Kafka.ListsTopic}},
+		{{"kafka.scorer_group", c.Kafka.ScorerGroup}, {"kafka.archiver_group", c.Kafka.ArchiverGroup}, {"kafka.decisions_group", c.Kafka.DecisionsGroup}},
+	} {
+		for i, a := range names {
+			for _, b := range names[:i] {
+				if a.v != "" && a.v == b.v {
+					bad(a.k, "%q is also %s: each needs its own", a.v, b.k)
+				}
+			}
+		}
+	}
 	if c.Kafka.Partitions < 1 || c.Kafka.Partitions > 1024 {
 		bad("kafka.partitions", "%d is outside 1..1024", c.Kafka.Partitions)
 	}

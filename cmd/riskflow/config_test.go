@@ -845,3 +845,25 @@ func TestComposeClickHousePassword(t *testing.T) {
 		t.Errorf("%d services talk to ClickHouse; want migrate and riskflow", n)
 	}
 }
+
+// Each stream has its own topic and each consumer its own group: the decision log written to
+// verify.events was dead-lettered by the scorers as events, and its archiver read events as
+// decisions. A clash names both keys.
+func TestTopicsAndGroupsDistinct(t *testing.T) {
+	for _, c := range []struct {
+		set  func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.Kafka.DecisionsTopic = c.Kafka.EventsTopic }, `kafka.decisions_topic: "verify.events" is also kafka.events_topic`},
+		{func(c *Config) { c.Kafka.DecisionsTopic = c.Kafka.ScoresTopic }, `kafka.decisions_topic: "risk.scores" is also kafka.scores_topic`},
+		{func(c *Config) { c.Kafka.ListsTopic = c.Kafka.DecisionsTopic }, `kafka.lists_topic: "risk.decisions" is also kafka.decisions_topic`},
+		{func(c *Config) { c.Kafka.ScoresTopic = c.Kafka.EventsTopic }, `kafka.scores_topic: "verify.events" is also kafka.events_topic`},
+		{func(c *Config) { c.Kafka.DecisionsGroup = c.Kafka.ArchiverGroup }, `kafka.decisions_group: "riskflow-archiver" is also kafka.archiver_group`},
+	} {
+		cfg := Default()
+		c.set(&cfg)
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("got %v, want %q", err, c.want)
+		}
+	}
+}
