@@ -146,7 +146,7 @@ func (s *Store) serverNow(ctx context.Context) (time.Time, error) {
 // UnknownTargets returns the labels whose decision (risk_decisions) or event (verify_events) is
 // not stored: an id mistyped or of another app — whose label would never count — or one the
 // archiver has not written yet. Both tables are ordered by (app_id, id): each read is index
-// lookups, a thousand ids at a time.
+// lookups, maxKeysPerQuery ids at a time.
 func (s *Store) UnknownTargets(ctx context.Context, labels []schemas.Label) ([]schemas.Label, error) {
 	known := map[EventKey]bool{} // (app_id, id): an EventKey's id is the decision's for decisions
 	for _, kind := range []string{schemas.LabelTargetDecision, schemas.LabelTargetEvent} {
@@ -161,7 +161,7 @@ func (s *Store) UnknownTargets(ctx context.Context, labels []schemas.Label) ([]s
 			table, column = "verify_events", "event_id"
 		}
 		for len(keys) > 0 {
-			chunk := keys[:min(len(keys), 1000)]
+			chunk := keys[:min(len(keys), maxKeysPerQuery)]
 			keys = keys[len(chunk):]
 			q := "SELECT DISTINCT app_id, " + column + " FROM " + s.table(table) + " WHERE (app_id, " + column + ") IN (" + keyTuples(chunk) + ")"
 			found, err := queryRows(ctx, s, "find labelled "+kind+"s", q, func(rows driver.Rows, k *EventKey) error { return rows.Scan(&k.AppID, &k.EventID) })

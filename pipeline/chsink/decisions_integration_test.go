@@ -170,3 +170,35 @@ func TestLabelCorrectionWinsWhateverTheWritersClocks(t *testing.T) {
 		t.Errorf("labels %+v, want the correction %+v", got, want)
 	}
 }
+
+// A lookup of a busy address (a carrier NAT) with a large --limit reads the attempts' verdicts in
+// bounded statements: one IN list of every attempt went past ClickHouse's max_query_size (256 KiB)
+// and the whole history failed with a syntax error.
+func TestLookupManyAttempts(t *testing.T) {
+	st := migrated(t)
+	ctx := testContext(t)
+	at := time.Now().UTC().Truncate(time.Second).Add(-time.Minute)
+	const n = 12_000
+	recs := make([]schemas.ScoreRecord, n)
+	for i := range recs {
+		recs[i] = testRecord(i)
+		recs[i].AppID, recs[i].EventID, recs[i].IP = "app-nat", fmt.Sprintf("nat-attempt-%06d", i), "100.64.0.1"
+		recs[i].TS, recs[i].ScoredAt = at.Add(-time.Duration(i%600)*time.Second), at
+	}
+	if err := st.WriteBatch(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	as, _, err := st.Lookup(ctx, LookupKey{IP: "100.64.0.1"}, at.Add(-time.Hour), n)
+	if err != nil {
+		t.Fatalf("lookup of %d attempts: %v", n, err)
+	}
+	scored := 0
+	for _, a := range as {
+		if a.Score == 600 && len(a.Tags) == 1 {
+			scored++
+		}
+	}
+	if len(as) != n || scored != n {
+		t.Errorf("%d attempts, %d with their verdict; want %d of each", len(as), scored, n)
+	}
+}

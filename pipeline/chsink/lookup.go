@@ -98,6 +98,10 @@ func LookupSQL(database string, key LookupKey, since time.Time, limit int) (atte
 	return attempts, decisions, nil
 }
 
+// maxKeysPerQuery bounds the keys of one (app_id, id) IN list: at most 64 + 64 bytes each, doubled
+// by escaping, 500 of them stay well under ClickHouse's default max_query_size of 256 KiB.
+const maxKeysPerQuery = 500
+
 // EventKey is the key of one event: (app_id, event_id).
 type EventKey struct{ AppID, EventID string }
 
@@ -164,31 +168,39 @@ func (s *Store) lookupAttempts(ctx context.Context, q string, since time.Time) (
 	for i, a := range as {
 		keys[i] = EventKey{a.AppID, a.EventID}
 	}
-	sq, err := ScoresSQL(s.db, keys, since)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := s.conn.Query(ctx, sq)
-	if err != nil {
-		return nil, fmt.Errorf("chsink: lookup verdicts: %w", err)
-	}
-	defer rows.Close()
 	type verdict struct {
 		score   uint16
 		tags    []string
 		version string
 	}
 	vs := map[EventKey]verdict{}
-	for rows.Next() {
-		var k EventKey
-		var v verdict
-		if err := rows.Scan(&k.AppID, &k.EventID, &v.score, &v.tags, &v.version); err != nil {
+	// In statements of at most maxKeysPerQuery keys: one IN list of a large --limit's attempts went
+	// past the server's max_query_size (256 KiB) and failed the whole lookup.
+	for rest := keys; len(rest) > 0; {
+		chunk := rest[:min(len(rest), maxKeysPerQuery)]
+		rest = rest[len(chunk):]
+		sq, err := ScoresSQL(s.db, chunk, since)
+		if err != nil {
+			return nil, err
+		}
+		rows, err := s.conn.Query(ctx, sq)
+		if err != nil {
 			return nil, fmt.Errorf("chsink: lookup verdicts: %w", err)
 		}
-		vs[k] = v
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("chsink: lookup verdicts: %w", err)
+		for rows.Next() {
+			var k EventKey
+			var v verdict
+			if err := rows.Scan(&k.AppID, &k.EventID, &v.score, &v.tags, &v.version); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("chsink: lookup verdicts: %w", err)
+			}
+			vs[k] = v
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("chsink: lookup verdicts: %w", err)
+		}
 	}
 	for i := range as {
 		if v, ok := vs[keys[i]]; ok {
