@@ -16,6 +16,7 @@ import (
 	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/rules/rulesvc"
 	"github.com/riskflow/riskflow/scoring/api"
+	"github.com/riskflow/riskflow/scoring/backtest"
 )
 
 // lookup's own mistakes are usage errors naming the flag, before anything is asked; a device id
@@ -247,6 +248,29 @@ func TestLookupSince(t *testing.T) {
 		r := runCmd(t, context.Background(), "lookup", "--ip", "10.1.2.3", "--api", "none", "--set", "clickhouse.addr=", "--since", c.since)
 		if !strings.Contains(r.stderr, c.want) {
 			t.Errorf("--since %s: exit %d, stderr %q; want %q", c.since, r.code, r.stderr, c.want)
+		}
+	}
+}
+
+// A --labels file wins over the stored labels where both label an event — also with a line that
+// names no app (it labels the event id in every app): the stored label of (app1, ev-1) outvoted
+// the file's "ev-1,legit", which Labels.Of reads after the app's own.
+func TestFileLabelsWinOverStored(t *testing.T) {
+	stored := backtest.Labels{{AppID: "app1", EventID: "ev-1"}: true, {AppID: "app2", EventID: "ev-1"}: true,
+		{AppID: "app1", EventID: "ev-2"}: true, {AppID: "app1", EventID: "ev-3"}: false}
+	file := backtest.Labels{{EventID: "ev-1"}: false, {AppID: "app1", EventID: "ev-2"}: false, {EventID: "ev-3"}: true, {AppID: "app1", EventID: "ev-3"}: false}
+	got := mergeLabels(stored, file)
+	for _, c := range []struct {
+		app, id string
+		want    bool
+	}{
+		{"app1", "ev-1", false}, {"app2", "ev-1", false}, // the file's line without an app, in every app
+		{"app1", "ev-2", false}, // the file's own line for the app
+		{"app1", "ev-3", false}, // the file's line for the app beats its line without one
+		{"app9", "ev-3", true},
+	} {
+		if attack, ok := got.Of(c.app, c.id); !ok || attack != c.want {
+			t.Errorf("(%s, %s): attack %v (labelled %v), want %v", c.app, c.id, attack, ok, c.want)
 		}
 	}
 }

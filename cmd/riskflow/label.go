@@ -151,7 +151,25 @@ func mergeStoredLabels(ctx context.Context, st *chsink.Store, opts *backtest.Opt
 		return nil
 	}
 	fmt.Fprintf(stderr, "backtest: %d labelled events from ClickHouse labels\n", len(stored))
-	stored.Merge(opts.Labels)
-	opts.Labels = stored
+	opts.Labels = mergeLabels(stored, opts.Labels)
 	return nil
+}
+
+// mergeLabels returns the stored labels with a --labels file's on top: the file wins where both
+// label an event, also with a line that names no app (it labels the event id in every app, and
+// backtest.Labels.Of would read a stored label of the app's own first).
+func mergeLabels(stored, file backtest.Labels) backtest.Labels {
+	anyApp := map[string]bool{}
+	for k := range file {
+		if k.AppID == "" {
+			anyApp[k.EventID] = true
+		}
+	}
+	for k := range stored {
+		if k.AppID != "" && anyApp[k.EventID] {
+			delete(stored, k)
+		}
+	}
+	stored.Merge(file)
+	return stored
 }
