@@ -274,3 +274,22 @@ func TestFileLabelsWinOverStored(t *testing.T) {
 		}
 	}
 }
+
+// Without --api, lookup asks the API node of the configuration as it serves: over HTTPS when
+// api.tls_cert is set (plain HTTP to a TLS listener is refused), at the loopback address when it
+// listens on every address.
+func TestLookupDefaultAPI(t *testing.T) {
+	for _, c := range []struct{ listen, cert, want string }{
+		{"127.0.0.1:8080", "", "http://127.0.0.1:8080"},
+		{"127.0.0.1:8443", "/etc/riskflow/tls.crt", "https://127.0.0.1:8443"},
+		{":8080", "", "http://127.0.0.1:8080"},
+		{"0.0.0.0:8080", "", "http://127.0.0.1:8080"},
+		{"[::]:8080", "", "http://[::1]:8080"},
+	} {
+		cfg := Default()
+		cfg.API.Listen, cfg.API.TLSCert = c.listen, c.cert
+		if got := defaultAPIURL(cfg); got != c.want {
+			t.Errorf("api.listen %s, tls_cert %q: %s, want %s", c.listen, c.cert, got, c.want)
+		}
+	}
+}

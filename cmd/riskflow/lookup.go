@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -37,7 +38,7 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	*since = 24 * time.Hour
 	fs.Var((*spanFlag)(since), "since", "how far back to read attempts and decisions: 24h, 90m, 7d")
 	limit := fs.Int("limit", 20, "attempts and decisions to show, newest first")
-	apiURL := fs.String("api", "", "API node whose live state to show (default http://api.listen); none to skip")
+	apiURL := fs.String("api", "", "API node whose live state to show (default: api.listen, https with api.tls_cert); none to skip")
 	adminCred := fs.String("admin", "", "admin name:secret for the API (default: the first of api.admin_keys)")
 	asJSON := fs.Bool("json", false, "print everything as one JSON object")
 	if err := parseFlags(fs, args); err != nil {
@@ -109,7 +110,7 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	// The live state, from a running API node.
 	base := *apiURL
 	if base == "" {
-		base = "http://" + cfg.API.Listen
+		base = defaultAPIURL(cfg)
 	}
 	if base == "none" {
 		out.LiveSkipped = true
@@ -163,6 +164,27 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("lookup: no live state (%s) and no history (%s)", out.LiveError, out.HistoryError)
 	}
 	return nil
+}
+
+// defaultAPIURL is the URL of the API node of cfg, as lookup asks it without --api: https when
+// api.tls_cert is set, the loopback address when api.listen is every address (":8080",
+// "0.0.0.0:8080").
+func defaultAPIURL(cfg Config) string {
+	scheme := "http://"
+	if cfg.API.TLSCert != "" {
+		scheme = "https://"
+	}
+	host, port, err := net.SplitHostPort(cfg.API.Listen)
+	if err != nil {
+		return scheme + cfg.API.Listen
+	}
+	switch host {
+	case "", "0.0.0.0":
+		host = "127.0.0.1"
+	case "::":
+		host = "::1"
+	}
+	return scheme + net.JoinHostPort(host, port)
 }
 
 // lookupPhone reads a mainland mobile number as an analyst pastes it from a complaint or a ticket
