@@ -513,3 +513,15 @@ func TestMaskedFormNeverRevealsMoreThanTheSegment(t *testing.T) {
 		}
 	}
 }
+
+// A decision refused before anything is sent is named by its decision_id — the dead letter's
+// reason and the archiver's log read "decision_id", not "event_id".
+func TestUnstorableDecisionNamedByItsID(t *testing.T) {
+	d := schemas.Decision{DecisionID: "api1-x-01", TS: time.Now().UTC(), AppID: "a", PhoneHash: strings.Repeat("z", 64),
+		PhoneMasked: "1381234****", PhoneSegment: "1381234"}
+	err := (&Store{}).WriteDecisions(context.Background(), []schemas.Decision{d})
+	var ire *InvalidRecordError
+	if !errors.As(err, &ire) || ire.RejectedIndex() != 0 || !strings.Contains(err.Error(), `decision_id "api1-x-01"`) || strings.Contains(err.Error(), "event_id") {
+		t.Errorf("%v", err)
+	}
+}

@@ -38,7 +38,7 @@ func (s *Store) WriteDecisions(ctx context.Context, ds []schemas.Decision) error
 	rows := make([][]any, len(ds))
 	for i := range ds {
 		if reason := checkDecision(&ds[i]); reason != "" {
-			return &InvalidRecordError{Index: i, EventID: ds[i].DecisionID, Reason: reason}
+			return &InvalidRecordError{Index: i, EventID: ds[i].DecisionID, Reason: reason, IDName: "decision_id"}
 		}
 		row, err := decisionRow(&ds[i])
 		if err != nil {

@@ -47,12 +47,17 @@ var ErrInvalidRecord = errors.New("chsink: invalid record")
 // [ErrInvalidRecord] with errors.Is.
 type InvalidRecordError struct {
 	Index   int    // position in the batch
-	EventID string // "" if that is what is wrong
+	EventID string // "" if that is what is wrong; a decision's decision_id (IDName)
 	Reason  string
+	IDName  string // what EventID is: "event_id" when empty, "decision_id" for a decision
 }
 
 func (e *InvalidRecordError) Error() string {
-	return fmt.Sprintf("chsink: record %d (event_id %q) cannot be stored: %s", e.Index, e.EventID, e.Reason)
+	name := e.IDName
+	if name == "" {
+		name = "event_id"
+	}
+	return fmt.Sprintf("chsink: record %d (%s %q) cannot be stored: %s", e.Index, name, e.EventID, e.Reason)
 }
 
 // RejectedIndex is the position of the refused record (pipeline.RejectedRecord).
