@@ -464,7 +464,7 @@ func (a *app) runScorer(ctx context.Context, feed *pipeline.Feed) error {
 	// Staged: the next batch is scored while this one is written to risk.scores.
 	loop := consumers.NewStagedLoop(consumers.LoopConfig{Name: "scorer", MaxBatch: k.ScorerBatch, MaxWait: 5 * time.Millisecond}, reader, stage, a.log, a.obs)
 	a.registerLoop("scorer", loop)
-	go a.watchGroupLag(ctx, k.ScorerGroup, k.EventsTopic)
+	go a.watchGroupLag(ctx, a.kc, k.ScorerGroup, k.EventsTopic)
 	a.log.Info("scorer running", "topic", k.EventsTopic, "group", k.ScorerGroup)
 	return loop.Run(ctx)
 }
@@ -492,7 +492,7 @@ func (a *app) runArchiver(ctx context.Context) error {
 		BackoffMin: 200 * time.Millisecond, BackoffMax: c.BreakerOpenFor.D(),
 	}, reader, stage, a.log, a.obs)
 	a.registerLoop("archiver", loop)
-	go a.watchGroupLag(ctx, k.ArchiverGroup, k.ScoresTopic)
+	go a.watchGroupLag(ctx, a.kc, k.ArchiverGroup, k.ScoresTopic)
 	a.log.Info("archiver running", "topic", k.ScoresTopic, "group", k.ArchiverGroup, "clickhouse", c.Addr, "database", c.Database)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.runDecisionArchiver(gctx, sink) })

@@ -21,10 +21,7 @@ const decisionDrain = 3 * time.Second
 // kafka.decisions_topic through a bounded queue. stop waits until what is queued was published
 // (at most decisionDrain) once ctx is done.
 func (a *app) startDecisionLog(ctx context.Context, node string) (log *pipeline.DecisionLog, stop func()) {
-	kc := a.kc
-	if len(a.cfg.Kafka.DecisionsBrokers) > 0 {
-		kc.Brokers = a.cfg.Kafka.DecisionsBrokers
-	}
+	kc := a.decisionsKafka()
 	w := consumers.NewWriter(kc, a.cfg.Kafka.DecisionsTopic)
 	dl := pipeline.NewDecisionLog(pipeline.DecisionLogConfig{
 		Queue: a.cfg.API.DecisionQueue, Node: node, MaxMessageBytes: a.kc.BatchBytes(),
@@ -38,6 +35,16 @@ func (a *app) startDecisionLog(ctx context.Context, node string) (log *pipeline.
 	}()
 	a.log.Info("decision log on", "topic", a.cfg.Kafka.DecisionsTopic, "brokers", strings.Join(kc.Brokers, ","), "queue", a.cfg.API.DecisionQueue)
 	return dl, func() { <-done }
+}
+
+// decisionsKafka is the cluster of kafka.decisions_topic: kafka.decisions_brokers when set, which
+// the API's decision log writes to and the decision archiver reads from, else kafka.brokers.
+func (a *app) decisionsKafka() consumers.Config {
+	kc := a.kc
+	if len(a.cfg.Kafka.DecisionsBrokers) > 0 {
+		kc.Brokers = a.cfg.Kafka.DecisionsBrokers
+	}
+	return kc
 }
 
 // registerDecisionMetrics exposes the decision log's counters: riskflow_decisions_total by result
@@ -106,7 +113,8 @@ func (d decisionStore) WriteDecisions(ctx context.Context, ds []schemas.Decision
 // kafka.decisions_group; each batch is committed once ClickHouse acknowledged it.
 func (a *app) runDecisionArchiver(ctx context.Context, sink *migratingSink) error {
 	k, c := a.cfg.Kafka, a.cfg.ClickHouse
-	reader := consumers.NewGroupReader(a.kc, k.DecisionsTopic, k.DecisionsGroup)
+	// The decisions' own cluster: they were written there. Dead letters go where the others do.
+	reader := consumers.NewGroupReader(a.decisionsKafka(), k.DecisionsTopic, k.DecisionsGroup)
 	dlq := consumers.NewWriter(a.kc, k.DLQTopic)
 	defer func() { reader.Close(); dlq.Close() }()
 	archived := prometheus.NewCounter(prometheus.CounterOpts{Name: "riskflow_decisions_archived_total", Help: "Decisions written to risk_decisions."})
@@ -118,8 +126,8 @@ func (a *app) runDecisionArchiver(ctx context.Context, sink *migratingSink) erro
 		BackoffMin: 200 * time.Millisecond, BackoffMax: c.BreakerOpenFor.D(),
 	}, reader, stage.Handle, a.log, a.obs)
 	a.registerLoop("decisions", loop)
-	go a.watchGroupLag(ctx, k.DecisionsGroup, k.DecisionsTopic)
-	a.log.Info("decision archiver running", "topic", k.DecisionsTopic, "group", k.DecisionsGroup)
+	go a.watchGroupLag(ctx, a.decisionsKafka(), k.DecisionsGroup, k.DecisionsTopic)
+	a.log.Info("decision archiver running", "topic", k.DecisionsTopic, "group", k.DecisionsGroup, "brokers", strings.Join(a.decisionsKafka().Brokers, ","))
 	if err := loop.Run(ctx); err != nil {
 		return fmt.Errorf("decision archiver: %w", err)
 	}

@@ -72,9 +72,9 @@ func (c *infoCollector) Collect(ch chan<- prometheus.Metric) {
 
 // watchGroupLag keeps riskflow_consumer_lag_messages{group,partition} current, reading the group's
 // committed offsets and the topic's end offsets from the broker every 10 s until ctx is done.
-func (a *app) watchGroupLag(ctx context.Context, group, topic string) {
+func (a *app) watchGroupLag(ctx context.Context, kc consumers.Config, group, topic string) {
 	var failed int
-	read := func() { failed = a.readGroupLag(ctx, group, topic, failed) }
+	read := func() { failed = a.readGroupLag(ctx, kc, group, topic, failed) }
 	read()
 	every(ctx, 10*time.Second, read)
 }
@@ -86,10 +86,10 @@ func (a *app) watchGroupLag(ctx context.Context, group, topic string) {
 // it is. The second failure in a row is logged (the first read often fails on topics just
 // created), and so is the recovery, so that a lag that never appears (the group not readable) is
 // not a silent gap.
-func (a *app) readGroupLag(ctx context.Context, group, topic string, failed int) int {
+func (a *app) readGroupLag(ctx context.Context, kc consumers.Config, group, topic string, failed int) int {
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	lag, err := consumers.GroupLag(rctx, a.kc, group, topic)
+	lag, err := consumers.GroupLag(rctx, kc, group, topic)
 	if err != nil {
 		if ctx.Err() != nil {
 			return failed

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -192,20 +194,20 @@ func TestGroupLagLeftOutWhileUnreadable(t *testing.T) {
 		a.opsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 		return rec.Body.String()
 	}
-	failed := a.readGroupLag(ctx, "g", "ev", 0)
+	failed := a.readGroupLag(ctx, a.kc, "g", "ev", 0)
 	if failed != 0 || !strings.Contains(metrics(), `riskflow_consumer_lag_messages{group="g",partition="1"} 0`) {
 		t.Fatalf("lag of a readable group (failed %d):\n%s", failed, metrics())
 	}
 	cluster.Close()
-	failed = a.readGroupLag(ctx, "g", "ev", failed)
+	failed = a.readGroupLag(ctx, a.kc, "g", "ev", failed)
 	if strings.Contains(metrics(), `riskflow_consumer_lag_messages{group="g"`) {
 		t.Errorf("the broker is away, yet /metrics still shows a lag for the group:\n%s", metrics())
 	}
 	if strings.Contains(logged.String(), "level=WARN") {
 		t.Errorf("the first failed read was logged (it often fails on topics just created):\n%s", logged.String())
 	}
-	failed = a.readGroupLag(ctx, "g", "ev", failed)
-	failed = a.readGroupLag(ctx, "g", "ev", failed)
+	failed = a.readGroupLag(ctx, a.kc, "g", "ev", failed)
+	failed = a.readGroupLag(ctx, a.kc, "g", "ev", failed)
 	if n := strings.Count(logged.String(), "could not read the consumer group's lag"); failed != 3 || n != 1 {
 		t.Errorf("three failed reads: count %d, %d warnings; want 3 and 1:\n%s", failed, n, logged.String())
 	}
@@ -376,4 +378,33 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+// kafka.decisions_brokers is the decision log's cluster for both its ends: the API writes there
+// and the archiver reads (and watches its group's lag) there. The archiver read kafka.brokers, so
+// decisions sent to another cluster were never archived.
+func TestDecisionsClusterIsReadWhereWritten(t *testing.T) {
+	cfg := Default()
+	cfg.Kafka.Brokers = []string{"main:9092"}
+	a, err := newApp(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := a.decisionsKafka().Brokers; !slices.Equal(got, []string{"main:9092"}) {
+		t.Errorf("without kafka.decisions_brokers: %v", got)
+	}
+	a.cfg.Kafka.DecisionsBrokers = []string{"d1:9092", "d2:9092"}
+	if got := a.decisionsKafka().Brokers; !slices.Equal(got, []string{"d1:9092", "d2:9092"}) {
+		t.Errorf("with kafka.decisions_brokers: %v", got)
+	}
+	if !slices.Equal(a.kc.Brokers, []string{"main:9092"}) {
+		t.Errorf("the main cluster changed: %v", a.kc.Brokers)
+	}
+	src, err := os.ReadFile("decisions.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(src), "consumers.NewGroupReader(a.decisionsKafka(), k.DecisionsTopic") {
+		t.Error("the decision archiver does not read the decisions' cluster")
+	}
 }
