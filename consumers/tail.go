@@ -45,6 +45,9 @@ type Tail struct {
 	clientOnce sync.Once
 	admin      *kafka.Client
 
+	// after is time.After; tests see the waits between failed end-offsets probes through it.
+	after func(time.Duration) <-chan time.Time
+
 	failMu  sync.Mutex
 	failing map[int]bool // partition (probePart: the offsets probe) → failing now
 	anyFail atomic.Bool  // len(failing) > 0, for the readers' fast path
@@ -54,7 +57,10 @@ type Tail struct {
 // recovered when no message arrives to say so.
 const healthyAfter = 5 * time.Second
 
-// retryProbe is how soon a failed end-offsets probe is tried again.
+// retryProbe is how soon a failed end-offsets probe is first tried again; the wait doubles with
+// each failure in a row, up to the probe interval, so a broker that stays away is asked once per
+// interval (at 50 ms every node asked it 20 times a second through a whole outage, and all at
+// once when it came back).
 const retryProbe = 50 * time.Millisecond
 
 // probePart stands for the end-offsets probe among the failing readers.
@@ -120,7 +126,7 @@ func NewBatchTail(c Config, topic string, since time.Time, apply func([]kafka.Me
 func NewEventTail(c Config, topic string, since time.Time, apply func([]kafka.Message) time.Time, log *slog.Logger) *Tail {
 	log = log.With("tail", topic)
 	return &Tail{cfg: c.withDefaults(), topic: topic, since: since, apply: apply, log: log,
-		backoff: 2 * time.Second, probe: time.Second, skew: DefaultSkew, down: newOutage(log, "reading "+topic)}
+		backoff: 2 * time.Second, probe: time.Second, skew: DefaultSkew, down: newOutage(log, "reading "+topic), after: time.After}
 }
 
 // DefaultSkew is how far apart, by default, messages stamped at one time may reach different
@@ -478,6 +484,7 @@ func (t *Tail) probeEnds(ctx context.Context, parts []int) {
 	defer probe.Stop()
 	check := time.NewTicker(5 * time.Millisecond) // a snapshot's ends are usually reached soon after it
 	defer check.Stop()
+	retry := retryProbe
 	for {
 		at := time.Now()
 		ends, err := t.readEnds(ctx, client, parts)
@@ -491,10 +498,12 @@ func (t *Tail) probeEnds(ctx context.Context, parts []int) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(retryProbe):
+			case <-t.after(retry):
 			}
+			retry = nextDelay(retry, max(t.probe, retryProbe))
 			continue
 		default:
+			retry = retryProbe
 			t.partOK(ctx, probePart)
 			for p, e := range ends {
 				t.raiseTarget(p, e)

@@ -1,6 +1,8 @@
 package consumers
 
 import (
+	"context"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -58,5 +60,43 @@ func TestTailApplyBatch(t *testing.T) {
 	// Everything already applied: apply is not called.
 	if n := tl.applyBatch(0, pos, batch); n != 0 || calls != 1 {
 		t.Errorf("a batch applied already: %d applied, apply called %d times", n, calls)
+	}
+}
+
+// While the broker cannot answer, the end-offsets probe is retried soon at first, then less and
+// less often, down to once per probe interval — not 20 times a second through a whole outage.
+func TestTailProbeBacksOffWhileBrokerAway(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now: every probe fails at once
+	tl := NewTail(Config{Brokers: []string{addr}}, "t", time.Time{}, func(kafka.Message) {}, quiet())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var waits []time.Duration
+	fired := make(chan time.Time)
+	close(fired)
+	tl.after = func(d time.Duration) <-chan time.Time {
+		if waits = append(waits, d); len(waits) == 12 {
+			cancel()
+		}
+		return fired
+	}
+	tl.probeEnds(ctx, []int{0})
+	if len(waits) < 12 {
+		t.Fatalf("probe retried %d times before it stopped, want 12", len(waits))
+	}
+	if waits[0] != retryProbe {
+		t.Errorf("first retry after %v, want %v (soon: a topic just created may not list its offsets yet)", waits[0], retryProbe)
+	}
+	for i := 1; i < len(waits); i++ {
+		if waits[i] < waits[i-1] {
+			t.Fatalf("waits between failed probes shrink: %v", waits)
+		}
+	}
+	if last := waits[len(waits)-1]; last != tl.probe {
+		t.Errorf("waits between failed probes %v: the last is %v, want the probe interval %v", waits, last, tl.probe)
 	}
 }
