@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"runtime"
 	"sync"
@@ -34,13 +35,12 @@ type Tail struct {
 
 	mu      sync.Mutex
 	targets map[int]int64 // partition → the newest end offset known
-	pos     map[int]*atomic.Int64
-	last    map[int]*atomic.Int64 // partition → timestamp (unix ns) of the last message applied
-	event   map[int]*atomic.Int64 // partition → newest event time (unix ns) apply reported; 0: none
-	seen    map[int]*atomic.Int64 // partition → when (unix ns, this clock) a message was last applied
-	marks   map[int]*mark         // partition → the timestamp of the message before pos, for Positions
-	freshAt atomic.Int64          // unix ns: every message produced before it has been applied
-	down    *outage               // reading the topic: one outage while any reader or the probe fails
+	// pm holds the per-partition positions (nil before the tail started). The maps are never
+	// changed once stored: a partition added to the topic while the tail follows it gets new maps
+	// (copied, under mu), so readers load pm once and use its maps without locking.
+	pm      atomic.Pointer[partMaps]
+	freshAt atomic.Int64 // unix ns: every message produced before it has been applied
+	down    *outage      // reading the topic: one outage while any reader or the probe fails
 
 	clientOnce sync.Once
 	admin      *kafka.Client
@@ -51,6 +51,43 @@ type Tail struct {
 	failMu  sync.Mutex
 	failing map[int]bool // partition (probePart: the offsets probe) → failing now
 	anyFail atomic.Bool  // len(failing) > 0, for the readers' fast path
+}
+
+// partMaps are the per-partition positions of a tail, by partition.
+type partMaps struct {
+	pos   map[int]*atomic.Int64
+	last  map[int]*atomic.Int64 // timestamp (unix ns) of the last message applied
+	event map[int]*atomic.Int64 // newest event time (unix ns) apply reported; 0: none
+	seen  map[int]*atomic.Int64 // when (unix ns, this clock) a message was last applied
+	marks map[int]*mark         // the timestamp of the message before pos, for Positions
+}
+
+// with returns a copy of m (nil: none) with partition p added at position start.
+func (m *partMaps) with(p int, start int64) *partMaps {
+	n := &partMaps{pos: map[int]*atomic.Int64{}, last: map[int]*atomic.Int64{}, event: map[int]*atomic.Int64{},
+		seen: map[int]*atomic.Int64{}, marks: map[int]*mark{}}
+	if m != nil {
+		maps.Copy(n.pos, m.pos)
+		maps.Copy(n.last, m.last)
+		maps.Copy(n.event, m.event)
+		maps.Copy(n.seen, m.seen)
+		maps.Copy(n.marks, m.marks)
+	}
+	n.pos[p] = new(atomic.Int64)
+	n.pos[p].Store(start)
+	n.last[p] = new(atomic.Int64)
+	n.event[p] = new(atomic.Int64)
+	n.seen[p] = new(atomic.Int64)
+	n.marks[p] = new(mark)
+	return n
+}
+
+// parts returns the per-partition positions (empty maps before the tail started).
+func (t *Tail) parts() *partMaps {
+	if m := t.pm.Load(); m != nil {
+		return m
+	}
+	return &partMaps{}
 }
 
 // healthyAfter is how long a reopened partition reader must run without an error to count as
@@ -165,14 +202,13 @@ func (t *Tail) StartAt(marks map[int]Mark) { t.from = marks }
 // Positions returns, per partition, the next offset to apply and the time of the message before
 // it, as one consistent pair (nil before the tail started).
 func (t *Tail) Positions() map[int]Mark {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.pos == nil {
+	pm := t.pm.Load()
+	if pm == nil {
 		return nil
 	}
-	out := make(map[int]Mark, len(t.pos))
-	for p, pos := range t.pos {
-		m := t.marks[p]
+	out := make(map[int]Mark, len(pm.pos))
+	for p, pos := range pm.pos {
+		m := pm.marks[p]
 		for {
 			s := m.seq.Load()
 			next, ns := pos.Load(), m.ns.Load()
@@ -213,9 +249,12 @@ func (t *Tail) Lag() int64 {
 		return -1
 	}
 	var lag int64
+	pm := t.parts()
 	for p, end := range t.targets {
-		if d := end - t.pos[p].Load(); d > 0 {
-			lag += d
+		if pos, ok := pm.pos[p]; ok {
+			if d := end - pos.Load(); d > 0 {
+				lag += d
+			}
 		}
 	}
 	return lag
@@ -259,23 +298,15 @@ func (t *Tail) run(ctx context.Context, stopAtEnd bool) (int, error) {
 	}
 	t.mu.Lock()
 	t.targets = map[int]int64{}
-	t.pos = map[int]*atomic.Int64{}
-	t.last = map[int]*atomic.Int64{}
-	t.event = map[int]*atomic.Int64{}
-	t.seen = map[int]*atomic.Int64{}
-	t.marks = map[int]*mark{}
+	var pm *partMaps
 	for p, bb := range b {
 		t.targets[p] = bb.end
-		t.pos[p] = new(atomic.Int64)
-		t.pos[p].Store(bb.start)
-		t.last[p] = new(atomic.Int64)
-		t.event[p] = new(atomic.Int64)
-		t.seen[p] = new(atomic.Int64)
-		t.marks[p] = new(mark)
+		pm = pm.with(p, bb.start)
 		if from, ok := t.from[p]; ok && from.Next == bb.start && !from.Last.IsZero() {
-			t.marks[p].ns.Store(from.Last.UnixNano())
+			pm.marks[p].ns.Store(from.Last.UnixNano())
 		}
 	}
+	t.pm.Store(pm)
 	t.mu.Unlock()
 
 	var wg sync.WaitGroup
@@ -292,7 +323,7 @@ func (t *Tail) run(ctx context.Context, stopAtEnd bool) (int, error) {
 	}
 	if !stopAtEnd {
 		wg.Add(1)
-		go func() { defer wg.Done(); t.probeEnds(ctx, parts) }()
+		go func() { defer wg.Done(); t.probeEnds(ctx, parts, &wg) }()
 	}
 	wg.Wait()
 	if ctx.Err() != nil {
@@ -346,7 +377,7 @@ func (t *Tail) readBounds(ctx context.Context, p int) (bounds, error) {
 // else until ctx is done. A failing reader is closed and a new one opened at the next unread
 // offset after a backoff: kafka-go's partition reader gives up after a few dial attempts.
 func (t *Tail) partition(ctx context.Context, p int, end int64, stopAtEnd bool) int {
-	pos := t.pos[p]
+	pos := t.parts().pos[p]
 	delay := 100 * time.Millisecond
 	n := 0
 	for ctx.Err() == nil {
@@ -436,14 +467,15 @@ func (t *Tail) applyBatch(p int, pos *atomic.Int64, batch []kafka.Message) int {
 	if len(batch) == 0 {
 		return 0
 	}
-	if ev := t.apply(batch); !ev.IsZero() && ev.UnixNano() > t.event[p].Load() {
-		t.event[p].Store(ev.UnixNano()) // this partition's reader is the only writer
+	pm := t.parts()
+	if ev := t.apply(batch); !ev.IsZero() && ev.UnixNano() > pm.event[p].Load() {
+		pm.event[p].Store(ev.UnixNano()) // this partition's reader is the only writer
 	}
-	t.seen[p].Store(time.Now().UnixNano())
+	pm.seen[p].Store(time.Now().UnixNano())
 	last := batch[len(batch)-1]
 	for i := len(batch) - 1; i >= 0; i-- {
 		if !batch[i].Time.IsZero() {
-			t.last[p].Store(batch[i].Time.UnixNano())
+			pm.last[p].Store(batch[i].Time.UnixNano())
 			break
 		}
 	}
@@ -451,7 +483,7 @@ func (t *Tail) applyBatch(p int, pos *atomic.Int64, batch []kafka.Message) int {
 	if !last.Time.IsZero() {
 		ns = last.Time.UnixNano()
 	}
-	mk := t.marks[p]
+	mk := pm.marks[p]
 	mk.seq.Add(1)
 	mk.ns.Store(ns)
 	pos.Store(last.Offset + 1)
@@ -473,7 +505,11 @@ func (t *Tail) raiseTarget(p int, end int64) {
 // probeEnds reads the end offsets of every partition every t.probe. An answer at time T whose
 // offsets have all been applied makes the state fresh as of T; an unreachable broker leaves the
 // freshness where it was, so staleness grows.
-func (t *Tail) probeEnds(ctx context.Context, parts []int) {
+//
+// Each probe also lists the topic's partitions: one added since the tail started (the topic grown
+// to spread scoring over more processes) is read from then on as the others are — without it,
+// every node's state would miss the events keyed to the new partitions until it restarted.
+func (t *Tail) probeEnds(ctx context.Context, parts []int, wg *sync.WaitGroup) {
 	client := t.client()
 	type snapshot struct {
 		at   time.Time
@@ -487,6 +523,7 @@ func (t *Tail) probeEnds(ctx context.Context, parts []int) {
 	retry := retryProbe
 	for {
 		at := time.Now()
+		parts = t.addPartitions(ctx, client, parts, wg)
 		ends, err := t.readEnds(ctx, client, parts)
 		switch {
 		case ctx.Err() != nil:
@@ -528,6 +565,41 @@ func (t *Tail) probeEnds(ctx context.Context, parts []int) {
 			}
 		}
 	}
+}
+
+// addPartitions starts reading the partitions of the topic that are not among parts (added since
+// the tail started) and returns parts with them. A partition whose offsets cannot be read yet is
+// left for the next call; so is everything while the broker cannot list the partitions.
+func (t *Tail) addPartitions(ctx context.Context, client *kafka.Client, parts []int, wg *sync.WaitGroup) []int {
+	mctx, cancel := context.WithTimeout(ctx, t.cfg.DialTimeout)
+	defer cancel()
+	md, err := client.Metadata(mctx, &kafka.MetadataRequest{Topics: []string{t.topic}})
+	if err != nil || len(md.Topics) != 1 || md.Topics[0].Error != nil {
+		return parts
+	}
+	known := make(map[int]bool, len(parts))
+	for _, p := range parts {
+		known[p] = true
+	}
+	for _, mp := range md.Topics[0].Partitions {
+		p := mp.ID
+		if known[p] || mp.Leader.Host == "" {
+			continue
+		}
+		bb, err := t.readBounds(ctx, p)
+		if err != nil {
+			continue
+		}
+		t.mu.Lock()
+		t.targets[p] = bb.end
+		t.pm.Store(t.pm.Load().with(p, bb.start))
+		t.mu.Unlock()
+		t.log.Info("partition added to the topic; reading it too", "partition", p, "offset", bb.start)
+		parts = append(parts, p)
+		wg.Add(1)
+		go func() { defer wg.Done(); t.partition(ctx, p, bb.end, false) }()
+	}
+	return parts
 }
 
 func (t *Tail) readEnds(ctx context.Context, client *kafka.Client, parts []int) (map[int]int64, error) {
@@ -670,12 +742,13 @@ func (t *Tail) waitEvents(ctx context.Context, ns int64, tick *time.Ticker) bool
 		now := time.Now()
 		quietSince := now.Add(-t.skew).UnixNano()
 		behind, quiet = behind[:0], quiet[:0]
-		for p, ev := range t.event {
+		pm := t.parts()
+		for p, ev := range pm.event {
 			if idle[p] || ev.Load() >= ns {
 				continue
 			}
 			behind = append(behind, p)
-			if t.seen[p].Load() <= quietSince {
+			if pm.seen[p].Load() <= quietSince {
 				quiet = append(quiet, p)
 			}
 		}
@@ -691,7 +764,7 @@ func (t *Tail) waitEvents(ctx context.Context, ns int64, tick *time.Ticker) bool
 			for p, e := range ends {
 				t.raiseTarget(p, e)
 				// Quiet before the read and still so after it: nothing reached p in between.
-				if t.pos[p].Load() >= e && t.seen[p].Load() <= quietSince {
+				if pm.pos[p].Load() >= e && pm.seen[p].Load() <= quietSince {
 					idle[p] = true
 				}
 			}
@@ -723,20 +796,17 @@ func (t *Tail) endsWithin(ctx context.Context, parts []int) (map[int]int64, bool
 	}
 }
 
-func (t *Tail) started() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.targets != nil
-}
+func (t *Tail) started() bool { return t.pm.Load() != nil }
 
 // pastAll reports whether every partition's last applied message is stamped at or after ns, or
 // (with ends) the partition has been applied up to its end offset in ends.
 func (t *Tail) pastAll(ns int64, ends map[int]int64) bool {
-	for p, last := range t.last {
+	pm := t.parts()
+	for p, last := range pm.last {
 		if last.Load() >= ns {
 			continue
 		}
-		if e, ok := ends[p]; ok && t.pos[p].Load() >= e {
+		if e, ok := ends[p]; ok && pm.pos[p].Load() >= e {
 			continue
 		}
 		return false
@@ -745,8 +815,9 @@ func (t *Tail) pastAll(ns int64, ends map[int]int64) bool {
 }
 
 func (t *Tail) partitions() []int {
-	ps := make([]int, 0, len(t.pos))
-	for p := range t.pos {
+	pm := t.parts()
+	ps := make([]int, 0, len(pm.pos))
+	for p := range pm.pos {
 		ps = append(ps, p)
 	}
 	return ps
@@ -763,8 +834,9 @@ func (t *Tail) client() *kafka.Client {
 
 // reached reports whether every partition has been applied up to ends.
 func (t *Tail) reached(ends map[int]int64) bool {
+	pm := t.parts()
 	for p, e := range ends {
-		if pos, ok := t.pos[p]; ok && pos.Load() < e {
+		if pos, ok := pm.pos[p]; ok && pos.Load() < e {
 			return false
 		}
 	}

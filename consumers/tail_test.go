@@ -3,7 +3,7 @@ package consumers
 import (
 	"context"
 	"net"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,10 +23,7 @@ func TestTailApplyBatch(t *testing.T) {
 		}
 	}, quiet())
 	tl.targets = map[int]int64{}
-	tl.last = map[int]*atomic.Int64{0: new(atomic.Int64)}
-	tl.event = map[int]*atomic.Int64{0: new(atomic.Int64)}
-	tl.seen = map[int]*atomic.Int64{0: new(atomic.Int64)}
-	tl.marks = map[int]*mark{0: new(mark)}
+	tl.pm.Store((*partMaps)(nil).with(0, 5))
 	base := time.Date(2026, 3, 14, 8, 0, 0, 0, time.UTC)
 	var batch []kafka.Message
 	for off := int64(3); off < 10; off++ {
@@ -36,8 +33,7 @@ func TestTailApplyBatch(t *testing.T) {
 		}
 		batch = append(batch, m)
 	}
-	pos := new(atomic.Int64)
-	pos.Store(5)
+	pos := tl.parts().pos[0]
 	if n := tl.applyBatch(0, pos, batch); n != 5 {
 		t.Errorf("applied %d, want 5 (offsets 5–9)", n)
 	}
@@ -47,11 +43,10 @@ func TestTailApplyBatch(t *testing.T) {
 	if pos.Load() != 10 {
 		t.Errorf("position %d, want 10", pos.Load())
 	}
-	tl.pos = map[int]*atomic.Int64{0: pos}
 	if mk := tl.Positions()[0]; mk.Next != 10 || !mk.Last.IsZero() {
 		t.Errorf("Positions: %+v, want next 10 and no time (offset 9 has none)", mk)
 	}
-	if last := tl.last[0].Load(); last != base.Add(8*time.Second).UnixNano() {
+	if last := tl.parts().last[0].Load(); last != base.Add(8*time.Second).UnixNano() {
 		t.Errorf("last message time %v, want offset 8's", time.Unix(0, last).UTC())
 	}
 	if tl.targets[0] != 12 {
@@ -84,7 +79,7 @@ func TestTailProbeBacksOffWhileBrokerAway(t *testing.T) {
 		}
 		return fired
 	}
-	tl.probeEnds(ctx, []int{0})
+	tl.probeEnds(ctx, []int{0}, new(sync.WaitGroup))
 	if len(waits) < 12 {
 		t.Fatalf("probe retried %d times before it stopped, want 12", len(waits))
 	}

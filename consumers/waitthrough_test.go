@@ -35,12 +35,7 @@ func TestWaitThroughRetriesEndOffsets(t *testing.T) {
 	// before the time waited for: only the end offsets can tell it is through.
 	tl := NewBatchTail(cfg, "t", time.Time{}, func([]kafka.Message) {}, quiet())
 	tl.targets = map[int]int64{0: 1}
-	tl.pos = map[int]*atomic.Int64{0: new(atomic.Int64)}
-	tl.pos[0].Store(1)
-	tl.last = map[int]*atomic.Int64{0: new(atomic.Int64)}
-	tl.event = map[int]*atomic.Int64{0: new(atomic.Int64)}
-	tl.seen = map[int]*atomic.Int64{0: new(atomic.Int64)}
-	tl.marks = map[int]*mark{0: new(mark)}
+	tl.pm.Store((*partMaps)(nil).with(0, 1))
 
 	var fails atomic.Int32 // the next ListOffsets requests to answer with an error
 	c.ControlKey(int16(kmsg.ListOffsets), func(r kmsg.Request) (kmsg.Response, error, bool) {
@@ -72,7 +67,7 @@ func TestWaitThroughRetriesEndOffsets(t *testing.T) {
 	// A replayed batch whose stamp the partition is past waits by event time: the partition has
 	// applied no event at or after it, so only its end offset (read after the skew of quiet) can
 	// tell it is idle.
-	tl.last[0].Store(time.Now().UnixNano())
+	tl.parts().last[0].Store(time.Now().UnixNano())
 	fails.Store(2)
 	replay := Point{Stamp: time.Now().Add(-time.Minute), Event: time.Now().Add(-time.Hour)}
 	if _, ok := tl.WaitThrough(ctx, replay, 10*time.Second); !ok {
