@@ -430,6 +430,7 @@ func (l *Loop) handle(ctx context.Context, batch []kafka.Message) error {
 func (l *Loop) retry(ctx context.Context, o *outage, size int, fn func() error) error {
 	delay := l.cfg.BackoffMin
 	for {
+		started := time.Now()
 		err := fn()
 		if err == nil {
 			o.ok(ctx, "size", size)
@@ -440,7 +441,7 @@ func (l *Loop) retry(ctx context.Context, o *outage, size int, fn func() error) 
 		}
 		l.obs.Retry(l.cfg.Name, err)
 		l.noteErr(err)
-		o.fail(ctx, err, "size", size, "retry_in", delay)
+		o.failStarted(ctx, started, err, "size", size, "retry_in", delay)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -26,6 +26,13 @@ func newOutage(log *slog.Logger, what string) *outage { return &outage{log: log,
 
 // fail records a failed attempt; extra are log attributes.
 func (o *outage) fail(ctx context.Context, err error, extra ...any) {
+	o.failStarted(ctx, time.Now(), err, extra...)
+}
+
+// failStarted records a failed attempt that began at started: a run of failures counts from the
+// start of its first attempt, so an attempt that hung until its timeout (a server that accepts
+// the connection and never answers) counts as stalled for all that time, not from its end.
+func (o *outage) failStarted(ctx context.Context, started time.Time, err error, extra ...any) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.attempts++
@@ -33,7 +40,7 @@ func (o *outage) fail(ctx context.Context, err error, extra ...any) {
 	args := append([]any{"err", Summarize(err), "attempt", o.attempts}, extra...)
 	switch {
 	case o.since.Load() == 0:
-		o.since.Store(now.UnixNano())
+		o.since.Store(min(started.UnixNano(), now.UnixNano()))
 		o.reminded = now
 		o.log.Log(ctx, slog.LevelWarn, o.what+" failing; retrying with backoff", args...)
 	case now.Sub(o.reminded) >= remindEvery:

@@ -221,3 +221,42 @@ func TestFetchOutageOnANewTopicEnds(t *testing.T) {
 		t.Error("the outage ended while the broker was away")
 	}
 }
+
+// A batch whose first attempt hangs until it times out (a server that takes the connection and
+// never answers) has been stalled since that attempt began, not since it gave up: otherwise
+// /readyz learns of the outage only a whole write timeout after kafka.stall_after.
+func TestLoopStallCountsFromTheHungAttempt(t *testing.T) {
+	r := newFakeReader()
+	var l *Loop
+	var hung time.Duration                 // how long the first attempt took before it failed
+	stalled := make(chan time.Duration, 1) // Stalled as the second attempt saw it
+	calls := 0
+	h := func(ctx context.Context, batch []kafka.Message) error {
+		calls++
+		switch calls {
+		case 1:
+			start := time.Now()
+			time.Sleep(100 * time.Millisecond) // the attempt hangs, then times out
+			hung = time.Since(start)
+			return errors.New("insert: read: i/o timeout")
+		case 2:
+			d, _ := l.Stalled()
+			stalled <- d
+		}
+		return nil
+	}
+	l = NewLoop(LoopConfig{Name: "archiver", BackoffMin: time.Millisecond, BackoffMax: time.Millisecond}, r, h, slog.New(slog.DiscardHandler), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	r.push(1)
+	select {
+	case d := <-stalled:
+		if d < hung {
+			t.Errorf("stalled for %v when retrying a batch whose failed attempt alone took %v", d, hung)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the batch was not retried")
+	}
+}
