@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net/http"
 	"os"
@@ -143,7 +144,7 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		w := consumers.NewWriter(kc, cfg.Kafka.EventsTopic)
 		defer w.Close()
 		pub := &pipeline.Publisher{W: w, Hasher: schemas.NewPhoneHasher([]byte(cfg.Scoring.PhoneHashKey))}
-		return sendLoad(ctx, g, *speedup, labelW, stdout, pub.Publish)
+		return sendLoad(ctx, g, *speedup, labelW, stdout, retryingPublish(log, pub.Publish))
 	case strings.HasPrefix(*out, "http://") || strings.HasPrefix(*out, "https://"):
 		key, secret := firstKey(cfg.API.Keys)
 		if key == "" {
@@ -169,6 +170,29 @@ func firstKey(keys map[string]string) (string, string) {
 		}
 	}
 	return best, keys[best]
+}
+
+// retryingPublish retries a batch the broker did not take for a reason that may pass (broker
+// away, leader moving) with backoff, logging the outage once when it starts and once when it
+// ends, so that traffic keeps flowing through a broker restart instead of loadgen exiting at the
+// first refused connection. A batch the broker refuses for good (consumers.IsRejection) fails.
+// Re-sent events keep their event ids: the pipeline counts them once.
+func retryingPublish(log *slog.Logger, publish func(context.Context, []schemas.VerifyEvent) error) func(context.Context, []schemas.VerifyEvent) error {
+	return func(ctx context.Context, evs []schemas.VerifyEvent) error {
+		var rejected error
+		err := consumers.Retry(ctx, log, "publishing events", 100*time.Millisecond, 5*time.Second, func(ctx context.Context) error {
+			err := publish(ctx, evs)
+			if err != nil && consumers.IsRejection(err) {
+				rejected = err
+				return nil
+			}
+			return err
+		})
+		if rejected != nil {
+			return rejected
+		}
+		return err
+	}
 }
 
 // labelled yields labelled events in time order (*loadgen.Generator).
