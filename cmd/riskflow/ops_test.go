@@ -331,13 +331,16 @@ func TestAPIAddressServesWhileWaitingForKafka(t *testing.T) {
 }
 
 // A scorer or archiver without ops.listen answers no probe and no scrape: it says so at start, with
-// the key to set. A process with the api role serves them on the API's address and says nothing.
+// the key to set. A process with the api role serves them on the API's address and says nothing —
+// unless ops.listen is set (one configuration for every role), which it then says it does not use.
 func TestNoOpsPortIsLogged(t *testing.T) {
 	for _, c := range []struct {
-		role string
-		warn bool
-	}{{"scorer", true}, {"archiver", true}, {"api", false}} {
-		t.Run(c.role, func(t *testing.T) {
+		role    string
+		ops     string
+		warn    bool
+		ignored bool
+	}{{"scorer", "", true, false}, {"archiver", "", true, false}, {"api", "", false, false}, {"api", "127.0.0.1:9464", false, true}} {
+		t.Run(c.role+c.ops, func(t *testing.T) {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
@@ -348,6 +351,7 @@ func TestNoOpsPortIsLogged(t *testing.T) {
 			cfg.Scoring.PhoneHashKey = "k"
 			cfg.ClickHouse.Addr = nobody
 			cfg.Kafka.Brokers = []string{nobody} // start waits for it until cancelled
+			cfg.Ops.Listen = c.ops
 			var logs bytes.Buffer
 			a, err := newApp(cfg, slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil)))
 			if err != nil {
@@ -363,6 +367,9 @@ func TestNoOpsPortIsLogged(t *testing.T) {
 			got := strings.Contains(logs.String(), "no ops port") && strings.Contains(logs.String(), "set ops.listen")
 			if got != c.warn {
 				t.Errorf("warned %v, want %v; log:\n%s", got, c.warn, logs.String())
+			}
+			if got := strings.Contains(logs.String(), "ops.listen is not used"); got != c.ignored {
+				t.Errorf("said ops.listen is not used: %v, want %v; log:\n%s", got, c.ignored, logs.String())
 			}
 		})
 	}

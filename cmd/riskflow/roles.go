@@ -255,6 +255,10 @@ func (a *app) start(ctx context.Context, p plan, o startOptions) (*errgroup.Grou
 		// Off by default (two processes on one host would fight over a fixed port), so say it:
 		// nothing here answers a probe or a scrape.
 		a.log.Warn("no ops port: this process serves no /metrics, /healthz or /readyz; set ops.listen (e.g. 0.0.0.0:9464, or 127.0.0.1:0 for a free port)")
+	} else if a.cfg.Ops.Listen != "" {
+		// One ConfigMap for every role sets ops.listen for the api role too: its scrape and
+		// probes pointed there would find nothing, so say where they are.
+		a.log.Warn("ops.listen is not used: with the api role /metrics, /healthz and /readyz are served on the API's address", "ops.listen", a.cfg.Ops.Listen, "api.listen", o.listen)
 	}
 	if p.has(partAPI) {
 		// The API's address serves the ops routes until the API takes it over, and answers
