@@ -617,7 +617,8 @@ func TestDecodeScoreRecord(t *testing.T) {
 		"score 450":      {modify(func(r *ScoreRecord) { r.Score = 450 }), "score", "score: 450 is not one of 0, 300, 600, 900"},
 		"wrong type":     {[]byte(`{"event_id":1}`), "event_id", "decode score record: event_id: must be a string, got number"},
 		"not JSON":       {[]byte(`{"event_id"`), "", "decode score record: invalid JSON at byte 11: unexpected end of JSON input"},
-		"bad time value": {[]byte(`{"event_id":"e","ts":"yesterday"}`), "", "decode score record: invalid JSON: "},
+		"bad time value": {[]byte(`{"event_id":"e","ts":"yesterday"}`), "ts", `decode score record: ts: "yesterday" is not an RFC 3339 time`},
+		"time of a type": {[]byte(`{"event_id":"e","scored_at":12345}`), "scored_at", "decode score record: scored_at: must be an RFC 3339 time string, got number"},
 	} {
 		_, err := DecodeScoreRecord(c.doc)
 		fe, ok := AsFieldError(err)

@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -58,7 +59,7 @@ type RuleHit struct {
 func DecodeScoreRecord(data []byte) (ScoreRecord, error) {
 	var r ScoreRecord
 	if err := json.Unmarshal(data, &r); err != nil {
-		return ScoreRecord{}, fmt.Errorf("decode score record: %w", jsonError(err))
+		return ScoreRecord{}, fmt.Errorf("decode score record: %w", timeFieldError(data, jsonError(err), "ts", "scored_at"))
 	}
 	switch {
 	case r.EventID == "":
@@ -71,4 +72,43 @@ func DecodeScoreRecord(data []byte) (ScoreRecord, error) {
 		return ScoreRecord{}, fieldErr("score", "%d is not one of 0, 300, 600, 900", r.Score)
 	}
 	return r, nil
+}
+
+// timeFieldError names the field of a time that did not decode: encoding/json reports
+// time.Time's own error ("Time.UnmarshalJSON: input is not a JSON string") without the field it
+// was reading. err is the decoding error as jsonError made it; fields are the record's times.
+func timeFieldError(data []byte, err error, fields ...string) error {
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Field != "" {
+		return err
+	}
+	var raw map[string]json.RawMessage
+	if json.Unmarshal(data, &raw) != nil {
+		return err
+	}
+	for _, name := range fields {
+		v, ok := raw[name]
+		if !ok {
+			continue
+		}
+		var t time.Time
+		if t.UnmarshalJSON(v) == nil {
+			continue
+		}
+		var str string
+		if json.Unmarshal(v, &str) == nil {
+			return fieldErr(name, "%s is not an RFC 3339 time", Excerpt(str, 40))
+		}
+		kind := "number"
+		switch v[0] {
+		case '{':
+			kind = "object"
+		case '[':
+			kind = "array"
+		case 't', 'f':
+			kind = "bool"
+		}
+		return fieldErr(name, "must be an RFC 3339 time string, got %s", kind)
+	}
+	return err
 }

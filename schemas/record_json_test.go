@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 )
@@ -171,6 +172,22 @@ func TestRiskCheckAppendJSONMatchesEncodingJSON(t *testing.T) {
 		}
 		if m, err := json.Marshal(rc); err != nil || !bytes.Equal(m, want) {
 			t.Fatalf("check %d: json.Marshal gives %s (%v)", i, m, err)
+		}
+	}
+}
+
+// A score record whose time is not a time string names the field, as every other wrong type does:
+// encoding/json reports time.Time's own error without it.
+func TestDecodeScoreRecordNamesABadTime(t *testing.T) {
+	for _, c := range []struct{ field, value string }{{"ts", `12345`}, {"scored_at", `"yesterday"`}, {"ts", `"+86 138 1234 5678"`}} {
+		data := `{"event_id":"e1","app_id":"a","phone_hash":"` + strings.Repeat("ab", 32) + `","score":0,"` + c.field + `":` + c.value + `}`
+		_, err := DecodeScoreRecord([]byte(data))
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != c.field {
+			t.Errorf("%s: %v, want an error naming %s", data, err, c.field)
+		}
+		if err != nil && strings.Contains(err.Error(), "138 1234 5678") {
+			t.Errorf("the error shows the number: %v", err)
 		}
 	}
 }
