@@ -47,7 +47,7 @@ func DecodeDecision(data []byte) (Decision, error) {
 	}
 	var d Decision
 	if err := json.Unmarshal(data, &d); err != nil {
-		return Decision{}, jsonError(err)
+		return Decision{}, timeFieldError(data, jsonError(err), "ts")
 	}
 	switch {
 	case d.DecisionID == "":

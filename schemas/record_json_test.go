@@ -191,3 +191,18 @@ func TestDecodeScoreRecordNamesABadTime(t *testing.T) {
 		}
 	}
 }
+
+// So does a decision's (the decision archiver dead-letters it with the field).
+func TestDecodeDecisionNamesABadTime(t *testing.T) {
+	for _, v := range []string{`12345`, `"yesterday"`, `"+86 138 1234 5678"`, `{}`} {
+		data := `{"decision_id":"d1","app_id":"a","phone_hash":"` + strings.Repeat("ab", 32) + `","score":0,"ts":` + v + `}`
+		_, err := DecodeDecision([]byte(data))
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != "ts" {
+			t.Errorf("%s: %v, want an error naming ts", data, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "138 1234 5678") {
+			t.Errorf("the error shows the number: %v", err)
+		}
+	}
+}
