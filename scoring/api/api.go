@@ -646,11 +646,16 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) (int, erro
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	if err := s.pub.Publish(ctx, evs); err != nil {
-		return 0, &httpError{status: http.StatusServiceUnavailable, msg: "publish to Kafka failed: " + err.Error()}
+		// A broker away for a moment: ask the sender to wait before it sends the batch again,
+		// instead of every verify service retrying at once into a broker coming back.
+		return 0, &httpError{status: http.StatusServiceUnavailable, msg: "publish to Kafka failed: " + err.Error(), retryAfter: publishRetryAfter}
 	}
 	writeJSON(w, http.StatusAccepted, accepted{Code: 0, Content: "accepted", Accepted: len(evs)})
 	return http.StatusAccepted, nil
 }
+
+// publishRetryAfter is the Retry-After of a 503 on /v1/events when Kafka did not take the events.
+const publishRetryAfter = 2 * time.Second
 
 func firstNonSpace(b []byte) byte {
 	for _, c := range b {

@@ -240,6 +240,10 @@ func TestErrorBodiesAreBounded(t *testing.T) {
 	f.pub.err = errors.New("kafka: " + strings.Repeat("broker said no; ", 6000))
 	w := f.do(t, http.MethodPost, "/v1/events", event("e1", "app1", "1.2.3.4"))
 	eb := errorBody(t, w, http.StatusServiceUnavailable, "publish to Kafka failed: kafka: broker said no")
+	// The sender is asked to wait before it sends the batch again.
+	if ra := w.Header().Get("Retry-After"); ra != "2" {
+		t.Errorf("publish failure: Retry-After %q, want 2", ra)
+	}
 	if w.Body.Len() > 1024 || !strings.HasSuffix(eb.Content, "… (cut)") {
 		t.Errorf("error body is %d bytes, content ends %q", w.Body.Len(), eb.Content[max(0, len(eb.Content)-20):])
 	}

@@ -247,7 +247,7 @@ func (c *Client) post(ctx context.Context, phone string, body []byte) (schemas.R
 		if readErr != nil {
 			data = nil // the status alone still says what happened
 		}
-		return schemas.RiskCheck{}, newAPIError(resp.StatusCode, data, phone)
+		return schemas.RiskCheck{}, newAPIError(resp.StatusCode, resp.Header, data, phone)
 	default:
 		return schemas.RiskCheck{}, fmt.Errorf("%w: HTTP %d", ErrBadResponse, resp.StatusCode)
 	}

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/riskflow/riskflow/schemas"
 )
@@ -50,6 +52,10 @@ type APIError struct {
 	Status  int    // HTTP status code
 	Code    int    // the body's non-zero code; 0 if the body was not the API's error object
 	Content string // what is wrong and which field; phone numbers in it are masked
+	// RetryAfter is the wait the server asked for before the request is sent again (its
+	// Retry-After header: a 429, or a 503 of PublishEvents when Kafka did not take the events);
+	// 0 when it asked for none.
+	RetryAfter time.Duration
 }
 
 func (e *APIError) Error() string {
@@ -67,12 +73,16 @@ func (e *APIError) transient() bool {
 
 // newAPIError builds an APIError from an error answer's body, masking the request's phone number
 // (and anything else that looks like one) in the content.
-func newAPIError(status int, body []byte, phone string) *APIError {
-	var eb schemas.ErrorBody
-	if json.Unmarshal(body, &eb) != nil || eb.Content == "" {
-		return &APIError{Status: status, Content: http.StatusText(status)}
+func newAPIError(status int, h http.Header, body []byte, phone string) *APIError {
+	e := &APIError{Status: status, Content: http.StatusText(status)}
+	if s, err := strconv.Atoi(h.Get("Retry-After")); err == nil && s > 0 {
+		e.RetryAfter = time.Duration(s) * time.Second
 	}
-	return &APIError{Status: status, Code: eb.Code, Content: maskPhones(eb.Content, phone)}
+	var eb schemas.ErrorBody
+	if json.Unmarshal(body, &eb) == nil && eb.Content != "" {
+		e.Code, e.Content = eb.Code, maskPhones(eb.Content, phone)
+	}
+	return e
 }
 
 // callerEnded marks a failure that happened because the caller's own context ended (canceled, or

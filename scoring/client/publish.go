@@ -74,7 +74,7 @@ func (c *Client) PublishEvents(ctx context.Context, evs []schemas.VerifyEvent) e
 		}
 		return nil
 	case resp.StatusCode >= 400:
-		return newAPIError(resp.StatusCode, data, "")
+		return newAPIError(resp.StatusCode, resp.Header, data, "")
 	}
 	return fmt.Errorf("%w: HTTP %d", ErrBadResponse, resp.StatusCode)
 }

@@ -24,6 +24,9 @@ func TestPublishEvents(t *testing.T) {
 		if u, p, ok := r.BasicAuth(); !ok || u != "app-1" || p != "s" {
 			t.Errorf("auth %q %q", u, p)
 		}
+		if status == 503 {
+			w.Header().Set("Retry-After", "2")
+		}
 		w.WriteHeader(status)
 		io.WriteString(w, answer)
 	}))
@@ -50,12 +53,13 @@ func TestPublishEvents(t *testing.T) {
 	status, answer = 400, `{"code":400,"content":"[0].ip: \"x\" is not an IP address"}`
 	err = c.PublishEvents(ctx, []schemas.VerifyEvent{ev})
 	var api *client.APIError
-	if !errors.As(err, &api) || api.Status != 400 || client.Retryable(err) || !strings.Contains(api.Content, "[0].ip") {
+	if !errors.As(err, &api) || api.Status != 400 || client.Retryable(err) || !strings.Contains(api.Content, "[0].ip") || api.RetryAfter != 0 {
 		t.Errorf("refused batch: %v (retryable %v)", err, client.Retryable(err))
 	}
 	status, answer = 503, `{"code":503,"content":"publish to Kafka failed"}`
-	if err := c.PublishEvents(ctx, []schemas.VerifyEvent{ev}); err == nil || !client.Retryable(err) {
-		t.Errorf("Kafka down: %v, retryable %v", err, client.Retryable(err))
+	err = c.PublishEvents(ctx, []schemas.VerifyEvent{ev})
+	if err == nil || !client.Retryable(err) || !errors.As(err, &api) || api.RetryAfter != 2*time.Second {
+		t.Errorf("Kafka down: %v, retryable %v, want Retry-After 2s", err, client.Retryable(err))
 	}
 	srv.Close()
 	if err := c.PublishEvents(ctx, []schemas.VerifyEvent{ev}); err == nil || !client.Retryable(err) || strings.Contains(err.Error(), "13800138000") {
