@@ -74,7 +74,7 @@ func newApp(cfg Config, log *slog.Logger) (*app, error) {
 	}
 	a.scorer = s
 	a.rules = newRuleService(cfg, s, log)
-	a.reg.MustRegister(newStateCollector(s.State()), newInfoCollector(s.Rules()))
+	a.reg.MustRegister(newInfoCollector(s.Rules()))
 	return a, nil
 }
 
@@ -340,6 +340,8 @@ func (a *app) startFeed(ctx context.Context, g *errgroup.Group) *pipeline.Feed {
 	}
 	feed := pipeline.NewFeed(a.kc, a.cfg.Kafka.EventsTopic, since, a.scorer, a.log)
 	feed.SetSkew(a.cfg.Scoring.FeedSkew.D())
+	// Only a process that holds the state reports its size (an archiver's would read 0).
+	a.reg.MustRegister(newStateCollector(a.scorer.State()))
 	start := time.Now()
 	snaps := a.loadSnapshot(ctx, feed)
 	g.Go(func() error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	dto "github.com/prometheus/client_model/go"
 	"io"
 	"log/slog"
 	"net"
@@ -413,5 +414,48 @@ func TestDecisionsClusterIsReadWhereWritten(t *testing.T) {
 	}
 	if !strings.Contains(string(src), "consumers.NewGroupReader(a.decisionsKafka(), k.DecisionsTopic") {
 		t.Error("the decision archiver does not read the decisions' cluster")
+	}
+}
+
+// The feature state's size is reported by the processes that hold one: a scorer's /metrics has
+// riskflow_state_keys, an archiver's has none (it exported a state of 0 keys).
+func TestStateMetricsOnlyWhereTheStateIs(t *testing.T) {
+	for _, c := range []struct {
+		role  string
+		state bool
+	}{{"scorer", true}, {"archiver", false}} {
+		t.Run(c.role, func(t *testing.T) {
+			cfg := Default()
+			cfg.Scoring.PhoneHashKey = "k"
+			cfg.ClickHouse.Addr = "127.0.0.1:1" // the archiver retries it; not what is measured
+			stop, err := embeddedBroker(&cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stop()
+			a, err := newApp(cfg, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := resolveRoles([]string{c.role}, &a.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			g, _, err := a.start(ctx, p, startOptions{})
+			if err != nil {
+				cancel()
+				t.Fatal(err)
+			}
+			defer func() { cancel(); _ = g.Wait() }()
+			mfs, err := a.reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			has := slices.ContainsFunc(mfs, func(mf *dto.MetricFamily) bool { return mf.GetName() == "riskflow_state_keys" })
+			if has != c.state {
+				t.Errorf("riskflow_state_keys exported: %v, want %v", has, c.state)
+			}
+		})
 	}
 }
