@@ -163,6 +163,6 @@ func (a *app) registerReplica(r replica) {
 	}))
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "riskflow_replica_lag_messages",
-		Help: "Messages of verify.events not yet applied to this node's feature replica (-1 before start).",
+		Help: "Messages of verify.events not yet applied to this node's feature replica, behind the end offsets last read from the broker (-1 before start); while the broker cannot be read it says nothing new, riskflow_replica_staleness_seconds grows instead.",
 	}, func() float64 { return float64(r.Lag()) }))
 }
