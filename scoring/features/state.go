@@ -97,7 +97,7 @@ func (c Config) withDefaults() Config {
 const numShards = 64
 
 type shard struct {
-	mu     sync.RWMutex
+	mu     shardLock
 	recs   [NumKinds]recTable
 	tokens tokenTable
 	seen   table // event id → entry second (dedupe)
