@@ -39,12 +39,16 @@ func (t *tableDef) pairs() [][2]string {
 
 type viewDef struct {
 	name, file, to, from, query string
+	// replaced: a later file dropped the view (DROP TABLE IF EXISTS) and created it again with
+	// another SELECT; file is then that file.
+	replaced bool
 }
 
 type schemaDef struct {
 	databases []string
 	tables    map[string]*tableDef
 	views     map[string]*viewDef
+	dropped   map[string]string // view → the file that dropped it and has not created it yet
 }
 
 // statements splits src at semicolons outside quotes, drops -- and /* */ comments, and folds
@@ -162,6 +166,7 @@ var (
 	modifyColumnsRE  = regexp.MustCompile(`^ALTER TABLE riskflow\.(\w+) (MODIFY COLUMN .+)$`)
 	modifyColumnRE   = regexp.MustCompile(`^MODIFY COLUMN (\w+) (\S+)$`)
 	modifyTTLRE      = regexp.MustCompile(`^ALTER TABLE riskflow\.(\w+) MODIFY TTL (.+)$`)
+	dropViewRE       = regexp.MustCompile(`^DROP TABLE IF EXISTS riskflow\.(\w+_mv)$`)
 	columnTailRE     = regexp.MustCompile(`^(?:(DEFAULT|MATERIALIZED|ALIAS) (.+?))?\s*(?:COMMENT '((?:[^'\\]|\\.|'')*)')?$`)
 )
 
@@ -220,6 +225,9 @@ func parseSchema(files map[string]string, version Version) (*schemaDef, error) {
 				return nil, fmt.Errorf("%s: %w", file, err)
 			}
 		}
+		for v, f := range sd.dropped {
+			return nil, fmt.Errorf("%s drops view %s without creating it again", f, v)
+		}
 	}
 	return sd, nil
 }
@@ -252,7 +260,22 @@ func (sd *schemaDef) apply(file, st string) error {
 		if len(froms) != 1 {
 			return fmt.Errorf("view %s: want exactly one FROM riskflow.table, found %d", m[1], len(froms))
 		}
-		sd.views[m[1]] = &viewDef{name: m[1], file: file, to: m[2], from: froms[0][1], query: m[3]}
+		_, replaced := sd.dropped[m[1]]
+		delete(sd.dropped, m[1])
+		sd.views[m[1]] = &viewDef{name: m[1], file: file, to: m[2], from: froms[0][1], query: m[3], replaced: replaced}
+		return nil
+	}
+	if m := dropViewRE.FindStringSubmatch(st); m != nil {
+		// A view replaced by a later file: dropped, then created again in the same file (checked
+		// when the schema is complete: nothing may stay dropped).
+		if sd.views[m[1]] == nil {
+			return fmt.Errorf("DROP of %s, which no earlier file creates as a view", m[1])
+		}
+		delete(sd.views, m[1])
+		if sd.dropped == nil {
+			sd.dropped = map[string]string{}
+		}
+		sd.dropped[m[1]] = file
 		return nil
 	}
 	if m := addColumnRE.FindStringSubmatch(st); m != nil {

@@ -44,7 +44,8 @@
 // AggregatingMergeTree whose counters are uniq states (AggregateFunction(uniq, String) or
 // uniqIf): ClickHouse 18.16 has no SimpleAggregateFunction, and uniq states merge as sets, so a
 // re-delivered event, a retried INSERT or a backfill run twice counts nothing twice. Read them
-// with uniqMerge / uniqIfMerge and GROUP BY.
+// with uniqMerge / uniqIfMerge and GROUP BY. A later file may replace a view (DROP TABLE IF
+// EXISTS riskflow.<table>_mv, then CREATE MATERIALIZED VIEW again, as 0015 does); the table stays.
 //
 // # The database name
 //

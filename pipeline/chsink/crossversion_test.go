@@ -600,7 +600,10 @@ func (p *crossPlan) addReads(migs []migration, rp readParams) error {
 	}
 	// How it is stored: LowCardinality columns and TTLs where the conditional migrations apply.
 	add(xstep{Name: "storage: LowCardinality columns", Result: true, kind: stepExpect,
-		SQL: fmt.Sprintf("SELECT table, name FROM system.columns WHERE database = '%s' AND type LIKE '%%LowCardinality%%' ORDER BY table, name", db),
+		// Tables only: a view stores nothing, and its columns are its SELECT's types, which depend
+		// on whether it was created before or after 0010 (0015 recreates the hourly views).
+		SQL: fmt.Sprintf("SELECT table, name FROM system.columns WHERE database = '%s' AND type LIKE '%%LowCardinality%%' "+
+			"AND table IN (SELECT name FROM system.tables WHERE database = '%s' AND engine != 'MaterializedView') ORDER BY table, name", db, db),
 		expect: func(current bool) string {
 			if !current {
 				return ""
@@ -986,9 +989,9 @@ func TestCrossVersionPlan(t *testing.T) {
 				t.Errorf("%s: compared statement reads the clock or has a macro left:\n%s", s.Name, s.SQL)
 			}
 		}
-		wantMigs := 12
+		wantMigs := 13
 		if p.current {
-			wantMigs = 14
+			wantMigs = 15
 		}
 		if len(p.migrations) != wantMigs || p.current != (v != "18.16.1") {
 			t.Errorf("%s: migrations %q, current %v", v, p.migrations, p.current)
@@ -1013,7 +1016,7 @@ func TestCrossVersionPlan(t *testing.T) {
 			order = append(order, strings.TrimSuffix(s.Name, " #1"))
 		}
 	}
-	if want := "migration 0012_risk_decisions,migration 0013_labels,migration 0014_console_state,insert schema_migrations: migrate: record,upgrade: migration 0010_low_cardinality,upgrade: migration 0011_retention_ttl,insert schema_migrations: upgrade: record,migrate: applied ids"; !strings.HasSuffix(strings.Join(order, ","), want) || !up.current || len(up.migrations) != 14 {
+	if want := "migration 0012_risk_decisions,migration 0013_labels,migration 0014_console_state,migration 0015_hourly_events_per_app,insert schema_migrations: migrate: record,upgrade: migration 0010_low_cardinality,upgrade: migration 0011_retention_ttl,insert schema_migrations: upgrade: record,migrate: applied ids"; !strings.HasSuffix(strings.Join(order, ","), want) || !up.current || len(up.migrations) != 15 {
 		t.Errorf("upgrade plan: %q (current %v, %d migrations)", order, up.current, len(up.migrations))
 	}
 	cmd, err := commandSQL(filepath.Join("..", "..", "cmd", "riskflow"), "rf")
