@@ -12,7 +12,8 @@
 -- Rows written before this migration keep their states: hours before it count across apps as
 -- before, and an event written before it and again after it (a re-delivery in that hour) counts
 -- twice there. To recount such hours exactly, delete them and fill them again from the event
--- tables with backfill/hourly.sql restricted to them, e.g. for every hour before the migration:
+-- tables with backfill/hourly.sql restricted to them. With X the start of the hour after the one
+-- the migration ran in (so that hour is recounted whole), e.g. '2026-12-05 20:00:00':
 --   ALTER TABLE riskflow.verify_events_hourly DELETE WHERE hour < '2026-12-05 20:00:00'
 --   (the same for risk_scores_hourly and rule_hits_hourly; wait for the mutations), then the
 --   backfill with WHERE ts < '2026-12-05 20:00:00' before each GROUP BY.
