@@ -716,8 +716,13 @@ func ParseIP(s string) (netip.Addr, error) {
 		return netip.Addr{}, fieldErr("ip", "is required")
 	}
 	a, err := netip.ParseAddr(s)
-	if err != nil || a.Zone() != "" {
+	if err != nil {
 		return netip.Addr{}, fieldErr("ip", "%s is not an IP address", Excerpt(s, 48))
+	}
+	if a.Zone() != "" {
+		// fe80::1%eth0: a link-local address as the client's host names it, never a client's
+		// address as the verify service sees it.
+		return netip.Addr{}, fieldErr("ip", "%s has a zone (after %%): send the address without it", Excerpt(s, 48))
 	}
 	return a.Unmap(), nil
 }

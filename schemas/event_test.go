@@ -162,7 +162,7 @@ func TestDecodeEventErrors(t *testing.T) {
 		want string // the whole error message
 	}{
 		{"bad ip", eventJSON(t, map[string]any{"ip": "999.1.1.1"}), `ip: "999.1.1.1" is not an IP address`},
-		{"ip with zone", eventJSON(t, map[string]any{"ip": "fe80::1%eth0"}), `ip: "fe80::1%eth0" is not an IP address`},
+		{"ip with zone", eventJSON(t, map[string]any{"ip": "fe80::1%eth0"}), `ip: "fe80::1%eth0" has a zone (after %): send the address without it`},
 		{"ip missing", eventJSON(t, map[string]any{"ip": nil}), `ip: is required`},
 		{"event_id missing", eventJSON(t, map[string]any{"event_id": nil}), `event_id: is required`},
 		{"event_id too long", eventJSON(t, map[string]any{"event_id": strings.Repeat("e", 65)}), `event_id: is 65 bytes long, the limit is 64`},
