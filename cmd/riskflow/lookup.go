@@ -15,7 +15,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
 
 	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/schemas"
@@ -86,7 +85,7 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	switch {
 	case *phone != "":
 		// Numbers as people write them: "+86 138 1234 5678", "0086-138-1234-5678", "(138)1234.5678".
-		p, err := lookupPhone(*phone)
+		p, err := schemas.ReadWrittenPhone(*phone)
 		if err != nil {
 			return usagef("--phone: %s", err.(*schemas.FieldError).Reason)
 		}
@@ -185,83 +184,6 @@ func defaultAPIURL(cfg Config) string {
 		host = "::1"
 	}
 	return scheme + net.JoinHostPort(host, port)
-}
-
-// lookupPhone reads a mainland mobile number as an analyst pastes it from a complaint or a ticket
-// and returns its normalized digits: a +86, 0086 or 86 prefix, separators anywhere (spaces of any
-// width, dashes, dots, brackets, slashes, underscores, invisible characters), digits of any script
-// (full-width １３８ as Chinese input methods type them), "tel:". Errors are *schemas.FieldError
-// of field phone and never show the number.
-func lookupPhone(s string) (string, error) {
-	t := strings.TrimSpace(s)
-	if len(t) >= 4 && strings.EqualFold(t[:4], "tel:") {
-		t = strings.TrimSpace(t[4:])
-	}
-	var d []byte
-	plus := false
-	for _, r := range t {
-		switch v, digit := decimalDigit(r); {
-		case digit:
-			d = append(d, '0'+v)
-		case (r == '+' || r == '＋') && len(d) == 0 && !plus:
-			plus = true
-		case phoneSeparator(r):
-		default:
-			what := "a character"
-			if unicode.IsLetter(r) {
-				what = "a letter"
-			} else if r == '+' || r == '＋' {
-				what = "a '+' inside the number"
-			}
-			return "", &schemas.FieldError{Field: "phone", Reason: "is not a mainland mobile number: " + what +
-				" where digits and separators were expected (a +86 or 0086 prefix, spaces and - . ( ) / _ are read)"}
-		}
-	}
-	num := string(d)
-	switch {
-	case plus && !strings.HasPrefix(num, "86"):
-		return "", &schemas.FieldError{Field: "phone", Reason: "is not a mainland mobile number: only +86 numbers are scored"}
-	case plus:
-		num = "+" + num
-	case strings.HasPrefix(num, "0086"):
-		num = "+" + num[2:]
-	}
-	return schemas.NormalizePhone(num)
-}
-
-// phoneSeparator reports whether r may stand between the digits of a written number: ASCII
-// separators people write numbers with, and every space, dash and invisible character (Zs, Pd, Cf:
-// no-break spaces, non-breaking hyphens, zero-width spaces) with the full-width brackets, dot,
-// slash and underscore.
-func phoneSeparator(r rune) bool {
-	switch r {
-	case ' ', '\t', '-', '.', '(', ')', '/', '_', '（', '）', '．', '／', '＿':
-		return true
-	}
-	return r > 0x7f && unicode.In(r, unicode.Zs, unicode.Pd, unicode.Cf)
-}
-
-// decimalDigit returns the value of r if it is a decimal digit of any script (Unicode Nd: every
-// script's digits are one run from 0 to 9, and runs follow each other, so the value is r's
-// distance from its range's start, modulo 10).
-func decimalDigit(r rune) (byte, bool) {
-	if r >= '0' && r <= '9' {
-		return byte(r - '0'), true
-	}
-	if r < 0x80 || !unicode.Is(unicode.Nd, r) {
-		return 0, false
-	}
-	for _, rg := range unicode.Nd.R16 {
-		if r >= rune(rg.Lo) && r <= rune(rg.Hi) {
-			return byte((r - rune(rg.Lo)) % 10), true
-		}
-	}
-	for _, rg := range unicode.Nd.R32 {
-		if r >= rune(rg.Lo) && r <= rune(rg.Hi) {
-			return byte((r - rune(rg.Lo)) % 10), true
-		}
-	}
-	return 0, false
 }
 
 type lookupResult struct {
