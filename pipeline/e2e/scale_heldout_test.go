@@ -13,7 +13,6 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/riskflow/riskflow/schemas"
 )
 
 // netDevicePrefixStream is a recorded stream of another shape than farmStream's: a /24 farm (30
@@ -75,16 +74,8 @@ type verdict struct {
 func runStream(t *testing.T, scorers int, stream []kafka.Message) map[string]verdict {
 	e, procs := playStream(t, scorers, stream)
 	out := map[string]verdict{}
-	for _, m := range readAllPartitions(t, e.scores, len(stream)) {
-		r, err := schemas.DecodeScoreRecord(m.Value)
-		if err != nil {
-			t.Fatalf("score record: %v", err)
-		}
-		v := verdict{score: r.Score, counts: map[string]int{}}
-		for tag, d := range r.Detail {
-			v.counts[tag] = firstInt(d.Reason)
-		}
-		out[r.EventID] = v
+	for id, vs := range scoreVerdicts(t, e.scores, len(stream)) {
+		out[id] = vs[len(vs)-1] // the last one read, as a re-delivery's record replaces the first
 	}
 	if len(out) != len(stream) {
 		t.Fatalf("%d scorers: %d distinct events scored, want %d", scorers, len(out), len(stream))
