@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-
 )
 
 // netDevicePrefixStream is a recorded stream of another shape than farmStream's: a /24 farm (30
