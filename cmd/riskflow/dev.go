@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -78,21 +79,15 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	// The archiver retries an unreachable ClickHouse for ever, quietly from the user's side: say
 	// so at start, and make --once (a smoke test of the configuration) fail on it.
-	history := make(chan error, 1)
-	if cfg.ClickHouse.Addr == "" {
-		history <- nil
-	} else {
-		go func() { history <- pingClickHouse(gctx, cfg.ClickHouse, log) }()
-	}
-	checkHistory := func() error {
-		select {
-		case err := <-history:
-			history <- err
-			return err
-		case <-gctx.Done():
+	checkHistory := sync.OnceValue(func() error {
+		if cfg.ClickHouse.Addr == "" {
 			return nil
 		}
-	}
+		if err := pingClickHouse(gctx, cfg.ClickHouse, log); err != nil && gctx.Err() == nil {
+			return err
+		}
+		return nil
+	})
 	if !*once {
 		go func() {
 			if err := checkHistory(); err != nil {
