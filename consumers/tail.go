@@ -53,41 +53,36 @@ type Tail struct {
 	anyFail atomic.Bool  // len(failing) > 0, for the readers' fast path
 }
 
-// partMaps are the per-partition positions of a tail, by partition.
-type partMaps struct {
-	pos   map[int]*atomic.Int64
-	last  map[int]*atomic.Int64 // timestamp (unix ns) of the last message applied
-	event map[int]*atomic.Int64 // newest event time (unix ns) apply reported; 0: none
-	seen  map[int]*atomic.Int64 // when (unix ns, this clock) a message was last applied
-	marks map[int]*mark         // the timestamp of the message before pos, for Positions
+// partState is what a tail knows of one partition. Its reader is the only writer of every field.
+type partState struct {
+	pos   atomic.Int64 // the next offset to apply
+	last  atomic.Int64 // timestamp (unix ns) of the last message applied
+	event atomic.Int64 // newest event time (unix ns) apply reported; 0: none
+	seen  atomic.Int64 // when (unix ns, this clock) a message was last applied
+	mark  mark         // the timestamp of the message before pos, for Positions
 }
+
+// partMaps are the states of a tail's partitions, by partition.
+type partMaps map[int]*partState
 
 // with returns a copy of m (nil: none) with partition p added at position start.
 func (m *partMaps) with(p int, start int64) *partMaps {
-	n := &partMaps{pos: map[int]*atomic.Int64{}, last: map[int]*atomic.Int64{}, event: map[int]*atomic.Int64{},
-		seen: map[int]*atomic.Int64{}, marks: map[int]*mark{}}
+	n := partMaps{}
 	if m != nil {
-		maps.Copy(n.pos, m.pos)
-		maps.Copy(n.last, m.last)
-		maps.Copy(n.event, m.event)
-		maps.Copy(n.seen, m.seen)
-		maps.Copy(n.marks, m.marks)
+		maps.Copy(n, *m)
 	}
-	n.pos[p] = new(atomic.Int64)
-	n.pos[p].Store(start)
-	n.last[p] = new(atomic.Int64)
-	n.event[p] = new(atomic.Int64)
-	n.seen[p] = new(atomic.Int64)
-	n.marks[p] = new(mark)
-	return n
+	st := new(partState)
+	st.pos.Store(start)
+	n[p] = st
+	return &n
 }
 
-// parts returns the per-partition positions (empty maps before the tail started).
-func (t *Tail) parts() *partMaps {
+// parts returns the partitions' states (none before the tail started).
+func (t *Tail) parts() partMaps {
 	if m := t.pm.Load(); m != nil {
-		return m
+		return *m
 	}
-	return &partMaps{}
+	return nil
 }
 
 // healthyAfter is how long a reopened partition reader must run without an error to count as
@@ -206,12 +201,12 @@ func (t *Tail) Positions() map[int]Mark {
 	if pm == nil {
 		return nil
 	}
-	out := make(map[int]Mark, len(pm.pos))
-	for p, pos := range pm.pos {
-		m := pm.marks[p]
+	out := make(map[int]Mark, len(*pm))
+	for p, st := range *pm {
+		m := &st.mark
 		for {
 			s := m.seq.Load()
-			next, ns := pos.Load(), m.ns.Load()
+			next, ns := st.pos.Load(), m.ns.Load()
 			if s%2 == 0 && m.seq.Load() == s {
 				out[p] = Mark{Next: next}
 				if ns != 0 {
@@ -251,8 +246,8 @@ func (t *Tail) Lag() int64 {
 	var lag int64
 	pm := t.parts()
 	for p, end := range t.targets {
-		if pos, ok := pm.pos[p]; ok {
-			if d := end - pos.Load(); d > 0 {
+		if st, ok := pm[p]; ok {
+			if d := end - st.pos.Load(); d > 0 {
 				lag += d
 			}
 		}
@@ -303,7 +298,7 @@ func (t *Tail) run(ctx context.Context, stopAtEnd bool) (int, error) {
 		t.targets[p] = bb.end
 		pm = pm.with(p, bb.start)
 		if from, ok := t.from[p]; ok && from.Next == bb.start && !from.Last.IsZero() {
-			pm.marks[p].ns.Store(from.Last.UnixNano())
+			(*pm)[p].mark.ns.Store(from.Last.UnixNano())
 		}
 	}
 	t.pm.Store(pm)
@@ -377,14 +372,14 @@ func (t *Tail) readBounds(ctx context.Context, p int) (bounds, error) {
 // else until ctx is done. A failing reader is closed and a new one opened at the next unread
 // offset after a backoff: kafka-go's partition reader gives up after a few dial attempts.
 func (t *Tail) partition(ctx context.Context, p int, end int64, stopAtEnd bool) int {
-	pos := t.parts().pos[p]
+	st := t.parts()[p]
 	delay := 100 * time.Millisecond
 	n := 0
 	for ctx.Err() == nil {
-		if stopAtEnd && pos.Load() >= end {
+		if stopAtEnd && st.pos.Load() >= end {
 			return n
 		}
-		got, err := t.read(ctx, p, pos, end, stopAtEnd)
+		got, err := t.read(ctx, p, st, end, stopAtEnd)
 		n += got
 		if got > 0 {
 			delay = 100 * time.Millisecond
@@ -392,7 +387,7 @@ func (t *Tail) partition(ctx context.Context, p int, end int64, stopAtEnd bool) 
 		if err == nil || ctx.Err() != nil {
 			continue
 		}
-		t.partFailed(ctx, p, err, "offset", pos.Load(), "retry_in", delay)
+		t.partFailed(ctx, p, err, "offset", st.pos.Load(), "retry_in", delay)
 		select {
 		case <-ctx.Done():
 		case <-time.After(delay):
@@ -403,15 +398,15 @@ func (t *Tail) partition(ctx context.Context, p int, end int64, stopAtEnd bool) 
 }
 
 // read runs one partition reader from pos until end (stopAtEnd), an error, or ctx's end.
-func (t *Tail) read(ctx context.Context, p int, pos *atomic.Int64, end int64, stopAtEnd bool) (int, error) {
+func (t *Tail) read(ctx context.Context, p int, st *partState, end int64, stopAtEnd bool) (int, error) {
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: t.cfg.Brokers, Topic: t.topic, Partition: p, Dialer: t.cfg.dialer(),
 		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 50 * time.Millisecond, QueueCapacity: 1000,
 		ReadBackoffMin: 10 * time.Millisecond, ReadBackoffMax: 100 * time.Millisecond, MaxAttempts: 3,
 	})
 	defer r.Close()
-	if err := r.SetOffset(pos.Load()); err != nil {
-		return 0, fmt.Errorf("tail %s/%d: set offset %d: %w", t.topic, p, pos.Load(), err)
+	if err := r.SetOffset(st.pos.Load()); err != nil {
+		return 0, fmt.Errorf("tail %s/%d: set offset %d: %w", t.topic, p, st.pos.Load(), err)
 	}
 	// An idle partition delivers nothing to prove the reader is back: a reader that has not failed
 	// within healthyAfter of opening counts as recovered. (kafka-go gives up on a dead broker within
@@ -421,7 +416,7 @@ func (t *Tail) read(ctx context.Context, p int, pos *atomic.Int64, end int64, st
 	n := 0
 	batch := make([]kafka.Message, 0, TailBatch)
 	for {
-		if stopAtEnd && pos.Load() >= end {
+		if stopAtEnd && st.pos.Load() >= end {
 			return n, nil
 		}
 		m, err := r.FetchMessage(ctx)
@@ -444,7 +439,7 @@ func (t *Tail) read(ctx context.Context, p int, pos *atomic.Int64, end int64, st
 				batch = append(batch, m)
 			}
 		}
-		n += t.applyBatch(p, pos, batch)
+		n += t.applyBatch(p, st, batch)
 		if err != nil {
 			if ctx.Err() != nil {
 				return n, nil
@@ -459,23 +454,22 @@ const TailBatch = 256
 
 // applyBatch applies batch, messages of partition p in offset order, then records the position
 // after them. It returns how many it applied.
-func (t *Tail) applyBatch(p int, pos *atomic.Int64, batch []kafka.Message) int {
-	from := pos.Load()
+func (t *Tail) applyBatch(p int, st *partState, batch []kafka.Message) int {
+	from := st.pos.Load()
 	for len(batch) > 0 && batch[0].Offset < from {
 		batch = batch[1:] // already applied (a reader reopened at an older offset never happens, but cheap to guard)
 	}
 	if len(batch) == 0 {
 		return 0
 	}
-	pm := t.parts()
-	if ev := t.apply(batch); !ev.IsZero() && ev.UnixNano() > pm.event[p].Load() {
-		pm.event[p].Store(ev.UnixNano()) // this partition's reader is the only writer
+	if ev := t.apply(batch); !ev.IsZero() && ev.UnixNano() > st.event.Load() {
+		st.event.Store(ev.UnixNano())
 	}
-	pm.seen[p].Store(time.Now().UnixNano())
+	st.seen.Store(time.Now().UnixNano())
 	last := batch[len(batch)-1]
 	for i := len(batch) - 1; i >= 0; i-- {
 		if !batch[i].Time.IsZero() {
-			pm.last[p].Store(batch[i].Time.UnixNano())
+			st.last.Store(batch[i].Time.UnixNano())
 			break
 		}
 	}
@@ -483,10 +477,10 @@ func (t *Tail) applyBatch(p int, pos *atomic.Int64, batch []kafka.Message) int {
 	if !last.Time.IsZero() {
 		ns = last.Time.UnixNano()
 	}
-	mk := pm.marks[p]
+	mk := &st.mark
 	mk.seq.Add(1)
 	mk.ns.Store(ns)
-	pos.Store(last.Offset + 1)
+	st.pos.Store(last.Offset + 1)
 	mk.seq.Add(1)
 	if hw := last.HighWaterMark; hw > 0 {
 		t.raiseTarget(p, hw)
@@ -743,12 +737,12 @@ func (t *Tail) waitEvents(ctx context.Context, ns int64, tick *time.Ticker) bool
 		quietSince := now.Add(-t.skew).UnixNano()
 		behind, quiet = behind[:0], quiet[:0]
 		pm := t.parts()
-		for p, ev := range pm.event {
-			if idle[p] || ev.Load() >= ns {
+		for p, st := range pm {
+			if idle[p] || st.event.Load() >= ns {
 				continue
 			}
 			behind = append(behind, p)
-			if pm.seen[p].Load() <= quietSince {
+			if st.seen.Load() <= quietSince {
 				quiet = append(quiet, p)
 			}
 		}
@@ -764,7 +758,7 @@ func (t *Tail) waitEvents(ctx context.Context, ns int64, tick *time.Ticker) bool
 			for p, e := range ends {
 				t.raiseTarget(p, e)
 				// Quiet before the read and still so after it: nothing reached p in between.
-				if pm.pos[p].Load() >= e && pm.seen[p].Load() <= quietSince {
+				if st := pm[p]; st != nil && st.pos.Load() >= e && st.seen.Load() <= quietSince {
 					idle[p] = true
 				}
 			}
@@ -802,11 +796,11 @@ func (t *Tail) started() bool { return t.pm.Load() != nil }
 // (with ends) the partition has been applied up to its end offset in ends.
 func (t *Tail) pastAll(ns int64, ends map[int]int64) bool {
 	pm := t.parts()
-	for p, last := range pm.last {
-		if last.Load() >= ns {
+	for p, st := range pm {
+		if st.last.Load() >= ns {
 			continue
 		}
-		if e, ok := ends[p]; ok && pm.pos[p].Load() >= e {
+		if e, ok := ends[p]; ok && st.pos.Load() >= e {
 			continue
 		}
 		return false
@@ -816,8 +810,8 @@ func (t *Tail) pastAll(ns int64, ends map[int]int64) bool {
 
 func (t *Tail) partitions() []int {
 	pm := t.parts()
-	ps := make([]int, 0, len(pm.pos))
-	for p := range pm.pos {
+	ps := make([]int, 0, len(pm))
+	for p := range pm {
 		ps = append(ps, p)
 	}
 	return ps
@@ -836,7 +830,7 @@ func (t *Tail) client() *kafka.Client {
 func (t *Tail) reached(ends map[int]int64) bool {
 	pm := t.parts()
 	for p, e := range ends {
-		if pos, ok := pm.pos[p]; ok && pos.Load() < e {
+		if st, ok := pm[p]; ok && st.pos.Load() < e {
 			return false
 		}
 	}

@@ -33,27 +33,27 @@ func TestTailApplyBatch(t *testing.T) {
 		}
 		batch = append(batch, m)
 	}
-	pos := tl.parts().pos[0]
-	if n := tl.applyBatch(0, pos, batch); n != 5 {
+	st := tl.parts()[0]
+	if n := tl.applyBatch(0, st, batch); n != 5 {
 		t.Errorf("applied %d, want 5 (offsets 5–9)", n)
 	}
 	if calls != 1 || len(got) != 5 || got[0] != 5 || got[4] != 9 {
 		t.Errorf("apply called %d times with offsets %v, want once with 5–9", calls, got)
 	}
-	if pos.Load() != 10 {
-		t.Errorf("position %d, want 10", pos.Load())
+	if st.pos.Load() != 10 {
+		t.Errorf("position %d, want 10", st.pos.Load())
 	}
 	if mk := tl.Positions()[0]; mk.Next != 10 || !mk.Last.IsZero() {
 		t.Errorf("Positions: %+v, want next 10 and no time (offset 9 has none)", mk)
 	}
-	if last := tl.parts().last[0].Load(); last != base.Add(8*time.Second).UnixNano() {
+	if last := tl.parts()[0].last.Load(); last != base.Add(8*time.Second).UnixNano() {
 		t.Errorf("last message time %v, want offset 8's", time.Unix(0, last).UTC())
 	}
 	if tl.targets[0] != 12 {
 		t.Errorf("target %d, want the high water mark 12", tl.targets[0])
 	}
 	// Everything already applied: apply is not called.
-	if n := tl.applyBatch(0, pos, batch); n != 0 || calls != 1 {
+	if n := tl.applyBatch(0, st, batch); n != 0 || calls != 1 {
 		t.Errorf("a batch applied already: %d applied, apply called %d times", n, calls)
 	}
 }

@@ -67,7 +67,7 @@ func TestWaitThroughRetriesEndOffsets(t *testing.T) {
 	// A replayed batch whose stamp the partition is past waits by event time: the partition has
 	// applied no event at or after it, so only its end offset (read after the skew of quiet) can
 	// tell it is idle.
-	tl.parts().last[0].Store(time.Now().UnixNano())
+	tl.parts()[0].last.Store(time.Now().UnixNano())
 	fails.Store(2)
 	replay := Point{Stamp: time.Now().Add(-time.Minute), Event: time.Now().Add(-time.Hour)}
 	if _, ok := tl.WaitThrough(ctx, replay, 10*time.Second); !ok {
