@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -110,12 +109,7 @@ func TestHelpNamesDecisionLogAndLabels(t *testing.T) {
 // precision and recall computed without them.
 func TestBacktestStoredLabelsUnreadable(t *testing.T) {
 	cleanEnv(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close() // nothing listens there now
+	addr := freeAddr(t) // nothing listens there
 	r := runCmd(t, context.Background(), "backtest", "--rules", "../../rules/packs/default/rules.yaml", "--from", "1h",
 		"--no-record", "--set", "clickhouse.addr="+addr)
 	if r.code != 1 || strings.Contains(r.stderr, "migrate") || !strings.Contains(r.stderr, "read the stored labels (--stored-labels=false to go without)") {

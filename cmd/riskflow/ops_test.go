@@ -116,14 +116,7 @@ func TestReadyzExclude(t *testing.T) {
 // answers (a liveness probe must not restart a process that only waits) and /readyz says what it
 // waits for. Before, the port opened only once the topics existed.
 func TestOpsPortServesWhileWaitingForKafka(t *testing.T) {
-	free := func() string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		return ln.Addr().String()
-	}
+	free := func() string { return freeAddr(t) }
 	for _, role := range []string{"scorer", "archiver"} {
 		t.Run(role, func(t *testing.T) {
 			cfg := Default()
@@ -342,12 +335,7 @@ func TestNoOpsPortIsLogged(t *testing.T) {
 		ignored bool
 	}{{"scorer", "", true, false}, {"archiver", "", true, false}, {"api", "", false, false}, {"api", "127.0.0.1:9464", false, true}} {
 		t.Run(c.role+c.ops, func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			nobody := ln.Addr().String()
-			ln.Close()
+			nobody := freeAddr(t)
 			cfg := Default()
 			cfg.Scoring.PhoneHashKey = "k"
 			cfg.ClickHouse.Addr = nobody
