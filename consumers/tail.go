@@ -293,15 +293,17 @@ func (t *Tail) run(ctx context.Context, stopAtEnd bool) (int, error) {
 	}
 	t.mu.Lock()
 	t.targets = map[int]int64{}
-	var pm *partMaps
+	pm := make(partMaps, len(b))
 	for p, bb := range b {
 		t.targets[p] = bb.end
-		pm = pm.with(p, bb.start)
+		st := new(partState)
+		st.pos.Store(bb.start)
 		if from, ok := t.from[p]; ok && from.Next == bb.start && !from.Last.IsZero() {
-			(*pm)[p].mark.ns.Store(from.Last.UnixNano())
+			st.mark.ns.Store(from.Last.UnixNano())
 		}
+		pm[p] = st
 	}
-	t.pm.Store(pm)
+	t.pm.Store(&pm)
 	t.mu.Unlock()
 
 	var wg sync.WaitGroup
