@@ -101,3 +101,53 @@ func TestTailReadsPartitionAddedWhileFollowing(t *testing.T) {
 		t.Errorf("lag %d after applying everything, want 0", lag)
 	}
 }
+
+// A batch from a partition the tail has not listed yet (added to the topic, and handed to a
+// consumer group's member first) is not through until the tail reads that partition: WaitThrough
+// waits for it, and says so when it cannot. Before, the tail's known partitions were all past the
+// batch's time, so a scorer scored the batch without the new partition's earlier attempts.
+func TestWaitThroughWaitsForAPartitionTheTailDoesNotReadYet(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.SeedTopics(1, "ev"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	cfg := consumers.Config{Brokers: c.ListenAddrs()}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tl := consumers.NewBatchTail(cfg, "ev", time.Time{}, func([]kafka.Message) {}, slog.New(slog.DiscardHandler))
+	fctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- tl.Follow(fctx) }()
+	defer func() { stop(); <-done }()
+
+	w0 := &kafka.Writer{Addr: kafka.TCP(cfg.Brokers...), Topic: "ev", Balancer: onePartition(0), BatchTimeout: time.Millisecond}
+	defer w0.Close()
+	if err := w0.WriteMessages(ctx, kafka.Message{Value: []byte("before")}); err != nil {
+		t.Fatal(err)
+	}
+	past := consumers.Point{Stamp: time.Now().Add(-time.Minute)} // every listed partition is past it
+	if _, ok := tl.WaitThrough(ctx, past, 30*time.Second); !ok {
+		t.Fatal("a point a minute ago: not through on the one partition")
+	}
+	past.Partitions = []int{0}
+	if _, ok := tl.WaitThrough(ctx, past, 30*time.Second); !ok {
+		t.Fatal("a batch of partition 0: not through")
+	}
+	past.Partitions = []int{0, 1}
+	if waited, ok := tl.WaitThrough(ctx, past, 300*time.Millisecond); ok {
+		t.Fatalf("a batch of partition 1, which the topic does not have: through after %s", waited)
+	}
+
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...)}
+	resp, err := client.CreatePartitions(ctx, &kafka.CreatePartitionsRequest{Topics: []kafka.TopicPartitionsConfig{{Name: "ev", Count: 2}}})
+	if err != nil || resp.Errors["ev"] != nil {
+		t.Fatalf("adding a partition: %v %v", err, resp)
+	}
+	if waited, ok := tl.WaitThrough(ctx, past, 30*time.Second); !ok {
+		t.Fatalf("a batch of the added partition 1: not through after %s; positions %v", waited, tl.Positions())
+	}
+	if _, ok := tl.Positions()[1]; !ok {
+		t.Fatalf("through, but the tail does not read partition 1: positions %v", tl.Positions())
+	}
+}

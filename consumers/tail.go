@@ -624,8 +624,13 @@ func (t *Tail) readEnds(ctx context.Context, client *kafka.Client, parts []int) 
 
 // Point is how far a reader must have applied every partition before it handles a batch: Stamp is
 // the newest Kafka timestamp among the batch's messages, Event the newest time their payloads
-// carry (an event's ts; zero when not known).
-type Point struct{ Stamp, Event time.Time }
+// carry (an event's ts; zero when not known). Partitions are the batch's own partitions: a
+// partition added to the topic may reach a consumer group's member before the tail has listed
+// it, and until then the tail's partitions say nothing about it.
+type Point struct {
+	Stamp, Event time.Time
+	Partitions   []int
+}
 
 // Replayed reports whether the batch was produced after the fact (see ReplayLag): WaitThrough then
 // waits for it by event time.
@@ -654,6 +659,11 @@ const idleRecheck = 25 * time.Millisecond
 // earlier says nothing about messages produced since, so unless every partition is already past
 // at.Stamp, the end offsets are read afresh (one ListOffsets round trip).
 //
+// Every partition of at.Partitions must first be one the tail reads: a batch from a partition
+// added since the tail last listed the topic's partitions waits for the next listing (within the
+// tail's probe interval, a second), so that the attempts written to the new partition before the
+// batch are applied too.
+//
 // A batch produced after the fact is waited for by stamp as above and then by event time: a
 // partition is through when it has applied an event whose time is at or after at.Event (a
 // partition's events are in time order when a recorded stream is played back), or it is idle: at
@@ -667,7 +677,7 @@ func (t *Tail) WaitThrough(ctx context.Context, at Point, max time.Duration) (ti
 	defer cancel()
 	tick := time.NewTicker(500 * time.Microsecond)
 	defer tick.Stop()
-	for !t.started() { // the partitions are being listed
+	for !t.started() || !t.reads(at.Partitions) { // the partitions are being listed
 		select {
 		case <-ctx.Done():
 			return time.Since(start), false
@@ -806,6 +816,17 @@ func (t *Tail) pastAll(ns int64, ends map[int]int64) bool {
 			continue
 		}
 		return false
+	}
+	return true
+}
+
+// reads reports whether the tail reads every partition of ps.
+func (t *Tail) reads(ps []int) bool {
+	pm := t.parts()
+	for _, p := range ps {
+		if _, ok := pm[p]; !ok {
+			return false
+		}
 	}
 	return true
 }

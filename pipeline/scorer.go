@@ -94,6 +94,9 @@ func (s *ScoreStage) waitGate(ctx context.Context, batch []kafka.Message, evs []
 		if evs[i].TS.After(at.Event) {
 			at.Event = evs[i].TS
 		}
+		if !slices.Contains(at.Partitions, batch[i].Partition) {
+			at.Partitions = append(at.Partitions, batch[i].Partition)
+		}
 	}
 	if at.Stamp.IsZero() {
 		return
