@@ -475,6 +475,7 @@ func (a *app) runScorer(ctx context.Context, feed *pipeline.Feed) error {
 // one group share the partitions; each commits only what it stored.
 func (a *app) runArchiver(ctx context.Context) error {
 	k, c := a.cfg.Kafka, a.cfg.ClickHouse
+	a.reg.MustRegister(a.obs.archived)
 	store, err := openStore(ctx, c, a.log)
 	if err != nil {
 		return err

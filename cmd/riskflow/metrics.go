@@ -25,8 +25,9 @@ type observer struct {
 
 func newObserver(reg prometheus.Registerer) *observer {
 	o := &observer{
-		scored:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "riskflow_scored_total", Help: "Events scored by the scorer role, by score."}, []string{"score"}),
-		dead:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "riskflow_dead_lettered_total", Help: "Messages sent to the dead-letter topic, by reason."}, []string{"reason"}),
+		scored: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "riskflow_scored_total", Help: "Events scored by the scorer role, by score."}, []string{"score"}),
+		dead:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "riskflow_dead_lettered_total", Help: "Messages sent to the dead-letter topic, by reason."}, []string{"reason"}),
+		// Registered by the archiver role only (runArchiver): another process would report 0.
 		archived: prometheus.NewCounter(prometheus.CounterOpts{Name: "riskflow_archived_total", Help: "Score records stored in ClickHouse."}),
 		batches:  prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "riskflow_batch_seconds", Help: "Time to make a consumed batch durable, by loop.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"loop"}),
 		retries:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "riskflow_batch_retries_total", Help: "Batches retried after a failure, by loop."}, []string{"loop"}),
@@ -43,7 +44,7 @@ func newObserver(reg prometheus.Registerer) *observer {
 	o.lag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "riskflow_consumer_lag_messages", Help: "Messages of a topic a consumer group has not committed yet, per partition (read from the broker every 10 s).",
 	}, []string{"group", "partition"})
-	reg.MustRegister(o.scored, o.dead, o.archived, o.batches, o.retries, o.breaker, o.feedWait, o.ruleHits, o.lag)
+	reg.MustRegister(o.scored, o.dead, o.batches, o.retries, o.breaker, o.feedWait, o.ruleHits, o.lag)
 	return o
 }
 
@@ -84,6 +85,14 @@ func (o *observer) breakerState(state string) {
 	}
 }
 
+// stateKindNames are the kind label values of riskflow_state_keys, by features.Kind: the per-app
+// kinds count an app's addresses, number prefixes and number blocks apart from other apps'.
+var stateKindNames = [features.NumKinds]string{
+	features.KindPhone: "phone", features.KindIP: "ip", features.KindNet: "net", features.KindDevice: "device",
+	features.KindPrefix: "prefix", features.KindApp: "app", features.KindAppIP: "app_ip",
+	features.KindAppPrefix: "app_prefix", features.KindAppBlocks: "app_blocks",
+}
+
 // stateCollector reports the feature state's size at scrape time.
 type stateCollector struct {
 	st      *features.State
@@ -103,7 +112,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.keys; ch
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.st.Stats()
-	for i, name := range []string{"phone", "ip", "net", "device", "prefix", "app"} {
+	for i, name := range stateKindNames {
 		ch <- prometheus.MustNewConstMetric(c.keys, prometheus.GaugeValue, float64(s.Keys[i]), name)
 	}
 	ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(s.Entries))

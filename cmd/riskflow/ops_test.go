@@ -406,12 +406,13 @@ func TestDecisionsClusterIsReadWhereWritten(t *testing.T) {
 }
 
 // The feature state's size is reported by the processes that hold one: a scorer's /metrics has
-// riskflow_state_keys, an archiver's has none (it exported a state of 0 keys).
+// riskflow_state_keys, an archiver's has none (it exported a state of 0 keys). Likewise only an
+// archiver reports riskflow_archived_total (a scorer exported 0 records stored).
 func TestStateMetricsOnlyWhereTheStateIs(t *testing.T) {
 	for _, c := range []struct {
-		role  string
-		state bool
-	}{{"scorer", true}, {"archiver", false}} {
+		role            string
+		state, archived bool
+	}{{"scorer", true, false}, {"archiver", false, true}} {
 		t.Run(c.role, func(t *testing.T) {
 			cfg := Default()
 			cfg.Scoring.PhoneHashKey = "k"
@@ -436,14 +437,35 @@ func TestStateMetricsOnlyWhereTheStateIs(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer func() { cancel(); _ = g.Wait() }()
-			mfs, err := a.reg.Gather()
-			if err != nil {
-				t.Fatal(err)
+			exported := func(name string) bool {
+				mfs, err := a.reg.Gather()
+				if err != nil {
+					t.Fatal(err)
+				}
+				return slices.ContainsFunc(mfs, func(mf *dto.MetricFamily) bool { return mf.GetName() == name })
 			}
-			has := slices.ContainsFunc(mfs, func(mf *dto.MetricFamily) bool { return mf.GetName() == "riskflow_state_keys" })
-			if has != c.state {
+			if has := exported("riskflow_state_keys"); has != c.state {
 				t.Errorf("riskflow_state_keys exported: %v, want %v", has, c.state)
 			}
+			// The role's loop registers its metrics as it starts: wait for the archiver's.
+			for deadline := time.Now().Add(10 * time.Second); c.archived && !exported("riskflow_archived_total") && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if has := exported("riskflow_archived_total"); has != c.archived {
+				t.Errorf("riskflow_archived_total exported: %v, want %v", has, c.archived)
+			}
 		})
+	}
+}
+
+// riskflow_state_keys has one distinct label value per key kind: a kind added to the state
+// without a name here would be reported as kind="".
+func TestStateKeysNameEveryKind(t *testing.T) {
+	seen := map[string]bool{}
+	for k, name := range stateKindNames {
+		if name == "" || seen[name] {
+			t.Errorf("kind %d: label %q (empty or repeated)", k, name)
+		}
+		seen[name] = true
 	}
 }
