@@ -158,6 +158,39 @@ func BenchmarkProcessBurst(b *testing.B) {
 	benchProcess(b, w, time.Millisecond)
 }
 
+// BenchmarkProcessFed is BenchmarkProcess as a scorer runs it: its full-state feed has applied
+// each batch of 256 events (ApplyBatch, not timed: BenchmarkFeedApply measures it) before they
+// are scored, so Process finds every event recorded already and only scores it and builds its
+// record. A scorer's CPU per event is about this, plus the feed's apply, plus decoding twice.
+func BenchmarkProcessFed(b *testing.B) {
+	w := newWorld(b)
+	benchSeed++
+	evs := benchEvents(w, b.N, benchSeed, w.gap)
+	runtime.GC()
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu, feed := cpuTime(), int64(0)
+	for from := 0; from < len(evs); from += 256 {
+		batch := evs[from:min(from+256, len(evs))]
+		b.StopTimer()
+		c := cpuTime()
+		if n := w.s.ApplyBatch(batch, nil); n != len(batch) {
+			b.Fatalf("the feed applied %d of %d events", n, len(batch))
+		}
+		feed += cpuTime() - c
+		b.StartTimer()
+		for i := range batch {
+			if _, err := w.s.Process(&batch[i]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.StopTimer()
+	if cpu >= 0 {
+		b.ReportMetric(float64(cpuTime()-cpu-feed)/float64(b.N), "cpu-ns/op")
+	}
+}
+
 func benchProcess(b *testing.B, w *benchWorld, gap time.Duration) {
 	benchSeed++
 	evs := benchEvents(w, b.N, benchSeed, gap)
