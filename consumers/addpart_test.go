@@ -13,6 +13,26 @@ import (
 	"github.com/riskflow/riskflow/consumers"
 )
 
+// fakeBroker starts an in-process broker (kfake) holding topic with one partition, closed when
+// the test ends.
+func fakeBroker(t *testing.T, topic string) consumers.Config {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.SeedTopics(1, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return consumers.Config{Brokers: c.ListenAddrs()}
+}
+
+// follow runs tl.Follow until the test ends.
+func follow(t *testing.T, ctx context.Context, tl *consumers.Tail) {
+	ctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- tl.Follow(ctx) }()
+	t.Cleanup(func() { stop(); <-done })
+}
+
 // onePartition sends every message to partition p.
 type onePartition int
 
@@ -23,12 +43,7 @@ func (p onePartition) Balance(kafka.Message, ...int) int { return int(p) }
 // topic grown from 4 to 6 partitions left a third of the events out of every node's state until
 // the node restarted.)
 func TestTailReadsPartitionAddedWhileFollowing(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.SeedTopics(1, "ev"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	cfg := consumers.Config{Brokers: c.ListenAddrs()}
+	cfg := fakeBroker(t, "ev")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -41,10 +56,7 @@ func TestTailReadsPartitionAddedWhileFollowing(t *testing.T) {
 			applied[string(m.Value)] = m.Partition
 		}
 	}, slog.New(slog.DiscardHandler))
-	fctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- tl.Follow(fctx) }()
-	defer func() { stop(); <-done }()
+	follow(t, ctx, tl)
 	seen := func(v string) bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -107,19 +119,11 @@ func TestTailReadsPartitionAddedWhileFollowing(t *testing.T) {
 // waits for it, and says so when it cannot. Before, the tail's known partitions were all past the
 // batch's time, so a scorer scored the batch without the new partition's earlier attempts.
 func TestWaitThroughWaitsForAPartitionTheTailDoesNotReadYet(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.SeedTopics(1, "ev"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	cfg := consumers.Config{Brokers: c.ListenAddrs()}
+	cfg := fakeBroker(t, "ev")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	tl := consumers.NewBatchTail(cfg, "ev", time.Time{}, func([]kafka.Message) {}, slog.New(slog.DiscardHandler))
-	fctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- tl.Follow(fctx) }()
-	defer func() { stop(); <-done }()
+	follow(t, ctx, tl)
 
 	w0 := &kafka.Writer{Addr: kafka.TCP(cfg.Brokers...), Topic: "ev", Balancer: onePartition(0), BatchTimeout: time.Millisecond}
 	defer w0.Close()

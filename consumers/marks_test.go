@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/riskflow/riskflow/consumers"
 )
@@ -16,12 +15,7 @@ import (
 // MessageTimes reads the time of the message at an offset back from the broker: the pair a
 // snapshot records to recognise a topic deleted and created again.
 func TestPositionsAndMessageTimes(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.SeedTopics(1, "ev"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	cfg := consumers.Config{Brokers: c.ListenAddrs()}
+	cfg := fakeBroker(t, "ev")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	w := consumers.NewWriter(cfg, "ev")
