@@ -178,4 +178,3 @@ func (s *seriesSet) Next() bool                        { s.i++; return s.i < len
 func (s *seriesSet) At() storage.Series                { return s.list[s.i] }
 func (s *seriesSet) Err() error                        { return nil }
 func (s *seriesSet) Warnings() annotations.Annotations { return nil }
-
