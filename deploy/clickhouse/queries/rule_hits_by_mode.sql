@@ -6,6 +6,8 @@
 -- the rule matched as enforced, as shadow, and each as a share of all events scored that day,
 -- so a promotion shows as the shadow line handing over to the enforce line at the same level,
 -- and a rule that suddenly matches far more (an attack, or a feature that broke) stands out.
+-- Rules of the other two modes have their hits in tag_hits (tag rules, level 0: they add their
+-- tag without raising the score) and allow_hits (allow rules, which pass the event).
 -- One row per day and rule; tag is the rule's tag. rule_hit_rates.sql has the last 24 hours in
 -- detail (would_raise, decisive); tag_trends.sql the tags per hour.
 --
@@ -17,6 +19,8 @@ SELECT
     h.tag                                               AS tag,
     h.enforce_hits                                      AS enforce_hits,
     h.shadow_hits                                       AS shadow_hits,
+    h.tag_hits                                          AS tag_hits,
+    h.allow_hits                                        AS allow_hits,
     t.scored                                            AS scored,
     round(h.enforce_hits / greatest(t.scored, 1), 5)    AS enforce_rate,
     round(h.shadow_hits / greatest(t.scored, 1), 5)     AS shadow_rate
@@ -27,7 +31,9 @@ FROM
         rule,
         any(tag)                                     AS tag,
         uniqMergeIf(events, mode = 'enforce')        AS enforce_hits,
-        uniqMergeIf(events, mode = 'shadow')         AS shadow_hits
+        uniqMergeIf(events, mode = 'shadow')         AS shadow_hits,
+        uniqMergeIf(events, mode = 'tag')            AS tag_hits,
+        uniqMergeIf(events, mode = 'allow')          AS allow_hits
     FROM riskflow.rule_hits_hourly
     WHERE hour >= toStartOfHour(now(), 'UTC') - INTERVAL 14 DAY
     GROUP BY day_cn, rule

@@ -1,10 +1,13 @@
 -- tag_trends: how often each tag was given, hour by hour, over the last 7 days.
 --
--- One row per hour and tag: events that earned the tag (enforced rules only, as returned to
--- callers), distinct numbers, the share of all events scored in that hour, and the change of
--- that share against the same hour one day earlier (0 there when the tag did not fire), so a
--- tag that suddenly fires more (an attack, or a bad rule change) stands out. Shadow rules are
--- left out; see rule_hit_rates.sql for them.
+-- One row per hour and tag: events that earned the tag (as returned to callers: the tags of
+-- enforce rules, of tag rules, level 0, such as odd_hour, and of allow rules), distinct numbers,
+-- the share of all events scored in that hour, and the change of that share against the same
+-- hour one day earlier (0 there when the tag did not fire), so a tag that suddenly fires more
+-- (an attack, or a bad rule change) stands out. Shadow rules are left out; see
+-- rule_hit_rates.sql for them. The view keeps rule hits, not the tags returned: an event an
+-- allow rule passed (the caller got only the allow rule's tag) also counts under the tags of
+-- its other hits; risk_scores.tags (ARRAY JOIN) has the exact tags of such events.
 --
 -- Reads: the hourly views rule_hits_hourly and risk_scores_hourly (cheap over long periods).
 -- For one tenant add `AND app_id = '...'` to the four innermost WHERE clauses. Runs on
@@ -25,7 +28,7 @@ FROM
     (
         SELECT hour, tag, uniqMerge(events) AS tagged_events, uniqMerge(phones) AS distinct_phones
         FROM riskflow.rule_hits_hourly
-        WHERE mode = 'enforce' AND hour >= toStartOfHour(now(), 'UTC') - INTERVAL 7 DAY
+        WHERE mode != 'shadow' AND hour >= toStartOfHour(now(), 'UTC') - INTERVAL 7 DAY
         GROUP BY hour, tag
     ) AS tagged
     ANY LEFT JOIN
@@ -46,7 +49,7 @@ ANY LEFT JOIN
         (
             SELECT hour, tag, uniqMerge(events) AS prev_tagged
             FROM riskflow.rule_hits_hourly
-            WHERE mode = 'enforce' AND hour >= toStartOfHour(now(), 'UTC') - INTERVAL 8 DAY
+            WHERE mode != 'shadow' AND hour >= toStartOfHour(now(), 'UTC') - INTERVAL 8 DAY
             GROUP BY hour, tag
         ) AS prev_tagged_hours
         ANY LEFT JOIN

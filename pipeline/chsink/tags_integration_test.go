@@ -1,0 +1,107 @@
+//go:build integration
+
+package chsink
+
+import (
+	"fmt"
+	"maps"
+	"strings"
+	"testing"
+	"time"
+
+	chschema "github.com/riskflow/riskflow/deploy/clickhouse"
+	"github.com/riskflow/riskflow/deploy/grafana"
+	"github.com/riskflow/riskflow/schemas"
+)
+
+// Tags are given by enforce rules and by tag rules (level 0: odd_hour, roaming), and a rule can
+// run in any of the four modes: the tag counts of tag_trends.sql and of the "Tags given per
+// hour" panel are those of risk_scores.tags, what the callers got, and rule_hits_by_mode.sql
+// shows every hit of a rule, a tag rule's too (they counted enforce hits only, so odd_hour,
+// given to most night logins, showed no tag and a rule row of zeros).
+func TestTagsGivenAndRuleHitsOfEveryMode(t *testing.T) {
+	st := migrated(t)
+	ctx := testContext(t)
+	now := time.Now().UTC().Truncate(time.Second)
+	h := schemas.NewPhoneHasher([]byte("test key"))
+	var recs []schemas.ScoreRecord
+	for i := range 90 {
+		phone := fmt.Sprintf("1380013%04d", i)
+		r := schemas.ScoreRecord{
+			EventID: fmt.Sprintf("tg-%03d", i), TS: now.Add(-time.Duration(i) * 7 * time.Second), AppID: "app-1",
+			Flow: schemas.FlowOneClickLogin, PhoneHash: h.Hex(phone), PhoneMasked: schemas.MaskPhone(phone),
+			PhoneSegment: schemas.PhoneSegment(phone), IP: "10.2.0.1", Carrier: "CM", Outcome: schemas.OutcomeSuccess,
+			RulesVersion: "v1",
+		}
+		odd := schemas.RuleHit{Rule: "odd_hour", Tag: "odd_hour", Mode: "tag", Reason: "night"}
+		switch i % 3 {
+		case 0: // an enforce hit and a tag hit: both tags given
+			r.Score, r.Tags = 300, []string{"phone_velocity", "odd_hour"}
+			r.Hits = []schemas.RuleHit{{Rule: "phone_velocity_observe", Tag: "phone_velocity", Score: 300, Mode: "enforce", Reason: "many"}, odd}
+		case 1: // a tag hit alone: score 0, tag given
+			r.Tags = []string{"odd_hour"}
+			r.Hits = []schemas.RuleHit{odd}
+		case 2: // a shadow hit: nothing given
+			r.Hits = []schemas.RuleHit{{Rule: "ip_burst_try", Tag: "ip_burst", Score: 600, Mode: "shadow", Reason: "burst"}}
+		}
+		r.ScoredAt = r.TS.Add(time.Second)
+		recs = append(recs, r)
+	}
+	if err := st.WriteBatch(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+
+	// By hand from the rows: tags given, hits per rule.
+	given := counts(t, st, "SELECT tag, count() FROM "+st.table("risk_scores")+" FINAL ARRAY JOIN tags AS tag GROUP BY tag")
+	hits := counts(t, st, "SELECT rule, count() FROM "+st.table("risk_scores")+" FINAL ARRAY JOIN hit_rules AS rule GROUP BY rule")
+	if want := map[string]uint64{"phone_velocity": 30, "odd_hour": 60}; !maps.Equal(given, want) {
+		t.Fatalf("tags in risk_scores: %v, want %v", given, want)
+	}
+
+	query := func(file string) string {
+		stmts := statementsOf(t, chschema.Queries, "queries/"+file, st.db)
+		return stmts[0]
+	}
+	if got := counts(t, st, "SELECT tag, sum(tagged_events) FROM ("+query("tag_trends.sql")+") GROUP BY tag"); !maps.Equal(got, given) {
+		t.Errorf("tag_trends.sql counts tags %v; risk_scores.tags gave %v", got, given)
+	}
+	if got := counts(t, st, "SELECT rule, sum(enforce_hits + shadow_hits + tag_hits + allow_hits) FROM ("+query("rule_hits_by_mode.sql")+") GROUP BY rule"); !maps.Equal(got, hits) {
+		t.Errorf("rule_hits_by_mode.sql counts hits %v; risk_scores has %v", got, hits)
+	}
+	panels, err := grafana.ClickHousePanels()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tagPanel string
+	for _, p := range panels {
+		if p.Panel == "Tags given per hour" {
+			tagPanel = p.SQL
+		}
+	}
+	if tagPanel == "" {
+		t.Fatal("no panel Tags given per hour")
+	}
+	sql, err := grafana.ExpandMacros(tagPanel, now.Add(-6*time.Hour), now.Add(time.Hour), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sql = strings.ReplaceAll(sql, "riskflow.", st.db+".")
+	if got := counts(t, st, "SELECT tag, sum(events) FROM ("+sql+") GROUP BY tag"); !maps.Equal(got, given) {
+		t.Errorf("panel Tags given per hour counts %v; risk_scores.tags gave %v", got, given)
+	}
+}
+
+// counts runs a query of (name, count) rows.
+func counts(t *testing.T, st *Store, q string) map[string]uint64 {
+	t.Helper()
+	out := map[string]uint64{}
+	for _, row := range runQuery(t, st, q) {
+		k, v, _ := strings.Cut(row, " | ")
+		var n uint64
+		if _, err := fmt.Sscan(v, &n); err != nil {
+			t.Fatalf("%s: row %q", q, row)
+		}
+		out[k] = n
+	}
+	return out
+}
