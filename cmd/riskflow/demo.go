@@ -384,19 +384,20 @@ func analystQueries(ctx context.Context, w io.Writer, cfg Config, want int) {
 	}
 	defer conn.Close()
 	db := cfg.ClickHouse.Database
-	// Wait for the archiver to land this run's rows.
+	// Wait for the archiver to land this run's rows: its events, each once (a re-delivered
+	// record is a second row until the table merges).
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		var n uint64
-		if err := conn.QueryRow(ctx, "SELECT count() FROM "+db+".risk_scores WHERE scored_at >= now() - 600").Scan(&n); err == nil && n >= uint64(want) {
+		if err := conn.QueryRow(ctx, "SELECT uniqExact(app_id, event_id) FROM "+db+".risk_scores WHERE scored_at >= now() - 600").Scan(&n); err == nil && n >= uint64(want) {
 			break
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
 	queries := []struct{ title, sql string }{
 		{"verdicts of the last 10 minutes", "SELECT toString(score), count() FROM " + db + ".risk_scores FINAL WHERE scored_at >= now() - 600 GROUP BY score ORDER BY score"},
-		{"top tags of the last 10 minutes", "SELECT tag, count() AS n FROM " + db + ".risk_scores FINAL ARRAY JOIN tags AS tag WHERE scored_at >= now() - 600 GROUP BY tag ORDER BY n DESC LIMIT 6"},
-		{"riskiest IPs of the last 10 minutes (phones at score ≥ 600)", "SELECT ip, uniqExact(phone_hash) AS phones FROM " + db + ".risk_scores FINAL WHERE scored_at >= now() - 600 AND score >= 600 GROUP BY ip ORDER BY phones DESC LIMIT 5"},
+		{"top tags of the last 10 minutes", "SELECT tag, count() AS n FROM " + db + ".risk_scores FINAL ARRAY JOIN tags AS tag WHERE scored_at >= now() - 600 GROUP BY tag ORDER BY n DESC, tag LIMIT 6"},
+		{"riskiest IPs of the last 10 minutes (phones at score ≥ 600)", "SELECT ip, uniqExact(phone_hash) AS phones FROM " + db + ".risk_scores FINAL WHERE scored_at >= now() - 600 AND score >= 600 GROUP BY ip ORDER BY phones DESC, ip LIMIT 5"},
 	}
 	for _, q := range queries {
 		fmt.Fprintf(w, "\nClickHouse — %s:\n", q.title)
