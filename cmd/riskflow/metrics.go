@@ -48,7 +48,16 @@ func newObserver(reg prometheus.Registerer) *observer {
 	return o
 }
 
-func (o *observer) Scored(score int)           { o.scored.WithLabelValues(strconv.Itoa(score)).Inc() }
+func (o *observer) Scored(score int) { o.scored.WithLabelValues(strconv.Itoa(score)).Inc() }
+
+// scorerStarted makes riskflow_scored_total report every level, at 0, from the start of the
+// scorer role (only there: another role scores nothing): a counter that appears at its first
+// increment hides that increment from rate().
+func (o *observer) scorerStarted() {
+	for _, s := range []int{schemas.ScorePass, schemas.ScoreObserve, schemas.ScoreStepUp, schemas.ScoreBlock} {
+		o.scored.WithLabelValues(strconv.Itoa(s))
+	}
+}
 func (o *observer) DeadLettered(reason string) { o.dead.WithLabelValues(reason).Inc() }
 func (o *observer) Archived(rows int)          { o.archived.Add(float64(rows)) }
 func (o *observer) Batch(name string, _ int, took time.Duration) {

@@ -454,6 +454,33 @@ func TestStateMetricsOnlyWhereTheStateIs(t *testing.T) {
 			if has := exported("riskflow_archived_total"); has != c.archived {
 				t.Errorf("riskflow_archived_total exported: %v, want %v", has, c.archived)
 			}
+			// A scorer counts every verdict level from its start, at 0 (a first 900 is an
+			// increase rate() sees); an archiver has no riskflow_scored_total at all.
+			scored := func() (levels []string) {
+				mfs, err := a.reg.Gather()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, mf := range mfs {
+					if mf.GetName() == "riskflow_scored_total" {
+						for _, m := range mf.GetMetric() {
+							levels = append(levels, m.GetLabel()[0].GetValue())
+						}
+					}
+				}
+				slices.Sort(levels)
+				return levels
+			}
+			want := []string(nil)
+			if c.state {
+				want = []string{"0", "300", "600", "900"}
+			}
+			for deadline := time.Now().Add(10 * time.Second); want != nil && !slices.Equal(scored(), want) && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if got := scored(); !slices.Equal(got, want) {
+				t.Errorf("riskflow_scored_total levels %q, want %q", got, want)
+			}
 		})
 	}
 }

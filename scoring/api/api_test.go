@@ -545,6 +545,11 @@ func TestMetrics(t *testing.T) {
 		`riskflow_api_requests_total{code="401",route="check"} 1`,
 		`riskflow_api_requests_total{code="200",route="healthz"} 1`,
 		`riskflow_api_scores_total{score="600"} 1`,
+		// Every level from the start, at 0: a first 900 is an increase rate() sees, and the
+		// share of checks stepped up or blocked reads 0, not nothing.
+		`riskflow_api_scores_total{score="0"} 0`,
+		`riskflow_api_scores_total{score="300"} 0`,
+		`riskflow_api_scores_total{score="900"} 0`,
 		`riskflow_api_request_seconds_count{route="check"} 2`,
 	} {
 		if !strings.Contains(text, want) {

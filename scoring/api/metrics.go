@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/riskflow/riskflow/schemas"
 )
 
 type metrics struct {
@@ -27,6 +29,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"score"}),
 	}
 	reg.MustRegister(m.requests, m.latency, m.scores)
+	// Every level from the start, at 0: a counter that appears at its first increment hides that
+	// increment from rate(), and a share of 600 and 900 verdicts would read nothing, not 0.
+	for _, s := range []int{schemas.ScorePass, schemas.ScoreObserve, schemas.ScoreStepUp, schemas.ScoreBlock} {
+		m.scores.WithLabelValues(strconv.Itoa(s))
+	}
 	return m
 }
 
