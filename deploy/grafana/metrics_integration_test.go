@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -20,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	promrules "github.com/riskflow/riskflow/deploy/prometheus"
@@ -35,6 +38,11 @@ import (
 // collectors' metrics must be on every process.
 func TestMetricsReferencedExist(t *testing.T) {
 	refs := referencedMetrics(t)
+	// And every label value a matcher asks for (route="check", state="open", score=~"600|900"):
+	// a value no process exports matches nothing, and the panel or alert stays empty.
+	for k, where := range referencedLabelValues(t) {
+		refs[k] = append(refs[k], where...)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 
@@ -170,6 +178,68 @@ func TestMetricsReferencedExist(t *testing.T) {
 	}
 }
 
+// literalAlternatives matches a regexp matcher's value that is a list of literal values
+// (600|900); other regexps (5..) are not checked value by value.
+var literalAlternatives = regexp.MustCompile(`^[A-Za-z0-9_:-]+(\|[A-Za-z0-9_:-]+)*$`)
+
+// referencedLabelValues maps "metric|label=value" to where a matcher of the dashboards or
+// alerts asks for it; job and instance are the scrape's, not riskflow's.
+func referencedLabelValues(t *testing.T) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	add := func(expr, where string) {
+		e, err := parser.ParseExpr(strings.ReplaceAll(expr, "$__rate_interval", "1m"))
+		if err != nil {
+			t.Fatalf("%s: %v", where, err)
+		}
+		parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+			vs, ok := n.(*parser.VectorSelector)
+			if !ok {
+				return nil
+			}
+			for _, m := range vs.LabelMatchers {
+				if m.Name == "__name__" || m.Name == "job" || m.Name == "instance" {
+					continue
+				}
+				var values []string
+				switch {
+				case m.Type == labels.MatchEqual:
+					values = []string{m.Value}
+				case m.Type == labels.MatchRegexp && literalAlternatives.MatchString(m.Value):
+					values = strings.Split(m.Value, "|")
+				}
+				for _, v := range values {
+					k := vs.Name + "|" + m.Name + "=" + v
+					out[k] = append(out[k], where)
+				}
+			}
+			return nil
+		})
+	}
+	qs, err := Queries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range qs {
+		if q.Expr != "" {
+			add(q.Expr, "dashboard "+q.Name())
+		}
+	}
+	f, err := promrules.Alerts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			add(r.Expr, "alert "+r.Alert)
+		}
+	}
+	if len(out) < 5 {
+		t.Fatalf("only %d label values referenced: %v", len(out), out)
+	}
+	return out
+}
+
 // referencedMetrics maps each metric the dashboards and alerts name to where.
 func referencedMetrics(t *testing.T) map[string][]string {
 	t.Helper()
@@ -265,7 +335,10 @@ func (p *process) stop(t *testing.T) {
 	}
 }
 
-// scrape returns the sample names on addr's /metrics (nil when it does not answer).
+var labelPairRE = regexp.MustCompile(`(\w+)="((?:[^"\\]|\\.)*)"`)
+
+// scrape returns the sample names on addr's /metrics, and each label value of a sample as
+// "name|label=value" (nil when it does not answer).
 func scrape(ctx context.Context, addr string) map[string]bool {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	resp, err := http.DefaultClient.Do(req)
@@ -286,6 +359,11 @@ func scrape(ctx context.Context, addr string) map[string]bool {
 			name = line[:i]
 		}
 		out[name] = true
+		if i, j := strings.IndexByte(line, '{'), strings.LastIndexByte(line, '}'); i >= 0 && j > i {
+			for _, kv := range labelPairRE.FindAllStringSubmatch(line[i+1:j], -1) {
+				out[name+"|"+kv[1]+"="+kv[2]] = true
+			}
+		}
 	}
 	return out
 }
