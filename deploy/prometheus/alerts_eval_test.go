@@ -72,3 +72,95 @@ func alertExpr(t *testing.T, name string) string {
 	t.Fatalf("no alert %s", name)
 	return ""
 }
+
+// Normal operation, as an api, a scorer and an archiver exported it on the shared Kafka and
+// ClickHouse (a steady stream, everything caught up, snapshots every 5 minutes): no alert fires.
+// Then each alert's own situation, on top of it, fires that alert.
+func TestAlertsQuietInNormalOperation(t *testing.T) {
+	normal := func() []Series {
+		var ss []Series
+		api := `{job="riskflow-api",instance="api-1"`
+		ss = append(ss,
+			Counter(`riskflow_api_requests_total`+api+`,route="check",code="200"}`, 300),
+			Counter(`riskflow_api_requests_total`+api+`,route="check",code="401"}`, 0.5),
+			Counter(`riskflow_api_requests_total`+api+`,route="readyz",code="200"}`, 0.1),
+			Counter(`riskflow_api_request_seconds_bucket`+api+`,route="check",le="0.001"}`, 290),
+			Counter(`riskflow_api_request_seconds_bucket`+api+`,route="check",le="0.01"}`, 299.5),
+			Counter(`riskflow_api_request_seconds_bucket`+api+`,route="check",le="0.025"}`, 300),
+			Counter(`riskflow_api_request_seconds_bucket`+api+`,route="check",le="+Inf"}`, 300),
+			Counter(`riskflow_decisions_total`+api+`,result="dropped"}`, 0),
+			Counter(`riskflow_decisions_total`+api+`,result="published"}`, 300),
+			Gauge(`riskflow_replica_lag_messages`+api+`}`, 3),
+			Gauge(`riskflow_replica_staleness_seconds`+api+`}`, 0.9),
+			Gauge(`riskflow_snapshot_age_seconds`+api+`}`, 200))
+		sc := `{job="riskflow-scorer",instance="scorer-1"`
+		ss = append(ss,
+			Counter(`riskflow_scored_total`+sc+`,score="0"}`, 180),
+			Counter(`riskflow_scored_total`+sc+`,score="900"}`, 2),
+			Counter(`riskflow_dead_lettered_total`+sc+`,reason="decode"}`, 0.01),
+			Gauge(`riskflow_loop_stalled_seconds`+sc+`,loop="scorer"}`, 0),
+			Gauge(`riskflow_replica_lag_messages`+sc+`}`, 0),
+			Gauge(`riskflow_replica_staleness_seconds`+sc+`}`, 0.03),
+			Gauge(`riskflow_snapshot_age_seconds`+sc+`}`, 100))
+		for p := range 4 {
+			ss = append(ss, Gauge(`riskflow_consumer_lag_messages`+sc+`,group="riskflow-scorer",partition="`+string(rune('0'+p))+`"}`, 20))
+		}
+		ar := `{job="riskflow-archiver",instance="archiver-1"`
+		ss = append(ss,
+			Counter(`riskflow_archived_total`+ar+`}`, 182),
+			Gauge(`riskflow_breaker_state`+ar+`,state="closed"}`, 1),
+			Gauge(`riskflow_breaker_state`+ar+`,state="open"}`, 0),
+			Gauge(`riskflow_loop_stalled_seconds`+ar+`,loop="archiver"}`, 0),
+			Gauge(`riskflow_loop_stalled_seconds`+ar+`,loop="decisions"}`, 0))
+		return ss
+	}
+	f, err := Alerts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			v, err := Eval(r.Expr, normal())
+			if err != nil {
+				t.Fatalf("%s: %v", r.Alert, err)
+			}
+			if len(v) > 0 {
+				t.Errorf("%s fires in normal operation: %v", r.Alert, v)
+			}
+		}
+	}
+	situations := map[string][]Series{
+		"RiskflowLoopStalled":        {Gauge(`riskflow_loop_stalled_seconds{job="riskflow-archiver",instance="archiver-1",loop="archiver"}`, 300)},
+		"RiskflowBreakerOpen":        {Gauge(`riskflow_breaker_state{job="riskflow-archiver",instance="archiver-1",state="open"}`, 1)},
+		"RiskflowReplicaStale":       {Gauge(`riskflow_replica_staleness_seconds{job="riskflow-api",instance="api-2"}`, 400)},
+		"RiskflowReplicaNotCaughtUp": {Gauge(`riskflow_replica_staleness_seconds{job="riskflow-api",instance="api-2"}`, -1)},
+		"RiskflowSnapshotOld":        {Gauge(`riskflow_snapshot_age_seconds{job="riskflow-scorer",instance="scorer-2"}`, 4000)},
+		"RiskflowDecisionsDropped":   {Counter(`riskflow_decisions_total{job="riskflow-api",instance="api-2",result="dropped"}`, 1)},
+		"RiskflowDeadLetters":        {Counter(`riskflow_dead_lettered_total{job="riskflow-scorer",instance="scorer-2",reason="invalid"}`, 10)},
+		// Growing by 10 messages a second: 24,000 behind after 40 minutes.
+		"RiskflowConsumerLagGrowing": {Counter(`riskflow_consumer_lag_messages{job="riskflow-scorer",instance="scorer-2",group="riskflow-scorer",partition="0"}`, 10)},
+		"RiskflowReplicaLagGrowing":  {Counter(`riskflow_replica_lag_messages{job="riskflow-api",instance="api-2"}`, 10)},
+		"RiskflowCheckLatencyHigh": {
+			Counter(`riskflow_api_request_seconds_bucket{job="riskflow-api",instance="api-2",route="check",le="0.025"}`, 90),
+			Counter(`riskflow_api_request_seconds_bucket{job="riskflow-api",instance="api-2",route="check",le="0.05"}`, 100),
+			Counter(`riskflow_api_request_seconds_bucket{job="riskflow-api",instance="api-2",route="check",le="+Inf"}`, 100),
+		},
+	}
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			// These two have their situations in TestAlertsFireWhenTheyShould.
+			if _, ok := situations[r.Alert]; !ok && r.Alert != "RiskflowAPIErrors" && r.Alert != "RiskflowArchiverIdle" {
+				t.Errorf("%s: no situation it fires in", r.Alert)
+			}
+		}
+	}
+	for alert, situation := range situations {
+		v, err := Eval(alertExpr(t, alert), append(normal(), situation...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(v) == 0 {
+			t.Errorf("%s does not fire in its situation", alert)
+		}
+	}
+}
