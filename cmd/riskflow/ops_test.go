@@ -481,6 +481,30 @@ func TestStateMetricsOnlyWhereTheStateIs(t *testing.T) {
 			if got := scored(); !slices.Equal(got, want) {
 				t.Errorf("riskflow_scored_total levels %q, want %q", got, want)
 			}
+			// The role's loop reports its retries from the start (a first retry is then an
+			// increase rate() sees, and the retries panel reads 0, not nothing).
+			retries := func() bool {
+				mfs, err := a.reg.Gather()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, mf := range mfs {
+					if mf.GetName() == "riskflow_batch_retries_total" {
+						for _, m := range mf.GetMetric() {
+							if m.GetLabel()[0].GetValue() == c.role {
+								return true
+							}
+						}
+					}
+				}
+				return false
+			}
+			for deadline := time.Now().Add(10 * time.Second); !retries() && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if !retries() {
+				t.Errorf("riskflow_batch_retries_total{loop=%q} not exported", c.role)
+			}
 		})
 	}
 }
