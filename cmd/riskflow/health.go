@@ -90,7 +90,9 @@ func loopCheck(loop staller, after time.Duration) func() error {
 func (a *app) registerLoop(name string, loop staller) {
 	a.health.add(name, loopCheck(loop, a.cfg.Kafka.StallAfter.D()))
 	// Retries counted from the start, at 0: a first retry is an increase rate() sees.
-	a.obs.retries.WithLabelValues(name)
+	if a.obs != nil {
+		a.obs.retries.WithLabelValues(name)
+	}
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name:        "riskflow_loop_stalled_seconds",
 		Help:        "How long a consumer loop has been unable to move on (fetch failing or one batch retried); 0 while it makes progress.",
