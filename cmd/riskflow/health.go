@@ -158,7 +158,7 @@ func (a *app) registerReplica(r replica) {
 	a.health.add("state", replicaReady(r, a.cfg.API.ReadyMaxLag, a.cfg.API.MaxStaleness.D()))
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "riskflow_replica_staleness_seconds",
-		Help: "Age of the API replica's feature state: time since every event then in verify.events had been applied (-1 before the first catch-up).",
+		Help: "Age of this node's feature replica (api and scorer roles): time since every event then in verify.events had been applied (-1 before the first catch-up).",
 	}, func() float64 {
 		f := r.Fresh()
 		if f.IsZero() {
