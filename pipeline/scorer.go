@@ -346,10 +346,8 @@ func (s *ScoreStage) scoreOne(m kafka.Message, ev *schemas.VerifyEvent) outcome 
 	rec, err := s.Scorer.Process(ev)
 	switch schemas.Classify(err) {
 	case schemas.Proceed:
-		if err != nil {
-			// A rule failed at run time; the verdict of the other rules stands. Logged, not fatal.
-			logger(s.Log).Warn("rule evaluation error", "event_id", ev.EventID, "err", err)
-		}
+		// err, if any, is a rule that failed at run time: the verdict of the other rules stands.
+		// The scorer counts and logs it (at most once per 10 s per rule, not once per event).
 	case schemas.DeadLetter:
 		return outcome{msg: DeadLetter(m, err), dead: true}
 	case schemas.Fail:

@@ -103,8 +103,9 @@ type Scorer struct {
 	log       *slog.Logger
 	pool      sync.Pool
 	plan      atomic.Pointer[readPlan]
-	phoneKey  [2]uint64 // SipHash key of the state's phone keys (see phoneKeyOf)
-	evKey     [2]uint64 // SipHash key of the state's event keys (see eventKey)
+	ruleErrs  ruleErrors // rules that failed at run time (RuleErrors)
+	phoneKey  [2]uint64  // SipHash key of the state's phone keys (see phoneKeyOf)
+	evKey     [2]uint64  // SipHash key of the state's event keys (see eventKey)
 }
 
 // readPlan lists, per key kind, the window-feature slots the running pack's conditions use. The
@@ -224,6 +225,9 @@ var ErrNoHasher = schemas.Misconfigured("score event: no phone hasher configured
 
 // Process scores a decoded event as of its own time, counting it, then records it in the state.
 // A re-delivered event (same event_id) is scored against the state without being counted again.
+// A rule that fails at run time is skipped: the record of the other rules comes with an error in
+// class schemas.ErrPartial, which the scorer has already counted (RuleErrors) and logged at most
+// once per RuleErrorLogEvery per rule — callers need not log it again (Check alike).
 func (s *Scorer) Process(ev *schemas.VerifyEvent) (schemas.ScoreRecord, error) {
 	if s.hasher == nil {
 		return schemas.ScoreRecord{}, ErrNoHasher
@@ -268,6 +272,7 @@ func (s *Scorer) Process(ev *schemas.VerifyEvent) (schemas.ScoreRecord, error) {
 		s.state.Apply(&in.keys)
 	}
 	if err != nil {
+		s.noteRuleErrors(err, pack.Version, "event "+ev.EventID)
 		return rec, fmt.Errorf("score event %s: %w", ev.EventID, err)
 	}
 	return rec, nil
@@ -345,6 +350,7 @@ func (s *Scorer) check(req *schemas.CheckRequest, withHits bool) (schemas.RiskCh
 		hits = slices.Clone(in.res.Hits)
 	}
 	if err != nil {
+		s.noteRuleErrors(err, pack.Version, "check")
 		return rc, hits, fmt.Errorf("score check: %w", err)
 	}
 	return rc, hits, nil

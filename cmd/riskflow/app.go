@@ -74,7 +74,7 @@ func newApp(cfg Config, log *slog.Logger) (*app, error) {
 	}
 	a.scorer = s
 	a.rules = newRuleService(cfg, s, log)
-	a.reg.MustRegister(newInfoCollector(s.Rules()))
+	a.reg.MustRegister(newInfoCollector(s.Rules()), newRulesCollector(a.rules, s, cfg.Scoring.Rules != ""))
 	return a, nil
 }
 

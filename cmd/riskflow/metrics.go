@@ -6,7 +6,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/riskflow/riskflow/rules/rulesvc"
 	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring"
 	"github.com/riskflow/riskflow/scoring/features"
 )
 
@@ -125,4 +127,48 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.keys, prometheus.GaugeValue, float64(s.Keys[i]), name)
 	}
 	ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(s.Entries))
+}
+
+// rulesCollector reports at scrape time what the rule-pack service and the scorer know of the
+// running pack's health: rules failing at run time, and a pack file the node does not follow.
+type rulesCollector struct {
+	svc      *rulesvc.Service
+	scorer   *scoring.Scorer
+	withFile bool // scoring.rules is set
+
+	errs, fileOK, fileProblems *prometheus.Desc
+}
+
+func newRulesCollector(svc *rulesvc.Service, s *scoring.Scorer, withFile bool) *rulesCollector {
+	return &rulesCollector{svc: svc, scorer: s, withFile: withFile,
+		errs: prometheus.NewDesc("riskflow_rule_errors_total",
+			"Evaluations of a rule that failed at run time (division by zero, overflow, the cost limit), in events and checks: the rule was skipped and the other rules' verdict stood, by rule.", []string{"rule"}, nil),
+		fileOK: prometheus.NewDesc("riskflow_rules_file_ok",
+			"1 while the running rule pack is the pack file's (scoring.rules), 0 while the file cannot be read or holds a pack that does not compile: the node keeps its previous pack and no longer follows the file.", nil, nil),
+		fileProblems: prometheus.NewDesc("riskflow_rules_file_problems_total",
+			"Times the pack file was found unreadable or rejected (a content rejected on every poll counts once), by problem.", []string{"problem"}, nil),
+	}
+}
+
+func (c *rulesCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.errs
+	ch <- c.fileOK
+	ch <- c.fileProblems
+}
+
+func (c *rulesCollector) Collect(ch chan<- prometheus.Metric) {
+	for rule, n := range c.scorer.RuleErrors() {
+		ch <- prometheus.MustNewConstMetric(c.errs, prometheus.CounterValue, float64(n), rule)
+	}
+	if !c.withFile {
+		return
+	}
+	f := c.svc.File()
+	ok := 1.0
+	if f.Problem != "" {
+		ok = 0
+	}
+	ch <- prometheus.MustNewConstMetric(c.fileOK, prometheus.GaugeValue, ok)
+	ch <- prometheus.MustNewConstMetric(c.fileProblems, prometheus.CounterValue, float64(f.Rejected), "rejected")
+	ch <- prometheus.MustNewConstMetric(c.fileProblems, prometheus.CounterValue, float64(f.Unreadable), "unreadable")
 }

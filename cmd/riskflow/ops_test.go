@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	dto "github.com/prometheus/client_model/go"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -518,5 +521,59 @@ func TestStateKeysNameEveryKind(t *testing.T) {
 			t.Errorf("kind %d: label %q (empty or repeated)", k, name)
 		}
 		seen[name] = true
+	}
+}
+
+// A rule failing at run time and a pack file the node does not run show on /metrics
+// (riskflow_rule_errors_total, riskflow_rules_file_ok, riskflow_rules_file_problems_total): the
+// running pack stays, and before these only a log line said so.
+func TestRulesHealthMetrics(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	pack := "pack: p\nrules:\n  - {id: divides_by_zero, tag: broken, level: 900, when: '1 / (phone_verifies_10m - phone_verifies_10m) > 0'}\n"
+	if err := os.WriteFile(path, []byte(pack), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Default()
+	cfg.Scoring.PhoneHashKey = "k"
+	cfg.Scoring.Rules = path
+	a, err := newApp(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := a.rules.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	metrics := func() string {
+		rec := httptest.NewRecorder()
+		a.opsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		return rec.Body.String()
+	}
+	if body := metrics(); !strings.Contains(body, "riskflow_rules_file_ok 1") || strings.Contains(body, "riskflow_rule_errors_total{") {
+		t.Errorf("metrics of a healthy start:\n%s", body)
+	}
+	for i := range 3 {
+		ev := schemas.VerifyEvent{EventID: fmt.Sprintf("e%d", i), TS: time.Now(), AppID: "a", Flow: schemas.FlowOneClickLogin,
+			Phone: "13800138000", IP: netip.MustParseAddr("198.51.100.7"), Outcome: schemas.OutcomeSuccess}
+		if _, err := a.scorer.Process(&ev); !errors.Is(err, schemas.ErrPartial) {
+			t.Fatalf("event %d: %v, want a rule failure", i, err)
+		}
+	}
+	if err := os.WriteFile(path, []byte("pack: p\nrules:\n  - {id: r, tag: t, level: 300, when: 'nope'}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.rules.Tick(ctx)
+	a.rules.Tick(ctx)
+	body := metrics()
+	for _, want := range []string{
+		`riskflow_rule_errors_total{rule="divides_by_zero"} 3`,
+		"riskflow_rules_file_ok 0",
+		`riskflow_rules_file_problems_total{problem="rejected"} 1`,
+		`riskflow_rules_file_problems_total{problem="unreadable"} 0`,
+		`riskflow_rules_info{pack="p",`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }

@@ -12,12 +12,14 @@ import (
 
 // The alerts the brief promises, by what they watch: each must exist and name its metric.
 var requiredAlerts = map[string]string{
-	"RiskflowLoopStalled":       "riskflow_loop_stalled_seconds",
-	"RiskflowReplicaLagGrowing": "riskflow_replica_lag_messages",
-	"RiskflowBreakerOpen":       "riskflow_breaker_state",
-	"RiskflowAPIErrors":         "riskflow_api_requests_total",
-	"RiskflowReplicaStale":      "riskflow_replica_staleness_seconds",
-	"RiskflowDecisionsDropped":  "riskflow_decisions_total",
+	"RiskflowLoopStalled":           "riskflow_loop_stalled_seconds",
+	"RiskflowReplicaLagGrowing":     "riskflow_replica_lag_messages",
+	"RiskflowBreakerOpen":           "riskflow_breaker_state",
+	"RiskflowAPIErrors":             "riskflow_api_requests_total",
+	"RiskflowReplicaStale":          "riskflow_replica_staleness_seconds",
+	"RiskflowDecisionsDropped":      "riskflow_decisions_total",
+	"RiskflowRulePackFileNotLoaded": "riskflow_rules_file_ok",
+	"RiskflowRuleFailing":           "riskflow_rule_errors_total",
 }
 
 var (

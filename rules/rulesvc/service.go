@@ -87,7 +87,50 @@ type Service struct {
 	haveSum  bool
 	readFail bool              // a read failure was reported and the file has not been read since
 	badSum   [sha256.Size]byte // content last rejected, not compiled again until it changes
+	badErr   error             // why it was rejected
 	pending  []pendingRecord   // loads not recorded yet, retried on every tick
+	file     FileStatus
+}
+
+// FileStatus says whether the pack file is what runs: a file that cannot be read or holds a pack
+// that does not compile leaves the running pack in place, and nothing else on the node would show
+// that it no longer follows its file (the other nodes may have loaded it, or be on yet another
+// version).
+type FileStatus struct {
+	// Problem is "" while the running pack is the file's (or there is no file), "unreadable" while
+	// the file cannot be read, "rejected" while it holds a pack that does not compile.
+	Problem string
+	// Err is the problem's error ("" when none).
+	Err string
+	// Since is when the current problem was first seen (zero when none).
+	Since time.Time
+	// Unreadable and Rejected count the problems seen since start: a file that stays unreadable
+	// counts once, and so does one content rejected on every poll.
+	Unreadable, Rejected uint64
+}
+
+// File reports whether the pack file is what runs (see FileStatus).
+func (s *Service) File() FileStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.file
+}
+
+// fileProblemLocked records the file's state: problem "" clears it.
+func (s *Service) fileProblemLocked(problem string, err error) {
+	switch {
+	case problem == "":
+		s.file.Problem, s.file.Err, s.file.Since = "", "", time.Time{}
+		return
+	case problem == "unreadable":
+		s.file.Unreadable++
+	case problem == "rejected":
+		s.file.Rejected++
+	}
+	if s.file.Problem != problem {
+		s.file.Since = time.Now().UTC()
+	}
+	s.file.Problem, s.file.Err = problem, err.Error()
 }
 
 type pendingRecord struct {
@@ -150,6 +193,7 @@ func (s *Service) loadLocked(ctx context.Context, content []byte, who, source st
 			return Loaded{}, persistError(s.cfg.Path, err)
 		}
 		s.fileSum, s.haveSum = sha256.Sum256(content), true // the watcher need not load it again
+		s.fileProblemLocked("", nil)
 		out.Persisted = true
 	}
 	s.target.SetPack(p)
@@ -266,25 +310,35 @@ func (s *Service) Tick(ctx context.Context) {
 	data, err := os.ReadFile(s.cfg.Path)
 	if err != nil {
 		if !s.readFail {
-			s.log.Error("rule pack file unreadable; the running pack stays", "path", s.cfg.Path, "err", err)
+			s.log.Error("rule pack file unreadable; the running pack stays", "path", s.cfg.Path, "version", s.cur.Version, "err", err)
+			s.fileProblemLocked("unreadable", err)
 		}
 		s.readFail = true
 		return
 	}
 	s.readFail = false
 	sum := sha256.Sum256(data)
-	if s.haveSum && sum == s.fileSum || sum == s.badSum {
+	switch {
+	case s.haveSum && sum == s.fileSum:
+		s.fileProblemLocked("", nil) // the file is the running pack again (a broken edit undone)
+		return
+	case sum == s.badSum:
+		if s.file.Problem != "rejected" { // unreadable in between, then the same rejected content
+			s.fileProblemLocked("rejected", s.badErr)
+		}
 		return
 	}
 	// Recorded at the next tick, not now: when another process wrote the file (a PUT, a rollback,
 	// the console), it records its load right after writing, and looking the version up a tick
 	// later finds that record instead of racing it with "file" (the later load_at would win).
 	if _, err := s.loadLocked(ctx, data, "file", s.cfg.Path, false, false); err != nil {
-		s.badSum = sum
-		s.log.Error("rule pack rejected; the running pack stays", "path", s.cfg.Path, "err", err)
+		s.badSum, s.badErr = sum, err
+		s.log.Error("rule pack rejected; the running pack stays", "path", s.cfg.Path, "version", s.cur.Version, "err", err)
+		s.fileProblemLocked("rejected", err)
 		return
 	}
 	s.fileSum, s.haveSum = sum, true
+	s.fileProblemLocked("", nil)
 }
 
 func (s *Service) retryLocked(ctx context.Context) {

@@ -286,3 +286,68 @@ func TestPersistErrorNamesAReadOnlyPackFile(t *testing.T) {
 		t.Errorf("a full disk: %v", err)
 	}
 }
+
+// A pack file the node does not follow — rejected, unreadable — is reported by File until the
+// file runs again, each problem counted once however many polls see it.
+func TestFileStatusReportsAFileThatDoesNotRun(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	good := pack("p", 3)
+	os.WriteFile(path, good, 0o600)
+	tg := newTarget(t)
+	s := New(Config{Path: path}, tg, nil, nil)
+	if _, err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.Tick(ctx)
+	if f := s.File(); f.Problem != "" || f.Rejected != 0 || f.Unreadable != 0 {
+		t.Fatalf("file status of a running file: %+v", f)
+	}
+
+	broken := []byte("pack: p\nrules:\n  - {id: r1, tag: t, level: 300, when: 'nope'}\n")
+	os.WriteFile(path, broken, 0o600)
+	s.Tick(ctx)
+	s.Tick(ctx)
+	f := s.File()
+	if f.Problem != "rejected" || f.Rejected != 1 || !strings.Contains(f.Err, "nope") || f.Since.IsZero() {
+		t.Errorf("after a broken pack, two polls: %+v", f)
+	}
+
+	os.Remove(path)
+	s.Tick(ctx)
+	s.Tick(ctx)
+	if f := s.File(); f.Problem != "unreadable" || f.Unreadable != 1 || f.Rejected != 1 {
+		t.Errorf("after the file was deleted, two polls: %+v", f)
+	}
+
+	// The same broken content back: rejected again, with its reason, without compiling it again.
+	os.WriteFile(path, broken, 0o600)
+	s.Tick(ctx)
+	if f := s.File(); f.Problem != "rejected" || f.Rejected != 2 || !strings.Contains(f.Err, "nope") {
+		t.Errorf("after the broken pack came back: %+v", f)
+	}
+
+	// The running pack's content back (a broken edit undone): the file runs again.
+	os.WriteFile(path, good, 0o600)
+	s.Tick(ctx)
+	if f := s.File(); f.Problem != "" || f.Err != "" || !f.Since.IsZero() || f.Rejected != 2 || f.Unreadable != 1 {
+		t.Errorf("after the running content came back: %+v", f)
+	}
+
+	// A new good pack loads and clears a problem too; so does a PUT, which writes the file.
+	os.WriteFile(path, broken, 0o600)
+	s.Tick(ctx)
+	os.WriteFile(path, pack("p", 4), 0o600)
+	s.Tick(ctx)
+	if f := s.File(); f.Problem != "" || tg.pack.Version != versionOf(pack("p", 4)) {
+		t.Errorf("after a good pack replaced a broken one: %+v, running %s", f, tg.pack.Version)
+	}
+	os.Remove(path)
+	s.Tick(ctx)
+	if _, err := s.Load(ctx, pack("p", 5), "api:lead", "api"); err != nil {
+		t.Fatal(err)
+	}
+	if f := s.File(); f.Problem != "" {
+		t.Errorf("after a PUT wrote the file: %+v", f)
+	}
+}

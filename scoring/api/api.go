@@ -573,9 +573,8 @@ func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) (int, error
 	}
 	switch schemas.Classify(err) {
 	case schemas.Proceed:
-		if err != nil { // a rule failed at run time; the other rules' verdict stands
-			s.log.Warn("rule evaluation error", "err", boundedErr(err))
-		}
+		// err, if any, is a rule that failed at run time: the other rules' verdict stands. The
+		// scorer counts and logs it (at most once per 10 s per rule, not once per check).
 	case schemas.Retry:
 		return 0, fmt.Errorf("%w: %v", errNotReady, err)
 	default: // a bad request (400) or a broken node (500): status decides
