@@ -61,6 +61,13 @@ type Config struct {
 	Path string
 	// Interval is how often the file is polled (and failed records retried); 0 means 5 s.
 	Interval time.Duration
+	// Settle is how long a changed file must have been left alone before it is loaded: a file
+	// modified more recently is read again once it is this old, and loaded only if it still
+	// reads the same — a writer that writes over the file in place (cp, scp, an editor) is not
+	// caught halfway, when a truncated pack may well compile (a threshold cut from 10 to 1, the
+	// rules after it missing). 0 means 1 s (or Interval when shorter); a renamed-in file (PUT,
+	// rollback, a ConfigMap) waits at most this long.
+	Settle time.Duration
 	// Node names this process in LoadedBy ("api:lead@node"); "" = the host name.
 	Node string
 	// Default is the pack run when Path is "" (the embedded default).
@@ -80,6 +87,7 @@ type Service struct {
 	target Target
 	store  Store // nil: no history
 	log    *slog.Logger
+	sleep  func(time.Duration) // time.Sleep; tests finish a writer's work in it
 
 	mu       sync.Mutex
 	cur      Version
@@ -143,13 +151,16 @@ func New(cfg Config, target Target, store Store, log *slog.Logger) *Service {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 5 * time.Second
 	}
+	if cfg.Settle <= 0 {
+		cfg.Settle = min(time.Second, cfg.Interval)
+	}
 	if cfg.Node == "" {
 		cfg.Node, _ = os.Hostname()
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{cfg: cfg, target: target, store: store, log: log}
+	return &Service{cfg: cfg, target: target, store: store, log: log, sleep: time.Sleep}
 }
 
 // Start loads the pack file (or the default pack) as "startup"; it is recorded, unless the history
@@ -328,6 +339,9 @@ func (s *Service) Tick(ctx context.Context) {
 		}
 		return
 	}
+	if !s.settledLocked(sum) {
+		return // still being written: the next poll sees how it ends
+	}
 	// Recorded at the next tick, not now: when another process wrote the file (a PUT, a rollback,
 	// the console), it records its load right after writing, and looking the version up a tick
 	// later finds that record instead of racing it with "file" (the later load_at would win).
@@ -339,6 +353,27 @@ func (s *Service) Tick(ctx context.Context) {
 	}
 	s.fileSum, s.haveSum = sum, true
 	s.fileProblemLocked("", nil)
+}
+
+// settledLocked reports whether the file, read with content sum, has been left alone for
+// Config.Settle: it was modified longer ago than that, or it reads the same once it has been.
+// The wait (at most Settle) holds the lock, so a PUT cannot write the file in between.
+func (s *Service) settledLocked(sum [sha256.Size]byte) bool {
+	st, err := os.Stat(s.cfg.Path)
+	if err != nil {
+		return false
+	}
+	age := time.Since(st.ModTime())
+	if age >= s.cfg.Settle {
+		return true
+	}
+	s.sleep(min(s.cfg.Settle-max(age, 0), s.cfg.Settle))
+	again, err := os.ReadFile(s.cfg.Path)
+	if err != nil || sha256.Sum256(again) != sum {
+		s.log.Info("rule pack file changed while it was read; loaded once it is left alone", "path", s.cfg.Path)
+		return false
+	}
+	return true
 }
 
 func (s *Service) retryLocked(ctx context.Context) {

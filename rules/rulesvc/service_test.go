@@ -1,6 +1,7 @@
 package rulesvc
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/riskflow/riskflow/rules"
 )
@@ -349,5 +351,66 @@ func TestFileStatusReportsAFileThatDoesNotRun(t *testing.T) {
 	}
 	if f := s.File(); f.Problem != "" {
 		t.Errorf("after a PUT wrote the file: %+v", f)
+	}
+}
+
+// A pack file written over in place (cp, scp, an editor) is not loaded halfway: cut inside a
+// condition, a pack compiled — six rules of many, one threshold cut from 10 to 1 — and ran on
+// every node watching the file, and was recorded, until the next poll. A file read while it was
+// just modified is read again once it has been left alone for Settle, and loaded only if it reads
+// the same.
+func TestHalfWrittenFileIsNotLoaded(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	os.WriteFile(path, pack("p", 3), 0o600)
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(path, old, old)
+	tg, st := newTarget(t), &store{}
+	s := New(Config{Path: path, Settle: time.Second}, tg, st, nil)
+	if _, err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	running := tg.pack.Version
+
+	full := []byte("pack: p\nrules:\n  - {id: r1, tag: burst, level: 600, when: 'phone_verifies_10m >= 10'}\n  - {id: r2, tag: burst, level: 900, when: 'phone_verifies_10m >= 50'}\n")
+	half := full[:bytes.Index(full, []byte(">= 10"))+len(">= 1")]
+	half = append(half, "'}\n"...) // a writer that has written the first rule so far
+	if _, err := rules.Compile(half, tg.env); err != nil {
+		t.Fatalf("the half pack must compile for this test: %v", err)
+	}
+	os.WriteFile(path, half, 0o600) // modified now: not settled
+	var slept []time.Duration
+	s.sleep = func(d time.Duration) {
+		slept = append(slept, d)
+		os.WriteFile(path, full, 0o600) // the writer finishes while the node waits
+	}
+	s.Tick(ctx)
+	if tg.pack.Version != running || s.Current().Version != running {
+		t.Fatalf("the half-written pack was loaded: %s", tg.pack.Version)
+	}
+	if len(slept) != 1 || slept[0] <= 0 || slept[0] > time.Second {
+		t.Errorf("waited %v, want one wait of at most Settle", slept)
+	}
+
+	// The next poll: the file is whole and left alone (it reads the same after the wait).
+	s.sleep = func(time.Duration) {}
+	s.Tick(ctx)
+	if tg.pack.Version != versionOf(full) || len(tg.pack.Rules) != 2 {
+		t.Fatalf("the whole pack was not loaded: %s, %d rules", tg.pack.Version, len(tg.pack.Rules))
+	}
+	s.Tick(ctx)
+	for _, r := range st.records {
+		if r.Version == versionOf(half) {
+			t.Errorf("the half-written pack was recorded: %+v", r)
+		}
+	}
+
+	// A file modified longer ago than Settle is loaded at once, without a wait.
+	os.WriteFile(path, pack("p", 7), 0o600)
+	os.Chtimes(path, old, old)
+	s.sleep = func(d time.Duration) { t.Errorf("waited %v for a file left alone for an hour", d) }
+	s.Tick(ctx)
+	if tg.pack.Version != versionOf(pack("p", 7)) {
+		t.Errorf("a settled file was not loaded: %s", tg.pack.Version)
 	}
 }
