@@ -146,6 +146,17 @@ func CompileFile(path string, env *Env) (*Pack, error) {
 	return compile(data, env, path)
 }
 
+// LintFile is CompileFile for a person fixing the pack (`riskflow rules lint`): its error lists
+// every problem, however long the list, where CompileFile's stops after a few KB (it is logged
+// on every failed reload and answered to PUT /v1/rules) and counts the rest.
+func LintFile(path string, env *Env) (*Pack, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	return compileWith(data, env, path, false)
+}
+
 // Compile parses a YAML rule pack and compiles every rule against env. It reports every problem of
 // the pack in one error (errors.Join of *CompileError), each citing the rule id and the line and
 // column in the YAML text; past a few KB of text, the rest are counted, not listed.
@@ -153,9 +164,14 @@ func Compile(data []byte, env *Env) (*Pack, error) {
 	return compile(data, env, "")
 }
 
+func compile(data []byte, env *Env, file string) (*Pack, error) {
+	return compileWith(data, env, file, true)
+}
+
 // compiler collects the problems of one pack.
 type compiler struct {
 	file  string
+	all   bool // list every problem (LintFile), not the first few KB
 	src   []byte
 	lines []string
 	env   *Env
@@ -203,7 +219,7 @@ func clip(s string, n int) string {
 func (c *compiler) err() error {
 	size := 0
 	for i, e := range c.errs {
-		if size += len(e.Error()) + 1; size > maxErrText && i+1 < len(c.errs) {
+		if size += len(e.Error()) + 1; !c.all && size > maxErrText && i+1 < len(c.errs) {
 			more := &CompileError{File: c.file, Msg: fmt.Sprintf("%d more problems not shown", len(c.errs)-i-1)}
 			return errors.Join(append(c.errs[:i+1:i+1], more)...)
 		}
@@ -211,11 +227,11 @@ func (c *compiler) err() error {
 	return errors.Join(c.errs...)
 }
 
-func compile(data []byte, env *Env, file string) (*Pack, error) {
+func compileWith(data []byte, env *Env, file string, bounded bool) (*Pack, error) {
 	if env == nil {
 		return nil, errors.New("rules: compile: env is nil")
 	}
-	c := &compiler{file: file, src: data, env: env}
+	c := &compiler{file: file, src: data, env: env, all: !bounded}
 	where := file
 	if where == "" {
 		where = "pack"

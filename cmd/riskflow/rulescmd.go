@@ -102,7 +102,7 @@ func cmdRulesLint(_ context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	p, err := rules.CompileFile(fs.Arg(0), s.Env())
+	p, err := rules.LintFile(fs.Arg(0), s.Env())
 	if err != nil {
 		return fmt.Errorf("%s: rejected:\n%w", fs.Arg(0), err)
 	}
