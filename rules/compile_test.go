@@ -307,7 +307,7 @@ func TestCompilePackLevelErrors(t *testing.T) {
 		"not a mapping":  {"- a\n- b\n", "line 1:1: a pack must be a mapping"},
 		"rules not list": {"pack: p\nrules: {a: 1}\n", "line 2:8: rules: must be a list"},
 		"two documents":  {"pack: p\nrules: []\n---\npack: q\n", "one YAML document"},
-		"bad yaml":       {"pack: p\nrules:\n  - id: [\n", "pack: yaml:"},
+		"bad yaml":       {"pack: p\nrules:\n  - id: [\n", "line 4: rule #1: YAML: did not find expected node content"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -447,5 +447,42 @@ func TestCompileRefusesControlCharacters(t *testing.T) {
 	}
 	if len(msgs) != 2 {
 		t.Errorf("%d errors, want 2 (a tab and a line break are text):\n%s", len(msgs), strings.Join(msgs, "\n"))
+	}
+}
+
+// A YAML syntax error is cited like every other problem — file, line and the rule it is in — not
+// as yaml.v3's "rules: FILE: yaml: line N: …" that named no rule.
+func TestCompileYAMLSyntaxErrorNamesTheRule(t *testing.T) {
+	const head = "pack: p\nrules:\n  - id: first\n    tag: t\n    level: 300\n    when: token_seen\n"
+	cases := map[string]struct{ src, want string }{
+		"unclosed quote": {head + "  - id: second\n    tag: t\n    level: 300\n    when: \"token_seen\n",
+			"line 10: rule second: YAML: found unexpected end of stream"},
+		"tab": {head + "  - id: second\n    tag: t\n\tlevel: 300\n    when: token_seen\n",
+			"line 8: rule second: YAML: found a tab character that violates indentation"},
+		"colon in a plain value": {head + "  - tag: t\n    level: 300\n    when: token_seen: 3\n    id: third\n",
+			"line 9: rule third: YAML: mapping values are not allowed in this context"},
+		"flow rule without id": {head + "  - {tag: t, level: [300}\n",
+			"line 7: rule #2: YAML: did not find expected ',' or ']'"},
+		"block mapping": {head + "  - id: second\n    tag: \"t\"x\n    level: 300\n",
+			"line 7: rule second: YAML: did not find expected key"},
+		"list item out of line": {head + "  - id: second\n    tag: t\n   - id: third\n",
+			"line 3: YAML: did not find expected '-' indicator (in the list or document that starts here: look below for a line indented differently)"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := Compile([]byte(c.src), testEnv(t))
+			if err == nil || err.Error() != c.want {
+				t.Fatalf("err = %v, want %q", err, c.want)
+			}
+			var ce *CompileError
+			if !errors.As(err, &ce) || ce.Line == 0 {
+				t.Errorf("not a *CompileError with a line: %#v", err)
+			}
+		})
+	}
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	os.WriteFile(path, []byte(cases["tab"].src), 0o600)
+	if _, err := CompileFile(path, testEnv(t)); err == nil || err.Error() != path+":8: rule second: YAML: found a tab character that violates indentation" {
+		t.Errorf("CompileFile: %v", err)
 	}
 }

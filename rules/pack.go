@@ -245,6 +245,28 @@ func compileWith(data []byte, env *Env, file string, bounded bool) (*Pack, error
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("rules: %s: empty pack: no YAML document", where)
 		}
+		if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+			// A syntax error: cited like every other problem, at its line and in its rule.
+			line, _ := strconv.Atoi(m[1])
+			msg, rule := m[2], ""
+			switch {
+			case !strings.HasPrefix(msg, "did not find expected"):
+				// A scanner error: its line is where the token at fault starts.
+				rule = ruleAtLine(data, line)
+			case strings.Contains(msg, "'-' indicator"), strings.Contains(msg, "<document start>"):
+				// A parser error cites where the collection it was parsing starts, as a 0-based
+				// line; for a list item out of line that is the list's start, not the rule at fault.
+				line++
+				msg += " (in the list or document that starts here: look below for a line indented differently)"
+			default:
+				// A flow collection or a mapping (a rule's): 0-based like the above; its rule is the one at fault.
+				line++
+				rule = ruleAtLine(data, line)
+			}
+			c.errs = append(c.errs, &CompileError{File: file, Line: line, Rule: clip(schemas.MaskPhones(rule), maxErrName),
+				Msg: "YAML: " + clip(schemas.MaskPhones(msg), maxErrValue)})
+			return nil, c.err()
+		}
 		return nil, fmt.Errorf("rules: %s: %w", where, err)
 	}
 	var extra yaml.Node
@@ -314,6 +336,62 @@ func compileWith(data []byte, env *Env, file string, bounded bool) (*Pack, error
 		return nil, c.err()
 	}
 	return p, nil
+}
+
+// yamlLineRE is a syntax error of gopkg.in/yaml.v3: "yaml: line N: what".
+var yamlLineRE = regexp.MustCompile(`^yaml: line ([0-9]+): (.*)$`)
+
+var (
+	rulesKeyRE = regexp.MustCompile(`^rules\s*:`)
+	itemRE     = regexp.MustCompile(`^(\s*)-(\s|$)`)
+	idKeyRE    = regexp.MustCompile(`(?:^|[\s{,-])id\s*:\s*["']?([A-Za-z0-9_]+)`)
+)
+
+// ruleAtLine names the rule whose text holds line (1-based) of a pack that does not parse, for
+// its syntax error: the id of the item of the rules list that line is in, "#n" when the item has
+// no id to read, "" for a line outside the list.
+func ruleAtLine(src []byte, line int) string {
+	lines := strings.Split(string(src), "\n")
+	start := -1
+	for i, l := range lines {
+		if rulesKeyRE.MatchString(l) {
+			start = i
+			break
+		}
+	}
+	if start < 0 || line-1 <= start || line > len(lines) {
+		return ""
+	}
+	indent, n, item := -1, 0, -1
+	for i := start + 1; i < line; i++ {
+		m := itemRE.FindStringSubmatch(lines[i])
+		if m == nil {
+			continue
+		}
+		if indent < 0 {
+			indent = len(m[1])
+		}
+		if len(m[1]) == indent {
+			n, item = n+1, i
+		}
+	}
+	if item < 0 {
+		return ""
+	}
+	for i := item; i < len(lines); i++ {
+		if i > item {
+			if m := itemRE.FindStringSubmatch(lines[i]); m != nil && len(m[1]) <= indent {
+				break
+			}
+			if t := strings.TrimSpace(lines[i]); t != "" && !strings.HasPrefix(t, "#") && len(lines[i])-len(strings.TrimLeft(lines[i], " \t")) <= indent {
+				break // back at the list's level or above: the list ended
+			}
+		}
+		if m := idKeyRE.FindStringSubmatch(lines[i]); m != nil {
+			return m[1]
+		}
+	}
+	return fmt.Sprintf("#%d", n)
 }
 
 // fields returns a mapping's values by key and reports unknown and repeated keys.
