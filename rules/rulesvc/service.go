@@ -168,15 +168,19 @@ func New(cfg Config, target Target, store Store, log *slog.Logger) *Service {
 // that does not compile is an error: a process does not start without one.
 func (s *Service) Start(ctx context.Context) (Loaded, error) {
 	content, source := s.cfg.Default, "embedded default"
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.cfg.Path != "" {
 		b, err := os.ReadFile(s.cfg.Path)
+		// A file being written as the process starts: wait for the writer, as the watcher does.
+		for tries := 0; err == nil && tries < 10 && !s.settledLocked(sha256.Sum256(b)); tries++ {
+			b, err = os.ReadFile(s.cfg.Path)
+		}
 		if err != nil {
 			return Loaded{}, fmt.Errorf("rules: read pack: %w", err)
 		}
 		content, source = b, s.cfg.Path
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.cfg.Path != "" {
 		s.fileSum, s.haveSum = sha256.Sum256(content), true
 	}

@@ -373,8 +373,8 @@ func TestHalfWrittenFileIsNotLoaded(t *testing.T) {
 	running := tg.pack.Version
 
 	full := []byte("pack: p\nrules:\n  - {id: r1, tag: burst, level: 600, when: 'phone_verifies_10m >= 10'}\n  - {id: r2, tag: burst, level: 900, when: 'phone_verifies_10m >= 50'}\n")
-	half := full[:bytes.Index(full, []byte(">= 10"))+len(">= 1")]
-	half = append(half, "'}\n"...) // a writer that has written the first rule so far
+	// A writer that has written the first rule so far, cut inside its threshold.
+	half := append(bytes.Clone(full[:bytes.Index(full, []byte(">= 10"))+len(">= 1")]), "'}\n"...)
 	if _, err := rules.Compile(half, tg.env); err != nil {
 		t.Fatalf("the half pack must compile for this test: %v", err)
 	}
@@ -412,5 +412,28 @@ func TestHalfWrittenFileIsNotLoaded(t *testing.T) {
 	s.Tick(ctx)
 	if tg.pack.Version != versionOf(pack("p", 7)) {
 		t.Errorf("a settled file was not loaded: %s", tg.pack.Version)
+	}
+}
+
+// A process starting while the pack file is being written waits for the writer too.
+func TestStartWaitsForAHalfWrittenFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	full := []byte("pack: p\nrules:\n  - {id: r1, tag: burst, level: 600, when: 'phone_verifies_10m >= 10'}\n  - {id: r2, tag: burst, level: 900, when: 'phone_verifies_10m >= 50'}\n")
+	half := append(bytes.Clone(full[:bytes.Index(full, []byte(">= 10"))+len(">= 1")]), "'}\n"...)
+	os.WriteFile(path, half, 0o600)
+	tg := newTarget(t)
+	s := New(Config{Path: path, Settle: time.Second}, tg, nil, nil)
+	waits := 0
+	s.sleep = func(time.Duration) {
+		if waits++; waits == 1 {
+			os.WriteFile(path, full, 0o600)
+		}
+	}
+	l, err := s.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Version.Version != versionOf(full) || len(tg.pack.Rules) != 2 {
+		t.Errorf("started on %s with %d rules, want the whole pack %s", l.Version.Version, len(tg.pack.Rules), versionOf(full))
 	}
 }
