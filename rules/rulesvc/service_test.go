@@ -94,7 +94,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	tg, st := newTarget(t), &store{}
-	s := New(Config{Path: path, Node: "n1"}, tg, st, nil)
+	s := New(Config{Path: path, Node: "n1", Settle: time.Millisecond}, tg, st, nil)
 
 	// Startup: loaded, recorded by the first tick (start does not wait for the history).
 	start, err := s.Start(ctx)
@@ -247,7 +247,7 @@ func TestRejectedFileNotRetried(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "rules.yaml")
 	os.WriteFile(path, pack("p", 3), 0o600)
 	tg, st := newTarget(t), &store{}
-	s := New(Config{Path: path}, tg, st, nil)
+	s := New(Config{Path: path, Settle: time.Millisecond}, tg, st, nil)
 	if _, err := s.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +297,7 @@ func TestFileStatusReportsAFileThatDoesNotRun(t *testing.T) {
 	good := pack("p", 3)
 	os.WriteFile(path, good, 0o600)
 	tg := newTarget(t)
-	s := New(Config{Path: path}, tg, nil, nil)
+	s := New(Config{Path: path, Settle: time.Millisecond}, tg, nil, nil)
 	if _, err := s.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
