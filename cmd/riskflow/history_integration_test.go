@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/riskflow/riskflow/pipeline/chsink"
+	"github.com/riskflow/riskflow/rules"
 	"github.com/riskflow/riskflow/rules/packs"
 	"github.com/riskflow/riskflow/schemas"
 )
@@ -96,5 +97,73 @@ func TestBacktestAndRulesReportOnClickHouse(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "(70 events)") {
 		t.Errorf("rules report does not count the 70 stored events:\n%s", out.String())
+	}
+}
+
+// A report window that starts inside an hour (--window 90m) splits that hour's hits at the
+// window's start, as it splits the events: the hits were split by hour, so 10 events in the
+// window, all matching, showed 0 hits (counted against the window before, which had no event).
+func TestRulesReportWindowStartingInsideAnHour(t *testing.T) {
+	addr, db, _, _ := throwawayDatabase(t, "riskflow_report")
+	ctx := context.Background()
+	st, err := chsink.Open(ctx, chsink.Config{Addr: addr, Database: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatalf("migrate (is ClickHouse up? deploy/local/up): %v", err)
+	}
+	cfg := Default()
+	s, err := buildScorer(cfg.Scoring, schemas.NewPhoneHasher([]byte("k")), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := rules.Compile([]byte("pack: p\nrules:\n  - {id: always, tag: always, mode: tag, when: 'true'}\n"), s.Env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetPack(p)
+
+	// The report's window: [end-90m, end), end the next full hour, as cmdRulesReport computes it.
+	end := time.Now().UTC().Truncate(time.Hour).Add(time.Hour)
+	cur := end.Add(-90 * time.Minute) // hh:30 of the hour before the current one
+	var recs []schemas.ScoreRecord
+	add := func(id string, at time.Time) {
+		ev := schemas.VerifyEvent{EventID: id, TS: at, AppID: "app", Flow: schemas.FlowOneClickLogin, Phone: "13800138000", Carrier: "CM", Outcome: schemas.OutcomeSuccess}
+		ev.IP, _ = schemas.ParseIP("100.64.3.4")
+		rec, err := s.Process(&ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, rec)
+	}
+	for i := range 4 { // in the window, in the hour it starts inside
+		add(fmt.Sprintf("in-%d", i), cur.Add(10*time.Minute+time.Duration(i)*time.Second))
+	}
+	for i := range 2 { // before the window, in that same hour
+		add(fmt.Sprintf("before-%d", i), cur.Add(-10*time.Minute+time.Duration(i)*time.Second))
+	}
+	if err := st.WriteBatch(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+
+	var out, errb bytes.Buffer
+	env := []string{"--set", "clickhouse.addr=" + addr, "--set", "clickhouse.database=" + db}
+	if code := run(ctx, append([]string{"rules", "report", "--window", "90m"}, env...), &out, &errb); code != 0 {
+		t.Fatalf("rules report exited %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "(4 events) vs the 1h30m before (2 events)") {
+		t.Errorf("events not split at the window's start:\n%s", out.String())
+	}
+	var row []string
+	for _, l := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(l); len(f) > 1 && f[1] == "always" {
+			row = f
+		}
+	}
+	// mode rule tag level hits rate before trend… sparkline
+	if len(row) < 8 || row[4] != "4" || row[5] != "100.000%" || row[6] != "100.000%" || !strings.ContainsAny(strings.Join(row[8:], ""), "▁▂▃▄▅▆▇█") {
+		t.Errorf("rule always: %q, want 4 hits, 100%% now and before, and a sparkline:\n%s", row, out.String())
 	}
 }

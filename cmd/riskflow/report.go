@@ -58,8 +58,9 @@ func cmdRulesReport(ctx context.Context, cfg Config, window time.Duration, app s
 		var rule, mode, tag string
 		var level uint16
 		var hour uint32
+		var inWindow uint8
 		var n uint64
-		if err := rows.Scan(&rule, &mode, &tag, &level, &hour, &n); err != nil {
+		if err := rows.Scan(&rule, &mode, &tag, &level, &hour, &inWindow, &n); err != nil {
 			return fmt.Errorf("rules report: scan: %w", err)
 		}
 		k := mode + "/" + rule
@@ -68,7 +69,7 @@ func cmdRulesReport(ctx context.Context, cfg Config, window time.Duration, app s
 			s = &ruleStat{rule: rule, mode: mode, tag: tag, level: level, hourly: map[int64]uint64{}}
 			stats[k] = s
 		}
-		if int64(hour) >= cur.Unix() {
+		if inWindow == 1 { // not the hour: a window of 90m starts inside one
 			s.now += n
 			s.hourly[int64(hour)] += n
 		} else {
@@ -140,7 +141,7 @@ func spark(hourly map[int64]uint64, from, to time.Time) string {
 	const bars = "▁▂▃▄▅▆▇█"
 	var vals []uint64
 	var peak uint64
-	for h := from; h.Before(to); h = h.Add(time.Hour) {
+	for h := from.Truncate(time.Hour); h.Before(to); h = h.Add(time.Hour) { // a window of 90m starts inside an hour
 		v := hourly[h.Unix()]
 		vals = append(vals, v)
 		peak = max(peak, v)

@@ -144,7 +144,7 @@ func TestStatementsSent(t *testing.T) {
 		t.Errorf("totals =\n%s\nwant\n%s", totals, want)
 	}
 	if !strings.Contains(hits, "ARRAY JOIN hit_rules AS rule, hit_tags AS tag, hit_scores AS level, hit_modes AS mode WHERE ts >= toDateTime(1795068000)") ||
-		!strings.HasSuffix(hits, "GROUP BY rule, mode, hour") {
+		!strings.Contains(hits, "ts >= toDateTime(1795154400) AS in_window") || !strings.HasSuffix(hits, "GROUP BY rule, mode, hour, in_window") {
 		t.Errorf("hits = %s", hits)
 	}
 	if _, _, err := RulesReportSQL("rf; DROP", end.Add(-time.Hour), end.Add(-2*time.Hour), end, ""); err == nil {

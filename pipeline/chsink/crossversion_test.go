@@ -660,7 +660,7 @@ func (p *crossPlan) addReads(migs []migration, rp readParams) error {
 			}
 			name := fmt.Sprintf("rules report %s %q", w, app)
 			compare(name+" totals", totals, true)
-			compare(name+" hits", hits+" ORDER BY rule, mode, hour", true)
+			compare(name+" hits", hits+" ORDER BY rule, mode, hour, in_window", true)
 		}
 	}
 

@@ -15,7 +15,8 @@ import (
 // to one tenant ("" = all apps).
 //
 //	totals: one row, the events scored in the report window and in the one before it
-//	hits:   per rule, mode and hour of [prev, end): rule, mode, tag, level, hour (unix seconds), hits
+//	hits:   per rule, mode and hour of [prev, end), and whether in the report window: rule, mode,
+//	        tag, level, hour (unix seconds), in_window (1: in [cur, end), 0: in [prev, cur)), hits
 //
 // database must be a plain identifier, as Config.Validate requires.
 func RulesReportSQL(database string, cur, prev, end time.Time, app string) (totals, hits string, err error) {
@@ -32,9 +33,11 @@ func RulesReportSQL(database string, cur, prev, end time.Time, app string) (tota
 		where += " AND app_id = " + quoteString(app)
 	}
 	totals = "SELECT countIf(ts >= " + dateTime(cur) + "), countIf(ts < " + dateTime(cur) + ") FROM " + tbl + " FINAL WHERE " + where
-	hits = "SELECT rule, mode, any(tag), any(level), toUnixTimestamp(toStartOfHour(ts)) AS hour, count() FROM " + tbl + " FINAL " +
+	// in_window splits the hours by the report window's start, as totals does: a window of
+	// 90 minutes starts inside an hour, whose hits belong to both.
+	hits = "SELECT rule, mode, any(tag), any(level), toUnixTimestamp(toStartOfHour(ts)) AS hour, ts >= " + dateTime(cur) + " AS in_window, count() FROM " + tbl + " FINAL " +
 		"ARRAY JOIN hit_rules AS rule, hit_tags AS tag, hit_scores AS level, hit_modes AS mode " +
-		"WHERE " + where + " GROUP BY rule, mode, hour"
+		"WHERE " + where + " GROUP BY rule, mode, hour, in_window"
 	return totals, hits, nil
 }
 
