@@ -402,13 +402,31 @@ func persistError(path string, err error) error {
 	return fmt.Errorf("rules: persist the pack to %s (scoring.rules): %w", path, err)
 }
 
-// writeAtomic replaces path with data so that a watcher never reads half a file.
+// writeAtomic replaces path with data so that a watcher never reads half a file. The new file
+// keeps the permissions of the one it replaces (0644 when there is none): os.CreateTemp makes it
+// 0600, which other nodes sharing the file under another user, or its group, could not read —
+// they kept their old pack. It is synced before the rename, so a crash cannot leave an empty pack
+// file that no node would start on.
 func writeAtomic(path string, data []byte) error {
+	mode := os.FileMode(0o644)
+	if st, err := os.Stat(path); err == nil {
+		mode = st.Mode().Perm()
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".rules-*.yaml")
 	if err != nil {
 		return err
 	}
 	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
 		tmp.Close()
 		os.Remove(tmp.Name())
 		return err

@@ -437,3 +437,41 @@ func TestStartWaitsForAHalfWrittenFile(t *testing.T) {
 		t.Errorf("started on %s with %d rules, want the whole pack %s", l.Version.Version, len(tg.pack.Rules), versionOf(full))
 	}
 }
+
+// A PUT or rollback writes the pack file with the permissions it had (0644 for a new one): it
+// was made 0600, so another node sharing the file under another user or through its group could
+// no longer read it and kept its old pack.
+func TestPersistKeepsThePackFilePermissions(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	for name, c := range map[string]struct {
+		before os.FileMode // 0: no file before
+		want   os.FileMode
+	}{
+		"shared with all": {0o644, 0o644},
+		"group":           {0o640, 0o640},
+		"private":         {0o600, 0o600},
+		"new":             {0, 0o644},
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".yaml")
+			if c.before != 0 {
+				os.WriteFile(path, pack("p", 3), 0o600)
+				if err := os.Chmod(path, c.before); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s := New(Config{Path: path, Settle: time.Millisecond, Default: pack("p", 3)}, newTarget(t), nil, nil)
+			if _, err := s.Load(ctx, pack("p", 5), "api:lead", "api"); err != nil {
+				t.Fatal(err)
+			}
+			st, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := st.Mode().Perm(); got != c.want {
+				t.Errorf("pack file mode %v after a PUT, want %v", got, c.want)
+			}
+		})
+	}
+}
