@@ -176,11 +176,21 @@ func runRuleTests(packPath, testsPath string, cfg ScoringConfig, stdout io.Write
 		return usageError{fmt.Errorf("rules test: %w", err)}
 	}
 	log := newLogger(LogConfig{Level: "error", Format: "text"}, io.Discard)
-	results, err := ruletest.Run(pack, tests, func() (*scoring.Scorer, error) {
+	newScorer := func() (*scoring.Scorer, error) {
 		return buildScorer(cfg, schemas.NewPhoneHasher([]byte("rules-test")), log)
-	})
+	}
+	// The pack first, so that its problems name its file (and all of them, as lint does); then
+	// a problem of Run's is one of tests.yaml's: "line 6:11: …" named neither.
+	s, err := newScorer()
 	if err != nil {
-		return fmt.Errorf("rules test %s: %w", filepath.Dir(packPath), err)
+		return err
+	}
+	if _, err := rules.LintFile(packPath, s.Env()); err != nil {
+		return fmt.Errorf("rules test: %s: rejected:\n%w", packPath, err)
+	}
+	results, err := ruletest.Run(pack, tests, newScorer)
+	if err != nil {
+		return fmt.Errorf("rules test: %s: %w", testsPath, err)
 	}
 	text, failed := ruletest.Summary(results)
 	fmt.Fprint(stdout, text)
