@@ -54,7 +54,7 @@ func (s *Scorer) noteRuleErrors(err error, version, where string) {
 			continue
 		}
 		s.log.Warn("rule failed at run time: skipped, the other rules' verdict stands (logged at most once per 10 s per rule; riskflow_rule_errors_total counts every failure)",
-			"rule", f.Rule, "rules_version", version, "err", schemas.Excerpt(f.Err.Error(), 256), "failures", c.unlogged, "last", where)
+			"rule", f.Rule, "rules_version", version, "err", schemas.Excerpt(f.Err.Error(), 256), "failures_since_last_line", c.unlogged, "on", where)
 		c.unlogged, c.loggedAt = 0, now
 	}
 }

@@ -184,6 +184,9 @@ func New(cfg Config, opts ...Option) (*Scorer, error) {
 	for _, o := range opts {
 		o(s)
 	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
 	if s.seg == nil {
 		s.seg = segment.Default()
 	}
