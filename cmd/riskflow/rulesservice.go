@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/rules/packs"
@@ -126,7 +127,23 @@ type rulesAdmin struct {
 func (r rulesAdmin) Current() api.RulesInfo {
 	info := rulesInfo(rulesvc.Loaded{Version: r.s.Current()}, false)
 	info.Persisted, info.Recorded = r.persisted, r.s.Recorded()
+	if f := r.s.File(); f.Problem != "" {
+		// Bounded like an error: a rejected pack's problems run to a few KB.
+		info.FileProblem = fmt.Sprintf("the pack file is %s since %s; this node runs its previous pack: %s",
+			f.Problem, f.Since.Format(time.RFC3339), clipText(f.Err, 1<<10))
+	}
 	return info
+}
+
+// clipText shortens s to at most n bytes, at a character boundary, with an ellipsis.
+func clipText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 func (r rulesAdmin) Update(ctx context.Context, pack []byte, who string) (api.RulesInfo, error) {

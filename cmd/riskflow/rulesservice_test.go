@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/riskflow/riskflow/rules/packs"
 	"github.com/riskflow/riskflow/rules/rulesvc"
@@ -110,5 +111,38 @@ func TestRulesAdminCurrentSaysRecorded(t *testing.T) {
 	}
 	if !ra.Current().Recorded {
 		t.Error("GET /v1/rules: recorded false after a PUT that was recorded")
+	}
+}
+
+// GET /v1/rules says when the pack file is not what runs on the node (rejected, unreadable), and
+// why: it showed the running pack and nothing else, so an admin who had edited the file saw the
+// old version without a reason.
+func TestRulesAdminCurrentSaysTheFileDoesNotRun(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	s, err := buildScorer(Default().Scoring, schemas.NewPhoneHasher([]byte("k")), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	os.WriteFile(path, packs.Default(), 0o644)
+	svc := rulesvc.New(rulesvc.Config{Path: path, Settle: time.Millisecond, Node: "n"}, s, nil, log)
+	ctx := context.Background()
+	if _, err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ra := rulesAdmin{s: svc, persisted: true}
+	if p := ra.Current().FileProblem; p != "" {
+		t.Errorf("file problem of a running file: %q", p)
+	}
+	os.WriteFile(path, []byte("pack: p\nrules:\n  - {id: r1, tag: t, level: 300, when: 'nope'}\n"), 0o644)
+	svc.Tick(ctx)
+	cur := ra.Current()
+	if !strings.Contains(cur.FileProblem, "the pack file is rejected since ") || !strings.Contains(cur.FileProblem, "undeclared reference to 'nope'") || cur.Pack != "default" {
+		t.Errorf("GET /v1/rules after a broken pack file: %+v", cur)
+	}
+	os.WriteFile(path, packs.Default(), 0o644)
+	svc.Tick(ctx)
+	if p := ra.Current().FileProblem; p != "" {
+		t.Errorf("file problem once the file runs again: %q", p)
 	}
 }

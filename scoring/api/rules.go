@@ -23,6 +23,9 @@ type RulesInfo struct {
 	Persisted bool `json:"persisted"`
 	// Recorded is false when rule_versions could not be written (ClickHouse down or off).
 	Recorded bool `json:"recorded"`
+	// FileProblem (GET only) says why the pack file is not what runs here — it cannot be read, or
+	// holds a pack that does not compile — since when; empty while the file runs.
+	FileProblem string `json:"file_problem,omitempty"`
 }
 
 // RulesAdmin is how risk teams ship a pack through the API. Update validates and compiles the pack
