@@ -157,7 +157,17 @@ func (c *rulesCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *rulesCollector) Collect(ch chan<- prometheus.Metric) {
-	for rule, n := range c.scorer.RuleErrors() {
+	// Every rule of the running pack, at 0 until it fails: a series that appeared at its first
+	// failures would show no increase() for them. Rules of earlier packs that failed stay.
+	errs := c.scorer.RuleErrors()
+	if p := c.scorer.Rules().Load(); p != nil {
+		for _, r := range p.Rules {
+			if _, ok := errs[r.ID]; !ok {
+				errs[r.ID] = 0
+			}
+		}
+	}
+	for rule, n := range errs {
 		ch <- prometheus.MustNewConstMetric(c.errs, prometheus.CounterValue, float64(n), rule)
 	}
 	if !c.withFile {

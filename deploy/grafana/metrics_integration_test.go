@@ -69,9 +69,15 @@ func TestMetricsReferencedExist(t *testing.T) {
 	common := []string{"--set", "kafka.brokers=" + broker, "--set", "scoring.phone_hash_key=metrics-test-key",
 		"--set", "log.level=warn", "--set", "kafka.stall_after=1s"}
 	apiAddr := freeAddr(t)
+	pack, err := filepath.Abs(filepath.Join("..", "..", "rules", "packs", "default", "rules.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	roles := []*process{
 		{role: "api", metrics: apiAddr, args: []string{"serve", "--roles", "api", "--listen", apiAddr, "--set", "api.keys=app1:secret1"}},
-		{role: "scorer", args: []string{"serve", "--roles", "scorer", "--set", "scoring.snapshot_dir=" + t.TempDir()}},
+		// With a pack file (riskflow_rules_file_ok exists only then): the default pack's, read only.
+		{role: "scorer", args: []string{"serve", "--roles", "scorer", "--set", "scoring.snapshot_dir=" + t.TempDir(),
+			"--set", "scoring.rules=" + pack}},
 		{role: "archiver", args: []string{"serve", "--roles", "archiver", "--set", "clickhouse.addr=" + chAddr, "--set", "clickhouse.database=" + db}},
 		{role: "archiver (ClickHouse down)", args: []string{"serve", "--roles", "archiver", "--set", "clickhouse.addr=" + freeAddr(t),
 			"--set", "kafka.archiver_group=riskflow-archiver-down", "--set", "clickhouse.breaker_open_for=1s", "--set", "clickhouse.flush_interval=100ms"}},
