@@ -292,6 +292,11 @@ func (c *Config) Validate() error {
 	if c.Scoring.FeedSkew.D() < 0 || c.Scoring.FeedSkew.D() > c.Scoring.FeedWait.D() {
 		bad("scoring.feed_skew", "%s is outside [0, scoring.feed_wait]", c.Scoring.FeedSkew.D())
 	}
+	if c.Scoring.ReloadInterval.D() <= 0 {
+		// The pack and lists files are polled with a ticker, which panics on 0 (the node crashed
+		// at start with scoring.lists set).
+		bad("scoring.reload_interval", "%s: must be positive", c.Scoring.ReloadInterval.D())
+	}
 	if c.Scoring.SnapshotInterval.D() < time.Second {
 		bad("scoring.snapshot_interval", "%s is below 1s", c.Scoring.SnapshotInterval.D())
 	}

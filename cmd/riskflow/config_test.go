@@ -323,6 +323,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.API.Keys = map[string]string{"app": ""}
 	c.API.ReadyMaxLag = -5
 	c.Scoring.Windows = []time.Duration{30 * time.Second, 90 * time.Second}
+	c.Scoring.ReloadInterval = 0 // a panic of the lists file's ticker, not a config error
 	c.Log.Level = "verbose"
 	c.Log.Format = "xml"
 	err := c.Validate()
@@ -333,7 +334,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		"kafka.brokers", "kafka.events_topic", "kafka.archiver_group", "kafka.partitions", "kafka.scorer_batch",
 		"kafka.batch_timeout", "clickhouse.database", "clickhouse.batch_size", "clickhouse.breaker_failures",
 		"clickhouse.flush_interval", "clickhouse.breaker_open_for", "api.listen", "api.max_body_bytes",
-		"api.rate_per_app", "api.tls_cert", "api.keys", "api.ready_max_lag", "scoring.windows", "log.level", "log.format",
+		"api.rate_per_app", "api.tls_cert", "api.keys", "api.ready_max_lag", "scoring.windows", "scoring.reload_interval", "log.level", "log.format",
 	}
 	lines := strings.Split(err.Error(), "\n")
 	for _, k := range keys {
