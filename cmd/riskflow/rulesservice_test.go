@@ -146,3 +146,28 @@ func TestRulesAdminCurrentSaysTheFileDoesNotRun(t *testing.T) {
 		t.Errorf("file problem once the file runs again: %q", p)
 	}
 }
+
+// POST /v1/rules/rollback with something that is not a version is the caller's mistake, named by
+// its field, not a 404 "unknown version" after asking ClickHouse.
+func TestRulesAdminRollbackOfNoVersion(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	s, err := buildScorer(Default().Scoring, schemas.NewPhoneHasher([]byte("k")), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &versionsInMemory{byVer: map[string]rulesvc.Version{}}
+	svc := rulesvc.New(rulesvc.Config{Default: packs.Default(), Node: "n"}, s, store, log)
+	if _, err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ra := rulesAdmin{s: svc}
+	for _, v := range []string{"zzz", "3F2A9C0D1E2B4A5F", "3f2a9c0d1e2b4a5", "13800138000"} {
+		_, err := ra.Rollback(context.Background(), v, "lead")
+		if !errors.Is(err, api.ErrRejected) || !strings.HasPrefix(err.Error(), "version: ") || strings.Contains(err.Error(), "13800138000") {
+			t.Errorf("rollback to %q: %v, want a rejected version naming the field", v, err)
+		}
+	}
+	if _, err := ra.Rollback(context.Background(), "3f2a9c0d1e2b4a5f", "lead"); !errors.Is(err, api.ErrNotFound) {
+		t.Errorf("rollback to an unrecorded version: %v, want not found", err)
+	}
+}
