@@ -105,6 +105,13 @@ func TestAlertsQuietInNormalOperation(t *testing.T) {
 		for p := range 4 {
 			ss = append(ss, Gauge(`riskflow_consumer_lag_messages`+sc+`,group="riskflow-scorer",partition="`+string(rune('0'+p))+`"}`, 20))
 		}
+		// Every node runs the pack file's version; no rule fails.
+		for _, node := range []string{api, sc} {
+			ss = append(ss,
+				Gauge(`riskflow_rules_info`+node+`,pack="default",version="a553987f111021fa"}`, 1),
+				Gauge(`riskflow_rules_file_ok`+node+`}`, 1),
+				Counter(`riskflow_rule_errors_total`+node+`,rule="phones_per_ip_crowd"}`, 0))
+		}
 		ar := `{job="riskflow-archiver",instance="archiver-1"`
 		ss = append(ss,
 			Counter(`riskflow_archived_total`+ar+`}`, 182),
@@ -138,8 +145,11 @@ func TestAlertsQuietInNormalOperation(t *testing.T) {
 		"RiskflowDecisionsDropped":   {Counter(`riskflow_decisions_total{job="riskflow-api",instance="api-2",result="dropped"}`, 1)},
 		"RiskflowDeadLetters":        {Counter(`riskflow_dead_lettered_total{job="riskflow-scorer",instance="scorer-2",reason="invalid"}`, 10)},
 		// Growing by 10 messages a second: 24,000 behind after 40 minutes.
-		"RiskflowConsumerLagGrowing": {Counter(`riskflow_consumer_lag_messages{job="riskflow-scorer",instance="scorer-2",group="riskflow-scorer",partition="0"}`, 10)},
-		"RiskflowReplicaLagGrowing":  {Counter(`riskflow_replica_lag_messages{job="riskflow-api",instance="api-2"}`, 10)},
+		"RiskflowConsumerLagGrowing":     {Counter(`riskflow_consumer_lag_messages{job="riskflow-scorer",instance="scorer-2",group="riskflow-scorer",partition="0"}`, 10)},
+		"RiskflowReplicaLagGrowing":      {Counter(`riskflow_replica_lag_messages{job="riskflow-api",instance="api-2"}`, 10)},
+		"RiskflowRulePackFileNotLoaded":  {Gauge(`riskflow_rules_file_ok{job="riskflow-api",instance="api-2"}`, 0)},
+		"RiskflowRulePackVersionsDiffer": {Gauge(`riskflow_rules_info{job="riskflow-api",instance="api-2",pack="default",version="173c4118e127ea44"}`, 1)},
+		"RiskflowRuleFailing":            {Counter(`riskflow_rule_errors_total{job="riskflow-scorer",instance="scorer-2",rule="ratio_rule"}`, 2)},
 		"RiskflowCheckLatencyHigh": {
 			Counter(`riskflow_api_request_seconds_bucket{job="riskflow-api",instance="api-2",route="check",le="0.025"}`, 90),
 			Counter(`riskflow_api_request_seconds_bucket{job="riskflow-api",instance="api-2",route="check",le="0.05"}`, 100),
