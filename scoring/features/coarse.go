@@ -10,7 +10,8 @@ import (
 // buckets that keep their first and last second, the attempt count, the failure count and a HyperLogLog sketch (64 registers,
 // ~13% standard error) of each member field. Queries combine the exact entries with the buckets
 // that overlap the window: counts stay exact to a bucket's pro-rated share at the window's edge,
-// distinct counts become estimates above the cap instead of saturating.
+// distinct counts become estimates above the cap instead of saturating. A bucket that reaches past
+// the time asked about (entries folded by a state running ahead of it) is pro-rated for both.
 //
 // Memory: a key that overflows gains retention/5 min + 2 buckets of 148 bytes — 43 KiB at 24 h.
 
@@ -155,13 +156,18 @@ func (c *coarse) count(lo, hi uint32, failsOnly bool) float64 {
 	return n
 }
 
-// sketch merges into h the member sketches of buckets overlapping (lo, hi] (a bucket counts whole
-// once it overlaps: distinct members cannot be pro-rated). It reports whether any bucket did.
-func (c *coarse) sketch(h *hll, f Field, lo, hi uint32) bool {
-	any := false
-	c.inWindow(lo, hi, func(b *bucket, _ float64) {
+// sketch merges into h the member sketches of the buckets overlapping (lo, hi] that end by hi (a
+// bucket counts whole once it overlaps: distinct members cannot be pro-rated). The bucket that
+// reaches past hi, if any, is returned instead, with the share of its seconds in (lo, hi]: a
+// state that runs ahead of hi (a scorer behind its feed) has folded later entries into it, whose
+// members must not count as of hi (see distinct).
+func (c *coarse) sketch(h *hll, f Field, lo, hi uint32) (past *hll, share float64) {
+	c.inWindow(lo, hi, func(b *bucket, s float64) {
+		if b.last > hi {
+			past, share = &b.sketch[f], s
+			return
+		}
 		h.merge(&b.sketch[f])
-		any = true
 	})
-	return any
+	return past, share
 }

@@ -268,8 +268,10 @@ func (s *State) distinct(r *recView, t, window uint32, f Field, selfMember uint3
 		return exact
 	}
 	var h hll
+	var past *hll
+	var share float64
 	if coarseToo {
-		r.old.sketch(&h, f, from, t)
+		past, share = r.old.sketch(&h, f, from, t)
 	}
 	h.add(selfMember)
 	prev := uint32(0)
@@ -279,7 +281,16 @@ func (s *State) distinct(r *recView, t, window uint32, f Field, selfMember uint3
 			prev = m
 		}
 	}
-	return max(exact, int(math.Round(h.estimate())))
+	est := h.estimate()
+	if past != nil {
+		// The bucket reaching past t holds members after t too. Its members up to t are taken as
+		// its share of them (as counts take its share of attempts), added to the rest, and never
+		// more than the union with the whole bucket: at a share of 1, the union itself.
+		whole := h
+		whole.merge(past)
+		est = min(est+share*past.estimate(), whole.estimate())
+	}
+	return max(exact, int(math.Round(est)))
 }
 
 // distinctExact counts distinct non-zero members (every ew-th word of ms from the first) and self,

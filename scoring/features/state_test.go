@@ -430,6 +430,36 @@ func TestDistinctAboveTheEntryCap(t *testing.T) {
 	}
 }
 
+// A state that runs ahead of the time asked about (a scorer behind its feed: a backlog, a burst
+// produced at once) has folded the newer entries of a busy key into the bucket that holds that
+// time. Its members after the time must not count: a distinct count as of 30 s into a 5-minute
+// burst of 2,000 numbers is about the 200 numbers of those 30 s, not the bucket's 2,000. (It was
+// 2,000: the bucket was merged whole; "988 numbers of block … in 1 h" where about 100 existed.)
+func TestDistinctOfAStateAheadLeavesTheFutureOut(t *testing.T) {
+	st := features.New(features.Config{MaxEntriesPerKey: 64})
+	const n = 2000
+	for i := 0; i < n; i++ { // seconds 0…299: one bucket
+		mustApply(t, st, attempt(uint64(200000+i), i*300/n, false))
+	}
+	truth := 0
+	for i := 0; i < n; i++ {
+		if i*300/n <= 30 {
+			truth++
+		}
+	}
+	got := st.Distinct(features.KindIP, ipA, at(30), 600, features.FieldA, 0)
+	if lo, hi := truth*7/10, truth*13/10; got < lo || got > hi {
+		t.Errorf("Distinct as of 30 s = %d, want about %d (within [%d, %d])", got, truth, lo, hi)
+	}
+	if c := st.Count(features.KindIP, ipA, at(30), 600, false, false, false); c < truth*9/10 || c > truth*11/10 {
+		t.Errorf("Count as of 30 s = %d, want about %d", c, truth)
+	}
+	// As of the burst's end, the whole of it.
+	if got := st.Distinct(features.KindIP, ipA, at(299), 600, features.FieldA, 0); got < n*7/10 || got > n*13/10 {
+		t.Errorf("Distinct as of the end = %d, want about %d", got, n)
+	}
+}
+
 func TestDistinctCap(t *testing.T) {
 	for _, tc := range []struct {
 		cap, phones, want int
