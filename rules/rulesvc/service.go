@@ -406,8 +406,12 @@ func persistError(path string, err error) error {
 // keeps the permissions of the one it replaces (0644 when there is none): os.CreateTemp makes it
 // 0600, which other nodes sharing the file under another user, or its group, could not read —
 // they kept their old pack. It is synced before the rename, so a crash cannot leave an empty pack
-// file that no node would start on.
+// file that no node would start on. A path that is a symlink (nodes pointing at one shared file)
+// stays one: the file it points to is replaced, not the link, which other nodes would not follow.
 func writeAtomic(path string, data []byte) error {
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
 	mode := os.FileMode(0o644)
 	if st, err := os.Stat(path); err == nil {
 		mode = st.Mode().Perm()

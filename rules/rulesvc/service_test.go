@@ -441,6 +441,34 @@ func TestStartWaitsForAHalfWrittenFile(t *testing.T) {
 // A PUT or rollback writes the pack file with the permissions it had (0644 for a new one): it
 // was made 0600, so another node sharing the file under another user or through its group could
 // no longer read it and kept its old pack.
+// A node whose scoring.rules is a symlink to a shared pack file writes a PUT through the link: the
+// shared file changes (the nodes watching it load the new pack) and the link stays a link. (The
+// rename replaced the link with a file of this node's own, and the others kept the old pack.)
+func TestPersistThroughASymlinkReplacesTheSharedFile(t *testing.T) {
+	dir := t.TempDir()
+	shared, link := filepath.Join(dir, "shared.yaml"), filepath.Join(dir, "node.yaml")
+	if err := os.WriteFile(shared, pack("p", 3), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(shared, link); err != nil {
+		t.Skip("no symlinks here:", err)
+	}
+	s := New(Config{Path: link, Settle: time.Millisecond, Default: pack("p", 3)}, newTarget(t), nil, nil)
+	if _, err := s.Load(context.Background(), pack("p", 5), "api:lead", "api"); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("%s after a PUT: %v, %v; want the symlink still", link, st.Mode(), err)
+	}
+	got, err := os.ReadFile(shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(pack("p", 5)) {
+		t.Errorf("the shared file holds %q, want the PUT's pack", got)
+	}
+}
+
 func TestPersistKeepsThePackFilePermissions(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
