@@ -448,6 +448,13 @@ func TestCompileRefusesControlCharacters(t *testing.T) {
 	if len(msgs) != 2 {
 		t.Errorf("%d errors, want 2 (a tab and a line break are text):\n%s", len(msgs), strings.Join(msgs, "\n"))
 	}
+	// A right-to-left override (U+202E) or isolate (U+2066) would show the text reordered.
+	bidi := "pack: p\nrules:\n  - id: r1\n    tag: t\n    level: 300\n    when: phone_verifies_10m >= 3\n    reason: \"ok \u202Edesrever\"\n  - id: r2\n    tag: t\n    level: 300\n    when: phone_verifies_10m >= 4\n    description: \"\u2066isolated\u2069 الخطر\"\n"
+	msgs = compileErrs(t, bidi)
+	if len(msgs) != 2 || !strings.Contains(strings.Join(msgs, "\n"), "rule r1: reason: contains a control character") ||
+		!strings.Contains(strings.Join(msgs, "\n"), "rule r2: description: contains a control character") {
+		t.Errorf("bidirectional controls: %d errors, want r1's reason and r2's description (Arabic text itself is fine):\n%s", len(msgs), strings.Join(msgs, "\n"))
+	}
 }
 
 // A YAML syntax error is cited like every other problem — file, line and the rule it is in — not

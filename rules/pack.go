@@ -426,14 +426,16 @@ func (c *compiler) str(n *yaml.Node, rule, field string) string {
 	if strings.ContainsFunc(n.Value, isBadControl) {
 		// Escapes ("\0", "\e") decode to bytes that reasons and descriptions would carry into
 		// answers, risk.scores, ClickHouse and the terminals of `riskflow lookup`.
-		c.errAt(n, rule, field, "contains a control character (a NUL, an escape …): only text, tabs and line breaks")
+		c.errAt(n, rule, field, "contains a control character (a NUL, an escape, a bidirectional override …): only text, tabs and line breaks")
 	}
 	return n.Value
 }
 
-// isBadControl reports a control character other than a tab or a line break.
+// isBadControl reports a control character other than a tab or a line break, or a bidirectional
+// formatting character (U+202E …), which would show a reason or a description in the console and
+// in `riskflow lookup` reordered, as other text than it is.
 func isBadControl(r rune) bool {
-	return unicode.IsControl(r) && r != '\t' && r != '\n' && r != '\r'
+	return unicode.IsControl(r) && r != '\t' && r != '\n' && r != '\r' || unicode.Is(unicode.Bidi_Control, r)
 }
 
 // comments reports every comment of n and its descendants that holds a phone number, at the
