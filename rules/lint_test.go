@@ -35,6 +35,10 @@ func TestLintFileListsEveryProblem(t *testing.T) {
 	if !strings.Contains(msg, path+":201:") || !strings.Contains(msg, "rule r199: when:") {
 		t.Errorf("the last problem is not named by file, line and rule: …%s", msg[max(0, len(msg)-200):])
 	}
+	// Lint, the same for a pack in hand (the console's draft).
+	if _, err := rules.Lint([]byte(b.String()), env); err == nil || strings.Count(err.Error(), "undeclared reference") != 200 {
+		t.Errorf("Lint did not list the 200 problems: %v", err)
+	}
 	// The bounded form stays bounded.
 	if _, err := rules.CompileFile(path, env); err == nil || !strings.HasSuffix(err.Error(), " more problems not shown") {
 		t.Errorf("CompileFile: %v", err)

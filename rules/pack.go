@@ -157,6 +157,11 @@ func LintFile(path string, env *Env) (*Pack, error) {
 	return compileWith(data, env, path, false)
 }
 
+// Lint is LintFile for a pack in hand (the console's draft): every problem, however many.
+func Lint(data []byte, env *Env) (*Pack, error) {
+	return compileWith(data, env, "", false)
+}
+
 // Compile parses a YAML rule pack and compiles every rule against env. It reports every problem of
 // the pack in one error (errors.Join of *CompileError), each citing the rule id and the line and
 // column in the YAML text; past a few KB of text, the rest are counted, not listed.

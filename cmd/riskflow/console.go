@@ -203,8 +203,9 @@ func (c *consoleRules) Version(ctx context.Context, version string) (console.Ver
 	return fromRuleVersion(fromChsink(r)), nil
 }
 
+// Lint lists every problem of the draft (the console shows them all, as `rules lint` does).
 func (c *consoleRules) Lint(draft []byte) []console.LintError {
-	_, err := rules.Compile(draft, c.a.scorer.Env())
+	_, err := rules.Lint(draft, c.a.scorer.Env())
 	return lintErrors(err)
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -136,6 +137,15 @@ func TestConsoleLint(t *testing.T) {
 	}
 	if errs := r.Lint(packs.Default()); errs != nil {
 		t.Errorf("the default pack: %+v", errs)
+	}
+	// Every problem, however many (the list stopped after about 4 KB, at 35 of 200).
+	var many strings.Builder
+	many.WriteString("pack: x\nrules:\n")
+	for i := range 200 {
+		fmt.Fprintf(&many, "  - {id: r%d, tag: t, level: 300, when: 'phone_verifies_10mm >= %d'}\n", i, i)
+	}
+	if errs := r.Lint([]byte(many.String())); len(errs) != 200 {
+		t.Errorf("lint of 200 problems: %d entries, the last %+v", len(errs), errs[len(errs)-1])
 	}
 	res, err := r.Test(context.Background(), packs.Default())
 	if err != nil || len(res) == 0 {
