@@ -24,6 +24,16 @@ func TestAlertsFireWhenTheyShould(t *testing.T) {
 		{"RiskflowArchiverIdle", "scorers score, no archiver is running or scraped", []Series{
 			Counter(`riskflow_scored_total{job="riskflow-scorer",instance="s1",score="0"}`, 50),
 		}, true},
+		{"RiskflowLoopStalled", "the archiver stalled by a ClickHouse outage: history lags, no page", []Series{
+			Gauge(`riskflow_loop_stalled_seconds{job="riskflow-archiver",instance="a1",loop="archiver"}`, 300),
+			Gauge(`riskflow_loop_stalled_seconds{job="riskflow-scorer",instance="s1",loop="scorer"}`, 0),
+		}, false},
+		{"RiskflowHistoryLoopStalled", "the archiver stalled by a ClickHouse outage", []Series{
+			Gauge(`riskflow_loop_stalled_seconds{job="riskflow-archiver",instance="a1",loop="archiver"}`, 300),
+		}, true},
+		{"RiskflowHistoryLoopStalled", "the scorer stalled: the page's, not this ticket's", []Series{
+			Gauge(`riskflow_loop_stalled_seconds{job="riskflow-scorer",instance="s1",loop="scorer"}`, 300),
+		}, false},
 		{"RiskflowAPIErrors", "checks answered, probes ready", []Series{
 			Counter(`riskflow_api_requests_total{job="riskflow-api",instance="a1",route="check",code="200"}`, 500),
 			Counter(`riskflow_api_requests_total{job="riskflow-api",instance="a1",route="readyz",code="200"}`, 0.1),
@@ -137,7 +147,8 @@ func TestAlertsQuietInNormalOperation(t *testing.T) {
 		}
 	}
 	situations := map[string][]Series{
-		"RiskflowLoopStalled":        {Gauge(`riskflow_loop_stalled_seconds{job="riskflow-archiver",instance="archiver-1",loop="archiver"}`, 300)},
+		"RiskflowLoopStalled":        {Gauge(`riskflow_loop_stalled_seconds{job="riskflow-scorer",instance="scorer-1",loop="scorer"}`, 300)},
+		"RiskflowHistoryLoopStalled": {Gauge(`riskflow_loop_stalled_seconds{job="riskflow-archiver",instance="archiver-1",loop="archiver"}`, 300)},
 		"RiskflowBreakerOpen":        {Gauge(`riskflow_breaker_state{job="riskflow-archiver",instance="archiver-1",state="open"}`, 1)},
 		"RiskflowReplicaStale":       {Gauge(`riskflow_replica_staleness_seconds{job="riskflow-api",instance="api-2"}`, 400)},
 		"RiskflowReplicaNotCaughtUp": {Gauge(`riskflow_replica_staleness_seconds{job="riskflow-api",instance="api-2"}`, -1)},
