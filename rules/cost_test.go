@@ -1,6 +1,10 @@
 package rules
 
-import "testing"
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
 
 // Rules whose worst-case cost cannot grow with their input run untracked; the others keep the
 // runtime cost limit.
@@ -55,5 +59,38 @@ func TestQuotedCostEstimates(t *testing.T) {
 		if got := p.Rules[0].Cost; got != c.cost {
 			t.Errorf("%s: estimated cost %d, README says %d", c.when, got, c.cost)
 		}
+	}
+}
+
+// A pack whose rules together may cost more than MaxPackCost is rejected, naming the costliest
+// rules; as many cheap threshold rules as a risk team writes pass. (3,000 shadow rules of two
+// string functions each were accepted and made every check take about 13 ms.)
+func TestPackCostLimit(t *testing.T) {
+	env, err := NewEnv([]Var{{Name: "n", Type: Int}, {Name: "s", Type: String}, {Name: "app", Type: String}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pack := func(rules int, when string) []byte {
+		b := []byte("pack: p\nrules:\n")
+		for i := range rules {
+			b = fmt.Appendf(b, "  - {id: r%d, tag: t, level: 300, mode: shadow, when: '%s'}\n", i, fmt.Sprintf(when, i))
+		}
+		return b
+	}
+	if _, err := Compile(pack(500, `n >= %d`), env); err != nil {
+		t.Errorf("500 threshold rules: %v", err)
+	}
+	_, err = Compile(pack(3000, `s.contains("abc%d") && app.startsWith("zz")`), env)
+	if err == nil {
+		t.Fatal("3,000 string rules compiled")
+	}
+	msg := err.Error()
+	for _, want := range []string{"rules: too expensive together: the 3000 rules' estimated worst-case cost adds up to ", "over the pack's limit of 10000", "the costliest: r"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q: %s", want, msg)
+		}
+	}
+	if strings.Count(msg, "\n") != 0 {
+		t.Errorf("one problem expected, got:\n%s", msg)
 	}
 }

@@ -37,7 +37,8 @@
 // A `when` whose worst-case cost, as estimated by CEL's checker, exceeds MaxEstimatedCost is
 // rejected at compile time (string variables are assumed to be at most MaxStringSize bytes), and
 // a rule whose cost can grow with its input runs with cel.CostLimit(RuntimeCostLimit). A threshold
-// comparison costs about 2.
+// comparison costs about 2. A pack whose rules' estimates add up to more than MaxPackCost is
+// rejected too: every rule runs on every check.
 //
 // # Evaluation
 //

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -334,6 +335,7 @@ func compileWith(data []byte, env *Env, file string, bounded bool) (*Pack, error
 			p.Rules = append(p.Rules, r)
 			p.uses = append(p.uses, r.uses...)
 		}
+		c.packCost(rulesNode, p.Rules)
 	}
 	slices.Sort(p.uses)
 	p.uses = slices.Compact(p.uses)
@@ -341,6 +343,28 @@ func compileWith(data []byte, env *Env, file string, bounded bool) (*Pack, error
 		return nil, c.err()
 	}
 	return p, nil
+}
+
+// packCost refuses a pack whose rules together may cost more than MaxPackCost: every check and
+// every event evaluates every rule (shadow ones too), so a pack of thousands of affordable rules
+// would make each check take milliseconds against callers' 50 ms deadline. The costliest rules
+// are named, so that the pack can be trimmed where it counts.
+func (c *compiler) packCost(at *yaml.Node, rs []*Rule) {
+	total := uint64(0)
+	for _, r := range rs {
+		total += r.Cost
+	}
+	if total <= MaxPackCost {
+		return
+	}
+	top := slices.Clone(rs)
+	slices.SortStableFunc(top, func(a, b *Rule) int { return cmp.Compare(b.Cost, a.Cost) })
+	var names []string
+	for _, r := range top[:min(5, len(top))] {
+		names = append(names, fmt.Sprintf("%s (%s)", r.ID, costString(r.Cost)))
+	}
+	c.errAt(at, "", "rules", "too expensive together: the %d rules' estimated worst-case cost adds up to %s, over the pack's limit of %d "+
+		"(every rule, shadow ones too, runs on every check); the costliest: %s", len(rs), costString(total), MaxPackCost, strings.Join(names, ", "))
 }
 
 // yamlLineRE is a syntax error of gopkg.in/yaml.v3: "yaml: line N: what".
