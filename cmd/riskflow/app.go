@@ -98,7 +98,9 @@ func buildScorer(c ScoringConfig, hasher *schemas.PhoneHasher, log *slog.Logger)
 		return nil, configError{fmt.Errorf("scoring.rules: %w", err)}
 	}
 	s.SetPack(pack)
-	log.Info("rule pack loaded", "pack", pack.Name, "version", pack.Version, "rules", len(pack.Rules), "source", sourceName(c.Rules))
+	// Debug: a serving process's rule-pack service loads the pack again as it starts and says so
+	// (with who loaded it and whether it was recorded); two "rule pack loaded" lines read as two loads.
+	log.Debug("rule pack compiled", "pack", pack.Name, "version", pack.Version, "rules", len(pack.Rules), "source", sourceName(c.Rules))
 	return s, nil
 }
 
