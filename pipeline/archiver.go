@@ -117,6 +117,10 @@ func (a *ArchiveStage) decodeAll(batch []kafka.Message, recs []schemas.ScoreReco
 	workers = min(workers, max(1, len(batch)/minPerWorker))
 	decode := func(lo, hi int) {
 		for i := lo; i < hi; i++ {
+			if len(batch[i].Value) == 0 {
+				errs[i] = fmt.Errorf("decode score record: %w", EmptyMessage("a score record JSON object"))
+				continue
+			}
 			// The records share the messages' bytes: the batch outlives its flush.
 			errs[i] = decodeScoreRecordInto(batch[i].Value, &recs[i], true)
 		}

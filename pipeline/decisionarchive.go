@@ -43,7 +43,13 @@ func (a *DecisionArchiveStage) Handle(ctx context.Context, batch []kafka.Message
 		limit = consumers.Config{}.BatchBytes()
 	}
 	for i := range batch {
-		d, err := schemas.DecodeDecision(batch[i].Value)
+		var d schemas.Decision
+		var err error
+		if len(batch[i].Value) == 0 {
+			err = EmptyMessage("a decision JSON object")
+		} else {
+			d, err = schemas.DecodeDecision(batch[i].Value)
+		}
 		if err != nil {
 			dead = append(dead, FitDeadLetter(DeadLetter(batch[i], fmt.Errorf("decode decision: %w", err)), limit))
 			continue

@@ -328,6 +328,9 @@ func (s *ScoreStage) eachPartition(batch []kafka.Message, fn func(i int)) {
 // whole clock runs ahead is refused live, but admitted by a replay that runs after its ts has
 // passed (nothing in the message tells the two apart then).
 func Admit(m kafka.Message, now time.Time) (schemas.VerifyEvent, error) {
+	if len(m.Value) == 0 {
+		return schemas.VerifyEvent{}, EmptyMessage("a VerifyEvent JSON object")
+	}
 	ev, err := schemas.DecodeEvent(m.Value)
 	if err != nil {
 		return ev, err
@@ -339,6 +342,13 @@ func Admit(m kafka.Message, now time.Time) (schemas.VerifyEvent, error) {
 		return schemas.VerifyEvent{}, err
 	}
 	return ev, nil
+}
+
+// EmptyMessage is the error of a message without a value — a tombstone (null value) or an empty
+// one — where want was expected. The decoders would call it invalid JSON ("unexpected end of
+// input"), which sends an operator looking for a cut message instead of a producer that deletes.
+func EmptyMessage(want string) error {
+	return &schemas.FieldError{Reason: "empty message (no value: a tombstone?), expected " + want}
 }
 
 // scoreOne scores m, whose admitted event is ev.
