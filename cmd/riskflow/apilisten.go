@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring/api"
 )
 
 // apiServer is the API's HTTP server, listening from the start of the process: until the API
@@ -93,7 +95,7 @@ func (a *app) startingHandler() http.Handler {
 		if err := a.health.ready(); err != nil {
 			why = err.Error()
 		}
-		w.Header().Set("Retry-After", "5")
+		w.Header().Set("Retry-After", strconv.Itoa(int(api.NotReadyRetryAfter/time.Second)))
 		opsJSON(w, http.StatusServiceUnavailable, schemas.ErrorBody{Code: http.StatusServiceUnavailable, Content: "not ready: " + why})
 	})
 }

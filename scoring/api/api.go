@@ -312,8 +312,13 @@ func (s *Server) instrument(route string, h handler) http.HandlerFunc {
 			var msg string
 			code, msg = status(err)
 			var he *httpError
-			if errors.As(err, &he) && he.retryAfter > 0 {
+			switch {
+			case errors.As(err, &he) && he.retryAfter > 0:
 				w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(he.retryAfter)))
+			case errors.Is(err, errNotReady) && route != "readyz":
+				// A node replaying its state says when to come back, as the starting node does
+				// (cmd/riskflow's startingHandler); a probe is not retried, so /readyz has none.
+				w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(NotReadyRetryAfter)))
 			}
 			// Contents are built not to echo phone numbers; masking here as well covers text
 			// that comes from elsewhere (a Kafka error, a rejected rule pack).
@@ -652,6 +657,10 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) (int, erro
 	writeJSON(w, http.StatusAccepted, accepted{Code: 0, Content: "accepted", Accepted: len(evs)})
 	return http.StatusAccepted, nil
 }
+
+// NotReadyRetryAfter is the Retry-After of a 503 from a route of a node that is not ready yet
+// (its feature state or lists still being read).
+const NotReadyRetryAfter = 5 * time.Second
 
 // publishRetryAfter is the Retry-After of a 503 on /v1/events when Kafka did not take the events.
 const publishRetryAfter = 2 * time.Second
