@@ -555,8 +555,11 @@ func (a *app) runAPI(ctx context.Context, sl *apiServer, serving func() error, r
 	defer closeInv()
 	if a.cfg.API.DecisionLog {
 		// The decision log stops when the API does, also when the API fails (its address is
-		// taken): waiting for the process's end, it kept the process from ever ending.
-		dctx, cancelLog := context.WithCancel(ctx)
+		// taken): waiting for the process's end, it kept the process from ever ending. Not with
+		// ctx, though: the checks still in flight when the process is told to stop are answered
+		// by the drain below, and their verdicts must still be published (stopping with ctx, the
+		// log had drained its queue before they were recorded, and lost them).
+		dctx, cancelLog := context.WithCancel(context.WithoutCancel(ctx))
 		dl, stop := a.startDecisionLog(dctx, host)
 		defer func() { cancelLog(); stop() }()
 		opts = append(opts, api.WithDecisionLog(dl))

@@ -1,0 +1,91 @@
+//go:build integration
+
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/riskflow/riskflow/schemas"
+)
+
+// slowCheck starts a check on its own connection and sends all of it but the last bytes of the
+// body: the request is in flight until finish sends them and reads the answer.
+func slowCheck(t *testing.T, addr, exID string) (finish func() (int, schemas.RiskCheck)) {
+	t.Helper()
+	body := fmt.Sprintf(`{"phone":"13800138000","ip":"203.0.113.7","app_id":"it-app","ex_id":%q}`, exID)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "POST /v1/risk/check HTTP/1.1\r\nHost: riskflow\r\nAuthorization: Basic aXQtYXBwOml0LXNlY3JldA==\r\n"+
+		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:10])
+	return func() (int, schemas.RiskCheck) {
+		t.Helper()
+		if _, err := conn.Write([]byte(body[10:])); err != nil {
+			t.Fatalf("in-flight check %s: send the rest of the body: %v", exID, err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("in-flight check %s: no answer: %v", exID, err)
+		}
+		defer resp.Body.Close()
+		var rc schemas.RiskCheck
+		_ = json.NewDecoder(resp.Body).Decode(&rc)
+		return resp.StatusCode, rc
+	}
+}
+
+// decisionIDs reads the ids of every decision on the env's decision log topic.
+func (e *env) decisionIDs(t *testing.T) map[string]bool {
+	t.Helper()
+	ids := map[string]bool{}
+	for _, m := range readAllPartitions(t, e.decisions, int(topicEnd(t, e.decisions))) {
+		var d schemas.Decision
+		if err := json.Unmarshal(m.Value, &d); err != nil {
+			t.Fatalf("decision %s: %v", m.Value, err)
+		}
+		ids[d.DecisionID] = true
+	}
+	return ids
+}
+
+// An API node stopped with SIGTERM while a check is in flight (its body still arriving, as from
+// a slow client) answers it, and the verdict it served reaches the decision log like any other.
+// The decision log used to stop with the signal, before the HTTP server had drained: a check
+// answered 200 a second after SIGTERM was never on risk.decisions (recorded, neither published
+// nor counted as dropped).
+func TestSIGTERMLogsTheDecisionsOfInFlightChecks(t *testing.T) {
+	e := newEnv(t)
+	e.dropTopicsAtEnd()
+	addr := freeAddr(t)
+	p := e.start("api", "--listen", addr)
+	waitHTTP(t, "http://"+addr+"/readyz")
+
+	finish := slowCheck(t, addr, "in-flight")
+	time.Sleep(200 * time.Millisecond) // the server has read the request's head
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	// What the decision log had queued when the signal came is long published; the in-flight
+	// check is still being drained by the HTTP server.
+	time.Sleep(time.Second)
+	code, rc := finish()
+	if code != http.StatusOK || rc.ID == "" {
+		t.Fatalf("in-flight check after SIGTERM: %d %+v", code, rc)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the node did not stop within 30 s of SIGTERM")
+	}
+	if ids := e.decisionIDs(t); !ids[rc.ID] {
+		t.Errorf("the verdict %s served after SIGTERM is not on %s (%d decisions there); node log:\n%s", rc.ID, e.decisions, len(ids), strings.TrimSpace(tail(p.log, 15)))
+	}
+}
