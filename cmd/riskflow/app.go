@@ -564,6 +564,23 @@ func (a *app) runAPI(ctx context.Context, sl *apiServer, serving func() error, r
 		defer func() { cancelLog(); stop() }()
 		opts = append(opts, api.WithDecisionLog(dl))
 	}
+	// Told to stop, the node fails /readyz first (while it still answers everything else), so a
+	// load balancer probing it takes it out of rotation before its listener closes.
+	var stopping atomic.Bool
+	if ready == nil {
+		ready = func(...string) error { return nil }
+	}
+	probe := ready
+	ready = func(exclude ...string) error {
+		err := probe(exclude...)
+		switch {
+		case !stopping.Load() || errors.Is(err, api.ErrUnknownCheck):
+			return err
+		case err != nil:
+			return fmt.Errorf("%w; %v", errShuttingDown, err)
+		}
+		return errShuttingDown
+	}
 	ac := a.cfg.API.Config
 	ac.NodeID = nodePrefix(host)
 	srv := api.New(ac, a.scorer, &pipeline.Publisher{W: events, Hasher: a.hasher},
@@ -580,6 +597,15 @@ func (a *app) runAPI(ctx context.Context, sl *apiServer, serving func() error, r
 		return fmt.Errorf("api: serve: %w", err)
 	case <-ctx.Done():
 	}
+	stopping.Store(true)
+	if d := a.cfg.API.ShutdownDelay.D(); d > 0 {
+		a.log.Info("api stopping: /readyz fails while checks are still answered, then the listener closes", "api.shutdown_delay", d)
+		select {
+		case err := <-sl.errc:
+			return fmt.Errorf("api: serve: %w", err)
+		case <-time.After(d):
+		}
+	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := hs.Shutdown(shutCtx); err != nil {
@@ -590,6 +616,9 @@ func (a *app) runAPI(ctx context.Context, sl *apiServer, serving func() error, r
 	}
 	return nil
 }
+
+// errShuttingDown is what /readyz says of a node told to stop.
+var errShuttingDown = errors.New("shutting down: this node stops taking checks (api.shutdown_delay)")
 
 // bootID tells this process's response ids from those of every other process, including earlier
 // runs on the same host: the sequence behind the prefix restarts at 1, and hostnames cut to 8

@@ -115,6 +115,10 @@ type APIConfig struct {
 	// the verdicts waiting for Kafka (beyond it they are dropped and counted, never waited for).
 	DecisionLog   bool `yaml:"decision_log"`
 	DecisionQueue int  `yaml:"decision_queue"`
+	// ShutdownDelay is how long a node told to stop (SIGTERM) keeps serving with /readyz failing
+	// before it closes its listener and drains: the time a load balancer needs to notice and
+	// send the checks elsewhere. 0: the listener closes at once.
+	ShutdownDelay Duration `yaml:"shutdown_delay"`
 }
 
 // ScoringConfig is the scorer's data and rules; package scoring's Config (windows,
@@ -265,6 +269,9 @@ func (c *Config) Validate() error {
 	}
 	if c.API.MaxStaleness.D() <= 0 {
 		bad("api.max_staleness", "must be positive")
+	}
+	if c.API.ShutdownDelay.D() < 0 || c.API.ShutdownDelay.D() > 5*time.Minute {
+		bad("api.shutdown_delay", "%s is outside 0..5m", c.API.ShutdownDelay.D())
 	}
 	if c.API.ReadyMaxLag < 0 {
 		bad("api.ready_max_lag", "must not be negative")

@@ -607,7 +607,7 @@ func TestNoKeyLost(t *testing.T) {
 		clickhouse.addr clickhouse.database clickhouse.username clickhouse.password clickhouse.batch_size
 		clickhouse.flush_interval clickhouse.breaker_failures clickhouse.breaker_open_for
 		api.listen api.keys api.admin_keys api.max_body_bytes api.rate_per_app api.events_rate_per_app
-		api.auth_failures_per_minute api.trusted_proxies api.tls_cert api.tls_key api.ready_max_lag api.max_staleness ops.listen
+		api.auth_failures_per_minute api.trusted_proxies api.tls_cert api.tls_key api.ready_max_lag api.max_staleness api.shutdown_delay ops.listen
 		scoring.rules scoring.reload_interval scoring.segments scoring.lists scoring.provinces scoring.geo_city
 		scoring.geo_asn scoring.idc_list scoring.windows scoring.max_entries_per_key scoring.phone_hash_key
 		scoring.replay scoring.feed_wait scoring.snapshot_dir scoring.snapshot_interval log.level log.format`) {

@@ -89,3 +89,74 @@ func TestSIGTERMLogsTheDecisionsOfInFlightChecks(t *testing.T) {
 		t.Errorf("the verdict %s served after SIGTERM is not on %s (%d decisions there); node log:\n%s", rc.ID, e.decisions, len(ids), strings.TrimSpace(tail(p.log, 15)))
 	}
 }
+
+// With api.shutdown_delay, an API node told to stop (SIGTERM) first fails /readyz — on the same
+// address, still listening — while it goes on answering checks, so that a load balancer probing
+// /readyz drains it; then it closes the listener, answers what is in flight, and every verdict it
+// served is on the decision log. (Its listener used to close with the signal: /readyz was refused
+// a connection, never 503, and a balancer learned the node was gone from failed checks.)
+func TestSIGTERMFailsReadinessBeforeTheListenerCloses(t *testing.T) {
+	e := newEnv(t)
+	e.dropTopicsAtEnd()
+	addr := freeAddr(t)
+	p := e.start("api", "--listen", addr, "--set", "api.shutdown_delay=3s")
+	waitHTTP(t, "http://"+addr+"/readyz")
+	api := newAPIClient(addr)
+
+	finish := slowCheck(t, addr, "in-flight")
+	time.Sleep(200 * time.Millisecond) // the server has read the request's head
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+
+	var readyz int
+	var content string
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			t.Fatalf("/readyz after SIGTERM, within api.shutdown_delay: %v (the listener closed before readiness failed)", err)
+		}
+		var eb schemas.ErrorBody
+		_ = json.NewDecoder(resp.Body).Decode(&eb)
+		resp.Body.Close()
+		if readyz, content = resp.StatusCode, eb.Content; readyz == http.StatusServiceUnavailable {
+			break
+		}
+	}
+	if readyz != http.StatusServiceUnavailable || !strings.Contains(content, "shutting down") {
+		t.Fatalf("/readyz after SIGTERM: %d %q, want 503 saying the node is shutting down", readyz, content)
+	}
+	// Still taking checks meanwhile, on new connections too.
+	code, _, b, err := api.post("/v1/risk/check", []byte(`{"phone":"13800138001","ip":"203.0.113.8","app_id":"it-app","ex_id":"draining"}`))
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("check while draining: %d %s %v", code, b, err)
+	}
+	var during schemas.RiskCheck
+	if err := json.Unmarshal(b, &during); err != nil {
+		t.Fatal(err)
+	}
+	// Then the listener closes; the check in flight is still answered.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err != nil {
+			break
+		} else {
+			c.Close()
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the listener did not close within 20 s of SIGTERM")
+		}
+	}
+	code, inflight := finish()
+	if code != http.StatusOK || inflight.ID == "" {
+		t.Fatalf("in-flight check after the listener closed: %d %+v", code, inflight)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the node did not stop within 30 s of SIGTERM")
+	}
+	ids := e.decisionIDs(t)
+	for _, id := range []string{during.ID, inflight.ID} {
+		if !ids[id] {
+			t.Errorf("verdict %s served while stopping is not on %s (%d decisions there)", id, e.decisions, len(ids))
+		}
+	}
+}
