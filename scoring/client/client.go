@@ -141,7 +141,8 @@ func (c *Client) Check(ctx context.Context, req schemas.CheckRequest) (schemas.R
 	if err := ctx.Err(); err != nil {
 		return c.unavailable(req, &callerEnded{err})
 	}
-	rc, err := c.cb.Execute(func() (schemas.RiskCheck, error) { return c.call(ctx, req.Phone, body) })
+	start := time.Now()
+	rc, err := c.cb.Execute(func() (schemas.RiskCheck, error) { return c.call(ctx, start, req.Phone, body) })
 	if err == nil {
 		return rc, nil
 	}
@@ -176,8 +177,9 @@ func (c *Client) unavailable(req schemas.CheckRequest, cause error) (schemas.Ris
 }
 
 // call makes one HTTP request under the per-call timeout and classifies its failure for the
-// breaker: a failure after the caller's context ended is wrapped in callerEnded.
-func (c *Client) call(parent context.Context, phone string, body []byte) (schemas.RiskCheck, error) {
+// breaker: a failure after the caller's context ended is wrapped in callerEnded, unless the
+// caller's deadline gave riskflow a fair chance (callerDeadline, counted).
+func (c *Client) call(parent context.Context, start time.Time, phone string, body []byte) (schemas.RiskCheck, error) {
 	ctx, cancel := context.WithTimeout(parent, c.timeout)
 	defer cancel()
 	rc, err := c.post(ctx, phone, body)
@@ -187,12 +189,23 @@ func (c *Client) call(parent context.Context, phone string, body []byte) (schema
 	var api *APIError
 	switch {
 	case errors.As(err, &api):
+	case parent.Err() != nil && errors.Is(parent.Err(), context.DeadlineExceeded) && c.fairBudget(parent, start):
+		// riskflow had the time it needs and did not answer: a hung node must open the breaker
+		// for callers that pass their own budget too, or each of their logins waits it out.
+		err = &callerDeadline{wrapCtxErr(err, parent.Err())}
 	case parent.Err() != nil:
 		err = &callerEnded{wrapCtxErr(err, parent.Err())}
 	case ctx.Err() != nil:
 		err = wrapCtxErr(err, ctx.Err())
 	}
 	return rc, err
+}
+
+// fairBudget reports whether the caller's deadline left the call, started at start, at least
+// FairBudget (or the client's whole timeout, if shorter).
+func (c *Client) fairBudget(ctx context.Context, start time.Time) bool {
+	dl, ok := ctx.Deadline()
+	return ok && dl.Sub(start) >= min(FairBudget, c.timeout)
 }
 
 // wrapCtxErr makes sure ctxErr is in err's chain, so that errors.Is(err, context.DeadlineExceeded)

@@ -406,13 +406,18 @@ func TestFailedProbeReopens(t *testing.T) {
 func TestCallerDeadlineShorterThanTimeout(t *testing.T) {
 	var hits atomic.Int64
 	srv := newStuckServer(t, &hits)
-	// The client would wait an hour; only the caller's 20 ms deadline can end these calls.
+	// The client would wait an hour; only the caller's deadline can end these calls.
 	c := newClient(t, srv.URL, WithTimeout(time.Hour),
 		WithBreakerSettings(BreakerSettings{ConsecutiveFailures: 2, OpenTimeout: time.Minute}))
+	check := func(budget time.Duration) (schemas.RiskCheck, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), budget)
+		defer cancel()
+		return checkWithGuard(t, c, ctx)
+	}
+	// A budget nearly spent before the call (2 ms, under FairBudget) ran out on the caller's
+	// side, not riskflow's: the breaker does not count these.
 	for range 4 {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-		rc, err := checkWithGuard(t, c, ctx)
-		cancel()
+		rc, err := check(2 * time.Millisecond)
 		ue := unavailable(t, err)
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("err = %v, want context.DeadlineExceeded in the chain", err)
@@ -422,9 +427,30 @@ func TestCallerDeadlineShorterThanTimeout(t *testing.T) {
 		}
 		assertFailVerdict(t, rc, 0)
 	}
-	// The caller's budget ran out, not riskflow's: the breaker does not count these.
 	if s := c.BreakerState(); s != "closed" {
-		t.Errorf("BreakerState = %q, want closed", s)
+		t.Fatalf("BreakerState = %q after calls given 2 ms, want closed", s)
+	}
+	// A caller that gives riskflow a fair budget (20 ms) and gets nothing is riskflow's
+	// failure: a hung node opens the breaker for callers passing their own budget too (it
+	// never did: every login of a verify service with a 30 ms budget waited the 30 ms).
+	for range 2 {
+		rc, err := check(20 * time.Millisecond)
+		if ue := unavailable(t, err); !errors.Is(err, context.DeadlineExceeded) || ue.Reason != "caller's deadline passed before riskflow answered" {
+			t.Errorf("err = %v, reason %q", err, ue.Reason)
+		}
+		assertFailVerdict(t, rc, 0)
+	}
+	if s := c.BreakerState(); s != "open" {
+		t.Errorf("BreakerState = %q after 2 calls given 20 ms by the caller and unanswered, want open", s)
+	}
+	sent := hits.Load()
+	rc, err := check(20 * time.Millisecond)
+	if unavailable(t, err); !errors.Is(err, ErrBreakerOpen) {
+		t.Errorf("err = %v, want ErrBreakerOpen", err)
+	}
+	assertFailVerdict(t, rc, 0)
+	if n := hits.Load(); n != sent {
+		t.Errorf("the open breaker let a request through (%d, then %d)", sent, n)
 	}
 }
 

@@ -21,7 +21,10 @@
 //     credentials, 413 too large). It is not an outage: Check returns an *APIError and no verdict
 //     whatever the policy, and the breaker does not count it as a failure.
 //   - If the caller's context ends first (the login request went away, or the caller's own budget
-//     ran out), the call is not held against riskflow: the breaker ignores it.
+//     ran out before riskflow had FairBudget, 10 ms, to answer), the call is not held against
+//     riskflow: the breaker ignores it. A caller's deadline that gave riskflow at least FairBudget
+//     counts as a timeout, so that a hung riskflow opens the breaker for callers passing their
+//     own budgets too.
 //
 // The usual handler therefore reads:
 //

@@ -92,10 +92,18 @@ type callerEnded struct{ err error }
 func (e *callerEnded) Error() string { return e.err.Error() }
 func (e *callerEnded) Unwrap() error { return e.err }
 
+// callerDeadline marks a call ended by the caller's deadline after riskflow had at least
+// FairBudget to answer: the breaker counts it as the timeout it is.
+type callerDeadline struct{ err error }
+
+func (e *callerDeadline) Error() string { return e.err.Error() }
+func (e *callerDeadline) Unwrap() error { return e.err }
+
 // reason gives the fixed, phone-free text of a verdict's risk_unavailable detail.
 func (c *Client) reason(cause error) string {
 	var (
 		ce  *callerEnded
+		cd  *callerDeadline
 		api *APIError
 	)
 	switch {
@@ -103,7 +111,7 @@ func (c *Client) reason(cause error) string {
 		return "risk check skipped: circuit breaker open after repeated riskflow failures"
 	case errors.As(cause, &ce) && errors.Is(cause, context.Canceled):
 		return "risk check canceled by the caller"
-	case errors.As(cause, &ce):
+	case errors.As(cause, &ce), errors.As(cause, &cd):
 		return "caller's deadline passed before riskflow answered"
 	case errors.Is(cause, context.DeadlineExceeded):
 		return fmt.Sprintf("riskflow did not answer within %s", c.timeout)

@@ -24,6 +24,14 @@ const (
 	// are scored again within a second of riskflow's recovery.
 	DefaultBreakerOpenTimeout = time.Second
 
+	// FairBudget is the least time a caller's own deadline must leave a Check for its expiry to
+	// count against riskflow in the breaker (or the client's timeout, if shorter). A healthy
+	// answer takes a few milliseconds; a caller whose budget was nearly spent before it called
+	// is not riskflow's failure, but one that gave 30 ms to a hung node is: without this, a
+	// verify service passing its own 30 ms budget never opened the breaker, and every login
+	// waited the 30 ms for as long as the node hung.
+	FairBudget = 10 * time.Millisecond
+
 	// MaxResponseBytes caps how much of a response body is read. A verdict is a few hundred bytes.
 	MaxResponseBytes = 64 << 10
 )
@@ -59,7 +67,8 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 
 // BreakerSettings are the circuit breaker's knobs. Failures that count: timeouts, connection
 // errors, unusable answers, and HTTP 5xx, 408 and 429. A 4xx answer counts as a success (riskflow
-// is up and answering); a call whose caller's context ended first is not counted at all.
+// is up and answering); a call whose caller's context ended first is not counted at all — unless
+// it was the caller's deadline and the call had at least FairBudget: then it is a timeout.
 type BreakerSettings struct {
 	// ConsecutiveFailures opens the breaker (default DefaultBreakerFailures).
 	ConsecutiveFailures uint32
