@@ -600,6 +600,9 @@ func (a *app) runAPI(ctx context.Context, sl *apiServer, serving func() error, r
 	stopping.Store(true)
 	if d := a.cfg.API.ShutdownDelay.D(); d > 0 {
 		a.log.Info("api stopping: /readyz fails while checks are still answered, then the listener closes", "api.shutdown_delay", d)
+		// Each answer from now on closes its connection: a client's pooled connections, which a
+		// layer-4 balancer (a Kubernetes Service) pins to this node, move to the nodes that stay.
+		hs.SetKeepAlivesEnabled(false)
 		select {
 		case err := <-sl.errc:
 			return fmt.Errorf("api: serve: %w", err)

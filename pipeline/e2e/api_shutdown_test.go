@@ -18,7 +18,7 @@ import (
 
 // slowCheck starts a check on its own connection and sends all of it but the last bytes of the
 // body: the request is in flight until finish sends them and reads the answer.
-func slowCheck(t *testing.T, addr, exID string) (finish func() (int, schemas.RiskCheck)) {
+func slowCheck(t *testing.T, addr, exID string) (finish func() (code int, rc schemas.RiskCheck, closes bool)) {
 	t.Helper()
 	body := fmt.Sprintf(`{"phone":"13800138000","ip":"203.0.113.7","app_id":"it-app","ex_id":%q}`, exID)
 	conn, err := net.Dial("tcp", addr)
@@ -28,7 +28,7 @@ func slowCheck(t *testing.T, addr, exID string) (finish func() (int, schemas.Ris
 	t.Cleanup(func() { conn.Close() })
 	fmt.Fprintf(conn, "POST /v1/risk/check HTTP/1.1\r\nHost: riskflow\r\nAuthorization: Basic aXQtYXBwOml0LXNlY3JldA==\r\n"+
 		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:10])
-	return func() (int, schemas.RiskCheck) {
+	return func() (int, schemas.RiskCheck, bool) {
 		t.Helper()
 		if _, err := conn.Write([]byte(body[10:])); err != nil {
 			t.Fatalf("in-flight check %s: send the rest of the body: %v", exID, err)
@@ -40,7 +40,7 @@ func slowCheck(t *testing.T, addr, exID string) (finish func() (int, schemas.Ris
 		defer resp.Body.Close()
 		var rc schemas.RiskCheck
 		_ = json.NewDecoder(resp.Body).Decode(&rc)
-		return resp.StatusCode, rc
+		return resp.StatusCode, rc, resp.Close
 	}
 }
 
@@ -76,7 +76,7 @@ func TestSIGTERMLogsTheDecisionsOfInFlightChecks(t *testing.T) {
 	// What the decision log had queued when the signal came is long published; the in-flight
 	// check is still being drained by the HTTP server.
 	time.Sleep(time.Second)
-	code, rc := finish()
+	code, rc, _ := finish()
 	if code != http.StatusOK || rc.ID == "" {
 		t.Fatalf("in-flight check after SIGTERM: %d %+v", code, rc)
 	}
@@ -101,7 +101,6 @@ func TestSIGTERMFailsReadinessBeforeTheListenerCloses(t *testing.T) {
 	addr := freeAddr(t)
 	p := e.start("api", "--listen", addr, "--set", "api.shutdown_delay=3s")
 	waitHTTP(t, "http://"+addr+"/readyz")
-	api := newAPIClient(addr)
 
 	finish := slowCheck(t, addr, "in-flight")
 	time.Sleep(200 * time.Millisecond) // the server has read the request's head
@@ -125,13 +124,14 @@ func TestSIGTERMFailsReadinessBeforeTheListenerCloses(t *testing.T) {
 		t.Fatalf("/readyz after SIGTERM: %d %q, want 503 saying the node is shutting down", readyz, content)
 	}
 	// Still taking checks meanwhile, on new connections too.
-	code, _, b, err := api.post("/v1/risk/check", []byte(`{"phone":"13800138001","ip":"203.0.113.8","app_id":"it-app","ex_id":"draining"}`))
-	if err != nil || code != http.StatusOK {
-		t.Fatalf("check while draining: %d %s %v", code, b, err)
+	// …each answer closing its connection, so that pooled connections (pinned to this node by
+	// a layer-4 balancer) move to the nodes that stay.
+	code, during, closes := slowCheck(t, addr, "draining")()
+	if code != http.StatusOK || during.ID == "" {
+		t.Fatalf("check while draining: %d %+v", code, during)
 	}
-	var during schemas.RiskCheck
-	if err := json.Unmarshal(b, &during); err != nil {
-		t.Fatal(err)
+	if !closes {
+		t.Error("check while draining: the answer keeps the connection open, want Connection: close")
 	}
 	// Then the listener closes; the check in flight is still answered.
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
@@ -144,7 +144,7 @@ func TestSIGTERMFailsReadinessBeforeTheListenerCloses(t *testing.T) {
 			t.Fatal("the listener did not close within 20 s of SIGTERM")
 		}
 	}
-	code, inflight := finish()
+	code, inflight, _ := finish()
 	if code != http.StatusOK || inflight.ID == "" {
 		t.Fatalf("in-flight check after the listener closed: %d %+v", code, inflight)
 	}
