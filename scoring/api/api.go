@@ -27,6 +27,7 @@ import (
 	"mime"
 	"net/http"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -532,7 +533,12 @@ func (s *Server) body(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		if errors.As(err, &mbe) {
 			return nil, err
 		}
-		return nil, &httpError{status: http.StatusBadRequest, msg: "read body: " + err.Error()}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// A body trickling in (slowloris) until the server's read timeout: say so, without
+			// the connection's addresses a net error spells out.
+			return nil, &httpError{status: http.StatusRequestTimeout, msg: "body: not received in full within the server's read timeout: send the request at once"}
+		}
+		return nil, &httpError{status: http.StatusBadRequest, msg: "body: cannot be read: " + err.Error()}
 	}
 	return b, nil
 }

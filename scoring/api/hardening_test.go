@@ -1,16 +1,20 @@
 package api_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/riskflow/riskflow/internal/syncbuf"
 	"github.com/riskflow/riskflow/schemas"
@@ -681,5 +685,36 @@ func TestAdminBodiesRefuseBadTextAndRepeatedMembers(t *testing.T) {
 	}
 	if len(ex.got) != 0 || len(lb.labels) != 0 {
 		t.Errorf("refused bodies reached the state or the labels: %+v %+v", ex.got, lb.labels)
+	}
+}
+
+// A body that trickles in (slowloris) until the server's read timeout is a 408 naming the body,
+// not a 400 "read body: read tcp 127.0.0.1:18602->127.0.0.1:46138: i/o timeout" spelling out the
+// connection (what a real node answered after 5 s).
+func TestSlowBodyIsARequestTimeout(t *testing.T) {
+	f := newFixture(t, api.Config{})
+	srv := httptest.NewUnstartedServer(f.srv)
+	srv.Config.ReadTimeout = 300 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	for _, path := range []string{"/v1/risk/check", "/v1/events"} {
+		conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Head and part of the body; the rest never comes.
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: riskflow\r\nAuthorization: Basic YXBwMTpzZWNyZXQx\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+			path, len(checkBody), checkBody[:5])
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%s: no answer to a slow body: %v", path, err)
+		}
+		var eb schemas.ErrorBody
+		_ = json.NewDecoder(resp.Body).Decode(&eb)
+		resp.Body.Close()
+		conn.Close()
+		if resp.StatusCode != http.StatusRequestTimeout || !strings.HasPrefix(eb.Content, "body: ") || strings.Contains(eb.Content, "127.0.0.1") {
+			t.Errorf("%s: slow body: %d %q, want 408 naming the body (and no addresses)", path, resp.StatusCode, eb.Content)
+		}
 	}
 }
