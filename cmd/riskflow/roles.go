@@ -285,10 +285,25 @@ func (a *app) start(ctx context.Context, p plan, o startOptions) (*errgroup.Grou
 		}
 		g.Go(func() error { a.rules.Run(gctx); return nil })
 	}
+	// An API node told to stop keeps answering checks for api.shutdown_delay and its drain: its
+	// feature state and lists keep following Kafka until the API has stopped, or its answers
+	// would miss what happened meanwhile (a token's first use, a burst). A failing group (not
+	// a signal) stops them at once.
+	feedCtx, stopFeed := gctx, func() {}
+	if p.has(partAPI) && a.cfg.API.ShutdownDelay.D() > 0 {
+		var cancel context.CancelFunc
+		feedCtx, cancel = context.WithCancel(context.WithoutCancel(gctx))
+		stopFeed = cancel
+		context.AfterFunc(gctx, func() {
+			if ctx.Err() == nil {
+				cancel()
+			}
+		})
+	}
 	var feed *pipeline.Feed
 	if p.has(partFeed) {
-		feed = a.startFeed(gctx, g) // the feature state, fed from every partition
-		a.startLists(gctx, g)       // the lists: the file and the entries added on any node
+		feed = a.startFeed(feedCtx, g) // the feature state, fed from every partition
+		a.startLists(feedCtx, g)       // the lists: the file and the entries added on any node
 	}
 	if p.has(partScorer) {
 		g.Go(func() error { return a.runScorer(gctx, feed) })
@@ -298,11 +313,13 @@ func (a *app) start(ctx context.Context, p plan, o startOptions) (*errgroup.Grou
 	}
 	if p.has(partAPI) {
 		if feed == nil {
+			stopFeed()
 			return failed(fmt.Errorf("plan %v: the api part needs the feed", p.partList())) // roleTable guarantees it
 		}
 		srv := apiSrv
 		apiSrv = nil
 		g.Go(func() error {
+			defer stopFeed()
 			return a.runAPI(gctx, srv, listsServing(a.lists, replicaServing(feed)), a.health.ready, o.onListen)
 		})
 	}

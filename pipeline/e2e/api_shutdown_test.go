@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -159,4 +160,62 @@ func TestSIGTERMFailsReadinessBeforeTheListenerCloses(t *testing.T) {
 			t.Errorf("verdict %s served while stopping is not on %s (%d decisions there)", id, e.decisions, len(ids))
 		}
 	}
+}
+
+// A node draining (api.shutdown_delay) still follows Kafka: a burst of failed attempts published
+// after the signal moves its verdicts as it would on any other node. (Its feature state stopped
+// with the signal: for the whole delay it answered from a frozen state.)
+func TestSIGTERMDrainingNodeKeepsFollowingKafka(t *testing.T) {
+	e := newEnv(t)
+	e.dropTopicsAtEnd()
+	addr := freeAddr(t)
+	p := e.start("api", "--listen", addr, "--set", "api.shutdown_delay=6s")
+	waitHTTP(t, "http://"+addr+"/readyz")
+	api := newAPIClient(addr)
+	const check = `{"phone":"13911112222","ip":"203.0.113.50","app_id":"it-app","carrier":"CM"}`
+	if code, _, b, err := api.post("/v1/risk/check", []byte(check)); err != nil || code != http.StatusOK || !strings.Contains(string(b), `"score":0`) {
+		t.Fatalf("check before the burst: %d %s %v", code, b, err)
+	}
+
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	waitStatus(t, "http://"+addr+"/readyz", http.StatusServiceUnavailable)
+	now := time.Now().UTC()
+	var burst [][]byte
+	for i := range 20 {
+		burst = append(burst, []byte(fmt.Sprintf(`{"event_id":"fail-%d","ts":%q,"app_id":"it-app","flow":"one_click_login","phone":"13911112222","ip":"203.0.113.50","carrier":"CM","outcome":"fail","error_code":"103911"}`,
+			i, now.Add(time.Duration(i)*time.Millisecond).Format(time.RFC3339Nano))))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	e.produce(ctx, e.writer(), burst)
+
+	var last string
+	for {
+		code, _, b, err := api.post("/v1/risk/check", []byte(check))
+		if err != nil {
+			t.Fatalf("the draining node never saw the burst published after SIGTERM; its last verdict: %s", last)
+		}
+		if code == http.StatusOK {
+			last = string(b)
+			var rc schemas.RiskCheck
+			if json.Unmarshal(b, &rc) == nil && rc.Score >= 600 {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitStatus polls url until it answers status (a minute at most).
+func waitStatus(t *testing.T, url string, status int) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == status {
+				return
+			}
+		}
+	}
+	t.Fatalf("%s did not answer %d within a minute", url, status)
 }
