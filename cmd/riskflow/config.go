@@ -539,6 +539,11 @@ func yamlValueError(t reflect.Type, n *yaml.Node, err error) string {
 	case t.Kind() == reflect.Slice:
 		return fmt.Sprintf("expected a list like [a, b] (or one \"- item\" per line), got %s", got)
 	case t.Kind() == reflect.Map:
+		if n.Kind == yaml.ScalarNode {
+			// Not quoted: the maps are api.keys and api.admin_keys, and "keys: app1:secret1" on one
+			// line is a single value holding a secret.
+			return "expected key: value pairs (one \"name: secret\" per line), got a single value"
+		}
 		return fmt.Sprintf("expected key: value pairs, got %s", got)
 	case t.Kind() == reflect.Int || t.Kind() == reflect.Int64:
 		return fmt.Sprintf("%s is not an integer", got)

@@ -493,6 +493,13 @@ func TestLoadConfigYAMLErrorsNameTheKey(t *testing.T) {
 			t.Errorf("%q: error names Go or YAML types: %v", c.yaml, err)
 		}
 	}
+	// A map written on one line is a single value: its text (a secret) is not quoted back.
+	for _, y := range []string{"api:\n  keys: app1:s3cret-one\n", "api:\n  admin_keys: alice:s3cret-one\n", "api:\n  keys: s3cret-one\n"} {
+		_, err := LoadConfig(writeFile(t, "c.yaml", y), nil, nil)
+		if err == nil || !strings.Contains(err.Error(), "expected key: value pairs") || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%q: error %v\nwant it to say key: value pairs without the value", y, err)
+		}
+	}
 	// Every bad key is reported at once.
 	_, err := LoadConfig(writeFile(t, "c.yaml", "kafka:\n  brokers: k1\n  partitions: x\n"), nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "kafka.brokers") || !strings.Contains(err.Error(), "kafka.partitions") {
