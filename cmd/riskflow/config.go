@@ -372,7 +372,8 @@ func LoadConfig(path string, environ []string, sets []string) (Config, error) {
 	for _, s := range sets {
 		key, val, ok := strings.Cut(s, "=")
 		if !ok {
-			return c, fmt.Errorf("--set %q: expected section.key=value", s)
+			// Only the key-like start is shown: "api.keys:app1:secret1" holds a secret after it.
+			return c, fmt.Errorf("--set %s…: expected section.key=value (no \"=\" given; the rest is not shown)", keyPrefix(s))
 		}
 		if _, known := keys.paths[key]; !known {
 			return c, fmt.Errorf("--set %s: unknown key (known: %s)", key, strings.Join(keys.sorted(), ", "))
@@ -382,6 +383,17 @@ func LoadConfig(path string, environ []string, sets []string) (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// keyPrefix is the start of s that looks like a key (letters, digits, _ and .), at most 64 bytes.
+func keyPrefix(s string) string {
+	i := strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.')
+	})
+	if i < 0 {
+		i = len(s)
+	}
+	return s[:min(i, 64)]
 }
 
 // applyEnv sets the keys named by RISKFLOW_<SECTION>_<KEY> variables, or read from the file named

@@ -247,6 +247,13 @@ func TestLoadConfigSet(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "section.key=value") {
 		t.Errorf("--set without =: %v", err)
 	}
+	// A colon typed for the "=" leaves a secret in the argument: the error names the key only.
+	for _, arg := range []string{"api.keys:app1:s3cret-one", "api.admin_keys alice:s3cret-one"} {
+		_, err = LoadConfig("", nil, []string{arg})
+		if err == nil || !strings.Contains(err.Error(), "section.key=value") || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("--set %s: %v; want the key without the secret", arg, err)
+		}
+	}
 	_, err = LoadConfig("", nil, []string{"kafka.partitions=lots"})
 	if err == nil || !strings.Contains(err.Error(), "--set kafka.partitions") {
 		t.Errorf("bad --set value: %v", err)
