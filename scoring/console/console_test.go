@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riskflow/riskflow/internal/syncbuf"
 	"github.com/riskflow/riskflow/scoring/api"
 	"github.com/riskflow/riskflow/scoring/backtest"
 	"github.com/riskflow/riskflow/scoring/console"
@@ -230,6 +232,31 @@ func TestSessionCookieFlags(t *testing.T) {
 	ck := rec.Result().Cookies()
 	if len(ck) != 1 || !ck[0].Secure || !ck[0].HttpOnly || ck[0].SameSite != http.SameSiteStrictMode || ck[0].Path != "/console" {
 		t.Fatalf("cookie %+v: want Secure, HttpOnly, SameSite=Strict, Path=/console", ck)
+	}
+}
+
+// A failed login is in the node's log with the admin name (when it is one) and the client, never
+// the secret nor a name that is no admin's (a secret typed into the name field).
+func TestFailedLoginIsLogged(t *testing.T) {
+	var buf syncbuf.Buffer
+	s, err := console.New(console.Deps{Admins: map[string]string{"alice": "a-secret"}}, slog.New(slog.NewTextHandler(&buf, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, form := range []string{"name=alice&secret=guess-one", "name=a-secret-typo&secret=guess-two", "name=alice&secret=a-secret"} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, "/console/login", strings.NewReader(form))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		s.ServeHTTP(rec, req)
+	}
+	out := buf.String()
+	if strings.Count(out, "console: failed login") != 2 || !strings.Contains(out, "admin=alice client=192.0.2.1") || !strings.Contains(out, `admin="(not an admin)"`) {
+		t.Errorf("failed logins not logged with admin and client:\n%s", out)
+	}
+	for _, secret := range []string{"guess-one", "guess-two", "a-secret"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the log holds %q:\n%s", secret, out)
+		}
 	}
 }
 

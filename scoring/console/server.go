@@ -317,11 +317,21 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusBadRequest, "login", nil, p)
 		return
 	}
-	ss, err := s.sess.login(s.d.ClientAddr(r), who, secret)
+	client := s.d.ClientAddr(r)
+	ss, err := s.sess.login(client, who, secret)
 	if err != nil {
 		status := http.StatusUnauthorized
 		if errors.Is(err, errThrottled) {
 			status = http.StatusTooManyRequests
+		} else {
+			// The audit trail of a guessing client (at most maxFails lines a minute per address:
+			// then it is throttled). A name that is no admin's is not logged: it may be a secret
+			// typed into the wrong field.
+			name := who
+			if _, known := s.d.Admins[who]; !known {
+				name = "(not an admin)"
+			}
+			s.log.Warn("console: failed login", "admin", name, "client", client)
 		}
 		p.Errs["secret"] = err.Error()
 		s.render(w, r, status, "login", nil, p)
