@@ -135,10 +135,12 @@ type Server struct {
 	reg       prometheus.Gatherer
 	rules     RulesAdmin
 	admins    map[string]string
-	decisions DecisionLog
-	explainer Explainer
-	labeler   Labeler
-	fails     failureLog // 5xx answers, logged once per run (faillog.go)
+	// needApproval refuses PUT /v1/rules: a pack takes two admins (WithRulesApproval).
+	needApproval bool
+	decisions    DecisionLog
+	explainer    Explainer
+	labeler      Labeler
+	fails        failureLog // 5xx answers, logged once per run (faillog.go)
 }
 
 // Option configures a Server.

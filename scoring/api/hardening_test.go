@@ -110,6 +110,28 @@ func TestContentEncoding(t *testing.T) {
 	}
 }
 
+// With api.console_approvals 2 one admin's PUT /v1/rules would load a pack no second admin saw:
+// it is refused (nothing loaded), naming the setting; reading the rules stays open.
+func TestRulesPutRefusedWhenApprovalsRequired(t *testing.T) {
+	fr := &fakeRules{}
+	f := newFixture(t, api.Config{}, api.WithRulesAdmin(fr, map[string]string{"lead": "s3cret"}), api.WithRulesApproval(2))
+	w := f.do(t, http.MethodPut, "/v1/rules", "pack: p\n", basic("lead", "s3cret"))
+	errorBody(t, w, http.StatusForbidden, "rules: api.console_approvals is 2")
+	if fr.loaded != 0 {
+		t.Errorf("loaded %d packs through PUT with two approvals required, want none", fr.loaded)
+	}
+	if w := f.do(t, http.MethodGet, "/v1/rules", "", basic("lead", "s3cret")); w.Code != http.StatusOK {
+		t.Errorf("GET /v1/rules: %d %s", w.Code, w.Body)
+	}
+	// A wrong secret is still 401, not a hint that the route exists.
+	errorBody(t, f.do(t, http.MethodPut, "/v1/rules", "pack: p\n", basic("lead", "guess")), http.StatusUnauthorized, "authorization: unknown admin or wrong secret")
+	// One approval: PUT loads as before.
+	f1 := newFixture(t, api.Config{}, api.WithRulesAdmin(fr, map[string]string{"lead": "s3cret"}), api.WithRulesApproval(1))
+	if w := f1.do(t, http.MethodPut, "/v1/rules", "pack: p\n", basic("lead", "s3cret")); w.Code != http.StatusOK || fr.loaded != 1 {
+		t.Errorf("PUT with one approval: %d %s, loaded %d", w.Code, w.Body, fr.loaded)
+	}
+}
+
 // fakeRules accepts every pack.
 type fakeRules struct{ loaded int }
 

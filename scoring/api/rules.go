@@ -51,6 +51,14 @@ func WithRulesAdmin(r RulesAdmin, admins map[string]string) Option {
 	return func(s *Server) { s.rules, s.admins = r, admins }
 }
 
+// WithRulesApproval makes PUT /v1/rules answer 403 (nothing loaded) when approvals is 2 or more:
+// a new pack then takes a second admin (api.console_approvals), which the console's promotion
+// requests provide and one admin's PUT cannot. Reading and rolling back (to a version that was
+// live, as the console's rollback) stay open.
+func WithRulesApproval(approvals int) Option {
+	return func(s *Server) { s.needApproval = approvals >= 2 }
+}
+
 // adminAuth checks admin Basic credentials in constant time.
 func (s *Server) adminAuth(r *http.Request) (string, error) {
 	if s.rules == nil || len(s.admins) == 0 {
@@ -76,6 +84,9 @@ func (s *Server) handlePutRules(w http.ResponseWriter, r *http.Request) (int, er
 	who, err := s.adminAuth(r)
 	if err != nil {
 		return 0, err
+	}
+	if s.needApproval {
+		return 0, &httpError{status: http.StatusForbidden, msg: "rules: api.console_approvals is 2, so a new pack takes a second admin: request its promotion in the console (/console/rules/draft), where another admin approves it"}
 	}
 	if err := checkYAML(r); err != nil {
 		return 0, err
