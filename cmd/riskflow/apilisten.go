@@ -7,7 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -35,14 +38,67 @@ func (a *app) listenAPI(listen string) (net.Listener, error) {
 		return nil, fmt.Errorf("api: listen on %s (api.listen): %w%s", listen, err, addrInUseHint(err, "--listen or api.listen"))
 	}
 	if a.cfg.API.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(a.cfg.API.TLSCert, a.cfg.API.TLSKey)
+		certs, err := newCertReloader(a.cfg.API.TLSCert, a.cfg.API.TLSKey, a.log)
 		if err != nil {
 			ln.Close()
 			return nil, configError{fmt.Errorf("api.tls_cert: %w", err)}
 		}
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		ln = tls.NewListener(ln, &tls.Config{GetCertificate: certs.get, MinVersion: tls.VersionTLS12})
 	}
 	return ln, nil
+}
+
+// certReloader serves the key pair of api.tls_cert and api.tls_key, loaded again when either
+// file changes (modification time or size, looked at on each handshake): a rotated certificate
+// (cert-manager, a renewal) is served without a restart, where the pair read at start was served
+// until it expired. A pair that does not load (half-written, mismatched) leaves the previous one
+// in use, logged once per change of the files.
+type certReloader struct {
+	certFile, keyFile string
+	log               *slog.Logger
+	mu                sync.Mutex
+	cert              *tls.Certificate
+	stamp             string // the files' stamp when last loaded or tried
+}
+
+func newCertReloader(certFile, keyFile string, log *slog.Logger) (*certReloader, error) {
+	c := &certReloader{certFile: certFile, keyFile: keyFile, log: log, stamp: fileStamp(certFile, keyFile)}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	c.cert = &cert
+	return c, nil
+}
+
+// fileStamp is the modification times and sizes of files ("" for one that cannot be read).
+func fileStamp(files ...string) string {
+	var b strings.Builder
+	for _, f := range files {
+		if fi, err := os.Stat(f); err == nil {
+			fmt.Fprintf(&b, "%d/%d;", fi.ModTime().UnixNano(), fi.Size())
+		} else {
+			b.WriteString("-;")
+		}
+	}
+	return b.String()
+}
+
+func (c *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	stamp := fileStamp(c.certFile, c.keyFile)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if stamp != c.stamp {
+		c.stamp = stamp
+		cert, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
+		if err != nil {
+			c.log.Error("api.tls_cert changed but does not load: the previous certificate is still served", "err", err)
+		} else {
+			c.cert = &cert
+			c.log.Info("api.tls_cert reloaded", "cert", c.certFile)
+		}
+	}
+	return c.cert, nil
 }
 
 // addrInUseHint tells what to do when another process holds the port: which setting moves it.

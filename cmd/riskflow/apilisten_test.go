@@ -1,0 +1,92 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// writeCert writes a self-signed key pair for 127.0.0.1 with the given serial to cert and key
+// (through a rename, as a secret volume or cert-manager replaces them).
+func writeCert(t *testing.T, certFile, keyFile string, serial int64) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "riskflow test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"localhost"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for f, b := range map[string][]byte{certFile: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), keyFile: pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})} {
+		if err := os.WriteFile(f+".new", b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// A later modification time than the previous pair's, whatever the file system's clock
+		// granularity.
+		at := time.Unix(1_700_000_000+serial*100, 0)
+		if err := os.Chtimes(f+".new", at, at); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(f+".new", f); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A rotated api.tls_cert is served to the next connection, without a restart; a pair that does
+// not load leaves the previous one served.
+func TestAPITLSCertificateReloaded(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	writeCert(t, certFile, keyFile, 1)
+	a := &app{cfg: Default(), log: slog.New(slog.DiscardHandler)}
+	a.cfg.API.TLSCert, a.cfg.API.TLSKey = certFile, keyFile
+	ln, err := a.listenAPI("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: http.NotFoundHandler()}
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close() })
+	served := func() int64 {
+		t.Helper()
+		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+	}
+	if got := served(); got != 1 {
+		t.Fatalf("serial %d served, want 1", got)
+	}
+	writeCert(t, certFile, keyFile, 2)
+	if got := served(); got != 2 {
+		t.Errorf("after rotation: serial %d served, want 2", got)
+	}
+	// A key that does not match the certificate: the rotated pair stays.
+	if err := os.WriteFile(keyFile, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := served(); got != 2 {
+		t.Errorf("after a broken key: serial %d served, want 2 still", got)
+	}
+}
