@@ -790,7 +790,13 @@ func setKey(c *Config, path, val string) error {
 	case f.Kind() == reflect.Map && strings.HasPrefix(val, "{"):
 		m := map[string]string{}
 		if err := json.Unmarshal([]byte(val), &m); err != nil {
-			return fmt.Errorf("not a JSON object of strings: %v", err) // the message quotes no value
+			// Not the decoder's message: "invalid character 's'" quotes a byte of the value, which
+			// in api.keys is a secret's.
+			var se *json.SyntaxError
+			if errors.As(err, &se) {
+				return fmt.Errorf("not a JSON object of strings: invalid JSON at byte %d", se.Offset)
+			}
+			return errors.New("not a JSON object of strings (name: secret, both strings)")
 		}
 		f.Set(reflect.ValueOf(m))
 	case f.Kind() == reflect.Map:

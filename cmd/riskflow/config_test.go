@@ -247,6 +247,13 @@ func TestLoadConfigSet(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "section.key=value") {
 		t.Errorf("--set without =: %v", err)
 	}
+	// Malformed JSON: the error quotes no byte of the secrets.
+	for _, arg := range []string{`api.keys={"app1":Qs3cret}`, `api.keys={"app1":"Qs3cret"`, `api.keys={"app1":7}`} {
+		_, err = LoadConfig("", nil, []string{arg})
+		if err == nil || !strings.Contains(err.Error(), "not a JSON object of strings") || strings.Contains(err.Error(), "Q") {
+			t.Errorf("--set %s: %v; want it refused without quoting the value", arg, err)
+		}
+	}
 	// A colon typed for the "=" leaves a secret in the argument: the error names the key only.
 	for _, arg := range []string{"api.keys:app1:s3cret-one", "api.admin_keys alice:s3cret-one"} {
 		_, err = LoadConfig("", nil, []string{arg})
