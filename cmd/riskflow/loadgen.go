@@ -48,7 +48,7 @@ func (l *loadgenFlags) register(fs interface {
 	fs.Float64Var(&l.attack, "attack-share", l.attack, "fraction of events from attack scenarios")
 	fs.StringVar(&l.scenarios, "scenarios", "", "comma-separated attack scenarios (default all: "+strings.Join(loadgen.Scenarios(), ", ")+")")
 	fs.StringVar(&l.apps, "apps", "", "comma-separated app ids (default: the configured API keys, or loadgen's demo apps)")
-	fs.StringVar(&l.start, "start", "", "event time of the first event, RFC 3339 (default: now)")
+	fs.StringVar(&l.start, "start", "", "event time of the first event, RFC 3339 (default: the time that makes the stream end at about now; loadgen --out kafka or URL at --speedup 1: now)")
 	fs.StringVar(&l.largeApp, "large-app", l.largeApp, "app id of a large regional app among the ordinary users (its numbers from 1,000 blocks, its users behind a twentieth of the NAT addresses, at least 200); empty: none")
 	fs.Float64Var(&l.largeShare, "large-app-share", l.largeShare, "share of the ordinary users in --large-app")
 }
@@ -82,7 +82,7 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	lf := loadgenFlags{rate: 200, duration: time.Minute, attack: loadgen.DefaultAttackShare}
 	lf.register(fs, "span of event time to generate")
 	out := fs.String("out", "-", "where events go: FILE.jsonl, - (stdout), kafka, or an http(s):// base URL of riskflow")
-	labels := fs.String("labels", "", "write ground-truth labels ({event_id,label,attack} per line) to this file")
+	labels := fs.String("labels", "", "write ground-truth labels ({event_id,app_id,label,attack} per line) to this file")
 	speedup := fs.Float64("speedup", 1, "pace kafka/http output to event time × this factor (0: as fast as possible)")
 	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err

@@ -2,10 +2,18 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 
@@ -42,3 +50,52 @@ func TestLoadgenRetriesABrokerOutage(t *testing.T) {
 
 // refused is a refused connection, as kafka-go reports a stopped broker.
 var refused = errors.Join(errors.New("dial tcp 127.0.0.1:19092: connect"), syscall.ECONNREFUSED)
+
+// What loadgen --help says of --start and --labels is what a file run does: the stream ends at
+// about now (it starts --duration before it), and each label line holds the fields named.
+func TestLoadgenHelpMatchesAFileRun(t *testing.T) {
+	cleanEnv(t)
+	dir := t.TempDir()
+	events, labels := filepath.Join(dir, "events.jsonl"), filepath.Join(dir, "labels.jsonl")
+	before := time.Now().UTC()
+	if r := runCmd(t, context.Background(), "loadgen", "--rate", "20", "--duration", "10m", "--seed", "3", "--out", events, "--labels", labels); r.code != 0 {
+		t.Fatalf("loadgen: exit %d: %s", r.code, r.stderr)
+	}
+	help := runCmd(t, context.Background(), "loadgen", "--help").stdout
+
+	b, err := os.ReadFile(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first struct {
+		TS time.Time `json:"ts"`
+	}
+	if err := json.Unmarshal([]byte(strings.SplitN(string(b), "\n", 2)[0]), &first); err != nil {
+		t.Fatal(err)
+	}
+	if first.TS.After(before.Add(-9 * time.Minute)) {
+		t.Fatalf("first event at %s: the stream of 10m does not end at now (run at %s)", first.TS, before)
+	}
+	if strings.Contains(help, "(default: now)") || !strings.Contains(help, "end at about now") {
+		t.Errorf("loadgen --help: --start does not say that a file's stream ends at about now:\n%s", help)
+	}
+
+	b, err = os.ReadFile(labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var label map[string]any
+	if err := json.Unmarshal([]byte(strings.SplitN(string(b), "\n", 2)[0]), &label); err != nil {
+		t.Fatal(err)
+	}
+	fields := slices.Sorted(maps.Keys(label))
+	m := regexp.MustCompile(`\{([a-z_,]+)\} per line`).FindStringSubmatch(help)
+	if m == nil {
+		t.Fatalf("loadgen --help does not name the label fields:\n%s", help)
+	}
+	named := strings.Split(m[1], ",")
+	slices.Sort(named)
+	if !slices.Equal(named, fields) {
+		t.Errorf("loadgen --help names label fields %v, a label line has %v", named, fields)
+	}
+}
