@@ -376,6 +376,9 @@ func LoadConfig(path string, environ []string, sets []string) (Config, error) {
 			return c, fmt.Errorf("--set %s…: expected section.key=value (no \"=\" given; the rest is not shown)", keyPrefix(s))
 		}
 		if _, known := keys.paths[key]; !known {
+			if near := keys.suggestPath(key); near != "" {
+				return c, fmt.Errorf("--set %s: unknown key (did you mean %s?)", key, near)
+			}
 			return c, fmt.Errorf("--set %s: unknown key (known: %s)", key, strings.Join(keys.sorted(), ", "))
 		}
 		if err := setKey(&c, key, val); err != nil {
@@ -445,6 +448,17 @@ func (k keyIndex) suggestEnv(name string) string {
 		return " (RISKFLOW_<SECTION>_<KEY>, e.g. RISKFLOW_KAFKA_BROKERS; see riskflow --help)"
 	}
 	return fmt.Sprintf(" (did you mean %s?)", best)
+}
+
+// suggestPath names the key closest to a misspelled section.key, or "" when none is close.
+func (k keyIndex) suggestPath(key string) string {
+	best, bestD := "", 3
+	for path := range k.paths {
+		if d := editDistance(key, path); d < bestD || d == bestD && path < best {
+			best, bestD = path, d
+		}
+	}
+	return best
 }
 
 // editDistance is the Levenshtein distance of a and b.

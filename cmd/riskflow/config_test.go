@@ -243,6 +243,11 @@ func TestLoadConfigSet(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "--set kafka.colour: unknown key") || !strings.Contains(err.Error(), "kafka.brokers") {
 		t.Errorf("unknown --set key: %v; want it named, with the known keys listed", err)
 	}
+	// A misspelled key is answered with the closest one, not with all 70 keys to read through.
+	_, err = LoadConfig("", nil, []string{"api.listn=127.0.0.1:0"})
+	if err == nil || !strings.Contains(err.Error(), "--set api.listn: unknown key (did you mean api.listen?)") || strings.Contains(err.Error(), "kafka.brokers") {
+		t.Errorf("misspelled --set key: %v; want the closest key named", err)
+	}
 	_, err = LoadConfig("", nil, []string{"kafka.partitions"})
 	if err == nil || !strings.Contains(err.Error(), "section.key=value") {
 		t.Errorf("--set without =: %v", err)
