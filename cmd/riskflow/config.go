@@ -348,44 +348,56 @@ var scriptEnv = map[string]bool{
 // LoadConfig reads path (if non-empty) over Default(), then env vars, then --set overrides.
 // Every error names the key (and the file line or the variable) it is about.
 func LoadConfig(path string, environ []string, sets []string) (Config, error) {
+	c, _, err := loadConfig(path, environ, sets)
+	return c, err
+}
+
+// loadConfig is LoadConfig that also says where each key it set came from ("c.yaml line 4",
+// "env RISKFLOW_KAFKA_PARTITIONS", "--set"), so that Validate's errors can name it too.
+func loadConfig(path string, environ []string, sets []string) (Config, map[string]string, error) {
 	c := Default()
 	keys := configKeys()
+	origins := map[string]string{}
 	if path != "" {
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return c, fmt.Errorf("read config: %w", err)
+			return c, origins, fmt.Errorf("read config: %w", err)
 		}
 		doc, err := parseConfigYAML(b)
 		if err != nil {
-			return c, fmt.Errorf("config %s: %w", path, err)
+			return c, origins, fmt.Errorf("config %s: %w", path, err)
 		}
 		if err := keys.checkYAML(doc); err != nil {
-			return c, fmt.Errorf("config %s: %w", path, err)
+			return c, origins, fmt.Errorf("config %s: %w", path, err)
 		}
 		if err := keys.decodeYAML(doc, &c); err != nil {
-			return c, fmt.Errorf("config %s: %w", path, err)
+			return c, origins, fmt.Errorf("config %s: %w", path, err)
+		}
+		for key, line := range yamlKeyLines(doc) {
+			origins[key] = fmt.Sprintf("%s line %d", path, line)
 		}
 	}
-	if err := keys.applyEnv(&c, environ); err != nil {
-		return c, err
+	if err := keys.applyEnv(&c, environ, origins); err != nil {
+		return c, origins, err
 	}
 	for _, s := range sets {
 		key, val, ok := strings.Cut(s, "=")
 		if !ok {
 			// Only the key-like start is shown: "api.keys:app1:secret1" holds a secret after it.
-			return c, fmt.Errorf("--set %s…: expected section.key=value (no \"=\" given; the rest is not shown)", keyPrefix(s))
+			return c, origins, fmt.Errorf("--set %s…: expected section.key=value (no \"=\" given; the rest is not shown)", keyPrefix(s))
 		}
 		if _, known := keys.paths[key]; !known {
 			if near := keys.suggestPath(key); near != "" {
-				return c, fmt.Errorf("--set %s: unknown key (did you mean %s?)", key, near)
+				return c, origins, fmt.Errorf("--set %s: unknown key (did you mean %s?)", key, near)
 			}
-			return c, fmt.Errorf("--set %s: unknown key (known: %s)", key, strings.Join(keys.sorted(), ", "))
+			return c, origins, fmt.Errorf("--set %s: unknown key (known: %s)", key, strings.Join(keys.sorted(), ", "))
 		}
 		if err := setKey(&c, key, val); err != nil {
-			return c, fmt.Errorf("--set %s: %w", key, err)
+			return c, origins, fmt.Errorf("--set %s: %w", key, err)
 		}
+		origins[key] = "--set"
 	}
-	return c, nil
+	return c, origins, nil
 }
 
 // keyPrefix is the start of s that looks like a key (letters, digits, _ and .), at most 64 bytes.
@@ -402,7 +414,7 @@ func keyPrefix(s string) string {
 // applyEnv sets the keys named by RISKFLOW_<SECTION>_<KEY> variables, or read from the file named
 // by RISKFLOW_<SECTION>_<KEY>_FILE (secrets mounted as files; one trailing newline is dropped). A
 // RISKFLOW_ variable that is neither, nor one of scriptEnv, is an error naming the closest key.
-func (k keyIndex) applyEnv(c *Config, environ []string) error {
+func (k keyIndex) applyEnv(c *Config, environ []string, origins map[string]string) error {
 	var errs []error
 	set := map[string]string{} // key → the variable that set it
 	for _, kv := range environ {
@@ -429,6 +441,7 @@ func (k keyIndex) applyEnv(c *Config, environ []string) error {
 			continue
 		}
 		set[path] = name
+		origins[path] = "env " + name
 		if err := setKey(c, path, val); err != nil {
 			errs = append(errs, fmt.Errorf("env %s (%s): %w", name, path, err))
 		}
@@ -459,6 +472,41 @@ func (k keyIndex) suggestPath(key string) string {
 		}
 	}
 	return best
+}
+
+// yamlKeyLines maps each section.key of a config document to its line.
+func yamlKeyLines(doc *yaml.Node) map[string]int {
+	lines := map[string]int{}
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		doc = doc.Content[0]
+	}
+	if doc.Kind != yaml.MappingNode {
+		return lines
+	}
+	for i := 0; i+1 < len(doc.Content); i += 2 {
+		sec, body := doc.Content[i], doc.Content[i+1]
+		if body.Kind != yaml.MappingNode {
+			continue
+		}
+		for j := 0; j+1 < len(body.Content); j += 2 {
+			lines[sec.Value+"."+body.Content[j].Value] = body.Content[j].Line
+		}
+	}
+	return lines
+}
+
+// withOrigins adds to each line of a validation error that starts with a key the place that set
+// it: "kafka.partitions: -1 is outside 1..1024 (c.yaml line 2)". A key left at its default, or a
+// line about no single key, is left as it is.
+func withOrigins(err error, origins map[string]string) error {
+	lines := strings.Split(err.Error(), "\n")
+	for i, l := range lines {
+		key, _, ok := strings.Cut(l, ": ")
+		if from, set := origins[key]; ok && set {
+			lines[i] = l + " (" + from + ")"
+		}
+	}
+	return errors.New(strings.Join(lines, "\n"))
 }
 
 // editDistance is the Levenshtein distance of a and b.

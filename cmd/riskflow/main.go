@@ -143,7 +143,7 @@ func (c *commonFlags) register(fs *flag.FlagSet) {
 
 // load reads and validates the configuration; any problem is a configuration error (exit 2).
 func (c *commonFlags) load(adjust func(*Config)) (Config, error) {
-	cfg, err := LoadConfig(c.config, os.Environ(), c.sets)
+	cfg, origins, err := loadConfig(c.config, os.Environ(), c.sets)
 	if err != nil {
 		return cfg, configError{err}
 	}
@@ -151,7 +151,7 @@ func (c *commonFlags) load(adjust func(*Config)) (Config, error) {
 		adjust(&cfg)
 	}
 	if err := cfg.Validate(); err != nil {
-		return cfg, configError{fmt.Errorf("invalid configuration:\n%w", err)}
+		return cfg, configError{fmt.Errorf("invalid configuration:\n%w", withOrigins(err, origins))}
 	}
 	return cfg, nil
 }

@@ -658,3 +658,28 @@ func freeAddr(t *testing.T) string {
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+// A value that fails validation is named with where it was set — the file's line, the variable,
+// --set — as the README promises for bad configuration; a key left at its default has nothing.
+func TestInvalidConfigurationNamesWhereEachKeyWasSet(t *testing.T) {
+	cleanEnv(t)
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte("kafka:\n  partitions: -1\napi:\n  max_body_bytes: 10\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("RISKFLOW_KAFKA_SCORER_BATCH", "-5")
+	r := runCmd(t, context.Background(), "rules", "vars", "--config", path, "--set", "kafka.stall_after=-1s")
+	if r.code != 2 {
+		t.Fatalf("exit %d, want 2: %s", r.code, r.stderr)
+	}
+	for _, want := range []string{
+		"kafka.partitions: -1 is outside 1..1024 (" + path + " line 2)",
+		"api.max_body_bytes: 10 is below 1024 (" + path + " line 4)",
+		"(env RISKFLOW_KAFKA_SCORER_BATCH)",
+		"(--set)",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+}
