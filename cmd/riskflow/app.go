@@ -80,13 +80,9 @@ func newApp(cfg Config, log *slog.Logger) (*app, error) {
 
 // buildScorer loads segments, geo, lists and the rule pack named by the configuration.
 func buildScorer(c ScoringConfig, hasher *schemas.PhoneHasher, log *slog.Logger) (*scoring.Scorer, error) {
-	sc, opts, err := scorerParts(c, hasher, log)
+	s, err := buildScorerWithoutPack(c, hasher, log)
 	if err != nil {
 		return nil, err
-	}
-	s, err := scoring.New(sc, opts...)
-	if err != nil {
-		return nil, configError{fmt.Errorf("scoring: %w", err)}
 	}
 	var pack *rules.Pack
 	if c.Rules == "" {
@@ -101,6 +97,22 @@ func buildScorer(c ScoringConfig, hasher *schemas.PhoneHasher, log *slog.Logger)
 	// Debug: a serving process's rule-pack service loads the pack again as it starts and says so
 	// (with who loaded it and whether it was recorded); two "rule pack loaded" lines read as two loads.
 	log.Debug("rule pack compiled", "pack", pack.Name, "version", pack.Version, "rules", len(pack.Rules), "source", sourceName(c.Rules))
+	return s, nil
+}
+
+// buildScorerWithoutPack is buildScorer without compiling any pack, neither scoring.rules nor the
+// embedded default: for the commands that compile a pack of their own against its variables
+// (rules lint, rules test), which must not fail on a pack they were not asked about — the default
+// one does not compile with windows other than the default ones.
+func buildScorerWithoutPack(c ScoringConfig, hasher *schemas.PhoneHasher, log *slog.Logger) (*scoring.Scorer, error) {
+	sc, opts, err := scorerParts(c, hasher, log)
+	if err != nil {
+		return nil, err
+	}
+	s, err := scoring.New(sc, opts...)
+	if err != nil {
+		return nil, configError{fmt.Errorf("scoring: %w", err)}
+	}
 	return s, nil
 }
 

@@ -683,3 +683,51 @@ func TestInvalidConfigurationNamesWhereEachKeyWasSet(t *testing.T) {
 		}
 	}
 }
+
+// rules lint FILE and rules test DIR judge the pack they are given, not the configured one: with
+// windows of its own (the default pack reads 1h and 24h windows and does not compile without
+// them) or a scoring.rules file that does not compile, a pack of 10-minute rules still lints and
+// passes its tests. Both failed with the other pack's errors, named "scoring.rules: line 106:11".
+func TestRulesLintAndTestJudgeOnlyTheirPack(t *testing.T) {
+	cleanEnv(t)
+	dir := t.TempDir()
+	pack := filepath.Join(dir, "p")
+	if err := os.Mkdir(pack, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(path, text string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(pack, "rules.yaml"), `pack: small
+rules:
+  - id: many_phones
+    tag: phones_per_ip
+    description: many phones from one IP
+    owner: risk
+    level: 600
+    mode: enforce
+    when: ip_phones_10m >= 3
+    reason: "{ip_phones_10m} phones from this IP in 10 min"
+`)
+	write(filepath.Join(pack, "tests.yaml"), `tests:
+  - name: three phones from one IP
+    given:
+      - {phone: "13912345601", ip: 198.51.100.7}
+      - {phone: "13912345602", ip: 198.51.100.7}
+    event: {phone: "13912345603", ip: 198.51.100.7}
+    expect: {score: 600, tags: [phones_per_ip]}
+`)
+	broken := filepath.Join(dir, "broken.yaml")
+	write(broken, "pack: broken\nrules:\n  - id: x\n    when: no_such_variable > 1\n")
+	for _, setting := range []string{"scoring.windows=1m,10m", "scoring.rules=" + broken} {
+		if r := runCmd(t, context.Background(), "rules", "lint", filepath.Join(pack, "rules.yaml"), "--set", setting); r.code != 0 {
+			t.Errorf("rules lint with %s: exit %d: %s", setting, r.code, r.stderr)
+		}
+		if r := runCmd(t, context.Background(), "rules", "test", pack, "--set", setting); r.code != 0 || !strings.Contains(r.stdout, "1 passed, 0 failed") {
+			t.Errorf("rules test with %s: exit %d: %s%s", setting, r.code, r.stdout, r.stderr)
+		}
+	}
+}

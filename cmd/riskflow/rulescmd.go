@@ -57,9 +57,7 @@ func rulesScorer(cf *commonFlags, stderr io.Writer) (Config, *scoring.Scorer, er
 		return cfg, nil, err
 	}
 	log := newLogger(LogConfig{Level: "error", Format: "text"}, stderr)
-	sc := cfg.Scoring
-	sc.Rules = ""
-	s, err := buildScorer(sc, schemas.NewPhoneHasher([]byte("rules-cli")), log)
+	s, err := buildScorerWithoutPack(cfg.Scoring, schemas.NewPhoneHasher([]byte("rules-cli")), log)
 	return cfg, s, err
 }
 
@@ -177,7 +175,7 @@ func runRuleTests(packPath, testsPath string, cfg ScoringConfig, stdout io.Write
 	}
 	log := newLogger(LogConfig{Level: "error", Format: "text"}, io.Discard)
 	newScorer := func() (*scoring.Scorer, error) {
-		return buildScorer(cfg, schemas.NewPhoneHasher([]byte("rules-test")), log)
+		return buildScorerWithoutPack(cfg, schemas.NewPhoneHasher([]byte("rules-test")), log)
 	}
 	// The pack first, so that its problems name its file (and all of them, as lint does); then
 	// a problem of Run's is one of tests.yaml's: "line 6:11: …" named neither.
