@@ -139,7 +139,7 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		kc := (&app{cfg: cfg}).kafkaConfig()
 		log := newLogger(cfg.Log, stderr)
 		if err := consumers.EnsureTopics(ctx, kc, (&app{cfg: cfg}).topics(), log); err != nil {
-			return fmt.Errorf("kafka: %w", err)
+			return kafkaStartError(kc.Brokers, err)
 		}
 		w := consumers.NewWriter(kc, cfg.Kafka.EventsTopic)
 		defer w.Close()

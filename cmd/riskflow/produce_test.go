@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -86,6 +89,30 @@ func TestPlural(t *testing.T) {
 	for n, want := range map[int]string{0: "0 invalid lines", 1: "1 invalid line", 2: "2 invalid lines"} {
 		if got := plural(n, "invalid line"); got != want {
 			t.Errorf("plural(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+// produce and loadgen --out kafka against brokers that do not answer exit 1 naming kafka.brokers
+// and what starts one, not only "kafka: ensure topics: dial …: connection refused".
+func TestPublishingCommandsNameUnreachableBrokers(t *testing.T) {
+	cleanEnv(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	events := filepath.Join(t.TempDir(), "e.jsonl")
+	if err := os.WriteFile(events, []byte(produceEvent("e1")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("RISKFLOW_KAFKA_BROKERS", addr)
+	t.Setenv("RISKFLOW_SCORING_PHONE_HASH_KEY", "k")
+	for _, args := range [][]string{{"produce", events}, {"loadgen", "--out", "kafka", "--duration", "1s"}} {
+		r := runCmd(t, context.Background(), args...)
+		if r.code != 1 || !strings.Contains(r.stderr, "kafka.brokers "+addr+": ") || !strings.Contains(r.stderr, "deploy/local/up") {
+			t.Errorf("%v: exit %d, want 1 naming kafka.brokers %s and deploy/local/up: %s", args, r.code, addr, r.stderr)
 		}
 	}
 }

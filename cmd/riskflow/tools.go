@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/segmentio/kafka-go"
 
@@ -82,7 +83,7 @@ func cmdProduce(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	log := newLogger(cfg.Log, stderr)
 	kc := cfg.Kafka.Config
 	if err := consumers.EnsureTopics(ctx, kc, (&app{cfg: cfg}).topics(), log); err != nil {
-		return fmt.Errorf("kafka: %w", err)
+		return kafkaStartError(kc.Brokers, err)
 	}
 	w := consumers.NewWriter(kc, cfg.Kafka.EventsTopic)
 	defer w.Close()
@@ -215,4 +216,10 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// kafkaStartError says that the brokers a one-shot command (produce, loadgen --out kafka) was to
+// publish to did not take its topics, naming kafka.brokers and what usually starts them.
+func kafkaStartError(brokers []string, err error) error {
+	return fmt.Errorf("kafka.brokers %s: %w (is Kafka running there? deploy/local/up starts one on 127.0.0.1:19092)", strings.Join(brokers, ","), err)
 }
