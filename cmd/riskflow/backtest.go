@@ -65,7 +65,9 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	log := newLogger(LogConfig{Level: "warn", Format: cfg.Log.Format}, stderr)
 	newScorer := func() (*scoring.Scorer, error) {
-		return buildScorer(cfg.Scoring, schemas.NewPhoneHasher([]byte("backtest")), log)
+		// Without a pack: the run sets the current and the candidate packs compiled below, and
+		// scoring.rules (or the default pack) is only the current one when --current is not given.
+		return buildScorerWithoutPack(cfg.Scoring, schemas.NewPhoneHasher([]byte("backtest")), log)
 	}
 	probe, err := newScorer()
 	if err != nil {

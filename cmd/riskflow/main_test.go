@@ -731,3 +731,40 @@ rules:
 		}
 	}
 }
+
+// backtest --current judges the two packs it is given: a scoring.rules that does not compile is
+// not the current pack then and does not stop the run before it reads the history (here from a
+// ClickHouse that does not answer: a runtime error, exit 1, not the other pack's errors, exit 2).
+func TestBacktestWithCurrentIgnoresTheConfiguredPack(t *testing.T) {
+	cleanEnv(t)
+	dir := t.TempDir()
+	pack := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(pack, []byte(`pack: small
+rules:
+  - id: many_phones
+    tag: phones_per_ip
+    description: many phones from one IP
+    owner: risk
+    level: 600
+    mode: enforce
+    when: ip_phones_10m >= 3
+    reason: "{ip_phones_10m} phones from this IP in 10 min"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	broken := filepath.Join(dir, "broken.yaml")
+	if err := os.WriteFile(broken, []byte("pack: broken\nrules:\n  - id: x\n    when: no_such_variable > 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	r := runCmd(t, context.Background(), "backtest", "--rules", pack, "--current", pack, "--from", "1h",
+		"--set", "scoring.rules="+broken, "--set", "clickhouse.addr="+addr, "--set", "clickhouse.dial_timeout=1s")
+	if r.code != 1 || strings.Contains(r.stderr, "no_such_variable") {
+		t.Errorf("exit %d, want 1 (ClickHouse away), not the configured pack's errors: %s", r.code, r.stderr)
+	}
+}
