@@ -148,7 +148,7 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	case strings.HasPrefix(*out, "http://") || strings.HasPrefix(*out, "https://"):
 		key, secret := firstKey(cfg.API.Keys)
 		if key == "" {
-			return configf("api.keys: an app key is needed to POST /v1/events (RISKFLOW_API_KEYS=app:secret)")
+			return configf("api.keys: an app key is needed to POST /v1/events (RISKFLOW_API_KEYS=app:secret; the node riskflow dev starts takes RISKFLOW_API_KEYS=demo:demo-secret)")
 		}
 		if len(lc.Apps) != 1 || lc.Apps[0] != key {
 			lc.Apps = []string{key} // an app may only publish its own events

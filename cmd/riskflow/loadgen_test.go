@@ -99,3 +99,13 @@ func TestLoadgenHelpMatchesAFileRun(t *testing.T) {
 		t.Errorf("loadgen --help names label fields %v, a label line has %v", named, fields)
 	}
 }
+
+// loadgen --out URL without api.keys says which key the node of riskflow dev (make run) takes,
+// the README's first target for it; exit 2.
+func TestLoadgenHTTPWithoutKeysNamesTheDevKey(t *testing.T) {
+	cleanEnv(t)
+	r := runCmd(t, context.Background(), "loadgen", "--out", "http://127.0.0.1:8080", "--duration", "1s")
+	if r.code != 2 || !strings.Contains(r.stderr, "api.keys: ") || !strings.Contains(r.stderr, "RISKFLOW_API_KEYS=demo:demo-secret") {
+		t.Errorf("exit %d, want 2 naming api.keys and dev's demo key: %s", r.code, r.stderr)
+	}
+}
