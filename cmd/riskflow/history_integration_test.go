@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/rules"
 	"github.com/riskflow/riskflow/rules/packs"
 	"github.com/riskflow/riskflow/schemas"
@@ -23,16 +22,8 @@ import (
 // `riskflow backtest` finds exactly the change a hand-edited pack implies and that `riskflow rules
 // report` lists the rules that fired.
 func TestBacktestAndRulesReportOnClickHouse(t *testing.T) {
-	addr, db, _, conn := throwawayDatabase(t, "riskflow_cli")
+	addr, db, conn, st := migratedDatabase(t, "riskflow_cli")
 	ctx := context.Background()
-	st, err := chsink.Open(ctx, chsink.Config{Addr: addr, Database: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatalf("migrate (is ClickHouse up? deploy/local/up): %v", err)
-	}
 
 	// Score a stream the way the scorer does: 20 numbers, each verified twice within 10 minutes
 	// (0 under the default pack; 300 if phone_velocity_observe fired at 2), 30 ordinary logins.
@@ -104,16 +95,8 @@ func TestBacktestAndRulesReportOnClickHouse(t *testing.T) {
 // window's start, as it splits the events: the hits were split by hour, so 10 events in the
 // window, all matching, showed 0 hits (counted against the window before, which had no event).
 func TestRulesReportWindowStartingInsideAnHour(t *testing.T) {
-	addr, db, _, _ := throwawayDatabase(t, "riskflow_report")
+	addr, db, _, st := migratedDatabase(t, "riskflow_report")
 	ctx := context.Background()
-	st, err := chsink.Open(ctx, chsink.Config{Addr: addr, Database: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatalf("migrate (is ClickHouse up? deploy/local/up): %v", err)
-	}
 	cfg := Default()
 	s, err := buildScorer(cfg.Scoring, schemas.NewPhoneHasher([]byte("k")), slog.New(slog.DiscardHandler))
 	if err != nil {

@@ -684,6 +684,19 @@ func TestInvalidConfigurationNamesWhereEachKeyWasSet(t *testing.T) {
 	}
 }
 
+// smallPack is a one-rule pack that only reads a 10-minute window.
+const smallPack = `pack: small
+rules:
+  - id: many_phones
+    tag: phones_per_ip
+    description: many phones from one IP
+    owner: risk
+    level: 600
+    mode: enforce
+    when: ip_phones_10m >= 3
+    reason: "{ip_phones_10m} phones from this IP in 10 min"
+`
+
 // rules lint FILE and rules test DIR judge the pack they are given, not the configured one: with
 // windows of its own (the default pack reads 1h and 24h windows and does not compile without
 // them) or a scoring.rules file that does not compile, a pack of 10-minute rules still lints and
@@ -701,17 +714,7 @@ func TestRulesLintAndTestJudgeOnlyTheirPack(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write(filepath.Join(pack, "rules.yaml"), `pack: small
-rules:
-  - id: many_phones
-    tag: phones_per_ip
-    description: many phones from one IP
-    owner: risk
-    level: 600
-    mode: enforce
-    when: ip_phones_10m >= 3
-    reason: "{ip_phones_10m} phones from this IP in 10 min"
-`)
+	write(filepath.Join(pack, "rules.yaml"), smallPack)
 	write(filepath.Join(pack, "tests.yaml"), `tests:
   - name: three phones from one IP
     given:
@@ -739,17 +742,7 @@ func TestBacktestWithCurrentIgnoresTheConfiguredPack(t *testing.T) {
 	cleanEnv(t)
 	dir := t.TempDir()
 	pack := filepath.Join(dir, "rules.yaml")
-	if err := os.WriteFile(pack, []byte(`pack: small
-rules:
-  - id: many_phones
-    tag: phones_per_ip
-    description: many phones from one IP
-    owner: risk
-    level: 600
-    mode: enforce
-    when: ip_phones_10m >= 3
-    reason: "{ip_phones_10m} phones from this IP in 10 min"
-`), 0o600); err != nil {
+	if err := os.WriteFile(pack, []byte(smallPack), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	broken := filepath.Join(dir, "broken.yaml")

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/pipeline/loadgen"
 	"github.com/riskflow/riskflow/schemas"
 )
@@ -33,16 +32,8 @@ func TestBacktestMobileNetworksPack(t *testing.T) {
 	if old == "" {
 		t.Skip("RISKFLOW_BACKTEST_OLD_PACK is not set")
 	}
-	addr, db, _, _ := throwawayDatabase(t, "riskflow_i14")
+	addr, db, _, st := migratedDatabase(t, "riskflow_i14")
 	ctx := context.Background()
-	st, err := chsink.Open(ctx, chsink.Config{Addr: addr, Database: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatalf("migrate (is ClickHouse up? deploy/local/up): %v", err)
-	}
 
 	span := 3 * time.Hour
 	start := time.Now().UTC().Add(-span - 10*time.Minute).Truncate(time.Second)

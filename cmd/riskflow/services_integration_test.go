@@ -11,6 +11,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/riskflow/riskflow/pipeline/chsink"
 )
 
 // testServices is where the local services of deploy/local listen (RISKFLOW_CLICKHOUSE_ADDR,
@@ -43,4 +45,21 @@ func throwawayDatabase(t testing.TB, prefix string) (addr, db, id string, conn d
 	t.Cleanup(func() { _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db); c.Close() })
 	conn = c
 	return addr, db, id, conn
+}
+
+// migratedDatabase is throwawayDatabase with every migration applied, and a store on it (closed
+// when the test ends).
+func migratedDatabase(t testing.TB, prefix string) (addr, db string, conn driver.Conn, st *chsink.Store) {
+	t.Helper()
+	addr, db, _, conn = throwawayDatabase(t, prefix)
+	ctx := context.Background()
+	st, err := chsink.Open(ctx, chsink.Config{Addr: addr, Database: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatalf("migrate (is ClickHouse up? deploy/local/up): %v", err)
+	}
+	return addr, db, conn, st
 }
