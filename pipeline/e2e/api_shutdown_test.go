@@ -81,11 +81,7 @@ func TestSIGTERMLogsTheDecisionsOfInFlightChecks(t *testing.T) {
 	if code != http.StatusOK || rc.ID == "" {
 		t.Fatalf("in-flight check after SIGTERM: %d %+v", code, rc)
 	}
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the node did not stop within 30 s of SIGTERM")
-	}
+	p.waitExit(t, 30*time.Second)
 	if ids := e.decisionIDs(t); !ids[rc.ID] {
 		t.Errorf("the verdict %s served after SIGTERM is not on %s (%d decisions there); node log:\n%s", rc.ID, e.decisions, len(ids), strings.TrimSpace(tail(p.log, 15)))
 	}
@@ -149,11 +145,7 @@ func TestSIGTERMFailsReadinessBeforeTheListenerCloses(t *testing.T) {
 	if code != http.StatusOK || inflight.ID == "" {
 		t.Fatalf("in-flight check after the listener closed: %d %+v", code, inflight)
 	}
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the node did not stop within 30 s of SIGTERM")
-	}
+	p.waitExit(t, 30*time.Second)
 	ids := e.decisionIDs(t)
 	for _, id := range []string{during.ID, inflight.ID} {
 		if !ids[id] {

@@ -173,6 +173,17 @@ func (p *proc) stop(sig syscall.Signal) {
 	}
 }
 
+// waitExit waits for the process, signalled already, to end; the test fails if it has not
+// within d.
+func (p *proc) waitExit(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(d):
+		t.Fatalf("the node did not stop within %s of its signal", d)
+	}
+}
+
 // writer produces raw messages to the env's events topic.
 func (e *env) writer() *kafka.Writer {
 	w := consumers.NewWriter(consumers.Config{Brokers: []string{kafkaAddr}}, e.events)
