@@ -24,6 +24,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/riskflow/riskflow/internal/testaddr"
 	"github.com/riskflow/riskflow/rules/packs"
 )
 
@@ -80,7 +81,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		"--set", "log.level=warn",
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	nodeA, nodeB := "http://"+freeAddr(t), "http://"+freeAddr(t)
+	nodeA, nodeB := "http://"+testaddr.Free(t), "http://"+testaddr.Free(t)
 	done := make(chan int, 2)
 	var logA, logB bytes.Buffer
 	go func() {

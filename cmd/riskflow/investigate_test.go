@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riskflow/riskflow/internal/testaddr"
 	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/rules/rulesvc"
 	"github.com/riskflow/riskflow/scoring/api"
@@ -109,7 +110,7 @@ func TestHelpNamesDecisionLogAndLabels(t *testing.T) {
 // precision and recall computed without them.
 func TestBacktestStoredLabelsUnreadable(t *testing.T) {
 	cleanEnv(t)
-	addr := freeAddr(t) // nothing listens there
+	addr := testaddr.Free(t) // nothing listens there
 	r := runCmd(t, context.Background(), "backtest", "--rules", "../../rules/packs/default/rules.yaml", "--from", "1h",
 		"--no-record", "--set", "clickhouse.addr="+addr)
 	if r.code != 1 || strings.Contains(r.stderr, "migrate") || !strings.Contains(r.stderr, "read the stored labels (--stored-labels=false to go without)") {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/riskflow/riskflow/internal/syncbuf"
+	"github.com/riskflow/riskflow/internal/testaddr"
 	"github.com/riskflow/riskflow/schemas"
 )
 
@@ -555,7 +556,7 @@ func TestDevOnceFailsOnUnreachableClickHouse(t *testing.T) {
 		t.Skip("starts an embedded broker")
 	}
 	cleanEnv(t)
-	addr := freeAddr(t)
+	addr := testaddr.Free(t)
 	t.Setenv("RISKFLOW_CLICKHOUSE_ADDR", addr)
 	for _, sample := range []string{"--sample=true", "--sample=false"} {
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -645,18 +646,6 @@ func TestBuildInfoStamped(t *testing.T) {
 	if v, r, _ := buildInfoOf(vcs, true, "v0.10.0", "3f2a9c0"); v != "v0.11.0" || r != "abcdef012345" {
 		t.Errorf("the toolchain's stamps win: %q %q", v, r)
 	}
-}
-
-// freeAddr returns a loopback address nothing listens on (a port the kernel just handed out and
-// took back): a server to start there, or a peer that refuses connections.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // A value that fails validation is named with where it was set — the file's line, the variable,

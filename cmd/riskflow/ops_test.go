@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	dto "github.com/prometheus/client_model/go"
 	"io"
 	"log/slog"
 	"net"
@@ -21,10 +20,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/riskflow/riskflow/consumers"
 	"github.com/riskflow/riskflow/internal/syncbuf"
+	"github.com/riskflow/riskflow/internal/testaddr"
 	"github.com/riskflow/riskflow/schemas"
 )
 
@@ -119,7 +120,7 @@ func TestReadyzExclude(t *testing.T) {
 // answers (a liveness probe must not restart a process that only waits) and /readyz says what it
 // waits for. Before, the port opened only once the topics existed.
 func TestOpsPortServesWhileWaitingForKafka(t *testing.T) {
-	free := func() string { return freeAddr(t) }
+	free := func() string { return testaddr.Free(t) }
 	for _, role := range []string{"scorer", "archiver"} {
 		t.Run(role, func(t *testing.T) {
 			cfg := Default()
@@ -338,7 +339,7 @@ func TestNoOpsPortIsLogged(t *testing.T) {
 		ignored bool
 	}{{"scorer", "", true, false}, {"archiver", "", true, false}, {"api", "", false, false}, {"api", "127.0.0.1:9464", false, true}} {
 		t.Run(c.role+c.ops, func(t *testing.T) {
-			nobody := freeAddr(t)
+			nobody := testaddr.Free(t)
 			cfg := Default()
 			cfg.Scoring.PhoneHashKey = "k"
 			cfg.ClickHouse.Addr = nobody

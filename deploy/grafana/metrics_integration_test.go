@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	promrules "github.com/riskflow/riskflow/deploy/prometheus"
+	"github.com/riskflow/riskflow/internal/testaddr"
 )
 
 // Every metric a dashboard panel or an alert names is on the /metrics of a running riskflow:
@@ -68,7 +68,7 @@ func TestMetricsReferencedExist(t *testing.T) {
 
 	common := []string{"--set", "kafka.brokers=" + broker, "--set", "scoring.phone_hash_key=metrics-test-key",
 		"--set", "log.level=warn", "--set", "kafka.stall_after=1s"}
-	apiAddr := freeAddr(t)
+	apiAddr := testaddr.Free(t)
 	pack, err := filepath.Abs(filepath.Join("..", "..", "rules", "packs", "default", "rules.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -79,12 +79,12 @@ func TestMetricsReferencedExist(t *testing.T) {
 		{role: "scorer", args: []string{"serve", "--roles", "scorer", "--set", "scoring.snapshot_dir=" + t.TempDir(),
 			"--set", "scoring.rules=" + pack}},
 		{role: "archiver", args: []string{"serve", "--roles", "archiver", "--set", "clickhouse.addr=" + chAddr, "--set", "clickhouse.database=" + db}},
-		{role: "archiver (ClickHouse down)", args: []string{"serve", "--roles", "archiver", "--set", "clickhouse.addr=" + freeAddr(t),
+		{role: "archiver (ClickHouse down)", args: []string{"serve", "--roles", "archiver", "--set", "clickhouse.addr=" + testaddr.Free(t),
 			"--set", "kafka.archiver_group=riskflow-archiver-down", "--set", "clickhouse.breaker_open_for=1s", "--set", "clickhouse.flush_interval=100ms"}},
 	}
 	for _, p := range roles {
 		if p.metrics == "" {
-			p.metrics = freeAddr(t)
+			p.metrics = testaddr.Free(t)
 			p.args = append(p.args, "--set", "ops.listen="+p.metrics)
 		}
 		p.start(ctx, t, bin, append(p.args, common...))
@@ -419,16 +419,6 @@ func post(ctx context.Context, t *testing.T, addr, path, body string, want int) 
 		req.Body = io.NopCloser(strings.NewReader(body))
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func dropDatabase(db string) {

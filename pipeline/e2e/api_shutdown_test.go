@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riskflow/riskflow/internal/testaddr"
 	"github.com/riskflow/riskflow/schemas"
 )
 
@@ -67,7 +68,7 @@ func (e *env) decisionIDs(t *testing.T) map[string]bool {
 func TestSIGTERMLogsTheDecisionsOfInFlightChecks(t *testing.T) {
 	e := newEnv(t)
 	e.dropTopicsAtEnd()
-	addr := freeAddr(t)
+	addr := testaddr.Free(t)
 	p := e.start("api", "--listen", addr)
 	waitHTTP(t, "http://"+addr+"/readyz")
 
@@ -95,7 +96,7 @@ func TestSIGTERMLogsTheDecisionsOfInFlightChecks(t *testing.T) {
 func TestSIGTERMFailsReadinessBeforeTheListenerCloses(t *testing.T) {
 	e := newEnv(t)
 	e.dropTopicsAtEnd()
-	addr := freeAddr(t)
+	addr := testaddr.Free(t)
 	p := e.start("api", "--listen", addr, "--set", "api.shutdown_delay=3s")
 	waitHTTP(t, "http://"+addr+"/readyz")
 
@@ -160,7 +161,7 @@ func TestSIGTERMFailsReadinessBeforeTheListenerCloses(t *testing.T) {
 func TestSIGTERMDrainingNodeKeepsFollowingKafka(t *testing.T) {
 	e := newEnv(t)
 	e.dropTopicsAtEnd()
-	addr := freeAddr(t)
+	addr := testaddr.Free(t)
 	p := e.start("api", "--listen", addr, "--set", "api.shutdown_delay=6s")
 	waitHTTP(t, "http://"+addr+"/readyz")
 	api := newAPIClient(addr)

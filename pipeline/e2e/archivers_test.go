@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/riskflow/riskflow/internal/testaddr"
 )
 
 // archiverProc is one `riskflow serve --roles archiver` process of a group, with its ops port.
@@ -18,7 +20,7 @@ type archiverProc struct {
 
 func (e *env) startArchiver(t *testing.T) archiverProc {
 	t.Helper()
-	ops := freeAddr(t)
+	ops := testaddr.Free(t)
 	return archiverProc{p: e.start("archiver", "--set", "ops.listen="+ops), ops: ops}
 }
 

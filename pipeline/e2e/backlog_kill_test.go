@@ -13,6 +13,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/riskflow/riskflow/internal/testaddr"
 	"github.com/riskflow/riskflow/schemas"
 )
 
@@ -68,7 +69,7 @@ func TestBacklogScorersAgreeThroughRestartAndKill(t *testing.T) {
 
 	e := newEnv(t)
 	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
-	ops := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
+	ops := []string{testaddr.Free(t), testaddr.Free(t), testaddr.Free(t)}
 	start := func(i int) *proc {
 		return e.start("scorer", "--set", "scoring.snapshot_dir="+dirs[i], "--set", "scoring.snapshot_interval=2s", "--set", "ops.listen="+ops[i])
 	}

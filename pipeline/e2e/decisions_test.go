@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riskflow/riskflow/internal/testaddr"
 	"github.com/riskflow/riskflow/rules/packs"
 	"github.com/riskflow/riskflow/schemas"
 )
@@ -31,7 +32,7 @@ import (
 func TestDecisionLogEndToEnd(t *testing.T) {
 	e := newEnv(t)
 	e.dropTopicsAtEnd()
-	addr := freeAddr(t)
+	addr := testaddr.Free(t)
 	e.start("scorer,archiver,api", "--listen", addr)
 	waitHTTP(t, "http://"+addr+"/readyz")
 	api := newAPIClient(addr)
@@ -220,7 +221,7 @@ func TestDecisionLogEndToEnd(t *testing.T) {
 func TestDecisionLogBrokerUnreachable(t *testing.T) {
 	e := newEnv(t)
 	e.dropTopicsAtEnd()
-	addr := freeAddr(t)
+	addr := testaddr.Free(t)
 	e.vars = append(e.vars, "RISKFLOW_KAFKA_DECISIONS_BROKERS=127.0.0.1:1", "RISKFLOW_API_DECISION_QUEUE=20")
 	p := e.start("api", "--listen", addr)
 	waitHTTP(t, "http://"+addr+"/readyz")

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/riskflow/riskflow/internal/testaddr"
 )
 
 // checkVerdict is the part of a riskCheck answer the tests read.
@@ -59,13 +61,13 @@ func farmEvent(id, phone, ip string, ts time.Time) []byte {
 func TestAPINodeSurvivesKafkaOutage(t *testing.T) {
 	e := newEnv(t)
 	e.dropTopicsAtEnd()
-	addr := freeAddr(t)
+	addr := testaddr.Free(t)
 	node := e.start("api", "--listen", addr)
 	waitHTTP(t, "http://"+addr+"/readyz")
 	api := newAPIClient(addr)
 	// A scorer API node allows only 8 s of staleness: /readyz must turn unready during the outage,
 	// saying why, while its checks are still answered.
-	strictAddr := freeAddr(t)
+	strictAddr := testaddr.Free(t)
 	vars := e.vars
 	e.vars = append(append([]string{}, vars...), "RISKFLOW_API_MAX_STALENESS=8s")
 	strictNode := e.start("api", "--listen", strictAddr)
@@ -296,7 +298,7 @@ func TestScorerReplaySurvivesKafkaOutage(t *testing.T) {
 	// only the replay can bring that history into the new scorer's windows.
 	commitAtEnd(t, "it-scorer-"+e.id, e.events)
 
-	opsAddr := freeAddr(t)
+	opsAddr := testaddr.Free(t)
 	e.vars = append(e.vars, "RISKFLOW_OPS_LISTEN="+opsAddr)
 	scorer := e.start("scorer")
 	scorer.waitLog(t, "kafka ready", time.Minute) // the replay starts now
@@ -555,7 +557,7 @@ func TestKafkaOutageMidStreamExactCounts(t *testing.T) {
 	e := newEnv(t)
 	e.dropTopicsAtEnd()
 	ctx := context.Background()
-	opsAddr := freeAddr(t)
+	opsAddr := testaddr.Free(t)
 	e.vars = append(e.vars, "RISKFLOW_OPS_LISTEN="+opsAddr)
 	node := e.start("scorer,archiver")
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/riskflow/riskflow/internal/testaddr"
 	"github.com/riskflow/riskflow/schemas"
 )
 
@@ -139,7 +140,7 @@ func startScorers(t *testing.T, e *env, n int) ([]*proc, []string) {
 	var procs []*proc
 	var addrs []string
 	for i := 0; i < n; i++ {
-		a := freeAddr(t)
+		a := testaddr.Free(t)
 		addrs = append(addrs, a)
 		procs = append(procs, e.start("scorer", "--set", "ops.listen="+a))
 	}

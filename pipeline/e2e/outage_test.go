@@ -5,7 +5,6 @@ package e2e
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/riskflow/riskflow/internal/testaddr"
 )
 
 // Stop ClickHouse for 20 s mid-stream: the breaker opens, scoring continues (risk.scores keeps
@@ -20,7 +21,7 @@ import (
 func TestClickHouseOutage(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	addr := freeAddr(t)
+	addr := testaddr.Free(t)
 	e.start("scorer,archiver,api", "--listen", addr)
 	waitHTTP(t, "http://"+addr+"/healthz")
 
@@ -88,16 +89,6 @@ func clickhouseCtl(t *testing.T, action string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("clickhouse.sh %s: %v\n%s", action, err, out)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func waitHTTP(t *testing.T, url string) {

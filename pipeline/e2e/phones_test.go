@@ -18,6 +18,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/riskflow/riskflow/internal/testaddr"
 	"github.com/riskflow/riskflow/pipeline"
 )
 
@@ -107,7 +108,7 @@ func TestPhonesNeverEchoed(t *testing.T) {
 	e := newEnv(t)
 	e.dropTopicsAtEnd()
 	ctx := context.Background()
-	addr := freeAddr(t)
+	addr := testaddr.Free(t)
 	e.vars = append(e.vars, "RISKFLOW_LOG_LEVEL=debug")
 	node := e.start("scorer,archiver,api", "--listen", addr)
 	waitHTTP(t, "http://"+addr+"/readyz")

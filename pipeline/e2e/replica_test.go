@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/riskflow/riskflow/internal/testaddr"
 )
 
 // An API node without the scorer role keeps its own replica of the feature state: /readyz answers
@@ -30,7 +32,7 @@ func TestAPIReplicaReadiness(t *testing.T) {
 	}
 	e.produce(ctx, e.writer(), backlog)
 
-	addr := freeAddr(t)
+	addr := testaddr.Free(t)
 	e.vars = append(e.vars, "RISKFLOW_API_READY_MAX_LAG=10")
 	e.start("api", "--listen", addr)
 	waitHTTP(t, "http://"+addr+"/healthz")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/riskflow/riskflow/internal/testaddr"
 	"github.com/riskflow/riskflow/schemas"
 )
 
@@ -286,7 +287,7 @@ func probeCount(t *testing.T, topic string, n int, id string) int {
 // Scorer-only and archiver-only processes serve /metrics, /healthz and /readyz on ops.listen.
 func TestOpsPortOnEveryRole(t *testing.T) {
 	e := newEnv(t)
-	sAddr, aAddr := freeAddr(t), freeAddr(t)
+	sAddr, aAddr := testaddr.Free(t), testaddr.Free(t)
 	e.start("scorer", "--set", "ops.listen="+sAddr)
 	e.start("archiver", "--set", "ops.listen="+aAddr)
 	waitHTTP(t, "http://"+sAddr+"/readyz")

@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/riskflow/riskflow/consumers"
+	"github.com/riskflow/riskflow/internal/testaddr"
 )
 
 // numbered is n events with distinct numbers from id prefix, keyed by number (every partition).
@@ -92,7 +93,7 @@ func TestSnapshotOfATopicRecreatedWithMorePartitions(t *testing.T) {
 		}
 	}
 
-	ops := freeAddr(t)
+	ops := testaddr.Free(t)
 	s2 := e.start("scorer", "--set", "ops.listen="+ops)
 	waitAllReady(t, e, []*proc{s2})
 	if !strings.Contains(s2.log.String(), "feature snapshot refused") || !strings.Contains(s2.log.String(), "created again") {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/riskflow/riskflow/internal/testaddr"
 	"github.com/riskflow/riskflow/pipeline"
 )
 
@@ -29,7 +30,7 @@ func TestNoInputStallsTheScorer(t *testing.T) {
 	e := newEnv(t)
 	e.dropTopicsAtEnd()
 	ctx := context.Background()
-	addr := freeAddr(t)
+	addr := testaddr.Free(t)
 	e.vars = append(e.vars, "RISKFLOW_API_MAX_BODY_BYTES=33554432", "RISKFLOW_KAFKA_STALL_AFTER=10s")
 	node := e.start("scorer,archiver,api", "--listen", addr)
 	waitHTTP(t, "http://"+addr+"/readyz")
