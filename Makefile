@@ -2,7 +2,7 @@
 GO ?= go
 INTEGRATION_TIMEOUT ?= 40m
 
-.PHONY: run test unit integration services services-down bench fmt vet fuzz chdb browser console-screenshots console-bench
+.PHONY: run test unit integration services services-down bench bench-baseline fmt vet fuzz chdb browser console-screenshots console-bench
 
 run: ## riskflow dev: every role in one process, embedded broker, sample stream and a printed verdict
 	$(GO) run ./cmd/riskflow dev
@@ -60,6 +60,13 @@ console-screenshots: services
 
 bench: ## scoring vs decoding, one run, same machine
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./schemas ./scoring ./rules ./scoring/features
+
+# The scoring benchmarks against the build issue #10's speed targets were written from, in
+# alternating pairs, as ratios: `make bench-baseline`, or PAIRS=10 / BASE=<commit> to change them.
+PAIRS ?= 6
+BASE ?= 94cb452
+bench-baseline: ## scoring benchmarks as ratios to the build issue #10's targets came from
+	deploy/local/bench-baseline.sh $(BASE) $(PAIRS)
 
 # Native fuzz targets (package:target), each fuzzed for FUZZTIME, one at a time: `make fuzz`
 # (CI runs it after `make test`), `make fuzz FUZZTIME=10m` to dig. A target `go test -list` does
