@@ -109,7 +109,16 @@ func (s *Scorer) Explain(sub Subject) (Explanation, error) {
 		kinds = []features.Kind{features.KindDevice}
 	}
 	if sub.AppID != "" {
-		kinds = append(kinds, features.KindApp)
+		// In an app the subject has keys of that app's too: its number's block or its address
+		// counted apart in the app (app_prefix_*, app_ip_*), and the app's blocks (app_blocks_*)
+		// that prefix_burst weighs a block against.
+		switch what {
+		case "phone":
+			kinds = append(kinds, features.KindAppPrefix)
+		case "ip":
+			kinds = append(kinds, features.KindAppIP)
+		}
+		kinds = append(kinds, features.KindApp, features.KindAppBlocks)
 	}
 
 	in := s.pool.Get().(*input)

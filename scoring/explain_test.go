@@ -232,3 +232,50 @@ rules:
 		}
 	}
 }
+
+// With app_id, the subject's windows in that app (app_prefix_* of a number's block, app_ip_* of
+// an address, and the app's app_blocks) are the subject's too: listed, and grown with the others
+// when judging what is within reach. Eight numbers of one block in an app within the hour:
+// prefix_burst (app_prefix_phones_1h >= 10) is within reach at ×1.25 — ceil(8 × 1.25) = 10.
+func TestExplainWithAppListsAndGrowsTheAppWindows(t *testing.T) {
+	now := t0.Add(time.Minute)
+	s := newScorer(t, scoring.Config{}, nil, scoring.WithClock(func() time.Time { return now }))
+	for i := range 8 {
+		ev := event(fmt.Sprintf("e%d", i), t0.Add(-time.Duration(i)*time.Minute), fmt.Sprintf("1370000%04d", i), fmt.Sprintf("10.7.%d.1", i))
+		s.Apply(&ev)
+	}
+	x, err := s.Explain(scoring.Subject{Phone: "13700000001", AppID: "app-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := map[string]int64{}
+	for _, w := range x.Windows {
+		values[w.Name] = w.Value
+	}
+	for name, want := range map[string]int64{"app_prefix_phones_1h": 8, "app_prefix_verifies_1h": 8, "app_phones_1h": 8, "app_blocks_1h": 1} {
+		if got, ok := values[name]; !ok || got != want {
+			t.Errorf("%s = %d (listed: %v), want %d", name, got, ok, want)
+		}
+	}
+	if _, ok := ruleIDs(x.Matching)["prefix_burst"]; ok {
+		t.Errorf("prefix_burst matches at 8 numbers of the block: %+v", x.Matching)
+	}
+	if f, ok := ruleIDs(x.Near)["prefix_burst"]; !ok || f != 1.25 {
+		t.Errorf("near = %+v; want prefix_burst within reach at ×1.25", x.Near)
+	}
+
+	// An address with app_id lists its windows in the app.
+	x, err = s.Explain(scoring.Subject{IP: netip.MustParseAddr("10.7.3.1"), AppID: "app-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := false
+	for _, w := range x.Windows {
+		if w.Name == "app_ip_phones_10m" {
+			listed = w.Value == 1
+		}
+	}
+	if !listed {
+		t.Errorf("app_ip_phones_10m is not listed as 1: %+v", x.Windows)
+	}
+}
