@@ -48,11 +48,18 @@ func (a *app) withConsole(srv *api.Server) http.Handler {
 		return srv
 	}
 	a.log.Info("console served", "path", "/console/", "admins", len(a.cfg.API.AdminKeys))
-	mux := http.NewServeMux()
-	mux.Handle("/console/", c)
-	mux.Handle("/console", http.RedirectHandler("/console/", http.StatusSeeOther))
-	mux.Handle("/", srv)
-	return mux
+	cmux := http.NewServeMux()
+	cmux.Handle("/console/", c)
+	cmux.Handle("/console", http.RedirectHandler("/console/", http.StatusSeeOther))
+	// Everything else is the API's, as sent: a ServeMux in front of it would answer a path not in
+	// its clean form ("/v1//risk/check") with an empty redirect instead of the API's Error 404.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p == "/console" || strings.HasPrefix(p, "/console/") {
+			cmux.ServeHTTP(w, r)
+			return
+		}
+		srv.ServeHTTP(w, r)
+	})
 }
 
 // consoleDeps are the console's parts on this node. Its working state (drafts, promotion

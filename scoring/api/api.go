@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -132,6 +133,7 @@ type Server struct {
 	seq       atomic.Uint64
 	m         *metrics
 	mux       *http.ServeMux
+	other     http.Handler // the answer to a path or method no route has (404, 405)
 	reg       prometheus.Gatherer
 	rules     RulesAdmin
 	admins    map[string]string
@@ -218,7 +220,7 @@ func New(cfg Config, checker Checker, pub Publisher, opts ...Option) *Server {
 	mux.HandleFunc("POST /v1/admin/labels", s.instrument("labels", s.handleLabels))
 	mux.HandleFunc("GET /v1/openapi.yaml", s.instrument("openapi", s.handleOpenAPI))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/", s.instrument("other", func(w http.ResponseWriter, r *http.Request) (int, error) {
+	s.other = s.instrument("other", func(w http.ResponseWriter, r *http.Request) (int, error) {
 		// Every method of every path lands here unless a route above matched, so a known path
 		// reached with the wrong method is told apart from an unknown path.
 		// Method and path are the caller's: shown short, escaped, phone numbers masked.
@@ -230,7 +232,8 @@ func New(cfg Config, checker Checker, pub Publisher, opts ...Option) *Server {
 			return 0, &httpError{status: http.StatusMethodNotAllowed, msg: fmt.Sprintf("method %s is not allowed on %s: use %s", method, path, allow)}
 		}
 		return 0, &httpError{status: http.StatusNotFound, msg: fmt.Sprintf("no route %s %s (see POST /v1/risk/check, POST /v1/events, GET /healthz, /readyz, /metrics, /v1/openapi.yaml)", method, path)}
-	}))
+	})
+	mux.Handle("/", s.other)
 	s.mux = mux
 	return s
 }
@@ -256,8 +259,33 @@ var allowed = map[string]string{
 	"/v1/openapi.yaml":   "GET, HEAD",
 }
 
-// ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP implements http.Handler. A path not in its clean form ("/v1//risk/check",
+// "/v1/./events") is no route: ServeMux would answer it with an empty redirect to the clean path,
+// which is not the API's Error and which clients that refuse redirects (scoring/client) could
+// only report as an unusable answer.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p := r.URL.Path; r.Method != http.MethodConnect && p != cleanPath(p) {
+		s.other.ServeHTTP(w, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// cleanPath is p as ServeMux cleans it before matching: rooted, no empty or dot segments, a
+// trailing slash kept.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
+}
 
 // httpError is an error with a status chosen where it happened.
 type httpError struct {
@@ -318,6 +346,9 @@ func (s *Server) instrument(route string, h handler) http.HandlerFunc {
 			switch {
 			case errors.As(err, &he) && he.retryAfter > 0:
 				w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(he.retryAfter)))
+			case code == http.StatusUnauthorized:
+				// RFC 9110 §11.6.1: a 401 names the scheme to answer it with.
+				w.Header().Set("WWW-Authenticate", `Basic realm="riskflow", charset="UTF-8"`)
 			case errors.Is(err, errNotReady) && route != "readyz":
 				// A node replaying its state says when to come back, as the starting node does
 				// (cmd/riskflow's startingHandler); a probe is not retried, so /readyz has none.

@@ -617,3 +617,43 @@ func TestEscapedSlashIsNotTheRoute(t *testing.T) {
 		t.Error("the checker was called")
 	}
 }
+
+// A 401 says how to authenticate (RFC 9110 §11.6.1: a 401 carries WWW-Authenticate), on the app
+// routes and on the admin routes alike, so that generic HTTP clients (curl --anyauth, browsers,
+// generated clients) answer the challenge with the Basic credentials.
+func TestUnauthorizedCarriesChallenge(t *testing.T) {
+	f := newFixture(t, api.Config{}, api.WithInvestigation(&subjects{}, nil), api.WithAdmins(map[string]string{"lead": "lead-secret"}))
+	for _, c := range []struct{ path, body string }{
+		{"/v1/risk/check", checkBody},
+		{"/v1/events", event("e1", "app1", "1.1.1.1")},
+		{"/v1/admin/explain", `{"ip":"1.2.3.4"}`},
+	} {
+		for _, opt := range []reqOpt{noAuth(), basic("app1", "wrong")} {
+			w := f.do(t, http.MethodPost, c.path, c.body, opt)
+			errorBody(t, w, http.StatusUnauthorized, "authorization: ")
+			if got := w.Header().Get("WWW-Authenticate"); !strings.HasPrefix(got, "Basic realm=") {
+				t.Errorf("%s: 401 with WWW-Authenticate %q, want a Basic challenge", c.path, got)
+			}
+		}
+	}
+	if w := f.do(t, http.MethodPost, "/v1/risk/check", checkBody); w.Code != http.StatusOK || w.Header().Get("WWW-Authenticate") != "" {
+		t.Errorf("an authenticated check: %d, WWW-Authenticate %q", w.Code, w.Header().Get("WWW-Authenticate"))
+	}
+}
+
+// A path that is not in its clean form (a doubled slash, a dot segment) is no route: an Error
+// 404 like any other unknown path, not net/http's empty 307 redirect that the document does not
+// describe and that a client refusing redirects (scoring/client) reports as an unusable answer.
+func TestUncleanPathIsNotFound(t *testing.T) {
+	f := newFixture(t, api.Config{})
+	for _, path := range []string{"/v1//risk/check", "/v1/./risk/check", "/v1/x/../risk/check", "//v1/events"} {
+		w := f.do(t, http.MethodPost, path, checkBody)
+		errorBody(t, w, http.StatusNotFound, "no route POST ")
+		if loc := w.Header().Get("Location"); loc != "" {
+			t.Errorf("%s: Location %q", path, loc)
+		}
+	}
+	if f.chk.calls() != 0 {
+		t.Error("a check through an unclean path reached the checker")
+	}
+}

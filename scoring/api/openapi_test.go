@@ -428,3 +428,40 @@ func TestAdminBodiesMustBeObjects(t *testing.T) {
 		}
 	}
 }
+
+// Statuses every operation of a kind can answer, whatever its handler does, are in the document:
+// a generated client types each answer it may get. Every body is read under the server's read
+// timeout (408) and api.max_body_bytes (413) and may be malformed (400); every authenticated
+// operation answers 401 to wrong credentials (with its Basic challenge) and 429 to an address
+// that failed too often; every operation but /metrics may answer 500 (a handler that panicked).
+func TestOpenAPIListsTheStatusesEveryOperationCanAnswer(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			var want []int
+			if op.RequestBody != nil {
+				want = append(want, 400, 408, 413)
+			}
+			if op.Security == nil || len(*op.Security) > 0 { // nil: the document's default (appKey)
+				want = append(want, 401, 429)
+			}
+			if path != "/metrics" {
+				want = append(want, 500)
+			}
+			for _, st := range want {
+				if op.Responses.Status(st) == nil {
+					t.Errorf("%s %s: no %d response", method, path, st)
+				}
+			}
+		}
+	}
+	for name, header := range map[string]string{"Unauthorized": "WWW-Authenticate", "TooManyRequests": "Retry-After", "MethodNotAllowed": "Allow"} {
+		h := doc.Components.Responses[name].Value.Headers[header]
+		if h == nil || !h.Value.Required {
+			t.Errorf("response %s: header %s is not required; the server always sends it", name, header)
+		}
+	}
+}

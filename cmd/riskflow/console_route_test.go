@@ -1,0 +1,42 @@
+package main
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring/api"
+)
+
+// With the console in front of the API, a path the API does not have in its clean form still gets
+// the API's Error 404, not the console's ServeMux's empty 307 redirect (which scoring/client,
+// refusing redirects, could only report as an unusable answer); /console keeps its redirect.
+func TestConsoleLeavesUncleanAPIPathsToTheAPI(t *testing.T) {
+	cfg := Default()
+	cfg.Scoring.PhoneHashKey = "k"
+	cfg.API.AdminKeys = map[string]string{"lead": "lead-secret"}
+	a, err := newApp(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := a.withConsole(api.New(api.Config{Keys: map[string]string{"app1": "secret1"}}, a.scorer, nil, api.WithLogger(slog.New(slog.DiscardHandler))))
+	for _, path := range []string{"/v1//risk/check", "/v1/./events", "/x/../v1/risk/check"} {
+		r := httptest.NewRequest(http.MethodPost, "http://riskflow"+path, strings.NewReader(`{}`))
+		r.SetBasicAuth("app1", "secret1")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		var eb schemas.ErrorBody
+		if err := json.Unmarshal(w.Body.Bytes(), &eb); w.Code != http.StatusNotFound || err != nil || eb.Code != http.StatusNotFound {
+			t.Errorf("POST %s: %d %q (Location %q), want the API's Error 404", path, w.Code, w.Body, w.Header().Get("Location"))
+		}
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "http://riskflow/console", nil))
+	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/console/" {
+		t.Errorf("GET /console: %d, Location %q; want 303 to /console/", w.Code, w.Header().Get("Location"))
+	}
+}
