@@ -63,8 +63,13 @@ func (c *Client) PublishEvents(ctx context.Context, evs []schemas.VerifyEvent) e
 		_, _ = io.CopyN(io.Discard, resp.Body, MaxResponseBytes)
 		_ = resp.Body.Close()
 	}()
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes))
+	data, readErr := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes))
 	switch {
+	case resp.StatusCode == http.StatusAccepted && readErr != nil:
+		// The connection broke while the answer came: whether riskflow kept the events is not
+		// known, and sending them again is safe (deduplicated), so this is retryable, not an
+		// unusable answer.
+		return fmt.Errorf("riskflow client: publish %d events: read the answer: %s", len(evs), maskPhones(readErr.Error(), ""))
 	case resp.StatusCode == http.StatusAccepted:
 		var a struct {
 			Accepted int `json:"accepted"`

@@ -74,3 +74,32 @@ func TestPublishEvents(t *testing.T) {
 		t.Errorf("too many events: %v (retryable %v)", err, client.Retryable(err))
 	}
 }
+
+// A connection that breaks while the answer is read (riskflow stopped, a proxy reset it) leaves
+// the batch's fate unknown: it is a transport failure to send again (events are deduplicated), not
+// an unusable answer to drop. Here the 202's body is cut short; a 503's is read as far as it came.
+func TestPublishEventsAnswerCutShortIsRetryable(t *testing.T) {
+	status := http.StatusAccepted
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Length", "200")
+		w.WriteHeader(status)
+		io.WriteString(w, `{"code":0,"content":"acc`)
+		w.(http.Flusher).Flush()
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	defer srv.Close()
+	c, err := client.New(srv.URL, "app-1", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := schemas.VerifyEvent{EventID: "e1", TS: time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC), AppID: "app-1", Flow: schemas.FlowOneClickLogin,
+		Phone: "13800138000", IP: netip.MustParseAddr("10.1.2.3"), Outcome: schemas.OutcomeSuccess}
+	err = c.PublishEvents(context.Background(), []schemas.VerifyEvent{ev})
+	if err == nil || !client.Retryable(err) || errors.Is(err, client.ErrBadResponse) || strings.Contains(err.Error(), "13800138000") {
+		t.Errorf("202 cut short: %v (retryable %v), want a retryable transport error", err, client.Retryable(err))
+	}
+}
