@@ -58,10 +58,14 @@ func WithInvestigation(x Explainer, l Labeler) Option {
 // WithAdmins sets the admin credentials (name → secret) of the admin routes without a rules admin.
 func WithAdmins(admins map[string]string) Option { return func(s *Server) { s.admins = admins } }
 
-// admin authenticates an admin for a route that is on when on is true.
-func (s *Server) admin(r *http.Request, on bool, what string) (string, error) {
-	if !on || len(s.admins) == 0 {
+// admin authenticates an admin for a route that is on when on is true; needs says what else
+// than admin keys the route needs, for the 404 of a node with admin keys where it is off.
+func (s *Server) admin(r *http.Request, on bool, what, needs string) (string, error) {
+	switch {
+	case len(s.admins) == 0:
 		return "", &httpError{status: http.StatusNotFound, msg: what + " is not enabled on this node (api.admin_keys)"}
+	case !on:
+		return "", &httpError{status: http.StatusNotFound, msg: what + " is not enabled on this node: it needs " + needs}
 	}
 	return s.authenticate(r, s.admins, "admin", "admin")
 }
@@ -134,7 +138,7 @@ func decodeStrict(b []byte, v any) error {
 }
 
 func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) (int, error) {
-	who, err := s.admin(r, s.explainer != nil, "investigation")
+	who, err := s.admin(r, s.explainer != nil, "investigation", "the scorer (the api role)")
 	if err != nil {
 		return 0, err
 	}
@@ -204,7 +208,7 @@ type LabelTarget struct {
 }
 
 func (s *Server) handleLabels(w http.ResponseWriter, r *http.Request) (int, error) {
-	who, err := s.admin(r, s.labeler != nil, "labelling")
+	who, err := s.admin(r, s.labeler != nil, "labelling", "ClickHouse (clickhouse.addr), which this node has not configured or could not reach when it started")
 	if err != nil {
 		return 0, err
 	}

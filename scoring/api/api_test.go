@@ -657,3 +657,16 @@ func TestUncleanPathIsNotFound(t *testing.T) {
 		t.Error("a check through an unclean path reached the checker")
 	}
 }
+
+// A node with admin keys but without a label store says what labelling needs, not the admin keys
+// it has.
+func TestLabelsOffSaysWhatTheyNeed(t *testing.T) {
+	f := newFixture(t, api.Config{}, api.WithInvestigation(&subjects{}, nil), api.WithAdmins(map[string]string{"lead": "lead-secret"}))
+	eb := errorBody(t, f.do(t, http.MethodPost, "/v1/admin/labels", `{"app_id":"app1","event_id":"e1","label":"fraud"}`, basic("lead", "lead-secret")),
+		http.StatusNotFound, "labelling is not enabled on this node")
+	if strings.Contains(eb.Content, "api.admin_keys") || !strings.Contains(eb.Content, "clickhouse.addr") {
+		t.Errorf("content %q: want it to name clickhouse.addr, not the admin keys the node has", eb.Content)
+	}
+	f = newFixture(t, api.Config{}, api.WithInvestigation(&subjects{}, nil))
+	errorBody(t, f.do(t, http.MethodPost, "/v1/admin/labels", `{}`, basic("lead", "lead-secret")), http.StatusNotFound, "labelling is not enabled on this node (api.admin_keys)")
+}
