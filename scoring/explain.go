@@ -9,6 +9,7 @@ import (
 
 	"cel.dev/cel-go/common/types"
 
+	"github.com/riskflow/riskflow/rules"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/features"
 )
@@ -35,6 +36,9 @@ type Explanation struct {
 	Windows      []WindowValue `json:"windows"`
 	Matching     []RuleState   `json:"matching"`
 	Near         []RuleState   `json:"near"`
+	// Failing are the rules that failed at run time on the state, or on it grown (a division by
+	// an empty window): neither matching nor judged, as checks skip them.
+	Failing []string `json:"failing,omitempty"`
 }
 
 // WindowValue is one window variable of the subject and its value now.
@@ -158,7 +162,17 @@ func (s *Scorer) Explain(sub Subject) (Explanation, error) {
 		}
 		in.travelDone = false
 		if err := in.eval(pack); err != nil {
-			return x, err
+			// A rule failing at run time is skipped, as a check skips it: the others stand.
+			var failed []*rules.RuleError
+			collectRuleErrors(err, &failed)
+			if len(failed) == 0 {
+				return x, err
+			}
+			for _, re := range failed {
+				if !slices.Contains(x.Failing, re.Rule) {
+					x.Failing = append(x.Failing, re.Rule)
+				}
+			}
 		}
 		for _, h := range in.res.Hits {
 			if seen[h.Rule] {

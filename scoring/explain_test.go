@@ -279,3 +279,38 @@ func TestExplainWithAppListsAndGrowsTheAppWindows(t *testing.T) {
 		t.Errorf("app_ip_phones_10m is not listed as 1: %+v", x.Windows)
 	}
 }
+
+// A rule failing at run time on the subject's state (here a division by zero while its windows
+// are empty) is skipped as a check skips it: the other rules are still explained, and the failing
+// one is named. Explain used to give up on the whole subject (the API answered 503 "not ready",
+// with a Retry-After, for as long as the rule kept failing).
+func TestExplainSkipsARuleFailingAtRunTime(t *testing.T) {
+	const pack = `
+pack: failing
+rules:
+  - id: divides_by_zero
+    tag: broken
+    level: 900
+    when: 100 / device_verifies_10m > 1
+  - id: busy
+    tag: busy
+    level: 300
+    when: phone_verifies_10m >= 2
+`
+	now := t0.Add(time.Minute)
+	s := newScorer(t, scoring.Config{}, []byte(pack), scoring.WithClock(func() time.Time { return now }))
+	for i := range 2 {
+		ev := event(fmt.Sprintf("e%d", i), t0, "13812348000", "10.1.2.3")
+		s.Apply(&ev)
+	}
+	x, err := s.Explain(scoring.Subject{Phone: "13812348000"})
+	if err != nil {
+		t.Fatalf("explain: %v", err)
+	}
+	if _, ok := ruleIDs(x.Matching)["busy"]; !ok {
+		t.Errorf("matching = %+v; want busy", x.Matching)
+	}
+	if len(x.Failing) != 1 || x.Failing[0] != "divides_by_zero" {
+		t.Errorf("failing = %v; want [divides_by_zero]", x.Failing)
+	}
+}

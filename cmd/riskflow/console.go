@@ -433,6 +433,9 @@ func (e consoleExplain) Explain(ctx context.Context, l console.Lookup) ([]consol
 	for _, r := range x.Near {
 		out = append(out, console.Feature{Name: fmt.Sprintf("within reach (×%g): %s", r.Factor, r.Rule), Value: fmt.Sprintf("%s %d: %s", r.Mode, r.Level, r.Reason)})
 	}
+	for _, r := range x.Failing {
+		out = append(out, console.Feature{Name: "fails at run time: " + r, Value: "skipped, as checks skip it"})
+	}
 	for _, w := range x.Windows {
 		v := strconv.FormatInt(w.Value, 10)
 		if w.ReadByPack {

@@ -268,6 +268,9 @@ func (l *lookupResult) write(w io.Writer, since time.Duration) {
 		if len(x.Near) == 0 {
 			p("    none\n")
 		}
+		if len(x.Failing) > 0 {
+			p("  failing at run time on this state (skipped, as checks skip them): %s\n", strings.Join(x.Failing, ", "))
+		}
 	}
 	if l.HistoryError != "" {
 		p("\nhistory: unavailable (%s)\n", l.HistoryError)
