@@ -20,8 +20,8 @@ import (
 )
 
 // apiServer is the API's HTTP server, listening from the start of the process: until the API
-// takes it over (use), it answers /healthz, /readyz and /metrics as the ops port does, and every
-// other route 503 naming what the process waits for. A process with the api role that waits for
+// takes it over (use), it answers /healthz, /readyz and /metrics as the ops port does, serves
+// /v1/openapi.yaml, and answers every other route 503 naming what the process waits for. A process with the api role that waits for
 // the broker is thus alive and observable, and a verify service's check fails at once instead of
 // being refused a connection — or hanging.
 type apiServer struct {
@@ -142,8 +142,24 @@ func (s *apiServer) close() {
 func (a *app) startingHandler() http.Handler {
 	ops := a.opsHandler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		get := r.Method == http.MethodGet || r.Method == http.MethodHead
 		switch r.URL.Path {
-		case "/healthz", "/readyz", "/metrics":
+		case "/healthz", "/readyz", "/metrics", "/v1/openapi.yaml":
+			if !get {
+				// As the API answers it (an Error with Allow), not net/http's text/plain 405.
+				w.Header().Set("Allow", "GET, HEAD")
+				opsJSON(w, http.StatusMethodNotAllowed, schemas.ErrorBody{Code: http.StatusMethodNotAllowed,
+					Content: fmt.Sprintf("method %s is not allowed on %s: use GET, HEAD", schemas.ShowName(r.Method, 16), r.URL.Path)})
+				return
+			}
+			if r.URL.Path == "/v1/openapi.yaml" {
+				// The document is static: a client generator need not wait for the state.
+				w.Header().Set("Content-Type", "application/yaml")
+				w.Header().Set("Content-Length", strconv.Itoa(len(api.OpenAPI)))
+				w.WriteHeader(http.StatusOK)
+				w.Write(api.OpenAPI)
+				return
+			}
 			ops.ServeHTTP(w, r)
 			return
 		}

@@ -40,3 +40,34 @@ func TestConsoleLeavesUncleanAPIPathsToTheAPI(t *testing.T) {
 		t.Errorf("GET /console: %d, Location %q; want 303 to /console/", w.Code, w.Header().Get("Location"))
 	}
 }
+
+// A node still starting (waiting for the broker, replaying its state) serves the OpenAPI document
+// — static, and what a client generator fetches — and answers the other API routes with the
+// documented Error 503 and its Retry-After; a method /healthz does not take is the API's Error 405,
+// not net/http's text/plain one.
+func TestStartingNodeServesTheDocumentAndErrors(t *testing.T) {
+	cfg := Default()
+	cfg.Scoring.PhoneHashKey = "k"
+	a, err := newApp(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := a.startingHandler()
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "http://riskflow/v1/openapi.yaml", nil))
+	if w.Code != http.StatusOK || w.Header().Get("Content-Type") != "application/yaml" || w.Body.String() != string(api.OpenAPI) {
+		t.Errorf("GET /v1/openapi.yaml while starting: %d %s", w.Code, w.Header().Get("Content-Type"))
+	}
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "http://riskflow/v1/risk/check", strings.NewReader(`{}`)))
+	var eb schemas.ErrorBody
+	if err := json.Unmarshal(w.Body.Bytes(), &eb); w.Code != http.StatusServiceUnavailable || err != nil || eb.Code != 503 || w.Header().Get("Retry-After") == "" {
+		t.Errorf("check while starting: %d %q Retry-After %q", w.Code, w.Body, w.Header().Get("Retry-After"))
+	}
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "http://riskflow/healthz", nil))
+	eb = schemas.ErrorBody{}
+	if err := json.Unmarshal(w.Body.Bytes(), &eb); w.Code != http.StatusMethodNotAllowed || err != nil || eb.Code != 405 || w.Header().Get("Allow") == "" {
+		t.Errorf("POST /healthz while starting: %d %q Allow %q, want the API's Error 405", w.Code, w.Body, w.Header().Get("Allow"))
+	}
+}
