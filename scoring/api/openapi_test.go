@@ -465,3 +465,57 @@ func TestOpenAPIListsTheStatusesEveryOperationCanAnswer(t *testing.T) {
 		}
 	}
 }
+
+// No enum lists null: a nullable member says so with nullable: true. Generators read a null
+// enum value as one more constant — oapi-codegen made CheckRequestCarrierLessThannil = "<nil>", a
+// string a generated client would send and the server refuse.
+func TestOpenAPIEnumsHoldNoNull(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var visit func(where string, s *openapi3.SchemaRef)
+	visit = func(where string, s *openapi3.SchemaRef) {
+		if s == nil || s.Value == nil || s.Ref != "" {
+			return
+		}
+		for _, v := range s.Value.Enum {
+			if v == nil {
+				t.Errorf("%s: enum lists null", where)
+			}
+		}
+		for name, p := range s.Value.Properties {
+			visit(where+"."+name, p)
+		}
+		visit(where+"[]", s.Value.Items)
+		for i, o := range s.Value.OneOf {
+			visit(fmt.Sprintf("%s.oneOf[%d]", where, i), o)
+		}
+	}
+	for name, s := range doc.Components.Schemas {
+		visit(name, s)
+	}
+}
+
+// A request body that is one of several shapes (an event or an array of them) is a named schema:
+// oapi-codegen gives a named oneOf its From/As methods, while an inline one became a struct with
+// an unexported member that a generated client could not fill (only the raw-body call could send
+// events or labels).
+func TestOpenAPIAlternativeBodiesAreNamed(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			if op.RequestBody == nil {
+				continue
+			}
+			for ct, mt := range op.RequestBody.Value.Content {
+				if s := mt.Schema; s != nil && s.Ref == "" && len(s.Value.OneOf) > 0 {
+					t.Errorf("%s %s (%s): the body's oneOf is inline; name it in components.schemas", method, path, ct)
+				}
+			}
+		}
+	}
+}
