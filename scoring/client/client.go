@@ -245,7 +245,7 @@ func (c *Client) post(ctx context.Context, phone string, body []byte) (schemas.R
 	switch {
 	case resp.StatusCode == http.StatusOK:
 		if readErr != nil {
-			return schemas.RiskCheck{}, readErr
+			return schemas.RiskCheck{}, fmt.Errorf("read the verdict: %w", readErr)
 		}
 		var rc schemas.RiskCheck
 		if err := json.Unmarshal(data, &rc); err != nil {

@@ -729,3 +729,30 @@ func TestMaskPhones(t *testing.T) {
 		}
 	}
 }
+
+// A verdict cut short (the connection broke mid-body) is a failure the breaker counts, and its
+// error says what was being done, not a bare "unexpected EOF".
+func TestVerdictCutShort(t *testing.T) {
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Length", "300")
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, `{"code":0,"content":"succ`)
+		w.(http.Flusher).Flush()
+		if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+			conn.Close()
+		}
+	})
+	c := newClient(t, srv.URL, WithBreakerSettings(BreakerSettings{ConsecutiveFailures: 2}))
+	for range 2 {
+		rc, err := c.Check(context.Background(), testReq)
+		unavailable(t, err)
+		assertFailVerdict(t, rc, 0)
+		if !strings.Contains(err.Error(), "read the verdict: unexpected EOF") {
+			t.Errorf("err = %v, want it to say the verdict could not be read", err)
+		}
+	}
+	if c.BreakerState() != "open" {
+		t.Errorf("breaker %s after two verdicts cut short, want open", c.BreakerState())
+	}
+}
