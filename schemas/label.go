@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -81,6 +83,11 @@ func DecodeLabels(data []byte) ([]Label, error) {
 	if err := CheckJSONText(data); err != nil {
 		return nil, err
 	}
+	// encoding/json matches member names case-insensitively ("APP_ID" would fill app_id, and of
+	// "app_id" and "APP_ID" the last would win): the names must be these, exactly.
+	if err := exactLabelMembers(data, trimmed[0] == '['); err != nil {
+		return nil, err
+	}
 	type wire struct {
 		AppID      string `json:"app_id"`
 		DecisionID string `json:"decision_id"`
@@ -120,4 +127,36 @@ func DecodeLabels(data []byte) ([]Label, error) {
 		}
 	}
 	return out, nil
+}
+
+// exactLabelMembers refuses a member whose name is not exactly one of a label's, naming it (in an
+// array, as [i].name). Text that does not parse is left to the decoder to report.
+func exactLabelMembers(data []byte, array bool) error {
+	var objs []map[string]json.RawMessage
+	if array {
+		if json.Unmarshal(data, &objs) != nil {
+			return nil
+		}
+	} else {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(data, &m) != nil {
+			return nil
+		}
+		objs = append(objs, m)
+	}
+	for i, m := range objs {
+		names := slices.Sorted(maps.Keys(m))
+		for _, name := range names {
+			switch name {
+			case "app_id", "decision_id", "event_id", "label", "note":
+				continue
+			}
+			field := ShowName(name, 40)
+			if array {
+				field = fmt.Sprintf("[%d].%s", i, field)
+			}
+			return &FieldError{Field: field, Reason: "unknown field"}
+		}
+	}
+	return nil
 }

@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -108,6 +111,17 @@ func decodeStrict(b []byte, v any) error {
 		return &schemas.FieldError{Reason: "expected a JSON object, got a number"}
 	case bytes.HasPrefix(trimmed, []byte("true")) || bytes.HasPrefix(trimmed, []byte("false")):
 		return &schemas.FieldError{Reason: "expected a JSON object, got a boolean"}
+	}
+	// encoding/json matches member names case-insensitively ("IP" fills ip, and of "ip" and "IP"
+	// the last wins): the names must be the document's, exactly.
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(b, &members); err == nil {
+		known := jsonNames(v)
+		for _, name := range slices.Sorted(maps.Keys(members)) {
+			if !known[name] {
+				return &schemas.FieldError{Field: schemas.ShowName(name, 40), Reason: "unknown field"}
+			}
+		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -248,4 +262,28 @@ func (s *Server) handleLabels(w http.ResponseWriter, r *http.Request) (int, erro
 	}
 	writeJSON(w, http.StatusOK, resp)
 	return http.StatusOK, nil
+}
+
+// jsonNames returns the JSON member names of the struct v points to (its fields' json tags).
+func jsonNames(v any) map[string]bool {
+	t := reflect.TypeOf(v)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	names := map[string]bool{}
+	if t.Kind() != reflect.Struct {
+		return names
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case name == "-" || !f.IsExported():
+		case name == "":
+			names[f.Name] = true
+		default:
+			names[name] = true
+		}
+	}
+	return names
 }

@@ -740,3 +740,25 @@ func TestSlowBodyIsARequestTimeout(t *testing.T) {
 		}
 	}
 }
+
+// Member names are matched exactly, as the document spells them and as the check and events
+// bodies match them: encoding/json matched "IP" to ip, so {"ip":"47.92.10.20","IP":"1.2.3.4"}
+// explained 1.2.3.4 — the member given twice under another case won silently.
+func TestAdminBodiesMatchMemberNamesExactly(t *testing.T) {
+	ex, lb := &subjects{}, &recordedLabels{}
+	f := newFixture(t, api.Config{}, api.WithRulesAdmin(&fakeRules{}, map[string]string{"lead": "s3cret"}), api.WithInvestigation(ex, lb))
+	admin := basic("lead", "s3cret")
+	for _, c := range []struct{ path, body, want string }{
+		{"/v1/admin/explain", `{"IP":"1.2.3.4"}`, "IP: unknown field"},
+		{"/v1/admin/explain", `{"ip":"47.92.10.20","IP":"1.2.3.4"}`, "IP: unknown field"},
+		{"/v1/admin/explain", `{"device_id":"d","App_Id":"a"}`, "App_Id: unknown field"},
+		{"/v1/admin/labels", `{"APP_ID":"a","event_id":"e","label":"fraud"}`, "APP_ID: unknown field"},
+		{"/v1/admin/labels", `[{"app_id":"a","event_id":"e","label":"fraud"},{"app_id":"a","event_id":"f","Label":"legit"}]`, "[1].Label: unknown field"},
+		{"/v1/rules/rollback", `{"Version":"v1"}`, "Version: unknown field"},
+	} {
+		errorBody(t, f.do(t, http.MethodPost, c.path, c.body, admin), http.StatusBadRequest, c.want)
+	}
+	if len(ex.got) != 0 || len(lb.labels) != 0 {
+		t.Errorf("refused bodies reached the state or the labels: %+v %+v", ex.got, lb.labels)
+	}
+}
