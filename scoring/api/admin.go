@@ -187,15 +187,30 @@ func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) (int, err
 		return 0, err
 	}
 	sub.DeviceID, sub.AppID = req.DeviceID, req.AppID
+	// Exactly one subject, named in the answer (before readiness: a wrong request is a 400 on a
+	// node catching up too).
+	var given []string
+	for _, m := range []struct {
+		name string
+		set  bool
+	}{{"phone", req.Phone != ""}, {"ip", req.IP != ""}, {"device_id", req.DeviceID != ""}} {
+		if m.set {
+			given = append(given, m.name)
+		}
+	}
+	switch len(given) {
+	case 0:
+		return 0, &schemas.FieldError{Reason: "give one of phone, ip and device_id (app_id alone is no subject)"}
+	case 1:
+	default:
+		return 0, &schemas.FieldError{Field: given[1], Reason: "give exactly one of phone, ip and device_id: " + given[0] + " is given too"}
+	}
 	// A state still replaying Kafka would be explained as windows not filled yet: wait for what
 	// checks wait for.
 	if err := s.serving(); err != nil {
 		return 0, fmt.Errorf("%w: %v", errNotReady, err)
 	}
 	x, err := s.explainer.Explain(sub)
-	if errors.Is(err, scoring.ErrNoSubject) {
-		return 0, &schemas.FieldError{Field: "phone", Reason: "give exactly one of phone, ip and device_id"}
-	}
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", errNotReady, err)
 	}

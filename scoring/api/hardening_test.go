@@ -762,3 +762,26 @@ func TestAdminBodiesMatchMemberNamesExactly(t *testing.T) {
 		t.Errorf("refused bodies reached the state or the labels: %+v %+v", ex.got, lb.labels)
 	}
 }
+
+// An explain request without exactly one subject is a 400 naming what is wrong — on a node still
+// catching up too (it was a 503 there, and named phone when an ip and a device were given).
+func TestExplainNamesTheSubjectProblem(t *testing.T) {
+	ex := &subjects{}
+	for _, ready := range []bool{true, false} {
+		f := newFixture(t, api.Config{}, api.WithInvestigation(ex, nil), api.WithAdmins(map[string]string{"lead": "s3cret"}),
+			api.WithServing(func() error {
+				if ready {
+					return nil
+				}
+				return errors.New("state: catching up")
+			}))
+		admin := basic("lead", "s3cret")
+		errorBody(t, f.do(t, http.MethodPost, "/v1/admin/explain", `{"ip":"1.2.3.4","device_id":"farm-1"}`, admin), http.StatusBadRequest,
+			"device_id: give exactly one of phone, ip and device_id: ip is given too")
+		errorBody(t, f.do(t, http.MethodPost, "/v1/admin/explain", `{"app_id":"a"}`, admin), http.StatusBadRequest,
+			"give one of phone, ip and device_id")
+	}
+	if len(ex.got) != 0 {
+		t.Errorf("refused requests reached the explainer: %+v", ex.got)
+	}
+}
