@@ -157,6 +157,11 @@ func (s *Server) handleRulesRollback(w http.ResponseWriter, r *http.Request) (in
 	if err != nil {
 		return 0, err
 	}
+	// Any Content-Type is read as JSON (curl -d sends a form's, as the README's example does), but
+	// a compressed body is refused as on every other route, not read as JSON.
+	if err := checkEncoding(r); err != nil {
+		return 0, err
+	}
 	b, err := s.body(w, r)
 	if err != nil {
 		return 0, err
