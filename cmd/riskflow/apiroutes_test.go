@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/riskflow/riskflow/internal/testaddr"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/api"
 )
@@ -69,5 +71,31 @@ func TestStartingNodeServesTheDocumentAndErrors(t *testing.T) {
 	eb = schemas.ErrorBody{}
 	if err := json.Unmarshal(w.Body.Bytes(), &eb); w.Code != http.StatusMethodNotAllowed || err != nil || eb.Code != 405 || w.Header().Get("Allow") == "" {
 		t.Errorf("POST /healthz while starting: %d %q Allow %q, want the API's Error 405", w.Code, w.Body, w.Header().Get("Allow"))
+	}
+}
+
+// ClickHouse away when the node starts does not turn labelling off for the process's life: the
+// store connects when used, and until ClickHouse answers a label is a 503 to send again, not the
+// 404 of a node without labelling.
+func TestLabelsSurviveClickHouseAwayAtStart(t *testing.T) {
+	cfg := Default()
+	cfg.Scoring.PhoneHashKey = "k"
+	cfg.API.AdminKeys = map[string]string{"lead": "lead-secret"}
+	cfg.ClickHouse.Addr = testaddr.Free(t) // nothing listens there
+	a, err := newApp(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, closeFn := a.apiInvestigation(context.Background())
+	defer closeFn()
+	srv := api.New(api.Config{Keys: map[string]string{"app1": "secret1"}}, a.scorer, nil, append(opts, api.WithLogger(slog.New(slog.DiscardHandler)))...)
+	r := httptest.NewRequest(http.MethodPost, "http://riskflow/v1/admin/labels", strings.NewReader(`{"app_id":"app1","event_id":"e1","label":"fraud"}`))
+	r.Header.Set("Content-Type", "application/json")
+	r.SetBasicAuth("lead", "lead-secret")
+	w := httptest.NewRecorder()
+	srv.ServeHTTP(w, r)
+	var eb schemas.ErrorBody
+	if err := json.Unmarshal(w.Body.Bytes(), &eb); w.Code != http.StatusServiceUnavailable || err != nil || !strings.HasPrefix(eb.Content, "store labels: ") {
+		t.Errorf("a label while ClickHouse is away: %d %s, want 503 store labels", w.Code, w.Body)
 	}
 }

@@ -237,7 +237,7 @@ type LabelTarget struct {
 }
 
 func (s *Server) handleLabels(w http.ResponseWriter, r *http.Request) (int, error) {
-	who, err := s.admin(r, s.labeler != nil, "labelling", "ClickHouse (clickhouse.addr), which this node has not configured or could not reach when it started")
+	who, err := s.admin(r, s.labeler != nil, "labelling", "ClickHouse (clickhouse.addr), which this node has not configured (or could not open: see its log)")
 	if err != nil {
 		return 0, err
 	}
