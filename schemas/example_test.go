@@ -43,7 +43,8 @@ func ExampleDecodeEvent() {
 
 // Error messages show a caller's value through Excerpt: short, escaped, phone numbers masked.
 // ContainsPhone is the detector behind it, and behind the decoders' refusal of ids that hold a
-// number: digits glued to letters (hex ids, UUIDs) are part of an identifier.
+// number: digits glued to a hexadecimal letter before them or to a letter after them (hex ids,
+// UUIDs) are part of an identifier, while "tel13812345678" is a label and a number.
 func ExampleExcerpt() {
 	fmt.Println(schemas.Excerpt("call +86 138 1234 5678\nnow", 40))
 	fmt.Println(schemas.Excerpt("a very long value that goes on and on and on", 16))

@@ -21,12 +21,14 @@ import (
 // mathematical …); separators are space, '-', '.', '(', ')', '/', '_', ':', '\', '+' and their
 // full-width, typographic and invisible cousins (U+3000, '－', NBSP, dashes, zero-width space: see
 // isWideSep). Text holding percent escapes is read decoded as well ("%2B86%20138…"). The number
-// must stand on its own: one glued to an ASCII letter or to a digit is part of an identifier, not
-// a phone — so hexadecimal device ids, UUIDs and a 15-digit IMEI starting with 86 are not
-// phone-like, while "tel:13812345678", "+86 138 1234 5678", "(138)12345678", "138_1234_5678",
+// must stand on its own: one glued to a digit, to a hexadecimal letter before it or to a letter
+// after it is part of an identifier, not a phone — so hexadecimal device ids, UUIDs and a 15-digit
+// IMEI starting with 86 are not phone-like, while "tel:13812345678", "tel13812345678",
+// "user13812345678", "+86 138 1234 5678", "(138)12345678", "138_1234_5678",
 // "１３８　１２３４　５６７８" and "order-13812345678-2" are. A reading with a group of 9 or 10 digits
 // beside others is not ("evt_1733390000_5", a unix second and a sequence number): no one writes a
-// phone number so. Errors and log lines mask those too (see reading).
+// phone number so. Errors and log lines mask all of those too, and numbers glued to any letter
+// ("a13812345678", "13812345678b"): see reading.
 
 // PhoneMask is what Excerpt shows instead of a phone-like number.
 const PhoneMask = "<phone>"
@@ -59,7 +61,7 @@ func mayShowPhone(s string) bool {
 // reading says which groupings of digits count as a phone number. Refusing a value costs its
 // sender an event, masking it costs nothing: the decoders refuse numbers as people write them
 // (written), while what an error or a log line shows is masked wherever the digits could be read
-// as one (anyReading), "1.3812348000" too.
+// as one (anyReading), "1.3812348000" and "a13812345678b" too.
 type reading bool
 
 const (
@@ -155,16 +157,14 @@ func MaskPhones(s string) string {
 // appendMasked appends s to b with every phone-like number replaced by PhoneMask. Text whose
 // numbers show only once its percent escapes are decoded is appended decoded, then masked.
 func appendMasked(b []byte, s string) []byte {
-	start := len(b)
-	b = appendMaskedAsIs(b, s)
-	if bytes.IndexByte(b[start:], '%') >= 0 {
-		if d, ok := percentDecoded(string(b[start:])); ok {
+	if strings.IndexByte(s, '%') >= 0 {
+		if d, ok := percentDecoded(s); ok {
 			if _, _, found := nextPhone(d, 0, anyReading); found {
-				b = appendMaskedAsIs(b[:start], d)
+				return appendMaskedAsIs(b, d)
 			}
 		}
 	}
-	return b
+	return appendMaskedAsIs(b, s)
 }
 
 // appendMaskedAsIs appends s to b with every phone-like number (as written, escapes not decoded)
@@ -259,8 +259,8 @@ func nextPhone(s string, from int, r reading) (start, end int, ok bool) {
 			i++
 			continue
 		}
-		// i starts a run of digits: a number may start here if nothing alphanumeric is glued to it.
-		if !gluedBefore(s, i) {
+		// i starts a run of digits: a number may start here unless it is glued to an identifier.
+		if !gluedBefore(s, i, r) {
 			if n := ipv4At(s, i); n > 0 {
 				i += n // an address, not a phone: "127.0.0.1:19092", "192.168.100.10"
 				continue
@@ -332,7 +332,8 @@ func mayHoldPhone(s string) bool {
 
 // quickScan is one pass over s for what rules out a phone-like number: a phone-like number has at
 // least 11 digits with only separators between them, and its first digit (0, 1 or 8: see
-// phoneDigits) starts a run of digits that no letter or digit comes right before (nextPhone).
+// phoneDigits) starts a run of digits that no digit comes right before (nextPhone; whether a
+// letter right before glues it to an id is left to the exact scan).
 // longest is the most digits counted, in a stretch of digits and separators, from the first digit
 // there that may start one: under 11, s holds no phone-like number of ASCII digits. seen is the
 // union of the byteBits of s: whether it holds a control character, or a byte the count cannot
@@ -347,7 +348,7 @@ func quickScan(s string) (seen uint8, longest int) {
 		c := byteBits[s[i]]
 		seen |= c
 		keep := -int(c >> byteKeepShift & 1) // a digit or a separator: the stretch goes on
-		start := int(c>>byteStartShift&1) &^ int(prev>>byteAlnumShift&1)
+		start := int(c>>byteStartShift&1) &^ int(prev&byteDigit)
 		started = (started | start) & keep
 		run = (run + int(c&byteDigit)&started) & keep
 		longest = max(longest, run)
@@ -361,13 +362,12 @@ const (
 	byteDigit   = 1 << iota // an ASCII digit
 	byteKeep                // a digit or a separator (isPhoneSep, '+'): a stretch of digits goes on
 	byteStart               // 0, 1 or 8: may be the first digit of a phone-like number
-	byteAlnum               // an ASCII letter or digit
+	byteAlnum               // an ASCII letter or digit (checkText: a value holding one is not blank)
 	byteControl             // below 0x20, or 0x7f
 	byteExact               // ≥ 0xC0 (starts a character outside ASCII) or '%': leave it to the exact scan
 
 	byteKeepShift  = 1
 	byteStartShift = 2
-	byteAlnumShift = 3
 )
 
 var byteBits = func() (t [256]uint8) {
@@ -393,8 +393,8 @@ var byteBits = func() (t [256]uint8) {
 }()
 
 // matchPhone reads groups of digits joined by short runs of separators from i (the start of a
-// run of digits) and returns the end of the longest reading that is a phone number and is not
-// followed by a letter.
+// run of digits) and returns the end of the longest reading that is a phone number and, written,
+// is not followed by a letter ("13812345678b" is an id; read any way, it is masked).
 func matchPhone(s string, i int, r reading) (int, bool) {
 	var digits [maxPhoneDigits]byte
 	n, firstGroup, best := 0, 0, -1
@@ -421,7 +421,7 @@ func matchPhone(s string, i int, r reading) (int, bool) {
 		longGroup = longGroup || n-from == 9 || n-from == 10
 		// Nobody writes a number apart as 10+1 or 9+2 digits, while ids often join a unix second
 		// and a sequence number so ("evt_1733390000_5"): written, such a reading is not a phone.
-		if (j == len(s) || !isAlnum(s[j])) && (r == anyReading || !longGroup || groups == 1) && phoneDigits(digits[:n], plus, firstGroup) {
+		if (j == len(s) || !isAlnum(s[j]) || r == anyReading) && (r == anyReading || !longGroup || groups == 1) && phoneDigits(digits[:n], plus, firstGroup) {
 			best = j
 		}
 		k := j
@@ -508,17 +508,23 @@ func unicodeDigit(r rune) (byte, bool) {
 func isUnicodeDigit(r rune) bool { _, ok := unicodeDigit(r); return ok }
 
 // gluedBefore reports whether the character before s[i] glues a number starting at i to an
-// identifier: an ASCII letter or digit, or a digit of another script.
-func gluedBefore(s string, i int) bool {
+// identifier, as r reads it: a digit of any script always; written, a hexadecimal letter too (a
+// hex device id or digest holds long runs of digits: "3a8f13812345678b"), while another letter
+// is a label glued to the number ("tel13812345678", "user13812345678"); read any way (what an
+// error or a log line shows), no letter is.
+func gluedBefore(s string, i int, r reading) bool {
 	switch {
 	case i == 0:
 		return false
 	case s[i-1] < utf8.RuneSelf:
-		return isAlnum(s[i-1])
+		c := s[i-1]
+		return isDigitByte(c) || r == written && isHexLetter(c)
 	}
-	r, _ := utf8.DecodeLastRuneInString(s[:i])
-	return isUnicodeDigit(r)
+	c, _ := utf8.DecodeLastRuneInString(s[:i])
+	return isUnicodeDigit(c)
 }
+
+func isHexLetter(c byte) bool { return c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
 
 // plusBefore returns the width of the '+' or full-width '＋' right before s[i], 0 if there is none.
 func plusBefore(s string, i int) int {

@@ -77,6 +77,8 @@ var phoneContexts = []string{
 	"\"%s\"",
 	"id_%s",
 	"a\n%s\nb",
+	"tel%s",  // a label glued to the number
+	"user%s", // idem
 }
 
 func TestContainsPhoneFindsEveryFormat(t *testing.T) {
@@ -132,6 +134,42 @@ func TestContainsPhoneIgnoresIdentifiers(t *testing.T) {
 	} {
 		if ContainsPhone(s) {
 			t.Errorf("ContainsPhone(%q) = true", s)
+		}
+	}
+}
+
+// A number glued to a hexadecimal letter before it, or to any letter after it, is part of an id
+// and accepted ("3a8f13812345678b", a hex device id), but what errors and logs show masks it all
+// the same: a caller's "x13812345678" member name or "d13812345678" device id is not echoed.
+func TestGluedNumbersAcceptedButMasked(t *testing.T) {
+	for _, c := range []struct{ in, masked string }{
+		{"a13812345678", "a<phone>"},
+		{"13812345678b", "<phone>b"},
+		{"3a8f13812345678b", "3a8f<phone>b"},
+		{"x13812345678: unknown field", "x<phone>: unknown field"},
+		{"no route POST /v1/risk/check13812345678", "no route POST /v1/risk/check<phone>"},
+		{"device d13812345678", "device d<phone>"},
+		{"AB+8613812345678cd", "AB<phone>cd"},
+	} {
+		if got := MaskPhones(c.in); got != c.masked {
+			t.Errorf("MaskPhones(%q) = %q, want %q", c.in, got, c.masked)
+		}
+		if got := Excerpt(c.in, 64); strings.Contains(got, "12345678") {
+			t.Errorf("Excerpt(%q) = %s shows the number", c.in, got)
+		}
+		if got := ShowName(c.in, 64); strings.Contains(got, "12345678") {
+			t.Errorf("ShowName(%q) = %s shows the number", c.in, got)
+		}
+	}
+	for _, s := range []string{"a13812345678", "13812345678b", "3a8f13812345678b", "d13812345678", "AB13812345678"} {
+		if ContainsPhone(s) {
+			t.Errorf("ContainsPhone(%q) = true: an id of this shape would be refused", s)
+		}
+	}
+	// Glued to a letter that no hexadecimal id holds, the number is a label and a number.
+	for _, s := range []string{"tel13812345678", "user13812345678", "x13812345678", "tel8613812345678", "p1401234567890"} {
+		if !ContainsPhone(s) {
+			t.Errorf("ContainsPhone(%q) = false", s)
 		}
 	}
 }
