@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
+
 	"github.com/riskflow/riskflow/schemas"
 )
 
@@ -168,6 +170,47 @@ func TestLabelCorrectionWinsWhateverTheWritersClocks(t *testing.T) {
 	}
 	if want := []EventLabel{{"app-0", "ev-clock", false}}; !slices.Equal(got, want) {
 		t.Errorf("labels %+v, want the correction %+v", got, want)
+	}
+}
+
+// The labels a backtest reads join only the events that carry a labelled decision's id: ClickHouse
+// builds a JOIN's right side in memory, and joining every event that followed a verdict made a
+// backtest with stored labels fail on the server's memory limit once the table held a few days of
+// them. Here the server allows 1,000 rows on a join's right side (max_rows_in_join) and 5,000
+// events carry decision ids; three labels resolve as before.
+func TestReadLabelsJoinsOnlyLabelledDecisions(t *testing.T) {
+	st := migrated(t)
+	ctx := testContext(t)
+	at := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	const n = 5000
+	recs := make([]schemas.ScoreRecord, n)
+	for i := range recs {
+		recs[i] = testRecord(i)
+		recs[i].AppID, recs[i].TS, recs[i].ScoredAt = "app-0", at.Add(time.Duration(i)*time.Second/2), at
+		recs[i].DecisionID = fmt.Sprintf("node-%06d", i)
+	}
+	recs[7].DecisionID = "node-000006" // an attempt tried again after one verdict
+	if err := st.WriteBatch(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	labels := []schemas.Label{
+		{AppID: "app-0", DecisionID: "node-000006", Label: "fraud", LabeledBy: "cli:test"},
+		{AppID: "app-0", DecisionID: "node-004000", Label: "legit", LabeledBy: "cli:test"},
+		{AppID: "app-1", DecisionID: "node-000009", Label: "fraud", LabeledBy: "cli:test"}, // another app's: nothing
+		{AppID: "app-0", EventID: "ev-000020", Label: "fraud", LabeledBy: "cli:test"},
+	}
+	if err := st.WriteLabels(ctx, labels); err != nil {
+		t.Fatal(err)
+	}
+	limited := clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"max_rows_in_join": 1000}))
+	got, err := st.ReadLabels(limited)
+	if err != nil {
+		t.Fatalf("labels with at most 1,000 rows on a join's right side, %d events carrying decision ids: %v", n, err)
+	}
+	slices.SortFunc(got, func(a, b EventLabel) int { return strings.Compare(a.EventID, b.EventID) })
+	want := []EventLabel{{"app-0", "ev-000006", true}, {"app-0", "ev-000007", true}, {"app-0", "ev-000020", true}, {"app-0", "ev-004000", false}}
+	if !slices.Equal(got, want) {
+		t.Errorf("labels %+v, want %+v", got, want)
 	}
 }
 
