@@ -31,6 +31,10 @@ type DecisionArchiveStage struct {
 	MaxMessageBytes int
 	// Archived, if set, hears how many decisions each stored batch held.
 	Archived func(n int)
+	// DeadLettered, if set, hears each dead letter the dead-letter topic acknowledged, by reason
+	// (decode_decision, unstorable_decision), and each one the broker refused for good
+	// (dropped_unwritable): what never reaches risk_decisions is counted, not only logged.
+	DeadLettered func(reason string)
 }
 
 // Handle implements consumers.Handler.
@@ -38,6 +42,7 @@ func (a *DecisionArchiveStage) Handle(ctx context.Context, batch []kafka.Message
 	ds := make([]schemas.Decision, 0, len(batch))
 	src := make([]int, 0, len(batch)) // ds[i] was decoded from batch[src[i]]
 	var dead []kafka.Message
+	var reasons []string // of dead, by index
 	limit := a.MaxMessageBytes
 	if limit <= 0 {
 		limit = consumers.Config{}.BatchBytes()
@@ -52,6 +57,7 @@ func (a *DecisionArchiveStage) Handle(ctx context.Context, batch []kafka.Message
 		}
 		if err != nil {
 			dead = append(dead, FitDeadLetter(DeadLetter(batch[i], fmt.Errorf("decode decision: %w", err)), limit))
+			reasons = append(reasons, "decode_decision")
 			continue
 		}
 		ds, src = append(ds, d), append(src, i)
@@ -72,6 +78,7 @@ func (a *DecisionArchiveStage) Handle(ctx context.Context, batch []kafka.Message
 			drop[r.index] = true
 			logger(a.Log).Error("decision cannot be stored; dead-lettered", "decision_id", schemas.Excerpt(ds[r.index].DecisionID, 80), "err", r.err)
 			dead = append(dead, FitDeadLetter(DeadLetter(batch[src[r.index]], r.err), limit))
+			reasons = append(reasons, "unstorable_decision")
 		}
 		n := 0
 		for i := range ds {
@@ -92,8 +99,23 @@ func (a *DecisionArchiveStage) Handle(ctx context.Context, batch []kafka.Message
 	// which the table's key makes harmless.
 	logger(a.Log).Warn("undecodable or unstorable decisions go to the dead-letter topic", "count", len(dead))
 	rejected, retry, err := consumers.Produce(ctx, a.DLQ, dead, limit)
+	unacked := make(map[int]bool, len(retry)+len(rejected))
+	for _, i := range retry {
+		unacked[i] = true
+	}
 	for _, r := range rejected {
+		unacked[r.Index] = true
 		logger(a.Log).Error("dead letter cannot be written; dropped", "bytes", len(dead[r.Index].Value), "err", consumers.Summarize(r.Err))
+		if a.DeadLettered != nil {
+			a.DeadLettered("dropped_unwritable")
+		}
+	}
+	if a.DeadLettered != nil {
+		for i := range dead {
+			if !unacked[i] {
+				a.DeadLettered(reasons[i])
+			}
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("write %d dead letters of risk.decisions: %w", len(retry), err)

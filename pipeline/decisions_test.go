@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -308,6 +309,48 @@ func TestDecisionArchiveStageDeadLettersUnstorableDecisions(t *testing.T) {
 		if d, err := schemas.DecodeDecision(m.Value); err != nil || d.DecisionID != fmt.Sprintf("poison-%d", 2*i+1) {
 			t.Errorf("dead letter %d: %v %+v", i, err, d.DecisionID)
 		}
+	}
+}
+
+// Decisions that never reach risk_decisions are counted by reason once the dead-letter topic
+// acknowledged them, as the score archiver's are (riskflow_dead_lettered_total): they were only
+// logged, so an alert on dead letters never saw the decision log's.
+func TestDecisionArchiveStageCountsDeadLetters(t *testing.T) {
+	sink := decisionSinkFunc(func(_ context.Context, ds []schemas.Decision) error {
+		for i, d := range ds {
+			if strings.HasPrefix(d.DecisionID, "poison") {
+				return rejected{i}
+			}
+		}
+		return nil
+	})
+	dlq := &fakeWriter{err: errors.New("broker away")}
+	counted := map[string]int{}
+	stage := &DecisionArchiveStage{Sink: sink, DLQ: dlq, Log: quiet(), DeadLettered: func(reason string) { counted[reason]++ }}
+	var batch []kafka.Message
+	for i := range 4 {
+		req, rc, hits := verdictOf(i)
+		if i == 1 || i == 2 {
+			rc.ID = fmt.Sprintf("poison-%d", i)
+		}
+		m, _ := (&DecisionLog{hasher: decHasher}).encode(nil, &verdict{req: req, rc: rc, hits: hits, at: time.Now()})
+		batch = append(batch, m)
+	}
+	batch = append(batch, kafka.Message{Value: []byte("not a decision")})
+	if err := stage.Handle(context.Background(), batch); err == nil {
+		t.Fatal("dead-letter topic away: no error; want the batch retried")
+	}
+	if len(counted) != 0 {
+		t.Errorf("counted %v before the dead-letter topic took them; want nothing yet", counted)
+	}
+	dlq.mu.Lock()
+	dlq.err = nil
+	dlq.mu.Unlock()
+	if err := stage.Handle(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]int{"decode_decision": 1, "unstorable_decision": 2}; !maps.Equal(counted, want) {
+		t.Errorf("dead letters counted %v, want %v", counted, want)
 	}
 }
 

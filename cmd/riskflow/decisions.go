@@ -120,7 +120,7 @@ func (a *app) runDecisionArchiver(ctx context.Context, sink *migratingSink) erro
 	archived := prometheus.NewCounter(prometheus.CounterOpts{Name: "riskflow_decisions_archived_total", Help: "Decisions written to risk_decisions."})
 	a.reg.MustRegister(archived)
 	stage := &pipeline.DecisionArchiveStage{Sink: decisionStore{sink}, DLQ: dlq, Log: a.log.With("role", "archiver", "part", "decisions"),
-		MaxMessageBytes: a.kc.BatchBytes(), Archived: func(n int) { archived.Add(float64(n)) }}
+		MaxMessageBytes: a.kc.BatchBytes(), Archived: func(n int) { archived.Add(float64(n)) }, DeadLettered: a.obs.DeadLettered}
 	loop := consumers.NewLoop(consumers.LoopConfig{
 		Name: "decisions", MaxBatch: min(c.BatchSize, 20_000), MaxWait: c.FlushInterval.D(),
 		BackoffMin: 200 * time.Millisecond, BackoffMax: c.BreakerOpenFor.D(),
