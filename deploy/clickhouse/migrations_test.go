@@ -25,14 +25,16 @@ var wantFiles = []string{
 	"migrations/0013_labels.sql",
 	"migrations/0014_console_state.sql",
 	"migrations/0015_hourly_events_per_app.sql",
+	"migrations/0016_risk_decisions_ttl.sql",
 }
 
 // The version-conditional files (header "-- requires: ClickHouse >= X.Y") and the release each
 // requires. The schema tests check both sides: the schema of 18.16 without them, and current
 // ClickHouse with them.
 var wantConditional = map[string]string{
-	"migrations/0010_low_cardinality.sql": "20.3",
-	"migrations/0011_retention_ttl.sql":   "20.3",
+	"migrations/0010_low_cardinality.sql":    "20.3",
+	"migrations/0011_retention_ttl.sql":      "20.3",
+	"migrations/0016_risk_decisions_ttl.sql": "20.3",
 }
 
 // What current ClickHouse stores differently: column types (table → column → type) and TTLs.
@@ -51,6 +53,7 @@ var wantCurrentTypes = map[string]map[string]string{
 var wantCurrentTTL = map[string]string{
 	"verify_events":        "ts + INTERVAL 400 DAY",
 	"risk_scores":          "ts + INTERVAL 400 DAY",
+	"risk_decisions":       "ts + INTERVAL 400 DAY",
 	"verify_events_hourly": "hour + INTERVAL 3 YEAR",
 	"risk_scores_hourly":   "hour + INTERVAL 3 YEAR",
 	"rule_hits_hourly":     "hour + INTERVAL 3 YEAR",

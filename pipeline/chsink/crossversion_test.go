@@ -618,7 +618,7 @@ func (p *crossPlan) addReads(migs []migration, rp readParams) error {
 			if !current {
 				return ""
 			}
-			return "risk_scores\tts + toIntervalDay(400)\nrisk_scores_hourly\thour + toIntervalYear(3)\nrule_hits_hourly\thour + toIntervalYear(3)\n" +
+			return "risk_decisions\tts + toIntervalDay(400)\nrisk_scores\tts + toIntervalDay(400)\nrisk_scores_hourly\thour + toIntervalYear(3)\nrule_hits_hourly\thour + toIntervalYear(3)\n" +
 				"verify_events\tts + toIntervalDay(400)\nverify_events_hourly\thour + toIntervalYear(3)\n"
 		}})
 
@@ -991,7 +991,7 @@ func TestCrossVersionPlan(t *testing.T) {
 		}
 		wantMigs := 13
 		if p.current {
-			wantMigs = 15
+			wantMigs = 16
 		}
 		if len(p.migrations) != wantMigs || p.current != (v != "18.16.1") {
 			t.Errorf("%s: migrations %q, current %v", v, p.migrations, p.current)
@@ -1016,7 +1016,7 @@ func TestCrossVersionPlan(t *testing.T) {
 			order = append(order, strings.TrimSuffix(s.Name, " #1"))
 		}
 	}
-	if want := "migration 0012_risk_decisions,migration 0013_labels,migration 0014_console_state,migration 0015_hourly_events_per_app,insert schema_migrations: migrate: record,upgrade: migration 0010_low_cardinality,upgrade: migration 0011_retention_ttl,insert schema_migrations: upgrade: record,migrate: applied ids"; !strings.HasSuffix(strings.Join(order, ","), want) || !up.current || len(up.migrations) != 15 {
+	if want := "migration 0012_risk_decisions,migration 0013_labels,migration 0014_console_state,migration 0015_hourly_events_per_app,insert schema_migrations: migrate: record,upgrade: migration 0010_low_cardinality,upgrade: migration 0011_retention_ttl,upgrade: migration 0016_risk_decisions_ttl,insert schema_migrations: upgrade: record,migrate: applied ids"; !strings.HasSuffix(strings.Join(order, ","), want) || !up.current || len(up.migrations) != 16 {
 		t.Errorf("upgrade plan: %q (current %v, %d migrations)", order, up.current, len(up.migrations))
 	}
 	cmd, err := commandSQL(filepath.Join("..", "..", "cmd", "riskflow"), "rf")

@@ -113,6 +113,9 @@ func wantMigrations(t *testing.T, st *Store) (names []string, recorded string) {
 		names = append(names, "0010_low_cardinality", "0011_retention_ttl")
 	}
 	names = append(names, "0012_risk_decisions", "0013_labels", "0014_console_state", "0015_hourly_events_per_app")
+	if v.AtLeast(chschema.Version{20, 3}) {
+		names = append(names, "0016_risk_decisions_ttl")
+	}
 	var rec []string
 	for _, n := range names {
 		id, _ := migrationID(n)
