@@ -164,6 +164,24 @@ func TestLookupNoHistoryOfANumber(t *testing.T) {
 	}
 }
 
+// A disputed verdict is shown with what it rested on: each hit's reason, with the numbers, as it
+// was served, and the rules version (lookup showed rule ids only; the reasons took SQL).
+func TestLookupShowsTheReasonsOfADecision(t *testing.T) {
+	var b strings.Builder
+	(&lookupResult{LiveSkipped: true, Decisions: []chsink.StoredDecision{{
+		TS: time.Date(2026, 12, 6, 1, 2, 3, 0, time.UTC), AppID: "app1", DecisionID: "api1-x-01", PhoneMasked: "1370000****", IP: "47.92.10.20",
+		Score: 600, Tags: []string{"idc_proxy_ip"}, RulesVersion: "f0a24e6a32446aba", LatencyUS: 230,
+		HitRules:   []string{"idc_proxy_ip", "ipv6_trial"},
+		HitModes:   []string{"enforce", "shadow"},
+		HitReasons: []string{"datacenter/proxy IP (AS37963 Alibaba)", "26 phones from this IP in 10 min"},
+	}}}).write(&b, time.Hour)
+	for _, want := range []string{"idc_proxy_ip: datacenter/proxy IP (AS37963 Alibaba); ipv6_trial(shadow): 26 phones from this IP in 10 min", "f0a24e6a32446aba"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %q in\n%s", want, b.String())
+		}
+	}
+}
+
 func TestShortDuration(t *testing.T) {
 	for d, want := range map[time.Duration]string{24 * time.Hour: "24h", 90 * time.Minute: "1h30m", 10 * time.Minute: "10m", 90 * time.Second: "1m30s", 36*time.Hour + 5*time.Second: "36h0m5s"} {
 		if got := shortDuration(d); got != want {

@@ -286,17 +286,21 @@ func (l *lookupResult) write(w io.Writer, since time.Duration) {
 			a.Outcome+" "+a.ErrorCode, a.Score, strings.Join(a.Tags, ","), a.DecisionID)
 	}
 	p("\ndecisions served (%s, newest first): %d\n", shortDuration(since), len(l.Decisions))
-	p("  time\tapp\tdecision\tnumber\tip\tdevice\tscore\ttags\thits\tlatency\n")
+	// The hits last, each with its reason: what a disputed verdict rested on, with the numbers.
+	p("  time\tapp\tdecision\tnumber\tip\tdevice\tscore\ttags\tlatency\trules\thits\n")
 	for _, d := range l.Decisions {
 		var hits []string
 		for i, r := range d.HitRules {
 			if i < len(d.HitModes) && d.HitModes[i] != "enforce" {
 				r += "(" + d.HitModes[i] + ")"
 			}
+			if i < len(d.HitReasons) && d.HitReasons[i] != "" {
+				r += ": " + d.HitReasons[i]
+			}
 			hits = append(hits, r)
 		}
-		p("  %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%dµs\n", d.TS.Format(time.RFC3339), d.AppID, d.DecisionID, d.PhoneMasked, d.IP, d.DeviceID,
-			d.Score, strings.Join(d.Tags, ","), strings.Join(hits, ","), d.LatencyUS)
+		p("  %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%dµs\t%s\t%s\n", d.TS.Format(time.RFC3339), d.AppID, d.DecisionID, d.PhoneMasked, d.IP, d.DeviceID,
+			d.Score, strings.Join(d.Tags, ","), d.LatencyUS, d.RulesVersion, strings.Join(hits, "; "))
 	}
 }
 

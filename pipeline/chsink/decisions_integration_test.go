@@ -67,7 +67,7 @@ func TestDecisionsLabelsLookup(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(as) != 2 || len(gotDs) != 5 || as[0].Score != 600 || gotDs[0].DecisionID != "node-0004" || gotDs[0].LatencyUS != 321 ||
-		!slices.Equal(gotDs[0].HitModes, []string{"enforce", "shadow"}) {
+		!slices.Equal(gotDs[0].HitModes, []string{"enforce", "shadow"}) || !slices.Equal(gotDs[0].HitReasons, []string{"26 phones", "03:00"}) {
 		t.Errorf("lookup by phone: attempts %+v decisions %+v", as, gotDs)
 	}
 	if _, dd, err := st.Lookup(ctx, LookupKey{DeviceID: "farm-1"}, at.Add(-time.Hour), 2); err != nil || len(dd) != 2 {

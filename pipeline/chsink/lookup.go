@@ -64,6 +64,7 @@ type StoredDecision struct {
 	Tags         []string  `json:"tags"`
 	HitRules     []string  `json:"hit_rules"`
 	HitModes     []string  `json:"hit_modes"`
+	HitReasons   []string  `json:"hit_reasons"` // the numbers behind each hit, as rendered when it was served
 	RulesVersion string    `json:"rules_version"`
 	Node         string    `json:"node"`
 	LatencyUS    uint32    `json:"latency_us"`
@@ -93,7 +94,7 @@ func LookupSQL(database string, key LookupKey, since time.Time, limit int) (atte
 	attempts = fmt.Sprintf("SELECT ts, app_id, event_id, flow, phone_masked, ip, device_id, outcome, error_code, decision_id "+
 		"FROM %s.verify_events %s ORDER BY ts DESC, app_id, event_id, inserted_at DESC LIMIT 1 BY app_id, event_id LIMIT %d",
 		database, filter, limit)
-	decisions = fmt.Sprintf("SELECT ts, app_id, decision_id, phone_masked, ip, device_id, score, tags, hit_rules, hit_modes, rules_version, node, latency_us "+
+	decisions = fmt.Sprintf("SELECT ts, app_id, decision_id, phone_masked, ip, device_id, score, tags, hit_rules, hit_modes, hit_reasons, rules_version, node, latency_us "+
 		"FROM %s.risk_decisions %s ORDER BY ts DESC, app_id, decision_id, inserted_at DESC LIMIT 1 BY app_id, decision_id LIMIT %d", database, filter, limit)
 	return attempts, decisions, nil
 }
@@ -215,6 +216,6 @@ func (s *Store) lookupAttempts(ctx context.Context, q string, since time.Time) (
 func (s *Store) lookupDecisions(ctx context.Context, q string) ([]StoredDecision, error) {
 	return queryRows(ctx, s, "lookup decisions", q, func(rows driver.Rows, d *StoredDecision) error {
 		return rows.Scan(&d.TS, &d.AppID, &d.DecisionID, &d.PhoneMasked, &d.IP, &d.DeviceID, &d.Score, &d.Tags, &d.HitRules, &d.HitModes,
-			&d.RulesVersion, &d.Node, &d.LatencyUS)
+			&d.HitReasons, &d.RulesVersion, &d.Node, &d.LatencyUS)
 	})
 }
