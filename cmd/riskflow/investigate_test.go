@@ -68,6 +68,22 @@ func TestLookupSaysWhyNothingWasShown(t *testing.T) {
 	}
 }
 
+// ClickHouse not answering is named with the settings to check, by lookup (its history) and by
+// label: the driver's "connection refused" named neither clickhouse.addr nor the database.
+func TestLookupAndLabelNameClickHouseWhenItIsAway(t *testing.T) {
+	cleanEnv(t)
+	addr := testaddr.Free(t) // nothing listens there
+	want := "ClickHouse " + addr + ", database riskflow (clickhouse.addr, clickhouse.database)"
+	r := runCmd(t, context.Background(), "lookup", "--device", "farm-1", "--api", "none", "--set", "clickhouse.addr="+addr)
+	if r.code != 1 || !strings.Contains(r.stdout, "history: unavailable ("+want) || !strings.Contains(r.stderr, want) {
+		t.Errorf("lookup, ClickHouse away: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+	r = runCmd(t, context.Background(), "label", "--app", "a", "--event", "e", "--as", "fraud", "--set", "clickhouse.addr="+addr)
+	if r.code != 1 || !strings.Contains(r.stderr, "label: "+want) {
+		t.Errorf("label, ClickHouse away: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+}
+
 // label's mistakes name its flags (not the JSON fields of --file), and who labels, stored as is
 // in labeled_by, may not be a phone number.
 func TestLabelUsage(t *testing.T) {

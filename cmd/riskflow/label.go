@@ -91,11 +91,13 @@ func cmdLabel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer st.Close()
+	// Named with the setting to check: the driver's text says only what failed.
+	where := fmt.Sprintf("ClickHouse %s, database %s (clickhouse.addr, clickhouse.database)", cfg.ClickHouse.Addr, cfg.ClickHouse.Database)
 	if _, err := st.Migrate(ctx); err != nil {
-		return fmt.Errorf("label: migrate: %w", err)
+		return fmt.Errorf("label: %s: migrate: %w", where, err)
 	}
 	if err := st.WriteLabels(ctx, labels); err != nil {
-		return fmt.Errorf("label: %w", err)
+		return fmt.Errorf("label: %s: %w", where, err)
 	}
 	for _, l := range labels {
 		kind, id := l.Target()

@@ -144,7 +144,9 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		defer st.Close()
 		out.Attempts, out.Decisions, err = st.Lookup(ctx, key, lookupSince(time.Now(), *since), *limit)
 		if err != nil {
-			out.HistoryError = schemas.MaskPhones(err.Error())
+			// Named with the setting to check: the driver's text says only what failed.
+			out.HistoryError = schemas.MaskPhones(fmt.Sprintf("ClickHouse %s, database %s (clickhouse.addr, clickhouse.database): %v",
+				cfg.ClickHouse.Addr, cfg.ClickHouse.Database, err))
 		}
 	}
 	if *asJSON {
