@@ -160,3 +160,46 @@ func exactLabelMembers(data []byte, array bool) error {
 	}
 	return nil
 }
+
+// DecodeLabelFile decodes a file of labels: what DecodeLabels takes (one object or an array), or
+// JSON lines — one label object per line, as ClickHouse's FORMAT JSONEachRow writes the result of
+// a query that selects the decisions to label. A UTF-8 byte order mark at the start is skipped.
+// An error in a line names it: line 3: label: .... A file is read as JSON lines when its first
+// line is a whole object and another line follows: one object written over several lines (as an
+// editor or jq pretty-prints it) starts with a line of its own "{" and is read whole.
+func DecodeLabelFile(data []byte) ([]Label, error) {
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	trimmed := bytes.TrimSpace(data)
+	first, rest, more := bytes.Cut(trimmed, []byte("\n"))
+	first = bytes.TrimSpace(first)
+	if !more || len(first) < 2 || first[0] != '{' || first[len(first)-1] != '}' || len(bytes.TrimSpace(rest)) == 0 {
+		return DecodeLabels(data)
+	}
+	var out []Label
+	for i, line := range bytes.Split(data, []byte("\n")) {
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		var ls []Label
+		var err error
+		if line[0] != '{' {
+			err = &FieldError{Reason: "expected one label object per line (JSON lines), or one array of labels in the whole file"}
+		} else {
+			ls, err = DecodeLabels(line)
+		}
+		if err != nil {
+			fe, ok := AsFieldError(err)
+			if !ok {
+				return nil, fmt.Errorf("line %d: %w", i+1, err)
+			}
+			field := fmt.Sprintf("line %d", i+1)
+			if fe.Field != "" {
+				field += ": " + fe.Field
+			}
+			return nil, &FieldError{Field: field, Reason: fe.Reason}
+		}
+		out = append(out, ls...)
+	}
+	return out, nil
+}

@@ -109,3 +109,31 @@ func TestCheckJSONText(t *testing.T) {
 		}
 	}
 }
+
+// A labels file may be JSON lines — what ClickHouse's FORMAT JSONEachRow writes when an analyst
+// selects the decisions to label — besides one object or an array; a byte order mark (a file saved
+// by a Windows editor) is skipped. They were refused ("invalid JSON: data after the labels").
+func TestDecodeLabelFile(t *testing.T) {
+	lines := "\xef\xbb\xbf{\"app_id\":\"a\",\"decision_id\":\"d-1\",\"label\":\"fraud\"}\r\n\n{\"app_id\":\"a\",\"event_id\":\"e-1\",\"label\":\"legit\",\"note\":\"猫池\"}\n"
+	ls, err := DecodeLabelFile([]byte(lines))
+	if err != nil || len(ls) != 2 || ls[0].DecisionID != "d-1" || ls[1].EventID != "e-1" || ls[1].Note != "猫池" {
+		t.Fatalf("JSON lines: %+v %v", ls, err)
+	}
+	for _, body := range []string{`{"app_id":"a","event_id":"e","label":"fraud"}`,
+		"{\n  \"app_id\": \"a\",\n  \"event_id\": \"e\",\n  \"label\": \"fraud\"\n}\n", // pretty-printed, one object
+		"[\n{\"app_id\":\"a\",\"event_id\":\"e\",\"label\":\"fraud\"},\n{\"app_id\":\"a\",\"event_id\":\"f\",\"label\":\"legit\"}\n]"} {
+		if _, err := DecodeLabelFile([]byte(body)); err != nil {
+			t.Errorf("%q: %v", body, err)
+		}
+	}
+	for body, want := range map[string]string{
+		"{\"app_id\":\"a\",\"event_id\":\"e\",\"label\":\"fraud\"}\n{\"app_id\":\"a\",\"event_id\":\"f\",\"label\":\"spam\"}": `line 2: label: "spam" is not fraud or legit`,
+		"{\"app_id\":\"a\",\"event_id\":\"e\",\"label\":\"fraud\"}\n[]":                                                       "line 2: expected one label object per line",
+		"{\"app_id\":\"a\",\"event_id\":\"e\",\"label\":\"fraud\"}\n{\"app_id\":\"a\",\"event_id\":\"13812348000\"}":          "line 2: event_id: looks like it contains a mobile phone number",
+	} {
+		_, err := DecodeLabelFile([]byte(body))
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", body, err, want)
+		}
+	}
+}

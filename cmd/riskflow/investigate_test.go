@@ -8,6 +8,8 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +83,13 @@ func TestLookupAndLabelNameClickHouseWhenItIsAway(t *testing.T) {
 	r = runCmd(t, context.Background(), "label", "--app", "a", "--event", "e", "--as", "fraud", "--set", "clickhouse.addr="+addr)
 	if r.code != 1 || !strings.Contains(r.stderr, "label: "+want) {
 		t.Errorf("label, ClickHouse away: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+	// A file of JSON lines (FORMAT JSONEachRow) is read — then ClickHouse is found away.
+	file := filepath.Join(t.TempDir(), "labels.jsonl")
+	os.WriteFile(file, []byte("{\"app_id\":\"a\",\"decision_id\":\"d-1\",\"label\":\"fraud\"}\n{\"app_id\":\"a\",\"decision_id\":\"d-2\",\"label\":\"legit\"}\n"), 0o644)
+	r = runCmd(t, context.Background(), "label", "--file", file, "--set", "clickhouse.addr="+addr)
+	if r.code != 1 || !strings.Contains(r.stderr, "label: "+want) {
+		t.Errorf("label --file of JSON lines, ClickHouse away: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
 	}
 }
 

@@ -19,7 +19,7 @@ import (
 //
 //	riskflow label --app APP --decision ID --as fraud [--note TEXT]
 //	riskflow label --app APP --event ID --as legit
-//	riskflow label --file labels.json   (one label object or an array, as POST /v1/admin/labels takes)
+//	riskflow label --file labels.json   (one label object or an array, as POST /v1/admin/labels takes, or JSON lines)
 func cmdLabel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("label", stderr)
 	var cf commonFlags
@@ -29,7 +29,7 @@ func cmdLabel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	event := fs.String("event", "", "event id")
 	as := fs.String("as", "", "fraud or legit")
 	note := fs.String("note", "", "free text kept with the label")
-	file := fs.String("file", "", "labels as JSON (an object or an array of {app_id, decision_id|event_id, label, note}); - for stdin")
+	file := fs.String("file", "", "labels as JSON (an object or an array of {app_id, decision_id|event_id, label, note}, or JSON lines, as FORMAT JSONEachRow writes them); - for stdin")
 	by := fs.String("by", "", "who labels (default: the user name)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -56,7 +56,7 @@ func cmdLabel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil { // the path is the caller's: a number in it is masked
 			return usageError{errors.New("--file: " + schemas.MaskPhones(err.Error()))}
 		}
-		if labels, err = schemas.DecodeLabels(b); err != nil {
+		if labels, err = schemas.DecodeLabelFile(b); err != nil {
 			return usageError{fmt.Errorf("--file %s: %w", *file, err)}
 		}
 	case *decision == "" && *event == "":
