@@ -110,7 +110,13 @@ func cmdLabel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stderr, "warning: could not check that the labelled ids are stored: %v\n", err)
 		return nil
 	}
-	for _, l := range unknown {
+	for i, l := range unknown {
+		if i == maxUnknownShown {
+			// A bulk file of ids not archived yet: the count, not a line each.
+			fmt.Fprintf(stderr, "warning: and %d more labelled ids not stored (%d of the %d labels): they never count in a backtest unless the archiver stores them later\n",
+				len(unknown)-i, len(unknown), len(labels))
+			break
+		}
 		kind, id := l.Target()
 		table := "risk_decisions"
 		if kind == schemas.LabelTargetEvent {
@@ -121,6 +127,9 @@ func cmdLabel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	return nil
 }
+
+// maxUnknownShown is how many labels of ids not stored `riskflow label` names one by one.
+const maxUnknownShown = 20
 
 // flagOf names the flag of a label field.
 func flagOf(field string) string {
