@@ -449,7 +449,13 @@ func TestParseLabels(t *testing.T) {
 	if err != nil || !got[LabelKey{"a1", "x"}] {
 		t.Errorf("JSON line with app_id: %v %v", got, err)
 	}
-	for _, bad := range []string{"ev-1,maybe\n", "ev-1\n", "a,b,c,1\n", "a,1\nevent_id,label\n", `{"a": 1}`,
+	// JSON lines in the stored labels' words, as riskflow label --file takes them (and as the CSV
+	// form reads them): they were refused ("event_id and attack are required").
+	got, err = ParseLabels(strings.NewReader(`{"app_id":"a1","event_id":"x","label":"fraud","note":"modem pool"}` + "\n" + `{"app_id":"a1","event_id":"y","label":"legit"}` + "\n"))
+	if err != nil || len(got) != 2 || !got[LabelKey{"a1", "x"}] || got[LabelKey{"a1", "y"}] {
+		t.Errorf("JSON lines with label fraud/legit: %v %v", got, err)
+	}
+	for _, bad := range []string{"ev-1,maybe\n", "ev-1\n", "a,b,c,1\n", "a,1\nevent_id,label\n", `{"a": 1}`, `{"event_id":"x","label":"farm"}`,
 		`{"event_id":"x","attack":true}` + "\n" + `{"event_id":"y"}`, `{"event_id":"x","attack":true,"extra":1}`} {
 		if _, err := ParseLabels(strings.NewReader(bad)); err == nil {
 			t.Errorf("%q accepted", bad)

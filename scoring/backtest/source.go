@@ -154,14 +154,27 @@ func parseJSONLabels(data []byte) (Labels, error) {
 		var l struct {
 			labelLine
 			Label string `json:"label"`
+			Note  string `json:"note"` // a stored label's, read past
 		}
 		if err := dec.Decode(&l); err == io.EOF {
 			return out, nil
 		} else if err != nil {
-			return nil, fmt.Errorf("backtest: labels: object %d: %w (want {\"event_id\": …, \"attack\": true|false} per line, or one object of event id → bool)", n, err)
+			return nil, fmt.Errorf("backtest: labels: object %d: %w (want {\"event_id\": …, \"attack\": true|false} or {\"event_id\": …, \"label\": \"fraud\"|\"legit\"} per line, or one object of event id → bool)", n, err)
+		}
+		if l.Attack == nil {
+			// A label as riskflow label and POST /v1/admin/labels take it ({"app_id", "event_id",
+			// "label": "fraud"|"legit"}), as the CSV form reads it. loadgen's lines say attack, and
+			// their label is the scenario's name.
+			switch l.Label {
+			case "fraud":
+				l.Attack = new(bool)
+				*l.Attack = true
+			case "legit":
+				l.Attack = new(bool)
+			}
 		}
 		if l.EventID == nil || *l.EventID == "" || l.Attack == nil {
-			return nil, fmt.Errorf("backtest: labels: object %d: event_id and attack are required", n)
+			return nil, fmt.Errorf("backtest: labels: object %d: event_id and attack (or label fraud|legit) are required", n)
 		}
 		out[LabelKey{AppID: l.AppID, EventID: *l.EventID}] = *l.Attack
 	}
