@@ -47,6 +47,9 @@ func ReadWrittenPhone(s string) (string, error) {
 		num = "+" + num
 	case strings.HasPrefix(num, "0086"):
 		num = "+" + num[2:]
+	case len(num) == 15 && strings.HasPrefix(num, "8614"):
+		// 86 before a 13-digit IoT number (14x): NormalizePhone strips a bare 86 only from 13 digits.
+		num = "+" + num
 	}
 	return NormalizePhone(num)
 }

@@ -8,6 +8,16 @@ import (
 // A number as a complaint or a ticket wrote it: every common writing of one mainland number is
 // read as that number (0086, +86 and 86 prefixes, spaces, dashes, dots, brackets,
 // full-width digits and separators, tel:), and what is not one number is refused without echoing.
+// A 13-digit IoT number reads with each prefix an 11-digit one takes: "86 1440…" was refused
+// ("must start with 1") where "+86 1440…" and "0086 1440…" were read.
+func TestReadWrittenIoTPhone(t *testing.T) {
+	for _, w := range []string{"1440123456789", "+86 1440 1234 56789", "0086 1440123456789", "86 1440 1234 56789", "861440123456789"} {
+		if got, err := ReadWrittenPhone(w); err != nil || got != "1440123456789" {
+			t.Errorf("ReadWrittenPhone(%q) = %q, %v; want 1440123456789", w, got, err)
+		}
+	}
+}
+
 func TestReadWrittenPhone(t *testing.T) {
 	for _, w := range []string{
 		"13812345678", "+86 138 1234 5678", "+86-138-1234-5678", "0086 138 1234 5678", "0086-13812345678",
