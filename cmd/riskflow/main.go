@@ -78,6 +78,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		writeUsage(stderr, cmd)
 		return 2
 	}
+	err = clickhouseHint(err)
 	var ce configError
 	if errors.As(err, &ce) {
 		fmt.Fprintf(stderr, "riskflow: %v\n", err)

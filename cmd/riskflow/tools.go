@@ -14,6 +14,7 @@ import (
 
 	"github.com/riskflow/riskflow/consumers"
 	"github.com/riskflow/riskflow/pipeline"
+	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/schemas"
 )
 
@@ -222,4 +223,19 @@ func plural(n int, noun string) string {
 // publish to did not take its topics, naming kafka.brokers and what usually starts them.
 func kafkaStartError(brokers []string, err error) error {
 	return fmt.Errorf("kafka.brokers %s: %w (is Kafka running there? deploy/local/up starts one on 127.0.0.1:19092)", strings.Join(brokers, ","), err)
+}
+
+// clickhouseHint adds what to check to an error of a ClickHouse a command could not use: nothing
+// answering at clickhouse.addr, its HTTP port given for the native one, or refused credentials.
+func clickhouseHint(err error) error {
+	var de *chsink.DialError
+	switch {
+	case errors.As(err, &de):
+		return fmt.Errorf("%w (is ClickHouse running there? deploy/local/up starts one on 127.0.0.1:19000)", err)
+	case chsink.HandshakeTimedOut(err):
+		return fmt.Errorf("%w (clickhouse.addr is ClickHouse's native protocol port: 9000, or 19000 with deploy/local/up; not its HTTP port 8123)", err)
+	case chsink.AuthFailed(err):
+		return fmt.Errorf("%w (check clickhouse.username and clickhouse.password: RISKFLOW_CLICKHOUSE_USERNAME, RISKFLOW_CLICKHOUSE_PASSWORD)", err)
+	}
+	return err
 }

@@ -4,9 +4,50 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
 )
+
+// DialError is a connection to ClickHouse that could not be opened: nothing listens at the
+// address, or it did not answer within clickhouse.dial_timeout. Its text names the key.
+type DialError struct {
+	Addr string
+	Err  error
+}
+
+func (e *DialError) Error() string { return "clickhouse.addr " + e.Addr + ": " + e.Err.Error() }
+func (e *DialError) Unwrap() error { return e.Err }
+
+// ClickHouse error codes of credentials the server refused: 18.16 says which part is wrong,
+// current releases only that authentication failed.
+const (
+	codeUnknownUser          = 192
+	codeWrongPassword        = 193
+	codeAuthenticationFailed = 516
+)
+
+// AuthFailed reports whether err is the server refusing clickhouse.username and password.
+func AuthFailed(err error) bool {
+	var ex *clickhouse.Exception
+	if !errors.As(err, &ex) {
+		return false
+	}
+	switch ex.Code {
+	case codeUnknownUser, codeWrongPassword, codeAuthenticationFailed:
+		return true
+	}
+	return false
+}
+
+// HandshakeTimedOut reports whether err is a server that took the connection and never answered
+// the native protocol's hello: what ClickHouse's HTTP port (8123) does with it.
+func HandshakeTimedOut(err error) bool {
+	return errors.Is(err, os.ErrDeadlineExceeded) && strings.Contains(err.Error(), "handshake: ")
+}
 
 // insertContext bounds one INSERT (PrepareBatch … Send) by Config.WriteTimeout and by ctx, like
 // withTimeout, except that the caller never cancels it early: done only detaches it from ctx,
@@ -34,7 +75,7 @@ func dialer(dialTimeout, writeTimeout time.Duration) func(ctx context.Context, a
 	return func(ctx context.Context, addr string) (net.Conn, error) {
 		c, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
-			return nil, err
+			return nil, &DialError{Addr: addr, Err: err}
 		}
 		return &writeDeadlineConn{Conn: c, timeout: writeTimeout}, nil
 	}

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/riskflow/riskflow/internal/testaddr"
+)
+
+// Commands that use ClickHouse say what to check when they cannot: a migrate against an address
+// nothing listens on names clickhouse.addr and what starts a server, not only "dial tcp …:
+// connection refused"; against a port that takes the connection and never answers the native
+// hello (ClickHouse's HTTP port), that clickhouse.addr is the native port.
+func TestClickHouseCommandsSayWhatToCheck(t *testing.T) {
+	cleanEnv(t)
+	refused := testaddr.Free(t)
+	r := runCmd(t, context.Background(), "migrate", "--set", "clickhouse.addr="+refused)
+	if r.code != 1 || !strings.Contains(r.stderr, "clickhouse.addr "+refused+": ") || !strings.Contains(r.stderr, "deploy/local/up") {
+		t.Errorf("migrate against %s (nothing listening): exit %d, want 1 naming clickhouse.addr and deploy/local/up: %s", refused, r.code, r.stderr)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	r = runCmd(t, context.Background(), "migrate", "--set", "clickhouse.addr="+ln.Addr().String(), "--set", "clickhouse.write_timeout=300ms", "--set", "clickhouse.dial_timeout=300ms")
+	if r.code != 1 || !strings.Contains(r.stderr, "native protocol port") {
+		t.Errorf("migrate against a port that never answers: exit %d, want 1 saying clickhouse.addr is the native port: %s", r.code, r.stderr)
+	}
+}
+
+// Credentials the server refuses (18.16's codes and current releases' one) name the keys to check.
+func TestClickHouseHintNamesCredentials(t *testing.T) {
+	for _, code := range []int32{192, 193, 516} {
+		err := clickhouseHint(fmt.Errorf("migrate: %w", &clickhouse.Exception{Code: code, Message: "refused"}))
+		if !strings.Contains(err.Error(), "clickhouse.username and clickhouse.password") {
+			t.Errorf("code %d: %v", code, err)
+		}
+	}
+	if err := clickhouseHint(&clickhouse.Exception{Code: 60, Message: "no table"}); strings.Contains(err.Error(), "(") {
+		t.Errorf("an unrelated server error got a hint: %v", err)
+	}
+}
