@@ -283,6 +283,33 @@ rules:
 	}
 }
 
+// A rule's problems come in the order of its text, as the README's example shows them: its
+// level (line 6) before its mode (line 7), though the compiler reads the mode first.
+func TestCompileListsARulesProblemsInTextOrder(t *testing.T) {
+	msgs := compileErrs(t, `pack: p
+rules:
+  - id: ip_many_phones
+    tag: ip_many
+    when: ip_phones_10m >= 20
+    level: "500"
+    mode: dry_run
+    reason: "{ip} phones from this IP"
+`)
+	want := []string{
+		`line 6:12: rule ip_many_phones: level: "500" is not a level`,
+		`line 7:11: rule ip_many_phones: mode: "dry_run" is not a mode`,
+		"line 8:14: rule ip_many_phones: reason: placeholder {ip} is not a declared variable",
+	}
+	if len(msgs) != len(want) {
+		t.Fatalf("got %d errors, want %d:\n%s", len(msgs), len(want), strings.Join(msgs, "\n"))
+	}
+	for i := range want {
+		if !strings.HasPrefix(msgs[i], want[i]) {
+			t.Errorf("error %d = %q, want prefix %q", i, msgs[i], want[i])
+		}
+	}
+}
+
 func TestCompileEmptyPack(t *testing.T) {
 	for name, src := range map[string]string{
 		"no document": "",

@@ -629,9 +629,26 @@ func (c *compiler) rule(i int, n *yaml.Node, seen map[string]int) *Rule {
 	}
 
 	if len(c.errs) > before {
+		// Fields are checked in the order the compiler needs them (mode before level); the
+		// rule's problems are listed as they appear in the text.
+		slices.SortStableFunc(c.errs[before:], func(a, b error) int {
+			pa, pb := position(a), position(b)
+			if pa[0] != pb[0] {
+				return pa[0] - pb[0]
+			}
+			return pa[1] - pb[1]
+		})
 		return nil
 	}
 	return r
+}
+
+// position is the line and column of a CompileError, 0 0 for another error.
+func position(err error) [2]int {
+	if e, ok := err.(*CompileError); ok {
+		return [2]int{e.Line, e.Column}
+	}
+	return [2]int{}
 }
 
 // compileWhen type-checks, cost-checks and plans a rule's condition.
