@@ -687,8 +687,13 @@ func (k keyIndex) checkYAML(doc *yaml.Node) error {
 		}
 		for j := 0; j+1 < len(body.Content); j += 2 {
 			key := body.Content[j]
-			if _, ok := k.paths[sec.Value+"."+key.Value]; !ok {
-				errs = append(errs, fmt.Errorf("line %d: %s.%s: unknown key (known in %s: %s)", key.Line, sec.Value, key.Value, sec.Value, strings.Join(k.section(sec.Value), ", ")))
+			path := sec.Value + "." + key.Value
+			if _, ok := k.paths[path]; !ok {
+				if near := k.suggestPath(path); near != "" {
+					errs = append(errs, fmt.Errorf("line %d: %s: unknown key (did you mean %s?)", key.Line, path, near))
+					continue
+				}
+				errs = append(errs, fmt.Errorf("line %d: %s: unknown key (known in %s: %s)", key.Line, path, sec.Value, strings.Join(k.section(sec.Value), ", ")))
 			}
 		}
 	}

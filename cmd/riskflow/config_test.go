@@ -117,6 +117,8 @@ func TestLoadConfigEmptyFile(t *testing.T) {
 	}
 }
 
+// A misspelled YAML key names the closest known key, as --set and env do (the README: "errors
+// naming the closest key"); one close to none lists its section's keys.
 func TestLoadConfigYAMLUnknownKeys(t *testing.T) {
 	p := writeFile(t, "bad.yaml", `kafka:
   brokers: [k1:9092]
@@ -132,7 +134,7 @@ api:
 		t.Fatal("unknown keys accepted")
 	}
 	msg := err.Error()
-	for _, want := range []string{p, "line 3: kafka.colour: unknown key", "line 4: kafak: unknown section", "line 8: api.listne: unknown key", "listen"} {
+	for _, want := range []string{p, "line 3: kafka.colour: unknown key (known in kafka: ", "line 4: kafak: unknown section", "line 8: api.listne: unknown key (did you mean api.listen?)"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error does not contain %q:\n%s", want, msg)
 		}
