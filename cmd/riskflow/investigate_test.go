@@ -261,7 +261,7 @@ func TestLookupSince(t *testing.T) {
 	for _, c := range []struct{ since, want string }{
 		{"7d", "clickhouse.addr is not set"}, // parsed: the lookup went on to ask for the history
 		{"1d12h", "clickhouse.addr is not set"},
-		{"1w", `invalid value "1w" for flag -since: want a span like 24h, 90m or 7d`},
+		{"1w", `invalid value "1w" for flag --since: want a span like 24h, 90m or 7d`},
 	} {
 		r := runCmd(t, context.Background(), "lookup", "--ip", "10.1.2.3", "--api", "none", "--set", "clickhouse.addr=", "--since", c.since)
 		if !strings.Contains(r.stderr, c.want) {

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"syscall"
 
@@ -124,6 +125,17 @@ func resolve(args []string) (*command, []string, error) {
 	}
 }
 
+// flagSpelling is a flag as the flag package's messages name it, "-name", where the help and the
+// docs write "--name".
+var flagSpelling = regexp.MustCompile(`(: |flag |for )-([A-Za-z][A-Za-z0-9_.-]*)`)
+
+// flagError says a flag package error in the spelling of the help: "unknown flag: --colour" for
+// "flag provided but not defined: -colour", "flag needs an argument: --set".
+func flagError(err error) error {
+	msg := strings.Replace(err.Error(), "flag provided but not defined: ", "unknown flag: ", 1)
+	return errors.New(flagSpelling.ReplaceAllString(msg, "${1}--${2}"))
+}
+
 func isHelpFlag(s string) bool { return s == "-h" || s == "-help" || s == "--help" }
 
 // commonFlags are --config and --set, shared by every command that reads the configuration.
@@ -190,7 +202,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 			if errors.Is(err, flag.ErrHelp) {
 				return helpRequested{fs: fs}
 			}
-			return usageError{err}
+			return usageError{flagError(err)}
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
