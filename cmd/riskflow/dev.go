@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"golang.org/x/sync/errgroup"
 
@@ -248,11 +249,42 @@ func runSample(ctx context.Context, a *app, base string, app credentials, once b
 		creds = fmt.Sprintf("app key %q, secret %q", devAppKey, devSecret)
 	}
 	if once {
+		if c := a.cfg.ClickHouse; c.Addr != "" {
+			// --once stops the archiver with the process: first let it store the sample, so that
+			// what the run printed is in the history it names.
+			if err := waitArchived(ctx, a, len(evs)); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "archived the %d sample events' scores to ClickHouse %s, database %s.\n", len(evs), c.Addr, c.Database)
+		}
 		fmt.Fprintf(out, "riskflow dev served %s (%s); stopping (--once).\n", base, creds)
 	} else {
 		fmt.Fprintf(out, "riskflow dev is serving %s (%s). Ctrl-C stops it.\n", base, creds)
 	}
 	return nil
+}
+
+// waitArchived waits until the archiver has stored n score records (at most 30 s).
+func waitArchived(ctx context.Context, a *app, n int) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var m dto.Metric
+		if err := a.obs.archived.Write(&m); err != nil {
+			return err
+		}
+		stored := int(m.GetCounter().GetValue())
+		if stored >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the archiver stored %d of the %d sample events' scores in ClickHouse within 30 s (clickhouse.addr %s)", stored, n, a.cfg.ClickHouse.Addr)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // waitReady waits until the node's /readyz would answer ready (at most 30 s).
