@@ -120,6 +120,12 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case <-gctx.Done():
 		return g.Wait()
 	}
+	// Probe a node that is ready, as a verify service behind a load balancer does: started at
+	// once, the first checks met "not ready: feature replica is catching up" (503s counted as
+	// errors of the run).
+	if err := waitReady(gctx, a); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
 
 	var mu sync.Mutex // guards labels and sample, written by the sender, read by the prober
 	labels := map[string]string{}

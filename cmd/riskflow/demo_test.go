@@ -29,6 +29,10 @@ func TestDemoDevMode(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, s)
 		}
 	}
+	// The probe met a ready node: no check answered 503 (not ready) at the start.
+	if !strings.Contains(s, " 0 errors\n") {
+		t.Errorf("probe errors during the run:\n%s", s)
+	}
 	// Every replayed token is caught.
 	for _, line := range strings.Split(s, "\n") {
 		if f := strings.Fields(line); len(f) >= 4 && f[0] == "token_replay" && f[2] != "100.0%" {
