@@ -75,6 +75,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{"rules without subcommand", []string{"rules"}, []string{"rules: a command is required"}, "riskflow rules COMMAND"},
 		{"rules unknown subcommand", []string{"rules", "frob"}, []string{`rules: unknown command "frob" (known: lint, test, vars, report`}, "riskflow rules COMMAND"},
 		{"rules lint without file", []string{"rules", "lint"}, []string{"exactly one FILE"}, "riskflow rules lint"},
+		{"rules lint of a missing file", []string{"rules", "lint", "no-such-pack.yaml"}, []string{"rules lint: stat no-such-pack.yaml: no such file or directory"}, "riskflow rules lint"},
 		{"rules lint of a directory", []string{"rules", "lint", "../../rules/packs/default"}, []string{"rules lint: ../../rules/packs/default is a directory: give its pack file (riskflow rules lint ../../rules/packs/default/rules.yaml)"}, "riskflow rules lint"},
 		{"rules test of a file", []string{"rules", "test", "../../rules/packs/default/rules.yaml"}, []string{"rules test: ../../rules/packs/default/rules.yaml is a file: give the pack's directory", "(riskflow rules test ../../rules/packs/default)"}, "riskflow rules test"},
 		{"rules lint bad flag after the file", []string{"rules", "lint", "x.yaml", "--frob"}, []string{"-frob"}, "riskflow rules lint"},

@@ -93,7 +93,12 @@ func cmdRulesLint(_ context.Context, args []string, stdout, stderr io.Writer) er
 	if fs.NArg() != 1 {
 		return usagef("rules lint: exactly one FILE is required")
 	}
-	if st, err := os.Stat(fs.Arg(0)); err == nil && st.IsDir() {
+	st, err := os.Stat(fs.Arg(0))
+	if err != nil {
+		// Not a pack that was rejected: no pack at all, as rules test says of a missing DIR.
+		return usageError{fmt.Errorf("rules lint: %w", err)}
+	}
+	if st.IsDir() {
 		return usagef("rules lint: %s is a directory: give its pack file (riskflow rules lint %s)", fs.Arg(0), filepath.Join(fs.Arg(0), "rules.yaml"))
 	}
 	_, s, err := rulesScorer(&cf, stderr)
