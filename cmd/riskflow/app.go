@@ -310,7 +310,11 @@ func (a *app) kafkaConfig() consumers.Config {
 // message size limit for the writers.
 func (a *app) prepareKafka(ctx context.Context) error {
 	err := consumers.Retry(ctx, a.log, "creating topics", 200*time.Millisecond, 5*time.Second, func(ctx context.Context) error {
-		return consumers.EnsureTopics(ctx, a.kc, a.topics(), a.log)
+		if err := consumers.EnsureTopics(ctx, a.kc, a.topics(), a.log); err != nil {
+			// The log line an operator sees while the broker is away names the key to check.
+			return fmt.Errorf("kafka.brokers %s: %w", strings.Join(a.kc.Brokers, ","), err)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("kafka: %w", err)

@@ -572,3 +572,35 @@ func TestRulesHealthMetrics(t *testing.T) {
 		}
 	}
 }
+
+// While the broker is away, the start-up's retry log names kafka.brokers and its address: a new
+// user who did not start Kafka reads which setting to check, not only "dial tcp …: connection
+// refused".
+func TestWaitingForKafkaNamesTheBrokers(t *testing.T) {
+	cfg := Default()
+	cfg.Scoring.PhoneHashKey = "k"
+	broker := testaddr.Free(t) // nothing listens there
+	cfg.Kafka.Brokers = []string{broker}
+	cfg.Ops.Listen = testaddr.Free(t)
+	var logs syncbuf.Buffer
+	a, err := newApp(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := resolveRoles([]string{"scorer"}, &a.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan error, 1)
+	go func() { _, _, err := a.start(ctx, p, startOptions{}); started <- err }()
+	deadline := time.Now().Add(20 * time.Second) // a bound on the test, not a measurement
+	for !strings.Contains(logs.String(), "creating topics failing") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-started
+	if out := logs.String(); !strings.Contains(out, "creating topics failing") || !strings.Contains(out, "kafka.brokers "+broker+": ") {
+		t.Errorf("the retry log does not name kafka.brokers %s:\n%s", broker, out)
+	}
+}
