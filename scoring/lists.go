@@ -97,6 +97,11 @@ func ParseLists(r io.Reader) (*Lists, error) {
 			}
 			put(l.hashed, k, action)
 		case "device":
+			// A device id that events may not carry (a phone number in it, too long) would never
+			// match: refused as POST /v1/events and the console refuse it.
+			if err := schemas.CheckID("device", value, schemas.MaxDeviceIDLen); err != nil {
+				return nil, fmt.Errorf("line %d: %w; a number goes on the lists as kind phone", line, err)
+			}
 			put(l.devices, nz(xxhash.Sum64String(value)), action)
 		case "prefix":
 			if len(value) != 7 || strings.Trim(value, "0123456789") != "" || value[0] != '1' {

@@ -31,6 +31,9 @@ func TestParseListsErrors(t *testing.T) {
 		// A typo must not widen a block silently: host bits are refused, with the fix suggested.
 		{"phone_hash", "block phone_hash abc", []string{"line 1:", "64 hex digits"}},
 		{"host bits", "block ip 192.0.2.77/24", []string{"line 1:", "host bits", "192.0.2.0/24"}},
+		// Events may not carry such a device id, so the entry could never match; and the file's
+		// entries are shown in the console.
+		{"device with a number", "block device 5f1c9a\nblock device 13800138009", []string{"line 2:", "device: looks like it contains a mobile phone number", "kind phone"}},
 	}
 	for _, tc := range tests {
 		l, err := scoring.ParseLists(strings.NewReader(tc.in))
