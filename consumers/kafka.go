@@ -210,7 +210,10 @@ func EnsureTopics(ctx context.Context, c Config, topics []TopicSpec, log *slog.L
 	return waitTopics(ctx, c, cfgs)
 }
 
-// waitTopics waits until every created topic has leaders for all its partitions.
+// waitTopics waits until every created topic has leaders for all its partitions, and each leader
+// serves its partition: KRaft names a leader in the metadata a moment before the partition takes
+// requests, and readers started in between failed with "Not Leader For Partition" (logged as an
+// outage at every first start).
 func waitTopics(ctx context.Context, c Config, cfgs []kafka.TopicConfig) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -219,6 +222,15 @@ func waitTopics(ctx context.Context, c Config, cfgs []kafka.TopicConfig) error {
 			parts, err := Partitions(ctx, c, t.Topic)
 			if err != nil || len(parts) < t.NumPartitions {
 				ok = false
+				break
+			}
+			for _, p := range parts {
+				if !partitionServed(ctx, c, t.Topic, p) {
+					ok = false
+					break
+				}
+			}
+			if !ok {
 				break
 			}
 		}
@@ -234,6 +246,17 @@ func waitTopics(ctx context.Context, c Config, cfgs []kafka.TopicConfig) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// partitionServed reports whether partition p of topic answers its leader's offsets.
+func partitionServed(ctx context.Context, c Config, topic string, p int) bool {
+	conn, err := c.dialer().DialLeader(ctx, "tcp", c.Brokers[0], topic, p)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	_, _, err = conn.ReadOffsets()
+	return err == nil
 }
 
 // Partitions lists the partition ids of topic.
