@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"regexp"
@@ -142,6 +143,7 @@ func isHelpFlag(s string) bool { return s == "-h" || s == "-help" || s == "--hel
 type commonFlags struct {
 	config string
 	sets   multiFlag
+	fs     *flag.FlagSet // the command's, to tell --config from RISKFLOW_CONFIG
 }
 
 type multiFlag []string
@@ -150,6 +152,7 @@ func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 func (c *commonFlags) register(fs *flag.FlagSet) {
+	c.fs = fs
 	fs.StringVar(&c.config, "config", os.Getenv("RISKFLOW_CONFIG"), "YAML configuration `FILE` (env RISKFLOW_CONFIG)")
 	fs.Var(&c.sets, "set", "override one configuration key: `section.key=value` (repeatable)")
 }
@@ -158,6 +161,11 @@ func (c *commonFlags) register(fs *flag.FlagSet) {
 func (c *commonFlags) load(adjust func(*Config)) (Config, error) {
 	cfg, origins, err := loadConfig(c.config, os.Environ(), c.sets)
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) && !c.flagGiven("config") {
+			// A RISKFLOW_CONFIG left exported from another shell or project: say where the path
+			// came from, since the command line shows none.
+			err = fmt.Errorf("%w (the file RISKFLOW_CONFIG names: unset it or give --config FILE)", err)
+		}
 		return cfg, configError{err}
 	}
 	if adjust != nil {
@@ -167,6 +175,15 @@ func (c *commonFlags) load(adjust func(*Config)) (Config, error) {
 		return cfg, configError{fmt.Errorf("invalid configuration:\n%w", withOrigins(err, origins))}
 	}
 	return cfg, nil
+}
+
+// flagGiven reports whether the command line set flag name.
+func (c *commonFlags) flagGiven(name string) bool {
+	given := false
+	if c.fs != nil {
+		c.fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	}
+	return given
 }
 
 // newFlagSet returns the flag set of the command name ("serve", "rules lint"). It prints nothing

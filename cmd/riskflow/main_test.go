@@ -752,3 +752,19 @@ func TestBacktestWithCurrentIgnoresTheConfiguredPack(t *testing.T) {
 		t.Errorf("exit %d, want 1 (ClickHouse away), not the configured pack's errors: %s", r.code, r.stderr)
 	}
 }
+
+// A missing config file that RISKFLOW_CONFIG named (an export left from another shell) says so:
+// the command line shows no --config to blame. One given with --config needs no such note.
+func TestMissingConfigFromTheEnvironmentSaysSo(t *testing.T) {
+	cleanEnv(t)
+	missing := filepath.Join(t.TempDir(), "gone.yaml")
+	t.Setenv("RISKFLOW_CONFIG", missing)
+	r := runCmd(t, context.Background(), "migrate")
+	if r.code != 2 || !strings.Contains(r.stderr, missing) || !strings.Contains(r.stderr, "the file RISKFLOW_CONFIG names") {
+		t.Errorf("exit %d, want 2 naming %s and RISKFLOW_CONFIG: %s", r.code, missing, r.stderr)
+	}
+	r = runCmd(t, context.Background(), "migrate", "--config", missing)
+	if r.code != 2 || !strings.Contains(r.stderr, missing) || strings.Contains(r.stderr, "RISKFLOW_CONFIG") {
+		t.Errorf("--config: exit %d, want 2 naming %s only: %s", r.code, missing, r.stderr)
+	}
+}
