@@ -259,7 +259,9 @@ func (s *Server) handleLabels(w http.ResponseWriter, r *http.Request) (int, erro
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	if err := s.labeler.Label(ctx, labels); err != nil {
-		return 0, &httpError{status: http.StatusServiceUnavailable, msg: "store labels: " + err.Error()}
+		// ClickHouse away or slow: say when to send the labels again (storing them twice is
+		// harmless: the latest label of a decision or event is the one read).
+		return 0, &httpError{status: http.StatusServiceUnavailable, msg: "store labels: " + err.Error(), retryAfter: labelsRetryAfter}
 	}
 	s.log.Info("labels stored", "by", who, "labels", len(labels))
 	resp := LabelsResponse{Code: 0, Content: "labels stored", Labeled: len(labels)}
@@ -278,6 +280,9 @@ func (s *Server) handleLabels(w http.ResponseWriter, r *http.Request) (int, erro
 	writeJSON(w, http.StatusOK, resp)
 	return http.StatusOK, nil
 }
+
+// labelsRetryAfter is the Retry-After of a 503 on /v1/admin/labels when ClickHouse did not store them.
+const labelsRetryAfter = 5 * time.Second
 
 // jsonNames returns the JSON member names of the struct v points to (its fields' json tags).
 func jsonNames(v any) map[string]bool {

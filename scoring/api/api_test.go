@@ -670,3 +670,15 @@ func TestLabelsOffSaysWhatTheyNeed(t *testing.T) {
 	f = newFixture(t, api.Config{}, api.WithInvestigation(&subjects{}, nil))
 	errorBody(t, f.do(t, http.MethodPost, "/v1/admin/labels", `{}`, basic("lead", "lead-secret")), http.StatusNotFound, "labelling is not enabled on this node (api.admin_keys)")
 }
+
+// Labels that ClickHouse did not store (away, slow) are a 503 that says when to send them again,
+// as every other 503 of a dependency does.
+func TestLabelsNotStoredSayWhenToRetry(t *testing.T) {
+	lb := &recordedLabels{err: errors.New("dial tcp 127.0.0.1:19000: connect: connection refused")}
+	f := newFixture(t, api.Config{}, api.WithInvestigation(&subjects{}, lb), api.WithAdmins(map[string]string{"lead": "lead-secret"}))
+	w := f.do(t, http.MethodPost, "/v1/admin/labels", `{"app_id":"app1","event_id":"e1","label":"fraud"}`, basic("lead", "lead-secret"))
+	errorBody(t, w, http.StatusServiceUnavailable, "store labels: dial tcp")
+	if ra := w.Header().Get("Retry-After"); ra != "5" {
+		t.Errorf("Retry-After %q, want 5", ra)
+	}
+}
