@@ -134,7 +134,7 @@ func breakerSettings(s BreakerSettings, logger *slog.Logger) gobreaker.Settings 
 //   - riskflow said the request is wrong (4xx): a zero verdict and an *APIError;
 //   - riskflow could not answer: the fail-policy verdict and an *UnavailableError.
 func (c *Client) Check(ctx context.Context, req schemas.CheckRequest) (schemas.RiskCheck, error) {
-	body, err := json.Marshal(req)
+	body, err := encodeJSON(req)
 	if err != nil {
 		return schemas.RiskCheck{}, fmt.Errorf("riskflow client: encode check request: %w", err)
 	}

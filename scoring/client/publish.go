@@ -39,7 +39,7 @@ func (c *Client) PublishEvents(ctx context.Context, evs []schemas.VerifyEvent) e
 	if len(evs) > MaxPublishEvents {
 		return fmt.Errorf("riskflow client: %w: %d; send at most %d per call", ErrTooManyEvents, len(evs), MaxPublishEvents)
 	}
-	body, err := json.Marshal(evs)
+	body, err := encodeJSON(evs)
 	if err != nil {
 		return fmt.Errorf("riskflow client: encode events: %w: %w", errUnsendable, err)
 	}
@@ -100,4 +100,17 @@ func Retryable(err error) bool {
 		return api.transient()
 	}
 	return err != nil && !errors.Is(err, ErrBadResponse) && !errors.Is(err, ErrTooManyEvents) && !errors.Is(err, errUnsendable)
+}
+
+// encodeJSON is json.Marshal without its HTML escaping: riskflow reads JSON, not HTML, and an id
+// or reason holding '<', '>' or '&' would take six bytes for each, so that a batch within the API's
+// body limit as written could be refused as too large (413, not retryable) as sent.
+func encodeJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }

@@ -103,3 +103,34 @@ func TestPublishEventsAnswerCutShortIsRetryable(t *testing.T) {
 		t.Errorf("202 cut short: %v (retryable %v), want a retryable transport error", err, client.Retryable(err))
 	}
 }
+
+// Events are sent as JSON, not HTML-escaped JSON: a batch of the most events a call takes, each
+// with ids full of '<', '>' and '&' at their longest, stays within the API's default body limit
+// (1 MiB) as sent — HTML escaping made each such byte six, and the batch a 413 (not retryable).
+func TestPublishEventsAreNotHTMLEscaped(t *testing.T) {
+	var size int
+	var body string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		size, body = len(b), string(b)
+		w.WriteHeader(http.StatusAccepted)
+		io.WriteString(w, `{"code":0,"content":"accepted","accepted":1000}`)
+	}))
+	defer srv.Close()
+	c, err := client.New(srv.URL, "app-1", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := make([]schemas.VerifyEvent, client.MaxPublishEvents)
+	for i := range evs {
+		evs[i] = schemas.VerifyEvent{EventID: strings.Repeat("<&>", 21), TS: time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC), AppID: strings.Repeat("&", 64),
+			Flow: schemas.FlowOneClickLogin, Phone: "13800138000", IP: netip.MustParseAddr("10.1.2.3"), Outcome: schemas.OutcomeSuccess,
+			DeviceID: strings.Repeat("<>", 64), ExID: strings.Repeat("a&b", 42)}
+	}
+	if err := c.PublishEvents(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+	if size > 1<<20 || !strings.Contains(body, `"event_id":"<&><&>`) {
+		t.Errorf("sent %d bytes (the API's default limit is %d), starting %.80s", size, 1<<20, body)
+	}
+}
