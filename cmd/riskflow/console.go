@@ -398,9 +398,26 @@ func (h *consoleHistory) Activity(ctx context.Context, l console.Lookup, limit i
 	}
 	for _, d := range ds {
 		act.Decisions = append(act.Decisions, console.Decision{TS: d.TS, AppID: d.AppID, DecisionID: d.DecisionID, Phone: d.PhoneMasked,
-			IP: d.IP, Device: d.DeviceID, Score: int(d.Score), Tags: d.Tags, RulesVersion: d.RulesVersion, Node: d.Node})
+			IP: d.IP, Device: d.DeviceID, Score: int(d.Score), Tags: d.Tags, Hits: decisionHits(d), RulesVersion: d.RulesVersion, Node: d.Node})
 	}
 	return act, nil
+}
+
+// decisionHits shows a stored decision's hits as "rule (mode): reason", the numbers a disputed
+// verdict was given for. The three arrays are one hit each, in the same order.
+func decisionHits(d chsink.StoredDecision) []string {
+	out := make([]string, 0, len(d.HitRules))
+	for i, r := range d.HitRules {
+		s := r
+		if i < len(d.HitModes) && d.HitModes[i] != "" {
+			s += " (" + d.HitModes[i] + ")"
+		}
+		if i < len(d.HitReasons) && d.HitReasons[i] != "" {
+			s += ": " + d.HitReasons[i]
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // ---- live state and labels ----------------------------------------------------------------

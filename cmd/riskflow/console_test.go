@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/riskflow/riskflow/consumers"
+	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/rules/packs"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/console"
@@ -155,5 +157,16 @@ func TestConsoleLint(t *testing.T) {
 		if len(x.Failures) > 0 {
 			t.Errorf("test %s failed on the default pack: %v", x.Name, x.Failures)
 		}
+	}
+}
+
+// A stored decision's hits reach the console as "rule (mode): reason", one per hit, in order.
+func TestDecisionHitsShowEachReason(t *testing.T) {
+	d := chsink.StoredDecision{HitRules: []string{"ip_many_phones", "odd_hour"}, HitModes: []string{"enforce", "tag"},
+		HitReasons: []string{"38 phones from this IP in 1h", ""}}
+	got := decisionHits(d)
+	want := []string{"ip_many_phones (enforce): 38 phones from this IP in 1h", "odd_hour (tag)"}
+	if !slices.Equal(got, want) {
+		t.Errorf("decisionHits = %q, want %q", got, want)
 	}
 }

@@ -186,6 +186,7 @@ type Decision struct {
 	Device       string
 	Score        int
 	Tags         []string
+	Hits         []string // every rule that matched, shadow and tag rules too, with its reason as served: "rule (mode): reason"
 	RulesVersion string
 	Node         string
 }

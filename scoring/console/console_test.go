@@ -481,7 +481,7 @@ func TestInvestigate(t *testing.T) {
 	if len(ex.got) != 1 || ex.got[0].Value != "13800138000" || len(h.looked) != 1 || h.looked[0].Value != "hash-of-8000" {
 		t.Errorf("explain got %+v, history got %+v", ex.got, h.looked)
 	}
-	if !strings.Contains(body, "phone_verifies_10m") || !strings.Contains(body, "d-7") || !strings.Contains(body, "ev-9") {
+	if !strings.Contains(body, "phone_verifies_10m") || !strings.Contains(body, "d-7") || !strings.Contains(body, "ip_many_phones (enforce): 38 phones from this IP in 1h") || !strings.Contains(body, "ev-9") {
 		t.Error("features, decisions or attempts missing")
 	}
 	if !strings.Contains(body, `name="back" value="/console/investigate?kind=phone_hash&amp;value=hash-of-8000"`) {
@@ -518,7 +518,7 @@ func (h *countingHistory) Activity(_ context.Context, l console.Lookup, _ int) (
 	defer h.mu.Unlock()
 	h.looked = append(h.looked, l)
 	return console.Activity{Attempts: []console.Attempt{{AppID: "a1", EventID: "ev-9", Score: 300}},
-		Decisions: []console.Decision{{AppID: "a1", DecisionID: "d-7", Score: 600}}}, nil
+		Decisions: []console.Decision{{AppID: "a1", DecisionID: "d-7", Score: 600, Hits: []string{"ip_many_phones (enforce): 38 phones from this IP in 1h"}}}}, nil
 }
 
 // The overview's history is cached for CacheFor per filter; failures are not cached.
