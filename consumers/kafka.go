@@ -94,6 +94,25 @@ func (c Config) dialer() *kafka.Dialer {
 	return &kafka.Dialer{ClientID: c.ClientID, Timeout: c.DialTimeout, DualStack: true}
 }
 
+// RequestTimeout bounds the requests sent on a kafka.Conn when the caller's context has no
+// deadline of its own.
+const RequestTimeout = 15 * time.Second
+
+// bound makes the requests on conn give up at ctx's deadline (RequestTimeout from now without
+// one) and as soon as ctx is done; call the returned func when done with conn. kafka-go's Conn
+// methods take no context: against a broker that accepts connections but answers nothing (hung,
+// stopped with SIGSTOP, a half-open connection) they waited for ever — the consumer-group lag
+// kept its last reading through such an outage, and a node starting then ignored SIGTERM.
+func bound(ctx context.Context, conn *kafka.Conn) (release func()) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		dl = time.Now().Add(RequestTimeout)
+	}
+	_ = conn.SetDeadline(dl)
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	return func() { stop() }
+}
+
 // NewWriter returns a writer to topic. Messages are partitioned by key hash, acknowledged by all
 // in-sync replicas, and sent once BatchSize messages are pending or BatchTimeout passed. A batch
 // holds at most c.BatchBytes(); write through Produce to have larger messages rejected instead of
@@ -167,6 +186,7 @@ func EnsureTopics(ctx context.Context, c Config, topics []TopicSpec, log *slog.L
 		return fmt.Errorf("ensure topics: dial %v: %w", c.Brokers, err)
 	}
 	defer conn.Close()
+	defer bound(ctx, conn)()
 	ctrl, err := conn.Controller()
 	if err != nil {
 		return fmt.Errorf("ensure topics: find controller: %w", err)
@@ -181,6 +201,7 @@ func EnsureTopics(ctx context.Context, c Config, topics []TopicSpec, log *slog.L
 		return fmt.Errorf("ensure topics: dial controller: %w", err)
 	}
 	defer cc.Close()
+	defer bound(ctx, cc)()
 	existing := map[string]bool{}
 	if parts, err := conn.ReadPartitions(); err == nil {
 		for _, p := range parts {
@@ -275,7 +296,9 @@ func Partitions(ctx context.Context, c Config, topic string) ([]int, error) {
 			lastErr = err
 			continue
 		}
+		release := bound(ctx, conn)
 		parts, err := conn.ReadPartitions(topic)
+		release()
 		conn.Close()
 		if err != nil {
 			lastErr = err

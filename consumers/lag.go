@@ -107,17 +107,13 @@ func messageTime(ctx context.Context, c Config, topic string, p int, off int64) 
 		return time.Time{}, false, fmt.Errorf("dial leader: %w", err)
 	}
 	defer conn.Close()
+	defer bound(ctx, conn)()
 	first, last, err := conn.ReadOffsets()
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("read offsets: %w", err)
 	}
 	if off < first || off >= last {
 		return time.Time{}, false, nil
-	}
-	if d, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(d)
-	} else {
-		conn.SetDeadline(time.Now().Add(c.DialTimeout))
 	}
 	if _, err := conn.Seek(off, kafka.SeekAbsolute); err != nil {
 		return time.Time{}, false, fmt.Errorf("seek: %w", err)

@@ -338,6 +338,7 @@ func (t *Tail) readBounds(ctx context.Context, p int) (bounds, error) {
 		return bounds{}, fmt.Errorf("tail %s/%d: dial leader: %w", t.topic, p, err)
 	}
 	defer conn.Close()
+	defer bound(ctx, conn)()
 	first, last, err := conn.ReadOffsets()
 	if mk, ok := t.from[p]; ok && err == nil {
 		from := mk.Next

@@ -1,0 +1,110 @@
+package consumers
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+)
+
+// silentBroker accepts connections and never answers, as a hung broker does (stopped with
+// SIGSTOP, or a half-open connection: the kernel completes the handshake, nothing replies). Each
+// request received (the client has dialled and now waits for the answer) is announced on the
+// returned channel.
+func silentBroker(t *testing.T) (addr string, asked <-chan struct{}) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := make(chan struct{}, 64)
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+			go func() {
+				buf := make([]byte, 4096)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+					select {
+					case acc <- struct{}{}:
+					default:
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String(), acc
+}
+
+// finish runs call and returns its error; the test fails if it has not returned within a minute
+// (a guard against hanging the test binary, not a measurement).
+func finish(t *testing.T, what string, call func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- call() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(time.Minute):
+		t.Fatalf("%s against a broker that answers nothing did not return at its context's end", what)
+		return nil
+	}
+}
+
+// The metadata requests riskflow sends on its own connections give up at their context's deadline
+// against a hung broker: the consumer-group lag kept its last reading (0) through a 40 s SIGSTOP
+// of the broker, because listing the partitions never returned.
+func TestRequestsToAHungBrokerEndWithTheirContext(t *testing.T) {
+	addr, _ := silentBroker(t)
+	c := Config{Brokers: []string{addr}}
+	for what, call := range map[string]func(context.Context) error{
+		"Partitions": func(ctx context.Context) error { _, err := Partitions(ctx, c, "t"); return err },
+		"GroupLag":   func(ctx context.Context) error { _, err := GroupLag(ctx, c, "g", "t"); return err },
+		"EndOffsets": func(ctx context.Context) error { _, err := EndOffsets(ctx, c, "t"); return err },
+		"EnsureTopics": func(ctx context.Context) error {
+			return EnsureTopics(ctx, c, []TopicSpec{{Name: "t", Partitions: 1}}, slog.New(slog.DiscardHandler))
+		},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		err := finish(t, what, func() error { return call(ctx) })
+		cancel()
+		if err == nil {
+			t.Errorf("%s against a broker that answers nothing: no error", what)
+		}
+	}
+}
+
+// A context without a deadline that is cancelled (SIGTERM while the broker hangs) ends the request
+// too: a scorer starting while the broker hung did not stop on SIGTERM until the broker answered.
+func TestRequestsToAHungBrokerEndWhenCancelled(t *testing.T) {
+	addr, asked := silentBroker(t)
+	c := Config{Brokers: []string{addr}}
+	for what, call := range map[string]func(context.Context) error{
+		"Partitions": func(ctx context.Context) error { _, err := Partitions(ctx, c, "t"); return err },
+		"EnsureTopics": func(ctx context.Context) error {
+			return EnsureTopics(ctx, c, []TopicSpec{{Name: "t", Partitions: 1}}, slog.New(slog.DiscardHandler))
+		},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { <-asked; cancel() }()
+		err := finish(t, what, func() error { return call(ctx) })
+		cancel()
+		if err == nil {
+			t.Errorf("%s cancelled against a broker that answers nothing: no error", what)
+		}
+	}
+}
