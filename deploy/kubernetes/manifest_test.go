@@ -41,6 +41,17 @@ type manifest struct {
 		Selector struct {
 			MatchLabels map[string]string `yaml:"matchLabels"`
 		} `yaml:"selector"`
+		Metrics []struct {
+			External *struct {
+				Metric struct {
+					Name string `yaml:"name"`
+				} `yaml:"metric"`
+				Target struct {
+					Type         string `yaml:"type"`
+					AverageValue string `yaml:"averageValue"`
+				} `yaml:"target"`
+			} `yaml:"external"`
+		} `yaml:"metrics"`
 	} `yaml:"spec"`
 }
 
@@ -239,8 +250,23 @@ func TestManifests(t *testing.T) {
 	}
 	if h, ok := kinds["HorizontalPodAutoscaler"]["riskflow-scorer"]; !ok || h.Spec.ScaleTargetRef.Name != "riskflow-scorer" {
 		t.Error("no HorizontalPodAutoscaler for the scorers")
-	} else if h.Spec.MaxReplicas > rc.Kafka.Partitions {
-		t.Errorf("the scorers' autoscaler goes up to %d replicas; more than kafka.partitions (%d) idle", h.Spec.MaxReplicas, rc.Kafka.Partitions)
+	} else {
+		if h.Spec.MaxReplicas > rc.Kafka.Partitions {
+			t.Errorf("the scorers' autoscaler goes up to %d replicas; more than kafka.partitions (%d) idle", h.Spec.MaxReplicas, rc.Kafka.Partitions)
+		}
+		// The lag is the whole group's, however many scorers share it: the HPA must divide it by
+		// the replicas (AverageValue: desired = ceil(lag / target)). With a Value target it
+		// computes desired = ceil(replicas × lag / target), which grows with every scale-up while
+		// a backlog stands — new scorers replay their state before they score — and runs to
+		// maxReplicas.
+		for _, m := range h.Spec.Metrics {
+			if m.External == nil || m.External.Metric.Name != "riskflow_scorer_lag" {
+				continue
+			}
+			if m.External.Target.Type != string(autoscalingv2.AverageValueMetricType) || m.External.Target.AverageValue == "" {
+				t.Errorf("the scorers' autoscaler targets the group's total lag with type %s; use AverageValue (the lag per scorer)", m.External.Target.Type)
+			}
+		}
 	}
 	// The autoscaler's query (for prometheus-adapter, in a comment): every scorer pod exports the
 	// whole group's lag, so it must collapse the pods' copies per partition before summing, as
