@@ -628,3 +628,49 @@ func TestH1BrokerFrozen(t *testing.T) {
 		t.Logf("%s warnings/errors:\n%s", n.name, strings.Join(append(logLines(n.p.log.String(), "level=WARN"), logLines(n.p.log.String(), "level=ERROR")...), "\n"))
 	}
 }
+
+// H1: partitions added to verify.events (4 → 6) while two scorers score a live stream — what an
+// operator does to scale past one scorer per partition: every event once in ClickHouse, the farms
+// counted as a causal scorer counts them, the new partitions scored and fed.
+func TestH1PartitionsAddedWhileScoring(t *testing.T) {
+	e := newEnv(t)
+	e.dropTopicsAtEnd()
+	dir := t.TempDir()
+	nodes := []*scorerNode{e.startScorer(t, "A", dir+"/a"), e.startScorer(t, "B", dir+"/b")}
+	e.start("archiver")
+	waitAllReady(t, e, []*proc{nodes[0].p, nodes[1].p})
+	stop := make(chan struct{})
+	done := liveFarmProducer(e, 100, 12*time.Second, stop)
+	var timeline []string
+	watch := func(d time.Duration, phase string) {
+		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(3 * time.Second) {
+			timeline = append(timeline, probe(t, nodes, phase))
+		}
+	}
+	watch(15*time.Second, "4 partitions")
+	cl := &kafka.Client{Addr: kafka.TCP(kafkaAddr)}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	resp, err := cl.CreatePartitions(ctx, &kafka.CreatePartitionsRequest{Topics: []kafka.TopicPartitionsConfig{{Name: e.events, Count: 6}}})
+	cancel()
+	if err != nil || resp.Errors[e.events] != nil {
+		t.Fatalf("add partitions: %v %v", err, resp)
+	}
+	watch(45*time.Second, "6 partitions")
+	close(stop)
+	res := <-done
+	if res.err != nil {
+		t.Fatalf("produce: %v", res.err)
+	}
+	watch(10*time.Second, "drain")
+	t.Logf("timeline:\n%s", strings.Join(timeline, "\n"))
+	ends := partitionEnds(t, e.events)
+	t.Logf("events per partition: %v", ends)
+	if len(ends) != 6 || ends[4] == 0 || ends[5] == 0 {
+		t.Fatalf("the new partitions got no events: %v", ends)
+	}
+	h1CheckLive(t, e, res)
+	settleReady(t, nodes)
+	for _, n := range nodes {
+		t.Logf("%s warnings/errors:\n%s", n.name, strings.Join(append(logLines(n.p.log.String(), "level=WARN"), logLines(n.p.log.String(), "level=ERROR")...), "\n"))
+	}
+}
