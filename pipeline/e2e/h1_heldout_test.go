@@ -557,13 +557,11 @@ func TestH1ScaleUpAndDownWhileTrafficFlows(t *testing.T) {
 }
 
 // freezeKafka stops the broker process with SIGSTOP (a hung broker: connections open, nothing
-// answered) and returns the function that resumes it.
+// answered) and returns the function that resumes it. The broker is the one deploy/local/kafka.sh
+// runs (RISKFLOW_LOCAL_DIR, as the outage tests' kafkaCtl).
 func freezeKafka(t *testing.T) (thaw func()) {
 	t.Helper()
-	dir := os.Getenv("RISKFLOW_LOCAL_DIR")
-	if dir == "" {
-		t.Skip("needs RISKFLOW_LOCAL_DIR of a broker this test may freeze")
-	}
+	dir := envOr("RISKFLOW_LOCAL_DIR", filepath.Join(repoRoot, ".local"))
 	b, err := os.ReadFile(filepath.Join(dir, "kafka", "kafka.pid"))
 	if err != nil {
 		t.Fatalf("kafka pid: %v", err)
