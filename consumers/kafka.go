@@ -276,12 +276,7 @@ func partitionServed(ctx context.Context, c Config, topic string, p int) bool {
 		return false
 	}
 	defer conn.Close()
-	// A broker that accepted the connection and hangs must not hold the wait past its deadline.
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(10 * time.Second)
-	}
-	conn.SetDeadline(deadline)
+	defer bound(ctx, conn)()
 	_, _, err = conn.ReadOffsets()
 	return err == nil
 }
