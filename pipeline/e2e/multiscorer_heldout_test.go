@@ -126,19 +126,19 @@ func sumMetric(text, name string, want ...string) float64 {
 	return sum
 }
 
-// H1: the out-of-order recorded stream through 1, 2 and 3 scorers: counts per farm event within
+// Held out: the out-of-order recorded stream through 1, 2 and 3 scorers: counts per farm event within
 // ±1 of one scorer's and of the event-time truth; the scorers' rule-hit counters add up to the hits
 // in risk.scores.
-func TestH1OutOfOrderFarmsThroughOneTwoThree(t *testing.T) {
-	h1OutOfOrder(t, 3*time.Second, 4*time.Second)
+func TestHeldOutOutOfOrderFarmsThroughOneTwoThree(t *testing.T) {
+	outOfOrderRun(t, 3*time.Second, 4*time.Second)
 }
 
 // The same with event times ±10 s out of order and the IP farm's numbers 2 s apart.
-func TestH1FarOutOfOrderFarmsThroughOneTwoThree(t *testing.T) {
-	h1OutOfOrder(t, 10*time.Second, 2*time.Second)
+func TestHeldOutFarOutOfOrderFarmsThroughOneTwoThree(t *testing.T) {
+	outOfOrderRun(t, 10*time.Second, 2*time.Second)
 }
 
-func h1OutOfOrder(t *testing.T, jitter, spacing time.Duration) {
+func outOfOrderRun(t *testing.T, jitter, spacing time.Duration) {
 	base := time.Now().UTC().Add(-12 * time.Minute).Truncate(time.Second)
 	stream, truthIP, truthDev := oooStream(base, 3000, jitter, spacing)
 	var first map[string][]schemas.ScoreRecord
@@ -377,10 +377,10 @@ func (e *env) startScorer(t *testing.T, name, snapDir string) *scorerNode {
 	return &scorerNode{p: p, addr: a, name: name}
 }
 
-// h1CheckLive checks the end state of a live run: ClickHouse holds each event once, every event
+// checkLiveRun checks the end state of a live run: ClickHouse holds each event once, every event
 // scored, re-scored events have the verdict and counts of their first record, farm counts within the
 // causal bounds.
-func h1CheckLive(t *testing.T, e *env, res liveFarmResult) {
+func checkLiveRun(t *testing.T, e *env, res liveFarmResult) {
 	t.Helper()
 	ctx := context.Background()
 	n := uint64(res.n)
@@ -464,10 +464,10 @@ func settleReady(t *testing.T, nodes []*scorerNode) {
 	}
 }
 
-// H1: three scorers on a live stream; one frozen (SIGSTOP) for 60 s and resumed, another
+// Held out: three scorers on a live stream; one frozen (SIGSTOP) for 60 s and resumed, another
 // SIGKILLed, then the broker restarted: ClickHouse holds each event once, the farms are counted as
 // a causal scorer counts them, and the surviving scorers' ops ports tell the truth afterwards.
-func TestH1ZombieKillAndBrokerRestart(t *testing.T) {
+func TestHeldOutZombieKillAndBrokerRestart(t *testing.T) {
 	e := newEnv(t)
 	e.dropTopicsAtEnd()
 	dir := t.TempDir()
@@ -500,7 +500,7 @@ func TestH1ZombieKillAndBrokerRestart(t *testing.T) {
 	}
 	watch(15*time.Second, "drain")
 	t.Logf("timeline:\n%s", strings.Join(timeline, "\n"))
-	h1CheckLive(t, e, res)
+	checkLiveRun(t, e, res)
 	settleReady(t, nodes)
 	for _, n := range nodes {
 		if n.p.alive() {
@@ -510,10 +510,10 @@ func TestH1ZombieKillAndBrokerRestart(t *testing.T) {
 	}
 }
 
-// H1: scale from one scorer to five (one more than the partitions) while live traffic flows, and
+// Held out: scale from one scorer to five (one more than the partitions) while live traffic flows, and
 // back down to one by SIGTERM, then one restarted from its snapshot: each event once in ClickHouse,
 // the farms counted as a causal scorer counts them, every scorer (the idle fifth too) ready.
-func TestH1ScaleUpAndDownWhileTrafficFlows(t *testing.T) {
+func TestHeldOutScaleUpAndDownWhileTrafficFlows(t *testing.T) {
 	e := newEnv(t)
 	dir := t.TempDir()
 	nodes := []*scorerNode{e.startScorer(t, "A", dir+"/a")}
@@ -549,7 +549,7 @@ func TestH1ScaleUpAndDownWhileTrafficFlows(t *testing.T) {
 	if !strings.Contains(b.p.log.String(), "feature snapshot loaded") {
 		t.Errorf("B did not restart from its snapshot:\n%s", tail(b.p.log, 20))
 	}
-	h1CheckLive(t, e, res)
+	checkLiveRun(t, e, res)
 	settleReady(t, nodes)
 	for _, n := range nodes {
 		t.Logf("%s warnings/errors:\n%s", n.name, strings.Join(append(logLines(n.p.log.String(), "level=WARN"), logLines(n.p.log.String(), "level=ERROR")...), "\n"))
@@ -579,9 +579,9 @@ func freezeKafka(t *testing.T) (thaw func()) {
 	return thaw
 }
 
-// H1: the broker hangs (SIGSTOP, 45 s) under two scorers and an archiver on a live stream: the ops
+// Held out: the broker hangs (SIGSTOP, 45 s) under two scorers and an archiver on a live stream: the ops
 // ports keep answering and say the state is stale, nothing is lost or doubled afterwards.
-func TestH1BrokerFrozen(t *testing.T) {
+func TestHeldOutBrokerFrozen(t *testing.T) {
 	e := newEnv(t)
 	e.dropTopicsAtEnd()
 	dir := t.TempDir()
@@ -620,17 +620,17 @@ func TestH1BrokerFrozen(t *testing.T) {
 	if strings.Count(frozen, "readyz 503") != 2 {
 		t.Errorf("45 s into a hung broker with api.max_staleness 20s, not both scorers said unready: %s", frozen)
 	}
-	h1CheckLive(t, e, res)
+	checkLiveRun(t, e, res)
 	settleReady(t, nodes)
 	for _, n := range nodes {
 		t.Logf("%s warnings/errors:\n%s", n.name, strings.Join(append(logLines(n.p.log.String(), "level=WARN"), logLines(n.p.log.String(), "level=ERROR")...), "\n"))
 	}
 }
 
-// H1: partitions added to verify.events (4 → 6) while two scorers score a live stream — what an
+// Held out: partitions added to verify.events (4 → 6) while two scorers score a live stream — what an
 // operator does to scale past one scorer per partition: every event once in ClickHouse, the farms
 // counted as a causal scorer counts them, the new partitions scored and fed.
-func TestH1PartitionsAddedWhileScoring(t *testing.T) {
+func TestHeldOutPartitionsAddedWhileScoring(t *testing.T) {
 	e := newEnv(t)
 	e.dropTopicsAtEnd()
 	dir := t.TempDir()
@@ -666,7 +666,7 @@ func TestH1PartitionsAddedWhileScoring(t *testing.T) {
 	if len(ends) != 6 || ends[4] == 0 || ends[5] == 0 {
 		t.Fatalf("the new partitions got no events: %v", ends)
 	}
-	h1CheckLive(t, e, res)
+	checkLiveRun(t, e, res)
 	settleReady(t, nodes)
 	for _, n := range nodes {
 		t.Logf("%s warnings/errors:\n%s", n.name, strings.Join(append(logLines(n.p.log.String(), "level=WARN"), logLines(n.p.log.String(), "level=ERROR")...), "\n"))
