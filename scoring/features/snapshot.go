@@ -1,11 +1,11 @@
 package features
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 
 	"github.com/cespare/xxhash/v2"
@@ -39,26 +39,60 @@ var ErrSnapshot = errors.New("unusable feature snapshot")
 // WriteSnapshot writes the whole state to w. Applying is paused while the state is encoded
 // (queries are not), so the snapshot is one consistent moment; meta is called in that moment, and
 // what it returns (e.g. the feed offsets the state covers) is stored with it. The encoding goes to
-// memory first, so the pause does not include w's speed.
+// memory first, so the pause does not include w's speed — in chunks, so that it takes the
+// snapshot's size and no more beside the state.
 func (s *State) WriteSnapshot(w io.Writer, meta func() []byte) (int64, error) {
-	var buf sliceWriter
+	var buf chunkWriter
 	s.applyMu.Lock()
 	err := s.encode(&buf, meta())
 	s.applyMu.Unlock()
 	if err != nil {
 		return 0, err
 	}
-	sum := xxhash.Sum64(buf.b)
-	buf.b = binary.LittleEndian.AppendUint64(buf.b, sum)
-	n, err := w.Write(buf.b)
-	return int64(n), err
+	chunks := append(buf.done, buf.b)
+	h := xxhash.New()
+	for _, c := range chunks {
+		_, _ = h.Write(c)
+	}
+	chunks = append(chunks, binary.LittleEndian.AppendUint64(nil, h.Sum64()))
+	var n int64
+	for _, c := range chunks {
+		k, err := w.Write(c)
+		n += int64(k)
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
-type sliceWriter struct{ b []byte }
+// chunkWriter holds an encoding in chunks of about snapshotChunk bytes. One slice grown by
+// append is copied each time it doubles: a snapshot of S bytes allocated 5S and held up to 3S at
+// once, beside the state — on a node sized for its state, a risk of an OOM kill at every snapshot.
+type chunkWriter struct {
+	done [][]byte // full chunks
+	b    []byte   // the chunk being filled
+}
 
-func (w *sliceWriter) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
+// snapshotChunk is the size of a chunkWriter's chunks; a chunk is closed at the first record
+// boundary past snapshotChunk-chunkSlack, so a record (at most about 60 KB with the default
+// bounds) fits in the chunk's capacity without a copy.
+const (
+	snapshotChunk = 1 << 20
+	chunkSlack    = 64 << 10
+)
 
-func (s *State) encode(w *sliceWriter, meta []byte) error {
+// cut closes the current chunk once it is full enough; the encoder calls it between records.
+func (w *chunkWriter) cut() {
+	if len(w.b) < snapshotChunk-chunkSlack {
+		return
+	}
+	w.done = append(w.done, w.b)
+	w.b = make([]byte, 0, snapshotChunk)
+}
+
+func (s *State) encode(w *chunkWriter, meta []byte) error {
+	w.b = make([]byte, 0, snapshotChunk)
 	e := encoder{w: w}
 	e.raw(snapshotMagic[:])
 	e.u16(SnapshotVersion)
@@ -81,6 +115,7 @@ func (s *State) encode(w *sliceWriter, meta []byte) error {
 					e.u64(key)
 					v := rt.viewAt(i, key)
 					e.rec(&v)
+					w.cut()
 				}
 			}
 		}
@@ -93,6 +128,7 @@ func (s *State) encode(w *sliceWriter, meta []byte) error {
 				e.u32(ts.last)
 				e.u32(ts.nFirst)
 				e.u32(ts.count)
+				w.cut()
 			}
 		}
 		e.n(int(sh.seen.n))
@@ -100,6 +136,7 @@ func (s *State) encode(w *sliceWriter, meta []byte) error {
 			if key := sh.seen.key(i); key != 0 {
 				e.u64(key)
 				e.u32(sh.seen.val(i)[0])
+				w.cut()
 			}
 		}
 		sh.mu.RUnlock()
@@ -108,7 +145,7 @@ func (s *State) encode(w *sliceWriter, meta []byte) error {
 }
 
 type encoder struct {
-	w       *sliceWriter
+	w       *chunkWriter
 	scratch [binary.MaxVarintLen64]byte
 }
 
@@ -182,7 +219,7 @@ func (s *State) LoadSnapshot(r io.Reader, accept func(meta []byte) error) ([]byt
 	if s.applied.Load() != 0 {
 		return nil, errors.New("load feature snapshot: the state is not empty")
 	}
-	data, err := io.ReadAll(bufio.NewReader(r))
+	data, err := readAll(r)
 	if err != nil {
 		return nil, fmt.Errorf("read feature snapshot: %w", err)
 	}
@@ -214,6 +251,10 @@ func (s *State) LoadSnapshot(r io.Reader, accept func(meta []byte) error) ([]byt
 			sd.recs[k] = newRecTable(Kind(k), s.seed, s.retention)
 			n := d.n()
 			sd.recs[k].reserve(n)
+			// The blocks' arena at its final size at once: grown record by record, an eighth
+			// at a time, it allocated about four times its size.
+			a := &sd.recs[k].a
+			a.w = allocWords(a.w, d.blockWords(n, sd.recs[k].ew))
 			for j := 0; j < n && d.err == nil; j++ {
 				d.rec(&sd.recs[k], d.u64(), s)
 			}
@@ -263,6 +304,32 @@ func (s *State) LoadSnapshot(r io.Reader, accept func(meta []byte) error) ([]byt
 	s.watermark.Store(watermark)
 	s.applied.Store(applied)
 	return meta, nil
+}
+
+// readAll reads r to its end. A file is read into a buffer of its size: io.ReadAll grows its
+// buffer by doubling, allocating two to three times a snapshot's size beside the state being
+// built from it.
+func readAll(r io.Reader) ([]byte, error) {
+	size := int64(512)
+	if f, ok := r.(interface{ Stat() (fs.FileInfo, error) }); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			size = fi.Size() + 1 // +1: the read that finds the end needs room
+		}
+	}
+	b := make([]byte, 0, size)
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(b) == cap(b) { // longer than it was (or not a file): grow as io.ReadAll does
+			b = append(b, 0)[:len(b)]
+		}
+	}
 }
 
 type shardData struct {
@@ -338,6 +405,43 @@ func (d *decoder) n() int {
 }
 
 func (d *decoder) bytes() []byte { return d.take(d.n()) }
+
+// blockWords returns the arena words the next n records (key and state, as rec reads them) take
+// in a table of ew words per entry, without consuming them; 0 if they do not parse (rec then says
+// why).
+func (d *decoder) blockWords(n int, ew uint32) int {
+	p := decoder{b: d.b, err: d.err}
+	total := 0
+	for j := 0; j < n && p.err == nil; j++ {
+		p.take(8) // key
+		m := p.n()
+		p.take(12 * m)
+		words := uint32(m) * ew
+		switch p.byte1() {
+		case 1:
+			words += locWords
+			p.take(24)
+		case 0:
+		default:
+			return 0
+		}
+		if p.byte1() == 1 {
+			p.n() // slots
+			used := p.n()
+			for b := 0; b < used && p.err == nil; b++ {
+				p.n()
+				p.take(20 + 2*hllM)
+			}
+		}
+		if words > 0 && words <= maxBlockWords {
+			total += int(classWords[classFor(words)])
+		}
+	}
+	if p.err != nil {
+		return 0
+	}
+	return total
+}
 
 // rec decodes the state of key into rt.
 func (d *decoder) rec(rt *recTable, key uint64, s *State) {
