@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -223,10 +224,16 @@ func (s *Snapshots) checkTimes(ctx context.Context, meta snapshotMeta) error {
 
 // CheckWritable reports whether snapshots can be written to Dir (creating it if need be), by
 // creating and removing a temporary file there: a directory that is a file, read-only or on a full
-// volume is otherwise found only at the first periodic snapshot, minutes after the start.
+// volume, or a snapshot's name taken by something else than a file (a directory, a volume mounted
+// there), is otherwise found only at the first periodic snapshot, minutes after the start.
 func (s *Snapshots) CheckWritable() error {
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return fmt.Errorf("snapshot: create %s: %w", s.Dir, err)
+	}
+	for _, p := range []string{s.path(), s.path() + ".prev"} {
+		if err := notAFile(p); err != nil {
+			return err
+		}
 	}
 	f, err := os.CreateTemp(s.Dir, s.tempPattern())
 	if err != nil {
@@ -236,17 +243,54 @@ func (s *Snapshots) CheckWritable() error {
 	return os.Remove(f.Name())
 }
 
+// notAFile returns an error naming p when something other than a regular file is there: a
+// snapshot cannot be renamed onto it, nor it onto a snapshot's name.
+func notAFile(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil || fi.Mode().IsRegular() {
+		return nil
+	}
+	return fmt.Errorf("snapshot: %s is a %s, not a snapshot file: remove it (snapshots cannot be written until then)", p, kindOf(fi.Mode()))
+}
+
+func kindOf(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "special file"
+}
+
 // Save writes a snapshot of the state; positions is called in the state's consistent moment and
 // returns the positions it covers. It returns the bytes written.
+//
+// A snapshot is not written while positions returns none (the feed has not read the topic's
+// partitions yet): it would cover the state without saying where the feed stands, and push the
+// previous snapshot out. Before writing, temporary files left by a process killed mid-write are
+// removed as at Load: a node restarted within staleTemp of the kill would otherwise keep them on
+// the volume for as long as it runs.
 func (s *Snapshots) Save(positions func() map[int]consumers.Mark) (int64, error) {
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return 0, fmt.Errorf("snapshot: create %s: %w", s.Dir, err)
 	}
+	for _, p := range []string{s.path(), s.path() + ".prev"} {
+		if err := notAFile(p); err != nil {
+			return 0, err
+		}
+	}
+	s.removeStaleTemps()
 	tmp, err := os.CreateTemp(s.Dir, s.tempPattern())
 	if err != nil {
 		return 0, fmt.Errorf("snapshot: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // after a successful rename this finds nothing
+	covered := 0
 	n, err := s.State.WriteSnapshot(tmp, func() []byte {
 		meta := snapshotMeta{Topic: s.Topic, Fingerprint: s.Fingerprint, Offsets: map[int]int64{}, Last: map[int]int64{}, Written: time.Now().UTC()}
 		for p, mk := range positions() {
@@ -255,9 +299,13 @@ func (s *Snapshots) Save(positions func() map[int]consumers.Mark) (int64, error)
 				meta.Last[p] = mk.Last.UnixMilli()
 			}
 		}
+		covered = len(meta.Offsets)
 		b, _ := json.Marshal(meta)
 		return b
 	})
+	if err == nil && covered == 0 {
+		err = errors.New("no feed positions yet (the feed has not read the topic): not written, the previous snapshot stays")
+	}
 	if err == nil {
 		err = tmp.Sync()
 	}

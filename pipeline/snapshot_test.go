@@ -387,3 +387,91 @@ func failing[T any](n int, err error, v T) func() (T, error) {
 		return v, nil
 	}
 }
+
+// A node restarted right after it was killed mid-write (an OOM kill, a container restart: seconds
+// later) finds the temporary file too fresh to remove at its start, and used to keep it on the
+// snapshot volume for as long as it ran (a real scorer: still there after its periodic snapshots).
+// Each snapshot it writes removes those nobody has written to for a while, as a start does.
+func TestSnapshotSaveRemovesLeftTemporaryFiles(t *testing.T) {
+	dir := t.TempDir()
+	left := filepath.Join(dir, ".features-verify.events-123.tmp")
+	mine := filepath.Join(dir, ".features-verify.events-456.tmp") // being written by another process
+	for _, p := range []string{left, mine} {
+		if err := os.WriteFile(p, []byte("partly written"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hourAgo := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(left, hourAgo, hourAgo); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: stateWith(20), Log: quiet()}).Save(at(map[int]int64{0: 20})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(left); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a temporary snapshot untouched for an hour survived a snapshot (%v)", err)
+	}
+	if _, err := os.Stat(mine); err != nil {
+		t.Errorf("a recent temporary snapshot was removed: %v", err)
+	}
+}
+
+// A snapshot is not written before the feed knows its positions (it had not read the topic's
+// partitions: the broker went away at the start, and the node was stopped): such a snapshot
+// covered the state without offsets, rotated the good one to .prev, and the next start loaded it
+// and replayed the whole retention window; twice, and the good snapshot was gone.
+func TestSnapshotWithoutPositionsIsNotWritten(t *testing.T) {
+	dir := t.TempDir()
+	good := &Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: stateWith(30), Log: quiet()}
+	if _, err := good.Save(at(map[int]int64{0: 30})); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		s := &Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: features.New(features.Config{}), Log: quiet()}
+		_, err := s.Save(func() map[int]consumers.Mark { return nil })
+		if err == nil || !strings.Contains(err.Error(), "no feed positions") {
+			t.Errorf("a snapshot without positions: %v, want it refused", err)
+		}
+	}
+	st := features.New(features.Config{})
+	marks, _, err := (&Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: st, Log: quiet()}).Load(context.Background())
+	if err != nil || marks[0].Next != 30 || st.Stats().Applied != 30 {
+		t.Errorf("after two refused snapshots: loaded %v, %d events, %v; want the good one", marks, st.Stats().Applied, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".features-*.tmp")); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+// Something other than a file under a snapshot's name (a directory: a volume mounted at the file's
+// path) is reported at the start, naming it, and every snapshot says so, instead of being
+// renamed to .prev by the first snapshot — after which every snapshot failed on renaming the
+// newest onto that directory ("rename …snap …snap.prev: file exists").
+func TestSnapshotNameTakenByADirectory(t *testing.T) {
+	for _, name := range []string{"features-verify.events.snap", "features-verify.events.snap.prev"} {
+		dir := t.TempDir()
+		taken := filepath.Join(dir, name)
+		if err := os.Mkdir(taken, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		s := &Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: stateWith(20), Log: quiet()}
+		if err := s.CheckWritable(); err == nil || !strings.Contains(err.Error(), taken) || !strings.Contains(err.Error(), "directory") {
+			t.Errorf("%s a directory: start check %v, want an error naming it", name, err)
+		}
+		for i := range 2 {
+			if _, err := s.Save(at(map[int]int64{0: 20})); err == nil || !strings.Contains(err.Error(), taken) {
+				t.Errorf("%s a directory: snapshot %d: %v, want an error naming it", name, i+1, err)
+			}
+		}
+		if fi, err := os.Stat(taken); err != nil || !fi.IsDir() {
+			t.Errorf("%s: the directory was moved (%v)", name, err)
+		}
+		if left, _ := filepath.Glob(filepath.Join(dir, ".features-*.tmp")); len(left) != 0 {
+			t.Errorf("temporary files left: %v", left)
+		}
+		// Loading is not disturbed: the directory is refused, a replay takes over.
+		if _, _, err := (&Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: features.New(features.Config{}), Log: quiet()}).Load(context.Background()); err == nil && name == "features-verify.events.snap" {
+			t.Errorf("a directory loaded as a snapshot")
+		}
+	}
+}
