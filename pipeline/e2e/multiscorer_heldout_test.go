@@ -476,30 +476,21 @@ func TestHeldOutZombieKillAndBrokerRestart(t *testing.T) {
 	waitAllReady(t, e, []*proc{nodes[0].p, nodes[1].p, nodes[2].p})
 	stop := make(chan struct{})
 	done := liveFarmProducer(e, 100, 5*time.Second, stop)
-	var timeline []string
-	watch := func(d time.Duration, phase string) {
-		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(3 * time.Second) {
-			timeline = append(timeline, probe(t, nodes, phase))
-		}
-	}
-	watch(10*time.Second, "steady")
+	tl := &opsTimeline{t: t, nodes: &nodes}
+	tl.watch(10*time.Second, "steady")
 	nodes[0].p.cmd.Process.Signal(syscall.SIGSTOP)
-	watch(60*time.Second, "A stopped")
+	tl.watch(60*time.Second, "A stopped")
 	nodes[0].p.cmd.Process.Signal(syscall.SIGCONT)
-	watch(20*time.Second, "A resumed")
+	tl.watch(20*time.Second, "A resumed")
 	nodes[1].p.stop(syscall.SIGKILL)
-	watch(15*time.Second, "B killed")
+	tl.watch(15*time.Second, "B killed")
 	restart := stopKafka(t, e.events, e.scores, e.dlq)
-	watch(15*time.Second, "broker down")
+	tl.watch(15*time.Second, "broker down")
 	restart()
-	watch(25*time.Second, "broker back")
-	close(stop)
-	res := <-done
-	if res.err != nil {
-		t.Fatalf("produce: %v", res.err)
-	}
-	watch(15*time.Second, "drain")
-	t.Logf("timeline:\n%s", strings.Join(timeline, "\n"))
+	tl.watch(25*time.Second, "broker back")
+	res := endLive(t, stop, done)
+	tl.watch(15*time.Second, "drain")
+	t.Logf("timeline:\n%s", strings.Join(tl.lines, "\n"))
 	checkLiveRun(t, e, res)
 	settleReady(t, nodes)
 	for _, n := range nodes {
@@ -521,31 +512,22 @@ func TestHeldOutScaleUpAndDownWhileTrafficFlows(t *testing.T) {
 	waitAllReady(t, e, []*proc{nodes[0].p})
 	stop := make(chan struct{})
 	done := liveFarmProducer(e, 100, 5*time.Second, stop)
-	var timeline []string
-	watch := func(d time.Duration, phase string) {
-		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(3 * time.Second) {
-			timeline = append(timeline, probe(t, nodes, phase))
-		}
-	}
-	watch(8*time.Second, "1 scorer")
+	tl := &opsTimeline{t: t, nodes: &nodes}
+	tl.watch(8*time.Second, "1 scorer")
 	for _, name := range []string{"B", "C", "D", "E"} {
 		nodes = append(nodes, e.startScorer(t, name, dir+"/"+name))
-		watch(8*time.Second, "added "+name)
+		tl.watch(8*time.Second, "added "+name)
 	}
 	for i := 4; i >= 1; i-- {
 		nodes[i].p.stop(syscall.SIGTERM)
-		watch(8*time.Second, "stopped "+nodes[i].name)
+		tl.watch(8*time.Second, "stopped "+nodes[i].name)
 	}
 	b := e.startScorer(t, "B2", dir+"/B")
 	nodes = append(nodes, b)
-	watch(10*time.Second, "B restarted")
-	close(stop)
-	res := <-done
-	if res.err != nil {
-		t.Fatalf("produce: %v", res.err)
-	}
-	watch(10*time.Second, "drain")
-	t.Logf("timeline:\n%s", strings.Join(timeline, "\n"))
+	tl.watch(10*time.Second, "B restarted")
+	res := endLive(t, stop, done)
+	tl.watch(10*time.Second, "drain")
+	t.Logf("timeline:\n%s", strings.Join(tl.lines, "\n"))
 	if !strings.Contains(b.p.log.String(), "feature snapshot loaded") {
 		t.Errorf("B did not restart from its snapshot:\n%s", tail(b.p.log, 20))
 	}
@@ -591,16 +573,11 @@ func TestHeldOutBrokerFrozen(t *testing.T) {
 	waitAllReady(t, e, []*proc{nodes[0].p, nodes[1].p})
 	stop := make(chan struct{})
 	done := liveFarmProducer(e, 100, 5*time.Second, stop)
-	var timeline []string
-	watch := func(d time.Duration, phase string) {
-		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(3 * time.Second) {
-			timeline = append(timeline, probe(t, nodes, phase))
-		}
-	}
-	watch(15*time.Second, "steady")
+	tl := &opsTimeline{t: t, nodes: &nodes}
+	tl.watch(15*time.Second, "steady")
 	thaw := freezeKafka(t)
-	watch(45*time.Second, "broker frozen")
-	frozen := timeline[len(timeline)-1]
+	tl.watch(45*time.Second, "broker frozen")
+	frozen := tl.lines[len(tl.lines)-1]
 	// Four reads of the group's lag have failed by now: the series is left out (docs/SCALING.md),
 	// not kept at its last reading — it stayed 0 through the whole freeze before.
 	for _, n := range nodes {
@@ -609,14 +586,10 @@ func TestHeldOutBrokerFrozen(t *testing.T) {
 		}
 	}
 	thaw()
-	watch(40*time.Second, "broker thawed")
-	close(stop)
-	res := <-done
-	if res.err != nil {
-		t.Fatalf("produce: %v", res.err)
-	}
-	watch(10*time.Second, "drain")
-	t.Logf("timeline:\n%s", strings.Join(timeline, "\n"))
+	tl.watch(40*time.Second, "broker thawed")
+	res := endLive(t, stop, done)
+	tl.watch(10*time.Second, "drain")
+	t.Logf("timeline:\n%s", strings.Join(tl.lines, "\n"))
 	if strings.Count(frozen, "readyz 503") != 2 {
 		t.Errorf("45 s into a hung broker with api.max_staleness 20s, not both scorers said unready: %s", frozen)
 	}
@@ -639,13 +612,8 @@ func TestHeldOutPartitionsAddedWhileScoring(t *testing.T) {
 	waitAllReady(t, e, []*proc{nodes[0].p, nodes[1].p})
 	stop := make(chan struct{})
 	done := liveFarmProducer(e, 100, 12*time.Second, stop)
-	var timeline []string
-	watch := func(d time.Duration, phase string) {
-		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(3 * time.Second) {
-			timeline = append(timeline, probe(t, nodes, phase))
-		}
-	}
-	watch(15*time.Second, "4 partitions")
+	tl := &opsTimeline{t: t, nodes: &nodes}
+	tl.watch(15*time.Second, "4 partitions")
 	cl := &kafka.Client{Addr: kafka.TCP(kafkaAddr)}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	resp, err := cl.CreatePartitions(ctx, &kafka.CreatePartitionsRequest{Topics: []kafka.TopicPartitionsConfig{{Name: e.events, Count: 6}}})
@@ -653,14 +621,10 @@ func TestHeldOutPartitionsAddedWhileScoring(t *testing.T) {
 	if err != nil || resp.Errors[e.events] != nil {
 		t.Fatalf("add partitions: %v %v", err, resp)
 	}
-	watch(45*time.Second, "6 partitions")
-	close(stop)
-	res := <-done
-	if res.err != nil {
-		t.Fatalf("produce: %v", res.err)
-	}
-	watch(10*time.Second, "drain")
-	t.Logf("timeline:\n%s", strings.Join(timeline, "\n"))
+	tl.watch(45*time.Second, "6 partitions")
+	res := endLive(t, stop, done)
+	tl.watch(10*time.Second, "drain")
+	t.Logf("timeline:\n%s", strings.Join(tl.lines, "\n"))
 	ends := partitionEnds(t, e.events)
 	t.Logf("events per partition: %v", ends)
 	if len(ends) != 6 || ends[4] == 0 || ends[5] == 0 {
@@ -671,4 +635,30 @@ func TestHeldOutPartitionsAddedWhileScoring(t *testing.T) {
 	for _, n := range nodes {
 		t.Logf("%s warnings/errors:\n%s", n.name, strings.Join(append(logLines(n.p.log.String(), "level=WARN"), logLines(n.p.log.String(), "level=ERROR")...), "\n"))
 	}
+}
+
+// opsTimeline is what the scorers' ops ports said during a live run, probed every 3 s; nodes is
+// the test's list of scorers, which may grow and shrink while it runs.
+type opsTimeline struct {
+	t     *testing.T
+	nodes *[]*scorerNode
+	lines []string
+}
+
+// watch probes the scorers every 3 s for d, each line noting phase.
+func (tl *opsTimeline) watch(d time.Duration, phase string) {
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(3 * time.Second) {
+		tl.lines = append(tl.lines, probe(tl.t, *tl.nodes, phase))
+	}
+}
+
+// endLive stops a live producer (liveFarmProducer) and returns what it produced.
+func endLive(t *testing.T, stop chan struct{}, done <-chan liveFarmResult) liveFarmResult {
+	t.Helper()
+	close(stop)
+	res := <-done
+	if res.err != nil {
+		t.Fatalf("produce: %v", res.err)
+	}
+	return res
 }
