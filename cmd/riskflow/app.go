@@ -513,7 +513,11 @@ func (a *app) runArchiver(ctx context.Context) error {
 		Name: "archiver", MaxBatch: c.BatchSize, MaxWait: c.FlushInterval.D(),
 		BackoffMin: 200 * time.Millisecond, BackoffMax: c.BreakerOpenFor.D(),
 	}, reader, stage, a.log, a.obs)
-	a.registerLoop("archiver", loop)
+	// An idle archiver has no batch to fail: its ClickHouse is pinged as well, so that /readyz and
+	// riskflow_loop_stalled_seconds say so when it is away with nothing to write.
+	watched := &pingWatch{loop: loop, now: time.Now}
+	a.registerLoop("archiver", watched)
+	go watched.watchPings(ctx, archiverPingEvery, store.Ping)
 	go a.watchGroupLag(ctx, a.kc, k.ArchiverGroup, k.ScoresTopic)
 	a.log.Info("archiver running", "topic", k.ScoresTopic, "group", k.ArchiverGroup, "clickhouse", c.Addr, "database", c.Database)
 	g, gctx := errgroup.WithContext(ctx)
@@ -521,6 +525,9 @@ func (a *app) runArchiver(ctx context.Context) error {
 	g.Go(func() error { return loop.Run(gctx) })
 	return g.Wait()
 }
+
+// archiverPingEvery is how often an archiver pings its ClickHouse (pingWatch).
+const archiverPingEvery = 10 * time.Second
 
 // migratingSink applies the schema before its first write (ClickHouse may be down at start; the
 // breaker and the loop retry).

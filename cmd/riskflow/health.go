@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -170,4 +171,55 @@ func (a *app) registerReplica(r replica) {
 		Name: "riskflow_replica_lag_messages",
 		Help: "Messages of verify.events not yet applied to this node's feature replica, behind the end offsets last read from the broker (-1 before start); while the broker cannot be read it says nothing new, riskflow_replica_staleness_seconds grows instead.",
 	}, func() float64 { return float64(r.Lag()) }))
+}
+
+// pingWatch is a loop's readiness that also covers its store while it has nothing to write: an
+// archiver with no batch in hand never fails one, so without pings it stayed ready however long
+// ClickHouse was down. Stalled reports the longer of the loop's own stall and how long the
+// store's pings have failed without a break.
+type pingWatch struct {
+	loop staller
+	now  func() time.Time
+
+	mu      sync.Mutex
+	failing time.Time // when the pings started failing; zero while they succeed
+	why     string
+}
+
+// Stalled implements staller.
+func (w *pingWatch) Stalled() (time.Duration, string) {
+	d, why := w.loop.Stalled()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.failing.IsZero() {
+		if pd := w.now().Sub(w.failing); pd > d {
+			return pd, w.why
+		}
+	}
+	return d, why
+}
+
+// noted records one ping's result.
+func (w *pingWatch) noted(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err == nil {
+		w.failing, w.why = time.Time{}, ""
+		return
+	}
+	if w.failing.IsZero() {
+		w.failing = w.now()
+	}
+	w.why = "its store does not answer: " + err.Error()
+}
+
+// watchPings pings every interval until ctx is done, noting each result in w.
+func (w *pingWatch) watchPings(ctx context.Context, interval time.Duration, ping func(context.Context) error) {
+	every(ctx, interval, func() {
+		pctx, cancel := context.WithTimeout(ctx, interval)
+		defer cancel()
+		if err := ping(pctx); ctx.Err() == nil {
+			w.noted(err)
+		}
+	})
 }

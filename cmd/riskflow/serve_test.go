@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -71,5 +72,66 @@ func TestHealthNamesEveryUnreadyPart(t *testing.T) {
 	}
 	if err := (&health{}).ready(); err != nil {
 		t.Errorf("empty health: %v", err)
+	}
+}
+
+// An archiver with nothing to write never fails a batch: it turns unready once its ClickHouse has
+// failed every ping for longer than the stall bound, says why, and is ready again at the first
+// ping that succeeds; a loop stalled longer than the pings have failed is reported as itself.
+func TestIdleArchiverUnreadyWhileItsStoreFailsPings(t *testing.T) {
+	now := time.Date(2026, 12, 6, 2, 0, 0, 0, time.UTC)
+	loop := &fakeLoop{}
+	w := &pingWatch{loop: loop, now: func() time.Time { return now }}
+	check := loopCheck(w, 30*time.Second)
+	if err := check(); err != nil {
+		t.Fatalf("no ping yet: %v", err)
+	}
+	refused := errors.New("chsink: ping 127.0.0.1:19000: dial tcp 127.0.0.1:19000: connect: connection refused")
+	w.noted(refused)
+	now = now.Add(20 * time.Second)
+	w.noted(refused)
+	if err := check(); err != nil {
+		t.Errorf("pings failing for 20 s of 30 allowed: %v", err)
+	}
+	now = now.Add(20 * time.Second)
+	w.noted(refused)
+	err := check()
+	if err == nil || !strings.Contains(err.Error(), "stalled for 40s") || !strings.Contains(err.Error(), "its store does not answer: chsink: ping") {
+		t.Errorf("pings failing for 40 s: %v; want it unready, saying the store does not answer", err)
+	}
+	w.noted(nil)
+	if err := check(); err != nil {
+		t.Errorf("after a ping succeeded: %v", err)
+	}
+	loop.d, loop.why = time.Minute, "clickhouse: breaker open"
+	w.noted(refused)
+	now = now.Add(40 * time.Second)
+	if err := check(); err == nil || !strings.Contains(err.Error(), "stalled for 1m0s") || !strings.Contains(err.Error(), "breaker open") {
+		t.Errorf("loop stalled 60 s, pings failing 40 s: %v; want the loop's own stall", err)
+	}
+}
+
+// watchPings notes each ping's result until its context ends.
+func TestWatchPingsNotesResults(t *testing.T) {
+	w := &pingWatch{loop: &fakeLoop{}, now: time.Now}
+	ctx, cancel := context.WithCancel(context.Background())
+	pinged := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.watchPings(ctx, time.Millisecond, func(context.Context) error {
+			select {
+			case pinged <- struct{}{}:
+			default:
+			}
+			return errors.New("down")
+		})
+	}()
+	<-pinged
+	<-pinged
+	cancel()
+	<-done
+	if _, why := w.Stalled(); !strings.Contains(why, "its store does not answer: down") {
+		t.Errorf("after failed pings: %q", why)
 	}
 }
