@@ -127,7 +127,8 @@ func (d *DecisionLog) noteDrop(total uint64) { d.logDrops(total, false) }
 
 // logDrops logs the verdicts dropped since the last such line (total: the count so far): at most
 // once per DropLogEvery, unless force. Drops that end within an interval are logged by force when
-// the outage ends (publishing again) or the log stops, so that the lines add up to every drop.
+// the outage ends (publishing again) or the log stops, and by Run within two DropLogEvery
+// otherwise, so that the lines add up to every drop.
 func (d *DecisionLog) logDrops(total uint64, force bool) {
 	now := time.Now().UnixNano()
 	last := d.lastDropLog.Load()
@@ -174,12 +175,19 @@ func (d *DecisionLog) Run(ctx context.Context, drain time.Duration) error {
 	tick := time.NewTimer(time.Hour)
 	tick.Stop()
 	defer tick.Stop()
+	// Drops are logged at most once per DropLogEvery, at the next drop: the last drops of a burst
+	// would wait for the next one (or the stop) to be told. Each DropLogEvery, they are.
+	tell := time.NewTicker(d.cfg.DropLogEvery)
+	defer tell.Stop()
 	for {
 		var m kafka.Message
 		select {
 		case <-ctx.Done():
 			d.drain(nil, drain)
 			return nil
+		case <-tell.C:
+			d.logDrops(d.dropped.Load(), false)
+			continue
 		case v := <-d.q:
 			m, buf = d.encode(buf[:0], &v)
 			batch = append(batch[:0], m)

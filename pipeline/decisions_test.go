@@ -393,3 +393,35 @@ func TestDecisionLogLogsEveryDrop(t *testing.T) {
 		}
 	}
 }
+
+// Drops while Kafka is fine (the queue full for a moment) are told within DropLogEvery or so,
+// without waiting for a next drop or for the stop: the last drops of a burst waited for either,
+// so that a node's log could tell of fewer drops than its metric for as long as it ran.
+func TestDecisionLogTellsTheLastDropsOfABurst(t *testing.T) {
+	w := &fakeWriter{}
+	var logs syncbuf.Buffer
+	d := NewDecisionLog(DecisionLogConfig{Queue: 10, Batch: 5, DropLogEvery: 20 * time.Millisecond},
+		w, decHasher, slog.New(slog.NewTextHandler(&logs, nil)))
+	for i := range 500 { // before Run: all but the queue's 10 are dropped, within one DropLogEvery
+		req, rc, hits := verdictOf(i)
+		d.Record(req, rc, hits, time.Microsecond)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go d.Run(ctx, 10*time.Millisecond)
+	told := func() uint64 {
+		total := 0
+		for _, m := range regexp.MustCompile(` dropped=(\d+)`).FindAllStringSubmatch(logs.String(), -1) {
+			n, _ := strconv.Atoi(m[1])
+			total += n
+		}
+		return uint64(total)
+	}
+	deadline := time.Now().Add(10 * time.Second) // a guard, not a measurement
+	for told() != d.Dropped() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if d.Dropped() != 490 || told() != d.Dropped() {
+		t.Errorf("%d verdicts dropped, the log tells of %d while the node runs:\n%s", d.Dropped(), told(), logs.String())
+	}
+}

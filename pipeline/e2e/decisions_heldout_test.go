@@ -170,13 +170,20 @@ func TestDecisionLogHeldOut(t *testing.T) {
 		t.Fatalf("recorded %v, published %v, dropped %v; want %d recorded, each published or dropped, some dropped during the outage",
 			recorded, published, dropped, n)
 	}
-	// The lines' dropped counts add up to the metric.
-	logged := 0
+	// The lines' dropped counts add up to the metric — once the log has told of the last drops,
+	// which it does within two decision-log DropLogEvery (10 s) of them.
 	re := regexp.MustCompile(` dropped=(\d+) `)
-	for _, l := range logLines(apiNode.log.String(), "decision log queue full") {
-		if m := re.FindStringSubmatch(l); m != nil {
-			k, _ := strconv.Atoi(m[1])
-			logged += k
+	logged := 0
+	for end := time.Now().Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		logged = 0
+		for _, l := range logLines(apiNode.log.String(), "decision log queue full") {
+			if m := re.FindStringSubmatch(l); m != nil {
+				k, _ := strconv.Atoi(m[1])
+				logged += k
+			}
+		}
+		if float64(logged) == dropped || time.Now().After(end) {
+			break
 		}
 	}
 	if float64(logged) != dropped {
