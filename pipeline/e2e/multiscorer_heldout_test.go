@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -38,13 +37,7 @@ func oooStream(base time.Time, background int, jitter, spacing time.Duration) (m
 	}
 	var ipEvs, devEvs []farmEv
 	add := func(id, phone, ip, device string, ts time.Time) {
-		ev := map[string]any{"event_id": id, "ts": ts.UnixMilli(), "app_id": "h1-app", "flow": "one_click_login",
-			"phone": phone, "ip": ip, "carrier": "CM", "platform": "android", "outcome": "success"}
-		if device != "" {
-			ev["device_id"] = device
-		}
-		b, _ := json.Marshal(ev)
-		msgs = append(msgs, kafka.Message{Key: []byte(phone), Value: b})
+		msgs = append(msgs, farmMessage("h1-app", id, phone, ip, device, ts))
 	}
 	span := 10 * time.Minute
 	ipAt, devAt := 0, 0
@@ -269,13 +262,7 @@ func liveFarmProducer(e *env, rate int, farmStart time.Duration, stop <-chan str
 			now := time.Now()
 			var msgs []kafka.Message
 			add := func(id, phone, ip, device string, ts time.Time) {
-				ev := map[string]any{"event_id": id, "ts": ts.UnixMilli(), "app_id": "h1-live", "flow": "one_click_login",
-					"phone": phone, "ip": ip, "carrier": "CM", "platform": "android", "outcome": "success"}
-				if device != "" {
-					ev["device_id"] = device
-				}
-				b, _ := json.Marshal(ev)
-				msgs = append(msgs, kafka.Message{Key: []byte(phone), Value: b})
+				msgs = append(msgs, farmMessage("h1-live", id, phone, ip, device, ts))
 			}
 			jit := func() time.Duration { return time.Duration(rng.Int64N(int64(6*time.Second))) - 3*time.Second }
 			for k := 0; k < rate/10; k++ {

@@ -27,13 +27,7 @@ import (
 func farmStream(base time.Time, filler int) []kafka.Message {
 	var msgs []kafka.Message
 	add := func(id, phone, ip, device string, ts time.Time) {
-		ev := map[string]any{"event_id": id, "ts": ts.UnixMilli(), "app_id": "it-app", "flow": "one_click_login",
-			"phone": phone, "ip": ip, "carrier": "CM", "platform": "android", "outcome": "success"}
-		if device != "" {
-			ev["device_id"] = device
-		}
-		b, _ := json.Marshal(ev)
-		msgs = append(msgs, kafka.Message{Key: []byte(phone), Value: b})
+		msgs = append(msgs, farmMessage("it-app", id, phone, ip, device, ts))
 	}
 	for i := 0; i < 40; i++ {
 		add(fmt.Sprintf("ipfarm-%02d", i), fmt.Sprintf("1370000%04d", i), "47.92.10.20", "", base.Add(time.Duration(i)*7*time.Second))
@@ -327,4 +321,16 @@ func metricsText(t *testing.T, addr string) string {
 		}
 	}
 	return b.String()
+}
+
+// farmMessage is one successful one-click login of app as a recorded stream carries it, keyed by
+// phone so that a farm's numbers land on every partition; device may be empty.
+func farmMessage(app, id, phone, ip, device string, ts time.Time) kafka.Message {
+	ev := map[string]any{"event_id": id, "ts": ts.UnixMilli(), "app_id": app, "flow": "one_click_login",
+		"phone": phone, "ip": ip, "carrier": "CM", "platform": "android", "outcome": "success"}
+	if device != "" {
+		ev["device_id"] = device
+	}
+	b, _ := json.Marshal(ev)
+	return kafka.Message{Key: []byte(phone), Value: b}
 }
