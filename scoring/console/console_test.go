@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -991,5 +992,54 @@ func TestOverviewAppFilterHoldingANumber(t *testing.T) {
 		if f.App != "" {
 			t.Errorf("the history was asked for app %q", f.App)
 		}
+	}
+}
+
+// gapHistory has scores in the first and fourth hour of the range and one tag in the fourth.
+type gapHistory struct{ countingHistory }
+
+func (h *gapHistory) Overview(_ context.Context, f console.Filter) (console.Overview, error) {
+	h3 := f.From.Add(3 * time.Hour)
+	return console.Overview{
+		Scores: []console.HourScores{{Hour: f.From, S0: 5, Events: 5}, {Hour: h3, S0: 1, S900: 2, Events: 3}},
+		Tags:   []console.TagHour{{Hour: h3, Tag: "phones_per_ip", Events: 2}},
+	}, nil
+}
+
+// The charts span every hour of the range: an hour without events is a zero, not a line drawn
+// from the hour before to the hour after, and one hour of tags is not a chart of a lone point.
+func TestOverviewChartsSpanTheRange(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Minute)
+	c := newServer(t, console.Deps{History: &gapHistory{}, Now: func() time.Time { return now }})
+	c.Login("alice", "a-secret")
+	_, body, _ := c.Get("/console/overview?range=6h")
+	to := now.Truncate(time.Hour).Add(time.Hour)
+	var want []int64
+	for h := to.Add(-6 * time.Hour); h.Before(to); h = h.Add(time.Hour) {
+		want = append(want, h.Unix())
+	}
+	chart := func(id string) (x []int64, series [][]int64) {
+		t.Helper()
+		_, rest, ok := strings.Cut(body, `id="`+id+`">`)
+		js, _, ok2 := strings.Cut(rest, "</script>")
+		var d struct {
+			X      []int64   `json:"x"`
+			Series [][]int64 `json:"series"`
+		}
+		if !ok || !ok2 || json.Unmarshal([]byte(js), &d) != nil {
+			t.Fatalf("no chart %s in the page", id)
+		}
+		return d.X, d.Series
+	}
+	x, s := chart("chart-scores")
+	if !slices.Equal(x, want) {
+		t.Fatalf("score chart hours %v, want the range's six hours %v", x, want)
+	}
+	if !slices.Equal(s[0], []int64{5, 0, 0, 1, 0, 0}) || !slices.Equal(s[3], []int64{0, 0, 0, 2, 0, 0}) {
+		t.Errorf("score chart series %v: the empty hours must be zeros", s)
+	}
+	x, s = chart("chart-tags")
+	if !slices.Equal(x, want) || len(s) != 1 || !slices.Equal(s[0], []int64{0, 0, 0, 2, 0, 0}) {
+		t.Errorf("tag chart %v %v: one tag in one hour, drawn over the range", x, s)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -145,34 +146,65 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, ss *session) {
 		d.Overview, d.OverviewErr = ov, notAvailable("history", err)
 		<-done
 	}
-	d.ScoreChart, d.Total = scoreChart(d.Overview.Scores)
-	d.TagChart, d.TopTags = tagChart(d.Overview.Tags, 8)
+	d.ScoreChart, d.Total = scoreChart(d.Overview.Scores, f.From, f.To)
+	d.TagChart, d.TopTags = tagChart(d.Overview.Tags, 8, f.From, f.To)
 	d.Metrics, d.MetricsErr = s.metrics()
-	d.Took = time.Since(start)
+	d.Took = time.Since(start).Round(100 * time.Microsecond)
 	p.Data = d
 	s.render(w, r, http.StatusOK, "overview", ss, p)
 }
 
-func scoreChart(hs []HourScores) (chartData, int64) {
+// chartHours is the charts' x axis: every hour of [from, to) and any other hour in data, in
+// order, with each hour's index. An hour without events is then a zero on the chart, not a line
+// drawn across it, and a range with one hour of data still spans the range.
+func chartHours(from, to time.Time, data []int64) ([]int64, map[int64]int) {
+	set := map[int64]bool{}
+	for h := from.Truncate(time.Hour); h.Before(to); h = h.Add(time.Hour) {
+		set[h.Unix()] = true
+	}
+	for _, h := range data {
+		set[h] = true
+	}
+	xs := slices.Sorted(maps.Keys(set))
+	idx := make(map[int64]int, len(xs))
+	for i, x := range xs {
+		idx[x] = i
+	}
+	return xs, idx
+}
+
+func scoreChart(hs []HourScores, from, to time.Time) (chartData, int64) {
+	hours := make([]int64, len(hs))
+	for i, h := range hs {
+		hours[i] = h.Hour.Unix()
+	}
 	c := chartData{Names: []string{"0 pass", "300 observe", "600 step up", "900 block"}, Series: make([][]int64, 4)}
+	if len(hs) == 0 {
+		return c, 0 // the page says "No data in this range."
+	}
+	var idx map[int64]int
+	c.X, idx = chartHours(from, to, hours)
+	for i := range c.Series {
+		c.Series[i] = make([]int64, len(c.X))
+	}
 	var total int64
 	for _, h := range hs {
-		c.X = append(c.X, h.Hour.Unix())
-		c.Series[0] = append(c.Series[0], h.S0)
-		c.Series[1] = append(c.Series[1], h.S300)
-		c.Series[2] = append(c.Series[2], h.S600)
-		c.Series[3] = append(c.Series[3], h.S900)
+		i := idx[h.Hour.Unix()]
+		c.Series[0][i] += h.S0
+		c.Series[1][i] += h.S300
+		c.Series[2][i] += h.S600
+		c.Series[3][i] += h.S900
 		total += h.Events
 	}
 	return c, total
 }
 
-func tagChart(th []TagHour, top int) (chartData, []tagTotal) {
+func tagChart(th []TagHour, top int, from, to time.Time) (chartData, []tagTotal) {
 	totals := map[string]int64{}
-	hours := map[int64]bool{}
-	for _, t := range th {
+	hours := make([]int64, len(th))
+	for i, t := range th {
 		totals[t.Tag] += t.Events
-		hours[t.Hour.Unix()] = true
+		hours[i] = t.Hour.Unix()
 	}
 	var tt []tagTotal
 	for tag, n := range totals {
@@ -184,14 +216,11 @@ func tagChart(th []TagHour, top int) (chartData, []tagTotal) {
 		tt = tt[:top]
 	}
 	c := chartData{}
-	for h := range hours {
-		c.X = append(c.X, h)
+	if len(tt) == 0 {
+		return c, all // the page says "No data in this range."
 	}
-	slices.Sort(c.X)
-	idx := map[int64]int{}
-	for i, x := range c.X {
-		idx[x] = i
-	}
+	var idx map[int64]int
+	c.X, idx = chartHours(from, to, hours)
 	col := map[string]int{}
 	for i, t := range tt {
 		c.Names = append(c.Names, t.Tag)

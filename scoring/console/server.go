@@ -11,10 +11,12 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -194,6 +196,14 @@ var funcs = template.FuncMap{
 		return template.JS(b), err
 	},
 	"join": strings.Join,
+	// metric shows a node metric's value: whole numbers as they are, others to the
+	// thousandth (0.532, not 0.531761213).
+	"metric": func(v float64) string {
+		if v == math.Trunc(v) {
+			return strconv.FormatFloat(v, 'f', 0, 64)
+		}
+		return strconv.FormatFloat(v, 'f', 3, 64)
+	},
 	"ratio": func(v *float64) string {
 		if v == nil {
 			return "—"

@@ -10,9 +10,28 @@
       if (!d.x || d.x.length === 0) { el.textContent = "No data in this range."; el.classList.add("empty"); return; }
       var series = [{}];
       d.names.forEach(function (n, i) { series.push({ label: n, stroke: colors[i % colors.length], width: 2 }); });
-      var opts = { width: Math.max(320, (el.clientWidth || 568) - 8), height: 240, series: series, axes: [{}, { size: 70 }] };
+      var opts = {
+        width: Math.max(320, (el.clientWidth || 568) - 8), height: 240, series: series,
+        // Times in UTC, as the range above them and every other time on these pages.
+        tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },
+        // Counts: the axis starts at 0, so that a line's height is its count.
+        scales: {
+          // One hour (a 1 h range) is a point in the middle of its hour, not on an axis of years.
+          x: { time: true, range: function (u, min, max) { return min === max ? [min - 3600, max + 3600] : [min, max]; } },
+          y: { range: function (u, min, max) { return uPlot.rangeNum(0, Math.max(max, 1), 0.1, true); } }
+        },
+        axes: [{}, { size: axisSize }]
+      };
       new uPlot(opts, [d.x].concat(d.series), el);
     });
+  }
+  // axisSize fits the y axis to its longest label (1,200,000 does not fit a fixed width).
+  function axisSize(u, values, i, cycle) {
+    var axis = u.axes[i];
+    if (cycle > 1) return axis._size;
+    var longest = (values || []).reduce(function (a, v) { return v.length > a.length ? v : a; }, "");
+    u.ctx.font = axis.font[0];
+    return Math.ceil(axis.ticks.size + axis.gap + u.ctx.measureText(longest).width / devicePixelRatio) + 4;
   }
   function pollJob() {
     var job = document.getElementById("job");
