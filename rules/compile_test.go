@@ -129,7 +129,7 @@ func TestCompileErrors(t *testing.T) {
     tag: t
     level: 300
     when: ip_type > 3
-`, "line 6:19: rule r1: when: found no matching overload for '_>_' applied to '(string, int)'"},
+`, `line 6:19: rule r1: when: '>' cannot be applied to string and int (numbers are written without quotes: 3, not "3"; strings in quotes: "idc")`},
 		{"error in a literal block", head + `  - id: r1
     tag: t
     level: 300

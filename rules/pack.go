@@ -651,12 +651,33 @@ func position(err error) [2]int {
 	return [2]int{}
 }
 
+// celOverload is cel-go's message for an operator given operands of the wrong types.
+var celOverload = regexp.MustCompile(`^found no matching overload for '_([^_']+)_' applied to '\((.+)\)'$`)
+
+// plainCELMessage says cel-go's type errors on operators in the rule writer's words: "'>=' cannot
+// compare int with string", and how literals are written, instead of "_>=_" overloads.
+func plainCELMessage(msg string) string {
+	m := celOverload.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	op, types := m[1], strings.Split(m[2], ", ")
+	if len(types) != 2 {
+		return msg
+	}
+	hint := ""
+	if (types[0] == "string") != (types[1] == "string") {
+		hint = ` (numbers are written without quotes: 3, not "3"; strings in quotes: "idc")`
+	}
+	return fmt.Sprintf("'%s' cannot be applied to %s and %s%s", op, types[0], types[1], hint)
+}
+
 // compileWhen type-checks, cost-checks and plans a rule's condition.
 func (c *compiler) compileWhen(r *Rule, w *yaml.Node, label string) {
 	ast, iss := c.env.cel.Compile(r.When)
 	if iss.Err() != nil {
 		for _, e := range iss.Errors() {
-			msg := strings.TrimSuffix(e.Message, " (in container '')")
+			msg := plainCELMessage(strings.TrimSuffix(e.Message, " (in container '')"))
 			line, col := e.Location.Line(), e.Location.Column()
 			if line <= 0 {
 				c.errAt(w, label, "when", "%s", msg)

@@ -371,7 +371,9 @@ func TestDraftLintTestPromote(t *testing.T) {
 	c := newServer(t, console.Deps{Rules: rules})
 	csrf := c.Login("alice", "a-secret")
 	code, body, _ := c.Post("/console/rules/draft", url.Values{"csrf": {csrf}, "action": {"promote"}, "draft": {"pack: p\n  bad: 1\n"}})
-	if code != http.StatusBadRequest || !strings.Contains(body, `<span id="L2" class="line bad">`) || !strings.Contains(body, "rule r1: when: undeclared reference to &#39;bad&#39;") {
+	// The ^ stands under column 3 of line 2 ("  bad: 1"): two spaces after the gutter's one.
+	if code != http.StatusBadRequest || !strings.Contains(body, `<span id="L2" class="line bad">`) ||
+		!strings.Contains(body, `<span class="lint-msg"><i></i>   ^ rule r1: when: undeclared reference to &#39;bad&#39;`) {
 		t.Errorf("promote a draft with a problem: %d, not flagged at line 2", code)
 	}
 	if len(rules.promoted) != 0 {

@@ -196,6 +196,8 @@ var funcs = template.FuncMap{
 		return template.JS(b), err
 	},
 	"join": strings.Join,
+	// caret is the indent that puts a lint problem's ^ under its 1-based column of the listing.
+	"caret": func(col int) string { return strings.Repeat(" ", min(max(col-1, 0), 400)) },
 	// metric shows a node metric's value: whole numbers as they are, others to the
 	// thousandth (0.532, not 0.531761213).
 	"metric": func(v float64) string {
