@@ -245,3 +245,30 @@ func TestLookupManyAttempts(t *testing.T) {
 		t.Errorf("%d attempts, %d with their verdict; want %d of each", len(as), scored, n)
 	}
 }
+
+// A lookup lists a number's decisions newest first, also within one second: ts is stored to the
+// second, and the decisions a node served in the same second came out oldest first. A node's
+// decision ids count up, so the later id is the later decision.
+func TestLookupDecisionsNewestFirstWithinASecond(t *testing.T) {
+	st := migrated(t)
+	ctx := testContext(t)
+	at := time.Now().UTC().Truncate(time.Second).Add(-time.Minute)
+	var ds []schemas.Decision
+	for i := range 4 {
+		ds = append(ds, testDecision(100+i, "13812348111", at.Add(time.Duration(i/3)*time.Second)))
+	}
+	if err := st.WriteDecisions(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	_, got, err := st.Lookup(ctx, LookupKey{PhoneHash: ds[0].PhoneHash}, at.Add(-time.Hour), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, d := range got {
+		ids = append(ids, d.DecisionID)
+	}
+	if want := []string{"node-0103", "node-0102", "node-0101", "node-0100"}; !slices.Equal(ids, want) {
+		t.Errorf("decisions %v, want newest first %v", ids, want)
+	}
+}

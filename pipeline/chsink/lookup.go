@@ -72,7 +72,8 @@ type StoredDecision struct {
 
 // LookupSQL returns the two reads of a lookup by key: the key's attempts (verify_events) and its
 // decisions (risk_decisions), newest first, since `since`, at most limit of each. The attempts'
-// verdicts are read by ScoresSQL, by the primary key of the events found.
+// verdicts are read by ScoresSQL, by the primary key of the events found. ts is stored to the
+// second; decisions within one second are ordered by id, newest first (a node's ids count up).
 //
 // The key's column is read first (PREWHERE): only the granules holding the key are read for the
 // other columns, where a WHERE — or an optimizer guessing the smaller column — read every column of
@@ -95,7 +96,7 @@ func LookupSQL(database string, key LookupKey, since time.Time, limit int) (atte
 		"FROM %s.verify_events %s ORDER BY ts DESC, app_id, event_id, inserted_at DESC LIMIT 1 BY app_id, event_id LIMIT %d",
 		database, filter, limit)
 	decisions = fmt.Sprintf("SELECT ts, app_id, decision_id, phone_masked, ip, device_id, score, tags, hit_rules, hit_modes, hit_reasons, rules_version, node, latency_us "+
-		"FROM %s.risk_decisions %s ORDER BY ts DESC, app_id, decision_id, inserted_at DESC LIMIT 1 BY app_id, decision_id LIMIT %d", database, filter, limit)
+		"FROM %s.risk_decisions %s ORDER BY ts DESC, decision_id DESC, app_id, inserted_at DESC LIMIT 1 BY app_id, decision_id LIMIT %d", database, filter, limit)
 	return attempts, decisions, nil
 }
 
