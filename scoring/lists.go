@@ -155,6 +155,32 @@ func put[K comparable](m map[K]string, k K, action string) {
 
 type listHits struct{ phone, ip, device, prefix string }
 
+// listedNames[m] names the kinds of bit mask m (phone 1, ip 2, device 4, prefix 8), for reasons.
+var listedNames = func() (n [16]string) {
+	kinds := []string{"phone", "ip", "device", "prefix"}
+	for m := range n {
+		var parts []string
+		for i, k := range kinds {
+			if m&(1<<i) != 0 {
+				parts = append(parts, k)
+			}
+		}
+		n[m] = strings.Join(parts, ", ")
+	}
+	return n
+}()
+
+// on names what is on the list with action: "ip", "phone, device"; "" when nothing is.
+func (h *listHits) on(action string) string {
+	m := 0
+	for i, v := range [4]string{h.phone, h.ip, h.device, h.prefix} {
+		if v == action {
+			m |= 1 << i
+		}
+	}
+	return listedNames[m]
+}
+
 // keyedLists are lists as one scorer reads them: the phones keyed as its state keys them (a keyed
 // hash: see Scorer.phoneKeyOf), so that an attempt's phone key finds its entry.
 type keyedLists struct {
