@@ -20,7 +20,9 @@ import (
 // them (behind a load balancer a session works on every api node). The cookie is
 // name|expiry|nonce|mac where mac = HMAC-SHA256 keyed by a key derived from that admin's secret:
 // changing an admin's secret ends their sessions. Logging out revokes the nonce on the node that
-// served it (and the cookie is cleared); sessions last sessionTTL.
+// served it and, with a shared state (Deps.State), on every node: the logout is an item there
+// (ItemSessionEnded) that each node checks on every request. The cookie is cleared; sessions last
+// sessionTTL.
 //
 // CSRF: every form carries csrf = HMAC(key, "csrf|"+nonce), checked on every POST together with
 // the Origin header when the browser sends one. The cookie is SameSite=Strict as well.

@@ -1045,3 +1045,34 @@ func TestOverviewChartsSpanTheRange(t *testing.T) {
 		t.Errorf("tag chart %v %v: one tag in one hour, drawn over the range", x, s)
 	}
 }
+
+// A logout ends the session on every node sharing the state, not only on the node that served it:
+// a copy of the cookie (a stolen one, or a second tab behind the load balancer) stops working on
+// the other node too. Another admin's session there is untouched.
+func TestLogoutEndsTheSessionOnEveryNode(t *testing.T) {
+	state := console.NewMemoryState()
+	a := newServer(t, console.Deps{State: state, Node: "node-a"})
+	b := newServer(t, console.Deps{State: state, Node: "node-b"})
+	csrf := a.Login("alice", "a-secret")
+	ua, _ := url.Parse(a.Base + "/console/")
+	ub, _ := url.Parse(b.Base + "/console/")
+	onB := b.Fork()
+	onB.HTTP.Jar.SetCookies(ub, a.HTTP.Jar.Cookies(ua))
+	if code, _, _ := onB.Get("/console/rules"); code != http.StatusOK {
+		t.Fatalf("alice's session on the other node: %d, want 200", code)
+	}
+	bob := b.Fork()
+	bob.Login("bob", "b-secret")
+	if code, _, _ := a.Post("/console/logout", url.Values{"csrf": {csrf}}); code != http.StatusSeeOther {
+		t.Fatalf("logout: %d", code)
+	}
+	if code, _, h := onB.Get("/console/rules"); code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/console/login") {
+		t.Errorf("alice's cookie on the other node after her logout: %d %s, want a redirect to the login", code, h.Get("Location"))
+	}
+	if code, _, _ := onB.Get("/console/login"); code != http.StatusOK {
+		t.Errorf("the login page for the ended session: %d, want the form", code)
+	}
+	if code, _, _ := bob.Get("/console/rules"); code != http.StatusOK {
+		t.Errorf("bob's session after alice's logout: %d, want 200", code)
+	}
+}

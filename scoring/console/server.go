@@ -257,6 +257,9 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 func (s *Server) authed(h func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ss := s.sess.get(r)
+		if ss != nil && s.ended(r.Context(), ss) {
+			ss = nil
+		}
 		if ss == nil {
 			if r.Method == http.MethodGet && !strings.HasSuffix(r.URL.Path, "/progress") {
 				http.Redirect(w, r, "/console/login?next="+urlQueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -280,12 +283,33 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, *session)) ht
 	}
 }
 
+// ended reports whether the session was ended by a logout on another node (the shared state's
+// session_ended items); this node then revokes it too. When the shared state cannot be read, the
+// session stands (logouts on this node still hold): a ClickHouse outage must not lock the risk
+// team out of the lists and rules it may need during the outage.
+func (s *Server) ended(ctx context.Context, ss *session) bool {
+	if !s.shared {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, found, err := s.d.State.Get(ctx, ItemSessionEnded, ss.nonce)
+	if err != nil {
+		s.log.Warn("console: could not check whether the session ended on another node", "admin", ss.who, "err", err)
+		return false
+	}
+	if found {
+		s.sess.revoke(ss)
+	}
+	return found
+}
+
 func tokenEqual(a, b string) bool {
 	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
 
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
-	if s.sess.get(r) != nil {
+	if ss := s.sess.get(r); ss != nil && !s.ended(r.Context(), ss) {
 		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
 		return
 	}
@@ -364,6 +388,15 @@ func safeNext(n string) string {
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request, ss *session) {
 	s.sess.revoke(ss)
+	if s.shared {
+		// Every node: the cookie is still valid where this node's memory does not reach.
+		ctx, cancel := pageCtx(r)
+		defer cancel()
+		if err := s.put(ctx, Item{Kind: ItemSessionEnded, ID: ss.nonce, Admin: ss.who}); err != nil {
+			s.log.Warn("console: logout: the other nodes were not told; the session ends there when it expires",
+				"admin", ss.who, "expires", ss.exp.UTC(), "err", err)
+		}
+	}
 	setCookie(w, "", 0)
 	http.Redirect(w, r, "/console/login", http.StatusSeeOther)
 }

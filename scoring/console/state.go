@@ -12,6 +12,7 @@ const (
 	ItemPromotion      = "promotion"       // ID: the request; Body: JSON of the request and its draft
 	ItemBacktest       = "backtest"        // ID: the run; Body: JSON of its state, progress and report
 	ItemBacktestCancel = "backtest_cancel" // ID: the run; an admin asked to cancel it
+	ItemSessionEnded   = "session_ended"   // ID: a session's nonce; its admin logged out (on any node)
 )
 
 // Item is one piece of the console's working state.
