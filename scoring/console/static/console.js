@@ -14,10 +14,10 @@
         width: Math.max(320, (el.clientWidth || 568) - 8), height: 240, series: series,
         // Times in UTC, as the range above them and every other time on these pages.
         tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },
-        // Counts: the axis starts at 0, so that a line's height is its count.
         scales: {
           // One hour (a 1 h range) is a point in the middle of its hour, not on an axis of years.
           x: { time: true, range: function (u, min, max) { return min === max ? [min - 3600, max + 3600] : [min, max]; } },
+          // Counts: the axis starts at 0, so that a line's height is its count.
           y: { range: function (u, min, max) { return uPlot.rangeNum(0, Math.max(max, 1), 0.1, true); } }
         },
         axes: [{}, { size: axisSize }]
