@@ -1,8 +1,11 @@
 package scoring_test
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring"
@@ -105,6 +108,89 @@ func TestParsePortedErrors(t *testing.T) {
 		}
 		if err != nil && strings.Contains(err.Error(), "1380013800") {
 			t.Errorf("%q: error %q echoes the number", in, err)
+		}
+	}
+}
+
+// listsOnly is the locator of a node without geo or ASN data: the default network lists
+// (datacenter CIDRs, cloud ASes, mobile carrier networks), matched by CIDR.
+func listsOnly(t *testing.T) *geo.Locator {
+	t.Helper()
+	loc, err := geo.Open("", "", geo.WithIDCList(geo.DefaultIDCList()), geo.WithCloudList(geo.DefaultCloudList()),
+		geo.WithMobileList(geo.DefaultMobileList()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+// TestDatacenterIPv6FarmInOneSlash48: a hosting customer is routed a /48 (or a /56) and can give
+// every attempt a /64 of its own; a farm rotating through one /48 is one datacenter network, as
+// one rotating through an IPv4 /24 is, and phones_per_net_datacenter blocks it. It counted /64s,
+// so the farm stayed at 600 (idc_proxy_ip) whatever its size.
+func TestDatacenterIPv6FarmInOneSlash48(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		ip     func(i int) string
+		blocks bool
+	}{
+		{"one /64 per attempt in one /48", func(i int) string { return fmt.Sprintf("2a01:4f8:10:%x::1", i+1) }, true},
+		{"one IPv4 address per attempt in one /24", func(i int) string { return fmt.Sprintf("47.92.5.%d", i+1) }, true},
+		{"one /48 per attempt", func(i int) string { return fmt.Sprintf("2a01:4f8:%x::1", i+1) }, false},
+	} {
+		s := newScorer(t, scoring.Config{}, nil, scoring.WithGeo(listsOnly(t)))
+		var rec schemas.ScoreRecord
+		for i := range 20 {
+			ev := event(fmt.Sprintf("farm-%d", i), t0.Add(time.Duration(i)*20*time.Second), fmt.Sprintf("137%08d", i*1234567), c.ip(i))
+			rec = process(t, s, ev)
+		}
+		if got := hits(rec)["phones_per_net_datacenter"]; got != c.blocks {
+			t.Errorf("%s: phones_per_net_datacenter %v, want %v (score %d, tags %v)", c.name, got, c.blocks, rec.Score, rec.Tags)
+			continue
+		}
+		want := 600
+		if c.blocks {
+			want = 900
+			if r := rec.Detail["phones_per_ip"].Reason; r != "20 phones from this datacenter network in 10 min" {
+				t.Errorf("%s: phones_per_ip reason %q", c.name, r)
+			}
+		}
+		if rec.Score != want || !slices.Contains(rec.Tags, "idc_proxy_ip") {
+			t.Errorf("%s: score %d tags %v, want %d with idc_proxy_ip", c.name, rec.Score, rec.Tags, want)
+		}
+	}
+}
+
+// TestCellularSessionsAreOneNetwork: a cellular user gets a new NAT address (IPv4) or a new /64
+// (IPv6) of the carrier's pool at each data session. Eight logins in a day of an ordinary user
+// are one network, not eight: ips_per_phone ("this number from N networks") stayed silent only
+// for users who kept their /24 or /64, and observed (300) every cellular user who logged in five
+// times a day. A number used from five fixed-broadband networks is still observed.
+func TestCellularSessionsAreOneNetwork(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		ip   func(i int) string
+		nets int // phone_nets_24h at the last login
+	}{
+		{"IPv6 cellular, a new /64 per session", func(i int) string { return fmt.Sprintf("2409:8900:%x:%x::1", 0x100+i*37, i*13) }, 1},
+		{"IPv4 cellular NAT, a new address per session", func(i int) string { return fmt.Sprintf("223.104.%d.%d", i*29, 5+i) }, 1},
+		{"fixed broadband, a new /24 per login", func(i int) string { return fmt.Sprintf("101.226.%d.7", i*3) }, 8},
+	} {
+		s := newScorer(t, scoring.Config{}, withProbes(nil, "phone_nets_24h"), scoring.WithGeo(listsOnly(t)))
+		var rec schemas.ScoreRecord
+		for i := range 8 {
+			ev := event(fmt.Sprintf("s-%d", i), t0.Add(time.Duration(i)*90*time.Minute), "13812345678", c.ip(i))
+			ev.DeviceID = "own-phone"
+			rec = process(t, s, ev)
+			if c.nets == 1 && rec.Score != 0 {
+				t.Errorf("%s: login %d: score %d, tags %v, detail %v", c.name, i+1, rec.Score, rec.Tags, rec.Detail)
+			}
+		}
+		if got := probes(rec.Hits)["phone_nets_24h"]; got != fmt.Sprint(c.nets) {
+			t.Errorf("%s: phone_nets_24h %s, want %d", c.name, got, c.nets)
+		}
+		if c.nets > 1 && rec.Detail["ips_per_phone"].Reason != "this number from 8 networks in 24 h" {
+			t.Errorf("%s: ips_per_phone %v", c.name, rec.Detail)
 		}
 	}
 }

@@ -542,7 +542,7 @@ func (s *Scorer) keysOf(ev *schemas.VerifyEvent, g *schemas.Geo) features.Keys {
 	if ev.TokenDigest != "" {
 		k.Token = nz(xxhash.Sum64String(ev.TokenDigest))
 	}
-	k.IP, k.Net = ipKeys(ev.IP)
+	k.IP, k.Net = ipKeys(ev.IP, g.IPType)
 	// Per-app keys: (app, key) folded into one key of the per-app kinds.
 	k.AppIP = perApp(k.App, k.IP)
 	k.AppPrefix = perApp(k.App, k.Prefix)
@@ -595,9 +595,17 @@ func nz(h uint64) uint64 {
 	return h
 }
 
-// ipKeys returns the IP's key and its network's key (IPv4 /24, IPv6 /64). An IPv4-mapped IPv6
-// address is the IPv4 address (decoded events are unmapped already; a Go caller's may not be).
-func ipKeys(a netip.Addr) (ip, net uint64) {
+// ipKeys returns the IP's key and its network's key. The network is the range an address is
+// handed out from, which address rotation stays inside: an IPv4 /24 or an IPv6 /64, except
+//   - on a datacenter network (ipType "idc") an IPv6 /48: a hosting customer is routed a /48 or a
+//     /56 and can use a new /64 for every attempt;
+//   - on a mobile carrier's network (ipType "mobile") an IPv4 /16 or an IPv6 /32: the carrier's
+//     pool hands a device a new NAT address, or a new /64, at each data session, so the /24 or /64
+//     of an ordinary cellular user changes many times a day.
+//
+// An IPv4-mapped IPv6 address is the IPv4 address (decoded events are unmapped already; a Go
+// caller's may not be).
+func ipKeys(a netip.Addr, ipType string) (ip, net uint64) {
 	if !a.IsValid() {
 		return 0, 0
 	}
@@ -605,10 +613,20 @@ func ipKeys(a netip.Addr) (ip, net uint64) {
 	if a.Is4() {
 		b := a.As4()
 		v := uint64(b[0])<<24 | uint64(b[1])<<16 | uint64(b[2])<<8 | uint64(b[3])
+		if ipType == geo.IPTypeMobile {
+			return 1<<40 | v, 3<<40 | v>>16
+		}
 		return 1<<40 | v, 2<<40 | v>>8
 	}
 	b := a.As16()
-	return nz(xxhash.Sum64(b[:])), nz(xxhash.Sum64(b[:8]) ^ 0x9e3779b97f4a7c15)
+	ip = nz(xxhash.Sum64(b[:]))
+	switch ipType {
+	case geo.IPTypeIDC:
+		return ip, nz(xxhash.Sum64(b[:6]) ^ 0x6a09e667f3bcc908)
+	case geo.IPTypeMobile:
+		return ip, nz(xxhash.Sum64(b[:4]) ^ 0xbb67ae8584caa73b)
+	}
+	return ip, nz(xxhash.Sum64(b[:8]) ^ 0x9e3779b97f4a7c15)
 }
 
 // prefixKey7 is the numeric value of the first 7 digits, offset so it is never zero.
