@@ -194,3 +194,34 @@ func TestCellularSessionsAreOneNetwork(t *testing.T) {
 		}
 	}
 }
+
+// TestVPNExitFarmIsDatacenter: commercial VPN and proxy services exit through a few hosting
+// networks (M247, Datacamp, xTom …). With ASN data their addresses are datacenter addresses, so
+// a farm behind one exit is blocked on every flow — overseas_ip does not apply to SMS fallback,
+// and an exit inside mainland China is not overseas at all. They were not in cloud_asns.txt: the
+// farm got nothing on SMS fallback.
+func TestVPNExitFarmIsDatacenter(t *testing.T) {
+	tab, err := geo.LoadASNCSV(strings.NewReader("89.187.160.0,89.187.175.255,60068,Datacamp Limited\n" +
+		"193.176.84.0,193.176.87.255,9009,M247 Europe SRL\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, err := geo.Open("", "", geo.WithIDCList(geo.DefaultIDCList()), geo.WithCloudList(geo.DefaultCloudList()),
+		geo.WithMobileList(geo.DefaultMobileList()), geo.WithASNTable(tab))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ip, as := range map[string]string{"89.187.160.1": "AS60068 Datacamp Limited", "193.176.84.1": "AS9009 M247 Europe SRL"} {
+		s := newScorer(t, scoring.Config{}, nil, scoring.WithGeo(loc))
+		var rec schemas.ScoreRecord
+		for i := range 10 {
+			ev := event(fmt.Sprintf("vpn-%d", i), t0.Add(time.Duration(i)*30*time.Second), fmt.Sprintf("135%08d", i*7654321), ip)
+			ev.Flow = schemas.FlowSMSFallback
+			rec = process(t, s, ev)
+		}
+		if rec.Score != 900 || rec.Detail["idc_proxy_ip"].Reason != "datacenter/proxy IP ("+as+")" ||
+			rec.Detail["phones_per_ip"].Reason != "10 phones from this datacenter IP in 10 min" {
+			t.Errorf("%s: score %d, detail %v; want 900, idc_proxy_ip (%s) and phones_per_ip", ip, rec.Score, rec.Detail, as)
+		}
+	}
+}

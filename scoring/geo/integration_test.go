@@ -152,6 +152,8 @@ func TestRealASNData(t *testing.T) {
 		{"47.92.10.20", geo.IPTypeIDC},      // Alibaba Cloud
 		{"119.29.29.29", geo.IPTypeIDC},     // Tencent Cloud (DNSPod)
 		{"114.114.114.114", geo.IPTypeIDC},  // hosted on Zenlayer
+		{"89.187.160.1", geo.IPTypeIDC},     // Datacamp Tokyo (commercial VPN exits)
+		{"193.176.84.1", geo.IPTypeIDC},     // M247 Bucharest (commercial VPN exits)
 		{"123.112.10.20", ""},               // China Unicom Beijing broadband
 		{"180.160.1.1", ""},                 // China Telecom Shanghai broadband
 	}
