@@ -447,7 +447,7 @@ func TestPrefixPhones(t *testing.T) {
 		if fired := hits(rec)["prefix_burst"]; fired != (i+1 >= 10) {
 			t.Errorf("number %d: prefix_burst fired = %v", i+1, fired)
 		}
-		if i == 9 && rec.Detail["prefix_burst"].Reason != "10 numbers of block 1380013xxxx in this app in 1 h (the app: 10 numbers over 1 blocks)" {
+		if i == 9 && rec.Detail["prefix_burst"].Reason != "10 numbers of block 1380013xxxx in this app in 1 h, 10 in 24 h (the app: 10 numbers over 1 blocks in 1 h)" {
 			t.Errorf("reason %q", rec.Detail["prefix_burst"].Reason)
 		}
 	}
