@@ -225,3 +225,30 @@ func TestVPNExitFarmIsDatacenter(t *testing.T) {
 		}
 	}
 }
+
+// TestIPv4MappedAddressesAreIPv4: an IPv4-mapped IPv6 address (a Go caller's event, a history
+// read back from an IPv6 column) is its IPv4 address everywhere — the datacenter and mobile
+// lists, the address and network counts — so a farm cannot split its counts by writing half its
+// addresses mapped, and a cellular user's mapped address is still mobile.
+func TestIPv4MappedAddressesAreIPv4(t *testing.T) {
+	s := newScorer(t, scoring.Config{}, withProbes(nil, "ip_type", "ip_v6", "ip_phones_10m", "net_phones_10m"), scoring.WithGeo(listsOnly(t)))
+	var rec schemas.ScoreRecord
+	for i := range 10 {
+		ip := fmt.Sprintf("47.92.5.%d", 1+i%2)
+		if i%2 == 1 {
+			ip = "::ffff:" + ip
+		}
+		rec = process(t, s, event(fmt.Sprintf("m-%d", i), t0.Add(time.Duration(i)*time.Second), fmt.Sprintf("137%08d", i*1234567), ip))
+	}
+	p := probes(rec.Hits)
+	if p["ip_type"] != "idc" || p["ip_v6"] != "false" || p["ip_phones_10m"] != "5" || p["net_phones_10m"] != "10" {
+		t.Errorf("mapped datacenter address: %v, want idc, not v6, 5 phones on the address, 10 on the network", p)
+	}
+	if rec.Score != 600 || !slices.Equal(rec.Tags, []string{"idc_proxy_ip"}) {
+		t.Errorf("mapped datacenter address: score %d, tags %v, want 600 and idc_proxy_ip only", rec.Score, rec.Tags)
+	}
+	rec = process(t, s, event("m-cell", t0.Add(time.Minute), "13812345678", "::ffff:223.104.3.17"))
+	if p := probes(rec.Hits); p["ip_type"] != "mobile" || p["ip_v6"] != "false" {
+		t.Errorf("mapped cellular address: %v, want mobile, not v6", p)
+	}
+}
