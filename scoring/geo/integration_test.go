@@ -153,6 +153,7 @@ func TestRealASNData(t *testing.T) {
 		{"119.29.29.29", geo.IPTypeIDC},     // Tencent Cloud (DNSPod)
 		{"114.114.114.114", geo.IPTypeIDC},  // hosted on Zenlayer
 		{"89.187.160.1", geo.IPTypeIDC},     // Datacamp Tokyo (commercial VPN exits)
+		{"43.242.196.1", geo.IPTypeIDC},     // China Telecom Yangzhou IDC (AS137697)
 		{"193.176.84.1", geo.IPTypeIDC},     // M247 Bucharest (commercial VPN exits)
 		{"123.112.10.20", ""},               // China Unicom Beijing broadband
 		{"180.160.1.1", ""},                 // China Telecom Shanghai broadband

@@ -66,9 +66,9 @@ func TestDefaultLists(t *testing.T) {
 			t.Errorf("mobile list lacks AS%d (China Mobile)", asn)
 		}
 	}
-	// Domestic and international clouds, and the hosting commercial VPNs exit through (M247,
-	// Datacamp, xTom, Linode, BandwagonHost's IT7).
-	for _, asn := range []uint32{37963, 45090, 16509, 9009, 60068, 212238, 3258, 63949, 25820} {
+	// Domestic and international clouds, China Telecom's IDC networks, and the hosting commercial
+	// VPNs exit through (M247, Datacamp, xTom, Linode, BandwagonHost's IT7).
+	for _, asn := range []uint32{37963, 45090, 16509, 137697, 134765, 9009, 60068, 212238, 3258, 63949, 25820} {
 		if !cloud.Match(netip.Addr{}, asn) {
 			t.Errorf("cloud list lacks AS%d", asn)
 		}
