@@ -135,7 +135,7 @@ func equalTransitions(a, b []Transition) bool {
 // prefix_burst at the 10th; a candidate at 5 fires from the 5th.
 func TestPrefixBurstKeepsSegments(t *testing.T) {
 	current := compile(t, packs.Default())
-	candidate := compile(t, edit(t, "when: app_prefix_phones_1h >= 10 && (app_phones_1h - app_prefix_phones_1h) * 6 <= app_prefix_phones_1h * (app_blocks_1h - 1)\n", "when: app_prefix_phones_1h >= 5\n"))
+	candidate := compile(t, edit(t, "when: app_prefix_phones_1h >= 10 && (app_phones_1h - app_prefix_phones_1h) * 6 <= app_prefix_phones_1h * (app_blocks_1h - 1) && app_prefix_phones_1h * 3 >= app_prefix_phones_24h\n", "when: app_prefix_phones_1h >= 5\n"))
 	var events []Event
 	for i := 1; i <= 10; i++ {
 		e := ev(fmt.Sprintf("p%02d", i), t0.Add(time.Duration(i)*time.Minute), fmt.Sprint("burst", i))
