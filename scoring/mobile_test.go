@@ -252,3 +252,27 @@ func TestIPv4MappedAddressesAreIPv4(t *testing.T) {
 		t.Errorf("mapped cellular address: %v, want mobile, not v6", p)
 	}
 }
+
+// TestCarrierMismatchPortedReason: the reason of a ported number's mismatch names the carrier it
+// was compared with — the one the number moved to. It said "the segment belongs to CM" for a
+// number ported from CM to CU, even when the gateway reported CM: "gateway reported CM, the
+// segment belongs to CM".
+func TestCarrierMismatchPortedReason(t *testing.T) {
+	p, err := scoring.ParsePorted(strings.NewReader("13800138000 CU\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ phone, carrier, want string }{
+		{"13800138000", "CM", "gateway reported CM, the number was ported to CU (its segment is CM's)"},
+		{"13800138000", "CT", "gateway reported CT, the number was ported to CU (its segment is CM's)"},
+		{"13700001111", "CU", "gateway reported CU, the segment belongs to CM"},
+	} {
+		s := newScorer(t, scoring.Config{}, nil, scoring.WithPorted(p))
+		ev := event("e1", t0, c.phone, "203.0.113.10")
+		ev.Carrier = c.carrier
+		rec := process(t, s, ev)
+		if got := rec.Detail["carrier_mismatch"]; got.Score != 300 || got.Reason != c.want {
+			t.Errorf("%s reported %s: carrier_mismatch %+v, want 300 %q", schemas.MaskPhone(c.phone), c.carrier, got, c.want)
+		}
+	}
+}

@@ -411,6 +411,7 @@ type input struct {
 	segment7        string
 	carrierMismatch bool
 	ported          bool
+	portedTo        string // the carrier the scoring.ported list says the number moved to
 	geo             schemas.Geo
 	lists           listHits
 	memo            []ref.Val // by slot; nil: not computed yet for this attempt
@@ -461,10 +462,10 @@ func (in *input) prepare(ev *schemas.VerifyEvent) {
 	if to, ok := s.ported.lookup(in.keys.Phone); ok {
 		// A ported number rides the carrier it moved to: compare with that one when the
 		// portability lookup said which, else nothing is known to mismatch.
-		in.ported = true
+		in.ported, in.portedTo = true, to
 		in.carrierMismatch = to != "" && ev.Carrier != "" && ev.Carrier != to
 	} else {
-		in.ported = false
+		in.ported, in.portedTo = false, ""
 	}
 	in.members = [3]uint32{features.Member(in.keys.Phone), features.Member(in.keys.Device), features.Member(in.keys.Net)}
 	in.lists = s.lists.Load().lookup(ev, &in.keys, s.hasher)

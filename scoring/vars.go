@@ -109,6 +109,7 @@ var scalarVars = []scalarVar{
 	{"segment_carrier", rules.String, "carrier the number segment is allocated to (CM | CU | CT | CBN | \"\")", func(in *input, i int) ref.Val { return in.str(i, in.seg.Carrier) }},
 	{"segment_host_carrier", rules.String, "carrier whose network the number rides (the host carrier for MVNO numbers)", func(in *input, i int) ref.Val { return in.str(i, in.seg.HostCarrier) }},
 	{"carrier_mismatch", rules.Bool, "reported carrier ≠ host carrier of the segment (soft: number portability); for a number on the scoring.ported list, ≠ the carrier it was ported to, or false when the list does not say", func(in *input, _ int) ref.Val { return types.Bool(in.carrierMismatch) }},
+	{"ported_carrier", rules.String, "carrier the number was ported to per the scoring.ported list: CM | CU | CT | \"\" (not listed, or the list does not say)", func(in *input, i int) ref.Val { return in.str(i, in.portedTo) }},
 	{"phone_ported", rules.Bool, "the number is on the scoring.ported list (moved to another carrier; false without the list)", func(in *input, _ int) ref.Val { return types.Bool(in.ported) }},
 	{"geo_known", rules.Bool, "the IP was found in the geo database", func(in *input, _ int) ref.Val { return types.Bool(in.geo.Country != "") }},
 	{"ip_country", rules.String, "ISO country code of the IP (\"\" when unknown or geo is off)", func(in *input, i int) ref.Val { return in.str(i, in.geo.Country) }},
