@@ -28,7 +28,10 @@ import (
 // Version 3: the per-app kinds KindAppIP, KindAppPrefix and KindAppBlocks.
 // Version 4: event ids are keyed hashes (scoring's event keys); a version 3 snapshot holds
 // unkeyed ones that no event matches now (its re-deliveries would count twice).
-const SnapshotVersion = 4
+// Version 5: a network key (KindNet, and the network members of phone entries) on a mobile
+// carrier network is the pool's IPv4 /16 or IPv6 /32 and on a datacenter network an IPv6 /48; a
+// version 4 snapshot holds the /24 and /64 keys those addresses had, which would mix with them.
+const SnapshotVersion = 5
 
 var snapshotMagic = [8]byte{'R', 'F', 'S', 'T', 'A', 'T', 'E', 0}
 
