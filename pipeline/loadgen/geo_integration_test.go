@@ -99,3 +99,46 @@ func TestTravelOnRealGeoLite2(t *testing.T) {
 		t.Error("no impossible_travel without the mobile list either: the check cannot tell")
 	}
 }
+
+// TestBenignRangesAreNoDatacenterInASNData checks the benign population's ranges against the real
+// ASN data and the shipped datacenter lists: none of their addresses is a datacenter's (IPType
+// "idc"), or ordinary users would get idc_proxy_ip and every demo and bench would count false
+// positives. (AS23724, China Telecom's national IDC network, holds 106.120.144.0/20 and more, so
+// the Beijing broadband range is 106.120.0.0/17.)
+//
+//	RISKFLOW_GEO_ASN=$(deploy/local/geo.sh asn-path) go test -tags integration -run NoDatacenter ./pipeline/loadgen/
+func TestBenignRangesAreNoDatacenterInASNData(t *testing.T) {
+	dir := os.Getenv("RISKFLOW_GEO_ASN")
+	if dir == "" {
+		t.Skip("RISKFLOW_GEO_ASN is not set (see deploy/local/geo.sh asn-path)")
+	}
+	tab, err := geo.LoadASNDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, err := geo.Open("", "", geo.WithASNTable(tab), geo.WithIDCList(geo.DefaultIDCList()),
+		geo.WithCloudList(geo.DefaultCloudList()), geo.WithMobileList(geo.DefaultMobileList()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rng{s: 78}
+	var benign [][]netip.Prefix
+	for c := range natV4 {
+		benign = append(benign, natV4[c], natV6[c])
+	}
+	for c := range cellV4 {
+		benign = append(benign, cellV4[c], cellV6[c])
+	}
+	benign = append(benign, broadbandBeijing, broadbandShanghai, broadbandOther)
+	for _, nets := range benign {
+		for _, p := range nets {
+			for range 500 {
+				a := addrIn(p, r.next(), r.next())
+				if g := loc.Lookup(a); g.IPType == geo.IPTypeIDC {
+					t.Errorf("benign %s (%s) is a datacenter address: AS%d %s", a, p, g.ASN, loc.ASOrg(g.ASN))
+					break
+				}
+			}
+		}
+	}
+}

@@ -55,7 +55,7 @@ var (
 		ct: prefixes("240e:400::/24"),
 	}
 	// Fixed broadband by city, placed in that city by GeoLite2 (see geo_integration_test.go).
-	broadbandBeijing  = prefixes("123.112.0.0/16", "106.120.0.0/16")
+	broadbandBeijing  = prefixes("123.112.0.0/16", "106.120.0.0/17")
 	broadbandShanghai = prefixes("58.246.0.0/15", "116.224.0.0/12")
 	broadbandOther    = prefixes("14.16.0.0/12", "113.200.0.0/15", "171.8.0.0/13")
 )

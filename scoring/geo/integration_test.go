@@ -154,6 +154,7 @@ func TestRealASNData(t *testing.T) {
 		{"114.114.114.114", geo.IPTypeIDC},  // hosted on Zenlayer
 		{"89.187.160.1", geo.IPTypeIDC},     // Datacamp Tokyo (commercial VPN exits)
 		{"43.242.196.1", geo.IPTypeIDC},     // China Telecom Yangzhou IDC (AS137697)
+		{"106.120.150.1", geo.IPTypeIDC},    // China Telecom national IDC network (AS23724)
 		{"193.176.84.1", geo.IPTypeIDC},     // M247 Bucharest (commercial VPN exits)
 		{"123.112.10.20", ""},               // China Unicom Beijing broadband
 		{"180.160.1.1", ""},                 // China Telecom Shanghai broadband
