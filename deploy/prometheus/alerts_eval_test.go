@@ -2,6 +2,7 @@ package prometheus
 
 import (
 	"testing"
+	"time"
 )
 
 // The alerts evaluated by Prometheus's own engine (Eval) over scraped series of situations the
@@ -184,4 +185,83 @@ func TestAlertsQuietInNormalOperation(t *testing.T) {
 			t.Errorf("%s does not fire in its situation", alert)
 		}
 	}
+}
+
+// Alerts judged as Prometheus's rule manager judges them, over their whole `for:` (Fires): a
+// condition that comes and goes between evaluations never fires, so an alert's expression must
+// hold through the situation it names, not only at some moments of it.
+func TestAlertsHoldThroughTheirFor(t *testing.T) {
+	archiver := `{job="riskflow-archiver",instance="archiver-1"`
+	// The breaker through a ClickHouse that does not answer (host down, packets dropped): open
+	// for breaker_open_for (5 s), then half-open while its one trial write waits
+	// clickhouse.dial_timeout or write_timeout (5 s, 30 s) and fails, then open again. Measured on
+	// an archiver against a listener that never answers, sampled each second: open 4–6 s,
+	// half-open 4–5 s, over and over. Evaluations 15 s apart see one state, then the other.
+	flapping := func(n int, open bool) float64 {
+		if (n%2 == 0) == open {
+			return 1
+		}
+		return 0
+	}
+	breaker := func(closed, open, halfOpen func(n int) float64) []Series {
+		return []Series{
+			Stepped(`riskflow_breaker_state`+archiver+`,state="closed"}`, closed),
+			Stepped(`riskflow_breaker_state`+archiver+`,state="open"}`, open),
+			Stepped(`riskflow_breaker_state`+archiver+`,state="half-open"}`, halfOpen),
+		}
+	}
+	zero := func(int) float64 { return 0 }
+	one := func(int) float64 { return 1 }
+	for _, c := range []struct {
+		alert, situation string
+		series           []Series
+		fires            bool
+	}{
+		{"RiskflowBreakerOpen", "ClickHouse refuses connections: the trial write fails at once, the breaker stays open",
+			breaker(zero, one, zero), true},
+		{"RiskflowBreakerOpen", "ClickHouse does not answer: open and half-open by turns, never closed",
+			breaker(zero, func(n int) float64 { return flapping(n, true) }, func(n int) float64 { return flapping(n, false) }), true},
+		{"RiskflowBreakerOpen", "ClickHouse answers: closed", breaker(one, zero, zero), false},
+		{"RiskflowBreakerOpen", "one trial write succeeds after a short outage: closed again",
+			breaker(func(n int) float64 { return b2f(n > 3) }, func(n int) float64 { return b2f(n <= 3 && n%2 == 0) }, func(n int) float64 { return b2f(n <= 3 && n%2 == 1) }), false},
+	} {
+		t.Run(c.alert+"/"+c.situation, func(t *testing.T) {
+			r := alertRule(t, c.alert)
+			forDur, err := time.ParseDuration(r.For)
+			if err != nil && r.For != "" {
+				t.Fatal(err)
+			}
+			got, err := Fires(r.Expr, forDur, c.series)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != c.fires {
+				t.Errorf("%s fires = %v, want %v\nexpr: %s (for %s)", c.alert, got, c.fires, r.Expr, r.For)
+			}
+		})
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func alertRule(t *testing.T, name string) Rule {
+	t.Helper()
+	f, err := Alerts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == name {
+				return r
+			}
+		}
+	}
+	t.Fatalf("no alert %s", name)
+	return Rule{}
 }

@@ -47,6 +47,16 @@ func Gauge(sel string, v float64) Series {
 	return s
 }
 
+// Stepped is a gauge whose value at each scrape (the n-th, from 0 at the start of the stretch)
+// is value(n): a state that comes and goes between scrapes.
+func Stepped(sel string, value func(n int) float64) Series {
+	s := Series{lset: mustLabels(sel)}
+	for n, at := 0, time.Duration(0); at <= Stretch; n, at = n+1, at+ScrapeEvery {
+		s.samples = append(s.samples, sample{t: at.Milliseconds(), f: value(n)})
+	}
+	return s
+}
+
 func mustLabels(sel string) labels.Labels {
 	name, rest, _ := strings.Cut(sel, "{")
 	m := map[string]string{"__name__": name}
@@ -70,6 +80,35 @@ func Eval(expr string, ss []Series) (promql.Vector, error) {
 		return nil, res.Err
 	}
 	return res.Vector()
+}
+
+// Fires says whether an alerting rule with this expression and `for:` fires at the end of the
+// stretch, as Prometheus's rule manager decides it: the same series is in the expression's
+// result at every evaluation (one each ScrapeEvery, prometheus.yml's evaluation_interval) of the
+// last `for` (at the last one alone with no `for`). One evaluation without it resets the alert
+// to inactive, so a condition that comes and goes between evaluations never fires.
+func Fires(expr string, forDur time.Duration, ss []Series) (bool, error) {
+	eng := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
+	end := time.UnixMilli(0).Add(Stretch)
+	q, err := eng.NewRangeQuery(context.Background(), memQueryable(ss), nil, expr, end.Add(-forDur), end, ScrapeEvery)
+	if err != nil {
+		return false, err
+	}
+	res := q.Exec(context.Background())
+	if res.Err != nil {
+		return false, res.Err
+	}
+	m, err := res.Matrix()
+	if err != nil {
+		return false, err
+	}
+	evaluations := int(forDur/ScrapeEvery) + 1
+	for _, s := range m {
+		if len(s.Floats) == evaluations {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 type sample struct {
