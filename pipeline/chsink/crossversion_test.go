@@ -715,6 +715,16 @@ func (p *crossPlan) addReads(migs []migration, rp readParams) error {
 		compare(c.name, pinNow(c.sql, now), false)
 	}
 
+	// The SELECTs SCHEMA.md shows as examples (indented code blocks), as an analyst copies them.
+	docs, err := docSQL(filepath.Join("..", "..", "deploy", "clickhouse", "SCHEMA.md"), db)
+	if err != nil {
+		return err
+	}
+	for _, d := range docs {
+		add(xstep{Name: d.name + " (as shipped)", SQL: d.sql, Result: true, kind: stepRuns})
+		compare(d.name, pinNow(d.sql, now), false)
+	}
+
 	// Dashboard panels on the ClickHouse datasource, over the last 7 days of the pinned clock.
 	panels, err := grafana.ClickHousePanels()
 	if err != nil {
@@ -784,6 +794,47 @@ func sqlFile(fsys fs.FS, file, db string) ([]string, error) {
 }
 
 type namedSQL struct{ name, sql string }
+
+// docSQL returns the example SELECTs of a Markdown file: its indented code blocks (four spaces)
+// that start with SELECT, with the database riskflow renamed db.
+func docSQL(file, db string) ([]namedSQL, error) {
+	src, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var out []namedSQL
+	var block []string
+	start := 0
+	flush := func() {
+		if len(block) > 0 && strings.HasPrefix(block[0], "SELECT") {
+			sql := regexp.MustCompile(`\briskflow\.`).ReplaceAllLiteralString(strings.Join(block, "\n"), db+".")
+			out = append(out, namedSQL{fmt.Sprintf("%s line %d", filepath.Base(file), start), sql})
+		}
+		block = nil
+	}
+	for i, line := range strings.Split(string(src), "\n") {
+		if rest, ok := strings.CutPrefix(line, "    "); ok && (len(block) > 0 || strings.TrimSpace(rest) != "") {
+			if len(block) == 0 {
+				start = i + 1
+			}
+			block = append(block, rest)
+			continue
+		}
+		if strings.TrimSpace(line) == "" && len(block) > 0 {
+			block = append(block, "")
+			continue
+		}
+		flush()
+	}
+	flush()
+	for i := range out {
+		out[i].sql = strings.TrimSpace(out[i].sql)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no example SELECT", file)
+	}
+	return out, nil
+}
 
 // commandSQL finds the SQL that the non-test Go files of dir build as string concatenations
 // (a literal that starts with SELECT, INSERT, ALTER, CREATE or OPTIMIZE, joined with + to
