@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -16,6 +17,12 @@ type Store struct {
 	cfg  Config // with defaults filled
 	db   string
 	log  *slog.Logger
+
+	// insertRows bounds the records of one INSERT pair of WriteBatch; 0: no bound (a batch's
+	// day group goes as one). An INSERT that outlives Config.WriteTimeout halves it, so a
+	// server too slow for the archiver's batches gets smaller INSERTs instead of the same one
+	// again for ever; batches written whole double it back.
+	insertRows atomic.Int64
 }
 
 // Option changes how [Open] builds a Store.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -122,24 +123,85 @@ func (s *Store) WriteBatch(ctx context.Context, recs []schemas.ScoreRecord) erro
 		return err
 	}
 	start := time.Now()
-	for _, rows := range dayGroups(keyOrder(recs)) {
-		var (
-			wg       sync.WaitGroup
-			eventErr error
-		)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			eventErr = s.insertColumns(ctx, "verify_events", verifyEventsColumns, rows, &eventColumns{})
-		}()
-		scoreErr := s.insertColumns(ctx, "risk_scores", riskScoresColumns, rows, &scoreColumns{})
-		wg.Wait()
-		if err := errors.Join(eventErr, scoreErr); err != nil {
-			return err
+	limit := s.insertRows.Load()
+	for _, group := range dayGroups(keyOrder(recs)) {
+		for _, rows := range chunks(group, limit) {
+			var (
+				wg       sync.WaitGroup
+				eventErr error
+			)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				eventErr = s.insertColumns(ctx, "verify_events", verifyEventsColumns, rows, &eventColumns{})
+			}()
+			scoreErr := s.insertColumns(ctx, "risk_scores", riskScoresColumns, rows, &scoreColumns{})
+			wg.Wait()
+			if err := errors.Join(eventErr, scoreErr); err != nil {
+				return s.insertTimedOut(ctx, err, len(rows))
+			}
 		}
+	}
+	if limit > 0 {
+		s.insertRows.CompareAndSwap(limit, grownInsertRows(limit, len(recs)))
 	}
 	s.log.Debug("clickhouse batch written", "database", s.db, "records", len(recs), "took", time.Since(start))
 	return nil
+}
+
+// minInsertRows is the fewest records insertTimedOut bounds INSERTs to: a server that cannot take
+// that many within the timeout is not slow but stuck, and more, smaller INSERTs (a part each)
+// would only add to its merges.
+var minInsertRows int64 = 5000
+
+// chunks splits rows into runs of at most limit (0: one run). Rows of one key stay in order,
+// each run after the one before, so the last copy of a key is still the one inserted last.
+func chunks(rows []*schemas.ScoreRecord, limit int64) [][]*schemas.ScoreRecord {
+	if limit <= 0 || int64(len(rows)) <= limit {
+		return [][]*schemas.ScoreRecord{rows}
+	}
+	var out [][]*schemas.ScoreRecord
+	for len(rows) > 0 {
+		n := min(int64(len(rows)), limit)
+		out = append(out, rows[:n])
+		rows = rows[n:]
+	}
+	return out
+}
+
+// grownInsertRows is the bound after a batch of n records was written in INSERTs of at most
+// limit: twice limit, or none once that holds the whole batch.
+func grownInsertRows(limit int64, n int) int64 {
+	if limit*2 >= int64(n) {
+		return 0
+	}
+	return limit * 2
+}
+
+// insertTimedOut returns err of an INSERT of n records; when it ran out of
+// Config.WriteTimeout (the caller still waiting), the next INSERTs carry at most half as many
+// records, and the error says so and names the setting. A server that needs longer than the
+// timeout for the archiver's batches (overloaded, catching up on merges) would otherwise get
+// the same batch again after every failure: nothing acknowledged, the loop stalled for good,
+// every attempt leaving part of the rows behind.
+func (s *Store) insertTimedOut(ctx context.Context, err error, n int) error {
+	var dial *DialError
+	if ctx.Err() != nil || !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded)) ||
+		errors.As(err, &dial) || HandshakeTimedOut(err) || int64(n) <= minInsertRows {
+		return err // not the INSERT's size: a server that does not answer at all, or the caller gave up
+	}
+	next := max(int64(n)/2, minInsertRows)
+	for {
+		cur := s.insertRows.Load()
+		if cur != 0 && cur <= next {
+			next = cur
+			break
+		}
+		if s.insertRows.CompareAndSwap(cur, next) {
+			break
+		}
+	}
+	return fmt.Errorf("%w (an INSERT of %d records outlived clickhouse.write_timeout %s; the next INSERTs carry at most %d)", err, n, s.cfg.WriteTimeout, next)
 }
 
 // maxDaysPerInsert bounds the UTC days the rows of one INSERT span. Both tables are partitioned by
