@@ -27,7 +27,7 @@ var (
 	}
 )
 
-// WriteDecisions stores served verdicts in risk_decisions, one INSERT. It returns nil only once
+// WriteDecisions stores served verdicts in risk_decisions, one INSERT (several after one timed out). It returns nil only once
 // ClickHouse acknowledged it; the same batch may be sent again after any error (the table keeps one
 // row per (app_id, decision_id)). A decision that can never be stored (see checkDecision) fails
 // the whole batch with an error matching ErrInvalidRecord, before anything is sent.
@@ -46,7 +46,24 @@ func (s *Store) WriteDecisions(ctx context.Context, ds []schemas.Decision) error
 		}
 		rows[i] = row
 	}
-	return s.insert(ctx, "risk_decisions", riskDecisionsColumns, len(rows), func(i int) ([]any, error) { return rows[i], nil })
+	// In INSERTs of at most decisionRows rows, as WriteBatch: one that outlives
+	// Config.WriteTimeout halves the next ones.
+	limit := s.decisionRows.Load()
+	for lo := 0; lo < len(rows); {
+		hi := len(rows)
+		if limit > 0 {
+			hi = min(lo+int(limit), len(rows))
+		}
+		part := rows[lo:hi]
+		if err := s.insert(ctx, "risk_decisions", riskDecisionsColumns, len(part), func(i int) ([]any, error) { return part[i], nil }); err != nil {
+			return s.insertTimedOut(ctx, &s.decisionRows, err, len(part))
+		}
+		lo = hi
+	}
+	if limit > 0 {
+		s.decisionRows.CompareAndSwap(limit, grownInsertRows(limit, len(rows)))
+	}
+	return nil
 }
 
 // checkDecision returns why d cannot be stored, or "".

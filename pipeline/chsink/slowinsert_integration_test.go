@@ -5,6 +5,7 @@ package chsink
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/riskflow/riskflow/schemas"
 )
 
 // A ClickHouse too slow for the archiver's batches: every INSERT larger than some size outlives
@@ -81,6 +84,51 @@ func TestWriteBatchThroughInsertsTooLargeForTheTimeout(t *testing.T) {
 	}
 	if got := st.insertRows.Load(); got != 0 {
 		t.Errorf("after a batch of 10 written whole under a bound of %d, the bound is %d, want none", limit, got)
+	}
+}
+
+// The same for the decision log's INSERTs into risk_decisions.
+func TestWriteDecisionsThroughInsertsTooLargeForTheTimeout(t *testing.T) {
+	defer func(n int64) { minInsertRows = n }(minInsertRows)
+	minInsertRows = 100
+
+	base := newTestStoreAt(t, slog.LevelWarn)
+	if _, err := base.Migrate(testContext(t)); err != nil {
+		t.Fatal(err)
+	}
+	proxy, closeProxy := gatedProxy(t, clickhouseAddr(), 256<<10)
+	defer closeProxy()
+	st, err := Open(context.Background(), Config{Addr: proxy, Database: base.db, WriteTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+
+	now := time.Now().UTC().Truncate(time.Second)
+	ds := make([]schemas.Decision, 2000) // about 600 KB of rows: over the gate
+	for i := range ds {
+		ds[i] = testDecision(i, fmt.Sprintf("1380013%04d", i), now.Add(-time.Duration(i)*time.Second))
+	}
+	ctx := testContext(t)
+	var errs []error
+	for attempt := 1; ; attempt++ {
+		err := st.WriteDecisions(ctx, ds)
+		if err == nil {
+			break
+		}
+		errs = append(errs, err)
+		if attempt == 8 {
+			t.Fatalf("the decisions still fail after %d attempts: %v", attempt, errors.Join(errs...))
+		}
+	}
+	if len(errs) == 0 {
+		t.Fatal("the first INSERT went through: the proxy's gate does not hold it back")
+	}
+	if !strings.Contains(errs[0].Error(), "clickhouse.write_timeout") {
+		t.Errorf("the timeout does not name the setting: %v", errs[0])
+	}
+	if got := queryUint(t, base, "SELECT count() FROM "+base.db+".risk_decisions FINAL"); got != 2000 {
+		t.Errorf("risk_decisions FINAL: %d rows, want 2000", got)
 	}
 }
 

@@ -23,6 +23,8 @@ type Store struct {
 	// server too slow for the archiver's batches gets smaller INSERTs instead of the same one
 	// again for ever; batches written whole double it back.
 	insertRows atomic.Int64
+	// decisionRows is the same for WriteDecisions' INSERTs into risk_decisions.
+	decisionRows atomic.Int64
 }
 
 // Option changes how [Open] builds a Store.

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/riskflow/riskflow/schemas"
@@ -138,7 +139,7 @@ func (s *Store) WriteBatch(ctx context.Context, recs []schemas.ScoreRecord) erro
 			scoreErr := s.insertColumns(ctx, "risk_scores", riskScoresColumns, rows, &scoreColumns{})
 			wg.Wait()
 			if err := errors.Join(eventErr, scoreErr); err != nil {
-				return s.insertTimedOut(ctx, err, len(rows))
+				return s.insertTimedOut(ctx, &s.insertRows, err, len(rows))
 			}
 		}
 	}
@@ -184,7 +185,7 @@ func grownInsertRows(limit int64, n int) int64 {
 // timeout for the archiver's batches (overloaded, catching up on merges) would otherwise get
 // the same batch again after every failure: nothing acknowledged, the loop stalled for good,
 // every attempt leaving part of the rows behind.
-func (s *Store) insertTimedOut(ctx context.Context, err error, n int) error {
+func (s *Store) insertTimedOut(ctx context.Context, bound *atomic.Int64, err error, n int) error {
 	var dial *DialError
 	if ctx.Err() != nil || !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded)) ||
 		errors.As(err, &dial) || HandshakeTimedOut(err) || int64(n) <= minInsertRows {
@@ -192,12 +193,12 @@ func (s *Store) insertTimedOut(ctx context.Context, err error, n int) error {
 	}
 	next := max(int64(n)/2, minInsertRows)
 	for {
-		cur := s.insertRows.Load()
+		cur := bound.Load()
 		if cur != 0 && cur <= next {
 			next = cur
 			break
 		}
-		if s.insertRows.CompareAndSwap(cur, next) {
+		if bound.CompareAndSwap(cur, next) {
 			break
 		}
 	}
