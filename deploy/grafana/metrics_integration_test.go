@@ -189,7 +189,8 @@ func TestMetricsReferencedExist(t *testing.T) {
 var literalAlternatives = regexp.MustCompile(`^[A-Za-z0-9_:-]+(\|[A-Za-z0-9_:-]+)*$`)
 
 // referencedLabelValues maps "metric|label=value" to where a matcher of the dashboards or
-// alerts asks for it; job and instance are the scrape's, not riskflow's.
+// alerts asks for it, and "metric|label" to where an aggregation keeps label (`by`); job and
+// instance are the scrape's, not riskflow's.
 func referencedLabelValues(t *testing.T) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
@@ -199,6 +200,23 @@ func referencedLabelValues(t *testing.T) map[string][]string {
 			t.Fatalf("%s: %v", where, err)
 		}
 		parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+			if agg, ok := n.(*parser.AggregateExpr); ok && !agg.Without {
+				// Every label a `by` keeps must be one the metrics under it have: a label they
+				// lack (renamed in the code) folds every series into one, and a legend or an
+				// alert's $labels that shows it is left empty.
+				parser.Inspect(agg.Expr, func(n parser.Node, _ []parser.Node) error {
+					if vs, ok := n.(*parser.VectorSelector); ok {
+						for _, g := range agg.Grouping {
+							if g != "le" && g != "job" && g != "instance" {
+								k := vs.Name + "|" + g
+								out[k] = append(out[k], where)
+							}
+						}
+					}
+					return nil
+				})
+				return nil
+			}
 			vs, ok := n.(*parser.VectorSelector)
 			if !ok {
 				return nil
@@ -343,8 +361,8 @@ func (p *process) stop(t *testing.T) {
 
 var labelPairRE = regexp.MustCompile(`(\w+)="((?:[^"\\]|\\.)*)"`)
 
-// scrape returns the sample names on addr's /metrics, and each label value of a sample as
-// "name|label=value" (nil when it does not answer).
+// scrape returns the sample names on addr's /metrics, each label value of a sample as
+// "name|label=value" and each label name as "name|label" (nil when it does not answer).
 func scrape(ctx context.Context, addr string) map[string]bool {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	resp, err := http.DefaultClient.Do(req)
@@ -368,6 +386,7 @@ func scrape(ctx context.Context, addr string) map[string]bool {
 		if i, j := strings.IndexByte(line, '{'), strings.LastIndexByte(line, '}'); i >= 0 && j > i {
 			for _, kv := range labelPairRE.FindAllStringSubmatch(line[i+1:j], -1) {
 				out[name+"|"+kv[1]+"="+kv[2]] = true
+				out[name+"|"+kv[1]] = true
 			}
 		}
 	}
