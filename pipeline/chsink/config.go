@@ -35,8 +35,8 @@ type Config struct {
 	DialTimeout time.Duration `yaml:"dial_timeout"`
 	// WriteTimeout bounds writing a batch to one table, and any single wait for the
 	// server's answer; 0 means 30 s. A shorter deadline on the caller's context wins. An
-	// INSERT that runs out of it halves the records of the next ones (down to 5,000; batches
-	// written whole double them back), so a server too slow for a whole batch still gets it.
+	// INSERT that runs out of it halves the records of the next ones (down to 5,000), for 10
+	// minutes after the last such timeout, so a server too slow for a whole batch still gets it.
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// Compression of the blocks sent to the server: "lz4", "none", or "auto" ("" too): none when
 	// every address is a loopback one (127.0.0.0/8, ::1, localhost), where there is no bandwidth

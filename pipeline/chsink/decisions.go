@@ -46,9 +46,9 @@ func (s *Store) WriteDecisions(ctx context.Context, ds []schemas.Decision) error
 		}
 		rows[i] = row
 	}
-	// In INSERTs of at most decisionRows rows, as WriteBatch: one that outlives
-	// Config.WriteTimeout halves the next ones.
-	limit := s.decisionRows.Load()
+	// In INSERTs of at most the bound, as WriteBatch: one that outlives Config.WriteTimeout
+	// halves the next ones.
+	limit := s.decisions.limit(s.clock())
 	for lo := 0; lo < len(rows); {
 		hi := len(rows)
 		if limit > 0 {
@@ -56,12 +56,9 @@ func (s *Store) WriteDecisions(ctx context.Context, ds []schemas.Decision) error
 		}
 		part := rows[lo:hi]
 		if err := s.insert(ctx, "risk_decisions", riskDecisionsColumns, len(part), func(i int) ([]any, error) { return part[i], nil }); err != nil {
-			return s.insertTimedOut(ctx, &s.decisionRows, err, len(part))
+			return s.insertTimedOut(ctx, &s.decisions, err, len(part))
 		}
 		lo = hi
-	}
-	if limit > 0 {
-		s.decisionRows.CompareAndSwap(limit, grownInsertRows(limit, len(rows)))
 	}
 	return nil
 }

@@ -24,7 +24,8 @@ import (
 // stalled, every attempt leaving part of its rows behind (an archiver against 18.16 with
 // write_timeout 300ms and a 47,270-record backlog: 0 archived and 167,527 rows of 46,463 events
 // in verify_events after 45 s). Now a timed-out INSERT halves the next ones (not below
-// minInsertRows), the error names the setting, and the batch goes through, each event once.
+// minInsertRows) for insertBoundFor, the error names the setting, and the batch goes through,
+// each event once.
 func TestWriteBatchThroughInsertsTooLargeForTheTimeout(t *testing.T) {
 	defer func(n int64) { minInsertRows = n }(minInsertRows)
 	minInsertRows = 100
@@ -74,16 +75,18 @@ func TestWriteBatchThroughInsertsTooLargeForTheTimeout(t *testing.T) {
 	if got := queryUint(t, base, "SELECT uniqMerge(events) FROM "+base.db+".verify_events_hourly"); got != 3000 {
 		t.Errorf("verify_events_hourly: %d events, want 3000", got)
 	}
-	// Batches that go through whole let the bound grow back.
-	limit := st.insertRows.Load()
-	if limit == 0 {
-		t.Fatal("no bound after timeouts")
+	// The bound holds for insertBoundFor after the last timeout, then whole batches go again.
+	limit := st.events.limit(time.Now())
+	if limit == 0 || limit >= 3000 {
+		t.Fatalf("bound after the timeouts: %d", limit)
 	}
+	clock := time.Now().Add(insertBoundFor)
+	st.now = func() time.Time { return clock }
 	if err := st.WriteBatch(ctx, recs[:10]); err != nil {
 		t.Fatal(err)
 	}
-	if got := st.insertRows.Load(); got != 0 {
-		t.Errorf("after a batch of 10 written whole under a bound of %d, the bound is %d, want none", limit, got)
+	if got := st.events.limit(clock); got != 0 {
+		t.Errorf("%s after the last timeout the bound is %d, want none", insertBoundFor, got)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -18,13 +17,10 @@ type Store struct {
 	db   string
 	log  *slog.Logger
 
-	// insertRows bounds the records of one INSERT pair of WriteBatch; 0: no bound (a batch's
-	// day group goes as one). An INSERT that outlives Config.WriteTimeout halves it, so a
-	// server too slow for the archiver's batches gets smaller INSERTs instead of the same one
-	// again for ever; batches written whole double it back.
-	insertRows atomic.Int64
-	// decisionRows is the same for WriteDecisions' INSERTs into risk_decisions.
-	decisionRows atomic.Int64
+	// events and decisions bound the records of one INSERT of WriteBatch (a pair: both tables)
+	// and of WriteDecisions, after one outlived Config.WriteTimeout (insertBound).
+	events, decisions insertBound
+	now               func() time.Time // nil: time.Now
 }
 
 // Option changes how [Open] builds a Store.
@@ -149,4 +145,12 @@ func queryRows[T any](ctx context.Context, s *Store, what, sql string, scan func
 		return nil, fmt.Errorf("chsink: %s: %w", what, err)
 	}
 	return out, nil
+}
+
+// clock is the Store's time: now when set (tests), else the wall clock.
+func (s *Store) clock() time.Time {
+	if s.now == nil {
+		return time.Now()
+	}
+	return s.now()
 }

@@ -124,7 +124,7 @@ func (s *Store) WriteBatch(ctx context.Context, recs []schemas.ScoreRecord) erro
 		return err
 	}
 	start := time.Now()
-	limit := s.insertRows.Load()
+	limit := s.events.limit(s.clock())
 	for _, group := range dayGroups(keyOrder(recs)) {
 		for _, rows := range chunks(group, limit) {
 			var (
@@ -139,21 +139,58 @@ func (s *Store) WriteBatch(ctx context.Context, recs []schemas.ScoreRecord) erro
 			scoreErr := s.insertColumns(ctx, "risk_scores", riskScoresColumns, rows, &scoreColumns{})
 			wg.Wait()
 			if err := errors.Join(eventErr, scoreErr); err != nil {
-				return s.insertTimedOut(ctx, &s.insertRows, err, len(rows))
+				return s.insertTimedOut(ctx, &s.events, err, len(rows))
 			}
 		}
-	}
-	if limit > 0 {
-		s.insertRows.CompareAndSwap(limit, grownInsertRows(limit, len(recs)))
 	}
 	s.log.Debug("clickhouse batch written", "database", s.db, "records", len(recs), "took", time.Since(start))
 	return nil
 }
 
-// minInsertRows is the fewest records insertTimedOut bounds INSERTs to: a server that cannot take
+// minInsertRows is the fewest records an insertBound bounds INSERTs to: a server that cannot take
 // that many within the timeout is not slow but stuck, and more, smaller INSERTs (a part each)
 // would only add to its merges.
 var minInsertRows int64 = 5000
+
+// insertBoundFor is how long an insertBound holds after the last INSERT that timed out; then
+// INSERTs carry whole batches again. (Growing it back on every batch written instead sent the
+// size that had just timed out again every other batch.)
+const insertBoundFor = 10 * time.Minute
+
+// insertBound is how many records one INSERT may carry after one outlived Config.WriteTimeout:
+// a server too slow for the archiver's batches (overloaded, catching up on merges) gets the
+// same records in smaller INSERTs rather than the same INSERT again after every failure. Safe
+// for concurrent use.
+type insertBound struct {
+	rows  atomic.Int64 // 0: no bound
+	since atomic.Int64 // unix nanoseconds of the last INSERT that timed out
+}
+
+// limit returns the bound at now; 0 when there is none (or it has expired).
+func (b *insertBound) limit(now time.Time) int64 {
+	n := b.rows.Load()
+	if n > 0 && now.Sub(time.Unix(0, b.since.Load())) >= insertBoundFor {
+		b.rows.CompareAndSwap(n, 0)
+		return 0
+	}
+	return n
+}
+
+// timedOut notes that an INSERT of n records ran out of time at now, and returns the new bound:
+// half of n, not below minInsertRows, and never above the bound already in force.
+func (b *insertBound) timedOut(n int, now time.Time) int64 {
+	next := max(int64(n)/2, minInsertRows)
+	b.since.Store(now.UnixNano())
+	for {
+		cur := b.rows.Load()
+		if cur != 0 && cur <= next {
+			return cur
+		}
+		if b.rows.CompareAndSwap(cur, next) {
+			return next
+		}
+	}
+}
 
 // chunks splits rows into runs of at most limit (0: one run). Rows of one key stay in order,
 // each run after the one before, so the last copy of a key is still the one inserted last.
@@ -170,39 +207,20 @@ func chunks(rows []*schemas.ScoreRecord, limit int64) [][]*schemas.ScoreRecord {
 	return out
 }
 
-// grownInsertRows is the bound after a batch of n records was written in INSERTs of at most
-// limit: twice limit, or none once that holds the whole batch.
-func grownInsertRows(limit int64, n int) int64 {
-	if limit*2 >= int64(n) {
-		return 0
-	}
-	return limit * 2
-}
-
 // insertTimedOut returns err of an INSERT of n records; when it ran out of
 // Config.WriteTimeout (the caller still waiting), the next INSERTs carry at most half as many
 // records, and the error says so and names the setting. A server that needs longer than the
 // timeout for the archiver's batches (overloaded, catching up on merges) would otherwise get
 // the same batch again after every failure: nothing acknowledged, the loop stalled for good,
 // every attempt leaving part of the rows behind.
-func (s *Store) insertTimedOut(ctx context.Context, bound *atomic.Int64, err error, n int) error {
+func (s *Store) insertTimedOut(ctx context.Context, bound *insertBound, err error, n int) error {
 	var dial *DialError
 	if ctx.Err() != nil || !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded)) ||
 		errors.As(err, &dial) || HandshakeTimedOut(err) || int64(n) <= minInsertRows {
 		return err // not the INSERT's size: a server that does not answer at all, or the caller gave up
 	}
-	next := max(int64(n)/2, minInsertRows)
-	for {
-		cur := bound.Load()
-		if cur != 0 && cur <= next {
-			next = cur
-			break
-		}
-		if bound.CompareAndSwap(cur, next) {
-			break
-		}
-	}
-	return fmt.Errorf("%w (an INSERT of %d records outlived clickhouse.write_timeout %s; the next INSERTs carry at most %d)", err, n, s.cfg.WriteTimeout, next)
+	next := bound.timedOut(n, s.clock())
+	return fmt.Errorf("%w (an INSERT of %d records outlived clickhouse.write_timeout %s; for %s INSERTs carry at most %d)", err, n, s.cfg.WriteTimeout, insertBoundFor, next)
 }
 
 // maxDaysPerInsert bounds the UTC days the rows of one INSERT span. Both tables are partitioned by
