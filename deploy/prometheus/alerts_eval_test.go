@@ -184,6 +184,12 @@ func TestAlertsQuietInNormalOperation(t *testing.T) {
 		if len(v) == 0 {
 			t.Errorf("%s does not fire in its situation", alert)
 		}
+		// And through its whole `for:`, as the rule manager requires.
+		r := alertRule(t, alert)
+		forDur, _ := time.ParseDuration(r.For)
+		if fires, err := Fires(r.Expr, forDur, append(normal(), situation...)); err != nil || !fires {
+			t.Errorf("%s does not hold through its for: %s in its situation (%v)", alert, r.For, err)
+		}
 	}
 }
 
