@@ -8,7 +8,7 @@
 --
 -- Duplicates: a re-delivered event is inserted again with the same (app_id, event_id);
 -- ReplacingMergeTree keeps one row per key after background merges. Count with FINAL
--- (or uniqExact(event_id)) to get exact numbers before merges have run:
+-- (or uniqExact(app_id, event_id)) to get exact numbers before merges have run:
 --   SELECT count() FROM riskflow.verify_events FINAL WHERE ts >= today()
 --
 -- Retention: one partition per day (20240131); drop old days with
