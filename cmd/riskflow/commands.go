@@ -74,7 +74,9 @@ func root() *command {
 				doc: "Shows the live feature state of one phone, IP or device on a running API node (every window\n" +
 					"and its value, the rules matching and within reach; POST /v1/admin/explain with the first of\n" +
 					"api.admin_keys, or --admin) and, from ClickHouse, its recent attempts with their scores and\n" +
-					"the decisions served. The phone is hashed with scoring.phone_hash_key, as stored.",
+					"the decisions served. The phone is hashed with scoring.phone_hash_key, as stored. Exit code 3:\n" +
+					"one part was printed and the other, asked for, failed (--api none does not ask an API node;\n" +
+					"without clickhouse.addr there is no history to ask).",
 				run: cmdLookup},
 			{name: "label", args: "--app ID (--decision ID | --event ID) --as fraud|legit [flags] | --file LABELS.json", summary: "mark decisions or events as fraud or legit (ClickHouse labels)",
 				doc: "Stores labels in ClickHouse labels with who (--by, default the user) and when; riskflow backtest\n" +
@@ -216,7 +218,7 @@ environment variable RISKFLOW_<SECTION>_<KEY> (or RISKFLOW_<SECTION>_<KEY>_FILE,
 holds the value) and by --set section.key=value. Unknown keys and unknown RISKFLOW_ variables are
 errors.
 
-Exit codes: 0 ok, 1 runtime error, 2 bad usage or configuration.
+Exit codes: 0 ok, 1 runtime error, 2 bad usage or configuration, 3 partial result (lookup).
 `
 
 // cmdHelp prints the help of the command its arguments name.

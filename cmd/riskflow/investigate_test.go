@@ -93,6 +93,52 @@ func TestLookupAndLabelNameClickHouseWhenItIsAway(t *testing.T) {
 	}
 }
 
+// A lookup whose history fails while its live state was shown is a partial result: exit 3 and an
+// error naming clickhouse.addr (it exited 0, so a script took the missing history for none). A
+// history shown without the live state asked of an API node is the same; a part not asked
+// (--api none, no clickhouse.addr) is no failure.
+func TestLookupPartialResultExits3(t *testing.T) {
+	cleanEnv(t)
+	node := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"code":0,"content":"live state","subject":"device farm-1","windows":[],"matching":[],"near":[]}`)
+	}))
+	defer node.Close()
+	addr := testaddr.Free(t) // nothing listens there
+	r := runCmd(t, context.Background(), "lookup", "--device", "farm-1", "--api", node.URL, "--set", "clickhouse.addr="+addr)
+	if r.code != 3 || !strings.Contains(r.stdout, "live state of device farm-1") ||
+		!strings.Contains(r.stderr, "lookup: history unavailable (ClickHouse "+addr+", database riskflow (clickhouse.addr, clickhouse.database)") {
+		t.Errorf("live state shown, ClickHouse away: exit %d, want 3 naming clickhouse.addr\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+	r = runCmd(t, context.Background(), "lookup", "--device", "farm-1", "--api", node.URL, "--set", "clickhouse.addr=")
+	if r.code != 0 || r.stderr != "" {
+		t.Errorf("live state shown, no clickhouse.addr: exit %d, want 0\nstderr %s", r.code, r.stderr)
+	}
+	for _, c := range []struct {
+		res  lookupResult
+		code int
+		want string
+	}{
+		{lookupResult{LiveError: "live state from http://x: 401 authorization"}, 3, "lookup: live state unavailable (live state from http://x: 401 authorization); only the history was printed (--api none not to ask an API node)"},
+		{lookupResult{LiveSkipped: true}, 0, ""},
+		{lookupResult{Live: &api.ExplainResponse{}}, 0, ""},
+		{lookupResult{Live: &api.ExplainResponse{}, HistoryError: "ClickHouse x (clickhouse.addr, clickhouse.database): refused"}, 3, "lookup: history unavailable (ClickHouse x (clickhouse.addr"},
+		{lookupResult{LiveSkipped: true, HistoryError: "h"}, 1, "lookup: no history (h)"},
+	} {
+		err := c.res.err()
+		code := 1 // what run makes of the error
+		switch {
+		case err == nil:
+			code = 0
+		case errors.As(err, new(partialError)):
+			code = 3
+		}
+		if code != c.code || (err != nil && !strings.HasPrefix(err.Error(), c.want)) {
+			t.Errorf("%+v: exit %d, %v; want %d, %q", c.res, code, err, c.code, c.want)
+		}
+	}
+}
+
 // label's mistakes name its flags (not the JSON fields of --file), and who labels, stored as is
 // in labeled_by, may not be a phone number.
 func TestLabelUsage(t *testing.T) {

@@ -136,13 +136,13 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	// The history, from ClickHouse.
 	if cfg.ClickHouse.Addr == "" {
 		out.HistoryError = "clickhouse.addr is not set (RISKFLOW_CLICKHOUSE_ADDR)"
+		out.historyUnset = true
 	} else {
 		st, err := openStore(ctx, cfg.ClickHouse, nil)
-		if err != nil {
-			return err
+		if err == nil {
+			defer st.Close()
+			out.Attempts, out.Decisions, err = st.Lookup(ctx, key, lookupSince(time.Now(), *since), *limit)
 		}
-		defer st.Close()
-		out.Attempts, out.Decisions, err = st.Lookup(ctx, key, lookupSince(time.Now(), *since), *limit)
 		if err != nil {
 			// Named with the setting to check: the driver's text says only what failed.
 			out.HistoryError = schemas.MaskPhones(fmt.Sprintf("ClickHouse %s, database %s (clickhouse.addr, clickhouse.database): %v",
@@ -158,11 +158,26 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	} else {
 		out.write(stdout, *since)
 	}
-	if out.Live == nil && out.HistoryError != "" {
-		if out.LiveSkipped {
-			return fmt.Errorf("lookup: no history (%s), and the live state was not asked (--api none)", out.HistoryError)
+	return out.err()
+}
+
+// err is what lookup's exit code says of out: nil when every part asked for was shown, a
+// partialError (exit 3) when one was shown and the other failed, an error (exit 1) when nothing
+// was. The live state is not asked with --api none; the history is not asked without
+// clickhouse.addr (a deployment without ClickHouse) — a part not asked is no failure, unless
+// nothing at all is shown.
+func (l *lookupResult) err() error {
+	historyAsked := !l.historyUnset
+	switch {
+	case l.Live == nil && l.HistoryError != "":
+		if l.LiveSkipped {
+			return fmt.Errorf("lookup: no history (%s), and the live state was not asked (--api none)", l.HistoryError)
 		}
-		return fmt.Errorf("lookup: no live state (%s) and no history (%s)", out.LiveError, out.HistoryError)
+		return fmt.Errorf("lookup: no live state (%s) and no history (%s)", l.LiveError, l.HistoryError)
+	case historyAsked && l.HistoryError != "":
+		return partialError{fmt.Errorf("lookup: history unavailable (%s); only the live state was printed", l.HistoryError)}
+	case l.Live == nil && !l.LiveSkipped:
+		return partialError{fmt.Errorf("lookup: live state unavailable (%s); only the history was printed (--api none not to ask an API node)", l.LiveError)}
 	}
 	return nil
 }
@@ -196,6 +211,7 @@ type lookupResult struct {
 	Attempts     []chsink.Attempt        `json:"attempts"`
 	Decisions    []chsink.StoredDecision `json:"decisions"`
 	HistoryError string                  `json:"history_error,omitempty"`
+	historyUnset bool                    // clickhouse.addr not set: the history was not asked
 }
 
 // explainOver asks an API node's POST /v1/admin/explain.

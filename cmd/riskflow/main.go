@@ -2,7 +2,8 @@
 // scorer, archiver, api), migrate, produce, rules, backtest, demo, loadgen, bench, version.
 // `riskflow help` lists the commands; `riskflow COMMAND --help` says what one does and takes.
 //
-// Exit codes: 0 ok (and help), 1 runtime error, 2 bad usage or configuration.
+// Exit codes: 0 ok (and help), 1 runtime error, 2 bad usage or configuration, 3 partial result
+// (lookup printed one part of what it was asked and could not get the other).
 package main
 
 import (
@@ -36,6 +37,14 @@ func (e configError) Error() string { return e.err.Error() }
 func (e configError) Unwrap() error { return e.err }
 
 func configf(format string, args ...any) error { return configError{fmt.Errorf(format, args...)} }
+
+// partialError is a command that printed part of what it was asked and failed to get the rest
+// (lookup: its live state or its history): exit code 3, so that a script tells a partial answer
+// from a whole one (0) and from none (1). The message names the part and the setting to check.
+type partialError struct{ err error }
+
+func (e partialError) Error() string { return e.err.Error() }
+func (e partialError) Unwrap() error { return e.err }
 
 // helpRequested is -h/--help given to a command: its help goes to stdout and the exit code is 0.
 type helpRequested struct {
@@ -87,6 +96,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fmt.Fprintf(stderr, "riskflow: %v\n", err)
+	if errors.As(err, new(partialError)) {
+		return 3
+	}
 	return 1
 }
 
