@@ -99,6 +99,7 @@ type DecisionLog struct {
 	published atomic.Uint64
 	dropped   atomic.Uint64
 	rejected  atomic.Uint64 // refused by the broker for good (too large)
+	lost      atomic.Uint64 // still unpublished when the drain at the stop ran out of time
 	failures  atomic.Uint64 // failed produce calls (each retried)
 
 	droppedLogged atomic.Uint64 // dropped count at the last log line
@@ -150,20 +151,23 @@ func (d *DecisionLog) logDrops(total uint64, force bool) {
 		"dropped", since, "dropped_total", total, "queue", d.cfg.Queue)
 }
 
-// Recorded, Published, Dropped, Rejected and Failures count verdicts handed to Record, verdicts
-// Kafka acknowledged, verdicts dropped because the queue was full, verdicts the broker refused for
-// good, and failed produce calls (retried).
+// Recorded, Published, Dropped, Rejected, Lost and Failures count verdicts handed to Record,
+// verdicts Kafka acknowledged, verdicts dropped because the queue was full, verdicts the broker
+// refused for good, verdicts still unpublished when Run's drain at the stop ran out of time, and
+// failed produce calls (retried). Once Run has returned, Recorded is the sum of Published,
+// Dropped, Rejected and Lost (verdicts recorded after Run returned excepted).
 func (d *DecisionLog) Recorded() uint64  { return d.recorded.Load() }
 func (d *DecisionLog) Published() uint64 { return d.published.Load() }
 func (d *DecisionLog) Dropped() uint64   { return d.dropped.Load() }
 func (d *DecisionLog) Rejected() uint64  { return d.rejected.Load() }
+func (d *DecisionLog) Lost() uint64      { return d.lost.Load() }
 func (d *DecisionLog) Failures() uint64  { return d.failures.Load() }
 
 // Queued is the number of verdicts waiting for Kafka.
 func (d *DecisionLog) Queued() int { return len(d.q) }
 
 // Run publishes queued verdicts until ctx ends, then tries for at most drain to publish what is
-// still queued (what it cannot is logged as lost).
+// still queued; what it cannot is lost: counted (Lost) and logged.
 //
 // A batch's messages are encoded one after the other into one buffer, reused by the next batch
 // once the batch is acknowledged: a verdict costs the garbage collector no allocation of its own.
@@ -254,8 +258,20 @@ func (d *DecisionLog) drain(pending []kafka.Message, limit time.Duration) {
 			return
 		}
 		if rest, err := d.publish(ctx, batch); err != nil {
-			lost := len(rest) + len(d.q)
-			d.log.Warn("decision log stopped with verdicts unpublished", "lost", lost, "err", err)
+			// The queue is emptied into the count: its length gauge then says nothing waits.
+			lost := uint64(len(rest))
+			for empty := false; !empty; {
+				select {
+				case <-d.q:
+					lost++
+				default:
+					empty = true
+				}
+			}
+			total := d.lost.Add(lost)
+			d.log.Warn("decision log stopped with verdicts unpublished (Kafka slow or away): lost", "lost", lost, "lost_total", total,
+				"recorded_total", d.recorded.Load(), "published_total", d.published.Load(), "dropped_total", d.dropped.Load(), "rejected_total", d.rejected.Load(),
+				"drain", limit, "err", err)
 			return
 		}
 		batch = batch[:0]

@@ -112,6 +112,41 @@ func TestDecisionLogFailingWriterDropsAndCounts(t *testing.T) {
 	}
 }
 
+// Verdicts still queued when the node stops and the drain's time runs out are lost: counted
+// (Lost, riskflow_decisions_total{result="lost"}) and logged with the count, so that recorded =
+// published + dropped + rejected + lost once the log stopped. They were only logged.
+func TestDecisionLogCountsVerdictsLostAtTheStop(t *testing.T) {
+	w := &fakeWriter{}
+	var logs syncbuf.Buffer
+	d := NewDecisionLog(DecisionLogConfig{Queue: 20, Batch: 5, Linger: time.Millisecond, RetryMin: time.Millisecond, RetryMax: 2 * time.Millisecond},
+		w, decHasher, slog.New(slog.NewTextHandler(&logs, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx, 20*time.Millisecond); close(done) }()
+	for i := range 10 {
+		req, rc, hits := verdictOf(i)
+		d.Record(req, rc, hits, time.Microsecond)
+	}
+	for deadline := time.Now().Add(10 * time.Second); d.Published() < 10 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	w.fail(errors.New("dial tcp 127.0.0.1:1: connection refused")) // Kafka away
+	for i := 10; i < 100; i++ {
+		req, rc, hits := verdictOf(i)
+		d.Record(req, rc, hits, time.Microsecond)
+	}
+	cancel()
+	<-done
+	lost := d.Recorded() - d.Published() - d.Dropped() - d.Rejected()
+	if d.Published() != 10 || d.Dropped() == 0 || lost == 0 || d.Lost() != lost || d.Queued() != 0 {
+		t.Errorf("recorded %d, published %d, dropped %d, rejected %d, lost %d, queued %d; want 10 published, some dropped, the other %d lost and none queued",
+			d.Recorded(), d.Published(), d.Dropped(), d.Rejected(), d.Lost(), d.Queued(), lost)
+	}
+	if want := fmt.Sprintf("lost=%d lost_total=%d recorded_total=100 published_total=10", lost, lost); !strings.Contains(logs.String(), want) {
+		t.Errorf("no %q in the log:\n%s", want, logs.String())
+	}
+}
+
 // A batch never holds more than the queue: with Kafka away and verdicts arriving while a batch
 // lingers (and is taken into it every EncodeEvery), at most the queue and one batch of the
 // queue's size are held; the rest is dropped.

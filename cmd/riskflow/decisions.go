@@ -48,10 +48,11 @@ func (a *app) decisionsKafka() consumers.Config {
 }
 
 // registerDecisionMetrics exposes the decision log's counters: riskflow_decisions_total by result
-// (recorded, published, dropped: queue full, rejected: refused by the broker) and the queue's length.
+// (recorded, published, dropped: queue full, rejected: refused by the broker, lost: still queued
+// when the stop's drain ran out of time) and the queue's length.
 func registerDecisionMetrics(reg prometheus.Registerer, dl *pipeline.DecisionLog) {
 	for result, f := range map[string]func() uint64{
-		"recorded": dl.Recorded, "published": dl.Published, "dropped": dl.Dropped, "rejected": dl.Rejected,
+		"recorded": dl.Recorded, "published": dl.Published, "dropped": dl.Dropped, "rejected": dl.Rejected, "lost": dl.Lost,
 	} {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "riskflow_decisions_total", Help: "Verdicts of /v1/risk/check by what the decision log did with them.",
