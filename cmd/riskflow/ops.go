@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -42,6 +44,10 @@ func (a *app) runOps(ctx context.Context, listen string) error {
 	return nil
 }
 
+// opsHandler answers the ops port's three routes, and everything else as the API answers it, in
+// the API's error format ({"code":<status>,"content":"…"}, JSON): a known path with another
+// method is a 405 with Allow, any other path — one not in its clean form too ("//readyz", which
+// ServeMux would redirect) — a 404 naming the routes there are.
 func (a *app) opsHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
@@ -60,11 +66,39 @@ func (a *app) opsHandler() http.Handler {
 		}
 		opsJSON(w, http.StatusOK, schemas.ErrorBody{Code: 0, Content: "ready"})
 	})
-	return mux
+	mux.HandleFunc("/", opsNoRoute)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; r.Method != http.MethodConnect && p != path.Clean("/"+p) {
+			opsNoRoute(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
+// opsRoutes are the ops port's paths and their methods (for 405 answers).
+var opsRoutes = map[string]string{"/metrics": "GET, HEAD", "/healthz": "GET, HEAD", "/readyz": "GET, HEAD"}
+
+// opsNoRoute answers a request no route of the ops port took: 405 with Allow for one of its paths,
+// else 404. Method and path are the caller's: shown short and escaped, phone numbers masked.
+func opsNoRoute(w http.ResponseWriter, r *http.Request) {
+	method, p := schemas.ShowName(r.Method, 16), schemas.ShowName(r.URL.EscapedPath(), 64)
+	if allow, ok := opsRoutes[r.URL.EscapedPath()]; ok {
+		w.Header().Set("Allow", allow)
+		opsJSON(w, http.StatusMethodNotAllowed, schemas.ErrorBody{Code: http.StatusMethodNotAllowed,
+			Content: fmt.Sprintf("method %s is not allowed on %s: use %s", method, p, allow)})
+		return
+	}
+	opsJSON(w, http.StatusNotFound, schemas.ErrorBody{Code: http.StatusNotFound,
+		Content: fmt.Sprintf("no route %s %s (this is the ops port, ops.listen: GET /healthz, /readyz, /metrics; the API's routes are on api.listen of an api node)", method, p)})
+}
+
+// opsJSON writes body as the API writes its answers: JSON, with its length.
 func opsJSON(w http.ResponseWriter, code int, body schemas.ErrorBody) {
+	b, _ := json.Marshal(body)
+	b = append(b, '\n')
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(body)
+	_, _ = w.Write(b)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +28,7 @@ import (
 	"github.com/riskflow/riskflow/internal/syncbuf"
 	"github.com/riskflow/riskflow/internal/testaddr"
 	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring/api"
 )
 
 // serveGet returns a GET of h's path: the status and the body.
@@ -602,5 +604,62 @@ func TestWaitingForKafkaNamesTheBrokers(t *testing.T) {
 	<-started
 	if out := logs.String(); !strings.Contains(out, "creating topics failing") || !strings.Contains(out, "kafka.brokers "+broker+": ") {
 		t.Errorf("the retry log does not name kafka.brokers %s:\n%s", broker, out)
+	}
+}
+
+// The ops port answers what it has no route for as the API does: JSON {"code","content"} with the
+// status, a 405 with Allow for its paths, a 404 for a path not in its clean form instead of a
+// redirect. It answered ServeMux's plain-text "Method Not Allowed" and "404 page not found", and
+// a 307 to /readyz for //readyz.
+func TestOpsPortErrorsAreTheAPIs(t *testing.T) {
+	a := &app{cfg: Default(), log: slog.New(slog.DiscardHandler), reg: prometheus.NewRegistry(), health: &health{}}
+	ops := a.opsHandler()
+	apiNode := api.New(api.Config{}, nil, nil)
+	do := func(h http.Handler, method, target string) *http.Response {
+		rec := httptest.NewRecorder()
+		r := httptest.NewRequest(method, "http://node"+target, nil)
+		h.ServeHTTP(rec, r)
+		return rec.Result()
+	}
+	for _, c := range []struct {
+		method, target string
+		code           int
+		allow, want    string
+		sameAsAPI      bool
+	}{
+		{"POST", "/readyz", 405, "GET, HEAD", "method POST is not allowed on /readyz: use GET, HEAD", true},
+		{"DELETE", "/metrics", 405, "GET, HEAD", "method DELETE is not allowed on /metrics: use GET, HEAD", true},
+		{"OPTIONS", "/healthz", 405, "GET, HEAD", "method OPTIONS is not allowed on /healthz: use GET, HEAD", true},
+		{"GET", "/nope", 404, "", "no route GET /nope (this is the ops port, ops.listen: GET /healthz, /readyz, /metrics;", false},
+		{"GET", "//readyz", 404, "", "no route GET //readyz (this is the ops port", false},
+		{"GET", "/readyz/", 404, "", "no route GET /readyz/ (this is the ops port", false},
+		{"POST", "/v1/risk/check", 404, "", "no route POST /v1/risk/check (this is the ops port, ops.listen: GET /healthz, /readyz, /metrics; the API's routes are on api.listen", false},
+		{"GET", "/13812345678", 404, "", `no route GET "/<phone>"`, false},
+	} {
+		resp := do(ops, c.method, c.target)
+		b, _ := io.ReadAll(resp.Body)
+		var eb schemas.ErrorBody
+		err := json.Unmarshal(b, &eb)
+		if resp.StatusCode != c.code || err != nil || eb.Code != c.code || !strings.HasPrefix(eb.Content, c.want) ||
+			resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("Allow") != c.allow || resp.Header.Get("Location") != "" {
+			t.Errorf("%s %s: %d %v %q (Allow %q); want %d, Allow %q, JSON content %q", c.method, c.target, resp.StatusCode, resp.Header, b, resp.Header.Get("Allow"), c.code, c.allow, c.want)
+		}
+		if strings.Contains(string(b), "5678") {
+			t.Errorf("%s %s: the answer shows the number: %s", c.method, c.target, b)
+		}
+		if c.sameAsAPI {
+			ar := do(apiNode, c.method, c.target)
+			ab, _ := io.ReadAll(ar.Body)
+			if ar.StatusCode != resp.StatusCode || string(ab) != string(b) || ar.Header.Get("Allow") != resp.Header.Get("Allow") {
+				t.Errorf("%s %s: the ops port answers %d %q (Allow %q), the API %d %q (Allow %q)", c.method, c.target,
+					resp.StatusCode, b, resp.Header.Get("Allow"), ar.StatusCode, ab, ar.Header.Get("Allow"))
+			}
+		}
+	}
+	// Its routes answer as before, HEAD too.
+	for _, target := range []string{"/healthz", "/readyz", "/metrics"} {
+		if resp := do(ops, "HEAD", target); resp.StatusCode != 200 {
+			t.Errorf("HEAD %s: %d", target, resp.StatusCode)
+		}
 	}
 }
