@@ -514,14 +514,15 @@ func (a *app) runArchiver(ctx context.Context) error {
 		BackoffMin: 200 * time.Millisecond, BackoffMax: c.BreakerOpenFor.D(),
 	}, reader, stage, a.log, a.obs)
 	// An idle archiver has no batch to fail: its ClickHouse is pinged as well, so that /readyz and
-	// riskflow_loop_stalled_seconds say so when it is away with nothing to write.
+	// riskflow_loop_stalled_seconds say so when it is away with nothing to write — for the
+	// decision archiver too, which writes to the same ClickHouse.
 	watched := &pingWatch{loop: loop, now: time.Now}
 	a.registerLoop("archiver", watched)
 	go watched.watchPings(ctx, archiverPingEvery, store.Ping)
 	go a.watchGroupLag(ctx, a.kc, k.ArchiverGroup, k.ScoresTopic)
 	a.log.Info("archiver running", "topic", k.ScoresTopic, "group", k.ArchiverGroup, "clickhouse", c.Addr, "database", c.Database)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return a.runDecisionArchiver(gctx, sink) })
+	g.Go(func() error { return a.runDecisionArchiver(gctx, sink, watched) })
 	g.Go(func() error { return loop.Run(gctx) })
 	return g.Wait()
 }

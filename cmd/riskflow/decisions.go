@@ -111,8 +111,9 @@ func (d decisionStore) WriteDecisions(ctx context.Context, ds []schemas.Decision
 }
 
 // runDecisionArchiver consumes kafka.decisions_topic into risk_decisions, in the group
-// kafka.decisions_group; each batch is committed once ClickHouse acknowledged it.
-func (a *app) runDecisionArchiver(ctx context.Context, sink *migratingSink) error {
+// kafka.decisions_group; each batch is committed once ClickHouse acknowledged it. pings are the
+// archiver's pings of that ClickHouse: the loop is unready with them while it has nothing to write.
+func (a *app) runDecisionArchiver(ctx context.Context, sink *migratingSink, pings *pingWatch) error {
 	k, c := a.cfg.Kafka, a.cfg.ClickHouse
 	// The decisions' own cluster: they were written there. Dead letters go where the others do.
 	reader := consumers.NewGroupReader(a.decisionsKafka(), k.DecisionsTopic, k.DecisionsGroup)
@@ -126,7 +127,7 @@ func (a *app) runDecisionArchiver(ctx context.Context, sink *migratingSink) erro
 		Name: "decisions", MaxBatch: min(c.BatchSize, 20_000), MaxWait: c.FlushInterval.D(),
 		BackoffMin: 200 * time.Millisecond, BackoffMax: c.BreakerOpenFor.D(),
 	}, reader, stage.Handle, a.log, a.obs)
-	a.registerLoop("decisions", loop)
+	a.registerLoop("decisions", pings.sharing(loop))
 	go a.watchGroupLag(ctx, a.decisionsKafka(), k.DecisionsGroup, k.DecisionsTopic)
 	a.log.Info("decision archiver running", "topic", k.DecisionsTopic, "group", k.DecisionsGroup, "brokers", strings.Join(a.decisionsKafka().Brokers, ","))
 	if err := loop.Run(ctx); err != nil {

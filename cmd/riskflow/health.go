@@ -187,8 +187,22 @@ type pingWatch struct {
 }
 
 // Stalled implements staller.
-func (w *pingWatch) Stalled() (time.Duration, string) {
-	d, why := w.loop.Stalled()
+func (w *pingWatch) Stalled() (time.Duration, string) { return w.stalledWith(w.loop) }
+
+// sharing returns the readiness of another loop writing to the store w pings (the decision
+// archiver beside the archiver): it stalls with the pings as w's own loop does.
+func (w *pingWatch) sharing(loop staller) staller { return sharedPings{loop: loop, w: w} }
+
+type sharedPings struct {
+	loop staller
+	w    *pingWatch
+}
+
+func (s sharedPings) Stalled() (time.Duration, string) { return s.w.stalledWith(s.loop) }
+
+// stalledWith is the longer of loop's own stall and how long the store's pings have failed.
+func (w *pingWatch) stalledWith(loop staller) (time.Duration, string) {
+	d, why := loop.Stalled()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !w.failing.IsZero() {

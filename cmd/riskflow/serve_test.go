@@ -111,6 +111,32 @@ func TestIdleArchiverUnreadyWhileItsStoreFailsPings(t *testing.T) {
 	}
 }
 
+// The decision archiver writes to the archiver's ClickHouse: idle, it is unready with the
+// archiver's failing pings (it stayed ready, riskflow_loop_stalled_seconds{loop="decisions"} 0,
+// through an outage — and /readyz?exclude=archiver said ready), and is ready again with them.
+func TestIdleDecisionArchiverUnreadyWithThePings(t *testing.T) {
+	now := time.Date(2026, 12, 6, 2, 0, 0, 0, time.UTC)
+	w := &pingWatch{loop: &fakeLoop{}, now: func() time.Time { return now }}
+	decisions := &fakeLoop{}
+	check := loopCheck(w.sharing(decisions), 30*time.Second)
+	refused := errors.New("chsink: ping 127.0.0.1:19000: dial tcp 127.0.0.1:19000: connect: connection refused")
+	w.noted(refused)
+	now = now.Add(40 * time.Second)
+	w.noted(refused)
+	if err := check(); err == nil || !strings.Contains(err.Error(), "stalled for 40s") || !strings.Contains(err.Error(), "its store does not answer") {
+		t.Errorf("pings failing for 40 s: %v; want the decision archiver unready too", err)
+	}
+	decisions.d, decisions.why = time.Minute, "insert decisions: breaker open"
+	if err := check(); err == nil || !strings.Contains(err.Error(), "insert decisions: breaker open") {
+		t.Errorf("its own loop stalled longer: %v", err)
+	}
+	decisions.d, decisions.why = 0, ""
+	w.noted(nil)
+	if err := check(); err != nil {
+		t.Errorf("after a ping succeeded: %v", err)
+	}
+}
+
 // watchPings notes each ping's result until its context ends.
 func TestWatchPingsNotesResults(t *testing.T) {
 	w := &pingWatch{loop: &fakeLoop{}, now: time.Now}
