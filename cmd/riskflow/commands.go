@@ -81,7 +81,9 @@ func root() *command {
 			{name: "label", args: "--app ID (--decision ID | --event ID) --as fraud|legit [flags] | --file LABELS.json", summary: "mark decisions or events as fraud or legit (ClickHouse labels)",
 				doc: "Stores labels in ClickHouse labels with who (--by, default the user) and when; riskflow backtest\n" +
 					"uses them for precision and recall. --file takes an object or an array of\n" +
-					"{app_id, decision_id|event_id, label, note}, as POST /v1/admin/labels does.",
+					"{app_id, decision_id|event_id, label, note}, as POST /v1/admin/labels does, or JSON lines; it\n" +
+					"is checked whole first (a mistake stores nothing and names its line), then stored 10,000\n" +
+					"labels at a time, so that a file of any size takes the same memory.",
 				run: cmdLabel},
 			{name: "version", args: "", summary: "print the version, VCS revision and Go version of this binary",
 				doc: "Prints the build information the Go toolchain embedded in this binary.",

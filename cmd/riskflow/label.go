@@ -46,19 +46,6 @@ func cmdLabel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case *file != "" && (*app != "" || *decision != "" || *event != "" || *as != ""):
 		return usagef("label: --file or --app/--decision/--event/--as, not both")
 	case *file != "":
-		var b []byte
-		var err error
-		if *file == "-" {
-			b, err = io.ReadAll(os.Stdin)
-		} else {
-			b, err = os.ReadFile(*file)
-		}
-		if err != nil { // the path is the caller's: a number in it is masked
-			return usageError{errors.New("--file: " + schemas.MaskPhones(err.Error()))}
-		}
-		if labels, err = schemas.DecodeLabelFile(b); err != nil {
-			return usageError{fmt.Errorf("--file %s: %w", *file, err)}
-		}
 	case *decision == "" && *event == "":
 		return usagef("label: --decision or --event is required (or --file): the label marks a decision or an event")
 	case *decision != "" && *event != "":
@@ -71,16 +58,28 @@ func cmdLabel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		labels = []schemas.Label{l}
 	}
+	// A file is read twice, a batch at a time: first to check every label — a mistake anywhere
+	// stores nothing, as when it was read whole — then to store them. Standard input is kept in a
+	// temporary file for the second reading.
+	var src labelSource
+	if *file != "" {
+		var err error
+		if src, err = openLabelSource(*file); err != nil { // the path is the caller's: a number in it is masked
+			return usageError{errors.New("--file: " + schemas.MaskPhones(err.Error()))}
+		}
+		defer src.close()
+		n, err := readLabelFile(src.r, labelBatch, func([]schemas.Label) error { return nil })
+		if err != nil {
+			return usageError{fmt.Errorf("--file %s: %w", schemas.MaskPhones(*file), err)}
+		}
+		src.n = n
+	}
 	who := *by
 	if who == "" {
 		who = "unknown"
 		if u, err := user.Current(); err == nil {
 			who = u.Username
 		}
-	}
-	now := time.Now().UTC()
-	for i := range labels {
-		labels[i].LabeledBy, labels[i].LabeledAt = "cli:"+who, now
 	}
 	cfg, err := cf.load(nil)
 	if err != nil {
@@ -96,27 +95,61 @@ func cmdLabel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if _, err := st.Migrate(ctx); err != nil {
 		return fmt.Errorf("label: %s: migrate: %w", where, err)
 	}
-	if err := st.WriteLabels(ctx, labels); err != nil {
-		return fmt.Errorf("label: %s: %w", where, err)
-	}
-	for _, l := range labels {
-		kind, id := l.Target()
-		fmt.Fprintf(stdout, "labelled %s %s of %s as %s (by %s)\n", kind, id, l.AppID, l.Label, l.LabeledBy)
-	}
-	// A label of an id that is not stored never counts: say so (the label is kept — the
-	// archiver may only be behind).
-	unknown, err := st.UnknownTargets(ctx, labels)
-	if err != nil {
-		fmt.Fprintf(stderr, "warning: could not check that the labelled ids are stored: %v\n", err)
+	stored, total := 0, max(len(labels), src.n)
+	var unknown []schemas.Label // the first maxUnknownShown labels of ids not stored
+	nUnknown := 0
+	var checkErr error
+	store := func(batch []schemas.Label) error {
+		now := time.Now().UTC()
+		for i := range batch {
+			batch[i].LabeledBy, batch[i].LabeledAt = "cli:"+who, now
+		}
+		if err := st.WriteLabels(ctx, batch); err != nil {
+			if stored > 0 {
+				return fmt.Errorf("label: %s: %w (%d of the %d labels were stored before; storing them again is harmless: the latest label wins)", where, err, stored, total)
+			}
+			return fmt.Errorf("label: %s: %w", where, err)
+		}
+		stored += len(batch)
+		for _, l := range batch {
+			kind, id := l.Target()
+			fmt.Fprintf(stdout, "labelled %s %s of %s as %s (by %s)\n", kind, id, l.AppID, l.Label, l.LabeledBy)
+		}
+		// A label of an id that is not stored never counts: say so (the label is kept — the
+		// archiver may only be behind).
+		if checkErr != nil {
+			return nil
+		}
+		u, err := st.UnknownTargets(ctx, batch)
+		if err != nil {
+			checkErr = err
+			return nil
+		}
+		nUnknown += len(u)
+		for _, l := range u[:min(len(u), maxUnknownShown-len(unknown))] {
+			unknown = append(unknown, l)
+		}
 		return nil
 	}
-	for i, l := range unknown {
-		if i == maxUnknownShown {
-			// A bulk file of ids not archived yet: the count, not a line each.
-			fmt.Fprintf(stderr, "warning: and %d more labelled ids not stored (%d of the %d labels): they never count in a backtest unless the archiver stores them later\n",
-				len(unknown)-i, len(unknown), len(labels))
-			break
+	if src.r != nil {
+		if err := src.rewind(); err != nil {
+			return fmt.Errorf("label: --file %s: read it again to store it: %w", schemas.MaskPhones(*file), err)
 		}
+		n, err := readLabelFile(src.r, labelBatch, store)
+		if err != nil {
+			return err // a store error; the file read well the first time
+		}
+		if n != src.n {
+			return fmt.Errorf("label: --file %s: %d labels the first reading, %d the second: the file changed while it was read (%d labels stored)", schemas.MaskPhones(*file), src.n, n, stored)
+		}
+	} else if err := store(labels); err != nil {
+		return err
+	}
+	if checkErr != nil {
+		fmt.Fprintf(stderr, "warning: could not check that the labelled ids are stored: %v\n", checkErr)
+		return nil
+	}
+	for _, l := range unknown {
 		kind, id := l.Target()
 		table := "risk_decisions"
 		if kind == schemas.LabelTargetEvent {
@@ -125,7 +158,73 @@ func cmdLabel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stderr, "warning: no %s %s of app %s in %s: a mistyped id or app never counts in a backtest (if it was just made, the archiver may be behind)\n",
 			kind, id, l.AppID, table)
 	}
+	if nUnknown > len(unknown) {
+		// A bulk file of ids not archived yet: the count, not a line each.
+		fmt.Fprintf(stderr, "warning: and %d more labelled ids not stored (%d of the %d labels): they never count in a backtest unless the archiver stores them later\n",
+			nUnknown-len(unknown), nUnknown, total)
+	}
 	return nil
+}
+
+// labelSource is the input of label --file, read twice: a file, or standard input kept in a
+// temporary file.
+type labelSource struct {
+	r     io.ReadSeeker
+	n     int // labels the first reading found
+	close func()
+}
+
+// openLabelSource opens path (- for standard input, copied to a temporary file as it is read).
+func openLabelSource(path string) (labelSource, error) {
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return labelSource{}, err
+		}
+		return labelSource{r: f, close: func() { f.Close() }}, nil
+	}
+	tmp, err := os.CreateTemp("", "riskflow-labels-*.json")
+	if err != nil {
+		return labelSource{}, fmt.Errorf("keep standard input for a second reading: %w", err)
+	}
+	os.Remove(tmp.Name()) // unlinked: gone when closed, whatever happens
+	return labelSource{r: &teeSeeker{in: os.Stdin, f: tmp}, close: func() { tmp.Close() }}, nil
+}
+
+func (s labelSource) rewind() error {
+	_, err := s.r.Seek(0, io.SeekStart)
+	return err
+}
+
+// teeSeeker reads in, writing what it reads to f; once rewound, it reads f.
+type teeSeeker struct {
+	in     io.Reader
+	f      *os.File
+	replay bool
+}
+
+func (t *teeSeeker) Read(p []byte) (int, error) {
+	if t.replay {
+		return t.f.Read(p)
+	}
+	n, err := t.in.Read(p)
+	if n > 0 {
+		if _, werr := t.f.Write(p[:n]); werr != nil {
+			return n, fmt.Errorf("keep standard input for a second reading: %w", werr)
+		}
+	}
+	return n, err
+}
+
+func (t *teeSeeker) Seek(offset int64, whence int) (int64, error) {
+	if !t.replay {
+		// The rest of the input is kept too: the second reading must see what the first saw.
+		if _, err := io.Copy(t.f, t.in); err != nil {
+			return 0, fmt.Errorf("keep standard input for a second reading: %w", err)
+		}
+		t.replay = true
+	}
+	return t.f.Seek(offset, whence)
 }
 
 // maxUnknownShown is how many labels of ids not stored `riskflow label` names one by one.

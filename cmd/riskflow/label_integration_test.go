@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/riskflow/riskflow/schemas"
 )
@@ -37,5 +38,72 @@ func TestLabelBulkUnknownWarnsByCount(t *testing.T) {
 	var n uint64
 	if err := conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".labels FINAL").Scan(&n); err != nil || n != 2000 {
 		t.Errorf("%d labels stored (%v), want 2000", n, err)
+	}
+}
+
+// A labels file is stored a batch at a time, from a file or from standard input (kept for the
+// second reading): every label once, the unknown ids warned about across the batches as for one,
+// and a mistake on the last line stores nothing.
+func TestLabelFileInBatches(t *testing.T) {
+	cleanEnv(t)
+	addr, db, conn, st := migratedDatabase(t, "riskflow_label_batches")
+	defer func(n int) { labelBatch = n }(labelBatch)
+	labelBatch = 300
+	// 50 of the events are stored: their labels draw no warning.
+	ctx := context.Background()
+	var known []schemas.ScoreRecord
+	for i := range 50 {
+		known = append(known, schemas.ScoreRecord{EventID: fmt.Sprintf("batch-%d", i*7), AppID: "app1", PhoneHash: strings.Repeat("ab", 32), PhoneMasked: "1381234****",
+			PhoneSegment: "1381234", TS: time.Now().Add(-time.Hour), Flow: "one_click_login", Outcome: "success", IP: "1.2.3.4", RulesVersion: "v"})
+	}
+	if err := st.WriteBatch(ctx, known); err != nil {
+		t.Fatal(err)
+	}
+	var lines strings.Builder
+	for i := range 1000 {
+		fmt.Fprintf(&lines, `{"app_id":"app1","event_id":"batch-%d","label":"fraud"}`+"\n", i)
+	}
+	file := filepath.Join(t.TempDir(), "labels.jsonl")
+	os.WriteFile(file, []byte(lines.String()), 0o644)
+	stdin := func(doc string) func() {
+		f, err := os.CreateTemp(t.TempDir(), "stdin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(doc)
+		f.Seek(0, 0)
+		old := os.Stdin
+		os.Stdin = f
+		return func() { os.Stdin = old; f.Close() }
+	}
+	sets := []string{"--by", "it", "--set", "clickhouse.addr=" + addr, "--set", "clickhouse.database=" + db}
+	for _, from := range []string{file, "-"} {
+		restore := func() {}
+		if from == "-" {
+			restore = stdin(lines.String())
+		}
+		r := runCmd(t, ctx, append([]string{"label", "--file", from}, sets...)...)
+		restore()
+		if r.code != 0 || strings.Count(r.stdout, "labelled event batch-") != 1000 || strings.Count(r.stderr, "warning: no event") != maxUnknownShown ||
+			!strings.Contains(r.stderr, fmt.Sprintf("and %d more labelled ids not stored (950 of the 1000 labels)", 950-maxUnknownShown)) ||
+			strings.Contains(r.stderr, "no event batch-0 ") {
+			t.Errorf("--file %s: exit %d, %d labelled\n%s", from, r.code, strings.Count(r.stdout, "labelled"), r.stderr)
+		}
+		var n, rows uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM "+db+".labels FINAL").Scan(&n); err != nil || n != 1000 {
+			t.Errorf("--file %s: %d labels stored (%v), want 1000", from, n, err)
+		}
+		conn.QueryRow(ctx, "SELECT count() FROM "+db+".labels").Scan(&rows)
+		t.Logf("--file %s: %d label rows before merges", from, rows)
+	}
+	// A mistake on the last line (after three batches' worth): nothing of the file is stored.
+	conn.Exec(ctx, "TRUNCATE TABLE "+db+".labels")
+	restore := stdin(lines.String() + `{"app_id":"app1","event_id":"batch-x","label":"frad"}` + "\n")
+	r := runCmd(t, ctx, append([]string{"label", "--file", "-"}, sets...)...)
+	restore()
+	var n uint64
+	conn.QueryRow(ctx, "SELECT count() FROM "+db+".labels").Scan(&n)
+	if r.code != 2 || !strings.Contains(r.stderr, `--file -: line 1001: label: "frad" is not fraud or legit`) || n != 0 || r.stdout != "" {
+		t.Errorf("a bad last line: exit %d, %d labels stored\nstdout %.200s\nstderr %s", r.code, n, r.stdout, r.stderr)
 	}
 }

@@ -1,0 +1,306 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/riskflow/riskflow/schemas"
+)
+
+// labelBatch is how many labels of a --file are stored at once (one INSERT, then the check that
+// their decisions and events are stored): the file is read in batches, so that memory stays the
+// same whatever its size (read whole, 500,000 labels took 730 MB).
+var labelBatch = 10_000
+
+// maxLabelLine bounds one line of a JSON-lines file, and one label object read whole.
+const maxLabelLine = 1 << 20
+
+// readLabelFile reads the labels of r — one object, an array of objects, or JSON lines, the
+// formats of schemas.DecodeLabelFile — and hands them to fn in batches of at most batch labels,
+// each checked as schemas.DecodeLabels checks it (strict members, UTF-8, phone numbers refused).
+// It holds one batch at a time: fn may not keep the slice (it is reused). An error names the line
+// (and in an array the element, [i]); fn's error is returned as it is. It returns how many labels
+// fn was given.
+func readLabelFile(r io.Reader, batch int, fn func([]schemas.Label) error) (int, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	// A byte order mark (a file a Windows editor saved) is skipped.
+	if b, err := br.Peek(3); err == nil && string(b) == "\xef\xbb\xbf" {
+		br.Discard(3)
+	}
+	line := 1 // of the next byte of br
+	for {
+		c, err := br.ReadByte()
+		if err != nil {
+			_, derr := schemas.DecodeLabels(nil) // "body is empty: …", as for the API
+			return 0, derr
+		}
+		if c == '\n' {
+			line++
+		}
+		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			br.UnreadByte()
+			break
+		}
+	}
+	s := &labelStream{batch: batch, fn: fn, out: make([]schemas.Label, 0, min(batch, 1024))}
+	c, _ := br.Peek(1)
+	switch c[0] {
+	case '[':
+		// The decoder reads what br holds, then the rest of r, through a line counter.
+		held, _ := br.Peek(br.Buffered())
+		lc := &lineCounter{r: io.MultiReader(bytes.NewReader(bytes.Clone(held)), r), lines: line - 1}
+		return s.array(json.NewDecoder(lc), lc)
+	case '{':
+		first, err := readLabelLine(br, line)
+		if err != nil {
+			return 0, err
+		}
+		obj := bytes.TrimSpace(first)
+		next, nextLine, err := nextLabelLine(br, line+1)
+		if err != nil {
+			return 0, err
+		}
+		if next != nil && len(obj) >= 2 && obj[len(obj)-1] == '}' {
+			// A whole object on the first line, and more lines: JSON lines.
+			if err := s.jsonLine(obj, line); err != nil {
+				return s.n, err
+			}
+			return s.jsonLines(br, next, nextLine)
+		}
+		// One object, perhaps written over several lines (pretty-printed): read whole.
+		rest, err := io.ReadAll(io.LimitReader(br, maxLabelLine))
+		if err != nil {
+			return 0, err
+		}
+		doc := append(append(first, next...), rest...)
+		if len(doc) >= maxLabelLine {
+			return 0, &schemas.FieldError{Field: fmt.Sprintf("line %d", line), Reason: "one label object longer than 1 MiB, or several objects written over several lines: write one label object per line (JSON lines) or an array"}
+		}
+		ls, err := schemas.DecodeLabels(doc)
+		if err != nil {
+			return 0, err
+		}
+		s.out = append(s.out, ls...)
+		return s.flush()
+	default:
+		b, _ := io.ReadAll(io.LimitReader(br, 64))
+		_, err := schemas.DecodeLabels(b) // names what is wrong with the text
+		if err == nil {
+			err = errors.New("expected a label object, an array of labels or JSON lines")
+		}
+		return 0, err
+	}
+}
+
+// labelStream collects the labels read into batches for fn.
+type labelStream struct {
+	batch int
+	fn    func([]schemas.Label) error
+	out   []schemas.Label
+	n     int // labels handed to fn
+}
+
+func (s *labelStream) add(l schemas.Label) error {
+	s.out = append(s.out, l)
+	if len(s.out) < s.batch {
+		return nil
+	}
+	_, err := s.flush()
+	return err
+}
+
+func (s *labelStream) flush() (int, error) {
+	if len(s.out) == 0 {
+		return s.n, nil
+	}
+	if err := s.fn(s.out); err != nil {
+		return s.n, err
+	}
+	s.n += len(s.out)
+	clear(s.out)
+	s.out = s.out[:0]
+	return s.n, nil
+}
+
+// jsonLine decodes one line of a JSON-lines file (line: its number), errors naming it.
+func (s *labelStream) jsonLine(b []byte, line int) error {
+	var ls []schemas.Label
+	var err error
+	if b[0] != '{' {
+		err = &schemas.FieldError{Reason: "expected one label object per line (JSON lines), or one array of labels in the whole file"}
+	} else {
+		ls, err = schemas.DecodeLabels(b)
+	}
+	if err != nil {
+		return atLine(err, fmt.Sprintf("line %d", line))
+	}
+	return s.add(ls[0])
+}
+
+// jsonLines reads the lines of a JSON-lines file from next (the line numbered line) on.
+func (s *labelStream) jsonLines(br *bufio.Reader, next []byte, line int) (int, error) {
+	for next != nil {
+		if err := s.jsonLine(next, line); err != nil {
+			return s.n, err
+		}
+		var err error
+		if next, line, err = nextLabelLine(br, line+1); err != nil {
+			return s.n, err
+		}
+	}
+	return s.flush()
+}
+
+// array reads an array of label objects one element at a time from dec, which reads through lc.
+func (s *labelStream) array(dec *json.Decoder, lc *lineCounter) (int, error) {
+	syntax := func(err error) error {
+		var se *json.SyntaxError
+		at := dec.InputOffset()
+		if errors.As(err, &se) {
+			at = se.Offset
+		}
+		reason := "invalid JSON: " + strings.TrimPrefix(err.Error(), "json: ")
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			reason = "invalid JSON: unexpected end of input (the array is not closed)"
+		}
+		// The decoder's offset may be before the blanks that precede the mistake.
+		return &schemas.FieldError{Field: fmt.Sprintf("line %d", lc.lineOfText(at)), Reason: reason}
+	}
+	if _, err := dec.Token(); err != nil { // [
+		return 0, syntax(err)
+	}
+	i := 0
+	for ; dec.More(); i++ {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return s.n, syntax(err)
+		}
+		// The element's first line: the line where it ends, less the lines it spans.
+		at := fmt.Sprintf("line %d: [%d]", lc.lineAt(dec.InputOffset())-bytes.Count(raw, []byte("\n")), i)
+		if len(raw) == 0 || raw[0] != '{' {
+			return s.n, &schemas.FieldError{Field: at, Reason: "expected a label object"}
+		}
+		ls, err := schemas.DecodeLabels(raw)
+		if err != nil {
+			return s.n, atLine(err, at)
+		}
+		if err := s.add(ls[0]); err != nil {
+			return s.n, err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // ]
+		return s.n, syntax(err)
+	}
+	if i == 0 {
+		return 0, &schemas.FieldError{Reason: "the array holds no labels"}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return s.n, &schemas.FieldError{Field: fmt.Sprintf("line %d", lc.lineAt(dec.InputOffset())), Reason: "invalid JSON: data after the labels"}
+	}
+	return s.flush()
+}
+
+// atLine prefixes err's field with where ("line 3", "line 7: [2]"): line 3: label: …,
+// line 7: [2].label: ….
+func atLine(err error, where string) error {
+	fe, ok := schemas.AsFieldError(err)
+	if !ok {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	field := where
+	switch {
+	case fe.Field == "":
+	case strings.HasSuffix(where, "]"):
+		field += "." + fe.Field
+	default:
+		field += ": " + fe.Field
+	}
+	return &schemas.FieldError{Field: field, Reason: fe.Reason}
+}
+
+// readLabelLine reads one line (without its newline) of at most maxLabelLine bytes; nil at the end.
+func readLabelLine(br *bufio.Reader, line int) ([]byte, error) {
+	var out []byte
+	for {
+		b, err := br.ReadSlice('\n')
+		if len(out)+len(b) > maxLabelLine {
+			return nil, &schemas.FieldError{Field: fmt.Sprintf("line %d", line), Reason: "longer than 1 MiB: not one label (JSON lines hold one label object per line)"}
+		}
+		out = append(out, b...)
+		switch {
+		case err == nil:
+			return bytes.TrimSuffix(out, []byte("\n")), nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF):
+			if len(out) == 0 {
+				return nil, nil
+			}
+			return out, nil
+		default:
+			return nil, err
+		}
+	}
+}
+
+// nextLabelLine returns the next line that is not blank, trimmed, and its number (line: the number of
+// the next line of br); nil at the end.
+func nextLabelLine(br *bufio.Reader, line int) ([]byte, int, error) {
+	for {
+		b, err := readLabelLine(br, line)
+		if err != nil || b == nil {
+			return nil, line, err
+		}
+		if b = bytes.TrimSpace(b); len(b) > 0 {
+			return b, line, nil
+		}
+		line++
+	}
+}
+
+// lineCounter passes a reader's bytes on and tells the line of an offset in them, for offsets
+// that only grow: it keeps only the bytes read and not yet counted (a read-ahead's worth).
+type lineCounter struct {
+	r     io.Reader
+	kept  []byte // bytes from offset base on
+	base  int64  // offset of kept[0]
+	lines int    // newlines before base (and before the reader's first byte)
+}
+
+func (c *lineCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.kept = append(c.kept, p[:n]...)
+	return n, err
+}
+
+// lineAt returns the line (1-based) of offset off.
+func (c *lineCounter) lineAt(off int64) int {
+	k := int(min(max(off-c.base, 0), int64(len(c.kept))))
+	c.lines += bytes.Count(c.kept[:k], []byte("\n"))
+	c.kept = c.kept[k:]
+	if cap(c.kept) > 1<<20 && len(c.kept) < cap(c.kept)/4 {
+		c.kept = append([]byte(nil), c.kept...) // let go of what was counted
+	}
+	c.base += int64(k)
+	return c.lines + 1
+}
+
+// lineOfText returns the line of the first byte at or after offset off that is not blank (the
+// last line read when there is none).
+func (c *lineCounter) lineOfText(off int64) int {
+	line := c.lineAt(off)
+	for _, b := range c.kept {
+		if b != ' ' && b != '\t' && b != '\r' && b != '\n' {
+			return line
+		}
+		if b == '\n' {
+			line++
+		}
+	}
+	return c.lines + 1 + bytes.Count(bytes.TrimRight(c.kept, " \t\r\n"), []byte("\n"))
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/riskflow/riskflow/internal/testaddr"
+	"github.com/riskflow/riskflow/schemas"
+)
+
+// readAll reads a labels file through readLabelFile in batches of batch, returning every label
+// and the size of each batch.
+func readAll(t *testing.T, doc string, batch int) ([]schemas.Label, []int, error) {
+	t.Helper()
+	var all []schemas.Label
+	var sizes []int
+	n, err := readLabelFile(strings.NewReader(doc), batch, func(b []schemas.Label) error {
+		all = append(all, b...)
+		sizes = append(sizes, len(b))
+		return nil
+	})
+	if n != len(all) {
+		t.Errorf("%q: readLabelFile says %d labels, gave %d", doc, n, len(all))
+	}
+	return all, sizes, err
+}
+
+// label --file's formats read as schemas.DecodeLabelFile reads them — one object (on one line or
+// several), an array (on one line or several), JSON lines (a byte order mark, CRLF, blank lines) —
+// in batches of at most the batch size.
+func TestReadLabelFileFormats(t *testing.T) {
+	obj := func(i int) string { return fmt.Sprintf(`{"app_id":"a","event_id":"e-%d","label":"fraud"}`, i) }
+	var lines, array []string
+	for i := range 7 {
+		lines = append(lines, obj(i))
+		array = append(array, obj(i))
+	}
+	for name, doc := range map[string]string{
+		"JSON lines":        "\xef\xbb\xbf" + strings.Join(lines, "\r\n") + "\r\n\n",
+		"JSON lines, blank": "\n\n" + strings.Join(lines, "\n\n"),
+		"array":             "[" + strings.Join(array, ",") + "]",
+		"array, lines":      "\n[\n  " + strings.Join(array, ",\n  ") + "\n]\n",
+	} {
+		ls, sizes, err := readAll(t, doc, 3)
+		if err != nil || len(ls) != 7 || ls[6].EventID != "e-6" || fmt.Sprint(sizes) != "[3 3 1]" {
+			t.Errorf("%s: %d labels in batches %v, %v", name, len(ls), sizes, err)
+		}
+		want, err := schemas.DecodeLabelFile([]byte(doc))
+		if err != nil || fmt.Sprint(want) != fmt.Sprint(ls) {
+			t.Errorf("%s: read %v, DecodeLabelFile %v %v", name, ls, want, err)
+		}
+	}
+	for _, doc := range []string{obj(1), obj(1) + "\n", "{\n  \"app_id\": \"a\",\n  \"event_id\": \"e-1\",\n\n  \"label\": \"fraud\"\n}\n"} {
+		if ls, _, err := readAll(t, doc, 3); err != nil || len(ls) != 1 || ls[0].EventID != "e-1" {
+			t.Errorf("one object %q: %v %v", doc, ls, err)
+		}
+	}
+}
+
+// A mistake is named by its line — in an array also by its element — however far into the file:
+// the file is no longer in memory to be searched.
+func TestReadLabelFileErrorsNameTheLine(t *testing.T) {
+	good := `{"app_id":"a","event_id":"e","label":"fraud"}`
+	for doc, want := range map[string]string{
+		good + "\n" + good + "\n\n" + `{"app_id":"a","event_id":"f","label":"spam"}`: `line 4: label: "spam" is not fraud or legit`,
+		good + "\n[]": "line 2: expected one label object per line",
+		good + "\n" + `{"app_id":"a","event_id":"13812348000","label":"fraud"}`:                 "line 2: event_id: looks like it contains a mobile phone number",
+		good + "\n" + `{"app_id":"a","event_id":"e","label":"fraud","APP_ID":"b"}`:              "line 2: APP_ID: unknown field",
+		good + "\n" + `{"app_id":"a","event_id":"e",`:                                           "line 2: invalid JSON",
+		"[\n" + good + ",\n" + good + ",\n" + `{"app_id":"a","event_id":"e","label":"x"}` + "]": `line 4: [2].label: "x" is not fraud or legit`,
+		"[\n" + good + ",\n\n  {\n\"app_id\":\"a\",\n\"label\":\"fraud\"}]":                     "line 4: [1].decision_id: is required",
+		"[\n" + good + ",\n" + good + ",\n" + good + "\n":                                       "line 4: invalid JSON: unexpected end of input (the array is not closed)",
+		"[\n" + good + ",\n" + good + ",\n  x" + good + "]":                                     "line 4: invalid JSON",
+		"[\n" + good + ",\n  42]":                                                               "line 3: [1]: expected a label object",
+		"[" + good + "]\n\n" + good:                                                             "line 3: invalid JSON: data after the labels",
+		"[]":                                                                                    "the array holds no labels",
+		"  \n ":                                                                                 "body is empty",
+		"x":                                                                                     "invalid JSON",
+	} {
+		_, _, err := readAll(t, doc, 2)
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", doc, err, want)
+		}
+	}
+	// Where the batches go fails: that error, as it is.
+	stop := errors.New("ClickHouse away")
+	_, err := readLabelFile(strings.NewReader(good+"\n"+good+"\n"+good), 2, func([]schemas.Label) error { return stop })
+	if !errors.Is(err, stop) {
+		t.Errorf("fn's error: %v", err)
+	}
+}
+
+// label --file holds one batch of a file at a time: 200,000 labels (22 MB) took the process
+// 150 MB more than one label when the file was read whole and decoded into one slice (500,000
+// labels: 730 MB resident); read in batches, a few batches' worth. Each run is a process of its
+// own (this test binary), measured by its peak resident size.
+func TestLabelFileMemoryStaysFlat(t *testing.T) {
+	if file := os.Getenv("LABELFILE_TEST_HELPER"); file != "" {
+		// The child: label the file; ClickHouse is away, so it ends after reading it whole.
+		os.Exit(run(context.Background(), []string{"label", "--file", file, "--set", "clickhouse.addr=" + os.Getenv("LABELFILE_TEST_CH")}, io.Discard, os.Stderr))
+	}
+	cleanEnv(t)
+	peak := func(n int) int64 {
+		file := filepath.Join(t.TempDir(), fmt.Sprintf("labels-%d.jsonl", n))
+		f, err := os.Create(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := bufio.NewWriter(f)
+		for i := range n {
+			fmt.Fprintf(w, `{"app_id":"app1","decision_id":"api1-5f3a9c2e81d04b7a-%016x","label":"fraud","note":"bulk"}`+"\n", i)
+		}
+		w.Flush()
+		f.Close()
+		cmd := exec.Command(os.Args[0], "-test.run=^TestLabelFileMemoryStaysFlat$")
+		cmd.Env = append(os.Environ(), "LABELFILE_TEST_HELPER="+file, "LABELFILE_TEST_CH="+testaddr.Free(t))
+		out, err := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(out), "clickhouse.addr") {
+			t.Fatalf("%d labels: exit %d (%v), want 1 once ClickHouse is found away:\n%s", n, code, err, out)
+		}
+		return cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10 // KiB on Linux
+	}
+	one, many := peak(1), peak(200_000)
+	t.Logf("peak resident size: %d MiB labelling 1, %d MiB labelling 200,000", one>>20, many>>20)
+	if many-one > 48<<20 {
+		t.Errorf("labelling 200,000 labels took %d MiB more than labelling one: the file is held whole", (many-one)>>20)
+	}
+}
