@@ -61,7 +61,8 @@ func root() *command {
 				doc: "Starts riskflow, plays --duration × --speedup of labelled traffic through it, probes\n" +
 					"/v1/risk/check alongside and prints detection per scenario. --mode dev (the default) runs on\n" +
 					"an embedded broker; --mode real uses the configured Kafka (kafka.brokers) and, when\n" +
-					"clickhouse.addr is set, ClickHouse — and says which addresses it writes to.",
+					"clickhouse.addr is set, ClickHouse — and says which addresses it writes to; there it runs on\n" +
+					"topics and groups of its own (*.demo-RUN), deleted when it ends unless --keep-topics.",
 				run: cmdDemo},
 			{name: "loadgen", args: "[flags]", summary: "write labelled synthetic traffic to a file, Kafka or the HTTP API",
 				doc: "Generates a benign population mixed with labelled attack scenarios; --out chooses a JSONL\n" +

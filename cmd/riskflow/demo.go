@@ -35,6 +35,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	lf.register(fs, "how long the demo runs (wall clock); event time covers --duration × --speedup")
 	speedup := fs.Float64("speedup", 20, "event time runs this many times faster than the clock: --duration 30s plays 10 min of traffic")
 	mode := fs.String("mode", "dev", "dev (embedded broker, nothing written elsewhere) or real (the configured kafka.brokers, and clickhouse.addr when set)")
+	keepTopics := fs.Bool("keep-topics", false, "--mode real: keep the run's own topics (deleted when the demo ends)")
 	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
 	}
@@ -81,19 +82,18 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if !real {
 		cfg.ClickHouse.Addr = "" // dev mode writes nowhere but the embedded broker
 	}
-	// Fresh topics and groups per run, so earlier runs do not mix in.
+	// Fresh topics and groups per run — every one of them: earlier runs do not mix in, and the
+	// demo's verdicts and list reads stay out of a real deployment's decision log
+	// (kafka.decisions_topic, whose archivers would store them, and whose group the demo's
+	// archiver joined) and lists. All on kafka.brokers, where the demo creates them.
 	run := fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff)
-	cfg.Kafka.EventsTopic += ".demo-" + run
-	cfg.Kafka.ScoresTopic += ".demo-" + run
-	cfg.Kafka.DLQTopic += ".demo-" + run
-	cfg.Kafka.ScorerGroup += "-demo-" + run
-	cfg.Kafka.ArchiverGroup += "-demo-" + run
+	topics := demoTopics(&cfg, run)
 	if real {
 		ch := " (ClickHouse off: clickhouse.addr is not set)"
 		if cfg.ClickHouse.Addr != "" {
 			ch = fmt.Sprintf(", and ClickHouse at %s, database %s", cfg.ClickHouse.Addr, cfg.ClickHouse.Database)
 		}
-		fmt.Fprintf(stdout, "demo: --mode real: writing to Kafka at %s (topics %s, %s)%s\n", strings.Join(cfg.Kafka.Brokers, ","), cfg.Kafka.EventsTopic, cfg.Kafka.ScoresTopic, ch)
+		fmt.Fprintf(stdout, "demo: --mode real: writing to Kafka at %s (topics %s)%s\n", strings.Join(cfg.Kafka.Brokers, ","), strings.Join(topics, ", "), ch)
 	} else {
 		stopBroker, err := embeddedBroker(&cfg)
 		if err != nil {
@@ -113,6 +113,22 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	g, gctx, err := a.startAllRoles(rctx, "127.0.0.1:0", listening)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
+	}
+	if real {
+		// The run's topics go once its nodes have stopped, also when the run fails.
+		defer func() {
+			stop()
+			_ = g.Wait()
+			if *keepTopics {
+				fmt.Fprintf(stdout, "demo: kept its topics (--keep-topics): %s\n", strings.Join(topics, ", "))
+				return
+			}
+			if err := deleteTopics(context.WithoutCancel(ctx), a.kc, topics); err != nil {
+				fmt.Fprintf(stderr, "demo: could not delete its topics %s: %v\n", strings.Join(topics, ", "), err)
+				return
+			}
+			fmt.Fprintf(stdout, "demo: deleted its topics (%s); --keep-topics keeps them\n", strings.Join(topics, ", "))
+		}()
 	}
 	var addr string
 	select {
@@ -172,7 +188,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	report(stdout, labels, sub, verdicts, probe)
 	if cfg.ClickHouse.Addr != "" {
-		analystQueries(ctx, stdout, cfg, len(verdicts))
+		analystQueries(ctx, stdout, a, len(verdicts))
 	} else {
 		fmt.Fprintln(stdout, "\nanalyst queries: skipped (no ClickHouse: --mode real with clickhouse.addr set runs them)")
 	}
@@ -381,8 +397,10 @@ func (p *prober) summary() string {
 	return fmt.Sprintf("%d calls, p50 %s, p99 %s, max %s, %d errors", len(l), q(0.5), q(0.99), l[len(l)-1].Round(time.Microsecond), p.errs)
 }
 
-// analystQueries runs a few of the analyst pack's questions against the run's rows.
-func analystQueries(ctx context.Context, w io.Writer, cfg Config, want int) {
+// analystQueries runs a few of the analyst pack's questions over the last 10 minutes of the
+// database, once this run's archiver has stored the run's rows.
+func analystQueries(ctx context.Context, w io.Writer, a *app, want int) {
+	cfg := a.cfg
 	conn, err := openStore(ctx, cfg.ClickHouse, nil)
 	if err != nil {
 		fmt.Fprintf(w, "\nanalyst queries: %v\n", err)
@@ -390,16 +408,12 @@ func analystQueries(ctx context.Context, w io.Writer, cfg Config, want int) {
 	}
 	defer conn.Close()
 	db := cfg.ClickHouse.Database
-	// Wait for the archiver to land this run's rows: its events, each once (a re-delivered
-	// record is a second row until the table merges).
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		var n uint64
-		if err := conn.QueryRow(ctx, "SELECT uniqExact(app_id, event_id) FROM "+db+".risk_scores WHERE scored_at >= now() - 600").Scan(&n); err == nil && n >= uint64(want) {
-			break
-		}
-		time.Sleep(500 * time.Millisecond)
+	// Wait for this run's archiver to store the run's rows: a count of the table's last 10
+	// minutes was met at once by an earlier run's rows.
+	if err := waitArchived(ctx, a, want); err != nil {
+		fmt.Fprintf(w, "\nanalyst queries: %v\n", err)
 	}
+	fmt.Fprintf(w, "\nClickHouse: every row of database %s of the last 10 minutes (an earlier run's, or other traffic, of those minutes counts too)\n", db)
 	queries := []struct{ title, sql string }{
 		{"verdicts of the last 10 minutes", "SELECT toString(score), count() FROM " + db + ".risk_scores FINAL WHERE scored_at >= now() - 600 GROUP BY score ORDER BY score"},
 		{"top tags of the last 10 minutes", "SELECT tag, count() AS n FROM " + db + ".risk_scores FINAL ARRAY JOIN tags AS tag WHERE scored_at >= now() - 600 GROUP BY tag ORDER BY n DESC, tag LIMIT 6"},
@@ -423,4 +437,36 @@ func analystQueries(ctx context.Context, w io.Writer, cfg Config, want int) {
 		}
 		rows.Close()
 	}
+}
+
+// demoTopics gives the demo run its own topics and consumer groups — events, scores, dead
+// letters, decisions, lists — all on kafka.brokers, and returns the topics.
+func demoTopics(cfg *Config, run string) []string {
+	k := &cfg.Kafka
+	for _, t := range []*string{&k.EventsTopic, &k.ScoresTopic, &k.DLQTopic, &k.DecisionsTopic, &k.ListsTopic} {
+		*t += ".demo-" + run
+	}
+	for _, g := range []*string{&k.ScorerGroup, &k.ArchiverGroup, &k.DecisionsGroup} {
+		*g += "-demo-" + run
+	}
+	k.DecisionsBrokers = nil
+	return []string{k.EventsTopic, k.ScoresTopic, k.DLQTopic, k.DecisionsTopic, k.ListsTopic}
+}
+
+// deleteTopics deletes topics (a demo run's own) from kc's cluster.
+func deleteTopics(ctx context.Context, kc consumers.Config, topics []string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	client := &kafka.Client{Addr: kafka.TCP(kc.Brokers...), Timeout: 20 * time.Second}
+	resp, err := client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: topics})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, t := range topics {
+		if err := resp.Errors[t]; err != nil && !errors.Is(err, kafka.UnknownTopicOrPartition) {
+			errs = append(errs, fmt.Errorf("%s: %w", t, err))
+		}
+	}
+	return errors.Join(errs...)
 }
