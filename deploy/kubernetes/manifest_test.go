@@ -20,6 +20,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 type manifest struct {
@@ -65,6 +66,9 @@ type podSpec struct {
 	Volumes        []struct {
 		Name      string         `yaml:"name"`
 		ConfigMap map[string]any `yaml:"configMap"`
+		EmptyDir  *struct {
+			SizeLimit string `yaml:"sizeLimit"`
+		} `yaml:"emptyDir"`
 	} `yaml:"volumes"`
 }
 
@@ -84,6 +88,10 @@ type container struct {
 		Name      string `yaml:"name"`
 		MountPath string `yaml:"mountPath"`
 	} `yaml:"volumeMounts"`
+	Resources struct {
+		Requests map[string]string `yaml:"requests"`
+		Limits   map[string]string `yaml:"limits"`
+	} `yaml:"resources"`
 	ReadinessProbe  *probe `yaml:"readinessProbe"`
 	LivenessProbe   *probe `yaml:"livenessProbe"`
 	StartupProbe    probe  `yaml:"startupProbe"`
@@ -216,6 +224,9 @@ func TestManifests(t *testing.T) {
 		if role != "archiver" && (!vols["snapshots"] || mounts["snapshots"] != rc.Scoring.SnapshotDir) {
 			// On a read-only root file system, snapshots anywhere else cannot be written.
 			t.Errorf("%s: holds feature state and needs a snapshot volume mounted at scoring.snapshot_dir %q (mounted at %q)", role, rc.Scoring.SnapshotDir, mounts["snapshots"])
+		}
+		if role != "archiver" {
+			snapshotVolume(t, role, ps, c)
 		}
 		// Probes must reach the port the process listens on: the API's, or ops.listen's.
 		listen := rc.Ops.Listen
@@ -366,4 +377,37 @@ func strictDecodeAll(t *testing.T, b []byte) []decodedObject {
 		out = append(out, o)
 	}
 	return out
+}
+
+// snapshotVolume checks the snapshot volume of a pod holding feature state: an emptyDir (kept
+// through container restarts; a pod replaced replays from Kafka — docs/SCALING.md, "Snapshots on
+// Kubernetes") whose sizeLimit takes three snapshot files of at most 2/3 of the state, which the
+// memory limit bounds — past it the kubelet evicts the pod — and whose disk is requested.
+func snapshotVolume(t *testing.T, role string, ps podSpec, c container) {
+	t.Helper()
+	for _, v := range ps.Volumes {
+		if v.Name != "snapshots" {
+			continue
+		}
+		if v.EmptyDir == nil {
+			t.Errorf("%s: the snapshot volume is not an emptyDir: update docs/SCALING.md (Snapshots on Kubernetes) and this test", role)
+			return
+		}
+		size, err := resource.ParseQuantity(v.EmptyDir.SizeLimit)
+		if err != nil {
+			t.Errorf("%s: snapshot volume sizeLimit %q: %v", role, v.EmptyDir.SizeLimit, err)
+			return
+		}
+		mem, err := resource.ParseQuantity(c.Resources.Limits["memory"])
+		if err != nil {
+			t.Errorf("%s: memory limit %q: %v", role, c.Resources.Limits["memory"], err)
+			return
+		}
+		if size.Value() < 2*mem.Value() {
+			t.Errorf("%s: snapshot volume sizeLimit %s under 2 × the memory limit %s: three snapshots of a state that fills the memory do not fit, and the kubelet evicts the pod", role, &size, &mem)
+		}
+		if disk, err := resource.ParseQuantity(c.Resources.Requests["ephemeral-storage"]); err != nil || disk.Cmp(size) < 0 {
+			t.Errorf("%s: requests ephemeral-storage %q, want at least the snapshot volume's sizeLimit %s: the pod may land on a node without the disk", role, c.Resources.Requests["ephemeral-storage"], &size)
+		}
+	}
 }
