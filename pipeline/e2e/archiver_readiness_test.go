@@ -44,6 +44,7 @@ func waitReadyz(ops string, within time.Duration, cond func(code int, body strin
 // one archiver against a closed port only, and the decision archiver stayed ready throughout.
 func TestIdleArchiversReadinessThroughClickHouseOutage(t *testing.T) {
 	e := newEnv(t)
+	e.dropTopicsAtEnd()
 	e.vars = append(e.vars, "RISKFLOW_KAFKA_STALL_AFTER=5s")
 	ctx := context.Background()
 	e.start("scorer")
