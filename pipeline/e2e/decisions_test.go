@@ -11,8 +11,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -250,6 +253,27 @@ func TestDecisionLogBrokerUnreachable(t *testing.T) {
 	}
 	if lines := logLines(p.log.String(), "decision log queue full"); len(lines) == 0 || len(lines) > 2 {
 		t.Errorf("drops logged %d times (want once, rate-limited):\n%s", len(lines), tail(p.log, 30))
+	}
+	// Stopped, the node cannot publish what it still holds: those verdicts are lost, counted and
+	// told in one line with the whole account — recorded = published + dropped + rejected + lost.
+	// They were only logged, with no count beside the metric's.
+	p.stop(syscall.SIGTERM)
+	lines := logLines(p.log.String(), "decision log stopped with verdicts unpublished")
+	account := regexp.MustCompile(` lost=(\d+) lost_total=(\d+) recorded_total=(\d+) published_total=(\d+) dropped_total=(\d+) rejected_total=(\d+)`)
+	var m []string
+	if len(lines) == 1 {
+		m = account.FindStringSubmatch(lines[0])
+	}
+	if m == nil {
+		t.Fatalf("no account of the verdicts lost at the stop:\n%s", tail(p.log, 20))
+	}
+	v := make([]int, len(m))
+	for i := 1; i < len(m); i++ {
+		v[i], _ = strconv.Atoi(m[i])
+	}
+	lost, rec, pub, drop, rej := v[2], v[3], v[4], v[5], v[6]
+	if rec != n || lost == 0 || v[1] != lost || pub+drop+rej+lost != rec || float64(drop) < dropped {
+		t.Errorf("the stop's account %q: want %d recorded, some lost, recorded = published + dropped + rejected + lost", lines[0], n)
 	}
 }
 
