@@ -74,7 +74,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{"produce without file", []string{"produce"}, []string{"exactly one FILE.jsonl"}, "riskflow produce"},
 		{"rules without subcommand", []string{"rules"}, []string{"rules: a command is required"}, "riskflow rules COMMAND"},
 		{"rules unknown subcommand", []string{"rules", "frob"}, []string{`rules: unknown command "frob" (known: lint, test, vars, report`}, "riskflow rules COMMAND"},
-		{"rules lint without file", []string{"rules", "lint"}, []string{"exactly one FILE"}, "riskflow rules lint"},
+		{"rules lint without file", []string{"rules", "lint"}, []string{"exactly one FILE (- for standard input)"}, "riskflow rules lint"},
 		{"rules lint of a missing file", []string{"rules", "lint", "no-such-pack.yaml"}, []string{"rules lint: stat no-such-pack.yaml: no such file or directory"}, "riskflow rules lint"},
 		{"rules lint of a directory", []string{"rules", "lint", "../../rules/packs/default"}, []string{"rules lint: ../../rules/packs/default is a directory: give its pack file (riskflow rules lint ../../rules/packs/default/rules.yaml)"}, "riskflow rules lint"},
 		{"rules test of a file", []string{"rules", "test", "../../rules/packs/default/rules.yaml"}, []string{"rules test: ../../rules/packs/default/rules.yaml is a file: give the pack's directory", "(riskflow rules test ../../rules/packs/default)"}, "riskflow rules test"},
@@ -327,6 +327,39 @@ rules:
     when: has_token && token_seen > 0
     reason: "loginToken digest seen {token_seen} time(s) before"
 `
+
+// withStdin runs f with os.Stdin reading data.
+func withStdin(t *testing.T, data string, f func()) {
+	t.Helper()
+	in := filepath.Join(t.TempDir(), "stdin")
+	if err := os.WriteFile(in, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fh, err := os.Open(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	old := os.Stdin
+	os.Stdin = fh
+	defer func() { os.Stdin = old }()
+	f()
+}
+
+// rules lint - reads the pack from standard input, as an editor or git show pipes it.
+func TestRulesLintStandardInput(t *testing.T) {
+	cleanEnv(t)
+	var r result
+	withStdin(t, goodPack, func() { r = runCmd(t, context.Background(), "rules", "lint", "-") })
+	if r.code != 0 || !strings.Contains(r.stdout, `stdin: pack "cli-test"`) {
+		t.Fatalf("good pack on stdin: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+	bad := strings.Replace(goodPack, "token_seen > 0", `token_seen > "0"`, 1)
+	withStdin(t, bad, func() { r = runCmd(t, context.Background(), "rules", "lint", "-") })
+	if r.code != 1 || !strings.Contains(r.stderr, "stdin: rejected") || !strings.Contains(r.stderr, "'>' cannot be applied to int and string") {
+		t.Errorf("bad pack on stdin: exit %d\nstderr %s", r.code, r.stderr)
+	}
+}
 
 func TestRulesLint(t *testing.T) {
 	cleanEnv(t)
