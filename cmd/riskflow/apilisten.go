@@ -114,8 +114,11 @@ func (a *app) serveStarting(ln net.Listener) *apiServer {
 	s := &apiServer{addr: ln.Addr().String(), errc: make(chan error, 1)}
 	var starting http.Handler = a.startingHandler()
 	s.handler.Store(&starting)
+	guard := api.NewConnGuard(a.cfg.API.MaxConns, a.log.With("role", "api")) // one client cannot hold every file descriptor
+	guard.Register(a.reg)
 	s.hs = &http.Server{
 		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*s.handler.Load()).ServeHTTP(w, r) }),
+		ConnState:         guard.ConnState,
 		ReadHeaderTimeout: 2 * time.Second,
 		ReadTimeout:       5 * time.Second,
 		WriteTimeout:      10 * time.Second,

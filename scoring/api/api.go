@@ -80,7 +80,10 @@ type Config struct {
 	// is ignored, since a client can write anything there. Empty: every request counts against
 	// its TCP peer.
 	TrustedProxies []string `yaml:"trusted_proxies"`
-	NodeID         string   `yaml:"-"` // prefix of response ids
+	// MaxConns bounds the client connections the server holds open (ConnGuard); 0 = three
+	// quarters of the open-file limit, at most 16,384.
+	MaxConns int    `yaml:"max_conns"`
+	NodeID   string `yaml:"-"` // prefix of response ids
 }
 
 // DefaultConfig is the configuration of a node: 1 MiB bodies, no rate limits, 20 failed
@@ -103,6 +106,9 @@ func (c Config) Validate() error {
 	}
 	if c.EventsPerApp < 0 {
 		errs = append(errs, errors.New("events_per_app: must not be negative"))
+	}
+	if c.MaxConns < 0 {
+		errs = append(errs, errors.New("max_conns: must not be negative (0 picks a limit from the open-file limit)"))
 	}
 	if c.AuthFailuresPerMinute < 0 {
 		errs = append(errs, errors.New("auth_failures_per_minute: must not be negative (0 turns the throttle off)"))
