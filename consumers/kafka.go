@@ -168,6 +168,21 @@ type TopicSpec struct {
 	Configs map[string]string
 }
 
+// InputTopic is the spec of a topic producers outside riskflow write to (verify.events). It is
+// created with compression.type=uncompressed: the broker then stores batches uncompressed, so
+// max.message.bytes bounds what a batch decompresses to. Under the default (compression.type=
+// producer) it bounds only the compressed bytes, and a zstd batch of a few kilobytes holding
+// 300 MB of spaces was taken — every node reading the topic (scorers and API replicas alike, again
+// at each replay) then inflated it in memory: 1.7 GB for an API node, 2.9 GB for a scorer, past
+// the manifest's memory limits. Producers may still compress: the broker inflates, checks and
+// stores the batch; the price is disk and fetch bytes (verify events are small JSON).
+func InputTopic(name string, partitions int) TopicSpec {
+	return TopicSpec{Name: name, Partitions: partitions, Configs: map[string]string{"compression.type": InputTopicCompression}}
+}
+
+// InputTopicCompression is the compression.type of an InputTopic.
+const InputTopicCompression = "uncompressed"
+
 // EnsureTopics creates the topics that do not exist yet (replication factor 1 unless the cluster
 // has more brokers; existing topics are left alone).
 func EnsureTopics(ctx context.Context, c Config, topics []TopicSpec, log *slog.Logger) error {

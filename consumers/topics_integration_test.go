@@ -3,9 +3,11 @@
 package consumers_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"os"
 	"strings"
@@ -52,5 +54,58 @@ func TestEnsureTopicsReturnsOnceThePartitionsAnswer(t *testing.T) {
 				t.Errorf("%s/%d right after EnsureTopics: read offsets: %v", topic, p, err)
 			}
 		}
+	}
+}
+
+// An input topic bounds what a batch inflates to, not only its compressed bytes: a zstd batch of
+// a few kilobytes holding 20 MB of JSON whitespace is refused as too large, where a topic under
+// the default compression.type took it (and every node reading it inflated it in memory — a
+// 300 MB one took a scorer to 2.9 GB). A producer that compresses ordinary events still may.
+func TestInputTopicRefusesACompressionBomb(t *testing.T) {
+	brokers := os.Getenv("RISKFLOW_KAFKA_BROKERS")
+	if brokers == "" {
+		t.Skip("RISKFLOW_KAFKA_BROKERS is not set (make test starts Kafka and sets it)")
+	}
+	c := consumers.DefaultConfig()
+	c.Brokers = strings.Split(brokers, ",")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a bound on the test
+	defer cancel()
+	b := make([]byte, 4)
+	rand.Read(b)
+	topic := "input-topic-" + hex.EncodeToString(b)
+	if err := consumers.EnsureTopics(ctx, c, []consumers.TopicSpec{consumers.InputTopic(topic, 1)}, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...)}
+		_, _ = cl.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{topic}})
+	})
+	if ct, err := consumers.TopicSetting(ctx, c, topic, "compression.type"); err != nil || ct != consumers.InputTopicCompression {
+		t.Errorf("compression.type of the created topic: %q, %v", ct, err)
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(c.Brokers...), Topic: topic, Compression: kafka.Zstd, BatchBytes: 32 << 20,
+		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	defer w.Close()
+	// The writer's metadata may not list a topic created a moment ago yet.
+	write := func(v []byte) error {
+		for {
+			err := w.WriteMessages(ctx, kafka.Message{Value: v})
+			var we kafka.WriteErrors
+			unknown := errors.Is(err, kafka.UnknownTopicOrPartition) || errors.As(err, &we) && len(we) == 1 && errors.Is(we[0], kafka.UnknownTopicOrPartition)
+			if unknown && ctx.Err() == nil {
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+	}
+	if err := write([]byte(`{"event_id":"e0"}`)); err != nil {
+		t.Fatalf("an ordinary zstd batch: %v", err)
+	}
+	bomb := append(bytes.Repeat([]byte(" "), 20<<20), []byte(`{"event_id":"e1"}`)...)
+	err := write(bomb)
+	var we kafka.WriteErrors
+	if !errors.As(err, &we) || len(we) != 1 || !errors.Is(we[0], kafka.MessageSizeTooLarge) {
+		t.Errorf("a zstd batch inflating to 20 MB: %v, want it refused with %v", err, kafka.MessageSizeTooLarge)
 	}
 }
