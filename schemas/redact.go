@@ -488,8 +488,14 @@ var ndRanges = func() (rs [][2]rune) {
 	return rs
 }()
 
-// unicodeDigit returns the value of r if it is a decimal digit of any script.
+// unicodeDigit returns the value of r if it is a decimal digit of any script, or a Chinese
+// numeral (hanziDigit).
 func unicodeDigit(r rune) (byte, bool) {
+	if r >= 0x3007 && r <= 0x96f6 { // 〇 … 零: the numerals' span
+		if v, ok := hanziDigit(r); ok {
+			return v, true
+		}
+	}
 	lo, hi := 0, len(ndRanges)
 	for lo < hi { // the first range ending at or after r
 		m := int(uint(lo+hi) >> 1)
@@ -506,6 +512,36 @@ func unicodeDigit(r rune) (byte, bool) {
 }
 
 func isUnicodeDigit(r rune) bool { _, ok := unicodeDigit(r); return ok }
+
+// hanziDigit returns the value of a Chinese numeral: the common ones (〇/零 to 九), 幺 (how 1 is
+// read out in a phone number) and the financial ones (壹 to 玖, simplified and traditional).
+// Unicode files them as letters, not digits, but a number written with them ("一三八一二三四五六七八")
+// is how a phone gets past a filter of digits, and is as plain to a reader.
+func hanziDigit(r rune) (byte, bool) {
+	switch r {
+	case '〇', '零':
+		return 0, true
+	case '一', '幺', '壹':
+		return 1, true
+	case '二', '贰', '貳':
+		return 2, true
+	case '三', '叁', '參', '叄':
+		return 3, true
+	case '四', '肆':
+		return 4, true
+	case '五', '伍':
+		return 5, true
+	case '六', '陆', '陸':
+		return 6, true
+	case '七', '柒':
+		return 7, true
+	case '八', '捌':
+		return 8, true
+	case '九', '玖':
+		return 9, true
+	}
+	return 0, false
+}
 
 // gluedBefore reports whether the character before s[i] glues a number starting at i to an
 // identifier, as r reads it: a digit of any script always; written, a hexadecimal letter too (a

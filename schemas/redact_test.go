@@ -56,7 +56,12 @@ var phoneFormats = []string{
 	"𝟏𝟑𝟖𝟏𝟐𝟑𝟒𝟓𝟔𝟕𝟖",             // mathematical digits
 	"١٣٨١٢٣٤٥٦٧٨",             // Arabic-Indic digits
 	"१३८१२३४५६७८",             // Devanagari digits
-	"%2B8613812345678",        // percent-escaped
+	"一三八一二三四五六七八",             // Chinese numerals: how a number is written past a digit filter
+	"幺三八 一二三四 五六七八",           // 幺 (yāo) is how 1 is read out in phone numbers
+	"壹叁捌壹贰叁肆伍陆柒捌",             // financial numerals
+	"一三八〇〇一三八〇〇〇",             // 〇 for zero
+	"+86 一三八 一二三四 五六七八",
+	"%2B8613812345678", // percent-escaped
 	"%2B86%20138%201234%205678",
 	"%31%33%38%31%32%33%34%35%36%37%38",
 	"%252B8613812345678", // escaped twice
