@@ -159,7 +159,8 @@ func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) (int, err
 	if err := checkJSON(r); err != nil {
 		return 0, err
 	}
-	b, err := s.body(w, r)
+	b, release, err := s.body(w, r)
+	defer release()
 	if err != nil {
 		return 0, err
 	}
@@ -244,7 +245,8 @@ func (s *Server) handleLabels(w http.ResponseWriter, r *http.Request) (int, erro
 	if err := checkJSON(r); err != nil {
 		return 0, err
 	}
-	b, err := s.body(w, r)
+	b, release, err := s.body(w, r)
+	defer release()
 	if err != nil {
 		return 0, err
 	}

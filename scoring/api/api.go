@@ -148,7 +148,8 @@ type Server struct {
 	decisions    DecisionLog
 	explainer    Explainer
 	labeler      Labeler
-	fails        failureLog // 5xx answers, logged once per run (faillog.go)
+	fails        failureLog  // 5xx answers, logged once per run (faillog.go)
+	bodies       *byteBudget // bytes of large bodies being read (body)
 }
 
 // Option configures a Server.
@@ -201,6 +202,7 @@ func New(cfg Config, checker Checker, pub Publisher, opts ...Option) *Server {
 	s := &Server{
 		cfg: cfg, checker: checker, pub: pub, ready: func(...string) error { return nil }, log: slog.Default(),
 		apps: newAppLimits(&cfg), authFails: newAddrLimiter(cfg.AuthFailuresPerMinute, cfg.AuthFailureBurst),
+		bodies: newByteBudget(defaultBodyBudget(cfg.MaxBodyBytes)),
 	}
 	s.proxies, _ = parseProxies(cfg.TrustedProxies) // Validate reports a bad entry
 	for _, o := range opts {
@@ -562,24 +564,112 @@ func checkContentType(r *http.Request, want string, ok func(mediaType string) bo
 	return nil
 }
 
-func (s *Server) body(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	if r.ContentLength > s.cfg.MaxBodyBytes {
-		return nil, &http.MaxBytesError{Limit: s.cfg.MaxBodyBytes}
+// body reads the request's body, at most cfg.MaxBodyBytes. A body larger than freeBodyBytes first
+// takes its length from the server's budget of body bytes (bodyBudget): while large bodies
+// already hold all of it, the request is answered 503 with Retry-After before its body is read.
+// Without the budget, one app key's client sending 1 MiB bodies on a thousand connections and
+// holding back each one's last byte made the server hold a gigabyte (each body, read by
+// io.ReadAll, twice over) until its read timeout — more than a pod's memory limit, past which
+// the process, and every login check it answers, dies. Call release once the body is no longer
+// used.
+func (s *Server) body(w http.ResponseWriter, r *http.Request) (b []byte, release func(), err error) {
+	release = func() {}
+	limit := s.cfg.MaxBodyBytes
+	if r.ContentLength > limit {
+		return nil, release, &http.MaxBytesError{Limit: limit}
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, err
+	rd := http.MaxBytesReader(w, r.Body, limit)
+	var held int64
+	take := func(n int64) error {
+		if !s.bodies.take(n) {
+			return &httpError{status: http.StatusServiceUnavailable, retryAfter: bodyBudgetRetryAfter,
+				msg: fmt.Sprintf("body: the server is already reading large bodies up to its budget (%.1f MiB): send this one again after Retry-After", float64(s.bodies.size)/(1<<20))}
 		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			// A body trickling in (slowloris) until the server's read timeout: say so, without
-			// the connection's addresses a net error spells out.
-			return nil, &httpError{status: http.StatusRequestTimeout, msg: "body: not received in full within the server's read timeout: send the request at once"}
-		}
-		return nil, &httpError{status: http.StatusBadRequest, msg: "body: cannot be read: " + err.Error()}
+		held += n
+		return nil
 	}
-	return b, nil
+	release = func() { s.bodies.give(held) }
+	if cl := r.ContentLength; cl > freeBodyBytes {
+		if err := take(cl); err != nil {
+			return nil, release, err
+		}
+	}
+	// A known length is read into a buffer of that size (io.ReadAll grows one, up to twice the
+	// body); an unknown one (chunked) reads freeBodyBytes first and takes the limit if there is more.
+	size := r.ContentLength
+	if size < 0 {
+		size = freeBodyBytes
+	}
+	buf := make([]byte, 0, size+1) // +1: reading to EOF without one more growth
+	for {
+		if len(buf) == cap(buf) {
+			if r.ContentLength < 0 && held == 0 {
+				if err := take(limit); err != nil {
+					return nil, release, err
+				}
+			}
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, rerr := rd.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if rerr == io.EOF {
+			return buf, release, nil
+		}
+		if rerr != nil {
+			err = rerr
+			break
+		}
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, release, err
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// A body trickling in (slowloris) until the server's read timeout: say so, without
+		// the connection's addresses a net error spells out.
+		return nil, release, &httpError{status: http.StatusRequestTimeout, msg: "body: not received in full within the server's read timeout: send the request at once"}
+	}
+	return nil, release, &httpError{status: http.StatusBadRequest, msg: "body: cannot be read: " + err.Error()}
+}
+
+// freeBodyBytes is the body size read without taking from the budget: a check request is a few
+// hundred bytes, so the login hot path never waits on the budget, and the connections the server
+// may hold (api.max_conns) bound what bodies this small hold together (16,384 × 16 KiB: 256 MiB).
+const freeBodyBytes = 16 << 10
+
+// defaultBodyBudget is the bytes of larger bodies the server reads at once: 64 MiB, or eight bodies
+// of api.max_body_bytes if that is more.
+func defaultBodyBudget(maxBody int64) int64 { return max(64<<20, 8*maxBody) }
+
+// bodyBudgetRetryAfter is the Retry-After of a body refused because the budget was spent: a body
+// is read within the server's read timeout (5 s), so a second frees much of it.
+const bodyBudgetRetryAfter = time.Second
+
+// byteBudget is a count of bytes that requests take from and give back.
+type byteBudget struct {
+	size int64
+	left atomic.Int64
+}
+
+func newByteBudget(size int64) *byteBudget {
+	b := &byteBudget{size: size}
+	b.left.Store(size)
+	return b
+}
+
+// take takes n bytes if that many are left.
+func (b *byteBudget) take(n int64) bool {
+	if b.left.Add(-n) < 0 {
+		b.left.Add(n)
+		return false
+	}
+	return true
+}
+
+func (b *byteBudget) give(n int64) {
+	if n > 0 {
+		b.left.Add(n)
+	}
 }
 
 func checkApp(key, appID, field string) error {
@@ -598,7 +688,8 @@ func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) (int, error
 	if err := checkJSON(r); err != nil {
 		return 0, err
 	}
-	b, err := s.body(w, r)
+	b, release, err := s.body(w, r)
+	defer release()
 	if err != nil {
 		return 0, err
 	}
@@ -660,7 +751,8 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) (int, erro
 	if err := checkJSON(r); err != nil {
 		return 0, err
 	}
-	b, err := s.body(w, r)
+	b, release, err := s.body(w, r)
+	defer release()
 	if err != nil {
 		return 0, err
 	}

@@ -91,7 +91,8 @@ func (s *Server) handlePutRules(w http.ResponseWriter, r *http.Request) (int, er
 	if err := checkYAML(r); err != nil {
 		return 0, err
 	}
-	b, err := s.body(w, r)
+	b, release, err := s.body(w, r)
+	defer release()
 	if err != nil {
 		return 0, err
 	}
@@ -162,7 +163,8 @@ func (s *Server) handleRulesRollback(w http.ResponseWriter, r *http.Request) (in
 	if err := checkEncoding(r); err != nil {
 		return 0, err
 	}
-	b, err := s.body(w, r)
+	b, release, err := s.body(w, r)
+	defer release()
 	if err != nil {
 		return 0, err
 	}
