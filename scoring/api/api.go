@@ -573,26 +573,17 @@ func checkContentType(r *http.Request, want string, ok func(mediaType string) bo
 // the process, and every login check it answers, dies. Call release once the body is no longer
 // used.
 func (s *Server) body(w http.ResponseWriter, r *http.Request) (b []byte, release func(), err error) {
-	release = func() {}
+	release = noRelease
 	limit := s.cfg.MaxBodyBytes
 	if r.ContentLength > limit {
 		return nil, release, &http.MaxBytesError{Limit: limit}
 	}
 	rd := http.MaxBytesReader(w, r.Body, limit)
-	var held int64
-	take := func(n int64) error {
-		if !s.bodies.take(n) {
-			return &httpError{status: http.StatusServiceUnavailable, retryAfter: bodyBudgetRetryAfter,
-				msg: fmt.Sprintf("body: the server is already reading large bodies up to its budget (%.1f MiB): send this one again after Retry-After", float64(s.bodies.size)/(1<<20))}
-		}
-		held += n
-		return nil
-	}
-	release = func() { s.bodies.give(held) }
 	if cl := r.ContentLength; cl > freeBodyBytes {
-		if err := take(cl); err != nil {
-			return nil, release, err
+		if !s.bodies.take(cl) {
+			return nil, release, s.bodies.spent()
 		}
+		release = func() { s.bodies.give(cl) }
 	}
 	// A known length is read into a buffer of that size (io.ReadAll grows one, up to twice the
 	// body); an unknown one (chunked) reads freeBodyBytes first and takes the limit if there is more.
@@ -603,10 +594,11 @@ func (s *Server) body(w http.ResponseWriter, r *http.Request) (b []byte, release
 	buf := make([]byte, 0, size+1) // +1: reading to EOF without one more growth
 	for {
 		if len(buf) == cap(buf) {
-			if r.ContentLength < 0 && held == 0 {
-				if err := take(limit); err != nil {
-					return nil, release, err
+			if r.ContentLength < 0 && cap(buf) == freeBodyBytes+1 {
+				if !s.bodies.take(limit) {
+					return nil, release, s.bodies.spent()
 				}
+				release = func() { s.bodies.give(limit) }
 			}
 			buf = append(buf, 0)[:len(buf)]
 		}
@@ -631,6 +623,8 @@ func (s *Server) body(w http.ResponseWriter, r *http.Request) (b []byte, release
 	}
 	return nil, release, &httpError{status: http.StatusBadRequest, msg: "body: cannot be read: " + err.Error()}
 }
+
+func noRelease() {}
 
 // freeBodyBytes is the body size read without taking from the budget: a check request is a few
 // hundred bytes, so the login hot path never waits on the budget, and the connections the server
@@ -664,6 +658,12 @@ func (b *byteBudget) take(n int64) bool {
 		return false
 	}
 	return true
+}
+
+// spent is the answer to a body that found the budget spent.
+func (b *byteBudget) spent() error {
+	return &httpError{status: http.StatusServiceUnavailable, retryAfter: bodyBudgetRetryAfter,
+		msg: fmt.Sprintf("body: the server is already reading large bodies up to its budget (%.1f MiB): send this one again after Retry-After", float64(b.size)/(1<<20))}
 }
 
 func (b *byteBudget) give(n int64) {
