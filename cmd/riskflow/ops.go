@@ -26,7 +26,7 @@ func (a *app) runOps(ctx context.Context, listen string) error {
 		return fmt.Errorf("ops: listen on %s (ops.listen): %w%s", listen, err, addrInUseHint(err, "ops.listen"))
 	}
 	hs := &http.Server{Handler: a.opsHandler(), ReadHeaderTimeout: 2 * time.Second, WriteTimeout: 10 * time.Second,
-		ReadTimeout: 5 * time.Second, IdleTimeout: 90 * time.Second, ConnState: api.NewConnGuard(0, a.log).ConnState, // as the API's
+		ReadTimeout: 5 * time.Second, IdleTimeout: 90 * time.Second, ConnState: api.NewConnGuard(a.cfg.API.MaxConns, a.log).ConnState, // as the API's
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	a.log.Info("ops port listening", "addr", ln.Addr().String())
 	errc := make(chan error, 1)
