@@ -28,3 +28,21 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("no brokers: %v", err)
 	}
 }
+
+// A reader queues no more than about 64 MiB of messages as large as the broker takes: counted in
+// messages alone (1000), a scorer working through a backlog of 1 MB dead-letter-bound messages
+// peaked at 2.1 GB, past its memory limit. Small broker limits keep the count.
+func TestReaderQueueBoundedByBytes(t *testing.T) {
+	for _, c := range []struct{ maxMessage, want int }{{0, 100}, {1_048_588, 100}, {64 << 10, 1000}, {10 << 20, 100}} {
+		cfg := consumers.Config{Brokers: []string{"127.0.0.1:1"}, MaxMessageBytes: c.maxMessage}
+		if got := cfg.ReaderQueueCapacity(); got != c.want {
+			t.Errorf("max.message.bytes %d: queue of %d messages, want %d", c.maxMessage, got, c.want)
+		}
+		r := consumers.NewGroupReader(cfg, "t", "g")
+		got := r.Config().QueueCapacity
+		r.Close()
+		if got != c.want {
+			t.Errorf("max.message.bytes %d: the group reader queues %d messages, want %d", c.maxMessage, got, c.want)
+		}
+	}
+}

@@ -71,6 +71,22 @@ func (c Config) BatchBytes() int {
 	return c.MaxMessageBytes / 10 * 9
 }
 
+// ReaderQueueCapacity is the messages a reader fetches ahead of its consumer: 1000 (kafka-go's
+// channel between its fetching goroutine and FetchMessage), but no more than readerQueueBytes of
+// messages as large as the broker takes, and at least 100 (kafka-go's own default). A message
+// count alone let a scorer working through a backlog of 1,200 dead-letter-bound messages of 1 MB
+// each (every one under the broker's limit) queue a gigabyte of them: it peaked at 2.1 GB, past
+// the manifest's 2Gi, and a scorer killed for it would meet the same backlog again at its restart.
+// With 100 it peaked at 0.74 GB; small events (a few hundred bytes) fetch as fast either way.
+func (c Config) ReaderQueueCapacity() int {
+	c = c.withDefaults()
+	return max(100, min(1000, readerQueueBytes/c.MaxMessageBytes))
+}
+
+// readerQueueBytes bounds what a reader's queue holds when every message is as large as the broker
+// takes.
+const readerQueueBytes = 64 << 20
+
 func (c Config) withDefaults() Config {
 	if c.ClientID == "" {
 		c.ClientID = "riskflow"
@@ -147,7 +163,7 @@ func NewGroupReader(c Config, topic, group string) *kafka.Reader {
 		MaxBytes:              16 << 20,
 		MaxWait:               50 * time.Millisecond,
 		ReadBatchTimeout:      time.Second,
-		QueueCapacity:         1000,
+		QueueCapacity:         c.ReaderQueueCapacity(),
 		CommitInterval:        0, // synchronous commits
 		StartOffset:           kafka.FirstOffset,
 		HeartbeatInterval:     time.Second,
