@@ -404,7 +404,7 @@ func (t *Tail) partition(ctx context.Context, p int, end int64, stopAtEnd bool) 
 func (t *Tail) read(ctx context.Context, p int, st *partState, end int64, stopAtEnd bool) (int, error) {
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: t.cfg.Brokers, Topic: t.topic, Partition: p, Dialer: t.cfg.dialer(),
-		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 50 * time.Millisecond, QueueCapacity: t.cfg.ReaderQueueCapacity(),
+		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 50 * time.Millisecond, QueueCapacity: 1000,
 		ReadBackoffMin: 10 * time.Millisecond, ReadBackoffMax: 100 * time.Millisecond, MaxAttempts: 3,
 	})
 	defer r.Close()
