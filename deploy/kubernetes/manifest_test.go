@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -228,6 +229,7 @@ func TestManifests(t *testing.T) {
 		if role != "archiver" {
 			snapshotVolume(t, role, ps, c)
 		}
+		goMemLimit(t, role, c)
 		// Probes must reach the port the process listens on: the API's, or ops.listen's.
 		listen := rc.Ops.Listen
 		if role == "api" {
@@ -377,6 +379,44 @@ func strictDecodeAll(t *testing.T, b []byte) []decodedObject {
 		out = append(out, o)
 	}
 	return out
+}
+
+// goMemLimit checks that a container with a memory limit gives the Go runtime a soft limit
+// (GOMEMLIMIT) of 85–95% of it: without one the heap may grow to twice its live size before a
+// collection, past the limit at a spike (a backlog of large messages, a snapshot written), and the
+// kernel kills the pod where the collector would have worked harder.
+func goMemLimit(t *testing.T, role string, c container) {
+	t.Helper()
+	mem, err := resource.ParseQuantity(c.Resources.Limits["memory"])
+	if err != nil {
+		t.Errorf("%s: memory limit %q: %v", role, c.Resources.Limits["memory"], err)
+		return
+	}
+	for _, e := range c.Env {
+		if e.Name != "GOMEMLIMIT" {
+			continue
+		}
+		n, unit := e.Value, int64(1)
+		for _, u := range []struct {
+			s string
+			m int64
+		}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"B", 1}} {
+			if strings.HasSuffix(n, u.s) {
+				n, unit = strings.TrimSuffix(n, u.s), u.m
+				break
+			}
+		}
+		v, err := strconv.ParseInt(n, 10, 64)
+		if err != nil {
+			t.Errorf("%s: GOMEMLIMIT %q: not a size the Go runtime reads", role, e.Value)
+			return
+		}
+		if ratio := float64(v*unit) / float64(mem.Value()); ratio < 0.85 || ratio > 0.95 {
+			t.Errorf("%s: GOMEMLIMIT %s is %.0f%% of the memory limit %s, want 85–95%%", role, e.Value, 100*ratio, &mem)
+		}
+		return
+	}
+	t.Errorf("%s: no GOMEMLIMIT beside the memory limit %s", role, &mem)
 }
 
 // snapshotVolume checks the snapshot volume of a pod holding feature state: an emptyDir (kept
