@@ -422,7 +422,8 @@ type input struct {
 	aggs            []features.Agg
 	aggOut          []int
 	batch           []features.KeyAggs
-	planRead        bool // readPlanned ran for this attempt
+	batchSlots      []int // readBusy: the slots of aggs
+	planRead        bool  // readPlanned ran for this attempt
 	travelDone      bool
 	travelKm        float64
 	travelKmh       float64
@@ -701,8 +702,9 @@ func (in *input) val(i int) ref.Val {
 				return v
 			}
 		}
-		// A busy key the planned read left: read its kind on its own (once).
-		in.readKind(slot.wf.kind)
+		// A busy key the planned read left: its counts, and of its distinct counts only this one
+		// (each is a pass over the key's entries; a rule may never ask for the others).
+		in.readBusy(slot.wf.kind, i)
 		return in.memo[i]
 	default:
 		v = types.Int(in.window(i))
@@ -749,19 +751,25 @@ func (in *input) readPlanned() {
 	}
 }
 
-// readKind computes every planned window feature of one key kind in one state read and memoizes
-// them.
-func (in *input) readKind(kind features.Kind) {
-	slots := in.plan.byKind[kind]
+// readBusy computes, for a busy key the planned read left, the planned window features of its
+// kind that are not computed yet and cheap — its counts — and the one in slot want, in one state
+// read, and memoizes them. Its other distinct counts are computed if and when a rule asks: on a
+// busy key each is a pass over its entries (a block of a large app: thousands), and a rule that
+// asks for the 1 h count may stop there (prefix_burst reads the 24 h count last).
+func (in *input) readBusy(kind features.Kind, want int) {
 	in.aggs = in.aggs[:0]
-	for _, i := range slots {
-		in.aggs = append(in.aggs, in.agg(i))
+	in.batchSlots = in.batchSlots[:0]
+	for _, i := range in.plan.byKind[kind] {
+		if in.memo[i] == nil && (i == want || !in.s.cat.slots[i].wf.distinct) {
+			in.aggs = append(in.aggs, in.agg(i))
+			in.batchSlots = append(in.batchSlots, i)
+		}
 	}
-	key := in.s.cat.slots[slots[0]].wf.keyOf(in)
-	in.aggOut = slices.Grow(in.aggOut[:0], len(slots))[:len(slots)]
+	key := in.s.cat.slots[want].wf.keyOf(in)
+	in.aggOut = slices.Grow(in.aggOut[:0], len(in.aggs))[:len(in.aggs)]
 	// No device id: device features are 0 (an absent key), not "one device".
 	in.s.state.Aggregates(kind, key, in.keys.T, in.self, in.keys.Fail, in.aggs, in.aggOut)
-	for j, i := range slots {
+	for j, i := range in.batchSlots {
 		in.memo[i] = types.Int(in.aggOut[j])
 	}
 }
