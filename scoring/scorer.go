@@ -716,7 +716,7 @@ func (in *input) val(i int) ref.Val {
 // readPlanned computes every planned window feature, of every key kind, in one state read and
 // memoizes them: the attempt's keys are looked up together (features.State.AggregatesOf), so
 // that the cache misses of the six lookups overlap instead of adding up. The features of a busy
-// key whose distinct counts AggregatesOf leaves are read later, by kind, if a rule needs them.
+// key whose distinct counts AggregatesOf leaves are read later, one by one, if a rule needs them.
 func (in *input) readPlanned() {
 	in.planRead = true
 	p := in.plan
