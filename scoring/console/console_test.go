@@ -1076,3 +1076,37 @@ func TestLogoutEndsTheSessionOnEveryNode(t *testing.T) {
 		t.Errorf("bob's session after alice's logout: %d, want 200", code)
 	}
 }
+
+// failingState is a shared state that cannot be read or written (ClickHouse away).
+type failingState struct{}
+
+func (failingState) Put(context.Context, console.Item) error { return fmt.Errorf("clickhouse away") }
+func (failingState) Get(context.Context, string, string) (console.Item, bool, error) {
+	return console.Item{}, false, fmt.Errorf("clickhouse away")
+}
+func (failingState) List(context.Context, string) ([]console.Item, error) {
+	return nil, fmt.Errorf("clickhouse away")
+}
+
+// While the shared state cannot be read, a session stands (the risk team keeps its console during
+// the outage), and the failed check is logged once a minute, not once per request.
+func TestSessionStandsWhileTheSharedStateIsAway(t *testing.T) {
+	var buf syncbuf.Buffer
+	s, err := console.New(console.Deps{Admins: map[string]string{"alice": "a-secret"}, State: failingState{}},
+		slog.New(slog.NewTextHandler(&buf, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewTLSServer(s)
+	t.Cleanup(ts.Close)
+	c := consoletest.New(t, ts.URL, ts.Client())
+	c.Login("alice", "a-secret")
+	for range 5 {
+		if code, _, _ := c.Get("/console/lists"); code != http.StatusOK && code != http.StatusServiceUnavailable {
+			t.Fatalf("a page with the shared state away: %d, want the page (the session stands)", code)
+		}
+	}
+	if n := strings.Count(buf.String(), "could not check whether sessions ended"); n != 1 {
+		t.Errorf("%d warnings for 5 requests, want 1:\n%s", n, buf.String())
+	}
+}

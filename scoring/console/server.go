@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/riskflow/riskflow/schemas"
@@ -43,6 +44,8 @@ type Server struct {
 	shared bool  // Deps.State was given: drafts, requests and runs are every node's
 	cache  map[Filter]cachedOverview
 	lastAt time.Time // the newest Item.At this node wrote
+	// endedWarned is when ended last logged that the shared state could not be read (unix ns).
+	endedWarned atomic.Int64
 }
 
 type cachedOverview struct {
@@ -295,7 +298,10 @@ func (s *Server) ended(ctx context.Context, ss *session) bool {
 	defer cancel()
 	_, found, err := s.d.State.Get(ctx, ItemSessionEnded, ss.nonce)
 	if err != nil {
-		s.log.Warn("console: could not check whether the session ended on another node", "admin", ss.who, "err", err)
+		// Once a minute: every console request asks while ClickHouse is away.
+		if now, last := time.Now().UnixNano(), s.endedWarned.Load(); now-last >= int64(time.Minute) && s.endedWarned.CompareAndSwap(last, now) {
+			s.log.Warn("console: could not check whether sessions ended on another node; they stand meanwhile", "admin", ss.who, "err", err)
+		}
 		return false
 	}
 	if found {
