@@ -505,8 +505,9 @@ func (a *app) runArchiver(ctx context.Context) error {
 	}
 	defer store.Close()
 	sink := &migratingSink{store: store, log: a.log}
-	breaker := pipeline.NewBreakerSink("clickhouse", sink, pipeline.BreakerConfig{Failures: uint32(c.BreakerFailures), OpenFor: c.BreakerOpenFor.D()}, a.log, a.obs.breakerState)
-	a.obs.breakerState(breaker.State())
+	onState := func(state string) { a.obs.breakerState("archiver", state) }
+	breaker := pipeline.NewBreakerSink("clickhouse", sink, pipeline.BreakerConfig{Failures: uint32(c.BreakerFailures), OpenFor: c.BreakerOpenFor.D()}, a.log, onState)
+	onState(breaker.State())
 	reader := consumers.NewGroupReader(a.kc, k.ScoresTopic, k.ArchiverGroup)
 	dlq := consumers.NewWriter(a.kc, k.DLQTopic)
 	defer func() { reader.Close(); dlq.Close() }()

@@ -86,8 +86,9 @@ type KafkaConfig struct {
 }
 
 // ClickHouseConfig is the history store (package chsink's Config: addr, database, username,
-// password, dial_timeout, write_timeout, compression) and the archiver's batches and breaker; an
-// empty addr turns the archiver off.
+// password, dial_timeout, write_timeout, compression), the archiver's batches, and the breaker of
+// the archiver's writes and of the console's reads and writes; an empty addr turns the archiver
+// off.
 type ClickHouseConfig struct {
 	chsink.Config   `yaml:",inline"`
 	BatchSize       int      `yaml:"batch_size"`

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -17,6 +18,9 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/sony/gobreaker/v2"
 
 	"github.com/riskflow/riskflow/consumers"
 	"github.com/riskflow/riskflow/pipeline"
@@ -66,7 +70,7 @@ func (a *app) withConsole(srv *api.Server) http.Handler {
 // requests, backtest runs) is kept in ClickHouse's console_state when ClickHouse is configured,
 // so that every node behind a load balancer shares it; else in this node's memory.
 func (a *app) consoleDeps() console.Deps {
-	ch := &lazyStore{cfg: a.cfg.ClickHouse}
+	ch := newLazyStore(a.cfg.ClickHouse, a.log, func(state string) { a.obs.breakerState("console", state) })
 	host, _ := os.Hostname()
 	deps := console.Deps{
 		Rules:     &consoleRules{a: a, ch: ch},
@@ -90,12 +94,11 @@ func (a *app) consoleDeps() console.Deps {
 type consoleState struct{ ch *lazyStore }
 
 func (c consoleState) Put(ctx context.Context, it console.Item) error {
-	st, err := c.ch.get(ctx)
-	if err != nil {
-		return err
-	}
-	return st.PutConsoleItem(ctx, chsink.ConsoleItem{Kind: it.Kind, ID: it.ID, UpdatedAt: it.At, Node: it.Node, Admin: it.Admin,
-		Deleted: it.Deleted, Body: string(it.Body)})
+	_, err := useStore(ctx, c.ch, func(st *chsink.Store) (struct{}, error) {
+		return struct{}{}, st.PutConsoleItem(ctx, chsink.ConsoleItem{Kind: it.Kind, ID: it.ID, UpdatedAt: it.At, Node: it.Node, Admin: it.Admin,
+			Deleted: it.Deleted, Body: string(it.Body)})
+	})
+	return err
 }
 
 func (c consoleState) Get(ctx context.Context, kind, id string) (console.Item, bool, error) {
@@ -111,11 +114,7 @@ func (c consoleState) List(ctx context.Context, kind string) ([]console.Item, er
 }
 
 func (c consoleState) items(ctx context.Context, kind, id string) ([]console.Item, error) {
-	st, err := c.ch.get(ctx)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := st.ConsoleItems(ctx, kind, id)
+	rows, err := useStore(ctx, c.ch, func(st *chsink.Store) ([]chsink.ConsoleItem, error) { return st.ConsoleItems(ctx, kind, id) })
 	if err != nil {
 		return nil, err
 	}
@@ -126,12 +125,71 @@ func (c consoleState) items(ctx context.Context, kind, id string) ([]console.Ite
 	return out, nil
 }
 
-// lazyStore opens the ClickHouse store on first use (Open does no I/O).
+// lazyStore opens the ClickHouse store on first use (Open does no I/O) and guards every use of
+// it with a circuit breaker (see useStore).
 type lazyStore struct {
 	cfg      ClickHouseConfig
+	cb       *gobreaker.CircuitBreaker[struct{}]
 	mu       sync.Mutex
 	st       *chsink.Store
 	migrated bool
+}
+
+// newLazyStore is the console's ClickHouse: its breaker opens after clickhouse.breaker_failures
+// uses in a row found ClickHouse not answering, as the archiver's does, and then fails every use
+// at once for clickhouse.breaker_open_for before one use probes it again. A console page then
+// says ClickHouse is away at once instead of waiting out the timeouts (a ClickHouse that hangs
+// would hold every page, and every session check, for seconds). onState hears every state
+// change.
+func newLazyStore(cfg ClickHouseConfig, log *slog.Logger, onState func(string)) *lazyStore {
+	st := gobreaker.Settings{
+		Name:        "clickhouse-console",
+		MaxRequests: 1,
+		Timeout:     cfg.BreakerOpenFor.D(),
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= uint32(max(cfg.BreakerFailures, 1)) },
+		// A page whose visitor went away says nothing about ClickHouse.
+		IsExcluded:   func(err error) bool { return errors.Is(err, context.Canceled) },
+		IsSuccessful: func(err error) bool { return !clickHouseAway(err) },
+		OnStateChange: func(name string, from, to gobreaker.State) {
+			log.Warn("circuit breaker state change", "breaker", name, "from", from.String(), "to", to.String())
+			onState(to.String())
+		},
+	}
+	return &lazyStore{cfg: cfg, cb: gobreaker.NewCircuitBreaker[struct{}](st)}
+}
+
+// clickHouseAway reports whether err, from a use of the console's store, says ClickHouse did not
+// answer (refused, unreachable, timed out, the connection broken), which the breaker counts. An
+// error ClickHouse answered with and a request the console refused say nothing about whether it
+// answers.
+func clickHouseAway(err error) bool {
+	if err == nil || errors.Is(err, console.ErrInvalid) || errors.Is(err, chsink.ErrNoRuleVersion) {
+		return false
+	}
+	var ex *clickhouse.Exception
+	return !errors.As(err, &ex)
+}
+
+// useStore runs f on the console's store behind its breaker. While the breaker is open (or a probe
+// is under way) it fails at once with console.ErrNotAvailable, saying why.
+func useStore[T any](ctx context.Context, l *lazyStore, f func(*chsink.Store) (T, error)) (T, error) {
+	var v T
+	if l.cfg.Addr == "" {
+		_, err := l.get(ctx)
+		return v, err
+	}
+	_, err := l.cb.Execute(func() (struct{}, error) {
+		st, err := l.get(ctx)
+		if err == nil {
+			v, err = f(st)
+		}
+		return struct{}{}, err
+	})
+	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+		return v, fmt.Errorf("%w: ClickHouse (%s) did not answer the console's last %d requests; the console asks again within %s (clickhouse.breaker_open_for)",
+			console.ErrNotAvailable, l.cfg.Addr, max(l.cfg.BreakerFailures, 1), l.cfg.BreakerOpenFor.D())
+	}
+	return v, err
 }
 
 func (l *lazyStore) get(ctx context.Context) (*chsink.Store, error) {
@@ -196,11 +254,7 @@ func (c *consoleRules) Version(ctx context.Context, version string) (console.Ver
 	if cur := c.a.rules.Current(); cur.Version == version && len(cur.Content) > 0 {
 		return fromRuleVersion(cur), nil
 	}
-	st, err := c.ch.get(ctx)
-	if err != nil {
-		return console.Version{}, err
-	}
-	r, err := st.RuleVersion(ctx, version)
+	r, err := useStore(ctx, c.ch, func(st *chsink.Store) (chsink.RuleVersion, error) { return st.RuleVersion(ctx, version) })
 	if errors.Is(err, chsink.ErrNoRuleVersion) {
 		return console.Version{}, fmt.Errorf("%w: no recorded version %s", console.ErrInvalid, version)
 	}
@@ -320,10 +374,6 @@ type consoleBacktest struct {
 }
 
 func (b *consoleBacktest) Backtest(ctx context.Context, draft []byte, from, to time.Time, progress func(backtest.Progress)) (*backtest.Report, error) {
-	st, err := b.ch.get(ctx)
-	if err != nil {
-		return nil, err
-	}
 	candidate, err := rules.Compile(draft, b.a.scorer.Env())
 	if err != nil {
 		return nil, fmt.Errorf("%w: the draft does not compile: %v", console.ErrInvalid, err)
@@ -335,8 +385,13 @@ func (b *consoleBacktest) Backtest(ctx context.Context, draft []byte, from, to t
 		return buildScorer(cfg, schemas.NewPhoneHasher([]byte("backtest")), log)
 	}
 	opts := backtest.Options{From: from, To: to, WarmUp: backtest.DefaultWarmUp, Progress: progress, ProgressEvery: 20000}
-	// Precision and recall against the labels people stored (the console's marks among them).
-	if err := mergeStoredLabels(ctx, st, &opts, io.Discard); err != nil {
+	// Precision and recall against the labels people stored (the console's marks among them). That
+	// read goes through the breaker; the backtest's own reads, minutes of them, are the job's and
+	// end it with their error.
+	st, err := useStore(ctx, b.ch, func(st *chsink.Store) (*chsink.Store, error) {
+		return st, mergeStoredLabels(ctx, st, &opts, io.Discard)
+	})
+	if err != nil {
 		return nil, err
 	}
 	return chbacktest.Run(ctx, st, current, candidate, newScorer, opts)
@@ -350,34 +405,22 @@ type consoleHistory struct {
 }
 
 func (h *consoleHistory) Apps(ctx context.Context) ([]string, error) {
-	st, err := h.ch.get(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return st.Apps(ctx)
+	return useStore(ctx, h.ch, func(st *chsink.Store) ([]string, error) { return st.Apps(ctx) })
 }
 
 // Overview reads the hourly rollups — three reads at once: the page waits for the slowest, not the
 // sum — for the hours not kept from earlier overviews.
 func (h *consoleHistory) Overview(ctx context.Context, f console.Filter) (console.Overview, error) {
-	st, err := h.ch.get(ctx)
-	if err != nil {
-		return console.Overview{}, err
-	}
 	c := h.hours
 	if c == nil {
 		c = newOverviewHours()
 		c.ttl = -1 // nothing is ever fresh enough
 	}
-	return c.overview(ctx, st, f)
+	return useStore(ctx, h.ch, func(st *chsink.Store) (console.Overview, error) { return c.overview(ctx, st, f) })
 }
 
 func (h *consoleHistory) Activity(ctx context.Context, l console.Lookup, limit int) (console.Activity, error) {
 	var act console.Activity
-	st, err := h.ch.get(ctx)
-	if err != nil {
-		return act, err
-	}
 	var key chsink.LookupKey
 	switch l.Kind {
 	case console.KindPhone:
@@ -387,7 +430,15 @@ func (h *consoleHistory) Activity(ctx context.Context, l console.Lookup, limit i
 	case console.KindDevice:
 		key.DeviceID = l.Value
 	}
-	as, ds, err := st.Lookup(ctx, key, time.Now().Add(-7*24*time.Hour), limit)
+	type found struct {
+		as []chsink.Attempt
+		ds []chsink.StoredDecision
+	}
+	res, err := useStore(ctx, h.ch, func(st *chsink.Store) (found, error) {
+		as, ds, err := st.Lookup(ctx, key, time.Now().Add(-7*24*time.Hour), limit)
+		return found{as, ds}, err
+	})
+	as, ds := res.as, res.ds
 	if err != nil {
 		return act, err
 	}
@@ -467,10 +518,6 @@ func (e consoleExplain) Explain(ctx context.Context, l console.Lookup) ([]consol
 type consoleLabels struct{ ch *lazyStore }
 
 func (c consoleLabels) Mark(ctx context.Context, appID, target, id, label, who string) error {
-	st, err := c.ch.get(ctx)
-	if err != nil {
-		return err
-	}
 	l := schemas.Label{AppID: appID, Label: label, LabeledBy: "console:" + who, LabeledAt: time.Now().UTC()}
 	if target == "decision" {
 		l.DecisionID = id
@@ -480,7 +527,8 @@ func (c consoleLabels) Mark(ctx context.Context, appID, target, id, label, who s
 	if err := l.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", console.ErrInvalid, err)
 	}
-	return st.WriteLabels(ctx, []schemas.Label{l})
+	_, err := useStore(ctx, c.ch, func(st *chsink.Store) (struct{}, error) { return struct{}{}, st.WriteLabels(ctx, []schemas.Label{l}) })
+	return err
 }
 
 // ---- lists ---------------------------------------------------------------------------------

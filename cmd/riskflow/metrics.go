@@ -33,7 +33,9 @@ func newObserver(reg prometheus.Registerer) *observer {
 		archived: prometheus.NewCounter(prometheus.CounterOpts{Name: "riskflow_archived_total", Help: "Score records stored in ClickHouse."}),
 		batches:  prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "riskflow_batch_seconds", Help: "Time to make a consumed batch durable, by loop.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"loop"}),
 		retries:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "riskflow_batch_retries_total", Help: "Batches retried after a failure, by loop."}, []string{"loop"}),
-		breaker:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "riskflow_breaker_state", Help: "Circuit breaker state: 1 for the current state."}, []string{"state"}),
+		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "riskflow_breaker_state",
+			Help: "Circuit breaker state, 1 for the current one, by breaker: archiver (risk.scores into ClickHouse) and console (the console's ClickHouse reads and writes)."},
+			[]string{"breaker", "state"}),
 	}
 	o.feedWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "riskflow_scorer_feed_wait_seconds",
@@ -86,13 +88,14 @@ func (o *observer) GateWaited(waited time.Duration, ok, replayed bool) {
 	o.feedWait.WithLabelValues(result, by).Observe(waited.Seconds())
 }
 
-func (o *observer) breakerState(state string) {
+// breakerState records that breaker (archiver, console) is now in state.
+func (o *observer) breakerState(breaker, state string) {
 	for _, s := range []string{"closed", "half-open", "open"} {
 		v := 0.0
 		if s == state {
 			v = 1
 		}
-		o.breaker.WithLabelValues(s).Set(v)
+		o.breaker.WithLabelValues(breaker, s).Set(v)
 	}
 }
 

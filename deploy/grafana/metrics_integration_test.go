@@ -150,7 +150,7 @@ func TestMetricsReferencedExist(t *testing.T) {
 		ok     func(float64) bool
 	}{
 		{roles[2], "riskflow_archived_total", func(v float64) bool { return v >= 5 }},
-		{roles[3], `riskflow_breaker_state{state="open"}`, func(v float64) bool { return v == 1 }},
+		{roles[3], `riskflow_breaker_state{breaker="archiver",state="open"}`, func(v float64) bool { return v == 1 }},
 		{roles[1], `riskflow_scored_total{score="0"}`, func(v float64) bool { return v >= 1 }},
 	} {
 		var v float64

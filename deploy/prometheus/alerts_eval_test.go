@@ -126,8 +126,8 @@ func TestAlertsQuietInNormalOperation(t *testing.T) {
 		ar := `{job="riskflow-archiver",instance="archiver-1"`
 		ss = append(ss,
 			Counter(`riskflow_archived_total`+ar+`}`, 182),
-			Gauge(`riskflow_breaker_state`+ar+`,state="closed"}`, 1),
-			Gauge(`riskflow_breaker_state`+ar+`,state="open"}`, 0),
+			Gauge(`riskflow_breaker_state`+ar+`,breaker="archiver",state="closed"}`, 1),
+			Gauge(`riskflow_breaker_state`+ar+`,breaker="archiver",state="open"}`, 0),
 			Gauge(`riskflow_loop_stalled_seconds`+ar+`,loop="archiver"}`, 0),
 			Gauge(`riskflow_loop_stalled_seconds`+ar+`,loop="decisions"}`, 0))
 		return ss
@@ -150,7 +150,7 @@ func TestAlertsQuietInNormalOperation(t *testing.T) {
 	situations := map[string][]Series{
 		"RiskflowLoopStalled":        {Gauge(`riskflow_loop_stalled_seconds{job="riskflow-scorer",instance="scorer-1",loop="scorer"}`, 300)},
 		"RiskflowHistoryLoopStalled": {Gauge(`riskflow_loop_stalled_seconds{job="riskflow-archiver",instance="archiver-1",loop="archiver"}`, 300)},
-		"RiskflowBreakerOpen":        {Gauge(`riskflow_breaker_state{job="riskflow-archiver",instance="archiver-1",state="open"}`, 1)},
+		"RiskflowBreakerOpen":        {Gauge(`riskflow_breaker_state{job="riskflow-archiver",instance="archiver-1",breaker="archiver",state="open"}`, 1)},
 		"RiskflowReplicaStale":       {Gauge(`riskflow_replica_staleness_seconds{job="riskflow-api",instance="api-2"}`, 400)},
 		"RiskflowReplicaNotCaughtUp": {Gauge(`riskflow_replica_staleness_seconds{job="riskflow-api",instance="api-2"}`, -1)},
 		"RiskflowSnapshotOld":        {Gauge(`riskflow_snapshot_age_seconds{job="riskflow-scorer",instance="scorer-2"}`, 4000)},
@@ -211,9 +211,9 @@ func TestAlertsHoldThroughTheirFor(t *testing.T) {
 	}
 	breaker := func(closed, open, halfOpen func(n int) float64) []Series {
 		return []Series{
-			Stepped(`riskflow_breaker_state`+archiver+`,state="closed"}`, closed),
-			Stepped(`riskflow_breaker_state`+archiver+`,state="open"}`, open),
-			Stepped(`riskflow_breaker_state`+archiver+`,state="half-open"}`, halfOpen),
+			Stepped(`riskflow_breaker_state`+archiver+`,breaker="archiver",state="closed"}`, closed),
+			Stepped(`riskflow_breaker_state`+archiver+`,breaker="archiver",state="open"}`, open),
+			Stepped(`riskflow_breaker_state`+archiver+`,breaker="archiver",state="half-open"}`, halfOpen),
 		}
 	}
 	zero := func(int) float64 { return 0 }

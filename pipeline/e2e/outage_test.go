@@ -58,7 +58,7 @@ func TestClickHouseOutage(t *testing.T) {
 	sawOpen := false
 	outageEnd := time.Now().Add(20 * time.Second)
 	for time.Now().Before(outageEnd) {
-		if metric(t, addr, `riskflow_breaker_state{state="open"}`) == "1" {
+		if metric(t, addr, `riskflow_breaker_state{breaker="archiver",state="open"}`) == "1" {
 			sawOpen = true
 		}
 		time.Sleep(500 * time.Millisecond)
@@ -78,7 +78,7 @@ func TestClickHouseOutage(t *testing.T) {
 	if got := e.waitCount(ctx, exactlyOnceQuery, n, 3*time.Minute); got != n {
 		t.Fatalf("risk_scores FINAL after the outage: %d, want %d", got, n)
 	}
-	if v := metric(t, addr, `riskflow_breaker_state{state="closed"}`); v != "1" {
+	if v := metric(t, addr, `riskflow_breaker_state{breaker="archiver",state="closed"}`); v != "1" {
 		t.Errorf("breaker did not close after ClickHouse came back (closed=%q)", v)
 	}
 }

@@ -1,0 +1,151 @@
+//go:build integration
+
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/riskflow/riskflow/pipeline/chsink"
+	"github.com/riskflow/riskflow/scoring/console"
+)
+
+// hangProxy forwards connections to a real server until hang is set; from then on it forwards
+// nothing either way (a server that stopped answering) and new connections are taken and left
+// silent. accepted counts connections.
+type hangProxy struct {
+	ln       net.Listener
+	hang     atomic.Bool
+	accepted atomic.Int32
+	mu       sync.Mutex
+	conns    []net.Conn
+}
+
+func newHangProxy(t *testing.T, target string) *hangProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &hangProxy{ln: ln}
+	pipe := func(dst, src net.Conn) {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 && !p.hang.Load() {
+				if _, err := dst.Write(buf[:n]); err != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.accepted.Add(1)
+			p.track(c)
+			if p.hang.Load() {
+				go io.Copy(io.Discard, c)
+				continue
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.track(s)
+			go pipe(s, c)
+			go pipe(c, s)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, c := range p.conns {
+			c.Close()
+		}
+	})
+	return p
+}
+
+func (p *hangProxy) track(c net.Conn) {
+	p.mu.Lock()
+	p.conns = append(p.conns, c)
+	p.mu.Unlock()
+}
+
+// The console's breaker on the real ClickHouse: closed while it answers; open after three uses
+// that waited out a ClickHouse that stopped answering, failing the next uses at once without
+// connecting; closed again by the first probe once ClickHouse answers.
+func TestConsoleBreakerOnARealClickHouseGoingAwayAndBack(t *testing.T) {
+	addr, db, _, _ := throwawayDatabase(t, "console_breaker")
+	proxy := newHangProxy(t, addr)
+	cfg := ClickHouseConfig{
+		Config:          chsink.Config{Addr: proxy.ln.Addr().String(), Database: db, DialTimeout: time.Second, WriteTimeout: 2 * time.Second},
+		BreakerFailures: 3,
+		BreakerOpenFor:  Duration(500 * time.Millisecond),
+	}
+	obs := newObserver(prometheus.NewRegistry())
+	ch := newLazyStore(cfg, slog.New(slog.DiscardHandler), func(s string) { obs.breakerState("console", s) })
+	state := consoleState{ch: ch}
+	ctx := context.Background()
+	if err := state.Put(ctx, console.Item{Kind: "draft", ID: "d1", At: time.Now().UTC(), Body: []byte("rules: []")}); err != nil {
+		t.Fatalf("save a draft while ClickHouse answers: %v", err)
+	}
+	if _, found, err := state.Get(ctx, "draft", "d1"); err != nil || !found {
+		t.Fatalf("read the draft back: found %v, %v", found, err)
+	}
+
+	proxy.hang.Store(true)
+	for i := range 3 {
+		c, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+		_, _, err := state.Get(c, "draft", "d1")
+		cancel()
+		if err == nil {
+			t.Fatalf("use %d through a ClickHouse that does not answer succeeded", i+1)
+		}
+	}
+	if got := gaugeOf(t, obs.breaker.WithLabelValues("console", "open")); got != 1 {
+		t.Fatalf(`breaker{console} open = %v after three uses timed out, want 1`, got)
+	}
+	before := proxy.accepted.Load()
+	if _, _, err := state.Get(ctx, "draft", "d1"); !errors.Is(err, console.ErrNotAvailable) {
+		t.Fatalf("use with the breaker open: %v, want ErrNotAvailable at once", err)
+	}
+	if after := proxy.accepted.Load(); after != before {
+		t.Errorf("the open breaker connected: %d connections before, %d after", before, after)
+	}
+
+	proxy.hang.Store(false)
+	var err error
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		c, cancel := context.WithTimeout(ctx, 3*time.Second)
+		_, _, err = state.Get(c, "draft", "d1")
+		cancel()
+		if err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("ClickHouse answers again, the console still fails: %v", err)
+	}
+	if got := gaugeOf(t, obs.breaker.WithLabelValues("console", "closed")); got != 1 {
+		t.Errorf(`breaker{console} closed = %v once ClickHouse answered a probe, want 1`, got)
+	}
+}

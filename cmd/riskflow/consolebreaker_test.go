@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/riskflow/riskflow/pipeline/chsink"
+	"github.com/riskflow/riskflow/scoring/console"
+)
+
+// hangingServer is a ClickHouse that takes connections and never answers; accepted counts them.
+type hangingServer struct {
+	ln       net.Listener
+	accepted atomic.Int32
+	mu       sync.Mutex
+	conns    []net.Conn
+}
+
+func newHangingServer(t *testing.T) *hangingServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &hangingServer{ln: ln}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			h.accepted.Add(1)
+			h.mu.Lock()
+			h.conns = append(h.conns, c)
+			h.mu.Unlock()
+			go io.Copy(io.Discard, c) // reads what the client sends, answers nothing
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for _, c := range h.conns {
+			c.Close()
+		}
+	})
+	return h
+}
+
+// The console's ClickHouse uses go through a breaker: against a ClickHouse that hangs, after
+// clickhouse.breaker_failures uses that timed out, every use (a session check, a page's read, a
+// draft saved) fails at once with ErrNotAvailable saying why, without connecting again, and
+// riskflow_breaker_state{breaker="console"} shows it open.
+func TestConsoleClickHouseBreakerOpensOnAHangingServer(t *testing.T) {
+	srv := newHangingServer(t)
+	cfg := ClickHouseConfig{
+		Config:          chsink.Config{Addr: srv.ln.Addr().String(), DialTimeout: time.Second, WriteTimeout: 300 * time.Millisecond},
+		BreakerFailures: 3,
+		BreakerOpenFor:  Duration(time.Hour), // stays open for the test
+	}
+	obs := newObserver(prometheus.NewRegistry())
+	ch := newLazyStore(cfg, slog.New(slog.DiscardHandler), func(s string) { obs.breakerState("console", s) })
+	state := consoleState{ch: ch}
+
+	for i := range cfg.BreakerFailures {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, _, err := state.Get(ctx, console.ItemSessionEnded, "nonce")
+		cancel()
+		if err == nil || strings.Contains(err.Error(), "did not answer the console's last") {
+			t.Fatalf("use %d against the hanging server: err = %v, want the server's timeout", i+1, err)
+		}
+	}
+	if got := gaugeOf(t, obs.breaker.WithLabelValues("console", "open")); got != 1 {
+		t.Fatalf(`riskflow_breaker_state{breaker="console",state="open"} = %v after %d failed uses, want 1`, got, cfg.BreakerFailures)
+	}
+	before := srv.accepted.Load()
+	if before == 0 {
+		t.Fatal("the hanging server was never connected to")
+	}
+	uses := []func() error{
+		func() error {
+			_, _, err := state.Get(context.Background(), console.ItemSessionEnded, "nonce")
+			return err
+		},
+		func() error {
+			return state.Put(context.Background(), console.Item{Kind: "draft", ID: "d1", Body: []byte("rules: []")})
+		},
+		func() error { _, err := (&consoleHistory{ch: ch}).Apps(context.Background()); return err },
+		func() error {
+			return consoleLabels{ch: ch}.Mark(context.Background(), "app1", "event", "e1", "fraud", "alice")
+		},
+	}
+	for i, use := range uses {
+		err := use()
+		if !errors.Is(err, console.ErrNotAvailable) || !strings.Contains(err.Error(), "did not answer the console's last 3 requests") ||
+			!strings.Contains(err.Error(), "clickhouse.breaker_open_for") {
+			t.Errorf("use %d with the breaker open: err = %v, want ErrNotAvailable saying ClickHouse did not answer", i, err)
+		}
+	}
+	if after := srv.accepted.Load(); after != before {
+		t.Errorf("the open breaker let uses reach ClickHouse: %d connections before, %d after", before, after)
+	}
+}
+
+// What counts against ClickHouse: not answering. Errors it answered with, requests the console
+// refused and visitors who went away do not.
+func TestClickHouseAway(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		err  error
+		away bool
+	}{
+		{"nil", nil, false},
+		{"refused connection", &chsink.DialError{Addr: "127.0.0.1:1", Err: errors.New("connect: connection refused")}, true},
+		{"deadline", fmt.Errorf("read console_state: %w", context.DeadlineExceeded), true},
+		{"broken pipe", errors.New("write tcp 127.0.0.1:5->127.0.0.1:9000: write: broken pipe"), true},
+		{"server exception", fmt.Errorf("read console_state: %w", &clickhouse.Exception{Code: 60, Message: "Table riskflow.console_state does not exist"}), false},
+		{"refused draft", fmt.Errorf("%w: the draft does not compile", console.ErrInvalid), false},
+		{"no such version", fmt.Errorf("read version: %w", chsink.ErrNoRuleVersion), false},
+	} {
+		if got := clickHouseAway(c.err); got != c.away {
+			t.Errorf("%s: clickHouseAway(%v) = %v, want %v", c.name, c.err, got, c.away)
+		}
+	}
+}
+
+func gaugeOf(t *testing.T, g prometheus.Gauge) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := g.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetGauge().GetValue()
+}
