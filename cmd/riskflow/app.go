@@ -73,7 +73,7 @@ func newApp(cfg Config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	a.scorer = s
-	a.rules = newRuleService(cfg, s, log)
+	a.rules = newRuleService(cfg, s, log, func(state string) { a.obs.breakerState("rules", state) })
 	a.reg.MustRegister(newInfoCollector(s.Rules()), newRulesCollector(a.rules, s, cfg.Scoring.Rules != ""))
 	return a, nil
 }

@@ -86,9 +86,9 @@ type KafkaConfig struct {
 }
 
 // ClickHouseConfig is the history store (package chsink's Config: addr, database, username,
-// password, dial_timeout, write_timeout, compression), the archiver's batches, and the breaker of
-// the archiver's writes and of the console's reads and writes; an empty addr turns the archiver
-// off.
+// password, dial_timeout, write_timeout, compression), the archiver's batches, and the breakers of
+// the archiver's writes, the console's reads and writes and the rule-pack history's; an empty
+// addr turns the archiver off.
 type ClickHouseConfig struct {
 	chsink.Config   `yaml:",inline"`
 	BatchSize       int      `yaml:"batch_size"`

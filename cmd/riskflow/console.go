@@ -70,7 +70,7 @@ func (a *app) withConsole(srv *api.Server) http.Handler {
 // requests, backtest runs) is kept in ClickHouse's console_state when ClickHouse is configured,
 // so that every node behind a load balancer shares it; else in this node's memory.
 func (a *app) consoleDeps() console.Deps {
-	ch := newLazyStore(a.cfg.ClickHouse, a.log, func(state string) { a.obs.breakerState("console", state) })
+	ch := newLazyStore(a.cfg.ClickHouse, "console", a.log, func(state string) { a.obs.breakerState("console", state) })
 	host, _ := os.Hostname()
 	deps := console.Deps{
 		Rules:     &consoleRules{a: a, ch: ch},
@@ -126,42 +126,50 @@ func (c consoleState) items(ctx context.Context, kind, id string) ([]console.Ite
 }
 
 // lazyStore opens the ClickHouse store on first use (Open does no I/O) and guards every use of
-// it with a circuit breaker (see useStore).
+// it with a circuit breaker (see useStore). The console and the rule-pack service's history each
+// have one.
 type lazyStore struct {
 	cfg      ClickHouseConfig
+	who      string // whose uses: "console", "rule-pack history"
 	cb       *gobreaker.CircuitBreaker[struct{}]
 	mu       sync.Mutex
 	st       *chsink.Store
 	migrated bool
 }
 
-// newLazyStore is the console's ClickHouse: its breaker opens after clickhouse.breaker_failures
-// uses in a row found ClickHouse not answering, as the archiver's does, and then fails every use
-// at once for clickhouse.breaker_open_for before one use probes it again. A console page then
-// says ClickHouse is away at once instead of waiting out the timeouts (a ClickHouse that hangs
-// would hold every page, and every session check, for seconds). onState hears every state
-// change.
-func newLazyStore(cfg ClickHouseConfig, log *slog.Logger, onState func(string)) *lazyStore {
+// newLazyStore is a ClickHouse for who's reads and writes: its breaker opens after
+// clickhouse.breaker_failures uses in a row found ClickHouse not answering, as the archiver's
+// does, and then fails every use at once for clickhouse.breaker_open_for before one use probes
+// it again. A console page then says ClickHouse is away at once instead of waiting out the
+// timeouts (a ClickHouse that hangs would hold every page, and every session check, for seconds),
+// and a rule pack promoted meanwhile is not held up recording its version. onState (may be nil)
+// hears every state change; log may be nil.
+func newLazyStore(cfg ClickHouseConfig, who string, log *slog.Logger, onState func(string)) *lazyStore {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	st := gobreaker.Settings{
-		Name:        "clickhouse-console",
+		Name:        "clickhouse " + who,
 		MaxRequests: 1,
 		Timeout:     cfg.BreakerOpenFor.D(),
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= uint32(max(cfg.BreakerFailures, 1)) },
-		// A page whose visitor went away says nothing about ClickHouse.
+		// A caller who went away (a page closed) says nothing about ClickHouse.
 		IsExcluded:   func(err error) bool { return errors.Is(err, context.Canceled) },
 		IsSuccessful: func(err error) bool { return !clickHouseAway(err) },
 		OnStateChange: func(name string, from, to gobreaker.State) {
 			log.Warn("circuit breaker state change", "breaker", name, "from", from.String(), "to", to.String())
-			onState(to.String())
+			if onState != nil {
+				onState(to.String())
+			}
 		},
 	}
-	return &lazyStore{cfg: cfg, cb: gobreaker.NewCircuitBreaker[struct{}](st)}
+	return &lazyStore{cfg: cfg, who: who, cb: gobreaker.NewCircuitBreaker[struct{}](st)}
 }
 
-// clickHouseAway reports whether err, from a use of the console's store, says ClickHouse did not
-// answer (refused, unreachable, timed out, the connection broken), which the breaker counts. An
-// error ClickHouse answered with and a request the console refused say nothing about whether it
-// answers.
+// clickHouseAway reports whether err, from a use of a lazyStore, says ClickHouse did not answer
+// (refused, unreachable, timed out, the connection broken), which the breaker counts. An error
+// ClickHouse answered with and a request refused before it reached ClickHouse say nothing about
+// whether it answers.
 func clickHouseAway(err error) bool {
 	if err == nil || errors.Is(err, console.ErrInvalid) || errors.Is(err, chsink.ErrNoRuleVersion) {
 		return false
@@ -170,8 +178,24 @@ func clickHouseAway(err error) bool {
 	return !errors.As(err, &ex)
 }
 
-// useStore runs f on the console's store behind its breaker. While the breaker is open (or a probe
-// is under way) it fails at once with console.ErrNotAvailable, saying why.
+// breakerOpenError is a use refused at once by an open breaker (or while its probe is under
+// way). It is console.ErrNotAvailable and in class schemas.ErrUnavailable.
+type breakerOpenError struct {
+	l   *lazyStore
+	err error // gobreaker.ErrOpenState or ErrTooManyRequests
+}
+
+func (e *breakerOpenError) Error() string {
+	return fmt.Sprintf("ClickHouse (%s) did not answer the %s's last %d requests; it is asked again within %s (clickhouse.breaker_open_for)",
+		e.l.cfg.Addr, e.l.who, max(e.l.cfg.BreakerFailures, 1), e.l.cfg.BreakerOpenFor.D())
+}
+
+func (e *breakerOpenError) Unwrap() []error {
+	return []error{console.ErrNotAvailable, schemas.ErrUnavailable, e.err}
+}
+
+// useStore runs f on l's store behind its breaker; while the breaker is open it fails at once
+// with a *breakerOpenError.
 func useStore[T any](ctx context.Context, l *lazyStore, f func(*chsink.Store) (T, error)) (T, error) {
 	var v T
 	if l.cfg.Addr == "" {
@@ -186,8 +210,7 @@ func useStore[T any](ctx context.Context, l *lazyStore, f func(*chsink.Store) (T
 		return struct{}{}, err
 	})
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-		return v, fmt.Errorf("%w: ClickHouse (%s) did not answer the console's last %d requests; the console asks again within %s (clickhouse.breaker_open_for)",
-			console.ErrNotAvailable, l.cfg.Addr, max(l.cfg.BreakerFailures, 1), l.cfg.BreakerOpenFor.D())
+		return v, &breakerOpenError{l: l, err: err}
 	}
 	return v, err
 }

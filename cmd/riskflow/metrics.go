@@ -34,7 +34,7 @@ func newObserver(reg prometheus.Registerer) *observer {
 		batches:  prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "riskflow_batch_seconds", Help: "Time to make a consumed batch durable, by loop.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"loop"}),
 		retries:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "riskflow_batch_retries_total", Help: "Batches retried after a failure, by loop."}, []string{"loop"}),
 		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "riskflow_breaker_state",
-			Help: "Circuit breaker state, 1 for the current one, by breaker: archiver (risk.scores into ClickHouse) and console (the console's ClickHouse reads and writes)."},
+			Help: "Circuit breaker state, 1 for the current one, by breaker: archiver (risk.scores into ClickHouse), console (the console's ClickHouse reads and writes) and rules (the rule-pack history, rule_versions)."},
 			[]string{"breaker", "state"}),
 	}
 	o.feedWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{

@@ -16,7 +16,7 @@ func TestRollbackUnknownVersionIsNotEchoed(t *testing.T) {
 	addr, db, _, _ := throwawayDatabase(t, "rollback_cli")
 	c := Default().ClickHouse
 	c.Addr, c.Database = addr, db
-	vs := &versionStore{cfg: c}
+	vs := newVersionStore(c, nil, nil)
 	for _, v := range []string{"0123456789abcdef", "13812345678", "zz'; DROP TABLE x"} {
 		_, err := vs.Lookup(context.Background(), v)
 		if err == nil || !strings.Contains(err.Error(), "unknown rule pack version") {

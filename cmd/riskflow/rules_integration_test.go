@@ -35,7 +35,7 @@ func TestRulePackLifecycleOnClickHouse(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		svc := newRuleService(cfg, s, log)
+		svc := newRuleService(cfg, s, log, nil)
 		if _, err := svc.Start(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -243,7 +243,7 @@ func cmdRulesVersions(ctx context.Context, args []string, stdout, stderr io.Writ
 	if cfg.ClickHouse.Addr == "" {
 		return configf("clickhouse.addr: required to read rule_versions (RISKFLOW_CLICKHOUSE_ADDR)")
 	}
-	svc := newRuleService(cfg, nil, nil)
+	svc := newRuleService(cfg, nil, nil, nil)
 	list, err := svc.Versions(ctx)
 	if err != nil {
 		return fmt.Errorf("rules versions: %w", err)
@@ -287,7 +287,7 @@ func cmdRulesRollback(ctx context.Context, args []string, stdout, stderr io.Writ
 	if len(problems) > 0 {
 		return configf("%s", strings.Join(problems, "\n"))
 	}
-	svc := newRuleService(cfg, s, newLogger(LogConfig{Level: "error", Format: "text"}, stderr))
+	svc := newRuleService(cfg, s, newLogger(LogConfig{Level: "error", Format: "text"}, stderr), nil)
 	l, err := svc.Rollback(ctx, fs.Arg(0), "cli:"+userName())
 	if err != nil {
 		return fmt.Errorf("rules rollback: %w", err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -33,57 +32,35 @@ func openStore(ctx context.Context, c ClickHouseConfig, log *slog.Logger) (*chsi
 }
 
 // newRuleService is this process's rule-pack service over scoring.rules, with rule_versions in
-// ClickHouse as its history when clickhouse.addr is set.
-func newRuleService(cfg Config, target rulesvc.Target, log *slog.Logger) *rulesvc.Service {
+// ClickHouse as its history when clickhouse.addr is set. onBreaker (may be nil) hears the
+// history's breaker change state.
+func newRuleService(cfg Config, target rulesvc.Target, log *slog.Logger, onBreaker func(string)) *rulesvc.Service {
 	var store rulesvc.Store
 	if cfg.ClickHouse.Addr != "" {
-		store = &versionStore{cfg: cfg.ClickHouse}
+		store = newVersionStore(cfg.ClickHouse, log, onBreaker)
 	}
 	return rulesvc.New(rulesvc.Config{Path: cfg.Scoring.Rules, Interval: cfg.Scoring.ReloadInterval.D(), Default: packs.Default()}, target, store, log)
 }
 
 // versionStore is rule_versions as the rule-pack service's history: the store is opened and the
-// schema applied at first use (ClickHouse may be down at start; the service retries).
-type versionStore struct {
-	cfg ClickHouseConfig
+// schema applied at first use (ClickHouse may be down at start; the service retries), every use
+// behind a breaker (lazyStore).
+type versionStore struct{ ch *lazyStore }
 
-	mu    sync.Mutex
-	store *chsink.Store
-}
-
-func (v *versionStore) open(ctx context.Context) (*chsink.Store, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.store != nil {
-		return v.store, nil
-	}
-	st, err := openStore(ctx, v.cfg, nil)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := st.Migrate(ctx); err != nil {
-		st.Close()
-		return nil, fmt.Errorf("rule_versions: %w", err)
-	}
-	v.store = st
-	return st, nil
+func newVersionStore(cfg ClickHouseConfig, log *slog.Logger, onBreaker func(string)) *versionStore {
+	return &versionStore{ch: newLazyStore(cfg, "rule-pack history", log, onBreaker)}
 }
 
 func (v *versionStore) RecordVersion(ctx context.Context, rv rulesvc.Version) error {
-	st, err := v.open(ctx)
-	if err != nil {
-		return err
-	}
-	return st.RecordRuleVersion(ctx, chsink.RuleVersion{Version: rv.Version, Name: rv.Name, LoadedBy: rv.LoadedBy, Source: rv.Source,
-		LoadedAt: rv.LoadedAt, RuleCount: rv.Rules, Content: string(rv.Content)})
+	_, err := useStore(ctx, v.ch, func(st *chsink.Store) (struct{}, error) {
+		return struct{}{}, st.RecordRuleVersion(ctx, chsink.RuleVersion{Version: rv.Version, Name: rv.Name, LoadedBy: rv.LoadedBy, Source: rv.Source,
+			LoadedAt: rv.LoadedAt, RuleCount: rv.Rules, Content: string(rv.Content)})
+	})
+	return err
 }
 
 func (v *versionStore) Versions(ctx context.Context) ([]rulesvc.Version, error) {
-	st, err := v.open(ctx)
-	if err != nil {
-		return nil, err
-	}
-	list, err := st.RuleVersions(ctx, 0)
+	list, err := useStore(ctx, v.ch, func(st *chsink.Store) ([]chsink.RuleVersion, error) { return st.RuleVersions(ctx, 0) })
 	if err != nil {
 		return nil, err
 	}
@@ -95,11 +72,7 @@ func (v *versionStore) Versions(ctx context.Context) ([]rulesvc.Version, error) 
 }
 
 func (v *versionStore) Lookup(ctx context.Context, version string) (rulesvc.Version, error) {
-	st, err := v.open(ctx)
-	if err != nil {
-		return rulesvc.Version{}, err
-	}
-	r, err := st.RuleVersion(ctx, version)
+	r, err := useStore(ctx, v.ch, func(st *chsink.Store) (chsink.RuleVersion, error) { return st.RuleVersion(ctx, version) })
 	if errors.Is(err, chsink.ErrNoRuleVersion) {
 		// An excerpt: the version is what a caller typed (CLI, API, console), a number among it masked.
 		return rulesvc.Version{}, fmt.Errorf("%w %s in rule_versions", rulesvc.ErrUnknownVersion, schemas.Excerpt(version, 40))

@@ -31,7 +31,7 @@ func TestRulesAdminUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := newRuleService(cfg, s, log)
+	svc := newRuleService(cfg, s, log, nil)
 	if _, err := svc.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

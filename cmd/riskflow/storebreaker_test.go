@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,8 +17,11 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/sony/gobreaker/v2"
 
 	"github.com/riskflow/riskflow/pipeline/chsink"
+	"github.com/riskflow/riskflow/rules/rulesvc"
+	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/console"
 )
 
@@ -72,7 +76,7 @@ func TestConsoleClickHouseBreakerOpensOnAHangingServer(t *testing.T) {
 		BreakerOpenFor:  Duration(time.Hour), // stays open for the test
 	}
 	obs := newObserver(prometheus.NewRegistry())
-	ch := newLazyStore(cfg, slog.New(slog.DiscardHandler), func(s string) { obs.breakerState("console", s) })
+	ch := newLazyStore(cfg, "console", slog.New(slog.DiscardHandler), func(s string) { obs.breakerState("console", s) })
 	state := consoleState{ch: ch}
 
 	for i := range cfg.BreakerFailures {
@@ -112,6 +116,39 @@ func TestConsoleClickHouseBreakerOpensOnAHangingServer(t *testing.T) {
 	}
 	if after := srv.accepted.Load(); after != before {
 		t.Errorf("the open breaker let uses reach ClickHouse: %d connections before, %d after", before, after)
+	}
+}
+
+// The rule-pack history has its own breaker: a pack promoted while ClickHouse hangs is not held
+// up recording its version once the breaker is open (the service retries the record later), and
+// the refusal is in class ErrUnavailable (a 503 from /v1/rules/versions).
+func TestRuleHistoryBreakerOpensOnAHangingServer(t *testing.T) {
+	srv := newHangingServer(t)
+	cfg := ClickHouseConfig{
+		Config:          chsink.Config{Addr: srv.ln.Addr().String(), DialTimeout: time.Second, WriteTimeout: 300 * time.Millisecond},
+		BreakerFailures: 2,
+		BreakerOpenFor:  Duration(time.Hour),
+	}
+	var states []string
+	vs := newVersionStore(cfg, nil, func(s string) { states = append(states, s) })
+	for i := range cfg.BreakerFailures {
+		if _, err := vs.Versions(context.Background()); err == nil || errors.Is(err, gobreaker.ErrOpenState) {
+			t.Fatalf("use %d against the hanging server: err = %v, want the server's timeout", i+1, err)
+		}
+	}
+	before := srv.accepted.Load()
+	err := vs.RecordVersion(context.Background(), rulesvc.Version{Version: "0123456789abcdef", Name: "default"})
+	if !errors.Is(err, schemas.ErrUnavailable) || !strings.Contains(err.Error(), "rule-pack history's last 2 requests") {
+		t.Errorf("record with the breaker open: %v, want ErrUnavailable naming the rule-pack history", err)
+	}
+	if _, err := vs.Lookup(context.Background(), "0123456789abcdef"); !errors.Is(err, schemas.ErrUnavailable) {
+		t.Errorf("lookup with the breaker open: %v, want ErrUnavailable", err)
+	}
+	if after := srv.accepted.Load(); after != before {
+		t.Errorf("the open breaker let uses reach ClickHouse: %d connections before, %d after", before, after)
+	}
+	if want := []string{"open"}; !slices.Equal(states, want) {
+		t.Errorf("breaker states heard: %v, want %v", states, want)
 	}
 }
 
