@@ -1,8 +1,10 @@
 package scoring_test
 
 import (
+	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -171,5 +173,45 @@ func TestTravelIgnoresShortHopsAndCentroids(t *testing.T) {
 	rec = process(t, s, event("h-4", t0.Add(2*time.Minute), phone, geotest.BeijingMobileIP))
 	if km, _, _ := travel(t, rec); km != 0 {
 		t.Errorf("Tongzhou → Beijing: %v km, want ignored", km)
+	}
+}
+
+// A number's attempts hopping between continents, all with one loginToken, scored by a scorer
+// that kept up and by one that finds them all recorded already (its feed ran ahead: a backlog, a
+// restart): the travel from the location before each attempt and the sightings before it are the
+// same (before, the state kept the two newest locations only, and a token's first and last
+// sightings: behind the feed the first hops found no travel and every sighting counted as
+// earlier).
+func TestImpossibleTravelBehindTheFeed(t *testing.T) {
+	const phone = "13800000002"
+	hops := []string{geotest.BeijingMobileIP, geotest.USIP, geotest.BeijingMobileIP, geotest.USIP, geotest.ShanghaiIP}
+	var evs []schemas.VerifyEvent
+	for i, ip := range hops {
+		ev := event(fmt.Sprintf("hop-%d", i), t0.Add(time.Duration(i)*5*time.Minute), phone, ip)
+		ev.Flow = schemas.FlowSMSFallback // keep overseas_ip out of the verdict
+		ev.TokenDigest = strings.Repeat("5f", 32)
+		evs = append(evs, ev)
+	}
+	alone := newScorer(t, scoring.Config{}, withProbes(nil, geoVars[6:]...), scoring.WithGeo(fixtureGeo(t, nil)))
+	behind := newScorer(t, scoring.Config{}, withProbes(nil, geoVars[6:]...), scoring.WithGeo(fixtureGeo(t, nil)))
+	if n := behind.ApplyBatch(slices.Clone(evs), nil); n != len(evs) {
+		t.Fatalf("the feed applied %d of %d", n, len(evs))
+	}
+	travels := 0
+	for i := range evs {
+		want, got := process(t, alone, evs[i]), process(t, behind, evs[i])
+		wkm, wkmh, wmin := travel(t, want)
+		gkm, gkmh, gmin := travel(t, got)
+		if gkm != wkm || gkmh != wkmh || gmin != wmin || got.Score != want.Score || !slices.Equal(got.Tags, want.Tags) ||
+			got.Detail["token_replay"] != want.Detail["token_replay"] {
+			t.Errorf("%s behind the feed: %.0f km %.0f km/h %.0f min, score %d %v %v; as it came: %.0f km %.0f km/h %.0f min, score %d %v %v",
+				evs[i].EventID, gkm, gkmh, gmin, got.Score, got.Tags, got.Detail, wkm, wkmh, wmin, want.Score, want.Tags, want.Detail)
+		}
+		if hits(want)["impossible_travel"] {
+			travels++
+		}
+	}
+	if travels < 3 {
+		t.Errorf("%d impossible travels in %d hops between continents: the test tests little", travels, len(hops))
 	}
 }

@@ -4,9 +4,8 @@ import "slices"
 
 // The entries of a kind's keys in one shard live in one arena: a pointer-free []uint32 from which
 // blocks of a few size classes are carved, freed blocks kept per class for reuse. A key's slot in
-// its table holds the block's offset and class; a block holds, after an optional header (a phone's
-// last locations), the entries' seconds, then their first members, then (three-word kinds) their
-// second members, each a run of the block's capacity: counts read the seconds only.
+// its table holds the block's offset and class; a block holds the key's entries one after the
+// other, oldest first (see recTable).
 
 // classWords[c] is the size in words of a block of class c; class 0 is "no block". Classes grow by
 // one word up to 16 words, then by an eighth, so a block wastes about 6% on average.
@@ -28,8 +27,8 @@ var classWords = func() []uint32 {
 const (
 	// maxEntriesLimit bounds Config.MaxEntriesPerKey: a slot counts entries in 20 bits.
 	maxEntriesLimit = 1<<20 - 2
-	locWords        = 6 // a phone's two last locations: 2 seconds, 2 latitudes, 2 longitudes
-	maxBlockWords   = locWords + (maxEntriesLimit+1)*3
+	maxEntryWords   = 5 // a phone's entries
+	maxBlockWords   = (maxEntriesLimit + 1) * maxEntryWords
 )
 
 // classFor returns the smallest class of at least words words.

@@ -140,11 +140,8 @@ func (s *State) applyShard(sh *shard, ops []batchOp, ks []Keys) (sink uint32) {
 		op := &ops[j]
 		k := &ks[op.ev]
 		if op.kind == kindToken {
-			tt := &sh.tokens
-			i, _ := tt.upsertHash(op.key, op.h)
-			ts := tt.get(i, op.key)
-			ts.add(k.T)
-			tt.set(i, op.key, ts)
+			i, _ := sh.tokens.upsertHash(op.key, op.h)
+			sh.tokens.add(i, op.key, k.T)
 			continue
 		}
 		var loc *Keys

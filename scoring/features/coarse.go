@@ -109,7 +109,7 @@ func (c *coarse) fold(es []uint32, ew int) {
 			b.fails++
 		}
 		b.sketch[0].add(es[p+1])
-		if ew == 3 {
+		if ew >= 3 {
 			b.sketch[1].add(es[p+2])
 		}
 	}

@@ -15,8 +15,8 @@
 // The state is 64 shards, each with a read-write lock. A shard holds, per kind, an open-addressing
 // hash table (Robin Hood linear probing, 90% full at most, growing by a quarter) whose 16-byte
 // slots hold the key and the offset, size class and entry count of a block in the kind's arena:
-// one pointer-free []uint32 from which blocks of a few size classes are carved (a phone's block
-// also holds its two last locations). It holds the event ids in a table of 12-byte slots (id,
+// one pointer-free []uint32 from which blocks of a few size classes are carved (a phone's entries
+// also hold their attempts' locations). It holds the event ids in a table of 12-byte slots (id,
 // second) and the token sightings in one of 16-byte slots. Nothing there holds a pointer, so the
 // garbage collector does not scan the state, and a key costs its bytes only.
 //
@@ -48,7 +48,7 @@
 // Apply is idempotent per event id within the retention: a re-delivered event is not counted twice.
 // Queries are as of an event time, so scoring a re-delivered event again, after later attempts were
 // recorded, gives the answer it had the first time (TokenSeen counts sightings up to the time;
-// LastLocation remembers the two most recent located attempts and answers strictly before it).
+// LastLocation reads the located attempts strictly before it).
 //
 // # Restart
 //

@@ -209,7 +209,7 @@ func (s *State) AggregatesOf(t uint32, self, selfFail bool, keys []KeyAggs) {
 			if v := rt.val(slots[j]); metaClass(v[vMeta]) != 0 {
 				sink += rt.a.w[v[vRef]]
 				if n := v[vMeta] & nMask; n > 0 {
-					sink += rt.a.w[v[vRef]+hdrWords(v[vMeta])+n*rt.ew-1]
+					sink += rt.a.w[v[vRef]+n*rt.ew-1]
 				}
 			}
 		}
@@ -367,24 +367,22 @@ func (s *State) distinctExact(ms []uint32, ew int, selfMember uint32) int {
 
 // TokenSeen returns how many times the token digest was applied with an event second at or before
 // t (within the retention), so that scoring an attempt again after later sightings were recorded
-// gives the answer it had the first time. The answer is exact when t is before the first sighting,
-// at it, or at or after the last one; strictly between them it is the number of sightings minus
-// one (for up to three sightings at distinct seconds, exact at each sighting's own second, which
-// is where the scorer asks for a re-delivered event).
+// gives the answer it had the first time: exact for any t up to 256 sightings of the digest (see
+// tokenTable).
 func (s *State) TokenSeen(token uint64, t uint32) int {
 	if token == 0 {
 		return 0
 	}
 	sh := s.shard(token)
 	sh.mu.RLock()
-	ts := sh.tokens.lookup(token)
-	sh.mu.RUnlock()
-	return ts.upTo(t)
+	defer sh.mu.RUnlock()
+	return sh.tokens.upTo(token, t)
 }
 
-// LastLocation returns the most recent known location of a phone strictly before second t. It
-// remembers the two most recent located seconds, so it answers for the newest attempt as well as
-// for the one before it (an attempt scored again after it was recorded).
+// LastLocation returns the location of a phone's most recent located attempt strictly before
+// second t, among its last locationScan attempts before t, within the retention. Every phone
+// entry holds its attempt's location, so the answer is the same however many later attempts the
+// state holds already (a scorer behind its feed, an attempt scored again after it was recorded).
 func (s *State) LastLocation(phone uint64, t uint32) (at uint32, lat, lon float32, ok bool) {
 	if phone == 0 {
 		return 0, 0, 0, false
@@ -394,17 +392,24 @@ func (s *State) LastLocation(phone uint64, t uint32) (at uint32, lat, lon float3
 	defer sh.mu.RUnlock()
 	rt := &sh.recs[KindPhone]
 	i := rt.find(phone)
-	if i == noSlot || rt.val(i)[vMeta]&flagLoc == 0 {
+	if i == noSlot {
 		return 0, 0, 0, false
 	}
-	h := rt.a.w[rt.val(i)[vRef]:][:locWords]
-	for i := range 2 {
-		if h[i] != 0 && h[i] < t {
-			return h[i], math.Float32frombits(h[2+i]), math.Float32frombits(h[4+i]), true
+	v := rt.viewAt(i, phone)
+	ew := v.ew
+	end := int(firstAtOrAfter(v.es, uint32(ew), uint32(v.n()), t))
+	for j := end - 1; j >= max(0, end-locationScan); j-- {
+		if e := v.es[j*ew : j*ew+ew]; e[locLat]|e[locLon] != 0 {
+			return e[0] &^ failBit, math.Float32frombits(e[locLat]), math.Float32frombits(e[locLon]), true
 		}
 	}
 	return 0, 0, 0, false
 }
+
+// locationScan bounds how many of a phone's attempts LastLocation looks back through for one with
+// a location: a number hammered from addresses without one (thousands of entries) costs no more
+// than this.
+const locationScan = 64
 
 // lockSet is the set of shards one AggregatesOf read-locks, in shard order. Writers (Apply, the
 // sweep) hold one shard lock at a time; readers that hold several take them in shard order, so a

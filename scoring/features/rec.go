@@ -3,11 +3,12 @@ package features
 // recTable holds the keys of one kind in one shard: a table whose slots are the key, the block's
 // offset and a word of metadata (entry count, block class, flags), and the arena of the blocks
 // holding the entries. A slot is 16 bytes (four to a cache line, none straddling two); a key's entries cost 8 bytes each (net, device and
-// prefix keys: second and phone) or 12 (phone, IP and app keys: second and two members).
+// prefix keys: second and phone), 12 (IP and app keys: second and two members) or 20 (phone keys:
+// second, device, network and the attempt's location).
 type recTable struct {
 	table
 	a         arena
-	ew        uint32             // words per entry: 2 (second, member a) or 3 (and member b)
+	ew        uint32             // words per entry: 2 (second, member a), 3 (and member b) or 5 (and a location)
 	retention uint32             // seconds
 	old       map[uint64]*coarse // keys with a coarse tier (flagCoarse)
 }
@@ -21,12 +22,20 @@ const (
 	nMask      = 1<<20 - 1
 	clsShift   = 20
 	clsMask    = 1<<7 - 1
-	flagLoc    = 1 << 27 // the block starts with the phone's last locations (locWords)
 	flagCoarse = 1 << 28 // entries beyond MaxEntriesPerKey were folded into old[key]
 )
 
-// entryWords is the entry size of each kind: net, device and prefix keys only record the phone.
-var entryWords = [NumKinds]uint32{KindPhone: 3, KindIP: 3, KindNet: 2, KindDevice: 2, KindPrefix: 2, KindApp: 3, KindAppIP: 3, KindAppPrefix: 2, KindAppBlocks: 2}
+// entryWords is the entry size of each kind: net, device and prefix keys only record the phone; a
+// phone's entries also hold the attempt's location (latitude and longitude as float32 bits, both
+// 0 for an attempt without one), so that the location before any second is known (LastLocation),
+// however far the state runs ahead of the attempt being scored.
+var entryWords = [NumKinds]uint32{KindPhone: 5, KindIP: 3, KindNet: 2, KindDevice: 2, KindPrefix: 2, KindApp: 3, KindAppIP: 3, KindAppPrefix: 2, KindAppBlocks: 2}
+
+// Where a phone entry holds its location.
+const (
+	locLat = 3
+	locLon = 4
+)
 
 func newRecTable(kind Kind, seed uint64, retention uint32) recTable {
 	return recTable{table: newTable(recStride, seed), ew: entryWords[kind], retention: retention}
@@ -34,32 +43,23 @@ func newRecTable(kind Kind, seed uint64, retention uint32) recTable {
 
 func metaClass(meta uint32) uint32 { return meta >> clsShift & clsMask }
 
-func hdrWords(meta uint32) uint32 {
-	if meta&flagLoc != 0 {
-		return locWords
-	}
-	return 0
-}
-
-// capOf is the number of entries a block of class c with a header of hdr words holds. A block
-// holds the header, then the entries one after the other (ew words each), so that inserting one
-// touches one cache line.
-func (rt *recTable) capOf(c, hdr uint32) uint32 {
+// capOf is the number of entries a block of class c holds. A block holds the entries one after
+// the other (ew words each), so that inserting one touches one cache line.
+func (rt *recTable) capOf(c uint32) uint32 {
 	if c == 0 {
 		return 0
 	}
-	return (classWords[c] - hdr) / rt.ew
+	return classWords[c] / rt.ew
 }
 
 // recView is a key's state for queries: its live entries (ew words each: the second with the
-// failure bit, member a and, for three-word kinds, member b; two-word kinds have no member b: it is
-// always 0), its last locations (nil: none) and its coarse tier (nil: none). The slices alias the
-// arena: valid under the shard lock only.
+// failure bit, member a and, for three- and five-word kinds, member b; two-word kinds have no
+// member b: it is always 0) and its coarse tier (nil: none). The slices alias the arena: valid
+// under the shard lock only.
 type recView struct {
 	es  []uint32
 	ew  int
 	cnt int // entries: len(es)/ew, kept so that queries do not divide
-	loc []uint32
 	old *coarse
 }
 
@@ -81,15 +81,11 @@ func (rt *recTable) view(key uint64) recView {
 func (rt *recTable) viewAt(i uint32, key uint64) recView {
 	val := rt.val(i)
 	ref, meta := val[vRef], val[vMeta]
-	n, hdr, ew := meta&nMask, hdrWords(meta), rt.ew
-	base := ref + hdr
-	es := rt.a.w[base : base+n*ew : base+n*ew]
+	n, ew := meta&nMask, rt.ew
+	es := rt.a.w[ref : ref+n*ew : ref+n*ew]
 	// Entries that fell out of the retention but were not dropped yet are left out.
 	stale := staleCount(es, ew, n, rt.retention)
 	v := recView{es: es[stale*ew:], ew: int(ew), cnt: int(n - stale)}
-	if hdr != 0 {
-		v.loc = rt.a.w[ref : ref+locWords : ref+locWords]
-	}
 	if meta&flagCoarse != 0 {
 		v.old = rt.old[key]
 	}
@@ -158,24 +154,16 @@ func (rt *recTable) compact(need int) {
 	rt.a.forget()
 }
 
-// relayout moves the block of slot i, holding n entries, to a block of class c with the flags of
-// meta (a phone gaining a location gains a header) and records it in the slot. The old block is
-// freed.
+// relayout moves the block of slot i, holding n entries, to a block of class c and records it in
+// the slot. The old block is freed.
 func (rt *recTable) relayout(i, meta, n, c uint32) {
 	nref := rt.alloc(c) // may move every block: read the slot after it
 	val := rt.val(i)
 	ref, oldMeta := val[vRef], val[vMeta]
-	oc, oh, nh := metaClass(oldMeta), hdrWords(oldMeta), hdrWords(meta)
-	w := rt.a.w
-	if oc != 0 {
-		if oh != 0 && nh != 0 {
-			copyWords(w[nref:nref+locWords], w[ref:ref+locWords])
-		}
-		copyWords(w[nref+nh:nref+nh+n*rt.ew], w[ref+oh:ref+oh+n*rt.ew])
+	if oc := metaClass(oldMeta); oc != 0 {
+		w := rt.a.w
+		copyWords(w[nref:nref+n*rt.ew], w[ref:ref+n*rt.ew])
 		rt.a.release(ref, oc)
-	}
-	if nh > oh {
-		clear(w[nref : nref+nh])
 	}
 	val[vRef], val[vMeta] = nref, meta&^(clsMask<<clsShift|nMask)|c<<clsShift|n
 }
@@ -200,8 +188,8 @@ func (rt *recTable) prepare(key uint64, h uint32) uint32 {
 }
 
 // add inserts one entry (second with the failure bit e, members a and b) into the list of key,
-// in slot i (see prepare), in time order, and, for a located phone attempt (loc non-nil),
-// records the location.
+// in slot i (see prepare), in time order; a phone's entry (five words) also holds the attempt's
+// location when loc is non-nil (else none).
 //
 // Entries that fell out of the retention (older than the key's newest entry by more than the
 // retention) are not dropped at once: views leave them out, and they are dropped when the block
@@ -210,28 +198,21 @@ func (rt *recTable) prepare(key uint64, h uint32) uint32 {
 func (rt *recTable) add(s *State, i uint32, key uint64, e, a, b uint32, loc *Keys) {
 	val := rt.val(i)
 	meta, ew := val[vMeta], rt.ew
-	n, hdr := meta&nMask, hdrWords(meta)
+	n := meta & nMask
 	t := e &^ failBit
-	if loc != nil && meta&flagLoc == 0 {
-		// First location of the phone: the block gains its header.
-		hdr = locWords
-		rt.relayout(i, meta|flagLoc, n, classFor(hdr+(n+1)*ew))
-		meta = val[vMeta]
-	}
-	if c := rt.capOf(metaClass(meta), hdr); n == c {
+	if c := rt.capOf(metaClass(meta)); n == c {
 		// Full: drop what fell out of the retention (relative to the newest entry once this one
 		// is in), then move to a block of the size needed.
 		if n > 0 {
-			n -= rt.drop(key, val, max(t, rt.a.w[val[vRef]+hdr+(n-1)*ew]&^failBit), 0)
+			n -= rt.drop(key, val, max(t, rt.a.w[val[vRef]+(n-1)*ew]&^failBit), 0)
 		}
-		if nc := classFor(hdr + (n+1)*ew); n == c || classWords[nc] <= classWords[metaClass(meta)]/2 {
+		if nc := classFor((n + 1) * ew); n == c || classWords[nc] <= classWords[metaClass(meta)]/2 {
 			rt.relayout(i, meta, n, nc)
 			meta = val[vMeta]
 		}
 	}
 	ref := val[vRef]
-	base := ref + hdr
-	es := rt.a.w[base : base+(n+1)*ew : base+(n+1)*ew]
+	es := rt.a.w[ref : ref+(n+1)*ew : ref+(n+1)*ew]
 	p := n * ew
 	if n > 0 && es[p-ew]&^failBit > t {
 		// Out of order: usually one step back for a phone, further for a busy key (an app with
@@ -249,13 +230,16 @@ func (rt *recTable) add(s *State, i uint32, key uint64, e, a, b uint32, loc *Key
 		copy(es[p+ew:], es[p:n*ew])
 	}
 	es[p], es[p+1] = e, a
-	if ew == 3 {
+	if ew >= 3 {
 		es[p+2] = b
 	}
-	n++
-	if loc != nil {
-		locPut(rt.a.w[ref:ref+locWords], t, loc.Lat, loc.Lon)
+	if ew == 5 {
+		es[p+locLat], es[p+locLon] = 0, 0
+		if loc != nil {
+			es[p+locLat], es[p+locLon] = f32bits(loc.Lat), f32bits(loc.Lon)
+		}
 	}
+	n++
 	val[vMeta] = meta&^nMask | n
 	if limit := uint32(s.cfg.MaxEntriesPerKey); n > limit {
 		// Over the cap unless enough fell out of the retention: the oldest live entries move to
@@ -277,9 +261,8 @@ func (rt *recTable) add(s *State, i uint32, key uint64, e, a, b uint32, loc *Key
 // (which must exist). It returns the number of entries removed.
 func (rt *recTable) drop(key uint64, val []uint32, newest, limit uint32) uint32 {
 	ref, meta, ew := val[vRef], val[vMeta], rt.ew
-	n, hdr := meta&nMask, hdrWords(meta)
-	base := ref + hdr
-	es := rt.a.w[base : base+n*ew]
+	n := meta & nMask
+	es := rt.a.w[ref : ref+n*ew]
 	var d uint32
 	if newest > rt.retention && es[0]&^failBit < newest-rt.retention {
 		d = firstAtOrAfter(es, ew, n, newest-rt.retention)
@@ -302,7 +285,7 @@ func (rt *recTable) entries() int {
 	for p := uint32(0); p < uint32(len(rt.w)); p += recStride {
 		v := rt.w[p+tableKeyWords : p+recStride]
 		if k := v[vMeta] & nMask; k > 0 {
-			base := v[vRef] + hdrWords(v[vMeta])
+			base := v[vRef]
 			n += int(k - staleCount(rt.a.w[base:base+k*rt.ew], rt.ew, k, rt.retention))
 		}
 	}
@@ -311,14 +294,14 @@ func (rt *recTable) entries() int {
 
 // newestAt is the second of the newest entry of the key in slot i, the one the sweep compares with
 // its cutoff (0 for a key without entries). Entries are dropped oldest first and never the
-// newest, and a location comes with its attempt's entry, so it is the key's last activity.
+// newest, so it is the key's last activity.
 func (rt *recTable) newestAt(i uint32) uint32 {
 	val := rt.val(i)
 	n := val[vMeta] & nMask
 	if n == 0 {
 		return 0
 	}
-	return rt.a.w[val[vRef]+hdrWords(val[vMeta])+(n-1)*rt.ew] &^ failBit
+	return rt.a.w[val[vRef]+(n-1)*rt.ew] &^ failBit
 }
 
 // idle appends to keys the keys whose newest entry is before cutoff.
@@ -341,21 +324,4 @@ func (rt *recTable) removeAt(i uint32) {
 		delete(rt.old, rt.key(i))
 	}
 	rt.remove(i)
-}
-
-// Locations: words 0–1 the two newest located seconds with distinct values (newest first, 0:
-// empty), 2–3 their latitudes, 4–5 their longitudes (float32 bits). Two, so that an attempt
-// scored again after it was recorded (a re-delivered event) still finds the location before its
-// own.
-func locPut(h []uint32, t uint32, lat, lon float32) {
-	la, lo := f32bits(lat), f32bits(lon)
-	switch {
-	case t > h[0]:
-		h[1], h[3], h[5] = h[0], h[2], h[4]
-		h[0], h[2], h[4] = t, la, lo
-	case t == h[0]:
-		h[2], h[4] = la, lo
-	case t >= h[1]:
-		h[1], h[3], h[5] = t, la, lo
-	}
 }

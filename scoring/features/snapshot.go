@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"math"
+	"slices"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -17,9 +18,9 @@ import (
 // Layout (little endian; n = uvarint): magic "RFSTATE\0", format version (uint16), retention,
 // MaxEntriesPerKey, DistinctCap, bucketSec, hllM (uint32 each), watermark (uint32), applied
 // (uint64), the caller's metadata (n bytes), then per shard: per kind n records of key (uint64),
-// n entries of 3×uint32, a location flag (+ 2×uint32 seconds, 4×float32), a coarse flag (+ n ring
+// n entries of 3×uint32 (5×uint32 for phone keys: and the location), a coarse flag (+ n ring
 // slots, n non-empty buckets of slot, idx, first, last, count, fails and 2×hllM register bytes);
-// n token digests (key, first, last, nFirst, count); n event ids (key, second). Last, the xxhash64
+// n token digests (key, n seconds of sightings, sightings past them, the last second); n event ids (key, second). Last, the xxhash64
 // of everything before it.
 
 // SnapshotVersion is the snapshot format this build writes and reads; any other is refused.
@@ -31,7 +32,9 @@ import (
 // Version 5: a network key (KindNet, and the network members of phone entries) on a mobile
 // carrier network is the pool's IPv4 /16 or IPv6 /32 and on a datacenter network an IPv6 /48; a
 // version 4 snapshot holds the /24 and /64 keys those addresses had, which would mix with them.
-const SnapshotVersion = 5
+// Version 6: a phone entry holds its attempt's location; a version 5 snapshot holds the phone's
+// two last locations instead, which do not say where it was before older attempts.
+const SnapshotVersion = 6
 
 var snapshotMagic = [8]byte{'R', 'F', 'S', 'T', 'A', 'T', 'E', 0}
 
@@ -126,11 +129,13 @@ func (s *State) encode(w *chunkWriter, meta []byte) error {
 		for i := uint32(0); i < sh.tokens.cap; i++ {
 			if key := sh.tokens.key(i); key != 0 {
 				e.u64(key)
-				ts := sh.tokens.get(i, key)
-				e.u32(ts.first)
-				e.u32(ts.last)
-				e.u32(ts.nFirst)
-				e.u32(ts.count)
+				secs, more, last := sh.tokens.sightings(i, key)
+				e.n(len(secs))
+				for _, sec := range secs {
+					e.u32(sec)
+				}
+				e.u32(more)
+				e.u32(last)
 				w.cut()
 			}
 		}
@@ -167,20 +172,14 @@ func (e *encoder) rec(r *recView) {
 	for p := 0; p < len(r.es); p += r.ew {
 		e.u32(r.es[p])   // second and failure bit
 		e.u32(r.es[p+1]) // member a
-		if r.ew == 3 {
+		if r.ew >= 3 {
 			e.u32(r.es[p+2]) // member b
 		} else {
 			e.u32(0)
 		}
-	}
-	if r.loc == nil {
-		e.raw([]byte{0})
-	} else {
-		e.raw([]byte{1})
-		for i := 0; i < 2; i++ {
-			e.u32(r.loc[i])   // second
-			e.u32(r.loc[2+i]) // latitude bits
-			e.u32(r.loc[4+i]) // longitude bits
+		if r.ew == 5 {
+			e.u32(r.es[p+locLat])
+			e.u32(r.es[p+locLon])
 		}
 	}
 	if r.old == nil {
@@ -267,13 +266,32 @@ func (s *State) LoadSnapshot(r io.Reader, accept func(meta []byte) error) ([]byt
 		sd.tokens.reserve(n)
 		for j := 0; j < n && d.err == nil; j++ {
 			key := d.u64()
-			ts := tokenSeen{first: d.u32(), last: d.u32(), nFirst: d.u32(), count: d.u32()}
-			if key == 0 {
+			m := d.n()
+			if m > maxTokenSightings || m == 1 {
+				d.fail("a token digest's sightings out of range")
+				break
+			}
+			var secs []uint32
+			if m > 0 {
+				secs = make([]uint32, m)
+			}
+			for s := range secs {
+				secs[s] = d.u32()
+			}
+			more, last := d.u32(), d.u32()
+			switch {
+			case key == 0:
 				d.fail("zero token digest")
+			case m == 0 && (more == 0 || more == tokenOverflow):
+				d.fail("a token digest without sightings")
+			case !slices.IsSorted(secs):
+				d.fail("a token digest's sightings out of order")
+			}
+			if d.err != nil {
 				break
 			}
 			i, _ := sd.tokens.upsert(key)
-			sd.tokens.set(i, key, ts)
+			sd.tokens.restore(i, key, secs, more, last)
 		}
 		n = d.n()
 		sd.seen.reserve(n)
@@ -418,16 +436,8 @@ func (d *decoder) blockWords(n int, ew uint32) int {
 	for j := 0; j < n && p.err == nil; j++ {
 		p.take(8) // key
 		m := p.n()
-		p.take(12 * m)
+		p.take(4 * int(fileEntryWords(ew)) * m)
 		words := uint32(m) * ew
-		switch p.byte1() {
-		case 1:
-			words += locWords
-			p.take(24)
-		case 0:
-		default:
-			return 0
-		}
 		if p.byte1() == 1 {
 			p.n() // slots
 			used := p.n()
@@ -454,21 +464,11 @@ func (d *decoder) rec(rt *recTable, key uint64, s *State) {
 		return
 	}
 	d.ents = d.ents[:0]
-	for range n {
-		d.ents = append(d.ents, d.u32(), d.u32(), d.u32())
+	fw := fileEntryWords(rt.ew)
+	for range n * int(fw) {
+		d.ents = append(d.ents, d.u32())
 	}
-	var loc [locWords]uint32
 	meta := uint32(n)
-	switch d.byte1() {
-	case 0:
-	case 1:
-		meta |= flagLoc
-		for i := 0; i < 2; i++ {
-			loc[i], loc[2+i], loc[4+i] = d.u32(), d.u32(), d.u32()
-		}
-	default:
-		d.fail("bad location flag")
-	}
 	var old *coarse
 	switch d.byte1() {
 	case 0:
@@ -506,15 +506,13 @@ func (d *decoder) rec(rt *recTable, key uint64, s *State) {
 		d.fail("key stored twice")
 		return
 	}
-	hdr := hdrWords(meta)
 	var ref uint32
-	if words := hdr + uint32(n)*rt.ew; words > 0 {
+	if words := uint32(n) * rt.ew; words > 0 {
 		c := classFor(words)
 		ref, meta = rt.alloc(c), meta|c<<clsShift
 		w := rt.a.w
-		copy(w[ref:ref+hdr], loc[:hdr])
-		for j := range n {
-			copy(w[ref+hdr+uint32(j)*rt.ew:][:rt.ew], d.ents[3*j:3*j+3]) // b dropped for two-word kinds
+		for j := range uint32(n) {
+			copy(w[ref+j*rt.ew:][:rt.ew], d.ents[j*fw:(j+1)*fw]) // b dropped for two-word kinds
 		}
 	}
 	if old != nil {
@@ -527,6 +525,10 @@ func (d *decoder) rec(rt *recTable, key uint64, s *State) {
 	v := rt.val(i)
 	v[vRef], v[vMeta] = ref, meta
 }
+
+// fileEntryWords is how many uint32 a snapshot holds per entry of a kind of ew words: 3 (second,
+// member a, member b: 0 for two-word kinds), 5 for phone keys (and the location).
+func fileEntryWords(ew uint32) uint32 { return max(ew, 3) }
 
 func (d *decoder) fail(msg string) {
 	if d.err == nil {

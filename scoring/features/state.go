@@ -241,11 +241,8 @@ func (s *State) Apply(k *Keys) bool {
 	if k.Token != 0 {
 		sh := s.shard(k.Token)
 		sh.mu.Lock()
-		tt := &sh.tokens
-		i, _ := tt.upsert(k.Token)
-		ts := tt.get(i, k.Token)
-		ts.add(k.T)
-		tt.set(i, k.Token, ts)
+		i, _ := sh.tokens.upsert(k.Token)
+		sh.tokens.add(i, k.Token, k.T)
 		sh.mu.Unlock()
 	}
 	w := s.watermark.Load()

@@ -551,7 +551,8 @@ func TestLastLocation(t *testing.T) {
 		{"out of order, between", []loc{{10, 1, 1}, {100, 3, 3}, {50, 2, 2}}, 100, true, 50, 2},
 		{"older than both kept", []loc{{50, 2, 2}, {100, 3, 3}, {10, 1, 1}}, 60, true, 50, 2},
 		{"same second replaces", []loc{{10, 1, 1}, {10, 4, 4}}, 100, true, 10, 4},
-		{"two newer kept, older forgotten", []loc{{10, 1, 1}, {100, 2, 2}, {200, 3, 3}}, 100, false, 0, 0},
+		{"later attempts recorded already (a scorer behind its feed)", []loc{{10, 1, 1}, {100, 2, 2}, {200, 3, 3}}, 100, true, 10, 1},
+		{"five later recorded already", []loc{{10, 1, 1}, {20, 2, 2}, {30, 3, 3}, {40, 4, 4}, {50, 5, 5}, {60, 6, 6}}, 20, true, 10, 1},
 	}
 	for _, tc := range tests {
 		st := features.New(features.Config{})
@@ -569,6 +570,21 @@ func TestLastLocation(t *testing.T) {
 		}
 		if ok && (sec != at(tc.wantDT) || lat != tc.wantLat || lon != tc.wantLat) {
 			t.Errorf("%s: got (%d, %v, %v), want (%d, %v, %v)", tc.name, int(sec)-int(base), lat, lon, tc.wantDT, tc.wantLat, tc.wantLat)
+		}
+	}
+	// It looks back through the phone's last 64 attempts before t, however many attempts without
+	// a location came since the located one.
+	for _, between := range []int{63, 64} {
+		st := features.New(features.Config{})
+		k := attempt(phoneA, 0, false)
+		k.HasLoc, k.Lat, k.Lon = true, 7, 7
+		mustApply(t, st, k)
+		for i := range between {
+			mustApply(t, st, attempt(phoneA, 1+i, false))
+		}
+		_, lat, _, ok := st.LastLocation(phoneA, at(1000))
+		if want := between < 64; ok != want || (ok && lat != 7) {
+			t.Errorf("a location %d unlocated attempts back: ok %v (lat %v), want %v", between, ok, lat, want)
 		}
 	}
 	st := features.New(features.Config{})
