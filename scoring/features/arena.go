@@ -27,7 +27,7 @@ var classWords = func() []uint32 {
 const (
 	// maxEntriesLimit bounds Config.MaxEntriesPerKey: a slot counts entries in 20 bits.
 	maxEntriesLimit = 1<<20 - 2
-	maxEntryWords   = 5 // a phone's entries
+	maxEntryWords   = 4 // a phone's entries
 	maxBlockWords   = (maxEntriesLimit + 1) * maxEntryWords
 )
 

@@ -399,8 +399,9 @@ func (s *State) LastLocation(phone uint64, t uint32) (at uint32, lat, lon float3
 	ew := v.ew
 	end := int(firstAtOrAfter(v.es, uint32(ew), uint32(v.n()), t))
 	for j := end - 1; j >= max(0, end-locationScan); j-- {
-		if e := v.es[j*ew : j*ew+ew]; e[locLat]|e[locLon] != 0 {
-			return e[0] &^ failBit, math.Float32frombits(e[locLat]), math.Float32frombits(e[locLon]), true
+		if e := v.es[j*ew : j*ew+ew]; e[locWord] != 0 {
+			lat, lon := cellLoc(e[locWord])
+			return e[0] &^ failBit, lat, lon, true
 		}
 	}
 	return 0, 0, 0, false

@@ -3,12 +3,12 @@ package features
 // recTable holds the keys of one kind in one shard: a table whose slots are the key, the block's
 // offset and a word of metadata (entry count, block class, flags), and the arena of the blocks
 // holding the entries. A slot is 16 bytes (four to a cache line, none straddling two); a key's entries cost 8 bytes each (net, device and
-// prefix keys: second and phone), 12 (IP and app keys: second and two members) or 20 (phone keys:
+// prefix keys: second and phone), 12 (IP and app keys: second and two members) or 16 (phone keys:
 // second, device, network and the attempt's location).
 type recTable struct {
 	table
 	a         arena
-	ew        uint32             // words per entry: 2 (second, member a), 3 (and member b) or 5 (and a location)
+	ew        uint32             // words per entry: 2 (second, member a), 3 (and member b) or 4 (and a location)
 	retention uint32             // seconds
 	old       map[uint64]*coarse // keys with a coarse tier (flagCoarse)
 }
@@ -26,16 +26,30 @@ const (
 )
 
 // entryWords is the entry size of each kind: net, device and prefix keys only record the phone; a
-// phone's entries also hold the attempt's location (latitude and longitude as float32 bits, both
-// 0 for an attempt without one), so that the location before any second is known (LastLocation),
-// however far the state runs ahead of the attempt being scored.
-var entryWords = [NumKinds]uint32{KindPhone: 5, KindIP: 3, KindNet: 2, KindDevice: 2, KindPrefix: 2, KindApp: 3, KindAppIP: 3, KindAppPrefix: 2, KindAppBlocks: 2}
+// phone's entries also hold the attempt's location (locCell; 0 for an attempt without one), so
+// that the location before any second is known (LastLocation), however far the state runs ahead
+// of the attempt being scored.
+var entryWords = [NumKinds]uint32{KindPhone: 4, KindIP: 3, KindNet: 2, KindDevice: 2, KindPrefix: 2, KindApp: 3, KindAppIP: 3, KindAppPrefix: 2, KindAppBlocks: 2}
 
-// Where a phone entry holds its location.
-const (
-	locLat = 3
-	locLon = 4
-)
+// locWord is where a phone entry holds its location.
+const locWord = 3
+
+// locCell packs a location into one word: latitude and longitude on grids of 65,535 steps (about
+// 300 m and 600 m at the equator, finer than the city-level locations travel is measured
+// between), never 0 (no location).
+func locCell(lat, lon float32) uint32 {
+	grid := func(v, span float32) uint32 {
+		x := (v + span/2) / span * 65534
+		return uint32(min(max(x, 0), 65534)+0.5) + 1
+	}
+	return grid(lat, 180)<<16 | grid(lon, 360)
+}
+
+// cellLoc is the location of a cell (locCell).
+func cellLoc(c uint32) (lat, lon float32) {
+	deg := func(g uint32, span float32) float32 { return float32(g-1)/65534*span - span/2 }
+	return deg(c>>16, 180), deg(c&0xffff, 360)
+}
 
 func newRecTable(kind Kind, seed uint64, retention uint32) recTable {
 	return recTable{table: newTable(recStride, seed), ew: entryWords[kind], retention: retention}
@@ -233,10 +247,10 @@ func (rt *recTable) add(s *State, i uint32, key uint64, e, a, b uint32, loc *Key
 	if ew >= 3 {
 		es[p+2] = b
 	}
-	if ew == 5 {
-		es[p+locLat], es[p+locLon] = 0, 0
+	if ew == 4 {
+		es[p+locWord] = 0
 		if loc != nil {
-			es[p+locLat], es[p+locLon] = f32bits(loc.Lat), f32bits(loc.Lon)
+			es[p+locWord] = locCell(loc.Lat, loc.Lon)
 		}
 	}
 	n++

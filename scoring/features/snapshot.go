@@ -18,7 +18,7 @@ import (
 // Layout (little endian; n = uvarint): magic "RFSTATE\0", format version (uint16), retention,
 // MaxEntriesPerKey, DistinctCap, bucketSec, hllM (uint32 each), watermark (uint32), applied
 // (uint64), the caller's metadata (n bytes), then per shard: per kind n records of key (uint64),
-// n entries of 3×uint32 (5×uint32 for phone keys: and the location), a coarse flag (+ n ring
+// n entries of 3×uint32 (4×uint32 for phone keys: and the location), a coarse flag (+ n ring
 // slots, n non-empty buckets of slot, idx, first, last, count, fails and 2×hllM register bytes);
 // n token digests (key, n seconds of sightings, sightings past them, the last second); n event ids (key, second). Last, the xxhash64
 // of everything before it.
@@ -177,9 +177,8 @@ func (e *encoder) rec(r *recView) {
 		} else {
 			e.u32(0)
 		}
-		if r.ew == 5 {
-			e.u32(r.es[p+locLat])
-			e.u32(r.es[p+locLon])
+		if r.ew == 4 {
+			e.u32(r.es[p+locWord])
 		}
 	}
 	if r.old == nil {
@@ -527,7 +526,7 @@ func (d *decoder) rec(rt *recTable, key uint64, s *State) {
 }
 
 // fileEntryWords is how many uint32 a snapshot holds per entry of a kind of ew words: 3 (second,
-// member a, member b: 0 for two-word kinds), 5 for phone keys (and the location).
+// member a, member b: 0 for two-word kinds), 4 for phone keys (and the location).
 func fileEntryWords(ew uint32) uint32 { return max(ew, 3) }
 
 func (d *decoder) fail(msg string) {

@@ -568,7 +568,7 @@ func TestLastLocation(t *testing.T) {
 			t.Errorf("%s: ok = %v, want %v", tc.name, ok, tc.wantOK)
 			continue
 		}
-		if ok && (sec != at(tc.wantDT) || lat != tc.wantLat || lon != tc.wantLat) {
+		if ok && (sec != at(tc.wantDT) || !nearDeg(lat, tc.wantLat) || !nearDeg(lon, tc.wantLat)) {
 			t.Errorf("%s: got (%d, %v, %v), want (%d, %v, %v)", tc.name, int(sec)-int(base), lat, lon, tc.wantDT, tc.wantLat, tc.wantLat)
 		}
 	}
@@ -583,7 +583,7 @@ func TestLastLocation(t *testing.T) {
 			mustApply(t, st, attempt(phoneA, 1+i, false))
 		}
 		_, lat, _, ok := st.LastLocation(phoneA, at(1000))
-		if want := between < 64; ok != want || (ok && lat != 7) {
+		if want := between < 64; ok != want || (ok && !nearDeg(lat, 7)) {
 			t.Errorf("a location %d unlocated attempts back: ok %v (lat %v), want %v", between, ok, lat, want)
 		}
 	}
@@ -683,6 +683,25 @@ func TestSweepPacedByEventTime(t *testing.T) {
 	}
 }
 
+// nearDeg reports whether two coordinates are the same to within the state's grid (a phone
+// entry keeps its location to about 300 m in latitude, 600 m in longitude).
+func nearDeg(a, b float32) bool { return a-b < 0.006 && b-a < 0.006 }
+
+// Locations are kept on a grid: to within 0.006° (under 700 m) everywhere on Earth, the poles
+// and the antimeridian included.
+func TestLocationGrid(t *testing.T) {
+	for _, c := range [][2]float32{{0, 0}, {39.9042, 116.4074}, {31.2304, 121.4737}, {-33.8688, 151.2093}, {90, 180}, {-90, -180}, {37.386, -122.0838}} {
+		st := features.New(features.Config{})
+		k := attempt(phoneA, 0, false)
+		k.HasLoc, k.Lat, k.Lon = true, c[0], c[1]
+		mustApply(t, st, k)
+		_, lat, lon, ok := st.LastLocation(phoneA, at(1))
+		if !ok || !nearDeg(lat, c[0]) || !nearDeg(lon, c[1]) {
+			t.Errorf("(%v, %v) kept as (%v, %v) ok %v", c[0], c[1], lat, lon, ok)
+		}
+	}
+}
+
 // One writer and many readers at once (run with -race); the final answers are exact.
 func TestConcurrentApplyAndQuery(t *testing.T) {
 	st := features.New(features.Config{MaxEntriesPerKey: 4096})
@@ -705,7 +724,7 @@ func TestConcurrentApplyAndQuery(t *testing.T) {
 // in turn, all on one address, network and prefix, a location each.
 func concurrentKeys(i int) features.Keys {
 	return features.Keys{EventID: uint64(1 + i), T: at(i), Phone: uint64(1 + i%50), IP: ipA, Net: netA,
-		Device: uint64(100 + i%7), Prefix: prefA, Token: uint64(1 + i%100), HasLoc: true, Lat: float32(i), Lon: 1}
+		Device: uint64(100 + i%7), Prefix: prefA, Token: uint64(1 + i%100), HasLoc: true, Lat: float32(i%180 - 90), Lon: 1}
 }
 
 // queryWhileWriting starts n readers that query st until stop is called (which waits for them),
@@ -760,7 +779,7 @@ func checkConcurrentResult(t *testing.T, st *features.State, writes int) {
 		t.Errorf("TokenSeen = %d, want %d", got, writes/100)
 	}
 	at1, lat, _, ok := st.LastLocation(50, at(writes))
-	if !ok || at1 != at(writes-1) || lat != float32(writes-1) {
+	if !ok || at1 != at(writes-1) || !nearDeg(lat, float32((writes-1)%180-90)) {
 		t.Errorf("LastLocation(50) = %d %v %v, want the last attempt's", at1, lat, ok)
 	}
 }
