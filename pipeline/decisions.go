@@ -163,8 +163,22 @@ func (d *DecisionLog) Rejected() uint64  { return d.rejected.Load() }
 func (d *DecisionLog) Lost() uint64      { return d.lost.Load() }
 func (d *DecisionLog) Failures() uint64  { return d.failures.Load() }
 
-// Queued is the number of verdicts waiting for Kafka.
+// Queued is the number of verdicts in the queue, not yet taken into a batch.
 func (d *DecisionLog) Queued() int { return len(d.q) }
+
+// Pending is the number of verdicts held and not yet acknowledged by Kafka: those queued and those
+// taken into the batch being built, written or retried (up to Batch more than Queued). It is what
+// a stop would lose if Kafka stayed away: riskflow_decision_queue_length.
+func (d *DecisionLog) Pending() uint64 {
+	// The outcomes first: each verdict is counted recorded before any outcome, so this order
+	// never makes the difference negative.
+	done := d.published.Load() + d.dropped.Load() + d.rejected.Load() + d.lost.Load()
+	rec := d.recorded.Load()
+	if rec < done {
+		return 0
+	}
+	return rec - done
+}
 
 // Run publishes queued verdicts until ctx ends, then tries for at most drain to publish what is
 // still queued; what it cannot is lost: counted (Lost) and logged.

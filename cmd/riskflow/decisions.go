@@ -63,8 +63,8 @@ func registerDecisionMetrics(reg prometheus.Registerer, dl *pipeline.DecisionLog
 		Name: "riskflow_decision_publish_failures_total", Help: "Failed produce calls of the decision log (each retried).",
 	}, func() float64 { return float64(dl.Failures()) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "riskflow_decision_queue_length", Help: "Verdicts waiting for Kafka in the decision log's queue.",
-	}, func() float64 { return float64(dl.Queued()) }))
+		Name: "riskflow_decision_queue_length", Help: "Verdicts waiting for Kafka: queued, or in the batch being written or retried.",
+	}, func() float64 { return float64(dl.Pending()) }))
 }
 
 // apiInvestigation is the admin routes' options: explain from the scorer, labels into ClickHouse
