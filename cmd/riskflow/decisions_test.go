@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +34,45 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// A broker that refuses every produce request (it closes the connection) once the topic's
+// partitions are known: each refused request is a failure the decision log counts
+// (riskflow_decision_publish_failures_total) and retries with its own backoff. The writer made
+// five attempts of its own inside each produce call, so the metric rose by one for five refused
+// requests: on a broker resetting connections the first failure showed 3 s after it went away,
+// on one that stopped answering 33 s after.
+func TestDecisionLogCountsEveryRefusedProduce(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.SeedTopics(2, "decisions"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	w := newDecisionWriter(consumers.Config{Brokers: c.ListenAddrs(), DialTimeout: time.Second}, "decisions")
+	defer w.Close()
+	dl := pipeline.NewDecisionLog(pipeline.DecisionLogConfig{Linger: time.Millisecond, RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond},
+		w, schemas.NewPhoneHasher([]byte("k")), slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { dl.Run(ctx, 10*time.Millisecond); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	recordVerdict(dl, 0)
+	waitUntil(t, "the first verdict published", func() bool { return dl.Published() == 1 })
+
+	var refused atomic.Int64
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		refused.Add(1)
+		return nil, errors.New("refused"), true // closes the connection
+	})
+	recordVerdict(dl, 1)
+	waitUntil(t, "five publish failures", func() bool { return dl.Failures() >= 5 })
+	n, failures := refused.Load(), dl.Failures()
+	// The request in flight may be refused before its failure is counted.
+	if n > int64(failures)+1 {
+		t.Errorf("%d produce requests refused, %d publish failures counted: want each refused request counted", n, failures)
+	}
+}
+
 // riskflow_decision_queue_length counts every verdict held for Kafka — those queued and those in
 // the batch being retried — so that the value scraped last before a stop bounds what the stop
 // loses, as README says. It counted the queue only: 0 while a batch of up to 4,000 verdicts
@@ -47,7 +87,7 @@ func TestDecisionQueueLengthCountsTheBatchBeingRetried(t *testing.T) {
 		c.KeepControl()
 		return nil, errors.New("refused"), true
 	})
-	w := consumers.NewWriter(consumers.Config{Brokers: c.ListenAddrs(), DialTimeout: time.Second}, "decisions")
+	w := newDecisionWriter(consumers.Config{Brokers: c.ListenAddrs(), DialTimeout: time.Second}, "decisions")
 	defer w.Close()
 	dl := pipeline.NewDecisionLog(pipeline.DecisionLogConfig{Queue: 10, Batch: 4, Linger: time.Millisecond, RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond},
 		w, schemas.NewPhoneHasher([]byte("k")), slog.New(slog.DiscardHandler))
