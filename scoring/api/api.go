@@ -361,6 +361,11 @@ func (s *Server) instrument(route string, h handler) http.HandlerFunc {
 				// A node replaying its state says when to come back, as the starting node does
 				// (cmd/riskflow's startingHandler); a probe is not retried, so /readyz has none.
 				w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(NotReadyRetryAfter)))
+			case code == http.StatusServiceUnavailable && route != "readyz":
+				// Every other 503 says when to come back too (a node without a publisher, the
+				// rules' history unreachable, a timeout): without it a client that retries what
+				// is retryable — client.Retryable says a 503 is — sent the request again at once.
+				w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(UnavailableRetryAfter)))
 			}
 			// Contents are built not to echo phone numbers; masking here as well covers text
 			// that comes from elsewhere (a Kafka error, a rejected rule pack).
@@ -798,6 +803,11 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) (int, erro
 // NotReadyRetryAfter is the Retry-After of a 503 from a route of a node that is not ready yet
 // (its feature state or lists still being read).
 const NotReadyRetryAfter = 5 * time.Second
+
+// UnavailableRetryAfter is the Retry-After of a 503 that names no wait of its own: the node does
+// not publish events, a store it needs (the rules' history, the pack file) could not be reached,
+// or the request timed out.
+const UnavailableRetryAfter = 5 * time.Second
 
 // publishRetryAfter is the Retry-After of a 503 on /v1/events when Kafka did not take the events.
 const publishRetryAfter = 2 * time.Second

@@ -53,8 +53,7 @@ type APIError struct {
 	Code    int    // the body's non-zero code; 0 if the body was not the API's error object
 	Content string // what is wrong and which field; phone numbers in it are masked
 	// RetryAfter is the wait the server asked for before the request is sent again (its
-	// Retry-After header: a 429, or a 503 of PublishEvents when Kafka did not take the events);
-	// 0 when it asked for none.
+	// Retry-After header, which every 429 and 503 carries); 0 when it asked for none.
 	RetryAfter time.Duration
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring/api"
 	"github.com/riskflow/riskflow/scoring/client"
 )
 
@@ -132,5 +134,25 @@ func TestPublishEventsAreNotHTMLEscaped(t *testing.T) {
 	}
 	if size > 1<<20 || !strings.Contains(body, `"event_id":"<&><&>`) {
 		t.Errorf("sent %d bytes (the API's default limit is %d), starting %.80s", size, 1<<20, body)
+	}
+}
+
+// A node that does not publish events answers 503 with the wait before sending again, as every
+// 503 but /readyz's does: the batch is retryable and APIError.RetryAfter says when. It had no
+// Retry-After, so RetryAfter was 0 and a sender that retries what is retryable sent it again at once.
+func TestPublishEventsToANodeWithoutPublisher(t *testing.T) {
+	srv := httptest.NewServer(api.New(api.Config{Keys: map[string]string{"app-1": "s"}}, nil, nil, api.WithLogger(slog.New(slog.DiscardHandler))))
+	defer srv.Close()
+	c, err := client.New(srv.URL, "app-1", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := schemas.VerifyEvent{EventID: "e1", TS: time.Now().Add(-time.Minute), AppID: "app-1", Flow: schemas.FlowOneClickLogin,
+		Phone: "13800138000", IP: netip.MustParseAddr("10.1.2.3"), Outcome: schemas.OutcomeSuccess}
+	err = c.PublishEvents(context.Background(), []schemas.VerifyEvent{ev})
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Status != 503 || !client.Retryable(err) || ae.RetryAfter != api.UnavailableRetryAfter {
+		t.Fatalf("PublishEvents to a node without a publisher: %v (retryable %v, %+v); want a retryable 503 with RetryAfter %s",
+			err, client.Retryable(err), ae, api.UnavailableRetryAfter)
 	}
 }
