@@ -141,7 +141,14 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		st, err := openStore(ctx, cfg.ClickHouse, nil)
 		if err == nil {
 			defer st.Close()
-			out.Attempts, out.Decisions, err = st.Lookup(ctx, key, lookupSince(time.Now(), *since), *limit)
+			// One more than shown: whether --limit cut the list, so that "2" never reads as all.
+			out.Attempts, out.Decisions, err = st.Lookup(ctx, key, lookupSince(time.Now(), *since), *limit+1)
+			if len(out.Attempts) > *limit {
+				out.Attempts, out.MoreAttempts = out.Attempts[:*limit], true
+			}
+			if len(out.Decisions) > *limit {
+				out.Decisions, out.MoreDecisions = out.Decisions[:*limit], true
+			}
 		}
 		if err != nil {
 			// Named with the setting to check: the driver's text says only what failed.
@@ -204,14 +211,17 @@ func defaultAPIURL(cfg Config) string {
 }
 
 type lookupResult struct {
-	Live         *api.ExplainResponse    `json:"live,omitempty"`
-	LiveError    string                  `json:"live_error,omitempty"`
-	LiveSkipped  bool                    `json:"live_skipped,omitempty"` // --api none
-	byPhone      bool                    // history looked up by the number's keyed hash
-	Attempts     []chsink.Attempt        `json:"attempts"`
-	Decisions    []chsink.StoredDecision `json:"decisions"`
-	HistoryError string                  `json:"history_error,omitempty"`
-	historyUnset bool                    // clickhouse.addr not set: the history was not asked
+	Live        *api.ExplainResponse    `json:"live,omitempty"`
+	LiveError   string                  `json:"live_error,omitempty"`
+	LiveSkipped bool                    `json:"live_skipped,omitempty"` // --api none
+	byPhone     bool                    // history looked up by the number's keyed hash
+	Attempts    []chsink.Attempt        `json:"attempts"`
+	Decisions   []chsink.StoredDecision `json:"decisions"`
+	// MoreAttempts and MoreDecisions: --limit cut the list; the range holds older ones.
+	MoreAttempts  bool   `json:"more_attempts,omitempty"`
+	MoreDecisions bool   `json:"more_decisions,omitempty"`
+	HistoryError  string `json:"history_error,omitempty"`
+	historyUnset  bool   // clickhouse.addr not set: the history was not asked
 }
 
 // explainOver asks an API node's POST /v1/admin/explain.
@@ -297,13 +307,13 @@ func (l *lookupResult) write(w io.Writer, since time.Duration) {
 	if l.byPhone && len(l.Attempts) == 0 && len(l.Decisions) == 0 {
 		p("\nnothing stored under this number's hash in %s: if there should be, check that scoring.phone_hash_key is the key the scorers and API nodes use\n", shortDuration(since))
 	}
-	p("\nrecent attempts (%s, newest first): %d\n", shortDuration(since), len(l.Attempts))
+	p("\nrecent attempts (%s, newest first): %s\n", shortDuration(since), shownCount(len(l.Attempts), l.MoreAttempts))
 	p("  time\tapp\tevent\tnumber\tip\tdevice\toutcome\tscore\ttags\tdecision\n")
 	for _, a := range l.Attempts {
 		p("  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.TS.Format(time.RFC3339), a.AppID, a.EventID, a.PhoneMasked, a.IP, a.DeviceID,
 			a.Outcome+" "+a.ErrorCode, a.Score, strings.Join(a.Tags, ","), a.DecisionID)
 	}
-	p("\ndecisions served (%s, newest first): %d\n", shortDuration(since), len(l.Decisions))
+	p("\ndecisions served (%s, newest first): %s\n", shortDuration(since), shownCount(len(l.Decisions), l.MoreDecisions))
 	// The hits last, each with its reason: what a disputed verdict rested on, with the numbers.
 	p("  time\tapp\tdecision\tnumber\tip\tdevice\tscore\ttags\tlatency\trules\thits\n")
 	for _, d := range l.Decisions {
@@ -320,6 +330,14 @@ func (l *lookupResult) write(w io.Writer, since time.Duration) {
 		p("  %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%dµs\t%s\t%s\n", d.TS.Format(time.RFC3339), d.AppID, d.DecisionID, d.PhoneMasked, d.IP, d.DeviceID,
 			d.Score, strings.Join(d.Tags, ","), d.LatencyUS, d.RulesVersion, strings.Join(hits, "; "))
 	}
+}
+
+// shownCount is how many rows of a list lookup printed, and whether --limit left older ones out.
+func shownCount(n int, more bool) string {
+	if !more {
+		return strconv.Itoa(n)
+	}
+	return fmt.Sprintf("the newest %d, more in this range (--limit %d reached: raise it, or narrow --since)", n, n)
 }
 
 // lookupSince is the start of the history `--since span` asks for: span before now, or ClickHouse's

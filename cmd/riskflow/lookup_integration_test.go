@@ -5,12 +5,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/riskflow/riskflow/internal/syncbuf"
+	"github.com/riskflow/riskflow/pipeline"
+	"github.com/riskflow/riskflow/schemas"
 )
 
 // `riskflow dev` with ClickHouse: its sample stream is scored and archived, its sample checks are
@@ -70,4 +75,48 @@ func TestLookupOnTheDemoStream(t *testing.T) {
 	t.Logf("riskflow lookup --phone +86 13811112222:\n%s", s)
 	cancel()
 	<-done
+}
+
+// --limit cuts the lists to the newest rows, and lookup says so: "decisions served (24h, newest
+// first): 2" over three stored decisions read as if the device had two, and an analyst closed the
+// ticket on the count.
+func TestLookupSaysWhenTheLimitCutTheList(t *testing.T) {
+	addr, db, _, st := migratedDatabase(t, "riskflow_lookup_limit")
+	ctx := context.Background()
+	h := schemas.NewPhoneHasher([]byte("lookup-test-key"))
+	now := time.Now().UTC().Truncate(time.Second)
+	var ds []schemas.Decision
+	for i := range 3 {
+		req := schemas.CheckRequest{Phone: fmt.Sprintf("1381234%04d", i), IP: netip.MustParseAddr("47.92.10.20"), AppID: "app1", DeviceID: "dev-limit"}
+		rc := schemas.RiskCheck{ID: fmt.Sprintf("n1-limit-%d", i), Tags: []string{}, RulesVersion: "v1"}
+		ds = append(ds, pipeline.NewDecision(h, "n1", &req, &rc, nil, now.Add(-time.Duration(3-i)*time.Minute), time.Millisecond))
+	}
+	if err := st.WriteDecisions(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	lookup := func(args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		args = append([]string{"lookup", "--device", "dev-limit", "--api", "none", "--set", "clickhouse.addr=" + addr, "--set", "clickhouse.database=" + db}, args...)
+		if code := run(ctx, args, &out, &errb); code != 0 {
+			t.Fatalf("riskflow %s: exit %d\n%s", strings.Join(args, " "), code, errb.String())
+		}
+		return out.String()
+	}
+	s := lookup("--limit", "2")
+	if !strings.Contains(s, "decisions served (24h, newest first): the newest 2, more in this range (--limit 2 reached") ||
+		!strings.Contains(s, "n1-limit-2") || !strings.Contains(s, "n1-limit-1") || strings.Contains(s, "n1-limit-0") {
+		t.Errorf("--limit 2 over 3 decisions:\n%s", s)
+	}
+	if s := lookup("--limit", "3"); !strings.Contains(s, "decisions served (24h, newest first): 3\n") || !strings.Contains(s, "n1-limit-0") {
+		t.Errorf("--limit 3 over 3 decisions:\n%s", s)
+	}
+	var res struct {
+		Decisions     []json.RawMessage `json:"decisions"`
+		MoreDecisions bool              `json:"more_decisions"`
+		MoreAttempts  bool              `json:"more_attempts"`
+	}
+	if err := json.Unmarshal([]byte(lookup("--limit", "1", "--json")), &res); err != nil || len(res.Decisions) != 1 || !res.MoreDecisions || res.MoreAttempts {
+		t.Errorf("--limit 1 --json: %d decisions, more_decisions %v, more_attempts %v (%v); want 1, true, false", len(res.Decisions), res.MoreDecisions, res.MoreAttempts, err)
+	}
 }
