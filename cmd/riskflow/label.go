@@ -69,7 +69,11 @@ func cmdLabel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer src.close()
 		n, err := readLabelFile(src.r, labelBatch, func([]schemas.Label) error { return nil })
-		if err != nil {
+		var rerr labelReadError
+		switch {
+		case errors.As(err, &rerr):
+			return fmt.Errorf("--file %s: %w", schemas.MaskPhones(*file), err)
+		case err != nil:
 			return usageError{fmt.Errorf("--file %s: %w", schemas.MaskPhones(*file), err)}
 		}
 		src.n = n

@@ -35,9 +35,13 @@ func readLabelFile(r io.Reader, batch int, fn func([]schemas.Label) error) (int,
 	line := 1 // of the next byte of br
 	for {
 		c, err := br.ReadByte()
-		if err != nil {
+		if errors.Is(err, io.EOF) {
 			_, derr := schemas.DecodeLabels(nil) // "body is empty: …", as for the API
 			return 0, derr
+		}
+		if err != nil {
+			// Not an empty file: one that cannot be read (a directory, an I/O error).
+			return 0, labelReadError{err}
 		}
 		if c == '\n' {
 			line++
@@ -75,7 +79,7 @@ func readLabelFile(r io.Reader, batch int, fn func([]schemas.Label) error) (int,
 		// One object, perhaps written over several lines (pretty-printed): read whole.
 		rest, err := io.ReadAll(io.LimitReader(br, maxLabelLine))
 		if err != nil {
-			return 0, err
+			return 0, labelReadError{err}
 		}
 		doc := append(append(first, next...), rest...)
 		if len(doc) >= maxLabelLine {
@@ -96,6 +100,13 @@ func readLabelFile(r io.Reader, batch int, fn func([]schemas.Label) error) (int,
 		return 0, err
 	}
 }
+
+// labelReadError is a label file that could not be read (not one that is wrong): a runtime
+// error, not a usage error.
+type labelReadError struct{ err error }
+
+func (e labelReadError) Error() string { return e.err.Error() }
+func (e labelReadError) Unwrap() error { return e.err }
 
 // labelStream collects the labels read into batches for fn.
 type labelStream struct {
@@ -243,7 +254,7 @@ func readLabelLine(br *bufio.Reader, line int) ([]byte, error) {
 			}
 			return out, nil
 		default:
-			return nil, err
+			return nil, labelReadError{err}
 		}
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 
 	"github.com/riskflow/riskflow/internal/testaddr"
 	"github.com/riskflow/riskflow/schemas"
@@ -133,5 +135,26 @@ func TestLabelFileMemoryStaysFlat(t *testing.T) {
 	t.Logf("peak resident size: %d MiB labelling 1, %d MiB labelling 200,000", one>>20, many>>20)
 	if many-one > 48<<20 {
 		t.Errorf("labelling 200,000 labels took %d MiB more than labelling one: the file is held whole", (many-one)>>20)
+	}
+}
+
+// A label file that cannot be read is a runtime error naming why (exit 1), not a file that is
+// "empty" and a usage error (exit 2): `riskflow label --file DIR` said "body is empty: expected a
+// label object or an array of labels".
+func TestLabelFileThatCannotBeRead(t *testing.T) {
+	_, err := readLabelFile(iotest.ErrReader(errors.New("input/output error")), 10, func([]schemas.Label) error { return nil })
+	var rerr labelReadError
+	if !errors.As(err, &rerr) || !strings.Contains(err.Error(), "input/output error") {
+		t.Errorf("a reader failing at once: %v; want the read error", err)
+	}
+	r := io.MultiReader(strings.NewReader(`{"app_id":"a","event_id":"e1","label":"fraud"}`+"\n"), iotest.ErrReader(errors.New("input/output error")))
+	if _, err := readLabelFile(r, 10, func([]schemas.Label) error { return nil }); !errors.As(err, &rerr) {
+		t.Errorf("a reader failing after a line: %v; want the read error", err)
+	}
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"label", "--file", dir, "--set", "clickhouse.addr=127.0.0.1:1"}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "is a directory") || strings.Contains(errb.String(), "empty") {
+		t.Errorf("label --file DIR: exit %d, %s; want exit 1 saying it is a directory", code, errb.String())
 	}
 }
