@@ -789,7 +789,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) (int, erro
 	if err := s.eventsLimited(key, len(evs)); err != nil {
 		return 0, err
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), PublishWait)
 	defer cancel()
 	if err := s.pub.Publish(ctx, evs); err != nil {
 		// A broker away for a moment: ask the sender to wait before it sends the batch again,
@@ -808,6 +808,10 @@ const NotReadyRetryAfter = 5 * time.Second
 // not publish events, a store it needs (the rules' history, the pack file) could not be reached,
 // or the request timed out.
 const UnavailableRetryAfter = 5 * time.Second
+
+// PublishWait bounds how long POST /v1/events waits for Kafka to take the events before it
+// answers 503 (client.PublishTimeout waits longer, to read that answer).
+const PublishWait = 5 * time.Second
 
 // publishRetryAfter is the Retry-After of a 503 on /v1/events when Kafka did not take the events.
 const publishRetryAfter = 2 * time.Second

@@ -15,8 +15,10 @@ import (
 
 const eventsPath = "v1/events"
 
-// PublishTimeout bounds PublishEvents when the caller's context has no earlier deadline.
-const PublishTimeout = 5 * time.Second
+// PublishTimeout bounds PublishEvents when the caller's context has no earlier deadline. It is
+// longer than riskflow's own wait for Kafka (5 s, then a 503 with Retry-After), so that a slow
+// Kafka is that answer, not a timeout of the client's.
+const PublishTimeout = 7 * time.Second
 
 // MaxPublishEvents is the most events one PublishEvents call sends (the API's default body limit
 // of 1 MiB holds about 3,000 events; this leaves room).

@@ -156,3 +156,35 @@ func TestPublishEventsToANodeWithoutPublisher(t *testing.T) {
 			err, client.Retryable(err), ae, api.UnavailableRetryAfter)
 	}
 }
+
+// stalledPublisher is a Kafka that takes no events: Publish waits until its context ends.
+type stalledPublisher struct{}
+
+func (stalledPublisher) Publish(ctx context.Context, _ []schemas.VerifyEvent) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// Kafka too slow to take the events within the API's own bound (api.PublishWait): the client
+// waits for the API's answer — a 503 with Retry-After — rather than giving up at the same moment
+// the API does. Both waited 5 s, the client's clock started first, and a sender saw "context
+// deadline exceeded" with no Retry-After whenever Kafka was slow (a real node's broker took 2 s
+// per event then, its 503 was never read).
+func TestPublishEventsGetsTheAnswerOfASlowKafka(t *testing.T) {
+	if client.PublishTimeout <= api.PublishWait {
+		t.Fatalf("client.PublishTimeout %s is not longer than the API's own bound on Kafka, %s", client.PublishTimeout, api.PublishWait)
+	}
+	srv := httptest.NewServer(api.New(api.Config{Keys: map[string]string{"app-1": "s"}}, nil, stalledPublisher{}, api.WithLogger(slog.New(slog.DiscardHandler))))
+	defer srv.Close()
+	c, err := client.New(srv.URL, "app-1", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := schemas.VerifyEvent{EventID: "e1", TS: time.Now().Add(-time.Minute), AppID: "app-1", Flow: schemas.FlowOneClickLogin,
+		Phone: "13800138000", IP: netip.MustParseAddr("10.1.2.3"), Outcome: schemas.OutcomeSuccess}
+	err = c.PublishEvents(context.Background(), []schemas.VerifyEvent{ev})
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Status != 503 || ae.RetryAfter == 0 || !client.Retryable(err) {
+		t.Fatalf("PublishEvents while Kafka takes nothing: %v; want the API's 503 with its Retry-After", err)
+	}
+}
