@@ -149,6 +149,14 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			if len(out.Decisions) > *limit {
 				out.Decisions, out.MoreDecisions = out.Decisions[:*limit], true
 			}
+			// None found is an empty list in --json, as attempts were: null broke scripts that
+			// iterate over the decisions of a number that had attempts only.
+			if err == nil && out.Attempts == nil {
+				out.Attempts = []chsink.Attempt{}
+			}
+			if err == nil && out.Decisions == nil {
+				out.Decisions = []chsink.StoredDecision{}
+			}
 		}
 		if err != nil {
 			// Named with the setting to check: the driver's text says only what failed.

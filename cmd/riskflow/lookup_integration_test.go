@@ -119,4 +119,13 @@ func TestLookupSaysWhenTheLimitCutTheList(t *testing.T) {
 	if err := json.Unmarshal([]byte(lookup("--limit", "1", "--json")), &res); err != nil || len(res.Decisions) != 1 || !res.MoreDecisions || res.MoreAttempts {
 		t.Errorf("--limit 1 --json: %d decisions, more_decisions %v, more_attempts %v (%v); want 1, true, false", len(res.Decisions), res.MoreDecisions, res.MoreAttempts, err)
 	}
+	// A list with nothing in it is [] in --json, never null (a script iterating over it broke):
+	// this device has decisions and no attempts, another has neither.
+	for _, dev := range []string{"dev-limit", "dev-none"} {
+		var raw map[string]json.RawMessage
+		out := lookup("--json", "--device", dev)
+		if err := json.Unmarshal([]byte(out), &raw); err != nil || string(raw["attempts"]) == "null" || string(raw["decisions"]) == "null" {
+			t.Errorf("lookup --device %s --json: attempts %s, decisions %s (%v); want lists", dev, raw["attempts"], raw["decisions"], err)
+		}
+	}
 }
