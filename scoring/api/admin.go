@@ -228,6 +228,9 @@ type LabelsResponse struct {
 	// Unknown are the labelled decisions and events not stored (yet): a mistyped id or app never
 	// counts; one just made may not be archived yet. The labels are stored all the same.
 	Unknown []LabelTarget `json:"unknown,omitempty"`
+	// Unchecked: whether the labelled ids are stored could not be checked (ClickHouse failed the
+	// query after storing the labels); Unknown is then empty whatever the ids.
+	Unchecked bool `json:"unchecked,omitempty"`
 }
 
 // LabelTarget names what a label marks.
@@ -270,7 +273,10 @@ func (s *Server) handleLabels(w http.ResponseWriter, r *http.Request) (int, erro
 	if lc, ok := s.labeler.(labelChecker); ok {
 		unknown, err := lc.UnknownTargets(ctx, labels)
 		if err != nil {
+			// Said in the answer too: an empty unknown list must not read as every id found.
 			s.log.Warn("labels stored; could not check that their ids are stored", "err", boundedErr(err))
+			resp.Unchecked = true
+			resp.Content = "labels stored; could not check that their decisions and events are stored: " + schemas.MaskPhones(boundedErr(err))
 		}
 		for _, l := range unknown {
 			resp.Unknown = append(resp.Unknown, LabelTarget{AppID: l.AppID, DecisionID: l.DecisionID, EventID: l.EventID})

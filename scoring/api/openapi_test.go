@@ -536,3 +536,45 @@ func TestOpenAPIAlternativeBodiesAreNamed(t *testing.T) {
 		}
 	}
 }
+
+// uncheckableLabels stores labels but cannot tell which ids are stored (ClickHouse failed that
+// query).
+type uncheckableLabels struct{ recordedLabels }
+
+func (*uncheckableLabels) UnknownTargets(context.Context, []schemas.Label) ([]schemas.Label, error) {
+	return nil, errors.New("find labelled decisions: read tcp 127.0.0.1:19000: i/o timeout")
+}
+
+// Labels stored whose ids could not be checked: the answer says so (unchecked, and why), as the
+// CLI warns. It said "labels stored" with no unknown list, which reads as every id found.
+func TestLabelsAnswerSaysWhenTheIDsWereNotChecked(t *testing.T) {
+	ctx := context.Background()
+	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	router, _ := gorillamux.NewRouter(doc)
+	labels := &uncheckableLabels{}
+	srv := api.New(api.Config{Keys: keys}, realScorer(t), nil, api.WithLogger(slog.New(slog.DiscardHandler)),
+		api.WithAdmins(map[string]string{"lead": "s"}), api.WithInvestigation(nil, labels))
+	body := `{"app_id":"app1","decision_id":"mistyped-1","label":"fraud"}`
+	r := httptest.NewRequest("POST", "/v1/admin/labels", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	r.SetBasicAuth("lead", "s")
+	w := httptest.NewRecorder()
+	srv.ServeHTTP(w, r)
+	var resp api.LabelsResponse
+	if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil || w.Code != 200 || resp.Labeled != 1 || !resp.Unchecked ||
+		!strings.Contains(resp.Content, "could not check") || !strings.Contains(resp.Content, "i/o timeout") || len(labels.labels) != 1 {
+		t.Fatalf("answer %d %s (%v); want the label stored and the answer saying its id was not checked", w.Code, w.Body, err)
+	}
+	route, params, _ := router.FindRoute(httptest.NewRequest("POST", "http://127.0.0.1:8080/v1/admin/labels", nil))
+	out := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: httptest.NewRequest("POST", "http://127.0.0.1:8080/v1/admin/labels", nil), PathParams: params, Route: route},
+		Status:                 w.Code, Header: w.Header(), Options: &openapi3filter.Options{IncludeResponseStatus: true},
+	}
+	out.SetBodyBytes(w.Body.Bytes())
+	if err := openapi3filter.ValidateResponse(ctx, out); err != nil {
+		t.Errorf("the answer does not match the document: %v", err)
+	}
+}
