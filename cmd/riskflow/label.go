@@ -43,8 +43,9 @@ func cmdLabel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	var labels []schemas.Label
 	switch {
-	case *file != "" && (*app != "" || *decision != "" || *event != "" || *as != ""):
-		return usagef("label: --file or --app/--decision/--event/--as, not both")
+	case *file != "" && (*app != "" || *decision != "" || *event != "" || *as != "" || *note != ""):
+		// --note too: it was ignored, and a file's labels were stored without the note given.
+		return usagef("label: --file or --app/--decision/--event/--as/--note, not both (a label of the file has its own note)")
 	case *file != "":
 	case *decision == "" && *event == "":
 		return usagef("label: --decision or --event is required (or --file): the label marks a decision or an event")

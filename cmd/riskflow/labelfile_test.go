@@ -158,3 +158,17 @@ func TestLabelFileThatCannotBeRead(t *testing.T) {
 		t.Errorf("label --file DIR: exit %d, %s; want exit 1 saying it is a directory", code, errb.String())
 	}
 }
+
+// --note beside --file is a usage error, as --app or --as are: it was ignored, and the file's
+// labels were stored without the note the analyst typed.
+func TestLabelFileRefusesANoteForAllOfIt(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "labels.jsonl")
+	if err := os.WriteFile(file, []byte(`{"app_id":"a","event_id":"e1","label":"fraud"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"label", "--file", file, "--note", "modem pool", "--set", "clickhouse.addr=127.0.0.1:1"}, &out, &errb)
+	if code != 2 || !strings.Contains(errb.String(), "--note") {
+		t.Errorf("label --file F --note N: exit %d, %s; want a usage error naming --note", code, errb.String())
+	}
+}
