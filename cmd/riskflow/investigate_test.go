@@ -254,7 +254,8 @@ func TestLookupShowsTheReasonsOfADecision(t *testing.T) {
 }
 
 func TestShortDuration(t *testing.T) {
-	for d, want := range map[time.Duration]string{24 * time.Hour: "24h", 90 * time.Minute: "1h30m", 10 * time.Minute: "10m", 90 * time.Second: "1m30s", 36*time.Hour + 5*time.Second: "36h0m5s"} {
+	for d, want := range map[time.Duration]string{24 * time.Hour: "24h", 90 * time.Minute: "1h30m", 10 * time.Minute: "10m", 90 * time.Second: "1m30s", 36*time.Hour + 5*time.Second: "36h0m5s",
+		7 * 24 * time.Hour: "7d", 400 * 24 * time.Hour: "400d", 48 * time.Hour: "2d", 49 * time.Hour: "49h"} {
 		if got := shortDuration(d); got != want {
 			t.Errorf("shortDuration(%v) = %q, want %q", d, got, want)
 		}

@@ -386,6 +386,10 @@ func (f *spanFlag) Set(s string) error {
 
 // shortDuration writes d as people write it: 24h, 90m, 1h30m — not 24h0m0s.
 func shortDuration(d time.Duration) string {
+	// Whole days of two or more as --since takes them: "--since 7d" read back as 7d, not 168h.
+	if day := 24 * time.Hour; d >= 2*day && d%day == 0 {
+		return strconv.FormatInt(int64(d/day), 10) + "d"
+	}
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")
