@@ -167,11 +167,22 @@ func (s *Snapshots) removeStaleTemps() {
 
 func (s *Snapshots) loadFile(ctx context.Context, p string, ends map[int]int64) (snapshotMeta, error) {
 	var meta snapshotMeta
+	// Only a regular file (or a link to one) is read: opening a named pipe blocks until something
+	// writes to it (the node hung at start, unready, deaf to SIGTERM), and a device such as
+	// /dev/zero never ends (read into memory until the kernel killed the process: 21 GB).
+	if err := notAFile(p); err != nil {
+		return meta, err
+	}
 	f, err := os.Open(p)
 	if err != nil {
 		return meta, err
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return meta, fmt.Errorf("snapshot: %w", err)
+	} else if !fi.Mode().IsRegular() { // replaced between the check and the open
+		return meta, fmt.Errorf("snapshot: %s is a %s, not a snapshot file", p, kindOf(fi.Mode()))
+	}
 	_, err = s.State.LoadSnapshot(f, func(raw []byte) error {
 		if err := json.Unmarshal(raw, &meta); err != nil {
 			return fmt.Errorf("metadata: %w", err)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -472,6 +473,57 @@ func TestSnapshotNameTakenByADirectory(t *testing.T) {
 		// Loading is not disturbed: the directory is refused, a replay takes over.
 		if _, _, err := (&Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: features.New(features.Config{}), Log: quiet()}).Load(context.Background()); err == nil && name == "features-verify.events.snap" {
 			t.Errorf("a directory loaded as a snapshot")
+		}
+	}
+}
+
+// A named pipe or a device under a snapshot's name is refused without reading it, and the older
+// snapshot is loaded: opening a named pipe blocked until something wrote to it (the node hung at
+// its start, unready, and SIGTERM did not stop it), and a link to /dev/zero was read until the
+// kernel killed the process (21 GB).
+func TestSnapshotNameTakenByAPipeOrDevice(t *testing.T) {
+	for _, kind := range []string{"named pipe", "device"} {
+		dir := t.TempDir()
+		s := &Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: stateWith(20), Log: quiet()}
+		if _, err := s.Save(at(map[int]int64{0: 20})); err != nil {
+			t.Fatal(err)
+		}
+		name := filepath.Join(dir, "features-verify.events.snap")
+		if err := os.Rename(name, name+".prev"); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		if kind == "named pipe" {
+			err = syscall.Mkfifo(name, 0o600)
+		} else {
+			err = os.Symlink(os.DevNull, name) // bounded; /dev/zero would take the machine's memory without the fix
+		}
+		if err != nil {
+			t.Skipf("%s: %v", kind, err)
+		}
+		st := features.New(features.Config{})
+		type loaded struct {
+			marks map[int]consumers.Mark
+			err   error
+		}
+		done := make(chan loaded, 1)
+		go func() {
+			marks, _, err := (&Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: st, Log: quiet()}).Load(context.Background())
+			done <- loaded{marks, err}
+		}()
+		var got loaded
+		select {
+		case got = <-done:
+		case <-time.After(time.Minute): // a hang, not a speed: the load takes milliseconds
+			if kind == "named pipe" { // release the blocked open
+				if w, err := os.OpenFile(name, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+					w.Close()
+				}
+			}
+			t.Fatalf("%s under the snapshot's name: Load did not return", kind)
+		}
+		if got.err != nil || got.marks[0].Next != 20 || st.Stats().Applied != 20 {
+			t.Errorf("%s under the snapshot's name: Load %v, marks %v, applied %d; want the .prev snapshot (offset 20, 20 applied)", kind, got.err, got.marks, st.Stats().Applied)
 		}
 	}
 }
