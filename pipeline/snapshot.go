@@ -43,7 +43,12 @@ type Snapshots struct {
 	// there was deleted and created again since (with as many messages or more, which Ends cannot
 	// tell) and the snapshot is refused. nil, or an error: not checked.
 	Times func(offsets map[int]int64) (map[int]time.Time, error)
-	Log   *slog.Logger
+	// MaxAge, when set (the feature retention), refuses a snapshot written longer ago: everything
+	// in it has left the windows, and resuming from its offsets reads more of the topic than a
+	// replay of the retention does (a pod back after three days with its volume read three days
+	// of events — the topic's retention is often a week — where a replay reads one).
+	MaxAge time.Duration
+	Log    *slog.Logger
 }
 
 // snapshotMeta is stored inside each snapshot.
@@ -192,6 +197,9 @@ func (s *Snapshots) loadFile(ctx context.Context, p string, ends map[int]int64) 
 			return fmt.Errorf("of topic %q, this node follows %q", meta.Topic, s.Topic)
 		case meta.Fingerprint != s.Fingerprint:
 			return errors.New("written under another phone-hash key")
+		case s.MaxAge > 0 && time.Since(meta.Written) > s.MaxAge:
+			return fmt.Errorf("written %s ago, longer than the feature retention (%s): nothing in it is in a window any more, and a replay reads less of the topic than resuming from its offsets would",
+				time.Since(meta.Written).Round(time.Second), s.MaxAge)
 		}
 		if ends == nil {
 			return nil

@@ -527,3 +527,26 @@ func TestSnapshotNameTakenByAPipeOrDevice(t *testing.T) {
 		}
 	}
 }
+
+// A snapshot written longer ago than the feature retention is refused (a replay takes over): its
+// state has left every window, and resuming from its offsets read more of the topic than a replay
+// (a node back after three days read three days of events, where a replay reads one). A younger
+// one loads.
+func TestSnapshotOlderThanTheRetentionIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := (&Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: stateWith(20), Log: quiet()}).Save(at(map[int]int64{0: 20})); err != nil {
+		t.Fatal(err)
+	}
+	load := func(maxAge time.Duration) (*features.State, error) {
+		st := features.New(features.Config{})
+		_, _, err := (&Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: st, MaxAge: maxAge, Log: quiet()}).Load(context.Background())
+		return st, err
+	}
+	// The snapshot was written before this load: any age above a nanosecond is older than 1ns.
+	if st, err := load(time.Nanosecond); err == nil || errors.Is(err, ErrNoSnapshot) || !strings.Contains(err.Error(), "retention") || st.Stats().Applied != 0 {
+		t.Errorf("older than MaxAge: err %v, applied %d; want a refusal naming the retention, an empty state", err, st.Stats().Applied)
+	}
+	if st, err := load(24 * time.Hour); err != nil || st.Stats().Applied != 20 {
+		t.Errorf("younger than MaxAge: err %v, applied %d; want it loaded", err, st.Stats().Applied)
+	}
+}
