@@ -47,6 +47,9 @@ type app struct {
 	// snapshotAt is when the newest feature snapshot was written or loaded (unix ns; 0 = none).
 	snapshotAt atomic.Int64
 	started    time.Time // when newApp ran
+	// starting is what a starting process with a port (ops or API) is doing, which /readyz's
+	// start check names; nil without a port and once every part has started.
+	starting atomic.Pointer[string]
 
 	rules *rulesvc.Service      // the rule-pack lifecycle: file, PUT, rollback, rule_versions
 	lists *pipeline.SharedLists // the allow/block lists: the file and kafka.lists_topic (nodes with feature state)
@@ -420,6 +423,8 @@ func (a *app) loadSnapshot(ctx context.Context, feed *pipeline.Feed) *pipeline.S
 	if err := snaps.CheckWritable(); err != nil {
 		a.log.Error("feature snapshots cannot be written here; every restart will replay from Kafka", "scoring.snapshot_dir", snaps.Dir, "err", err)
 	}
+	a.startPhase("loading the feature snapshot of scoring.snapshot_dir " + snaps.Dir + " (checked against the topic first: waits while the broker cannot answer)")
+	defer a.startPhase("starting the feature state's feed")
 	start := time.Now()
 	offsets, written, err := snaps.Load(ctx)
 	switch {
@@ -434,6 +439,15 @@ func (a *app) loadSnapshot(ctx context.Context, feed *pipeline.Feed) *pipeline.S
 			"applied", a.scorer.State().Stats().Applied, "took", time.Since(start).Round(time.Millisecond))
 	}
 	return snaps
+}
+
+// startPhase tells /readyz what the starting process does now (nothing without a port, or once
+// started): a node loading or checking its snapshot said it was "waiting for Kafka (creating the
+// topics, reading its limits)" long after the topics were there.
+func (a *app) startPhase(what string) {
+	if a.starting.Load() != nil {
+		a.starting.Store(&what)
+	}
 }
 
 // snapshotAge is how old the newest snapshot this node wrote or loaded is at now. Before it has

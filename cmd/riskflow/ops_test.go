@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/riskflow/riskflow/consumers"
 	"github.com/riskflow/riskflow/internal/syncbuf"
@@ -661,5 +662,68 @@ func TestOpsPortErrorsAreTheAPIs(t *testing.T) {
 		if resp := do(ops, "HEAD", target); resp.StatusCode != 200 {
 			t.Errorf("HEAD %s: %d", target, resp.StatusCode)
 		}
+	}
+}
+
+// While a starting scorer loads its feature snapshot — which is checked against the topic first,
+// and waits while the broker cannot answer that — /readyz says so. It said "waiting for Kafka
+// (creating the topics, reading its limits)", long after the topics were there.
+func TestReadyzNamesTheSnapshotLoad(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	// Once the topics are ready, the end offsets a snapshot is checked against never come: the
+	// load waits for them.
+	var logged syncbuf.Buffer
+	cluster.ControlKey(int16(kmsg.ListOffsets), func(kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		if !strings.Contains(logged.String(), "kafka ready") {
+			return nil, nil, false
+		}
+		return nil, errors.New("not now"), true
+	})
+	cfg := Default()
+	cfg.Scoring.PhoneHashKey = "k"
+	cfg.Kafka.Brokers = cluster.ListenAddrs()
+	cfg.Kafka.MaxMessageBytes = 1 << 20
+	cfg.Ops.Listen = testaddr.Free(t)
+	cfg.Scoring.SnapshotDir = t.TempDir()
+	a, err := newApp(cfg, slog.New(slog.NewTextHandler(&logged, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := resolveRoles([]string{"scorer"}, &a.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan error, 1)
+	go func() {
+		g, _, err := a.start(ctx, p, startOptions{})
+		if err == nil {
+			err = g.Wait() // the parts, the shutdown snapshot too, are done with the directory
+		}
+		started <- err
+	}()
+	defer func() { cancel(); <-started }()
+	readyz := func() string {
+		resp, err := http.Get("http://" + cfg.Ops.Listen + "/readyz")
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	deadline := time.Now().Add(30 * time.Second) // a bound on the test, not a measurement
+	body := readyz()
+	for !strings.Contains(body, "feature snapshot") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		body = readyz()
+	}
+	if !strings.Contains(body, "loading the feature snapshot") || !strings.Contains(body, cfg.Scoring.SnapshotDir) || strings.Contains(body, "creating the topics") {
+		t.Errorf("/readyz while the snapshot waits to be checked: %s", body)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 
@@ -238,16 +237,15 @@ func (a *app) start(ctx context.Context, p plan, o startOptions) (*errgroup.Grou
 		// The ops port, or the API's, comes first: a process waiting for the broker is alive
 		// (/healthz) and says what it waits for (/readyz), instead of refusing the probes —
 		// which a liveness probe answers by restarting it, over and over, while Kafka is away.
-		var starting atomic.Pointer[string]
 		waiting := "waiting for Kafka (creating the topics, reading its limits)"
-		starting.Store(&waiting)
+		a.starting.Store(&waiting)
 		a.health.add("start", func() error {
-			if s := starting.Load(); s != nil {
+			if s := a.starting.Load(); s != nil {
 				return errors.New(*s)
 			}
 			return nil
 		})
-		defer starting.Store(nil) // by then every part has registered its own checks
+		defer a.starting.Store(nil) // by then every part has registered its own checks
 	}
 	if p.has(partOps) {
 		g.Go(func() error { return a.runOps(gctx, a.cfg.Ops.Listen) })
@@ -280,6 +278,7 @@ func (a *app) start(ctx context.Context, p plan, o startOptions) (*errgroup.Grou
 		}
 	}
 	if p.has(partRules) {
+		a.startPhase("loading the rule pack (scoring.rules)")
 		if _, err := a.rules.Start(gctx); err != nil {
 			return failed(configError{fmt.Errorf("scoring.rules: %w", err)})
 		}
