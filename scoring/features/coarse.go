@@ -110,7 +110,7 @@ func (c *coarse) fold(es []uint32, ew int) {
 		}
 		b.sketch[0].add(es[p+1])
 		if ew >= 3 {
-			b.sketch[1].add(es[p+2])
+			b.sketch[1].add(es[p+2]) // a located phone's entry: its location word follows
 		}
 	}
 }

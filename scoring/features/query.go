@@ -209,7 +209,7 @@ func (s *State) AggregatesOf(t uint32, self, selfFail bool, keys []KeyAggs) {
 			if v := rt.val(slots[j]); metaClass(v[vMeta]) != 0 {
 				sink += rt.a.w[v[vRef]]
 				if n := v[vMeta] & nMask; n > 0 {
-					sink += rt.a.w[v[vRef]+n*rt.ew-1]
+					sink += rt.a.w[v[vRef]+n*rt.ewOf(v[vMeta])-1]
 				}
 			}
 		}
@@ -397,6 +397,9 @@ func (s *State) LastLocation(phone uint64, t uint32) (at uint32, lat, lon float3
 	}
 	v := rt.viewAt(i, phone)
 	ew := v.ew
+	if ew != int(rt.ew)+1 { // never located
+		return 0, 0, 0, false
+	}
 	end := int(firstAtOrAfter(v.es, uint32(ew), uint32(v.n()), t))
 	for j := end - 1; j >= max(0, end-locationScan); j-- {
 		if e := v.es[j*ew : j*ew+ew]; e[locWord] != 0 {

@@ -3,12 +3,13 @@ package features
 // recTable holds the keys of one kind in one shard: a table whose slots are the key, the block's
 // offset and a word of metadata (entry count, block class, flags), and the arena of the blocks
 // holding the entries. A slot is 16 bytes (four to a cache line, none straddling two); a key's entries cost 8 bytes each (net, device and
-// prefix keys: second and phone), 12 (IP and app keys: second and two members) or 16 (phone keys:
-// second, device, network and the attempt's location).
+// prefix keys: second and phone) or 12 (phone, IP and app keys: second and two members); a phone
+// whose attempts carry a location keeps it in each entry (16 bytes: flagLoc).
 type recTable struct {
 	table
 	a         arena
-	ew        uint32             // words per entry: 2 (second, member a), 3 (and member b) or 4 (and a location)
+	ew        uint32             // words per entry: 2 (second, member a) or 3 (and member b); +1 with flagLoc
+	locs      bool               // the kind's entries may hold locations (phones)
 	retention uint32             // seconds
 	old       map[uint64]*coarse // keys with a coarse tier (flagCoarse)
 }
@@ -22,16 +23,18 @@ const (
 	nMask      = 1<<20 - 1
 	clsShift   = 20
 	clsMask    = 1<<7 - 1
+	flagLoc    = 1 << 27 // each entry holds a location word after its members (locWord)
 	flagCoarse = 1 << 28 // entries beyond MaxEntriesPerKey were folded into old[key]
 )
 
-// entryWords is the entry size of each kind: net, device and prefix keys only record the phone; a
-// phone's entries also hold the attempt's location (locCell; 0 for an attempt without one), so
-// that the location before any second is known (LastLocation), however far the state runs ahead
-// of the attempt being scored.
-var entryWords = [NumKinds]uint32{KindPhone: 4, KindIP: 3, KindNet: 2, KindDevice: 2, KindPrefix: 2, KindApp: 3, KindAppIP: 3, KindAppPrefix: 2, KindAppBlocks: 2}
+// entryWords is the entry size of each kind: net, device and prefix keys only record the phone.
+// Once a phone has a located attempt, its entries gain a word each, the attempt's location
+// (locCell; 0 for an attempt without one), so that the location before any second is known
+// (LastLocation), however far the state runs ahead of the attempt being scored; a phone never
+// located pays nothing for it.
+var entryWords = [NumKinds]uint32{KindPhone: 3, KindIP: 3, KindNet: 2, KindDevice: 2, KindPrefix: 2, KindApp: 3, KindAppIP: 3, KindAppPrefix: 2, KindAppBlocks: 2}
 
-// locWord is where a phone entry holds its location.
+// locWord is where a located phone's entry (flagLoc) holds its location.
 const locWord = 3
 
 // locCell packs a location into one word: latitude and longitude on grids of 65,535 steps (about
@@ -52,18 +55,26 @@ func cellLoc(c uint32) (lat, lon float32) {
 }
 
 func newRecTable(kind Kind, seed uint64, retention uint32) recTable {
-	return recTable{table: newTable(recStride, seed), ew: entryWords[kind], retention: retention}
+	return recTable{table: newTable(recStride, seed), ew: entryWords[kind], locs: kind == KindPhone, retention: retention}
+}
+
+// ewOf is the entry size of a key with slot metadata meta.
+func (rt *recTable) ewOf(meta uint32) uint32 {
+	if meta&flagLoc != 0 {
+		return rt.ew + 1
+	}
+	return rt.ew
 }
 
 func metaClass(meta uint32) uint32 { return meta >> clsShift & clsMask }
 
-// capOf is the number of entries a block of class c holds. A block holds the entries one after
-// the other (ew words each), so that inserting one touches one cache line.
-func (rt *recTable) capOf(c uint32) uint32 {
+// capOf is the number of entries of ew words a block of class c holds. A block holds the entries
+// one after the other, so that inserting one touches one cache line.
+func capOf(c, ew uint32) uint32 {
 	if c == 0 {
 		return 0
 	}
-	return classWords[c] / rt.ew
+	return classWords[c] / ew
 }
 
 // recView is a key's state for queries: its live entries (ew words each: the second with the
@@ -95,7 +106,7 @@ func (rt *recTable) view(key uint64) recView {
 func (rt *recTable) viewAt(i uint32, key uint64) recView {
 	val := rt.val(i)
 	ref, meta := val[vRef], val[vMeta]
-	n, ew := meta&nMask, rt.ew
+	n, ew := meta&nMask, rt.ewOf(meta)
 	es := rt.a.w[ref : ref+n*ew : ref+n*ew]
 	// Entries that fell out of the retention but were not dropped yet are left out.
 	stale := staleCount(es, ew, n, rt.retention)
@@ -168,6 +179,30 @@ func (rt *recTable) compact(need int) {
 	rt.a.forget()
 }
 
+// widen gives the key in slot i (a phone's) a location word in each entry (flagLoc), 0 in those
+// it has: its first located attempt is being added.
+func (rt *recTable) widen(i uint32) {
+	val := rt.val(i)
+	meta := val[vMeta]
+	n := meta & nMask
+	if n == 0 {
+		val[vMeta] = meta | flagLoc
+		return
+	}
+	ew := rt.ew
+	c := classFor(n * (ew + 1))
+	nref := rt.alloc(c) // may move every block: read the slot after it
+	val = rt.val(i)
+	ref, oc := val[vRef], metaClass(val[vMeta])
+	w := rt.a.w
+	for j := range n {
+		copy(w[nref+j*(ew+1):][:ew], w[ref+j*ew:][:ew])
+		w[nref+j*(ew+1)+ew] = 0
+	}
+	rt.a.release(ref, oc)
+	val[vRef], val[vMeta] = nref, val[vMeta]&^(clsMask<<clsShift)|c<<clsShift|flagLoc
+}
+
 // relayout moves the block of slot i, holding n entries, to a block of class c and records it in
 // the slot. The old block is freed.
 func (rt *recTable) relayout(i, meta, n, c uint32) {
@@ -175,8 +210,8 @@ func (rt *recTable) relayout(i, meta, n, c uint32) {
 	val := rt.val(i)
 	ref, oldMeta := val[vRef], val[vMeta]
 	if oc := metaClass(oldMeta); oc != 0 {
-		w := rt.a.w
-		copyWords(w[nref:nref+n*rt.ew], w[ref:ref+n*rt.ew])
+		w, ew := rt.a.w, rt.ewOf(oldMeta)
+		copyWords(w[nref:nref+n*ew], w[ref:ref+n*ew])
 		rt.a.release(ref, oc)
 	}
 	val[vRef], val[vMeta] = nref, meta&^(clsMask<<clsShift|nMask)|c<<clsShift|n
@@ -211,10 +246,14 @@ func (rt *recTable) prepare(key uint64, h uint32) uint32 {
 // insert. Live entries beyond MaxEntriesPerKey are folded into the coarse tier at once.
 func (rt *recTable) add(s *State, i uint32, key uint64, e, a, b uint32, loc *Keys) {
 	val := rt.val(i)
-	meta, ew := val[vMeta], rt.ew
-	n := meta & nMask
+	meta := val[vMeta]
+	if loc != nil && rt.locs && meta&flagLoc == 0 {
+		rt.widen(i)
+		meta = val[vMeta]
+	}
+	ew, n := rt.ewOf(meta), meta&nMask
 	t := e &^ failBit
-	if c := rt.capOf(metaClass(meta)); n == c {
+	if c := capOf(metaClass(meta), ew); n == c {
 		// Full: drop what fell out of the retention (relative to the newest entry once this one
 		// is in), then move to a block of the size needed.
 		if n > 0 {
@@ -247,7 +286,7 @@ func (rt *recTable) add(s *State, i uint32, key uint64, e, a, b uint32, loc *Key
 	if ew >= 3 {
 		es[p+2] = b
 	}
-	if ew == 4 {
+	if meta&flagLoc != 0 {
 		es[p+locWord] = 0
 		if loc != nil {
 			es[p+locWord] = locCell(loc.Lat, loc.Lon)
@@ -274,8 +313,8 @@ func (rt *recTable) add(s *State, i uint32, key uint64, e, a, b uint32, loc *Key
 // the retention and, with a limit, folds the oldest live entries beyond it into the coarse tier
 // (which must exist). It returns the number of entries removed.
 func (rt *recTable) drop(key uint64, val []uint32, newest, limit uint32) uint32 {
-	ref, meta, ew := val[vRef], val[vMeta], rt.ew
-	n := meta & nMask
+	ref, meta := val[vRef], val[vMeta]
+	n, ew := meta&nMask, rt.ewOf(meta)
 	es := rt.a.w[ref : ref+n*ew]
 	var d uint32
 	if newest > rt.retention && es[0]&^failBit < newest-rt.retention {
@@ -299,8 +338,8 @@ func (rt *recTable) entries() int {
 	for p := uint32(0); p < uint32(len(rt.w)); p += recStride {
 		v := rt.w[p+tableKeyWords : p+recStride]
 		if k := v[vMeta] & nMask; k > 0 {
-			base := v[vRef]
-			n += int(k - staleCount(rt.a.w[base:base+k*rt.ew], rt.ew, k, rt.retention))
+			base, ew := v[vRef], rt.ewOf(v[vMeta])
+			n += int(k - staleCount(rt.a.w[base:base+k*ew], ew, k, rt.retention))
 		}
 	}
 	return n
@@ -315,7 +354,7 @@ func (rt *recTable) newestAt(i uint32) uint32 {
 	if n == 0 {
 		return 0
 	}
-	return rt.a.w[val[vRef]+(n-1)*rt.ew] &^ failBit
+	return rt.a.w[val[vRef]+(n-1)*rt.ewOf(val[vMeta])] &^ failBit
 }
 
 // idle appends to keys the keys whose newest entry is before cutoff.

@@ -18,7 +18,8 @@ import (
 // Layout (little endian; n = uvarint): magic "RFSTATE\0", format version (uint16), retention,
 // MaxEntriesPerKey, DistinctCap, bucketSec, hllM (uint32 each), watermark (uint32), applied
 // (uint64), the caller's metadata (n bytes), then per shard: per kind n records of key (uint64),
-// n entries of 3×uint32 (4×uint32 for phone keys: and the location), a coarse flag (+ n ring
+// for phone keys a location flag, n entries of 3×uint32 (4×uint32 for a located phone: and the
+// location), a coarse flag (+ n ring
 // slots, n non-empty buckets of slot, idx, first, last, count, fails and 2×hllM register bytes);
 // n token digests (key, n seconds of sightings, sightings past them, the last second); n event ids (key, second). Last, the xxhash64
 // of everything before it.
@@ -32,8 +33,8 @@ import (
 // Version 5: a network key (KindNet, and the network members of phone entries) on a mobile
 // carrier network is the pool's IPv4 /16 or IPv6 /32 and on a datacenter network an IPv6 /48; a
 // version 4 snapshot holds the /24 and /64 keys those addresses had, which would mix with them.
-// Version 6: a phone entry holds its attempt's location; a version 5 snapshot holds the phone's
-// two last locations instead, which do not say where it was before older attempts.
+// Version 6: a located phone's entries hold their attempts' locations; a version 5 snapshot holds
+// the phone's two last locations instead, which do not say where it was before older attempts.
 const SnapshotVersion = 6
 
 var snapshotMagic = [8]byte{'R', 'F', 'S', 'T', 'A', 'T', 'E', 0}
@@ -120,7 +121,7 @@ func (s *State) encode(w *chunkWriter, meta []byte) error {
 				if key := rt.key(i); key != 0 {
 					e.u64(key)
 					v := rt.viewAt(i, key)
-					e.rec(&v)
+					e.rec(&v, rt.locs)
 					w.cut()
 				}
 			}
@@ -167,8 +168,14 @@ func (e *encoder) f32(v float32) {
 func (e *encoder) n(v int)        { e.w.b = binary.AppendUvarint(e.w.b, uint64(v)) }
 func (e *encoder) bytes(b []byte) { e.n(len(b)); e.raw(b) }
 
-func (e *encoder) rec(r *recView) {
+// rec writes a key's state; locs: its kind's entries may hold locations (a located phone's have
+// four words).
+func (e *encoder) rec(r *recView, locs bool) {
 	e.n(r.n())
+	located := locs && r.ew == 4
+	if locs {
+		e.raw([]byte{b2u8(located)})
+	}
 	for p := 0; p < len(r.es); p += r.ew {
 		e.u32(r.es[p])   // second and failure bit
 		e.u32(r.es[p+1]) // member a
@@ -177,7 +184,7 @@ func (e *encoder) rec(r *recView) {
 		} else {
 			e.u32(0)
 		}
-		if r.ew == 4 {
+		if located {
 			e.u32(r.es[p+locWord])
 		}
 	}
@@ -255,7 +262,7 @@ func (s *State) LoadSnapshot(r io.Reader, accept func(meta []byte) error) ([]byt
 			// The blocks' arena at its final size at once: grown record by record, an eighth
 			// at a time, it allocated about four times its size.
 			a := &sd.recs[k].a
-			a.w = allocWords(a.w, d.blockWords(n, sd.recs[k].ew))
+			a.w = allocWords(a.w, d.blockWords(n, sd.recs[k].ew, sd.recs[k].locs))
 			for j := 0; j < n && d.err == nil; j++ {
 				d.rec(&sd.recs[k], d.u64(), s)
 			}
@@ -429,14 +436,18 @@ func (d *decoder) bytes() []byte { return d.take(d.n()) }
 // blockWords returns the arena words the next n records (key and state, as rec reads them) take
 // in a table of ew words per entry, without consuming them; 0 if they do not parse (rec then says
 // why).
-func (d *decoder) blockWords(n int, ew uint32) int {
+func (d *decoder) blockWords(n int, ew uint32, locs bool) int {
 	p := decoder{b: d.b, err: d.err}
 	total := 0
 	for j := 0; j < n && p.err == nil; j++ {
 		p.take(8) // key
 		m := p.n()
-		p.take(4 * int(fileEntryWords(ew)) * m)
-		words := uint32(m) * ew
+		kew := ew
+		if locs && p.byte1() == 1 {
+			kew++
+		}
+		p.take(4 * int(max(kew, 3)) * m)
+		words := uint32(m) * kew
 		if p.byte1() == 1 {
 			p.n() // slots
 			used := p.n()
@@ -462,12 +473,21 @@ func (d *decoder) rec(rt *recTable, key uint64, s *State) {
 		d.fail("more entries than the cap")
 		return
 	}
+	meta, ew := uint32(n), rt.ew
+	if rt.locs {
+		switch d.byte1() {
+		case 0:
+		case 1:
+			meta, ew = meta|flagLoc, ew+1
+		default:
+			d.fail("bad location flag")
+		}
+	}
 	d.ents = d.ents[:0]
-	fw := fileEntryWords(rt.ew)
+	fw := max(ew, 3) // two-word kinds' entries are written with a member b of 0
 	for range n * int(fw) {
 		d.ents = append(d.ents, d.u32())
 	}
-	meta := uint32(n)
 	var old *coarse
 	switch d.byte1() {
 	case 0:
@@ -506,12 +526,12 @@ func (d *decoder) rec(rt *recTable, key uint64, s *State) {
 		return
 	}
 	var ref uint32
-	if words := uint32(n) * rt.ew; words > 0 {
+	if words := uint32(n) * ew; words > 0 {
 		c := classFor(words)
 		ref, meta = rt.alloc(c), meta|c<<clsShift
 		w := rt.a.w
 		for j := range uint32(n) {
-			copy(w[ref+j*rt.ew:][:rt.ew], d.ents[j*fw:(j+1)*fw]) // b dropped for two-word kinds
+			copy(w[ref+j*ew:][:ew], d.ents[j*fw:(j+1)*fw]) // b dropped for two-word kinds
 		}
 	}
 	if old != nil {
@@ -525,9 +545,12 @@ func (d *decoder) rec(rt *recTable, key uint64, s *State) {
 	v[vRef], v[vMeta] = ref, meta
 }
 
-// fileEntryWords is how many uint32 a snapshot holds per entry of a kind of ew words: 3 (second,
-// member a, member b: 0 for two-word kinds), 4 for phone keys (and the location).
-func fileEntryWords(ew uint32) uint32 { return max(ew, 3) }
+func b2u8(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
+}
 
 func (d *decoder) fail(msg string) {
 	if d.err == nil {
