@@ -71,8 +71,8 @@ func (c Config) BatchBytes() int {
 	return c.MaxMessageBytes / 10 * 9
 }
 
-// ReaderQueueCapacity is the messages the consumer-group reader fetches ahead of its loop: 1000 (kafka-go's
-// channel between its fetching goroutine and FetchMessage), but no more than readerQueueBytes of
+// ReaderQueueCapacity is the messages the consumer-group reader fetches ahead of its loop: 1000 (the group
+// reader's queue and its partition readers' together, see GroupReader), but no more than readerQueueBytes of
 // messages as large as the broker takes, and at least 100 (kafka-go's own default). A message
 // count alone let a scorer working through a backlog of 1,200 dead-letter-bound messages of 1 MB
 // each (every one under the broker's limit) queue a gigabyte of them: it peaked at 2.1 GB, past
@@ -151,32 +151,6 @@ func NewWriter(c Config, topic string) *kafka.Writer {
 		ReadTimeout:  10 * time.Second,
 		Transport:    &kafka.Transport{ClientID: c.ClientID, Dial: (&net.Dialer{Timeout: c.DialTimeout}).DialContext},
 	}
-}
-
-// NewGroupReader returns a consumer-group reader of topic. Offsets are committed explicitly
-// (CommitMessages), never automatically; a new group starts at the earliest offset.
-func NewGroupReader(c Config, topic, group string) *kafka.Reader {
-	c = c.withDefaults()
-	return kafka.NewReader(kafka.ReaderConfig{
-		Brokers:               c.Brokers,
-		GroupID:               group,
-		Topic:                 topic,
-		Dialer:                c.dialer(),
-		MinBytes:              1,
-		MaxBytes:              16 << 20,
-		MaxWait:               50 * time.Millisecond,
-		ReadBatchTimeout:      time.Second,
-		QueueCapacity:         c.ReaderQueueCapacity(),
-		CommitInterval:        0, // synchronous commits
-		StartOffset:           kafka.FirstOffset,
-		HeartbeatInterval:     time.Second,
-		SessionTimeout:        10 * time.Second,
-		RebalanceTimeout:      10 * time.Second,
-		JoinGroupBackoff:      500 * time.Millisecond,
-		WatchPartitionChanges: true,
-		ReadBackoffMin:        10 * time.Millisecond,
-		ReadBackoffMax:        200 * time.Millisecond,
-	})
 }
 
 // TopicSpec is a topic riskflow needs.

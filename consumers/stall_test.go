@@ -157,12 +157,12 @@ func TestQueuedFetchErrorsAreNotWaitedOn(t *testing.T) {
 	<-done
 }
 
-// churningReader is a kafka-go group reader whose first fetch fails (a new topic's leader not
+// churningReader is a group reader whose first fetch fails (a new topic's leader not
 // settled yet) and whose error counter never goes quiet, as kafka-go's does on a topic that has
 // never held a message: it re-dials each empty partition about once a second, counting an i/o
 // timeout each time.
 type churningReader struct {
-	*kafka.Reader
+	*GroupReader
 	failFirst atomic.Bool
 }
 
@@ -170,11 +170,11 @@ func (r *churningReader) FetchMessage(ctx context.Context) (kafka.Message, error
 	if r.failFirst.CompareAndSwap(true, false) {
 		return kafka.Message{}, kafka.NotLeaderForPartition
 	}
-	return r.Reader.FetchMessage(ctx)
+	return r.GroupReader.FetchMessage(ctx)
 }
 
 func (r *churningReader) Stats() kafka.ReaderStats {
-	s := r.Reader.Stats()
+	s := r.GroupReader.Stats()
 	s.Errors++
 	return s
 }
@@ -189,7 +189,7 @@ func TestFetchOutageOnANewTopicEnds(t *testing.T) {
 	}
 	defer cluster.Close()
 	c := Config{Brokers: cluster.ListenAddrs(), DialTimeout: time.Second}
-	r := &churningReader{Reader: NewGroupReader(c, "decisions", "archivers")}
+	r := &churningReader{GroupReader: NewGroupReader(c, "decisions", "archivers")}
 	r.failFirst.Store(true)
 	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -207,7 +207,7 @@ func TestFetchOutageOnANewTopicEnds(t *testing.T) {
 	}
 
 	// The broker goes away: the outage that follows lasts while it is away.
-	r2 := &churningReader{Reader: NewGroupReader(c, "decisions", "others")}
+	r2 := &churningReader{GroupReader: NewGroupReader(c, "decisions", "others")}
 	r2.failFirst.Store(true)
 	l2 := NewLoop(LoopConfig{Name: "decisions", BackoffMin: time.Millisecond, IdleProbe: 50 * time.Millisecond}, r2, newRecorder().handle, quiet(), nil)
 	cluster.Close()

@@ -1,0 +1,417 @@
+package consumers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// GroupReader is a consumer-group reader (a Reader) that hands its partitions over cleanly at a
+// rebalance: when its generation ends it stops handing out messages of it, and before it rejoins
+// the group it waits — at most DrainTimeout — until every message it has handed out is committed.
+// A loop that is writing a batch when its partitions are revoked thus commits that batch before
+// the partitions' new owner reads their committed offsets, instead of after (kafka-go's Reader
+// rejoins at once, and the batch was written again by the new owner: two archivers starting
+// together stored 4,300 records for 4,000).
+//
+// Nothing is ever committed before the loop asks (commit only what is durable stays the loop's
+// rule); a commit that comes after the drain gave up fails, and its messages are delivered again
+// to whoever owns their partition then.
+type GroupReader struct {
+	rc    kafka.ReaderConfig // what partition readers are built from (GroupID unset)
+	group string
+	cg    *kafka.ConsumerGroup
+	drain time.Duration
+
+	msgs   chan fetched
+	errs   chan error
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu   sync.Mutex
+	live *generation // the generation commits go through: the current one, or one draining
+
+	parts     sync.Map // partition → *kafka.Reader, for Stats
+	errCount  atomic.Int64
+	rebalance atomic.Int64
+	closeOnce sync.Once
+}
+
+// fetched is a message (or an error) of a generation.
+type fetched struct {
+	m   kafka.Message
+	gen *generation
+	err error
+}
+
+// generation is what a GroupReader knows of one generation of the group.
+type generation struct {
+	g *kafka.Generation
+
+	mu        sync.Mutex
+	ended     bool          // no more messages are handed out
+	abandoned bool          // the drain is over: commits fail
+	first     map[int]int64 // partition → first offset handed out
+	last      map[int]int64 // partition → last offset handed out
+	committed map[int]int64 // partition → next offset committed
+	changed   chan struct{} // a commit happened (buffered 1)
+}
+
+func newGeneration(g *kafka.Generation) *generation {
+	return &generation{g: g, first: map[int]int64{}, last: map[int]int64{}, committed: map[int]int64{}, changed: make(chan struct{}, 1)}
+}
+
+// handOut records m as handed out; false when the generation has ended.
+func (g *generation) handOut(m kafka.Message) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.ended {
+		return false
+	}
+	if _, ok := g.first[m.Partition]; !ok {
+		g.first[m.Partition] = m.Offset
+	}
+	g.last[m.Partition] = m.Offset
+	return true
+}
+
+// drained reports whether every message handed out is committed.
+func (g *generation) drained() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for p, last := range g.last {
+		if g.committed[p] <= last {
+			return false
+		}
+	}
+	return true
+}
+
+// owns reports whether m was handed out by g.
+func (g *generation) owns(m kafka.Message) bool {
+	first, ok := g.first[m.Partition]
+	return ok && m.Offset >= first && m.Offset <= g.last[m.Partition]
+}
+
+// DefaultDrainTimeout bounds how long a revoked generation waits for its handed-out messages to be
+// committed. kafka-go stops heartbeating when a generation ends, so the drain must end well within
+// the session timeout (a member silent for that long is dropped from the group, and its commits
+// refused) and the rebalance timeout (the group waits that long for its members to rejoin); it is
+// long enough for a few of an archiver's batches to be written.
+const DefaultDrainTimeout = 7 * time.Second
+
+// groupSessionTimeout and groupRebalanceTimeout are the group's session and rebalance timeouts.
+const (
+	groupSessionTimeout   = 10 * time.Second
+	groupRebalanceTimeout = 10 * time.Second
+)
+
+// NewGroupReader returns a consumer-group reader of topic. Offsets are committed explicitly
+// (CommitMessages), never automatically; a new group starts at the earliest offset. At a
+// rebalance the reader gives up its partitions only once what it handed out is committed (see
+// GroupReader).
+func NewGroupReader(c Config, topic, group string) *GroupReader {
+	c = c.withDefaults()
+	rc := kafka.ReaderConfig{
+		Brokers:          c.Brokers,
+		Topic:            topic,
+		Dialer:           c.dialer(),
+		MinBytes:         1,
+		MaxBytes:         16 << 20,
+		MaxWait:          50 * time.Millisecond,
+		ReadBatchTimeout: time.Second,
+		QueueCapacity:    c.ReaderQueueCapacity(),
+		StartOffset:      kafka.FirstOffset,
+		ReadBackoffMin:   10 * time.Millisecond,
+		ReadBackoffMax:   200 * time.Millisecond,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &GroupReader{rc: rc, group: group, drain: DefaultDrainTimeout,
+		msgs: make(chan fetched, max(1, rc.QueueCapacity/2)), errs: make(chan error, 1),
+		ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                     group,
+		Brokers:                c.Brokers,
+		Dialer:                 c.dialer(),
+		Topics:                 []string{topic},
+		HeartbeatInterval:      time.Second,
+		SessionTimeout:         groupSessionTimeout,
+		RebalanceTimeout:       groupRebalanceTimeout,
+		JoinGroupBackoff:       500 * time.Millisecond,
+		WatchPartitionChanges:  true,
+		PartitionWatchInterval: 5 * time.Second,
+		StartOffset:            kafka.FirstOffset,
+		Timeout:                c.DialTimeout,
+	})
+	if err != nil {
+		// Only a configuration kafka-go refuses: every FetchMessage reports it.
+		r.errs = make(chan error, 1)
+		r.errs <- fmt.Errorf("consumer group %s: %w", group, err)
+		close(r.done)
+		return r
+	}
+	r.cg = cg
+	go r.run()
+	return r
+}
+
+// Config is the configuration of the reader's partition readers, with the group's id (the loop
+// asks it for brokers and topic).
+func (r *GroupReader) Config() kafka.ReaderConfig {
+	rc := r.rc
+	rc.GroupID = r.group
+	return rc
+}
+
+// Stats sums the partition readers' counters; QueueLength counts what waits for FetchMessage too.
+func (r *GroupReader) Stats() kafka.ReaderStats {
+	s := kafka.ReaderStats{Topic: r.rc.Topic, ClientID: r.rc.Dialer.ClientID}
+	r.parts.Range(func(_, v any) bool {
+		ps := v.(*kafka.Reader).Stats()
+		s.Messages += ps.Messages
+		s.Bytes += ps.Bytes
+		s.Errors += ps.Errors
+		s.Timeouts += ps.Timeouts
+		s.Dials += ps.Dials
+		s.Fetches += ps.Fetches
+		s.Lag += ps.Lag
+		s.QueueLength += ps.QueueLength
+		return true
+	})
+	s.QueueLength += int64(len(r.msgs))
+	s.Errors += r.errCount.Swap(0)
+	s.Rebalances = r.rebalance.Load()
+	return s
+}
+
+// run follows the group's generations until the reader is closed.
+func (r *GroupReader) run() {
+	defer close(r.done)
+	for {
+		g, err := r.cg.Next(r.ctx)
+		if err != nil {
+			if r.ctx.Err() != nil {
+				return
+			}
+			r.errCount.Add(1)
+			select { // the loop hears of it if it is not busy with another
+			case r.errs <- fmt.Errorf("consumer group %s: %w", r.group, err):
+			default:
+			}
+			continue
+		}
+		r.rebalance.Add(1)
+		gen := newGeneration(g)
+		r.mu.Lock()
+		r.live = gen
+		r.mu.Unlock()
+		g.Start(func(ctx context.Context) { r.revoke(ctx, gen) })
+		assigned := g.Assignments[r.rc.Topic]
+		// The partition readers' queues share the other half of QueueCapacity: what the reader
+		// holds stays within ReaderQueueCapacity, however many partitions it is assigned.
+		perPart := max(1, r.rc.QueueCapacity/2/max(1, len(assigned)))
+		for _, a := range assigned {
+			g.Start(func(ctx context.Context) { r.fetchPartition(ctx, gen, a.ID, a.Offset, perPart) })
+		}
+	}
+}
+
+// revoke waits for the generation to end, then holds the group's rejoin until every message the
+// generation handed out is committed, or the drain timeout passes.
+func (r *GroupReader) revoke(ctx context.Context, gen *generation) {
+	select {
+	case <-ctx.Done():
+	case <-r.ctx.Done():
+	}
+	gen.mu.Lock()
+	gen.ended = true
+	gen.mu.Unlock()
+	timer := time.NewTimer(r.drain)
+	defer timer.Stop()
+	for !gen.drained() && !gen.isAbandoned() {
+		select {
+		case <-gen.changed:
+		case <-timer.C:
+			r.abandon(gen)
+			return
+		case <-r.ctx.Done():
+			r.abandon(gen)
+			return
+		}
+	}
+	r.abandon(gen)
+}
+
+func (g *generation) isAbandoned() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.abandoned
+}
+
+// abandon makes commits through gen fail from now on (the group moves on without it).
+func (r *GroupReader) abandon(gen *generation) {
+	gen.mu.Lock()
+	gen.abandoned = true
+	gen.mu.Unlock()
+}
+
+// fetchPartition reads one assigned partition from offset until the generation ends.
+func (r *GroupReader) fetchPartition(ctx context.Context, gen *generation, partition int, offset int64, queue int) {
+	rc := r.rc
+	rc.Partition = partition
+	rc.QueueCapacity = queue
+	pr := kafka.NewReader(rc)
+	defer pr.Close()
+	if err := pr.SetOffset(offset); err != nil {
+		r.errCount.Add(1)
+		return
+	}
+	r.parts.Store(partition, pr)
+	defer r.parts.CompareAndDelete(partition, pr)
+	for {
+		m, err := pr.FetchMessage(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		f := fetched{m: m, gen: gen}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			f = fetched{gen: gen, err: fmt.Errorf("partition %d of %s: %w", partition, r.rc.Topic, err)}
+		}
+		select {
+		case r.msgs <- f:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// FetchMessage returns the next message of the current generation. Messages of a generation that
+// has ended are dropped: their partitions may have moved, and they are not committed.
+func (r *GroupReader) FetchMessage(ctx context.Context) (kafka.Message, error) {
+	for {
+		select {
+		case <-ctx.Done():
+			return kafka.Message{}, ctx.Err()
+		case <-r.ctx.Done():
+			return kafka.Message{}, io.EOF
+		case err := <-r.errs:
+			return kafka.Message{}, err
+		case f := <-r.msgs:
+			if f.err != nil {
+				f.gen.mu.Lock()
+				ended := f.gen.ended
+				f.gen.mu.Unlock()
+				if ended {
+					continue
+				}
+				return kafka.Message{}, f.err
+			}
+			if f.gen.handOut(f.m) {
+				return f.m, nil
+			}
+		}
+	}
+}
+
+// ErrGenerationEnded is what CommitMessages returns for messages of a generation that ended
+// before they were committed: they are delivered again.
+var ErrGenerationEnded = errors.New("the group generation that delivered the messages has ended; they are delivered again")
+
+// CommitMessages commits msgs (each one's offset + 1, the highest per partition) through the
+// generation that handed them out — even if that generation has ended, while its drain lasts.
+func (r *GroupReader) CommitMessages(ctx context.Context, msgs ...kafka.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	r.mu.Lock()
+	gen := r.live
+	r.mu.Unlock()
+	if gen == nil {
+		return ErrGenerationEnded
+	}
+	gen.mu.Lock()
+	if gen.abandoned {
+		gen.mu.Unlock()
+		return ErrGenerationEnded
+	}
+	offsets := map[int]int64{}
+	stale := 0
+	for _, m := range msgs {
+		if !gen.owns(m) {
+			stale++
+			continue
+		}
+		if o, ok := offsets[m.Partition]; !ok || m.Offset+1 > o {
+			offsets[m.Partition] = m.Offset + 1
+		}
+	}
+	gen.mu.Unlock()
+	if len(offsets) > 0 {
+		if err := r.commit(ctx, gen, offsets); err != nil {
+			return fmt.Errorf("commit offsets of %s for group %s: %w", r.rc.Topic, r.group, err)
+		}
+	}
+	if stale > 0 {
+		return fmt.Errorf("commit %d of %d messages: %w", stale, len(msgs), ErrGenerationEnded)
+	}
+	return nil
+}
+
+// commit sends offsets through gen and records them.
+func (r *GroupReader) commit(ctx context.Context, gen *generation, offsets map[int]int64) error {
+	errc := make(chan error, 1)
+	go func() { errc <- gen.g.CommitOffsets(map[string]map[int]int64{r.rc.Topic: offsets}) }()
+	select {
+	case err := <-errc:
+		if err != nil {
+			gen.mu.Lock()
+			if gen.ended { // the coordinator is likely gone: waiting longer gains nothing
+				gen.abandoned = true
+			}
+			gen.mu.Unlock()
+			gen.signal()
+			return err
+		}
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	gen.mu.Lock()
+	for p, o := range offsets {
+		if o > gen.committed[p] {
+			gen.committed[p] = o
+		}
+	}
+	gen.mu.Unlock()
+	gen.signal()
+	return nil
+}
+
+// signal wakes the generation's drain.
+func (g *generation) signal() {
+	select {
+	case g.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Close leaves the group and stops every partition reader.
+func (r *GroupReader) Close() error {
+	r.closeOnce.Do(func() {
+		r.cancel()
+		if r.cg != nil {
+			r.cg.Close()
+		}
+		<-r.done
+	})
+	return nil
+}
