@@ -184,6 +184,49 @@ rules:
 	}
 }
 
+// A count reads in the singular when it is 1 and in the plural otherwise: "seen once before",
+// "over 1 block", not "seen 1 time(s)" or "over 1 blocks".
+func TestReasonPlurals(t *testing.T) {
+	env := testEnv(t)
+	p := mustCompile(t, env, `pack: p
+rules:
+  - id: all
+    tag: t
+    level: 300
+    when: "true"
+    reason: "seen {phone_verifies_10m|once|# times} before, {ip_phones_10m|# phone|# phones} ({ ip_phones_10m |one|#/#}){{|}}"
+`)
+	for _, c := range []struct {
+		verifies, phones int64
+		want             string
+	}{
+		{1, 1, "seen once before, 1 phone (one){|}"},
+		{2, 0, "seen 2 times before, 0 phones (0/0){|}"},
+		{11, 21, "seen 11 times before, 21 phones (21/21){|}"},
+		{-1, 1000, "seen -1 times before, 1000 phones (1000/1000){|}"},
+	} {
+		var res Result
+		if err := p.Eval(mapInput{"phone_verifies_10m": c.verifies, "ip_phones_10m": types.Int(c.phones)}, &res); err != nil {
+			t.Fatal(err)
+		}
+		if got := res.Hits[0].Reason; got != c.want {
+			t.Errorf("verifies %d, phones %d: reason %q, want %q", c.verifies, c.phones, got, c.want)
+		}
+	}
+	for src, want := range map[string]string{
+		"{speed_kmh|# km/h|# km/h}": "need an int variable, speed_kmh is double",
+		"{ip_type|# type|# types}":  "need an int variable, ip_type is string",
+		"{ip_phones_10m|phone}":     "must give two forms",
+		"{ip_phones_10m|a|b|c}":     "must give two forms",
+		"{nope|# thing|# things}":   "not a declared variable",
+	} {
+		_, errs := parseTemplate(src, env)
+		if len(errs) != 1 || !strings.Contains(errs[0].msg, want) {
+			t.Errorf("%s: errors %+v, want one saying %q", src, errs, want)
+		}
+	}
+}
+
 func TestParseTemplate(t *testing.T) {
 	env := testEnv(t)
 	tmpl, errs := parseTemplate("plain {{text}}", env)

@@ -20,6 +20,10 @@ type segment struct {
 	lit string // literal text, when name == ""
 	// name is a declared variable whose value is substituted.
 	name string
+	// plural is set for `{name|one|other}`: one is shown when the value is 1, other otherwise,
+	// each with # replaced by the value.
+	plural     bool
+	one, other string
 }
 
 // templateError is a problem in a reason, at a byte offset of the reason text.
@@ -28,7 +32,9 @@ type templateError struct {
 	msg    string
 }
 
-// parseTemplate compiles a reason. `{name}` substitutes a declared variable; `{{` and `}}` stand
+// parseTemplate compiles a reason. `{name}` substitutes a declared variable; `{name|one|other}`
+// (an int variable) shows one when the value is 1 and other otherwise, each with `#` replaced by
+// the value ("{token_seen|once|# times}", "{app_blocks_1h|# block|# blocks}"); `{{` and `}}` stand
 // for literal braces. Every problem is reported, not just the first.
 func parseTemplate(s string, env *Env) (template, []templateError) {
 	var (
@@ -61,15 +67,23 @@ func parseTemplate(s string, env *Env) (template, []templateError) {
 				i++
 				continue
 			}
-			name := strings.TrimSpace(s[i+1 : i+1+end])
-			switch _, ok := env.byName[name]; {
+			inner := s[i+1 : i+1+end]
+			name, forms, plural := strings.Cut(inner, "|")
+			name = strings.TrimSpace(name)
+			one, other, twoForms := strings.Cut(forms, "|")
+			typ, ok := env.byName[name]
+			switch {
 			case name == "":
 				errs = append(errs, templateError{i, "empty placeholder {}"})
 			case !ok:
 				errs = append(errs, templateError{i, fmt.Sprintf("placeholder {%s} is not a declared variable", name)})
+			case plural && (!twoForms || strings.Contains(other, "|")):
+				errs = append(errs, templateError{i, fmt.Sprintf("placeholder {%s} must give two forms: {%s|one|other}", inner, name)})
+			case plural && typ != Int:
+				errs = append(errs, templateError{i, fmt.Sprintf("placeholder {%s}: singular and plural forms need an int variable, %s is %s", inner, name, typ)})
 			default:
 				flush()
-				t.segs = append(t.segs, segment{name: name})
+				t.segs = append(t.segs, segment{name: name, plural: plural, one: one, other: other})
 			}
 			i += end + 2
 		default:
@@ -107,10 +121,33 @@ func (t *template) render(in Input, buf *[]byte) string {
 			b = append(b, '?')
 			continue
 		}
+		if sg.plural {
+			b = appendPlural(b, sg, v)
+			continue
+		}
 		b = appendValue(b, v)
 	}
 	*buf = b
 	return string(b)
+}
+
+// appendPlural writes sg's singular form when v is 1 and its plural otherwise, # replaced by v.
+func appendPlural(b []byte, sg *segment, v any) []byte {
+	var arr [24]byte
+	num := appendValue(arr[:0], v)
+	form := sg.other
+	if string(num) == "1" {
+		form = sg.one
+	}
+	for {
+		before, after, found := strings.Cut(form, "#")
+		b = append(b, before...)
+		if !found {
+			return b
+		}
+		b = append(b, num...)
+		form = after
+	}
 }
 
 // appendValue formats a variable's value: integers in decimal, doubles with at most two
