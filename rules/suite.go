@@ -81,11 +81,13 @@ type Expectation struct {
 	NotTags []string // `not_tags`: tags that must not be in the verdict
 	Hits    []string // `hits`: rule ids that must match, shadow rules included
 	NotHits []string // `not_hits`: rule ids that must not match
+	// Reasons (`reasons`): rule id → the exact reason its hit must carry (the rule must match).
+	Reasons map[string]string
 }
 
 var (
 	testKeys   = []string{"name", "now", "given", "event", "expect"}
-	expectKeys = []string{"score", "tags", "not_tags", "hits", "not_hits"}
+	expectKeys = []string{"score", "tags", "not_tags", "hits", "not_hits", "reasons"}
 )
 
 // eventFields are the keys an event may have: VerifyEvent's JSON fields.
@@ -314,6 +316,12 @@ func (s *suiteParser) expect(n *yaml.Node, test string) Expectation {
 	x.NotTags = s.names(f["not_tags"], test, "not_tags")
 	x.Hits = s.names(f["hits"], test, "hits")
 	x.NotHits = s.names(f["not_hits"], test, "not_hits")
+	x.Reasons = s.reasons(f["reasons"], test)
+	for id := range x.Reasons {
+		if slices.Contains(x.NotHits, id) {
+			s.errAt(n, test, "expect", "rule %s is in both reasons and not_hits", id)
+		}
+	}
 	for _, t := range x.Tags {
 		if slices.Contains(x.NotTags, t) {
 			s.errAt(n, test, "expect", "tag %s is in both tags and not_tags", t)
@@ -325,6 +333,33 @@ func (s *suiteParser) expect(n *yaml.Node, test string) Expectation {
 		}
 	}
 	return x
+}
+
+// reasons decodes `reasons`: a mapping of rule ids to reason texts.
+func (s *suiteParser) reasons(n *yaml.Node, test string) map[string]string {
+	if n == nil {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode || len(n.Content) == 0 {
+		s.errAt(n, test, "expect", "reasons must be a mapping of rule ids to reason texts")
+		return nil
+	}
+	out := make(map[string]string, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		switch {
+		case k.Kind != yaml.ScalarNode || !idPattern.MatchString(k.Value):
+			s.errAt(k, test, "expect", "reasons: %q is not a rule id ([a-z0-9_]+)", k.Value)
+		case v.Kind != yaml.ScalarNode:
+			s.errAt(v, test, "expect", "reasons: %s: the reason must be a string", k.Value)
+		default:
+			if _, dup := out[k.Value]; dup {
+				s.errAt(k, test, "expect", "reasons: rule %s repeated", k.Value)
+			}
+			out[k.Value] = v.Value
+		}
+	}
+	return out
 }
 
 // names decodes a list of tags or rule ids.

@@ -25,6 +25,7 @@ func TestParseTests(t *testing.T) {
       score: 0
       hits: [replay_shadow]
       not_hits: [pv_observe]
+      reasons: {replay_shadow: "seen once before"}
 `
 	s, err := ParseTests([]byte(src))
 	if err != nil {
@@ -56,6 +57,9 @@ func TestParseTests(t *testing.T) {
 		t.Errorf("Expect = %+v", a.Expect)
 	}
 	b := s.Tests[1]
+	if !reflect.DeepEqual(b.Expect.Reasons, map[string]string{"replay_shadow": "seen once before"}) || a.Expect.Reasons != nil {
+		t.Errorf("Reasons = %v and %v", a.Expect.Reasons, b.Expect.Reasons)
+	}
 	if !b.Now.IsZero() || b.Given != nil || b.Event["ts"] != "2026-01-01T10:00:00Z" || b.Event["ip"] != "10.0.0.1" {
 		t.Errorf("test 2 = %+v", b)
 	}
@@ -95,6 +99,12 @@ func TestParseTestsErrors(t *testing.T) {
 			[]string{`test "t1": expect: tag a is in both tags and not_tags`}},
 		{"bad tag name", "tests:\n  - name: t1\n    event: {phone: \"1\"}\n    expect: {tags: [Phone Velocity]}\n",
 			[]string{`test "t1": expect: tags: "Phone Velocity" is not a tag or rule id`}},
+		{"reasons not a mapping", "tests:\n  - name: t1\n    event: {phone: \"1\"}\n    expect: {reasons: [a]}\n",
+			[]string{`test "t1": expect: reasons must be a mapping of rule ids to reason texts`}},
+		{"reason not a string", "tests:\n  - name: t1\n    event: {phone: \"1\"}\n    expect: {reasons: {a: [x]}}\n",
+			[]string{`test "t1": expect: reasons: a: the reason must be a string`}},
+		{"reason and not_hits", "tests:\n  - name: t1\n    event: {phone: \"1\"}\n    expect: {reasons: {a: x}, not_hits: [a]}\n",
+			[]string{`test "t1": expect: rule a is in both reasons and not_hits`}},
 		{"nested event value", "tests:\n  - name: t1\n    event: {phone: [1, 2]}\n    expect: {score: 0}\n",
 			[]string{`test "t1": event: field phone must be a single value`}},
 		{"no tests", "tests: []\n", []string{"tests: is empty"}},

@@ -13,6 +13,7 @@ package ruletest
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -87,6 +88,8 @@ func unknownNames(p *rules.Pack, e rules.Expectation) []string {
 	check("not_tags", e.NotTags, tags, "tag")
 	check("hits", e.Hits, ids, "rule")
 	check("not_hits", e.NotHits, ids, "rule")
+	reasons := slices.Sorted(maps.Keys(e.Reasons))
+	check("reasons", reasons, ids, "rule")
 	return out
 }
 
@@ -174,6 +177,16 @@ func runOne(s *scoring.Scorer, idx int, tc rules.TestCase) Result {
 	for _, h := range e.NotHits {
 		if slices.Contains(hits, h) {
 			res.Failures = append(res.Failures, fmt.Sprintf("hits: rule %q matched but must not", h))
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(e.Reasons)) {
+		want := e.Reasons[id]
+		i := slices.Index(hits, id)
+		switch {
+		case i < 0:
+			res.Failures = append(res.Failures, fmt.Sprintf("reasons: rule %q did not match (hits %v)", id, hits))
+		case rec.Hits[i].Reason != want:
+			res.Failures = append(res.Failures, fmt.Sprintf("reasons: rule %q: got %q, want %q", id, rec.Hits[i].Reason, want))
 		}
 	}
 	return res

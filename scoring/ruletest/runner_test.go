@@ -75,6 +75,9 @@ func TestRunFailsTestsThatMustFail(t *testing.T) {
 		{"unknown rule in hits", quiet + "\n    expect: {hits: [nigth]}", `hits: pack "mini" has no rule "nigth"`},
 		{"unknown tag in not_tags", quiet + "\n    expect: {not_tags: [phone_velocty]}", `not_tags: pack "mini" has no tag "phone_velocty"`},
 		{"unknown tag in tags", quiet + "\n    expect: {tags: [phone_velocty]}", `tags: pack "mini" has no tag "phone_velocty"`},
+		{"wrong reason", busy + "\n    expect: {reasons: {busy_number: \"3 verification in 10 min\"}}", `reasons: rule "busy_number": got "3 verifications in 10 min", want "3 verification in 10 min"`},
+		{"reason of a rule that did not match", quiet + "\n    expect: {reasons: {busy_number: \"1 verifications in 10 min\"}}", `reasons: rule "busy_number" did not match`},
+		{"unknown rule in reasons", busy + "\n    expect: {reasons: {busy_numbr: x}}", `reasons: pack "mini" has no rule "busy_numbr"`},
 		{"bad given event", "given: [{phone: \"123\"}]\n    event: {}\n    expect: {score: 0}", "given[0]:"},
 		{"bad event", "event: {ip: not-an-ip}\n    expect: {score: 0}", "event:"},
 	}
@@ -103,6 +106,9 @@ func TestRunPassesCorrectExpectations(t *testing.T) {
   - name: busy number
     `+busy+`
     expect: {score: 300, tags: [phone_velocity], not_tags: [burst, night], hits: [busy_number], not_hits: [night, minute_burst]}
+  - name: busy number's reason
+    `+busy+`
+    expect: {reasons: {busy_number: "3 verifications in 10 min"}}
   - name: quiet
     `+quiet+`
     expect: {score: 0, not_tags: [phone_velocity], not_hits: [busy_number, night]}
@@ -139,8 +145,8 @@ func TestRunPassesCorrectExpectations(t *testing.T) {
 			t.Errorf("test %q (line %d) failed: %s", r.Name, r.Line, strings.Join(r.Failures, "; "))
 		}
 	}
-	if len(results) != 9 {
-		t.Errorf("got %d results, want 9", len(results))
+	if len(results) != 10 {
+		t.Errorf("got %d results, want 10", len(results))
 	}
 }
 
