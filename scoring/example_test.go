@@ -29,7 +29,7 @@ rules:
     tag: token_replay
     level: 900
     when: token_seen > 0
-    reason: "loginToken seen {token_seen} time(s) before"
+    reason: "loginToken seen {token_seen|once|# times} before"
 `), s.Env())
 	if err != nil {
 		panic(err)
@@ -57,6 +57,6 @@ rules:
 	// ev-1 1380013**** 0 []
 	// ev-2 1380013**** 0 []
 	// ev-3 1380013**** 900 [token_replay phone_velocity]
-	//   token_replay: loginToken seen 1 time(s) before
+	//   token_replay: loginToken seen once before
 	//   phone_velocity: 3 verifications of this number in 10 min
 }

@@ -148,7 +148,7 @@ func TestTokenReplay(t *testing.T) {
 		if got := hits(rec)["token_replay"]; got != wantReplay {
 			t.Errorf("%s: token_replay fired = %v, want %v (score %d, tags %v)", name, got, wantReplay, rec.Score, rec.Tags)
 		}
-		if wantReplay && (rec.Score != 900 || rec.Detail["token_replay"].Reason != "loginToken digest seen 1 time(s) before") {
+		if wantReplay && (rec.Score != 900 || rec.Detail["token_replay"].Reason != "loginToken digest seen once before") {
 			t.Errorf("%s: score %d detail %+v", name, rec.Score, rec.Detail["token_replay"])
 		}
 	}
@@ -334,7 +334,7 @@ func TestScoreRecord(t *testing.T) {
 		t.Errorf("verdict %d %v %v, want 300 [carrier_mismatch]", rec.Score, rec.Tags, rec.Detail)
 	}
 	if len(rec.Hits) != 1 || rec.Hits[0].Rule != "carrier_mismatch" || rec.Hits[0].Mode != "enforce" ||
-		rec.Hits[0].Reason != "gateway reported CU, the segment belongs to CM" {
+		rec.Hits[0].Reason != "gateway reported CU but the segment belongs to CM" {
 		t.Errorf("hits %+v", rec.Hits)
 	}
 
@@ -447,7 +447,7 @@ func TestPrefixPhones(t *testing.T) {
 		if fired := hits(rec)["prefix_burst"]; fired != (i+1 >= 10) {
 			t.Errorf("number %d: prefix_burst fired = %v", i+1, fired)
 		}
-		if i == 9 && rec.Detail["prefix_burst"].Reason != "10 numbers of block 1380013xxxx in this app in 1 h, 10 in 24 h (the app: 10 numbers over 1 blocks in 1 h)" {
+		if i == 9 && rec.Detail["prefix_burst"].Reason != "10 numbers starting with 1380013 in this app in 1 h, 10 in 24 h (the app: 10 numbers over 1 block in 1 h)" {
 			t.Errorf("reason %q", rec.Detail["prefix_burst"].Reason)
 		}
 	}

@@ -168,7 +168,7 @@ func Example() {
 	//       },
 	//       "prefix_burst": {
 	//         "score": 600,
-	//         "reason": "26 numbers of block 1370000xxxx in this app in 1 h, 26 in 24 h (the app: 26 numbers over 1 blocks in 1 h)"
+	//         "reason": "26 numbers starting with 1370000 in this app in 1 h, 26 in 24 h (the app: 26 numbers over 1 block in 1 h)"
 	//       }
 	//     },
 	//     "id": "api1-0000000000000002",
