@@ -8,8 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/riskflow/riskflow/consumers"
 	"github.com/riskflow/riskflow/internal/testaddr"
+	"github.com/riskflow/riskflow/pipeline"
 )
 
 // waitGroupDone waits until group has committed every message of topic (want in all).
@@ -101,5 +104,111 @@ func TestScorersStartingTogetherScoreEachEventOnce(t *testing.T) {
 	waitGroupDone(t, "it-scorer-"+e.id, e.events, n, 2*time.Minute)
 	if got := topicEnd(t, e.scores); got != n {
 		t.Errorf("risk.scores holds %d records for %d events: a rebalance scored a batch twice", got, n)
+	}
+}
+
+// An archiver joins while ClickHouse is away and the first archiver's batch cannot be written: the
+// first one gives up waiting for its write (the drain is bounded, the group does not wait for
+// ever), its partitions move uncommitted, and once ClickHouse is back every record is stored —
+// nothing is lost and nothing stalls. Needs a ClickHouse the test may stop (deploy/local with its
+// own RISKFLOW_LOCAL_DIR and ports; see clickhouseCtl).
+func TestArchiverJoiningDuringClickHouseOutageLosesNothing(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	const n = 4000
+	now := time.Now().Add(-time.Hour)
+	vs := make([][]byte, n)
+	for i := range vs {
+		vs[i] = event(i, now.Add(time.Duration(i)*time.Millisecond))
+	}
+	e.produce(ctx, e.writer(), vs)
+	scorer := e.start("scorer")
+	waitGroupDone(t, "it-scorer-"+e.id, e.events, n, 2*time.Minute)
+	scorer.stop(syscall.SIGTERM)
+
+	small := []string{"--set", "clickhouse.batch_size=200", "--set", "clickhouse.flush_interval=20ms"}
+	first := archiverProc{ops: testaddr.Free(t)}
+	first.p = e.start("archiver", append(small, "--set", "ops.listen="+first.ops)...)
+	if got := e.waitCount(ctx, exactlyOnceQuery, 200, time.Minute); got < 200 {
+		t.Fatalf("only %d rows stored before the outage", got)
+	}
+	clickhouseCtl(t, "stop")
+	stopped := true
+	defer func() {
+		if stopped {
+			clickhouseCtl(t, "start")
+		}
+	}()
+	second := archiverProc{ops: testaddr.Free(t)}
+	second.p = e.start("archiver", append(small, "--set", "ops.listen="+second.ops)...)
+	time.Sleep(20 * time.Second) // the rebalance happens while no batch can be written
+	clickhouseCtl(t, "start")
+	stopped = false
+
+	waitGroupDone(t, "it-archiver-"+e.id, e.scores, n, 3*time.Minute)
+	if got := e.count(ctx, exactlyOnceQuery); got != n {
+		t.Errorf("risk_scores FINAL: %d rows, want %d", got, n)
+	}
+	if got := e.count(ctx, eventsQuery); got != n {
+		t.Errorf("verify_events FINAL: %d rows, want %d", got, n)
+	}
+	if got := topicEnd(t, e.dlq); got != 0 {
+		t.Errorf("%d dead letters from valid records", got)
+	}
+	t.Logf("riskflow_archived_total: first %v, second %v", archivedBy(t, first), archivedBy(t, second))
+}
+
+// Poison records in risk.scores — bytes that are no JSON, an empty value, an object without the
+// fields a record needs — go to the dead-letter topic with their original bytes and the error,
+// while two archivers start together over the backlog: every valid record is stored, each
+// written once, and the group commits past the poison (nothing stalls).
+func TestArchiversDeadLetterPoisonRecords(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	const n = 2000
+	now := time.Now().Add(-time.Hour)
+	vs := make([][]byte, n)
+	for i := range vs {
+		vs[i] = event(i, now.Add(time.Duration(i)*time.Millisecond))
+	}
+	e.produce(ctx, e.writer(), vs[:n/2])
+	scorer := e.start("scorer")
+	waitGroupDone(t, "it-scorer-"+e.id, e.events, n/2, 2*time.Minute)
+	poison := [][]byte{[]byte("not json at all"), {}, []byte(`{"event_id":"p-1"}`)}
+	sw := consumers.NewWriter(consumers.Config{Brokers: []string{kafkaAddr}}, e.scores)
+	defer sw.Close()
+	for i, p := range poison {
+		if err := sw.WriteMessages(ctx, kafka.Message{Key: []byte{byte('a' + i)}, Value: p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.produce(ctx, e.writer(), vs[n/2:])
+	waitGroupDone(t, "it-scorer-"+e.id, e.events, n, 2*time.Minute)
+	scorer.stop(syscall.SIGTERM)
+
+	small := []string{"--set", "clickhouse.batch_size=200", "--set", "clickhouse.flush_interval=20ms"}
+	var archivers []archiverProc
+	for range 2 {
+		ops := testaddr.Free(t)
+		archivers = append(archivers, archiverProc{p: e.start("archiver", append(small, "--set", "ops.listen="+ops)...), ops: ops})
+	}
+	waitGroupDone(t, "it-archiver-"+e.id, e.scores, n+int64(len(poison)), 2*time.Minute)
+	if got := e.count(ctx, exactlyOnceQuery); got != n {
+		t.Errorf("risk_scores FINAL: %d rows, want %d", got, n)
+	}
+	dead := readAll(t, e.dlq, len(poison))
+	if len(dead) != len(poison) {
+		t.Fatalf("%d dead letters, want %d", len(dead), len(poison))
+	}
+	for _, m := range dead {
+		if header(m, pipeline.HeaderError) == "" || header(m, pipeline.HeaderTopic) != e.scores {
+			t.Errorf("dead letter %q: error %q, source topic %q", m.Value, header(m, pipeline.HeaderError), header(m, pipeline.HeaderTopic))
+		}
+	}
+	if got := topicEnd(t, e.dlq); got != int64(len(poison)) {
+		t.Errorf("%d dead letters written for %d poison records", got, len(poison))
+	}
+	if sum := archivedBy(t, archivers[0]) + archivedBy(t, archivers[1]); sum != n {
+		t.Errorf("the two archivers stored %v records for %d", sum, n)
 	}
 }
