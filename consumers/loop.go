@@ -150,9 +150,10 @@ func NewStagedLoop(cfg LoopConfig, r Reader, st Stage, log *slog.Logger, obs Loo
 }
 
 // Run consumes until ctx is done. It returns nil on cancellation and an error only for a failure it
-// cannot retry (a closed reader: io.EOF). Other fetch errors — kafka-go reports a broker that is
-// away for a while, or a failed group join, and then heals — are retried with backoff. An
-// uncommitted batch at shutdown is simply redelivered later.
+// cannot retry: a closed reader, which FetchMessage says with io.EOF itself. Other fetch errors —
+// kafka-go reports a broker that is away for a while, or a failed group join, and then heals —
+// are retried with backoff, those that wrap io.EOF included (a connection the broker, or a proxy
+// in front of it, closed). An uncommitted batch at shutdown is simply redelivered later.
 func (l *Loop) Run(ctx context.Context) error {
 	if l.stage != nil {
 		return l.runStaged(ctx)
@@ -260,7 +261,7 @@ func (l *Loop) next(ctx context.Context, batch []kafka.Message) ([]kafka.Message
 			if ctx.Err() != nil {
 				return nil, nil
 			}
-			if errors.Is(err, io.EOF) {
+			if err == io.EOF { //nolint:errorlint // the sentinel itself: a closed reader, not a connection closed under it
 				return nil, fmt.Errorf("%s: fetch: reader closed: %w", l.cfg.Name, err)
 			}
 			l.noteErr(err)

@@ -455,6 +455,24 @@ func TestLoopRetriesTransientFetchErrors(t *testing.T) {
 	}
 }
 
+// A connection the broker (or a proxy in front of it) closes is an error wrapping io.EOF, from the
+// group's coordinator as from a partition: retried, never taken for a closed reader (it ended the
+// loop, and took the node down, while a port accepted connections and closed them).
+func TestLoopRetriesErrorsWrappingEOF(t *testing.T) {
+	r := newFakeReader()
+	r.fetchErrs = []error{fmt.Errorf("consumer group g: %w", io.EOF), fmt.Errorf("partition 3 of t: %w", io.ErrUnexpectedEOF),
+		fmt.Errorf("consumer group g: %w", io.EOF)}
+	r.push(2)
+	h := newRecorder()
+	stop := start(t, NewLoop(fastConfig(10), r, h.handle, quiet(), nil))
+	if b := h.next(t); len(b) != 2 {
+		t.Fatalf("batch %v after fetch errors wrapping io.EOF, want both messages", offsets(b))
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
 func TestLoopClosedReaderEndsRun(t *testing.T) {
 	r := newFakeReader()
 	r.fetchErrs = []error{io.EOF}
