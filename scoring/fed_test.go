@@ -33,18 +33,7 @@ import (
 //     app's size in a reason ("of this app's N phones", "the app: N numbers over M blocks") moves
 //     by a few percent (400 against 402 phones; 657 against 676 in the estimate above 512).
 func TestProcessAfterTheFeedAppliedScoresAlike(t *testing.T) {
-	g, err := loadgen.New(loadgen.Config{Seed: 11, Rate: 20, Duration: time.Hour, AttackShare: 0.2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var evs []schemas.VerifyEvent
-	for {
-		l, ok := g.Next()
-		if !ok {
-			break
-		}
-		evs = append(evs, l.Event)
-	}
+	evs := anHourOfTraffic(t)
 	if len(evs) < 1000 {
 		t.Fatalf("the stream has %d events; want an hour of traffic", len(evs))
 	}
@@ -53,6 +42,7 @@ func TestProcessAfterTheFeedAppliedScoresAlike(t *testing.T) {
 	flagged := 0
 	for i := range evs {
 		ev := evs[i]
+		var err error
 		if want[i], err = alone.Process(&ev); err != nil {
 			t.Fatal(err)
 		}
@@ -123,18 +113,7 @@ func TestProcessAfterTheFeedAppliedScoresAlike(t *testing.T) {
 // these two rules do not read them. The fixture's locations make few travels: see
 // TestImpossibleTravelBehindTheFeed.)
 func TestCatchUpScoresTravelAndReplaysAsLive(t *testing.T) {
-	g, err := loadgen.New(loadgen.Config{Seed: 11, Rate: 20, Duration: time.Hour, AttackShare: 0.2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var evs []schemas.VerifyEvent
-	for {
-		l, ok := g.Next()
-		if !ok {
-			break
-		}
-		evs = append(evs, l.Event)
-	}
+	evs := anHourOfTraffic(t)
 	looked := func(r schemas.ScoreRecord) string {
 		var out []string
 		for _, h := range r.Hits {
@@ -188,4 +167,21 @@ func TestCatchUpScoresTravelAndReplaysAsLive(t *testing.T) {
 	}
 	t.Logf("%d events: %d impossible_travel and %d token_replay hits alike behind the feed, %d with a sighting later in the same second",
 		len(evs), travel, replays, sameSecond)
+}
+
+// anHourOfTraffic is an hour of loadgen's traffic with every attack scenario (a fifth of it).
+func anHourOfTraffic(t *testing.T) []schemas.VerifyEvent {
+	t.Helper()
+	g, err := loadgen.New(loadgen.Config{Seed: 11, Rate: 20, Duration: time.Hour, AttackShare: 0.2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []schemas.VerifyEvent
+	for {
+		l, ok := g.Next()
+		if !ok {
+			return evs
+		}
+		evs = append(evs, l.Event)
+	}
 }
