@@ -26,13 +26,17 @@ type SnapshotState interface {
 // it covers (per partition, the next offset to apply and the time of the message before it), the
 // topic, and a fingerprint of the node's phone-hash key. Files are written to a temporary name, synced and renamed, so a crash mid-write
 // leaves the previous snapshot; the one before that is kept as .prev. A snapshot that is damaged,
-// partial, of another format, of another topic or written under another key is refused with a
+// partial, of another format, of another topic, written under another key or other address
+// classification data is refused with a
 // warning and the next older one is tried; with none usable the node replays from Kafka.
 type Snapshots struct {
 	Dir         string
 	Topic       string
 	Fingerprint string // identifies the phone-hash key; a snapshot written under another is refused
-	State       SnapshotState
+	// Classes identifies the data that classifies addresses (scoring.Scorer.ClassFingerprint); a
+	// snapshot written under other data is refused: its network keys were derived differently.
+	Classes string
+	State   SnapshotState
 	// Ends returns the topic's end offsets now. A snapshot covering offsets past them was written
 	// for an earlier topic of that name (deleted and created again) and is refused: loading it
 	// would keep events the topic no longer holds. nil, or an error: not checked.
@@ -55,6 +59,7 @@ type Snapshots struct {
 type snapshotMeta struct {
 	Topic       string        `json:"topic"`
 	Fingerprint string        `json:"key_fingerprint"`
+	Classes     string        `json:"classes_fingerprint"`
 	Offsets     map[int]int64 `json:"offsets"`
 	// Last is, per partition, the timestamp (unix ms, Kafka's precision) of the message before
 	// Offsets, where known.
@@ -197,6 +202,8 @@ func (s *Snapshots) loadFile(ctx context.Context, p string, ends map[int]int64) 
 			return fmt.Errorf("of topic %q, this node follows %q", meta.Topic, s.Topic)
 		case meta.Fingerprint != s.Fingerprint:
 			return errors.New("written under another phone-hash key")
+		case meta.Classes != s.Classes:
+			return errors.New("written under other address classification data (ASN data, datacenter, cloud or mobile lists): its network keys were derived differently")
 		case s.MaxAge > 0 && time.Since(meta.Written) > s.MaxAge:
 			return fmt.Errorf("written %s ago, longer than the feature retention (%s): nothing in it is in a window any more, and a replay reads less of the topic than resuming from its offsets would",
 				time.Since(meta.Written).Round(time.Second), s.MaxAge)
@@ -311,7 +318,7 @@ func (s *Snapshots) Save(positions func() map[int]consumers.Mark) (int64, error)
 	defer os.Remove(tmp.Name()) // after a successful rename this finds nothing
 	covered := 0
 	n, err := s.State.WriteSnapshot(tmp, func() []byte {
-		meta := snapshotMeta{Topic: s.Topic, Fingerprint: s.Fingerprint, Offsets: map[int]int64{}, Last: map[int]int64{}, Written: time.Now().UTC()}
+		meta := snapshotMeta{Topic: s.Topic, Fingerprint: s.Fingerprint, Classes: s.Classes, Offsets: map[int]int64{}, Last: map[int]int64{}, Written: time.Now().UTC()}
 		for p, mk := range positions() {
 			meta.Offsets[p] = mk.Next
 			if !mk.Last.IsZero() {

@@ -143,6 +143,40 @@ func TestSnapshotOfAnotherPhoneKeyIsRefused(t *testing.T) {
 	}
 }
 
+// A snapshot written under other address classification data (a datacenter, cloud or mobile list,
+// or ASN data, updated between two starts) is refused with a warning naming it: a mobile pool's
+// network key is its /16 and a datacenter's IPv6 one its /48, so keys derived before the update
+// would split the windows of the networks it reclassified until they aged out. The node replays.
+func TestSnapshotOfOtherClassificationDataIsRefused(t *testing.T) {
+	mk := func() *scoring.Scorer {
+		s, err := scoring.New(scoring.Config{}, scoring.WithPhoneHasher(schemas.NewPhoneHasher([]byte("key-a"))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	src := mk()
+	src.Apply(&schemas.VerifyEvent{EventID: "e1", TS: time.Now().Add(-time.Minute).UTC(), AppID: "app", Flow: schemas.FlowOneClickLogin,
+		Phone: "13800138000", IP: netip.MustParseAddr("203.0.113.7"), Outcome: schemas.OutcomeSuccess})
+	dir := t.TempDir()
+	snap := func(s *scoring.Scorer, classes string, log *slog.Logger) *Snapshots {
+		return &Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: s.KeyFingerprint(), Classes: classes, State: s.State(), Log: log}
+	}
+	if _, err := snap(src, "0123456789abcdef", quiet()).Save(at(map[int]int64{0: 1})); err != nil {
+		t.Fatal(err)
+	}
+	var logged bytes.Buffer
+	if _, _, err := snap(mk(), "fedcba9876543210", slog.New(slog.NewTextHandler(&logged, nil))).Load(context.Background()); err == nil || errors.Is(err, ErrNoSnapshot) {
+		t.Fatalf("snapshot of other classification data: err %v, want a refusal", err)
+	}
+	if !strings.Contains(logged.String(), "level=WARN") || !strings.Contains(logged.String(), "address classification data") {
+		t.Errorf("no warning naming the classification data:\n%s", logged.String())
+	}
+	if offs, _, err := snap(mk(), "0123456789abcdef", quiet()).Load(context.Background()); err != nil || offs[0].Next != 1 {
+		t.Fatalf("the same data: offsets %v, err %v", offs, err)
+	}
+}
+
 // A process killed while writing a snapshot leaves its temporary file behind; the next start
 // removes such files once nobody has written to them for a while (on Kubernetes each one counts
 // against the snapshot volume's size limit), and leaves a recent one — another process sharing

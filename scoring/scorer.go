@@ -515,6 +515,11 @@ func (s *Scorer) KeyFingerprint() string {
 	return s.hasher.Hex("riskflow feature snapshot")[:16]
 }
 
+// ClassFingerprint identifies the data that classifies addresses (geo.Locator.ClassFingerprint):
+// the state's network keys derive from an address's class, so snapshots store it too, and one
+// written under other data is refused.
+func (s *Scorer) ClassFingerprint() string { return s.geo.ClassFingerprint() }
+
 // phoneKeyOf is the feature state's key of a phone number: SipHash-2-4 under a key derived from the
 // phone-hash key (statePhoneKey). The state, its snapshots and the members of other keys' entries
 // (the phones seen on an IP, a device, a prefix) hold only these, so a snapshot file cannot be
