@@ -237,8 +237,8 @@ func (rt *recTable) prepare(key uint64, h uint32) uint32 {
 }
 
 // add inserts one entry (second with the failure bit e, members a and b) into the list of key,
-// in slot i (see prepare), in time order; a phone's entry (five words) also holds the attempt's
-// location when loc is non-nil (else none).
+// in slot i (see prepare), in time order. A located attempt (loc non-nil) of a phone gives its
+// entries a location word (widen), which then holds each attempt's location (0: none).
 //
 // Entries that fell out of the retention (older than the key's newest entry by more than the
 // retention) are not dropped at once: views leave them out, and they are dropped when the block
