@@ -186,6 +186,10 @@ type breakerOpenError struct {
 }
 
 func (e *breakerOpenError) Error() string {
+	if errors.Is(e.err, gobreaker.ErrTooManyRequests) {
+		return fmt.Sprintf("ClickHouse (%s) did not answer the %s lately; one request is checking whether it is back, try again in a moment",
+			e.l.cfg.Addr, e.l.who)
+	}
 	return fmt.Sprintf("ClickHouse (%s) did not answer the %s's last %d requests; it is asked again within %s (clickhouse.breaker_open_for)",
 		e.l.cfg.Addr, e.l.who, max(e.l.cfg.BreakerFailures, 1), e.l.cfg.BreakerOpenFor.D())
 }

@@ -182,3 +182,21 @@ func gaugeOf(t *testing.T, g prometheus.Gauge) float64 {
 	}
 	return m.GetGauge().GetValue()
 }
+
+// While the breaker's one probe is under way, the others are told so, not that the last requests
+// failed; either way the error is ErrNotAvailable and ErrUnavailable.
+func TestBreakerOpenErrorSaysWhichState(t *testing.T) {
+	l := newLazyStore(ClickHouseConfig{Config: chsink.Config{Addr: "127.0.0.1:1"}, BreakerFailures: 3, BreakerOpenFor: Duration(5 * time.Second)}, "console", nil, nil)
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{gobreaker.ErrOpenState, "did not answer the console's last 3 requests; it is asked again within 5s"},
+		{gobreaker.ErrTooManyRequests, "one request is checking whether it is back"},
+	} {
+		err := &breakerOpenError{l: l, err: c.err}
+		if !strings.Contains(err.Error(), c.want) || !errors.Is(err, console.ErrNotAvailable) || !errors.Is(err, schemas.ErrUnavailable) {
+			t.Errorf("%v: %q, want it to say %q and be ErrNotAvailable and ErrUnavailable", c.err, err.Error(), c.want)
+		}
+	}
+}
