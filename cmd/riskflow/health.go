@@ -27,7 +27,18 @@ type namedCheck struct {
 	check func() error
 }
 
+// checkNames are the names of every readiness check a riskflow process can run, whatever its
+// roles: start (waiting for Kafka, loading), state (the feature replica), lists, scorer, archiver,
+// decisions. /readyz?exclude= takes any of them on every role — one probe configuration shared by
+// processes of different roles, or asked while a process is still starting and has not registered
+// all of its checks, leaves out what it names and this process does not run — and refuses any
+// other name (a typo must not silently leave a check in).
+var checkNames = []string{"start", "state", "lists", "scorer", "archiver", "decisions"}
+
 func (h *health) add(name string, check func() error) {
+	if !slices.Contains(checkNames, name) {
+		panic("readiness check " + name + " is not in checkNames")
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.checks = append(h.checks, namedCheck{name, check})
@@ -35,22 +46,24 @@ func (h *health) add(name string, check func() error) {
 
 // ready returns nil when every part is ready, else one line per part that is not. The parts
 // named in exclude are left out (a process running the api role with others: its load balancer
-// asks only for what checks need, /readyz?exclude=archiver&exclude=decisions); a name no part
-// has is an error wrapping api.ErrUnknownCheck.
+// asks only for what checks need, /readyz?exclude=archiver&exclude=decisions); a name of a check
+// this process does not run (checkNames) leaves nothing out, a name no riskflow process has is an
+// error wrapping api.ErrUnknownCheck.
 func (h *health) ready(exclude ...string) error {
 	h.mu.Lock()
 	checks := h.checks
 	h.mu.Unlock()
 	skip := map[string]bool{}
 	for _, name := range exclude {
-		if !slices.ContainsFunc(checks, func(c namedCheck) bool { return c.name == name }) {
+		if !slices.Contains(checkNames, name) {
 			var names []string
 			for _, c := range checks {
 				if !slices.Contains(names, c.name) {
 					names = append(names, c.name)
 				}
 			}
-			return fmt.Errorf("%w: %s (this process checks %s)", api.ErrUnknownCheck, schemas.Excerpt(name, 40), strings.Join(names, ", "))
+			return fmt.Errorf("%w: %s (the checks are %s; this process runs %s)", api.ErrUnknownCheck, schemas.Excerpt(name, 40),
+				strings.Join(checkNames, ", "), strings.Join(names, ", "))
 		}
 		skip[name] = true
 	}

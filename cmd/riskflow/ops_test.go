@@ -89,8 +89,9 @@ func TestInfoMetrics(t *testing.T) {
 }
 
 // /readyz?exclude= leaves named checks out — a process running the api role with the archiver
-// stays ready for its load balancer through a ClickHouse outage — and a name the process has no
-// check of is a 400 listing the names it has.
+// stays ready for its load balancer through a ClickHouse outage —, the name of a check another
+// role runs is accepted (one probe configuration for every role: an api-only node answered 400 to
+// /readyz?exclude=decisions), and a name no riskflow process has is a 400 listing the names.
 func TestReadyzExclude(t *testing.T) {
 	a := &app{cfg: Default(), log: slog.New(slog.DiscardHandler), reg: prometheus.NewRegistry(), health: &health{}}
 	archiver, decisions := &fakeLoop{}, &fakeLoop{}
@@ -114,9 +115,38 @@ func TestReadyzExclude(t *testing.T) {
 		t.Errorf("readyz excluding the loops with a stale state: %d %s", code, body)
 	}
 	code, body := get("/readyz?exclude=archivr")
-	if code != http.StatusBadRequest || !strings.Contains(body, `exclude: no readiness check of that name: \"archivr\" (this process checks archiver, decisions, state)`) {
+	if code != http.StatusBadRequest || !strings.Contains(body, `exclude: no readiness check of that name: \"archivr\" (the checks are start, state, lists, scorer, archiver, decisions; this process runs archiver, decisions, state)`) {
 		t.Errorf("readyz excluding a mistyped name: %d %s", code, body)
 	}
+
+	// An api-only node: the probe shared with the archivers excludes checks it does not run.
+	api := &app{cfg: Default(), log: slog.New(slog.DiscardHandler), reg: prometheus.NewRegistry(), health: &health{}}
+	api.health.add("start", func() error { return nil })
+	api.health.add("state", func() error { return nil })
+	api.health.add("lists", func() error { return nil })
+	get = serveGet(api.opsHandler())
+	for _, q := range []string{"exclude=decisions", "exclude=archiver&exclude=decisions", "exclude=scorer"} {
+		if code, body := get("/readyz?" + q); code != http.StatusOK {
+			t.Errorf("api-only node, /readyz?%s: %d %s; want 200", q, code, body)
+		}
+	}
+	api.health.add("state", func() error { return errors.New("feature replica is catching up") })
+	if code, body := get("/readyz?exclude=archiver&exclude=decisions"); code != http.StatusServiceUnavailable || !strings.Contains(body, "state: feature replica is catching up") {
+		t.Errorf("api-only node catching up, excluding the archivers' checks: %d %s; want 503 naming state", code, body)
+	}
+	if code, body := get("/readyz?exclude=decision"); code != http.StatusBadRequest || !strings.Contains(body, "this process runs start, state, lists") {
+		t.Errorf("api-only node, a mistyped name: %d %s; want 400", code, body)
+	}
+}
+
+// Every check a process registers is one /readyz?exclude= knows by name: add refuses any other.
+func TestReadinessCheckNamesAreKnown(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Error("health.add took a check name missing from checkNames")
+		}
+	}()
+	(&health{}).add("archivr", func() error { return nil })
 }
 
 // A scorer or archiver that starts while the broker is away serves its ops port at once: /healthz

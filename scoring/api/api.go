@@ -830,9 +830,10 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) (int, erro
 	return http.StatusOK, nil
 }
 
-// ErrUnknownCheck is what a readiness probe (WithReadiness) answers for an excluded check it does
-// not have: /readyz answers 400, so that a load balancer's probe with a mistyped name fails at
-// once instead of counting a check it meant to leave out.
+// ErrUnknownCheck is what a readiness probe (WithReadiness) answers for an excluded name that is
+// no check's (not merely one this process does not run): /readyz answers 400, so that a load
+// balancer's probe with a mistyped name fails at once instead of counting a check it meant to
+// leave out.
 var ErrUnknownCheck = errors.New("no readiness check of that name")
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) (int, error) {
