@@ -8,10 +8,8 @@ import (
 	"runtime"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/segmentio/kafka-go"
-	"github.com/sony/gobreaker/v2"
 
 	"github.com/riskflow/riskflow/consumers"
 	"github.com/riskflow/riskflow/schemas"
@@ -305,68 +303,32 @@ func (f *archiveFlush) writeDead(ctx context.Context) error {
 	return nil
 }
 
-// BreakerConfig tunes the circuit breaker around a sink.
-type BreakerConfig struct {
-	Failures uint32        // consecutive failures that open it; default 3
-	OpenFor  time.Duration // how long it stays open before a probe; default 5 s
-}
-
-// BreakerSink guards a sink with a gobreaker circuit breaker. While open, WriteBatch fails at once
+// BreakerSink guards a sink with a circuit breaker (Breaker). While open, WriteBatch fails at once
 // with ErrOpen, so the archiver stops hammering a dead ClickHouse and — because its loop retries the
 // same batch instead of fetching more — stops consuming: Kafka buffers until the sink is back.
 type BreakerSink struct {
 	sink Sink
-	cb   *gobreaker.CircuitBreaker[struct{}]
+	b    *Breaker
 }
-
-// ErrOpen is returned while the breaker is open.
-var ErrOpen = gobreaker.ErrOpenState
 
 // NewBreakerSink wraps sink; onState (may be nil) hears every state change.
 func NewBreakerSink(name string, sink Sink, cfg BreakerConfig, log *slog.Logger, onState func(state string)) *BreakerSink {
-	if cfg.Failures == 0 {
-		cfg.Failures = 3
-	}
-	if cfg.OpenFor <= 0 {
-		cfg.OpenFor = 5 * time.Second
-	}
-	st := gobreaker.Settings{
-		Name:        name,
-		MaxRequests: 1,
-		Timeout:     cfg.OpenFor,
-		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= cfg.Failures },
-		// The caller giving up (shutdown) says nothing about the sink's health: such a call counts
-		// neither as a failure nor as a success (a success would close a half-open breaker and
-		// reset the run of consecutive failures without the sink having answered).
-		IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
-		// A record the sink refuses says nothing against the sink's health either.
-		IsSuccessful: func(err error) bool {
-			var rej RejectedRecord
-			var many RejectedRecords
-			return err == nil || errors.As(err, &rej) || errors.As(err, &many)
-		},
-		OnStateChange: func(name string, from, to gobreaker.State) {
-			log.Warn("circuit breaker state change", "breaker", name, "from", from.String(), "to", to.String())
-			if onState != nil {
-				onState(to.String())
-			}
-		},
-	}
-	return &BreakerSink{sink: sink, cb: gobreaker.NewCircuitBreaker[struct{}](st)}
+	return &BreakerSink{sink: sink, b: NewBreaker(name, cfg, SinkFailed, log, onState)}
+}
+
+// SinkFailed is the archiver's breaker's classifier: every error of a write counts against the
+// sink but a record the sink refuses (RejectedRecord, RejectedRecords), which says nothing
+// against the sink's health.
+func SinkFailed(err error) bool {
+	var rej RejectedRecord
+	var many RejectedRecords
+	return !errors.As(err, &rej) && !errors.As(err, &many)
 }
 
 // WriteBatch implements Sink.
 func (b *BreakerSink) WriteBatch(ctx context.Context, recs []schemas.ScoreRecord) error {
-	_, err := b.cb.Execute(func() (struct{}, error) {
-		err := b.sink.WriteBatch(ctx, recs)
-		if err != nil && errors.Is(ctx.Err(), context.Canceled) && !errors.Is(err, context.Canceled) {
-			// Drivers do not always wrap the context's error; the cancellation is what happened.
-			err = fmt.Errorf("%w: %w", context.Canceled, err)
-		}
-		return struct{}{}, err
-	})
-	return err
+	return b.b.Do(ctx, func() error { return b.sink.WriteBatch(ctx, recs) })
 }
 
 // State is "closed", "half-open" or "open".
-func (b *BreakerSink) State() string { return b.cb.State().String() }
+func (b *BreakerSink) State() string { return b.b.State() }

@@ -20,7 +20,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
-	"github.com/sony/gobreaker/v2"
 
 	"github.com/riskflow/riskflow/consumers"
 	"github.com/riskflow/riskflow/pipeline"
@@ -131,7 +130,7 @@ func (c consoleState) items(ctx context.Context, kind, id string) ([]console.Ite
 type lazyStore struct {
 	cfg      ClickHouseConfig
 	who      string // whose uses: "console", "rule-pack history"
-	cb       *gobreaker.CircuitBreaker[struct{}]
+	cb       *pipeline.Breaker
 	mu       sync.Mutex
 	st       *chsink.Store
 	migrated bool
@@ -145,25 +144,11 @@ type lazyStore struct {
 // and a rule pack promoted meanwhile is not held up recording its version. onState (may be nil)
 // hears every state change; log may be nil.
 func newLazyStore(cfg ClickHouseConfig, who string, log *slog.Logger, onState func(string)) *lazyStore {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	st := gobreaker.Settings{
-		Name:        "clickhouse " + who,
-		MaxRequests: 1,
-		Timeout:     cfg.BreakerOpenFor.D(),
-		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= uint32(max(cfg.BreakerFailures, 1)) },
-		// A caller who went away (a page closed) says nothing about ClickHouse.
-		IsExcluded:   func(err error) bool { return errors.Is(err, context.Canceled) },
-		IsSuccessful: func(err error) bool { return !clickHouseAway(err) },
-		OnStateChange: func(name string, from, to gobreaker.State) {
-			log.Warn("circuit breaker state change", "breaker", name, "from", from.String(), "to", to.String())
-			if onState != nil {
-				onState(to.String())
-			}
-		},
-	}
-	return &lazyStore{cfg: cfg, who: who, cb: gobreaker.NewCircuitBreaker[struct{}](st)}
+	// A caller who went away (a page closed) says nothing about ClickHouse (pipeline.Breaker
+	// leaves such uses out); nor does an error ClickHouse answered with (clickHouseAway).
+	b := pipeline.NewBreaker("clickhouse "+who, pipeline.BreakerConfig{Failures: uint32(max(cfg.BreakerFailures, 1)), OpenFor: cfg.BreakerOpenFor.D()},
+		clickHouseAway, log, onState)
+	return &lazyStore{cfg: cfg, who: who, cb: b}
 }
 
 // clickHouseAway reports whether err, from a use of a lazyStore, says ClickHouse did not answer
@@ -182,11 +167,11 @@ func clickHouseAway(err error) bool {
 // way). It is console.ErrNotAvailable and in class schemas.ErrUnavailable.
 type breakerOpenError struct {
 	l   *lazyStore
-	err error // gobreaker.ErrOpenState or ErrTooManyRequests
+	err error // pipeline.ErrOpen or pipeline.ErrProbing
 }
 
 func (e *breakerOpenError) Error() string {
-	if errors.Is(e.err, gobreaker.ErrTooManyRequests) {
+	if errors.Is(e.err, pipeline.ErrProbing) {
 		return fmt.Sprintf("ClickHouse (%s) did not answer the %s lately; one request is checking whether it is back, try again in a moment",
 			e.l.cfg.Addr, e.l.who)
 	}
@@ -206,14 +191,14 @@ func useStore[T any](ctx context.Context, l *lazyStore, f func(*chsink.Store) (T
 		_, err := l.get(ctx)
 		return v, err
 	}
-	_, err := l.cb.Execute(func() (struct{}, error) {
+	err := l.cb.Do(ctx, func() error {
 		st, err := l.get(ctx)
 		if err == nil {
 			v, err = f(st)
 		}
-		return struct{}{}, err
+		return err
 	})
-	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+	if pipeline.IsBreakerRefusal(err) {
 		return v, &breakerOpenError{l: l, err: err}
 	}
 	return v, err

@@ -200,3 +200,37 @@ func TestBreakerOpenErrorSaysWhichState(t *testing.T) {
 		}
 	}
 }
+
+// A console use whose caller went away (a page closed while ClickHouse hung) says nothing about
+// ClickHouse, also when the driver's error does not wrap the cancellation: before the console's
+// breaker was built by pipeline.NewBreaker, such uses counted as ClickHouse not answering, and
+// clickhouse.breaker_failures closed pages opened the breaker for every other user.
+func TestConsoleBreakerIgnoresUsesTheCallerGaveUp(t *testing.T) {
+	srv := newHangingServer(t)
+	cfg := ClickHouseConfig{
+		Config:          chsink.Config{Addr: srv.ln.Addr().String(), DialTimeout: time.Second, WriteTimeout: 10 * time.Second},
+		BreakerFailures: 1,
+		BreakerOpenFor:  Duration(time.Hour),
+	}
+	var states []string
+	ch := newLazyStore(cfg, "console", nil, func(s string) { states = append(states, s) })
+	st, err := openStore(context.Background(), cfg, nil) // no I/O
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ch.st, ch.migrated = st, true
+	for i := range 3 {
+		ctx, cancel := context.WithCancel(context.Background())
+		_, err := useStore(ctx, ch, func(*chsink.Store) (struct{}, error) {
+			cancel() // the page is closed while ClickHouse is asked; the driver says only that the read failed
+			return struct{}{}, errors.New("read: connection reset by peer")
+		})
+		if err == nil {
+			t.Fatalf("use %d: no error", i)
+		}
+	}
+	if state := fmt.Sprint(ch.cb.State()); len(states) != 0 || state != "closed" {
+		t.Errorf("after 3 uses whose caller went away: breaker %s, state changes %v; want closed, none", state, states)
+	}
+}
