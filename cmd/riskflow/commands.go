@@ -75,7 +75,10 @@ func root() *command {
 				doc: "Shows the live feature state of one phone, IP or device on a running API node (every window\n" +
 					"and its value, the rules matching and within reach; POST /v1/admin/explain with the first of\n" +
 					"api.admin_keys, or --admin) and, from ClickHouse, its recent attempts with their scores and\n" +
-					"the decisions served. The phone is hashed with scoring.phone_hash_key, as stored. Exit code 3:\n" +
+					"the decisions served — of one app with --app, stamped from --since up to --until, newest first,\n" +
+					"--limit at a time (when the limit cuts a list, the last line gives the flags of the next page:\n" +
+					"--since and --until as times, --offset). The phone is hashed with scoring.phone_hash_key, as\n" +
+					"stored. Exit code 3:\n" +
 					"one part was printed and the other, asked for, failed (--api none does not ask an API node;\n" +
 					"without clickhouse.addr there is no history to ask).",
 				run: cmdLookup},

@@ -447,7 +447,7 @@ func (h *consoleHistory) Activity(ctx context.Context, l console.Lookup, limit i
 		ds []chsink.StoredDecision
 	}
 	res, err := useStore(ctx, h.ch, func(st *chsink.Store) (found, error) {
-		as, ds, err := st.Lookup(ctx, key, time.Now().Add(-7*24*time.Hour), limit)
+		as, ds, err := st.Lookup(ctx, key, chsink.LookupRange{Since: time.Now().Add(-7 * 24 * time.Hour)}, limit)
 		return found{as, ds}, err
 	})
 	as, ds := res.as, res.ds

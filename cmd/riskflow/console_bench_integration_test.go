@@ -280,7 +280,7 @@ func lookupBeforeAfter(b *testing.B, st *chsink.Store, db, phoneHash, ip, device
 				rows.Close()
 				before = append(before, time.Since(start))
 				start = time.Now()
-				if _, _, err := st.Lookup(ctx, k.key, since, 100); err != nil {
+				if _, _, err := st.Lookup(ctx, k.key, chsink.LookupRange{Since: since}, 100); err != nil {
 					b.Fatal(err)
 				}
 				after = append(after, time.Since(start))

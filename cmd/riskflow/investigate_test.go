@@ -38,6 +38,11 @@ func TestLookupUsage(t *testing.T) {
 		{[]string{"--ip", "10.1.2.3", "--api", "ftp://x"}, `--api: "ftp://x" is not an http:// or https:// URL`},
 		{[]string{"--ip", "10.1.2.3", "--limit", "0"}, "--limit: 0 is not positive"},
 		{[]string{"--ip", "10.1.2.3", "--since", "-1h"}, "--since: -1h is not positive"},
+		{[]string{"--ip", "10.1.2.3", "--offset", "-1"}, "--offset: -1 is negative"},
+		{[]string{"--ip", "10.1.2.3", "--until", "-1h"}, "--until: -1h is negative"},
+		{[]string{"--ip", "10.1.2.3", "--since", "1h", "--until", "2h"}, "is not after --since"},
+		{[]string{"--ip", "10.1.2.3", "--since", "2026-12-06T10:00:00Z", "--until", "2026-12-06T10:00:00Z"}, "--until: 2026-12-06T10:00:00Z is not after --since 2026-12-06T10:00:00Z"},
+		{[]string{"--ip", "10.1.2.3", "--until", "yesterday"}, `invalid value "yesterday" for flag --until`},
 		// The number where a flag was meant: named as a number, never shown.
 		{[]string{"13812345678"}, `takes no arguments, got "<phone>"`},
 		{[]string{"--device", "farm-1", "138-1234-5678"}, `takes no arguments, got "<phone>"`},
@@ -221,7 +226,7 @@ func TestLookupPhoneNeedsTheHashKey(t *testing.T) {
 // A number with no history says what a wrong phone_hash_key would look like; an IP does not.
 func TestLookupNoHistoryOfANumber(t *testing.T) {
 	var b strings.Builder
-	(&lookupResult{byPhone: true, LiveSkipped: true}).write(&b, time.Hour)
+	(&lookupResult{byPhone: true, LiveSkipped: true, span: time.Hour}).write(&b)
 	if !strings.Contains(b.String(), "check that scoring.phone_hash_key is the key the scorers and API nodes use") {
 		t.Errorf("a number without history:\n%s", b.String())
 	}
@@ -229,7 +234,7 @@ func TestLookupNoHistoryOfANumber(t *testing.T) {
 		t.Errorf("the span is not written as given (1h):\n%s", b.String())
 	}
 	b.Reset()
-	(&lookupResult{LiveSkipped: true}).write(&b, time.Hour)
+	(&lookupResult{LiveSkipped: true, span: time.Hour}).write(&b)
 	if strings.Contains(b.String(), "phone_hash_key") {
 		t.Errorf("an address without history:\n%s", b.String())
 	}
@@ -245,7 +250,7 @@ func TestLookupShowsTheReasonsOfADecision(t *testing.T) {
 		HitRules:   []string{"idc_proxy_ip", "ipv6_trial"},
 		HitModes:   []string{"enforce", "shadow"},
 		HitReasons: []string{"datacenter/proxy IP (AS37963 Alibaba)", "26 phones from this IP in 10 min"},
-	}}}).write(&b, time.Hour)
+	}}, span: time.Hour}).write(&b)
 	for _, want := range []string{"idc_proxy_ip: datacenter/proxy IP (AS37963 Alibaba); ipv6_trial(shadow): 26 phones from this IP in 10 min", "f0a24e6a32446aba"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("no %q in\n%s", want, b.String())
@@ -297,7 +302,7 @@ func TestLookupPhoneWritings(t *testing.T) {
 func TestLookupSince(t *testing.T) {
 	now := time.Now()
 	for _, since := range []time.Duration{time.Hour, 100_000 * time.Hour, 1_000_000 * time.Hour, math.MaxInt64} {
-		if _, _, err := chsink.LookupSQL("riskflow", chsink.LookupKey{IP: "10.1.2.3"}, lookupSince(now, since), 20); err != nil {
+		if _, _, err := chsink.LookupSQL("riskflow", chsink.LookupKey{IP: "10.1.2.3"}, chsink.LookupRange{Since: lookupSince(now, since)}, 20); err != nil {
 			t.Errorf("--since %s: %v", since, err)
 		}
 	}
@@ -308,7 +313,7 @@ func TestLookupSince(t *testing.T) {
 	for _, c := range []struct{ since, want string }{
 		{"7d", "clickhouse.addr is not set"}, // parsed: the lookup went on to ask for the history
 		{"1d12h", "clickhouse.addr is not set"},
-		{"1w", `invalid value "1w" for flag --since: want a span like 24h, 90m or 7d`},
+		{"1w", `invalid value "1w" for flag --since: want a span like 24h, 90m or 7d back from now, or an RFC 3339 time`},
 	} {
 		r := runCmd(t, context.Background(), "lookup", "--ip", "10.1.2.3", "--api", "none", "--set", "clickhouse.addr=", "--since", c.since)
 		if !strings.Contains(r.stderr, c.want) {

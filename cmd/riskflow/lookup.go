@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -23,7 +24,8 @@ import (
 
 // cmdLookup shows what riskflow knows of one phone, IP or device: the live feature state of a
 // running API node (POST /v1/admin/explain: every window, its value, the rules matching and within
-// reach), then the recent attempts with their scores and the decisions served, from ClickHouse.
+// reach), then the recent attempts with their scores and the decisions served, from ClickHouse —
+// of one app with --app, in a range (--since, --until), a page at a time (--limit, --offset).
 // The phone is given in plaintext and hashed here with scoring.phone_hash_key, as stored.
 func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("lookup", stderr)
@@ -32,11 +34,13 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	phone := fs.String("phone", "", "a phone number as written (+86/0086 prefix, spaces, dashes, brackets, full-width digits); hashed with scoring.phone_hash_key")
 	ip := fs.String("ip", "", "an IP address")
 	device := fs.String("device", "", "a device id")
-	app := fs.String("app", "", "app_id: add the app's windows to the live state")
-	since := new(time.Duration)
-	*since = 24 * time.Hour
-	fs.Var((*spanFlag)(since), "since", "how far back to read attempts and decisions: 24h, 90m, 7d")
+	app := fs.String("app", "", "app_id: only this app's attempts and decisions, and the app's windows in the live state")
+	since := &timeFlag{span: 24 * time.Hour}
+	fs.Var(since, "since", "read attempts and decisions stamped from: a span back from now (24h, 90m, 7d) or an RFC 3339 time (2026-12-06T10:00:00Z)")
+	until := &timeFlag{}
+	fs.Var(until, "until", "read attempts and decisions stamped before: a span back from now (2h, 1d) or an RFC 3339 time (default: no end)")
 	limit := fs.Int("limit", 20, "attempts and decisions to show, newest first")
+	offset := fs.Int("offset", 0, "leave out the newest N of each list: the next page (lookup prints the flags of the next page when --limit cut a list)")
 	apiURL := fs.String("api", "", "API node whose live state to show (default: api.listen, https with api.tls_cert); none to skip")
 	adminCred := fs.String("admin", "", "admin name:secret for the API (default: the first of api.admin_keys)")
 	asJSON := fs.Bool("json", false, "print everything as one JSON object")
@@ -58,8 +62,25 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *limit < 1 {
 		return usagef("--limit: %d is not positive: give how many attempts and decisions to show", *limit)
 	}
-	if *since <= 0 {
-		return usagef("--since: %s is not positive: give how far back to read, e.g. 24h", shortDuration(*since))
+	if since.at.IsZero() && since.span <= 0 {
+		return usagef("--since: %s is not positive: give how far back to read, e.g. 24h", shortDuration(since.span))
+	}
+	if until.set && until.at.IsZero() && until.span < 0 {
+		return usagef("--until: %s is negative: give how far back the range ends, e.g. 2h", shortDuration(until.span))
+	}
+	if *offset < 0 {
+		return usagef("--offset: %d is negative: give how many of the newest rows to leave out", *offset)
+	}
+	now := time.Now()
+	rng := chsink.LookupRange{AppID: *app, Since: since.resolve(now), Offset: *offset}
+	if until.set {
+		rng.Until = until.resolve(now)
+		if !rng.Until.After(rng.Since) {
+			return usagef("--until: %s is not after --since %s", rng.Until.UTC().Format(time.RFC3339), rng.Since.UTC().Format(time.RFC3339))
+		}
+		if rng.Until.Unix() > math.MaxUint32 {
+			rng.Until = time.Time{} // past anything ClickHouse stores: no end
+		}
 	}
 	if *apiURL != "" && *apiURL != "none" {
 		if u, err := url.Parse(*apiURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -105,7 +126,11 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		key.DeviceID = *device
 	}
 
-	out := lookupResult{byPhone: *phone != ""}
+	out := lookupResult{byPhone: *phone != "", App: *app, Since: rng.Since.UTC(), Offset: *offset, limit: *limit, span: since.span}
+	if !rng.Until.IsZero() {
+		u := rng.Until.UTC()
+		out.Until = &u
+	}
 	// The live state, from a running API node.
 	base := *apiURL
 	if base == "" {
@@ -142,7 +167,7 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err == nil {
 			defer st.Close()
 			// One more than shown: whether --limit cut the list, so that "2" never reads as all.
-			out.Attempts, out.Decisions, err = st.Lookup(ctx, key, lookupSince(time.Now(), *since), *limit+1)
+			out.Attempts, out.Decisions, err = st.Lookup(ctx, key, rng, *limit+1)
 			if len(out.Attempts) > *limit {
 				out.Attempts, out.MoreAttempts = out.Attempts[:*limit], true
 			}
@@ -156,6 +181,9 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			}
 			if err == nil && out.Decisions == nil {
 				out.Decisions = []chsink.StoredDecision{}
+			}
+			if err == nil {
+				out.Next = out.nextPage()
 			}
 		}
 		if err != nil {
@@ -171,7 +199,7 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		fmt.Fprintln(stdout, string(b))
 	} else {
-		out.write(stdout, *since)
+		out.write(stdout)
 	}
 	return out.err()
 }
@@ -230,6 +258,76 @@ type lookupResult struct {
 	MoreDecisions bool   `json:"more_decisions,omitempty"`
 	HistoryError  string `json:"history_error,omitempty"`
 	historyUnset  bool   // clickhouse.addr not set: the history was not asked
+	// The history's range as read: the app (--app; none: every app), from Since (inclusive) to
+	// Until (exclusive; none: no end), past the newest Offset of each list.
+	App    string     `json:"app,omitempty"`
+	Since  time.Time  `json:"since"`
+	Until  *time.Time `json:"until,omitempty"`
+	Offset int        `json:"offset,omitempty"`
+	// Next is the next page when --limit cut a list: the same range pinned (absolute times) and
+	// the offset past the rows shown.
+	Next  *lookupPage `json:"next_page,omitempty"`
+	limit int
+	span  time.Duration // --since as a span back from now (0: a time): the range is written as that span
+}
+
+// lookupPage is the range of one page of a lookup's history, as --since, --until and --offset.
+type lookupPage struct {
+	Since  time.Time `json:"since"`
+	Until  time.Time `json:"until"`
+	Offset int       `json:"offset"`
+}
+
+// flags writes p as lookup's flags.
+func (p *lookupPage) flags() string {
+	return fmt.Sprintf("--since %s --until %s --offset %d", p.Since.UTC().Format(time.RFC3339), p.Until.UTC().Format(time.RFC3339), p.Offset)
+}
+
+// nextPage is the page after this one when --limit cut a list, else nil. Its range is this one's
+// with both ends as times: with a span the range moves with the clock, and rows stamped meanwhile
+// would shift the offsets. Without --until the range ends after the newest row of either list
+// (ts is stored to the second: the second after it) — the rows this page counted, and no row
+// stored since that is stamped later; with --offset and no --until, at the time of the read.
+func (l *lookupResult) nextPage() *lookupPage {
+	if !l.MoreAttempts && !l.MoreDecisions {
+		return nil
+	}
+	p := &lookupPage{Since: l.Since, Offset: l.Offset + l.limit}
+	switch {
+	case l.Until != nil:
+		p.Until = *l.Until
+	case l.Offset == 0:
+		var newest time.Time
+		if len(l.Attempts) > 0 {
+			newest = l.Attempts[0].TS
+		}
+		if len(l.Decisions) > 0 && l.Decisions[0].TS.After(newest) {
+			newest = l.Decisions[0].TS
+		}
+		p.Until = newest.Truncate(time.Second).Add(time.Second)
+	default:
+		p.Until = time.Now().Truncate(time.Second).Add(time.Second)
+	}
+	p.Until = p.Until.UTC()
+	return p
+}
+
+// rangeText is the history's range as the headings write it: "24h" for --since 24h alone, else
+// its two ends; with the app and the offset.
+func (l *lookupResult) rangeText() string {
+	var r string
+	switch {
+	case l.span > 0 && l.Until == nil:
+		r = shortDuration(l.span)
+	case l.Until == nil:
+		r = "since " + l.Since.Format(time.RFC3339)
+	default:
+		r = l.Since.Format(time.RFC3339) + " to " + l.Until.Format(time.RFC3339)
+	}
+	if l.App != "" {
+		r = "app " + l.App + ", " + r
+	}
+	return r
 }
 
 // explainOver asks an API node's POST /v1/admin/explain.
@@ -266,7 +364,7 @@ func explainOver(ctx context.Context, base, name, secret string, req api.Explain
 	return &x, nil
 }
 
-func (l *lookupResult) write(w io.Writer, since time.Duration) {
+func (l *lookupResult) write(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	defer tw.Flush()
 	p := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
@@ -313,15 +411,15 @@ func (l *lookupResult) write(w io.Writer, since time.Duration) {
 		return
 	}
 	if l.byPhone && len(l.Attempts) == 0 && len(l.Decisions) == 0 {
-		p("\nnothing stored under this number's hash in %s: if there should be, check that scoring.phone_hash_key is the key the scorers and API nodes use\n", shortDuration(since))
+		p("\nnothing stored under this number's hash in %s: if there should be, check that scoring.phone_hash_key is the key the scorers and API nodes use\n", l.rangeText())
 	}
-	p("\nrecent attempts (%s, newest first): %s\n", shortDuration(since), shownCount(len(l.Attempts), l.MoreAttempts))
+	p("\nrecent attempts (%s, newest first): %s\n", l.rangeText(), shownCount(len(l.Attempts), l.Offset, l.MoreAttempts))
 	p("  time\tapp\tevent\tnumber\tip\tdevice\toutcome\tscore\ttags\tdecision\n")
 	for _, a := range l.Attempts {
 		p("  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.TS.Format(time.RFC3339), a.AppID, a.EventID, a.PhoneMasked, a.IP, a.DeviceID,
 			a.Outcome+" "+a.ErrorCode, a.Score, strings.Join(a.Tags, ","), a.DecisionID)
 	}
-	p("\ndecisions served (%s, newest first): %s\n", shortDuration(since), shownCount(len(l.Decisions), l.MoreDecisions))
+	p("\ndecisions served (%s, newest first): %s\n", l.rangeText(), shownCount(len(l.Decisions), l.Offset, l.MoreDecisions))
 	// The hits last, each with its reason: what a disputed verdict rested on, with the numbers.
 	p("  time\tapp\tdecision\tnumber\tip\tdevice\tscore\ttags\tlatency\trules\thits\n")
 	for _, d := range l.Decisions {
@@ -338,14 +436,27 @@ func (l *lookupResult) write(w io.Writer, since time.Duration) {
 		p("  %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%dµs\t%s\t%s\n", d.TS.Format(time.RFC3339), d.AppID, d.DecisionID, d.PhoneMasked, d.IP, d.DeviceID,
 			d.Score, strings.Join(d.Tags, ","), d.LatencyUS, d.RulesVersion, strings.Join(hits, "; "))
 	}
+	if l.Next != nil {
+		// Flushed first: the command line is one line, not a column of the table above.
+		tw.Flush()
+		fmt.Fprintf(w, "\nnext page (the same range and lookup, the next --limit %d of each list): %s\n", l.limit, l.Next.flags())
+	}
 }
 
-// shownCount is how many rows of a list lookup printed, and whether --limit left older ones out.
-func shownCount(n int, more bool) string {
-	if !more {
+// shownCount is how many rows of a list lookup printed, past the newest offset, and whether
+// --limit left older ones out.
+func shownCount(n, offset int, more bool) string {
+	switch {
+	case offset == 0 && !more:
 		return strconv.Itoa(n)
+	case offset == 0:
+		return fmt.Sprintf("the newest %d, more in this range (--limit %d reached: see the next page below, raise --limit, or narrow --since/--until)", n, n)
+	case n == 0:
+		return fmt.Sprintf("none past the newest %d", offset)
+	case !more:
+		return fmt.Sprintf("%d (the %d–%d newest: the last of this range)", n, offset+1, offset+n)
 	}
-	return fmt.Sprintf("the newest %d, more in this range (--limit %d reached: raise it, or narrow --since)", n, n)
+	return fmt.Sprintf("the %d–%d newest, more in this range (see the next page below)", offset+1, offset+n)
 }
 
 // lookupSince is the start of the history `--since span` asks for: span before now, or ClickHouse's
@@ -356,6 +467,49 @@ func lookupSince(now time.Time, span time.Duration) time.Time {
 		return first
 	}
 	return now.Add(-span)
+}
+
+// timeFlag is a --since or --until point: a span back from now (24h, 90m, 7d, as spanFlag reads
+// it) or an RFC 3339 time (2026-12-06T10:00:00Z, 2026-12-06T18:00:00+08:00).
+type timeFlag struct {
+	span time.Duration
+	at   time.Time // zero for a span
+	set  bool
+}
+
+func (f *timeFlag) String() string {
+	switch {
+	case !f.at.IsZero():
+		return f.at.Format(time.RFC3339)
+	case f.set || f.span != 0:
+		return shortDuration(f.span)
+	}
+	return ""
+}
+
+func (f *timeFlag) Set(s string) error {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		*f = timeFlag{at: t, set: true}
+		return nil
+	}
+	var sp spanFlag
+	if err := sp.Set(s); err != nil {
+		return errors.New("want a span like 24h, 90m or 7d back from now, or an RFC 3339 time like 2026-12-06T10:00:00Z")
+	}
+	*f = timeFlag{span: time.Duration(sp), set: true}
+	return nil
+}
+
+// resolve is the point f names, read at now; a time before what ClickHouse stores is its first
+// storable second.
+func (f *timeFlag) resolve(now time.Time) time.Time {
+	if f.at.IsZero() {
+		return lookupSince(now, f.span)
+	}
+	if first := time.Unix(1, 0); f.at.Before(first) {
+		return first
+	}
+	return f.at
 }
 
 // spanFlag is a --since span: a Go duration (24h, 90m) or a number of days (7d, 1d12h).

@@ -129,3 +129,136 @@ func TestLookupSaysWhenTheLimitCutTheList(t *testing.T) {
 		}
 	}
 }
+
+// An analyst investigating one device in one app sees only that app's rows (--app filtered the
+// live state only: another app's attempts and decisions were listed as if they were this one's),
+// --until ends the range (a span back from now or an RFC 3339 time, the end left out), and a list
+// --limit cut is paged: lookup prints the flags of the next page, which show the next rows, none
+// twice and none skipped, also in --json (next_page).
+func TestLookupOfOneAppInARangePageByPage(t *testing.T) {
+	addr, db, _, st := migratedDatabase(t, "riskflow_lookup_page")
+	ctx := context.Background()
+	h := schemas.NewPhoneHasher([]byte("lookup-test-key"))
+	now := time.Now().UTC().Truncate(time.Minute)
+	var recs []schemas.ScoreRecord
+	attempt := func(app, id string, at time.Time) {
+		recs = append(recs, schemas.ScoreRecord{EventID: id, TS: at, AppID: app, Flow: schemas.FlowOneClickLogin, PhoneHash: h.Hex("13812340000"),
+			PhoneMasked: "1381234****", PhoneSegment: "1381234", IP: "47.92.10.20", Carrier: "CM", DeviceID: "dev-page", Outcome: schemas.OutcomeSuccess,
+			Tags: []string{}, Detail: map[string]schemas.TagDetail{}, RulesVersion: "v1", ScoredAt: at})
+	}
+	for i := range 5 { // app1: ev-0 10 min ago … ev-4 6 min ago
+		attempt("app1", fmt.Sprintf("ev-%d", i), now.Add(-time.Duration(10-i)*time.Minute))
+	}
+	attempt("app2", "other-0", now.Add(-8*time.Minute-30*time.Second))
+	attempt("app2", "other-1", now.Add(-6*time.Minute-30*time.Second))
+	if err := st.WriteBatch(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	var ds []schemas.Decision
+	decide := func(app, id string, at time.Time) {
+		req := schemas.CheckRequest{Phone: "13812340000", IP: netip.MustParseAddr("47.92.10.20"), AppID: app, DeviceID: "dev-page"}
+		rc := schemas.RiskCheck{ID: id, Tags: []string{}, RulesVersion: "v1"}
+		ds = append(ds, pipeline.NewDecision(h, "n1", &req, &rc, nil, at, time.Millisecond))
+	}
+	for i := range 3 {
+		decide("app1", fmt.Sprintf("n1-page-%d", i), now.Add(-time.Duration(5-i)*time.Minute))
+	}
+	decide("app2", "n1-other", now.Add(-4*time.Minute-30*time.Second))
+	if err := st.WriteDecisions(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	lookup := func(args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		args = append([]string{"lookup", "--device", "dev-page", "--api", "none", "--set", "clickhouse.addr=" + addr, "--set", "clickhouse.database=" + db}, args...)
+		if code := run(ctx, args, &out, &errb); code != 0 {
+			t.Fatalf("riskflow %s: exit %d\n%s", strings.Join(args, " "), code, errb.String())
+		}
+		return out.String()
+	}
+	type result struct {
+		Attempts []struct {
+			AppID   string `json:"app_id"`
+			EventID string `json:"event_id"`
+		} `json:"attempts"`
+		Decisions []struct {
+			AppID      string `json:"app_id"`
+			DecisionID string `json:"decision_id"`
+		} `json:"decisions"`
+		MoreAttempts  bool      `json:"more_attempts"`
+		MoreDecisions bool      `json:"more_decisions"`
+		App           string    `json:"app"`
+		Since         time.Time `json:"since"`
+		Until         time.Time `json:"until"`
+		Offset        int       `json:"offset"`
+		Next          *struct {
+			Since  time.Time `json:"since"`
+			Until  time.Time `json:"until"`
+			Offset int       `json:"offset"`
+		} `json:"next_page"`
+	}
+	asJSON := func(args ...string) (r result) {
+		t.Helper()
+		if err := json.Unmarshal([]byte(lookup(append(args, "--json")...)), &r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	ids := func(r result) string {
+		var s []string
+		for _, a := range r.Attempts {
+			s = append(s, a.AppID+"/"+a.EventID)
+		}
+		for _, d := range r.Decisions {
+			s = append(s, d.AppID+"/"+d.DecisionID)
+		}
+		return strings.Join(s, " ")
+	}
+
+	// --app: that app's rows only.
+	if r := asJSON("--app", "app1"); ids(r) != "app1/ev-4 app1/ev-3 app1/ev-2 app1/ev-1 app1/ev-0 app1/n1-page-2 app1/n1-page-1 app1/n1-page-0" || r.App != "app1" {
+		t.Errorf("--app app1: %s (app %q); want app1's 5 attempts and 3 decisions only", ids(r), r.App)
+	}
+	if r := asJSON(); len(r.Attempts) != 7 || len(r.Decisions) != 4 {
+		t.Errorf("every app: %s; want 7 attempts and 4 decisions", ids(r))
+	}
+	// --until: a span back from now, and a time (left out: stamped before it).
+	if r := asJSON("--app", "app1", "--until", "6m30s"); ids(r) != "app1/ev-3 app1/ev-2 app1/ev-1 app1/ev-0" {
+		t.Errorf("--until 6m30s: %s; want ev-3 … ev-0", ids(r))
+	}
+	at := now.Add(-8 * time.Minute).Format(time.RFC3339)
+	if r := asJSON("--app", "app1", "--until", at); ids(r) != "app1/ev-1 app1/ev-0" || !r.Until.Equal(now.Add(-8*time.Minute)) {
+		t.Errorf("--until %s: %s (until %s); want ev-1, ev-0 (ev-2 is stamped at the end, left out)", at, ids(r), r.Until)
+	}
+	if r := asJSON("--app", "app1", "--since", now.Add(-9*time.Minute).Format(time.RFC3339), "--until", "5m30s"); ids(r) != "app1/ev-4 app1/ev-3 app1/ev-2 app1/ev-1" {
+		t.Errorf("--since a time --until a span: %s; want ev-4 … ev-1", ids(r))
+	}
+
+	// Paging: the flags printed for the next page show the next rows.
+	s := lookup("--app", "app1", "--limit", "2")
+	t.Logf("lookup --app app1 --limit 2:\n%s", s)
+	m := regexp.MustCompile(`next page \(.*\): (--since \S+ --until \S+ --offset 2)\n`).FindStringSubmatch(s)
+	if m == nil || !strings.Contains(s, "recent attempts (app app1, 24h, newest first): the newest 2, more in this range") {
+		t.Fatalf("--limit 2 over 5 attempts prints no next page:\n%s", s)
+	}
+	var seen []string
+	page := strings.Fields(m[1])
+	for n := 1; ; n++ {
+		r := asJSON(append([]string{"--app", "app1", "--limit", "2"}, page...)...)
+		seen = append(seen, ids(r))
+		if r.Next == nil {
+			break
+		}
+		if n > 3 {
+			t.Fatalf("more than 4 pages of 5 attempts: %q", seen)
+		}
+		page = []string{"--since", r.Next.Since.Format(time.RFC3339), "--until", r.Next.Until.Format(time.RFC3339), "--offset", fmt.Sprint(r.Next.Offset)}
+	}
+	if got := strings.Join(seen, " | "); got != "app1/ev-2 app1/ev-1 app1/n1-page-0 | app1/ev-0" {
+		t.Errorf("pages 2… of --limit 2: %s; want ev-2 ev-1 n1-page-0 | ev-0", got)
+	}
+	if s := lookup("--app", "app1", "--limit", "2", "--offset", "4"); !strings.Contains(s, "recent attempts (app app1, 24h, newest first): 1 (the 5–5 newest: the last of this range)") ||
+		!strings.Contains(s, "decisions served (app app1, 24h, newest first): none past the newest 4") || strings.Contains(s, "next page") {
+		t.Errorf("--offset 4, the last page:\n%s", s)
+	}
+}

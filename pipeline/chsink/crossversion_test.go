@@ -637,12 +637,16 @@ func (p *crossPlan) addReads(migs []migration, rp readParams) error {
 		compare(fmt.Sprintf("backtest labels #%d", i+1), q, true)
 	}
 	for _, k := range rp.lookups {
-		aq, dq, err := LookupSQL(db, k, now.Add(-10*24*time.Hour), 50)
-		if err != nil {
-			return err
+		// All of the range, and one app's second page in a range with an end (--app, --until,
+		// --offset: LIMIT offset, count).
+		for _, r := range []LookupRange{{Since: now.Add(-10 * 24 * time.Hour)}, {AppID: rp.app, Since: now.Add(-10 * 24 * time.Hour), Until: now.Add(time.Hour), Offset: 1}} {
+			aq, dq, err := LookupSQL(db, k, r, 50)
+			if err != nil {
+				return err
+			}
+			compare(fmt.Sprintf("lookup %+v %+v attempts", k, r), aq, true)
+			compare(fmt.Sprintf("lookup %+v %+v decisions", k, r), dq, true)
 		}
-		compare(fmt.Sprintf("lookup %+v attempts", k), aq, true)
-		compare(fmt.Sprintf("lookup %+v decisions", k), dq, true)
 	}
 	sq, err := ScoresSQL(db, rp.scoreKeys, now.Add(-10*24*time.Hour))
 	if err != nil {

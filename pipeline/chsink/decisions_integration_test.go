@@ -62,7 +62,7 @@ func TestDecisionsLabelsLookup(t *testing.T) {
 	if err := st.WriteBatch(ctx, recs); err != nil {
 		t.Fatal(err)
 	}
-	as, gotDs, err := st.Lookup(ctx, LookupKey{PhoneHash: ds[0].PhoneHash}, at.Add(-time.Hour), 10)
+	as, gotDs, err := st.Lookup(ctx, LookupKey{PhoneHash: ds[0].PhoneHash}, LookupRange{Since: at.Add(-time.Hour)}, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,10 +70,10 @@ func TestDecisionsLabelsLookup(t *testing.T) {
 		!slices.Equal(gotDs[0].HitModes, []string{"enforce", "shadow"}) || !slices.Equal(gotDs[0].HitReasons, []string{"26 phones", "03:00"}) {
 		t.Errorf("lookup by phone: attempts %+v decisions %+v", as, gotDs)
 	}
-	if _, dd, err := st.Lookup(ctx, LookupKey{DeviceID: "farm-1"}, at.Add(-time.Hour), 2); err != nil || len(dd) != 2 {
+	if _, dd, err := st.Lookup(ctx, LookupKey{DeviceID: "farm-1"}, LookupRange{Since: at.Add(-time.Hour)}, 2); err != nil || len(dd) != 2 {
 		t.Errorf("lookup by device, limit 2: %d decisions, %v", len(dd), err)
 	}
-	if _, _, err := st.Lookup(ctx, LookupKey{}, at, 2); err == nil {
+	if _, _, err := st.Lookup(ctx, LookupKey{}, LookupRange{Since: at}, 2); err == nil {
 		t.Error("lookup of nothing: no error")
 	}
 
@@ -231,7 +231,7 @@ func TestLookupManyAttempts(t *testing.T) {
 	if err := st.WriteBatch(ctx, recs); err != nil {
 		t.Fatal(err)
 	}
-	as, _, err := st.Lookup(ctx, LookupKey{IP: "100.64.0.1"}, at.Add(-time.Hour), n)
+	as, _, err := st.Lookup(ctx, LookupKey{IP: "100.64.0.1"}, LookupRange{Since: at.Add(-time.Hour)}, n)
 	if err != nil {
 		t.Fatalf("lookup of %d attempts: %v", n, err)
 	}
@@ -260,7 +260,7 @@ func TestLookupDecisionsNewestFirstWithinASecond(t *testing.T) {
 	if err := st.WriteDecisions(ctx, ds); err != nil {
 		t.Fatal(err)
 	}
-	_, got, err := st.Lookup(ctx, LookupKey{PhoneHash: ds[0].PhoneHash}, at.Add(-time.Hour), 10)
+	_, got, err := st.Lookup(ctx, LookupKey{PhoneHash: ds[0].PhoneHash}, LookupRange{Since: at.Add(-time.Hour)}, 10)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -70,17 +71,30 @@ type StoredDecision struct {
 	LatencyUS    uint32    `json:"latency_us"`
 }
 
+// LookupRange is what of a key's history a lookup reads: the rows stamped in [Since, Until) —
+// Until zero is no upper bound —, of one app when AppID is set, newest first, past the newest
+// Offset of each list (paging: the same range with Offset += limit is the next page, as long as
+// nothing stamped in the range is stored meanwhile).
+type LookupRange struct {
+	AppID  string
+	Since  time.Time
+	Until  time.Time
+	Offset int
+}
+
 // LookupSQL returns the two reads of a lookup by key: the key's attempts (verify_events) and its
-// decisions (risk_decisions), newest first, since `since`, at most limit of each. The attempts'
+// decisions (risk_decisions), newest first, in r, at most limit of each. The attempts'
 // verdicts are read by ScoresSQL, by the primary key of the events found. ts is stored to the
-// second; decisions within one second are ordered by id, newest first (a node's ids count up).
+// second; decisions within one second are ordered by id, newest first (a node's ids count up),
+// attempts by app and event id: the order is total, so that pages by r.Offset neither repeat nor
+// skip a row.
 //
 // The key's column is read first (PREWHERE): only the granules holding the key are read for the
 // other columns, where a WHERE — or an optimizer guessing the smaller column — read every column of
 // every row of the time range (on a million events, 0.72–0.78 s for the attempts with their scores
 // joined, 0.03–0.05 s for the attempts this way). Re-delivered copies are collapsed with LIMIT 1 BY,
 // newest first, rather than FINAL, which merges every part of the range before filtering.
-func LookupSQL(database string, key LookupKey, since time.Time, limit int) (attempts, decisions string, err error) {
+func LookupSQL(database string, key LookupKey, r LookupRange, limit int) (attempts, decisions string, err error) {
 	if !identRE.MatchString(database) {
 		return "", "", fmt.Errorf("chsink: lookup: database %q must be letters, digits and _", database)
 	}
@@ -88,15 +102,28 @@ func LookupSQL(database string, key LookupKey, since time.Time, limit int) (atte
 	if err != nil {
 		return "", "", err
 	}
-	if limit <= 0 || !storableTime(since) {
-		return "", "", errors.New("chsink: lookup: limit must be positive and since storable")
+	if limit <= 0 || r.Offset < 0 || !storableTime(r.Since) {
+		return "", "", errors.New("chsink: lookup: limit must be positive, offset not negative and since storable")
 	}
-	filter := "PREWHERE " + col + " = " + quoteString(val) + " WHERE ts >= " + dateTime(since)
+	filter := "PREWHERE " + col + " = " + quoteString(val) + " WHERE ts >= " + dateTime(r.Since)
+	if !r.Until.IsZero() {
+		if !storableTime(r.Until) || !r.Until.After(r.Since) {
+			return "", "", errors.New("chsink: lookup: until must be storable and after since")
+		}
+		filter += " AND ts < " + dateTime(r.Until)
+	}
+	if r.AppID != "" {
+		filter += " AND app_id = " + quoteString(r.AppID)
+	}
+	page := strconv.Itoa(limit)
+	if r.Offset > 0 {
+		page = strconv.Itoa(r.Offset) + ", " + page // LIMIT offset, count: ClickHouse 18.16 and current
+	}
 	attempts = fmt.Sprintf("SELECT ts, app_id, event_id, flow, phone_masked, ip, device_id, outcome, error_code, decision_id "+
-		"FROM %s.verify_events %s ORDER BY ts DESC, app_id, event_id, inserted_at DESC LIMIT 1 BY app_id, event_id LIMIT %d",
-		database, filter, limit)
+		"FROM %s.verify_events %s ORDER BY ts DESC, app_id, event_id, inserted_at DESC LIMIT 1 BY app_id, event_id LIMIT %s",
+		database, filter, page)
 	decisions = fmt.Sprintf("SELECT ts, app_id, decision_id, phone_masked, ip, device_id, score, tags, hit_rules, hit_modes, hit_reasons, rules_version, node, latency_us "+
-		"FROM %s.risk_decisions %s ORDER BY ts DESC, decision_id DESC, app_id, inserted_at DESC LIMIT 1 BY app_id, decision_id LIMIT %d", database, filter, limit)
+		"FROM %s.risk_decisions %s ORDER BY ts DESC, decision_id DESC, app_id, inserted_at DESC LIMIT 1 BY app_id, decision_id LIMIT %s", database, filter, page)
 	return attempts, decisions, nil
 }
 
@@ -132,10 +159,11 @@ func keyTuples(keys []EventKey) string {
 	return b.String()
 }
 
-// Lookup reads the recent attempts (with their verdicts) and decisions of one phone hash, IP or
-// device: the attempts and the decisions at once, then the attempts' verdicts.
-func (s *Store) Lookup(ctx context.Context, key LookupKey, since time.Time, limit int) ([]Attempt, []StoredDecision, error) {
-	aq, dq, err := LookupSQL(s.db, key, since, limit)
+// Lookup reads the attempts (with their verdicts) and decisions of one phone hash, IP or device
+// in r, at most limit of each: the attempts and the decisions at once, then the attempts' verdicts.
+func (s *Store) Lookup(ctx context.Context, key LookupKey, r LookupRange, limit int) ([]Attempt, []StoredDecision, error) {
+	since := r.Since
+	aq, dq, err := LookupSQL(s.db, key, r, limit)
 	if err != nil {
 		return nil, nil, err
 	}
