@@ -69,7 +69,7 @@ var subjectScalars = map[string]string{
 	"device_listed": "device",
 	"phone_prefix":  "phone", "phone_province": "phone", "segment_class": "phone", "segment_carrier": "phone",
 	"segment_host_carrier": "phone", "carrier_mismatch": "phone", "phone_ported": "phone", "ported_carrier": "phone", "phone_listed": "phone",
-	"prefix_listed": "phone", "travel_km": "phone", "travel_kmh": "phone", "travel_minutes": "phone",
+	"prefix_listed": "phone", "travel_km": "phone", "travel_kmh": "phone", "travel_minutes": "phone", "travel_time": "phone",
 	"province_mismatch": "phone",
 	"geo_known":         "ip", "ip_country": "ip", "ip_province": "ip", "ip_city": "ip", "ip_asn": "ip", "ip_as": "ip",
 	"ip_org": "ip", "ip_type": "ip", "geo_confident": "ip", "ip_v6": "ip", "ip_listed": "ip",

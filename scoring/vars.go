@@ -2,6 +2,7 @@ package scoring
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -124,6 +125,7 @@ var scalarVars = []scalarVar{
 	{"travel_km", rules.Double, "distance from this number's previous confident location (0 when unknown, < 50 km, or either end not geo_confident)", func(in *input, _ int) ref.Val { in.travel(); return types.Double(in.travelKm) }},
 	{"travel_kmh", rules.Double, "speed implied by the hop from the previous location (0 when unknown or < 50 km)", func(in *input, _ int) ref.Val { in.travel(); return types.Double(in.travelKmh) }},
 	{"travel_minutes", rules.Double, "minutes since the previous located attempt of this number", func(in *input, _ int) ref.Val { in.travel(); return types.Double(in.travelMin) }},
+	{"travel_time", rules.String, "the time of the hop for reasons, as travel_kmh reckons it: \"1 s\", \"45 s\", \"1 min 30 s\", \"30 min\", \"3 h 5 min\", \"2 d 4 h\" (\"\" when there is no hop)", func(in *input, i int) ref.Val { in.travel(); return in.str(i, hopTime(in.travelDur)) }},
 	{"phone_listed", rules.String, "block | allow | \"\": the number on the risk team's lists", func(in *input, i int) ref.Val { return in.str(i, in.lists.phone) }},
 	{"ip_listed", rules.String, "block | allow | \"\": the IP (or a CIDR holding it) on the lists", func(in *input, i int) ref.Val { return in.str(i, in.lists.ip) }},
 	{"device_listed", rules.String, "block | allow | \"\": the device on the lists", func(in *input, i int) ref.Val { return in.str(i, in.lists.device) }},
@@ -217,4 +219,30 @@ func newCatalog(windows []time.Duration) (*catalog, error) {
 	}
 	c.env = env
 	return c, nil
+}
+
+// hopTime writes the time of a hop as people write it, to the second under an hour, to the minute
+// under a day, to the hour beyond: "1 s", "45 s", "1 min 30 s", "30 min", "3 h 5 min", "2 d 4 h";
+// "" for none. Under a minute the speed (travel_kmh) is over these very seconds.
+func hopTime(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	two := func(n1 int64, u1 string, n2 int64, u2 string) string {
+		s := strconv.FormatInt(n1, 10) + " " + u1
+		if n2 > 0 {
+			s += " " + strconv.FormatInt(n2, 10) + " " + u2
+		}
+		return s
+	}
+	switch s := int64(d / time.Second); {
+	case s < 60:
+		return strconv.FormatInt(max(s, 1), 10) + " s"
+	case s < 3600:
+		return two(s/60, "min", s%60, "s")
+	case s < 86400:
+		return two(s/3600, "h", s%3600/60, "min")
+	default:
+		return two(s/86400, "d", s%86400/3600, "h")
+	}
 }
