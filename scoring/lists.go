@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -40,13 +41,19 @@ type Lists struct {
 	hashed  map[[32]byte]string // keyed phone hashes (phone_hash entries)
 	devices map[uint64]string
 	prefix  map[uint64]string
-	ips     *geo.CIDRTable[string] // networks → action, longest prefix first
+	ips     *geo.CIDRTable[listedNet] // networks → action, longest prefix first
 	entries int
 }
 
+// listedNet is a listed network's action and the network itself, named in reasons.
+type listedNet struct {
+	action string
+	net    netip.Prefix
+}
+
 // blockWins combines two actions for one network: block wins.
-func blockWins(old, new string) string {
-	if old == "block" {
+func blockWins(old, new listedNet) listedNet {
+	if old.action == "block" {
 		return old
 	}
 	return new
@@ -115,7 +122,7 @@ func ParseLists(r io.Reader) (*Lists, error) {
 			if err != nil {
 				return nil, fmt.Errorf("line %d: %w", line, err)
 			}
-			ips.Add(p, action)
+			ips.Add(p, listedNet{action, p})
 		default:
 			return nil, fmt.Errorf("line %d: kind %q is not phone, phone_hash, ip, device or prefix", line, kind)
 		}
@@ -153,32 +160,37 @@ func put[K comparable](m map[K]string, k K, action string) {
 	m[k] = action
 }
 
-type listHits struct{ phone, ip, device, prefix string }
+// listHits are the actions of the lists on one attempt's number, IP, device and number block,
+// with the network that decided the IP's and the block's digits (for reasons).
+type listHits struct {
+	phone, ip, device, prefix string
+	ipNet                     netip.Prefix
+	block                     string // the number's first 7 digits
+}
 
-// listedNames[m] names the kinds of bit mask m (phone 1, ip 2, device 4, prefix 8), for reasons.
-var listedNames = func() (n [16]string) {
-	kinds := []string{"phone", "ip", "device", "prefix"}
-	for m := range n {
-		var parts []string
-		for i, k := range kinds {
-			if m&(1<<i) != 0 {
-				parts = append(parts, k)
-			}
-		}
-		n[m] = strings.Join(parts, ", ")
-	}
-	return n
-}()
-
-// on names what is on the list with action: "ip", "phone, device"; "" when nothing is.
+// on names what of the attempt is on the list with action, for reasons: "number", "IP
+// 203.0.113.99", "network 198.51.100.0/24", "device", "number block 1700123", joined with ", "
+// ("number, device"); "" when nothing is. A number is never spelled out; an address or network is
+// named because a range was listed, not the attempt's own address, and the reason says which.
 func (h *listHits) on(action string) string {
-	m := 0
-	for i, v := range [4]string{h.phone, h.ip, h.device, h.prefix} {
-		if v == action {
-			m |= 1 << i
+	var parts []string
+	if h.phone == action {
+		parts = append(parts, "number")
+	}
+	if h.ip == action {
+		if h.ipNet.IsSingleIP() {
+			parts = append(parts, "IP "+h.ipNet.Addr().String())
+		} else {
+			parts = append(parts, "network "+h.ipNet.String())
 		}
 	}
-	return listedNames[m]
+	if h.device == action {
+		parts = append(parts, "device")
+	}
+	if h.prefix == action {
+		parts = append(parts, strings.TrimSpace("number block "+h.block))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // keyedLists are lists as one scorer reads them: the phones keyed as its state keys them (a keyed
@@ -216,9 +228,13 @@ func (l *keyedLists) lookup(ev *schemas.VerifyEvent, k *features.Keys, hasher *s
 		h.device = l.devices[k.Device]
 	}
 	h.prefix = l.prefix[k.Prefix]
+	if h.prefix != "" && len(ev.Phone) >= 7 {
+		h.block = ev.Phone[:7]
+	}
 	// The most specific entry decides: the longest range holding the address (a listed address
 	// is a /32 or /128).
-	h.ip, _ = l.ips.Lookup(ev.IP)
+	n, _ := l.ips.Lookup(ev.IP)
+	h.ip, h.ipNet = n.action, n.net
 	return h
 }
 

@@ -70,8 +70,8 @@ func TestListNetworksMatchTheFormerTable(t *testing.T) {
 			if a.Is4() {
 				want = ref4.match(a)
 			}
-			if got, _ := l.ips.Lookup(a); got != want {
-				t.Fatalf("%s: %q, the former table %q\n%s", a, got, want, b.String())
+			if got, _ := l.ips.Lookup(a); got.action != want {
+				t.Fatalf("%s: %q, the former table %q\n%s", a, got.action, want, b.String())
 			}
 		}
 	}

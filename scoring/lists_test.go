@@ -145,7 +145,8 @@ block ip 2001:db8:1:2::7
 }
 
 // block_listed and allow_listed name what of the attempt is on each list, for the default pack's
-// reasons ("on the block list: phone, device" — not "phone: block, ip: , device: block, prefix: ").
+// reasons ("on the block list: number, device" — not "phone: block, ip: , device: block, prefix: "),
+// naming the listed network or address and the number block (it said "ip" and "prefix").
 func TestListedKindsForReasons(t *testing.T) {
 	l, err := scoring.ParseLists(strings.NewReader("block phone 13800138000\nallow ip 192.0.2.0/24\nblock device d\nallow prefix 1380013\n"))
 	if err != nil {
@@ -155,8 +156,8 @@ func TestListedKindsForReasons(t *testing.T) {
 	ev := event("lk-1", t0, "13800138000", "192.0.2.1")
 	ev.DeviceID = "d"
 	p := probes(process(t, s, ev).Hits)
-	if p["block_listed"] != "phone, device" || p["allow_listed"] != "ip, prefix" {
-		t.Errorf("block_listed %q, allow_listed %q; want \"phone, device\" and \"ip, prefix\"", p["block_listed"], p["allow_listed"])
+	if p["block_listed"] != "number, device" || p["allow_listed"] != "network 192.0.2.0/24, number block 1380013" {
+		t.Errorf("block_listed %q, allow_listed %q; want \"number, device\" and \"network 192.0.2.0/24, number block 1380013\"", p["block_listed"], p["allow_listed"])
 	}
 	ev = event("lk-2", t0, "13900139000", "198.51.100.1")
 	if p := probes(process(t, s, ev).Hits); p["block_listed"] != "" || p["allow_listed"] != "" {
@@ -179,7 +180,7 @@ func TestBlocklistRuleAndSetLists(t *testing.T) {
 	ev.EventID = "bl-2"
 	rec := process(t, s, ev)
 	if rec.Score != 900 || rec.Tags[0] != "blocklist" ||
-		rec.Detail["blocklist"].Reason != "on the block list: ip" {
+		rec.Detail["blocklist"].Reason != "on the block list: network 198.51.100.0/24" {
 		t.Errorf("blocked IP: %d %v %+v", rec.Score, rec.Tags, rec.Detail)
 	}
 	rc, err := s.Check(&schemas.CheckRequest{Phone: "13900139000", IP: ev.IP, AppID: "a"})

@@ -130,8 +130,8 @@ var scalarVars = []scalarVar{
 	{"ip_listed", rules.String, "block | allow | \"\": the IP (or a CIDR holding it) on the lists", func(in *input, i int) ref.Val { return in.str(i, in.lists.ip) }},
 	{"device_listed", rules.String, "block | allow | \"\": the device on the lists", func(in *input, i int) ref.Val { return in.str(i, in.lists.device) }},
 	{"prefix_listed", rules.String, "block | allow | \"\": the number's 7-digit prefix on the lists", func(in *input, i int) ref.Val { return in.str(i, in.lists.prefix) }},
-	{"block_listed", rules.String, "what of the attempt is on the block list, for reasons: \"ip\", \"phone, device\" (of phone, ip, device, prefix; \"\" when none)", func(in *input, i int) ref.Val { return in.str(i, in.lists.on("block")) }},
-	{"allow_listed", rules.String, "what of the attempt is on the allow list, for reasons: \"phone\", \"ip, device\" (\"\" when none)", func(in *input, i int) ref.Val { return in.str(i, in.lists.on("allow")) }},
+	{"block_listed", rules.String, "what of the attempt is on the block list, for reasons: \"number\", \"IP 203.0.113.99\", \"network 198.51.100.0/24\", \"device\", \"number block 1700123\", joined with \", \" (\"\" when none)", func(in *input, i int) ref.Val { return in.str(i, in.lists.on("block")) }},
+	{"allow_listed", rules.String, "what of the attempt is on the allow list, for reasons, as block_listed names it: \"number\", \"network 192.0.2.0/24, device\" (\"\" when none)", func(in *input, i int) ref.Val { return in.str(i, in.lists.on("allow")) }},
 }
 
 // Boxing a string into a ref.Val allocates. The values rules compare most (enums) are boxed once
