@@ -57,12 +57,12 @@ func TestHealthNamesEveryUnreadyPart(t *testing.T) {
 	h := &health{}
 	h.add("scorer", loopCheck(&fakeLoop{45 * time.Second, "write score records: broker away"}, 30*time.Second))
 	h.add("archiver", loopCheck(&fakeLoop{10 * time.Second, "clickhouse: breaker open"}, 30*time.Second))
-	h.add("api", func() error { return errors.New("feature replica is starting") })
+	h.add("state", func() error { return errors.New("feature replica is starting") })
 	err := h.ready()
 	if err == nil {
 		t.Fatal("ready with a stalled scorer and a starting replica")
 	}
-	for _, want := range []string{"scorer: stalled for 45s (allowed 30s): write score records: broker away", "api: feature replica is starting"} {
+	for _, want := range []string{"scorer: stalled for 45s (allowed 30s): write score records: broker away", "state: feature replica is starting"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%q does not say %q", err, want)
 		}
