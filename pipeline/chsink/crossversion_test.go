@@ -364,6 +364,7 @@ func buildCrossPlan(db string, now time.Time, version chschema.Version, fx cross
 	err = p.addReads(migs, readParams{
 		ruleVersion: fx.versions[1].Version,
 		lookups:     []LookupKey{{PhoneHash: fx.records[0].PhoneHash}, {IP: fx.records[len(fx.records)-1].IP}, {DeviceID: fx.records[4].DeviceID}},
+		lookupApps:  []string{fx.records[0].AppID, fx.records[len(fx.records)-1].AppID, fx.records[4].AppID},
 		app:         "app-b",
 		scoreKeys:   scoreKeysOf(fx.records[:5]),
 	})
@@ -554,6 +555,7 @@ func (p *crossPlan) addBackfill() error {
 type readParams struct {
 	ruleVersion string      // a recorded rules version
 	lookups     []LookupKey // keys for riskflow lookup
+	lookupApps  []string    // an app each key has rows in, for lookup --app (none: the paged read only)
 	app         string      // an app for the per-app reads
 	scoreKeys   []EventKey  // events whose verdicts the console's investigate page reads
 }
@@ -636,10 +638,19 @@ func (p *crossPlan) addReads(migs []migration, rp readParams) error {
 	for i, q := range labelsSQL(db) {
 		compare(fmt.Sprintf("backtest labels #%d", i+1), q, true)
 	}
-	for _, k := range rp.lookups {
-		// All of the range, and one app's second page in a range with an end (--app, --until,
-		// --offset: LIMIT offset, count).
-		for _, r := range []LookupRange{{Since: now.Add(-10 * 24 * time.Hour)}, {AppID: rp.app, Since: now.Add(-10 * 24 * time.Hour), Until: now.Add(time.Hour), Offset: 1}} {
+	for i, k := range rp.lookups {
+		// All of the range, its second page in a range with an end (--until, --offset: LIMIT
+		// offset, count), and one app's rows (--app).
+		since := now.Add(-10 * 24 * time.Hour)
+		ranges := []LookupRange{{Since: since}}
+		if k.DeviceID == "" {
+			// A second page: the fixture's phone and address have more than one row, its device one.
+			ranges = append(ranges, LookupRange{Since: since, Until: now.Add(time.Hour), Offset: 1})
+		}
+		if i < len(rp.lookupApps) {
+			ranges = append(ranges, LookupRange{AppID: rp.lookupApps[i], Since: since})
+		}
+		for _, r := range ranges {
 			aq, dq, err := LookupSQL(db, k, r, 50)
 			if err != nil {
 				return err
