@@ -148,7 +148,8 @@ func (r rulesAdmin) Rollback(ctx context.Context, version, who string) (api.Rule
 }
 
 // apiError classifies the service's errors for the API: a pack that does not compile or an
-// unknown version is the caller's (400 and 404), no history is a 404 too.
+// unknown version is the caller's (400 and 404), no history is a 404 too, and a promotion over
+// one this node has not loaded yet a 409.
 func apiError(err error) error {
 	switch {
 	case err == nil:
@@ -157,6 +158,8 @@ func apiError(err error) error {
 		return classified{api.ErrRejected, err}
 	case errors.Is(err, rulesvc.ErrUnknownVersion), errors.Is(err, rulesvc.ErrNoHistory):
 		return classified{api.ErrNotFound, err}
+	case errors.Is(err, rulesvc.ErrConflict):
+		return classified{api.ErrConflict, err}
 	}
 	return err
 }

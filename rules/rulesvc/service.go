@@ -26,6 +26,11 @@ var ErrRejected = errors.New("rule pack rejected")
 // ErrUnknownVersion wraps a rollback to a version the history does not hold.
 var ErrUnknownVersion = errors.New("unknown rule pack version")
 
+// ErrConflict wraps an explicit load refused because the pack file holds a pack this process has
+// not loaded yet: another node's promotion or rollback wrote it since this process last read the
+// file, and writing over it would undo that promotion without anyone having seen it.
+var ErrConflict = errors.New("rule pack file changed by another load")
+
 // ErrNoHistory is returned by Versions and Rollback when the service has no history store.
 var ErrNoHistory = errors.New("no rule version history (clickhouse.addr is not set)")
 
@@ -204,8 +209,8 @@ func (s *Service) loadLocked(ctx context.Context, content []byte, who, source st
 	}
 	var out Loaded
 	if explicit && s.cfg.Path != "" {
-		if err := writeAtomic(s.cfg.Path, content); err != nil {
-			return Loaded{}, persistError(s.cfg.Path, err)
+		if err := s.persistLocked(content); err != nil {
+			return Loaded{}, err
 		}
 		s.fileSum, s.haveSum = sha256.Sum256(content), true // the watcher need not load it again
 		s.fileProblemLocked("", nil)
@@ -226,6 +231,77 @@ func (s *Service) loadLocked(ctx context.Context, content []byte, who, source st
 	}
 	s.log.Info("rule pack loaded", "pack", v.Name, "version", v.Version, "rules", v.Rules, "by", v.LoadedBy, "source", source, "recorded", out.Recorded)
 	return out, nil
+}
+
+// persistLocked writes content to the pack file under the file's lock, unless the file holds a pack
+// this process has not loaded (ErrConflict): nodes sharing the file promote one after the other,
+// and a promotion another node made a moment ago is not overwritten by one that never saw it (two
+// admins promoting at once each got "rule pack loaded", and every node ended on one of the two).
+func (s *Service) persistLocked(content []byte) error {
+	unlock, err := lockFile(s.cfg.Path)
+	if err != nil {
+		return persistError(s.cfg.Path, err)
+	}
+	defer unlock()
+	if err := s.checkFileLocked(); err != nil {
+		return err
+	}
+	if err := writeAtomic(s.cfg.Path, content); err != nil {
+		return persistError(s.cfg.Path, err)
+	}
+	return nil
+}
+
+// checkFileLocked returns an ErrConflict when the pack file holds, compiled, another version than
+// the one this process runs and this process has not read that content yet. A process that does
+// not follow the file (the CLI's rollback, which never started the service), a file that cannot
+// be read, one rejected here already or one that does not compile is no one's promotion to keep.
+func (s *Service) checkFileLocked() error {
+	if !s.haveSum {
+		return nil
+	}
+	data, err := os.ReadFile(s.cfg.Path)
+	if err != nil {
+		return nil
+	}
+	sum := sha256.Sum256(data)
+	if sum == s.fileSum || sum == s.badSum {
+		return nil
+	}
+	p, err := rules.Compile(data, s.target.Env())
+	if err != nil || p.Version == s.cur.Version {
+		return nil
+	}
+	var when string
+	if st, err := os.Stat(s.cfg.Path); err == nil {
+		when = " at " + st.ModTime().UTC().Format(time.RFC3339)
+	}
+	return fmt.Errorf("%w: the pack file %s (scoring.rules) was changed%s to version %s, which this node (running %s) has not loaded yet: "+
+		"another node promoted or rolled back meanwhile; see the recorded versions (GET /v1/rules/versions, riskflow rules versions), "+
+		"and promote again if this pack is to replace that one", ErrConflict, s.cfg.Path, when, p.Version, s.cur.Version)
+}
+
+// lockFile takes an exclusive lock (flock) on a lock file beside the pack file — next to the file
+// a symlink names, as writeAtomic replaces that one — held by every process sharing the pack file
+// for the moment it checks and writes it. The lock file is opened read-only: nodes running as
+// other users share it.
+func lockFile(path string) (func(), error) {
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
+	name := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".lock")
+	f, err := os.OpenFile(name, os.O_RDONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", name, err)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }
 
 // recordLocked records r.v; a failure queues it for the next tick.

@@ -503,3 +503,94 @@ func TestPersistKeepsThePackFilePermissions(t *testing.T) {
 		})
 	}
 }
+
+// Two nodes sharing the pack file, two admins promoting at once: one promotion wins, the other
+// is refused (ErrConflict) rather than answered "loaded" and silently replaced seconds later by the
+// first one's file; the refused node keeps its pack until it reads the file, then promotes over it.
+func TestConcurrentPromotionsThroughTwoNodes(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(path, pack("p", 3), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ta, tb := newTarget(t), newTarget(t)
+	a := New(Config{Path: path, Node: "a", Settle: time.Millisecond}, ta, nil, nil)
+	b := New(Config{Path: path, Node: "b", Settle: time.Millisecond}, tb, nil, nil)
+	for _, s := range []*Service{a, b} {
+		if _, err := s.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := tb.pack.Version
+
+	// One after the other, before b read the file: b's promotion is refused and changes nothing.
+	alice, err := a.Load(ctx, pack("p", 4), "api:alice", "api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Load(ctx, pack("p", 5), "api:bob", "api")
+	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), alice.Version.Version) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("promotion over an unseen one: %v, want ErrConflict naming the file and version %s", err, alice.Version.Version)
+	}
+	if tb.pack.Version != start || b.Current().Version != start {
+		t.Fatalf("a refused promotion was swapped in: b runs %s", tb.pack.Version)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, pack("p", 4)) {
+		t.Fatalf("a refused promotion was written: %s", got)
+	}
+	// Once b has read the file, bob promotes over alice's pack knowingly.
+	b.Tick(ctx)
+	if tb.pack.Version != alice.Version.Version {
+		t.Fatalf("b did not load the file: runs %s", tb.pack.Version)
+	}
+	if _, err := b.Load(ctx, pack("p", 5), "api:bob", "api"); err != nil {
+		t.Fatal(err)
+	}
+
+	// At the same moment, over and over: exactly one wins each round, and the file holds its pack.
+	for round := range 30 {
+		a.Tick(ctx)
+		b.Tick(ctx)
+		pa, pb := pack("p", 100+2*round), pack("p", 101+2*round)
+		var wg sync.WaitGroup
+		var ea, eb error
+		wg.Add(2)
+		go func() { defer wg.Done(); _, ea = a.Load(ctx, pa, "api:alice", "api") }()
+		go func() { defer wg.Done(); _, eb = b.Load(ctx, pb, "api:bob", "api") }()
+		wg.Wait()
+		file, _ := os.ReadFile(path)
+		switch {
+		case ea == nil && eb == nil:
+			t.Fatalf("round %d: both promotions answered loaded; the file holds %s", round, file)
+		case ea == nil && errors.Is(eb, ErrConflict) && bytes.Equal(file, pa):
+		case eb == nil && errors.Is(ea, ErrConflict) && bytes.Equal(file, pb):
+		default:
+			t.Fatalf("round %d: alice %v, bob %v, file %s", round, ea, eb, file)
+		}
+	}
+}
+
+// A CLI rollback (a service that never started, so never read the file) and a file holding a pack
+// that does not compile are no promotion to protect: both are written over.
+func TestPromotionOverABrokenFileOrFromTheCLI(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(path, pack("p", 3), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tg := newTarget(t)
+	s := New(Config{Path: path, Node: "n", Settle: time.Millisecond}, tg, nil, nil)
+	if _, err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("pack: p\nrules: [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load(ctx, pack("p", 4), "api:lead", "api"); err != nil {
+		t.Fatalf("promotion over a broken file: %v", err)
+	}
+	cli := New(Config{Path: path, Node: "cli"}, newTarget(t), nil, nil)
+	if _, err := cli.Load(ctx, pack("p", 6), "cli:lead", "rollback"); err != nil {
+		t.Fatalf("CLI load: %v", err)
+	}
+}

@@ -34,12 +34,18 @@ func (oaRules) Update(_ context.Context, pack []byte, who string) (api.RulesInfo
 	if !bytes.Contains(pack, []byte("rules:")) {
 		return api.RulesInfo{}, fmt.Errorf("%w: line 1: rules: is required", api.ErrRejected)
 	}
+	if bytes.Contains(pack, []byte("# after another promotion")) {
+		return api.RulesInfo{}, fmt.Errorf("%w: the pack file was changed to version v3, which this node has not loaded yet", api.ErrConflict)
+	}
 	return api.RulesInfo{Pack: "p", Version: "v2", Rules: 1, LoadedBy: "api:" + who}, nil
 }
 func (oaRules) Versions(context.Context) ([]api.RulesInfo, error) {
 	return []api.RulesInfo{{Pack: "default", Version: "v1", Rules: 29, LoadedBy: "startup@n1", LoadedAt: "2026-03-14T09:00:00Z", Recorded: true}}, nil
 }
 func (oaRules) Rollback(_ context.Context, version, who string) (api.RulesInfo, error) {
+	if version == "v3" {
+		return api.RulesInfo{}, fmt.Errorf("%w: the pack file was changed to version v4, which this node has not loaded yet", api.ErrConflict)
+	}
 	if version != "v1" {
 		return api.RulesInfo{}, fmt.Errorf("%w: version %s is not recorded", api.ErrNotFound, version)
 	}
@@ -188,9 +194,11 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		{"rules get", srv, "GET", "/v1/rules", ``, "", admin, 200},
 		{"rules put", srv, "PUT", "/v1/rules", "pack: p\nrules: []\n", "application/yaml", admin, 200},
 		{"rules put rejected", srv, "PUT", "/v1/rules", "pack: p\n", "application/yaml", admin, 400},
+		{"rules put over an unseen promotion", srv, "PUT", "/v1/rules", "# after another promotion\npack: p\nrules: []\n", "application/yaml", admin, 409},
 		{"rules versions", srv, "GET", "/v1/rules/versions", ``, "", admin, 200},
 		{"rules versions, ClickHouse away", noHistory, "GET", "/v1/rules/versions", ``, "", admin, 503},
 		{"rules rollback", srv, "POST", "/v1/rules/rollback", `{"version":"v1"}`, json_, admin, 200},
+		{"rules rollback over an unseen promotion", srv, "POST", "/v1/rules/rollback", `{"version":"v3"}`, json_, admin, 409},
 		{"rules rollback unknown", srv, "POST", "/v1/rules/rollback", `{"version":"v9"}`, json_, admin, 404},
 		{"rules rollback bad body", srv, "POST", "/v1/rules/rollback", `{}`, json_, admin, 400},
 		{"rules rollback unknown member", srv, "POST", "/v1/rules/rollback", `{"version":"v1","force":true}`, json_, admin, 400},

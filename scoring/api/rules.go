@@ -45,6 +45,10 @@ var ErrRejected = errors.New("rule pack rejected")
 // ErrNotFound wraps an unknown version, or no version history on this node (answered 404).
 var ErrNotFound = errors.New("not found")
 
+// ErrConflict wraps a pack refused because another promotion changed the shared pack file since
+// this node last read it (answered 409).
+var ErrConflict = errors.New("rule pack changed meanwhile")
+
 // WithRulesAdmin serves GET and PUT /v1/rules for the given admin credentials (name → secret).
 // Without admins the routes answer 404: rules then change only through the pack file.
 func WithRulesAdmin(r RulesAdmin, admins map[string]string) Option {
@@ -187,8 +191,8 @@ func (s *Server) handleRulesRollback(w http.ResponseWriter, r *http.Request) (in
 	return http.StatusOK, nil
 }
 
-// rulesError answers the administration's errors: a rejected pack 400, an unknown version 404,
-// anything else 503 — the history (ClickHouse) or the pack file could not be reached or written,
+// rulesError answers the administration's errors: a rejected pack 400, an unknown version 404, a
+// promotion over one this node has not seen 409, anything else 503 — the history (ClickHouse) or the pack file could not be reached or written,
 // which a later call may find working (it was a 500 "internal error" saying nothing).
 func rulesError(what string, err error) error {
 	switch {
@@ -196,6 +200,8 @@ func rulesError(what string, err error) error {
 		return &httpError{status: http.StatusBadRequest, msg: err.Error()}
 	case errors.Is(err, ErrNotFound):
 		return &httpError{status: http.StatusNotFound, msg: err.Error()}
+	case errors.Is(err, ErrConflict):
+		return &httpError{status: http.StatusConflict, msg: err.Error()}
 	}
 	return &httpError{status: http.StatusServiceUnavailable, msg: what + ": " + err.Error()}
 }
