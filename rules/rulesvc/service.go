@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -94,6 +95,9 @@ type Service struct {
 	log    *slog.Logger
 	sleep  func(time.Duration) // time.Sleep; tests finish a writer's work in it
 
+	// recordTimeout bounds one use of the history, whether or not the store heeds its context.
+	recordTimeout time.Duration
+
 	mu       sync.Mutex
 	cur      Version
 	fileSum  [sha256.Size]byte // the file's content as last read or written here
@@ -101,7 +105,8 @@ type Service struct {
 	readFail bool              // a read failure was reported and the file has not been read since
 	badSum   [sha256.Size]byte // content last rejected, not compiled again until it changes
 	badErr   error             // why it was rejected
-	pending  []pendingRecord   // loads not recorded yet, retried on every tick
+	pending  []pendingRecord   // loads not recorded yet (being recorded, or retried on every tick)
+	seq      uint64            // numbers pendingRecords
 	file     FileStatus
 }
 
@@ -148,7 +153,10 @@ func (s *Service) fileProblemLocked(problem string, err error) {
 
 type pendingRecord struct {
 	v      Version
-	always bool // record even if the history holds the version (an explicit load)
+	always bool   // record even if the history holds the version (an explicit load)
+	seq    uint64 // identifies it while it is recorded outside mu
+	failed bool   // an attempt failed already (its success is logged)
+	busy   bool   // being recorded (outside mu): no other flush takes it
 }
 
 // New returns a service; store and log may be nil.
@@ -165,7 +173,7 @@ func New(cfg Config, target Target, store Store, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{cfg: cfg, target: target, store: store, log: log, sleep: time.Sleep}
+	return &Service{cfg: cfg, target: target, store: store, log: log, sleep: time.Sleep, recordTimeout: 5 * time.Second}
 }
 
 // Start loads the pack file (or the default pack) as "startup"; it is recorded, unless the history
@@ -189,28 +197,37 @@ func (s *Service) Start(ctx context.Context) (Loaded, error) {
 	if s.cfg.Path != "" {
 		s.fileSum, s.haveSum = sha256.Sum256(content), true
 	}
-	return s.loadLocked(ctx, content, "startup", source, false, false)
+	l, _, err := s.loadLocked(content, "startup", source, false)
+	return l, err
 }
 
 // Load compiles content, persists it to the pack file, swaps it in and records it with who. A pack
-// that does not compile (ErrRejected) or cannot be persisted leaves the running pack.
+// that does not compile (ErrRejected), cannot be persisted, or would replace one this process has
+// not loaded (ErrConflict) leaves the running pack. The record is waited for at most the history's
+// timeout (5 s) and retried in the background when it failed.
 func (s *Service) Load(ctx context.Context, content []byte, who, source string) (Loaded, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.loadLocked(ctx, content, who, source, true, true)
+	out, seq, err := s.loadLocked(content, who, source, true)
+	s.mu.Unlock()
+	if err != nil || s.store == nil {
+		return out, err
+	}
+	out.Recorded = s.flush(ctx, seq)[seq]
+	s.log.Info("rule pack loaded", "pack", out.Name, "version", out.Version.Version, "rules", out.Rules, "by", out.LoadedBy, "source", source, "recorded", out.Recorded)
+	return out, nil
 }
 
-// loadLocked compiles, persists (explicit loads), swaps and records (now, or queued for the next
-// tick when record is false).
-func (s *Service) loadLocked(ctx context.Context, content []byte, who, source string, explicit, record bool) (Loaded, error) {
+// loadLocked compiles, persists (explicit loads) and swaps, and queues the load's record (seq):
+// Load records it at once, the next tick otherwise.
+func (s *Service) loadLocked(content []byte, who, source string, explicit bool) (Loaded, uint64, error) {
 	p, err := rules.Compile(content, s.target.Env())
 	if err != nil {
-		return Loaded{}, fmt.Errorf("%w:\n%w", ErrRejected, err)
+		return Loaded{}, 0, fmt.Errorf("%w:\n%w", ErrRejected, err)
 	}
 	var out Loaded
 	if explicit && s.cfg.Path != "" {
 		if err := s.persistLocked(content); err != nil {
-			return Loaded{}, err
+			return Loaded{}, 0, err
 		}
 		s.fileSum, s.haveSum = sha256.Sum256(content), true // the watcher need not load it again
 		s.fileProblemLocked("", nil)
@@ -224,13 +241,17 @@ func (s *Service) loadLocked(ctx context.Context, content []byte, who, source st
 	// An explicit load is recorded as the latest load of its version; a startup or file load only
 	// when the history does not hold the version yet, so that nodes picking up a pack that was PUT
 	// elsewhere do not replace who loaded it.
-	if record {
-		out.Recorded = s.recordLocked(ctx, pendingRecord{v, explicit})
-	} else if s.store != nil {
-		s.pending = append(s.pending, pendingRecord{v, explicit})
+	var seq uint64
+	if s.store != nil {
+		s.seq++
+		seq = s.seq
+		// An explicit load's record is its caller's to make (Load), not a tick's meanwhile.
+		s.pending = append(s.pending, pendingRecord{v: v, always: explicit, seq: seq, busy: explicit})
 	}
-	s.log.Info("rule pack loaded", "pack", v.Name, "version", v.Version, "rules", v.Rules, "by", v.LoadedBy, "source", source, "recorded", out.Recorded)
-	return out, nil
+	if !explicit || s.store == nil {
+		s.log.Info("rule pack loaded", "pack", v.Name, "version", v.Version, "rules", v.Rules, "by", v.LoadedBy, "source", source, "recorded", false)
+	}
+	return out, seq, nil
 }
 
 // persistLocked writes content to the pack file under the file's lock, unless the file holds a pack
@@ -304,25 +325,73 @@ func lockFile(path string) (func(), error) {
 	}, nil
 }
 
-// recordLocked records r.v; a failure queues it for the next tick.
-func (s *Service) recordLocked(ctx context.Context, r pendingRecord) bool {
-	if s.store == nil {
-		return false
-	}
-	v := r.v
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if !r.always {
-		if _, err := s.store.Lookup(ctx, v.Version); err == nil {
-			return true
+// flush records pending loads outside mu — a history that hangs must not hold the node's pack, its
+// file watcher, GET /v1/rules and the console's live pack for as long as it does — and reports
+// which (by seq) are recorded; the others stay pending for the next tick. With only, it records
+// that load alone (a Load its own: earlier ones the history failed are the tick's to retry, not
+// for a promotion to wait out); else every load no other flush is recording.
+func (s *Service) flush(ctx context.Context, only uint64) map[uint64]bool {
+	s.mu.Lock()
+	var batch []pendingRecord
+	for i, r := range s.pending {
+		if (only == 0 && !r.busy) || (only != 0 && r.seq == only) {
+			s.pending[i].busy = true
+			batch = append(batch, r)
 		}
 	}
-	if err := s.store.RecordVersion(ctx, v); err != nil {
-		s.log.Warn("rule version not recorded yet; retried", "version", v.Version, "err", err)
-		s.pending = append(s.pending, r)
-		return false
+	s.mu.Unlock()
+	done := make(map[uint64]bool, len(batch))
+	var failed []uint64
+	for _, r := range batch {
+		err := s.record(ctx, r)
+		if err != nil {
+			s.log.Warn("rule version not recorded yet; retried", "version", r.v.Version, "by", r.v.LoadedBy, "err", err)
+			failed = append(failed, r.seq)
+			continue
+		}
+		done[r.seq] = true
+		if r.failed {
+			s.log.Info("rule version recorded", "version", r.v.Version, "by", r.v.LoadedBy)
+		}
 	}
-	return true
+	s.mu.Lock()
+	keep := s.pending[:0]
+	for _, r := range s.pending {
+		if done[r.seq] {
+			continue
+		}
+		if slices.Contains(failed, r.seq) {
+			r.failed, r.busy = true, false
+		}
+		keep = append(keep, r)
+	}
+	s.pending = keep
+	s.mu.Unlock()
+	return done
+}
+
+// record stores r.v in the history (a startup or file load only when the history does not hold
+// its version), giving up after recordTimeout even if the store does not heed its context (a
+// ClickHouse that accepted the connection and never answers held a PUT for 15 s).
+func (s *Service) record(ctx context.Context, r pendingRecord) error {
+	ctx, cancel := context.WithTimeout(ctx, s.recordTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		if !r.always {
+			if _, err := s.store.Lookup(ctx, r.v.Version); err == nil {
+				done <- nil
+				return
+			}
+		}
+		done <- s.store.RecordVersion(ctx, r.v)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("rules: record version %s in the history: no answer within %s: %w", r.v.Version, s.recordTimeout, ctx.Err())
+	}
 }
 
 // Current is the running pack's load.
@@ -392,9 +461,11 @@ func (s *Service) Run(ctx context.Context) {
 
 // Tick is one poll of Run.
 func (s *Service) Tick(ctx context.Context) {
+	if s.store != nil {
+		s.flush(ctx, 0)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.retryLocked(ctx)
 	if s.cfg.Path == "" {
 		return
 	}
@@ -425,7 +496,7 @@ func (s *Service) Tick(ctx context.Context) {
 	// Recorded at the next tick, not now: when another process wrote the file (a PUT, a rollback,
 	// the console), it records its load right after writing, and looking the version up a tick
 	// later finds that record instead of racing it with "file" (the later load_at would win).
-	if _, err := s.loadLocked(ctx, data, "file", s.cfg.Path, false, false); err != nil {
+	if _, _, err := s.loadLocked(data, "file", s.cfg.Path, false); err != nil {
 		s.badSum, s.badErr = sum, err
 		s.log.Error("rule pack rejected; the running pack stays", "path", s.cfg.Path, "version", s.cur.Version, "err", err)
 		s.fileProblemLocked("rejected", err)
@@ -454,16 +525,6 @@ func (s *Service) settledLocked(sum [sha256.Size]byte) bool {
 		return false
 	}
 	return true
-}
-
-func (s *Service) retryLocked(ctx context.Context) {
-	pending := s.pending
-	s.pending = nil
-	for _, r := range pending {
-		if s.recordLocked(ctx, r) {
-			s.log.Info("rule version recorded", "version", r.v.Version, "by", r.v.LoadedBy)
-		}
-	}
 }
 
 // persistError says why the pack file could not be written. A read-only one (a Kubernetes

@@ -594,3 +594,103 @@ func TestPromotionOverABrokenFileOrFromTheCLI(t *testing.T) {
 		t.Fatalf("CLI load: %v", err)
 	}
 }
+
+// hangingStore is a history that accepted the connection and never answers, whatever the context
+// says (a ClickHouse hanging in the driver's handshake), until release is closed.
+type hangingStore struct {
+	store
+	entered chan struct{}
+	release chan struct{}
+	cmu     sync.Mutex
+	calls   []string // the versions RecordVersion was called with
+}
+
+func (h *hangingStore) RecordVersion(ctx context.Context, v Version) error {
+	h.cmu.Lock()
+	h.calls = append(h.calls, v.Version)
+	h.cmu.Unlock()
+	select {
+	case h.entered <- struct{}{}:
+	default:
+	}
+	<-h.release
+	return h.store.RecordVersion(ctx, v)
+}
+
+// A promotion while the history hangs answers within the history's timeout, not recorded, and
+// while its record waits the node still answers what it runs and follows its pack file; the
+// record is made once the history answers again.
+func TestPromotionWhileTheHistoryHangs(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(path, pack("p", 3), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st := &hangingStore{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	tg := newTarget(t)
+	s := New(Config{Path: path, Node: "n", Settle: time.Millisecond}, tg, st, nil)
+	s.recordTimeout = 200 * time.Millisecond
+	if _, err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		l   Loaded
+		err error
+	}
+	res := make(chan result, 1)
+	go func() { l, err := s.Load(ctx, pack("p", 4), "api:lead", "api"); res <- result{l, err} }()
+	<-st.entered // the record is under way (and hangs)
+
+	// Meanwhile the node answers which pack it runs, and loads what another node writes to the file.
+	cur := make(chan Version, 1)
+	go func() { cur <- s.Current() }()
+	select {
+	case v := <-cur:
+		if v.Version != tg.pack.Version {
+			t.Fatalf("Current %s, target runs %s", v.Version, tg.pack.Version)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Current waited for the hanging history")
+	}
+	r := <-res
+	if r.err != nil || r.l.Recorded || !r.l.Persisted {
+		t.Fatalf("promotion while the history hangs: %+v, %v; want persisted and not recorded", r.l, r.err)
+	}
+	if s.Recorded() {
+		t.Fatal("Recorded says the promotion is in the history")
+	}
+	// A second promotion waits for its own record only, not for the first one's again.
+	st.cmu.Lock()
+	st.calls = nil
+	st.cmu.Unlock()
+	second, err := s.Load(ctx, pack("p", 5), "api:lead", "api")
+	if err != nil || second.Recorded {
+		t.Fatalf("second promotion: %+v, %v", second, err)
+	}
+	st.cmu.Lock()
+	if len(st.calls) != 1 || st.calls[0] != second.Version.Version {
+		t.Fatalf("the second promotion tried to record %v, want only its own %s", st.calls, second.Version.Version)
+	}
+	st.cmu.Unlock()
+	other := pack("p", 7)
+	if err := os.WriteFile(path, other, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	ticked := make(chan struct{})
+	go func() { s.Tick(ctx); close(ticked) }()
+	<-ticked // the tick's retries give up after the timeout, then it reads the file
+	if p, _ := rules.Compile(other, tg.env); tg.pack.Version != p.Version {
+		t.Fatalf("the file was not followed while the history hangs: runs %s", tg.pack.Version)
+	}
+	close(st.release)
+	s.Tick(ctx)
+	s.Tick(ctx)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, v := range []string{r.l.Version.Version, second.Version.Version} {
+		if got, ok := st.byVer[v]; !ok || got.LoadedBy != "api:lead@n" {
+			t.Fatalf("promotion %s not recorded once the history answered: %+v", v, st.byVer)
+		}
+	}
+}
