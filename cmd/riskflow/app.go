@@ -629,7 +629,7 @@ func (a *app) runAPI(ctx context.Context, sl *apiServer, serving func() error, r
 	ac.NodeID = nodePrefix(host)
 	srv := api.New(ac, a.scorer, &pipeline.Publisher{W: events, Hasher: a.hasher},
 		append([]api.Option{api.WithServing(serving), api.WithReadiness(ready), api.WithLogger(a.log.With("role", "api")), api.WithRegistry(a.reg),
-			api.WithRulesAdmin(rulesAdmin{s: a.rules, persisted: a.cfg.Scoring.Rules != ""}, a.cfg.API.AdminKeys),
+			api.WithRulesAdmin(rulesAdmin{s: a.rules, persisted: a.cfg.Scoring.Rules != "", scoring: &a.cfg.Scoring}, a.cfg.API.AdminKeys),
 			api.WithRulesApproval(a.cfg.API.ConsoleApprovals)}, opts...)...)
 	hs := sl.hs
 	sl.use(a.withConsole(srv))

@@ -33,7 +33,6 @@ import (
 	"github.com/riskflow/riskflow/scoring/api"
 	"github.com/riskflow/riskflow/scoring/backtest"
 	"github.com/riskflow/riskflow/scoring/console"
-	"github.com/riskflow/riskflow/scoring/ruletest"
 )
 
 // withConsole serves the risk team's console under /console/ next to the API, when admin keys
@@ -323,14 +322,7 @@ func (c *consoleRules) Test(ctx context.Context, draft []byte) ([]console.TestRe
 	if err != nil {
 		return nil, err
 	}
-	cfg := c.a.cfg.Scoring
-	cfg.Lists = "" // tests describe the pack, not today's lists
-	log := newLogger(LogConfig{Level: "error", Format: "text"}, io.Discard)
-	sc, opts, err := scorerParts(cfg, schemas.NewPhoneHasher([]byte("rules-test")), log)
-	if err != nil {
-		return nil, err
-	}
-	res, err := ruletest.Run(draft, tests, func() (*scoring.Scorer, error) { return scoring.New(sc, opts...) })
+	res, err := runPackTests(c.a.cfg.Scoring, draft, tests)
 	if err != nil {
 		return nil, fmt.Errorf("run tests: %w", err)
 	}
@@ -355,7 +347,7 @@ func packInfo(l rulesvc.Loaded) console.PackInfo {
 }
 
 func (c *consoleRules) Promote(ctx context.Context, draft []byte, who string) (console.PackInfo, error) {
-	l, err := c.a.rules.Load(ctx, draft, "console:"+who, "console")
+	l, err := loadTested(ctx, c.a.rules, c.a.cfg.Scoring, draft, "console:"+who, "console")
 	if errors.Is(err, rulesvc.ErrRejected) {
 		return console.PackInfo{}, fmt.Errorf("%w: %v", console.ErrInvalid, err)
 	}

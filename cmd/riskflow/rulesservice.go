@@ -4,15 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/riskflow/riskflow/pipeline/chsink"
+	"github.com/riskflow/riskflow/rules"
 	"github.com/riskflow/riskflow/rules/packs"
 	"github.com/riskflow/riskflow/rules/rulesvc"
 	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring"
 	"github.com/riskflow/riskflow/scoring/api"
+	"github.com/riskflow/riskflow/scoring/ruletest"
 )
 
 // openStore opens the ClickHouse store of the configuration: the one place riskflow does.
@@ -95,6 +102,92 @@ func fromChsink(r chsink.RuleVersion) rulesvc.Version {
 type rulesAdmin struct {
 	s         *rulesvc.Service
 	persisted bool // scoring.rules is set: loads are written to it
+	// scoring is the node's configuration for the pack's tests (tests.yaml beside scoring.rules)
+	// that a new pack must pass; nil: none are run.
+	scoring *ScoringConfig
+}
+
+// runPackTests runs tests against pack with fresh scorers built from cfg, without its lists
+// (tests describe the pack, not today's lists).
+func runPackTests(cfg ScoringConfig, pack, tests []byte) ([]ruletest.Result, error) {
+	newScorer, err := packTestScorers(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return ruletest.Run(pack, tests, newScorer)
+}
+
+func packTestScorers(cfg ScoringConfig) (ruletest.NewScorer, error) {
+	cfg.Lists = ""
+	log := newLogger(LogConfig{Level: "error", Format: "text"}, io.Discard)
+	sc, opts, err := scorerParts(cfg, schemas.NewPhoneHasher([]byte("rules-test")), log)
+	if err != nil {
+		return nil, err
+	}
+	return func() (*scoring.Scorer, error) { return scoring.New(sc, opts...) }, nil
+}
+
+// packTestsFile is the tests a new pack must pass before it is loaded: tests.yaml beside the pack
+// file, "" without a pack file (a pack living in one process) or without tests there.
+func packTestsFile(cfg ScoringConfig) string {
+	if cfg.Rules == "" {
+		return ""
+	}
+	path := filepath.Join(filepath.Dir(cfg.Rules), "tests.yaml")
+	if _, err := os.Stat(path); err != nil {
+		return ""
+	}
+	return path
+}
+
+// loadTested loads a new pack (PUT /v1/rules, the console's promote) once it passes the pack's
+// tests (packTestsFile): a pack failing them is refused (rulesvc.ErrRejected) naming each failing
+// test, its line and why — the file watcher loads what it finds, but a promotion through a node
+// was loaded whatever its tests said. A pack that does not compile is left to Load, which names
+// its problems. Rollbacks are not tested: they bring back a pack that ran.
+func loadTested(ctx context.Context, s *rulesvc.Service, cfg ScoringConfig, pack []byte, who, source string) (rulesvc.Loaded, error) {
+	if path := packTestsFile(cfg); path != "" {
+		if err := checkPackTests(cfg, path, pack); err != nil {
+			return rulesvc.Loaded{}, err
+		}
+	}
+	return s.Load(ctx, pack, who, source)
+}
+
+// checkPackTests runs the tests of path against pack.
+func checkPackTests(cfg ScoringConfig, path string, pack []byte) error {
+	tests, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("rules: read the pack's tests %s: %w", path, err)
+	}
+	newScorer, err := packTestScorers(cfg)
+	if err != nil {
+		return fmt.Errorf("rules: run the pack's tests %s: %w", path, err)
+	}
+	sc, err := newScorer()
+	if err != nil {
+		return fmt.Errorf("rules: run the pack's tests %s: %w", path, err)
+	}
+	if _, err := rules.Compile(pack, sc.Env()); err != nil {
+		return nil // the pack's own problems: Load names them all
+	}
+	res, err := ruletest.Run(pack, tests, newScorer)
+	if err != nil {
+		return fmt.Errorf("%w:\nthe pack's tests %s cannot be run: %w", rulesvc.ErrRejected, path, err)
+	}
+	var b strings.Builder
+	failed := 0
+	for _, r := range res {
+		if r.Passed() {
+			continue
+		}
+		failed++
+		fmt.Fprintf(&b, "\n%s:%d: test %q: %s", path, r.Line, r.Name, strings.Join(r.Failures, "; "))
+	}
+	if failed == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %d of the pack's %d tests fail (riskflow rules test %s):%s", rulesvc.ErrRejected, failed, len(res), filepath.Dir(path), b.String())
 }
 
 func (r rulesAdmin) Current() api.RulesInfo {
@@ -120,7 +213,13 @@ func clipText(s string, n int) string {
 }
 
 func (r rulesAdmin) Update(ctx context.Context, pack []byte, who string) (api.RulesInfo, error) {
-	l, err := r.s.Load(ctx, pack, "api:"+who, "api")
+	var l rulesvc.Loaded
+	var err error
+	if r.scoring != nil {
+		l, err = loadTested(ctx, r.s, *r.scoring, pack, "api:"+who, "api")
+	} else {
+		l, err = r.s.Load(ctx, pack, "api:"+who, "api")
+	}
 	return rulesInfo(l, true), apiError(err)
 }
 

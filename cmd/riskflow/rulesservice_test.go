@@ -171,3 +171,62 @@ func TestRulesAdminRollbackOfNoVersion(t *testing.T) {
 		t.Errorf("rollback to an unrecorded version: %v, want not found", err)
 	}
 }
+
+// A new pack must pass the pack's tests (tests.yaml beside scoring.rules) to be loaded through a
+// node — PUT /v1/rules and the console's promote — and is refused naming each failing test; a pack
+// that passes them is loaded, and one that does not compile is refused with its own problems.
+func TestPromotionRunsThePacksTests(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(path, packs.Default(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tests.yaml"), packs.DefaultTests(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Default()
+	cfg.Scoring.Rules = path
+	log := slog.New(slog.DiscardHandler)
+	s, err := buildScorer(cfg.Scoring, schemas.NewPhoneHasher([]byte("k")), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := newRuleService(cfg, s, log, nil)
+	if _, err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ra := rulesAdmin{s: svc, persisted: true, scoring: &cfg.Scoring}
+	before := ra.Current().Version
+
+	// phone_velocity_observe at 4 instead of 3: the tests that pin it at 3 fail.
+	broken := strings.Replace(string(packs.Default()), "when: phone_verifies_10m >= 3\n", "when: phone_verifies_10m >= 4\n", 1)
+	if broken == string(packs.Default()) {
+		t.Fatal("the default pack no longer has phone_velocity_observe at 3")
+	}
+	_, err = ra.Update(context.Background(), []byte(broken), "lead")
+	if !errors.Is(err, api.ErrRejected) || !strings.Contains(err.Error(), "tests.yaml:") || !strings.Contains(err.Error(), "phone_velocity") {
+		t.Fatalf("a pack failing its tests: %v; want ErrRejected naming tests.yaml, the failing test's line and the rule", err)
+	}
+	if got := ra.Current().Version; got != before {
+		t.Fatalf("a pack failing its tests was loaded: %s", got)
+	}
+	if b, _ := os.ReadFile(path); string(b) != string(packs.Default()) {
+		t.Fatal("a pack failing its tests was written to the pack file")
+	}
+	// The console's promote goes through the same gate.
+	cr := &consoleRules{a: &app{cfg: cfg, rules: svc, scorer: s}}
+	if _, err := cr.Promote(context.Background(), []byte(broken), "lead"); err == nil || !strings.Contains(err.Error(), "tests.yaml:") {
+		t.Fatalf("console promote of a pack failing its tests: %v", err)
+	}
+
+	// A pack that does not compile: its own problems, not the tests'.
+	_, err = ra.Update(context.Background(), []byte("pack: broken\nrules:\n  - {id: r1, tag: t, level: 300, when: 'nope > 1'}\n"), "lead")
+	if !errors.Is(err, api.ErrRejected) || !strings.Contains(err.Error(), "rule r1") || strings.Contains(err.Error(), "tests.yaml") {
+		t.Fatalf("a pack that does not compile: %v", err)
+	}
+	// A change the tests allow is loaded.
+	ok := string(packs.Default()) + "\n  - {id: extra_shadow, tag: extra, level: 600, mode: shadow, when: 'device_fails_10m >= 50'}\n"
+	if _, err := ra.Update(context.Background(), []byte(ok), "lead"); err != nil {
+		t.Fatalf("a pack passing its tests: %v", err)
+	}
+}
