@@ -9,10 +9,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring/api"
 )
 
 // The rule-pack lifecycle on ClickHouse: a node starts on the pack file and records it once; a PUT
@@ -110,4 +112,63 @@ type rulesAdminNode struct{ rulesAdmin }
 func sum16(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])[:16]
+}
+
+// The audit trail keeps every load: alice promotes v2, bob rolls back to v1, carol promotes v2
+// again. rule_versions holds two rows (each version's latest load), so alice's promotion and the
+// startup load were gone from the history; `rules versions --loads` lists all four. (One admin's
+// two loads of one version within a second are one row: loaded_at has seconds.)
+func TestRulePackAuditTrailKeepsEveryLoad(t *testing.T) {
+	addr, db, _, _ := throwawayDatabase(t, "riskflow_rule_loads")
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	v1 := []byte("pack: audit\nrules:\n  - {id: r1, tag: burst, level: 600, when: 'phone_verifies_10m >= 3'}\n")
+	v2 := []byte("pack: audit\nrules:\n  - {id: r1, tag: burst, level: 600, when: 'phone_verifies_10m >= 4'}\n")
+	os.WriteFile(path, v1, 0o644)
+	cfg := Default()
+	cfg.ClickHouse.Addr, cfg.ClickHouse.Database, cfg.Scoring.Rules = addr, db, path
+	log := slog.New(slog.DiscardHandler)
+	s, err := buildScorer(cfg.Scoring, schemas.NewPhoneHasher([]byte("k")), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := newRuleService(cfg, s, log, nil)
+	if _, err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svc.Tick(ctx) // records the startup load
+	ra := rulesAdmin{s: svc, persisted: true}
+	for _, step := range []func() (api.RulesInfo, error){
+		func() (api.RulesInfo, error) { return ra.Update(ctx, v2, "alice") },
+		func() (api.RulesInfo, error) { return ra.Rollback(ctx, sum16(v1), "bob") },
+		func() (api.RulesInfo, error) { return ra.Update(ctx, v2, "carol") },
+	} {
+		if info, err := step(); err != nil || !info.Recorded {
+			t.Fatalf("load: %+v %v", info, err)
+		}
+	}
+	flags := []string{"--set", "clickhouse.addr=" + addr, "--set", "clickhouse.database=" + db, "--set", "scoring.rules=" + path}
+	r := runCmd(t, ctx, append([]string{"rules", "versions"}, flags...)...)
+	if n := strings.Count(strings.TrimSpace(r.stdout), "\n"); r.code != 0 || n != 2 {
+		t.Fatalf("rules versions: exit %d, %d versions\n%s%s", r.code, n, r.stdout, r.stderr)
+	}
+	r = runCmd(t, ctx, append([]string{"rules", "versions", "--loads"}, flags...)...)
+	if r.code != 0 {
+		t.Fatalf("rules versions --loads: exit %d: %s", r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")[1:]
+	var got []string
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) != 6 {
+			t.Fatalf("rules versions --loads line %q", l)
+		}
+		got = append(got, f[0]+" "+strings.SplitN(f[4], "@", 2)[0]+" "+f[5])
+	}
+	slices.Sort(got)
+	want := []string{sum16(v1) + " api:bob rollback", sum16(v1) + " startup " + path, sum16(v2) + " api:alice api", sum16(v2) + " api:carol api"}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("rules versions --loads: %q, want every load %q\n%s", got, want, r.stdout)
+	}
 }

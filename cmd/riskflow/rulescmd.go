@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/riskflow/riskflow/rules"
+	"github.com/riskflow/riskflow/rules/rulesvc"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring"
 	"github.com/riskflow/riskflow/scoring/ruletest"
@@ -39,7 +40,9 @@ func rulesCommand() *command {
 					"with the trend against the window before it and an hourly sparkline.",
 				run: cmdRulesReportCmd},
 			{name: "versions", args: "[flags]", summary: "list the rule pack versions recorded in ClickHouse, newest first",
-				doc: "Lists rule_versions: each version's latest load — when, by whom, from where — newest first.",
+				doc: "Lists rule_versions: each version's latest load — when, by whom, from where — newest first.\n" +
+					"--loads lists the audit trail instead (rule_loads): every promotion and rollback, and each\n" +
+					"version's first load by a node, newest first, a version as often as it was loaded.",
 				run: cmdRulesVersions},
 			{name: "rollback", args: "[flags] VERSION", summary: "load a recorded version again: its exact bytes, into the pack file",
 				doc: "Reads VERSION's exact bytes from rule_versions, compiles them against this build's variables,\n" +
@@ -230,6 +233,7 @@ func cmdRulesVersions(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs := newFlagSet("rules versions", stderr)
 	var cf commonFlags
 	cf.register(fs)
+	loads := fs.Bool("loads", false, "list every load (rule_loads, the audit trail), not each version's latest")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -243,8 +247,12 @@ func cmdRulesVersions(ctx context.Context, args []string, stdout, stderr io.Writ
 	if cfg.ClickHouse.Addr == "" {
 		return configf("clickhouse.addr: required to read rule_versions (RISKFLOW_CLICKHOUSE_ADDR)")
 	}
-	svc := newRuleService(cfg, nil, nil, nil)
-	list, err := svc.Versions(ctx)
+	var list []rulesvc.Version
+	if *loads {
+		list, err = newVersionStore(cfg.ClickHouse, nil, nil).Loads(ctx)
+	} else {
+		list, err = newRuleService(cfg, nil, nil, nil).Versions(ctx)
+	}
 	if err != nil {
 		return fmt.Errorf("rules versions: %w", err)
 	}
@@ -254,7 +262,9 @@ func cmdRulesVersions(ctx context.Context, args []string, stdout, stderr io.Writ
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", v.Version, v.Name, v.Rules, v.LoadedAt.Format(time.RFC3339), v.LoadedBy, v.Source)
 	}
 	tw.Flush()
-	if len(list) == 0 {
+	if len(list) == 0 && *loads {
+		fmt.Fprintln(stdout, "no rule pack load recorded yet")
+	} else if len(list) == 0 {
 		fmt.Fprintln(stdout, "no rule pack version recorded yet")
 	}
 	return nil

@@ -78,6 +78,20 @@ func (v *versionStore) Versions(ctx context.Context) ([]rulesvc.Version, error) 
 	return out, nil
 }
 
+// Loads is the audit trail (rule_loads), newest first: every promotion and rollback with who and
+// when, where Versions has each version's latest load only.
+func (v *versionStore) Loads(ctx context.Context) ([]rulesvc.Version, error) {
+	list, err := useStore(ctx, v.ch, func(st *chsink.Store) ([]chsink.RuleVersion, error) { return st.RuleLoads(ctx, 0) })
+	if err != nil {
+		return nil, err
+	}
+	out := make([]rulesvc.Version, len(list))
+	for i, r := range list {
+		out[i] = fromChsink(r)
+	}
+	return out, nil
+}
+
 func (v *versionStore) Lookup(ctx context.Context, version string) (rulesvc.Version, error) {
 	r, err := useStore(ctx, v.ch, func(st *chsink.Store) (chsink.RuleVersion, error) { return st.RuleVersion(ctx, version) })
 	if errors.Is(err, chsink.ErrNoRuleVersion) {

@@ -26,6 +26,7 @@ var wantFiles = []string{
 	"migrations/0014_console_state.sql",
 	"migrations/0015_hourly_events_per_app.sql",
 	"migrations/0016_risk_decisions_ttl.sql",
+	"migrations/0017_rule_loads.sql",
 }
 
 // The version-conditional files (header "-- requires: ClickHouse >= X.Y") and the release each
@@ -140,6 +141,14 @@ var wantTables = map[string]table{
 		},
 		engine:  "ReplacingMergeTree(loaded_at)",
 		orderBy: "version",
+	},
+	"rule_loads": {
+		columns: [][2]string{
+			{"loaded_at", "DateTime('UTC')"}, {"version", "String"}, {"name", "String"}, {"loaded_by", "String"},
+			{"source", "String"}, {"rule_count", "UInt32"},
+		},
+		engine:  "ReplacingMergeTree",
+		orderBy: "(loaded_at, version, loaded_by, source)",
 	},
 	"schema_migrations": {
 		columns: [][2]string{{"id", "UInt32"}, {"name", "String"}, {"applied_at", "DateTime('UTC')"}},

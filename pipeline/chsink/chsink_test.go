@@ -176,7 +176,7 @@ func TestEmbeddedMigrations(t *testing.T) {
 	want := []string{"0001_database", "0002_verify_events", "0003_risk_scores", "0004_rule_versions", "0005_schema_migrations",
 		"0006_verify_events_hourly", "0007_risk_scores_hourly", "0008_rule_hits_hourly", "0009_backtest_runs",
 		"0010_low_cardinality", "0011_retention_ttl", "0012_risk_decisions", "0013_labels", "0014_console_state", "0015_hourly_events_per_app",
-		"0016_risk_decisions_ttl"}
+		"0016_risk_decisions_ttl", "0017_rule_loads"}
 	if !slices.Equal(names, want) {
 		t.Errorf("migrations %q, want %q", names, want)
 	}
@@ -184,7 +184,7 @@ func TestEmbeddedMigrations(t *testing.T) {
 	old, _ := chschema.ParseVersion("18.16.1")
 	cur, _ := chschema.ParseVersion("26.9.2.1")
 	apply, skipped := pendingMigrations(migs, nil, old)
-	if len(apply) != 13 || len(skipped) != 3 || skipped[0].name != "0010_low_cardinality" || skipped[1].name != "0011_retention_ttl" ||
+	if len(apply) != 14 || len(skipped) != 3 || skipped[0].name != "0010_low_cardinality" || skipped[1].name != "0011_retention_ttl" ||
 		skipped[2].name != "0016_risk_decisions_ttl" {
 		t.Errorf("on 18.16: apply %d, skip %v", len(apply), skipped)
 	}
@@ -249,6 +249,7 @@ func TestInsertColumnsMatchDDL(t *testing.T) {
 		"verify_events": verifyEventsColumns,
 		"risk_scores":   riskScoresColumns,
 		"rule_versions": ruleVersionsColumns,
+		"rule_loads":    ruleLoadsColumns,
 	} {
 		cols, defaulted := ddlColumns(t, table)
 		var want []string

@@ -1055,9 +1055,9 @@ func TestCrossVersionPlan(t *testing.T) {
 				t.Errorf("%s: compared statement reads the clock or has a macro left:\n%s", s.Name, s.SQL)
 			}
 		}
-		wantMigs := 13
+		wantMigs := 14
 		if p.current {
-			wantMigs = 16
+			wantMigs = 17
 		}
 		if len(p.migrations) != wantMigs || p.current != (v != "18.16.1") {
 			t.Errorf("%s: migrations %q, current %v", v, p.migrations, p.current)
@@ -1082,7 +1082,7 @@ func TestCrossVersionPlan(t *testing.T) {
 			order = append(order, strings.TrimSuffix(s.Name, " #1"))
 		}
 	}
-	if want := "migration 0012_risk_decisions,migration 0013_labels,migration 0014_console_state,migration 0015_hourly_events_per_app,insert schema_migrations: migrate: record,upgrade: migration 0010_low_cardinality,upgrade: migration 0011_retention_ttl,upgrade: migration 0016_risk_decisions_ttl,insert schema_migrations: upgrade: record,migrate: applied ids"; !strings.HasSuffix(strings.Join(order, ","), want) || !up.current || len(up.migrations) != 16 {
+	if want := "migration 0012_risk_decisions,migration 0013_labels,migration 0014_console_state,migration 0015_hourly_events_per_app,migration 0017_rule_loads,insert schema_migrations: migrate: record,upgrade: migration 0010_low_cardinality,upgrade: migration 0011_retention_ttl,upgrade: migration 0016_risk_decisions_ttl,insert schema_migrations: upgrade: record,migrate: applied ids"; !strings.HasSuffix(strings.Join(order, ","), want) || !up.current || len(up.migrations) != 17 {
 		t.Errorf("upgrade plan: %q (current %v, %d migrations)", order, up.current, len(up.migrations))
 	}
 	cmd, err := commandSQL(filepath.Join("..", "..", "cmd", "riskflow"), "rf")

@@ -116,6 +116,7 @@ func wantMigrations(t *testing.T, st *Store) (names []string, recorded string) {
 	if v.AtLeast(chschema.Version{20, 3}) {
 		names = append(names, "0016_risk_decisions_ttl")
 	}
+	names = append(names, "0017_rule_loads")
 	var rec []string
 	for _, n := range names {
 		id, _ := migrationID(n)

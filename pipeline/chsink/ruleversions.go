@@ -61,6 +61,41 @@ func (s *Store) RuleVersions(ctx context.Context, limit int) ([]RuleVersion, err
 	return out, nil
 }
 
+// RuleLoads returns the audit trail of rule packs (rule_loads), newest first, at most limit loads
+// (0: 1000): every promotion and rollback, and each version's first load by a node, with who and
+// when — where RuleVersions has the latest load of each version only.
+func (s *Store) RuleLoads(ctx context.Context, limit int) ([]RuleVersion, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	rows, err := s.conn.Query(ctx, ruleLoadsSQL(s.db, limit))
+	if err != nil {
+		return nil, fmt.Errorf("chsink: list rule pack loads: %w", err)
+	}
+	defer rows.Close()
+	var out []RuleVersion
+	for rows.Next() {
+		var v RuleVersion
+		var n uint32
+		if err := rows.Scan(&v.Version, &v.Name, &v.LoadedAt, &v.LoadedBy, &v.Source, &n); err != nil {
+			return nil, fmt.Errorf("chsink: list rule pack loads: %w", err)
+		}
+		v.RuleCount = int(n)
+		v.LoadedAt = v.LoadedAt.UTC()
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("chsink: list rule pack loads: %w", err)
+	}
+	return out, nil
+}
+
+// ruleLoadsSQL lists the loads, newest first.
+func ruleLoadsSQL(database string, limit int) string {
+	return fmt.Sprintf("SELECT %s FROM %s.rule_loads FINAL ORDER BY loaded_at DESC, version, loaded_by LIMIT %d",
+		strings.Join(ruleVersionListColumns, ", "), database, limit)
+}
+
 // RuleVersion returns one recorded version with the exact content that was loaded, or an error
 // wrapping ErrNoRuleVersion.
 func (s *Store) RuleVersion(ctx context.Context, version string) (RuleVersion, error) {

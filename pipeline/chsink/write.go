@@ -38,6 +38,9 @@ var (
 	ruleVersionsColumns = []string{
 		"version", "name", "loaded_at", "loaded_by", "source", "rule_count", "content",
 	}
+	ruleLoadsColumns = []string{
+		"loaded_at", "version", "name", "loaded_by", "source", "rule_count",
+	}
 )
 
 // ErrInvalidRecord marks records WriteBatch will never be able to store (see
@@ -390,15 +393,21 @@ type RuleVersion struct {
 	Content   string // the rule set as loaded
 }
 
-// RecordRuleVersion stores v in rule_versions. Recording the same version again is
-// harmless: the table keeps one row per version (the latest load). Like WriteBatch, it may
-// be retried after any error.
+// RecordRuleVersion stores v in rule_versions and the load in rule_loads, the audit trail.
+// Recording the same load again is harmless: rule_versions keeps one row per version (the latest
+// load), rule_loads one per load. Like WriteBatch, it may be retried after any error.
 func (s *Store) RecordRuleVersion(ctx context.Context, v RuleVersion) error {
-	row, err := ruleVersionRow(v, time.Now())
+	now := time.Now()
+	row, err := ruleVersionRow(v, now)
 	if err != nil {
 		return err
 	}
-	return s.insert(ctx, "rule_versions", ruleVersionsColumns, 1, func(int) ([]any, error) { return row, nil })
+	if err := s.insert(ctx, "rule_versions", ruleVersionsColumns, 1, func(int) ([]any, error) { return row, nil }); err != nil {
+		return err
+	}
+	// The version's row first: a load in the trail always has its text in rule_versions.
+	load := []any{row[2], row[0], row[1], row[3], row[4], row[5]}
+	return s.insert(ctx, "rule_loads", ruleLoadsColumns, 1, func(int) ([]any, error) { return load, nil })
 }
 
 // ruleVersionRow is v as a row of rule_versions; now is its loaded_at when v has none.
