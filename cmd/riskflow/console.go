@@ -261,6 +261,22 @@ func (c *consoleRules) Versions(ctx context.Context) ([]console.Version, error) 
 	return out, nil
 }
 
+// Loads is the audit trail (rule_loads), newest first.
+func (c *consoleRules) Loads(ctx context.Context) ([]console.Version, error) {
+	if c.ch == nil {
+		return nil, fmt.Errorf("%w: no rule-pack history (clickhouse.addr is not set)", console.ErrNotAvailable)
+	}
+	list, err := useStore(ctx, c.ch, func(st *chsink.Store) ([]chsink.RuleVersion, error) { return st.RuleLoads(ctx, 200) })
+	if err != nil {
+		return nil, err
+	}
+	out := make([]console.Version, len(list))
+	for i, r := range list {
+		out[i] = fromRuleVersion(fromChsink(r))
+	}
+	return out, nil
+}
+
 func (c *consoleRules) Version(ctx context.Context, version string) (console.Version, error) {
 	if cur := c.a.rules.Current(); cur.Version == version && len(cur.Content) > 0 {
 		return fromRuleVersion(cur), nil

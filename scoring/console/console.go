@@ -84,6 +84,13 @@ type RulePacks interface {
 	Rollback(ctx context.Context, version, who string) (PackInfo, error)
 }
 
+// LoadHistory is a RulePacks that also keeps the audit trail: every load of a pack (promotions,
+// rollbacks, from the console, the API or the CLI), newest first — Versions keeps each version's
+// latest load only. The rules page lists it when the RulePacks has it.
+type LoadHistory interface {
+	Loads(ctx context.Context) ([]Version, error)
+}
+
 // Backtester replays the last hours of history through the live pack and a draft. It calls
 // progress from time to time and stops when ctx is cancelled.
 type Backtester interface {

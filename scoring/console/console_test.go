@@ -1110,3 +1110,42 @@ func TestSessionStandsWhileTheSharedStateIsAway(t *testing.T) {
 		t.Errorf("%d warnings for 5 requests, want 1:\n%s", n, buf.String())
 	}
 }
+
+// rulesWithHistory keeps the audit trail (console.LoadHistory).
+type rulesWithHistory struct {
+	fakeRules
+	loads []console.Version
+}
+
+func (f *rulesWithHistory) Loads(context.Context) ([]console.Version, error) { return f.loads, nil }
+
+// The rules page lists every load of the audit trail — a version loaded twice twice, with who —
+// where Versions shows each version's latest load only; without a trail there is no History.
+func TestRulesPageShowsEveryLoad(t *testing.T) {
+	at := time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)
+	rules := &rulesWithHistory{
+		fakeRules: fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a1"}},
+		loads: []console.Version{
+			{Version: "00000000000000a1", Name: "p", LoadedBy: "cli:root@n1", Source: "rollback", LoadedAt: at.Add(2 * time.Minute)},
+			{Version: "00000000000000a2", Name: "p", LoadedBy: "api:bob@n2", Source: "api", LoadedAt: at.Add(time.Minute)},
+			{Version: "00000000000000a1", Name: "p", LoadedBy: "console:alice@n1", Source: "console", LoadedAt: at},
+		},
+	}
+	c := newServer(t, console.Deps{Rules: rules})
+	c.Login("alice", "a-secret")
+	_, body, _ := c.Get("/console/rules")
+	i := strings.Index(body, `id="loads"`)
+	if i < 0 {
+		t.Fatal("no History on the rules page")
+	}
+	hist := body[i:]
+	a, b, r := strings.Index(hist, "cli:root@n1"), strings.Index(hist, "api:bob@n2"), strings.Index(hist, "console:alice@n1")
+	if a < 0 || b < 0 || r < 0 || !(a < b && b < r) || strings.Count(hist, ">00000000000000a1</a>") != 2 {
+		t.Errorf("History does not list the three loads newest first:\n%s", hist)
+	}
+	plain := newServer(t, console.Deps{Rules: &fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a1"}}})
+	plain.Login("alice", "a-secret")
+	if _, body, _ := plain.Get("/console/rules"); strings.Contains(body, `id="loads"`) {
+		t.Error("History shown without an audit trail")
+	}
+}

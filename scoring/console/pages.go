@@ -296,7 +296,15 @@ type rulesData struct {
 	LiveErr     string
 	Versions    []Version
 	VersionsErr string
+	// Loads is the audit trail (LoadHistory), at most maxLoadsShown of it; HasLoads when kept.
+	Loads     []Version
+	LoadsErr  string
+	HasLoads  bool
+	MoreLoads bool
 }
+
+// maxLoadsShown bounds the audit trail on the rules page.
+const maxLoadsShown = 50
 
 func (s *Server) rulesPage(w http.ResponseWriter, r *http.Request, ss *session) {
 	ctx, cancel := pageCtx(r)
@@ -312,6 +320,13 @@ func (s *Server) rulesPage(w http.ResponseWriter, r *http.Request, ss *session) 
 		d.Live, d.LiveErr = live, notAvailable("live pack", err)
 		vs, err := s.d.Rules.Versions(ctx)
 		d.Versions, d.VersionsErr = vs, notAvailable("versions", err)
+		if lh, ok := s.d.Rules.(LoadHistory); ok {
+			loads, err := lh.Loads(ctx)
+			if len(loads) > maxLoadsShown {
+				loads, d.MoreLoads = loads[:maxLoadsShown], true
+			}
+			d.Loads, d.LoadsErr, d.HasLoads = loads, notAvailable("history", err), true
+		}
 	}
 	p.Data = d
 	s.render(w, r, http.StatusOK, "rules", ss, p)
