@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/riskflow/riskflow/schemas"
@@ -99,6 +101,15 @@ func (s *Server) handlePutRules(w http.ResponseWriter, r *http.Request) (int, er
 	defer release()
 	if err != nil {
 		return 0, err
+	}
+	// If-Match: "VERSION" — the pack the caller edited: refused when another promotion came first,
+	// instead of replacing that one unseen.
+	if m := strings.TrimSpace(r.Header.Get("If-Match")); m != "" && m != "*" {
+		want := strings.Trim(strings.TrimPrefix(m, "W/"), `"`)
+		if cur := s.rules.Current().Version; want != cur {
+			return 0, &httpError{status: http.StatusPreconditionFailed, msg: fmt.Sprintf("If-Match: the live pack is version %s, not %s: another promotion came first; "+
+				"see GET /v1/rules/versions, and send the pack again with If-Match: \"%s\" if it is to replace that one", cur, schemas.Excerpt(want, 40), cur)}
+		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()

@@ -197,3 +197,24 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// PUT /v1/rules with If-Match loads the pack only while the version it names is live: one edited
+// from a pack another admin has replaced since is refused with 412 naming both, nothing loaded.
+func TestPutRulesIfMatch(t *testing.T) {
+	fr := &fakeRules{cur: RulesInfo{Pack: "p", Version: "v2"}}
+	s := New(Config{Keys: map[string]string{"app": "app-secret"}}, nil, nil, WithRulesAdmin(fr, map[string]string{"lead": "s3cret"}))
+	put := func(ifMatch string) (int, string) {
+		req := httptest.NewRequest(http.MethodPut, "/v1/rules", strings.NewReader("pack: p\nrules:\n  - id: a\n"))
+		req.SetBasicAuth("lead", "s3cret")
+		req.Header.Set("If-Match", ifMatch)
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	if code, body := put(`"v1"`); code != http.StatusPreconditionFailed || !strings.Contains(body, `live pack is version v2, not \"v1\"`) || fr.who != "" {
+		t.Fatalf("If-Match of a replaced version: %d %s (loaded by %q)", code, body, fr.who)
+	}
+	if code, body := put(`"v2"`); code != http.StatusOK || fr.who != "lead" {
+		t.Fatalf("If-Match of the live version: %d %s", code, body)
+	}
+}

@@ -1149,3 +1149,23 @@ func TestRulesPageShowsEveryLoad(t *testing.T) {
 		t.Error("History shown without an audit trail")
 	}
 }
+
+// A draft edited while another admin promoted is not promoted over their pack unseen: the page
+// carries the live version it showed, a promotion from an older one is refused (409) naming both,
+// and the page shown then carries the new live version, so promoting again goes through.
+func TestPromoteOverAPackPromotedMeanwhile(t *testing.T) {
+	rules := &fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a2", Content: []byte("pack: p\n")}}
+	c := newServer(t, console.Deps{Rules: rules})
+	csrf := c.Login("alice", "a-secret")
+	code, body, _ := c.Post("/console/rules/draft", url.Values{"csrf": {csrf}, "action": {"promote"}, "base": {"00000000000000a1"}, "draft": {"pack: p\nrules: [mine]\n"}})
+	if code != http.StatusConflict || !strings.Contains(body, "00000000000000a1") || !strings.Contains(body, "the live one is now 00000000000000a2") || len(rules.promoted) != 0 {
+		t.Fatalf("promote from an older live version: %d, promoted %v\n%s", code, rules.promoted, body)
+	}
+	if !strings.Contains(body, `name="base" value="00000000000000a2"`) {
+		t.Fatal("the page after the refusal does not carry the new live version")
+	}
+	code, _, _ = c.Post("/console/rules/draft", url.Values{"csrf": {csrf}, "action": {"promote"}, "base": {"00000000000000a2"}, "draft": {"pack: p\nrules: [mine]\n"}})
+	if code != http.StatusSeeOther || len(rules.promoted) != 1 {
+		t.Fatalf("promote from the live version: %d, promoted %v", code, rules.promoted)
+	}
+}

@@ -543,6 +543,15 @@ func (s *Server) draftPost(w http.ResponseWriter, r *http.Request, ss *session) 
 			http.Redirect(w, r, "/console/rules?"+s.notice(ss, fmt.Sprintf("Promotion of version %s requested by %s: another admin approves it under Waiting for approval.", pp.Version, ss.who)), http.StatusSeeOther)
 			return
 		}
+		// The page carries the live version it showed (base): when another admin promoted since,
+		// this draft — edited from the pack before theirs — would silently undo their change.
+		// The page shown now carries the new live version, so promoting again is a choice.
+		if base := r.PostForm.Get("base"); base != "" && live.Version != "" && base != live.Version {
+			p.Problem = fmt.Sprintf("Not promoted: the live pack changed while you edited the draft: the page showed version %s, the live one is now %s "+
+				"(see History on the rules page). Your draft would replace that change: compare it with the live pack, then promote again.", base, live.Version)
+			status = http.StatusConflict
+			break
+		}
 		info, err := s.d.Rules.Promote(ctx, []byte(draft), ss.who)
 		if err != nil {
 			p.Problem = "Not promoted: " + err.Error()
