@@ -212,7 +212,7 @@ func (s *Service) Load(ctx context.Context, content []byte, who, source string) 
 	if err != nil || s.store == nil {
 		return out, err
 	}
-	out.Recorded = s.flush(ctx, seq)[seq]
+	out.Recorded = s.flush(ctx, func(r pendingRecord) bool { return r.seq == seq })[seq]
 	s.log.Info("rule pack loaded", "pack", out.Name, "version", out.Version.Version, "rules", out.Rules, "by", out.LoadedBy, "source", source, "recorded", out.Recorded)
 	return out, nil
 }
@@ -325,16 +325,16 @@ func lockFile(path string) (func(), error) {
 	}, nil
 }
 
-// flush records pending loads outside mu — a history that hangs must not hold the node's pack, its
-// file watcher, GET /v1/rules and the console's live pack for as long as it does — and reports
-// which (by seq) are recorded; the others stay pending for the next tick. With only, it records
-// that load alone (a Load its own: earlier ones the history failed are the tick's to retry, not
-// for a promotion to wait out); else every load no other flush is recording.
-func (s *Service) flush(ctx context.Context, only uint64) map[uint64]bool {
+// flush records the pending loads pick chooses, outside mu — a history that hangs must not hold
+// the node's pack, its file watcher, GET /v1/rules and the console's live pack for as long as it
+// does — and reports which (by seq) are recorded; the others stay pending for the next tick. A
+// Load picks its own alone (earlier ones the history failed are the tick's to retry, not for a
+// promotion to wait out); a tick those no other flush is recording.
+func (s *Service) flush(ctx context.Context, pick func(pendingRecord) bool) map[uint64]bool {
 	s.mu.Lock()
 	var batch []pendingRecord
 	for i, r := range s.pending {
-		if (only == 0 && !r.busy) || (only != 0 && r.seq == only) {
+		if pick(r) {
 			s.pending[i].busy = true
 			batch = append(batch, r)
 		}
@@ -461,11 +461,18 @@ func (s *Service) Run(ctx context.Context) {
 
 // Tick is one poll of Run.
 func (s *Service) Tick(ctx context.Context) {
-	if s.store != nil {
-		s.flush(ctx, 0)
-	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	queued := s.seq // the loads queued before this tick: its own file load waits for the next
+	s.watchLocked()
+	s.mu.Unlock()
+	// The file first, the history after: a history that hangs delays only the records.
+	if s.store != nil {
+		s.flush(ctx, func(r pendingRecord) bool { return !r.busy && r.seq <= queued })
+	}
+}
+
+// watchLocked is Tick's look at the pack file.
+func (s *Service) watchLocked() {
 	if s.cfg.Path == "" {
 		return
 	}
