@@ -153,7 +153,13 @@ func (s *Server) pendingPost(w http.ResponseWriter, r *http.Request, ss *session
 		}
 		info, err := s.d.Rules.Promote(ctx, p.Draft, p.By+",approved-by:"+ss.who)
 		if err != nil {
-			s.render(w, r, http.StatusServiceUnavailable, "error", ss, page{Title: "Promotion of " + p.Version, Nav: "rules", Problem: "Not promoted: " + err.Error()})
+			// A pack refused (it fails the pack's tests now) is the request's fault, not a
+			// part away: 400, as the draft page answers it.
+			status := http.StatusServiceUnavailable
+			if errors.Is(err, ErrInvalid) {
+				status = http.StatusBadRequest
+			}
+			s.render(w, r, status, "error", ss, page{Title: "Promotion of " + p.Version, Nav: "rules", Problem: "Not promoted: " + err.Error()})
 			return
 		}
 		// Promoted: the request goes. Should this write fail the request stays listed, and

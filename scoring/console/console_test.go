@@ -1169,3 +1169,33 @@ func TestPromoteOverAPackPromotedMeanwhile(t *testing.T) {
 		t.Fatalf("promote from the live version: %d, promoted %v", code, rules.promoted)
 	}
 }
+
+// refusingRules refuses every promotion as invalid (a pack failing the pack's tests).
+type refusingRules struct{ fakeRules }
+
+func (f *refusingRules) Promote(context.Context, []byte, string) (console.PackInfo, error) {
+	return console.PackInfo{}, fmt.Errorf("%w: rule pack rejected: 1 of the pack's 3 tests fail: tests.yaml:7: test \"t\": score: got 0, want 300", console.ErrInvalid)
+}
+
+// An approval of a pack refused when it is promoted (it fails the tests now) answers 400 with
+// the reason, not 503 as if a part were away, and the request stays listed.
+func TestApprovalOfARefusedPack(t *testing.T) {
+	rules := &refusingRules{fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a1", Content: []byte("pack: p\n")}}}
+	alice := newServer(t, console.Deps{Rules: rules, Approvals: 2})
+	csrfA := alice.Login("alice", "a-secret")
+	alice.Post("/console/rules/draft", url.Values{"csrf": {csrfA}, "action": {"promote"}, "draft": {"pack: p\nrules: []\n"}})
+	_, body, _ := alice.Get("/console/rules")
+	m := regexp.MustCompile(`href="(/console/rules/pending/[0-9a-f]+)"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatal("the request is not listed")
+	}
+	bob := alice.Fork()
+	csrfB := bob.Login("bob", "b-secret")
+	code, body, _ := bob.Post(m[1], url.Values{"csrf": {csrfB}, "decision": {"approve"}})
+	if code != http.StatusBadRequest || !strings.Contains(body, "tests.yaml:7") {
+		t.Errorf("approval of a refused pack: %d\n%s", code, body)
+	}
+	if code, _, _ := bob.Get(m[1]); code != http.StatusOK {
+		t.Errorf("the refused request is gone: %d", code)
+	}
+}
