@@ -1199,3 +1199,36 @@ func TestApprovalOfARefusedPack(t *testing.T) {
 		t.Errorf("the refused request is gone: %d", code)
 	}
 }
+
+// rollbackRecorder records the rollbacks asked for.
+type rollbackRecorder struct {
+	fakeRules
+	rolledBack []string
+}
+
+func (f *rollbackRecorder) Rollback(_ context.Context, v, who string) (console.PackInfo, error) {
+	f.rolledBack = append(f.rolledBack, v)
+	return console.PackInfo{Version: v}, nil
+}
+
+// A rollback clicked on a rules page shown before another admin's promotion does not undo that
+// promotion unseen: it is refused naming the new live version; from a current page it goes through.
+func TestRollbackFromAStalePage(t *testing.T) {
+	rules := &rollbackRecorder{fakeRules: fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a2"}}}
+	c := newServer(t, console.Deps{Rules: rules})
+	csrf := c.Login("alice", "a-secret")
+	if _, body, _ := c.Get("/console/rules"); !strings.Contains(body, `name="base" value="00000000000000a2"`) {
+		t.Fatal("the rollback form does not carry the live version")
+	}
+	code, _, h := c.Post("/console/rules/rollback", url.Values{"csrf": {csrf}, "version": {"00000000000000a1"}, "base": {"00000000000000b7"}})
+	if code != http.StatusSeeOther || len(rules.rolledBack) != 0 {
+		t.Fatalf("rollback from a stale page: %d, rolled back %v", code, rules.rolledBack)
+	}
+	if _, body, _ := c.Get(h.Get("Location")); !strings.Contains(body, "Not rolled back") || !strings.Contains(body, "it is now 00000000000000a2") {
+		t.Errorf("no notice of the refused rollback:\n%s", body)
+	}
+	c.Post("/console/rules/rollback", url.Values{"csrf": {csrf}, "version": {"00000000000000a1"}, "base": {"00000000000000a2"}})
+	if len(rules.rolledBack) != 1 {
+		t.Fatalf("rollback from a current page: rolled back %v", rules.rolledBack)
+	}
+}

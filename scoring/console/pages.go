@@ -618,6 +618,15 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request, ss *session) {
 		s.render(w, r, http.StatusBadRequest, "error", ss, page{Title: "Rollback", Nav: "rules", Problem: "version: 16 hex digits of a recorded version"})
 		return
 	}
+	// The rules page carries the live version it showed (base): a rollback clicked on a page
+	// shown before another admin's promotion would undo that promotion unseen.
+	if base := r.PostForm.Get("base"); base != "" {
+		if live, err := s.d.Rules.Live(ctx); err == nil && live.Version != "" && live.Version != base {
+			http.Redirect(w, r, "/console/rules?"+s.notice(ss, fmt.Sprintf("Not rolled back: the live pack changed since the page showed version %s: it is now %s (see History). Roll back again from this page if %s is still to replace it.",
+				base, live.Version, v)), http.StatusSeeOther)
+			return
+		}
+	}
 	info, err := s.d.Rules.Rollback(ctx, v, ss.who)
 	if err != nil {
 		s.render(w, r, http.StatusServiceUnavailable, "error", ss, page{Title: "Rollback", Nav: "rules", Problem: "Not rolled back: " + err.Error()})
