@@ -11,7 +11,6 @@ type recTable struct {
 	ew        uint32             // words per entry: 2 (second, member a) or 3 (and member b); +1 with flagLoc
 	locs      bool               // the kind's entries may hold locations (phones)
 	retention uint32             // seconds
-	epoch     uint32             // seconds of an epoch: retention/sweepEpochs (epochOf)
 	old       map[uint64]*coarse // keys with a coarse tier (flagCoarse)
 }
 
@@ -26,21 +25,7 @@ const (
 	clsMask    = 1<<7 - 1
 	flagLoc    = 1 << 27 // each entry holds a location word after its members (locWord)
 	flagCoarse = 1 << 28 // entries beyond MaxEntriesPerKey were folded into old[key]
-	epShift    = 29      // bits 29–31: the epoch of the newest entry's second, modulo 8 (epochOf)
-	epMask     = 7 << epShift
 )
-
-// sweepEpochs is how many epochs a retention spans. A key's slot keeps the epoch of its newest
-// entry (modulo 8), so that the sweep, which looks for keys whose newest entry fell out of the
-// retention, passes over a key whose newest entry is in one of the sweepEpochs epochs after the
-// cutoff's without reading its block (a cache miss per key: most of the sweep's time before):
-// only keys in the cutoff's epoch or behind it are read (see idle for when the epochs are
-// trusted). The bits only choose which keys are read; a key is removed only once its block says
-// so.
-const sweepEpochs = 4
-
-// epochOf is the slot bits (epMask) of an entry at second t.
-func (rt *recTable) epochOf(t uint32) uint32 { return t / rt.epoch % 8 << epShift }
 
 // entryWords is the entry size of each kind: net, device and prefix keys only record the phone.
 // Once a phone has a located attempt, its entries gain a word each, the attempt's location
@@ -70,8 +55,7 @@ func cellLoc(c uint32) (lat, lon float32) {
 }
 
 func newRecTable(kind Kind, seed uint64, retention uint32) recTable {
-	return recTable{table: newTable(recStride, seed), ew: entryWords[kind], locs: kind == KindPhone, retention: retention,
-		epoch: max(retention/sweepEpochs, 1)}
+	return recTable{table: newTable(recStride, seed), ew: entryWords[kind], locs: kind == KindPhone, retention: retention}
 }
 
 // ewOf is the entry size of a key with slot metadata meta.
@@ -283,9 +267,7 @@ func (rt *recTable) add(s *State, i uint32, key uint64, e, a, b uint32, loc *Key
 	ref := val[vRef]
 	es := rt.a.w[ref : ref+(n+1)*ew : ref+(n+1)*ew]
 	p := n * ew
-	if n == 0 || es[p-ew]&^failBit <= t {
-		meta = meta&^epMask | rt.epochOf(t) // the newest entry
-	} else {
+	if n > 0 && es[p-ew]&^failBit > t {
 		// Out of order: usually one step back for a phone, further for a busy key (an app with
 		// jittered clocks), so search for the first entry after t.
 		lo, hi := uint32(0), n
@@ -375,28 +357,10 @@ func (rt *recTable) newestAt(i uint32) uint32 {
 	return rt.a.w[val[vRef]+(n-1)*rt.ewOf(val[vMeta])] &^ failBit
 }
 
-// idle appends to keys the keys whose newest entry is before cutoff. A key whose slot says its
-// newest entry is in one of the sweepEpochs epochs after cutoff's is passed over unread: it is
-// within the retention. That holds when every key's newest entry is at most three epochs behind
-// cutoff's (so that its epoch, modulo 8, cannot read as a later one): true when the last sweep
-// (at cutoff last) read every key its epoch did not place within the retention and was at most
-// three epochs ago. Otherwise — the first sweep, or event time having jumped — every key is read.
-func (rt *recTable) idle(keys []uint64, cutoff, last uint32) []uint64 {
-	ec := rt.epochOf(cutoff)
-	trust := uint32(0)
-	if last != 0 && cutoff >= last && cutoff/rt.epoch-last/rt.epoch <= 3 {
-		trust = sweepEpochs
-	}
+// idle appends to keys the keys whose newest entry is before cutoff.
+func (rt *recTable) idle(keys []uint64, cutoff uint32) []uint64 {
 	for i := uint32(0); i < rt.cap; i++ {
-		p := i * rt.stride
-		if rt.w[p]|rt.w[p+1] == 0 {
-			continue
-		}
-		meta := rt.w[p+tableKeyWords+vMeta]
-		if d := (meta - ec) >> epShift & 7; d >= 1 && d <= trust && meta&nMask != 0 {
-			continue // newest entry 1–4 epochs after cutoff's: within the retention
-		}
-		if rt.newestAt(i) < cutoff {
+		if p := i * rt.stride; rt.w[p]|rt.w[p+1] != 0 && rt.newestAt(i) < cutoff {
 			keys = append(keys, rt.key(i))
 		}
 	}

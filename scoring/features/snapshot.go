@@ -526,9 +526,6 @@ func (d *decoder) rec(rt *recTable, key uint64, s *State) {
 		return
 	}
 	var ref uint32
-	if n > 0 {
-		meta |= rt.epochOf(d.ents[(n-1)*int(fw)] &^ failBit) // the newest entry's (see idle)
-	}
 	if words := uint32(n) * ew; words > 0 {
 		c := classFor(words)
 		ref, meta = rt.alloc(c), meta|c<<clsShift

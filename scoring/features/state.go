@@ -101,9 +101,6 @@ type shard struct {
 	recs   [NumKinds]recTable
 	tokens tokenTable
 	seen   table // event id → entry second (dedupe)
-	// swept is the cutoff of the shard's last sweep (0: none since the state was made or
-	// loaded), which tells the next whether it may trust the slots' epochs (recTable.idle).
-	swept atomic.Uint32
 }
 
 const (
@@ -304,9 +301,8 @@ func (s *State) sweep() {
 	keys := (*bp)[:0]
 	var ends [nTables]int
 	sh.mu.RLock()
-	last := sh.swept.Swap(cutoff)
 	for k := range sh.recs {
-		keys = sh.recs[k].idle(keys, cutoff, last)
+		keys = sh.recs[k].idle(keys, cutoff)
 		ends[k] = len(keys)
 	}
 	keys = sh.seen.idle(keys, 0, cutoff) // the id's second

@@ -685,11 +685,9 @@ func TestSweepPacedByEventTime(t *testing.T) {
 	}
 }
 
-// The sweep reads only the keys whose slot places their newest entry near or past the cutoff;
-// the rest it passes over (recTable.idle). A steady stream keeps every live phone and no more
-// than a sweep round's idle ones (1/8 of the retention: 12.5% at a constant arrival rate, 15%
-// allowed, as in TestMemoryPerKey), before and after a snapshot is loaded (whose slots get their
-// epochs from their entries), over two retentions.
+// A steady stream keeps every live phone and no more than a sweep round's idle ones (1/8 of the
+// retention: 12.5% at a constant arrival rate, 15% allowed, as in TestMemoryPerKey), checked
+// every four hours over two retentions, before and after a snapshot is loaded.
 func TestSweepKeepsLivePhonesOnly(t *testing.T) {
 	phones := 20_000
 	if raceEnabled {
