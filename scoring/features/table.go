@@ -34,10 +34,19 @@ func newTable(stride uint32, seed uint64) table {
 	return table{stride: stride, seed: seed | 1}
 }
 
-// hash spreads a key (keys are hashes already, but numeric keys such as IPv4 addresses and
-// number prefixes are not): multiply-shift by the state's random odd multiplier, so that keys
-// cannot be crafted to pile up in one run of slots.
-func (t *table) hash(key uint64) uint32 { return uint32(key * t.seed >> 32) }
+// hash spreads a key: keys are hashes already, but numeric keys such as IPv4 addresses, networks
+// and number blocks are not — a shard's keys of a dense range form an arithmetic progression
+// (numbers 64 apart). The key is xored with the state's random seed, so that keys cannot be
+// crafted to pile up in one run of slots, and mixed (two multiply-xorshift rounds, as in
+// murmur3's finalizer). A multiply-shift by the random odd seed alone spread such progressions
+// by the seed's luck: over 20 seeds, 10,000 dense number blocks probed 0.03–5.4 slots on average
+// (a key's distance from its home slot) and 20,000 addresses of a carrier pool up to 10 in one
+// shard, where random keys probe about 2.3 (TestTableSpreadsNumericKeysWhateverTheSeed).
+func (t *table) hash(key uint64) uint32 {
+	x := (key ^ t.seed) * 0xff51afd7ed558ccd
+	x ^= x >> 32
+	return uint32(x * 0xc4ceb9fe1a85ec53 >> 32)
+}
 
 // home is the slot a key with hash h starts probing at.
 func (t *table) home(h uint32) uint32 { return uint32(uint64(h) * uint64(t.cap) >> 32) }

@@ -188,3 +188,50 @@ func TestTokenTableCountsAsOfAnySecond(t *testing.T) {
 		t.Errorf("a digest seen %d times: upTo(its 10th second) = %d, want 10", maxTokenSightings+10, got)
 	}
 }
+
+// meanDist is the average distance of t's keys from their home slots: what a lookup of a present
+// key probes beyond the first slot.
+func meanDist(t *table) float64 {
+	var sum uint64
+	for i := range t.cap {
+		if t.key(i) != 0 {
+			sum += uint64(t.dist(i))
+		}
+	}
+	return float64(sum) / float64(max(t.n, 1))
+}
+
+// Numeric keys of dense ranges (number blocks, a carrier pool's addresses) spread over a shard's
+// table as random keys do, whatever the state's seed: among the seeds below, 0x43b13d94a024ba93
+// made a multiply-shift hash put 10,000 blocks 5.4 slots from home on average (0.03 for others).
+func TestTableSpreadsNumericKeysWhateverTheSeed(t *testing.T) {
+	seeds := []uint64{0x43b13d94a024ba93, 0x895f1d29d5e51378, 0xdcc62225b577bcc1}
+	r := rand.New(rand.NewPCG(7, 7))
+	for range 17 {
+		seeds = append(seeds, r.Uint64())
+	}
+	for _, seed := range seeds {
+		var blocks, pool [numShards]table
+		for i := range numShards {
+			blocks[i], pool[i] = newTable(recStride, seed), newTable(recStride, seed)
+		}
+		for v := uint64(1_300_000); v < 1_310_000; v++ { // number blocks 130-0000 … 130-9999
+			k := 1<<50 | v
+			blocks[shardOf(k)].upsert(k)
+		}
+		for j := range uint64(20_000) { // every third address of 223.104.0.0/16 and on
+			k := 1<<40 | 223<<24 | 104<<16 + 3*j
+			pool[shardOf(k)].upsert(k)
+		}
+		for name, tabs := range map[string]*[numShards]table{"number blocks": &blocks, "pool addresses": &pool} {
+			mean := 0.0
+			for i := range tabs {
+				mean += meanDist(&tabs[i]) / numShards
+			}
+			// Random keys in tables 72–90% full: about 2.3 (a small shard's alone varies more).
+			if mean > 3.5 {
+				t.Errorf("seed %#x, %s: %.2f slots from home on average, want ≤ 3.5", seed, name, mean)
+			}
+		}
+	}
+}
