@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/riskflow/riskflow/consumers"
@@ -19,6 +21,9 @@ import (
 type SnapshotState interface {
 	WriteSnapshot(w io.Writer, meta func() []byte) (int64, error)
 	LoadSnapshot(r io.Reader, accept func(meta []byte) error) ([]byte, error)
+	// PeekSnapshot reads a snapshot's metadata, and whether it was kept under the state's bounds,
+	// from the start of the file alone.
+	PeekSnapshot(r io.Reader) (meta []byte, sameBounds bool, err error)
 }
 
 // Snapshots keeps a node's feature state on local disk so that a restart loads it and replays only
@@ -29,6 +34,14 @@ type SnapshotState interface {
 // partial, of another format, of another topic, written under another key or other address
 // classification data is refused with a
 // warning and the next older one is tried; with none usable the node replays from Kafka.
+//
+// A snapshot of this topic written under another configuration — another phone-hash key, other
+// classification data, other state bounds — and younger than MaxAge is never rotated out by
+// this node's own snapshots: it stays as .prev, and this node's newest replaces its previous
+// newest in place, until it is older than MaxAge (see Save). A node started with a wrong key (or
+// lists) thus leaves behind the snapshot a node configured as before loads; it cannot tell a
+// mistake from a deliberate change, and keeping one snapshot of the other configuration costs
+// its own .prev, not more disk.
 type Snapshots struct {
 	Dir         string
 	Topic       string
@@ -53,6 +66,8 @@ type Snapshots struct {
 	// of events — the topic's retention is often a week — where a replay reads one).
 	MaxAge time.Duration
 	Log    *slog.Logger
+
+	keptLogged atomic.Bool // Save said it keeps a snapshot of another configuration
 }
 
 // snapshotMeta is stored inside each snapshot.
@@ -269,6 +284,46 @@ func (s *Snapshots) CheckWritable() error {
 	return os.Remove(f.Name())
 }
 
+// otherConfig reports whether p holds a snapshot of this topic written under another
+// configuration than this node's (phone-hash key, classification data, state bounds) no longer
+// ago than MaxAge: one a node configured otherwise would load. why says what differs. Only the
+// file's start is read; a file that cannot be read as a snapshot of this format is not one.
+func (s *Snapshots) otherConfig(p string) (other bool, why string) {
+	if notAFile(p) != nil {
+		return false, ""
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return false, ""
+	}
+	defer f.Close()
+	raw, sameBounds, err := s.State.PeekSnapshot(f)
+	var meta snapshotMeta
+	if err != nil || json.Unmarshal(raw, &meta) != nil || meta.Topic != s.Topic {
+		return false, ""
+	}
+	if s.MaxAge > 0 && time.Since(meta.Written) > s.MaxAge {
+		return false, ""
+	}
+	var diff []string
+	if meta.Fingerprint != s.Fingerprint {
+		diff = append(diff, "another phone-hash key")
+	}
+	if meta.Classes != s.Classes {
+		diff = append(diff, "other address classification data")
+	}
+	if !sameBounds {
+		diff = append(diff, "other state bounds (retention, entries per key)")
+	}
+	return len(diff) > 0, strings.Join(diff, ", ")
+}
+
+// isOther is otherConfig without the reason.
+func (s *Snapshots) isOther(p string) bool {
+	other, _ := s.otherConfig(p)
+	return other
+}
+
 // notAFile returns an error naming p when something other than a regular file is there: a
 // snapshot cannot be renamed onto it, nor it onto a snapshot's name.
 func notAFile(p string) error {
@@ -301,6 +356,11 @@ func kindOf(m fs.FileMode) string {
 // previous snapshot out. Before writing, temporary files left by a process killed mid-write are
 // removed as at Load: a node restarted within staleTemp of the kill would otherwise keep them on
 // the volume for as long as it runs.
+//
+// The newest snapshot becomes .prev, unless .prev holds a snapshot of another configuration
+// (otherConfig) and the newest does not: then the newest is replaced and .prev stays. So the
+// first snapshot of a node whose key or lists differ from the node that wrote the directory's
+// snapshots moves the newest of those to .prev, and there it stays until it is older than MaxAge.
 func (s *Snapshots) Save(positions func() map[int]consumers.Mark) (int64, error) {
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return 0, fmt.Errorf("snapshot: create %s: %w", s.Dir, err)
@@ -341,7 +401,14 @@ func (s *Snapshots) Save(positions func() map[int]consumers.Mark) (int64, error)
 	if err != nil {
 		return 0, fmt.Errorf("snapshot: %w", err) // err names the temporary file
 	}
-	if _, err := os.Stat(s.path()); err == nil {
+	if kept, why := s.otherConfig(s.path() + ".prev"); kept && !s.isOther(s.path()) {
+		// .prev holds a snapshot of another configuration: the newest, this node's own, is
+		// replaced in place and .prev stays.
+		if s.keptLogged.CompareAndSwap(false, true) {
+			logger(s.Log).Warn("feature snapshot of another configuration kept as .prev, not rotated out: a node configured as it was can still load it; this node keeps no previous snapshot of its own until that one is older than the feature retention",
+				"file", s.path()+".prev", "written_under", why)
+		}
+	} else if _, err := os.Stat(s.path()); err == nil {
 		if err := os.Rename(s.path(), s.path()+".prev"); err != nil {
 			return 0, fmt.Errorf("snapshot: keep the previous one: %w", err)
 		}

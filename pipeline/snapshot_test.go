@@ -177,6 +177,83 @@ func TestSnapshotOfOtherClassificationDataIsRefused(t *testing.T) {
 	}
 }
 
+// A node started under another configuration — a wrong phone-hash key, other classification
+// data, another entry cap — refuses the directory's snapshots and replays (as it must), but its
+// own snapshots do not rotate them out: the newest of them stays as .prev, so that the node,
+// started again as it was configured before, loads it and replays only what came after. The
+// wrong node still loads its own newest snapshot at its next start, and a snapshot of another
+// configuration older than MaxAge (refused anyway) is rotated out as usual. Before, the wrong
+// node's second snapshot pushed the good one out: fixing the key meant a full replay.
+func TestSnapshotOfAnotherConfigurationIsKept(t *testing.T) {
+	type conf struct {
+		key, classes string
+		cfg          features.Config
+	}
+	good := conf{"key-a", "classes-1", features.Config{}}
+	for _, wrong := range []conf{
+		{"key-b", "classes-1", features.Config{}},
+		{"key-a", "classes-2", features.Config{}},
+		{"key-a", "classes-1", features.Config{MaxEntriesPerKey: 64}},
+	} {
+		dir := t.TempDir()
+		node := func(c conf, st *features.State, log *slog.Logger) *Snapshots {
+			return &Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: c.key, Classes: c.classes, State: st, Log: log, MaxAge: time.Hour}
+		}
+		stateOf := func(c conf, n int) *features.State {
+			st := features.New(c.cfg)
+			t0 := features.Sec(time.Now().Add(-time.Hour))
+			for i := 1; i <= n; i++ {
+				st.Apply(&features.Keys{EventID: uint64(i), T: t0 + uint32(i), Phone: uint64(1000 + i%7), IP: 42})
+			}
+			return st
+		}
+		for i, n := range []int{50, 80} { // the good node's .prev and newest
+			if _, err := node(good, stateOf(good, n), quiet()).Save(at(map[int]int64{0: int64(10 * (i + 1))})); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var logged bytes.Buffer
+		bad := node(wrong, features.New(wrong.cfg), slog.New(slog.NewTextHandler(&logged, nil)))
+		if _, _, err := bad.Load(context.Background()); err == nil || errors.Is(err, ErrNoSnapshot) {
+			t.Fatalf("%+v: the good snapshots loaded (err %v), want a refusal", wrong, err)
+		}
+		for i := range 3 { // the wrong node's state replayed; three snapshots of it
+			bad.State = stateOf(wrong, 100+i)
+			if _, err := bad.Save(at(map[int]int64{0: int64(100 + i)})); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := strings.Count(logged.String(), "kept as .prev"); n != 1 {
+			t.Errorf("%+v: said %d times that it keeps the other snapshot, want once:\n%s", wrong, n, logged.String())
+		}
+		st := features.New(good.cfg)
+		offs, _, err := node(good, st, quiet()).Load(context.Background())
+		if err != nil || offs[0].Next != 20 || st.Stats().Applied != 80 {
+			t.Fatalf("%+v: the good node again: offsets %v, applied %d, err %v; want its newest snapshot (offset 20, 80 applied)", wrong, offs, st.Stats().Applied, err)
+		}
+		st = features.New(wrong.cfg)
+		offs, _, err = node(wrong, st, quiet()).Load(context.Background())
+		if err != nil || offs[0].Next != 102 || st.Stats().Applied != 102 {
+			t.Fatalf("%+v: the wrong node again: offsets %v, applied %d, err %v; want its own newest (offset 102)", wrong, offs, st.Stats().Applied, err)
+		}
+		// Older than MaxAge, the other configuration's snapshot is rotated out like any.
+		old := node(wrong, stateOf(wrong, 200), quiet())
+		old.MaxAge = time.Nanosecond
+		if _, err := old.Save(at(map[int]int64{0: 200})); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(filepath.Join(dir, "features-verify.events.snap.prev"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _, err := features.New(wrong.cfg).PeekSnapshot(f)
+		f.Close()
+		if err != nil || !strings.Contains(string(raw), `"offsets":{"0":102}`) {
+			t.Errorf("%+v: .prev after the old snapshot's MaxAge: %s (err %v), want the wrong node's previous one", wrong, raw, err)
+		}
+	}
+}
+
 // A process killed while writing a snapshot leaves its temporary file behind; the next start
 // removes such files once nobody has written to them for a while (on Kubernetes each one counts
 // against the snapshot volume's size limit), and leaves a recent one — another process sharing

@@ -1,6 +1,7 @@
 package features
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -331,6 +332,44 @@ func (s *State) LoadSnapshot(r io.Reader, accept func(meta []byte) error) ([]byt
 	s.watermark.Store(watermark)
 	s.applied.Store(applied)
 	return meta, nil
+}
+
+// maxSnapshotMeta bounds the metadata PeekSnapshot reads (a snapshot's is a few hundred bytes).
+const maxSnapshotMeta = 1 << 20
+
+// PeekSnapshot reads the start of a snapshot written by WriteSnapshot — nothing past its
+// metadata, and without verifying the checksum, which needs the whole file — and returns the
+// metadata and whether the snapshot was kept under this state's bounds (retention, entries per
+// key, distinct cap, bucket, sketch). It tells which configuration wrote a snapshot without
+// reading a file as large as the state; an error wrapping ErrSnapshot when r does not start with
+// a snapshot of this format version.
+func (s *State) PeekSnapshot(r io.Reader) (meta []byte, sameBounds bool, err error) {
+	br := bufio.NewReaderSize(r, 256)
+	head := make([]byte, len(snapshotMagic)+2+5*4+4+8)
+	if _, err := io.ReadFull(br, head); err != nil {
+		return nil, false, fmt.Errorf("%w: header: %w", ErrSnapshot, err)
+	}
+	if string(head[:len(snapshotMagic)]) != string(snapshotMagic[:]) {
+		return nil, false, fmt.Errorf("%w: not a riskflow feature snapshot", ErrSnapshot)
+	}
+	d := decoder{b: head[len(snapshotMagic):]}
+	if v := d.u16(); v != SnapshotVersion {
+		return nil, false, fmt.Errorf("%w: format version %d, this build reads %d", ErrSnapshot, v, SnapshotVersion)
+	}
+	bounds := [5]uint32{d.u32(), d.u32(), d.u32(), d.u32(), d.u32()}
+	want := [5]uint32{s.retention, uint32(s.cfg.MaxEntriesPerKey), uint32(s.cfg.DistinctCap), bucketSec, hllM}
+	n, err := binary.ReadUvarint(br)
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: metadata length: %w", ErrSnapshot, err)
+	}
+	if n > maxSnapshotMeta {
+		return nil, false, fmt.Errorf("%w: metadata of %d bytes", ErrSnapshot, n)
+	}
+	meta = make([]byte, n)
+	if _, err := io.ReadFull(br, meta); err != nil {
+		return nil, false, fmt.Errorf("%w: metadata: %w", ErrSnapshot, err)
+	}
+	return meta, bounds == want, nil
 }
 
 // readAll reads r to its end. A file is read into a buffer of its size: io.ReadAll grows its

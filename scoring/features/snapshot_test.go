@@ -143,6 +143,41 @@ func TestSnapshotRefusals(t *testing.T) {
 	}
 }
 
+// PeekSnapshot reads a snapshot's metadata and whether it was kept under the state's bounds from
+// the file's start alone (a damaged body does not matter to it), and refuses what is not a
+// snapshot of this format.
+func TestPeekSnapshot(t *testing.T) {
+	cfg := features.Config{MaxEntriesPerKey: 64, DistinctCap: 16}
+	orig, _ := busyState(t, cfg)
+	var buf bytes.Buffer
+	if _, err := orig.WriteSnapshot(&buf, func() []byte { return []byte(`{"key_fingerprint":"a"}`) }); err != nil {
+		t.Fatal(err)
+	}
+	good := buf.Bytes()
+	for _, c := range []struct {
+		name string
+		data []byte
+		cfg  features.Config
+		same bool
+	}{
+		{"whole", good, cfg, true},
+		{"only its first 100 bytes", good[:100], cfg, true},
+		{"other entry cap", good, features.Config{MaxEntriesPerKey: 128, DistinctCap: 16}, false},
+	} {
+		meta, same, err := features.New(c.cfg).PeekSnapshot(bytes.NewReader(c.data))
+		if err != nil || string(meta) != `{"key_fingerprint":"a"}` || same != c.same {
+			t.Errorf("%s: meta %q, same bounds %v, err %v; want the metadata, %v", c.name, meta, same, err, c.same)
+		}
+	}
+	other := append([]byte(nil), good...)
+	other[8] = 9
+	for name, data := range map[string][]byte{"other version": other, "not a snapshot": []byte("PK\x03\x04 a zip file"), "empty": nil, "cut in the metadata": good[:45]} {
+		if _, _, err := features.New(cfg).PeekSnapshot(bytes.NewReader(data)); !errors.Is(err, features.ErrSnapshot) {
+			t.Errorf("%s: err %v, want ErrSnapshot", name, err)
+		}
+	}
+}
+
 // allocated returns the bytes f allocates (the process's cumulative count, so the test runs
 // nothing else meanwhile).
 func allocated(f func()) uint64 {
