@@ -420,9 +420,9 @@ func (a *app) loadSnapshot(ctx context.Context, feed *pipeline.Feed) *pipeline.S
 		Name: "riskflow_snapshot_age_seconds",
 		Help: "Age of the newest feature snapshot this node wrote or loaded; before its first, the time since the process started.",
 	}, func() float64 { return a.snapshotAge(time.Now()).Seconds() }))
-	if err := snaps.CheckWritable(); err != nil {
-		a.log.Error("feature snapshots cannot be written here; every restart will replay from Kafka", "scoring.snapshot_dir", snaps.Dir, "err", err)
-	}
+	// Whether snapshots can be written is told with what was loaded: a directory this node cannot
+	// write to (read-only, full, a snapshot's name taken) may still hold a snapshot it loads.
+	unwritable := snaps.CheckWritable()
 	a.startPhase("loading the feature snapshot of scoring.snapshot_dir " + snaps.Dir + " (checked against the topic first: waits while the broker cannot answer)")
 	defer a.startPhase("starting the feature state's feed")
 	start := time.Now()
@@ -438,7 +438,23 @@ func (a *app) loadSnapshot(ctx context.Context, feed *pipeline.Feed) *pipeline.S
 		a.log.Info("feature snapshot loaded", "written", written.Format(time.RFC3339), "age", time.Since(written).Round(time.Second),
 			"applied", a.scorer.State().Stats().Applied, "took", time.Since(start).Round(time.Millisecond))
 	}
+	if unwritable != nil {
+		a.log.Error(unwritableSnapshots(err == nil, written, snaps.MaxAge), "scoring.snapshot_dir", snaps.Dir, "err", unwritable)
+	}
 	return snaps
+}
+
+// unwritableSnapshots says what a node that cannot write snapshots to its directory starts from
+// and what its restarts will do. A snapshot loaded there is the one every restart loads again,
+// until it is older than the feature retention (maxAge); the events after it are replayed, more
+// at each restart. It used to say "every restart will replay from Kafka" beside "feature snapshot
+// loaded".
+func unwritableSnapshots(loaded bool, written time.Time, maxAge time.Duration) string {
+	if !loaded {
+		return "feature snapshots cannot be written here: no newer one will be; this start replays the retention window from Kafka, and so does every restart"
+	}
+	return fmt.Sprintf("feature snapshots cannot be written here: the one loaded stays the newest; every restart loads it again and replays what came after it from Kafka (more at each restart), until it is older than the feature retention (%s, at %s): from then on every restart replays the retention window",
+		maxAge, written.Add(maxAge).UTC().Format(time.RFC3339))
 }
 
 // startPhase tells /readyz what the starting process does now (nothing without a port, or once
