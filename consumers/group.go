@@ -323,6 +323,59 @@ func (r *GroupReader) FetchMessage(ctx context.Context) (kafka.Message, error) {
 	}
 }
 
+// Release takes back msgs, the newest messages handed out on their partitions, when the
+// generation that handed them out has ended: the loop will not write them, their partitions' next
+// owner reads them from the committed offsets, and the drain stops waiting for them. It reports
+// whether it did; while the generation lasts (or when msgs are not the newest handed out on
+// their partitions) it does nothing and returns false. A loop asks before it starts writing a
+// batch, so that a rebalance waits only for the batch being written, not for the batches queued
+// behind it too: an archiver behind, with a 100,000-record batch written and the next one
+// prepared, outlasted the drain (DefaultDrainTimeout) whenever two of its INSERTs took longer,
+// and the new owner wrote the first one again.
+func (r *GroupReader) Release(msgs []kafka.Message) bool {
+	if len(msgs) == 0 {
+		return false
+	}
+	r.mu.Lock()
+	gen := r.live
+	r.mu.Unlock()
+	if gen == nil {
+		return false
+	}
+	gen.mu.Lock()
+	defer gen.mu.Unlock()
+	if !gen.ended {
+		return false
+	}
+	lo, hi := map[int]int64{}, map[int]int64{}
+	for _, m := range msgs {
+		if !gen.owns(m) {
+			return false // of an earlier generation, or not handed out: its commit fails anyway
+		}
+		if o, ok := lo[m.Partition]; !ok || m.Offset < o {
+			lo[m.Partition] = m.Offset
+		}
+		if m.Offset > hi[m.Partition] {
+			hi[m.Partition] = m.Offset
+		}
+	}
+	for p, h := range hi {
+		if h != gen.last[p] {
+			return false // not the newest handed out: what is after it would be skipped
+		}
+	}
+	for p, l := range lo {
+		if l <= gen.first[p] {
+			delete(gen.first, p)
+			delete(gen.last, p)
+			continue
+		}
+		gen.last[p] = l - 1
+	}
+	gen.signal()
+	return true
+}
+
 // ErrGenerationEnded is what CommitMessages returns for messages of a generation that ended
 // before they were committed: they are delivered again.
 var ErrGenerationEnded = errors.New("the group generation that delivered the messages has ended; they are delivered again")

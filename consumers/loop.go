@@ -167,6 +167,9 @@ func (l *Loop) Run(ctx context.Context) error {
 		if batch == nil {
 			return nil
 		}
+		if l.release(batch) {
+			continue
+		}
 		if err := l.handle(ctx, batch); err != nil {
 			return nil // only ctx cancellation ends handle
 		}
@@ -196,8 +199,17 @@ func (l *Loop) runStaged(ctx context.Context) error {
 		defer close(flusherDone)
 		for p := range queue {
 			start := time.Now()
-			if err := l.retry(ctx, l.flushing, len(p.batch), func() error { return p.flush(ctx) }); err != nil {
+			released := false
+			if err := l.retry(ctx, l.flushing, len(p.batch), func() error {
+				if released = l.release(p.batch); released {
+					return nil
+				}
+				return p.flush(ctx)
+			}); err != nil {
 				return // cancelled: the batch was not committed and is delivered again
+			}
+			if released {
+				continue
 			}
 			l.obs.Batch(l.cfg.Name, len(p.batch), time.Since(start))
 			l.commitOrWarn(ctx, p.batch)
@@ -283,6 +295,24 @@ func (l *Loop) next(ctx context.Context, batch []kafka.Message) ([]kafka.Message
 		l.fetching.ok(ctx)
 		return batch, nil
 	}
+}
+
+// releaser is a reader that takes back a batch not yet written whose partitions were revoked
+// (GroupReader.Release).
+type releaser interface {
+	Release(msgs []kafka.Message) bool
+}
+
+// release hands a batch not yet written (or whose write failed) back to the reader when its
+// partitions were revoked: it is not written, and their next owner reads it. It reports whether
+// it did.
+func (l *Loop) release(batch []kafka.Message) bool {
+	rl, ok := l.r.(releaser)
+	if !ok || !rl.Release(batch) {
+		return false
+	}
+	l.log.Info("batch not written: its partitions were revoked at a rebalance, and their next owner reads it", "size", len(batch))
+	return true
 }
 
 // commitOrWarn commits a handled batch. A failed commit is not a lost event: the batch is
