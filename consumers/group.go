@@ -457,12 +457,27 @@ func (g *generation) signal() {
 	}
 }
 
-// Close leaves the group and stops every partition reader.
+// leaveWait bounds how long Close waits for the group to be left. Leaving takes milliseconds when
+// the broker answers; against a hung broker kafka-go's leave waits for a coordinator lookup and
+// the leave request, each up to Config.DialTimeout (5 s), and a stopping archiver — which closes
+// two group readers, one after the other — took 20 s to exit (a scorer 32 s, with its writers).
+// Leaving is a courtesy: without it the partitions move once the member's session times out.
+const leaveWait = 2 * time.Second
+
+// Close leaves the group and stops every partition reader. It returns once the reader hands out
+// nothing more; the group is left in the background if that takes longer than leaveWait.
 func (r *GroupReader) Close() error {
 	r.closeOnce.Do(func() {
 		r.cancel()
 		if r.cg != nil {
-			r.cg.Close()
+			left := make(chan struct{})
+			go func() { r.cg.Close(); close(left) }()
+			t := time.NewTimer(leaveWait)
+			select {
+			case <-left:
+			case <-t.C:
+			}
+			t.Stop()
 		}
 		<-r.done
 	})

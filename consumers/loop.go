@@ -484,10 +484,14 @@ func (l *Loop) retry(ctx context.Context, o *outage, size int, fn func() error) 
 
 // commit commits a batch whose effect is durable. It does not give up when ctx is cancelled just
 // then (a shutdown): the batch is done, and committing it spares a redelivery; commitTimeout
-// bounds the wait.
+// bounds the wait, and stopCommitWait what is left of it once ctx is cancelled — against a hung
+// broker a stopping archiver waited the whole 10 s for the commit of its last batch.
 func (l *Loop) commit(ctx context.Context, batch []kafka.Message) error {
+	parent := ctx
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
 	defer cancel()
+	stop := context.AfterFunc(parent, func() { time.AfterFunc(stopCommitWait, cancel) })
+	defer stop()
 	var err error
 	for i := 0; i < 3; i++ {
 		if err = l.r.CommitMessages(ctx, batch...); err == nil || ctx.Err() != nil {
@@ -497,5 +501,10 @@ func (l *Loop) commit(ctx context.Context, batch []kafka.Message) error {
 	return err
 }
 
-// commitTimeout bounds a commit (a coordinator that does not answer).
-const commitTimeout = 10 * time.Second
+// commitTimeout bounds a commit (a coordinator that does not answer); stopCommitWait bounds it
+// from the moment the loop is told to stop.
+// (Variables: tests lengthen commitTimeout.)
+var (
+	commitTimeout  = 10 * time.Second
+	stopCommitWait = 2 * time.Second
+)

@@ -514,7 +514,7 @@ func (a *app) runScorer(ctx context.Context, feed *pipeline.Feed) error {
 	reader := consumers.NewGroupReader(a.kc, k.EventsTopic, k.ScorerGroup)
 	scores := consumers.NewWriter(a.kc, k.ScoresTopic)
 	dlq := consumers.NewWriter(a.kc, k.DLQTopic)
-	defer func() { reader.Close(); scores.Close(); dlq.Close() }()
+	defer consumers.CloseWithin(consumers.StopCloseWait, reader, scores, dlq) // a hung broker does not hold the stop
 	stage := &pipeline.ScoreStage{Scorer: a.scorer, Scores: scores, DLQ: dlq, Log: a.log.With("role", "scorer"), Obs: a.obs,
 		MaxMessageBytes: a.kc.BatchBytes(), Gate: feed, GateWait: a.cfg.Scoring.FeedWait.D()}
 	// Staged: the next batch is scored while this one is written to risk.scores.
@@ -541,7 +541,7 @@ func (a *app) runArchiver(ctx context.Context) error {
 	onState(breaker.State())
 	reader := consumers.NewGroupReader(a.kc, k.ScoresTopic, k.ArchiverGroup)
 	dlq := consumers.NewWriter(a.kc, k.DLQTopic)
-	defer func() { reader.Close(); dlq.Close() }()
+	defer consumers.CloseWithin(consumers.StopCloseWait, reader, dlq) // a hung broker does not hold the stop
 	stage := &pipeline.ArchiveStage{Sink: breaker, DLQ: dlq, Log: a.log.With("role", "archiver"), Obs: a.obs, MaxMessageBytes: a.kc.BatchBytes()}
 	// Staged: the next batch is fetched and decoded while this one is written to ClickHouse; each
 	// commits, in order, once both tables acknowledged it.

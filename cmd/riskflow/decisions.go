@@ -131,7 +131,7 @@ func (a *app) runDecisionArchiver(ctx context.Context, sink *migratingSink, ping
 	// The decisions' own cluster: they were written there. Dead letters go where the others do.
 	reader := consumers.NewGroupReader(a.decisionsKafka(), k.DecisionsTopic, k.DecisionsGroup)
 	dlq := consumers.NewWriter(a.kc, k.DLQTopic)
-	defer func() { reader.Close(); dlq.Close() }()
+	defer consumers.CloseWithin(consumers.StopCloseWait, reader, dlq) // a hung broker does not hold the stop
 	archived := prometheus.NewCounter(prometheus.CounterOpts{Name: "riskflow_decisions_archived_total", Help: "Decisions written to risk_decisions."})
 	a.reg.MustRegister(archived)
 	stage := &pipeline.DecisionArchiveStage{Sink: decisionStore{sink}, DLQ: dlq, Log: a.log.With("role", "archiver", "part", "decisions"),
