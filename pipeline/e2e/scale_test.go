@@ -160,11 +160,22 @@ func TestScorersShareTheWorkNotTheState(t *testing.T) {
 
 // One of three scorers killed mid-stream: the group rebalances, every event is scored, ClickHouse
 // holds each exactly once, and the farm counts are those of an undisturbed run.
+//
+// The farm counts depend on each scorer's feed having applied the farm's earlier events before it
+// scores a later one, which the feed gate waits for — up to scoring.feed_wait, and trusting a
+// partition that received nothing for scoring.feed_skew after a batch's time. Under heavy load the
+// defaults (2 s, 250 ms) ran out: a partition's share of a produce call reached the broker later
+// than that, or the feed lagged that long, and a farm event was scored before its predecessors
+// (max 37 phones on the farm IP). The test's property is that the kill changes nothing, not the
+// machine's speed: its scorers wait up to the limit (1 m), and trust an idle partition only 10 s
+// after a batch's time — a produce call whose partitions reach the broker further apart than that
+// has failed (the writer's WriteTimeout is 10 s).
 func TestScorerKilledAmongThree(t *testing.T) {
 	base := time.Now().UTC().Add(-8 * time.Minute).Truncate(time.Second)
 	stream := farmStream(base, 12000)
 	e := newEnv(t)
-	procs := []*proc{e.start("scorer"), e.start("scorer"), e.start("scorer")}
+	patient := []string{"--set", "scoring.feed_wait=1m", "--set", "scoring.feed_skew=10s"}
+	procs := []*proc{e.start("scorer", patient...), e.start("scorer", patient...), e.start("scorer", patient...)}
 	archiver := e.start("archiver")
 	waitAllReady(t, e, procs)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
