@@ -50,28 +50,29 @@ type blockingCloser struct{ release chan struct{} }
 
 func (c blockingCloser) Close() error { <-c.release; return nil }
 
-type nopCloser struct{ closed *bool }
+// chanCloser closes its channel when closed.
+type chanCloser chan struct{}
 
-func (c nopCloser) Close() error { *c.closed = true; return nil }
+func (c chanCloser) Close() error { close(c); return nil }
 
 // CloseWithin returns once every closer is closed, or after its wait, leaving a close that hangs
-// (a writer's in-flight batch to a hung broker) behind.
+// (a writer's in-flight batch to a hung broker) behind; the others are closed all the same.
 func TestCloseWithin(t *testing.T) {
-	var closed bool
-	CloseWithin(time.Hour, nopCloser{&closed})
-	if !closed {
-		t.Error("not closed")
+	c := make(chanCloser)
+	CloseWithin(time.Hour, c)
+	select {
+	case <-c:
+	default:
+		t.Error("returned before the close")
 	}
 	hung := blockingCloser{release: make(chan struct{})}
 	defer close(hung.release)
-	closed = false
+	other := make(chanCloser)
 	finish(t, "CloseWithin of a close that hangs", func() error {
-		CloseWithin(10*time.Millisecond, hung, nopCloser{&closed})
+		CloseWithin(10*time.Millisecond, hung, other)
 		return nil
 	})
-	if !closed {
-		t.Error("the other closer was not closed")
-	}
+	finish(t, "the other close", func() error { <-other; return nil })
 }
 
 // A group reader closed while its broker hangs returns without the group's leave: kafka-go's
