@@ -22,7 +22,8 @@ import (
 //
 // Nothing is ever committed before the loop asks (commit only what is durable stays the loop's
 // rule); a commit that comes after the drain gave up fails, and its messages are delivered again
-// to whoever owns their partition then.
+// to whoever owns their partition then. A loop hands back (Release) a batch it has not started
+// writing when the generation has ended, so that the drain waits only for the batch being written.
 type GroupReader struct {
 	rc    kafka.ReaderConfig // what partition readers are built from (GroupID unset)
 	group string
