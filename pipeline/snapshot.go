@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -68,6 +69,7 @@ type Snapshots struct {
 	Log    *slog.Logger
 
 	keptLogged atomic.Bool // Save said it keeps a snapshot of another configuration
+	saving     sync.Mutex  // one Save at a time: the shutdown's may meet a periodic one
 }
 
 // snapshotMeta is stored inside each snapshot.
@@ -362,6 +364,10 @@ func kindOf(m fs.FileMode) string {
 // first snapshot of a node whose key or lists differ from the node that wrote the directory's
 // snapshots moves the newest of those to .prev, and there it stays until it is older than MaxAge.
 func (s *Snapshots) Save(positions func() map[int]consumers.Mark) (int64, error) {
+	// Two at once would each move the newest to .prev: the second rename then fails, or .prev
+	// ends up the snapshot just written.
+	s.saving.Lock()
+	defer s.saving.Unlock()
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return 0, fmt.Errorf("snapshot: create %s: %w", s.Dir, err)
 	}

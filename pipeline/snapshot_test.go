@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -525,6 +526,43 @@ func TestSnapshotSaveRemovesLeftTemporaryFiles(t *testing.T) {
 	}
 	if _, err := os.Stat(mine); err != nil {
 		t.Errorf("a recent temporary snapshot was removed: %v", err)
+	}
+}
+
+// Saves at once (a node stopping while its periodic snapshot is written) each succeed, and leave
+// the newest and the previous snapshot, each loadable, and no temporary file.
+func TestSnapshotSavesAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	s := &Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: stateWith(20), Log: quiet()}
+	for round := range 20 {
+		var wg sync.WaitGroup
+		errs := make([]error, 3)
+		for i := range errs {
+			wg.Go(func() { _, errs[i] = s.Save(at(map[int]int64{0: int64(100*round + i)})) })
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d, save %d: %v", round, i, err)
+			}
+		}
+	}
+	for _, name := range []string{"features-verify.events.snap", "features-verify.events.snap.prev"} {
+		st := features.New(features.Config{})
+		probe := &Snapshots{Dir: t.TempDir(), Topic: "verify.events", Fingerprint: "key-a", State: st, Log: quiet()}
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(probe.path(), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := probe.Load(context.Background()); err != nil || st.Stats().Applied != 20 {
+			t.Errorf("%s: %v, applied %d", name, err, st.Stats().Applied)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".features-*.tmp")); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
 	}
 }
 
