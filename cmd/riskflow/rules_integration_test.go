@@ -49,7 +49,7 @@ func TestRulePackLifecycleOnClickHouse(t *testing.T) {
 	if start.Version != sum16(v1) {
 		t.Fatalf("started on %s, want %s", start.Version, sum16(v1))
 	}
-	info, err := n1.Update(ctx, v2, "lead")
+	info, err := n1.Update(ctx, v2, "lead", api.UpdateOptions{})
 	if err != nil || !info.Recorded || !info.Persisted {
 		t.Fatalf("PUT: %+v %v", info, err)
 	}
@@ -139,9 +139,9 @@ func TestRulePackAuditTrailKeepsEveryLoad(t *testing.T) {
 	svc.Tick(ctx) // records the startup load
 	ra := rulesAdmin{s: svc, persisted: true}
 	for _, step := range []func() (api.RulesInfo, error){
-		func() (api.RulesInfo, error) { return ra.Update(ctx, v2, "alice") },
+		func() (api.RulesInfo, error) { return ra.Update(ctx, v2, "alice", api.UpdateOptions{}) },
 		func() (api.RulesInfo, error) { return ra.Rollback(ctx, sum16(v1), "bob") },
-		func() (api.RulesInfo, error) { return ra.Update(ctx, v2, "carol") },
+		func() (api.RulesInfo, error) { return ra.Update(ctx, v2, "carol", api.UpdateOptions{}) },
 	} {
 		if info, err := step(); err != nil || !info.Recorded {
 			t.Fatalf("load: %+v %v", info, err)

@@ -41,7 +41,7 @@ func TestRulesAdminUpdate(t *testing.T) {
 		t.Errorf("current at start: %+v", before)
 	}
 
-	_, err = ra.Update(context.Background(), []byte("pack: broken\nrules:\n  - {id: r1, tag: t, level: 300, when: 'nope > 1'}\n"), "lead")
+	_, err = ra.Update(context.Background(), []byte("pack: broken\nrules:\n  - {id: r1, tag: t, level: 300, when: 'nope > 1'}\n"), "lead", api.UpdateOptions{})
 	if !errors.Is(err, api.ErrRejected) || !strings.Contains(err.Error(), "r1") {
 		t.Fatalf("bad pack: err %v; want ErrRejected naming r1", err)
 	}
@@ -50,7 +50,7 @@ func TestRulesAdminUpdate(t *testing.T) {
 	}
 
 	good := "pack: tiny\nrules:\n  - {id: r1, tag: burst, level: 600, when: 'phone_verifies_10m >= 2'}\n"
-	info, err := ra.Update(context.Background(), []byte(good), "lead")
+	info, err := ra.Update(context.Background(), []byte(good), "lead", api.UpdateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestRulesAdminCurrentSaysRecorded(t *testing.T) {
 	if !ra.Current().Recorded {
 		t.Error("GET /v1/rules: recorded false after the startup load was recorded")
 	}
-	if _, err := ra.Update(context.Background(), []byte("pack: tiny\nrules:\n  - {id: r1, tag: burst, level: 600, when: 'phone_verifies_10m >= 2'}\n"), "lead"); err != nil {
+	if _, err := ra.Update(context.Background(), []byte("pack: tiny\nrules:\n  - {id: r1, tag: burst, level: 600, when: 'phone_verifies_10m >= 2'}\n"), "lead", api.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if !ra.Current().Recorded {
@@ -203,9 +203,10 @@ func TestPromotionRunsThePacksTests(t *testing.T) {
 	if broken == string(packs.Default()) {
 		t.Fatal("the default pack no longer has phone_velocity_observe at 3")
 	}
-	_, err = ra.Update(context.Background(), []byte(broken), "lead")
-	if !errors.Is(err, api.ErrRejected) || !strings.Contains(err.Error(), "tests.yaml:") || !strings.Contains(err.Error(), "phone_velocity") {
-		t.Fatalf("a pack failing its tests: %v; want ErrRejected naming tests.yaml, the failing test's line and the rule", err)
+	_, err = ra.Update(context.Background(), []byte(broken), "lead", api.UpdateOptions{})
+	if !errors.Is(err, api.ErrRejected) || !strings.Contains(err.Error(), "tests.yaml:") || !strings.Contains(err.Error(), "phone_velocity") ||
+		!strings.Contains(err.Error(), "?tests=skip") {
+		t.Fatalf("a pack failing its tests: %v; want ErrRejected naming tests.yaml, the failing test's line, the rule and the way round", err)
 	}
 	if got := ra.Current().Version; got != before {
 		t.Fatalf("a pack failing its tests was loaded: %s", got)
@@ -220,13 +221,22 @@ func TestPromotionRunsThePacksTests(t *testing.T) {
 	}
 
 	// A pack that does not compile: its own problems, not the tests'.
-	_, err = ra.Update(context.Background(), []byte("pack: broken\nrules:\n  - {id: r1, tag: t, level: 300, when: 'nope > 1'}\n"), "lead")
+	_, err = ra.Update(context.Background(), []byte("pack: broken\nrules:\n  - {id: r1, tag: t, level: 300, when: 'nope > 1'}\n"), "lead", api.UpdateOptions{})
 	if !errors.Is(err, api.ErrRejected) || !strings.Contains(err.Error(), "rule r1") || strings.Contains(err.Error(), "tests.yaml") {
 		t.Fatalf("a pack that does not compile: %v", err)
 	}
 	// A change the tests allow is loaded.
 	ok := string(packs.Default()) + "\n  - {id: extra_shadow, tag: extra, level: 600, mode: shadow, when: 'device_fails_10m >= 50'}\n"
-	if _, err := ra.Update(context.Background(), []byte(ok), "lead"); err != nil {
+	if _, err := ra.Update(context.Background(), []byte(ok), "lead", api.UpdateOptions{}); err != nil {
 		t.Fatalf("a pack passing its tests: %v", err)
+	}
+	// A change meant to change what the tests pin, by an admin who cannot update the node's
+	// tests.yaml first: loaded with SkipTests (PUT ?tests=skip), and recorded as such.
+	info, err := ra.Update(context.Background(), []byte(broken), "lead", api.UpdateOptions{SkipTests: true})
+	if err != nil || info.Source != "api, tests skipped" || ra.Current().Version != info.Version {
+		t.Fatalf("a pack failing its tests, tests skipped: %v, %+v", err, info)
+	}
+	if b, _ := os.ReadFile(path); string(b) != broken {
+		t.Fatal("a pack loaded with its tests skipped was not written to the pack file")
 	}
 }

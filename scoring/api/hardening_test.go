@@ -144,7 +144,7 @@ func (f *fakeRules) Rollback(context.Context, string, string) (api.RulesInfo, er
 	return api.RulesInfo{}, nil
 }
 
-func (f *fakeRules) Update(context.Context, []byte, string) (api.RulesInfo, error) {
+func (f *fakeRules) Update(context.Context, []byte, string, api.UpdateOptions) (api.RulesInfo, error) {
 	f.loaded++
 	return api.RulesInfo{Pack: "p", Version: "v2"}, nil
 }

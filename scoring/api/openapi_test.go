@@ -30,7 +30,7 @@ type oaRules struct{}
 func (oaRules) Current() api.RulesInfo {
 	return api.RulesInfo{Pack: "default", Version: "v1", Rules: 29, LoadedBy: "startup", Persisted: true, Recorded: true}
 }
-func (oaRules) Update(_ context.Context, pack []byte, who string) (api.RulesInfo, error) {
+func (oaRules) Update(_ context.Context, pack []byte, who string, _ api.UpdateOptions) (api.RulesInfo, error) {
 	if !bytes.Contains(pack, []byte("rules:")) {
 		return api.RulesInfo{}, fmt.Errorf("%w: line 1: rules: is required", api.ErrRejected)
 	}

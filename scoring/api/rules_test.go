@@ -17,11 +17,13 @@ type fakeRules struct {
 	cur    RulesInfo
 	reject bool
 	who    string
+	opts   UpdateOptions
 }
 
 func (f *fakeRules) Current() RulesInfo { return f.cur }
 
-func (f *fakeRules) Update(_ context.Context, pack []byte, who string) (RulesInfo, error) {
+func (f *fakeRules) Update(_ context.Context, pack []byte, who string, opts UpdateOptions) (RulesInfo, error) {
+	f.opts = opts
 	if f.reject {
 		return RulesInfo{}, fmt.Errorf("%w:\nline 4:11: rule r1: when: undeclared reference to 'nope'", ErrRejected)
 	}
@@ -85,6 +87,17 @@ func TestRulesAdminRoutes(t *testing.T) {
 	code, m = rulesReq(t, s, http.MethodPut, "risk-lead", "s3cret", "pack: p\nrules:\n  - id: a\n  - id: b\n")
 	if code != http.StatusOK || m["version"] != "v2" || m["rules"] != float64(2) || fr.who != "risk-lead" {
 		t.Errorf("PUT = %d %v (who %q)", code, m, fr.who)
+	}
+	if fr.opts.SkipTests {
+		t.Error("a plain PUT asked to skip the pack's tests")
+	}
+	// ?tests=skip reaches the service; another value is refused naming the parameter.
+	if code, _ = rulesPathReq(t, s, http.MethodPut, "/v1/rules?tests=skip", "risk-lead", "s3cret", "pack: p\nrules:\n  - id: a\n"); code != http.StatusOK || !fr.opts.SkipTests {
+		t.Errorf("PUT ?tests=skip = %d, skip %v", code, fr.opts.SkipTests)
+	}
+	code, m = rulesPathReq(t, s, http.MethodPut, "/v1/rules?tests=no", "risk-lead", "s3cret", "pack: p\nrules:\n  - id: a\n")
+	if content, _ := m["content"].(string); code != http.StatusBadRequest || !strings.HasPrefix(content, "tests:") {
+		t.Errorf("PUT ?tests=no = %d %v; want 400 naming tests", code, m)
 	}
 	fr.reject = true
 	code, m = rulesReq(t, s, http.MethodPut, "risk-lead", "s3cret", "pack: bad")
@@ -159,7 +172,7 @@ func (longRejection) Rollback(context.Context, string, string) (RulesInfo, error
 	return RulesInfo{}, nil
 }
 
-func (longRejection) Update(context.Context, []byte, string) (RulesInfo, error) {
+func (longRejection) Update(context.Context, []byte, string, UpdateOptions) (RulesInfo, error) {
 	var b strings.Builder
 	for i := range 500 {
 		fmt.Fprintf(&b, "\nline %d:3: rule r%d: when: undeclared reference to 'x<y>'", i+1, i)
