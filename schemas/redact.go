@@ -21,10 +21,10 @@ import (
 // mathematical …); separators are space, '-', '.', '(', ')', '/', '_', ':', '\', '+' and their
 // full-width, typographic and invisible cousins (U+3000, '－', NBSP, dashes, zero-width space: see
 // isWideSep). Text holding percent escapes is read decoded as well ("%2B86%20138…"). The number
-// must stand on its own: one glued to a digit, to a hexadecimal letter before it or to a letter
-// after it is part of an identifier, not a phone — so hexadecimal device ids, UUIDs and a 15-digit
-// IMEI starting with 86 are not phone-like, while "tel:13812345678", "tel13812345678",
-// "user13812345678", "+86 138 1234 5678", "(138)12345678", "138_1234_5678",
+// must stand on its own: one glued to a digit, to a hexadecimal word before it ("3a8f", "0xd") or
+// to a letter after it is part of an identifier, not a phone — so hexadecimal device ids, UUIDs
+// and a 15-digit IMEI starting with 86 are not phone-like, while "tel:13812345678", "tel13812345678",
+// "user13812345678", "phone13812345678", "ID13812345678", "+86 138 1234 5678", "(138)12345678", "138_1234_5678",
 // "１３８　１２３４　５６７８" and "order-13812345678-2" are. A reading with a group of 9 or 10 digits
 // beside others is not ("evt_1733390000_5", a unix second and a sequence number): no one writes a
 // phone number so. Errors and log lines mask all of those too, and numbers glued to any letter
@@ -544,23 +544,45 @@ func hanziDigit(r rune) (byte, bool) {
 }
 
 // gluedBefore reports whether the character before s[i] glues a number starting at i to an
-// identifier, as r reads it: a digit of any script always; written, a hexadecimal letter too (a
-// hex device id or digest holds long runs of digits: "3a8f13812345678b"), while another letter
-// is a label glued to the number ("tel13812345678", "user13812345678"); read any way (what an
-// error or a log line shows), no letter is.
+// identifier, as r reads it: a digit of any script always; written, a hexadecimal letter too when
+// the word it ends is hexadecimal (a hex device id or digest holds long runs of digits:
+// "3a8f13812345678b", "0xd13812345678"), while a word with any other letter is a label glued to
+// the number, whatever its last letter ("tel13812345678", "user13812345678", "phone13812345678",
+// "ID13812345678"); read any way (what an error or a log line shows), no letter is.
 func gluedBefore(s string, i int, r reading) bool {
 	switch {
 	case i == 0:
 		return false
 	case s[i-1] < utf8.RuneSelf:
 		c := s[i-1]
-		return isDigitByte(c) || r == written && isHexLetter(c)
+		return isDigitByte(c) || r == written && isHexLetter(c) && hexWordBefore(s, i)
 	}
 	c, _ := utf8.DecodeLastRuneInString(s[:i])
 	return isUnicodeDigit(c)
 }
 
 func isHexLetter(c byte) bool { return c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
+
+// maxHexWord is how far back hexWordBefore looks: a longer run of hexadecimal characters is a
+// hex id whatever comes before it (and the scan stays linear).
+const maxHexWord = 64
+
+// hexWordBefore reports whether the ASCII letters and digits right before s[i] are a hexadecimal
+// word — only 0-9, a-f, A-F, after an optional 0x — rather than a label ending in a letter that
+// happens to be a hexadecimal digit ("phone", "ID", "uid").
+func hexWordBefore(s string, i int) bool {
+	j := i
+	for j > 0 && i-j < maxHexWord && (isDigitByte(s[j-1]) || isHexLetter(s[j-1])) {
+		j--
+	}
+	switch {
+	case j == 0 || i-j >= maxHexWord || !isAlnum(s[j-1]):
+		return true
+	case (s[j-1] == 'x' || s[j-1] == 'X') && j >= 2 && s[j-2] == '0' && (j == 2 || !isAlnum(s[j-3])):
+		return true // 0x…
+	}
+	return false
+}
 
 // plusBefore returns the width of the '+' or full-width '＋' right before s[i], 0 if there is none.
 func plusBefore(s string, i int) int {

@@ -179,6 +179,34 @@ func TestGluedNumbersAcceptedButMasked(t *testing.T) {
 	}
 }
 
+// A label is a label whatever its last letter: "phone" ends in e and "ID" in D, hexadecimal
+// digits, but the words are not hexadecimal, and the number glued to them is a phone number
+// (these device ids were stored as sent, and reached risk.decisions and ClickHouse). Hexadecimal
+// words stay ids.
+func TestLabelsEndingInAHexLetterAreLabels(t *testing.T) {
+	for _, s := range []string{
+		"phone13812345678", "PHONE13812345678", "mobile13812345678", "ID13812345678", "uid13812345678",
+		"cid13812345678", "code13812345678", "ID138 1234 5678", "mobile138-1234-5678",
+		"phone8613812345678", "phone１３８１２３４５６７８", "dev_phone13812345678",
+		"0xfg13812345678", "10xd13812345678",
+	} {
+		if !ContainsPhone(s) {
+			t.Errorf("ContainsPhone(%q) = false", s)
+		}
+		if _, err := DecodeCheckRequest([]byte(`{"phone":"13812345678","ip":"1.2.3.4","app_id":"a","device_id":"` + s + `"}`)); err == nil || !strings.HasPrefix(err.Error(), "device_id: looks like it contains a mobile phone number") {
+			t.Errorf("device_id %q: err = %v, want it refused as holding a phone number", s, err)
+		}
+	}
+	for _, s := range []string{
+		"d13812345678", "AB13812345678", "deadbeef13812345678", "0xd13812345678", "0XAB13812345678",
+		"user_3a8f13812345678b", "dev-fd13812345678", strings.Repeat("ab", 40) + "13812345678",
+	} {
+		if ContainsPhone(s) {
+			t.Errorf("ContainsPhone(%q) = true: a hexadecimal id of this shape would be refused", s)
+		}
+	}
+}
+
 // Ids joining a unix second and a sequence number are accepted, but errors and logs still mask
 // their digits: refusing costs the sender an event, masking costs nothing.
 func TestSplitNumbersAcceptedButMasked(t *testing.T) {
