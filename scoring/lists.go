@@ -88,7 +88,7 @@ func ParseLists(r io.Reader) (*Lists, error) {
 		}
 		action, kind, value := f[0], f[1], f[2]
 		if action != "allow" && action != "block" {
-			return nil, fmt.Errorf("line %d: action %q is not allow or block", line, action)
+			return nil, fmt.Errorf("line %d: action %s is not allow or block", line, schemas.Excerpt(action, 64))
 		}
 		switch kind {
 		case "phone":
@@ -112,7 +112,7 @@ func ParseLists(r io.Reader) (*Lists, error) {
 			put(l.devices, nz(xxhash.Sum64String(value)), action)
 		case "prefix":
 			if len(value) != 7 || strings.Trim(value, "0123456789") != "" || value[0] != '1' {
-				return nil, fmt.Errorf("line %d: prefix %q is not 7 digits starting with 1", line, value)
+				return nil, fmt.Errorf("line %d: prefix %s is not 7 digits starting with 1", line, schemas.Excerpt(value, 64))
 			}
 			put(l.prefix, prefixKey7(value), action)
 		case "ip":
@@ -124,7 +124,7 @@ func ParseLists(r io.Reader) (*Lists, error) {
 			}
 			ips.Add(p, listedNet{action, p})
 		default:
-			return nil, fmt.Errorf("line %d: kind %q is not phone, phone_hash, ip, device or prefix", line, kind)
+			return nil, fmt.Errorf("line %d: kind %s is not phone, phone_hash, ip, device or prefix", line, schemas.Excerpt(kind, 64))
 		}
 		l.entries++
 	}

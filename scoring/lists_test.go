@@ -34,6 +34,11 @@ func TestParseListsErrors(t *testing.T) {
 		// Events may not carry such a device id, so the entry could never match; and the file's
 		// entries are shown in the console.
 		{"device with a number", "block device 5f1c9a\nblock device 13800138009", []string{"line 2:", "device: looks like it contains a mobile phone number", "kind phone"}},
+		// A whole number where a block, a kind or an action goes: shown masked (the error is
+		// logged), never as typed.
+		{"prefix holding a number", "block prefix 13912348765", []string{"line 1:", `"<phone>"`, "7 digits"}},
+		{"kind holding a number", "block 13912348765 x", []string{"line 1:", `kind "<phone>"`}},
+		{"action holding a number", "13912348765 phone 13912348765", []string{"line 1:", `action "<phone>"`}},
 	}
 	for _, tc := range tests {
 		l, err := scoring.ParseLists(strings.NewReader(tc.in))
@@ -45,6 +50,9 @@ func TestParseListsErrors(t *testing.T) {
 			if !strings.Contains(err.Error(), w) {
 				t.Errorf("%s: error %q does not mention %q", tc.name, err, w)
 			}
+		}
+		if strings.Contains(err.Error(), "12348765") {
+			t.Errorf("%s: error %q shows the number", tc.name, err)
 		}
 	}
 }

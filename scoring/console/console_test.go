@@ -305,6 +305,9 @@ func TestFormsRejectBadInputNextToTheField(t *testing.T) {
 		// A number in a device id or a note would be stored as typed, in the lists topic for good.
 		{"device holding a number", form("action", "block", "kind", "device", "value", "tel:13912345678", "why", "x"), "value", "phone number"},
 		{"why holding a number", form("action", "block", "kind", "ip", "value", "192.0.2.1", "why", "user 139 1234 5678 complained"), "why", "phone number"},
+		// A number typed as a network: netip's error quoted it again, and the page showed it.
+		{"cidr holding a number", form("action", "block", "kind", "cidr", "value", "13912345678/24", "why", "x"), "value", "is not a CIDR network"},
+		{"device holding a labelled number", form("action", "block", "kind", "device", "value", "phone13912345678", "why", "x"), "value", "phone number"},
 	}
 	for _, tc := range cases {
 		code, body, _ := c.Post("/console/lists", tc.form)

@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"sync"
+
+	"github.com/riskflow/riskflow/schemas"
 )
 
 // CIDRSet is an immutable set of IPv4 and IPv6 networks: a CIDRTable whose networks carry no
@@ -123,28 +125,29 @@ func DefaultIDCList() *CIDRSet { return defaultIDCSet() }
 // ParseNetwork reads one network as the CIDR list files write it: a CIDR with no host bits set
 // (10.0.0.0/8, not 10.1.2.3/8 — a typo must not widen a range), or a bare address (a /32 or
 // /128). An IPv4-mapped IPv6 network (::ffff:a.b.c.d/n, n ≥ 96) becomes the IPv4 network it
-// spells. Zones are rejected.
+// spells. Zones are rejected. Errors show the field as schemas.Excerpt does (a phone number typed
+// into a list's network field — the console's form, the lists file — is masked, not echoed).
 func ParseNetwork(field string) (netip.Prefix, error) {
 	var p netip.Prefix
 	if strings.IndexByte(field, '/') >= 0 {
 		var err error
 		p, err = netip.ParsePrefix(field)
 		if err != nil {
-			return p, fmt.Errorf("%q is not a CIDR network: %w", field, unwrapParse(err))
+			return p, fmt.Errorf("%s is not a CIDR network: %w", schemas.Excerpt(field, 64), unwrapParse(err))
 		}
 		if p.Addr().Zone() != "" {
-			return p, fmt.Errorf("%q: zones are not allowed", field)
+			return p, fmt.Errorf("%s: zones are not allowed", schemas.Excerpt(field, 64))
 		}
 		if m := p.Masked(); m != p {
-			return p, fmt.Errorf("%q has host bits set (did you mean %s?)", field, m)
+			return p, fmt.Errorf("%s has host bits set (did you mean %s?)", schemas.Excerpt(field, 64), m)
 		}
 	} else {
 		a, err := netip.ParseAddr(field)
 		if err != nil {
-			return p, fmt.Errorf("%q is not a CIDR network or IP address: %w", field, unwrapParse(err))
+			return p, fmt.Errorf("%s is not a CIDR network or IP address: %w", schemas.Excerpt(field, 64), unwrapParse(err))
 		}
 		if a.Zone() != "" {
-			return p, fmt.Errorf("%q: zones are not allowed", field)
+			return p, fmt.Errorf("%s: zones are not allowed", schemas.Excerpt(field, 64))
 		}
 		p = netip.PrefixFrom(a, a.BitLen())
 	}
@@ -156,14 +159,16 @@ func ParseNetwork(field string) (netip.Prefix, error) {
 	return p, nil
 }
 
-// unwrapParse drops netip's `ParseXxx("input"): ` prefix, since the caller
-// already quotes the input (which, being one field, holds no spaces).
+// unwrapParse drops netip's `ParseXxx("input"): ` prefixes — all of them: ParsePrefix's error
+// holds ParseAddr's (`netip.ParsePrefix("x/24"): ParseAddr("x"): unable to parse IP`) — since the
+// caller already shows the input, masked (which, being one field, holds no spaces). What is left
+// may still quote part of it (`bad bits after slash: "…"`), so phone numbers are masked there too.
 func unwrapParse(err error) error {
 	msg := err.Error()
-	if i := strings.Index(msg, "): "); i >= 0 {
-		return errors.New(msg[i+3:])
+	if i := strings.LastIndex(msg, "\"): "); i >= 0 {
+		msg = msg[i+3:]
 	}
-	return err
+	return errors.New(schemas.MaskPhones(msg))
 }
 
 func addr128(a netip.Addr) u128 {

@@ -215,3 +215,22 @@ func BenchmarkCIDRSetContains(b *testing.B) {
 		s.Contains(ips[i%len(ips)])
 	}
 }
+
+// A phone number typed into a network field (the console's list form, the lists file) is not
+// echoed by the error: netip's own message quoted the input again, inside ParsePrefix's
+// (`ParseAddr("13912348765"): unable to parse IP`), and the console showed it.
+func TestParseNetworkErrorsMaskPhones(t *testing.T) {
+	for _, in := range []string{
+		"13912348765/24", "13912348765", "+86 139 1234 8765/24", "1.2.3.0/13912348765",
+		"139.1234.8765/8", "１３９１２３４８７６５/24", "13912348765%eth0",
+	} {
+		_, err := geo.ParseNetwork(in)
+		if err == nil {
+			t.Errorf("ParseNetwork(%q) accepted", in)
+			continue
+		}
+		if msg := err.Error(); strings.Contains(msg, "8765") || strings.Contains(msg, "８７６５") || !strings.Contains(msg, "<phone>") {
+			t.Errorf("ParseNetwork(%q) = %q: want the number masked as <phone>", in, msg)
+		}
+	}
+}
