@@ -166,7 +166,7 @@ func ParseNetwork(field string) (netip.Prefix, error) {
 func unwrapParse(err error) error {
 	msg := err.Error()
 	if i := strings.LastIndex(msg, "\"): "); i >= 0 {
-		msg = msg[i+3:]
+		msg = msg[i+len("\"): "):]
 	}
 	return errors.New(schemas.MaskPhones(msg))
 }
