@@ -43,6 +43,9 @@ func cmdServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
+	if why := weakHashKey(cfg.Scoring.PhoneHashKey); why != "" {
+		log.Warn("scoring.phone_hash_key " + why)
+	}
 	a, err := newApp(cfg, log)
 	if err != nil {
 		return err
@@ -76,4 +79,24 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// minHashKeyBytes is the shortest phone-hash key serve takes without a warning.
+const minHashKeyBytes = 16
+
+// weakHashKey says what is wrong with a phone-hash key a deployment should not run with, or "".
+// The key is what keeps stored phone hashes from being reversed: whoever reads one hash of a number
+// they know (an analyst's own, in ClickHouse) can search every short key offline, and with the key
+// hash every number of a segment (10,000 each). Set but weak is only warned about: refusing it
+// would make a rollout of this check an outage.
+func weakHashKey(key string) string {
+	switch {
+	case key == "":
+		return ""
+	case key == devHashKey:
+		return "is the dev key riskflow dev and demo use, printed in this binary: anyone can reverse the stored phone hashes; set a random key of 32 bytes"
+	case len(key) < minHashKeyBytes:
+		return fmt.Sprintf("is %d bytes: a key that short can be found from one known number's stored hash, and then every hash reversed; set a random key of 32 bytes", len(key))
+	}
+	return ""
 }

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// serve warns about a phone-hash key that does not keep stored hashes from being reversed: a short
+// one (found offline from one known number's hash) or the dev key printed in this binary. It took
+// "k" and the dev key silently.
+func TestServeWarnsAboutAWeakPhoneHashKey(t *testing.T) {
+	for key, want := range map[string]string{
+		"k":                                "scoring.phone_hash_key is 1 bytes",
+		"short-key-15byt":                  "scoring.phone_hash_key is 15 bytes",
+		devHashKey:                         "scoring.phone_hash_key is the dev key",
+		"a-random-key-of-at-least-16-b":    "",
+		"0123456789abcdef0123456789abcdef": "",
+	} {
+		var stderr bytes.Buffer
+		// A rule pack that does not exist stops serve right after its start-up checks.
+		err := cmdServe(context.Background(), []string{"--roles", "scorer",
+			"--set", "scoring.phone_hash_key=" + key, "--set", "scoring.rules=/nonexistent/riskflow-pack.yaml",
+			"--set", "scoring.segments=", "--set", "kafka.brokers=127.0.0.1:1"}, &bytes.Buffer{}, &stderr)
+		if err == nil {
+			t.Fatalf("key %q: serve started with a rule pack that does not exist", key)
+		}
+		got := stderr.String()
+		if want == "" && strings.Contains(got, "phone_hash_key") || want != "" && !strings.Contains(got, want) {
+			t.Errorf("key %q: stderr %q, want a warning containing %q", key, got, want)
+		}
+		if len(key) > 4 && strings.Contains(got, key) {
+			t.Errorf("key %q: stderr shows the key: %q", key, got)
+		}
+	}
+}
