@@ -279,6 +279,28 @@ func TestLookupErrorsMaskNumbers(t *testing.T) {
 	}
 }
 
+// A secret in --api's user info (http://name:secret@host) is never printed: lookup's error, its
+// text output and --json's live_error showed the URL as given.
+func TestLookupErrorsHideTheAPISecret(t *testing.T) {
+	cleanEnv(t)
+	empty := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNotFound) }))
+	defer empty.Close()
+	withSecret := strings.Replace(empty.URL, "://", "://lead:s3cr3t-pw@", 1)
+	away := "http://lead:s3cr3t-pw@" + testaddr.Free(t)
+	for _, args := range [][]string{
+		{"--api", withSecret},
+		{"--api", withSecret, "--json"},
+		{"--api", away},
+		{"--api", "ftp://lead:s3cr3t-pw@host"},
+		{"--api", "http://lead:s3cr3t-pw@bad host"},
+	} {
+		r := runCmd(t, context.Background(), append([]string{"lookup", "--device", "farm-1", "--set", "clickhouse.addr="}, args...)...)
+		if r.code == 0 || strings.Contains(r.stdout+r.stderr, "s3cr3t") {
+			t.Errorf("%v: exit %d\nstdout %s\nstderr %s", args, r.code, r.stdout, r.stderr)
+		}
+	}
+}
+
 // An analyst pastes a number as the complaint wrote it (schemas.ReadWrittenPhone reads every
 // common writing): the live state is asked of the number itself, and nothing echoes it.
 func TestLookupPhoneWritings(t *testing.T) {

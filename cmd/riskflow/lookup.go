@@ -84,7 +84,7 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if *apiURL != "" && *apiURL != "none" {
 		if u, err := url.Parse(*apiURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return usagef("--api: %s is not an http:// or https:// URL of an API node (e.g. http://127.0.0.1:8080), nor none", schemas.Excerpt(*apiURL, 80))
+			return usagef("--api: %s is not an http:// or https:// URL of an API node (e.g. http://127.0.0.1:8080), nor none", schemas.Excerpt(redactedURL(*apiURL), 80))
 		}
 	}
 	// A device or app id is checked as the API checks it (which refuses one holding a phone number).
@@ -343,9 +343,10 @@ func explainOver(ctx context.Context, base, name, secret string, req api.Explain
 	if name != "" {
 		r.SetBasicAuth(name, secret)
 	}
+	shown := redactedURL(base) // a secret in the URL's user info is never printed
 	resp, err := http.DefaultClient.Do(r)
 	if err != nil {
-		return nil, fmt.Errorf("live state from %s: %w", base, err)
+		return nil, fmt.Errorf("live state from %s: %w", shown, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
@@ -355,13 +356,27 @@ func explainOver(ctx context.Context, base, name, secret string, req api.Explain
 		if eb.Content == "" {
 			eb.Content = http.StatusText(resp.StatusCode) + " (is this a riskflow API node?)"
 		}
-		return nil, fmt.Errorf("live state from %s: %d %s", base, resp.StatusCode, eb.Content)
+		return nil, fmt.Errorf("live state from %s: %d %s", shown, resp.StatusCode, eb.Content)
 	}
 	var x api.ExplainResponse
 	if err := json.Unmarshal(b, &x); err != nil {
-		return nil, fmt.Errorf("live state from %s: %w", base, err)
+		return nil, fmt.Errorf("live state from %s: %w", shown, err)
 	}
 	return &x, nil
+}
+
+// redactedURL is raw as an error may show it: with the password of its user info, if any, as
+// "xxxxx" (--api http://name:secret@host printed the secret in lookup's error and --json's
+// live_error).
+func redactedURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		if i, j := strings.Index(raw, "://"), strings.LastIndexByte(raw, '@'); i >= 0 && j > i {
+			return raw[:i+3] + "xxxxx" + raw[j:] // unparsable, but user info all the same
+		}
+		return raw
+	}
+	return u.Redacted()
 }
 
 func (l *lookupResult) write(w io.Writer) {
