@@ -35,8 +35,13 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
 	}
-	if *candidatePath == "" || *from == "" {
+	switch {
+	case *candidatePath == "" && *from == "":
 		return usagef("backtest: --rules and --from are required")
+	case *candidatePath == "":
+		return usagef("backtest: --rules is required: the candidate rule pack")
+	case *from == "":
+		return usagef("backtest: --from is required: the start of the period (RFC 3339, 2006-01-02, or a duration before now like 24h)")
 	}
 	now := time.Now().UTC()
 	start, err := parseWhen(*from, now)

@@ -267,7 +267,7 @@ func cmdHelp(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return usagef("help: %s has no subcommands: riskflow help %s", c.path(), strings.TrimSpace(c.prefix()))
 		}
 		if sub == nil {
-			return usagef("help: %s has no command %q (known: %s)", c.path(), name, strings.Join(c.subNames(), ", "))
+			return usagef("help: %s has no command %q%s (known: %s)", c.path(), name, didYouMean(name, c.subNames(), ""), strings.Join(c.subNames(), ", "))
 		}
 		c = sub
 	}

@@ -132,7 +132,7 @@ func resolve(args []string) (*command, []string, error) {
 			if cmd.run != nil {
 				return cmd, args, nil // a command with both: arguments for it
 			}
-			return cmd, nil, usagef("%sunknown command %q (known: %s)", cmd.errPrefix(), name, strings.Join(cmd.subNames(), ", "))
+			return cmd, nil, usagef("%sunknown command %q%s (known: %s)", cmd.errPrefix(), name, didYouMean(name, cmd.subNames(), ""), strings.Join(cmd.subNames(), ", "))
 		}
 		cmd, args = sub, args[1:]
 	}
@@ -143,10 +143,39 @@ func resolve(args []string) (*command, []string, error) {
 var flagSpelling = regexp.MustCompile(`(: |flag |for )-([A-Za-z][A-Za-z0-9_.-]*)`)
 
 // flagError says a flag package error in the spelling of the help: "unknown flag: --colour" for
-// "flag provided but not defined: -colour", "flag needs an argument: --set".
-func flagError(err error) error {
-	msg := strings.Replace(err.Error(), "flag provided but not defined: ", "unknown flag: ", 1)
+// "flag provided but not defined: -colour", "flag needs an argument: --set". An unknown flag close
+// to one of fs's is followed by it: "unknown flag: --sampel (did you mean --sample?)".
+func flagError(fs *flag.FlagSet, err error) error {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		var names []string
+		fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+		msg = "unknown flag: -" + name + didYouMean(name, names, "--")
+	}
 	return errors.New(flagSpelling.ReplaceAllString(msg, "${1}--${2}"))
+}
+
+// didYouMean is " (did you mean PREFIX+candidate?)" for the candidate closest to a mistyped name
+// — at most 2 edits away and fewer than the name's length, or the one candidate the name begins —
+// and "" when none is close.
+func didYouMean(name string, candidates []string, prefix string) string {
+	best, bestD := "", 3
+	var starts []string
+	for _, c := range candidates {
+		if d := editDistance(name, c); d < bestD && d < len(name) {
+			best, bestD = c, d
+		}
+		if len(name) >= 2 && strings.HasPrefix(c, name) {
+			starts = append(starts, c)
+		}
+	}
+	if best == "" && len(starts) == 1 {
+		best = starts[0]
+	}
+	if best == "" {
+		return ""
+	}
+	return " (did you mean " + prefix + best + "?)"
 }
 
 func isHelpFlag(s string) bool { return s == "-h" || s == "-help" || s == "--help" }
@@ -231,7 +260,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 			if errors.Is(err, flag.ErrHelp) {
 				return helpRequested{fs: fs}
 			}
-			return usageError{flagError(err)}
+			return usageError{flagError(fs, err)}
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {

@@ -99,6 +99,16 @@ func TestRunUsageErrors(t *testing.T) {
 		{"bench with an argument", []string{"bench", "api"}, []string{`bench: takes no arguments, got "api"`}, "riskflow bench"},
 		{"rules report for a number", []string{"rules", "report", "--app", "138 1234 5678"}, []string{"--app: looks like it contains a mobile phone number"}, "riskflow rules report"},
 		{"backtest with an argument", []string{"backtest", "--rules", "r.yaml", "--from", "24h", "labels.jsonl"}, []string{`backtest: takes no arguments, got "labels.jsonl"`}, "riskflow backtest"},
+		// A near miss names what was meant; a word close to nothing names nothing.
+		{"misspelt command", []string{"srve"}, []string{`unknown command "srve" (did you mean serve?) (known: dev, serve,`}, "riskflow COMMAND"},
+		{"command with a letter more", []string{"servee"}, []string{`(did you mean serve?)`}, "riskflow COMMAND"},
+		{"misspelt subcommand", []string{"rules", "lnt"}, []string{`rules: unknown command "lnt" (did you mean lint?)`}, "riskflow rules COMMAND"},
+		{"start of a subcommand", []string{"rules", "rollb"}, []string{`(did you mean rollback?)`}, "riskflow rules COMMAND"},
+		{"help of a misspelt command", []string{"help", "lokup"}, []string{`help: riskflow has no command "lokup" (did you mean lookup?)`}, "riskflow help"},
+		{"misspelt flag", []string{"dev", "--sampel=false"}, []string{"unknown flag: --sampel (did you mean --sample?)"}, "riskflow dev"},
+		{"misspelt flag of a subcommand", []string{"rules", "versions", "--load"}, []string{"unknown flag: --load (did you mean --loads?)"}, "riskflow rules versions"},
+		{"backtest without --from", []string{"backtest", "--rules", "r.yaml"}, []string{"backtest: --from is required"}, "riskflow backtest"},
+		{"backtest without --rules", []string{"backtest", "--from", "24h"}, []string{"backtest: --rules is required"}, "riskflow backtest"},
 		{"backtest negative warm-up", []string{"backtest", "--rules", "r.yaml", "--from", "24h", "--warm-up", "-1h"}, []string{"--warm-up: -1h is negative"}, "riskflow backtest"},
 		{"backtest flag-at 0", []string{"backtest", "--rules", "r.yaml", "--from", "24h", "--flag-at", "0"}, []string{"--flag-at: 0 flags every event"}, "riskflow backtest"},
 	}
@@ -137,6 +147,17 @@ func TestRunUsageErrors(t *testing.T) {
 				t.Errorf("the usage of %s lists other commands:\n%s", c.usage, r.stderr)
 			}
 		})
+	}
+}
+
+// A suggestion is made only for a near miss: a word close to no command or flag names none.
+func TestNoSuggestionForAFarWord(t *testing.T) {
+	cleanEnv(t)
+	for _, args := range [][]string{{"frobnicate"}, {"rules", "x"}, {"serve", "--colour", "red"}, {"dev", "--x"}, {"help", "zz"}} {
+		r := runCmd(t, context.Background(), args...)
+		if r.code != 2 || strings.Contains(r.stderr, "did you mean") {
+			t.Errorf("%q: exit %d\n%s", args, r.code, r.stderr)
+		}
 	}
 }
 
