@@ -95,6 +95,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "riskflow: %v\n", err)
 		return 2
 	}
+	if ctx.Err() != nil {
+		// Told to stop (Ctrl-C, SIGTERM) mid-command: what failed is the interruption, whatever
+		// the call that noticed it says ("i/o timeout" when a dial's deadline was the signal).
+		fmt.Fprintf(stderr, "riskflow: interrupted: %v\n", err)
+		return 1
+	}
 	fmt.Fprintf(stderr, "riskflow: %v\n", err)
 	if errors.As(err, new(partialError)) {
 		return 3

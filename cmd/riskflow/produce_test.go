@@ -116,3 +116,33 @@ func TestPublishingCommandsNameUnreachableBrokers(t *testing.T) {
 		}
 	}
 }
+
+// A command interrupted while it waits on a broker that accepted the connection and never answers
+// says it was interrupted, not the "i/o timeout" its dial's cancelled deadline reports.
+func TestInterruptedCommandSaysSo(t *testing.T) {
+	cleanEnv(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		cancel() // the Ctrl-C, once produce is waiting on the broker
+		<-t.Context().Done()
+	}()
+	file := filepath.Join(t.TempDir(), "events.jsonl")
+	if err := os.WriteFile(file, []byte(produceEvent("e1")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runCmd(t, ctx, "produce", "--set", "kafka.brokers="+ln.Addr().String(), "--set", "scoring.phone_hash_key=k", file)
+	if r.code != 1 || !strings.HasPrefix(r.stderr, "riskflow: interrupted: ") || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+}
