@@ -56,10 +56,28 @@ func (helpRequested) Error() string { return "help requested" }
 func (helpRequested) Unwrap() error { return flag.ErrHelp }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := stopContext()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// stopContext is cancelled by the first Ctrl-C or SIGTERM, which asks the command to stop cleanly;
+// the signals' default action is then restored, so that a second one ends the process at once
+// (a shutdown waiting on an unanswering server or its in-flight requests), as kubectl and gh do.
+func stopContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case <-sig:
+		case <-ctx.Done():
+		}
+		signal.Stop(sig) // before the cancel: once ctx is done, a second signal is not caught
+		cancel()
+	}()
+	return ctx, cancel
 }
 
 // run executes one command line and returns the exit code.

@@ -1,16 +1,20 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -820,5 +824,43 @@ func TestMissingConfigFromTheEnvironmentSaysSo(t *testing.T) {
 	r = runCmd(t, context.Background(), "migrate", "--config", missing)
 	if r.code != 2 || !strings.Contains(r.stderr, missing) || strings.Contains(r.stderr, "RISKFLOW_CONFIG") {
 		t.Errorf("--config: exit %d, want 2 naming %s only: %s", r.code, missing, r.stderr)
+	}
+}
+
+// The first Ctrl-C asks for a clean stop; a second one ends the process at once, however long
+// the stop takes. The child is this test binary, stopping "slowly" after its first signal.
+func TestSecondInterruptEndsTheProcess(t *testing.T) {
+	if os.Getenv("STOPCONTEXT_TEST_HELPER") != "" {
+		ctx, stop := stopContext()
+		defer stop()
+		fmt.Println("ready")
+		<-ctx.Done()
+		fmt.Println("stopping")
+		time.Sleep(time.Minute) // a shutdown that waits on something that does not answer
+		os.Exit(0)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSecondInterruptEndsTheProcess$")
+	cmd.Env = append(os.Environ(), "STOPCONTEXT_TEST_HELPER=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(out)
+	for _, want := range []string{"ready", "stopping"} {
+		for lines.Scan() && lines.Text() != want {
+		}
+		if lines.Text() != want {
+			cmd.Process.Kill()
+			t.Fatalf("the child did not say %q", want)
+		}
+		cmd.Process.Signal(os.Interrupt)
+	}
+	err = cmd.Wait()
+	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if !ws.Signaled() || ws.Signal() != syscall.SIGINT {
+		t.Errorf("after a second Ctrl-C during its stop the process ended with %v, want killed by SIGINT", err)
 	}
 }
