@@ -196,6 +196,21 @@ func TestRunEnvConfigErrorIsUsage(t *testing.T) {
 	}
 }
 
+// A bad RISKFLOW_ROLES names the variable, not a --roles the command line does not show; a
+// --roles given overrides it.
+func TestRunBadRolesFromTheEnvironmentNamesIt(t *testing.T) {
+	cleanEnv(t)
+	t.Setenv("RISKFLOW_ROLES", "scorer,scorrer")
+	r := runCmd(t, context.Background(), "serve")
+	if r.code != 2 || !strings.HasPrefix(r.stderr, `riskflow: env RISKFLOW_ROLES: "scorrer" is not a role (scorer, archiver, api)`) || strings.Contains(r.stderr, "--roles") {
+		t.Errorf("exit %d, stderr %s", r.code, r.stderr)
+	}
+	r = runCmd(t, context.Background(), "serve", "--roles", "bogus")
+	if r.code != 2 || !strings.HasPrefix(r.stderr, `riskflow: --roles: "bogus" is not a role`) {
+		t.Errorf("--roles bogus: exit %d, stderr %s", r.code, r.stderr)
+	}
+}
+
 // A misspelled RISKFLOW_ variable is an error naming it and the key it was probably meant to be,
 // as an unknown YAML key is; the variables the deploy scripts and tests use are not.
 func TestRunUnknownEnvIsAnError(t *testing.T) {

@@ -21,6 +21,10 @@ func cmdServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	names, err := parseRoles(*rolesFlag)
+	if err != nil && !cf.flagGiven("roles") && os.Getenv("RISKFLOW_ROLES") != "" {
+		// From the environment, where the command line shows nothing of it: name the variable.
+		return configf("env RISKFLOW_ROLES: %v", strings.TrimPrefix(err.Error(), "--roles: "))
+	}
 	if err != nil {
 		return err
 	}
