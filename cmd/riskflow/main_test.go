@@ -234,6 +234,31 @@ func TestRunUnknownEnvIsAnError(t *testing.T) {
 	}
 }
 
+// A path a help text's example names (git show REV:PATH) is one of this repository's files: pasted,
+// the example works (rules lint said git show main:rules.yaml, a file the repository never had).
+func TestHelpExamplesNameRepositoryFiles(t *testing.T) {
+	cleanEnv(t)
+	gitShow := regexp.MustCompile(`git show [^ :]+:([^ )]+)`)
+	n := 0
+	var walk func(c *command)
+	walk = func(c *command) {
+		r := runCmd(t, context.Background(), append(strings.Fields(strings.TrimPrefix(c.path(), "riskflow")), "--help")...)
+		for _, m := range gitShow.FindAllStringSubmatch(r.stdout, -1) {
+			n++
+			if _, err := os.Stat(filepath.Join("..", "..", m[1])); err != nil {
+				t.Errorf("%s --help: %q names %s, not a file of the repository", c.path(), m[0], m[1])
+			}
+		}
+		for _, s := range c.subs {
+			walk(s)
+		}
+	}
+	walk(root())
+	if n == 0 {
+		t.Error("no help names a file with git show: the test checks nothing")
+	}
+}
+
 // Every command and subcommand has help that says what it does and takes, on stdout with exit 0,
 // whether asked as COMMAND --help, COMMAND -h or help COMMAND.
 func TestRunHelpForEveryCommand(t *testing.T) {

@@ -27,7 +27,7 @@ func rulesCommand() *command {
 			{name: "lint", args: "[flags] FILE", summary: "compile a pack against the declared variables and say which rules are off the fast path",
 				doc: "Compiles FILE against the variables this build declares; names the file and each rule that\n" +
 					"does not compile, and lists the rules evaluated by cel-go's interpreter rather than the fast path.\n" +
-					"FILE - reads the pack from standard input (git show main:rules.yaml | riskflow rules lint -).",
+					"FILE - reads the pack from standard input (git show main:rules/packs/default/rules.yaml | riskflow rules lint -).",
 				run: cmdRulesLint},
 			{name: "test", args: "[flags] DIR", summary: "run DIR/tests.yaml against DIR/rules.yaml",
 				doc: "Runs the rule tests DIR/tests.yaml (given events, an event, the expected score and tags)\n" +
@@ -103,7 +103,7 @@ func cmdRulesLint(_ context.Context, args []string, stdout, stderr io.Writer) er
 	name := fs.Arg(0)
 	var data []byte
 	if name == "-" {
-		// A pack piped in (an editor's buffer, git show REV:rules.yaml): named "stdin" in errors.
+		// A pack piped in (an editor's buffer, git show REV:rules/packs/default/rules.yaml): named "stdin" in errors.
 		b, err := io.ReadAll(io.LimitReader(os.Stdin, maxLintBytes+1))
 		switch {
 		case err != nil:
