@@ -224,7 +224,7 @@ func sendLoad(ctx context.Context, g labelled, speedup float64, labels io.Writer
 		return nil
 	}
 	tick := time.Now()
-	for {
+	for ctx.Err() == nil {
 		l, ok := g.Next()
 		if !ok {
 			break
@@ -237,7 +237,7 @@ func sendLoad(ctx context.Context, g labelled, speedup float64, labels io.Writer
 				}
 				select {
 				case <-ctx.Done():
-					return nil
+					continue // stopped: say what was sent
 				case <-time.After(wait):
 				}
 			}
@@ -259,14 +259,20 @@ func sendLoad(ctx context.Context, g labelled, speedup float64, labels io.Writer
 			tick = time.Now()
 			fmt.Fprintf(stdout, "loadgen: %d events sent (%d attack)\n", sent, attacks)
 		}
-		if ctx.Err() != nil {
-			break
-		}
+	}
+	stopped := ""
+	if ctx.Err() != nil {
+		// Told to stop (Ctrl-C, SIGTERM): the events generated so far — their labels are written —
+		// still go out, for a few seconds at most; then what was sent is said, as at the end.
+		stopped = ", stopped before --duration's end"
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
 	}
 	if err := flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "loadgen: %d events sent (%d attack) in %s\n", sent, attacks, time.Since(wallStart).Round(time.Millisecond))
+	fmt.Fprintf(stdout, "loadgen: %d events sent (%d attack) in %s%s\n", sent, attacks, time.Since(wallStart).Round(time.Millisecond), stopped)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/riskflow/riskflow/consumers"
+	"github.com/riskflow/riskflow/pipeline/loadgen"
 	"github.com/riskflow/riskflow/schemas"
 )
 
@@ -107,5 +109,69 @@ func TestLoadgenHTTPWithoutKeysNamesTheDevKey(t *testing.T) {
 	r := runCmd(t, context.Background(), "loadgen", "--out", "http://127.0.0.1:8080", "--duration", "1s")
 	if r.code != 2 || !strings.Contains(r.stderr, "api.keys: ") || !strings.Contains(r.stderr, "RISKFLOW_API_KEYS=demo:demo-secret") {
 		t.Errorf("exit %d, want 2 naming api.keys and dev's demo key: %s", r.code, r.stderr)
+	}
+}
+
+// stream is a generator of n events a minute apart; next (may be nil) is told each event's index.
+type stream struct {
+	n, i  int
+	start time.Time
+	next  func(i int)
+}
+
+func (s *stream) Next() (loadgen.Labeled, bool) {
+	if s.i == s.n {
+		return loadgen.Labeled{}, false
+	}
+	if s.next != nil {
+		s.next(s.i)
+	}
+	ev := schemas.VerifyEvent{EventID: fmt.Sprintf("e%d", s.i), TS: s.start.Add(time.Duration(s.i) * time.Minute)}
+	s.i++
+	return loadgen.Labeled{Event: ev, Label: loadgen.LabelBenign}, true
+}
+
+func (s *stream) Config() loadgen.Config { return loadgen.Config{Start: s.start} }
+
+// loadgen --out kafka|URL told to stop (Ctrl-C) says what it sent, as at the end of --duration
+// (paced, it ended silently), and sends the events it generated and labelled before the signal
+// (unpaced, their batch was published with the cancelled context and the run failed).
+func TestLoadgenStoppedSaysWhatItSent(t *testing.T) {
+	start := time.Now().UTC()
+	publish := func(sent *int, after func()) func(context.Context, []schemas.VerifyEvent) error {
+		return func(ctx context.Context, evs []schemas.VerifyEvent) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			*sent += len(evs)
+			if after != nil {
+				after()
+			}
+			return nil
+		}
+	}
+
+	// Paced in real time: the signal comes while it waits a minute for the second event.
+	ctx, cancel := context.WithCancel(context.Background())
+	sent := 0
+	var out strings.Builder
+	err := sendLoad(ctx, &stream{n: 5, start: start}, 1, nil, &out, publish(&sent, cancel))
+	if err != nil || sent != 1 || !strings.Contains(out.String(), "loadgen: 1 events sent (0 attack) in ") || !strings.Contains(out.String(), "stopped before --duration's end") {
+		t.Errorf("paced, stopped after the first event: %v, %d sent, output %q", err, sent, out.String())
+	}
+
+	// As fast as possible: the signal comes while the batch fills.
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	sent = 0
+	out.Reset()
+	g := &stream{n: 5000, start: start.Add(-5000 * time.Minute), next: func(i int) {
+		if i == 510 {
+			cancel()
+		}
+	}}
+	err = sendLoad(ctx, g, 0, nil, &out, publish(&sent, nil))
+	if err != nil || sent != 511 || !strings.Contains(out.String(), "loadgen: 511 events sent") {
+		t.Errorf("unpaced, stopped at the 511th event: %v, %d sent, output %q", err, sent, out.String())
 	}
 }
