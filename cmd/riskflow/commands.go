@@ -48,7 +48,8 @@ func root() *command {
 				run: cmdMigrate},
 			{name: "produce", args: "[flags] FILE.jsonl", summary: "publish a JSONL file of verify events to Kafka",
 				doc: "Publishes FILE.jsonl (- for stdin), one VerifyEvent per line, to kafka.events_topic. Invalid\n" +
-					"lines are reported with their line number and skipped; the exit code is then 1.",
+					"lines are reported with their line number and skipped; the exit code is then 1. From a stream\n" +
+					"(tail -f events.jsonl | riskflow produce -) each line read goes out without waiting for more.",
 				run: cmdProduce},
 			rulesCommand(),
 			{name: "backtest", args: "--rules CANDIDATE.yaml --from WHEN [flags]", summary: "replay stored events with a candidate rule pack and report the changes",

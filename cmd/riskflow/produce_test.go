@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -144,5 +146,47 @@ func TestInterruptedCommandSaysSo(t *testing.T) {
 	r := runCmd(t, ctx, "produce", "--set", "kafka.brokers="+ln.Addr().String(), "--set", "scoring.phone_hash_key=k", file)
 	if r.code != 1 || !strings.HasPrefix(r.stderr, "riskflow: interrupted: ") || strings.Count(r.stderr, "\n") != 1 {
 		t.Errorf("exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+}
+
+// chanWriter tells each write's message count on a channel.
+type chanWriter chan int
+
+func (w chanWriter) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	w <- len(msgs)
+	return nil
+}
+
+// produce - over a stream that pauses (tail -f events.jsonl | riskflow produce -) sends what it
+// read without waiting for 1,000 lines more, and a Ctrl-C or SIGTERM while the input has nothing to
+// read stops it at once: it waited for the next line or the end of the input, and then could not
+// send the lines it had read ("produced 0 events").
+func TestProduceStreamIsSentAndStops(t *testing.T) {
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	w := make(chanWriter, 10)
+	pub := &pipeline.Publisher{W: w, Hasher: schemas.NewPhoneHasher([]byte("k"))}
+	ctx, cancel := context.WithCancel(context.Background())
+	type result struct {
+		sent, bad int
+		err       error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sent, bad, err := produceLines(ctx, pr, pub, w, false, 1<<20, io.Discard)
+		done <- result{sent, bad, err}
+	}()
+	if _, err := io.WriteString(pw, produceEvent("e1")+"\n"+produceEvent("e2")+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	for n := 0; n < 2; n += <-w { // the two lines are sent while the stream stays open
+	}
+	cancel() // Ctrl-C, with nothing to read
+	r := <-done
+	if r.sent != 2 || r.bad != 0 || !errors.Is(r.err, context.Canceled) || !strings.Contains(r.err.Error(), "stopped after line 2") {
+		t.Errorf("stopped: %d sent, %d bad, %v; want 2, 0, stopped after line 2", r.sent, r.bad, r.err)
 	}
 }

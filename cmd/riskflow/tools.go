@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 
@@ -103,17 +104,20 @@ func cmdProduce(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // maxProduceLine is the longest line produce reads; a longer one is reported and skipped.
 const maxProduceLine = 1 << 20
 
-// produceLines publishes in's lines in batches of 1,000. A line that is not a valid event (or, with
-// raw, one Kafka refuses) is reported on stderr with its number and skipped, as is a line longer
-// than maxProduceLine: one bad line never costs the rest of the file.
+// produceLines publishes in's lines in batches of at most 1,000 — fewer when the input pauses
+// (a stream piped in: what was read goes out instead of waiting for 1,000 more lines). A line that
+// is not a valid event (or, with raw, one Kafka refuses) is reported on stderr with its number and
+// skipped, as is a line longer than maxProduceLine: one bad line never costs the rest of the file.
+// Told to stop (ctx), it stops reading at once — even while the input has nothing to read — and
+// sends what it read, for a few seconds at most, then returns ctx's error.
 func produceLines(ctx context.Context, in io.Reader, pub *pipeline.Publisher, w pipeline.MessageWriter, raw bool, maxBytes int, stderr io.Writer) (sent, bad int, err error) {
-	r := bufio.NewReaderSize(in, 64<<10)
 	var batch []schemas.VerifyEvent
 	var rawBatch [][]byte
 	var rawLines []int
+	pubCtx := ctx
 	flush := func() error {
 		if raw {
-			n, rejected, err := writeRaw(ctx, w, rawBatch, rawLines, maxBytes, stderr)
+			n, rejected, err := writeRaw(pubCtx, w, rawBatch, rawLines, maxBytes, stderr)
 			sent += n
 			bad += rejected
 			rawBatch, rawLines = rawBatch[:0], rawLines[:0]
@@ -122,18 +126,63 @@ func produceLines(ctx context.Context, in io.Reader, pub *pipeline.Publisher, w 
 		if len(batch) == 0 {
 			return nil
 		}
-		if err := pub.Publish(ctx, batch); err != nil {
+		if err := pub.Publish(pubCtx, batch); err != nil {
 			return err
 		}
 		sent += len(batch)
 		batch = batch[:0]
 		return nil
 	}
+	// The lines are read by a goroutine of their own, so that a read that blocks (a pipe with
+	// nothing in it) neither holds back what was read nor a Ctrl-C.
+	type readResult struct {
+		text []byte
+		long int
+		err  error
+	}
+	lines := make(chan readResult, 1024)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		r := bufio.NewReaderSize(in, 64<<10)
+		for {
+			text, long, err := readLine(r, nil, maxProduceLine)
+			select {
+			case lines <- readResult{text, long, err}:
+			case <-done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
 	line := 0
-	var buf []byte
 	for {
-		text, long, rerr := readLine(r, buf[:0], maxProduceLine)
-		buf = text[:0]
+		var rr readResult
+		select {
+		case rr = <-lines:
+		default:
+			// Nothing read yet: send what is waiting, then wait for more or for a stop.
+			if err := flush(); err != nil {
+				return sent, bad, err
+			}
+			select {
+			case rr = <-lines:
+			case <-ctx.Done():
+				return sent, bad, fmt.Errorf("stopped after line %d, before the end of the input: %w", line, ctx.Err())
+			}
+		}
+		if ctx.Err() != nil {
+			var cancel context.CancelFunc
+			pubCtx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := flush(); err != nil {
+				return sent, bad, err
+			}
+			return sent, bad, fmt.Errorf("stopped after line %d, before the end of the input: %w", line, ctx.Err())
+		}
+		text, long, rerr := rr.text, rr.long, rr.err
 		if rerr != nil && !errors.Is(rerr, io.EOF) {
 			return sent, bad, fmt.Errorf("read line %d: %w", line+1, rerr)
 		}
@@ -146,7 +195,7 @@ func produceLines(ctx context.Context, in io.Reader, pub *pipeline.Publisher, w 
 			fmt.Fprintf(stderr, "line %d: %d bytes, over the %d-byte limit of a line; skipped\n", line, long, maxProduceLine)
 		case len(bytes.TrimSpace(text)) == 0:
 		case raw:
-			rawBatch = append(rawBatch, bytes.Clone(text))
+			rawBatch = append(rawBatch, text)
 			rawLines = append(rawLines, line)
 		default:
 			ev, err := schemas.DecodeEvent(text)
