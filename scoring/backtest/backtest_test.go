@@ -391,6 +391,18 @@ func TestProgressAndJSON(t *testing.T) {
 	}
 }
 
+// An empty report's lists are JSON lists, not null: riskflow backtest --json over a period without
+// events said "transitions": null.
+func TestEmptyReportJSONHasLists(t *testing.T) {
+	b, err := (&Report{}).JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte(`"transitions": []`)) || !bytes.Contains(b, []byte(`"rules": []`)) || bytes.Contains(b, []byte("null")) {
+		t.Errorf("JSON of an empty report:\n%s", b)
+	}
+}
+
 func TestTextReport(t *testing.T) {
 	current := compile(t, packs.Default())
 	candidate := compile(t, edit(t, "when: phone_verifies_10m >= 3\n", "when: phone_verifies_10m >= 2\n"))

@@ -149,9 +149,18 @@ func (r *Report) ChangedRules() []RuleDiff {
 	return out
 }
 
-// JSON is the report as indented JSON.
+// JSON is the report as indented JSON. Its lists are lists even when empty (a period without
+// events): "transitions": [], not null, which a script iterating them (jq '.transitions[]')
+// cannot take.
 func (r *Report) JSON() ([]byte, error) {
-	return json.MarshalIndent(r, "", "  ")
+	out := *r
+	if out.Transitions == nil {
+		out.Transitions = []Transition{}
+	}
+	if out.Rules == nil {
+		out.Rules = []RuleDiff{}
+	}
+	return json.MarshalIndent(&out, "", "  ")
 }
 
 // String is the text report.
