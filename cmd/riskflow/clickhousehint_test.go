@@ -44,6 +44,19 @@ func TestClickHouseCommandsSayWhatToCheck(t *testing.T) {
 	}
 }
 
+// rules versions, --loads and rollback, which read ClickHouse through the console's store, say what
+// to check as migrate does (the cause was flattened to text there, and the hint was lost).
+func TestRulesHistoryCommandsSayWhatToCheck(t *testing.T) {
+	cleanEnv(t)
+	refused := testaddr.Free(t)
+	for _, args := range [][]string{{"rules", "versions"}, {"rules", "versions", "--loads"}, {"rules", "rollback", "0123456789abcdef", "--set", "scoring.rules=" + t.TempDir() + "/rules.yaml"}} {
+		r := runCmd(t, context.Background(), append(args, "--set", "clickhouse.addr="+refused)...)
+		if r.code != 1 || !strings.Contains(r.stderr, "clickhouse.addr "+refused+": ") || !strings.Contains(r.stderr, "is ClickHouse running there? deploy/local/up") {
+			t.Errorf("%v against %s (nothing listening): exit %d, want 1 naming clickhouse.addr and deploy/local/up: %s", args, refused, r.code, r.stderr)
+		}
+	}
+}
+
 // Credentials the server refuses (18.16's codes and current releases' one) name the keys to check.
 func TestClickHouseHintNamesCredentials(t *testing.T) {
 	for _, code := range []int32{192, 193, 516} {

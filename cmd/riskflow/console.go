@@ -219,7 +219,9 @@ func (l *lazyStore) get(ctx context.Context) (*chsink.Store, error) {
 	if !l.migrated {
 		// The archiver may not have written yet: the console's reads need the tables.
 		if _, err := l.st.Migrate(ctx); err != nil {
-			return nil, fmt.Errorf("%w: ClickHouse: %v", console.ErrNotAvailable, err)
+			// Both wrapped: the cause stays an error of its own, for the breaker (an error
+			// ClickHouse answered with is no outage) and for the hint a command adds to it.
+			return nil, fmt.Errorf("%w: ClickHouse: %w", console.ErrNotAvailable, err)
 		}
 		l.migrated = true
 	}
