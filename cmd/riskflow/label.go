@@ -64,12 +64,36 @@ func cmdLabel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// temporary file for the second reading.
 	var src labelSource
 	if *file != "" {
-		var err error
-		if src, err = openLabelSource(*file); err != nil { // the path is the caller's: a number in it is masked
-			return usageError{errors.New("--file: " + schemas.MaskPhones(err.Error()))}
+		// Opened and checked by a goroutine of their own, so that a Ctrl-C stops the command while
+		// standard input (or a pipe) has nothing to read; nothing is stored before the check ends.
+		type checked struct {
+			src     labelSource
+			n       int
+			openErr error
+			err     error
 		}
+		done := make(chan checked, 1)
+		go func() {
+			src, err := openLabelSource(*file)
+			if err != nil {
+				done <- checked{openErr: err}
+				return
+			}
+			n, err := readLabelFile(src.r, labelBatch, func([]schemas.Label) error { return nil })
+			done <- checked{src: src, n: n, err: err}
+		}()
+		var c checked
+		select {
+		case c = <-done:
+		case <-ctx.Done():
+			return fmt.Errorf("--file %s: stopped while reading it, nothing stored: %w", schemas.MaskPhones(*file), ctx.Err())
+		}
+		if c.openErr != nil { // the path is the caller's: a number in it is masked
+			return usageError{errors.New("--file: " + schemas.MaskPhones(c.openErr.Error()))}
+		}
+		src = c.src
 		defer src.close()
-		n, err := readLabelFile(src.r, labelBatch, func([]schemas.Label) error { return nil })
+		n, err := c.n, c.err
 		var rerr labelReadError
 		switch {
 		case errors.As(err, &rerr):

@@ -172,3 +172,38 @@ func TestLabelFileRefusesANoteForAllOfIt(t *testing.T) {
 		t.Errorf("label --file F --note N: exit %d, %s; want a usage error naming --note", code, errb.String())
 	}
 }
+
+// label --file told to stop (Ctrl-C) while its input has nothing to read — standard input or a
+// pipe a writer holds open — stops at once, storing nothing: it waited for the end of the input.
+func TestLabelFileStopsWhileItsInputWaits(t *testing.T) {
+	cleanEnv(t)
+	fifo := filepath.Join(t.TempDir(), "labels.pipe")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no named pipe: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	writer := make(chan *os.File, 1)
+	go func() {
+		w, err := os.OpenFile(fifo, os.O_WRONLY, 0) // waits for label to open it
+		if err != nil {
+			cancel()
+			return
+		}
+		writer <- w
+		w.WriteString(`{"app_id":"a","event_id":"e1","label":"fraud"}` + "\n")
+		cancel() // the Ctrl-C, with the pipe open and nothing more in it
+	}()
+	defer func() {
+		select {
+		case w := <-writer:
+			w.Close()
+		default:
+		}
+	}()
+	var out, errb bytes.Buffer
+	code := run(ctx, []string{"label", "--file", fifo, "--set", "clickhouse.addr=127.0.0.1:1"}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "riskflow: interrupted: --file ") || !strings.Contains(errb.String(), "nothing stored") {
+		t.Errorf("exit %d, stderr %s; want 1, interrupted, nothing stored", code, errb.String())
+	}
+}
