@@ -254,6 +254,9 @@ func collectScores(ctx context.Context, kc consumers.Config, topic string, want 
 		}
 		select {
 		case <-tctx.Done():
+			if ctx.Err() != nil { // told to stop (Ctrl-C), not the wait run out
+				return out, fmt.Errorf("demo: stopped with %d of %d events scored", n, want)
+			}
 			return out, fmt.Errorf("demo: only %d of %d events were scored within %s", n, want, within)
 		case <-time.After(50 * time.Millisecond):
 		}
