@@ -20,9 +20,12 @@ type command struct {
 	args    string // the usage line after the command's name, e.g. "[flags] FILE.jsonl"
 	summary string // one line for the parent's list
 	doc     string // what it does, printed by --help
-	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
-	subs    []*command
-	parent  *command
+	// examples are command lines printed by --help under "examples:", each "riskflow …" with an
+	// optional "  # comment"; a test runs each with --help appended, so their flags are real.
+	examples []string
+	run      func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+	subs     []*command
+	parent   *command
 }
 
 // root is the command table. It is built by a function, not a package variable, because the
@@ -37,19 +40,36 @@ func root() *command {
 					"clickhouse.addr is set), publishes a sample stream and prints three verdicts. Without\n" +
 					"api.keys the API accepts app key \"demo\" / secret \"demo-secret\". --once exits after the\n" +
 					"sample's verdicts (or, with --sample=false, as soon as the node is ready).",
+				examples: []string{
+					"riskflow dev --once                 # the sample verdicts, then exit",
+					"riskflow dev --listen 127.0.0.1:0   # a free port",
+					"riskflow dev --sample=false --set api.keys=app1:secret1",
+				},
 				run: cmdDev},
 			{name: "serve", args: "[flags]", summary: "run roles (scorer, archiver, api) against real Kafka and ClickHouse",
 				doc: "Runs the roles named by --roles in this process. Every role checks, before anything starts,\n" +
 					"the settings it needs (phone hash key, API keys, listen address, ClickHouse address) and\n" +
 					"names each one missing.",
+				examples: []string{
+					"riskflow serve --roles scorer,archiver,api --config riskflow.yaml",
+					"riskflow serve --roles api --listen 0.0.0.0:8080",
+					"riskflow serve --roles scorer --set ops.listen=0.0.0.0:9464",
+				},
 				run: cmdServe},
 			{name: "migrate", args: "[flags]", summary: "apply the ClickHouse schema (idempotent)",
 				doc: "Applies every migration of deploy/clickhouse/migrations not applied yet to clickhouse.database.",
+				examples: []string{
+					"riskflow migrate --set clickhouse.addr=127.0.0.1:19000",
+				},
 				run: cmdMigrate},
 			{name: "produce", args: "[flags] FILE.jsonl", summary: "publish a JSONL file of verify events to Kafka",
 				doc: "Publishes FILE.jsonl (- for stdin), one VerifyEvent per line, to kafka.events_topic. Invalid\n" +
 					"lines are reported with their line number and skipped; the exit code is then 1. From a stream\n" +
 					"(tail -f events.jsonl | riskflow produce -) each line read goes out without waiting for more.",
+				examples: []string{
+					"riskflow produce events.jsonl",
+					"riskflow produce --raw bad.jsonl    # to the dead-letter path as they are",
+				},
 				run: cmdProduce},
 			rulesCommand(),
 			{name: "backtest", args: "--rules CANDIDATE.yaml --from WHEN [flags]", summary: "replay stored events with a candidate rule pack and report the changes",
@@ -57,6 +77,10 @@ func root() *command {
 					"pack and with CANDIDATE.yaml — and reports what the candidate changes (per rule, per score,\n" +
 					"and precision/recall against the labels stored by riskflow label and POST /v1/admin/labels,\n" +
 					"with a --labels file on top).",
+				examples: []string{
+					"riskflow backtest --rules my-pack/rules.yaml --from 24h",
+					"riskflow backtest --rules my-pack/rules.yaml --from 2026-12-01 --to 2026-12-02 --labels labels.jsonl --json",
+				},
 				run: cmdBacktest},
 			{name: "demo", args: "[flags]", summary: "play labelled synthetic traffic with attacks and print what was caught",
 				doc: "Starts riskflow, plays --duration × --speedup of labelled traffic through it, probes\n" +
@@ -64,10 +88,19 @@ func root() *command {
 					"an embedded broker; --mode real uses the configured Kafka (kafka.brokers) and, when\n" +
 					"clickhouse.addr is set, ClickHouse — and says which addresses it writes to; there it runs on\n" +
 					"topics and groups of its own (*.demo-RUN), deleted when it ends unless --keep-topics.",
+				examples: []string{
+					"riskflow demo --duration 30s --seed 14",
+					"riskflow demo --mode real --keep-topics",
+				},
 				run: cmdDemo},
 			{name: "loadgen", args: "[flags]", summary: "write labelled synthetic traffic to a file, Kafka or the HTTP API",
 				doc: "Generates a benign population mixed with labelled attack scenarios; --out chooses a JSONL\n" +
 					"file, - (stdout), kafka, or an http(s):// base URL of riskflow (POST /v1/events).",
+				examples: []string{
+					"riskflow loadgen --rate 200 --duration 10m --out events.jsonl --labels labels.jsonl",
+					"riskflow loadgen --out kafka --duration 1h --speedup 10",
+					"riskflow loadgen --out http://127.0.0.1:8080 --set api.keys=demo:demo-secret",
+				},
 				run: cmdLoadgen},
 			{name: "bench", args: "[flags]", summary: "measure API, pipeline, freshness and archiver against same-run baselines",
 				doc: "Runs the load harness. Every figure is a ratio against a baseline measured in the same run.",
@@ -82,6 +115,11 @@ func root() *command {
 					"stored. Exit code 3:\n" +
 					"one part was printed and the other, asked for, failed (--api none does not ask an API node;\n" +
 					"without clickhouse.addr there is no history to ask).",
+				examples: []string{
+					"riskflow lookup --phone \"+86 138 1111 2222\" --since 7d",
+					"riskflow lookup --ip 47.92.10.20 --api none --json",
+					"riskflow lookup --device farm-1 --app app1 --limit 50",
+				},
 				run: cmdLookup},
 			{name: "label", args: "--app ID (--decision ID | --event ID) --as fraud|legit [flags] | --file LABELS.json", summary: "mark decisions or events as fraud or legit (ClickHouse labels)",
 				doc: "Stores labels in ClickHouse labels with who (--by, default the user) and when; riskflow backtest\n" +
@@ -89,6 +127,10 @@ func root() *command {
 					"{app_id, decision_id|event_id, label, note}, as POST /v1/admin/labels does, or JSON lines; it\n" +
 					"is checked whole first (a mistake stores nothing and names its line), then stored 10,000\n" +
 					"labels at a time, so that a file of any size takes the same memory.",
+				examples: []string{
+					"riskflow label --app app1 --event ev-123 --as legit",
+					"riskflow label --file labels.json",
+				},
 				run: cmdLabel},
 			{name: "version", args: "", summary: "print the version, VCS revision and Go version of this binary",
 				doc: "Prints the build information the Go toolchain embedded in this binary.",
@@ -192,6 +234,12 @@ func writeHelp(w io.Writer, c *command, fs *flag.FlagSet) {
 		fmt.Fprintf(w, "\n%s\n", c.doc)
 	} else if c.summary != "" {
 		fmt.Fprintf(w, "\n%s.\n", strings.ToUpper(c.summary[:1])+c.summary[1:])
+	}
+	if len(c.examples) > 0 {
+		fmt.Fprintln(w, "\nexamples:")
+		for _, e := range c.examples {
+			fmt.Fprintf(w, "  %s\n", e)
+		}
 	}
 	if len(c.subs) > 0 {
 		fmt.Fprintln(w, "\ncommands:")

@@ -904,3 +904,71 @@ func TestSecondInterruptEndsTheProcess(t *testing.T) {
 		t.Errorf("after a second Ctrl-C during its stop the process ended with %v, want killed by SIGINT", err)
 	}
 }
+
+// Every example a help prints is a command line its command takes: run with --help appended, each
+// flag is known and each value parses (an unknown flag, or a bad value, is a usage error before the
+// --help is reached).
+func TestHelpExamplesParse(t *testing.T) {
+	cleanEnv(t)
+	n := 0
+	var walk func(c *command)
+	walk = func(c *command) {
+		for _, e := range c.examples {
+			n++
+			line, _, _ := strings.Cut(e, "  #")
+			args, ok := splitExample(line)
+			if !ok || len(args) == 0 || args[0] != "riskflow" {
+				t.Errorf("%s: example %q is not a riskflow command line", c.path(), e)
+				continue
+			}
+			if !strings.HasPrefix(line, c.path()+" ") {
+				t.Errorf("%s: example %q runs another command", c.path(), e)
+			}
+			r := runCmd(t, context.Background(), append(args[1:], "--help")...)
+			if r.code != 0 || !strings.HasPrefix(r.stdout, c.usageLine()) {
+				t.Errorf("%s: example %q: exit %d\n%s", c.path(), e, r.code, r.stderr)
+			}
+		}
+		if c.run != nil && c.parent != nil && c.name != "help" && c.name != "version" && c.name != "vars" && c.name != "bench" && len(c.examples) == 0 {
+			t.Errorf("%s --help has no example", c.path())
+		}
+		for _, s := range c.subs {
+			walk(s)
+		}
+	}
+	walk(root())
+	if r := runCmd(t, context.Background(), "lookup", "--help"); !strings.Contains(r.stdout, "\nexamples:\n  riskflow lookup --phone") {
+		t.Errorf("lookup --help does not print its examples:\n%s", r.stdout)
+	}
+	t.Logf("%d examples", n)
+}
+
+// splitExample splits a command line as a shell does for the simple lines of the examples: words
+// separated by spaces, "double quotes" keeping spaces; anything else a shell would treat specially
+// makes it not ok.
+func splitExample(line string) ([]string, bool) {
+	var args []string
+	var cur strings.Builder
+	inWord, quoted := false, false
+	for _, r := range line {
+		switch {
+		case r == '"':
+			quoted, inWord = !quoted, true
+		case r == ' ' && !quoted:
+			if inWord {
+				args = append(args, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		case strings.ContainsRune("|&;<>$`'\\*?", r) && !quoted:
+			return nil, false
+		default:
+			cur.WriteRune(r)
+			inWord = true
+		}
+	}
+	if inWord {
+		args = append(args, cur.String())
+	}
+	return args, !quoted
+}

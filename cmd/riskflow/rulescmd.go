@@ -28,28 +28,33 @@ func rulesCommand() *command {
 				doc: "Compiles FILE against the variables this build declares; names the file and each rule that\n" +
 					"does not compile, and lists the rules evaluated by cel-go's interpreter rather than the fast path.\n" +
 					"FILE - reads the pack from standard input (git show main:rules/packs/default/rules.yaml | riskflow rules lint -).",
-				run: cmdRulesLint},
+				examples: []string{"riskflow rules lint my-pack/rules.yaml"},
+				run:      cmdRulesLint},
 			{name: "test", args: "[flags] DIR", summary: "run DIR/tests.yaml against DIR/rules.yaml",
 				doc: "Runs the rule tests DIR/tests.yaml (given events, an event, the expected score and tags)\n" +
 					"against the pack DIR/rules.yaml with fresh scorers; exit 1 when a test fails.",
-				run: cmdRulesTest},
+				examples: []string{"riskflow rules test rules/packs/default"},
+				run:      cmdRulesTest},
 			{name: "vars", args: "[flags]", summary: "list the variables rules may use, with type and meaning",
 				run: cmdRulesVars},
 			{name: "report", args: "[flags]", summary: "per-rule hit rates from ClickHouse, shadow beside enforced, with the trend",
 				doc: "Prints each rule's hits over --window from ClickHouse, shadow rules beside enforced ones,\n" +
 					"with the trend against the window before it and an hourly sparkline.",
-				run: cmdRulesReportCmd},
+				examples: []string{"riskflow rules report --window 24h --app app1"},
+				run:      cmdRulesReportCmd},
 			{name: "versions", args: "[flags]", summary: "list the rule pack versions recorded in ClickHouse, newest first",
 				doc: "Lists rule_versions: each version's latest load — when, by whom, from where — newest first.\n" +
 					"--loads lists the audit trail instead (rule_loads): every promotion and rollback, and each\n" +
 					"version's first load by a node, newest first, a version as often as it was loaded.",
-				run: cmdRulesVersions},
+				examples: []string{"riskflow rules versions --loads"},
+				run:      cmdRulesVersions},
 			{name: "rollback", args: "[flags] VERSION", summary: "load a recorded version again: its exact bytes, into the pack file",
 				doc: "Reads VERSION's exact bytes from rule_versions, compiles them against this build's variables,\n" +
 					"writes them to scoring.rules (every node watching the file loads them within\n" +
 					"scoring.reload_interval) and records the load with who did it. On a node, the same is\n" +
 					"POST /v1/rules/rollback {\"version\": \"VERSION\"} with an admin key.",
-				run: cmdRulesRollback},
+				examples: []string{"riskflow rules rollback 20a5efa98aff89c6 --config riskflow.yaml"},
+				run:      cmdRulesRollback},
 		}}
 }
 
