@@ -53,7 +53,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			c.Scoring.PhoneHashKey = devHashKey
 		}
 		c.Scoring.Replay = false
-		c.Log.Level = "warn"
+		if !cf.keySet("log.level") { // quiet unless asked: the demo's own output is the point
+			c.Log.Level = "warn"
+		}
 	})
 	if err != nil {
 		return err

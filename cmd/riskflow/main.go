@@ -206,9 +206,10 @@ func isHelpFlag(s string) bool { return s == "-h" || s == "-help" || s == "--hel
 
 // commonFlags are --config and --set, shared by every command that reads the configuration.
 type commonFlags struct {
-	config string
-	sets   multiFlag
-	fs     *flag.FlagSet // the command's, to tell --config from RISKFLOW_CONFIG
+	config  string
+	sets    multiFlag
+	fs      *flag.FlagSet     // the command's, to tell --config from RISKFLOW_CONFIG
+	origins map[string]string // key → where load found it set (a file line, env, --set)
 }
 
 type multiFlag []string
@@ -233,6 +234,7 @@ func (c *commonFlags) load(adjust func(*Config)) (Config, error) {
 		}
 		return cfg, configError{err}
 	}
+	c.origins = origins
 	if adjust != nil {
 		adjust(&cfg)
 	}
@@ -240,6 +242,13 @@ func (c *commonFlags) load(adjust func(*Config)) (Config, error) {
 		return cfg, configError{fmt.Errorf("invalid configuration:\n%w", withOrigins(err, origins))}
 	}
 	return cfg, nil
+}
+
+// keySet reports whether the configuration load found key ("log.level") set in the file, the
+// environment or a --set: a command's own defaults (adjust) give way to it.
+func (c *commonFlags) keySet(key string) bool {
+	_, ok := c.origins[key]
+	return ok
 }
 
 // flagGiven reports whether the command line set flag name.
