@@ -67,21 +67,18 @@ func (v *versionStore) RecordVersion(ctx context.Context, rv rulesvc.Version) er
 }
 
 func (v *versionStore) Versions(ctx context.Context) ([]rulesvc.Version, error) {
-	list, err := useStore(ctx, v.ch, func(st *chsink.Store) ([]chsink.RuleVersion, error) { return st.RuleVersions(ctx, 0) })
-	if err != nil {
-		return nil, err
-	}
-	out := make([]rulesvc.Version, len(list))
-	for i, r := range list {
-		out[i] = fromChsink(r)
-	}
-	return out, nil
+	return v.list(ctx, (*chsink.Store).RuleVersions)
 }
 
 // Loads is the audit trail (rule_loads), newest first: every promotion and rollback with who and
 // when, where Versions has each version's latest load only.
 func (v *versionStore) Loads(ctx context.Context) ([]rulesvc.Version, error) {
-	list, err := useStore(ctx, v.ch, func(st *chsink.Store) ([]chsink.RuleVersion, error) { return st.RuleLoads(ctx, 0) })
+	return v.list(ctx, (*chsink.Store).RuleLoads)
+}
+
+// list reads a list of versions through the history's breaker.
+func (v *versionStore) list(ctx context.Context, read func(*chsink.Store, context.Context, int) ([]chsink.RuleVersion, error)) ([]rulesvc.Version, error) {
+	list, err := useStore(ctx, v.ch, func(st *chsink.Store) ([]chsink.RuleVersion, error) { return read(st, ctx, 0) })
 	if err != nil {
 		return nil, err
 	}

@@ -36,41 +36,25 @@ func ruleVersionSQL(database, version string) string {
 // RuleVersions returns the latest load of each recorded rule version, newest first, at most limit
 // of them (0: 1000), without their content.
 func (s *Store) RuleVersions(ctx context.Context, limit int) ([]RuleVersion, error) {
-	if limit <= 0 {
-		limit = 1000
-	}
-	rows, err := s.conn.Query(ctx, ruleVersionsSQL(s.db, limit))
-	if err != nil {
-		return nil, fmt.Errorf("chsink: list rule versions: %w", err)
-	}
-	defer rows.Close()
-	var out []RuleVersion
-	for rows.Next() {
-		var v RuleVersion
-		var n uint32
-		if err := rows.Scan(&v.Version, &v.Name, &v.LoadedAt, &v.LoadedBy, &v.Source, &n); err != nil {
-			return nil, fmt.Errorf("chsink: list rule versions: %w", err)
-		}
-		v.RuleCount = int(n)
-		v.LoadedAt = v.LoadedAt.UTC()
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("chsink: list rule versions: %w", err)
-	}
-	return out, nil
+	return s.ruleVersionRows(ctx, "list rule versions", ruleVersionsSQL, limit)
 }
 
 // RuleLoads returns the audit trail of rule packs (rule_loads), newest first, at most limit loads
 // (0: 1000): every promotion and rollback, and each version's first load by a node, with who and
 // when — where RuleVersions has the latest load of each version only.
 func (s *Store) RuleLoads(ctx context.Context, limit int) ([]RuleVersion, error) {
+	return s.ruleVersionRows(ctx, "list rule pack loads", ruleLoadsSQL, limit)
+}
+
+// ruleVersionRows runs query (ruleVersionListColumns, at most limit rows; 0: 1000) and reads its
+// rows; what names the read in errors.
+func (s *Store) ruleVersionRows(ctx context.Context, what string, query func(database string, limit int) string, limit int) ([]RuleVersion, error) {
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := s.conn.Query(ctx, ruleLoadsSQL(s.db, limit))
+	rows, err := s.conn.Query(ctx, query(s.db, limit))
 	if err != nil {
-		return nil, fmt.Errorf("chsink: list rule pack loads: %w", err)
+		return nil, fmt.Errorf("chsink: %s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []RuleVersion
@@ -78,14 +62,14 @@ func (s *Store) RuleLoads(ctx context.Context, limit int) ([]RuleVersion, error)
 		var v RuleVersion
 		var n uint32
 		if err := rows.Scan(&v.Version, &v.Name, &v.LoadedAt, &v.LoadedBy, &v.Source, &n); err != nil {
-			return nil, fmt.Errorf("chsink: list rule pack loads: %w", err)
+			return nil, fmt.Errorf("chsink: %s: %w", what, err)
 		}
 		v.RuleCount = int(n)
 		v.LoadedAt = v.LoadedAt.UTC()
 		out = append(out, v)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("chsink: list rule pack loads: %w", err)
+		return nil, fmt.Errorf("chsink: %s: %w", what, err)
 	}
 	return out, nil
 }
