@@ -18,6 +18,7 @@ import (
 
 	"github.com/riskflow/riskflow/consumers"
 	"github.com/riskflow/riskflow/pipeline/chsink"
+	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring"
 	"github.com/riskflow/riskflow/scoring/api"
 )
@@ -875,6 +876,11 @@ func setKey(c *Config, path, val string) error {
 			if !ok {
 				// The entry is not shown: api.keys' "app1=secret1" or "app1secret1" holds a secret.
 				return fmt.Errorf("entry %d of %d has no \":\": want key:value entries (app1:secret1,app2:secret2)", i+1, len(entries))
+			}
+			if _, dup := m[k]; dup {
+				// "a:S1,a:S2" kept the last secret silently; which one was meant is not riskflow's
+				// to guess (the secrets are not shown).
+				return fmt.Errorf("entry %d of %d names %s again: each key once", i+1, len(entries), schemas.Excerpt(k, 40))
 			}
 			m[k] = v
 		}

@@ -213,6 +213,8 @@ func TestLoadConfigEnvBadValue(t *testing.T) {
 		"RISKFLOW_KAFKA_BATCH_TIMEOUT=5":        "RISKFLOW_KAFKA_BATCH_TIMEOUT",
 		"RISKFLOW_API_KEYS=app1":                `RISKFLOW_API_KEYS (api.keys): entry 1 of 1 has no ":"`,
 		"RISKFLOW_API_KEYS=a:b,app2=s3cr3t":     `entry 2 of 2 has no ":"`,
+		"RISKFLOW_API_KEYS=appa:S1,appa:S2":     `RISKFLOW_API_KEYS (api.keys): entry 2 of 2 names "appa" again`,
+		"RISKFLOW_API_ADMIN_KEYS=x:1,y:2,x:3":   `entry 3 of 3 names "x" again`,
 		"RISKFLOW_SCORING_REPLAY=maybe":         "RISKFLOW_SCORING_REPLAY",
 		"RISKFLOW_API_RATE_PER_APP=fast":        "RISKFLOW_API_RATE_PER_APP",
 		"RISKFLOW_SCORING_WINDOWS=1m,sometimes": `"sometimes" is not a duration`,
@@ -224,7 +226,7 @@ func TestLoadConfigEnvBadValue(t *testing.T) {
 		}
 	}
 	// A malformed map entry may be a secret with its separator mistyped: it is not echoed.
-	for _, set := range []string{"api.keys=app2=s3cr3t", "api.admin_keys=lead:x,s3cr3t"} {
+	for _, set := range []string{"api.keys=app2=s3cr3t", "api.admin_keys=lead:x,s3cr3t", "api.keys=a:s3cr3t,a:s3cr3t2"} {
 		_, err := LoadConfig("", nil, []string{set})
 		if err == nil || strings.Contains(err.Error(), "s3cr3t") {
 			t.Errorf("--set %s: error %v; want one that does not show the secret", set, err)
