@@ -190,3 +190,14 @@ func TestProduceStreamIsSentAndStops(t *testing.T) {
 		t.Errorf("stopped: %d sent, %d bad, %v; want 2, 0, stopped after line 2", r.sent, r.bad, r.err)
 	}
 }
+
+// A directory given as the file is a usage error found before anything touches the broker: it
+// opened, and produce created its topics before the first read failed.
+func TestProduceDirectoryIsRefusedBeforeTheBroker(t *testing.T) {
+	cleanEnv(t)
+	dir := t.TempDir()
+	r := runCmd(t, context.Background(), "produce", dir, "--set", "kafka.brokers=127.0.0.1:1", "--set", "scoring.phone_hash_key=0123456789abcdef")
+	if r.code != 2 || !strings.Contains(r.stderr, dir+" is a directory") || strings.Contains(r.stderr, "Kafka") {
+		t.Errorf("exit %d\nstdout %s\nstderr %s\nwant exit 2 naming the directory, before any broker", r.code, r.stdout, r.stderr)
+	}
+}

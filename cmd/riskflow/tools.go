@@ -80,6 +80,11 @@ func cmdProduce(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return usageError{fmt.Errorf("produce: %w", err)}
 		}
 		defer f.Close()
+		// Checked before the topics are created: a directory opens, and failed only at its first
+		// read, after produce had created three topics on the broker.
+		if st, err := f.Stat(); err == nil && st.IsDir() {
+			return usageError{fmt.Errorf("produce: %s is a directory: want a FILE.jsonl of events (- for stdin)", name)}
+		}
 		in = f
 	}
 	log := newLogger(cfg.Log, stderr)
