@@ -194,6 +194,8 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		{"rules get", srv, "GET", "/v1/rules", ``, "", admin, 200},
 		{"rules put", srv, "PUT", "/v1/rules", "pack: p\nrules: []\n", "application/yaml", admin, 200},
 		{"rules put rejected", srv, "PUT", "/v1/rules", "pack: p\n", "application/yaml", admin, 400},
+		{"rules put, tests skipped", srv, "PUT", "/v1/rules?tests=skip", "pack: p\nrules: []\n", "application/yaml", admin, 200},
+		{"rules put, tests neither run nor skip", srv, "PUT", "/v1/rules?tests=no", "pack: p\nrules: []\n", "application/yaml", admin, 400},
 		{"rules put over an unseen promotion", srv, "PUT", "/v1/rules", "# after another promotion\npack: p\nrules: []\n", "application/yaml", admin, 409},
 		{"rules versions", srv, "GET", "/v1/rules/versions", ``, "", admin, 200},
 		{"rules versions, ClickHouse away", noHistory, "GET", "/v1/rules/versions", ``, "", admin, 503},
