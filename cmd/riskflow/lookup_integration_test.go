@@ -139,7 +139,11 @@ func TestLookupOfOneAppInARangePageByPage(t *testing.T) {
 	addr, db, _, st := migratedDatabase(t, "riskflow_lookup_page")
 	ctx := context.Background()
 	h := schemas.NewPhoneHasher([]byte("lookup-test-key"))
-	now := time.Now().UTC().Truncate(time.Minute)
+	// To the second, as the tables and RFC 3339 flags keep times: the spans below (--until 6m30s)
+	// are measured from the clock when lookup runs, and rows are 30 s or more from each bound. To
+	// the minute, the rows stood up to 59 s before the clock and the test failed in the second
+	// half of every minute.
+	now := time.Now().UTC().Truncate(time.Second)
 	var recs []schemas.ScoreRecord
 	attempt := func(app, id string, at time.Time) {
 		recs = append(recs, schemas.ScoreRecord{EventID: id, TS: at, AppID: app, Flow: schemas.FlowOneClickLogin, PhoneHash: h.Hex("13812340000"),
