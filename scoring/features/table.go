@@ -39,9 +39,10 @@ func newTable(stride uint32, seed uint64) table {
 // (numbers 64 apart). The key is xored with the state's random seed, so that keys cannot be
 // crafted to pile up in one run of slots, then multiplied, xor-shifted and multiplied again
 // (murmur3's finalizer constants), and the high half taken. A multiply-shift by the random odd
-// seed alone spread such progressions by the seed's luck: over 20 seeds, 10,000 dense number blocks probed 0.03–5.4 slots on average
-// (a key's distance from its home slot) and 20,000 addresses of a carrier pool up to 10 in one
-// shard, where random keys probe about 2.3 (TestTableSpreadsNumericKeysWhateverTheSeed).
+// seed alone spread such progressions by the seed's luck: over 20 seeds, 10,000 dense number
+// blocks probed 0.03–5.4 slots on average (a key's distance from its home slot) and 20,000
+// addresses of a carrier pool up to 10 in one shard, where random keys probe about 2.3
+// (TestTableSpreadsNumericKeysWhateverTheSeed).
 func (t *table) hash(key uint64) uint32 {
 	x := (key ^ t.seed) * 0xff51afd7ed558ccd
 	x ^= x >> 32
