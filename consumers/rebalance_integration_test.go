@@ -86,35 +86,10 @@ func (s *countingStage) Prepare(_ context.Context, batch []kafka.Message) (consu
 // generation, after the new owner had read the old offsets: two archivers starting together stored
 // 4,300 records for 4,000.) Every message is written exactly once, and nothing is lost.
 func TestRebalanceDoesNotRewriteWhatWasWritten(t *testing.T) {
-	brokers := os.Getenv("RISKFLOW_KAFKA_BROKERS")
-	if brokers == "" {
-		t.Skip("RISKFLOW_KAFKA_BROKERS is not set (make test starts Kafka and sets it)")
-	}
-	c := consumers.DefaultConfig()
-	c.Brokers = strings.Split(brokers, ",")
+	const n = 2000
+	c, topic, group := filledTopic(t, "rebalance-", n)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound on the test
 	defer cancel()
-	b := make([]byte, 4)
-	rand.Read(b)
-	id := hex.EncodeToString(b)
-	topic, group := "rebalance-"+id, "rebalance-"+id
-	if err := consumers.EnsureTopics(ctx, c, []consumers.TopicSpec{{Name: topic, Partitions: 4}}, slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...)}
-		_, _ = cl.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{topic}})
-	})
-	const n = 2000
-	w := consumers.NewWriter(c, topic)
-	msgs := make([]kafka.Message, n)
-	for i := range msgs {
-		msgs[i] = kafka.Message{Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprint(i))}
-	}
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
 
 	writes, total := map[string]int{}, 0
 	var mu sync.Mutex
@@ -202,35 +177,10 @@ func waitLag(t *testing.T, ctx context.Context, c consumers.Config, group, topic
 // queued batch was written after the drain had given up and its partitions had moved: written
 // twice (2,100 writes for 2,000 messages).
 func TestRebalanceDoesNotWriteTheQueuedBatch(t *testing.T) {
-	brokers := os.Getenv("RISKFLOW_KAFKA_BROKERS")
-	if brokers == "" {
-		t.Skip("RISKFLOW_KAFKA_BROKERS is not set (make test starts Kafka and sets it)")
-	}
-	c := consumers.DefaultConfig()
-	c.Brokers = strings.Split(brokers, ",")
+	const n = 2000
+	c, topic, group := filledTopic(t, "rebalance-q-", n)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound on the test
 	defer cancel()
-	b := make([]byte, 4)
-	rand.Read(b)
-	id := hex.EncodeToString(b)
-	topic, group := "rebalance-q-"+id, "rebalance-q-"+id
-	if err := consumers.EnsureTopics(ctx, c, []consumers.TopicSpec{{Name: topic, Partitions: 4}}, slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...)}
-		_, _ = cl.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{topic}})
-	})
-	const n = 2000
-	w := consumers.NewWriter(c, topic)
-	msgs := make([]kafka.Message, n)
-	for i := range msgs {
-		msgs[i] = kafka.Message{Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprint(i))}
-	}
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
 
 	writes, total := map[string]int{}, 0
 	var mu sync.Mutex
@@ -290,4 +240,39 @@ func TestRebalanceDoesNotWriteTheQueuedBatch(t *testing.T) {
 		t.Errorf("the second member wrote nothing")
 	}
 	t.Logf("written by the first member %d, the second %d; lag after the work: %v", first.mine, second.mine, lag)
+}
+
+// filledTopic creates a 4-partition topic of n messages on the test broker (deleted at the end)
+// and names a group for it, both with prefix and a random suffix; it skips the test without a
+// broker.
+func filledTopic(t *testing.T, prefix string, n int) (c consumers.Config, topic, group string) {
+	t.Helper()
+	brokers := os.Getenv("RISKFLOW_KAFKA_BROKERS")
+	if brokers == "" {
+		t.Skip("RISKFLOW_KAFKA_BROKERS is not set (make test starts Kafka and sets it)")
+	}
+	c = consumers.DefaultConfig()
+	c.Brokers = strings.Split(brokers, ",")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b := make([]byte, 4)
+	rand.Read(b)
+	topic = prefix + hex.EncodeToString(b)
+	if err := consumers.EnsureTopics(ctx, c, []consumers.TopicSpec{{Name: topic, Partitions: 4}}, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...)}
+		_, _ = cl.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{topic}})
+	})
+	w := consumers.NewWriter(c, topic)
+	defer w.Close()
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		msgs[i] = kafka.Message{Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprint(i))}
+	}
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	return c, topic, topic
 }
