@@ -68,7 +68,7 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if cfg.ClickHouse.Addr == "" {
 		return configf("clickhouse.addr: required to read history (RISKFLOW_CLICKHOUSE_ADDR)")
 	}
-	log := newLogger(LogConfig{Level: "warn", Format: cfg.Log.Format}, stderr)
+	log := newLogger(cf.quietLog(cfg.Log), stderr)
 	newScorer := func() (*scoring.Scorer, error) {
 		// Without a pack: the run sets the current and the candidate packs compiled below, and
 		// scoring.rules (or the default pack) is only the current one when --current is not given.

@@ -86,7 +86,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	log := newLogger(LogConfig{Level: "warn", Format: "text"}, stderr)
+	log := newLogger(cf.quietLog(LogConfig{Level: cfg.Log.Level, Format: "text"}), stderr)
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {

@@ -898,3 +898,22 @@ func TestTopicsAndGroupsDistinct(t *testing.T) {
 		}
 	}
 }
+
+// The tools whose output is the point log at warn by default, and at the level asked when
+// log.level is set anywhere (they forced warn over --set log.level=debug).
+func TestQuietLogGivesWayToASetLevel(t *testing.T) {
+	cleanEnv(t)
+	for sets, want := range map[string]string{"": "warn", "log.level=debug": "debug", "log.level=info": "info"} {
+		var cf commonFlags
+		if sets != "" {
+			cf.sets = multiFlag{sets}
+		}
+		cfg, err := cf.load(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cf.quietLog(cfg.Log).Level; got != want {
+			t.Errorf("--set %q: level %q, want %q", sets, got, want)
+		}
+	}
+}

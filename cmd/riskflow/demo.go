@@ -53,9 +53,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			c.Scoring.PhoneHashKey = devHashKey
 		}
 		c.Scoring.Replay = false
-		if !cf.keySet("log.level") { // quiet unless asked: the demo's own output is the point
-			c.Log.Level = "warn"
-		}
+		c.Log = cf.quietLog(c.Log)
 	})
 	if err != nil {
 		return err

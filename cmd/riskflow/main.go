@@ -251,6 +251,15 @@ func (c *commonFlags) keySet(key string) bool {
 	return ok
 }
 
+// quietLog is l at level warn unless log.level was set: the tools whose output is the point
+// (demo, bench, backtest) log less by default, and as asked when asked.
+func (c *commonFlags) quietLog(l LogConfig) LogConfig {
+	if !c.keySet("log.level") {
+		l.Level = "warn"
+	}
+	return l
+}
+
 // flagGiven reports whether the command line set flag name.
 func (c *commonFlags) flagGiven(name string) bool {
 	given := false
