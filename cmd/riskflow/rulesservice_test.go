@@ -13,35 +13,21 @@ import (
 	"github.com/riskflow/riskflow/rules/packs"
 	"github.com/riskflow/riskflow/rules/rulesvc"
 	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring"
 	"github.com/riskflow/riskflow/scoring/api"
 )
 
 // PUT /v1/rules through the rule-pack service: compiled against this node's variables, persisted,
 // swapped in; without ClickHouse nothing is recorded and there is no history to list.
 func TestRulesAdminUpdate(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "rules.yaml")
-	if err := os.WriteFile(path, packs.Default(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg := Default()
-	cfg.Scoring.Rules = path
-	log := slog.New(slog.DiscardHandler)
-	s, err := buildScorer(cfg.Scoring, schemas.NewPhoneHasher([]byte("k")), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := newRuleService(cfg, s, log, nil)
-	if _, err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	path, _, svc, s := startedRuleService(t, false)
 	ra := rulesAdmin{s: svc, persisted: true}
 	before := ra.Current()
 	if before.LoadedBy == "" || !strings.HasPrefix(before.LoadedBy, "startup@") || before.Source != path || !before.Persisted {
 		t.Errorf("current at start: %+v", before)
 	}
 
-	_, err = ra.Update(context.Background(), []byte("pack: broken\nrules:\n  - {id: r1, tag: t, level: 300, when: 'nope > 1'}\n"), "lead", api.UpdateOptions{})
+	_, err := ra.Update(context.Background(), []byte("pack: broken\nrules:\n  - {id: r1, tag: t, level: 300, when: 'nope > 1'}\n"), "lead", api.UpdateOptions{})
 	if !errors.Is(err, api.ErrRejected) || !strings.Contains(err.Error(), "r1") {
 		t.Fatalf("bad pack: err %v; want ErrRejected naming r1", err)
 	}
@@ -176,25 +162,7 @@ func TestRulesAdminRollbackOfNoVersion(t *testing.T) {
 // node — PUT /v1/rules and the console's promote — and is refused naming each failing test; a pack
 // that passes them is loaded, and one that does not compile is refused with its own problems.
 func TestPromotionRunsThePacksTests(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "rules.yaml")
-	if err := os.WriteFile(path, packs.Default(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "tests.yaml"), packs.DefaultTests(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg := Default()
-	cfg.Scoring.Rules = path
-	log := slog.New(slog.DiscardHandler)
-	s, err := buildScorer(cfg.Scoring, schemas.NewPhoneHasher([]byte("k")), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := newRuleService(cfg, s, log, nil)
-	if _, err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	path, cfg, svc, s := startedRuleService(t, true)
 	ra := rulesAdmin{s: svc, persisted: true, scoring: &cfg.Scoring}
 	before := ra.Current().Version
 
@@ -203,7 +171,7 @@ func TestPromotionRunsThePacksTests(t *testing.T) {
 	if broken == string(packs.Default()) {
 		t.Fatal("the default pack no longer has phone_velocity_observe at 3")
 	}
-	_, err = ra.Update(context.Background(), []byte(broken), "lead", api.UpdateOptions{})
+	_, err := ra.Update(context.Background(), []byte(broken), "lead", api.UpdateOptions{})
 	if !errors.Is(err, api.ErrRejected) || !strings.Contains(err.Error(), "tests.yaml:") || !strings.Contains(err.Error(), "phone_velocity") ||
 		!strings.Contains(err.Error(), "?tests=skip") {
 		t.Fatalf("a pack failing its tests: %v; want ErrRejected naming tests.yaml, the failing test's line, the rule and the way round", err)
@@ -239,4 +207,33 @@ func TestPromotionRunsThePacksTests(t *testing.T) {
 	if b, _ := os.ReadFile(path); string(b) != broken {
 		t.Fatal("a pack loaded with its tests skipped was not written to the pack file")
 	}
+}
+
+// startedRuleService starts a rule service on the default pack in a file of its own (with the
+// default pack's tests.yaml beside it, withTests) and returns the file, the configuration, the
+// service and its scorer.
+func startedRuleService(t *testing.T, withTests bool) (string, Config, *rulesvc.Service, *scoring.Scorer) {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(path, packs.Default(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if withTests {
+		if err := os.WriteFile(filepath.Join(dir, "tests.yaml"), packs.DefaultTests(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := Default()
+	cfg.Scoring.Rules = path
+	log := slog.New(slog.DiscardHandler)
+	s, err := buildScorer(cfg.Scoring, schemas.NewPhoneHasher([]byte("k")), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := newRuleService(cfg, s, log, nil)
+	if _, err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return path, cfg, svc, s
 }
