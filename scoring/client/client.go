@@ -255,6 +255,14 @@ func (c *Client) post(ctx context.Context, phone string, body []byte) (schemas.R
 		if !schemas.ValidScore(rc.Score) {
 			return schemas.RiskCheck{}, fmt.Errorf("%w: score %d is not a level", ErrBadResponse, rc.Score)
 		}
+		if rc.Code != 0 || rc.Content != "success" || rc.ID == "" {
+			// JSON that is no verdict (`{}`, null, a proxy's or another service's 200) decodes
+			// into score 0: a pass that riskflow never gave. A verdict is code 0, content
+			// "success" and carries its id (the OpenAPI document's RiskCheck).
+			// Excerpt: short, escaped, phone numbers masked in any form.
+			return schemas.RiskCheck{}, fmt.Errorf("%w: not a verdict (code %d, content %s, id %s; want code 0, content \"success\" and an id)",
+				ErrBadResponse, rc.Code, schemas.Excerpt(rc.Content, 40), schemas.Excerpt(rc.ID, 40))
+		}
 		return rc, nil
 	case resp.StatusCode >= 400:
 		if readErr != nil {

@@ -591,6 +591,21 @@ func TestUnusableResponses(t *testing.T) {
 			http.Redirect(w, r, "/elsewhere", http.StatusFound)
 		},
 		"no content": func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) },
+		// JSON that is no verdict — a proxy's or sidecar's 200 in riskflow's place — decoded into
+		// a zero RiskCheck: score 0 with no error, a pass the caller never heard was not riskflow's.
+		"empty object": func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{}`) },
+		"null":         func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `null`) },
+		"another service's json": func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, `{"status":"ok","code":0}`)
+		},
+		"an error body with 200": func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, schemas.ErrorBody{Code: 503, Content: "not ready"})
+		},
+		"no id": func(w http.ResponseWriter, r *http.Request) {
+			rc := okVerdict
+			rc.ID = ""
+			writeJSON(w, http.StatusOK, rc)
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := newClient(t, newServer(t, h).URL)

@@ -19,7 +19,8 @@ var (
 	ErrBreakerOpen = errors.New("circuit breaker open: risk check not attempted")
 
 	// ErrBadResponse is the cause of an *UnavailableError when riskflow answered with something the
-	// client cannot use: an unexpected status, a body that is not a RiskCheck, a score that is not
+	// client cannot use: an unexpected status, a body that is not a RiskCheck (code 0, content
+	// "success", an id: JSON such as `{}` from a proxy is none), a score that is not
 	// one of the four levels, or a body over MaxResponseBytes.
 	ErrBadResponse = errors.New("unusable response from riskflow")
 )
