@@ -738,6 +738,11 @@ func TestMaskPhones(t *testing.T) {
 		{"body larger than 1048576 bytes", "", "body larger than 1048576 bytes"},
 		{"no digits", testPhone, "no digits"},
 		{"trailing 8613800138000", "", "trailing 8613800******"},
+		// Another number, or the caller's in another form, as something in front of riskflow
+		// may echo it: masked all the same (schemas.MaskPhones).
+		{`phone: 138 0013 8000 is bad`, testPhone, `phone: <phone> is bad`},
+		{`phone: +86-139-1111-2222 is bad`, testPhone, `phone: <phone> is bad`},
+		{"phone: １３８００１３８０００ is bad", testPhone, `phone: <phone> is bad`},
 	} {
 		if got := maskPhones(tc.in, tc.phone); got != tc.want {
 			t.Errorf("maskPhones(%q, %q) = %q, want %q", tc.in, tc.phone, got, tc.want)

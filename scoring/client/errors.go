@@ -129,8 +129,14 @@ func (c *Client) reason(cause error) string {
 const minMaskedDigits = 9
 
 // maskPhones replaces phone (as the caller sent it) and every run of minMaskedDigits or more
-// digits in s with the masked form 1381234****.
+// digits in s with the masked form 1381234****, then every other phone-like number — spaced,
+// dashed, full-width, +86 in front: the forms schemas.MaskPhones knows — with <phone>. The digit
+// runs alone let "138 0013 8000" through, as a proxy in front of riskflow may echo it.
 func maskPhones(s, phone string) string {
+	return schemas.MaskPhones(maskDigitRuns(s, phone))
+}
+
+func maskDigitRuns(s, phone string) string {
 	if phone != "" {
 		s = strings.ReplaceAll(s, phone, schemas.MaskPhone(phone))
 	}
