@@ -123,7 +123,7 @@ func NewGroupReader(c Config, topic, group string) *GroupReader {
 	rc := kafka.ReaderConfig{
 		Brokers:          c.Brokers,
 		Topic:            topic,
-		Dialer:           c.dialer(),
+		Dialer:           c.fetchDialer(),
 		MinBytes:         1,
 		MaxBytes:         16 << 20,
 		MaxWait:          50 * time.Millisecond,

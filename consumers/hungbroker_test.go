@@ -108,3 +108,40 @@ func TestRequestsToAHungBrokerEndWhenCancelled(t *testing.T) {
 		}
 	}
 }
+
+// A partition reader's connection moves a read deadline in the future FetchAnswerSlack later,
+// bounds a read kafka-go left without one by RequestTimeout, and keeps one in the past (a caller
+// cutting the connection short) and every write deadline as asked.
+func TestFetchConnDeadlines(t *testing.T) {
+	now := time.Date(2026, 12, 6, 13, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name    string
+		ask, to time.Time
+	}{
+		{"the fetch wait", now.Add(50 * time.Millisecond), now.Add(50*time.Millisecond + FetchAnswerSlack)},
+		{"none", time.Time{}, now.Add(RequestTimeout)},
+		{"cut short", time.Unix(1, 0), time.Unix(1, 0)},
+	} {
+		if got := answerBy(c.ask, now); !got.Equal(c.to) {
+			t.Errorf("%s: read deadline %v, want %v", c.name, got, c.to)
+		}
+	}
+	rec := &deadlineRecorder{}
+	fc := fetchConn{rec}
+	ask := time.Now().Add(time.Hour)
+	if err := fc.SetDeadline(ask); err != nil {
+		t.Fatal(err)
+	}
+	if !rec.write.Equal(ask) || !rec.read.Equal(ask.Add(FetchAnswerSlack)) {
+		t.Errorf("SetDeadline(%v): read %v, write %v; want the read %s later, the write as asked", ask, rec.read, rec.write, FetchAnswerSlack)
+	}
+}
+
+// deadlineRecorder is a net.Conn that records the deadlines set on it.
+type deadlineRecorder struct {
+	net.Conn
+	read, write time.Time
+}
+
+func (d *deadlineRecorder) SetReadDeadline(t time.Time) error  { d.read = t; return nil }
+func (d *deadlineRecorder) SetWriteDeadline(t time.Time) error { d.write = t; return nil }

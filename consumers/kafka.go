@@ -113,6 +113,60 @@ func (c Config) dialer() *kafka.Dialer {
 	return &kafka.Dialer{ClientID: c.ClientID, Timeout: c.DialTimeout, DualStack: true}
 }
 
+// fetchDialer is the dialer of partition readers (a tail's, a consumer group's): its connections
+// give a broker FetchAnswerSlack past a fetch's wait to answer (fetchConn).
+func (c Config) fetchDialer() *kafka.Dialer {
+	d := c.dialer()
+	d.DialFunc = func(ctx context.Context, network, address string) (net.Conn, error) {
+		conn, err := (&net.Dialer{}).DialContext(ctx, network, address)
+		if err != nil {
+			return nil, err
+		}
+		return fetchConn{conn}, nil
+	}
+	return d
+}
+
+// FetchAnswerSlack is how long after a fetch's wait (50 ms) a partition reader waits for the
+// broker's answer; Java clients wait up to request.timeout.ms (30 s). It bounds how long a reader
+// takes to notice a hung broker, and to close while one of its fetches hangs.
+const FetchAnswerSlack = 2 * time.Second
+
+// fetchConn is a partition reader's connection. kafka-go uses a fetch's wait (MaxWait) as the
+// read deadline of its answer, leaving the broker a quarter of the wait (12.5 ms of our 50) to
+// send it: a broker that took longer — busy, a few milliseconds farther away than that, or the dev
+// broker building an answer of a few thousand records under the race detector — had every answer
+// given up on, the connection closed and the fetch asked again, for ever: the partition was never
+// read (TestTailReadsFromABrokerSlowerThanTheFetchWait). fetchConn moves every read deadline in the
+// future FetchAnswerSlack later (the wait the broker is asked for is kafka-go's, unchanged), gives
+// reads that kafka-go leaves without a deadline — the partition lookup and version requests of a
+// reader (re)connecting — RequestTimeout instead of for ever, and keeps a deadline in the past as
+// it is (a caller cutting the connection short, as bound does).
+type fetchConn struct{ net.Conn }
+
+func (c fetchConn) SetReadDeadline(t time.Time) error {
+	return c.Conn.SetReadDeadline(answerBy(t, time.Now()))
+}
+
+func (c fetchConn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// answerBy is the read deadline a fetchConn sets when asked for t at now.
+func answerBy(t, now time.Time) time.Time {
+	switch {
+	case t.IsZero():
+		return now.Add(RequestTimeout)
+	case t.Before(now):
+		return t
+	default:
+		return t.Add(FetchAnswerSlack)
+	}
+}
+
 // RequestTimeout bounds the requests sent on a kafka.Conn when the caller's context has no
 // deadline of its own.
 const RequestTimeout = 15 * time.Second
