@@ -724,7 +724,30 @@ func ParseIP(s string) (netip.Addr, error) {
 		// address as the verify service sees it.
 		return netip.Addr{}, fieldErr("ip", "%s has a zone (after %%): send the address without it", Excerpt(s, 48))
 	}
-	return a.Unmap(), nil
+	a = a.Unmap()
+	if kind := notAClient(a); kind != "" {
+		// A verify service that sends its own, its proxy's or a placeholder address puts every
+		// user behind one IP: per-IP rules would flag them all, and the IP tells nothing.
+		return netip.Addr{}, fieldErr("ip", "%s is %s, never a client's address: send the address the login came from (behind a proxy, the client's from X-Forwarded-For)", a, kind)
+	}
+	return a, nil
+}
+
+// notAClient names the kind of a that no login comes from ("" for any other address).
+func notAClient(a netip.Addr) string {
+	switch {
+	case a.IsUnspecified():
+		return "the unspecified address"
+	case a.IsLoopback():
+		return "a loopback address"
+	case a.IsMulticast():
+		return "a multicast address"
+	case a.IsLinkLocalUnicast():
+		return "a link-local address"
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return "the broadcast address"
+	}
+	return ""
 }
 
 // NormalizeTokenDigest accepts "" or the 64-hex-digit SHA-256 of a loginToken.

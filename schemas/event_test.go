@@ -164,6 +164,16 @@ func TestDecodeEventErrors(t *testing.T) {
 		{"bad ip", eventJSON(t, map[string]any{"ip": "999.1.1.1"}), `ip: "999.1.1.1" is not an IP address`},
 		{"ip with zone", eventJSON(t, map[string]any{"ip": "fe80::1%eth0"}), `ip: "fe80::1%eth0" has a zone (after %): send the address without it`},
 		{"ip missing", eventJSON(t, map[string]any{"ip": nil}), `ip: is required`},
+		// A verify service sending its own, its proxy's or a placeholder address: every user behind
+		// one IP, flagged by every per-IP rule.
+		{"ip loopback", eventJSON(t, map[string]any{"ip": "127.0.0.1"}), `ip: 127.0.0.1 is a loopback address, never a client's address: send the address the login came from (behind a proxy, the client's from X-Forwarded-For)`},
+		{"ip loopback mapped", eventJSON(t, map[string]any{"ip": "::ffff:127.0.0.2"}), `ip: 127.0.0.2 is a loopback address, never a client's address: send the address the login came from (behind a proxy, the client's from X-Forwarded-For)`},
+		{"ip loopback v6", eventJSON(t, map[string]any{"ip": "::1"}), `ip: ::1 is a loopback address, never a client's address: send the address the login came from (behind a proxy, the client's from X-Forwarded-For)`},
+		{"ip unspecified", eventJSON(t, map[string]any{"ip": "0.0.0.0"}), `ip: 0.0.0.0 is the unspecified address, never a client's address: send the address the login came from (behind a proxy, the client's from X-Forwarded-For)`},
+		{"ip unspecified v6", eventJSON(t, map[string]any{"ip": "::"}), `ip: :: is the unspecified address, never a client's address: send the address the login came from (behind a proxy, the client's from X-Forwarded-For)`},
+		{"ip multicast", eventJSON(t, map[string]any{"ip": "224.0.0.1"}), `ip: 224.0.0.1 is a multicast address, never a client's address: send the address the login came from (behind a proxy, the client's from X-Forwarded-For)`},
+		{"ip broadcast", eventJSON(t, map[string]any{"ip": "255.255.255.255"}), `ip: 255.255.255.255 is the broadcast address, never a client's address: send the address the login came from (behind a proxy, the client's from X-Forwarded-For)`},
+		{"ip link-local", eventJSON(t, map[string]any{"ip": "169.254.1.1"}), `ip: 169.254.1.1 is a link-local address, never a client's address: send the address the login came from (behind a proxy, the client's from X-Forwarded-For)`},
 		{"event_id missing", eventJSON(t, map[string]any{"event_id": nil}), `event_id: is required`},
 		{"event_id too long", eventJSON(t, map[string]any{"event_id": strings.Repeat("e", 65)}), `event_id: is 65 bytes long, the limit is 64`},
 		{"event_id counts bytes", eventJSON(t, map[string]any{"event_id": strings.Repeat("事", 22)}), `event_id: is 66 bytes long, the limit is 64`},

@@ -194,7 +194,7 @@ func TestCheckReturnsVerdict(t *testing.T) {
 func TestCheckEnvelope(t *testing.T) {
 	f := newFixture(t, api.Config{})
 	f.chk.rc = schemas.RiskCheck{Score: 0, RulesVersion: "v"}
-	w := f.do(t, http.MethodPost, "/v1/risk/check", `{"phone":"13800138000","ip":"::1","app_id":"app1"}`)
+	w := f.do(t, http.MethodPost, "/v1/risk/check", `{"phone":"13800138000","ip":"2409:8900::1","app_id":"app1"}`)
 	if w.Code != http.StatusOK {
 		t.Fatalf("status %d: %s", w.Code, w.Body)
 	}
