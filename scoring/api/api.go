@@ -17,20 +17,22 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"mime"
 	"net/http"
 	"net/netip"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -38,6 +40,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/riskflow/riskflow/internal/secret"
 	"github.com/riskflow/riskflow/schemas"
 )
 
@@ -56,7 +59,13 @@ type Publisher interface {
 // The YAML keys are those of riskflow's api section; the fields without one are set by the
 // program. DefaultConfig has the defaults, Validate names every key that is wrong.
 type Config struct {
-	Keys         map[string]string `yaml:"keys"`           // app key → secret
+	Keys map[string]string `yaml:"keys"` // app key → secret
+	// PreviousKeys are secrets being retired (app key → the old secret): accepted as well as the
+	// app's secret in Keys while its verify services move over, so that a secret is rotated
+	// without refusing the instances not yet moved (and the auth-failure throttle then locking
+	// out their address). Each app still using one is logged, at most once an hour; remove the
+	// entry once the logs no longer name the app.
+	PreviousKeys map[string]string `yaml:"previous_keys"`
 	MaxBodyBytes int64             `yaml:"max_body_bytes"` // default 1 MiB
 	RatePerApp   float64           `yaml:"rate_per_app"`   // /v1/risk/check requests per second per app key; 0 = unlimited
 	Burst        int               `yaml:"-"`              // check bucket size; default max(1, RatePerApp)
@@ -122,6 +131,17 @@ func (c Config) Validate() error {
 			break
 		}
 	}
+	for _, k := range slices.Sorted(maps.Keys(c.PreviousKeys)) {
+		v := c.PreviousKeys[k]
+		switch cur, ok := c.Keys[k]; {
+		case k == "" || v == "":
+			errs = append(errs, errors.New("previous_keys: app key and secret must both be non-empty"))
+		case !ok:
+			errs = append(errs, fmt.Errorf("previous_keys: %s is not in keys (a previous secret is kept beside the app's current one)", k))
+		case cur == v:
+			errs = append(errs, fmt.Errorf("previous_keys: %s has the same secret as in keys (put the new secret in keys)", k))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -143,6 +163,8 @@ type Server struct {
 	reg       prometheus.Gatherer
 	rules     RulesAdmin
 	admins    map[string]string
+	// prevLogged: app key → when (unix ns) its use of a previous secret was last logged.
+	prevLogged sync.Map
 	// needApproval refuses PUT /v1/rules: a pack takes two admins (WithRulesApproval).
 	needApproval bool
 	decisions    DecisionLog
@@ -452,7 +474,7 @@ func writeBody(w http.ResponseWriter, code int, b []byte) {
 // auth authenticates an app for route and spends a token of its bucket there; it returns the app
 // key.
 func (s *Server) auth(r *http.Request, route string) (string, error) {
-	key, err := s.authenticate(r, s.cfg.Keys, "app_key", "app key")
+	key, err := s.authenticate(r, s.cfg.Keys, s.cfg.PreviousKeys, "app_key", "app key")
 	if err != nil {
 		return "", err
 	}
@@ -465,37 +487,59 @@ func (s *Server) auth(r *http.Request, route string) (string, error) {
 // authenticate checks HTTP Basic credentials against creds, unless the client's address failed
 // too often lately: then it answers 429 without looking at them. A wrong name or secret costs the
 // address a token; a missing Authorization header does not (it guesses nothing).
-func (s *Server) authenticate(r *http.Request, creds map[string]string, field, what string) (string, error) {
+func (s *Server) authenticate(r *http.Request, creds, previous map[string]string, field, what string) (string, error) {
 	addr, now := clientAddr(r, s.proxies), time.Now()
 	if wait := s.authFails.blocked(addr, now); wait > 0 {
 		return "", throttled(wait)
 	}
-	name, err := basicAuth(r, creds, field, what)
+	name, old, err := basicAuth(r, creds, previous, field, what)
 	if errors.Is(err, errBadCredentials) {
 		s.authFails.failed(addr, now)
 	}
+	if old {
+		s.previousUsed(name, now)
+	}
 	return name, err
+}
+
+// previousUsed logs, at most once an hour per name, that name authenticated with its previous
+// secret: the operator removes it from previous_keys once no app is named any more.
+func (s *Server) previousUsed(name string, now time.Time) {
+	v, _ := s.prevLogged.LoadOrStore(name, new(atomic.Int64))
+	last := v.(*atomic.Int64)
+	if l := last.Load(); l != 0 && now.UnixNano()-l < int64(time.Hour) || !last.CompareAndSwap(l, now.UnixNano()) {
+		return
+	}
+	s.log.Warn("an app authenticated with its previous secret (api.previous_keys): its verify services have not all moved to the new one", "app_key", name)
 }
 
 // errBadCredentials marks a wrong name or secret (not a missing header).
 var errBadCredentials = errors.New("bad credentials")
 
-// basicAuth checks HTTP Basic credentials against creds (name → secret) in constant time: the
-// answer's timing tells neither whether the name exists nor how much of the secret matched.
-func basicAuth(r *http.Request, creds map[string]string, field, what string) (string, error) {
-	name, secret, ok := r.BasicAuth()
+// basicAuth checks HTTP Basic credentials against creds (name → secret), or previous (name → a
+// secret being retired; may be nil), in constant time: the answer's timing tells neither whether
+// the name exists, nor the secret's length, nor how much of it matched. old reports that the
+// previous secret matched.
+func basicAuth(r *http.Request, creds, previous map[string]string, field, what string) (name string, old bool, err error) {
+	name, given, ok := r.BasicAuth()
 	if !ok {
-		return "", &httpError{status: http.StatusUnauthorized, msg: fmt.Sprintf("authorization: HTTP Basic %s:secret is required", field)}
+		return "", false, &httpError{status: http.StatusUnauthorized, msg: fmt.Sprintf("authorization: HTTP Basic %s:secret is required", field)}
 	}
+	const never = "\x00never-matches\x00" // compared anyway
 	want, known := creds[name]
 	if !known {
-		want = "\x00never-matches\x00" // compare anyway
+		want = never
 	}
-	if subtle.ConstantTimeCompare([]byte(secret), []byte(want)) != 1 || !known {
-		return "", fmt.Errorf("%w: %w", errBadCredentials,
+	prev, hasPrev := previous[name]
+	if !hasPrev {
+		prev = never
+	}
+	cur, older := secret.Equal(given, want), secret.Equal(given, prev)
+	if !known || !cur && !(older && hasPrev) {
+		return "", false, fmt.Errorf("%w: %w", errBadCredentials,
 			&httpError{status: http.StatusUnauthorized, msg: fmt.Sprintf("authorization: unknown %s or wrong secret", what)})
 	}
-	return name, nil
+	return name, !cur, nil
 }
 
 // jsonTypes says which request bodies the JSON routes take, for 415 answers.

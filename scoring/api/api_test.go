@@ -15,6 +15,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/riskflow/riskflow/internal/syncbuf"
 	"github.com/riskflow/riskflow/rules"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/api"
@@ -680,5 +681,54 @@ func TestLabelsNotStoredSayWhenToRetry(t *testing.T) {
 	errorBody(t, w, http.StatusServiceUnavailable, "store labels: dial tcp")
 	if ra := w.Header().Get("Retry-After"); ra != "5" {
 		t.Errorf("Retry-After %q, want 5", ra)
+	}
+}
+
+// A secret is rotated without refusing the verify services not yet moved: while the old secret is
+// in previous_keys both are accepted (and each app still using the old one is logged, once), any
+// other secret is still refused, another app's previous secret opens nothing, and admins have no
+// previous secrets.
+func TestPreviousSecretDuringRotation(t *testing.T) {
+	var logs syncbuf.Buffer
+	cfg := api.Config{Keys: map[string]string{"app1": "new-secret", "app2": "secret2"}, PreviousKeys: map[string]string{"app1": "old-secret"}}
+	f := newFixture(t, cfg, api.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))), api.WithInvestigation(&subjects{}, nil),
+		api.WithAdmins(map[string]string{"lead": "lead-secret"}))
+	for _, c := range []struct {
+		key, secret string
+		status      int
+	}{
+		{"app1", "new-secret", http.StatusOK},
+		{"app1", "old-secret", http.StatusOK},
+		{"app1", "old-secret", http.StatusOK},
+		{"app1", "secret1", http.StatusUnauthorized},
+		{"app1", "", http.StatusUnauthorized},
+		{"app2", "old-secret", http.StatusUnauthorized},
+		{"app2", "secret2", http.StatusForbidden}, // authenticated; checkBody is app1's
+	} {
+		if w := f.do(t, http.MethodPost, "/v1/risk/check", checkBody, basic(c.key, c.secret)); w.Code != c.status {
+			t.Errorf("%s:%s: status %d, want %d: %s", c.key, c.secret, w.Code, c.status, w.Body)
+		}
+	}
+	if n := strings.Count(logs.String(), "previous secret"); n != 1 || !strings.Contains(logs.String(), "app_key=app1") {
+		t.Errorf("the use of app1's previous secret logged %d times, want once naming app1:\n%s", n, logs.String())
+	}
+	if w := f.do(t, http.MethodPost, "/v1/admin/explain", `{"ip":"1.2.3.4"}`, basic("lead", "old-secret")); w.Code != http.StatusUnauthorized {
+		t.Errorf("an admin with an app's previous secret: %d", w.Code)
+	}
+}
+
+func TestPreviousKeysValidation(t *testing.T) {
+	cfg := api.DefaultConfig()
+	cfg.Keys = map[string]string{"app1": "s1"}
+	cfg.PreviousKeys = map[string]string{"app1": "s1", "gone": "s9", "app0": ""}
+	err := cfg.Validate()
+	for _, want := range []string{
+		"previous_keys: app1 has the same secret as in keys",
+		"previous_keys: gone is not in keys",
+		"previous_keys: app key and secret must both be non-empty",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate: %v, want %q", err, want)
+		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	secretpkg "github.com/riskflow/riskflow/internal/secret"
 )
 
 // Sessions are signed cookies, not server state, so any node with the same admin keys accepts
@@ -94,7 +95,7 @@ func (s *sessions) login(client, who, secret string) (*session, error) {
 	if !known {
 		want = "\x00never-matches\x00"
 	}
-	if subtle.ConstantTimeCompare([]byte(secret), []byte(want)) != 1 || !known || who == "" {
+	if !secretpkg.Equal(secret, want) || !known || who == "" {
 		s.mu.Lock()
 		if len(s.fails) >= maxTracked {
 			// Many addresses failing at once: forget those whose failures are old.

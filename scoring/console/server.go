@@ -3,7 +3,6 @@ package console
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -22,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/riskflow/riskflow/internal/secret"
 	"github.com/riskflow/riskflow/schemas"
 )
 
@@ -311,7 +311,7 @@ func (s *Server) ended(ctx context.Context, ss *session) bool {
 }
 
 func tokenEqual(a, b string) bool {
-	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+	return a != "" && secret.Equal(a, b)
 }
 
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
