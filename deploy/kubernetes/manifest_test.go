@@ -231,9 +231,17 @@ func TestManifests(t *testing.T) {
 		}
 		goMemLimit(t, role, c)
 		// Probes must reach the port the process listens on: the API's, or ops.listen's.
-		listen := rc.Ops.Listen
+		ops, apiListen := effective(c, "RISKFLOW_OPS_LISTEN", rc.Ops.Listen), effective(c, "RISKFLOW_API_LISTEN", rc.API.Listen)
+		listen := ops
 		if role == "api" {
-			listen = rc.API.Listen
+			listen = apiListen
+			// With the api role, ops.listen is not used, and a process given it warns at every
+			// start ("ops.listen is not used"): the ConfigMap's is the scorers' and archivers'.
+			if ops != "" {
+				t.Errorf("api: ops.listen is %q (the ConfigMap's, not cleared by RISKFLOW_OPS_LISTEN in the container): every API pod warns at start that it is not used", ops)
+			}
+		} else if ops == "" {
+			t.Errorf("%s: no ops.listen: the process serves no /metrics and no probe", role)
 		}
 		_, want, _ := strings.Cut(listen, ":")
 		for _, pr := range []*probe{c.ReadinessProbe, c.LivenessProbe, &c.StartupProbe} {
@@ -379,6 +387,17 @@ func strictDecodeAll(t *testing.T, b []byte) []decodedObject {
 		out = append(out, o)
 	}
 	return out
+}
+
+// effective is a setting's value in container c: its environment variable if the container sets
+// one (also to "": the variable overrides the config file), else the config file's.
+func effective(c container, env, fromFile string) string {
+	for _, e := range c.Env {
+		if e.Name == env && e.ValueFrom == nil {
+			return e.Value
+		}
+	}
+	return fromFile
 }
 
 // goMemLimit checks that a container with a memory limit gives the Go runtime a soft limit
