@@ -1,6 +1,7 @@
 package prometheus
 
 import (
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -176,6 +177,51 @@ func TestMetricNames(t *testing.T) {
 	for expr, ok := range map[string]bool{`sum(rate(x[5m]))`: true, `sum(rate(x[5m])`: false, `x{a="}"}`: true, `x{a="b}`: false} {
 		if (balanced(expr) == "") != ok {
 			t.Errorf("balanced(%s) = %q", expr, balanced(expr))
+		}
+	}
+}
+
+// runbookURLRE is the form of every alert's runbook_url: the runbook's section for the alert,
+// whose anchor is the alert's name in lower case (GitHub's anchor for the heading "## Name").
+var runbookURLRE = regexp.MustCompile(`^https://github\.com/riskflow/riskflow/blob/main/(docs/RUNBOOK\.md)#([a-z0-9-]+)$`)
+
+// Every alert links to its section of docs/RUNBOOK.md, which exists and names the alert, and the
+// runbook has no section for an alert that is gone: whoever is paged lands on what to do.
+func TestAlertsHaveRunbooks(t *testing.T) {
+	f, err := Alerts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "RUNBOOK.md"))
+	if err != nil {
+		t.Fatalf("the alerts' runbook: %v", err)
+	}
+	sections := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^## (Riskflow\w*)\s*$`).FindAllStringSubmatch(string(b), -1) {
+		sections[m[1]] = true
+	}
+	alerts := map[string]bool{}
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			alerts[r.Alert] = true
+			u := r.Annotations["runbook_url"]
+			m := runbookURLRE.FindStringSubmatch(u)
+			switch {
+			case u == "":
+				t.Errorf("%s: no runbook_url annotation", r.Alert)
+			case m == nil:
+				t.Errorf("%s: runbook_url %q is not %s", r.Alert, u, runbookURLRE)
+			case m[2] != strings.ToLower(r.Alert):
+				t.Errorf("%s: runbook_url %q points at #%s, want #%s", r.Alert, u, m[2], strings.ToLower(r.Alert))
+			}
+			if !sections[r.Alert] {
+				t.Errorf("%s: docs/RUNBOOK.md has no section \"## %s\"", r.Alert, r.Alert)
+			}
+		}
+	}
+	for s := range sections {
+		if !alerts[s] {
+			t.Errorf("docs/RUNBOOK.md has a section %q, which is no alert of alerts.yml", s)
 		}
 	}
 }
