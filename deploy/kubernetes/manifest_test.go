@@ -204,10 +204,11 @@ func TestManifests(t *testing.T) {
 		if c.ReadinessProbe == nil || c.LivenessProbe == nil {
 			t.Errorf("%s: readiness and liveness probes are required", role)
 		}
-		// An API process started while the broker is away opens its port only once the broker
-		// answers (it creates its topics first; scorers and archivers open ops.listen at once):
-		// without a startup probe, liveness would restart it every 30 s for as long as the outage
-		// lasts.
+		// Every role answers /healthz from the moment its listener opens, also while the broker
+		// is away (/readyz: "start: waiting for Kafka"; seen with the api role on an unreachable
+		// broker). The startup probe on /healthz covers what comes before the listener (the
+		// configuration, the IP data) without a liveness restart, and must not be the place
+		// where a start during a broker outage is cut short: at least 5 minutes.
 		if sp := c.StartupProbe; sp.HTTPGet.Path != "/healthz" || sp.PeriodSeconds*sp.FailureThreshold < 300 {
 			t.Errorf("%s: a startup probe on /healthz must give a start during a broker outage at least 5 minutes (has %+v)", role, sp)
 		}
