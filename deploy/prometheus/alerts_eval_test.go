@@ -124,6 +124,9 @@ func TestAlertsQuietInNormalOperation(t *testing.T) {
 				Counter(`riskflow_rule_errors_total`+node+`,rule="phones_per_ip_crowd"}`, 0))
 		}
 		ar := `{job="riskflow-archiver",instance="archiver-1"`
+		for _, node := range []string{api, sc, ar} {
+			ss = append(ss, Gauge(`riskflow_build_info`+node+`,version="v0.10.0",revision="abc",go_version="go1.26.8"}`, 1))
+		}
 		ss = append(ss,
 			Counter(`riskflow_archived_total`+ar+`}`, 182),
 			Gauge(`riskflow_breaker_state`+ar+`,breaker="archiver",state="closed"}`, 1),
@@ -152,6 +155,7 @@ func TestAlertsQuietInNormalOperation(t *testing.T) {
 		"RiskflowHistoryLoopStalled": {Gauge(`riskflow_loop_stalled_seconds{job="riskflow-archiver",instance="archiver-1",loop="archiver"}`, 300)},
 		"RiskflowBreakerOpen":        {Gauge(`riskflow_breaker_state{job="riskflow-archiver",instance="archiver-1",breaker="archiver",state="open"}`, 1)},
 		"RiskflowReplicaStale":       {Gauge(`riskflow_replica_staleness_seconds{job="riskflow-api",instance="api-2"}`, 400)},
+		"RiskflowNodeNotStarted":     waitingForKafka(`{job="riskflow-scorer",instance="scorer-2"`),
 		"RiskflowReplicaNotCaughtUp": {Gauge(`riskflow_replica_staleness_seconds{job="riskflow-api",instance="api-2"}`, -1)},
 		"RiskflowSnapshotOld":        {Gauge(`riskflow_snapshot_age_seconds{job="riskflow-scorer",instance="scorer-2"}`, 4000)},
 		"RiskflowDecisionsDropped":   {Counter(`riskflow_decisions_total{job="riskflow-api",instance="api-2",result="dropped"}`, 1)},
@@ -270,4 +274,56 @@ func alertRule(t *testing.T, name string) Rule {
 	}
 	t.Fatalf("no alert %s", name)
 	return Rule{}
+}
+
+// waitingForKafka is what a process stuck at its start exports (node: `{job="…",instance="…"`):
+// a scorer started on an unreachable broker, scraped after 20 s, had riskflow_build_info,
+// riskflow_rules_info and riskflow_rule_errors_total (0 per rule) only — no replica, no loop.
+func waitingForKafka(node string) []Series {
+	return []Series{
+		Gauge(`riskflow_build_info`+node+`,version="v0.10.0",revision="abc",go_version="go1.26.8"}`, 1),
+		Gauge(`riskflow_rules_info`+node+`,pack="default",version="a553987f111021fa"}`, 1),
+		Counter(`riskflow_rule_errors_total`+node+`,rule="phones_per_ip_crowd"}`, 0),
+	}
+}
+
+// A node that never got past its start — the broker away or kafka.brokers wrong, /readyz
+// "start: waiting for Kafka" — is seen by some alert, for that node, among nodes that work: it
+// exports none of the series the alerts about replicas and loops watch.
+func TestAlertsSeeANodeStuckAtItsStart(t *testing.T) {
+	f, err := Alerts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := func(node string) []Series {
+		return append(waitingForKafka(node),
+			Gauge(`riskflow_replica_staleness_seconds`+node+`}`, 0.5),
+			Gauge(`riskflow_loop_stalled_seconds`+node+`,loop="scorer"}`, 0))
+	}
+	series := append(running(`{job="riskflow-scorer",instance="scorer-1"`), waitingForKafka(`{job="riskflow-scorer",instance="scorer-2"`)...)
+	var firing []string
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			forDur, _ := time.ParseDuration(r.For)
+			v, err := Eval(r.Expr, series)
+			if err != nil {
+				t.Fatalf("%s: %v", r.Alert, err)
+			}
+			fires, err := Fires(r.Expr, forDur, series)
+			if err != nil {
+				t.Fatalf("%s: %v", r.Alert, err)
+			}
+			for _, s := range v {
+				if fires && s.Metric.Get("instance") == "scorer-2" {
+					firing = append(firing, r.Alert)
+				}
+				if s.Metric.Get("instance") == "scorer-1" {
+					t.Errorf("%s fires for the node that runs: %v", r.Alert, s)
+				}
+			}
+		}
+	}
+	if len(firing) == 0 {
+		t.Error("no alert fires for a node stuck at its start (waiting for Kafka)")
+	}
 }
