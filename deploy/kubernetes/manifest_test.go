@@ -471,3 +471,22 @@ func snapshotVolume(t *testing.T, role string, ps podSpec, c container) {
 		}
 	}
 }
+
+// Every container of the manifest runs one image: the archivers' migrate step must apply the
+// schema of the build that then writes to it, and scorers, archivers and API nodes of one release
+// share the score record's and the snapshot's formats. An image bumped in one place and not the
+// others (the init container is easy to miss) would run two releases side by side.
+func TestManifestRunsOneImage(t *testing.T) {
+	images := map[string][]string{}
+	for _, m := range load(t) {
+		ps := m.Spec.Template.Spec
+		for i, c := range append(ps.InitContainers, ps.Containers...) {
+			if c.Image != "" {
+				images[c.Image] = append(images[c.Image], fmt.Sprintf("%s %s container %d", m.Kind, m.Metadata.Name, i))
+			}
+		}
+	}
+	if len(images) != 1 {
+		t.Errorf("the manifest runs %d images, want one release everywhere: %v", len(images), images)
+	}
+}
