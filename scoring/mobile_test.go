@@ -276,3 +276,37 @@ func TestCarrierMismatchPortedReason(t *testing.T) {
 		}
 	}
 }
+
+// TestIPv6AddressIsItsSlash64: an IPv6 host chooses its interface id inside its /64 and changes it
+// at will (privacy addresses), and a carrier gives each cellular device a /64 that tethered devices
+// share. Twenty numbers probed from one /64 (a hotspot, a broadband line), each attempt from a new
+// interface id, are one address: the failing crowd steps them up as it would on one IPv4 address.
+// Keyed by /128, ip_phones stayed at 1 and the farm passed. A cellular user whose device gets a
+// new /64 is a new address, as a new NAT address is.
+func TestIPv6AddressIsItsSlash64(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		ip     func(i int) string
+		phones string // ip_phones_10m at the last attempt
+		score  int
+	}{
+		{"one /64 of a broadband line, new interface id per attempt", func(i int) string { return fmt.Sprintf("240e:3a1:4c2:7b10:%x:%x:%x:1", 0x1000+i*811, i*97, i*13) }, "20", 600},
+		{"one cellular /64 shared by a hotspot", func(i int) string { return fmt.Sprintf("2409:8934:8a2:51c6:%x::%x", 0x200+i*7, i+1) }, "20", 600},
+		{"twenty cellular devices, a /64 each", func(i int) string { return fmt.Sprintf("2409:8934:8a2:%x::1", 0x5100+i) }, "1", 0},
+	} {
+		s := newScorer(t, scoring.Config{}, withProbes(nil, "ip_phones_10m", "app_ip_phones_10m"), scoring.WithGeo(listsOnly(t)))
+		var rec schemas.ScoreRecord
+		for i := range 20 {
+			ev := event(fmt.Sprintf("v6-%d", i), t0.Add(time.Duration(i)*20*time.Second), fmt.Sprintf("139%08d", i*4567891), c.ip(i))
+			ev.Outcome, ev.ErrorCode = schemas.OutcomeFail, "103111"
+			rec = process(t, s, ev)
+		}
+		p := probes(rec.Hits)
+		if p["ip_phones_10m"] != c.phones || p["app_ip_phones_10m"] != c.phones {
+			t.Errorf("%s: ip_phones_10m %s, app_ip_phones_10m %s, want %s", c.name, p["ip_phones_10m"], p["app_ip_phones_10m"], c.phones)
+		}
+		if rec.Score != c.score || (c.score == 600) != hits(rec)["phones_per_ip_failing_crowd"] {
+			t.Errorf("%s: score %d, tags %v, detail %v; want %d", c.name, rec.Score, rec.Tags, rec.Detail, c.score)
+		}
+	}
+}

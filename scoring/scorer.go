@@ -603,8 +603,17 @@ func nz(h uint64) uint64 {
 	return h
 }
 
-// ipKeys returns the IP's key and its network's key. The network is the range an address is
-// handed out from, which address rotation stays inside: an IPv4 /24 or an IPv6 /64, except
+// ipKeys returns the IP's key and its network's key.
+//
+// The IP is an IPv4 address or an IPv6 /64. An IPv6 host picks its own interface id inside the
+// /64 its network routes to it and changes it at will (privacy addresses, RFC 8981: a new one a
+// day or per connection); a carrier gives each cellular device a /64 of its own (3GPP), which
+// tethered devices share. So a /64 is one subscriber — the IPv6 counterpart of one IPv4 address —
+// and counting /128s would let one host (a farm behind one hotspot or broadband line) show a new
+// "IP" for every attempt and never crowd an address.
+//
+// The network is the range an address is handed out from, which address rotation stays inside:
+// an IPv4 /24 or an IPv6 /64, except
 //   - on a datacenter network (ipType "idc") an IPv6 /48: a hosting customer is routed a /48 or a
 //     /56 and can use a new /64 for every attempt;
 //   - on a mobile carrier's network (ipType "mobile") an IPv4 /16 or an IPv6 /32: the carrier's
@@ -627,7 +636,7 @@ func ipKeys(a netip.Addr, ipType string) (ip, net uint64) {
 		return 1<<40 | v, 2<<40 | v>>8
 	}
 	b := a.As16()
-	ip = nz(xxhash.Sum64(b[:]))
+	ip = nz(xxhash.Sum64(b[:8]) ^ 0x3c6ef372fe94f82b)
 	switch ipType {
 	case geo.IPTypeIDC:
 		return ip, nz(xxhash.Sum64(b[:6]) ^ 0x6a09e667f3bcc908)

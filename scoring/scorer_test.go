@@ -404,7 +404,8 @@ func TestDeviceFeaturesWithoutDeviceID(t *testing.T) {
 	}
 }
 
-// The network of an IPv4 address is its /24, of an IPv6 address its /64.
+// The network of an IPv4 address is its /24, of an IPv6 address its /64; an IPv6 address counts
+// as its /64 too (a host's interface ids inside its /64 are one address).
 func TestNetworkKeys(t *testing.T) {
 	vars := []string{"ip_phones_10m", "net_phones_10m", "net_verifies_10m", "phone_nets_24h", "ip_v6"}
 	s := newScorer(t, scoring.Config{}, probePack(vars...))
@@ -418,7 +419,7 @@ func TestNetworkKeys(t *testing.T) {
 		{"13800000001", "10.1.3.7", map[string]string{"ip_phones_10m": "1", "net_phones_10m": "2", "net_verifies_10m": "2", "phone_nets_24h": "2", "ip_v6": "false"}},
 		{"13800000001", "10.1.2.3", map[string]string{"ip_phones_10m": "1", "net_phones_10m": "2", "net_verifies_10m": "3", "phone_nets_24h": "2", "ip_v6": "false"}},
 		{"13800000004", "2001:db8:1:2::1", map[string]string{"ip_phones_10m": "1", "net_phones_10m": "1", "net_verifies_10m": "1", "phone_nets_24h": "1", "ip_v6": "true"}},
-		{"13800000005", "2001:db8:1:2:ffff:ffff:ffff:ffff", map[string]string{"ip_phones_10m": "1", "net_phones_10m": "2", "net_verifies_10m": "2", "phone_nets_24h": "1", "ip_v6": "true"}},
+		{"13800000005", "2001:db8:1:2:ffff:ffff:ffff:ffff", map[string]string{"ip_phones_10m": "2", "net_phones_10m": "2", "net_verifies_10m": "2", "phone_nets_24h": "1", "ip_v6": "true"}},
 		{"13800000006", "2001:db8:1:3::1", map[string]string{"ip_phones_10m": "1", "net_phones_10m": "1", "net_verifies_10m": "1", "phone_nets_24h": "1", "ip_v6": "true"}},
 		{"13800000006", "2001:db8:1:3::1", map[string]string{"ip_phones_10m": "1", "net_phones_10m": "1", "net_verifies_10m": "2", "phone_nets_24h": "1", "ip_v6": "true"}},
 		{"13800000004", "10.1.2.3", map[string]string{"ip_phones_10m": "2", "net_phones_10m": "3", "net_verifies_10m": "4", "phone_nets_24h": "2", "ip_v6": "false"}},
