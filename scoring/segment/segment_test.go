@@ -30,7 +30,7 @@ func TestLookupSamples(t *testing.T) {
 		{"13312345678", "133", "CT", "CT", Basic},
 		{"19912345678", "199", "CT", "CT", Basic},
 		{"19012345678", "190", "CT", "CT", Basic},
-		{"19212345678", "192", "CBN", "CBN", Basic},
+		{"19212345678", "192", "CBN", "CM", Basic}, // Broadnet rides China Mobile's network
 		// virtual operators: no carrier of their own, host is the network they ride
 		{"16512345678", "165", "", "CM", MVNO},
 		{"17031234567", "1703", "", "CM", MVNO},
@@ -173,7 +173,7 @@ func expect11(p5 string) (carrier, host string, class Class) {
 	case in(p3, "133 153 173 177 180 181 189 190 191 193 199"):
 		return "CT", "CT", Basic
 	case p3 == "192":
-		return "CBN", "CBN", Basic
+		return "CBN", "CM", Basic
 	case p3 == "165":
 		return "", "CM", MVNO
 	case in(p3, "167 171"):
@@ -424,7 +424,8 @@ func TestCarrierMismatch(t *testing.T) {
 		{"1460012345678", "CT", true},
 		{"13491234567", "CT", false}, // satellite range held by CT
 		{"13491234567", "CM", true},
-		{"19212345678", "CM", true},  // see the 192 note in segments.tsv
+		{"19212345678", "CM", false}, // Broadnet on China Mobile's network: see segments.tsv
+		{"19212345678", "CU", true},
 		{"17406123456", "CM", false}, // no host to compare with
 		{"16012345678", "CM", false}, // unallocated: its own signal
 		{"bogus", "CT", false},
