@@ -265,7 +265,7 @@ func TestCarrierMismatchPortedReason(t *testing.T) {
 	for _, c := range []struct{ phone, carrier, want string }{
 		{"13800138000", "CM", "gateway reported CM but the number was ported to CU (its segment is CM's)"},
 		{"13800138000", "CT", "gateway reported CT but the number was ported to CU (its segment is CM's)"},
-		{"13700001111", "CU", "gateway reported CU but the segment belongs to CM"},
+		{"13700001111", "CU", "gateway reported CU but the number's segment is on CM's network"},
 	} {
 		s := newScorer(t, scoring.Config{}, nil, scoring.WithPorted(p))
 		ev := event("e1", t0, c.phone, "203.0.113.10")

@@ -334,7 +334,7 @@ func TestScoreRecord(t *testing.T) {
 		t.Errorf("verdict %d %v %v, want 300 [carrier_mismatch]", rec.Score, rec.Tags, rec.Detail)
 	}
 	if len(rec.Hits) != 1 || rec.Hits[0].Rule != "carrier_mismatch" || rec.Hits[0].Mode != "enforce" ||
-		rec.Hits[0].Reason != "gateway reported CU but the segment belongs to CM" {
+		rec.Hits[0].Reason != "gateway reported CU but the number's segment is on CM's network" {
 		t.Errorf("hits %+v", rec.Hits)
 	}
 
