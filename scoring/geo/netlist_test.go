@@ -82,7 +82,10 @@ func TestDefaultLists(t *testing.T) {
 		}
 	}
 	// The cellular pools the issue names, matched without ASN data.
-	for _, ip := range []string{"223.104.3.17", "117.136.200.3", "120.229.5.5", "112.97.1.1", "2409:8962::1", "2408:8456::1", "240e:468::1"} {
+	for _, ip := range []string{"223.104.3.17", "117.136.200.3", "120.229.5.5", "112.97.1.1", "2409:8962::1", "2408:8456::1", "240e:468::1",
+		// China Mobile beyond those pools (it is mobile by AS, so by its allocations without ASN
+		// data): Guangdong 120.196, Beijing 223.72 and 39.156, IPv6 cellular 2409:8c54.
+		"120.196.10.20", "223.72.5.5", "39.156.66.10", "2409:8c54:1020:5a1::1", "2409:8a55:3c1::1"} {
 		a := netip.MustParseAddr(ip)
 		if !mobile.Match(a, 0) {
 			t.Errorf("%s: not in the mobile list's CIDRs", ip)
@@ -126,14 +129,14 @@ func TestLocatorClassifies(t *testing.T) {
 	}{
 		{geotest.BeijingMobileIP, withASN, 9808, geo.IPTypeMobile, false, "China Mobile Beijing, by AS (and CIDR)"},
 		{geotest.GuangdongIP, withASN, 56040, geo.IPTypeMobile, false, "China Mobile Guangdong, by AS only"},
-		{geotest.GuangdongIP, without, 0, "", true, "the same without ASN data: not in the CIDRs, confident"},
+		{geotest.GuangdongIP, without, 0, geo.IPTypeMobile, false, "the same without ASN data: China Mobile's 120.192.0.0/10 by CIDR"},
 		{geotest.BeijingMobileIP, without, 0, geo.IPTypeMobile, false, "China Mobile Beijing without ASN data: by CIDR"},
 		{geotest.BeijingFixedIP, withASN, 4808, "", true, "China Unicom fixed broadband"},
 		{geotest.ShanghaiIP, without, 0, "", true, "China Telecom Shanghai"},
 		{"99.77.1.2", withASN, 16509, geo.IPTypeIDC, false, "AWS by AS, not in idc_cidrs.txt"},
 		{"99.77.1.2", without, 0, "", false, "AWS without ASN data: not classified"},
 		{geotest.DatacenterIP, without, 0, geo.IPTypeIDC, true, "datacenter CIDR list (a city, but idc)"},
-		{geotest.CountryOnlyIP, withASN, 0, "", false, "country-only record: no city, not confident"},
+		{geotest.CountryOnlyIP, withASN, 0, geo.IPTypeMobile, false, "country-only record (China Mobile's 36.128.0.0/10 by CIDR): no city, not confident"},
 	}
 	for _, c := range cases {
 		g := c.loc.Lookup(netip.MustParseAddr(c.ip))
