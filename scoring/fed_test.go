@@ -56,7 +56,7 @@ func TestProcessAfterTheFeedAppliedScoresAlike(t *testing.T) {
 	verdict := func(r schemas.ScoreRecord) string {
 		return fmt.Sprintf("score %d tags %v detail %v hits %v", r.Score, r.Tags, r.Detail, r.Hits)
 	}
-	appSize := regexp.MustCompile(`the app: \d+ numbers over \d+ blocks|this app's \d+ phones`)
+	appSize := regexp.MustCompile(`the app: \d+ numbers over \d+ blocks|the app: \d+ of \d+|this app's \d+ phones`)
 
 	for _, size := range []int{1, 64} {
 		t.Run(fmt.Sprintf("batch=%d", size), func(t *testing.T) {
