@@ -220,7 +220,7 @@ func (s *Snapshots) loadFile(ctx context.Context, p string, ends map[int]int64) 
 		case meta.Fingerprint != s.Fingerprint:
 			return errors.New("written under another phone-hash key")
 		case meta.Classes != s.Classes:
-			return errors.New("written under other address classification data (ASN data, datacenter, cloud or mobile lists): its network keys were derived differently")
+			return errors.New("written under other address classification data (ASN data, datacenter, cloud or mobile lists) or by a build that keys addresses otherwise: its address keys were derived differently")
 		case s.MaxAge > 0 && time.Since(meta.Written) > s.MaxAge:
 			return fmt.Errorf("written %s ago, longer than the feature retention (%s): nothing in it is in a window any more, and a replay reads less of the topic than resuming from its offsets would",
 				time.Since(meta.Written).Round(time.Second), s.MaxAge)
@@ -312,7 +312,7 @@ func (s *Snapshots) otherConfig(p string) (other bool, why string) {
 		diff = append(diff, "another phone-hash key")
 	}
 	if meta.Classes != s.Classes {
-		diff = append(diff, "other address classification data")
+		diff = append(diff, "other address classification data or keying")
 	}
 	if !sameBounds {
 		diff = append(diff, "other state bounds (retention, entries per key)")

@@ -12,6 +12,8 @@ import (
 
 	"cel.dev/cel-go/common/types"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/riskflow/riskflow/rules"
 	"github.com/riskflow/riskflow/rules/packs"
 	"github.com/riskflow/riskflow/schemas"
@@ -344,5 +346,26 @@ func TestStateKeysAreScoringKeys(t *testing.T) {
 	}
 	if located == 0 {
 		t.Error("no attempt located: the location is not compared")
+	}
+}
+
+// ipKeys is pinned to addressKeying: a change of how addresses are keyed must come with a new
+// addressKeying (and a new pin here), or snapshots keyed the old way would load into the new
+// build and its per-address windows would read empty until they filled again.
+func TestAddressKeyingIsPinned(t *testing.T) {
+	pins := map[int]uint64{2: 0x850c0472de15e802}
+	h := xxhash.New()
+	for _, s := range []string{"223.104.5.20", "1.2.3.4", "::ffff:1.2.3.4", "2409:8a00::1", "2409:8a00::2:1", "2001:db8:1:2::9", "240e:3b0::1"} {
+		for _, typ := range []string{"", geo.IPTypeIDC, geo.IPTypeMobile} {
+			ip, nw := ipKeys(netip.MustParseAddr(s), typ)
+			fmt.Fprintf(h, "%s %s %x %x\n", s, typ, ip, nw)
+		}
+	}
+	sum := h.Sum64()
+	if want, ok := pins[addressKeying]; !ok || want != sum {
+		t.Fatalf("ipKeys under addressKeying %d sum to %#x, pinned %#x: if ipKeys changed, raise addressKeying and pin the new sum under it", addressKeying, sum, want)
+	}
+	if fp := (&Scorer{}).ClassFingerprint(); !strings.HasPrefix(fp, fmt.Sprintf("keying %d, ", addressKeying)) {
+		t.Errorf("the snapshot fingerprint %q does not carry addressKeying", fp)
 	}
 }

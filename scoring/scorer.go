@@ -516,10 +516,18 @@ func (s *Scorer) KeyFingerprint() string {
 	return s.hasher.Hex("riskflow feature snapshot")[:16]
 }
 
-// ClassFingerprint identifies the data that classifies addresses (geo.Locator.ClassFingerprint):
-// the state's network keys derive from an address's class, so snapshots store it too, and one
-// written under other data is refused.
-func (s *Scorer) ClassFingerprint() string { return s.geo.ClassFingerprint() }
+// ClassFingerprint identifies how the state's address keys derive from an address: the data that
+// classifies addresses (geo.Locator.ClassFingerprint) and addressKeying. Snapshots store it, and
+// one written under other data or other keying is refused: its address keys would match none here.
+func (s *Scorer) ClassFingerprint() string {
+	return fmt.Sprintf("keying %d, %s", addressKeying, s.geo.ClassFingerprint())
+}
+
+// addressKeying is the version of ipKeys; change it with ipKeys, so that snapshots keyed the old
+// way are refused and replay takes over (TestAddressKeyingIsPinned). 2: an IPv6 address counts as
+// its /64 (1: as itself — loaded into a build of 2, its IPv6 per-IP windows would have read empty
+// for up to a day).
+const addressKeying = 2
 
 // phoneKeyOf is the feature state's key of a phone number: SipHash-2-4 under a key derived from the
 // phone-hash key (statePhoneKey). The state, its snapshots and the members of other keys' entries
