@@ -40,8 +40,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/riskflow/riskflow/internal/secret"
 	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring/internal/secret"
 )
 
 // Checker scores a request (scoring.Scorer).

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	secretpkg "github.com/riskflow/riskflow/internal/secret"
+	secretpkg "github.com/riskflow/riskflow/scoring/internal/secret"
 )
 
 // Sessions are signed cookies, not server state, so any node with the same admin keys accepts

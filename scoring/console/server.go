@@ -21,8 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/riskflow/riskflow/internal/secret"
 	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring/internal/secret"
 )
 
 //go:embed templates/*.html
