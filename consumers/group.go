@@ -26,6 +26,7 @@ import (
 // writing when the generation has ended, so that the drain waits only for the batch being written.
 type GroupReader struct {
 	rc    kafka.ReaderConfig // what partition readers are built from (GroupID unset)
+	cfg   Config
 	group string
 	cg    *kafka.ConsumerGroup
 	drain time.Duration
@@ -123,7 +124,7 @@ func NewGroupReader(c Config, topic, group string) *GroupReader {
 	rc := kafka.ReaderConfig{
 		Brokers:          c.Brokers,
 		Topic:            topic,
-		Dialer:           c.fetchDialer(),
+		Dialer:           c.dialer(), // a partition reader's: fetchDialer of its generation (fetchPartition)
 		MinBytes:         1,
 		MaxBytes:         16 << 20,
 		MaxWait:          50 * time.Millisecond,
@@ -134,7 +135,7 @@ func NewGroupReader(c Config, topic, group string) *GroupReader {
 		ReadBackoffMax:   200 * time.Millisecond,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &GroupReader{rc: rc, group: group, drain: DefaultDrainTimeout,
+	r := &GroupReader{rc: rc, cfg: c, group: group, drain: DefaultDrainTimeout,
 		msgs: make(chan fetched, max(1, rc.QueueCapacity/2)), errs: make(chan error, 1),
 		ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
@@ -268,6 +269,7 @@ func (r *GroupReader) fetchPartition(ctx context.Context, gen *generation, parti
 	rc := r.rc
 	rc.Partition = partition
 	rc.QueueCapacity = queue
+	rc.Dialer = r.cfg.fetchDialer(ctx)
 	pr := kafka.NewReader(rc)
 	defer pr.Close()
 	if err := pr.SetOffset(offset); err != nil {
@@ -429,11 +431,18 @@ func (r *GroupReader) commit(ctx context.Context, gen *generation, offsets map[i
 	case err := <-errc:
 		if err != nil {
 			gen.mu.Lock()
-			if gen.ended { // the coordinator is likely gone: waiting longer gains nothing
+			ended := gen.ended
+			if ended { // the coordinator is likely gone: waiting longer gains nothing
 				gen.abandoned = true
 			}
 			gen.mu.Unlock()
 			gen.signal()
+			if ended {
+				// kafka-go closes an ended generation's connection: the commit fails with
+				// whatever the connection said ("use of closed network connection"), and the
+				// messages are delivered again like any of an ended generation.
+				return fmt.Errorf("%w: %w", ErrGenerationEnded, err)
+			}
 			return err
 		}
 	case <-ctx.Done():

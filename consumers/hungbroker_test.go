@@ -127,13 +127,21 @@ func TestFetchConnDeadlines(t *testing.T) {
 		}
 	}
 	rec := &deadlineRecorder{}
-	fc := fetchConn{rec}
+	done := make(chan struct{})
+	fc := &fetchConn{Conn: rec, done: done}
 	ask := time.Now().Add(time.Hour)
 	if err := fc.SetDeadline(ask); err != nil {
 		t.Fatal(err)
 	}
 	if !rec.write.Equal(ask) || !rec.read.Equal(ask.Add(FetchAnswerSlack)) {
 		t.Errorf("SetDeadline(%v): read %v, write %v; want the read %s later, the write as asked", ask, rec.read, rec.write, FetchAnswerSlack)
+	}
+	close(done) // the reader stops: every read ends at once, whatever kafka-go asks
+	if err := fc.SetReadDeadline(ask); err != nil {
+		t.Fatal(err)
+	}
+	if !rec.read.Before(time.Now()) {
+		t.Errorf("after the reader's context ended: read deadline %v, want one in the past", rec.read)
 	}
 }
 
@@ -145,3 +153,26 @@ type deadlineRecorder struct {
 
 func (d *deadlineRecorder) SetReadDeadline(t time.Time) error  { d.read = t; return nil }
 func (d *deadlineRecorder) SetWriteDeadline(t time.Time) error { d.write = t; return nil }
+
+// A read on a partition reader's connection ends as soon as the reader's context is done, however
+// far its deadline: kafka-go's Reader.Close waits for the fetch in flight, so a hung broker held
+// every stop for the fetch's whole slack.
+func TestFetchConnReadEndsWithItsReader(t *testing.T) {
+	addr, _ := silentBroker(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	conn, err := Config{}.fetchDialer(ctx).DialFunc(context.Background(), "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetReadDeadline(time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan error, 1)
+	go func() { _, err := conn.Read(make([]byte, 8)); read <- err }()
+	cancel()
+	err = finish(t, "a read after its reader's context ended", func() error { return <-read })
+	if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+		t.Errorf("the read ended with %v, want a timeout", err)
+	}
+}

@@ -113,16 +113,20 @@ func (c Config) dialer() *kafka.Dialer {
 	return &kafka.Dialer{ClientID: c.ClientID, Timeout: c.DialTimeout, DualStack: true}
 }
 
-// fetchDialer is the dialer of partition readers (a tail's, a consumer group's): its connections
-// give a broker FetchAnswerSlack past a fetch's wait to answer (fetchConn).
-func (c Config) fetchDialer() *kafka.Dialer {
+// fetchDialer is the dialer of a partition reader (a tail's, a consumer group's) that reads until
+// ctx is done: its connections give a broker FetchAnswerSlack past a fetch's wait to answer
+// (fetchConn), and a read on them ends when ctx is done — kafka-go's Reader.Close waits for the
+// fetch in flight, which a hung broker would otherwise hold for the whole slack at every stop.
+func (c Config) fetchDialer(ctx context.Context) *kafka.Dialer {
 	d := c.dialer()
-	d.DialFunc = func(ctx context.Context, network, address string) (net.Conn, error) {
-		conn, err := (&net.Dialer{}).DialContext(ctx, network, address)
+	d.DialFunc = func(dctx context.Context, network, address string) (net.Conn, error) {
+		conn, err := (&net.Dialer{}).DialContext(dctx, network, address)
 		if err != nil {
 			return nil, err
 		}
-		return fetchConn{conn}, nil
+		fc := &fetchConn{Conn: conn, done: ctx.Done()}
+		fc.stop = context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Unix(1, 0)) })
+		return fc, nil
 	}
 	return d
 }
@@ -141,18 +145,33 @@ const FetchAnswerSlack = 2 * time.Second
 // future FetchAnswerSlack later (the wait the broker is asked for is kafka-go's, unchanged), gives
 // reads that kafka-go leaves without a deadline — the partition lookup and version requests of a
 // reader (re)connecting — RequestTimeout instead of for ever, and keeps a deadline in the past as
-// it is (a caller cutting the connection short, as bound does).
-type fetchConn struct{ net.Conn }
-
-func (c fetchConn) SetReadDeadline(t time.Time) error {
-	return c.Conn.SetReadDeadline(answerBy(t, time.Now()))
+// it is (a caller cutting the connection short, as bound does). Once its reader's context is done
+// every read ends at once.
+type fetchConn struct {
+	net.Conn
+	done <-chan struct{} // the reader's context's
+	stop func() bool     // unregisters the cut at done
 }
 
-func (c fetchConn) SetDeadline(t time.Time) error {
+func (c *fetchConn) SetReadDeadline(t time.Time) error {
+	select {
+	case <-c.done:
+		return c.Conn.SetReadDeadline(time.Unix(1, 0))
+	default:
+		return c.Conn.SetReadDeadline(answerBy(t, time.Now()))
+	}
+}
+
+func (c *fetchConn) SetDeadline(t time.Time) error {
 	if err := c.SetReadDeadline(t); err != nil {
 		return err
 	}
 	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *fetchConn) Close() error {
+	c.stop()
+	return c.Conn.Close()
 }
 
 // answerBy is the read deadline a fetchConn sets when asked for t at now.

@@ -403,7 +403,7 @@ func (t *Tail) partition(ctx context.Context, p int, end int64, stopAtEnd bool) 
 // read runs one partition reader from pos until end (stopAtEnd), an error, or ctx's end.
 func (t *Tail) read(ctx context.Context, p int, st *partState, end int64, stopAtEnd bool) (int, error) {
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: t.cfg.Brokers, Topic: t.topic, Partition: p, Dialer: t.cfg.fetchDialer(),
+		Brokers: t.cfg.Brokers, Topic: t.topic, Partition: p, Dialer: t.cfg.fetchDialer(ctx),
 		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 50 * time.Millisecond, QueueCapacity: 1000,
 		ReadBackoffMin: 10 * time.Millisecond, ReadBackoffMax: 100 * time.Millisecond, MaxAttempts: 3,
 	})
