@@ -24,7 +24,7 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	cf.register(fs)
 	candidatePath := fs.String("rules", "", "candidate rule pack (required)")
 	currentPath := fs.String("current", "", "pack to compare with (default: scoring.rules, else the embedded default)")
-	from := fs.String("from", "", "start of the period: RFC 3339, 2006-01-02, or a duration before now like 24h (required)")
+	from := fs.String("from", "", "start of the period: RFC 3339, 2006-01-02, or a span before now like 24h or 7d (required)")
 	to := fs.String("to", "now", "end of the period (same forms)")
 	warmUp := fs.Duration("warm-up", backtest.DefaultWarmUp, "history read before --from to fill the feature windows")
 	labelsPath := fs.String("labels", "", "ground truth (loadgen --labels file or [app_id,]event_id,label lines) for precision/recall, on top of the stored labels")
@@ -140,14 +140,16 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return err
 }
 
-// parseWhen reads RFC 3339, a date (UTC midnight), "now", or a duration before now ("24h", "-24h").
+// parseWhen reads RFC 3339, a date (UTC midnight), "now", or a span before now as lookup's
+// --since takes it ("24h", "-24h", "90m", "7d", "1d12h").
 func parseWhen(s string, now time.Time) (time.Time, error) {
 	switch {
 	case s == "now":
 		return now, nil
-	case strings.HasSuffix(s, "h") || strings.HasSuffix(s, "m") || strings.HasSuffix(s, "s"):
-		if d, err := time.ParseDuration(strings.TrimPrefix(s, "-")); err == nil {
-			return now.Add(-d), nil
+	case strings.HasSuffix(s, "h") || strings.HasSuffix(s, "m") || strings.HasSuffix(s, "s") || strings.HasSuffix(s, "d"):
+		var span spanFlag
+		if err := span.Set(strings.TrimPrefix(s, "-")); err == nil {
+			return now.Add(-time.Duration(span)), nil
 		}
 	}
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
@@ -156,5 +158,5 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse("2006-01-02", s); err == nil {
 		return t, nil
 	}
-	return time.Time{}, fmt.Errorf("%q is not RFC 3339, a date, now, or a duration like 24h", s)
+	return time.Time{}, fmt.Errorf("%q is not RFC 3339, a date, now, or a span before now like 24h or 7d", s)
 }

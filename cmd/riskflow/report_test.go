@@ -12,6 +12,8 @@ func TestParseWhen(t *testing.T) {
 		"now":                  now,
 		"24h":                  now.Add(-24 * time.Hour),
 		"-90m":                 now.Add(-90 * time.Minute),
+		"7d":                   now.Add(-7 * 24 * time.Hour), // as lookup --since 7d
+		"1d12h":                now.Add(-36 * time.Hour),
 		"2026-11-20":           time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC),
 		"2026-11-20T08:00:00Z": time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC),
 	} {
