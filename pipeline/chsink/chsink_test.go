@@ -131,6 +131,9 @@ func TestStatementsSent(t *testing.T) {
 	if got := migrationsTableExistsSQL("rf"); got != "SELECT count() FROM system.tables WHERE database = 'rf' AND name = 'schema_migrations'" {
 		t.Errorf("migrationsTableExistsSQL = %q", got)
 	}
+	if got := tableNamesSQL("rf"); got != "SELECT name FROM system.tables WHERE database = 'rf'" {
+		t.Errorf("tableNamesSQL = %q", got)
+	}
 	lo, hi := time.Unix(1700000000, 0), time.Unix(1700086400, 0)
 	if got := readChunkSQL("rf", lo, hi); !strings.HasPrefix(got, "SELECT event_id, ts, ") || !strings.HasSuffix(got, "FROM rf.verify_events FINAL WHERE ts >= toDateTime(1700000000) AND ts < toDateTime(1700086400) ORDER BY ts, event_id, app_id") {
 		t.Errorf("readChunkSQL = %q", got)

@@ -206,7 +206,7 @@ func (s *Store) insertColumns(ctx context.Context, table string, cols []string, 
 	n := len(recs)
 	defer func() {
 		if err != nil {
-			err = fmt.Errorf("chsink: insert %d rows into %s: %w", n, s.table(table), err)
+			err = fmt.Errorf("chsink: insert %d rows into %s: %w", n, s.table(table), noTable(err))
 		}
 	}()
 	ctx, done := s.insertContext(ctx)

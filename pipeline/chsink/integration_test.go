@@ -551,3 +551,59 @@ func TestQueryAfterServerClosedPooledConnections(t *testing.T) {
 		}
 	}
 }
+
+// An INSERT into a database or table that is not there (never migrated, or dropped under a
+// running archiver) says so and what creates it, naming the table: it is retried like any failed
+// write, and riskflow migrate is what ends it.
+func TestWriteBatchWithoutItsTables(t *testing.T) {
+	st := newTestStore(t) // database not created
+	ctx := testContext(t)
+	recs := []schemas.ScoreRecord{testRecord(1), testRecord(2)}
+	err := st.WriteBatch(ctx, recs)
+	if !errors.Is(err, ErrNoTable) || !strings.Contains(err.Error(), "riskflow migrate") ||
+		!strings.Contains(err.Error(), st.table("verify_events")) || !strings.Contains(err.Error(), st.table("risk_scores")) {
+		t.Errorf("no database: %v; want ErrNoTable naming both tables and riskflow migrate", err)
+	}
+	if errors.Is(err, ErrInvalidRecord) {
+		t.Errorf("no database reported as an invalid record: %v", err)
+	}
+
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.conn.Exec(ctx, "DROP TABLE "+st.table("risk_scores")); err != nil {
+		t.Fatal(err)
+	}
+	err = st.WriteBatch(ctx, recs)
+	if !errors.Is(err, ErrNoTable) || !strings.Contains(err.Error(), st.table("risk_scores")) || strings.Contains(err.Error(), st.table("verify_events")) {
+		t.Errorf("risk_scores dropped: %v; want ErrNoTable naming risk_scores only", err)
+	}
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.WriteBatch(ctx, recs); err != nil {
+		t.Errorf("after riskflow migrate: %v", err)
+	}
+	if n := queryUint(t, st, "SELECT count() FROM "+st.table("risk_scores")+" FINAL"); n != 2 {
+		t.Errorf("risk_scores holds %d rows, want 2", n)
+	}
+	if n := queryUint(t, st, "SELECT toUInt64(uniqMerge(events)) FROM "+st.table("risk_scores_hourly")); n != 2 {
+		t.Errorf("risk_scores_hourly counts %d events, want 2 (its view no longer fed?)", n)
+	}
+
+	// verify_events was created by 0002 and given decision_id by 0012: both are applied again.
+	if err := st.conn.Exec(ctx, "DROP TABLE "+st.table("verify_events")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	recs = []schemas.ScoreRecord{testRecord(3)}
+	recs[0].DecisionID = "d-3"
+	if err := st.WriteBatch(ctx, recs); err != nil {
+		t.Errorf("after verify_events was dropped and riskflow migrate ran: %v", err)
+	}
+	if n := queryUint(t, st, "SELECT count() FROM "+st.table("verify_events")+" FINAL WHERE decision_id = 'd-3'"); n != 1 {
+		t.Errorf("verify_events holds %d rows of decision d-3, want 1", n)
+	}
+}

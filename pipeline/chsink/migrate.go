@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,6 +44,9 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	applied := map[uint32]bool{}
 	if haveTable {
 		if applied, err = s.appliedMigrations(ctx); err != nil {
+			return nil, err
+		}
+		if err = s.forgetMissing(ctx, migs, applied); err != nil {
 			return nil, err
 		}
 	}
@@ -93,6 +98,71 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	return done, nil
 }
 
+// forgetMissing takes out of applied every migration that creates or alters a table or view the
+// database no longer has (dropped by hand, or with the database's other tables lost), so that
+// Migrate applies it again — and with it every recorded migration that altered that table since
+// (a column added, a TTL). Without it a dropped table stayed missing for good: schema_migrations
+// listed its migration, riskflow migrate had nothing to do, and the archiver retried its INSERT
+// forever with "table missing (riskflow migrate creates it)". Every statement is repeatable, so
+// applying them again changes nothing else.
+func (s *Store) forgetMissing(ctx context.Context, migs []migration, applied map[uint32]bool) error {
+	have, err := s.tableNames(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range migs {
+		if !applied[m.id] {
+			continue
+		}
+		for _, obj := range touchedObjects(m, s.db) {
+			if !have[obj] {
+				s.log.Warn("clickhouse table of an applied migration is missing; applying the migration again",
+					"database", s.db, "table", obj, "migration", m.name)
+				delete(applied, m.id)
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// touchedObjects are the tables and views of database that m's statements create or alter.
+func touchedObjects(m migration, database string) []string {
+	re := regexp.MustCompile(`(?i)\b(?:CREATE\s+(?:TABLE|(?:MATERIALIZED\s+)?VIEW)\s+IF\s+NOT\s+EXISTS|ALTER\s+TABLE)\s+` +
+		regexp.QuoteMeta(database) + `\.(\w+)`)
+	var out []string
+	for _, stmt := range m.statements {
+		for _, sub := range re.FindAllStringSubmatch(stmt, -1) {
+			if !slices.Contains(out, sub[1]) {
+				out = append(out, sub[1])
+			}
+		}
+	}
+	return out
+}
+
+func (s *Store) tableNames(ctx context.Context) (map[string]bool, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	rows, err := s.conn.Query(ctx, tableNamesSQL(s.db))
+	if err != nil {
+		return nil, fmt.Errorf("chsink: migrate: list the tables of %s: %w", s.db, err)
+	}
+	defer rows.Close()
+	have := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("chsink: migrate: list the tables of %s: %w", s.db, err)
+		}
+		have[name] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("chsink: migrate: list the tables of %s: %w", s.db, err)
+	}
+	return have, nil
+}
+
 // serverVersionSQL asks the server its release.
 const serverVersionSQL = "SELECT version()"
 
@@ -111,6 +181,10 @@ func (s *Store) ServerVersion(ctx context.Context) (chschema.Version, error) {
 // identifier (Config.Validate), so it is written into them as it is.
 func migrationsTableExistsSQL(database string) string {
 	return "SELECT count() FROM system.tables WHERE database = '" + database + "' AND name = '" + migrationsTable + "'"
+}
+
+func tableNamesSQL(database string) string {
+	return "SELECT name FROM system.tables WHERE database = '" + database + "'"
 }
 
 func appliedMigrationsSQL(database string) string {
@@ -143,7 +217,8 @@ const (
 	codeUnknownDatabase = 81
 )
 
-// noTable wraps err with ErrNoTable when the server said the table or its database does not exist.
+// noTable wraps err with ErrNoTable when the server said the table or its database does not exist
+// (a read before riskflow migrate; an INSERT of an archiver whose database was dropped under it).
 func noTable(err error) error {
 	var ex *clickhouse.Exception
 	if errors.As(err, &ex) && (ex.Code == codeUnknownTable || ex.Code == codeUnknownDatabase) {

@@ -440,7 +440,7 @@ func (s *Store) insert(ctx context.Context, table string, cols []string, n int, 
 	defer done()
 	defer func() {
 		if err != nil {
-			err = fmt.Errorf("chsink: insert %d rows into %s: %w", n, s.table(table), err)
+			err = fmt.Errorf("chsink: insert %d rows into %s: %w", n, s.table(table), noTable(err))
 		}
 	}()
 	batch, err := s.conn.PrepareBatch(ctx, insertSQL(s.db, table, cols))
