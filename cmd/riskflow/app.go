@@ -537,7 +537,8 @@ func (a *app) runArchiver(ctx context.Context) error {
 	defer store.Close()
 	sink := &migratingSink{store: store, log: a.log}
 	onState := func(state string) { a.obs.breakerState("archiver", state) }
-	breaker := pipeline.NewBreakerSink("clickhouse", sink, pipeline.BreakerConfig{Failures: uint32(c.BreakerFailures), OpenFor: c.BreakerOpenFor.D()}, a.log, onState)
+	// named in its log lines as in riskflow_breaker_state{breaker}, so that an alert's label finds them
+	breaker := pipeline.NewBreakerSink("archiver", sink, pipeline.BreakerConfig{Failures: uint32(c.BreakerFailures), OpenFor: c.BreakerOpenFor.D()}, a.log, onState)
 	onState(breaker.State())
 	reader := consumers.NewGroupReader(a.kc, k.ScoresTopic, k.ArchiverGroup)
 	dlq := consumers.NewWriter(a.kc, k.DLQTopic)

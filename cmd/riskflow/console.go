@@ -68,7 +68,7 @@ func (a *app) withConsole(srv *api.Server) http.Handler {
 // requests, backtest runs) is kept in ClickHouse's console_state when ClickHouse is configured,
 // so that every node behind a load balancer shares it; else in this node's memory.
 func (a *app) consoleDeps() console.Deps {
-	ch := newLazyStore(a.cfg.ClickHouse, "console", a.log, func(state string) { a.obs.breakerState("console", state) })
+	ch := newLazyStore(a.cfg.ClickHouse, "console", "console", a.log, func(state string) { a.obs.breakerState("console", state) })
 	host, _ := os.Hostname()
 	deps := console.Deps{
 		Rules:     &consoleRules{a: a, ch: ch},
@@ -141,11 +141,13 @@ type lazyStore struct {
 // it again. A console page then says ClickHouse is away at once instead of waiting out the
 // timeouts (a ClickHouse that hangs would hold every page, and every session check, for seconds),
 // and a rule pack promoted meanwhile is not held up recording its version. onState (may be nil)
-// hears every state change; log may be nil.
-func newLazyStore(cfg ClickHouseConfig, who string, log *slog.Logger, onState func(string)) *lazyStore {
+// hears every state change; log may be nil. breaker names the breaker in log lines, as the
+// label of riskflow_breaker_state that onState sets does (console, rules), so that the lines of an
+// alert's breaker are found by its label.
+func newLazyStore(cfg ClickHouseConfig, who, breaker string, log *slog.Logger, onState func(string)) *lazyStore {
 	// A caller who went away (a page closed) says nothing about ClickHouse (pipeline.Breaker
 	// leaves such uses out); nor does an error ClickHouse answered with (clickHouseAway).
-	b := pipeline.NewBreaker("clickhouse "+who, pipeline.BreakerConfig{Failures: uint32(max(cfg.BreakerFailures, 1)), OpenFor: cfg.BreakerOpenFor.D()},
+	b := pipeline.NewBreaker(breaker, pipeline.BreakerConfig{Failures: uint32(max(cfg.BreakerFailures, 1)), OpenFor: cfg.BreakerOpenFor.D()},
 		clickHouseAway, log, onState)
 	return &lazyStore{cfg: cfg, who: who, cb: b}
 }

@@ -55,7 +55,7 @@ func newRuleService(cfg Config, target rulesvc.Target, log *slog.Logger, onBreak
 type versionStore struct{ ch *lazyStore }
 
 func newVersionStore(cfg ClickHouseConfig, log *slog.Logger, onBreaker func(string)) *versionStore {
-	return &versionStore{ch: newLazyStore(cfg, "rule-pack history", log, onBreaker)}
+	return &versionStore{ch: newLazyStore(cfg, "rule-pack history", "rules", log, onBreaker)}
 }
 
 func (v *versionStore) RecordVersion(ctx context.Context, rv rulesvc.Version) error {

@@ -102,7 +102,7 @@ func TestConsoleBreakerOnARealClickHouseGoingAwayAndBack(t *testing.T) {
 		BreakerOpenFor:  Duration(500 * time.Millisecond),
 	}
 	obs := newObserver(prometheus.NewRegistry())
-	ch := newLazyStore(cfg, "console", slog.New(slog.DiscardHandler), func(s string) { obs.breakerState("console", s) })
+	ch := newLazyStore(cfg, "console", "console", slog.New(slog.DiscardHandler), func(s string) { obs.breakerState("console", s) })
 	state := consoleState{ch: ch}
 	ctx := context.Background()
 	if err := state.Put(ctx, console.Item{Kind: "draft", ID: "d1", At: time.Now().UTC(), Body: []byte("rules: []")}); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -76,7 +77,8 @@ func TestConsoleClickHouseBreakerOpensOnAHangingServer(t *testing.T) {
 		BreakerOpenFor:  Duration(time.Hour), // stays open for the test
 	}
 	obs := newObserver(prometheus.NewRegistry())
-	ch := newLazyStore(cfg, "console", slog.New(slog.DiscardHandler), func(s string) { obs.breakerState("console", s) })
+	var logged bytes.Buffer // the breaker logs in the use that changed its state: this goroutine
+	ch := newLazyStore(cfg, "console", "console", slog.New(slog.NewTextHandler(&logged, nil)), func(s string) { obs.breakerState("console", s) })
 	state := consoleState{ch: ch}
 
 	for i := range cfg.BreakerFailures {
@@ -89,6 +91,10 @@ func TestConsoleClickHouseBreakerOpensOnAHangingServer(t *testing.T) {
 	}
 	if got := gaugeOf(t, obs.breaker.WithLabelValues("console", "open")); got != 1 {
 		t.Fatalf(`riskflow_breaker_state{breaker="console",state="open"} = %v after %d failed uses, want 1`, got, cfg.BreakerFailures)
+	}
+	// The log line names the breaker as the metric's label does (it said breaker="clickhouse console").
+	if line := `msg="circuit breaker state change" breaker=console from=closed to=open`; !strings.Contains(logged.String(), line) {
+		t.Errorf("log %q does not hold %q", logged.String(), line)
 	}
 	before := srv.accepted.Load()
 	if before == 0 {
@@ -186,7 +192,7 @@ func gaugeOf(t *testing.T, g prometheus.Gauge) float64 {
 // While the breaker's one probe is under way, the others are told so, not that the last requests
 // failed; either way the error is ErrNotAvailable and ErrUnavailable.
 func TestBreakerOpenErrorSaysWhichState(t *testing.T) {
-	l := newLazyStore(ClickHouseConfig{Config: chsink.Config{Addr: "127.0.0.1:1"}, BreakerFailures: 3, BreakerOpenFor: Duration(5 * time.Second)}, "console", nil, nil)
+	l := newLazyStore(ClickHouseConfig{Config: chsink.Config{Addr: "127.0.0.1:1"}, BreakerFailures: 3, BreakerOpenFor: Duration(5 * time.Second)}, "console", "console", nil, nil)
 	for _, c := range []struct {
 		err  error
 		want string
@@ -213,7 +219,7 @@ func TestConsoleBreakerIgnoresUsesTheCallerGaveUp(t *testing.T) {
 		BreakerOpenFor:  Duration(time.Hour),
 	}
 	var states []string
-	ch := newLazyStore(cfg, "console", nil, func(s string) { states = append(states, s) })
+	ch := newLazyStore(cfg, "console", "console", nil, func(s string) { states = append(states, s) })
 	st, err := openStore(context.Background(), cfg, nil) // no I/O
 	if err != nil {
 		t.Fatal(err)
