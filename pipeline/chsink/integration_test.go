@@ -607,3 +607,23 @@ func TestWriteBatchWithoutItsTables(t *testing.T) {
 		t.Errorf("verify_events holds %d rows of decision d-3, want 1", n)
 	}
 }
+
+// The history's reads of a database not migrated (or dropped) say what creates it, as the
+// labels' read does: a backtest's events and lookup's attempts.
+func TestReadsWithoutTheirTables(t *testing.T) {
+	st := newTestStore(t) // database not created
+	ctx := testContext(t)
+	r, err := st.ReadEvents(ctx, time.Now().Add(-time.Hour), time.Now(), ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = r.Next(ctx)
+	r.Close()
+	if !errors.Is(err, ErrNoTable) || !strings.Contains(err.Error(), "riskflow migrate") || !strings.Contains(err.Error(), st.table("verify_events")) {
+		t.Errorf("backtest read: %v; want ErrNoTable naming verify_events and riskflow migrate", err)
+	}
+	_, _, err = st.Lookup(ctx, LookupKey{IP: "1.2.3.4"}, LookupRange{Since: time.Now().Add(-time.Hour)}, 10)
+	if !errors.Is(err, ErrNoTable) || !strings.Contains(err.Error(), "riskflow migrate") {
+		t.Errorf("lookup: %v; want ErrNoTable naming riskflow migrate", err)
+	}
+}

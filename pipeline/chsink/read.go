@@ -198,7 +198,7 @@ func (r *EventReader) readChunk(ctx context.Context, s *Store, lo, hi time.Time,
 	qctx := clickhouse.Context(ctx, clickhouse.WithSettings(settings), clickhouse.WithBlockBufferSize(8))
 	rows, err := s.conn.Query(qctx, q)
 	if err != nil {
-		return fmt.Errorf("chsink: read %s from %s to %s: %w", s.table("verify_events"), lo.Format(time.RFC3339), hi.Format(time.RFC3339), err)
+		return fmt.Errorf("chsink: read %s from %s to %s: %w", s.table("verify_events"), lo.Format(time.RFC3339), hi.Format(time.RFC3339), noTable(err))
 	}
 	defer rows.Close()
 	batch := r.newBatch(batchSize)

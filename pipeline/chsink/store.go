@@ -130,7 +130,7 @@ func queryRows[T any](ctx context.Context, s *Store, what, sql string, scan func
 	defer cancel()
 	rows, err := s.conn.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, fmt.Errorf("chsink: %s: %w", what, err)
+		return nil, fmt.Errorf("chsink: %s: %w", what, noTable(err))
 	}
 	defer rows.Close()
 	var out []T
