@@ -568,7 +568,9 @@ func (a *app) runArchiver(ctx context.Context) error {
 const archiverPingEvery = 10 * time.Second
 
 // migratingSink applies the schema before its first write (ClickHouse may be down at start; the
-// breaker and the loop retry).
+// breaker and the loop retry), and again before the write after one that found a table or the
+// database missing (dropped under the running archiver): the retry then stores the batch, as a
+// restarted archiver would, instead of failing until someone runs riskflow migrate.
 type migratingSink struct {
 	store    *chsink.Store
 	log      *slog.Logger
@@ -580,7 +582,16 @@ func (m *migratingSink) WriteBatch(ctx context.Context, recs []schemas.ScoreReco
 	if err := m.migrate(ctx); err != nil {
 		return err
 	}
-	return m.store.WriteBatch(ctx, recs)
+	err := m.store.WriteBatch(ctx, recs)
+	if errors.Is(err, chsink.ErrNoTable) {
+		m.mu.Lock()
+		if m.migrated {
+			m.log.Warn("clickhouse table missing; the schema is applied again before the batch is retried", "err", err)
+		}
+		m.migrated = false
+		m.mu.Unlock()
+	}
+	return err
 }
 
 // migrate applies the schema once, before the first write of any table.
