@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -382,6 +383,30 @@ func TestLookupDefaultAPI(t *testing.T) {
 		cfg.API.Listen, cfg.API.TLSCert = c.listen, c.cert
 		if got := defaultAPIURL(cfg); got != c.want {
 			t.Errorf("api.listen %s, tls_cert %q: %s, want %s", c.listen, c.cert, got, c.want)
+		}
+	}
+}
+
+// Stored free text is shown with its invisible formatting characters escaped: an event id ending
+// in a right-to-left override (which the decoder lets through) does not reverse the rest of its row
+// in the analyst's terminal, and a zero-width space in a device id is seen.
+func TestLookupTableEscapesFormattingCharacters(t *testing.T) {
+	l := lookupResult{LiveSkipped: true, span: time.Hour, limit: 20,
+		Attempts: []chsink.Attempt{{TS: time.Date(2026, 12, 6, 13, 0, 0, 0, time.UTC), AppID: "app1", EventID: "evt-1\u202e", PhoneMasked: "1381234****",
+			IP: "1.2.3.4", DeviceID: "dev\u200b1", Outcome: "fail", ErrorCode: "103911", Score: 600, Tags: []string{"overseas_ip"}}},
+		Decisions: []chsink.StoredDecision{{TS: time.Date(2026, 12, 6, 13, 0, 0, 0, time.UTC), AppID: "app\u2066x", DecisionID: "d-1", PhoneMasked: "1381234****"}},
+	}
+	var out bytes.Buffer
+	l.write(&out)
+	got := out.String()
+	for _, r := range []rune{'\u202e', '\u200b', '\u2066'} {
+		if strings.ContainsRune(got, r) {
+			t.Errorf("the table holds U+%04X as it is:\n%s", r, got)
+		}
+	}
+	for _, want := range []string{`evt-1\u202e`, `dev\u200b1`, `app\u2066x`, "fail 103911"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the table does not show %q:\n%s", want, got)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/schemas"
@@ -379,6 +380,26 @@ func redactedURL(raw string) string {
 	return u.Redacted()
 }
 
+// cell is a stored free-text value (an app, event, device or decision id, an error code: as the
+// app sent it) for the terminal: its invisible formatting characters — a right-to-left override
+// U+202E, isolates, zero-width spaces — written as \u escapes. The decoder refuses control
+// characters but lets those through, and printed as they are they reorder or hide the rest of
+// the line: an event id ending in U+202E showed the next columns of its row reversed.
+func cell(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return unicode.Is(unicode.Cf, r) }) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.Is(unicode.Cf, r) {
+			fmt.Fprintf(&b, "\\u%04x", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
 func (l *lookupResult) write(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	defer tw.Flush()
@@ -431,8 +452,8 @@ func (l *lookupResult) write(w io.Writer) {
 	p("\nrecent attempts (%s, newest first): %s\n", l.rangeText(), shownCount(len(l.Attempts), l.Offset, l.MoreAttempts))
 	p("  time\tapp\tevent\tnumber\tip\tdevice\toutcome\tscore\ttags\tdecision\n")
 	for _, a := range l.Attempts {
-		p("  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.TS.Format(time.RFC3339), a.AppID, a.EventID, a.PhoneMasked, a.IP, a.DeviceID,
-			a.Outcome+" "+a.ErrorCode, a.Score, strings.Join(a.Tags, ","), a.DecisionID)
+		p("  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.TS.Format(time.RFC3339), cell(a.AppID), cell(a.EventID), a.PhoneMasked, a.IP, cell(a.DeviceID),
+			a.Outcome+" "+cell(a.ErrorCode), a.Score, strings.Join(a.Tags, ","), cell(a.DecisionID))
 	}
 	p("\ndecisions served (%s, newest first): %s\n", l.rangeText(), shownCount(len(l.Decisions), l.Offset, l.MoreDecisions))
 	// The hits last, each with its reason: what a disputed verdict rested on, with the numbers.
@@ -448,7 +469,7 @@ func (l *lookupResult) write(w io.Writer) {
 			}
 			hits = append(hits, r)
 		}
-		p("  %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%dµs\t%s\t%s\n", d.TS.Format(time.RFC3339), d.AppID, d.DecisionID, d.PhoneMasked, d.IP, d.DeviceID,
+		p("  %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%dµs\t%s\t%s\n", d.TS.Format(time.RFC3339), cell(d.AppID), cell(d.DecisionID), d.PhoneMasked, d.IP, cell(d.DeviceID),
 			d.Score, strings.Join(d.Tags, ","), d.LatencyUS, d.RulesVersion, strings.Join(hits, "; "))
 	}
 	if l.Next != nil {
