@@ -62,7 +62,17 @@ func NewBreaker(name string, cfg BreakerConfig, failed func(error) bool, log *sl
 		IsExcluded:   func(err error) bool { return errors.Is(err, context.Canceled) },
 		IsSuccessful: func(err error) bool { return err == nil || !failed(err) },
 		OnStateChange: func(name string, from, to gobreaker.State) {
-			log.Warn("circuit breaker state change", "breaker", name, "from", from.String(), "to", to.String())
+			// An outage is logged when it starts (open, warn) and when it ends (closed, info); the
+			// probes between — half-open, and open again after a failed probe, every cfg.OpenFor —
+			// at debug: at warn they were two lines every 5 s for as long as ClickHouse was away.
+			level := slog.LevelDebug
+			switch {
+			case from == gobreaker.StateClosed && to == gobreaker.StateOpen:
+				level = slog.LevelWarn
+			case to == gobreaker.StateClosed:
+				level = slog.LevelInfo
+			}
+			log.Log(context.Background(), level, "circuit breaker state change", "breaker", name, "from", from.String(), "to", to.String())
 			if onState != nil {
 				onState(to.String())
 			}

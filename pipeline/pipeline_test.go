@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -528,7 +529,8 @@ func TestBreakerSinkHalfOpensAndCloses(t *testing.T) {
 		defer mu.Unlock()
 		return strings.Join(states, ",")
 	}
-	b := NewBreakerSink("ch", sink, BreakerConfig{Failures: 2, OpenFor: 5 * time.Millisecond}, quiet(), func(s string) {
+	var logged lockedBuffer
+	b := NewBreakerSink("ch", sink, BreakerConfig{Failures: 2, OpenFor: 5 * time.Millisecond}, slog.New(slog.NewTextHandler(&logged, nil)), func(s string) {
 		mu.Lock()
 		states = append(states, s)
 		mu.Unlock()
@@ -566,6 +568,37 @@ func TestBreakerSinkHalfOpensAndCloses(t *testing.T) {
 	if got := changes(); got != "open,half-open,open,half-open,closed" {
 		t.Errorf("state changes %q", got)
 	}
+	// At info, the outage's start and end only: not its probes (two lines every OpenFor).
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(logged.String()), "\n") {
+		_, rest, _ := strings.Cut(l, " level=")
+		lines = append(lines, "level="+rest)
+	}
+	want := []string{
+		`level=WARN msg="circuit breaker state change" breaker=ch from=closed to=open`,
+		`level=INFO msg="circuit breaker state change" breaker=ch from=half-open to=closed`,
+	}
+	if !slices.Equal(lines, want) {
+		t.Errorf("logged at info:\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// lockedBuffer is a bytes.Buffer for a logger used from several goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestBreakerSinkSuccessResetsFailures(t *testing.T) {
