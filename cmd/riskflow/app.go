@@ -582,11 +582,16 @@ func (m *migratingSink) WriteBatch(ctx context.Context, recs []schemas.ScoreReco
 	if err := m.migrate(ctx); err != nil {
 		return err
 	}
-	err := m.store.WriteBatch(ctx, recs)
+	return m.written(m.store.WriteBatch(ctx, recs))
+}
+
+// written returns err of a write; one that found a table or the database missing has the schema
+// applied again before the next write.
+func (m *migratingSink) written(err error) error {
 	if errors.Is(err, chsink.ErrNoTable) {
 		m.mu.Lock()
 		if m.migrated {
-			m.log.Warn("clickhouse table missing; the schema is applied again before the batch is retried", "err", err)
+			m.log.Warn("clickhouse table missing; the schema is applied again before the write is retried", "err", err)
 		}
 		m.migrated = false
 		m.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 	"github.com/riskflow/riskflow/schemas"
 )
 
-// A table dropped under a running archiver (risk_scores here) fails one write, which says so, and
+// A table dropped under a running archiver (risk_scores, risk_decisions here) fails one write, which says so, and
 // the retry applies the schema again and stores the batch: the archiver recovers as a restarted
 // one would, without riskflow migrate.
 func TestArchiverSinkMigratesAgainWhenATableIsDropped(t *testing.T) {
@@ -48,5 +49,22 @@ func TestArchiverSinkMigratesAgainWhenATableIsDropped(t *testing.T) {
 	var n uint64
 	if err := conn.QueryRow(ctx, "SELECT count() FROM "+db+".risk_scores FINAL WHERE event_id = 'e2'").Scan(&n); err != nil || n != 1 {
 		t.Errorf("risk_scores holds %d rows of e2 (%v), want 1", n, err)
+	}
+
+	// The decision archiver's store likewise.
+	decisions := decisionStore{sink}
+	dec := []schemas.Decision{{DecisionID: "d1", TS: time.Now().UTC(), AppID: "app1", PhoneHash: strings.Repeat("ab", 32),
+		PhoneMasked: "1381234****", PhoneSegment: "1381234", IP: "1.2.3.4", RulesVersion: "v1", Node: "n1"}}
+	if err := conn.Exec(ctx, "DROP TABLE "+db+".risk_decisions"); err != nil {
+		t.Fatal(err)
+	}
+	if err := decisions.WriteDecisions(ctx, dec); !errors.Is(err, chsink.ErrNoTable) {
+		t.Fatalf("decisions with risk_decisions dropped: %v, want ErrNoTable", err)
+	}
+	if err := decisions.WriteDecisions(ctx, dec); err != nil {
+		t.Fatalf("the decisions' retry: %v, want the schema applied again and the decisions stored", err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT count() FROM "+db+".risk_decisions FINAL WHERE decision_id = 'd1'").Scan(&n); err != nil || n != 1 {
+		t.Errorf("risk_decisions holds %d rows of d1 (%v), want 1", n, err)
 	}
 }

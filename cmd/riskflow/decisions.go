@@ -104,7 +104,7 @@ func (l labelStore) Label(ctx context.Context, labels []schemas.Label) error {
 	if err := l.m.migrate(ctx); err != nil {
 		return err
 	}
-	return l.m.store.WriteLabels(ctx, labels)
+	return l.m.written(l.m.store.WriteLabels(ctx, labels))
 }
 
 // UnknownTargets tells which labels' decisions or events are not stored (api's labelChecker).
@@ -113,14 +113,14 @@ func (l labelStore) UnknownTargets(ctx context.Context, labels []schemas.Label) 
 }
 
 // decisionStore stores decisions (pipeline.DecisionSink), migrating the schema before the first
-// write.
+// write (and again after a write that found a table missing).
 type decisionStore struct{ m *migratingSink }
 
 func (d decisionStore) WriteDecisions(ctx context.Context, ds []schemas.Decision) error {
 	if err := d.m.migrate(ctx); err != nil {
 		return err
 	}
-	return d.m.store.WriteDecisions(ctx, ds)
+	return d.m.written(d.m.store.WriteDecisions(ctx, ds))
 }
 
 // runDecisionArchiver consumes kafka.decisions_topic into risk_decisions, in the group
