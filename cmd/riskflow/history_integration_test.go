@@ -150,3 +150,13 @@ func TestRulesReportWindowStartingInsideAnHour(t *testing.T) {
 		t.Errorf("rule always: %q, want 4 hits, 100%% now and before, and a sparkline:\n%s", row, out.String())
 	}
 }
+
+// rules report on a database riskflow migrate has not created says what creates it.
+func TestRulesReportWithoutTheDatabase(t *testing.T) {
+	addr, db, _, _ := throwawayDatabase(t, "riskflow_noreport")
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"rules", "report", "--set", "clickhouse.addr=" + addr, "--set", "clickhouse.database=" + db}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "rules report: count events: table missing (riskflow migrate creates it)") || !strings.Contains(errb.String(), db) {
+		t.Errorf("exit %d, stderr %q; want 1 and the database missing, and riskflow migrate", code, errb.String())
+	}
+}

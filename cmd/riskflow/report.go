@@ -46,12 +46,12 @@ func cmdRulesReport(ctx context.Context, cfg Config, window time.Duration, app s
 
 	var totalNow, totalBefore uint64
 	if err := conn.QueryRow(ctx, totalsSQL).Scan(&totalNow, &totalBefore); err != nil {
-		return fmt.Errorf("rules report: count events: %w", err)
+		return fmt.Errorf("rules report: count events: %w", chsink.MissingTable(err))
 	}
 	stats := map[string]*ruleStat{}
 	rows, err := conn.Query(ctx, hitsSQL)
 	if err != nil {
-		return fmt.Errorf("rules report: hits: %w", err)
+		return fmt.Errorf("rules report: hits: %w", chsink.MissingTable(err))
 	}
 	defer rows.Close()
 	for rows.Next() {

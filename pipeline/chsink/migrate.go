@@ -211,6 +211,10 @@ func (s *Store) execDDL(ctx context.Context, stmt string) error {
 // ErrNoTable marks a read of a table the database does not have yet (riskflow migrate creates it).
 var ErrNoTable = errors.New("table missing (riskflow migrate creates it)")
 
+// MissingTable is err wrapped with ErrNoTable when the server said the table or its database does
+// not exist, else err: for callers that query ClickHouse on their own (riskflow rules report).
+func MissingTable(err error) error { return noTable(err) }
+
 // ClickHouse error codes of a table or database that does not exist, on 18.16 as on current releases.
 const (
 	codeUnknownTable    = 60
