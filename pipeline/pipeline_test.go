@@ -17,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/riskflow/riskflow/consumers"
+	"github.com/riskflow/riskflow/internal/syncbuf"
 	"github.com/riskflow/riskflow/rules"
 	"github.com/riskflow/riskflow/schemas"
 )
@@ -529,7 +530,7 @@ func TestBreakerSinkHalfOpensAndCloses(t *testing.T) {
 		defer mu.Unlock()
 		return strings.Join(states, ",")
 	}
-	var logged lockedBuffer
+	var logged syncbuf.Buffer
 	b := NewBreakerSink("ch", sink, BreakerConfig{Failures: 2, OpenFor: 5 * time.Millisecond}, slog.New(slog.NewTextHandler(&logged, nil)), func(s string) {
 		mu.Lock()
 		states = append(states, s)
@@ -581,24 +582,6 @@ func TestBreakerSinkHalfOpensAndCloses(t *testing.T) {
 	if !slices.Equal(lines, want) {
 		t.Errorf("logged at info:\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
-}
-
-// lockedBuffer is a bytes.Buffer for a logger used from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func TestBreakerSinkSuccessResetsFailures(t *testing.T) {
