@@ -102,6 +102,8 @@ func TestRunUsageErrors(t *testing.T) {
 		{"loadgen with an argument", []string{"loadgen", "--out", "-", "events.jsonl"}, []string{`loadgen: takes no arguments, got "events.jsonl"`}, "riskflow loadgen"},
 		{"bench with an argument", []string{"bench", "api"}, []string{`bench: takes no arguments, got "api"`}, "riskflow bench"},
 		{"rules report for a number", []string{"rules", "report", "--app", "138 1234 5678"}, []string{"--app: looks like it contains a mobile phone number"}, "riskflow rules report"},
+		// --window reads spans as lookup --since and backtest --from do (7d was refused).
+		{"rules report bad window", []string{"rules", "report", "--window", "7x"}, []string{`invalid value "7x" for flag --window: want a span like 24h, 90m or 7d`}, "riskflow rules report"},
 		{"backtest with an argument", []string{"backtest", "--rules", "r.yaml", "--from", "24h", "labels.jsonl"}, []string{`backtest: takes no arguments, got "labels.jsonl"`}, "riskflow backtest"},
 		// A near miss names what was meant; a word close to nothing names nothing.
 		{"misspelt command", []string{"srve"}, []string{`unknown command "srve" (did you mean serve?) (known: dev, serve,`}, "riskflow COMMAND"},

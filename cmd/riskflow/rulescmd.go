@@ -180,7 +180,8 @@ func cmdRulesReportCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 	fs := newFlagSet("rules report", stderr)
 	var cf commonFlags
 	cf.register(fs)
-	window := fs.Duration("window", 24*time.Hour, "the period to report, compared with the period before it (at least 1h)")
+	window := spanFlag(24 * time.Hour)
+	fs.Var(&window, "window", "the period to report, compared with the period before it (at least 1h): 24h, 90m, 7d")
 	app := fs.String("app", "", "one app_id only")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -196,7 +197,7 @@ func cmdRulesReportCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	return cmdRulesReport(ctx, cfg, *window, *app, stdout)
+	return cmdRulesReport(ctx, cfg, time.Duration(window), *app, stdout)
 }
 
 // runRuleTests runs DIR/tests.yaml against DIR/rules.yaml with fresh scorers built from cfg.
