@@ -136,6 +136,21 @@ func TestFetchConnDeadlines(t *testing.T) {
 	if !rec.write.Equal(ask) || !rec.read.Equal(ask.Add(FetchAnswerSlack)) {
 		t.Errorf("SetDeadline(%v): read %v, write %v; want the read %s later, the write as asked", ask, rec.read, rec.write, FetchAnswerSlack)
 	}
+	// kafka-go asks a deadline before every message of a batch: one set already between it and
+	// the slack after it is kept, any other is set.
+	next := ask.Add(time.Millisecond)
+	if err := fc.SetReadDeadline(next); err != nil || !rec.read.Equal(ask.Add(FetchAnswerSlack)) {
+		t.Errorf("SetReadDeadline(%v) after %v: read deadline %v, want the one set kept (%v)", next, ask, rec.read, ask.Add(FetchAnswerSlack))
+	}
+	for _, t2 := range []time.Time{ask.Add(FetchAnswerSlack + time.Millisecond), ask.Add(-time.Millisecond), time.Unix(1, 0)} {
+		want := answerBy(t2, time.Now())
+		if err := fc.SetReadDeadline(t2); err != nil || !rec.read.Equal(want) {
+			t.Errorf("SetReadDeadline(%v): read deadline %v, want %v", t2, rec.read, want)
+		}
+	}
+	if err := fc.SetReadDeadline(time.Time{}); err != nil || !rec.read.After(time.Now().Add(RequestTimeout-time.Minute)) {
+		t.Errorf("SetReadDeadline(none): read deadline %v, want about RequestTimeout from now", rec.read)
+	}
 	close(done) // the reader stops: every read ends at once, whatever kafka-go asks
 	if err := fc.SetReadDeadline(ask); err != nil {
 		t.Fatal(err)
@@ -174,5 +189,38 @@ func TestFetchConnReadEndsWithItsReader(t *testing.T) {
 	err = finish(t, "a read after its reader's context ended", func() error { return <-read })
 	if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
 		t.Errorf("the read ended with %v, want a timeout", err)
+	}
+}
+
+// BenchmarkReadDeadline is what a partition reader's connection adds to the read deadline kafka-go
+// sets before every message of a batch: raw is a TCP connection's own SetReadDeadline, fetchConn
+// the same through fetchConn (a select and a clock read more).
+func BenchmarkReadDeadline(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer raw.Close()
+	for name, conn := range map[string]net.Conn{"raw": raw, "fetchConn": &fetchConn{Conn: raw, done: make(chan struct{})}} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			}
+		})
 	}
 }
