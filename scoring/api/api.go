@@ -340,7 +340,7 @@ func status(err error) (int, string) {
 	case errors.As(err, &he):
 		return he.status, he.msg
 	case errors.As(err, &mbe):
-		return http.StatusRequestEntityTooLarge, fmt.Sprintf("body is larger than %d bytes", mbe.Limit)
+		return http.StatusRequestEntityTooLarge, fmt.Sprintf("body: is larger than %d bytes (api.max_body_bytes)", mbe.Limit)
 	case errors.As(err, &fe):
 		return http.StatusBadRequest, fe.Error()
 	case errors.Is(err, errNotReady), errors.Is(err, errNoPublish):

@@ -384,13 +384,13 @@ func TestBodyTooLarge(t *testing.T) {
 	big := `{"phone":"13800138000","ip":"1.2.3.4","app_id":"app1","ex_id":"` + strings.Repeat("x", 400) + `"}`
 	for _, path := range []string{"/v1/risk/check", "/v1/events"} {
 		// Declared length over the limit.
-		errorBody(t, f.do(t, http.MethodPost, path, big), http.StatusRequestEntityTooLarge, "body is larger than 256 bytes")
+		errorBody(t, f.do(t, http.MethodPost, path, big), http.StatusRequestEntityTooLarge, "body: is larger than 256 bytes (api.max_body_bytes)")
 		// Unknown length (chunked): caught while reading.
 		chunked := func(r *http.Request) {
 			r.ContentLength = -1
 			r.Body = io.NopCloser(strings.NewReader(big))
 		}
-		errorBody(t, f.do(t, http.MethodPost, path, "", chunked), http.StatusRequestEntityTooLarge, "body is larger than 256 bytes")
+		errorBody(t, f.do(t, http.MethodPost, path, "", chunked), http.StatusRequestEntityTooLarge, "body: is larger than 256 bytes (api.max_body_bytes)")
 	}
 	// Through a real server and client as well.
 	ts := httptest.NewServer(f.srv)

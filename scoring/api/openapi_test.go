@@ -368,7 +368,7 @@ func TestExplainRefusesPhoneInIDs(t *testing.T) {
 		{`{"device_id":"tel13812345678"}`, "device_id: looks like it contains a mobile phone number"},
 		{`{"ip":"223.104.3.7","app_id":"app 13812345678"}`, "app_id: looks like it contains a mobile phone number"},
 		{`{"device_id":"farm-1","colour":1}`, "colour: unknown field"},
-		{`{"device_id":5}`, "device_id: is a JSON number, expected a string"},
+		{`{"device_id":5}`, "device_id: must be a string, got number"}, // as a check's decoder says it
 	} {
 		r := httptest.NewRequest("POST", "/v1/admin/explain", strings.NewReader(c.body))
 		r.SetBasicAuth("lead", "lead-secret")
