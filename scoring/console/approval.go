@@ -18,10 +18,14 @@ import (
 type pendingPromotion struct {
 	ID      string
 	Version string // the draft's content hash, as rules.Pack.Version computes it
-	By      string
-	At      time.Time
-	Draft   []byte
-	Node    string `json:"-"` // where it was asked
+	// Base is the live version when it was asked (the draft was edited from it): the request
+	// is approved only while it is still live, else its promotion would undo the packs promoted
+	// in between, unseen by the one who asked.
+	Base  string `json:",omitempty"`
+	By    string
+	At    time.Time
+	Draft []byte
+	Node  string `json:"-"` // where it was asked
 }
 
 // maxPending bounds the requests kept; the oldest goes first.
@@ -33,10 +37,10 @@ func draftVersion(draft []byte) string {
 }
 
 // requestPromotion records a promotion request by who.
-func (s *Server) requestPromotion(ctx context.Context, draft []byte, who string) (*pendingPromotion, error) {
+func (s *Server) requestPromotion(ctx context.Context, draft []byte, who, base string) (*pendingPromotion, error) {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	p := &pendingPromotion{ID: hex.EncodeToString(b[:]), Version: draftVersion(draft), By: who, At: s.d.Now().UTC(), Draft: draft}
+	p := &pendingPromotion{ID: hex.EncodeToString(b[:]), Version: draftVersion(draft), By: who, At: s.d.Now().UTC(), Draft: draft, Base: base}
 	if old, err := s.pendingList(ctx); err == nil && len(old) >= maxPending {
 		for _, q := range old[:len(old)-maxPending+1] {
 			_ = s.put(ctx, Item{Kind: ItemPromotion, ID: q.ID, Admin: who, Deleted: true})
@@ -97,6 +101,7 @@ type pendingData struct {
 	Live    PackInfo
 	Diff    []diffLine
 	Mine    bool // the viewer asked for it: they cannot approve it
+	Stale   bool // another pack went live since it was asked: it cannot be approved
 	Problem string
 }
 
@@ -115,8 +120,23 @@ func (s *Server) pendingPage(w http.ResponseWriter, r *http.Request, ss *session
 	d := pendingData{P: p, Mine: p.By == ss.who}
 	live, err := s.d.Rules.Live(ctx)
 	d.Live, d.Problem = live, notAvailable("live pack", err)
+	if err == nil && p.stale(live) {
+		d.Stale, d.Problem = true, p.staleProblem(live)
+	}
 	d.Diff = lineDiff(string(live.Content), string(p.Draft))
 	s.render(w, r, http.StatusOK, "pending", ss, page{Title: "Promotion of " + p.Version, Nav: "rules", Problem: d.Problem, Data: d})
+}
+
+// stale reports whether another pack went live since the request was asked (requests of earlier
+// builds carry no base: they are not refused for it).
+func (p *pendingPromotion) stale(live PackInfo) bool {
+	return p.Base != "" && live.Version != "" && live.Version != p.Base
+}
+
+func (p *pendingPromotion) staleProblem(live PackInfo) string {
+	return fmt.Sprintf("Not approvable: the live pack changed since %s asked: the request was made against version %s, the live one is now %s "+
+		"(see History on the rules page), and promoting it would undo that change. Withdraw it; %s can ask again from a draft of the live pack.",
+		p.By, p.Base, live.Version, p.By)
 }
 
 var errOwnRequest = errors.New("a second admin must approve it: you asked for this promotion")
@@ -149,6 +169,10 @@ func (s *Server) pendingPost(w http.ResponseWriter, r *http.Request, ss *session
 	case "approve":
 		if p.By == ss.who {
 			s.render(w, r, http.StatusForbidden, "error", ss, page{Title: "Promotion of " + p.Version, Nav: "rules", Problem: "Not approved: " + errOwnRequest.Error()})
+			return
+		}
+		if live, err := s.d.Rules.Live(ctx); err == nil && p.stale(live) {
+			s.render(w, r, http.StatusConflict, "error", ss, page{Title: "Promotion of " + p.Version, Nav: "rules", Problem: p.staleProblem(live)})
 			return
 		}
 		info, err := s.d.Rules.Promote(ctx, p.Draft, p.By+",approved-by:"+ss.who)

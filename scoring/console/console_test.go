@@ -1235,3 +1235,39 @@ func TestRollbackFromAStalePage(t *testing.T) {
 		t.Fatalf("rollback from a current page: rolled back %v", rules.rolledBack)
 	}
 }
+
+// A promotion request approved after another pack went live would undo that pack unseen (the
+// draft was edited from the one before): the approval is refused naming both versions, and a
+// request from a draft page shown before that promotion is not made at all.
+func TestApprovalOfARequestOvertakenByAnotherPromotion(t *testing.T) {
+	rules := &fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a1", Content: []byte("pack: p\n")}}
+	alice := newServer(t, console.Deps{Rules: rules, Approvals: 2})
+	csrfA := alice.Login("alice", "a-secret")
+	alice.Post("/console/rules/draft", url.Values{"csrf": {csrfA}, "action": {"promote"}, "base": {"00000000000000a1"}, "draft": {"pack: p\nrules: [alices]\n"}})
+	_, body, _ := alice.Get("/console/rules")
+	m := regexp.MustCompile(`href="(/console/rules/pending/[0-9a-f]+)"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatal("the request is not listed")
+	}
+	// Meanwhile another pack goes live (another request approved, a PUT, a rollback).
+	rules.mu.Lock()
+	rules.live = console.PackInfo{Name: "p", Version: "00000000000000c3", Content: []byte("pack: p\nrules: [carols]\n")}
+	rules.mu.Unlock()
+	bob := alice.Fork()
+	csrfB := bob.Login("bob", "b-secret")
+	if _, body, _ := bob.Get(m[1]); strings.Contains(body, `id="approve"`) || !strings.Contains(body, "the live one is now 00000000000000c3") {
+		t.Errorf("the overtaken request is offered for approval:\n%s", body)
+	}
+	code, body, _ := bob.Post(m[1], url.Values{"csrf": {csrfB}, "decision": {"approve"}})
+	if code != http.StatusConflict || !strings.Contains(body, "version 00000000000000a1") || !strings.Contains(body, "the live one is now 00000000000000c3") || len(rules.promoted) != 0 {
+		t.Fatalf("approval of an overtaken request: %d, promoted %v\n%s", code, rules.promoted, body)
+	}
+	// A request from a draft page that showed the older live version is refused as a promotion is.
+	code, body, _ = alice.Post("/console/rules/draft", url.Values{"csrf": {csrfA}, "action": {"promote"}, "base": {"00000000000000a1"}, "draft": {"pack: p\nrules: [alices]\n"}})
+	if code != http.StatusConflict || !strings.Contains(body, "the live one is now 00000000000000c3") {
+		t.Errorf("request from a stale draft page: %d\n%s", code, body)
+	}
+	if _, body, _ := alice.Get("/console/rules"); len(regexp.MustCompile(`href="/console/rules/pending/`).FindAllString(body, -1)) != 1 {
+		t.Error("a request from a stale draft page was listed")
+	}
+}

@@ -532,8 +532,18 @@ func (s *Server) draftPost(w http.ResponseWriter, r *http.Request, ss *session) 
 			p.Problem = "Not promoted: fix the problems first."
 			break
 		}
+		// The page carries the live version it showed (base): when another admin promoted since,
+		// this draft — edited from the pack before theirs — would silently undo their change.
+		// The page shown now carries the new live version, so promoting again is a choice. A
+		// promotion request is refused alike: its approval would undo that change as well.
+		if base := r.PostForm.Get("base"); base != "" && live.Version != "" && base != live.Version {
+			p.Problem = fmt.Sprintf("Not promoted: the live pack changed while you edited the draft: the page showed version %s, the live one is now %s "+
+				"(see History on the rules page). Your draft would replace that change: compare it with the live pack, then promote again.", base, live.Version)
+			status = http.StatusConflict
+			break
+		}
 		if s.d.Approvals >= 2 {
-			pp, err := s.requestPromotion(ctx, []byte(draft), ss.who)
+			pp, err := s.requestPromotion(ctx, []byte(draft), ss.who, live.Version)
 			if err != nil {
 				p.Problem = "Not requested: " + err.Error()
 				status = http.StatusServiceUnavailable
@@ -542,15 +552,6 @@ func (s *Server) draftPost(w http.ResponseWriter, r *http.Request, ss *session) 
 			s.log.Info("console: promotion requested", "admin", ss.who, "version", pp.Version, "id", pp.ID)
 			http.Redirect(w, r, "/console/rules?"+s.notice(ss, fmt.Sprintf("Promotion of version %s requested by %s: another admin approves it under Waiting for approval.", pp.Version, ss.who)), http.StatusSeeOther)
 			return
-		}
-		// The page carries the live version it showed (base): when another admin promoted since,
-		// this draft — edited from the pack before theirs — would silently undo their change.
-		// The page shown now carries the new live version, so promoting again is a choice.
-		if base := r.PostForm.Get("base"); base != "" && live.Version != "" && base != live.Version {
-			p.Problem = fmt.Sprintf("Not promoted: the live pack changed while you edited the draft: the page showed version %s, the live one is now %s "+
-				"(see History on the rules page). Your draft would replace that change: compare it with the live pack, then promote again.", base, live.Version)
-			status = http.StatusConflict
-			break
 		}
 		info, err := s.d.Rules.Promote(ctx, []byte(draft), ss.who)
 		if err != nil {
