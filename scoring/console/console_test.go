@@ -54,8 +54,13 @@ func (f *fakeRules) Lint(draft []byte) []console.LintError {
 	}
 	return nil
 }
-func (f *fakeRules) Test(context.Context, []byte) ([]console.TestResult, error) {
-	return []console.TestResult{{Name: "t1", Line: 1}, {Name: "t2", Line: 5, Failures: []string{"score 0, want 300"}}}, nil
+
+// Test fails t2 for a draft holding "fails".
+func (f *fakeRules) Test(_ context.Context, draft []byte) ([]console.TestResult, error) {
+	if strings.Contains(string(draft), "fails") {
+		return []console.TestResult{{Name: "t1", Line: 1}, {Name: "t2", Line: 5, Failures: []string{"score 0, want 300"}}}, nil
+	}
+	return []console.TestResult{{Name: "t1", Line: 1}, {Name: "t2", Line: 5}}, nil
 }
 func (f *fakeRules) Promote(_ context.Context, draft []byte, who string) (console.PackInfo, error) {
 	f.mu.Lock()
@@ -382,10 +387,11 @@ func TestDraftLintTestPromote(t *testing.T) {
 	if len(rules.promoted) != 0 {
 		t.Fatal("a draft with problems was promoted")
 	}
-	_, body, _ = c.Post("/console/rules/draft", url.Values{"csrf": {csrf}, "action": {"test"}, "draft": {"pack: p\n"}})
+	_, body, _ = c.Post("/console/rules/draft", url.Values{"csrf": {csrf}, "action": {"test"}, "draft": {"pack: p\n# fails\n"}})
 	if !strings.Contains(body, "1 of 2 tests failed.") || !strings.Contains(body, "FAIL: score 0, want 300") {
 		t.Error("test results not shown")
 	}
+	c.Post("/console/rules/draft", url.Values{"csrf": {csrf}, "action": {"test"}, "draft": {"pack: p\n"}})
 	// The draft is kept between pages.
 	if _, body, _ := c.Get("/console/rules/draft"); !strings.Contains(body, ">pack: p\n</textarea>") {
 		t.Error("the saved draft is not in the editor")
@@ -1269,5 +1275,20 @@ func TestApprovalOfARequestOvertakenByAnotherPromotion(t *testing.T) {
 	}
 	if _, body, _ := alice.Get("/console/rules"); len(regexp.MustCompile(`href="/console/rules/pending/`).FindAllString(body, -1)) != 1 {
 		t.Error("a request from a stale draft page was listed")
+	}
+}
+
+// With two admins a promotion request runs the pack's tests first: one failing them is not asked
+// (its approval would be refused), the failures are shown as the tests action shows them.
+func TestPromotionRequestOfAPackFailingItsTests(t *testing.T) {
+	rules := &fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a1", Content: []byte("pack: p\n")}}
+	alice := newServer(t, console.Deps{Rules: rules, Approvals: 2})
+	csrf := alice.Login("alice", "a-secret")
+	code, body, _ := alice.Post("/console/rules/draft", url.Values{"csrf": {csrf}, "action": {"promote"}, "base": {"00000000000000a1"}, "draft": {"pack: p\n# fails\n"}})
+	if code != http.StatusBadRequest || !strings.Contains(body, "Not requested: 1 of 2 tests fail") || !strings.Contains(body, "FAIL: score 0, want 300") {
+		t.Errorf("request of a pack failing its tests: %d\n%s", code, body)
+	}
+	if _, body, _ := alice.Get("/console/rules"); strings.Contains(body, "/console/rules/pending/") {
+		t.Error("a pack failing its tests was listed for approval")
 	}
 }

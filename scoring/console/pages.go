@@ -543,6 +543,25 @@ func (s *Server) draftPost(w http.ResponseWriter, r *http.Request, ss *session) 
 			break
 		}
 		if s.d.Approvals >= 2 {
+			// The approval promotes through the pack's tests: a request that fails them now
+			// would only be refused then, after another admin read it. Say so now, as a
+			// promotion does.
+			res, err := s.d.Rules.Test(ctx, []byte(draft))
+			d.TestsRun, d.Tests, d.TestsErr = true, res, notAvailable("tests", err)
+			for _, t := range res {
+				if len(t.Failures) == 0 {
+					d.Passed++
+				}
+			}
+			if err != nil || d.Passed < len(res) {
+				status = http.StatusServiceUnavailable
+				p.Problem = "Not requested: the tests could not be run: " + fmt.Sprint(err)
+				if err == nil {
+					status = http.StatusBadRequest
+					p.Problem = fmt.Sprintf("Not requested: %d of %d tests fail (below); a promotion would be refused. Fix the draft or the pack's tests first.", len(res)-d.Passed, len(res))
+				}
+				break
+			}
 			pp, err := s.requestPromotion(ctx, []byte(draft), ss.who, live.Version)
 			if err != nil {
 				p.Problem = "Not requested: " + err.Error()
