@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
@@ -1290,5 +1291,42 @@ func TestPromotionRequestOfAPackFailingItsTests(t *testing.T) {
 	}
 	if _, body, _ := alice.Get("/console/rules"); strings.Contains(body, "/console/rules/pending/") {
 		t.Error("a pack failing its tests was listed for approval")
+	}
+}
+
+// A form sent after the session ended (8 hours, a logout elsewhere) comes back to the login form
+// saying nothing was done, and a draft sent with it is given back to copy; it was a plain-text
+// "log in first" and the pack being edited was lost. A page elsewhere posting to the console
+// gets the plain answer: it cannot make the console show its text.
+func TestSessionEndedMidEditGivesTheDraftBack(t *testing.T) {
+	rules := &fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a1", Content: []byte("pack: p\n")}}
+	c := newServer(t, console.Deps{Rules: rules})
+	csrf := c.Login("alice", "a-secret")
+	if code, _, _ := c.Post("/console/logout", url.Values{"csrf": {csrf}}); code != http.StatusSeeOther {
+		t.Fatalf("logout: %d", code)
+	}
+	draft := "pack: p\nrules:\n  - id: new_rule # <b>an hour of work</b>\n"
+	code, body, _ := c.Post("/console/rules/draft", url.Values{"csrf": {csrf}, "action": {"lint"}, "base": {"00000000000000a1"}, "draft": {draft}})
+	if code != http.StatusUnauthorized || !strings.Contains(body, `id="login-form"`) || !strings.Contains(body, "your draft was not saved") ||
+		!strings.Contains(body, `readonly spellcheck="false">pack: p
+rules:
+  - id: new_rule # &lt;b&gt;an hour of work&lt;/b&gt;
+</textarea>`) || !strings.Contains(body, `name="next" value="/console/rules/draft"`) {
+		t.Errorf("draft sent after the session ended: %d\n%s", code, body)
+	}
+	if code, body, _ := c.Post("/console/lists", url.Values{"csrf": {csrf}, "action": {"block"}, "kind": {"ip"}, "value": {"192.0.2.1"}, "why": {"x"}}); code != http.StatusUnauthorized || !strings.Contains(body, "what you sent was not done") {
+		t.Errorf("list entry sent after the session ended: %d\n%s", code, body)
+	}
+	req, _ := http.NewRequest(http.MethodPost, c.Base+"/console/rules/draft", strings.NewReader(url.Values{"draft": {"log in at evil.example"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://evil.example")
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || strings.Contains(string(b), "evil.example") {
+		t.Errorf("cross-site post: %d %s", resp.StatusCode, b)
 	}
 }

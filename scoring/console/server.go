@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -268,6 +269,10 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, *session)) ht
 				http.Redirect(w, r, "/console/login?next="+urlQueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 				return
 			}
+			if r.Method == http.MethodPost && r.Header.Get("Origin") != "" && sameOrigin(r) {
+				s.sessionEnded(w, r)
+				return
+			}
 			http.Error(w, "log in first: /console/login", http.StatusUnauthorized)
 			return
 		}
@@ -284,6 +289,28 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, *session)) ht
 		}
 		h(w, r, ss)
 	}
+}
+
+// sessionEnded answers a form sent from a console page whose session ended meanwhile (its 8 hours,
+// a logout on another node, a changed secret): the login form, saying that nothing was done, and
+// a draft sent with the form given back to copy — a plain "log in first" lost the rule pack an
+// admin had been editing. Only for a browser's own same-origin form (Origin names this host): a
+// page elsewhere cannot make the console show its text.
+func (s *Server) sessionEnded(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxDraft+64<<10)
+	_ = r.ParseForm()
+	next := "/console/overview"
+	if u, err := url.Parse(r.Header.Get("Referer")); err == nil && u.Host == r.Host {
+		next = safeNext(u.RequestURI())
+	}
+	p := page{Title: "Log in", Form: map[string]string{"next": next},
+		Problem: "Your session has ended (sessions last 8 hours; a logout ends them on every node): what you sent was not done. Log in and do it again."}
+	if d := r.PostForm.Get("draft"); strings.TrimSpace(d) != "" && r.URL.Path == "/console/rules/draft" {
+		p.Problem = "Your session has ended (sessions last 8 hours; a logout ends them on every node): your draft was not saved. It is below: copy it, log in, and paste it into the draft again."
+		p.Data = strings.ReplaceAll(d, "\r\n", "\n")
+		p.Form["next"] = "/console/rules/draft"
+	}
+	s.render(w, r, http.StatusUnauthorized, "login", nil, p)
 }
 
 // ended reports whether the session was ended by a logout on another node (the shared state's
