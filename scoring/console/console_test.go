@@ -1330,3 +1330,21 @@ rules:
 		t.Errorf("cross-site post: %d %s", resp.StatusCode, b)
 	}
 }
+
+// With ClickHouse away the rules page names each part once ("promotion requests: promotion
+// requests: clickhouse away" before).
+func TestRulesPageWithTheSharedStateAway(t *testing.T) {
+	rules := &fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a1", Content: []byte("pack: p\n")}}
+	s, err := console.New(console.Deps{Admins: map[string]string{"alice": "a-secret"}, State: failingState{}, Rules: rules, Approvals: 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewTLSServer(s)
+	t.Cleanup(ts.Close)
+	c := consoletest.New(t, ts.URL, ts.Client())
+	c.Login("alice", "a-secret")
+	_, body, _ := c.Get("/console/rules")
+	if !strings.Contains(body, ">promotion requests: clickhouse away<") {
+		t.Errorf("the rules page does not say the requests are not available, once:\n%s", body)
+	}
+}

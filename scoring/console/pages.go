@@ -312,7 +312,10 @@ func (s *Server) rulesPage(w http.ResponseWriter, r *http.Request, ss *session) 
 	p := page{Title: "Rules", Message: s.noticeOf(r, ss)}
 	d := rulesData{Approvals: s.d.Approvals}
 	pend, err := s.pendingList(ctx)
-	d.Pending, d.PendingErr = pend, notAvailable("promotion requests", err)
+	d.Pending = pend
+	if err != nil {
+		d.PendingErr = err.Error() // pendingList says "promotion requests: …"
+	}
 	if s.d.Rules == nil {
 		d.LiveErr = notAvailable("rule packs", ErrNotAvailable)
 	} else {
