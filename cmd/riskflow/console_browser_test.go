@@ -293,9 +293,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	do("scroll to the tests", chromedp.ScrollIntoView(chromedp.CSS("#tests")))
 	shot("draft-tests", true)
 
-	// Backtest the saved draft on the last 3 hours: exactly the 50 second attempts go 0 → 300.
-	do("backtest", chromedp.SetValue(chromedp.CSS("#hours"), "3"), chromedp.Click(chromedp.CSS("#backtest")),
-		chromedp.WaitVisible(chromedp.CSS("#transitions")))
+	// Backtest the draft in the editor, edited after the tests (a comment) and not linted, on the
+	// last 3 hours: exactly the 50 second attempts go 0 → 300, and the draft backtested is saved.
+	edited := good + "# edited after the tests\n"
+	do("backtest", chromedp.SetValue(chromedp.CSS("#draft"), edited), chromedp.SetValue(chromedp.CSS("#hours"), "3"),
+		chromedp.Click(chromedp.CSS("#backtest")), chromedp.WaitVisible(chromedp.CSS("#transitions")))
 	trans := text("#transitions")
 	if !regexp.MustCompile(`(?m)^\s*0\s+300\s+50\b`).MatchString(trans) {
 		t.Errorf("transitions lack 0 → 300 for 50 events:\n%s", trans)
@@ -304,6 +306,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("rules gained/lost lack console_twice_in_app:\n%s", s)
 	}
 	shot("backtest")
+	do("the backtested draft is saved", chromedp.Navigate(nodeA+"/console/rules/draft"), chromedp.WaitVisible(chromedp.CSS("#draft")))
+	if saved, err := chromedp.Run(bctx, chromedp.Value(chromedp.CSS("#draft"))); err != nil || !strings.Contains(saved, "# edited after the tests") {
+		t.Error("the backtest did not send the draft as it was in the editor (the saved draft lacks the edit)")
+	}
 
 	// Promote: recorded with who, live on both nodes.
 	do("promote", chromedp.Navigate(nodeA+"/console/rules/draft"), chromedp.WaitVisible(chromedp.CSS("#draft")),

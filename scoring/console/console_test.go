@@ -1348,3 +1348,87 @@ func TestRulesPageWithTheSharedStateAway(t *testing.T) {
 		t.Errorf("the rules page does not say the requests are not available, once:\n%s", body)
 	}
 }
+
+// recordingBacktest records the packs it was asked to backtest.
+type recordingBacktest struct {
+	mu    sync.Mutex
+	packs []string
+}
+
+func (b *recordingBacktest) Backtest(_ context.Context, draft []byte, from, to time.Time, _ func(backtest.Progress)) (*backtest.Report, error) {
+	b.mu.Lock()
+	b.packs = append(b.packs, string(draft))
+	b.mu.Unlock()
+	return &backtest.Report{}, nil
+}
+
+// A backtest runs the draft as it is in the editor (the page sends it) and saves it; it ran the
+// draft saved by the last lint, and an edit made since was not backtested (with no saved draft,
+// the live pack against itself: no change at all).
+func TestBacktestRunsTheDraftInTheEditor(t *testing.T) {
+	rules := &fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a1", Content: []byte("pack: p\n")}}
+	bt := &recordingBacktest{}
+	c := newServer(t, console.Deps{Rules: rules, Backtest: bt})
+	csrf := c.Login("alice", "a-secret")
+	c.Post("/console/rules/draft", url.Values{"csrf": {csrf}, "action": {"lint"}, "draft": {"pack: p\nrules: [linted]\n"}})
+	code, _, h := c.Post("/console/backtests", url.Values{"csrf": {csrf}, "hours": {"2"}, "draft": {"pack: p\r\nrules: [edited]\r\n"}})
+	if code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/console/backtests/") {
+		t.Fatalf("backtest: %d %s", code, h.Get("Location"))
+	}
+	for range 500 { // the run starts in the background
+		bt.mu.Lock()
+		n := len(bt.packs)
+		bt.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	bt.mu.Lock()
+	packs := bt.packs
+	bt.mu.Unlock()
+	if len(packs) != 1 || packs[0] != "pack: p\nrules: [edited]\n" {
+		t.Errorf("backtested %q, want the draft sent", packs)
+	}
+	if _, body, _ := c.Get("/console/rules/draft"); !strings.Contains(body, "rules: [edited]\n</textarea>") {
+		t.Error("the backtested draft is not saved")
+	}
+	// The page's script sends the editor's text with the backtest form.
+	code, js, _ := c.Get("/console/static/console.js")
+	if code != http.StatusOK || !strings.Contains(js, `getElementById("backtest-form")`) || !strings.Contains(js, `field("draft", editor.value)`) {
+		t.Error("console.js does not send the editor's draft with the backtest form")
+	}
+}
+
+// A draft keeps the live version it was edited from: after another admin's promotion its page
+// still carries that version (lint and tests re-rendered it with the new live one, and a reopened
+// draft took the live one too, so the promotion that followed undid theirs unseen), says so, and
+// its promotion is refused.
+func TestDraftRemembersTheVersionItWasEditedFrom(t *testing.T) {
+	rules := &fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a1", Content: []byte("pack: p\n")}}
+	c := newServer(t, console.Deps{Rules: rules})
+	csrf := c.Login("alice", "a-secret")
+	if _, body, _ := c.Get("/console/rules/draft"); !strings.Contains(body, `name="base" value="00000000000000a1"`) {
+		t.Fatal("the draft page does not carry the live version")
+	}
+	mine := url.Values{"csrf": {csrf}, "action": {"lint"}, "base": {"00000000000000a1"}, "draft": {"pack: p\nrules: [mine]\n"}}
+	c.Post("/console/rules/draft", mine)
+	// Another admin promotes meanwhile.
+	rules.mu.Lock()
+	rules.live = console.PackInfo{Name: "p", Version: "00000000000000c3", Content: []byte("pack: p\nrules: [carols]\n")}
+	rules.mu.Unlock()
+	for _, action := range []string{"lint", "test"} {
+		mine.Set("action", action)
+		if _, body, _ := c.Post("/console/rules/draft", mine); !strings.Contains(body, `name="base" value="00000000000000a1"`) {
+			t.Errorf("after %s the page carries another version than the draft's", action)
+		}
+	}
+	_, body, _ := c.Get("/console/rules/draft")
+	if !strings.Contains(body, `name="base" value="00000000000000a1"`) || !strings.Contains(body, "Your draft was edited from version 00000000000000a1; the live pack is now 00000000000000c3") {
+		t.Errorf("the reopened draft does not carry or say the version it was edited from:\n%s", body)
+	}
+	mine.Set("action", "promote")
+	if code, _, _ := c.Post("/console/rules/draft", mine); code != http.StatusConflict || len(rules.promoted) != 0 {
+		t.Errorf("promotion of a draft edited before another promotion: %d, promoted %v", code, rules.promoted)
+	}
+}

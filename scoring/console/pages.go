@@ -406,6 +406,9 @@ type draftData struct {
 	// BacktestsErr says why the runs of other nodes are missing.
 	BacktestsErr string
 	Shared       bool // drafts are kept for every node, not this one only
+	// Base is the live version the draft was edited from, which the page carries to a promotion:
+	// the live one when the draft was started, not whatever is live when the page is shown.
+	Base string
 }
 
 type draftLine struct {
@@ -426,12 +429,32 @@ func (s *Server) draftOf(ctx context.Context, who string) ([]byte, error) {
 	return it.Body, nil
 }
 
-func (s *Server) saveDraft(ctx context.Context, who string, draft []byte) error {
-	return s.put(ctx, Item{Kind: ItemDraft, ID: who, Admin: who, Body: draft})
+// draftBaseOf returns the live version who's saved draft was edited from, "" when not known
+// (no draft, or one saved by an earlier build).
+func (s *Server) draftBaseOf(ctx context.Context, who string) string {
+	it, ok, err := s.d.State.Get(ctx, ItemDraftBase, who)
+	if err != nil || !ok {
+		return ""
+	}
+	return string(it.Body)
+}
+
+// saveDraft keeps who's draft and, when known, the live version it was edited from.
+func (s *Server) saveDraft(ctx context.Context, who string, draft []byte, base string) error {
+	if err := s.put(ctx, Item{Kind: ItemDraft, ID: who, Admin: who, Body: draft}); err != nil {
+		return err
+	}
+	if base == "" || !versionPattern.MatchString(base) {
+		return nil
+	}
+	return s.put(ctx, Item{Kind: ItemDraftBase, ID: who, Admin: who, Body: []byte(base)})
 }
 
 func (s *Server) dropDraft(ctx context.Context, who string) error {
-	return s.put(ctx, Item{Kind: ItemDraft, ID: who, Admin: who, Deleted: true})
+	if err := s.put(ctx, Item{Kind: ItemDraft, ID: who, Admin: who, Deleted: true}); err != nil {
+		return err
+	}
+	return s.put(ctx, Item{Kind: ItemDraftBase, ID: who, Admin: who, Deleted: true})
 }
 
 func (s *Server) draftPage(w http.ResponseWriter, r *http.Request, ss *session) {
@@ -449,13 +472,19 @@ func (s *Server) draftPage(w http.ResponseWriter, r *http.Request, ss *session) 
 	if err != nil {
 		p.Problem = notAvailable("live pack", err)
 	}
-	d.Live = live
+	d.Live, d.Base = live, live.Version
 	draft, err := s.draftOf(ctx, ss.who)
 	if err != nil {
 		p.Problem = notAvailable("your saved draft", err)
 	}
 	if draft == nil {
 		draft = live.Content
+	} else if base := s.draftBaseOf(ctx, ss.who); base != "" {
+		d.Base = base
+	}
+	if d.Base != "" && live.Version != "" && d.Base != live.Version {
+		p.Problem = strings.TrimSpace(p.Problem + " " + fmt.Sprintf("Your draft was edited from version %s; the live pack is now %s (see History on the rules page). "+
+			"Promoting the draft would replace that change: carry it into your draft, or discard the draft and start from the live pack.", d.Base, live.Version))
 	}
 	d.Draft = string(draft)
 	p.Data = d
@@ -478,7 +507,10 @@ func (s *Server) draftPost(w http.ResponseWriter, r *http.Request, ss *session) 
 	d.Draft = draft
 	action := r.PostForm.Get("action")
 	live, _ := s.d.Rules.Live(ctx)
-	d.Live = live
+	d.Live, d.Base = live, r.PostForm.Get("base")
+	if !versionPattern.MatchString(d.Base) {
+		d.Base = live.Version
+	}
 	status := http.StatusOK
 	switch {
 	case strings.TrimSpace(draft) == "":
@@ -494,7 +526,7 @@ func (s *Server) draftPost(w http.ResponseWriter, r *http.Request, ss *session) 
 	if schemas.ContainsPhone(draft) {
 		// Drafts are kept in console_state (ClickHouse) as typed; lint shows where the number is.
 		p.Problem = "The draft is not saved: it holds a phone number, which riskflow never keeps in plaintext (lint shows where)."
-	} else if err := s.saveDraft(ctx, ss.who, []byte(draft)); err != nil {
+	} else if err := s.saveDraft(ctx, ss.who, []byte(draft), d.Base); err != nil {
 		// The draft is on the page still: say it is not saved, and carry on with the action.
 		p.Problem = "The draft is not saved: " + err.Error()
 	}
@@ -543,6 +575,8 @@ func (s *Server) draftPost(w http.ResponseWriter, r *http.Request, ss *session) 
 			p.Problem = fmt.Sprintf("Not promoted: the live pack changed while you edited the draft: the page showed version %s, the live one is now %s "+
 				"(see History on the rules page). Your draft would replace that change: compare it with the live pack, then promote again.", base, live.Version)
 			status = http.StatusConflict
+			// The page shown now carries the live version: promoting again is a choice.
+			d.Base = live.Version
 			break
 		}
 		if s.d.Approvals >= 2 {

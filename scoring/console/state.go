@@ -9,6 +9,7 @@ import (
 // Kinds of the console's shared state.
 const (
 	ItemDraft          = "draft"           // ID: the admin; Body: the draft's text
+	ItemDraftBase      = "draft_base"      // ID: the admin; Body: the live version their draft was edited from
 	ItemPromotion      = "promotion"       // ID: the request; Body: JSON of the request and its draft
 	ItemBacktest       = "backtest"        // ID: the run; Body: JSON of its state, progress and report
 	ItemBacktestCancel = "backtest_cancel" // ID: the run; an admin asked to cancel it

@@ -51,5 +51,21 @@
     if (bar) bar.style.width = bar.dataset.percent + "%";
     setTimeout(tick, 500);
   }
-  document.addEventListener("DOMContentLoaded", function () { drawCharts(); pollJob(); });
+  // The backtest form sends the draft as it is in the editor (and the version it was edited
+  // from), not only the one saved by the last lint: an edit made after it would not be backtested.
+  function backtestTheEditor() {
+    var form = document.getElementById("backtest-form"), editor = document.getElementById("draft");
+    var base = document.querySelector("#draft-form input[name=base]");
+    if (!form || !editor) return;
+    function field(name, value) {
+      var f = form.querySelector("input[name=" + name + "]");
+      if (!f) { f = document.createElement("input"); f.type = "hidden"; f.name = name; form.appendChild(f); }
+      f.value = value;
+    }
+    form.addEventListener("submit", function () {
+      field("draft", editor.value);
+      if (base) field("base", base.value);
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { drawCharts(); pollJob(); backtestTheEditor(); });
 })();
