@@ -1432,3 +1432,21 @@ func TestDraftRemembersTheVersionItWasEditedFrom(t *testing.T) {
 		t.Errorf("promotion of a draft edited before another promotion: %d, promoted %v", code, rules.promoted)
 	}
 }
+
+// untestedRules has no tests beside its pack (cmd/riskflow: no tests.yaml next to scoring.rules).
+type untestedRules struct{ fakeRules }
+
+func (f *untestedRules) Test(context.Context, []byte) ([]console.TestResult, error) {
+	return nil, fmt.Errorf("%w: no tests.yaml next to /etc/riskflow/rules.yaml", console.ErrNotAvailable)
+}
+
+// A pack without tests is asked for as its promotion would load it: without tests.
+func TestPromotionRequestOfAPackWithoutTests(t *testing.T) {
+	rules := &untestedRules{fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a1", Content: []byte("pack: p\n")}}}
+	alice := newServer(t, console.Deps{Rules: rules, Approvals: 2})
+	csrf := alice.Login("alice", "a-secret")
+	code, body, h := alice.Post("/console/rules/draft", url.Values{"csrf": {csrf}, "action": {"promote"}, "draft": {"pack: p\nrules: []\n"}})
+	if code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "requested+by+alice") {
+		t.Errorf("request of a pack without tests: %d %s\n%s", code, h.Get("Location"), body)
+	}
+}
