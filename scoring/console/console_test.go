@@ -1450,3 +1450,59 @@ func TestPromotionRequestOfAPackWithoutTests(t *testing.T) {
 		t.Errorf("request of a pack without tests: %d %s\n%s", code, h.Get("Location"), body)
 	}
 }
+
+// bidiHistory's attempts and decisions carry ids with formatting characters, as apps can store.
+type bidiHistory struct{ countingHistory }
+
+func (h *bidiHistory) Activity(context.Context, console.Lookup, int) (console.Activity, error) {
+	return console.Activity{Attempts: []console.Attempt{{AppID: "a1\u200b", EventID: "ev-odd\u202eexe.txt", Device: "dev\u2066x", ErrorCode: "E\u202e1", Score: 300}},
+		Decisions: []console.Decision{{AppID: "a1", DecisionID: "d\u202e-7", Device: "dev\u202ey", Score: 600}}}, nil
+}
+
+// Ids apps stored with formatting characters are shown with them as \u escapes: an event id
+// "ev-odd<U+202E>exe.txt" showed as "ev-oddtxt.exe", and in a backtest's examples (one cell) it
+// reversed the ids after it.
+func TestInvestigateShowsFormattingCharacters(t *testing.T) {
+	c := newServer(t, console.Deps{History: &bidiHistory{}, Lists: &fakeLists{}})
+	c.Login("alice", "a-secret")
+	_, body, _ := c.Get("/console/investigate?kind=ip&value=192.0.2.1")
+	for _, want := range []string{`<td>ev-odd\u202Eexe.txt</td>`, `<td>a1\u200B</td>`, `<td>dev\u2066x</td>`, `E\u202E1</td>`, `<td>d\u202E-7</td>`, `<td>dev\u202Ey</td>`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the page lacks %s", want)
+		}
+	}
+	// The label forms send the ids as stored (in attributes, not shown); nothing else has them.
+	if !strings.Contains(body, `name="id" value="ev-odd`+"\u202e"+`exe.txt"`) {
+		t.Error("the label form does not send the event id as stored")
+	}
+	shown := regexp.MustCompile(`<input type="hidden"[^>]*>`).ReplaceAllString(body, "")
+	if strings.ContainsAny(shown, "\u202e\u200b\u2066") {
+		t.Error("a formatting character is shown on the page")
+	}
+}
+
+// bidiBacktest's examples hold an event id with a right-to-left override.
+type bidiBacktest struct{}
+
+func (bidiBacktest) Backtest(context.Context, []byte, time.Time, time.Time, func(backtest.Progress)) (*backtest.Report, error) {
+	return &backtest.Report{RunID: "r1", Events: 100, Changed: 2, Transitions: []backtest.Transition{{From: 0, To: 300, Count: 2, Examples: []string{"ev-1\u202e", "ev-2"}}}}, nil
+}
+
+// A backtest's examples are one cell: an id with U+202E reversed the ids after it.
+func TestBacktestExamplesShowFormattingCharacters(t *testing.T) {
+	rules := &fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a1", Content: []byte("pack: p\n")}}
+	c := newServer(t, console.Deps{Rules: rules, Backtest: bidiBacktest{}})
+	csrf := c.Login("alice", "a-secret")
+	_, _, h := c.Post("/console/backtests", url.Values{"csrf": {csrf}, "hours": {"1"}})
+	var body string
+	for range 500 { // the run ends in the background
+		_, body, _ = c.Get(h.Get("Location"))
+		if strings.Contains(body, `id="transitions"`) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(body, `<td>ev-1\u202E ev-2</td>`) {
+		t.Errorf("examples not shown with the override escaped:\n%s", body)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/internal/secret"
@@ -200,6 +201,11 @@ var funcs = template.FuncMap{
 		return template.JS(b), err
 	},
 	"join": strings.Join,
+	// vis shows free text apps stored (event, decision, device and app ids, error codes) with
+	// its invisible formatting characters as \u escapes: the decoder lets U+202E and its kind
+	// through, and one such id showed the rest of its cell reversed (the examples of a backtest
+	// are one cell).
+	"vis": visible,
 	// caret is the indent that puts a lint problem's ^ under its 1-based column of the listing.
 	"caret": func(col int) string { return strings.Repeat(" ", min(max(col-1, 0), 400)) },
 	// metric shows a node metric's value: whole numbers as they are, others to the
@@ -462,4 +468,21 @@ func (s *Server) put(ctx context.Context, it Item) error {
 // ctx bounds a page's work: pages must stay fast, and a slow ClickHouse must not hold a request.
 func pageCtx(r *http.Request) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(r.Context(), 10*time.Second)
+}
+
+// visible writes s's formatting characters (Unicode Cf: bidirectional overrides, zero-width
+// joiners …) as \u escapes, as lookup prints them.
+func visible(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return unicode.Is(unicode.Cf, r) }) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.Is(unicode.Cf, r) {
+			fmt.Fprintf(&b, "\\u%04X", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
