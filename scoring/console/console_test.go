@@ -1506,3 +1506,25 @@ func TestBacktestExamplesShowFormattingCharacters(t *testing.T) {
 		t.Errorf("examples not shown with the override escaped:\n%s", body)
 	}
 }
+
+// A device entry (device ids may hold what events carry) and its why are listed with formatting
+// characters as \u escapes, and so is the notice after the add.
+func TestListsShowFormattingCharacters(t *testing.T) {
+	lists := &fakeLists{}
+	c := newServer(t, console.Deps{Lists: lists})
+	csrf := c.Login("alice", "a-secret")
+	code, _, h := c.Post("/console/lists", url.Values{"csrf": {csrf}, "action": {"block"}, "kind": {"device"}, "value": {"dev-\u202eabc"}, "why": {"ring \u202eolleh"}})
+	if code != http.StatusSeeOther {
+		t.Fatalf("add: %d", code)
+	}
+	_, body, _ := c.Get(h.Get("Location"))
+	for _, want := range []string{`dev-\u202Eabc</td>`, `<td>ring \u202Eolleh</td>`, `block device dev-\u202Eabc.</p>`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the lists page lacks %s", want)
+		}
+	}
+	shown := regexp.MustCompile(`<input type="hidden"[^>]*>`).ReplaceAllString(body, "")
+	if strings.Contains(shown, "\u202e") {
+		t.Error("a formatting character is shown on the page")
+	}
+}
