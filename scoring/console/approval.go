@@ -21,11 +21,14 @@ type pendingPromotion struct {
 	// Base is the live version when it was asked (the draft was edited from it): the request
 	// is approved only while it is still live, else its promotion would undo the packs promoted
 	// in between, unseen by the one who asked.
-	Base  string `json:",omitempty"`
-	By    string
-	At    time.Time
-	Draft []byte
-	Node  string `json:"-"` // where it was asked
+	Base string `json:",omitempty"`
+	// Rollback: the request brings back a recorded version, loaded as recorded (untested, as a
+	// rollback is), not promoted.
+	Rollback bool `json:",omitempty"`
+	By       string
+	At       time.Time
+	Draft    []byte
+	Node     string `json:"-"` // where it was asked
 }
 
 // maxPending bounds the requests kept; the oldest goes first.
@@ -37,10 +40,14 @@ func draftVersion(draft []byte) string {
 }
 
 // requestPromotion records a promotion request by who.
-func (s *Server) requestPromotion(ctx context.Context, draft []byte, who, base string) (*pendingPromotion, error) {
+// A rollback request names the recorded version it brings back (rollback), whose text is draft.
+func (s *Server) requestPromotion(ctx context.Context, draft []byte, who, base, rollback string) (*pendingPromotion, error) {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	p := &pendingPromotion{ID: hex.EncodeToString(b[:]), Version: draftVersion(draft), By: who, At: s.d.Now().UTC(), Draft: draft, Base: base}
+	p := &pendingPromotion{ID: hex.EncodeToString(b[:]), Version: draftVersion(draft), By: who, At: s.d.Now().UTC(), Draft: draft, Base: base, Rollback: rollback != ""}
+	if rollback != "" {
+		p.Version = rollback
+	}
 	if old, err := s.pendingList(ctx); err == nil && len(old) >= maxPending {
 		for _, q := range old[:len(old)-maxPending+1] {
 			_ = s.put(ctx, Item{Kind: ItemPromotion, ID: q.ID, Admin: who, Deleted: true})
@@ -175,7 +182,12 @@ func (s *Server) pendingPost(w http.ResponseWriter, r *http.Request, ss *session
 			s.render(w, r, http.StatusConflict, "error", ss, page{Title: "Promotion of " + p.Version, Nav: "rules", Problem: p.staleProblem(live)})
 			return
 		}
-		info, err := s.d.Rules.Promote(ctx, p.Draft, p.By+",approved-by:"+ss.who)
+		var info PackInfo
+		if p.Rollback {
+			info, err = s.d.Rules.Rollback(ctx, p.Version, p.By+",approved-by:"+ss.who)
+		} else {
+			info, err = s.d.Rules.Promote(ctx, p.Draft, p.By+",approved-by:"+ss.who)
+		}
 		if err != nil {
 			// A pack refused (it fails the pack's tests now) is the request's fault, not a
 			// part away: 400, as the draft page answers it.
@@ -193,6 +205,9 @@ func (s *Server) pendingPost(w http.ResponseWriter, r *http.Request, ss *session
 		}
 		s.log.Info("console: rule pack promoted", "version", info.Version, "requested_by", p.By, "approved_by", ss.who)
 		msg := fmt.Sprintf("Promoted version %s (%d rules), asked by %s, approved by %s.", info.Version, info.Rules, p.By, ss.who)
+		if p.Rollback {
+			msg = fmt.Sprintf("Rolled back to version %s, asked by %s, approved by %s.", info.Version, p.By, ss.who)
+		}
 		if info.Note != "" {
 			msg += " Note: " + info.Note
 		}

@@ -1528,3 +1528,31 @@ func TestListsShowFormattingCharacters(t *testing.T) {
 		t.Error("a formatting character is shown on the page")
 	}
 }
+
+// With two admins a rollback takes two as well: it is a request another admin approves, which
+// then rolls back (the recorded text, untested); one admin alone could bring back any recorded
+// version.
+func TestRollbackNeedsASecondAdmin(t *testing.T) {
+	rules := &rollbackRecorder{fakeRules: fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a2", Content: []byte("pack: p\nrules: [b]\n")}}}
+	alice := newServer(t, console.Deps{Rules: rules, Approvals: 2})
+	csrfA := alice.Login("alice", "a-secret")
+	code, _, h := alice.Post("/console/rules/rollback", url.Values{"csrf": {csrfA}, "version": {"00000000000000a1"}, "base": {"00000000000000a2"}})
+	if code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "Rollback+to+version+00000000000000a1+requested+by+alice") || len(rules.rolledBack) != 0 {
+		t.Fatalf("rollback by one admin: %d %s, rolled back %v", code, h.Get("Location"), rules.rolledBack)
+	}
+	_, body, _ := alice.Get("/console/rules")
+	m := regexp.MustCompile(`href="(/console/rules/pending/[0-9a-f]+)"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatal("the rollback is not listed under Waiting for approval")
+	}
+	bob := alice.Fork()
+	csrfB := bob.Login("bob", "b-secret")
+	if _, body, _ := bob.Get(m[1]); !strings.Contains(body, "roll back to version <b>00000000000000a1</b>") || !strings.Contains(body, `<span class="ddel">- rules: [b]</span>`) || !strings.Contains(body, `<span class="dadd">&#43; rules: [a]</span>`) {
+		t.Errorf("bob does not see the rollback and its diff:\n%s", body)
+	}
+	code, _, h = bob.Post(m[1], url.Values{"csrf": {csrfB}, "decision": {"approve"}})
+	if code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "Rolled+back+to+version+00000000000000a1%2C+asked+by+alice%2C+approved+by+bob") ||
+		len(rules.rolledBack) != 1 || rules.rolledBack[0] != "00000000000000a1" || len(rules.promoted) != 0 {
+		t.Fatalf("approval: %d %s, rolled back %v, promoted %v", code, h.Get("Location"), rules.rolledBack, rules.promoted)
+	}
+}

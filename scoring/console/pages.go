@@ -603,7 +603,7 @@ func (s *Server) draftPost(w http.ResponseWriter, r *http.Request, ss *session) 
 				}
 				break
 			}
-			pp, err := s.requestPromotion(ctx, []byte(draft), ss.who, live.Version)
+			pp, err := s.requestPromotion(ctx, []byte(draft), ss.who, live.Version, "")
 			if err != nil {
 				p.Problem = "Not requested: " + err.Error()
 				status = http.StatusServiceUnavailable
@@ -687,6 +687,26 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request, ss *session) {
 				base, live.Version, v)), http.StatusSeeOther)
 			return
 		}
+	}
+	if s.d.Approvals >= 2 {
+		// Two admins load a pack, a rollback's too: one admin alone (or one stolen session)
+		// could otherwise bring back any recorded version — one with every rule in shadow.
+		ver, err := s.d.Rules.Version(ctx, v)
+		live, lerr := s.d.Rules.Live(ctx)
+		if err == nil {
+			err = lerr
+		}
+		var pp *pendingPromotion
+		if err == nil {
+			pp, err = s.requestPromotion(ctx, []byte(ver.Content), ss.who, live.Version, v)
+		}
+		if err != nil {
+			s.render(w, r, http.StatusServiceUnavailable, "error", ss, page{Title: "Rollback", Nav: "rules", Problem: "Rollback not requested: " + err.Error()})
+			return
+		}
+		s.log.Info("console: rollback requested", "admin", ss.who, "version", v, "id", pp.ID)
+		http.Redirect(w, r, "/console/rules?"+s.notice(ss, fmt.Sprintf("Rollback to version %s requested by %s: another admin approves it under Waiting for approval.", v, ss.who)), http.StatusSeeOther)
+		return
 	}
 	info, err := s.d.Rules.Rollback(ctx, v, ss.who)
 	if err != nil {
