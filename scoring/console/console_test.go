@@ -1317,6 +1317,10 @@ rules:
 	if code, body, _ := c.Post("/console/lists", url.Values{"csrf": {csrf}, "action": {"block"}, "kind": {"ip"}, "value": {"192.0.2.1"}, "why": {"x"}}); code != http.StatusUnauthorized || !strings.Contains(body, "what you sent was not done") {
 		t.Errorf("list entry sent after the session ended: %d\n%s", code, body)
 	}
+	// A logout from a page whose session ended is done: back to the login.
+	if code, _, h := c.Post("/console/logout", url.Values{"csrf": {csrf}}); code != http.StatusSeeOther || h.Get("Location") != "/console/login" {
+		t.Errorf("logout after the session ended: %d %s", code, h.Get("Location"))
+	}
 	req, _ := http.NewRequest(http.MethodPost, c.Base+"/console/rules/draft", strings.NewReader(url.Values{"draft": {"log in at evil.example"}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Origin", "https://evil.example")

@@ -276,6 +276,12 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, *session)) ht
 				return
 			}
 			if r.Method == http.MethodPost && r.Header.Get("Origin") != "" && sameOrigin(r) {
+				if r.URL.Path == "/console/logout" {
+					// Ended already (elsewhere, or expired): what was asked is done.
+					setCookie(w, "", 0)
+					http.Redirect(w, r, "/console/login", http.StatusSeeOther)
+					return
+				}
 				s.sessionEnded(w, r)
 				return
 			}
