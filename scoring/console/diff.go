@@ -10,10 +10,46 @@ type diffLine struct {
 	Text string
 }
 
-// lineDiff is a longest-common-subsequence line diff of a and b. Packs are a few hundred lines,
-// so the quadratic table is small; beyond maxDiffCells the diff shows b as all new.
+// lineDiff is a longest-common-subsequence line diff of a and b. The lines both share at the
+// start and at the end are taken out first: an edit of a large pack (thousands of rules) is a
+// small table between them. Packs are a few hundred lines, so the quadratic table is small;
+// beyond maxDiffCells the changed middle shows as all removed and all new.
 func lineDiff(a, b string) []diffLine {
 	x, y := splitLines(a), splitLines(b)
+	var head, tail []diffLine
+	for len(x) > 0 && len(y) > 0 && x[0] == y[0] {
+		n := len(head) + 1
+		head = append(head, diffLine{Op: " ", Old: n, New: n, Text: x[0]})
+		x, y = x[1:], y[1:]
+	}
+	for len(x) > 0 && len(y) > 0 && x[len(x)-1] == y[len(y)-1] {
+		tail = append(tail, diffLine{Op: " ", Text: x[len(x)-1]})
+		x, y = x[:len(x)-1], y[:len(y)-1]
+	}
+	off := len(head)
+	mid := lcsDiff(x, y)
+	out := append(head, make([]diffLine, 0, len(mid)+len(tail))...)
+	for _, l := range mid {
+		if l.Old > 0 {
+			l.Old += off
+		}
+		if l.New > 0 {
+			l.New += off
+		}
+		out = append(out, l)
+	}
+	oldN, newN := off+len(x), off+len(y)
+	for i := len(tail) - 1; i >= 0; i-- {
+		oldN, newN = oldN+1, newN+1
+		l := tail[i]
+		l.Old, l.New = oldN, newN
+		out = append(out, l)
+	}
+	return out
+}
+
+// lcsDiff is the diff of x and y by their longest common subsequence.
+func lcsDiff(x, y []string) []diffLine {
 	const maxDiffCells = 4 << 20
 	if (len(x)+1)*(len(y)+1) > maxDiffCells {
 		var out []diffLine
