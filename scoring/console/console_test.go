@@ -1314,6 +1314,10 @@ rules:
 </textarea>`) || !strings.Contains(body, `name="next" value="/console/rules/draft"`) {
 		t.Errorf("draft sent after the session ended: %d\n%s", code, body)
 	}
+	// The backtest form sends the editor's draft too.
+	if code, body, _ := c.Post("/console/backtests", url.Values{"csrf": {csrf}, "hours": {"3"}, "draft": {draft}}); code != http.StatusUnauthorized || !strings.Contains(body, "new_rule # &lt;b&gt;an hour of work") {
+		t.Errorf("backtest sent after the session ended: %d\n%s", code, body)
+	}
 	if code, body, _ := c.Post("/console/lists", url.Values{"csrf": {csrf}, "action": {"block"}, "kind": {"ip"}, "value": {"192.0.2.1"}, "why": {"x"}}); code != http.StatusUnauthorized || !strings.Contains(body, "what you sent was not done") {
 		t.Errorf("list entry sent after the session ended: %d\n%s", code, body)
 	}

@@ -317,7 +317,7 @@ func (s *Server) sessionEnded(w http.ResponseWriter, r *http.Request) {
 	}
 	p := page{Title: "Log in", Form: map[string]string{"next": next},
 		Problem: "Your session has ended (sessions last 8 hours; a logout ends them on every node): what you sent was not done. Log in and do it again."}
-	if d := r.PostForm.Get("draft"); strings.TrimSpace(d) != "" && r.URL.Path == "/console/rules/draft" {
+	if d := r.PostForm.Get("draft"); strings.TrimSpace(d) != "" && (r.URL.Path == "/console/rules/draft" || r.URL.Path == "/console/backtests") {
 		p.Problem = "Your session has ended (sessions last 8 hours; a logout ends them on every node): your draft was not saved. It is below: copy it, log in, and paste it into the draft again."
 		p.Data = strings.ReplaceAll(d, "\r\n", "\n")
 		p.Form["next"] = "/console/rules/draft"
