@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"bytes"
+	"fmt"
 	"strconv"
 	"strings"
 	"unicode"
@@ -643,3 +644,24 @@ func isPhoneSep(c byte) bool {
 	}
 	return false
 }
+
+// Visible writes s's formatting characters (Unicode Cf: bidirectional overrides and isolates,
+// zero-width spaces and joiners …) as \u escapes: a stored value as a terminal or a page shows
+// it. The decoders refuse control characters but let these through, and printed as they are they
+// reorder or hide what follows (an id ending in U+202E showed the rest of its row reversed).
+func Visible(s string) string {
+	if !strings.ContainsFunc(s, isFormatting) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if isFormatting(r) {
+			fmt.Fprintf(&b, "\\u%04X", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func isFormatting(r rune) bool { return unicode.Is(unicode.Cf, r) }

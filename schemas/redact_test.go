@@ -374,3 +374,17 @@ func TestAddressesAreNotPhones(t *testing.T) {
 		}
 	}
 }
+
+func TestVisible(t *testing.T) {
+	for in, want := range map[string]string{
+		"evt-1":              "evt-1",
+		"evt-1\u202e":        `evt-1\u202E`,
+		"a\u200bb\u2066c":    `a\u200Bb\u2066c`,
+		"事件\u00ad":           `事件\u00AD`,
+		"plain unicode 事件 ✓": "plain unicode 事件 ✓",
+	} {
+		if got := Visible(in); got != want {
+			t.Errorf("Visible(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

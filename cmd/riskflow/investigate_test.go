@@ -404,7 +404,7 @@ func TestLookupTableEscapesFormattingCharacters(t *testing.T) {
 			t.Errorf("the table holds U+%04X as it is:\n%s", r, got)
 		}
 	}
-	for _, want := range []string{`evt-1\u202e`, `dev\u200b1`, `app\u2066x`, "fail 103911"} {
+	for _, want := range []string{`evt-1\u202E`, `dev\u200B1`, `app\u2066x`, "fail 103911"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the table does not show %q:\n%s", want, got)
 		}

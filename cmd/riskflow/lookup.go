@@ -16,7 +16,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
 
 	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/schemas"
@@ -381,24 +380,8 @@ func redactedURL(raw string) string {
 }
 
 // cell is a stored free-text value (an app, event, device or decision id, an error code: as the
-// app sent it) for the terminal: its invisible formatting characters — a right-to-left override
-// U+202E, isolates, zero-width spaces — written as \u escapes. The decoder refuses control
-// characters but lets those through, and printed as they are they reorder or hide the rest of
-// the line: an event id ending in U+202E showed the next columns of its row reversed.
-func cell(s string) string {
-	if !strings.ContainsFunc(s, func(r rune) bool { return unicode.Is(unicode.Cf, r) }) {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		if unicode.Is(unicode.Cf, r) {
-			fmt.Fprintf(&b, "\\u%04x", r)
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
+// app sent it) for the terminal: schemas.Visible.
+func cell(s string) string { return schemas.Visible(s) }
 
 func (l *lookupResult) write(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)

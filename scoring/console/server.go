@@ -21,7 +21,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
 
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/internal/secret"
@@ -476,19 +475,5 @@ func pageCtx(r *http.Request) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(r.Context(), 10*time.Second)
 }
 
-// visible writes s's formatting characters (Unicode Cf: bidirectional overrides, zero-width
-// joiners …) as \u escapes, as lookup prints them.
-func visible(s string) string {
-	if !strings.ContainsFunc(s, func(r rune) bool { return unicode.Is(unicode.Cf, r) }) {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		if unicode.Is(unicode.Cf, r) {
-			fmt.Fprintf(&b, "\\u%04X", r)
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
+// visible is schemas.Visible, as lookup prints stored values.
+func visible(s string) string { return schemas.Visible(s) }
