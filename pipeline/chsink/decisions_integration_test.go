@@ -272,3 +272,56 @@ func TestLookupDecisionsNewestFirstWithinASecond(t *testing.T) {
 		t.Errorf("decisions %v, want newest first %v", ids, want)
 	}
 }
+
+// A lookup of an IPv6 address reads every address of its /64, as the live state's ip_* windows
+// count it: a host changes its interface id at will, and the history showed only the attempts of
+// the one address pasted while the windows beside it counted the whole /64.
+func TestLookupIPv6IsItsSlash64(t *testing.T) {
+	st := migrated(t)
+	ctx := testContext(t)
+	at := time.Now().UTC().Truncate(time.Second).Add(-time.Minute)
+	ips := []string{"2001:db8:64:1::a", "2001:db8:64:1:ffff:1:2:3", "2001:db8:64:2::a", "47.92.64.1", "::1"}
+	var recs []schemas.ScoreRecord
+	var ds []schemas.Decision
+	for i, ip := range ips {
+		r := testRecord(7000 + i)
+		r.AppID, r.TS, r.ScoredAt, r.IP = "app-v6", at, at, ip
+		recs = append(recs, r)
+		d := testDecision(7000+i, "13812347000", at)
+		d.AppID, d.IP = "app-v6", ip
+		ds = append(ds, d)
+	}
+	if err := st.WriteBatch(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.WriteDecisions(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		ip   string
+		want []string
+	}{
+		{"2001:db8:64:1::5", []string{"2001:db8:64:1::a", "2001:db8:64:1:ffff:1:2:3"}},
+		{"2001:db8:64:2::a", []string{"2001:db8:64:2::a"}},
+		{"47.92.64.1", []string{"47.92.64.1"}},
+		{"::2", []string{"::1"}}, // ::/64: no IPv4 row
+	} {
+		as, gotDs, err := st.Lookup(ctx, LookupKey{IP: c.ip}, LookupRange{AppID: "app-v6", Since: at.Add(-time.Hour)}, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var aips, dips []string
+		for _, a := range as {
+			aips = append(aips, a.IP)
+		}
+		for _, d := range gotDs {
+			dips = append(dips, d.IP)
+		}
+		slices.Sort(aips)
+		slices.Sort(dips)
+		want := slices.Sorted(slices.Values(c.want))
+		if !slices.Equal(aips, want) || !slices.Equal(dips, want) {
+			t.Errorf("lookup of %s: attempts of %v, decisions of %v; want %v", c.ip, aips, dips, want)
+		}
+	}
+}
