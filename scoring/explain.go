@@ -30,7 +30,7 @@ type Subject struct {
 // number's segment says nothing of an IP address (explained without a number, its segment is
 // empty and "unallocated"). Phone numbers appear only masked.
 type Explanation struct {
-	Subject      string        `json:"subject"` // "phone 1381234****", "ip 47.92.10.20", "device farm-1"
+	Subject      string        `json:"subject"` // "phone 1381234****", "ip 47.92.10.20", "ip 2001:db8::1, counted as its /64 2001:db8::/64", "device farm-1"
 	At           time.Time     `json:"at"`
 	RulesVersion string        `json:"rules_version"`
 	Windows      []WindowValue `json:"windows"`
@@ -107,6 +107,11 @@ func (s *Scorer) Explain(sub Subject) (Explanation, error) {
 		kinds = []features.Kind{features.KindPhone, features.KindPrefix}
 	case sub.IP.IsValid():
 		what, x.Subject = "ip", "ip "+sub.IP.String()
+		if a := sub.IP.Unmap(); a.Is6() {
+			// Its ip_* windows are of its /64 (ipKeys): say so, or the windows of a /64's many
+			// addresses read as this one address's.
+			x.Subject += ", counted as its /64 " + netip.PrefixFrom(a, 64).Masked().String()
+		}
 		kinds = []features.Kind{features.KindIP, features.KindNet}
 	default:
 		what, x.Subject = "device", "device "+sub.DeviceID
