@@ -24,8 +24,10 @@ const maxLabelLine = 1 << 20
 // formats of schemas.DecodeLabelFile — and hands them to fn in batches of at most batch labels,
 // each checked as schemas.DecodeLabels checks it (strict members, UTF-8, phone numbers refused).
 // It holds one batch at a time: fn may not keep the slice (it is reused). An error names the line
-// (and in an array the element, [i]); fn's error is returned as it is. It returns how many labels
-// fn was given.
+// (and in an array the element, [i]); fn's error is returned as it is. A wrong label does not end
+// the reading: every wrong label is named (the first maxBadLabelsNamed, the rest counted, as
+// *labelFileErrors when there are several), and fn is given no label after the first wrong one;
+// invalid JSON in an array ends it. It returns how many labels fn was given.
 func readLabelFile(r io.Reader, batch int, fn func([]schemas.Label) error) (int, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	// A byte order mark (a file a Windows editor saved) is skipped.
@@ -52,6 +54,12 @@ func readLabelFile(r io.Reader, batch int, fn func([]schemas.Label) error) (int,
 		}
 	}
 	s := &labelStream{batch: batch, fn: fn, out: make([]schemas.Label, 0, min(batch, 1024))}
+	n, err := s.read(br, r, line)
+	return n, s.result(err)
+}
+
+// read reads the labels of br (then r), whose first byte that is not blank is on line.
+func (s *labelStream) read(br *bufio.Reader, r io.Reader, line int) (int, error) {
 	c, _ := br.Peek(1)
 	switch c[0] {
 	case '[':
@@ -108,15 +116,64 @@ type labelReadError struct{ err error }
 func (e labelReadError) Error() string { return e.err.Error() }
 func (e labelReadError) Unwrap() error { return e.err }
 
+// maxBadLabelsNamed is how many wrong labels of a file are named one by one.
+const maxBadLabelsNamed = 20
+
+// labelFileErrors are the wrong labels of a file: the first maxBadLabelsNamed, and how many.
+type labelFileErrors struct {
+	errs []error
+	n    int
+}
+
+func (e *labelFileErrors) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d wrong labels, none stored:", e.n)
+	for _, err := range e.errs {
+		b.WriteString("\n  " + err.Error())
+	}
+	if e.n > len(e.errs) {
+		fmt.Fprintf(&b, "\n  and %d more", e.n-len(e.errs))
+	}
+	return b.String()
+}
+
 // labelStream collects the labels read into batches for fn.
 type labelStream struct {
 	batch int
 	fn    func([]schemas.Label) error
 	out   []schemas.Label
-	n     int // labels handed to fn
+	n     int     // labels handed to fn
+	bad   []error // the first maxBadLabelsNamed wrong labels
+	nBad  int     // wrong labels
+}
+
+// wrong notes a wrong label (err names it) and lets the reading go on.
+func (s *labelStream) wrong(err error) {
+	s.nBad++
+	if len(s.bad) < maxBadLabelsNamed {
+		s.bad = append(s.bad, err)
+	}
+}
+
+// result is the error of the reading: err (which ended it) after the wrong labels noted, if any.
+func (s *labelStream) result(err error) error {
+	var rerr labelReadError
+	if s.nBad == 0 || errors.As(err, &rerr) {
+		return err
+	}
+	if err != nil {
+		s.wrong(err)
+	}
+	if s.nBad == 1 {
+		return s.bad[0]
+	}
+	return &labelFileErrors{errs: s.bad, n: s.nBad}
 }
 
 func (s *labelStream) add(l schemas.Label) error {
+	if s.nBad > 0 {
+		return nil // nothing after a wrong label is handed on: the file is refused
+	}
 	s.out = append(s.out, l)
 	if len(s.out) < s.batch {
 		return nil
@@ -126,7 +183,7 @@ func (s *labelStream) add(l schemas.Label) error {
 }
 
 func (s *labelStream) flush() (int, error) {
-	if len(s.out) == 0 {
+	if len(s.out) == 0 || s.nBad > 0 {
 		return s.n, nil
 	}
 	if err := s.fn(s.out); err != nil {
@@ -148,7 +205,8 @@ func (s *labelStream) jsonLine(b []byte, line int) error {
 		ls, err = schemas.DecodeLabels(b)
 	}
 	if err != nil {
-		return atLine(err, fmt.Sprintf("line %d", line))
+		s.wrong(atLine(err, fmt.Sprintf("line %d", line)))
+		return nil
 	}
 	return s.add(ls[0])
 }
@@ -194,11 +252,13 @@ func (s *labelStream) array(dec *json.Decoder, lc *lineCounter) (int, error) {
 		// The element's first line: the line where it ends, less the lines it spans.
 		at := fmt.Sprintf("line %d: [%d]", lc.lineAt(dec.InputOffset())-bytes.Count(raw, []byte("\n")), i)
 		if len(raw) == 0 || raw[0] != '{' {
-			return s.n, &schemas.FieldError{Field: at, Reason: "expected a label object"}
+			s.wrong(&schemas.FieldError{Field: at, Reason: "expected a label object"})
+			continue
 		}
 		ls, err := schemas.DecodeLabels(raw)
 		if err != nil {
-			return s.n, atLine(err, at)
+			s.wrong(atLine(err, at))
+			continue
 		}
 		if err := s.add(ls[0]); err != nil {
 			return s.n, err

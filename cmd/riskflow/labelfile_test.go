@@ -207,3 +207,52 @@ func TestLabelFileStopsWhileItsInputWaits(t *testing.T) {
 		t.Errorf("exit %d, stderr %s; want 1, interrupted, nothing stored", code, errb.String())
 	}
 }
+
+// Every wrong label of a file is named, not the first alone (a file of 500,000 labels with three
+// typos took three runs to correct): each by its line, the first 20, then how many more; nothing
+// after the first wrong label is handed on, and the good labels before it are not a result.
+func TestReadLabelFileNamesEveryWrongLabel(t *testing.T) {
+	good := func(i int) string { return fmt.Sprintf(`{"app_id":"a","event_id":"e-%d","label":"fraud"}`, i) }
+	lines := []string{
+		good(1),
+		`{"app_id":"a","event_id":"e-2","label":"frad"}`,
+		`{"app_id":"a","event_id":"e-3","label":"legit","note":"called 138 0013 8000"}`,
+		good(4),
+		`{"app_id":"a","event_id":"e-5","lable":"legit"}`,
+		good(6),
+	}
+	ls, _, err := readAll(t, strings.Join(lines, "\n"), 1)
+	want := "3 wrong labels, none stored:\n" +
+		`  line 2: label: "frad" is not fraud or legit` + "\n" +
+		"  line 3: note: looks like it contains a mobile phone number"
+	if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), "\n  line 5: lable: unknown field") {
+		t.Errorf("JSON lines: %v, want\n%s\n  line 5: lable: unknown field …", err, want)
+	}
+	if strings.Contains(fmt.Sprint(err), "13800138000") || strings.Contains(fmt.Sprint(err), "0013 8000") {
+		t.Errorf("the number is in the error: %v", err)
+	}
+	if len(ls) != 1 {
+		t.Errorf("labels handed on: %v, want the one before the first wrong label only", ls)
+	}
+	// An array: each wrong element by its line and index.
+	arr := "[\n" + good(1) + ",\n" + `{"app_id":"a","event_id":"e-2","label":"x"}` + ",\n42,\n" + good(4) + "\n]"
+	if _, _, err := readAll(t, arr, 10); err == nil || err.Error() != "2 wrong labels, none stored:\n"+
+		`  line 3: [1].label: "x" is not fraud or legit`+"\n  line 4: [2]: expected a label object" {
+		t.Errorf("array: %v", err)
+	}
+	// Then invalid JSON, which ends the reading: named after the wrong labels before it.
+	if _, _, err := readAll(t, "[\n"+`{"app_id":"a","event_id":"e-2","label":"x"}`+",\n  x]", 10); err == nil ||
+		!strings.HasPrefix(err.Error(), "2 wrong labels, none stored:\n"+`  line 2: [0].label: "x" is not fraud or legit`+"\n  line 3: invalid JSON") {
+		t.Errorf("array with invalid JSON: %v", err)
+	}
+	// Many: the first 20 by line, the rest counted.
+	var many []string
+	for i := range 50 {
+		many = append(many, fmt.Sprintf(`{"app_id":"a","event_id":"e-%d","label":"maybe"}`, i))
+	}
+	_, _, err = readAll(t, strings.Join(many, "\n"), 10)
+	if err == nil || !strings.HasPrefix(err.Error(), "50 wrong labels, none stored:\n  line 1: label:") ||
+		!strings.Contains(err.Error(), "\n  line 20: label:") || strings.Contains(err.Error(), "line 21:") || !strings.HasSuffix(err.Error(), "\n  and 30 more") {
+		t.Errorf("50 wrong labels: %v", err)
+	}
+}
