@@ -159,10 +159,15 @@ func (s *Store) serverNow(ctx context.Context) (time.Time, error) {
 
 // UnknownTargets returns the labels whose decision (risk_decisions) or event (verify_events) is
 // not stored: an id mistyped or of another app — whose label would never count — or one the
-// archiver has not written yet. Both tables are ordered by (app_id, id): each read is index
-// lookups, maxKeysPerQuery ids at a time.
+// archiver has not written yet — each decision or event once (its first label), however many
+// labels mark it. Both tables are ordered by (app_id, id): each read is index lookups,
+// maxKeysPerQuery ids at a time.
 func (s *Store) UnknownTargets(ctx context.Context, labels []schemas.Label) ([]schemas.Label, error) {
-	known := map[EventKey]bool{} // (app_id, id): an EventKey's id is the decision's for decisions
+	type target struct {
+		kind string
+		key  EventKey // (app_id, id): the id is the decision's for decisions
+	}
+	known := map[target]bool{} // by kind too: an event's id is no decision's
 	for _, kind := range []string{schemas.LabelTargetDecision, schemas.LabelTargetEvent} {
 		var keys []EventKey
 		for _, l := range labels {
@@ -183,13 +188,16 @@ func (s *Store) UnknownTargets(ctx context.Context, labels []schemas.Label) ([]s
 				return nil, err
 			}
 			for _, k := range found {
-				known[k] = true
+				known[target{kind, k}] = true
 			}
 		}
 	}
 	var unknown []schemas.Label
+	named := map[target]bool{} // each target once, however many of its labels (a correction)
 	for _, l := range labels {
-		if _, id := l.Target(); !known[EventKey{l.AppID, id}] {
+		kind, id := l.Target()
+		if t := (target{kind, EventKey{l.AppID, id}}); !known[t] && !named[t] {
+			named[t] = true
 			unknown = append(unknown, l)
 		}
 	}

@@ -325,3 +325,41 @@ func TestLookupIPv6IsItsSlash64(t *testing.T) {
 		}
 	}
 }
+
+// The labels of ids not stored name each decision or event once, and a decision is looked for
+// among decisions only: a decision id that is some event's id is unknown (it was taken for
+// found), and an id labelled twice (fraud, then corrected) was listed twice.
+func TestUnknownTargetsOncePerTargetOfItsKind(t *testing.T) {
+	st := migrated(t)
+	ctx := testContext(t)
+	at := time.Now().UTC().Truncate(time.Second).Add(-time.Minute)
+	rec := testRecord(1)
+	rec.AppID, rec.TS, rec.ScoredAt, rec.EventID = "app-u", at, at, "shared-id"
+	if err := st.WriteBatch(ctx, []schemas.ScoreRecord{rec}); err != nil {
+		t.Fatal(err)
+	}
+	d := testDecision(1, "13812348000", at)
+	d.AppID = "app-u"
+	if err := st.WriteDecisions(ctx, []schemas.Decision{d}); err != nil {
+		t.Fatal(err)
+	}
+	unknown, err := st.UnknownTargets(ctx, []schemas.Label{
+		{AppID: "app-u", DecisionID: "shared-id", Label: "fraud"}, // an event's id, no decision's
+		{AppID: "app-u", EventID: "shared-id", Label: "fraud"},
+		{AppID: "app-u", DecisionID: d.DecisionID, Label: "fraud"},
+		{AppID: "app-u", EventID: "missing", Label: "fraud"},
+		{AppID: "app-u", EventID: "missing", Label: "legit"},
+		{AppID: "app-u", DecisionID: "missing", Label: "legit"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range unknown {
+		kind, id := l.Target()
+		names = append(names, kind+"/"+id+"/"+l.Label)
+	}
+	if want := []string{"decision/shared-id/fraud", "event/missing/fraud", "decision/missing/legit"}; !slices.Equal(names, want) {
+		t.Errorf("unknown %v, want %v", names, want)
+	}
+}
