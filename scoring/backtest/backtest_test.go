@@ -499,3 +499,45 @@ func TestEvalErrors(t *testing.T) {
 		t.Errorf("text:\n%s", s)
 	}
 }
+
+// Every wrong line of a --labels file is named by its line and field, not the first alone (and a
+// JSON line by its object's count, "object 2", with Go's type name: "Go struct field
+// .labelLine.attack of type bool"); a phone number in a line is masked.
+func TestParseLabelsNamesEveryWrongLine(t *testing.T) {
+	for _, c := range []struct{ doc, want string }{
+		{"app_id,event_id,label\napp1,ev-1,fraud\napp1,ev-2,frod\napp1;ev-3\napp1,ev-4,13800138000\n",
+			"backtest: labels: 3 wrong lines:\n" +
+				`  line 3: label "frod" is not 1/true/attack/fraud or 0/false/benign/legit` + "\n" +
+				"  line 4: want `event_id,label` or `app_id,event_id,label`, got \"app1;ev-3\"\n" +
+				`  line 5: label "<phone>" is not 1/true/attack/fraud or 0/false/benign/legit`},
+		{`{"event_id":"ev-1","attack":true}` + "\n" + `{"event_id":"ev-2","attack":"yes"}` + "\n\n" +
+			`{"event_id":"ev-3","label":"frad"}` + "\n" + `{"app_id":"a","decision_id":"d-1","label":"fraud"}` + "\n" +
+			`{"event_id":"ev-5","attack":true,"extra":1}` + "\n" + `{"attack":false}` + "\n" + `{"event_id":"ev-7",`,
+			"backtest: labels: 6 wrong lines:\n" +
+				"  line 2: attack: want true or false, got a JSON string\n" +
+				`  line 4: label: "frad" is not fraud or legit (or give attack: true|false)` + "\n" +
+				"  line 5: decision_id: a decision's label is resolved to its events in ClickHouse: store it with riskflow label (backtest reads the stored labels), or label the event_id here\n" +
+				"  line 6: extra: unknown field (want event_id, app_id and attack true|false or label fraud|legit)\n" +
+				"  line 7: event_id: is required\n" +
+				"  line 8: invalid JSON: unexpected EOF"},
+		{"ev-1,maybe\n", `backtest: labels line 1: label "maybe" is not 1/true/attack/fraud or 0/false/benign/legit`},
+	} {
+		_, err := ParseLabels(strings.NewReader(c.doc))
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%q:\n%v\nwant\n%s", c.doc, err, c.want)
+		}
+	}
+	var many strings.Builder
+	for i := range 30 {
+		fmt.Fprintf(&many, "ev-%d,perhaps\n", i)
+	}
+	if _, err := ParseLabels(strings.NewReader(many.String())); err == nil || !strings.HasPrefix(err.Error(), "backtest: labels: 30 wrong lines:\n  line 1: ") ||
+		!strings.Contains(err.Error(), "\n  line 20: ") || strings.Contains(err.Error(), "line 21:") || !strings.HasSuffix(err.Error(), "\n  and 10 more") {
+		t.Errorf("30 wrong lines: %v", err)
+	}
+	// Pretty-printed objects, one after another, still read.
+	got, err := ParseLabels(strings.NewReader("{\n  \"event_id\": \"x\",\n  \"attack\": true\n}\n{\n  \"event_id\": \"y\",\n  \"label\": \"legit\"\n}\n"))
+	if err != nil || len(got) != 2 || !got[LabelKey{"", "x"}] || got[LabelKey{"", "y"}] {
+		t.Errorf("pretty-printed: %v %v", got, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -89,9 +90,10 @@ func ParseLabels(r io.Reader) (Labels, error) {
 		return nil, fmt.Errorf("backtest: read labels: %w", err)
 	}
 	if t := bytes.TrimSpace(data); len(t) > 0 && t[0] == '{' {
-		return parseJSONLabels(t)
+		return parseJSONLabels(data)
 	}
 	out := Labels{}
+	var bad labelErrors
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	line, rows := 0, 0
@@ -104,7 +106,8 @@ func ParseLabels(r io.Reader) (Labels, error) {
 		rows++
 		f := strings.FieldsFunc(text, func(r rune) bool { return r == ',' || r == '\t' || r == ' ' })
 		if len(f) != 2 && len(f) != 3 {
-			return nil, fmt.Errorf("backtest: labels line %d: want `event_id,label` or `app_id,event_id,label`, got %q", line, text)
+			bad.add(line, "want `event_id,label` or `app_id,event_id,label`, got %s", schemas.Excerpt(text, 80))
+			continue
 		}
 		key := LabelKey{EventID: f[0]}
 		if len(f) == 3 {
@@ -121,23 +124,62 @@ func ParseLabels(r io.Reader) (Labels, error) {
 			}
 			fallthrough
 		default:
-			return nil, fmt.Errorf("backtest: labels line %d: label %q is not 1/true/attack/fraud or 0/false/benign/legit", line, f[len(f)-1])
+			bad.add(line, "label %s is not 1/true/attack/fraud or 0/false/benign/legit", schemas.Excerpt(f[len(f)-1], 24))
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("backtest: read labels: %w", err)
 	}
+	if err := bad.err(); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
-// labelLine is one line of loadgen's labels file.
-type labelLine struct {
-	EventID *string `json:"event_id"`
-	AppID   string  `json:"app_id"`
-	Attack  *bool   `json:"attack"`
+// maxLabelErrors is how many wrong lines of a labels file are named one by one.
+const maxLabelErrors = 20
+
+// labelErrors are the wrong lines of a labels file: every one is named (the first
+// maxLabelErrors, then how many more), so that a file is corrected in one go.
+type labelErrors struct {
+	lines []string
+	n     int
 }
 
-// parseJSONLabels reads one JSON object of event id → bool, or a stream of labelLine objects.
+func (b *labelErrors) add(line int, format string, args ...any) {
+	b.n++
+	if len(b.lines) < maxLabelErrors {
+		b.lines = append(b.lines, fmt.Sprintf("line %d: ", line)+fmt.Sprintf(format, args...))
+	}
+}
+
+func (b *labelErrors) err() error {
+	switch b.n {
+	case 0:
+		return nil
+	case 1:
+		return fmt.Errorf("backtest: labels %s", b.lines[0])
+	}
+	msg := fmt.Sprintf("backtest: labels: %d wrong lines:\n  %s", b.n, strings.Join(b.lines, "\n  "))
+	if b.n > len(b.lines) {
+		msg += fmt.Sprintf("\n  and %d more", b.n-len(b.lines))
+	}
+	return errors.New(msg)
+}
+
+// jsonLabel is one object of a JSON-lines labels file: loadgen's (event_id, app_id, attack, and
+// the scenario as label) or a stored label's (label fraud|legit, note).
+type jsonLabel struct {
+	EventID    *string `json:"event_id"`
+	AppID      string  `json:"app_id"`
+	Attack     *bool   `json:"attack"`
+	Label      string  `json:"label"`
+	Note       string  `json:"note"` // a stored label's, read past
+	DecisionID string  `json:"decision_id"`
+}
+
+// parseJSONLabels reads one JSON object of event id → bool, or a stream of jsonLabel objects
+// (one per line, or written over several), each wrong one named by the line it starts on.
 func parseJSONLabels(data []byte) (Labels, error) {
 	var m map[string]bool
 	if json.Unmarshal(data, &m) == nil {
@@ -148,18 +190,33 @@ func parseJSONLabels(data []byte) (Labels, error) {
 		return out, nil
 	}
 	out := Labels{}
+	var bad labelErrors
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	for n := 1; ; n++ {
-		var l struct {
-			labelLine
-			Label string `json:"label"`
-			Note  string `json:"note"` // a stored label's, read past
+	for {
+		at := dec.InputOffset()
+		for at < int64(len(data)) && strings.IndexByte(" \t\r\n", data[at]) >= 0 {
+			at++
 		}
-		if err := dec.Decode(&l); err == io.EOF {
-			return out, nil
-		} else if err != nil {
-			return nil, fmt.Errorf("backtest: labels: object %d: %w (want {\"event_id\": …, \"attack\": true|false} or {\"event_id\": …, \"label\": \"fraud\"|\"legit\"} per line, or one object of event id → bool)", n, err)
+		line := 1 + bytes.Count(data[:at], []byte("\n"))
+		var l jsonLabel
+		err := dec.Decode(&l)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var te *json.UnmarshalTypeError
+			switch {
+			case errors.As(err, &te):
+				bad.add(line, "%s: want %s, got a JSON %s", te.Field, map[string]string{"bool": "true or false", "string": "a string"}[te.Type.String()], te.Value)
+				continue
+			case strings.HasPrefix(err.Error(), "json: unknown field "):
+				bad.add(line, "%s: unknown field (want event_id, app_id and attack true|false or label fraud|legit)", strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`))
+				continue
+			}
+			// Invalid JSON: the rest cannot be read.
+			bad.add(line, "invalid JSON: %s (want one object per line: {\"event_id\": …, \"attack\": true|false} or {\"event_id\": …, \"label\": \"fraud\"|\"legit\"}, or one object of event id → bool)", strings.TrimPrefix(err.Error(), "json: "))
+			break
 		}
 		if l.Attack == nil {
 			// A label as riskflow label and POST /v1/admin/labels take it ({"app_id", "event_id",
@@ -173,9 +230,21 @@ func parseJSONLabels(data []byte) (Labels, error) {
 				l.Attack = new(bool)
 			}
 		}
-		if l.EventID == nil || *l.EventID == "" || l.Attack == nil {
-			return nil, fmt.Errorf("backtest: labels: object %d: event_id and attack (or label fraud|legit) are required", n)
+		switch {
+		case l.DecisionID != "":
+			bad.add(line, "decision_id: a decision's label is resolved to its events in ClickHouse: store it with riskflow label (backtest reads the stored labels), or label the event_id here")
+		case l.EventID == nil || *l.EventID == "":
+			bad.add(line, "event_id: is required")
+		case l.Attack == nil && l.Label != "":
+			bad.add(line, "label: %s is not fraud or legit (or give attack: true|false)", schemas.Excerpt(l.Label, 24))
+		case l.Attack == nil:
+			bad.add(line, "attack: is required (true|false), or label fraud|legit")
+		default:
+			out[LabelKey{AppID: l.AppID, EventID: *l.EventID}] = *l.Attack
 		}
-		out[LabelKey{AppID: l.AppID, EventID: *l.EventID}] = *l.Attack
 	}
+	if err := bad.err(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
