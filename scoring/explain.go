@@ -39,6 +39,10 @@ type Explanation struct {
 	// Failing are the rules that failed at run time on the state, or on it grown (a division by
 	// an empty window): neither matching nor judged, as checks skip them.
 	Failing []string `json:"failing,omitempty"`
+	// InAppOnly are the rules that read the subject's windows in one app (app_ip_* of an address,
+	// app_prefix_* of a number's block), explained without an app_id: not judged, since those
+	// windows are an app's — a verdict resting on one of them is explained with the app's id.
+	InAppOnly []string `json:"in_app_only,omitempty"`
 }
 
 // WindowValue is one window variable of the subject and its value now.
@@ -199,6 +203,19 @@ func (s *Scorer) Explain(sub Subject) (Explanation, error) {
 				x.Matching = append(x.Matching, st)
 			} else {
 				x.Near = append(x.Near, st)
+			}
+		}
+	}
+	if sub.AppID == "" && what != "device" {
+		inApp := features.KindAppIP
+		if what == "phone" {
+			inApp = features.KindAppPrefix
+		}
+		for _, r := range pack.Rules {
+			if slices.ContainsFunc(r.Uses(), func(i int) bool {
+				return i < len(s.cat.slots) && s.cat.slots[i].wf != nil && s.cat.slots[i].wf.kind == inApp
+			}) && !slices.ContainsFunc(x.Matching, func(st RuleState) bool { return st.Rule == r.ID }) {
+				x.InAppOnly = append(x.InAppOnly, r.ID)
 			}
 		}
 	}

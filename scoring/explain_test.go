@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -338,5 +339,36 @@ func TestExplainIPv6NamesItsSlash64(t *testing.T) {
 	}
 	if x, _ := s.Explain(scoring.Subject{IP: netip.MustParseAddr("10.9.9.9")}); x.Subject != "ip 10.9.9.9" {
 		t.Errorf("IPv4 subject %q", x.Subject)
+	}
+}
+
+// A verdict resting on the subject's windows in one app (phones_per_ip_crowd: app_ip_phones_10m)
+// explained without app_id showed no rule matching and nothing within reach — as if the address
+// were clean. Such rules are named as judged in an app only, and with app_id they match.
+func TestExplainNamesTheRulesJudgedInAnAppOnly(t *testing.T) {
+	now := t0.Add(time.Minute)
+	s := newScorer(t, scoring.Config{}, nil, scoring.WithClock(func() time.Time { return now }))
+	for i := range 25 {
+		ev := event(fmt.Sprintf("crowd-%d", i), t0, fmt.Sprintf("1381236%04d", i), "2001:db8:8:1::1")
+		s.Apply(&ev)
+	}
+	ip := netip.MustParseAddr("2001:db8:8:1::2")
+	x, err := s.Explain(scoring.Subject{IP: ip})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(x.InAppOnly, "phones_per_ip_crowd") || slices.ContainsFunc(x.Matching, func(r scoring.RuleState) bool { return r.Rule == "phones_per_ip_crowd" }) {
+		t.Errorf("without app_id: in_app_only %v, matching %+v", x.InAppOnly, x.Matching)
+	}
+	x, err = s.Explain(scoring.Subject{IP: ip, AppID: "app-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(x.InAppOnly) != 0 || !slices.ContainsFunc(x.Matching, func(r scoring.RuleState) bool { return r.Rule == "phones_per_ip_crowd" }) {
+		t.Errorf("with app_id: in_app_only %v, matching %+v", x.InAppOnly, x.Matching)
+	}
+	// A device has no windows in an app.
+	if x, _ := s.Explain(scoring.Subject{DeviceID: "d"}); len(x.InAppOnly) != 0 {
+		t.Errorf("device: in_app_only %v", x.InAppOnly)
 	}
 }

@@ -421,6 +421,9 @@ func (l *lookupResult) write(w io.Writer) {
 		if len(x.Near) == 0 {
 			p("    none\n")
 		}
+		if len(x.InAppOnly) > 0 {
+			p("  judged in an app only (its windows there; give --app): %s\n", strings.Join(x.InAppOnly, ", "))
+		}
 		if len(x.Failing) > 0 {
 			p("  failing at run time on this state (skipped, as checks skip them): %s\n", strings.Join(x.Failing, ", "))
 		}
