@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -116,6 +117,11 @@ func DecodeLabels(data []byte) ([]Label, error) {
 		return nil, &FieldError{Reason: "the array holds no labels"}
 	}
 	out := make([]Label, len(ws))
+	// Every wrong label of an array is named (the first maxWrongLabels): the first names the
+	// error's field, the others follow in its reason, so that a batch is corrected in one go.
+	var first *FieldError
+	var more []string
+	wrong := 0
 	for i, w := range ws {
 		out[i] = Label{AppID: w.AppID, DecisionID: w.DecisionID, EventID: w.EventID, Label: w.Label, Note: w.Note}
 		if err := out[i].Validate(); err != nil {
@@ -123,11 +129,30 @@ func DecodeLabels(data []byte) ([]Label, error) {
 				return nil, err
 			}
 			fe, _ := AsFieldError(err)
-			return nil, &FieldError{Field: fmt.Sprintf("[%d]%s", i, dotted(fe.Field)), Reason: fe.Reason}
+			wrong++
+			field := fmt.Sprintf("[%d]%s", i, dotted(fe.Field))
+			switch {
+			case first == nil:
+				first = &FieldError{Field: field, Reason: fe.Reason}
+			case wrong <= maxWrongLabels:
+				more = append(more, field+": "+fe.Reason)
+			}
 		}
+	}
+	if first != nil {
+		if len(more) > 0 {
+			first.Reason += "; " + strings.Join(more, "; ")
+		}
+		if wrong > maxWrongLabels {
+			first.Reason += fmt.Sprintf("; and %d more wrong labels", wrong-maxWrongLabels)
+		}
+		return nil, first
 	}
 	return out, nil
 }
+
+// maxWrongLabels is how many wrong labels of one array DecodeLabels names.
+const maxWrongLabels = 20
 
 // exactLabelMembers refuses a member whose name is not exactly one of a label's, naming it (in an
 // array, as [i].name). Text that does not parse is left to the decoder to report.

@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -135,5 +136,28 @@ func TestDecodeLabelFile(t *testing.T) {
 		if err == nil || !strings.HasPrefix(err.Error(), want) {
 			t.Errorf("%q: %v, want %q", body, err, want)
 		}
+	}
+}
+
+// Every wrong label of an array is named, not the first alone (POST /v1/admin/labels answered
+// "[1].label: …" and the caller found [2]'s mistake on the next try): the first is the error's
+// field, the others follow in its reason, 20 at most and then how many more.
+func TestDecodeLabelsNamesEveryWrongLabel(t *testing.T) {
+	_, err := DecodeLabels([]byte(`[{"app_id":"a","event_id":"e1","label":"fraud"},{"app_id":"a","event_id":"e2","label":"frad"},` +
+		`{"app_id":"a","event_id":"e3","label":"legit","note":"+86 139 0000 1111"},{"app_id":"a","label":"legit"}]`))
+	fe, ok := AsFieldError(err)
+	if !ok || fe.Field != "[1].label" || fe.Reason != `"frad" is not fraud or legit; `+
+		`[2].note: looks like it contains a mobile phone number; send an opaque id (riskflow never stores phone numbers in plaintext); `+
+		`[3].decision_id: is required, or event_id: the label marks a decision or an event` {
+		t.Errorf("%#v", err)
+	}
+	var many []string
+	for i := range 30 {
+		many = append(many, fmt.Sprintf(`{"app_id":"a","event_id":"e%d","label":"x"}`, i))
+	}
+	_, err = DecodeLabels([]byte("[" + strings.Join(many, ",") + "]"))
+	if fe, ok := AsFieldError(err); !ok || fe.Field != "[0].label" || !strings.Contains(fe.Reason, "; [19].label: ") ||
+		strings.Contains(fe.Reason, "[20]") || !strings.HasSuffix(fe.Reason, "; and 10 more wrong labels") {
+		t.Errorf("30 wrong labels: %v", err)
 	}
 }
