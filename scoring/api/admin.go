@@ -171,7 +171,8 @@ func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) (int, err
 	}
 	var sub scoring.Subject
 	if req.Phone != "" {
-		if sub.Phone, err = schemas.NormalizePhone(req.Phone); err != nil {
+		// Typed or pasted by a person (+86, spaces, dashes, full-width digits), as lookup --phone.
+		if sub.Phone, err = schemas.ReadWrittenPhone(req.Phone); err != nil {
 			return 0, err
 		}
 	}

@@ -786,3 +786,19 @@ func TestExplainNamesTheSubjectProblem(t *testing.T) {
 		t.Errorf("refused requests reached the explainer: %+v", ex.got)
 	}
 }
+
+// Explain takes a number as a person types or pastes it (+86, spaces, dashes, full-width digits),
+// as lookup --phone does; the check and events routes stay strict.
+func TestExplainReadsAWrittenNumber(t *testing.T) {
+	ex := &subjects{}
+	f := newFixture(t, api.Config{}, api.WithRulesAdmin(&fakeRules{}, map[string]string{"lead": "s3cret"}), api.WithInvestigation(ex, nil))
+	for _, written := range []string{"+86 138-1234-8000", "0086 13812348000", "１３８１２３４８０００"} {
+		w := f.do(t, http.MethodPost, "/v1/admin/explain", `{"phone":"`+written+`"}`, basic("lead", "s3cret"))
+		if w.Code != http.StatusOK || len(ex.got) == 0 || ex.got[len(ex.got)-1].Phone != "13812348000" {
+			t.Errorf("explain of %q: %d %s, asked %+v", written, w.Code, w.Body, ex.got)
+		}
+	}
+	if w := f.do(t, http.MethodPost, "/v1/risk/check", `{"phone":"+86 138-1234-8000","ip":"1.2.3.4","app_id":"app1"}`); w.Code != http.StatusBadRequest {
+		t.Errorf("a check with a written number: %d, want 400", w.Code)
+	}
+}

@@ -767,7 +767,7 @@ func (s *Server) checkEntry(f url.Values, errs map[string]string) ListEntry {
 	}
 	switch e.Kind {
 	case KindPhone:
-		p, err := schemas.NormalizePhone(v)
+		p, err := schemas.ReadWrittenPhone(v)
 		if err != nil {
 			errs["value"] = "value: " + err.Error()
 			break
@@ -953,7 +953,7 @@ func (s *Server) investigate(w http.ResponseWriter, r *http.Request, ss *session
 	kind, v := q.Get("kind"), strings.TrimSpace(q.Get("value"))
 	if kind == KindPhone && v != "" {
 		// A number in a URL (history, proxies' logs) is sent on to its hash.
-		if ph, err := schemas.NormalizePhone(v); err == nil && s.d.Lists != nil {
+		if ph, err := schemas.ReadWrittenPhone(v); err == nil && s.d.Lists != nil {
 			http.Redirect(w, r, "/console/investigate?kind=phone_hash&value="+s.d.Lists.HashPhone(ph), http.StatusSeeOther)
 			return
 		}
@@ -987,7 +987,7 @@ func (s *Server) investigateKey(w http.ResponseWriter, r *http.Request, ss *sess
 	var el *Lookup
 	switch kind {
 	case KindPhone:
-		ph, err := schemas.NormalizePhone(v)
+		ph, err := schemas.ReadWrittenPhone(v)
 		if err != nil {
 			p.Errs["value"] = "value: " + err.Error()
 			break
