@@ -609,10 +609,7 @@ func TestPromotionNeedsASecondAdmin(t *testing.T) {
 		t.Fatalf("request: %d %s, promoted %v", code, h.Get("Location"), rules.promoted)
 	}
 	_, body, _ := alice.Get("/console/rules")
-	m := regexp.MustCompile(`href="(/console/rules/pending/[0-9a-f]+)"`).FindStringSubmatch(body)
-	if m == nil {
-		t.Fatal("the request is not listed under Waiting for approval")
-	}
+	m := pendingLink(t, body, "the request is not listed under Waiting for approval")
 	if _, body, _ := alice.Get(m[1]); strings.Contains(body, `id="approve"`) || !strings.Contains(body, "Another admin must approve") {
 		t.Error("the author is offered to approve their own request")
 	}
@@ -634,10 +631,7 @@ func TestPromotionNeedsASecondAdmin(t *testing.T) {
 	// Withdrawn: gone, nothing promoted.
 	alice.Post("/console/rules/draft", url.Values{"csrf": {csrfA}, "action": {"promote"}, "draft": {"pack: p\nrules: [x]\n"}})
 	_, body, _ = alice.Get("/console/rules")
-	m = regexp.MustCompile(`href="(/console/rules/pending/[0-9a-f]+)"`).FindStringSubmatch(body)
-	if m == nil {
-		t.Fatal("second request not listed")
-	}
+	m = pendingLink(t, body, "second request not listed")
 	if code, _, h := alice.Post(m[1], url.Values{"csrf": {csrfA}, "decision": {"withdraw"}}); code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "withdrawn") || len(rules.promoted) != 1 {
 		t.Errorf("withdraw: %d %s", code, h.Get("Location"))
 	}
@@ -702,10 +696,7 @@ func crossNodeFlows(t *testing.T, a, b *client, promotedOnB func() []string, sta
 	bob := b.Fork()
 	csrfB := bob.Login("bob", "b-secret")
 	_, body, _ := bob.Get("/console/rules")
-	m := regexp.MustCompile(`href="(/console/rules/pending/[0-9a-f]+)"`).FindStringSubmatch(body)
-	if m == nil {
-		t.Fatalf("the request asked on a is not listed on b:\n%s", body)
-	}
+	m := pendingLink(t, body, "the request asked on a is not listed on b")
 	code, _, h = bob.Post(m[1], url.Values{"csrf": {csrfB}, "decision": {"approve"}})
 	if code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "approved+by+bob") {
 		t.Fatalf("approval on b: %d %s", code, h.Get("Location"))
@@ -1204,10 +1195,7 @@ func TestApprovalOfARefusedPack(t *testing.T) {
 	csrfA := alice.Login("alice", "a-secret")
 	alice.Post("/console/rules/draft", url.Values{"csrf": {csrfA}, "action": {"promote"}, "draft": {"pack: p\nrules: []\n"}})
 	_, body, _ := alice.Get("/console/rules")
-	m := regexp.MustCompile(`href="(/console/rules/pending/[0-9a-f]+)"`).FindStringSubmatch(body)
-	if m == nil {
-		t.Fatal("the request is not listed")
-	}
+	m := pendingLink(t, body, "the request is not listed")
 	bob := alice.Fork()
 	csrfB := bob.Login("bob", "b-secret")
 	code, body, _ := bob.Post(m[1], url.Values{"csrf": {csrfB}, "decision": {"approve"}})
@@ -1261,10 +1249,7 @@ func TestApprovalOfARequestOvertakenByAnotherPromotion(t *testing.T) {
 	csrfA := alice.Login("alice", "a-secret")
 	alice.Post("/console/rules/draft", url.Values{"csrf": {csrfA}, "action": {"promote"}, "base": {"00000000000000a1"}, "draft": {"pack: p\nrules: [alices]\n"}})
 	_, body, _ := alice.Get("/console/rules")
-	m := regexp.MustCompile(`href="(/console/rules/pending/[0-9a-f]+)"`).FindStringSubmatch(body)
-	if m == nil {
-		t.Fatal("the request is not listed")
-	}
+	m := pendingLink(t, body, "the request is not listed")
 	// Meanwhile another pack goes live (another request approved, a PUT, a rollback).
 	rules.mu.Lock()
 	rules.live = console.PackInfo{Name: "p", Version: "00000000000000c3", Content: []byte("pack: p\nrules: [carols]\n")}
@@ -1558,10 +1543,7 @@ func TestRollbackNeedsASecondAdmin(t *testing.T) {
 		t.Fatalf("rollback by one admin: %d %s, rolled back %v", code, h.Get("Location"), rules.rolledBack)
 	}
 	_, body, _ := alice.Get("/console/rules")
-	m := regexp.MustCompile(`href="(/console/rules/pending/[0-9a-f]+)"`).FindStringSubmatch(body)
-	if m == nil {
-		t.Fatal("the rollback is not listed under Waiting for approval")
-	}
+	m := pendingLink(t, body, "the rollback is not listed under Waiting for approval")
 	bob := alice.Fork()
 	csrfB := bob.Login("bob", "b-secret")
 	if _, body, _ := bob.Get(m[1]); !strings.Contains(body, "roll back to version <b>00000000000000a1</b>") || !strings.Contains(body, `<span class="ddel">- rules: [b]</span>`) || !strings.Contains(body, `<span class="dadd">&#43; rules: [a]</span>`) {
@@ -1572,4 +1554,17 @@ func TestRollbackNeedsASecondAdmin(t *testing.T) {
 		len(rules.rolledBack) != 1 || rules.rolledBack[0] != "00000000000000a1" || len(rules.promoted) != 0 {
 		t.Fatalf("approval: %d %s, rolled back %v, promoted %v", code, h.Get("Location"), rules.rolledBack, rules.promoted)
 	}
+}
+
+var pendingRE = regexp.MustCompile(`href="(/console/rules/pending/[0-9a-f]+)"`)
+
+// pendingLink finds the link to a request waiting for approval on a rules page (m[1] is its
+// path), or ends the test with what, and the page.
+func pendingLink(t *testing.T, body, what string) []string {
+	t.Helper()
+	m := pendingRE.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("%s:\n%s", what, body)
+	}
+	return m
 }
