@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -774,5 +775,82 @@ func TestVerdictCutShort(t *testing.T) {
 	}
 	if c.BreakerState() != "open" {
 		t.Errorf("breaker %s after two verdicts cut short, want open", c.BreakerState())
+	}
+}
+
+// closingServer answers the first request of each connection (okVerdict, or a publish's 202) and
+// closes the connection when the next request on it arrives, unanswered: what a verify service's
+// pooled connection meets when the API node dropped it (restarted, or shed it over api.max_conns)
+// just as the request went out. It returns the server's address and a count of requests read.
+func closingServer(t *testing.T) (string, *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	body, _ := json.Marshal(okVerdict)
+	var reads atomic.Int64
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				br := bufio.NewReader(conn)
+				for i := 0; ; i++ {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					reads.Add(1)
+					if i > 0 {
+						return // closed under the client's second request
+					}
+					status, b := "200 OK", body
+					if strings.HasSuffix(req.URL.Path, "/events") {
+						status, b = "202 Accepted", []byte(`{"accepted":1}`)
+					}
+					fmt.Fprintf(conn, "HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", status, len(b), b)
+				}
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String(), &reads
+}
+
+// A check sent on a pooled connection the server closed under it is sent again on a new one: the
+// connection's loss says nothing of riskflow's health, and the login must not get the fail
+// policy's verdict for it. The same holds for PublishEvents (events are idempotent by event id).
+func TestCheckRetriedOnAConnectionClosedUnderIt(t *testing.T) {
+	url, reads := closingServer(t)
+	c := newClient(t, url, WithFailPolicy(FailClosed()))
+	for i := range 3 {
+		rc, err := c.Check(context.Background(), testReq)
+		if err != nil {
+			t.Fatalf("check %d: %v (the server had read %d requests)", i+1, err, reads.Load())
+		}
+		if rc.ID != okVerdict.ID {
+			t.Fatalf("check %d: verdict %+v", i+1, rc)
+		}
+	}
+	if got := reads.Load(); got != 5 {
+		t.Errorf("the server read %d requests, want 5 (3 checks, 2 of them sent again on a new connection)", got)
+	}
+
+	url, reads = closingServer(t)
+	c = newClient(t, url)
+	ev := schemas.VerifyEvent{EventID: "e-1", TS: time.Now(), AppID: "app-1", Flow: schemas.FlowOneClickLogin, Phone: testPhone,
+		IP: testReq.IP, Outcome: schemas.OutcomeSuccess}
+	for i := range 2 {
+		if err := c.PublishEvents(context.Background(), []schemas.VerifyEvent{ev}); err != nil {
+			t.Fatalf("publish %d: %v", i+1, err)
+		}
+	}
+	if got := reads.Load(); got != 3 {
+		t.Errorf("the server read %d publish requests, want 3", got)
 	}
 }

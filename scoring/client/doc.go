@@ -7,7 +7,10 @@
 // riskflow must never make a login hang or fail because riskflow itself is slow or down. So:
 //
 //   - Every Check is bounded by the caller's context and by the client's own per-call timeout
-//     (DefaultTimeout, 50 ms, see WithTimeout), whichever ends first. The client makes no retries of its own.
+//     (DefaultTimeout, 50 ms, see WithTimeout), whichever ends first. The client makes no retries of its own,
+//     except one net/http makes within that bound: a request that went out on a pooled connection
+//     the server had closed (a restarted node, one shedding connections over api.max_conns) is sent
+//     again on a new connection, since the lost connection says nothing of riskflow's health.
 //   - A circuit breaker wraps the calls. After a run of consecutive failures (timeouts, connection
 //     errors, malformed answers, HTTP 5xx, 408 and 429) it opens, and while it is open Check returns
 //     at once without touching the network. After a pause it lets one probe through (half-open);

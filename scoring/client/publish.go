@@ -56,6 +56,11 @@ func (c *Client) PublishEvents(ctx context.Context, evs []schemas.VerifyEvent) e
 		"Content-Type":  {"application/json"},
 		"Accept":        {"application/json"},
 		"User-Agent":    {userAgent},
+		// Marks the request idempotent without sending a header (net/http's convention), so
+		// that the transport sends it again on a new connection when the pooled one it went out
+		// on turns out closed by the server (replayable). A check changes no state; events are
+		// deduplicated by (app_id, event_id).
+		"Idempotency-Key": nil,
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
