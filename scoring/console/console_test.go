@@ -1568,3 +1568,20 @@ func pendingLink(t *testing.T, body, what string) []string {
 	}
 	return m
 }
+
+// The console's static files are public (the login page needs its stylesheet), but their
+// directory is no page: /console/static/ listed every file to anyone, without a login.
+func TestStaticDirectoriesAreNotListed(t *testing.T) {
+	c := newServer(t, console.Deps{})
+	for _, path := range []string{"/console/static/", "/console/static", "/console/static/./", "/console/static/%2e/", "/console/static//"} {
+		code, body, _ := c.Get(path)
+		if code == http.StatusOK || strings.Contains(body, "console.js") {
+			t.Errorf("GET %s without a login: %d, lists the files:\n%.300s", path, code, body)
+		}
+	}
+	for _, asset := range []string{"/console/static/console.css", "/console/static/console.js", "/console/static/uPlot.iife.min.js"} {
+		if code, _, _ := c.Get(asset); code != http.StatusOK {
+			t.Errorf("GET %s without a login: %d, want 200 (pages need it before the login)", asset, code)
+		}
+	}
+}

@@ -113,7 +113,9 @@ func New(d Deps, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	m := http.NewServeMux()
-	files := http.StripPrefix("/console/static/", http.FileServerFS(static))
+	// Files only: the assets are public (the login page needs them), their directory is not a
+	// page, and http.FileServer would list it to anyone.
+	files := http.StripPrefix("/console/static/", http.FileServerFS(filesOnly{static}))
 	m.Handle("GET /console/static/", cacheFor(files, time.Hour))
 	m.HandleFunc("GET /console/{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/console/overview", http.StatusSeeOther)
@@ -160,6 +162,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "same-origin")
 	s.mux.ServeHTTP(w, r)
+}
+
+// filesOnly is an fs.FS whose directories do not exist: a file server on it answers 404 for a
+// directory instead of listing what is in it.
+type filesOnly struct{ fs.FS }
+
+func (f filesOnly) Open(name string) (fs.File, error) {
+	file, err := f.FS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := file.Stat(); err != nil || st.IsDir() {
+		file.Close()
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return file, nil
 }
 
 func cacheFor(h http.Handler, d time.Duration) http.Handler {
