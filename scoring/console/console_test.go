@@ -629,6 +629,7 @@ func TestPromotionNeedsASecondAdmin(t *testing.T) {
 		t.Errorf("an approved request is still there: %d", code)
 	}
 	// Withdrawn: gone, nothing promoted.
+	alice.Get("/console/rules/draft") // "Edit a draft": the page of the draft saved with the request
 	alice.Post("/console/rules/draft", url.Values{"csrf": {csrfA}, "action": {"promote"}, "draft": {"pack: p\nrules: [x]\n"}})
 	_, body, _ = alice.Get("/console/rules")
 	m = pendingLink(t, body, "second request not listed")
@@ -1583,5 +1584,75 @@ func TestStaticDirectoriesAreNotListed(t *testing.T) {
 		if code, _, _ := c.Get(asset); code != http.StatusOK {
 			t.Errorf("GET %s without a login: %d, want 200 (pages need it before the login)", asset, code)
 		}
+	}
+}
+
+// The same admin in two tabs: the second tab's save replaced the first's without a word. Each
+// draft page carries the revision of the saved draft it showed; a save, a promotion, a discard or
+// a backtest from a page shown before another save is refused (409), says so, shows what differs
+// and keeps the page's text in the editor; saving from that page then is a choice.
+func TestDraftSavedInAnotherTabIsNotOverwritten(t *testing.T) {
+	rules := &fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a1", Content: []byte("pack: p\n")}}
+	state := console.NewMemoryState()
+	bt := &recordingBacktest{}
+	tab1 := newServer(t, console.Deps{Rules: rules, State: state, Backtest: bt})
+	tab1.CSRF = tab1.Login("alice", "a-secret")
+	tab2 := tab1.Tab()
+	saved := func() string {
+		it, ok, err := state.Get(context.Background(), console.ItemDraft, "alice")
+		if err != nil || !ok {
+			return ""
+		}
+		return string(it.Body)
+	}
+	tab1.Get("/console/rules/draft")
+	tab2.Get("/console/rules/draft")
+	if tab1.DraftRev == "" || tab1.DraftRev != tab2.DraftRev {
+		t.Errorf("the draft pages carry no revision of the saved draft (%q, %q)", tab1.DraftRev, tab2.DraftRev)
+	}
+	if code, _, _ := tab1.Post("/console/rules/draft", url.Values{"action": {"lint"}, "draft": {"pack: p\nrules: [one]\n"}}); code != http.StatusOK {
+		t.Fatalf("first tab's save: %d", code)
+	}
+	code, body, _ := tab2.Post("/console/rules/draft", url.Values{"action": {"lint"}, "draft": {"pack: p\nrules: [two]\n"}})
+	if code != http.StatusConflict || saved() != "pack: p\nrules: [one]\n" {
+		t.Fatalf("second tab's save over the first's: %d, saved %q", code, saved())
+	}
+	for _, want := range []string{"Not saved: your saved draft was changed in another tab or window", `<span class="ddel">- rules: [one]</span>`,
+		`<span class="dadd">&#43; rules: [two]</span>`, ">pack: p\nrules: [two]\n</textarea>", `id="open-saved"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the refused save's page lacks %q:\n%s", want, body)
+		}
+	}
+	// The other tab's page is stale alike for every other action; nothing is done.
+	tab1Stale := tab1.DraftRev
+	tab1.Get("/console/rules/draft")
+	tab1.Post("/console/rules/draft", url.Values{"action": {"lint"}, "draft": {"pack: p\nrules: [one, more]\n"}})
+	for _, action := range []string{"promote", "discard", "test", "save"} {
+		code, body, _ := tab2.Post("/console/rules/draft", url.Values{"action": {action}, "rev": {tab1Stale}, "draft": {"pack: p\nrules: [two]\n"}})
+		if code != http.StatusConflict || !strings.Contains(body, "your saved draft was changed in another tab") || saved() != "pack: p\nrules: [one, more]\n" || len(rules.promoted) != 0 {
+			t.Errorf("%s from a stale page: %d, saved %q, promoted %v", action, code, saved(), rules.promoted)
+		}
+	}
+	code, body, _ = tab2.Post("/console/backtests", url.Values{"hours": {"2"}, "rev": {tab1Stale}, "draft": {"pack: p\nrules: [two]\n"}})
+	if code != http.StatusConflict || !strings.Contains(body, "Backtest not started") || saved() != "pack: p\nrules: [one, more]\n" {
+		t.Errorf("backtest from a stale page: %d, saved %q", code, saved())
+	}
+	// "Start a draft from this version" carries no revision: it replaces no saved draft unseen.
+	code, body, _ = tab2.Post("/console/rules/draft", url.Values{"action": {"lint"}, "rev": {""}, "draft": {"pack: p\nrules: [a]\n"}})
+	if code != http.StatusConflict || saved() != "pack: p\nrules: [one, more]\n" {
+		t.Errorf("a draft started from a version over the saved one: %d, saved %q", code, saved())
+	}
+	// The same text from a stale page loses nothing: saved.
+	if code, _, _ := tab2.Post("/console/rules/draft", url.Values{"action": {"lint"}, "rev": {tab1Stale}, "draft": {"pack: p\nrules: [one, more]\n"}}); code != http.StatusOK {
+		t.Errorf("the saved text again from a stale page: %d", code)
+	}
+	// The refused page carries the revision it showed: saving from it is a choice, and works.
+	tab2.Post("/console/rules/draft", url.Values{"action": {"lint"}, "rev": {tab1Stale}, "draft": {"pack: p\nrules: [one, two]\n"}})
+	if code, _, _ := tab2.Post("/console/rules/draft", url.Values{"action": {"lint"}, "draft": {"pack: p\nrules: [one, two]\n"}}); code != http.StatusOK || saved() != "pack: p\nrules: [one, two]\n" {
+		t.Errorf("save of the merged draft: %d, saved %q", code, saved())
+	}
+	// A discard from an up-to-date page works whatever the editor holds.
+	if code, _, _ := tab2.Post("/console/rules/draft", url.Values{"action": {"discard"}, "draft": {"pack: p\nrules: [edited, unsaved]\n"}}); code != http.StatusSeeOther || saved() != "" {
+		t.Errorf("discard: %d, saved %q", code, saved())
 	}
 }

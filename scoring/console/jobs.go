@@ -316,10 +316,26 @@ func (s *Server) backtestStart(w http.ResponseWriter, r *http.Request, ss *sessi
 			return
 		}
 		draft = []byte(posted)
-		if !schemas.ContainsPhone(posted) {
-			if err := s.saveDraft(pctx, ss.who, draft, r.PostForm.Get("base")); err != nil {
-				s.log.Warn("console: backtest of a draft not saved", "admin", ss.who, "err", err)
+		// Saved as the draft page saves it: not over a draft saved after the page was shown.
+		s.draftMu.Lock()
+		conflict, rev, err := s.draftConflictOf(pctx, ss.who, r.PostForm.Get("rev"), draft)
+		if err == nil && conflict == nil && !schemas.ContainsPhone(posted) {
+			err = s.saveDraft(pctx, ss.who, draft, r.PostForm.Get("base"))
+		}
+		s.draftMu.Unlock()
+		if err != nil {
+			s.log.Warn("console: backtest of a draft not saved", "admin", ss.who, "err", err)
+		}
+		if conflict != nil {
+			d := draftData{MaxHours: s.d.MaxHours, Shared: s.shared, Draft: posted, Rev: rev, Base: r.PostForm.Get("base")}
+			if s.d.Rules != nil {
+				d.Live, _ = s.d.Rules.Live(pctx)
 			}
+			if !versionPattern.MatchString(d.Base) {
+				d.Base = d.Live.Version
+			}
+			s.renderConflict(pctx, w, r, ss, "Backtest not started", conflict, d)
+			return
 		}
 	} else if draft, err = s.draftOf(pctx, ss.who); err != nil {
 		back("Backtest: " + err.Error())

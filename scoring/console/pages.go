@@ -409,6 +409,75 @@ type draftData struct {
 	// Base is the live version the draft was edited from, which the page carries to a promotion:
 	// the live one when the draft was started, not whatever is live when the page is shown.
 	Base string
+	// Rev is the revision of the saved draft the page's editor holds (draftRev), which the page
+	// sends back: a save from a page shown before another save of the draft is refused.
+	Rev string
+	// Conflict is the saved draft a refused save would have replaced.
+	Conflict *draftConflict
+}
+
+// noDraft is the revision of "no saved draft": the editor holds the live pack.
+const noDraft = "none"
+
+// draftRev is the revision of a saved draft: a hash of its text (the same text saved twice is
+// the same revision, and replacing it loses nothing).
+func draftRev(body []byte) string { return "d" + draftVersion(body) }
+
+// draftConflict is a saved draft that changed after the page sending a draft was shown (another
+// tab, another window, another node): saving over it would lose that change unseen.
+type draftConflict struct {
+	At   time.Time
+	Node string
+	Diff []diffLine // from the saved draft to the page's
+}
+
+// savedDraft reads who's saved draft and its revision (noDraft when there is none).
+func (s *Server) savedDraft(ctx context.Context, who string) (Item, string, error) {
+	it, ok, err := s.d.State.Get(ctx, ItemDraft, who)
+	if err != nil {
+		return Item{}, "", fmt.Errorf("drafts: %w", err)
+	}
+	if !ok {
+		return Item{}, noDraft, nil
+	}
+	return it, draftRev(it.Body), nil
+}
+
+// draftConflictOf says whether writing posted over who's saved draft would lose a change: the
+// page was shown with revision rev ("" from a form that carries none: it expects no saved draft),
+// the saved draft is another revision now, and its text is not the posted one. It returns the
+// revision saved now. Callers hold s.draftMu from this check to their write.
+func (s *Server) draftConflictOf(ctx context.Context, who, rev string, posted []byte) (*draftConflict, string, error) {
+	it, cur, err := s.savedDraft(ctx, who)
+	if err != nil {
+		return nil, "", err
+	}
+	if rev == "" {
+		rev = noDraft
+	}
+	if cur == noDraft || cur == rev || string(it.Body) == string(posted) {
+		return nil, cur, nil
+	}
+	return &draftConflict{At: it.At, Node: it.Node, Diff: lineDiff(string(it.Body), string(posted))}, cur, nil
+}
+
+// conflictProblem is what the page says of a conflict; what names what was not done.
+func conflictProblem(what string, c *draftConflict) string {
+	where := ""
+	if c.Node != "" {
+		where = " through node " + c.Node
+	}
+	return fmt.Sprintf("%s: your saved draft was changed in another tab or window (saved at %s%s) after this page was opened, "+
+		"and this page's draft would have replaced it. What differs is below: − lines are only in the saved draft, + lines only in this page's. "+
+		"Carry what you need into the editor and save again (this page now counts that change as seen), or open the saved draft instead.",
+		what, c.At.UTC().Format("2006-01-02 15:04:05Z"), where)
+}
+
+// renderConflict shows the page's draft, not saved, next to what differs from the saved one.
+func (s *Server) renderConflict(ctx context.Context, w http.ResponseWriter, r *http.Request, ss *session, what string, c *draftConflict, d draftData) {
+	d.Conflict = c
+	d.Backtests, d.BacktestsErr = s.jobList(ctx)
+	s.render(w, r, http.StatusConflict, "draft", ss, page{Title: "Draft", Nav: "rules", Errs: map[string]string{}, Problem: conflictProblem(what, c), Data: d})
 }
 
 type draftLine struct {
@@ -450,6 +519,21 @@ func (s *Server) saveDraft(ctx context.Context, who string, draft []byte, base s
 	return s.put(ctx, Item{Kind: ItemDraftBase, ID: who, Admin: who, Body: []byte(base)})
 }
 
+// dropDraftIf drops who's saved draft if it is still revision rev (promoted, or discarded from a
+// page that showed it): a draft saved from another tab meanwhile stays.
+func (s *Server) dropDraftIf(ctx context.Context, who, rev string) (bool, error) {
+	s.draftMu.Lock()
+	defer s.draftMu.Unlock()
+	_, cur, err := s.savedDraft(ctx, who)
+	if err != nil {
+		return false, err
+	}
+	if cur != noDraft && cur != rev {
+		return false, nil
+	}
+	return true, s.dropDraft(ctx, who)
+}
+
 func (s *Server) dropDraft(ctx context.Context, who string) error {
 	if err := s.put(ctx, Item{Kind: ItemDraft, ID: who, Admin: who, Deleted: true}); err != nil {
 		return err
@@ -473,9 +557,14 @@ func (s *Server) draftPage(w http.ResponseWriter, r *http.Request, ss *session) 
 		p.Problem = notAvailable("live pack", err)
 	}
 	d.Live, d.Base = live, live.Version
-	draft, err := s.draftOf(ctx, ss.who)
+	it, rev, err := s.savedDraft(ctx, ss.who)
 	if err != nil {
 		p.Problem = notAvailable("your saved draft", err)
+	}
+	draft := it.Body
+	d.Rev = rev
+	if rev != draftRev(draft) {
+		draft = nil // none saved (or unreadable): the live pack
 	}
 	if draft == nil {
 		draft = live.Content
@@ -523,12 +612,34 @@ func (s *Server) draftPost(w http.ResponseWriter, r *http.Request, ss *session) 
 		s.render(w, r, http.StatusBadRequest, "draft", ss, p)
 		return
 	}
-	if schemas.ContainsPhone(draft) {
+	// The page sends the revision of the saved draft it showed: when the draft was saved since
+	// (another tab, another window), this page's draft would replace that change unseen. Nothing
+	// is done then; the page shows both. On this node the check and the write are one step
+	// (draftMu); two nodes both writing in the milliseconds between them is not caught.
+	s.draftMu.Lock()
+	conflict, rev, err := s.draftConflictOf(ctx, ss.who, r.PostForm.Get("rev"), []byte(draft))
+	d.Rev = rev
+	switch {
+	case err != nil:
+		// Unchecked, it is not written; the draft is on the page still: carry on with the action.
+		p.Problem = "The draft is not saved: " + err.Error()
+	case conflict != nil, action == "discard":
+	case schemas.ContainsPhone(draft):
 		// Drafts are kept in console_state (ClickHouse) as typed; lint shows where the number is.
 		p.Problem = "The draft is not saved: it holds a phone number, which riskflow never keeps in plaintext (lint shows where)."
-	} else if err := s.saveDraft(ctx, ss.who, []byte(draft), d.Base); err != nil {
-		// The draft is on the page still: say it is not saved, and carry on with the action.
-		p.Problem = "The draft is not saved: " + err.Error()
+	default:
+		if err := s.saveDraft(ctx, ss.who, []byte(draft), d.Base); err != nil {
+			// The draft is on the page still: say it is not saved, and carry on with the action.
+			p.Problem = "The draft is not saved: " + err.Error()
+		} else {
+			d.Rev = draftRev([]byte(draft))
+		}
+	}
+	s.draftMu.Unlock()
+	if conflict != nil {
+		what := map[string]string{"promote": "Not promoted", "discard": "Not discarded"}[action]
+		s.renderConflict(ctx, w, r, ss, cmp.Or(what, "Not saved"), conflict, d)
+		return
 	}
 	// Every action lints first: a draft that does not compile cannot be tested or promoted.
 	d.Lint, d.Linted = s.d.Rules.Lint([]byte(draft)), true
@@ -622,7 +733,7 @@ func (s *Server) draftPost(w http.ResponseWriter, r *http.Request, ss *session) 
 			}
 			break
 		}
-		if err := s.dropDraft(ctx, ss.who); err != nil {
+		if _, err := s.dropDraftIf(ctx, ss.who, d.Rev); err != nil {
 			s.log.Warn("console: promoted, but the draft could not be dropped", "admin", ss.who, "err", err)
 		}
 		s.log.Info("console: rule pack promoted", "admin", ss.who, "version", info.Version)
@@ -633,7 +744,11 @@ func (s *Server) draftPost(w http.ResponseWriter, r *http.Request, ss *session) 
 		http.Redirect(w, r, "/console/rules?"+s.notice(ss, msg), http.StatusSeeOther)
 		return
 	case "discard":
-		if err := s.dropDraft(ctx, ss.who); err != nil {
+		dropped, err := s.dropDraftIf(ctx, ss.who, d.Rev)
+		if err == nil && !dropped {
+			err = errors.New("your draft was saved again in another tab or window meanwhile; open it and discard it from there")
+		}
+		if err != nil {
 			p.Problem = "Not discarded: " + err.Error()
 			status = http.StatusServiceUnavailable
 			break

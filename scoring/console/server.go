@@ -40,11 +40,13 @@ type Server struct {
 	pages map[string]*template.Template
 	mux   *http.ServeMux
 
-	mu     sync.Mutex
-	jobs   *jobs // backtests running on this node (every node's runs are in Deps.State)
-	shared bool  // Deps.State was given: drafts, requests and runs are every node's
-	cache  map[Filter]cachedOverview
-	lastAt time.Time // the newest Item.At this node wrote
+	mu sync.Mutex
+	// draftMu makes checking the revision of an admin's saved draft and writing it one step.
+	draftMu sync.Mutex
+	jobs    *jobs // backtests running on this node (every node's runs are in Deps.State)
+	shared  bool  // Deps.State was given: drafts, requests and runs are every node's
+	cache   map[Filter]cachedOverview
+	lastAt  time.Time // the newest Item.At this node wrote
 	// endedWarned is when ended last logged that the shared state could not be read (unix ns).
 	endedWarned atomic.Int64
 }

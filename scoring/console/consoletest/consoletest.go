@@ -20,6 +20,9 @@ type Browser struct {
 	HTTP *http.Client
 	// CSRF, when set, is added to every form Post sends (Login returns the session's token).
 	CSRF string
+	// DraftRev is the revision of the saved draft of the last draft page this browser got (its
+	// form's rev), which Post sends with a draft form that names none, as that page's form does.
+	DraftRev string
 }
 
 // New returns a browser on the console at base, using hc's transport (its TLS trust: the session
@@ -34,6 +37,22 @@ func New(t testing.TB, base string, hc *http.Client) *Browser {
 // Fork is another browser on the same console: same transport, its own cookies, no token.
 func (b *Browser) Fork() *Browser { return New(b.T, b.Base, b.HTTP) }
 
+// Tab is another tab of the same browser: the same cookies and token, and pages of its own (the
+// draft revision its forms send).
+func (b *Browser) Tab() *Browser {
+	t := *b
+	return &t
+}
+
+var revInPage = regexp.MustCompile(`<input type="hidden" name="rev" value="([^"]*)">`)
+
+// sawPage keeps what a page's forms would send next.
+func (b *Browser) sawPage(body string) {
+	if m := revInPage.FindStringSubmatch(body); m != nil {
+		b.DraftRev = m[1]
+	}
+}
+
 // Get fetches path and returns the status, the body and the headers.
 func (b *Browser) Get(path string) (int, string, http.Header) {
 	b.T.Helper()
@@ -43,14 +62,19 @@ func (b *Browser) Get(path string) (int, string, http.Header) {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
+	b.sawPage(string(body))
 	return resp.StatusCode, string(body), resp.Header
 }
 
-// Post submits form to path as a browser does (form encoding, Origin), with the CSRF token if set.
+// Post submits form to path as a browser does (form encoding, Origin), with the CSRF token if set
+// and, to the draft's forms, the draft revision of the last draft page unless form names one.
 func (b *Browser) Post(path string, form url.Values) (int, string, http.Header) {
 	b.T.Helper()
 	if b.CSRF != "" {
 		form.Set("csrf", b.CSRF)
+	}
+	if _, set := form["rev"]; !set && b.DraftRev != "" && (path == "/console/rules/draft" || path == "/console/backtests") {
+		form.Set("rev", b.DraftRev)
 	}
 	req, _ := http.NewRequest(http.MethodPost, b.Base+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -61,6 +85,7 @@ func (b *Browser) Post(path string, form url.Values) (int, string, http.Header) 
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
+	b.sawPage(string(body))
 	return resp.StatusCode, string(body), resp.Header
 }
 

@@ -52,10 +52,11 @@
     setTimeout(tick, 500);
   }
   // The backtest form sends the draft as it is in the editor (and the version it was edited
-  // from), not only the one saved by the last lint: an edit made after it would not be backtested.
+  // from, and the revision of the saved draft the page showed), not only the one saved by the last lint: an edit made after it would not be backtested.
   function backtestTheEditor() {
     var form = document.getElementById("backtest-form"), editor = document.getElementById("draft");
     var base = document.querySelector("#draft-form input[name=base]");
+    var rev = document.querySelector("#draft-form input[name=rev]");
     if (!form || !editor) return;
     function field(name, value) {
       var f = form.querySelector("input[name=" + name + "]");
@@ -65,6 +66,7 @@
     form.addEventListener("submit", function () {
       field("draft", editor.value);
       if (base) field("base", base.value);
+      if (rev) field("rev", rev.value);
     });
   }
   document.addEventListener("DOMContentLoaded", function () { drawCharts(); pollJob(); backtestTheEditor(); });
