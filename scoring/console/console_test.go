@@ -420,8 +420,8 @@ func TestBacktestProgressAndCancel(t *testing.T) {
 	bt := &blockingBacktest{started: make(chan struct{})}
 	c := newServer(t, console.Deps{Rules: &fakeRules{live: console.PackInfo{Content: []byte("pack: p\n")}}, Backtest: bt})
 	csrf := c.Login("alice", "a-secret")
-	if code, _, h := c.Post("/console/backtests", url.Values{"csrf": {csrf}, "hours": {"0"}}); code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "hours") {
-		t.Errorf("0 hours: %d %s", code, h.Get("Location"))
+	if code, body, _ := c.Post("/console/backtests", url.Values{"csrf": {csrf}, "hours": {"0"}}); code != http.StatusBadRequest || !strings.Contains(body, `<span class="err" id="err-hours">hours: a whole number from 1 to 168</span>`) {
+		t.Errorf("0 hours: %d, no error next to hours", code)
 	}
 	code, _, h := c.Post("/console/backtests", url.Values{"csrf": {csrf}, "hours": {"4"}})
 	if code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/console/backtests/") {
@@ -1654,5 +1654,98 @@ func TestDraftSavedInAnotherTabIsNotOverwritten(t *testing.T) {
 	// A discard from an up-to-date page works whatever the editor holds.
 	if code, _, _ := tab2.Post("/console/rules/draft", url.Values{"action": {"discard"}, "draft": {"pack: p\nrules: [edited, unsaved]\n"}}); code != http.StatusSeeOther || saved() != "" {
 		t.Errorf("discard: %d, saved %q", code, saved())
+	}
+}
+
+var (
+	controlTag = regexp.MustCompile(`<(input|select|textarea)\b[^>]*>`)
+	attrOf     = func(tag, name string) (string, bool) {
+		m := regexp.MustCompile(`\s` + name + `="([^"]*)"`).FindStringSubmatch(tag)
+		if m == nil {
+			return "", false
+		}
+		return m[1], true
+	}
+	errSpan = regexp.MustCompile(`<span class="err"[^>]*>`)
+)
+
+// checkFormAccessibility checks a page's forms as a screen reader meets them: every control has a
+// label (one around it, or one naming its id), and every error next to a field is that field's
+// description, the field marked invalid.
+func checkFormAccessibility(t *testing.T, page, body string) {
+	t.Helper()
+	described := map[string]bool{}
+	for _, loc := range controlTag.FindAllStringIndex(body, -1) {
+		tag := body[loc[0]:loc[1]]
+		if typ, _ := attrOf(tag, "type"); typ == "hidden" || typ == "submit" || strings.Contains(tag, " hidden") {
+			continue
+		}
+		id, _ := attrOf(tag, "id")
+		before := body[:loc[0]]
+		wrapped := strings.LastIndex(before, "<label") > strings.LastIndex(before, "</label>")
+		if !wrapped && (id == "" || !strings.Contains(body, `<label for="`+id+`"`)) {
+			t.Errorf("%s: control without a label: %s", page, tag)
+		}
+		inv, _ := attrOf(tag, "aria-invalid")
+		desc, hasDesc := attrOf(tag, "aria-describedby")
+		if inv == "true" && !hasDesc {
+			t.Errorf("%s: %s is invalid without saying why (aria-describedby)", page, tag)
+		}
+		for _, d := range strings.Fields(desc) {
+			if !strings.Contains(body, `id="`+d+`"`) {
+				t.Errorf("%s: %s is described by #%s, which is not on the page", page, tag, d)
+			}
+			if inv == "true" {
+				described[d] = true
+			}
+		}
+	}
+	for _, tag := range errSpan.FindAllString(body, -1) {
+		id, _ := attrOf(tag, "id")
+		if id == "" || !described[id] {
+			t.Errorf("%s: error %s is tied to no field (aria-describedby of a field marked aria-invalid)", page, tag)
+		}
+	}
+}
+
+// The draft's editor had no label, and an error next to a field was a span nothing pointed at: a
+// screen reader said "edit text" and never read the error with the field.
+func TestFormsAreLabelledAndErrorsTiedToTheirFields(t *testing.T) {
+	rules := &fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a1", Content: []byte("pack: p\n")}}
+	c := newServer(t, console.Deps{Rules: rules, Lists: &fakeLists{}, Backtest: &recordingBacktest{}})
+	_, body, _ := c.Get("/console/login")
+	checkFormAccessibility(t, "login", body)
+	_, body, _ = c.Post("/console/login", url.Values{"name": {"alice"}, "secret": {""}})
+	checkFormAccessibility(t, "login without a secret", body)
+	if !strings.Contains(body, `aria-invalid="true"`) {
+		t.Error("login without a secret: no field marked invalid")
+	}
+	c.CSRF = c.Login("alice", "a-secret")
+	pages := map[string]string{}
+	_, pages["draft"], _ = c.Get("/console/rules/draft")
+	if !strings.Contains(pages["draft"], `<label for="draft"`) {
+		t.Error("the draft's editor has no label")
+	}
+	_, pages["draft with problems"], _ = c.Post("/console/rules/draft", url.Values{"action": {"lint"}, "draft": {"pack: p\n  bad: 1\n"}})
+	_, pages["empty draft"], _ = c.Post("/console/rules/draft", url.Values{"action": {"lint"}, "draft": {" "}})
+	code, body, _ := c.Post("/console/backtests", url.Values{"hours": {"0"}, "draft": {"pack: p\n# not saved yet\n"}})
+	if code != http.StatusBadRequest || !strings.Contains(body, `id="err-hours"`) || !strings.Contains(body, "# not saved yet\n</textarea>") {
+		t.Errorf("backtest of 0 hours: %d, the error not next to hours or the editor's draft gone:\n%s", code, body)
+	}
+	pages["backtest of 0 hours"] = body
+	_, pages["lists"], _ = c.Get("/console/lists")
+	_, pages["bad list entry"], _ = c.Post("/console/lists", url.Values{"action": {"deny"}, "kind": {"ip"}, "value": {"300.1.1.1"}, "why": {""}})
+	_, pages["investigate"], _ = c.Get("/console/investigate")
+	_, pages["bad lookup"], _ = c.Get("/console/investigate?kind=ip&value=nope")
+	_, pages["overview"], _ = c.Get("/console/overview")
+	_, pages["bad overview range"], _ = c.Get("/console/overview?range=custom&from=x&to=y&app=a%20b")
+	_, pages["bad overview range name"], _ = c.Get("/console/overview?range=2y")
+	for name, body := range pages {
+		checkFormAccessibility(t, name, body)
+	}
+	for _, name := range []string{"draft with problems", "empty draft", "backtest of 0 hours", "bad list entry", "bad lookup", "bad overview range", "bad overview range name"} {
+		if !strings.Contains(pages[name], `aria-invalid="true"`) {
+			t.Errorf("%s: no field marked invalid", name)
+		}
 	}
 }

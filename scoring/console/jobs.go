@@ -291,6 +291,27 @@ func (s *Server) watchJob(ctx context.Context, j *job) {
 	}
 }
 
+// postedDraft is the draft page of the draft a form sent (the backtest form sends the editor's).
+func (s *Server) postedDraft(ctx context.Context, r *http.Request, who string) draftData {
+	d := draftData{MaxHours: s.d.MaxHours, Shared: s.shared, Draft: strings.ReplaceAll(r.PostForm.Get("draft"), "\r\n", "\n"),
+		Rev: r.PostForm.Get("rev"), Base: r.PostForm.Get("base")}
+	if s.d.Rules != nil {
+		d.Live, _ = s.d.Rules.Live(ctx)
+	}
+	if strings.TrimSpace(d.Draft) == "" {
+		// No editor's text (a page without its script): the saved draft, else the live pack.
+		it, rev, err := s.savedDraft(ctx, who)
+		d.Draft, d.Rev = string(d.Live.Content), rev
+		if err == nil && rev != noDraft {
+			d.Draft = string(it.Body)
+		}
+	}
+	if !versionPattern.MatchString(d.Base) {
+		d.Base = d.Live.Version
+	}
+	return d
+}
+
 func (s *Server) backtestStart(w http.ResponseWriter, r *http.Request, ss *session) {
 	hours, err := strconv.Atoi(r.PostForm.Get("hours"))
 	back := func(msg string) {
@@ -301,7 +322,14 @@ func (s *Server) backtestStart(w http.ResponseWriter, r *http.Request, ss *sessi
 		back("Backtest: " + notAvailable("backtests", ErrNotAvailable))
 		return
 	case err != nil || hours < 1 || hours > s.d.MaxHours:
-		back(fmt.Sprintf("hours: a whole number from 1 to %d", s.d.MaxHours))
+		// Next to the field, with the editor's draft as sent (a redirect to the draft page
+		// showed the saved one: an edit not saved yet was gone).
+		pctx, pcancel := pageCtx(r)
+		defer pcancel()
+		d := s.postedDraft(pctx, r, ss.who)
+		d.Backtests, d.BacktestsErr = s.jobList(pctx)
+		s.render(w, r, http.StatusBadRequest, "draft", ss, page{Title: "Draft", Nav: "rules", Data: d,
+			Errs: map[string]string{"hours": fmt.Sprintf("hours: a whole number from 1 to %d", s.d.MaxHours)}})
 		return
 	}
 	pctx, pcancel := pageCtx(r)
@@ -327,13 +355,8 @@ func (s *Server) backtestStart(w http.ResponseWriter, r *http.Request, ss *sessi
 			s.log.Warn("console: backtest of a draft not saved", "admin", ss.who, "err", err)
 		}
 		if conflict != nil {
-			d := draftData{MaxHours: s.d.MaxHours, Shared: s.shared, Draft: posted, Rev: rev, Base: r.PostForm.Get("base")}
-			if s.d.Rules != nil {
-				d.Live, _ = s.d.Rules.Live(pctx)
-			}
-			if !versionPattern.MatchString(d.Base) {
-				d.Base = d.Live.Version
-			}
+			d := s.postedDraft(pctx, r, ss.who)
+			d.Rev = rev
 			s.renderConflict(pctx, w, r, ss, "Backtest not started", conflict, d)
 			return
 		}

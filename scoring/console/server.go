@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -189,6 +190,8 @@ func cacheFor(h http.Handler, d time.Duration) http.Handler {
 	})
 }
 
+var fieldName = regexp.MustCompile(`^[a-z_]{1,32}$`)
+
 // page is what every template gets.
 type page struct {
 	Title   string
@@ -220,6 +223,14 @@ var funcs = template.FuncMap{
 		return template.JS(b), err
 	},
 	"join": strings.Join,
+	// invalid marks a form's field whose error (id err-FIELD, next to it) is in errs: a screen
+	// reader then says the field is invalid, and reads the error with it.
+	"invalid": func(errs map[string]string, field string) template.HTMLAttr {
+		if errs[field] == "" || !fieldName.MatchString(field) {
+			return ""
+		}
+		return template.HTMLAttr(`aria-invalid="true" aria-describedby="err-` + field + `"`)
+	},
 	// vis shows free text apps stored (event, decision, device and app ids, error codes) with
 	// its invisible formatting characters as \u escapes: the decoder lets U+202E and its kind
 	// through, and one such id showed the rest of its cell reversed (the examples of a backtest
