@@ -1749,3 +1749,35 @@ func TestFormsAreLabelledAndErrorsTiedToTheirFields(t *testing.T) {
 		}
 	}
 }
+
+// reasonHistory's decision was served with a reason a rule wrote from the event's app_id, which
+// events may hold formatting characters in.
+type reasonHistory struct{ countingHistory }
+
+func (h *reasonHistory) Activity(context.Context, console.Lookup, int) (console.Activity, error) {
+	return console.Activity{Decisions: []console.Decision{{AppID: "a1", DecisionID: "d1", Score: 600,
+		Hits: []string{"app_burst (enforce): 40 logins for app a1\u202eexe.txt in 10 min"}}}}, nil
+}
+
+type reasonExplain struct{}
+
+func (reasonExplain) Explain(context.Context, console.Lookup) ([]console.Feature, error) {
+	return []console.Feature{{Name: "matches now: app_burst", Value: "enforce 600: 40 logins for app a1\u202eexe.txt"}}, nil
+}
+
+// Reasons are written from event fields (a rule's "{app_id}", "{error_code}"): shown as served,
+// a U+202E in one reversed the rest of the cell, as ids did before they were shown escaped.
+func TestReasonsShowFormattingCharacters(t *testing.T) {
+	c := newServer(t, console.Deps{History: &reasonHistory{}, Explain: reasonExplain{}, Lists: &fakeLists{}})
+	c.Login("alice", "a-secret")
+	_, body, _ := c.Get("/console/investigate?kind=ip&value=192.0.2.1")
+	for _, want := range []string{`app a1\u202Eexe.txt in 10 min`, `enforce 600: 40 logins for app a1\u202Eexe.txt`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the page lacks %s", want)
+		}
+	}
+	shown := regexp.MustCompile(`<input type="hidden"[^>]*>`).ReplaceAllString(body, "")
+	if strings.Contains(shown, "\u202e") {
+		t.Error("a formatting character is shown on the page")
+	}
+}
