@@ -1781,3 +1781,38 @@ func TestReasonsShowFormattingCharacters(t *testing.T) {
 		t.Error("a formatting character is shown on the page")
 	}
 }
+
+// Where a form comes back to after it is done stays on this console: a path that leaves it once
+// cleaned ("/console/investigate/../../\evil.com" was sent as "/\evil.com", which browsers read
+// as //evil.com) goes to the console's own page instead.
+func TestRedirectsStayOnTheConsole(t *testing.T) {
+	c := newServer(t, console.Deps{Labels: &okLabels{}, Lists: &fakeLists{}})
+	offsite := func(loc string) bool {
+		u, err := url.Parse(strings.NewReplacer("\\", "/", "\t", "", "\n", "", "\r", "").Replace(loc))
+		return err != nil || u.Host != "" || u.Scheme != "" || !strings.HasPrefix(u.Path, "/console/")
+	}
+	evil := []string{`/console/investigate/../../\evil.com`, "/console/investigate/../../\t/evil.com", "/console/investigate/../..//evil.com",
+		`/console/investigate\..\..\evil.com`, "//evil.com/console/investigate", "https://evil.com/console/investigate", "/console/investigate/%2e%2e/%2e%2e/%5cevil.com"}
+	c.CSRF = c.Login("alice", "a-secret")
+	for _, back := range evil {
+		code, _, h := c.Post("/console/investigate/label", url.Values{"app_id": {"a1"}, "target": {"event"}, "id": {"e1"}, "label": {"fraud"}, "back": {back}})
+		if code != http.StatusSeeOther || offsite(h.Get("Location")) || !strings.HasPrefix(h.Get("Location"), "/console/investigate") {
+			t.Errorf("label with back=%q: %d → %q", back, code, h.Get("Location"))
+		}
+	}
+	for _, next := range evil {
+		code, _, h := c.Post("/console/login", url.Values{"name": {"alice"}, "secret": {"a-secret"}, "next": {next}})
+		if code != http.StatusSeeOther || offsite(h.Get("Location")) {
+			t.Errorf("login with next=%q: %d → %q", next, code, h.Get("Location"))
+		}
+	}
+	// The page it came from is where it goes back to.
+	_, _, h := c.Post("/console/investigate/label", url.Values{"app_id": {"a1"}, "target": {"event"}, "id": {"e1"}, "label": {"fraud"}, "back": {"/console/investigate?kind=ip&value=192.0.2.1"}})
+	if !strings.HasPrefix(h.Get("Location"), "/console/investigate?kind=ip&value=192.0.2.1&msg=") {
+		t.Errorf("label: back to %q", h.Get("Location"))
+	}
+}
+
+type okLabels struct{}
+
+func (okLabels) Mark(context.Context, string, string, string, string, string) error { return nil }

@@ -1183,7 +1183,7 @@ func (s *Server) label(w http.ResponseWriter, r *http.Request, ss *session) {
 	defer cancel()
 	f := r.PostForm
 	label, app, target, id, back := f.Get("label"), f.Get("app_id"), f.Get("target"), f.Get("id"), f.Get("back")
-	if !strings.HasPrefix(back, "/console/investigate") {
+	if p, ok := consolePath(back); !ok || p != "/console/investigate" {
 		back = "/console/investigate"
 	}
 	sep := "&"

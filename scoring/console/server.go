@@ -16,12 +16,14 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/internal/secret"
@@ -455,10 +457,29 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 
 // safeNext keeps a post-login redirect inside the console.
 func safeNext(n string) string {
-	if strings.HasPrefix(n, "/console/") && !strings.HasPrefix(n, "//") && !strings.ContainsAny(n, "\\\r\n") {
+	if _, ok := consolePath(n); ok {
 		return n
 	}
 	return "/console/overview"
+}
+
+// consolePath returns the path a redirect to n leads to, cleaned as a browser reads it, and
+// whether n is a path on this console: no scheme or host, no backslash (a browser reads "/\x" as
+// "//x", another site), no tab or line break (a browser drops them: "/\t/x" is "//x"), and its
+// path, once its dot segments (%2e too) are resolved, still under /console/.
+func consolePath(n string) (string, bool) {
+	if !strings.HasPrefix(n, "/console/") || strings.ContainsFunc(n, func(r rune) bool { return r == '\\' || unicode.IsControl(r) }) {
+		return "", false
+	}
+	u, err := url.Parse(n)
+	if err != nil || u.Scheme != "" || u.Host != "" || strings.ContainsFunc(u.Path, func(r rune) bool { return r == '\\' || unicode.IsControl(r) }) {
+		return "", false
+	}
+	p := path.Clean(u.Path)
+	if !strings.HasPrefix(p+"/", "/console/") {
+		return "", false
+	}
+	return p, true
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request, ss *session) {
