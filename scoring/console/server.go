@@ -304,7 +304,7 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, *session)) ht
 		}
 		if ss == nil {
 			if r.Method == http.MethodGet && !strings.HasSuffix(r.URL.Path, "/progress") {
-				http.Redirect(w, r, "/console/login?next="+urlQueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				http.Redirect(w, r, "/console/login?next="+urlQueryEscape(withoutNumber(r.URL.RequestURI())), http.StatusSeeOther)
 				return
 			}
 			if r.Method == http.MethodPost && r.Header.Get("Origin") != "" && sameOrigin(r) {
@@ -390,7 +390,7 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
 		return
 	}
-	s.render(w, r, http.StatusOK, "login", nil, page{Title: "Log in", Form: map[string]string{"next": r.URL.Query().Get("next")}, Problem: plainHTTP(r)})
+	s.render(w, r, http.StatusOK, "login", nil, page{Title: "Log in", Form: map[string]string{"next": withoutNumber(r.URL.Query().Get("next"))}, Problem: plainHTTP(r)})
 }
 
 // plainHTTP warns when the page came over HTTP from a host a browser does not treat as secure:
@@ -458,9 +458,29 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 // safeNext keeps a post-login redirect inside the console.
 func safeNext(n string) string {
 	if _, ok := consolePath(n); ok {
-		return n
+		return withoutNumber(n)
 	}
 	return "/console/overview"
+}
+
+// withoutNumber is a console URL without its query when the query holds a phone number (a link
+// to a number's page, opened without a session): the number goes into no further URL or form.
+func withoutNumber(uri string) string {
+	p, q, found := strings.Cut(uri, "?")
+	if !found {
+		return uri
+	}
+	for range 3 { // as typed, and escaped once or twice on its way through next=
+		if schemas.ContainsPhone(q) {
+			return p
+		}
+		u, err := url.QueryUnescape(q)
+		if err != nil || u == q {
+			break
+		}
+		q = u
+	}
+	return uri
 }
 
 // consolePath returns the path a redirect to n leads to, cleaned as a browser reads it, and
