@@ -156,6 +156,10 @@ func (s *Server) pendingPost(w http.ResponseWriter, r *http.Request, ss *session
 	back := func(msg string) {
 		http.Redirect(w, r, "/console/rules?"+s.notice(ss, msg), http.StatusSeeOther)
 	}
+	// One decision at a time on this node, each reading the request afresh: a withdrawal while
+	// another admin's approval was promoting said "withdrawn" of a request that went live.
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
 	p, err := s.pendingOf(ctx, id)
 	if err != nil {
 		back("Promotion requests: " + err.Error())

@@ -1841,3 +1841,56 @@ func TestLoginRedirectCarriesNoNumber(t *testing.T) {
 		t.Errorf("login with a number in next: %d → %q", code, h.Get("Location"))
 	}
 }
+
+// slowRules promotes only once released, saying when a promotion started.
+type slowRules struct {
+	fakeRules
+	entered, release chan struct{}
+}
+
+func (f *slowRules) Promote(ctx context.Context, draft []byte, who string) (console.PackInfo, error) {
+	close(f.entered)
+	<-f.release
+	return f.fakeRules.Promote(ctx, draft, who)
+}
+
+// A request withdrawn while another admin's approval of it was promoting: the withdrawal said
+// "withdrawn" and the pack went live all the same. Decisions on a request are taken one at a
+// time: the withdrawal, after the approval, finds the request gone and says so.
+func TestWithdrawalDuringAnApproval(t *testing.T) {
+	rules := &slowRules{fakeRules: fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a1", Content: []byte("pack: p\n")}},
+		entered: make(chan struct{}), release: make(chan struct{})}
+	alice := newServer(t, console.Deps{Rules: rules, Approvals: 2})
+	alice.CSRF = alice.Login("alice", "a-secret")
+	alice.Post("/console/rules/draft", url.Values{"action": {"promote"}, "draft": {"pack: p\nrules: []\n"}})
+	_, body, _ := alice.Get("/console/rules")
+	m := pendingLink(t, body, "the request is not listed")
+	bob := alice.Fork()
+	bob.CSRF = bob.Login("bob", "b-secret")
+	approved := make(chan string)
+	go func() {
+		_, _, h := bob.Post(m[1], url.Values{"decision": {"approve"}})
+		approved <- h.Get("Location")
+	}()
+	<-rules.entered
+	withdrawn := make(chan string)
+	go func() {
+		_, _, h := alice.Post(m[1], url.Values{"decision": {"withdraw"}})
+		withdrawn <- h.Get("Location")
+	}()
+	var wloc string
+	select {
+	case wloc = <-withdrawn: // answered while the promotion was under way
+		close(rules.release)
+	case <-time.After(time.Second): // or waits for it: either way its answer is read below
+		close(rules.release)
+		wloc = <-withdrawn
+	}
+	aloc := <-approved
+	if !strings.Contains(aloc, "approved+by+bob") || len(rules.promoted) != 1 {
+		t.Fatalf("approval: %s, promoted %v", aloc, rules.promoted)
+	}
+	if strings.Contains(wloc, "withdrawn+by+alice") {
+		t.Errorf("the withdrawal said %q of a request that went live", wloc)
+	}
+}

@@ -46,10 +46,12 @@ type Server struct {
 	mu sync.Mutex
 	// draftMu makes checking the revision of an admin's saved draft and writing it one step.
 	draftMu sync.Mutex
-	jobs    *jobs // backtests running on this node (every node's runs are in Deps.State)
-	shared  bool  // Deps.State was given: drafts, requests and runs are every node's
-	cache   map[Filter]cachedOverview
-	lastAt  time.Time // the newest Item.At this node wrote
+	// pendingMu makes a decision on a promotion request (approve, withdraw) one step on this node.
+	pendingMu sync.Mutex
+	jobs      *jobs // backtests running on this node (every node's runs are in Deps.State)
+	shared    bool  // Deps.State was given: drafts, requests and runs are every node's
+	cache     map[Filter]cachedOverview
+	lastAt    time.Time // the newest Item.At this node wrote
 	// endedWarned is when ended last logged that the shared state could not be read (unix ns).
 	endedWarned atomic.Int64
 }
