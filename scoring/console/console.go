@@ -7,6 +7,10 @@
 // with the admin keys (api.admin_keys); sessions are signed cookies (Secure, HttpOnly,
 // SameSite=Strict) and every POST carries a CSRF token tied to the session (auth.go).
 //
+// An admin's draft is saved with every action on it; each draft page carries the revision of the
+// saved draft it showed, and a save from a page shown before another save (a second tab) is
+// refused with what differs, never applied over it unseen (pages.go: draftConflictOf).
+//
 // Everything the console reads or changes goes through the small interfaces below, declared here
 // and implemented in cmd/riskflow. A part a node cannot provide answers ErrNotAvailable and the
 // page says so instead of failing.
