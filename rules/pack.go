@@ -314,6 +314,10 @@ func compileWith(data []byte, env *Env, file string, bounded bool) (*Pack, error
 		c.errAt(rulesNode, "", "rules", "must be a list of rules")
 	case len(rulesNode.Content) == 0:
 		c.errAt(rulesNode, "", "rules", "empty pack: at least one rule is required")
+	case len(rulesNode.Content) > MaxRules:
+		// Refused before compiling: a pack of a million rules would take minutes to compile.
+		c.errAt(rulesNode, "", "rules", "%d rules: a pack holds at most %d (every rule, shadow ones too, runs on every check and may add a hit to its verdict)",
+			len(rulesNode.Content), MaxRules)
 	default:
 		seen := make(map[string]int)
 		tagIdx := make(map[string]int)
@@ -336,6 +340,7 @@ func compileWith(data []byte, env *Env, file string, bounded bool) (*Pack, error
 			p.uses = append(p.uses, r.uses...)
 		}
 		c.packCost(rulesNode, p.Rules)
+		c.packHits(rulesNode, p.Rules)
 	}
 	slices.Sort(p.uses)
 	p.uses = slices.Compact(p.uses)
@@ -365,6 +370,49 @@ func (c *compiler) packCost(at *yaml.Node, rs []*Rule) {
 	}
 	c.errAt(at, "", "rules", "too expensive together: the %d rules' estimated worst-case cost adds up to %s, over the pack's limit of %d "+
 		"(every rule, shadow ones too, runs on every check); the costliest: %s", len(rs), costString(total), MaxPackCost, strings.Join(names, ", "))
+}
+
+// Bounds of what a pack's verdicts carry. A verdict holds a hit for every matched rule, shadow ones
+// too, each with its rendered reason, and goes to the caller, risk.scores, risk.decisions and
+// ClickHouse: 20,000 shadow rules `true` (cost 0, under MaxPackCost) made every score record 2.9 MB,
+// over the broker's message size, and every event was dead-lettered instead of scored.
+const (
+	// MaxRules is the most rules a pack holds.
+	MaxRules = 4096
+	// MaxHitsBytes bounds the hits of one verdict when every rule matches (their JSON, reasons as
+	// long as they can be rendered; see MaxReasonBytes): a quarter of Kafka's default message
+	// size, which the verdict's detail, a copy of some reasons, shares. The default pack's 32
+	// rules: 9,852 bytes.
+	MaxHitsBytes = 256 << 10
+)
+
+// hitJSON is a hit's JSON (schemas.RuleHit) without its strings, with a list's comma.
+const hitJSON = `{"rule":"","tag":"","score":900,"mode":"","reason":""},`
+
+// hitBytes is the most a hit of r takes in a verdict's JSON (escapes aside).
+func (r *Rule) hitBytes(env *Env) int {
+	return len(hitJSON) + len(r.ID) + len(r.Tag) + len(r.Mode) + r.reason.maxLen(env)
+}
+
+// packHits refuses a pack whose verdict, were every rule to match, would carry more than
+// MaxHitsBytes of hits, naming the rules whose hits weigh most.
+func (c *compiler) packHits(at *yaml.Node, rs []*Rule) {
+	total := 0
+	for _, r := range rs {
+		total += r.hitBytes(c.env)
+	}
+	if total <= MaxHitsBytes {
+		return
+	}
+	top := slices.Clone(rs)
+	slices.SortStableFunc(top, func(a, b *Rule) int { return cmp.Compare(b.hitBytes(c.env), a.hitBytes(c.env)) })
+	var names []string
+	for _, r := range top[:min(5, len(top))] {
+		names = append(names, fmt.Sprintf("%s (%d bytes)", r.ID, r.hitBytes(c.env)))
+	}
+	c.errAt(at, "", "rules", "too large together: were all %d rules to match, the verdict would carry %d bytes of hits, over the pack's limit of %d "+
+		"(every hit, shadow ones too, goes with the verdict to the caller, risk.scores and risk.decisions; a score record over the broker's message size is dead-lettered, not scored); "+
+		"the largest (id, tag and longest reason): %s", len(rs), total, MaxHitsBytes, strings.Join(names, ", "))
 }
 
 // yamlLineRE is a syntax error of gopkg.in/yaml.v3: "yaml: line N: what".
@@ -627,6 +675,7 @@ func (c *compiler) rule(i int, n *yaml.Node, seen map[string]int) *Rule {
 		r.Reason = r.Description
 		r.reason = template{static: r.Description}
 	}
+	r.reason.static = clip(r.reason.static, MaxReasonBytes) // a long description, most likely
 
 	if len(c.errs) > before {
 		// Fields are checked in the order the compiler needs them (mode before level); the

@@ -104,10 +104,50 @@ func parseTemplate(s string, env *Env) (template, []templateError) {
 	return t, nil
 }
 
-// render writes the reason for in into buf (reused) and returns it as a new string.
+// MaxReasonBytes bounds a hit's reason: a longer one (a long description used as the reason, a
+// string variable far longer than usual) is cut at a character boundary and ends with "…". Every
+// verdict carries its hits' reasons to the caller, risk.scores, risk.decisions and ClickHouse.
+const MaxReasonBytes = 512
+
+// Longest rendering of a value of each type, for maxLen.
+const (
+	maxIntText    = len("-9223372036854775808")
+	maxDoubleText = len("-1.7976931348623157e+308")
+	maxBoolText   = len("false")
+)
+
+// maxLen is the most bytes a reason rendered from t holds, after clipping (MaxReasonBytes and the
+// ellipsis): its literal text and, for each placeholder, the longest value of its type (a string
+// as long as MaxStringSize, as cost estimates assume; a longer one is clipped with the reason).
+func (t *template) maxLen(env *Env) int {
+	n := len(t.static)
+	for _, sg := range t.segs {
+		switch {
+		case sg.name == "":
+			n += len(sg.lit)
+		case sg.plural:
+			n += max(len(sg.one)+strings.Count(sg.one, "#")*maxIntText, len(sg.other)+strings.Count(sg.other, "#")*maxIntText)
+		default:
+			switch env.byName[sg.name] {
+			case Int:
+				n += maxIntText
+			case Double:
+				n += maxDoubleText
+			case Bool:
+				n += maxBoolText
+			default:
+				n += MaxStringSize
+			}
+		}
+	}
+	return min(n, MaxReasonBytes+len("…"))
+}
+
+// render writes the reason for in into buf (reused) and returns it as a new string, clipped to
+// MaxReasonBytes.
 func (t *template) render(in Input, buf *[]byte) string {
 	if t.segs == nil {
-		return t.static
+		return t.static // clipped when compiled
 	}
 	b := (*buf)[:0]
 	for i := range t.segs {
@@ -128,6 +168,9 @@ func (t *template) render(in Input, buf *[]byte) string {
 		b = appendValue(b, v)
 	}
 	*buf = b
+	if len(b) > MaxReasonBytes {
+		return clip(string(b), MaxReasonBytes)
+	}
 	return string(b)
 }
 

@@ -1,0 +1,74 @@
+package rules
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// A pack's verdicts stay small enough to be written: every hit goes with the verdict to the
+// caller, risk.scores, risk.decisions and ClickHouse. 20,000 shadow rules `true` (cost 0, so under
+// MaxPackCost) made every score record 2.9 MB, over the broker's message size: every event was
+// dead-lettered instead of scored, and every /v1/risk/check verdict dropped from the decision log.
+func TestPackVerdictsStayWritable(t *testing.T) {
+	env := testEnv(t)
+	pack := func(n int, rule string) string {
+		var b strings.Builder
+		b.WriteString("pack: big\nrules:\n")
+		for i := range n {
+			fmt.Fprintf(&b, rule, i)
+		}
+		return b.String()
+	}
+	cases := []struct {
+		name, src, want string
+	}{
+		{"more rules than MaxRules", pack(MaxRules+1, "  - {id: r%d, tag: t, level: 300, mode: shadow, when: 'true'}\n"),
+			fmt.Sprintf("line 3:3: rules: %d rules: a pack holds at most %d", MaxRules+1, MaxRules)},
+		{"hits too large together", pack(1000, "  - {id: r%d, tag: t, level: 300, mode: shadow, when: 'true', reason: '"+strings.Repeat("x", 300)+"'}\n"),
+			"line 3:3: rules: too large together: were all 1000 rules to match, the verdict would carry"},
+		{"string placeholders count at MaxStringSize", pack(1000, "  - {id: r%d, tag: t, level: 300, when: 'true', reason: '{ip_type}'}\n"),
+			"too large together"},
+	}
+	for _, c := range cases {
+		_, err := Compile([]byte(c.src), env)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want %q", c.name, clip(fmt.Sprint(err), 400), c.want)
+		}
+	}
+	// Many small rules are fine: the bound is on what a verdict carries.
+	mustCompile(t, env, pack(1000, "  - {id: r%d, tag: t, level: 300, when: 'phone_verifies_10m > %[1]d', reason: '{phone_verifies_10m} checks'}\n"))
+}
+
+// A reason is at most MaxReasonBytes (and an ellipsis) in a hit, whatever the text or the values.
+func TestReasonsAreClipped(t *testing.T) {
+	env := testEnv(t)
+	long := strings.Repeat("é", MaxReasonBytes) // 2 bytes each: the cut falls inside one
+	p := mustCompile(t, env, `pack: p
+rules:
+  - {id: described, tag: a, level: 300, when: 'true', description: '`+long+`'}
+  - {id: valued, tag: b, level: 300, when: 'true', reason: 'type {ip_type}'}
+`)
+	var res Result
+	in := &structInput{ipType: strings.Repeat("x", 10*MaxReasonBytes)}
+	if err := p.Eval(in, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Hits) != 2 {
+		t.Fatalf("hits %v", res.Hits)
+	}
+	for _, h := range res.Hits {
+		if len(h.Reason) > MaxReasonBytes+len("…") || !strings.HasSuffix(h.Reason, "…") {
+			t.Errorf("%s: reason of %d bytes: %.40q…", h.Rule, len(h.Reason), h.Reason)
+		}
+		if d := res.Detail[h.Tag].Reason; d != h.Reason {
+			t.Errorf("%s: detail %.40q, hit %.40q", h.Rule, d, h.Reason)
+		}
+	}
+	if want := clip(long, MaxReasonBytes); res.Hits[0].Reason != want {
+		t.Errorf("description reason: %.40q…, want it cut at a character boundary", res.Hits[0].Reason)
+	}
+	if p.Rules[0].Reason != long {
+		t.Errorf("Rule.Reason is not the pack's text")
+	}
+}
