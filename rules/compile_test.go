@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode"
 )
 
 // testEnv is a small feature environment used across the tests.
@@ -518,5 +519,23 @@ func TestCompileYAMLSyntaxErrorNamesTheRule(t *testing.T) {
 	os.WriteFile(path, []byte(cases["tab"].src), 0o600)
 	if _, err := CompileFile(path, testEnv(t)); err == nil || err.Error() != path+":8: rule second: YAML: found a tab character that violates indentation" {
 		t.Errorf("CompileFile: %v", err)
+	}
+}
+
+// A compile error shows the control characters of a pack's ids and keys escaped: the errors go to
+// terminals (`riskflow rules lint`, `rules test`), logs and the console, and an id "\e[2J…" or a
+// key "\e]0;…\a" acted on the terminal of whoever linted the pack.
+func TestCompileErrorsEscapeControlCharacters(t *testing.T) {
+	src := "pack: p\nrules:\n  - id: \"\\e[2J\\e[31mPWNED\"\n    tag: \"a\\u202Eb\"\n    level: 300\n    when: phone_verifies_10m >= 3\n    \"\\e]0;title\\a\": 1\n    \"two\\nlines\": 1\n"
+	msgs := compileErrs(t, src)
+	all := strings.Join(msgs, "\n")
+	if strings.ContainsFunc(all, func(r rune) bool { return r != '\n' && (unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r)) }) {
+		t.Errorf("control characters in the errors: %q", all)
+	}
+	for _, want := range []string{`rule \x1b[2J\x1b[31mPWNED: id: "\x1b[2J\x1b[31mPWNED" is not valid`, `rule \x1b[2J\x1b[31mPWNED: \x1b]0;title\a: unknown key`,
+		`rule \x1b[2J\x1b[31mPWNED: two\nlines: unknown key`, `tag: "a\u202eb" is not valid`} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no error %q among:\n%s", want, all)
+		}
 	}
 }

@@ -192,7 +192,7 @@ func (c *compiler) errAt(n *yaml.Node, rule, field, format string, args ...any) 
 			args[i] = clip(schemas.MaskPhones(s), maxErrValue)
 		}
 	}
-	e := &CompileError{File: c.file, Rule: clip(schemas.MaskPhones(rule), maxErrName), Field: clip(schemas.MaskPhones(field), maxErrName), Msg: fmt.Sprintf(format, args...)}
+	e := &CompileError{File: c.file, Rule: errName(rule), Field: errName(field), Msg: escapeControls(fmt.Sprintf(format, args...), isBadControl)}
 	if n != nil {
 		e.Line, e.Column = n.Line, n.Column
 	}
@@ -208,6 +208,31 @@ const (
 	maxErrValue = 256 // a value or message quoted in a CompileError's Msg
 	maxErrText  = 4 << 10
 )
+
+// errName is a rule id or a key as a CompileError names it: numbers masked, clipped, and every
+// control or bidirectional character escaped (\x1b, \n, \u202e). A pack's ids and keys are
+// what its author typed, and the errors go to terminals (`riskflow rules lint`), logs and the
+// console: an id "\e[2J…" cleared the terminal of whoever linted the pack.
+func errName(s string) string {
+	return escapeControls(clip(schemas.MaskPhones(s), maxErrName), func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) })
+}
+
+// escapeControls writes every rune of s that bad reports as its Go escape.
+func escapeControls(s string, bad func(rune) bool) string {
+	if !strings.ContainsFunc(s, bad) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if bad(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
 
 // clip shortens s to at most n bytes (and an ellipsis), at a character boundary.
 func clip(s string, n int) string {
@@ -269,7 +294,7 @@ func compileWith(data []byte, env *Env, file string, bounded bool) (*Pack, error
 				line++
 				rule = ruleAtLine(data, line)
 			}
-			c.errs = append(c.errs, &CompileError{File: file, Line: line, Rule: clip(schemas.MaskPhones(rule), maxErrName),
+			c.errs = append(c.errs, &CompileError{File: file, Line: line, Rule: errName(rule),
 				Msg: "YAML: " + clip(schemas.MaskPhones(msg), maxErrValue)})
 			return nil, c.err()
 		}
@@ -811,7 +836,7 @@ func (c *compiler) errAtOffset(n *yaml.Node, rule, field string, off int, msg st
 		return
 	}
 	if line, col, ok := c.locate(n, off); ok {
-		c.errs = append(c.errs, &CompileError{File: c.file, Line: line, Column: col, Rule: clip(rule, maxErrName), Field: clip(field, maxErrName), Msg: clip(msg, maxErrValue)})
+		c.errs = append(c.errs, &CompileError{File: c.file, Line: line, Column: col, Rule: errName(rule), Field: errName(field), Msg: escapeControls(clip(msg, maxErrValue), isBadControl)})
 		return
 	}
 	vl, vc := 1, 1
