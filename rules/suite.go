@@ -204,6 +204,10 @@ func (s *suiteParser) test(i int, n *yaml.Node, seen map[string]int) (TestCase, 
 		s.errAt(n, label, "name", "is required")
 	} else {
 		tc.Name = nn.Value
+		if strings.ContainsFunc(tc.Name, isBadControl) {
+			// `riskflow rules test` prints every test's name on its terminal.
+			s.errAt(nn, label, "name", "contains a control character (a NUL, an escape, a bidirectional override …): only text, tabs and line breaks")
+		}
 		if line, dup := seen[tc.Name]; dup {
 			s.errAt(nn, label, "name", "duplicate test name (first at line %d)", line)
 		}

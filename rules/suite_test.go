@@ -91,6 +91,9 @@ func TestParseTestsErrors(t *testing.T) {
 		{"missing name", "tests:\n  -" + ok[3:], []string{`line 2:5: test "#1": name: is required`}},
 		{"duplicate name", "tests:\n  - name: t1\n" + ok + "  - name: t1\n" + ok,
 			[]string{`line 5:11: test "t1": name: duplicate test name (first at line 2)`}},
+		// `riskflow rules test` prints every test's name: an escape sequence in one acted on the terminal.
+		{"control character in name", "tests:\n  - name: \"\\e[2Jevil\"\n" + ok,
+			[]string{`line 2:11: test "\x1b[2Jevil": name: contains a control character`}},
 		{"missing event and expect", "tests:\n  - name: t1\n",
 			[]string{`test "t1": event: is required`, `test "t1": expect: is required`}},
 		{"empty expect", "tests:\n  - name: t1\n    event: {phone: \"1\"}\n    expect: {}\n",
