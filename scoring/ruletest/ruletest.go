@@ -7,11 +7,14 @@
 // has one and the test no `now`). `given` events without a `ts` lead up to that time in order,
 // one second apart (closer when there are more than 59, so all stay inside the last minute).
 // An expectation naming a tag or rule id the pack does not have fails the test: a misspelt name
-// would otherwise make `not_tags`/`not_hits` pass whatever the rules do.
+// would otherwise make `not_tags`/`not_hits` pass whatever the rules do. A rule failing at run
+// time (a division by zero) on a given event or the event fails the test too, named once with the
+// event it failed on; it is skipped, as production skips it, and the test's checks still run.
 package ruletest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -124,6 +127,7 @@ func runOne(s *scoring.Scorer, idx int, tc rules.TestCase) Result {
 		step = 59 * time.Second / time.Duration(total)
 	}
 	n := 0
+	failed := make(map[string]bool) // rules reported as failing at run time
 	for gi, g := range tc.Given {
 		for k := 0; k < g.Count; k++ {
 			ts := now.Add(-time.Duration(total-n) * step)
@@ -141,13 +145,20 @@ func runOne(s *scoring.Scorer, idx int, tc rules.TestCase) Result {
 				return res
 			}
 			if _, err := s.Process(&gev); err != nil {
-				res.Failures = append(res.Failures, fmt.Sprintf("given[%d]: %v", gi, err))
-				return res
+				if !errors.Is(err, schemas.ErrPartial) {
+					res.Failures = append(res.Failures, fmt.Sprintf("given[%d]: %v", gi, err))
+					return res
+				}
+				// A rule failed at run time: skipped, as production does, and the test goes on.
+				res.Failures = ruleFailures(res.Failures, failed, fmt.Sprintf("given[%d]", gi), err)
 			}
 		}
 	}
 	rec, err := s.Process(&ev)
-	if err != nil {
+	switch {
+	case errors.Is(err, schemas.ErrPartial):
+		res.Failures = ruleFailures(res.Failures, failed, "the event", err)
+	case err != nil:
 		res.Failures = append(res.Failures, fmt.Sprintf("event: %v", err))
 	}
 	res.Verdict = rec
@@ -190,6 +201,38 @@ func runOne(s *scoring.Scorer, idx int, tc rules.TestCase) Result {
 		}
 	}
 	return res
+}
+
+// ruleFailures reports the rules of err (a partial result: rules that failed at run time, skipped)
+// that have not been reported yet in this test, where naming the event. Such a rule never fires on
+// such events in production; the test still checks the verdict of the other rules. A shadow rule
+// dividing by a count that may be 0 made a given event end its test, before the test's checks ran.
+func ruleFailures(out []string, reported map[string]bool, where string, err error) []string {
+	for _, re := range ruleErrors(err, nil) {
+		if reported[re.Rule] {
+			continue
+		}
+		reported[re.Rule] = true
+		out = append(out, fmt.Sprintf("rule %s failed at run time on %s: %v (skipped, as in production, where it never fires on such events: guard the condition, e.g. `b > 0 && a / b > 0.5`)",
+			re.Rule, where, re.Err))
+	}
+	return out
+}
+
+// ruleErrors appends every *rules.RuleError in err's tree (joined and wrapped errors) to into.
+func ruleErrors(err error, into []*rules.RuleError) []*rules.RuleError {
+	if re, ok := err.(*rules.RuleError); ok {
+		return append(into, re)
+	}
+	switch e := err.(type) {
+	case interface{ Unwrap() []error }:
+		for _, x := range e.Unwrap() {
+			into = ruleErrors(x, into)
+		}
+	case interface{ Unwrap() error }:
+		into = ruleErrors(e.Unwrap(), into)
+	}
+	return into
 }
 
 // build turns a test's event fields into a validated VerifyEvent (same decoder as production).
