@@ -499,6 +499,21 @@ func TestRulesTest(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
 	}
+	if strings.Contains(r.stdout, "note:") {
+		t.Errorf("a note though every rule matched in a test:\n%s", r.stdout)
+	}
+
+	// A rule comparing a misspelt value never matches, and a test expecting only that it does not
+	// passes: rules test says which rules matched in no test.
+	typo := goodPack + "  - {id: ios_night, tag: ios_night, level: 300, when: 'platform == \"iOS\" && hour_cn < 6'}\n"
+	os.WriteFile(filepath.Join(dir, "rules.yaml"), []byte(typo), 0o600)
+	os.WriteFile(filepath.Join(dir, "tests.yaml"), []byte(tests+"  - name: daytime ios passes\n    now: \"2026-01-01T06:00:00Z\"\n    event: {platform: ios}\n    expect: {not_hits: [ios_night]}\n"), 0o600)
+	r = runCmd(t, context.Background(), "rules", "test", dir)
+	if r.code != 0 || !strings.Contains(r.stdout, "note: 1 of the pack's 2 rules matched in no test: ios_night;") {
+		t.Errorf("rules that match in no test are not named: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+	os.WriteFile(filepath.Join(dir, "rules.yaml"), []byte(goodPack), 0o600)
+	os.WriteFile(filepath.Join(dir, "tests.yaml"), []byte(tests), 0o600)
 
 	failing := strings.Replace(tests, "score: 900", "score: 300", 1)
 	os.WriteFile(filepath.Join(dir, "tests.yaml"), []byte(failing), 0o600)

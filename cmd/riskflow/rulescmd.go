@@ -220,7 +220,8 @@ func runRuleTests(packPath, testsPath string, cfg ScoringConfig, stdout io.Write
 	if err != nil {
 		return err
 	}
-	if _, err := rules.LintFile(packPath, s.Env()); err != nil {
+	p, err := rules.LintFile(packPath, s.Env())
+	if err != nil {
 		return fmt.Errorf("rules test: %s: rejected:\n%w", packPath, err)
 	}
 	results, err := ruletest.Run(pack, tests, newScorer)
@@ -229,6 +230,11 @@ func runRuleTests(packPath, testsPath string, cfg ScoringConfig, stdout io.Write
 	}
 	text, failed := ruletest.Summary(results)
 	fmt.Fprint(stdout, text)
+	if idle := ruletest.Unmatched(p, results); len(idle) > 0 {
+		// Passing tests say nothing of a rule that never matches (a misspelt value it compares).
+		fmt.Fprintf(stdout, "note: %d of the pack's %d rules matched in no test: %s; a rule no test makes match may never match in production either "+
+			"(platform == \"iOS\" for \"ios\"): add a test in which each one matches\n", len(idle), len(p.Rules), strings.Join(idle, ", "))
+	}
 	if failed > 0 {
 		return fmt.Errorf("rules test: %d of %d tests failed", failed, len(results))
 	}

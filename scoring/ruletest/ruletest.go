@@ -291,6 +291,25 @@ func vary(fields map[string]any, v string, k int) (map[string]any, error) {
 	return out, nil
 }
 
+// Unmatched lists the rules of p (ids, in pack order) that matched in none of the tests' events. A
+// rule comparing a variable with a misspelt value (platform == "iOS") never matches, in tests as in
+// production, and tests expecting only that it does not match (not_hits) pass.
+func Unmatched(p *rules.Pack, results []Result) []string {
+	matched := make(map[string]bool)
+	for _, r := range results {
+		for _, h := range r.Verdict.Hits {
+			matched[h.Rule] = true
+		}
+	}
+	var out []string
+	for _, r := range p.Rules {
+		if !matched[r.ID] {
+			out = append(out, r.ID)
+		}
+	}
+	return out
+}
+
 // Summary renders results as lines for people: "ok name" / "FAIL name (line N): why".
 func Summary(results []Result) (string, int) {
 	var b strings.Builder
