@@ -404,19 +404,19 @@ func (c *compiler) packCost(at *yaml.Node, rs []*Rule) {
 const (
 	// MaxRules is the most rules a pack holds.
 	MaxRules = 4096
-	// MaxHitsBytes bounds the hits of one verdict when every rule matches (their JSON, reasons as
-	// long as they can be rendered; see MaxReasonBytes): a quarter of Kafka's default message
-	// size, which the verdict's detail, a copy of some reasons, shares. The default pack's 32
-	// rules: 9,852 bytes.
-	MaxHitsBytes = 256 << 10
+	// MaxHitsBytes bounds the hits of one verdict when every rule matches: their JSON, reasons as
+	// long as they can be rendered (see MaxReasonBytes), every byte of a string variable escaped.
+	// The verdict's detail copies up to as much again, and the two stay under Kafka's default
+	// message size (1 MB). The default pack's 32 rules: 34,232 bytes.
+	MaxHitsBytes = 384 << 10
 )
 
 // hitJSON is a hit's JSON (schemas.RuleHit) without its strings, with a list's comma.
 const hitJSON = `{"rule":"","tag":"","score":900,"mode":"","reason":""},`
 
-// hitBytes is the most a hit of r takes in a verdict's JSON (escapes aside).
+// hitBytes is the most a hit of r takes in a verdict's JSON.
 func (r *Rule) hitBytes(env *Env) int {
-	return len(hitJSON) + len(r.ID) + len(r.Tag) + len(r.Mode) + r.reason.maxLen(env)
+	return len(hitJSON) + len(r.ID) + len(r.Tag) + len(r.Mode) + r.reason.maxJSONLen(env)
 }
 
 // packHits refuses a pack whose verdict, were every rule to match, would carry more than

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"cel.dev/cel-go/common/types"
 )
@@ -109,24 +110,26 @@ func parseTemplate(s string, env *Env) (template, []templateError) {
 // verdict carries its hits' reasons to the caller, risk.scores, risk.decisions and ClickHouse.
 const MaxReasonBytes = 512
 
-// Longest rendering of a value of each type, for maxLen.
+// Longest rendering of a value of each type, for maxJSONLen.
 const (
 	maxIntText    = len("-9223372036854775808")
 	maxDoubleText = len("-1.7976931348623157e+308")
 	maxBoolText   = len("false")
 )
 
-// maxLen is the most bytes a reason rendered from t holds, after clipping (MaxReasonBytes and the
-// ellipsis): its literal text and, for each placeholder, the longest value of its type (a string
-// as long as MaxStringSize, as cost estimates assume; a longer one is clipped with the reason).
-func (t *template) maxLen(env *Env) int {
-	n := len(t.static)
+// maxJSONLen is the most bytes a reason rendered from t takes as a JSON string's contents (as
+// encoding/json writes it: <, > and & as \u003c, quotes and backslashes escaped), after clipping
+// to MaxReasonBytes: its literal text and, for each placeholder, the longest value of its type (a
+// string as long as MaxStringSize, as cost estimates assume, every byte escaped; a longer one is
+// clipped with the reason).
+func (t *template) maxJSONLen(env *Env) int {
+	n := jsonLen(t.static)
 	for _, sg := range t.segs {
 		switch {
 		case sg.name == "":
-			n += len(sg.lit)
+			n += jsonLen(sg.lit)
 		case sg.plural:
-			n += max(len(sg.one)+strings.Count(sg.one, "#")*maxIntText, len(sg.other)+strings.Count(sg.other, "#")*maxIntText)
+			n += max(jsonLen(sg.one)+strings.Count(sg.one, "#")*maxIntText, jsonLen(sg.other)+strings.Count(sg.other, "#")*maxIntText)
 		default:
 			switch env.byName[sg.name] {
 			case Int:
@@ -136,11 +139,29 @@ func (t *template) maxLen(env *Env) int {
 			case Bool:
 				n += maxBoolText
 			default:
-				n += MaxStringSize
+				n += MaxStringSize * len(`\u003c`)
 			}
 		}
 	}
-	return min(n, MaxReasonBytes+len("…"))
+	return min(n, (MaxReasonBytes+len("…"))*len(`\u003c`))
+}
+
+// jsonLen is the length of s as a JSON string's contents, as encoding/json escapes it.
+func jsonLen(s string) int {
+	n := 0
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == '"' || r == '\\' || r == '\n' || r == '\r' || r == '\t':
+			n += 2
+		case r < 0x20 || r == '<' || r == '>' || r == '&' || r == '\u2028' || r == '\u2029' || r == utf8.RuneError && size == 1:
+			n += 6 // \u003c; an invalid byte becomes \ufffd
+		default:
+			n += size
+		}
+		i += size
+	}
+	return n
 }
 
 // render writes the reason for in into buf (reused) and returns it as a new string, clipped to

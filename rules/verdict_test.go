@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -25,9 +26,12 @@ func TestPackVerdictsStayWritable(t *testing.T) {
 	}{
 		{"more rules than MaxRules", pack(MaxRules+1, "  - {id: r%d, tag: t, level: 300, mode: shadow, when: 'true'}\n"),
 			fmt.Sprintf("line 3:3: rules: %d rules: a pack holds at most %d", MaxRules+1, MaxRules)},
-		{"hits too large together", pack(1000, "  - {id: r%d, tag: t, level: 300, mode: shadow, when: 'true', reason: '"+strings.Repeat("x", 300)+"'}\n"),
-			"line 3:3: rules: too large together: were all 1000 rules to match, the verdict would carry"},
+		{"hits too large together", pack(1500, "  - {id: r%d, tag: t, level: 300, mode: shadow, when: 'true', reason: '"+strings.Repeat("x", 300)+"'}\n"),
+			"line 3:3: rules: too large together: were all 1500 rules to match, the verdict would carry"},
 		{"string placeholders count at MaxStringSize", pack(1000, "  - {id: r%d, tag: t, level: 300, when: 'true', reason: '{ip_type}'}\n"),
+			"too large together"},
+		// encoding/json writes each < as \u003c: 300 such reasons take 921 KB of JSON.
+		{"reasons JSON escapes", pack(300, "  - {id: r%d, tag: t, level: 300, when: 'true', reason: '"+strings.Repeat("<", 500)+"'}\n"),
 			"too large together"},
 	}
 	for _, c := range cases {
@@ -70,5 +74,18 @@ rules:
 	}
 	if p.Rules[0].Reason != long {
 		t.Errorf("Rule.Reason is not the pack's text")
+	}
+}
+
+// jsonLen is what encoding/json writes, without the quotes.
+func TestJSONLen(t *testing.T) {
+	for _, s := range []string{"", "plain", `q"b\s`, "tab\tnl\ncr\r", "\x00\x1f", "<a & b>", "\u2028\u2029", "é中😀", "bad \xff utf-8", "\ufffd"} {
+		b, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := jsonLen(s), len(b)-2; got != want {
+			t.Errorf("jsonLen(%q) = %d, encoding/json writes %d", s, got, want)
+		}
 	}
 }
