@@ -365,7 +365,7 @@ func compileWith(data []byte, env *Env, file string, bounded bool) (*Pack, error
 			p.uses = append(p.uses, r.uses...)
 		}
 		c.packCost(rulesNode, p.Rules)
-		c.packHits(rulesNode, p.Rules)
+		c.packVerdict(rulesNode, p.Rules)
 	}
 	slices.Sort(p.uses)
 	p.uses = slices.Compact(p.uses)
@@ -404,29 +404,57 @@ func (c *compiler) packCost(at *yaml.Node, rs []*Rule) {
 const (
 	// MaxRules is the most rules a pack holds.
 	MaxRules = 4096
-	// MaxHitsBytes bounds the hits of one verdict when every rule matches: their JSON, reasons as
-	// long as they can be rendered (see MaxReasonBytes), every byte of a string variable escaped.
-	// The verdict's detail copies up to as much again, and the two stay under Kafka's default
-	// message size (1 MB). The default pack's 32 rules: 34,232 bytes.
-	MaxHitsBytes = 384 << 10
+	// MaxVerdictBytes bounds the JSON of a verdict's hits, tags and detail when every rule
+	// matches, reasons as long as they can be rendered (see MaxReasonBytes; a string variable
+	// counts MaxStringSize bytes, as cost estimates assume). It leaves room for a decision's
+	// other fields under schemas.MaxDecisionBytes, the most the archiver takes of one (a verdict
+	// of 124 rules matching, 390 KB, was dead-lettered there), and a score record far under
+	// Kafka's default message size. The default pack's 32 rules: 17,116 bytes.
+	MaxVerdictBytes = schemas.MaxDecisionBytes - 16<<10
 )
 
-// hitJSON is a hit's JSON (schemas.RuleHit) without its strings, with a list's comma.
-const hitJSON = `{"rule":"","tag":"","score":900,"mode":"","reason":""},`
+// JSON of a verdict's parts (schemas.RuleHit, a Detail entry, a Tags entry) without their strings.
+const (
+	hitJSON    = `{"rule":"","tag":"","score":900,"mode":"","reason":""},`
+	detailJSON = `"":{"score":900,"reason":""},`
+	tagJSON    = `"",`
+)
 
 // hitBytes is the most a hit of r takes in a verdict's JSON.
 func (r *Rule) hitBytes(env *Env) int {
 	return len(hitJSON) + len(r.ID) + len(r.Tag) + len(r.Mode) + r.reason.maxJSONLen(env)
 }
 
-// packHits refuses a pack whose verdict, were every rule to match, would carry more than
-// MaxHitsBytes of hits, naming the rules whose hits weigh most.
-func (c *compiler) packHits(at *yaml.Node, rs []*Rule) {
-	total := 0
+// verdictBytes is the most the JSON of a verdict's hits, tags and detail takes when all of rs
+// match: every hit, and for each tag that can show in the verdict (not a shadow rule's) its entry
+// in tags and in detail with the longest reason of its rules.
+func verdictBytes(rs []*Rule, env *Env) int {
+	n := 0
+	reason := make(map[string]int) // tag → its longest reason
 	for _, r := range rs {
-		total += r.hitBytes(c.env)
+		n += r.hitBytes(env)
+		if r.Mode == Shadow {
+			continue
+		}
+		l, ok := reason[r.Tag]
+		if !ok {
+			n += len(detailJSON) + len(tagJSON) + 2*len(r.Tag)
+		}
+		if m := r.reason.maxJSONLen(env); !ok || m > l {
+			reason[r.Tag] = m
+		}
 	}
-	if total <= MaxHitsBytes {
+	for _, l := range reason {
+		n += l
+	}
+	return n
+}
+
+// packVerdict refuses a pack whose verdict, were every rule to match, would take more than
+// MaxVerdictBytes, naming the rules whose hits weigh most.
+func (c *compiler) packVerdict(at *yaml.Node, rs []*Rule) {
+	total := verdictBytes(rs, c.env)
+	if total <= MaxVerdictBytes {
 		return
 	}
 	top := slices.Clone(rs)
@@ -435,9 +463,9 @@ func (c *compiler) packHits(at *yaml.Node, rs []*Rule) {
 	for _, r := range top[:min(5, len(top))] {
 		names = append(names, fmt.Sprintf("%s (%d bytes)", r.ID, r.hitBytes(c.env)))
 	}
-	c.errAt(at, "", "rules", "too large together: were all %d rules to match, the verdict would carry %d bytes of hits, over the pack's limit of %d "+
-		"(every hit, shadow ones too, goes with the verdict to the caller, risk.scores and risk.decisions; a score record over the broker's message size is dead-lettered, not scored); "+
-		"the largest (id, tag and longest reason): %s", len(rs), total, MaxHitsBytes, strings.Join(names, ", "))
+	c.errAt(at, "", "rules", "too large together: were all %d rules to match, the verdict's hits, tags and detail would take %d bytes, over the pack's limit of %d "+
+		"(every hit, shadow ones too, goes with the verdict to the caller, risk.scores and risk.decisions; a larger one is dead-lettered, not scored or recorded); "+
+		"the largest hits (id, tag and longest reason): %s", len(rs), total, MaxVerdictBytes, strings.Join(names, ", "))
 }
 
 // yamlLineRE is a syntax error of gopkg.in/yaml.v3: "yaml: line N: what".

@@ -118,10 +118,10 @@ const (
 )
 
 // maxJSONLen is the most bytes a reason rendered from t takes as a JSON string's contents (as
-// encoding/json writes it: <, > and & as \u003c, quotes and backslashes escaped), after clipping
-// to MaxReasonBytes: its literal text and, for each placeholder, the longest value of its type (a
-// string as long as MaxStringSize, as cost estimates assume, every byte escaped; a longer one is
-// clipped with the reason).
+// encoding/json writes it: <, > and & as \u003c, quotes and backslashes escaped): its literal
+// text exactly and, for each placeholder, the longest value of its type, a string counting
+// MaxStringSize bytes as cost estimates assume (a longer one is clipped with the reason, at
+// MaxReasonBytes).
 func (t *template) maxJSONLen(env *Env) int {
 	n := jsonLen(t.static)
 	for _, sg := range t.segs {
@@ -139,7 +139,7 @@ func (t *template) maxJSONLen(env *Env) int {
 			case Bool:
 				n += maxBoolText
 			default:
-				n += MaxStringSize * len(`\u003c`)
+				n += MaxStringSize
 			}
 		}
 	}

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/riskflow/riskflow/schemas"
 )
 
 // A pack's verdicts stay small enough to be written: every hit goes with the verdict to the
@@ -26,8 +29,8 @@ func TestPackVerdictsStayWritable(t *testing.T) {
 	}{
 		{"more rules than MaxRules", pack(MaxRules+1, "  - {id: r%d, tag: t, level: 300, mode: shadow, when: 'true'}\n"),
 			fmt.Sprintf("line 3:3: rules: %d rules: a pack holds at most %d", MaxRules+1, MaxRules)},
-		{"hits too large together", pack(1500, "  - {id: r%d, tag: t, level: 300, mode: shadow, when: 'true', reason: '"+strings.Repeat("x", 300)+"'}\n"),
-			"line 3:3: rules: too large together: were all 1500 rules to match, the verdict would carry"},
+		{"hits too large together", pack(1000, "  - {id: r%d, tag: t, level: 300, mode: shadow, when: 'true', reason: '"+strings.Repeat("x", 300)+"'}\n"),
+			"line 3:3: rules: too large together: were all 1000 rules to match, the verdict's hits, tags and detail would take"},
 		{"string placeholders count at MaxStringSize", pack(1000, "  - {id: r%d, tag: t, level: 300, when: 'true', reason: '{ip_type}'}\n"),
 			"too large together"},
 		// encoding/json writes each < as \u003c: 300 such reasons take 921 KB of JSON.
@@ -87,5 +90,53 @@ func TestJSONLen(t *testing.T) {
 		if got, want := jsonLen(s), len(b)-2; got != want {
 			t.Errorf("jsonLen(%q) = %d, encoding/json writes %d", s, got, want)
 		}
+	}
+}
+
+// The largest verdict a pack that compiles can give — every rule matching, each with its own tag
+// and the longest reason JSON can make of its text, string variables as long as assumed — is a decision
+// the archiver stores: a 124-rule pack's verdict (390 KB) was dead-lettered there as over
+// schemas.MaxDecisionBytes.
+func TestLargestVerdictIsADecisionTheArchiverTakes(t *testing.T) {
+	env := testEnv(t)
+	pack := func(n int) string {
+		var b strings.Builder
+		b.WriteString("pack: big\nrules:\n")
+		for i := range n {
+			// Half the rules with the longest literal reason, half with string variables.
+			reason := strings.Repeat("<", MaxReasonBytes)
+			if i%2 == 1 {
+				reason = "{ip_type} " + strings.Repeat("&", MaxReasonBytes-MaxStringSize-1)
+			}
+			fmt.Fprintf(&b, "  - {id: rule_%03d_%s, tag: tag_%03d_%s, level: 900, when: 'true', reason: '%s'}\n", i, strings.Repeat("i", 50), i, strings.Repeat("t", 50), reason)
+		}
+		return b.String()
+	}
+	n := 1
+	for ; ; n++ {
+		if _, err := Compile([]byte(pack(n+1)), env); err != nil {
+			if !strings.Contains(err.Error(), "too large together") {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	p := mustCompile(t, env, pack(n))
+	var res Result
+	// A string variable as long as assumed (its characters are plain: a string of < would take six
+	// times as much, which nothing riskflow declares holds; literal text is counted exactly).
+	if err := p.Eval(&structInput{ipType: strings.Repeat("é", MaxStringSize/2)}, &res); err != nil {
+		t.Fatal(err)
+	}
+	d := schemas.Decision{DecisionID: strings.Repeat("d", schemas.MaxDecisionIDLen), TS: time.Now(), AppID: strings.Repeat("a", 64),
+		PhoneHash: strings.Repeat("f", 64), PhoneMasked: "1381234****", PhoneSegment: "1381234", IP: "2001:db8::1", DeviceID: strings.Repeat("<", 128),
+		TokenDigest: strings.Repeat("e", 64), ExID: strings.Repeat("<", 128), Score: res.Score, Tags: res.Tags, Detail: res.Detail, Hits: res.Hits,
+		RulesVersion: p.Version, Node: "node-1", LatencyUS: 1 << 40}
+	b := d.AppendJSON(nil)
+	if len(res.Hits) != n || len(b) < MaxVerdictBytes*3/4 {
+		t.Fatalf("%d hits of %d rules, %d bytes: not the largest verdict", len(res.Hits), n, len(b))
+	}
+	if _, err := schemas.DecodeDecision(b); err != nil {
+		t.Errorf("the verdict of %d rules matching, %d bytes: %v", n, len(b), err)
 	}
 }
