@@ -94,6 +94,11 @@ func TestParseTestsErrors(t *testing.T) {
 		// `riskflow rules test` prints every test's name: an escape sequence in one acted on the terminal.
 		{"control character in name", "tests:\n  - name: \"\\e[2Jevil\"\n" + ok,
 			[]string{`line 2:11: test "\x1b[2Jevil": name: contains a control character`}},
+		// Every given event is scored, on every PUT /v1/rules too: a zero too many kept a node busy for minutes.
+		{"count over the bound", "tests:\n  - name: t1\n    given:\n      - {count: 3}\n      - {count: 30000000}\n      - {count: 3}\n" + ok,
+			[]string{`line 5:9: test "t1": given[1]: 30000003 events given up to here, over the 100000 a test may give`}},
+		{"tests over the bound together", "tests:\n" + strings.Repeat("  - name: t\n    given: [{count: 100000}]\n"+ok, 11),
+			[]string{`line 2:3: tests: 1100000 given events in all, over the 1000000 a tests file may give`}},
 		{"missing event and expect", "tests:\n  - name: t1\n",
 			[]string{`test "t1": event: is required`, `test "t1": expect: is required`}},
 		{"empty expect", "tests:\n  - name: t1\n    event: {phone: \"1\"}\n    expect: {}\n",
