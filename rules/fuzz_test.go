@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"cel.dev/cel-go/interpreter"
@@ -89,6 +90,11 @@ func FuzzCompilePack(f *testing.F) {
 					len(msg), fuzzMaxErr, len(data), msg[:200])
 			case !utf8.ValidString(msg):
 				t.Errorf("error message is not valid UTF-8: %q", msg)
+			case strings.ContainsFunc(msg, func(r rune) bool {
+				return unicode.IsControl(r) && r != '\n' && r != '\t' || unicode.Is(unicode.Bidi_Control, r)
+			}):
+				// Errors go to terminals (rules lint), logs and the console: escapes are shown escaped.
+				t.Errorf("error message holds a control character: %q", msg)
 			}
 			return
 		}
