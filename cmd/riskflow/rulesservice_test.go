@@ -237,3 +237,24 @@ func startedRuleService(t *testing.T, withTests bool) (string, Config, *rulesvc.
 	}
 	return path, cfg, svc, s
 }
+
+// A pack with a rule failing at run time fails the tests it runs on, and the refusal names the
+// rule first (an answer is cut at about 1 KB): "146 of 146 tests fail; update tests.yaml first"
+// sent an admin to the tests, which no update mends.
+func TestPromotionNamesRulesFailingAtRunTime(t *testing.T) {
+	_, cfg, svc, _ := startedRuleService(t, true)
+	ra := rulesAdmin{s: svc, persisted: true, scoring: &cfg.Scoring}
+	pack := string(packs.Default()) + "\n  - {id: fail_ratio, tag: fail_ratio, level: 600, mode: shadow, when: 'phone_fails_10m / (ip_verifies_24h - ip_verifies_24h) > 1'}\n"
+	_, err := ra.Update(context.Background(), []byte(pack), "lead", api.UpdateOptions{})
+	if !errors.Is(err, api.ErrRejected) {
+		t.Fatalf("a pack with a rule dividing by zero: %v", err)
+	}
+	msg := apiExcerpt(err.Error())
+	if !strings.Contains(msg, "rules fail at run time, skipped on those events as they would be in production: fail_ratio (guard their conditions") ||
+		strings.Contains(msg, "update "+filepath.Join(filepath.Dir(cfg.Scoring.Rules), "tests.yaml")+" first") {
+		t.Errorf("the refusal does not name the rule failing at run time first:\n%s", msg)
+	}
+}
+
+// apiExcerpt is the first KB of an error, as the API answers it.
+func apiExcerpt(s string) string { return s[:min(len(s), 1<<10)] }

@@ -39,6 +39,9 @@ type Result struct {
 	Line     int
 	Failures []string // empty when the test passed
 	Verdict  schemas.ScoreRecord
+	// RuleErrors are the rules that failed at run time on the test's events (each also a
+	// failure), in the order they first failed.
+	RuleErrors []string
 }
 
 // Passed reports whether the test passed.
@@ -127,7 +130,6 @@ func runOne(s *scoring.Scorer, idx int, tc rules.TestCase) Result {
 		step = 59 * time.Second / time.Duration(total)
 	}
 	n := 0
-	failed := make(map[string]bool) // rules reported as failing at run time
 	for gi, g := range tc.Given {
 		for k := 0; k < g.Count; k++ {
 			ts := now.Add(-time.Duration(total-n) * step)
@@ -150,14 +152,14 @@ func runOne(s *scoring.Scorer, idx int, tc rules.TestCase) Result {
 					return res
 				}
 				// A rule failed at run time: skipped, as production does, and the test goes on.
-				res.Failures = ruleFailures(res.Failures, failed, fmt.Sprintf("given[%d]", gi), err)
+				res.Failures, res.RuleErrors = ruleFailures(res.Failures, res.RuleErrors, fmt.Sprintf("given[%d]", gi), err)
 			}
 		}
 	}
 	rec, err := s.Process(&ev)
 	switch {
 	case errors.Is(err, schemas.ErrPartial):
-		res.Failures = ruleFailures(res.Failures, failed, "the event", err)
+		res.Failures, res.RuleErrors = ruleFailures(res.Failures, res.RuleErrors, "the event", err)
 	case err != nil:
 		res.Failures = append(res.Failures, fmt.Sprintf("event: %v", err))
 	}
@@ -204,19 +206,19 @@ func runOne(s *scoring.Scorer, idx int, tc rules.TestCase) Result {
 }
 
 // ruleFailures reports the rules of err (a partial result: rules that failed at run time, skipped)
-// that have not been reported yet in this test, where naming the event. Such a rule never fires on
+// that have not been reported yet in this test, where naming the event, and adds them to reported. Such a rule never fires on
 // such events in production; the test still checks the verdict of the other rules. A shadow rule
 // dividing by a count that may be 0 made a given event end its test, before the test's checks ran.
-func ruleFailures(out []string, reported map[string]bool, where string, err error) []string {
+func ruleFailures(out, reported []string, where string, err error) ([]string, []string) {
 	for _, re := range ruleErrors(err, nil) {
-		if reported[re.Rule] {
+		if slices.Contains(reported, re.Rule) {
 			continue
 		}
-		reported[re.Rule] = true
+		reported = append(reported, re.Rule)
 		out = append(out, fmt.Sprintf("rule %s failed at run time on %s: %v (skipped, as in production, where it never fires on such events: guard the condition, e.g. `b > 0 && a / b > 0.5`)",
 			re.Rule, where, re.Err))
 	}
-	return out
+	return out, reported
 }
 
 // ruleErrors appends every *rules.RuleError in err's tree (joined and wrapped errors) to into.
