@@ -232,8 +232,12 @@ func runRuleTests(packPath, testsPath string, cfg ScoringConfig, stdout io.Write
 	fmt.Fprint(stdout, text)
 	if idle := ruletest.Unmatched(p, results); len(idle) > 0 {
 		// Passing tests say nothing of a rule that never matches (a misspelt value it compares).
+		names := strings.Join(idle[:min(len(idle), 20)], ", ")
+		if len(idle) > 20 {
+			names += fmt.Sprintf(" and %d more", len(idle)-20)
+		}
 		fmt.Fprintf(stdout, "note: %d of the pack's %d rules matched in no test: %s; a rule no test makes match may never match in production either "+
-			"(platform == \"iOS\" for \"ios\"): add a test in which each one matches\n", len(idle), len(p.Rules), strings.Join(idle, ", "))
+			"(platform == \"iOS\" for \"ios\"): add a test in which each one matches\n", len(idle), len(p.Rules), names)
 	}
 	if failed > 0 {
 		return fmt.Errorf("rules test: %d of %d tests failed", failed, len(results))
