@@ -38,7 +38,10 @@
 // rejected at compile time (string variables are assumed to be at most MaxStringSize bytes), and
 // a rule whose cost can grow with its input runs with cel.CostLimit(RuntimeCostLimit). A threshold
 // comparison costs about 2. A pack whose rules' estimates add up to more than MaxPackCost is
-// rejected too: every rule runs on every check.
+// rejected too: every rule runs on every check. So is a pack of more than MaxRules rules, or one
+// whose verdict, were every rule to match, would take more than MaxVerdictBytes (its hits, tags
+// and detail go to the caller, risk.scores, risk.decisions and ClickHouse); a rendered reason is
+// cut at MaxReasonBytes.
 //
 // # Evaluation
 //
