@@ -106,6 +106,7 @@ type Scorer struct {
 	ruleErrs  ruleErrors // rules that failed at run time (RuleErrors)
 	phoneKey  [2]uint64  // SipHash key of the state's phone keys (see phoneKeyOf)
 	evKey     [2]uint64  // SipHash key of the state's event keys (see eventKey)
+	appKey    [2]uint64  // SipHash key of the state's app keys (see appKeyOf)
 }
 
 // readPlan lists, per key kind, the window-feature slots the running pack's conditions use. The
@@ -192,6 +193,7 @@ func New(cfg Config, opts ...Option) (*Scorer, error) {
 	}
 	s.phoneKey = statePhoneKey(s.hasher)
 	s.evKey = stateKey(s.hasher, "riskflow feature state: event keys")
+	s.appKey = stateKey(s.hasher, "riskflow feature state: app keys")
 	s.ported = s.portedSrc.keyed(s.phoneKeyOf)
 	if l := s.lists.Load(); l != nil { // given before the hasher, perhaps: key its phones now
 		s.SetLists(l.Lists)
@@ -547,7 +549,7 @@ func (s *Scorer) keysOf(ev *schemas.VerifyEvent, g *schemas.Geo) features.Keys {
 		Fail:   ev.Outcome == schemas.OutcomeFail,
 		Phone:  s.phoneKeyOf(ev.Phone),
 		Prefix: prefixKey7(ev.Phone),
-		App:    nz(xxhash.Sum64String(ev.AppID)),
+		App:    s.appKeyOf(ev.AppID),
 	}
 	if ev.EventID != "" {
 		k.EventID = eventKey(s.evKey, ev.AppID, ev.EventID)
@@ -569,6 +571,15 @@ func (s *Scorer) keysOf(ev *schemas.VerifyEvent, g *schemas.Geo) features.Keys {
 		k.HasLoc, k.Lat, k.Lon = true, float32(g.Lat), float32(g.Lon)
 	}
 	return k
+}
+
+// appKeyOf is the feature state's key of an app: SipHash-2-4 under a key derived from the
+// phone-hash key. The per-app keys (perApp) fold it with an address or block key by an invertible
+// function, so with an unkeyed app hash (xxhash, as before) a tenant could compute from the two
+// app ids an IPv6 /64 (its key an unkeyed hash of 8 bytes, a bijection) whose key in its own app
+// equals another app's key of any address, and count its attempts in that app's app_ip_* windows.
+func (s *Scorer) appKeyOf(appID string) uint64 {
+	return nz(siphash.Hash(s.appKey[0], s.appKey[1], unsafe.Slice(unsafe.StringData(appID), len(appID))))
 }
 
 // eventKey is the dedupe key of an event: event ids are unique per app (tenant), not across apps,

@@ -36,7 +36,9 @@ import (
 // version 4 snapshot holds the /24 and /64 keys those addresses had, which would mix with them.
 // Version 6: a located phone's entries hold their attempts' locations; a version 5 snapshot holds
 // the phone's two last locations instead, which do not say where it was before older attempts.
-const SnapshotVersion = 6
+// Version 7: app keys (KindApp, KindAppBlocks, and the app's part of KindAppIP and KindAppPrefix
+// keys) are keyed hashes (scoring's app keys); a version 6 snapshot holds unkeyed ones.
+const SnapshotVersion = 7
 
 var snapshotMagic = [8]byte{'R', 'F', 'S', 'T', 'A', 'T', 'E', 0}
 
