@@ -103,23 +103,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			writeHelp(stderr, cmd, nil) // riskflow alone: what it can do
 			return 2
 		}
-		fmt.Fprintf(stderr, "riskflow: %v\n", err)
+		fmt.Fprintf(stderr, "riskflow: %s\n", maskedError(err))
 		writeUsage(stderr, cmd)
 		return 2
 	}
 	err = clickhouseHint(err)
 	var ce configError
 	if errors.As(err, &ce) {
-		fmt.Fprintf(stderr, "riskflow: %v\n", err)
+		fmt.Fprintf(stderr, "riskflow: %s\n", maskedError(err))
 		return 2
 	}
 	if ctx.Err() != nil {
 		// Told to stop (Ctrl-C, SIGTERM) mid-command: what failed is the interruption, whatever
 		// the call that noticed it says ("i/o timeout" when a dial's deadline was the signal).
-		fmt.Fprintf(stderr, "riskflow: interrupted: %v\n", err)
+		fmt.Fprintf(stderr, "riskflow: interrupted: %s\n", maskedError(err))
 		return 1
 	}
-	fmt.Fprintf(stderr, "riskflow: %v\n", err)
+	fmt.Fprintf(stderr, "riskflow: %s\n", maskedError(err))
 	if errors.As(err, new(partialError)) {
 		return 3
 	}
@@ -268,6 +268,10 @@ func (c *commonFlags) flagGiven(name string) bool {
 	}
 	return given
 }
+
+// maskedError is err as the command line prints it: any phone number in it as <phone>. Values are
+// quoted by code riskflow does not own (the flag package's "invalid value", a file's path).
+func maskedError(err error) string { return schemas.MaskPhones(err.Error()) }
 
 // newFlagSet returns the flag set of the command name ("serve", "rules lint"). It prints nothing
 // itself: parseFlags reports errors and help requests, and run prints them with the command's

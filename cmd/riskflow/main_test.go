@@ -989,3 +989,23 @@ func splitExample(line string) ([]string, bool) {
 	}
 	return args, !quoted
 }
+
+// An error the command line prints never echoes a phone number, whichever value carried it: a
+// flag's value the flag package quotes, a configuration value its check quotes, a file name.
+func TestRunErrorsMaskPhones(t *testing.T) {
+	cleanEnv(t)
+	for _, args := range [][]string{
+		{"lookup", "--phone", "13800000000", "--since", "13812345678"},
+		{"lookup", "--phone", "13800000000", "--limit", "+86 138 1234 5678"},
+		{"lookup", "--phone", "13800000000", "--set", "scoring.phone_hash_key=0123456789abcdef0123456789abcdef", "--set", "clickhouse.addr=127.0.0.1:1", "--set", "clickhouse.database=13812345678", "--api", "none"},
+		{"rules", "lint", filepath.Join(t.TempDir(), "13812345678.yaml")},
+	} {
+		r := runCmd(t, context.Background(), args...)
+		if r.code == 0 {
+			t.Errorf("%q: exit 0", args)
+		}
+		if strings.Contains(strings.NewReplacer(" ", "", "+86", "").Replace(r.stderr), "13812345678") || !strings.Contains(r.stderr, "<phone>") {
+			t.Errorf("%q: stderr echoes the number (or does not show <phone>): %s", args, r.stderr)
+		}
+	}
+}
