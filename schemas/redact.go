@@ -401,8 +401,14 @@ func matchPhone(s string, i int, r reading) (int, bool) {
 	n, firstGroup, best := 0, 0, -1
 	groups, longGroup := 0, false
 	plus := plusBefore(s, i) > 0
+	// A run of separators that are all invisible (isInvisible) splits nothing: the digits after it
+	// go on the group before, as a reader sees them ("1\u200b3812345678" is not 1 + 10 digits).
+	from, joined := 0, false
 	for j := i; ; {
-		from := n
+		if !joined {
+			from = n
+			groups++
+		}
 		for j < len(s) {
 			d, w := digitAt(s, j)
 			if w == 0 {
@@ -415,23 +421,26 @@ func matchPhone(s string, i int, r reading) (int, bool) {
 			n++
 			j += w
 		}
-		if firstGroup == 0 {
+		if groups == 1 {
 			firstGroup = n
 		}
-		groups++
-		longGroup = longGroup || n-from == 9 || n-from == 10
+		long := longGroup || n-from == 9 || n-from == 10
 		// Nobody writes a number apart as 10+1 or 9+2 digits, while ids often join a unix second
 		// and a sequence number so ("evt_1733390000_5"): written, such a reading is not a phone.
-		if (j == len(s) || !isAlnum(s[j]) || r == anyReading) && (r == anyReading || !longGroup || groups == 1) && phoneDigits(digits[:n], plus, firstGroup) {
+		if (j == len(s) || !isAlnum(s[j]) || r == anyReading) && (r == anyReading || !long || groups == 1) && phoneDigits(digits[:n], plus, firstGroup) {
 			best = j
 		}
-		k := j
+		k, visible := j, false
 		for seps := 0; k < len(s) && seps < 3; seps++ {
 			w := sepAt(s, k)
 			if w == 0 {
 				break
 			}
+			visible = visible || !invisibleAt(s, k)
 			k += w
+		}
+		if joined = !visible; !joined {
+			longGroup = long // the group is complete
 		}
 		if k == j || k == len(s) {
 			break
@@ -616,8 +625,9 @@ func sepAt(s string, i int) int {
 // full-width mode), every space (Zs: no-break, narrow no-break, typographic), every dash and hyphen
 // (Pd: en dash, small and full-width hyphen-minus), and the invisible characters that would hide a
 // number from a search while it still reads as one — every format character (Cf: soft hyphen,
-// zero-width and bidirectional marks, invisible operators), variation selectors and the combining
-// grapheme joiner.
+// zero-width and bidirectional marks, invisible operators), variation selectors, the combining
+// grapheme joiner and the other default-ignorable characters (isInvisible). A run of invisible
+// ones splits no group of digits (matchPhone).
 func isWideSep(r rune) bool {
 	switch r {
 	case '\u2212', '\u30fc', '\u034f',
@@ -625,7 +635,23 @@ func isWideSep(r rune) bool {
 		return true
 	}
 	return r >= '\u2000' && r <= '\u2015' || // typographic spaces, zero-width characters, hyphens and dashes
-		unicode.In(r, unicode.Zs, unicode.Pd, unicode.Cf, unicode.Variation_Selector)
+		unicode.In(r, unicode.Zs, unicode.Pd) || isInvisible(r)
+}
+
+// isInvisible reports whether r shows as nothing: a format character (Cf), a variation selector,
+// or another default-ignorable code point (the combining grapheme joiner, Hangul fillers U+3164 and
+// U+FFA0 that render blank, tags).
+func isInvisible(r rune) bool {
+	return unicode.In(r, unicode.Cf, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point)
+}
+
+// invisibleAt reports whether the character at s[i] is invisible (isInvisible).
+func invisibleAt(s string, i int) bool {
+	if s[i] < utf8.RuneSelf {
+		return false
+	}
+	r, _ := utf8.DecodeRuneInString(s[i:])
+	return isInvisible(r)
 }
 
 func isDigitByte(c byte) bool { return c >= '0' && c <= '9' }

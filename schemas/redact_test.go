@@ -223,6 +223,32 @@ func TestSplitNumbersAcceptedButMasked(t *testing.T) {
 	}
 }
 
+// An invisible character splits nothing: "1\u200b3812345678" shows as 13812345678, so the digits
+// on either side of it are one group. Read as two (1 + 10, a group of 10 beside another: how a
+// unix second and a sequence number are joined), it was accepted in a device_id and stored as
+// sent in risk_decisions. Characters that show as nothing (Hangul fillers) hide nothing either.
+func TestInvisibleCharactersDoNotSplitANumber(t *testing.T) {
+	for _, s := range []string{
+		"1\u200b3812345678", "138123456\u200b78", "1381234567\u200b8", "1\u200d3812345678",
+		"1\u00ad3812345678", "1\ufe0f3812345678", "1\U000E00203812345678", "1\u034f3812345678",
+		"dev-1\u200b3812345678-x", "138\u316412345678", "1\u31643812345678", "138\uffa012345678",
+		"+86\u200b1\u200b3812345678",
+	} {
+		if !ContainsPhone(s) {
+			t.Errorf("ContainsPhone(%q) = false: it shows as a phone number", s)
+		}
+		if got := MaskPhones(s); strings.ContainsAny(strings.ReplaceAll(got, PhoneMask, ""), "0123456789") {
+			t.Errorf("MaskPhones(%q) = %q", s, got)
+		}
+	}
+	// A visible split still reads as an id.
+	for _, s := range []string{"evt_1733390000_5", "evt_1733390000\u200b_5", "1-3812345678"} {
+		if ContainsPhone(s) {
+			t.Errorf("ContainsPhone(%q) = true: an id of this shape would be refused", s)
+		}
+	}
+}
+
 func TestExcerptMasksEscapesAndTruncates(t *testing.T) {
 	cases := []struct {
 		in   string
