@@ -100,7 +100,7 @@ func (l *SharedLists) apply(ms []kafka.Message) {
 		}
 		var e ListEntry
 		if err := json.Unmarshal(m.Value, &e); err != nil || e.ID != id {
-			l.log.Error("list entry unreadable; skipped", "offset", m.Offset, "key", id, "err", err)
+			l.log.Error("list entry unreadable; skipped", "offset", m.Offset, "key", schemas.Excerpt(id, 64), "err", err) // a key not written by riskflow may hold anything
 			continue
 		}
 		l.entries[id] = e
