@@ -101,12 +101,14 @@ func TestParsePortedErrors(t *testing.T) {
 		"13800138000 CU CT\n":   "line 1: expected `NUMBER [CM|CU|CT]`, got 3 fields",
 		"# x\n13800138000 XX\n": `line 2: carrier "XX" is not CM, CU or CT`,
 		"1380013800\n":          "line 1: number: phone: is not a mainland mobile number: 10 digits",
+		// Two numbers on a line (a list joined wrong): the second is named masked, not echoed.
+		"13900139000 13800138000\n": `line 1: carrier "<phone>" is not CM, CU or CT`,
 	} {
 		_, err := scoring.ParsePorted(strings.NewReader(in))
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want one containing %q", in, err, want)
 		}
-		if err != nil && strings.Contains(err.Error(), "1380013800") {
+		if err != nil && (strings.Contains(err.Error(), "1380013800") || strings.Contains(err.Error(), "13900139000")) {
 			t.Errorf("%q: error %q echoes the number", in, err)
 		}
 	}

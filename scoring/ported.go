@@ -67,7 +67,7 @@ func ParsePorted(r io.Reader) (*Ported, error) {
 			case schemas.CarrierMobile, schemas.CarrierUnicom, schemas.CarrierTelecom:
 				carrier = c
 			default:
-				return nil, fmt.Errorf("line %d: carrier %q is not CM, CU or CT", line, c)
+				return nil, fmt.Errorf("line %d: carrier %s is not CM, CU or CT", line, schemas.Excerpt(c, 16))
 			}
 		}
 		p.to[phone] = carrier

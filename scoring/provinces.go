@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/riskflow/riskflow/schemas"
 )
 
 // Provinces maps 7-digit number segments to the province where the carrier registered them (号码
@@ -34,7 +36,7 @@ func ParseProvinces(r io.Reader) (*Provinces, error) {
 			return nil, fmt.Errorf("line %d: expected SEGMENT<TAB>PROVINCE", line)
 		}
 		if len(seg) != 7 || strings.Trim(seg, "0123456789") != "" || seg[0] != '1' {
-			return nil, fmt.Errorf("line %d: segment %q is not 7 digits starting with 1", line, seg)
+			return nil, fmt.Errorf("line %d: segment %s is not 7 digits starting with 1", line, schemas.Excerpt(seg, 16))
 		}
 		p.bySegment[prefixKey7(seg)] = prov
 	}

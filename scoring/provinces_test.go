@@ -19,6 +19,10 @@ func TestParseProvinces(t *testing.T) {
 			t.Errorf("%q: err %v, want a line 2 error", bad, err)
 		}
 	}
+	// A number where its segment goes (a table of numbers, not of segments) is named masked.
+	if _, err := ParseProvinces(strings.NewReader("13800138000\tBeijing\n")); err == nil || strings.Contains(err.Error(), "13800138000") || !strings.Contains(err.Error(), "<phone>") {
+		t.Errorf("a number as the segment: err %v, want it masked", err)
+	}
 	var none *Provinces
 	if none.of(prefixKey7("1380013")) != "" || none.Len() != 0 {
 		t.Error("a nil table must answer nothing")
