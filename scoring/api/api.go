@@ -131,6 +131,14 @@ func (c Config) Validate() error {
 			break
 		}
 	}
+	// An app key is the app_id its requests carry (checkApp): a name no app_id can be would
+	// authenticate and then have every check and event refused.
+	for _, k := range slices.Sorted(maps.Keys(c.Keys)) {
+		if err := schemas.CheckID("app_id", k, schemas.MaxAppIDLen); k != "" && err != nil {
+			fe, _ := schemas.AsFieldError(err)
+			errs = append(errs, fmt.Errorf("keys: app key %s is no app_id: %s", schemas.Excerpt(k, 16), fe.Reason))
+		}
+	}
 	for _, k := range slices.Sorted(maps.Keys(c.PreviousKeys)) {
 		v := c.PreviousKeys[k]
 		switch cur, ok := c.Keys[k]; {

@@ -231,3 +231,22 @@ func TestPutRulesIfMatch(t *testing.T) {
 		t.Fatalf("If-Match of the live version: %d %s", code, body)
 	}
 }
+
+// An app key is the app_id its requests must carry: a name no app_id can be (too long, a phone
+// number in it, blank) would authenticate and then have every check and event refused, so it is
+// a configuration error, named without echoing a number.
+func TestConfigValidateAppKeysAreAppIDs(t *testing.T) {
+	c := Config{Keys: map[string]string{strings.Repeat("a", 65): "s", "app-13812345678": "s", "\u200b": "s", "fine": "s"}}
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"keys: app key \"aaaaaaaaaa", "is 65 bytes long, the limit is 64", "looks like it contains a mobile phone number", "is blank"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%v lacks %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "13812345678") || strings.Contains(err.Error(), "fine") {
+		t.Errorf("%v", err)
+	}
+}
