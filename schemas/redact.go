@@ -22,11 +22,11 @@ import (
 // mathematical …); separators are space, '-', '.', '(', ')', '/', '_', ':', '\', '+' and their
 // full-width, typographic and invisible cousins (U+3000, '－', NBSP, dashes, zero-width space: see
 // isWideSep). Text holding percent escapes is read decoded as well ("%2B86%20138…"). The number
-// must stand on its own: one glued to a digit, to a hexadecimal word before it ("3a8f", "0xd") or
-// to a letter after it is part of an identifier, not a phone — so hexadecimal device ids, UUIDs
+// must stand on its own: one glued to a digit, or to a hexadecimal word before it ("3a8f", "0xd")
+// or after it ("b", "e4b2") is part of an identifier, not a phone — so hexadecimal device ids, UUIDs
 // and a 15-digit IMEI starting with 86 are not phone-like, while "tel:13812345678", "tel13812345678",
 // "user13812345678", "phone13812345678", "ID13812345678", "+86 138 1234 5678", "(138)12345678", "138_1234_5678",
-// "１３８　１２３４　５６７８" and "order-13812345678-2" are. A reading with a group of 9 or 10 digits
+// "１３８　１２３４　５６７８", "13812345678ios", "tel13812345678x" and "order-13812345678-2" are. A reading with a group of 9 or 10 digits
 // beside others is not ("evt_1733390000_5", a unix second and a sequence number): no one writes a
 // phone number so. Errors and log lines mask all of those too, and numbers glued to any letter
 // ("a13812345678", "13812345678b"): see reading.
@@ -395,7 +395,7 @@ var byteBits = func() (t [256]uint8) {
 
 // matchPhone reads groups of digits joined by short runs of separators from i (the start of a
 // run of digits) and returns the end of the longest reading that is a phone number and, written,
-// is not followed by a letter ("13812345678b" is an id; read any way, it is masked).
+// is not followed by a hexadecimal word ("13812345678b" is an id; read any way, it is masked).
 func matchPhone(s string, i int, r reading) (int, bool) {
 	var digits [maxPhoneDigits]byte
 	n, firstGroup, best := 0, 0, -1
@@ -427,7 +427,7 @@ func matchPhone(s string, i int, r reading) (int, bool) {
 		long := longGroup || n-from == 9 || n-from == 10
 		// Nobody writes a number apart as 10+1 or 9+2 digits, while ids often join a unix second
 		// and a sequence number so ("evt_1733390000_5"): written, such a reading is not a phone.
-		if (j == len(s) || !isAlnum(s[j]) || r == anyReading) && (r == anyReading || !long || groups == 1) && phoneDigits(digits[:n], plus, firstGroup) {
+		if (r == anyReading || !hexWordAfter(s, j)) && (r == anyReading || !long || groups == 1) && phoneDigits(digits[:n], plus, firstGroup) {
 			best = j
 		}
 		k, visible := j, false
@@ -592,6 +592,22 @@ func hexWordBefore(s string, i int) bool {
 		return true // 0x…
 	}
 	return false
+}
+
+// hexWordAfter reports whether the ASCII letters and digits from s[j] on are a hexadecimal word
+// (one letter at least, only 0-9, a-f, A-F): a number glued to one is part of a hex id or a UUID
+// ("13812345678b", "…13812345678e4b2…"), while one glued to any other letter is a number with a
+// word after it ("13812345678ios", "tel13812345678x"), as a non-hexadecimal word before it is a
+// label (hexWordBefore).
+func hexWordAfter(s string, j int) bool {
+	if j >= len(s) || !isAlnum(s[j]) {
+		return false
+	}
+	k := j
+	for k < len(s) && k-j < maxHexWord && (isDigitByte(s[k]) || isHexLetter(s[k])) {
+		k++
+	}
+	return k-j >= maxHexWord || k == len(s) || !isAlnum(s[k])
 }
 
 // plusBefore returns the width of the '+' or full-width '＋' right before s[i], 0 if there is none.

@@ -166,13 +166,15 @@ func TestGluedNumbersAcceptedButMasked(t *testing.T) {
 			t.Errorf("ShowName(%q) = %s shows the number", c.in, got)
 		}
 	}
-	for _, s := range []string{"a13812345678", "13812345678b", "3a8f13812345678b", "d13812345678", "AB13812345678"} {
+	for _, s := range []string{"a13812345678", "13812345678b", "3a8f13812345678b", "d13812345678", "AB13812345678", "13812345678abc", "13812345678E", "13812345678deadbeef-1"} {
 		if ContainsPhone(s) {
 			t.Errorf("ContainsPhone(%q) = true: an id of this shape would be refused", s)
 		}
 	}
-	// Glued to a letter that no hexadecimal id holds, the number is a label and a number.
-	for _, s := range []string{"tel13812345678", "user13812345678", "x13812345678", "tel8613812345678", "p1401234567890"} {
+	// Glued to a letter that no hexadecimal id holds, the number is a label and a number — before
+	// it or after it: "13812345678ios" and "tel13812345678x" are no hex ids, and were stored as sent.
+	for _, s := range []string{"tel13812345678", "user13812345678", "x13812345678", "tel8613812345678", "p1401234567890",
+		"x13812345678x", "tel13812345678x", "13812345678ios", "13812345678bx", "dev-13812345678z", "13812345678_ios"} {
 		if !ContainsPhone(s) {
 			t.Errorf("ContainsPhone(%q) = false", s)
 		}
