@@ -507,7 +507,7 @@ func waitFresh(ctx context.Context, feed interface{ Fresh() time.Time }) bool {
 // scorer group, scoring each batch once the feed has applied every partition up to its time.
 func (a *app) runScorer(ctx context.Context, feed *pipeline.Feed) error {
 	k := a.cfg.Kafka
-	a.obs.scorerStarted()
+	a.obs.scorerStarted(a.scorer.Rules())
 	if !waitFresh(ctx, feed) || !waitFresh(ctx, a.lists) {
 		return nil
 	}

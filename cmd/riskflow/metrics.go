@@ -2,10 +2,12 @@ package main
 
 import (
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/riskflow/riskflow/rules"
 	"github.com/riskflow/riskflow/rules/rulesvc"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring"
@@ -21,7 +23,7 @@ type observer struct {
 	retries  *prometheus.CounterVec
 	breaker  *prometheus.GaugeVec
 	feedWait *prometheus.HistogramVec
-	ruleHits *prometheus.CounterVec
+	ruleHits *ruleHitsVec
 	lag      *prometheus.GaugeVec
 }
 
@@ -42,9 +44,9 @@ func newObserver(reg prometheus.Registerer) *observer {
 		Help:    "How long a scorer waited before scoring a batch for its full-state feed to apply every partition up to the batch's time, by result (met, timeout) and by what the time was read from (stamp: the messages' Kafka timestamps, a live batch; event_time: the stamps and then the events' ts, a batch produced after the fact — a recording played back, a backlog after an outage, an app uploading its attempts late).",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 	}, []string{"result", "by"})
-	o.ruleHits = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "riskflow_rule_hits_total", Help: "Rule hits in the score records written by the scorer role, by rule and mode (enforce, shadow, tag, allow).",
-	}, []string{"rule", "mode"})
+	o.ruleHits = &ruleHitsVec{CounterVec: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "riskflow_rule_hits_total", Help: "Rule hits in the score records written by the scorer role, by rule and mode (enforce, shadow, tag, allow); every rule of the running pack from 0.",
+	}, []string{"rule", "mode"})}
 	o.lag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "riskflow_consumer_lag_messages", Help: "Messages of a topic a consumer group has not committed yet, per partition (read from the broker every 10 s).",
 	}, []string{"group", "partition"})
@@ -54,13 +56,35 @@ func newObserver(reg prometheus.Registerer) *observer {
 
 func (o *observer) Scored(score int) { o.scored.WithLabelValues(strconv.Itoa(score)).Inc() }
 
-// scorerStarted makes riskflow_scored_total report every level, at 0, from the start of the
+// scorerStarted makes riskflow_scored_total report every level, and riskflow_rule_hits_total
+// every rule of the running pack (running: the scorer's) in its mode, at 0, from the start of the
 // scorer role (only there: another role scores nothing): a counter that appears at its first
-// increment hides that increment from rate().
-func (o *observer) scorerStarted() {
+// increment hides that increment from rate(), and a shadow rule that never matched would have no
+// series for an alert to find.
+func (o *observer) scorerStarted(running *rules.Holder) {
 	for _, s := range []int{schemas.ScorePass, schemas.ScoreObserve, schemas.ScoreStepUp, schemas.ScoreBlock} {
 		o.scored.WithLabelValues(strconv.Itoa(s))
 	}
+	o.ruleHits.running.Store(running)
+}
+
+// ruleHitsVec is riskflow_rule_hits_total: at each scrape, every rule of the running pack (once
+// the scorer role has said which pack that is) gets its series, at 0 until it matches; rules of
+// earlier packs keep theirs.
+type ruleHitsVec struct {
+	*prometheus.CounterVec
+	running atomic.Pointer[rules.Holder]
+}
+
+func (v *ruleHitsVec) Collect(ch chan<- prometheus.Metric) {
+	if h := v.running.Load(); h != nil {
+		if p := h.Load(); p != nil {
+			for _, r := range p.Rules {
+				v.WithLabelValues(r.ID, string(r.Mode))
+			}
+		}
+	}
+	v.CounterVec.Collect(ch)
 }
 func (o *observer) DeadLettered(reason string) { o.dead.WithLabelValues(reason).Inc() }
 func (o *observer) Archived(rows int)          { o.archived.Add(float64(rows)) }

@@ -511,6 +511,37 @@ func TestStateMetricsOnlyWhereTheStateIs(t *testing.T) {
 			if got := scored(); !slices.Equal(got, want) {
 				t.Errorf("riskflow_scored_total levels %q, want %q", got, want)
 			}
+			// Likewise every rule of the running pack, in its mode, before its first hit: an
+			// alert on a shadow rule that never matches needs the series at 0.
+			hitSeries := func() (series []string) {
+				mfs, err := a.reg.Gather()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, mf := range mfs {
+					if mf.GetName() == "riskflow_rule_hits_total" {
+						for _, m := range mf.GetMetric() {
+							l := map[string]string{}
+							for _, lp := range m.GetLabel() {
+								l[lp.GetName()] = lp.GetValue()
+							}
+							series = append(series, l["rule"]+"/"+l["mode"])
+						}
+					}
+				}
+				slices.Sort(series)
+				return series
+			}
+			var wantHits []string
+			if c.state {
+				for _, r := range a.scorer.Rules().Load().Rules {
+					wantHits = append(wantHits, r.ID+"/"+string(r.Mode))
+				}
+				slices.Sort(wantHits)
+			}
+			if got := hitSeries(); !slices.Equal(got, wantHits) {
+				t.Errorf("riskflow_rule_hits_total series %q, want every rule of the pack %q", got, wantHits)
+			}
 			// The role's loop reports its retries from the start (a first retry is then an
 			// increase rate() sees, and the retries panel reads 0, not nothing).
 			retries := func() bool {
