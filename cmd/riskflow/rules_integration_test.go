@@ -74,9 +74,18 @@ func TestRulePackLifecycleOnClickHouse(t *testing.T) {
 		t.Errorf("rules versions, newest first with who:\n%s", r.stdout)
 	}
 
+	// --from names the live version the rollback means to undo: another one there (a promotion
+	// made meanwhile) refuses it and leaves the file.
+	r = runCmd(t, ctx, append([]string{"rules", "rollback", start.Version, "--from", start.Version}, flags...)...)
+	if r.code != 1 || !strings.Contains(r.stderr, "holds version "+info.Version+", not "+start.Version+" (--from)") {
+		t.Errorf("rollback --from a version no longer live: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if b, _ := os.ReadFile(path); string(b) != string(v2) {
+		t.Errorf("a refused rollback changed the pack file: %q", b)
+	}
 	// Flags after the version, as anywhere.
-	r = runCmd(t, ctx, append([]string{"rules", "rollback", start.Version}, flags...)...)
-	if r.code != 0 || !strings.Contains(r.stdout, "rolled back to pack \"lifecycle\" version "+start.Version) || !strings.Contains(r.stdout, "recorded in rule_versions") {
+	r = runCmd(t, ctx, append([]string{"rules", "rollback", start.Version, "--from", info.Version}, flags...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "rolled back to pack \"lifecycle\" version "+start.Version) || !strings.Contains(r.stdout, "recorded in rule_versions, replacing version "+info.Version) {
 		t.Fatalf("rules rollback: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if b, _ := os.ReadFile(path); string(b) != string(v1) {

@@ -52,8 +52,9 @@ func rulesCommand() *command {
 				doc: "Reads VERSION's exact bytes from rule_versions, compiles them against this build's variables,\n" +
 					"writes them to scoring.rules (every node watching the file loads them within\n" +
 					"scoring.reload_interval) and records the load with who did it. On a node, the same is\n" +
-					"POST /v1/rules/rollback {\"version\": \"VERSION\"} with an admin key.",
-				examples: []string{"riskflow rules rollback 20a5efa98aff89c6 --config riskflow.yaml"},
+					"POST /v1/rules/rollback {\"version\": \"VERSION\"} with an admin key. --from LIVE refuses it when the\n" +
+					"file no longer holds LIVE (a promotion came meanwhile), instead of undoing that one unseen.",
+				examples: []string{"riskflow rules rollback 20a5efa98aff89c6 --from 7c41d0e2b9a85f13 --config riskflow.yaml"},
 				run:      cmdRulesRollback},
 		}}
 }
@@ -290,6 +291,7 @@ func cmdRulesRollback(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs := newFlagSet("rules rollback", stderr)
 	var cf commonFlags
 	cf.register(fs)
+	from := fs.String("from", "", "roll back only if the pack file still holds this `VERSION` (the live one you mean to undo): a promotion or rollback made meanwhile is then refused, not undone unseen")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -298,6 +300,9 @@ func cmdRulesRollback(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	if !isPackVersion(fs.Arg(0)) {
 		return usagef("rules rollback: VERSION %s is not a rule pack version: 16 hex digits, as riskflow rules versions lists them", schemas.Excerpt(fs.Arg(0), 40))
+	}
+	if *from != "" && !isPackVersion(*from) {
+		return usagef("rules rollback: --from %s is not a rule pack version: 16 hex digits, as riskflow rules versions lists them", schemas.Excerpt(*from, 40))
 	}
 	cfg, s, err := rulesScorer(&cf, stderr)
 	if err != nil {
@@ -314,6 +319,20 @@ func cmdRulesRollback(ctx context.Context, args []string, stdout, stderr io.Writ
 		return configf("%s", strings.Join(problems, "\n"))
 	}
 	svc := newRuleService(cfg, s, newLogger(LogConfig{Level: "error", Format: "text"}, stderr), nil)
+	// Read the pack file as a node does, so that the write below is refused if the file changes
+	// in between (rulesvc.ErrConflict), and say which version the rollback replaces. A file that
+	// cannot be read or does not compile is what a rollback may be for: it is replaced, unless
+	// --from expected a version there.
+	replaced := ""
+	if _, err := svc.Start(ctx); err == nil {
+		replaced = svc.Current().Version
+	} else if *from != "" {
+		return fmt.Errorf("rules rollback: --from %s: the pack file %s (scoring.rules) holds no pack that loads: %w", *from, cfg.Scoring.Rules, err)
+	}
+	if *from != "" && replaced != *from {
+		return fmt.Errorf("rules rollback: the pack file %s (scoring.rules) holds version %s, not %s (--from): another promotion or rollback came meanwhile; "+
+			"see riskflow rules versions --loads, and roll back with --from %s if that one is to be undone", cfg.Scoring.Rules, replaced, *from, replaced)
+	}
 	l, err := svc.Rollback(ctx, fs.Arg(0), "cli:"+userName())
 	if err != nil {
 		return fmt.Errorf("rules rollback: %w", err)
@@ -321,6 +340,9 @@ func cmdRulesRollback(ctx context.Context, args []string, stdout, stderr io.Writ
 	rec := "recorded in rule_versions"
 	if !l.Recorded {
 		rec = "NOT recorded in rule_versions (ClickHouse failed; see above)"
+	}
+	if replaced != "" {
+		rec += ", replacing version " + replaced
 	}
 	fmt.Fprintf(stdout, "rolled back to pack %q version %s (%d rules), written to %s, %s\n", l.Name, l.Version.Version, l.Rules, cfg.Scoring.Rules, rec)
 	return nil
