@@ -46,7 +46,10 @@ type app struct {
 	health *health // what /readyz reports
 	// snapshotAt is when the newest feature snapshot was written or loaded (unix ns; 0 = none).
 	snapshotAt atomic.Int64
-	started    time.Time // when newApp ran
+	// snapRelease releases this process's lock of scoring.snapshot_dir (pipeline.LockSnapshots);
+	// nil without snapshots.
+	snapRelease func()
+	started     time.Time // when newApp ran
 	// starting is what a starting process with a port (ops or API) is doing, which /readyz's
 	// start check names; nil without a port and once every part has started.
 	starting atomic.Pointer[string]
@@ -374,6 +377,7 @@ func (a *app) startFeed(ctx context.Context, g *errgroup.Group) *pipeline.Feed {
 		if snaps != nil {
 			a.saveSnapshot(snaps, feed, "shutdown") // a clean stop leaves the newest state behind
 		}
+		a.releaseSnapshots()
 		return err
 	})
 	g.Go(func() error {
@@ -475,6 +479,14 @@ func (a *app) snapshotAge(now time.Time) time.Duration {
 		return now.Sub(time.Unix(0, at))
 	}
 	return now.Sub(a.started)
+}
+
+// releaseSnapshots releases the lock of scoring.snapshot_dir, once this process has written its
+// last snapshot (or failed to start).
+func (a *app) releaseSnapshots() {
+	if a.snapRelease != nil {
+		a.snapRelease()
+	}
 }
 
 // saveSnapshot writes a snapshot, logging the outcome.

@@ -230,7 +230,18 @@ func (a *app) start(ctx context.Context, p plan, o startOptions) (*errgroup.Grou
 		if gerr := g.Wait(); gerr != nil {
 			err = gerr
 		}
+		a.releaseSnapshots()
 		return nil, nil, err
+	}
+	// One process per snapshot directory and topic, before anything else: a second one sharing
+	// it (two roles' processes started with one configuration on one host) rotated the first's
+	// snapshots out and failed its writes.
+	if p.has(partFeed) && a.cfg.Scoring.SnapshotDir != "" {
+		release, err := pipeline.LockSnapshots(a.cfg.Scoring.SnapshotDir, a.cfg.Kafka.EventsTopic)
+		if err != nil {
+			return failed(configError{fmt.Errorf("scoring.snapshot_dir: %w", err)})
+		}
+		a.snapRelease = release
 	}
 	var apiSrv *apiServer
 	if p.has(partOps) || p.has(partAPI) {
