@@ -66,7 +66,12 @@ type Snapshots struct {
 	// replay of the retention does (a pod back after three days with its volume read three days
 	// of events — the topic's retention is often a week — where a replay reads one).
 	MaxAge time.Duration
-	Log    *slog.Logger
+	// Exclusive says this process holds the directory's lock for the topic (LockSnapshots): no
+	// other process writes its snapshots there, so every temporary snapshot of the topic found
+	// there was left by a process that stopped while writing it, and is removed at once instead
+	// of after staleTemp.
+	Exclusive bool
+	Log       *slog.Logger
 
 	keptLogged atomic.Bool // Save said it keeps a snapshot of another configuration
 	saving     sync.Mutex  // one Save at a time: the shutdown's may meet a periodic one
@@ -176,12 +181,15 @@ func (s *Snapshots) tempPattern() string { return ".features-" + s.Topic + "-*.t
 const staleTemp = 10 * time.Minute
 
 // removeStaleTemps removes this topic's temporary snapshots that nobody has written to for
-// staleTemp, logging what it removed.
+// staleTemp — every one with Exclusive: then no other process writes them, and Save calls it
+// before creating its own — logging what it removed. A node killed while writing and restarted
+// at once (an OOM kill during the snapshot's memory peak, in a loop) used to keep each kill's
+// file for ten minutes, one more snapshot's size on the volume per restart.
 func (s *Snapshots) removeStaleTemps() {
 	paths, _ := filepath.Glob(filepath.Join(s.Dir, s.tempPattern()))
 	for _, p := range paths {
 		fi, err := os.Stat(p)
-		if err != nil || time.Since(fi.ModTime()) < staleTemp {
+		if err != nil || (!s.Exclusive && time.Since(fi.ModTime()) < staleTemp) {
 			continue
 		}
 		if err := os.Remove(p); err != nil {

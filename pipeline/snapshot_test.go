@@ -699,3 +699,28 @@ func TestSnapshotOlderThanTheRetentionIsRefused(t *testing.T) {
 		t.Errorf("younger than MaxAge: err %v, applied %d; want it loaded", err, st.Stats().Applied)
 	}
 }
+
+// A process holding the directory's lock (Exclusive) removes every temporary snapshot of its
+// topic at once, however recent: no other process writes them. A node OOM-killed while writing
+// its snapshot and restarted seconds later used to keep each such file for ten minutes — one more
+// snapshot's size on the volume per kill. Other topics' files stay.
+func TestExclusiveSnapshotsRemoveRecentTemporaryFiles(t *testing.T) {
+	dir := t.TempDir()
+	left := filepath.Join(dir, ".features-verify.events-123.tmp")
+	other := filepath.Join(dir, ".features-other.topic-789.tmp")
+	for _, p := range []string{left, other} {
+		if err := os.WriteFile(p, []byte("partly written"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: features.New(features.Config{}), Log: quiet(), Exclusive: true}
+	if _, _, err := s.Load(context.Background()); !errors.Is(err, ErrNoSnapshot) {
+		t.Fatalf("load: %v, want ErrNoSnapshot", err)
+	}
+	if _, err := os.Stat(left); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a recent temporary snapshot is still there under the lock (%v)", err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("another topic's temporary snapshot was removed: %v", err)
+	}
+}

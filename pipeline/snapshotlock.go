@@ -23,17 +23,17 @@ var ErrSnapshotDirInUse = errors.New("in use by another riskflow process")
 // topic and that process. Processes following other topics share a directory freely.
 //
 // A directory where the lock file cannot be created (missing and not creatable, read-only) is
-// not locked: nothing can write snapshots there, and Snapshots.CheckWritable says so.
+// not locked, and release is nil: nothing can write snapshots there, and Snapshots.CheckWritable
+// says so.
 func LockSnapshots(dir, topic string) (release func(), err error) {
-	noop := func() {}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return noop, nil
+		return nil, nil
 	}
 	name := filepath.Join(dir, "features-"+topic+".lock")
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		if f, err = os.Open(name); err != nil { // read-only: lock an existing file all the same
-			return noop, nil
+			return nil, nil
 		}
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
@@ -44,9 +44,9 @@ func LockSnapshots(dir, topic string) (release func(), err error) {
 			if who == "" {
 				who = "a process that has not said which"
 			}
-			return noop, fmt.Errorf("%s (snapshots of topic %s) is %w (%s): give each process its own directory", dir, topic, ErrSnapshotDirInUse, who)
+			return nil, fmt.Errorf("%s (snapshots of topic %s) is %w (%s): give each process its own directory", dir, topic, ErrSnapshotDirInUse, who)
 		}
-		return noop, fmt.Errorf("lock %s: %w", name, err)
+		return nil, fmt.Errorf("lock %s: %w", name, err)
 	}
 	host, _ := os.Hostname()
 	if f.Truncate(0) == nil {

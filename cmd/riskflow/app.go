@@ -409,7 +409,7 @@ func (a *app) loadSnapshot(ctx context.Context, feed *pipeline.Feed) *pipeline.S
 	}
 	snaps := &pipeline.Snapshots{Dir: a.cfg.Scoring.SnapshotDir, Topic: a.cfg.Kafka.EventsTopic,
 		Fingerprint: a.scorer.KeyFingerprint(), Classes: a.scorer.ClassFingerprint(), State: a.scorer.State(), Log: a.log,
-		MaxAge: a.scorer.State().Config().Retention,
+		MaxAge: a.scorer.State().Config().Retention, Exclusive: a.snapRelease != nil,
 		Ends: func() (map[int]int64, error) {
 			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()

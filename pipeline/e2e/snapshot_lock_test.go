@@ -4,6 +4,8 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -51,5 +53,27 @@ func TestSecondProcessOnOneSnapshotDirectoryIsRefused(t *testing.T) {
 	third.waitLog(t, "feature snapshot loaded", 90*time.Second)
 	if strings.Contains(first.log.String(), "feature snapshot failed") {
 		t.Errorf("the first process's snapshots failed:\n%s", tail(first.log, 20))
+	}
+}
+
+// A node killed while writing its snapshot (an OOM kill at the write's memory peak) and restarted
+// seconds later found the temporary file too recent to remove — another process sharing the
+// directory might have been writing it — and kept it for ten minutes: a kill per restart, one
+// more snapshot's size on the volume each time. Holding the directory's lock, a node knows no
+// other process writes there and removes it at start.
+func TestRestartRemovesTheSnapshotAKillLeftBehind(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	left := filepath.Join(dir, ".features-"+e.events+"-4242.tmp") // as a process killed mid-write leaves it
+	if err := os.WriteFile(left, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := e.start("scorer", "--set", "scoring.snapshot_dir="+dir, "--set", "ops.listen="+testaddr.Free(t))
+	p.waitLog(t, "scorer running", 90*time.Second)
+	if _, err := os.Stat(left); err == nil {
+		t.Fatalf("the partly written snapshot of a killed process is still in %s after the restart:\n%s", dir, tail(p.log, 20))
+	}
+	if !strings.Contains(p.log.String(), "removed a partly written feature snapshot") {
+		t.Errorf("the removal is not logged:\n%s", tail(p.log, 20))
 	}
 }
