@@ -24,7 +24,8 @@ var ErrSnapshotDirInUse = errors.New("in use by another riskflow process")
 //
 // A directory where the lock file cannot be created (missing and not creatable, read-only) is
 // not locked, and release is nil: nothing can write snapshots there, and Snapshots.CheckWritable
-// says so.
+// says so. Any other error than ErrSnapshotDirInUse (a file system without locks) comes with a
+// nil release too: the caller may go on unlocked.
 func LockSnapshots(dir, topic string) (release func(), err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil
