@@ -423,10 +423,11 @@ func (s *Snapshots) Save(positions func() map[int]consumers.Mark) (int64, error)
 				"file", s.path()+".prev", "written_under", why)
 		}
 	} else if _, err := os.Stat(s.path()); err == nil {
-		if err := os.Rename(s.path(), s.path()+".prev"); err != nil {
+		if err := s.keepPrevious(); err != nil {
 			return 0, fmt.Errorf("snapshot: keep the previous one: %w", err)
 		}
 	}
+	betweenRenames()
 	if err := os.Rename(tmp.Name(), s.path()); err != nil {
 		return 0, fmt.Errorf("snapshot: %w", err)
 	}
@@ -435,4 +436,26 @@ func (s *Snapshots) Save(positions func() map[int]consumers.Mark) (int64, error)
 		d.Close()
 	}
 	return n, nil
+}
+
+// betweenRenames is called after the newest snapshot was kept as .prev and before the new one
+// takes its name (a test's seam: a process killed there).
+var betweenRenames = func() {}
+
+// keepPrevious makes the newest snapshot .prev and leaves it under its own name too, so that the
+// new one replaces it in one rename: the newest's name is never empty. A process killed between
+// moving the newest to .prev and renaming the new one left neither under the newest's name, and
+// its restart loaded the older .prev (held-out run: one of six SIGKILLs at random moments of a
+// scorer snapshotting every second). Where hard links are not supported the newest is renamed.
+func (s *Snapshots) keepPrevious() error {
+	link := filepath.Join(s.Dir, ".features-"+s.Topic+"-prev.tmp") // tempPattern: a left one is removed
+	_ = os.Remove(link)
+	if err := os.Link(s.path(), link); err != nil {
+		return os.Rename(s.path(), s.path()+".prev")
+	}
+	if err := os.Rename(link, s.path()+".prev"); err != nil {
+		_ = os.Remove(link)
+		return err
+	}
+	return nil
 }

@@ -724,3 +724,34 @@ func TestExclusiveSnapshotsRemoveRecentTemporaryFiles(t *testing.T) {
 		t.Errorf("another topic's temporary snapshot was removed: %v", err)
 	}
 }
+
+// A process killed after the newest snapshot became .prev and before the new one took its name
+// left no newest: its restart loaded the older .prev. The newest's name now always holds one.
+func TestSnapshotNewestNeverMissingMidSave(t *testing.T) {
+	dir := t.TempDir()
+	s := &Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: stateWith(20), Log: quiet()}
+	if _, err := s.Save(at(map[int]int64{0: 10})); err != nil {
+		t.Fatal(err)
+	}
+	var missing bool
+	betweenRenames = func() { _, err := os.Stat(s.path()); missing = err != nil }
+	defer func() { betweenRenames = func() {} }()
+	if _, err := s.Save(at(map[int]int64{0: 20})); err != nil {
+		t.Fatal(err)
+	}
+	if missing {
+		t.Error("between keeping the previous snapshot and renaming the new one, no snapshot had the newest's name")
+	}
+	offs, _, err := (&Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: features.New(features.Config{}), Log: quiet()}).Load(context.Background())
+	if err != nil || offs[0].Next != 20 {
+		t.Fatalf("newest: offsets %v, %v; want 20", offs, err)
+	}
+	os.Remove(s.path())
+	offs, _, err = (&Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: features.New(features.Config{}), Log: quiet()}).Load(context.Background())
+	if err != nil || offs[0].Next != 10 {
+		t.Fatalf(".prev: offsets %v, %v; want 10", offs, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".features-*.tmp")); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+}
