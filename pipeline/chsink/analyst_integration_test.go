@@ -382,6 +382,118 @@ func TestReadEvents(t *testing.T) {
 	}
 }
 
+// A period of decades with a few days of events is read with a query per day that has events,
+// not one per day (`riskflow backtest --from 2000-01-01` sent 9,800 queries), and still
+// returns every event in order, whatever the chunk.
+func TestReadEventsSkipsEmptyDays(t *testing.T) {
+	st := migrated(t)
+	ctx := testContext(t)
+	var recs []schemas.ScoreRecord
+	for i, ts := range []time.Time{
+		time.Date(2001, 3, 4, 23, 59, 59, 0, time.UTC),
+		time.Date(2001, 3, 5, 0, 0, 0, 0, time.UTC),
+		time.Date(2013, 7, 1, 12, 0, 0, 0, time.UTC),
+		time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC),
+		time.Date(2024, 5, 1, 10, 0, 1, 0, time.UTC),
+		time.Date(2024, 5, 3, 1, 0, 0, 0, time.UTC),
+	} {
+		r := testRecord(i)
+		r.TS = ts
+		recs = append(recs, r)
+	}
+	if err := st.WriteBatch(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	from, to := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 12, 6, 16, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		opts    ReadOptions
+		queries int
+	}{
+		// the list of days, then days 2001-03-04, 2001-03-05, 2013-07-01, 2024-05-01, 2024-05-03,
+		// then the list again after the last one (nothing new)
+		{ReadOptions{}, 1 + 5 + 1},
+		// 5-hour chunks: the five of each day with events, from its midnight or from where the
+		// previous day's last chunk ended (2001-03-05 01:00), into the next day
+		{ReadOptions{Chunk: 5 * time.Hour, Batch: 2}, 1 + 5*5 + 1},
+		// 3-day chunks from the day's midnight: 2001-03-04 to 07, 2013-07-01 to 04, 2024-05-01 to 04
+		{ReadOptions{Chunk: 72 * time.Hour}, 1 + 3 + 1},
+	} {
+		rd, err := st.ReadEvents(ctx, from, to, c.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for {
+			e, ok, err := rd.Next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				break
+			}
+			got = append(got, e.EventID+" "+e.TS.Format(time.RFC3339))
+		}
+		if err := rd.Close(); err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for _, r := range recs {
+			want = append(want, r.EventID+" "+r.TS.Format(time.RFC3339))
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%+v: read\n%s\nwant\n%s", c.opts, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		if rd.queries != c.queries {
+			t.Errorf("%+v: %d queries, want %d", c.opts, rd.queries, c.queries)
+		}
+	}
+}
+
+// Events written, while a read is under way, into a day after the last one that had events
+// when it began are read too: a backtest up to now meets what the archiver writes meanwhile.
+func TestReadEventsMeetsEventsWrittenMeanwhile(t *testing.T) {
+	st := migrated(t)
+	ctx := testContext(t)
+	var first []schemas.ScoreRecord
+	for i := range 20 {
+		r := testRecord(i)
+		r.TS = time.Date(2024, 5, 1, 10, 0, i, 0, time.UTC)
+		first = append(first, r)
+	}
+	if err := st.WriteBatch(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	// One event per batch: the background read waits inside the first day until Next takes
+	// the first day's events (the stream holds 4 batches and Next one).
+	rd, err := st.ReadEvents(ctx, first[0].TS, time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC), ReadOptions{Batch: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	if _, ok, err := rd.Next(ctx); !ok || err != nil {
+		t.Fatalf("first event: %v %v", ok, err)
+	}
+	later := testRecord(100)
+	later.TS = time.Date(2024, 5, 20, 8, 0, 0, 0, time.UTC)
+	if err := st.WriteBatch(ctx, []schemas.ScoreRecord{later}); err != nil {
+		t.Fatal(err)
+	}
+	n, last := 1, ""
+	for {
+		e, ok, err := rd.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		n, last = n+1, e.EventID
+	}
+	if n != 21 || last != later.EventID {
+		t.Errorf("read %d events, the last %q; want 21, the last %q (written during the read)", n, last, later.EventID)
+	}
+}
+
 // A stream consumed slower than Config.WriteTimeout still completes (the driver's read
 // timeout covers a whole result stream), and ChunkTimeout bounds it instead.
 func TestReadEventsSlowConsumer(t *testing.T) {

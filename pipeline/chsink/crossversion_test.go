@@ -627,8 +627,10 @@ func (p *crossPlan) addReads(migs []migration, rp readParams) error {
 				"verify_events\tts + toIntervalDay(400)\nverify_events_hourly\thour + toIntervalYear(3)\n"
 		}})
 
-	// The backtest's reads: ReadEvents' chunks over the fixture's days, in replay order.
+	// The backtest's reads: ReadEvents' list of the days with events, and its chunks over the
+	// fixture's days, in replay order.
 	day := now.Truncate(24 * time.Hour)
+	compare("backtest days", eventDaysSQL(db, day.Add(-20*24*time.Hour), now.Add(time.Hour)), true)
 	for lo := day.Add(-10 * 24 * time.Hour); lo.Before(now.Add(time.Hour)); lo = lo.Add(24 * time.Hour) {
 		compare("backtest read "+lo.Format("2006-01-02"), readChunkSQL(db, lo, lo.Add(24*time.Hour)), true)
 	}

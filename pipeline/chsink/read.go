@@ -67,6 +67,12 @@ var readBlockRows = 0
 //
 // Each chunk's query must finish within ReadOptions.ChunkTimeout (or ctx's deadline, if
 // earlier), however slowly the caller consumes its rows.
+//
+// Chunks without events cost no query: a first query lists the UTC days that have events,
+// and only their chunks are read. Events stored later into a day that had none when the read
+// began are therefore not read, except in the days after the last one listed, which are
+// listed again on reaching them (a read up to now still gets what the archiver writes
+// meanwhile).
 func (s *Store) ReadEvents(ctx context.Context, from, to time.Time, opts ReadOptions) (*EventReader, error) {
 	if !storableTime(from) || !storableTime(to) {
 		return nil, fmt.Errorf("chsink: read events: period %s to %s is outside what ClickHouse DateTime stores",
@@ -113,6 +119,8 @@ type EventReader struct {
 	cur  []StoredEvent
 	pos  int
 	rows uint64
+
+	queries int // queries sent by produce (tests)
 
 	closeOnce sync.Once
 }
@@ -166,7 +174,32 @@ func (r *EventReader) Close() error {
 func (r *EventReader) produce(ctx context.Context, s *Store, from, to time.Time, opts ReadOptions) {
 	defer close(r.done)
 	defer close(r.batches)
+	// Chunks of days without events are not asked for: a period of years with a few days of
+	// history would otherwise cost a query per empty day.
+	days, err := r.eventDays(ctx, s, from, to, opts.ChunkTimeout)
+	if err != nil {
+		r.err = err
+		return
+	}
 	for lo := from; lo.Before(to); {
+		for len(days) > 0 && !days[0].Add(24*time.Hour).After(lo) {
+			days = days[1:]
+		}
+		if len(days) == 0 {
+			// Past the last day that had events when the read began: look again, for the days
+			// written since (a read that goes on to now meets the events of the archiver).
+			if days, err = r.eventDays(ctx, s, lo, to, opts.ChunkTimeout); err != nil {
+				r.err = err
+				return
+			}
+			if len(days) == 0 {
+				return
+			}
+			continue
+		}
+		if days[0].After(lo) {
+			lo = days[0] // skip the days without events
+		}
 		hi := lo.Add(opts.Chunk)
 		if opts.Chunk%(24*time.Hour) == 0 {
 			// align daily chunks to partitions (UTC days): the first one ends at a midnight
@@ -183,10 +216,43 @@ func (r *EventReader) produce(ctx context.Context, s *Store, from, to time.Time,
 	}
 }
 
+// eventDays lists the UTC days (their midnights, in order) on which verify_events has rows
+// with lo <= ts < hi: one query reading the ts column of the period's partitions.
+func (r *EventReader) eventDays(ctx context.Context, s *Store, lo, hi time.Time, timeout time.Duration) ([]time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	r.queries++
+	rows, err := s.conn.Query(ctx, eventDaysSQL(s.db, lo, hi))
+	if err != nil {
+		return nil, fmt.Errorf("chsink: list the days of %s from %s to %s: %w", s.table("verify_events"), lo.Format(time.RFC3339), hi.Format(time.RFC3339), noTable(err))
+	}
+	defer rows.Close()
+	var days []time.Time
+	for rows.Next() {
+		var d uint32
+		if err := rows.Scan(&d); err != nil {
+			return nil, fmt.Errorf("chsink: list the days of %s: %w", s.table("verify_events"), err)
+		}
+		days = append(days, time.Unix(int64(d)*86400, 0).UTC())
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("chsink: list the days of %s from %s to %s: %w", s.table("verify_events"), lo.Format(time.RFC3339), hi.Format(time.RFC3339), err)
+	}
+	return days, nil
+}
+
+// eventDaysSQL is the query of eventDays: the UTC days, as days since 1970-01-01, with events
+// with lo <= ts < hi. (Without FINAL: a replaced copy can only add a day to read in vain.)
+func eventDaysSQL(database string, lo, hi time.Time) string {
+	return fmt.Sprintf("SELECT toUInt32(intDiv(toUInt32(ts), 86400)) AS day FROM %s.verify_events WHERE ts >= toDateTime(%d) AND ts < toDateTime(%d) GROUP BY day ORDER BY day",
+		database, lo.Unix(), hi.Unix())
+}
+
 func (r *EventReader) readChunk(ctx context.Context, s *Store, lo, hi time.Time, batchSize int, timeout time.Duration) error {
 	// A deadline on the query's context replaces the driver's read timeout for the stream.
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	r.queries++
 	q := readChunkSQL(s.db, lo, hi)
 	settings := clickhouse.Settings{
 		// a big chunk spills its sort to disk instead of failing on max_memory_usage
