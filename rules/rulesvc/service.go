@@ -97,6 +97,11 @@ type Service struct {
 
 	// recordTimeout bounds one use of the history, whether or not the store heeds its context.
 	recordTimeout time.Duration
+	// checkEvery is how many ticks apart the history is asked whether it still holds the running
+	// pack's version: a dropped database, recreated by the archiver or riskflow migrate, starts
+	// with an empty rule_versions, which no load would fill until the next promotion.
+	checkEvery int
+	ticks      int // Tick's count
 
 	mu       sync.Mutex
 	cur      Version
@@ -173,7 +178,8 @@ func New(cfg Config, target Target, store Store, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{cfg: cfg, target: target, store: store, log: log, sleep: time.Sleep, recordTimeout: 5 * time.Second}
+	return &Service{cfg: cfg, target: target, store: store, log: log, sleep: time.Sleep, recordTimeout: 5 * time.Second,
+		checkEvery: historyCheckTicks}
 }
 
 // Start loads the pack file (or the default pack) as "startup"; it is recorded, unless the history
@@ -374,23 +380,28 @@ func (s *Service) flush(ctx context.Context, pick func(pendingRecord) bool) map[
 // its version), giving up after recordTimeout even if the store does not heed its context (a
 // ClickHouse that accepted the connection and never answers held a PUT for 15 s).
 func (s *Service) record(ctx context.Context, r pendingRecord) error {
+	return s.bounded(ctx, "record version "+r.v.Version, func(ctx context.Context) error {
+		if !r.always {
+			if _, err := s.store.Lookup(ctx, r.v.Version); err == nil {
+				return nil
+			}
+		}
+		return s.store.RecordVersion(ctx, r.v)
+	})
+}
+
+// bounded runs f, a use of the history, for at most recordTimeout, even if f does not heed its
+// context; what names the use in the error of one that took longer.
+func (s *Service) bounded(ctx context.Context, what string, f func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, s.recordTimeout)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() {
-		if !r.always {
-			if _, err := s.store.Lookup(ctx, r.v.Version); err == nil {
-				done <- nil
-				return
-			}
-		}
-		done <- s.store.RecordVersion(ctx, r.v)
-	}()
+	go func() { done <- f(ctx) }()
 	select {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
-		return fmt.Errorf("rules: record version %s in the history: no answer within %s: %w", r.v.Version, s.recordTimeout, ctx.Err())
+		return fmt.Errorf("rules: %s in the history: no answer within %s: %w", what, s.recordTimeout, ctx.Err())
 	}
 }
 
@@ -409,12 +420,7 @@ func (s *Service) Recorded() bool {
 	if s.store == nil {
 		return false
 	}
-	for _, r := range s.pending {
-		if r.v.Version == s.cur.Version {
-			return false
-		}
-	}
-	return true
+	return !s.pendingLocked(s.cur.Version)
 }
 
 // Versions lists the recorded versions, newest first.
@@ -459,16 +465,63 @@ func (s *Service) Run(ctx context.Context) {
 	}
 }
 
+// historyCheckTicks is how many ticks apart (a minute at the default Interval) the history is
+// asked whether it still holds the running pack's version.
+const historyCheckTicks = 12
+
 // Tick is one poll of Run.
 func (s *Service) Tick(ctx context.Context) {
 	s.mu.Lock()
 	queued := s.seq // the loads queued before this tick: its own file load waits for the next
 	s.watchLocked()
+	s.ticks++
+	check := s.store != nil && s.checkEvery > 0 && s.ticks%s.checkEvery == 0 && !s.pendingLocked(s.cur.Version)
 	s.mu.Unlock()
 	// The file first, the history after: a history that hangs delays only the records.
 	if s.store != nil {
 		s.flush(ctx, func(r pendingRecord) bool { return !r.busy && r.seq <= queued })
 	}
+	if check {
+		s.checkHistory(ctx)
+	}
+}
+
+// pendingLocked reports whether a load of version waits to be recorded.
+func (s *Service) pendingLocked(version string) bool {
+	for _, r := range s.pending {
+		if r.v.Version == version {
+			return true
+		}
+	}
+	return false
+}
+
+// checkHistory records the running pack's load again when the history answers that it does not
+// hold its version (its database was dropped and recreated); a history that does not answer is
+// asked again at the next check.
+func (s *Service) checkHistory(ctx context.Context) {
+	s.mu.Lock()
+	cur := s.cur
+	s.mu.Unlock()
+	err := s.bounded(ctx, "look up version "+cur.Version, func(ctx context.Context) error {
+		_, err := s.store.Lookup(ctx, cur.Version)
+		return err
+	})
+	if !errors.Is(err, ErrUnknownVersion) {
+		return
+	}
+	s.mu.Lock()
+	if s.cur.Version != cur.Version || s.pendingLocked(cur.Version) {
+		s.mu.Unlock()
+		return // loaded or queued meanwhile: that load is recorded
+	}
+	s.seq++
+	seq := s.seq
+	s.pending = append(s.pending, pendingRecord{v: cur, seq: seq, failed: true})
+	s.mu.Unlock()
+	s.log.Warn("the rule version history does not hold the running pack's version (its database recreated?); recording its load again",
+		"version", cur.Version, "by", cur.LoadedBy)
+	s.flush(ctx, func(r pendingRecord) bool { return r.seq == seq })
 }
 
 // watchLocked is Tick's look at the pack file.

@@ -241,6 +241,61 @@ func TestRecordRetried(t *testing.T) {
 	}
 }
 
+// A history that lost the running pack's version — its database dropped, then recreated empty
+// by the archiver or riskflow migrate — gets the load in force again at the next check: the
+// rule_versions of a recreated database stayed empty until someone promoted a pack.
+func TestHistoryEmptiedUnderTheRunningPack(t *testing.T) {
+	ctx := context.Background()
+	tg, st := newTarget(t), &store{}
+	s := New(Config{Default: pack("d", 3), Node: "n"}, tg, st, nil)
+	s.checkEvery = 2
+	if _, err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.Tick(ctx) // tick 1: the startup load recorded
+	if len(st.records) != 1 {
+		t.Fatalf("startup load: %+v", st.records)
+	}
+	want := st.records[0]
+	s.Tick(ctx) // tick 2, a check: the history holds it
+	if len(st.records) != 1 {
+		t.Fatalf("a history that holds the version was written again: %+v", st.records)
+	}
+
+	// The database is dropped: while ClickHouse says nothing about the version, nothing is
+	// queued (the load stays Recorded).
+	st.mu.Lock()
+	st.byVer, st.down = nil, true
+	st.mu.Unlock()
+	s.Tick(ctx)
+	s.Tick(ctx)
+	if len(st.records) != 1 || !s.Recorded() {
+		t.Fatalf("history down: %d records, Recorded %v", len(st.records), s.Recorded())
+	}
+	// It is recreated empty: the next check records the load in force, as it was loaded.
+	st.mu.Lock()
+	st.down = false
+	st.mu.Unlock()
+	s.Tick(ctx) // tick 5: no check
+	if len(st.records) != 1 {
+		t.Fatalf("recorded between checks: %+v", st.records)
+	}
+	s.Tick(ctx) // tick 6: a check
+	if len(st.records) != 2 || st.records[1].Version != want.Version || st.records[1].LoadedBy != want.LoadedBy ||
+		!st.records[1].LoadedAt.Equal(want.LoadedAt) || string(st.records[1].Content) != string(want.Content) {
+		t.Fatalf("after the history was emptied: %+v, want the load %+v again", st.records, want)
+	}
+	if !s.Recorded() {
+		t.Error("not Recorded after the load was recorded again")
+	}
+	for range 4 {
+		s.Tick(ctx)
+	}
+	if len(st.records) != 2 {
+		t.Errorf("recorded again while the history holds it: %d records", len(st.records))
+	}
+}
+
 // A file that does not compile is logged once and left until it changes; the running pack stays.
 func TestRejectedFileNotRetried(t *testing.T) {
 	ctx := context.Background()
