@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"slices"
 	"time"
 
 	"github.com/riskflow/riskflow/pipeline/chsink"
@@ -125,8 +126,12 @@ func cmdLabel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("label: %s: migrate: %w", where, err)
 	}
 	stored, total := 0, max(len(labels), src.n)
-	var unknown []schemas.Label // the first maxUnknownShown labels of ids not stored
-	nUnknown := 0
+	// The ids not stored are counted by label over the whole file (an id labelled in two batches,
+	// a correction further down, is one id named once, and two labels), in memory that does not
+	// grow with the file: the first maxUnknownShown ids are named, the rest only counted.
+	var unknown []schemas.Label // the first maxUnknownShown labels of distinct ids not stored
+	nUnknown := 0               // labels of ids not stored
+	nNamed := 0                 // of them, labels of an id in unknown
 	var checkErr error
 	store := func(batch []schemas.Label) error {
 		now := time.Now().UTC()
@@ -154,9 +159,23 @@ func cmdLabel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			checkErr = err
 			return nil
 		}
-		nUnknown += len(u)
-		for _, l := range u[:min(len(u), maxUnknownShown-len(unknown))] {
-			unknown = append(unknown, l)
+		notStored := make(map[labelTarget]bool, len(u))
+		for _, l := range u {
+			notStored[targetOf(l)] = true
+		}
+		for _, l := range batch {
+			t := targetOf(l)
+			if !notStored[t] {
+				continue
+			}
+			nUnknown++
+			named := slices.ContainsFunc(unknown, func(n schemas.Label) bool { return targetOf(n) == t })
+			if !named && len(unknown) < maxUnknownShown {
+				unknown, named = append(unknown, l), true
+			}
+			if named {
+				nNamed++
+			}
 		}
 		return nil
 	}
@@ -187,10 +206,10 @@ func cmdLabel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stderr, "warning: no %s %s of app %s in %s: a mistyped id or app never counts in a backtest (if it was just made, the archiver may be behind)\n",
 			kind, id, l.AppID, table)
 	}
-	if nUnknown > len(unknown) {
+	if nUnknown > nNamed {
 		// A bulk file of ids not archived yet: the count, not a line each.
-		fmt.Fprintf(stderr, "warning: and %d more labelled ids not stored (%d of the %d labels): they never count in a backtest unless the archiver stores them later\n",
-			nUnknown-len(unknown), nUnknown, total)
+		fmt.Fprintf(stderr, "warning: and %d more labels of ids not stored (%d of the %d labels): they never count in a backtest unless the archiver stores them later\n",
+			nUnknown-nNamed, nUnknown, total)
 	}
 	return nil
 }
@@ -256,8 +275,16 @@ func (t *teeSeeker) Seek(offset int64, whence int) (int64, error) {
 	return t.f.Seek(offset, whence)
 }
 
-// maxUnknownShown is how many labels of ids not stored `riskflow label` names one by one.
+// maxUnknownShown is how many ids not stored `riskflow label` names one by one.
 const maxUnknownShown = 20
+
+// labelTarget is what a label marks: a decision or an event of an app.
+type labelTarget struct{ kind, appID, id string }
+
+func targetOf(l schemas.Label) labelTarget {
+	kind, id := l.Target()
+	return labelTarget{kind, l.AppID, id}
+}
 
 // flagOf names the flag of a label field.
 func flagOf(field string) string {

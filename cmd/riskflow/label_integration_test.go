@@ -32,7 +32,7 @@ func TestLabelBulkUnknownWarnsByCount(t *testing.T) {
 	r := runCmd(t, context.Background(), "label", "--file", file, "--by", "it", "--set", "clickhouse.addr="+addr, "--set", "clickhouse.database="+db)
 	warnings := strings.Split(strings.TrimSpace(r.stderr), "\n")
 	if r.code != 0 || len(warnings) != maxUnknownShown+1 || !strings.Contains(r.stderr, "warning: no event bulk-0 of app app1") ||
-		!strings.Contains(warnings[len(warnings)-1], fmt.Sprintf("and %d more labelled ids not stored (2000 of the 2000 labels)", 2000-maxUnknownShown)) {
+		!strings.Contains(warnings[len(warnings)-1], fmt.Sprintf("and %d more labels of ids not stored (2000 of the 2000 labels)", 2000-maxUnknownShown)) {
 		t.Errorf("exit %d, %d warning lines (want %d):\n%s", r.code, len(warnings), maxUnknownShown+1, strings.Join(warnings[max(0, len(warnings)-3):], "\n"))
 	}
 	var n uint64
@@ -85,7 +85,7 @@ func TestLabelFileInBatches(t *testing.T) {
 		r := runCmd(t, ctx, append([]string{"label", "--file", from}, sets...)...)
 		restore()
 		if r.code != 0 || strings.Count(r.stdout, "labelled event batch-") != 1000 || strings.Count(r.stderr, "warning: no event") != maxUnknownShown ||
-			!strings.Contains(r.stderr, fmt.Sprintf("and %d more labelled ids not stored (950 of the 1000 labels)", 950-maxUnknownShown)) ||
+			!strings.Contains(r.stderr, fmt.Sprintf("and %d more labels of ids not stored (950 of the 1000 labels)", 950-maxUnknownShown)) ||
 			strings.Contains(r.stderr, "no event batch-0 ") {
 			t.Errorf("--file %s: exit %d, %d labelled\n%s", from, r.code, strings.Count(r.stdout, "labelled"), r.stderr)
 		}
@@ -96,10 +96,28 @@ func TestLabelFileInBatches(t *testing.T) {
 		conn.QueryRow(ctx, "SELECT count() FROM "+db+".labels").Scan(&rows)
 		t.Logf("--file %s: %d label rows before merges", from, rows)
 	}
+	// Corrections further down the file, in other batches: each id not stored is named once, and
+	// the labels counted over the whole file (their ids were counted again in each batch: "and
+	// 20001 more labelled ids not stored" of a file of 10,001 ids labelled twice).
+	lines.Reset()
+	for _, as := range []string{"fraud", "legit"} {
+		for i := range 500 {
+			fmt.Fprintf(&lines, `{"app_id":"app1","event_id":"batch-%d","label":%q}`+"\n", i, as)
+		}
+	}
+	os.WriteFile(file, []byte(lines.String()), 0o644)
+	r := runCmd(t, ctx, append([]string{"label", "--file", file}, sets...)...)
+	// 450 of the 500 ids are not stored (batch-0, -7, … -343 are): 900 labels, 40 of them of the
+	// 20 ids named.
+	if r.code != 0 || strings.Count(r.stderr, "warning: no event") != maxUnknownShown || strings.Count(r.stderr, "warning: no event batch-1 ") != 1 ||
+		!strings.Contains(r.stderr, "warning: and 860 more labels of ids not stored (900 of the 1000 labels)") {
+		t.Errorf("corrections in other batches: exit %d\n%s", r.code, r.stderr)
+	}
+
 	// A mistake on the last line (after three batches' worth): nothing of the file is stored.
 	conn.Exec(ctx, "TRUNCATE TABLE "+db+".labels")
 	restore := stdin(lines.String() + `{"app_id":"app1","event_id":"batch-x","label":"frad"}` + "\n")
-	r := runCmd(t, ctx, append([]string{"label", "--file", "-"}, sets...)...)
+	r = runCmd(t, ctx, append([]string{"label", "--file", "-"}, sets...)...)
 	restore()
 	var n uint64
 	conn.QueryRow(ctx, "SELECT count() FROM "+db+".labels").Scan(&n)
