@@ -441,12 +441,38 @@ func parseTS(raw []byte, s, why string) (time.Time, error) {
 			return time.Time{}, fieldErr("ts", "%s is neither an RFC 3339 string nor an integer of unix milliseconds", shownJSON(raw, 40))
 		}
 		t = time.UnixMilli(ms)
+		if t.Before(minTS) || t.After(maxTS) {
+			return time.Time{}, tsOutOfRange(t, unitHint(ms))
+		}
 	}
 	t = t.UTC()
 	if t.Before(minTS) || t.After(maxTS) {
-		return time.Time{}, fieldErr("ts", "%s is outside 2000..2100 (unix seconds sent as milliseconds?)", t.Format(time.RFC3339))
+		return time.Time{}, tsOutOfRange(t, "")
 	}
 	return t, nil
+}
+
+// tsOutOfRange is the error of a ts outside [minTS, maxTS], with hint (a likely mistake) if any.
+func tsOutOfRange(t time.Time, hint string) error {
+	if hint != "" {
+		hint = " (" + hint + ")"
+	}
+	return fieldErr("ts", "%s is outside 2000..2100%s", t.UTC().Format(time.RFC3339Nano), hint)
+}
+
+// unitHint names the unit mistake that would put ms, an integer ts out of range, in range: unix
+// seconds, microseconds or nanoseconds sent for milliseconds; "" when none does.
+func unitHint(ms int64) string {
+	in := func(t time.Time) bool { return !t.Before(minTS) && !t.After(maxTS) }
+	switch {
+	case in(time.Unix(ms, 0)):
+		return "unix seconds sent as milliseconds?"
+	case in(time.UnixMicro(ms)):
+		return "unix microseconds sent as milliseconds?"
+	case in(time.Unix(0, ms)):
+		return "unix nanoseconds sent as milliseconds?"
+	}
+	return ""
 }
 
 // parseRFC3339 reads an RFC 3339 (section 5.6) date-time in UTC: YYYY-MM-DDTHH:MM:SS, an

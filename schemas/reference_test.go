@@ -403,10 +403,13 @@ func refParseTS(raw json.RawMessage) (time.Time, error) {
 			return time.Time{}, fieldErr("ts", "%s is neither an RFC 3339 string nor an integer of unix milliseconds", shownJSON(raw, 40))
 		}
 		t = time.UnixMilli(ms)
+		if t.Before(minTS) || t.After(maxTS) {
+			return time.Time{}, tsOutOfRange(t, unitHint(ms))
+		}
 	}
 	t = t.UTC()
 	if t.Before(minTS) || t.After(maxTS) {
-		return time.Time{}, fieldErr("ts", "%s is outside 2000..2100 (unix seconds sent as milliseconds?)", t.Format(time.RFC3339))
+		return time.Time{}, tsOutOfRange(t, "")
 	}
 	return t, nil
 }
