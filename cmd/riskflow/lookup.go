@@ -14,7 +14,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/riskflow/riskflow/pipeline/chsink"
@@ -384,7 +383,7 @@ func redactedURL(raw string) string {
 func cell(s string) string { return schemas.Visible(s) }
 
 func (l *lookupResult) write(w io.Writer) {
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	tw := newColumns(w) // text/tabwriter's alignment, by the columns a terminal gives a character
 	defer tw.Flush()
 	p := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
 	if l.Live == nil {
