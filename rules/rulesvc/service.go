@@ -475,7 +475,7 @@ func (s *Service) Tick(ctx context.Context) {
 	queued := s.seq // the loads queued before this tick: its own file load waits for the next
 	s.watchLocked()
 	s.ticks++
-	check := s.store != nil && s.checkEvery > 0 && s.ticks%s.checkEvery == 0 && !s.pendingLocked(s.cur.Version)
+	check := s.store != nil && s.checkEvery > 0 && s.ticks%s.checkEvery == 0 && s.cur.Version != "" && !s.pendingLocked(s.cur.Version)
 	s.mu.Unlock()
 	// The file first, the history after: a history that hangs delays only the records.
 	if s.store != nil {
