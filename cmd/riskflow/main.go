@@ -227,7 +227,8 @@ func (c *commonFlags) register(fs *flag.FlagSet) {
 func (c *commonFlags) load(adjust func(*Config)) (Config, error) {
 	cfg, origins, err := loadConfig(c.config, os.Environ(), c.sets)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) && !c.flagGiven("config") {
+		var pe *fs.PathError
+		if errors.As(err, &pe) && errors.Is(err, fs.ErrNotExist) && c.config != "" && pe.Path == c.config && !c.flagGiven("config") {
 			// A RISKFLOW_CONFIG left exported from another shell or project: say where the path
 			// came from, since the command line shows none.
 			err = fmt.Errorf("%w (the file RISKFLOW_CONFIG names: unset it or give --config FILE)", err)

@@ -882,6 +882,14 @@ func TestMissingConfigFromTheEnvironmentSaysSo(t *testing.T) {
 	if r.code != 2 || !strings.Contains(r.stderr, missing) || strings.Contains(r.stderr, "RISKFLOW_CONFIG") {
 		t.Errorf("--config: exit %d, want 2 naming %s only: %s", r.code, missing, r.stderr)
 	}
+	// A missing file named by a RISKFLOW_…_FILE variable is that variable's, not RISKFLOW_CONFIG's
+	// (which is not even set): the note would send the user to the wrong variable.
+	os.Unsetenv("RISKFLOW_CONFIG")
+	t.Setenv("RISKFLOW_SCORING_PHONE_HASH_KEY_FILE", missing)
+	r = runCmd(t, context.Background(), "migrate")
+	if r.code != 2 || !strings.Contains(r.stderr, "RISKFLOW_SCORING_PHONE_HASH_KEY_FILE") || strings.Contains(r.stderr, "RISKFLOW_CONFIG") {
+		t.Errorf("_FILE: exit %d, want 2 naming RISKFLOW_SCORING_PHONE_HASH_KEY_FILE only: %s", r.code, r.stderr)
+	}
 }
 
 // The first Ctrl-C asks for a clean stop; a second one ends the process at once, however long
