@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -126,7 +127,13 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			defer f.Close()
 			w = f
 		}
-		n, err := loadgen.WriteJSONL(w, g, labelW)
+		n, err := loadgen.WriteJSONL(ctx, w, g, labelW)
+		if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			// Told to stop (Ctrl-C, SIGTERM): the file ends with the last whole event, as sendLoad
+			// stops; say so, as at the end.
+			fmt.Fprintf(stderr, "loadgen: wrote %d events, stopped before --duration's end\n", n)
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("loadgen: %w", err)
 		}

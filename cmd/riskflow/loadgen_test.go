@@ -175,3 +175,20 @@ func TestLoadgenStoppedSaysWhatItSent(t *testing.T) {
 		t.Errorf("unpaced, stopped at the 511th event: %v, %d sent, output %q", err, sent, out.String())
 	}
 }
+
+// loadgen --out FILE told to stop (Ctrl-C, SIGTERM) stops, as --out kafka does, and says what it
+// wrote: it went on writing the whole --duration, and only a second signal ended it, with the
+// file cut in the middle of a line.
+func TestLoadgenToAFileStopsWhenTold(t *testing.T) {
+	cleanEnv(t)
+	events := filepath.Join(t.TempDir(), "events.jsonl")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the signal came while the population was being drawn
+	r := runCmd(t, ctx, "loadgen", "--rate", "50", "--duration", "1h", "--seed", "3", "--out", events)
+	if r.code != 0 || !strings.Contains(r.stderr, "loadgen: wrote 0 events, stopped before --duration's end") {
+		t.Errorf("exit %d, want 0 saying it stopped: %s", r.code, r.stderr)
+	}
+	if b, err := os.ReadFile(events); err != nil || len(b) != 0 {
+		t.Errorf("%s: %d bytes (%v), want an empty file", events, len(b), err)
+	}
+}

@@ -2,6 +2,7 @@ package loadgen_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log"
 	"strings"
@@ -25,7 +26,7 @@ func ExampleWriteJSONL() {
 		log.Fatal(err)
 	}
 	var events, labels bytes.Buffer
-	n, err := loadgen.WriteJSONL(&events, g, &labels)
+	n, err := loadgen.WriteJSONL(context.Background(), &events, g, &labels)
 	if err != nil {
 		log.Fatal(err)
 	}

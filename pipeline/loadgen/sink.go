@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,15 +20,20 @@ type LabelLine struct {
 // WriteJSONL writes every remaining event of g to w, one VerifyEvent v1 JSON object per line, and
 // — when labels is not nil — the ground truth to labels, one {"event_id","app_id","label","attack"} object
 // per line in the same order. It returns the number of events written. Both writers are buffered
-// here and flushed before returning.
-func WriteJSONL(w io.Writer, g *Generator, labels io.Writer) (int, error) {
+// here and flushed before returning. When ctx is done (Ctrl-C) it stops at the next event and
+// returns ctx's error with the events written so far, their lines and labels whole and flushed.
+func WriteJSONL(ctx context.Context, w io.Writer, g *Generator, labels io.Writer) (int, error) {
 	ew := bufio.NewWriterSize(w, 64<<10)
 	var lw *bufio.Writer
 	if labels != nil {
 		lw = bufio.NewWriterSize(labels, 16<<10)
 	}
 	n := 0
+	var stopped error
 	for {
+		if stopped = ctx.Err(); stopped != nil {
+			break
+		}
 		l, ok := g.Next()
 		if !ok {
 			break
@@ -57,6 +63,9 @@ func WriteJSONL(w io.Writer, g *Generator, labels io.Writer) (int, error) {
 		if err := lw.Flush(); err != nil {
 			return n, fmt.Errorf("loadgen: write labels: %w", err)
 		}
+	}
+	if stopped != nil {
+		return n, fmt.Errorf("loadgen: stopped after %d events: %w", n, stopped)
 	}
 	return n, nil
 }

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -24,7 +25,7 @@ func TestWriteJSONL(t *testing.T) {
 		t.Fatal(err)
 	}
 	var events, labels bytes.Buffer
-	n, err := WriteJSONL(&events, g, &labels)
+	n, err := WriteJSONL(context.Background(), &events, g, &labels)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +65,7 @@ func TestWriteJSONL(t *testing.T) {
 	// Labels are optional.
 	g, _ = New(smallConfig())
 	var again bytes.Buffer
-	if n2, err := WriteJSONL(&again, g, nil); err != nil || n2 != n || !bytes.Equal(again.Bytes(), written) {
+	if n2, err := WriteJSONL(context.Background(), &again, g, nil); err != nil || n2 != n || !bytes.Equal(again.Bytes(), written) {
 		t.Errorf("without labels: %d events, %v, same bytes %v", n2, err, bytes.Equal(again.Bytes(), written))
 	}
 }
@@ -76,12 +77,46 @@ func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk ful
 func TestWriteJSONLError(t *testing.T) {
 	t.Parallel()
 	g, _ := New(smallConfig())
-	if _, err := WriteJSONL(failingWriter{}, g, nil); err == nil {
+	if _, err := WriteJSONL(context.Background(), failingWriter{}, g, nil); err == nil {
 		t.Error("no error from a failing events writer")
 	}
 	g, _ = New(smallConfig())
-	if _, err := WriteJSONL(&bytes.Buffer{}, g, failingWriter{}); err == nil {
+	if _, err := WriteJSONL(context.Background(), &bytes.Buffer{}, g, failingWriter{}); err == nil {
 		t.Error("no error from a failing labels writer")
+	}
+}
+
+// cancelOnWrite is a writer that cancels its context at its first write (Ctrl-C while a file is
+// being written).
+type cancelOnWrite struct {
+	bytes.Buffer
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnWrite) Write(p []byte) (int, error) {
+	c.cancel()
+	return c.Buffer.Write(p)
+}
+
+// A Ctrl-C stops the writing at the next event: what was written is whole lines, one label per
+// event, and the error says it stopped.
+func TestWriteJSONLStops(t *testing.T) {
+	t.Parallel()
+	all := generate(t, smallConfig())
+	g, _ := New(smallConfig())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events := &cancelOnWrite{cancel: cancel}
+	var labels bytes.Buffer
+	n, err := WriteJSONL(ctx, events, g, &labels)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want context.Canceled", err)
+	}
+	if n == 0 || n >= len(all) {
+		t.Fatalf("%d events written, want some of %d", n, len(all))
+	}
+	if !bytes.HasSuffix(events.Bytes(), []byte("\n")) || bytes.Count(events.Bytes(), []byte("\n")) != n || bytes.Count(labels.Bytes(), []byte("\n")) != n {
+		t.Errorf("%d events: %d event lines, %d label lines, want whole lines, one each", n, bytes.Count(events.Bytes(), []byte("\n")), bytes.Count(labels.Bytes(), []byte("\n")))
 	}
 }
 
@@ -140,7 +175,7 @@ func TestLabelsReadByBacktest(t *testing.T) {
 	}
 	want := generate(t, smallConfig())
 	var events, labels bytes.Buffer
-	if _, err := WriteJSONL(&events, g, &labels); err != nil {
+	if _, err := WriteJSONL(context.Background(), &events, g, &labels); err != nil {
 		t.Fatal(err)
 	}
 	got, err := backtest.ParseLabels(&labels)
