@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"net/http"
 	"slices"
@@ -42,8 +43,14 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	switch {
 	case *mode != "real" && *mode != "dev":
 		return usagef("--mode: %q is not dev or real", *mode)
-	case *speedup <= 0:
-		return usagef("--speedup: must be positive")
+	case !(*speedup > 0) || math.IsInf(*speedup, 1):
+		return usagef("--speedup: %v is not a positive factor", *speedup)
+	}
+	if err := lf.check(fs); err != nil {
+		return err
+	}
+	if float64(lf.duration)**speedup >= math.MaxInt64 {
+		return usagef("--duration %v × --speedup %v: more event time than riskflow can count (about 290 years)", lf.duration, *speedup)
 	}
 	cfg, err := cf.load(func(c *Config) {
 		if len(c.API.Keys) == 0 {
@@ -150,7 +157,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	w := consumers.NewWriter(a.kc, cfg.Kafka.EventsTopic)
 	defer w.Close()
 	pub := &pipeline.Publisher{W: w, Hasher: a.hasher}
-	fmt.Fprintf(stdout, "demo: %s of traffic (~%.0f events/s, %.0f%% from attack scenarios) played in %s; /v1/risk/check probed alongside\n", lc.Duration, lc.Rate, lc.AttackShare*100, wall)
+	fmt.Fprintf(stdout, "demo: %s of traffic (~%.0f events/s, %.0f%% from attack scenarios) played in %s; /v1/risk/check probed alongside\n", lc.Duration, lc.Rate, gen.Config().AttackShare*100, wall)
 
 	probe := newProber("http://"+addr+"/v1/risk/check", key, secret)
 	pctx, stopProbe := context.WithCancel(ctx)

@@ -6,10 +6,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"net/http"
 	"os"
 	"slices"
@@ -46,7 +48,7 @@ func (l *loadgenFlags) register(fs interface {
 	fs.Float64Var(&l.rate, "rate", l.rate, "events per second (daily average; the daily rhythm modulates it)")
 	fs.DurationVar(&l.duration, "duration", l.duration, durationDoc)
 	fs.Uint64Var(&l.seed, "seed", 0, "random seed: same seed, same stream (default: a new one each run)")
-	fs.Float64Var(&l.attack, "attack-share", l.attack, "fraction of events from attack scenarios")
+	fs.Float64Var(&l.attack, "attack-share", l.attack, "fraction of events from attack scenarios (0: none)")
 	fs.StringVar(&l.scenarios, "scenarios", "", "comma-separated attack scenarios (default all: "+strings.Join(loadgen.Scenarios(), ", ")+")")
 	fs.StringVar(&l.apps, "apps", "", "comma-separated app ids (default: the configured API keys, or loadgen's demo apps)")
 	fs.StringVar(&l.start, "start", "", "event time of the first event, RFC 3339 (default: the time that makes the stream end at about now; loadgen --out kafka or URL at --speedup 1: now)")
@@ -54,11 +56,36 @@ func (l *loadgenFlags) register(fs interface {
 	fs.Float64Var(&l.largeShare, "large-app-share", l.largeShare, "share of the ordinary users in --large-app")
 }
 
+// check names the first of the generator's flags that is out of range, before anything starts:
+// loadgen.New's errors name its Config's fields, with the values demo derives from the flags
+// (its --duration × --speedup). fs tells a flag given from its default.
+func (l *loadgenFlags) check(fs *flag.FlagSet) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	switch {
+	case !(l.rate > 0) || l.rate > loadgen.MaxRate:
+		return usagef("--rate: %v is not a number of events per second above 0 and at most %d", l.rate, loadgen.MaxRate)
+	case l.duration <= 0:
+		return usagef("--duration: %v is not positive", l.duration)
+	case !(l.attack >= 0 && l.attack < 1):
+		return usagef("--attack-share: %v is not a fraction from 0 (no attack traffic) to below 1", l.attack)
+	case given["large-app-share"] && l.largeApp == "":
+		return usagef("--large-app-share: given without --large-app, the app it is a share of")
+	case l.largeApp != "" && !(l.largeShare > 0 && l.largeShare < 1):
+		return usagef("--large-app-share: %v is not a fraction between 0 and 1 (exclusive) of the ordinary users in --large-app %s", l.largeShare, l.largeApp)
+	}
+	return nil
+}
+
 func (l *loadgenFlags) config(apps []string) (loadgen.Config, error) {
 	if l.seed == 0 {
 		l.seed = uint64(time.Now().UnixNano())
 	}
-	c := loadgen.Config{Seed: l.seed, Rate: l.rate, Duration: l.duration, AttackShare: l.attack, Scenarios: splitList(l.scenarios), Apps: apps, Start: time.Now().UTC()}
+	attack := l.attack
+	if attack == 0 {
+		attack = -1 // --attack-share 0: none (loadgen.Config's 0 is its default share)
+	}
+	c := loadgen.Config{Seed: l.seed, Rate: l.rate, Duration: l.duration, AttackShare: attack, Scenarios: splitList(l.scenarios), Apps: apps, Start: time.Now().UTC()}
 	if l.largeApp != "" {
 		c.LargeApp, c.LargeAppShare = l.largeApp, l.largeShare
 	}
@@ -87,6 +114,12 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	speedup := fs.Float64("speedup", 1, "pace kafka/http output to event time × this factor (0: as fast as possible)")
 	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
+	}
+	if err := lf.check(fs); err != nil {
+		return err
+	}
+	if !(*speedup >= 0) || math.IsInf(*speedup, 1) {
+		return usagef("--speedup: %v is not 0 (as fast as possible) or a positive factor", *speedup)
 	}
 	cfg, err := cf.load(nil)
 	if err != nil {

@@ -192,3 +192,31 @@ func TestLoadgenToAFileStopsWhenTold(t *testing.T) {
 		t.Errorf("%s: %d bytes (%v), want an empty file", events, len(b), err)
 	}
 }
+
+// --attack-share 0 is no attack traffic: it was loadgen.Config's "default", 10 % of attacks.
+func TestLoadgenAttackShareZeroIsNone(t *testing.T) {
+	cleanEnv(t)
+	dir := t.TempDir()
+	events, labels := filepath.Join(dir, "events.jsonl"), filepath.Join(dir, "labels.jsonl")
+	r := runCmd(t, context.Background(), "loadgen", "--rate", "20", "--duration", "10m", "--seed", "3", "--attack-share", "0", "--out", events, "--labels", labels)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	b, err := os.ReadFile(labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	for _, l := range lines {
+		var ll loadgen.LabelLine
+		if err := json.Unmarshal([]byte(l), &ll); err != nil {
+			t.Fatal(err)
+		}
+		if ll.Attack || ll.Label != loadgen.LabelBenign {
+			t.Fatalf("--attack-share 0 generated attack traffic: %s", l)
+		}
+	}
+	if len(lines) < 1000 {
+		t.Errorf("%d events, want ordinary traffic", len(lines))
+	}
+}

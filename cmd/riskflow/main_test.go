@@ -90,9 +90,21 @@ func TestRunUsageErrors(t *testing.T) {
 		{"help of a subcommand of a command without any", []string{"help", "serve", "extra"}, []string{"help: riskflow serve has no subcommands: riskflow help serve"}, "riskflow help"},
 		{"dev bad listen", []string{"dev", "--listen", "8080"}, []string{`--listen "8080" is not host:port`}, "riskflow dev"},
 		{"demo bad mode", []string{"demo", "--mode", "auto"}, []string{`--mode: "auto" is not dev or real`}, "riskflow demo"},
-		{"demo bad speedup", []string{"demo", "--speedup", "0"}, []string{"--speedup: must be positive"}, "riskflow demo"},
+		{"demo bad speedup", []string{"demo", "--speedup", "0"}, []string{"--speedup: 0 is not a positive factor"}, "riskflow demo"},
+		{"demo speedup NaN", []string{"demo", "--speedup", "NaN"}, []string{"--speedup: NaN is not a positive factor"}, "riskflow demo"},
 		// Checked before anything starts: no broker, scorer or API log lines before the error.
-		{"demo bad rate", []string{"demo", "--rate", "0"}, []string{"rate must be a positive number"}, "riskflow demo"},
+		{"demo bad rate", []string{"demo", "--rate", "0"}, []string{"--rate: 0 is not a number of events per second"}, "riskflow demo"},
+		// The generator's errors named its Config (the rate, the duration × --speedup: "loadgen:
+		// duration must be positive, got -20s"); a user typed flags. A rate loadgen cannot reach
+		// spent hours drawing its attack episodes; a negative attack share was taken as none.
+		{"demo negative duration", []string{"demo", "--duration", "-1s"}, []string{"--duration: -1s is not positive"}, "riskflow demo"},
+		{"demo duration beyond a Duration", []string{"demo", "--duration", "1000000h"}, []string{"--duration 1000000h0m0s × --speedup 20: more event time"}, "riskflow demo"},
+		{"demo negative attack share", []string{"demo", "--attack-share", "-0.1"}, []string{"--attack-share: -0.1 is not a fraction"}, "riskflow demo"},
+		{"loadgen huge rate", []string{"loadgen", "--rate", "1e12"}, []string{"--rate: 1e+12 is not a number of events per second above 0 and at most 100000"}, "riskflow loadgen"},
+		{"loadgen attack share of one", []string{"loadgen", "--attack-share", "1"}, []string{"--attack-share: 1 is not a fraction"}, "riskflow loadgen"},
+		{"loadgen negative speedup", []string{"loadgen", "--speedup", "-1", "--out", "kafka"}, []string{"--speedup: -1 is not 0 (as fast as possible) or a positive factor"}, "riskflow loadgen"},
+		{"loadgen large-app share alone", []string{"loadgen", "--large-app-share", "0.5"}, []string{"--large-app-share: given without --large-app"}, "riskflow loadgen"},
+		{"loadgen large app without its share", []string{"loadgen", "--large-app", "big"}, []string{"--large-app-share: 0 is not a fraction"}, "riskflow loadgen"},
 		{"demo unknown scenario", []string{"demo", "--scenarios", "sms"}, []string{`unknown scenario "sms"`}, "riskflow demo"},
 		// A stray word is not ignored: a value left unquoted, or whose flag was forgotten.
 		{"migrate with an argument", []string{"migrate", "riskflow"}, []string{`migrate: takes no arguments, got "riskflow"`}, "riskflow migrate"},

@@ -25,6 +25,11 @@ const LabelBenign = "benign"
 // DefaultAttackShare is the share of attack events when Config.AttackShare is 0.
 const DefaultAttackShare = 0.1
 
+// MaxRate bounds Config.Rate: above it the hour of attack episodes New plays before Start (see
+// warmUp) alone takes longer than a run is worth waiting for, and one process generates fewer
+// events a second than that anyway.
+const MaxRate = 100_000
+
 // DefaultStart is the start of event time when Config.Start is zero: a Monday, 00:00 China time.
 // A fixed default keeps a zero Config deterministic.
 var DefaultStart = time.Date(2026, 3, 2, 0, 0, 0, 0, time.FixedZone("CST", 8*3600)).UTC()
@@ -38,7 +43,8 @@ type Config struct {
 	Seed uint64
 	// Rate is the mean number of events per second of event time, averaged over a day: the
 	// instantaneous rate follows the daily rhythm (low between 00:00 and 06:00 China time, highest
-	// around 21:00), so an hour at night yields well below Rate × 3600 events. Must be positive.
+	// around 21:00), so an hour at night yields well below Rate × 3600 events. Must be positive,
+	// at most MaxRate.
 	Rate float64
 	// Duration is the span of event time to cover, from Start. Must be positive.
 	Duration time.Duration
@@ -135,8 +141,8 @@ var rhythm, rhythmPeak = func() ([24]float64, float64) {
 
 // New checks cfg and returns a generator for it.
 func New(cfg Config) (*Generator, error) {
-	if !(cfg.Rate > 0) || math.IsInf(cfg.Rate, 1) {
-		return nil, fmt.Errorf("loadgen: rate must be a positive number of events per second, got %v", cfg.Rate)
+	if !(cfg.Rate > 0) || cfg.Rate > MaxRate {
+		return nil, fmt.Errorf("loadgen: rate must be a positive number of events per second, at most %d, got %v", MaxRate, cfg.Rate)
 	}
 	if cfg.Duration <= 0 {
 		return nil, fmt.Errorf("loadgen: duration must be positive, got %v", cfg.Duration)

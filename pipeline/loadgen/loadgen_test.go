@@ -229,15 +229,17 @@ func TestConfigErrors(t *testing.T) {
 	t.Parallel()
 	ok := Config{Rate: 1, Duration: time.Minute}
 	for name, mod := range map[string]func(*Config){
-		"zero rate":        func(c *Config) { c.Rate = 0 },
-		"NaN rate":         func(c *Config) { c.Rate = math.NaN() },
-		"infinite rate":    func(c *Config) { c.Rate = math.Inf(1) },
-		"no duration":      func(c *Config) { c.Duration = 0 },
-		"share of one":     func(c *Config) { c.AttackShare = 1 },
-		"unknown scenario": func(c *Config) { c.Scenarios = []string{"sms_pumping", "ddos"} },
-		"empty app":        func(c *Config) { c.Apps = []string{""} },
-		"long app":         func(c *Config) { c.Apps = []string{strings.Repeat("a", 65)} },
-		"year 1990":        func(c *Config) { c.Start = time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC) },
+		"zero rate":     func(c *Config) { c.Rate = 0 },
+		"NaN rate":      func(c *Config) { c.Rate = math.NaN() },
+		"infinite rate": func(c *Config) { c.Rate = math.Inf(1) },
+		// Its warm-up alone would run for hours (an hour of attack episodes at this rate).
+		"rate above MaxRate": func(c *Config) { c.Rate = 1e12 },
+		"no duration":        func(c *Config) { c.Duration = 0 },
+		"share of one":       func(c *Config) { c.AttackShare = 1 },
+		"unknown scenario":   func(c *Config) { c.Scenarios = []string{"sms_pumping", "ddos"} },
+		"empty app":          func(c *Config) { c.Apps = []string{""} },
+		"long app":           func(c *Config) { c.Apps = []string{strings.Repeat("a", 65)} },
+		"year 1990":          func(c *Config) { c.Start = time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC) },
 	} {
 		c := ok
 		mod(&c)
