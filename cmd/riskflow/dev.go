@@ -75,6 +75,9 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	listening := make(chan string, 1)
 	g, gctx, err := a.startAllRoles(ctx, *listen, listening)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped (Ctrl-C) while starting: a clean stop, as serve's and a running dev's
+		}
 		return fmt.Errorf("dev: %w", err)
 	}
 

@@ -642,6 +642,23 @@ func TestDevOnceWithConfiguredKeys(t *testing.T) {
 	}
 }
 
+// Ctrl-C while dev starts stops it as it stops serve, and as it stops dev once started: exit 0,
+// no error. It said "riskflow: interrupted: dev: kafka: context canceled", exit 1.
+func TestDevStoppedWhileStarting(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded broker")
+	}
+	cleanEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the signal came before the node was up
+	for _, args := range [][]string{{"dev", "--listen", "127.0.0.1:0"}, {"dev", "--once", "--listen", "127.0.0.1:0"}} {
+		r := runCmd(t, ctx, args...)
+		if r.code != 0 || strings.Contains(r.stderr, "riskflow: ") {
+			t.Errorf("%v: exit %d, want 0 without an error\nstderr:\n%s", args, r.code, r.stderr)
+		}
+	}
+}
+
 // devVerdicts parses the indented verdicts riskflow dev prints, by ex_id.
 func devVerdicts(t *testing.T, stdout string) map[string]schemas.RiskCheck {
 	t.Helper()
