@@ -103,27 +103,34 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			writeHelp(stderr, cmd, nil) // riskflow alone: what it can do
 			return 2
 		}
-		fmt.Fprintf(stderr, "riskflow: %s\n", maskedError(err))
+		printError(stderr, "", err)
 		writeUsage(stderr, cmd)
 		return 2
 	}
 	err = clickhouseHint(err)
 	var ce configError
 	if errors.As(err, &ce) {
-		fmt.Fprintf(stderr, "riskflow: %s\n", maskedError(err))
+		printError(stderr, "", err)
 		return 2
 	}
 	if ctx.Err() != nil {
 		// Told to stop (Ctrl-C, SIGTERM) mid-command: what failed is the interruption, whatever
 		// the call that noticed it says ("i/o timeout" when a dial's deadline was the signal).
-		fmt.Fprintf(stderr, "riskflow: interrupted: %s\n", maskedError(err))
+		printError(stderr, "interrupted: ", err)
 		return 1
 	}
-	fmt.Fprintf(stderr, "riskflow: %s\n", maskedError(err))
+	printError(stderr, "", err)
 	if errors.As(err, new(partialError)) {
 		return 3
 	}
 	return 1
+}
+
+// printError writes err as the command's last word, "riskflow: …", with every phone-like number
+// masked: a message may quote what the user typed — a command, a flag, a value, a --set, a
+// configuration value, an address — and the user may have typed a number there.
+func printError(w io.Writer, prefix string, err error) {
+	fmt.Fprintf(w, "riskflow: %s%s\n", prefix, schemas.MaskPhones(err.Error()))
 }
 
 // resolve finds the command args name — walking subcommands — and returns it with the arguments
@@ -269,10 +276,6 @@ func (c *commonFlags) flagGiven(name string) bool {
 	}
 	return given
 }
-
-// maskedError is err as the command line prints it: any phone number in it as <phone>. Values are
-// quoted by code riskflow does not own (the flag package's "invalid value", a file's path).
-func maskedError(err error) string { return schemas.MaskPhones(err.Error()) }
 
 // newFlagSet returns the flag set of the command name ("serve", "rules lint"). It prints nothing
 // itself: parseFlags reports errors and help requests, and run prints them with the command's

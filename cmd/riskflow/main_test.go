@@ -129,6 +129,17 @@ func TestRunUsageErrors(t *testing.T) {
 		{"backtest without --rules", []string{"backtest", "--from", "24h"}, []string{"backtest: --rules is required"}, "riskflow backtest"},
 		{"backtest negative warm-up", []string{"backtest", "--rules", "r.yaml", "--from", "24h", "--warm-up", "-1h"}, []string{"--warm-up: -1h is negative"}, "riskflow backtest"},
 		{"backtest flag-at 0", []string{"backtest", "--rules", "r.yaml", "--from", "24h", "--flag-at", "0"}, []string{"--flag-at: 0 flags every event"}, "riskflow backtest"},
+		// A number typed where something else belonged is not echoed back, whichever message
+		// quotes it: they showed it as typed (a command, a flag's name or value, a --set).
+		{"a number for a command", []string{"138 1234 5678"}, []string{`unknown command "<phone>"`}, "riskflow COMMAND"},
+		{"a number for a flag", []string{"dev", "--13812345678"}, []string{"unknown flag: -<phone>"}, "riskflow dev"},
+		{"a number for --listen", []string{"dev", "--listen", "13812345678"}, []string{`--listen "<phone>" is not host:port`}, "riskflow dev"},
+		{"a number for --roles", []string{"serve", "--roles", "scorer,13812345678"}, []string{`--roles: "<phone>" is not a role`}, "riskflow serve"},
+		{"a number for a duration", []string{"loadgen", "--duration", "138-1234-5678"}, []string{`invalid value "<phone>" for flag --duration`}, "riskflow loadgen"},
+		{"a number for --out", []string{"loadgen", "--out", "+86 13812345678"}, []string{`--out: "<phone>" is not FILE.jsonl`}, "riskflow loadgen"},
+		{"a number for a scenario", []string{"loadgen", "--scenarios", "13812345678"}, []string{`unknown scenario "<phone>"`}, "riskflow loadgen"},
+		{"a number for a --set key", []string{"loadgen", "--set", "13812345678=x"}, []string{"--set <phone>: unknown key"}, ""},
+		{"a number for a config value", []string{"loadgen", "--set", "api.listen=13812345678"}, []string{`api.listen: "<phone>" is not host:port`}, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -142,6 +153,9 @@ func TestRunUsageErrors(t *testing.T) {
 				if strings.Contains(a, "1234") && strings.Contains(r.stderr, a) {
 					t.Errorf("the error shows the number %q:\n%s", a, r.stderr)
 				}
+			}
+			if schemas.ContainsPhone(r.stderr) {
+				t.Errorf("the error shows a phone number:\n%s", r.stderr)
 			}
 			for _, w := range c.want {
 				if !strings.Contains(r.stderr, w) {
