@@ -58,14 +58,39 @@ type app struct {
 	lists *pipeline.SharedLists // the allow/block lists: the file and kafka.lists_topic (nodes with feature state)
 }
 
+// newLogger is the process's logger: level and format from c, and every phone-like number of a
+// line masked (maskPhoneAttr).
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: lvl}
+	opts := &slog.HandlerOptions{Level: lvl, ReplaceAttr: maskPhoneAttr}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// maskPhoneAttr masks the phone-like numbers of a log line's message and values (strings, errors,
+// string lists): a line may show a value that came from outside — a configured address
+// ("ops.listen is not used", ops.listen=…), a broker's or a server's error quoting a request — and
+// a number can be anywhere. A value without one is scanned once and kept as it is.
+func maskPhoneAttr(_ []string, a slog.Attr) slog.Attr {
+	switch v := a.Value; v.Kind() {
+	case slog.KindString:
+		a.Value = slog.StringValue(schemas.MaskPhones(v.String()))
+	case slog.KindAny:
+		switch x := v.Any().(type) {
+		case error:
+			a.Value = slog.StringValue(schemas.MaskPhones(x.Error()))
+		case []string:
+			masked := make([]string, len(x))
+			for i, s := range x {
+				masked[i] = schemas.MaskPhones(s)
+			}
+			a.Value = slog.AnyValue(masked)
+		}
+	}
+	return a
 }
 
 func newApp(cfg Config, log *slog.Logger) (*app, error) {
