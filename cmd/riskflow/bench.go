@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime/pprof"
 	"strconv"
@@ -32,14 +33,22 @@ func scorersOptions(cf commonFlags, cfg Config, exe string, events int, procs st
 	for _, s := range cf.sets {
 		o.Flags = append(o.Flags, "--set", s)
 	}
+	n, err := parseProcessCounts(procs)
+	o.Processes = n
+	return o, err
+}
+
+// parseProcessCounts reads --scorer-processes: positive counts, comma-separated.
+func parseProcessCounts(procs string) ([]int, error) {
+	var counts []int
 	for _, f := range strings.Split(procs, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 {
-			return o, usageError{fmt.Errorf("--scorer-processes: %q is not a list of positive counts", procs)}
+			return nil, usagef("--scorer-processes: %s is not a list of positive counts", schemas.Excerpt(procs, 40))
 		}
-		o.Processes = append(o.Processes, n)
+		counts = append(counts, n)
 	}
-	return o, nil
+	return counts, nil
 }
 
 // cmdBench runs the load harness: API vs a bare handler, pipeline vs raw consume, freshness, and
@@ -76,6 +85,38 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	scorerBinary := fs.String("scorer-binary", "", "riskflow binary to run as the scorer processes (default: this one; another build compares the two on one broker)")
 	memory := fs.Bool("memory", true, "measure the feature state's memory per phone in its steady state (two days of traffic through the state)")
 	if err := parseFlagsNoArgs(fs, args); err != nil {
+		return err
+	}
+	// Every measure's knobs are checked before the first runs (a run takes minutes): a count or a
+	// length of 0 or less, a negative or endless rate, was taken as the measure's default or ran
+	// with a nonsense value.
+	for _, c := range []struct {
+		name string
+		n    int
+	}{{"phones", *phones}, {"ips", *ips}, {"conns", *conns}, {"events", *events}, {"probes", *probes},
+		{"records", *records}, {"scorer-events", *scorerEvents}, {"decision-rounds", *decisionRounds}} {
+		if c.n < 1 {
+			return usagef("--%s: %d is not a positive count", c.name, c.n)
+		}
+	}
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{{"duration", *dur}, {"history-duration", *historyDur}} {
+		if d.d <= 0 {
+			return usagef("--%s: %v is not positive", d.name, d.d)
+		}
+	}
+	if !(*apiRate >= 0) || math.IsInf(*apiRate, 1) {
+		return usagef("--api-rate: %v is not 0 (half the slower endpoint's throughput) or a positive rate", *apiRate)
+	}
+	if !(*historyRate > 0) || math.IsInf(*historyRate, 1) {
+		return usagef("--history-rate: %v is not a positive rate", *historyRate)
+	}
+	if *cpuprofile != "" && *archProfile != "" {
+		return usagef("--archiver-cpuprofile: not with --cpuprofile (one CPU profile at a time)")
+	}
+	if _, err := parseProcessCounts(*scorerProcs); err != nil {
 		return err
 	}
 	cfg, err := cf.load(func(c *Config) {

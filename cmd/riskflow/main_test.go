@@ -129,6 +129,16 @@ func TestRunUsageErrors(t *testing.T) {
 		{"backtest without --rules", []string{"backtest", "--from", "24h"}, []string{"backtest: --rules is required"}, "riskflow backtest"},
 		{"backtest negative warm-up", []string{"backtest", "--rules", "r.yaml", "--from", "24h", "--warm-up", "-1h"}, []string{"--warm-up: -1h is negative"}, "riskflow backtest"},
 		{"backtest flag-at 0", []string{"backtest", "--rules", "r.yaml", "--from", "24h", "--flag-at", "0"}, []string{"--flag-at: 0 flags every event"}, "riskflow backtest"},
+		// bench took a count or a length of 0 or less, or a negative rate, as the measure's
+		// default (or ran with it), and read --scorer-processes only after the API, memory and
+		// pipeline runs, minutes in. Checked before anything runs.
+		{"bench no connections", []string{"bench", "--conns", "0"}, []string{"--conns: 0 is not a positive count"}, "riskflow bench"},
+		{"bench negative phones", []string{"bench", "--phones", "-5"}, []string{"--phones: -5 is not a positive count"}, "riskflow bench"},
+		{"bench negative duration", []string{"bench", "--duration", "-1s"}, []string{"--duration: -1s is not positive"}, "riskflow bench"},
+		{"bench negative api rate", []string{"bench", "--api-rate", "-5"}, []string{"--api-rate: -5 is not 0"}, "riskflow bench"},
+		{"bench endless history rate", []string{"bench", "--history-rate", "Inf"}, []string{"--history-rate: +Inf is not a positive rate"}, "riskflow bench"},
+		{"bench bad scorer processes", []string{"bench", "--scorer-processes", "1,0"}, []string{`--scorer-processes: "1,0" is not a list of positive counts`}, "riskflow bench"},
+		{"bench two profiles", []string{"bench", "--cpuprofile", "a.prof", "--archiver-cpuprofile", "b.prof"}, []string{"--archiver-cpuprofile: not with --cpuprofile"}, "riskflow bench"},
 		// A number typed where something else belonged is not echoed back, whichever message
 		// quotes it: they showed it as typed (a command, a flag's name or value, a --set).
 		{"a number for a command", []string{"138 1234 5678"}, []string{`unknown command "<phone>"`}, "riskflow COMMAND"},
