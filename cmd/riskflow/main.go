@@ -300,6 +300,22 @@ func parseFlagsNoArgs(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// boolFlagBefore reports whether arg is a true/false flag of fs given without a value ("--once",
+// not "--once=true"), and its name.
+func boolFlagBefore(fs *flag.FlagSet, arg string) (string, bool) {
+	name, ok := strings.CutPrefix(arg, "-")
+	if !ok || strings.Contains(name, "=") {
+		return "", false
+	}
+	name = strings.TrimPrefix(name, "-")
+	f := fs.Lookup(name)
+	if f == nil {
+		return "", false
+	}
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return name, ok && b.IsBoolFlag()
+}
+
 // parseFlags parses args with flags allowed anywhere — before, between and after positional
 // arguments (`rules lint pack.yaml --config c.yaml`); "--" ends the flags, and what follows is
 // positional even if it starts with "-". The positional arguments are then fs.Args().
@@ -319,6 +335,13 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
 			pos = append(pos, rest...) // "--": the rest is positional
 			break
+		}
+		if consumed := len(args) - len(rest); consumed > 0 {
+			if name, ok := boolFlagBefore(fs, args[consumed-1]); ok && (strings.EqualFold(rest[0], "true") || strings.EqualFold(rest[0], "false")) {
+				// "--sample false" sets --sample and leaves "false" as an argument: the opposite
+				// of what was meant, or a stray word far from its flag.
+				return usagef("--%s %s: a true/false flag takes its value after =: --%s=%s", name, rest[0], name, strings.ToLower(rest[0]))
+			}
 		}
 		pos = append(pos, rest[0])
 		args = rest[1:]

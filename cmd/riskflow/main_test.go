@@ -139,6 +139,10 @@ func TestRunUsageErrors(t *testing.T) {
 		{"bench endless history rate", []string{"bench", "--history-rate", "Inf"}, []string{"--history-rate: +Inf is not a positive rate"}, "riskflow bench"},
 		{"bench bad scorer processes", []string{"bench", "--scorer-processes", "1,0"}, []string{`--scorer-processes: "1,0" is not a list of positive counts`}, "riskflow bench"},
 		{"bench two profiles", []string{"bench", "--cpuprofile", "a.prof", "--archiver-cpuprofile", "b.prof"}, []string{"--archiver-cpuprofile: not with --cpuprofile"}, "riskflow bench"},
+		// A true/false flag takes its value after "=": "--sample false" set --sample and said
+		// "takes no arguments, got \"false\"" (and before a command's FILE, took "false" for it).
+		{"bool flag with a separate value", []string{"dev", "--sample", "false"}, []string{"--sample false: a true/false flag takes its value after =: --sample=false"}, "riskflow dev"},
+		{"bool flag with a separate value after others", []string{"dev", "--listen", "127.0.0.1:0", "--once", "TRUE"}, []string{"--once=true"}, "riskflow dev"},
 		// A number typed where something else belonged is not echoed back, whichever message
 		// quotes it: they showed it as typed (a command, a flag's name or value, a --set).
 		{"a number for a command", []string{"138 1234 5678"}, []string{`unknown command "<phone>"`}, "riskflow COMMAND"},
