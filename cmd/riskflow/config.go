@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -644,7 +645,7 @@ func parseConfigYAML(b []byte) (*yaml.Node, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
+		return nil, tabHint(b, err)
 	}
 	var next yaml.Node
 	switch err := dec.Decode(&next); {
@@ -654,6 +655,28 @@ func parseConfigYAML(b []byte) (*yaml.Node, error) {
 		return nil, err
 	}
 	return &doc, nil
+}
+
+// yamlErrLine finds the line a yaml.v3 syntax error names ("yaml: line 2: found character …").
+var yamlErrLine = regexp.MustCompile(`^yaml: line (\d+): `)
+
+// tabHint adds to a YAML syntax error on a line indented with a tab what yaml.v3 leaves unsaid
+// ("found character that cannot start any token"): YAML indents with spaces only.
+func tabHint(b []byte, err error) error {
+	m := yamlErrLine.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	n, _ := strconv.Atoi(m[1])
+	lines := bytes.Split(b, []byte("\n"))
+	if n < 1 || n > len(lines) {
+		return err
+	}
+	indent := lines[n-1][:len(lines[n-1])-len(bytes.TrimLeft(lines[n-1], " \t"))]
+	if bytes.IndexByte(indent, '\t') < 0 {
+		return err
+	}
+	return fmt.Errorf("%w (line %d is indented with a tab: YAML indents with spaces only)", err, n)
 }
 
 // checkYAML names every key of a config document that is not a config key, or that is given

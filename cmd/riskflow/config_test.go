@@ -656,6 +656,9 @@ func TestLoadConfigYAMLShapeErrors(t *testing.T) {
 		{"kafka:\n  partitions: 3\n  partitions: 5\n", "line 3: kafka.partitions: given twice (first at line 2)"},
 		{"- kafka\n- api\n", "line 1: expected sections of keys (kafka:, api:, scoring:, …), got a list"},
 		{"just a string\n", `line 1: expected sections of keys (kafka:, api:, scoring:, …), got "just a string"`},
+		// yaml.v3 says only "found character that cannot start any token".
+		{"kafka:\n\tpartitions: 3\n", "line 2 is indented with a tab: YAML indents with spaces only"},
+		{"kafka:\n  partitions: 3\napi:\n \tlisten: \":9\"\n", "line 4 is indented with a tab"},
 	}
 	for _, c := range cases {
 		_, err := LoadConfig(writeFile(t, "c.yaml", c.yaml), nil, nil)
