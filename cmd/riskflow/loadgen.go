@@ -252,11 +252,17 @@ func sendLoad(ctx context.Context, g labelled, speedup float64, labels io.Writer
 	wallStart, evStart := time.Now(), g.Config().Start
 	sent, attacks := 0, 0
 	batch := make([]schemas.VerifyEvent, 0, 500)
+	stopping := false
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
 		if err := publish(ctx, batch); err != nil {
+			if ctx.Err() != nil && !stopping {
+				// Told to stop while the batch was on its way: it stays, and goes out with the
+				// stop below like the rest generated.
+				return nil
+			}
 			return fmt.Errorf("loadgen: publish after %d events: %w", sent, err)
 		}
 		sent += len(batch)
@@ -305,6 +311,7 @@ func sendLoad(ctx context.Context, g labelled, speedup float64, labels io.Writer
 		// Told to stop (Ctrl-C, SIGTERM): the events generated so far — their labels are written —
 		// still go out, for a few seconds at most; then what was sent is said, as at the end.
 		stopped = ", stopped before --duration's end"
+		stopping = true
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()

@@ -174,6 +174,28 @@ func TestLoadgenStoppedSaysWhatItSent(t *testing.T) {
 	if err != nil || sent != 511 || !strings.Contains(out.String(), "loadgen: 511 events sent") {
 		t.Errorf("unpaced, stopped at the 511th event: %v, %d sent, output %q", err, sent, out.String())
 	}
+
+	// As fast as possible, the signal comes while the second batch is on its way (the publish
+	// fails with the cancelled context): that batch goes out with the stop too. It said
+	// "riskflow: interrupted: loadgen: publish after 500 events: context canceled", exit 1.
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	sent, calls := 0, 0
+	out.Reset()
+	inFlight := func(ctx context.Context, evs []schemas.VerifyEvent) error {
+		if calls++; calls == 2 {
+			cancel()
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		sent += len(evs)
+		return nil
+	}
+	err = sendLoad(ctx, &stream{n: 5000, start: start.Add(-5000 * time.Minute)}, 0, nil, &out, inFlight)
+	if err != nil || sent != 1000 || !strings.Contains(out.String(), "loadgen: 1000 events sent") || !strings.Contains(out.String(), "stopped before --duration's end") {
+		t.Errorf("unpaced, stopped during the second publish: %v, %d sent, output %q", err, sent, out.String())
+	}
 }
 
 // loadgen --out FILE told to stop (Ctrl-C, SIGTERM) stops, as --out kafka does, and says what it
