@@ -14,6 +14,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -110,7 +111,7 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	lf := loadgenFlags{rate: 200, duration: time.Minute, attack: loadgen.DefaultAttackShare}
 	lf.register(fs, "span of event time to generate")
 	out := fs.String("out", "-", "where events go: FILE.jsonl, - (stdout), kafka, or an http(s):// base URL of riskflow")
-	labels := fs.String("labels", "", "write ground-truth labels ({event_id,app_id,label,attack} per line) to this file")
+	labels := fs.String("labels", "", "write ground-truth labels ({event_id,app_id,label,attack} per line) to this file (- for stdout)")
 	speedup := fs.Float64("speedup", 1, "pace kafka/http output to event time × this factor (0: as fast as possible)")
 	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
@@ -141,7 +142,13 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usageError{err}
 	}
 	var labelW io.Writer
-	if *labels != "" {
+	if *labels != "" && sameFile(*labels, *out) {
+		// Events and labels interleaved in one file, a mix that neither produce nor backtest reads.
+		return usagef("--labels: %s is where --out writes the events too; give the labels a file of their own", schemas.Excerpt(*labels, 80))
+	}
+	if *labels == "-" {
+		labelW = stdout
+	} else if *labels != "" {
 		f, err := os.Create(*labels)
 		if err != nil {
 			return usageError{fmt.Errorf("--labels: %w", err)}
@@ -200,6 +207,22 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return sendLoad(ctx, g, *speedup, labelW, stdout, post)
 	}
 	return usagef("--out: %q is not FILE.jsonl, -, kafka or an http(s):// URL", *out)
+}
+
+// sameFile reports whether two output arguments name one destination: both - (stdout), or paths
+// to the same file.
+func sameFile(a, b string) bool {
+	if a == "-" || b == "-" {
+		return a == b
+	}
+	if ia, err := os.Stat(a); err == nil {
+		if ib, err := os.Stat(b); err == nil {
+			return os.SameFile(ia, ib)
+		}
+	}
+	aa, err1 := filepath.Abs(a)
+	ab, err2 := filepath.Abs(b)
+	return err1 == nil && err2 == nil && aa == ab
 }
 
 func firstKey(keys map[string]string) (string, string) {

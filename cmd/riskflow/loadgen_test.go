@@ -242,3 +242,21 @@ func TestLoadgenAttackShareZeroIsNone(t *testing.T) {
 		t.Errorf("%d events, want ordinary traffic", len(lines))
 	}
 }
+
+// --labels - writes the labels to stdout (it made a file named "-") when the events go to a file.
+func TestLoadgenLabelsToStdout(t *testing.T) {
+	cleanEnv(t)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	r := runCmd(t, context.Background(), "loadgen", "--rate", "5", "--duration", "10m", "--seed", "3", "--out", "events.jsonl", "--labels", "-")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "-")); err == nil {
+		t.Error(`--labels - wrote a file named "-"`)
+	}
+	var l loadgen.LabelLine
+	if err := json.Unmarshal([]byte(strings.SplitN(r.stdout, "\n", 2)[0]), &l); err != nil || l.EventID == "" {
+		t.Errorf("stdout does not start with a label line (%v):\n%.300s", err, r.stdout)
+	}
+}

@@ -143,6 +143,9 @@ func TestRunUsageErrors(t *testing.T) {
 		// "takes no arguments, got \"false\"" (and before a command's FILE, took "false" for it).
 		{"bool flag with a separate value", []string{"dev", "--sample", "false"}, []string{"--sample false: a true/false flag takes its value after =: --sample=false"}, "riskflow dev"},
 		{"bool flag with a separate value after others", []string{"dev", "--listen", "127.0.0.1:0", "--once", "TRUE"}, []string{"--once=true"}, "riskflow dev"},
+		// Events and labels were written interleaved into one file; "--labels -" made a file named -.
+		{"loadgen labels into the events file", []string{"loadgen", "--out", "events.jsonl", "--labels", "./events.jsonl"}, []string{`--labels: "./events.jsonl" is where --out writes the events too`}, "riskflow loadgen"},
+		{"loadgen labels and events on stdout", []string{"loadgen", "--labels", "-"}, []string{`--labels: "-" is where --out writes the events too`}, "riskflow loadgen"},
 		// A number typed where something else belonged is not echoed back, whichever message
 		// quotes it: they showed it as typed (a command, a flag's name or value, a --set).
 		{"a number for a command", []string{"138 1234 5678"}, []string{`unknown command "<phone>"`}, "riskflow COMMAND"},
