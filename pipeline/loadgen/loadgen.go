@@ -168,8 +168,8 @@ func New(cfg Config) (*Generator, error) {
 	}
 	cfg.Apps = slices.Clone(cfg.Apps)
 	for _, app := range cfg.Apps {
-		if app == "" || len(app) > schemas.MaxAppIDLen || !utf8.ValidString(app) || strings.ContainsFunc(app, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-			return nil, fmt.Errorf("loadgen: app id %q is not a valid app_id (1 to %d bytes of text)", app, schemas.MaxAppIDLen)
+		if why := badAppID(app); why != "" {
+			return nil, fmt.Errorf("loadgen: app id %s is not a valid app_id: %s", schemas.Excerpt(app, schemas.MaxAppIDLen), why)
 		}
 	}
 	switch {
@@ -177,8 +177,8 @@ func New(cfg Config) (*Generator, error) {
 		return nil, fmt.Errorf("loadgen: large app share %v without a large app id", cfg.LargeAppShare)
 	case cfg.LargeApp != "" && !(cfg.LargeAppShare > 0 && cfg.LargeAppShare < 1):
 		return nil, fmt.Errorf("loadgen: large app share must be between 0 and 1 (exclusive), got %v", cfg.LargeAppShare)
-	case cfg.LargeApp != "" && (len(cfg.LargeApp) > schemas.MaxAppIDLen || !utf8.ValidString(cfg.LargeApp) || strings.ContainsFunc(cfg.LargeApp, func(r rune) bool { return r < 0x20 || r == 0x7f })):
-		return nil, fmt.Errorf("loadgen: large app id %q is not a valid app_id (1 to %d bytes of text)", cfg.LargeApp, schemas.MaxAppIDLen)
+	case cfg.LargeApp != "" && badAppID(cfg.LargeApp) != "":
+		return nil, fmt.Errorf("loadgen: large app id %s is not a valid app_id: %s", schemas.Excerpt(cfg.LargeApp, schemas.MaxAppIDLen), badAppID(cfg.LargeApp))
 	}
 	scens, err := selectScenarios(cfg.Scenarios)
 	if err != nil {
@@ -265,6 +265,23 @@ func (g *Generator) warmUp() {
 			s.next = s.size(&g.r)
 		}
 	}
+}
+
+// badAppID says why riskflow would refuse every event with app_id app, or "": the generator's
+// events must be ones riskflow takes (an app id holding a phone number made a stream that
+// riskflow produce refused line by line).
+func badAppID(app string) string {
+	switch {
+	case app == "" || len(app) > schemas.MaxAppIDLen || !utf8.ValidString(app):
+		return fmt.Sprintf("want 1 to %d bytes of text", schemas.MaxAppIDLen)
+	case strings.ContainsFunc(app, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return "it contains a control character"
+	case strings.TrimSpace(app) == "":
+		return "it is blank"
+	case schemas.ContainsPhone(app):
+		return "it looks like it contains a mobile phone number (riskflow refuses such ids)"
+	}
+	return ""
 }
 
 // configHash identifies the whole Config, for event ids.

@@ -239,7 +239,11 @@ func TestConfigErrors(t *testing.T) {
 		"unknown scenario":   func(c *Config) { c.Scenarios = []string{"sms_pumping", "ddos"} },
 		"empty app":          func(c *Config) { c.Apps = []string{""} },
 		"long app":           func(c *Config) { c.Apps = []string{strings.Repeat("a", 65)} },
-		"year 1990":          func(c *Config) { c.Start = time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC) },
+		// riskflow refuses every event of such an app: the stream would be all dead letters.
+		"phone app":       func(c *Config) { c.Apps = []string{"app-13812345678"} },
+		"blank app":       func(c *Config) { c.Apps = []string{"  "} },
+		"phone large app": func(c *Config) { c.LargeApp, c.LargeAppShare = "138 1234 5678", 0.5 },
+		"year 1990":       func(c *Config) { c.Start = time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC) },
 	} {
 		c := ok
 		mod(&c)
@@ -247,6 +251,8 @@ func TestConfigErrors(t *testing.T) {
 			t.Errorf("%s: New accepted %+v", name, c)
 		} else if !strings.HasPrefix(err.Error(), "loadgen: ") {
 			t.Errorf("%s: error %q lacks the package prefix", name, err)
+		} else if schemas.ContainsPhone(err.Error()) {
+			t.Errorf("%s: error %q shows the phone number", name, err)
 		}
 	}
 	g, err := New(ok)
