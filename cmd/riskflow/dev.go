@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,6 +60,9 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usagef("dev: --listen %q is not host:port (e.g. 127.0.0.1:8080, or 127.0.0.1:0 for a free port)", *listen)
 	}
 	log := newLogger(cfg.Log, stderr)
+	if cfg.API.Keys[devAppKey] == devSecret && !loopbackOnly(*listen) {
+		log.Warn("the API listens beyond this machine with the dev key printed in the README (demo / demo-secret): whoever reaches it can publish events and ask for verdicts; set api.keys, or listen on 127.0.0.1", "listen", *listen)
+	}
 
 	stopBroker, err := embeddedBroker(&cfg)
 	if err != nil {
@@ -147,6 +152,20 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return nil
 	}
 	return err
+}
+
+// loopbackOnly reports whether a listen address (host:port) accepts connections from this machine
+// only: a loopback IP, or localhost. ":8080", 0.0.0.0 and any other host are reachable from outside.
+func loopbackOnly(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // pingClickHouse reports whether the archiver's ClickHouse answers, within its dial timeout.

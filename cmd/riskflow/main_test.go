@@ -690,6 +690,36 @@ func TestDevStoppedWhileStarting(t *testing.T) {
 	}
 }
 
+// dev on an address reachable from other machines, with the dev key the README prints, says so
+// at start; on loopback, or with keys of one's own, it does not.
+func TestDevWarnsOfTheDevKeyBeyondLoopback(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded broker")
+	}
+	cleanEnv(t)
+	const warning = "the API listens beyond this machine with the dev key"
+	for _, c := range []struct {
+		args []string
+		warn bool
+	}{
+		{[]string{"--listen", "0.0.0.0:0"}, true},
+		{[]string{"--listen", "127.0.0.1:0"}, false},
+		{[]string{"--listen", "0.0.0.0:0", "--set", "api.keys=shop:s3cret-of-its-own"}, false},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		r := runCmd(t, ctx, append([]string{"dev", "--once", "--sample=false"}, c.args...)...)
+		cancel()
+		if r.code != 0 || strings.Contains(r.stderr, warning) != c.warn {
+			t.Errorf("%v: exit %d, warning %v, want %v:\n%s", c.args, r.code, strings.Contains(r.stderr, warning), c.warn, r.stderr)
+		}
+	}
+	for addr, want := range map[string]bool{"127.0.0.1:8080": true, "[::1]:8080": true, "localhost:8080": true, ":8080": false, "0.0.0.0:8080": false, "10.0.0.5:8080": false, "host.example:8080": false} {
+		if got := loopbackOnly(addr); got != want {
+			t.Errorf("loopbackOnly(%s) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
 // devVerdicts parses the indented verdicts riskflow dev prints, by ex_id.
 func devVerdicts(t *testing.T, stdout string) map[string]schemas.RiskCheck {
 	t.Helper()
