@@ -70,12 +70,25 @@ func (l *loadgenFlags) check(fs *flag.FlagSet) error {
 		return usagef("--duration: %v is not positive", l.duration)
 	case !(l.attack >= 0 && l.attack < 1):
 		return usagef("--attack-share: %v is not a fraction from 0 (no attack traffic) to below 1", l.attack)
+	case unknownScenario(l.scenarios) != "":
+		n := unknownScenario(l.scenarios)
+		return usagef("--scenarios: unknown scenario %s%s (known: %s)", schemas.Excerpt(n, 40), didYouMean(n, loadgen.Scenarios(), ""), strings.Join(loadgen.Scenarios(), ", "))
 	case given["large-app-share"] && l.largeApp == "":
 		return usagef("--large-app-share: given without --large-app, the app it is a share of")
 	case l.largeApp != "" && !(l.largeShare > 0 && l.largeShare < 1):
 		return usagef("--large-app-share: %v is not a fraction between 0 and 1 (exclusive) of the ordinary users in --large-app %s", l.largeShare, l.largeApp)
 	}
 	return nil
+}
+
+// unknownScenario is the first name of a --scenarios list that is no scenario of loadgen's, or "".
+func unknownScenario(list string) string {
+	for _, n := range splitList(list) {
+		if !slices.Contains(loadgen.Scenarios(), n) {
+			return n
+		}
+	}
+	return ""
 }
 
 func (l *loadgenFlags) config(apps []string) (loadgen.Config, error) {

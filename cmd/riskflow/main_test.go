@@ -105,7 +105,8 @@ func TestRunUsageErrors(t *testing.T) {
 		{"loadgen negative speedup", []string{"loadgen", "--speedup", "-1", "--out", "kafka"}, []string{"--speedup: -1 is not 0 (as fast as possible) or a positive factor"}, "riskflow loadgen"},
 		{"loadgen large-app share alone", []string{"loadgen", "--large-app-share", "0.5"}, []string{"--large-app-share: given without --large-app"}, "riskflow loadgen"},
 		{"loadgen large app without its share", []string{"loadgen", "--large-app", "big"}, []string{"--large-app-share: 0 is not a fraction"}, "riskflow loadgen"},
-		{"demo unknown scenario", []string{"demo", "--scenarios", "sms"}, []string{`unknown scenario "sms"`}, "riskflow demo"},
+		{"demo unknown scenario", []string{"demo", "--scenarios", "sms"}, []string{`--scenarios: unknown scenario "sms"`}, "riskflow demo"},
+		{"loadgen misspelt scenario", []string{"loadgen", "--scenarios", "token_replay,sms_pumpin"}, []string{`--scenarios: unknown scenario "sms_pumpin" (did you mean sms_pumping?) (known: sms_pumping,`}, "riskflow loadgen"},
 		// A stray word is not ignored: a value left unquoted, or whose flag was forgotten.
 		{"migrate with an argument", []string{"migrate", "riskflow"}, []string{`migrate: takes no arguments, got "riskflow"`}, "riskflow migrate"},
 		{"serve with an argument", []string{"serve", "--roles", "api", "scorer"}, []string{`serve: takes no arguments, got "scorer"`}, "riskflow serve"},
