@@ -159,8 +159,9 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		// Events and labels interleaved in one file, a mix that neither produce nor backtest reads.
 		return usagef("--labels: %s is where --out writes the events too; give the labels a file of their own", schemas.Excerpt(*labels, 80))
 	}
+	progress := stdout // what kafka and URL runs say as they go
 	if *labels == "-" {
-		labelW = stdout
+		labelW, progress = stdout, stderr // stdout: the labels alone
 	} else if *labels != "" {
 		f, err := os.Create(*labels)
 		if err != nil {
@@ -204,7 +205,7 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		w := consumers.NewWriter(kc, cfg.Kafka.EventsTopic)
 		defer w.Close()
 		pub := &pipeline.Publisher{W: w, Hasher: schemas.NewPhoneHasher([]byte(cfg.Scoring.PhoneHashKey))}
-		return sendLoad(ctx, g, *speedup, labelW, stdout, retryingPublish(log, pub.Publish))
+		return sendLoad(ctx, g, *speedup, labelW, progress, retryingPublish(log, pub.Publish))
 	case strings.HasPrefix(*out, "http://") || strings.HasPrefix(*out, "https://"):
 		key, secret := firstKey(cfg.API.Keys)
 		if key == "" {
@@ -217,7 +218,7 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			}
 		}
 		post := httpPublisher(strings.TrimSuffix(*out, "/")+"/v1/events", key, secret)
-		return sendLoad(ctx, g, *speedup, labelW, stdout, post)
+		return sendLoad(ctx, g, *speedup, labelW, progress, post)
 	}
 	return usagef("--out: %q is not FILE.jsonl, -, kafka or an http(s):// URL", *out)
 }

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -258,5 +261,30 @@ func TestLoadgenLabelsToStdout(t *testing.T) {
 	var l loadgen.LabelLine
 	if err := json.Unmarshal([]byte(strings.SplitN(r.stdout, "\n", 2)[0]), &l); err != nil || l.EventID == "" {
 		t.Errorf("stdout does not start with a label line (%v):\n%.300s", err, r.stdout)
+	}
+}
+
+// With --out URL (or kafka) and --labels -, stdout is the labels alone: the run's progress lines
+// ("loadgen: N events sent") go to stderr, where they mixed into the labels.
+func TestLoadgenLabelsToStdoutKeepProgressApart(t *testing.T) {
+	cleanEnv(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer srv.Close()
+	r := runCmd(t, context.Background(), "loadgen", "--out", srv.URL, "--labels", "-", "--rate", "5", "--duration", "10m", "--seed", "3", "--speedup", "0", "--set", "api.keys=shop:s3cret")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	for _, l := range lines {
+		var ll loadgen.LabelLine
+		if err := json.Unmarshal([]byte(l), &ll); err != nil || ll.EventID == "" {
+			t.Fatalf("stdout holds a line that is not a label: %q", l)
+		}
+	}
+	if len(lines) < 100 || !strings.Contains(r.stderr, "events sent") {
+		t.Errorf("%d label lines; stderr %q, want the progress there", len(lines), r.stderr)
 	}
 }
