@@ -144,7 +144,19 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	live := *out == "kafka" || strings.HasPrefix(*out, "http://") || strings.HasPrefix(*out, "https://")
+	toFile := *out == "-" || strings.HasSuffix(*out, ".jsonl") || strings.HasSuffix(*out, ".json")
+	toURL := strings.HasPrefix(*out, "http://") || strings.HasPrefix(*out, "https://")
+	live := *out == "kafka" || toURL
+	// What --out needs is checked before any file is created: a --labels file given again was
+	// truncated, and then the run refused for a missing key.
+	switch {
+	case !toFile && !live:
+		return usagef("--out: %s is not FILE.jsonl, -, kafka or an http(s):// URL", schemas.Excerpt(*out, 80))
+	case *out == "kafka" && cfg.Scoring.PhoneHashKey == "":
+		return configf("scoring.phone_hash_key: required to key messages (RISKFLOW_SCORING_PHONE_HASH_KEY)")
+	case toURL && len(cfg.API.Keys) == 0:
+		return configf("api.keys: an app key is needed to POST /v1/events (RISKFLOW_API_KEYS=app:secret; the node riskflow dev starts takes RISKFLOW_API_KEYS=demo:demo-secret)")
+	}
 	if lf.start == "" && !(live && *speedup == 1) {
 		// Unless events are paced in real time, end the stream at now: riskflow refuses events
 		// stamped more than a few minutes in the future.
@@ -171,7 +183,7 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		labelW = f
 	}
 	switch {
-	case *out == "-" || strings.HasSuffix(*out, ".jsonl") || strings.HasSuffix(*out, ".json"):
+	case toFile:
 		w := stdout
 		if *out != "-" {
 			f, err := os.Create(*out)
@@ -194,9 +206,6 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stderr, "loadgen: wrote %d events\n", n)
 		return nil
 	case *out == "kafka":
-		if cfg.Scoring.PhoneHashKey == "" {
-			return configf("scoring.phone_hash_key: required to key messages (RISKFLOW_SCORING_PHONE_HASH_KEY)")
-		}
 		kc := (&app{cfg: cfg}).kafkaConfig()
 		log := newLogger(cfg.Log, stderr)
 		if err := consumers.EnsureTopics(ctx, kc, (&app{cfg: cfg}).topics(), log); err != nil {
@@ -206,11 +215,8 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		defer w.Close()
 		pub := &pipeline.Publisher{W: w, Hasher: schemas.NewPhoneHasher([]byte(cfg.Scoring.PhoneHashKey))}
 		return sendLoad(ctx, g, *speedup, labelW, progress, retryingPublish(log, pub.Publish))
-	case strings.HasPrefix(*out, "http://") || strings.HasPrefix(*out, "https://"):
+	default: // toURL
 		key, secret := firstKey(cfg.API.Keys)
-		if key == "" {
-			return configf("api.keys: an app key is needed to POST /v1/events (RISKFLOW_API_KEYS=app:secret; the node riskflow dev starts takes RISKFLOW_API_KEYS=demo:demo-secret)")
-		}
 		if len(lc.Apps) != 1 || lc.Apps[0] != key {
 			lc.Apps = []string{key} // an app may only publish its own events
 			if g, err = loadgen.New(lc); err != nil {
@@ -220,7 +226,6 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		post := httpPublisher(strings.TrimSuffix(*out, "/")+"/v1/events", key, secret)
 		return sendLoad(ctx, g, *speedup, labelW, progress, post)
 	}
-	return usagef("--out: %q is not FILE.jsonl, -, kafka or an http(s):// URL", *out)
 }
 
 // sameFile reports whether two output arguments name one destination: both - (stdout), or paths

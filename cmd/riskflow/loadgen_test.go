@@ -288,3 +288,23 @@ func TestLoadgenLabelsToStdoutKeepProgressApart(t *testing.T) {
 		t.Errorf("%d label lines; stderr %q, want the progress there", len(lines), r.stderr)
 	}
 }
+
+// A run refused for what --out lacks (the phone-hash key for kafka, an app key for a URL, a
+// destination it does not know) leaves an existing --labels file as it was: it was truncated first.
+func TestLoadgenRefusedRunKeepsTheLabelsFile(t *testing.T) {
+	cleanEnv(t)
+	labels := filepath.Join(t.TempDir(), "labels.jsonl")
+	const kept = "{\"event_id\":\"e1\",\"app_id\":\"a\",\"label\":\"benign\",\"attack\":false}\n"
+	for _, out := range []string{"kafka", "http://127.0.0.1:1", "events.txt"} {
+		if err := os.WriteFile(labels, []byte(kept), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := runCmd(t, context.Background(), "loadgen", "--out", out, "--labels", labels, "--duration", "1m")
+		if r.code != 2 {
+			t.Errorf("--out %s: exit %d, want 2: %s", out, r.code, r.stderr)
+		}
+		if b, _ := os.ReadFile(labels); string(b) != kept {
+			t.Errorf("--out %s: the labels file holds %q after the refused run", out, b)
+		}
+	}
+}
