@@ -35,7 +35,7 @@ type apiServer struct {
 func (a *app) listenAPI(listen string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
-		return nil, fmt.Errorf("api: listen on %s (api.listen): %w%s", listen, err, addrInUseHint(err, "--listen or api.listen"))
+		return nil, fmt.Errorf("api: listen on %s (api.listen): %w%s", listen, err, addrInUseHint(err, "--listen, api.listen or RISKFLOW_API_LISTEN (make run: RISKFLOW_API_LISTEN=127.0.0.1:8081 make run)"))
 	}
 	if a.cfg.API.TLSCert != "" {
 		certs, err := newCertReloader(a.cfg.API.TLSCert, a.cfg.API.TLSKey, a.log)

@@ -646,7 +646,7 @@ func TestAPIThatCannotListenExits(t *testing.T) {
 	if ctx.Err() != nil {
 		t.Fatalf("dev with its API address taken did not exit within a minute:\n%s", r.stderr)
 	}
-	if r.code != 1 || !strings.Contains(r.stderr, "listen on "+taken.Addr().String()+" (api.listen)") || !strings.Contains(r.stderr, "another process holds that port") {
+	if r.code != 1 || !strings.Contains(r.stderr, "listen on "+taken.Addr().String()+" (api.listen)") || !strings.Contains(r.stderr, "another process holds that port") || !strings.Contains(r.stderr, "RISKFLOW_API_LISTEN=127.0.0.1:8081 make run") {
 		t.Errorf("exit %d, stderr:\n%s\nwant exit 1 naming the address it could not listen on", r.code, r.stderr)
 	}
 }

@@ -23,7 +23,7 @@ import (
 func (a *app) runOps(ctx context.Context, listen string) error {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
-		return fmt.Errorf("ops: listen on %s (ops.listen): %w%s", listen, err, addrInUseHint(err, "ops.listen"))
+		return fmt.Errorf("ops: listen on %s (ops.listen): %w%s", listen, err, addrInUseHint(err, "ops.listen or RISKFLOW_OPS_LISTEN"))
 	}
 	hs := &http.Server{Handler: a.opsHandler(), ReadHeaderTimeout: 2 * time.Second, WriteTimeout: 10 * time.Second,
 		ReadTimeout: 5 * time.Second, IdleTimeout: 90 * time.Second, ConnState: api.NewConnGuard(a.cfg.API.MaxConns, a.log).ConnState, // as the API's
