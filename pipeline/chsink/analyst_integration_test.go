@@ -609,3 +609,52 @@ func TestReadEventsSlowConsumer(t *testing.T) {
 		t.Errorf("a chunk timeout of 700ms let a 1.5s stream finish (%d rows)", n)
 	}
 }
+
+// The daily queries answer whole China days: their window starts at a China midnight, so the
+// oldest day they list holds all of that day's events. Cut at the hour 30 (14) days back, the
+// oldest row was the tail of a day (at 15:30 UTC, 23:30 in China, one hour of it) and read as
+// a day whose traffic had collapsed.
+func TestDailyQueriesListWholeChinaDays(t *testing.T) {
+	st := migrated(t)
+	ctx := testContext(t)
+	shanghai, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().In(shanghai)
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, shanghai)
+	for _, c := range []struct {
+		file string
+		days int
+	}{{"queries/daily_score_distribution.sql", 30}, {"queries/rule_hits_by_mode.sql", 14}} {
+		t.Run(c.file, func(t *testing.T) {
+			if err := st.conn.Exec(ctx, "TRUNCATE TABLE "+st.table("risk_scores_hourly")); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.conn.Exec(ctx, "TRUNCATE TABLE "+st.table("rule_hits_hourly")); err != nil {
+				t.Fatal(err)
+			}
+			first := today.AddDate(0, 0, -(c.days - 1)) // the oldest whole China day of the window
+			// The last minute of the hour the window started at until now: the day before first.
+			cut := time.Now().UTC().Truncate(time.Hour).AddDate(0, 0, -c.days).Add(59 * time.Minute)
+			var recs []schemas.ScoreRecord
+			for i, ts := range []time.Time{first.Add(30 * time.Second), first.Add(90 * time.Minute), cut} {
+				r := recentRecords(1)[0]
+				r.EventID, r.TS, r.ScoredAt = fmt.Sprintf("day-%d", i), ts.UTC().Truncate(time.Second), ts.UTC()
+				r.Hits = []schemas.RuleHit{{Rule: "r", Tag: "t", Score: 600, Mode: "enforce"}}
+				recs = append(recs, r)
+			}
+			if err := st.WriteBatch(ctx, recs); err != nil {
+				t.Fatal(err)
+			}
+			q := strings.Join(statementsOf(t, chschema.Queries, c.file, st.db), ";")
+			rows := runQuery(t, st, q)
+			if len(rows) != 1 {
+				t.Fatalf("want one row, day %s with 2 events, got %d:\n%s", first.Format("2006-01-02"), len(rows), strings.Join(rows, "\n"))
+			}
+			if !strings.HasPrefix(rows[0], first.Format("2006-01-02")) {
+				t.Errorf("want day %s, got %s", first.Format("2006-01-02"), rows[0])
+			}
+		})
+	}
+}

@@ -6,7 +6,8 @@
 -- versions that scored them. A share that moves on the day a version appears is the rule change;
 -- one that moves under the same version is the traffic. score_drift.sql compares the last day
 -- with the week before; this shows the whole month. Days are China days (00:00 to 24:00
--- Asia/Shanghai); the last one is partial.
+-- Asia/Shanghai): today and the 29 before it, each whole (the window starts at a China
+-- midnight), today's partial.
 --
 -- Reads: the hourly view risk_scores_hourly (cheap over months). An event scored again under
 -- another rules version counts once in events and once per version in the verdict counts.
@@ -24,6 +25,6 @@ SELECT
     round(100 * blocked / events, 2)              AS pct_900,
     arraySort(groupUniqArray(rules_version))      AS rules_versions
 FROM riskflow.risk_scores_hourly
-WHERE hour >= toStartOfHour(now(), 'UTC') - INTERVAL 30 DAY
+WHERE hour >= toDateTime(toDate(toTimeZone(now(), 'Asia/Shanghai')) - 29, 'Asia/Shanghai')
 GROUP BY day_cn, app_id
 ORDER BY day_cn DESC, app_id;

@@ -1,5 +1,6 @@
 -- rule_hits_by_mode: per day (China time) and rule, how often it matched in enforce mode and in
--- shadow mode over the last 14 days.
+-- shadow mode over the last 14 days (today and the 13 China days before it, each whole: the
+-- window starts at a China midnight).
 --
 -- A rule is usually tried in shadow mode (it matches and is stored, but never counts in the
 -- score) and then promoted to enforce. This shows both modes side by side, day by day: events
@@ -35,14 +36,14 @@ FROM
         uniqMergeIf(events, mode = 'tag')            AS tag_hits,
         uniqMergeIf(events, mode = 'allow')          AS allow_hits
     FROM riskflow.rule_hits_hourly
-    WHERE hour >= toStartOfHour(now(), 'UTC') - INTERVAL 14 DAY
+    WHERE hour >= toDateTime(toDate(toTimeZone(now(), 'Asia/Shanghai')) - 13, 'Asia/Shanghai')
     GROUP BY day_cn, rule
 ) AS h
 ANY LEFT JOIN
 (
     SELECT toDate(toTimeZone(hour, 'Asia/Shanghai')) AS day_cn, uniqMerge(events) AS scored
     FROM riskflow.risk_scores_hourly
-    WHERE hour >= toStartOfHour(now(), 'UTC') - INTERVAL 14 DAY
+    WHERE hour >= toDateTime(toDate(toTimeZone(now(), 'Asia/Shanghai')) - 13, 'Asia/Shanghai')
     GROUP BY day_cn
 ) AS t USING day_cn
 ORDER BY day_cn DESC, rule;
