@@ -613,6 +613,17 @@ type migratingSink struct {
 	log      *slog.Logger
 	mu       sync.Mutex
 	migrated bool
+	// flight is the migration in progress (nil: none); callers arriving meanwhile wait for it
+	// (or their own context) and take its outcome rather than queueing their own attempts.
+	flight *migration
+}
+
+// migration is one attempt at applying the schema; err is set before done is closed, and is
+// nil when the attempt is the caller's to repeat (it ended with its own caller's context).
+type migration struct {
+	done  chan struct{}
+	err   error
+	retry bool
 }
 
 func (m *migratingSink) WriteBatch(ctx context.Context, recs []schemas.ScoreRecord) error {
@@ -636,21 +647,50 @@ func (m *migratingSink) written(err error) error {
 	return err
 }
 
-// migrate applies the schema once, before the first write of any table.
+// migrate applies the schema once, before the first write of any table. One attempt runs at a
+// time; a caller arriving during it waits for it, or for its own context, and shares its error.
+// Label requests to an API node whose ClickHouse hung queued one attempt each behind a mutex,
+// past their own deadline and the server's write timeout: all but the first lost their answer.
 func (m *migratingSink) migrate(ctx context.Context) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if !m.migrated {
+	for {
+		m.mu.Lock()
+		if m.migrated {
+			m.mu.Unlock()
+			return nil
+		}
+		if f := m.flight; f != nil {
+			m.mu.Unlock()
+			select {
+			case <-f.done:
+				if f.retry {
+					continue
+				}
+				if f.err != nil {
+					return fmt.Errorf("migrate before first write: %w", f.err)
+				}
+				return nil
+			case <-ctx.Done():
+				return fmt.Errorf("migrate before first write: waiting for the migration in progress: %w", ctx.Err())
+			}
+		}
+		f := &migration{done: make(chan struct{})}
+		m.flight = f
+		m.mu.Unlock()
 		applied, err := m.store.Migrate(ctx)
+		m.mu.Lock()
+		m.flight = nil
+		m.migrated = err == nil
+		f.err, f.retry = err, err != nil && ctx.Err() != nil
+		m.mu.Unlock()
+		close(f.done)
 		if err != nil {
 			return fmt.Errorf("migrate before first write: %w", err)
 		}
-		m.migrated = true
 		if len(applied) > 0 {
 			m.log.Info("clickhouse schema migrated", "applied", applied)
 		}
+		return nil
 	}
-	return nil
 }
 
 // runAPI takes over the API's server (serveStarting) and serves the API until ctx is done, then

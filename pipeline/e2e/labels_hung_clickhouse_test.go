@@ -1,0 +1,98 @@
+//go:build integration
+
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/riskflow/riskflow/internal/testaddr"
+)
+
+// hungListener accepts connections and never answers: a ClickHouse that hangs (not one that refuses).
+func hungListener(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// An admin labelling through an API node whose ClickHouse hangs gets an answer to every request,
+// the ones sent at once included. Each request waited for the one before it to give up on
+// ClickHouse (5 s each, one at a time): the third and later ran past the server's write timeout,
+// and their connections were closed without an answer.
+func TestLabelsAnsweredWhileClickHouseHangs(t *testing.T) {
+	e := newEnv(t)
+	addr := testaddr.Free(t)
+	e.vars = append(e.vars, "RISKFLOW_CLICKHOUSE_ADDR="+hungListener(t), "RISKFLOW_API_ADMIN_KEYS=it-admin:it-admin-secret")
+	p := e.start("api", "--listen", addr)
+	if ok, code, body := waitReadyz(addr, time.Minute, func(code int, _ string) bool { return code == http.StatusOK }); !ok {
+		t.Fatalf("api node not ready: %d %s\n%s", code, body, tail(p.log, 30))
+	}
+	const n = 4
+	type answer struct {
+		code int
+		body string
+		err  error
+	}
+	answers := make([]answer, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			body := fmt.Sprintf(`[{"app_id":"it-app","decision_id":"d-%d","label":"fraud"}]`, i)
+			req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/admin/labels", bytes.NewReader([]byte(body)))
+			req.SetBasicAuth("it-admin", "it-admin-secret")
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
+			if err != nil {
+				answers[i] = answer{err: err}
+				return
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			answers[i] = answer{code: resp.StatusCode, body: string(b)}
+		})
+	}
+	wg.Wait()
+	for i, a := range answers {
+		if a.err != nil {
+			t.Errorf("label request %d: no answer: %v", i, a.err)
+			continue
+		}
+		if a.code != http.StatusServiceUnavailable {
+			t.Errorf("label request %d: %d %s, want 503 (ClickHouse does not answer)", i, a.code, a.body)
+		}
+	}
+	if !p.alive() {
+		t.Fatalf("api node exited:\n%s", tail(p.log, 30))
+	}
+}
