@@ -109,6 +109,15 @@ func addrInUseHint(err error, setting string) string {
 	return fmt.Sprintf(" (another process holds that port — a second riskflow? Give another address with %s; port 0 picks a free one)", setting)
 }
 
+// apiWriteTimeout bounds a request from the end of its headers to the end of its answer: the body's
+// read (ReadTimeout, 5 s), the handler's own budget (10 s for the admin routes and a console page,
+// after the console's 2 s session check) and the write. An answer written after it is lost: the
+// connection closes without one. At 10 s, the budget of the routes itself, an admin whose
+// ClickHouse hung got no answer instead of the 503 or the page saying so (held-out run: console
+// pages opened at once on such a node). Checks answer in milliseconds; a client that reads its
+// answer slowly is the ConnGuard's to bound.
+const apiWriteTimeout = 30 * time.Second
+
 // serveStarting serves ln with the starting handler until use.
 func (a *app) serveStarting(ln net.Listener) *apiServer {
 	s := &apiServer{addr: ln.Addr().String(), errc: make(chan error, 1)}
@@ -121,7 +130,7 @@ func (a *app) serveStarting(ln net.Listener) *apiServer {
 		ConnState:         guard.ConnState,
 		ReadHeaderTimeout: 2 * time.Second,
 		ReadTimeout:       5 * time.Second,
-		WriteTimeout:      10 * time.Second,
+		WriteTimeout:      apiWriteTimeout,
 		IdleTimeout:       90 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),

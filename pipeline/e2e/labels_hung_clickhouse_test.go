@@ -96,3 +96,56 @@ func TestLabelsAnsweredWhileClickHouseHangs(t *testing.T) {
 		t.Fatalf("api node exited:\n%s", tail(p.log, 30))
 	}
 }
+
+// The console's pages on an API node whose ClickHouse hangs answer, late but with a page. Opened
+// at once, they wait on ClickHouse one after another (5 s each): the rules page ran past the
+// server's 10 s write timeout and its connection was closed without an answer (the others
+// answered at 9.98 s, just inside it).
+func TestConsoleAnswersWhileClickHouseHangs(t *testing.T) {
+	e := newEnv(t)
+	addr := testaddr.Free(t)
+	e.vars = append(e.vars, "RISKFLOW_CLICKHOUSE_ADDR="+hungListener(t), "RISKFLOW_API_ADMIN_KEYS=it-admin:it-admin-secret")
+	p := e.start("api", "--listen", addr)
+	if ok, code, body := waitReadyz(addr, time.Minute, func(code int, _ string) bool { return code == http.StatusOK }); !ok {
+		t.Fatalf("api node not ready: %d %s\n%s", code, body, tail(p.log, 30))
+	}
+	base := "http://" + addr
+	c := &http.Client{Timeout: time.Minute, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest(http.MethodPost, base+"/console/login",
+		bytes.NewReader([]byte("name=it-admin&secret=it-admin-secret&next=/console/overview")))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", base)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("console login: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) == 0 {
+		t.Fatalf("console login: %d, cookies %v", resp.StatusCode, resp.Cookies())
+	}
+	// An admin opening the console's pages at once, as tabs do.
+	pages := []string{"/console/overview", "/console/rules", "/console/lists", "/console/investigate", "/console/rules/draft"}
+	var wg sync.WaitGroup
+	for _, page := range pages {
+		wg.Go(func() {
+			req, _ := http.NewRequest(http.MethodGet, base+page, nil)
+			for _, ck := range resp.Cookies() {
+				req.AddCookie(ck)
+			}
+			r, err := c.Do(req)
+			if err != nil {
+				t.Errorf("%s: no answer: %v", page, err)
+				return
+			}
+			io.Copy(io.Discard, r.Body)
+			r.Body.Close()
+			if r.StatusCode >= 500 && r.StatusCode != http.StatusServiceUnavailable {
+				t.Errorf("%s: %d", page, r.StatusCode)
+			}
+		})
+	}
+	wg.Wait()
+	if !p.alive() {
+		t.Fatalf("api node exited:\n%s", tail(p.log, 30))
+	}
+}
