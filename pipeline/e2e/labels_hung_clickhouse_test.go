@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -49,7 +50,7 @@ func hungListener(t *testing.T) string {
 // An admin labelling through an API node whose ClickHouse hangs gets an answer to every request,
 // the ones sent at once included. Each request waited for the one before it to give up on
 // ClickHouse (5 s each, one at a time): the third and later ran past the server's write timeout,
-// and their connections were closed without an answer.
+// and their connections were closed without an answer; the second's budget ran out in the queue.
 func TestLabelsAnsweredWhileClickHouseHangs(t *testing.T) {
 	e := newEnv(t)
 	addr := testaddr.Free(t)
@@ -90,6 +91,10 @@ func TestLabelsAnsweredWhileClickHouseHangs(t *testing.T) {
 		}
 		if a.code != http.StatusServiceUnavailable {
 			t.Errorf("label request %d: %d %s, want 503 (ClickHouse does not answer)", i, a.code, a.body)
+		}
+		// The cause, ClickHouse not answering, not the request's budget spent queueing for it.
+		if strings.Contains(a.body, "context deadline exceeded") {
+			t.Errorf("label request %d: %s: its budget ran out waiting for the other requests' attempts", i, a.body)
 		}
 	}
 	if !p.alive() {
