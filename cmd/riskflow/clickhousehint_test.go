@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 
@@ -24,21 +23,8 @@ func TestClickHouseCommandsSayWhatToCheck(t *testing.T) {
 		t.Errorf("migrate against %s (nothing listening): exit %d, want 1 naming clickhouse.addr and deploy/local/up: %s", refused, r.code, r.stderr)
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close() // held open, never answered
-		}
-	}()
-	r = runCmd(t, context.Background(), "migrate", "--set", "clickhouse.addr="+ln.Addr().String(), "--set", "clickhouse.write_timeout=300ms", "--set", "clickhouse.dial_timeout=300ms")
+	hung := testaddr.NewHung(t) // takes the connection, never answers
+	r = runCmd(t, context.Background(), "migrate", "--set", "clickhouse.addr="+hung.Addr, "--set", "clickhouse.write_timeout=300ms", "--set", "clickhouse.dial_timeout=300ms")
 	if r.code != 1 || !strings.Contains(r.stderr, "native protocol port") {
 		t.Errorf("migrate against a port that never answers: exit %d, want 1 saying clickhouse.addr is the native port: %s", r.code, r.stderr)
 	}

@@ -5,13 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,59 +16,21 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/riskflow/riskflow/internal/testaddr"
 	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/rules/rulesvc"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/console"
 )
 
-// hangingServer is a ClickHouse that takes connections and never answers; accepted counts them.
-type hangingServer struct {
-	ln       net.Listener
-	accepted atomic.Int32
-	mu       sync.Mutex
-	conns    []net.Conn
-}
-
-func newHangingServer(t *testing.T) *hangingServer {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &hangingServer{ln: ln}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			h.accepted.Add(1)
-			h.mu.Lock()
-			h.conns = append(h.conns, c)
-			h.mu.Unlock()
-			go io.Copy(io.Discard, c) // reads what the client sends, answers nothing
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		for _, c := range h.conns {
-			c.Close()
-		}
-	})
-	return h
-}
-
 // The console's ClickHouse uses go through a breaker: against a ClickHouse that hangs, after
 // clickhouse.breaker_failures uses that timed out, every use (a session check, a page's read, a
 // draft saved) fails at once with ErrNotAvailable saying why, without connecting again, and
 // riskflow_breaker_state{breaker="console"} shows it open.
 func TestConsoleClickHouseBreakerOpensOnAHangingServer(t *testing.T) {
-	srv := newHangingServer(t)
+	srv := testaddr.NewHung(t)
 	cfg := ClickHouseConfig{
-		Config:          chsink.Config{Addr: srv.ln.Addr().String(), DialTimeout: time.Second, WriteTimeout: 300 * time.Millisecond},
+		Config:          chsink.Config{Addr: srv.Addr, DialTimeout: time.Second, WriteTimeout: 300 * time.Millisecond},
 		BreakerFailures: 3,
 		BreakerOpenFor:  Duration(time.Hour), // stays open for the test
 	}
@@ -96,7 +54,7 @@ func TestConsoleClickHouseBreakerOpensOnAHangingServer(t *testing.T) {
 	if line := `msg="circuit breaker state change" breaker=console from=closed to=open`; !strings.Contains(logged.String(), line) {
 		t.Errorf("log %q does not hold %q", logged.String(), line)
 	}
-	before := srv.accepted.Load()
+	before := srv.Accepted()
 	if before == 0 {
 		t.Fatal("the hanging server was never connected to")
 	}
@@ -120,7 +78,7 @@ func TestConsoleClickHouseBreakerOpensOnAHangingServer(t *testing.T) {
 			t.Errorf("use %d with the breaker open: err = %v, want ErrNotAvailable saying ClickHouse did not answer", i, err)
 		}
 	}
-	if after := srv.accepted.Load(); after != before {
+	if after := srv.Accepted(); after != before {
 		t.Errorf("the open breaker let uses reach ClickHouse: %d connections before, %d after", before, after)
 	}
 }
@@ -129,9 +87,9 @@ func TestConsoleClickHouseBreakerOpensOnAHangingServer(t *testing.T) {
 // up recording its version once the breaker is open (the service retries the record later), and
 // the refusal is in class ErrUnavailable (a 503 from /v1/rules/versions).
 func TestRuleHistoryBreakerOpensOnAHangingServer(t *testing.T) {
-	srv := newHangingServer(t)
+	srv := testaddr.NewHung(t)
 	cfg := ClickHouseConfig{
-		Config:          chsink.Config{Addr: srv.ln.Addr().String(), DialTimeout: time.Second, WriteTimeout: 300 * time.Millisecond},
+		Config:          chsink.Config{Addr: srv.Addr, DialTimeout: time.Second, WriteTimeout: 300 * time.Millisecond},
 		BreakerFailures: 2,
 		BreakerOpenFor:  Duration(time.Hour),
 	}
@@ -142,7 +100,7 @@ func TestRuleHistoryBreakerOpensOnAHangingServer(t *testing.T) {
 			t.Fatalf("use %d against the hanging server: err = %v, want the server's timeout", i+1, err)
 		}
 	}
-	before := srv.accepted.Load()
+	before := srv.Accepted()
 	err := vs.RecordVersion(context.Background(), rulesvc.Version{Version: "0123456789abcdef", Name: "default"})
 	if !errors.Is(err, schemas.ErrUnavailable) || !strings.Contains(err.Error(), "rule-pack history's last 2 requests") {
 		t.Errorf("record with the breaker open: %v, want ErrUnavailable naming the rule-pack history", err)
@@ -150,7 +108,7 @@ func TestRuleHistoryBreakerOpensOnAHangingServer(t *testing.T) {
 	if _, err := vs.Lookup(context.Background(), "0123456789abcdef"); !errors.Is(err, schemas.ErrUnavailable) {
 		t.Errorf("lookup with the breaker open: %v, want ErrUnavailable", err)
 	}
-	if after := srv.accepted.Load(); after != before {
+	if after := srv.Accepted(); after != before {
 		t.Errorf("the open breaker let uses reach ClickHouse: %d connections before, %d after", before, after)
 	}
 	if want := []string{"open"}; !slices.Equal(states, want) {
@@ -212,9 +170,9 @@ func TestBreakerOpenErrorSaysWhichState(t *testing.T) {
 // breaker was built by pipeline.NewBreaker, such uses counted as ClickHouse not answering, and
 // clickhouse.breaker_failures closed pages opened the breaker for every other user.
 func TestConsoleBreakerIgnoresUsesTheCallerGaveUp(t *testing.T) {
-	srv := newHangingServer(t)
+	srv := testaddr.NewHung(t)
 	cfg := ClickHouseConfig{
-		Config:          chsink.Config{Addr: srv.ln.Addr().String(), DialTimeout: time.Second, WriteTimeout: 10 * time.Second},
+		Config:          chsink.Config{Addr: srv.Addr, DialTimeout: time.Second, WriteTimeout: 10 * time.Second},
 		BreakerFailures: 1,
 		BreakerOpenFor:  Duration(time.Hour),
 	}

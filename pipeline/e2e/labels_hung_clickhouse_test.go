@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -16,37 +15,6 @@ import (
 	"github.com/riskflow/riskflow/internal/testaddr"
 )
 
-// hungListener accepts connections and never answers: a ClickHouse that hangs (not one that refuses).
-func hungListener(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
-
 // An admin labelling through an API node whose ClickHouse hangs gets an answer to every request,
 // the ones sent at once included. Each request waited for the one before it to give up on
 // ClickHouse (5 s each, one at a time): the third and later ran past the server's write timeout,
@@ -54,7 +22,7 @@ func hungListener(t *testing.T) string {
 func TestLabelsAnsweredWhileClickHouseHangs(t *testing.T) {
 	e := newEnv(t)
 	addr := testaddr.Free(t)
-	e.vars = append(e.vars, "RISKFLOW_CLICKHOUSE_ADDR="+hungListener(t), "RISKFLOW_API_ADMIN_KEYS=it-admin:it-admin-secret")
+	e.vars = append(e.vars, "RISKFLOW_CLICKHOUSE_ADDR="+testaddr.NewHung(t).Addr, "RISKFLOW_API_ADMIN_KEYS=it-admin:it-admin-secret")
 	p := e.start("api", "--listen", addr)
 	if ok, code, body := waitReadyz(addr, time.Minute, func(code int, _ string) bool { return code == http.StatusOK }); !ok {
 		t.Fatalf("api node not ready: %d %s\n%s", code, body, tail(p.log, 30))
@@ -109,7 +77,7 @@ func TestLabelsAnsweredWhileClickHouseHangs(t *testing.T) {
 func TestConsoleAnswersWhileClickHouseHangs(t *testing.T) {
 	e := newEnv(t)
 	addr := testaddr.Free(t)
-	e.vars = append(e.vars, "RISKFLOW_CLICKHOUSE_ADDR="+hungListener(t), "RISKFLOW_API_ADMIN_KEYS=it-admin:it-admin-secret")
+	e.vars = append(e.vars, "RISKFLOW_CLICKHOUSE_ADDR="+testaddr.NewHung(t).Addr, "RISKFLOW_API_ADMIN_KEYS=it-admin:it-admin-secret")
 	p := e.start("api", "--listen", addr)
 	if ok, code, body := waitReadyz(addr, time.Minute, func(code int, _ string) bool { return code == http.StatusOK }); !ok {
 		t.Fatalf("api node not ready: %d %s\n%s", code, body, tail(p.log, 30))
