@@ -6,7 +6,6 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/riskflow/riskflow/pipeline/chsink"
@@ -96,7 +95,7 @@ func cmdRulesReport(ctx context.Context, cfg Config, window time.Duration, app s
 	}
 	fmt.Fprintf(stdout, "rule hits, %s: %s → %s (%d events) vs the %s before (%d events)\n\n",
 		scope, cur.Format(time.RFC3339), end.Format(time.RFC3339), totalNow, shortDuration(window), totalBefore)
-	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	tw := newColumns(stdout) // text/tabwriter's alignment, by the columns a terminal gives a character
 	fmt.Fprintln(tw, "mode\trule\ttag\tlevel\thits\trate\tbefore\ttrend\thourly")
 	for _, s := range list {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", s.mode, s.rule, s.tag, s.level, s.now,

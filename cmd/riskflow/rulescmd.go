@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/riskflow/riskflow/rules"
@@ -273,7 +272,7 @@ func cmdRulesVersions(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return fmt.Errorf("rules versions: %w", err)
 	}
-	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	tw := newColumns(stdout) // text/tabwriter's alignment, by the columns a terminal gives a character
 	fmt.Fprintln(tw, "version\tpack\trules\tloaded at\tloaded by\tsource")
 	for _, v := range list {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", v.Version, v.Name, v.Rules, v.LoadedAt.Format(time.RFC3339), v.LoadedBy, v.Source)
