@@ -856,6 +856,10 @@ func TestBuildInfoStamped(t *testing.T) {
 	}
 }
 
+// printed is s as the command line prints it: errors are masked on the way out, and a temporary
+// directory's random digits (TestX1437922601/002) can read as a phone number.
+func printed(s string) string { return schemas.MaskPhones(s) }
+
 // A value that fails validation is named with where it was set — the file's line, the variable,
 // --set — as the README promises for bad configuration; a key left at its default has nothing.
 func TestInvalidConfigurationNamesWhereEachKeyWasSet(t *testing.T) {
@@ -870,8 +874,8 @@ func TestInvalidConfigurationNamesWhereEachKeyWasSet(t *testing.T) {
 		t.Fatalf("exit %d, want 2: %s", r.code, r.stderr)
 	}
 	for _, want := range []string{
-		"kafka.partitions: -1 is outside 1..1024 (" + path + " line 2)",
-		"api.max_body_bytes: 10 is below 1024 (" + path + " line 4)",
+		printed("kafka.partitions: -1 is outside 1..1024 (" + path + " line 2)"),
+		printed("api.max_body_bytes: 10 is below 1024 (" + path + " line 4)"),
 		"(env RISKFLOW_KAFKA_SCORER_BATCH)",
 		"(--set)",
 	} {
@@ -966,11 +970,11 @@ func TestMissingConfigFromTheEnvironmentSaysSo(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "gone.yaml")
 	t.Setenv("RISKFLOW_CONFIG", missing)
 	r := runCmd(t, context.Background(), "migrate")
-	if r.code != 2 || !strings.Contains(r.stderr, missing) || !strings.Contains(r.stderr, "the file RISKFLOW_CONFIG names") {
+	if r.code != 2 || !strings.Contains(r.stderr, printed(missing)) || !strings.Contains(r.stderr, "the file RISKFLOW_CONFIG names") {
 		t.Errorf("exit %d, want 2 naming %s and RISKFLOW_CONFIG: %s", r.code, missing, r.stderr)
 	}
 	r = runCmd(t, context.Background(), "migrate", "--config", missing)
-	if r.code != 2 || !strings.Contains(r.stderr, missing) || strings.Contains(r.stderr, "RISKFLOW_CONFIG") {
+	if r.code != 2 || !strings.Contains(r.stderr, printed(missing)) || strings.Contains(r.stderr, "RISKFLOW_CONFIG") {
 		t.Errorf("--config: exit %d, want 2 naming %s only: %s", r.code, missing, r.stderr)
 	}
 	// A missing file named by a RISKFLOW_…_FILE variable is that variable's, not RISKFLOW_CONFIG's

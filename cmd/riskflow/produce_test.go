@@ -197,7 +197,7 @@ func TestProduceDirectoryIsRefusedBeforeTheBroker(t *testing.T) {
 	cleanEnv(t)
 	dir := t.TempDir()
 	r := runCmd(t, context.Background(), "produce", dir, "--set", "kafka.brokers=127.0.0.1:1", "--set", "scoring.phone_hash_key=0123456789abcdef")
-	if r.code != 2 || !strings.Contains(r.stderr, dir+" is a directory") || strings.Contains(r.stderr, "Kafka") {
+	if r.code != 2 || !strings.Contains(r.stderr, printed(dir+" is a directory")) || strings.Contains(r.stderr, "Kafka") {
 		t.Errorf("exit %d\nstdout %s\nstderr %s\nwant exit 2 naming the directory, before any broker", r.code, r.stdout, r.stderr)
 	}
 }
