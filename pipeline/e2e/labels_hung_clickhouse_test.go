@@ -20,13 +20,7 @@ import (
 // ClickHouse (5 s each, one at a time): the third and later ran past the server's write timeout,
 // and their connections were closed without an answer; the second's budget ran out in the queue.
 func TestLabelsAnsweredWhileClickHouseHangs(t *testing.T) {
-	e := newEnv(t)
-	addr := testaddr.Free(t)
-	e.vars = append(e.vars, "RISKFLOW_CLICKHOUSE_ADDR="+testaddr.NewHung(t).Addr, "RISKFLOW_API_ADMIN_KEYS=it-admin:it-admin-secret")
-	p := e.start("api", "--listen", addr)
-	if ok, code, body := waitReadyz(addr, time.Minute, func(code int, _ string) bool { return code == http.StatusOK }); !ok {
-		t.Fatalf("api node not ready: %d %s\n%s", code, body, tail(p.log, 30))
-	}
+	p, addr := apiOnHungClickHouse(t)
 	const n = 4
 	type answer struct {
 		code int
@@ -75,13 +69,7 @@ func TestLabelsAnsweredWhileClickHouseHangs(t *testing.T) {
 // server's 10 s write timeout and its connection was closed without an answer (the others
 // answered at 9.98 s, just inside it).
 func TestConsoleAnswersWhileClickHouseHangs(t *testing.T) {
-	e := newEnv(t)
-	addr := testaddr.Free(t)
-	e.vars = append(e.vars, "RISKFLOW_CLICKHOUSE_ADDR="+testaddr.NewHung(t).Addr, "RISKFLOW_API_ADMIN_KEYS=it-admin:it-admin-secret")
-	p := e.start("api", "--listen", addr)
-	if ok, code, body := waitReadyz(addr, time.Minute, func(code int, _ string) bool { return code == http.StatusOK }); !ok {
-		t.Fatalf("api node not ready: %d %s\n%s", code, body, tail(p.log, 30))
-	}
+	p, addr := apiOnHungClickHouse(t)
 	base := "http://" + addr
 	c := &http.Client{Timeout: time.Minute, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	req, _ := http.NewRequest(http.MethodPost, base+"/console/login",
@@ -121,4 +109,18 @@ func TestConsoleAnswersWhileClickHouseHangs(t *testing.T) {
 	if !p.alive() {
 		t.Fatalf("api node exited:\n%s", tail(p.log, 30))
 	}
+}
+
+// apiOnHungClickHouse starts a ready API node with an admin key (it-admin:it-admin-secret) whose
+// ClickHouse takes connections and never answers, and returns it with its address.
+func apiOnHungClickHouse(t *testing.T) (*proc, string) {
+	t.Helper()
+	e := newEnv(t)
+	addr := testaddr.Free(t)
+	e.vars = append(e.vars, "RISKFLOW_CLICKHOUSE_ADDR="+testaddr.NewHung(t).Addr, "RISKFLOW_API_ADMIN_KEYS=it-admin:it-admin-secret")
+	p := e.start("api", "--listen", addr)
+	if ok, code, body := waitReadyz(addr, time.Minute, func(code int, _ string) bool { return code == http.StatusOK }); !ok {
+		t.Fatalf("api node not ready: %d %s\n%s", code, body, tail(p.log, 30))
+	}
+	return p, addr
 }
