@@ -197,12 +197,32 @@ func useStore[T any](ctx context.Context, l *lazyStore, f func(*chsink.Store) (T
 		if err == nil {
 			v, err = f(st)
 		}
+		if err != nil && l.tablesGone(err) {
+			// A table or the database was dropped under the node (a restore, an operator's
+			// clean-up): apply the schema again and retry once, as the archiver does, rather
+			// than failing every use until the node restarts.
+			if st, err = l.get(ctx); err == nil {
+				v, err = f(st)
+			}
+		}
 		return err
 	})
 	if pipeline.IsBreakerRefusal(err) {
 		return v, &breakerOpenError{l: l, err: err}
 	}
 	return v, err
+}
+
+// tablesGone reports whether err says a table or the database of l's store does not exist, and
+// if so makes the next get apply the schema again.
+func (l *lazyStore) tablesGone(err error) bool {
+	if !errors.Is(chsink.MissingTable(err), chsink.ErrNoTable) {
+		return false
+	}
+	l.mu.Lock()
+	l.migrated = false
+	l.mu.Unlock()
+	return true
 }
 
 func (l *lazyStore) get(ctx context.Context) (*chsink.Store, error) {

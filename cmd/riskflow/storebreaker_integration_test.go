@@ -149,3 +149,33 @@ func TestConsoleBreakerOnARealClickHouseGoingAwayAndBack(t *testing.T) {
 		t.Errorf(`breaker{console} closed = %v once ClickHouse answered a probe, want 1`, got)
 	}
 }
+
+// A table or the whole database dropped under a running node (a restore, an operator's clean-up):
+// the console's store applies the schema again on the next use instead of failing every page
+// until the node restarts, and its breaker stays closed (ClickHouse answered).
+func TestConsoleStoreMigratesAgainWhenItsTablesAreDropped(t *testing.T) {
+	addr, db, _, conn := throwawayDatabase(t, "console_remigrate")
+	cfg := ClickHouseConfig{Config: chsink.Config{Addr: addr, Database: db}, BreakerFailures: 1, BreakerOpenFor: Duration(time.Minute)}
+	ch := newLazyStore(cfg, "console", "console", slog.New(slog.DiscardHandler), nil)
+	state := consoleState{ch: ch}
+	ctx := context.Background()
+	put := func(id string) {
+		t.Helper()
+		if err := state.Put(ctx, console.Item{Kind: "draft", ID: id, At: time.Now().UTC(), Body: []byte("rules: []")}); err != nil {
+			t.Fatalf("save draft %s: %v", id, err)
+		}
+		if _, found, err := state.Get(ctx, "draft", id); err != nil || !found {
+			t.Fatalf("read draft %s back: found %v, %v", id, found, err)
+		}
+	}
+	put("d1")
+	for _, drop := range []string{"DROP TABLE " + db + ".console_state", "DROP DATABASE " + db} {
+		if err := conn.Exec(ctx, drop); err != nil {
+			t.Fatalf("%s: %v", drop, err)
+		}
+		if _, found, err := state.Get(ctx, "draft", "d1"); err != nil || found {
+			t.Fatalf("after %s: read found %v, %v; want not found and no error (the schema applied again)", drop, found, err)
+		}
+		put("d2")
+	}
+}
