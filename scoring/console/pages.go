@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -311,26 +312,37 @@ func (s *Server) rulesPage(w http.ResponseWriter, r *http.Request, ss *session) 
 	defer cancel()
 	p := page{Title: "Rules", Message: s.noticeOf(r, ss)}
 	d := rulesData{Approvals: s.d.Approvals}
-	pend, err := s.pendingList(ctx)
-	d.Pending = pend
-	if err != nil {
-		d.PendingErr = err.Error() // pendingList says "promotion requests: …"
-	}
+	// The requests, the versions and the load history are read at once: each may wait for a
+	// ClickHouse that does not answer, and one after the other they held the page for the sum.
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		pend, err := s.pendingList(ctx)
+		d.Pending = pend
+		if err != nil {
+			d.PendingErr = err.Error() // pendingList says "promotion requests: …"
+		}
+	})
 	if s.d.Rules == nil {
 		d.LiveErr = notAvailable("rule packs", ErrNotAvailable)
 	} else {
 		live, err := s.d.Rules.Live(ctx)
 		d.Live, d.LiveErr = live, notAvailable("live pack", err)
-		vs, err := s.d.Rules.Versions(ctx)
-		d.Versions, d.VersionsErr = vs, notAvailable("versions", err)
+		wg.Go(func() {
+			vs, err := s.d.Rules.Versions(ctx)
+			d.Versions, d.VersionsErr = vs, notAvailable("versions", err)
+		})
 		if lh, ok := s.d.Rules.(LoadHistory); ok {
-			loads, err := lh.Loads(ctx)
-			if len(loads) > maxLoadsShown {
-				loads, d.MoreLoads = loads[:maxLoadsShown], true
-			}
-			d.Loads, d.LoadsErr, d.HasLoads = loads, notAvailable("history", err), true
+			d.HasLoads = true
+			wg.Go(func() {
+				loads, err := lh.Loads(ctx)
+				if len(loads) > maxLoadsShown {
+					loads, d.MoreLoads = loads[:maxLoadsShown], true
+				}
+				d.Loads, d.LoadsErr = loads, notAvailable("history", err)
+			})
 		}
 	}
+	wg.Wait()
 	p.Data = d
 	s.render(w, r, http.StatusOK, "rules", ss, p)
 }
