@@ -5,6 +5,7 @@ package chsink
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -141,5 +142,62 @@ func TestRescoredCopyInHourlyViews(t *testing.T) {
 		if got := queryUint(t, st, q); got != want {
 			t.Errorf("%s = %d, want %d", q, got, want)
 		}
+	}
+}
+
+// A tag that stops firing shows in tag_trends.sql as a drop: a row of 0 events in the hour a day
+// after the last one it fired in, with the share it had then as the change. The query listed only
+// tags that fired, so an attack rule broken by a change, or an attack that moved elsewhere,
+// simply left the list.
+func TestTagTrendsShowsATagThatStoppedFiring(t *testing.T) {
+	st := migrated(t)
+	ctx := testContext(t)
+	h := schemas.NewPhoneHasher([]byte("test key"))
+	// Two hours ago (a whole hour, not the current one) and the same hour a day earlier.
+	today := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
+	yesterday := today.Add(-24 * time.Hour)
+	var recs []schemas.ScoreRecord
+	add := func(at time.Time, i int, tag string) {
+		phone := fmt.Sprintf("1390013%04d", i)
+		r := schemas.ScoreRecord{
+			EventID: fmt.Sprintf("tt-%s-%03d", at.Format("0102"), i), TS: at.Add(time.Duration(i) * time.Second), AppID: "app-1",
+			Flow: schemas.FlowOneClickLogin, PhoneHash: h.Hex(phone), PhoneMasked: schemas.MaskPhone(phone),
+			PhoneSegment: schemas.PhoneSegment(phone), IP: "10.2.0.1", Carrier: "CM", Outcome: schemas.OutcomeSuccess,
+			RulesVersion: "v1",
+		}
+		if tag != "" {
+			r.Score, r.Tags = 600, []string{tag}
+			r.Hits = []schemas.RuleHit{{Rule: tag, Tag: tag, Score: 600, Mode: "enforce", Reason: "r"}}
+		}
+		r.ScoredAt = r.TS.Add(time.Second)
+		recs = append(recs, r)
+	}
+	for i := range 40 { // yesterday: 10 of 40 events ip_burst
+		tag := ""
+		if i < 10 {
+			tag = "ip_burst"
+		}
+		add(yesterday, i, tag)
+	}
+	for i := range 40 { // today: 5 of 40 phone_velocity, ip_burst gone
+		tag := ""
+		if i < 5 {
+			tag = "phone_velocity"
+		}
+		add(today, i, tag)
+	}
+	if err := st.WriteBatch(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	q := statementsOf(t, chschema.Queries, "queries/tag_trends.sql", st.db)[0]
+	rows := runQuery(t, st, "SELECT toString(hour), tag, tagged_events, share, share_change_vs_day_before FROM ("+q+") ORDER BY hour, tag")
+	hr := func(at time.Time) string { return at.Format("2006-01-02 15:04:05") }
+	want := []string{
+		hr(yesterday) + " | ip_burst | 10 | 0.25 | 0.25",
+		hr(today) + " | ip_burst | 0 | 0 | -0.25",
+		hr(today) + " | phone_velocity | 5 | 0.125 | 0.125",
+	}
+	if !slices.Equal(rows, want) {
+		t.Errorf("tag_trends.sql rows:\n%s\nwant:\n%s", strings.Join(rows, "\n"), strings.Join(want, "\n"))
 	}
 }

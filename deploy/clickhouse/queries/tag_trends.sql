@@ -4,7 +4,9 @@
 -- enforce rules, of tag rules, level 0, such as odd_hour, and of allow rules), distinct numbers,
 -- the share of all events scored in that hour, and the change of that share against the same
 -- hour one day earlier (0 there when the tag did not fire), so a tag that suddenly fires more
--- (an attack, or a bad rule change) stands out. Shadow rules are left out; see
+-- (an attack, or a bad rule change) stands out. A tag that stops firing shows too: a row of 0
+-- events in each past hour a day after one it fired in, its change the share it had then (an
+-- attack that moved on, or a rule a change broke). Shadow rules are left out; see
 -- rule_hit_rates.sql for them. The view keeps rule hits, not the tags returned: an event an
 -- allow rule passed (the caller got only the allow rule's tag) also counts under the tags of
 -- its other hits; risk_scores.tags (ARRAY JOIN) has the exact tags of such events.
@@ -26,11 +28,33 @@ FROM
     SELECT hour, tag, tagged_events, distinct_phones, tagged_events / greatest(scored, 1) AS share
     FROM
     (
-        SELECT hour, tag, uniqMerge(events) AS tagged_events, uniqMerge(phones) AS distinct_phones
-        FROM riskflow.rule_hits_hourly
-        WHERE mode != 'shadow' AND hour >= toStartOfHour(now(), 'UTC') - INTERVAL 7 DAY
-        GROUP BY hour, tag
-    ) AS tagged
+        SELECT hour, tag, tagged_events, distinct_phones
+        FROM
+        (
+            -- The rows shown: each hour a tag fired in, and each past hour a day after one.
+            SELECT DISTINCT hour, tag
+            FROM
+            (
+                SELECT arrayJoin([fired, fired + 86400]) AS hour, fired, tag
+                FROM
+                (
+                    SELECT hour AS fired, tag
+                    FROM riskflow.rule_hits_hourly
+                    WHERE mode != 'shadow' AND hour >= toStartOfHour(now(), 'UTC') - INTERVAL 8 DAY
+                    GROUP BY hour, tag
+                )
+            )
+            WHERE hour >= toStartOfHour(now(), 'UTC') - INTERVAL 7 DAY
+              AND (hour = fired OR hour < toStartOfHour(now(), 'UTC'))
+        ) AS shown
+        ANY LEFT JOIN
+        (
+            SELECT hour, tag, uniqMerge(events) AS tagged_events, uniqMerge(phones) AS distinct_phones
+            FROM riskflow.rule_hits_hourly
+            WHERE mode != 'shadow' AND hour >= toStartOfHour(now(), 'UTC') - INTERVAL 7 DAY
+            GROUP BY hour, tag
+        ) AS tagged USING (hour, tag)
+    ) AS tagged_or_not
     ANY LEFT JOIN
     (
         SELECT hour, uniqMerge(events) AS scored
