@@ -13,6 +13,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
+	chschema "github.com/riskflow/riskflow/deploy/clickhouse"
 	"github.com/riskflow/riskflow/schemas"
 )
 
@@ -361,5 +362,38 @@ func TestUnknownTargetsOncePerTargetOfItsKind(t *testing.T) {
 	}
 	if want := []string{"decision/shared-id/fraud", "event/missing/fraud", "decision/missing/legit"}; !slices.Equal(names, want) {
 		t.Errorf("unknown %v, want %v", names, want)
+	}
+}
+
+// decision_outcomes.sql takes the outcome of the last attempt after a verdict. Events are stored
+// to the second, so a one-click failure and the SMS fallback that succeeded a moment later share
+// their ts: the success is the last (a success is not followed by another try), whatever the
+// event ids. The tie went to the greater event id as text, a coin toss with random ids.
+func TestDecisionOutcomesTieGoesToTheSuccess(t *testing.T) {
+	st := migrated(t)
+	ctx := testContext(t)
+	at := time.Now().UTC().Truncate(time.Second).Add(-time.Minute)
+	ds := []schemas.Decision{testDecision(0, "13812348000", at), testDecision(1, "13812348001", at)}
+	if err := st.WriteDecisions(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	// node-0000: a failure then a success in one second, the success's id sorting first; node-0001:
+	// the other way round.
+	var recs []schemas.ScoreRecord
+	for i, ev := range []struct{ id, decision, outcome string }{
+		{"ev-b", "node-0000", "fail"}, {"ev-a", "node-0000", "success"},
+		{"ev-c", "node-0001", "fail"}, {"ev-d", "node-0001", "success"},
+	} {
+		r := testRecord(i)
+		r.EventID, r.DecisionID, r.Outcome, r.AppID, r.TS, r.ScoredAt = ev.id, ev.decision, ev.outcome, "app-0", at.Add(time.Second), at.Add(2*time.Second)
+		recs = append(recs, r)
+	}
+	if err := st.WriteBatch(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	q := statementsOf(t, chschema.Queries, "queries/decision_outcomes.sql", st.db)[0]
+	got := runQuery(t, st, "SELECT outcome, verdicts FROM ("+q+")")
+	if want := []string{"success | 2"}; !slices.Equal(got, want) {
+		t.Errorf("decision_outcomes: %q, want %q", got, want)
 	}
 }

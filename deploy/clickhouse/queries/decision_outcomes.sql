@@ -6,7 +6,8 @@
 -- verdicts, distinct numbers, the median and p99 check latency, the tags answered, and how many
 -- verdicts have no event yet (the attempt was abandoned, or the event did not send decision_id).
 -- A verdict followed by several attempts (tried again, or a fallback to SMS) counts once, with the
--- outcome of the last of them.
+-- outcome of the last of them; events are stored to the second, and of attempts in one second a
+-- success is taken as the last (a login that succeeded is not tried again).
 -- A block (900) followed by success means the caller ignored the verdict; many 0s followed by
 -- failures point at an attack the rules miss.
 --
@@ -31,8 +32,8 @@ FROM
 ANY LEFT JOIN
 (
     SELECT app_id, decision_id,
-           argMax(event_id, (ts, event_id))         AS last_event_id,
-           argMax(outcome, (ts, event_id))          AS last_outcome
+           argMax(event_id, (ts, outcome = 'success', event_id)) AS last_event_id,
+           argMax(outcome, (ts, outcome = 'success', event_id))  AS last_outcome
     FROM riskflow.verify_events FINAL
     WHERE decision_id != '' AND ts >= now() - INTERVAL 2 DAY
     GROUP BY app_id, decision_id
