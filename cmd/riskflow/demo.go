@@ -40,6 +40,14 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
 	}
+	// Told to stop (Ctrl-C) while starting: a clean stop, as serve's and dev's, saying so.
+	stoppedEarly := func(err error) error {
+		if err != nil && ctx.Err() != nil {
+			fmt.Fprintln(stdout, "demo: stopped (interrupted) before any traffic was sent")
+			return nil
+		}
+		return err
+	}
 	switch {
 	case *mode != "real" && *mode != "dev":
 		return usagef("--mode: %q is not dev or real", *mode)
@@ -104,7 +112,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	} else {
 		stopBroker, err := embeddedBroker(&cfg)
 		if err != nil {
-			return fmt.Errorf("demo: %w", err)
+			return stoppedEarly(fmt.Errorf("demo: %w", err))
 		}
 		defer stopBroker()
 		fmt.Fprintln(stdout, "demo: --mode dev: embedded broker, nothing written elsewhere (--mode real uses the configured Kafka and ClickHouse)")
@@ -112,14 +120,14 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	a, err := newApp(cfg, log)
 	if err != nil {
-		return err
+		return stoppedEarly(err)
 	}
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
 	listening := make(chan string, 1)
 	g, gctx, err := a.startAllRoles(rctx, "127.0.0.1:0", listening)
 	if err != nil {
-		return fmt.Errorf("demo: %w", err)
+		return stoppedEarly(fmt.Errorf("demo: %w", err))
 	}
 	if real {
 		// The run's topics go once its nodes have stopped, also when the run fails.
@@ -141,13 +149,13 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	select {
 	case addr = <-listening:
 	case <-gctx.Done():
-		return g.Wait()
+		return stoppedEarly(g.Wait())
 	}
 	// Probe a node that is ready, as a verify service behind a load balancer does: started at
 	// once, the first checks met "not ready: feature replica is catching up" (503s counted as
 	// errors of the run).
 	if err := waitReady(gctx, a); err != nil {
-		return fmt.Errorf("demo: %w", err)
+		return stoppedEarly(fmt.Errorf("demo: %w", err))
 	}
 
 	var mu sync.Mutex // guards labels and sample, written by the sender, read by the prober
@@ -188,10 +196,22 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 
-	// Collect the verdicts from risk.scores.
-	verdicts, err := collectScores(ctx, a.kc, cfg.Kafka.ScoresTopic, len(labels), 60*time.Second)
-	if err != nil {
+	// Collect the verdicts from risk.scores. Told to stop (Ctrl-C) before or during that, the
+	// demo reports on the events scored by then, read within a few seconds (a second Ctrl-C ends
+	// it at once), as loadgen and serve stop: exit 0, saying what was done.
+	cctx, within := ctx, 60*time.Second
+	if ctx.Err() != nil {
+		cctx, within = context.WithoutCancel(ctx), demoStopGrace
+	}
+	verdicts, err := collectScores(cctx, a.kc, cfg.Kafka.ScoresTopic, len(labels), within)
+	if err != nil && ctx.Err() == nil {
 		return err
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintf(stdout, "\ndemo: stopped (interrupted) with %d of the %d events sent scored: the report counts those\n", len(verdicts), len(labels))
+		maps.DeleteFunc(labels, func(id, _ string) bool { _, ok := verdicts[id]; return !ok })
+		report(stdout, labels, sub, verdicts, probe)
+		return nil
 	}
 	report(stdout, labels, sub, verdicts, probe)
 	if cfg.ClickHouse.Addr != "" {
@@ -205,6 +225,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	return nil
 }
+
+// demoStopGrace is how long a demo told to stop still reads the verdicts of the events it sent.
+const demoStopGrace = 5 * time.Second
 
 func reachable(addr string) bool {
 	c, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/riskflow/riskflow/consumers"
+	"github.com/riskflow/riskflow/internal/syncbuf"
 	"github.com/riskflow/riskflow/internal/testaddr"
 	"github.com/riskflow/riskflow/schemas"
 )
@@ -100,4 +101,50 @@ func TestDemoStoppedWhileCollectingSaysSo(t *testing.T) {
 	if err == nil || err.Error() != "demo: stopped with 0 of 5 events scored" {
 		t.Errorf("collectScores stopped: %v", err)
 	}
+}
+
+// A demo told to stop (Ctrl-C) reports on what was scored by then and exits 0, as loadgen and
+// serve stop: it exited 1 with "interrupted: demo: stopped with N of M events scored" and no
+// report, and while starting with "interrupted: demo: kafka: context canceled".
+func TestDemoInterruptedReportsWhatWasScored(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a few seconds of traffic")
+	}
+	t.Run("while sending", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var out, errb syncbuf.Buffer
+		done := make(chan int)
+		go func() {
+			done <- run(ctx, []string{"demo", "--mode", "dev", "--duration", "5m", "--speedup", "10", "--seed", "11"}, &out, &errb)
+		}()
+		deadline := time.After(2 * time.Minute)
+		for !strings.Contains(out.String(), "probed alongside") {
+			select {
+			case code := <-done:
+				t.Fatalf("demo ended (%d) before sending:\n%s\n%s", code, out.String(), errb.String())
+			case <-deadline:
+				t.Fatalf("demo did not start sending:\n%s\n%s", out.String(), errb.String())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		cancel()
+		if code := <-done; code != 0 {
+			t.Fatalf("interrupted demo exited %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
+		}
+		s := out.String()
+		for _, want := range []string{"demo: stopped (interrupted) with ", "events sent scored: the report counts those", "detection per scenario", "/v1/risk/check during the run"} {
+			if !strings.Contains(s, want) {
+				t.Errorf("output lacks %q:\n%s", want, s)
+			}
+		}
+	})
+	t.Run("while starting", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		var out, errb bytes.Buffer
+		if code := run(ctx, []string{"demo", "--mode", "dev", "--duration", "5s"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "demo: stopped (interrupted)") {
+			t.Errorf("demo interrupted at once: exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
+		}
+	})
 }
