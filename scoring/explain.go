@@ -12,6 +12,7 @@ import (
 	"github.com/riskflow/riskflow/rules"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/features"
+	"github.com/riskflow/riskflow/scoring/geo"
 )
 
 // Subject is what Explain looks at: one phone number, IP address or device. Exactly one of Phone
@@ -111,7 +112,7 @@ func (s *Scorer) Explain(sub Subject) (Explanation, error) {
 		kinds = []features.Kind{features.KindPhone, features.KindPrefix}
 	case sub.IP.IsValid():
 		what, x.Subject = "ip", "ip "+sub.IP.String()
-		if a := sub.IP.Unmap(); a.Is6() {
+		if a := geo.ClientAddr(sub.IP); a.Is6() {
 			// Its ip_* windows are of its /64 (ipKeys): say so, or the windows of a /64's many
 			// addresses read as this one address's.
 			x.Subject += ", counted as its /64 " + netip.PrefixFrom(a, 64).Masked().String()

@@ -233,7 +233,7 @@ func (l *keyedLists) lookup(ev *schemas.VerifyEvent, k *features.Keys, hasher *s
 	}
 	// The most specific entry decides: the longest range holding the address (a listed address
 	// is a /32 or /128).
-	n, _ := l.ips.Lookup(ev.IP)
+	n, _ := l.ips.Lookup(geo.ClientAddr(ev.IP))
 	h.ip, h.ipNet = n.action, n.net
 	return h
 }

@@ -528,8 +528,10 @@ func (s *Scorer) ClassFingerprint() string {
 // addressKeying is the version of ipKeys; change it with ipKeys, so that snapshots keyed the old
 // way are refused and replay takes over (TestAddressKeyingIsPinned). 2: an IPv6 address counts as
 // its /64 (1: as itself — loaded into a build of 2, its IPv6 per-IP windows would have read empty
-// for up to a day).
-const addressKeying = 2
+// for up to a day). 3: an address of the NAT64 well-known prefix, or IPv4-compatible or
+// -translated, is the IPv4 address it embeds (2: the /64 64:ff9b::/64 or ::/64, every IPv4 client
+// of a translator in one key).
+const addressKeying = 3
 
 // phoneKeyOf is the feature state's key of a phone number: SipHash-2-4 under a key derived from the
 // phone-hash key (statePhoneKey). The state, its snapshots and the members of other keys' entries
@@ -639,13 +641,13 @@ func nz(h uint64) uint64 {
 //     pool hands a device a new NAT address, or a new /64, at each data session, so the /24 or /64
 //     of an ordinary cellular user changes many times a day.
 //
-// An IPv4-mapped IPv6 address is the IPv4 address (decoded events are unmapped already; a Go
-// caller's may not be).
+// An IPv6 address embedding an IPv4 address (geo.ClientAddr: IPv4-mapped, the NAT64 well-known
+// prefix 64:ff9b::/96, …) is the IPv4 address.
 func ipKeys(a netip.Addr, ipType string) (ip, net uint64) {
 	if !a.IsValid() {
 		return 0, 0
 	}
-	a = a.Unmap()
+	a = geo.ClientAddr(a)
 	if a.Is4() {
 		b := a.As4()
 		v := uint64(b[0])<<24 | uint64(b[1])<<16 | uint64(b[2])<<8 | uint64(b[3])

@@ -210,16 +210,17 @@ type asnRecord struct {
 }
 
 // Lookup returns what the databases know about ip; fields stay empty when
-// unknown. IPv4-mapped IPv6 addresses are looked up as IPv4. Province is the
+// unknown. Province is the
 // English name of the first (largest) subdivision, City the English city name.
 // A lookup error (a corrupt database) leaves the affected fields empty and is
-// counted in LookupErrors. A nil Locator returns an empty Geo.
+// counted in LookupErrors. A nil Locator returns an empty Geo. An address embedding an IPv4
+// address (ClientAddr) is looked up as that IPv4 address.
 func (l *Locator) Lookup(ip netip.Addr) schemas.Geo {
 	var g schemas.Geo
 	if l == nil || !ip.IsValid() {
 		return g
 	}
-	ip = ip.Unmap()
+	ip = ClientAddr(ip)
 	var buf [16]byte
 	var nip net.IP
 	if ip.Is4() {

@@ -1,0 +1,43 @@
+package geo
+
+import "net/netip"
+
+// nat64 is the well-known prefix of IPv4-embedded IPv6 addresses (RFC 6052): a translator between
+// IPv4 and IPv6 writes an IPv4 host as 64:ff9b::a.b.c.d.
+var nat64 = [12]byte{0x00, 0x64, 0xff, 0x9b}
+
+// ClientAddr is the address an attempt comes from as riskflow counts, lists and locates it: an
+// IPv6 address that only embeds an IPv4 address is that IPv4 address. That is an IPv4-mapped
+// address (::ffff:a.b.c.d, from a dual-stack socket), an IPv4-translated one (::ffff:0:a.b.c.d,
+// SIIT) or an IPv4-compatible one (::a.b.c.d), and an address of the NAT64 well-known prefix
+// 64:ff9b::/96 — what a verify service behind a stateless IPv4/IPv6 translator (SIIT-DC, RFC
+// 7755: an IPv6-only front end) sees of every IPv4 client. Kept as IPv6, each of these forms put
+// every IPv4 client of the deployment in one /64 (one "IP" with thousands of phones: every
+// ordinary user observed as a crowd) and out of reach of the datacenter, cloud and mobile lists
+// and the geo databases (a farm on a cloud address passed as a household).
+//
+// A network-specific NAT64 prefix (one the operator chose) cannot be told from an ordinary IPv6
+// network and is left as it is. Anything else is returned unchanged.
+func ClientAddr(a netip.Addr) netip.Addr {
+	if !a.Is6() {
+		return a
+	}
+	b := a.As16()
+	v4 := netip.AddrFrom4([4]byte(b[12:]))
+	if [12]byte(b[:12]) == nat64 {
+		return v4
+	}
+	if [8]byte(b[:8]) != [8]byte{} {
+		return a
+	}
+	switch [4]byte(b[8:12]) {
+	case [4]byte{0, 0, 0, 0}: // IPv4-compatible, but for :: and ::1, which embed nothing
+		if b[12]|b[13]|b[14] == 0 && b[15] <= 1 {
+			return a
+		}
+		return v4
+	case [4]byte{0, 0, 0xff, 0xff}, [4]byte{0xff, 0xff, 0, 0}: // IPv4-mapped, IPv4-translated
+		return v4
+	}
+	return a
+}

@@ -1,0 +1,68 @@
+package scoring_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/riskflow/riskflow/scoring"
+	"github.com/riskflow/riskflow/scoring/geo"
+	"github.com/riskflow/riskflow/scoring/geo/geotest"
+)
+
+// TestNAT64ClientsAreTheirIPv4Address: a verify service behind a stateless IPv4/IPv6 translator
+// (SIIT-DC: an IPv6-only front end) sees every IPv4 client as 64:ff9b::a.b.c.d. Each is the IPv4
+// address it embeds: ordinary users of many addresses are not one crowd, a farm on a datacenter
+// address is a datacenter farm, and a block-listed address is blocked.
+func TestNAT64ClientsAreTheirIPv4Address(t *testing.T) {
+	loc, err := geo.Open("", "", geo.WithIDCList(geo.DefaultIDCList()), geo.WithMobileList(geo.DefaultMobileList()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lists, err := scoring.ParseLists(strings.NewReader("block ip 58.33.10.22\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Thirty users on thirty carrier NAT addresses, through the translator.
+	s := newScorer(t, scoring.Config{}, nil, scoring.WithGeo(loc), scoring.WithLists(lists))
+	for i := range 30 {
+		ev := event(fmt.Sprintf("u%d", i), t0.Add(time.Duration(i)*10*time.Second), fmt.Sprintf("138%08d", 10007*i+13), fmt.Sprintf("64:ff9b::223.104.%d.%d", i, 7+i))
+		ev.DeviceID = fmt.Sprintf("phone-%d", i)
+		rec, err := s.Process(&ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Score != 0 {
+			t.Fatalf("user %d of 30 on their own address: score %d %v, want 0 (every IPv4 client counted as one address)", i, rec.Score, rec.Tags)
+		}
+	}
+
+	// A farm on one datacenter address, through the translator.
+	var last int
+	for i := range 12 {
+		ev := event(fmt.Sprintf("f%d", i), t0.Add(time.Duration(i)*10*time.Second), fmt.Sprintf("139%08d", 7919*i+1), "64:ff9b::"+geotest.DatacenterIP)
+		ev.DeviceID = fmt.Sprintf("emu-%d", i)
+		rec, err := s.Process(&ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !hits(rec)["idc_proxy_ip"] {
+			t.Fatalf("farm attempt %d from 64:ff9b::%s: %v, want idc_proxy_ip", i, geotest.DatacenterIP, rec.Tags)
+		}
+		last = rec.Score
+	}
+	if last != 900 {
+		t.Errorf("the 12th number from one datacenter address through the translator: score %d, want 900", last)
+	}
+
+	ev := event("b1", t0.Add(time.Hour), "13712345678", "64:ff9b::58.33.10.22")
+	rec, err := s.Process(&ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Score != 900 || !hits(rec)["blocklist"] {
+		t.Errorf("block-listed 58.33.10.22 through the translator: score %d %v, want 900 blocklist", rec.Score, rec.Tags)
+	}
+}
