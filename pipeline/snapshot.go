@@ -320,7 +320,7 @@ func (s *Snapshots) otherConfig(p string) (other bool, why string) {
 		diff = append(diff, "another phone-hash key")
 	}
 	if meta.Classes != s.Classes {
-		diff = append(diff, "other address classification data or keying")
+		diff = append(diff, "other address classification data or address or device keying")
 	}
 	if !sameBounds {
 		diff = append(diff, "other state bounds (retention, entries per key)")

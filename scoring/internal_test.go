@@ -369,3 +369,46 @@ func TestAddressKeyingIsPinned(t *testing.T) {
 		t.Errorf("the snapshot fingerprint %q does not carry addressKeying", fp)
 	}
 }
+
+// deviceKeyOf is pinned to deviceKeying, as ipKeys is to addressKeying: device keys are in
+// snapshots too.
+func TestDeviceKeyingIsPinned(t *testing.T) {
+	pins := map[int]uint64{1: 0xfdb812194c760bfe}
+	h := xxhash.New()
+	for _, s := range []string{"", "a1b2c3d4e5f60718", "A1B2C3D4-E5F6-0718-90AB-CDEF01234567", " rig-01 ", "ｒｉｇ-01", "rig-01\u200b", "设备-01"} {
+		fmt.Fprintf(h, "%q %x\n", s, deviceKeyOf(s))
+	}
+	sum := h.Sum64()
+	if want, ok := pins[deviceKeying]; !ok || want != sum {
+		t.Fatalf("deviceKeyOf under deviceKeying %d sums to %#x, pinned %#x: if deviceKeyOf changed, raise deviceKeying and pin the new sum under it", deviceKeying, sum, want)
+	}
+	if fp := (&Scorer{}).ClassFingerprint(); !strings.Contains(fp, fmt.Sprintf(", devices %d, ", deviceKeying)) {
+		t.Errorf("the snapshot fingerprint %q does not carry deviceKeying", fp)
+	}
+}
+
+// TestDeviceKeyOfSpellings: the spellings of one device id share its key, other ids do not, and a
+// canonical id keeps the key it had as sent.
+func TestDeviceKeyOfSpellings(t *testing.T) {
+	one := []string{"rig-a1", "RIG-A1", "Rig-A1", " rig-a1", "rig-a1 ", "rig- a1", "ｒｉｇ-ａ１", "ＲＩＧ－Ａ１", "rig-a1\u200b", "\ufeffrig-a1", "rig-a1\u2060", "rig-\u00ada1", "rig-a1\u3000"}
+	want := deviceKeyOf("rig-a1")
+	if want != nz(xxhash.Sum64String("rig-a1")) {
+		t.Errorf("a canonical id's key changed: %#x, was %#x", want, nz(xxhash.Sum64String("rig-a1")))
+	}
+	for _, s := range one {
+		if got := deviceKeyOf(s); got != want {
+			t.Errorf("deviceKeyOf(%q) = %#x, want %#x (the key of rig-a1)", s, got, want)
+		}
+	}
+	for _, s := range []string{"rig-a2", "rig_a1", "riga1", "rig-a1-", "рig-a1" /* Cyrillic р */} {
+		if deviceKeyOf(s) == want {
+			t.Errorf("deviceKeyOf(%q) is the key of rig-a1", s)
+		}
+	}
+	if deviceKeyOf("") != 0 {
+		t.Error("no device id has a key")
+	}
+	if n := testing.AllocsPerRun(100, func() { deviceKeyOf("A1B2C3D4-E5F6-0718-90AB-CDEF01234567") }); n != 0 {
+		t.Errorf("an ASCII device id's key allocates %v times", n)
+	}
+}

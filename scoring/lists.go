@@ -10,8 +10,6 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/cespare/xxhash/v2"
-
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/features"
 	"github.com/riskflow/riskflow/scoring/geo"
@@ -109,7 +107,7 @@ func ParseLists(r io.Reader) (*Lists, error) {
 			if err := schemas.CheckID("device", value, schemas.MaxDeviceIDLen); err != nil {
 				return nil, fmt.Errorf("line %d: %w; a number goes on the lists as kind phone", line, err)
 			}
-			put(l.devices, nz(xxhash.Sum64String(value)), action)
+			put(l.devices, deviceKeyOf(value), action)
 		case "prefix":
 			if len(value) != 7 || strings.Trim(value, "0123456789") != "" || value[0] != '1' {
 				return nil, fmt.Errorf("line %d: prefix %s is not 7 digits starting with 1", line, schemas.Excerpt(value, 64))

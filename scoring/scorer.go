@@ -518,11 +518,12 @@ func (s *Scorer) KeyFingerprint() string {
 	return s.hasher.Hex("riskflow feature snapshot")[:16]
 }
 
-// ClassFingerprint identifies how the state's address keys derive from an address: the data that
-// classifies addresses (geo.Locator.ClassFingerprint) and addressKeying. Snapshots store it, and
-// one written under other data or other keying is refused: its address keys would match none here.
+// ClassFingerprint identifies how the state's address and device keys derive from an address or a
+// device id: the data that classifies addresses (geo.Locator.ClassFingerprint), addressKeying and
+// deviceKeying. Snapshots store it, and one written under other data or other keying is refused:
+// its address or device keys would match none here.
 func (s *Scorer) ClassFingerprint() string {
-	return fmt.Sprintf("keying %d, %s", addressKeying, s.geo.ClassFingerprint())
+	return fmt.Sprintf("keying %d, devices %d, %s", addressKeying, deviceKeying, s.geo.ClassFingerprint())
 }
 
 // addressKeying is the version of ipKeys; change it with ipKeys, so that snapshots keyed the old
@@ -557,7 +558,7 @@ func (s *Scorer) keysOf(ev *schemas.VerifyEvent, g *schemas.Geo) features.Keys {
 		k.EventID = eventKey(s.evKey, ev.AppID, ev.EventID)
 	}
 	if ev.DeviceID != "" {
-		k.Device = nz(xxhash.Sum64String(ev.DeviceID))
+		k.Device = deviceKeyOf(ev.DeviceID)
 	}
 	if ev.TokenDigest != "" {
 		k.Token = nz(xxhash.Sum64String(ev.TokenDigest))
