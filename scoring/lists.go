@@ -32,8 +32,12 @@ import (
 // phone hasher (scoring.WithPhoneHasher) to be matched.
 //
 // When a value is on both lists, block wins. For an IP the most specific entry decides: the longest
-// range holding it, a listed address being a /32 or /128. Networks are written as in the datacenter
-// list (geo.ParseNetwork): no host bits, ::ffff:a.b.c.d/n read as the IPv4 range it spells.
+// range holding it, a listed IPv4 address being a /32 and a listed IPv6 address (written bare, as
+// the console writes one) its /64 — the unit the windows count an IPv6 address in (a host picks a
+// new interface id inside its /64 at will: listed as a /128, a blocked farm was unblocked by its
+// next privacy address); an address written with /128 is that address only. Networks are written
+// as in the datacenter list (geo.ParseNetwork): no host bits, ::ffff:a.b.c.d/n read as the IPv4
+// range it spells.
 type Lists struct {
 	phones  map[string]string   // normalized number → action; keyed by the scorer (see keyed)
 	hashed  map[[32]byte]string // keyed phone hashes (phone_hash entries)
@@ -114,13 +118,17 @@ func ParseLists(r io.Reader) (*Lists, error) {
 			}
 			put(l.prefix, prefixKey7(value), action)
 		case "ip":
-			// The datacenter list's syntax: a bare address is a /32 or /128, the most specific
-			// range there is.
+			// The datacenter list's syntax: a bare address is a /32 or /128. A bare IPv6 address
+			// stands for its /64, as in the windows; reasons name the address listed.
 			p, err := geo.ParseNetwork(value)
 			if err != nil {
 				return nil, fmt.Errorf("line %d: %w", line, err)
 			}
-			ips.Add(p, listedNet{action, p})
+			in := p
+			if p.IsSingleIP() && p.Addr().Is6() && !strings.Contains(value, "/") {
+				in = netip.PrefixFrom(p.Addr(), 64).Masked()
+			}
+			ips.Add(in, listedNet{action, p})
 		default:
 			return nil, fmt.Errorf("line %d: kind %s is not phone, phone_hash, ip, device or prefix", line, schemas.Excerpt(kind, 64))
 		}
@@ -163,22 +171,28 @@ func put[K comparable](m map[K]string, k K, action string) {
 type listHits struct {
 	phone, ip, device, prefix string
 	ipNet                     netip.Prefix
-	block                     string // the number's first 7 digits
+	ipAddr                    netip.Addr // the attempt's address (geo.ClientAddr)
+	block                     string     // the number's first 7 digits
 }
 
 // on names what of the attempt is on the list with action, for reasons: "number", "IP
 // 203.0.113.99", "network 198.51.100.0/24", "device", "number block 1700123", joined with ", "
 // ("number, device"); "" when nothing is. A number is never spelled out; an address or network is
-// named because a range was listed, not the attempt's own address, and the reason says which.
+// named because a range was listed, not the attempt's own address, and the reason says which
+// ("network 2001:db8::/64 of IP 2001:db8::9": another address of a listed IPv6 address's /64).
 func (h *listHits) on(action string) string {
 	var parts []string
 	if h.phone == action {
 		parts = append(parts, "number")
 	}
 	if h.ip == action {
-		if h.ipNet.IsSingleIP() {
+		switch {
+		case h.ipNet.IsSingleIP() && h.ipNet.Addr() != h.ipAddr:
+			// A listed IPv6 address, and another address of its /64.
+			parts = append(parts, "network "+netip.PrefixFrom(h.ipNet.Addr(), 64).Masked().String()+" of IP "+h.ipNet.Addr().String())
+		case h.ipNet.IsSingleIP():
 			parts = append(parts, "IP "+h.ipNet.Addr().String())
-		} else {
+		default:
 			parts = append(parts, "network "+h.ipNet.String())
 		}
 	}
@@ -231,7 +245,8 @@ func (l *keyedLists) lookup(ev *schemas.VerifyEvent, k *features.Keys, hasher *s
 	}
 	// The most specific entry decides: the longest range holding the address (a listed address
 	// is a /32 or /128).
-	n, _ := l.ips.Lookup(geo.ClientAddr(ev.IP))
+	h.ipAddr = geo.ClientAddr(ev.IP)
+	n, _ := l.ips.Lookup(h.ipAddr)
 	h.ip, h.ipNet = n.action, n.net
 	return h
 }

@@ -1054,7 +1054,8 @@ type investigateData struct {
 }
 
 // listedFor returns the list entries that match l: the same phone hash or device, or for an IP the
-// address itself and every network holding it.
+// address itself (an IPv6 address listed: any of its /64, as the scorer matches it) and every
+// network holding it.
 func listedFor(es []ListEntry, l Lookup) []ListEntry {
 	var out []ListEntry
 	ip, ipErr := netip.ParseAddr(l.Value)
@@ -1064,6 +1065,10 @@ func listedFor(es []ListEntry, l Lookup) []ListEntry {
 			l.Kind == KindDevice && e.Kind == KindDevice && e.Value == l.Value,
 			l.Kind == KindIP && e.Kind == KindIP && e.Value == l.Value:
 			out = append(out, e)
+		case l.Kind == KindIP && e.Kind == KindIP && ipErr == nil && ip.Is6() && !ip.Is4In6():
+			if a, err := netip.ParseAddr(e.Value); err == nil && a.Is6() && samePrefix64(a, ip) {
+				out = append(out, e)
+			}
 		case l.Kind == KindIP && e.Kind == KindCIDR && ipErr == nil:
 			if n, err := netip.ParsePrefix(e.Value); err == nil && n.Contains(ip.Unmap()) {
 				out = append(out, e)
@@ -1071,6 +1076,13 @@ func listedFor(es []ListEntry, l Lookup) []ListEntry {
 		}
 	}
 	return out
+}
+
+// samePrefix64 reports whether a and b, IPv6 addresses, are in one /64.
+func samePrefix64(a, b netip.Addr) bool {
+	pa, _ := a.Prefix(64)
+	pb, _ := b.Prefix(64)
+	return pa == pb
 }
 
 // investigate looks a key up from a link (GET: ip, device, phone_hash) — a number typed in the
