@@ -124,6 +124,9 @@ func ParseLists(r io.Reader) (*Lists, error) {
 			if err != nil {
 				return nil, fmt.Errorf("line %d: %w", line, err)
 			}
+			if a := geo.ClientAddr(p.Addr()); p.IsSingleIP() && a.Is4() && p.Addr().Is6() {
+				p = netip.PrefixFrom(a, 32) // 64:ff9b::a.b.c.d: the IPv4 address, as events are read
+			}
 			in := p
 			if p.IsSingleIP() && p.Addr().Is6() && !strings.Contains(value, "/") {
 				in = netip.PrefixFrom(p.Addr(), 64).Masked()

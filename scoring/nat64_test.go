@@ -20,7 +20,7 @@ func TestNAT64ClientsAreTheirIPv4Address(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lists, err := scoring.ParseLists(strings.NewReader("block ip 58.33.10.22\n"))
+	lists, err := scoring.ParseLists(strings.NewReader("block ip 58.33.10.22\nblock ip 64:ff9b::58.33.10.23\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,5 +64,13 @@ func TestNAT64ClientsAreTheirIPv4Address(t *testing.T) {
 	}
 	if rec.Score != 900 || !hits(rec)["blocklist"] {
 		t.Errorf("block-listed 58.33.10.22 through the translator: score %d %v, want 900 blocklist", rec.Score, rec.Tags)
+	}
+	// Listed as the translator wrote it (copied from an event), it is the IPv4 address too.
+	ev = event("b2", t0.Add(time.Hour), "13712345679", "58.33.10.23")
+	if rec, err = s.Process(&ev); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Score != 900 || rec.Detail["blocklist"].Reason != "on the block list: IP 58.33.10.23" {
+		t.Errorf("58.33.10.23 listed as 64:ff9b::58.33.10.23: score %d %v, want 900 and its reason", rec.Score, rec.Detail)
 	}
 }
