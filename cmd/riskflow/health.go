@@ -82,6 +82,19 @@ func (h *health) ready(exclude ...string) error {
 	return errors.New(strings.Join(bad, "; "))
 }
 
+// stateCurrent is the readiness of what an API node's answers rest on — the feature state and the
+// lists (checks "state" and "lists") — without its other parts: an explanation of a node whose
+// archiver cannot reach ClickHouse is current all the same (api.WithStateHealth).
+func (h *health) stateCurrent() error {
+	var others []string
+	for _, name := range checkNames {
+		if name != "state" && name != "lists" {
+			others = append(others, name)
+		}
+	}
+	return h.ready(others...)
+}
+
 // staller is a consumer loop as readiness sees it (consumers.Loop).
 type staller interface {
 	Stalled() (time.Duration, string)

@@ -18,6 +18,7 @@ import (
 	"github.com/riskflow/riskflow/internal/testaddr"
 	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/rules/rulesvc"
+	"github.com/riskflow/riskflow/scoring"
 	"github.com/riskflow/riskflow/scoring/api"
 	"github.com/riskflow/riskflow/scoring/backtest"
 )
@@ -238,6 +239,37 @@ func TestLookupNoHistoryOfANumber(t *testing.T) {
 	(&lookupResult{LiveSkipped: true, span: time.Hour}).write(&b)
 	if strings.Contains(b.String(), "phone_hash_key") {
 		t.Errorf("an address without history:\n%s", b.String())
+	}
+}
+
+// During a Kafka outage an API node explains the state it has, minutes old: lookup says so above
+// the windows, so that an investigator does not take them for the number's latest attempts. What
+// the node's archiver thinks of ClickHouse is no part of it; the state and the lists are.
+func TestLookupSaysTheLiveStateIsNotCurrent(t *testing.T) {
+	h := &health{}
+	stale := errors.New("feature replica is 37s stale (allowed 20s)")
+	h.add("state", func() error { return stale })
+	h.add("lists", func() error { return nil })
+	h.add("archiver", func() error { return errors.New("stalled: clickhouse refused") })
+	h.add("decisions", func() error { return errors.New("stalled: clickhouse refused") })
+	err := h.stateCurrent()
+	if err == nil || !strings.Contains(err.Error(), "37s stale") || strings.Contains(err.Error(), "clickhouse") {
+		t.Fatalf("stateCurrent: %v; want the state's staleness only", err)
+	}
+	var b strings.Builder
+	(&lookupResult{Live: &api.ExplainResponse{Stale: err.Error(), Explanation: scoring.Explanation{Subject: "ip 111.8.0.175"}},
+		HistoryError: "x", span: time.Hour}).write(&b)
+	if !strings.Contains(b.String(), "NOT CURRENT: state: feature replica is 37s stale") {
+		t.Errorf("lookup of a stale state does not say so:\n%s", b.String())
+	}
+	stale = nil
+	if err := h.stateCurrent(); err != nil {
+		t.Errorf("stateCurrent of a current state, ClickHouse away: %v; want nil", err)
+	}
+	b.Reset()
+	(&lookupResult{Live: &api.ExplainResponse{Explanation: scoring.Explanation{Subject: "ip 111.8.0.175"}}, HistoryError: "x", span: time.Hour}).write(&b)
+	if strings.Contains(b.String(), "NOT CURRENT") {
+		t.Errorf("lookup of a current state:\n%s", b.String())
 	}
 }
 

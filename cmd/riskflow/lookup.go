@@ -395,6 +395,11 @@ func (l *lookupResult) write(w io.Writer) {
 	} else {
 		x := l.Live
 		p("live state of %s at %s (rules %s)\n", x.Subject, x.At.Format(time.RFC3339), x.RulesVersion)
+		if x.Stale != "" {
+			// The state of a node that has not read Kafka for a while: its latest attempts are
+			// missing from every window below.
+			p("  NOT CURRENT: %s (attempts since then are missing from these windows)\n", x.Stale)
+		}
 		p("  window\tvalue\tread by the pack\n")
 		for _, v := range x.Windows {
 			if v.Value == 0 && !v.ReadByPack {

@@ -58,6 +58,13 @@ func WithInvestigation(x Explainer, l Labeler) Option {
 	return func(s *Server) { s.explainer, s.labeler = x, l }
 }
 
+// WithStateHealth tells explanations whether the state they explain is current: f returns why not
+// (the broker away, so that the feature replica has read nothing for a while; far behind) or nil.
+// The explanation is given all the same — it is the state checks are answered from meanwhile —
+// with the reason in its `stale` member: without it, an investigator during a Kafka outage read a
+// state minutes old as the number's "live state", its latest attempts missing from every window.
+func WithStateHealth(f func() error) Option { return func(s *Server) { s.stateHealth = f } }
+
 // WithAdmins sets the admin credentials (name → secret) of the admin routes without a rules admin.
 func WithAdmins(admins map[string]string) Option { return func(s *Server) { s.admins = admins } }
 
@@ -86,6 +93,8 @@ type ExplainRequest struct {
 type ExplainResponse struct {
 	Code    int    `json:"code"`
 	Content string `json:"content"`
+	// Stale says why the state explained is not current (WithStateHealth); empty when it is.
+	Stale string `json:"stale,omitempty"`
 	scoring.Explanation
 }
 
@@ -217,8 +226,15 @@ func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) (int, err
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", errNotReady, err)
 	}
-	s.log.Info("state explained", "by", who, "subject", schemas.MaskPhones(x.Subject)) // a device id may hold digits that read as a number
-	writeJSON(w, http.StatusOK, ExplainResponse{Code: 0, Content: "live state", Explanation: x})
+	resp := ExplainResponse{Code: 0, Content: "live state", Explanation: x}
+	if s.stateHealth != nil {
+		if err := s.stateHealth(); err != nil {
+			resp.Stale = schemas.MaskPhones(err.Error()) // as /readyz says it
+			resp.Content = "live state, not current: " + resp.Stale
+		}
+	}
+	s.log.Info("state explained", "by", who, "subject", schemas.MaskPhones(x.Subject), "stale", resp.Stale != "") // a device id may hold digits that read as a number
+	writeJSON(w, http.StatusOK, resp)
 	return http.StatusOK, nil
 }
 

@@ -177,6 +177,7 @@ type Server struct {
 	needApproval bool
 	decisions    DecisionLog
 	explainer    Explainer
+	stateHealth  func() error // WithStateHealth; nil: every explanation is taken as current
 	labeler      Labeler
 	fails        failureLog  // 5xx answers, logged once per run (faillog.go)
 	bodies       *byteBudget // bytes of large bodies being read (body)

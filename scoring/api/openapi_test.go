@@ -421,6 +421,41 @@ func TestExplainWaitsForTheState(t *testing.T) {
 	}
 }
 
+// During a Kafka outage checks are answered from the state there is, and so is an explanation —
+// but an investigator must not read a state minutes old as the subject's live state: the answer
+// says that it is not current, and why (TestExplainWaitsForTheState: before the first catch-up it
+// is a 503 instead).
+func TestExplainSaysTheStateIsNotCurrent(t *testing.T) {
+	sc := realScorer(t)
+	stale := errors.New("state: feature replica is 37s stale (allowed 20s)")
+	srv := api.New(api.Config{Keys: keys}, sc, nil, api.WithLogger(slog.New(slog.DiscardHandler)),
+		api.WithAdmins(map[string]string{"lead": "lead-secret"}), api.WithInvestigation(sc, nil),
+		api.WithStateHealth(func() error { return stale }))
+	explain := func() api.ExplainResponse {
+		t.Helper()
+		r := httptest.NewRequest("POST", "/v1/admin/explain", strings.NewReader(`{"ip":"223.104.3.7"}`))
+		r.SetBasicAuth("lead", "lead-secret")
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, r)
+		if w.Code != 200 {
+			t.Fatalf("explain: %d %s; want 200 (the state there is, explained)", w.Code, w.Body)
+		}
+		var x api.ExplainResponse
+		if err := json.Unmarshal(w.Body.Bytes(), &x); err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	x := explain()
+	if !strings.Contains(x.Stale, "37s stale") || !strings.Contains(x.Content, "not current") {
+		t.Errorf("explain of a stale state: stale %q, content %q; want both to say it is not current, and why", x.Stale, x.Content)
+	}
+	stale = nil
+	if x := explain(); x.Stale != "" || x.Content != "live state" {
+		t.Errorf("explain of a current state: stale %q, content %q; want none", x.Stale, x.Content)
+	}
+}
+
 // An admin body that is not a JSON object is named as such: not "invalid JSON: EOF" for an empty
 // body, nor the Go type the server decodes into.
 func TestAdminBodiesMustBeObjects(t *testing.T) {
