@@ -199,7 +199,7 @@ func cmdLabel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	for _, l := range unknown {
 		kind, id := l.Target()
-		table := "risk_decisions"
+		table := "risk_decisions, nor an event carrying its id in verify_events"
 		if kind == schemas.LabelTargetEvent {
 			table = "verify_events"
 		}

@@ -162,6 +162,13 @@ func (s *Store) serverNow(ctx context.Context) (time.Time, error) {
 // archiver has not written yet — each decision or event once (its first label), however many
 // labels mark it. Both tables are ordered by (app_id, id): each read is index lookups,
 // maxKeysPerQuery ids at a time.
+//
+// A decision missing from risk_decisions whose id an event carries (verify_events.decision_id)
+// is known: its label counts, through that event (ReadLabels). That is a verdict the decision log
+// dropped while Kafka was away — its queue full — and whose attempt the verify service reported;
+// it was said to be "never counted in a backtest", and was. Those few are looked for among the
+// events, which are not ordered by decision_id (a scan of the app's events), only when
+// risk_decisions has not got them.
 func (s *Store) UnknownTargets(ctx context.Context, labels []schemas.Label) ([]schemas.Label, error) {
 	type target struct {
 		kind string
@@ -179,17 +186,21 @@ func (s *Store) UnknownTargets(ctx context.Context, labels []schemas.Label) ([]s
 		if kind == schemas.LabelTargetEvent {
 			table, column = "verify_events", "event_id"
 		}
-		for len(keys) > 0 {
-			chunk := keys[:min(len(keys), maxKeysPerQuery)]
-			keys = keys[len(chunk):]
-			q := "SELECT DISTINCT app_id, " + column + " FROM " + s.table(table) + " WHERE (app_id, " + column + ") IN (" + keyTuples(chunk) + ")"
-			found, err := queryRows(ctx, s, "find labelled "+kind+"s", q, func(rows driver.Rows, k *EventKey) error { return rows.Scan(&k.AppID, &k.EventID) })
-			if err != nil {
-				return nil, err
+		if err := s.findKeys(ctx, "find labelled "+kind+"s", table, column, "", keys, func(k EventKey) { known[target{kind, k}] = true }); err != nil {
+			return nil, err
+		}
+		if kind != schemas.LabelTargetDecision {
+			continue
+		}
+		var dropped []EventKey // decisions not in the log: does an event carry their id?
+		for _, k := range keys {
+			if !known[target{kind, k}] {
+				dropped = append(dropped, k)
 			}
-			for _, k := range found {
-				known[target{kind, k}] = true
-			}
+		}
+		if err := s.findKeys(ctx, "find events carrying labelled decisions' ids", "verify_events", "decision_id", "decision_id != '' AND ", dropped,
+			func(k EventKey) { known[target{kind, k}] = true }); err != nil {
+			return nil, err
 		}
 	}
 	var unknown []schemas.Label
@@ -202,6 +213,24 @@ func (s *Store) UnknownTargets(ctx context.Context, labels []schemas.Label) ([]s
 		}
 	}
 	return unknown, nil
+}
+
+// findKeys calls found with each of keys whose (app_id, column) table holds (where, if not empty,
+// narrows the rows first and ends with AND), maxKeysPerQuery keys a query.
+func (s *Store) findKeys(ctx context.Context, what, table, column, where string, keys []EventKey, found func(EventKey)) error {
+	for len(keys) > 0 {
+		chunk := keys[:min(len(keys), maxKeysPerQuery)]
+		keys = keys[len(chunk):]
+		q := "SELECT DISTINCT app_id, " + column + " FROM " + s.table(table) + " WHERE " + where + "(app_id, " + column + ") IN (" + keyTuples(chunk) + ")"
+		rows, err := queryRows(ctx, s, what, q, func(rows driver.Rows, k *EventKey) error { return rows.Scan(&k.AppID, &k.EventID) })
+		if err != nil {
+			return err
+		}
+		for _, k := range rows {
+			found(k)
+		}
+	}
+	return nil
 }
 
 // labelsSQL is ReadLabels' two reads: labels of decisions resolved to their events — every event

@@ -397,3 +397,48 @@ func TestDecisionOutcomesTieGoesToTheSuccess(t *testing.T) {
 		t.Errorf("decision_outcomes: %q, want %q", got, want)
 	}
 }
+
+// A verdict the decision log dropped (Kafka away, its queue full) is not in risk_decisions, but
+// the verify service reported its attempt with the verdict's id: a label of that decision counts
+// in a backtest, through the event (ReadLabels), and is no unknown target — riskflow label warned
+// that it "never counts in a backtest", the admin endpoint listed it under unknown (held-out run).
+func TestUnknownTargetsKnowsADroppedDecisionItsEventCarries(t *testing.T) {
+	st := migrated(t)
+	ctx := testContext(t)
+	at := time.Now().UTC().Truncate(time.Second).Add(-time.Minute)
+	rec := testRecord(1)
+	rec.AppID, rec.TS, rec.ScoredAt, rec.EventID, rec.DecisionID = "app-dropped", at, at, "ev-after-dropped", "node-dropped-01"
+	if err := st.WriteBatch(ctx, []schemas.ScoreRecord{rec}); err != nil {
+		t.Fatal(err)
+	}
+	labels := []schemas.Label{
+		{AppID: "app-dropped", DecisionID: "node-dropped-01", Label: "fraud"},
+		{AppID: "other-app", DecisionID: "node-dropped-01", Label: "fraud"}, // its app's event only
+		{AppID: "app-dropped", DecisionID: "node-dropped-02", Label: "fraud"},
+	}
+	unknown, err := st.UnknownTargets(ctx, labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range unknown {
+		names = append(names, l.AppID+"/"+l.DecisionID)
+	}
+	if want := []string{"other-app/node-dropped-01", "app-dropped/node-dropped-02"}; !slices.Equal(names, want) {
+		t.Errorf("unknown %v, want %v (a decision an event carries is known)", names, want)
+	}
+	// And it does count: the backtest's labels have the event.
+	for i := range labels {
+		labels[i].LabeledBy = "api:lead"
+	}
+	if err := st.WriteLabels(ctx, labels[:1]); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.ReadLabels(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(got, EventLabel{AppID: "app-dropped", EventID: "ev-after-dropped", Fraud: true}) {
+		t.Errorf("labels read for a backtest: %v; want the event of the dropped decision, fraud", got)
+	}
+}
