@@ -702,8 +702,8 @@ func (a *app) runAPI(ctx context.Context, sl *apiServer, serving func() error, r
 		serving = func() error { return nil }
 	}
 	defer sl.hs.Close() // after the drain below, a no-op; on any earlier return, the server stops
-	events := consumers.NewWriter(a.kc, a.cfg.Kafka.EventsTopic)
-	defer events.Close()
+	events, closeEvents := newEventsWriter(a.kc, a.cfg.Kafka.EventsTopic)
+	defer closeEvents()
 	host, _ := os.Hostname()
 	opts, closeInv := a.apiInvestigation(ctx)
 	defer closeInv()

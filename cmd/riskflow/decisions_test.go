@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -133,4 +134,39 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no %s", name)
 	return 0
+}
+
+// An API node stopping while its broker hangs does not wait for the batches of POST /v1/events its
+// events writer still has in flight: kafka-go's Close waits for them — five attempts of 10 s — and
+// an API node stopped 20 s into a frozen broker under load took 44 s to exit.
+func TestEventsWriterCloseDoesNotWaitForAHungBroker(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.SeedTopics(2, "events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var held atomic.Int64
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		held.Add(1)
+		<-release // the broker hangs: no answer until the test ends
+		return nil, errors.New("refused"), true
+	})
+	defer c.Close()
+	defer close(release)
+	w, closeW := newEventsWriter(consumers.Config{Brokers: c.ListenAddrs(), DialTimeout: time.Second}, "events")
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { _ = w.WriteMessages(ctx, kafka.Message{Value: []byte("{}")}) }()
+	waitUntil(t, "the produce request held by the broker", func() bool { return held.Load() > 0 })
+	cancel() // the request was answered 503 (the API's own wait); the batch stays in flight
+	closed := make(chan struct{})
+	go func() { closeW(); close(closed) }()
+	waitUntil(t, "the events writer closed while the broker hangs", func() bool {
+		select {
+		case <-closed:
+			return true
+		default:
+			return false
+		}
+	})
 }
