@@ -287,7 +287,10 @@ func clickhouseHint(err error) error {
 	case errors.As(err, &de):
 		return fmt.Errorf("%w (is ClickHouse running there? deploy/local/up starts one on 127.0.0.1:19000)", err)
 	case chsink.HandshakeTimedOut(err):
-		return fmt.Errorf("%w (clickhouse.addr is ClickHouse's native protocol port: 9000, or 19000 with deploy/local/up; not its HTTP port 8123)", err)
+		// Either a server that stopped answering (hung, overloaded: an outage of the address that
+		// worked until now) or its HTTP port given for the native one: both take the connection
+		// and never answer the native hello. Naming only the port misled an operator in an outage.
+		return fmt.Errorf("%w (the server took the connection and did not answer: ClickHouse hung or overloaded, or clickhouse.addr is its HTTP port 8123 instead of the native protocol port: 9000, or 19000 with deploy/local/up)", err)
 	case chsink.AuthFailed(err):
 		return fmt.Errorf("%w (check clickhouse.username and clickhouse.password: RISKFLOW_CLICKHOUSE_USERNAME, RISKFLOW_CLICKHOUSE_PASSWORD)", err)
 	}
