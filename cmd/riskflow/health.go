@@ -73,7 +73,9 @@ func (h *health) ready(exclude ...string) error {
 			continue
 		}
 		if err := c.check(); err != nil {
-			bad = append(bad, c.name+": "+err.Error())
+			// One line: a check's error may join several (errors.Join puts newlines between them),
+			// and probes, logs and the API's 503 show the answer on one line.
+			bad = append(bad, c.name+": "+strings.ReplaceAll(err.Error(), "\n", "; "))
 		}
 	}
 	if len(bad) == 0 {

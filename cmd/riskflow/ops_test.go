@@ -114,6 +114,14 @@ func TestReadyzExclude(t *testing.T) {
 	if code, body := get("/readyz?exclude=archiver&exclude=decisions"); code != http.StatusServiceUnavailable || !strings.Contains(body, "state: feature replica is 70s stale") {
 		t.Errorf("readyz excluding the loops with a stale state: %d %s", code, body)
 	}
+	// A check whose error joins several says them on one line.
+	a.health.add("state", func() error {
+		return errors.Join(errors.New("feature replica is 70s stale"), errors.New("kafka: broker 1 refused"))
+	})
+	if code, body := get("/readyz?exclude=archiver&exclude=decisions"); code != http.StatusServiceUnavailable ||
+		!strings.Contains(body, "state: feature replica is 70s stale; kafka: broker 1 refused") {
+		t.Errorf("readyz with a joined error: %d %s; want one line", code, body)
+	}
 	code, body := get("/readyz?exclude=archivr")
 	if code != http.StatusBadRequest || !strings.Contains(body, `exclude: no readiness check of that name: \"archivr\" (the checks are start, state, lists, scorer, archiver, decisions; this process runs archiver, decisions, state)`) {
 		t.Errorf("readyz excluding a mistyped name: %d %s", code, body)
