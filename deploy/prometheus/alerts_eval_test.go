@@ -1,6 +1,7 @@
 package prometheus
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -84,57 +85,64 @@ func alertExpr(t *testing.T, name string) string {
 	return ""
 }
 
+// normalOperation is what an api, a scorer and an archiver export on the shared Kafka and
+// ClickHouse in normal operation (a steady stream, everything caught up, snapshots every 5
+// minutes), each under its own job.
+func normalOperation() []Series {
+	var ss []Series
+	api := `{job="riskflow-api",instance="api-1"`
+	ss = append(ss,
+		Counter(`riskflow_api_requests_total`+api+`,route="check",code="200"}`, 300),
+		Counter(`riskflow_api_requests_total`+api+`,route="check",code="401"}`, 0.5),
+		Counter(`riskflow_api_requests_total`+api+`,route="readyz",code="200"}`, 0.1),
+		Counter(`riskflow_api_request_seconds_bucket`+api+`,route="check",le="0.001"}`, 290),
+		Counter(`riskflow_api_request_seconds_bucket`+api+`,route="check",le="0.01"}`, 299.5),
+		Counter(`riskflow_api_request_seconds_bucket`+api+`,route="check",le="0.025"}`, 300),
+		Counter(`riskflow_api_request_seconds_bucket`+api+`,route="check",le="+Inf"}`, 300),
+		Counter(`riskflow_api_scores_total`+api+`,score="0"}`, 298),
+		Counter(`riskflow_api_scores_total`+api+`,score="900"}`, 2),
+		Counter(`riskflow_decisions_total`+api+`,result="dropped"}`, 0),
+		Counter(`riskflow_decisions_total`+api+`,result="published"}`, 300),
+		Gauge(`riskflow_replica_lag_messages`+api+`}`, 3),
+		Gauge(`riskflow_replica_staleness_seconds`+api+`}`, 0.9),
+		Gauge(`riskflow_snapshot_age_seconds`+api+`}`, 200))
+	sc := `{job="riskflow-scorer",instance="scorer-1"`
+	ss = append(ss,
+		Counter(`riskflow_scored_total`+sc+`,score="0"}`, 180),
+		Counter(`riskflow_scored_total`+sc+`,score="900"}`, 2),
+		Counter(`riskflow_dead_lettered_total`+sc+`,reason="decode"}`, 0.01),
+		Gauge(`riskflow_loop_stalled_seconds`+sc+`,loop="scorer"}`, 0),
+		Gauge(`riskflow_replica_lag_messages`+sc+`}`, 0),
+		Gauge(`riskflow_replica_staleness_seconds`+sc+`}`, 0.03),
+		Gauge(`riskflow_snapshot_age_seconds`+sc+`}`, 100))
+	for p := range 4 {
+		ss = append(ss, Gauge(`riskflow_consumer_lag_messages`+sc+`,group="riskflow-scorer",partition="`+string(rune('0'+p))+`"}`, 20))
+	}
+	// Every node runs the pack file's version; no rule fails.
+	for _, node := range []string{api, sc} {
+		ss = append(ss,
+			Gauge(`riskflow_rules_info`+node+`,pack="default",version="a553987f111021fa"}`, 1),
+			Gauge(`riskflow_rules_file_ok`+node+`}`, 1),
+			Counter(`riskflow_rule_errors_total`+node+`,rule="phones_per_ip_crowd"}`, 0))
+	}
+	ar := `{job="riskflow-archiver",instance="archiver-1"`
+	for _, node := range []string{api, sc, ar} {
+		ss = append(ss, Gauge(`riskflow_build_info`+node+`,version="v0.10.0",revision="abc",go_version="go1.26.8"}`, 1))
+	}
+	ss = append(ss,
+		Counter(`riskflow_archived_total`+ar+`}`, 182),
+		Gauge(`riskflow_breaker_state`+ar+`,breaker="archiver",state="closed"}`, 1),
+		Gauge(`riskflow_breaker_state`+ar+`,breaker="archiver",state="open"}`, 0),
+		Gauge(`riskflow_loop_stalled_seconds`+ar+`,loop="archiver"}`, 0),
+		Gauge(`riskflow_loop_stalled_seconds`+ar+`,loop="decisions"}`, 0))
+	return ss
+}
+
 // Normal operation, as an api, a scorer and an archiver exported it on the shared Kafka and
 // ClickHouse (a steady stream, everything caught up, snapshots every 5 minutes): no alert fires.
 // Then each alert's own situation, on top of it, fires that alert.
 func TestAlertsQuietInNormalOperation(t *testing.T) {
-	normal := func() []Series {
-		var ss []Series
-		api := `{job="riskflow-api",instance="api-1"`
-		ss = append(ss,
-			Counter(`riskflow_api_requests_total`+api+`,route="check",code="200"}`, 300),
-			Counter(`riskflow_api_requests_total`+api+`,route="check",code="401"}`, 0.5),
-			Counter(`riskflow_api_requests_total`+api+`,route="readyz",code="200"}`, 0.1),
-			Counter(`riskflow_api_request_seconds_bucket`+api+`,route="check",le="0.001"}`, 290),
-			Counter(`riskflow_api_request_seconds_bucket`+api+`,route="check",le="0.01"}`, 299.5),
-			Counter(`riskflow_api_request_seconds_bucket`+api+`,route="check",le="0.025"}`, 300),
-			Counter(`riskflow_api_request_seconds_bucket`+api+`,route="check",le="+Inf"}`, 300),
-			Counter(`riskflow_decisions_total`+api+`,result="dropped"}`, 0),
-			Counter(`riskflow_decisions_total`+api+`,result="published"}`, 300),
-			Gauge(`riskflow_replica_lag_messages`+api+`}`, 3),
-			Gauge(`riskflow_replica_staleness_seconds`+api+`}`, 0.9),
-			Gauge(`riskflow_snapshot_age_seconds`+api+`}`, 200))
-		sc := `{job="riskflow-scorer",instance="scorer-1"`
-		ss = append(ss,
-			Counter(`riskflow_scored_total`+sc+`,score="0"}`, 180),
-			Counter(`riskflow_scored_total`+sc+`,score="900"}`, 2),
-			Counter(`riskflow_dead_lettered_total`+sc+`,reason="decode"}`, 0.01),
-			Gauge(`riskflow_loop_stalled_seconds`+sc+`,loop="scorer"}`, 0),
-			Gauge(`riskflow_replica_lag_messages`+sc+`}`, 0),
-			Gauge(`riskflow_replica_staleness_seconds`+sc+`}`, 0.03),
-			Gauge(`riskflow_snapshot_age_seconds`+sc+`}`, 100))
-		for p := range 4 {
-			ss = append(ss, Gauge(`riskflow_consumer_lag_messages`+sc+`,group="riskflow-scorer",partition="`+string(rune('0'+p))+`"}`, 20))
-		}
-		// Every node runs the pack file's version; no rule fails.
-		for _, node := range []string{api, sc} {
-			ss = append(ss,
-				Gauge(`riskflow_rules_info`+node+`,pack="default",version="a553987f111021fa"}`, 1),
-				Gauge(`riskflow_rules_file_ok`+node+`}`, 1),
-				Counter(`riskflow_rule_errors_total`+node+`,rule="phones_per_ip_crowd"}`, 0))
-		}
-		ar := `{job="riskflow-archiver",instance="archiver-1"`
-		for _, node := range []string{api, sc, ar} {
-			ss = append(ss, Gauge(`riskflow_build_info`+node+`,version="v0.10.0",revision="abc",go_version="go1.26.8"}`, 1))
-		}
-		ss = append(ss,
-			Counter(`riskflow_archived_total`+ar+`}`, 182),
-			Gauge(`riskflow_breaker_state`+ar+`,breaker="archiver",state="closed"}`, 1),
-			Gauge(`riskflow_breaker_state`+ar+`,breaker="archiver",state="open"}`, 0),
-			Gauge(`riskflow_loop_stalled_seconds`+ar+`,loop="archiver"}`, 0),
-			Gauge(`riskflow_loop_stalled_seconds`+ar+`,loop="decisions"}`, 0))
-		return ss
-	}
+	normal := normalOperation
 	f, err := Alerts()
 	if err != nil {
 		t.Fatal(err)
@@ -174,8 +182,9 @@ func TestAlertsQuietInNormalOperation(t *testing.T) {
 	}
 	for _, g := range f.Groups {
 		for _, r := range g.Rules {
-			// These two have their situations in TestAlertsFireWhenTheyShould.
-			if _, ok := situations[r.Alert]; !ok && r.Alert != "RiskflowAPIErrors" && r.Alert != "RiskflowArchiverIdle" {
+			// These have their situations in TestAlertsFireWhenTheyShould, and the absent ones —
+			// series gone, not added — in TestAlertsSeeARoleGone.
+			if _, ok := situations[r.Alert]; !ok && !slices.Contains([]string{"RiskflowAPIErrors", "RiskflowArchiverIdle", "RiskflowScorersAbsent", "RiskflowAPIAbsent"}, r.Alert) {
 				t.Errorf("%s: no situation it fires in", r.Alert)
 			}
 		}
@@ -194,6 +203,47 @@ func TestAlertsQuietInNormalOperation(t *testing.T) {
 		if fires, err := Fires(r.Expr, forDur, append(normal(), situation...)); err != nil || !fires {
 			t.Errorf("%s does not hold through its for: %s in its situation (%v)", alert, r.For, err)
 		}
+	}
+}
+
+// Every process of a role gone — crash-looping, OOM-killed, scaled to 0, or no longer scraped —
+// is seen by some alert: its series disappear with it, and an alert that only reads them (a
+// rate, a stall) has nothing left to fire on. Measured on real processes (an api, a scorer, an
+// archiver on one broker and ClickHouse, kill -9 of every scorer): the api and the archiver
+// exported no series of the scorers' — no riskflow_scored_total, the scorer group's
+// riskflow_consumer_lag_messages read by the scorers only — and RiskflowArchiverIdle needs scored
+// events, so nothing fired while no event was scored.
+func TestAlertsSeeARoleGone(t *testing.T) {
+	f, err := Alerts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, job := range []string{"riskflow-api", "riskflow-scorer", "riskflow-archiver"} {
+		t.Run(job, func(t *testing.T) {
+			var left []Series
+			for _, s := range normalOperation() {
+				if s.lset.Get("job") != job {
+					left = append(left, s)
+				}
+			}
+			var firing []string
+			for _, g := range f.Groups {
+				for _, r := range g.Rules {
+					forDur, _ := time.ParseDuration(r.For)
+					fires, err := Fires(r.Expr, forDur, left)
+					if err != nil {
+						t.Fatalf("%s: %v", r.Alert, err)
+					}
+					if fires {
+						firing = append(firing, r.Alert)
+					}
+				}
+			}
+			if len(firing) == 0 {
+				t.Errorf("no alert fires with every %s process gone", job)
+			}
+			t.Logf("every %s process gone: %v", job, firing)
+		})
 	}
 }
 
