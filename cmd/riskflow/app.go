@@ -413,6 +413,14 @@ func (a *app) startFeed(ctx context.Context, g *errgroup.Group) *pipeline.Feed {
 	})
 	if snaps != nil {
 		g.Go(func() error {
+			// The first one as soon as the state has caught up, then one every interval: a node
+			// that loaded the snapshot of a long stop reported its age (RiskflowSnapshotOld) until
+			// its first periodic one, and one that keeps being stopped sooner than the interval (a
+			// container OOM-killed every few minutes) replayed the retention window at every start.
+			if !waitFresh(ctx, feed) {
+				return nil
+			}
+			a.saveSnapshot(snaps, feed, "caught up")
 			every(ctx, a.cfg.Scoring.SnapshotInterval.D(), func() {
 				if !feed.Fresh().IsZero() { // a state still catching up is not worth keeping yet
 					a.saveSnapshot(snaps, feed, "periodic")

@@ -57,7 +57,12 @@ func TestUnwritableSnapshotDirTellsWhatLoaded(t *testing.T) {
 	if log := run(); !strings.Contains(log, "feature snapshot written") {
 		t.Fatalf("no snapshot at the first node's stop:\n%s", log)
 	}
-	if err := os.Mkdir(filepath.Join(dir, "features-"+Default().Kafka.EventsTopic+".snap.prev"), 0o700); err != nil {
+	// The first node wrote two (once caught up, at its stop): the older one, .prev, makes way.
+	prev := filepath.Join(dir, "features-"+Default().Kafka.EventsTopic+".snap.prev")
+	if err := os.Remove(prev); err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(prev, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	log := run()
@@ -74,5 +79,62 @@ func TestUnwritableSnapshotDirTellsWhatLoaded(t *testing.T) {
 	}
 	if log := run(); !strings.Contains(log, "cannot be written here: no newer one will be; this start replays the retention window from Kafka, and so does every restart") {
 		t.Errorf("with no snapshot to load:\n%s", log)
+	}
+}
+
+// A node writes its first snapshot once its state has caught up, not a whole
+// scoring.snapshot_interval later: one that loaded the snapshot of a long stop reported that
+// snapshot's age (riskflow_snapshot_age_seconds, RiskflowSnapshotOld) until then, and one stopped
+// sooner than the interval every time (a container OOM-killed every few minutes) replayed the
+// retention window at each start, never having written one.
+func TestFirstSnapshotOnceCaughtUp(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	dir := t.TempDir()
+	cfg := Default()
+	cfg.Scoring.PhoneHashKey = "k"
+	cfg.Kafka.Brokers = cluster.ListenAddrs()
+	cfg.Kafka.MaxMessageBytes = 1 << 20
+	cfg.Scoring.SnapshotDir = dir
+	cfg.Scoring.SnapshotInterval = Duration(time.Hour)
+	var logged syncbuf.Buffer
+	a, err := newApp(cfg, slog.New(slog.NewTextHandler(&logged, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := resolveRoles([]string{"scorer"}, &a.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	g, _, err := a.start(ctx, p, startOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := filepath.Join(dir, "features-"+cfg.Kafka.EventsTopic+".snap")
+	deadline := time.Now().Add(30 * time.Second) // a bound on the test, not a measurement
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(snap); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_, statErr := os.Stat(snap)
+	age := a.snapshotAge(time.Now())
+	started := time.Since(a.started)
+	cancel()
+	_ = g.Wait()
+	if statErr != nil {
+		t.Fatalf("no snapshot written while running (snapshot_interval 1h): %v\n%s", statErr, logged.String())
+	}
+	if !strings.Contains(logged.String(), `why="caught up"`) {
+		t.Errorf("the first snapshot is not logged as written once caught up:\n%s", logged.String())
+	}
+	if age > started {
+		t.Errorf("snapshot age %s after the first snapshot, more than the process's age %s", age, started)
 	}
 }
