@@ -61,6 +61,54 @@ func TestDashboardPromQL(t *testing.T) {
 	}
 }
 
+// legendLabelRE finds the labels a legend prints ({{route}}).
+var legendLabelRE = regexp.MustCompile(`\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}`)
+
+// A label a panel's legend prints survives the panel's expression: every aggregation in it keeps
+// the label (by), or there is none. One aggregated away prints as nothing, and the series of a
+// panel "by instance" all read the same in the legend.
+func TestDashboardLegendsPrintKeptLabels(t *testing.T) {
+	qs, err := Queries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := strings.NewReplacer("$__rate_interval", "1m", "$__interval", "15s", "$__range", "1h")
+	for _, q := range qs {
+		if q.Datasource.UID != PrometheusUID || q.Legend == "" {
+			continue
+		}
+		expr, err := parser.ParseExpr(vars.Replace(q.Expr))
+		if err != nil {
+			continue // TestDashboardPromQL says so
+		}
+		for _, m := range legendLabelRE.FindAllStringSubmatch(q.Legend, -1) {
+			label := m[1]
+			parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+				agg, ok := n.(*parser.AggregateExpr)
+				if !ok {
+					return nil
+				}
+				if agg.Without == slices.Contains(agg.Grouping, label) {
+					t.Errorf("%s: the legend %q prints {{%s}}, which %s aggregates away", q.Name(), q.Legend, label, agg)
+				}
+				return nil
+			})
+		}
+	}
+	// The check sees a label aggregated away.
+	e, _ := parser.ParseExpr(`sum by (route) (rate(riskflow_api_requests_total[1m]))`)
+	var caught bool
+	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+		if agg, ok := n.(*parser.AggregateExpr); ok && !slices.Contains(agg.Grouping, "code") {
+			caught = true
+		}
+		return nil
+	})
+	if !caught {
+		t.Error("an aggregation without the label goes unseen")
+	}
+}
+
 // ClickHouse tables each ClickHouse-backed dashboard reads, at least.
 var requiredTables = map[string][]string{
 	"riskflow-rules": {"rule_hits_hourly"},

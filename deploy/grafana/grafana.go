@@ -71,6 +71,7 @@ type Target struct {
 	RefID      string      `json:"refId"`
 	Datasource *Datasource `json:"datasource"`
 	Expr       string      `json:"expr"`
+	Legend     string      `json:"legendFormat"`
 	RawSQL     string      `json:"rawSql"`
 }
 
@@ -79,6 +80,7 @@ type Query struct {
 	Dashboard, Panel, RefID string
 	Datasource              Datasource // the target's, else the panel's
 	Expr                    string     // PromQL (Prometheus)
+	Legend                  string     // the series' name in the legend: {{label}} prints a label
 	SQL                     string     // raw SQL (ClickHouse)
 }
 
@@ -122,7 +124,7 @@ func Queries() ([]Query, error) {
 		for _, p := range ps {
 			walk(d, p.Panels)
 			for _, t := range p.Targets {
-				q := Query{Dashboard: d.UID, Panel: p.Title, RefID: t.RefID, Expr: t.Expr, SQL: t.RawSQL}
+				q := Query{Dashboard: d.UID, Panel: p.Title, RefID: t.RefID, Expr: t.Expr, Legend: t.Legend, SQL: t.RawSQL}
 				switch {
 				case t.Datasource != nil:
 					q.Datasource = *t.Datasource
