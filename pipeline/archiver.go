@@ -81,7 +81,7 @@ func (a *ArchiveStage) Prepare(_ context.Context, batch []kafka.Message) (consum
 		k := 0
 		for i := range batch {
 			if errs[i] != nil {
-				f.dead = append(f.dead, deadLetter{msg: DeadLetter(batch[i], errs[i]), reason: "decode_score_record"})
+				f.dead = append(f.dead, deadLetter{msg: DeadLetter(batch[i], errs[i]), reason: ReasonDecodeScoreRecord})
 				continue
 			}
 			recs[k] = recs[i]
@@ -204,7 +204,7 @@ func (f *archiveFlush) flush(ctx context.Context) error {
 		for _, r := range rejected {
 			drop[r.index] = true
 			logger(f.a.Log).Error("score record cannot be stored; dead-lettered", "event_id", f.recs[r.index].EventID, "err", r.err)
-			f.dead = append(f.dead, deadLetter{msg: DeadLetter(f.src[r.index], r.err), reason: "unstorable_record"})
+			f.dead = append(f.dead, deadLetter{msg: DeadLetter(f.src[r.index], r.err), reason: ReasonUnstorableRecord})
 		}
 		// recs is the flush's own; src may be the loop's batch, which must stay as it is.
 		src := make([]kafka.Message, 0, len(f.src)-len(rejected))
@@ -286,7 +286,7 @@ func (f *archiveFlush) writeDead(ctx context.Context) error {
 		skip[r.Index] = true
 		logger(f.a.Log).Error("dead letter cannot be written; dropped", "bytes", len(msgs[r.Index].Value), "err", consumers.Summarize(r.Err))
 		if f.a.Obs != nil {
-			f.a.Obs.DeadLettered("dropped_unwritable")
+			f.a.Obs.DeadLettered(ReasonDroppedUnwritable)
 		}
 	}
 	if f.a.Obs != nil {

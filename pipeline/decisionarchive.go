@@ -57,7 +57,7 @@ func (a *DecisionArchiveStage) Handle(ctx context.Context, batch []kafka.Message
 		}
 		if err != nil {
 			dead = append(dead, FitDeadLetter(DeadLetter(batch[i], fmt.Errorf("decode decision: %w", err)), limit))
-			reasons = append(reasons, "decode_decision")
+			reasons = append(reasons, ReasonDecodeDecision)
 			continue
 		}
 		ds, src = append(ds, d), append(src, i)
@@ -78,7 +78,7 @@ func (a *DecisionArchiveStage) Handle(ctx context.Context, batch []kafka.Message
 			drop[r.index] = true
 			logger(a.Log).Error("decision cannot be stored; dead-lettered", "decision_id", schemas.Excerpt(ds[r.index].DecisionID, 80), "err", r.err)
 			dead = append(dead, FitDeadLetter(DeadLetter(batch[src[r.index]], r.err), limit))
-			reasons = append(reasons, "unstorable_decision")
+			reasons = append(reasons, ReasonUnstorableDecision)
 		}
 		n := 0
 		for i := range ds {
@@ -107,7 +107,7 @@ func (a *DecisionArchiveStage) Handle(ctx context.Context, batch []kafka.Message
 		unacked[r.Index] = true
 		logger(a.Log).Error("dead letter cannot be written; dropped", "bytes", len(dead[r.Index].Value), "err", consumers.Summarize(r.Err))
 		if a.DeadLettered != nil {
-			a.DeadLettered("dropped_unwritable")
+			a.DeadLettered(ReasonDroppedUnwritable)
 		}
 	}
 	if a.DeadLettered != nil {

@@ -158,7 +158,7 @@ func (s *ScoreStage) Prepare(ctx context.Context, batch []kafka.Message) (consum
 		case res[i].err != nil:
 			return nil, res[i].err
 		case res[i].dead:
-			f.dead = append(f.dead, deadLetter{msg: res[i].msg, reason: "decode"})
+			f.dead = append(f.dead, deadLetter{msg: res[i].msg, reason: ReasonDecode})
 		default:
 			f.scores = append(f.scores, res[i].msg)
 			f.levels = append(f.levels, res[i].level)
@@ -207,7 +207,7 @@ func (f *scoreFlush) flush(ctx context.Context) error {
 		for _, r := range rejected {
 			logger(f.s.Log).Error("score record cannot be written; its event is dead-lettered",
 				"event_key", string(f.scores[r.Index].Key), "bytes", len(f.scores[r.Index].Value), "err", consumers.Summarize(r.Err))
-			f.dead = append(f.dead, deadLetter{msg: DeadLetter(f.src[r.Index], fmt.Errorf("write score record: %w", r.Err)), reason: "unwritable_record"})
+			f.dead = append(f.dead, deadLetter{msg: DeadLetter(f.src[r.Index], fmt.Errorf("write score record: %w", r.Err)), reason: ReasonUnwritableRecord})
 		}
 		f.scores, f.levels, f.hits, f.src = keep(f.scores, retry), keep(f.levels, retry), keep(f.hits, retry), keep(f.src, retry)
 		if err := f.writeDead(ctx); err != nil {
@@ -262,7 +262,7 @@ func (f *scoreFlush) writeDead(ctx context.Context) error {
 		skip[r.Index] = true
 		logger(f.s.Log).Error("dead letter cannot be written; dropped", "bytes", len(msgs[r.Index].Value), "err", consumers.Summarize(r.Err))
 		if f.s.Obs != nil {
-			f.s.Obs.DeadLettered("dropped_unwritable")
+			f.s.Obs.DeadLettered(ReasonDroppedUnwritable)
 		}
 	}
 	if f.s.Obs != nil {

@@ -553,6 +553,7 @@ func waitFresh(ctx context.Context, feed interface{ Fresh() time.Time }) bool {
 func (a *app) runScorer(ctx context.Context, feed *pipeline.Feed) error {
 	k := a.cfg.Kafka
 	a.obs.scorerStarted(a.scorer.Rules())
+	a.obs.deadLettersFrom(pipeline.ScoreReasons)
 	if !waitFresh(ctx, feed) || !waitFresh(ctx, a.lists) {
 		return nil
 	}
@@ -575,6 +576,7 @@ func (a *app) runScorer(ctx context.Context, feed *pipeline.Feed) error {
 func (a *app) runArchiver(ctx context.Context) error {
 	k, c := a.cfg.Kafka, a.cfg.ClickHouse
 	a.reg.MustRegister(a.obs.archived)
+	a.obs.deadLettersFrom(pipeline.ArchiveReasons)
 	store, err := openStore(ctx, c, a.log)
 	if err != nil {
 		return err

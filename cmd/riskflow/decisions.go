@@ -141,6 +141,7 @@ func (d decisionStore) WriteDecisions(ctx context.Context, ds []schemas.Decision
 // archiver's pings of that ClickHouse: the loop is unready with them while it has nothing to write.
 func (a *app) runDecisionArchiver(ctx context.Context, sink *migratingSink, pings *pingWatch) error {
 	k, c := a.cfg.Kafka, a.cfg.ClickHouse
+	a.obs.deadLettersFrom(pipeline.DecisionReasons)
 	// The decisions' own cluster: they were written there. Dead letters go where the others do.
 	reader := consumers.NewGroupReader(a.decisionsKafka(), k.DecisionsTopic, k.DecisionsGroup)
 	dlq := consumers.NewWriter(a.kc, k.DLQTopic)

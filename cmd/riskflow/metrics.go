@@ -87,7 +87,17 @@ func (v *ruleHitsVec) Collect(ch chan<- prometheus.Metric) {
 	v.CounterVec.Collect(ch)
 }
 func (o *observer) DeadLettered(reason string) { o.dead.WithLabelValues(reason).Inc() }
-func (o *observer) Archived(rows int)          { o.archived.Add(float64(rows)) }
+
+// deadLettersFrom makes riskflow_dead_lettered_total report each of a starting stage's reasons
+// (pipeline.ScoreReasons, ArchiveReasons, DecisionReasons) at 0: the first dead letter of a
+// series that appeared with it was no increase to rate() and increase(), and a lone one never
+// showed on the dashboard's dead-letter panel.
+func (o *observer) deadLettersFrom(reasons []string) {
+	for _, r := range reasons {
+		o.dead.WithLabelValues(r)
+	}
+}
+func (o *observer) Archived(rows int) { o.archived.Add(float64(rows)) }
 func (o *observer) Batch(name string, _ int, took time.Duration) {
 	o.batches.WithLabelValues(name).Observe(took.Seconds())
 }

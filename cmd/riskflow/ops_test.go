@@ -28,6 +28,7 @@ import (
 	"github.com/riskflow/riskflow/consumers"
 	"github.com/riskflow/riskflow/internal/syncbuf"
 	"github.com/riskflow/riskflow/internal/testaddr"
+	"github.com/riskflow/riskflow/pipeline"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/api"
 )
@@ -573,6 +574,37 @@ func TestStateMetricsOnlyWhereTheStateIs(t *testing.T) {
 			}
 			if !retries() {
 				t.Errorf("riskflow_batch_retries_total{loop=%q} not exported", c.role)
+			}
+			// And every reason its stages dead-letter under, at 0: the first dead letter of a
+			// series that appeared with it was no increase (held-out run: one undecodable event
+			// on a real scorer, riskflow_dead_lettered_total{reason="decode"} 1 at its first
+			// scrape, and rate() of it 0 — the dashboard's dead-letter panel never showed it).
+			deadReasons := func() (rs []string) {
+				mfs, err := a.reg.Gather()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, mf := range mfs {
+					if mf.GetName() == "riskflow_dead_lettered_total" {
+						for _, m := range mf.GetMetric() {
+							rs = append(rs, m.GetLabel()[0].GetValue())
+						}
+					}
+				}
+				slices.Sort(rs)
+				return rs
+			}
+			wantReasons := slices.Clone(pipeline.ScoreReasons)
+			if c.archived {
+				wantReasons = slices.Concat(pipeline.ArchiveReasons, pipeline.DecisionReasons)
+			}
+			slices.Sort(wantReasons)
+			wantReasons = slices.Compact(wantReasons)
+			for deadline := time.Now().Add(10 * time.Second); !slices.Equal(deadReasons(), wantReasons) && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if got := deadReasons(); !slices.Equal(got, wantReasons) {
+				t.Errorf("riskflow_dead_lettered_total reasons %q, want %q from the start", got, wantReasons)
 			}
 		})
 	}
