@@ -28,12 +28,13 @@ type namedCheck struct {
 }
 
 // checkNames are the names of every readiness check a riskflow process can run, whatever its
-// roles: start (waiting for Kafka, loading), state (the feature replica), lists, scorer, archiver,
+// roles: start (waiting for Kafka, loading), state (the feature replica has caught up since the
+// start), fresh (it is within api.ready_max_lag and api.max_staleness now), lists, scorer, archiver,
 // decisions. /readyz?exclude= takes any of them on every role — one probe configuration shared by
 // processes of different roles, or asked while a process is still starting and has not registered
 // all of its checks, leaves out what it names and this process does not run — and refuses any
 // other name (a typo must not silently leave a check in).
-var checkNames = []string{"start", "state", "lists", "scorer", "archiver", "decisions"}
+var checkNames = []string{"start", "state", "fresh", "lists", "scorer", "archiver", "decisions"}
 
 func (h *health) add(name string, check func() error) {
 	if !slices.Contains(checkNames, name) {
@@ -84,13 +85,14 @@ func (h *health) ready(exclude ...string) error {
 	return errors.New(strings.Join(bad, "; "))
 }
 
-// stateCurrent is the readiness of what an API node's answers rest on — the feature state and the
-// lists (checks "state" and "lists") — without its other parts: an explanation of a node whose
-// archiver cannot reach ClickHouse is current all the same (api.WithStateHealth).
+// stateCurrent is the readiness of what an API node's answers rest on — the feature state, its
+// freshness and the lists (checks "state", "fresh" and "lists") — without its other parts: an
+// explanation of a node whose archiver cannot reach ClickHouse is current all the same
+// (api.WithStateHealth).
 func (h *health) stateCurrent() error {
 	var others []string
 	for _, name := range checkNames {
-		if name != "state" && name != "lists" {
+		if name != "state" && name != "fresh" && name != "lists" {
 			others = append(others, name)
 		}
 	}
@@ -137,7 +139,7 @@ type replica interface {
 
 // replicaServing fails until the replica has caught up with verify.events once: before that its
 // windows are missing history and verdicts would be too low. After that a broker outage does not
-// stop checks — they are answered from the state there is (replicaReady reports its staleness).
+// stop checks — they are answered from the state there is (replicaFresh reports its staleness).
 func replicaServing(r replica) func() error {
 	return func() error {
 		if r.Fresh().IsZero() {
@@ -164,13 +166,16 @@ func listsServing(l interface{ Fresh() time.Time }, serving func() error) func()
 	}
 }
 
-// replicaReady fails while the replica is not serving, is more than maxLag messages behind, or
-// its state is older than maxStale (the broker cannot be reached, or the replica cannot keep up).
-func replicaReady(r replica, maxLag int64, maxStale time.Duration) func() error {
-	serving := replicaServing(r)
+// replicaFresh fails while the replica, once caught up, is older than maxStale or more than maxLag
+// messages behind — what every node shows at once when the broker is away or a burst outruns
+// the feeds. It is a check of its own (fresh), apart from state (caught up since the start): a
+// load balancer that took every stale node out of rotation would refuse every check of a broker
+// outage, where each node can answer from the state it has (the shipped Kubernetes probe leaves
+// it out; RiskflowReplicaStale and the answers' staleness say it).
+func replicaFresh(r replica, maxLag int64, maxStale time.Duration) func() error {
 	return func() error {
-		if err := serving(); err != nil {
-			return err
+		if r.Fresh().IsZero() {
+			return nil // not caught up yet: state says so
 		}
 		if age := time.Since(r.Fresh()); age > maxStale {
 			return fmt.Errorf("feature replica is %s stale (allowed %s): the events topic has not been read to its end since %s", age.Round(time.Second), maxStale, r.Fresh().UTC().Format(time.RFC3339))
@@ -184,7 +189,8 @@ func replicaReady(r replica, maxLag int64, maxStale time.Duration) func() error 
 
 // registerReplica adds the feature state's readiness check and its lag and staleness metrics.
 func (a *app) registerReplica(r replica) {
-	a.health.add("state", replicaReady(r, a.cfg.API.ReadyMaxLag, a.cfg.API.MaxStaleness.D()))
+	a.health.add("state", replicaServing(r))
+	a.health.add("fresh", replicaFresh(r, a.cfg.API.ReadyMaxLag, a.cfg.API.MaxStaleness.D()))
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "riskflow_replica_staleness_seconds",
 		Help: "Age of this node's feature replica (api and scorer roles): time since every event then in verify.events had been applied (-1 before the first catch-up).",

@@ -248,7 +248,8 @@ func TestLookupNoHistoryOfANumber(t *testing.T) {
 func TestLookupSaysTheLiveStateIsNotCurrent(t *testing.T) {
 	h := &health{}
 	stale := errors.New("feature replica is 37s stale (allowed 20s)")
-	h.add("state", func() error { return stale })
+	h.add("state", func() error { return nil })
+	h.add("fresh", func() error { return stale })
 	h.add("lists", func() error { return nil })
 	h.add("archiver", func() error { return errors.New("stalled: clickhouse refused") })
 	h.add("decisions", func() error { return errors.New("stalled: clickhouse refused") })
@@ -259,7 +260,7 @@ func TestLookupSaysTheLiveStateIsNotCurrent(t *testing.T) {
 	var b strings.Builder
 	(&lookupResult{Live: &api.ExplainResponse{Stale: err.Error(), Explanation: scoring.Explanation{Subject: "ip 111.8.0.175"}},
 		HistoryError: "x", span: time.Hour}).write(&b)
-	if !strings.Contains(b.String(), "NOT CURRENT: state: feature replica is 37s stale") {
+	if !strings.Contains(b.String(), "NOT CURRENT: fresh: feature replica is 37s stale") {
 		t.Errorf("lookup of a stale state does not say so:\n%s", b.String())
 	}
 	stale = nil

@@ -124,7 +124,7 @@ func TestReadyzExclude(t *testing.T) {
 		t.Errorf("readyz with a joined error: %d %s; want one line", code, body)
 	}
 	code, body := get("/readyz?exclude=archivr")
-	if code != http.StatusBadRequest || !strings.Contains(body, `exclude: no readiness check of that name: \"archivr\" (the checks are start, state, lists, scorer, archiver, decisions; this process runs archiver, decisions, state)`) {
+	if code != http.StatusBadRequest || !strings.Contains(body, `exclude: no readiness check of that name: \"archivr\" (the checks are start, state, fresh, lists, scorer, archiver, decisions; this process runs archiver, decisions, state)`) {
 		t.Errorf("readyz excluding a mistyped name: %d %s", code, body)
 	}
 
@@ -142,6 +142,24 @@ func TestReadyzExclude(t *testing.T) {
 	api.health.add("state", func() error { return errors.New("feature replica is catching up") })
 	if code, body := get("/readyz?exclude=archiver&exclude=decisions"); code != http.StatusServiceUnavailable || !strings.Contains(body, "state: feature replica is catching up") {
 		t.Errorf("api-only node catching up, excluding the archivers' checks: %d %s; want 503 naming state", code, body)
+	}
+	// Once caught up, a stale replica (the broker away: every node at once) fails fresh, not state:
+	// the shipped load-balancer probe leaves fresh out, so a broker outage does not take every
+	// node out of rotation while each can answer from its state.
+	stale := &fakeReplica{lag: 0, fresh: time.Now().Add(-2 * time.Minute)}
+	api2 := &app{cfg: Default(), log: slog.New(slog.DiscardHandler), reg: prometheus.NewRegistry(), health: &health{}}
+	api2.health.add("state", replicaServing(stale))
+	api2.health.add("fresh", replicaFresh(stale, 1000, time.Minute))
+	getAPI := serveGet(api2.opsHandler())
+	if code, body := getAPI("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "fresh: feature replica is 2m0s stale") || strings.Contains(body, "state:") {
+		t.Errorf("api-only node, stale: %d %s; want 503 naming fresh only", code, body)
+	}
+	if code, body := getAPI("/readyz?exclude=fresh"); code != http.StatusOK {
+		t.Errorf("api-only node, stale, probe leaving fresh out: %d %s; want 200", code, body)
+	}
+	*stale = fakeReplica{lag: 5000}
+	if code, body := getAPI("/readyz?exclude=fresh"); code != http.StatusServiceUnavailable || !strings.Contains(body, "state: feature replica is catching up") {
+		t.Errorf("api-only node catching up, probe leaving fresh out: %d %s; want 503 naming state", code, body)
 	}
 	if code, body := get("/readyz?exclude=decision"); code != http.StatusBadRequest || !strings.Contains(body, "this process runs start, state, lists") {
 		t.Errorf("api-only node, a mistyped name: %d %s; want 400", code, body)

@@ -36,7 +36,11 @@ func TestReplicaReadiness(t *testing.T) {
 		if (serving == nil) != c.serving {
 			t.Errorf("%s: serving %v, want %v", c.name, serving, c.serving)
 		}
-		err := replicaReady(c.r, 1000, time.Minute)()
+		fresh := replicaFresh(c.r, 1000, time.Minute)()
+		if !c.serving && fresh != nil {
+			t.Errorf("%s: fresh says %v before the first catch-up (state says it)", c.name, fresh)
+		}
+		err := errors.Join(serving, fresh)
 		if (err == nil) != c.ready {
 			t.Errorf("%s: ready err %v, want ready=%v", c.name, err, c.ready)
 		}

@@ -259,6 +259,12 @@ func TestManifests(t *testing.T) {
 				t.Errorf("%s: probe %s on port %v, but the process listens on %s", role, pr.HTTPGet.Path, pr.HTTPGet.Port, listen)
 			}
 		}
+		// An API pod's readiness leaves the replica's freshness out: with the brokers away every pod
+		// is stale at once, and a probe on it took them all out of the Service (every check refused,
+		// callers failing open) where each could answer from its state.
+		if role == "api" && (c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz?exclude=fresh") {
+			t.Errorf("api: readiness probe %+v, want /readyz?exclude=fresh", c.ReadinessProbe)
+		}
 		// An autoscaled Deployment must leave replicas to the autoscaler: every apply would reset
 		// it otherwise (and scale a loaded group down).
 		for _, h := range kinds["HorizontalPodAutoscaler"] {
