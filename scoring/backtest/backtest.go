@@ -163,7 +163,15 @@ func Run(ctx context.Context, src Source, current, candidate *rules.Pack, newSco
 	}
 	defer r.stop()
 	if err := r.run(ctx, src); err != nil {
-		return nil, err
+		if r.compared.IsZero() {
+			return nil, err
+		}
+		// Interrupted (Ctrl-C) or the Source failed after some events were compared: the
+		// report of what was, marked partial, goes back with the error, so that minutes of
+		// replay are not lost without a word.
+		r.finish()
+		rep.Partial, rep.StoppedAt, rep.StopReason = true, r.compared.UTC(), err.Error()
+		return rep, err
 	}
 	r.finish()
 	return rep, nil
@@ -230,6 +238,8 @@ type runner struct {
 	quality   [2]confusion
 	labeled   int64
 	lastTS    time.Time
+	compared  time.Time // ts of the last event folded into the report (warm-up included)
+	failed    bool      // a batch failed to compare: the ones after it are not folded in
 	start     time.Time
 	read      int64
 	nextProg  int64
@@ -392,10 +402,15 @@ func (r *runner) run(ctx context.Context, src Source) error {
 		b := bufs[cur]
 		more, err := r.fill(ctx, src, b)
 		if err != nil {
-			if pending != nil {
-				pending.wg.Wait()
+			if len(b.evs) > 0 {
+				// what was read before the failure is scored too: a partial report covers it
+				b.wg.Add(2)
+				r.sides[0].in <- b
+				r.sides[1].in <- b
+				err = r.finishPending(pending, err)
+				return r.finishPending(b, err)
 			}
-			return err
+			return r.finishPending(pending, err)
 		}
 		if len(b.evs) > 0 {
 			b.wg.Add(2)
@@ -428,12 +443,27 @@ func (r *runner) run(ctx context.Context, src Source) error {
 			return nil
 		}
 		if err := ctx.Err(); err != nil {
-			if pending != nil {
-				pending.wg.Wait()
-			}
-			return err
+			return r.finishPending(pending, err)
 		}
 	}
+}
+
+// finishPending waits for a batch being scored when the run must stop with err, and folds it
+// into the report (a partial report then covers every event read), unless scoring it failed or
+// an earlier one did.
+func (r *runner) finishPending(pending *batch, err error) error {
+	if pending == nil {
+		return err
+	}
+	pending.wg.Wait()
+	if r.failed {
+		return err
+	}
+	if cerr := r.compare(pending); cerr != nil {
+		r.failed = true
+		return errors.Join(err, cerr)
+	}
+	return err
 }
 
 func newBatch() *batch {
@@ -590,6 +620,9 @@ func (r *runner) compare(b *batch) error {
 				}
 			}
 		}
+	}
+	if n := len(b.evs); n > 0 {
+		r.compared = b.evs[n-1].TS
 	}
 	if r.read >= r.nextProg {
 		r.progress(false)

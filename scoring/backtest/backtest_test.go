@@ -563,3 +563,76 @@ func TestParseJSONLabelsCountsEachLineOnce(t *testing.T) {
 		t.Errorf("counting lines scanned %d bytes of a %d-byte file", scanned, doc.Len())
 	}
 }
+
+// interruptingSource yields events and, after stopAfter of them, cancels the run's context (a
+// Ctrl-C) or fails (a server gone), as chsink's reader does then.
+type interruptingSource struct {
+	events    []Event
+	stopAfter int
+	cancel    context.CancelFunc // nil: fail with a read error instead
+	pos       int
+}
+
+func (s *interruptingSource) Next(ctx context.Context) (Event, bool, error) {
+	if s.pos == s.stopAfter {
+		if s.cancel == nil {
+			return Event{}, false, errors.New("read: connection reset by peer")
+		}
+		s.cancel()
+		return Event{}, false, ctx.Err()
+	}
+	if err := ctx.Err(); err != nil {
+		return Event{}, false, err
+	}
+	s.pos++
+	return s.events[s.pos-1], true, nil
+}
+
+// A run stopped midway (Ctrl-C, ClickHouse gone) returns what it compared, marked partial with
+// where and why it stopped, along with the error: it returned the error alone, and minutes of
+// replay over millions of events left nothing to read.
+func TestStoppedRunReportsWhatItCompared(t *testing.T) {
+	current := compile(t, packs.Default())
+	candidate := compile(t, edit(t, "    level: 300\n    when: phone_verifies_10m >= 3\n", "    level: 600\n    when: phone_verifies_10m >= 2\n"))
+	// 3,000 events of 1,500 numbers, each number twice a second apart, a number every 10 minutes
+	// (no burst of the segment): the candidate steps up every second one.
+	var events []Event
+	for i := range 1500 {
+		at := t0.Add(time.Duration(i) * 10 * time.Minute)
+		n := fmt.Sprintf("N%d", i)
+		events = append(events, ev(fmt.Sprintf("e%d-1", i), at, n), ev(fmt.Sprintf("e%d-2", i), at.Add(time.Second), n))
+	}
+	for _, interrupt := range []bool{true, false} {
+		ctx, cancel := context.WithCancel(context.Background())
+		src := &interruptingSource{events: events, stopAfter: 2500}
+		if interrupt {
+			src.cancel = cancel
+		}
+		rep, err := Run(ctx, src, current, candidate, newScorer, Options{From: t0.Add(-time.Hour)})
+		cancel()
+		if interrupt && !errors.Is(err, context.Canceled) || !interrupt && (err == nil || !strings.Contains(err.Error(), "connection reset")) {
+			t.Fatalf("interrupt %v: error %v", interrupt, err)
+		}
+		if rep == nil {
+			t.Fatalf("interrupt %v: no report with %v", interrupt, err)
+		}
+		last := events[2499].TS
+		if !rep.Partial || !rep.StoppedAt.Equal(last) || !strings.Contains(rep.StopReason, err.Error()) {
+			t.Errorf("interrupt %v: partial %v stopped at %s (want %s) because %q", interrupt, rep.Partial, rep.StoppedAt, last, rep.StopReason)
+		}
+		if rep.Events != 2500 || rep.Read != 2500 || rep.Count(0, 600) != 1250 || rep.Count(0, 0) != 1250 || rep.Changed != 1250 {
+			t.Errorf("interrupt %v: events %d read %d changed %d transitions %+v", interrupt, rep.Events, rep.Read, rep.Changed, rep.Transitions)
+		}
+		if txt := rep.String(); !strings.Contains(txt, "PARTIAL    stopped after the events up to "+last.Format(time.RFC3339)) {
+			t.Errorf("interrupt %v: text report does not say it is partial:\n%s", interrupt, txt)
+		}
+	}
+	// A complete run is not partial.
+	rep := run(t, events, current, candidate, Options{})
+	if rep.Partial || rep.Events != 3000 || rep.Count(0, 600) != 1500 || strings.Contains(rep.String(), "PARTIAL") {
+		t.Errorf("complete run: partial %v events %d %+v", rep.Partial, rep.Events, rep.Transitions)
+	}
+	if b, _ := rep.JSON(); bytes.Contains(b, []byte(`"partial"`)) || bytes.Contains(b, []byte(`"stopped_at"`)) {
+		t.Errorf("complete run's JSON names partial or stopped_at:\n%s", b)
+	}
+}

@@ -54,6 +54,13 @@ type Report struct {
 	// Quality is precision and recall against the labels; nil when no labels were given.
 	Quality *Quality `json:"quality,omitempty"`
 
+	// Partial is set when the run stopped before the end of its period (interrupted, or reading
+	// the events failed): every count covers the events up to StoppedAt (the ts of the last
+	// event compared) only, and StopReason says why it stopped.
+	Partial    bool      `json:"partial,omitempty"`
+	StoppedAt  time.Time `json:"stopped_at,omitzero"`
+	StopReason string    `json:"stop_reason,omitempty"`
+
 	DurationSec float64 `json:"duration_seconds"`
 	// EventsPerSec is Read per second of the run: reading, rebuilding and scoring every event
 	// twice.
@@ -177,6 +184,10 @@ func (r *Report) WriteText(w io.Writer) error {
 	p := func(format string, args ...any) { fmt.Fprintf(ew, format, args...) }
 
 	p("backtest %s\n", r.RunID)
+	if r.Partial {
+		p("  PARTIAL    stopped after the events up to %s (%s): the counts below cover %s to there only\n",
+			r.StoppedAt.UTC().Format(time.RFC3339), r.StopReason, timeOr(r.From, r.FirstEvent))
+	}
 	p("  current    %s@%s (%d rules)\n", r.Current.Name, r.Current.Version, r.Current.Rules)
 	p("  candidate  %s@%s (%d rules)\n", r.Candidate.Name, r.Candidate.Version, r.Candidate.Rules)
 	p("  period     %s to %s", timeOr(r.From, r.FirstEvent), timeOr(r.To, r.LastEvent))

@@ -41,7 +41,8 @@ func (s *Source) Next(ctx context.Context) (backtest.Event, bool, error) {
 // (unless opts.NoRecord). This is `riskflow backtest`.
 //
 // When the run succeeds but recording it fails, Run returns the report together
-// with the error, so the caller can still print it.
+// with the error, so the caller can still print it; so it does, unrecorded, with a partial report
+// (Report.Partial) when the run stopped early (ctx cancelled, the read failed).
 func Run(ctx context.Context, st *chsink.Store, current, candidate *rules.Pack,
 	newScorer func() (*scoring.Scorer, error), opts backtest.Options) (*backtest.Report, error) {
 	if st == nil {
@@ -62,7 +63,8 @@ func Run(ctx context.Context, st *chsink.Store, current, candidate *rules.Pack,
 		err = fmt.Errorf("backtest: %w", cerr)
 	}
 	if err != nil {
-		return nil, err
+		// rep, when not nil, is partial (interrupted, or the read failed): not recorded.
+		return rep, err
 	}
 	if !opts.NoRecord {
 		if err := Record(ctx, st, rep); err != nil {
