@@ -24,7 +24,7 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	cf.register(fs)
 	candidatePath := fs.String("rules", "", "candidate rule pack (required)")
 	currentPath := fs.String("current", "", "pack to compare with (default: scoring.rules, else the embedded default)")
-	from := fs.String("from", "", "start of the period: RFC 3339, 2006-01-02, or a span before now like 24h or 7d (required)")
+	from := fs.String("from", "", "start of the period: RFC 3339, 2006-01-02 (UTC midnight: a China day starts at 2006-01-02T00:00:00+08:00), or a span before now like 24h or 7d (required)")
 	to := fs.String("to", "now", "end of the period (same forms)")
 	warmUp := fs.Duration("warm-up", backtest.DefaultWarmUp, "history read before --from to fill the feature windows")
 	labelsPath := fs.String("labels", "", "ground truth (loadgen --labels file or [app_id,]event_id,label lines) for precision/recall, on top of the stored labels")
@@ -106,6 +106,15 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if err != nil {
 			return usageError{fmt.Errorf("--labels %s: %w", *labelsPath, err)}
 		}
+		fmt.Fprintf(stderr, "backtest: %d labelled events from --labels\n", len(opts.Labels))
+	}
+	// What is replayed, said before the first progress line (100,000 events in): the period in
+	// UTC and in China time, whose days a bare date does not follow.
+	fmt.Fprintf(stderr, "backtest: replaying %s to %s (China time %s to %s) after %s of warm-up: current %s@%s, candidate %s@%s\n",
+		start.Format(time.RFC3339), end.Format(time.RFC3339), start.In(chinaTime).Format("2006-01-02 15:04"), end.In(chinaTime).Format("2006-01-02 15:04"),
+		shortDuration(*warmUp), current.Name, current.Version, candidate.Name, candidate.Version)
+	if start.After(now) {
+		fmt.Fprintf(stderr, "backtest: --from %s is %s in the future: no events are stored there yet\n", start.Format(time.RFC3339), shortDuration(start.Sub(now).Round(time.Minute)))
 	}
 	opts.Progress = func(p backtest.Progress) {
 		if p.Done {
@@ -139,6 +148,9 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	return err
 }
+
+// chinaTime is UTC+8 (no daylight saving), the risk team's clock: hour_cn, loadgen's day.
+var chinaTime = time.FixedZone("UTC+8", 8*3600)
 
 // parseWhen reads RFC 3339, a date (UTC midnight), "now", or a span before now as lookup's
 // --since takes it ("24h", "-24h", "90m", "7d", "1d12h").

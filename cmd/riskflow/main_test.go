@@ -1112,3 +1112,40 @@ func TestRunErrorsMaskPhones(t *testing.T) {
 		}
 	}
 }
+
+// backtest says what it replays before it reads (its first progress line comes 100,000 events
+// in): the period in UTC and in China time — a bare date is UTC midnight, 08:00 in China, which
+// the report's "2026-12-01T00:00:00Z" alone left to be noticed — the warm-up, both packs, how
+// many labels a --labels file gave, and a --from in the future.
+func TestBacktestSaysWhatItReplays(t *testing.T) {
+	cleanEnv(t)
+	dir := t.TempDir()
+	labels := filepath.Join(dir, "labels.csv")
+	if err := os.WriteFile(labels, []byte("app1,ev-1,fraud\napp1,ev-2,legit\napp1,ev-1,legit\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := testaddr.Free(t) // nothing listens there: the run ends at the read
+	r := runCmd(t, context.Background(), "backtest", "--rules", "../../rules/packs/default/rules.yaml", "--from", "2026-12-01", "--to", "2026-12-02T00:00:00+08:00",
+		"--labels", labels, "--stored-labels=false", "--no-record", "--set", "clickhouse.addr="+addr, "--set", "clickhouse.dial_timeout=1s")
+	for _, want := range []string{
+		"backtest: 2 labelled events from --labels\n",
+		"backtest: replaying 2026-12-01T00:00:00Z to 2026-12-01T16:00:00Z (China time 2026-12-01 08:00 to 2026-12-02 00:00) after 24h of warm-up: current default@",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	if r.code != 1 || strings.Contains(r.stderr, "future") {
+		t.Errorf("exit %d: %s", r.code, r.stderr)
+	}
+	from := time.Now().UTC().Add(50 * time.Hour).Format(time.RFC3339)
+	r = runCmd(t, context.Background(), "backtest", "--rules", "../../rules/packs/default/rules.yaml", "--from", from, "--to", "2099-01-01",
+		"--stored-labels=false", "--no-record", "--set", "clickhouse.addr="+addr, "--set", "clickhouse.dial_timeout=1s")
+	if want := "backtest: --from " + from + " is 50h in the future"; !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "in the future: no events are stored there yet") {
+		t.Errorf("a --from 50 h ahead: stderr lacks %q:\n%s", want, r.stderr)
+	}
+	r = runCmd(t, context.Background(), "backtest", "--help")
+	if !strings.Contains(r.stdout, "2006-01-02 (UTC midnight: a China day starts at 2006-01-02T00:00:00+08:00)") {
+		t.Errorf("--help does not say a date is UTC midnight:\n%s", r.stdout)
+	}
+}
