@@ -99,7 +99,16 @@ func (l *SharedLists) apply(ms []kafka.Message) {
 			continue
 		}
 		var e ListEntry
-		if err := json.Unmarshal(m.Value, &e); err != nil || e.ID != id {
+		err := json.Unmarshal(m.Value, &e)
+		if err == nil && e.ID != id {
+			err = errors.New("its id is not the message key")
+		}
+		if err == nil {
+			err = checkEntry(e)
+		}
+		if err != nil {
+			// One entry at a time: a bad one (not written by riskflow, or by a later version) in
+			// the text rebuilt below failed it whole, and every later change with it.
 			l.log.Error("list entry unreadable; skipped", "offset", m.Offset, "key", schemas.Excerpt(id, 64), "err", err) // a key not written by riskflow may hold anything
 			continue
 		}
@@ -108,6 +117,19 @@ func (l *SharedLists) apply(ms []kafka.Message) {
 	if err := l.rebuildLocked(); err != nil {
 		l.log.Error("lists from the topic rejected; the running lists stay", "err", err)
 	}
+}
+
+// checkEntry reports why e is not one entry of the lists: a line of exactly its action, kind and
+// value (a value holding a space, a '#' or a second line would read as something else) that parses.
+func checkEntry(e ListEntry) error {
+	line := e.Line()
+	if f := strings.Fields(line); len(f) != 3 || f[0] != e.Action || f[1] != e.Kind || f[2] != e.Value || strings.ContainsAny(line, "#\r\n") {
+		return errors.New("action, kind and value are not one line of three fields")
+	}
+	if _, err := scoring.ParseLists(strings.NewReader(line)); err != nil {
+		return err
+	}
+	return nil
 }
 
 // SetFile replaces the file's part of the lists. Content that does not parse is refused and the
@@ -189,7 +211,7 @@ func (l *SharedLists) has(id string) (inFile, onTopic bool) {
 // An entry that does not parse or is on the lists already is refused (ErrListEntry).
 func (l *SharedLists) Add(ctx context.Context, e ListEntry) (ListEntry, error) {
 	e.ID = ListEntryID(e.Line())
-	if _, err := scoring.ParseLists(strings.NewReader(e.Line())); err != nil {
+	if err := checkEntry(e); err != nil {
 		return e, fmt.Errorf("%w: %v", ErrListEntry, err)
 	}
 	if inFile, onTopic := l.has(e.ID); inFile || onTopic {

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -112,5 +113,48 @@ func TestUnreadableListEntryLogMasksItsKey(t *testing.T) {
 	l.apply([]kafka.Message{{Key: []byte("block 138 1234 5678"), Value: []byte(`{"id":"x"}`)}})
 	if got := buf.String(); !strings.Contains(got, "list entry unreadable") || strings.Contains(strings.ReplaceAll(got, " ", ""), "13812345678") {
 		t.Errorf("log: %s", got)
+	}
+}
+
+// A message on the lists topic that reads as an entry but is none riskflow takes (a hand-made one,
+// a later version's kind, a value holding a second line) is skipped on its own: the entries before
+// and after it apply. It held every later change back on every node ('lists from the topic
+// rejected; the running lists stay', for good: it stays on the compacted topic), and a node
+// restarting then started with the file's entries only.
+func TestBadListEntryHoldsNoOtherBack(t *testing.T) {
+	var buf syncbuf.Buffer
+	target := &listsTarget{}
+	l := NewSharedLists(consumers.Config{Brokers: []string{"127.0.0.1:1"}}, "lists", nil, target, slog.New(slog.NewTextHandler(&buf, nil)))
+	if err := l.SetFile([]byte("allow ip 203.0.113.7\n")); err != nil {
+		t.Fatal(err)
+	}
+	entry := func(action, kind, value string) kafka.Message {
+		e := ListEntry{Action: action, Kind: kind, Value: value, Who: "x", Why: "test"}
+		e.ID = ListEntryID(e.Line())
+		b, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kafka.Message{Key: []byte(e.ID), Value: b}
+	}
+	l.apply([]kafka.Message{entry("block", "ip", "198.51.100.1")})
+	if n := target.n.Load(); n != 2 {
+		t.Fatalf("lists before: %d entries, want 2", n)
+	}
+	l.apply([]kafka.Message{
+		entry("block", "asn", "4134"),                            // a kind this version does not know
+		entry("block", "ip", "198.51.100.2\nblock ip 0.0.0.0/0"), // a second line inside the value
+		entry("block", "ip", "198.51.100.3 198.51.100.4"),        // two values
+		entry("block", "ip", "198.51.100.5"),
+	})
+	l.apply([]kafka.Message{entry("block", "ip", "198.51.100.6")})
+	if n := target.n.Load(); n != 4 {
+		t.Errorf("lists after bad entries: %d entries, want 4 (file, .1, .5, .6)", n)
+	}
+	if _, es := l.Snapshot(); len(es) != 3 {
+		t.Errorf("entries on the topic: %d, want 3: %+v", len(es), es)
+	}
+	if got := buf.String(); strings.Count(got, "list entry unreadable") != 3 {
+		t.Errorf("log: want the three bad entries named: %s", got)
 	}
 }
