@@ -636,3 +636,12 @@ func TestStoppedRunReportsWhatItCompared(t *testing.T) {
 		t.Errorf("complete run's JSON names partial or stopped_at:\n%s", b)
 	}
 }
+
+// A CSV labels line too long to read is named by its number (it was "bufio.Scanner: token too
+// long").
+func TestParseLabelsNamesALineTooLong(t *testing.T) {
+	long := "ev-1,1\n" + strings.Repeat("x", maxLabelLine+1) + ",1\n"
+	if _, err := ParseLabels(strings.NewReader(long)); err == nil || err.Error() != "backtest: labels line 2: longer than 1048576 bytes (one label a line)" {
+		t.Errorf("long line: %v", err)
+	}
+}

@@ -95,7 +95,7 @@ func ParseLabels(r io.Reader) (Labels, error) {
 	out := Labels{}
 	var bad labelErrors
 	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	sc.Buffer(make([]byte, 64*1024), maxLabelLine)
 	line, rows := 0, 0
 	for sc.Scan() {
 		line++
@@ -128,6 +128,9 @@ func ParseLabels(r io.Reader) (Labels, error) {
 		}
 	}
 	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, fmt.Errorf("backtest: labels line %d: longer than %d bytes (one label a line)", line+1, maxLabelLine)
+		}
 		return nil, fmt.Errorf("backtest: read labels: %w", err)
 	}
 	if err := bad.err(); err != nil {
@@ -135,6 +138,9 @@ func ParseLabels(r io.Reader) (Labels, error) {
 	}
 	return out, nil
 }
+
+// maxLabelLine is the longest line of a labels file in the CSV form.
+const maxLabelLine = 1 << 20
 
 // maxLabelErrors is how many wrong lines of a labels file are named one by one.
 const maxLabelErrors = 20
@@ -167,6 +173,9 @@ func (b *labelErrors) err() error {
 	return errors.New(msg)
 }
 
+// countNewlines counts the line ends in b (a variable so that a test can count the bytes read).
+var countNewlines = func(b []byte) int { return bytes.Count(b, []byte("\n")) }
+
 // jsonLabel is one object of a JSON-lines labels file: loadgen's (event_id, app_id, attack, and
 // the scenario as label) or a stored label's (label fraud|legit, note).
 type jsonLabel struct {
@@ -177,9 +186,6 @@ type jsonLabel struct {
 	Note       string  `json:"note"` // a stored label's, read past
 	DecisionID string  `json:"decision_id"`
 }
-
-// countNewlines is bytes.Count of '\n' (a variable: a test counts the bytes it is given).
-var countNewlines = func(b []byte) int { return bytes.Count(b, []byte("\n")) }
 
 // parseJSONLabels reads one JSON object of event id → bool, or a stream of jsonLabel objects
 // (one per line, or written over several), each wrong one named by the line it starts on.
