@@ -3,6 +3,7 @@ package scoring
 import (
 	"bufio"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -138,7 +139,7 @@ func ParseLists(r io.Reader) (*Lists, error) {
 		l.entries++
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read lists: %w", err)
+		return nil, scanError("read lists", line, err)
 	}
 	l.ips = ips.Build()
 	return l, nil
@@ -160,6 +161,15 @@ func loadFile[T any](path, what string, parse func(io.Reader) (T, error)) (T, er
 		return zero, fmt.Errorf("%s %s: %w", what, path, err)
 	}
 	return v, nil
+}
+
+// scanError is a bufio.Scanner's error after line lines, naming the line it could not read (a
+// line longer than the scanner takes: it said "bufio.Scanner: token too long", naming none).
+func scanError(what string, line int, err error) error {
+	if errors.Is(err, bufio.ErrTooLong) {
+		return fmt.Errorf("line %d: longer than %d bytes", line+1, bufio.MaxScanTokenSize)
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 func put[K comparable](m map[K]string, k K, action string) {

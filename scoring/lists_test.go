@@ -39,6 +39,8 @@ func TestParseListsErrors(t *testing.T) {
 		{"prefix holding a number", "block prefix 13912348765", []string{"line 1:", `"<phone>"`, "7 digits"}},
 		{"kind holding a number", "block 13912348765 x", []string{"line 1:", `kind "<phone>"`}},
 		{"action holding a number", "13912348765 phone 13912348765", []string{"line 1:", `action "<phone>"`}},
+		// A line too long to read is named (it said "bufio.Scanner: token too long").
+		{"long line", "block ip 10.0.0.1\nblock device " + strings.Repeat("x", 70000) + "\n", []string{"line 2: longer than 65536 bytes"}},
 	}
 	for _, tc := range tests {
 		l, err := scoring.ParseLists(strings.NewReader(tc.in))

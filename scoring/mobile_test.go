@@ -112,6 +112,10 @@ func TestParsePortedErrors(t *testing.T) {
 			t.Errorf("%q: error %q echoes the number", in, err)
 		}
 	}
+	// A line too long to read is named (it said "bufio.Scanner: token too long").
+	if _, err := scoring.ParsePorted(strings.NewReader("13800138000 CU\n" + strings.Repeat(" ", 70000) + "x\n")); err == nil || err.Error() != "line 2: longer than 65536 bytes" {
+		t.Errorf("a long line: %v", err)
+	}
 }
 
 // listsOnly is the locator of a node without geo or ASN data: the default network lists

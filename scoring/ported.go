@@ -73,7 +73,7 @@ func ParsePorted(r io.Reader) (*Ported, error) {
 		p.to[phone] = carrier
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read ported numbers: %w", err)
+		return nil, scanError("read ported numbers", line, err)
 	}
 	return p, nil
 }

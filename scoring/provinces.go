@@ -41,7 +41,7 @@ func ParseProvinces(r io.Reader) (*Provinces, error) {
 		p.bySegment[prefixKey7(seg)] = prov
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read provinces: %w", err)
+		return nil, scanError("read provinces", line, err)
 	}
 	return p, nil
 }

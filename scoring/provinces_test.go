@@ -19,6 +19,10 @@ func TestParseProvinces(t *testing.T) {
 			t.Errorf("%q: err %v, want a line 2 error", bad, err)
 		}
 	}
+	// A line too long to read is named (it said "bufio.Scanner: token too long").
+	if _, err := ParseProvinces(strings.NewReader("# x\n1380013\t" + strings.Repeat("x", 70000) + "\n")); err == nil || err.Error() != "line 2: longer than 65536 bytes" {
+		t.Errorf("a long line: %v", err)
+	}
 	// A number where its segment goes (a table of numbers, not of segments) is named masked.
 	if _, err := ParseProvinces(strings.NewReader("13800138000\tBeijing\n")); err == nil || strings.Contains(err.Error(), "13800138000") || !strings.Contains(err.Error(), "<phone>") {
 		t.Errorf("a number as the segment: err %v, want it masked", err)
