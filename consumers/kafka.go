@@ -260,8 +260,23 @@ type TopicSpec struct {
 // at each replay) then inflated it in memory: 1.7 GB for an API node, 2.9 GB for a scorer, past
 // the manifest's memory limits. Producers may still compress: the broker inflates, checks and
 // stores the batch; the price is disk and fetch bytes (verify events are small JSON).
+//
+// Every topic a node reads is best created so (ReadTopic): a bomb on the lists topic, which every
+// node reads from its start at every restart (it is compacted: the bomb stays), took a node from
+// 0.17 to 1.6 GB.
 func InputTopic(name string, partitions int) TopicSpec {
-	return TopicSpec{Name: name, Partitions: partitions, Configs: map[string]string{"compression.type": InputTopicCompression}}
+	return ReadTopic(TopicSpec{Name: name, Partitions: partitions})
+}
+
+// ReadTopic is t with compression.type=uncompressed added to its settings (see InputTopic): for a
+// topic riskflow nodes read. riskflow's own writers do not compress, so it costs them nothing.
+func ReadTopic(t TopicSpec) TopicSpec {
+	cfg := map[string]string{"compression.type": InputTopicCompression}
+	for k, v := range t.Configs {
+		cfg[k] = v
+	}
+	t.Configs = cfg
+	return t
 }
 
 // InputTopicCompression is the compression.type of an InputTopic.

@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/riskflow/riskflow/consumers"
 )
 
 // writeCert writes a self-signed key pair for 127.0.0.1 with the given serial to cert and key
@@ -88,5 +90,28 @@ func TestAPITLSCertificateReloaded(t *testing.T) {
 	}
 	if got := served(); got != 2 {
 		t.Errorf("after a broken key: serial %d served, want 2 still", got)
+	}
+}
+
+// Every topic a node reads is created compression.type=uncompressed, so that max.message.bytes
+// bounds what a batch inflates to in the nodes reading it: a zstd batch of a few kilobytes holding
+// 300 MB, produced to the lists topic (created under the default compression.type=producer), took
+// a running node from 0.17 to 1.6 GB — and every node reads that compacted topic from its start
+// at each restart. The dead-letter topic, which no node reads, keeps the default.
+func TestTopicsNodesReadAreCreatedUncompressed(t *testing.T) {
+	a := &app{cfg: Default()}
+	k := a.cfg.Kafka
+	read := map[string]bool{k.EventsTopic: true, k.ScoresTopic: true, k.DecisionsTopic: true, k.ListsTopic: true}
+	for _, spec := range a.topics() {
+		if got := spec.Configs["compression.type"]; read[spec.Name] != (got == consumers.InputTopicCompression) {
+			t.Errorf("%s: compression.type %q", spec.Name, got)
+		}
+		delete(read, spec.Name)
+		if spec.Name == k.ListsTopic && spec.Configs["cleanup.policy"] != "compact" {
+			t.Errorf("%s: cleanup.policy %q, want compact", spec.Name, spec.Configs["cleanup.policy"])
+		}
+	}
+	if len(read) > 0 {
+		t.Errorf("not created: %v", read)
 	}
 }

@@ -366,9 +366,14 @@ func (a *app) prepareKafka(ctx context.Context) error {
 		a.log.Error("the lists topic is not compacted: list entries older than its retention will be lost; set cleanup.policy=compact on it",
 			"topic", a.cfg.Kafka.ListsTopic, "cleanup.policy", p)
 	}
-	if ct, err := consumers.TopicSetting(ctx, a.kc, a.cfg.Kafka.EventsTopic, "compression.type"); err == nil && ct != consumers.InputTopicCompression {
-		a.log.Warn("the events topic is not compression.type=uncompressed: max.message.bytes bounds only a batch's compressed bytes, not what every node inflates it to; set compression.type=uncompressed on it",
-			"topic", a.cfg.Kafka.EventsTopic, "compression.type", ct)
+	for _, t := range a.topics() {
+		if t.Configs["compression.type"] != consumers.InputTopicCompression {
+			continue // not read by nodes (the dead-letter topic)
+		}
+		if ct, err := consumers.TopicSetting(ctx, a.kc, t.Name, "compression.type"); err == nil && ct != consumers.InputTopicCompression {
+			a.log.Warn("a topic nodes read is not compression.type=uncompressed: max.message.bytes bounds only a batch's compressed bytes, not what every node inflates it to; set compression.type=uncompressed on it",
+				"topic", t.Name, "compression.type", ct)
+		}
 	}
 	a.log.Info("kafka ready", "max_message_bytes", a.kc.MaxMessageBytes, "batch_bytes", a.kc.BatchBytes())
 	return nil
@@ -376,10 +381,13 @@ func (a *app) prepareKafka(ctx context.Context) error {
 
 func (a *app) topics() []consumers.TopicSpec {
 	k := a.cfg.Kafka
-	return []consumers.TopicSpec{consumers.InputTopic(k.EventsTopic, k.Partitions), {Name: k.ScoresTopic, Partitions: k.Partitions}, {Name: k.DLQTopic, Partitions: 1},
-		{Name: k.DecisionsTopic, Partitions: k.Partitions},
+	// The topics nodes read are created uncompressed, so that max.message.bytes bounds what a
+	// batch inflates to in every node reading it (consumers.InputTopic).
+	return []consumers.TopicSpec{consumers.InputTopic(k.EventsTopic, k.Partitions),
+		consumers.ReadTopic(consumers.TopicSpec{Name: k.ScoresTopic, Partitions: k.Partitions}), {Name: k.DLQTopic, Partitions: 1},
+		consumers.ReadTopic(consumers.TopicSpec{Name: k.DecisionsTopic, Partitions: k.Partitions}),
 		// One partition: the lists are small, and one order of adds and removals is simplest.
-		{Name: k.ListsTopic, Partitions: 1, Configs: map[string]string{"cleanup.policy": "compact"}}}
+		consumers.ReadTopic(consumers.TopicSpec{Name: k.ListsTopic, Partitions: 1, Configs: map[string]string{"cleanup.policy": "compact"}})}
 }
 
 // startFeed starts this process's feature-state feed — every partition of verify.events, from
