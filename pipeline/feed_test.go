@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -202,6 +203,14 @@ func TestAdmit(t *testing.T) {
 	}
 	if _, err := Admit(kafka.Message{Value: []byte("not json")}, now); err == nil {
 		t.Error("Admit accepted an undecodable message")
+	}
+	// A message stamped 1970-01-01T00:00:00.001Z by its producer: the refusal names the message's
+	// timestamp, where it said the event's ts was "499052h12m47s in the future".
+	ts := now.Add(-time.Second).Truncate(time.Second)
+	_, err := Admit(kafka.Message{Value: eventAt("e1", ts), Time: time.UnixMilli(1)}, now)
+	if want := "ts: " + ts.UTC().Format(time.RFC3339) + " is "; err == nil || !strings.HasPrefix(err.Error(), want) ||
+		!strings.Contains(err.Error(), "after the Kafka timestamp of its message, 1970-01-01T00:00:00.001Z") || strings.Contains(err.Error(), "in the future") {
+		t.Errorf("a message stamped 1970: %v", err)
 	}
 }
 

@@ -335,11 +335,17 @@ func Admit(m kafka.Message, now time.Time) (schemas.VerifyEvent, error) {
 	if err != nil {
 		return ev, err
 	}
-	if !m.Time.IsZero() && m.Time.Before(now) {
-		now = m.Time
-	}
 	if err := schemas.CheckNotFuture(&ev, now, schemas.MaxClockSkew); err != nil {
 		return schemas.VerifyEvent{}, err
+	}
+	if !m.Time.IsZero() && m.Time.Before(now) {
+		// The message's own timestamp is the bound: named, as the event's ts is not in the future
+		// (a producer stamping records 1970-01-01 had every event refused as "499052h in the future").
+		if ahead := ev.TS.Sub(m.Time); ahead > schemas.MaxClockSkew {
+			return schemas.VerifyEvent{}, &schemas.FieldError{Field: "ts", Reason: fmt.Sprintf(
+				"%s is %s after the Kafka timestamp of its message, %s (allowed clock skew %s): is the producer's clock or record timestamp wrong?",
+				ev.TS.Format(time.RFC3339), ahead.Round(time.Second), m.Time.UTC().Format(time.RFC3339Nano), schemas.MaxClockSkew)}
+		}
 	}
 	return ev, nil
 }
