@@ -202,7 +202,7 @@ func cmdRulesReportCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 
 // runRuleTests runs DIR/tests.yaml against DIR/rules.yaml with fresh scorers built from cfg.
 func runRuleTests(packPath, testsPath string, cfg ScoringConfig, stdout io.Writer) error {
-	pack, err := os.ReadFile(packPath)
+	pack, err := rules.ReadPackFile(packPath)
 	if err != nil {
 		return usageError{fmt.Errorf("rules test: %w", err)}
 	}

@@ -190,10 +190,10 @@ func (s *Service) Start(ctx context.Context) (Loaded, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cfg.Path != "" {
-		b, err := os.ReadFile(s.cfg.Path)
+		b, err := rules.ReadPackFile(s.cfg.Path)
 		// A file being written as the process starts: wait for the writer, as the watcher does.
 		for tries := 0; err == nil && tries < 10 && !s.settledLocked(sha256.Sum256(b)); tries++ {
-			b, err = os.ReadFile(s.cfg.Path)
+			b, err = rules.ReadPackFile(s.cfg.Path)
 		}
 		if err != nil {
 			return Loaded{}, fmt.Errorf("rules: read pack: %w", err)
@@ -287,7 +287,7 @@ func (s *Service) checkFileLocked() error {
 	if !s.haveSum {
 		return nil
 	}
-	data, err := os.ReadFile(s.cfg.Path)
+	data, err := rules.ReadPackFile(s.cfg.Path)
 	if err != nil {
 		return nil
 	}
@@ -529,7 +529,7 @@ func (s *Service) watchLocked() {
 	if s.cfg.Path == "" {
 		return
 	}
-	data, err := os.ReadFile(s.cfg.Path)
+	data, err := rules.ReadPackFile(s.cfg.Path)
 	if err != nil {
 		if !s.readFail {
 			s.log.Error("rule pack file unreadable; the running pack stays", "path", s.cfg.Path, "version", s.cur.Version, "err", err)
@@ -579,7 +579,7 @@ func (s *Service) settledLocked(sum [sha256.Size]byte) bool {
 		return true
 	}
 	s.sleep(min(s.cfg.Settle-max(age, 0), s.cfg.Settle))
-	again, err := os.ReadFile(s.cfg.Path)
+	again, err := rules.ReadPackFile(s.cfg.Path)
 	if err != nil || sha256.Sum256(again) != sum {
 		s.log.Info("rule pack file changed while it was read; loaded once it is left alone", "path", s.cfg.Path)
 		return false

@@ -755,3 +755,50 @@ func TestPromotionWhileTheHistoryHangs(t *testing.T) {
 		}
 	}
 }
+
+// A pack file far larger than any pack (MaxPackBytes), or a pipe or device in its place, is refused
+// unread — at the start and when the file changes under a running node, whose pack stays. A 15 MB
+// file took 0.65 GB and 26 s to parse and refuse; read at every start and reload, a larger one took
+// a node's memory at every restart, and a fifo hung its start.
+func TestOversizedOrSpecialPackFileRefusedUnread(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rules.yaml")
+	big := append([]byte("pack: p\nrules:\n"), bytes.Repeat([]byte("  - a\n"), rules.MaxPackBytes/6+1)...)
+	if err := os.WriteFile(path, big, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tg := newTarget(t)
+	want := fmt.Sprintf("%s holds %d bytes: a rule pack is at most 16 MiB", path, len(big))
+	if _, err := New(Config{Path: path}, tg, &store{}, nil).Start(ctx); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("start on a %d-byte pack file: %v, want %q", len(big), err, want)
+	}
+	fifo := filepath.Join(dir, "fifo.yaml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{Path: fifo}, tg, &store{}, nil).Start(ctx); err == nil || !strings.Contains(err.Error(), "is not a regular file") {
+		t.Errorf("start on a fifo: %v", err)
+	}
+	if err := os.WriteFile(path, pack("p", 3), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{Path: path, Settle: time.Millisecond}, tg, &store{}, nil)
+	if _, err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	running := tg.pack.Version
+	if err := os.WriteFile(path, big, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.Tick(ctx)
+	if tg.pack.Version != running {
+		t.Error("the running pack was replaced")
+	}
+	if f := s.File(); !strings.Contains(f.Err, want) {
+		t.Errorf("file status: %+v, want %q", f, want)
+	}
+	if _, err := rules.CompileFile(path, tg.env); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("CompileFile: %v", err)
+	}
+}
