@@ -230,7 +230,22 @@ func (s *State) LoadSnapshot(r io.Reader, accept func(meta []byte) error) ([]byt
 	if s.applied.Load() != 0 {
 		return nil, errors.New("load feature snapshot: the state is not empty")
 	}
-	data, err := readAll(r)
+	// The magic and version first: a file of something else (a sparse file of gigabytes, another
+	// format) was read whole into memory before it was refused.
+	head := make([]byte, len(snapshotMagic)+2)
+	if n, err := io.ReadFull(r, head); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("%w: %d bytes is too short", ErrSnapshot, n)
+		}
+		return nil, fmt.Errorf("read feature snapshot: %w", err)
+	}
+	if string(head[:len(snapshotMagic)]) != string(snapshotMagic[:]) {
+		return nil, fmt.Errorf("%w: not a riskflow feature snapshot", ErrSnapshot)
+	}
+	if v := binary.LittleEndian.Uint16(head[len(snapshotMagic):]); v != SnapshotVersion {
+		return nil, fmt.Errorf("%w: format version %d, this build reads %d", ErrSnapshot, v, SnapshotVersion)
+	}
+	data, err := readAll(r, head)
 	if err != nil {
 		return nil, fmt.Errorf("read feature snapshot: %w", err)
 	}
@@ -374,17 +389,17 @@ func (s *State) PeekSnapshot(r io.Reader) (meta []byte, sameBounds bool, err err
 	return meta, bounds == want, nil
 }
 
-// readAll reads r to its end. A file is read into a buffer of its size: io.ReadAll grows its
+// readAll reads r to its end after read, what was read of it already. A file is read into a buffer of its size: io.ReadAll grows its
 // buffer by doubling, allocating two to three times a snapshot's size beside the state being
 // built from it.
-func readAll(r io.Reader) ([]byte, error) {
+func readAll(r io.Reader, read []byte) ([]byte, error) {
 	size := int64(512)
 	if f, ok := r.(interface{ Stat() (fs.FileInfo, error) }); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
 			size = fi.Size() + 1 // +1: the read that finds the end needs room
 		}
 	}
-	b := make([]byte, 0, size)
+	b := append(make([]byte, 0, max(size, int64(len(read))+512)), read...)
 	for {
 		n, err := r.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]

@@ -27,7 +27,7 @@ func TestReadAllOfAFileTakesItsSize(t *testing.T) {
 	defer f.Close()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	got, err := readAll(f)
+	got, err := readAll(f, nil)
 	runtime.ReadMemStats(&after)
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("read %d of %d bytes: %v", len(got), len(data), err)
@@ -36,11 +36,11 @@ func TestReadAllOfAFileTakesItsSize(t *testing.T) {
 		t.Errorf("reading a file of %d bytes allocated %d (at most %d)", len(data), n, limit)
 	}
 	for name, r := range map[string]func() ([]byte, error){
-		"not a file":      func() ([]byte, error) { return readAll(iotest.HalfReader(bytes.NewReader(data))) },
-		"one byte a read": func() ([]byte, error) { return readAll(iotest.OneByteReader(bytes.NewReader(data[:5000]))) },
-		"empty":           func() ([]byte, error) { return readAll(bytes.NewReader(nil)) },
+		"not a file":      func() ([]byte, error) { return readAll(iotest.HalfReader(bytes.NewReader(data)), nil) },
+		"one byte a read": func() ([]byte, error) { return readAll(iotest.OneByteReader(bytes.NewReader(data[:5000])), nil) },
+		"empty":           func() ([]byte, error) { return readAll(bytes.NewReader(nil), nil) },
 		"grown since Stat": func() ([]byte, error) {
-			return readAll(grown{f, bytes.NewReader(append(append([]byte(nil), data...), data...))})
+			return readAll(grown{f, bytes.NewReader(append(append([]byte(nil), data...), data...))}, nil)
 		},
 	} {
 		got, err := r()

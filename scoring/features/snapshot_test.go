@@ -143,6 +143,47 @@ func TestSnapshotRefusals(t *testing.T) {
 	}
 }
 
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// zeros reads as zero bytes, for ever.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// A file that is no snapshot of this format is refused from its first bytes, not read whole into
+// memory first: a sparse file of gigabytes under the snapshot's name (or one of another format
+// version, as large as a state) was read to its end before its magic was looked at.
+func TestSnapshotOfAnotherKindRefusedFromItsStart(t *testing.T) {
+	cfg := features.Config{MaxEntriesPerKey: 64, DistinctCap: 16}
+	other := append([]byte("RFSTATE\x00\x09\x00"), make([]byte, 64<<20)...) // format version 9
+	for name, r := range map[string]io.Reader{
+		"zeros":         io.LimitReader(zeros{}, 64<<20),
+		"other version": bytes.NewReader(other),
+	} {
+		cr := &countingReader{r: r}
+		_, err := features.New(cfg).LoadSnapshot(cr, nil)
+		if !errors.Is(err, features.ErrSnapshot) {
+			t.Errorf("%s: %v, want ErrSnapshot", name, err)
+		}
+		if cr.n > 4096 {
+			t.Errorf("%s: read %d bytes before refusing it (%v)", name, cr.n, err)
+		}
+	}
+}
+
 // PeekSnapshot reads a snapshot's metadata and whether it was kept under the state's bounds from
 // the file's start alone (a damaged body does not matter to it), and refuses what is not a
 // snapshot of this format.
