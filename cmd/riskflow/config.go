@@ -355,6 +355,27 @@ func LoadConfig(path string, environ []string, sets []string) (Config, error) {
 	return c, err
 }
 
+// maxConfigBytes bounds a configuration file and a file named by a RISKFLOW_*_FILE variable.
+const maxConfigBytes = 16 << 20
+
+// readConfigFile reads path, refusing past maxConfigBytes: --config /dev/zero (or a _FILE variable
+// naming it) was read until the kernel killed the process, at 12 GB.
+func readConfigFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(b) > maxConfigBytes {
+		return nil, fmt.Errorf("%s holds more than %d MiB: not a riskflow configuration", path, maxConfigBytes>>20)
+	}
+	return b, nil
+}
+
 // loadConfig is LoadConfig that also says where each key it set came from ("c.yaml line 4",
 // "env RISKFLOW_KAFKA_PARTITIONS", "--set"), so that Validate's errors can name it too.
 func loadConfig(path string, environ []string, sets []string) (Config, map[string]string, error) {
@@ -362,7 +383,7 @@ func loadConfig(path string, environ []string, sets []string) (Config, map[strin
 	keys := configKeys()
 	origins := map[string]string{}
 	if path != "" {
-		b, err := os.ReadFile(path)
+		b, err := readConfigFile(path)
 		if err != nil {
 			return c, origins, fmt.Errorf("read config: %w", err)
 		}
@@ -432,7 +453,7 @@ func (k keyIndex) applyEnv(c *Config, environ []string, origins map[string]strin
 				errs = append(errs, fmt.Errorf("env %s: not a configuration key%s", name, k.suggestEnv(name)))
 				continue
 			}
-			b, err := os.ReadFile(val)
+			b, err := readConfigFile(val)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("env %s (%s): %w", name, path, err))
 				continue

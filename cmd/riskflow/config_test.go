@@ -117,6 +117,20 @@ func TestLoadConfigEmptyFile(t *testing.T) {
 	}
 }
 
+// A configuration file, or a file a RISKFLOW_*_FILE variable names, larger than any configuration
+// is refused at 16 MiB, read no further: --config /dev/zero was read until the kernel killed the
+// process at 12 GB.
+func TestLoadConfigRefusesAnOversizedFile(t *testing.T) {
+	big := writeFile(t, "big.yaml", "# "+strings.Repeat("x", maxConfigBytes)+"\n")
+	want := big + " holds more than 16 MiB: not a riskflow configuration"
+	if _, err := LoadConfig(big, nil, nil); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("--config: %v, want %q", err, want)
+	}
+	if _, err := LoadConfig("", []string{"RISKFLOW_SCORING_PHONE_HASH_KEY_FILE=" + big}, nil); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("_FILE: %v, want %q", err, want)
+	}
+}
+
 // A misspelled YAML key names the closest known key, as --set and env do (the README: "errors
 // naming the closest key"); one close to none lists its section's keys.
 func TestLoadConfigYAMLUnknownKeys(t *testing.T) {
