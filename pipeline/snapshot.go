@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/riskflow/riskflow/consumers"
+	"github.com/riskflow/riskflow/schemas"
 )
 
 // SnapshotState is feature state that can be written and loaded whole (features.State).
@@ -72,6 +73,8 @@ type Snapshots struct {
 	// of after staleTemp.
 	Exclusive bool
 	Log       *slog.Logger
+	// Clock is the time a snapshot is written at and its age is read against (nil: time.Now).
+	Clock func() time.Time
 
 	keptLogged atomic.Bool // Save said it keeps a snapshot of another configuration
 	saving     sync.Mutex  // one Save at a time: the shutdown's may meet a periodic one
@@ -100,6 +103,24 @@ func (m snapshotMeta) marks() map[int]consumers.Mark {
 		out[p] = mk
 	}
 	return out
+}
+
+func (s *Snapshots) now() time.Time {
+	if s.Clock != nil {
+		return s.Clock()
+	}
+	return time.Now()
+}
+
+// future reports whether a snapshot written at w claims a time later than this node's clock, by
+// more than clocks may drift apart (schemas.MaxClockSkew): the clock that wrote it was ahead (a
+// clock stepped back since, a host with a wrong clock), and its age is unknown. Such a snapshot
+// used to pass for a young one: loaded whatever its real age — resuming from offsets that may
+// lie days back, where a replay reads the retention window — with a negative
+// riskflow_snapshot_age_seconds that no "snapshot too old" alert reads; and one of another
+// configuration stayed as .prev until the clock caught up with it.
+func (s *Snapshots) future(w time.Time) bool {
+	return w.Sub(s.now()) > schemas.MaxClockSkew
 }
 
 // ErrNoSnapshot means no snapshot file was there to load.
@@ -229,9 +250,12 @@ func (s *Snapshots) loadFile(ctx context.Context, p string, ends map[int]int64) 
 			return errors.New("written under another phone-hash key")
 		case meta.Classes != s.Classes:
 			return errors.New("written under other address classification data (ASN data, datacenter, cloud or mobile lists) or by a build that keys addresses otherwise: its address keys were derived differently")
-		case s.MaxAge > 0 && time.Since(meta.Written) > s.MaxAge:
+		case s.future(meta.Written):
+			return fmt.Errorf("written at %s, %s after this node's clock (%s): a clock was wrong when it was written or is now, and how old it is cannot be told (it may be older than the feature retention)",
+				meta.Written.UTC().Format(time.RFC3339), meta.Written.Sub(s.now()).Round(time.Second), s.now().UTC().Format(time.RFC3339))
+		case s.MaxAge > 0 && s.now().Sub(meta.Written) > s.MaxAge:
 			return fmt.Errorf("written %s ago, longer than the feature retention (%s): nothing in it is in a window any more, and a replay reads less of the topic than resuming from its offsets would",
-				time.Since(meta.Written).Round(time.Second), s.MaxAge)
+				s.now().Sub(meta.Written).Round(time.Second), s.MaxAge)
 		}
 		if ends == nil {
 			return nil
@@ -312,7 +336,7 @@ func (s *Snapshots) otherConfig(p string) (other bool, why string) {
 	if err != nil || json.Unmarshal(raw, &meta) != nil || meta.Topic != s.Topic {
 		return false, ""
 	}
-	if s.MaxAge > 0 && time.Since(meta.Written) > s.MaxAge {
+	if s.future(meta.Written) || (s.MaxAge > 0 && s.now().Sub(meta.Written) > s.MaxAge) {
 		return false, ""
 	}
 	var diff []string
@@ -392,7 +416,7 @@ func (s *Snapshots) Save(positions func() map[int]consumers.Mark) (int64, error)
 	defer os.Remove(tmp.Name()) // after a successful rename this finds nothing
 	covered := 0
 	n, err := s.State.WriteSnapshot(tmp, func() []byte {
-		meta := snapshotMeta{Topic: s.Topic, Fingerprint: s.Fingerprint, Classes: s.Classes, Offsets: map[int]int64{}, Last: map[int]int64{}, Written: time.Now().UTC()}
+		meta := snapshotMeta{Topic: s.Topic, Fingerprint: s.Fingerprint, Classes: s.Classes, Offsets: map[int]int64{}, Last: map[int]int64{}, Written: s.now().UTC()}
 		for p, mk := range positions() {
 			meta.Offsets[p] = mk.Next
 			if !mk.Last.IsZero() {

@@ -755,3 +755,42 @@ func TestSnapshotNewestNeverMissingMidSave(t *testing.T) {
 		t.Errorf("temporary files left: %v", left)
 	}
 }
+
+// A snapshot whose written time lies ahead of the node's clock (the clock that wrote it was
+// ahead, and was stepped back since) has no age to trust: it used to load as a young one whatever
+// its real age (an hour-old view of it: -48h), and one of another configuration stayed as .prev
+// until the clock caught up with it. It is refused, and rotated out like any other; a few seconds
+// ahead — clocks drifting within schemas.MaxClockSkew — still loads.
+func TestSnapshotWrittenInTheFutureIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	ahead := func(d time.Duration) func() time.Time { return func() time.Time { return time.Now().Add(d) } }
+	save := func(key string, clock func() time.Time) {
+		t.Helper()
+		if _, err := (&Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: key, State: stateWith(20), Log: quiet(), Clock: clock}).Save(at(map[int]int64{0: 20})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load := func(key string) (*features.State, error) {
+		st := features.New(features.Config{})
+		_, _, err := (&Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: key, State: st, MaxAge: 24 * time.Hour, Log: quiet()}).Load(context.Background())
+		return st, err
+	}
+	save("key-a", ahead(48*time.Hour))
+	if st, err := load("key-a"); err == nil || errors.Is(err, ErrNoSnapshot) || !strings.Contains(err.Error(), "clock") || st.Stats().Applied != 0 {
+		t.Errorf("written 48h ahead: err %v, applied %d; want a refusal naming the clock, an empty state", err, st.Stats().Applied)
+	}
+	save("key-a", ahead(time.Minute))
+	if st, err := load("key-a"); err != nil || st.Stats().Applied != 20 {
+		t.Errorf("written 1m ahead (clock drift): err %v, applied %d; want it loaded", err, st.Stats().Applied)
+	}
+
+	// A snapshot of another key written ahead is not kept as .prev by this node's snapshots.
+	dir = t.TempDir()
+	save("key-b", ahead(48*time.Hour))
+	save("key-a", nil)
+	save("key-a", nil)
+	os.Remove(filepath.Join(dir, "features-verify.events.snap"))
+	if st, err := load("key-a"); err != nil || st.Stats().Applied != 20 {
+		t.Errorf(".prev after two snapshots of this node over a future one of another key: err %v, applied %d; want this node's own", err, st.Stats().Applied)
+	}
+}
