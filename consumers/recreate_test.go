@@ -1,7 +1,6 @@
 package consumers_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -12,25 +11,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/riskflow/riskflow/consumers"
+	"github.com/riskflow/riskflow/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // A topic deleted and created again under a following tail holds fewer messages than the tail
 // applied: the tail says so and its state stops counting as fresh. It used to wait, fresh, for
@@ -42,7 +24,7 @@ func TestTailNoticesTheTopicCreatedAgain(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var applied sync.Map
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	tl := consumers.NewBatchTail(cfg, "ev", time.Time{}, func(ms []kafka.Message) {
 		for _, m := range ms {
 			applied.Store(string(m.Value), true)
