@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"sync"
 	"testing"
 	"time"
 )
@@ -19,14 +20,19 @@ func silentBroker(t testing.TB) (addr string, asked <-chan struct{}) {
 		t.Fatal(err)
 	}
 	acc := make(chan struct{}, 64)
-	var conns []net.Conn
+	var (
+		mu    sync.Mutex // conns: appended by the accept loop, closed by the cleanup
+		conns []net.Conn
+	)
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			mu.Lock()
 			conns = append(conns, c)
+			mu.Unlock()
 			go func() {
 				buf := make([]byte, 4096)
 				for {
@@ -43,6 +49,8 @@ func silentBroker(t testing.TB) (addr string, asked <-chan struct{}) {
 	}()
 	t.Cleanup(func() {
 		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
 		for _, c := range conns {
 			c.Close()
 		}
