@@ -27,31 +27,12 @@ func TestUnwritableSnapshotDirTellsWhatLoaded(t *testing.T) {
 	defer cluster.Close()
 	dir := t.TempDir()
 	run := func() string {
-		cfg := Default()
-		cfg.Scoring.PhoneHashKey = "k"
-		cfg.Kafka.Brokers = cluster.ListenAddrs()
-		cfg.Kafka.MaxMessageBytes = 1 << 20
-		cfg.Scoring.SnapshotDir = dir
-		var logged syncbuf.Buffer
-		a, err := newApp(cfg, slog.New(slog.NewTextHandler(&logged, nil)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := resolveRoles([]string{"scorer"}, &a.cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		g, _, err := a.start(ctx, p, startOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, logged, stop := startScorerOn(t, cluster.ListenAddrs(), dir, 0)
 		deadline := time.Now().Add(30 * time.Second) // a bound on the test, not a measurement
 		for !strings.Contains(logged.String(), "feature state caught up") && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
-		cancel()
-		_ = g.Wait() // the shutdown snapshot is written (or fails) before this returns
+		stop() // the shutdown snapshot is written (or fails) before this returns
 		return logged.String()
 	}
 	if log := run(); !strings.Contains(log, "feature snapshot written") {
@@ -94,28 +75,8 @@ func TestFirstSnapshotOnceCaughtUp(t *testing.T) {
 	}
 	defer cluster.Close()
 	dir := t.TempDir()
-	cfg := Default()
-	cfg.Scoring.PhoneHashKey = "k"
-	cfg.Kafka.Brokers = cluster.ListenAddrs()
-	cfg.Kafka.MaxMessageBytes = 1 << 20
-	cfg.Scoring.SnapshotDir = dir
-	cfg.Scoring.SnapshotInterval = Duration(time.Hour)
-	var logged syncbuf.Buffer
-	a, err := newApp(cfg, slog.New(slog.NewTextHandler(&logged, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := resolveRoles([]string{"scorer"}, &a.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	g, _, err := a.start(ctx, p, startOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap := filepath.Join(dir, "features-"+cfg.Kafka.EventsTopic+".snap")
+	a, logged, stop := startScorerOn(t, cluster.ListenAddrs(), dir, time.Hour)
+	snap := filepath.Join(dir, "features-"+a.cfg.Kafka.EventsTopic+".snap")
 	deadline := time.Now().Add(30 * time.Second) // a bound on the test, not a measurement
 	for time.Now().Before(deadline) {
 		if _, err := os.Stat(snap); err == nil {
@@ -126,8 +87,7 @@ func TestFirstSnapshotOnceCaughtUp(t *testing.T) {
 	_, statErr := os.Stat(snap)
 	age := a.snapshotAge(time.Now())
 	started := time.Since(a.started)
-	cancel()
-	_ = g.Wait()
+	stop()
 	if statErr != nil {
 		t.Fatalf("no snapshot written while running (snapshot_interval 1h): %v\n%s", statErr, logged.String())
 	}
@@ -137,4 +97,34 @@ func TestFirstSnapshotOnceCaughtUp(t *testing.T) {
 	if age > started {
 		t.Errorf("snapshot age %s after the first snapshot, more than the process's age %s", age, started)
 	}
+}
+
+// startScorerOn starts a scorer on brokers snapshotting into dir (every interval; 0: the default)
+// and returns it, its log, and a stop that waits for it to end (its shutdown snapshot written).
+func startScorerOn(t *testing.T, brokers []string, dir string, interval time.Duration) (*app, *syncbuf.Buffer, func()) {
+	t.Helper()
+	cfg := Default()
+	cfg.Scoring.PhoneHashKey = "k"
+	cfg.Kafka.Brokers = brokers
+	cfg.Kafka.MaxMessageBytes = 1 << 20
+	cfg.Scoring.SnapshotDir = dir
+	if interval > 0 {
+		cfg.Scoring.SnapshotInterval = Duration(interval)
+	}
+	logged := &syncbuf.Buffer{}
+	a, err := newApp(cfg, slog.New(slog.NewTextHandler(logged, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := resolveRoles([]string{"scorer"}, &a.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g, _, err := a.start(ctx, p, startOptions{})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	return a, logged, func() { cancel(); _ = g.Wait() }
 }
