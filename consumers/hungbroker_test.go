@@ -4,9 +4,10 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/riskflow/riskflow/internal/testaddr"
 )
 
 // silentBroker accepts connections and never answers, as a hung broker does (stopped with
@@ -14,48 +15,8 @@ import (
 // request received (the client has dialled and now waits for the answer) is announced on the
 // returned channel.
 func silentBroker(t testing.TB) (addr string, asked <-chan struct{}) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	acc := make(chan struct{}, 64)
-	var (
-		mu    sync.Mutex // conns: appended by the accept loop, closed by the cleanup
-		conns []net.Conn
-	)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go func() {
-				buf := make([]byte, 4096)
-				for {
-					if _, err := c.Read(buf); err != nil {
-						return
-					}
-					select {
-					case acc <- struct{}{}:
-					default:
-					}
-				}
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String(), acc
+	h := testaddr.NewHung(t)
+	return h.Addr, h.Asked()
 }
 
 // finish runs call and returns its error; the test fails if it has not returned within a minute

@@ -1,7 +1,6 @@
 package testaddr
 
 import (
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -13,10 +12,15 @@ import (
 type Hung struct {
 	Addr     string
 	accepted atomic.Int64
+	asked    chan struct{}
 }
 
 // Accepted is how many connections the server has taken.
 func (h *Hung) Accepted() int64 { return h.accepted.Load() }
+
+// Asked hears of bytes received (a client that has dialled and now waits for the answer); a
+// notice is dropped while an earlier one is unread.
+func (h *Hung) Asked() <-chan struct{} { return h.asked }
 
 // NewHung starts a Hung server for the rest of the test.
 func NewHung(t testing.TB) *Hung {
@@ -25,7 +29,7 @@ func NewHung(t testing.TB) *Hung {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &Hung{Addr: ln.Addr().String()}
+	h := &Hung{Addr: ln.Addr().String(), asked: make(chan struct{}, 64)}
 	var mu sync.Mutex
 	var conns []net.Conn
 	go func() {
@@ -38,7 +42,18 @@ func NewHung(t testing.TB) *Hung {
 			mu.Lock()
 			conns = append(conns, c)
 			mu.Unlock()
-			go io.Copy(io.Discard, c) // reads what the client sends, answers nothing
+			go func() { // reads what the client sends, answers nothing
+				buf := make([]byte, 4096)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+					select {
+					case h.asked <- struct{}{}:
+					default:
+					}
+				}
+			}()
 		}
 	}()
 	t.Cleanup(func() {
