@@ -153,8 +153,8 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	// Probe a node that is ready, as a verify service behind a load balancer does: started at
 	// once, the first checks met "not ready: feature replica is catching up" (503s counted as
-	// errors of the run).
-	if err := waitReady(gctx, a); err != nil {
+	// errors of the run). The archiver's readiness is not the checks' (ClickHouse may be away).
+	if err := waitReady(gctx, a, historyChecks...); err != nil {
 		return stoppedEarly(fmt.Errorf("demo: %w", err))
 	}
 

@@ -106,8 +106,16 @@ type staller interface {
 
 // loopCheck fails while loop has been unable to move on (fetching, or retrying one batch) for
 // longer than after: a broker or ClickHouse outage, or a batch that keeps failing.
+// A loop whose store has never answered (reacher) is unready until it does: a process started
+// with a wrong ClickHouse address or password is not ready for the stall bound's grace, where a
+// rollout would have taken it as ready and replaced the working pods with it.
 func loopCheck(loop staller, after time.Duration) func() error {
 	return func() error {
+		if r, ok := loop.(reacher); ok {
+			if err := r.Unreached(); err != nil {
+				return err
+			}
+		}
 		d, why := loop.Stalled()
 		if d <= after {
 			return nil
@@ -218,6 +226,25 @@ type pingWatch struct {
 	mu      sync.Mutex
 	failing time.Time // when the pings started failing; zero while they succeed
 	why     string
+	reached bool // a ping has succeeded once
+}
+
+// reacher is a loop's store as readiness sees it before its first answer (pingWatch).
+type reacher interface {
+	Unreached() error
+}
+
+// Unreached implements reacher: an error until the store has answered a ping once.
+func (w *pingWatch) Unreached() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.reached {
+		return nil
+	}
+	if w.why != "" {
+		return fmt.Errorf("has not reached its store since the start: %s", strings.TrimPrefix(w.why, "its store does not answer: "))
+	}
+	return errors.New("has not reached its store yet (first ping in progress)")
 }
 
 // Stalled implements staller.
@@ -233,6 +260,9 @@ type sharedPings struct {
 }
 
 func (s sharedPings) Stalled() (time.Duration, string) { return s.w.stalledWith(s.loop) }
+
+// Unreached implements reacher with the pings of the store both loops write to.
+func (s sharedPings) Unreached() error { return s.w.Unreached() }
 
 // stalledWith is the longer of loop's own stall and how long the store's pings have failed.
 func (w *pingWatch) stalledWith(loop staller) (time.Duration, string) {
@@ -252,7 +282,7 @@ func (w *pingWatch) noted(err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err == nil {
-		w.failing, w.why = time.Time{}, ""
+		w.failing, w.why, w.reached = time.Time{}, "", true
 		return
 	}
 	if w.failing.IsZero() {
@@ -261,13 +291,15 @@ func (w *pingWatch) noted(err error) {
 	w.why = "its store does not answer: " + err.Error()
 }
 
-// watchPings pings every interval until ctx is done, noting each result in w.
+// watchPings pings at once and then every interval until ctx is done, noting each result in w.
 func (w *pingWatch) watchPings(ctx context.Context, interval time.Duration, ping func(context.Context) error) {
-	every(ctx, interval, func() {
+	once := func() {
 		pctx, cancel := context.WithTimeout(ctx, interval)
 		defer cancel()
 		if err := ping(pctx); ctx.Err() == nil {
 			w.noted(err)
 		}
-	})
+	}
+	once()
+	every(ctx, interval, once)
 }

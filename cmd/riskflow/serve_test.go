@@ -87,8 +87,9 @@ func TestIdleArchiverUnreadyWhileItsStoreFailsPings(t *testing.T) {
 	loop := &fakeLoop{}
 	w := &pingWatch{loop: loop, now: func() time.Time { return now }}
 	check := loopCheck(w, 30*time.Second)
+	w.noted(nil) // reached once (TestArchiverUnreadyUntilItReachesItsStore)
 	if err := check(); err != nil {
-		t.Fatalf("no ping yet: %v", err)
+		t.Fatalf("after the first ping: %v", err)
 	}
 	refused := errors.New("chsink: ping 127.0.0.1:19000: dial tcp 127.0.0.1:19000: connect: connection refused")
 	w.noted(refused)
@@ -123,6 +124,7 @@ func TestIdleDecisionArchiverUnreadyWithThePings(t *testing.T) {
 	w := &pingWatch{loop: &fakeLoop{}, now: func() time.Time { return now }}
 	decisions := &fakeLoop{}
 	check := loopCheck(w.sharing(decisions), 30*time.Second)
+	w.noted(nil)
 	refused := errors.New("chsink: ping 127.0.0.1:19000: dial tcp 127.0.0.1:19000: connect: connection refused")
 	w.noted(refused)
 	now = now.Add(40 * time.Second)
@@ -139,6 +141,59 @@ func TestIdleDecisionArchiverUnreadyWithThePings(t *testing.T) {
 	if err := check(); err != nil {
 		t.Errorf("after a ping succeeded: %v", err)
 	}
+}
+
+// An archiver (and the decision archiver beside it) is unready from its start until its
+// ClickHouse has answered once, saying why, rather than ready through the stall bound's grace —
+// where a rollout with a wrong address or password took the new pods as ready. Once reached, an
+// outage shorter than the bound leaves it ready again.
+func TestArchiverUnreadyUntilItReachesItsStore(t *testing.T) {
+	now := time.Date(2026, 12, 6, 2, 0, 0, 0, time.UTC)
+	w := &pingWatch{loop: &fakeLoop{}, now: func() time.Time { return now }}
+	checks := map[string]func() error{
+		"archiver":  loopCheck(w, 30*time.Second),
+		"decisions": loopCheck(w.sharing(&fakeLoop{}), 30*time.Second),
+	}
+	for name, check := range checks {
+		if err := check(); err == nil || !strings.Contains(err.Error(), "has not reached its store yet") {
+			t.Errorf("%s before its first ping: %v; want unready", name, err)
+		}
+	}
+	denied := errors.New("chsink: ping 127.0.0.1:19000: code: 516, message: default: Authentication failed")
+	w.noted(denied)
+	for name, check := range checks {
+		if err := check(); err == nil || !strings.Contains(err.Error(), "has not reached its store since the start: chsink: ping") ||
+			!strings.Contains(err.Error(), "Authentication failed") {
+			t.Errorf("%s after a refused first ping: %v; want unready, saying why", name, err)
+		}
+	}
+	w.noted(nil)
+	now = now.Add(10 * time.Second)
+	w.noted(denied)
+	for name, check := range checks {
+		if err := check(); err != nil {
+			t.Errorf("%s reached once, then a failing ping 0 s of 30 allowed: %v", name, err)
+		}
+	}
+}
+
+// watchPings pings at once, then notes each ping's result until its context ends.
+func TestWatchPingsPingsAtOnce(t *testing.T) {
+	w := &pingWatch{loop: &fakeLoop{}, now: time.Now}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.watchPings(ctx, time.Hour, func(context.Context) error { return nil })
+	}()
+	// An interval of an hour: only a first ping at once can reach the store in this test's time.
+	for deadline := time.Now().Add(time.Minute); w.Unreached() != nil; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no ping noted a minute after the start of an hourly watch")
+		}
+	}
+	cancel()
+	<-done
 }
 
 // watchPings notes each ping's result until its context ends.
