@@ -590,7 +590,7 @@ func (a *app) runArchiver(ctx context.Context) error {
 		return err
 	}
 	defer store.Close()
-	sink := &migratingSink{store: store, log: a.log}
+	sink := newMigratingSink(store, a.log)
 	onState := func(state string) { a.obs.breakerState("archiver", state) }
 	// named in its log lines as in riskflow_breaker_state{breaker}, so that an alert's label finds them
 	breaker := pipeline.NewBreakerSink("archiver", sink, pipeline.BreakerConfig{Failures: uint32(c.BreakerFailures), OpenFor: c.BreakerOpenFor.D()}, a.log, onState)
@@ -622,26 +622,15 @@ func (a *app) runArchiver(ctx context.Context) error {
 // archiverPingEvery is how often an archiver pings its ClickHouse (pingWatch).
 const archiverPingEvery = 10 * time.Second
 
-// migratingSink applies the schema before its first write (ClickHouse may be down at start; the
-// breaker and the loop retry), and again before the write after one that found a table or the
-// database missing (dropped under the running archiver): the retry then stores the batch, as a
-// restarted archiver would, instead of failing until someone runs riskflow migrate.
+// migratingSink is the archiver's store with its schema applied before the first write, and
+// again after a write that found a table or the database missing (schemaOnce).
 type migratingSink struct {
-	store    *chsink.Store
-	log      *slog.Logger
-	mu       sync.Mutex
-	migrated bool
-	// flight is the migration in progress (nil: none); callers arriving meanwhile wait for it
-	// (or their own context) and take its outcome rather than queueing their own attempts.
-	flight *migration
+	store  *chsink.Store
+	schema schemaOnce
 }
 
-// migration is one attempt at applying the schema; err is set before done is closed, and is
-// nil when the attempt is the caller's to repeat (it ended with its own caller's context).
-type migration struct {
-	done  chan struct{}
-	err   error
-	retry bool
+func newMigratingSink(store *chsink.Store, log *slog.Logger) *migratingSink {
+	return &migratingSink{store: store, schema: schemaOnce{log: log}}
 }
 
 func (m *migratingSink) WriteBatch(ctx context.Context, recs []schemas.ScoreRecord) error {
@@ -655,60 +644,17 @@ func (m *migratingSink) WriteBatch(ctx context.Context, recs []schemas.ScoreReco
 // applied again before the next write.
 func (m *migratingSink) written(err error) error {
 	if errors.Is(err, chsink.ErrNoTable) {
-		m.mu.Lock()
-		if m.migrated {
-			m.log.Warn("clickhouse table missing; the schema is applied again before the write is retried", "err", err)
-		}
-		m.migrated = false
-		m.mu.Unlock()
+		m.schema.lost(err)
 	}
 	return err
 }
 
-// migrate applies the schema once, before the first write of any table. One attempt runs at a
-// time; a caller arriving during it waits for it, or for its own context, and shares its error.
-// Label requests to an API node whose ClickHouse hung queued one attempt each behind a mutex,
-// past their own deadline and the server's write timeout: all but the first lost their answer.
+// migrate applies the schema unless it is in place (schemaOnce.ensure).
 func (m *migratingSink) migrate(ctx context.Context) error {
-	for {
-		m.mu.Lock()
-		if m.migrated {
-			m.mu.Unlock()
-			return nil
-		}
-		if f := m.flight; f != nil {
-			m.mu.Unlock()
-			select {
-			case <-f.done:
-				if f.retry {
-					continue
-				}
-				if f.err != nil {
-					return fmt.Errorf("migrate before first write: %w", f.err)
-				}
-				return nil
-			case <-ctx.Done():
-				return fmt.Errorf("migrate before first write: waiting for the migration in progress: %w", ctx.Err())
-			}
-		}
-		f := &migration{done: make(chan struct{})}
-		m.flight = f
-		m.mu.Unlock()
-		applied, err := m.store.Migrate(ctx)
-		m.mu.Lock()
-		m.flight = nil
-		m.migrated = err == nil
-		f.err, f.retry = err, err != nil && ctx.Err() != nil
-		m.mu.Unlock()
-		close(f.done)
-		if err != nil {
-			return fmt.Errorf("migrate before first write: %w", err)
-		}
-		if len(applied) > 0 {
-			m.log.Info("clickhouse schema migrated", "applied", applied)
-		}
-		return nil
+	if err := m.schema.ensure(ctx, m.store); err != nil {
+		return fmt.Errorf("migrate before first write: %w", err)
 	}
+	return nil
 }
 
 // runAPI takes over the API's server (serveStarting) and serves the API until ctx is done, then

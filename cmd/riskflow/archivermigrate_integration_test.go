@@ -25,7 +25,7 @@ func TestArchiverSinkMigratesAgainWhenATableIsDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	sink := &migratingSink{store: st, log: slog.New(slog.DiscardHandler)}
+	sink := newMigratingSink(st, slog.New(slog.DiscardHandler))
 	rec := func(id string) []schemas.ScoreRecord {
 		return []schemas.ScoreRecord{{
 			EventID: id, TS: time.Now().UTC().Truncate(time.Second), AppID: "app1", Flow: "one_click_login",

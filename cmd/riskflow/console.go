@@ -127,12 +127,12 @@ func (c consoleState) items(ctx context.Context, kind, id string) ([]console.Ite
 // it with a circuit breaker (see useStore). The console and the rule-pack service's history each
 // have one.
 type lazyStore struct {
-	cfg      ClickHouseConfig
-	who      string // whose uses: "console", "rule-pack history"
-	cb       *pipeline.Breaker
-	mu       sync.Mutex
-	st       *chsink.Store
-	migrated bool
+	cfg    ClickHouseConfig
+	who    string // whose uses: "console", "rule-pack history"
+	cb     *pipeline.Breaker
+	mu     sync.Mutex // guards st
+	st     *chsink.Store
+	schema schemaOnce
 }
 
 // newLazyStore is a ClickHouse for who's reads and writes: its breaker opens after
@@ -219,35 +219,34 @@ func (l *lazyStore) tablesGone(err error) bool {
 	if !errors.Is(chsink.MissingTable(err), chsink.ErrNoTable) {
 		return false
 	}
-	l.mu.Lock()
-	l.migrated = false
-	l.mu.Unlock()
+	l.schema.lost(err)
 	return true
 }
 
+// get opens the store on first use and applies its schema unless it is in place: the archiver
+// may not have written yet, and the reads need the tables. Uses arriving while the schema is
+// applied wait for that attempt or their own context (schemaOnce), not for one another.
 func (l *lazyStore) get(ctx context.Context) (*chsink.Store, error) {
 	if l.cfg.Addr == "" {
 		return nil, fmt.Errorf("%w: ClickHouse is not configured (clickhouse.addr)", console.ErrNotAvailable)
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.st == nil {
-		st, err := openStore(ctx, l.cfg, nil)
+		st, err := openStore(ctx, l.cfg, nil) // no I/O
 		if err != nil {
+			l.mu.Unlock()
 			return nil, err
 		}
 		l.st = st
 	}
-	if !l.migrated {
-		// The archiver may not have written yet: the console's reads need the tables.
-		if _, err := l.st.Migrate(ctx); err != nil {
-			// Both wrapped: the cause stays an error of its own, for the breaker (an error
-			// ClickHouse answered with is no outage) and for the hint a command adds to it.
-			return nil, fmt.Errorf("%w: ClickHouse: %w", console.ErrNotAvailable, err)
-		}
-		l.migrated = true
+	st := l.st
+	l.mu.Unlock()
+	if err := l.schema.ensure(ctx, st); err != nil {
+		// Both wrapped: the cause stays an error of its own, for the breaker (an error
+		// ClickHouse answered with is no outage) and for the hint a command adds to it.
+		return nil, fmt.Errorf("%w: ClickHouse: %w", console.ErrNotAvailable, err)
 	}
-	return l.st, nil
+	return st, nil
 }
 
 // ---- rules ---------------------------------------------------------------------------------

@@ -106,7 +106,7 @@ func (a *app) apiInvestigation(ctx context.Context) (opts []api.Option, closeFn 
 		a.log.Warn("labels through the API are off: clickhouse", "err", err)
 		return append(opts, api.WithInvestigation(a.scorer, nil)), func() {}
 	}
-	sink := &migratingSink{store: st, log: a.log}
+	sink := newMigratingSink(st, a.log)
 	return append(opts, api.WithInvestigation(a.scorer, labelStore{sink})), func() { st.Close() }
 }
 

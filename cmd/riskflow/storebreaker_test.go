@@ -183,7 +183,7 @@ func TestConsoleBreakerIgnoresUsesTheCallerGaveUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	ch.st, ch.migrated = st, true
+	ch.st, ch.schema.migrated = st, true
 	for i := range 3 {
 		ctx, cancel := context.WithCancel(context.Background())
 		_, err := useStore(ctx, ch, func(*chsink.Store) (struct{}, error) {
