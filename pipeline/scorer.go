@@ -357,8 +357,23 @@ func EmptyMessage(want string) error {
 	return &schemas.FieldError{Reason: "empty message (no value: a tombstone?), expected " + want}
 }
 
+// ReuseChecker, if the stage's Scorer has it (scoring.Scorer), says whether an event is an id
+// the feature state already counted with another ts: another attempt under a reused id, not a
+// re-delivery (a *schemas.FieldError; nil otherwise). The stage dead-letters such an event
+// instead of scoring it: the state counts an id once, the first time, and a record of the other
+// copy would replace the first one's in ClickHouse (or sit beside it, in another day's partition
+// that merges never collapse).
+type ReuseChecker interface {
+	CheckReuse(ev *schemas.VerifyEvent) error
+}
+
 // scoreOne scores m, whose admitted event is ev.
 func (s *ScoreStage) scoreOne(m kafka.Message, ev *schemas.VerifyEvent) outcome {
+	if rc, ok := s.Scorer.(ReuseChecker); ok {
+		if err := rc.CheckReuse(ev); err != nil {
+			return outcome{msg: DeadLetter(m, err), dead: true}
+		}
+	}
 	rec, err := s.Scorer.Process(ev)
 	switch schemas.Classify(err) {
 	case schemas.Proceed:

@@ -48,6 +48,9 @@ func Sec(t time.Time) uint32 {
 	return uint32(s)
 }
 
+// SecTime is the time of entry second sec (the inverse of Sec within its range).
+func SecTime(sec uint32) time.Time { return time.Unix(int64(sec)+epoch, 0).UTC() }
+
 // failBit marks a failed attempt in the first word of its entry, whose low 31 bits are the
 // second. An entry is that word and one or two 32-bit members (see the Kind constants).
 const failBit = 1 << 31
@@ -380,12 +383,22 @@ func (s *State) Stats() Stats {
 
 // Seen reports whether the event id was applied within the retention.
 func (s *State) Seen(eventID uint64) bool {
+	_, ok := s.SeenAt(eventID)
+	return ok
+}
+
+// SeenAt reports whether the event id was applied within the retention and, if it was, the entry
+// second (Sec) it was applied with: a re-delivered event carries the same second, an id reused
+// for another attempt most often another.
+func (s *State) SeenAt(eventID uint64) (sec uint32, ok bool) {
 	if eventID == 0 {
-		return false
+		return 0, false
 	}
 	sh := s.shard(eventID)
 	sh.mu.RLock()
-	ok := sh.seen.find(eventID) != noSlot
+	if i := sh.seen.find(eventID); i != noSlot {
+		sec, ok = sh.seen.val(i)[0], true
+	}
 	sh.mu.RUnlock()
-	return ok
+	return sec, ok
 }
