@@ -40,7 +40,7 @@ import (
 // Its YAML keys (windows, max_entries_per_key) are keys of riskflow's scoring section;
 // DefaultConfig has the defaults, Validate names every key that is wrong.
 type Config struct {
-	Windows []time.Duration `yaml:"windows"` // default DefaultWindows; the longest sets the state's retention
+	Windows []time.Duration `yaml:"windows"` // default DefaultWindows; the longest and LateAllowance set the state's retention
 	State   features.Config `yaml:",inline"`
 }
 
@@ -158,6 +158,17 @@ func (s *Scorer) planFor(pack *rules.Pack) *readPlan {
 	return p
 }
 
+// LateAllowance is how much longer than the longest window the feature state keeps a key's
+// entries. The state drops what is older than a key's newest entry by its retention, so an event
+// scored after later attempts of its keys were applied — re-delivered after a restart or a
+// rebalance, scored while the node's feed runs ahead of its scoring through a backlog, uploaded
+// late by its app — counts its whole windows, as when scored in order (and as a backtest, which
+// replays in time order, counts them), only up to this long after them; beyond it its longest
+// windows lose their oldest part. With a retention of the longest window alone, an attempt
+// re-delivered 30 minutes after the device's next one lost the two other numbers of 23 h 50 min
+// before it (device_phones_24h 3 → 1), and its stored verdict went from 600 to 0.
+const LateAllowance = time.Hour
+
 // New builds a scorer with an empty feature state and no rule pack (load one with SetPack).
 func New(cfg Config, opts ...Option) (*Scorer, error) {
 	windows := cfg.Windows
@@ -174,7 +185,7 @@ func New(cfg Config, opts ...Option) (*Scorer, error) {
 	}
 	// The retention also bounds event-id dedupe and token replay detection, so it never drops
 	// below a day, whatever the windows.
-	cfg.State.Retention = max(cfg.State.Retention, longest, 24*time.Hour)
+	cfg.State.Retention = max(cfg.State.Retention, longest+LateAllowance, 24*time.Hour)
 	s := &Scorer{
 		cat:   cat,
 		state: features.New(cfg.State),

@@ -73,9 +73,10 @@ func TestCatalogDeclaresEveryWindowFeature(t *testing.T) {
 		for _, w := range windows {
 			longest = max(longest, w)
 		}
-		// Retention covers the longest window and never drops below a day (dedupe, token replays).
-		if retention := s.State().Config().Retention; retention != max(longest, 24*time.Hour) {
-			t.Errorf("windows %v: retention %s, want max(longest window %s, 24h)", windows, retention, longest)
+		// Retention covers the longest window and the late allowance, and never drops below a day
+		// (dedupe, token replays).
+		if retention := s.State().Config().Retention; retention != max(longest+scoring.LateAllowance, 24*time.Hour) {
+			t.Errorf("windows %v: retention %s, want max(longest window %s + %s, 24h)", windows, retention, longest, scoring.LateAllowance)
 		}
 	}
 	// The default windows are what rules and docs use.
