@@ -319,6 +319,10 @@ func TestApplyIdempotent(t *testing.T) {
 	if !st.Seen(k.EventID) {
 		t.Fatal("not Seen after Apply")
 	}
+	// The second it was counted at tells a re-delivery (the same) from an id reused for another attempt.
+	if sec, ok := st.SeenAt(k.EventID); !ok || sec != k.T || !features.SecTime(sec).Equal(features.SecTime(base)) {
+		t.Errorf("SeenAt = %d, %v; want %d (%s), true", sec, ok, k.T, features.SecTime(base))
+	}
 	before := st.Stats()
 	counts := func() [6]int {
 		return [6]int{
