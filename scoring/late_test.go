@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riskflow/riskflow/rules/packs"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring"
 )
@@ -39,5 +40,25 @@ func TestProcessLateOrRedeliveredCountsItsWholeWindow(t *testing.T) {
 	late := process(t, s, ev("p5", 23*time.Hour+55*time.Minute, "13800138005"))
 	if got := probes(late.Hits)["device_phones_24h"]; got != "4" {
 		t.Errorf("uploaded 25 min late: device_phones_24h %s, want 4 (the two numbers of 23 h 55 min before, p3's and its own)", got)
+	}
+}
+
+// Events scored more than LateAllowance behind the newest event applied are counted
+// (ScoredLate): their longest windows may miss their oldest part, and an operator learns of it
+// from riskflow_scored_late_total instead of from verdicts lower than a backtest's. Events in
+// order, re-deliveries and events late by less than the allowance are not.
+func TestProcessCountsEventsScoredBeyondTheLateAllowance(t *testing.T) {
+	s := newScorer(t, scoring.Config{}, packs.Default())
+	process(t, s, event("a1", t0, "13800138001", ip1))
+	process(t, s, event("a2", t0.Add(2*time.Hour), "13800138002", ip1))
+	process(t, s, event("a2", t0.Add(2*time.Hour), "13800138002", ip1)) // re-delivered
+	process(t, s, event("a3", t0.Add(time.Hour+time.Minute), "13800138003", ip1))
+	if n := s.ScoredLate(); n != 0 {
+		t.Fatalf("in order, re-delivered, 59 min late: %d scored late, want 0", n)
+	}
+	process(t, s, event("a4", t0.Add(30*time.Minute), "13800138004", ip1))
+	process(t, s, event("a1", t0, "13800138001", ip1)) // a re-delivery 2 h behind is late too
+	if n := s.ScoredLate(); n != 2 {
+		t.Errorf("1 h 30 min and 2 h late: %d scored late, want 2", n)
 	}
 }

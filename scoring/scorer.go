@@ -103,10 +103,11 @@ type Scorer struct {
 	log       *slog.Logger
 	pool      sync.Pool
 	plan      atomic.Pointer[readPlan]
-	ruleErrs  ruleErrors // rules that failed at run time (RuleErrors)
-	phoneKey  [2]uint64  // SipHash key of the state's phone keys (see phoneKeyOf)
-	evKey     [2]uint64  // SipHash key of the state's event keys (see eventKey)
-	appKey    [2]uint64  // SipHash key of the state's app keys (see appKeyOf)
+	ruleErrs  ruleErrors    // rules that failed at run time (RuleErrors)
+	late      atomic.Uint64 // events scored beyond LateAllowance (ScoredLate)
+	phoneKey  [2]uint64     // SipHash key of the state's phone keys (see phoneKeyOf)
+	evKey     [2]uint64     // SipHash key of the state's event keys (see eventKey)
+	appKey    [2]uint64     // SipHash key of the state's app keys (see appKeyOf)
 }
 
 // readPlan lists, per key kind, the window-feature slots the running pack's conditions use. The
@@ -168,6 +169,16 @@ func (s *Scorer) planFor(pack *rules.Pack) *readPlan {
 // re-delivered 30 minutes after the device's next one lost the two other numbers of 23 h 50 min
 // before it (device_phones_24h 3 → 1), and its stored verdict went from 600 to 0.
 const LateAllowance = time.Hour
+
+const lateAllowanceSec = uint32(LateAllowance / time.Second)
+
+// ScoredLate counts the events Process scored more than LateAllowance behind the newest event
+// the state had applied (its watermark): a backlog scored after an outage longer than that, a
+// recording replayed behind a live feed, an app uploading its attempts hours late. Their longest
+// windows may miss their oldest part (the keys' newer entries moved them on), so their verdicts
+// may be lower than in order — what a backtest of the same events, replayed in time order, would
+// show.
+func (s *Scorer) ScoredLate() uint64 { return s.late.Load() }
 
 // New builds a scorer with an empty feature state and no rule pack (load one with SetPack).
 func New(cfg Config, opts ...Option) (*Scorer, error) {
@@ -255,6 +266,9 @@ func (s *Scorer) Process(ev *schemas.VerifyEvent) (schemas.ScoreRecord, error) {
 	in := s.get(ev)
 	defer s.put(in)
 	in.self = !s.state.Seen(in.keys.EventID)
+	if w := s.state.Watermark(); in.keys.T < w && w-in.keys.T > lateAllowanceSec {
+		s.late.Add(1)
+	}
 	err := in.eval(pack)
 	hash, masked, ip := recordStrings(s.hasher, ev)
 	rec := schemas.ScoreRecord{

@@ -574,6 +574,7 @@ func (a *app) runScorer(ctx context.Context, feed *pipeline.Feed) error {
 	// Staged: the next batch is scored while this one is written to risk.scores.
 	loop := consumers.NewStagedLoop(consumers.LoopConfig{Name: "scorer", MaxBatch: k.ScorerBatch, MaxWait: 5 * time.Millisecond}, reader, stage, a.log, a.obs)
 	a.registerLoop("scorer", loop)
+	a.watchScoredLate(ctx)
 	go a.watchGroupLag(ctx, a.kc, k.ScorerGroup, k.EventsTopic)
 	a.log.Info("scorer running", "topic", k.EventsTopic, "group", k.ScorerGroup)
 	return loop.Run(ctx)
@@ -618,6 +619,29 @@ func (a *app) runArchiver(ctx context.Context) error {
 	g.Go(func() error { return loop.Run(gctx) })
 	return g.Wait()
 }
+
+// watchScoredLate registers riskflow_scored_late_total and logs, at most every
+// scoredLateLogEvery, how many events were scored beyond scoring.LateAllowance since the last
+// line (scoring.Scorer.ScoredLate).
+func (a *app) watchScoredLate(ctx context.Context) {
+	a.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "riskflow_scored_late_total",
+		Help: "Events scored more than scoring's late allowance (1 h) behind the newest event this scorer's state had applied — a backlog after an outage longer than that, a replayed recording, an app uploading late: their longest windows may miss their oldest part, so their verdicts may be lower than a backtest's.",
+	}, func() float64 { return float64(a.scorer.ScoredLate()) }))
+	go func() {
+		var logged uint64
+		every(ctx, scoredLateLogEvery, func() {
+			if n := a.scorer.ScoredLate(); n > logged {
+				a.log.Warn("events scored more than the late allowance behind the newest event applied: their longest windows may miss their oldest part, and their verdicts be lower than in order (riskflow_scored_late_total)",
+					"events", n-logged, "late_allowance", scoring.LateAllowance, "since", scoredLateLogEvery)
+				logged = n
+			}
+		})
+	}()
+}
+
+// scoredLateLogEvery is the least time between two log lines of watchScoredLate.
+const scoredLateLogEvery = time.Minute
 
 // archiverPingEvery is how often an archiver pings its ClickHouse (pingWatch).
 const archiverPingEvery = 10 * time.Second

@@ -381,6 +381,9 @@ func (s *State) Stats() Stats {
 	return st
 }
 
+// Watermark is the newest event second (Sec) applied, 0 before the first.
+func (s *State) Watermark() uint32 { return s.watermark.Load() }
+
 // Seen reports whether the event id was applied within the retention.
 func (s *State) Seen(eventID uint64) bool {
 	_, ok := s.SeenAt(eventID)
