@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -288,12 +290,20 @@ func (c *Config) Validate() error {
 	if (c.API.TLSCert == "") != (c.API.TLSKey == "") {
 		bad("api.tls_cert", "tls_cert and tls_key go together")
 	}
-	for k, v := range c.API.AdminKeys {
-		if k == "" || v == "" {
+	for _, k := range slices.Sorted(maps.Keys(c.API.AdminKeys)) {
+		if k == "" || c.API.AdminKeys[k] == "" {
 			bad("api.admin_keys", "admin name and secret must both be non-empty")
 		}
 		if _, clash := c.API.Keys[k]; clash {
 			bad("api.admin_keys", "%q is also an app key: keep admin and app credentials apart", k)
+		}
+		// An admin name is recorded in plaintext as who labelled, loaded a pack or listed an
+		// entry (labels.labeled_by, rule_versions.loaded_by, rule_loads, console_state, the lists
+		// topic): checked as label --by is, and as an app key is (a phone number, a control
+		// character, blank). The name is not shown: it may be the number.
+		if err := schemas.CheckID("admin", k, schemas.MaxAppIDLen); k != "" && err != nil {
+			fe, _ := schemas.AsFieldError(err)
+			bad("api.admin_keys", "an admin name %s: it is recorded as who labelled, loaded a pack or listed an entry", fe.Reason)
 		}
 	}
 	if c.Scoring.FeedWait.D() <= 0 || c.Scoring.FeedWait.D() > time.Minute {

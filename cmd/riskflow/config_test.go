@@ -934,3 +934,28 @@ func TestQuietLogGivesWayToASetLevel(t *testing.T) {
 		}
 	}
 }
+
+// An admin name is recorded as who did what — labels.labeled_by ("api:<name>"),
+// rule_versions.loaded_by and rule_loads ("console:<name>"), console_state, the lists topic's
+// entries — in plaintext: a name holding a phone number (a number used as a user name) is refused
+// as an app key holding one is, without being echoed. It was accepted, and POST /v1/admin/labels
+// by admin 13800139990 stored labeled_by "api:13800139990" in ClickHouse (held-out run).
+func TestAdminNameHoldingAPhoneRefused(t *testing.T) {
+	for _, name := range []string{"13800139990", "+86 138 0013 9990", "lead-138-0013-9990", "１３８００１３９９９０"} {
+		c := Default()
+		c.API.AdminKeys = map[string]string{name: "s3cret", "lead": "other"}
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), "api.admin_keys: ") || !strings.Contains(err.Error(), "phone number") {
+			t.Errorf("admin name %q: %v; want api.admin_keys refused for holding a phone number", name, err)
+			continue
+		}
+		if strings.Contains(err.Error(), "9990") || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("admin name %q: the error echoes the name or its secret: %v", name, err)
+		}
+	}
+	c := Default()
+	c.API.AdminKeys = map[string]string{"lead": "s3cret", "ops-2": "other", "zhang.san": "x"}
+	if err := c.Validate(); err != nil {
+		t.Errorf("ordinary admin names refused: %v", err)
+	}
+}
