@@ -77,7 +77,7 @@ func (s *Server) admin(r *http.Request, on bool, what, needs string) (string, er
 	case !on:
 		return "", &httpError{status: http.StatusNotFound, msg: what + " is not enabled on this node: it needs " + needs}
 	}
-	return s.authenticate(r, s.admins, nil, "admin", "admin")
+	return s.authenticate(r, s.admins, nil, "admin", "admin", false)
 }
 
 // ExplainRequest is the body of POST /v1/admin/explain: exactly one of phone, ip and device_id;

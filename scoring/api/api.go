@@ -80,7 +80,8 @@ type Config struct {
 	EventsPerAppBurst int     `yaml:"-"` // default max(1, EventsPerApp)
 	// AuthFailuresPerMinute is the rate at which a client address (IPv6: its /64) may fail to
 	// authenticate once it has used up AuthFailureBurst failures (default 10); beyond it every
-	// request from that address gets 429 until a token is back. 0 = no throttling.
+	// request from that address gets 429 until a token is back. Each app key has such a budget
+	// of its own at an address, which only requests naming it spend and wait on. 0 = no throttling.
 	AuthFailuresPerMinute float64 `yaml:"auth_failures_per_minute"`
 	AuthFailureBurst      int     `yaml:"-"`
 	// TrustedProxies are the addresses or CIDRs of the reverse proxies in front of the API. A
@@ -483,7 +484,7 @@ func writeBody(w http.ResponseWriter, code int, b []byte) {
 // auth authenticates an app for route and spends a token of its bucket there; it returns the app
 // key.
 func (s *Server) auth(r *http.Request, route string) (string, error) {
-	key, err := s.authenticate(r, s.cfg.Keys, s.cfg.PreviousKeys, "app_key", "app key")
+	key, err := s.authenticate(r, s.cfg.Keys, s.cfg.PreviousKeys, "app_key", "app key", true)
 	if err != nil {
 		return "", err
 	}
@@ -495,15 +496,24 @@ func (s *Server) auth(r *http.Request, route string) (string, error) {
 
 // authenticate checks HTTP Basic credentials against creds, unless the client's address failed
 // too often lately: then it answers 429 without looking at them. A wrong name or secret costs the
-// address a token; a missing Authorization header does not (it guesses nothing).
-func (s *Server) authenticate(r *http.Request, creds, previous map[string]string, field, what string) (string, error) {
+// address a token; a missing Authorization header does not (it guesses nothing). With perName
+// (app keys) a request naming one of creds is counted in that name's bucket at the address, so
+// that one app's wrong secret does not lock out the other apps calling from the same host; any
+// other name is counted in the address's own bucket (limit.go).
+func (s *Server) authenticate(r *http.Request, creds, previous map[string]string, field, what string, perName bool) (string, error) {
 	addr, now := clientAddr(r, s.proxies), time.Now()
-	if wait := s.authFails.blocked(addr, now); wait > 0 {
-		return "", throttled(wait)
+	var bucket string
+	if given, _, ok := r.BasicAuth(); ok && perName {
+		if _, known := creds[given]; known {
+			bucket = given
+		}
+	}
+	if wait := s.authFails.blocked(addr, bucket, now); wait > 0 {
+		return "", throttled(bucket, wait)
 	}
 	name, old, err := basicAuth(r, creds, previous, field, what)
 	if errors.Is(err, errBadCredentials) {
-		s.authFails.failed(addr, now)
+		s.authFails.failed(addr, bucket, now)
 	}
 	if old {
 		s.previousUsed(name, now)

@@ -378,13 +378,13 @@ func TestFailedAuthenticationIsThrottledPerAddress(t *testing.T) {
 	for i := range 3 {
 		errorBody(t, check(a, basic("app1", "guess"+strconv.Itoa(i))), http.StatusUnauthorized, "authorization: unknown app key or wrong secret")
 	}
-	// The fourth guess, and anything else from a — right credentials included, admin routes
-	// included — waits.
+	// The fourth guess, and anything else of app1 from a — right credentials included, on
+	// either route — waits (other app keys and the admin routes count apart:
+	// TestOneAppsFailedAuthenticationsLockNoOtherApp).
 	for _, w := range []*httptest.ResponseRecorder{
 		check(a, basic("app1", "guess4")),
 		check(a),
 		f.do(t, http.MethodPost, "/v1/events", event("e1", "app1", "1.2.3.4"), from("192.0.2.1:50000")),
-		f.do(t, http.MethodGet, "/v1/rules", "", basic("lead", "s3cret"), from(a)),
 	} {
 		errorBody(t, w, http.StatusTooManyRequests, "too many failed authentications from this address")
 		if ra, err := strconv.Atoi(w.Header().Get("Retry-After")); err != nil || ra < 1 || ra > 60 {
@@ -408,6 +408,47 @@ func TestFailedAuthenticationIsThrottledPerAddress(t *testing.T) {
 		t.Errorf("another /64: %d %s", w.Code, w.Body)
 	}
 	errorBody(t, check("[::ffff:192.0.2.1]:4"), http.StatusTooManyRequests, "too many failed")
+}
+
+// Apps share addresses: one verify service calls riskflow with the keys of every app it serves.
+// Failed authentications with a configured app key are counted against that key from that address,
+// so that one app sending a wrong secret (a rotation half done) locks out itself, not every app
+// on its host: before, app1's wrong secret got app2's checks from the same address 429 — and
+// scoring/client's fail-open verdict for every login of app2 — for as long as app1 kept sending
+// (held-out run: 6 failures of one app key, then the other app's check answered 429). Guesses with
+// names that are no app key, and at admin routes, still share the address's bucket.
+func TestOneAppsFailedAuthenticationsLockNoOtherApp(t *testing.T) {
+	fr := &fakeRules{}
+	f := newFixture(t, api.Config{AuthFailuresPerMinute: 1, AuthFailureBurst: 3}, api.WithRulesAdmin(fr, map[string]string{"lead": "s3cret"}))
+	const a = "192.0.2.1:40000"
+	check2 := `{"phone":"+8613800138000","ip":"223.104.3.7","app_id":"app2"}`
+	for i := range 3 {
+		errorBody(t, f.do(t, http.MethodPost, "/v1/risk/check", checkBody, from(a), basic("app1", "old"+strconv.Itoa(i))), http.StatusUnauthorized, "authorization")
+	}
+	// app1 waits, its right secret included (the block keeps 200-vs-401 from answering guesses).
+	errorBody(t, f.do(t, http.MethodPost, "/v1/risk/check", checkBody, from(a)), http.StatusTooManyRequests, "too many failed authentications from this address")
+	// app2, from the same address, is answered; so is an admin.
+	if w := f.do(t, http.MethodPost, "/v1/risk/check", check2, from(a), basic("app2", "secret2")); w.Code != http.StatusOK {
+		t.Fatalf("app2's check after app1's failures from its address: %d %s", w.Code, w.Body)
+	}
+	if w := f.do(t, http.MethodGet, "/v1/rules", "", from(a), basic("lead", "s3cret")); w.Code != http.StatusOK {
+		t.Fatalf("an admin after app1's failures from its address: %d %s", w.Code, w.Body)
+	}
+	// app2 has a budget of its own, which app1's failures did not spend.
+	for i := range 3 {
+		errorBody(t, f.do(t, http.MethodPost, "/v1/risk/check", check2, from(a), basic("app2", "guess"+strconv.Itoa(i))), http.StatusUnauthorized, "authorization")
+	}
+	errorBody(t, f.do(t, http.MethodPost, "/v1/risk/check", check2, from(a), basic("app2", "secret2")), http.StatusTooManyRequests, "too many failed")
+	// Names that are no app key share the address's bucket: rotating them buys no guesses.
+	const b = "192.0.2.2:40000"
+	for i := range 3 {
+		errorBody(t, f.do(t, http.MethodPost, "/v1/risk/check", checkBody, from(b), basic("nobody"+strconv.Itoa(i), "x")), http.StatusUnauthorized, "authorization")
+	}
+	errorBody(t, f.do(t, http.MethodPost, "/v1/risk/check", checkBody, from(b), basic("nobody9", "x")), http.StatusTooManyRequests, "too many failed")
+	errorBody(t, f.do(t, http.MethodGet, "/v1/rules", "", from(b), basic("lead", "s3cret")), http.StatusTooManyRequests, "too many failed")
+	if w := f.do(t, http.MethodPost, "/v1/risk/check", checkBody, from(b)); w.Code != http.StatusOK {
+		t.Fatalf("app1 after unknown names' failures from its address: %d %s", w.Code, w.Body)
+	}
 }
 
 // Behind a trusted reverse proxy, failures count against the client X-Forwarded-For names: one

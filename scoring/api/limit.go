@@ -23,12 +23,16 @@ import (
 //     arrays do not carry a request rate's worth of requests each;
 //   - per client address, one bucket that only failed authentications drain: once it is empty,
 //     requests from that address are refused before their credentials are even looked at, which
-//     caps password guessing (and keeps 200-vs-401 from answering guesses during the block).
+//     caps password guessing (and keeps 200-vs-401 from answering guesses during the block). A
+//     request naming a configured app key has a bucket of its own at that address: apps share
+//     addresses (one verify service calls with the keys of every app it serves), and one app's
+//     wrong secret locked every app of its host out — each of their logins then passed on the
+//     client's fail-open verdict. Every other name, and the admin routes, share the address's.
 //
 // Every 429 carries Retry-After: the whole seconds (at least 1) until the bucket has a token again.
 
-// maxTrackedAddrs bounds the per-address buckets, whatever the number of addresses a client
-// rotates through (see addrLimiter.evict).
+// maxTrackedAddrs bounds the failure buckets, whatever the number of addresses a client rotates
+// through (see addrLimiter.evict); an address has at most one per app key and one of its own.
 const maxTrackedAddrs = 10000
 
 // defaultAuthFailureBurst is how many failed authentications in a row an address gets before the
@@ -131,14 +135,21 @@ func retrySeconds(d time.Duration) int {
 	return max(1, int(math.Ceil(d.Seconds())))
 }
 
-// addrLimiter counts failed authentications per client address, in at most maxTrackedAddrs
-// buckets.
+// addrLimiter counts failed authentications per client address and app key, in at most
+// maxTrackedAddrs buckets.
 type addrLimiter struct {
 	limit rate.Limit
 	burst int
 	size  atomic.Int64 // len(m), read without the lock on the hot path
 	mu    sync.Mutex
-	m     map[netip.Prefix]*rate.Limiter
+	m     map[failKey]*rate.Limiter
+}
+
+// failKey names a bucket: a client address, and the configured app key a request names ("" for
+// the address's own bucket: any other name, the admin routes).
+type failKey struct {
+	addr netip.Prefix
+	app  string
 }
 
 // newAddrLimiter returns nil (no throttling) when perMinute is 0.
@@ -146,17 +157,17 @@ func newAddrLimiter(perMinute float64, burst int) *addrLimiter {
 	if perMinute <= 0 {
 		return nil
 	}
-	return &addrLimiter{limit: rate.Limit(perMinute / 60), burst: burst, m: map[netip.Prefix]*rate.Limiter{}}
+	return &addrLimiter{limit: rate.Limit(perMinute / 60), burst: burst, m: map[failKey]*rate.Limiter{}}
 }
 
-// blocked reports how long addr must wait before it may try credentials again (0: it may now).
-// Looking does not spend a token: only failures do.
-func (a *addrLimiter) blocked(addr netip.Prefix, now time.Time) time.Duration {
+// blocked reports how long addr must wait before it may try credentials of app again (0: it may
+// now). Looking does not spend a token: only failures do.
+func (a *addrLimiter) blocked(addr netip.Prefix, app string, now time.Time) time.Duration {
 	if a == nil || a.size.Load() == 0 {
 		return 0 // nobody failed recently: the usual case costs one atomic load
 	}
 	a.mu.Lock()
-	lim := a.m[addr]
+	lim := a.m[failKey{addr, app}]
 	a.mu.Unlock()
 	if lim == nil {
 		return 0
@@ -168,20 +179,21 @@ func (a *addrLimiter) blocked(addr netip.Prefix, now time.Time) time.Duration {
 	return time.Duration((1 - tokens) / float64(a.limit) * float64(time.Second))
 }
 
-// failed spends one of addr's tokens. Concurrent failures may take it below zero: every guess
-// that got through is paid for before the next one is allowed.
-func (a *addrLimiter) failed(addr netip.Prefix, now time.Time) {
+// failed spends one of the tokens of addr's bucket of app. Concurrent failures may take it below
+// zero: every guess that got through is paid for before the next one is allowed.
+func (a *addrLimiter) failed(addr netip.Prefix, app string, now time.Time) {
 	if a == nil {
 		return
 	}
+	k := failKey{addr, app}
 	a.mu.Lock()
-	lim := a.m[addr]
+	lim := a.m[k]
 	if lim == nil {
 		if len(a.m) >= maxTrackedAddrs {
 			a.evict(now)
 		}
 		lim = rate.NewLimiter(a.limit, a.burst)
-		a.m[addr] = lim
+		a.m[k] = lim
 		a.size.Store(int64(len(a.m)))
 	}
 	a.mu.Unlock()
@@ -194,21 +206,21 @@ func (a *addrLimiter) failed(addr netip.Prefix, now time.Time) {
 // forgetting some of its history is the price of bounded memory; each eviction pass frees a
 // quarter of the map, so its cost is constant per insertion on average.
 func (a *addrLimiter) evict(now time.Time) {
-	for addr, lim := range a.m {
+	for k, lim := range a.m {
 		if lim.TokensAt(now) >= float64(a.burst) {
-			delete(a.m, addr)
+			delete(a.m, k)
 		}
 	}
-	for addr := range a.m {
+	for k := range a.m {
 		if len(a.m) <= maxTrackedAddrs*3/4 {
 			break
 		}
-		delete(a.m, addr)
+		delete(a.m, k)
 	}
 	a.size.Store(int64(len(a.m)))
 }
 
-// tracked is the number of addresses with a bucket (for tests).
+// tracked is the number of buckets (for tests).
 func (a *addrLimiter) tracked() int {
 	if a == nil {
 		return 0
@@ -318,11 +330,16 @@ func parseProxies(entries []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// throttled is the 429 for an address that failed to authenticate too often.
-func throttled(wait time.Duration) error {
+// throttled is the 429 for an address that failed to authenticate (with app key app, if not "")
+// too often.
+func throttled(app string, wait time.Duration) error {
+	of := ""
+	if app != "" {
+		of = " with app key " + schemas.Excerpt(app, 40)
+	}
 	return &httpError{
 		status:     http.StatusTooManyRequests,
-		msg:        fmt.Sprintf("too many failed authentications from this address; retry in %ds", retrySeconds(wait)),
+		msg:        fmt.Sprintf("too many failed authentications from this address%s; retry in %ds", of, retrySeconds(wait)),
 		retryAfter: wait,
 	}
 }

@@ -15,12 +15,12 @@ func TestAddrLimiterIsBounded(t *testing.T) {
 	for i := range 5 * maxTrackedAddrs {
 		ip := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i), 15: 1})
 		last = netip.PrefixFrom(ip, 64).Masked()
-		a.failed(last, now)
+		a.failed(last, "", now)
 		if n := a.tracked(); n > maxTrackedAddrs {
 			t.Fatalf("%d addresses tracked after %d failures, the bound is %d", n, i+1, maxTrackedAddrs)
 		}
 	}
-	if _, ok := a.m[last]; !ok {
+	if _, ok := a.m[failKey{addr: last}]; !ok {
 		t.Error("the newest address was evicted")
 	}
 }
@@ -33,19 +33,19 @@ func TestAddrLimiterEvictsRefilledFirst(t *testing.T) {
 		return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 32)
 	}
 	for i := range maxTrackedAddrs / 2 {
-		a.failed(addr(i), t0) // refilled a minute later
+		a.failed(addr(i), "", t0) // refilled a minute later
 	}
 	t1 := t0.Add(time.Minute)
 	for i := maxTrackedAddrs / 2; i < maxTrackedAddrs; i++ {
-		a.failed(addr(i), t1)
-		a.failed(addr(i), t1) // empty: blocked at t1
+		a.failed(addr(i), "", t1)
+		a.failed(addr(i), "", t1) // empty: blocked at t1
 	}
-	a.failed(addr(maxTrackedAddrs), t1) // full: evicts
+	a.failed(addr(maxTrackedAddrs), "", t1) // full: evicts
 	if n := a.tracked(); n != maxTrackedAddrs/2+1 {
 		t.Errorf("%d tracked after eviction, want the %d that still count", n, maxTrackedAddrs/2+1)
 	}
 	for i := maxTrackedAddrs / 2; i < maxTrackedAddrs; i += 997 {
-		if a.blocked(addr(i), t1) == 0 {
+		if a.blocked(addr(i), "", t1) == 0 {
 			t.Fatalf("address %d was forgotten while blocked", i)
 		}
 	}

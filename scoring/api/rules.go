@@ -79,7 +79,7 @@ func (s *Server) adminAuth(r *http.Request) (string, error) {
 	if s.rules == nil || len(s.admins) == 0 {
 		return "", &httpError{status: http.StatusNotFound, msg: "rule administration is not enabled on this node (api.admin_keys)"}
 	}
-	return s.authenticate(r, s.admins, nil, "admin", "admin")
+	return s.authenticate(r, s.admins, nil, "admin", "admin", false)
 }
 
 func (s *Server) handleGetRules(w http.ResponseWriter, r *http.Request) (int, error) {
