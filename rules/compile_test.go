@@ -458,6 +458,36 @@ rules:
 	}
 }
 
+// A pack is recorded as written, so a number is refused wherever the YAML holds it: in an
+// anchor's name, a tag, a %TAG directive — as in a value or a comment. Each was accepted
+// ("riskflow rules lint" ok; a PUT would have stored it in rule_versions), since only values and
+// comments were looked at (held-out run).
+func TestCompileRefusesPhoneNumbersInAnchorsTagsAndDirectives(t *testing.T) {
+	for name, src := range map[string]string{
+		"anchor":    "pack: p\ndescription: &vip_13912345678 VIPs\nrules:\n  - id: r1\n    tag: t\n    level: 300\n    when: phone_verifies_10m >= 3\n",
+		"tag":       "pack: !ceo-139-1234-5678 p\nrules:\n  - id: r1\n    tag: t\n    level: 300\n    when: phone_verifies_10m >= 3\n",
+		"directive": "%TAG !x! tag:tel13912345678,2026:\n---\npack: p\nrules:\n  - id: r1\n    tag: t\n    level: 300\n    when: phone_verifies_10m >= 3\n",
+		"mapping":   "pack: p\nrules:\n  - !!map &r_139_1234_5678\n    id: r1\n    tag: t\n    level: 300\n    when: phone_verifies_10m >= 3\n",
+	} {
+		msgs := compileErrs(t, src)
+		found := false
+		for _, m := range msgs {
+			found = found || strings.Contains(m, "holds a phone number")
+			if strings.Contains(m, "12345678") || strings.Contains(m, "1234 5678") || strings.Contains(m, "1234-5678") || strings.Contains(m, "1234_5678") {
+				t.Errorf("%s: error echoes the number: %s", name, m)
+			}
+		}
+		if !found {
+			t.Errorf("%s: no error says the pack holds a phone number:\n%s", name, strings.Join(msgs, "\n"))
+		}
+	}
+	// Anchors and tags without a number stay welcome.
+	ok := "pack: p\ndescription: &d !!str shared\nrules:\n  - !!map &r1\n    id: r1\n    tag: t\n    level: 300\n    when: phone_verifies_10m >= 3\n"
+	if _, err := Compile([]byte(ok), testEnv(t)); err != nil {
+		t.Errorf("a pack with harmless anchors and tags: %v", err)
+	}
+}
+
 // YAML escapes decode to control characters that a reason or a description would carry into
 // answers, risk.scores, ClickHouse and terminals: refused at their field; tabs and line breaks
 // stay text.

@@ -353,8 +353,10 @@ func compileWith(data []byte, env *Env, file string, bounded bool) (*Pack, error
 		return nil, c.err()
 	}
 	// A comment is recorded as written too (the pack file, rule_versions, the console's diffs),
-	// though nothing reads it: a number there is refused like one in a field.
+	// though nothing reads it: a number there is refused like one in a field — and so is one in
+	// an anchor, an alias, a tag or a directive.
 	c.comments(&root, "")
+	c.directives()
 	p := &Pack{env: env}
 	sum := sha256.Sum256(data)
 	p.Version = hex.EncodeToString(sum[:])[:16]
@@ -626,8 +628,15 @@ func (c *compiler) comments(n *yaml.Node, rule string) {
 }
 
 // commentsOf reports n's own comments (not its children's), at the comment's line when it can be
-// found in the text (a foot comment may be far below its node), else at the node.
+// found in the text (a foot comment may be far below its node), else at the node; and n's anchor
+// (an alias names one) and tag, which are recorded as written as well.
 func (c *compiler) commentsOf(n *yaml.Node, rule string) {
+	if schemas.ContainsPhone(n.Anchor) {
+		c.errAt(n, rule, "anchor", "%s", errPackPhone)
+	}
+	if schemas.ContainsPhone(n.Tag) {
+		c.errAt(n, rule, "tag", "%s", errPackPhone)
+	}
 	for _, cm := range [...]string{n.HeadComment, n.LineComment, n.FootComment} {
 		if cm == "" || !schemas.ContainsPhone(cm) {
 			continue
@@ -646,6 +655,19 @@ func (c *compiler) commentsOf(n *yaml.Node, rule string) {
 			break
 		}
 		c.errAt(at, rule, "comment", "%s", errPackPhone)
+	}
+}
+
+// directives reports a directive line (%TAG …) holding a phone number: no node keeps one, and
+// the pack is recorded as written.
+func (c *compiler) directives() {
+	for i, l := range strings.Split(string(c.src), "\n") {
+		if l == "---" || strings.HasPrefix(l, "--- ") {
+			return // the directives end where the document starts
+		}
+		if strings.HasPrefix(l, "%") && schemas.ContainsPhone(l) {
+			c.errAt(&yaml.Node{Line: i + 1, Column: 1}, "", "directive", "%s", errPackPhone)
+		}
 	}
 }
 
