@@ -126,7 +126,7 @@ func (s *Server) handlePutRules(w http.ResponseWriter, r *http.Request) (int, er
 	case "skip":
 		opts.SkipTests = true
 	default:
-		return 0, &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("tests: %q is not run or skip", schemas.Excerpt(v, 40))}
+		return 0, &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("tests: %s is not run or skip", schemas.Excerpt(v, 40))}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
