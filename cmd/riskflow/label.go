@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/user"
 	"slices"
 	"time"
 
@@ -106,10 +105,7 @@ func cmdLabel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	who := *by
 	if who == "" {
-		who = "unknown"
-		if u, err := user.Current(); err == nil {
-			who = u.Username
-		}
+		who = userName()
 	}
 	cfg, err := cf.load(nil)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -254,5 +255,32 @@ func TestReadLabelFileNamesEveryWrongLabel(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "50 wrong labels, none stored:\n  line 1: label:") ||
 		!strings.Contains(err.Error(), "\n  line 20: label:") || strings.Contains(err.Error(), "line 21:") || !strings.HasSuffix(err.Error(), "\n  and 30 more") {
 		t.Errorf("50 wrong labels: %v", err)
+	}
+}
+
+// Who runs the CLI is recorded in plaintext (labels.labeled_by "cli:<user>", rule_versions.loaded_by
+// of a rollback): an account named by a phone number — a login name some organisations give — is
+// recorded as "unknown", as label --by refuses one. It was recorded as it was.
+func TestRecordedUserIsNoPhoneNumber(t *testing.T) {
+	as := func(name string, err error) func() (*user.User, error) {
+		return func() (*user.User, error) { return &user.User{Username: name}, err }
+	}
+	cases := []struct {
+		current func() (*user.User, error)
+		env     string
+		want    string
+	}{
+		{as("zhang.san", nil), "", "zhang.san"},
+		{as("13800139990", nil), "", "unknown"},
+		{as("+86 138 0013 9990", nil), "ops", "unknown"},
+		{as("", errors.New("no passwd entry")), "13800139990", "unknown"},
+		{as("", errors.New("no passwd entry")), "ops", "ops"},
+		{as("", errors.New("no passwd entry")), "", "unknown"},
+	}
+	for _, c := range cases {
+		if got := recordedUser(c.current, c.env); got != c.want {
+			u, _ := c.current()
+			t.Errorf("user %q, $USER %q: recorded as %q, want %q", u.Username, c.env, got, c.want)
+		}
 	}
 }

@@ -347,15 +347,22 @@ func cmdRulesRollback(ctx context.Context, args []string, stdout, stderr io.Writ
 	return nil
 }
 
-// userName is who runs the CLI, for rule_versions.loaded_by.
-func userName() string {
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		return u.Username
+// userName is who runs the CLI, for rule_versions.loaded_by and labels.labeled_by.
+func userName() string { return recordedUser(user.Current, os.Getenv("USER")) }
+
+// recordedUser is the account name current (or env, $USER, when current fails) returns, as a
+// record of who did something keeps it: "unknown" for none, and for one that is no id riskflow
+// stores — a phone number used as a login name (it was recorded in plaintext in labels.labeled_by
+// and rule_versions.loaded_by), control characters, over 64 bytes.
+func recordedUser(current func() (*user.User, error), env string) string {
+	name := env
+	if u, err := current(); err == nil && u.Username != "" {
+		name = u.Username
 	}
-	if u := os.Getenv("USER"); u != "" {
-		return u
+	if name == "" || schemas.CheckID("user", name, schemas.MaxAppIDLen) != nil {
+		return "unknown"
 	}
-	return "unknown"
+	return name
 }
 
 // isPackVersion reports whether v has the form of a rule pack version (rules.Pack.Version: the
