@@ -593,7 +593,13 @@ func (l *consoleLists) HashPhone(phone string) string { return l.a.hasher.Hex(ph
 // Lines the console wrote before the lists topic existed carry who/when/why in a comment:
 //
 //	block phone_hash 9f86…  # console by=alice at=2026-12-05T06:00:00Z shown=1380013**** why=farm%20number
-func parseEntry(line string) (e console.ListEntry, ok bool) {
+//
+// A number written in the file (block phone 13800138000) is the entry's value as its keyed hash
+// (hashPhone), as the console's own entries hold it: the investigation of that number finds the
+// entry by its hash (it said "on no allow or block list" of a number the file blocked), and the
+// number itself goes no further than the file. A comment is shown with its numbers masked: the
+// console shows the entry's number masked, and "# 13800138000 complained" beside it spelled it out.
+func parseEntry(line string, hashPhone func(string) string) (e console.ListEntry, ok bool) {
 	entry, comment, _ := strings.Cut(line, "#")
 	f := strings.Fields(entry)
 	if len(f) != 3 {
@@ -601,6 +607,14 @@ func parseEntry(line string) (e console.ListEntry, ok bool) {
 	}
 	e = console.ListEntry{ID: pipeline.ListEntryID(line), Action: f[0], Kind: f[1], Value: f[2], Shown: f[2], File: true}
 	e.Kind, e.Shown = consoleKind(e.Kind, e.Value)
+	if f[1] == "phone" {
+		if p, err := schemas.NormalizePhone(f[2]); err == nil {
+			e.Value, e.Shown = hashPhone(p), schemas.MaskPhone(p) // +8613800138000 too: 1380013****
+		} else {
+			e.Value = "" // not a number the scorer reads either (the file would not have loaded)
+		}
+	}
+	defer func() { e.Who, e.Why = schemas.MaskPhones(e.Who), schemas.MaskPhones(e.Why) }()
 	if meta, isConsole := strings.CutPrefix(strings.TrimSpace(comment), "console "); isConsole {
 		for _, kv := range strings.Fields(meta) {
 			k, v, _ := strings.Cut(kv, "=")
@@ -644,7 +658,7 @@ func (l *consoleLists) Entries(ctx context.Context) ([]console.ListEntry, error)
 	file, entries := l.a.lists.Snapshot()
 	var out []console.ListEntry
 	for _, line := range strings.Split(string(file), "\n") {
-		if e, ok := parseEntry(line); ok {
+		if e, ok := parseEntry(line, l.HashPhone); ok {
 			out = append(out, e)
 		}
 	}

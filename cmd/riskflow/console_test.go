@@ -170,3 +170,30 @@ func TestDecisionHitsShowEachReason(t *testing.T) {
 		t.Errorf("decisionHits = %q, want %q", got, want)
 	}
 }
+
+// A number the lists file blocks is listed in the console by its keyed hash, as the console's own
+// entries are, so that investigating it finds the entry (the page said "1380013**** is on no
+// allow or block list" beside the live state's "on the block list: number": held-out run); and a
+// comment beside it is shown with its numbers masked (the value was shown masked while its comment
+// "called from 138 0013 9773" spelled a number out).
+func TestListsFileEntriesShowNoNumber(t *testing.T) {
+	hash := func(p string) string { return "hash-of-" + p }
+	e, ok := parseEntry("block phone +8613800139771  # called from 138 0013 9773, tel:13800139774", hash)
+	if !ok {
+		t.Fatal("entry not read")
+	}
+	if e.Kind != console.KindPhone || e.Value != "hash-of-13800139771" || e.Shown != "1380013****" {
+		t.Errorf("file phone entry %+v; want kind phone, the hash as its value, shown masked", e)
+	}
+	if strings.Contains(e.Why, "9773") || strings.Contains(e.Why, "9774") || !strings.HasPrefix(e.Why, "called from ") {
+		t.Errorf("why %q; want the comment with its numbers masked", e.Why)
+	}
+	e, _ = parseEntry("block phone_hash 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 # console by=alice at=2026-12-05T06:00:00Z shown=1380013**** why=rang%2013800139775", hash)
+	if e.Value != "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" || e.Who != "alice" || strings.Contains(e.Why, "9775") {
+		t.Errorf("console-written file entry %+v", e)
+	}
+	e, _ = parseEntry("block device d13800139999 # farm", hash)
+	if e.Value != "d13800139999" || e.Shown != "d13800139999" || e.Why != "farm" {
+		t.Errorf("device entry %+v: shown as written", e)
+	}
+}
