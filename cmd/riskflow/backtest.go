@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/pipeline/chsink/chbacktest"
 	"github.com/riskflow/riskflow/rules"
 	"github.com/riskflow/riskflow/rules/packs"
@@ -134,7 +135,11 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return fmt.Errorf("backtest: %w", err)
 		}
 	}
-	rep, err := chbacktest.Run(ctx, st, current, candidate, newScorer, opts)
+	read := chsink.ReadOptions{OnResume: func(attempt int, wait time.Duration, err error) {
+		fmt.Fprintf(stderr, "backtest: the read of ClickHouse broke off (%v); it resumes after the last event read in %s (attempt %d of %d)\n",
+			err, wait, attempt, chsink.DefaultResumes)
+	}}
+	rep, err := chbacktest.Run(ctx, st, current, candidate, newScorer, opts, read)
 	if rep != nil {
 		if *asJSON {
 			b, jerr := rep.JSON()

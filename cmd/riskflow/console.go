@@ -437,7 +437,7 @@ func (b *consoleBacktest) Backtest(ctx context.Context, draft []byte, from, to t
 	if err != nil {
 		return nil, err
 	}
-	rep, err := chbacktest.Run(ctx, st, current, candidate, newScorer, opts)
+	rep, err := chbacktest.Run(ctx, st, current, candidate, newScorer, opts, chsink.ReadOptions{})
 	if err != nil && rep != nil && rep.Partial {
 		rep = nil // the console shows a stopped run by its error alone
 	}

@@ -135,8 +135,13 @@ func TestStatementsSent(t *testing.T) {
 		t.Errorf("tableNamesSQL = %q", got)
 	}
 	lo, hi := time.Unix(1700000000, 0), time.Unix(1700086400, 0)
-	if got := readChunkSQL("rf", lo, hi); !strings.HasPrefix(got, "SELECT event_id, ts, ") || !strings.HasSuffix(got, "FROM rf.verify_events FINAL WHERE ts >= toDateTime(1700000000) AND ts < toDateTime(1700086400) ORDER BY ts, event_id, app_id") {
+	if got := readChunkSQL("rf", lo, hi, rowKey{}); !strings.HasPrefix(got, "SELECT event_id, ts, ") || !strings.HasSuffix(got, "FROM rf.verify_events FINAL WHERE ts >= toDateTime(1700000000) AND ts < toDateTime(1700086400) ORDER BY ts, event_id, app_id") {
 		t.Errorf("readChunkSQL = %q", got)
+	}
+	after := rowKey{ts: 1700000100, eventID: `e'1\`, appID: "app", set: true}
+	if got := readChunkSQL("rf", lo, hi, after); !strings.HasSuffix(got, `FROM rf.verify_events FINAL WHERE ts >= toDateTime(1700000000) AND ts < toDateTime(1700086400)`+
+		` AND (ts > toDateTime(1700000100) OR (ts = toDateTime(1700000100) AND (event_id > 'e\'1\\' OR (event_id = 'e\'1\\' AND app_id > 'app')))) ORDER BY ts, event_id, app_id`) {
+		t.Errorf("readChunkSQL resumed = %q", got)
 	}
 	end := time.Date(2026, 11, 21, 6, 0, 0, 0, time.UTC)
 	totals, hits, err := RulesReportSQL("rf", end.Add(-24*time.Hour), end.Add(-48*time.Hour), end, `it's\x`)

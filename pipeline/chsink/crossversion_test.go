@@ -632,8 +632,11 @@ func (p *crossPlan) addReads(migs []migration, rp readParams) error {
 	day := now.Truncate(24 * time.Hour)
 	compare("backtest days", eventDaysSQL(db, day.Add(-20*24*time.Hour), now.Add(time.Hour)), true)
 	for lo := day.Add(-10 * 24 * time.Hour); lo.Before(now.Add(time.Hour)); lo = lo.Add(24 * time.Hour) {
-		compare("backtest read "+lo.Format("2006-01-02"), readChunkSQL(db, lo, lo.Add(24*time.Hour)), true)
+		compare("backtest read "+lo.Format("2006-01-02"), readChunkSQL(db, lo, lo.Add(24*time.Hour), rowKey{}), true)
 	}
+	// A read resumed after a row (ClickHouse restarted mid-read): the rest of the chunk, in order.
+	compare("backtest read resumed", readChunkSQL(db, day.Add(-10*24*time.Hour), now.Add(time.Hour),
+		rowKey{ts: now.Add(-3 * time.Hour).Unix(), eventID: "m", appID: "a", set: true}), true)
 
 	// The rule-pack service's reads: the recorded versions, and one with its content.
 	compare("rule versions", ruleVersionsSQL(db, 1000), true)

@@ -492,15 +492,13 @@ func TestWriteBatchUnreachable(t *testing.T) {
 	}
 }
 
-// A server restart closes the pooled connections: the next query opens a new one instead of
-// failing on a dead socket (a proxy in front of the server plays the restart by closing every
-// connection it carries).
-func TestQueryAfterServerClosedPooledConnections(t *testing.T) {
+// cuttingProxy forwards connections to the test's ClickHouse until cut closes every connection
+// it carries (as a server restart does), returning how many; it keeps accepting new ones.
+func cuttingProxy(t *testing.T) (addr string, cut func() int) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
 	var mu sync.Mutex
 	var conns []net.Conn
 	go func() {
@@ -521,7 +519,7 @@ func TestQueryAfterServerClosedPooledConnections(t *testing.T) {
 			go func() { _, _ = io.Copy(c, s); c.Close() }()
 		}
 	}()
-	closeAll := func() int {
+	cut = func() int {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, c := range conns {
@@ -531,9 +529,16 @@ func TestQueryAfterServerClosedPooledConnections(t *testing.T) {
 		conns = nil
 		return n
 	}
-	defer closeAll()
+	t.Cleanup(func() { l.Close(); cut() })
+	return l.Addr().String(), cut
+}
 
-	st, err := Open(context.Background(), Config{Addr: l.Addr().String(), Database: "riskflow_restart"})
+// A server restart closes the pooled connections: the next query opens a new one instead of
+// failing on a dead socket (a proxy in front of the server plays the restart by closing every
+// connection it carries).
+func TestQueryAfterServerClosedPooledConnections(t *testing.T) {
+	addr, closeAll := cuttingProxy(t)
+	st, err := Open(context.Background(), Config{Addr: addr, Database: "riskflow_restart"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,7 +50,26 @@ type ReadOptions struct {
 	// needs its own, longer bound. A server that goes away mid-stream is still noticed: by a
 	// closed connection or by TCP keep-alive.)
 	ChunkTimeout time.Duration
+	// Resumes is how many times in a row a read that broke off — the connection lost, ClickHouse
+	// restarting — is taken up again after the last row it read (no row is read twice or
+	// skipped), after a pause that doubles from 1 s to 30 s; 0 means 8 (about two and a half
+	// minutes of ClickHouse away), negative none. The count starts again once a resumed read
+	// returned rows. A read that has not reached ClickHouse yet, a query ClickHouse refused (its
+	// exception), a missing table, the chunk timeout and the caller's context end the read at once.
+	Resumes int
+	// OnResume, if set, hears each resumption before its pause: the attempt (1…Resumes), the
+	// pause and what broke the read off.
+	OnResume func(attempt int, wait time.Duration, err error)
 }
+
+// DefaultResumes is ReadOptions.Resumes' default.
+const DefaultResumes = 8
+
+// resume pauses: the first, and the most one grows to.
+const (
+	resumeWaitMin = time.Second
+	resumeWaitMax = 30 * time.Second
+)
 
 // DefaultChunkTimeout is ReadOptions.ChunkTimeout's default.
 const DefaultChunkTimeout = 6 * time.Hour
@@ -95,6 +114,9 @@ func (s *Store) ReadEvents(ctx context.Context, from, to time.Time, opts ReadOpt
 	}
 	if opts.Batch == 0 {
 		opts.Batch = 4096
+	}
+	if opts.Resumes == 0 {
+		opts.Resumes = DefaultResumes
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	r := &EventReader{
@@ -176,7 +198,13 @@ func (r *EventReader) produce(ctx context.Context, s *Store, from, to time.Time,
 	defer close(r.batches)
 	// Chunks of days without events are not asked for: a period of years with a few days of
 	// history would otherwise cost a query per empty day.
-	days, err := r.eventDays(ctx, s, from, to, opts.ChunkTimeout)
+	res := resumer{opts: opts}
+	var days []time.Time
+	err := res.do(ctx, func() (bool, error) {
+		var err error
+		days, err = r.eventDays(ctx, s, from, to, opts.ChunkTimeout)
+		return false, err
+	})
 	if err != nil {
 		r.err = err
 		return
@@ -188,7 +216,11 @@ func (r *EventReader) produce(ctx context.Context, s *Store, from, to time.Time,
 		if len(days) == 0 {
 			// Past the last day that had events when the read began: look again, for the days
 			// written since (a read that goes on to now meets the events of the archiver).
-			if days, err = r.eventDays(ctx, s, lo, to, opts.ChunkTimeout); err != nil {
+			if err := res.do(ctx, func() (bool, error) {
+				var err error
+				days, err = r.eventDays(ctx, s, lo, to, opts.ChunkTimeout)
+				return false, err
+			}); err != nil {
 				r.err = err
 				return
 			}
@@ -208,7 +240,12 @@ func (r *EventReader) produce(ctx context.Context, s *Store, from, to time.Time,
 		if hi.After(to) {
 			hi = to
 		}
-		if err := r.readChunk(ctx, s, lo, hi, opts.Batch, opts.ChunkTimeout); err != nil {
+		var after rowKey // the last row of the chunk read so far
+		if err := res.do(ctx, func() (bool, error) {
+			before := after
+			err := r.readChunk(ctx, s, lo, hi, &after, opts.Batch, opts.ChunkTimeout)
+			return after != before, err
+		}); err != nil {
 			r.err = err
 			return
 		}
@@ -248,12 +285,76 @@ func eventDaysSQL(database string, lo, hi time.Time) string {
 		database, lo.Unix(), hi.Unix())
 }
 
-func (r *EventReader) readChunk(ctx context.Context, s *Store, lo, hi time.Time, batchSize int, timeout time.Duration) error {
+// rowKey is a row's place in the replay order (ts, event_id, app_id); the zero value is before
+// every row.
+type rowKey struct {
+	ts             int64 // unix seconds
+	eventID, appID string
+	set            bool
+}
+
+// resumer takes up reads that broke off (ReadOptions.Resumes).
+type resumer struct {
+	opts     ReadOptions
+	attempts int  // in a row, without a row read
+	reached  bool // a query of the read has succeeded or returned rows
+}
+
+// do runs read until it succeeds, fails in a way that does not resume, or has broken off more
+// than opts.Resumes times in a row; read reports whether it returned rows before it failed.
+func (res *resumer) do(ctx context.Context, read func() (progressed bool, err error)) error {
+	for {
+		progressed, err := read()
+		if err == nil {
+			res.reached = true
+			return nil
+		}
+		if progressed {
+			res.attempts, res.reached = 0, true
+		}
+		// A read that never reached ClickHouse fails at once: a wrong address or a server that is
+		// down when the backtest starts is said at once, not after minutes of attempts.
+		if !res.reached || !resumable(ctx, err) || res.opts.Resumes < 0 || res.attempts >= res.opts.Resumes {
+			if res.attempts > 0 {
+				return fmt.Errorf("%w (after resuming the read %d times)", err, res.attempts)
+			}
+			return err
+		}
+		res.attempts++
+		wait := min(resumeWaitMin<<(res.attempts-1), resumeWaitMax)
+		if res.opts.OnResume != nil {
+			res.opts.OnResume(res.attempts, wait, err)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+	}
+}
+
+// resumable reports whether a read that failed with err may be taken up again: the connection
+// broke or could not be made, while the caller still waits. An error ClickHouse answered with,
+// a missing table and a deadline are not.
+func resumable(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || errors.Is(err, ErrNoTable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var ex *clickhouse.Exception
+	return !errors.As(err, &ex)
+}
+
+// readChunk reads the events with lo <= ts < hi after *after (all of them while it is not set),
+// moving *after on with each row it hands over; a read that fails hands over the rows it read
+// before failing, so that a resumed read starts after them.
+func (r *EventReader) readChunk(ctx context.Context, s *Store, lo, hi time.Time, after *rowKey, batchSize int, timeout time.Duration) error {
 	// A deadline on the query's context replaces the driver's read timeout for the stream.
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	r.queries++
-	q := readChunkSQL(s.db, lo, hi)
+	q := readChunkSQL(s.db, lo, hi, *after)
 	settings := clickhouse.Settings{
 		// a big chunk spills its sort to disk instead of failing on max_memory_usage
 		"max_bytes_before_external_sort": 1 << 30,
@@ -268,6 +369,22 @@ func (r *EventReader) readChunk(ctx context.Context, s *Store, lo, hi time.Time,
 	}
 	defer rows.Close()
 	batch := r.newBatch(batchSize)
+	// hand passes the rows read on, and moves after past them.
+	hand := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		last := &batch[len(batch)-1]
+		key := rowKey{ts: last.TS.Unix(), eventID: last.EventID, appID: last.AppID, set: true}
+		select {
+		case r.batches <- batch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		*after = key
+		batch = r.newBatch(batchSize)
+		return nil
+	}
 	for rows.Next() {
 		batch = append(batch, StoredEvent{})
 		e := &batch[len(batch)-1]
@@ -276,32 +393,32 @@ func (r *EventReader) readChunk(ctx context.Context, s *Store, lo, hi time.Time,
 			return fmt.Errorf("chsink: read %s: %w", s.table("verify_events"), err)
 		}
 		if len(batch) == batchSize {
-			select {
-			case r.batches <- batch:
-			case <-ctx.Done():
-				return ctx.Err()
+			if err := hand(); err != nil {
+				return err
 			}
-			batch = r.newBatch(batchSize)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("chsink: read %s from %s to %s: %w", s.table("verify_events"), lo.Format(time.RFC3339), hi.Format(time.RFC3339), err)
-	}
-	if len(batch) > 0 {
-		select {
-		case r.batches <- batch:
-		case <-ctx.Done():
-			return ctx.Err()
+		err = fmt.Errorf("chsink: read %s from %s to %s: %w", s.table("verify_events"), lo.Format(time.RFC3339), hi.Format(time.RFC3339), err)
+		if herr := hand(); herr != nil { // the rows read before the failure, for a resumed read to follow
+			return errors.Join(err, herr)
 		}
+		return err
 	}
-	return nil
+	return hand()
 }
 
 // readChunkSQL is the query of one chunk of ReadEvents: the events with lo <= ts < hi, one row
-// per (app_id, event_id), in replay order.
-func readChunkSQL(database string, lo, hi time.Time) string {
-	return fmt.Sprintf("SELECT %s FROM %s.verify_events FINAL WHERE ts >= toDateTime(%d) AND ts < toDateTime(%d) ORDER BY ts, event_id, app_id",
-		strings.Join(replayColumns, ", "), database, lo.Unix(), hi.Unix())
+// per (app_id, event_id), in replay order, after the row after when it is set (a resumed read).
+func readChunkSQL(database string, lo, hi time.Time, after rowKey) string {
+	var resume string
+	if after.set {
+		id := quoteString(after.eventID)
+		resume = fmt.Sprintf(" AND (ts > toDateTime(%d) OR (ts = toDateTime(%d) AND (event_id > %s OR (event_id = %s AND app_id > %s))))",
+			after.ts, after.ts, id, id, quoteString(after.appID))
+	}
+	return fmt.Sprintf("SELECT %s FROM %s.verify_events FINAL WHERE ts >= toDateTime(%d) AND ts < toDateTime(%d)%s ORDER BY ts, event_id, app_id",
+		strings.Join(replayColumns, ", "), database, lo.Unix(), hi.Unix(), resume)
 }
 
 func (r *EventReader) newBatch(n int) []StoredEvent {

@@ -42,9 +42,11 @@ func (s *Source) Next(ctx context.Context) (backtest.Event, bool, error) {
 //
 // When the run succeeds but recording it fails, Run returns the report together
 // with the error, so the caller can still print it; so it does, unrecorded, with a partial report
-// (Report.Partial) when the run stopped early (ctx cancelled, the read failed).
+// (Report.Partial) when the run stopped early (ctx cancelled, the read failed). read tunes the
+// read of the events (its zero value is a good default; a read broken off by a ClickHouse
+// restart is resumed, see chsink.ReadOptions.Resumes).
 func Run(ctx context.Context, st *chsink.Store, current, candidate *rules.Pack,
-	newScorer func() (*scoring.Scorer, error), opts backtest.Options) (*backtest.Report, error) {
+	newScorer func() (*scoring.Scorer, error), opts backtest.Options, read chsink.ReadOptions) (*backtest.Report, error) {
 	if st == nil {
 		return nil, errors.New("backtest: no ClickHouse store")
 	}
@@ -54,7 +56,7 @@ func Run(ctx context.Context, st *chsink.Store, current, candidate *rules.Pack,
 	if opts.WarmUp < 0 {
 		return nil, fmt.Errorf("backtest: warm-up %s is negative", opts.WarmUp)
 	}
-	rd, err := st.ReadEvents(ctx, opts.From.Add(-opts.WarmUp), opts.To, chsink.ReadOptions{})
+	rd, err := st.ReadEvents(ctx, opts.From.Add(-opts.WarmUp), opts.To, read)
 	if err != nil {
 		return nil, fmt.Errorf("backtest: %w", err)
 	}

@@ -223,7 +223,7 @@ func TestBacktestClickHouse(t *testing.T) {
 		From: start, To: start.Add(3 * time.Hour), Labels: labels, FlagAt: 300, Examples: 3,
 		Progress: func(p backtest.Progress) { progress = append(progress, p) }, ProgressEvery: 100,
 	}
-	rep, err := Run(ctx, st, current, candidate, newScorer, opts)
+	rep, err := Run(ctx, st, current, candidate, newScorer, opts, chsink.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +319,7 @@ func TestBacktestClickHouse(t *testing.T) {
 	// A later start with warm-up: events before From only fill the windows, and the result
 	// is the plaintext replay's with the same split.
 	mid := start.Add(4 * time.Minute)
-	rep2, err := Run(ctx, st, current, candidate, newScorer, backtest.Options{From: mid, To: start.Add(3 * time.Hour), WarmUp: time.Hour, NoRecord: true})
+	rep2, err := Run(ctx, st, current, candidate, newScorer, backtest.Options{From: mid, To: start.Add(3 * time.Hour), WarmUp: time.Hour, NoRecord: true}, chsink.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,15 +344,15 @@ func TestBacktestClickHouse(t *testing.T) {
 	}
 
 	// Errors.
-	if _, err := Run(ctx, st, current, candidate, newScorer, backtest.Options{From: start}); err == nil {
+	if _, err := Run(ctx, st, current, candidate, newScorer, backtest.Options{From: start}, chsink.ReadOptions{}); err == nil {
 		t.Error("no to: no error")
 	}
-	if _, err := Run(ctx, nil, current, candidate, newScorer, backtest.Options{From: start, To: mid}); err == nil {
+	if _, err := Run(ctx, nil, current, candidate, newScorer, backtest.Options{From: start, To: mid}, chsink.ReadOptions{}); err == nil {
 		t.Error("no store: no error")
 	}
 	cctx, ccancel := context.WithCancel(ctx)
 	ccancel()
-	if _, err := Run(cctx, st, current, candidate, newScorer, backtest.Options{From: start, To: mid}); !errors.Is(err, context.Canceled) {
+	if _, err := Run(cctx, st, current, candidate, newScorer, backtest.Options{From: start, To: mid}, chsink.ReadOptions{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
 	}
 }
@@ -425,7 +425,7 @@ func TestThroughput(t *testing.T) {
 	// The whole backtest: read, stand-ins, two scorers, report.
 	current := compile(t, packs.Default())
 	candidate := compile(t, edit(t, "when: phone_verifies_10m >= 3\n", "when: phone_verifies_10m >= 2\n"))
-	rep, err := Run(ctx, st, current, candidate, newScorer, backtest.Options{From: start, To: start.Add(49 * time.Hour), NoRecord: true})
+	rep, err := Run(ctx, st, current, candidate, newScorer, backtest.Options{From: start, To: start.Add(49 * time.Hour), NoRecord: true}, chsink.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
