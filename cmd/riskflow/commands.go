@@ -49,7 +49,8 @@ func root() *command {
 			{name: "serve", args: "[flags]", summary: "run roles (scorer, archiver, api) against real Kafka and ClickHouse",
 				doc: "Runs the roles named by --roles in this process. Every role checks, before anything starts,\n" +
 					"the settings it needs (phone hash key, API keys, listen address, ClickHouse address) and\n" +
-					"names each one missing.",
+					"names each one missing. Every role loads scoring.rules (watched) and, with clickhouse.addr\n" +
+					"set, records the packs it loads in rule_versions: a scorer too needs ClickHouse's password.",
 				examples: []string{
 					"riskflow serve --roles scorer,archiver,api --config riskflow.yaml",
 					"riskflow serve --roles api --listen 0.0.0.0:8080",

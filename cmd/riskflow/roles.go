@@ -43,7 +43,7 @@ type roleSpec struct {
 var roleTable = []roleSpec{
 	{name: "scorer", doc: "scores verify.events into risk.scores in the scorers' consumer group, from the full feature state",
 		needs: []part{partTopics, partRules, partFeed, partScorer}, check: needHashKey},
-	{name: "archiver", doc: "stores risk.scores and the decision log (risk.decisions) in ClickHouse and records the rule packs it sees in rule_versions",
+	{name: "archiver", doc: "stores risk.scores and the decision log (risk.decisions) in ClickHouse",
 		needs: []part{partTopics, partRules, partArchiver}, check: needClickHouse},
 	{name: "api", doc: "answers /v1/risk/check from its own replica of the feature state (every verdict to risk.decisions), accepts /v1/events, /v1/rules and /v1/admin",
 		needs: []part{partTopics, partRules, partFeed, partAPI}, check: func(c *Config) []string {

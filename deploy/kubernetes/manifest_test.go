@@ -188,10 +188,13 @@ func TestManifests(t *testing.T) {
 				}
 				fromSecret[e.Name] = e.ValueFrom["secretKeyRef"] != nil
 			}
-			// Archivers (and their migrate step) and API pods (the console's queries) talk to
-			// ClickHouse: a real server wants a password, which would otherwise end up in the
-			// ConfigMap in plain text.
-			if role != "scorer" && rc.ClickHouse.Addr != "" && !fromSecret["RISKFLOW_CLICKHOUSE_PASSWORD"] {
+			// Every process given clickhouse.addr talks to ClickHouse: archivers (and their migrate
+			// step) store the history, API pods query it for the console, and every role — the
+			// scorers too — records the rule packs it loads in rule_versions (one rule-pack
+			// service per process). A real server wants a password, which would otherwise end up
+			// in the ConfigMap in plain text; without it a scorer's records were refused forever,
+			// a warning every scoring.reload_interval.
+			if rc.ClickHouse.Addr != "" && !fromSecret["RISKFLOW_CLICKHOUSE_PASSWORD"] {
 				t.Errorf("%s: container %v connects to ClickHouse but takes no RISKFLOW_CLICKHOUSE_PASSWORD from a Secret", role, c.Args)
 			}
 			// The console and the admin routes are the api role's, on with admin keys: the
