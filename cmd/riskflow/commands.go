@@ -104,7 +104,14 @@ func root() *command {
 				},
 				run: cmdLoadgen},
 			{name: "bench", args: "[flags]", summary: "measure API, pipeline, freshness and archiver against same-run baselines",
-				doc: "Runs the load harness. Every figure is a ratio against a baseline measured in the same run.",
+				doc: "Runs the load harness. Every figure is a ratio against a baseline measured in the same run.\n" +
+					"The Kafka parts use kafka.brokers; the ClickHouse parts (--archiver, --history) use\n" +
+					"clickhouse.addr, else deploy/local's 127.0.0.1:19000 when it answers, in a database of\n" +
+					"their own (dropped at the end unless --keep). Every part is on by default: --NAME=false\n" +
+					"leaves one out.",
+				examples: []string{
+					"riskflow bench --api=false --archiver=false --history=false   # no API and no ClickHouse parts",
+				},
 				run: cmdBench},
 			{name: "lookup", args: "--phone N | --ip A | --device D [flags]", summary: "show the live state, attempts, scores and decisions of one phone, IP or device",
 				doc: "Shows the live feature state of one phone, IP or device on a running API node (every window\n" +
