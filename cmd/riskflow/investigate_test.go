@@ -369,12 +369,38 @@ func TestLookupSince(t *testing.T) {
 	for _, c := range []struct{ since, want string }{
 		{"7d", "clickhouse.addr is not set"}, // parsed: the lookup went on to ask for the history
 		{"1d12h", "clickhouse.addr is not set"},
-		{"1w", `invalid value "1w" for flag --since: want a span like 24h, 90m or 7d back from now, or an RFC 3339 time`},
+		{"1w", `invalid value "1w" for flag --since: want a span like 24h, 90m or 7d back from now, an RFC 3339 time`},
 	} {
 		r := runCmd(t, context.Background(), "lookup", "--ip", "10.1.2.3", "--api", "none", "--set", "clickhouse.addr=", "--since", c.since)
 		if !strings.Contains(r.stderr, c.want) {
 			t.Errorf("--since %s: exit %d, stderr %q; want %q", c.since, r.code, r.stderr, c.want)
 		}
+	}
+}
+
+// lookup's --since and --until take every form backtest's --from and --to take, meaning the
+// same: a date (its UTC midnight) and "now" were refused by lookup ("invalid value
+// \"2026-12-01\" for flag --since") while backtest --from 2026-12-01 read them.
+func TestLookupTakesBacktestsTimes(t *testing.T) {
+	now := time.Date(2026, 12, 6, 10, 30, 0, 0, time.UTC)
+	for _, s := range []string{"2026-12-01", "now", "24h", "7d", "2026-12-06T10:00:00Z", "2026-12-06T18:00:00+08:00"} {
+		want, err := parseWhen(s, now)
+		if err != nil {
+			t.Fatalf("backtest --from %s: %v", s, err)
+		}
+		var f timeFlag
+		if err := f.Set(s); err != nil {
+			t.Errorf("lookup --since %s: %v (backtest --from reads it as %s)", s, err, want)
+			continue
+		}
+		if got := f.resolve(now); !got.Equal(want) {
+			t.Errorf("lookup --since %s: %s; backtest --from %s: %s", s, got, s, want)
+		}
+	}
+	cleanEnv(t)
+	r := runCmd(t, context.Background(), "lookup", "--ip", "10.1.2.3", "--api", "none", "--set", "clickhouse.addr=", "--since", "2026-12-01", "--until", "now")
+	if !strings.Contains(r.stderr, "clickhouse.addr is not set") {
+		t.Errorf("--since 2026-12-01 --until now: exit %d, stderr %q; want the flags read and the history asked for", r.code, r.stderr)
 	}
 }
 

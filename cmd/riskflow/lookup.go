@@ -35,9 +35,9 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	device := fs.String("device", "", "a device id")
 	app := fs.String("app", "", "app_id: only this app's attempts and decisions, and the app's windows in the live state")
 	since := &timeFlag{span: 24 * time.Hour}
-	fs.Var(since, "since", "read attempts and decisions stamped from: a span back from now (24h, 90m, 7d) or an RFC 3339 time (2026-12-06T10:00:00Z)")
+	fs.Var(since, "since", "read attempts and decisions stamped from: a span back from now (24h, 90m, 7d), an RFC 3339 time (2026-12-06T10:00:00Z) or a date (its UTC midnight), as backtest --from")
 	until := &timeFlag{}
-	fs.Var(until, "until", "read attempts and decisions stamped before: a span back from now (2h, 1d) or an RFC 3339 time (default: no end)")
+	fs.Var(until, "until", "read attempts and decisions stamped before: a span back from now (2h, 1d), an RFC 3339 time, a date or now (default: no end)")
 	limit := fs.Int("limit", 20, "attempts and decisions to show, newest first")
 	offset := fs.Int("offset", 0, "leave out the newest N of each list: the next page (lookup prints the flags of the next page when --limit cut a list)")
 	apiURL := fs.String("api", "", "API node whose live state to show (default: api.listen, https with api.tls_cert); none to skip")
@@ -496,7 +496,8 @@ func lookupSince(now time.Time, span time.Duration) time.Time {
 }
 
 // timeFlag is a --since or --until point: a span back from now (24h, 90m, 7d, as spanFlag reads
-// it) or an RFC 3339 time (2026-12-06T10:00:00Z, 2026-12-06T18:00:00+08:00).
+// it), an RFC 3339 time (2026-12-06T10:00:00Z, 2026-12-06T18:00:00+08:00), a date (2026-12-06:
+// its UTC midnight) or now.
 type timeFlag struct {
 	span time.Duration
 	at   time.Time // zero for a span
@@ -513,14 +514,24 @@ func (f *timeFlag) String() string {
 	return ""
 }
 
+// Set reads the forms backtest's --from and --to take (parseWhen), with the same meaning: a date
+// is its UTC midnight, now is a span of 0.
 func (f *timeFlag) Set(s string) error {
+	if s == "now" {
+		*f = timeFlag{set: true}
+		return nil
+	}
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		*f = timeFlag{at: t, set: true}
+		return nil
+	}
+	if t, err := time.Parse("2006-01-02", s); err == nil {
 		*f = timeFlag{at: t, set: true}
 		return nil
 	}
 	var sp spanFlag
 	if err := sp.Set(s); err != nil {
-		return errors.New("want a span like 24h, 90m or 7d back from now, or an RFC 3339 time like 2026-12-06T10:00:00Z")
+		return errors.New("want a span like 24h, 90m or 7d back from now, an RFC 3339 time like 2026-12-06T10:00:00Z, a date (its UTC midnight) or now")
 	}
 	*f = timeFlag{span: time.Duration(sp), set: true}
 	return nil
