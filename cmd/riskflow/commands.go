@@ -58,7 +58,9 @@ func root() *command {
 				},
 				run: cmdServe},
 			{name: "migrate", args: "[flags]", summary: "apply the ClickHouse schema (idempotent)",
-				doc: "Applies every migration of deploy/clickhouse/migrations not applied yet to clickhouse.database.",
+				doc: "Applies every migration of deploy/clickhouse/migrations not applied yet to clickhouse.database,\n" +
+					"and again every applied one whose table or view is missing (a table dropped by hand comes back\n" +
+					"with its columns and TTLs). A migration the server is too old for is skipped, and said so.",
 				examples: []string{
 					"riskflow migrate --set clickhouse.addr=127.0.0.1:19000",
 				},
