@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -158,11 +157,17 @@ func (s *Service) fileProblemLocked(problem string, err error) {
 
 type pendingRecord struct {
 	v      Version
-	always bool   // record even if the history holds the version (an explicit load)
-	seq    uint64 // identifies it while it is recorded outside mu
-	failed bool   // an attempt failed already (its success is logged)
-	busy   bool   // being recorded (outside mu): no other flush takes it
+	always bool      // record even if the history holds the version (an explicit load)
+	seq    uint64    // identifies it while it is recorded outside mu
+	failed bool      // an attempt failed already (its success is logged)
+	busy   bool      // being recorded (outside mu): no other flush takes it
+	tries  int       // failed attempts
+	logged time.Time // when a failed attempt was last logged
 }
+
+// retryLogEvery is the least time between two log lines about one load the history keeps
+// failing to record: retried on every tick (5 s), each failure had its line through an outage.
+const retryLogEvery = time.Minute
 
 // New returns a service; store and log may be nil.
 func New(cfg Config, target Target, store Store, log *slog.Logger) *Service {
@@ -347,17 +352,22 @@ func (s *Service) flush(ctx context.Context, pick func(pendingRecord) bool) map[
 	}
 	s.mu.Unlock()
 	done := make(map[uint64]bool, len(batch))
-	var failed []uint64
+	failed := map[uint64]pendingRecord{} // by seq, as updated
 	for _, r := range batch {
 		err := s.record(ctx, r)
 		if err != nil {
-			s.log.Warn("rule version not recorded yet; retried", "version", r.v.Version, "by", r.v.LoadedBy, "err", err)
-			failed = append(failed, r.seq)
+			r.tries++
+			if now := time.Now(); r.tries == 1 || now.Sub(r.logged) >= retryLogEvery {
+				s.log.Warn("rule version not recorded yet; retried on every tick, logged at most once a minute",
+					"version", r.v.Version, "by", r.v.LoadedBy, "failed_attempts", r.tries, "err", err)
+				r.logged = now
+			}
+			failed[r.seq] = r
 			continue
 		}
 		done[r.seq] = true
 		if r.failed {
-			s.log.Info("rule version recorded", "version", r.v.Version, "by", r.v.LoadedBy)
+			s.log.Info("rule version recorded", "version", r.v.Version, "by", r.v.LoadedBy, "failed_attempts", r.tries)
 		}
 	}
 	s.mu.Lock()
@@ -366,8 +376,8 @@ func (s *Service) flush(ctx context.Context, pick func(pendingRecord) bool) map[
 		if done[r.seq] {
 			continue
 		}
-		if slices.Contains(failed, r.seq) {
-			r.failed, r.busy = true, false
+		if f, ok := failed[r.seq]; ok {
+			r.failed, r.busy, r.tries, r.logged = true, false, f.tries, f.logged
 		}
 		keep = append(keep, r)
 	}

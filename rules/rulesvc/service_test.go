@@ -7,9 +7,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -801,4 +804,46 @@ func TestOversizedOrSpecialPackFileRefusedUnread(t *testing.T) {
 	if _, err := rules.CompileFile(path, tg.env); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("CompileFile: %v", err)
 	}
+}
+
+// A load the history keeps failing to record is retried on every tick but logged once, then at
+// most once a minute (a ClickHouse outage had a warning every 5 s on every node); its recording
+// says how many attempts failed.
+func TestRecordRetriesLoggedOncePerMinute(t *testing.T) {
+	ctx := context.Background()
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil))
+	tg, st := newTarget(t), &store{down: true}
+	s := New(Config{Default: pack("d", 3), Node: "n"}, tg, st, log)
+	if _, err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		s.Tick(ctx)
+	}
+	st.mu.Lock()
+	st.down = false
+	st.mu.Unlock()
+	s.Tick(ctx)
+	mu.Lock()
+	out := buf.String()
+	mu.Unlock()
+	if n := strings.Count(out, "rule version not recorded yet"); n != 1 {
+		t.Errorf("%d warnings for 11 failed attempts in less than a minute, want 1:\n%s", n, out)
+	}
+	if !strings.Contains(out, `msg="rule version recorded"`) || !regexp.MustCompile(`msg="rule version recorded" .* failed_attempts=1[01]\b`).MatchString(out) {
+		t.Errorf("the recording does not say how many attempts failed:\n%s", out)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
