@@ -65,6 +65,14 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 	_ = lvl.UnmarshalText([]byte(c.Level))
 	opts := &slog.HandlerOptions{Level: lvl, ReplaceAttr: maskPhoneAttr}
 	if c.Format == "json" {
+		// Durations as the text format writes them ("1m1s"): slog's JSON handler writes their
+		// nanoseconds ("failing_for":61000000000), which a reader of the log has to divide.
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if a.Value.Kind() == slog.KindDuration {
+				a.Value = slog.StringValue(a.Value.Duration().String())
+			}
+			return maskPhoneAttr(groups, a)
+		}
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))

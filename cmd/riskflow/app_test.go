@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/riskflow/riskflow/schemas"
 )
@@ -26,5 +27,20 @@ func TestLogMasksPhoneNumbers(t *testing.T) {
 		if strings.Count(out, schemas.PhoneMask) != 4 || !strings.Contains(out, "127.0.0.1:19092") || !strings.Contains(out, "partitions") {
 			t.Errorf("%s: want each number masked and the rest as it was:\n%s", format, out)
 		}
+	}
+}
+
+// JSON logs write durations as the text format does ("1m1s"), not as nanoseconds
+// ("failing_for":61000000000), and still mask numbers.
+func TestJSONLogDurationsReadable(t *testing.T) {
+	var buf bytes.Buffer
+	log := newLogger(LogConfig{Level: "info", Format: "json"}, &buf)
+	log.Info("loop stalled", "failing_for", 61*time.Second, "why", "insert for 13800138000 failed")
+	out := buf.String()
+	if !strings.Contains(out, `"failing_for":"1m1s"`) {
+		t.Errorf("JSON duration: %s", out)
+	}
+	if strings.Contains(out, "13800138000") {
+		t.Errorf("JSON line shows the number: %s", out)
 	}
 }
