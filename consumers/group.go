@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,8 +41,12 @@ type GroupReader struct {
 	mu   sync.Mutex
 	live *generation // the generation commits go through: the current one, or one draining
 
+	log       *slog.Logger
+	onDeleted func(int64)
+
 	parts     sync.Map // partition → *kafka.Reader, for Stats
 	errCount  atomic.Int64
+	deleted   atomic.Int64 // messages deleted by the topic before the group read them (Deleted)
 	rebalance atomic.Int64
 	closeOnce sync.Once
 }
@@ -115,11 +120,27 @@ const (
 	groupRebalanceTimeout = 10 * time.Second
 )
 
+// GroupOption configures a GroupReader.
+type GroupOption func(*GroupReader)
+
+// WithGroupLogger is where the reader says what it could not read (slog.Default() without it).
+func WithGroupLogger(log *slog.Logger) GroupOption {
+	return func(r *GroupReader) { r.log = log }
+}
+
+// WithDeletedUnread calls fn with the number of messages each time the reader finds some that the
+// topic deleted before the group read them (for a metric; Deleted is the running total).
+func WithDeletedUnread(fn func(n int64)) GroupOption {
+	return func(r *GroupReader) { r.onDeleted = fn }
+}
+
 // NewGroupReader returns a consumer-group reader of topic. Offsets are committed explicitly
 // (CommitMessages), never automatically; a new group starts at the earliest offset. At a
 // rebalance the reader gives up its partitions only once what it handed out is committed (see
-// GroupReader).
-func NewGroupReader(c Config, topic, group string) *GroupReader {
+// GroupReader). Messages the topic deleted before the group read them (its committed offset
+// older than the topic's oldest, after an outage longer than the retention) are skipped, logged
+// and counted (Deleted).
+func NewGroupReader(c Config, topic, group string, opts ...GroupOption) *GroupReader {
 	c = c.withDefaults()
 	rc := kafka.ReaderConfig{
 		Brokers:          c.Brokers,
@@ -137,7 +158,10 @@ func NewGroupReader(c Config, topic, group string) *GroupReader {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &GroupReader{rc: rc, cfg: c, group: group, drain: DefaultDrainTimeout,
 		msgs: make(chan fetched, max(1, rc.QueueCapacity/2)), errs: make(chan error, 1),
-		ctx: ctx, cancel: cancel, done: make(chan struct{})}
+		ctx: ctx, cancel: cancel, done: make(chan struct{}), log: slog.Default()}
+	for _, o := range opts {
+		o(r)
+	}
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                     group,
 		Brokers:                c.Brokers,
@@ -278,12 +302,19 @@ func (r *GroupReader) fetchPartition(ctx context.Context, gen *generation, parti
 	}
 	r.parts.Store(partition, pr)
 	defer r.parts.CompareAndDelete(partition, pr)
+	next := offset // the offset the next message should have; < 0: none committed (the oldest)
 	for {
 		m, err := pr.FetchMessage(ctx)
 		if ctx.Err() != nil {
 			return
 		}
 		f := fetched{m: m, gen: gen}
+		if err == nil {
+			if next >= 0 && m.Offset > next {
+				r.noteJump(ctx, partition, next, m.Offset)
+			}
+			next = m.Offset + 1
+		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return
@@ -297,6 +328,26 @@ func (r *GroupReader) fetchPartition(ctx context.Context, gen *generation, parti
 		}
 	}
 }
+
+// noteJump logs and counts the messages of offsets [from, to) of partition p that the topic
+// deleted before the group read them (the partition reader jumped over them).
+func (r *GroupReader) noteJump(ctx context.Context, p int, from, to int64) {
+	n, err := deletedUnread(ctx, r.cfg, r.rc.Topic, p, from, to)
+	switch {
+	case err != nil:
+		r.log.Warn("consumer group skipped offsets it had not read; whether the topic deleted them could not be told", "topic", r.rc.Topic, "group", r.group, "partition", p, "from_offset", from, "to_offset", to, "err", err)
+	case n > 0:
+		r.deleted.Add(n)
+		if r.onDeleted != nil {
+			r.onDeleted(n)
+		}
+		r.log.Warn("messages deleted by the topic's retention before this consumer group read them: never consumed", "topic", r.rc.Topic, "group", r.group, "partition", p, "from_offset", from, "to_offset", from+n, "messages", n)
+	}
+}
+
+// Deleted returns how many messages the reader skipped, since it started, because the topic had
+// deleted them before the group read them.
+func (r *GroupReader) Deleted() int64 { return r.deleted.Load() }
 
 // FetchMessage returns the next message of the current generation. Messages of a generation that
 // has ended are dropped: their partitions may have moved, and they are not committed.

@@ -573,7 +573,7 @@ func (a *app) runScorer(ctx context.Context, feed *pipeline.Feed) error {
 	if !waitFresh(ctx, feed) || !waitFresh(ctx, a.lists) {
 		return nil
 	}
-	reader := consumers.NewGroupReader(a.kc, k.EventsTopic, k.ScorerGroup)
+	reader := a.groupReader(a.kc, k.EventsTopic, k.ScorerGroup)
 	scores := consumers.NewWriter(a.kc, k.ScoresTopic)
 	dlq := consumers.NewWriter(a.kc, k.DLQTopic)
 	defer consumers.CloseWithin(consumers.StopCloseWait, reader, scores, dlq) // a hung broker does not hold the stop
@@ -586,6 +586,15 @@ func (a *app) runScorer(ctx context.Context, feed *pipeline.Feed) error {
 	go a.watchGroupLag(ctx, a.kc, k.ScorerGroup, k.EventsTopic)
 	a.log.Info("scorer running", "topic", k.EventsTopic, "group", k.ScorerGroup)
 	return loop.Run(ctx)
+}
+
+// groupReader is a consumer-group reader of topic that logs through the node's logger and counts,
+// in riskflow_consumer_deleted_unread_total{group} (0 from the start), the messages the topic
+// deleted before the group read them.
+func (a *app) groupReader(kc consumers.Config, topic, group string) *consumers.GroupReader {
+	deleted := a.obs.deletedUnread.WithLabelValues(group)
+	return consumers.NewGroupReader(kc, topic, group, consumers.WithGroupLogger(a.log),
+		consumers.WithDeletedUnread(func(n int64) { deleted.Add(float64(n)) }))
 }
 
 // runArchiver: consume risk.scores into ClickHouse behind a circuit breaker. Several archivers in
@@ -604,7 +613,7 @@ func (a *app) runArchiver(ctx context.Context) error {
 	// named in its log lines as in riskflow_breaker_state{breaker}, so that an alert's label finds them
 	breaker := pipeline.NewBreakerSink("archiver", sink, pipeline.BreakerConfig{Failures: uint32(c.BreakerFailures), OpenFor: c.BreakerOpenFor.D()}, a.log, onState)
 	onState(breaker.State())
-	reader := consumers.NewGroupReader(a.kc, k.ScoresTopic, k.ArchiverGroup)
+	reader := a.groupReader(a.kc, k.ScoresTopic, k.ArchiverGroup)
 	dlq := consumers.NewWriter(a.kc, k.DLQTopic)
 	defer consumers.CloseWithin(consumers.StopCloseWait, reader, dlq) // a hung broker does not hold the stop
 	stage := &pipeline.ArchiveStage{Sink: breaker, DLQ: dlq, Log: a.log.With("role", "archiver"), Obs: a.obs, MaxMessageBytes: a.kc.BatchBytes()}

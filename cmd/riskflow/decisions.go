@@ -143,7 +143,7 @@ func (a *app) runDecisionArchiver(ctx context.Context, sink *migratingSink, ping
 	k, c := a.cfg.Kafka, a.cfg.ClickHouse
 	a.obs.deadLettersFrom(pipeline.DecisionReasons)
 	// The decisions' own cluster: they were written there. Dead letters go where the others do.
-	reader := consumers.NewGroupReader(a.decisionsKafka(), k.DecisionsTopic, k.DecisionsGroup)
+	reader := a.groupReader(a.decisionsKafka(), k.DecisionsTopic, k.DecisionsGroup)
 	dlq := consumers.NewWriter(a.kc, k.DLQTopic)
 	defer consumers.CloseWithin(consumers.StopCloseWait, reader, dlq) // a hung broker does not hold the stop
 	archived := prometheus.NewCounter(prometheus.CounterOpts{Name: "riskflow_decisions_archived_total", Help: "Decisions written to risk_decisions."})

@@ -25,6 +25,8 @@ type observer struct {
 	feedWait *prometheus.HistogramVec
 	ruleHits *ruleHitsVec
 	lag      *prometheus.GaugeVec
+	// deletedUnread: messages a consumer group never read because the topic deleted them first.
+	deletedUnread *prometheus.CounterVec
 }
 
 func newObserver(reg prometheus.Registerer) *observer {
@@ -50,7 +52,11 @@ func newObserver(reg prometheus.Registerer) *observer {
 	o.lag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "riskflow_consumer_lag_messages", Help: "Messages of a topic a consumer group has not committed yet, per partition (read from the broker every 10 s).",
 	}, []string{"group", "partition"})
-	reg.MustRegister(o.scored, o.dead, o.batches, o.retries, o.breaker, o.feedWait, o.ruleHits, o.lag)
+	o.deletedUnread = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "riskflow_consumer_deleted_unread_total",
+		Help: "Messages a consumer group of this process skipped because the topic had deleted them (retention) before the group read them — its committed offset was older than the oldest the topic holds, after the group was down or behind for longer than the retention: never scored (scorer group), never archived (archiver, decisions), by group.",
+	}, []string{"group"})
+	reg.MustRegister(o.scored, o.dead, o.batches, o.retries, o.breaker, o.feedWait, o.ruleHits, o.lag, o.deletedUnread)
 	return o
 }
 
