@@ -303,6 +303,7 @@ func (r *GroupReader) fetchPartition(ctx context.Context, gen *generation, parti
 	r.parts.Store(partition, pr)
 	defer r.parts.CompareAndDelete(partition, pr)
 	next := offset // the offset the next message should have; < 0: none committed (the oldest)
+	var jumped jumps
 	for {
 		m, err := pr.FetchMessage(ctx)
 		if ctx.Err() != nil {
@@ -310,8 +311,8 @@ func (r *GroupReader) fetchPartition(ctx context.Context, gen *generation, parti
 		}
 		f := fetched{m: m, gen: gen}
 		if err == nil {
-			if next >= 0 && m.Offset > next {
-				r.noteJump(ctx, partition, next, m.Offset)
+			if now := time.Now(); next >= 0 && jumped.add(next, m.Offset, now) {
+				r.noteJumps(ctx, partition, jumped.take(now))
 			}
 			next = m.Offset + 1
 		}
@@ -329,19 +330,19 @@ func (r *GroupReader) fetchPartition(ctx context.Context, gen *generation, parti
 	}
 }
 
-// noteJump logs and counts the messages of offsets [from, to) of partition p that the topic
-// deleted before the group read them (the partition reader jumped over them).
-func (r *GroupReader) noteJump(ctx context.Context, p int, from, to int64) {
-	n, err := deletedUnread(ctx, r.cfg, r.rc.Topic, p, from, to)
+// noteJumps logs and counts the messages of spans ([from, to) offsets of partition p the
+// partition reader jumped over) that the topic deleted before the group read them.
+func (r *GroupReader) noteJumps(ctx context.Context, p int, spans [][2]int64) {
+	n, lo, hi, err := deletedUnread(ctx, r.cfg, r.rc.Topic, p, spans)
 	switch {
 	case err != nil:
-		r.log.Warn("consumer group skipped offsets it had not read; whether the topic deleted them could not be told", "topic", r.rc.Topic, "group", r.group, "partition", p, "from_offset", from, "to_offset", to, "err", err)
+		r.log.Warn("consumer group skipped offsets it had not read; whether the topic deleted them could not be told", "topic", r.rc.Topic, "group", r.group, "partition", p, "from_offset", spans[0][0], "to_offset", spans[len(spans)-1][1], "err", err)
 	case n > 0:
 		r.deleted.Add(n)
 		if r.onDeleted != nil {
 			r.onDeleted(n)
 		}
-		r.log.Warn("messages deleted by the topic's retention before this consumer group read them: never consumed", "topic", r.rc.Topic, "group", r.group, "partition", p, "from_offset", from, "to_offset", from+n, "messages", n)
+		r.log.Warn("messages deleted by the topic's retention before this consumer group read them: never consumed", "topic", r.rc.Topic, "group", r.group, "partition", p, "from_offset", lo, "to_offset", hi, "messages", n)
 	}
 }
 

@@ -51,6 +51,8 @@ type Tail struct {
 	failMu  sync.Mutex
 	failing map[int]bool // partition (probePart: the offsets probe) → failing now
 	anyFail atomic.Bool  // len(failing) > 0, for the readers' fast path
+
+	deleted atomic.Int64 // messages the topic deleted before the tail read them (Deleted)
 }
 
 // partState is what a tail knows of one partition. Its reader is the only writer of every field.
@@ -345,6 +347,7 @@ func (t *Tail) readBounds(ctx context.Context, p int) (bounds, error) {
 		switch {
 		case from < first:
 			t.log.Warn("snapshot offset no longer in the topic; events in between are missing from the state", "partition", p, "snapshot_offset", from, "oldest_offset", first)
+			t.deleted.Add(first - from)
 			from = first
 		case from > last:
 			t.log.Warn("snapshot offset beyond the end of the topic (topic recreated?); reading from the oldest offset", "partition", p, "snapshot_offset", from, "end_offset", last)
@@ -418,6 +421,17 @@ func (t *Tail) read(ctx context.Context, p int, st *partState, end int64, stopAt
 	defer healthy.Stop()
 	n := 0
 	batch := make([]kafka.Message, 0, TailBatch)
+	next := st.pos.Load() // the offset the next message should have
+	var jumped jumps
+	// seen checks m's offset against the one expected: kafka-go's reader jumps without a word to
+	// the oldest offset when the topic deleted what was next (a node frozen or cut off for longer
+	// than the retention), and what it jumped over is missing from the state.
+	seen := func(m kafka.Message) {
+		if now := time.Now(); jumped.add(next, m.Offset, now) {
+			t.noteJumps(ctx, p, jumped.take(now))
+		}
+		next = m.Offset + 1
+	}
 	for {
 		if stopAtEnd && st.pos.Load() >= end {
 			return n, nil
@@ -430,6 +444,7 @@ func (t *Tail) read(ctx context.Context, p int, st *partState, end int64, stopAt
 			return n, fmt.Errorf("tail %s/%d: fetch: %w", t.topic, p, err)
 		}
 		t.partOK(ctx, p) // a fetch went through: this reader is back
+		seen(m)
 		batch = append(batch[:0], m)
 		// When the partition holds more than this message, the reader may have fetched some of
 		// them already: take those too (they are in its queue, so fetching them does not wait).
@@ -439,6 +454,7 @@ func (t *Tail) read(ctx context.Context, p int, st *partState, end int64, stopAt
 				if m, err = r.FetchMessage(ctx); err != nil {
 					break
 				}
+				seen(m)
 				batch = append(batch, m)
 			}
 		}
@@ -451,6 +467,23 @@ func (t *Tail) read(ctx context.Context, p int, st *partState, end int64, stopAt
 		}
 	}
 }
+
+// noteJumps logs and counts the messages of spans ([from, to) offsets of partition p the reader
+// jumped over) that the topic deleted before the tail read them.
+func (t *Tail) noteJumps(ctx context.Context, p int, spans [][2]int64) {
+	n, lo, hi, err := deletedUnread(ctx, t.cfg, t.topic, p, spans)
+	switch {
+	case err != nil:
+		t.log.Warn("skipped offsets not applied yet; whether the topic deleted them could not be told", "partition", p, "from_offset", spans[0][0], "to_offset", spans[len(spans)-1][1], "err", err)
+	case n > 0:
+		t.deleted.Add(n)
+		t.log.Warn("messages deleted by the topic's retention before they were applied: missing from the state", "partition", p, "from_offset", lo, "to_offset", hi, "messages", n)
+	}
+}
+
+// Deleted returns how many messages the tail skipped, since it started, because the topic had
+// deleted them before it read them.
+func (t *Tail) Deleted() int64 { return t.deleted.Load() }
 
 // TailBatch is the most messages a batch tail (NewBatchTail) hands over at once.
 const TailBatch = 256

@@ -81,6 +81,10 @@ func (f *Feed) Follow(ctx context.Context) error { return f.tail.Follow(ctx) }
 // Lag is the number of messages not yet applied (-1 before start).
 func (f *Feed) Lag() int64 { return f.tail.Lag() }
 
+// Deleted returns how many events the topic deleted (retention) before the feed applied them:
+// missing from the state (see consumers.Tail.Deleted).
+func (f *Feed) Deleted() int64 { return f.tail.Deleted() }
+
 // WaitApplied waits, at most max, until every partition has been applied up to at: the batch's
 // newest message time and newest event ts (see consumers.Tail.WaitThrough). A scorer calls it
 // before scoring a batch so that the windows count the other partitions' attempts up to the

@@ -446,6 +446,10 @@ func (a *app) startFeed(ctx context.Context, g *errgroup.Group) *pipeline.Feed {
 		})
 	}
 	a.registerReplica(feed)
+	a.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "riskflow_feed_deleted_unread_total",
+		Help: "Events of verify.events the topic deleted (retention) before this node's feature state applied them — a snapshot older than the retention, or a node frozen or cut off from the broker for longer: missing from the state, and so from its windows.",
+	}, func() float64 { return float64(feed.Deleted()) }))
 	return feed
 }
 
