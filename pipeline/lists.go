@@ -255,3 +255,15 @@ func (l *SharedLists) write(ctx context.Context, m kafka.Message) error {
 	}
 	return nil
 }
+
+// NewListsWriter returns the writer of the lists topic: an entry is one message, sent at once, and
+// every message goes to the topic's first partition, so adds and removals keep one order even if
+// partitions are added to the topic (by key hash, an entry added before and removed after such a
+// growth had its removal on another partition than its add, and a node reading the partitions
+// side by side at its start could apply the removal first: the entry was back on its lists).
+func NewListsWriter(kc consumers.Config, topic string) *kafka.Writer {
+	w := consumers.NewWriter(kc, topic)
+	w.BatchTimeout = time.Millisecond
+	w.Balancer = kafka.BalancerFunc(func(_ kafka.Message, partitions ...int) int { return slices.Min(partitions) })
+	return w
+}

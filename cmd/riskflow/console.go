@@ -21,7 +21,6 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
-	"github.com/riskflow/riskflow/consumers"
 	"github.com/riskflow/riskflow/pipeline"
 	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/pipeline/chsink/chbacktest"
@@ -706,8 +705,7 @@ func (l *consoleLists) Remove(ctx context.Context, id, who string) error {
 // changes, every scoring.reload_interval) and every entry of kafka.lists_topic, both applied to
 // the scorer without a restart. A file that does not parse leaves the running lists.
 func (a *app) startLists(ctx context.Context, g *errgroup.Group) {
-	w := consumers.NewWriter(a.kc, a.cfg.Kafka.ListsTopic)
-	w.BatchTimeout = time.Millisecond // an entry is one message: send it at once
+	w := pipeline.NewListsWriter(a.kc, a.cfg.Kafka.ListsTopic) // one partition: one order of adds and removals
 	a.lists = pipeline.NewSharedLists(a.kc, a.cfg.Kafka.ListsTopic, w, a.scorer, a.log.With("lists", a.cfg.Kafka.ListsTopic))
 	path := a.cfg.Scoring.Lists
 	var last []byte
