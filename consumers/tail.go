@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,8 @@ type Tail struct {
 	anyFail atomic.Bool  // len(failing) > 0, for the readers' fast path
 
 	deleted atomic.Int64 // messages the topic deleted before the tail read them (Deleted)
+
+	goneTold bool // the probe logged that partitions are gone (only the probe uses it)
 }
 
 // partState is what a tail knows of one partition. Its reader is the only writer of every field.
@@ -553,9 +556,14 @@ func (t *Tail) probeEnds(ctx context.Context, parts []int, wg *sync.WaitGroup) {
 	retry := retryProbe
 	for {
 		at := time.Now()
-		parts = t.addPartitions(ctx, client, parts, wg)
+		var gone error
+		parts, gone = t.addPartitions(ctx, client, parts, wg)
 		applied := t.applied() // before the ends: a live topic's ends only grow past them
-		ends, err := t.readEnds(ctx, client, parts)
+		var ends map[int]int64
+		err := gone
+		if err == nil {
+			ends, err = t.readEnds(ctx, client, parts)
+		}
 		if err == nil {
 			err = t.endsBelow(ends, applied)
 		}
@@ -629,16 +637,40 @@ func (t *Tail) endsBelow(ends, applied map[int]int64) error {
 // addPartitions starts reading the partitions of the topic that are not among parts (added since
 // the tail started) and returns parts with them. A partition whose offsets cannot be read yet is
 // left for the next call; so is everything while the broker cannot list the partitions.
-func (t *Tail) addPartitions(ctx context.Context, client *kafka.Client, parts []int, wg *sync.WaitGroup) []int {
+//
+// It returns an error when partitions the tail reads are no longer in the topic: Kafka never
+// removes a partition, so the topic was deleted and created again with fewer (the end offsets of
+// the gone partitions cannot be read, and the probe failed with "Unknown Topic Or Partition", which
+// did not say what happened or what to do).
+func (t *Tail) addPartitions(ctx context.Context, client *kafka.Client, parts []int, wg *sync.WaitGroup) ([]int, error) {
 	mctx, cancel := context.WithTimeout(ctx, t.cfg.DialTimeout)
 	defer cancel()
 	md, err := client.Metadata(mctx, &kafka.MetadataRequest{Topics: []string{t.topic}})
-	if err != nil || len(md.Topics) != 1 || md.Topics[0].Error != nil {
-		return parts
+	if err != nil || len(md.Topics) != 1 || md.Topics[0].Error != nil || len(md.Topics[0].Partitions) == 0 {
+		return parts, nil
 	}
 	known := make(map[int]bool, len(parts))
 	for _, p := range parts {
 		known[p] = true
+	}
+	listed := make(map[int]bool, len(md.Topics[0].Partitions))
+	for _, mp := range md.Topics[0].Partitions {
+		listed[mp.ID] = true
+	}
+	var gone []int
+	for _, p := range parts {
+		if !listed[p] {
+			gone = append(gone, p)
+		}
+	}
+	if len(gone) > 0 {
+		slices.Sort(gone)
+		err := fmt.Errorf("partitions %v of %s no longer exist (it has %d): the topic was deleted and created again with fewer partitions; restart the node to rebuild its state from the topic", gone, t.topic, len(listed))
+		if !t.goneTold { // an outage logs only its first error, and the topic was likely missing then
+			t.goneTold = true
+			t.log.Error("topic created again with fewer partitions", "err", err)
+		}
+		return parts, err
 	}
 	for _, mp := range md.Topics[0].Partitions {
 		p := mp.ID
@@ -658,7 +690,7 @@ func (t *Tail) addPartitions(ctx context.Context, client *kafka.Client, parts []
 		wg.Add(1)
 		go func() { defer wg.Done(); t.partition(ctx, p, bb.end, false) }()
 	}
-	return parts
+	return parts, nil
 }
 
 func (t *Tail) readEnds(ctx context.Context, client *kafka.Client, parts []int) (map[int]int64, error) {
