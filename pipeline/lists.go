@@ -71,13 +71,17 @@ type SharedLists struct {
 	mu      sync.Mutex
 	file    []byte               // the file's content as last set
 	entries map[string]ListEntry // the topic's entries by id
-	changes int                  // rebuilds applied, for tests
+	// where is the partition of each id's newest message (an entry or its removal): the next
+	// message of the id goes there too (NewListsWriter), so that an entry's adds and removals
+	// keep their order and compaction, however many partitions the topic has or had.
+	where   map[string]int
+	changes int // rebuilds applied, for tests
 }
 
 // NewSharedLists prepares the lists of topic (every message from the oldest) and file content
 // for target; w writes to topic. Follow starts reading.
 func NewSharedLists(kc consumers.Config, topic string, w consumers.MessageWriter, target ListsTarget, log *slog.Logger) *SharedLists {
-	l := &SharedLists{w: w, target: target, log: log, entries: map[string]ListEntry{}}
+	l := &SharedLists{w: w, target: target, log: log, entries: map[string]ListEntry{}, where: map[string]int{}}
 	l.tail = consumers.NewBatchTail(kc, topic, time.Time{}, l.apply, log)
 	return l
 }
@@ -94,6 +98,7 @@ func (l *SharedLists) apply(ms []kafka.Message) {
 	defer l.mu.Unlock()
 	for _, m := range ms {
 		id := string(m.Key)
+		l.where[id] = m.Partition
 		if m.Value == nil {
 			delete(l.entries, id)
 			continue
@@ -247,6 +252,9 @@ func (l *SharedLists) Remove(ctx context.Context, id, who string) error {
 // its scorer) has it — in the topic's order with every other node's changes.
 func (l *SharedLists) write(ctx context.Context, m kafka.Message) error {
 	m.Time = time.Now()
+	l.mu.Lock()
+	m.Partition = l.where[string(m.Key)] // 0 for an id the topic has not held
+	l.mu.Unlock()
 	if err := l.w.WriteMessages(ctx, m); err != nil {
 		return fmt.Errorf("write the lists topic: %w", err)
 	}
@@ -256,14 +264,20 @@ func (l *SharedLists) write(ctx context.Context, m kafka.Message) error {
 	return nil
 }
 
-// NewListsWriter returns the writer of the lists topic: an entry is one message, sent at once, and
-// every message goes to the topic's first partition, so adds and removals keep one order even if
-// partitions are added to the topic (by key hash, an entry added before and removed after such a
-// growth had its removal on another partition than its add, and a node reading the partitions
-// side by side at its start could apply the removal first: the entry was back on its lists).
+// NewListsWriter returns the writer of the lists topic: an entry is one message, sent at once, to
+// the partition the message names (SharedLists names the partition of the id's newest message,
+// or 0), not by key hash: an entry added before partitions were added to the topic and removed
+// after had its removal hashed to another partition than its add, and a node reading them side by
+// side at its start could apply the removal first — the entry was back on its lists. A partition
+// the topic does not have (any more) gives the first one.
 func NewListsWriter(kc consumers.Config, topic string) *kafka.Writer {
 	w := consumers.NewWriter(kc, topic)
 	w.BatchTimeout = time.Millisecond
-	w.Balancer = kafka.BalancerFunc(func(_ kafka.Message, partitions ...int) int { return slices.Min(partitions) })
+	w.Balancer = kafka.BalancerFunc(func(m kafka.Message, partitions ...int) int {
+		if slices.Contains(partitions, m.Partition) {
+			return m.Partition
+		}
+		return slices.Min(partitions)
+	})
 	return w
 }
