@@ -266,7 +266,11 @@ func New(cfg Config, checker Checker, pub Publisher, opts ...Option) *Server {
 		// Method and path are the caller's: shown short, escaped, phone numbers masked.
 		// The routes match the path as sent: /v1/risk%2Fcheck is not /v1/risk/check (its
 		// decoded form), so it is an unknown path, not a known one with the wrong method.
-		method, path := schemas.ShowName(r.Method, 16), schemas.ShowName(r.URL.EscapedPath(), 64)
+		target := r.URL.EscapedPath()
+		if target == "" {
+			target = r.URL.Host // CONNECT host:port, which names no path
+		}
+		method, path := schemas.ShowName(r.Method, 16), schemas.ShowName(target, 64)
 		if allow, ok := allowed[r.URL.EscapedPath()]; ok {
 			w.Header().Set("Allow", allow)
 			return 0, &httpError{status: http.StatusMethodNotAllowed, msg: fmt.Sprintf("method %s is not allowed on %s: use %s", method, path, allow)}
@@ -302,9 +306,10 @@ var allowed = map[string]string{
 // ServeHTTP implements http.Handler. A path not in its clean form ("/v1//risk/check",
 // "/v1/./events") is no route: ServeMux would answer it with an empty redirect to the clean path,
 // which is not the API's Error and which clients that refuse redirects (scoring/client) could
-// only report as an unusable answer.
+// only report as an unusable answer. A CONNECT to a host:port (no path) is no route either:
+// ServeMux would answer it with its text/plain "404 page not found".
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if p := r.URL.Path; r.Method != http.MethodConnect && p != cleanPath(p) {
+	if p := r.URL.Path; r.Method == http.MethodConnect && p == "" || r.Method != http.MethodConnect && p != cleanPath(p) {
 		s.other.ServeHTTP(w, r)
 		return
 	}

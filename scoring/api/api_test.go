@@ -732,3 +732,17 @@ func TestPreviousKeysValidation(t *testing.T) {
 		}
 	}
 }
+
+// A CONNECT request names a host and port, not a path (a verify service with riskflow's address as
+// its HTTPS proxy sends one): it is no route, answered with the API's Error like any other, not
+// ServeMux's text/plain "404 page not found".
+func TestConnectToAHostIsNotFound(t *testing.T) {
+	f := newFixture(t, api.Config{})
+	r := httptest.NewRequest(http.MethodConnect, "riskflow.example:443", nil)
+	w := httptest.NewRecorder()
+	f.srv.ServeHTTP(w, r)
+	errorBody(t, w, http.StatusNotFound, "no route CONNECT riskflow.example:443")
+	if f.chk.calls() != 0 {
+		t.Error("a CONNECT reached the checker")
+	}
+}
