@@ -29,15 +29,17 @@
 //     counts as a timeout, so that a hung riskflow opens the breaker for callers passing their
 //     own budgets too.
 //
-// The usual handler therefore reads:
+// The usual handler therefore reads (UnavailableError first: a 5xx, 408 or 429 answer is an
+// *APIError in its chain as well, and tested first it would send an outage down the bad-request
+// branch, without the fail-policy verdict):
 //
 //	rc, err := risk.Check(ctx, req)
-//	var apiErr *client.APIError
+//	var unavailable *client.UnavailableError
 //	switch {
-//	case errors.As(err, &apiErr):
-//		// fix the request; decide without a verdict
-//	case err != nil:
+//	case errors.As(err, &unavailable):
 //		log.Warn("risk check unavailable", "err", err) // rc is the fail-policy verdict
+//	case err != nil:
+//		// an *client.APIError: riskflow refused the request (4xx); fix it, decide without a verdict
 //	}
 //	resp.RiskCheck = rc
 //

@@ -48,7 +48,9 @@ func (e *UnavailableError) Unwrap() error { return e.Cause }
 
 // APIError is a non-2xx answer from riskflow with its {"code","content"} body. Check returns it on
 // its own (no verdict) for a 4xx answer, which means the request was wrong; for a 5xx, 408 or 429
-// answer it is the Cause of an *UnavailableError instead.
+// answer it is the Cause of an *UnavailableError instead — so errors.As finds an APIError in an
+// outage too: test for *UnavailableError first to tell "riskflow cannot answer" (a fail-policy
+// verdict) from "the request is wrong" (none).
 type APIError struct {
 	Status  int    // HTTP status code
 	Code    int    // the body's non-zero code; 0 if the body was not the API's error object

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/riskflow/riskflow/rules"
@@ -68,8 +69,14 @@ func Example() {
 			Carrier: schemas.CarrierMobile, DeviceID: "farm-1", Outcome: schemas.OutcomeSuccess})
 	}
 	events := &countingPublisher{}
+	var replaying atomic.Bool // the node reads its feature state again (a restart): it answers 503
 	riskflow := httptest.NewServer(api.New(api.Config{Keys: map[string]string{"app-1": "5e987ac6d2e04d95a9d8f0d1"}, NodeID: "api1-"},
-		scorer, events, api.WithLogger(slog.New(slog.DiscardHandler))))
+		scorer, events, api.WithLogger(slog.New(slog.DiscardHandler)), api.WithServing(func() error {
+			if replaying.Load() {
+				return errors.New("state: catching up with Kafka")
+			}
+			return nil
+		})))
 
 	// In production the default 50 ms timeout stays; this example only allows a loaded test
 	// machine more time, so that its output does not depend on the machine's speed.
@@ -89,16 +96,17 @@ func Example() {
 			AppID: "app-1", Flow: schemas.FlowOneClickLogin, Platform: "android", DeviceID: device, ExID: exID,
 		})
 		var (
-			apiErr      *client.APIError
 			unavailable *client.UnavailableError
+			apiErr      *client.APIError
 		)
 		switch {
+		case errors.As(err, &unavailable):
+			// rc is the fail-open verdict: log why (err has the details) and let the login go on.
+			// Test this first: a 5xx, 408 or 429 answer is an *APIError in its chain too.
+			fmt.Println("log: risk check unavailable:", unavailable.Reason)
 		case errors.As(err, &apiErr):
 			// The request is wrong (4xx): fix the caller; rc is empty.
 			fmt.Println("log: risk check rejected the request:", apiErr)
-		case errors.As(err, &unavailable):
-			// rc is the fail-open verdict: log why (err has the details) and let the login go on.
-			fmt.Println("log: risk check unavailable:", unavailable.Reason)
 		}
 		resp.RiskCheck = rc
 		return resp
@@ -124,9 +132,14 @@ func Example() {
 	}})
 	fmt.Println("published:", events.n, err)
 
+	// riskflow cannot answer for a while (503: its state is being read again): the login goes on.
+	replaying.Store(true)
+	resp = verify("13700009999", "47.92.10.20", "farm-1", "1234567")
+	fmt.Printf("login %s: score %d %v -> %s\n", resp.ExID, resp.RiskCheck.Score, resp.RiskCheck.Tags, action(resp.RiskCheck.Score))
+
 	// riskflow goes away: the login is not held up.
 	riskflow.Close()
-	resp = verify("13700009999", "47.92.10.20", "farm-1", "1234567")
+	resp = verify("13700009999", "47.92.10.20", "farm-1", "1234568")
 	fmt.Printf("login %s: score %d %v -> %s\n", resp.ExID, resp.RiskCheck.Score, resp.RiskCheck.Tags, action(resp.RiskCheck.Score))
 
 	// Output:
@@ -176,6 +189,8 @@ func Example() {
 	//   }
 	// }
 	// published: 1 <nil>
-	// log: risk check unavailable: cannot reach riskflow
+	// log: risk check unavailable: riskflow answered HTTP 503
 	// login 1234567: score 0 [risk_unavailable] -> pass
+	// log: risk check unavailable: cannot reach riskflow
+	// login 1234568: score 0 [risk_unavailable] -> pass
 }
