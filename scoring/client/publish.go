@@ -64,7 +64,7 @@ func (c *Client) PublishEvents(ctx context.Context, evs []schemas.VerifyEvent) e
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("riskflow client: publish %d events: %s", len(evs), maskPhones(err.Error(), ""))
+		return maskedErr(fmt.Errorf("riskflow client: publish %d events: %w", len(evs), err))
 	}
 	defer func() {
 		_, _ = io.CopyN(io.Discard, resp.Body, MaxResponseBytes)
@@ -76,7 +76,7 @@ func (c *Client) PublishEvents(ctx context.Context, evs []schemas.VerifyEvent) e
 		// The connection broke while the answer came: whether riskflow kept the events is not
 		// known, and sending them again is safe (deduplicated), so this is retryable, not an
 		// unusable answer.
-		return fmt.Errorf("riskflow client: publish %d events: read the answer: %s", len(evs), maskPhones(readErr.Error(), ""))
+		return maskedErr(fmt.Errorf("riskflow client: publish %d events: read the answer: %w", len(evs), readErr))
 	case resp.StatusCode == http.StatusAccepted:
 		var a struct {
 			Accepted int `json:"accepted"`
@@ -121,3 +121,16 @@ func encodeJSON(v any) ([]byte, error) {
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
+
+// maskedError is an error whose text has phone-like numbers masked (a transport error may quote
+// what it was given), its chain kept: errors.Is(err, context.Canceled) still tells a caller that
+// stopped from riskflow being away.
+type maskedError struct {
+	msg string
+	err error
+}
+
+func maskedErr(err error) error { return &maskedError{msg: maskPhones(err.Error(), ""), err: err} }
+
+func (e *maskedError) Error() string { return e.msg }
+func (e *maskedError) Unwrap() error { return e.err }

@@ -188,3 +188,43 @@ func TestPublishEventsGetsTheAnswerOfASlowKafka(t *testing.T) {
 		t.Fatalf("PublishEvents while Kafka takes nothing: %v; want the API's 503 with its Retry-After", err)
 	}
 }
+
+// A batch that did not go through because the caller's context ended says so through the error
+// chain, as Check's errors do: an event publisher told to stop (its context canceled) must be able
+// to tell that from riskflow being away, since Retryable says yes to both.
+func TestPublishEventsErrorKeepsTheContextsCause(t *testing.T) {
+	release, arrived := make(chan struct{}), make(chan struct{}, 2)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	c, err := client.New(srv.URL, "app-1", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := schemas.VerifyEvent{EventID: "e1", TS: time.Now(), AppID: "app-1", Flow: schemas.FlowOneClickLogin,
+		Phone: "13800138000", IP: netip.MustParseAddr("10.1.2.3"), Outcome: schemas.OutcomeSuccess}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	err = c.PublishEvents(ctx, []schemas.VerifyEvent{ev})
+	if !errors.Is(err, context.DeadlineExceeded) || !client.Retryable(err) {
+		t.Errorf("publish past the caller's deadline: %v (errors.Is DeadlineExceeded %v, Retryable %v)", err, errors.Is(err, context.DeadlineExceeded), client.Retryable(err))
+	}
+
+	ctx, cancel = context.WithCancel(context.Background())
+	<-arrived // the first request's
+	go func() { <-arrived; cancel() }()
+	err = c.PublishEvents(ctx, []schemas.VerifyEvent{ev})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("publish canceled by the caller: %v, want context.Canceled in its chain", err)
+	}
+	if err != nil && strings.Contains(err.Error(), "13800138000") {
+		t.Errorf("error carries the phone number: %v", err)
+	}
+}
