@@ -69,7 +69,8 @@ func (a *app) opsHandler() http.Handler {
 	})
 	mux.HandleFunc("/", opsNoRoute)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p := r.URL.Path; r.Method != http.MethodConnect && p != path.Clean("/"+p) {
+		// A CONNECT to a host:port has no path: ServeMux would answer its text/plain 404.
+		if p := r.URL.Path; r.Method == http.MethodConnect && p == "" || r.Method != http.MethodConnect && p != path.Clean("/"+p) {
 			opsNoRoute(w, r)
 			return
 		}
@@ -83,7 +84,11 @@ var opsRoutes = map[string]string{"/metrics": "GET, HEAD", "/healthz": "GET, HEA
 // opsNoRoute answers a request no route of the ops port took: 405 with Allow for one of its paths,
 // else 404. Method and path are the caller's: shown short and escaped, phone numbers masked.
 func opsNoRoute(w http.ResponseWriter, r *http.Request) {
-	method, p := schemas.ShowName(r.Method, 16), schemas.ShowName(r.URL.EscapedPath(), 64)
+	target := r.URL.EscapedPath()
+	if target == "" {
+		target = r.URL.Host // CONNECT host:port
+	}
+	method, p := schemas.ShowName(r.Method, 16), schemas.ShowName(target, 64)
 	if allow, ok := opsRoutes[r.URL.EscapedPath()]; ok {
 		w.Header().Set("Allow", allow)
 		opsJSON(w, http.StatusMethodNotAllowed, schemas.ErrorBody{Code: http.StatusMethodNotAllowed,

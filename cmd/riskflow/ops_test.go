@@ -776,6 +776,13 @@ func TestOpsPortErrorsAreTheAPIs(t *testing.T) {
 			}
 		}
 	}
+	// A CONNECT to a host:port names no path: no route, as an Error (ServeMux answered it with
+	// its text/plain "404 page not found").
+	rec := httptest.NewRecorder()
+	ops.ServeHTTP(rec, httptest.NewRequest(http.MethodConnect, "node:443", nil))
+	if ct := rec.Header().Get("Content-Type"); rec.Code != 404 || ct != "application/json" || !strings.HasPrefix(rec.Body.String(), `{"code":404,"content":"no route CONNECT node:443`) {
+		t.Errorf("CONNECT node:443: %d %s %q", rec.Code, ct, rec.Body)
+	}
 	// Its routes answer as before, HEAD too.
 	for _, target := range []string{"/healthz", "/readyz", "/metrics"} {
 		if resp := do(ops, "HEAD", target); resp.StatusCode != 200 {
