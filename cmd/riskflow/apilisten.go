@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -28,7 +29,8 @@ type apiServer struct {
 	hs      *http.Server
 	addr    string
 	handler atomic.Pointer[http.Handler]
-	errc    chan error // Serve's end
+	errc    chan error    // Serve's end
+	errs    *serverErrors // the server's own error lines
 }
 
 // listenAPI listens on the API's address, with TLS when api.tls_cert is set.
@@ -120,7 +122,7 @@ const apiWriteTimeout = 30 * time.Second
 
 // serveStarting serves ln with the starting handler until use.
 func (a *app) serveStarting(ln net.Listener) *apiServer {
-	s := &apiServer{addr: ln.Addr().String(), errc: make(chan error, 1)}
+	s := &apiServer{addr: ln.Addr().String(), errc: make(chan error, 1), errs: newServerErrors(a.log)}
 	var starting http.Handler = a.startingHandler()
 	s.handler.Store(&starting)
 	guard := api.NewConnGuard(a.cfg.API.MaxConns, a.log.With("role", "api")) // one client cannot hold every file descriptor
@@ -133,7 +135,7 @@ func (a *app) serveStarting(ln net.Listener) *apiServer {
 		WriteTimeout:      apiWriteTimeout,
 		IdleTimeout:       90 * time.Second,
 		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		ErrorLog:          log.New(s.errs, "", 0),
 	}
 	a.log.Info("api address listening while the process starts", "addr", s.addr, "tls", a.cfg.API.TLSCert != "")
 	go func() { s.errc <- s.hs.Serve(ln) }()
@@ -182,4 +184,79 @@ func (a *app) startingHandler() http.Handler {
 		w.Header().Set("Retry-After", strconv.Itoa(int(api.NotReadyRetryAfter/time.Second)))
 		opsJSON(w, http.StatusServiceUnavailable, schemas.ErrorBody{Code: http.StatusServiceUnavailable, Content: "not ready: " + why})
 	})
+}
+
+// serverErrors is the API server's ErrorLog. net/http writes a line there for each connection whose
+// TLS handshake fails — a load balancer's or Kubernetes' TCP probe, a port scanner, a client
+// speaking plain HTTP — and each was a warning: a TCP health check every few seconds, or a scan
+// of a thousand connections a second, filled the log with lines naming nothing riskflow can fix.
+// Each kind of line (the text before " from " or its first ": ") is logged when first seen, then
+// at most once per serverErrorEvery with the number of lines held back since.
+type serverErrors struct {
+	log   *slog.Logger
+	now   func() time.Time
+	lines atomic.Int64 // lines written to it (for tests)
+	mu    sync.Mutex
+	kinds map[string]*serverErrorKind
+}
+
+type serverErrorKind struct {
+	logged time.Time
+	held   int // lines of the kind not logged since
+}
+
+// serverErrorEvery is how often at most one kind of the server's error lines is logged.
+const serverErrorEvery = time.Minute
+
+// maxServerErrorKinds bounds the kinds tracked; lines of further kinds share one.
+const maxServerErrorKinds = 64
+
+func newServerErrors(log *slog.Logger) *serverErrors {
+	return &serverErrors{log: log, now: time.Now, kinds: map[string]*serverErrorKind{}}
+}
+
+func (e *serverErrors) Write(p []byte) (int, error) {
+	defer e.lines.Add(1)
+	line := strings.TrimSpace(string(p))
+	kind := serverErrorKindOf(line)
+	now := e.now()
+	e.mu.Lock()
+	k := e.kinds[kind]
+	if k == nil {
+		if len(e.kinds) >= maxServerErrorKinds {
+			kind = "other"
+			k = e.kinds[kind]
+		}
+		if k == nil {
+			k = &serverErrorKind{}
+			e.kinds[kind] = k
+		}
+	}
+	if !k.logged.IsZero() && now.Sub(k.logged) < serverErrorEvery {
+		k.held++
+		e.mu.Unlock()
+		return len(p), nil
+	}
+	held, last := k.held, k.logged
+	k.logged, k.held = now, 0
+	e.mu.Unlock()
+	if held > 0 {
+		e.log.Warn(line, "like_it_not_logged", held, "since", now.Sub(last).Round(time.Second))
+	} else {
+		e.log.Warn(line)
+	}
+	return len(p), nil
+}
+
+// serverErrorKindOf is what lines of one kind share: "http: TLS handshake error" of
+// "http: TLS handshake error from 10.0.0.7:51234: EOF".
+func serverErrorKindOf(line string) string {
+	rest := strings.TrimPrefix(line, "http: ")
+	if i := strings.Index(rest, " from "); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := strings.Index(rest, ": "); i >= 0 {
+		rest = rest[:i]
+	}
+	return rest
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -8,13 +9,19 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"log/slog"
 	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/riskflow/riskflow/consumers"
 )
@@ -113,5 +120,74 @@ func TestTopicsNodesReadAreCreatedUncompressed(t *testing.T) {
 	}
 	if len(read) > 0 {
 		t.Errorf("not created: %v", read)
+	}
+}
+
+// lockedBuffer is a log destination safe for the server's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A connection that opens and closes without a TLS handshake (a load balancer's TCP probe, a
+// port scan) made net/http log a warning each: 50 probes, 50 lines. The API server logs the first
+// of a kind, then at most one a minute saying how many were held back.
+func TestTLSHandshakeFailuresAreNotLoggedEach(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	writeCert(t, certFile, keyFile, 1)
+	var logs lockedBuffer
+	a := &app{cfg: Default(), log: slog.New(slog.NewTextHandler(&logs, nil)), reg: prometheus.NewRegistry(), health: &health{}}
+	a.cfg.API.TLSCert, a.cfg.API.TLSKey = certFile, keyFile
+	ln, err := a.listenAPI("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := a.serveStarting(ln)
+	t.Cleanup(s.close)
+	const probes = 50
+	for range probes {
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	for deadline := time.Now().Add(10 * time.Second); s.errs.lines.Load() < probes; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server wrote %d error lines for %d probes", s.errs.lines.Load(), probes)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := strings.Count(logs.String(), "TLS handshake error"); n != 1 {
+		t.Errorf("%d lines about failed handshakes for %d probes, want 1:\n%s", n, probes, logs.String())
+	}
+
+	// A minute on, the next one is logged with the count held back; another kind is logged at once.
+	now := time.Now()
+	var out lockedBuffer
+	e := newServerErrors(slog.New(slog.NewTextHandler(&out, nil)))
+	e.now = func() time.Time { return now }
+	for range 3 {
+		fmt.Fprintf(e, "http: TLS handshake error from 10.0.0.7:51234: EOF\n")
+	}
+	fmt.Fprintf(e, "http: Accept error: accept tcp: too many open files; retrying in 5ms\n")
+	now = now.Add(serverErrorEvery)
+	fmt.Fprintf(e, "http: TLS handshake error from 10.0.0.8:40000: EOF\n")
+	got := out.String()
+	if strings.Count(got, "TLS handshake error") != 2 || !strings.Contains(got, "like_it_not_logged=2") || strings.Count(got, "Accept error") != 1 {
+		t.Errorf("logged:\n%s", got)
 	}
 }
