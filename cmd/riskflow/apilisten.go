@@ -252,6 +252,9 @@ func (e *serverErrors) Write(p []byte) (int, error) {
 // "http: TLS handshake error from 10.0.0.7:51234: EOF".
 func serverErrorKindOf(line string) string {
 	rest := strings.TrimPrefix(line, "http: ")
+	if strings.HasPrefix(rest, "panic serving ") {
+		return "panic serving" // then the peer's address: one kind whoever the peer
+	}
 	if i := strings.Index(rest, " from "); i >= 0 {
 		rest = rest[:i]
 	}
