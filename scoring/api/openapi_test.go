@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"sort"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/riskflow/riskflow/schemas"
@@ -223,14 +225,25 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		{"explain unknown member", srv, "POST", "/v1/admin/explain", `{"device_id":"farm-1","colour":"red"}`, json_, admin, 400},
 		{"rollback too large", srv, "POST", "/v1/rules/rollback", `{"version":"` + strings.Repeat("x", 2<<20) + `"}`, json_, admin, 413},
 		{"unknown route", srv, "GET", "/v2/nothing", ``, "", app, 404},
+		// Found against a real node: how the check route takes what clients send.
+		{"check, charset utf-8", srv, "POST", "/v1/risk/check", `{"phone":"13912345678","ip":"10.1.2.3","app_id":"app1"}`, "application/json; charset=UTF-8", app, 200},
+		{"check, latin1", srv, "POST", "/v1/risk/check", `{"phone":"13912345678","ip":"10.1.2.3","app_id":"app1"}`, "application/json; charset=latin1", app, 415},
+		{"check, gzip", srv, "POST", "/v1/risk/check", "\x1f\x8b", json_ + "|gzip", app, 415},
+		{"check HEAD", srv, "HEAD", "/v1/risk/check", ``, "", app, 405},
+		{"check OPTIONS", srv, "OPTIONS", "/v1/risk/check", ``, "", app, 405},
+		{"check CONNECT to a host", srv, "CONNECT", "riskflow.example:443", ``, "", "", 404},
 	}
 	seenOps := map[string]bool{}
 	seenStatus := map[int]bool{}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r := httptest.NewRequest(c.method, c.path, strings.NewReader(c.body))
-			if c.ct != "" {
-				r.Header.Set("Content-Type", c.ct)
+			ct, enc, _ := strings.Cut(c.ct, "|") // "type|content-coding"
+			if ct != "" {
+				r.Header.Set("Content-Type", ct)
+			}
+			if enc != "" {
+				r.Header.Set("Content-Encoding", enc)
 			}
 			if c.auth != "" {
 				name, secret, _ := strings.Cut(c.auth, ":")
@@ -248,7 +261,14 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 			if c.name == "labels" && strings.Contains(w.Body.String(), "unknown") {
 				t.Errorf("stored ids listed as unknown: %s", w.Body)
 			}
-			route, params, err := router.FindRoute(httptest.NewRequest(c.method, "http://127.0.0.1:8080"+c.path, nil))
+			var (
+				route  *routers.Route
+				params map[string]string
+				err    = errors.New("CONNECT names a host, not a route")
+			)
+			if c.method != http.MethodConnect {
+				route, params, err = router.FindRoute(httptest.NewRequest(c.method, "http://127.0.0.1:8080"+c.path, nil))
+			}
 			if err != nil {
 				// No documented route (an unknown path): the answer is still an Error.
 				var v any
@@ -269,8 +289,8 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 				Request: httptest.NewRequest(c.method, "http://127.0.0.1:8080"+c.path, strings.NewReader(c.body)), PathParams: params, Route: route,
 				Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
 			}
-			if c.ct != "" {
-				in.Request.Header.Set("Content-Type", c.ct)
+			if ct != "" {
+				in.Request.Header.Set("Content-Type", ct)
 			}
 			if w.Code < 300 {
 				if err := openapi3filter.ValidateRequest(ctx, in); err != nil {
@@ -311,8 +331,8 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 	if len(labels.labels) != 6 || labels.labels[0].LabeledBy != "api:lead" || labels.labels[0].LabeledAt.IsZero() {
 		t.Errorf("labels stored: %+v", labels.labels)
 	}
-	if len(decisions.rcs) != 3 {
-		t.Errorf("%d decisions recorded for 3 answered checks", len(decisions.rcs))
+	if len(decisions.rcs) != 4 {
+		t.Errorf("%d decisions recorded for 4 answered checks", len(decisions.rcs))
 	}
 }
 
