@@ -190,8 +190,8 @@ func (a *app) startingHandler() http.Handler {
 // TLS handshake fails — a load balancer's or Kubernetes' TCP probe, a port scanner, a client
 // speaking plain HTTP — and each was a warning: a TCP health check every few seconds, or a scan
 // of a thousand connections a second, filled the log with lines naming nothing riskflow can fix.
-// Each kind of line (the text before " from " or its first ": ") is logged when first seen, then
-// at most once per serverErrorEvery with the number of lines held back since.
+// Each kind of line (serverErrorKindOf) is logged when first seen, then at most once per
+// serverErrorEvery with the number of lines held back since.
 type serverErrors struct {
 	log   *slog.Logger
 	now   func() time.Time
@@ -248,18 +248,30 @@ func (e *serverErrors) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// serverErrorKindOf is what lines of one kind share: "http: TLS handshake error" of
-// "http: TLS handshake error from 10.0.0.7:51234: EOF".
+// serverErrorKindOf is what lines of one kind share: the line without the peer's address and
+// with its digits left out — "TLS handshake error: EOF" of "http: TLS handshake error from
+// 10.0.0.7:51234: EOF", another kind than "…: remote error: tls: bad certificate" (a rotation gone
+// wrong is not held back behind a probe's EOF).
 func serverErrorKindOf(line string) string {
 	rest := strings.TrimPrefix(line, "http: ")
 	if strings.HasPrefix(rest, "panic serving ") {
-		return "panic serving" // then the peer's address: one kind whoever the peer
+		return "panic serving" // then the peer's address and a stack: one kind whoever the peer
 	}
 	if i := strings.Index(rest, " from "); i >= 0 {
-		rest = rest[:i]
+		after := rest[i+len(" from "):]
+		if j := strings.Index(after, ": "); j >= 0 {
+			rest = rest[:i] + after[j:]
+		} else {
+			rest = rest[:i]
+		}
 	}
-	if i := strings.Index(rest, ": "); i >= 0 {
-		rest = rest[:i]
+	if len(rest) > 200 {
+		rest = rest[:200]
 	}
-	return rest
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return -1
+		}
+		return r
+	}, rest)
 }
