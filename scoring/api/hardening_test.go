@@ -843,3 +843,34 @@ func TestExplainReadsAWrittenNumber(t *testing.T) {
 		t.Errorf("a check with a written number: %d, want 400", w.Code)
 	}
 }
+
+// A verify service checks for many apps from one address. An app it sends before riskflow knows
+// its key (a new app, api.keys not yet updated), or one whose secret is wrong, fails every check:
+// that must not lock the other apps' checks out of the address — they had answered 429 (and the
+// client's fail-open verdict) for as long as the one app kept logging in. Guesses at one app's
+// secret still lock that app out, right secret included.
+func TestFailedAuthenticationOfOneAppDoesNotLockOutTheOthers(t *testing.T) {
+	f := newFixture(t, api.Config{AuthFailuresPerMinute: 1, AuthFailureBurst: 3})
+	const a = "192.0.2.1:40000"
+	check := func(opts ...reqOpt) *httptest.ResponseRecorder {
+		t.Helper()
+		return f.do(t, http.MethodPost, "/v1/risk/check", checkBody, append([]reqOpt{from(a)}, opts...)...)
+	}
+	for i := range 5 {
+		w := check(basic("app-new", "s"+strconv.Itoa(i)))
+		if w.Code != http.StatusUnauthorized && w.Code != http.StatusTooManyRequests {
+			t.Fatalf("unknown app key: %d %s", w.Code, w.Body)
+		}
+	}
+	errorBody(t, check(basic("app-new", "s")), http.StatusTooManyRequests, "too many failed authentications")
+	if w := check(); w.Code != http.StatusOK {
+		t.Errorf("app1 after another app's failures from its address: %d %s", w.Code, w.Body)
+	}
+	for i := range 3 {
+		errorBody(t, check(basic("app2", "guess"+strconv.Itoa(i))), http.StatusUnauthorized, "authorization")
+	}
+	errorBody(t, check(basic("app2", "secret2")), http.StatusTooManyRequests, "too many failed authentications")
+	if w := check(); w.Code != http.StatusOK {
+		t.Errorf("app1 after guesses at app2's secret from its address: %d %s", w.Code, w.Body)
+	}
+}
