@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -127,8 +128,10 @@ func (a *app) serveStarting(ln net.Listener) *apiServer {
 	s.handler.Store(&starting)
 	guard := api.NewConnGuard(a.cfg.API.MaxConns, a.log.With("role", "api")) // one client cannot hold every file descriptor
 	guard.Register(a.reg)
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*s.handler.Load()).ServeHTTP(w, r) })
 	s.hs = &http.Server{
-		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*s.handler.Load()).ServeHTTP(w, r) }),
+		Handler:           closeAged(h, a.cfg.API.MaxConnAge.D(), time.Now),
+		ConnContext:       connBorn(time.Now),
 		ConnState:         guard.ConnState,
 		ReadHeaderTimeout: 2 * time.Second,
 		ReadTimeout:       5 * time.Second,
@@ -140,6 +143,33 @@ func (a *app) serveStarting(ln net.Listener) *apiServer {
 	a.log.Info("api address listening while the process starts", "addr", s.addr, "tls", a.cfg.API.TLSCert != "")
 	go func() { s.errc <- s.hs.Serve(ln) }()
 	return s
+}
+
+// connBornKey keys the time a connection was accepted in its requests' contexts (connBorn).
+type connBornKey struct{}
+
+// connBorn is an http.Server's ConnContext that notes when each connection was accepted.
+func connBorn(now func() time.Time) func(ctx context.Context, _ net.Conn) context.Context {
+	return func(ctx context.Context, _ net.Conn) context.Context {
+		return context.WithValue(ctx, connBornKey{}, now())
+	}
+}
+
+// closeAged answers with Connection: close on a connection older than maxAge (0: never), so that
+// the client opens a new one for its next request — which a layer-4 balancer may send to another
+// node: a verify service's pooled connections otherwise stay on the nodes they were opened to,
+// and nodes added by a scale-out or a rollout get none of its checks. Its requests' contexts
+// carry their connection's birth (connBorn).
+func closeAged(h http.Handler, maxAge time.Duration, now func() time.Time) http.Handler {
+	if maxAge <= 0 {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if born, ok := r.Context().Value(connBornKey{}).(time.Time); ok && now().Sub(born) >= maxAge {
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // use hands the server to the API: requests from now on, on new connections and kept-alive

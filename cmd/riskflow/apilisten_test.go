@@ -10,14 +10,17 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -197,5 +200,56 @@ func TestTLSHandshakeFailuresAreNotLoggedEach(t *testing.T) {
 		strings.Count(got, "Accept error") != 1 ||
 		strings.Count(got, "panic serving") != 1 {
 		t.Errorf("logged:\n%s", got)
+	}
+}
+
+// A client's pooled connection is closed by the first answer after api.max_conn_age
+// (Connection: close), and its next request opens a new one — which a layer-4 balancer may send
+// to a node added since; before it, a verify service's connections stayed on the nodes they were
+// opened to for as long as it kept them busy. Younger connections are kept, and 0 keeps them all.
+func TestConnectionsOlderThanMaxAgeAreClosed(t *testing.T) {
+	for _, c := range []struct {
+		maxAge    time.Duration
+		wantConns int
+	}{{time.Minute, 2}, {0, 1}} {
+		var mu sync.Mutex
+		now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+		clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+		var opened atomic.Int32
+		ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })
+		srv := httptest.NewUnstartedServer(closeAged(ok, c.maxAge, clock))
+		srv.Config.ConnContext = connBorn(clock)
+		srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				opened.Add(1)
+			}
+		}
+		srv.Start()
+		get := func() *http.Response {
+			t.Helper()
+			resp, err := srv.Client().Get(srv.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			return resp
+		}
+		for range 3 {
+			if resp := get(); resp.Close {
+				t.Errorf("max age %s: a young connection was closed", c.maxAge)
+			}
+		}
+		mu.Lock()
+		now = now.Add(2 * time.Minute)
+		mu.Unlock()
+		if resp := get(); resp.Close != (c.maxAge > 0) {
+			t.Errorf("max age %s: the answer on a 2-minute-old connection closes it: %v", c.maxAge, resp.Close)
+		}
+		get()
+		if n := int(opened.Load()); n != c.wantConns {
+			t.Errorf("max age %s: %d connections opened for 5 requests, want %d", c.maxAge, n, c.wantConns)
+		}
+		srv.Close()
 	}
 }

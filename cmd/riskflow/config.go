@@ -124,6 +124,11 @@ type APIConfig struct {
 	// before it closes its listener and drains: the time a load balancer needs to notice and
 	// send the checks elsewhere. 0: the listener closes at once.
 	ShutdownDelay Duration `yaml:"shutdown_delay"`
+	// MaxConnAge is how long a client connection is kept alive: the first answer after it closes
+	// the connection (Connection: close), so that a client's pooled connections, which a layer-4
+	// balancer (a Kubernetes Service) pins to one node for as long as they live, spread over the
+	// nodes added since. 0: kept for as long as they are used.
+	MaxConnAge Duration `yaml:"max_conn_age"`
 }
 
 // ScoringConfig is the scorer's data and rules; package scoring's Config (windows,
@@ -180,7 +185,7 @@ func Default() Config {
 			Config: chsink.DefaultConfig(), BatchSize: 100_000, FlushInterval: Duration(500 * time.Millisecond),
 			BreakerFailures: 3, BreakerOpenFor: Duration(5 * time.Second),
 		},
-		API: APIConfig{Config: api.DefaultConfig(), Listen: "127.0.0.1:8080", ConsoleApprovals: 1, ReadyMaxLag: 1000, MaxStaleness: Duration(time.Minute),
+		API: APIConfig{Config: api.DefaultConfig(), Listen: "127.0.0.1:8080", ConsoleApprovals: 1, ReadyMaxLag: 1000, MaxStaleness: Duration(time.Minute), MaxConnAge: Duration(5 * time.Minute),
 			DecisionLog: true, DecisionQueue: 10_000},
 		Scoring: ScoringConfig{
 			Config:         scoring.DefaultConfig(), // windows 1m, 10m, 1h, 24h; 1024 entries per key
@@ -274,6 +279,9 @@ func (c *Config) Validate() error {
 	}
 	if c.API.MaxStaleness.D() <= 0 {
 		bad("api.max_staleness", "must be positive")
+	}
+	if c.API.MaxConnAge.D() < 0 || c.API.MaxConnAge.D() > 24*time.Hour {
+		bad("api.max_conn_age", "%s is outside 0..24h", c.API.MaxConnAge.D())
 	}
 	if c.API.ShutdownDelay.D() < 0 || c.API.ShutdownDelay.D() > 5*time.Minute {
 		bad("api.shutdown_delay", "%s is outside 0..5m", c.API.ShutdownDelay.D())
