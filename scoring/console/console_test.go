@@ -1963,3 +1963,26 @@ func TestRulesPageReadsItsPartsTogether(t *testing.T) {
 		t.Fatalf("GET /console/rules: %d; a part read alone, or the versions are missing:\n%s", code, body)
 	}
 }
+
+// A device looked up is named in the page's headings and sentences ("Live features of …", "… is
+// on no allow or block list."): a device id holding U+202E, which events may carry, reversed the
+// console's own sentence after it ("dev‮abc is on no allow or block list." read
+// "dev.tsil kcolb ro wolla on no si cba"). It is shown with the override as a \u escape; the
+// form's field keeps the id as typed, to look it up again.
+func TestInvestigatedDeviceShowsFormattingCharacters(t *testing.T) {
+	c := newServer(t, console.Deps{History: &countingHistory{}, Lists: &fakeLists{}})
+	c.Login("alice", "a-secret")
+	code, body, _ := c.Get("/console/investigate?kind=device&value=" + url.QueryEscape("dev\u202eabc"))
+	if code != http.StatusOK {
+		t.Fatalf("investigate: %d\n%s", code, body)
+	}
+	for _, want := range []string{`dev\u202Eabc is on no allow or block list.`, `Live features of dev\u202Eabc</h2>`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the page lacks %s", want)
+		}
+	}
+	shown := regexp.MustCompile(`<input [^>]*>`).ReplaceAllString(body, "")
+	if strings.Contains(shown, "\u202e") {
+		t.Error("a formatting character is shown on the page")
+	}
+}
