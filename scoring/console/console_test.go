@@ -1986,3 +1986,35 @@ func TestInvestigatedDeviceShowsFormattingCharacters(t *testing.T) {
 		t.Error("a formatting character is shown on the page")
 	}
 }
+
+// The lists file is hand-written: its comments are the entries' notes, and a note may name a
+// number ("# reported by 13511112222's owner"). The console refuses a number in a note typed in
+// its form, but listed the file's notes as written: the number showed in plaintext on the lists
+// page and under "On the lists" of every lookup of the entry. Notes (and who) are shown with
+// every number masked, whatever its format.
+func TestListNotesFromTheFileShowNoNumber(t *testing.T) {
+	numbers := []string{"13511112222", "+86 139-4321-8765", "８６１３７９９８８７７６６", "86 136 5555 4444"}
+	lists := &fakeLists{entries: []console.ListEntry{
+		{ID: "0123456789ab", Action: "block", Kind: console.KindIP, Value: "192.0.2.1", Shown: "192.0.2.1", File: true,
+			Why: "reported by " + numbers[0] + "'s owner, call back " + numbers[1] + " or " + numbers[2]},
+		{ID: "0123456789ac", Action: "allow", Kind: console.KindIP, Value: "192.0.2.2", Shown: "192.0.2.2", File: true,
+			Who: numbers[3], Why: "partner gateway"},
+	}}
+	c := newServer(t, console.Deps{History: &countingHistory{}, Lists: lists})
+	c.Login("alice", "a-secret")
+	for _, u := range []string{"/console/lists", "/console/investigate?kind=ip&value=192.0.2.1", "/console/investigate?kind=ip&value=192.0.2.2"} {
+		code, body, _ := c.Get(u)
+		if code != http.StatusOK {
+			t.Fatalf("%s: %d", u, code)
+		}
+		if !strings.Contains(body, "reported by") && !strings.Contains(body, "partner gateway") {
+			t.Errorf("%s does not list the entry", u)
+		}
+		for _, n := range numbers {
+			// Its last digits, as html/template writes them ("+" is "&#43;").
+			if tail := string([]rune(n)[len([]rune(n))-4:]); strings.Contains(body, tail) {
+				t.Errorf("%s shows the number %s", u, n)
+			}
+		}
+	}
+}

@@ -240,6 +240,10 @@ var funcs = template.FuncMap{
 	// through, and one such id showed the rest of its cell reversed (the examples of a backtest
 	// are one cell).
 	"vis": visible,
+	// note shows free text people wrote outside the console — the notes (comments) and authors
+	// of the hand-written lists file — with every phone number masked as well: the console
+	// refuses a number in a note typed in its form, but a comment of the file may name one.
+	"note": func(s string) string { return visible(schemas.MaskPhones(s)) },
 	// caret is the indent that puts a lint problem's ^ under its 1-based column of the listing.
 	"caret": func(col int) string { return strings.Repeat(" ", min(max(col-1, 0), 400)) },
 	// metric shows a node metric's value: whole numbers as they are, others to the
