@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,6 +23,7 @@ import (
 	"github.com/riskflow/riskflow/rules/packs"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/console"
+	"github.com/riskflow/riskflow/scoring/console/consoletest"
 )
 
 // The console's lists: entries added go to the lists topic (a number only as its keyed hash and
@@ -195,5 +198,70 @@ func TestListsFileEntriesShowNoNumber(t *testing.T) {
 	e, _ = parseEntry("block device d13800139999 # farm", hash)
 	if e.Value != "d13800139999" || e.Shown != "d13800139999" || e.Why != "farm" {
 		t.Errorf("device entry %+v: shown as written", e)
+	}
+}
+
+// The lists file may block a number as written (`block phone 13800138000`): the scorer blocks it,
+// and a lookup of the number in the console must say so. The console's entries carried the file's
+// number itself as the value where a phone entry carries its keyed hash, so "On the lists" of the
+// number said it was on no list while its live features said "on the block list". A file's number
+// is listed by its keyed hash (and masked form), whatever its format in the file.
+func TestConsoleListsFileNumbersMatchLookups(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lists.txt")
+	if err := os.WriteFile(path, []byte("block phone 13800138000  # farm number\nallow phone +8613900139000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	cfg := Default()
+	cfg.Scoring.PhoneHashKey, cfg.Scoring.Lists = "k", path
+	cfg.Kafka.Brokers = cluster.ListenAddrs()
+	a, err := newApp(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var g errgroup.Group
+	defer func() { cancel(); g.Wait() }()
+	if err := a.prepareKafka(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a.startLists(ctx, &g)
+	if !waitFresh(ctx, a.lists) {
+		t.Fatal("lists not read")
+	}
+	l := &consoleLists{a: a}
+	es, err := l.Entries(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{l.HashPhone("13800138000"): "1380013****", l.HashPhone("13900139000"): "1390013****"}
+	for _, e := range es {
+		if strings.Contains(e.Value, "13800138000") || strings.Contains(e.Value, "13900139000") {
+			t.Errorf("entry %s %s carries the number itself as its value", e.Action, e.Shown)
+		}
+		if shown, ok := want[e.Value]; ok && e.Kind == console.KindPhone && e.Shown == shown {
+			delete(want, e.Value)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("file numbers not listed by their keyed hash: %v (entries %+v)", want, es)
+	}
+
+	// In the console: a lookup of the number shows the file's entry.
+	c, err := console.New(console.Deps{Lists: l, Admins: map[string]string{"alice": "a-secret"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewTLSServer(c)
+	defer ts.Close()
+	b := consoletest.New(t, ts.URL, ts.Client())
+	b.CSRF = b.Login("alice", "a-secret")
+	_, body, _ := b.Post("/console/investigate", url.Values{"kind": {"phone"}, "value": {"138 0013 8000"}})
+	if !strings.Contains(body, "farm number") || strings.Contains(body, "is on no allow or block list") {
+		t.Errorf("the lookup of a number the file blocks does not show the entry:\n%s", body)
 	}
 }
