@@ -2018,3 +2018,28 @@ func TestListNotesFromTheFileShowNoNumber(t *testing.T) {
 		}
 	}
 }
+
+// A number in a console URL's path (a link to /console/rules/versions/13800138000, pasted or
+// guessed) went on into the login redirect's next=, the login form and the redirect after it:
+// a further URL (browser history, proxies' logs) holding it. The login leads to the overview
+// instead, and the number is in no further URL or form.
+func TestLoginRedirectCarriesNoNumberInThePath(t *testing.T) {
+	c := newServer(t, console.Deps{Lists: &fakeLists{}})
+	for _, p := range []string{"/console/rules/versions/13800138000", "/console/rules/versions/%2B86%20138-0013-8000", "/console/backtests/13800138000", "/console/rules/pending/138%2000138000"} {
+		code, _, h := c.Get(p)
+		loc := h.Get("Location")
+		if code != http.StatusSeeOther || !strings.HasPrefix(loc, "/console/login") || strings.Contains(loc, "0013") {
+			t.Errorf("%s without a session: %d → %q", p, code, loc)
+		}
+	}
+	for _, next := range []string{"/console/rules/versions/13800138000", "/console/x%2B8613800138000"} {
+		_, body, _ := c.Get("/console/login?next=" + url.QueryEscape(next))
+		if strings.Contains(body, "0013") || strings.Contains(body, "%2B86") {
+			t.Errorf("the login form carries the number of next=%s", next)
+		}
+	}
+	code, _, h := c.Post("/console/login", url.Values{"name": {"alice"}, "secret": {"a-secret"}, "next": {"/console/rules/versions/13800138000"}})
+	if code != http.StatusSeeOther || strings.Contains(h.Get("Location"), "0013") {
+		t.Errorf("login with a number in next's path: %d → %q", code, h.Get("Location"))
+	}
+}

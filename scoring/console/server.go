@@ -470,23 +470,33 @@ func safeNext(n string) string {
 }
 
 // withoutNumber is a console URL without its query when the query holds a phone number (a link
-// to a number's page, opened without a session): the number goes into no further URL or form.
+// to a number's page, opened without a session), and the overview when its path holds one (a
+// link to /console/rules/versions/13800138000): the number goes into no further URL or form.
 func withoutNumber(uri string) string {
 	p, q, found := strings.Cut(uri, "?")
-	if !found {
-		return uri
+	if holdsNumber(p, url.PathUnescape) {
+		return "/console/overview"
 	}
-	for range 3 { // as typed, and escaped once or twice on its way through next=
-		if schemas.ContainsPhone(q) {
-			return p
-		}
-		u, err := url.QueryUnescape(q)
-		if err != nil || u == q {
-			break
-		}
-		q = u
+	if found && holdsNumber(q, url.QueryUnescape) {
+		return p
 	}
 	return uri
+}
+
+// holdsNumber reports whether s holds a phone number as typed, or escaped once or twice on its
+// way through next=.
+func holdsNumber(s string, unescape func(string) (string, error)) bool {
+	for range 3 {
+		if schemas.ContainsPhone(s) {
+			return true
+		}
+		u, err := unescape(s)
+		if err != nil || u == s {
+			break
+		}
+		s = u
+	}
+	return false
 }
 
 // consolePath returns the path a redirect to n leads to, cleaned as a browser reads it, and
