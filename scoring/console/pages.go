@@ -859,9 +859,32 @@ var entryIDPattern = regexp.MustCompile(`^[0-9a-f]{12}$`)
 // ---- lists ---------------------------------------------------------------------------------
 
 type listsData struct {
-	Entries []ListEntry
+	Entries []ListEntry // this page's
 	Err     string
 	Kinds   []string
+	// Total entries; this page shows the From-th to the To-th (1-based); Prev and Next link the
+	// pages around it ("" at either end).
+	Total, From, To int
+	Prev, Next      string
+}
+
+// listsPerPage is how many entries a lists page shows: a bulk block list of thousands of
+// addresses made the page megabytes long.
+const listsPerPage = 200
+
+// paginate cuts d's entries to the n-th page (1-based; a page past the last is the last).
+func (d *listsData) paginate(es []ListEntry, n int) {
+	d.Total = len(es)
+	last := max(1, (len(es)+listsPerPage-1)/listsPerPage)
+	n = min(max(n, 1), last)
+	lo, hi := (n-1)*listsPerPage, min(n*listsPerPage, len(es))
+	d.Entries, d.From, d.To = es[lo:hi], lo+1, hi
+	if n > 1 {
+		d.Prev = "/console/lists?page=" + strconv.Itoa(n-1)
+	}
+	if n < last {
+		d.Next = "/console/lists?page=" + strconv.Itoa(n+1)
+	}
 }
 
 var listKinds = []string{KindPhone, KindIP, KindCIDR, KindDevice, KindPrefix}
@@ -878,7 +901,9 @@ func (s *Server) renderLists(w http.ResponseWriter, r *http.Request, ss *session
 		d.Err = notAvailable("lists", ErrNotAvailable)
 	} else {
 		es, err := s.d.Lists.Entries(ctx)
-		d.Entries, d.Err = es, notAvailable("lists", err)
+		d.Err = notAvailable("lists", err)
+		n, _ := strconv.Atoi(r.URL.Query().Get("page"))
+		d.paginate(es, n)
 	}
 	p.Data = d
 	s.render(w, r, status, "lists", ss, p)
