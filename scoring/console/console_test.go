@@ -1469,7 +1469,7 @@ func TestInvestigateShowsFormattingCharacters(t *testing.T) {
 	c := newServer(t, console.Deps{History: &bidiHistory{}, Lists: &fakeLists{}})
 	c.Login("alice", "a-secret")
 	_, body, _ := c.Get("/console/investigate?kind=ip&value=192.0.2.1")
-	for _, want := range []string{`<td>ev-odd\u202Eexe.txt</td>`, `<td>a1\u200B</td>`, `<td>dev\u2066x</td>`, `E\u202E1</td>`, `<td>d\u202E-7</td>`, `<td>dev\u202Ey</td>`} {
+	for _, want := range []string{`<td class="id">ev-odd\u202Eexe.txt</td>`, `<td class="id">a1\u200B</td>`, `<td class="id">dev\u2066x</td>`, `E\u202E1</td>`, `<td class="id">d\u202E-7</td>`, `<td class="id">dev\u202Ey</td>`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the page lacks %s", want)
 		}
@@ -1505,7 +1505,7 @@ func TestBacktestExamplesShowFormattingCharacters(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if !strings.Contains(body, `<td>ev-1\u202E ev-2</td>`) {
+	if !strings.Contains(body, `<td class="id">ev-1\u202E ev-2</td>`) {
 		t.Errorf("examples not shown with the override escaped:\n%s", body)
 	}
 }
@@ -1521,7 +1521,7 @@ func TestListsShowFormattingCharacters(t *testing.T) {
 		t.Fatalf("add: %d", code)
 	}
 	_, body, _ := c.Get(h.Get("Location"))
-	for _, want := range []string{`dev-\u202Eabc</td>`, `<td>ring \u202Eolleh</td>`, `block device dev-\u202Eabc.</p>`} {
+	for _, want := range []string{`dev-\u202Eabc</td>`, `<td class="id">ring \u202Eolleh</td>`, `block device dev-\u202Eabc.</p>`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the lists page lacks %s", want)
 		}
