@@ -2085,3 +2085,20 @@ func TestListsPageShowsEntriesAPageAtATime(t *testing.T) {
 		t.Errorf("3 entries: %d rows", rows(body))
 	}
 }
+
+// A browser keeps what is typed into a form's text fields for suggestions (Chromium: the profile's
+// "Web Data" autofill table), unless the field says autocomplete="off": every number typed into
+// the investigate and lists forms was stored there in plaintext, and offered back in any "value"
+// field. The fields that take a number tell the browser not to keep what is typed.
+func TestNumberFieldsAreNotRememberedByTheBrowser(t *testing.T) {
+	c := newServer(t, console.Deps{Lists: &fakeLists{}, History: &countingHistory{}})
+	c.Login("alice", "a-secret")
+	field := regexp.MustCompile(`<input name="value" id="(inv|list)-value"[^>]*>`)
+	for _, u := range []string{"/console/investigate", "/console/lists"} {
+		_, body, _ := c.Get(u)
+		m := field.FindString(body)
+		if m == "" || !strings.Contains(m, `autocomplete="off"`) {
+			t.Errorf("%s: the value field %q lets the browser remember what is typed", u, m)
+		}
+	}
+}
