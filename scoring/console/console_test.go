@@ -2102,3 +2102,47 @@ func TestNumberFieldsAreNotRememberedByTheBrowser(t *testing.T) {
 		}
 	}
 }
+
+// busyHistory holds n attempts and n decisions of the key, and answers at most limit of each,
+// newest first, as ClickHouse's lookup does.
+type busyHistory struct {
+	countingHistory
+	n int
+}
+
+func (h *busyHistory) Activity(_ context.Context, _ console.Lookup, limit int) (console.Activity, error) {
+	var act console.Activity
+	for i := range min(h.n, limit) {
+		act.Attempts = append(act.Attempts, console.Attempt{AppID: "a1", EventID: fmt.Sprintf("ev-%d", i), Score: 300})
+		act.Decisions = append(act.Decisions, console.Decision{AppID: "a1", DecisionID: fmt.Sprintf("d-%d", i), Score: 300})
+	}
+	return act, nil
+}
+
+// A farm's address has thousands of attempts: the page showed the newest 100 of each list as if
+// they were all of them. It says when a list is cut, and where the rest is.
+func TestInvestigateSaysWhenAListIsCut(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		rows int
+		cut  bool
+	}{{5000, 100, true}, {100, 100, false}, {3, 3, false}} {
+		c := newServer(t, console.Deps{History: &busyHistory{n: tc.n}, Lists: &fakeLists{}})
+		c.Login("alice", "a-secret")
+		_, body, _ := c.Get("/console/investigate?kind=ip&value=192.0.2.1")
+		if got := strings.Count(body, `value="event"`); got != tc.rows {
+			t.Errorf("%d attempts: %d shown, want %d", tc.n, got, tc.rows)
+		}
+		if got := strings.Count(body, `value="decision"`); got != tc.rows {
+			t.Errorf("%d decisions: %d shown, want %d", tc.n, got, tc.rows)
+		}
+		for _, id := range []string{"attempts-cut", "decisions-cut"} {
+			if cut := strings.Contains(body, `id="`+id+`"`); cut != tc.cut {
+				t.Errorf("%d of each: %s said %v, want %v", tc.n, id, cut, tc.cut)
+			}
+		}
+		if tc.cut && !strings.Contains(body, "riskflow lookup --ip 192.0.2.1") {
+			t.Errorf("%d of each: the page does not say where the rest is", tc.n)
+		}
+	}
+}

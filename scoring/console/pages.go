@@ -1076,7 +1076,15 @@ type investigateData struct {
 	Back        string      // this page, for the label forms to come back to
 	Listed      []ListEntry // list entries that match the key (for an IP, networks holding it too)
 	ListedErr   string
+	// MoreAttempts and MoreDecisions: the list shows the newest activityShown of more; Rest is
+	// the command that lists them all.
+	MoreAttempts, MoreDecisions bool
+	Shows                       int
+	Rest                        string
 }
+
+// activityShown is how many attempts, and how many decisions, a lookup shows.
+const activityShown = 100
 
 // listedFor returns the list entries that match l: the same phone hash or device, or for an IP the
 // address itself (an IPv6 address listed: any of its /64, as the scorer matches it) and every
@@ -1219,8 +1227,24 @@ func (s *Server) investigateKey(w http.ResponseWriter, r *http.Request, ss *sess
 		if s.d.History == nil {
 			d.AttemptsErr = notAvailable("history", ErrNotAvailable)
 		} else {
-			act, err := s.d.History.Activity(ctx, hl, 100)
+			// One more than shown: whether the lists are cut (a farm's address has thousands).
+			act, err := s.d.History.Activity(ctx, hl, activityShown+1)
 			d.Attempts, d.Decisions, d.AttemptsErr = act.Attempts, act.Decisions, notAvailable("recent attempts and decisions", err)
+			if len(d.Attempts) > activityShown {
+				d.Attempts, d.MoreAttempts = d.Attempts[:activityShown], true
+			}
+			if len(d.Decisions) > activityShown {
+				d.Decisions, d.MoreDecisions = d.Decisions[:activityShown], true
+			}
+			d.Shows = activityShown
+			switch hl.Kind {
+			case KindPhone:
+				d.Rest = "riskflow lookup --phone NUMBER --since 7d --limit 1000" // the number is never shown
+			case KindIP:
+				d.Rest = "riskflow lookup --ip " + hl.Value + " --since 7d --limit 1000"
+			default:
+				d.Rest = "riskflow lookup --device " + strconv.Quote(hl.Value) + " --since 7d --limit 1000"
+			}
 		}
 	}
 	p.Data = d
