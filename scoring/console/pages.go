@@ -862,10 +862,11 @@ type listsData struct {
 	Entries []ListEntry // this page's
 	Err     string
 	Kinds   []string
-	// Total entries; this page shows the From-th to the To-th (1-based); Prev and Next link the
-	// pages around it ("" at either end).
-	Total, From, To int
-	Prev, Next      string
+	// Total entries; this page shows the From-th to the To-th (1-based); First, Prev, Next and
+	// Last link the other pages ("" where there is none): entries added in the console come after
+	// the lists file's, on the last page.
+	Total, From, To         int
+	First, Prev, Next, Last string
 }
 
 // listsPerPage is how many entries a lists page shows: a bulk block list of thousands of
@@ -880,10 +881,10 @@ func (d *listsData) paginate(es []ListEntry, n int) {
 	lo, hi := (n-1)*listsPerPage, min(n*listsPerPage, len(es))
 	d.Entries, d.From, d.To = es[lo:hi], lo+1, hi
 	if n > 1 {
-		d.Prev = "/console/lists?page=" + strconv.Itoa(n-1)
+		d.First, d.Prev = "/console/lists?page=1", "/console/lists?page="+strconv.Itoa(n-1)
 	}
 	if n < last {
-		d.Next = "/console/lists?page=" + strconv.Itoa(n+1)
+		d.Next, d.Last = "/console/lists?page="+strconv.Itoa(n+1), "/console/lists?page="+strconv.Itoa(last)
 	}
 }
 
