@@ -32,7 +32,7 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags integration,chdb ./...
-	$(GO) vet -tags browser ./cmd/riskflow/
+	$(GO) vet -tags browser ./cmd/riskflow/ ./scoring/console/
 
 # Every SQL statement riskflow ships or sends (migrations, inserts, backfill, reads, rules report,
 # analyst queries, dashboard panels) on the ClickHouse 18.16 server and on current ClickHouse
@@ -48,8 +48,9 @@ chdb:
 # The risk team's console in headless Chromium (Debian package chromium, installed by
 # deploy/local/chromium.sh; chromedp drives it) against two riskflow nodes on the local Kafka and
 # ClickHouse: login, every page, lint/test/backtest/promote/rollback, lists. CI runs it after
-# `make test`. `make console-screenshots` refreshes docs/console/*.png with the same run.
-BROWSER_TEST = $(GO) test -count=1 -tags browser -timeout 10m -run '^TestConsoleInBrowser$$' -v ./cmd/riskflow/
+# `make test`. `make console-screenshots` refreshes docs/console/*.png with the same run. The
+# console's own browser tests (scoring/console, on fakes: pages fit the window) run with it.
+BROWSER_TEST = $(GO) test -count=1 -tags browser -timeout 10m -run '^(TestConsoleInBrowser|TestLongIDsFitTheWindow)$$' -v ./cmd/riskflow/ ./scoring/console/
 
 browser: services
 	deploy/local/chromium.sh install
