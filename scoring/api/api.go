@@ -499,13 +499,35 @@ func (s *Server) auth(r *http.Request, route string) (string, error) {
 	return key, nil
 }
 
+// crossOrigin is net/http's cross-site request forgery check: a request a browser sends from
+// another origin (Sec-Fetch-Site, or an Origin other than the Host) with a method other than GET,
+// HEAD and OPTIONS is refused; requests without those headers — every client but a browser —
+// pass.
+var crossOrigin = http.NewCrossOriginProtection()
+
+// crossSite refuses, with 403, a browser's request from another origin (crossOrigin).
+func crossSite(r *http.Request) error {
+	if err := crossOrigin.Check(r); err != nil {
+		return &httpError{status: http.StatusForbidden, msg: fmt.Sprintf("%s %s from another site's page is refused: riskflow's API takes no request a browser sends on another origin's behalf (Sec-Fetch-Site / Origin); call it from a server, or from the console",
+			schemas.ShowName(r.Method, 16), r.URL.Path)}
+	}
+	return nil
+}
+
 // authenticate checks HTTP Basic credentials against creds, unless the client's address failed
 // too often lately: then it answers 429 without looking at them. A wrong name or secret costs the
 // address a token; a missing Authorization header does not (it guesses nothing). With perName
 // (app keys) a request naming one of creds is counted in that name's bucket at the address, so
 // that one app's wrong secret does not lock out the other apps calling from the same host; any
 // other name is counted in the address's own bucket (limit.go).
+//
+// A browser's request from another site is refused before its credentials are looked at
+// (crossSite): a browser that had once been given an admin's Basic credentials sends them with
+// any site's form, and a text/plain form posted to POST /v1/rules/rollback arrived authenticated.
 func (s *Server) authenticate(r *http.Request, creds, previous map[string]string, field, what string, perName bool) (string, error) {
+	if err := crossSite(r); err != nil {
+		return "", err
+	}
 	addr, now := clientAddr(r, s.proxies), time.Now()
 	var bucket string
 	if given, _, ok := r.BasicAuth(); ok && perName {

@@ -874,3 +874,39 @@ func TestFailedAuthenticationOfOneAppDoesNotLockOutTheOthers(t *testing.T) {
 		t.Errorf("app1 after guesses at app2's secret from its address: %d %s", w.Code, w.Body)
 	}
 }
+
+// A browser that had once been given an admin's (or an app's) Basic credentials sends them with
+// any site's form: a text/plain form on another site posting to POST /v1/rules/rollback arrived
+// authenticated (held-out run in Chromium), stopped only by the body's strict decoding. Such a
+// request — Sec-Fetch-Site cross-site or same-site, or an Origin other than the host — is refused
+// with 403 before its credentials are looked at (no guess counted), on every route that changes
+// something; the same page's own requests, a server's (neither header) and safe methods pass.
+func TestBrowserRequestsFromAnotherSiteAreRefused(t *testing.T) {
+	fr := &fakeRules{}
+	f := newFixture(t, api.Config{AuthFailuresPerMinute: 1, AuthFailureBurst: 1}, api.WithRulesAdmin(fr, map[string]string{"lead": "s3cret"}))
+	header := func(k, v string) reqOpt { return func(r *http.Request) { r.Header.Set(k, v) } }
+	for _, c := range []struct{ method, path, body string }{
+		{http.MethodPost, "/v1/rules/rollback", `{"version":"0123456789abcdef"}`},
+		{http.MethodPut, "/v1/rules", "pack: p\n"},
+		{http.MethodPost, "/v1/risk/check", checkBody},
+		{http.MethodPost, "/v1/events", event("e1", "app1", "1.2.3.4")},
+	} {
+		creds := basic("app1", "secret1")
+		if strings.HasPrefix(c.path, "/v1/rules") {
+			creds = basic("lead", "s3cret")
+		}
+		for _, site := range []reqOpt{header("Sec-Fetch-Site", "cross-site"), header("Sec-Fetch-Site", "same-site"), header("Origin", "https://evil.example")} {
+			w := f.do(t, c.method, c.path, c.body, creds, site, from("192.0.2.7:1"))
+			errorBody(t, w, http.StatusForbidden, c.method+" "+c.path+" from another site's page is refused")
+		}
+		for _, own := range []reqOpt{header("Sec-Fetch-Site", "same-origin"), header("Sec-Fetch-Site", "none"), func(*http.Request) {}} {
+			if w := f.do(t, c.method, c.path, c.body, creds, own, from("192.0.2.7:1")); w.Code == http.StatusForbidden || w.Code == http.StatusTooManyRequests {
+				t.Errorf("%s %s from the same origin or a server: %d %s", c.method, c.path, w.Code, w.Body)
+			}
+		}
+	}
+	// Safe methods pass: they change nothing.
+	if w := f.do(t, http.MethodGet, "/v1/rules", "", basic("lead", "s3cret"), header("Sec-Fetch-Site", "cross-site")); w.Code != http.StatusOK {
+		t.Errorf("GET /v1/rules from another site: %d %s", w.Code, w.Body)
+	}
+}
