@@ -67,7 +67,7 @@ func mac(key []byte, msg string) string {
 var errLogin = errors.New("unknown admin or wrong secret")
 
 // errThrottled answers a client that failed too often lately.
-var errThrottled = errors.New("too many failed logins from this address: wait a minute")
+var errThrottled = errors.New("too many failed logins for this name from this address: wait a minute")
 
 const (
 	maxFails    = 5
@@ -75,9 +75,16 @@ const (
 	maxTracked  = 10000 // addresses with recent failures kept before old ones are pruned
 )
 
-// login checks credentials in constant time and returns a new session.
-func (s *sessions) login(client, who, secret string) (*session, error) {
+// login checks credentials in constant time and returns a new session. Failures are counted per
+// client address and name — an admin's name in a bucket of its own, any other name in the
+// address's shared one — so that one admin's typos (or guesses at one admin's secret) do not lock
+// the other admins behind the same address out, as the API counts its failed authentications.
+func (s *sessions) login(addr, who, secret string) (*session, error) {
 	now := s.now()
+	client := addr + "\x00"
+	if _, known := s.admins[who]; known {
+		client += who
+	}
 	s.mu.Lock()
 	recent := s.fails[client][:0]
 	for _, t := range s.fails[client] {

@@ -2154,3 +2154,31 @@ func TestInvestigateSaysWhenAListIsCut(t *testing.T) {
 		}
 	}
 }
+
+// Failed logins are counted per address and name, as the API counts its failed authentications:
+// guesses at bob's secret (or bob's typos) lock bob out, right secret included, and not alice
+// behind the same address; names that are no admin's share one bucket of the address, so making
+// names up buys no guesses.
+func TestFailedLoginsOfOneAdminLockNoOtherAdmin(t *testing.T) {
+	c := newServer(t, console.Deps{})
+	login := func(name, secret string) int {
+		t.Helper()
+		code, _, _ := c.Post("/console/login", url.Values{"name": {name}, "secret": {secret}})
+		return code
+	}
+	for i := range 5 {
+		login("bob", fmt.Sprintf("guess-%d", i))
+	}
+	if code := login("bob", "b-secret"); code != http.StatusTooManyRequests {
+		t.Errorf("bob after 5 guesses at his secret: %d, want 429", code)
+	}
+	if code := login("alice", "a-secret"); code != http.StatusSeeOther {
+		t.Errorf("alice from the same address after bob's guesses: %d, want her login to work", code)
+	}
+	for i := range 5 {
+		login(fmt.Sprintf("nobody-%d", i), "guess")
+	}
+	if code := login("nobody-new", "guess"); code != http.StatusTooManyRequests {
+		t.Errorf("a sixth made-up name: %d, want 429 (made-up names share one bucket)", code)
+	}
+}
