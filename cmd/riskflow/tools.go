@@ -122,16 +122,24 @@ func produceLines(ctx context.Context, in io.Reader, pub *pipeline.Publisher, w 
 	pubCtx := ctx
 	flush := func() error {
 		if raw {
-			n, rejected, err := writeRaw(pubCtx, w, rawBatch, rawLines, maxBytes, stderr)
-			sent += n
-			bad += rejected
+			// The lines the broker did not acknowledge are sent again, the others not.
+			lines, numbers := rawBatch, rawLines
+			err := retryProduce(pubCtx, stderr, func() (int, error) {
+				n, rejected, left, leftNumbers, err := writeRaw(pubCtx, w, lines, numbers, maxBytes, stderr)
+				sent += n
+				bad += rejected
+				lines, numbers = left, leftNumbers
+				return len(lines), err
+			})
 			rawBatch, rawLines = rawBatch[:0], rawLines[:0]
 			return err
 		}
 		if len(batch) == 0 {
 			return nil
 		}
-		if err := pub.Publish(pubCtx, batch); err != nil {
+		// Sent again whole: what the broker took of a failed write is stored twice, and counted
+		// once downstream (events are idempotent by (app_id, event_id)).
+		if err := retryProduce(pubCtx, stderr, func() (int, error) { return len(batch), pub.Publish(pubCtx, batch) }); err != nil {
 			return err
 		}
 		sent += len(batch)
@@ -245,10 +253,11 @@ func readLine(r *bufio.Reader, buf []byte, limit int) (text []byte, long int, er
 }
 
 // writeRaw writes lines as they are; a line Kafka refuses for good (too large, invalid) is
-// reported with its line number and counted as rejected, the others are written.
-func writeRaw(ctx context.Context, w pipeline.MessageWriter, lines [][]byte, numbers []int, maxBytes int, stderr io.Writer) (sent, rejected int, err error) {
+// reported with its line number and counted as rejected, the others are written. With err, left
+// (and leftNumbers) are the lines the broker did not acknowledge, to be sent again.
+func writeRaw(ctx context.Context, w pipeline.MessageWriter, lines [][]byte, numbers []int, maxBytes int, stderr io.Writer) (sent, rejected int, left [][]byte, leftNumbers []int, err error) {
 	if len(lines) == 0 {
-		return 0, 0, nil
+		return 0, 0, nil, nil, nil
 	}
 	msgs := make([]kafka.Message, len(lines))
 	for i, l := range lines {
@@ -260,9 +269,43 @@ func writeRaw(ctx context.Context, w pipeline.MessageWriter, lines [][]byte, num
 	}
 	sent = len(lines) - len(rej) - len(retry)
 	if err != nil {
-		return sent, len(rej), fmt.Errorf("produce %d raw lines (%d not acknowledged): %w", len(lines), len(retry), err)
+		for _, i := range retry {
+			left, leftNumbers = append(left, lines[i]), append(leftNumbers, numbers[i])
+		}
+		return sent, len(rej), left, leftNumbers, fmt.Errorf("produce %d raw lines (%d not acknowledged): %w", len(lines), len(retry), err)
 	}
-	return sent, len(rej), nil
+	return sent, len(rej), nil, nil, nil
+}
+
+// produceRetries is how many times in a row produce sends again what the broker did not take (a
+// broker restarting, a leader moving), after pauses doubling from produceRetryWait to 30 s —
+// about two and a half minutes in all: a file being loaded rides out a broker restart instead of
+// stopping at its first failed write.
+const produceRetries = 8
+
+// produceRetryWait is the first pause of retryProduce (tests shorten it).
+var produceRetryWait = time.Second
+
+// retryProduce runs send until it succeeds, fails for a reason that will not pass (an invalid
+// event, a misconfiguration), ctx ends or produceRetries attempts failed in a row, telling each
+// retry on stderr. send returns how many messages it was sending.
+func retryProduce(ctx context.Context, stderr io.Writer, send func() (int, error)) error {
+	for attempt := 1; ; attempt++ {
+		n, err := send()
+		if err == nil || ctx.Err() != nil || schemas.Classify(err) != schemas.Retry || attempt > produceRetries {
+			return err
+		}
+		wait := min(produceRetryWait<<(attempt-1), 30*time.Second)
+		fmt.Fprintf(stderr, "produce: %s not taken by the broker (%v); sent again in %s (attempt %d of %d)\n",
+			plural(n, "message"), consumers.Summarize(err), wait, attempt, produceRetries)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+	}
 }
 
 // plural writes n and noun, with an s unless n is 1: "1 invalid line", "3 events".
