@@ -194,6 +194,31 @@ func (s *Snapshots) retried(ctx context.Context, what string, fn func() error) e
 // of other topics sharing the directory leave each other's alone.
 func (s *Snapshots) tempPattern() string { return ".features-" + s.Topic + "-*.tmp" }
 
+// ownTemp reports whether the file named name is one of this topic's temporary files: a snapshot
+// being written (os.CreateTemp puts decimal digits in tempPattern's *) or keepPrevious's link
+// (prev). tempPattern's glob alone also matches the files of a topic whose name begins with this
+// one's and a dash (verify.events-v2's .features-verify.events-v2-123.tmp): the node of
+// verify.events removed the other's snapshots while they were written, and all of them failed.
+func (s *Snapshots) ownTemp(name string) bool {
+	rest, ok := strings.CutPrefix(name, ".features-"+s.Topic+"-")
+	if !ok {
+		return false
+	}
+	mid, ok := strings.CutSuffix(rest, ".tmp")
+	if !ok || mid == "" {
+		return false
+	}
+	if mid == "prev" {
+		return true
+	}
+	for _, c := range mid {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // staleTemp is how long after its last write a temporary snapshot counts as left behind: a
 // process killed while writing (an OOM kill, SIGKILL, a node crash) never removes its temporary
 // file, and every such file stays on the snapshot volume — which on Kubernetes has a size limit
@@ -209,6 +234,9 @@ const staleTemp = 10 * time.Minute
 func (s *Snapshots) removeStaleTemps() {
 	paths, _ := filepath.Glob(filepath.Join(s.Dir, s.tempPattern()))
 	for _, p := range paths {
+		if !s.ownTemp(filepath.Base(p)) {
+			continue
+		}
 		fi, err := os.Stat(p)
 		if err != nil || (!s.Exclusive && time.Since(fi.ModTime()) < staleTemp) {
 			continue

@@ -794,3 +794,52 @@ func TestSnapshotWrittenInTheFutureIsRefused(t *testing.T) {
 		t.Errorf(".prev after two snapshots of this node over a future one of another key: err %v, applied %d; want this node's own", err, st.Stats().Applied)
 	}
 }
+
+// Processes of other topics share a directory, and a topic's name may begin with another's and a
+// dash (verify.events, verify.events-v2): the node of verify.events removed verify.events-v2's
+// snapshots being written (.features-verify.events-v2-123.tmp matched its own pattern), at its
+// start and before each of its snapshots — held-out run of two scorers sharing a directory,
+// snapshots every second: every snapshot of the second one failed ("rename …: no such file or
+// directory"), its shutdown's too.
+func TestSnapshotsLeaveTemporaryFilesOfATopicNamedLikeTheirs(t *testing.T) {
+	for _, exclusive := range []bool{true, false} {
+		t.Run(fmt.Sprintf("exclusive=%v", exclusive), func(t *testing.T) {
+			dir := t.TempDir()
+			mine := filepath.Join(dir, ".features-verify.events-123.tmp")
+			link := filepath.Join(dir, ".features-verify.events-prev.tmp")
+			theirs := []string{
+				filepath.Join(dir, ".features-verify.events-v2-456.tmp"),
+				filepath.Join(dir, ".features-verify.events-v2-prev.tmp"),
+				filepath.Join(dir, ".features-verify.events-1-789.tmp"), // topic verify.events-1
+			}
+			hourAgo := time.Now().Add(-time.Hour)
+			for _, p := range append([]string{mine, link}, theirs...) {
+				if err := os.WriteFile(p, []byte("partly written"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if !exclusive { // left for an hour: this node's are removed without the lock too
+					if err := os.Chtimes(p, hourAgo, hourAgo); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			s := &Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: stateWith(20), Log: quiet(), Exclusive: exclusive}
+			if _, err := s.Save(at(map[int]int64{0: 20})); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := (&Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: features.New(features.Config{}), Log: quiet(), Exclusive: exclusive}).Load(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range []string{mine, link} {
+				if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("this topic's %s is still there (%v)", filepath.Base(p), err)
+				}
+			}
+			for _, p := range theirs {
+				if _, err := os.Stat(p); err != nil {
+					t.Errorf("another topic's %s was removed: %v", filepath.Base(p), err)
+				}
+			}
+		})
+	}
+}
