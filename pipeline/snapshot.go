@@ -67,12 +67,14 @@ type Snapshots struct {
 	// replay of the retention does (a pod back after three days with its volume read three days
 	// of events — the topic's retention is often a week — where a replay reads one).
 	MaxAge time.Duration
-	// Exclusive says this process holds the directory's lock for the topic (LockSnapshots): no
-	// other process writes its snapshots there, so every temporary snapshot of the topic found
-	// there was left by a process that stopped while writing it, and is removed at once instead
-	// of after staleTemp.
-	Exclusive bool
-	Log       *slog.Logger
+	// Lock is this process's lock of the directory's snapshots of the topic (LockSnapshots), or
+	// nil. Held (SnapshotLock.Hold, before each snapshot), no other process writes the topic's
+	// snapshots there, so every temporary snapshot of the topic found there was left by a process
+	// that stopped while writing it, and is removed at once instead of after staleTemp; a lock
+	// this process can no longer hold (another process took the directory's new lock file after
+	// it was deleted) stops its snapshots.
+	Lock *SnapshotLock
+	Log  *slog.Logger
 	// Clock is the time a snapshot is written at and its age is read against (nil: time.Now).
 	Clock func() time.Time
 
@@ -137,7 +139,7 @@ func (s *Snapshots) path() string {
 // Load waits for it until ctx ends — a node is not ready before it has caught up with the topic
 // anyway, and a snapshot loaded unchecked may be of an earlier topic of that name.
 func (s *Snapshots) Load(ctx context.Context) (map[int]consumers.Mark, time.Time, error) {
-	s.removeStaleTemps()
+	s.removeStaleTemps(s.Lock != nil && s.Lock.Hold() == nil)
 	var ends map[int]int64
 	if s.Ends != nil {
 		if err := s.retried(ctx, "the topic's end offsets", func() (err error) { ends, err = s.Ends(); return err }); err != nil {
@@ -227,18 +229,18 @@ func (s *Snapshots) ownTemp(name string) bool {
 const staleTemp = 10 * time.Minute
 
 // removeStaleTemps removes this topic's temporary snapshots that nobody has written to for
-// staleTemp — every one with Exclusive: then no other process writes them, and Save calls it
-// before creating its own — logging what it removed. A node killed while writing and restarted
+// staleTemp — every one when exclusive (this process holds the lock: no other process writes
+// them, and Save calls it before creating its own) — logging what it removed. A node killed while writing and restarted
 // at once (an OOM kill during the snapshot's memory peak, in a loop) used to keep each kill's
 // file for ten minutes, one more snapshot's size on the volume per restart.
-func (s *Snapshots) removeStaleTemps() {
+func (s *Snapshots) removeStaleTemps(exclusive bool) {
 	paths, _ := filepath.Glob(filepath.Join(s.Dir, s.tempPattern()))
 	for _, p := range paths {
 		if !s.ownTemp(filepath.Base(p)) {
 			continue
 		}
 		fi, err := os.Stat(p)
-		if err != nil || (!s.Exclusive && time.Since(fi.ModTime()) < staleTemp) {
+		if err != nil || (!exclusive && time.Since(fi.ModTime()) < staleTemp) {
 			continue
 		}
 		if err := os.Remove(p); err != nil {
@@ -436,7 +438,12 @@ func (s *Snapshots) Save(positions func() map[int]consumers.Mark) (int64, error)
 			return 0, err
 		}
 	}
-	s.removeStaleTemps()
+	if s.Lock != nil {
+		if err := s.Lock.Hold(); err != nil {
+			return 0, fmt.Errorf("snapshot: %w", err)
+		}
+	}
+	s.removeStaleTemps(s.Lock != nil)
 	tmp, err := os.CreateTemp(s.Dir, s.tempPattern())
 	if err != nil {
 		return 0, fmt.Errorf("snapshot: %w", err)

@@ -700,7 +700,7 @@ func TestSnapshotOlderThanTheRetentionIsRefused(t *testing.T) {
 	}
 }
 
-// A process holding the directory's lock (Exclusive) removes every temporary snapshot of its
+// A process holding the directory's lock removes every temporary snapshot of its
 // topic at once, however recent: no other process writes them. A node OOM-killed while writing
 // its snapshot and restarted seconds later used to keep each such file for ten minutes — one more
 // snapshot's size on the volume per kill. Other topics' files stay.
@@ -713,7 +713,7 @@ func TestExclusiveSnapshotsRemoveRecentTemporaryFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s := &Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: features.New(features.Config{}), Log: quiet(), Exclusive: true}
+	s := &Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: features.New(features.Config{}), Log: quiet(), Lock: locked(t, dir, "verify.events")}
 	if _, _, err := s.Load(context.Background()); !errors.Is(err, ErrNoSnapshot) {
 		t.Fatalf("load: %v, want ErrNoSnapshot", err)
 	}
@@ -823,11 +823,15 @@ func TestSnapshotsLeaveTemporaryFilesOfATopicNamedLikeTheirs(t *testing.T) {
 					}
 				}
 			}
-			s := &Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: stateWith(20), Log: quiet(), Exclusive: exclusive}
+			var lock *SnapshotLock
+			if exclusive {
+				lock = locked(t, dir, "verify.events")
+			}
+			s := &Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: stateWith(20), Log: quiet(), Lock: lock}
 			if _, err := s.Save(at(map[int]int64{0: 20})); err != nil {
 				t.Fatal(err)
 			}
-			if _, _, err := (&Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: features.New(features.Config{}), Log: quiet(), Exclusive: exclusive}).Load(context.Background()); err != nil {
+			if _, _, err := (&Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: features.New(features.Config{}), Log: quiet(), Lock: lock}).Load(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			for _, p := range []string{mine, link} {

@@ -46,10 +46,10 @@ type app struct {
 	health *health // what /readyz reports
 	// snapshotAt is when the newest feature snapshot was written or loaded (unix ns; 0 = none).
 	snapshotAt atomic.Int64
-	// snapRelease releases this process's lock of scoring.snapshot_dir (pipeline.LockSnapshots);
-	// nil without snapshots.
-	snapRelease func()
-	started     time.Time // when newApp ran
+	// snapLock is this process's lock of scoring.snapshot_dir (pipeline.LockSnapshots); nil
+	// without snapshots.
+	snapLock *pipeline.SnapshotLock
+	started  time.Time // when newApp ran
 	// starting is what a starting process with a port (ops or API) is doing, which /readyz's
 	// start check names; nil without a port and once every part has started.
 	starting atomic.Pointer[string]
@@ -462,7 +462,7 @@ func (a *app) loadSnapshot(ctx context.Context, feed *pipeline.Feed) *pipeline.S
 	}
 	snaps := &pipeline.Snapshots{Dir: a.cfg.Scoring.SnapshotDir, Topic: a.cfg.Kafka.EventsTopic,
 		Fingerprint: a.scorer.KeyFingerprint(), Classes: a.scorer.ClassFingerprint(), State: a.scorer.State(), Log: a.log,
-		MaxAge: a.scorer.State().Config().Retention, Exclusive: a.snapRelease != nil,
+		MaxAge: a.scorer.State().Config().Retention, Lock: a.snapLock,
 		Ends: func() (map[int]int64, error) {
 			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
@@ -537,9 +537,7 @@ func (a *app) snapshotAge(now time.Time) time.Duration {
 // releaseSnapshots releases the lock of scoring.snapshot_dir, once this process has written its
 // last snapshot (or failed to start).
 func (a *app) releaseSnapshots() {
-	if a.snapRelease != nil {
-		a.snapRelease()
-	}
+	a.snapLock.Release()
 }
 
 // saveSnapshot writes a snapshot, logging the outcome.

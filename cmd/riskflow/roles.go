@@ -237,14 +237,14 @@ func (a *app) start(ctx context.Context, p plan, o startOptions) (*errgroup.Grou
 	// it (two roles' processes started with one configuration on one host) rotated the first's
 	// snapshots out and failed its writes.
 	if p.has(partFeed) && a.cfg.Scoring.SnapshotDir != "" {
-		release, err := pipeline.LockSnapshots(a.cfg.Scoring.SnapshotDir, a.cfg.Kafka.EventsTopic)
+		lock, err := pipeline.LockSnapshots(a.cfg.Scoring.SnapshotDir, a.cfg.Kafka.EventsTopic)
 		switch {
 		case errors.Is(err, pipeline.ErrSnapshotDirInUse):
 			return failed(configError{fmt.Errorf("scoring.snapshot_dir: %w", err)})
 		case err != nil: // a file system without locks (some network ones): run as before the lock
 			a.log.Warn("scoring.snapshot_dir cannot be locked: make sure no other process uses it", "scoring.snapshot_dir", a.cfg.Scoring.SnapshotDir, "err", err)
 		}
-		a.snapRelease = release
+		a.snapLock = lock
 	}
 	var apiSrv *apiServer
 	if p.has(partOps) || p.has(partAPI) {
