@@ -512,9 +512,9 @@ func (s *Snapshots) keepPrevious() error {
 	if err := os.Link(s.path(), link); err != nil {
 		return os.Rename(s.path(), s.path()+".prev")
 	}
-	if err := os.Rename(link, s.path()+".prev"); err != nil {
-		_ = os.Remove(link)
-		return err
-	}
-	return nil
+	err := os.Rename(link, s.path()+".prev")
+	// Also after a rename that did nothing: .prev was the newest already (a save failed after
+	// keeping it), and rename(2) of two links to one file leaves both.
+	_ = os.Remove(link)
+	return err
 }
