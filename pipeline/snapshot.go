@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/riskflow/riskflow/consumers"
@@ -425,6 +426,9 @@ func kindOf(m fs.FileMode) string {
 // (otherConfig) and the newest does not: then the newest is replaced and .prev stays. So the
 // first snapshot of a node whose key or lists differ from the node that wrote the directory's
 // snapshots moves the newest of those to .prev, and there it stays until it is older than MaxAge.
+//
+// A volume without room for the new snapshot beside the newest and .prev ("no space left on
+// device") has this node's own .prev removed and the snapshot written again (makeRoom).
 func (s *Snapshots) Save(positions func() map[int]consumers.Mark) (int64, error) {
 	// Two at once would each move the newest to .prev: the second rename then fails, or .prev
 	// ends up the snapshot just written.
@@ -444,11 +448,44 @@ func (s *Snapshots) Save(positions func() map[int]consumers.Mark) (int64, error)
 		}
 	}
 	s.removeStaleTemps(s.Lock != nil)
-	tmp, err := os.CreateTemp(s.Dir, s.tempPattern())
+	tmp, n, err := s.writeTemp(positions)
+	if full(err) && s.makeRoom() {
+		tmp, n, err = s.writeTemp(positions)
+	}
 	if err != nil {
+		return 0, fmt.Errorf("snapshot: %w", err) // err names the temporary file
+	}
+	defer os.Remove(tmp) // after a successful rename this finds nothing
+	if kept, why := s.otherConfig(s.path() + ".prev"); kept && !s.isOther(s.path()) {
+		// .prev holds a snapshot of another configuration: the newest, this node's own, is
+		// replaced in place and .prev stays.
+		if s.keptLogged.CompareAndSwap(false, true) {
+			logger(s.Log).Warn("feature snapshot of another configuration kept as .prev, not rotated out: a node configured as it was can still load it; this node keeps no previous snapshot of its own until that one is older than the feature retention",
+				"file", s.path()+".prev", "written_under", why)
+		}
+	} else if _, err := os.Stat(s.path()); err == nil {
+		if err := s.keepPrevious(); err != nil {
+			return 0, fmt.Errorf("snapshot: keep the previous one: %w", err)
+		}
+	}
+	betweenRenames()
+	if err := os.Rename(tmp, s.path()); err != nil {
 		return 0, fmt.Errorf("snapshot: %w", err)
 	}
-	defer os.Remove(tmp.Name()) // after a successful rename this finds nothing
+	if d, err := os.Open(s.Dir); err == nil { // make the rename durable
+		_ = d.Sync()
+		d.Close()
+	}
+	return n, nil
+}
+
+// writeTemp writes a snapshot to a new temporary file, synced and closed, and returns its name;
+// on an error the file is removed.
+func (s *Snapshots) writeTemp(positions func() map[int]consumers.Mark) (string, int64, error) {
+	tmp, err := os.CreateTemp(s.Dir, s.tempPattern())
+	if err != nil {
+		return "", 0, err
+	}
 	covered := 0
 	n, err := s.State.WriteSnapshot(tmp, func() []byte {
 		meta := snapshotMeta{Topic: s.Topic, Fingerprint: s.Fingerprint, Classes: s.Classes, Offsets: map[int]int64{}, Last: map[int]int64{}, Written: s.now().UTC()}
@@ -472,29 +509,34 @@ func (s *Snapshots) Save(positions func() map[int]consumers.Mark) (int64, error)
 		err = cerr
 	}
 	if err != nil {
-		return 0, fmt.Errorf("snapshot: %w", err) // err names the temporary file
+		os.Remove(tmp.Name())
+		return "", 0, err
 	}
-	if kept, why := s.otherConfig(s.path() + ".prev"); kept && !s.isOther(s.path()) {
-		// .prev holds a snapshot of another configuration: the newest, this node's own, is
-		// replaced in place and .prev stays.
-		if s.keptLogged.CompareAndSwap(false, true) {
-			logger(s.Log).Warn("feature snapshot of another configuration kept as .prev, not rotated out: a node configured as it was can still load it; this node keeps no previous snapshot of its own until that one is older than the feature retention",
-				"file", s.path()+".prev", "written_under", why)
-		}
-	} else if _, err := os.Stat(s.path()); err == nil {
-		if err := s.keepPrevious(); err != nil {
-			return 0, fmt.Errorf("snapshot: keep the previous one: %w", err)
-		}
+	return tmp.Name(), n, nil
+}
+
+// full reports whether err says the volume (or the user's quota) has no room left.
+func full(err error) bool { return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) }
+
+// makeRoom removes this node's .prev to make room for a snapshot the volume had none for, and
+// reports whether it did. A volume with room for two snapshots and not three (the newest, .prev,
+// the one being written: the state grew past a third of it) failed every snapshot from then on
+// with "no space left on device", for as long as the node ran; the newest grew older and each
+// restart replayed more. .prev is only tried when the newest is refused; with it gone, the new
+// snapshot is written and the newest becomes .prev again (a second name of one file, no more
+// room). A .prev of another configuration stays (see Save).
+func (s *Snapshots) makeRoom() bool {
+	prev := s.path() + ".prev"
+	fi, err := os.Lstat(prev)
+	if err != nil || !fi.Mode().IsRegular() || s.isOther(prev) {
+		return false
 	}
-	betweenRenames()
-	if err := os.Rename(tmp.Name(), s.path()); err != nil {
-		return 0, fmt.Errorf("snapshot: %w", err)
+	if err := os.Remove(prev); err != nil {
+		return false
 	}
-	if d, err := os.Open(s.Dir); err == nil { // make the rename durable
-		_ = d.Sync()
-		d.Close()
-	}
-	return n, nil
+	logger(s.Log).Warn("the snapshot volume has no room for another snapshot beside the newest and the previous one: removed the previous one to write the newest (size the volume at three snapshots: docs/SCALING.md)",
+		"file", prev, "bytes", fi.Size())
+	return true
 }
 
 // betweenRenames is called after the newest snapshot was kept as .prev and before the new one

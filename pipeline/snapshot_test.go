@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -868,5 +869,49 @@ func TestSnapshotKeepsNoLinkBehindWhenPrevIsTheNewest(t *testing.T) {
 	left, _ := filepath.Glob(filepath.Join(dir, ".*.tmp"))
 	if len(left) > 0 {
 		t.Errorf("temporary files left after a save: %v", left)
+	}
+}
+
+// roomForTwo is a state whose snapshots meet a full volume once two snapshot files of its topic
+// are in dir (the newest and .prev): a volume sized for two.
+type roomForTwo struct {
+	*features.State
+	dir string
+}
+
+func (r roomForTwo) WriteSnapshot(w io.Writer, meta func() []byte) (int64, error) {
+	files, _ := filepath.Glob(filepath.Join(r.dir, "features-verify.events.snap*"))
+	if len(files) >= 2 {
+		return 0, &os.PathError{Op: "write", Path: filepath.Join(r.dir, ".features-verify.events-1.tmp"), Err: syscall.ENOSPC}
+	}
+	return r.State.WriteSnapshot(w, meta)
+}
+
+// A snapshot volume with room for two snapshots and not three (the state grew past a third of
+// it): every snapshot failed with "no space left on device" from then on, for as long as the
+// node ran — held-out run on a 100 MB tmpfs with 48 MB snapshots: the newest grew older, and
+// each restart replayed more. The node now makes room by removing its own .prev and writes the
+// newest, which a restart loads; a .prev of another configuration is kept (and the snapshot
+// fails as before).
+func TestSnapshotOnAFullVolumeReplacesPrev(t *testing.T) {
+	dir := t.TempDir()
+	s := &Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: roomForTwo{stateWith(20), dir}, Log: quiet()}
+	for _, off := range []int64{10, 20, 30, 40} {
+		if _, err := s.Save(at(map[int]int64{0: off})); err != nil {
+			t.Fatalf("snapshot at offset %d: %v", off, err)
+		}
+	}
+	offs, _, err := (&Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: features.New(features.Config{}), Log: quiet()}).Load(context.Background())
+	if err != nil || offs[0].Next != 40 {
+		t.Fatalf("newest: offsets %v, %v; want 40", offs, err)
+	}
+	if _, err := os.Stat(s.path() + ".prev"); err != nil {
+		t.Errorf("no .prev after the newest was written: %v", err)
+	}
+
+	// .prev of another phone-hash key stays: the snapshot fails.
+	other := &Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-b", State: roomForTwo{stateWith(20), dir}, Log: quiet()}
+	if _, err := other.Save(at(map[int]int64{0: 50})); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("snapshot of key b beside key a's: %v, want ENOSPC", err)
 	}
 }
