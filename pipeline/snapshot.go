@@ -524,11 +524,16 @@ func full(err error) bool { return errors.Is(err, syscall.ENOSPC) || errors.Is(e
 // with "no space left on device", for as long as the node ran; the newest grew older and each
 // restart replayed more. .prev is only tried when the newest is refused; with it gone, the new
 // snapshot is written and the newest becomes .prev again (a second name of one file, no more
-// room). A .prev of another configuration stays (see Save).
+// room). A .prev of another configuration stays (see Save), and so does one beside no newest
+// of another file (missing, or a second name of .prev's): removing it would free nothing, or
+// leave no snapshot at all if the write failed again.
 func (s *Snapshots) makeRoom() bool {
 	prev := s.path() + ".prev"
 	fi, err := os.Lstat(prev)
 	if err != nil || !fi.Mode().IsRegular() || s.isOther(prev) {
+		return false
+	}
+	if newest, err := os.Lstat(s.path()); err != nil || !newest.Mode().IsRegular() || os.SameFile(newest, fi) {
 		return false
 	}
 	if err := os.Remove(prev); err != nil {

@@ -915,3 +915,37 @@ func TestSnapshotOnAFullVolumeReplacesPrev(t *testing.T) {
 		t.Fatalf("snapshot of key b beside key a's: %v, want ENOSPC", err)
 	}
 }
+
+// noRoom is a state whose snapshots always meet a full volume.
+type noRoom struct{ *features.State }
+
+func (noRoom) WriteSnapshot(io.Writer, func() []byte) (int64, error) {
+	return 0, &os.PathError{Op: "write", Path: ".features-verify.events-1.tmp", Err: syscall.ENOSPC}
+}
+
+// Making room on a full volume never removes the only snapshot there: .prev goes only beside a
+// newest that is another file.
+func TestSnapshotOnAFullVolumeKeepsTheOnlySnapshot(t *testing.T) {
+	dir := t.TempDir()
+	s := &Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: stateWith(20), Log: quiet()}
+	if _, err := s.Save(at(map[int]int64{0: 10})); err != nil {
+		t.Fatal(err)
+	}
+	for _, how := range []string{"no newest", "newest and .prev one file"} {
+		if how == "no newest" {
+			if err := os.Rename(s.path(), s.path()+".prev"); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := os.Link(s.path()+".prev", s.path()); err != nil {
+			t.Fatal(err)
+		}
+		full := &Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: noRoom{stateWith(20)}, Log: quiet()}
+		if _, err := full.Save(at(map[int]int64{0: 20})); !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("%s: snapshot on a full volume: %v, want ENOSPC", how, err)
+		}
+		offs, _, err := (&Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: features.New(features.Config{}), Log: quiet()}).Load(context.Background())
+		if err != nil || offs[0].Next != 10 {
+			t.Fatalf("%s: after a snapshot failed for room: offsets %v, %v; want the snapshot there, 10", how, offs, err)
+		}
+	}
+}
