@@ -333,8 +333,8 @@ func (s *Snapshots) checkTimes(ctx context.Context, meta snapshotMeta) error {
 // volume, or a snapshot's name taken by something else than a file (a directory, a volume mounted
 // there), is otherwise found only at the first periodic snapshot, minutes after the start.
 func (s *Snapshots) CheckWritable() error {
-	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
-		return fmt.Errorf("snapshot: create %s: %w", s.Dir, err)
+	if err := s.mkdir(); err != nil {
+		return err
 	}
 	for _, p := range []string{s.path(), s.path() + ".prev"} {
 		if err := notAFile(p); err != nil {
@@ -347,6 +347,21 @@ func (s *Snapshots) CheckWritable() error {
 	}
 	f.Close()
 	return os.Remove(f.Name())
+}
+
+// mkdir creates Dir if need be. A Dir that is a symbolic link to nothing (a volume not mounted
+// where it points) is named as such: MkdirAll says only "file exists".
+func (s *Snapshots) mkdir() error {
+	err := os.MkdirAll(s.Dir, 0o700)
+	if err == nil {
+		return nil
+	}
+	if to, lerr := os.Readlink(s.Dir); lerr == nil {
+		if _, serr := os.Stat(s.Dir); errors.Is(serr, os.ErrNotExist) {
+			return fmt.Errorf("snapshot: %s is a symbolic link to %s, which does not exist (is the volume mounted?)", s.Dir, to)
+		}
+	}
+	return fmt.Errorf("snapshot: create %s: %w", s.Dir, err)
 }
 
 // otherConfig reports whether p holds a snapshot of this topic written under another
@@ -434,8 +449,8 @@ func (s *Snapshots) Save(positions func() map[int]consumers.Mark) (int64, error)
 	// ends up the snapshot just written.
 	s.saving.Lock()
 	defer s.saving.Unlock()
-	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
-		return 0, fmt.Errorf("snapshot: create %s: %w", s.Dir, err)
+	if err := s.mkdir(); err != nil {
+		return 0, err
 	}
 	for _, p := range []string{s.path(), s.path() + ".prev"} {
 		if err := notAFile(p); err != nil {

@@ -949,3 +949,22 @@ func TestSnapshotOnAFullVolumeKeepsTheOnlySnapshot(t *testing.T) {
 		}
 	}
 }
+
+// A snapshot directory that is a symbolic link to nothing (a volume not mounted where the link
+// points) was reported as "mkdir DIR: file exists", which sends the reader looking for a file
+// in the way; the error names the link and its missing target.
+func TestSnapshotDirDanglingLinkNamed(t *testing.T) {
+	base := t.TempDir()
+	target := filepath.Join(base, "volume", "snapshots")
+	dir := filepath.Join(base, "snapshots")
+	if err := os.Symlink(target, dir); err != nil {
+		t.Fatal(err)
+	}
+	s := &Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: stateWith(20), Log: quiet()}
+	_, saveErr := s.Save(at(map[int]int64{0: 10}))
+	for what, err := range map[string]error{"at the start": s.CheckWritable(), "snapshot": saveErr} {
+		if err == nil || !strings.Contains(err.Error(), "symbolic link to "+target) || !strings.Contains(err.Error(), "does not exist") {
+			t.Errorf("%s: %v; want it to name the link to %s, which does not exist", what, err, target)
+		}
+	}
+}
