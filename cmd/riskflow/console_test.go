@@ -19,9 +19,11 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/riskflow/riskflow/consumers"
+	"github.com/riskflow/riskflow/pipeline"
 	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/rules/packs"
 	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring"
 	"github.com/riskflow/riskflow/scoring/console"
 	"github.com/riskflow/riskflow/scoring/console/consoletest"
 )
@@ -263,5 +265,38 @@ func TestConsoleListsFileNumbersMatchLookups(t *testing.T) {
 	_, body, _ := b.Post("/console/investigate", url.Values{"kind": {"phone"}, "value": {"138 0013 8000"}})
 	if !strings.Contains(body, "farm number") || strings.Contains(body, "is on no allow or block list") {
 		t.Errorf("the lookup of a number the file blocks does not show the entry:\n%s", body)
+	}
+}
+
+type listsSink struct{}
+
+func (listsSink) SetLists(*scoring.Lists) {}
+
+// The console reads the lists on every view of the lists page and every investigation: a large
+// lists file is parsed (a keyed hash per number) once per content, not once per view.
+func TestConsoleListsParseTheFileOncePerContent(t *testing.T) {
+	var file strings.Builder
+	for i := range 20000 {
+		fmt.Fprintf(&file, "block phone 139%08d # farm\n", i)
+	}
+	lists := pipeline.NewSharedLists(consumers.Config{Brokers: []string{"127.0.0.1:1"}}, "lists", nil, listsSink{}, slog.New(slog.DiscardHandler))
+	if err := lists.SetFile([]byte(file.String())); err != nil {
+		t.Fatal(err)
+	}
+	l := &consoleLists{a: &app{lists: lists, hasher: schemas.NewPhoneHasher([]byte("k"))}}
+	ctx := context.Background()
+	es, err := l.Entries(ctx)
+	if err != nil || len(es) != 20000 || es[0].Shown != "1390000****" || !es[0].File {
+		t.Fatalf("entries: %d %v (first %+v)", len(es), err, es[0])
+	}
+	if allocs := testing.AllocsPerRun(3, func() { _, _ = l.Entries(ctx) }); allocs > 100 {
+		t.Errorf("reading the lists again allocated %.0f times, as if it parsed the file of 20,000 entries again", allocs)
+	}
+	// A changed file is read again.
+	if err := lists.SetFile([]byte("allow ip 192.0.2.1 # gateway\n")); err != nil {
+		t.Fatal(err)
+	}
+	if es, err := l.Entries(ctx); err != nil || len(es) != 1 || es[0].Kind != console.KindIP || es[0].Why != "gateway" {
+		t.Errorf("after the file changed: %+v %v", es, err)
 	}
 }

@@ -126,6 +126,7 @@ type ListEntry struct {
 
 // Lists stores the allow/block lists; a change takes effect on every node without a restart.
 type Lists interface {
+	// Entries returns every entry. The slice may be shared between calls: do not change it.
 	Entries(ctx context.Context) ([]ListEntry, error)
 	Add(ctx context.Context, e ListEntry) error
 	Remove(ctx context.Context, id, who string) error
