@@ -92,7 +92,11 @@ func (s *sessions) login(addr, who, secret string) (*session, error) {
 			recent = append(recent, t)
 		}
 	}
-	s.fails[client] = recent
+	if len(recent) == 0 {
+		delete(s.fails, client) // a client without recent failures takes no room
+	} else {
+		s.fails[client] = recent
+	}
 	throttled := len(recent) >= maxFails
 	s.mu.Unlock()
 	if throttled {
@@ -105,12 +109,7 @@ func (s *sessions) login(addr, who, secret string) (*session, error) {
 	if !secretpkg.Equal(secret, want) || !known || who == "" {
 		s.mu.Lock()
 		if len(s.fails) >= maxTracked {
-			// Many addresses failing at once: forget those whose failures are old.
-			for c, ts := range s.fails {
-				if len(ts) == 0 || now.Sub(ts[len(ts)-1]) >= failsWindow {
-					delete(s.fails, c)
-				}
-			}
+			s.evictLocked(now)
 		}
 		s.fails[client] = append(s.fails[client], now)
 		s.mu.Unlock()
@@ -123,6 +122,26 @@ func (s *sessions) login(addr, who, secret string) (*session, error) {
 	ss := &session{who: who, nonce: hex.EncodeToString(n[:]), exp: now.Add(sessionTTL)}
 	ss.csrf = mac(s.key(who), "csrf|"+ss.nonce)
 	return ss, nil
+}
+
+// evictLocked makes room in fails: it forgets the clients whose failures are old and, if more
+// than three quarters of maxTracked failed within the window (a guesser rotating through more
+// addresses than that), others too, as the API's throttle does. The map kept every client that
+// failed within the last minute and scanned it whole at every failure past maxTracked: guesses
+// from ever more addresses grew it without bound, each one's scan longer, under the lock every
+// login takes. Back at three quarters, the next scan is a quarter of maxTracked failures away.
+func (s *sessions) evictLocked(now time.Time) {
+	for c, ts := range s.fails {
+		if len(ts) == 0 || now.Sub(ts[len(ts)-1]) >= failsWindow {
+			delete(s.fails, c)
+		}
+	}
+	for c := range s.fails {
+		if len(s.fails) <= maxTracked*3/4 {
+			break
+		}
+		delete(s.fails, c)
+	}
 }
 
 func (s *sessions) cookieValue(ss *session) string {
