@@ -925,19 +925,33 @@ func (s *Server) publish(ctx context.Context, evs []schemas.VerifyEvent, size in
 		return fmt.Errorf("events sent earlier are still waiting for Kafka, up to this node's budget (%.1f MiB): send these again after Retry-After",
 			float64(s.publishing.size)/(1<<20))
 	}
-	done := make(chan error, 1)
+	type result struct {
+		err    error
+		panicv any
+	}
+	done := make(chan result, 1)
 	go func() {
 		defer s.publishing.give(size)
+		// A panic of the publisher is the handler's to answer (500), as it was when the handler
+		// called it; here, outside the handler, it would end the process.
+		defer func() {
+			if p := recover(); p != nil {
+				done <- result{panicv: p}
+			}
+		}()
 		// Not the request's context: the events stay counted until the writer is done with them.
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishHold)
 		defer cancel()
-		done <- s.pub.Publish(pctx, evs)
+		done <- result{err: s.pub.Publish(pctx, evs)}
 	}()
 	t := time.NewTimer(s.publishWait)
 	defer t.Stop()
 	select {
-	case err := <-done:
-		return err
+	case r := <-done:
+		if r.panicv != nil {
+			panic(r.panicv)
+		}
+		return r.err
 	case <-t.C:
 		return fmt.Errorf("Kafka did not acknowledge %d events within %s; they may still be written: send them again as they are (events are deduplicated by app and id)",
 			len(evs), s.publishWait)

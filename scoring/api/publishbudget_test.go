@@ -101,3 +101,23 @@ func TestEventsHeldForSlowKafkaAreBounded(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+type panickingPublisher struct{}
+
+func (panickingPublisher) Publish(context.Context, []schemas.VerifyEvent) error {
+	panic("publisher bug")
+}
+
+// The publisher runs beside the handler (its events stay counted after the answer): a panic of
+// it is answered 500 as a handler's own, not the end of the node.
+func TestEventsPublisherPanicIsAnInternalError(t *testing.T) {
+	s := New(Config{Keys: map[string]string{"app1": "secret1"}}, nil, panickingPublisher{})
+	r := httptest.NewRequest(http.MethodPost, "/v1/events", strings.NewReader(`{"event_id":"e1","ts":"2025-03-14T17:26:53+08:00","app_id":"app1","flow":"one_click_login","phone":"13812348000","ip":"1.1.1.1","outcome":"success"}`))
+	r.SetBasicAuth("app1", "secret1")
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, r)
+	if w.Code != http.StatusInternalServerError {
+		t.Errorf("a publisher's panic: %d %s, want 500", w.Code, w.Body)
+	}
+}
