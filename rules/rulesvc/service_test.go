@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riskflow/riskflow/internal/syncbuf"
 	"github.com/riskflow/riskflow/rules"
 )
 
@@ -811,9 +811,8 @@ func TestOversizedOrSpecialPackFileRefusedUnread(t *testing.T) {
 // says how many attempts failed.
 func TestRecordRetriesLoggedOncePerMinute(t *testing.T) {
 	ctx := context.Background()
-	var buf bytes.Buffer
-	var mu sync.Mutex
-	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil))
+	var buf syncbuf.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
 	tg, st := newTarget(t), &store{down: true}
 	s := New(Config{Default: pack("d", 3), Node: "n"}, tg, st, log)
 	if _, err := s.Start(ctx); err != nil {
@@ -826,24 +825,11 @@ func TestRecordRetriesLoggedOncePerMinute(t *testing.T) {
 	st.down = false
 	st.mu.Unlock()
 	s.Tick(ctx)
-	mu.Lock()
 	out := buf.String()
-	mu.Unlock()
 	if n := strings.Count(out, "rule version not recorded yet"); n != 1 {
 		t.Errorf("%d warnings for 11 failed attempts in less than a minute, want 1:\n%s", n, out)
 	}
 	if !strings.Contains(out, `msg="rule version recorded"`) || !regexp.MustCompile(`msg="rule version recorded" .* failed_attempts=1[01]\b`).MatchString(out) {
 		t.Errorf("the recording does not say how many attempts failed:\n%s", out)
 	}
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
