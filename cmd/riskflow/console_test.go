@@ -28,38 +28,46 @@ import (
 	"github.com/riskflow/riskflow/scoring/console/consoletest"
 )
 
-// The console's lists: entries added go to the lists topic (a number only as its keyed hash and
-// masked form, with who/when/why), apply to this node's scorer once Add returns; the lists file's
-// hand-written lines are listed and kept, and changed only in the file.
-func TestConsoleLists(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "lists.txt")
-	const handWritten = "# hand-written\nallow ip 203.0.113.7  # partner gateway\n"
-	if err := os.WriteFile(path, []byte(handWritten), 0o644); err != nil {
+// listsTestApp is an app on an embedded broker (kfake) with a lists file holding file, its
+// topics created, ready for startLists; it stops at the end of the test.
+func listsTestApp(t *testing.T, file string) (a *app, path string, ctx context.Context, g *errgroup.Group) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "lists.txt")
+	if err := os.WriteFile(path, []byte(file), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.AllowAutoTopicCreation())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cluster.Close()
+	t.Cleanup(cluster.Close)
 	cfg := Default()
 	cfg.Scoring.PhoneHashKey, cfg.Scoring.Lists = "k", path
 	cfg.Kafka.Brokers = cluster.ListenAddrs()
-	a, err := newApp(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
+	if a, err = newApp(cfg, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var g errgroup.Group
-	defer func() { cancel(); g.Wait() }()
+	g = &errgroup.Group{}
+	t.Cleanup(func() { cancel(); g.Wait() }) // before the cluster closes (cleanups run last first)
 	if err := a.prepareKafka(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return a, path, ctx, g
+}
+
+// The console's lists: entries added go to the lists topic (a number only as its keyed hash and
+// masked form, with who/when/why), apply to this node's scorer once Add returns; the lists file's
+// hand-written lines are listed and kept, and changed only in the file.
+func TestConsoleLists(t *testing.T) {
+	const handWritten = "# hand-written\nallow ip 203.0.113.7  # partner gateway\n"
+	a, path, ctx, g := listsTestApp(t, handWritten)
+	cfg := a.cfg
 	// Entries are kept until removed: the topic is compacted, not cleaned by time.
 	if p, err := consumers.TopicSetting(ctx, a.kc, cfg.Kafka.ListsTopic, "cleanup.policy"); err != nil || p != "compact" {
 		t.Errorf("lists topic cleanup.policy %q (%v)", p, err)
 	}
-	a.startLists(ctx, &g)
+	a.startLists(ctx, g)
 	if !waitFresh(ctx, a.lists) {
 		t.Fatal("lists not read")
 	}
@@ -209,29 +217,8 @@ func TestListsFileEntriesShowNoNumber(t *testing.T) {
 // number said it was on no list while its live features said "on the block list". A file's number
 // is listed by its keyed hash (and masked form), whatever its format in the file.
 func TestConsoleListsFileNumbersMatchLookups(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "lists.txt")
-	if err := os.WriteFile(path, []byte("block phone 13800138000  # farm number\nallow phone +8613900139000\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.AllowAutoTopicCreation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	cfg := Default()
-	cfg.Scoring.PhoneHashKey, cfg.Scoring.Lists = "k", path
-	cfg.Kafka.Brokers = cluster.ListenAddrs()
-	a, err := newApp(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var g errgroup.Group
-	defer func() { cancel(); g.Wait() }()
-	if err := a.prepareKafka(ctx); err != nil {
-		t.Fatal(err)
-	}
-	a.startLists(ctx, &g)
+	a, _, ctx, g := listsTestApp(t, "block phone 13800138000  # farm number\nallow phone +8613900139000\n")
+	a.startLists(ctx, g)
 	if !waitFresh(ctx, a.lists) {
 		t.Fatal("lists not read")
 	}
