@@ -70,7 +70,7 @@ func root() *command {
 					"lines are reported with their line number and skipped; the exit code is then 1. From a stream\n" +
 					"(tail -f events.jsonl | riskflow produce -) each line read goes out without waiting for more.\n" +
 					"What the broker does not take (a restart, a leader moving) is sent again, up to 8 times in a\n" +
-					"row over about two and a half minutes, each retry said on stderr; an event stored twice that way\n" +
+					"row over about two minutes, each retry said on stderr; an event stored twice that way\n" +
 					"is counted once downstream.",
 				examples: []string{
 					"riskflow produce events.jsonl",

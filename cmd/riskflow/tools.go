@@ -279,7 +279,7 @@ func writeRaw(ctx context.Context, w pipeline.MessageWriter, lines [][]byte, num
 
 // produceRetries is how many times in a row produce sends again what the broker did not take (a
 // broker restarting, a leader moving), after pauses doubling from produceRetryWait to 30 s —
-// about two and a half minutes in all: a file being loaded rides out a broker restart instead of
+// about two minutes in all (1+2+4+…+30 s): a file being loaded rides out a broker restart instead of
 // stopping at its first failed write.
 const produceRetries = 8
 

@@ -52,8 +52,8 @@ type ReadOptions struct {
 	ChunkTimeout time.Duration
 	// Resumes is how many times in a row a read that broke off — the connection lost, ClickHouse
 	// restarting — is taken up again after the last row it read (no row is read twice or
-	// skipped), after a pause that doubles from 1 s to 30 s; 0 means 8 (about two and a half
-	// minutes of ClickHouse away), negative none. The count starts again once a resumed read
+	// skipped), after a pause that doubles from 1 s to 30 s; 0 means 8 (about two minutes
+	// of ClickHouse away), negative none. The count starts again once a resumed read
 	// returned rows. A read that has not reached ClickHouse yet, a query ClickHouse refused (its
 	// exception), a missing table, the chunk timeout and the caller's context end the read at once.
 	Resumes int
