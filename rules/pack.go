@@ -229,7 +229,7 @@ func (c *compiler) errAt(n *yaml.Node, rule, field, format string, args ...any) 
 			args[i] = clip(schemas.MaskPhones(s), maxErrValue)
 		}
 	}
-	e := &CompileError{File: c.file, Rule: errName(rule), Field: errName(field), Msg: escapeControls(fmt.Sprintf(format, args...), isBadControl)}
+	e := &CompileError{File: c.file, Rule: errName(rule), Field: errName(field), Msg: escapeControls(fmt.Sprintf(format, args...), isMsgControl)}
 	if n != nil {
 		e.Line, e.Column = n.Line, n.Column
 	}
@@ -610,6 +610,13 @@ func isBadControl(r rune) bool {
 	return unicode.IsControl(r) && r != '\t' && r != '\n' && r != '\r' || unicode.Is(unicode.Bidi_Control, r)
 }
 
+// isMsgControl reports what an error message shows escaped: isBadControl, and a carriage return
+// too. A value may hold CRLF line breaks, but CEL quotes the text around a syntax error, and a bare
+// \r there would send the terminal of `riskflow rules lint` back to the start of the line.
+func isMsgControl(r rune) bool {
+	return r == '\r' || isBadControl(r)
+}
+
 // comments reports every comment of n and its descendants that holds a phone number, at the
 // node it belongs to; inside a rule, citing the rule (its id, or #i as everywhere else).
 func (c *compiler) comments(n *yaml.Node, rule string) {
@@ -926,7 +933,7 @@ func (c *compiler) errAtOffset(n *yaml.Node, rule, field string, off int, msg st
 		return
 	}
 	if line, col, ok := c.locate(n, off); ok {
-		c.errs = append(c.errs, &CompileError{File: c.file, Line: line, Column: col, Rule: errName(rule), Field: errName(field), Msg: escapeControls(clip(msg, maxErrValue), isBadControl)})
+		c.errs = append(c.errs, &CompileError{File: c.file, Line: line, Column: col, Rule: errName(rule), Field: errName(field), Msg: escapeControls(clip(msg, maxErrValue), isMsgControl)})
 		return
 	}
 	vl, vc := 1, 1

@@ -135,14 +135,31 @@ func unhex(c byte) byte {
 // Excerpt returns s as an error message or a log line may show a caller's value: every phone-like
 // number replaced by PhoneMask, at most about n bytes of the rest, and quoted with Go escapes
 // (strconv.Quote), so that control characters, quotes and newlines cannot forge a log line and
-// invalid UTF-8 shows as \x escapes. A shortened value ends in "…" inside the quotes. The result is
+// invalid UTF-8 shows as \x escapes — or as U+FFFD where an escape's last hex digit would join
+// the digits after it into a phone-like number. A shortened value ends in "…" inside the quotes. The result is
 // valid UTF-8 and at most 4n+8 bytes long.
 func Excerpt(s string, n int) string {
 	b, cut := redact(make([]byte, 0, min(len(s), n+maxPhoneBytes+4)+len(PhoneMask)+len("…")), s, n)
 	if cut {
 		b = append(b, "…"...)
 	}
-	return string(strconv.AppendQuote(make([]byte, 0, 4*len(b)+2), string(b)))
+	q := strconv.AppendQuote(make([]byte, 0, 4*len(b)+2), string(b))
+	if mayShowPhone(string(q)) {
+		// An escape ending in a digit ("\xb1", "\x01") joined the digits after it into a
+		// phone-like number: "\xb1" and "0000000000" show as "\xb10000000000". Such characters
+		// show as U+FFFD instead, which joins nothing.
+		q = strconv.AppendQuote(q[:0], strings.Map(printableOr, string(b)))
+	}
+	return string(q)
+}
+
+// printableOr maps a character strconv.Quote would escape to U+FFFD (strings.Map passes invalid
+// UTF-8 as utf8.RuneError too).
+func printableOr(r rune) rune {
+	if r == '"' || r == '\\' || strconv.IsPrint(r) {
+		return r
+	}
+	return utf8.RuneError
 }
 
 // MaskPhones returns s with every phone-like number replaced by PhoneMask, and nothing else

@@ -294,6 +294,26 @@ func TestExcerptNeverShowsAPhone(t *testing.T) {
 	}
 }
 
+// An escape whose last hex digit would join the digits after it ("\xb1" + ten zeros reads
+// "\xb10000000000") shows the character as U+FFFD instead; where no number forms, escapes stay.
+func TestExcerptEscapesJoinNoDigitsIntoAPhone(t *testing.T) {
+	for _, s := range []string{"\xb10000000000", "\x013812345678", "id\xb13812345678x", "\u00813812345678", "\U000e0001" + "3812345678"} {
+		got := Excerpt(s, 64)
+		if mayShowPhone(got) {
+			t.Errorf("Excerpt(%q) = %s shows a phone-like number", s, got)
+		}
+		if !utf8.ValidString(got) || len(got) > 4*64+8 {
+			t.Errorf("Excerpt(%q) = %s: invalid UTF-8 or too long", s, got)
+		}
+	}
+	if got, want := Excerpt("\xb10000000000", 64), "\"\uFFFD0000000000\""; got != want {
+		t.Errorf("Excerpt = %s, want %s", got, want)
+	}
+	if got, want := Excerpt("a\xb1b\n", 64), `"a\xb1b\n"`; got != want {
+		t.Errorf("Excerpt = %s, want %s (escapes kept where they join no number)", got, want)
+	}
+}
+
 // A huge value costs a bounded amount and gives a bounded excerpt.
 func TestExcerptOfHugeValue(t *testing.T) {
 	huge := strings.Repeat("\x01", 200_000) + "13812345678"
