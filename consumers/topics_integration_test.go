@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -107,5 +108,53 @@ func TestInputTopicRefusesACompressionBomb(t *testing.T) {
 	var we kafka.WriteErrors
 	if !errors.As(err, &we) || len(we) != 1 || !errors.Is(we[0], kafka.MessageSizeTooLarge) {
 		t.Errorf("a zstd batch inflating to 20 MB: %v, want it refused with %v", err, kafka.MessageSizeTooLarge)
+	}
+}
+
+// A topic deleted while a node writes to it is created again by the node's writer: kafka-go's
+// writer never asks the broker to create a topic, so without RestoringWriter every write failed
+// until a restart, on any cluster (auto.create.topics.enable only acts on requests that ask).
+func TestRestoringWriterCreatesADeletedTopicAgain(t *testing.T) {
+	brokers := os.Getenv("RISKFLOW_KAFKA_BROKERS")
+	if brokers == "" {
+		t.Skip("RISKFLOW_KAFKA_BROKERS is not set (make test starts Kafka and sets it)")
+	}
+	c := consumers.DefaultConfig()
+	c.Brokers = strings.Split(brokers, ",")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound on the test
+	defer cancel()
+	b := make([]byte, 4)
+	rand.Read(b)
+	spec := consumers.TopicSpec{Name: "restoring-writer-" + hex.EncodeToString(b), Partitions: 3}
+	log := slog.New(slog.DiscardHandler)
+	if err := consumers.EnsureTopics(ctx, c, []consumers.TopicSpec{spec}, log); err != nil {
+		t.Fatal(err)
+	}
+	cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...)}
+	t.Cleanup(func() {
+		_, _ = cl.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{spec.Name}})
+	})
+	w := consumers.NewRestoringWriter(consumers.NewWriter(c, spec.Name), c, spec, log)
+	defer w.Close()
+	msg := func(i int) kafka.Message { return kafka.Message{Key: []byte(strconv.Itoa(i)), Value: []byte("v")} }
+	if err := w.WriteMessages(ctx, msg(0)); err != nil {
+		t.Fatalf("write before the topic was deleted: %v", err)
+	}
+	if resp, err := cl.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{spec.Name}}); err != nil || resp.Errors[spec.Name] != nil {
+		t.Fatalf("delete topic: %v %v", err, resp)
+	}
+	var lastErr error
+	for i := 1; ctx.Err() == nil; i++ {
+		if lastErr = w.WriteMessages(ctx, msg(i)); lastErr == nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond) // the caller's retry backoff
+	}
+	if lastErr != nil {
+		t.Fatalf("writes never succeeded after the topic was deleted: %v", lastErr)
+	}
+	parts, err := consumers.Partitions(ctx, c, spec.Name)
+	if err != nil || len(parts) != spec.Partitions {
+		t.Fatalf("topic after the restore: partitions %v, %v; want %d", parts, err, spec.Partitions)
 	}
 }

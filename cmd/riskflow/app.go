@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/riskflow/riskflow/consumers"
@@ -398,6 +399,20 @@ func (a *app) topics() []consumers.TopicSpec {
 		consumers.ReadTopic(consumers.TopicSpec{Name: k.ListsTopic, Partitions: 1, Configs: map[string]string{"cleanup.policy": "compact"}})}
 }
 
+// restoring wraps w, a writer to one of the node's topics on the cluster of kc, so that a write
+// that finds its topic deleted creates it again, with the settings EnsureTopics gave it at start
+// (consumers.RestoringWriter): without it a deleted risk.scores stalled every scorer until a
+// restart.
+func (a *app) restoring(kc consumers.Config, w *kafka.Writer) *consumers.RestoringWriter {
+	spec := consumers.TopicSpec{Name: w.Topic, Partitions: a.cfg.Kafka.Partitions}
+	for _, t := range a.topics() {
+		if t.Name == w.Topic {
+			spec = t
+		}
+	}
+	return consumers.NewRestoringWriter(w, kc, spec, a.log)
+}
+
 // startFeed starts this process's feature-state feed — every partition of verify.events, from
 // the retention window back (or from now with scoring.replay off) — and registers its readiness
 // and metrics. Scorers and API replicas alike hold the full state: the consumer group divides the
@@ -576,8 +591,8 @@ func (a *app) runScorer(ctx context.Context, feed *pipeline.Feed) error {
 		return nil
 	}
 	reader := a.groupReader(a.kc, k.EventsTopic, k.ScorerGroup)
-	scores := consumers.NewWriter(a.kc, k.ScoresTopic)
-	dlq := consumers.NewWriter(a.kc, k.DLQTopic)
+	scores := a.restoring(a.kc, consumers.NewWriter(a.kc, k.ScoresTopic))
+	dlq := a.restoring(a.kc, consumers.NewWriter(a.kc, k.DLQTopic))
 	defer consumers.CloseWithin(consumers.StopCloseWait, reader, scores, dlq) // a hung broker does not hold the stop
 	stage := &pipeline.ScoreStage{Scorer: a.scorer, Scores: scores, DLQ: dlq, Log: a.log.With("role", "scorer"), Obs: a.obs,
 		MaxMessageBytes: a.kc.BatchBytes(), Gate: feed, GateWait: a.cfg.Scoring.FeedWait.D()}
@@ -616,7 +631,7 @@ func (a *app) runArchiver(ctx context.Context) error {
 	breaker := pipeline.NewBreakerSink("archiver", sink, pipeline.BreakerConfig{Failures: uint32(c.BreakerFailures), OpenFor: c.BreakerOpenFor.D()}, a.log, onState)
 	onState(breaker.State())
 	reader := a.groupReader(a.kc, k.ScoresTopic, k.ArchiverGroup)
-	dlq := consumers.NewWriter(a.kc, k.DLQTopic)
+	dlq := a.restoring(a.kc, consumers.NewWriter(a.kc, k.DLQTopic))
 	defer consumers.CloseWithin(consumers.StopCloseWait, reader, dlq) // a hung broker does not hold the stop
 	stage := &pipeline.ArchiveStage{Sink: breaker, DLQ: dlq, Log: a.log.With("role", "archiver"), Obs: a.obs, MaxMessageBytes: a.kc.BatchBytes()}
 	// Staged: the next batch is fetched and decoded while this one is written to ClickHouse; each
@@ -744,7 +759,7 @@ func (a *app) runAPI(ctx context.Context, sl *apiServer, serving func() error, r
 	}
 	ac := a.cfg.API.Config
 	ac.NodeID = nodePrefix(host)
-	srv := api.New(ac, a.scorer, &pipeline.Publisher{W: events, Hasher: a.hasher},
+	srv := api.New(ac, a.scorer, &pipeline.Publisher{W: a.restoring(a.kc, events), Hasher: a.hasher},
 		append([]api.Option{api.WithServing(serving), api.WithReadiness(ready), api.WithLogger(a.log.With("role", "api")), api.WithRegistry(a.reg),
 			api.WithRulesAdmin(rulesAdmin{s: a.rules, persisted: a.cfg.Scoring.Rules != "", scoring: &a.cfg.Scoring}, a.cfg.API.AdminKeys),
 			api.WithRulesApproval(a.cfg.API.ConsoleApprovals), api.WithStateHealth(a.health.stateCurrent)}, opts...)...)

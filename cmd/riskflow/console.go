@@ -732,7 +732,7 @@ func (l *consoleLists) Remove(ctx context.Context, id, who string) error {
 // the scorer without a restart. A file that does not parse leaves the running lists.
 func (a *app) startLists(ctx context.Context, g *errgroup.Group) {
 	w := pipeline.NewListsWriter(a.kc, a.cfg.Kafka.ListsTopic) // one partition: one order of adds and removals
-	a.lists = pipeline.NewSharedLists(a.kc, a.cfg.Kafka.ListsTopic, w, a.scorer, a.log.With("lists", a.cfg.Kafka.ListsTopic))
+	a.lists = pipeline.NewSharedLists(a.kc, a.cfg.Kafka.ListsTopic, a.restoring(a.kc, w), a.scorer, a.log.With("lists", a.cfg.Kafka.ListsTopic))
 	path := a.cfg.Scoring.Lists
 	var last []byte
 	if path != "" {

@@ -24,9 +24,13 @@ const decisionDrain = 3 * time.Second
 func (a *app) startDecisionLog(ctx context.Context, node string) (log *pipeline.DecisionLog, stop func()) {
 	kc := a.decisionsKafka()
 	w := newDecisionWriter(kc, a.cfg.Kafka.DecisionsTopic)
+	var dw consumers.MessageWriter = w
+	if len(a.cfg.Kafka.DecisionsBrokers) == 0 {
+		dw = a.restoring(kc, w) // topics are created only on kafka.brokers, deleted ones too
+	}
 	dl := pipeline.NewDecisionLog(pipeline.DecisionLogConfig{
 		Queue: a.cfg.API.DecisionQueue, Node: node, MaxMessageBytes: a.kc.BatchBytes(),
-	}, w, a.hasher, a.log.With("role", "api", "part", "decision log"))
+	}, dw, a.hasher, a.log.With("role", "api", "part", "decision log"))
 	registerDecisionMetrics(a.reg, dl)
 	done := make(chan struct{})
 	go func() {
@@ -144,7 +148,7 @@ func (a *app) runDecisionArchiver(ctx context.Context, sink *migratingSink, ping
 	a.obs.deadLettersFrom(pipeline.DecisionReasons)
 	// The decisions' own cluster: they were written there. Dead letters go where the others do.
 	reader := a.groupReader(a.decisionsKafka(), k.DecisionsTopic, k.DecisionsGroup)
-	dlq := consumers.NewWriter(a.kc, k.DLQTopic)
+	dlq := a.restoring(a.kc, consumers.NewWriter(a.kc, k.DLQTopic))
 	defer consumers.CloseWithin(consumers.StopCloseWait, reader, dlq) // a hung broker does not hold the stop
 	archived := prometheus.NewCounter(prometheus.CounterOpts{Name: "riskflow_decisions_archived_total", Help: "Decisions written to risk_decisions."})
 	a.reg.MustRegister(archived)

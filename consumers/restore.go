@@ -1,0 +1,98 @@
+package consumers
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// RestoreEvery is how often a RestoringWriter tries to create its topic again while writes keep
+// finding it missing.
+const RestoreEvery = 10 * time.Second
+
+// restoreWithin bounds one attempt to create the topic again (the write waits for it): EnsureTopics
+// waits up to 30 s for the new partitions' leaders.
+const restoreWithin = 40 * time.Second
+
+// RestoringWriter is a writer to one topic that creates the topic again when writes find it
+// missing: deleted while the node ran (an operator's mistake, a cleanup script), on a cluster that
+// does not create topics on demand (auto.create.topics.enable=false, the default of managed
+// services). kafka-go's writer never asks the broker to create a topic, so without this every
+// write failed until the process was restarted (EnsureTopics runs at start): the scorer stalled,
+// and every node's dead letters and decisions were held or dropped. The failed write still returns
+// its error: the caller's retry finds the topic.
+type RestoringWriter struct {
+	*kafka.Writer // Close, Stats, …
+
+	spec   TopicSpec
+	ensure func(context.Context, []TopicSpec) error
+	log    *slog.Logger
+
+	mu   sync.Mutex
+	last time.Time // of the last attempt to create the topic
+	now  func() time.Time
+}
+
+// NewRestoringWriter returns w, a writer to spec.Name on the cluster of c (NewWriter, with the
+// caller's settings), that creates spec (EnsureTopics) when a write finds it missing, at most once
+// every RestoreEvery.
+func NewRestoringWriter(w *kafka.Writer, c Config, spec TopicSpec, log *slog.Logger) *RestoringWriter {
+	return &RestoringWriter{
+		Writer: w,
+		spec:   spec,
+		ensure: func(ctx context.Context, t []TopicSpec) error { return EnsureTopics(ctx, c, t, log) },
+		log:    log,
+		now:    time.Now,
+	}
+}
+
+// WriteMessages writes msgs; when that fails because the topic does not exist, it creates the
+// topic (at most once every RestoreEvery) before it returns the write's error.
+func (w *RestoringWriter) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+	err := w.Writer.WriteMessages(ctx, msgs...)
+	if err != nil && topicMissing(err) {
+		w.restore(ctx)
+	}
+	return err
+}
+
+func (w *RestoringWriter) restore(ctx context.Context) {
+	w.mu.Lock()
+	now := w.now()
+	due := w.last.IsZero() || now.Sub(w.last) >= RestoreEvery
+	if due {
+		w.last = now
+	}
+	w.mu.Unlock()
+	if !due {
+		return
+	}
+	w.log.Warn("topic missing on write; creating it again", "topic", w.spec.Name, "partitions", w.spec.Partitions)
+	ctx, cancel := context.WithTimeout(ctx, restoreWithin)
+	defer cancel()
+	if err := w.ensure(ctx, []TopicSpec{w.spec}); err != nil {
+		w.log.Warn("creating missing topic failed; trying again on a later write", "topic", w.spec.Name, "err", Summarize(err))
+	}
+}
+
+// topicMissing reports whether a write failed because its topic does not exist: the whole call
+// (the writer's metadata says so) or any of its messages (the topic was deleted after the
+// writer's metadata was cached).
+func topicMissing(err error) bool {
+	if errors.Is(err, kafka.UnknownTopicOrPartition) {
+		return true
+	}
+	var we kafka.WriteErrors
+	if errors.As(err, &we) {
+		for _, e := range we {
+			if e != nil && errors.Is(e, kafka.UnknownTopicOrPartition) {
+				return true
+			}
+		}
+	}
+	return false
+}
