@@ -74,3 +74,31 @@ func TestNAT64ClientsAreTheirIPv4Address(t *testing.T) {
 		t.Errorf("58.33.10.23 listed as 64:ff9b::58.33.10.23: score %d %v, want 900 and its reason", rec.Score, rec.Detail)
 	}
 }
+
+// TestTunnelClientsAreTheirIPv4Address: a farm on one cloud host reaches an IPv6 verify service
+// over 6to4 (its site prefix 2002:a.b.c.d::/48 comes with the host's IPv4 address) or Teredo,
+// giving each attempt a new subnet id or port: a new /64 each. It is the cloud address it embeds —
+// a datacenter address crowded by every number — as the IPv4 address itself would be. As IPv6,
+// sixty numbers of the 6to4 farm scored 0 (one number per /64, no datacenter, no country).
+func TestTunnelClientsAreTheirIPv4Address(t *testing.T) {
+	for name, ip := range map[string]func(i int) string{
+		"6to4, a new subnet id per attempt": func(i int) string { return fmt.Sprintf("2002:2f5c:6401:%x::1", i+1) },
+		"Teredo, a new port per attempt":    func(i int) string { return fmt.Sprintf("2001:0:4136:e378:8000:%x:d0a3:9bfe", 0xffff^(40000+i)) },
+	} {
+		s := newScorer(t, scoring.Config{}, withProbes(nil, "ip_phones_10m", "ip_v6"), scoring.WithGeo(listsOnly(t)))
+		var last map[string]string
+		var score int
+		for i := range 12 {
+			ev := event(fmt.Sprintf("t%d", i), t0.Add(time.Duration(i)*10*time.Second), fmt.Sprintf("139%08d", 7919*i+1), ip(i))
+			ev.DeviceID = fmt.Sprintf("emu-%d", i)
+			rec := process(t, s, ev)
+			if !hits(rec)["idc_proxy_ip"] {
+				t.Fatalf("%s: attempt %d from %s: %v, want idc_proxy_ip (%s)", name, i, ip(i), rec.Tags, geotest.DatacenterIP)
+			}
+			last, score = probes(rec.Hits), rec.Score
+		}
+		if score != 900 || last["ip_phones_10m"] != "12" || last["ip_v6"] != "false" {
+			t.Errorf("%s: the 12th number: score %d, %v; want 900, 12 phones on one address, not IPv6", name, score, last)
+		}
+	}
+}

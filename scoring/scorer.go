@@ -556,8 +556,9 @@ func (s *Scorer) ClassFingerprint() string {
 // its /64 (1: as itself — loaded into a build of 2, its IPv6 per-IP windows would have read empty
 // for up to a day). 3: an address of the NAT64 well-known prefix, or IPv4-compatible or
 // -translated, is the IPv4 address it embeds (2: the /64 64:ff9b::/64 or ::/64, every IPv4 client
-// of a translator in one key).
-const addressKeying = 3
+// of a translator in one key). 4: a 6to4 or Teredo address is the IPv4 address it embeds (3: its
+// /64, a new one at each subnet id or port of one host).
+const addressKeying = 4
 
 // phoneKeyOf is the feature state's key of a phone number: SipHash-2-4 under a key derived from the
 // phone-hash key (statePhoneKey). The state, its snapshots and the members of other keys' entries
@@ -668,7 +669,7 @@ func nz(h uint64) uint64 {
 //     of an ordinary cellular user changes many times a day.
 //
 // An IPv6 address embedding an IPv4 address (geo.ClientAddr: IPv4-mapped, the NAT64 well-known
-// prefix 64:ff9b::/96, …) is the IPv4 address.
+// prefix 64:ff9b::/96, 6to4, Teredo, …) is the IPv4 address.
 func ipKeys(a netip.Addr, ipType string) (ip, net uint64) {
 	if !a.IsValid() {
 		return 0, 0

@@ -121,7 +121,7 @@ var scalarVars = []scalarVar{
 	{"ip_org", rules.String, "organisation of the IP's autonomous system (\"\" when unknown)", func(in *input, i int) ref.Val { return in.str(i, in.s.geo.ASOrg(in.geo.ASN)) }},
 	{"ip_type", rules.String, "idc (datacenter/proxy list or cloud AS) | mobile (mobile carrier network: low-confidence location) | \"\" (other or unknown)", func(in *input, i int) ref.Val { return in.str(i, in.geo.IPType) }},
 	{"geo_confident", rules.Bool, "the IP has a city-level location on a network that is not a mobile carrier's: only such locations drive travel_*", func(in *input, _ int) ref.Val { return types.Bool(geo.Confident(&in.geo)) }},
-	{"ip_v6", rules.Bool, "the IP is IPv6 (not one embedding an IPv4 address: IPv4-mapped, NAT64 64:ff9b::/96)", func(in *input, _ int) ref.Val { return types.Bool(geo.ClientAddr(in.ev.IP).Is6()) }},
+	{"ip_v6", rules.Bool, "the IP is IPv6 (not one embedding an IPv4 address: IPv4-mapped, NAT64 64:ff9b::/96, 6to4 2002::/16, Teredo 2001::/32)", func(in *input, _ int) ref.Val { return types.Bool(geo.ClientAddr(in.ev.IP).Is6()) }},
 	{"travel_km", rules.Double, "distance from this number's previous confident location (0 when unknown, < 50 km, or either end not geo_confident)", func(in *input, _ int) ref.Val { in.travel(); return types.Double(in.travelKm) }},
 	{"travel_kmh", rules.Double, "speed implied by the hop from the previous location (0 when unknown or < 50 km)", func(in *input, _ int) ref.Val { in.travel(); return types.Double(in.travelKmh) }},
 	{"travel_minutes", rules.Double, "minutes since the previous located attempt of this number", func(in *input, _ int) ref.Val { in.travel(); return types.Double(in.travelMin) }},

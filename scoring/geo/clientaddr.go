@@ -16,6 +16,15 @@ var nat64 = [12]byte{0x00, 0x64, 0xff, 0x9b}
 // ordinary user observed as a crowd) and out of reach of the datacenter, cloud and mobile lists
 // and the geo databases (a farm on a cloud address passed as a household).
 //
+// So are the two tunnel forms whose address names the IPv4 host behind it: a 6to4 address
+// (2002:a.b.c.d::/48, RFC 3056) is the site of IPv4 address a.b.c.d, and a Teredo address
+// (2001:0::/32, RFC 4380) the client behind the NAT whose external address it carries, inverted,
+// in its last 32 bits. Kept as IPv6, a farm on one cloud address wrote its 6to4 /48 with a new
+// subnet id (a new /64) for each attempt: the ASN data answers 2002::/16 with the 6to4 relays' AS
+// (Hurricane Electric), so it was neither a datacenter nor one address — sixty numbers passed
+// unscored. And every Teredo client of one Teredo server shared one /64 (the server's address
+// fills bits 32–63), located where the server is.
+//
 // A network-specific NAT64 prefix (one the operator chose) cannot be told from an ordinary IPv6
 // network and is left as it is. Anything else is returned unchanged.
 func ClientAddr(a netip.Addr) netip.Addr {
@@ -24,8 +33,13 @@ func ClientAddr(a netip.Addr) netip.Addr {
 	}
 	b := a.As16()
 	v4 := netip.AddrFrom4([4]byte(b[12:]))
-	if [12]byte(b[:12]) == nat64 {
+	switch {
+	case [12]byte(b[:12]) == nat64:
 		return v4
+	case b[0] == 0x20 && b[1] == 0x02: // 6to4
+		return netip.AddrFrom4([4]byte(b[2:6]))
+	case [4]byte(b[:4]) == [4]byte{0x20, 0x01, 0, 0}: // Teredo
+		return netip.AddrFrom4([4]byte{^b[12], ^b[13], ^b[14], ^b[15]})
 	}
 	if [8]byte(b[:8]) != [8]byte{} {
 		return a

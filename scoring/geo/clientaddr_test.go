@@ -2,6 +2,7 @@ package geo
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -19,6 +20,13 @@ func TestClientAddr(t *testing.T) {
 		"64:ff9b::1:2f5c:6401":   "64:ff9b::1:2f5c:6401", // outside the /96
 		"2409:8900::47.92.100.1": "2409:8900::2f5c:6401",
 		"::1:0:0:2f5c:6401":      "::1:0:0:2f5c:6401",
+		// 6to4 (RFC 3056): the site of the IPv4 address in bits 16–47, whatever its subnet and host
+		"2002:2f5c:6401::1":                       "47.92.100.1",
+		"2002:2f5c:6401:7b3a:1c2d:3e4f:5a6b:7c8d": "47.92.100.1",
+		// Teredo (RFC 4380): server 65.54.227.120, the client's external address inverted in the last 32 bits
+		"2001:0:4136:e378:8000:63bf:d0a3:9bfe": "47.92.100.1",
+		"2001:1::1":                            "2001:1::1", // not Teredo (2001:0::/32 only)
+		"2003::2f5c:6401":                      "2003::2f5c:6401",
 	} {
 		if got := ClientAddr(netip.MustParseAddr(in)); got != netip.MustParseAddr(want) {
 			t.Errorf("ClientAddr(%s) = %s, want %s", in, got, want)
@@ -36,9 +44,43 @@ func TestLookupOfNAT64Address(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, ip := range []string{"47.92.100.1", "64:ff9b::47.92.100.1", "::47.92.100.1"} {
+	for _, ip := range []string{"47.92.100.1", "64:ff9b::47.92.100.1", "::47.92.100.1", "2002:2f5c:6401:9::1", "2001:0:4136:e378:8000:63bf:d0a3:9bfe"} {
 		if got := loc.Lookup(netip.MustParseAddr(ip)).IPType; got != IPTypeIDC {
 			t.Errorf("%s: ip type %q, want %q", ip, got, IPTypeIDC)
+		}
+	}
+}
+
+// TestLookupOfTunnelAddressesIsTheIPv4Host: the ASN data answers 2002::/16 (6to4) and 2001::/32
+// (Teredo) with the relays' AS, Hurricane Electric; the address of a host behind either tunnel is
+// attributed to the IPv4 network it embeds — a cloud host's 6to4 address is the cloud's, a
+// cellular user's Teredo address the carrier's.
+func TestLookupOfTunnelAddressesIsTheIPv4Host(t *testing.T) {
+	tab, err := LoadASNCSV(strings.NewReader("47.92.0.0,47.95.255.255,37963,\"Hangzhou Alibaba Advertising Co.,Ltd.\"\n" +
+		"223.104.0.0,223.107.255.255,9808,China Mobile Communications Group Co. Ltd.\n" +
+		"2001::,2001::ffff:ffff:ffff:ffff:ffff:ffff,6939,Hurricane Electric LLC\n" +
+		"2002::,2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff,6939,Hurricane Electric LLC\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, err := Open("", "", WithCloudList(DefaultCloudList()), WithMobileList(DefaultMobileList()), WithASNTable(tab))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		ip     string
+		asn    uint32
+		ipType string
+	}{
+		{"2002:2f5c:6401:1::1", 37963, IPTypeIDC},                    // 6to4 of 47.92.100.1
+		{"2002:df68:311:ab::9", 9808, IPTypeMobile},                  // 6to4 of 223.104.3.17
+		{"2001:0:4136:e378:8000:63bf:d0a3:9bfe", 37963, IPTypeIDC},   // Teredo, client 47.92.100.1
+		{"2001:0:4136:e378:8000:63bf:2097:fcee", 9808, IPTypeMobile}, // Teredo, client 223.104.3.17
+		{"2001:470::1", 0, ""},                                       // an ordinary IPv6 address of 2001::/16
+	} {
+		g := loc.Lookup(netip.MustParseAddr(c.ip))
+		if g.ASN != c.asn || g.IPType != c.ipType {
+			t.Errorf("%s: AS%d, ip type %q; want AS%d, %q", c.ip, g.ASN, g.IPType, c.asn, c.ipType)
 		}
 	}
 }
