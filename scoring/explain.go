@@ -2,6 +2,7 @@ package scoring
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"net/netip"
 	"slices"
@@ -12,7 +13,6 @@ import (
 	"github.com/riskflow/riskflow/rules"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/features"
-	"github.com/riskflow/riskflow/scoring/geo"
 )
 
 // Subject is what Explain looks at: one phone number, IP address or device. Exactly one of Phone
@@ -31,7 +31,7 @@ type Subject struct {
 // number's segment says nothing of an IP address (explained without a number, its segment is
 // empty and "unallocated"). Phone numbers appear only masked.
 type Explanation struct {
-	Subject      string        `json:"subject"` // "phone 1381234****", "ip 47.92.10.20", "ip 2001:db8::1, counted as its /64 2001:db8::/64", "device farm-1"
+	Subject      string        `json:"subject"` // "phone 1381234****", "ip 47.92.10.20", "ip 2001:db8::1, counted as its /56 2001:db8::/56" (/64 on a mobile or datacenter network), "device farm-1"
 	At           time.Time     `json:"at"`
 	RulesVersion string        `json:"rules_version"`
 	Windows      []WindowValue `json:"windows"`
@@ -112,11 +112,6 @@ func (s *Scorer) Explain(sub Subject) (Explanation, error) {
 		kinds = []features.Kind{features.KindPhone, features.KindPrefix}
 	case sub.IP.IsValid():
 		what, x.Subject = "ip", "ip "+sub.IP.String()
-		if a := geo.ClientAddr(sub.IP); a.Is6() {
-			// Its ip_* windows are of its /64 (ipKeys): say so, or the windows of a /64's many
-			// addresses read as this one address's.
-			x.Subject += ", counted as its /64 " + netip.PrefixFrom(a, 64).Masked().String()
-		}
 		kinds = []features.Kind{features.KindIP, features.KindNet}
 	default:
 		what, x.Subject = "device", "device "+sub.DeviceID
@@ -140,6 +135,11 @@ func (s *Scorer) Explain(sub Subject) (Explanation, error) {
 	in.evBuf = schemas.VerifyEvent{TS: now, AppID: sub.AppID, Phone: sub.Phone, IP: sub.IP, DeviceID: sub.DeviceID}
 	in.prepare(&in.evBuf)
 	in.self = false // look, do not count a new attempt
+	if u := ipUnit(sub.IP, in.geo.IPType); what == "ip" && u.Addr().Is6() {
+		// Its ip_* windows are of its /64 or /56 (ipKeys): say so, or the windows of the
+		// prefix's many addresses read as this one address's.
+		x.Subject += fmt.Sprintf(", counted as its /%d %s", u.Bits(), u)
+	}
 
 	uses := pack.Uses()
 	vars := s.cat.env.Vars()

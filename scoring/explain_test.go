@@ -316,27 +316,34 @@ rules:
 	}
 }
 
-// An IPv6 address is explained as the /64 its ip_* windows count, and the subject says so: it
-// read "ip 2001:db8:7:1::99" above the windows of every address of the /64.
+// An IPv6 address is explained as the prefix its ip_* windows count — its /64 on a cellular
+// network, its /56 (the line's delegation) on broadband — and the subject says so: it read
+// "ip 2001:db8:7:1::99" above the windows of every address of the /64.
 func TestExplainIPv6NamesItsSlash64(t *testing.T) {
 	now := t0.Add(time.Minute)
-	s := newScorer(t, scoring.Config{}, nil, scoring.WithClock(func() time.Time { return now }))
-	for i := range 4 {
-		ev := event(fmt.Sprintf("v6-%d", i), t0, fmt.Sprintf("1381235%04d", i), fmt.Sprintf("2001:db8:7:1::%x", 10+i))
-		s.Apply(&ev)
-	}
-	x, err := s.Explain(scoring.Subject{IP: netip.MustParseAddr("2001:db8:7:1::99")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := "ip 2001:db8:7:1::99, counted as its /64 2001:db8:7:1::/64"; x.Subject != want {
-		t.Errorf("subject %q, want %q", x.Subject, want)
-	}
-	for _, w := range x.Windows {
-		if w.Name == "ip_phones_10m" && w.Value != 4 {
-			t.Errorf("ip_phones_10m = %d, want 4 (the /64's)", w.Value)
+	for _, c := range []struct{ seen, ask, want string }{
+		{"2409:8934:7:1::%x", "2409:8934:7:1::99", "ip 2409:8934:7:1::99, counted as its /64 2409:8934:7:1::/64"},
+		{"2001:db8:7:%x::1", "2001:db8:7:1::99", "ip 2001:db8:7:1::99, counted as its /56 2001:db8:7::/56"},
+	} {
+		s := newScorer(t, scoring.Config{}, nil, scoring.WithClock(func() time.Time { return now }), scoring.WithGeo(listsOnly(t)))
+		for i := range 4 {
+			ev := event(fmt.Sprintf("v6-%d", i), t0, fmt.Sprintf("1381235%04d", i), fmt.Sprintf(c.seen, 10+i))
+			s.Apply(&ev)
+		}
+		x, err := s.Explain(scoring.Subject{IP: netip.MustParseAddr(c.ask)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if x.Subject != c.want {
+			t.Errorf("subject %q, want %q", x.Subject, c.want)
+		}
+		for _, w := range x.Windows {
+			if w.Name == "ip_phones_10m" && w.Value != 4 {
+				t.Errorf("%s: ip_phones_10m = %d, want 4 (the prefix's)", c.ask, w.Value)
+			}
 		}
 	}
+	s := newScorer(t, scoring.Config{}, nil, scoring.WithClock(func() time.Time { return now }))
 	if x, _ := s.Explain(scoring.Subject{IP: netip.MustParseAddr("10.9.9.9")}); x.Subject != "ip 10.9.9.9" {
 		t.Errorf("IPv4 subject %q", x.Subject)
 	}

@@ -316,3 +316,38 @@ func TestIPv6AddressIsItsSlash64(t *testing.T) {
 		}
 	}
 }
+
+// TestBroadbandLineIsItsSlash56: a fixed broadband line is delegated a /56 (or a /60) and numbers
+// its LANs from it, so a SIM farm on one line can give each attempt a new /64 of its /56. The
+// line is one address: twenty numbers probed from twenty /64s of one /56 are the failing crowd
+// they would be on one /64 (or one IPv4 address). Keyed by /64, ip_phones_10m stayed at 1 and
+// the farm scored 0. Twenty households, a /56 each, are twenty addresses; a cellular device's /64
+// stays its own.
+func TestBroadbandLineIsItsSlash56(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		ip     func(i int) string
+		phones string // ip_phones_10m at the last attempt
+		score  int
+	}{
+		{"one broadband /56, a new /64 per attempt", func(i int) string { return fmt.Sprintf("240e:3a1:4c2:7b%02x:%x::1", i*11, 0x1000+i*811) }, "20", 600},
+		{"twenty broadband households, a /56 each", func(i int) string { return fmt.Sprintf("240e:3a1:4c2:%x:%x::1", 0x100*(i+1), 0x1000+i*811) }, "1", 0},
+		{"twenty cellular devices of one /56, a /64 each", func(i int) string { return fmt.Sprintf("2409:8934:8a2:51%02x::1", i) }, "1", 0},
+	} {
+		s := newScorer(t, scoring.Config{}, withProbes(nil, "ip_phones_10m", "app_ip_phones_10m", "net_phones_10m"), scoring.WithGeo(listsOnly(t)))
+		var rec schemas.ScoreRecord
+		for i := range 20 {
+			ev := event(fmt.Sprintf("bb-%d", i), t0.Add(time.Duration(i)*20*time.Second), fmt.Sprintf("189%08d", i*4567891), c.ip(i))
+			ev.Carrier, ev.DeviceID = "CT", fmt.Sprintf("slot-%d", i)
+			ev.Outcome, ev.ErrorCode = schemas.OutcomeFail, "103111"
+			rec = process(t, s, ev)
+		}
+		p := probes(rec.Hits)
+		if p["ip_phones_10m"] != c.phones || p["app_ip_phones_10m"] != c.phones {
+			t.Errorf("%s: ip_phones_10m %s, app_ip_phones_10m %s, want %s", c.name, p["ip_phones_10m"], p["app_ip_phones_10m"], c.phones)
+		}
+		if rec.Score != c.score || (c.score == 600) != hits(rec)["phones_per_ip_failing_crowd"] {
+			t.Errorf("%s: score %d, tags %v, detail %v; want %d", c.name, rec.Score, rec.Tags, rec.Detail, c.score)
+		}
+	}
+}

@@ -404,8 +404,9 @@ func TestDeviceFeaturesWithoutDeviceID(t *testing.T) {
 	}
 }
 
-// The network of an IPv4 address is its /24, of an IPv6 address its /64; an IPv6 address counts
-// as its /64 too (a host's interface ids inside its /64 are one address).
+// The network of an IPv4 address is its /24, of an IPv6 address outside mobile and datacenter
+// networks its /56 (a broadband line's delegation); such an IPv6 address counts as its /56 too (a
+// host's interface ids inside its /64, and the /64s of a line, are one address).
 func TestNetworkKeys(t *testing.T) {
 	vars := []string{"ip_phones_10m", "net_phones_10m", "net_verifies_10m", "phone_nets_24h", "ip_v6"}
 	s := newScorer(t, scoring.Config{}, probePack(vars...))
@@ -420,10 +421,11 @@ func TestNetworkKeys(t *testing.T) {
 		{"13800000001", "10.1.2.3", map[string]string{"ip_phones_10m": "1", "net_phones_10m": "2", "net_verifies_10m": "3", "phone_nets_24h": "2", "ip_v6": "false"}},
 		{"13800000004", "2001:db8:1:2::1", map[string]string{"ip_phones_10m": "1", "net_phones_10m": "1", "net_verifies_10m": "1", "phone_nets_24h": "1", "ip_v6": "true"}},
 		{"13800000005", "2001:db8:1:2:ffff:ffff:ffff:ffff", map[string]string{"ip_phones_10m": "2", "net_phones_10m": "2", "net_verifies_10m": "2", "phone_nets_24h": "1", "ip_v6": "true"}},
-		{"13800000006", "2001:db8:1:3::1", map[string]string{"ip_phones_10m": "1", "net_phones_10m": "1", "net_verifies_10m": "1", "phone_nets_24h": "1", "ip_v6": "true"}},
-		{"13800000006", "2001:db8:1:3::1", map[string]string{"ip_phones_10m": "1", "net_phones_10m": "1", "net_verifies_10m": "2", "phone_nets_24h": "1", "ip_v6": "true"}},
+		{"13800000008", "2001:db8:1:ff::1", map[string]string{"ip_phones_10m": "3", "net_phones_10m": "3", "net_verifies_10m": "3", "phone_nets_24h": "1", "ip_v6": "true"}},
+		{"13800000006", "2001:db8:1:100::1", map[string]string{"ip_phones_10m": "1", "net_phones_10m": "1", "net_verifies_10m": "1", "phone_nets_24h": "1", "ip_v6": "true"}},
+		{"13800000006", "2001:db8:1:100::1", map[string]string{"ip_phones_10m": "1", "net_phones_10m": "1", "net_verifies_10m": "2", "phone_nets_24h": "1", "ip_v6": "true"}},
 		{"13800000004", "10.1.2.3", map[string]string{"ip_phones_10m": "2", "net_phones_10m": "3", "net_verifies_10m": "4", "phone_nets_24h": "2", "ip_v6": "false"}},
-		// An IPv4 /24 and the IPv6 /64 spelled with the same leading bytes are different networks.
+		// An IPv4 /24 and the IPv6 /56 spelled with the same leading bytes are different networks.
 		{"13800000007", "10.1.2.0", map[string]string{"ip_phones_10m": "1", "net_phones_10m": "4", "net_verifies_10m": "5", "phone_nets_24h": "1", "ip_v6": "false"}},
 		{"13800000007", "a01:200::1", map[string]string{"ip_phones_10m": "1", "net_phones_10m": "1", "net_verifies_10m": "1", "phone_nets_24h": "2", "ip_v6": "true"}},
 	}
