@@ -102,3 +102,24 @@ func TestTunnelClientsAreTheirIPv4Address(t *testing.T) {
 		}
 	}
 }
+
+// TestListedTunnelNetworkBlocks: a 6to4 or Teredo network on the block list blocks the attempts
+// of the IPv4 hosts it names, since those attempts are read as their IPv4 addresses. Listed as
+// written, "block ip 2002:2f5c:6401::/48" matched nothing and the farm behind it passed.
+func TestListedTunnelNetworkBlocks(t *testing.T) {
+	lists, err := scoring.ParseLists(strings.NewReader("block ip 2002:2f5c:6401::/48\nblock ip 2001:0:4136:e378:8000:63bf:d0a3:9b00/120\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newScorer(t, scoring.Config{}, nil, scoring.WithLists(lists))
+	for i, ip := range []string{"2002:2f5c:6401:9::1", "47.92.100.1", "2001:0:4136:e378:8000:1234:d0a3:9bfe", "47.92.100.77"} {
+		rec := process(t, s, event(fmt.Sprintf("l%d", i), t0.Add(time.Duration(i)*time.Second), fmt.Sprintf("139%08d", 7919*i+1), ip))
+		if rec.Score != 900 || !hits(rec)["blocklist"] {
+			t.Errorf("%s: score %d, tags %v; want 900 blocklist", ip, rec.Score, rec.Tags)
+		}
+	}
+	rec := process(t, s, event("l-out", t0.Add(time.Minute), "13912345678", "2002:2f5c:6501::1"))
+	if rec.Score != 0 {
+		t.Errorf("2002:2f5c:6501::1 (47.92.101.1, not listed): score %d, tags %v", rec.Score, rec.Tags)
+	}
+}

@@ -151,12 +151,9 @@ func ParseNetwork(field string) (netip.Prefix, error) {
 		}
 		p = netip.PrefixFrom(a, a.BitLen())
 	}
-	// A masked prefix shorter than /96 cannot start inside ::ffff:0:0/96, so
-	// an IPv4-mapped address here always has at least 96 bits.
-	if a := p.Addr(); a.Is4In6() {
-		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-	}
-	return p, nil
+	// A network of IPv6 addresses that embed IPv4 addresses (IPv4-mapped, NAT64, 6to4, Teredo…)
+	// is the IPv4 network, as attempts from them are read (ClientPrefix).
+	return ClientPrefix(p), nil
 }
 
 // unwrapParse drops netip's `ParseXxx("input"): ` prefixes — all of them: ParsePrefix's error

@@ -55,3 +55,29 @@ func ClientAddr(a netip.Addr) netip.Addr {
 	}
 	return a
 }
+
+// ClientPrefix is the range of client addresses (ClientAddr) a network p stands for: a network
+// inside one of the forms ClientAddr reads as IPv4 is the IPv4 network its fixed bits name — a
+// 6to4 2002:a.b.c.d::/48 (or any longer prefix of it) is a.b.c.d/32, 2002:2f5c::/32 is
+// 47.92.0.0/16, 64:ff9b::a.b.c.0/120 and ::ffff:a.b.c.0/120 are a.b.c.0/24, a Teredo /120 the
+// clients' /24 — since attempts from such addresses are matched as that IPv4 address. Listed as
+// it was written, a 6to4 network on a block list matched no attempt once ClientAddr read 6to4. A
+// prefix too short to fix any embedded bit (2002::/16, 64:ff9b::/96 and shorter; but
+// ::ffff:0:0/96, every IPv4 address) is returned masked, as is any other network.
+func ClientPrefix(p netip.Prefix) netip.Prefix {
+	p = p.Masked()
+	a := p.Addr()
+	if !a.Is6() {
+		return p
+	}
+	b := a.As16()
+	if b[0] == 0x20 && b[1] == 0x02 && p.Bits() > 16 { // 6to4: the IPv4 address is bits 16–47
+		return netip.PrefixFrom(netip.AddrFrom4([4]byte(b[2:6])), min(p.Bits()-16, 32)).Masked()
+	}
+	if p.Bits() > 96 || p.Bits() == 96 && a.Is4In6() { // ::ffff:0:0/96: every IPv4 address, as before
+		if v4 := ClientAddr(a); v4.Is4() {
+			return netip.PrefixFrom(v4, p.Bits()-96).Masked()
+		}
+	}
+	return p
+}

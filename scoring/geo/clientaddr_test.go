@@ -84,3 +84,27 @@ func TestLookupOfTunnelAddressesIsTheIPv4Host(t *testing.T) {
 		}
 	}
 }
+
+func TestClientPrefix(t *testing.T) {
+	for in, want := range map[string]string{
+		"2002:2f5c:6401::/48":                      "47.92.100.1/32",
+		"2002:2f5c:6401:5::/64":                    "47.92.100.1/32",
+		"2002:2f5c::/32":                           "47.92.0.0/16",
+		"2002::/16":                                "2002::/16",
+		"64:ff9b::2f5c:6400/120":                   "47.92.100.0/24",
+		"64:ff9b::/96":                             "64:ff9b::/96",
+		"::ffff:47.92.100.0/120":                   "47.92.100.0/24",
+		"::ffff:0:0/96":                            "0.0.0.0/0",
+		"2001:0:4136:e378:8000:63bf:d0a3:9b00/120": "47.92.100.0/24", // Teredo: the clients' addresses, inverted
+		"2001::/32":                                "2001::/32",
+		"2409:8934::/32":                           "2409:8934::/32",
+		"47.92.0.0/14":                             "47.92.0.0/14",
+	} {
+		if got := ClientPrefix(netip.MustParsePrefix(in)); got != netip.MustParsePrefix(want) {
+			t.Errorf("ClientPrefix(%s) = %s, want %s", in, got, want)
+		}
+		if got, err := ParseNetwork(in); err != nil || got != netip.MustParsePrefix(want) {
+			t.Errorf("ParseNetwork(%s) = %s, %v; want %s", in, got, err, want)
+		}
+	}
+}
