@@ -135,10 +135,15 @@ func (s *Scorer) Explain(sub Subject) (Explanation, error) {
 	in.evBuf = schemas.VerifyEvent{TS: now, AppID: sub.AppID, Phone: sub.Phone, IP: sub.IP, DeviceID: sub.DeviceID}
 	in.prepare(&in.evBuf)
 	in.self = false // look, do not count a new attempt
-	if u := ipUnit(sub.IP, in.geo.IPType); what == "ip" && u.Addr().Is6() {
+	switch u := ipUnit(sub.IP, in.geo.IPType); {
+	case what != "ip":
+	case u.Addr().Is6():
 		// Its ip_* windows are of its /64 or /56 (ipKeys): say so, or the windows of the
 		// prefix's many addresses read as this one address's.
 		x.Subject += fmt.Sprintf(", counted as its /%d %s", u.Bits(), u)
+	case sub.IP.Is6():
+		// 64:ff9b::a.b.c.d, 6to4, Teredo…: the windows are the IPv4 address's (geo.ClientAddr).
+		x.Subject += ", counted as " + u.Addr().String()
 	}
 
 	uses := pack.Uses()

@@ -324,6 +324,7 @@ func TestExplainIPv6NamesItsSlash64(t *testing.T) {
 	for _, c := range []struct{ seen, ask, want string }{
 		{"2409:8934:7:1::%x", "2409:8934:7:1::99", "ip 2409:8934:7:1::99, counted as its /64 2409:8934:7:1::/64"},
 		{"2001:db8:7:%x::1", "2001:db8:7:1::99", "ip 2001:db8:7:1::99, counted as its /56 2001:db8:7::/56"},
+		{"2002:2f5c:6401:%x::1", "2002:2f5c:6401:99::1", "ip 2002:2f5c:6401:99::1, counted as 47.92.100.1"},
 	} {
 		s := newScorer(t, scoring.Config{}, nil, scoring.WithClock(func() time.Time { return now }), scoring.WithGeo(listsOnly(t)))
 		for i := range 4 {
