@@ -34,9 +34,10 @@ import (
 //
 // When a value is on both lists, block wins. For an IP the most specific entry decides: the longest
 // range holding it, a listed IPv4 address being a /32 and a listed IPv6 address (written bare, as
-// the console writes one) its /64 — the unit the windows count an IPv6 address in (a host picks a
-// new interface id inside its /64 at will: listed as a /128, a blocked farm was unblocked by its
-// next privacy address); an address written with /128 is that address only. Networks are written
+// the console writes one) its /64 — the unit the windows count a cellular IPv6 address in (a host
+// picks a new interface id inside its /64 at will: listed as a /128, a blocked farm was unblocked
+// by its next privacy address; a broadband line, counted as its /56, is listed as a /56 CIDR); an
+// address written with /128 is that address only. Networks are written
 // as in the datacenter list (geo.ParseNetwork): no host bits, ::ffff:a.b.c.d/n read as the IPv4
 // range it spells.
 type Lists struct {
