@@ -17,11 +17,13 @@ import (
 	"github.com/riskflow/riskflow/scoring/geo"
 )
 
+// simEv is one synthetic attempt and the stream (ordinary population or attack) it belongs to.
 type simEv struct {
 	ev     schemas.VerifyEvent
 	stream string
 }
 
+// simGen draws the streams of TestMobileNetworkStreams: fresh numbers, apps, devices, times.
 type simGen struct {
 	r    *rand.Rand
 	evs  []simEv
