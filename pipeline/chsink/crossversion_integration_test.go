@@ -121,10 +121,11 @@ func TestSQLOnBothClickHouses(t *testing.T) {
 // its fixture, on the 18.16 server and on chDB: by default an empty database (every table
 // migrated, no row), or with RISKFLOW_CROSS_DATABASE=NAME a database of the 18.16 server that
 // riskflow filled (loadgen through Kafka, the scorer and the archiver, checks and labels through
-// the API): its tables are copied as they are stored, re-deliveries included, into chDB, whose
-// views then count them as 18.16's did. chDB gets the schema as 18.16 has it, then the rows,
-// then the migrations only newer releases apply (LowCardinality, TTL): an upgrade in place. RISKFLOW_CROSS_NOW (RFC 3339, default now) pins the
-// clock. The statements that read the clock are compared on the pinned clock.
+// the API): its tables are copied as they are stored, re-deliveries not merged yet included, into
+// chDB, and so are the hourly views' states, which still count the copies 18.16 has merged away.
+// chDB gets the schema as 18.16 has it, then the rows, then the migrations only newer releases
+// apply (LowCardinality, TTL): an upgrade in place. RISKFLOW_CROSS_NOW (RFC 3339, default now)
+// pins the clock. The statements that read the clock are compared on the pinned clock.
 //
 // uniq estimates above 65,536 distinct values: 18.16 and current releases keep the same state
 // but estimate differently (18.16 counts 301,320 of 300,000 distinct strings, 26.9 301,750), so
@@ -155,6 +156,12 @@ func TestSQLOnBothClickHousesOtherData(t *testing.T) {
 // not merged yet on 18.16) and tables with no row (no backtest, no label) — the copy of such a
 // database into chDB stopped at the empty tables (NO_DATA_TO_INSERT), and the demo's count of
 // landed records counted the copies, which chDB had merged and 18.16 not.
+//
+// And re-delivered events scored otherwise the second time, merged on 18.16 before the copy
+// (risk_scores keeps the latest scoring; the hourly views counted both): the copy of the event
+// tables alone gave chDB's views one scoring, so hourly_traffic, daily_score_distribution,
+// rule_hits_by_mode, tag_trends and the panels on the views answered otherwise on chDB, and
+// RISKFLOW_CROSS_DATABASE failed on any database riskflow filled with such re-deliveries.
 func TestSQLOnBothClickHousesRedelivered(t *testing.T) {
 	st := newTestStoreAt(t, slog.LevelWarn)
 	ctx := testContext(t)
@@ -162,10 +169,26 @@ func TestSQLOnBothClickHousesRedelivered(t *testing.T) {
 		t.Fatal(err)
 	}
 	recs := recentRecords(300)
-	for _, b := range [][]schemas.ScoreRecord{recs, recs[:120]} {
+	rescored := slices.Clone(recs[200:220])
+	for i := range rescored {
+		r := &rescored[i]
+		r.Score, r.ScoredAt = 900, r.ScoredAt.Add(time.Minute)
+		r.Tags = []string{"rescored"}
+		r.Hits = []schemas.RuleHit{{Rule: "rescored_block", Tag: "rescored", Score: 900, Mode: "enforce", Reason: "again"}}
+	}
+	for _, b := range [][]schemas.ScoreRecord{recs, recs[:120], rescored} {
 		if err := st.WriteBatch(ctx, b); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := st.conn.Exec(ctx, "OPTIMIZE TABLE "+st.table("risk_scores")+" FINAL"); err != nil {
+		t.Fatal(err)
+	}
+	if n := queryUint(t, st, "SELECT count() FROM "+st.table("risk_scores")+" WHERE hit_rules = ['rescored_block']"); n != uint64(len(rescored)) {
+		t.Fatalf("%d re-scored rows, want %d", n, len(rescored))
+	}
+	if n := queryUint(t, st, fmt.Sprintf("SELECT count() FROM %s WHERE app_id = '%s' AND event_id = '%s'", st.table("risk_scores"), rescored[0].AppID, rescored[0].EventID)); n != 1 {
+		t.Fatalf("risk_scores holds %d rows of a re-scored event after OPTIMIZE FINAL, want its latest scoring only: the test proves nothing", n)
 	}
 	crossOtherData(t, st.db, time.Now().UTC().Truncate(time.Minute), false)
 }
@@ -207,8 +230,13 @@ func crossOtherData(t *testing.T, db string, now time.Time, empty bool) {
 			if tc.rows == 0 {
 				continue // ClickHouse refuses an INSERT without rows (NO_DATA_TO_INSERT)
 			}
-			p.steps = append(p.steps, xstep{Name: "insert " + tc.table + ": copied from 18.16", SQL: "INSERT INTO " + db + "." + tc.table + " FORMAT TabSeparated",
-				DataFile: tc.file, kind: stepInsert})
+			st := xstep{Name: "insert " + tc.table + ": copied from 18.16", SQL: "INSERT INTO " + db + "." + tc.table + " FORMAT TabSeparated",
+				DataFile: tc.file, kind: stepInsert}
+			if tc.states {
+				// Binary uniq states: chDB reads the file itself (the runner sends text as UTF-8).
+				st.SQL, st.DataFile = "INSERT INTO "+db+"."+tc.table+" FROM INFILE '"+strings.ReplaceAll(tc.file, "'", "\\'")+"' FORMAT TabSeparated", ""
+			}
+			p.steps = append(p.steps, st)
 		}
 		if err := p.addUpgrade(migs, v); err != nil {
 			return nil, err
@@ -219,13 +247,18 @@ func crossOtherData(t *testing.T, db string, now time.Time, empty bool) {
 		return p, p.addReads(migs, rp)
 	}
 
-	// The tables as 18.16 stores them (SELECT *: every copy of a re-delivered row, inserted_at).
+	// The tables as 18.16 stores them (SELECT *: every copy of a re-delivered row not merged yet,
+	// inserted_at), then the hourly views' states: the copies 18.16 has merged away since (a
+	// re-delivered event scored otherwise the second time: ReplacingMergeTree keeps the latest
+	// scoring) are no longer in risk_scores, but the views counted them under every score and rule
+	// they got; the states, uniq sets, add them back to what chDB's views count of the copied rows.
 	dir := t.TempDir()
 	var tables []tableCopy
 	rows := 0
 	if !empty {
-		for _, table := range []string{"verify_events", "risk_scores", "rule_versions", "backtest_runs", "risk_decisions", "labels"} {
-			tc := tableCopy{table: table, file: filepath.Join(dir, table+".tsv")}
+		for _, table := range []string{"verify_events", "risk_scores", "rule_versions", "backtest_runs", "risk_decisions", "labels",
+			"verify_events_hourly", "risk_scores_hourly", "rule_hits_hourly"} {
+			tc := tableCopy{table: table, file: filepath.Join(dir, table+".tsv"), states: strings.HasSuffix(table, "_hourly")}
 			f, err := os.Create(tc.file)
 			if err != nil {
 				t.Fatal(err)
@@ -271,6 +304,7 @@ func crossOtherData(t *testing.T, db string, now time.Time, empty bool) {
 type tableCopy struct {
 	table, file string
 	rows        int
+	states      bool // an hourly view's table: aggregate states, binary
 }
 
 // crossCheck says how checkCross compares.
