@@ -39,11 +39,13 @@ vet:
 # embedded by chDB (PyPI chdb, installed into a virtualenv in the cache by deploy/local/chdb.sh),
 # over one fixture: both must succeed and give the same results (pipeline/chsink,
 # TestSQLOnBothClickHouses), and every read again over empty tables (TestSQLOnBothClickHousesOtherData;
-# RISKFLOW_CROSS_DATABASE=NAME runs it on a database riskflow filled instead). CI runs it after `make test`.
+# RISKFLOW_CROSS_DATABASE=NAME runs it on a database riskflow filled instead), over a database
+# with re-deliveries merged on 18.16 (…Redelivered) and over odd data (…OddData). CI runs it after
+# `make test`; every test with the chdb build tag must match the -run pattern (TestMakeChdbRunsEveryChdbTest).
 chdb:
 	deploy/local/clickhouse.sh start
 	deploy/local/chdb.sh install
-	$(GO) test -count=1 -tags integration,chdb -run '^TestSQLOnBothClickHouses(OtherData)?$$' -v ./pipeline/chsink/
+	$(GO) test -count=1 -tags integration,chdb -run '^TestSQLOnBothClickHouses' -v ./pipeline/chsink/
 
 # The risk team's console in headless Chromium (Debian package chromium, installed by
 # deploy/local/chromium.sh; chromedp drives it) against two riskflow nodes on the local Kafka and

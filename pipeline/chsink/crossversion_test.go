@@ -1163,3 +1163,47 @@ func scoreKeysOf(rs []schemas.ScoreRecord) []EventKey {
 	}
 	return keys
 }
+
+// makeChdbRunRE finds the -run pattern of the Makefile's chdb target (CI's `make chdb`).
+var makeChdbRunRE = regexp.MustCompile(`(?m)^chdb:\n(?:\t.*\n)*?\t.*-tags integration,chdb -run '([^']+)'`)
+
+// Every test of the chDB build (integration and chdb tags) runs in `make chdb`, the only step of
+// CI that builds them: TestSQLOnBothClickHousesRedelivered (a filled database with re-deliveries,
+// "runs on re-delivered data in CI") was left out by the pattern and ran nowhere.
+func TestMakeChdbRunsEveryChdbTest(t *testing.T) {
+	mk, err := os.ReadFile(filepath.Join("..", "..", "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := makeChdbRunRE.FindSubmatch(mk)
+	if m == nil {
+		t.Fatalf("the Makefile's chdb target has no go test -tags integration,chdb -run '…' (%s)", makeChdbRunRE)
+	}
+	run, err := regexp.Compile(strings.ReplaceAll(string(m[1]), "$$", "$")) // make's $$ is one $
+	if err != nil {
+		t.Fatalf("make chdb's -run %q: %v", m[1], err)
+	}
+	files, err := filepath.Glob("*_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !regexp.MustCompile(`(?m)^//go:build .*\bchdb\b`).Match(src) {
+			continue
+		}
+		for _, fn := range regexp.MustCompile(`(?m)^func (Test\w+)\(t \*testing\.T\)`).FindAllSubmatch(src, -1) {
+			n++
+			if !run.MatchString(string(fn[1])) {
+				t.Errorf("%s: %s has the chdb build tag, but make chdb's -run %q leaves it out: it runs nowhere in CI", f, fn[1], m[1])
+			}
+		}
+	}
+	if n < 3 {
+		t.Errorf("found %d tests with the chdb build tag, want the cross-version checks", n)
+	}
+}

@@ -22,89 +22,13 @@ import (
 func TestAnalystQueriesOnOddData(t *testing.T) {
 	st := migrated(t)
 	ctx := testContext(t)
-	h := schemas.NewPhoneHasher([]byte("odd data"))
 	shanghai, err := time.LoadLocation("Asia/Shanghai")
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now().UTC().Truncate(time.Second)
-	recent := now.Add(-20 * time.Minute)
-	cn := now.In(shanghai)
-	midnight := time.Date(cn.Year(), cn.Month(), cn.Day()-3, 0, 0, 0, 0, shanghai).UTC() // outside the 24 and 48 hour windows
-	late := now.Add(-3*24*time.Hour - 5*time.Hour)
-
-	rec := func(app, id string, ts time.Time, phone, ip string) schemas.ScoreRecord {
-		return schemas.ScoreRecord{
-			EventID: id, TS: ts, AppID: app, Flow: schemas.FlowOneClickLogin,
-			PhoneHash: h.Hex(phone), PhoneMasked: schemas.MaskPhone(phone), PhoneSegment: schemas.PhoneSegment(phone),
-			IP: ip, Carrier: "CM", Platform: "android", Outcome: schemas.OutcomeSuccess,
-			Geo:          schemas.Geo{Country: "CN", Province: "Guangdong", City: "Shenzhen", ASN: 9808, IPType: "mobile"},
-			RulesVersion: "v1", ScoredAt: ts.Add(time.Second),
-		}
-	}
-	hit := func(r *schemas.ScoreRecord, score int, hits ...schemas.RuleHit) {
-		r.Score, r.Hits, r.Tags = score, hits, nil
-		for _, x := range hits {
-			if x.Mode == "enforce" || x.Mode == "tag" {
-				r.Tags = append(r.Tags, x.Tag)
-			}
-		}
-	}
-	blk := schemas.RuleHit{Rule: "blk", Tag: "blk_tag", Score: 900, Mode: "enforce"}
-	su := schemas.RuleHit{Rule: "su", Tag: "su_tag", Score: 600, Mode: "enforce"}
-	obs := schemas.RuleHit{Rule: "obs", Tag: "obs_tag", Score: 300, Mode: "enforce"}
-	sh := schemas.RuleHit{Rule: "sh", Tag: "sh_tag", Score: 900, Mode: "shadow"}
-	odd := schemas.RuleHit{Rule: "odd", Tag: "odd_hour", Score: 0, Mode: "tag"}
-
-	// Re-delivered three times, scored 0, then 900, then 600 by a scorer whose clock was behind:
-	// the latest scoring (scored_at) is the 900.
-	dup := make([]schemas.ScoreRecord, 3)
-	for i, c := range []struct {
-		score int
-		after time.Duration
-		hits  []schemas.RuleHit
-	}{{0, time.Second, nil}, {900, 5 * time.Second, []schemas.RuleHit{blk}}, {600, 3 * time.Second, []schemas.RuleHit{su}}} {
-		dup[i] = rec("dup", "d1", recent, "13900000001", "198.51.100.9")
-		dup[i].DeviceID = "dev-dup"
-		hit(&dup[i], c.score, c.hits...)
-		dup[i].ScoredAt = recent.Add(c.after)
-	}
-	// Sixty apps, one event id, one address and device, one number block; 12 failures.
-	var apps []schemas.ScoreRecord
-	for i := range 60 {
-		r := rec(fmt.Sprintf("app-%02d", i), "same", recent, fmt.Sprintf("1380099%04d", i), "203.0.113.7")
-		r.DeviceID, r.Carrier = "shared-dev", "CU"
-		if i < 12 {
-			r.Outcome, r.ErrorCode = schemas.OutcomeFail, "103911"
-		}
-		hit(&r, 900, blk, odd)
-		apps = append(apps, r)
-	}
-	// One device id of 3,000 characters beyond ASCII, six numbers.
-	longDevice := "设备🙂-" + strings.Repeat("x", 3000)
-	var uni []schemas.ScoreRecord
-	for i := range 6 {
-		r := rec("uni", fmt.Sprintf("u%d", i), recent, fmt.Sprintf("1310000%04d", i), fmt.Sprintf("192.0.2.%d", 10+i))
-		r.DeviceID, r.Platform = longDevice, "ios"
-		if i < 2 {
-			hit(&r, 600, su)
-		} else {
-			hit(&r, 0, sh)
-		}
-		uni = append(uni, r)
-	}
-	// Every optional field empty; an IPv6 address; a failure without a code.
-	empty := rec("empty", "x1", recent, "13500000001", "2001:db8:85a3:1::5")
-	empty.Carrier, empty.Platform, empty.Geo = "", "", schemas.Geo{}
-	empty.Outcome = schemas.OutcomeFail
-	// A China midnight and the second before it.
-	m1, m0 := rec("mid", "m1", midnight, "13700000001", "198.51.100.1"), rec("mid", "m0", midnight.Add(-time.Second), "13700000002", "198.51.100.1")
-	hit(&m1, 300, obs)
-	hit(&m0, 300, obs)
-	lateRec := rec("late", "l1", late, "13600000001", "203.0.113.99")
-	hit(&lateRec, 600, su)
-
-	for _, b := range [][]schemas.ScoreRecord{dup[:1], dup[1:2], apps, uni, {empty, m1, m0}, apps, dup[2:], {lateRec}} {
+	od := newOddData(time.Now().UTC().Truncate(time.Second), shanghai)
+	longDevice, recent, late := od.longDevice, od.recent, od.late
+	for _, b := range od.batches {
 		if err := st.WriteBatch(ctx, b); err != nil {
 			t.Fatal(err)
 		}
@@ -218,14 +142,106 @@ func TestAnalystQueriesOnOddData(t *testing.T) {
 		days[r[1]+" "+r[0][:len("2006-01-02")]] = r // a Date scans as a time.Time at UTC midnight
 	}
 	day := func(ts time.Time) string { return ts.In(shanghai).Format("2006-01-02") }
-	if day(m1.TS) == day(m0.TS) {
-		t.Fatalf("%s and %s are one China day: the test proves nothing", m1.TS, m0.TS)
+	if day(od.m1) == day(od.m0) {
+		t.Fatalf("%s and %s are one China day: the test proves nothing", od.m1, od.m0)
 	}
-	for _, ts := range []time.Time{m1.TS, m0.TS} {
+	for _, ts := range []time.Time{od.m1, od.m0} {
 		want("daily_score_distribution", days["mid "+day(ts)], map[int]string{2: "1", 3: "0", 4: "1", 5: "0", 6: "0"})
 	}
 	want("daily_score_distribution", days["late "+day(late)], map[int]string{2: "1", 5: "1"})
 	want("daily_score_distribution", days["dup "+day(recent)], map[int]string{2: "1", 6: "1"})
+}
+
+// oddData is the data of TestAnalystQueriesOnOddData, in the batches it is written in, and what
+// the test needs to know of it.
+type oddData struct {
+	batches              [][]schemas.ScoreRecord
+	longDevice           string
+	recent, late, m1, m0 time.Time
+}
+
+func newOddData(now time.Time, shanghai *time.Location) oddData {
+	h := schemas.NewPhoneHasher([]byte("odd data"))
+	recent := now.Add(-20 * time.Minute)
+	cn := now.In(shanghai)
+	midnight := time.Date(cn.Year(), cn.Month(), cn.Day()-3, 0, 0, 0, 0, shanghai).UTC() // outside the 24 and 48 hour windows
+	late := now.Add(-3*24*time.Hour - 5*time.Hour)
+
+	rec := func(app, id string, ts time.Time, phone, ip string) schemas.ScoreRecord {
+		return schemas.ScoreRecord{
+			EventID: id, TS: ts, AppID: app, Flow: schemas.FlowOneClickLogin,
+			PhoneHash: h.Hex(phone), PhoneMasked: schemas.MaskPhone(phone), PhoneSegment: schemas.PhoneSegment(phone),
+			IP: ip, Carrier: "CM", Platform: "android", Outcome: schemas.OutcomeSuccess,
+			Geo:          schemas.Geo{Country: "CN", Province: "Guangdong", City: "Shenzhen", ASN: 9808, IPType: "mobile"},
+			RulesVersion: "v1", ScoredAt: ts.Add(time.Second),
+		}
+	}
+	hit := func(r *schemas.ScoreRecord, score int, hits ...schemas.RuleHit) {
+		r.Score, r.Hits, r.Tags = score, hits, nil
+		for _, x := range hits {
+			if x.Mode == "enforce" || x.Mode == "tag" {
+				r.Tags = append(r.Tags, x.Tag)
+			}
+		}
+	}
+	blk := schemas.RuleHit{Rule: "blk", Tag: "blk_tag", Score: 900, Mode: "enforce"}
+	su := schemas.RuleHit{Rule: "su", Tag: "su_tag", Score: 600, Mode: "enforce"}
+	obs := schemas.RuleHit{Rule: "obs", Tag: "obs_tag", Score: 300, Mode: "enforce"}
+	sh := schemas.RuleHit{Rule: "sh", Tag: "sh_tag", Score: 900, Mode: "shadow"}
+	odd := schemas.RuleHit{Rule: "odd", Tag: "odd_hour", Score: 0, Mode: "tag"}
+
+	// Re-delivered three times, scored 0, then 900, then 600 by a scorer whose clock was behind:
+	// the latest scoring (scored_at) is the 900.
+	dup := make([]schemas.ScoreRecord, 3)
+	for i, c := range []struct {
+		score int
+		after time.Duration
+		hits  []schemas.RuleHit
+	}{{0, time.Second, nil}, {900, 5 * time.Second, []schemas.RuleHit{blk}}, {600, 3 * time.Second, []schemas.RuleHit{su}}} {
+		dup[i] = rec("dup", "d1", recent, "13900000001", "198.51.100.9")
+		dup[i].DeviceID = "dev-dup"
+		hit(&dup[i], c.score, c.hits...)
+		dup[i].ScoredAt = recent.Add(c.after)
+	}
+	// Sixty apps, one event id, one address and device, one number block; 12 failures.
+	var apps []schemas.ScoreRecord
+	for i := range 60 {
+		r := rec(fmt.Sprintf("app-%02d", i), "same", recent, fmt.Sprintf("1380099%04d", i), "203.0.113.7")
+		r.DeviceID, r.Carrier = "shared-dev", "CU"
+		if i < 12 {
+			r.Outcome, r.ErrorCode = schemas.OutcomeFail, "103911"
+		}
+		hit(&r, 900, blk, odd)
+		apps = append(apps, r)
+	}
+	// One device id of 3,000 characters beyond ASCII, six numbers.
+	longDevice := "设备🙂-" + strings.Repeat("x", 3000)
+	var uni []schemas.ScoreRecord
+	for i := range 6 {
+		r := rec("uni", fmt.Sprintf("u%d", i), recent, fmt.Sprintf("1310000%04d", i), fmt.Sprintf("192.0.2.%d", 10+i))
+		r.DeviceID, r.Platform = longDevice, "ios"
+		if i < 2 {
+			hit(&r, 600, su)
+		} else {
+			hit(&r, 0, sh)
+		}
+		uni = append(uni, r)
+	}
+	// Every optional field empty; an IPv6 address; a failure without a code.
+	empty := rec("empty", "x1", recent, "13500000001", "2001:db8:85a3:1::5")
+	empty.Carrier, empty.Platform, empty.Geo = "", "", schemas.Geo{}
+	empty.Outcome = schemas.OutcomeFail
+	// A China midnight and the second before it.
+	m1, m0 := rec("mid", "m1", midnight, "13700000001", "198.51.100.1"), rec("mid", "m0", midnight.Add(-time.Second), "13700000002", "198.51.100.1")
+	hit(&m1, 300, obs)
+	hit(&m0, 300, obs)
+	lateRec := rec("late", "l1", late, "13600000001", "203.0.113.99")
+	hit(&lateRec, 600, su)
+
+	return oddData{
+		batches:    [][]schemas.ScoreRecord{dup[:1], dup[1:2], apps, uni, {empty, m1, m0}, apps, dup[2:], {lateRec}},
+		longDevice: longDevice, recent: recent, late: late, m1: m1.TS, m0: m0.TS,
+	}
 }
 
 func keysOf[V any](m map[string]V) func(func(string) bool) {
