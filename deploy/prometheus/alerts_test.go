@@ -224,4 +224,26 @@ func TestAlertsHaveRunbooks(t *testing.T) {
 			t.Errorf("docs/RUNBOOK.md has a section %q, which is no alert of alerts.yml", s)
 		}
 	}
+	// Each section says how urgent the alert is, as its severity label does, and what to do: at
+	// least one step (a list item) after the paragraph that says what happened.
+	bodies := map[string]string{}
+	for _, part := range regexp.MustCompile(`(?m)^## `).Split(string(b), -1)[1:] {
+		name, body, _ := strings.Cut(part, "\n")
+		bodies[strings.TrimSpace(name)] = body
+	}
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			body, ok := bodies[r.Alert]
+			if !ok {
+				continue // reported above
+			}
+			sev := map[string]string{"page": "**Page.**", "ticket": "**Ticket.**"}[r.Labels["severity"]]
+			if first := strings.TrimSpace(body); sev == "" || !strings.HasPrefix(first, sev) {
+				t.Errorf("docs/RUNBOOK.md, %s: the section should start with %q (severity %q)", r.Alert, sev, r.Labels["severity"])
+			}
+			if !regexp.MustCompile(`(?m)^- \S`).MatchString(body) {
+				t.Errorf("docs/RUNBOOK.md, %s: no step to take (a list item \"- …\")", r.Alert)
+			}
+		}
+	}
 }
