@@ -442,19 +442,34 @@ const maxErrorBody = 1024
 // "<phone>" should read as it is.
 func errorBody(code int, content string) []byte {
 	const more = "… (cut)"
-	for {
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		_ = enc.Encode(schemas.ErrorBody{Code: code, Content: content}) // cannot fail: a struct of an int and a string
-		over := buf.Len() - maxErrorBody
-		if over <= 0 {
-			return buf.Bytes()
-		}
-		// Escaping only lengthens text, so cutting `over` bytes of content (and room for the
-		// marker) brings the body under the cap in one more round, two at most.
-		content = cutUTF8(content, len(content)-over-len(more)) + more
+	if b := encodeErrorBody(code, content); len(b) <= maxErrorBody {
+		return b
 	}
+	// The longest start of content that fits with the marker. Escapes make the JSON longer than
+	// the text (a line break or a quote takes 2 bytes, a control character 6), so the cut is
+	// found by encoding, not by subtracting the excess: a rejected pack's problems, quotes and
+	// line breaks throughout, were cut to nothing but the marker when the excess was taken from
+	// the text's length. No more than maxErrorBody bytes of text can fit.
+	content = cutUTF8(content, maxErrorBody)
+	lo, hi := 0, len(content) // content[:lo]+more fits; content[:hi+1]+more does not (or hi is the end)
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		if len(encodeErrorBody(code, cutUTF8(content, mid)+more)) <= maxErrorBody {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return encodeErrorBody(code, cutUTF8(content, lo)+more)
+}
+
+// encodeErrorBody is the JSON of an error answer, newline included.
+func encodeErrorBody(code int, content string) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(schemas.ErrorBody{Code: code, Content: content}) // cannot fail: a struct of an int and a string
+	return buf.Bytes()
 }
 
 // cutUTF8 returns the first n bytes of s (n ≥ 0), backing up so as not to split a UTF-8 sequence.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -162,6 +163,70 @@ func TestRejectedPackAnswerIsBounded(t *testing.T) {
 		t.Errorf("answer of %d bytes: %.100q … %q", rec.Body.Len(), eb.Content, eb.Content[max(0, len(eb.Content)-40):])
 	}
 }
+
+// A rejection whose text escapes to much more than itself in JSON — quotes and line breaks on
+// every line, as the pack's failing tests are listed — keeps its first ~1 KB too: its answer was
+// the marker alone, {"code":400,"content":"… (cut)"}, the excess having been cut from the text
+// as if every byte were one in JSON.
+func TestRejectedPackAnswerOfQuotedLinesKeepsItsStart(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("rule pack rejected: 400 of the pack's 400 tests fail:")
+	for i := range 400 {
+		fmt.Fprintf(&b, "\n/etc/riskflow/tests.yaml:%d: test \"case %d\": score: got 0, want 300 (tags [])", 4*i+2, i)
+	}
+	s := New(Config{Keys: map[string]string{"app": "s"}}, nil, nil, WithRulesAdmin(rejection{classified(ErrRejected, b.String())}, map[string]string{"lead": "s3cret"}))
+	req := httptest.NewRequest(http.MethodPut, "/v1/rules", strings.NewReader("pack: p"))
+	req.SetBasicAuth("lead", "s3cret")
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	var eb schemas.ErrorBody
+	if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil || rec.Code != http.StatusBadRequest {
+		t.Fatalf("%d %q: %v", rec.Code, rec.Body.String(), err)
+	}
+	first := "rule pack rejected: 400 of the pack's 400 tests fail:\n/etc/riskflow/tests.yaml:2: test \"case 0\": score: got 0, want 300 (tags [])\n"
+	if rec.Body.Len() > maxErrorBody || !strings.HasPrefix(eb.Content, first) || !strings.HasSuffix(eb.Content, "… (cut)") {
+		t.Errorf("answer of %d bytes: %q", rec.Body.Len(), eb.Content)
+	}
+	// As much as fits: one more byte of the text would not.
+	if n := len(eb.Content) - len("… (cut)"); bodyLen(400, b.String()[:n+1]+"… (cut)") <= maxErrorBody {
+		t.Errorf("answer of %d bytes keeps %d bytes of the text; %d would fit", rec.Body.Len(), n, n+1)
+	}
+}
+
+// bodyLen is the length of an error answer with content, uncut.
+func bodyLen(code int, content string) int {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(schemas.ErrorBody{Code: code, Content: content}); err != nil {
+		panic(err)
+	}
+	return buf.Len()
+}
+
+// rejection answers every PUT with its error.
+type rejection struct{ err error }
+
+func (rejection) Current() RulesInfo                            { return RulesInfo{} }
+func (rejection) Versions(context.Context) ([]RulesInfo, error) { return nil, nil }
+func (r rejection) Update(context.Context, []byte, string, UpdateOptions) (RulesInfo, error) {
+	return RulesInfo{}, r.err
+}
+
+func (rejection) Rollback(context.Context, string, string) (RulesInfo, error) {
+	return RulesInfo{}, nil
+}
+
+// classified is text in class.
+func classified(class error, text string) error { return classifiedErr{class, text} }
+
+type classifiedErr struct {
+	class error
+	text  string
+}
+
+func (c classifiedErr) Error() string { return c.text }
+func (c classifiedErr) Unwrap() error { return c.class }
 
 type longRejection struct{}
 
