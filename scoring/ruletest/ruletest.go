@@ -312,19 +312,23 @@ func Unmatched(p *rules.Pack, results []Result) []string {
 	return out
 }
 
-// Summary renders results as lines for people: "ok name" / "FAIL name (line N): why".
+// Summary renders results as lines for people: "ok name" / "FAIL name (line N): why". A phone
+// number in a test's name or in a failure (an expected reason quoting one) is masked, as in every
+// error riskflow prints: the summary goes to terminals and CI logs, and a name read "login of
+// 13812345678 observed" there while the same test's error on stderr masked it.
 func Summary(results []Result) (string, int) {
 	var b strings.Builder
 	failed := 0
 	for _, r := range results {
+		name := schemas.MaskPhones(r.Name)
 		if r.Passed() {
-			fmt.Fprintf(&b, "ok    %s\n", r.Name)
+			fmt.Fprintf(&b, "ok    %s\n", name)
 			continue
 		}
 		failed++
-		fmt.Fprintf(&b, "FAIL  %s (line %d)\n", r.Name, r.Line)
+		fmt.Fprintf(&b, "FAIL  %s (line %d)\n", name, r.Line)
 		for _, f := range r.Failures {
-			fmt.Fprintf(&b, "        %s\n", f)
+			fmt.Fprintf(&b, "        %s\n", schemas.MaskPhones(f))
 		}
 	}
 	fmt.Fprintf(&b, "%d passed, %d failed\n", len(results)-failed, failed)

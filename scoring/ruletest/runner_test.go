@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring"
 	"github.com/riskflow/riskflow/scoring/ruletest"
 )
@@ -236,6 +237,33 @@ func TestSummary(t *testing.T) {
 	}
 	if text, failed = ruletest.Summary(nil); failed != 0 || text != "0 passed, 0 failed\n" {
 		t.Errorf("no results: failed %d, summary %q", failed, text)
+	}
+}
+
+// The summary masks phone numbers as riskflow's errors do: in a test's name and in its failures (an
+// expected reason quoting a number). They were printed as written on stdout while stderr's error
+// line masked them.
+func TestSummaryMasksPhoneNumbers(t *testing.T) {
+	results := runMini(t, `tests:
+  - name: login of 13812345678 is observed
+    `+busy+`
+    expect: {score: 300}
+  - name: +86 139-1234-5678 is not
+    `+busy+`
+    expect: {score: 0, reasons: {busy_number: "13712345678 seen"}}
+`)
+	text, failed := ruletest.Summary(results)
+	if failed != 1 {
+		t.Fatalf("failed = %d, want 1:\n%s", failed, text)
+	}
+	for _, want := range []string{"ok    login of " + schemas.PhoneMask + " is observed\n", "FAIL  " + schemas.PhoneMask + " is not (line 6)\n",
+		`want "` + schemas.PhoneMask + ` seen"`} {
+		if !strings.Contains(text, want) {
+			t.Errorf("summary lacks %q:\n%s", want, text)
+		}
+	}
+	if m := schemas.MaskPhones(text); m != text {
+		t.Errorf("summary shows a phone number:\n%s", text)
 	}
 }
 
