@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -93,6 +94,7 @@ type Service struct {
 	store  Store // nil: no history
 	log    *slog.Logger
 	sleep  func(time.Duration) // time.Sleep; tests finish a writer's work in it
+	now    func() time.Time    // time.Now; when a load happened (Version.LoadedAt)
 
 	// recordTimeout bounds one use of the history, whether or not the store heeds its context.
 	recordTimeout time.Duration
@@ -183,7 +185,7 @@ func New(cfg Config, target Target, store Store, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{cfg: cfg, target: target, store: store, log: log, sleep: time.Sleep, recordTimeout: 5 * time.Second,
+	return &Service{cfg: cfg, target: target, store: store, log: log, sleep: time.Sleep, now: time.Now, recordTimeout: 5 * time.Second,
 		checkEvery: historyCheckTicks}
 }
 
@@ -246,7 +248,7 @@ func (s *Service) loadLocked(content []byte, who, source string, explicit bool) 
 	}
 	s.target.SetPack(p)
 	v := Version{Version: p.Version, Name: p.Name, Rules: len(p.Rules), LoadedBy: who + "@" + s.cfg.Node, Source: source,
-		LoadedAt: time.Now().UTC(), Content: append([]byte(nil), content...)}
+		LoadedAt: s.now().UTC(), Content: append([]byte(nil), content...)}
 	s.cur = v
 	out.Version = v
 	// An explicit load is recorded as the latest load of its version; a startup or file load only
@@ -389,15 +391,33 @@ func (s *Service) flush(ctx context.Context, pick func(pendingRecord) bool) map[
 // record stores r.v in the history (a startup or file load only when the history does not hold
 // its version), giving up after recordTimeout even if the store does not heed its context (a
 // ClickHouse that accepted the connection and never answers held a PUT for 15 s).
+//
+// An explicit load whose record failed before (the history away) may find the version recorded
+// meanwhile by a node that picked it up from the file (startup@, file@), stamped later than the
+// load: the history keeps a version's latest load, and "who shipped it" would then read file@node
+// for good (held-out run: PUT through a node whose ClickHouse was away, the other nodes recording
+// their pickups). Such a load is recorded at the pickup's time instead, the later record of that
+// second, so that it stays the version's latest load.
 func (s *Service) record(ctx context.Context, r pendingRecord) error {
 	return s.bounded(ctx, "record version "+r.v.Version, func(ctx context.Context) error {
-		if !r.always {
-			if _, err := s.store.Lookup(ctx, r.v.Version); err == nil {
+		if !r.always || r.failed {
+			held, err := s.store.Lookup(ctx, r.v.Version)
+			switch {
+			case err != nil:
+			case !r.always:
 				return nil
+			case isPickup(held.LoadedBy) && !held.LoadedAt.Before(r.v.LoadedAt.Truncate(time.Second)):
+				r.v.LoadedAt = held.LoadedAt
 			}
 		}
 		return s.store.RecordVersion(ctx, r.v)
 	})
+}
+
+// isPickup reports whether loadedBy is a node's pickup of the pack file (at start or on a change),
+// not a load someone made (api:, console:, cli:).
+func isPickup(loadedBy string) bool {
+	return strings.HasPrefix(loadedBy, "startup@") || strings.HasPrefix(loadedBy, "file@")
 }
 
 // bounded runs f, a use of the history, for at most recordTimeout, even if f does not heed its

@@ -833,3 +833,88 @@ func TestRecordRetriesLoggedOncePerMinute(t *testing.T) {
 		t.Errorf("the recording does not say how many attempts failed:\n%s", out)
 	}
 }
+
+// latestStore is rule_versions as ClickHouse keeps it (ReplacingMergeTree(loaded_at), DateTime):
+// a version's row is its load with the latest second, the later record of a second winning.
+type latestStore struct{ store }
+
+func (s *latestStore) RecordVersion(ctx context.Context, v Version) error {
+	v.LoadedAt = v.LoadedAt.Truncate(time.Second)
+	s.mu.Lock()
+	held, ok := s.byVer[v.Version]
+	s.mu.Unlock()
+	if ok && v.LoadedAt.Before(held.LoadedAt) {
+		// Recorded (in rule_loads), but not the version's latest load.
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.down {
+			return errors.New("clickhouse: connection refused")
+		}
+		s.records = append(s.records, v)
+		return nil
+	}
+	return s.store.RecordVersion(ctx, v)
+}
+
+// A promotion made while the history was away and recorded once it is back stays its version's
+// latest load, whoever records first: the other nodes' pickups of the file, recorded meanwhile and
+// stamped later, made rule_versions say the pack was shipped by file@node (held-out run: PUT
+// through a node whose ClickHouse was away; GET /v1/rules/versions and riskflow rules versions
+// named the node that picked the file up, not the admin).
+func TestPromotionRecordedLateStaysTheLatestLoad(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(path, pack("p", 3), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st := &latestStore{}
+	clock := time.Date(2026, 12, 7, 2, 53, 16, 400_000_000, time.UTC)
+	now := func() time.Time { return clock }
+	a := New(Config{Path: path, Node: "a", Settle: time.Millisecond}, newTarget(t), st, nil)
+	b := New(Config{Path: path, Node: "b", Settle: time.Millisecond}, newTarget(t), st, nil)
+	a.now, b.now = now, now
+	for _, s := range []*Service{a, b} {
+		if _, err := s.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		s.Tick(ctx)
+	}
+
+	st.mu.Lock()
+	st.down = true
+	st.mu.Unlock()
+	v2 := pack("p", 5)
+	l, err := a.Load(ctx, v2, "api:alice", "api")
+	if err != nil || l.Recorded {
+		t.Fatalf("PUT with the history away: %+v, %v", l, err)
+	}
+	// Node b picks the file up a second later and records its pickup first, once the history is back.
+	clock = clock.Add(time.Second)
+	if err := os.Chtimes(path, clock.Add(-time.Minute), clock.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	b.Tick(ctx)
+	if b.Current().Version != l.Version.Version {
+		t.Fatalf("node b runs %s, not the promoted %s", b.Current().Version, l.Version.Version)
+	}
+	st.mu.Lock()
+	st.down = false
+	st.mu.Unlock()
+	b.Tick(ctx)
+	a.Tick(ctx)
+
+	got, err := st.Lookup(ctx, l.Version.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.LoadedBy != "api:alice@a" || got.Source != "api" {
+		var recs []string
+		for _, r := range st.records {
+			recs = append(recs, fmt.Sprintf("%s %s %s", r.Version, r.LoadedBy, r.LoadedAt.Format(time.RFC3339)))
+		}
+		t.Errorf("the version's latest load is %s (%s) at %s, want api:alice@a, who promoted it; records:\n%s", got.LoadedBy, got.Source, got.LoadedAt, strings.Join(recs, "\n"))
+	}
+	if !a.Recorded() || !b.Recorded() {
+		t.Errorf("recorded: a %v, b %v", a.Recorded(), b.Recorded())
+	}
+}
