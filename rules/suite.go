@@ -40,7 +40,8 @@ type TestCase struct {
 }
 
 // GivenEvent is one entry of `given`: VerifyEvent JSON fields, plus an optional `count` that
-// applies the same event Count times (the runner gives each copy its own event_id), and an
+// applies the same event Count times (the runner gives each copy its own event_id, unless the
+// entry has one: then the copies are deliveries of one event, counted once), and an
 // optional `vary` that gives each copy its own number, so that a test can stand for a large app's
 // many users: VaryPhone (`phone`: the next numbers of the block, 连号 — the last 4 digits count
 // up), VaryBlock (`block`: the same last 4 digits in the next 7-digit blocks), or `block/N` (the

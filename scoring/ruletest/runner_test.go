@@ -240,6 +240,36 @@ func TestSummary(t *testing.T) {
 	}
 }
 
+// An event id given again — twice in given, with a count, or on the checked event — is the same
+// event delivered again: scored, counted once, as in production.
+func TestRepeatedEventIDsAreRedeliveries(t *testing.T) {
+	results := runMini(t, `tests:
+  - name: five deliveries of one event and the event
+    given:
+      - {event_id: same, count: 5}
+    event: {}
+    expect: {not_hits: [busy_number]}
+  - name: the checked event is a given one delivered again
+    given:
+      - {event_id: a}
+      - {event_id: b}
+    event: {event_id: b}
+    expect: {not_hits: [busy_number]}
+  - name: three distinct ids count three
+    given:
+      - {event_id: a}
+      - {event_id: b, ts: "2026-01-01T09:59:00Z"}
+      - {event_id: a, ts: "2026-01-01T09:58:00Z"}
+    event: {event_id: c}
+    expect: {hits: [busy_number], reasons: {busy_number: "3 verifications in 10 min"}}
+`)
+	for _, r := range results {
+		if !r.Passed() {
+			t.Errorf("%s: %v (verdict %+v)", r.Name, r.Failures, r.Verdict.Hits)
+		}
+	}
+}
+
 // The summary masks phone numbers as riskflow's errors do: in a test's name and in its failures (an
 // expected reason quoting a number). They were printed as written on stdout while stderr's error
 // line masked them.
