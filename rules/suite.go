@@ -260,6 +260,12 @@ func (s *suiteParser) test(i int, n *yaml.Node, seen map[string]int) (TestCase, 
 		s.errAt(n, label, "event", "is required: the event to score")
 	} else {
 		tc.Event, _ = s.event(e, label, "event", false)
+		if ts, ok := eventTime(tc.Event["ts"]); ok && f["now"] != nil && !tc.Now.IsZero() && !ts.Equal(tc.Now) {
+			// Scored at its own ts (event time, as the scorer does), while the given events
+			// without a ts lead up to now: they came after the event and counted for nothing.
+			s.errAt(f["now"], label, "now", "%s but the event's ts is %s: an event is scored at its own ts, and given events without one lead up to now; "+
+				"give one of the two (or both alike)", tc.Now.Format(time.RFC3339Nano), ts.UTC().Format(time.RFC3339Nano))
+		}
 	}
 
 	if x := f["expect"]; x == nil {
@@ -268,6 +274,19 @@ func (s *suiteParser) test(i int, n *yaml.Node, seen map[string]int) (TestCase, 
 		tc.Expect = s.expect(x, label)
 	}
 	return tc, len(s.errs) == before
+}
+
+// eventTime reads an event's ts as the runner passes it on (RFC 3339 text or unix milliseconds);
+// ok is false for none, or one the event's decoding will refuse.
+func eventTime(v any) (time.Time, bool) {
+	switch ts := v.(type) {
+	case int64:
+		return time.UnixMilli(ts), true
+	case string:
+		t, err := time.Parse(time.RFC3339Nano, ts)
+		return t, err == nil
+	}
+	return time.Time{}, false
 }
 
 // event decodes an event mapping; with allowCount, a `count` key gives the repetitions and a

@@ -68,6 +68,15 @@ func TestParseTests(t *testing.T) {
 	}
 }
 
+// A test may give both now and its event's ts when they are the same time, in either form.
+func TestParseTestsNowAndTheSameTs(t *testing.T) {
+	for _, ts := range []string{`"2026-01-01T10:00:00Z"`, `"2026-01-01T18:00:00+08:00"`, `1767261600000`} {
+		if _, err := ParseTests([]byte("tests:\n  - name: t1\n    now: \"2026-01-01T10:00:00Z\"\n    event: {ts: " + ts + "}\n    expect: {score: 0}\n")); err != nil {
+			t.Errorf("ts %s: %v", ts, err)
+		}
+	}
+}
+
 func TestParseTestsErrors(t *testing.T) {
 	const ok = "    event: {phone: \"13800138000\"}\n    expect: {score: 0}\n"
 	cases := []struct {
@@ -88,6 +97,12 @@ func TestParseTestsErrors(t *testing.T) {
 			[]string{`line 4:21: test "t1": expect: score "450" must be 0, 300, 600 or 900`}},
 		{"bad now", "tests:\n  - name: t1\n    now: yesterday\n" + ok,
 			[]string{`line 3:10: test "t1": now: "yesterday" is not an RFC 3339 time`}},
+		// The event is scored at its own ts, the given events without one leading up to now: they
+		// came after the event, counted for nothing, and "now" was not when it was scored.
+		{"now and another ts", "tests:\n  - name: t1\n    now: \"2026-01-01T10:00:00Z\"\n    given: [{}, {}]\n    event: {ts: \"2026-01-01T09:00:00Z\"}\n    expect: {score: 0}\n",
+			[]string{`line 3:10: test "t1": now: 2026-01-01T10:00:00Z but the event's ts is 2026-01-01T09:00:00Z: an event is scored at its own ts`}},
+		{"now and another ts in unix ms", "tests:\n  - name: t1\n    now: \"2026-01-01T10:00:00+08:00\"\n    event: {ts: 1767261600001}\n    expect: {score: 0}\n",
+			[]string{`line 3:10: test "t1": now: 2026-01-01T10:00:00+08:00 but the event's ts is 2026-01-01T10:00:00.001Z`}},
 		{"missing name", "tests:\n  -" + ok[3:], []string{`line 2:5: test "#1": name: is required`}},
 		{"duplicate name", "tests:\n  - name: t1\n" + ok + "  - name: t1\n" + ok,
 			[]string{`line 5:11: test "t1": name: duplicate test name (first at line 2)`}},

@@ -4,7 +4,7 @@
 // `riskflow rules test DIR`.
 //
 // The event is scored at the test's `now` (DefaultNow when absent; the event's own `ts` when it
-// has one and the test no `now`). `given` events without a `ts` lead up to that time in order,
+// has one and the test no `now`; rules.ParseTests refuses a `now` and a `ts` that differ). `given` events without a `ts` lead up to that time in order,
 // one second apart (closer when there are more than 59, so all stay inside the last minute).
 // An expectation naming a tag or rule id the pack does not have fails the test: a misspelt name
 // would otherwise make `not_tags`/`not_hits` pass whatever the rules do. A rule failing at run
