@@ -386,7 +386,7 @@ func packInfo(l rulesvc.Loaded) console.PackInfo {
 }
 
 func (c *consoleRules) Promote(ctx context.Context, draft []byte, who string) (console.PackInfo, error) {
-	l, err := loadTested(ctx, c.a.rules, c.a.cfg.Scoring, draft, "console:"+who, "console")
+	l, err := loadTested(ctx, c.a.rules, c.a.cfg.Scoring, draft, "console:"+who, "console", "")
 	if errors.Is(err, rulesvc.ErrRejected) {
 		return console.PackInfo{}, fmt.Errorf("%w: %v", console.ErrInvalid, err)
 	}

@@ -157,13 +157,16 @@ func packTestsFile(cfg ScoringConfig) string {
 // test, its line and why — the file watcher loads what it finds, but a promotion through a node
 // was loaded whatever its tests said. A pack that does not compile is left to Load, which names
 // its problems. Rollbacks are not tested: they bring back a pack that ran.
-func loadTested(ctx context.Context, s *rulesvc.Service, cfg ScoringConfig, pack []byte, who, source string) (rulesvc.Loaded, error) {
+//
+// live, when not "", is the version the pack was edited from (If-Match): the pack is loaded only
+// while that version runs, checked as it is swapped in, after the tests.
+func loadTested(ctx context.Context, s *rulesvc.Service, cfg ScoringConfig, pack []byte, who, source, live string) (rulesvc.Loaded, error) {
 	if path := packTestsFile(cfg); path != "" {
 		if err := checkPackTests(cfg, path, pack); err != nil {
 			return rulesvc.Loaded{}, err
 		}
 	}
-	return s.Load(ctx, pack, who, source)
+	return s.LoadOver(ctx, pack, who, source, live)
 }
 
 // checkPackTests runs the tests of path against pack.
@@ -242,11 +245,11 @@ func (r rulesAdmin) Update(ctx context.Context, pack []byte, who string, opts ap
 	var err error
 	switch {
 	case opts.SkipTests:
-		l, err = r.s.Load(ctx, pack, "api:"+who, "api, tests skipped")
+		l, err = r.s.LoadOver(ctx, pack, "api:"+who, "api, tests skipped", opts.IfMatch)
 	case r.scoring != nil:
-		l, err = loadTested(ctx, r.s, *r.scoring, pack, "api:"+who, "api")
+		l, err = loadTested(ctx, r.s, *r.scoring, pack, "api:"+who, "api", opts.IfMatch)
 	default:
-		l, err = r.s.Load(ctx, pack, "api:"+who, "api")
+		l, err = r.s.LoadOver(ctx, pack, "api:"+who, "api", opts.IfMatch)
 	}
 	return rulesInfo(l, true), apiError(err)
 }
@@ -287,6 +290,8 @@ func apiError(err error) error {
 		return classified{api.ErrNotFound, err}
 	case errors.Is(err, rulesvc.ErrConflict):
 		return classified{api.ErrConflict, err}
+	case errors.Is(err, rulesvc.ErrNotLive):
+		return classified{api.ErrNotLive, err}
 	}
 	return err
 }

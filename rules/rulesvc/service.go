@@ -32,6 +32,10 @@ var ErrUnknownVersion = errors.New("unknown rule pack version")
 // file, and writing over it would undo that promotion without anyone having seen it.
 var ErrConflict = errors.New("rule pack file changed by another load")
 
+// ErrNotLive wraps a load refused because the running pack is no longer the version the caller's
+// pack was edited from (LoadOver): another promotion came first.
+var ErrNotLive = errors.New("the live rule pack changed")
+
 // ErrNoHistory is returned by Versions and Rollback when the service has no history store.
 var ErrNoHistory = errors.New("no rule version history (clickhouse.addr is not set)")
 
@@ -219,7 +223,22 @@ func (s *Service) Start(ctx context.Context) (Loaded, error) {
 // not loaded (ErrConflict) leaves the running pack. The record is waited for at most the history's
 // timeout (5 s) and retried in the background when it failed.
 func (s *Service) Load(ctx context.Context, content []byte, who, source string) (Loaded, error) {
+	return s.LoadOver(ctx, content, who, source, "")
+}
+
+// LoadOver is Load of a pack edited from version live (If-Match), refused (ErrNotLive) unless that
+// version is the running one at the moment it is swapped in; "" loads over any. A caller that
+// checked before running the pack's tests — seconds, for a large suite — left a window in which
+// another node's promotion, picked up from the file meanwhile, was written over unseen.
+func (s *Service) LoadOver(ctx context.Context, content []byte, who, source, live string) (Loaded, error) {
 	s.mu.Lock()
+	if live != "" && s.cur.Version != live {
+		cur := s.cur.Version
+		s.mu.Unlock()
+		return Loaded{}, fmt.Errorf("%w: the live pack is version %s, not %s, which the pack was edited from: another promotion came first; "+
+			"see the recorded versions (GET /v1/rules/versions, riskflow rules versions), and promote again over %s if this pack is to replace that one",
+			ErrNotLive, cur, live, cur)
+	}
 	out, seq, err := s.loadLocked(content, who, source, true)
 	s.mu.Unlock()
 	if err != nil || s.store == nil {

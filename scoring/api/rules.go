@@ -48,6 +48,10 @@ type UpdateOptions struct {
 	// tests pin, from an admin who cannot update the node's tests.yaml first. It is recorded as
 	// such (source "api, tests skipped").
 	SkipTests bool
+	// IfMatch is the version the pack was edited from (If-Match): the update is refused
+	// (ErrNotLive, 412) unless that version is still live when the pack is loaded — after its
+	// tests, which take seconds for a large suite, during which another promotion may land.
+	IfMatch string
 }
 
 // ErrRejected wraps a pack that did not compile (answered 400).
@@ -59,6 +63,10 @@ var ErrNotFound = errors.New("not found")
 // ErrConflict wraps a pack refused because another promotion changed the shared pack file since
 // this node last read it (answered 409).
 var ErrConflict = errors.New("rule pack changed meanwhile")
+
+// ErrNotLive wraps a pack refused because the live pack is no longer the version If-Match named
+// (answered 412).
+var ErrNotLive = errors.New("live rule pack changed")
 
 // WithRulesAdmin serves GET and PUT /v1/rules for the given admin credentials (name → secret).
 // Without admins the routes answer 404: rules then change only through the pack file.
@@ -121,6 +129,10 @@ func (s *Server) handlePutRules(w http.ResponseWriter, r *http.Request) (int, er
 		}
 	}
 	var opts UpdateOptions
+	if m := strings.TrimSpace(r.Header.Get("If-Match")); m != "" && m != "*" {
+		// Checked again where the pack is swapped in: the tests run in between.
+		opts.IfMatch = strings.Trim(strings.TrimPrefix(m, "W/"), `"`)
+	}
 	switch v := r.URL.Query().Get("tests"); v {
 	case "", "run":
 	case "skip":
@@ -234,6 +246,8 @@ func rulesError(what string, err error) error {
 		return &httpError{status: http.StatusNotFound, msg: err.Error()}
 	case errors.Is(err, ErrConflict):
 		return &httpError{status: http.StatusConflict, msg: err.Error()}
+	case errors.Is(err, ErrNotLive):
+		return &httpError{status: http.StatusPreconditionFailed, msg: err.Error()}
 	}
 	return &httpError{status: http.StatusServiceUnavailable, msg: what + ": " + err.Error()}
 }

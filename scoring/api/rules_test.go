@@ -19,12 +19,16 @@ type fakeRules struct {
 	reject bool
 	who    string
 	opts   UpdateOptions
+	err    error // every Update's answer, when set
 }
 
 func (f *fakeRules) Current() RulesInfo { return f.cur }
 
 func (f *fakeRules) Update(_ context.Context, pack []byte, who string, opts UpdateOptions) (RulesInfo, error) {
 	f.opts = opts
+	if f.err != nil {
+		return RulesInfo{}, f.err
+	}
 	if f.reject {
 		return RulesInfo{}, fmt.Errorf("%w:\nline 4:11: rule r1: when: undeclared reference to 'nope'", ErrRejected)
 	}
@@ -293,8 +297,15 @@ func TestPutRulesIfMatch(t *testing.T) {
 	if code, body := put(`"v1"`); code != http.StatusPreconditionFailed || !strings.Contains(body, `live pack is version v2, not \"v1\"`) || fr.who != "" {
 		t.Fatalf("If-Match of a replaced version: %d %s (loaded by %q)", code, body, fr.who)
 	}
-	if code, body := put(`"v2"`); code != http.StatusOK || fr.who != "lead" {
-		t.Fatalf("If-Match of the live version: %d %s", code, body)
+	if code, body := put(`"v2"`); code != http.StatusOK || fr.who != "lead" || fr.opts.IfMatch != "v2" {
+		t.Fatalf("If-Match of the live version: %d %s (update asked to load over %q, want v2)", code, body, fr.opts.IfMatch)
+	}
+	// The version is checked again where the pack is swapped in, after its tests: a promotion
+	// landing meanwhile is refused there, and answered 412 too.
+	notLive := &fakeRules{cur: RulesInfo{Pack: "p", Version: "v2"}, err: fmt.Errorf("%w: the live pack is version v3, not v2", ErrNotLive)}
+	s = New(Config{Keys: map[string]string{"app": "app-secret"}}, nil, nil, WithRulesAdmin(notLive, map[string]string{"lead": "s3cret"}))
+	if code, body := put(`"v2"`); code != http.StatusPreconditionFailed || !strings.Contains(body, "the live pack is version v3, not v2") {
+		t.Fatalf("a promotion landing during the tests: %d %s, want 412", code, body)
 	}
 }
 
