@@ -385,10 +385,13 @@ func packInfo(l rulesvc.Loaded) console.PackInfo {
 	return p
 }
 
-func (c *consoleRules) Promote(ctx context.Context, draft []byte, who string) (console.PackInfo, error) {
-	l, err := loadTested(ctx, c.a.rules, c.a.cfg.Scoring, draft, "console:"+who, "console", "")
+func (c *consoleRules) Promote(ctx context.Context, draft []byte, who, live string) (console.PackInfo, error) {
+	l, err := loadTested(ctx, c.a.rules, c.a.cfg.Scoring, draft, "console:"+who, "console", live)
 	if errors.Is(err, rulesvc.ErrRejected) {
 		return console.PackInfo{}, fmt.Errorf("%w: %v", console.ErrInvalid, err)
+	}
+	if errors.Is(err, rulesvc.ErrNotLive) {
+		return console.PackInfo{}, fmt.Errorf("%w: %v", console.ErrStale, err)
 	}
 	if err != nil {
 		return console.PackInfo{}, err

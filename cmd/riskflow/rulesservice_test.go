@@ -15,6 +15,7 @@ import (
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring"
 	"github.com/riskflow/riskflow/scoring/api"
+	"github.com/riskflow/riskflow/scoring/console"
 )
 
 // PUT /v1/rules through the rule-pack service: compiled against this node's variables, persisted,
@@ -86,6 +87,15 @@ func TestRulesAdminUpdateIfMatchCheckedAtTheSwap(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(path); string(b) != bob || ra.Current().Pack != "bob" {
 		t.Fatalf("bob's promotion replaced: the file holds %q, the node runs %s", b, ra.Current().Pack)
+	}
+	// The console's promotion of a draft edited from that version alike: its page checked the
+	// version before the tests, and nothing after them.
+	cr := &consoleRules{a: &app{cfg: Default(), rules: svc}}
+	if _, err := cr.Promote(ctx, []byte(alice), "alice", edited); !errors.Is(err, console.ErrStale) || !strings.Contains(err.Error(), edited) {
+		t.Fatalf("a draft edited from %s promoted over bob's: err %v, want console.ErrStale naming it", edited, err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != bob || ra.Current().Pack != "bob" {
+		t.Fatalf("bob's promotion replaced by the console: the file holds %q, the node runs %s", b, ra.Current().Pack)
 	}
 	info, err := ra.Update(ctx, []byte(alice), "alice", api.UpdateOptions{IfMatch: ra.Current().Version, SkipTests: true})
 	if err != nil || info.Pack != "alice" {
@@ -220,7 +230,7 @@ func TestPromotionRunsThePacksTests(t *testing.T) {
 	}
 	// The console's promote goes through the same gate.
 	cr := &consoleRules{a: &app{cfg: cfg, rules: svc, scorer: s}}
-	if _, err := cr.Promote(context.Background(), []byte(broken), "lead"); err == nil || !strings.Contains(err.Error(), "tests.yaml:") {
+	if _, err := cr.Promote(context.Background(), []byte(broken), "lead", ""); err == nil || !strings.Contains(err.Error(), "tests.yaml:") {
 		t.Fatalf("console promote of a pack failing its tests: %v", err)
 	}
 

@@ -190,7 +190,7 @@ func (s *Server) pendingPost(w http.ResponseWriter, r *http.Request, ss *session
 		if p.Rollback {
 			info, err = s.d.Rules.Rollback(ctx, p.Version, p.By+",approved-by:"+ss.who)
 		} else {
-			info, err = s.d.Rules.Promote(ctx, p.Draft, p.By+",approved-by:"+ss.who)
+			info, err = s.d.Rules.Promote(ctx, p.Draft, p.By+",approved-by:"+ss.who, p.Base)
 		}
 		if err != nil {
 			// A pack refused (it fails the pack's tests now) is the request's fault, not a

@@ -35,6 +35,10 @@ var ErrNotAvailable = errors.New("not available on this node")
 // does not parse); the page shows it next to the form.
 var ErrInvalid = errors.New("invalid")
 
+// ErrStale wraps a promotion refused because the live pack is no longer the version the draft was
+// edited from (answered 409).
+var ErrStale = errors.New("the live pack changed")
+
 // PackInfo is the live rule pack.
 type PackInfo struct {
 	Name     string
@@ -84,7 +88,10 @@ type RulePacks interface {
 	Lint(draft []byte) []LintError
 	// Test runs the pack's tests against the draft.
 	Test(ctx context.Context, draft []byte) ([]TestResult, error)
-	Promote(ctx context.Context, draft []byte, who string) (PackInfo, error)
+	// Promote loads draft after the pack's tests; live, when not "", is the version it was edited
+	// from: the draft is loaded only while that version runs, checked as it is swapped in
+	// (ErrStale otherwise) — the tests take seconds, and another promotion may land meanwhile.
+	Promote(ctx context.Context, draft []byte, who, live string) (PackInfo, error)
 	Rollback(ctx context.Context, version, who string) (PackInfo, error)
 }
 

@@ -63,7 +63,7 @@ func (f *fakeRules) Test(_ context.Context, draft []byte) ([]console.TestResult,
 	}
 	return []console.TestResult{{Name: "t1", Line: 1}, {Name: "t2", Line: 5}}, nil
 }
-func (f *fakeRules) Promote(_ context.Context, draft []byte, who string) (console.PackInfo, error) {
+func (f *fakeRules) Promote(_ context.Context, draft []byte, who, _ string) (console.PackInfo, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.promoted = append(f.promoted, who)
@@ -1184,7 +1184,7 @@ func TestPromoteOverAPackPromotedMeanwhile(t *testing.T) {
 // refusingRules refuses every promotion as invalid (a pack failing the pack's tests).
 type refusingRules struct{ fakeRules }
 
-func (f *refusingRules) Promote(context.Context, []byte, string) (console.PackInfo, error) {
+func (f *refusingRules) Promote(context.Context, []byte, string, string) (console.PackInfo, error) {
 	return console.PackInfo{}, fmt.Errorf("%w: rule pack rejected: 1 of the pack's 3 tests fail: tests.yaml:7: test \"t\": score: got 0, want 300", console.ErrInvalid)
 }
 
@@ -1848,10 +1848,10 @@ type slowRules struct {
 	entered, release chan struct{}
 }
 
-func (f *slowRules) Promote(ctx context.Context, draft []byte, who string) (console.PackInfo, error) {
+func (f *slowRules) Promote(ctx context.Context, draft []byte, who, live string) (console.PackInfo, error) {
 	close(f.entered)
 	<-f.release
-	return f.fakeRules.Promote(ctx, draft, who)
+	return f.fakeRules.Promote(ctx, draft, who, live)
 }
 
 // A request withdrawn while another admin's approval of it was promoting: the withdrawal said

@@ -736,11 +736,18 @@ func (s *Server) draftPost(w http.ResponseWriter, r *http.Request, ss *session) 
 			http.Redirect(w, r, "/console/rules?"+s.notice(ss, fmt.Sprintf("Promotion of version %s requested by %s: another admin approves it under Waiting for approval.", pp.Version, ss.who)), http.StatusSeeOther)
 			return
 		}
-		info, err := s.d.Rules.Promote(ctx, []byte(draft), ss.who)
+		info, err := s.d.Rules.Promote(ctx, []byte(draft), ss.who, r.PostForm.Get("base"))
 		if err != nil {
 			p.Problem = "Not promoted: " + err.Error()
-			status = http.StatusBadRequest
-			if !errors.Is(err, ErrInvalid) {
+			switch {
+			case errors.Is(err, ErrInvalid):
+				status = http.StatusBadRequest
+			case errors.Is(err, ErrStale):
+				status = http.StatusConflict
+				if now, err := s.d.Rules.Live(ctx); err == nil {
+					d.Base = now.Version // promoting again is a choice
+				}
+			default:
 				status = http.StatusServiceUnavailable
 			}
 			break
