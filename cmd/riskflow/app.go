@@ -630,6 +630,23 @@ func (a *app) runArchiver(ctx context.Context) error {
 	// named in its log lines as in riskflow_breaker_state{breaker}, so that an alert's label finds them
 	breaker := pipeline.NewBreakerSink("archiver", sink, pipeline.BreakerConfig{Failures: uint32(c.BreakerFailures), OpenFor: c.BreakerOpenFor.D()}, a.log, onState)
 	onState(breaker.State())
+	// An idle archiver has no batch to fail: its ClickHouse is pinged as well, so that /readyz and
+	// riskflow_loop_stalled_seconds say so when it is away with nothing to write — for the
+	// decision archiver too, which writes to the same ClickHouse.
+	archiving, deciding := &laterLoop{}, &laterLoop{}
+	watched := &pingWatch{loop: archiving, now: time.Now, log: a.log.With("role", "archiver")}
+	a.registerLoop("archiver", watched)
+	a.registerLoop("decisions", watched.sharing(deciding))
+	go watched.watchPings(ctx, archiverPingEvery, store.Ping)
+	go a.watchGroupLag(ctx, a.kc, k.ArchiverGroup, k.ScoresTopic)
+	// The consumer groups are joined once ClickHouse has answered: an archiver that cannot reach
+	// it (a wrong address or password) took its share of the partitions on joining and held them
+	// without ever writing one, so that beside working archivers part of every stream stayed out
+	// of ClickHouse for as long as it ran (held-out run: two archivers, one with a wrong password,
+	// and half the scores never stored). Unreached, it waits, unready, naming why.
+	if err := watched.waitReached(ctx); err != nil {
+		return nil // stopped before ClickHouse answered
+	}
 	reader := a.groupReader(a.kc, k.ScoresTopic, k.ArchiverGroup)
 	dlq := a.restoring(a.kc, consumers.NewWriter(a.kc, k.DLQTopic))
 	defer consumers.CloseWithin(consumers.StopCloseWait, reader, dlq) // a hung broker does not hold the stop
@@ -640,16 +657,10 @@ func (a *app) runArchiver(ctx context.Context) error {
 		Name: "archiver", MaxBatch: c.BatchSize, MaxWait: c.FlushInterval.D(),
 		BackoffMin: 200 * time.Millisecond, BackoffMax: c.BreakerOpenFor.D(),
 	}, reader, stage, a.log, a.obs)
-	// An idle archiver has no batch to fail: its ClickHouse is pinged as well, so that /readyz and
-	// riskflow_loop_stalled_seconds say so when it is away with nothing to write — for the
-	// decision archiver too, which writes to the same ClickHouse.
-	watched := &pingWatch{loop: loop, now: time.Now}
-	a.registerLoop("archiver", watched)
-	go watched.watchPings(ctx, archiverPingEvery, store.Ping)
-	go a.watchGroupLag(ctx, a.kc, k.ArchiverGroup, k.ScoresTopic)
+	archiving.set(loop)
 	a.log.Info("archiver running", "topic", k.ScoresTopic, "group", k.ArchiverGroup, "clickhouse", c.Addr, "database", c.Database)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return a.runDecisionArchiver(gctx, sink, watched) })
+	g.Go(func() error { return a.runDecisionArchiver(gctx, sink, deciding) })
 	g.Go(func() error { return loop.Run(gctx) })
 	return g.Wait()
 }

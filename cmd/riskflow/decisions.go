@@ -141,9 +141,10 @@ func (d decisionStore) WriteDecisions(ctx context.Context, ds []schemas.Decision
 }
 
 // runDecisionArchiver consumes kafka.decisions_topic into risk_decisions, in the group
-// kafka.decisions_group; each batch is committed once ClickHouse acknowledged it. pings are the
-// archiver's pings of that ClickHouse: the loop is unready with them while it has nothing to write.
-func (a *app) runDecisionArchiver(ctx context.Context, sink *migratingSink, pings *pingWatch) error {
+// kafka.decisions_group; each batch is committed once ClickHouse acknowledged it. readiness is the
+// loop's readiness check, which runArchiver registered with its pings of that ClickHouse (the loop
+// is unready with them while it has nothing to write): it is handed the loop here.
+func (a *app) runDecisionArchiver(ctx context.Context, sink *migratingSink, readiness *laterLoop) error {
 	k, c := a.cfg.Kafka, a.cfg.ClickHouse
 	a.obs.deadLettersFrom(pipeline.DecisionReasons)
 	// The decisions' own cluster: they were written there. Dead letters go where the others do.
@@ -158,7 +159,7 @@ func (a *app) runDecisionArchiver(ctx context.Context, sink *migratingSink, ping
 		Name: "decisions", MaxBatch: min(c.BatchSize, 20_000), MaxWait: c.FlushInterval.D(),
 		BackoffMin: 200 * time.Millisecond, BackoffMax: c.BreakerOpenFor.D(),
 	}, reader, stage.Handle, a.log, a.obs)
-	a.registerLoop("decisions", pings.sharing(loop))
+	readiness.set(loop) // registered by runArchiver, with the store's pings
 	go a.watchGroupLag(ctx, a.decisionsKafka(), k.DecisionsGroup, k.DecisionsTopic)
 	a.log.Info("decision archiver running", "topic", k.DecisionsTopic, "group", k.DecisionsGroup, "brokers", strings.Join(a.decisionsKafka().Brokers, ","))
 	if err := loop.Run(ctx); err != nil {

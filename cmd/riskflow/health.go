@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -223,10 +225,46 @@ type pingWatch struct {
 	loop staller
 	now  func() time.Time
 
-	mu      sync.Mutex
-	failing time.Time // when the pings started failing; zero while they succeed
-	why     string
-	reached bool // a ping has succeeded once
+	mu       sync.Mutex
+	failing  time.Time // when the pings started failing; zero while they succeed
+	why      string
+	reached  bool          // a ping has succeeded once
+	reachedc chan struct{} // closed when reached turns true (waitReached)
+	log      *slog.Logger  // if set, told when the store is not reached at the start, and when it then is
+}
+
+// waitReached returns nil once the store has answered a ping, or ctx's error.
+func (w *pingWatch) waitReached(ctx context.Context) error {
+	w.mu.Lock()
+	if w.reached {
+		w.mu.Unlock()
+		return nil
+	}
+	if w.reachedc == nil {
+		w.reachedc = make(chan struct{})
+	}
+	c := w.reachedc
+	w.mu.Unlock()
+	select {
+	case <-c:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// laterLoop is the readiness of a consumer loop that does not exist yet (an archiver's, until
+// its store answered): not stalled — the store's pings say what keeps it — until set.
+type laterLoop struct{ l atomic.Pointer[staller] }
+
+func (l *laterLoop) set(s staller) { l.l.Store(&s) }
+
+// Stalled implements staller.
+func (l *laterLoop) Stalled() (time.Duration, string) {
+	if s := l.l.Load(); s != nil {
+		return (*s).Stalled()
+	}
+	return 0, ""
 }
 
 // reacher is a loop's store as readiness sees it before its first answer (pingWatch).
@@ -282,11 +320,20 @@ func (w *pingWatch) noted(err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err == nil {
+		if !w.reached && w.reachedc != nil {
+			close(w.reachedc)
+		}
+		if !w.reached && w.why != "" && w.log != nil {
+			w.log.Info("store reached: joining the consumer groups")
+		}
 		w.failing, w.why, w.reached = time.Time{}, "", true
 		return
 	}
 	if w.failing.IsZero() {
 		w.failing = w.now()
+		if !w.reached && w.log != nil {
+			w.log.Warn("store not reached since the start: the consumer groups are joined once it answers a ping (one each "+archiverPingEvery.String()+"); not ready until then", "err", err)
+		}
 	}
 	w.why = "its store does not answer: " + err.Error()
 }

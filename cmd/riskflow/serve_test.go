@@ -220,3 +220,33 @@ func TestWatchPingsNotesResults(t *testing.T) {
 		t.Errorf("after failed pings: %q", why)
 	}
 }
+
+// waitReached (what an archiver waits for before it joins its consumer groups) returns once a
+// ping has succeeded, not at a failing one, and its context's error when that ends first.
+func TestWaitReachedWaitsForAnAnsweringPing(t *testing.T) {
+	w := &pingWatch{loop: &laterLoop{}, now: time.Now}
+	waited := make(chan error, 1)
+	go func() { waited <- w.waitReached(context.Background()) }()
+	w.noted(errors.New("code: 193, message: Wrong password for user default"))
+	select {
+	case err := <-waited:
+		t.Fatalf("waitReached returned %v after a failing ping", err)
+	default:
+	}
+	if _, why := w.Stalled(); why != "its store does not answer: code: 193, message: Wrong password for user default" {
+		t.Errorf("Stalled before the loop exists: %q", why)
+	}
+	w.noted(nil)
+	if err := <-waited; err != nil {
+		t.Fatalf("waitReached after a ping succeeded: %v", err)
+	}
+	if err := w.waitReached(context.Background()); err != nil {
+		t.Errorf("waitReached once reached: %v", err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := (&pingWatch{loop: &laterLoop{}, now: time.Now}).waitReached(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("waitReached with its context ended: %v", err)
+	}
+}
