@@ -2182,3 +2182,46 @@ func TestFailedLoginsOfOneAdminLockNoOtherAdmin(t *testing.T) {
 		t.Errorf("a sixth made-up name: %d, want 429 (made-up names share one bucket)", code)
 	}
 }
+
+// Behind a proxy that rewrites Host (nginx's proxy_pass without proxy_set_header Host), the
+// browser's Origin names the proxy's site and Host the node: the console's own forms carry
+// Sec-Fetch-Site: same-origin, which a page cannot set, and pass; another site's do not, with
+// or without an Origin naming the node. Its login was refused as coming from another site.
+func TestFormsBehindAProxyThatRewritesHost(t *testing.T) {
+	c := newServer(t, console.Deps{Lists: &fakeLists{}})
+	post := func(path string, form url.Values, origin, site string) (int, http.Header) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, c.Base+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Sec-Fetch-Site", site)
+		resp, err := c.HTTP.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header
+	}
+	const proxied = "https://riskflow.example.com" // the proxy's site, not this node's Host
+	login := url.Values{"name": {"alice"}, "secret": {"a-secret"}}
+	for _, site := range []string{"cross-site", "same-site"} {
+		if code, _ := post("/console/login", login, c.Base, site); code != http.StatusBadRequest {
+			t.Errorf("login, Sec-Fetch-Site %s, Origin naming the node: %d, want 400", site, code)
+		}
+	}
+	if code, h := post("/console/login", login, proxied, "same-origin"); code != http.StatusSeeOther || h.Get("Location") != "/console/overview" {
+		t.Fatalf("the console's own login through the proxy: %d → %s, want 303 → /console/overview", code, h.Get("Location"))
+	}
+	_, body, _ := c.Get("/console/lists")
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatal("no CSRF token on the lists page")
+	}
+	add := url.Values{"csrf": {m[1]}, "action": {"block"}, "kind": {"ip"}, "value": {"192.0.2.9"}, "why": {"through the proxy"}}
+	if code, _ := post("/console/lists", add, c.Base, "cross-site"); code != http.StatusForbidden {
+		t.Errorf("POST with the token, Sec-Fetch-Site cross-site: %d, want 403", code)
+	}
+	if code, h := post("/console/lists", add, proxied, "same-origin"); code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "Added") {
+		t.Errorf("the console's own form through the proxy: %d → %s, want 303 → Added", code, h.Get("Location"))
+	}
+}
