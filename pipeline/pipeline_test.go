@@ -766,6 +766,25 @@ func TestPublisherErrors(t *testing.T) {
 	if err := p.Publish(context.Background(), []schemas.VerifyEvent{ev}); !errors.Is(err, boom) {
 		t.Errorf("writer failure: %v", err)
 	}
+	// The broker away for a batch of 1,000: kafka-go fails each message; the error (which the
+	// API answers with) says how many failed and why, once, and keeps the chain.
+	we := make(kafka.WriteErrors, 1000)
+	for i := range we {
+		we[i] = errors.New("kafka.(*Client).Produce: dial tcp 127.0.0.1:9092: connect: connection refused")
+	}
+	evs := make([]schemas.VerifyEvent, len(we))
+	for i := range evs {
+		evs[i] = ev
+	}
+	p = &Publisher{W: &fakeWriter{err: we}, Hasher: testHasher}
+	err = p.Publish(context.Background(), evs)
+	var got kafka.WriteErrors
+	if !errors.As(err, &got) || len(got) != len(we) {
+		t.Errorf("broker away: %v does not unwrap to the WriteErrors", err)
+	}
+	if msg := err.Error(); strings.Count(msg, "connection refused") != 1 || !strings.Contains(msg, "1000 of 1000") || len(msg) > consumers.MaxErrorText+100 {
+		t.Errorf("broker away, %d bytes of error: %.300s…", len(msg), msg)
+	}
 	p = &Publisher{W: &fakeWriter{}}
 	if err := p.Publish(context.Background(), []schemas.VerifyEvent{ev}); err == nil {
 		t.Error("published without a hasher")

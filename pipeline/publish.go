@@ -8,6 +8,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/riskflow/riskflow/consumers"
 	"github.com/riskflow/riskflow/schemas"
 )
 
@@ -38,7 +39,10 @@ func (p *Publisher) Publish(ctx context.Context, evs []schemas.VerifyEvent) erro
 		msgs[i] = kafka.Message{Key: []byte(p.Hasher.Hex(phone)), Value: v}
 	}
 	if err := p.W.WriteMessages(ctx, msgs...); err != nil {
-		return fmt.Errorf("publish %d events: %w", len(evs), err)
+		// Summarized: kafka-go's WriteErrors names the error once per message, and the API's
+		// 503 quoted that list (a batch of 20 with the broker away: "connection refused" 20
+		// times, cut at the answer's limit, never saying how many failed of how many).
+		return fmt.Errorf("publish %d events: %w", len(evs), consumers.Summarize(err))
 	}
 	return nil
 }
