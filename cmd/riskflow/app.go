@@ -620,6 +620,9 @@ func (a *app) runArchiver(ctx context.Context) error {
 	k, c := a.cfg.Kafka, a.cfg.ClickHouse
 	a.reg.MustRegister(a.obs.archived)
 	a.obs.deadLettersFrom(pipeline.ArchiveReasons)
+	a.obs.deadLettersFrom(pipeline.DecisionReasons) // the decision archiver's, counted from the start too
+	decisionsArchived := prometheus.NewCounter(prometheus.CounterOpts{Name: "riskflow_decisions_archived_total", Help: "Decisions written to risk_decisions."})
+	a.reg.MustRegister(decisionsArchived)
 	store, err := openStore(ctx, c, a.log)
 	if err != nil {
 		return err
@@ -660,7 +663,7 @@ func (a *app) runArchiver(ctx context.Context) error {
 	archiving.set(loop)
 	a.log.Info("archiver running", "topic", k.ScoresTopic, "group", k.ArchiverGroup, "clickhouse", c.Addr, "database", c.Database)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return a.runDecisionArchiver(gctx, sink, deciding) })
+	g.Go(func() error { return a.runDecisionArchiver(gctx, sink, deciding, decisionsArchived) })
 	g.Go(func() error { return loop.Run(gctx) })
 	return g.Wait()
 }

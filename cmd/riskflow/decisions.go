@@ -143,16 +143,14 @@ func (d decisionStore) WriteDecisions(ctx context.Context, ds []schemas.Decision
 // runDecisionArchiver consumes kafka.decisions_topic into risk_decisions, in the group
 // kafka.decisions_group; each batch is committed once ClickHouse acknowledged it. readiness is the
 // loop's readiness check, which runArchiver registered with its pings of that ClickHouse (the loop
-// is unready with them while it has nothing to write): it is handed the loop here.
-func (a *app) runDecisionArchiver(ctx context.Context, sink *migratingSink, readiness *laterLoop) error {
+// is unready with them while it has nothing to write): it is handed the loop here. archived is
+// riskflow_decisions_archived_total, registered by runArchiver from the start.
+func (a *app) runDecisionArchiver(ctx context.Context, sink *migratingSink, readiness *laterLoop, archived prometheus.Counter) error {
 	k, c := a.cfg.Kafka, a.cfg.ClickHouse
-	a.obs.deadLettersFrom(pipeline.DecisionReasons)
 	// The decisions' own cluster: they were written there. Dead letters go where the others do.
 	reader := a.groupReader(a.decisionsKafka(), k.DecisionsTopic, k.DecisionsGroup)
 	dlq := a.restoring(a.kc, consumers.NewWriter(a.kc, k.DLQTopic))
 	defer consumers.CloseWithin(consumers.StopCloseWait, reader, dlq) // a hung broker does not hold the stop
-	archived := prometheus.NewCounter(prometheus.CounterOpts{Name: "riskflow_decisions_archived_total", Help: "Decisions written to risk_decisions."})
-	a.reg.MustRegister(archived)
 	stage := &pipeline.DecisionArchiveStage{Sink: decisionStore{sink}, DLQ: dlq, Log: a.log.With("role", "archiver", "part", "decisions"),
 		MaxMessageBytes: a.kc.BatchBytes(), Archived: func(n int) { archived.Add(float64(n)) }, DeadLettered: a.obs.DeadLettered}
 	loop := consumers.NewLoop(consumers.LoopConfig{
