@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"net/http"
 	"syscall"
 	"testing"
 	"time"
@@ -107,15 +108,27 @@ func TestScorersStartingTogetherScoreEachEventOnce(t *testing.T) {
 	}
 }
 
-// An archiver joins while ClickHouse is away and the first archiver's batch cannot be written: the
-// first one gives up waiting for its write (the drain is bounded, the group does not wait for
-// ever), its partitions move uncommitted, and once ClickHouse is back every record is stored —
-// nothing is lost and nothing stalls. Needs a ClickHouse the test may stop (deploy/local with its
-// own RISKFLOW_LOCAL_DIR and ports; see clickhouseCtl).
+// The group rebalances while ClickHouse is away and the archivers' batches cannot be written (one
+// of two archivers leaves): the one that stays gives up waiting for its write (the drain is
+// bounded, the group does not wait for ever), partitions move uncommitted, and once ClickHouse is
+// back every record is stored — nothing is lost and nothing stalls. (An archiver started while
+// ClickHouse is away does not join the group until it has reached ClickHouse:
+// TestArchiverThatCannotReachClickHouseTakesNoPartitions; so both join before the outage.) Needs
+// a ClickHouse the test may stop (deploy/local with its own RISKFLOW_LOCAL_DIR and ports; see
+// clickhouseCtl).
 func TestArchiverJoiningDuringClickHouseOutageLosesNothing(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	const n = 4000
+	small := []string{"--set", "clickhouse.batch_size=200", "--set", "clickhouse.flush_interval=20ms"}
+	first, second := archiverProc{ops: testaddr.Free(t)}, archiverProc{ops: testaddr.Free(t)}
+	first.p = e.start("archiver", append(small, "--set", "ops.listen="+first.ops)...)
+	second.p = e.start("archiver", append(small, "--set", "ops.listen="+second.ops)...)
+	for _, a := range []archiverProc{first, second} {
+		if ok, code, body := waitReadyz(a.ops, time.Minute, func(code int, _ string) bool { return code == http.StatusOK }); !ok {
+			t.Fatalf("archiver before the outage: /readyz %d %s", code, body)
+		}
+	}
 	now := time.Now().Add(-time.Hour)
 	vs := make([][]byte, n)
 	for i := range vs {
@@ -123,12 +136,6 @@ func TestArchiverJoiningDuringClickHouseOutageLosesNothing(t *testing.T) {
 	}
 	e.produce(ctx, e.writer(), vs)
 	scorer := e.start("scorer")
-	waitGroupDone(t, "it-scorer-"+e.id, e.events, n, 2*time.Minute)
-	scorer.stop(syscall.SIGTERM)
-
-	small := []string{"--set", "clickhouse.batch_size=200", "--set", "clickhouse.flush_interval=20ms"}
-	first := archiverProc{ops: testaddr.Free(t)}
-	first.p = e.start("archiver", append(small, "--set", "ops.listen="+first.ops)...)
 	if got := e.waitCount(ctx, exactlyOnceQuery, 200, time.Minute); got < 200 {
 		t.Fatalf("only %d rows stored before the outage", got)
 	}
@@ -139,12 +146,14 @@ func TestArchiverJoiningDuringClickHouseOutageLosesNothing(t *testing.T) {
 			clickhouseCtl(t, "start")
 		}
 	}()
-	second := archiverProc{ops: testaddr.Free(t)}
-	second.p = e.start("archiver", append(small, "--set", "ops.listen="+second.ops)...)
-	time.Sleep(20 * time.Second) // the rebalance happens while no batch can be written
+	outageEnd := time.Now().Add(20 * time.Second)
+	second.p.stop(syscall.SIGTERM) // the rebalance happens while no batch can be written
+	time.Sleep(time.Until(outageEnd))
 	clickhouseCtl(t, "start")
 	stopped = false
 
+	waitGroupDone(t, "it-scorer-"+e.id, e.events, n, 2*time.Minute)
+	scorer.stop(syscall.SIGTERM)
 	waitGroupDone(t, "it-archiver-"+e.id, e.scores, n, 3*time.Minute)
 	if got := e.count(ctx, exactlyOnceQuery); got != n {
 		t.Errorf("risk_scores FINAL: %d rows, want %d", got, n)
