@@ -150,7 +150,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		r, err := bench.RunAPI(ctx, s, bench.APIOptions{Phones: *phones, IPs: *ips, Conns: *conns, Duration: *dur, Rate: *apiRate}, log)
 		if err != nil {
-			return fmt.Errorf("bench api: %w", err)
+			return benchPartError(ctx, "api", "", err)
 		}
 		r.Report(stdout)
 		fmt.Fprintln(stdout)
@@ -158,7 +158,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			d, err := bench.RunDecisions(ctx, s, bench.APIOptions{Phones: *phones, IPs: *ips, Conns: *conns, Duration: *dur},
 				bench.DecisionOptions{Kafka: (&app{cfg: cfg}).kafkaConfig(), Queue: cfg.API.DecisionQueue, Keep: *keep, Rounds: *decisionRounds}, log)
 			if err != nil {
-				return fmt.Errorf("bench decisions (is Kafka up? deploy/local/up): %w", err)
+				return benchPartError(ctx, "decisions", "is Kafka up? deploy/local/up", err)
 			}
 			d.Report(stdout)
 			fmt.Fprintln(stdout)
@@ -169,7 +169,11 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		bench.RunMemory(s, *phones, *ips).Report(stdout)
+		r, err := bench.RunMemory(ctx, s, *phones, *ips)
+		if err != nil {
+			return benchPartError(ctx, "memory", "", err)
+		}
+		r.Report(stdout)
 		fmt.Fprintln(stdout)
 	}
 	a := &app{cfg: cfg}
@@ -177,7 +181,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *pipe {
 		r, err := bench.RunPipeline(ctx, kc, *events, newScorer, log)
 		if err != nil {
-			return fmt.Errorf("bench pipeline (is Kafka up? deploy/local/up): %w", err)
+			return benchPartError(ctx, "pipeline", "is Kafka up? deploy/local/up", err)
 		}
 		r.Report(stdout)
 		fmt.Fprintln(stdout)
@@ -189,7 +193,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		r, err := bench.RunScorers(ctx, kc, o, log)
 		if err != nil {
-			return fmt.Errorf("bench scorer processes (is Kafka up? deploy/local/up): %w", err)
+			return benchPartError(ctx, "scorer processes", "is Kafka up? deploy/local/up", err)
 		}
 		r.Report(stdout)
 		fmt.Fprintln(stdout)
@@ -201,7 +205,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		r, err := bench.RunFreshness(ctx, kc, s, *probes, log)
 		if err != nil {
-			return fmt.Errorf("bench freshness (is Kafka up? deploy/local/up): %w", err)
+			return benchPartError(ctx, "freshness", "is Kafka up? deploy/local/up", err)
 		}
 		r.Report(stdout)
 	}
@@ -233,7 +237,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 			r, err := bench.RunArchiver(ctx, kc, *records, o, newScorer, log)
 			if err != nil {
-				return fmt.Errorf("bench archiver (are Kafka and ClickHouse up? deploy/local/up): %w", err)
+				return benchPartError(ctx, "archiver", "are Kafka and ClickHouse up? deploy/local/up", err)
 			}
 			r.Report(stdout)
 		}
@@ -241,10 +245,20 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			fmt.Fprintln(stdout)
 			r, err := bench.RunHistoryFreshness(ctx, kc, *historyRate, 5*time.Second, *historyDur, o, newScorer, log)
 			if err != nil {
-				return fmt.Errorf("bench history freshness (are Kafka and ClickHouse up? deploy/local/up): %w", err)
+				return benchPartError(ctx, "history freshness", "are Kafka and ClickHouse up? deploy/local/up", err)
 			}
 			r.Report(stdout)
 		}
 	}
 	return nil
+}
+
+// benchPartError names the part of bench that failed and what to check — unless bench was told to
+// stop (Ctrl-C, SIGTERM): the interruption is then the cause, whatever the call that noticed it
+// says, and "is Kafka up?" would send the user to look at a broker that is fine.
+func benchPartError(ctx context.Context, part, check string, err error) error {
+	if check == "" || ctx.Err() != nil {
+		return fmt.Errorf("bench %s: %w", part, err)
+	}
+	return fmt.Errorf("bench %s (%s): %w", part, check, err)
 }

@@ -99,7 +99,9 @@ func RunAPI(ctx context.Context, s *scoring.Scorer, o APIOptions, log *slog.Logg
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	start := time.Now()
-	Warm(s, o.Phones, o.IPs, time.Now())
+	if err := Warm(ctx, s, o.Phones, o.IPs, time.Now()); err != nil {
+		return res, err
+	}
 	res.WarmTook = time.Since(start)
 	runtime.GC()
 	runtime.ReadMemStats(&after)
@@ -147,6 +149,10 @@ func RunAPI(ctx context.Context, s *scoring.Scorer, o APIOptions, log *slog.Logg
 	}
 	res.BareOpen = Open(ctx, bare, o.Conns, res.Rate, o.Duration)
 	res.RiskOpen = Open(ctx, risk, o.Conns, res.Rate, o.Duration)
+	if err := ctx.Err(); err != nil {
+		// Stopped mid-measure: the figures are of cut-short runs (0 req/s), not a result.
+		return res, fmt.Errorf("measure: %w", err)
+	}
 	if res.BareClosed.Throughput > 0 {
 		res.ThroughputRatio = res.RiskClosed.Throughput / res.BareClosed.Throughput
 	}
@@ -157,12 +163,16 @@ func RunAPI(ctx context.Context, s *scoring.Scorer, o APIOptions, log *slog.Logg
 }
 
 // Warm applies one event per phone (IPs shared round robin, a device on every third) spread over
-// the last 23 hours, so every key is inside the windows.
-func Warm(s *scoring.Scorer, phones, ips int, now time.Time) {
+// the last 23 hours, so every key is inside the windows. It stops with ctx's error when ctx ends
+// (a million phones take tens of seconds).
+func Warm(ctx context.Context, s *scoring.Scorer, phones, ips int, now time.Time) error {
 	span := 23 * time.Hour
 	ev := schemas.VerifyEvent{AppID: "bench", Flow: schemas.FlowOneClickLogin, Carrier: "CM", Platform: "android", Outcome: schemas.OutcomeSuccess}
 	var id []byte
 	for i := 0; i < phones; i++ {
+		if i%4096 == 0 && ctx.Err() != nil {
+			return fmt.Errorf("warm the state: %w", ctx.Err())
+		}
 		id = strconv.AppendInt(id[:0], int64(i), 10)
 		ev.EventID = "warm-" + string(id)
 		ev.TS = now.Add(-span + time.Duration(int64(span)*int64(i)/int64(phones)))
@@ -174,6 +184,7 @@ func Warm(s *scoring.Scorer, phones, ips int, now time.Time) {
 		}
 		s.Apply(&ev)
 	}
+	return nil
 }
 
 func phoneOf(i int) string { return fmt.Sprintf("139%08d", i%100_000_000) }

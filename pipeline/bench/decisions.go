@@ -162,6 +162,11 @@ func RunDecisions(ctx context.Context, s *scoring.Scorer, o APIOptions, d Decisi
 		nops = append(nops, Open(ctx, nopT, o.Conns, res.Rate, o.Duration))
 		offs2 = append(offs2, Open(ctx, offT, o.Conns, res.Rate, o.Duration))
 	}
+	if err := ctx.Err(); err != nil {
+		// Stopped mid-measure: cut-short runs (0 req/s), and a decision log that no longer
+		// publishes (the drain below would wait its 30 s for nothing).
+		return res, fmt.Errorf("measure: %w", err)
+	}
 	// The open loop's figures pool every round's requests: a round's p99 is its slowest 1%, often
 	// a few bursts (a GC cycle, another process), and moves by a third from round to round.
 	res.OffOpen, res.OnOpen, res.NopOpen, res.OffOpen2 = Pool(offs...), Pool(ons...), Pool(nops...), Pool(offs2...)
@@ -204,6 +209,9 @@ func RunDecisions(ctx context.Context, s *scoring.Scorer, o APIOptions, d Decisi
 	res.DownRecorded, res.DownDrops, res.DownQueue, res.DownPublished = down.Recorded(), down.Dropped(), uint64(down.Queued()), down.Published()
 	stopDown()
 	<-downDone
+	if err := ctx.Err(); err != nil {
+		return res, fmt.Errorf("measure with the broker away: %w", err)
+	}
 	return res, nil
 }
 

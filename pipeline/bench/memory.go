@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"runtime"
@@ -48,8 +49,9 @@ func keysOf(st features.Stats) int {
 // path) and measures its heap at the end, when windows have slid for a day, entries have fallen
 // out of the retention and the sweep has removed idle keys as it goes: the memory a node running
 // for days needs. Phones arrive at perDay a day and each verifies 1–3 times within 4 hours, from
-// one of ips addresses; two thirds have a device, half the attempts a token.
-func RunMemory(s *scoring.Scorer, perDay, ips int) MemoryResult {
+// one of ips addresses; two thirds have a device, half the attempts a token. It stops with ctx's
+// error when ctx ends (two days of a million phones a day take a minute).
+func RunMemory(ctx context.Context, s *scoring.Scorer, perDay, ips int) (MemoryResult, error) {
 	res := MemoryResult{PerDay: perDay, IPs: ips}
 	runtime.GC()
 	var before, after runtime.MemStats
@@ -74,6 +76,9 @@ func RunMemory(s *scoring.Scorer, perDay, ips int) MemoryResult {
 	var id, tok []byte
 	last := int64(0)
 	for hour := int64(0); hour < 48; hour++ {
+		if ctx.Err() != nil {
+			return res, fmt.Errorf("memory: stopped at hour %d of 48: %w", hour, ctx.Err())
+		}
 		from, to := hour*3600, (hour+1)*3600
 		buf = buf[:0]
 		p0 := int((max(from-spread, 0)*int64(perDay) + 86399) / 86400)
@@ -86,7 +91,10 @@ func RunMemory(s *scoring.Scorer, perDay, ips int) MemoryResult {
 			}
 		}
 		sort.Slice(buf, func(a, b int) bool { return buf[a].t < buf[b].t || buf[a].t == buf[b].t && buf[a].p < buf[b].p })
-		for _, a := range buf {
+		for i, a := range buf {
+			if i%4096 == 4095 && ctx.Err() != nil {
+				return res, fmt.Errorf("memory: stopped at hour %d of 48: %w", hour, ctx.Err())
+			}
 			h := mix(uint64(a.p)<<4 | 9 + uint64(a.j))
 			id = strconv.AppendInt(append(id[:0], "m-"...), int64(a.p)<<2|int64(a.j), 36)
 			ev.EventID = string(id)
@@ -127,7 +135,7 @@ func RunMemory(s *scoring.Scorer, perDay, ips int) MemoryResult {
 		}
 	}
 	runtime.KeepAlive(s)
-	return res
+	return res, nil
 }
 
 // mix is splitmix64: a cheap stateless hash of a counter.

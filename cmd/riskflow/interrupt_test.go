@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/riskflow/riskflow/internal/testaddr"
+)
+
+// benchOnly is bench's command line with every part off but the ones named, on a small state.
+func benchOnly(parts ...string) []string {
+	args := []string{"bench", "--phones", "5000", "--ips", "100", "--duration", "100ms", "--conns", "2"}
+	for _, p := range []string{"api", "decisions", "memory", "pipeline", "scorers", "freshness", "archiver", "history"} {
+		on := false
+		for _, q := range parts {
+			on = on || q == p
+		}
+		if !on {
+			args = append(args, "--"+p+"=false")
+		}
+	}
+	return args
+}
+
+// A bench told to stop reports no figures: the API part warmed its million phones to the end (tens
+// of seconds after a Ctrl-C) and then printed 0 req/s and ratios of 0.00 against its targets, and the
+// memory part ran its two days of traffic (a minute) and printed them, before the error.
+func TestBenchStoppedPrintsNoFigures(t *testing.T) {
+	cleanEnv(t)
+	for _, part := range []string{"api", "memory"} {
+		t.Run(part, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel() // a Ctrl-C before the part's first step
+			r := runCmd(t, ctx, benchOnly(part)...)
+			if r.code != 1 || !strings.Contains(r.stderr, "riskflow: interrupted: bench "+part+": ") {
+				t.Errorf("exit %d, want 1 saying bench %s was interrupted\nstderr: %s", r.code, part, r.stderr)
+			}
+			for _, figure := range []string{"req/s", "ratio", "bytes per", "heap"} {
+				if strings.Contains(r.stdout, figure) {
+					t.Errorf("stdout shows figures of a run cut short (%q):\n%s", figure, r.stdout)
+				}
+			}
+		})
+	}
+}
+
+// A bench interrupted while a Kafka part waits on the broker says it was interrupted, not "is Kafka
+// up? deploy/local/up": the broker was fine, the user pressed Ctrl-C.
+func TestBenchStoppedDoesNotBlameKafka(t *testing.T) {
+	cleanEnv(t)
+	broker := testaddr.NewHung(t) // a broker that takes the connection and has not answered yet
+	t.Setenv("RISKFLOW_KAFKA_BROKERS", broker.Addr)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan result, 1)
+	go func() { done <- runCmd(t, ctx, benchOnly("pipeline")...) }()
+	select {
+	case <-broker.Asked():
+	case r := <-done:
+		t.Fatalf("bench ended before asking the broker: exit %d\n%s", r.code, r.stderr)
+	}
+	cancel()
+	r := <-done
+	if r.code != 1 || !strings.Contains(r.stderr, "riskflow: interrupted: bench pipeline: ") {
+		t.Errorf("exit %d, want 1 saying bench pipeline was interrupted\nstderr: %s", r.code, r.stderr)
+	}
+	if strings.Contains(r.stderr, "Kafka up") {
+		t.Errorf("an interrupted bench sends the user to check Kafka:\n%s", r.stderr)
+	}
+}
