@@ -93,10 +93,10 @@ func root() *command {
 					"/v1/risk/check alongside and prints detection per scenario. --mode dev (the default) runs on\n" +
 					"an embedded broker; --mode real uses the configured Kafka (kafka.brokers) and, when\n" +
 					"clickhouse.addr is set, ClickHouse — and says which addresses it writes to; there it runs on\n" +
-					"topics and groups of its own (*.demo-RUN), deleted when it ends unless --keep-topics.",
+					"topics and groups of its own (*.demo-RUN), deleted when it ends unless --keep.",
 				examples: []string{
 					"riskflow demo --duration 30s --seed 14",
-					"riskflow demo --mode real --keep-topics",
+					"riskflow demo --mode real --keep",
 				},
 				run: cmdDemo},
 			{name: "loadgen", args: "[flags]", summary: "write labelled synthetic traffic to a file, Kafka or the HTTP API",

@@ -36,7 +36,8 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	lf.register(fs, "how long the demo runs (wall clock); event time covers --duration × --speedup")
 	speedup := fs.Float64("speedup", 20, "event time runs this many times faster than the clock: --duration 30s plays 10 min of traffic")
 	mode := fs.String("mode", "dev", "dev (embedded broker, nothing written elsewhere) or real (the configured kafka.brokers, and clickhouse.addr when set)")
-	keepTopics := fs.Bool("keep-topics", false, "--mode real: keep the run's own topics (deleted when the demo ends)")
+	keepTopics := fs.Bool("keep", false, "--mode real: keep the run's own topics (deleted when the demo ends), as bench --keep keeps its own")
+	deprecatedFlag(fs, "keep-topics", "keep", stderr)
 	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
 	}
@@ -135,14 +136,14 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			stop()
 			_ = g.Wait()
 			if *keepTopics {
-				fmt.Fprintf(stdout, "demo: kept its topics (--keep-topics): %s\n", strings.Join(topics, ", "))
+				fmt.Fprintf(stdout, "demo: kept its topics (--keep): %s\n", strings.Join(topics, ", "))
 				return
 			}
 			if err := deleteTopics(context.WithoutCancel(ctx), a.kc, topics); err != nil {
 				fmt.Fprintf(stderr, "demo: could not delete its topics %s: %v\n", strings.Join(topics, ", "), err)
 				return
 			}
-			fmt.Fprintf(stdout, "demo: deleted its topics (%s); --keep-topics keeps them\n", strings.Join(topics, ", "))
+			fmt.Fprintf(stdout, "demo: deleted its topics (%s); --keep keeps them\n", strings.Join(topics, ", "))
 		}()
 	}
 	var addr string

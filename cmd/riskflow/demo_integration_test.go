@@ -18,7 +18,7 @@ import (
 // demo --mode real runs on topics and groups of its own — every one: its verdicts went to the
 // configured kafka.decisions_topic, where a real deployment's archivers would store them, and
 // its archiver joined the real kafka.decisions_group — and deletes its topics when it ends (each
-// run left five behind); --keep-topics keeps them.
+// run left five behind); --keep keeps them.
 func TestDemoRealModeLeavesNothingBehind(t *testing.T) {
 	cleanEnv(t)
 	_, brokers := testServices()
@@ -39,7 +39,7 @@ func TestDemoRealModeLeavesNothingBehind(t *testing.T) {
 			"--set", "kafka.brokers=" + brokers, "--set", "clickhouse.addr=",
 			"--set", "kafka.events_topic=it-demo-" + id + ".events", "--set", "kafka.decisions_topic=" + decisions, "--set", "kafka.lists_topic=" + lists}
 		if keep {
-			args = append(args, "--keep-topics")
+			args = append(args, "--keep")
 		}
 		r := runCmd(t, ctx, args...)
 		m := topicsLine.FindStringSubmatch(r.stdout)

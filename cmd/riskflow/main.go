@@ -277,6 +277,46 @@ func (c *commonFlags) flagGiven(name string) bool {
 	return given
 }
 
+// deprecatedFlag registers old, the former spelling of fs's flag name (registered before it), as
+// an alias: it sets that flag and says on stderr, once, that the spelling is deprecated, so that a
+// script written for it keeps working while it is told the new one. Its help says the same.
+func deprecatedFlag(fs *flag.FlagSet, old, name string, stderr io.Writer) {
+	target := fs.Lookup(name)
+	if target == nil {
+		panic("deprecatedFlag: no flag --" + name) // a programming error, found by any test of the command
+	}
+	fs.Var(&aliasFlag{target: target.Value, old: old, name: name, stderr: stderr}, old, "deprecated spelling of --"+name)
+}
+
+// aliasFlag is a deprecated spelling of a flag (deprecatedFlag).
+type aliasFlag struct {
+	target    flag.Value
+	old, name string
+	stderr    io.Writer
+	warned    bool
+}
+
+func (a *aliasFlag) String() string {
+	if a == nil || a.target == nil { // the flag package asks a zero value for its default
+		return ""
+	}
+	return a.target.String()
+}
+
+func (a *aliasFlag) Set(v string) error {
+	if !a.warned {
+		a.warned = true
+		fmt.Fprintf(a.stderr, "riskflow: --%s is deprecated: use --%s\n", a.old, a.name)
+	}
+	return a.target.Set(v)
+}
+
+// IsBoolFlag makes the alias of a true/false flag one too: --old alone sets it.
+func (a *aliasFlag) IsBoolFlag() bool {
+	b, ok := a.target.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
 // newFlagSet returns the flag set of the command name ("serve", "rules lint"). It prints nothing
 // itself: parseFlags reports errors and help requests, and run prints them with the command's
 // usage (help to stdout, errors to stderr).
