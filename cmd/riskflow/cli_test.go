@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/riskflow/riskflow/internal/syncbuf"
+	"github.com/riskflow/riskflow/schemas"
 )
 
 // One concept, one flag name: demo's --keep-topics is --keep, as bench's; the old spelling still
@@ -52,5 +55,40 @@ func TestDeprecatedFlag(t *testing.T) {
 	}
 	if got := errw.String(); got != "riskflow: --keep-topics is deprecated: use --keep\nriskflow: --count is deprecated: use --n\n" {
 		t.Errorf("warnings:\n%s", got)
+	}
+}
+
+// --start takes a time in the forms backtest --from and lookup --since take — a date, a span
+// before now, now —, not RFC 3339 alone.
+func TestLoadgenStartTakesTheTimesOfBacktest(t *testing.T) {
+	cleanEnv(t)
+	now := time.Now().UTC()
+	for _, c := range []struct {
+		start string
+		want  time.Time
+	}{
+		{"2026-12-06T10:00:00+08:00", time.Date(2026, 12, 6, 2, 0, 0, 0, time.UTC)},
+		{"2026-12-06", time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)},
+		{"7d", now.Add(-7 * 24 * time.Hour)},
+		{"90m", now.Add(-90 * time.Minute)},
+	} {
+		r := runCmd(t, context.Background(), "loadgen", "--start", c.start, "--duration", "10s", "--rate", "1", "--seed", "3", "--out", "-")
+		if r.code != 0 {
+			t.Errorf("--start %s: exit %d\n%s", c.start, r.code, r.stderr)
+			continue
+		}
+		var first schemas.VerifyEvent
+		line, _, _ := strings.Cut(r.stdout, "\n")
+		if err := json.Unmarshal([]byte(line), &first); err != nil {
+			t.Fatalf("--start %s: first line %q: %v", c.start, line, err)
+		}
+		// The first event is stamped within the first seconds of the stream (a few at 1/s).
+		if d := first.TS.Sub(c.want); d < -time.Minute || d > time.Minute {
+			t.Errorf("--start %s: first event at %s, want about %s", c.start, first.TS.Format(time.RFC3339), c.want.Format(time.RFC3339))
+		}
+	}
+	r := runCmd(t, context.Background(), "loadgen", "--start", "yesterday", "--out", "-")
+	if r.code != 2 || !strings.Contains(r.stderr, `--start: "yesterday" is not RFC 3339, a date, now, or a span before now`) {
+		t.Errorf("--start yesterday: exit %d\n%s", r.code, r.stderr)
 	}
 }

@@ -52,7 +52,7 @@ func (l *loadgenFlags) register(fs interface {
 	fs.Float64Var(&l.attack, "attack-share", l.attack, "fraction of events from attack scenarios (0: none)")
 	fs.StringVar(&l.scenarios, "scenarios", "", "comma-separated attack scenarios (default all: "+strings.Join(loadgen.Scenarios(), ", ")+")")
 	fs.StringVar(&l.apps, "apps", "", "comma-separated app ids (default: the configured API keys, or loadgen's demo apps)")
-	fs.StringVar(&l.start, "start", "", "event time of the first event, RFC 3339 (default: the time that makes the stream end at about now; loadgen --out kafka or URL at --speedup 1: now)")
+	fs.StringVar(&l.start, "start", "", "event time of the first event: RFC 3339, a date (its UTC midnight), now, or a span before now like 24h or 7d, as backtest --from (default: the time that makes the stream end at about now; loadgen --out kafka or URL at --speedup 1: now)")
 	fs.StringVar(&l.largeApp, "large-app", l.largeApp, "app id of a large regional app among the ordinary users (its numbers from 1,000 blocks, its users behind a twentieth of the NAT addresses, at least 200); empty: none")
 	fs.Float64Var(&l.largeShare, "large-app-share", l.largeShare, "share of the ordinary users in --large-app")
 }
@@ -107,9 +107,11 @@ func (l *loadgenFlags) config(apps []string) (loadgen.Config, error) {
 		c.Apps = splitList(l.apps)
 	}
 	if l.start != "" {
-		t, err := time.Parse(time.RFC3339, l.start)
+		// The forms backtest --from and lookup --since take: "--start 2026-12-06" or "--start 7d"
+		// was refused as "not an RFC 3339 time".
+		t, err := parseWhen(l.start, time.Now())
 		if err != nil {
-			return c, usagef("--start: %q is not an RFC 3339 time", l.start)
+			return c, usagef("--start: %v", err)
 		}
 		c.Start = t.UTC()
 	}
