@@ -151,6 +151,9 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	err = g.Wait()
 	if err == nil || errors.Is(err, context.Canceled) {
+		if !*once {
+			log.Info("riskflow dev stopped") // as serve says: the Ctrl-C it asked for was heard and done
+		}
 		return nil
 	}
 	return err

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riskflow/riskflow/internal/syncbuf"
 	"github.com/riskflow/riskflow/internal/testaddr"
 )
 
@@ -68,5 +69,34 @@ func TestBenchStoppedDoesNotBlameKafka(t *testing.T) {
 	}
 	if strings.Contains(r.stderr, "Kafka up") {
 		t.Errorf("an interrupted bench sends the user to check Kafka:\n%s", r.stderr)
+	}
+}
+
+// dev stopped by Ctrl-C or SIGTERM says it stopped, as serve does: it said nothing, its last line
+// the scorer's "running".
+func TestDevSaysItStopped(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded broker")
+	}
+	cleanEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var out, errw syncbuf.Buffer
+	code := make(chan int, 1)
+	go func() { code <- run(ctx, []string{"dev", "--listen", "127.0.0.1:0", "--sample=false"}, &out, &errw) }()
+	for !strings.Contains(errw.String(), `msg="api listening"`) {
+		select {
+		case c := <-code:
+			t.Fatalf("dev ended: exit %d\n%s", c, errw.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel()
+	if c := <-code; c != 0 {
+		t.Fatalf("exit %d\n%s", c, errw.String())
+	}
+	lines := strings.Split(strings.TrimSpace(errw.String()), "\n")
+	if last := lines[len(lines)-1]; !strings.Contains(last, `msg="riskflow dev stopped"`) {
+		t.Errorf("the last line is %q, want riskflow dev stopped\n%s", last, errw.String())
 	}
 }
