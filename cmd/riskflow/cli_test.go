@@ -92,3 +92,32 @@ func TestLoadgenStartTakesTheTimesOfBacktest(t *testing.T) {
 		t.Errorf("--start yesterday: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// A word after a true/false flag of a command that takes no arguments is a value given to a flag
+// that takes none: "bench --api http://…" (lookup's --api is the API node's address; bench's is a
+// part to run or not) said only "takes no arguments".
+func TestValueAfterATrueFalseFlag(t *testing.T) {
+	cleanEnv(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench", "--api", "http://127.0.0.1:8080"}, `bench: --api is a true/false flag and takes no value (--api=false turns it off), got "http://127.0.0.1:8080" after it`},
+		{[]string{"dev", "--listen", "127.0.0.1:0", "--once", "now"}, `dev: --once is a true/false flag and takes no value (--once=false turns it off), got "now" after it`},
+		{[]string{"dev", "--once", "13800138000"}, `dev: --once is a true/false flag and takes no value (--once=false turns it off), got "<phone>" after it`},
+		// Not after a true/false flag: a stray word, as before.
+		{[]string{"bench", "--api=false", "http://127.0.0.1:8080"}, `bench: takes no arguments, got "http://127.0.0.1:8080"`},
+		{[]string{"dev", "--once", "--", "now"}, `dev: takes no arguments, got "now"`},
+	} {
+		r := runCmd(t, context.Background(), c.args...)
+		if r.code != 2 || !strings.HasPrefix(r.stderr, "riskflow: "+c.want+"\n") {
+			t.Errorf("%q: exit %d, want 2 and %s\n%s", c.args, r.code, c.want, r.stderr)
+		}
+	}
+	// A command that takes arguments takes the word: produce --raw FILE.
+	fs := newFlagSet("t", nil)
+	raw := fs.Bool("raw", false, "")
+	if err := parseFlags(fs, []string{"--raw", "events.jsonl"}); err != nil || !*raw || fs.Arg(0) != "events.jsonl" {
+		t.Errorf("--raw events.jsonl: %v, raw %v, args %q", err, *raw, fs.Args())
+	}
+}

@@ -331,10 +331,16 @@ func newFlagSet(name string, _ io.Writer) *flag.FlagSet {
 // with spaces left unquoted, a value whose flag was forgotten — is a usage error naming it, not
 // silently ignored.
 func parseFlagsNoArgs(fs *flag.FlagSet, args []string) error {
-	if err := parseFlags(fs, args); err != nil {
+	afterBool, err := parseFlagsAfter(fs, args)
+	if err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
+		if name := afterBool[0]; name != "" {
+			// "bench --api http://…" (lookup's --api is an address; bench's a part to run or not):
+			// the word is a value given to a flag that takes none.
+			return usagef("%s: --%s is a true/false flag and takes no value (--%s=false turns it off), got %s after it", fs.Name(), name, name, schemas.Excerpt(fs.Arg(0), 40))
+		}
 		return usagef("%s: takes no arguments, got %s", fs.Name(), schemas.Excerpt(fs.Arg(0), 40))
 	}
 	return nil
@@ -360,13 +366,20 @@ func boolFlagBefore(fs *flag.FlagSet, arg string) (string, bool) {
 // arguments (`rules lint pack.yaml --config c.yaml`); "--" ends the flags, and what follows is
 // positional even if it starts with "-". The positional arguments are then fs.Args().
 func parseFlags(fs *flag.FlagSet, args []string) error {
+	_, err := parseFlagsAfter(fs, args)
+	return err
+}
+
+// parseFlagsAfter is parseFlags, and says for each positional argument the true/false flag given
+// just before it ("" when none): "--once extra" may be a value meant for a flag that takes none.
+func parseFlagsAfter(fs *flag.FlagSet, args []string) (afterBool []string, err error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return helpRequested{fs: fs}
+				return nil, helpRequested{fs: fs}
 			}
-			return usageError{flagError(fs, err)}
+			return nil, usageError{flagError(fs, err)}
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
@@ -374,21 +387,30 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		}
 		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
 			pos = append(pos, rest...) // "--": the rest is positional
+			for range rest {
+				afterBool = append(afterBool, "")
+			}
 			break
 		}
+		before := ""
 		if consumed := len(args) - len(rest); consumed > 0 {
-			if name, ok := boolFlagBefore(fs, args[consumed-1]); ok && (strings.EqualFold(rest[0], "true") || strings.EqualFold(rest[0], "false")) {
+			name, ok := boolFlagBefore(fs, args[consumed-1])
+			if ok && (strings.EqualFold(rest[0], "true") || strings.EqualFold(rest[0], "false")) {
 				// "--sample false" sets --sample and leaves "false" as an argument: the opposite
 				// of what was meant, or a stray word far from its flag.
-				return usagef("--%s %s: a true/false flag takes its value after =: --%s=%s", name, rest[0], name, strings.ToLower(rest[0]))
+				return nil, usagef("--%s %s: a true/false flag takes its value after =: --%s=%s", name, rest[0], name, strings.ToLower(rest[0]))
+			}
+			if ok {
+				before = name
 			}
 		}
 		pos = append(pos, rest[0])
+		afterBool = append(afterBool, before)
 		args = rest[1:]
 	}
 	// Make fs.Args() the positional arguments; flags already set keep their values.
 	if err := fs.Parse(append([]string{"--"}, pos...)); err != nil {
-		return usageError{err}
+		return nil, usageError{err}
 	}
-	return nil
+	return afterBool, nil
 }
