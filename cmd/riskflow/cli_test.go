@@ -32,6 +32,10 @@ func TestDemoKeepIsBenchKeep(t *testing.T) {
 			t.Errorf("%q: deprecation warning %v, want %v\n%s", c.args, warned, c.warn, r.stderr)
 		}
 	}
+	// A near miss of the old spelling is told the new one.
+	if r := runCmd(t, context.Background(), "demo", "--keep-topic"); r.code != 2 || !strings.Contains(r.stderr, "unknown flag: --keep-topic (did you mean --keep?)") {
+		t.Errorf("demo --keep-topic: exit %d\n%s", r.code, r.stderr)
+	}
 	for _, cmd := range []string{"demo", "bench"} {
 		if r := runCmd(t, context.Background(), cmd, "--help"); !strings.Contains(r.stdout, "\n  --keep\n") {
 			t.Errorf("%s --help lacks --keep:\n%s", cmd, r.stdout)

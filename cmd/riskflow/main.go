@@ -180,8 +180,20 @@ func flagError(fs *flag.FlagSet, err error) error {
 	msg := err.Error()
 	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
 		var names []string
-		fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
-		msg = "unknown flag: -" + name + didYouMean(name, names, "--")
+		renamed := map[string]string{} // a deprecated spelling → the flag's name
+		fs.VisitAll(func(f *flag.Flag) {
+			names = append(names, f.Name)
+			if a, ok := f.Value.(*aliasFlag); ok {
+				renamed[f.Name] = a.name
+			}
+		})
+		hint := didYouMean(name, names, "--")
+		for old, now := range renamed { // a near miss of a deprecated spelling is told the new one
+			if hint == " (did you mean --"+old+"?)" {
+				hint = " (did you mean --" + now + "?)"
+			}
+		}
+		msg = "unknown flag: -" + name + hint
 	}
 	return errors.New(flagSpelling.ReplaceAllString(msg, "${1}--${2}"))
 }
