@@ -18,7 +18,7 @@ import (
 )
 
 // scorersOptions runs this binary as the scorer processes, with the caller's configuration.
-func scorersOptions(cf commonFlags, cfg Config, exe string, events int, procs string) (bench.ScorersOptions, error) {
+func scorersOptions(cf commonFlags, cfg Config, exe string, events int, procs string, keep bool) (bench.ScorersOptions, error) {
 	if exe == "" {
 		var err error
 		if exe, err = os.Executable(); err != nil {
@@ -35,6 +35,7 @@ func scorersOptions(cf commonFlags, cfg Config, exe string, events int, procs st
 	}
 	n, err := parseProcessCounts(procs)
 	o.Processes = n
+	o.Keep = keep
 	return o, err
 }
 
@@ -76,7 +77,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	historyRate := fs.Float64("history-rate", 5000, "events/s offered for history freshness")
 	historyDur := fs.Duration("history-duration", 20*time.Second, "length of the history freshness measurement (after a 5 s warm-up)")
 	chClient := fs.String("clickhouse-client", "clickhouse-client", "clickhouse-client program for the bulk-insert baseline")
-	keep := fs.Bool("keep", false, "keep the archiver runs' ClickHouse databases and Kafka topics")
+	keep := fs.Bool("keep", false, "keep the runs' Kafka topics and ClickHouse databases (deleted at the end, also when stopped)")
 	archProfile := fs.String("archiver-cpuprofile", "", "write a CPU profile of the archiver measurement alone to this file (not with --cpuprofile)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	scorers := fs.Bool("scorers", true, "run the same events through 1, 2, 3 scorer processes of one group (needs Kafka; spawns this binary)")
@@ -179,7 +180,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	a := &app{cfg: cfg}
 	kc := a.kafkaConfig()
 	if *pipe {
-		r, err := bench.RunPipeline(ctx, kc, *events, newScorer, log)
+		r, err := bench.RunPipeline(ctx, kc, *events, newScorer, *keep, log)
 		if err != nil {
 			return benchPartError(ctx, "pipeline", "is Kafka up? deploy/local/up", err)
 		}
@@ -187,7 +188,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stdout)
 	}
 	if *scorers {
-		o, err := scorersOptions(cf, cfg, *scorerBinary, *scorerEvents, *scorerProcs)
+		o, err := scorersOptions(cf, cfg, *scorerBinary, *scorerEvents, *scorerProcs, *keep)
 		if err != nil {
 			return err
 		}
@@ -203,7 +204,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		r, err := bench.RunFreshness(ctx, kc, s, *probes, log)
+		r, err := bench.RunFreshness(ctx, kc, s, *probes, *keep, log)
 		if err != nil {
 			return benchPartError(ctx, "freshness", "is Kafka up? deploy/local/up", err)
 		}

@@ -110,9 +110,10 @@ func root() *command {
 				run: cmdLoadgen},
 			{name: "bench", args: "[flags]", summary: "measure API, pipeline, freshness and archiver against same-run baselines",
 				doc: "Runs the load harness. Every figure is a ratio against a baseline measured in the same run.\n" +
-					"The Kafka parts use kafka.brokers; the ClickHouse parts (--archiver, --history) use\n" +
-					"clickhouse.addr, else deploy/local's 127.0.0.1:19000 when it answers, in a database of\n" +
-					"their own (dropped at the end unless --keep). Every part is on by default: --NAME=false\n" +
+					"The Kafka parts use kafka.brokers, on topics of their own (bench.RUN.*); the ClickHouse\n" +
+					"parts (--archiver, --history) use clickhouse.addr, else deploy/local's 127.0.0.1:19000\n" +
+					"when it answers, in a database of their own. Topics and databases are deleted at the end,\n" +
+					"also of a run stopped by Ctrl-C, unless --keep. Every part is on by default: --NAME=false\n" +
 					"leaves one out.",
 				examples: []string{
 					"riskflow bench --api=false --archiver=false --history=false   # no API and no ClickHouse parts",

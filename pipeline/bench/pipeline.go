@@ -67,13 +67,17 @@ func benchEvent(i int, ts time.Time) []byte {
 }
 
 // RunPipeline produces n events to a fresh topic, then consumes them twice from the start: once raw,
-// once through the scorer stage. newScorer builds a fresh scorer with the pack to use.
-func RunPipeline(ctx context.Context, kc consumers.Config, n int, newScorer func() (*scoring.Scorer, error), log *slog.Logger) (PipelineResult, error) {
+// once through the scorer stage. newScorer builds a fresh scorer with the pack to use. The run's
+// topics are deleted at the end unless keep.
+func RunPipeline(ctx context.Context, kc consumers.Config, n int, newScorer func() (*scoring.Scorer, error), keep bool, log *slog.Logger) (PipelineResult, error) {
 	res := PipelineResult{Events: n}
 	id := runID()
 	events, scores := "bench."+id+".events", "bench."+id+".scores"
 	if err := consumers.EnsureTopics(ctx, kc, []consumers.TopicSpec{{Name: events, Partitions: 4}, {Name: scores, Partitions: 4}, {Name: "bench." + id + ".dlq", Partitions: 1}}, log); err != nil {
 		return res, err
+	}
+	if !keep { // registered first, so run last: after the run's readers and writers are closed
+		defer deleteTopics(context.WithoutCancel(ctx), kc, log, events, scores, "bench."+id+".dlq")
 	}
 	w := consumers.NewWriter(kc, events)
 	now := time.Now().Add(-time.Hour)
@@ -200,12 +204,15 @@ func runLoop(ctx context.Context, loop *consumers.Loop, n int, done, first *atom
 
 // RunFreshness follows a fresh topic into s's state (as an API node's replica does) and measures,
 // for each of `probes` events, the time from handing it to the producer to its visibility in the state.
-func RunFreshness(ctx context.Context, kc consumers.Config, s *scoring.Scorer, probes int, log *slog.Logger) (FreshnessResult, error) {
+func RunFreshness(ctx context.Context, kc consumers.Config, s *scoring.Scorer, probes int, keep bool, log *slog.Logger) (FreshnessResult, error) {
 	res := FreshnessResult{Probes: probes}
 	id := runID()
 	topic := "bench." + id + ".fresh"
 	if err := consumers.EnsureTopics(ctx, kc, []consumers.TopicSpec{{Name: topic, Partitions: 4}}, log); err != nil {
 		return res, err
+	}
+	if !keep {
+		defer deleteTopics(context.WithoutCancel(ctx), kc, log, topic)
 	}
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -31,6 +31,7 @@ type ScorersOptions struct {
 	Env       []string // added to the processes' environment (e.g. the phone-hash key, kept off the command line)
 	Events    int      // events per run (default 60,000)
 	Processes []int    // scorer processes per run (default 1, 2, 3)
+	Keep      bool     // keep each run's topics (deleted when the run ends)
 }
 
 func (o ScorersOptions) withDefaults() ScorersOptions {
@@ -101,6 +102,9 @@ func scorersRun(ctx context.Context, kc consumers.Config, o ScorersOptions, n in
 	events, scores, dlq, group := "bench."+id+".events", "bench."+id+".scores", "bench."+id+".dlq", "bench-scorers-"+id
 	if err := consumers.EnsureTopics(ctx, kc, []consumers.TopicSpec{{Name: events, Partitions: 4}, {Name: scores, Partitions: 4}, {Name: dlq, Partitions: 1}}, log); err != nil {
 		return run, err
+	}
+	if !o.Keep { // registered first, so run last: after the scorer processes have stopped
+		defer deleteTopics(context.WithoutCancel(ctx), kc, log, events, scores, dlq)
 	}
 	sets := []string{"serve", "--roles", "scorer",
 		"--set", "kafka.brokers=" + strings.Join(kc.Brokers, ","),
