@@ -125,3 +125,23 @@ func TestValueAfterATrueFalseFlag(t *testing.T) {
 		t.Errorf("--raw events.jsonl: %v, raw %v, args %q", err, *raw, fs.Args())
 	}
 }
+
+// --help before a command's name is that command's help, as git --help log is git log's: it was
+// the list of commands (riskflow --help serve) or of the group's subcommands (rules -h lint).
+func TestHelpFlagBeforeTheCommand(t *testing.T) {
+	cleanEnv(t)
+	for _, c := range []struct{ args, same []string }{
+		{[]string{"--help", "serve"}, []string{"serve", "--help"}},
+		{[]string{"-h", "rules", "lint"}, []string{"rules", "lint", "-h"}},
+		{[]string{"rules", "--help", "lint"}, []string{"rules", "lint", "--help"}},
+		{[]string{"--help", "rules"}, []string{"rules", "--help"}},
+	} {
+		r, want := runCmd(t, context.Background(), c.args...), runCmd(t, context.Background(), c.same...)
+		if r.code != 0 || want.code != 0 || r.stdout != want.stdout || r.stderr != "" {
+			t.Errorf("%q: exit %d, stdout differs from %q's: %v\n%s\nstderr %s", c.args, r.code, c.same, r.stdout != want.stdout, r.stdout, r.stderr)
+		}
+	}
+	if r := runCmd(t, context.Background(), "--help", "srve"); r.code != 2 || !strings.Contains(r.stderr, `no command "srve" (did you mean serve?)`) {
+		t.Errorf("--help srve: exit %d\n%s", r.code, r.stderr)
+	}
+}

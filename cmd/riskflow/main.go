@@ -150,6 +150,11 @@ func resolve(args []string) (*command, []string, error) {
 		}
 		name := args[0]
 		if isHelpFlag(name) {
+			if len(args) > 1 {
+				// "riskflow --help serve", "riskflow rules -h lint": the help of the command named
+				// after it, as riskflow help serve (it printed the list of commands).
+				return root().sub("help"), append(strings.Fields(cmd.prefix()), args[1:]...), nil
+			}
 			return cmd, nil, helpRequested{}
 		}
 		if cmd.parent == nil && (name == "--version" || name == "-version") && len(args) == 1 {
