@@ -192,3 +192,25 @@ func TestListsTopicOfManyEntriesRebuildsOnceCaughtUp(t *testing.T) {
 		t.Errorf("%d rebuilds, %d entries applied; want 2 and %d", l.changes, target.n.Load(), n+1)
 	}
 }
+
+// A phone_hash entry on the lists topic with more than 64 hex digits (hand-made, or cut wrong)
+// is skipped as unreadable. ParseLists decoded it into a 32-byte array before checking its length,
+// and panicked: the panic ended every node following the topic, and, the entry staying on the
+// compacted topic, every restart after.
+func TestListEntryOfALongPhoneHashIsSkipped(t *testing.T) {
+	var buf syncbuf.Buffer
+	target := &listsTarget{}
+	l := NewSharedLists(consumers.Config{Brokers: []string{"127.0.0.1:1"}}, "lists", nil, target, slog.New(slog.NewTextHandler(&buf, nil)))
+	for _, value := range []string{strings.Repeat("ab", 33), strings.Repeat("0", 65), strings.Repeat("f", 128)} {
+		e := ListEntry{Action: "block", Kind: "phone_hash", Value: value, Who: "x", Why: "test"}
+		e.ID = ListEntryID(e.Line())
+		b, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.apply([]kafka.Message{{Key: []byte(e.ID), Value: b}})
+	}
+	if got := buf.String(); strings.Count(got, "list entry unreadable") != 3 || !strings.Contains(got, "64 hex digits") {
+		t.Errorf("log: want the three entries named unreadable: %s", got)
+	}
+}

@@ -103,7 +103,11 @@ func ParseLists(r io.Reader) (*Lists, error) {
 			put(l.phones, p, action) // keyed as the state keys phones when a scorer takes the lists
 		case "phone_hash":
 			var k [32]byte
-			if n, err := hex.Decode(k[:], []byte(value)); err != nil || n != 32 || len(value) != 64 {
+			// The length first: hex.Decode writes past k given more than 64 digits (a panic).
+			if len(value) != 64 {
+				return nil, fmt.Errorf("line %d: phone_hash is not 64 hex digits (the keyed hash of a number)", line)
+			}
+			if _, err := hex.Decode(k[:], []byte(value)); err != nil {
 				return nil, fmt.Errorf("line %d: phone_hash is not 64 hex digits (the keyed hash of a number)", line)
 			}
 			put(l.hashed, k, action)

@@ -245,3 +245,27 @@ allow ip    198.51.100.7  # the office NAT inside that range: the most specific 
 	// 3 entries
 	// line 2: kind "ipv4" is not phone, phone_hash, ip, device or prefix
 }
+
+// A phone_hash value longer than 64 hex digits is refused with the line named; hex.Decode into
+// the 32-byte key panicked on it (found by FuzzParseLists).
+func TestParseListsLongPhoneHash(t *testing.T) {
+	for _, value := range []string{strings.Repeat("0", 66), strings.Repeat("ab", 40), strings.Repeat("0", 65), strings.Repeat("0", 63)} {
+		_, err := scoring.ParseLists(strings.NewReader("allow ip 1.2.3.4\nblock phone_hash " + value + "\n"))
+		if err == nil || !strings.Contains(err.Error(), "line 2: phone_hash is not 64 hex digits") {
+			t.Errorf("%d digits: %v", len(value), err)
+		}
+	}
+}
+
+// A network with host bits set is refused with the network meant; an IPv6 one whose groups read
+// as a phone number shows masked, as the value does (found by FuzzParseLists).
+func TestParseListsHostBitsSuggestionMasked(t *testing.T) {
+	_, err := scoring.ParseLists(strings.NewReader("block ip 1381:2345:678::1/48\n"))
+	if err == nil || !strings.Contains(err.Error(), "host bits set") || schemas.MaskPhones(err.Error()) != err.Error() {
+		t.Errorf("err %v", err)
+	}
+	_, err = scoring.ParseLists(strings.NewReader("block ip 10.1.2.3/8\n"))
+	if err == nil || !strings.Contains(err.Error(), "did you mean 10.0.0.0/8?") {
+		t.Errorf("err %v", err)
+	}
+}

@@ -139,7 +139,9 @@ func ParseNetwork(field string) (netip.Prefix, error) {
 			return p, fmt.Errorf("%s: zones are not allowed", schemas.Excerpt(field, 64))
 		}
 		if m := p.Masked(); m != p {
-			return p, fmt.Errorf("%s has host bits set (did you mean %s?)", schemas.Excerpt(field, 64), m)
+			// The network suggested is masked as the value is: an IPv6 one's groups may read
+			// as a phone number ("1381:2345:678::/48").
+			return p, fmt.Errorf("%s has host bits set (did you mean %s?)", schemas.Excerpt(field, 64), schemas.MaskPhones(m.String()))
 		}
 	} else {
 		a, err := netip.ParseAddr(field)
