@@ -33,7 +33,7 @@ type Duration time.Duration
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	v, err := time.ParseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration like 10ms, 5s, 1h", n.Line, n.Value)
+		return fmt.Errorf("line %d: %s is not a duration like 10ms, 5s, 1h", n.Line, schemas.Excerpt(n.Value, 64))
 	}
 	*d = Duration(v)
 	return nil
@@ -222,7 +222,7 @@ func (c *Config) Validate() error {
 	}
 	for _, b := range c.Kafka.DecisionsBrokers {
 		if !hostPort(b) {
-			bad("kafka.decisions_brokers", "%q is not host:port", b)
+			bad("kafka.decisions_brokers", "%s is not host:port", schemas.Excerpt(b, 64))
 		}
 	}
 	for _, t := range []struct{ k, v string }{{"kafka.events_topic", c.Kafka.EventsTopic}, {"kafka.scores_topic", c.Kafka.ScoresTopic}, {"kafka.dlq_topic", c.Kafka.DLQTopic}, {"kafka.decisions_topic", c.Kafka.DecisionsTopic}, {"kafka.decisions_group", c.Kafka.DecisionsGroup}, {"kafka.lists_topic", c.Kafka.ListsTopic}, {"kafka.scorer_group", c.Kafka.ScorerGroup}, {"kafka.archiver_group", c.Kafka.ArchiverGroup}} {
@@ -240,7 +240,7 @@ func (c *Config) Validate() error {
 		for i, a := range names {
 			for _, b := range names[:i] {
 				if a.v != "" && a.v == b.v {
-					bad(a.k, "%q is also %s: each needs its own", a.v, b.k)
+					bad(a.k, "%s is also %s: each needs its own", schemas.Excerpt(a.v, 64), b.k)
 				}
 			}
 		}
@@ -272,10 +272,10 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.API.Listen != "" && !hostPort(c.API.Listen) {
-		bad("api.listen", "%q is not host:port (e.g. 127.0.0.1:8080 or :8080)", c.API.Listen)
+		bad("api.listen", "%s is not host:port (e.g. 127.0.0.1:8080 or :8080)", schemas.Excerpt(c.API.Listen, 64))
 	}
 	if c.Ops.Listen != "" && !hostPort(c.Ops.Listen) {
-		bad("ops.listen", "%q is not host:port (e.g. 0.0.0.0:9464)", c.Ops.Listen)
+		bad("ops.listen", "%s is not host:port (e.g. 0.0.0.0:9464)", schemas.Excerpt(c.Ops.Listen, 64))
 	}
 	if c.API.MaxStaleness.D() <= 0 {
 		bad("api.max_staleness", "must be positive")
@@ -303,7 +303,7 @@ func (c *Config) Validate() error {
 			bad("api.admin_keys", "admin name and secret must both be non-empty")
 		}
 		if _, clash := c.API.Keys[k]; clash {
-			bad("api.admin_keys", "%q is also an app key: keep admin and app credentials apart", k)
+			bad("api.admin_keys", "%s is also an app key: keep admin and app credentials apart", schemas.Excerpt(k, 64))
 		}
 		// An admin name is recorded in plaintext as who labelled, loaded a pack or listed an
 		// entry (labels.labeled_by, rule_versions.loaded_by, rule_loads, console_state, the lists
@@ -331,12 +331,12 @@ func (c *Config) Validate() error {
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		bad("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+		bad("log.level", "%s is not debug, info, warn or error", schemas.Excerpt(c.Log.Level, 64))
 	}
 	switch c.Log.Format {
 	case "text", "json":
 	default:
-		bad("log.format", "%q is not text or json", c.Log.Format)
+		bad("log.format", "%s is not text or json", schemas.Excerpt(c.Log.Format, 64))
 	}
 	return errors.Join(errs...)
 }
@@ -647,7 +647,7 @@ func yamlValueError(t reflect.Type, n *yaml.Node, err error) string {
 		if n.Kind == yaml.SequenceNode {
 			for _, e := range n.Content {
 				if _, perr := time.ParseDuration(e.Value); perr != nil {
-					return fmt.Sprintf("%q is not a duration like 10ms, 5s, 1h", e.Value)
+					return fmt.Sprintf("%s is not a duration like 10ms, 5s, 1h", schemas.Excerpt(e.Value, 64))
 				}
 			}
 		}
@@ -740,7 +740,7 @@ func (k keyIndex) checkYAML(doc *yaml.Node) error {
 	for i := 0; i+1 < len(doc.Content); i += 2 {
 		sec, body := doc.Content[i], doc.Content[i+1]
 		if !sections[sec.Value] {
-			errs = append(errs, fmt.Errorf("line %d: %s: unknown section (known: %s)", sec.Line, sec.Value, strings.Join(sortedKeys(sections), ", ")))
+			errs = append(errs, fmt.Errorf("line %d: %s: unknown section (known: %s)", sec.Line, shownKey(sec.Value), strings.Join(sortedKeys(sections), ", ")))
 			continue
 		}
 		if body.Kind != yaml.MappingNode {
@@ -754,10 +754,10 @@ func (k keyIndex) checkYAML(doc *yaml.Node) error {
 			path := sec.Value + "." + key.Value
 			if _, ok := k.paths[path]; !ok {
 				if near := k.suggestPath(path); near != "" {
-					errs = append(errs, fmt.Errorf("line %d: %s: unknown key (did you mean %s?)", key.Line, path, near))
+					errs = append(errs, fmt.Errorf("line %d: %s: unknown key (did you mean %s?)", key.Line, shownKey(path), near))
 					continue
 				}
-				errs = append(errs, fmt.Errorf("line %d: %s: unknown key (known in %s: %s)", key.Line, path, sec.Value, strings.Join(k.section(sec.Value), ", ")))
+				errs = append(errs, fmt.Errorf("line %d: %s: unknown key (known in %s: %s)", key.Line, shownKey(path), sec.Value, strings.Join(k.section(sec.Value), ", ")))
 			}
 		}
 	}
@@ -773,7 +773,7 @@ func duplicateKeys(m *yaml.Node, prefix string) error {
 		key, val := m.Content[i], m.Content[i+1]
 		name := prefix + key.Value
 		if line, seen := first[key.Value]; seen {
-			errs = append(errs, fmt.Errorf("line %d: %s: given twice (first at line %d)", key.Line, name, line))
+			errs = append(errs, fmt.Errorf("line %d: %s: given twice (first at line %d)", key.Line, shownKey(name), line))
 		} else {
 			first[key.Value] = key.Line
 		}
@@ -784,12 +784,22 @@ func duplicateKeys(m *yaml.Node, prefix string) error {
 	return errors.Join(errs...)
 }
 
+// shownKey is a key of a config file as an error shows it: as it is when it looks like a key
+// (letters, digits, '_', '.', '-'), quoted with escapes otherwise — a key of the file may hold a
+// control character or a second line — and a phone number in it masked either way.
+func shownKey(s string) string {
+	if len(s) > 0 && len(s) <= 64 && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == "" {
+		return schemas.MaskPhones(s)
+	}
+	return schemas.Excerpt(s, 64)
+}
+
 func yamlKind(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.SequenceNode:
 		return "a list"
 	case yaml.ScalarNode:
-		return fmt.Sprintf("%q", n.Value)
+		return schemas.Excerpt(n.Value, 64)
 	}
 	return "something else"
 }
@@ -876,7 +886,7 @@ func setKey(c *Config, path, val string) error {
 	case isDuration(f.Type()):
 		d, err := time.ParseDuration(val)
 		if err != nil {
-			return fmt.Errorf("%q is not a duration like 10ms, 5s, 1h", val)
+			return fmt.Errorf("%s is not a duration like 10ms, 5s, 1h", schemas.Excerpt(val, 64))
 		}
 		f.SetInt(int64(d))
 	case f.Kind() == reflect.String:
@@ -884,19 +894,19 @@ func setKey(c *Config, path, val string) error {
 	case f.Kind() == reflect.Int || f.Kind() == reflect.Int64:
 		n, err := strconv.ParseInt(val, 10, 64)
 		if err != nil {
-			return fmt.Errorf("%q is not an integer", val)
+			return fmt.Errorf("%s is not an integer", schemas.Excerpt(val, 64))
 		}
 		f.SetInt(n)
 	case f.Kind() == reflect.Float64:
 		n, err := strconv.ParseFloat(val, 64)
 		if err != nil {
-			return fmt.Errorf("%q is not a number", val)
+			return fmt.Errorf("%s is not a number", schemas.Excerpt(val, 64))
 		}
 		f.SetFloat(n)
 	case f.Kind() == reflect.Bool:
 		b, err := strconv.ParseBool(val)
 		if err != nil {
-			return fmt.Errorf("%q is not true or false", val)
+			return fmt.Errorf("%s is not true or false", schemas.Excerpt(val, 64))
 		}
 		f.SetBool(b)
 	case f.Kind() == reflect.Slice && isDuration(f.Type().Elem()):
@@ -905,7 +915,7 @@ func setKey(c *Config, path, val string) error {
 		for i, p := range parts {
 			d, err := time.ParseDuration(p)
 			if err != nil {
-				return fmt.Errorf("%q is not a duration", p)
+				return fmt.Errorf("%s is not a duration", schemas.Excerpt(p, 64))
 			}
 			out.Index(i).SetInt(int64(d))
 		}

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/riskflow/riskflow/schemas"
 )
 
 func writeFile(t *testing.T, name, content string) string {
@@ -957,5 +959,32 @@ func TestAdminNameHoldingAPhoneRefused(t *testing.T) {
 	c.API.AdminKeys = map[string]string{"lead": "s3cret", "ops-2": "other", "zhang.san": "x"}
 	if err := c.Validate(); err != nil {
 		t.Errorf("ordinary admin names refused: %v", err)
+	}
+}
+
+// A configuration's errors show the values and keys they are about through schemas.Excerpt: a
+// phone number in them masked, a control character escaped. They showed them as written (%q, or
+// bare for a key), so that a topic, a listen address or a key holding a number printed it, and a
+// quoted key holding an escape sequence or a newline reached the terminal as such (found by
+// FuzzLoadConfig).
+func TestConfigErrorsMaskNumbersAndEscapeKeys(t *testing.T) {
+	for doc, want := range map[string]string{
+		"\"13812348000\": x\n":                                                       "line 1: <phone>: unknown section",
+		"kafka:\n  \"tel:13812348000\": 1\n":                                         `line 2: "kafka.tel:<phone>": unknown key`,
+		"kafka: 13812348000\n":                                                       `line 1: kafka: expected section keys (kafka.key: value), got "<phone>"`,
+		"kafka:\n  \"x\\e[31m\\ny\": 1\n":                                            `line 2: "kafka.x\x1b[31m\ny": unknown key`,
+		"kafka:\n  partitions: 13812348000.5\n":                                      `line 2: kafka.partitions: "<phone>.5" is not an integer`,
+		"kafka:\n  decisions_brokers: [\"+86 138 1234 8000\"]\n":                     `kafka.decisions_brokers: "<phone>" is not host:port`,
+		"kafka:\n  events_topic: \"13812348000\"\n  scores_topic: \"13812348000\"\n": `kafka.scores_topic: "<phone>" is also kafka.events_topic`,
+		"log:\n  level: \"138-1234-8000\"\n":                                         `log.level: "<phone>" is not debug`,
+		"scoring:\n  windows: [1m, \"13812348000\"]\n":                               `scoring.windows: "<phone>" is not a duration`,
+	} {
+		c, err := LoadConfig(writeFile(t, "c.yaml", doc), nil, nil)
+		if err == nil {
+			err = c.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), want) || schemas.MaskPhones(err.Error()) != err.Error() {
+			t.Errorf("%q: %v, want %q", doc, err, want)
+		}
 	}
 }
