@@ -165,7 +165,9 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 		return now, nil
 	case strings.HasSuffix(s, "h") || strings.HasSuffix(s, "m") || strings.HasSuffix(s, "s") || strings.HasSuffix(s, "d"):
 		var span spanFlag
-		if err := span.Set(strings.TrimPrefix(s, "-")); err == nil {
+		// The span back from now, with or without a '-' before it; "--5h" (a span after now) is
+		// no time before now.
+		if err := span.Set(strings.TrimPrefix(s, "-")); err == nil && span >= 0 {
 			return now.Add(-time.Duration(span)), nil
 		}
 	}
@@ -175,5 +177,5 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse("2006-01-02", s); err == nil {
 		return t, nil
 	}
-	return time.Time{}, fmt.Errorf("%q is not RFC 3339, a date, now, or a span before now like 24h or 7d", s)
+	return time.Time{}, fmt.Errorf("%s is not RFC 3339, a date, now, or a span before now like 24h or 7d", schemas.Excerpt(s, 64))
 }

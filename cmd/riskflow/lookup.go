@@ -571,6 +571,11 @@ func (f *spanFlag) Set(s string) error {
 			return errors.New("want a span like 24h, 90m or 7d")
 		}
 	}
+	// A span past time.Duration's range (65535d2562047h) wrapped around to a negative one: read
+	// as a time after now by backtest --from.
+	if d > math.MaxInt64-days {
+		return errors.New("want a span like 24h, 90m or 7d (at most 106751d)")
+	}
 	*f = spanFlag(days + d)
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/riskflow/riskflow/schemas"
 )
 
 func TestParseWhen(t *testing.T) {
@@ -47,5 +49,27 @@ func TestTrendAndSpark(t *testing.T) {
 	}
 	if strings.TrimSpace(spark(nil, from, from.Add(time.Hour))) != "" {
 		t.Error("spark of no hits is not blank")
+	}
+}
+
+// backtest --from reads no time after now: --from --5h was now+5h, and --from 65535d2562047h,
+// past time.Duration's range, wrapped around to a span after now too (lookup --since refuses
+// either: it is not positive). backtest's error shows the argument through schemas.Excerpt: a
+// number given by mistake printed as it was (found by FuzzTimeArgs).
+func TestTimeArgsAfterNowAndNumbers(t *testing.T) {
+	now := time.Date(2026, 12, 6, 10, 30, 0, 0, time.UTC)
+	for _, s := range []string{"--5h", "65535d2562047h", "106752d", "-65535d2562047h"} {
+		var f timeFlag
+		if err := f.Set(s); err == nil && f.span >= 0 {
+			t.Errorf("--since %s: read as %s", s, f.resolve(now))
+		}
+		if w, err := parseWhen(s, now); err == nil {
+			t.Errorf("--from %s: read as %s", s, w)
+		}
+	}
+	for _, s := range []string{"13812348000", "+86 138 1234 8000"} {
+		if _, err := parseWhen(s, now); err == nil || !strings.Contains(err.Error(), schemas.PhoneMask) || schemas.MaskPhones(err.Error()) != err.Error() {
+			t.Errorf("--from %s: %v", s, err)
+		}
 	}
 }
