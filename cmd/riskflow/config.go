@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"gopkg.in/yaml.v3"
 
@@ -337,6 +338,13 @@ func (c *Config) Validate() error {
 	case "text", "json":
 	default:
 		bad("log.format", "%s is not text or json", schemas.Excerpt(c.Log.Format, 64))
+	}
+	// Counts and values are shown as given (kafka.partitions: 13812348000 is outside 1..1024);
+	// one that reads as a phone number is masked, as in every error riskflow prints.
+	for i, err := range errs {
+		if msg := err.Error(); schemas.MaskPhones(msg) != msg {
+			errs[i] = errors.New(schemas.MaskPhones(msg))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -785,10 +793,12 @@ func duplicateKeys(m *yaml.Node, prefix string) error {
 }
 
 // shownKey is a key of a config file as an error shows it: as it is when it looks like a key
-// (letters, digits, '_', '.', '-'), quoted with escapes otherwise — a key of the file may hold a
-// control character or a second line — and a phone number in it masked either way.
+// (a letter, then letters, digits, '_', '.', '-'), quoted with escapes otherwise — a key of the
+// file may hold a control character or a second line, and one starting with a digit would join
+// the line number before it ("line 1: 0000000000" reads as a phone number) — and a phone number
+// in it masked either way.
 func shownKey(s string) string {
-	if len(s) > 0 && len(s) <= 64 && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == "" {
+	if len(s) > 0 && len(s) <= 64 && unicode.IsLetter(rune(s[0])) && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == "" {
 		return schemas.MaskPhones(s)
 	}
 	return schemas.Excerpt(s, 64)

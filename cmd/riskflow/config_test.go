@@ -969,7 +969,7 @@ func TestAdminNameHoldingAPhoneRefused(t *testing.T) {
 // FuzzLoadConfig).
 func TestConfigErrorsMaskNumbersAndEscapeKeys(t *testing.T) {
 	for doc, want := range map[string]string{
-		"\"13812348000\": x\n":                                                       "line 1: <phone>: unknown section",
+		"\"13812348000\": x\n":                                                       `line 1: "<phone>": unknown section`,
 		"kafka:\n  \"tel:13812348000\": 1\n":                                         `line 2: "kafka.tel:<phone>": unknown key`,
 		"kafka: 13812348000\n":                                                       `line 1: kafka: expected section keys (kafka.key: value), got "<phone>"`,
 		"kafka:\n  \"x\\e[31m\\ny\": 1\n":                                            `line 2: "kafka.x\x1b[31m\ny": unknown key`,
@@ -978,6 +978,8 @@ func TestConfigErrorsMaskNumbersAndEscapeKeys(t *testing.T) {
 		"kafka:\n  events_topic: \"13812348000\"\n  scores_topic: \"13812348000\"\n": `kafka.scores_topic: "<phone>" is also kafka.events_topic`,
 		"log:\n  level: \"138-1234-8000\"\n":                                         `log.level: "<phone>" is not debug`,
 		"scoring:\n  windows: [1m, \"13812348000\"]\n":                               `scoring.windows: "<phone>" is not a duration`,
+		"0000000000: x\n":                                                            `line 1: "0000000000": unknown section`,
+		"kafka:\n  partitions: 13812348000\n":                                        `kafka.partitions: <phone> is outside 1..1024`,
 	} {
 		c, err := LoadConfig(writeFile(t, "c.yaml", doc), nil, nil)
 		if err == nil {
