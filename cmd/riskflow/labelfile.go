@@ -89,7 +89,13 @@ func (s *labelStream) read(br *bufio.Reader, r io.Reader, line int) (int, error)
 		if err != nil {
 			return 0, labelReadError{err}
 		}
-		doc := append(append(first, next...), rest...)
+		// The lines as they were, their line breaks kept: glued together, a string or a number
+		// cut by a line break read as one ({"event_id":"e-1⏎2"} as "e-12"), where the file is not
+		// JSON.
+		doc := first
+		if next != nil {
+			doc = append(append(append(append(doc, '\n'), next...), '\n'), rest...)
+		}
 		if len(doc) >= maxLabelLine {
 			return 0, &schemas.FieldError{Field: fmt.Sprintf("line %d", line), Reason: "one label object longer than 1 MiB, or several objects written over several lines: write one label object per line (JSON lines) or an array"}
 		}

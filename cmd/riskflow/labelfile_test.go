@@ -284,3 +284,22 @@ func TestRecordedUserIsNoPhoneNumber(t *testing.T) {
 		}
 	}
 }
+
+// One label object over several lines is read with its line breaks: the lines were glued
+// together, so that an id cut by a line break (not JSON: a string holds no line break) was read
+// as one, "e-1⏎2" as "e-12", where DecodeLabelFile and the API refuse the file (found by
+// FuzzReadLabelFile).
+func TestLabelObjectOverLinesKeepsItsLineBreaks(t *testing.T) {
+	for _, doc := range []string{
+		"{\"app_id\":\"a\",\"event_id\":\"e-1\n2\",\"label\":\"fraud\"}",
+		"{\"app_id\":\"a\",\n\"event_id\":\"e-1\n\n  2\",\"label\":\"fraud\"}\n",
+		"{\"app_id\":\"a\",\"event_id\":\"e\",\"\nlabel\":\"fraud\"}",
+	} {
+		if ls, _, err := readAll(t, doc, 2); err == nil || !strings.Contains(err.Error(), "invalid JSON") {
+			t.Errorf("%q: read %v, %v; want invalid JSON", doc, ls, err)
+		}
+	}
+	if ls, _, err := readAll(t, "{\n\"app_id\":\"a\",\n\n  \"event_id\":\n\"e-1\",\"label\":\"fraud\"\n}\n", 2); err != nil || len(ls) != 1 || ls[0].EventID != "e-1" {
+		t.Errorf("pretty-printed: %v, %v", ls, err)
+	}
+}
