@@ -1784,7 +1784,8 @@ func TestReasonsShowFormattingCharacters(t *testing.T) {
 
 // Where a form comes back to after it is done stays on this console: a path that leaves it once
 // cleaned ("/console/investigate/../../\evil.com" was sent as "/\evil.com", which browsers read
-// as //evil.com) goes to the console's own page instead.
+// as //evil.com) goes to the console's own page instead — as does one with a fragment, whose dot segments http.Redirect resolved
+// too ("/console/investigate#/../.." was sent as "/").
 func TestRedirectsStayOnTheConsole(t *testing.T) {
 	c := newServer(t, console.Deps{Labels: &okLabels{}, Lists: &fakeLists{}})
 	offsite := func(loc string) bool {
@@ -1792,7 +1793,9 @@ func TestRedirectsStayOnTheConsole(t *testing.T) {
 		return err != nil || u.Host != "" || u.Scheme != "" || !strings.HasPrefix(u.Path, "/console/")
 	}
 	evil := []string{`/console/investigate/../../\evil.com`, "/console/investigate/../../\t/evil.com", "/console/investigate/../..//evil.com",
-		`/console/investigate\..\..\evil.com`, "//evil.com/console/investigate", "https://evil.com/console/investigate", "/console/investigate/%2e%2e/%2e%2e/%5cevil.com"}
+		`/console/investigate\..\..\evil.com`, "//evil.com/console/investigate", "https://evil.com/console/investigate", "/console/investigate/%2e%2e/%2e%2e/%5cevil.com",
+		// http.Redirect cleans a fragment as a path: this was sent as "/" (found by FuzzSafeNext).
+		"/console/investigate#/../..", "/console/0#0/../../v1/admin/labels"}
 	c.CSRF = c.Login("alice", "a-secret")
 	for _, back := range evil {
 		code, _, h := c.Post("/console/investigate/label", url.Values{"app_id": {"a1"}, "target": {"event"}, "id": {"e1"}, "label": {"fraud"}, "back": {back}})

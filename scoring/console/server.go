@@ -502,9 +502,11 @@ func holdsNumber(s string, unescape func(string) (string, error)) bool {
 // consolePath returns the path a redirect to n leads to, cleaned as a browser reads it, and
 // whether n is a path on this console: no scheme or host, no backslash (a browser reads "/\x" as
 // "//x", another site), no tab or line break (a browser drops them: "/\t/x" is "//x"), and its
-// path, once its dot segments (%2e too) are resolved, still under /console/.
+// path, once its dot segments (%2e too) are resolved, still under /console/. No fragment either:
+// http.Redirect cleans all before the query as a path, a fragment's dot segments too
+// ("/console/x#/../.." was sent as "/").
 func consolePath(n string) (string, bool) {
-	if !strings.HasPrefix(n, "/console/") || strings.ContainsFunc(n, func(r rune) bool { return r == '\\' || unicode.IsControl(r) }) {
+	if !strings.HasPrefix(n, "/console/") || strings.ContainsFunc(n, func(r rune) bool { return r == '\\' || r == '#' || unicode.IsControl(r) }) {
 		return "", false
 	}
 	u, err := url.Parse(n)
