@@ -200,7 +200,9 @@ func flagError(fs *flag.FlagSet, err error) error {
 		}
 		msg = "unknown flag: -" + name + hint
 	}
-	return errors.New(flagSpelling.ReplaceAllString(msg, "${1}--${2}"))
+	// The flag package quotes the value it refused ("invalid value \"13812348000\" for flag
+	// --since"): a number given by mistake is masked, as in every error riskflow prints.
+	return errors.New(schemas.MaskPhones(flagSpelling.ReplaceAllString(msg, "${1}--${2}")))
 }
 
 // didYouMean is " (did you mean PREFIX+candidate?)" for the candidate closest to a mistyped name

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"flag"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -70,6 +72,23 @@ func TestTimeArgsAfterNowAndNumbers(t *testing.T) {
 	for _, s := range []string{"13812348000", "+86 138 1234 8000"} {
 		if _, err := parseWhen(s, now); err == nil || !strings.Contains(err.Error(), schemas.PhoneMask) || schemas.MaskPhones(err.Error()) != err.Error() {
 			t.Errorf("--from %s: %v", s, err)
+		}
+	}
+}
+
+// A flag value refused by the flag package is shown masked: --since 13812348000 printed the
+// number in "invalid value \"13812348000\" for flag --since".
+func TestFlagErrorMasksNumbers(t *testing.T) {
+	for _, args := range [][]string{{"--since", "13812348000"}, {"--since=+86 138 1234 8000"}, {"--13812348000"}} {
+		fs := flag.NewFlagSet("lookup", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		fs.Var(&timeFlag{}, "since", "")
+		err := fs.Parse(args)
+		if err == nil {
+			t.Fatalf("%q: parsed", args)
+		}
+		if msg := flagError(fs, err).Error(); schemas.MaskPhones(msg) != msg || !strings.Contains(msg, schemas.PhoneMask) {
+			t.Errorf("%q: %s", args, msg)
 		}
 	}
 }
