@@ -464,9 +464,24 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 // safeNext keeps a post-login redirect inside the console.
 func safeNext(n string) string {
 	if _, ok := consolePath(n); ok {
-		return withoutNumber(n)
+		return withoutNumber(redirectClean(n))
 	}
 	return "/console/overview"
+}
+
+// redirectClean is n as http.Redirect sends it: what is before the query cleaned as a path (a
+// trailing slash kept). withoutNumber reads that: the cleaning may join digits into a number
+// ("10000  0  0  0  0  0/./ 0X" was sent as "…0/ 0X", a phone number as people write one).
+func redirectClean(n string) string {
+	p, q, found := strings.Cut(n, "?")
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	if found {
+		c += "?" + q
+	}
+	return c
 }
 
 // withoutNumber is a console URL without its query when the query holds a phone number (a link
