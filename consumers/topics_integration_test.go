@@ -25,12 +25,7 @@ import (
 // node starts right after creating its topics logged "reading offsets of partition 0 failing …
 // Not Leader For Partition" at every first start.
 func TestEnsureTopicsReturnsOnceThePartitionsAnswer(t *testing.T) {
-	brokers := os.Getenv("RISKFLOW_KAFKA_BROKERS")
-	if brokers == "" {
-		t.Skip("RISKFLOW_KAFKA_BROKERS is not set (make test starts Kafka and sets it)")
-	}
-	c := consumers.DefaultConfig()
-	c.Brokers = strings.Split(brokers, ",")
+	c := realBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a bound on the test
 	defer cancel()
 	for round := 0; round < 3; round++ {
@@ -63,12 +58,7 @@ func TestEnsureTopicsReturnsOnceThePartitionsAnswer(t *testing.T) {
 // the default compression.type took it (and every node reading it inflated it in memory — a
 // 300 MB one took a scorer to 2.9 GB). A producer that compresses ordinary events still may.
 func TestInputTopicRefusesACompressionBomb(t *testing.T) {
-	brokers := os.Getenv("RISKFLOW_KAFKA_BROKERS")
-	if brokers == "" {
-		t.Skip("RISKFLOW_KAFKA_BROKERS is not set (make test starts Kafka and sets it)")
-	}
-	c := consumers.DefaultConfig()
-	c.Brokers = strings.Split(brokers, ",")
+	c := realBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a bound on the test
 	defer cancel()
 	b := make([]byte, 4)
@@ -115,12 +105,7 @@ func TestInputTopicRefusesACompressionBomb(t *testing.T) {
 // writer never asks the broker to create a topic, so without RestoringWriter every write failed
 // until a restart, on any cluster (auto.create.topics.enable only acts on requests that ask).
 func TestRestoringWriterCreatesADeletedTopicAgain(t *testing.T) {
-	brokers := os.Getenv("RISKFLOW_KAFKA_BROKERS")
-	if brokers == "" {
-		t.Skip("RISKFLOW_KAFKA_BROKERS is not set (make test starts Kafka and sets it)")
-	}
-	c := consumers.DefaultConfig()
-	c.Brokers = strings.Split(brokers, ",")
+	c := realBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound on the test
 	defer cancel()
 	b := make([]byte, 4)
@@ -157,4 +142,17 @@ func TestRestoringWriterCreatesADeletedTopicAgain(t *testing.T) {
 	if err != nil || len(parts) != spec.Partitions {
 		t.Fatalf("topic after the restore: partitions %v, %v; want %d", parts, err, spec.Partitions)
 	}
+}
+
+// realBroker is the configuration of the broker make test started (RISKFLOW_KAFKA_BROKERS); the
+// test is skipped without one.
+func realBroker(t *testing.T) consumers.Config {
+	t.Helper()
+	brokers := os.Getenv("RISKFLOW_KAFKA_BROKERS")
+	if brokers == "" {
+		t.Skip("RISKFLOW_KAFKA_BROKERS is not set (make test starts Kafka and sets it)")
+	}
+	c := consumers.DefaultConfig()
+	c.Brokers = strings.Split(brokers, ",")
+	return c
 }
