@@ -15,10 +15,16 @@ import (
 	"github.com/riskflow/riskflow/pipeline/chsink"
 )
 
+// The services' addresses as make test gave them, read as the test binary starts: most tests
+// here call cleanEnv first, which unsets every RISKFLOW_ variable, and testServices read them
+// after it — so with services on other ports (RISKFLOW_KAFKA_PORT=16092 …) those tests dialled
+// the default ones, and failed, or used whatever other services listened there.
+var servicesClickHouse, servicesKafka = os.Getenv("RISKFLOW_CLICKHOUSE_ADDR"), os.Getenv("RISKFLOW_KAFKA_BROKERS")
+
 // testServices is where the local services of deploy/local listen (RISKFLOW_CLICKHOUSE_ADDR,
 // RISKFLOW_KAFKA_BROKERS, else their default ports).
 func testServices() (clickhouseAddr, kafkaBrokers string) {
-	clickhouseAddr, kafkaBrokers = os.Getenv("RISKFLOW_CLICKHOUSE_ADDR"), os.Getenv("RISKFLOW_KAFKA_BROKERS")
+	clickhouseAddr, kafkaBrokers = servicesClickHouse, servicesKafka
 	if clickhouseAddr == "" {
 		clickhouseAddr = "127.0.0.1:19000"
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,7 +34,7 @@ import (
 // the test builds the binary and starts each role as its own process on an embedded
 // Kafka-protocol broker — an api node (/metrics on api.listen), a scorer and an archiver on
 // the real ClickHouse (RISKFLOW_CLICKHOUSE_ADDR, default 127.0.0.1:19000), both with
-// ops.listen, and a second archiver whose ClickHouse is unreachable, so the failure metrics
+// ops.listen, and a second archiver whose ClickHouse goes away once it reached it, so the failure metrics
 // (retries, the open breaker, a stalled loop) exist too — sends checks, events and one
 // undecodable message, and scrapes them all until every name has appeared. The Go and process
 // collectors' metrics must be on every process.
@@ -65,6 +67,8 @@ func TestMetricsReferencedExist(t *testing.T) {
 	}
 	db := fmt.Sprintf("riskflow_metrics_%d", time.Now().UnixNano()%1e9)
 	defer dropDatabase(db)
+	defer dropDatabase(db + "_down")
+	down := startCutProxy(t, chAddr)
 
 	common := []string{"--set", "kafka.brokers=" + broker, "--set", "scoring.phone_hash_key=metrics-test-key",
 		"--set", "log.level=warn", "--set", "kafka.stall_after=1s"}
@@ -79,7 +83,10 @@ func TestMetricsReferencedExist(t *testing.T) {
 		{role: "scorer", args: []string{"serve", "--roles", "scorer", "--set", "scoring.snapshot_dir=" + t.TempDir(),
 			"--set", "scoring.rules=" + pack}},
 		{role: "archiver", args: []string{"serve", "--roles", "archiver", "--set", "clickhouse.addr=" + chAddr, "--set", "clickhouse.database=" + db}},
-		{role: "archiver (ClickHouse down)", args: []string{"serve", "--roles", "archiver", "--set", "clickhouse.addr=" + testaddr.Free(t),
+		// Through a proxy the test cuts once the archiver is ready: an archiver joins its consumer
+		// groups only after its ClickHouse answered, so one that never reached it opens no breaker.
+		{role: "archiver (ClickHouse down)", args: []string{"serve", "--roles", "archiver", "--set", "clickhouse.addr=" + down.addr(),
+			"--set", "clickhouse.database=" + db + "_down",
 			"--set", "kafka.archiver_group=riskflow-archiver-down", "--set", "clickhouse.breaker_open_for=1s", "--set", "clickhouse.flush_interval=100ms"}},
 	}
 	for _, p := range roles {
@@ -92,6 +99,8 @@ func TestMetricsReferencedExist(t *testing.T) {
 	for _, p := range roles {
 		p.waitHealthy(ctx, t)
 	}
+	roles[3].waitReady(ctx, t) // it reached ClickHouse and joined its groups: now it loses it
+	down.cut()
 	// The API's address answers /healthz while the process waits for the broker; it takes
 	// traffic once /readyz says so.
 	roles[0].waitReady(ctx, t)
@@ -456,4 +465,53 @@ func dropDatabase(db string) {
 	if err == nil {
 		resp.Body.Close()
 	}
+}
+
+// cutProxy forwards TCP connections to a target until cut, which closes its listener and every
+// connection it forwards: a server that was reached and then went away.
+type cutProxy struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func startCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln}
+	t.Cleanup(p.cut)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return // cut
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, u)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(u, c); u.Close() }()
+			go func() { _, _ = io.Copy(c, u); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) addr() string { return p.ln.Addr().String() }
+
+func (p *cutProxy) cut() {
+	p.ln.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
 }
