@@ -19,10 +19,10 @@ const RestoreEvery = 10 * time.Second
 const restoreWithin = 40 * time.Second
 
 // RestoringWriter is a writer to one topic that creates the topic again when writes find it
-// missing: deleted while the node ran (an operator's mistake, a cleanup script), on a cluster that
-// does not create topics on demand (auto.create.topics.enable=false, the default of managed
-// services). kafka-go's writer never asks the broker to create a topic, so without this every
-// write failed until the process was restarted (EnsureTopics runs at start): the scorer stalled,
+// missing: deleted while the node ran (an operator's mistake, a cleanup script). kafka-go's writer
+// never asks the broker to create a topic (its metadata requests do not allow it), so whatever
+// auto.create.topics.enable says, every write failed until the process was restarted (EnsureTopics
+// runs at start) or another client happened to create it: the scorer stalled,
 // and every node's dead letters and decisions were held or dropped. The failed write still returns
 // its error: the caller's retry finds the topic.
 type RestoringWriter struct {
