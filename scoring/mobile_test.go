@@ -301,19 +301,29 @@ func TestIPv6AddressIsItsSlash64(t *testing.T) {
 		{"twenty cellular devices, a /64 each", func(i int) string { return fmt.Sprintf("2409:8934:8a2:%x::1", 0x5100+i) }, "1", 0},
 	} {
 		s := newScorer(t, scoring.Config{}, withProbes(nil, "ip_phones_10m", "app_ip_phones_10m"), scoring.WithGeo(listsOnly(t)))
-		var rec schemas.ScoreRecord
-		for i := range 20 {
-			ev := event(fmt.Sprintf("v6-%d", i), t0.Add(time.Duration(i)*20*time.Second), fmt.Sprintf("139%08d", i*4567891), c.ip(i))
-			ev.Outcome, ev.ErrorCode = schemas.OutcomeFail, "103111"
-			rec = process(t, s, ev)
-		}
-		p := probes(rec.Hits)
-		if p["ip_phones_10m"] != c.phones || p["app_ip_phones_10m"] != c.phones {
-			t.Errorf("%s: ip_phones_10m %s, app_ip_phones_10m %s, want %s", c.name, p["ip_phones_10m"], p["app_ip_phones_10m"], c.phones)
-		}
-		if rec.Score != c.score || (c.score == 600) != hits(rec)["phones_per_ip_failing_crowd"] {
-			t.Errorf("%s: score %d, tags %v, detail %v; want %d", c.name, rec.Score, rec.Tags, rec.Detail, c.score)
-		}
+		checkFailingCrowd(t, c.name, s, c.phones, c.score, func(i int) schemas.VerifyEvent {
+			return event(fmt.Sprintf("v6-%d", i), t0.Add(time.Duration(i)*20*time.Second), fmt.Sprintf("139%08d", i*4567891), c.ip(i))
+		})
+	}
+}
+
+// checkFailingCrowd sends twenty failed attempts (ev(0) … ev(19), 20 s apart) to s and checks the
+// last one: ip_phones_10m and app_ip_phones_10m equal phones, and the score is score, with
+// phones_per_ip_failing_crowd among the hits exactly when it is 600.
+func checkFailingCrowd(t *testing.T, name string, s *scoring.Scorer, phones string, score int, ev func(i int) schemas.VerifyEvent) {
+	t.Helper()
+	var rec schemas.ScoreRecord
+	for i := range 20 {
+		e := ev(i)
+		e.Outcome, e.ErrorCode = schemas.OutcomeFail, "103111"
+		rec = process(t, s, e)
+	}
+	p := probes(rec.Hits)
+	if p["ip_phones_10m"] != phones || p["app_ip_phones_10m"] != phones {
+		t.Errorf("%s: ip_phones_10m %s, app_ip_phones_10m %s, want %s", name, p["ip_phones_10m"], p["app_ip_phones_10m"], phones)
+	}
+	if rec.Score != score || (score == 600) != hits(rec)["phones_per_ip_failing_crowd"] {
+		t.Errorf("%s: score %d, tags %v, detail %v; want %d", name, rec.Score, rec.Tags, rec.Detail, score)
 	}
 }
 
@@ -335,19 +345,10 @@ func TestBroadbandLineIsItsSlash56(t *testing.T) {
 		{"twenty cellular devices of one /56, a /64 each", func(i int) string { return fmt.Sprintf("2409:8934:8a2:51%02x::1", i) }, "1", 0},
 	} {
 		s := newScorer(t, scoring.Config{}, withProbes(nil, "ip_phones_10m", "app_ip_phones_10m", "net_phones_10m"), scoring.WithGeo(listsOnly(t)))
-		var rec schemas.ScoreRecord
-		for i := range 20 {
+		checkFailingCrowd(t, c.name, s, c.phones, c.score, func(i int) schemas.VerifyEvent {
 			ev := event(fmt.Sprintf("bb-%d", i), t0.Add(time.Duration(i)*20*time.Second), fmt.Sprintf("189%08d", i*4567891), c.ip(i))
 			ev.Carrier, ev.DeviceID = "CT", fmt.Sprintf("slot-%d", i)
-			ev.Outcome, ev.ErrorCode = schemas.OutcomeFail, "103111"
-			rec = process(t, s, ev)
-		}
-		p := probes(rec.Hits)
-		if p["ip_phones_10m"] != c.phones || p["app_ip_phones_10m"] != c.phones {
-			t.Errorf("%s: ip_phones_10m %s, app_ip_phones_10m %s, want %s", c.name, p["ip_phones_10m"], p["app_ip_phones_10m"], c.phones)
-		}
-		if rec.Score != c.score || (c.score == 600) != hits(rec)["phones_per_ip_failing_crowd"] {
-			t.Errorf("%s: score %d, tags %v, detail %v; want %d", c.name, rec.Score, rec.Tags, rec.Detail, c.score)
-		}
+			return ev
+		})
 	}
 }

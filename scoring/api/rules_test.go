@@ -151,10 +151,11 @@ func TestRulesVersionsAndRollback(t *testing.T) {
 	}
 }
 
-// A rejected pack's error lists every problem; the answer keeps the first ~1 KB of it.
-func TestRejectedPackAnswerIsBounded(t *testing.T) {
-	long := &longRejection{}
-	s := New(Config{Keys: map[string]string{"app": "s"}}, nil, nil, WithRulesAdmin(long, map[string]string{"lead": "s3cret"}))
+// putRejected PUTs a pack that admin rejects and returns the answer, which must be a 400 with a
+// JSON error body.
+func putRejected(t *testing.T, admin RulesAdmin) (*httptest.ResponseRecorder, schemas.ErrorBody) {
+	t.Helper()
+	s := New(Config{Keys: map[string]string{"app": "s"}}, nil, nil, WithRulesAdmin(admin, map[string]string{"lead": "s3cret"}))
 	req := httptest.NewRequest(http.MethodPut, "/v1/rules", strings.NewReader("pack: p"))
 	req.SetBasicAuth("lead", "s3cret")
 	rec := httptest.NewRecorder()
@@ -163,6 +164,12 @@ func TestRejectedPackAnswerIsBounded(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil || rec.Code != http.StatusBadRequest {
 		t.Fatalf("%d %q: %v", rec.Code, rec.Body.String(), err)
 	}
+	return rec, eb
+}
+
+// A rejected pack's error lists every problem; the answer keeps the first ~1 KB of it.
+func TestRejectedPackAnswerIsBounded(t *testing.T) {
+	rec, eb := putRejected(t, &longRejection{})
 	if rec.Body.Len() > maxErrorBody || !strings.HasPrefix(eb.Content, "rule pack rejected:\nline 1:") || !strings.HasSuffix(eb.Content, "… (cut)") {
 		t.Errorf("answer of %d bytes: %.100q … %q", rec.Body.Len(), eb.Content, eb.Content[max(0, len(eb.Content)-40):])
 	}
@@ -178,15 +185,7 @@ func TestRejectedPackAnswerOfQuotedLinesKeepsItsStart(t *testing.T) {
 	for i := range 400 {
 		fmt.Fprintf(&b, "\n/etc/riskflow/tests.yaml:%d: test \"case %d\": score: got 0, want 300 (tags [])", 4*i+2, i)
 	}
-	s := New(Config{Keys: map[string]string{"app": "s"}}, nil, nil, WithRulesAdmin(rejection{classified(ErrRejected, b.String())}, map[string]string{"lead": "s3cret"}))
-	req := httptest.NewRequest(http.MethodPut, "/v1/rules", strings.NewReader("pack: p"))
-	req.SetBasicAuth("lead", "s3cret")
-	rec := httptest.NewRecorder()
-	s.ServeHTTP(rec, req)
-	var eb schemas.ErrorBody
-	if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil || rec.Code != http.StatusBadRequest {
-		t.Fatalf("%d %q: %v", rec.Code, rec.Body.String(), err)
-	}
+	rec, eb := putRejected(t, rejection{classified(ErrRejected, b.String())})
 	first := "rule pack rejected: 400 of the pack's 400 tests fail:\n/etc/riskflow/tests.yaml:2: test \"case 0\": score: got 0, want 300 (tags [])\n"
 	if rec.Body.Len() > maxErrorBody || !strings.HasPrefix(eb.Content, first) || !strings.HasSuffix(eb.Content, "… (cut)") {
 		t.Errorf("answer of %d bytes: %q", rec.Body.Len(), eb.Content)
