@@ -16,6 +16,7 @@ import (
 
 	"cel.dev/cel-go/interpreter"
 
+	"github.com/riskflow/riskflow/internal/bounded"
 	"github.com/riskflow/riskflow/rules"
 	"github.com/riskflow/riskflow/rules/packs"
 	"github.com/riskflow/riskflow/schemas"
@@ -106,32 +107,14 @@ func FuzzCompilePack(f *testing.F) {
 // compileBounded runs Compile and turns a panic or a hang into a test failure.
 func compileBounded(t *testing.T, data []byte, env *rules.Env) (*rules.Pack, error) {
 	type result struct {
-		p     *rules.Pack
-		err   error
-		panic any
-		stack []byte
+		p   *rules.Pack
+		err error
 	}
-	done := make(chan result, 1)
-	go func() {
-		var r result
-		defer func() {
-			if v := recover(); v != nil {
-				r.panic, r.stack = v, debug.Stack()
-			}
-			done <- r
-		}()
-		r.p, r.err = rules.Compile(data, env)
-	}()
-	select {
-	case r := <-done:
-		if r.panic != nil {
-			t.Fatalf("Compile panicked: %v\n%s", r.panic, r.stack)
-		}
-		return r.p, r.err
-	case <-time.After(fuzzMaxCompile):
-		t.Fatalf("Compile of a %d-byte pack did not return within %s", len(data), fuzzMaxCompile)
-		return nil, nil
-	}
+	r := bounded.Run(t, fuzzMaxCompile, fmt.Sprintf("Compile of a %d-byte pack", len(data)), func() result {
+		p, err := rules.Compile(data, env)
+		return result{p, err}
+	})
+	return r.p, r.err
 }
 
 // checkPack checks what a compiled pack promises.

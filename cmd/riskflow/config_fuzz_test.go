@@ -1,16 +1,17 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/riskflow/riskflow/internal/bounded"
 	"github.com/riskflow/riskflow/schemas"
 )
 
@@ -47,32 +48,14 @@ func FuzzLoadConfig(f *testing.F) {
 		type result struct {
 			c         Config
 			err, verr error
-			panic     any
-			stack     []byte
 		}
-		done := make(chan result, 1)
-		go func() {
-			var r result
-			defer func() {
-				if v := recover(); v != nil {
-					r.panic, r.stack = v, debug.Stack()
-				}
-				done <- r
-			}()
+		r := bounded.Run(t, 20*time.Second, fmt.Sprintf("loadConfig of a %d-byte file", len(data)), func() (r result) {
 			r.c, _, r.err = loadConfig(p, nil, nil)
 			if r.err == nil {
 				r.verr = r.c.Validate()
 			}
-		}()
-		var r result
-		select {
-		case r = <-done:
-		case <-time.After(20 * time.Second):
-			t.Fatalf("loadConfig of a %d-byte file did not return within 20 s", len(data))
-		}
-		if r.panic != nil {
-			t.Fatalf("panic: %v (input %q)\n%s", r.panic, data, r.stack)
-		}
+			return r
+		})
 		if r.err != nil {
 			msg := r.err.Error()
 			// The file's path is checked apart: the temporary directory's random digits
