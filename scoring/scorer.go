@@ -695,7 +695,8 @@ func ipKeys(a netip.Addr, ipType string) (ip, net uint64) {
 	case geo.IPTypeMobile:
 		return nz(xxhash.Sum64(b[:8]) ^ 0x3c6ef372fe94f82b), nz(xxhash.Sum64(b[:4]) ^ 0xbb67ae8584caa73b)
 	}
-	return nz(xxhash.Sum64(b[:7]) ^ 0xa54ff53a5f1d36f1), nz(xxhash.Sum64(b[:7]) ^ 0x510e527fade682d1)
+	h := xxhash.Sum64(b[:7]) // the /56 is both the address and its network: hashed once
+	return nz(h ^ 0xa54ff53a5f1d36f1), nz(h ^ 0x510e527fade682d1)
 }
 
 // ipUnit is the prefix an IPv6 address counts as in the ip_* and app_ip_* windows given its
