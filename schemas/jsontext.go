@@ -1,6 +1,19 @@
 package schemas
 
-import "strconv"
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"strconv"
+)
+
+// DecoderDone reports whether dec has nothing left to read but blanks, after the value it
+// decoded. json.Decoder.More is not that test: it is false before a stray ']' or '}', so that
+// `[{...}]}` would pass for one array of labels.
+func DecoderDone(dec *json.Decoder) bool {
+	_, err := dec.Token()
+	return errors.Is(err, io.EOF)
+}
 
 // CheckJSONText walks the JSON document data for what a decoder built on encoding/json passes
 // silently, before such a decoder reads it (the labels, the admin API's bodies): a string that is

@@ -110,7 +110,7 @@ func DecodeLabels(data []byte) ([]Label, error) {
 	if err != nil {
 		return nil, jsonError(err)
 	}
-	if dec.More() {
+	if !DecoderDone(dec) {
 		return nil, &FieldError{Reason: "invalid JSON: data after the labels"}
 	}
 	if len(ws) == 0 {

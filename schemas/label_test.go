@@ -45,7 +45,11 @@ func TestDecodeLabels(t *testing.T) {
 			t.Errorf("%s: %v, want %q", body, err, want)
 		}
 	}
-	for _, body := range []string{``, `[]`, `{"app_id":"a","event_id":"e","label":"fraud"} {}`} {
+	// A stray ']' or '}' after the value is data after it too (json.Decoder.More passes it), and
+	// the member names of such a text are still checked exactly ("App_id" is not app_id).
+	for _, body := range []string{``, `[]`, `{"app_id":"a","event_id":"e","label":"fraud"} {}`,
+		`[{"app_id":"a","event_id":"e","label":"fraud"}]}`, `[{"app_id":"a","event_id":"e","label":"fraud"}]]`,
+		`{"app_id":"a","event_id":"e","label":"fraud"}}`, `[{"App_id":"0","event_id":"0","lABel":"fraud"}]}`} {
 		if _, err := DecodeLabels([]byte(body)); err == nil {
 			t.Errorf("%q accepted", body)
 		}

@@ -155,7 +155,7 @@ func decodeStrict(b []byte, v any) error {
 		}
 		return &schemas.FieldError{Reason: "invalid JSON: " + schemas.Excerpt(err.Error(), 200)}
 	}
-	if dec.More() {
+	if !schemas.DecoderDone(dec) {
 		return &schemas.FieldError{Reason: "invalid JSON: data after the object"}
 	}
 	return nil

@@ -492,6 +492,8 @@ func TestAdminBodiesMustBeObjects(t *testing.T) {
 			"42":              "expected a JSON object, got a number",
 			`{"ip":"1.2.3.4"`: "invalid JSON: unexpected end of input",
 			`{} {}`:           "invalid JSON: data after the object",
+			`{}}`:             "invalid JSON: data after the object",
+			`{}]`:             "invalid JSON: data after the object",
 		} {
 			r := httptest.NewRequest("POST", path, strings.NewReader(body))
 			r.SetBasicAuth("lead", "lead-secret")
