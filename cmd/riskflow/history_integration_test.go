@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -148,6 +149,25 @@ func TestRulesReportWindowStartingInsideAnHour(t *testing.T) {
 	// mode rule tag level hits rate before trend… sparkline
 	if len(row) < 8 || row[4] != "4" || row[5] != "100.000%" || row[6] != "100.000%" || !strings.ContainsAny(strings.Join(row[8:], ""), "▁▂▃▄▅▆▇█") {
 		t.Errorf("rule always: %q, want 4 hits, 100%% now and before, and a sparkline:\n%s", row, out.String())
+	}
+
+	// --json: the same numbers, rates as fractions, and the window's two hours each with its hits.
+	out.Reset()
+	if code := run(ctx, append([]string{"rules", "report", "--window", "90m", "--json"}, env...), &out, &errb); code != 0 {
+		t.Fatalf("rules report --json exited %d: %s", code, errb.String())
+	}
+	var rep reportJSON
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("rules report --json: %v:\n%s", err, out.String())
+	}
+	if rep.Events != 4 || rep.EventsBefore != 2 || !rep.From.Equal(cur) || !rep.To.Equal(end) || !rep.BeforeFrom.Equal(cur.Add(-90*time.Minute)) || len(rep.Rules) != 1 {
+		t.Fatalf("rules report --json:\n%s", out.String())
+	}
+	r := rep.Rules[0]
+	hours := []reportHourJSON{{Hour: cur.Truncate(time.Hour), Hits: 4}, {Hour: cur.Truncate(time.Hour).Add(time.Hour), Hits: 0}}
+	if r.Rule != "always" || r.Hits != 4 || r.HitsBefore != 2 || r.Rate == nil || *r.Rate != 1 || r.RateBefore == nil || *r.RateBefore != 1 ||
+		len(r.Hourly) != 2 || !r.Hourly[0].Hour.Equal(hours[0].Hour) || r.Hourly[0].Hits != 4 || !r.Hourly[1].Hour.Equal(hours[1].Hour) || r.Hourly[1].Hits != 0 {
+		t.Errorf("rule always in --json: %+v, want 4 hits and 2 before at rate 1, hours %v:\n%s", r, hours, out.String())
 	}
 }
 

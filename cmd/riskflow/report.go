@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -21,7 +22,7 @@ type ruleStat struct {
 
 // cmdRulesReport prints per-rule hit rates over a window from ClickHouse, shadow rules beside
 // enforced ones, with the trend against the previous window of the same length.
-func cmdRulesReport(ctx context.Context, cfg Config, window time.Duration, app string, stdout io.Writer) error {
+func cmdRulesReport(ctx context.Context, cfg Config, window time.Duration, app string, asJSON bool, stdout io.Writer) error {
 	if cfg.ClickHouse.Addr == "" {
 		return configf("clickhouse.addr: required (RISKFLOW_CLICKHOUSE_ADDR)")
 	}
@@ -89,23 +90,96 @@ func cmdRulesReport(ctx context.Context, cfg Config, window time.Duration, app s
 		}
 		return list[i].now > list[j].now || list[i].now == list[j].now && list[i].rule < list[j].rule
 	})
-	scope := "all apps"
-	if app != "" {
-		scope = "app " + app
+	r := ruleReport{app: app, from: cur, to: end, window: window, events: totalNow, eventsBefore: totalBefore, rules: list}
+	if asJSON {
+		return r.writeJSON(stdout)
 	}
-	fmt.Fprintf(stdout, "rule hits, %s: %s → %s (%d events) vs the %s before (%d events)\n\n",
-		scope, cur.Format(time.RFC3339), end.Format(time.RFC3339), totalNow, shortDuration(window), totalBefore)
-	tw := newColumns(stdout) // text/tabwriter's alignment, by the columns a terminal gives a character
+	r.writeText(stdout)
+	return nil
+}
+
+// ruleReport is what rules report found: the rules that matched in the window [from, to) and
+// in the window of the same length before it, and the events of each window.
+type ruleReport struct {
+	app                  string
+	from, to             time.Time
+	window               time.Duration
+	events, eventsBefore uint64
+	rules                []*ruleStat // in the order printed
+}
+
+func (r ruleReport) writeText(w io.Writer) {
+	scope := "all apps"
+	if r.app != "" {
+		scope = "app " + r.app
+	}
+	fmt.Fprintf(w, "rule hits, %s: %s → %s (%d events) vs the %s before (%d events)\n\n",
+		scope, r.from.Format(time.RFC3339), r.to.Format(time.RFC3339), r.events, shortDuration(r.window), r.eventsBefore)
+	tw := newColumns(w) // text/tabwriter's alignment, by the columns a terminal gives a character
 	fmt.Fprintln(tw, "mode\trule\ttag\tlevel\thits\trate\tbefore\ttrend\thourly")
-	for _, s := range list {
+	for _, s := range r.rules {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", s.mode, s.rule, s.tag, s.level, s.now,
-			rate(s.now, totalNow), rate(s.before, totalBefore), trend(s.now, totalNow, s.before, totalBefore), spark(s.hourly, cur, end))
+			rate(s.now, r.events), rate(s.before, r.eventsBefore), trend(s.now, r.events, s.before, r.eventsBefore), spark(s.hourly, r.from, r.to))
 	}
 	tw.Flush()
-	if len(list) == 0 {
-		fmt.Fprintln(stdout, "no rule matched in this window")
+	if len(r.rules) == 0 {
+		fmt.Fprintln(w, "no rule matched in this window")
 	}
-	return nil
+}
+
+// reportJSON is rules report --json: the numbers of the table, rates as fractions (null when the
+// window holds no event), every hour of the window with its hits (0 included), oldest first.
+type reportJSON struct {
+	App          string           `json:"app,omitempty"`
+	From         time.Time        `json:"from"`
+	To           time.Time        `json:"to"`
+	BeforeFrom   time.Time        `json:"before_from"`
+	Events       uint64           `json:"events"`
+	EventsBefore uint64           `json:"events_before"`
+	Rules        []reportRuleJSON `json:"rules"`
+}
+
+type reportRuleJSON struct {
+	Mode       string           `json:"mode"`
+	Rule       string           `json:"rule"`
+	Tag        string           `json:"tag"`
+	Level      uint16           `json:"level"`
+	Hits       uint64           `json:"hits"`
+	Rate       *float64         `json:"rate"`
+	HitsBefore uint64           `json:"hits_before"`
+	RateBefore *float64         `json:"rate_before"`
+	Hourly     []reportHourJSON `json:"hourly"`
+}
+
+type reportHourJSON struct {
+	Hour time.Time `json:"hour"`
+	Hits uint64    `json:"hits"`
+}
+
+func (r ruleReport) writeJSON(w io.Writer) error {
+	fraction := func(n, total uint64) *float64 {
+		if total == 0 {
+			return nil
+		}
+		f := float64(n) / float64(total)
+		return &f
+	}
+	out := reportJSON{App: r.app, From: r.from, To: r.to, BeforeFrom: r.from.Add(-r.window),
+		Events: r.events, EventsBefore: r.eventsBefore, Rules: make([]reportRuleJSON, 0, len(r.rules))}
+	for _, s := range r.rules {
+		j := reportRuleJSON{Mode: s.mode, Rule: s.rule, Tag: s.tag, Level: s.level, Hits: s.now, Rate: fraction(s.now, r.events),
+			HitsBefore: s.before, RateBefore: fraction(s.before, r.eventsBefore), Hourly: []reportHourJSON{}}
+		for h := r.from.Truncate(time.Hour); h.Before(r.to); h = h.Add(time.Hour) { // a window of 90m starts inside an hour
+			j.Hourly = append(j.Hourly, reportHourJSON{Hour: h, Hits: s.hourly[h.Unix()]})
+		}
+		out.Rules = append(out.Rules, j)
+	}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return fmt.Errorf("rules report: %w", err)
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
 }
 
 func rate(n, total uint64) string {

@@ -6,12 +6,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/api"
@@ -72,6 +74,22 @@ func TestRulePackLifecycleOnClickHouse(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	if len(lines) != 3 || !strings.HasPrefix(lines[1], info.Version) || !strings.Contains(lines[1], "api:lead@") || !strings.HasPrefix(lines[2], start.Version) || !strings.Contains(lines[2], "startup@") {
 		t.Errorf("rules versions, newest first with who:\n%s", r.stdout)
+	}
+	// --json: the same list, newest first, named as GET /v1/rules/versions names it.
+	r = runCmd(t, ctx, append([]string{"rules", "versions", "--json"}, flags...)...)
+	var asJSON struct {
+		Versions []struct {
+			Version, Pack, LoadedBy, Source string
+			Rules                           int
+			LoadedAt                        time.Time `json:"loaded_at"`
+		} `json:"versions"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &asJSON); r.code != 0 || err != nil {
+		t.Fatalf("rules versions --json: exit %d, %v: %s%s", r.code, err, r.stdout, r.stderr)
+	}
+	if v := asJSON.Versions; len(v) != 2 || v[0].Version != info.Version || v[1].Version != start.Version || v[0].Rules == 0 ||
+		v[0].LoadedAt.Before(v[1].LoadedAt) || !strings.Contains(r.stdout, `"loaded_by": "api:lead@`) {
+		t.Errorf("rules versions --json:\n%s", r.stdout)
 	}
 
 	// --from names the live version the rollback means to undo: another one there (a promotion

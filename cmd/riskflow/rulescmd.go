@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -183,6 +184,7 @@ func cmdRulesReportCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 	window := spanFlag(24 * time.Hour)
 	fs.Var(&window, "window", "the period to report, compared with the period before it (at least 1h): 24h, 90m, 7d")
 	app := fs.String("app", "", "one app_id only")
+	asJSON := fs.Bool("json", false, "print the report as one JSON object (rates as fractions, every hour of the window)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -197,7 +199,7 @@ func cmdRulesReportCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	return cmdRulesReport(ctx, cfg, time.Duration(window), *app, stdout)
+	return cmdRulesReport(ctx, cfg, time.Duration(window), *app, *asJSON, stdout)
 }
 
 // runRuleTests runs DIR/tests.yaml against DIR/rules.yaml with fresh scorers built from cfg.
@@ -250,6 +252,7 @@ func cmdRulesVersions(ctx context.Context, args []string, stdout, stderr io.Writ
 	var cf commonFlags
 	cf.register(fs)
 	loads := fs.Bool("loads", false, "list every load (rule_loads, the audit trail), not each version's latest")
+	asJSON := fs.Bool("json", false, "print the list as one JSON object, as GET /v1/rules/versions names the fields")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -272,6 +275,9 @@ func cmdRulesVersions(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return fmt.Errorf("rules versions: %w", err)
 	}
+	if *asJSON {
+		return writeVersionsJSON(stdout, list)
+	}
 	tw := newColumns(stdout) // text/tabwriter's alignment, by the columns a terminal gives a character
 	fmt.Fprintln(tw, "version\tpack\trules\tloaded at\tloaded by\tsource")
 	for _, v := range list {
@@ -284,6 +290,33 @@ func cmdRulesVersions(ctx context.Context, args []string, stdout, stderr io.Writ
 		fmt.Fprintln(stdout, "no rule pack version recorded yet")
 	}
 	return nil
+}
+
+// versionJSON is one version of rules versions --json, named as GET /v1/rules/versions names it.
+type versionJSON struct {
+	Version  string    `json:"version"`
+	Pack     string    `json:"pack"`
+	Rules    int       `json:"rules"`
+	LoadedAt time.Time `json:"loaded_at"`
+	LoadedBy string    `json:"loaded_by"`
+	Source   string    `json:"source"`
+}
+
+// writeVersionsJSON prints list as {"versions": [...]}, newest first; none is an empty list.
+func writeVersionsJSON(w io.Writer, list []rulesvc.Version) error {
+	out := struct {
+		Versions []versionJSON `json:"versions"`
+	}{Versions: make([]versionJSON, 0, len(list))}
+	for _, v := range list {
+		out.Versions = append(out.Versions, versionJSON{Version: v.Version, Pack: v.Name, Rules: v.Rules,
+			LoadedAt: v.LoadedAt.UTC(), LoadedBy: v.LoadedBy, Source: v.Source})
+	}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return fmt.Errorf("rules versions: %w", err)
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
 }
 
 func cmdRulesRollback(ctx context.Context, args []string, stdout, stderr io.Writer) error {
