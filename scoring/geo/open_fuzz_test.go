@@ -1,13 +1,14 @@
 package geo_test
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"testing"
 	"time"
 
+	"github.com/riskflow/riskflow/internal/bounded"
 	"github.com/riskflow/riskflow/scoring/geo"
 	"github.com/riskflow/riskflow/scoring/geo/geotest"
 )
@@ -38,19 +39,13 @@ func FuzzOpenDamagedDatabase(f *testing.F) {
 		if err := os.WriteFile(p, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		done := make(chan string, 1)
-		go func() {
-			defer func() {
-				if v := recover(); v != nil {
-					done <- "panic: " + string(debug.Stack())
-				}
-			}()
+		what := fmt.Sprintf("Open and 7 lookups of a %d-byte database", len(data))
+		msg := bounded.Run(t, 20*time.Second, what, func() string {
 			for _, paths := range [][2]string{{p, ""}, {city, p}} {
 				l, err := geo.Open(paths[0], paths[1], geo.WithCacheSize(0))
 				if err != nil {
 					if err.Error() == "" {
-						done <- "empty error"
-						return
+						return "empty error"
 					}
 					continue
 				}
@@ -58,15 +53,10 @@ func FuzzOpenDamagedDatabase(f *testing.F) {
 					l.Lookup(a)
 				}
 			}
-			done <- ""
-		}()
-		select {
-		case msg := <-done:
-			if msg != "" {
-				t.Fatalf("%s (input of %d bytes)", msg, len(data))
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatalf("Open and 7 lookups of a %d-byte database did not return within 20 s", len(data))
+			return ""
+		})
+		if msg != "" {
+			t.Fatalf("%s: %s", what, msg)
 		}
 	})
 }
