@@ -266,7 +266,11 @@ func (g *exprGen) integer(d int) string {
 	case 1:
 		return "(" + g.boolean(d-1) + " ? " + g.integer(d-1) + " : " + g.integer(d-1) + ")"
 	default:
-		return "(" + g.integer(d-1) + g.pick(" + ", " - ", " * ", " / ", " % ") + g.integer(d-1) + ")"
+		op, y := g.pick(" + ", " - ", " * ", " / ", " % "), g.integer(d-1)
+		if (op == " / " || op == " % ") && (y == "0" || y == "(-0)") {
+			y = "(0 * i1)" // a literal 0 divisor is refused at compile time; zero at run time is not
+		}
+		return "(" + g.integer(d-1) + op + y + ")"
 	}
 }
 

@@ -44,3 +44,37 @@ func TestLintFileListsEveryProblem(t *testing.T) {
 		t.Errorf("CompileFile: %v", err)
 	}
 }
+
+// An integer division or remainder by a literal 0 fails whenever it is evaluated: that part of
+// the rule can never be true, its only trace an error counter. It is refused where it stands (at the 0); a double
+// divided by 0.0 (±Inf), a non-zero divisor and a divisor that is not a literal are not.
+func TestZeroDivisorIsRefused(t *testing.T) {
+	env := productionEnv(t)
+	for when, col := range map[string]int{
+		"phone_verifies_10m / 0 > 1":                           22,
+		"phone_verifies_10m % 0 == 1":                          22,
+		"ip_phones_1h > 2 || uint(ip_phones_1h) % 0u == 1u":    42,
+		"[1, 2].exists(x, x / 0 == phone_verifies_10m)":        22,
+		"phone_verifies_10m >= 1 && (ip_phones_1h / (0)) >= 2": 45,
+	} {
+		pack := "pack: x\nrules:\n  - id: r\n    tag: t\n    level: 300\n    when: '" + when + "'\n"
+		_, err := rules.Lint([]byte(pack), env)
+		want := fmt.Sprintf("line 6:%d: rule r: when: a ", 11+col)
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "by zero: it fails whenever it is evaluated") {
+			t.Errorf("%s: %v; want an error at the 0 (%q)", when, err, want)
+		}
+		if _, err := rules.Compile([]byte(pack), env); err == nil {
+			t.Errorf("%s: compiled", when)
+		}
+	}
+	for _, when := range []string{
+		"double(phone_verifies_10m) / 0.0 > 1.0",
+		"phone_verifies_10m / 2 >= 1 && ip_phones_1h % 3 == 0",
+		"phone_verifies_10m / (ip_phones_1h - ip_phones_1h) > 1",
+	} {
+		pack := "pack: x\nrules:\n  - {id: r, tag: t, level: 300, when: '" + when + "'}\n"
+		if _, err := rules.Lint([]byte(pack), env); err != nil {
+			t.Errorf("%s: %v", when, err)
+		}
+	}
+}

@@ -18,6 +18,8 @@ import (
 
 	"cel.dev/cel-go/cel"
 	celast "cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/operators"
+	"cel.dev/cel-go/common/types"
 	"gopkg.in/yaml.v3"
 
 	"github.com/riskflow/riskflow/schemas"
@@ -872,6 +874,9 @@ func (c *compiler) compileWhen(r *Rule, w *yaml.Node, label string) {
 			costString(est.Max), MaxEstimatedCost, MaxStringSize)
 		return
 	}
+	if c.zeroDivisors(ast.NativeRep(), w, label, r.When) {
+		return
+	}
 	r.Cost = est.Max
 	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
 	// Estimate again as if strings were huge: if the bound moves, the cost depends on the input
@@ -1020,6 +1025,51 @@ func (c *compiler) locate(n *yaml.Node, off int) (line, col int, ok bool) {
 			return 0, 0, false
 		}
 	}
+}
+
+// zeroDivisors refuses an integer division or remainder by a literal 0 (phone_verifies_10m / 0):
+// it fails whenever it is evaluated, so the part of the rule that holds it can never be true, its
+// only trace an error counter. It reports whether it found one.
+func (c *compiler) zeroDivisors(a *celast.AST, w *yaml.Node, label, when string) bool {
+	found := false
+	celast.PostOrderVisit(a.Expr(), celast.NewExprVisitor(func(e celast.Expr) {
+		if e.Kind() != celast.CallKind {
+			return
+		}
+		call := e.AsCall()
+		if fn := call.FunctionName(); fn != operators.Divide && fn != operators.Modulo || len(call.Args()) != 2 {
+			return
+		}
+		d := call.Args()[1]
+		if d.Kind() != celast.LiteralKind {
+			return
+		}
+		switch v := d.AsLiteral().(type) {
+		case types.Int:
+			if v != 0 {
+				return
+			}
+		case types.Uint:
+			if v != 0 {
+				return
+			}
+		default: // a double: x / 0.0 is ±Inf or NaN, not an error
+			return
+		}
+		found = true
+		what := "a division"
+		if call.FunctionName() == operators.Modulo {
+			what = "a remainder"
+		}
+		msg := what + " by zero: it fails whenever it is evaluated, so this part of the rule can never be true"
+		loc := a.SourceInfo().GetStartLocation(d.ID())
+		if loc.Line() <= 0 {
+			c.errAt(w, label, "when", "%s", msg)
+			return
+		}
+		c.errAtOffset(w, label, "when", runeOffset(when, loc.Line(), loc.Column()), msg)
+	}))
+	return found
 }
 
 // references lists the declared variables a checked expression references.
