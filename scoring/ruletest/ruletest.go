@@ -111,7 +111,21 @@ func runOne(s *scoring.Scorer, idx int, tc rules.TestCase) Result {
 	if now.IsZero() {
 		now = DefaultNow
 	}
-	ev, err := build(tc.Event, fmt.Sprintf("t%d-event", idx), now)
+	// The ids the runner gives events without one must not be an id the test gives (a given
+	// event_id "t3-event" made test 3's event a second delivery of it, scored as nothing).
+	taken := map[string]bool{}
+	for _, fields := range append([]map[string]any{tc.Event}, givenFields(tc.Given)...) {
+		if id, ok := fields["event_id"].(string); ok {
+			taken[id] = true
+		}
+	}
+	genID := func(id string) string {
+		for taken[id] {
+			id += "'"
+		}
+		return id
+	}
+	ev, err := build(tc.Event, genID(fmt.Sprintf("t%d-event", idx)), now)
 	if err != nil {
 		res.Failures = append(res.Failures, fmt.Sprintf("event: %v", err))
 		return res
@@ -140,7 +154,7 @@ func runOne(s *scoring.Scorer, idx int, tc rules.TestCase) Result {
 					return res
 				}
 			}
-			gev, err := build(fields, fmt.Sprintf("t%d-g%d-%d", idx, gi, k), ts)
+			gev, err := build(fields, genID(fmt.Sprintf("t%d-g%d-%d", idx, gi, k)), ts)
 			n++
 			if err != nil {
 				res.Failures = append(res.Failures, fmt.Sprintf("given[%d]: %v", gi, err))
@@ -235,6 +249,15 @@ func ruleErrors(err error, into []*rules.RuleError) []*rules.RuleError {
 		into = ruleErrors(e.Unwrap(), into)
 	}
 	return into
+}
+
+// givenFields returns the fields of each entry of given.
+func givenFields(given []rules.GivenEvent) []map[string]any {
+	out := make([]map[string]any, len(given))
+	for i, g := range given {
+		out[i] = g.Event
+	}
+	return out
 }
 
 // build turns a test's event fields into a validated VerifyEvent (same decoder as production).

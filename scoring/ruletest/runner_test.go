@@ -140,14 +140,18 @@ func TestRunPassesCorrectExpectations(t *testing.T) {
   - name: each test starts from empty state
     event: {}
     expect: {score: 0}
+  - name: an id the runner would give is taken by the test (this is test 10)
+    given: [{event_id: t10-event}, {event_id: t10-g2-0}, {}]
+    event: {}
+    expect: {score: 300, hits: [busy_number], reasons: {busy_number: "4 verifications in 10 min"}}
 `)
 	for _, r := range results {
 		if !r.Passed() {
 			t.Errorf("test %q (line %d) failed: %s", r.Name, r.Line, strings.Join(r.Failures, "; "))
 		}
 	}
-	if len(results) != 10 {
-		t.Errorf("got %d results, want 10", len(results))
+	if len(results) != 11 {
+		t.Errorf("got %d results, want 11", len(results))
 	}
 }
 
