@@ -54,6 +54,25 @@ func TestAlertsFireWhenTheyShould(t *testing.T) {
 			Counter(`riskflow_api_requests_total{job="riskflow-api",instance="a1",route="check",code="200"}`, 2),
 			Counter(`riskflow_api_requests_total{job="riskflow-api",instance="a1",route="readyz",code="503"}`, 0.1),
 		}, false},
+		{"RiskflowMemoryNearLimit", "a scorer's heap at 90% of GOMEMLIMIT", []Series{
+			Gauge(`riskflow_build_info{job="riskflow-scorer",instance="s1",version="v1",revision="r",go_version="go"}`, 1),
+			Gauge(`go_memstats_heap_inuse_bytes{job="riskflow-scorer",instance="s1"}`, 0.9*1843*(1<<20)),
+			Gauge(`go_gc_gomemlimit_bytes{job="riskflow-scorer",instance="s1"}`, 1843<<20),
+		}, true},
+		{"RiskflowMemoryNearLimit", "a scorer's heap at half of GOMEMLIMIT", []Series{
+			Gauge(`riskflow_build_info{job="riskflow-scorer",instance="s1",version="v1",revision="r",go_version="go"}`, 1),
+			Gauge(`go_memstats_heap_inuse_bytes{job="riskflow-scorer",instance="s1"}`, 0.5*1843*(1<<20)),
+			Gauge(`go_gc_gomemlimit_bytes{job="riskflow-scorer",instance="s1"}`, 1843<<20),
+		}, false},
+		{"RiskflowMemoryNearLimit", "no GOMEMLIMIT (exported as 2^63-1), a heap of 20 GiB", []Series{
+			Gauge(`riskflow_build_info{job="riskflow-scorer",instance="s1",version="v1",revision="r",go_version="go"}`, 1),
+			Gauge(`go_memstats_heap_inuse_bytes{job="riskflow-scorer",instance="s1"}`, 20<<30),
+			Gauge(`go_gc_gomemlimit_bytes{job="riskflow-scorer",instance="s1"}`, 9.223372036854776e+18),
+		}, false},
+		{"RiskflowMemoryNearLimit", "another Go program near its limit, scraped by the same Prometheus", []Series{
+			Gauge(`go_memstats_heap_inuse_bytes{job="other",instance="o1"}`, 0.95*1843*(1<<20)),
+			Gauge(`go_gc_gomemlimit_bytes{job="other",instance="o1"}`, 1843<<20),
+		}, false},
 	} {
 		t.Run(c.alert+"/"+c.situation, func(t *testing.T) {
 			expr := alertExpr(t, c.alert)
@@ -129,6 +148,12 @@ func normalOperation() []Series {
 	for _, node := range []string{api, sc, ar} {
 		ss = append(ss, Gauge(`riskflow_build_info`+node+`,version="v0.10.0",revision="abc",go_version="go1.26.8"}`, 1))
 	}
+	// The scorer and the api hold the whole state: 1.1 GiB of heap under deploy/kubernetes's
+	// GOMEMLIMIT of 1843 MiB; the archiver, 60 MiB, runs without one.
+	for _, node := range []string{api, sc} {
+		ss = append(ss, Gauge(`go_memstats_heap_inuse_bytes`+node+`}`, 1.1*(1<<30)), Gauge(`go_gc_gomemlimit_bytes`+node+`}`, 1843<<20))
+	}
+	ss = append(ss, Gauge(`go_memstats_heap_inuse_bytes`+ar+`}`, 60<<20), Gauge(`go_gc_gomemlimit_bytes`+ar+`}`, 9.223372036854776e+18))
 	ss = append(ss,
 		Counter(`riskflow_archived_total`+ar+`}`, 182),
 		Gauge(`riskflow_breaker_state`+ar+`,breaker="archiver",state="closed"}`, 1),
@@ -174,6 +199,11 @@ func TestAlertsQuietInNormalOperation(t *testing.T) {
 		"RiskflowRulePackFileNotLoaded":  {Gauge(`riskflow_rules_file_ok{job="riskflow-api",instance="api-2"}`, 0)},
 		"RiskflowRulePackVersionsDiffer": {Gauge(`riskflow_rules_info{job="riskflow-api",instance="api-2",pack="default",version="173c4118e127ea44"}`, 1)},
 		"RiskflowRuleFailing":            {Counter(`riskflow_rule_errors_total{job="riskflow-scorer",instance="scorer-2",rule="ratio_rule"}`, 2)},
+		"RiskflowMemoryNearLimit": {
+			Gauge(`riskflow_build_info{job="riskflow-scorer",instance="scorer-2",version="v0.10.0",revision="abc",go_version="go1.26.8"}`, 1),
+			Gauge(`go_memstats_heap_inuse_bytes{job="riskflow-scorer",instance="scorer-2"}`, 1.7*(1<<30)),
+			Gauge(`go_gc_gomemlimit_bytes{job="riskflow-scorer",instance="scorer-2"}`, 1843<<20),
+		},
 		"RiskflowCheckLatencyHigh": {
 			Counter(`riskflow_api_request_seconds_bucket{job="riskflow-api",instance="api-2",route="check",le="0.025"}`, 90),
 			Counter(`riskflow_api_request_seconds_bucket{job="riskflow-api",instance="api-2",route="check",le="0.05"}`, 100),

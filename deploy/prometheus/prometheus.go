@@ -113,6 +113,7 @@ func BaseName(sample string) []string {
 // dashboards and alerts may name; the integration test finds them on live processes.
 var CollectorMetrics = []string{
 	"go_goroutines", "go_threads", "go_gc_duration_seconds", "go_memstats_alloc_bytes", "go_memstats_heap_inuse_bytes",
+	"go_gc_gomemlimit_bytes",
 	"process_cpu_seconds_total", "process_resident_memory_bytes", "process_virtual_memory_bytes",
 	"process_open_fds", "process_max_fds", "process_start_time_seconds",
 }
