@@ -64,9 +64,6 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if since.at.IsZero() && since.span <= 0 {
 		return usagef("--since: %s is not positive: give how far back to read, e.g. 24h", shortDuration(since.span))
 	}
-	if until.set && until.at.IsZero() && until.span < 0 {
-		return usagef("--until: %s is negative: give how far back the range ends, e.g. 2h", shortDuration(until.span))
-	}
 	if *offset < 0 {
 		return usagef("--offset: %d is negative: give how many of the newest rows to leave out", *offset)
 	}
@@ -529,8 +526,10 @@ func (f *timeFlag) Set(s string) error {
 		*f = timeFlag{at: t, set: true}
 		return nil
 	}
+	// A span back from now, with or without a '-' before it, as backtest --from reads it: -1h and
+	// 1h are both an hour ago; --5h (a span after now) is no time before now.
 	var sp spanFlag
-	if err := sp.Set(s); err != nil {
+	if err := sp.Set(strings.TrimPrefix(s, "-")); err != nil || sp < 0 {
 		return errors.New("want a span like 24h, 90m or 7d back from now, an RFC 3339 time like 2026-12-06T10:00:00Z, a date (its UTC midnight) or now")
 	}
 	*f = timeFlag{span: time.Duration(sp), set: true}
