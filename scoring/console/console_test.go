@@ -349,7 +349,7 @@ func TestFormsRejectBadInputNextToTheField(t *testing.T) {
 	}
 
 	// Overview filters.
-	for q, field := range map[string]string{"range=2y": "range", "range=custom&from=x&to=y": "from", "range=custom&from=2026-01-02T00:00&to=2026-01-01T00:00": "to", "app=a%20b": "app"} {
+	for q, field := range map[string]string{"range=2y": "range", "range=custom&from=x&to=y": "from", "range=custom&from=2026-01-02T00:00&to=2026-01-01T00:00": "to", "app=a%01b": "app"} {
 		_, body, _ := c.Get("/console/overview?" + q)
 		if !strings.Contains(body, `class="err"`) || (field != "range" && !strings.Contains(body, `id="err-`+field+`"`)) {
 			t.Errorf("overview?%s: no error next to %s", q, field)
@@ -1004,6 +1004,41 @@ func TestOverviewAppFilterHoldingANumber(t *testing.T) {
 	for _, f := range h.filters {
 		if f.App != "" {
 			t.Errorf("the history was asked for app %q", f.App)
+		}
+	}
+}
+
+// The overview's app filter takes every app id the API takes (schemas.CheckID), as sent: the
+// console listed "shop/cn" and "美团外卖" among its apps (their keys scored and published), and
+// picking either answered "app: 1–64 letters, digits, _ . : or -" over every app's figures; and an
+// app " a1" was filtered as "a1", another app's figures under its name. What no app id can be
+// (a control character, over 64 bytes, blank) is still refused next to the field.
+func TestOverviewAppFilterTakesEveryAppID(t *testing.T) {
+	h := &countingHistory{}
+	c := newServer(t, console.Deps{History: h, CacheFor: -1})
+	c.Login("alice", "a-secret")
+	for _, app := range []string{"shop/cn", "美团外卖", "app a", " a1", "a+b@c"} {
+		_, body, _ := c.Get("/console/overview?app=" + url.QueryEscape(app))
+		if strings.Contains(body, `id="err-app"`) {
+			t.Errorf("app=%q: refused, though the API takes it as an app_id", app)
+		}
+		h.mu.Lock()
+		got := h.filters[len(h.filters)-1].App
+		h.mu.Unlock()
+		if got != app {
+			t.Errorf("app=%q: the history was asked for app %q", app, got)
+		}
+	}
+	for _, app := range []string{"a\x01b", strings.Repeat("a", 65), "\u200b", "a\xffb"} {
+		_, body, _ := c.Get("/console/overview?app=" + url.QueryEscape(app))
+		if !strings.Contains(body, `id="err-app"`) {
+			t.Errorf("app=%q: no error next to app", app)
+		}
+		h.mu.Lock()
+		got := h.filters[len(h.filters)-1].App
+		h.mu.Unlock()
+		if got != "" {
+			t.Errorf("app=%q: the history was asked for app %q, want every app", app, got)
 		}
 	}
 }
@@ -1738,7 +1773,7 @@ func TestFormsAreLabelledAndErrorsTiedToTheirFields(t *testing.T) {
 	_, pages["investigate"], _ = c.Get("/console/investigate")
 	_, pages["bad lookup"], _ = c.Get("/console/investigate?kind=ip&value=nope")
 	_, pages["overview"], _ = c.Get("/console/overview")
-	_, pages["bad overview range"], _ = c.Get("/console/overview?range=custom&from=x&to=y&app=a%20b")
+	_, pages["bad overview range"], _ = c.Get("/console/overview?range=custom&from=x&to=y&app=a%01b")
 	_, pages["bad overview range name"], _ = c.Get("/console/overview?range=2y")
 	for name, body := range pages {
 		checkFormAccessibility(t, name, body)

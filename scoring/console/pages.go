@@ -34,8 +34,6 @@ var ranges = []struct {
 	D    time.Duration
 }{{"1h", time.Hour}, {"6h", 6 * time.Hour}, {"24h", 24 * time.Hour}, {"7d", 7 * 24 * time.Hour}, {"30d", 30 * 24 * time.Hour}}
 
-var appPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
-
 type overviewData struct {
 	Ranges      []string
 	Apps        []string
@@ -70,17 +68,35 @@ type metricRow struct {
 	Value  float64
 }
 
+// appProblem says why app ("" = every app) is no app id, as the API would refuse it in a check
+// or an event (schemas.CheckID: at most 64 bytes, no control character, not blank, no phone
+// number), or returns "". A number is refused without being shown: no app id holds one, and it
+// would only go into the history's queries.
+func appProblem(app string) string {
+	if !utf8.ValidString(app) {
+		return "is not valid UTF-8 (no app id is)"
+	}
+	if schemas.ContainsPhone(app) {
+		return "looks like a phone number, which no app id holds"
+	}
+	if err := schemas.CheckID("app_id", app, schemas.MaxAppIDLen); err != nil {
+		if fe, ok := schemas.AsFieldError(err); ok {
+			return fe.Reason
+		}
+		return "is no app id"
+	}
+	return ""
+}
+
 // parseFilter reads range/from/to/app, with an error per field.
 func (s *Server) parseFilter(q url.Values, errs map[string]string) Filter {
 	now := s.d.Now().UTC()
-	f := Filter{To: now.Truncate(time.Hour).Add(time.Hour), App: strings.TrimSpace(q.Get("app"))}
-	switch {
-	case f.App != "" && !appPattern.MatchString(f.App):
-		errs["app"] = "app: 1–64 letters, digits, _ . : or -"
-		f.App = ""
-	case schemas.ContainsPhone(f.App):
-		// No app id holds one (events are refused): it would only go into the history's queries.
-		errs["app"] = "app: looks like a phone number, which no app id holds"
+	// The app as sent, checked as the API checks an app_id: any id an app key can score and
+	// publish under (a space, a slash, Chinese characters) is one the console filters by, and
+	// " a1" is not "a1" (trimmed, it showed another app's figures under its name).
+	f := Filter{To: now.Truncate(time.Hour).Add(time.Hour), App: q.Get("app")}
+	if reason := appProblem(f.App); reason != "" {
+		errs["app"] = "app: " + reason
 		f.App = ""
 	}
 	rng := q.Get("range")
