@@ -313,6 +313,10 @@ func (c *Config) Validate() error {
 		if err := schemas.CheckID("admin", k, schemas.MaxAppIDLen); k != "" && err != nil {
 			fe, _ := schemas.AsFieldError(err)
 			bad("api.admin_keys", "an admin name %s: it is recorded as who labelled, loaded a pack or listed an entry", fe.Reason)
+		} else if strings.Contains(k, ":") {
+			// HTTP Basic ends the user name at the first colon (RFC 7617): the admin could log
+			// into the console and have every /v1/rules and /v1/admin request refused.
+			bad("api.admin_keys", "admin name %s holds ':', which HTTP Basic cannot carry in a user name (its /v1/rules and /v1/admin requests would all be refused)", schemas.Excerpt(k, 64))
 		}
 	}
 	if c.Scoring.FeedWait.D() <= 0 || c.Scoring.FeedWait.D() > time.Minute {

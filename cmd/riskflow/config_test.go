@@ -962,6 +962,28 @@ func TestAdminNameHoldingAPhoneRefused(t *testing.T) {
 	}
 }
 
+// HTTP Basic ends the user name at its first colon (RFC 7617): an app key or an admin name
+// holding one started, and every request naming it was refused as a wrong secret ("ops:cn" and
+// "ops:cn-secret" is user "ops"); the admin could log into the console but not use /v1/rules or
+// /v1/admin. Both are refused at start, named.
+func TestCredentialNamesWithAColonRefused(t *testing.T) {
+	c := Default()
+	c.API.Keys = map[string]string{"shop:cn": "s3cret"}
+	c.API.AdminKeys = map[string]string{"ops:cn": "other"}
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("an app key and an admin name with a colon accepted")
+	}
+	for _, want := range []string{`app key "shop:cn" holds ':'`, `api.admin_keys: admin name "ops:cn" holds ':'`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%v\nlacks %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "other") {
+		t.Errorf("the error shows a secret: %v", err)
+	}
+}
+
 // A configuration's errors show the values and keys they are about through schemas.Excerpt: a
 // phone number in them masked, a control character escaped. They showed them as written (%q, or
 // bare for a key), so that a topic, a listen address or a key holding a number printed it, and a

@@ -138,6 +138,10 @@ func (c Config) Validate() error {
 		if err := schemas.CheckID("app_id", k, schemas.MaxAppIDLen); k != "" && err != nil {
 			fe, _ := schemas.AsFieldError(err)
 			errs = append(errs, fmt.Errorf("keys: app key %s is no app_id: %s", schemas.Excerpt(k, 16), fe.Reason))
+		} else if strings.Contains(k, ":") {
+			// HTTP Basic ends the user name at the first colon (RFC 7617): "shop:cn:secret" is
+			// user "shop", and the app would have every request refused as a wrong secret.
+			errs = append(errs, fmt.Errorf("keys: app key %s holds ':', which HTTP Basic cannot carry in a user name (its requests would all be refused): use an app_id without one", schemas.Excerpt(k, 40)))
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(c.PreviousKeys)) {

@@ -326,3 +326,26 @@ func TestConfigValidateAppKeysAreAppIDs(t *testing.T) {
 		t.Errorf("%v", err)
 	}
 }
+
+// HTTP Basic cannot carry a colon in its user name (RFC 7617): "shop:cn:secret" is user "shop",
+// secret "cn:secret". An app key holding one started and was listed among the node's apps, and
+// every request of the app was refused as a wrong secret (spending its address's failure budget),
+// so it is a configuration error naming the key.
+func TestConfigValidateAppKeysHoldNoColon(t *testing.T) {
+	c := Config{Keys: map[string]string{"shop:cn": "s3cret", "fine": "s"}, PreviousKeys: map[string]string{"shop:cn": "old"}}
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), `keys: app key "shop:cn" holds ':'`) {
+		t.Fatalf("Validate() = %v, want the app key with a colon named", err)
+	}
+	if strings.Contains(err.Error(), "fine") {
+		t.Errorf("%v names a good key", err)
+	}
+	s := New(Config{Keys: map[string]string{"shop:cn": "s3cret"}}, nil, nil) // refused before a checker is asked
+	req := httptest.NewRequest(http.MethodPost, "/v1/risk/check", strings.NewReader(`{"phone":"13800138000","ip":"1.2.3.4","app_id":"shop:cn"}`))
+	req.SetBasicAuth("shop:cn", "s3cret")
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	if rec.Code != http.StatusUnauthorized {
+		t.Errorf("a key with a colon authenticated (%d): Validate need not refuse it", rec.Code)
+	}
+}
