@@ -101,7 +101,9 @@ func root() *command {
 				run: cmdDemo},
 			{name: "loadgen", args: "[flags]", summary: "write labelled synthetic traffic to a file, Kafka or the HTTP API",
 				doc: "Generates a benign population mixed with labelled attack scenarios; --out chooses a JSONL\n" +
-					"file, - (stdout), kafka, or an http(s):// base URL of riskflow (POST /v1/events).",
+					"file, - (stdout), kafka, or an http(s):// base URL of riskflow (POST /v1/events, each app's\n" +
+					"events with its key of api.keys: the apps are the keys' unless --apps names them, and\n" +
+					"every app of --apps and --large-app needs a key).",
 				examples: []string{
 					"riskflow loadgen --rate 200 --duration 10m --out events.jsonl --labels labels.jsonl",
 					"riskflow loadgen --out kafka --duration 1h --speedup 10",

@@ -158,6 +158,11 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return configf("scoring.phone_hash_key: required to key messages (RISKFLOW_SCORING_PHONE_HASH_KEY)")
 	case toURL && len(cfg.API.Keys) == 0:
 		return configf("api.keys: an app key is needed to POST /v1/events (RISKFLOW_API_KEYS=app:secret; the node riskflow dev starts takes RISKFLOW_API_KEYS=demo:demo-secret)")
+	case toURL:
+		// An app key may only publish its own app_id: every app the stream holds needs its key.
+		if app, flag := appWithoutKey(lc, cfg.API.Keys); app != "" {
+			return usagef("%s: no key of app %s in api.keys: POST /v1/events takes an app's events with that app's key only (RISKFLOW_API_KEYS=app:secret,…)", flag, schemas.Excerpt(app, schemas.MaxAppIDLen))
+		}
 	}
 	if lf.start == "" && !(live && *speedup == 1) {
 		// Unless events are paced in real time, end the stream at now: riskflow refuses events
@@ -218,16 +223,24 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		pub := &pipeline.Publisher{W: w, Hasher: schemas.NewPhoneHasher([]byte(cfg.Scoring.PhoneHashKey))}
 		return sendLoad(ctx, g, *speedup, labelW, progress, retryingPublish(log, pub.Publish))
 	default: // toURL
-		key, secret := firstKey(cfg.API.Keys)
-		if len(lc.Apps) != 1 || lc.Apps[0] != key {
-			lc.Apps = []string{key} // an app may only publish its own events
-			if g, err = loadgen.New(lc); err != nil {
-				return usageError{err}
-			}
-		}
-		post := httpPublisher(strings.TrimSuffix(*out, "/")+"/v1/events", key, secret)
+		post := httpPublisher(strings.TrimSuffix(*out, "/")+"/v1/events", cfg.API.Keys)
 		return sendLoad(ctx, g, *speedup, labelW, progress, post)
 	}
+}
+
+// appWithoutKey returns the first app of the stream lc makes (its apps, then its large app) that
+// has no key in keys, and the flag that asked for it; "" when every one has a key. Without
+// --apps the apps are the keys' own.
+func appWithoutKey(lc loadgen.Config, keys map[string]string) (app, flag string) {
+	for _, a := range lc.Apps {
+		if _, ok := keys[a]; !ok {
+			return a, "--apps"
+		}
+	}
+	if _, ok := keys[lc.LargeApp]; lc.LargeApp != "" && !ok {
+		return lc.LargeApp, "--large-app"
+	}
+	return "", ""
 }
 
 // sameFile reports whether two output arguments name one destination: both - (stdout), or paths
@@ -367,10 +380,16 @@ func sendLoad(ctx context.Context, g labelled, speedup float64, labels io.Writer
 	return nil
 }
 
-// httpPublisher posts batches to riskflow's /v1/events.
-func httpPublisher(url, key, secret string) func(context.Context, []schemas.VerifyEvent) error {
+// httpPublisher posts batches to riskflow's /v1/events: the events of each app of a batch in one
+// request, with that app's key of keys (an app key may only publish its own app_id), apps in the
+// order they first appear in the batch.
+func httpPublisher(url string, keys map[string]string) func(context.Context, []schemas.VerifyEvent) error {
 	client := &http.Client{Timeout: 10 * time.Second}
-	return func(ctx context.Context, evs []schemas.VerifyEvent) error {
+	post := func(ctx context.Context, app string, evs []schemas.VerifyEvent) error {
+		secret, ok := keys[app]
+		if !ok {
+			return fmt.Errorf("no key of app %s in api.keys to POST its events", schemas.Excerpt(app, schemas.MaxAppIDLen))
+		}
 		body, err := json.Marshal(evs)
 		if err != nil {
 			return err
@@ -379,7 +398,7 @@ func httpPublisher(url, key, secret string) func(context.Context, []schemas.Veri
 		if err != nil {
 			return err
 		}
-		req.SetBasicAuth(key, secret)
+		req.SetBasicAuth(app, secret)
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := client.Do(req)
 		if err != nil {
@@ -389,6 +408,22 @@ func httpPublisher(url, key, secret string) func(context.Context, []schemas.Veri
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		if resp.StatusCode != http.StatusAccepted {
 			return fmt.Errorf("POST %s: %s: %s", url, resp.Status, bytes.TrimSpace(b))
+		}
+		return nil
+	}
+	return func(ctx context.Context, evs []schemas.VerifyEvent) error {
+		var apps []string
+		byApp := map[string][]schemas.VerifyEvent{}
+		for _, ev := range evs {
+			if _, ok := byApp[ev.AppID]; !ok {
+				apps = append(apps, ev.AppID)
+			}
+			byApp[ev.AppID] = append(byApp[ev.AppID], ev)
+		}
+		for _, app := range apps {
+			if err := post(ctx, app, byApp[app]); err != nil {
+				return err
+			}
 		}
 		return nil
 	}

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -306,5 +307,59 @@ func TestLoadgenRefusedRunKeepsTheLabelsFile(t *testing.T) {
 		if b, _ := os.ReadFile(labels); string(b) != kept {
 			t.Errorf("--out %s: the labels file holds %q after the refused run", out, b)
 		}
+	}
+}
+
+// loadgen --out URL posts each app's events with that app's key (an app key may only publish its
+// own app_id): with keys of several apps it sent the first key's app alone (the others, and
+// --apps, silently dropped), and with --large-app it stopped at the first batch with the API's
+// 403 ("[1].app_id: \"bigapp\" is not the app of the authenticated key \"appA\""). An app it is
+// asked for without a key is a usage error naming it, before anything is sent.
+func TestLoadgenHTTPPostsEachAppWithItsKey(t *testing.T) {
+	cleanEnv(t)
+	keys := map[string]string{"appA": "sa", "appB": "sb", "bigapp": "sg"}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wrong []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, secret, _ := r.BasicAuth()
+		var evs []schemas.VerifyEvent
+		if err := json.NewDecoder(r.Body).Decode(&evs); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, ev := range evs {
+			if ev.AppID != user || keys[user] != secret {
+				wrong = append(wrong, ev.AppID+" by "+user)
+				w.WriteHeader(http.StatusForbidden)
+				return
+			}
+			seen[ev.AppID]++
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer srv.Close()
+	r := runCmd(t, context.Background(), "loadgen", "--out", srv.URL, "--rate", "20", "--duration", "10m", "--seed", "3", "--speedup", "0",
+		"--set", "api.keys=appA:sa,appB:sb,bigapp:sg", "--apps", "appA,appB", "--large-app", "bigapp", "--large-app-share", "0.5")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(wrong) > 0 {
+		t.Errorf("events posted with another app's key: %v", wrong[:min(len(wrong), 5)])
+	}
+	for _, app := range []string{"appA", "appB", "bigapp"} {
+		if seen[app] == 0 {
+			t.Errorf("no event of %s was posted (posted: %v)", app, seen)
+		}
+	}
+
+	r = runCmd(t, context.Background(), "loadgen", "--out", srv.URL, "--duration", "1m", "--speedup", "0",
+		"--set", "api.keys=appA:sa", "--large-app", "bigapp", "--large-app-share", "0.5")
+	if r.code != 2 || !strings.Contains(r.stderr, "bigapp") || !strings.Contains(r.stderr, "api.keys") {
+		t.Errorf("--large-app without its key: exit %d, want 2 naming the app and api.keys: %s", r.code, r.stderr)
 	}
 }
