@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -298,6 +299,9 @@ type labelled interface {
 	Config() loadgen.Config
 }
 
+// maxPublishRetryAfter bounds the wait loadgen takes from a Retry-After, in seconds.
+const maxPublishRetryAfter = 60
+
 // sendLoad publishes the generator's events in batches, paced to event time sped up by speedup
 // (1 = real time; 0 = as fast as possible).
 func sendLoad(ctx context.Context, g labelled, speedup float64, labels io.Writer, stdout io.Writer, publish func(context.Context, []schemas.VerifyEvent) error) error {
@@ -382,10 +386,16 @@ func sendLoad(ctx context.Context, g labelled, speedup float64, labels io.Writer
 
 // httpPublisher posts batches to riskflow's /v1/events: the events of each app of a batch in one
 // request, with that app's key of keys (an app key may only publish its own app_id), apps in the
-// order they first appear in the batch.
+// order they first appear in the batch. It keeps to what the node takes, as a verify service
+// should: a request refused as too large (413: more events than api.events_per_app lets an app
+// send at once, or over api.max_body_bytes) is sent again in halves, and one answered 429 or 503
+// with Retry-After is sent again after that wait (events are deduplicated by app and id). It
+// stopped at the first such answer: a node configured with api.events_per_app below its batches
+// of 500 refused every run.
 func httpPublisher(url string, keys map[string]string) func(context.Context, []schemas.VerifyEvent) error {
 	client := &http.Client{Timeout: 10 * time.Second}
-	post := func(ctx context.Context, app string, evs []schemas.VerifyEvent) error {
+	var post func(ctx context.Context, app string, evs []schemas.VerifyEvent) error
+	post = func(ctx context.Context, app string, evs []schemas.VerifyEvent) error {
 		secret, ok := keys[app]
 		if !ok {
 			return fmt.Errorf("no key of app %s in api.keys to POST its events", schemas.Excerpt(app, schemas.MaxAppIDLen))
@@ -394,22 +404,41 @@ func httpPublisher(url string, keys map[string]string) func(context.Context, []s
 		if err != nil {
 			return err
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-		if err != nil {
-			return err
+		for {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+			if err != nil {
+				return err
+			}
+			req.SetBasicAuth(app, secret)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := client.Do(req)
+			if err != nil {
+				return err
+			}
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			resp.Body.Close()
+			wait, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+			switch {
+			case resp.StatusCode == http.StatusAccepted:
+				return nil
+			case resp.StatusCode == http.StatusRequestEntityTooLarge && len(evs) > 1:
+				half := len(evs) / 2
+				if err := post(ctx, app, evs[:half]); err != nil {
+					return err
+				}
+				return post(ctx, app, evs[half:])
+			case (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) && wait > 0:
+				t := time.NewTimer(time.Duration(min(wait, maxPublishRetryAfter)) * time.Second)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					return fmt.Errorf("POST %s: %s, told to wait %ds: %w", url, resp.Status, wait, ctx.Err())
+				}
+			default:
+				return fmt.Errorf("POST %s: %s: %s", url, resp.Status, bytes.TrimSpace(b))
+			}
 		}
-		req.SetBasicAuth(app, secret)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		if resp.StatusCode != http.StatusAccepted {
-			return fmt.Errorf("POST %s: %s: %s", url, resp.Status, bytes.TrimSpace(b))
-		}
-		return nil
 	}
 	return func(ctx context.Context, evs []schemas.VerifyEvent) error {
 		var apps []string

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -361,5 +362,62 @@ func TestLoadgenHTTPPostsEachAppWithItsKey(t *testing.T) {
 		"--set", "api.keys=appA:sa", "--large-app", "bigapp", "--large-app-share", "0.5")
 	if r.code != 2 || !strings.Contains(r.stderr, "bigapp") || !strings.Contains(r.stderr, "api.keys") {
 		t.Errorf("--large-app without its key: exit %d, want 2 naming the app and api.keys: %s", r.code, r.stderr)
+	}
+}
+
+// loadgen --out URL keeps to what the node takes: a batch over api.events_per_app (413) goes
+// again in halves, a 429 or 503 with Retry-After again after the wait; every event arrives once
+// accepted. It stopped at the first such answer ("publish after 0 events: … 413"): a node with
+// api.events_per_app below loadgen's batches of 500 refused every run.
+func TestLoadgenHTTPKeepsToTheNodesLimits(t *testing.T) {
+	cleanEnv(t)
+	var mu sync.Mutex
+	accepted, requests := map[string]int{}, 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var evs []schemas.VerifyEvent
+		if err := json.NewDecoder(r.Body).Decode(&evs); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		requests++
+		switch {
+		case len(evs) > 100:
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			fmt.Fprintf(w, `{"code":413,"content":"rate limit: app key \"shop\" may send at most 100 events per request"}`)
+			return
+		case requests == 3:
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		case requests == 5:
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		for _, ev := range evs {
+			accepted[ev.EventID]++
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer srv.Close()
+	r := runCmd(t, context.Background(), "loadgen", "--out", srv.URL, "--rate", "20", "--duration", "30m", "--seed", "3", "--speedup", "0", "--set", "api.keys=shop:s3cret")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	m := regexp.MustCompile(`loadgen: (\d+) events sent`).FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("no count of events sent: %s", r.stdout)
+	}
+	for id, n := range accepted {
+		if n != 1 {
+			t.Errorf("event %s accepted %d times", id, n)
+		}
+	}
+	if strconv.Itoa(len(accepted)) != m[1] || len(accepted) < 500 {
+		t.Errorf("%d distinct events accepted, loadgen says %s sent", len(accepted), m[1])
 	}
 }
