@@ -554,6 +554,11 @@ func (e consoleExplain) Explain(ctx context.Context, l console.Lookup) ([]consol
 	for _, r := range x.Failing {
 		out = append(out, console.Feature{Name: "fails at run time: " + r, Value: "skipped, as checks skip it"})
 	}
+	// The rules that read the key's windows in one app are not judged here (no app is given):
+	// said, so that "no rule matches" is not read as every app's verdict.
+	for _, r := range x.InAppOnly {
+		out = append(out, console.Feature{Name: "not judged without an app: " + r, Value: "reads this key's windows in one app: " + inAppLookup(l) + " judges it"})
+	}
 	for _, w := range x.Windows {
 		v := strconv.FormatInt(w.Value, 10)
 		if w.ReadByPack {
@@ -562,6 +567,17 @@ func (e consoleExplain) Explain(ctx context.Context, l console.Lookup) ([]consol
 		out = append(out, console.Feature{Name: w.Name, Value: v})
 	}
 	return out, nil
+}
+
+// inAppLookup is the command that explains l with an app's windows: a number is never shown.
+func inAppLookup(l console.Lookup) string {
+	switch l.Kind {
+	case console.KindIP:
+		return "riskflow lookup --ip " + l.Value + " --app APP"
+	case console.KindDevice:
+		return "riskflow lookup --device " + strconv.Quote(l.Value) + " --app APP"
+	}
+	return "riskflow lookup --phone NUMBER --app APP"
 }
 
 // consoleLabels stores labels in ClickHouse's labels table (the backtest reads them).

@@ -287,3 +287,39 @@ func TestConsoleListsParseTheFileOncePerContent(t *testing.T) {
 		t.Errorf("after the file changed: %+v %v", es, err)
 	}
 }
+
+// The console's live features of an address say which rules were not judged: those reading the
+// address's windows in one app (the default pack's crowd and velocity rules), which an
+// explanation without an app leaves out (scoring.Explanation.InAppOnly). The console dropped
+// them, so an address whose app_ip_* windows step its app's users up read as "no rule matches"
+// there, while lookup --ip said "judged in an app only (give --app)".
+func TestConsoleLiveFeaturesNameTheRulesNotJudgedWithoutAnApp(t *testing.T) {
+	cfg := Default()
+	cfg.Scoring.PhoneHashKey = "k"
+	s, err := buildScorer(cfg.Scoring, schemas.NewPhoneHasher([]byte("k")), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	for i := range 5 {
+		ev := schemas.VerifyEvent{EventID: fmt.Sprintf("e%d", i), TS: now, AppID: "shop", Flow: schemas.FlowOneClickLogin,
+			Phone: fmt.Sprintf("1390000%04d", i), IP: netip.MustParseAddr("203.0.113.9"), Outcome: schemas.OutcomeFail}
+		s.Apply(&ev)
+	}
+	fs, err := consoleExplain{a: &app{scorer: s}}.Explain(context.Background(), console.Lookup{Kind: console.KindIP, Value: "203.0.113.9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var notJudged []string
+	for _, f := range fs {
+		if rule, ok := strings.CutPrefix(f.Name, "not judged without an app: "); ok {
+			notJudged = append(notJudged, rule)
+			if !strings.Contains(f.Value, "--app") {
+				t.Errorf("%s: %q does not say how to judge it", f.Name, f.Value)
+			}
+		}
+	}
+	if !slices.Contains(notJudged, "phones_per_ip_crowd") || !slices.Contains(notJudged, "ip_velocity") {
+		t.Errorf("rules named not judged: %v, want phones_per_ip_crowd and ip_velocity among them", notJudged)
+	}
+}
