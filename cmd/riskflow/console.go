@@ -527,7 +527,7 @@ func decisionHits(d chsink.StoredDecision) []string {
 type consoleExplain struct{ a *app }
 
 func (e consoleExplain) Explain(ctx context.Context, l console.Lookup) ([]console.Feature, error) {
-	var sub scoring.Subject
+	sub := scoring.Subject{AppID: l.App}
 	switch l.Kind {
 	case console.KindPhone:
 		sub.Phone = l.Value
@@ -554,10 +554,10 @@ func (e consoleExplain) Explain(ctx context.Context, l console.Lookup) ([]consol
 	for _, r := range x.Failing {
 		out = append(out, console.Feature{Name: "fails at run time: " + r, Value: "skipped, as checks skip it"})
 	}
-	// The rules that read the key's windows in one app are not judged here (no app is given):
-	// said, so that "no rule matches" is not read as every app's verdict.
+	// The rules that read the key's windows in one app are not judged without an app: said, so
+	// that "no rule matches" is not read as every app's verdict.
 	for _, r := range x.InAppOnly {
-		out = append(out, console.Feature{Name: "not judged without an app: " + r, Value: "reads this key's windows in one app: " + inAppLookup(l) + " judges it"})
+		out = append(out, console.Feature{Name: "not judged without an app: " + r, Value: "reads this key's windows in one app: give the app in the form above, or " + inAppLookup(l)})
 	}
 	for _, w := range x.Windows {
 		v := strconv.FormatInt(w.Value, 10)

@@ -322,4 +322,21 @@ func TestConsoleLiveFeaturesNameTheRulesNotJudgedWithoutAnApp(t *testing.T) {
 	if !slices.Contains(notJudged, "phones_per_ip_crowd") || !slices.Contains(notJudged, "ip_velocity") {
 		t.Errorf("rules named not judged: %v, want phones_per_ip_crowd and ip_velocity among them", notJudged)
 	}
+	// With the app (the investigate form's app), the app's windows are there and every rule judged.
+	fs, err = consoleExplain{a: &app{scorer: s}}.Explain(context.Background(), console.Lookup{Kind: console.KindIP, Value: "203.0.113.9", App: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var appPhones string
+	for _, f := range fs {
+		if strings.HasPrefix(f.Name, "not judged") {
+			t.Errorf("with the app: %s", f.Name)
+		}
+		if f.Name == "app_ip_phones_10m" {
+			appPhones = f.Value
+		}
+	}
+	if !strings.HasPrefix(appPhones, "5") {
+		t.Errorf("with app shop: app_ip_phones_10m = %q, want 5", appPhones)
+	}
 }

@@ -177,6 +177,9 @@ type Overview struct {
 type Lookup struct {
 	Kind  string // phone, ip or device
 	Value string // for a phone: the keyed hash
+	// App, when set, is the app whose own windows (app_ip_*, app_prefix_*) the live features add,
+	// judging the rules that read them; the history is every app's all the same.
+	App string
 }
 
 // Attempt is one verification and its verdict.

@@ -1008,6 +1008,40 @@ func TestOverviewAppFilterHoldingANumber(t *testing.T) {
 	}
 }
 
+// An investigation may name an app: its own windows are added to the live features (the rules
+// reading them judged, as for that app's checks), the history stays every app's, and the app is
+// kept through a number's redirect to its hash and in the label forms' way back. Without it the
+// console could not show an app's app_ip_* and app_prefix_* windows at all (lookup --app could).
+func TestInvestigateWithAnApp(t *testing.T) {
+	h, ex := &countingHistory{}, &fakeExplain{}
+	c := newServer(t, console.Deps{History: h, Explain: ex, Labels: &fakeLabels{}, Lists: &fakeLists{}})
+	csrf := c.Login("alice", "a-secret")
+	code, body, _ := c.Get("/console/investigate?kind=ip&value=203.0.113.9&app=" + url.QueryEscape("shop/cn"))
+	if code != http.StatusOK || len(ex.got) != 1 || ex.got[0] != (console.Lookup{Kind: console.KindIP, Value: "203.0.113.9", App: "shop/cn"}) {
+		t.Fatalf("investigate an address in app shop/cn: %d, explained %+v", code, ex.got)
+	}
+	h.mu.Lock()
+	if last := h.looked[len(h.looked)-1]; last.App != "" {
+		t.Errorf("the history was asked for app %q, want every app's", last.App)
+	}
+	h.mu.Unlock()
+	if !strings.Contains(body, `value="shop/cn"`) || !strings.Contains(body, `name="back" value="/console/investigate?kind=ip&amp;value=203.0.113.9&amp;app=shop%2Fcn"`) {
+		t.Errorf("the app is not kept in the form or the way back:\n%s", body)
+	}
+	c.Post("/console/investigate", url.Values{"csrf": {csrf}, "kind": {"phone"}, "value": {"13800138000"}, "app": {"美团外卖"}})
+	if last := ex.got[len(ex.got)-1]; last.Kind != console.KindPhone || last.App != "美团外卖" {
+		t.Errorf("a number in app 美团外卖 explained as %+v", last)
+	}
+	if _, _, hd := c.Get("/console/investigate?kind=phone&value=13800138000&app=a1"); !strings.HasSuffix(hd.Get("Location"), "&app=a1") {
+		t.Errorf("a number's redirect to its hash drops the app: %s", hd.Get("Location"))
+	}
+	n := len(ex.got)
+	code, body, _ = c.Get("/console/investigate?kind=ip&value=203.0.113.9&app=a%01b")
+	if code != http.StatusBadRequest || !strings.Contains(body, `id="err-app"`) || len(ex.got) != n {
+		t.Errorf("an app that is no app id: %d, error next to app %v, explained %d times more", code, strings.Contains(body, `id="err-app"`), len(ex.got)-n)
+	}
+}
+
 // The overview's app filter takes every app id the API takes (schemas.CheckID), as sent: the
 // console listed "shop/cn" and "美团外卖" among its apps (their keys scored and published), and
 // picking either answered "app: 1–64 letters, digits, _ . : or -" over every app's figures; and an

@@ -1150,23 +1150,33 @@ func (s *Server) investigate(w http.ResponseWriter, r *http.Request, ss *session
 	if kind == KindPhone && v != "" {
 		// A number in a URL (history, proxies' logs) is sent on to its hash.
 		if ph, err := schemas.ReadWrittenPhone(v); err == nil && s.d.Lists != nil {
-			http.Redirect(w, r, "/console/investigate?kind=phone_hash&value="+s.d.Lists.HashPhone(ph), http.StatusSeeOther)
+			to := "/console/investigate?kind=phone_hash&value=" + s.d.Lists.HashPhone(ph)
+			if app := q.Get("app"); app != "" {
+				to += "&app=" + url.QueryEscape(app)
+			}
+			http.Redirect(w, r, to, http.StatusSeeOther)
 			return
 		}
 	}
-	s.investigateKey(w, r, ss, kind, v, s.noticeOf(r, ss))
+	s.investigateKey(w, r, ss, kind, v, q.Get("app"), s.noticeOf(r, ss))
 }
 
 func (s *Server) investigatePost(w http.ResponseWriter, r *http.Request, ss *session) {
-	s.investigateKey(w, r, ss, r.PostForm.Get("kind"), strings.TrimSpace(r.PostForm.Get("value")), "")
+	s.investigateKey(w, r, ss, r.PostForm.Get("kind"), strings.TrimSpace(r.PostForm.Get("value")), r.PostForm.Get("app"), "")
 }
 
-func (s *Server) investigateKey(w http.ResponseWriter, r *http.Request, ss *session, kind, v, msg string) {
+// investigateKey looks up the key kind v; app ("" none) adds that app's own windows to the live
+// features, so that the rules reading them are judged as they are for the app's checks.
+func (s *Server) investigateKey(w http.ResponseWriter, r *http.Request, ss *session, kind, v, app, msg string) {
 	ctx, cancel := pageCtx(r)
 	defer cancel()
-	p := page{Title: "Investigate", Errs: map[string]string{}, Form: map[string]string{"kind": cmp.Or(kind, "phone")}, Message: msg}
+	p := page{Title: "Investigate", Errs: map[string]string{}, Form: map[string]string{"kind": cmp.Or(kind, "phone"), "app": schemas.MaskPhones(app)}, Message: msg}
 	if kind != KindPhone {
 		p.Form["value"] = schemas.MaskPhones(v) // a number is never echoed back
+	}
+	if reason := appProblem(app); reason != "" {
+		p.Errs["app"] = "app: " + reason
+		app = ""
 	}
 	var d investigateData
 	if s.d.Labels == nil {
@@ -1234,6 +1244,14 @@ func (s *Server) investigateKey(w http.ResponseWriter, r *http.Request, ss *sess
 			d.Back = "/console/investigate?kind=phone_hash&value=" + hl.Value
 		} else {
 			d.Back = "/console/investigate?kind=" + url.QueryEscape(hl.Kind) + "&value=" + url.QueryEscape(hl.Value)
+		}
+		if app != "" {
+			d.Back += "&app=" + url.QueryEscape(app)
+			if el != nil {
+				withApp := *el
+				withApp.App = app
+				el = &withApp
+			}
 		}
 		if s.d.Lists != nil {
 			es, err := s.d.Lists.Entries(ctx)
