@@ -1063,6 +1063,14 @@ func TestOverviewAppFilterTakesEveryAppID(t *testing.T) {
 			t.Errorf("app=%q: the history was asked for app %q", app, got)
 		}
 	}
+	// An app none of the listed ones (countingHistory lists a1) is said to be so: "a1 " typed
+	// with a space is taken as written, and shows no figures.
+	if _, body, _ := c.Get("/console/overview?app=" + url.QueryEscape("a1 ")); !strings.Contains(body, `id="app-unlisted"`) {
+		t.Error(`app "a1 ": not said to be none of the apps`)
+	}
+	if _, body, _ := c.Get("/console/overview?app=a1"); strings.Contains(body, `id="app-unlisted"`) {
+		t.Error("app a1, listed: said to be none of the apps")
+	}
 	for _, app := range []string{"a\x01b", strings.Repeat("a", 65), "\u200b", "a\xffb"} {
 		_, body, _ := c.Get("/console/overview?app=" + url.QueryEscape(app))
 		if !strings.Contains(body, `id="err-app"`) {

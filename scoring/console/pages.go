@@ -35,9 +35,12 @@ var ranges = []struct {
 }{{"1h", time.Hour}, {"6h", 6 * time.Hour}, {"24h", 24 * time.Hour}, {"7d", 7 * 24 * time.Hour}, {"30d", 30 * 24 * time.Hour}}
 
 type overviewData struct {
-	Ranges      []string
-	Apps        []string
-	AppsErr     string
+	Ranges  []string
+	Apps    []string
+	AppsErr string
+	// AppUnlisted: the app filter is none of Apps (no scored events in 30 days) — a typo, or a
+	// space the filter keeps (app ids are taken as sent).
+	AppUnlisted bool
 	Overview    Overview
 	OverviewErr string
 	Total       int64
@@ -162,6 +165,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, ss *session) {
 		ov, err := s.overviewOf(ctx, f)
 		d.Overview, d.OverviewErr = ov, notAvailable("history", err)
 		<-done
+		d.AppUnlisted = f.App != "" && d.AppsErr == "" && !slices.Contains(d.Apps, f.App)
 	}
 	d.ScoreChart, d.Total = scoreChart(d.Overview.Scores, f.From, f.To)
 	d.TagChart, d.TopTags = tagChart(d.Overview.Tags, 8, f.From, f.To)
