@@ -2305,3 +2305,29 @@ func TestFormsBehindAProxyThatRewritesHost(t *testing.T) {
 		t.Errorf("the console's own form through the proxy: %d → %s, want 303 → Added", code, h.Get("Location"))
 	}
 }
+
+// A number typed (or pasted) into the overview's from or to, or sent as its range, is refused next
+// to its field and never echoed back: the form gave from and to back as sent, so the page showed
+// the number in the field (and a million-byte value whole).
+func TestOverviewRangeFieldsDoNotEchoNumbers(t *testing.T) {
+	c := newServer(t, console.Deps{History: &countingHistory{}, CacheFor: -1})
+	c.Login("alice", "a-secret")
+	for _, q := range []string{
+		"range=custom&from=13912345678&to=2026-12-05T09:00",
+		"range=custom&from=2026-12-05T08:00&to=%2B86%20139%201234%205678",
+		"range=13912345678",
+		"from=139-1234-5678",
+	} {
+		code, body, _ := c.Get("/console/overview?" + q)
+		if code != http.StatusOK || strings.Contains(body, "5678") {
+			t.Errorf("%s: %d, the number echoed: %v", q, code, strings.Contains(body, "5678"))
+		}
+		if !strings.Contains(body, `class="err"`) {
+			t.Errorf("%s: no error next to the field", q)
+		}
+	}
+	huge := strings.Repeat("2", 64<<10)
+	if _, body, _ := c.Get("/console/overview?range=custom&to=2026-12-05T09:00&from=" + huge); strings.Contains(body, huge[:1024]) {
+		t.Errorf("a 64 KB from= is echoed back whole")
+	}
+}

@@ -136,13 +136,23 @@ func (s *Server) parseFilter(q url.Values, errs map[string]string) Filter {
 	return f
 }
 
+// formTime is a from or to of the overview as its form shows it again: whatever was sent, with
+// any phone number masked (a number pasted into the field is never echoed back), and nothing when
+// it is longer than any date and time (a megabyte of it is not shown either).
+func formTime(v string) string {
+	if len(v) > 32 {
+		return ""
+	}
+	return schemas.MaskPhones(v)
+}
+
 func (s *Server) overview(w http.ResponseWriter, r *http.Request, ss *session) {
 	start := time.Now()
 	ctx, cancel := pageCtx(r)
 	defer cancel()
 	q := r.URL.Query()
 	p := page{Title: "Overview", Errs: map[string]string{}, Form: map[string]string{
-		"range": q.Get("range"), "from": q.Get("from"), "to": q.Get("to"), "app": schemas.MaskPhones(q.Get("app"))}}
+		"range": q.Get("range"), "from": formTime(q.Get("from")), "to": formTime(q.Get("to")), "app": schemas.MaskPhones(q.Get("app"))}}
 	f := s.parseFilter(q, p.Errs)
 	if p.Form["range"] == "" && p.Form["from"] == "" {
 		p.Form["range"] = "24h"
