@@ -2331,3 +2331,34 @@ func TestOverviewRangeFieldsDoNotEchoNumbers(t *testing.T) {
 		t.Errorf("a 64 KB from= is echoed back whole")
 	}
 }
+
+// The label forms' back= goes into the redirect after a label (Location, the browser's history,
+// a proxy's log): a back= holding a number — a forged form, or a link to a number's lookup — came
+// back with the number in it. It comes back to the lookup page without its query, and back= never
+// leaves that page.
+func TestLabelBackCarriesNoNumber(t *testing.T) {
+	lb := &fakeLabels{}
+	c := newServer(t, console.Deps{Labels: lb, Lists: &fakeLists{}})
+	csrf := c.Login("alice", "a-secret")
+	for _, back := range []string{
+		"/console/investigate?kind=phone&value=13912345678",
+		"/console/investigate?kind=phone&value=%2B86+139+1234+5678",
+		"/console/investigate?kind=phone&value=%252B86%2520139%25201234%25205678",
+		"/console/investigate?kind=device&value=１３９１２３４５６７８",
+	} {
+		code, _, h := c.Post("/console/investigate/label", url.Values{"csrf": {csrf}, "app_id": {"a1"}, "target": {"event"}, "id": {"ev-9"}, "label": {"fraud"}, "back": {back}})
+		loc := h.Get("Location")
+		if code != http.StatusSeeOther || !strings.HasPrefix(loc, "/console/investigate?msg=") {
+			t.Errorf("back=%s: %d %s", back, code, loc)
+		}
+		if u, _ := url.QueryUnescape(loc); strings.Contains(loc, "5678") || strings.Contains(u, "5678") || strings.Contains(u, "５６７８") {
+			t.Errorf("back=%s: the number is in the redirect: %s", back, loc)
+		}
+	}
+	for _, back := range []string{"https://evil.example/console/investigate", "//evil.example/console/investigate", "/console/investigate/../../x", "/\\evil.example", "/console/rules"} {
+		_, _, h := c.Post("/console/investigate/label", url.Values{"csrf": {csrf}, "app_id": {"a1"}, "target": {"event"}, "id": {"ev-9"}, "label": {"fraud"}, "back": {back}})
+		if loc := h.Get("Location"); !strings.HasPrefix(loc, "/console/investigate?msg=") {
+			t.Errorf("back=%s: redirected to %s", back, loc)
+		}
+	}
+}

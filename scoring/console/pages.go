@@ -1312,9 +1312,7 @@ func (s *Server) label(w http.ResponseWriter, r *http.Request, ss *session) {
 	defer cancel()
 	f := r.PostForm
 	label, app, target, id, back := f.Get("label"), f.Get("app_id"), f.Get("target"), f.Get("id"), f.Get("back")
-	if p, ok := consolePath(back); !ok || p != "/console/investigate" {
-		back = "/console/investigate"
-	}
+	back = labelBack(back)
 	sep := "&"
 	if !strings.Contains(back, "?") {
 		sep = "?"
@@ -1338,6 +1336,27 @@ func (s *Server) label(w http.ResponseWriter, r *http.Request, ss *session) {
 		}
 	}
 	http.Redirect(w, r, back+sep+s.notice(ss, msg), http.StatusSeeOther)
+}
+
+// labelBack is the lookup page a label form comes back to: back (the page's Back) when it is the
+// investigate page, with its kind and value only, and without them when they hold a phone number
+// (a forged form, a link to a number's lookup): the redirect goes into the browser's history and
+// any proxy's log.
+func labelBack(back string) string {
+	const page = "/console/investigate"
+	if p, ok := consolePath(back); !ok || p != page {
+		return page
+	}
+	u, err := url.Parse(back)
+	if err != nil || holdsNumber(u.RawQuery, url.QueryUnescape) {
+		return page
+	}
+	q := u.Query()
+	kind, value := q.Get("kind"), q.Get("value")
+	if kind == "" || value == "" || schemas.ContainsPhone(kind) || schemas.ContainsPhone(value) {
+		return page
+	}
+	return page + "?kind=" + url.QueryEscape(kind) + "&value=" + url.QueryEscape(value)
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
