@@ -399,9 +399,11 @@ func (c *consoleRules) Promote(ctx context.Context, draft []byte, who, live stri
 	return packInfo(l), nil
 }
 
-func (c *consoleRules) Rollback(ctx context.Context, version, who string) (console.PackInfo, error) {
-	l, err := c.a.rules.Rollback(ctx, version, "console:"+who)
+func (c *consoleRules) Rollback(ctx context.Context, version, who, live string) (console.PackInfo, error) {
+	l, err := c.a.rules.RollbackOver(ctx, version, "console:"+who, live)
 	switch {
+	case errors.Is(err, rulesvc.ErrNotLive):
+		return console.PackInfo{}, fmt.Errorf("%w: %v", console.ErrStale, err)
 	case errors.Is(err, rulesvc.ErrNoHistory):
 		return console.PackInfo{}, fmt.Errorf("%w: %v", console.ErrNotAvailable, err)
 	case errors.Is(err, rulesvc.ErrUnknownVersion):

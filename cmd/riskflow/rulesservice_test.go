@@ -304,3 +304,37 @@ func TestPromotionNamesRulesFailingAtRunTime(t *testing.T) {
 
 // apiExcerpt is the first KB of an error, as the API answers it.
 func apiExcerpt(s string) string { return s[:min(len(s), 1<<10)] }
+
+// The console's rollback names the version it means to undo: over another one it is refused as
+// stale (the console answers 409), over the live one it is loaded.
+func TestConsoleRollbackOverAVersionNoLongerLive(t *testing.T) {
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	s, err := buildScorer(Default().Scoring, schemas.NewPhoneHasher([]byte("k")), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := rulesvc.New(rulesvc.Config{Default: packs.Default(), Node: "n"}, s, &versionsInMemory{byVer: map[string]rulesvc.Version{}}, log)
+	start, err := svc.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Tick(ctx)
+	cr := &consoleRules{a: &app{cfg: Default(), rules: svc}}
+	shown, err := svc.Load(ctx, []byte("pack: shown\nrules:\n  - {id: r1, tag: burst, level: 600, when: 'phone_verifies_10m >= 2'}\n"), "lead", "api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Load(ctx, []byte("pack: bobs\nrules:\n  - {id: r1, tag: burst, level: 600, when: 'phone_verifies_10m >= 3'}\n"), "bob", "api"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cr.Rollback(ctx, start.Version.Version, "alice", shown.Version.Version); !errors.Is(err, console.ErrStale) {
+		t.Fatalf("rollback over %s, no longer live: %v, want console.ErrStale", shown.Version.Version, err)
+	}
+	if got := svc.Current(); got.Name != "bobs" {
+		t.Fatalf("bob's pack replaced: %s runs", got.Name)
+	}
+	if info, err := cr.Rollback(ctx, start.Version.Version, "alice", svc.Current().Version); err != nil || info.Version != start.Version.Version {
+		t.Errorf("rollback over the live version: %+v, %v", info, err)
+	}
+}

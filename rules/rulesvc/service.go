@@ -483,6 +483,14 @@ func (s *Service) Versions(ctx context.Context) ([]Version, error) {
 // Rollback loads a recorded version again — its exact bytes — as who, persisting it to the pack
 // file and recording the load.
 func (s *Service) Rollback(ctx context.Context, version, who string) (Loaded, error) {
+	return s.RollbackOver(ctx, version, who, "")
+}
+
+// RollbackOver is Rollback meant to undo version live: refused (ErrNotLive) unless live is the
+// running version at the moment the recorded one is swapped in, as LoadOver; "" rolls back over
+// any. A caller that checked the live version first left a window — the history's look-up of the
+// recorded bytes — in which two admins rolling back at once were both told their rollback was done.
+func (s *Service) RollbackOver(ctx context.Context, version, who, live string) (Loaded, error) {
 	if s.store == nil {
 		return Loaded{}, ErrNoHistory
 	}
@@ -493,7 +501,7 @@ func (s *Service) Rollback(ctx context.Context, version, who string) (Loaded, er
 	if v.Version != version {
 		return Loaded{}, fmt.Errorf("rules: history returned version %s for %s", v.Version, version)
 	}
-	return s.Load(ctx, v.Content, who, "rollback")
+	return s.LoadOver(ctx, v.Content, who, "rollback", live)
 }
 
 // Run watches the pack file until ctx is done: a change of content that compiles is loaded as

@@ -44,6 +44,8 @@ type store struct {
 	byVer   map[string]Version
 	records []Version
 	down    bool
+	// looked, when set, runs after each Lookup (outside the lock): what happens meanwhile.
+	looked func()
 }
 
 func (s *store) RecordVersion(_ context.Context, v Version) error {
@@ -71,7 +73,15 @@ func (s *store) Versions(context.Context) ([]Version, error) {
 	return out, nil
 }
 
-func (s *store) Lookup(_ context.Context, version string) (Version, error) {
+func (s *store) Lookup(ctx context.Context, version string) (Version, error) {
+	v, err := s.lookup(version)
+	if s.looked != nil {
+		s.looked()
+	}
+	return v, err
+}
+
+func (s *store) lookup(version string) (Version, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.down {
@@ -916,5 +926,41 @@ func TestPromotionRecordedLateStaysTheLatestLoad(t *testing.T) {
 	}
 	if !a.Recorded() || !b.Recorded() {
 		t.Errorf("recorded: a %v, b %v", a.Recorded(), b.Recorded())
+	}
+}
+
+// Two admins roll back at once from pages showing the same live version: the one whose recorded
+// pack is swapped in second is refused (ErrNotLive, naming the version now live), not told it
+// was done while the first one's rollback is silently undone — the live version was checked
+// before the history's look-up of the recorded bytes, and swapped in after it.
+func TestRollbackOverAPackLoadedMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	st := &store{}
+	s := New(Config{Node: "n1"}, newTarget(t), st, nil)
+	v1, err := s.Load(ctx, pack("p", 3), "api:lead", "api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := s.Load(ctx, pack("p", 4), "api:lead", "api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// While the history is asked for v1's bytes, another admin's rollback to v0 lands.
+	v0 := pack("p", 9)
+	st.looked = func() {
+		st.looked = nil
+		if _, err := s.LoadOver(ctx, v0, "console:bob", "rollback", v2.Version.Version); err != nil {
+			t.Errorf("the load meanwhile: %v", err)
+		}
+	}
+	_, err = s.RollbackOver(ctx, v1.Version.Version, "console:alice", v2.Version.Version)
+	if !errors.Is(err, ErrNotLive) || !strings.Contains(err.Error(), versionOf(v0)) {
+		t.Fatalf("a rollback over a version no longer live: %v, want ErrNotLive naming %s", err, versionOf(v0))
+	}
+	if cur := s.Current(); cur.Version != versionOf(v0) {
+		t.Errorf("live after the refused rollback: %s, want %s", cur.Version, versionOf(v0))
+	}
+	if _, err := s.RollbackOver(ctx, v1.Version.Version, "console:alice", versionOf(v0)); err != nil || s.Current().Version != v1.Version.Version {
+		t.Errorf("a rollback over the live version: %v, live %s", err, s.Current().Version)
 	}
 }

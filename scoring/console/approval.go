@@ -188,9 +188,18 @@ func (s *Server) pendingPost(w http.ResponseWriter, r *http.Request, ss *session
 		}
 		var info PackInfo
 		if p.Rollback {
-			info, err = s.d.Rules.Rollback(ctx, p.Version, p.By+",approved-by:"+ss.who)
+			info, err = s.d.Rules.Rollback(ctx, p.Version, p.By+",approved-by:"+ss.who, p.Base)
 		} else {
 			info, err = s.d.Rules.Promote(ctx, p.Draft, p.By+",approved-by:"+ss.who, p.Base)
+		}
+		if errors.Is(err, ErrStale) {
+			// Another pack went live between the check above and the swap.
+			if live, lerr := s.d.Rules.Live(ctx); lerr == nil && p.stale(live) {
+				s.render(w, r, http.StatusConflict, "error", ss, page{Title: "Promotion of " + p.Version, Nav: "rules", Problem: p.staleProblem(live)})
+				return
+			}
+			s.render(w, r, http.StatusConflict, "error", ss, page{Title: "Promotion of " + p.Version, Nav: "rules", Problem: "Not approved: " + err.Error()})
+			return
 		}
 		if err != nil {
 			// A pack refused (it fails the pack's tests now) is the request's fault, not a

@@ -92,7 +92,10 @@ type RulePacks interface {
 	// from: the draft is loaded only while that version runs, checked as it is swapped in
 	// (ErrStale otherwise) — the tests take seconds, and another promotion may land meanwhile.
 	Promote(ctx context.Context, draft []byte, who, live string) (PackInfo, error)
-	Rollback(ctx context.Context, version, who string) (PackInfo, error)
+	// Rollback loads a recorded version again (ErrInvalid: no such version); live, when not "",
+	// is the version it means to undo: loaded only while that version runs, checked as it is
+	// swapped in (ErrStale otherwise) — two admins rolling back at once were both told it was done.
+	Rollback(ctx context.Context, version, who, live string) (PackInfo, error)
 }
 
 // LoadHistory is a RulePacks that also keeps the audit trail: every load of a pack (promotions,

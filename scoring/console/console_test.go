@@ -70,7 +70,7 @@ func (f *fakeRules) Promote(_ context.Context, draft []byte, who, _ string) (con
 	f.live = console.PackInfo{Name: "p", Version: "00000000000000b1", Rules: 1, Content: draft}
 	return f.live, nil
 }
-func (f *fakeRules) Rollback(_ context.Context, v, who string) (console.PackInfo, error) {
+func (f *fakeRules) Rollback(_ context.Context, v, who, _ string) (console.PackInfo, error) {
 	return console.PackInfo{Version: v}, nil
 }
 
@@ -1291,7 +1291,7 @@ type rollbackRecorder struct {
 	rolledBack []string
 }
 
-func (f *rollbackRecorder) Rollback(_ context.Context, v, who string) (console.PackInfo, error) {
+func (f *rollbackRecorder) Rollback(_ context.Context, v, who, _ string) (console.PackInfo, error) {
 	f.rolledBack = append(f.rolledBack, v)
 	return console.PackInfo{Version: v}, nil
 }
@@ -1305,12 +1305,12 @@ func TestRollbackFromAStalePage(t *testing.T) {
 	if _, body, _ := c.Get("/console/rules"); !strings.Contains(body, `name="base" value="00000000000000a2"`) {
 		t.Fatal("the rollback form does not carry the live version")
 	}
-	code, _, h := c.Post("/console/rules/rollback", url.Values{"csrf": {csrf}, "version": {"00000000000000a1"}, "base": {"00000000000000b7"}})
-	if code != http.StatusSeeOther || len(rules.rolledBack) != 0 {
+	code, body, _ := c.Post("/console/rules/rollback", url.Values{"csrf": {csrf}, "version": {"00000000000000a1"}, "base": {"00000000000000b7"}})
+	if code != http.StatusConflict || len(rules.rolledBack) != 0 {
 		t.Fatalf("rollback from a stale page: %d, rolled back %v", code, rules.rolledBack)
 	}
-	if _, body, _ := c.Get(h.Get("Location")); !strings.Contains(body, "Not rolled back") || !strings.Contains(body, "it is now 00000000000000a2") {
-		t.Errorf("no notice of the refused rollback:\n%s", body)
+	if !strings.Contains(body, "Not rolled back") || !strings.Contains(body, "it is now 00000000000000a2") {
+		t.Errorf("no word of the refused rollback:\n%s", body)
 	}
 	c.Post("/console/rules/rollback", url.Values{"csrf": {csrf}, "version": {"00000000000000a1"}, "base": {"00000000000000a2"}})
 	if len(rules.rolledBack) != 1 {
@@ -2360,5 +2360,49 @@ func TestLabelBackCarriesNoNumber(t *testing.T) {
 		if loc := h.Get("Location"); !strings.HasPrefix(loc, "/console/investigate?msg=") {
 			t.Errorf("back=%s: redirected to %s", back, loc)
 		}
+	}
+}
+
+// racingRules is a rule pack service where another admin's rollback to 00000000000000c3 lands
+// between the console's check of the live version and its own rollback's swap.
+type racingRules struct{ fakeRules }
+
+func (f *racingRules) Rollback(_ context.Context, v, who, live string) (console.PackInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.live = console.PackInfo{Name: "p", Version: "00000000000000c3"}
+	if live != "" && live != f.live.Version {
+		return console.PackInfo{}, fmt.Errorf("%w: the live pack is version %s, not %s", console.ErrStale, f.live.Version, live)
+	}
+	f.live = console.PackInfo{Name: "p", Version: v}
+	return f.live, nil
+}
+
+// Two admins roll back at once from pages showing the same live version: the one whose rollback
+// is swapped in second gets a 409 naming the version live now, not "Rolled back" over the other's
+// (held-out run: two concurrent rollbacks through a node were both answered "Rolled back to …",
+// five times out of five; the console checked the live version, then rolled back over any).
+func TestConcurrentRollbackLoserIsTold(t *testing.T) {
+	for _, approvals := range []int{1, 2} {
+		rules := &racingRules{fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a2", Content: []byte("pack: p\nrules: [b]\n")}}}
+		alice := newServer(t, console.Deps{Rules: rules, Approvals: approvals})
+		csrfA := alice.Login("alice", "a-secret")
+		code, body, h := alice.Post("/console/rules/rollback", url.Values{"csrf": {csrfA}, "version": {"00000000000000a1"}, "base": {"00000000000000a2"}})
+		if approvals == 2 {
+			// A request, approved by bob: the approval is the rollback.
+			_, body, _ = alice.Get("/console/rules")
+			m := pendingLink(t, body, "the rollback is not listed under Waiting for approval")
+			bob := alice.Fork()
+			csrfB := bob.Login("bob", "b-secret")
+			code, body, h = bob.Post(m[1], url.Values{"csrf": {csrfB}, "decision": {"approve"}})
+		}
+		if code != http.StatusConflict || !strings.Contains(body, "00000000000000c3") {
+			t.Errorf("approvals %d: the rollback that came second: %d %s, want 409 naming 00000000000000c3\n%s", approvals, code, h.Get("Location"), body)
+		}
+		rules.mu.Lock()
+		if rules.live.Version != "00000000000000c3" {
+			t.Errorf("approvals %d: live is %s: the other admin's rollback was undone", approvals, rules.live.Version)
+		}
+		rules.mu.Unlock()
 	}
 }

@@ -844,11 +844,16 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request, ss *session) {
 		return
 	}
 	// The rules page carries the live version it showed (base): a rollback clicked on a page
-	// shown before another admin's promotion would undo that promotion unseen.
-	if base := r.PostForm.Get("base"); base != "" {
+	// shown before another admin's promotion would undo that promotion unseen. Checked here and
+	// again as the pack is swapped in (Rollback's live): two admins rolling back at once both
+	// passed this check and were both told their rollback was done.
+	base := r.PostForm.Get("base")
+	if base != "" && !versionPattern.MatchString(base) {
+		base = "" // a page of an earlier build, or whatever was sent: not shown
+	}
+	if base != "" {
 		if live, err := s.d.Rules.Live(ctx); err == nil && live.Version != "" && live.Version != base {
-			http.Redirect(w, r, "/console/rules?"+s.notice(ss, fmt.Sprintf("Not rolled back: the live pack changed since the page showed version %s: it is now %s (see History). Roll back again from this page if %s is still to replace it.",
-				base, live.Version, v)), http.StatusSeeOther)
+			s.rollbackStale(w, r, ss, v, base, live.Version)
 			return
 		}
 	}
@@ -872,9 +877,21 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request, ss *session) {
 		http.Redirect(w, r, "/console/rules?"+s.notice(ss, fmt.Sprintf("Rollback to version %s requested by %s: another admin approves it under Waiting for approval.", v, ss.who)), http.StatusSeeOther)
 		return
 	}
-	info, err := s.d.Rules.Rollback(ctx, v, ss.who)
+	info, err := s.d.Rules.Rollback(ctx, v, ss.who, base)
+	if errors.Is(err, ErrStale) {
+		now := "another version"
+		if live, lerr := s.d.Rules.Live(ctx); lerr == nil && live.Version != "" {
+			now = live.Version
+		}
+		s.rollbackStale(w, r, ss, v, base, now)
+		return
+	}
 	if err != nil {
-		s.render(w, r, http.StatusServiceUnavailable, "error", ss, page{Title: "Rollback", Nav: "rules", Problem: "Not rolled back: " + err.Error()})
+		status := http.StatusServiceUnavailable
+		if errors.Is(err, ErrInvalid) {
+			status = http.StatusBadRequest
+		}
+		s.render(w, r, status, "error", ss, page{Title: "Rollback", Nav: "rules", Problem: "Not rolled back: " + err.Error()})
 		return
 	}
 	s.log.Info("console: rule pack rolled back", "admin", ss.who, "version", info.Version)
@@ -883,6 +900,14 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request, ss *session) {
 		msg += " Note: " + info.Note
 	}
 	http.Redirect(w, r, "/console/rules?"+s.notice(ss, msg), http.StatusSeeOther)
+}
+
+// rollbackStale answers a rollback to v from a page that showed version base while now is live
+// (another admin's promotion or rollback came first): 409, naming both, nothing done.
+func (s *Server) rollbackStale(w http.ResponseWriter, r *http.Request, ss *session, v, base, now string) {
+	s.render(w, r, http.StatusConflict, "error", ss, page{Title: "Rollback", Nav: "rules", Problem: fmt.Sprintf(
+		"Not rolled back: the live pack changed since the page showed version %s: it is now %s (another admin's promotion or rollback came first; see History on the rules page). "+
+			"Roll back again from the rules page if %s is still to replace it.", base, now, v)})
 }
 
 var versionPattern = regexp.MustCompile(`^[0-9a-f]{16}$`)
