@@ -51,8 +51,9 @@ chdb:
 # deploy/local/chromium.sh; chromedp drives it) against two riskflow nodes on the local Kafka and
 # ClickHouse: login, every page, lint/test/backtest/promote/rollback, lists. CI runs it after
 # `make test`. `make console-screenshots` refreshes docs/console/*.png with the same run. The
-# console's own browser tests (scoring/console, on fakes: pages fit the window) run with it.
-BROWSER_TEST = $(GO) test -count=1 -tags browser -timeout 10m -run '^(TestConsoleInBrowser|TestLongIDsFitTheWindow)$$' -v ./cmd/riskflow/ ./scoring/console/
+# console's own browser tests (scoring/console, on fakes: pages fit the window, a backtest page
+# leaves an ended session) run with it.
+BROWSER_TEST = $(GO) test -count=1 -tags browser -timeout 10m -run '^(TestConsoleInBrowser|TestLongIDsFitTheWindow|TestBacktestPageLeavesAnEndedSession)$$' -v ./cmd/riskflow/ ./scoring/console/
 
 browser: services
 	deploy/local/chromium.sh install

@@ -39,8 +39,15 @@
     var bar = document.getElementById("bar"), text = document.getElementById("progress-text");
     function tick() {
       fetch("/console/backtests/" + job.dataset.id + "/progress", { credentials: "same-origin" })
-        .then(function (r) { return r.json(); })
+        .then(function (r) {
+          // The session ended (401) or the run is gone from the node (404): the page itself says
+          // so (the login page, "No backtest"). Polling on, the bar stayed frozen for ever.
+          if (r.status === 401 || r.status === 404) { window.location.reload(); return null; }
+          if (!r.ok) throw new Error("progress: " + r.status);
+          return r.json();
+        })
         .then(function (p) {
+          if (!p) return;
           if (p.done) { window.location.reload(); return; }
           if (bar) bar.style.width = p.percent.toFixed(0) + "%";
           if (text) text.textContent = p.read + " events read, " + p.compared + " compared, " + p.changed + " changed (" + p.percent.toFixed(0) + "%)";
