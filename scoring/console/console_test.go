@@ -2406,3 +2406,19 @@ func TestConcurrentRollbackLoserIsTold(t *testing.T) {
 		rules.mu.Unlock()
 	}
 }
+
+// A phone number typed as the admin name (no admin is named by one: the configuration refuses it)
+// or carried in next= is not given back by the failed login's form: both came back as sent.
+func TestFailedLoginDoesNotEchoNumbers(t *testing.T) {
+	c := newServer(t, console.Deps{})
+	for _, f := range []url.Values{
+		{"name": {"139 1234 5678"}, "secret": {"guess"}},
+		{"name": {"alice"}, "secret": {"guess"}, "next": {"/console/investigate?kind=phone&value=13912345678"}},
+		{"name": {"１３９１２３４５６７８"}, "secret": {""}},
+	} {
+		code, body, _ := c.Post("/console/login", f)
+		if code == http.StatusSeeOther || strings.Contains(body, "5678") || strings.Contains(body, "５６７８") {
+			t.Errorf("failed login %v: %d, the number given back: %v", f, code, strings.Contains(body, "5678") || strings.Contains(body, "５６７８"))
+		}
+	}
+}

@@ -425,7 +425,9 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	who, secret, next := strings.TrimSpace(r.PostForm.Get("name")), r.PostForm.Get("secret"), r.PostForm.Get("next")
-	p := page{Title: "Log in", Errs: map[string]string{}, Form: map[string]string{"name": who, "next": next}}
+	// Given back as sent, but for a phone number (no admin is named by one; a number in next= is
+	// no page to come back to): the failed login's form shows neither.
+	p := page{Title: "Log in", Errs: map[string]string{}, Form: map[string]string{"name": schemas.MaskPhones(who), "next": withoutNumber(next)}}
 	if who == "" {
 		p.Errs["name"] = "name: required (an admin name of api.admin_keys)"
 	}
