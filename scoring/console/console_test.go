@@ -2422,3 +2422,20 @@ func TestFailedLoginDoesNotEchoNumbers(t *testing.T) {
 		}
 	}
 }
+
+// Lint lists the draft's lines with each problem under its line: a line holding a bidirectional
+// override (pasted from a chat, and flagged by lint) was listed as is, the rest of it shown
+// reversed and the character itself invisible where the caret pointed. It shows as \u202E there, as
+// the diffs show it; the editor keeps the text as typed.
+func TestLintListingShowsFormattingCharacters(t *testing.T) {
+	c := newServer(t, console.Deps{Rules: &fakeRules{live: console.PackInfo{Content: []byte("pack: p\n")}}})
+	csrf := c.Login("alice", "a-secret")
+	_, body, _ := c.Post("/console/rules/draft", url.Values{"csrf": {csrf}, "action": {"lint"}, "draft": {"pack: p\nrules: [bad \u202e'gnp.exe']\n"}})
+	listing := regexp.MustCompile(`(?s)<pre class="annotated">.*?</pre>`).FindString(body)
+	if listing == "" {
+		t.Fatalf("no annotated listing:\n%s", body)
+	}
+	if strings.Contains(listing, "\u202e") || !strings.Contains(listing, `rules: [bad \u202E&#39;gnp.exe&#39;]`) {
+		t.Errorf("the listing shows the override as is:\n%s", listing)
+	}
+}
