@@ -1312,6 +1312,9 @@ func TestRollbackFromAStalePage(t *testing.T) {
 	if !strings.Contains(body, "Not rolled back") || !strings.Contains(body, "it is now 00000000000000a2") {
 		t.Errorf("no word of the refused rollback:\n%s", body)
 	}
+	if code, body, _ := c.Post("/console/rules/rollback", url.Values{"csrf": {csrf}, "version": {"00000000000000a1"}, "base": {"13912345678"}}); code != http.StatusBadRequest || strings.Contains(body, "5678") || len(rules.rolledBack) != 0 {
+		t.Fatalf("rollback from a page naming no version: %d, rolled back %v", code, rules.rolledBack)
+	}
 	c.Post("/console/rules/rollback", url.Values{"csrf": {csrf}, "version": {"00000000000000a1"}, "base": {"00000000000000a2"}})
 	if len(rules.rolledBack) != 1 {
 		t.Fatalf("rollback from a current page: rolled back %v", rules.rolledBack)

@@ -849,7 +849,9 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request, ss *session) {
 	// passed this check and were both told their rollback was done.
 	base := r.PostForm.Get("base")
 	if base != "" && !versionPattern.MatchString(base) {
-		base = "" // a page of an earlier build, or whatever was sent: not shown
+		// Not shown: it is whatever was sent.
+		s.render(w, r, http.StatusBadRequest, "error", ss, page{Title: "Rollback", Nav: "rules", Problem: "base: the live version the page showed, 16 hex digits"})
+		return
 	}
 	if base != "" {
 		if live, err := s.d.Rules.Live(ctx); err == nil && live.Version != "" && live.Version != base {
