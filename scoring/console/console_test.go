@@ -2442,3 +2442,15 @@ func TestLintListingShowsFormattingCharacters(t *testing.T) {
 		t.Errorf("the listing shows the override as is:\n%s", listing)
 	}
 }
+
+// A promotion from a draft page whose base= is no version (a forged form, or a number pasted over
+// it) is refused as from a stale page, without base= as sent: the refusal showed it.
+func TestPromotionBaseIsNotEchoed(t *testing.T) {
+	rules := &fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a1", Content: []byte("pack: p\n")}}
+	c := newServer(t, console.Deps{Rules: rules})
+	csrf := c.Login("alice", "a-secret")
+	code, body, _ := c.Post("/console/rules/draft", url.Values{"csrf": {csrf}, "action": {"promote"}, "base": {"139 1234 5678"}, "draft": {"pack: p\nrules: [x]\n"}})
+	if code == http.StatusSeeOther || strings.Contains(body, "5678") || len(rules.promoted) != 0 {
+		t.Errorf("promotion over base=<a number>: %d, promoted %v, the number shown: %v", code, rules.promoted, strings.Contains(body, "5678"))
+	}
+}

@@ -725,6 +725,9 @@ func (s *Server) draftPost(w http.ResponseWriter, r *http.Request, ss *session) 
 		// The page shown now carries the new live version, so promoting again is a choice. A
 		// promotion request is refused alike: its approval would undo that change as well.
 		if base := r.PostForm.Get("base"); base != "" && live.Version != "" && base != live.Version {
+			if !versionPattern.MatchString(base) {
+				base = "(none: base= is no version)" // not shown: it is whatever was sent
+			}
 			p.Problem = fmt.Sprintf("Not promoted: the live pack changed while you edited the draft: the page showed version %s, the live one is now %s "+
 				"(see History on the rules page). Your draft would replace that change: compare it with the live pack, then promote again.", base, live.Version)
 			status = http.StatusConflict
