@@ -2454,3 +2454,18 @@ func TestPromotionBaseIsNotEchoed(t *testing.T) {
 		t.Errorf("promotion over base=<a number>: %d, promoted %v, the number shown: %v", code, rules.promoted, strings.Contains(body, "5678"))
 	}
 }
+
+// A list entry's why is at most 200 characters, as the form's maxlength and its error say: it was
+// counted in bytes, and a note in Chinese of 84 characters (234 bytes), which the browser let
+// through, was refused as "at most 200 characters".
+func TestListWhyCountsCharacters(t *testing.T) {
+	c := newServer(t, console.Deps{Lists: &fakeLists{}})
+	csrf := c.Login("alice", "a-secret")
+	why := strings.Repeat("疑似接码平台批量注册", 20) // 200 characters, 600 bytes
+	if code, body, _ := c.Post("/console/lists", url.Values{"csrf": {csrf}, "action": {"block"}, "kind": {"ip"}, "value": {"192.0.2.89"}, "why": {why}}); code != http.StatusSeeOther {
+		t.Errorf("a why of 200 characters in Chinese: %d\n%s", code, regexp.MustCompile(`id="err-why">[^<]*`).FindString(body))
+	}
+	if code, body, _ := c.Post("/console/lists", url.Values{"csrf": {csrf}, "action": {"block"}, "kind": {"ip"}, "value": {"192.0.2.90"}, "why": {why + "。"}}); code != http.StatusBadRequest || !strings.Contains(body, `id="err-why">why: one line of at most 200 characters`) {
+		t.Errorf("a why of 201 characters: %d", code)
+	}
+}

@@ -1036,7 +1036,8 @@ func (s *Server) checkEntry(f url.Values, errs map[string]string) ListEntry {
 	switch {
 	case e.Why == "":
 		errs["why"] = "why: required — say why, for whoever reads this list next"
-	case len(e.Why) > 200 || strings.ContainsAny(e.Why, "\r\n"):
+	// Characters, as the form's maxlength counts them: a note in Chinese is three bytes a character.
+	case utf8.RuneCountInString(e.Why) > 200 || strings.ContainsAny(e.Why, "\r\n"):
 		errs["why"] = "why: one line of at most 200 characters"
 	case !utf8.ValidString(e.Why):
 		errs["why"] = "why: is not valid UTF-8 text"
