@@ -2469,3 +2469,27 @@ func TestListWhyCountsCharacters(t *testing.T) {
 		t.Errorf("a why of 201 characters: %d", code)
 	}
 }
+
+// The overview's app list offers every app with events, and an app id is what events carry: any
+// text of at most 64 bytes without a control character or a phone number ("商城App", "shop app",
+// "com.example/ios"). The filter took ASCII letters, digits and _ . : - only: choosing such an app
+// from the list was refused next to the field, and the page showed every app's figures.
+func TestOverviewFiltersOnAnyAppEventsCarry(t *testing.T) {
+	h := &countingHistory{}
+	c := newServer(t, console.Deps{History: h, CacheFor: -1})
+	c.Login("alice", "a-secret")
+	for _, app := range []string{"商城App", "shop app", "com.example/ios"} {
+		_, body, _ := c.Get("/console/overview?range=24h&app=" + url.QueryEscape(app))
+		h.mu.Lock()
+		got := h.filters[len(h.filters)-1].App
+		h.mu.Unlock()
+		if strings.Contains(body, `id="err-app"`) || got != app {
+			t.Errorf("app=%s: refused, or the history was asked for app %q", app, got)
+		}
+	}
+	for _, app := range []string{"a\x01b", strings.Repeat("a", 65)} {
+		if _, body, _ := c.Get("/console/overview?range=24h&app=" + url.QueryEscape(app)); !strings.Contains(body, `id="err-app"`) {
+			t.Errorf("app=%q: no error next to app", app)
+		}
+	}
+}
