@@ -1010,6 +1010,13 @@ func (s *Server) checkEntry(f url.Values, errs map[string]string) ListEntry {
 			errs["value"] = "value: " + err.Error()
 			break
 		}
+		if min := minNetworkBits(n); n.Bits() < min {
+			// One such entry applies to (nearly) every login on every node within a second: a
+			// block scores them all 900, an allow lifts every block. The lists file takes any.
+			errs["value"] = fmt.Sprintf("value: %s is as broad as a large part of the internet: the entry would apply to nearly every login on every node; "+
+				"the console takes /%d or narrower (a broader network goes in the lists file, scoring.lists)", n, min)
+			break
+		}
 		e.Value = n.String()
 	case KindDevice:
 		if v == "" || len(v) > 128 || strings.ContainsAny(v, " \t\r\n#") {
@@ -1050,6 +1057,15 @@ func (s *Server) checkEntry(f url.Values, errs map[string]string) ListEntry {
 		errs["why"] = "why: holds a phone number; say why without it (block the number itself with kind phone: it is stored hashed)"
 	}
 	return e
+}
+
+// minNetworkBits is the broadest network the console lists (IPv4 /8, IPv6 /16), as ParseNetwork
+// returns it (an IPv6 network embedding IPv4 addresses is the IPv4 one).
+func minNetworkBits(n netip.Prefix) int {
+	if n.Addr().Is4() {
+		return 8
+	}
+	return 16
 }
 
 // deviceProblem says why v cannot be a device id of an event (events carrying it are refused, so
