@@ -316,13 +316,14 @@ rules:
 	}
 }
 
-// An IPv6 address is explained as the prefix its ip_* windows count — its /64 on a cellular
-// network, its /56 (the line's delegation) on broadband — and the subject says so: it read
-// "ip 2001:db8:7:1::99" above the windows of every address of the /64.
+// An IPv6 address is explained as the prefix its ip_* windows count — its /56 (the line's
+// delegation; on a mobile network too, which holds China Mobile's home broadband), its /64 on a
+// datacenter network — and the subject says so: it read "ip 2001:db8:7:1::99" above the windows
+// of every address of the prefix.
 func TestExplainIPv6NamesItsSlash64(t *testing.T) {
 	now := t0.Add(time.Minute)
 	for _, c := range []struct{ seen, ask, want string }{
-		{"2409:8934:7:1::%x", "2409:8934:7:1::99", "ip 2409:8934:7:1::99, counted as its /64 2409:8934:7:1::/64"},
+		{"2409:8934:7:%x::1", "2409:8934:7:1::99", "ip 2409:8934:7:1::99, counted as its /56 2409:8934:7::/56"},
 		{"2001:db8:7:%x::1", "2001:db8:7:1::99", "ip 2001:db8:7:1::99, counted as its /56 2001:db8:7::/56"},
 		{"2002:2f5c:6401:%x::1", "2002:2f5c:6401:99::1", "ip 2002:2f5c:6401:99::1, counted as 47.92.100.1"},
 	} {

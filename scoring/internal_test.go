@@ -353,7 +353,7 @@ func TestStateKeysAreScoringKeys(t *testing.T) {
 // addressKeying (and a new pin here), or snapshots keyed the old way would load into the new
 // build and its per-address windows would read empty until they filled again.
 func TestAddressKeyingIsPinned(t *testing.T) {
-	pins := map[int]uint64{5: 0xf2be716c81f2b629}
+	pins := map[int]uint64{5: 0xf2be716c81f2b629, 6: 0xf18e37fef7159661}
 	h := xxhash.New()
 	for _, s := range []string{"223.104.5.20", "1.2.3.4", "::ffff:1.2.3.4", "2409:8a00::1", "2409:8a00::2:1", "2001:db8:1:2::9", "240e:3b0::1", "64:ff9b::1.2.3.4", "::1.2.3.4", "2002:102:304:5::1", "2001:0:4136:e378:8000:63bf:fefd:fcfb"} {
 		for _, typ := range []string{"", geo.IPTypeIDC, geo.IPTypeMobile} {

@@ -298,7 +298,7 @@ func TestIPv6AddressIsItsSlash64(t *testing.T) {
 	}{
 		{"one /64 of a broadband line, new interface id per attempt", func(i int) string { return fmt.Sprintf("240e:3a1:4c2:7b10:%x:%x:%x:1", 0x1000+i*811, i*97, i*13) }, "20", 600},
 		{"one cellular /64 shared by a hotspot", func(i int) string { return fmt.Sprintf("2409:8934:8a2:51c6:%x::%x", 0x200+i*7, i+1) }, "20", 600},
-		{"twenty cellular devices, a /64 each", func(i int) string { return fmt.Sprintf("2409:8934:8a2:%x::1", 0x5100+i) }, "1", 0},
+		{"twenty cellular devices, a /64 each (in the pool's /56s)", func(i int) string { return fmt.Sprintf("2409:8934:%x:5100::1", 0x8a2+i) }, "1", 0},
 	} {
 		s := newScorer(t, scoring.Config{}, withProbes(nil, "ip_phones_10m", "app_ip_phones_10m"), scoring.WithGeo(listsOnly(t)))
 		checkFailingCrowd(t, c.name, s, c.phones, c.score, func(i int) schemas.VerifyEvent {
@@ -331,8 +331,11 @@ func checkFailingCrowd(t *testing.T, name string, s *scoring.Scorer, phones stri
 // its LANs from it, so a SIM farm on one line can give each attempt a new /64 of its /56. The
 // line is one address: twenty numbers probed from twenty /64s of one /56 are the failing crowd
 // they would be on one /64 (or one IPv4 address). Keyed by /64, ip_phones_10m stayed at 1 and
-// the farm scored 0. Twenty households, a /56 each, are twenty addresses; a cellular device's /64
-// stays its own.
+// the farm scored 0. Twenty households, a /56 each, are twenty addresses. China Mobile's home
+// broadband (2409:8axx) is on the mobile list with its cellular pools (the same ASes, the same
+// /20: no data here tells them apart): the same farm on one of its lines, keyed by /64 as a
+// cellular device was, scored 0 too — so a mobile network's /56 is one address as well, and
+// twenty cellular devices, each in a /56 of the pool, are twenty.
 func TestBroadbandLineIsItsSlash56(t *testing.T) {
 	for _, c := range []struct {
 		name   string
@@ -342,7 +345,10 @@ func TestBroadbandLineIsItsSlash56(t *testing.T) {
 	}{
 		{"one broadband /56, a new /64 per attempt", func(i int) string { return fmt.Sprintf("240e:3a1:4c2:7b%02x:%x::1", i*11, 0x1000+i*811) }, "20", 600},
 		{"twenty broadband households, a /56 each", func(i int) string { return fmt.Sprintf("240e:3a1:4c2:%x:%x::1", 0x100*(i+1), 0x1000+i*811) }, "1", 0},
-		{"twenty cellular devices of one /56, a /64 each", func(i int) string { return fmt.Sprintf("2409:8934:8a2:51%02x::1", i) }, "1", 0},
+		{"one China Mobile home broadband /56, a new /64 per attempt", func(i int) string { return fmt.Sprintf("2409:8a28:77:7b%02x:%x::1", i*11, 0x1000+i*811) }, "20", 600},
+		{"one China Mobile /56 read as cellular: twenty /64s of it", func(i int) string { return fmt.Sprintf("2409:8934:8a2:51%02x::1", i) }, "20", 600},
+		{"twenty cellular devices of the pool, a /64 each", func(i int) string { return fmt.Sprintf("2409:8934:%x:51c6::1", 0x8a2+i*0x3b) }, "1", 0},
+		{"twenty China Unicom cellular devices, a /64 each", func(i int) string { return fmt.Sprintf("2408:8456:%x:51c6::1", 0x8a2+i*0x3b) }, "1", 0},
 	} {
 		s := newScorer(t, scoring.Config{}, withProbes(nil, "ip_phones_10m", "app_ip_phones_10m", "net_phones_10m"), scoring.WithGeo(listsOnly(t)))
 		checkFailingCrowd(t, c.name, s, c.phones, c.score, func(i int) schemas.VerifyEvent {

@@ -558,8 +558,10 @@ func (s *Scorer) ClassFingerprint() string {
 // -translated, is the IPv4 address it embeds (2: the /64 64:ff9b::/64 or ::/64, every IPv4 client
 // of a translator in one key). 4: a 6to4 or Teredo address is the IPv4 address it embeds (3: its
 // /64, a new one at each subnet id or port of one host). 5: an IPv6 address outside mobile and
-// datacenter networks counts as its /56, and its network is that /56 (4: its /64 both).
-const addressKeying = 5
+// datacenter networks counts as its /56, and its network is that /56 (4: its /64 both). 6: so does
+// one on a mobile network, its network still the /32 (5: its /64; China Mobile's home broadband is
+// on the mobile list, and a farm on one of its lines rotating /64s showed one number per "IP").
+const addressKeying = 6
 
 // phoneKeyOf is the feature state's key of a phone number: SipHash-2-4 under a key derived from the
 // phone-hash key (statePhoneKey). The state, its snapshots and the members of other keys' entries
@@ -654,23 +656,27 @@ func nz(h uint64) uint64 {
 
 // ipKeys returns the IP's key and its network's key.
 //
-// The IP is an IPv4 address or the IPv6 prefix one subscriber holds (ipUnit): its /64 on a mobile
-// carrier's or a datacenter network, its /56 elsewhere. An IPv6 host picks its own interface id
-// inside the /64 its network routes to it and changes it at will (privacy addresses, RFC 8981: a
-// new one a day or per connection); a carrier gives each cellular device a /64 of its own (3GPP),
-// which tethered devices share. So on a cellular network a /64 is one subscriber — the IPv6
-// counterpart of one IPv4 address — and counting /128s would let one host (a farm behind one
-// hotspot) show a new "IP" for every attempt and never crowd an address. A fixed broadband line
-// is delegated a /56 or a /60 (DHCPv6-PD) and numbers its LANs from it: there the /64 is one of up
-// to 256 networks of one household, and a SIM farm on one line that gave each attempt a new /64
-// of its /56 showed one number per "IP" (80 numbers, none crowded, 0 scored).
+// The IP is an IPv4 address or the IPv6 prefix one subscriber holds (ipUnit): its /64 on a
+// datacenter network, its /56 elsewhere. An IPv6 host picks its own interface id inside the /64
+// its network routes to it and changes it at will (privacy addresses, RFC 8981: a new one a day or
+// per connection), so counting /128s would let one host (a farm behind one hotspot) show a new "IP"
+// for every attempt and never crowd an address. A fixed broadband line is delegated a /56 or a /60
+// (DHCPv6-PD) and numbers its LANs from it: there the /64 is one of up to 256 networks of one
+// household, and a SIM farm on one line that gave each attempt a new /64 of its /56 showed one
+// number per "IP" (80 numbers, none crowded, 0 scored). A carrier gives each cellular device a /64
+// of its own (3GPP), but the mobile list (ipType "mobile") cannot tell China Mobile's home
+// broadband from its cellular pools: both are in the same ASes and the same 2409:8000::/20, and
+// neither the ASN data nor GeoLite2 says which is which. Keyed by /64 there, the same farm on a
+// China Mobile line scored 0 again; so a mobile network's IPv6 address counts as its /56 too. On a
+// cellular network that /56 holds the /64s of up to 256 devices, which seldom log in to one app
+// within minutes of each other (TestMobileNetworkStreams: a dense cellular pool stays at 0% ≥600).
 //
 // The network is the range an address is handed out from, which address rotation stays inside:
 // an IPv4 /24 or the IPv6 unit, except
 //   - on a datacenter network (ipType "idc") an IPv6 /48: a hosting customer is routed a /48 or a
 //     /56 and can use a new /64 for every attempt;
 //   - on a mobile carrier's network (ipType "mobile") an IPv4 /16 or an IPv6 /32: the carrier's
-//     pool hands a device a new NAT address, or a new /64, at each data session, so the /24 or /64
+//     pool hands a device a new NAT address, or a new /64, at each data session, so the /24 or /56
 //     of an ordinary cellular user changes many times a day.
 //
 // An IPv6 address embedding an IPv4 address (geo.ClientAddr: IPv4-mapped, the NAT64 well-known
@@ -693,15 +699,16 @@ func ipKeys(a netip.Addr, ipType string) (ip, net uint64) {
 	case geo.IPTypeIDC:
 		return nz(xxhash.Sum64(b[:8]) ^ 0x3c6ef372fe94f82b), nz(xxhash.Sum64(b[:6]) ^ 0x6a09e667f3bcc908)
 	case geo.IPTypeMobile:
-		return nz(xxhash.Sum64(b[:8]) ^ 0x3c6ef372fe94f82b), nz(xxhash.Sum64(b[:4]) ^ 0xbb67ae8584caa73b)
+		// The /56 keyed as on broadband: a line the mobile list holds by mistake is one address.
+		return nz(xxhash.Sum64(b[:7]) ^ 0xa54ff53a5f1d36f1), nz(xxhash.Sum64(b[:4]) ^ 0xbb67ae8584caa73b)
 	}
 	h := xxhash.Sum64(b[:7]) // the /56 is both the address and its network: hashed once
 	return nz(h ^ 0xa54ff53a5f1d36f1), nz(h ^ 0x510e527fade682d1)
 }
 
 // ipUnit is the prefix an IPv6 address counts as in the ip_* and app_ip_* windows given its
-// network type (Geo.IPType): its /64 on a mobile carrier's or a datacenter network, its /56
-// (a broadband line's delegation) elsewhere — see ipKeys. An IPv4 address, or an IPv6 address
+// network type (Geo.IPType): its /64 on a datacenter network, its /56 (a broadband line's
+// delegation) elsewhere, a mobile carrier's network included — see ipKeys. An IPv4 address, or an IPv6 address
 // embedding one (geo.ClientAddr), is itself (a /32).
 func ipUnit(a netip.Addr, ipType string) netip.Prefix {
 	a = geo.ClientAddr(a)
@@ -710,7 +717,7 @@ func ipUnit(a netip.Addr, ipType string) netip.Prefix {
 		return netip.Prefix{}
 	case a.Is4():
 		return netip.PrefixFrom(a, 32)
-	case ipType == geo.IPTypeIDC || ipType == geo.IPTypeMobile:
+	case ipType == geo.IPTypeIDC:
 		return netip.PrefixFrom(a, 64).Masked()
 	}
 	return netip.PrefixFrom(a, 56).Masked()

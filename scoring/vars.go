@@ -34,7 +34,7 @@ var windowFeatures = []windowFeature{
 	{name: "phone_fails", doc: "failed verifications of this phone number", kind: features.KindPhone, fails: true, keyOf: phoneKey},
 	{name: "phone_devices", doc: "distinct devices that verified this number", kind: features.KindPhone, distinct: true, field: features.FieldA, keyOf: phoneKey, selfOf: deviceMember},
 	{name: "phone_nets", doc: "distinct networks this number verified from (IPv4 /24, IPv6 /56, a broadband line; on a mobile carrier network IPv4 /16, IPv6 /32, its pool; on a datacenter network IPv6 /48)", kind: features.KindPhone, distinct: true, field: features.FieldB, keyOf: phoneKey, selfOf: netMember},
-	{name: "ip_verifies", doc: "verifications from this IP (an IPv6 address counts as its /64 on a mobile carrier or datacenter network, its /56 — a broadband line — elsewhere, as every ip_* and app_ip_* window does)", kind: features.KindIP, keyOf: ipKey},
+	{name: "ip_verifies", doc: "verifications from this IP (an IPv6 address counts as its /64 on a datacenter network, its /56 — a broadband line — elsewhere, a mobile carrier's network included, as every ip_* and app_ip_* window does)", kind: features.KindIP, keyOf: ipKey},
 	{name: "ip_fails", doc: "failed verifications from this IP", kind: features.KindIP, fails: true, keyOf: ipKey},
 	{name: "ip_phones", doc: "distinct phone numbers verified from this IP", kind: features.KindIP, distinct: true, field: features.FieldA, keyOf: ipKey, selfOf: phoneMember},
 	{name: "ip_devices", doc: "distinct devices seen on this IP", kind: features.KindIP, distinct: true, field: features.FieldB, keyOf: ipKey, selfOf: deviceMember},
