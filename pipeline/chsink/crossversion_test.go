@@ -363,7 +363,7 @@ func buildCrossPlan(db string, now time.Time, version chschema.Version, fx cross
 	}
 	err = p.addReads(migs, readParams{
 		ruleVersion: fx.versions[1].Version,
-		// An IPv6 address reads its /64 (the overseas proxies' 2001:db8:85a3:1::/64).
+		// An IPv6 address reads its /56 (the overseas proxies' 2001:db8:85a3::/56).
 		lookups: []LookupKey{{PhoneHash: fx.records[0].PhoneHash}, {IP: fx.records[len(fx.records)-1].IP}, {DeviceID: fx.records[4].DeviceID},
 			{IP: "2001:db8:85a3:1::1"}},
 		lookupApps: []string{fx.records[0].AppID, fx.records[len(fx.records)-1].AppID, fx.records[4].AppID},

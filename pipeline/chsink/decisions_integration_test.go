@@ -274,14 +274,15 @@ func TestLookupDecisionsNewestFirstWithinASecond(t *testing.T) {
 	}
 }
 
-// A lookup of an IPv6 address reads every address of its /64, as the live state's ip_* windows
-// count it: a host changes its interface id at will, and the history showed only the attempts of
-// the one address pasted while the windows beside it counted the whole /64.
-func TestLookupIPv6IsItsSlash64(t *testing.T) {
+// A lookup of an IPv6 address reads every address of its /56, as the live state's ip_* windows
+// count it outside datacenters: a host changes its interface id at will, a broadband line (or a
+// China Mobile one, on the mobile list) its /64, and the history showed only the attempts of the
+// one /64 pasted while the windows beside it counted the whole /56.
+func TestLookupIPv6IsItsSlash56(t *testing.T) {
 	st := migrated(t)
 	ctx := testContext(t)
 	at := time.Now().UTC().Truncate(time.Second).Add(-time.Minute)
-	ips := []string{"2001:db8:64:1::a", "2001:db8:64:1:ffff:1:2:3", "2001:db8:64:2::a", "47.92.64.1", "::1"}
+	ips := []string{"2001:db8:64:1::a", "2001:db8:64:1:ffff:1:2:3", "2001:db8:64:2::a", "2001:db8:64:ff::9", "2001:db8:64:100::a", "47.92.64.1", "::1"}
 	var recs []schemas.ScoreRecord
 	var ds []schemas.Decision
 	for i, ip := range ips {
@@ -298,14 +299,16 @@ func TestLookupIPv6IsItsSlash64(t *testing.T) {
 	if err := st.WriteDecisions(ctx, ds); err != nil {
 		t.Fatal(err)
 	}
+	line := []string{"2001:db8:64:1::a", "2001:db8:64:1:ffff:1:2:3", "2001:db8:64:2::a", "2001:db8:64:ff::9"}
 	for _, c := range []struct {
 		ip   string
 		want []string
 	}{
-		{"2001:db8:64:1::5", []string{"2001:db8:64:1::a", "2001:db8:64:1:ffff:1:2:3"}},
-		{"2001:db8:64:2::a", []string{"2001:db8:64:2::a"}},
+		{"2001:db8:64:1::5", line},
+		{"2001:db8:64:2::a", line},
+		{"2001:db8:64:100::a", []string{"2001:db8:64:100::a"}}, // the next /56
 		{"47.92.64.1", []string{"47.92.64.1"}},
-		{"::2", []string{"::1"}}, // ::/64: no IPv4 row
+		{"::2", []string{"::1"}}, // ::/56: no IPv4 row
 	} {
 		as, gotDs, err := st.Lookup(ctx, LookupKey{IP: c.ip}, LookupRange{AppID: "app-v6", Since: at.Add(-time.Hour)}, 10)
 		if err != nil {

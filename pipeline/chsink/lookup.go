@@ -14,9 +14,11 @@ import (
 )
 
 // LookupKey names what `riskflow lookup` looks at: exactly one of a phone's keyed hash, an IP
-// address (as stored: text) and a device id. An IPv6 address stands for its /64, as in the
-// feature state's ip_* windows (an IPv6 host changes its interface id at will): its history is
-// every address of that /64.
+// address (as stored: text) and a device id. An IPv6 address stands for its /56, the prefix the
+// feature state's ip_* windows count it as outside datacenters (a broadband line's delegation; a
+// mobile network's, which holds China Mobile's home broadband; an IPv6 host changes its interface
+// id at will, a line its /64): its history is every address of that /56, which holds the /64 a
+// datacenter address is counted as.
 type LookupKey struct {
 	PhoneHash string
 	IP        string
@@ -99,7 +101,7 @@ type LookupRange struct {
 // joined, 0.03–0.05 s for the attempts this way). Re-delivered copies are collapsed with LIMIT 1 BY,
 // newest first, rather than FINAL, which merges every part of the range before filtering.
 //
-// An IPv6 key reads every address of its /64 (IPv4 rows have no ':' and are left out; on
+// An IPv6 key reads every address of its /56 (IPv4 rows have no ':' and are left out; on
 // ClickHouse 18.16 IPv6StringToNum reads them as ::).
 func LookupSQL(database string, key LookupKey, r LookupRange, limit int) (attempts, decisions string, err error) {
 	if !identRE.MatchString(database) {
@@ -114,8 +116,8 @@ func LookupSQL(database string, key LookupKey, r LookupRange, limit int) (attemp
 	}
 	cond := col + " = " + quoteString(val)
 	if a, err := netip.ParseAddr(val); col == "ip" && err == nil && a.Is6() && !a.Is4In6() {
-		half := a.As16()
-		cond = "position(ip, ':') > 0 AND substring(hex(IPv6StringToNum(ip)), 1, 16) = '" + strings.ToUpper(hex.EncodeToString(half[:8])) + "'"
+		b := a.As16()
+		cond = "position(ip, ':') > 0 AND substring(hex(IPv6StringToNum(ip)), 1, 14) = '" + strings.ToUpper(hex.EncodeToString(b[:7])) + "'"
 	}
 	filter := "PREWHERE " + cond + " WHERE ts >= " + dateTime(r.Since)
 	if !r.Until.IsZero() {
