@@ -77,7 +77,7 @@ var subjectScalars = map[string]string{
 	"prefix_listed": "phone", "travel_km": "phone", "travel_kmh": "phone", "travel_minutes": "phone", "travel_time": "phone",
 	"province_mismatch": "phone",
 	"geo_known":         "ip", "ip_country": "ip", "ip_province": "ip", "ip_city": "ip", "ip_asn": "ip", "ip_as": "ip",
-	"ip_org": "ip", "ip_type": "ip", "geo_confident": "ip", "ip_v6": "ip", "ip_listed": "ip",
+	"ip_org": "ip", "ip_type": "ip", "geo_confident": "ip", "ip_v6": "ip", "ip_private": "ip", "ip_listed": "ip",
 }
 
 // NearFactors are the growths of the subject's windows Explain tries, in order: a rule first

@@ -358,3 +358,36 @@ func TestBroadbandLineIsItsSlash56(t *testing.T) {
 		})
 	}
 }
+
+// TestPrivateIPv6IsNoHouseholdLine: an address of a private network — a unique local address
+// (fc00::/7), or RFC 1918 and the carrier-grade NAT range 100.64.0.0/10 — is what a verify
+// service sees for the clients behind its own proxy or on its own network, never a household's
+// line: every user of the app shares it. phones_per_ip_v6_line stepped up the whole app there
+// (600) as a SIM farm on one line; ip_private says so, and the line rule leaves such an address to
+// the crowd rules that observe.
+func TestPrivateIPv6IsNoHouseholdLine(t *testing.T) {
+	for _, c := range []struct {
+		ip      string
+		private bool
+		score   int
+	}{
+		{"fd12:3456:789a:1::10", true, 300},
+		{"::ffff:10.20.30.40", true, 300},
+		{"100.64.7.9", true, 300},
+		{"240e:3a1:4c2:7b10::1", false, 600},
+	} {
+		s := newScorer(t, scoring.Config{}, withProbes(nil, "ip_private", "app_ip_phones_10m"), scoring.WithGeo(listsOnly(t)))
+		var rec schemas.ScoreRecord
+		for i := range 20 {
+			ev := event(fmt.Sprintf("p-%d", i), t0.Add(time.Duration(i)*20*time.Second), fmt.Sprintf("139%08d", i*4567891), c.ip)
+			rec = process(t, s, ev)
+		}
+		p := probes(rec.Hits)
+		if p["ip_private"] != fmt.Sprint(c.private) || p["app_ip_phones_10m"] != "20" {
+			t.Errorf("%s: ip_private %s, app_ip_phones_10m %s; want %v, 20", c.ip, p["ip_private"], p["app_ip_phones_10m"], c.private)
+		}
+		if rec.Score != c.score || hits(rec)["phones_per_ip_v6_line"] != (c.score == 600) {
+			t.Errorf("%s: score %d, tags %v, detail %v; want %d", c.ip, rec.Score, rec.Tags, rec.Detail, c.score)
+		}
+	}
+}

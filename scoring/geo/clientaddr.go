@@ -81,3 +81,16 @@ func ClientPrefix(p netip.Prefix) netip.Prefix {
 	}
 	return p
 }
+
+// cgnShared is the carrier-grade NAT range of RFC 6598: addresses between a carrier's NAT and its
+// subscribers, never seen from outside the carrier.
+var cgnShared = netip.MustParsePrefix("100.64.0.0/10")
+
+// IsPrivate reports whether a client address (read as ClientAddr reads it) is of a private
+// network: RFC 1918, the carrier-grade NAT range 100.64.0.0/10, or unique local fc00::/7. A verify
+// service sees one only for clients on its own network or behind its own proxy, so every such
+// client shares it, as no household shares its line.
+func IsPrivate(a netip.Addr) bool {
+	a = ClientAddr(a.Unmap())
+	return a.IsPrivate() || a.Is4() && cgnShared.Contains(a)
+}

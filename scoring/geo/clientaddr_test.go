@@ -108,3 +108,18 @@ func TestClientPrefix(t *testing.T) {
 		}
 	}
 }
+
+// IsPrivate: RFC 1918, 100.64.0.0/10 and fc00::/7, in any form that embeds them; public,
+// documentation and link-local addresses are not.
+func TestIsPrivate(t *testing.T) {
+	for s, want := range map[string]bool{
+		"10.1.2.3": true, "172.16.0.1": true, "192.168.1.1": true, "100.64.7.9": true, "100.127.255.255": true,
+		"fd12:3456:789a:1::10": true, "fc00::1": true, "::ffff:10.20.30.40": true, "64:ff9b::192.168.1.1": true,
+		"100.128.0.1": false, "172.32.0.1": false, "223.104.3.17": false, "240e:3a1:4c2:7b10::1": false,
+		"2409:8a28:77:7b10::1": false, "2001:db8::1": false, "203.0.113.10": false, "fe80::1": false,
+	} {
+		if got := IsPrivate(netip.MustParseAddr(s)); got != want {
+			t.Errorf("IsPrivate(%s) = %v, want %v", s, got, want)
+		}
+	}
+}
