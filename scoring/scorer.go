@@ -656,7 +656,7 @@ func nz(h uint64) uint64 {
 
 // ipKeys returns the IP's key and its network's key.
 //
-// The IP is an IPv4 address or the IPv6 prefix one subscriber holds (ipUnit): its /64 on a
+// The IP is an IPv4 address or the IPv6 prefix a subscriber or a line holds (ipUnit): its /64 on a
 // datacenter network, its /56 elsewhere. An IPv6 host picks its own interface id inside the /64
 // its network routes to it and changes it at will (privacy addresses, RFC 8981: a new one a day or
 // per connection), so counting /128s would let one host (a farm behind one hotspot) show a new "IP"
