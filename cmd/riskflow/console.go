@@ -33,6 +33,7 @@ import (
 	"github.com/riskflow/riskflow/scoring/api"
 	"github.com/riskflow/riskflow/scoring/backtest"
 	"github.com/riskflow/riskflow/scoring/console"
+	"github.com/riskflow/riskflow/scoring/geo"
 )
 
 // withConsole serves the risk team's console under /console/ next to the API, when admin keys
@@ -479,6 +480,9 @@ func (h *consoleHistory) Activity(ctx context.Context, l console.Lookup, limit i
 		key.PhoneHash = l.Value
 	case console.KindIP:
 		key.IP = l.Value
+		if a, err := netip.ParseAddr(l.Value); err == nil {
+			key.IP = geo.ClientAddr(a).String() // an embedded IPv4 address's history, as counted
+		}
 	case console.KindDevice:
 		key.DeviceID = l.Value
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/api"
+	"github.com/riskflow/riskflow/scoring/geo"
 )
 
 // cmdLookup shows what riskflow knows of one phone, IP or device: the live feature state of a
@@ -117,7 +118,9 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return usagef("--ip: %s", err.(*schemas.FieldError).Reason)
 		}
-		key.IP, req.IP = a.String(), a.String()
+		// The history of an address embedding an IPv4 address (64:ff9b::a.b.c.d, 6to4, Teredo)
+		// is that IPv4 address's, in every stored form, as the windows count it.
+		key.IP, req.IP = geo.ClientAddr(a).String(), a.String()
 	default:
 		key.DeviceID = *device
 	}

@@ -266,3 +266,36 @@ func TestLookupOfOneAppInARangePageByPage(t *testing.T) {
 		t.Errorf("--offset 4, the last page:\n%s", s)
 	}
 }
+
+// An analyst pasting an address from a log sees the history of what the windows counted: behind
+// an IPv6-only front end (SIIT-DC) a client is logged as 64:ff9b::a.b.c.d, and the scorer counts
+// it as a.b.c.d with that address's other forms (6to4, Teredo). Looked up by either form, lookup
+// listed only the rows stored in that very spelling — or, for the NAT64 form, every client of the
+// translator in its /64.
+func TestLookupOfAnEmbeddedIPv4AddressIsItsIPv4Address(t *testing.T) {
+	addr, db, _, st := migratedDatabase(t, "riskflow_lookup_nat64")
+	ctx := context.Background()
+	h := schemas.NewPhoneHasher([]byte("lookup-test-key"))
+	now := time.Now().UTC().Truncate(time.Second)
+	var ds []schemas.Decision
+	for i, ip := range []string{"47.92.10.20", "64:ff9b::2f5c:a14", "2002:2f5c:a14:1::9", "64:ff9b::2f5c:a15", "64:ff9b::808:808"} {
+		req := schemas.CheckRequest{Phone: fmt.Sprintf("1381235%04d", i), IP: netip.MustParseAddr(ip), AppID: "app1"}
+		rc := schemas.RiskCheck{ID: fmt.Sprintf("n1-nat64-%d", i), Tags: []string{}, RulesVersion: "v1"}
+		ds = append(ds, pipeline.NewDecision(h, "n1", &req, &rc, nil, now.Add(-time.Duration(5-i)*time.Minute), time.Millisecond))
+	}
+	if err := st.WriteDecisions(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	for _, ip := range []string{"47.92.10.20", "64:ff9b::47.92.10.20", "2002:2f5c:a14:7::1"} {
+		var out, errb bytes.Buffer
+		args := []string{"lookup", "--ip", ip, "--api", "none", "--set", "clickhouse.addr=" + addr, "--set", "clickhouse.database=" + db}
+		if code := run(ctx, args, &out, &errb); code != 0 {
+			t.Fatalf("riskflow %s: exit %d\n%s", strings.Join(args, " "), code, errb.String())
+		}
+		s := out.String()
+		if !strings.Contains(s, "decisions served (24h, newest first): 3\n") || !strings.Contains(s, "n1-nat64-0") ||
+			!strings.Contains(s, "n1-nat64-1") || !strings.Contains(s, "n1-nat64-2") {
+			t.Errorf("lookup --ip %s: want the three decisions of 47.92.10.20 in its three forms:\n%s", ip, s)
+		}
+	}
+}

@@ -330,6 +330,52 @@ func TestLookupIPv6IsItsSlash56(t *testing.T) {
 	}
 }
 
+// A lookup of an IPv4 address reads every stored form that embeds it — NAT64, IPv4-compatible
+// and -translated, 6to4, Teredo — as the live state's windows count them (geo.ClientAddr): behind
+// an IPv6-only front end (SIIT-DC) every attempt is stored as 64:ff9b::a.b.c.d, and the history
+// of the address showed none of the attempts its windows counted.
+func TestLookupIPv4IsEveryFormEmbeddingIt(t *testing.T) {
+	st := migrated(t)
+	ctx := testContext(t)
+	at := time.Now().UTC().Truncate(time.Second).Add(-time.Minute)
+	forms := []string{"47.92.64.1", "64:ff9b::2f5c:4001", "::2f5c:4001", "::ffff:0:2f5c:4001", "2002:2f5c:4001:5::1",
+		"2001:0:4136:e378:8000:63bf:d0a3:bffe"}
+	others := []string{"47.92.64.2", "64:ff9b::2f5c:4002", "2002:2f5c:4002::1", "2001:0:4136:e378:8000:63bf:d0a3:bffd", "2001:0:2f5c:4001::1"}
+	var recs []schemas.ScoreRecord
+	var ds []schemas.Decision
+	for i, ip := range append(slices.Clone(forms), others...) {
+		r := testRecord(7100 + i)
+		r.AppID, r.TS, r.ScoredAt, r.IP = "app-v4", at, at, ip
+		recs = append(recs, r)
+		d := testDecision(7100+i, "13812347100", at)
+		d.AppID, d.IP = "app-v4", ip
+		ds = append(ds, d)
+	}
+	if err := st.WriteBatch(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.WriteDecisions(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	as, gotDs, err := st.Lookup(ctx, LookupKey{IP: "47.92.64.1"}, LookupRange{AppID: "app-v4", Since: at.Add(-time.Hour)}, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var aips, dips []string
+	for _, a := range as {
+		aips = append(aips, a.IP)
+	}
+	for _, d := range gotDs {
+		dips = append(dips, d.IP)
+	}
+	slices.Sort(aips)
+	slices.Sort(dips)
+	want := slices.Sorted(slices.Values(forms))
+	if !slices.Equal(aips, want) || !slices.Equal(dips, want) {
+		t.Errorf("lookup of 47.92.64.1: attempts of %v, decisions of %v; want %v", aips, dips, want)
+	}
+}
+
 // The labels of ids not stored name each decision or event once, and a decision is looked for
 // among decisions only: a decision id that is some event's id is unknown (it was taken for
 // found), and an id labelled twice (fraud, then corrected) was listed twice.

@@ -18,7 +18,9 @@ import (
 // feature state's ip_* windows count it as outside datacenters (a broadband line's delegation; a
 // mobile network's, which holds China Mobile's home broadband; an IPv6 host changes its interface
 // id at will, a line its /64): its history is every address of that /56, which holds the /64 a
-// datacenter address is counted as.
+// datacenter address is counted as. An IPv4 address stands for every stored form that embeds it
+// (NAT64 64:ff9b::a.b.c.d, 6to4, Teredo, IPv4-compatible and -translated), as the windows count
+// them: give an address embedding one as that IPv4 address (geo.ClientAddr), as the scorer reads it.
 type LookupKey struct {
 	PhoneHash string
 	IP        string
@@ -101,8 +103,7 @@ type LookupRange struct {
 // joined, 0.03–0.05 s for the attempts this way). Re-delivered copies are collapsed with LIMIT 1 BY,
 // newest first, rather than FINAL, which merges every part of the range before filtering.
 //
-// An IPv6 key reads every address of its /56 (IPv4 rows have no ':' and are left out; on
-// ClickHouse 18.16 IPv6StringToNum reads them as ::).
+// An IPv6 key reads every address of its /56, an IPv4 key every form embedding it (ipCond).
 func LookupSQL(database string, key LookupKey, r LookupRange, limit int) (attempts, decisions string, err error) {
 	if !identRE.MatchString(database) {
 		return "", "", fmt.Errorf("chsink: lookup: database %q must be letters, digits and _", database)
@@ -115,9 +116,8 @@ func LookupSQL(database string, key LookupKey, r LookupRange, limit int) (attemp
 		return "", "", errors.New("chsink: lookup: limit must be positive, offset not negative and since storable")
 	}
 	cond := col + " = " + quoteString(val)
-	if a, err := netip.ParseAddr(val); col == "ip" && err == nil && a.Is6() && !a.Is4In6() {
-		b := a.As16()
-		cond = "position(ip, ':') > 0 AND substring(hex(IPv6StringToNum(ip)), 1, 14) = '" + strings.ToUpper(hex.EncodeToString(b[:7])) + "'"
+	if a, err := netip.ParseAddr(val); col == "ip" && err == nil {
+		cond = ipCond(a)
 	}
 	filter := "PREWHERE " + cond + " WHERE ts >= " + dateTime(r.Since)
 	if !r.Until.IsZero() {
@@ -139,6 +139,29 @@ func LookupSQL(database string, key LookupKey, r LookupRange, limit int) (attemp
 	decisions = fmt.Sprintf("SELECT ts, app_id, decision_id, phone_masked, ip, device_id, score, tags, hit_rules, hit_modes, hit_reasons, rules_version, node, latency_us "+
 		"FROM %s.risk_decisions %s ORDER BY ts DESC, decision_id DESC, app_id, inserted_at DESC LIMIT 1 BY app_id, decision_id LIMIT %s", database, filter, page)
 	return attempts, decisions, nil
+}
+
+// ipCond is the condition on the stored ip column of a lookup of a: for an IPv6 address every
+// address of its /56; for an IPv4 address the address and every IPv6 form embedding it — the NAT64
+// well-known prefix, IPv4-compatible and -translated, 6to4 (2002:a.b.c.d::/48) and Teredo (the
+// client's address inverted in the last 32 bits of 2001:0::/32) — which the scorer reads as the
+// IPv4 address (geo.ClientAddr), so that the history holds the attempts its windows counted. IPv4
+// rows have no ':' and are left out of the IPv6 comparisons (on ClickHouse 18.16
+// IPv6StringToNum reads them as ::).
+func ipCond(a netip.Addr) string {
+	a = a.Unmap()
+	const h = "hex(IPv6StringToNum(ip))"
+	if a.Is6() {
+		b := a.As16()
+		return "position(ip, ':') > 0 AND substring(" + h + ", 1, 14) = '" + strings.ToUpper(hex.EncodeToString(b[:7])) + "'"
+	}
+	b := a.As4()
+	v := strings.ToUpper(hex.EncodeToString(b[:]))
+	inv := strings.ToUpper(hex.EncodeToString([]byte{^b[0], ^b[1], ^b[2], ^b[3]}))
+	return "(ip = " + quoteString(a.String()) + " OR position(ip, ':') > 0 AND (" +
+		h + " IN ('0064FF9B0000000000000000" + v + "', '000000000000000000000000" + v + "', '0000000000000000FFFF0000" + v + "')" +
+		" OR substring(" + h + ", 1, 12) = '2002" + v + "'" +
+		" OR substring(" + h + ", 1, 8) = '20010000' AND substring(" + h + ", 25, 8) = '" + inv + "'))"
 }
 
 // maxKeysPerQuery bounds the keys of one (app_id, id) IN list: at most 64 + 64 bytes each, doubled
