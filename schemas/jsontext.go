@@ -22,10 +22,13 @@ func DecoderDone(dec *json.Decoder) bool {
 // one object, of which encoding/json keeps the last (a second app_id overriding the first). The
 // error is a *FieldError naming the member as the decoders do: note, [2].note, a.b[0]; a member
 // name is shown short, escaped and with any phone number masked (ShowName). A document that is
-// not valid JSON gets nil: the decoder's own error says where it breaks.
+// not valid JSON gets nil: the decoder's own error says where it breaks; so does one that is no
+// object or array (a lone string, whatever its bytes), which no caller takes and whose decoder
+// names it as such ("expected a JSON object, got a string"): refused here, its bad byte was a 400
+// naming nothing ("is not valid UTF-8").
 func CheckJSONText(data []byte) error {
 	i := skipSpace(data, 0)
-	if i >= len(data) {
+	if i >= len(data) || data[i] != '{' && data[i] != '[' {
 		return nil
 	}
 	var w textWalk

@@ -488,6 +488,7 @@ func TestAdminBodiesMustBeObjects(t *testing.T) {
 			" \n":             "body is empty: expected a JSON object",
 			"[]":              "expected a JSON object, got an array",
 			`"13812345678"`:   "expected a JSON object, got a string",
+			"\"\x94\"":        "expected a JSON object, got a string", // not "is not valid UTF-8", naming nothing
 			"null":            "expected a JSON object, got null",
 			"42":              "expected a JSON object, got a number",
 			`{"ip":"1.2.3.4"`: "invalid JSON: unexpected end of input",
