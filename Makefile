@@ -83,7 +83,8 @@ bench-baseline: ## scoring benchmarks as ratios to the build issue #10's targets
 FUZZTIME ?= 15s
 FUZZMINIMIZETIME ?= 10s
 FUZZ_TARGETS = schemas:FuzzDecodeEvent schemas:FuzzDecodeCheckRequest schemas:FuzzEventSchemaAgreement schemas:FuzzDecodeMatchesReference rules:FuzzCompilePack pipeline:FuzzDecodeScoreRecord \
-	scoring:FuzzParseLists pipeline:FuzzListsMessage cmd/riskflow:FuzzLoadConfig cmd/riskflow:FuzzReadLabelFile
+	scoring:FuzzParseLists pipeline:FuzzListsMessage cmd/riskflow:FuzzLoadConfig cmd/riskflow:FuzzReadLabelFile \
+	schemas:FuzzDecodeDecision cmd/riskflow:FuzzAdminAPI
 
 fuzz:
 	@failed=""; \
