@@ -217,7 +217,7 @@ func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
 
 // WithRegistry registers the API's metrics on reg and serves reg's metrics on /metrics.
 func WithRegistry(reg *prometheus.Registry) Option {
-	return func(s *Server) { s.m = newMetrics(reg); s.reg = reg }
+	return func(s *Server) { s.m = newMetrics(reg, &s.fails); s.reg = reg }
 }
 
 // New builds the API. pub may be nil (then /v1/events answers 503).
@@ -252,7 +252,7 @@ func New(cfg Config, checker Checker, pub Publisher, opts ...Option) *Server {
 	}
 	if s.m == nil {
 		reg := prometheus.NewRegistry()
-		s.m, s.reg = newMetrics(reg), reg
+		s.m, s.reg = newMetrics(reg, &s.fails), reg
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+routeCheck, s.instrument("check", s.handleCheck))
@@ -999,14 +999,24 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) (int, erro
 // leave out.
 var ErrUnknownCheck = errors.New("no readiness check of that name")
 
+// handleReady answers whether the node can answer checks. Routes failing on their own meanwhile
+// — POST /v1/events while Kafka does not take events, labels while ClickHouse is away — do not
+// make it unready (checks are answered all the same, and every node shares the broker: taking
+// them out of rotation would refuse the logins too), but the answer names them after
+// "degraded:", as riskflow_api_failing_seconds counts how long: a node answered "ready" while
+// every event sent to it was refused with 503.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) (int, error) {
+	degraded := ""
+	if d := s.fails.degraded(time.Now()); len(d) > 0 {
+		degraded = "; degraded: " + strings.Join(d, "; ")
+	}
 	if err := s.ready(r.URL.Query()["exclude"]...); err != nil {
 		if errors.Is(err, ErrUnknownCheck) {
 			return 0, &schemas.FieldError{Field: "exclude", Reason: schemas.MaskPhones(err.Error())}
 		}
-		return 0, fmt.Errorf("%w: %v", errNotReady, err)
+		return 0, fmt.Errorf("%w: %v%s", errNotReady, err, degraded)
 	}
-	writeJSON(w, http.StatusOK, schemas.ErrorBody{Code: 0, Content: "ready"})
+	writeJSON(w, http.StatusOK, schemas.ErrorBody{Code: 0, Content: "ready" + degraded})
 	return http.StatusOK, nil
 }
 

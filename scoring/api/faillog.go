@@ -1,10 +1,14 @@
 package api
 
 import (
+	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/riskflow/riskflow/schemas"
 )
 
 // failureLog logs a route's server-side failures (5xx) as an outage: the first of a run at error
@@ -22,8 +26,10 @@ type failureLog struct {
 const failRemindEvery = time.Minute
 
 type routeFailures struct {
-	since, reminded time.Time
-	count, unlogged int
+	since, reminded, last time.Time
+	count, unlogged       int
+	status                int   // of the last failure
+	err                   error // of the last failure
 }
 
 // failed records a failed request of route and logs it if it starts a run or a reminder is due.
@@ -36,13 +42,14 @@ func (f *failureLog) failed(log *slog.Logger, route string, status int, err erro
 		if f.routes == nil {
 			f.routes = map[string]*routeFailures{}
 		}
-		rf = &routeFailures{since: now, reminded: now}
+		rf = &routeFailures{since: now, reminded: now, last: now, status: status, err: err}
 		f.routes[route] = rf
 		f.failing.Add(1)
 		rf.count = 1
 		log.Error("request failed", "route", route, "status", status, "err", boundedErr(err))
 		return
 	}
+	rf.last, rf.status, rf.err = now, status, err
 	rf.count++
 	rf.unlogged++
 	if now.Sub(rf.reminded) >= failRemindEvery {
@@ -69,3 +76,46 @@ func (f *failureLog) ok(log *slog.Logger, route string) {
 	f.failing.Add(-1)
 	log.Info("requests answered again", "route", route, "failed", rf.count, "failed_for", time.Since(rf.since).Round(time.Millisecond))
 }
+
+// failRecent is how long after its last failure a route in a run of failures is reported as
+// failing (degraded, failingFor): a run ends at the route's next answer, and a route nobody calls
+// any more after a failure would otherwise be reported failing for ever.
+const failRecent = time.Minute
+
+// failingFor returns how long route has been failing (its run of failures, while its last
+// failure is recent), or 0.
+func (f *failureLog) failingFor(route string, now time.Time) time.Duration {
+	if f.failing.Load() == 0 {
+		return 0
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	rf := f.routes[route]
+	if rf == nil || now.Sub(rf.last) > failRecent {
+		return 0
+	}
+	return now.Sub(rf.since)
+}
+
+// degraded describes the routes failing now (failingFor), sorted: one "route: …" each, saying
+// since when, how many requests failed, and the last one's status and error.
+func (f *failureLog) degraded(now time.Time) []string {
+	if f.failing.Load() == 0 {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for route, rf := range f.routes {
+		if now.Sub(rf.last) > failRecent {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s: %d failed since %s, the last %s ago with %d: %s", route, rf.count,
+			rf.since.UTC().Format(time.RFC3339), now.Sub(rf.last).Round(time.Second), rf.status, schemas.Excerpt(rf.err.Error(), maxDegradedErr)))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// maxDegradedErr bounds the error a failing route shows in /readyz's answer.
+const maxDegradedErr = 200

@@ -15,7 +15,11 @@ type metrics struct {
 	scores   *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+// failingRoutes are the routes riskflow_api_failing_seconds reports: those whose failures are
+// not the node's readiness (a check refused while the node is not ready is not counted).
+var failingRoutes = []string{"check", "events", "rules", "explain", "labels"}
+
+func newMetrics(reg prometheus.Registerer, fails *failureLog) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "riskflow_api_requests_total", Help: "API requests by route and status code.",
@@ -29,6 +33,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"score"}),
 	}
 	reg.MustRegister(m.requests, m.latency, m.scores)
+	for _, route := range failingRoutes {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "riskflow_api_failing_seconds",
+			Help:        "How long a route has answered its requests with 5xx (POST /v1/events: Kafka not taking events), 0 while it answers; a minute after its last failure it reads 0 again. /readyz names such routes after \"degraded:\".",
+			ConstLabels: prometheus.Labels{"route": route},
+		}, func() float64 { return fails.failingFor(route, time.Now()).Seconds() }))
+	}
 	// Every level from the start, at 0: a counter that appears at its first increment hides that
 	// increment from rate(), and a share of 600 and 900 verdicts would read nothing, not 0.
 	for _, s := range []int{schemas.ScorePass, schemas.ScoreObserve, schemas.ScoreStepUp, schemas.ScoreBlock} {
