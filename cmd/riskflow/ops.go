@@ -56,7 +56,12 @@ func (a *app) opsHandler() http.Handler {
 		opsJSON(w, http.StatusOK, schemas.ErrorBody{Code: 0, Content: "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		err := a.health.ready(r.URL.Query()["exclude"]...)
+		q, err := api.Query(r, "exclude") // a pair it cannot read is a 400, as on the API's /readyz
+		if err != nil {
+			opsJSON(w, http.StatusBadRequest, schemas.ErrorBody{Code: http.StatusBadRequest, Content: err.Error()})
+			return
+		}
+		err = a.health.ready(q["exclude"]...)
 		if errors.Is(err, api.ErrUnknownCheck) {
 			opsJSON(w, http.StatusBadRequest, schemas.ErrorBody{Code: http.StatusBadRequest, Content: "exclude: " + err.Error()})
 			return

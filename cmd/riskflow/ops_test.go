@@ -127,6 +127,17 @@ func TestReadyzExclude(t *testing.T) {
 	if code != http.StatusBadRequest || !strings.Contains(body, `exclude: no readiness check of that name: \"archivr\" (the checks are start, state, fresh, lists, scorer, archiver, decisions; this process runs archiver, decisions, state)`) {
 		t.Errorf("readyz excluding a mistyped name: %d %s", code, body)
 	}
+	// A pair net/url cannot read, or a mistyped parameter, was dropped without a word: the check
+	// meant to be left out was counted.
+	for q, want := range map[string]string{
+		"exclude=archiver;&exclude=decisions": `exclude: holds a ';'`,
+		"exclude=%zz&exclude=archiver":        `exclude: \"%zz\" is not valid percent-encoding`,
+		"exlude=archiver":                     `exlude: unknown query parameter (/readyz takes exclude)`,
+	} {
+		if code, body := get("/readyz?" + q); code != http.StatusBadRequest || !strings.Contains(body, want) {
+			t.Errorf("readyz?%s: %d %s; want 400 %s", q, code, body, want)
+		}
+	}
 
 	// An api-only node: the probe shared with the archivers excludes checks it does not run.
 	api := &app{cfg: Default(), log: slog.New(slog.DiscardHandler), reg: prometheus.NewRegistry(), health: &health{}}

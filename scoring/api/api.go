@@ -1010,7 +1010,11 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) (int, error
 	if d := s.fails.degraded(time.Now()); len(d) > 0 {
 		degraded = "; degraded: " + strings.Join(d, "; ")
 	}
-	if err := s.ready(r.URL.Query()["exclude"]...); err != nil {
+	q, err := Query(r, "exclude")
+	if err != nil {
+		return 0, err
+	}
+	if err := s.ready(q["exclude"]...); err != nil {
 		if errors.Is(err, ErrUnknownCheck) {
 			return 0, &schemas.FieldError{Field: "exclude", Reason: schemas.MaskPhones(err.Error())}
 		}

@@ -88,3 +88,50 @@ func gauge(t *testing.T, reg *prometheus.Registry, route string) float64 {
 	t.Fatalf("no riskflow_api_failing_seconds{route=%q}", route)
 	return 0
 }
+
+// The query parameters of /readyz and PUT /v1/rules are read whole: a pair net/url cannot read
+// (a ';', a malformed escape), a parameter the route does not take and a repeated tests are 400s
+// naming the parameter. url.Query dropped such a pair without a word: /readyz?exclude=fresh; was
+// "ready" counting the check the probe meant to leave out, and PUT /v1/rules?tests=%zz&tests=skip
+// loaded a pack without its tests.
+func TestQueryParametersAreReadWhole(t *testing.T) {
+	var excluded []string
+	rules := &fakeRules{}
+	f := newFixture(t, api.Config{}, api.WithReadiness(func(exclude ...string) error { excluded = exclude; return nil }),
+		api.WithRulesAdmin(rules, map[string]string{"lead": "s3cret"}))
+	if w := f.do(t, http.MethodGet, "/readyz?exclude=fresh&&exclude=archiver", "", noAuth()); w.Code != http.StatusOK || strings.Join(excluded, ",") != "fresh,archiver" {
+		t.Errorf("readyz excluding two checks: %d %s, excluded %q", w.Code, w.Body, excluded)
+	}
+	for q, want := range map[string]string{
+		"exclude=fresh;":               "exclude: holds a ';': separate query parameters with '&'",
+		"exclude=archiver&exclude=%zz": `exclude: "%zz" is not valid percent-encoding`,
+		"%zz=fresh":                    `query: parameter name "%zz" is not valid percent-encoding`,
+		"exlude=fresh":                 "exlude: unknown query parameter (/readyz takes exclude)",
+		"exclude=fresh&13812348000=x":  `"<phone>": unknown query parameter`,
+	} {
+		excluded = nil
+		eb := errorBody(t, f.do(t, http.MethodGet, "/readyz?"+q, "", noAuth()), http.StatusBadRequest, "")
+		if !strings.HasPrefix(eb.Content, want) || schemas.MaskPhones(eb.Content) != eb.Content {
+			t.Errorf("readyz?%s: %q, want it to start with %q", q, eb.Content, want)
+		}
+	}
+	admin := basic("lead", "s3cret")
+	for q, want := range map[string]string{
+		"tests=%zz&tests=skip": `tests: "%zz" is not valid percent-encoding`,
+		"tests=skip;":          "tests: holds a ';'",
+		"tests=skip&tests=run": "tests: is given more than once",
+		"test=skip":            "test: unknown query parameter (/v1/rules takes tests)",
+		"tests=bogus":          `tests: "bogus" is not run or skip`,
+	} {
+		eb := errorBody(t, f.do(t, http.MethodPut, "/v1/rules?"+q, "pack: p\n", admin, contentType("application/yaml")), http.StatusBadRequest, "")
+		if !strings.HasPrefix(eb.Content, want) {
+			t.Errorf("PUT /v1/rules?%s: %q, want it to start with %q", q, eb.Content, want)
+		}
+	}
+	if rules.loaded != 0 {
+		t.Errorf("%d packs loaded through refused queries", rules.loaded)
+	}
+	if w := f.do(t, http.MethodPut, "/v1/rules?tests=skip", "pack: p\n", admin, contentType("application/yaml")); w.Code != http.StatusOK {
+		t.Errorf("PUT /v1/rules?tests=skip: %d %s", w.Code, w.Body)
+	}
+}

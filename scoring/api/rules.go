@@ -111,6 +111,22 @@ func (s *Server) handlePutRules(w http.ResponseWriter, r *http.Request) (int, er
 	if s.needApproval {
 		return 0, &httpError{status: http.StatusForbidden, msg: "rules: api.console_approvals is 2, so a new pack takes a second admin: request its promotion in the console (/console/rules/draft), where another admin approves it"}
 	}
+	// The query before the body: a mistyped parameter is answered without reading a pack.
+	var opts UpdateOptions
+	q, err := Query(r, "tests")
+	if err != nil {
+		return 0, err
+	}
+	if len(q["tests"]) > 1 {
+		return 0, &schemas.FieldError{Field: "tests", Reason: "is given more than once: give run or skip once"}
+	}
+	switch v := q.Get("tests"); v {
+	case "", "run":
+	case "skip":
+		opts.SkipTests = true
+	default:
+		return 0, &schemas.FieldError{Field: "tests", Reason: schemas.Excerpt(v, 40) + " is not run or skip"}
+	}
 	if err := checkYAML(r); err != nil {
 		return 0, err
 	}
@@ -128,17 +144,9 @@ func (s *Server) handlePutRules(w http.ResponseWriter, r *http.Request) (int, er
 				"see GET /v1/rules/versions, and send the pack again with If-Match: \"%s\" if it is to replace that one", cur, schemas.Excerpt(want, 40), cur)}
 		}
 	}
-	var opts UpdateOptions
 	if m := strings.TrimSpace(r.Header.Get("If-Match")); m != "" && m != "*" {
 		// Checked again where the pack is swapped in: the tests run in between.
 		opts.IfMatch = strings.Trim(strings.TrimPrefix(m, "W/"), `"`)
-	}
-	switch v := r.URL.Query().Get("tests"); v {
-	case "", "run":
-	case "skip":
-		opts.SkipTests = true
-	default:
-		return 0, &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("tests: %s is not run or skip", schemas.Excerpt(v, 40))}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
