@@ -1007,7 +1007,7 @@ var ErrUnknownCheck = errors.New("no readiness check of that name")
 // every event sent to it was refused with 503.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) (int, error) {
 	degraded := ""
-	if d := s.fails.degraded(time.Now()); len(d) > 0 {
+	if d := s.fails.degraded(); len(d) > 0 {
 		degraded = "; degraded: " + strings.Join(d, "; ")
 	}
 	q, err := Query(r, "exclude")

@@ -20,6 +20,14 @@ type failureLog struct {
 	failing atomic.Int32 // routes in a run of failures: ok is a load when there are none
 	mu      sync.Mutex
 	routes  map[string]*routeFailures
+	clock   func() time.Time // nil: time.Now
+}
+
+func (f *failureLog) now() time.Time {
+	if f.clock != nil {
+		return f.clock()
+	}
+	return time.Now()
 }
 
 // failRemindEvery is how often a run of failures is logged again while it lasts.
@@ -34,10 +42,17 @@ type routeFailures struct {
 
 // failed records a failed request of route and logs it if it starts a run or a reminder is due.
 func (f *failureLog) failed(log *slog.Logger, route string, status int, err error) {
-	now := time.Now()
+	now := f.now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	rf := f.routes[route]
+	if rf != nil && now.Sub(rf.last) > failRecent {
+		// The route failed, then was not called for a while: this failure starts a run of its
+		// own, logged as such, not one "since" the first failure of an hour ago.
+		delete(f.routes, route)
+		f.failing.Add(-1)
+		rf = nil
+	}
 	if rf == nil {
 		if f.routes == nil {
 			f.routes = map[string]*routeFailures{}
@@ -84,10 +99,11 @@ const failRecent = time.Minute
 
 // failingFor returns how long route has been failing (its run of failures, while its last
 // failure is recent), or 0.
-func (f *failureLog) failingFor(route string, now time.Time) time.Duration {
+func (f *failureLog) failingFor(route string) time.Duration {
 	if f.failing.Load() == 0 {
 		return 0
 	}
+	now := f.now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	rf := f.routes[route]
@@ -99,10 +115,11 @@ func (f *failureLog) failingFor(route string, now time.Time) time.Duration {
 
 // degraded describes the routes failing now (failingFor), sorted: one "route: …" each, saying
 // since when, how many requests failed, and the last one's status and error.
-func (f *failureLog) degraded(now time.Time) []string {
+func (f *failureLog) degraded() []string {
 	if f.failing.Load() == 0 {
 		return nil
 	}
+	now := f.now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []string

@@ -38,7 +38,7 @@ func newMetrics(reg prometheus.Registerer, fails *failureLog) *metrics {
 			Name:        "riskflow_api_failing_seconds",
 			Help:        "How long a route has answered its requests with 5xx (POST /v1/events: Kafka not taking events), 0 while it answers; a minute after its last failure it reads 0 again. /readyz names such routes after \"degraded:\".",
 			ConstLabels: prometheus.Labels{"route": route},
-		}, func() float64 { return fails.failingFor(route, time.Now()).Seconds() }))
+		}, func() float64 { return fails.failingFor(route).Seconds() }))
 	}
 	// Every level from the start, at 0: a counter that appears at its first increment hides that
 	// increment from rate(), and a share of 600 and 900 verdicts would read nothing, not 0.
