@@ -466,6 +466,11 @@ func TestDecodeCheckRequest(t *testing.T) {
 		`{"phone":"13812348000","ip":"1.2.3.4","app_id":7}`:                  "app_id: must be a string, got number",
 		`{"phone":"13812348000","ip":"1.2.3.4","app_id":"a","ex_id":"\n"}`:   "ex_id: contains a control character",
 		`{"phone":"13812348000","ip":"1.2.3.4","app_id":"a"} {}`:             "unexpected data after the JSON object",
+		// No object at all: a number followed by more was "unexpected data after the JSON object".
+		"000":  "expected a JSON object, got number",
+		"0{}":  "expected a JSON object, got number",
+		"0x1":  "expected a JSON object, got number",
+		"[] 1": "unexpected data after the JSON array",
 	} {
 		_, err := DecodeCheckRequest([]byte(body))
 		if err == nil || err.Error() != wantErr {

@@ -174,7 +174,13 @@ func refSyntaxError(data []byte) error {
 	if err := dec.Decode(&v); err != nil {
 		return jsonError(err)
 	}
-	return &FieldError{Reason: "unexpected data after the JSON object"}
+	switch v[0] {
+	case '{':
+		return &FieldError{Reason: "unexpected data after the JSON object"}
+	case '[':
+		return &FieldError{Reason: "unexpected data after the JSON array"}
+	}
+	return &FieldError{Reason: "expected a JSON object, got " + valueKind(v[0])}
 }
 
 func refLookupMember(refMembers []refMember, rawKey []byte) int {

@@ -300,7 +300,19 @@ func syntaxError(data []byte) error {
 	if err := dec.Decode(&v); err != nil {
 		return jsonError(err)
 	}
-	return &FieldError{Reason: "unexpected data after the JSON object"}
+	return afterFirstValue(v)
+}
+
+// afterFirstValue is the error of a text whose first JSON value, v, is followed by more: named by
+// what v is. A first value that is no object (the "0" of "00", "0x1", "0{}") is what is wrong,
+// not data after an object there is not.
+func afterFirstValue(v []byte) error {
+	switch k := valueKind(v[0]); k {
+	case "object", "array":
+		return &FieldError{Reason: "unexpected data after the JSON " + k}
+	default:
+		return &FieldError{Reason: "expected a JSON object, got " + k}
+	}
 }
 
 // jsonString decodes a quoted JSON string whose syntax has been checked. If the text is not valid
