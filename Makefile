@@ -84,7 +84,7 @@ FUZZTIME ?= 15s
 FUZZMINIMIZETIME ?= 10s
 FUZZ_TARGETS = schemas:FuzzDecodeEvent schemas:FuzzDecodeCheckRequest schemas:FuzzEventSchemaAgreement schemas:FuzzDecodeMatchesReference rules:FuzzCompilePack pipeline:FuzzDecodeScoreRecord \
 	scoring:FuzzParseLists pipeline:FuzzListsMessage cmd/riskflow:FuzzLoadConfig cmd/riskflow:FuzzReadLabelFile \
-	schemas:FuzzDecodeDecision cmd/riskflow:FuzzAdminAPI
+	schemas:FuzzDecodeDecision cmd/riskflow:FuzzAPI
 
 fuzz:
 	@failed=""; \

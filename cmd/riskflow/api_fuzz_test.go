@@ -17,16 +17,20 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/riskflow/riskflow/internal/bounded"
 	"github.com/riskflow/riskflow/internal/syncbuf"
+	"github.com/riskflow/riskflow/pipeline"
 	"github.com/riskflow/riskflow/rules/packs"
 	"github.com/riskflow/riskflow/rules/rulesvc"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/api"
 )
 
-// adminRoutes are the routes FuzzAdminAPI sends its requests to, by the fuzzer's route number.
-var adminRoutes = []struct{ method, path string }{
+// apiRoutes are the routes FuzzAPI sends its requests to, by the fuzzer's route number: an
+// admin's, then /readyz, then an app's.
+var apiRoutes = []struct{ method, path string }{
 	{"POST", "/v1/admin/explain"},
 	{"POST", "/v1/admin/labels"},
 	{"GET", "/v1/rules"},
@@ -34,9 +38,11 @@ var adminRoutes = []struct{ method, path string }{
 	{"GET", "/v1/rules/versions"},
 	{"POST", "/v1/rules/rollback"},
 	{"GET", "/readyz"},
+	{"POST", "/v1/risk/check"},
+	{"POST", "/v1/events"},
 }
 
-// memLabels is the labels' store of FuzzAdminAPI: it keeps nothing, and holds every decision and
+// memLabels is the labels' store of FuzzAPI: it keeps nothing, and holds every decision and
 // event but those whose id starts with "missing".
 type memLabels struct{}
 
@@ -64,17 +70,18 @@ var badRequestNames = regexp.MustCompile(`^(` + fieldName + `)+: |^(invalid JSON
 // quoted with Go escapes (schemas.ShowName: "", "x y", a name holding a number).
 const fieldName = `[!#-\[\]-~]|"(?:[^"\\]|\\.)*"`
 
-// FuzzAdminAPI sends the admin and investigation routes (explain, labels, the rules' reads,
-// update and rollback, /readyz) any query string, Content-Type, If-Match and body, with an
-// admin's credentials, to the API as an api node builds it: the real scorer over the default
-// pack, the real rule-pack service (versions kept in memory) behind rulesAdmin, and the node's
-// readiness. Whatever the request, the handler answers within seconds and without a panic; no
+// FuzzAPI sends the admin and investigation routes (explain, labels, the rules' reads,
+// update and rollback) with an admin's credentials, /readyz, and the app routes (checks, events)
+// with an app's, any query string, Content-Type, If-Match and body, to the API as an api node
+// builds it: the real scorer over the default pack, the real rule-pack service (versions kept in
+// memory) behind rulesAdmin, the node's readiness, and the real publisher into a Kafka that takes
+// everything. Whatever the request, the handler answers within seconds and without a panic; no
 // answer is a 5xx (nothing here is down: only the request can be wrong); a 400 names the
 // parameter or field it is about; every answer's content, and the node's log, is valid UTF-8
 // without control characters and shows no phone number.
 //
-//	go test -run '^$' -fuzz '^FuzzAdminAPI$' -fuzztime 5m ./cmd/riskflow
-func FuzzAdminAPI(f *testing.F) {
+//	go test -run '^$' -fuzz '^FuzzAPI$' -fuzztime 5m ./cmd/riskflow
+func FuzzAPI(f *testing.F) {
 	seeds := []struct {
 		route                 uint8
 		query, ctype, ifMatch string
@@ -116,20 +123,30 @@ func FuzzAdminAPI(f *testing.F) {
 		{6, "exclude=fresh;", "", "", ""},
 		{6, "exlude=fresh", "", "", ""},
 		{3, "tests=%zz&tests=skip", "application/yaml", "", "pack: p\n"},
+		{7, "", "application/json", "", `{"phone":"+8613800138000","ip":"223.104.3.7","carrier":"CM","app_id":"app1","flow":"one_click_login","platform":"android","device_id":"d-1","ex_id":"ex-42"}`},
+		{7, "", "application/json", "", `{"phone":"13800138000","ip":"223.104.3.7","app_id":"app2","flow":"one_click_login","ex_id":"13812348000"}`},
+		{7, "", "", "", `{"phone":"138 0013 8000","ip":"::ffff:1.2.3.4","app_id":"app1","flow":"sms","device_id":"13812348000"}`},
+		{8, "", "application/json", "", `{"event_id":"e1","ts":"2025-03-14T17:26:53+08:00","app_id":"app1","flow":"one_click_login","phone":"13812348000","ip":"1.2.3.4","outcome":"success"}`},
+		{8, "", "application/json", "", `[{"event_id":"e1","ts":"2025-03-14T17:26:53+08:00","app_id":"app1","flow":"one_click_login","phone":"13812348000","ip":"1.2.3.4","outcome":"fail","error_code":"call 13812348000"}]`},
+		{8, "", "application/json", "", `[{"event_id":"e1","ts":"2999-03-14T17:26:53+08:00","app_id":"app1","flow":"one_click_login","phone":"13812348000","ip":"1.2.3.4","outcome":"success"}]`},
 	}
 	for _, s := range seeds {
 		f.Add(s.route, s.query, s.ctype, s.ifMatch, []byte(s.body))
 	}
-	srv, logs := fuzzAdminServer(f)
+	srv, logs := fuzzAPIServer(f)
 	var mu sync.Mutex // the rule pack a PUT or rollback loads is the next request's
 	f.Fuzz(func(t *testing.T, route uint8, query, ctype, ifMatch string, body []byte) {
 		if len(body) > 256<<10 || len(query) > 8<<10 {
 			t.Skip()
 		}
-		rt := adminRoutes[int(route)%len(adminRoutes)]
+		rt := apiRoutes[int(route)%len(apiRoutes)]
 		r := httptest.NewRequest(rt.method, rt.path, bytes.NewReader(body))
 		r.URL.RawQuery = query
-		r.SetBasicAuth("lead", "admin-secret")
+		if strings.HasPrefix(rt.path, "/v1/risk/") || rt.path == "/v1/events" {
+			r.SetBasicAuth("app1", "secret1")
+		} else {
+			r.SetBasicAuth("lead", "admin-secret")
+		}
 		if ctype != "" {
 			r.Header.Set("Content-Type", ctype)
 		}
@@ -171,9 +188,9 @@ func FuzzAdminAPI(f *testing.F) {
 	})
 }
 
-// fuzzAdminServer is the API of an api node with admin keys, labels and a rule-pack service
+// fuzzAPIServer is the API of an api node with admin keys, labels and a rule-pack service
 // whose history is in memory, logging into the returned buffer.
-func fuzzAdminServer(tb testing.TB) (http.Handler, *syncbuf.Buffer) {
+func fuzzAPIServer(tb testing.TB) (http.Handler, *syncbuf.Buffer) {
 	tb.Helper()
 	var logs syncbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug,
@@ -183,7 +200,8 @@ func fuzzAdminServer(tb testing.TB) (http.Handler, *syncbuf.Buffer) {
 			}
 			return a
 		}}))
-	s, err := buildScorer(Default().Scoring, schemas.NewPhoneHasher([]byte("k")), slog.New(slog.DiscardHandler))
+	hasher := schemas.NewPhoneHasher([]byte("k"))
+	s, err := buildScorer(Default().Scoring, hasher, slog.New(slog.DiscardHandler))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -195,7 +213,7 @@ func fuzzAdminServer(tb testing.TB) (http.Handler, *syncbuf.Buffer) {
 	h.add("state", func() error { return nil })
 	h.add("lists", func() error { return nil })
 	admins := map[string]string{"lead": "admin-secret"}
-	srv := api.New(api.Config{Keys: map[string]string{"app1": "secret1"}}, s, nil,
+	srv := api.New(api.Config{Keys: map[string]string{"app1": "secret1"}}, s, &pipeline.Publisher{W: discardWriter{}, Hasher: hasher},
 		api.WithServing(func() error { return nil }), api.WithReadiness(h.ready), api.WithLogger(log),
 		api.WithRulesAdmin(rulesAdmin{s: svc}, admins), api.WithStateHealth(h.stateCurrent),
 		api.WithAdmins(admins), api.WithInvestigation(s, memLabels{}))
@@ -207,6 +225,11 @@ func fuzzAdminServer(tb testing.TB) (http.Handler, *syncbuf.Buffer) {
 var timestamp = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`)
 
 func untimed(s string) string { return timestamp.ReplaceAllString(s, "TIME") }
+
+// discardWriter is a Kafka that takes every message.
+type discardWriter struct{}
+
+func (discardWriter) WriteMessages(context.Context, ...kafka.Message) error { return nil }
 
 // checkAnswerText fails t unless text is valid UTF-8 without control characters (bidi controls
 // included) and shows no phone number.
