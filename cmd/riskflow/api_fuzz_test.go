@@ -60,10 +60,11 @@ func (memLabels) UnknownTargets(_ context.Context, ls []schemas.Label) ([]schema
 // badRequestNames is how a 400's content starts: the query parameter, header or body field it is
 // about ("version: …", "[2].decision_id: …", "If-Match: …"), or the body as a whole when it is no
 // JSON object at all ("invalid JSON: …", "body …", "expected a JSON object, …", "the array holds
-// no labels"), a member name
-// of the body that cannot be shown (not UTF-8), or the subject of an explanation when none or
+// no labels", "unexpected data after the JSON object"), a member name
+// of the body that cannot be shown (not UTF-8), a member whose name is empty (the check's and
+// events' decoders say `unknown field ""`), or the subject of an explanation when none or
 // several are given.
-var badRequestNames = regexp.MustCompile(`^(` + fieldName + `)+: |^(invalid JSON|body|expected a JSON object|the array holds no labels|a member name|give (one|exactly one) of|rule pack rejected)\b`)
+var badRequestNames = regexp.MustCompile(`^(` + fieldName + `)+: |^unknown field ""$|^(invalid JSON|body|expected a JSON object|unexpected data after the JSON (object|array)|the array holds no (labels|events)|(a )?member name|give (one|exactly one) of|rule pack rejected)\b`)
 
 // fieldName is a member's or parameter's name as an error shows it, or a part of its path: as it
 // is when it is printable ASCII without spaces, quotes or backslashes ("00000", "[2].note"), or
