@@ -31,3 +31,33 @@ func BenchmarkDecodeEvent(b *testing.B) {
 		}
 	}
 }
+
+// phoneBenchInputs are what the phone scans meet on hot paths: ids without a number (the usual
+// case), an id with one, and a log line with one.
+var phoneBenchInputs = []string{
+	"9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f",
+	"order-20250314-000123",
+	"app-7c41d9",
+	"设备-a3f9e2c1d4b5",
+	"scorer: publish failed for key 3A7BD3E2 at offset 1733390000: +86 138 1234 5678",
+}
+
+// BenchmarkContainsPhone is the refusal scan of the free-text fields (checkText's exact scan).
+func BenchmarkContainsPhone(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, s := range phoneBenchInputs {
+			ContainsPhone(s)
+		}
+	}
+}
+
+// BenchmarkMaskPhones is what every log line's values go through.
+func BenchmarkMaskPhones(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, s := range phoneBenchInputs {
+			MaskPhones(s)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -16,12 +17,17 @@ import (
 // hold one, using the same detector (ContainsPhone).
 //
 // What counts as phone-like: a number that riskflow would accept as a phone (11 digits starting
-// with 1, or a 13-digit IoT number starting with 14), optionally preceded by +86, 86 or 0086, and
-// written with or without separators (at most 3 in a row) between its digits. Digits are those of
-// any script (Unicode Nd: full-width ０-９ as Chinese input methods type them, Arabic-Indic,
-// mathematical …); separators are space, '-', '.', '(', ')', '/', '_', ':', '\', '+' and their
-// full-width, typographic and invisible cousins (U+3000, '－', NBSP, dashes, zero-width space: see
-// isWideSep). Text holding percent escapes is read decoded as well ("%2B86%20138…"). The number
+// with 1, or a 13-digit IoT number starting with 14), optionally preceded by +86, 86, 0086 or the
+// trunk prefix 0, and written with or without runs of separators (of any length) between its
+// digits. Digits are those of any script (Unicode Nd: full-width ０-９ as Chinese input methods
+// type them, Arabic-Indic, mathematical …), the characters that show one digit (①, ¹, ⑴: see
+// otherDigits) and Chinese numerals; separators are space, '-', '.', '(', ')', '/', '_', ':', '\',
+// '+' and their full-width, typographic and invisible cousins (U+3000, '－', '。', NBSP, dashes,
+// middle dots, zero-width space, combining marks: see isWideSep), while what delimits tokens
+// (quotes, commas, '|', '=', tabs, line breaks) splits a number. Text holding escapes is read
+// decoded as well ("%2B86%20138…", "\u0031…", "&#49;…": escapesDecoded); base64 and hex are
+// not read (hex ids and digests would be refused). Letters never read as digits ("l38…" with an
+// L, "…8OOO" with O's): a number spelled to dodge a reader is no writing of one. The number
 // must stand on its own: one glued to a digit, or to a hexadecimal word before it ("3a8f", "0xd")
 // or after it ("b", "e4b2") is part of an identifier, not a phone — so hexadecimal device ids, UUIDs
 // and a 15-digit IMEI starting with 86 are not phone-like, while "tel:13812345678", "tel13812345678",
@@ -39,9 +45,10 @@ var phoneMask = []byte(PhoneMask)
 // maxPhoneDigits is the most digits a phone-like number has: 0086 and a 13-digit IoT number.
 const maxPhoneDigits = 17
 
-// maxPhoneBytes bounds the bytes a phone-like number spans: a '+' and digits of up to 4 bytes each
-// with up to 3 separators of up to 3 bytes between any two of them — or, percent-escaped, 3 bytes
-// for each ASCII byte of one.
+// maxPhoneBytes is about the bytes a phone-like number spans as people write it: a '+' and digits
+// of up to 4 bytes each with up to 3 separators of up to 3 bytes between any two of them — or,
+// percent-escaped, 3 bytes for each ASCII byte of one. Longer runs of separators make longer
+// numbers, which redact trims where they cross its cut.
 const maxPhoneBytes = 3 + maxPhoneDigits*4 + (maxPhoneDigits-1)*3*3
 
 // MaxErrorLen bounds the message of a *FieldError, whatever the input (see FieldError.Error).
@@ -71,15 +78,15 @@ const (
 )
 
 // exactPhoneScan is ContainsPhone (or mayShowPhone) without the quick test, for a caller that
-// made it: s as it is, and percent-decoded if it holds escapes.
+// made it: s as it is, and decoded if it holds escapes (escapesDecoded).
 func exactPhoneScan(s string, r reading) bool {
 	if _, _, ok := nextPhone(s, 0, r); ok {
 		return true
 	}
-	if strings.IndexByte(s, '%') < 0 {
+	if !hasEscape(s) {
 		return false
 	}
-	d, ok := percentDecoded(s)
+	d, ok := escapesDecoded(s)
 	if !ok {
 		return false
 	}
@@ -87,9 +94,18 @@ func exactPhoneScan(s string, r reading) bool {
 	return found
 }
 
-// percentDecoded returns s with its %XX escapes decoded — up to three rounds, for "%252B86…" — and
-// whether there were any. Other bytes, and a '%' that starts no escape, stay as they are.
-func percentDecoded(s string) (string, bool) {
+// escapeStart reports whether c may start an escape that escapesDecoded reads.
+func escapeStart(c byte) bool { return c == '%' || c == '\\' || c == '&' }
+
+func hasEscape(s string) bool { return strings.IndexAny(s, `%\&`) >= 0 }
+
+// escapesDecoded returns s with the escapes that every tool decodes on the way to a reader decoded
+// — URLs' and forms' %XX, JSON's and JavaScript's \uXXXX (a surrogate pair as one character) and
+// \xXX, HTML's &#NN; and &#xHH; — up to three rounds, for "%252B86…" and "%5Cu0031", and whether
+// there were any. Other bytes, and a '%', '\' or '&' that starts no escape, stay as they are.
+// Encodings that no one reads without a decoder they choose (base64, hex) are not phone-like:
+// hex and base64 ids and digests would be refused with them.
+func escapesDecoded(s string) (string, bool) {
 	changed := false
 	for range 3 {
 		d, ok := unescapeOnce(s)
@@ -101,28 +117,88 @@ func percentDecoded(s string) (string, bool) {
 	return s, changed
 }
 
-// unescapeOnce decodes the %XX escapes of s once and reports whether it found any.
+// unescapeOnce decodes the escapes of s once and reports whether it found any.
 func unescapeOnce(s string) (string, bool) {
-	i := strings.IndexByte(s, '%')
+	i := strings.IndexAny(s, `%\&`)
 	if i < 0 {
 		return s, false
 	}
 	var b []byte
-	for ; i < len(s); i++ {
-		if s[i] == '%' && i+2 < len(s) && hexLower[s[i+1]] != 0 && hexLower[s[i+2]] != 0 {
+	for i < len(s) {
+		if escapeStart(s[i]) {
 			if b == nil {
 				b = append(make([]byte, 0, len(s)), s[:i]...)
 			}
-			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
-			i += 2
-		} else if b != nil {
+			var n int
+			if b, n = appendEscaped(b, s, i); n > 0 {
+				i += n
+				continue
+			}
+		}
+		if b != nil {
 			b = append(b, s[i])
 		}
+		i++
 	}
-	if b == nil {
-		return s, false
+	if b == nil || len(b) == len(s) {
+		return s, false // every '%', '\\' and '&' stood for itself
 	}
 	return string(b), true
+}
+
+// appendEscaped appends to b what the escape at s[i] stands for and returns its length, or b as
+// it is and 0 if no escape starts there.
+func appendEscaped(b []byte, s string, i int) ([]byte, int) {
+	switch {
+	case s[i] == '%' && hexAt(s, i+1, 2):
+		return append(b, byte(hexNumber(s[i+1:i+3]))), 3
+	case s[i] == '\\' && i+1 < len(s) && s[i+1] == 'x' && hexAt(s, i+2, 2):
+		return append(b, byte(hexNumber(s[i+2:i+4]))), 4
+	case s[i] == '\\' && i+1 < len(s) && s[i+1] == 'u' && hexAt(s, i+2, 4):
+		r := rune(hexNumber(s[i+2 : i+6]))
+		if utf16.IsSurrogate(r) && i+11 < len(s) && s[i+6] == '\\' && s[i+7] == 'u' && hexAt(s, i+8, 4) {
+			if p := utf16.DecodeRune(r, rune(hexNumber(s[i+8:i+12]))); p != utf8.RuneError {
+				return utf8.AppendRune(b, p), 12
+			}
+		}
+		return utf8.AppendRune(b, r), 6
+	case s[i] == '&' && i+3 < len(s) && s[i+1] == '#':
+		j, base := i+2, rune(10)
+		if s[j] == 'x' || s[j] == 'X' {
+			j, base = j+1, 16
+		}
+		r, k := rune(0), j
+		for k < len(s) && k-j < 7 && hexLower[s[k]] != 0 && (base == 16 || isDigitByte(s[k])) {
+			r = r*base + rune(unhex(s[k]))
+			k++
+		}
+		if k > j && k < len(s) && s[k] == ';' {
+			return utf8.AppendRune(b, r), k + 1 - i
+		}
+	}
+	return b, 0
+}
+
+// hexAt reports whether s holds n hexadecimal digits from s[i].
+func hexAt(s string, i, n int) bool {
+	if i+n > len(s) {
+		return false
+	}
+	for k := i; k < i+n; k++ {
+		if hexLower[s[k]] == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// hexNumber is the value of the hexadecimal digits h (at most 4; hexAt checked them).
+func hexNumber(h string) int {
+	v := 0
+	for i := 0; i < len(h); i++ {
+		v = v<<4 | int(unhex(h[i]))
+	}
+	return v
 }
 
 func unhex(c byte) byte {
@@ -173,10 +249,10 @@ func MaskPhones(s string) string {
 }
 
 // appendMasked appends s to b with every phone-like number replaced by PhoneMask. Text whose
-// numbers show only once its percent escapes are decoded is appended decoded, then masked.
+// numbers show only once its escapes are decoded is appended decoded, then masked.
 func appendMasked(b []byte, s string) []byte {
-	if strings.IndexByte(s, '%') >= 0 {
-		if d, ok := percentDecoded(s); ok {
+	if hasEscape(s) {
+		if d, ok := escapesDecoded(s); ok {
 			if _, _, found := nextPhone(d, 0, anyReading); found {
 				return appendMaskedAsIs(b, d)
 			}
@@ -224,9 +300,10 @@ func ShowName(s string, n int) string {
 func redact(b []byte, s string, n int) ([]byte, bool) {
 	window := s
 	if k := n + maxPhoneBytes + 4; len(s) > k {
-		// Every number that starts within the first n bytes ends inside the window, with the byte
-		// after it: what is masked below is what scanning all of s would mask. The window ends at
-		// a rune boundary.
+		// A number as people write it that starts within the first n bytes ends inside the
+		// window, with the byte after it: what is masked below is what scanning all of s would
+		// mask. One spread wider (long runs of separators) crosses the cut at n, where trimCut
+		// takes its digits back off. The window ends at a rune boundary.
 		for k > n+maxPhoneBytes+1 && !utf8.RuneStart(s[k]) {
 			k--
 		}
@@ -258,7 +335,7 @@ func trimCut(b []byte, start, end int) []byte {
 	for end > start && end < len(b) && !utf8.RuneStart(b[end]) {
 		end--
 	}
-	for end > start {
+	for end > start && !bytes.HasSuffix(b[start:end], phoneMask) { // a mask's '>' is no separator to trim
 		r, w := utf8.DecodeLastRune(b[start:end])
 		if r < utf8.RuneSelf && (isDigitByte(byte(r)) || isPhoneSep(byte(r))) || r >= utf8.RuneSelf && (isWideSep(r) || isUnicodeDigit(r)) {
 			end -= w
@@ -356,7 +433,7 @@ func mayHoldPhone(s string) bool {
 // there that may start one: under 11, s holds no phone-like number of ASCII digits. seen is the
 // union of the byteBits of s: whether it holds a control character, or a byte the count cannot
 // judge (byteExact: the start of a character outside ASCII, which may be a digit or a separator,
-// or a '%', which may start an escaped one).
+// or a '%', '\\' or '&', which may start an escaped one).
 //
 // The pass has no branches, and from byte to byte depends on little more than two running values
 // (a few cycles per byte): checkText runs it on every free-text field of every event.
@@ -382,7 +459,7 @@ const (
 	byteStart               // 0, 1 or 8: may be the first digit of a phone-like number
 	byteAlnum               // an ASCII letter or digit (checkText: a value holding one is not blank)
 	byteControl             // below 0x20, or 0x7f
-	byteExact               // ≥ 0xC0 (starts a character outside ASCII) or '%': leave it to the exact scan
+	byteExact               // ≥ 0xC0 (starts a character outside ASCII) or what starts an escape ('%', '\\', '&'): leave it to the exact scan
 
 	byteKeepShift  = 1
 	byteStartShift = 2
@@ -403,8 +480,11 @@ var byteBits = func() (t [256]uint8) {
 			t[c] = byteKeep
 		case b < 0x20 || b == 0x7f:
 			t[c] = byteControl
-		case b >= 0xC0 || b == '%':
+		case b >= 0xC0:
 			t[c] = byteExact
+		}
+		if escapeStart(b) {
+			t[c] |= byteExact
 		}
 	}
 	return t
@@ -448,7 +528,7 @@ func matchPhone(s string, i int, r reading) (int, bool) {
 			best = j
 		}
 		k, visible := j, false
-		for seps := 0; k < len(s) && seps < 3; seps++ {
+		for k < len(s) {
 			w := sepAt(s, k)
 			if w == 0 {
 				break
@@ -471,14 +551,17 @@ func matchPhone(s string, i int, r reading) (int, bool) {
 }
 
 // phoneDigits reports whether d (the digits of a number, separators removed) is a mainland mobile
-// number with an optional country prefix. A bare 86 prefix counts before an 11-digit number, or
-// when written apart (86 138…) or after '+': a 15-digit run starting with 86 is an IMEI.
+// number with an optional country prefix, or the trunk prefix 0 that a landline dials before one
+// (013812345678). A bare 86 prefix counts before an 11-digit number, or when written apart
+// (86 138…) or after '+': a 15-digit run starting with 86 is an IMEI.
 func phoneDigits(d []byte, plus bool, firstGroup int) bool {
 	switch {
 	case len(d) >= 4 && d[0] == '0' && d[1] == '0' && d[2] == '8' && d[3] == '6':
 		d = d[4:]
 	case len(d) >= 2 && d[0] == '8' && d[1] == '6' && (plus || firstGroup == 2 || len(d) == 13):
 		d = d[2:]
+	case len(d) == 12 && d[0] == '0' && d[1] == '1':
+		d = d[1:]
 	}
 	return len(d) == 11 && d[0] == '1' || len(d) == 13 && d[0] == '1' && d[1] == '4'
 }
@@ -515,8 +598,46 @@ var ndRanges = func() (rs [][2]rune) {
 	return rs
 }()
 
-// unicodeDigit returns the value of r if it is a decimal digit of any script, or a Chinese
-// numeral (hanziDigit).
+// otherDigits are the characters Unicode files as other numbers (No) while each shows one digit —
+// superscript, subscript, circled, parenthesized, with a full stop or a comma, dingbats, and the
+// circled and parenthesized Chinese numerals — as ranges whose first character is worth v
+// (Unicode's Numeric_Type=Digit, as unicodedata.digit lists them, and ㈠-㈨, ㊀-㊈). "①③⑧…" and
+// "¹³⁸…" read as digits to anybody. Sorted by lo.
+var otherDigits = [...]struct {
+	lo, hi rune
+	v      byte
+}{
+	{0xb2, 0xb3, 2}, {0xb9, 0xb9, 1}, {0x1369, 0x1371, 1}, {0x19da, 0x19da, 1},
+	{0x2070, 0x2070, 0}, {0x2074, 0x2079, 4}, {0x2080, 0x2089, 0},
+	{0x2460, 0x2468, 1}, {0x2474, 0x247c, 1}, {0x2488, 0x2490, 1}, {0x24ea, 0x24ea, 0},
+	{0x24f5, 0x24fd, 1}, {0x24ff, 0x24ff, 0}, {0x2776, 0x277e, 1}, {0x2780, 0x2788, 1},
+	{0x278a, 0x2792, 1}, {0x3220, 0x3228, 1}, {0x3280, 0x3288, 1},
+	{0x10a40, 0x10a43, 1}, {0x10e60, 0x10e68, 1}, {0x11052, 0x1105a, 1},
+	{0x1f100, 0x1f100, 0}, {0x1f101, 0x1f10a, 0},
+}
+
+// otherDigit returns the value of r if it is one of otherDigits.
+func otherDigit(r rune) (byte, bool) {
+	if r < otherDigits[0].lo || r > otherDigits[len(otherDigits)-1].hi {
+		return 0, false
+	}
+	lo, hi := 0, len(otherDigits)
+	for lo < hi { // the first range ending at or after r
+		m := int(uint(lo+hi) >> 1)
+		if otherDigits[m].hi < r {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo == len(otherDigits) || r < otherDigits[lo].lo {
+		return 0, false
+	}
+	return otherDigits[lo].v + byte(r-otherDigits[lo].lo), true
+}
+
+// unicodeDigit returns the value of r if it is a decimal digit of any script, a character showing
+// one digit (otherDigit), or a Chinese numeral (hanziDigit).
 func unicodeDigit(r rune) (byte, bool) {
 	if r >= 0x3007 && r <= 0x96f6 { // 〇 … 零: the numerals' span
 		if v, ok := hanziDigit(r); ok {
@@ -533,7 +654,7 @@ func unicodeDigit(r rune) (byte, bool) {
 		}
 	}
 	if lo == len(ndRanges) || r < ndRanges[lo][0] {
-		return 0, false
+		return otherDigit(r)
 	}
 	return byte((r - ndRanges[lo][0]) % 10), true
 }
@@ -541,16 +662,17 @@ func unicodeDigit(r rune) (byte, bool) {
 func isUnicodeDigit(r rune) bool { _, ok := unicodeDigit(r); return ok }
 
 // hanziDigit returns the value of a Chinese numeral: the common ones (〇/零 to 九), 幺 (how 1 is
-// read out in a phone number) and the financial ones (壹 to 玖, simplified and traditional).
+// read out in a phone number) and the others of the radio alphabet (两 2, 拐 7, 勾 9, 洞 0), and
+// the financial ones (壹 to 玖, simplified and traditional).
 // Unicode files them as letters, not digits, but a number written with them ("一三八一二三四五六七八")
 // is how a phone gets past a filter of digits, and is as plain to a reader.
 func hanziDigit(r rune) (byte, bool) {
 	switch r {
-	case '〇', '零':
+	case '〇', '零', '洞':
 		return 0, true
 	case '一', '幺', '壹':
 		return 1, true
-	case '二', '贰', '貳':
+	case '二', '贰', '貳', '两', '兩':
 		return 2, true
 	case '三', '叁', '參', '叄':
 		return 3, true
@@ -560,11 +682,11 @@ func hanziDigit(r rune) (byte, bool) {
 		return 5, true
 	case '六', '陆', '陸':
 		return 6, true
-	case '七', '柒':
+	case '七', '柒', '拐':
 		return 7, true
 	case '八', '捌':
 		return 8, true
-	case '九', '玖':
+	case '九', '玖', '勾':
 		return 9, true
 	}
 	return 0, false
@@ -655,15 +777,17 @@ func sepAt(s string, i int) int {
 
 // isWideSep reports whether r, outside ASCII, may separate the digit groups of a written phone
 // number: the ideographic space and the full-width forms of the ASCII separators (typed in
-// full-width mode), every space (Zs: no-break, narrow no-break, typographic), every dash and hyphen
-// (Pd: en dash, small and full-width hyphen-minus), and the invisible characters that would hide a
-// number from a search while it still reads as one — every format character (Cf: soft hyphen,
-// zero-width and bidirectional marks, invisible operators), variation selectors, the combining
-// grapheme joiner and the other default-ignorable characters (isInvisible). A run of invisible
-// ones splits no group of digits (matchPhone).
+// full-width mode), the ideographic full stop ('。', typed for '.'), middle dots, every space (Zs:
+// no-break, narrow no-break, typographic), every dash and hyphen (Pd: en dash, small and full-width
+// hyphen-minus, wave dash), and the invisible characters that would hide a number from a search
+// while it still reads as one (isInvisible: format characters, variation selectors, combining
+// marks …). A run of invisible ones splits no group of digits (matchPhone). Like their ASCII
+// cousins (isPhoneSep), the delimiters of lists and quotes ('，', '、', '；', '“') split numbers.
 func isWideSep(r rune) bool {
 	switch r {
-	case '\u2212', '\u30fc', '\u034f',
+	case '\u2212', '\u30fc', '\u2044', '\u2215', // minus, prolonged sound mark, fraction and division slashes
+		'\u00b7', '\u30fb', '\uff65', '\u2027', '\u2219', '\u22c5', // middle dots, hyphenation point, bullet and dot operators
+		'\u3002', '\uff61', // the ideographic full stop, what a Chinese input method types for '.'
 		'（', '）', '＋', '－', '．', '／', '：', '＿', '＼':
 		return true
 	}
@@ -671,11 +795,12 @@ func isWideSep(r rune) bool {
 		unicode.In(r, unicode.Zs, unicode.Pd) || isInvisible(r)
 }
 
-// isInvisible reports whether r shows as nothing: a format character (Cf), a variation selector,
-// or another default-ignorable code point (the combining grapheme joiner, Hangul fillers U+3164 and
-// U+FFA0 that render blank, tags).
+// isInvisible reports whether r shows as nothing of its own: a format character (Cf), a variation
+// selector, another default-ignorable code point (the combining grapheme joiner, Hangul fillers
+// U+3164 and U+FFA0 that render blank, tags), or a combining mark, which only decorates the digit
+// before it (an accent, an underline, the keycap of 1️⃣).
 func isInvisible(r rune) bool {
-	return unicode.In(r, unicode.Cf, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point)
+	return unicode.In(r, unicode.Cf, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point, unicode.M)
 }
 
 // invisibleAt reports whether the character at s[i] is invisible (isInvisible).
@@ -695,7 +820,9 @@ func isAlnum(c byte) bool {
 
 // isPhoneSep reports whether the ASCII character c may separate the digit groups of a written
 // phone number: a space, punctuation people write numbers with, and what joins the words of an id
-// or a path.
+// or a path. What delimits tokens — quotes, commas, semicolons, '|', '=', brackets other than
+// parentheses, tabs and line breaks — splits numbers: a list ("[1, 5, 10, 20, 50, 100]" in a
+// rule), a line number before a quoted value (`line 1: "0000000000"`), a row of columns.
 func isPhoneSep(c byte) bool {
 	switch c {
 	case ' ', '-', '.', '(', ')', '/', '_', ':', '\\', '+':

@@ -66,6 +66,39 @@ var phoneFormats = []string{
 	"%31%33%38%31%32%33%34%35%36%37%38",
 	"%252B8613812345678", // escaped twice
 	"1401234567890",      // 13-digit IoT number
+	// Runs of separators of any length: a reader still sees one number.
+	"138----1234----5678",
+	"138    1234    5678",
+	"138 -- 1234 -- 5678",
+	"138 - / 1234 _ . 5678",
+	"138\u2060\u2060\u2060\u20601234\u20605678", // four word joiners
+	// What a Chinese input method types for '.', and middle dots.
+	"138。1234。5678",
+	"138·1234·5678",
+	"138・1234・5678",
+	"138‧1234‧5678",
+	// Digits with combining marks (underlined, accented, keycaps) and digits Unicode files as
+	// other numbers: circled, parenthesized, superscript, subscript, dingbat.
+	"1\u03013812345678",
+	"1̲3̲8̲1̲2̲3̲4̲5̲6̲7̲8̲",
+	"1️⃣3️⃣8️⃣1️⃣2️⃣3️⃣4️⃣5️⃣6️⃣7️⃣8️⃣",
+	"①③⑧①②③④⑤⑥⑦⑧",
+	"⑴⑶⑻⑴⑵⑶⑷⑸⑹⑺⑻",
+	"¹³⁸¹²³⁴⁵⁶⁷⁸",
+	"₁₃₈₁₂₃₄₅₆₇₈",
+	"❶❸❽❶❷❸❹❺❻❼❽",
+	"㊀㊂㊇㊀㊁㊂㊃㊄㊅㊆㊇",
+	"幺三八幺两三四五六拐八", // how numbers are read out on a radio: 幺 1, 两 2, 拐 7, 勾 9, 洞 0
+	"幺三八幺两三四洞洞勾洞",
+	// Escapes that every tool decodes: JSON and JavaScript, HTML character references.
+	"\\u0031\\u0033\\u0038\\u0031\\u0032\\u0033\\u0034\\u0035\\u0036\\u0037\\u0038",
+	"\\u00313812345678",
+	"1\\x33812345678",
+	"&#49;&#51;&#56;&#49;&#50;&#51;&#52;&#53;&#54;&#55;&#56;",
+	"&#x31;3812345678",
+	"%5Cu00313812345678",
+	"\\uD835\\uDFCF3812345678", // 𝟏 as a surrogate pair
+	"013812345678",             // the trunk prefix 0, dialled before a mobile number from a landline
 	"+861401234567890",
 	"86 1401234567890",
 }
@@ -121,11 +154,18 @@ func TestContainsPhoneIgnoresIdentifiers(t *testing.T) {
 		"103911", "-40101", // error codes
 		"192.168.100.123",     // 12 digits
 		"1.2.3.4.5.6.7.8.9.0", // 10 digits
-		"138    1234 5678",    // 4 spaces: not one number
-		"138,1234,5678",       // ',' is no separator
-		"%41%4213812345678",   // glued to letters once decoded ("AB13812345678")
-		"١٣٨١٢٣٤٥٦٧٨٩",        // 12 digits of another script
-		"a١٣٨١٢٣٤٥٦٧٨",        // glued to a letter
+		"1381234567⑩",         // ⑩ is a number, not a digit
+		"138a1234b5678",       // letters split a number
+		"0138123456789",       // 13 digits after the trunk 0
+		// Delimiters of tokens split numbers: lists, quoted values after a line number, columns.
+		"[1, 5, 10, 20, 50, 100]", "[1,5,10,20,50,100]", "1;5;10;20;50;100", `line 138: "12345678"`,
+		"138\t1234\t5678", "138\n1234\n5678", "138|1234|5678", "138=1234=5678", "1、5、10、20、50、100",
+		"1，5，10，20，50，100", "＜138＞＜12345678＞", "138…1234…5678", "138\"1234\"5678",
+		"MTM4MTIzNDU2Nzg=", // base64 and hex are encodings, not writings: see redact.go
+		"3133383132333435363738",
+		"%41%4213812345678", // glued to letters once decoded ("AB13812345678")
+		"١٣٨١٢٣٤٥٦٧٨٩",      // 12 digits of another script
+		"a١٣٨١٢٣٤٥٦٧٨",      // glued to a letter
 		"lg-3k9x2a-123456",
 		"evt_1733390000_5",   // unix second and a sequence number: groups of 10 and 1
 		"1733390000-5",       // idem
@@ -333,6 +373,22 @@ func TestExcerptOfHugeValue(t *testing.T) {
 	}
 }
 
+// A number spread wider than Excerpt's window (long runs of separators) shows none of its digits
+// wherever the excerpt is cut.
+func TestExcerptOfWidelySpreadNumber(t *testing.T) {
+	gap := strings.Repeat(" ", 300)
+	s := "x " + "138" + gap + "1234" + gap + "5678" + " y"
+	for n := 1; n <= len(s)+2; n++ {
+		got := Excerpt(s, n)
+		if strings.ContainsAny(got, "0123456789") {
+			t.Fatalf("Excerpt(…, %d) = %s shows digits of the number", n, got)
+		}
+	}
+	if got, want := MaskPhones(s), "x <phone> y"; got != want {
+		t.Errorf("MaskPhones = %q, want %q", got, want)
+	}
+}
+
 func TestShowName(t *testing.T) {
 	cases := map[string]string{
 		"colour":                "colour",
@@ -372,7 +428,22 @@ func TestUnicodeDigits(t *testing.T) {
 			}
 		}
 	}
-	for _, s := range []string{"a", "中", "\u00a0", "Ⅷ", "①", "\xff"} {
+	for i, o := range otherDigits {
+		if i > 0 && o.lo <= otherDigits[i-1].hi || o.hi < o.lo || int(o.v)+int(o.hi-o.lo) > 9 {
+			t.Errorf("otherDigits[%d] = %U..%U from %d: out of order or past 9", i, o.lo, o.hi, o.v)
+		}
+		for c := o.lo; c <= o.hi; c++ {
+			if !unicode.Is(unicode.No, c) && !unicode.Is(unicode.So, c) {
+				t.Errorf("%U in otherDigits is no other number", c)
+			}
+		}
+	}
+	for s, want := range map[string]byte{"①": '1', "⑨": '9', "⓪": '0', "¹": '1', "³": '3', "⁰": '0', "₉": '9', "❶": '1', "⑴": '1', "㊀": '1', "㈨": '9', "\U0001F101": '0', "\U0001F10A": '9'} {
+		if d, w := digitAt(s, 0); d != want || w != len(s) {
+			t.Errorf("digitAt(%q) = %q, %d; want %q, %d", s, d, w, want, len(s))
+		}
+	}
+	for _, s := range []string{"a", "中", "\u00a0", "Ⅷ", "⑩", "\xff"} {
 		if _, w := digitAt(s, 0); w != 0 {
 			t.Errorf("digitAt(%q) reads a digit", s)
 		}

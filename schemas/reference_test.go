@@ -582,13 +582,13 @@ var refPhoneClass = func() (t [256]uint8) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = refClassDigit
 	}
-	for _, c := range []byte{' ', '-', '.', '(', ')', '+', '/', '_', ':', '\\'} {
+	for _, c := range []byte{' ', '-', '.', '(', ')', '+', '/', '_', ':'} {
 		t[c] = refClassSep
 	}
 	for c := 0xC0; c < 0x100; c++ {
 		t[c] = refClassWide
 	}
-	t['%'] = refClassWide
+	t['%'], t['\\'], t['&'] = refClassWide, refClassWide, refClassWide // may start an escaped digit ('\\' separates too)
 	return t
 }()
 
