@@ -100,8 +100,8 @@ func escapeStart(c byte) bool { return c == '%' || c == '\\' || c == '&' }
 func hasEscape(s string) bool { return strings.IndexAny(s, `%\&`) >= 0 }
 
 // escapesDecoded returns s with the escapes that every tool decodes on the way to a reader decoded
-// — URLs' and forms' %XX, JSON's and JavaScript's \uXXXX (a surrogate pair as one character) and
-// \xXX, HTML's &#NN; and &#xHH; — up to three rounds, for "%252B86…" and "%5Cu0031", and whether
+// — URLs' and forms' %XX, JSON's and JavaScript's \uXXXX (a surrogate pair as one character),
+// \xXX and the octal \NNN of C, Python and CEL string literals, HTML's &#NN; and &#xHH; — up to three rounds, for "%252B86…" and "%5Cu0031", and whether
 // there were any. Other bytes, and a '%', '\' or '&' that starts no escape, stay as they are.
 // Encodings that no one reads without a decoder they choose (base64, hex) are not phone-like:
 // hex and base64 ids and digests would be refused with them.
@@ -154,6 +154,8 @@ func appendEscaped(b []byte, s string, i int) ([]byte, int) {
 		return append(b, byte(hexNumber(s[i+1:i+3]))), 3
 	case s[i] == '\\' && i+1 < len(s) && s[i+1] == 'x' && hexAt(s, i+2, 2):
 		return append(b, byte(hexNumber(s[i+2:i+4]))), 4
+	case s[i] == '\\' && i+3 < len(s) && s[i+1] >= '0' && s[i+1] <= '3' && isOctal(s[i+2]) && isOctal(s[i+3]):
+		return append(b, (s[i+1]-'0')<<6|(s[i+2]-'0')<<3|(s[i+3]-'0')), 4
 	case s[i] == '\\' && i+1 < len(s) && s[i+1] == 'u' && hexAt(s, i+2, 4):
 		r := rune(hexNumber(s[i+2 : i+6]))
 		if utf16.IsSurrogate(r) && i+11 < len(s) && s[i+6] == '\\' && s[i+7] == 'u' && hexAt(s, i+8, 4) {
@@ -178,6 +180,8 @@ func appendEscaped(b []byte, s string, i int) ([]byte, int) {
 	}
 	return b, 0
 }
+
+func isOctal(c byte) bool { return c >= '0' && c <= '7' }
 
 // hexAt reports whether s holds n hexadecimal digits from s[i].
 func hexAt(s string, i, n int) bool {

@@ -97,6 +97,8 @@ var phoneFormats = []string{
 	"&#49;&#51;&#56;&#49;&#50;&#51;&#52;&#53;&#54;&#55;&#56;",
 	"&#x31;3812345678",
 	"%5Cu00313812345678",
+	"\\061\\063\\070\\061\\062\\063\\064\\065\\066\\067\\070", // octal escapes (C, Python, CEL string literals)
+	"\\0613812345678",
 	"\\uD835\\uDFCF3812345678", // 𝟏 as a surrogate pair
 	"013812345678",             // the trunk prefix 0, dialled before a mobile number from a landline
 	"+861401234567890",
