@@ -412,6 +412,35 @@ rules:
 	}
 }
 
+// A condition that joins string literals with '+' spells the number they make, though the quotes
+// between the pieces split it in the text: `error_code == "139" + "12345678"` was loaded and
+// recorded in rule_versions as written. Pieces joined with a variable between them make no number.
+func TestCompileRefusesPhoneNumbersSplitAcrossLiterals(t *testing.T) {
+	for _, when := range []string{
+		`device_id == "139" + "12345678"`,
+		`device_id == "" + "139" + "1234" + "5678"`,
+		`device_id == ip_type + "139 1234" + " 5678"`,
+		`device_id in ["x", "13" + "9" + "12345678"]`,
+		`size(device_id + ("139" + "12345678")) > 0`,
+		`device_id.startsWith("1391" + "2345678") || device_id == "a" + ("139" + "12345678")`,
+	} {
+		src := "pack: p\nrules:\n  - id: r\n    tag: t\n    level: 300\n    when: '" + when + "'\n"
+		msgs := compileErrs(t, src)
+		if len(msgs) != 1 || !strings.Contains(msgs[0], "rule r: when: holds a phone number") {
+			t.Errorf("when %s: errors %q, want the number refused", when, msgs)
+		}
+	}
+	for _, when := range []string{
+		`device_id == "139" + ip_type + "12345678"`,
+		`device_id == "1" + "03911" || device_id == "-40101"`,
+	} {
+		src := "pack: p\nrules:\n  - id: r\n    tag: t\n    level: 300\n    when: '" + when + "'\n"
+		if _, err := Compile([]byte(src), testEnv(t)); err != nil {
+			t.Errorf("when %s: %v, want it compiled", when, err)
+		}
+	}
+}
+
 // A comment is recorded with the pack as written (the pack file, rule_versions, the console's
 // diffs) though nothing reads it: a number there is refused as in a field, at its rule.
 func TestCompileRefusesPhoneNumbersInComments(t *testing.T) {

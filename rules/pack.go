@@ -864,6 +864,10 @@ func (c *compiler) compileWhen(r *Rule, w *yaml.Node, label string) {
 		c.errAt(w, label, "when", "must be a bool expression, but %q has type %s", r.When, out)
 		return
 	}
+	if !schemas.ContainsPhone(r.When) && slices.ContainsFunc(joinedLiterals(ast.NativeRep()), schemas.ContainsPhone) {
+		c.errAt(w, label, "when", "%s", errPackPhone) // once: the text itself is checked with the other fields
+		return
+	}
 	est, err := c.env.cel.EstimateCost(ast, sizeEstimator{env: c.env})
 	if err != nil {
 		c.errAt(w, label, "when", "cost estimate: %v", err)
@@ -1070,6 +1074,51 @@ func (c *compiler) zeroDivisors(a *celast.AST, w *yaml.Node, label, when string)
 		c.errAtOffset(w, label, "when", runeOffset(when, loc.Line(), loc.Column()), msg)
 	}))
 	return found
+}
+
+// joinedLiterals returns the strings an expression builds by joining string literals with '+'
+// (`"139" + "1234" + "5678"`, or the literals side by side within `x + "139" + "12345678"`): the
+// quotes between the pieces split the number in the text, not in the string compared.
+func joinedLiterals(a *celast.AST) []string {
+	var out []string
+	seen := map[int64]bool{} // the inner '+' of a chain is read with the outer one
+	var operands func(e celast.Expr, into []celast.Expr) []celast.Expr
+	operands = func(e celast.Expr, into []celast.Expr) []celast.Expr {
+		if e.Kind() == celast.CallKind && e.AsCall().FunctionName() == operators.Add && !e.AsCall().IsMemberFunction() {
+			seen[e.ID()] = true
+			for _, arg := range e.AsCall().Args() {
+				into = operands(arg, into)
+			}
+			return into
+		}
+		return append(into, e)
+	}
+	celast.PreOrderVisit(a.Expr(), celast.NewExprVisitor(func(e celast.Expr) {
+		if seen[e.ID()] || e.Kind() != celast.CallKind || e.AsCall().FunctionName() != operators.Add {
+			return
+		}
+		var run strings.Builder
+		pieces := 0
+		flush := func() {
+			if pieces > 1 {
+				out = append(out, run.String())
+			}
+			run.Reset()
+			pieces = 0
+		}
+		for _, op := range operands(e, nil) {
+			if op.Kind() == celast.LiteralKind {
+				if s, ok := op.AsLiteral().(types.String); ok {
+					run.WriteString(string(s))
+					pieces++
+					continue
+				}
+			}
+			flush()
+		}
+		flush()
+	}))
+	return out
 }
 
 // references lists the declared variables a checked expression references.
