@@ -82,7 +82,7 @@ bench-baseline: ## scoring benchmarks as ratios to the build issue #10's targets
 # failing input, is not counted (golang/go#75804, fixed in Go 1.27).
 FUZZTIME ?= 15s
 FUZZMINIMIZETIME ?= 10s
-FUZZ_TARGETS = schemas:FuzzDecodeEvent schemas:FuzzDecodeCheckRequest schemas:FuzzEventSchemaAgreement schemas:FuzzDecodeMatchesReference rules:FuzzCompilePack pipeline:FuzzDecodeScoreRecord \
+FUZZ_TARGETS = schemas:FuzzDecodeEvent schemas:FuzzMaskPhones schemas:FuzzDecodeCheckRequest schemas:FuzzEventSchemaAgreement schemas:FuzzDecodeMatchesReference rules:FuzzCompilePack pipeline:FuzzDecodeScoreRecord \
 	scoring:FuzzParseLists pipeline:FuzzListsMessage cmd/riskflow:FuzzLoadConfig cmd/riskflow:FuzzReadLabelFile \
 	schemas:FuzzDecodeDecision cmd/riskflow:FuzzAPI
 

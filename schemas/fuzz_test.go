@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -275,4 +276,29 @@ func mayDiffer(data []byte) bool {
 		}
 	}
 	return false
+}
+
+// FuzzMaskPhones: what MaskPhones returns, and what Excerpt shows once unquoted, read in any way
+// (escapes decoded, digits of any script, runs of separators) holds no phone-like number.
+func FuzzMaskPhones(f *testing.F) {
+	for _, p := range phoneFormats {
+		f.Add(p, 20)
+	}
+	f.Add(`\u0031\x33%31&#49;\061`, 5)
+	f.Fuzz(func(t *testing.T, s string, n int) {
+		if n < 1 || n > 300 {
+			n = 40
+		}
+		if m := MaskPhones(s); mayShowPhone(m) {
+			t.Fatalf("MaskPhones(%q) = %q shows a phone-like number", s, m)
+		}
+		e := Excerpt(s, n)
+		u, err := strconv.Unquote(strings.Replace(e, "…\"", "\"", 1))
+		if err != nil {
+			t.Fatalf("Excerpt(%q, %d) = %s does not unquote: %v", s, n, e, err)
+		}
+		if mayShowPhone(u) {
+			t.Fatalf("Excerpt(%q, %d) = %s shows a phone-like number", s, n, e)
+		}
+	})
 }
