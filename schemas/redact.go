@@ -528,7 +528,7 @@ func matchPhone(s string, i int, r reading) (int, bool) {
 		long := longGroup || n-from == 9 || n-from == 10
 		// Nobody writes a number apart as 10+1 or 9+2 digits, while ids often join a unix second
 		// and a sequence number so ("evt_1733390000_5"): written, such a reading is not a phone.
-		if (r == anyReading || !hexWordAfter(s, j)) && (r == anyReading || !long || groups == 1) && phoneDigits(digits[:n], plus, firstGroup) {
+		if (r == anyReading || !hexWordAfter(s, j)) && (r == anyReading || !long || groups == 1) && phoneDigits(digits[:n], plus, firstGroup, r) {
 			best = j
 		}
 		k, visible := j, false
@@ -557,15 +557,17 @@ func matchPhone(s string, i int, r reading) (int, bool) {
 // phoneDigits reports whether d (the digits of a number, separators removed) is a mainland mobile
 // number with an optional country prefix, or the trunk prefix 0 that a landline dials before one
 // (013812345678). A bare 86 prefix counts before an 11-digit number, or when written apart
-// (86 138…) or after '+': a 15-digit run starting with 86 is an IMEI.
-func phoneDigits(d []byte, plus bool, firstGroup int) bool {
+// (86 138…) or after '+': a 15-digit run starting with 86 is an IMEI. The trunk 0 counts before a
+// number written whole, as r reads them: a UUID's first two groups of digits
+// ("01503091-8591-…", an iOS device id) read 0 + 11 digits too.
+func phoneDigits(d []byte, plus bool, firstGroup int, r reading) bool {
 	switch {
 	case len(d) >= 4 && d[0] == '0' && d[1] == '0' && d[2] == '8' && d[3] == '6':
 		d = d[4:]
 	case len(d) >= 2 && d[0] == '8' && d[1] == '6' && (plus || firstGroup == 2 || len(d) == 13):
 		d = d[2:]
-	case len(d) == 12 && d[0] == '0' && d[1] == '1':
-		d = d[1:]
+	case len(d) == 12 && d[0] == '0' && d[1] == '1' && d[2] >= '3' && (r == anyReading || firstGroup == 12):
+		d = d[1:] // mobile numbers start 13 to 19
 	}
 	return len(d) == 11 && d[0] == '1' || len(d) == 13 && d[0] == '1' && d[1] == '4'
 }

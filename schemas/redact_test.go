@@ -154,11 +154,14 @@ func TestContainsPhoneIgnoresIdentifiers(t *testing.T) {
 		"1741944413589",    // unix ms
 		"1741944413",       // unix s
 		"103911", "-40101", // error codes
-		"192.168.100.123",     // 12 digits
-		"1.2.3.4.5.6.7.8.9.0", // 10 digits
-		"1381234567⑩",         // ⑩ is a number, not a digit
-		"138a1234b5678",       // letters split a number
-		"0138123456789",       // 13 digits after the trunk 0
+		"192.168.100.123",                      // 12 digits
+		"1.2.3.4.5.6.7.8.9.0",                  // 10 digits
+		"1381234567⑩",                          // ⑩ is a number, not a digit
+		"138a1234b5678",                        // letters split a number
+		"0138123456789",                        // 13 digits after the trunk 0
+		"01503091-8591-407E-B5E0-785902F1F9DB", // an iOS device id: 8 + 4 digits read as 0 + 11 (loadgen made one)
+		"01381234-5678-4abc-8def-0123456789ab", // the trunk 0 only before a number written whole
+		"010000000001",                         // no mobile number starts 10
 		// Delimiters of tokens split numbers: lists, quoted values after a line number, columns.
 		"[1, 5, 10, 20, 50, 100]", "[1,5,10,20,50,100]", "1;5;10;20;50;100", `line 138: "12345678"`,
 		"138\t1234\t5678", "138\n1234\n5678", "138|1234|5678", "138=1234=5678", "1、5、10、20、50、100",
