@@ -792,7 +792,7 @@ func sepAt(s string, i int) int {
 func isWideSep(r rune) bool {
 	switch r {
 	case '\u2212', '\u30fc', '\u2044', '\u2215', // minus, prolonged sound mark, fraction and division slashes
-		'\u00b7', '\u30fb', '\uff65', '\u2027', '\u2219', '\u22c5', // middle dots, hyphenation point, bullet and dot operators
+		'\u00b7', '\u30fb', '\uff65', '\u2027', '\u2022', '\u2219', '\u22c5', // middle dots, hyphenation point, bullets, dot operators
 		'\u3002', '\uff61', // the ideographic full stop, what a Chinese input method types for '.'
 		'（', '）', '＋', '－', '．', '／', '：', '＿', '＼':
 		return true

@@ -77,6 +77,7 @@ var phoneFormats = []string{
 	"138·1234·5678",
 	"138・1234・5678",
 	"138‧1234‧5678",
+	"138•1234•5678", // bullets
 	// Digits with combining marks (underlined, accented, keycaps) and digits Unicode files as
 	// other numbers: circled, parenthesized, superscript, subscript, dingbat.
 	"1\u03013812345678",
