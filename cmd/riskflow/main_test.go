@@ -575,13 +575,13 @@ func TestRulesTest(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "tests.yaml"), []byte(tests), 0o600)
 	os.WriteFile(filepath.Join(dir, "rules.yaml"), []byte("pack: p\nrules:\n  - {id: r1, tag: t, level: 300, when: foo}\n"), 0o600)
 	r = runCmd(t, context.Background(), "rules", "test", dir)
-	if want := filepath.Join(dir, "rules.yaml") + ":3:40: rule r1: when: undeclared reference to 'foo'"; r.code != 1 || !strings.Contains(r.stderr, want) {
+	if want := printed(filepath.Join(dir, "rules.yaml") + ":3:40: rule r1: when: undeclared reference to 'foo'"); r.code != 1 || !strings.Contains(r.stderr, want) {
 		t.Errorf("broken pack: exit %d, stderr %s, want %q", r.code, r.stderr, want)
 	}
 	os.WriteFile(filepath.Join(dir, "rules.yaml"), []byte(goodPack), 0o600)
 	os.WriteFile(filepath.Join(dir, "tests.yaml"), []byte("tests:\n  - name: x\n    event: {}\n    expect: {scor: 0}\n"), 0o600)
 	r = runCmd(t, context.Background(), "rules", "test", dir)
-	if want := filepath.Join(dir, "tests.yaml") + ": rules tests: line 4:14: test \"x\": expect: unknown key \"scor\""; r.code != 1 || !strings.Contains(r.stderr, want) {
+	if want := printed(filepath.Join(dir, "tests.yaml") + ": rules tests: line 4:14: test \"x\": expect: unknown key \"scor\""); r.code != 1 || !strings.Contains(r.stderr, want) {
 		t.Errorf("broken tests: exit %d, stderr %s, want %q", r.code, r.stderr, want)
 	}
 }
