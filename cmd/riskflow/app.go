@@ -642,14 +642,56 @@ func (a *app) runArchiver(ctx context.Context) error {
 	a.registerLoop("decisions", watched.sharing(deciding))
 	go watched.watchPings(ctx, archiverPingEvery, store.Ping)
 	go a.watchGroupLag(ctx, a.kc, k.ArchiverGroup, k.ScoresTopic)
+	go a.watchGroupLag(ctx, a.decisionsKafka(), k.DecisionsGroup, k.DecisionsTopic)
+	joined := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "riskflow_archiver_joined",
+		Help: "1 while this archiver is a member of its consumer groups (risk.scores' and the decisions'); 0 while it stays out of them: until its ClickHouse first answers, and from when its pings have failed for kafka.stall_after until one answers again — the other archivers of the group take its partitions meanwhile.",
+	})
+	a.reg.MustRegister(joined)
 	// The consumer groups are joined once ClickHouse has answered: an archiver that cannot reach
 	// it (a wrong address or password) took its share of the partitions on joining and held them
 	// without ever writing one, so that beside working archivers part of every stream stayed out
 	// of ClickHouse for as long as it ran (held-out run: two archivers, one with a wrong password,
-	// and half the scores never stored). Unreached, it waits, unready, naming why.
-	if err := watched.waitReached(ctx); err != nil {
-		return nil // stopped before ClickHouse answered
+	// and half the scores never stored). Unreached, it waits, unready, naming why. Likewise an
+	// archiver whose ClickHouse went away later leaves the groups once its pings have failed for
+	// kafka.stall_after (when it turns unready), and joins them again at the first ping that
+	// answers: it kept its partitions for as long as its ClickHouse was away, and their history
+	// lagged beside archivers that could have stored it.
+	stallAfter := a.cfg.Kafka.StallAfter.D()
+	for rejoin := false; ; rejoin = true {
+		if err := watched.waitAnswering(ctx); err != nil {
+			return nil // stopped before ClickHouse answered
+		}
+		if rejoin {
+			a.log.Info("ClickHouse answers again: joining the consumer groups", "group", k.ArchiverGroup, "decisions_group", k.DecisionsGroup)
+		}
+		mctx, leave := context.WithCancel(ctx)
+		down := watched.whenDown(stallAfter)
+		go func() {
+			select {
+			case <-down:
+				a.log.Warn("ClickHouse has not answered for kafka.stall_after: leaving the consumer groups, so that other archivers take the partitions; joining again once it answers a ping (one each "+archiverPingEvery.String()+")",
+					"kafka.stall_after", stallAfter, "group", k.ArchiverGroup, "decisions_group", k.DecisionsGroup)
+				leave()
+			case <-mctx.Done():
+			}
+		}()
+		joined.Set(1)
+		err := a.archiveInGroups(mctx, breaker, sink, archiving, deciding, decisionsArchived)
+		joined.Set(0)
+		archiving.unset()
+		deciding.unset()
+		leave()
+		if err != nil || ctx.Err() != nil {
+			return err
+		}
 	}
+}
+
+// archiveInGroups runs the archiver's two loops — risk.scores and the decisions — as members of
+// their consumer groups until ctx is done; the groups are left when it returns.
+func (a *app) archiveInGroups(ctx context.Context, breaker pipeline.Sink, sink *migratingSink, archiving, deciding *laterLoop, decisionsArchived prometheus.Counter) error {
+	k, c := a.cfg.Kafka, a.cfg.ClickHouse
 	reader := a.groupReader(a.kc, k.ScoresTopic, k.ArchiverGroup)
 	dlq := a.restoring(a.kc, consumers.NewWriter(a.kc, k.DLQTopic))
 	defer consumers.CloseWithin(consumers.StopCloseWait, reader, dlq) // a hung broker does not hold the stop

@@ -157,8 +157,7 @@ func (a *app) runDecisionArchiver(ctx context.Context, sink *migratingSink, read
 		Name: "decisions", MaxBatch: min(c.BatchSize, 20_000), MaxWait: c.FlushInterval.D(),
 		BackoffMin: 200 * time.Millisecond, BackoffMax: c.BreakerOpenFor.D(),
 	}, reader, stage.Handle, a.log, a.obs)
-	readiness.set(loop) // registered by runArchiver, with the store's pings
-	go a.watchGroupLag(ctx, a.decisionsKafka(), k.DecisionsGroup, k.DecisionsTopic)
+	readiness.set(loop) // registered by runArchiver, with the store's pings (and its group lag)
 	a.log.Info("decision archiver running", "topic", k.DecisionsTopic, "group", k.DecisionsGroup, "brokers", strings.Join(a.decisionsKafka().Brokers, ","))
 	if err := loop.Run(ctx); err != nil {
 		return fmt.Errorf("decision archiver: %w", err)

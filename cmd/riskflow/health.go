@@ -225,25 +225,28 @@ type pingWatch struct {
 	loop staller
 	now  func() time.Time
 
-	mu       sync.Mutex
-	failing  time.Time // when the pings started failing; zero while they succeed
-	why      string
-	reached  bool          // a ping has succeeded once
-	reachedc chan struct{} // closed when reached turns true (waitReached)
-	log      *slog.Logger  // if set, told when the store is not reached at the start, and when it then is
+	mu        sync.Mutex
+	failing   time.Time // when the pings started failing; zero while they succeed
+	why       string
+	reached   bool          // a ping has succeeded once
+	answeredc chan struct{} // closed at the next ping that succeeds (waitAnswering)
+	downc     chan struct{} // closed at a failing ping once they have failed for downAfter (whenDown)
+	downAfter time.Duration
+	log       *slog.Logger // if set, told when the store is not reached at the start, and when it then is
 }
 
-// waitReached returns nil once the store has answered a ping, or ctx's error.
-func (w *pingWatch) waitReached(ctx context.Context) error {
+// waitAnswering returns nil once the store answers — at once if the last ping succeeded, else
+// at the next ping that does — or ctx's error.
+func (w *pingWatch) waitAnswering(ctx context.Context) error {
 	w.mu.Lock()
-	if w.reached {
+	if w.reached && w.failing.IsZero() {
 		w.mu.Unlock()
 		return nil
 	}
-	if w.reachedc == nil {
-		w.reachedc = make(chan struct{})
+	if w.answeredc == nil {
+		w.answeredc = make(chan struct{})
 	}
-	c := w.reachedc
+	c := w.answeredc
 	w.mu.Unlock()
 	select {
 	case <-c:
@@ -253,11 +256,29 @@ func (w *pingWatch) waitReached(ctx context.Context) error {
 	}
 }
 
+// whenDown returns a channel closed at the first failing ping once the pings have failed without
+// a break for d (at once if they already have). It replaces the channel of an earlier call.
+func (w *pingWatch) whenDown(d time.Duration) <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	c := make(chan struct{})
+	if !w.failing.IsZero() && w.now().Sub(w.failing) >= d {
+		close(c)
+		w.downc = nil
+		return c
+	}
+	w.downc, w.downAfter = c, d
+	return c
+}
+
 // laterLoop is the readiness of a consumer loop that does not exist yet (an archiver's, until
 // its store answered): not stalled — the store's pings say what keeps it — until set.
 type laterLoop struct{ l atomic.Pointer[staller] }
 
 func (l *laterLoop) set(s staller) { l.l.Store(&s) }
+
+// unset is set undone: the loop has ended (its archiver left the consumer groups).
+func (l *laterLoop) unset() { l.l.Store(nil) }
 
 // Stalled implements staller.
 func (l *laterLoop) Stalled() (time.Duration, string) {
@@ -320,8 +341,9 @@ func (w *pingWatch) noted(err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err == nil {
-		if !w.reached && w.reachedc != nil {
-			close(w.reachedc)
+		if w.answeredc != nil {
+			close(w.answeredc)
+			w.answeredc = nil
 		}
 		if !w.reached && w.why != "" && w.log != nil {
 			w.log.Info("store reached: joining the consumer groups")
@@ -336,6 +358,10 @@ func (w *pingWatch) noted(err error) {
 		}
 	}
 	w.why = "its store does not answer: " + err.Error()
+	if w.downc != nil && w.now().Sub(w.failing) >= w.downAfter {
+		close(w.downc)
+		w.downc = nil
+	}
 }
 
 // watchPings pings at once and then every interval until ctx is done, noting each result in w.

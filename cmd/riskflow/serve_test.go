@@ -221,16 +221,16 @@ func TestWatchPingsNotesResults(t *testing.T) {
 	}
 }
 
-// waitReached (what an archiver waits for before it joins its consumer groups) returns once a
+// waitAnswering (what an archiver waits for before it joins its consumer groups) returns once a
 // ping has succeeded, not at a failing one, and its context's error when that ends first.
-func TestWaitReachedWaitsForAnAnsweringPing(t *testing.T) {
+func TestWaitAnsweringWaitsForAnAnsweringPing(t *testing.T) {
 	w := &pingWatch{loop: &laterLoop{}, now: time.Now}
 	waited := make(chan error, 1)
-	go func() { waited <- w.waitReached(context.Background()) }()
+	go func() { waited <- w.waitAnswering(context.Background()) }()
 	w.noted(errors.New("code: 193, message: Wrong password for user default"))
 	select {
 	case err := <-waited:
-		t.Fatalf("waitReached returned %v after a failing ping", err)
+		t.Fatalf("waitAnswering returned %v after a failing ping", err)
 	default:
 	}
 	if _, why := w.Stalled(); why != "its store does not answer: code: 193, message: Wrong password for user default" {
@@ -238,15 +238,76 @@ func TestWaitReachedWaitsForAnAnsweringPing(t *testing.T) {
 	}
 	w.noted(nil)
 	if err := <-waited; err != nil {
-		t.Fatalf("waitReached after a ping succeeded: %v", err)
+		t.Fatalf("waitAnswering after a ping succeeded: %v", err)
 	}
-	if err := w.waitReached(context.Background()); err != nil {
-		t.Errorf("waitReached once reached: %v", err)
+	if err := w.waitAnswering(context.Background()); err != nil {
+		t.Errorf("waitAnswering once reached: %v", err)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := (&pingWatch{loop: &laterLoop{}, now: time.Now}).waitReached(ctx); !errors.Is(err, context.Canceled) {
-		t.Errorf("waitReached with its context ended: %v", err)
+	if err := (&pingWatch{loop: &laterLoop{}, now: time.Now}).waitAnswering(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("waitAnswering with its context ended: %v", err)
+	}
+}
+
+// An archiver leaves its consumer groups when its store's pings have failed for kafka.stall_after
+// (whenDown), not at the first failing one, and joins again at the next ping that answers
+// (waitAnswering blocks from the failing pings on).
+func TestWhenDownClosesOnceThePingsFailedLongEnough(t *testing.T) {
+	now := time.Unix(1000, 0)
+	w := &pingWatch{loop: &laterLoop{}, now: func() time.Time { return now }}
+	w.noted(nil)
+	down := w.whenDown(30 * time.Second)
+	closed := func() bool {
+		select {
+		case <-down:
+			return true
+		default:
+			return false
+		}
+	}
+	w.noted(errors.New("connection refused"))
+	now = now.Add(20 * time.Second)
+	w.noted(errors.New("connection refused"))
+	if closed() {
+		t.Fatal("down after pings failing for 20 s, want 30 s")
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- w.waitAnswering(context.Background()) }()
+	now = now.Add(10 * time.Second)
+	w.noted(errors.New("connection refused"))
+	if !closed() {
+		t.Fatal("not down after pings failing for 30 s")
+	}
+	select {
+	case err := <-waited:
+		t.Fatalf("waitAnswering returned %v while the pings fail", err)
+	default:
+	}
+	w.noted(nil)
+	if err := <-waited; err != nil {
+		t.Fatalf("waitAnswering after a ping answered: %v", err)
+	}
+	// A break in the failures starts the count again; a watch asked for when it is down already closes at once.
+	down = w.whenDown(30 * time.Second)
+	w.noted(errors.New("connection refused"))
+	now = now.Add(29 * time.Second)
+	w.noted(errors.New("connection refused"))
+	if closed() {
+		t.Fatal("down 29 s after the pings answered again")
+	}
+	now = now.Add(time.Second)
+	if c := w.whenDown(30 * time.Second); !isClosed(c) {
+		t.Error("whenDown asked after 30 s of failing pings: not closed at once")
+	}
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }

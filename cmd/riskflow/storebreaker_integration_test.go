@@ -21,10 +21,12 @@ import (
 
 // hangProxy forwards connections to a real server until hang is set; from then on it forwards
 // nothing either way (a server that stopped answering) and new connections are taken and left
-// silent. accepted counts connections.
+// silent; while refuse is set, new connections are closed at once (a server gone away).
+// accepted counts connections.
 type hangProxy struct {
 	ln       net.Listener
 	hang     atomic.Bool
+	refuse   atomic.Bool
 	accepted atomic.Int32
 	mu       sync.Mutex
 	conns    []net.Conn
@@ -58,6 +60,10 @@ func newHangProxy(t *testing.T, target string) *hangProxy {
 				return
 			}
 			p.accepted.Add(1)
+			if p.refuse.Load() {
+				c.Close()
+				continue
+			}
 			p.track(c)
 			if p.hang.Load() {
 				go io.Copy(io.Discard, c)
@@ -82,6 +88,16 @@ func newHangProxy(t *testing.T, target string) *hangProxy {
 		}
 	})
 	return p
+}
+
+// closeAll closes every connection forwarded so far, both ends.
+func (p *hangProxy) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
 }
 
 func (p *hangProxy) track(c net.Conn) {
