@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strconv"
@@ -141,6 +142,168 @@ func TestRestoringWriterCreatesADeletedTopicAgain(t *testing.T) {
 	parts, err := consumers.Partitions(ctx, c, spec.Name)
 	if err != nil || len(parts) != spec.Partitions {
 		t.Fatalf("topic after the restore: partitions %v, %v; want %d", parts, err, spec.Partitions)
+	}
+}
+
+// Two nodes' writers finding their topic deleted at once both create it again: the one that loses
+// the race (TopicAlreadyExists) goes on writing as the other, every write acknowledged after the
+// restore is in the topic, and the topic has the spec's partitions and settings, not the broker's
+// defaults (num.partitions, compression.type=producer).
+func TestRestoringWritersRacingToCreateTheTopicAgain(t *testing.T) {
+	c := realBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound on the test
+	defer cancel()
+	b := make([]byte, 4)
+	rand.Read(b)
+	spec := consumers.ReadTopic(consumers.TopicSpec{Name: "h4-restoring-race-" + hex.EncodeToString(b), Partitions: 3})
+	log := slog.New(slog.DiscardHandler)
+	if err := consumers.EnsureTopics(ctx, c, []consumers.TopicSpec{spec}, log); err != nil {
+		t.Fatal(err)
+	}
+	cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...)}
+	t.Cleanup(func() {
+		_, _ = cl.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{spec.Name}})
+	})
+	ws := []*consumers.RestoringWriter{
+		consumers.NewRestoringWriter(consumers.NewWriter(c, spec.Name), c, spec, log),
+		consumers.NewRestoringWriter(consumers.NewWriter(c, spec.Name), c, spec, log),
+	}
+	for i, w := range ws {
+		defer w.Close()
+		if err := w.WriteMessages(ctx, kafka.Message{Key: []byte{byte(i)}, Value: []byte("before")}); err != nil {
+			t.Fatalf("writer %d before the topic was deleted: %v", i, err)
+		}
+	}
+	if resp, err := cl.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{spec.Name}}); err != nil || resp.Errors[spec.Name] != nil {
+		t.Fatalf("delete topic: %v %v", err, resp)
+	}
+	// Each writer writes 50 messages, each retried until acknowledged, as the scorer's flush does.
+	const each = 50
+	errs := make(chan error, len(ws))
+	for i, w := range ws {
+		go func() {
+			for k := 0; k < each; k++ {
+				m := kafka.Message{Key: []byte(strconv.Itoa(k)), Value: []byte(strconv.Itoa(i) + "-" + strconv.Itoa(k))}
+				for {
+					err := w.WriteMessages(ctx, m)
+					if err == nil {
+						break
+					}
+					if ctx.Err() != nil {
+						errs <- fmt.Errorf("writer %d, message %d: %w", i, k, err)
+						return
+					}
+					time.Sleep(100 * time.Millisecond) // the caller's retry backoff
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range ws {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	parts, err := consumers.Partitions(ctx, c, spec.Name)
+	if err != nil || len(parts) != spec.Partitions {
+		t.Fatalf("topic created again: partitions %v, %v; want %d", parts, err, spec.Partitions)
+	}
+	if ct, err := consumers.TopicSetting(ctx, c, spec.Name, "compression.type"); err != nil || ct != consumers.InputTopicCompression {
+		t.Errorf("topic created again: compression.type %q, %v; want %q", ct, err, consumers.InputTopicCompression)
+	}
+	got := map[string]int{}
+	for _, p := range parts {
+		conn, err := kafka.DialLeader(ctx, "tcp", c.Brokers[0], spec.Name, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last, err := conn.ReadLastOffset()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		for read := int64(0); read < last; {
+			batch := conn.ReadBatch(1, 10<<20)
+			for {
+				m, err := batch.ReadMessage()
+				if err != nil {
+					break
+				}
+				got[string(m.Value)]++
+				read = m.Offset + 1
+			}
+			if err := batch.Close(); err != nil {
+				t.Fatalf("read partition %d: %v", p, err)
+			}
+		}
+		conn.Close()
+	}
+	for i := range ws {
+		for k := 0; k < each; k++ {
+			if v := strconv.Itoa(i) + "-" + strconv.Itoa(k); got[v] < 1 {
+				t.Errorf("message %s acknowledged but not in the topic created again", v)
+			}
+		}
+	}
+}
+
+// An operator who deleted the topic and created it again with settings of their own (fewer
+// partitions, another compression) is not fought: the writer writes to it as it is.
+func TestRestoringWriterLeavesATopicTheOperatorCreatedAgain(t *testing.T) {
+	c := realBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound on the test
+	defer cancel()
+	b := make([]byte, 4)
+	rand.Read(b)
+	spec := consumers.ReadTopic(consumers.TopicSpec{Name: "h4-restoring-operator-" + hex.EncodeToString(b), Partitions: 3})
+	log := slog.New(slog.DiscardHandler)
+	if err := consumers.EnsureTopics(ctx, c, []consumers.TopicSpec{spec}, log); err != nil {
+		t.Fatal(err)
+	}
+	cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...)}
+	t.Cleanup(func() {
+		_, _ = cl.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{spec.Name}})
+	})
+	w := consumers.NewRestoringWriter(consumers.NewWriter(c, spec.Name), c, spec, log)
+	defer w.Close()
+	if err := w.WriteMessages(ctx, kafka.Message{Key: []byte("k"), Value: []byte("before")}); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := cl.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{spec.Name}}); err != nil || resp.Errors[spec.Name] != nil {
+		t.Fatalf("delete topic: %v %v", err, resp)
+	}
+	mine := kafka.TopicConfig{Topic: spec.Name, NumPartitions: 2, ReplicationFactor: 1,
+		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "compression.type", ConfigValue: "producer"}, {ConfigName: "retention.ms", ConfigValue: "3600000"}}}
+	for {
+		resp, err := cl.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{mine}})
+		if err == nil && resp.Errors[spec.Name] == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("create the topic as the operator: %v %v", err, resp)
+		}
+		time.Sleep(100 * time.Millisecond) // the deletion settling
+	}
+	for k := 0; k < 20; k++ {
+		for {
+			err := w.WriteMessages(ctx, kafka.Message{Key: []byte(strconv.Itoa(k)), Value: []byte("after")})
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("message %d to the operator's topic: %v", k, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	parts, err := consumers.Partitions(ctx, c, spec.Name)
+	if err != nil || len(parts) != 2 {
+		t.Errorf("the operator's topic after the writes: partitions %v, %v; want their 2", parts, err)
+	}
+	for name, want := range map[string]string{"compression.type": "producer", "retention.ms": "3600000"} {
+		if v, err := consumers.TopicSetting(ctx, c, spec.Name, name); err != nil || v != want {
+			t.Errorf("the operator's topic after the writes: %s %q, %v; want their %q", name, v, err, want)
+		}
 	}
 }
 
