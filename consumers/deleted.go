@@ -43,6 +43,24 @@ func deletedUnread(ctx context.Context, c Config, topic string, p int, spans [][
 	return n, lo, hi, nil
 }
 
+// endOffset returns the end offset (the next offset written) of partition p of topic.
+func endOffset(ctx context.Context, c Config, topic string, p int) (int64, error) {
+	c = c.withDefaults()
+	ctx, cancel := context.WithTimeout(ctx, c.DialTimeout)
+	defer cancel()
+	conn, err := c.dialer().DialLeader(ctx, "tcp", c.Brokers[0], topic, p)
+	if err != nil {
+		return 0, fmt.Errorf("read the end offset of %s/%d: dial leader: %w", topic, p, err)
+	}
+	defer conn.Close()
+	defer bound(ctx, conn)()
+	last, err := conn.ReadLastOffset()
+	if err != nil {
+		return 0, fmt.Errorf("read the end offset of %s/%d: %w", topic, p, err)
+	}
+	return last, nil
+}
+
 // jumpCheckEvery bounds how often a partition's reader asks the broker about the offsets it
 // jumped over: a compacted topic (the lists) has a jump at every removed key, none of them a loss.
 const jumpCheckEvery = time.Second
