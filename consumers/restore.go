@@ -3,7 +3,10 @@ package consumers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,9 +31,10 @@ const restoreWithin = 40 * time.Second
 type RestoringWriter struct {
 	*kafka.Writer // Close, Stats, …
 
-	spec   TopicSpec
-	ensure func(context.Context, []TopicSpec) error
-	log    *slog.Logger
+	spec    TopicSpec
+	ensure  func(context.Context, []TopicSpec) error
+	differs func(context.Context, TopicSpec) string // how the topic differs from spec ("" alike)
+	log     *slog.Logger
 
 	mu   sync.Mutex
 	last time.Time // of the last attempt to create the topic
@@ -42,11 +46,12 @@ type RestoringWriter struct {
 // every RestoreEvery.
 func NewRestoringWriter(w *kafka.Writer, c Config, spec TopicSpec, log *slog.Logger) *RestoringWriter {
 	return &RestoringWriter{
-		Writer: w,
-		spec:   spec,
-		ensure: func(ctx context.Context, t []TopicSpec) error { return EnsureTopics(ctx, c, t, log) },
-		log:    log,
-		now:    time.Now,
+		Writer:  w,
+		spec:    spec,
+		ensure:  func(ctx context.Context, t []TopicSpec) error { return EnsureTopics(ctx, c, t, log) },
+		differs: func(ctx context.Context, t TopicSpec) string { return topicDiffers(ctx, c, t) },
+		log:     log,
+		now:     time.Now,
 	}
 }
 
@@ -76,7 +81,38 @@ func (w *RestoringWriter) restore(ctx context.Context) {
 	defer cancel()
 	if err := w.ensure(ctx, []TopicSpec{w.spec}); err != nil {
 		w.log.Warn("creating missing topic failed; trying again on a later write", "topic", w.spec.Name, "err", Summarize(err))
+		return
 	}
+	// Someone else may have created it first: an operator, with settings of their own, or the
+	// broker itself (auto.create.topics.enable, Kafka's default), with its defaults, at the first
+	// metadata request of a client reading it — kafka-go's readers ask in a way that lets it (held-out
+	// run: risk.scores deleted under two scorers and an archiver came back with compression.type
+	// producer, "Sent auto-creation request" in the broker's log). riskflow does not fight either;
+	// it says so.
+	if d := w.differs(ctx, w.spec); d != "" {
+		w.log.Warn("the topic was created again, but not with riskflow's settings (by the broker's auto.create.topics.enable, or an operator): riskflow leaves it as it is; if that was not meant, set auto.create.topics.enable=false on the brokers and create the topic again (riskflow migrate, or any node's start)",
+			"topic", w.spec.Name, "differs", d)
+	}
+}
+
+// topicDiffers says how topic t on the cluster of c differs from its spec — fewer or more
+// partitions, a setting of Configs with another value — or "" when it does not (or cannot be read).
+func topicDiffers(ctx context.Context, c Config, t TopicSpec) string {
+	var d []string
+	if parts, err := Partitions(ctx, c, t.Name); err == nil && len(parts) != t.Partitions {
+		d = append(d, fmt.Sprintf("%d partitions (riskflow's: %d)", len(parts), t.Partitions))
+	}
+	names := make([]string, 0, len(t.Configs))
+	for k := range t.Configs {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if v, err := TopicSetting(ctx, c, t.Name, k); err == nil && v != t.Configs[k] {
+			d = append(d, fmt.Sprintf("%s=%s (riskflow's: %s)", k, v, t.Configs[k]))
+		}
+	}
+	return strings.Join(d, ", ")
 }
 
 // topicMissing reports whether a write failed because its topic does not exist: the whole call

@@ -19,6 +19,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/riskflow/riskflow/consumers"
+	"github.com/riskflow/riskflow/internal/syncbuf"
 )
 
 // Topics EnsureTopics created answer at once: every partition's leader serves its offsets. KRaft
@@ -156,7 +157,8 @@ func TestRestoringWritersRacingToCreateTheTopicAgain(t *testing.T) {
 	b := make([]byte, 4)
 	rand.Read(b)
 	spec := consumers.ReadTopic(consumers.TopicSpec{Name: "h4-restoring-race-" + hex.EncodeToString(b), Partitions: 3})
-	log := slog.New(slog.DiscardHandler)
+	logs := &syncbuf.Buffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
 	if err := consumers.EnsureTopics(ctx, c, []consumers.TopicSpec{spec}, log); err != nil {
 		t.Fatal(err)
 	}
@@ -210,6 +212,9 @@ func TestRestoringWritersRacingToCreateTheTopicAgain(t *testing.T) {
 	}
 	if ct, err := consumers.TopicSetting(ctx, c, spec.Name, "compression.type"); err != nil || ct != consumers.InputTopicCompression {
 		t.Errorf("topic created again: compression.type %q, %v; want %q", ct, err, consumers.InputTopicCompression)
+	}
+	if out := logs.String(); strings.Contains(out, "not with riskflow's settings") {
+		t.Errorf("the writers created it themselves, yet one says it differs:\n%s", out)
 	}
 	got := map[string]int{}
 	for _, p := range parts {
