@@ -369,15 +369,15 @@ func (r *GroupReader) fetchPartitionFrom(ctx context.Context, gen *generation, p
 }
 
 // pastEndCheckEvery is how often a partition reader's position that has not moved is checked
-// against the partition's end (watchPastEnd).
-const pastEndCheckEvery = 5 * time.Second
+// against the partition's end (watchPastEnd): one offsets request per idle partition that often.
+const pastEndCheckEvery = 10 * time.Second
 
 // watchPastEnd calls cancel, with end set, once the partition's end is behind *pos, a position
 // that has not moved for pastEndCheckEvery.
 func (r *GroupReader) watchPastEnd(ctx context.Context, p int, pos, end *atomic.Int64, cancel func()) {
 	t := time.NewTicker(pastEndCheckEvery)
 	defer t.Stop()
-	seen := int64(-1)
+	seen := pos.Load()
 	for {
 		select {
 		case <-ctx.Done():
