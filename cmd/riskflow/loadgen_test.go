@@ -408,7 +408,9 @@ func TestLoadgenHTTPKeepsToTheNodesLimits(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	m := regexp.MustCompile(`loadgen: (\d+) events sent`).FindStringSubmatch(r.stdout)
+	// The count of the last line, at the end ("… sent (N attack) in 9.5s"), not of a progress
+	// line printed every 5 s on the way (under -race the run takes longer than that).
+	m := regexp.MustCompile(`loadgen: (\d+) events sent \(\d+ attack\) in `).FindStringSubmatch(r.stdout)
 	if m == nil {
 		t.Fatalf("no count of events sent: %s", r.stdout)
 	}
