@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/signal"
 	"regexp"
@@ -56,10 +57,19 @@ func (helpRequested) Error() string { return "help requested" }
 func (helpRequested) Unwrap() error { return flag.ErrHelp }
 
 func main() {
+	maskDefaultLogger(os.Stderr)
 	ctx, stop := stopContext()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// maskDefaultLogger makes slog's default logger, and with it the standard library's log package,
+// write to w through the same phone masking as every command's logger: a package that was given
+// no logger falls back to slog.Default(), whose handler wrote lines as they came. Each command
+// still logs through its own logger (log.level, log.format); this is for what escapes it.
+func maskDefaultLogger(w io.Writer) {
+	slog.SetDefault(newLogger(LogConfig{Level: "info", Format: "text"}, w))
 }
 
 // stopContext is cancelled by the first Ctrl-C or SIGTERM, which asks the command to stop cleanly;

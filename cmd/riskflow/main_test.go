@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -1147,5 +1149,21 @@ func TestBacktestSaysWhatItReplays(t *testing.T) {
 	r = runCmd(t, context.Background(), "backtest", "--help")
 	if !strings.Contains(r.stdout, "2006-01-02 (UTC midnight: a China day starts at 2006-01-02T00:00:00+08:00)") {
 		t.Errorf("--help does not say a date is UTC midnight:\n%s", r.stdout)
+	}
+}
+
+// What logs through slog's default logger or the standard library's log package — a package
+// given no logger falls back to them — is masked as every command's logger masks it.
+func TestDefaultLoggerMasksPhones(t *testing.T) {
+	before, beforeFlags := slog.Default(), log.Flags()
+	t.Cleanup(func() { slog.SetDefault(before); log.SetFlags(beforeFlags) })
+	var b syncbuf.Buffer // a goroutine of an earlier test may log through the default too
+	maskDefaultLogger(&b)
+	slog.Warn("could not read 13812348000", "value", "+86 138 1234 8001", "err", errors.New("bad 13812348002"))
+	log.Printf("http: TLS handshake error from 13812348003")
+	out := b.String()
+	if !strings.Contains(out, "could not read "+schemas.PhoneMask) || !strings.Contains(out, "TLS handshake error from "+schemas.PhoneMask) ||
+		schemas.MaskPhones(out) != out || strings.Count(out, schemas.PhoneMask) < 4 {
+		t.Errorf("default logger wrote:\n%s", out)
 	}
 }
