@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"slices"
@@ -104,6 +105,26 @@ type DecisionLog struct {
 
 	droppedLogged atomic.Uint64 // dropped count at the last log line
 	lastDropLog   atomic.Int64  // unix ns of the last log line about drops
+
+	failingSince  atomic.Int64           // unix ns of the first failure of the current outage; 0 while Kafka takes verdicts
+	failingErr    atomic.Pointer[string] // the last failure's error, summarized and masked
+	droppedAtFail atomic.Uint64          // dropped count when the outage began
+}
+
+// Degraded says, while Kafka does not take verdicts, since when and how many were dropped since,
+// with the last error ("" while it takes them): the API's /readyz names it after "degraded:",
+// where checks are answered all the same.
+func (d *DecisionLog) Degraded() string {
+	since := d.failingSince.Load()
+	if since == 0 {
+		return ""
+	}
+	why := ""
+	if e := d.failingErr.Load(); e != nil {
+		why = ": " + schemas.Excerpt(*e, 200)
+	}
+	return fmt.Sprintf("decisions: not published to Kafka since %s, %d verdicts dropped since%s",
+		time.Unix(0, since).UTC().Format(time.RFC3339), d.dropped.Load()-d.droppedAtFail.Load(), why)
 }
 
 // NewDecisionLog returns a decision log writing to w (risk.decisions); start Run.
@@ -297,6 +318,7 @@ func (d *DecisionLog) drain(pending []kafka.Message, limit time.Duration) {
 func (d *DecisionLog) publish(ctx context.Context, batch []kafka.Message) ([]kafka.Message, error) {
 	wait := d.cfg.RetryMin
 	failing := false
+	droppedBefore := d.dropped.Load() // an outage's drops start while its first attempt waits
 	for len(batch) > 0 {
 		rejected, retry, err := consumers.Produce(ctx, d.w, batch, d.cfg.MaxMessageBytes)
 		for _, r := range rejected {
@@ -305,6 +327,7 @@ func (d *DecisionLog) publish(ctx context.Context, batch []kafka.Message) ([]kaf
 		}
 		d.published.Add(uint64(len(batch) - len(rejected) - len(retry)))
 		if err == nil {
+			d.failingSince.Store(0)
 			if failing {
 				d.logDrops(d.dropped.Load(), true) // the outage's drops not told yet
 				d.log.Info("decision log publishing again")
@@ -316,6 +339,12 @@ func (d *DecisionLog) publish(ctx context.Context, batch []kafka.Message) ([]kaf
 			return batch, ctx.Err()
 		}
 		d.failures.Add(1)
+		msg := schemas.MaskPhones(consumers.Summarize(err).Error())
+		d.failingErr.Store(&msg)
+		if d.failingSince.Load() == 0 {
+			d.droppedAtFail.Store(droppedBefore)
+			d.failingSince.Store(time.Now().UnixNano())
+		}
 		d.logDrops(d.dropped.Load(), false)
 		if !failing {
 			failing = true

@@ -201,6 +201,41 @@ func TestDecisionLogRetriesUntilKafkaIsBack(t *testing.T) {
 	}
 }
 
+// While Kafka does not take verdicts, Degraded says since when, how many were dropped since and
+// why, with no phone number (the API's /readyz shows it); once Kafka takes them again, nothing.
+func TestDecisionLogSaysWhileItCannotPublish(t *testing.T) {
+	w := &fakeWriter{err: errors.New("broker 13812348000 away")}
+	d := NewDecisionLog(DecisionLogConfig{Queue: 2, Batch: 1, RetryMin: time.Millisecond, RetryMax: time.Millisecond}, w, decHasher, quiet())
+	if got := d.Degraded(); got != "" {
+		t.Errorf("before any failure: %q", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go d.Run(ctx, time.Second)
+	req, rc, hits := verdictOf(0)
+	d.Record(req, rc, hits, 0)
+	for d.Failures() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	for i := range 10 { // the queue of 2 takes two, then drops
+		req, rc, hits := verdictOf(i + 1)
+		d.Record(req, rc, hits, 0)
+	}
+	got := d.Degraded()
+	if !strings.HasPrefix(got, "decisions: not published to Kafka since ") || !strings.Contains(got, fmt.Sprintf(", %d verdicts dropped since: ", d.Dropped())) ||
+		!strings.Contains(got, "away") || schemas.MaskPhones(got) != got || d.Dropped() == 0 {
+		t.Errorf("while failing (%d dropped): %q", d.Dropped(), got)
+	}
+	w.fail(nil)
+	deadline := time.Now().Add(10 * time.Second)
+	for d.Degraded() != "" && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := d.Degraded(); got != "" {
+		t.Errorf("once Kafka takes verdicts again: %q", got)
+	}
+}
+
 type decisionSinkFunc func(ctx context.Context, ds []schemas.Decision) error
 
 func (f decisionSinkFunc) WriteDecisions(ctx context.Context, ds []schemas.Decision) error {

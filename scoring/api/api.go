@@ -993,6 +993,12 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) (int, erro
 	return http.StatusOK, nil
 }
 
+// Degrader is a part of the node that checks do not wait for (the decision log) and that can
+// fail on its own: Degraded says how, or "" while it works. /readyz names it after "degraded:".
+type Degrader interface {
+	Degraded() string
+}
+
 // ErrUnknownCheck is what a readiness probe (WithReadiness) answers for an excluded name that is
 // no check's (not merely one this process does not run): /readyz answers 400, so that a load
 // balancer's probe with a mistyped name fails at once instead of counting a check it meant to
@@ -1007,7 +1013,13 @@ var ErrUnknownCheck = errors.New("no readiness check of that name")
 // every event sent to it was refused with 503.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) (int, error) {
 	degraded := ""
-	if d := s.fails.degraded(); len(d) > 0 {
+	d := s.fails.degraded()
+	if dl, ok := s.decisions.(Degrader); ok {
+		if why := dl.Degraded(); why != "" {
+			d = append(d, why)
+		}
+	}
+	if len(d) > 0 {
 		degraded = "; degraded: " + strings.Join(d, "; ")
 	}
 	q, err := Query(r, "exclude")

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -63,6 +64,32 @@ func TestReadyzNamesAFailingRoute(t *testing.T) {
 	}
 	if v := gauge(t, reg, "events"); v != 0 {
 		t.Errorf("%s = %v once the route answers, want 0", failing, v)
+	}
+}
+
+// degradingLog is a decision log that says how it fails (as pipeline.DecisionLog does while Kafka
+// does not take verdicts).
+type degradingLog struct{ why string }
+
+func (l *degradingLog) Record(schemas.CheckRequest, schemas.RiskCheck, []schemas.RuleHit, time.Duration) {
+}
+func (l *degradingLog) Degraded() string { return l.why }
+
+// A decision log that cannot publish leaves the node ready — checks are answered, verdicts are
+// dropped and counted — and /readyz names it after "degraded:"; it said a bare "ready" while every
+// verdict was dropped (only riskflow_decisions_total told).
+func TestReadyzNamesAFailingDecisionLog(t *testing.T) {
+	dl := &degradingLog{why: "decisions: not published to Kafka since 2026-12-07T07:00:00Z, 40 verdicts dropped since: broker away"}
+	f := newFixture(t, api.Config{}, api.WithDecisionLog(dl))
+	w := f.do(t, http.MethodGet, "/readyz", "", noAuth())
+	var eb schemas.ErrorBody
+	if err := json.Unmarshal(w.Body.Bytes(), &eb); w.Code != http.StatusOK || err != nil || eb.Content != "ready; degraded: "+dl.why {
+		t.Errorf("readyz while the decision log fails: %d %s", w.Code, w.Body)
+	}
+	dl.why = ""
+	w = f.do(t, http.MethodGet, "/readyz", "", noAuth())
+	if err := json.Unmarshal(w.Body.Bytes(), &eb); w.Code != http.StatusOK || err != nil || eb.Content != "ready" {
+		t.Errorf("readyz once it publishes: %d %s", w.Code, w.Body)
 	}
 }
 
