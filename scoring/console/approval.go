@@ -127,7 +127,10 @@ func (s *Server) pendingPage(w http.ResponseWriter, r *http.Request, ss *session
 	d := pendingData{P: p, Mine: p.By == ss.who}
 	live, err := s.d.Rules.Live(ctx)
 	d.Live, d.Problem = live, notAvailable("live pack", err)
-	if err == nil && p.stale(live) {
+	switch {
+	case err == nil && live.Version == p.Version:
+		d.Problem = "Version " + p.Version + " is live already: approving it closes the request, promoting nothing."
+	case err == nil && p.stale(live):
 		d.Stale, d.Problem = true, p.staleProblem(live)
 	}
 	d.Diff = lineDiff(string(live.Content), string(p.Draft))
@@ -182,7 +185,18 @@ func (s *Server) pendingPost(w http.ResponseWriter, r *http.Request, ss *session
 			s.render(w, r, http.StatusForbidden, "error", ss, page{Title: "Promotion of " + p.Version, Nav: "rules", Problem: "Not approved: " + errOwnRequest.Error()})
 			return
 		}
-		if live, err := s.d.Rules.Live(ctx); err == nil && p.stale(live) {
+		if live, err := s.d.Rules.Live(ctx); err == nil && live.Version == p.Version {
+			// Its version is live already: the request was promoted and its removal failed, or the
+			// same pack went live another way. Nothing to promote: the request is closed. It was
+			// refused as "the live pack changed since … the live one is now <its own version>".
+			if err := s.put(ctx, Item{Kind: ItemPromotion, ID: id, Admin: ss.who, Deleted: true}); err != nil {
+				back("Version " + p.Version + " is live already; the request could not be closed: " + err.Error())
+				return
+			}
+			s.log.Info("console: promotion request closed, its version live already", "id", id, "version", p.Version, "requested_by", p.By, "admin", ss.who)
+			back(fmt.Sprintf("Version %s (asked by %s) is live already: nothing to promote, the request is closed.", p.Version, p.By))
+			return
+		} else if err == nil && p.stale(live) {
 			s.render(w, r, http.StatusConflict, "error", ss, page{Title: "Promotion of " + p.Version, Nav: "rules", Problem: p.staleProblem(live)})
 			return
 		}
@@ -212,7 +226,7 @@ func (s *Server) pendingPost(w http.ResponseWriter, r *http.Request, ss *session
 			return
 		}
 		// Promoted: the request goes. Should this write fail the request stays listed, and
-		// approving it again promotes the same version again (harmless).
+		// approving it again finds its version live and closes it.
 		if err := s.put(ctx, Item{Kind: ItemPromotion, ID: id, Admin: ss.who, Deleted: true}); err != nil {
 			s.log.Warn("console: promoted, but the request could not be removed", "id", id, "err", err)
 		}

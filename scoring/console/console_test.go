@@ -1354,6 +1354,39 @@ func TestApprovalOfARequestOvertakenByAnotherPromotion(t *testing.T) {
 	}
 }
 
+// A request whose version is live already (its approval promoted it and the request's removal
+// failed, or the same pack went live another way) is closed by an approval, promoting nothing: it
+// was refused as "the live pack changed since … the live one is now <its own version>".
+func TestApprovalOfARequestAlreadyLive(t *testing.T) {
+	rules := &fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a1", Content: []byte("pack: p\n")}}
+	alice := newServer(t, console.Deps{Rules: rules, Approvals: 2})
+	csrfA := alice.Login("alice", "a-secret")
+	alice.Post("/console/rules/draft", url.Values{"csrf": {csrfA}, "action": {"promote"}, "base": {"00000000000000a1"}, "draft": {"pack: p\nrules: [alices]\n"}})
+	_, body, _ := alice.Get("/console/rules")
+	m := pendingLink(t, body, "the request is not listed")
+	_, body, _ = alice.Get(m[1])
+	v := regexp.MustCompile(`Promotion of ([0-9a-f]{16})`).FindStringSubmatch(body)
+	if v == nil {
+		t.Fatalf("the request's page names no version:\n%s", body)
+	}
+	rules.mu.Lock()
+	rules.live = console.PackInfo{Name: "p", Version: v[1], Content: []byte("pack: p\nrules: [alices]\n")}
+	rules.mu.Unlock()
+	bob := alice.Fork()
+	csrfB := bob.Login("bob", "b-secret")
+	if _, body, _ := bob.Get(m[1]); strings.Contains(body, "the live one is now") || !strings.Contains(body, "is live already") {
+		t.Errorf("the request's page, its version live:\n%s", body)
+	}
+	code, body, h := bob.Post(m[1], url.Values{"csrf": {csrfB}, "decision": {"approve"}})
+	if code != http.StatusSeeOther || len(rules.promoted) != 0 {
+		t.Fatalf("approval of a request already live: %d, promoted %v\n%s", code, rules.promoted, body)
+	}
+	_, body, _ = bob.Get(h.Get("Location"))
+	if !strings.Contains(body, "is live already: nothing to promote, the request is closed") || strings.Contains(body, "/console/rules/pending/") {
+		t.Errorf("after closing the request:\n%s", body)
+	}
+}
+
 // With two admins a promotion request runs the pack's tests first: one failing them is not asked
 // (its approval would be refused), the failures are shown as the tests action shows them.
 func TestPromotionRequestOfAPackFailingItsTests(t *testing.T) {
