@@ -409,6 +409,9 @@ func (c *consoleRules) Rollback(ctx context.Context, version, who, live string) 
 		return console.PackInfo{}, fmt.Errorf("%w: %v", console.ErrNotAvailable, err)
 	case errors.Is(err, rulesvc.ErrUnknownVersion):
 		return console.PackInfo{}, fmt.Errorf("%w: %v", console.ErrInvalid, err)
+	case errors.Is(err, rulesvc.ErrRejected):
+		// A recorded pack this build no longer compiles: the request's problem, not a part away.
+		return console.PackInfo{}, fmt.Errorf("%w: version %s no longer compiles: %v", console.ErrInvalid, version, err)
 	case err != nil:
 		return console.PackInfo{}, err
 	}

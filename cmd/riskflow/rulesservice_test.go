@@ -338,3 +338,30 @@ func TestConsoleRollbackOverAVersionNoLongerLive(t *testing.T) {
 		t.Errorf("rollback over the live version: %+v, %v", info, err)
 	}
 }
+
+// A recorded version that this build no longer compiles (a variable it no longer declares) is
+// refused by the console's rollback as the admin's request (console.ErrInvalid: 400 naming the
+// problem), not as a part away (503, "try again").
+func TestConsoleRollbackToAPackThatNoLongerCompiles(t *testing.T) {
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	s, err := buildScorer(Default().Scoring, schemas.NewPhoneHasher([]byte("k")), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const old = "00000000000000aa"
+	store := &versionsInMemory{byVer: map[string]rulesvc.Version{old: {Version: old, Name: "old", Rules: 1,
+		Content: []byte("pack: old\nrules:\n  - {id: r1, tag: burst, level: 600, when: 'a_variable_long_gone >= 2'}\n")}}}
+	svc := rulesvc.New(rulesvc.Config{Default: packs.Default(), Node: "n"}, s, store, log)
+	if _, err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cr := &consoleRules{a: &app{cfg: Default(), rules: svc}}
+	_, err = cr.Rollback(ctx, old, "alice", svc.Current().Version)
+	if !errors.Is(err, console.ErrInvalid) || !strings.Contains(err.Error(), "a_variable_long_gone") {
+		t.Errorf("rollback to a pack that no longer compiles: %v, want console.ErrInvalid naming the variable", err)
+	}
+	if got := svc.Current(); got.Name == "old" {
+		t.Error("the pack that does not compile was loaded")
+	}
+}
