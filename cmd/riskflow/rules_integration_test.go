@@ -167,7 +167,7 @@ func TestRulePackAuditTrailKeepsEveryLoad(t *testing.T) {
 	ra := rulesAdmin{s: svc, persisted: true}
 	for _, step := range []func() (api.RulesInfo, error){
 		func() (api.RulesInfo, error) { return ra.Update(ctx, v2, "alice", api.UpdateOptions{}) },
-		func() (api.RulesInfo, error) { return ra.Rollback(ctx, sum16(v1), "bob") },
+		func() (api.RulesInfo, error) { return ra.Rollback(ctx, sum16(v1), "bob", "") },
 		func() (api.RulesInfo, error) { return ra.Update(ctx, v2, "carol", api.UpdateOptions{}) },
 	} {
 		if info, err := step(); err != nil || !info.Recorded {

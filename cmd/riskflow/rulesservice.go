@@ -266,14 +266,14 @@ func (r rulesAdmin) Versions(ctx context.Context) ([]api.RulesInfo, error) {
 	return out, nil
 }
 
-func (r rulesAdmin) Rollback(ctx context.Context, version, who string) (api.RulesInfo, error) {
+func (r rulesAdmin) Rollback(ctx context.Context, version, who, ifMatch string) (api.RulesInfo, error) {
 	if !isPackVersion(version) {
 		// A 400 naming the field, as `riskflow rules rollback` says it: it was a 404 "unknown
 		// version" after a look-up in ClickHouse.
 		return api.RulesInfo{}, classified{api.ErrRejected, &schemas.FieldError{Field: "version",
 			Reason: schemas.Excerpt(version, 40) + " is not a rule pack version: 16 hex digits, as GET /v1/rules/versions lists them"}}
 	}
-	l, err := r.s.Rollback(ctx, version, "api:"+who)
+	l, err := r.s.RollbackOver(ctx, version, "api:"+who, ifMatch)
 	return rulesInfo(l, true), apiError(err)
 }
 

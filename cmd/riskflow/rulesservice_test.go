@@ -53,7 +53,7 @@ func TestRulesAdminUpdate(t *testing.T) {
 	if _, err := ra.Versions(context.Background()); !errors.Is(err, api.ErrNotFound) {
 		t.Errorf("versions without ClickHouse: %v, want ErrNotFound", err)
 	}
-	if _, err := ra.Rollback(context.Background(), before.Version, "lead"); !errors.Is(err, api.ErrNotFound) {
+	if _, err := ra.Rollback(context.Background(), before.Version, "lead", ""); !errors.Is(err, api.ErrNotFound) {
 		t.Errorf("rollback without ClickHouse: %v, want ErrNotFound", err)
 	}
 }
@@ -194,12 +194,12 @@ func TestRulesAdminRollbackOfNoVersion(t *testing.T) {
 	}
 	ra := rulesAdmin{s: svc}
 	for _, v := range []string{"zzz", "3F2A9C0D1E2B4A5F", "3f2a9c0d1e2b4a5", "13800138000"} {
-		_, err := ra.Rollback(context.Background(), v, "lead")
+		_, err := ra.Rollback(context.Background(), v, "lead", "")
 		if !errors.Is(err, api.ErrRejected) || !strings.HasPrefix(err.Error(), "version: ") || strings.Contains(err.Error(), "13800138000") {
 			t.Errorf("rollback to %q: %v, want a rejected version naming the field", v, err)
 		}
 	}
-	if _, err := ra.Rollback(context.Background(), "3f2a9c0d1e2b4a5f", "lead"); !errors.Is(err, api.ErrNotFound) {
+	if _, err := ra.Rollback(context.Background(), "3f2a9c0d1e2b4a5f", "lead", ""); !errors.Is(err, api.ErrNotFound) {
 		t.Errorf("rollback to an unrecorded version: %v, want not found", err)
 	}
 }
@@ -333,6 +333,14 @@ func TestConsoleRollbackOverAVersionNoLongerLive(t *testing.T) {
 	}
 	if got := svc.Current(); got.Name != "bobs" {
 		t.Fatalf("bob's pack replaced: %s runs", got.Name)
+	}
+	// POST /v1/rules/rollback with If-Match: the same check, at the swap.
+	ra := rulesAdmin{s: svc, persisted: true}
+	if _, err := ra.Rollback(ctx, start.Version.Version, "alice", shown.Version.Version); !errors.Is(err, api.ErrNotLive) {
+		t.Fatalf("API rollback over %s, no longer live: %v, want api.ErrNotLive", shown.Version.Version, err)
+	}
+	if got := svc.Current(); got.Name != "bobs" {
+		t.Fatalf("bob's pack replaced through the API: %s runs", got.Name)
 	}
 	if info, err := cr.Rollback(ctx, start.Version.Version, "alice", svc.Current().Version); err != nil || info.Version != start.Version.Version {
 		t.Errorf("rollback over the live version: %+v, %v", info, err)

@@ -140,7 +140,7 @@ func (f *fakeRules) Current() api.RulesInfo { return api.RulesInfo{Pack: "p", Ve
 
 func (f *fakeRules) Versions(context.Context) ([]api.RulesInfo, error) { return nil, nil }
 
-func (f *fakeRules) Rollback(context.Context, string, string) (api.RulesInfo, error) {
+func (f *fakeRules) Rollback(context.Context, string, string, string) (api.RulesInfo, error) {
 	return api.RulesInfo{}, nil
 }
 

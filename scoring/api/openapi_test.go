@@ -44,7 +44,7 @@ func (oaRules) Update(_ context.Context, pack []byte, who string, _ api.UpdateOp
 func (oaRules) Versions(context.Context) ([]api.RulesInfo, error) {
 	return []api.RulesInfo{{Pack: "default", Version: "v1", Rules: 29, LoadedBy: "startup@n1", LoadedAt: "2026-03-14T09:00:00Z", Recorded: true}}, nil
 }
-func (oaRules) Rollback(_ context.Context, version, who string) (api.RulesInfo, error) {
+func (oaRules) Rollback(_ context.Context, version, who, _ string) (api.RulesInfo, error) {
 	if version == "v3" {
 		return api.RulesInfo{}, fmt.Errorf("%w: the pack file was changed to version v4, which this node has not loaded yet", api.ErrConflict)
 	}

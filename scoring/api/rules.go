@@ -38,7 +38,9 @@ type RulesAdmin interface {
 	Current() RulesInfo
 	Update(ctx context.Context, pack []byte, who string, opts UpdateOptions) (RulesInfo, error)
 	Versions(ctx context.Context) ([]RulesInfo, error)
-	Rollback(ctx context.Context, version, who string) (RulesInfo, error)
+	// Rollback loads a recorded version again. ifMatch, when not "", is the version the caller
+	// means to undo (If-Match): refused (ErrNotLive) unless it is live when the pack is swapped in.
+	Rollback(ctx context.Context, version, who, ifMatch string) (RulesInfo, error)
 }
 
 // UpdateOptions are what a PUT /v1/rules asks besides its pack.
@@ -136,17 +138,10 @@ func (s *Server) handlePutRules(w http.ResponseWriter, r *http.Request) (int, er
 		return 0, err
 	}
 	// If-Match: "VERSION" — the pack the caller edited: refused when another promotion came first,
-	// instead of replacing that one unseen.
-	if m := strings.TrimSpace(r.Header.Get("If-Match")); m != "" && m != "*" {
-		want := strings.Trim(strings.TrimPrefix(m, "W/"), `"`)
-		if cur := s.rules.Current().Version; want != cur {
-			return 0, &httpError{status: http.StatusPreconditionFailed, msg: fmt.Sprintf("If-Match: the live pack is version %s, not %s: another promotion came first; "+
-				"see GET /v1/rules/versions, and send the pack again with If-Match: \"%s\" if it is to replace that one", cur, schemas.Excerpt(want, 40), cur)}
-		}
-	}
-	if m := strings.TrimSpace(r.Header.Get("If-Match")); m != "" && m != "*" {
-		// Checked again where the pack is swapped in: the tests run in between.
-		opts.IfMatch = strings.Trim(strings.TrimPrefix(m, "W/"), `"`)
+	// instead of replacing that one unseen. Checked again where the pack is swapped in: the tests
+	// run in between.
+	if opts.IfMatch, err = s.ifMatch(r, "send the pack again"); err != nil {
+		return 0, err
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
@@ -204,6 +199,21 @@ func (s *Server) handleRulesVersions(w http.ResponseWriter, r *http.Request) (in
 	return http.StatusOK, nil
 }
 
+// ifMatch reads If-Match: "VERSION" (quoted or not, W/ ignored; absent or * for none) and refuses
+// with 412 a version that is not the live one now; again says what the caller does next.
+func (s *Server) ifMatch(r *http.Request, again string) (string, error) {
+	m := strings.TrimSpace(r.Header.Get("If-Match"))
+	if m == "" || m == "*" {
+		return "", nil
+	}
+	want := strings.Trim(strings.TrimPrefix(m, "W/"), `"`)
+	if cur := s.rules.Current().Version; want != cur {
+		return "", &httpError{status: http.StatusPreconditionFailed, msg: fmt.Sprintf("If-Match: the live pack is version %s, not %s: another promotion came first; "+
+			"see GET /v1/rules/versions, and %s with If-Match: \"%s\" if it is to replace that one", cur, schemas.Excerpt(want, 40), again, cur)}
+	}
+	return want, nil
+}
+
 // rollbackRequest is the body of POST /v1/rules/rollback.
 type rollbackRequest struct {
 	Version string `json:"version"`
@@ -231,9 +241,16 @@ func (s *Server) handleRulesRollback(w http.ResponseWriter, r *http.Request) (in
 	if req.Version == "" {
 		return 0, &schemas.FieldError{Field: "version", Reason: `is required: {"version": "<a version from GET /v1/rules/versions>"}`}
 	}
+	// If-Match: "VERSION" — the live version the rollback means to undo: refused when another
+	// promotion or rollback came first, as a PUT is (two admins rolling back at once both undid
+	// the same version, one of them the other's rollback, unseen).
+	ifMatch, err := s.ifMatch(r, "roll back again")
+	if err != nil {
+		return 0, err
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	info, err := s.rules.Rollback(ctx, req.Version, who)
+	info, err := s.rules.Rollback(ctx, req.Version, who, ifMatch)
 	if err != nil {
 		return 0, rulesError("roll back rules", err)
 	}
