@@ -736,6 +736,22 @@ func charKind(c byte) string {
 	return "a punctuation character"
 }
 
+// ipHint says what an ip that does not parse holds instead of one address, when it is one of the
+// usual mistakes: a list (an X-Forwarded-For header as it came), a port, blanks around it.
+func ipHint(s string) string {
+	t := strings.TrimSpace(s)
+	if strings.Contains(t, ",") {
+		return ": a list (an X-Forwarded-For header as it came?): send the one address the login came from"
+	}
+	if _, err := netip.ParseAddr(t); err == nil && t != s {
+		return ": blanks around it: send the address alone"
+	}
+	if _, err := netip.ParseAddrPort(t); err == nil {
+		return ": it holds a port: send the address alone"
+	}
+	return ""
+}
+
 // ParseIP parses an IPv4 or IPv6 address (no zone); IPv4-mapped IPv6 becomes IPv4.
 func ParseIP(s string) (netip.Addr, error) {
 	if s == "" {
@@ -743,7 +759,7 @@ func ParseIP(s string) (netip.Addr, error) {
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
-		return netip.Addr{}, fieldErr("ip", "%s is not an IP address", Excerpt(s, 48))
+		return netip.Addr{}, fieldErr("ip", "%s is not an IP address%s", Excerpt(s, 48), ipHint(s))
 	}
 	if a.Zone() != "" {
 		// fe80::1%eth0: a link-local address as the client's host names it, never a client's

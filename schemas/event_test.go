@@ -678,3 +678,25 @@ func TestCheckNotFuture(t *testing.T) {
 		}
 	}
 }
+
+// An ip that is not one address says what it holds when it is one of the usual mistakes: an
+// X-Forwarded-For list as it came, a port, blanks around it.
+func TestParseIPSaysWhatItHolds(t *testing.T) {
+	for in, want := range map[string]string{
+		"203.0.113.7, 10.0.0.1":  `ip: "203.0.113.7, 10.0.0.1" is not an IP address: a list (an X-Forwarded-For header as it came?)`,
+		"203.0.113.7,10.0.0.1":   `ip: "203.0.113.7,10.0.0.1" is not an IP address: a list`,
+		"203.0.113.7:443":        `ip: "203.0.113.7:443" is not an IP address: it holds a port`,
+		"[2409:8a00::1]:8443":    `ip: "[2409:8a00::1]:8443" is not an IP address: it holds a port`,
+		" 203.0.113.7 ":          `ip: " 203.0.113.7 " is not an IP address: blanks around it`,
+		"999.1.1.1":              `ip: "999.1.1.1" is not an IP address`,
+		"not an address, really": `ip: "not an address, really" is not an IP address: a list`,
+	} {
+		_, err := ParseIP(in)
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("ParseIP(%q) = %v, want %q…", in, err, want)
+		}
+		if in == "999.1.1.1" && err != nil && err.Error() != want {
+			t.Errorf("ParseIP(%q) = %v, want exactly %q", in, err, want)
+		}
+	}
+}
