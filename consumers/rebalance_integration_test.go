@@ -4,8 +4,6 @@ package consumers_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -255,16 +253,10 @@ func filledTopic(t *testing.T, prefix string, n int) (c consumers.Config, topic,
 	c.Brokers = strings.Split(brokers, ",")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	b := make([]byte, 4)
-	rand.Read(b)
-	topic = prefix + hex.EncodeToString(b)
+	topic = testTopic(t, c, prefix)
 	if err := consumers.EnsureTopics(ctx, c, []consumers.TopicSpec{{Name: topic, Partitions: 4}}, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...)}
-		_, _ = cl.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{topic}})
-	})
 	w := consumers.NewWriter(c, topic)
 	defer w.Close()
 	msgs := make([]kafka.Message, n)

@@ -4,8 +4,6 @@ package consumers_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"testing"
@@ -27,17 +25,11 @@ func TestGroupReaderReadsATopicCreatedAgainFromItsStart(t *testing.T) {
 	c := realBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound on the test
 	defer cancel()
-	b := make([]byte, 4)
-	rand.Read(b)
-	id := hex.EncodeToString(b)
-	spec := consumers.TopicSpec{Name: "h4-recreated-" + id, Partitions: 1}
-	group := "h4-recreated-" + id
+	spec := consumers.TopicSpec{Name: testTopic(t, c, "h4-recreated-"), Partitions: 1}
+	group := spec.Name
 	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...)}
-	t.Cleanup(func() {
-		_, _ = cl.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{spec.Name}})
-	})
 	create := func() {
 		t.Helper()
 		for {

@@ -31,16 +31,10 @@ func TestEnsureTopicsReturnsOnceThePartitionsAnswer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a bound on the test
 	defer cancel()
 	for round := 0; round < 3; round++ {
-		b := make([]byte, 4)
-		rand.Read(b)
-		topic := "ensure-topics-" + hex.EncodeToString(b)
+		topic := testTopic(t, c, "ensure-topics-")
 		if err := consumers.EnsureTopics(ctx, c, []consumers.TopicSpec{{Name: topic, Partitions: 4}}, slog.New(slog.DiscardHandler)); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() {
-			cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...)}
-			_, _ = cl.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{topic}})
-		})
 		for p := 0; p < 4; p++ {
 			conn, err := kafka.DialLeader(ctx, "tcp", c.Brokers[0], topic, p)
 			if err != nil {
@@ -63,16 +57,10 @@ func TestInputTopicRefusesACompressionBomb(t *testing.T) {
 	c := realBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a bound on the test
 	defer cancel()
-	b := make([]byte, 4)
-	rand.Read(b)
-	topic := "input-topic-" + hex.EncodeToString(b)
+	topic := testTopic(t, c, "input-topic-")
 	if err := consumers.EnsureTopics(ctx, c, []consumers.TopicSpec{consumers.InputTopic(topic, 1)}, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...)}
-		_, _ = cl.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{topic}})
-	})
 	if ct, err := consumers.TopicSetting(ctx, c, topic, "compression.type"); err != nil || ct != consumers.InputTopicCompression {
 		t.Errorf("compression.type of the created topic: %q, %v", ct, err)
 	}
@@ -110,17 +98,12 @@ func TestRestoringWriterCreatesADeletedTopicAgain(t *testing.T) {
 	c := realBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound on the test
 	defer cancel()
-	b := make([]byte, 4)
-	rand.Read(b)
-	spec := consumers.TopicSpec{Name: "restoring-writer-" + hex.EncodeToString(b), Partitions: 3}
+	spec := consumers.TopicSpec{Name: testTopic(t, c, "restoring-writer-"), Partitions: 3}
 	log := slog.New(slog.DiscardHandler)
 	if err := consumers.EnsureTopics(ctx, c, []consumers.TopicSpec{spec}, log); err != nil {
 		t.Fatal(err)
 	}
 	cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...)}
-	t.Cleanup(func() {
-		_, _ = cl.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{spec.Name}})
-	})
 	w := consumers.NewRestoringWriter(consumers.NewWriter(c, spec.Name), c, spec, log)
 	defer w.Close()
 	msg := func(i int) kafka.Message { return kafka.Message{Key: []byte(strconv.Itoa(i)), Value: []byte("v")} }
@@ -154,18 +137,13 @@ func TestRestoringWritersRacingToCreateTheTopicAgain(t *testing.T) {
 	c := realBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound on the test
 	defer cancel()
-	b := make([]byte, 4)
-	rand.Read(b)
-	spec := consumers.ReadTopic(consumers.TopicSpec{Name: "h4-restoring-race-" + hex.EncodeToString(b), Partitions: 3})
+	spec := consumers.ReadTopic(consumers.TopicSpec{Name: testTopic(t, c, "h4-restoring-race-"), Partitions: 3})
 	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	if err := consumers.EnsureTopics(ctx, c, []consumers.TopicSpec{spec}, log); err != nil {
 		t.Fatal(err)
 	}
 	cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...)}
-	t.Cleanup(func() {
-		_, _ = cl.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{spec.Name}})
-	})
 	ws := []*consumers.RestoringWriter{
 		consumers.NewRestoringWriter(consumers.NewWriter(c, spec.Name), c, spec, log),
 		consumers.NewRestoringWriter(consumers.NewWriter(c, spec.Name), c, spec, log),
@@ -258,17 +236,12 @@ func TestRestoringWriterLeavesATopicTheOperatorCreatedAgain(t *testing.T) {
 	c := realBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound on the test
 	defer cancel()
-	b := make([]byte, 4)
-	rand.Read(b)
-	spec := consumers.ReadTopic(consumers.TopicSpec{Name: "h4-restoring-operator-" + hex.EncodeToString(b), Partitions: 3})
+	spec := consumers.ReadTopic(consumers.TopicSpec{Name: testTopic(t, c, "h4-restoring-operator-"), Partitions: 3})
 	log := slog.New(slog.DiscardHandler)
 	if err := consumers.EnsureTopics(ctx, c, []consumers.TopicSpec{spec}, log); err != nil {
 		t.Fatal(err)
 	}
 	cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...)}
-	t.Cleanup(func() {
-		_, _ = cl.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{spec.Name}})
-	})
 	w := consumers.NewRestoringWriter(consumers.NewWriter(c, spec.Name), c, spec, log)
 	defer w.Close()
 	if err := w.WriteMessages(ctx, kafka.Message{Key: []byte("k"), Value: []byte("before")}); err != nil {
@@ -323,4 +296,18 @@ func realBroker(t *testing.T) consumers.Config {
 	c := consumers.DefaultConfig()
 	c.Brokers = strings.Split(brokers, ",")
 	return c
+}
+
+// testTopic returns a topic name of the test's own, prefix and a random suffix, and deletes the
+// topic when the test ends (whoever created it by then).
+func testTopic(t *testing.T, c consumers.Config, prefix string) string {
+	t.Helper()
+	b := make([]byte, 4)
+	rand.Read(b)
+	topic := prefix + hex.EncodeToString(b)
+	t.Cleanup(func() {
+		cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...)}
+		_, _ = cl.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{topic}})
+	})
+	return topic
 }
