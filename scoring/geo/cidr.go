@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/riskflow/riskflow/schemas"
 )
@@ -167,6 +169,17 @@ func unwrapParse(err error) error {
 	if i := strings.LastIndex(msg, "\"): "); i >= 0 {
 		msg = msg[i+len("\"): "):]
 	}
+	// netip ends some reasons with the rest of the text as it was, unescaped (IPv4 field must have
+	// at least one digit (at ".\x01…")): the field is already shown, escaped, before the reason.
+	if i := strings.Index(msg, " (at \""); i >= 0 {
+		msg = msg[:i]
+	}
+	msg = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+			return utf8.RuneError
+		}
+		return r
+	}, msg)
 	return errors.New(schemas.MaskPhones(msg))
 }
 
