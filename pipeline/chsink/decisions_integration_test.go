@@ -280,25 +280,9 @@ func TestLookupDecisionsNewestFirstWithinASecond(t *testing.T) {
 // one /64 pasted while the windows beside it counted the whole /56.
 func TestLookupIPv6IsItsSlash56(t *testing.T) {
 	st := migrated(t)
-	ctx := testContext(t)
 	at := time.Now().UTC().Truncate(time.Second).Add(-time.Minute)
 	ips := []string{"2001:db8:64:1::a", "2001:db8:64:1:ffff:1:2:3", "2001:db8:64:2::a", "2001:db8:64:ff::9", "2001:db8:64:100::a", "47.92.64.1", "::1"}
-	var recs []schemas.ScoreRecord
-	var ds []schemas.Decision
-	for i, ip := range ips {
-		r := testRecord(7000 + i)
-		r.AppID, r.TS, r.ScoredAt, r.IP = "app-v6", at, at, ip
-		recs = append(recs, r)
-		d := testDecision(7000+i, "13812347000", at)
-		d.AppID, d.IP = "app-v6", ip
-		ds = append(ds, d)
-	}
-	if err := st.WriteBatch(ctx, recs); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.WriteDecisions(ctx, ds); err != nil {
-		t.Fatal(err)
-	}
+	storeAtIPs(t, st, "app-v6", 7000, "13812347000", at, ips)
 	line := []string{"2001:db8:64:1::a", "2001:db8:64:1:ffff:1:2:3", "2001:db8:64:2::a", "2001:db8:64:ff::9"}
 	for _, c := range []struct {
 		ip   string
@@ -310,19 +294,7 @@ func TestLookupIPv6IsItsSlash56(t *testing.T) {
 		{"47.92.64.1", []string{"47.92.64.1"}},
 		{"::2", []string{"::1"}}, // ::/56: no IPv4 row
 	} {
-		as, gotDs, err := st.Lookup(ctx, LookupKey{IP: c.ip}, LookupRange{AppID: "app-v6", Since: at.Add(-time.Hour)}, 10)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var aips, dips []string
-		for _, a := range as {
-			aips = append(aips, a.IP)
-		}
-		for _, d := range gotDs {
-			dips = append(dips, d.IP)
-		}
-		slices.Sort(aips)
-		slices.Sort(dips)
+		aips, dips := lookupIPs(t, st, c.ip, "app-v6", at, 10)
 		want := slices.Sorted(slices.Values(c.want))
 		if !slices.Equal(aips, want) || !slices.Equal(dips, want) {
 			t.Errorf("lookup of %s: attempts of %v, decisions of %v; want %v", c.ip, aips, dips, want)
@@ -336,40 +308,12 @@ func TestLookupIPv6IsItsSlash56(t *testing.T) {
 // of the address showed none of the attempts its windows counted.
 func TestLookupIPv4IsEveryFormEmbeddingIt(t *testing.T) {
 	st := migrated(t)
-	ctx := testContext(t)
 	at := time.Now().UTC().Truncate(time.Second).Add(-time.Minute)
 	forms := []string{"47.92.64.1", "64:ff9b::2f5c:4001", "::2f5c:4001", "::ffff:0:2f5c:4001", "2002:2f5c:4001:5::1",
 		"2001:0:4136:e378:8000:63bf:d0a3:bffe"}
 	others := []string{"47.92.64.2", "64:ff9b::2f5c:4002", "2002:2f5c:4002::1", "2001:0:4136:e378:8000:63bf:d0a3:bffd", "2001:0:2f5c:4001::1"}
-	var recs []schemas.ScoreRecord
-	var ds []schemas.Decision
-	for i, ip := range append(slices.Clone(forms), others...) {
-		r := testRecord(7100 + i)
-		r.AppID, r.TS, r.ScoredAt, r.IP = "app-v4", at, at, ip
-		recs = append(recs, r)
-		d := testDecision(7100+i, "13812347100", at)
-		d.AppID, d.IP = "app-v4", ip
-		ds = append(ds, d)
-	}
-	if err := st.WriteBatch(ctx, recs); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.WriteDecisions(ctx, ds); err != nil {
-		t.Fatal(err)
-	}
-	as, gotDs, err := st.Lookup(ctx, LookupKey{IP: "47.92.64.1"}, LookupRange{AppID: "app-v4", Since: at.Add(-time.Hour)}, 20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var aips, dips []string
-	for _, a := range as {
-		aips = append(aips, a.IP)
-	}
-	for _, d := range gotDs {
-		dips = append(dips, d.IP)
-	}
-	slices.Sort(aips)
-	slices.Sort(dips)
+	storeAtIPs(t, st, "app-v4", 7100, "13812347100", at, append(slices.Clone(forms), others...))
+	aips, dips := lookupIPs(t, st, "47.92.64.1", "app-v4", at, 20)
 	want := slices.Sorted(slices.Values(forms))
 	if !slices.Equal(aips, want) || !slices.Equal(dips, want) {
 		t.Errorf("lookup of 47.92.64.1: attempts of %v, decisions of %v; want %v", aips, dips, want)
@@ -490,4 +434,45 @@ func TestUnknownTargetsKnowsADroppedDecisionItsEventCarries(t *testing.T) {
 	if !slices.Contains(got, EventLabel{AppID: "app-dropped", EventID: "ev-after-dropped", Fraud: true}) {
 		t.Errorf("labels read for a backtest: %v; want the event of the dropped decision, fraud", got)
 	}
+}
+
+// storeAtIPs stores, for app, one score record and one decision at each of ips, numbered from
+// base, at time at.
+func storeAtIPs(t *testing.T, st *Store, app string, base int, phone string, at time.Time, ips []string) {
+	t.Helper()
+	var recs []schemas.ScoreRecord
+	var ds []schemas.Decision
+	for i, ip := range ips {
+		r := testRecord(base + i)
+		r.AppID, r.TS, r.ScoredAt, r.IP = app, at, at, ip
+		recs = append(recs, r)
+		d := testDecision(base+i, phone, at)
+		d.AppID, d.IP = app, ip
+		ds = append(ds, d)
+	}
+	if err := st.WriteBatch(testContext(t), recs); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.WriteDecisions(testContext(t), ds); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// lookupIPs looks ip up in app's history from an hour before at and returns the IPs of the
+// attempts and of the decisions found, each sorted.
+func lookupIPs(t *testing.T, st *Store, ip, app string, at time.Time, limit int) (attempts, decisions []string) {
+	t.Helper()
+	as, ds, err := st.Lookup(testContext(t), LookupKey{IP: ip}, LookupRange{AppID: app, Since: at.Add(-time.Hour)}, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range as {
+		attempts = append(attempts, a.IP)
+	}
+	for _, d := range ds {
+		decisions = append(decisions, d.IP)
+	}
+	slices.Sort(attempts)
+	slices.Sort(decisions)
+	return attempts, decisions
 }
