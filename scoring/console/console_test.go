@@ -1325,12 +1325,7 @@ func TestRollbackFromAStalePage(t *testing.T) {
 // draft was edited from the one before): the approval is refused naming both versions, and a
 // request from a draft page shown before that promotion is not made at all.
 func TestApprovalOfARequestOvertakenByAnotherPromotion(t *testing.T) {
-	rules := &fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a1", Content: []byte("pack: p\n")}}
-	alice := newServer(t, console.Deps{Rules: rules, Approvals: 2})
-	csrfA := alice.Login("alice", "a-secret")
-	alice.Post("/console/rules/draft", url.Values{"csrf": {csrfA}, "action": {"promote"}, "base": {"00000000000000a1"}, "draft": {"pack: p\nrules: [alices]\n"}})
-	_, body, _ := alice.Get("/console/rules")
-	m := pendingLink(t, body, "the request is not listed")
+	rules, alice, csrfA, m := alicesPromotionRequest(t)
 	// Meanwhile another pack goes live (another request approved, a PUT, a rollback).
 	rules.mu.Lock()
 	rules.live = console.PackInfo{Name: "p", Version: "00000000000000c3", Content: []byte("pack: p\nrules: [carols]\n")}
@@ -1358,13 +1353,8 @@ func TestApprovalOfARequestOvertakenByAnotherPromotion(t *testing.T) {
 // failed, or the same pack went live another way) is closed by an approval, promoting nothing: it
 // was refused as "the live pack changed since … the live one is now <its own version>".
 func TestApprovalOfARequestAlreadyLive(t *testing.T) {
-	rules := &fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a1", Content: []byte("pack: p\n")}}
-	alice := newServer(t, console.Deps{Rules: rules, Approvals: 2})
-	csrfA := alice.Login("alice", "a-secret")
-	alice.Post("/console/rules/draft", url.Values{"csrf": {csrfA}, "action": {"promote"}, "base": {"00000000000000a1"}, "draft": {"pack: p\nrules: [alices]\n"}})
-	_, body, _ := alice.Get("/console/rules")
-	m := pendingLink(t, body, "the request is not listed")
-	_, body, _ = alice.Get(m[1])
+	rules, alice, _, m := alicesPromotionRequest(t)
+	_, body, _ := alice.Get(m[1])
 	v := regexp.MustCompile(`Promotion of ([0-9a-f]{16})`).FindStringSubmatch(body)
 	if v == nil {
 		t.Fatalf("the request's page names no version:\n%s", body)
@@ -1674,6 +1664,18 @@ var pendingRE = regexp.MustCompile(`href="(/console/rules/pending/[0-9a-f]+)"`)
 
 // pendingLink finds the link to a request waiting for approval on a rules page (m[1] is its
 // path), or ends the test with what, and the page.
+// alicesPromotionRequest starts a console needing two approvals, live version 00000000000000a1,
+// where alice has asked to promote a draft; m is the request's link (pendingLink).
+func alicesPromotionRequest(t *testing.T) (rules *fakeRules, alice *client, csrfA string, m []string) {
+	t.Helper()
+	rules = &fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a1", Content: []byte("pack: p\n")}}
+	alice = newServer(t, console.Deps{Rules: rules, Approvals: 2})
+	csrfA = alice.Login("alice", "a-secret")
+	alice.Post("/console/rules/draft", url.Values{"csrf": {csrfA}, "action": {"promote"}, "base": {"00000000000000a1"}, "draft": {"pack: p\nrules: [alices]\n"}})
+	_, body, _ := alice.Get("/console/rules")
+	return rules, alice, csrfA, pendingLink(t, body, "the request is not listed")
+}
+
 func pendingLink(t *testing.T, body, what string) []string {
 	t.Helper()
 	m := pendingRE.FindStringSubmatch(body)
