@@ -330,7 +330,15 @@ func redact(b []byte, s string, n int) ([]byte, bool) {
 	if cut == len(b) && len(window) == len(s) {
 		return b, false
 	}
-	return trimCut(b, start, cut), true
+	b = trimCut(b, start, cut)
+	if mayShowPhone(string(b[start:])) {
+		// trimCut backs over plain digits only: a longer number written in escapes, cut after
+		// its eleventh digit ("%31%30…%30" of twelve), reads as a phone once decoded. What is
+		// left is masked as MaskPhones would mask it.
+		kept := string(b[start:])
+		b = appendMasked(b[:start], kept)
+	}
+	return b, true
 }
 
 // trimCut cuts b at end, backing up to a UTF-8 boundary and over any digits and separators left
