@@ -2,6 +2,8 @@ package console_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -1698,6 +1700,47 @@ func TestStaticDirectoriesAreNotListed(t *testing.T) {
 	for _, asset := range []string{"/console/static/console.css", "/console/static/console.js", "/console/static/uPlot.iife.min.js"} {
 		if code, _, _ := c.Get(asset); code != http.StatusOK {
 			t.Errorf("GET %s without a login: %d, want 200 (pages need it before the login)", asset, code)
+		}
+	}
+}
+
+// An upgrade changes console.js under the same name: with every static file cached for an hour,
+// browsers ran the old script against the new pages for up to an hour. Pages link each asset at
+// its content's version; that URL may be kept for good, any other is revalidated (ETag).
+func TestStaticFilesAreLinkedAtTheirVersion(t *testing.T) {
+	c := newServer(t, console.Deps{})
+	_, login, _ := c.Get("/console/login")
+	links := regexp.MustCompile(`(?:href|src)="(/console/static/[^"?]+)\?v=([0-9a-f]{16})"`).FindAllStringSubmatch(login, -1)
+	if len(links) < 4 {
+		t.Fatalf("the login page links %d static files at a version, want the 4 of the layout:\n%.1500s", len(links), login)
+	}
+	for _, l := range links {
+		path, version := l[1], l[2]
+		code, body, h := c.Get(path + "?v=" + version)
+		if code != http.StatusOK || body == "" {
+			t.Fatalf("GET %s?v=%s: %d", path, version, code)
+		}
+		if sum := sha256.Sum256([]byte(body)); hex.EncodeToString(sum[:8]) != version {
+			t.Errorf("%s: linked at version %s, its content's is %x", path, version, sum[:8])
+		}
+		if cc := h.Get("Cache-Control"); !strings.Contains(cc, "immutable") || !strings.Contains(cc, "max-age=31536000") {
+			t.Errorf("%s at its version: Cache-Control %q, want kept for a year", path, cc)
+		}
+		for _, other := range []string{path, path + "?v=0000000000000000"} {
+			_, _, h := c.Get(other)
+			if cc := h.Get("Cache-Control"); cc != "no-cache" || h.Get("ETag") != `"`+version+`"` {
+				t.Errorf("%s: Cache-Control %q, ETag %q; want no-cache and %q", other, cc, h.Get("ETag"), `"`+version+`"`)
+			}
+		}
+		req, _ := http.NewRequest(http.MethodGet, c.Base+path, nil)
+		req.Header.Set("If-None-Match", `"`+version+`"`)
+		resp, err := c.HTTP.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotModified {
+			t.Errorf("%s revalidated with its ETag: %d, want 304", path, resp.StatusCode)
 		}
 	}
 }

@@ -3,7 +3,9 @@ package console
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -123,7 +125,7 @@ func New(d Deps, log *slog.Logger) (*Server, error) {
 	// Files only: the assets are public (the login page needs them), their directory is not a
 	// page, and http.FileServer would list it to anyone.
 	files := http.StripPrefix("/console/static/", http.FileServerFS(filesOnly{static}))
-	m.Handle("GET /console/static/", cacheFor(files, time.Hour))
+	m.Handle("GET /console/static/", versioned(files))
 	m.HandleFunc("GET /console/{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/console/overview", http.StatusSeeOther)
 	})
@@ -187,9 +189,54 @@ func (f filesOnly) Open(name string) (fs.File, error) {
 	return file, nil
 }
 
-func cacheFor(h http.Handler, d time.Duration) http.Handler {
+// assetVersions holds each static file's version: the first 16 hex digits of the SHA-256 of its
+// content. Pages link an asset with its version (the template function asset), so a browser
+// that kept an older build's console.js for a year fetches the new one the moment a page of the
+// new build names it.
+var assetVersions = func() map[string]string {
+	v := map[string]string{}
+	err := fs.WalkDir(staticFS, "static", func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		b, err := staticFS.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		v[strings.TrimPrefix(p, "static/")] = hex.EncodeToString(sum[:8])
+		return nil
+	})
+	if err != nil {
+		panic("console: reading the embedded static files: " + err.Error())
+	}
+	return v
+}()
+
+// asset is the URL of static file name at this build's version.
+func asset(name string) (string, error) {
+	v, ok := assetVersions[name]
+	if !ok {
+		return "", fmt.Errorf("console: no static file %q", name)
+	}
+	return "/console/static/" + name + "?v=" + v, nil
+}
+
+// versioned serves the static files: one asked for at its current version (?v=, as pages link
+// it) may be kept for a year, as it never changes under that URL; any other request (no version,
+// or an older build's) is revalidated every time against the file's ETag. With one hour for every
+// file, an upgrade left browsers running the old console.js against the new pages for up to an
+// hour.
+func versioned(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", fmt.Sprintf("private, max-age=%d", int(d.Seconds())))
+		if v, ok := assetVersions[strings.TrimPrefix(r.URL.Path, "/console/static/")]; ok {
+			w.Header().Set("ETag", `"`+v+`"`)
+			if r.URL.Query().Get("v") == v {
+				w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
+			} else {
+				w.Header().Set("Cache-Control", "no-cache")
+			}
+		}
 		h.ServeHTTP(w, r)
 	})
 }
@@ -227,6 +274,8 @@ var funcs = template.FuncMap{
 		return template.JS(b), err
 	},
 	"join": strings.Join,
+	// asset links a static file at this build's version: <script src="{{asset "console.js"}}">.
+	"asset": asset,
 	// invalid marks a form's field whose error (id err-FIELD, next to it) is in errs: a screen
 	// reader then says the field is invalid, and reads the error with it.
 	"invalid": func(errs map[string]string, field string) template.HTMLAttr {
