@@ -347,9 +347,15 @@ func TestConsoleInBrowser(t *testing.T) {
 	do("scroll to the change", chromedp.ScrollIntoView(chromedp.CSS("#diff .dadd")))
 	shot("version-diff", true)
 
-	// Roll back to the first version in one action.
+	// Roll back to the first version: the button shows what the rollback undoes, and its
+	// confirmation does it.
 	do("roll back", chromedp.Navigate(nodeA+"/console/rules"), chromedp.WaitVisible(chromedp.CSS("#versions")),
-		chromedp.Click(chromedp.CSS(`button.rollback[data-version="`+v0+`"]`)), chromedp.WaitVisible(chromedp.CSS("#notice")))
+		chromedp.Click(chromedp.CSS(`button.rollback[data-version="`+v0+`"]`)), chromedp.WaitVisible(chromedp.CSS("#confirm-rollback")))
+	if s := text("#diff"); !strings.Contains(s, "-   - id: console_twice_in_app") {
+		t.Errorf("the rollback's confirmation does not show the rule it takes out:\n%s", s)
+	}
+	shot("rollback-confirm")
+	do("confirm the rollback", chromedp.Click(chromedp.CSS("#confirm-rollback")), chromedp.WaitVisible(chromedp.CSS("#notice")))
 	if s := text("#live-version"); s != v0 {
 		t.Errorf("after rollback the live version is %q, want %q", s, v0)
 	}

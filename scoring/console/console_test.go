@@ -1307,7 +1307,7 @@ func TestRollbackFromAStalePage(t *testing.T) {
 	if _, body, _ := c.Get("/console/rules"); !strings.Contains(body, `name="base" value="00000000000000a2"`) {
 		t.Fatal("the rollback form does not carry the live version")
 	}
-	code, body, _ := c.Post("/console/rules/rollback", url.Values{"csrf": {csrf}, "version": {"00000000000000a1"}, "base": {"00000000000000b7"}})
+	code, body, _ := c.Post("/console/rules/rollback", url.Values{"csrf": {csrf}, "version": {"00000000000000a1"}, "base": {"00000000000000b7"}, "confirm": {"yes"}})
 	if code != http.StatusConflict || len(rules.rolledBack) != 0 {
 		t.Fatalf("rollback from a stale page: %d, rolled back %v", code, rules.rolledBack)
 	}
@@ -1317,9 +1317,37 @@ func TestRollbackFromAStalePage(t *testing.T) {
 	if code, body, _ := c.Post("/console/rules/rollback", url.Values{"csrf": {csrf}, "version": {"00000000000000a1"}, "base": {"13912345678"}}); code != http.StatusBadRequest || strings.Contains(body, "5678") || len(rules.rolledBack) != 0 {
 		t.Fatalf("rollback from a page naming no version: %d, rolled back %v", code, rules.rolledBack)
 	}
-	c.Post("/console/rules/rollback", url.Values{"csrf": {csrf}, "version": {"00000000000000a1"}, "base": {"00000000000000a2"}})
+	c.Post("/console/rules/rollback", url.Values{"csrf": {csrf}, "version": {"00000000000000a1"}, "base": {"00000000000000a2"}, "confirm": {"yes"}})
 	if len(rules.rolledBack) != 1 {
 		t.Fatalf("rollback from a current page: rolled back %v", rules.rolledBack)
+	}
+}
+
+// One click on a version's "Roll back to this" loaded it on every node. The click now shows what
+// the rollback changes (the live pack against the version) and nothing is loaded until its
+// button is pressed; that button sends the same version and base.
+func TestRollbackIsConfirmedOnAPageShowingWhatChanges(t *testing.T) {
+	rules := &rollbackRecorder{fakeRules: fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a2", Content: []byte("pack: p\nrules: [b]\n")}}}
+	c := newServer(t, console.Deps{Rules: rules})
+	csrf := c.Login("alice", "a-secret")
+	code, body, _ := c.Post("/console/rules/rollback", url.Values{"csrf": {csrf}, "version": {"00000000000000a1"}, "base": {"00000000000000a2"}})
+	if code != http.StatusOK || len(rules.rolledBack) != 0 {
+		t.Fatalf("the rollback button: %d, rolled back %v; want a page asking to confirm, nothing loaded", code, rules.rolledBack)
+	}
+	for _, want := range []string{`id="confirm-rollback"`, `name="confirm" value="yes"`, `name="version" value="00000000000000a1"`, `name="base" value="00000000000000a2"`, "- rules: [b]", "&#43; rules: [a]", `href="/console/rules"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the confirmation page lacks %q:\n%s", want, body)
+		}
+	}
+	if code, body, _ := c.Post("/console/rules/rollback", url.Values{"csrf": {csrf}, "version": {"00000000000000f0"}, "base": {"00000000000000a2"}}); code != http.StatusNotFound || !strings.Contains(body, "no recorded version 00000000000000f0") {
+		t.Errorf("confirming a rollback to a version never recorded: %d\n%s", code, body)
+	}
+	if code, _, _ := c.Post("/console/rules/rollback", url.Values{"version": {"00000000000000a1"}, "base": {"00000000000000a2"}, "confirm": {"yes"}}); code != http.StatusForbidden || len(rules.rolledBack) != 0 {
+		t.Fatalf("a confirmation without the CSRF token: %d, rolled back %v", code, rules.rolledBack)
+	}
+	code, _, h := c.Post("/console/rules/rollback", url.Values{"csrf": {csrf}, "version": {"00000000000000a1"}, "base": {"00000000000000a2"}, "confirm": {"yes"}})
+	if code != http.StatusSeeOther || len(rules.rolledBack) != 1 || rules.rolledBack[0] != "00000000000000a1" {
+		t.Fatalf("the confirmation: %d → %s, rolled back %v", code, h.Get("Location"), rules.rolledBack)
 	}
 }
 
@@ -1644,7 +1672,7 @@ func TestRollbackNeedsASecondAdmin(t *testing.T) {
 	rules := &rollbackRecorder{fakeRules: fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a2", Content: []byte("pack: p\nrules: [b]\n")}}}
 	alice := newServer(t, console.Deps{Rules: rules, Approvals: 2})
 	csrfA := alice.Login("alice", "a-secret")
-	code, _, h := alice.Post("/console/rules/rollback", url.Values{"csrf": {csrfA}, "version": {"00000000000000a1"}, "base": {"00000000000000a2"}})
+	code, _, h := alice.Post("/console/rules/rollback", url.Values{"csrf": {csrfA}, "version": {"00000000000000a1"}, "base": {"00000000000000a2"}, "confirm": {"yes"}})
 	if code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "Rollback+to+version+00000000000000a1+requested+by+alice") || len(rules.rolledBack) != 0 {
 		t.Fatalf("rollback by one admin: %d %s, rolled back %v", code, h.Get("Location"), rules.rolledBack)
 	}
@@ -2468,7 +2496,7 @@ func TestConcurrentRollbackLoserIsTold(t *testing.T) {
 		rules := &racingRules{fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a2", Content: []byte("pack: p\nrules: [b]\n")}}}
 		alice := newServer(t, console.Deps{Rules: rules, Approvals: approvals})
 		csrfA := alice.Login("alice", "a-secret")
-		code, body, h := alice.Post("/console/rules/rollback", url.Values{"csrf": {csrfA}, "version": {"00000000000000a1"}, "base": {"00000000000000a2"}})
+		code, body, h := alice.Post("/console/rules/rollback", url.Values{"csrf": {csrfA}, "version": {"00000000000000a1"}, "base": {"00000000000000a2"}, "confirm": {"yes"}})
 		if approvals == 2 {
 			// A request, approved by bob: the approval is the rollback.
 			_, body, _ = alice.Get("/console/rules")

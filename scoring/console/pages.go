@@ -862,6 +862,12 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request, ss *session) {
 			return
 		}
 	}
+	if r.PostForm.Get("confirm") != "yes" {
+		// One click on a version's row loaded it on every node: a rollback first shows what it
+		// changes, and is done from that page.
+		s.rollbackConfirm(w, r, ss, v, base)
+		return
+	}
 	if s.d.Approvals >= 2 {
 		// Two admins load a pack, a rollback's too: one admin alone (or one stolen session)
 		// could otherwise bring back any recorded version — one with every rule in shadow.
@@ -905,6 +911,40 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request, ss *session) {
 		msg += " Note: " + info.Note
 	}
 	http.Redirect(w, r, "/console/rules?"+s.notice(ss, msg), http.StatusSeeOther)
+}
+
+type rollbackData struct {
+	V       Version
+	Live    PackInfo
+	Base    string // the live version the rules page showed, sent on with the confirmation
+	Diff    []diffLine
+	Request bool // two admins load a pack: confirming asks another admin to approve
+}
+
+// rollbackConfirm shows what a rollback to v would change (the live pack's text against v's) with
+// the button that does it (confirm=yes, the same version and base).
+func (s *Server) rollbackConfirm(w http.ResponseWriter, r *http.Request, ss *session, v, base string) {
+	ctx, cancel := pageCtx(r)
+	defer cancel()
+	ver, err := s.d.Rules.Version(ctx, v)
+	if errors.Is(err, ErrInvalid) {
+		s.render(w, r, http.StatusNotFound, "error", ss, page{Title: "Rollback", Nav: "rules", Problem: "version: no recorded version " + v})
+		return
+	}
+	if err != nil {
+		s.render(w, r, http.StatusServiceUnavailable, "error", ss, page{Title: "Rollback", Nav: "rules", Problem: notAvailable("version "+v, err)})
+		return
+	}
+	live, err := s.d.Rules.Live(ctx)
+	if err != nil {
+		s.render(w, r, http.StatusServiceUnavailable, "error", ss, page{Title: "Rollback", Nav: "rules", Problem: notAvailable("the live pack", err)})
+		return
+	}
+	if base == "" {
+		base = live.Version
+	}
+	d := rollbackData{V: ver, Live: live, Base: base, Diff: lineDiff(string(live.Content), ver.Content), Request: s.d.Approvals >= 2}
+	s.render(w, r, http.StatusOK, "rollback", ss, page{Title: "Roll back to " + v, Nav: "rules", Data: d})
 }
 
 // rollbackStale answers a rollback to v from a page that showed version base while now is live
