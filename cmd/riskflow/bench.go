@@ -60,6 +60,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var cf commonFlags
 	cf.register(fs)
 	apiBench := fs.Bool("api", true, "compare /v1/risk/check with a bare handler")
+	apiRounds := fs.Int("api-rounds", 3, "alternating rounds of the API comparison (closed loop: the median round; open loop: every round pooled)")
 	decisionRounds := fs.Int("decision-rounds", 5, "alternating rounds of the decision-log comparison (medians are reported)")
 	decisions := fs.Bool("decisions", true, "compare /v1/risk/check with the decision log on and off, and with its broker unreachable (needs Kafka)")
 	pipe := fs.Bool("pipeline", true, "compare the scorer pipeline with raw consumption (needs Kafka)")
@@ -95,7 +96,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		name string
 		n    int
 	}{{"phones", *phones}, {"ips", *ips}, {"conns", *conns}, {"events", *events}, {"probes", *probes},
-		{"records", *records}, {"scorer-events", *scorerEvents}, {"decision-rounds", *decisionRounds}} {
+		{"records", *records}, {"scorer-events", *scorerEvents}, {"decision-rounds", *decisionRounds}, {"api-rounds", *apiRounds}} {
 		if c.n < 1 {
 			return usagef("--%s: %d is not a positive count", c.name, c.n)
 		}
@@ -149,7 +150,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		r, err := bench.RunAPI(ctx, s, bench.APIOptions{Phones: *phones, IPs: *ips, Conns: *conns, Duration: *dur, Rate: *apiRate}, log)
+		r, err := bench.RunAPI(ctx, s, bench.APIOptions{Phones: *phones, IPs: *ips, Conns: *conns, Duration: *dur, Rate: *apiRate, Rounds: *apiRounds}, log)
 		if err != nil {
 			return benchPartError(ctx, "api", "", err)
 		}
