@@ -641,8 +641,46 @@ func (k keyIndex) decodeYAML(doc *yaml.Node, c *Config) error {
 				errs = append(errs, fmt.Errorf("line %d: %s: %s", val.Line, path, yamlValueError(f.Type(), val, nil)))
 				continue
 			}
+			if f.Kind() == reflect.Map && f.Type().Elem().Kind() == reflect.Struct && val.Kind == yaml.MappingNode {
+				// yaml.v3 skips a key the entry's struct lacks: a misspelt override was ignored.
+				if err := checkEntries(path, val, f.Type().Elem()); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+			}
 			if err := val.Decode(f.Addr().Interface()); err != nil {
 				errs = append(errs, fmt.Errorf("line %d: %s: %s", val.Line, path, yamlValueError(f.Type(), val, err)))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkEntries names every key of a map-of-settings value (api.app_limits: app → its rates) that
+// the entry's struct t has no yaml key for, or that is given twice, and every entry that is not
+// keys.
+func checkEntries(path string, m *yaml.Node, t reflect.Type) error {
+	var known []string
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); name != "" && name != "-" {
+			known = append(known, name)
+		}
+	}
+	slices.Sort(known)
+	errs := []error{duplicateKeys(m, path+".")}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		entry, body := m.Content[i], m.Content[i+1]
+		name := path + "." + entry.Value
+		if body.Kind != yaml.MappingNode {
+			if body.Kind != yaml.ScalarNode || body.Tag != "!!null" {
+				errs = append(errs, fmt.Errorf("line %d: %s: expected keys (%s), got %s", body.Line, shownKey(name), strings.Join(known, ", "), yamlKind(body)))
+			}
+			continue
+		}
+		errs = append(errs, duplicateKeys(body, name+"."))
+		for j := 0; j+1 < len(body.Content); j += 2 {
+			if key := body.Content[j]; !slices.Contains(known, key.Value) {
+				errs = append(errs, fmt.Errorf("line %d: %s: unknown key (known: %s)", key.Line, shownKey(name+"."+key.Value), strings.Join(known, ", ")))
 			}
 		}
 	}
@@ -942,6 +980,22 @@ func setKey(c *Config, path, val string) error {
 		f.Set(reflect.ValueOf(out))
 	case f.Kind() == reflect.Slice:
 		f.Set(reflect.ValueOf(splitEntries(val)))
+	case f.Kind() == reflect.Map && f.Type().Elem().Kind() == reflect.Struct:
+		// api.app_limits: {"big":{"rate_per_app":20000}} — JSON, read as the YAML it also is, so
+		// that the entries' keys are the file's; a key the entry lacks is an error.
+		out := reflect.New(f.Type())
+		dec := yaml.NewDecoder(strings.NewReader(val))
+		dec.KnownFields(true)
+		if err := dec.Decode(out.Interface()); err != nil {
+			var doc yaml.Node
+			if yerr := yaml.Unmarshal([]byte(val), &doc); yerr == nil && len(doc.Content) == 1 && doc.Content[0].Kind == yaml.MappingNode {
+				if cerr := checkEntries(path, doc.Content[0], f.Type().Elem()); cerr != nil {
+					return cerr
+				}
+			}
+			return fmt.Errorf("not a JSON object of objects like {\"app\": {\"rate_per_app\": 100}}: %s", schemas.Excerpt(err.Error(), 200))
+		}
+		f.Set(out.Elem())
 	case f.Kind() == reflect.Map && strings.HasPrefix(val, "{"):
 		m := map[string]string{}
 		if err := json.Unmarshal([]byte(val), &m); err != nil {

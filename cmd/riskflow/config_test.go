@@ -157,6 +157,65 @@ api:
 	}
 }
 
+// api.app_limits gives an app key rates of its own; a misspelt rate in an entry was skipped by
+// the YAML decoder, and the app ran at the section's rate with nothing said.
+func TestLoadConfigAppLimits(t *testing.T) {
+	p := writeFile(t, "limits.yaml", `api:
+  keys: {small: s1, big: s2}
+  rate_per_app: 100
+  app_limits:
+    big: {rate_per_app: 20000, events_per_app: 0}
+`)
+	c, err := LoadConfig(p, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := c.API.AppLimits["big"]
+	if big.RatePerApp == nil || *big.RatePerApp != 20000 || big.EventsPerApp == nil || *big.EventsPerApp != 0 || big.EventsRatePerApp != nil {
+		t.Errorf("app_limits.big = %+v, want rate_per_app 20000, events_per_app 0, events_rate_per_app the section's", big)
+	}
+	p = writeFile(t, "typo.yaml", `api:
+  keys: {small: s1, big: s2}
+  app_limits:
+    big: {rate_per_app: 20000}
+    small: {rate_per_ap: 3}
+    other: 5
+    gone: {rate_per_app: 1, rate_per_app: 2}
+`)
+	_, err = LoadConfig(p, nil, nil)
+	for _, want := range []string{
+		"line 5: api.app_limits.small.rate_per_ap: unknown key (known: events_per_app, events_rate_per_app, rate_per_app)",
+		"line 6: api.app_limits.other: expected keys (events_per_app, events_rate_per_app, rate_per_app), got",
+		"line 7: api.app_limits.gone.rate_per_app: given twice",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("LoadConfig: %v\nwant %q", err, want)
+		}
+	}
+	// The same through --set and the environment (JSON).
+	p = writeFile(t, "keys.yaml", "api:\n  keys: {big: s2}\n")
+	if c, err = LoadConfig(p, nil, []string{`api.app_limits={"big": {"rate_per_app": 7}}`}); err != nil || c.API.AppLimits["big"].RatePerApp == nil || *c.API.AppLimits["big"].RatePerApp != 7 {
+		t.Errorf("--set api.app_limits: %v", err)
+	}
+	if _, err = LoadConfig(p, nil, []string{`api.app_limits={"big": {"rate_pr_app": 7}}`}); err == nil || !strings.Contains(err.Error(), "api.app_limits.big.rate_pr_app: unknown key") {
+		t.Errorf("--set api.app_limits with a misspelt rate: %v", err)
+	}
+	if _, err = LoadConfig(p, []string{`RISKFLOW_API_APP_LIMITS={"big": {"events_per_ap": 7}}`}, nil); err == nil || !strings.Contains(err.Error(), "api.app_limits.big.events_per_ap: unknown key") {
+		t.Errorf("RISKFLOW_API_APP_LIMITS with a misspelt rate: %v", err)
+	}
+	p = writeFile(t, "unknownapp.yaml", `api:
+  keys: {small: s1}
+  app_limits:
+    big: {rate_per_app: 20000}
+`)
+	if c, err = LoadConfig(p, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err = c.Validate(); err == nil || !strings.Contains(err.Error(), `api.app_limits: "big" is not in keys`) {
+		t.Errorf("limits for an app key not configured: %v", err)
+	}
+}
+
 func TestLoadConfigYAMLBadValues(t *testing.T) {
 	cases := []struct{ yaml, want string }{
 		{"kafka:\n  batch_timeout: 5\n", `"5" is not a duration`},

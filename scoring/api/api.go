@@ -24,6 +24,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"mime"
 	"net/http"
 	"net/netip"
@@ -78,6 +79,10 @@ type Config struct {
 	// one of more events than the bucket holds (a second's worth) is refused with 413.
 	EventsPerApp      float64 `yaml:"events_per_app"`
 	EventsPerAppBurst int     `yaml:"-"` // default max(1, EventsPerApp)
+	// AppLimits overrides the three rates above for some app keys (app key → its rates): the
+	// limit that holds a small app's abuse in check throttles a large app's real traffic. A rate
+	// an entry leaves out is the section's; 0 is unlimited, as above.
+	AppLimits map[string]AppLimit `yaml:"app_limits"`
 	// AuthFailuresPerMinute is the rate at which a client address (IPv6: its /64) may fail to
 	// authenticate once it has used up AuthFailureBurst failures (default 10); beyond it every
 	// request from that address gets 429 until a token is back. Each app key has such a budget
@@ -94,6 +99,30 @@ type Config struct {
 	// quarters of the open-file limit, at most 16,384.
 	MaxConns int    `yaml:"max_conns"`
 	NodeID   string `yaml:"-"` // prefix of response ids
+}
+
+// AppLimit is one app key's rates (api.app_limits); nil: the section's.
+type AppLimit struct {
+	RatePerApp       *float64 `yaml:"rate_per_app"`
+	EventsRatePerApp *float64 `yaml:"events_rate_per_app"`
+	EventsPerApp     *float64 `yaml:"events_per_app"`
+}
+
+// rates are the app key's three rates: its AppLimits entry's where set, the section's otherwise.
+func (c *Config) rates(key string) (check, eventsReqs, events float64) {
+	check, eventsReqs, events = c.RatePerApp, c.EventsRatePerApp, c.EventsPerApp
+	if l, ok := c.AppLimits[key]; ok {
+		if l.RatePerApp != nil {
+			check = *l.RatePerApp
+		}
+		if l.EventsRatePerApp != nil {
+			eventsReqs = *l.EventsRatePerApp
+		}
+		if l.EventsPerApp != nil {
+			events = *l.EventsPerApp
+		}
+	}
+	return check, eventsReqs, events
 }
 
 // DefaultConfig is the configuration of a node: 1 MiB bodies, no rate limits, 20 failed
@@ -142,6 +171,21 @@ func (c Config) Validate() error {
 			// HTTP Basic ends the user name at the first colon (RFC 7617): "shop:cn:secret" is
 			// user "shop", and the app would have every request refused as a wrong secret.
 			errs = append(errs, fmt.Errorf("keys: app key %s holds ':', which HTTP Basic cannot carry in a user name (its requests would all be refused): use an app_id without one", schemas.Excerpt(k, 40)))
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.AppLimits)) {
+		if _, ok := c.Keys[k]; !ok {
+			errs = append(errs, fmt.Errorf("app_limits: %s is not in keys (limits are set for a configured app key)", schemas.Excerpt(k, 40)))
+			continue
+		}
+		l := c.AppLimits[k]
+		for _, r := range []struct {
+			name string
+			v    *float64
+		}{{"rate_per_app", l.RatePerApp}, {"events_rate_per_app", l.EventsRatePerApp}, {"events_per_app", l.EventsPerApp}} {
+			if r.v != nil && (*r.v < 0 || math.IsNaN(*r.v) || math.IsInf(*r.v, 0)) {
+				errs = append(errs, fmt.Errorf("app_limits.%s.%s: %g is not 0 (unlimited) or a positive rate", k, r.name, *r.v))
+			}
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(c.PreviousKeys)) {

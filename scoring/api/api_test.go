@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -441,6 +442,50 @@ func TestRateLimit(t *testing.T) {
 	}
 	if w := g.do(t, http.MethodPost, "/v1/risk/check", checkBody); w.Code != http.StatusOK {
 		t.Errorf("after failed logins: %d %s", w.Code, w.Body)
+	}
+}
+
+// One limit for every app held a large app's real traffic to what a small app's abuse is held to.
+// api.app_limits sets an app key's own rates; a rate it leaves out is the section's.
+func TestRateLimitPerApp(t *testing.T) {
+	unlimited, tiny := 0.0, 0.001
+	f := newFixture(t, api.Config{RatePerApp: 0.001, Burst: 1, AppLimits: map[string]api.AppLimit{
+		"app2": {RatePerApp: &unlimited, EventsPerApp: &tiny},
+	}})
+	if w := f.do(t, http.MethodPost, "/v1/risk/check", checkBody); w.Code != http.StatusOK {
+		t.Fatalf("app1's first check: %d %s", w.Code, w.Body)
+	}
+	errorBody(t, f.do(t, http.MethodPost, "/v1/risk/check", checkBody), http.StatusTooManyRequests, `rate limit: app key "app1" is over 0.001 requests/s`)
+	other := strings.Replace(checkBody, `"app_id":"app1"`, `"app_id":"app2"`, 1)
+	for i := range 20 {
+		if w := f.do(t, http.MethodPost, "/v1/risk/check", other, basic("app2", "secret2")); w.Code != http.StatusOK {
+			t.Fatalf("app2's check %d, its own rate unlimited: %d %s", i+1, w.Code, w.Body)
+		}
+	}
+	// app2's events are limited by its own events_per_app, named in the refusal; app1's are
+	// not (the section sets none).
+	two := "[" + event("e1", "app2", "1.1.1.1") + "," + event("e2", "app2", "1.1.1.2") + "]"
+	errorBody(t, f.do(t, http.MethodPost, "/v1/events", two, basic("app2", "secret2")), http.StatusRequestEntityTooLarge, `rate limit: app key "app2" may send at most 1 events per request to /v1/events (api.app_limits.app2.events_per_app 0.001/s)`)
+	many := "[" + event("e1", "app1", "1.1.1.1") + "," + event("e2", "app1", "1.1.1.2") + "]"
+	if w := f.do(t, http.MethodPost, "/v1/events", many); w.Code != http.StatusAccepted {
+		t.Errorf("app1's events, unlimited by the section: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestAppLimitsValidation(t *testing.T) {
+	cfg := api.DefaultConfig()
+	cfg.Keys = map[string]string{"app1": "s1"}
+	neg, inf := -1.0, math.Inf(1)
+	cfg.AppLimits = map[string]api.AppLimit{"app1": {RatePerApp: &neg, EventsPerApp: &inf}, "gone": {}}
+	err := cfg.Validate()
+	for _, want := range []string{
+		`app_limits: "gone" is not in keys`,
+		"app_limits.app1.rate_per_app: -1 is not 0 (unlimited) or a positive rate",
+		"app_limits.app1.events_per_app: +Inf is not 0 (unlimited) or a positive rate",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate: %v, want %q", err, want)
+		}
 	}
 }
 

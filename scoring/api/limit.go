@@ -39,10 +39,13 @@ const maxTrackedAddrs = 10000
 // per-minute rate applies.
 const defaultAuthFailureBurst = 10
 
-// appLimits are one app key's buckets (nil: unlimited).
+// appLimits are one app key's buckets (nil: unlimited) and their rates per second.
 type appLimits struct {
 	check, events *rate.Limiter
 	eventCount    *rate.Limiter
+
+	checkRate, eventsRate, eventCountRate float64
+	eventCountKey                         string // the setting eventCountRate comes from
 }
 
 // newAppLimits builds the buckets of every configured app key up front: the set of keys is fixed,
@@ -51,14 +54,28 @@ func newAppLimits(cfg *Config) map[string]*appLimits {
 	m := make(map[string]*appLimits, len(cfg.Keys))
 	for key := range cfg.Keys {
 		l := &appLimits{}
-		if cfg.RatePerApp > 0 {
-			l.check = rate.NewLimiter(rate.Limit(cfg.RatePerApp), cfg.Burst)
+		l.checkRate, l.eventsRate, l.eventCountRate = cfg.rates(key)
+		over, own := cfg.AppLimits[key]
+		l.eventCountKey = "api.events_per_app"
+		if over.EventsPerApp != nil {
+			l.eventCountKey = "api.app_limits." + key + ".events_per_app"
 		}
-		if cfg.EventsRatePerApp > 0 {
-			l.events = rate.NewLimiter(rate.Limit(cfg.EventsRatePerApp), cfg.EventsBurst)
+		// A bucket holds a second's worth (at least 1), or the size the program set for the
+		// section's rates.
+		burst := func(r float64, set int) int {
+			if own {
+				return max(1, int(r))
+			}
+			return set
 		}
-		if cfg.EventsPerApp > 0 {
-			l.eventCount = rate.NewLimiter(rate.Limit(cfg.EventsPerApp), cfg.EventsPerAppBurst)
+		if l.checkRate > 0 {
+			l.check = rate.NewLimiter(rate.Limit(l.checkRate), burst(l.checkRate, cfg.Burst))
+		}
+		if l.eventsRate > 0 {
+			l.events = rate.NewLimiter(rate.Limit(l.eventsRate), burst(l.eventsRate, cfg.EventsBurst))
+		}
+		if l.eventCountRate > 0 {
+			l.eventCount = rate.NewLimiter(rate.Limit(l.eventCountRate), burst(l.eventCountRate, cfg.EventsPerAppBurst))
 		}
 		m[key] = l
 	}
@@ -71,9 +88,9 @@ func (s *Server) rateLimited(key, route string) error {
 	if l == nil {
 		return nil
 	}
-	lim, perSec := l.check, s.cfg.RatePerApp
+	lim, perSec := l.check, l.checkRate
 	if route == routeEvents {
-		lim, perSec = l.events, s.cfg.EventsRatePerApp
+		lim, perSec = l.events, l.eventsRate
 	}
 	if lim == nil {
 		return nil
@@ -101,8 +118,8 @@ func (s *Server) eventsLimited(key string, n int) error {
 	if n > l.eventCount.Burst() {
 		return &httpError{
 			status: http.StatusRequestEntityTooLarge,
-			msg: fmt.Sprintf("rate limit: app key %s may send at most %d events per request to %s (api.events_per_app %g/s); this one has %d",
-				schemas.Excerpt(key, 40), l.eventCount.Burst(), routeEvents, s.cfg.EventsPerApp, n),
+			msg: fmt.Sprintf("rate limit: app key %s may send at most %d events per request to %s (%s %g/s); this one has %d",
+				schemas.Excerpt(key, 40), l.eventCount.Burst(), routeEvents, l.eventCountKey, l.eventCountRate, n),
 		}
 	}
 	wait := take(l.eventCount, n)
@@ -112,7 +129,7 @@ func (s *Server) eventsLimited(key string, n int) error {
 	return &httpError{
 		status: http.StatusTooManyRequests,
 		msg: fmt.Sprintf("rate limit: app key %s is over %g events/s on %s; retry in %ds",
-			schemas.Excerpt(key, 40), s.cfg.EventsPerApp, routeEvents, retrySeconds(wait)),
+			schemas.Excerpt(key, 40), l.eventCountRate, routeEvents, retrySeconds(wait)),
 		retryAfter: wait,
 	}
 }
