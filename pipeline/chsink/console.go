@@ -110,7 +110,8 @@ func (s *Store) RuleHits(ctx context.Context, from, to time.Time, app string) ([
 	}, args...)
 }
 
-// Apps returns the apps with scored events in the last 30 days.
+// Apps returns the apps with scored events in the last 30 days, sorted, the first 1,000 (the
+// console's MaxApps).
 func (s *Store) Apps(ctx context.Context) ([]string, error) {
 	return queryRows(ctx, s, "apps", AppsSQL(s.db), func(rows driver.Rows, a *string) error {
 		return rows.Scan(a)

@@ -222,8 +222,13 @@ type Activity struct {
 	Decisions []Decision
 }
 
+// MaxApps is the most apps History.Apps lists (the overview's suggestions): with more, it lists
+// the first MaxApps in order.
+const MaxApps = 1000
+
 // History answers from ClickHouse's rollups and tables.
 type History interface {
+	// Apps lists the apps with scored events in the last 30 days, sorted, at most MaxApps.
 	Apps(ctx context.Context) ([]string, error)
 	Overview(ctx context.Context, f Filter) (Overview, error)
 	Activity(ctx context.Context, l Lookup, limit int) (Activity, error)

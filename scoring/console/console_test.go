@@ -462,6 +462,7 @@ func TestBacktestProgressAndCancel(t *testing.T) {
 }
 
 type countingHistory struct {
+	apps    []string // Apps' answer; nil: a1
 	mu      sync.Mutex
 	calls   int
 	fail    bool
@@ -526,7 +527,14 @@ func TestInvestigate(t *testing.T) {
 	}
 }
 
-func (h *countingHistory) Apps(context.Context) ([]string, error) { return []string{"a1"}, nil }
+func (h *countingHistory) Apps(context.Context) ([]string, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.apps != nil {
+		return h.apps, nil
+	}
+	return []string{"a1"}, nil
+}
 func (h *countingHistory) Overview(_ context.Context, f console.Filter) (console.Overview, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -1073,6 +1081,20 @@ func TestOverviewAppFilterTakesEveryAppID(t *testing.T) {
 	if _, body, _ := c.Get("/console/overview?app=a1"); strings.Contains(body, `id="app-unlisted"`) {
 		t.Error("app a1, listed: said to be none of the apps")
 	}
+	// With more apps than the list holds, an app past its end was said to have no scored events.
+	many := make([]string, console.MaxApps)
+	for i := range many {
+		many[i] = fmt.Sprintf("app%04d", i)
+	}
+	h.mu.Lock()
+	h.apps = many
+	h.mu.Unlock()
+	if _, body, _ := c.Get("/console/overview?app=zz-past-the-list"); strings.Contains(body, `id="app-unlisted"`) || !strings.Contains(body, `id="apps-cut"`) {
+		t.Error("an app past a full list: said to be none of the apps, or the cut list not said to be cut")
+	}
+	h.mu.Lock()
+	h.apps = nil
+	h.mu.Unlock()
 	for _, app := range []string{"a\x01b", strings.Repeat("a", 65), "\u200b", "a\xffb"} {
 		_, body, _ := c.Get("/console/overview?app=" + url.QueryEscape(app))
 		if !strings.Contains(body, `id="err-app"`) {

@@ -39,8 +39,10 @@ type overviewData struct {
 	Apps    []string
 	AppsErr string
 	// AppUnlisted: the app filter is none of Apps (no scored events in 30 days) — a typo, or a
-	// space the filter keeps (app ids are taken as sent).
+	// space the filter keeps (app ids are taken as sent). Never said of a list cut at MaxApps,
+	// which the app may be past.
 	AppUnlisted bool
+	AppsCut     bool // Apps holds MaxApps: there may be more
 	Overview    Overview
 	OverviewErr string
 	Total       int64
@@ -175,7 +177,8 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, ss *session) {
 		ov, err := s.overviewOf(ctx, f)
 		d.Overview, d.OverviewErr = ov, notAvailable("history", err)
 		<-done
-		d.AppUnlisted = f.App != "" && d.AppsErr == "" && !slices.Contains(d.Apps, f.App)
+		d.AppsCut = len(d.Apps) >= MaxApps
+		d.AppUnlisted = f.App != "" && d.AppsErr == "" && !d.AppsCut && !slices.Contains(d.Apps, f.App)
 	}
 	d.ScoreChart, d.Total = scoreChart(d.Overview.Scores, f.From, f.To)
 	d.TagChart, d.TopTags = tagChart(d.Overview.Tags, 8, f.From, f.To)
