@@ -1,6 +1,7 @@
 package backtest
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -8,6 +9,8 @@ import (
 	"fmt"
 	"math/bits"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -237,6 +240,9 @@ type runner struct {
 	ruleStats []ruleStat
 	quality   [2]confusion
 	labeled   int64
+	apps      map[string]*appStat // per app, at most maxApps; the rest in otherApps
+	otherApps appStat
+	others    map[string]struct{} // the apps counted in otherApps (at most maxApps)
 	lastTS    time.Time
 	compared  time.Time // ts of the last event folded into the report (warm-up included)
 	failed    bool      // a batch failed to compare: the ones after it are not folded in
@@ -253,8 +259,35 @@ type ruleStat struct {
 
 type confusion struct{ tp, fp, fn, tn int64 }
 
+// maxApps bounds the apps a report breaks down by (Report.Apps): a stream of a million app ids
+// costs no more memory than this many.
+const maxApps = 10_000
+
+type appStat struct {
+	events, changed int64
+	flagged         [2]int64
+	quality         [2]confusion
+	labeled         int64
+}
+
+// app is the stats an event of app id counts in.
+func (r *runner) app(id string) *appStat {
+	if st, ok := r.apps[id]; ok {
+		return st
+	}
+	if len(r.apps) < maxApps {
+		st := &appStat{}
+		r.apps[id] = st
+		return st
+	}
+	if len(r.others) < maxApps {
+		r.others[id] = struct{}{}
+	}
+	return &r.otherApps
+}
+
 func newRunner(current, candidate *rules.Pack, newScorer func() (*scoring.Scorer, error), opts Options, rep *Report) (*runner, error) {
-	r := &runner{opts: opts, rep: rep, ins: newStandIns(), nextProg: int64(opts.ProgressEvery)}
+	r := &runner{opts: opts, rep: rep, ins: newStandIns(), nextProg: int64(opts.ProgressEvery), apps: map[string]*appStat{}, others: map[string]struct{}{}}
 	idx := map[string]int{}
 	for _, p := range []*rules.Pack{current, candidate} {
 		for _, rl := range p.Rules {
@@ -568,7 +601,15 @@ func (r *runner) compare(b *batch) error {
 			return fmt.Errorf("backtest: event %s: score %d / %d is not 0, 300, 600 or 900", id, cur.scores[i], cand.scores[i])
 		}
 		r.matrix[from][to]++
+		as := r.app(b.evs[i].AppID)
+		as.events++
+		for p, score := range [2]int{cur.scores[i], cand.scores[i]} {
+			if score >= r.opts.FlagAt {
+				as.flagged[p]++
+			}
+		}
 		if from != to {
+			as.changed++
 			r.rep.Changed++
 			if len(r.matrixEx[from][to]) < ex {
 				r.matrixEx[from][to] = append(r.matrixEx[from][to], id)
@@ -605,18 +646,10 @@ func (r *runner) compare(b *batch) error {
 		if r.opts.Labels != nil {
 			if attack, ok := r.opts.Labels.Of(b.evs[i].AppID, id); ok {
 				r.labeled++
+				as.labeled++
 				for p, score := range [2]int{cur.scores[i], cand.scores[i]} {
-					q := &r.quality[p]
-					switch flagged := score >= r.opts.FlagAt; {
-					case flagged && attack:
-						q.tp++
-					case flagged:
-						q.fp++
-					case attack:
-						q.fn++
-					default:
-						q.tn++
-					}
+					r.quality[p].add(score >= r.opts.FlagAt, attack)
+					as.quality[p].add(score >= r.opts.FlagAt, attack)
 				}
 			}
 		}
@@ -695,6 +728,28 @@ func (r *runner) finish() {
 			Current: r.quality[0].result(), Candidate: r.quality[1].result(),
 		}
 	}
+	rep.FlagAt = r.opts.FlagAt
+	appDiff := func(id string, st *appStat) AppDiff {
+		d := AppDiff{AppID: id, Events: st.events, Changed: st.changed, CurrentFlagged: st.flagged[0], CandidateFlagged: st.flagged[1]}
+		if r.opts.Labels != nil {
+			d.Quality = &AppQuality{Labeled: st.labeled, Current: st.quality[0].result(), Candidate: st.quality[1].result()}
+		}
+		return d
+	}
+	for id, st := range r.apps {
+		rep.Apps = append(rep.Apps, appDiff(id, st))
+	}
+	slices.SortFunc(rep.Apps, func(a, b AppDiff) int {
+		if c := cmp.Compare(b.Events, a.Events); c != 0 {
+			return c
+		}
+		return strings.Compare(a.AppID, b.AppID)
+	})
+	if r.otherApps.events > 0 {
+		d := appDiff("", &r.otherApps)
+		d.OtherApps = len(r.others)
+		rep.Apps = append(rep.Apps, d)
+	}
 }
 
 func findRule(p *rules.Pack, id string) *rules.Rule {
@@ -704,6 +759,20 @@ func findRule(p *rules.Pack, id string) *rules.Rule {
 		}
 	}
 	return nil
+}
+
+// add counts one labeled event.
+func (c *confusion) add(flagged, attack bool) {
+	switch {
+	case flagged && attack:
+		c.tp++
+	case flagged:
+		c.fp++
+	case attack:
+		c.fn++
+	default:
+		c.tn++
+	}
 }
 
 func (c confusion) result() PackQuality {

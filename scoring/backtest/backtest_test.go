@@ -276,6 +276,66 @@ func TestLabelsPrecisionRecall(t *testing.T) {
 	}
 }
 
+// A pack change that moves the totals a little may move one app's verdicts a lot: the report
+// breaks the comparison down by app (events, changes, flagged under each pack, precision and
+// recall over the app's labels).
+func TestReportByApp(t *testing.T) {
+	current := compile(t, packs.Default())
+	candidate := compile(t, edit(t, "    level: 300\n    when: phone_verifies_10m >= 3\n", "    level: 600\n    when: phone_verifies_10m >= 2\n"))
+	events := []Event{
+		ev("a1", t0, "A"), ev("a2", t0.Add(time.Minute), "A"), ev("a3", t0.Add(2*time.Minute), "A"),
+		ev("b1", t0.Add(3*time.Minute), "B"), ev("b2", t0.Add(4*time.Minute), "B"),
+		ev("c1", t0.Add(5*time.Minute), "C"), ev("d1", t0.Add(6*time.Minute), "D"),
+	}
+	for i := 3; i < len(events); i++ {
+		events[i].AppID = "shop/cn" // B, C, D; A stays app-1
+	}
+	labels := Labels{{"app-1", "a2"}: true, {"app-1", "a3"}: true, {"shop/cn", "b2"}: false, {"shop/cn", "c1"}: true}
+	rep := run(t, events, current, candidate, Options{Labels: labels})
+	if len(rep.Apps) != 2 || rep.Apps[0].AppID != "shop/cn" || rep.Apps[1].AppID != "app-1" {
+		t.Fatalf("apps %+v, want shop/cn (4 events) then app-1 (3)", rep.Apps)
+	}
+	// app-1: a2 0 → 600 and a3 300 → 600, both flagged by the candidate only.
+	if a := rep.App("app-1"); a.Events != 3 || a.Changed != 2 || a.CurrentFlagged != 0 || a.CandidateFlagged != 2 ||
+		a.Quality == nil || a.Quality.Labeled != 2 || *a.Quality.Candidate.Precision != 1 || *a.Quality.Candidate.Recall != 1 || *a.Quality.Current.Recall != 0 {
+		t.Errorf("app-1 %+v quality %+v", a, a.Quality)
+	}
+	// shop/cn: b2 0 → 600, a false alarm; c1, an attack, missed by both.
+	if a := rep.App("shop/cn"); a.Events != 4 || a.Changed != 1 || a.CandidateFlagged != 1 ||
+		a.Quality.Labeled != 2 || *a.Quality.Candidate.Precision != 0 || *a.Quality.Candidate.Recall != 0 || a.Quality.Candidate.FP != 1 {
+		t.Errorf("shop/cn %+v quality %+v", a, a.Quality)
+	}
+	txt := rep.String()
+	for _, want := range []string{"by app (flagged = score ≥ 600", "shop/cn", "1 (25.00%)", "app-1", "2 (66.67%)", "0.000 → 1.000"} {
+		if !strings.Contains(txt, want) {
+			t.Errorf("text report lacks %q:\n%s", want, txt)
+		}
+	}
+	js, err := rep.JSON()
+	if err != nil || !strings.Contains(string(js), `"app_id": "shop/cn"`) || !strings.Contains(string(js), `"candidate_flagged": 2`) {
+		t.Errorf("JSON: %v\n%s", err, js)
+	}
+}
+
+// Past maxApps apps the rest are summed in one entry, whatever their number.
+func TestReportByAppIsBounded(t *testing.T) {
+	pack := compile(t, packs.Default())
+	var events []Event
+	for i := range maxApps + 3 {
+		e := ev(fmt.Sprintf("e%d", i), t0.Add(time.Duration(i)*time.Millisecond).Truncate(time.Second), fmt.Sprintf("N%d", i))
+		e.AppID, e.PhoneSegment = fmt.Sprintf("app-%05d", i), fmt.Sprintf("13800%02d", i%100)
+		events = append(events, e)
+	}
+	rep := run(t, events, pack, pack, Options{})
+	last := rep.Apps[len(rep.Apps)-1]
+	if len(rep.Apps) != maxApps+1 || last.AppID != "" || last.OtherApps != 3 || last.Events != 3 {
+		t.Errorf("%d entries, the last %+v; want %d apps and one entry of the other 3", len(rep.Apps), last, maxApps)
+	}
+	if strings.Count(rep.String(), "\n  app-") != maxAppsShown {
+		t.Errorf("the text lists %d apps, want %d", strings.Count(rep.String(), "\n  app-"), maxAppsShown)
+	}
+}
+
 func TestSkipsAndOrder(t *testing.T) {
 	pack := compile(t, packs.Default())
 	good := ev("g1", t0, "A")

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 )
 
 // Report is the outcome of a backtest. It marshals to JSON as it is (see the field tags) and
@@ -53,6 +55,12 @@ type Report struct {
 	EvalErrors map[string]map[string]int64 `json:"eval_errors,omitempty"`
 	// Quality is precision and recall against the labels; nil when no labels were given.
 	Quality *Quality `json:"quality,omitempty"`
+	// FlagAt is the score at or above which an event counts as flagged (Apps, Quality).
+	FlagAt int `json:"flag_at"`
+	// Apps breaks the compared events down by app, most events first: a change that moves
+	// every total a little may move one app's verdicts a lot. At most 10,000 apps; the events
+	// of any more are summed in a last entry with an empty app_id and other_apps set.
+	Apps []AppDiff `json:"apps"`
 
 	// Partial is set when the run stopped before the end of its period (interrupted, or reading
 	// the events failed): every count covers the events up to StoppedAt (the ts of the last
@@ -65,6 +73,36 @@ type Report struct {
 	// EventsPerSec is Read per second of the run: reading, rebuilding and scoring every event
 	// twice.
 	EventsPerSec float64 `json:"events_per_sec"`
+}
+
+// AppDiff is one app's share of a backtest.
+type AppDiff struct {
+	AppID     string `json:"app_id"`
+	OtherApps int    `json:"other_apps,omitempty"` // the entry sums this many apps past the limit
+	Events    int64  `json:"events"`
+	Changed   int64  `json:"changed"`
+	// CurrentFlagged and CandidateFlagged count the app's events scored at or above FlagAt by
+	// each pack: the logins stepped up or blocked.
+	CurrentFlagged   int64       `json:"current_flagged"`
+	CandidateFlagged int64       `json:"candidate_flagged"`
+	Quality          *AppQuality `json:"quality,omitempty"` // nil without labels
+}
+
+// AppQuality is precision and recall of both packs over one app's labeled events.
+type AppQuality struct {
+	Labeled   int64       `json:"labeled"`
+	Current   PackQuality `json:"current"`
+	Candidate PackQuality `json:"candidate"`
+}
+
+// App returns the breakdown of one app, or nil.
+func (r *Report) App(id string) *AppDiff {
+	for i := range r.Apps {
+		if r.Apps[i].AppID == id && r.Apps[i].OtherApps == 0 {
+			return &r.Apps[i]
+		}
+	}
+	return nil
 }
 
 // PackInfo names a rule pack.
@@ -167,6 +205,9 @@ func (r *Report) JSON() ([]byte, error) {
 	if out.Rules == nil {
 		out.Rules = []RuleDiff{}
 	}
+	if out.Apps == nil {
+		out.Apps = []AppDiff{}
+	}
 	return json.MarshalIndent(&out, "", "  ")
 }
 
@@ -237,6 +278,35 @@ func (r *Report) WriteText(w io.Writer) error {
 		p("\nno verdict changed\n")
 	}
 
+	if len(r.Apps) > 1 {
+		p("\nby app (flagged = score ≥ %d; most events first", r.FlagAt)
+		if len(r.Apps) > maxAppsShown {
+			p("; the first %d of %d, --json has all", maxAppsShown, len(r.Apps))
+		}
+		p(")\n")
+		tw = tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
+		labels := r.Quality != nil
+		fmt.Fprintf(tw, "  app\tevents\tchanged\tcurrent flagged\tcandidate flagged")
+		if labels {
+			fmt.Fprintf(tw, "\tlabeled\tprecision cur → cand\trecall cur → cand")
+		}
+		fmt.Fprintf(tw, "\n")
+		for _, a := range r.Apps[:min(len(r.Apps), maxAppsShown)] {
+			name := showApp(a.AppID)
+			if a.OtherApps > 0 {
+				name = fmt.Sprintf("(%s more apps)", thousands(int64(a.OtherApps)))
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s (%s)\t%s (%s)\t%s (%s)", name, thousands(a.Events), thousands(a.Changed), percent(a.Changed, a.Events),
+				thousands(a.CurrentFlagged), percent(a.CurrentFlagged, a.Events), thousands(a.CandidateFlagged), percent(a.CandidateFlagged, a.Events))
+			if labels && a.Quality != nil {
+				fmt.Fprintf(tw, "\t%s\t%s → %s\t%s → %s", thousands(a.Quality.Labeled),
+					ratio(a.Quality.Current.Precision), ratio(a.Quality.Candidate.Precision), ratio(a.Quality.Current.Recall), ratio(a.Quality.Candidate.Recall))
+			}
+			fmt.Fprintf(tw, "\n")
+		}
+		_ = tw.Flush()
+	}
+
 	diffs := r.ChangedRules()
 	if len(diffs) == 0 {
 		p("\nno rule changed its hits, mode or level\n")
@@ -289,6 +359,18 @@ func (r *Report) WriteText(w io.Writer) error {
 		_ = tw.Flush()
 	}
 	return ew.err
+}
+
+// maxAppsShown is how many apps the text report lists (the JSON has every one).
+const maxAppsShown = 20
+
+// showApp is an app id as the text report shows it: as stored unless it holds characters that
+// would break the table's line or hide as formatting (control and bidi characters), quoted then.
+func showApp(id string) string {
+	if id == "" || strings.IndexFunc(id, func(c rune) bool { return c < 0x20 || c == 0x7f || unicode.Is(unicode.Bidi_Control, c) || c == '\t' }) >= 0 {
+		return strconv.QuoteToGraphic(id)
+	}
+	return id
 }
 
 type errWriter struct {
