@@ -674,13 +674,22 @@ func TestConsoleStateAcrossNodes(t *testing.T) {
 		_, body, _ := aliceA.Get(h.Get("Location"))
 		return strings.Contains(body, `id="report"`) && strings.Contains(body, `<td>0</td><td>300</td><td class="n">50</td>`)
 	})
+	// The report by app: the draft's changes fall on shop/cn; an app id's bidi character shown
+	// as its escape.
+	_, body, _ := aliceA.Get(h.Get("Location"))
+	for _, want := range []string{`id="apps"`, `<td class="id">shop/cn</td><td class="n">60</td><td class="n">45</td><td class="n">0</td><td class="n">45</td>`, `app\u202E1`, "Flagged: score ≥ 600"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the report by app lacks %q:\n%s", want, body)
+		}
+	}
 }
 
 // doneBacktest answers at once with a report: 50 events moved from 0 to 300.
 type doneBacktest struct{}
 
 func (doneBacktest) Backtest(ctx context.Context, draft []byte, from, to time.Time, progress func(backtest.Progress)) (*backtest.Report, error) {
-	return &backtest.Report{RunID: "r1", Events: 100, Changed: 50, Transitions: []backtest.Transition{{From: 0, To: 300, Count: 50, Examples: []string{"ev-1"}}}}, nil
+	return &backtest.Report{RunID: "r1", Events: 100, Changed: 50, Transitions: []backtest.Transition{{From: 0, To: 300, Count: 50, Examples: []string{"ev-1"}}},
+		FlagAt: 600, Apps: []backtest.AppDiff{{AppID: "shop/cn", Events: 60, Changed: 45, CandidateFlagged: 45}, {AppID: "app\u202e1", Events: 40, Changed: 5}}}, nil
 }
 
 // crossNodeFlows drives the draft, approval and cancel flows across two nodes: a, where alice
