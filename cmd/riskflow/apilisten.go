@@ -139,6 +139,9 @@ func (a *app) serveStarting(ln net.Listener) *apiServer {
 		IdleTimeout:       90 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          log.New(s.errs, "", 0),
+		// OPTIONS * is the API's to answer (a 404, an Error as the document says), not net/http's
+		// own 200 with no body, which the OpenAPI document has no word of.
+		DisableGeneralOptionsHandler: true,
 	}
 	a.log.Info("api address listening while the process starts", "addr", s.addr, "tls", a.cfg.API.TLSCert != "")
 	go func() { s.errc <- s.hs.Serve(ln) }()

@@ -25,9 +25,7 @@ func (a *app) runOps(ctx context.Context, listen string) error {
 	if err != nil {
 		return fmt.Errorf("ops: listen on %s (ops.listen): %w%s", listen, err, addrInUseHint(err, "ops.listen or RISKFLOW_OPS_LISTEN"))
 	}
-	hs := &http.Server{Handler: a.opsHandler(), ReadHeaderTimeout: 2 * time.Second, WriteTimeout: 10 * time.Second,
-		ReadTimeout: 5 * time.Second, IdleTimeout: 90 * time.Second, ConnState: api.NewConnGuard(a.cfg.API.MaxConns, a.log).ConnState, // as the API's
-		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	hs := a.opsServer()
 	a.log.Info("ops port listening", "addr", ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -43,6 +41,15 @@ func (a *app) runOps(ctx context.Context, listen string) error {
 		return err
 	}
 	return nil
+}
+
+// opsServer is the ops port's HTTP server, bounded as the API's, and answering as the API's does
+// (OPTIONS * too: a 404 of its own, not net/http's empty 200).
+func (a *app) opsServer() *http.Server {
+	return &http.Server{Handler: a.opsHandler(), ReadHeaderTimeout: 2 * time.Second, WriteTimeout: 10 * time.Second,
+		ReadTimeout: 5 * time.Second, IdleTimeout: 90 * time.Second, ConnState: api.NewConnGuard(a.cfg.API.MaxConns, a.log).ConnState, // as the API's
+		MaxHeaderBytes: 16 << 10, DisableGeneralOptionsHandler: true,
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 }
 
 // opsHandler answers the ops port's three routes, and everything else as the API answers it, in
