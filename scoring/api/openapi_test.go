@@ -649,3 +649,45 @@ func TestLabelsAnswerSaysWhenTheIDsWereNotChecked(t *testing.T) {
 		t.Errorf("the answer does not match the document: %v", err)
 	}
 }
+
+// /metrics answers in the format the scraper asks for: Prometheus asks for the protobuf exposition
+// format first (native histograms, or scrape_protocols listing it), and that answer is one the
+// document describes too — it said text/plain only, and a generated client or a gateway validating
+// answers refused what Prometheus itself gets.
+func TestOpenAPIDescribesMetricsAsScraped(t *testing.T) {
+	ctx := context.Background()
+	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := api.New(api.Config{Keys: keys}, realScorer(t), nil, api.WithLogger(slog.New(slog.DiscardHandler)))
+	for _, accept := range []string{
+		"", "text/plain",
+		// Prometheus 3's default scrape_protocols, in its order.
+		"application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.6,application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1",
+		"application/openmetrics-text;version=1.0.0",
+	} {
+		r := httptest.NewRequest("GET", "http://127.0.0.1:8080/metrics", nil)
+		if accept != "" {
+			r.Header.Set("Accept", accept)
+		}
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, r)
+		route, params, err := router.FindRoute(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route,
+			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
+		out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: w.Code, Header: w.Header(),
+			Options: &openapi3filter.Options{IncludeResponseStatus: true}}
+		out.SetBodyBytes(w.Body.Bytes())
+		if err := openapi3filter.ValidateResponse(ctx, out); err != nil {
+			t.Errorf("Accept %.60q: answered %d %s, not as the document says: %v", accept, w.Code, w.Header().Get("Content-Type"), err)
+		}
+	}
+}
