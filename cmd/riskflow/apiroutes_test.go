@@ -16,7 +16,9 @@ import (
 
 // With the console in front of the API, a path the API does not have in its clean form still gets
 // the API's Error 404, not the console's ServeMux's empty 307 redirect (which scoring/client,
-// refusing redirects, could only report as an unusable answer); /console keeps its redirect.
+// refusing redirects, could only report as an unusable answer); /console keeps its redirect. So
+// does a path that is the console's only once decoded (/console%2Foverview): the console's
+// ServeMux, matching the path as sent, answered it with its text/plain "404 page not found".
 func TestConsoleLeavesUncleanAPIPathsToTheAPI(t *testing.T) {
 	cfg := Default()
 	cfg.Scoring.PhoneHashKey = "k"
@@ -26,7 +28,7 @@ func TestConsoleLeavesUncleanAPIPathsToTheAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := a.withConsole(api.New(api.Config{Keys: map[string]string{"app1": "secret1"}}, a.scorer, nil, api.WithLogger(slog.New(slog.DiscardHandler))))
-	for _, path := range []string{"/v1//risk/check", "/v1/./events", "/x/../v1/risk/check"} {
+	for _, path := range []string{"/v1//risk/check", "/v1/./events", "/x/../v1/risk/check", "/console%2Foverview", "/console%2f", "/console%2F..%2Fv1%2Frisk%2Fcheck"} {
 		r := httptest.NewRequest(http.MethodPost, "http://riskflow"+path, strings.NewReader(`{}`))
 		r.SetBasicAuth("app1", "secret1")
 		w := httptest.NewRecorder()

@@ -56,8 +56,10 @@ func (a *app) withConsole(srv *api.Server) http.Handler {
 	cmux.Handle("/console", http.RedirectHandler("/console/", http.StatusSeeOther))
 	// Everything else is the API's, as sent: a ServeMux in front of it would answer a path not in
 	// its clean form ("/v1//risk/check") with an empty redirect instead of the API's Error 404.
+	// The console's paths are told by the path as sent, as cmux matches them: /console%2Foverview,
+	// the console's only once decoded, matched none of cmux's patterns and got its text/plain 404.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p := r.URL.Path; p == "/console" || strings.HasPrefix(p, "/console/") {
+		if p := r.URL.EscapedPath(); p == "/console" || strings.HasPrefix(p, "/console/") {
 			cmux.ServeHTTP(w, r)
 			return
 		}
