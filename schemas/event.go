@@ -749,6 +749,11 @@ func ipHint(s string) string {
 	if _, err := netip.ParseAddrPort(t); err == nil {
 		return ": it holds a port: send the address alone"
 	}
+	if len(t) > 2 && t[0] == '[' && t[len(t)-1] == ']' {
+		if _, err := netip.ParseAddr(t[1 : len(t)-1]); err == nil {
+			return ": in brackets (as a URL writes it): send the address alone"
+		}
+	}
 	return ""
 }
 

@@ -687,6 +687,7 @@ func TestParseIPSaysWhatItHolds(t *testing.T) {
 		"203.0.113.7,10.0.0.1":   `ip: "203.0.113.7,10.0.0.1" is not an IP address: a list`,
 		"203.0.113.7:443":        `ip: "203.0.113.7:443" is not an IP address: it holds a port`,
 		"[2409:8a00::1]:8443":    `ip: "[2409:8a00::1]:8443" is not an IP address: it holds a port`,
+		"[2409:8a00::1]":         `ip: "[2409:8a00::1]" is not an IP address: in brackets (as a URL writes it): send the address alone`,
 		" 203.0.113.7 ":          `ip: " 203.0.113.7 " is not an IP address: blanks around it`,
 		"999.1.1.1":              `ip: "999.1.1.1" is not an IP address`,
 		"not an address, really": `ip: "not an address, really" is not an IP address: a list`,
