@@ -122,6 +122,16 @@ func TestLookupPartialResultExits3(t *testing.T) {
 	if r.code != 0 || r.stderr != "" {
 		t.Errorf("live state shown, no clickhouse.addr: exit %d, want 0\nstderr %s", r.code, r.stderr)
 	}
+	// A device id holding a bidi override is shown with it escaped, as the history's rows show it.
+	odd := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"code":0,"content":"live state","subject":"device dev\u202eexe.txt","windows":[],"matching":[],"near":[]}`)
+	}))
+	defer odd.Close()
+	r = runCmd(t, context.Background(), "lookup", "--device", "dev\u202eexe.txt", "--api", odd.URL, "--set", "clickhouse.addr=")
+	if !strings.Contains(r.stdout, `live state of device dev\u202Eexe.txt`) || strings.Contains(r.stdout, "\u202e") {
+		t.Errorf("a device id with a bidi override, shown raw:\n%s", r.stdout)
+	}
 	for _, c := range []struct {
 		res  lookupResult
 		code int

@@ -394,7 +394,9 @@ func (l *lookupResult) write(w io.Writer) {
 		}
 	} else {
 		x := l.Live
-		p("live state of %s at %s (rules %s)\n", x.Subject, x.At.Format(time.RFC3339), x.RulesVersion)
+		// The subject names the device as the app sent it: a bidi override in its id reversed
+		// the rest of the line.
+		p("live state of %s at %s (rules %s)\n", cell(x.Subject), x.At.Format(time.RFC3339), x.RulesVersion)
 		if x.Stale != "" {
 			// The state of a node that has not read Kafka for a while: its latest attempts are
 			// missing from every window below.
