@@ -185,11 +185,26 @@ func (s *apiServer) close() {
 	<-s.errc
 }
 
+// metricsElsewhere is the API's option that leaves /metrics to the ops port when ops.listen is
+// set: the API's address is the one verify services reach, and the metrics' rule ids and hit
+// counts show how the detection works.
+func (a *app) metricsElsewhere() []api.Option {
+	if a.cfg.Ops.Listen == "" {
+		return nil
+	}
+	return []api.Option{api.WithMetricsElsewhere("ops.listen (" + a.cfg.Ops.Listen + ")")}
+}
+
 // startingHandler is what the API's address answers while the process starts.
 func (a *app) startingHandler() http.Handler {
 	ops := a.opsHandler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		get := r.Method == http.MethodGet || r.Method == http.MethodHead
+		if r.URL.Path == "/metrics" && get && a.cfg.Ops.Listen != "" { // as the API answers it (metricsElsewhere)
+			opsJSON(w, http.StatusNotFound, schemas.ErrorBody{Code: http.StatusNotFound,
+				Content: "no route GET /metrics on the API's address: this node serves its metrics on ops.listen (" + a.cfg.Ops.Listen + ")"})
+			return
+		}
 		switch r.URL.Path {
 		case "/healthz", "/readyz", "/metrics", "/v1/openapi.yaml":
 			if !get {

@@ -818,7 +818,7 @@ func (a *app) runAPI(ctx context.Context, sl *apiServer, serving func() error, r
 	srv := api.New(ac, a.scorer, &pipeline.Publisher{W: a.restoring(a.kc, events), Hasher: a.hasher},
 		append([]api.Option{api.WithServing(serving), api.WithReadiness(ready), api.WithLogger(a.log.With("role", "api")), api.WithRegistry(a.reg),
 			api.WithRulesAdmin(rulesAdmin{s: a.rules, persisted: a.cfg.Scoring.Rules != "", scoring: &a.cfg.Scoring}, a.cfg.API.AdminKeys),
-			api.WithRulesApproval(a.cfg.API.ConsoleApprovals), api.WithStateHealth(a.health.stateCurrent)}, opts...)...)
+			api.WithRulesApproval(a.cfg.API.ConsoleApprovals), api.WithStateHealth(a.health.stateCurrent)}, append(a.metricsElsewhere(), opts...)...)...)
 	hs := sl.hs
 	sl.use(a.withConsole(srv))
 	a.log.Info("api listening", "addr", sl.addr, "tls", a.cfg.API.TLSCert != "", "apps", len(a.cfg.API.Keys))

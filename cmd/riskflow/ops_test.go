@@ -399,16 +399,82 @@ func TestAPIAddressServesWhileWaitingForKafka(t *testing.T) {
 	}
 }
 
+// The API's address is the one verify services reach: /metrics there showed every rule id and
+// its hits to any caller. With ops.listen set, an api node serves /metrics on the ops port only
+// (the API's address answers 404 saying where), while starting and once running; the probes
+// answer on both.
+func TestAPINodeServesMetricsOnItsOpsPortOnly(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	listen, ops := testaddr.Free(t), testaddr.Free(t)
+	cfg := Default()
+	cfg.Scoring.PhoneHashKey = "k"
+	cfg.Kafka.Brokers = cluster.ListenAddrs()
+	cfg.API.Keys = map[string]string{"app1": "secret"}
+	cfg.Ops.Listen = ops
+	a, err := newApp(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := serveGet(a.startingHandler())("/metrics"); code != http.StatusNotFound || !strings.Contains(body, "ops.listen ("+ops+")") {
+		t.Errorf("/metrics on the API's address while starting: %d %s", code, body)
+	}
+	p, err := resolveRoles([]string{"api"}, &a.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	g, _, err := a.start(ctx, p, startOptions{listen: listen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(addr, path string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	deadline := time.Now().Add(30 * time.Second) // a bound on the test, not a measurement
+	for code, _ := get(listen, "/readyz"); code != http.StatusOK && time.Now().Before(deadline); code, _ = get(listen, "/readyz") {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, body := get(listen, "/metrics"); code != http.StatusNotFound || !strings.Contains(body, "serves its metrics on ops.listen ("+ops+")") || strings.Contains(body, "riskflow_") {
+		t.Errorf("/metrics on the API's address: %d %s", code, body)
+	}
+	if code, body := get(ops, "/metrics"); code != http.StatusOK || !strings.Contains(body, "riskflow_api_requests_total") || !strings.Contains(body, "riskflow_build_info") {
+		t.Errorf("/metrics on the ops port: %d, the API's metrics missing", code)
+	}
+	for _, addr := range []string{listen, ops} {
+		for _, path := range []string{"/healthz", "/readyz"} {
+			if code, body := get(addr, path); code != http.StatusOK {
+				t.Errorf("%s on %s: %d %s", path, addr, code, body)
+			}
+		}
+	}
+	cancel()
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		t.Errorf("stopping: %v", err)
+	}
+}
+
 // A scorer or archiver without ops.listen answers no probe and no scrape: it says so at start, with
 // the key to set. A process with the api role serves them on the API's address and says nothing —
-// unless ops.listen is set (one configuration for every role), which it then says it does not use.
+// unless ops.listen is set, where its /metrics then moves, which it says.
 func TestNoOpsPortIsLogged(t *testing.T) {
 	for _, c := range []struct {
 		role    string
 		ops     string
 		warn    bool
 		ignored bool
-	}{{"scorer", "", true, false}, {"archiver", "", true, false}, {"api", "", false, false}, {"api", "127.0.0.1:9464", false, true}} {
+	}{{"scorer", "", true, false}, {"archiver", "", true, false}, {"api", "", false, false}, {"api", "127.0.0.1:0", false, true}} {
 		t.Run(c.role+c.ops, func(t *testing.T) {
 			nobody := testaddr.Free(t)
 			cfg := Default()
@@ -432,8 +498,8 @@ func TestNoOpsPortIsLogged(t *testing.T) {
 			if got != c.warn {
 				t.Errorf("warned %v, want %v; log:\n%s", got, c.warn, logs.String())
 			}
-			if got := strings.Contains(logs.String(), "ops.listen is not used"); got != c.ignored {
-				t.Errorf("said ops.listen is not used: %v, want %v; log:\n%s", got, c.ignored, logs.String())
+			if got := strings.Contains(logs.String(), "/metrics is served on ops.listen only"); got != c.ignored {
+				t.Errorf("said /metrics moved to ops.listen: %v, want %v; log:\n%s", got, c.ignored, logs.String())
 			}
 		})
 	}

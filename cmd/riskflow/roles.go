@@ -22,7 +22,7 @@ const (
 	partScorer               // the scorers' consumer group: events → risk.scores and dead letters
 	partArchiver             // risk.scores → ClickHouse, behind a circuit breaker
 	partAPI                  // HTTP: checks, events, rules admin, /metrics, /healthz, /readyz
-	partOps                  // /metrics, /healthz, /readyz on ops.listen, for a process without the api role
+	partOps                  // /metrics, /healthz, /readyz on ops.listen (with the api role, /metrics only there)
 	numParts
 )
 
@@ -150,7 +150,7 @@ func parseRoles(s string) ([]string, error) {
 }
 
 // resolveRoles is the plan of the named roles in this configuration: the parts every role needs,
-// and the ops port when ops.listen is set and no role serves HTTP of its own.
+// and the ops port when ops.listen is set.
 func resolveRoles(names []string, cfg *Config) (plan, error) {
 	var p plan
 	for _, n := range names {
@@ -169,7 +169,7 @@ func resolveRoles(names []string, cfg *Config) (plan, error) {
 	if len(p.roles) == 0 {
 		return p, usagef("--roles: at least one of %s is required", strings.Join(roleNames(), ", "))
 	}
-	if !p.parts[partAPI] && cfg.Ops.Listen != "" {
+	if cfg.Ops.Listen != "" {
 		p.parts[partOps] = true
 	}
 	return p, nil
@@ -263,14 +263,13 @@ func (a *app) start(ctx context.Context, p plan, o startOptions) (*errgroup.Grou
 	}
 	if p.has(partOps) {
 		g.Go(func() error { return a.runOps(gctx, a.cfg.Ops.Listen) })
+		if p.has(partAPI) {
+			a.log.Info("/metrics is served on ops.listen only, not on the API's address; /healthz and /readyz on both", "ops.listen", a.cfg.Ops.Listen, "api.listen", o.listen)
+		}
 	} else if !p.has(partAPI) {
 		// Off by default (two processes on one host would fight over a fixed port), so say it:
 		// nothing here answers a probe or a scrape.
 		a.log.Warn("no ops port: this process serves no /metrics, /healthz or /readyz; set ops.listen (e.g. 0.0.0.0:9464, or 127.0.0.1:0 for a free port)")
-	} else if a.cfg.Ops.Listen != "" {
-		// One ConfigMap for every role sets ops.listen for the api role too: its scrape and
-		// probes pointed there would find nothing, so say where they are.
-		a.log.Warn("ops.listen is not used: with the api role /metrics, /healthz and /readyz are served on the API's address", "ops.listen", a.cfg.Ops.Listen, "api.listen", o.listen)
 	}
 	if p.has(partAPI) {
 		// The API's address serves the ops routes until the API takes it over, and answers

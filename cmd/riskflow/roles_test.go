@@ -21,10 +21,11 @@ func TestResolveRoles(t *testing.T) {
 		{"archiver", withOps, []string{"topics", "rules", "archiver", "ops"}},
 		// An API without a scorer keeps its own replica of the feature state.
 		{"api", Default(), []string{"topics", "rules", "feed", "api"}},
-		// The api role serves the ops endpoints itself: no second port.
-		{"api", withOps, []string{"topics", "rules", "feed", "api"}},
+		// The api role serves the probes itself, and /metrics too unless ops.listen is set: then
+		// /metrics is on the ops port only (not where verify services call).
+		{"api", withOps, []string{"topics", "rules", "feed", "api", "ops"}},
 		// One rule-pack service and one feature state per process, whatever the roles.
-		{"api,scorer,archiver", withOps, []string{"topics", "rules", "feed", "scorer", "archiver", "api"}},
+		{"api,scorer,archiver", withOps, []string{"topics", "rules", "feed", "scorer", "archiver", "api", "ops"}},
 		{"scorer,archiver", Default(), []string{"topics", "rules", "feed", "scorer", "archiver"}},
 		{"scorer, scorer", Default(), []string{"topics", "rules", "feed", "scorer"}},
 	} {

@@ -32,6 +32,9 @@ type manifest struct {
 	Data map[string]string `yaml:"data"`
 	Spec struct {
 		Template struct {
+			Metadata struct {
+				Annotations map[string]string `yaml:"annotations"`
+			} `yaml:"metadata"`
 			Spec podSpec `yaml:"spec"`
 		} `yaml:"template"`
 		Replicas       *int `yaml:"replicas"`
@@ -238,14 +241,16 @@ func TestManifests(t *testing.T) {
 		ops, apiListen := effective(c, "RISKFLOW_OPS_LISTEN", rc.Ops.Listen), effective(c, "RISKFLOW_API_LISTEN", rc.API.Listen)
 		listen := ops
 		if role == "api" {
-			listen = apiListen
-			// With the api role, ops.listen is not used, and a process given it warns at every
-			// start ("ops.listen is not used"): the ConfigMap's is the scorers' and archivers'.
-			if ops != "" {
-				t.Errorf("api: ops.listen is %q (the ConfigMap's, not cleared by RISKFLOW_OPS_LISTEN in the container): every API pod warns at start that it is not used", ops)
-			}
-		} else if ops == "" {
-			t.Errorf("%s: no ops.listen: the process serves no /metrics and no probe", role)
+			listen = apiListen // the probes: the API's own readiness
+		}
+		if ops == "" {
+			// An api node without it serves /metrics on the API's port, which verify services
+			// reach: every rule id and its hits shown to them.
+			t.Errorf("%s: no ops.listen: the process serves /metrics on no port or on the API's", role)
+		}
+		// Prometheus scrapes /metrics where it is: the ops port, on every role.
+		if _, opsPort, _ := strings.Cut(ops, ":"); d.Spec.Template.Metadata.Annotations["prometheus.io/port"] != opsPort {
+			t.Errorf("%s: scraped on port %q, but /metrics is served on ops.listen %s", role, d.Spec.Template.Metadata.Annotations["prometheus.io/port"], ops)
 		}
 		_, want, _ := strings.Cut(listen, ":")
 		for _, pr := range []*probe{c.ReadinessProbe, c.LivenessProbe, &c.StartupProbe} {

@@ -218,6 +218,7 @@ type Server struct {
 	mux       *http.ServeMux
 	other     http.Handler // the answer to a path or method no route has (404, 405)
 	reg       prometheus.Gatherer
+	metricsAt string // where /metrics is served instead ("": on the API's routes)
 	rules     RulesAdmin
 	admins    map[string]string
 	// prevLogged: app key → when (unix ns) its use of a previous secret was last logged.
@@ -258,6 +259,11 @@ func WithReadiness(f func(exclude ...string) error) Option {
 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
+
+// WithMetricsElsewhere leaves /metrics off the API's routes (a 404 saying where they are): the
+// process serves them on its ops port, which the verify services calling the API need not reach —
+// rule ids and hit counts show how the detection works.
+func WithMetricsElsewhere(where string) Option { return func(s *Server) { s.metricsAt = where } }
 
 // WithRegistry registers the API's metrics on reg and serves reg's metrics on /metrics.
 func WithRegistry(reg *prometheus.Registry) Option {
@@ -310,7 +316,13 @@ func New(cfg Config, checker Checker, pub Publisher, opts ...Option) *Server {
 	mux.HandleFunc("POST /v1/admin/explain", s.instrument("explain", s.handleExplain))
 	mux.HandleFunc("POST /v1/admin/labels", s.instrument("labels", s.handleLabels))
 	mux.HandleFunc("GET /v1/openapi.yaml", s.instrument("openapi", s.handleOpenAPI))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	if s.metricsAt == "" {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	} else {
+		mux.HandleFunc("GET /metrics", s.instrument("other", func(http.ResponseWriter, *http.Request) (int, error) {
+			return 0, &httpError{status: http.StatusNotFound, msg: "no route GET /metrics on the API's address: this node serves its metrics on " + s.metricsAt}
+		}))
+	}
 	s.other = s.instrument("other", func(w http.ResponseWriter, r *http.Request) (int, error) {
 		// Every method of every path lands here unless a route above matched, so a known path
 		// reached with the wrong method is told apart from an unknown path.
