@@ -465,6 +465,32 @@ func TestDeviceIDs(t *testing.T) {
 	}
 }
 
+// A device id holding a run of digits that reads as a mobile number is refused by riskflow (the
+// event with it is rejected by produce, POST /v1/events and the scorers), so the generator never
+// makes one: a stream of 134,628 events from loadgen --duration 10m had an IDFV ending in
+// -016964451361 (the trunk prefix 0 and an 11-digit number), and riskflow produce refused its
+// line and exited 1.
+func TestDeviceIDsHoldNoPhoneNumber(t *testing.T) {
+	t.Parallel()
+	// The UUID layout of these draws ends in -016964451361.
+	const a, b = 1, 0x016964451361
+	if raw := "00000000-0000-4001-8000-016964451361"; !schemas.ContainsPhone(raw) {
+		t.Fatalf("%q is not refused: the test needs another id", raw)
+	}
+	for _, p := range []string{"ios", "harmony"} {
+		id := deviceID(p, a, b)
+		if schemas.ContainsPhone(id) {
+			t.Errorf("%s device id %q holds a phone-like number", p, id)
+		}
+		if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[14] != '4' || id[18] != '-' || id[23] != '-' {
+			t.Errorf("%s device id %q is not a version 4 UUID", p, id)
+		}
+		if again := deviceID(p, a, b); again != id {
+			t.Errorf("%s device id %q, then %q from the same draws", p, id, again)
+		}
+	}
+}
+
 func BenchmarkNext(b *testing.B) {
 	cfg := Config{Seed: 1, Rate: 1000, Duration: 24 * time.Hour}
 	g, err := New(cfg)
