@@ -814,8 +814,9 @@ func (k keyIndex) checkYAML(doc *yaml.Node) error {
 	return errors.Join(errs...)
 }
 
-// duplicateKeys names every section, and key in a section, given twice: only the last would
-// count, and which one an operator meant is not for riskflow to guess.
+// duplicateKeys names every section, key in a section, and name in a map key (an app of api.keys,
+// an admin of api.admin_keys) given twice: only the last would count, and which one an operator
+// meant is not for riskflow to guess. The values (secrets) are not shown.
 func duplicateKeys(m *yaml.Node, prefix string) error {
 	var errs []error
 	first := map[string]int{}
@@ -827,7 +828,7 @@ func duplicateKeys(m *yaml.Node, prefix string) error {
 		} else {
 			first[key.Value] = key.Line
 		}
-		if prefix == "" && val.Kind == yaml.MappingNode {
+		if val.Kind == yaml.MappingNode {
 			errs = append(errs, duplicateKeys(val, name+"."))
 		}
 	}

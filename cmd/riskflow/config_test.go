@@ -729,6 +729,10 @@ func TestLoadConfigYAMLShapeErrors(t *testing.T) {
 		{"kafka:\n  partitions: 3\n---\napi:\n  listen: \":9\"\n", "line 3: a second YAML document"},
 		{"kafka:\n  partitions: 3\napi:\n  listen: \":9\"\nkafka:\n  brokers: [a:1]\n", "line 5: kafka: given twice (first at line 1)"},
 		{"kafka:\n  partitions: 3\n  partitions: 5\n", "line 3: kafka.partitions: given twice (first at line 2)"},
+		// An app or admin named twice: yaml.v3 refused the map, and the error read "api.keys: expected
+		// key: value pairs, got something else", naming neither the name nor its line.
+		{"api:\n  keys:\n    app1: s1\n    app2: s2\n    app1: s3\n", "line 5: api.keys.app1: given twice (first at line 3)"},
+		{"api:\n  admin_keys:\n    lead: s1\n    lead: s2\n", "line 4: api.admin_keys.lead: given twice (first at line 3)"},
 		{"- kafka\n- api\n", "line 1: expected sections of keys (kafka:, api:, scoring:, …), got a list"},
 		{"just a string\n", `line 1: expected sections of keys (kafka:, api:, scoring:, …), got "just a string"`},
 		// yaml.v3 says only "found character that cannot start any token".
