@@ -396,9 +396,12 @@ func readConfigFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return nil, fmt.Errorf("%s is a directory, not a file", path)
+	}
 	b, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, err // a *PathError: "read PATH: …"
 	}
 	if len(b) > maxConfigBytes {
 		return nil, fmt.Errorf("%s holds more than %d MiB: not a riskflow configuration", path, maxConfigBytes>>20)

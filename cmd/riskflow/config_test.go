@@ -133,6 +133,19 @@ func TestLoadConfigRefusesAnOversizedFile(t *testing.T) {
 	}
 }
 
+// A directory given as the configuration file, or named by a RISKFLOW_*_FILE variable, is said to
+// be one, its path once: it read "read config: read /tmp: read /tmp: is a directory".
+func TestLoadConfigDirectory(t *testing.T) {
+	dir := t.TempDir()
+	want := dir + " is a directory, not a file"
+	if _, err := LoadConfig(dir, nil, nil); err == nil || !strings.Contains(err.Error(), want) || strings.Count(err.Error(), dir) != 1 {
+		t.Errorf("--config: %v, want %q, the path once", err, want)
+	}
+	if _, err := LoadConfig("", []string{"RISKFLOW_SCORING_PHONE_HASH_KEY_FILE=" + dir}, nil); err == nil || !strings.Contains(err.Error(), want) || strings.Count(err.Error(), dir) != 1 {
+		t.Errorf("_FILE: %v, want %q, the path once", err, want)
+	}
+}
+
 // A misspelled YAML key names the closest known key, as --set and env do (the README: "errors
 // naming the closest key"); one close to none lists its section's keys.
 func TestLoadConfigYAMLUnknownKeys(t *testing.T) {
