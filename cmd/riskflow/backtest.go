@@ -23,12 +23,12 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := newFlagSet("backtest", stderr)
 	var cf commonFlags
 	cf.register(fs)
-	candidatePath := fs.String("rules", "", "candidate rule pack (required)")
-	currentPath := fs.String("current", "", "pack to compare with (default: scoring.rules, else the embedded default)")
+	candidatePath := fs.String("rules", "", "candidate rule pack (required; - for stdin)")
+	currentPath := fs.String("current", "", "pack to compare with (default: scoring.rules, else the embedded default; - for stdin)")
 	from := fs.String("from", "", "start of the period: RFC 3339, 2006-01-02 (UTC midnight: a China day starts at 2006-01-02T00:00:00+08:00), or a span before now like 24h or 7d (required)")
 	to := fs.String("to", "now", "end of the period (same forms)")
 	warmUp := fs.Duration("warm-up", backtest.DefaultWarmUp, "history read before --from to fill the feature windows")
-	labelsPath := fs.String("labels", "", "ground truth (loadgen --labels file or [app_id,]event_id,label lines) for precision/recall, on top of the stored labels")
+	labelsPath := fs.String("labels", "", "ground truth (loadgen --labels file or [app_id,]event_id,label lines) for precision/recall, on top of the stored labels; - for stdin")
 	storeLabels := fs.Bool("stored-labels", true, "use the labels stored in ClickHouse (riskflow label, POST /v1/admin/labels) for precision/recall")
 	flagAt := fs.Int("flag-at", 600, "score at or above which an event counts as flagged for precision/recall")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
@@ -43,6 +43,9 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return usagef("backtest: --rules is required: the candidate rule pack")
 	case *from == "":
 		return usagef("backtest: --from is required: the start of the period (RFC 3339, 2006-01-02, or a duration before now like 24h)")
+	}
+	if n := countStdin(*candidatePath, *currentPath, *labelsPath); n > 1 {
+		return usagef("backtest: one of --rules, --current and --labels can read standard input (-), not %d", n)
 	}
 	now := time.Now().UTC()
 	start, err := parseWhen(*from, now)
@@ -79,9 +82,9 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	candidate, err := rules.CompileFile(*candidatePath, probe.Env())
+	candidate, err := compilePackArg(*candidatePath, probe.Env())
 	if err != nil {
-		return usageError{fmt.Errorf("--rules %s: rejected:\n%w", *candidatePath, err)}
+		return usageError{fmt.Errorf("--rules %s: rejected:\n%w", stdinName(*candidatePath), err)}
 	}
 	cur := *currentPath
 	if cur == "" {
@@ -91,21 +94,25 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if cur == "" {
 		current, err = rules.Compile(packs.Default(), probe.Env())
 	} else {
-		current, err = rules.CompileFile(cur, probe.Env())
+		current, err = compilePackArg(cur, probe.Env())
 	}
 	if err != nil {
-		return usageError{fmt.Errorf("current pack %s: %w", sourceName(cur), err)}
+		return usageError{fmt.Errorf("current pack %s: %w", stdinName(sourceName(cur)), err)}
 	}
 	opts := backtest.Options{From: start, To: end, WarmUp: *warmUp, FlagAt: *flagAt, NoRecord: *noRecord}
 	if *labelsPath != "" {
-		f, err := os.Open(*labelsPath)
-		if err != nil {
-			return usageError{fmt.Errorf("--labels: %w", err)}
+		in := io.Reader(os.Stdin)
+		if *labelsPath != "-" {
+			f, err := os.Open(*labelsPath)
+			if err != nil {
+				return usageError{fmt.Errorf("--labels: %w", err)}
+			}
+			defer f.Close()
+			in = f
 		}
-		opts.Labels, err = backtest.ParseLabels(f)
-		f.Close()
+		opts.Labels, err = backtest.ParseLabels(in)
 		if err != nil {
-			return usageError{fmt.Errorf("--labels %s: %w", *labelsPath, err)}
+			return usageError{fmt.Errorf("--labels %s: %w", stdinName(*labelsPath), err)}
 		}
 		fmt.Fprintf(stderr, "backtest: %d labelled events from --labels\n", len(opts.Labels))
 	}
@@ -152,6 +159,41 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 	}
 	return err
+}
+
+// countStdin counts the arguments that name standard input ("-").
+func countStdin(args ...string) int {
+	n := 0
+	for _, a := range args {
+		if a == "-" {
+			n++
+		}
+	}
+	return n
+}
+
+// stdinName is how an error names a file argument: "stdin" for "-".
+func stdinName(path string) string {
+	if path == "-" {
+		return "stdin"
+	}
+	return path
+}
+
+// compilePackArg compiles the pack file path names, or the pack on standard input for "-" (at
+// most rules.MaxPackBytes, as a file).
+func compilePackArg(path string, env *rules.Env) (*rules.Pack, error) {
+	if path != "-" {
+		return rules.CompileFile(path, env)
+	}
+	data, err := io.ReadAll(io.LimitReader(os.Stdin, rules.MaxPackBytes+1))
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("read standard input: %w", err)
+	case len(data) > rules.MaxPackBytes:
+		return nil, fmt.Errorf("standard input holds more than %d MiB: no rule pack is that large", rules.MaxPackBytes>>20)
+	}
+	return rules.Compile(data, env)
 }
 
 // chinaTime is UTC+8 (no daylight saving), the risk team's clock: hour_cn, loadgen's day.

@@ -1152,6 +1152,42 @@ func TestBacktestSaysWhatItReplays(t *testing.T) {
 	}
 }
 
+// backtest reads its candidate pack, or its --labels file, from standard input when given "-", as
+// rules lint, label --file and produce do (git show cand:rules.yaml | riskflow backtest --rules -):
+// it answered "rules: stat -: no such file or directory". One of them at most: there is one stdin.
+func TestBacktestReadsStandardInput(t *testing.T) {
+	cleanEnv(t)
+	addr := testaddr.Free(t) // nothing listens there: the run ends at the read
+	pack, err := os.ReadFile("../../rules/packs/default/rules.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"--from", "1h", "--stored-labels=false", "--no-record", "--set", "clickhouse.addr=" + addr, "--set", "clickhouse.dial_timeout=1s"}
+	var r result
+	withStdin(t, strings.Replace(string(pack), "pack: default", "pack: piped", 1), func() {
+		r = runCmd(t, context.Background(), append([]string{"backtest", "--rules", "-"}, common...)...)
+	})
+	if r.code != 1 || !strings.Contains(r.stderr, "candidate piped@") {
+		t.Errorf("--rules -: exit %d, want 1 (ClickHouse away) after replaying the piped pack:\n%s", r.code, r.stderr)
+	}
+	withStdin(t, "pack: broken\nrules:\n  - id: x\n    tag: x\n    level: 300\n    when: no_such_variable > 1\n", func() {
+		r = runCmd(t, context.Background(), append([]string{"backtest", "--rules", "-"}, common...)...)
+	})
+	if r.code != 2 || !strings.Contains(r.stderr, "--rules stdin: rejected") || !strings.Contains(r.stderr, "no_such_variable") {
+		t.Errorf("a broken pack on stdin: exit %d, want 2 naming stdin and the problem:\n%s", r.code, r.stderr)
+	}
+	withStdin(t, "app1,ev-1,fraud\napp1,ev-2,legit\n", func() {
+		r = runCmd(t, context.Background(), append([]string{"backtest", "--rules", "../../rules/packs/default/rules.yaml", "--labels", "-"}, common...)...)
+	})
+	if r.code != 1 || !strings.Contains(r.stderr, "backtest: 2 labelled events from --labels") {
+		t.Errorf("--labels -: exit %d:\n%s", r.code, r.stderr)
+	}
+	r = runCmd(t, context.Background(), append([]string{"backtest", "--rules", "-", "--labels", "-"}, common...)...)
+	if r.code != 2 || !strings.Contains(r.stderr, "one of --rules, --current and --labels can read standard input") {
+		t.Errorf("--rules - --labels -: exit %d:\n%s", r.code, r.stderr)
+	}
+}
+
 // What logs through slog's default logger or the standard library's log package — a package
 // given no logger falls back to them — is masked as every command's logger masks it.
 func TestDefaultLoggerMasksPhones(t *testing.T) {
