@@ -81,7 +81,9 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	g, gctx, err := a.startAllRoles(ctx, *listen, listening)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil // stopped (Ctrl-C) while starting: a clean stop, as serve's and a running dev's
+			// Stopped (Ctrl-C) while starting: a clean stop, said as serve's and a running dev's.
+			log.Info("riskflow dev stopped")
+			return nil
 		}
 		return fmt.Errorf("dev: %w", err)
 	}

@@ -100,3 +100,37 @@ func TestDevSaysItStopped(t *testing.T) {
 		t.Errorf("the last line is %q, want riskflow dev stopped\n%s", last, errw.String())
 	}
 }
+
+// dev and serve stopped by Ctrl-C while they start say they stopped, as the README has it ("also
+// while starting"): they exited 0 with their last log line "api address listening while the
+// process starts", which reads as a process still running.
+func TestStoppedWhileStartingSaysSo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded broker")
+	}
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"dev", []string{"dev", "--listen", "127.0.0.1:0", "--sample=false"}, `msg="riskflow dev stopped"`},
+		{"serve", []string{"serve", "--roles", "scorer"}, `msg="riskflow stopped"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cleanEnv(t)
+			broker := testaddr.NewHung(t) // serve's broker: taken connections, no answers
+			t.Setenv("RISKFLOW_KAFKA_BROKERS", broker.Addr)
+			t.Setenv("RISKFLOW_SCORING_PHONE_HASH_KEY", "a-test-key-of-sixteen-bytes-or-more")
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel() // a Ctrl-C before the roles have started
+			r := runCmd(t, ctx, c.args...)
+			if r.code != 0 {
+				t.Fatalf("exit %d, want 0\n%s", r.code, r.stderr)
+			}
+			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+			if last := lines[len(lines)-1]; !strings.Contains(last, c.want) {
+				t.Errorf("the last line is %q, want %s\n%s", last, c.want, r.stderr)
+			}
+		})
+	}
+}

@@ -57,7 +57,8 @@ func cmdServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	g, _, err := a.start(ctx, p, startOptions{listen: cfg.API.Listen})
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil // stopped while waiting for the broker
+			log.Info("riskflow stopped") // while starting (waiting for the broker): said as a running node says it
+			return nil
 		}
 		return err
 	}
