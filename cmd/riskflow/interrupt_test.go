@@ -134,3 +134,54 @@ func TestStoppedWhileStartingSaysSo(t *testing.T) {
 		})
 	}
 }
+
+// A one-shot command stopped by Ctrl-C while it waits on a server that has taken the connection
+// does not send the user to check that server, as bench does not: produce, loadgen and migrate
+// ended with "(is Kafka running there? …)" or "(the server took the connection and did not
+// answer: ClickHouse hung or overloaded, …)" after the interruption. loadgen stops cleanly, as
+// the README says, saying it sent nothing.
+func TestInterruptedWhileWaitingDoesNotBlameTheServer(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		args     func(addr string) []string
+		code     int
+		want     string
+		notWants []string
+	}{
+		{"produce", func(addr string) []string {
+			return []string{"produce", "-", "--set", "kafka.brokers=" + addr}
+		}, 1, "riskflow: interrupted: ", []string{"Kafka running"}},
+		{"loadgen", func(addr string) []string {
+			return []string{"loadgen", "--out", "kafka", "--duration", "1m", "--set", "kafka.brokers=" + addr}
+		}, 0, "loadgen: 0 events sent (0 attack), stopped before --duration's end", []string{"Kafka running", "riskflow:"}},
+		{"migrate", func(addr string) []string {
+			return []string{"migrate", "--set", "clickhouse.addr=" + addr}
+		}, 1, "riskflow: interrupted: ", []string{"hung or overloaded", "ClickHouse running"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cleanEnv(t)
+			t.Setenv("RISKFLOW_SCORING_PHONE_HASH_KEY", "a-test-key-of-sixteen-bytes-or-more")
+			server := testaddr.NewHung(t)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			done := make(chan result, 1)
+			go func() { done <- runCmd(t, ctx, c.args(server.Addr)...) }()
+			select {
+			case <-server.Asked():
+			case r := <-done:
+				t.Fatalf("ended before asking the server: exit %d\n%s", r.code, r.stderr)
+			}
+			cancel()
+			r := <-done
+			out := r.stdout + r.stderr
+			if r.code != c.code || !strings.Contains(out, c.want) {
+				t.Errorf("exit %d, want %d saying %q\nstdout: %s\nstderr: %s", r.code, c.code, c.want, r.stdout, r.stderr)
+			}
+			for _, nw := range c.notWants {
+				if strings.Contains(out, nw) {
+					t.Errorf("an interrupted %s says %q:\n%s", c.name, nw, out)
+				}
+			}
+		})
+	}
+}

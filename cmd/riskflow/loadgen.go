@@ -217,7 +217,12 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		kc := (&app{cfg: cfg}).kafkaConfig()
 		log := newLogger(cfg.Log, stderr)
 		if err := consumers.EnsureTopics(ctx, kc, (&app{cfg: cfg}).topics(), log); err != nil {
-			return kafkaStartError(kc.Brokers, err)
+			if ctx.Err() != nil {
+				// Told to stop while waiting for the broker: a clean stop, said as sendLoad says it.
+				fmt.Fprintf(progress, "loadgen: 0 events sent (0 attack), stopped before --duration's end\n")
+				return nil
+			}
+			return kafkaStartError(ctx, kc.Brokers, err)
 		}
 		w := consumers.NewWriter(kc, cfg.Kafka.EventsTopic)
 		defer w.Close()

@@ -117,18 +117,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		writeUsage(stderr, cmd)
 		return 2
 	}
-	err = clickhouseHint(err)
 	var ce configError
 	if errors.As(err, &ce) {
-		printError(stderr, "", err)
+		printError(stderr, "", clickhouseHint(err))
 		return 2
 	}
 	if ctx.Err() != nil {
 		// Told to stop (Ctrl-C, SIGTERM) mid-command: what failed is the interruption, whatever
-		// the call that noticed it says ("i/o timeout" when a dial's deadline was the signal).
+		// the call that noticed it says ("i/o timeout" when a dial's deadline was the signal), and
+		// without the hint to check the server (it may be fine: the user pressed Ctrl-C).
 		printError(stderr, "interrupted: ", err)
 		return 1
 	}
+	err = clickhouseHint(err)
 	printError(stderr, "", err)
 	if errors.As(err, new(partialError)) {
 		return 3

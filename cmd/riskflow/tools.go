@@ -90,7 +90,7 @@ func cmdProduce(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	log := newLogger(cfg.Log, stderr)
 	kc := cfg.Kafka.Config
 	if err := consumers.EnsureTopics(ctx, kc, (&app{cfg: cfg}).topics(), log); err != nil {
-		return kafkaStartError(kc.Brokers, err)
+		return kafkaStartError(ctx, kc.Brokers, err)
 	}
 	w := consumers.NewWriter(kc, cfg.Kafka.EventsTopic)
 	defer w.Close()
@@ -318,7 +318,11 @@ func plural(n int, noun string) string {
 
 // kafkaStartError says that the brokers a one-shot command (produce, loadgen --out kafka) was to
 // publish to did not take its topics, naming kafka.brokers and what usually starts them.
-func kafkaStartError(brokers []string, err error) error {
+func kafkaStartError(ctx context.Context, brokers []string, err error) error {
+	if ctx.Err() != nil {
+		// Stopped (Ctrl-C) while waiting for the broker: not a reason to check it.
+		return fmt.Errorf("kafka.brokers %s: %w", strings.Join(brokers, ","), err)
+	}
 	return fmt.Errorf("kafka.brokers %s: %w (is Kafka running there? deploy/local/up starts one on 127.0.0.1:19092)", strings.Join(brokers, ","), err)
 }
 
