@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -183,5 +185,32 @@ func TestInterruptedWhileWaitingDoesNotBlameTheServer(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// rules test stops at a Ctrl-C, as every command does: it ran every test to the end first (eight
+// tests of 100,000 given events each went on for 98 s after the Ctrl-C), then printed their
+// results under "interrupted". Stopped, it prints no summary that reads as a finished run.
+func TestRulesTestStops(t *testing.T) {
+	cleanEnv(t)
+	dir := t.TempDir()
+	pack, err := os.ReadFile("../../rules/packs/default/rules.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := "tests:\n  - name: many\n    given:\n      - {phone: \"13800138000\", ip: \"223.104.3.7\", count: 100000, vary: phone}\n    event: {phone: \"13800138000\", ip: \"223.104.3.7\"}\n    expect: {score: 900}\n"
+	for _, f := range []struct{ name, data string }{{"rules.yaml", string(pack)}, {"tests.yaml", tests}} {
+		if err := os.WriteFile(filepath.Join(dir, f.name), []byte(f.data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // a Ctrl-C before the first test ends
+	r := runCmd(t, ctx, "rules", "test", dir)
+	if r.code != 1 || !strings.Contains(r.stderr, "riskflow: interrupted: rules test: ") {
+		t.Errorf("exit %d, want 1 saying rules test was interrupted\nstderr: %s", r.code, r.stderr)
+	}
+	if strings.Contains(r.stdout, "passed") || strings.Contains(r.stdout, "FAIL") {
+		t.Errorf("an interrupted rules test prints results:\n%s", r.stdout)
 	}
 }

@@ -157,7 +157,7 @@ func cmdRulesLint(_ context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
-func cmdRulesTest(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdRulesTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("rules test", stderr)
 	var cf commonFlags
 	cf.register(fs)
@@ -174,7 +174,7 @@ func cmdRulesTest(_ context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	return runRuleTests(filepath.Join(fs.Arg(0), "rules.yaml"), filepath.Join(fs.Arg(0), "tests.yaml"), cfg.Scoring, stdout)
+	return runRuleTests(ctx, filepath.Join(fs.Arg(0), "rules.yaml"), filepath.Join(fs.Arg(0), "tests.yaml"), cfg.Scoring, stdout)
 }
 
 func cmdRulesReportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -203,7 +203,7 @@ func cmdRulesReportCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 }
 
 // runRuleTests runs DIR/tests.yaml against DIR/rules.yaml with fresh scorers built from cfg.
-func runRuleTests(packPath, testsPath string, cfg ScoringConfig, stdout io.Writer) error {
+func runRuleTests(ctx context.Context, packPath, testsPath string, cfg ScoringConfig, stdout io.Writer) error {
 	pack, err := rules.ReadPackFile(packPath)
 	if err != nil {
 		return usageError{fmt.Errorf("rules test: %w", err)}
@@ -226,7 +226,7 @@ func runRuleTests(packPath, testsPath string, cfg ScoringConfig, stdout io.Write
 	if err != nil {
 		return fmt.Errorf("rules test: %s: rejected:\n%w", packPath, err)
 	}
-	results, err := ruletest.Run(pack, tests, newScorer)
+	results, err := ruletest.RunContext(ctx, pack, tests, newScorer)
 	if err != nil {
 		return fmt.Errorf("rules test: %s: %w", testsPath, err)
 	}

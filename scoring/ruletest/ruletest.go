@@ -13,6 +13,7 @@
 package ruletest
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,6 +50,15 @@ func (r Result) Passed() bool { return len(r.Failures) == 0 }
 
 // Run compiles pack and runs every test of tests against it.
 func Run(pack, tests []byte, newScorer NewScorer) ([]Result, error) {
+	return RunContext(context.Background(), pack, tests, newScorer)
+}
+
+// givenBetweenChecks is how many given events a test applies between two looks at its context.
+const givenBetweenChecks = 1024
+
+// RunContext is Run that stops when ctx is done (a Ctrl-C of riskflow rules test): between tests
+// and within a test's given events, returning ctx's error and no results.
+func RunContext(ctx context.Context, pack, tests []byte, newScorer NewScorer) ([]Result, error) {
 	suite, err := rules.ParseTests(tests)
 	if err != nil {
 		return nil, err
@@ -56,6 +66,9 @@ func Run(pack, tests []byte, newScorer NewScorer) ([]Result, error) {
 	var out []Result
 	var p *rules.Pack // compiled once, against the first scorer (they all declare the same variables)
 	for i, tc := range suite.Tests {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("stopped after %d of %d tests: %w", i, len(suite.Tests), err)
+		}
 		s, err := newScorer()
 		if err != nil {
 			return nil, fmt.Errorf("build scorer: %w", err)
@@ -66,7 +79,10 @@ func Run(pack, tests []byte, newScorer NewScorer) ([]Result, error) {
 			}
 		}
 		s.SetPack(p)
-		res := runOne(s, i, tc)
+		res, err := runOne(ctx, s, i, tc)
+		if err != nil {
+			return nil, fmt.Errorf("stopped in test %q (line %d), %d of %d tests run: %w", tc.Name, tc.Line, i, len(suite.Tests), err)
+		}
 		// A misspelt rule id or tag would make a negative expectation pass vacuously: report it.
 		res.Failures = append(unknownNames(p, tc.Expect), res.Failures...)
 		out = append(out, res)
@@ -105,7 +121,8 @@ var defaults = map[string]any{
 	"phone": "13800138000", "ip": "203.0.113.10", "carrier": "CM", "platform": "android",
 }
 
-func runOne(s *scoring.Scorer, idx int, tc rules.TestCase) Result {
+// runOne runs one test; its error is ctx's, when ctx is done before the test's event is scored.
+func runOne(ctx context.Context, s *scoring.Scorer, idx int, tc rules.TestCase) (Result, error) {
 	res := Result{Name: tc.Name, Line: tc.Line}
 	now := tc.Now
 	if now.IsZero() {
@@ -128,7 +145,7 @@ func runOne(s *scoring.Scorer, idx int, tc rules.TestCase) Result {
 	ev, err := build(tc.Event, genID(fmt.Sprintf("t%d-event", idx)), now)
 	if err != nil {
 		res.Failures = append(res.Failures, fmt.Sprintf("event: %v", err))
-		return res
+		return res, nil
 	}
 	if tc.Now.IsZero() {
 		now = ev.TS // an event with its own ts and no `now`: the givens lead up to that ts
@@ -146,24 +163,27 @@ func runOne(s *scoring.Scorer, idx int, tc rules.TestCase) Result {
 	n := 0
 	for gi, g := range tc.Given {
 		for k := 0; k < g.Count; k++ {
+			if n%givenBetweenChecks == 0 && ctx.Err() != nil {
+				return res, ctx.Err()
+			}
 			ts := now.Add(-time.Duration(total-n) * step)
 			fields := g.Event
 			if g.Vary != "" {
 				if fields, err = vary(g.Event, g.Vary, k); err != nil {
 					res.Failures = append(res.Failures, fmt.Sprintf("given[%d]: %v", gi, err))
-					return res
+					return res, nil
 				}
 			}
 			gev, err := build(fields, genID(fmt.Sprintf("t%d-g%d-%d", idx, gi, k)), ts)
 			n++
 			if err != nil {
 				res.Failures = append(res.Failures, fmt.Sprintf("given[%d]: %v", gi, err))
-				return res
+				return res, nil
 			}
 			if _, err := s.Process(&gev); err != nil {
 				if !errors.Is(err, schemas.ErrPartial) {
 					res.Failures = append(res.Failures, fmt.Sprintf("given[%d]: %v", gi, err))
-					return res
+					return res, nil
 				}
 				// A rule failed at run time: skipped, as production does, and the test goes on.
 				res.Failures, res.RuleErrors = ruleFailures(res.Failures, res.RuleErrors, fmt.Sprintf("given[%d]", gi), err)
@@ -216,7 +236,7 @@ func runOne(s *scoring.Scorer, idx int, tc rules.TestCase) Result {
 			res.Failures = append(res.Failures, fmt.Sprintf("reasons: rule %q: got %q, want %q", id, rec.Hits[i].Reason, want))
 		}
 	}
-	return res
+	return res, nil
 }
 
 // ruleFailures reports the rules of err (a partial result: rules that failed at run time, skipped)

@@ -1,6 +1,8 @@
 package ruletest_test
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -333,5 +335,25 @@ func TestRunGoesOnPastRulesFailingAtRunTime(t *testing.T) {
 		if !strings.Contains(r.Failures[i], w) {
 			t.Errorf("failure %d: %q, want %q", i, r.Failures[i], w)
 		}
+	}
+}
+
+// RunContext stops within a test's given events when its context is done, and returns no
+// results: a Ctrl-C of riskflow rules test waited for every given event of every test.
+func TestRunContextStops(t *testing.T) {
+	tests := "tests:\n  - name: many\n    given:\n      - {phone: \"13800138000\", count: 100000, vary: phone}\n    event: {phone: \"13800138000\"}\n    expect: {score: 300}\n  - name: next\n    event: {phone: \"13800138000\"}\n    expect: {score: 0}\n"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	built := 0
+	mk := newScorer(t, &built)
+	res, err := ruletest.RunContext(ctx, []byte(miniPack), []byte(tests), func() (*scoring.Scorer, error) {
+		cancel() // the Ctrl-C comes once the first test has started
+		return mk()
+	})
+	if !errors.Is(err, context.Canceled) || res != nil || !strings.Contains(err.Error(), `stopped in test "many" (line 2), 0 of 2 tests run`) {
+		t.Errorf("results %v, error %v; want none and the test it stopped in", res, err)
+	}
+	if built != 1 {
+		t.Errorf("%d scorers built, want 1: the next test ran", built)
 	}
 }
