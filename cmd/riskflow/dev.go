@@ -275,10 +275,7 @@ func runSample(ctx context.Context, a *app, base string, app credentials, once b
 		_ = json.Indent(&pretty, resp, "  ", "  ")
 		fmt.Fprintf(out, "POST /v1/risk/check — %s:\n  %s\n\n", c.what, pretty.String())
 	}
-	creds := fmt.Sprintf("app key %q and the other configured keys", app.key)
-	if app.key == devAppKey && app.secret == devSecret {
-		creds = fmt.Sprintf("app key %q, secret %q", devAppKey, devSecret)
-	}
+	creds := devCredentials(app, len(a.cfg.API.Keys))
 	if once {
 		if c := a.cfg.ClickHouse; c.Addr != "" {
 			// --once stops the archiver with the process: first let it store the sample, so that
@@ -293,6 +290,19 @@ func runSample(ctx context.Context, a *app, base string, app credentials, once b
 		fmt.Fprintf(out, "riskflow dev is serving %s (%s). Ctrl-C stops it.\n", base, creds)
 	}
 	return nil
+}
+
+// devCredentials says which credentials the sample used: the dev key with its secret (printed in
+// the README), else the configured key it chose — "and the other configured keys" only when there
+// are others (with one key configured it read as if more were).
+func devCredentials(app credentials, keys int) string {
+	switch {
+	case app.key == devAppKey && app.secret == devSecret:
+		return fmt.Sprintf("app key %q, secret %q", devAppKey, devSecret)
+	case keys > 1:
+		return fmt.Sprintf("app key %q and the other configured keys", app.key)
+	}
+	return fmt.Sprintf("app key %q, its secret as configured", app.key)
 }
 
 // waitArchived waits until the archiver has stored n score records (at most 30 s).

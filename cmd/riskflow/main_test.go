@@ -806,6 +806,24 @@ func TestSampleApp(t *testing.T) {
 	}
 }
 
+// dev names the credentials its sample used: "and the other configured keys" only when there are
+// others (RISKFLOW_API_KEYS=a:x, one key, printed "app key "a" and the other configured keys").
+func TestDevCredentials(t *testing.T) {
+	for _, c := range []struct {
+		app  credentials
+		keys int
+		want string
+	}{
+		{credentials{"demo", "demo-secret"}, 1, `app key "demo", secret "demo-secret"`},
+		{credentials{"a", "x"}, 1, `app key "a", its secret as configured`},
+		{credentials{"a", "x"}, 2, `app key "a" and the other configured keys`},
+	} {
+		if got := devCredentials(c.app, c.keys); got != c.want {
+			t.Errorf("%+v of %d keys: %q, want %q", c.app, c.keys, got, c.want)
+		}
+	}
+}
+
 // A build without a VCS checkout (the container image) says the version and revision it was
 // stamped with; the toolchain's own stamps win when there are any.
 func TestFormatVersion(t *testing.T) {
