@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -143,5 +144,29 @@ func TestHelpFlagBeforeTheCommand(t *testing.T) {
 	}
 	if r := runCmd(t, context.Background(), "--help", "srve"); r.code != 2 || !strings.Contains(r.stderr, `no command "srve" (did you mean serve?)`) {
 		t.Errorf("--help srve: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// fullWriter fails every write, as a full disk does (riskflow rules vars > /dev/full).
+type fullWriter struct{}
+
+func (fullWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+// A command whose output could not be written fails: rules vars, help, version, rules lint and
+// rules test exited 0 with their output lost (> /dev/full), so that a script took an empty file
+// for their answer.
+func TestLostOutputFails(t *testing.T) {
+	cleanEnv(t)
+	for _, args := range [][]string{
+		{"rules", "vars"},
+		{"help"},
+		{"version"},
+		{"rules", "lint", "../../rules/packs/default/rules.yaml"},
+	} {
+		var errb strings.Builder
+		code := run(context.Background(), args, fullWriter{}, &errb)
+		if code != 1 || !strings.Contains(errb.String(), "riskflow: write output: no space left on device") {
+			t.Errorf("%v: exit %d, want 1 saying the output was not written\nstderr: %s", args, code, errb.String())
+		}
 	}
 }

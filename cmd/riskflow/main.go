@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/riskflow/riskflow/schemas"
@@ -90,8 +91,47 @@ func stopContext() (context.Context, context.CancelFunc) {
 	return ctx, cancel
 }
 
-// run executes one command line and returns the exit code.
+// run executes one command line and returns the exit code. A command that succeeded while its
+// output could not be written (a full disk: riskflow rules vars > /dev/full) fails, exit 1: its
+// answer was lost. (A closed pipe, riskflow … | head -1, ends the process by SIGPIPE first, as
+// for any Unix tool.)
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	out := &outputWriter{w: stdout}
+	code := runCommand(ctx, args, out, stderr)
+	if err := out.failed(); err != nil && code == 0 {
+		printError(stderr, "", fmt.Errorf("write output: %w", err))
+		return 1
+	}
+	return code
+}
+
+// outputWriter is a command's standard output, remembering the first write that failed.
+type outputWriter struct {
+	w   io.Writer
+	mu  sync.Mutex
+	err error
+}
+
+func (o *outputWriter) Write(p []byte) (int, error) {
+	n, err := o.w.Write(p)
+	if err != nil {
+		o.mu.Lock()
+		if o.err == nil {
+			o.err = err
+		}
+		o.mu.Unlock()
+	}
+	return n, err
+}
+
+func (o *outputWriter) failed() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.err
+}
+
+// runCommand is run without the check of the output.
+func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmd, rest, err := resolve(args)
 	if err == nil {
 		err = cmd.exec(ctx, rest, stdout, stderr)
