@@ -170,3 +170,13 @@ func TestLostOutputFails(t *testing.T) {
 		}
 	}
 }
+
+// loadgen's write error says "loadgen:" once: it read "loadgen: loadgen: write events: …".
+func TestLoadgenWriteErrorSaysLoadgenOnce(t *testing.T) {
+	cleanEnv(t)
+	var errb strings.Builder
+	code := run(context.Background(), []string{"loadgen", "--duration", "1s"}, fullWriter{}, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "riskflow: loadgen: write events: no space left on device") || strings.Count(errb.String(), "loadgen:") != 1 {
+		t.Errorf("exit %d, stderr %q", code, errb.String())
+	}
+}

@@ -209,7 +209,7 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("loadgen: %w", err)
+			return err // "loadgen: write events: …" already
 		}
 		fmt.Fprintf(stderr, "loadgen: wrote %d events\n", n)
 		return nil
