@@ -32,7 +32,9 @@ import (
 // or after it ("b", "e4b2") is part of an identifier, not a phone — so hexadecimal device ids, UUIDs
 // and a 15-digit IMEI starting with 86 are not phone-like, while "tel:13812345678", "tel13812345678",
 // "user13812345678", "phone13812345678", "ID13812345678", "+86 138 1234 5678", "(138)12345678", "138_1234_5678",
-// "１３８　１２３４　５６７８", "13812345678ios", "tel13812345678x" and "order-13812345678-2" are. A reading with a group of 9 or 10 digits
+// "１３８　１２３４　５６７８", "13812345678ios", "tel13812345678x" and "order-13812345678-2" are. A
+// UUID's last group of twelve digits is no number written with the trunk 0 either (uuidTailAt),
+// though errors and logs mask it. A reading with a group of 9 or 10 digits
 // beside others is not ("evt_1733390000_5", a unix second and a sequence number): no one writes a
 // phone number so. Errors and log lines mask all of those too, and numbers glued to any letter
 // ("a13812345678", "13812345678b"): see reading.
@@ -372,6 +374,10 @@ func nextPhone(s string, from int, r reading) (start, end int, ok bool) {
 				i += n // an address, not a phone: "127.0.0.1:19092", "192.168.100.10"
 				continue
 			}
+			if r == written && uuidTailAt(s, i) {
+				i += 12 // a device id's last group, not a number written with the trunk 0
+				continue
+			}
 			if e, ok := matchPhone(s, i, r); ok {
 				return i - plusBefore(s, i), e, true
 			}
@@ -385,6 +391,46 @@ func nextPhone(s string, from int, r reading) (start, end int, ok bool) {
 		}
 	}
 	return 0, 0, false
+}
+
+// uuidTailAt reports whether the run of digits at s[i] is the last group of a UUID: twelve ASCII
+// digits right after four groups of 8, 4, 4 and 4 hexadecimal digits joined by '-', with no letter
+// or digit around the whole. Such a group starting 01[3-9] reads as the trunk 0 before a mobile
+// number ("7E21487C-74E1-401F-BDEB-014109473581"): about one random UUID in 31,000, an iOS
+// device id whose every event was refused. The written reading lets it through; errors and logs
+// still mask it (the reading of anything).
+func uuidTailAt(s string, i int) bool {
+	if i < 24 || i+12 > len(s) || s[i-1] != '-' {
+		return false
+	}
+	for k := i; k < i+12; k++ {
+		if !isDigitByte(s[k]) {
+			return false
+		}
+	}
+	if i+12 < len(s) && isAlnum(s[i+12]) {
+		return false
+	}
+	j := i - 1 // the '-' after the group before
+	for g, n := range [4]int{4, 4, 4, 8} {
+		start := j - n
+		if start < 0 {
+			return false
+		}
+		for k := start; k < j; k++ {
+			if hexLower[s[k]] == 0 {
+				return false
+			}
+		}
+		if g < 3 {
+			if start == 0 || s[start-1] != '-' {
+				return false
+			}
+			start--
+		}
+		j = start
+	}
+	return j == 0 || !isAlnum(s[j-1])
 }
 
 // ipv4At returns the length of the IPv4 address in dotted-decimal form — four ASCII groups of 1 to

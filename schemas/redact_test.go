@@ -162,7 +162,9 @@ func TestContainsPhoneIgnoresIdentifiers(t *testing.T) {
 		"0138123456789",                        // 13 digits after the trunk 0
 		"01503091-8591-407E-B5E0-785902F1F9DB", // an iOS device id: 8 + 4 digits read as 0 + 11 (loadgen made one)
 		"01381234-5678-4abc-8def-0123456789ab", // the trunk 0 only before a number written whole
-		"010000000001",                         // no mobile number starts 10
+		"7E21487C-74E1-401F-BDEB-014109473581", // a UUID's last group of 0 + 11 digits: 1 random UUID in 31,000
+		"7e21487c-74e1-401f-bdeb-013812345678", "dev:7E21487C-74E1-401F-BDEB-019912345678",
+		"010000000001", // no mobile number starts 10
 		// Delimiters of tokens split numbers: lists, quoted values after a line number, columns.
 		"[1, 5, 10, 20, 50, 100]", "[1,5,10,20,50,100]", "1;5;10;20;50;100", `line 138: "12345678"`,
 		"138\t1234\t5678", "138\n1234\n5678", "138|1234|5678", "138=1234=5678", "1、5、10、20、50、100",
@@ -186,6 +188,26 @@ func TestContainsPhoneIgnoresIdentifiers(t *testing.T) {
 		if ContainsPhone(s) {
 			t.Errorf("ContainsPhone(%q) = true", s)
 		}
+	}
+}
+
+// Only a whole UUID's last group passes: the same twelve digits after something else, or with
+// more of the token around them, read as the trunk 0 and a number. Errors and logs mask it all
+// the same.
+func TestUUIDTailIsNoTrunkPrefixedNumber(t *testing.T) {
+	for _, s := range []string{
+		"BDEB-013812345678",                                 // no UUID before
+		"7E21487C-74E1-401F-BDEG-013812345678",              // G is no hex digit
+		"7E21487C-74E1-401F-BDE-013812345678",               // a group of 3
+		"x7E21487C-74E1-401F-BDEB-013812345678",             // glued before: no UUID
+		"7E21487C-74E1-401F-BDEB-013812345678 013812345678", // the number after it still counts
+	} {
+		if !ContainsPhone(s) {
+			t.Errorf("ContainsPhone(%q) = false", s)
+		}
+	}
+	if m := MaskPhones("device 7E21487C-74E1-401F-BDEB-014109473581 refused"); m != "device 7E21487C-74E1-401F-BDEB-<phone> refused" {
+		t.Errorf("MaskPhones = %q: logs no longer mask a UUID's tail that reads as a number", m)
 	}
 }
 
