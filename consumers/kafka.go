@@ -283,7 +283,10 @@ func ReadTopic(t TopicSpec) TopicSpec {
 const InputTopicCompression = "uncompressed"
 
 // EnsureTopics creates the topics that do not exist yet (replication factor 1 unless the cluster
-// has more brokers; existing topics are left alone).
+// has more brokers; existing topics are left alone), and returns once every partition of each
+// topic it asked for answers. A topic another client creates between this call's look at the
+// metadata and its request (two nodes starting together, two writers restoring a deleted topic)
+// is logged as found, not as created, and waited for as the other client made it.
 func EnsureTopics(ctx context.Context, c Config, topics []TopicSpec, log *slog.Logger) error {
 	c = c.withDefaults()
 	if len(c.Brokers) == 0 {
@@ -301,79 +304,99 @@ func EnsureTopics(ctx context.Context, c Config, topics []TopicSpec, log *slog.L
 	}
 	defer conn.Close()
 	defer bound(ctx, conn)()
-	ctrl, err := conn.Controller()
-	if err != nil {
-		return fmt.Errorf("ensure topics: find controller: %w", err)
-	}
 	brokers, err := conn.Brokers()
 	if err != nil {
 		return fmt.Errorf("ensure topics: list brokers: %w", err)
 	}
 	rf := min(len(brokers), 3)
-	cc, err := c.dialer().DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
-	if err != nil {
-		return fmt.Errorf("ensure topics: dial controller: %w", err)
-	}
-	defer cc.Close()
-	defer bound(ctx, cc)()
 	existing := map[string]bool{}
 	if parts, err := conn.ReadPartitions(); err == nil {
 		for _, p := range parts {
 			existing[p.Topic] = true
 		}
 	}
-	var cfgs []kafka.TopicConfig
+	var missing []TopicSpec
 	for _, t := range topics {
-		if existing[t.Name] {
-			continue
+		if !existing[t.Name] {
+			missing = append(missing, t)
 		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return createAndWait(ctx, c, missing, rf, log)
+}
+
+// createAndWait creates topics (createTopics) and waits until every one of them answers
+// (waitTopics), whoever created it.
+func createAndWait(ctx context.Context, c Config, topics []TopicSpec, rf int, log *slog.Logger) error {
+	want, err := createTopics(ctx, c, topics, rf, log)
+	if err != nil {
+		return err
+	}
+	return waitTopics(ctx, c, want)
+}
+
+// createTopics asks the controller to create topics with replication factor rf, and logs for
+// each whether it created it or found it there: another client created it since the caller looked
+// (TopicAlreadyExists). It returns the partitions to wait for per topic: the spec's for a topic it
+// created, 0 for one it found (as many as the metadata lists: the other client's count may not be
+// the spec's). kafka-go's Conn.CreateTopics hides which topics already existed: every process that
+// lost the race logged "created topic" too, and waited for the spec's partitions — for 30 s and
+// then failed when the other client had made fewer.
+func createTopics(ctx context.Context, c Config, topics []TopicSpec, rf int, log *slog.Logger) (map[string]int, error) {
+	tr := &kafka.Transport{ClientID: c.ClientID, Dial: (&net.Dialer{Timeout: c.DialTimeout}).DialContext}
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: RequestTimeout, Transport: tr}
+	req := &kafka.CreateTopicsRequest{}
+	for _, t := range topics {
 		tc := kafka.TopicConfig{Topic: t.Name, NumPartitions: t.Partitions, ReplicationFactor: rf}
 		for k, v := range t.Configs {
 			tc.ConfigEntries = append(tc.ConfigEntries, kafka.ConfigEntry{ConfigName: k, ConfigValue: v})
 		}
-		cfgs = append(cfgs, tc)
+		req.Topics = append(req.Topics, tc)
 	}
-	if len(cfgs) == 0 {
-		return nil
+	resp, err := client.CreateTopics(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("ensure topics: create: %w", err)
 	}
-	if err := cc.CreateTopics(cfgs...); err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-		return fmt.Errorf("ensure topics: create: %w", err)
+	want := map[string]int{}
+	var errs []error
+	for _, t := range topics {
+		switch err := resp.Errors[t.Name]; {
+		case err == nil:
+			log.Info("created topic", "topic", t.Name, "partitions", t.Partitions)
+			want[t.Name] = t.Partitions
+		case errors.Is(err, kafka.TopicAlreadyExists):
+			log.Info("topic already exists: another client created it meanwhile", "topic", t.Name)
+			want[t.Name] = 0
+		default:
+			errs = append(errs, fmt.Errorf("ensure topics: create %s: %w", t.Name, err))
+		}
 	}
-	for _, t := range cfgs {
-		log.Info("created topic", "topic", t.Topic, "partitions", t.NumPartitions)
-	}
-	return waitTopics(ctx, c, cfgs)
+	return want, errors.Join(errs...)
 }
 
-// waitTopics waits until every created topic has leaders for all its partitions, and each leader
-// serves its partition: KRaft names a leader in the metadata a moment before the partition takes
-// requests, and readers started in between failed with "Not Leader For Partition" (logged as an
-// outage at every first start).
-func waitTopics(ctx context.Context, c Config, cfgs []kafka.TopicConfig) error {
+// waitTopics waits until each topic of want is in the metadata with at least want[topic]
+// partitions (at least one), each with a leader that serves it: KRaft names a leader in the
+// metadata a moment before the partition takes requests, and readers started in between failed
+// with "Not Leader For Partition" (logged as an outage at every first start). It polls the
+// metadata, so a topic another client created answers as soon as its partitions do.
+func waitTopics(ctx context.Context, c Config, want map[string]int) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		ok := true
-		for _, t := range cfgs {
-			parts, err := Partitions(ctx, c, t.Topic)
-			if err != nil || len(parts) < t.NumPartitions {
-				ok = false
-				break
-			}
-			for _, p := range parts {
-				if !partitionServed(ctx, c, t.Topic, p) {
-					ok = false
-					break
-				}
-			}
-			if !ok {
+		var waiting string
+		for topic, n := range want {
+			if !topicServed(ctx, c, topic, max(n, 1)) {
+				waiting = topic
 				break
 			}
 		}
-		if ok {
+		if waiting == "" {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return errors.New("ensure topics: partitions have no leader after 30 s")
+			return fmt.Errorf("ensure topics: %s: partitions have no leader after 30 s", waiting)
 		}
 		select {
 		case <-ctx.Done():
@@ -381,6 +404,21 @@ func waitTopics(ctx context.Context, c Config, cfgs []kafka.TopicConfig) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// topicServed reports whether the metadata lists at least n partitions of topic, and every one
+// listed has a leader that answers its offsets.
+func topicServed(ctx context.Context, c Config, topic string, n int) bool {
+	parts, err := partitionsOf(ctx, c, topic)
+	if err != nil || len(parts) < n {
+		return false
+	}
+	for _, p := range parts {
+		if p.Leader.Host == "" || !partitionServed(ctx, c, topic, p.ID) {
+			return false
+		}
+	}
+	return true
 }
 
 // partitionServed reports whether partition p of topic answers its leader's offsets.
@@ -395,8 +433,23 @@ func partitionServed(ctx context.Context, c Config, topic string, p int) bool {
 	return err == nil
 }
 
-// Partitions lists the partition ids of topic.
+// Partitions lists the partition ids of topic that have a leader.
 func Partitions(ctx context.Context, c Config, topic string) ([]int, error) {
+	parts, err := partitionsOf(ctx, c, topic)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int, 0, len(parts))
+	for _, p := range parts {
+		if p.Leader.Host != "" {
+			ids = append(ids, p.ID)
+		}
+	}
+	return ids, nil
+}
+
+// partitionsOf returns the partitions of topic the metadata lists, with a leader or not.
+func partitionsOf(ctx context.Context, c Config, topic string) ([]kafka.Partition, error) {
 	c = c.withDefaults()
 	var lastErr error
 	for _, b := range c.Brokers {
@@ -413,13 +466,7 @@ func Partitions(ctx context.Context, c Config, topic string) ([]int, error) {
 			lastErr = err
 			continue
 		}
-		ids := make([]int, 0, len(parts))
-		for _, p := range parts {
-			if p.Leader.Host != "" {
-				ids = append(ids, p.ID)
-			}
-		}
-		return ids, nil
+		return parts, nil
 	}
 	return nil, fmt.Errorf("list partitions of %s: %w", topic, lastErr)
 }
