@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -36,16 +37,26 @@ type RestoringWriter struct {
 	differs func(context.Context, TopicSpec) string // how the topic differs from spec ("" alike)
 	log     *slog.Logger
 
+	// had is how many partitions the topic had when a message was last balanced onto it (the
+	// writer's metadata), 0 before the first.
+	had atomic.Int64
+
 	mu   sync.Mutex
 	last time.Time // of the last attempt to create the topic
 	now  func() time.Time
 }
 
 // NewRestoringWriter returns w, a writer to spec.Name on the cluster of c (NewWriter, with the
-// caller's settings), that creates spec (EnsureTopics) when a write finds it missing, at most once
-// every RestoreEvery.
+// caller's settings), that creates the topic (EnsureTopics) when a write finds it missing, at most
+// once every RestoreEvery: with spec's settings, and as many partitions as it had when w last wrote
+// to it (spec.Partitions if w never did). It wraps w's Balancer to learn that count.
+//
+// The partitions it had, not spec's: partitions added since it was created (docs/SCALING.md) were
+// lost with it, and every node following the topic — the feature feed of each scorer and API node
+// reads every partition it knew — went stale until restarted (held-out run: verify.events created
+// again with kafka.partitions' 4 where it had 6).
 func NewRestoringWriter(w *kafka.Writer, c Config, spec TopicSpec, log *slog.Logger) *RestoringWriter {
-	return &RestoringWriter{
+	rw := &RestoringWriter{
 		Writer:  w,
 		spec:    spec,
 		ensure:  func(ctx context.Context, t []TopicSpec) error { return EnsureTopics(ctx, c, t, log) },
@@ -53,6 +64,24 @@ func NewRestoringWriter(w *kafka.Writer, c Config, spec TopicSpec, log *slog.Log
 		log:     log,
 		now:     time.Now,
 	}
+	b := w.Balancer
+	if b == nil {
+		b = &kafka.RoundRobin{} // kafka-go's default
+	}
+	w.Balancer = countingBalancer{Balancer: b, n: &rw.had}
+	return rw
+}
+
+// countingBalancer records how many partitions its writer's metadata lists for the topic each
+// time it balances a message.
+type countingBalancer struct {
+	kafka.Balancer
+	n *atomic.Int64
+}
+
+func (b countingBalancer) Balance(msg kafka.Message, partitions ...int) int {
+	b.n.Store(int64(len(partitions)))
+	return b.Balancer.Balance(msg, partitions...)
 }
 
 // WriteMessages writes msgs; when that fails because the topic does not exist, it creates the
@@ -76,10 +105,14 @@ func (w *RestoringWriter) restore(ctx context.Context) {
 	if !due {
 		return
 	}
-	w.log.Warn("topic missing on write; creating it again", "topic", w.spec.Name, "partitions", w.spec.Partitions)
+	spec, as := w.spec, "riskflow's spec (never written to it)"
+	if n := int(w.had.Load()); n > 0 {
+		spec.Partitions, as = n, "as it had when last written to"
+	}
+	w.log.Warn("topic missing on write; creating it again", "topic", spec.Name, "partitions", spec.Partitions, "partitions_as", as)
 	ctx, cancel := context.WithTimeout(ctx, restoreWithin)
 	defer cancel()
-	if err := w.ensure(ctx, []TopicSpec{w.spec}); err != nil {
+	if err := w.ensure(ctx, []TopicSpec{spec}); err != nil {
 		w.log.Warn("creating missing topic failed; trying again on a later write", "topic", w.spec.Name, "err", Summarize(err))
 		return
 	}
@@ -89,7 +122,7 @@ func (w *RestoringWriter) restore(ctx context.Context) {
 	// run: risk.scores deleted under two scorers and an archiver came back with compression.type
 	// producer, "Sent auto-creation request" in the broker's log). riskflow does not fight either;
 	// it says so.
-	if d := w.differs(ctx, w.spec); d != "" {
+	if d := w.differs(ctx, spec); d != "" {
 		w.log.Warn("the topic was created again, but not with riskflow's settings (by the broker's auto.create.topics.enable, or an operator): riskflow leaves it as it is; if that was not meant, set auto.create.topics.enable=false on the brokers and create the topic again (riskflow migrate, or any node's start)",
 			"topic", w.spec.Name, "differs", d)
 	}

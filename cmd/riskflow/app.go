@@ -401,7 +401,7 @@ func (a *app) topics() []consumers.TopicSpec {
 
 // restoring wraps w, a writer to one of the node's topics on the cluster of kc, so that a write
 // that finds its topic deleted creates it again, with the settings EnsureTopics gave it at start
-// (consumers.RestoringWriter): without it a deleted risk.scores stalled every scorer until a
+// and the partitions it had (consumers.RestoringWriter): without it a deleted risk.scores stalled every scorer until a
 // restart.
 func (a *app) restoring(kc consumers.Config, w *kafka.Writer) *consumers.RestoringWriter {
 	spec := consumers.TopicSpec{Name: w.Topic, Partitions: a.cfg.Kafka.Partitions}
