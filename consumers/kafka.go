@@ -448,25 +448,32 @@ func Partitions(ctx context.Context, c Config, topic string) ([]int, error) {
 	return ids, nil
 }
 
-// partitionsOf returns the partitions of topic the metadata lists, with a leader or not.
+// partitionsOf returns the partitions of topic the metadata lists, with a leader or not. Its
+// metadata request does not allow the broker to create the topic: kafka-go's Conn.ReadPartitions
+// asks with AllowAutoTopicCreation, so on a broker with auto.create.topics.enable (Kafka's
+// default) riskflow's own look at a deleted topic — the consumer-group lag every few seconds, a
+// tail's start, a writer checking the topic it created again — created it anew with the broker's
+// defaults (num.partitions, compression.type=producer) before riskflow's writers could create it
+// with its settings.
 func partitionsOf(ctx context.Context, c Config, topic string) ([]kafka.Partition, error) {
 	c = c.withDefaults()
 	var lastErr error
 	for _, b := range c.Brokers {
-		conn, err := c.dialer().DialContext(ctx, "tcp", b)
-		if err != nil {
+		tr := &kafka.Transport{ClientID: c.ClientID, Dial: (&net.Dialer{Timeout: c.DialTimeout}).DialContext}
+		client := &kafka.Client{Addr: kafka.TCP(b), Timeout: RequestTimeout, Transport: tr}
+		md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+		tr.CloseIdleConnections()
+		switch {
+		case err != nil:
 			lastErr = err
 			continue
-		}
-		release := bound(ctx, conn)
-		parts, err := conn.ReadPartitions(topic)
-		release()
-		conn.Close()
-		if err != nil {
-			lastErr = err
+		case len(md.Topics) != 1:
+			lastErr = fmt.Errorf("the broker answered for %d topics", len(md.Topics))
 			continue
+		case md.Topics[0].Error != nil:
+			return nil, fmt.Errorf("list partitions of %s: %w", topic, md.Topics[0].Error)
 		}
-		return parts, nil
+		return md.Topics[0].Partitions, nil
 	}
 	return nil, fmt.Errorf("list partitions of %s: %w", topic, lastErr)
 }
