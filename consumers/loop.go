@@ -123,10 +123,30 @@ func NewLoop(cfg LoopConfig, r Reader, h Handler, log *slog.Logger, obs LoopObse
 // Stalled reports how long the loop has been failing to move on — fetching, or retrying the same
 // batch — and the last error (0 and "" while it makes progress). Safe to call from any goroutine;
 // readiness probes and metrics use it to tell an outage or a poison batch from an idle topic.
+//
+// An attempt to prepare or flush a batch that has not returned for longer than BackoffMax counts
+// too, from its start: against a broker that accepts connections and answers nothing (SIGSTOP,
+// a half-open connection) a scorer's write of its score records hangs for ~40 s before kafka-go
+// gives up, and the loop read as not stalled — ready, riskflow_loop_stalled_seconds 0 — all that
+// time (held-out run: a scorer turned unready 75 s after its broker hung, kafka.stall_after 30 s).
 func (l *Loop) Stalled() (time.Duration, string) {
-	d := max(l.fetching.failingFor(), l.working.failingFor(), l.flushing.failingFor())
+	d := l.fetching.failingFor()
+	why := ""
+	for _, o := range []*outage{l.working, l.flushing} {
+		od, inflight := o.stalledFor(l.cfg.BackoffMax)
+		if od > d {
+			d = od
+			why = ""
+			if inflight {
+				why = fmt.Sprintf("%s has not returned for %s", o.what, od.Round(time.Second))
+			}
+		}
+	}
 	if d == 0 {
 		return 0, ""
+	}
+	if why != "" {
+		return d, why
 	}
 	if p := l.lastErr.Load(); p != nil {
 		return d, *p
@@ -462,7 +482,9 @@ func (l *Loop) retry(ctx context.Context, o *outage, size int, fn func() error) 
 	delay := l.cfg.BackoffMin
 	for {
 		started := time.Now()
+		o.begin(started)
 		err := fn()
+		o.end()
 		if err == nil {
 			o.ok(ctx, "size", size)
 			return nil

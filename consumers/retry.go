@@ -18,6 +18,9 @@ type outage struct {
 	since    atomic.Int64 // unix nanoseconds of the first failure of this run; 0 = healthy
 	attempts int
 	reminded time.Time
+	// inflight is the unix nanoseconds at which the attempt in progress started (0: none), for
+	// attempts whose time counts while they run (begin).
+	inflight atomic.Int64
 }
 
 const remindEvery = time.Minute
@@ -76,6 +79,27 @@ func (o *outage) failingFor() time.Duration {
 		return 0
 	}
 	return time.Since(time.Unix(0, since))
+}
+
+// begin records that an attempt started at started is in progress, until end.
+func (o *outage) begin(started time.Time) { o.inflight.Store(started.UnixNano()) }
+
+// end records that the attempt in progress returned.
+func (o *outage) end() { o.inflight.Store(0) }
+
+// stalledFor is failingFor, or how long the attempt in progress has run when that is longer than
+// grace — an attempt that does not return (a write to a broker that accepts connections and
+// answers nothing, which kafka-go's writer gives up on only after ~40 s) is a stall before it
+// fails, as failStarted counts it once it has. inflight says the attempt in progress is what
+// counts.
+func (o *outage) stalledFor(grace time.Duration) (d time.Duration, inflight bool) {
+	d = o.failingFor()
+	if a := o.inflight.Load(); a != 0 {
+		if ad := time.Since(time.Unix(0, a)); ad > grace && ad > d {
+			return ad, true
+		}
+	}
+	return d, false
 }
 
 // Retry calls fn until it returns nil or ctx is done, with exponential backoff from min to max

@@ -260,3 +260,29 @@ func TestLoopStallCountsFromTheHungAttempt(t *testing.T) {
 		t.Fatal("the batch was not retried")
 	}
 }
+
+// A batch write that does not return — a broker that accepts connections and answers nothing,
+// which kafka-go's writer gives up on only after ~40 s — is a stall while it hangs, from its start,
+// with a reason naming it: the loop read as not stalled (ready, riskflow_loop_stalled_seconds 0)
+// until the write failed, and a scorer turned unready 75 s after its broker hung instead of
+// kafka.stall_after. Once the write returns the loop is not stalled.
+func TestLoopCountsAWriteThatDoesNotReturnAsAStall(t *testing.T) {
+	r := newFakeReader()
+	st := newStageRecorder()
+	hold := make(chan struct{})
+	st.hold[0] = hold
+	l := NewStagedLoop(fastConfig(1), r, st, quiet(), nil)
+	stop := start(t, l)
+	defer stop()
+	r.push(1)
+	<-st.flushStart
+	waitFor(t, "the hung write reported as a stall", func() bool {
+		d, why := l.Stalled()
+		return d > 0 && strings.Contains(why, "batch write has not returned")
+	})
+	close(hold)
+	waitFor(t, "the batch committed", func() bool { return len(committedOffsets(r)) == 1 })
+	if d, why := l.Stalled(); d != 0 {
+		t.Errorf("after the write returned: stalled %s %q, want 0", d, why)
+	}
+}

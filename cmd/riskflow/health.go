@@ -136,7 +136,7 @@ func (a *app) registerLoop(name string, loop staller) {
 	}
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name:        "riskflow_loop_stalled_seconds",
-		Help:        "How long a consumer loop has been unable to move on (fetch failing or one batch retried); 0 while it makes progress.",
+		Help:        "How long a consumer loop has been unable to move on (fetch failing, one batch retried, or a batch's write that has not returned for longer than the loop's backoff: a hung broker); 0 while it makes progress.",
 		ConstLabels: prometheus.Labels{"loop": name},
 	}, func() float64 { d, _ := loop.Stalled(); return d.Seconds() }))
 }
