@@ -222,7 +222,7 @@ func (l *Loop) runStaged(ctx context.Context) error {
 			released := false
 			if err := l.retry(ctx, l.flushing, len(p.batch), func() error {
 				if released = l.release(p.batch); released {
-					return nil
+					return errReleased
 				}
 				return p.flush(ctx)
 			}); err != nil {
@@ -485,6 +485,15 @@ func (l *Loop) retry(ctx context.Context, o *outage, size int, fn func() error) 
 		o.begin(started)
 		err := fn()
 		o.end()
+		if err == errReleased { //nolint:errorlint // the sentinel itself
+			// Not a recovery: the write still failed, and the fetch that follows meets the same
+			// broker. The run of failures goes on as the fetch's, from its start: released at a
+			// rebalance (the group's session ran out while the write hung), the stall read 0 and
+			// the log said "batch write recovered" (held-out run: a scorer's stall started over
+			// 44 s into its broker's hang).
+			o.handOver(l.fetching)
+			return nil
+		}
 		if err == nil {
 			o.ok(ctx, "size", size)
 			return nil
@@ -503,6 +512,9 @@ func (l *Loop) retry(ctx context.Context, o *outage, size int, fn func() error) 
 		delay = nextDelay(delay, l.cfg.BackoffMax)
 	}
 }
+
+// errReleased is what a flush attempt returns when its batch was released instead (Loop.release).
+var errReleased = errors.New("batch released: its partitions were revoked")
 
 // commit commits a batch whose effect is durable. It does not give up when ctx is cancelled just
 // then (a shutdown): the batch is done, and committing it spares a redelivery; commitTimeout

@@ -72,6 +72,28 @@ func (o *outage) ok(ctx context.Context, extra ...any) {
 	o.attempts = 0
 }
 
+// handOver ends o's run of failures without a recovery and carries it on in next (from o's
+// start, when earlier than next's own), which then reports it until its next success. A run
+// handed over is logged as recovered by next only.
+func (o *outage) handOver(next *outage) {
+	o.mu.Lock()
+	since := o.since.Load()
+	o.since.Store(0)
+	o.attempts = 0
+	o.mu.Unlock()
+	if since == 0 {
+		return
+	}
+	next.mu.Lock()
+	defer next.mu.Unlock()
+	if cur := next.since.Load(); cur == 0 || since < cur {
+		if cur == 0 {
+			next.reminded = time.Now()
+		}
+		next.since.Store(since)
+	}
+}
+
 // failingFor is how long the current run of failures has lasted (0 when healthy).
 func (o *outage) failingFor() time.Duration {
 	since := o.since.Load()

@@ -286,3 +286,47 @@ func TestLoopCountsAWriteThatDoesNotReturnAsAStall(t *testing.T) {
 		t.Errorf("after the write returned: stalled %s %q, want 0", d, why)
 	}
 }
+
+// releasingReader is a fakeReader whose batches are released (their partitions revoked) once
+// revoked is set.
+type releasingReader struct {
+	*fakeReader
+	revoked atomic.Bool
+}
+
+func (r *releasingReader) Release([]kafka.Message) bool { return r.revoked.Load() }
+
+// A batch whose write kept failing and that is then released — its partitions revoked at a
+// rebalance, as the group's session runs out while the broker is away — does not end the stall:
+// the loop goes back to a fetch that meets the same broker. The stall read 0 and the log said
+// "batch write recovered" (held-out run: a scorer's stall started over 44 s into its broker's
+// hang, and it turned unready 75 s after it instead of kafka.stall_after). The next batch that
+// goes through ends it.
+func TestLoopStallGoesOnWhenAFailingBatchIsReleased(t *testing.T) {
+	r := &releasingReader{fakeReader: newFakeReader()}
+	st := newStageRecorder()
+	boom := errors.New("write score records: broker away")
+	for range 1000 {
+		st.flushErrs[0] = append(st.flushErrs[0], boom)
+	}
+	logs := &syncbuf.Buffer{}
+	l := NewStagedLoop(fastConfig(1), r, st, slog.New(slog.NewTextHandler(logs, nil)), nil)
+	stop := start(t, l)
+	defer stop()
+	r.push(1)
+	waitFor(t, "the failing write reported as a stall", func() bool { d, _ := l.Stalled(); return d > 0 })
+	r.revoked.Store(true)
+	waitFor(t, "the batch released", func() bool { return strings.Contains(logs.String(), "partitions were revoked") })
+	if d, why := l.Stalled(); d == 0 {
+		t.Errorf("after the failing batch was released: stalled %s %q, want the stall going on", d, why)
+	}
+	if out := logs.String(); strings.Contains(out, "batch write recovered") {
+		t.Errorf("the log says the write recovered; it was released:\n%s", out)
+	}
+	r.revoked.Store(false)
+	r.push(1)
+	waitFor(t, "the next batch committed", func() bool { return len(committedOffsets(r.fakeReader)) == 1 })
+	if d, why := l.Stalled(); d != 0 {
+		t.Errorf("after the next batch went through: stalled %s %q, want 0", d, why)
+	}
+}
