@@ -18,7 +18,7 @@ func deletedUnread(ctx context.Context, c Config, topic string, p int, spans [][
 	c = c.withDefaults()
 	ctx, cancel := context.WithTimeout(ctx, c.DialTimeout)
 	defer cancel()
-	conn, err := c.dialer().DialLeader(ctx, "tcp", c.Brokers[0], topic, p)
+	conn, err := dialLeader(ctx, c, topic, p)
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("read the oldest offset of %s/%d: dial leader: %w", topic, p, err)
 	}
@@ -48,7 +48,7 @@ func endOffset(ctx context.Context, c Config, topic string, p int) (int64, error
 	c = c.withDefaults()
 	ctx, cancel := context.WithTimeout(ctx, c.DialTimeout)
 	defer cancel()
-	conn, err := c.dialer().DialLeader(ctx, "tcp", c.Brokers[0], topic, p)
+	conn, err := dialLeader(ctx, c, topic, p)
 	if err != nil {
 		return 0, fmt.Errorf("read the end offset of %s/%d: dial leader: %w", topic, p, err)
 	}

@@ -421,9 +421,30 @@ func topicServed(ctx context.Context, c Config, topic string, n int) bool {
 	return true
 }
 
+// dialLeader dials the leader of partition p of topic, asking each of c's brokers in turn which
+// it is until one answers. Asking only the first — as every such dial did — failed while that one
+// broker was down though the others served: a node started then (kafka-0 of three restarting)
+// waited 30 s to create its topics, then never read its feed or lists, unready for good.
+func dialLeader(ctx context.Context, c Config, topic string, p int) (*kafka.Conn, error) {
+	var err error
+	for _, b := range c.Brokers {
+		var conn *kafka.Conn
+		if conn, err = c.dialer().DialLeader(ctx, "tcp", b, topic, p); err == nil || ctx.Err() != nil {
+			return conn, err
+		}
+		if errors.Is(err, kafka.UnknownTopicOrPartition) {
+			return nil, err // the broker answered: the others would say the same
+		}
+	}
+	if err == nil {
+		err = errors.New("no brokers configured")
+	}
+	return nil, err
+}
+
 // partitionServed reports whether partition p of topic answers its leader's offsets.
 func partitionServed(ctx context.Context, c Config, topic string, p int) bool {
-	conn, err := c.dialer().DialLeader(ctx, "tcp", c.Brokers[0], topic, p)
+	conn, err := dialLeader(ctx, c, topic, p)
 	if err != nil {
 		return false
 	}

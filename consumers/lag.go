@@ -99,7 +99,7 @@ func MessageTimes(ctx context.Context, c Config, topic string, offsets map[int]i
 }
 
 func messageTime(ctx context.Context, c Config, topic string, p int, off int64) (time.Time, bool, error) {
-	conn, err := c.dialer().DialLeader(ctx, "tcp", c.Brokers[0], topic, p)
+	conn, err := dialLeader(ctx, c, topic, p)
 	if err != nil {
 		if errors.Is(err, kafka.UnknownTopicOrPartition) {
 			return time.Time{}, false, nil

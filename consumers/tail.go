@@ -338,7 +338,7 @@ func (t *Tail) run(ctx context.Context, stopAtEnd bool) (int, error) {
 type bounds struct{ start, end int64 }
 
 func (t *Tail) readBounds(ctx context.Context, p int) (bounds, error) {
-	conn, err := t.cfg.dialer().DialLeader(ctx, "tcp", t.cfg.Brokers[0], t.topic, p)
+	conn, err := dialLeader(ctx, t.cfg, t.topic, p)
 	if err != nil {
 		return bounds{}, fmt.Errorf("tail %s/%d: dial leader: %w", t.topic, p, err)
 	}
