@@ -42,7 +42,9 @@ offsets.topic.num.partitions=8
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=true
+# riskflow creates its topics itself (EnsureTopics, RestoringWriter): a deleted topic must not come
+# back with this broker's defaults at some reader's metadata request.
+auto.create.topics.enable=false
 log.retention.hours=168
 PROPS
   cat >"$dir/log4j.properties" <<PROPS
