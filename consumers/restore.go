@@ -51,10 +51,12 @@ type RestoringWriter struct {
 // once every RestoreEvery: with spec's settings, and as many partitions as it had when w last wrote
 // to it (spec.Partitions if w never did). It wraps w's Balancer to learn that count.
 //
-// The partitions it had, not spec's: partitions added since it was created (docs/SCALING.md) were
-// lost with it, and every node following the topic — the feature feed of each scorer and API node
-// reads every partition it knew — went stale until restarted (held-out run: verify.events created
-// again with kafka.partitions' 4 where it had 6).
+// The partitions it had, not spec's: partitions added since it was created (more scorers,
+// docs/SCALING.md) were lost with it — the consumer group's work then spread over fewer, the
+// scorers past the count idle — and a feature feed following the topic said it was created again
+// "with fewer partitions" (held-out run: verify.events created again with kafka.partitions' 4
+// where it had 6). A node's feed still needs a restart after its topic is created again, whatever
+// the count (Tail).
 func NewRestoringWriter(w *kafka.Writer, c Config, spec TopicSpec, log *slog.Logger) *RestoringWriter {
 	rw := &RestoringWriter{
 		Writer:  w,
