@@ -507,8 +507,9 @@ func MaxMessageBytesOf(ctx context.Context, c Config, topics ...string) (int, er
 	if len(c.Brokers) == 0 {
 		return DefaultMaxMessageBytes, errors.New("read max.message.bytes: no brokers configured")
 	}
-	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: c.DialTimeout,
-		Transport: &kafka.Transport{ClientID: c.ClientID, Dial: (&net.Dialer{Timeout: c.DialTimeout}).DialContext}}
+	tr := &kafka.Transport{ClientID: c.ClientID, Dial: (&net.Dialer{Timeout: c.DialTimeout}).DialContext}
+	defer tr.CloseIdleConnections() // a transport's connections stay open until closed (endOffsets)
+	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: c.DialTimeout, Transport: tr}
 	req := &kafka.DescribeConfigsRequest{}
 	for _, t := range topics {
 		req.Resources = append(req.Resources, kafka.DescribeConfigRequestResource{
@@ -543,8 +544,9 @@ func TopicSetting(ctx context.Context, c Config, topic, name string) (string, er
 	if len(c.Brokers) == 0 {
 		return "", errors.New("read topic setting: no brokers configured")
 	}
-	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: c.DialTimeout,
-		Transport: &kafka.Transport{ClientID: c.ClientID, Dial: (&net.Dialer{Timeout: c.DialTimeout}).DialContext}}
+	tr := &kafka.Transport{ClientID: c.ClientID, Dial: (&net.Dialer{Timeout: c.DialTimeout}).DialContext}
+	defer tr.CloseIdleConnections() // a transport's connections stay open until closed (endOffsets)
+	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: c.DialTimeout, Transport: tr}
 	resp, err := client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{
 		{ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{name}}}})
 	if err != nil {

@@ -16,10 +16,11 @@ import (
 // whatever partitions it holds. A partition whose end the broker cannot tell now is left out.
 func GroupLag(ctx context.Context, c Config, group, topic string) (map[int]int64, error) {
 	c = c.withDefaults()
-	client, parts, ends, err := endOffsets(ctx, c, topic)
+	client, release, parts, ends, err := endOffsets(ctx, c, topic)
 	if err != nil {
 		return nil, fmt.Errorf("group lag of %s on %s: %w", group, topic, err)
 	}
+	defer release()
 	committed, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
 	if err != nil {
 		return nil, fmt.Errorf("group lag of %s on %s: committed offsets: %w", group, topic, err)
@@ -46,10 +47,11 @@ func GroupLag(ctx context.Context, c Config, group, topic string) (map[int]int64
 // EndOffsets returns, per partition of topic, its end offset (the offset the next message will
 // get), as the broker answers now.
 func EndOffsets(ctx context.Context, c Config, topic string) (map[int]int64, error) {
-	_, parts, res, err := endOffsets(ctx, c.withDefaults(), topic)
+	_, release, parts, res, err := endOffsets(ctx, c.withDefaults(), topic)
 	if err != nil {
 		return nil, err
 	}
+	release()
 	ends := make(map[int]int64, len(parts))
 	for _, po := range res {
 		if po.Error != nil {
@@ -61,23 +63,28 @@ func EndOffsets(ctx context.Context, c Config, topic string) (map[int]int64, err
 }
 
 // endOffsets asks the broker for the end offset of every partition of topic (c has its defaults);
-// it returns the client it used and the partitions it asked about too.
-func endOffsets(ctx context.Context, c Config, topic string) (*kafka.Client, []int, []kafka.PartitionOffsets, error) {
-	parts, err := Partitions(ctx, c, topic)
+// it returns the client it used, and release, which closes the client's connections once the
+// caller is done with it, and the partitions it asked about too. Each call's client has a
+// transport of its own, whose connections (and their goroutines) stay open until closed: unclosed,
+// a scorer's consumer-group lag, read every 10 s, held one more connection to the broker and a
+// dozen more goroutines at each reading (held-out run: 63 → 77 open files in two minutes).
+func endOffsets(ctx context.Context, c Config, topic string) (client *kafka.Client, release func(), parts []int, ends []kafka.PartitionOffsets, err error) {
+	parts, err = Partitions(ctx, c, topic)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: c.DialTimeout,
-		Transport: &kafka.Transport{ClientID: c.ClientID, Dial: (&net.Dialer{Timeout: c.DialTimeout}).DialContext}}
+	tr := &kafka.Transport{ClientID: c.ClientID, Dial: (&net.Dialer{Timeout: c.DialTimeout}).DialContext}
+	client = &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: c.DialTimeout, Transport: tr}
 	reqs := make([]kafka.OffsetRequest, len(parts))
 	for i, p := range parts {
 		reqs[i] = kafka.LastOffsetOf(p)
 	}
 	res, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("end offsets of %s: %w", topic, err)
+		tr.CloseIdleConnections()
+		return nil, nil, nil, nil, fmt.Errorf("end offsets of %s: %w", topic, err)
 	}
-	return client, parts, res.Topics[topic], nil
+	return client, tr.CloseIdleConnections, parts, res.Topics[topic], nil
 }
 
 // MessageTimes returns the timestamps of the messages at the given offsets (partition → offset) of
