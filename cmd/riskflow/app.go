@@ -645,7 +645,7 @@ func (a *app) runArchiver(ctx context.Context) error {
 	go a.watchGroupLag(ctx, a.decisionsKafka(), k.DecisionsGroup, k.DecisionsTopic)
 	joined := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "riskflow_archiver_joined",
-		Help: "1 while this archiver is a member of its consumer groups (risk.scores' and the decisions'); 0 while it stays out of them: until its ClickHouse first answers, and from when its pings have failed for kafka.stall_after until one answers again — the other archivers of the group take its partitions meanwhile.",
+		Help: "1 while this archiver is a member of its consumer groups (risk.scores' and the decisions'); 0 while it stays out of them: until its ClickHouse first answers, from when its pings have failed for kafka.stall_after until one answers again, and for a hold-off once ClickHouse has refused its writes for kafka.stall_after while answering its pings — the other archivers of the group take its partitions meanwhile.",
 	})
 	a.reg.MustRegister(joined)
 	// The consumer groups are joined once ClickHouse has answered: an archiver that cannot reach
@@ -657,27 +657,55 @@ func (a *app) runArchiver(ctx context.Context) error {
 	// kafka.stall_after (when it turns unready), and joins them again at the first ping that
 	// answers: it kept its partitions for as long as its ClickHouse was away, and their history
 	// lagged beside archivers that could have stored it.
+	//
+	// So does an archiver whose ClickHouse answers its pings but refuses its writes (a read-only
+	// user, a table it cannot write): once they have failed for kafka.stall_after it leaves, and
+	// stays out for a hold-off (kafka.stall_after, doubling while its writes are refused each
+	// time it is back, up to maxHoldOff) before it tries again. It kept its partitions for as long
+	// as it ran (held-out run: one archiver of two with a read-only user, and half the scores
+	// never stored).
 	stallAfter := a.cfg.Kafka.StallAfter.D()
-	for rejoin := false; ; rejoin = true {
+	scoreWrites, decisionWrites := &writeWatch{}, &writeWatch{}
+	var holdOff time.Duration
+	for pingsFailed := false; ; {
 		if err := watched.waitAnswering(ctx); err != nil {
 			return nil // stopped before ClickHouse answered
 		}
-		if rejoin {
+		if pingsFailed {
 			a.log.Info("ClickHouse answers again: joining the consumer groups", "group", k.ArchiverGroup, "decisions_group", k.DecisionsGroup)
 		}
 		mctx, leave := context.WithCancel(ctx)
 		down := watched.whenDown(stallAfter)
+		var refusedBy atomic.Pointer[writeWatch]
+		joinedAt := time.Now()
 		go func() {
-			select {
-			case <-down:
-				a.log.Warn("ClickHouse has not answered for kafka.stall_after: leaving the consumer groups, so that other archivers take the partitions; joining again once it answers a ping (one each "+archiverPingEvery.String()+")",
-					"kafka.stall_after", stallAfter, "group", k.ArchiverGroup, "decisions_group", k.DecisionsGroup)
-				leave()
-			case <-mctx.Done():
+			tick := time.NewTicker(min(max(stallAfter/4, 50*time.Millisecond), time.Second))
+			defer tick.Stop()
+			for {
+				select {
+				case <-down:
+					a.log.Warn("ClickHouse has not answered for kafka.stall_after: leaving the consumer groups, so that other archivers take the partitions; joining again once it answers a ping (one each "+archiverPingEvery.String()+")",
+						"kafka.stall_after", stallAfter, "group", k.ArchiverGroup, "decisions_group", k.DecisionsGroup)
+					leave()
+					return
+				case <-tick.C:
+					for _, w := range []*writeWatch{scoreWrites, decisionWrites} {
+						if w.refused(stallAfter, watched.answeredAt()) {
+							refusedBy.Store(w)
+							_, why := w.failingSince()
+							a.log.Warn("ClickHouse answers pings but has refused this archiver's writes for kafka.stall_after: leaving the consumer groups, so that other archivers take the partitions; trying again after a hold-off",
+								"kafka.stall_after", stallAfter, "group", k.ArchiverGroup, "decisions_group", k.DecisionsGroup, "err", why)
+							leave()
+							return
+						}
+					}
+				case <-mctx.Done():
+					return
+				}
 			}
 		}()
 		joined.Set(1)
-		err := a.archiveInGroups(mctx, breaker, sink, archiving, deciding, decisionsArchived)
+		err := a.archiveInGroups(mctx, watchedSink{breaker, scoreWrites}, sink, decisionWrites, archiving, deciding, decisionsArchived)
 		joined.Set(0)
 		archiving.unset()
 		deciding.unset()
@@ -685,12 +713,33 @@ func (a *app) runArchiver(ctx context.Context) error {
 		if err != nil || ctx.Err() != nil {
 			return err
 		}
+		w := refusedBy.Load()
+		if pingsFailed = w == nil; pingsFailed {
+			holdOff = 0
+			continue
+		}
+		since, why := w.failingSince()
+		holdOff = nextHoldOff(holdOff, stallAfter, !since.IsZero() && since.Before(joinedAt))
+		held := heldOut{since: since, why: why, until: time.Now().Add(holdOff), now: time.Now}
+		if since.IsZero() {
+			held.since = time.Now()
+		}
+		archiving.set(held)
+		deciding.set(held)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(holdOff):
+		}
+		archiving.unset()
+		deciding.unset()
+		a.log.Info("hold-off over: joining the consumer groups again to try ClickHouse's writes", "group", k.ArchiverGroup, "decisions_group", k.DecisionsGroup)
 	}
 }
 
 // archiveInGroups runs the archiver's two loops — risk.scores and the decisions — as members of
 // their consumer groups until ctx is done; the groups are left when it returns.
-func (a *app) archiveInGroups(ctx context.Context, breaker pipeline.Sink, sink *migratingSink, archiving, deciding *laterLoop, decisionsArchived prometheus.Counter) error {
+func (a *app) archiveInGroups(ctx context.Context, breaker pipeline.Sink, sink *migratingSink, decisionWrites *writeWatch, archiving, deciding *laterLoop, decisionsArchived prometheus.Counter) error {
 	k, c := a.cfg.Kafka, a.cfg.ClickHouse
 	reader := a.groupReader(a.kc, k.ScoresTopic, k.ArchiverGroup)
 	dlq := a.restoring(a.kc, consumers.NewWriter(a.kc, k.DLQTopic))
@@ -705,7 +754,7 @@ func (a *app) archiveInGroups(ctx context.Context, breaker pipeline.Sink, sink *
 	archiving.set(loop)
 	a.log.Info("archiver running", "topic", k.ScoresTopic, "group", k.ArchiverGroup, "clickhouse", c.Addr, "database", c.Database)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return a.runDecisionArchiver(gctx, sink, deciding, decisionsArchived) })
+	g.Go(func() error { return a.runDecisionArchiver(gctx, sink, decisionWrites, deciding, decisionsArchived) })
 	g.Go(func() error { return loop.Run(gctx) })
 	return g.Wait()
 }

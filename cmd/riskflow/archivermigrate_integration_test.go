@@ -52,7 +52,7 @@ func TestArchiverSinkMigratesAgainWhenATableIsDropped(t *testing.T) {
 	}
 
 	// The decision archiver's store likewise.
-	decisions := decisionStore{sink}
+	decisions := decisionStore{m: sink}
 	dec := []schemas.Decision{{DecisionID: "d1", TS: time.Now().UTC(), AppID: "app1", PhoneHash: strings.Repeat("ab", 32),
 		PhoneMasked: "1381234****", PhoneSegment: "1381234", IP: "1.2.3.4", RulesVersion: "v1", Node: "n1"}}
 	if err := conn.Exec(ctx, "DROP TABLE "+db+".risk_decisions"); err != nil {

@@ -130,28 +130,34 @@ func (l labelStore) UnknownTargets(ctx context.Context, labels []schemas.Label) 
 }
 
 // decisionStore stores decisions (pipeline.DecisionSink), migrating the schema before the first
-// write (and again after a write that found a table missing).
-type decisionStore struct{ m *migratingSink }
+// write (and again after a write that found a table missing); writes notes each write's outcome.
+type decisionStore struct {
+	m      *migratingSink
+	writes *writeWatch
+}
 
 func (d decisionStore) WriteDecisions(ctx context.Context, ds []schemas.Decision) error {
-	if err := d.m.migrate(ctx); err != nil {
-		return err
+	err := d.m.migrate(ctx)
+	if err == nil {
+		err = d.m.written(d.m.store.WriteDecisions(ctx, ds))
 	}
-	return d.m.written(d.m.store.WriteDecisions(ctx, ds))
+	d.writes.noted(ctx, err)
+	return err
 }
 
 // runDecisionArchiver consumes kafka.decisions_topic into risk_decisions, in the group
 // kafka.decisions_group; each batch is committed once ClickHouse acknowledged it. readiness is the
 // loop's readiness check, which runArchiver registered with its pings of that ClickHouse (the loop
 // is unready with them while it has nothing to write): it is handed the loop here. archived is
-// riskflow_decisions_archived_total, registered by runArchiver from the start.
-func (a *app) runDecisionArchiver(ctx context.Context, sink *migratingSink, readiness *laterLoop, archived prometheus.Counter) error {
+// riskflow_decisions_archived_total, registered by runArchiver from the start; writes follows
+// the loop's writes (runArchiver leaves the groups while they are refused).
+func (a *app) runDecisionArchiver(ctx context.Context, sink *migratingSink, writes *writeWatch, readiness *laterLoop, archived prometheus.Counter) error {
 	k, c := a.cfg.Kafka, a.cfg.ClickHouse
 	// The decisions' own cluster: they were written there. Dead letters go where the others do.
 	reader := a.groupReader(a.decisionsKafka(), k.DecisionsTopic, k.DecisionsGroup)
 	dlq := a.restoring(a.kc, consumers.NewWriter(a.kc, k.DLQTopic))
 	defer consumers.CloseWithin(consumers.StopCloseWait, reader, dlq) // a hung broker does not hold the stop
-	stage := &pipeline.DecisionArchiveStage{Sink: decisionStore{sink}, DLQ: dlq, Log: a.log.With("role", "archiver", "part", "decisions"),
+	stage := &pipeline.DecisionArchiveStage{Sink: decisionStore{sink, writes}, DLQ: dlq, Log: a.log.With("role", "archiver", "part", "decisions"),
 		MaxMessageBytes: a.kc.BatchBytes(), Archived: func(n int) { archived.Add(float64(n)) }, DeadLettered: a.obs.DeadLettered}
 	loop := consumers.NewLoop(consumers.LoopConfig{
 		Name: "decisions", MaxBatch: min(c.BatchSize, 20_000), MaxWait: c.FlushInterval.D(),

@@ -229,6 +229,7 @@ type pingWatch struct {
 	failing   time.Time // when the pings started failing; zero while they succeed
 	why       string
 	reached   bool          // a ping has succeeded once
+	answered  time.Time     // when the last ping that succeeded did
 	answeredc chan struct{} // closed at the next ping that succeeds (waitAnswering)
 	downc     chan struct{} // closed at a failing ping once they have failed for downAfter (whenDown)
 	downAfter time.Duration
@@ -269,6 +270,13 @@ func (w *pingWatch) whenDown(d time.Duration) <-chan struct{} {
 	}
 	w.downc, w.downAfter = c, d
 	return c
+}
+
+// answeredAt is when the store last answered a ping (zero: never).
+func (w *pingWatch) answeredAt() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.answered
 }
 
 // laterLoop is the readiness of a consumer loop that does not exist yet (an archiver's, until
@@ -348,7 +356,7 @@ func (w *pingWatch) noted(err error) {
 		if !w.reached && w.why != "" && w.log != nil {
 			w.log.Info("store reached: joining the consumer groups")
 		}
-		w.failing, w.why, w.reached = time.Time{}, "", true
+		w.failing, w.why, w.reached, w.answered = time.Time{}, "", true, w.now()
 		return
 	}
 	if w.failing.IsZero() {
