@@ -803,10 +803,10 @@ func (m *migratingSink) WriteBatch(ctx context.Context, recs []schemas.ScoreReco
 	return m.written(m.store.WriteBatch(ctx, recs))
 }
 
-// written returns err of a write; one that found a table or the database missing has the schema
-// applied again before the next write.
+// written returns err of a write; one that found a table, the database or a column missing has
+// the schema applied again before the next write.
 func (m *migratingSink) written(err error) error {
-	if errors.Is(err, chsink.ErrNoTable) {
+	if chsink.SchemaBehind(err) {
 		m.schema.lost(err)
 	}
 	return err

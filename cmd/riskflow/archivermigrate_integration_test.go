@@ -68,3 +68,52 @@ func TestArchiverSinkMigratesAgainWhenATableIsDropped(t *testing.T) {
 		t.Errorf("risk_decisions holds %d rows of d1 (%v), want 1", n, err)
 	}
 }
+
+// A database restored under a running archiver from a backup older than a migration (here one
+// taken before 0012, which gave verify_events its decision_id) fails one write, which says a
+// column is missing, and the retry applies the schema again and stores the batch. The archiver
+// retried "No such column decision_id in table verify_events" for as long as it ran (held-out
+// run: the database dropped and migrated by a build from before 0012 under a running archiver;
+// 500 events scored, none stored), where a restarted one, or riskflow migrate, mended it at once.
+func TestArchiverSinkMigratesAgainUnderAnOlderSchema(t *testing.T) {
+	addr, db, conn, _ := migratedDatabase(t, "rf_archold")
+	ctx := context.Background()
+	st, err := chsink.Open(ctx, chsink.Config{Addr: addr, Database: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sink := newMigratingSink(st, slog.New(slog.DiscardHandler))
+	rec := func(id string) []schemas.ScoreRecord {
+		return []schemas.ScoreRecord{{
+			EventID: id, TS: time.Now().UTC().Truncate(time.Second), AppID: "app1", Flow: "one_click_login",
+			PhoneHash: "ab12000000000000000000000000000000000000000000000000000000000000", PhoneMasked: "1381234****",
+			PhoneSegment: "1381234", IP: "1.2.3.4", Outcome: "success", RulesVersion: "v1", DecisionID: "d-" + id,
+		}}
+	}
+	if err := sink.WriteBatch(ctx, rec("e1")); err != nil {
+		t.Fatal(err)
+	}
+	// The restore: verify_events without decision_id, schema_migrations without 0012 and later.
+	for _, stmt := range []string{
+		"ALTER TABLE " + db + ".verify_events DROP COLUMN decision_id",
+		"DROP TABLE " + db + ".schema_migrations",
+		"CREATE TABLE " + db + ".schema_migrations (id UInt32, name String, applied_at DateTime) ENGINE = ReplacingMergeTree ORDER BY id",
+		"INSERT INTO " + db + ".schema_migrations (id, name, applied_at) SELECT number, 'restored', now() FROM system.numbers WHERE number BETWEEN 1 AND 11 LIMIT 11",
+	} {
+		if err := conn.Exec(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	err = sink.WriteBatch(ctx, rec("e2"))
+	if err == nil || !strings.Contains(err.Error(), "decision_id") || !strings.Contains(err.Error(), "riskflow migrate") {
+		t.Fatalf("write under the older schema: %v, want the missing column named, and riskflow migrate", err)
+	}
+	if err := sink.WriteBatch(ctx, rec("e2")); err != nil {
+		t.Fatalf("the retry: %v, want the schema applied again and the batch stored", err)
+	}
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM "+db+".verify_events FINAL WHERE event_id = 'e2' AND decision_id = 'd-e2'").Scan(&n); err != nil || n != 1 {
+		t.Errorf("verify_events holds %d rows of e2 with its decision (%v), want 1", n, err)
+	}
+}

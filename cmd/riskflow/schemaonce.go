@@ -77,13 +77,13 @@ func (s *schemaOnce) ensure(ctx context.Context, st migrator) error {
 	}
 }
 
-// lost makes the next ensure apply the schema again: a use found a table or the database
-// missing (err).
+// lost makes the next ensure apply the schema again: a use found a table, the database or a
+// column missing (err).
 func (s *schemaOnce) lost(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.migrated && s.log != nil {
-		s.log.Warn("clickhouse table missing; the schema is applied again before the next use", "err", err)
+		s.log.Warn("clickhouse table or column missing; the schema is applied again before the next use", "err", err)
 	}
 	s.migrated = false
 }

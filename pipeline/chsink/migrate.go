@@ -215,18 +215,36 @@ var ErrNoTable = errors.New("table missing (riskflow migrate creates it)")
 // not exist, else err: for callers that query ClickHouse on their own (riskflow rules report).
 func MissingTable(err error) error { return noTable(err) }
 
-// ClickHouse error codes of a table or database that does not exist, on 18.16 as on current releases.
+// ErrNoColumn marks a use of a column the table does not have yet: the database is behind this
+// build's schema — restored from a backup older than a migration — and riskflow migrate adds it.
+var ErrNoColumn = errors.New("column missing (riskflow migrate adds it)")
+
+// SchemaBehind reports whether err says the database lacks a table, or a column, that the
+// migrations create: applying them again (Store.Migrate) mends it.
+func SchemaBehind(err error) bool {
+	return errors.Is(err, ErrNoTable) || errors.Is(err, ErrNoColumn)
+}
+
+// ClickHouse error codes of a table, database or column that does not exist, on 18.16 as on
+// current releases.
 const (
+	codeNoSuchColumn    = 16 // "No such column decision_id in table verify_events"
 	codeUnknownTable    = 60
 	codeUnknownDatabase = 81
 )
 
 // noTable wraps err with ErrNoTable when the server said the table or its database does not exist
-// (a read before riskflow migrate; an INSERT of an archiver whose database was dropped under it).
+// (a read before riskflow migrate; an INSERT of an archiver whose database was dropped under it),
+// and with ErrNoColumn when it said a column does not (a database restored from an older backup).
 func noTable(err error) error {
 	var ex *clickhouse.Exception
-	if errors.As(err, &ex) && (ex.Code == codeUnknownTable || ex.Code == codeUnknownDatabase) {
-		return fmt.Errorf("%w: %w", ErrNoTable, err)
+	if errors.As(err, &ex) {
+		switch ex.Code {
+		case codeUnknownTable, codeUnknownDatabase:
+			return fmt.Errorf("%w: %w", ErrNoTable, err)
+		case codeNoSuchColumn:
+			return fmt.Errorf("%w: %w", ErrNoColumn, err)
+		}
 	}
 	return err
 }
