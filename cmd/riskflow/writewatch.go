@@ -2,19 +2,22 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/riskflow/riskflow/consumers"
 	"github.com/riskflow/riskflow/pipeline"
 	"github.com/riskflow/riskflow/schemas"
 )
 
-// writeWatch follows one archiving loop's writes to ClickHouse: since when they have failed
-// without a break. Pings say whether ClickHouse answers; this says whether it takes the loop's
-// rows — a read-only user, a table it cannot write, a database it may not use answer every ping
-// and refuse every INSERT. A record ClickHouse can never store (pipeline.SinkFailed false) says
+// writeWatch follows one archiving loop's writes to ClickHouse: since when ClickHouse has refused
+// them (answered with an exception) without a break. Pings say whether ClickHouse answers; this
+// says whether it takes the loop's rows — a read-only user, a table it cannot write, a database it
+// may not use answer every ping and refuse every INSERT. A record ClickHouse can never store (pipeline.SinkFailed false) says
 // nothing against the store, and neither does a write cut short by its caller (a stop, the
 // groups left) or one the circuit breaker refused without trying. Safe for concurrent use.
 type writeWatch struct {
@@ -43,7 +46,10 @@ func (w *writeWatch) noted(ctx context.Context, err error) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if err == nil {
+	var ex *clickhouse.Exception
+	if err == nil || !errors.As(err, &ex) {
+		// Written, or no answer (a connection refused or cut, a timeout: a server away or too
+		// slow, which the pings and the INSERT bound deal with): no refusal, or the run broken.
 		w.failing, w.lastFail, w.why = time.Time{}, time.Time{}, ""
 		return
 	}

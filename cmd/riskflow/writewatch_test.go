@@ -2,23 +2,26 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/riskflow/riskflow/pipeline"
 	"github.com/riskflow/riskflow/pipeline/chsink"
 )
 
 // A write counts against the store only when ClickHouse was asked and said no: not a record it
-// can never store, not the breaker holding the writes back, not a write its caller gave up. The
-// writes are refused once they have failed for the stall bound and again after a ping answered;
-// while the pings fail too, ClickHouse is away, and the pings decide.
+// can never store, not the breaker holding the writes back, not a write its caller gave up, not a
+// write that got no answer (a timeout: a slow server gets smaller INSERTs, not an archiver that
+// leaves). The writes are refused once they have failed for the stall bound and again after a
+// ping answered; while the pings fail too, ClickHouse is away, and the pings decide.
 func TestWriteWatchRefusedOnlyByAnAnsweringStore(t *testing.T) {
 	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
 	w := &writeWatch{now: func() time.Time { return now }}
 	ctx := context.Background()
-	refusedErr := errors.New("code: 164, message: Cannot insert into table in readonly mode")
+	refusedErr := fmt.Errorf("chsink: insert 3 rows into db.verify_events: %w", &clickhouse.Exception{Code: 164, Message: "Cannot insert into table in readonly mode"})
 	const stall = 5 * time.Second
 
 	w.noted(ctx, &chsink.InvalidRecordError{Index: 0, Reason: "no event_id"})
@@ -55,6 +58,12 @@ func TestWriteWatchRefusedOnlyByAnAnsweringStore(t *testing.T) {
 	w.noted(ctx, nil)
 	if w.refused(stall, answered) {
 		t.Error("still refused after a write went through")
+	}
+	w.noted(ctx, refusedErr)
+	now = now.Add(2 * stall)
+	w.noted(ctx, fmt.Errorf("chsink: insert 3 rows into db.verify_events: %w", context.DeadlineExceeded))
+	if since, _ := w.failingSince(); !since.IsZero() {
+		t.Errorf("failing since %v after a write that timed out; want the run of refusals broken", since)
 	}
 }
 
