@@ -84,9 +84,13 @@ func TestAllInOne(t *testing.T) {
 		t.Errorf("without ClickHouse: %v, note %q", p.partList(), note)
 	}
 	c.ClickHouse.Addr = "127.0.0.1:19000"
-	c.Ops.Listen = "127.0.0.1:9464" // the api serves ops itself
 	p, note = allInOne(&c)
 	if !slices.Equal(p.partList(), []string{"topics", "rules", "feed", "scorer", "archiver", "api"}) || note != "" {
+		t.Errorf("with ClickHouse: %v, note %q", p.partList(), note)
+	}
+	c.Ops.Listen = "127.0.0.1:9464" // /metrics moves to the ops port
+	p, note = allInOne(&c)
+	if !slices.Equal(p.partList(), []string{"topics", "rules", "feed", "scorer", "archiver", "api", "ops"}) || note != "" {
 		t.Errorf("with ClickHouse: %v, note %q", p.partList(), note)
 	}
 }
