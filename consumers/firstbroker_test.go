@@ -3,12 +3,14 @@ package consumers
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/riskflow/riskflow/internal/syncbuf"
 	"github.com/riskflow/riskflow/internal/testaddr"
 )
 
@@ -43,5 +45,33 @@ func TestTheFirstBrokerDownIsNotTheCluster(t *testing.T) {
 	tail := NewTail(c, "events", time.Time{}, func(kafka.Message) {}, slog.New(slog.DiscardHandler))
 	if _, err := tail.readBounds(ctx, 1); err != nil {
 		t.Errorf("a tail's partition bounds: %v", err)
+	}
+}
+
+// A topic made with fewer partitions than riskflow asks for (by hand, or by a broker's defaults)
+// is left as it is, and said: a consumer group spreads its work over at most its partitions, so
+// scorers past that count idled without a word.
+func TestEnsureTopicsSaysATopicHasFewerPartitions(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.SeedTopics(1, "events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	c := Config{Brokers: cluster.ListenAddrs()}.withDefaults()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // a bound on the test
+	defer cancel()
+	var logs syncbuf.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	if err := EnsureTopics(ctx, c, []TopicSpec{{Name: "events", Partitions: 4}, {Name: "scores", Partitions: 4}}, log); err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "topic has fewer partitions than riskflow makes") || !strings.Contains(out, "topic=events partitions=1 kafka.partitions=4") {
+		t.Errorf("a topic of 1 partition where riskflow makes 4, unsaid:\n%s", out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "fewer partitions") && strings.Contains(line, "topic=scores") {
+			t.Errorf("the topic riskflow created is said to have fewer: %s", line)
+		}
 	}
 }

@@ -309,16 +309,24 @@ func EnsureTopics(ctx context.Context, c Config, topics []TopicSpec, log *slog.L
 		return fmt.Errorf("ensure topics: list brokers: %w", err)
 	}
 	rf := min(len(brokers), 3)
-	existing := map[string]bool{}
+	existing := map[string]int{} // topic → partitions
 	if parts, err := conn.ReadPartitions(); err == nil {
 		for _, p := range parts {
-			existing[p.Topic] = true
+			existing[p.Topic]++
 		}
 	}
 	var missing []TopicSpec
 	for _, t := range topics {
-		if !existing[t.Name] {
+		n, ok := existing[t.Name]
+		switch {
+		case !ok:
 			missing = append(missing, t)
+		case n < t.Partitions:
+			// Left as it is (partitions are added, never taken away, and adding moves keys), but
+			// said: a consumer group spreads a topic's work over at most its partitions, so the
+			// scorers past n would idle, unsaid.
+			log.Warn("topic has fewer partitions than riskflow makes: at most that many processes of one consumer group share its work; add partitions (kafka-topics.sh --alter --partitions) to scale further",
+				"topic", t.Name, "partitions", n, "kafka.partitions", t.Partitions)
 		}
 	}
 	if len(missing) == 0 {
