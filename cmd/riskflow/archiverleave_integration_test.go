@@ -5,17 +5,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/segmentio/kafka-go"
-
-	"github.com/riskflow/riskflow/consumers"
-	"github.com/riskflow/riskflow/internal/syncbuf"
-	"github.com/riskflow/riskflow/schemas"
 )
 
 // Two archivers of one group, one of which loses its ClickHouse after it had reached it (its
@@ -26,68 +20,11 @@ import (
 // although the other archiver could have stored them.
 func TestArchiverWhoseClickHouseGoesAwayLeavesTheGroup(t *testing.T) {
 	chAddr, db, id, conn := throwawayDatabase(t, "riskflow_h4leave")
-	_, brokers := testServices()
-	kc := consumers.DefaultConfig()
-	kc.Brokers = strings.Split(brokers, ",")
-	scores, group := "h4leave."+id+".scores", "h4leave-archiver-"+id
-	topics := []string{scores, "h4leave." + id + ".dlq", "h4leave." + id + ".decisions", "h4leave." + id + ".events", "h4leave." + id + ".lists"}
-	cl := &kafka.Client{Addr: kafka.TCP(kc.Brokers...)}
-	t.Cleanup(func() { _, _ = cl.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: topics}) })
 	proxy := newHangProxy(t, chAddr)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // a bound on the test
 	defer cancel()
-	start := func(name, ch string) (*app, *syncbuf.Buffer) {
-		t.Helper()
-		cfg := Default()
-		cfg.Kafka.Brokers = kc.Brokers
-		cfg.Kafka.EventsTopic, cfg.Kafka.ScoresTopic, cfg.Kafka.DLQTopic, cfg.Kafka.DecisionsTopic, cfg.Kafka.ListsTopic = topics[3], scores, topics[1], topics[2], topics[4]
-		cfg.Kafka.Partitions = 4
-		cfg.Kafka.ArchiverGroup, cfg.Kafka.DecisionsGroup = group, "h4leave-decisions-"+id
-		cfg.Kafka.StallAfter = Duration(time.Second)
-		cfg.Scoring.PhoneHashKey = "k"
-		cfg.ClickHouse.Addr, cfg.ClickHouse.Database = ch, db
-		cfg.ClickHouse.FlushInterval = Duration(100 * time.Millisecond)
-		cfg.ClickHouse.BreakerOpenFor = Duration(time.Second)
-		logs := &syncbuf.Buffer{}
-		a, err := newApp(cfg, slog.New(slog.NewTextHandler(logs, nil)).With("node", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := resolveRoles([]string{"archiver"}, &a.cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		actx, stop := context.WithCancel(ctx)
-		g, _, err := a.start(actx, p, startOptions{})
-		if err != nil {
-			stop()
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { stop(); _ = g.Wait() })
-		return a, logs
-	}
-	poll := func(what string, cond func() bool, logs ...*syncbuf.Buffer) {
-		t.Helper()
-		for !cond() {
-			select {
-			case <-ctx.Done():
-				var l []string
-				for _, b := range logs {
-					l = append(l, b.String())
-				}
-				t.Fatalf("%s: never; logs:\n%s", what, strings.Join(l, "\n---\n"))
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-	}
-	members := func() int {
-		resp, err := cl.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
-		if err != nil || len(resp.Groups) != 1 || resp.Groups[0].Error != nil {
-			return -1
-		}
-		return len(resp.Groups[0].Members)
-	}
+	g := newArchiverGroup(ctx, t, "h4leave", id)
 	stored := func() uint64 {
 		var n uint64
 		_ = conn.QueryRow(ctx, "SELECT count() FROM "+db+".risk_scores FINAL").Scan(&n)
@@ -99,33 +36,16 @@ func TestArchiverWhoseClickHouseGoesAwayLeavesTheGroup(t *testing.T) {
 		return rows
 	}
 
-	cut, cutLogs := start("cut", proxy.ln.Addr().String())
-	_, keptLogs := start("kept", chAddr)
-	poll("both archivers in the group", func() bool { return members() == 2 }, cutLogs, keptLogs)
+	cut, cutLogs := g.start("cut", proxy.ln.Addr().String(), db)
+	_, keptLogs := g.start("kept", chAddr, db)
+	g.poll("both archivers in the group", func() bool { return g.members() == 2 }, cutLogs, keptLogs)
 
 	proxy.refuse.Store(true)
 	proxy.closeAll()
-	w := consumers.NewWriter(kc, scores)
-	defer w.Close()
 	const n = 400
-	msgs := make([]kafka.Message, n)
-	for i := range msgs {
-		rec := schemas.ScoreRecord{
-			EventID: fmt.Sprintf("e%d", i), TS: time.Now().UTC().Truncate(time.Second), AppID: "app1", Flow: "one_click_login",
-			PhoneHash: fmt.Sprintf("%064x", i), PhoneMasked: "1381234****", PhoneSegment: "1381234", IP: "1.2.3.4",
-			Outcome: "success", RulesVersion: "v1", ScoredAt: time.Now().UTC(),
-		}
-		v, err := rec.MarshalJSON()
-		if err != nil {
-			t.Fatal(err)
-		}
-		msgs[i] = kafka.Message{Key: []byte(rec.PhoneHash), Value: v}
-	}
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
-		t.Fatal(err)
-	}
-	poll(fmt.Sprintf("%d scores stored beside an archiver whose ClickHouse went away", n), func() bool { return stored() == n }, cutLogs, keptLogs)
-	if m := members(); m != 1 {
+	g.writeScores(n)
+	g.poll(fmt.Sprintf("%d scores stored beside an archiver whose ClickHouse went away", n), func() bool { return stored() == n }, cutLogs, keptLogs)
+	if m := g.members(); m != 1 {
 		t.Errorf("archiver group has %d members with one archiver's ClickHouse away; want 1", m)
 	}
 	if v := gaugeValue(t, cut.reg, "riskflow_archiver_joined"); v != 0 {
@@ -136,8 +56,8 @@ func TestArchiverWhoseClickHouseGoesAwayLeavesTheGroup(t *testing.T) {
 	}
 
 	proxy.refuse.Store(false)
-	poll("the archiver joins again once its ClickHouse answers", func() bool {
-		return members() == 2 && gaugeValue(t, cut.reg, "riskflow_archiver_joined") == 1
+	g.poll("the archiver joins again once its ClickHouse answers", func() bool {
+		return g.members() == 2 && gaugeValue(t, cut.reg, "riskflow_archiver_joined") == 1
 	}, cutLogs, keptLogs)
 	if got := stored(); got != n {
 		t.Errorf("%d of %d scores stored", got, n)
