@@ -4,10 +4,7 @@ package consumers
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -23,21 +20,11 @@ import (
 // spec: it logged "created topic" and waited 30 s for partitions that would never come, then
 // failed (and a node's start retried).
 func TestEnsureTopicsThatLostTheRaceSaysSoAndGoesOn(t *testing.T) {
-	brokers := os.Getenv("RISKFLOW_KAFKA_BROKERS")
-	if brokers == "" {
-		t.Skip("RISKFLOW_KAFKA_BROKERS is not set (make test starts Kafka and sets it)")
-	}
-	c := DefaultConfig()
-	c.Brokers = strings.Split(brokers, ",")
+	c := realBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound on the test
 	defer cancel()
-	b := make([]byte, 4)
-	rand.Read(b)
-	theirs, mine := "h3-ensure-lost-"+hex.EncodeToString(b), "h3-ensure-won-"+hex.EncodeToString(b)
+	theirs, mine := testTopic(t, c, "h3-ensure-lost-"), testTopic(t, c, "h3-ensure-won-")
 	cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...)}
-	t.Cleanup(func() {
-		_, _ = cl.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{theirs, mine}})
-	})
 	// The other client creates it, with 2 partitions, after this process looked.
 	resp, err := cl.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: theirs, NumPartitions: 2, ReplicationFactor: 1}}})
 	if err == nil {
@@ -71,22 +58,11 @@ func TestEnsureTopicsThatLostTheRaceSaysSoAndGoesOn(t *testing.T) {
 // Two processes ensuring the same new topics at once: both go on, and each topic is logged as
 // created by one of them only — both said "created topic" for every topic.
 func TestEnsureTopicsAtOnceOneCreatesEachTopic(t *testing.T) {
-	brokers := os.Getenv("RISKFLOW_KAFKA_BROKERS")
-	if brokers == "" {
-		t.Skip("RISKFLOW_KAFKA_BROKERS is not set (make test starts Kafka and sets it)")
-	}
-	c := DefaultConfig()
-	c.Brokers = strings.Split(brokers, ",")
+	c := realBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound on the test
 	defer cancel()
-	cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...)}
 	for round := 0; round < 3; round++ {
-		b := make([]byte, 4)
-		rand.Read(b)
-		specs := []TopicSpec{{Name: "h3-ensure-a-" + hex.EncodeToString(b), Partitions: 4}, {Name: "h3-ensure-b-" + hex.EncodeToString(b), Partitions: 1}}
-		t.Cleanup(func() {
-			_, _ = cl.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{specs[0].Name, specs[1].Name}})
-		})
+		specs := []TopicSpec{{Name: testTopic(t, c, "h3-ensure-a-"), Partitions: 4}, {Name: testTopic(t, c, "h3-ensure-b-"), Partitions: 1}}
 		logs := &syncbuf.Buffer{}
 		log := slog.New(slog.NewTextHandler(logs, nil))
 		errs := make(chan error, 2)

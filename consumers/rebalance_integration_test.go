@@ -253,7 +253,7 @@ func filledTopic(t *testing.T, prefix string, n int) (c consumers.Config, topic,
 	c.Brokers = strings.Split(brokers, ",")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	topic = testTopic(t, c, prefix)
+	topic = consumers.OwnTopic(t, c, prefix)
 	if err := consumers.EnsureTopics(ctx, c, []consumers.TopicSpec{{Name: topic, Partitions: 4}}, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}

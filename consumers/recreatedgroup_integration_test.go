@@ -22,10 +22,10 @@ import (
 // from there once the new topic reached it: the archivers never stored the first scores of the
 // new topic (held-out run: 6,030 scores written to the new risk.scores, none archived).
 func TestGroupReaderReadsATopicCreatedAgainFromItsStart(t *testing.T) {
-	c := realBroker(t)
+	c := consumers.RealBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound on the test
 	defer cancel()
-	spec := consumers.TopicSpec{Name: testTopic(t, c, "h4-recreated-"), Partitions: 1}
+	spec := consumers.TopicSpec{Name: consumers.OwnTopic(t, c, "h4-recreated-"), Partitions: 1}
 	group := spec.Name
 	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))

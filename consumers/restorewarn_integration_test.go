@@ -4,10 +4,7 @@ package consumers
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,26 +20,16 @@ import (
 // written to as it is, and the writer says how it differs from riskflow's settings: it was
 // silently left with compression.type=producer (and the broker's default partition count).
 func TestRestoringWriterSaysTheTopicCameBackWithOtherSettings(t *testing.T) {
-	brokers := os.Getenv("RISKFLOW_KAFKA_BROKERS")
-	if brokers == "" {
-		t.Skip("RISKFLOW_KAFKA_BROKERS is not set (make test starts Kafka and sets it)")
-	}
-	c := DefaultConfig()
-	c.Brokers = strings.Split(brokers, ",")
+	c := realBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound on the test
 	defer cancel()
-	b := make([]byte, 4)
-	rand.Read(b)
-	spec := ReadTopic(TopicSpec{Name: "h4-restoring-other-" + hex.EncodeToString(b), Partitions: 3})
+	spec := ReadTopic(TopicSpec{Name: testTopic(t, c, "h4-restoring-other-"), Partitions: 3})
 	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	if err := EnsureTopics(ctx, c, []TopicSpec{spec}, log); err != nil {
 		t.Fatal(err)
 	}
 	cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...)}
-	t.Cleanup(func() {
-		_, _ = cl.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{spec.Name}})
-	})
 	w := NewRestoringWriter(NewWriter(c, spec.Name), c, spec, log)
 	defer w.Close()
 	if err := w.WriteMessages(ctx, kafka.Message{Value: []byte("before")}); err != nil {

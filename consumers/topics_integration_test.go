@@ -5,12 +5,9 @@ package consumers_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,11 +24,11 @@ import (
 // node starts right after creating its topics logged "reading offsets of partition 0 failing …
 // Not Leader For Partition" at every first start.
 func TestEnsureTopicsReturnsOnceThePartitionsAnswer(t *testing.T) {
-	c := realBroker(t)
+	c := consumers.RealBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a bound on the test
 	defer cancel()
 	for round := 0; round < 3; round++ {
-		topic := testTopic(t, c, "ensure-topics-")
+		topic := consumers.OwnTopic(t, c, "ensure-topics-")
 		if err := consumers.EnsureTopics(ctx, c, []consumers.TopicSpec{{Name: topic, Partitions: 4}}, slog.New(slog.DiscardHandler)); err != nil {
 			t.Fatal(err)
 		}
@@ -54,10 +51,10 @@ func TestEnsureTopicsReturnsOnceThePartitionsAnswer(t *testing.T) {
 // the default compression.type took it (and every node reading it inflated it in memory — a
 // 300 MB one took a scorer to 2.9 GB). A producer that compresses ordinary events still may.
 func TestInputTopicRefusesACompressionBomb(t *testing.T) {
-	c := realBroker(t)
+	c := consumers.RealBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a bound on the test
 	defer cancel()
-	topic := testTopic(t, c, "input-topic-")
+	topic := consumers.OwnTopic(t, c, "input-topic-")
 	if err := consumers.EnsureTopics(ctx, c, []consumers.TopicSpec{consumers.InputTopic(topic, 1)}, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
@@ -95,10 +92,10 @@ func TestInputTopicRefusesACompressionBomb(t *testing.T) {
 // writer never asks the broker to create a topic, so without RestoringWriter every write failed
 // until a restart, on any cluster (auto.create.topics.enable only acts on requests that ask).
 func TestRestoringWriterCreatesADeletedTopicAgain(t *testing.T) {
-	c := realBroker(t)
+	c := consumers.RealBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound on the test
 	defer cancel()
-	spec := consumers.TopicSpec{Name: testTopic(t, c, "restoring-writer-"), Partitions: 3}
+	spec := consumers.TopicSpec{Name: consumers.OwnTopic(t, c, "restoring-writer-"), Partitions: 3}
 	log := slog.New(slog.DiscardHandler)
 	if err := consumers.EnsureTopics(ctx, c, []consumers.TopicSpec{spec}, log); err != nil {
 		t.Fatal(err)
@@ -134,10 +131,10 @@ func TestRestoringWriterCreatesADeletedTopicAgain(t *testing.T) {
 // every node following the topic's partitions went stale until restarted (held-out run:
 // verify.events created again with 4 partitions where it had 6). The log says which count and why.
 func TestRestoringWriterCreatesADeletedTopicAgainWithThePartitionsItHad(t *testing.T) {
-	c := realBroker(t)
+	c := consumers.RealBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound on the test
 	defer cancel()
-	spec := consumers.ReadTopic(consumers.TopicSpec{Name: testTopic(t, c, "h3-restoring-had-"), Partitions: 2})
+	spec := consumers.ReadTopic(consumers.TopicSpec{Name: consumers.OwnTopic(t, c, "h3-restoring-had-"), Partitions: 2})
 	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	// Created with the spec's 2, then grown to 5 by an operator scaling out.
@@ -187,10 +184,10 @@ func TestRestoringWriterCreatesADeletedTopicAgainWithThePartitionsItHad(t *testi
 // restore is in the topic, and the topic has the spec's partitions and settings, not the broker's
 // defaults (num.partitions, compression.type=producer).
 func TestRestoringWritersRacingToCreateTheTopicAgain(t *testing.T) {
-	c := realBroker(t)
+	c := consumers.RealBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound on the test
 	defer cancel()
-	spec := consumers.ReadTopic(consumers.TopicSpec{Name: testTopic(t, c, "h4-restoring-race-"), Partitions: 3})
+	spec := consumers.ReadTopic(consumers.TopicSpec{Name: consumers.OwnTopic(t, c, "h4-restoring-race-"), Partitions: 3})
 	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	if err := consumers.EnsureTopics(ctx, c, []consumers.TopicSpec{spec}, log); err != nil {
@@ -286,10 +283,10 @@ func TestRestoringWritersRacingToCreateTheTopicAgain(t *testing.T) {
 // An operator who deleted the topic and created it again with settings of their own (fewer
 // partitions, another compression) is not fought: the writer writes to it as it is.
 func TestRestoringWriterLeavesATopicTheOperatorCreatedAgain(t *testing.T) {
-	c := realBroker(t)
+	c := consumers.RealBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound on the test
 	defer cancel()
-	spec := consumers.ReadTopic(consumers.TopicSpec{Name: testTopic(t, c, "h4-restoring-operator-"), Partitions: 3})
+	spec := consumers.ReadTopic(consumers.TopicSpec{Name: consumers.OwnTopic(t, c, "h4-restoring-operator-"), Partitions: 3})
 	log := slog.New(slog.DiscardHandler)
 	if err := consumers.EnsureTopics(ctx, c, []consumers.TopicSpec{spec}, log); err != nil {
 		t.Fatal(err)
@@ -353,31 +350,4 @@ func waitDeleted(ctx context.Context, t *testing.T, cl *kafka.Client, topic stri
 		}
 		time.Sleep(50 * time.Millisecond) // polling the broker's metadata
 	}
-}
-
-// realBroker is the configuration of the broker make test started (RISKFLOW_KAFKA_BROKERS); the
-// test is skipped without one.
-func realBroker(t *testing.T) consumers.Config {
-	t.Helper()
-	brokers := os.Getenv("RISKFLOW_KAFKA_BROKERS")
-	if brokers == "" {
-		t.Skip("RISKFLOW_KAFKA_BROKERS is not set (make test starts Kafka and sets it)")
-	}
-	c := consumers.DefaultConfig()
-	c.Brokers = strings.Split(brokers, ",")
-	return c
-}
-
-// testTopic returns a topic name of the test's own, prefix and a random suffix, and deletes the
-// topic when the test ends (whoever created it by then).
-func testTopic(t *testing.T, c consumers.Config, prefix string) string {
-	t.Helper()
-	b := make([]byte, 4)
-	rand.Read(b)
-	topic := prefix + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...)}
-		_, _ = cl.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{topic}})
-	})
-	return topic
 }
