@@ -18,28 +18,17 @@ import (
 // the retry applies the schema again and stores the batch: the archiver recovers as a restarted
 // one would, without riskflow migrate.
 func TestArchiverSinkMigratesAgainWhenATableIsDropped(t *testing.T) {
-	addr, db, conn, _ := migratedDatabase(t, "rf_archmig")
+	_, db, conn, st := migratedDatabase(t, "rf_archmig")
 	ctx := context.Background()
-	st, err := chsink.Open(ctx, chsink.Config{Addr: addr, Database: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	sink := newMigratingSink(st, slog.New(slog.DiscardHandler))
-	rec := func(id string) []schemas.ScoreRecord {
-		return []schemas.ScoreRecord{{
-			EventID: id, TS: time.Now().UTC().Truncate(time.Second), AppID: "app1", Flow: "one_click_login",
-			PhoneHash: "ab12000000000000000000000000000000000000000000000000000000000000", PhoneMasked: "1381234****",
-			PhoneSegment: "1381234", IP: "1.2.3.4", Outcome: "success", RulesVersion: "v1",
-		}}
-	}
+	rec := func(id string) []schemas.ScoreRecord { return oneScore(id, "") }
 	if err := sink.WriteBatch(ctx, rec("e1")); err != nil {
 		t.Fatal(err)
 	}
 	if err := conn.Exec(ctx, "DROP TABLE "+db+".risk_scores"); err != nil {
 		t.Fatal(err)
 	}
-	err = sink.WriteBatch(ctx, rec("e2"))
+	err := sink.WriteBatch(ctx, rec("e2"))
 	if !errors.Is(err, chsink.ErrNoTable) {
 		t.Fatalf("write with risk_scores dropped: %v, want ErrNoTable", err)
 	}
@@ -76,21 +65,10 @@ func TestArchiverSinkMigratesAgainWhenATableIsDropped(t *testing.T) {
 // run: the database dropped and migrated by a build from before 0012 under a running archiver;
 // 500 events scored, none stored), where a restarted one, or riskflow migrate, mended it at once.
 func TestArchiverSinkMigratesAgainUnderAnOlderSchema(t *testing.T) {
-	addr, db, conn, _ := migratedDatabase(t, "rf_archold")
+	_, db, conn, st := migratedDatabase(t, "rf_archold")
 	ctx := context.Background()
-	st, err := chsink.Open(ctx, chsink.Config{Addr: addr, Database: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	sink := newMigratingSink(st, slog.New(slog.DiscardHandler))
-	rec := func(id string) []schemas.ScoreRecord {
-		return []schemas.ScoreRecord{{
-			EventID: id, TS: time.Now().UTC().Truncate(time.Second), AppID: "app1", Flow: "one_click_login",
-			PhoneHash: "ab12000000000000000000000000000000000000000000000000000000000000", PhoneMasked: "1381234****",
-			PhoneSegment: "1381234", IP: "1.2.3.4", Outcome: "success", RulesVersion: "v1", DecisionID: "d-" + id,
-		}}
-	}
+	rec := func(id string) []schemas.ScoreRecord { return oneScore(id, "d-"+id) }
 	if err := sink.WriteBatch(ctx, rec("e1")); err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +83,7 @@ func TestArchiverSinkMigratesAgainUnderAnOlderSchema(t *testing.T) {
 			t.Fatalf("%s: %v", stmt, err)
 		}
 	}
-	err = sink.WriteBatch(ctx, rec("e2"))
+	err := sink.WriteBatch(ctx, rec("e2"))
 	if err == nil || !strings.Contains(err.Error(), "decision_id") || !strings.Contains(err.Error(), "riskflow migrate") {
 		t.Fatalf("write under the older schema: %v, want the missing column named, and riskflow migrate", err)
 	}
@@ -116,4 +94,13 @@ func TestArchiverSinkMigratesAgainUnderAnOlderSchema(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SELECT count() FROM "+db+".verify_events FINAL WHERE event_id = 'e2' AND decision_id = 'd-e2'").Scan(&n); err != nil || n != 1 {
 		t.Errorf("verify_events holds %d rows of e2 with its decision (%v), want 1", n, err)
 	}
+}
+
+// oneScore is a batch of one score record of event id (and decisionID, "" for none).
+func oneScore(id, decisionID string) []schemas.ScoreRecord {
+	return []schemas.ScoreRecord{{
+		EventID: id, TS: time.Now().UTC().Truncate(time.Second), AppID: "app1", Flow: "one_click_login",
+		PhoneHash: "ab12000000000000000000000000000000000000000000000000000000000000", PhoneMasked: "1381234****",
+		PhoneSegment: "1381234", IP: "1.2.3.4", Outcome: "success", RulesVersion: "v1", DecisionID: decisionID,
+	}}
 }
