@@ -192,8 +192,11 @@ func (a *app) metricsElsewhere() []api.Option {
 	if a.cfg.Ops.Listen == "" {
 		return nil
 	}
-	return []api.Option{api.WithMetricsElsewhere("ops.listen (" + a.cfg.Ops.Listen + ")")}
+	return []api.Option{api.WithMetricsElsewhere(a.opsWhere())}
 }
+
+// opsWhere names the ops port in answers: ops.listen (ADDR).
+func (a *app) opsWhere() string { return "ops.listen (" + a.cfg.Ops.Listen + ")" }
 
 // startingHandler is what the API's address answers while the process starts.
 func (a *app) startingHandler() http.Handler {
@@ -202,7 +205,7 @@ func (a *app) startingHandler() http.Handler {
 		get := r.Method == http.MethodGet || r.Method == http.MethodHead
 		if r.URL.Path == "/metrics" && get && a.cfg.Ops.Listen != "" { // as the API answers it (metricsElsewhere)
 			opsJSON(w, http.StatusNotFound, schemas.ErrorBody{Code: http.StatusNotFound,
-				Content: "no route GET /metrics on the API's address: this node serves its metrics on ops.listen (" + a.cfg.Ops.Listen + ")"})
+				Content: api.MetricsElsewhere(a.opsWhere())})
 			return
 		}
 		switch r.URL.Path {

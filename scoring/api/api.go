@@ -265,6 +265,12 @@ func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
 // rule ids and hit counts show how the detection works.
 func WithMetricsElsewhere(where string) Option { return func(s *Server) { s.metricsAt = where } }
 
+// MetricsElsewhere is the 404's content for GET /metrics on the API's address of a node that
+// serves its metrics at where (WithMetricsElsewhere), also while the node starts.
+func MetricsElsewhere(where string) string {
+	return "no route GET /metrics on the API's address: this node serves its metrics on " + where
+}
+
 // WithRegistry registers the API's metrics on reg and serves reg's metrics on /metrics.
 func WithRegistry(reg *prometheus.Registry) Option {
 	return func(s *Server) { s.m = newMetrics(reg, &s.fails); s.reg = reg }
@@ -320,7 +326,7 @@ func New(cfg Config, checker Checker, pub Publisher, opts ...Option) *Server {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	} else {
 		mux.HandleFunc("GET /metrics", s.instrument("other", func(http.ResponseWriter, *http.Request) (int, error) {
-			return 0, &httpError{status: http.StatusNotFound, msg: "no route GET /metrics on the API's address: this node serves its metrics on " + s.metricsAt}
+			return 0, &httpError{status: http.StatusNotFound, msg: MetricsElsewhere(s.metricsAt)}
 		}))
 	}
 	s.other = s.instrument("other", func(w http.ResponseWriter, r *http.Request) (int, error) {
