@@ -802,6 +802,11 @@ func notAClient(a netip.Addr) string {
 		return "a link-local address"
 	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
 		return "the broadcast address"
+	case a.Is4() && a.As4()[0] == 0:
+		// RFC 1122: a host may send from 0.0.0.0/8 only while it learns its own address.
+		return "in 0.0.0.0/8 (this network)"
+	case a.Is4() && a.As4()[0] >= 240:
+		return "in 240.0.0.0/4 (reserved)"
 	}
 	return ""
 }

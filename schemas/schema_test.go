@@ -395,6 +395,9 @@ func TestEventSchemaAgreesOnEdgeValues(t *testing.T) {
 			"::ffff:a9fe:1", "::ffff:e000:1", "::ffff:0:0", "::ffff:ffff:ffff", "::ffff:ffff:7f00:1",
 			"::ffff:0:127.0.0.1", "::ffff:7e00:1", "::ffff:df00:1", "ff02::1", "FF00::", "ff::1", "fe80::1",
 			"FEBF::1", "fec0::1", "fe7f::1", "2409:8900::1", "240e::1",
+			// 0.0.0.0/8 and 240.0.0.0/4, mapped too, and their neighbours.
+			"0.255.255.255", "1.0.0.0", "239.0.0.1", "::ffff:0.255.1.1", "::ffff:240.0.0.1", "::ffff:ff:1",
+			"::ffff:00ff:1", "::ffff:0100:1", "::ffff:100:1", "::ffff:f000:1", "::ffff:efff:1", "0:0:0:0:ffff:7f00:1:2",
 		},
 		"ts": {
 			"2025-03-14T09:26:53.Z", "2025-03-14T09:26:53.000000000000000000001Z", "2025-13-01T00:00:00Z",
