@@ -223,7 +223,7 @@ type Server struct {
 	admins    map[string]string
 	// prevLogged: app key → when (unix ns) its use of a previous secret was last logged.
 	prevLogged sync.Map
-	// needApproval refuses PUT /v1/rules: a pack takes two admins (WithRulesApproval).
+	// needApproval refuses PUT /v1/rules and POST /v1/rules/rollback: a pack takes two admins (WithRulesApproval).
 	needApproval bool
 	decisions    DecisionLog
 	explainer    Explainer

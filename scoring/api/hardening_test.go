@@ -133,14 +133,39 @@ func TestRulesPutRefusedWhenApprovalsRequired(t *testing.T) {
 	}
 }
 
-// fakeRules accepts every pack.
-type fakeRules struct{ loaded int }
+// A rollback loads a pack too, one no second admin approved: with api.console_approvals 2 the
+// console makes it a request, and POST /v1/rules/rollback let one admin (or one stolen secret) roll
+// back to any recorded version at once, alone (held-out run: bob rolled the live pack back to a
+// 35-rule version through the API, loaded_by api:bob, on a node whose console asked for a second
+// admin). It is refused, naming the setting; listing the versions stays open.
+func TestRulesRollbackRefusedWhenApprovalsRequired(t *testing.T) {
+	fr := &fakeRules{}
+	admins := map[string]string{"lead": "s3cret"}
+	f := newFixture(t, api.Config{}, api.WithRulesAdmin(fr, admins), api.WithRulesApproval(2))
+	w := f.do(t, http.MethodPost, "/v1/rules/rollback", `{"version":"3f2a9c0d1e2b4a5f"}`, basic("lead", "s3cret"))
+	errorBody(t, w, http.StatusForbidden, "rules: api.console_approvals is 2")
+	if fr.rolledBack != 0 {
+		t.Errorf("rolled back %d times through the API with two approvals required, want none", fr.rolledBack)
+	}
+	if w := f.do(t, http.MethodGet, "/v1/rules/versions", "", basic("lead", "s3cret")); w.Code != http.StatusOK {
+		t.Errorf("GET /v1/rules/versions: %d %s", w.Code, w.Body)
+	}
+	errorBody(t, f.do(t, http.MethodPost, "/v1/rules/rollback", `{"version":"3f2a9c0d1e2b4a5f"}`, basic("lead", "guess")), http.StatusUnauthorized, "authorization: unknown admin or wrong secret")
+	f1 := newFixture(t, api.Config{}, api.WithRulesAdmin(fr, admins), api.WithRulesApproval(1))
+	if w := f1.do(t, http.MethodPost, "/v1/rules/rollback", `{"version":"3f2a9c0d1e2b4a5f"}`, basic("lead", "s3cret")); w.Code != http.StatusOK || fr.rolledBack != 1 {
+		t.Errorf("rollback with one approval: %d %s, rolled back %d", w.Code, w.Body, fr.rolledBack)
+	}
+}
+
+// fakeRules accepts every pack and every rollback.
+type fakeRules struct{ loaded, rolledBack int }
 
 func (f *fakeRules) Current() api.RulesInfo { return api.RulesInfo{Pack: "p", Version: "v1"} }
 
 func (f *fakeRules) Versions(context.Context) ([]api.RulesInfo, error) { return nil, nil }
 
 func (f *fakeRules) Rollback(context.Context, string, string, string) (api.RulesInfo, error) {
+	f.rolledBack++
 	return api.RulesInfo{}, nil
 }
 

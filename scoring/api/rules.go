@@ -76,10 +76,10 @@ func WithRulesAdmin(r RulesAdmin, admins map[string]string) Option {
 	return func(s *Server) { s.rules, s.admins = r, admins }
 }
 
-// WithRulesApproval makes PUT /v1/rules answer 403 (nothing loaded) when approvals is 2 or more:
-// a new pack then takes a second admin (api.console_approvals), which the console's promotion
-// requests provide and one admin's PUT cannot. Reading and rolling back (to a version that was
-// live, as the console's rollback) stay open.
+// WithRulesApproval makes PUT /v1/rules and POST /v1/rules/rollback answer 403 (nothing loaded)
+// when approvals is 2 or more: a new pack, or a recorded one brought back, then takes a second
+// admin (api.console_approvals), which the console's promotion and rollback requests provide and
+// one admin's call cannot. Reading the pack and its versions stays open.
 func WithRulesApproval(approvals int) Option {
 	return func(s *Server) { s.needApproval = approvals >= 2 }
 }
@@ -223,6 +223,11 @@ func (s *Server) handleRulesRollback(w http.ResponseWriter, r *http.Request) (in
 	who, err := s.adminAuth(r)
 	if err != nil {
 		return 0, err
+	}
+	if s.needApproval {
+		// A rollback loads a pack as a promotion does — any recorded version, one with every rule in
+		// shadow too — and the console makes it a request another admin approves.
+		return 0, &httpError{status: http.StatusForbidden, msg: "rules: api.console_approvals is 2, so a rollback takes a second admin: request it in the console (the rules page's Roll back), where another admin approves it"}
 	}
 	// Any Content-Type is read as JSON (curl -d sends a form's, as the README's example does), but
 	// a compressed body is refused as on every other route, not read as JSON.
