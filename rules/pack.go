@@ -655,16 +655,38 @@ func (c *compiler) commentsOf(n *yaml.Node, rule string) {
 			if l = strings.TrimSpace(l); l == "" || !schemas.ContainsPhone(l) {
 				continue
 			}
-			for i, sl := range strings.Split(string(c.src), "\n") {
-				if j := strings.Index(sl, l); j >= 0 {
-					at = &yaml.Node{Line: i + 1, Column: j + 1}
-					break
-				}
+			if line, col, ok := c.commentLine(l, n.Line); ok {
+				at = &yaml.Node{Line: line, Column: col}
 			}
 			break
 		}
 		c.errAt(at, rule, "comment", "%s", errPackPhone)
 	}
+}
+
+// commentLine finds the line (1-based) and column holding comment text l nearest to line near, the
+// line of the node the comment belongs to, looking outward from it: a comment is on its node's
+// line, just above it or, a foot comment, below it. The same text may stand beside many nodes (a
+// number noted beside several rules): each is cited at its own line. Reading the pack from its
+// start for every comment took seconds per thousand of them and cited every copy at the first.
+func (c *compiler) commentLine(l string, near int) (line, col int, ok bool) {
+	lines := c.sourceLines()
+	find := func(i int) bool {
+		if j := strings.Index(lines[i], l); j >= 0 {
+			line, col, ok = i+1, j+1, true
+		}
+		return ok
+	}
+	at := min(max(near-1, 0), len(lines)-1)
+	for d := 0; at-d >= 0 || at+d < len(lines); d++ {
+		if at-d >= 0 && find(at-d) {
+			return
+		}
+		if d > 0 && at+d < len(lines) && find(at+d) {
+			return
+		}
+	}
+	return 0, 0, false
 }
 
 // directives reports a directive line (%TAG …) holding a phone number: no node keeps one, and
@@ -956,16 +978,22 @@ func (c *compiler) errAtOffset(n *yaml.Node, rule, field string, off int, msg st
 	c.errAt(n, rule, field, "%s (at %d:%d of the value)", msg, vl, vc)
 }
 
-// locate maps byte offset off of scalar n's value to a 1-based line and column of the source by
-// walking value and source together. It handles plain and quoted scalars without escapes and
-// literal or folded blocks, and gives up (ok=false) when the two diverge.
-func (c *compiler) locate(n *yaml.Node, off int) (line, col int, ok bool) {
+// sourceLines is the pack's text split into lines (without their line breaks), split once.
+func (c *compiler) sourceLines() []string {
 	if c.lines == nil {
 		c.lines = strings.Split(string(c.src), "\n")
 		for i, l := range c.lines {
 			c.lines[i] = strings.TrimSuffix(l, "\r")
 		}
 	}
+	return c.lines
+}
+
+// locate maps byte offset off of scalar n's value to a 1-based line and column of the source by
+// walking value and source together. It handles plain and quoted scalars without escapes and
+// literal or folded blocks, and gives up (ok=false) when the two diverge.
+func (c *compiler) locate(n *yaml.Node, off int) (line, col int, ok bool) {
+	c.sourceLines()
 	l, x := n.Line-1, n.Column-1
 	block := false
 	switch n.Style {
