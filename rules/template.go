@@ -165,16 +165,21 @@ func jsonLen(s string) int {
 }
 
 // render writes the reason for in into buf (reused) and returns it as a new string, clipped to
-// MaxReasonBytes.
+// MaxReasonBytes. It stops once the text passes MaxReasonBytes — the clip reads no further — so a
+// reason of thousands of placeholders, or a plural form of thousands of #, costs a check what the
+// 512 bytes shown cost, not what the whole text would (it was rendered whole on every match).
 func (t *template) render(in Input, buf *[]byte) string {
 	if t.segs == nil {
 		return t.static // clipped when compiled
 	}
 	b := (*buf)[:0]
 	for i := range t.segs {
+		if len(b) > MaxReasonBytes {
+			break
+		}
 		sg := &t.segs[i]
 		if sg.name == "" {
-			b = append(b, sg.lit...)
+			b = append(b, sg.lit[:min(len(sg.lit), MaxReasonBytes+1-len(b))]...)
 			continue
 		}
 		v, ok := in.ResolveName(sg.name)
@@ -203,6 +208,8 @@ func appendPlural(b []byte, sg *segment, v any) []byte {
 	if string(num) == "1" {
 		form = sg.one
 	}
+	// Every byte of the form writes at least one: what lies past what render shows is not read.
+	form = form[:min(len(form), max(MaxReasonBytes+1-len(b), 0))]
 	for {
 		before, after, found := strings.Cut(form, "#")
 		b = append(b, before...)
