@@ -227,7 +227,7 @@ func (s *Server) handleRulesRollback(w http.ResponseWriter, r *http.Request) (in
 	if s.needApproval {
 		// A rollback loads a pack as a promotion does — any recorded version, one with every rule in
 		// shadow too — and the console makes it a request another admin approves.
-		return 0, &httpError{status: http.StatusForbidden, msg: "rules: api.console_approvals is 2, so a rollback takes a second admin: request it in the console (the rules page's Roll back), where another admin approves it"}
+		return 0, &httpError{status: http.StatusForbidden, msg: "rules: api.console_approvals is 2, so a rollback takes a second admin: request it in the console (the rules page's Roll back), where another admin approves it; an operator of the nodes rolls back with riskflow rules rollback VERSION, which writes the pack file"}
 	}
 	// Any Content-Type is read as JSON (curl -d sends a form's, as the README's example does), but
 	// a compressed body is refused as on every other route, not read as JSON.
