@@ -295,6 +295,10 @@ func (c *Config) Validate() error {
 	}
 	if c.API.ConsoleApprovals < 1 || c.API.ConsoleApprovals > 2 {
 		bad("api.console_approvals", "%d is not 1 or 2", c.API.ConsoleApprovals)
+	} else if c.API.ConsoleApprovals == 2 && len(c.API.AdminKeys) == 1 {
+		// The one admin's requests would wait for ever: no pack could be promoted or rolled back
+		// through the console or the API (both refuse one admin alone).
+		bad("api.console_approvals", "2 takes a second admin to approve every promotion and rollback, and api.admin_keys names one admin: name another, or set 1")
 	}
 	if (c.API.TLSCert == "") != (c.API.TLSKey == "") {
 		bad("api.tls_cert", "tls_cert and tls_key go together")

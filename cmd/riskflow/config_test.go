@@ -1047,6 +1047,25 @@ func TestAdminNameHoldingAPhoneRefused(t *testing.T) {
 	}
 }
 
+// With api.console_approvals 2 every promotion and rollback waits for a second admin: a node whose
+// api.admin_keys named one admin started, and its one admin's every request waited for ever (the
+// console and the API refuse one admin alone). Refused at start; without admins (no console, the
+// configuration of a scorer) or with two it stands.
+func TestTwoApprovalsNeedTwoAdmins(t *testing.T) {
+	c := Default()
+	c.API.ConsoleApprovals = 2
+	c.API.AdminKeys = map[string]string{"lead": "s3cret"}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "api.console_approvals: 2 takes a second admin") {
+		t.Errorf("two approvals with one admin: %v", err)
+	}
+	for _, admins := range []map[string]string{nil, {"lead": "s3cret", "ops": "other"}} {
+		c.API.AdminKeys = admins
+		if err := c.Validate(); err != nil {
+			t.Errorf("two approvals with %d admins: %v", len(admins), err)
+		}
+	}
+}
+
 // HTTP Basic ends the user name at its first colon (RFC 7617): an app key or an admin name
 // holding one started, and every request naming it was refused as a wrong secret ("ops:cn" and
 // "ops:cn-secret" is user "ops"); the admin could log into the console but not use /v1/rules or
