@@ -94,3 +94,40 @@ func TestPackCostLimit(t *testing.T) {
 		t.Errorf("one problem expected, got:\n%s", msg)
 	}
 }
+
+// A regular expression's matching costs what its compiled program holds per byte of the string,
+// and a counted repetition makes that program far longer than the pattern: CEL prices the
+// pattern's text, so `ip_org.matches("^(.?){1000}$")` (12 characters, 4,004 instructions) was
+// estimated at 79, compiled, and took 1–16 ms an evaluation (4 ms a check on a real node, every
+// event scored too, where the default pack's whole verdict takes a microsecond). Such a pattern is
+// priced by its program and refused, naming the rule; ordinary patterns keep their price, by
+// name or member call.
+func TestRegexPricedByItsProgram(t *testing.T) {
+	env, err := NewEnv([]Var{{Name: "s", Type: String}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	compile := func(when string) (*Pack, error) {
+		return Compile([]byte("pack: p\nrules:\n  - id: r\n    tag: t\n    level: 300\n    when: '"+when+"'\n"), env)
+	}
+	for _, when := range []string{`s.matches("^(.?){1000}$")`, `matches(s, "^(.?){1000}$")`, `s.matches("(ab|cd){300}")`} {
+		_, err := compile(when)
+		if err == nil || !strings.Contains(err.Error(), "rule r: when: too expensive") {
+			t.Errorf("%s: %v, want it refused as too expensive", when, err)
+		}
+	}
+	for when, cost := range map[string]uint64{`s.matches("^1(62|65|67|70|71)")`: 117, `matches(s, "^1(62|65|67|70|71)")`: 117} {
+		p, err := compile(when)
+		if err != nil {
+			t.Errorf("%s: %v", when, err)
+			continue
+		}
+		if got := p.Rules[0].Cost; got != cost {
+			t.Errorf("%s: estimated cost %d, want %d", when, got, cost)
+		}
+	}
+	// Priced by program, a pattern of a few dozen instructions stays well under the bound.
+	if _, err := compile(`s.matches("^[0-9a-f]{32}$")`); err != nil {
+		t.Errorf("a 32-hex-digit pattern: %v", err)
+	}
+}
