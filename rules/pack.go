@@ -141,6 +141,10 @@ var (
 
 const maxIDLen = 64
 
+// maxFieldProblems is how many problems of one reason are listed (CEL lists at most 100 of a
+// condition's); the rest are counted. Each is located by walking the value from its start.
+const maxFieldProblems = 100
+
 // MaxPackBytes bounds a pack's YAML text. The default pack is 16 KB; parsing takes about 40 times
 // a pack's size (a 15 MB file took 0.65 GB and 26 s to refuse), and a node reads its pack file at
 // every start and reload: a file far larger, or a device or pipe in its place, took the process's
@@ -813,7 +817,11 @@ func (c *compiler) rule(i int, n *yaml.Node, seen map[string]int) *Rule {
 	if rn := f["reason"]; rn != nil {
 		r.Reason = c.str(rn, label, "reason")
 		tmpl, terrs := parseTemplate(r.Reason, c.env)
-		for _, te := range terrs {
+		for i, te := range terrs {
+			if i == maxFieldProblems {
+				c.errAtOffset(rn, label, "reason", te.offset, fmt.Sprintf("%d more problems in this reason not shown", len(terrs)-i))
+				break
+			}
 			c.errAtOffset(rn, label, "reason", te.offset, te.msg)
 		}
 		r.reason = tmpl
