@@ -614,7 +614,7 @@ func checkText(field, v string, required bool, maxLen int) error {
 	if seen&byteControl != 0 {
 		return fieldErr(field, "contains a control character")
 	}
-	if (longest >= 11 || seen&byteExact != 0) && exactPhoneScan(v, written) {
+	if quickMayHold(v, seen, longest) && exactPhoneScan(v, written) {
 		return fieldErr(field, "looks like it contains a mobile phone number; send an opaque id (riskflow never stores phone numbers in plaintext)")
 	}
 	if seen&byteAlnum == 0 && isBlank(v) {

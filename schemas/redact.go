@@ -26,7 +26,8 @@ import (
 // middle dots, zero-width space, combining marks: see isWideSep), while what delimits tokens
 // (quotes, commas, '|', '=', tabs, line breaks) splits a number. Text holding escapes is read
 // decoded as well ("%2B86%20138…", "\u0031…", "&#49;…": escapesDecoded); base64 and hex are
-// not read (hex ids and digests would be refused). Letters never read as digits ("l38…" with an
+// not read (hex ids and digests would be refused). A number printed in scientific notation, as
+// programs print one they read as a float ("1.3812345678e+10"), is read too (sciPhoneAt). Letters never read as digits ("l38…" with an
 // L, "…8OOO" with O's): a number spelled to dodge a reader is no writing of one. The number
 // must stand on its own: one glued to a digit, or to a hexadecimal word before it ("3a8f", "0xd")
 // or after it ("b", "e4b2") is part of an identifier, not a phone — so hexadecimal device ids, UUIDs
@@ -374,6 +375,9 @@ func nextPhone(s string, from int, r reading) (start, end int, ok bool) {
 				i += n // an address, not a phone: "127.0.0.1:19092", "192.168.100.10"
 				continue
 			}
+			if e, ok := sciPhoneAt(s, i); ok {
+				return i, e, true // "1.3812345678e+10": a number printed as a float
+			}
 			if r == written && uuidTailAt(s, i) {
 				i += 12 // a device id's last group, not a number written with the trunk 0
 				continue
@@ -476,11 +480,63 @@ func ipv4At(s string, i int) int {
 	return j - i
 }
 
+// minSciDigits is the fewest digits a number in scientific notation shows to be read as a phone
+// (sciPhoneAt): a number block's worth ("1.381234e+10" is 13812340000); "1.5e10" is none.
+const minSciDigits = 7
+
+// sciPhoneAt returns the end of a phone number written in scientific notation from s[i], as a
+// program prints a number it read as a floating-point one — Go's fmt.Sprint of a JSON number
+// decoded into an any, Java's Double.toString, C's %e: "1.3812345678e+10", "1.3812345678E10",
+// "8.613812345678e+12" (+86), and "1.38123456e+10" for 13812345600 (trailing zeros are left
+// out). The mantissa is one ASCII digit, a '.' and at least minSciDigits digits in all; the
+// exponent makes them a phone number (phoneDigits) with the zeros it adds.
+func sciPhoneAt(s string, i int) (int, bool) {
+	if i+1 >= len(s) || !isDigitByte(s[i]) || s[i+1] != '.' {
+		return 0, false
+	}
+	var d [maxPhoneDigits]byte
+	d[0] = s[i]
+	n := 1
+	j := i + 2
+	for ; j < len(s) && isDigitByte(s[j]); j++ {
+		if n == len(d) {
+			return 0, false
+		}
+		d[n] = s[j]
+		n++
+	}
+	if n < minSciDigits || j == len(s) || s[j] != 'e' && s[j] != 'E' {
+		return 0, false
+	}
+	j++
+	if j < len(s) && s[j] == '+' {
+		j++
+	}
+	exp, k := 0, j
+	for ; k < len(s) && k-j < 2 && isDigitByte(s[k]); k++ {
+		exp = exp*10 + int(s[k]-'0')
+	}
+	if k == j || k < len(s) && isDigitByte(s[k]) || exp+1 < n || exp+1 > len(d) {
+		return 0, false
+	}
+	for ; n < exp+1; n++ {
+		d[n] = '0'
+	}
+	return k, phoneDigits(d[:n], false, n, written)
+}
+
 // mayHoldPhone is the quick test that rules out most ids (UUIDs, hex digests, ids holding a date)
 // before the exact scan (see quickScan).
 func mayHoldPhone(s string) bool {
 	seen, longest := quickScan(s)
-	return longest >= 11 || seen&byteExact != 0
+	return quickMayHold(s, seen, longest)
+}
+
+// quickMayHold is mayHoldPhone's verdict on quickScan's result: 11 digits in a stretch, a byte the
+// count cannot judge, or a number of a block's worth of digits with an exponent after it
+// (sciPhoneAt: "1.38123456e+10" shows fewer than 11).
+func quickMayHold(s string, seen uint8, longest int) bool {
+	return longest >= 11 || seen&byteExact != 0 || longest >= minSciDigits && strings.ContainsAny(s, "eE")
 }
 
 // quickScan is one pass over s for what rules out a phone-like number: a phone-like number has at

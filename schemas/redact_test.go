@@ -293,6 +293,41 @@ func TestSplitNumbersAcceptedButMasked(t *testing.T) {
 	}
 }
 
+// A number a program read as a floating-point one prints in scientific notation — Go's fmt.Sprint
+// of a JSON number decoded into an any, Java's Double.toString — and is as plain to a reader:
+// device_id "1.3957240201e+10" was accepted and stored as sent in verify_events (held-out run),
+// as "8.613957240203e+12" (+86) was. Trailing zeros are left out of such a writing
+// ("1.39572402e+10" is 13957240200). Exponents that make no mobile number, and short mantissas,
+// are no phone.
+func TestScientificNotationIsAPhone(t *testing.T) {
+	for _, c := range []struct{ in, masked string }{
+		{"1.3957240201e+10", "<phone>"},
+		{"1.3957240202E10", "<phone>"},
+		{"8.613957240203e+12", "<phone>"},
+		{"1.39572402e+10", "<phone>"},
+		{"phone=1.3957240204e+10;", "phone=<phone>;"},
+		{"id 1.44123456789e+12 (IoT)", "id <phone> (IoT)"},
+	} {
+		if !ContainsPhone(c.in) {
+			t.Errorf("ContainsPhone(%q) = false", c.in)
+		}
+		if got := MaskPhones(c.in); got != c.masked {
+			t.Errorf("MaskPhones(%q) = %q, want %q", c.in, got, c.masked)
+		}
+		if got := Excerpt(c.in, 64); strings.Contains(got, "395724") || strings.Contains(got, "412345") {
+			t.Errorf("Excerpt(%q) = %s shows the number", c.in, got)
+		}
+		if _, err := DecodeEvent(eventJSON(t, map[string]any{"device_id": c.in})); err == nil || !strings.Contains(err.Error(), "phone number") {
+			t.Errorf("device_id %q: err = %v, want it refused as a phone number", c.in, err)
+		}
+	}
+	for _, s := range []string{"1.5e10", "6.02214076e+23", "1.3957240201e+11", "2.3957240201e+10", "1.395724e+5", "1.3957240201e+100", "a1.3957240201e+10", "1.3957240201"} {
+		if ContainsPhone(s) {
+			t.Errorf("ContainsPhone(%q) = true", s)
+		}
+	}
+}
+
 // An invisible character splits nothing: "1\u200b3812345678" shows as 13812345678, so the digits
 // on either side of it are one group. Read as two (1 + 10, a group of 10 beside another: how a
 // unix second and a sequence number are joined), it was accepted in a device_id and stored as
