@@ -45,6 +45,27 @@ func TestConsoleLeavesUncleanAPIPathsToTheAPI(t *testing.T) {
 	}
 }
 
+// A console path not in its clean form gets the console's 404, not the redirect of the ServeMux
+// in front of it: /console//13912345678 was answered 307 with Location /console/13912345678, the
+// number as sent (held-out run).
+func TestUncleanConsolePathsAreNotRedirected(t *testing.T) {
+	cfg := Default()
+	cfg.Scoring.PhoneHashKey = "k"
+	cfg.API.AdminKeys = map[string]string{"lead": "lead-secret"}
+	a, err := newApp(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := a.withConsole(api.New(api.Config{Keys: map[string]string{"app1": "secret1"}}, a.scorer, nil, api.WithLogger(slog.New(slog.DiscardHandler))))
+	for _, path := range []string{"/console//13912345678", "/console/x/../13912345678", "/console/./139%201234%205678"} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "http://riskflow"+path, nil))
+		if shown := w.Body.String() + w.Header().Get("Location"); w.Code != http.StatusNotFound || strings.Contains(shown, "5678") {
+			t.Errorf("GET %s: %d, Location %q, number echoed: %v", path, w.Code, w.Header().Get("Location"), strings.Contains(shown, "5678"))
+		}
+	}
+}
+
 // A node still starting (waiting for the broker, replaying its state) serves the OpenAPI document
 // — static, and what a client generator fetches — and answers the other API routes with the
 // documented Error 503 and its Retry-After; a method /healthz does not take is the API's Error 405,

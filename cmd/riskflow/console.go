@@ -51,19 +51,20 @@ func (a *app) withConsole(srv *api.Server) http.Handler {
 		return srv
 	}
 	a.log.Info("console served", "path", "/console/", "admins", len(a.cfg.API.AdminKeys))
-	cmux := http.NewServeMux()
-	cmux.Handle("/console/", c)
-	cmux.Handle("/console", http.RedirectHandler("/console/", http.StatusSeeOther))
 	// Everything else is the API's, as sent: a ServeMux in front of it would answer a path not in
-	// its clean form ("/v1//risk/check") with an empty redirect instead of the API's Error 404.
-	// The console's paths are told by the path as sent, as cmux matches them: /console%2Foverview,
-	// the console's only once decoded, matched none of cmux's patterns and got its text/plain 404.
+	// its clean form ("/v1//risk/check") with an empty redirect instead of the API's Error 404,
+	// and one in front of the console would redirect /console//13912345678 with the number in its
+	// Location (the console answers unclean paths itself). The console's paths are told by the path
+	// as sent: /console%2Foverview, the console's only once decoded, is the API's 404.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p := r.URL.EscapedPath(); p == "/console" || strings.HasPrefix(p, "/console/") {
-			cmux.ServeHTTP(w, r)
-			return
+		switch p := r.URL.EscapedPath(); {
+		case p == "/console":
+			http.Redirect(w, r, "/console/", http.StatusSeeOther)
+		case strings.HasPrefix(p, "/console/"):
+			c.ServeHTTP(w, r)
+		default:
+			srv.ServeHTTP(w, r)
 		}
-		srv.ServeHTTP(w, r)
 	})
 }
 

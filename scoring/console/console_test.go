@@ -929,6 +929,25 @@ func TestNotFoundPagesDoNotEchoNumbers(t *testing.T) {
 	}
 }
 
+// A path not in its clean form is no console page either: the console's ServeMux answered
+// /console//13912345678 with a redirect whose Location (and body) held the number as sent —
+// into the browser's history and every proxy's log — where the same number one slash further
+// got the masked 404 (held-out run).
+func TestUncleanPathsDoNotRedirectWithTheirNumber(t *testing.T) {
+	c := newServer(t, console.Deps{Rules: &fakeRules{}})
+	c.Login("alice", "a-secret")
+	for _, path := range []string{"/console//13912345678", "/console/x/../13912345678", "/console/./tel:139-1234-5678/", "/console/rules//versions/13912345678"} {
+		code, body, h := c.Get(path)
+		if code != http.StatusNotFound || strings.Contains(body+h.Get("Location"), "5678") || !strings.Contains(body, "There is no console page") {
+			t.Errorf("GET %s: %d, Location %q, number echoed: %v", path, code, h.Get("Location"), strings.Contains(body+h.Get("Location"), "5678"))
+		}
+	}
+	// A clean path with a trailing slash is clean: /console/ still goes to the overview.
+	if code, _, h := c.Get("/console/"); code != http.StatusSeeOther || h.Get("Location") != "/console/overview" {
+		t.Errorf("GET /console/: %d %q", code, h.Get("Location"))
+	}
+}
+
 // Removing an entry by an id that is not one is refused without showing what was posted.
 func TestListRemoveDoesNotEchoTheID(t *testing.T) {
 	c := newServer(t, console.Deps{Lists: &fakeLists{}})

@@ -150,11 +150,7 @@ func New(d Deps, log *slog.Logger) (*Server, error) {
 	m.HandleFunc("GET /console/investigate", s.authed(s.investigate))
 	m.HandleFunc("POST /console/investigate", s.authed(s.investigatePost))
 	m.HandleFunc("POST /console/investigate/label", s.authed(s.label))
-	m.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
-		// The path is the caller's: shown short, with any phone number masked (a number is never
-		// echoed back).
-		s.render(w, r, http.StatusNotFound, "error", nil, page{Title: "Not found", Message: "There is no console page " + schemas.ShowName(r.URL.Path, 128) + "."})
-	})
+	m.HandleFunc("/console/", s.notFound)
 	s.mux = m
 	return s, nil
 }
@@ -170,7 +166,38 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "same-origin")
+	if p := r.URL.Path; r.Method != http.MethodConnect && p != cleanPath(p) {
+		// ServeMux would redirect to the clean path, the caller's text in the Location header
+		// and the page: a number in it as sent (/console//13912345678), into the browser's
+		// history and proxies' logs. No console link is unclean: it is no page (under static/,
+		// no file, as the file server answers a directory).
+		if strings.HasPrefix(p, "/console/static/") {
+			http.NotFound(w, r)
+		} else {
+			s.notFound(w, r)
+		}
+		return
+	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// notFound answers a path that is no console page. The path is the caller's: shown short, with
+// any phone number masked (a number is never echoed back).
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusNotFound, "error", nil, page{Title: "Not found", Message: "There is no console page " + schemas.ShowName(r.URL.Path, 128) + "."})
+}
+
+// cleanPath is p as ServeMux cleans it before matching: rooted, no empty or dot segments, a
+// trailing slash kept.
+func cleanPath(p string) string {
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
 }
 
 // filesOnly is an fs.FS whose directories do not exist: a file server on it answers 404 for a
