@@ -198,6 +198,11 @@ func Default() Config {
 	}
 }
 
+// namedByPhone refuses a topic, group or database name holding a phone number (unechoed): such a
+// name is written where riskflow's masks do not reach — Kafka's and ClickHouse's metadata, the
+// snapshot files' names on disk, /metrics labels.
+const namedByPhone = "holds a phone number: the name is written in plaintext in Kafka's or ClickHouse's metadata, snapshot file names and /metrics labels; choose another"
+
 // Validate reports every problem at once, each naming the key.
 func (c *Config) Validate() error {
 	var errs []error
@@ -230,6 +235,9 @@ func (c *Config) Validate() error {
 		if t.v == "" {
 			bad(t.k, "must not be empty")
 		}
+		if schemas.ContainsPhone(t.v) {
+			bad(t.k, namedByPhone)
+		}
 	}
 	// Each stream its own topic, each consumer its own group: decisions written to verify.events
 	// were dead-lettered by the scorers as events, and their archiver read events as decisions.
@@ -258,6 +266,9 @@ func (c *Config) Validate() error {
 	if c.ClickHouse.Addr != "" {
 		if c.ClickHouse.Database == "" {
 			bad("clickhouse.database", "must not be empty")
+		}
+		if schemas.ContainsPhone(c.ClickHouse.Database) {
+			bad("clickhouse.database", namedByPhone)
 		}
 		if c.ClickHouse.BatchSize < 1 {
 			bad("clickhouse.batch_size", "must be at least 1")
