@@ -21,13 +21,14 @@ import (
 // trunk prefix 0, and written with or without runs of separators (of any length) between its
 // digits. Digits are those of any script (Unicode Nd: full-width ０-９ as Chinese input methods
 // type them, Arabic-Indic, mathematical …), the characters that show one digit (①, ¹, ⑴: see
-// otherDigits) and Chinese numerals; separators are space, '-', '.', '(', ')', '/', '_', ':', '\',
-// '+' and their full-width, typographic and invisible cousins (U+3000, '－', '。', NBSP, dashes,
-// middle dots, zero-width space, combining marks: see isWideSep), while what delimits tokens
-// (quotes, commas, '|', '=', tabs, line breaks) splits a number. Text holding escapes is read
-// decoded as well ("%2B86%20138…", "\u0031…", "&#49;…": escapesDecoded); base64 and hex are
-// not read (hex ids and digests would be refused). A number printed in scientific notation, as
-// programs print one they read as a float ("1.3812345678e+10"), is read too (sciPhoneAt). Letters never read as digits ("l38…" with an
+// otherDigits) and Chinese numerals; separators are space, tab, '-', '.', '(', ')', '/', '_', ':',
+// '\', '+' and their full-width, typographic and invisible cousins (U+3000, '－', '。', NBSP,
+// dashes, middle dots, zero-width space, combining marks: see isWideSep), while what delimits
+// tokens (quotes, commas, '|', '=', line breaks) splits a number. Text holding escapes is read
+// decoded as well ("%2B86%20138…", "\u0031…", "&#49;…", "138\t1234…": escapesDecoded); base64
+// and hex are not read (hex ids and digests would be refused). A number printed in scientific
+// notation, as programs print one they read as a float ("1.3812345678e+10"), is read too
+// (sciPhoneAt). Letters never read as digits ("l38…" with an
 // L, "…8OOO" with O's): a number spelled to dodge a reader is no writing of one. The number
 // must stand on its own: one glued to a digit, or to a hexadecimal word before it ("3a8f", "0xd")
 // or after it ("b", "e4b2") is part of an identifier, not a phone — so hexadecimal device ids, UUIDs
@@ -104,7 +105,7 @@ func hasEscape(s string) bool { return strings.IndexAny(s, `%\&`) >= 0 }
 
 // escapesDecoded returns s with the escapes that every tool decodes on the way to a reader decoded
 // — URLs' and forms' %XX, JSON's and JavaScript's \uXXXX (a surrogate pair as one character),
-// \xXX and the octal \NNN of C, Python and CEL string literals, HTML's &#NN; and &#xHH; — up to three rounds, for "%252B86…" and "%5Cu0031", and whether
+// \t, \xXX and the octal \NNN of C, Python and CEL string literals, HTML's &#NN; and &#xHH; — up to three rounds, for "%252B86…" and "%5Cu0031", and whether
 // there were any. Other bytes, and a '%', '\' or '&' that starts no escape, stay as they are.
 // Encodings that no one reads without a decoder they choose (base64, hex) are not phone-like:
 // hex and base64 ids and digests would be refused with them.
@@ -155,6 +156,8 @@ func appendEscaped(b []byte, s string, i int) ([]byte, int) {
 	switch {
 	case s[i] == '%' && hexAt(s, i+1, 2):
 		return append(b, byte(hexNumber(s[i+1:i+3]))), 3
+	case s[i] == '\\' && i+1 < len(s) && s[i+1] == 't':
+		return append(b, '\t'), 2 // a tab, a separator (isPhoneSep)
 	case s[i] == '\\' && i+1 < len(s) && s[i+1] == 'x' && hexAt(s, i+2, 2):
 		return append(b, byte(hexNumber(s[i+2:i+4]))), 4
 	case s[i] == '\\' && i+3 < len(s) && s[i+1] >= '0' && s[i+1] <= '3' && isOctal(s[i+2]) && isOctal(s[i+3]):
@@ -597,6 +600,9 @@ var byteBits = func() (t [256]uint8) {
 		case b >= 0xC0:
 			t[c] = byteExact
 		}
+		if b == '\t' {
+			t[c] |= byteControl // a separator, and a control character free text refuses
+		}
 		if escapeStart(b) {
 			t[c] |= byteExact
 		}
@@ -935,13 +941,14 @@ func isAlnum(c byte) bool {
 }
 
 // isPhoneSep reports whether the ASCII character c may separate the digit groups of a written
-// phone number: a space, punctuation people write numbers with, and what joins the words of an id
-// or a path. What delimits tokens — quotes, commas, semicolons, '|', '=', brackets other than
-// parentheses, tabs and line breaks — splits numbers: a list ("[1, 5, 10, 20, 50, 100]" in a
-// rule), a line number before a quoted value (`line 1: "0000000000"`), a row of columns.
+// phone number: a space or a tab (a number copied from a table's cells, 138<TAB>1234<TAB>5678,
+// reads as one), punctuation people write numbers with, and what joins the words of an id or a
+// path. What delimits tokens — quotes, commas, semicolons, '|', '=', brackets other than
+// parentheses and line breaks — splits numbers: a list ("[1, 5, 10, 20, 50, 100]" in a rule), a
+// line number before a quoted value (`line 1: "0000000000"`), lines of a file.
 func isPhoneSep(c byte) bool {
 	switch c {
-	case ' ', '-', '.', '(', ')', '/', '_', ':', '\\', '+':
+	case ' ', '\t', '-', '.', '(', ')', '/', '_', ':', '\\', '+':
 		return true
 	}
 	return false

@@ -104,6 +104,12 @@ var phoneFormats = []string{
 	"013812345678",             // the trunk prefix 0, dialled before a mobile number from a landline
 	"+861401234567890",
 	"86 1401234567890",
+	// A tab between groups, as a number copied from a table's cells reads, and C's escape of one
+	// (ex_id "139\\t5724\\t0006" was accepted and stored as sent in verify_events, and a carrier
+	// of 139<TAB>5724<TAB>0006 was echoed in its 400 as "139\t5724\t0006").
+	"138\t1234\t5678",
+	"138\\t1234\\t5678",
+	"138 \t 1234\t5678",
 }
 
 // phoneContexts put a number where callers put it: alone, after a label, inside an id.
@@ -167,7 +173,7 @@ func TestContainsPhoneIgnoresIdentifiers(t *testing.T) {
 		"010000000001", // no mobile number starts 10
 		// Delimiters of tokens split numbers: lists, quoted values after a line number, columns.
 		"[1, 5, 10, 20, 50, 100]", "[1,5,10,20,50,100]", "1;5;10;20;50;100", `line 138: "12345678"`,
-		"138\t1234\t5678", "138\n1234\n5678", "138|1234|5678", "138=1234=5678", "1、5、10、20、50、100",
+		"138\n1234\n5678", "138\\n1234\\n5678", "138|1234|5678", "138=1234=5678", "1、5、10、20、50、100",
 		"1，5，10，20，50，100", "＜138＞＜12345678＞", "138…1234…5678", "138\"1234\"5678",
 		"MTM4MTIzNDU2Nzg=", // base64 and hex are encodings, not writings: see redact.go
 		"3133383132333435363738",

@@ -561,13 +561,14 @@ func refContainsPhone(s string) bool {
 }
 
 func refMayHoldPhone(s string) bool {
-	n := 0
+	n, most := 0, 0
 	for i := 0; i < len(s); i++ {
 		switch refPhoneClass[s[i]] {
 		case refClassDigit:
 			if n++; n >= 11 {
 				return true
 			}
+			most = max(most, n)
 		case refClassSep:
 		case refClassWide: // may start a digit or separator outside ASCII, or an escape: leave it to the exact scan
 			return true
@@ -575,14 +576,15 @@ func refMayHoldPhone(s string) bool {
 			n = 0
 		}
 	}
-	return false
+	// A number in scientific notation shows fewer digits ("1.38123456e+10": sciPhoneAt).
+	return most >= minSciDigits && strings.ContainsAny(s, "eE")
 }
 
 var refPhoneClass = func() (t [256]uint8) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = refClassDigit
 	}
-	for _, c := range []byte{' ', '-', '.', '(', ')', '+', '/', '_', ':'} {
+	for _, c := range []byte{' ', '\t', '-', '.', '(', ')', '+', '/', '_', ':'} {
 		t[c] = refClassSep
 	}
 	for c := 0xC0; c < 0x100; c++ {
