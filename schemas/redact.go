@@ -105,6 +105,7 @@ func hasEscape(s string) bool { return strings.IndexAny(s, `%\&`) >= 0 }
 
 // escapesDecoded returns s with the escapes that every tool decodes on the way to a reader decoded
 // — URLs' and forms' %XX, JSON's and JavaScript's \uXXXX (a surrogate pair as one character),
+// \u{…} and \UXXXXXXXX, JavaScript's escape() of a character outside Latin-1 (%uXXXX),
 // \t, \xXX and the octal \NNN of C, Python and CEL string literals, HTML's &#NN; and &#xHH; — up to three rounds, for "%252B86…" and "%5Cu0031", and whether
 // there were any. Other bytes, and a '%', '\' or '&' that starts no escape, stay as they are.
 // Encodings that no one reads without a decoder they choose (base64, hex) are not phone-like:
@@ -162,6 +163,18 @@ func appendEscaped(b []byte, s string, i int) ([]byte, int) {
 		return append(b, byte(hexNumber(s[i+2:i+4]))), 4
 	case s[i] == '\\' && i+3 < len(s) && s[i+1] >= '0' && s[i+1] <= '3' && isOctal(s[i+2]) && isOctal(s[i+3]):
 		return append(b, (s[i+1]-'0')<<6|(s[i+2]-'0')<<3|(s[i+3]-'0')), 4
+	case s[i] == '%' && i+5 < len(s) && (s[i+1] == 'u' || s[i+1] == 'U') && hexAt(s, i+2, 4):
+		return utf8.AppendRune(b, rune(hexNumber(s[i+2:i+6]))), 6 // JavaScript's escape(): %uFF11
+	case s[i] == '\\' && i+9 < len(s) && s[i+1] == 'U' && hexAt(s, i+2, 8):
+		if r := rune(hexNumber(s[i+2 : i+10])); utf8.ValidRune(r) {
+			return utf8.AppendRune(b, r), 10
+		}
+	case s[i] == '\\' && i+3 < len(s) && s[i+1] == 'u' && s[i+2] == '{':
+		if k := strings.IndexByte(s[i+3:min(len(s), i+10)], '}'); k > 0 && hexAt(s, i+3, k) {
+			if r := rune(hexNumber(s[i+3 : i+3+k])); utf8.ValidRune(r) {
+				return utf8.AppendRune(b, r), k + 4
+			}
+		}
 	case s[i] == '\\' && i+1 < len(s) && s[i+1] == 'u' && hexAt(s, i+2, 4):
 		r := rune(hexNumber(s[i+2 : i+6]))
 		if utf16.IsSurrogate(r) && i+11 < len(s) && s[i+6] == '\\' && s[i+7] == 'u' && hexAt(s, i+8, 4) {
@@ -202,7 +215,7 @@ func hexAt(s string, i, n int) bool {
 	return true
 }
 
-// hexNumber is the value of the hexadecimal digits h (at most 4; hexAt checked them).
+// hexNumber is the value of the hexadecimal digits h (at most 8; hexAt checked them).
 func hexNumber(h string) int {
 	v := 0
 	for i := 0; i < len(h); i++ {

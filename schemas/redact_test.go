@@ -110,6 +110,11 @@ var phoneFormats = []string{
 	"138\t1234\t5678",
 	"138\\t1234\\t5678",
 	"138 \t 1234\t5678",
+	// The other escapes of a character: \U and its 8 hex digits (CEL, Python, C), \u{…} (JavaScript,
+	// Rust, Swift), and JavaScript's escape() of a full-width digit, %uFF11.
+	"\\U000000313812345678", "\\U00000031\\U00000033\\U0000003812345678",
+	"\\u{31}\\u{33}\\u{38}12345678",
+	"%uFF11%uFF13%uFF18%uFF11%uFF12%uFF13%uFF14%uFF15%uFF16%uFF17%uFF18",
 }
 
 // phoneContexts put a number where callers put it: alone, after a label, inside an id.
