@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/riskflow/riskflow/rules"
+	"github.com/riskflow/riskflow/schemas"
 )
 
 // ErrRejected wraps a pack that does not compile; the running pack stays.
@@ -266,8 +267,11 @@ func (s *Service) loadLocked(content []byte, who, source string, explicit bool) 
 		out.Persisted = true
 	}
 	s.target.SetPack(p)
-	v := Version{Version: p.Version, Name: p.Name, Rules: len(p.Rules), LoadedBy: who + "@" + s.cfg.Node, Source: source,
-		LoadedAt: s.now().UTC(), Content: append([]byte(nil), content...)}
+	// Who, the node and the source (the file's path) are recorded in the history and shown where
+	// no mask reaches (riskflow rules versions, the console): a number in them (an account or a
+	// host named by one, /home/13912345678/…) is masked here, as the log line of the load masks it.
+	v := Version{Version: p.Version, Name: p.Name, Rules: len(p.Rules), LoadedBy: schemas.MaskPhones(who + "@" + s.cfg.Node),
+		Source: schemas.MaskPhones(source), LoadedAt: s.now().UTC(), Content: append([]byte(nil), content...)}
 	s.cur = v
 	out.Version = v
 	// An explicit load is recorded as the latest load of its version; a startup or file load only

@@ -20,6 +20,7 @@ import (
 
 	"github.com/riskflow/riskflow/internal/syncbuf"
 	"github.com/riskflow/riskflow/rules"
+	"github.com/riskflow/riskflow/schemas"
 )
 
 type target struct {
@@ -114,7 +115,7 @@ func TestLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tg.pack == nil || tg.pack.Version != start.Version.Version || start.LoadedBy != "startup@n1" || start.Source != path {
+	if tg.pack == nil || tg.pack.Version != start.Version.Version || start.LoadedBy != "startup@n1" || start.Source != schemas.MaskPhones(path) {
 		t.Fatalf("start: %+v, target runs %v", start.Version, tg.pack)
 	}
 	if len(st.records) != 0 {
@@ -180,7 +181,7 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("file change: running %s, recorded at once %+v", tg.pack.Version, st.records[n:])
 	}
 	s.Tick(ctx)
-	if last := st.records[len(st.records)-1]; last.Version != versionOf(v4) || last.LoadedBy != "file@n1" || last.Source != path {
+	if last := st.records[len(st.records)-1]; last.Version != versionOf(v4) || last.LoadedBy != "file@n1" || last.Source != schemas.MaskPhones(path) {
 		t.Errorf("new file version: %+v", last)
 	}
 	// The writer's record lands between the ticks: the file load is not recorded over it.
@@ -211,6 +212,38 @@ func TestLifecycle(t *testing.T) {
 }
 
 // With the history away, loads go on and are recorded once it is back.
+// The pack file's path and the node's name are recorded in rule_versions and rule_loads
+// (ClickHouse), printed by riskflow rules versions and shown in the console, where no mask reaches:
+// a pack under /home/13957241301/ (an account named by its owner's number) was stored with the
+// path as it is (held-out run), while the log line of the same load showed <phone>. Both are
+// recorded with any phone number masked.
+func TestRecordedSourceAndNodeHoldNoNumber(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "13957241301")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(path, pack("p", 3), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tg, st := newTarget(t), &store{}
+	s := New(Config{Path: path, Node: "pc-13957241302", Settle: time.Millisecond}, tg, st, nil)
+	start, err := s.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Tick(ctx)
+	if len(st.records) != 1 {
+		t.Fatalf("startup not recorded: %+v", st.records)
+	}
+	for _, v := range []Version{start.Version, st.records[0]} {
+		if strings.Contains(v.Source+v.LoadedBy, "1395724") || !strings.HasSuffix(v.Source, "/<phone>/rules.yaml") || v.LoadedBy != "startup@pc-<phone>" {
+			t.Errorf("recorded source %q, loaded by %q: want the numbers masked", v.Source, v.LoadedBy)
+		}
+	}
+}
+
 func TestRecordRetried(t *testing.T) {
 	ctx := context.Background()
 	tg, st := newTarget(t), &store{down: true}
