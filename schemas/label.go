@@ -102,7 +102,20 @@ func DecodeLabels(data []byte) ([]Label, error) {
 	dec.DisallowUnknownFields()
 	var err error
 	if array {
-		err = dec.Decode(&ws)
+		// Element by element: encoding/json names a member of the wrong type without the index
+		// of its element ("decision_id", not "[57].decision_id").
+		var raws []json.RawMessage
+		if err = dec.Decode(&raws); err == nil {
+			ws = make([]wire, len(raws))
+			for i, raw := range raws {
+				edec := json.NewDecoder(bytes.NewReader(raw))
+				edec.DisallowUnknownFields()
+				if err := edec.Decode(&ws[i]); err != nil {
+					fe, _ := AsFieldError(jsonError(err))
+					return nil, &FieldError{Field: fmt.Sprintf("[%d]%s", i, dotted(fe.Field)), Reason: fe.Reason}
+				}
+			}
+		}
 	} else {
 		ws = make([]wire, 1)
 		err = dec.Decode(&ws[0])

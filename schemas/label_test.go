@@ -165,3 +165,23 @@ func TestDecodeLabelsNamesEveryWrongLabel(t *testing.T) {
 		t.Errorf("30 wrong labels: %v", err)
 	}
 }
+
+// A member of the wrong JSON type in an array of labels is named with the label's index, as every
+// other wrong member is: encoding/json reports only the member's name, so that a number sent as
+// the decision_id of the 58th label of a batch read "decision_id: must be a string" — the first
+// label, to anyone correcting it.
+func TestDecodeLabelsNamesTheLabelOfAWrongType(t *testing.T) {
+	ok := `{"app_id":"a","event_id":"e","label":"fraud"}`
+	for body, want := range map[string]string{
+		`[` + ok + `,{"app_id":"a","decision_id":5,"label":"fraud"}]`:            `[1].decision_id: must be a string, got number`,
+		`[` + ok + `,` + ok + `,{"app_id":true,"event_id":"e","label":"fraud"}]`: `[2].app_id: must be a string, got bool`,
+		`[` + ok + `,7]`:  `[1]: expected a JSON object, got number`,
+		`[` + ok + `,[]]`: `[1]: expected a JSON object, got array`,
+		`{"app_id":"a","decision_id":5,"label":"fraud"}`: `decision_id: must be a string, got number`,
+	} {
+		_, err := DecodeLabels([]byte(body))
+		if err == nil || err.Error() != want {
+			t.Errorf("%s: %v, want %q", body, err, want)
+		}
+	}
+}
