@@ -675,13 +675,19 @@ func (k keyIndex) decodeYAML(doc *yaml.Node, c *Config) error {
 }
 
 // checkEntries names every key of a map-of-settings value (api.app_limits: app → its rates) that
-// the entry's struct t has no yaml key for, or that is given twice, and every entry that is not
-// keys.
+// the entry's struct t has no yaml key for, that is given twice, or whose value is not of its
+// type, and every entry that is not keys.
 func checkEntries(path string, m *yaml.Node, t reflect.Type) error {
 	var known []string
+	types := map[string]reflect.Type{} // key → what its value decodes into
 	for i := range t.NumField() {
 		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); name != "" && name != "-" {
 			known = append(known, name)
+			ft := t.Field(i).Type
+			for ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			types[name] = ft
 		}
 	}
 	slices.Sort(known)
@@ -697,8 +703,16 @@ func checkEntries(path string, m *yaml.Node, t reflect.Type) error {
 		}
 		errs = append(errs, duplicateKeys(body, name+"."))
 		for j := 0; j+1 < len(body.Content); j += 2 {
-			if key := body.Content[j]; !slices.Contains(known, key.Value) {
+			key, val := body.Content[j], body.Content[j+1]
+			ft, ok := types[key.Value]
+			if !ok {
 				errs = append(errs, fmt.Errorf("line %d: %s: unknown key (known: %s)", key.Line, shownKey(name+"."+key.Value), strings.Join(known, ", ")))
+				continue
+			}
+			// A value of the wrong kind ("20k", a list) is named with its key: the decoder's
+			// error for the whole map named neither the entry nor the rate.
+			if err := val.Decode(reflect.New(ft).Interface()); err != nil {
+				errs = append(errs, fmt.Errorf("line %d: %s: %s", val.Line, shownKey(name+"."+key.Value), yamlValueError(ft, val, err)))
 			}
 		}
 	}

@@ -1163,3 +1163,36 @@ func TestConfigErrorsMaskNumbersAndEscapeKeys(t *testing.T) {
 		}
 	}
 }
+
+// A rate of api.app_limits given as something else than a number is named with its app and key,
+// as api.rate_per_app is: the whole map's decoding error said "api.app_limits: expected key:
+// value pairs, got something else" — of a map of key: value pairs — and named neither.
+func TestLoadConfigAppLimitsOfTheWrongType(t *testing.T) {
+	p := writeFile(t, "wrongtype.yaml", `api:
+  keys: {small: s1, big: s2}
+  app_limits:
+    big: {rate_per_app: 20k}
+    small:
+      events_per_app: [1, 2]
+`)
+	_, err := LoadConfig(p, nil, nil)
+	for _, want := range []string{
+		`line 4: api.app_limits.big.rate_per_app: "20k" is not a number`,
+		`line 6: api.app_limits.small.events_per_app: a list is not a number`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("LoadConfig: %v\nwant %q", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "got something else") {
+		t.Errorf("LoadConfig: %v\nwant no \"got something else\"", err)
+	}
+	// The same through --set and the environment (JSON).
+	p = writeFile(t, "keys.yaml", "api:\n  keys: {big: s2}\n")
+	if _, err = LoadConfig(p, nil, []string{`api.app_limits={"big": {"rate_per_app": "7"}}`}); err == nil || !strings.Contains(err.Error(), `api.app_limits.big.rate_per_app: "7" is not a number`) {
+		t.Errorf("--set api.app_limits with a rate as a string: %v", err)
+	}
+	if _, err = LoadConfig(p, []string{`RISKFLOW_API_APP_LIMITS={"big": {"events_rate_per_app": true}}`}, nil); err == nil || !strings.Contains(err.Error(), `api.app_limits.big.events_rate_per_app: "true" is not a number`) {
+		t.Errorf("RISKFLOW_API_APP_LIMITS with a rate as a boolean: %v", err)
+	}
+}
