@@ -666,9 +666,29 @@ func (k keyIndex) decodeYAML(doc *yaml.Node, c *Config) error {
 					continue
 				}
 			}
+			if f.Kind() == reflect.Map && f.Type().Elem().Kind() == reflect.String && val.Kind == yaml.MappingNode {
+				// api.keys, admin_keys, previous_keys: an entry whose secret is a list or a map is
+				// named, without its value; the decoder's error for the whole map named no entry.
+				if err := checkStringEntries(path, val); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+			}
 			if err := val.Decode(f.Addr().Interface()); err != nil {
 				errs = append(errs, fmt.Errorf("line %d: %s: %s", val.Line, path, yamlValueError(f.Type(), val, err)))
 			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkStringEntries names every entry of a map of strings (name → secret) whose value is not a
+// single value.
+func checkStringEntries(path string, m *yaml.Node) error {
+	var errs []error
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if v := m.Content[i+1]; v.Kind != yaml.ScalarNode && v.Kind != yaml.AliasNode {
+			errs = append(errs, fmt.Errorf("line %d: %s: expected a string, got %s", v.Line, shownKey(path+"."+m.Content[i].Value), yamlKind(v)))
 		}
 	}
 	return errors.Join(errs...)
@@ -885,6 +905,8 @@ func yamlKind(n *yaml.Node) string {
 		return "a list"
 	case yaml.ScalarNode:
 		return schemas.Excerpt(n.Value, 64)
+	case yaml.MappingNode:
+		return "a map"
 	}
 	return "something else"
 }

@@ -1196,3 +1196,24 @@ func TestLoadConfigAppLimitsOfTheWrongType(t *testing.T) {
 		t.Errorf("RISKFLOW_API_APP_LIMITS with a rate as a boolean: %v", err)
 	}
 }
+
+// An app's or admin's secret given as a list or a map is named with its entry (and not shown); a
+// map where a number or a list belongs is called a map. The file said "api.keys: expected key:
+// value pairs, got something else" of a map of key: value pairs, and "api.rate_per_app: something
+// else is not a number".
+func TestLoadConfigNamesTheEntryOfASecretOfTheWrongKind(t *testing.T) {
+	for yml, want := range map[string]string{
+		"api:\n  keys:\n    app1: s1\n    app2: [s3cret]\n":  "line 4: api.keys.app2: expected a string, got a list",
+		"api:\n  admin_keys:\n    lead: {s3cret: 1}\n":       "line 3: api.admin_keys.lead: expected a string, got a map",
+		"api:\n  keys: {app1: s1}\n  rate_per_app: {a: 1}\n": "line 3: api.rate_per_app: a map is not a number",
+		"kafka:\n  brokers: {a: 1}\n":                        "line 2: kafka.brokers: expected a list like [a, b] (or one \"- item\" per line), got a map",
+	} {
+		_, err := LoadConfig(writeFile(t, "c.yaml", yml), nil, nil)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v\nwant %q", yml, err, want)
+		}
+		if err != nil && (strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "something else")) {
+			t.Errorf("%q: %v\nwant neither the secret nor \"something else\"", yml, err)
+		}
+	}
+}
