@@ -964,6 +964,10 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) (int, erro
 		return 0, err
 	}
 	if err := s.publish(r.Context(), evs, int64(len(b))); err != nil {
+		var he *httpError
+		if errors.As(err, &he) {
+			return 0, err // the client went away (publish)
+		}
 		// A broker away for a moment: ask the sender to wait before it sends the batch again,
 		// instead of every verify service retrying at once into a broker coming back.
 		return 0, &httpError{status: http.StatusServiceUnavailable, msg: "publish to Kafka failed: " + err.Error(), retryAfter: publishRetryAfter}
@@ -1037,9 +1041,31 @@ func (s *Server) publish(ctx context.Context, evs []schemas.VerifyEvent, size in
 		return fmt.Errorf("Kafka did not acknowledge %d events within %s; they may still be written: send them again as they are (events are deduplicated by app and id)",
 			len(evs), s.publishWait)
 	case <-ctx.Done():
-		return fmt.Errorf("publish %d events: %w", len(evs), ctx.Err())
+		// The client went away (closed the connection, gave up waiting) before Kafka answered.
+		// That is no failure of this node's: answered 503, it made /readyz say "degraded:
+		// events … failed" and counted a 5xx for RiskflowAPIErrors while Kafka took every event —
+		// any app key's client with a short timeout could page the operator. What Kafka does
+		// with the events is recorded for the route when the publisher returns.
+		go func() {
+			r := <-done
+			switch {
+			case r.panicv != nil:
+				s.log.Error("publisher panic", "route", "events", "panic", schemas.Excerpt(fmt.Sprint(r.panicv), maxLogErr))
+				s.fails.failed(s.log, "events", http.StatusInternalServerError, errors.New("internal error"))
+			case r.err != nil:
+				s.fails.failed(s.log, "events", http.StatusServiceUnavailable, fmt.Errorf("publish to Kafka failed: %w", r.err))
+			default:
+				s.fails.ok(s.log, "events")
+			}
+		}()
+		return &httpError{status: StatusClientClosedRequest, msg: fmt.Sprintf("the client closed the request before Kafka acknowledged its %d events: %v", len(evs), ctx.Err())}
 	}
 }
+
+// StatusClientClosedRequest is the status recorded for a request whose client went away before
+// the answer (nginx's 499): nobody reads it, and it is not the node's failure — not a 5xx in
+// riskflow_api_requests_total, nor a failing route in /readyz.
+const StatusClientClosedRequest = 499
 
 func firstNonSpace(b []byte) byte {
 	for _, c := range b {
