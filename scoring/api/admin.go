@@ -284,7 +284,7 @@ func (s *Server) handleLabels(w http.ResponseWriter, r *http.Request) (int, erro
 	if err := s.labeler.Label(ctx, labels); err != nil {
 		// ClickHouse away or slow: say when to send the labels again (storing them twice is
 		// harmless: the latest label of a decision or event is the one read).
-		return 0, &httpError{status: http.StatusServiceUnavailable, msg: "store labels: " + err.Error(), retryAfter: labelsRetryAfter}
+		return 0, &httpError{status: http.StatusServiceUnavailable, msg: "store labels: " + err.Error(), retryAfter: labelsRetryAfter, cause: err}
 	}
 	s.log.Info("labels stored", "by", who, "labels", len(labels))
 	resp := LabelsResponse{Code: 0, Content: "labels stored", Labeled: len(labels)}

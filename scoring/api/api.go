@@ -406,9 +406,11 @@ type httpError struct {
 	status     int
 	msg        string
 	retryAfter time.Duration // > 0: answered with a Retry-After header (429)
+	cause      error         // what failed, if anything (instrument tells a client gone by it)
 }
 
 func (e *httpError) Error() string { return e.msg }
+func (e *httpError) Unwrap() error { return e.cause }
 
 var (
 	errNotReady  = errors.New("not ready")
@@ -456,6 +458,12 @@ func (s *Server) instrument(route string, h handler) http.HandlerFunc {
 		if err != nil {
 			var msg string
 			code, msg = status(err)
+			if code >= 500 && errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+				// The client went away (closed the connection, gave up waiting) and the wait
+				// for a store ended with it: nobody reads the answer, and the store did not
+				// fail — a 5xx here made /readyz say the route was failing.
+				code, msg = StatusClientClosedRequest, "the client closed the request before it was answered: "+msg
+			}
 			var he *httpError
 			switch {
 			case errors.As(err, &he) && he.retryAfter > 0:

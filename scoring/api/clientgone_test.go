@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -95,4 +96,73 @@ func TestEventsOfAClientThatWentAwayAreNoFailure(t *testing.T) {
 	if d := strings.Join(s.fails.degraded(), "; "); !strings.Contains(d, "events: 1 failed") || !strings.Contains(d, "leader not available") {
 		t.Errorf("/readyz degraded %q, want the events route failing with Kafka's error", d)
 	}
+}
+
+// heldStore is a Labeler and RulesAdmin whose store answers nothing: each call signals called and
+// returns when its context ends.
+type heldStore struct{ called chan struct{} }
+
+func (h *heldStore) wait(ctx context.Context) error {
+	h.called <- struct{}{}
+	<-ctx.Done()
+	return fmt.Errorf("clickhouse: %w", ctx.Err())
+}
+
+func (h *heldStore) Label(ctx context.Context, _ []schemas.Label) error { return h.wait(ctx) }
+func (h *heldStore) Current() RulesInfo                                 { return RulesInfo{Version: "v1"} }
+func (h *heldStore) Update(ctx context.Context, _ []byte, _ string, _ UpdateOptions) (RulesInfo, error) {
+	return RulesInfo{}, h.wait(ctx)
+}
+func (h *heldStore) Versions(ctx context.Context) ([]RulesInfo, error) { return nil, h.wait(ctx) }
+func (h *heldStore) Rollback(ctx context.Context, _, _, _ string) (RulesInfo, error) {
+	return RulesInfo{}, h.wait(ctx)
+}
+
+// The same for the admin routes that wait on ClickHouse: an admin's client that gave up made
+// /readyz say "degraded: labels: 1 failed … context canceled".
+func TestAdminRequestsOfAClientThatWentAwayAreNoFailure(t *testing.T) {
+	st := &heldStore{called: make(chan struct{})}
+	admins := map[string]string{"lead": "s1"}
+	s := New(Config{Keys: map[string]string{"app1": "secret1"}}, nil, nil,
+		WithRulesAdmin(st, admins), WithInvestigation(nil, st))
+	for _, c := range []struct{ method, path, body string }{
+		{http.MethodPost, "/v1/admin/labels", `{"app_id":"app1","event_id":"e1","label":"fraud"}`},
+		{http.MethodGet, "/v1/rules/versions", ""},
+		{http.MethodPost, "/v1/rules/rollback", `{"version":"v0"}`},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		r := httptest.NewRequestWithContext(ctx, c.method, c.path, strings.NewReader(c.body))
+		r.SetBasicAuth("lead", "s1")
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		go func() {
+			<-st.called
+			cancel() // the admin's client gives up while ClickHouse does not answer
+		}()
+		s.ServeHTTP(w, r)
+		cancel()
+		if w.Code >= 500 {
+			t.Errorf("%s %s of a client that went away: answered %d %s, want no 5xx", c.method, c.path, w.Code, w.Body)
+		}
+	}
+	if d := s.fails.degraded(); len(d) != 0 {
+		t.Errorf("/readyz degraded %q after clients went away, want nothing", d)
+	}
+	// A store that times out while the client still waits is a failure all the same.
+	st2 := &heldStore{called: make(chan struct{}, 1)}
+	s2 := New(Config{Keys: map[string]string{"app1": "secret1"}}, nil, nil, WithRulesAdmin(&timingOut{st2}, admins))
+	r := httptest.NewRequest(http.MethodGet, "/v1/rules/versions", nil)
+	r.SetBasicAuth("lead", "s1")
+	w := httptest.NewRecorder()
+	s2.ServeHTTP(w, r)
+	if w.Code != http.StatusServiceUnavailable || len(s2.fails.degraded()) != 1 {
+		t.Errorf("a store that timed out: %d %s, degraded %q; want 503 and the route failing", w.Code, w.Body, s2.fails.degraded())
+	}
+}
+
+// timingOut is a rules history whose store does not answer within the route's own deadline.
+type timingOut struct{ *heldStore }
+
+func (t *timingOut) Versions(ctx context.Context) ([]RulesInfo, error) {
+	return nil, fmt.Errorf("clickhouse: %w", context.DeadlineExceeded)
 }

@@ -279,5 +279,5 @@ func rulesError(what string, err error) error {
 	case errors.Is(err, ErrNotLive):
 		return &httpError{status: http.StatusPreconditionFailed, msg: err.Error()}
 	}
-	return &httpError{status: http.StatusServiceUnavailable, msg: what + ": " + err.Error()}
+	return &httpError{status: http.StatusServiceUnavailable, msg: what + ": " + err.Error(), cause: err}
 }
