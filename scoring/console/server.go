@@ -56,7 +56,15 @@ type Server struct {
 	lastAt    time.Time // the newest Item.At this node wrote
 	// endedWarned is when ended last logged that the shared state could not be read (unix ns).
 	endedWarned atomic.Int64
+	// endedForms bounds the forms of ended sessions read at once (sessionEnded).
+	endedForms chan struct{}
 }
+
+// maxEndedForms is how many forms of ended sessions the console reads at once. Such a form comes
+// without a session — anybody can send one — and reading it and giving its draft back takes
+// several times its megabyte: unbounded, 300 sent at once made the node hold 3 GB and answer its
+// checks in 600 ms instead of 2, and a few thousand would take it past its memory limit.
+const maxEndedForms = 4
 
 type cachedOverview struct {
 	at time.Time
@@ -113,7 +121,8 @@ func New(d Deps, log *slog.Logger) (*Server, error) {
 	if d.ClientAddr == nil {
 		d.ClientAddr = clientAddr
 	}
-	s := &Server{d: d, shared: shared, log: log, sess: newSessions(d.Admins, d.Now), jobs: newJobs(d.MaxJobs), cache: map[Filter]cachedOverview{}}
+	s := &Server{d: d, shared: shared, log: log, sess: newSessions(d.Admins, d.Now), jobs: newJobs(d.MaxJobs), cache: map[Filter]cachedOverview{},
+		endedForms: make(chan struct{}, maxEndedForms)}
 	if err := s.parse(); err != nil {
 		return nil, err
 	}
@@ -422,7 +431,19 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, *session)) ht
 // a draft sent with the form given back to copy — a plain "log in first" lost the rule pack an
 // admin had been editing. Only for a browser's own same-origin form (Origin names this host): a
 // page elsewhere cannot make the console show its text.
+//
+// At most maxEndedForms are read at once: past them the form is not read, and the answer says to
+// go back to it (the browser keeps what was typed) and send it again.
 func (s *Server) sessionEnded(w http.ResponseWriter, r *http.Request) {
+	select {
+	case s.endedForms <- struct{}{}:
+		defer func() { <-s.endedForms }()
+	default:
+		w.Header().Set("Retry-After", "1")
+		s.render(w, r, http.StatusServiceUnavailable, "login", nil, page{Title: "Log in", Form: map[string]string{"next": "/console/overview"},
+			Problem: "Your session has ended (sessions last 8 hours; a logout ends them on every node): what you sent was not done, and the console is too busy now to give back what the form held. Go back to the form (your browser keeps it), copy what you typed, log in and do it again."})
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxDraft+64<<10)
 	_ = r.ParseForm()
 	next := "/console/overview"
