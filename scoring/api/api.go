@@ -860,10 +860,27 @@ func (b *byteBudget) give(n int64) {
 }
 
 func checkApp(key, appID, field string) error {
-	if appID != key {
-		return &httpError{status: http.StatusForbidden, msg: fmt.Sprintf("%s: %s is not the app of the authenticated key %s", field, schemas.Excerpt(appID, 40), schemas.Excerpt(key, 40))}
+	if appID == key {
+		return nil
 	}
-	return nil
+	got, want := schemas.Excerpt(appID, 40), schemas.Excerpt(key, 40)
+	if !isASCII(appID) || !isASCII(key) {
+		// Names that differ in characters which look alike — é composed or as e and an accent, a
+		// Cyrillic ѕ for s — read as the same name ("café" is not the app of "café"): their code
+		// points say how they differ. Both are ids of at most 64 bytes, checked not to hold a
+		// phone number (instrument masks the answer as well).
+		got, want = strconv.QuoteToASCII(cutUTF8(appID, 64)), strconv.QuoteToASCII(cutUTF8(key, 64))
+	}
+	return &httpError{status: http.StatusForbidden, msg: fmt.Sprintf("%s: %s is not the app of the authenticated key %s", field, got, want)}
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) (int, error) {
