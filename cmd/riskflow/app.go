@@ -426,6 +426,14 @@ func (a *app) startFeed(ctx context.Context, g *errgroup.Group) *pipeline.Feed {
 	feed.SetSkew(a.cfg.Scoring.FeedSkew.D())
 	// Only a process that holds the state reports its size (an archiver's would read 0).
 	a.reg.MustRegister(newStateCollector(a.scorer.State()))
+	// Every process with the state hashes phones into what it writes (risk.scores, the decision
+	// log): one keyed otherwise than its peers splits each phone's stored history, and only this
+	// tells it apart (RiskflowPhoneHashKeysDiffer).
+	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "riskflow_phone_hash_key_info",
+		Help:        "The scoring.phone_hash_key this process hashes phones under (scorer and api roles), as the fingerprint its feature snapshots store — not the key (value 1). Nodes of one deployment show one.",
+		ConstLabels: prometheus.Labels{"fingerprint": a.scorer.KeyFingerprint()},
+	}, func() float64 { return 1 }))
 	start := time.Now()
 	snaps := a.loadSnapshot(ctx, feed)
 	g.Go(func() error {

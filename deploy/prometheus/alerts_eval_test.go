@@ -141,6 +141,7 @@ func normalOperation() []Series {
 	for _, node := range []string{api, sc} {
 		ss = append(ss,
 			Gauge(`riskflow_rules_info`+node+`,pack="default",version="a553987f111021fa"}`, 1),
+			Gauge(`riskflow_phone_hash_key_info`+node+`,fingerprint="4967d75a4e29916e"}`, 1),
 			Gauge(`riskflow_rules_file_ok`+node+`}`, 1),
 			Counter(`riskflow_rule_errors_total`+node+`,rule="phones_per_ip_crowd"}`, 0))
 	}
@@ -198,6 +199,7 @@ func TestAlertsQuietInNormalOperation(t *testing.T) {
 		"RiskflowReplicaLagGrowing":      {Counter(`riskflow_replica_lag_messages{job="riskflow-api",instance="api-2"}`, 10)},
 		"RiskflowRulePackFileNotLoaded":  {Gauge(`riskflow_rules_file_ok{job="riskflow-api",instance="api-2"}`, 0)},
 		"RiskflowRulePackVersionsDiffer": {Gauge(`riskflow_rules_info{job="riskflow-api",instance="api-2",pack="default",version="173c4118e127ea44"}`, 1)},
+		"RiskflowPhoneHashKeysDiffer":    {Gauge(`riskflow_phone_hash_key_info{job="riskflow-scorer",instance="scorer-2",fingerprint="b1a0e5f2d77c9a13"}`, 1)},
 		"RiskflowRuleFailing":            {Counter(`riskflow_rule_errors_total{job="riskflow-scorer",instance="scorer-2",rule="ratio_rule"}`, 2)},
 		"RiskflowMemoryNearLimit": {
 			Gauge(`riskflow_build_info{job="riskflow-scorer",instance="scorer-2",version="v0.10.0",revision="abc",go_version="go1.26.8"}`, 1),
