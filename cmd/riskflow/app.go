@@ -434,6 +434,13 @@ func (a *app) startFeed(ctx context.Context, g *errgroup.Group) *pipeline.Feed {
 		Help:        "The scoring.phone_hash_key this process hashes phones under (scorer and api roles), as the fingerprint its feature snapshots store — not the key (value 1). Nodes of one deployment show one.",
 		ConstLabels: prometheus.Labels{"fingerprint": a.scorer.KeyFingerprint()},
 	}, func() float64 { return 1 }))
+	// So does one whose address classification data differs (another ASN table, datacenter, cloud
+	// or mobile list): its share of the events gets other verdicts (RiskflowAddressDataDiffers).
+	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "riskflow_address_data_info",
+		Help:        "The data this process classifies addresses with (ASN table, datacenter, cloud and mobile lists, address and device keying; scorer and api roles), as the fingerprint its feature snapshots store (value 1). Nodes of one deployment show one.",
+		ConstLabels: prometheus.Labels{"fingerprint": a.scorer.ClassFingerprint()},
+	}, func() float64 { return 1 }))
 	start := time.Now()
 	snaps := a.loadSnapshot(ctx, feed)
 	g.Go(func() error {

@@ -135,7 +135,8 @@ func startScorerOn(t *testing.T, brokers []string, dir string, interval time.Dur
 // scoring.phone_hash_key than its peers joined their group, scored its share of the partitions
 // and wrote those phones' hashes under its own key, splitting each phone's history in ClickHouse
 // (held-out run: 7 of 55 farm numbers stored under two hashes), and nothing in its /readyz or
-// /metrics told it from its peers (alert RiskflowPhoneHashKeysDiffer).
+// /metrics told it from its peers (alert RiskflowPhoneHashKeysDiffer). Likewise the address
+// classification data it scores with (RiskflowAddressDataDiffers).
 func TestScorerSaysWhichPhoneHashKeyItWritesUnder(t *testing.T) {
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.AllowAutoTopicCreation())
 	if err != nil {
@@ -145,9 +146,13 @@ func TestScorerSaysWhichPhoneHashKeyItWritesUnder(t *testing.T) {
 	a, _, stop := startScorerOn(t, cluster.ListenAddrs(), t.TempDir(), time.Hour)
 	_, body := serveGet(a.opsHandler())("/metrics")
 	stop()
-	want := `riskflow_phone_hash_key_info{fingerprint="` + a.scorer.KeyFingerprint() + `"} 1`
-	if !strings.Contains(body, want) {
-		t.Errorf("metrics lack %s", want)
+	for _, want := range []string{
+		`riskflow_phone_hash_key_info{fingerprint="` + a.scorer.KeyFingerprint() + `"} 1`,
+		`riskflow_address_data_info{fingerprint="` + a.scorer.ClassFingerprint() + `"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 	cfg := Default()
 	cfg.Scoring.PhoneHashKey = "another key"
@@ -158,10 +163,24 @@ func TestScorerSaysWhichPhoneHashKeyItWritesUnder(t *testing.T) {
 	if other.scorer.KeyFingerprint() == a.scorer.KeyFingerprint() {
 		t.Errorf("two keys, one fingerprint %s", a.scorer.KeyFingerprint())
 	}
-	// The archiver hashes no phone: it has no such series (an archiver without the key would
+	// Another datacenter list: a scorer given one (held-out run: 112.0.0.0/8 on one of three)
+	// scored 178 of 1,155 events 600 where its peers gave 300, with the same rule pack and key.
+	cfg = Default()
+	cfg.Scoring.PhoneHashKey = "k"
+	cfg.Scoring.IDCList = filepath.Join(t.TempDir(), "idc.txt")
+	if err := os.WriteFile(cfg.Scoring.IDCList, []byte("112.0.0.0/8\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if other, err = newApp(cfg, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	if other.scorer.ClassFingerprint() == a.scorer.ClassFingerprint() {
+		t.Errorf("two datacenter lists, one fingerprint %s", a.scorer.ClassFingerprint())
+	}
+	// The archiver hashes no phone and classifies no address: it has no such series (it would
 	// otherwise show as a third key).
 	ar := &app{cfg: Default(), log: slog.New(slog.DiscardHandler), reg: prometheus.NewRegistry(), health: &health{}}
-	if _, body := serveGet(ar.opsHandler())("/metrics"); strings.Contains(body, "riskflow_phone_hash_key_info") {
-		t.Errorf("a process without the state reports a key")
+	if _, body := serveGet(ar.opsHandler())("/metrics"); strings.Contains(body, "riskflow_phone_hash_key_info") || strings.Contains(body, "riskflow_address_data_info") {
+		t.Errorf("a process without the state reports a key or address data")
 	}
 }

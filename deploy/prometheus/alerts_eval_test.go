@@ -142,6 +142,7 @@ func normalOperation() []Series {
 		ss = append(ss,
 			Gauge(`riskflow_rules_info`+node+`,pack="default",version="a553987f111021fa"}`, 1),
 			Gauge(`riskflow_phone_hash_key_info`+node+`,fingerprint="4967d75a4e29916e"}`, 1),
+			Gauge(`riskflow_address_data_info`+node+`,fingerprint="keying 6 devices 1 8e4ea831b08beffe"}`, 1),
 			Gauge(`riskflow_rules_file_ok`+node+`}`, 1),
 			Counter(`riskflow_rule_errors_total`+node+`,rule="phones_per_ip_crowd"}`, 0))
 	}
@@ -199,6 +200,7 @@ func TestAlertsQuietInNormalOperation(t *testing.T) {
 		"RiskflowReplicaLagGrowing":      {Counter(`riskflow_replica_lag_messages{job="riskflow-api",instance="api-2"}`, 10)},
 		"RiskflowRulePackFileNotLoaded":  {Gauge(`riskflow_rules_file_ok{job="riskflow-api",instance="api-2"}`, 0)},
 		"RiskflowRulePackVersionsDiffer": {Gauge(`riskflow_rules_info{job="riskflow-api",instance="api-2",pack="default",version="173c4118e127ea44"}`, 1)},
+		"RiskflowAddressDataDiffers":     {Gauge(`riskflow_address_data_info{job="riskflow-scorer",instance="scorer-2",fingerprint="keying 6 devices 1 0c3d9e41a7f2b650"}`, 1)},
 		"RiskflowPhoneHashKeysDiffer":    {Gauge(`riskflow_phone_hash_key_info{job="riskflow-scorer",instance="scorer-2",fingerprint="b1a0e5f2d77c9a13"}`, 1)},
 		"RiskflowRuleFailing":            {Counter(`riskflow_rule_errors_total{job="riskflow-scorer",instance="scorer-2",rule="ratio_rule"}`, 2)},
 		"RiskflowMemoryNearLimit": {
