@@ -202,3 +202,37 @@ func TestTailTellsWhatRetentionDeletedUnread(t *testing.T) {
 		}
 	}
 }
+
+// OldestTimes reads the time of the oldest message a partition holds, after retention deleted
+// the ones before it: what a snapshot whose last message is gone is checked against.
+func TestOldestTimesAfterRetention(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.SeedTopics(1, "events"), kfake.SeedTopics(1, "empty"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	c := Config{Brokers: cluster.ListenAddrs(), DialTimeout: time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a bound on the test
+	defer cancel()
+	w := NewWriter(c, "events")
+	defer w.Close()
+	base := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	for i := range 6 { // one write each: a record batch per message
+		if err := w.WriteMessages(ctx, kafka.Message{Value: []byte(fmt.Sprint(i)), Time: base.Add(time.Duration(i) * time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := OldestTimes(ctx, c, "events", []int{0})
+	if err != nil || !got[0].Equal(base) {
+		t.Errorf("oldest of 6 messages: %v, %v; want the first's, %v", got, err, base)
+	}
+	if got, err := OldestTimes(ctx, c, "empty", []int{0}); err != nil || len(got) != 0 {
+		t.Errorf("oldest of an empty partition: %v, %v; want left out", got, err)
+	}
+	if err := cluster.DeleteRecords("events", 0, 4); err != nil { // retention: offsets 0–3 gone
+		t.Fatal(err)
+	}
+	if got, err = OldestTimes(ctx, c, "events", []int{0}); err != nil || !got[0].Equal(base.Add(4*time.Minute)) {
+		t.Errorf("oldest after retention: %v, %v; want %v", got, err, base.Add(4*time.Minute))
+	}
+}

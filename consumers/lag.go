@@ -105,6 +105,25 @@ func MessageTimes(ctx context.Context, c Config, topic string, offsets map[int]i
 	return out, nil
 }
 
+// OldestTimes returns the timestamps of the oldest messages the given partitions of topic hold,
+// leaving out empty partitions and those the topic does not have.
+func OldestTimes(ctx context.Context, c Config, topic string, parts []int) (map[int]time.Time, error) {
+	c = c.withDefaults()
+	out := make(map[int]time.Time, len(parts))
+	for _, p := range parts {
+		ts, ok, err := messageTime(ctx, c, topic, p, -1)
+		if err != nil {
+			return nil, fmt.Errorf("time of the oldest message of %s/%d: %w", topic, p, err)
+		}
+		if ok {
+			out[p] = ts
+		}
+	}
+	return out, nil
+}
+
+// messageTime reads the time of the message at offset off of topic's partition p (-1: its oldest
+// message); false when the partition does not hold it.
 func messageTime(ctx context.Context, c Config, topic string, p int, off int64) (time.Time, bool, error) {
 	conn, err := dialLeader(ctx, c, topic, p)
 	if err != nil {
@@ -118,6 +137,9 @@ func messageTime(ctx context.Context, c Config, topic string, p int, off int64) 
 	first, last, err := conn.ReadOffsets()
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("read offsets: %w", err)
+	}
+	if off == -1 {
+		off = first
 	}
 	if off < first || off >= last {
 		return time.Time{}, false, nil

@@ -63,6 +63,13 @@ type Snapshots struct {
 	// there was deleted and created again since (with as many messages or more, which Ends cannot
 	// tell) and the snapshot is refused. nil, or an error: not checked.
 	Times func(offsets map[int]int64) (map[int]time.Time, error)
+	// Oldest returns the timestamps of the oldest messages the given partitions hold, leaving
+	// out empty ones. Where the topic no longer holds the last message a snapshot covers
+	// (retention deleted it), its oldest message came after that one, so it is not older than
+	// it by more than MaxAge; one that is belongs to another topic of that name (another
+	// cluster's, or one deleted and created again) that has passed the snapshot's offsets, and
+	// the snapshot is refused. nil, an error, or MaxAge 0: not checked.
+	Oldest func(parts []int) (map[int]time.Time, error)
 	// MaxAge, when set (the feature retention), refuses a snapshot written longer ago: everything
 	// in it has left the windows, and resuming from its offsets reads more of the topic than a
 	// replay of the retention does (a pod back after three days with its volume read three days
@@ -318,11 +325,36 @@ func (s *Snapshots) checkTimes(ctx context.Context, meta snapshotMeta) error {
 	if err := s.retried(ctx, "the times of the snapshot's last messages", func() (err error) { times, err = s.Times(at); return err }); err != nil {
 		return fmt.Errorf("not checked against the topic: %w", err)
 	}
+	var gone []int
 	for p, off := range at {
 		got, ok := times[p]
+		if !ok {
+			gone = append(gone, p)
+		}
 		if ok && got.UnixMilli() != meta.Last[p] {
 			return fmt.Errorf("partition %d holds at offset %d a message of %s, the snapshot's was of %s: written for an earlier topic of that name, deleted and created again",
 				p, off, got.UTC().Format(time.RFC3339Nano), time.UnixMilli(meta.Last[p]).UTC().Format(time.RFC3339Nano))
+		}
+	}
+	return s.checkOldest(ctx, meta, gone)
+}
+
+// checkOldest compares the oldest messages of the partitions gone (whose last message the
+// snapshot covers is no longer held) with the snapshot's last ones (see Oldest).
+func (s *Snapshots) checkOldest(ctx context.Context, meta snapshotMeta, gone []int) error {
+	if s.Oldest == nil || s.MaxAge <= 0 || len(gone) == 0 {
+		return nil
+	}
+	var oldest map[int]time.Time
+	if err := s.retried(ctx, "the times of the topic's oldest messages", func() (err error) { oldest, err = s.Oldest(gone); return err }); err != nil {
+		return fmt.Errorf("not checked against the topic: %w", err)
+	}
+	for _, p := range gone {
+		got, ok := oldest[p]
+		last := time.UnixMilli(meta.Last[p])
+		if ok && got.Before(last.Add(-s.MaxAge)) {
+			return fmt.Errorf("covers partition %d up to offset %d (a message of %s), which the topic no longer holds, yet the topic holds there a message of %s, after it in offsets and %s older: the snapshot was written for another topic of that name (another cluster's, or one deleted and created again)",
+				p, meta.Offsets[p], last.UTC().Format(time.RFC3339), got.UTC().Format(time.RFC3339), last.Sub(got).Round(time.Second))
 		}
 	}
 	return nil

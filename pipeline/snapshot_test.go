@@ -968,3 +968,48 @@ func TestSnapshotDirDanglingLinkNamed(t *testing.T) {
 		}
 	}
 }
+
+// Where retention deleted the last message a snapshot covers, the message at its offset cannot be
+// compared; the oldest message the partition holds can: it was produced after the snapshot's
+// last, so it is not older than that by more than the feature retention. A snapshot of another
+// topic of that name — another cluster's verify.events (a volume restored from staging, a
+// migration to a new cluster), or the topic deleted and created again — whose offsets the topic
+// has passed and no longer holds was loaded: the state held the other topic's events, and its
+// windows counted them for up to the retention.
+func TestSnapshotOfAnotherTopicWhoseOffsetsAreGoneIsRefused(t *testing.T) {
+	fastRetries(t)
+	dir := t.TempDir()
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	last := now.Add(-2 * time.Hour)
+	src := &Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: stateWith(20), Log: quiet(), Clock: clock}
+	if _, err := src.Save(func() map[int]consumers.Mark {
+		return map[int]consumers.Mark{0: {Next: 500, Last: last}, 1: {Next: 40, Last: last.Add(time.Second)}}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	load := func(oldest map[int]time.Time) (map[int]consumers.Mark, *features.State, error) {
+		st := features.New(features.Config{})
+		marks, _, err := (&Snapshots{Dir: dir, Topic: "verify.events", Fingerprint: "key-a", State: st, Log: quiet(), Clock: clock, MaxAge: 25 * time.Hour,
+			Ends: func() (map[int]int64, error) { return map[int]int64{0: 90_000, 1: 80_000}, nil },
+			// Neither message the snapshot ended at is held any more.
+			Times:  func(map[int]int64) (map[int]time.Time, error) { return map[int]time.Time{}, nil },
+			Oldest: func([]int) (map[int]time.Time, error) { return oldest, nil },
+		}).Load(context.Background())
+		return marks, st, err
+	}
+
+	// This topic: retention deleted up to past the snapshot's offsets; what it holds is newer.
+	marks, st, err := load(map[int]time.Time{0: last.Add(time.Hour), 1: last.Add(-time.Minute)})
+	if err != nil || marks[0].Next != 500 || st.Stats().Applied != 20 {
+		t.Fatalf("this topic, retention past the snapshot: %v, %v, applied %d; want loaded", marks, err, st.Stats().Applied)
+	}
+	// Another topic of that name: it holds a week at offsets past the snapshot's.
+	marks, st, err = load(map[int]time.Time{0: last.Add(time.Hour), 1: now.Add(-7 * 24 * time.Hour)})
+	if err == nil || errors.Is(err, ErrNoSnapshot) || !strings.Contains(err.Error(), "partition 1") || !strings.Contains(err.Error(), "another topic") {
+		t.Errorf("another topic: loaded %v, err %v; want refused naming partition 1", marks, err)
+	}
+	if n := st.Stats().Applied; n != 0 {
+		t.Errorf("another topic: the refused snapshot left %d events in the state", n)
+	}
+}

@@ -502,6 +502,11 @@ func (a *app) loadSnapshot(ctx context.Context, feed *pipeline.Feed) *pipeline.S
 			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
 			return consumers.MessageTimes(ctx, a.kc, a.cfg.Kafka.EventsTopic, offsets)
+		},
+		Oldest: func(parts []int) (map[int]time.Time, error) {
+			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			return consumers.OldestTimes(ctx, a.kc, a.cfg.Kafka.EventsTopic, parts)
 		}}
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "riskflow_snapshot_age_seconds",
