@@ -639,6 +639,19 @@ func (a *app) groupReader(kc consumers.Config, topic, group string) *consumers.G
 func (a *app) runArchiver(ctx context.Context) error {
 	k, c := a.cfg.Kafka, a.cfg.ClickHouse
 	a.reg.MustRegister(a.obs.archived)
+	// Archivers of one consumer group share its topic's partitions: one with another database
+	// stores its share there, and only this tells it apart (RiskflowArchiveDatabasesDiffer).
+	stored := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "riskflow_archive_database_info",
+		Help: "The ClickHouse database (clickhouse.database) this archiver stores each consumer group's topic in (value 1). Archivers of one group show one.",
+	}, []string{"group", "topic", "database"})
+	db := c.Database
+	if db == "" {
+		db = chsink.DefaultDatabase
+	}
+	stored.WithLabelValues(k.ArchiverGroup, k.ScoresTopic, db).Set(1)
+	stored.WithLabelValues(k.DecisionsGroup, k.DecisionsTopic, db).Set(1)
+	a.reg.MustRegister(stored)
 	a.obs.deadLettersFrom(pipeline.ArchiveReasons)
 	a.obs.deadLettersFrom(pipeline.DecisionReasons) // the decision archiver's, counted from the start too
 	decisionsArchived := prometheus.NewCounter(prometheus.CounterOpts{Name: "riskflow_decisions_archived_total", Help: "Decisions written to risk_decisions."})

@@ -158,6 +158,8 @@ func normalOperation() []Series {
 	ss = append(ss, Gauge(`go_memstats_heap_inuse_bytes`+ar+`}`, 60<<20), Gauge(`go_gc_gomemlimit_bytes`+ar+`}`, 9.223372036854776e+18))
 	ss = append(ss,
 		Counter(`riskflow_archived_total`+ar+`}`, 182),
+		Gauge(`riskflow_archive_database_info`+ar+`,group="riskflow-archiver",topic="risk.scores",database="riskflow"}`, 1),
+		Gauge(`riskflow_archive_database_info`+ar+`,group="riskflow-decisions",topic="risk.decisions",database="riskflow"}`, 1),
 		Gauge(`riskflow_breaker_state`+ar+`,breaker="archiver",state="closed"}`, 1),
 		Gauge(`riskflow_breaker_state`+ar+`,breaker="archiver",state="open"}`, 0),
 		Gauge(`riskflow_loop_stalled_seconds`+ar+`,loop="archiver"}`, 0),
@@ -200,6 +202,7 @@ func TestAlertsQuietInNormalOperation(t *testing.T) {
 		"RiskflowReplicaLagGrowing":      {Counter(`riskflow_replica_lag_messages{job="riskflow-api",instance="api-2"}`, 10)},
 		"RiskflowRulePackFileNotLoaded":  {Gauge(`riskflow_rules_file_ok{job="riskflow-api",instance="api-2"}`, 0)},
 		"RiskflowRulePackVersionsDiffer": {Gauge(`riskflow_rules_info{job="riskflow-api",instance="api-2",pack="default",version="173c4118e127ea44"}`, 1)},
+		"RiskflowArchiveDatabasesDiffer": {Gauge(`riskflow_archive_database_info{job="riskflow-archiver",instance="archiver-2",group="riskflow-archiver",topic="risk.scores",database="riskflow_staging"}`, 1)},
 		"RiskflowAddressDataDiffers":     {Gauge(`riskflow_address_data_info{job="riskflow-scorer",instance="scorer-2",fingerprint="keying 6 devices 1 0c3d9e41a7f2b650"}`, 1)},
 		"RiskflowPhoneHashKeysDiffer":    {Gauge(`riskflow_phone_hash_key_info{job="riskflow-scorer",instance="scorer-2",fingerprint="b1a0e5f2d77c9a13"}`, 1)},
 		"RiskflowRuleFailing":            {Counter(`riskflow_rule_errors_total{job="riskflow-scorer",instance="scorer-2",rule="ratio_rule"}`, 2)},
