@@ -18,6 +18,7 @@ var (
 	dashboardNameRE = regexp.MustCompile(`\*(riskflow [^*]+)\*`)
 	upJobRE         = regexp.MustCompile(`\bup\{job="([^"]+)"\}`)
 	adapterNameRE   = regexp.MustCompile(`name: \{as: (riskflow_[a-z0-9_]+)\}`)
+	scrapePortRE    = regexp.MustCompile(`prometheus\.io/port:\s*"([0-9]+)"`)
 	runbookMetricRE = regexp.MustCompile(`\briskflow_[a-z0-9_]*[a-z0-9]\b`)
 )
 
@@ -37,9 +38,9 @@ func TestRunbookNamesWhatExists(t *testing.T) {
 		t.Error(p)
 	}
 	// The check itself: names that drifted are found, each named.
-	drifted := "*riskflow pipeline*, `up{job=\"riskflow-scorers\"}`, `riskflow_scored_totals`, `sum by (reason) (rate(riskflow_dead_lettered_total[10m])`"
+	drifted := "*riskflow pipeline*, `up{job=\"riskflow-scorers\"}`, `riskflow_scored_totals`, `sum by (reason) (rate(riskflow_dead_lettered_total[10m])`, the `prometheus.io/port:\n  \"8080\"` annotation"
 	got := strings.Join(runbookProblems(t, root, drifted), "\n")
-	for _, want := range []string{`"riskflow pipeline"`, `"riskflow-scorers"`, `riskflow_scored_totals`, `does not parse`} {
+	for _, want := range []string{`"riskflow pipeline"`, `"riskflow-scorers"`, `riskflow_scored_totals`, `does not parse`, `prometheus.io/port "8080"`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("a runbook naming %s: the check says %q, nothing of %s", drifted, got, want)
 		}
@@ -111,6 +112,17 @@ func runbookProblems(t *testing.T, root, text string) []string {
 	for _, m := range upJobRE.FindAllStringSubmatch(text, -1) {
 		if !jobs[m[1]] {
 			out = append(out, "names the scrape job \""+m[1]+"\", which deploy/prometheus/prometheus.yml has not")
+		}
+	}
+	// The port it tells an operator to check the scrape annotation for is the manifest's: the
+	// API pods' section said "8080", where an API pod answers /metrics with a 404.
+	ports := map[string]bool{}
+	for _, m := range scrapePortRE.FindAllStringSubmatch(string(manifest), -1) {
+		ports[m[1]] = true
+	}
+	for _, m := range scrapePortRE.FindAllStringSubmatch(text, -1) {
+		if !ports[m[1]] {
+			out = append(out, "names the scrape annotation prometheus.io/port \""+m[1]+"\", which no pod of deploy/kubernetes/riskflow.yaml has")
 		}
 	}
 	return out
