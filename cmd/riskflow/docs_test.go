@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -180,4 +181,62 @@ func defaultProblem(def *Config, key, cell string) string {
 		return fmt.Sprintf("%s: the table's default is %s, Default() has %v", key, cell, got.Interface())
 	}
 	return ""
+}
+
+// Every test, benchmark and fuzz target the user documents cite as evidence (TestMemoryPerKey,
+// `-bench 'Process(Fed)?$'`) is defined, so that a reader can run it; a name ending in … stands for
+// those it begins.
+func TestDocsNameRealTests(t *testing.T) {
+	root := filepath.Join("..", "..")
+	defined := map[string]bool{}
+	funcRE := regexp.MustCompile(`(?m)^func ((?:Test|Benchmark|Fuzz)[A-Za-z0-9_]+)\(`)
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && path != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range funcRE.FindAllStringSubmatch(string(b), -1) {
+			defined[m[1]] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nameRE := regexp.MustCompile(`\b((?:Test|Benchmark|Fuzz)[A-Z][A-Za-z0-9_]*)(…)?`)
+	for _, d := range userDocs {
+		b, err := os.ReadFile(filepath.Join(root, d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			for _, m := range nameRE.FindAllStringSubmatch(line, -1) {
+				if defined[m[1]] {
+					continue
+				}
+				if m[2] != "" && slices.ContainsFunc(sortedKeysOf(defined), func(n string) bool { return strings.HasPrefix(n, m[1]) }) {
+					continue
+				}
+				t.Errorf("%s:%d cites %s, which no _test.go file defines", d, i+1, m[1])
+			}
+		}
+	}
+}
+
+func sortedKeysOf(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
