@@ -47,6 +47,23 @@ func TestRunbookNamesWhatExists(t *testing.T) {
 	}
 }
 
+// The other documents a user reads hold the same names — metrics and the queries over them in
+// README.md and docs/SCALING.md, the dashboards in deploy/grafana/README.md — and are held to the
+// same check: today every one exists.
+func TestDocsNameWhatExists(t *testing.T) {
+	root := filepath.Join("..", "..")
+	for _, d := range []string{"README.md", "docs/SCALING.md", "rules/README.md", "deploy/clickhouse/SCHEMA.md",
+		"deploy/grafana/README.md", "deploy/clickhouse/migrations/README.md"} {
+		b, err := os.ReadFile(filepath.Join(root, d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range runbookProblems(t, root, string(b)) {
+			t.Errorf("%s %s", d, p)
+		}
+	}
+}
+
 // runbookProblems lists what text names that does not exist.
 func runbookProblems(t *testing.T, root, text string) []string {
 	t.Helper()
