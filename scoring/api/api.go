@@ -329,6 +329,12 @@ func New(cfg Config, checker Checker, pub Publisher, opts ...Option) *Server {
 			return 0, &httpError{status: http.StatusNotFound, msg: MetricsElsewhere(s.metricsAt)}
 		}))
 	}
+	// The routes an unknown path's 404 names: this address's own (a node that serves /metrics on
+	// ops.listen says where, as its /metrics here does).
+	routes := "POST /v1/risk/check, POST /v1/events, GET /healthz, /readyz, /metrics, /v1/openapi.yaml"
+	if s.metricsAt != "" {
+		routes = "POST /v1/risk/check, POST /v1/events, GET /healthz, /readyz, /v1/openapi.yaml; /metrics is on " + s.metricsAt
+	}
 	s.other = s.instrument("other", func(w http.ResponseWriter, r *http.Request) (int, error) {
 		// Every method of every path lands here unless a route above matched, so a known path
 		// reached with the wrong method is told apart from an unknown path.
@@ -344,7 +350,7 @@ func New(cfg Config, checker Checker, pub Publisher, opts ...Option) *Server {
 			w.Header().Set("Allow", allow)
 			return 0, &httpError{status: http.StatusMethodNotAllowed, msg: fmt.Sprintf("method %s is not allowed on %s: use %s", method, path, allow)}
 		}
-		return 0, &httpError{status: http.StatusNotFound, msg: fmt.Sprintf("no route %s %s (see POST /v1/risk/check, POST /v1/events, GET /healthz, /readyz, /metrics, /v1/openapi.yaml)", method, path)}
+		return 0, &httpError{status: http.StatusNotFound, msg: fmt.Sprintf("no route %s %s (see %s)", method, path, routes)}
 	})
 	mux.Handle("/", s.other)
 	s.mux = mux

@@ -552,6 +552,22 @@ func TestCheckerAbortHandlerPanicPropagates(t *testing.T) {
 	f.do(t, http.MethodPost, "/v1/risk/check", checkBody)
 }
 
+// The 404 of an unknown path lists the routes of this address: on a node that serves its
+// metrics on ops.listen, /metrics is not one of them, and the 404 says where it is instead (it
+// listed /metrics, which answered 404 on that address).
+func TestUnknownRouteListsWhereMetricsAre(t *testing.T) {
+	eb := errorBody(t, newFixture(t, api.Config{}).do(t, http.MethodGet, "/v2/nothing", ""), http.StatusNotFound, "no route GET /v2/nothing")
+	if !strings.Contains(eb.Content, "GET /healthz, /readyz, /metrics, /v1/openapi.yaml") {
+		t.Errorf("the 404 of a node serving /metrics itself: %q", eb.Content)
+	}
+	f := newFixture(t, api.Config{}, api.WithMetricsElsewhere("ops.listen (10.0.0.5:9464)"))
+	eb = errorBody(t, f.do(t, http.MethodGet, "/v2/nothing", ""), http.StatusNotFound, "no route GET /v2/nothing")
+	if strings.Contains(eb.Content, "/readyz, /metrics") || !strings.Contains(eb.Content, "GET /healthz, /readyz, /v1/openapi.yaml; /metrics is on ops.listen (10.0.0.5:9464)") {
+		t.Errorf("the 404 of a node serving /metrics on ops.listen: %q", eb.Content)
+	}
+	errorBody(t, f.do(t, http.MethodGet, "/metrics", ""), http.StatusNotFound, "no route GET /metrics on the API's address")
+}
+
 func TestUnknownRouteAndWrongMethod(t *testing.T) {
 	f := newFixture(t, api.Config{})
 	errorBody(t, f.do(t, http.MethodGet, "/v2/nothing", ""), http.StatusNotFound, "no route GET /v2/nothing")
