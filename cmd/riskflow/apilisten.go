@@ -203,9 +203,9 @@ func (a *app) startingHandler() http.Handler {
 	ops := a.opsHandler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		get := r.Method == http.MethodGet || r.Method == http.MethodHead
-		if r.URL.Path == "/metrics" && get && a.cfg.Ops.Listen != "" { // as the API answers it (metricsElsewhere)
+		if r.URL.Path == "/metrics" && a.cfg.Ops.Listen != "" { // as the API answers it, whatever the method (metricsElsewhere)
 			opsJSON(w, http.StatusNotFound, schemas.ErrorBody{Code: http.StatusNotFound,
-				Content: api.MetricsElsewhere(a.opsWhere())})
+				Content: api.MetricsElsewhere(r.Method, a.opsWhere())})
 			return
 		}
 		switch r.URL.Path {

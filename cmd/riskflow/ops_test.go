@@ -422,6 +422,12 @@ func TestAPINodeServesMetricsOnItsOpsPortOnly(t *testing.T) {
 	if code, body := serveGet(a.startingHandler())("/metrics"); code != http.StatusNotFound || !strings.Contains(body, "ops.listen ("+ops+")") {
 		t.Errorf("/metrics on the API's address while starting: %d %s", code, body)
 	}
+	// Any method: POST is not told to use GET on an address where GET finds nothing either.
+	pw := httptest.NewRecorder()
+	a.startingHandler().ServeHTTP(pw, httptest.NewRequest(http.MethodPost, "/metrics", nil))
+	if pw.Code != http.StatusNotFound || pw.Header().Get("Allow") != "" || !strings.Contains(pw.Body.String(), "no route POST /metrics on the API's address") {
+		t.Errorf("POST /metrics on the API's address while starting: %d Allow %q %s", pw.Code, pw.Header().Get("Allow"), pw.Body)
+	}
 	p, err := resolveRoles([]string{"api"}, &a.cfg)
 	if err != nil {
 		t.Fatal(err)

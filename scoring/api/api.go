@@ -265,10 +265,11 @@ func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
 // rule ids and hit counts show how the detection works.
 func WithMetricsElsewhere(where string) Option { return func(s *Server) { s.metricsAt = where } }
 
-// MetricsElsewhere is the 404's content for GET /metrics on the API's address of a node that
-// serves its metrics at where (WithMetricsElsewhere), also while the node starts.
-func MetricsElsewhere(where string) string {
-	return "no route GET /metrics on the API's address: this node serves its metrics on " + where
+// MetricsElsewhere is the 404's content for /metrics (any method) on the API's address of a node
+// that serves its metrics at where (WithMetricsElsewhere), also while the node starts.
+// method is the request's, shown short.
+func MetricsElsewhere(method, where string) string {
+	return "no route " + schemas.ShowName(method, 16) + " /metrics on the API's address: this node serves its metrics on " + where
 }
 
 // WithRegistry registers the API's metrics on reg and serves reg's metrics on /metrics.
@@ -325,8 +326,8 @@ func New(cfg Config, checker Checker, pub Publisher, opts ...Option) *Server {
 	if s.metricsAt == "" {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	} else {
-		mux.HandleFunc("GET /metrics", s.instrument("other", func(http.ResponseWriter, *http.Request) (int, error) {
-			return 0, &httpError{status: http.StatusNotFound, msg: MetricsElsewhere(s.metricsAt)}
+		mux.HandleFunc("GET /metrics", s.instrument("other", func(_ http.ResponseWriter, r *http.Request) (int, error) {
+			return 0, &httpError{status: http.StatusNotFound, msg: MetricsElsewhere(r.Method, s.metricsAt)}
 		}))
 	}
 	// The routes an unknown path's 404 names: this address's own (a node that serves /metrics on
@@ -346,6 +347,10 @@ func New(cfg Config, checker Checker, pub Publisher, opts ...Option) *Server {
 			target = r.URL.Host // CONNECT host:port, which names no path
 		}
 		method, path := schemas.ShowName(r.Method, 16), schemas.ShowName(target, 64)
+		if r.URL.EscapedPath() == "/metrics" && s.metricsAt != "" {
+			// Not a wrong method: /metrics is on ops.listen, whatever the method.
+			return 0, &httpError{status: http.StatusNotFound, msg: MetricsElsewhere(r.Method, s.metricsAt)}
+		}
 		if allow, ok := allowed[r.URL.EscapedPath()]; ok {
 			w.Header().Set("Allow", allow)
 			return 0, &httpError{status: http.StatusMethodNotAllowed, msg: fmt.Sprintf("method %s is not allowed on %s: use %s", method, path, allow)}

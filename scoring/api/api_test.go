@@ -566,6 +566,10 @@ func TestUnknownRouteListsWhereMetricsAre(t *testing.T) {
 		t.Errorf("the 404 of a node serving /metrics on ops.listen: %q", eb.Content)
 	}
 	errorBody(t, f.do(t, http.MethodGet, "/metrics", ""), http.StatusNotFound, "no route GET /metrics on the API's address")
+	// Another method is not told to use GET there either: no method reaches /metrics on this address.
+	if w := f.do(t, http.MethodPost, "/metrics", ""); w.Code != http.StatusNotFound || w.Header().Get("Allow") != "" || !strings.Contains(w.Body.String(), "ops.listen (10.0.0.5:9464)") {
+		t.Errorf("POST /metrics on a node serving them on ops.listen: %d Allow %q %s", w.Code, w.Header().Get("Allow"), w.Body)
+	}
 }
 
 func TestUnknownRouteAndWrongMethod(t *testing.T) {
