@@ -119,6 +119,7 @@ type Service struct {
 	pending  []pendingRecord   // loads not recorded yet (being recorded, or retried on every tick)
 	seq      uint64            // numbers pendingRecords
 	file     FileStatus
+	gen      uint64 // counts swaps: a file load compiled outside mu is dropped when another load came first
 }
 
 // FileStatus says whether the pack file is what runs: a file that cannot be read or holds a pack
@@ -231,7 +232,16 @@ func (s *Service) Load(ctx context.Context, content []byte, who, source string) 
 // version is the running one at the moment it is swapped in; "" loads over any. A caller that
 // checked before running the pack's tests — seconds, for a large suite — left a window in which
 // another node's promotion, picked up from the file meanwhile, was written over unseen.
+//
+// The pack is compiled before the node's pack lock is taken — a large pack's compile takes
+// seconds, for which it held GET /v1/rules, the console's live pack and the file watcher — and
+// the live version is checked as it is swapped in, under the lock: of two loads over one version
+// compiled at once, one wins.
 func (s *Service) LoadOver(ctx context.Context, content []byte, who, source, live string) (Loaded, error) {
+	p, err := s.compile(content)
+	if err != nil {
+		return Loaded{}, err
+	}
 	s.mu.Lock()
 	if live != "" && s.cur.Version != live {
 		cur := s.cur.Version
@@ -240,7 +250,7 @@ func (s *Service) LoadOver(ctx context.Context, content []byte, who, source, liv
 			"see the recorded versions (GET /v1/rules/versions, riskflow rules versions), and promote again over %s if this pack is to replace that one",
 			ErrNotLive, cur, live, cur)
 	}
-	out, seq, err := s.loadLocked(content, who, source, true)
+	out, seq, err := s.swapLocked(p, content, who, source, true)
 	s.mu.Unlock()
 	if err != nil || s.store == nil {
 		return out, err
@@ -250,13 +260,28 @@ func (s *Service) LoadOver(ctx context.Context, content []byte, who, source, liv
 	return out, nil
 }
 
-// loadLocked compiles, persists (explicit loads) and swaps, and queues the load's record (seq):
-// Load records it at once, the next tick otherwise.
-func (s *Service) loadLocked(content []byte, who, source string, explicit bool) (Loaded, uint64, error) {
+// compile compiles content against the target's variables; it takes no lock.
+func (s *Service) compile(content []byte) (*rules.Pack, error) {
 	p, err := rules.Compile(content, s.target.Env())
 	if err != nil {
-		return Loaded{}, 0, fmt.Errorf("%w:\n%w", ErrRejected, err)
+		return nil, fmt.Errorf("%w:\n%w", ErrRejected, err)
 	}
+	return p, nil
+}
+
+// loadLocked compiles content and swaps it in (swapLocked); only Start uses it, before anyone
+// reads the pack.
+func (s *Service) loadLocked(content []byte, who, source string, explicit bool) (Loaded, uint64, error) {
+	p, err := s.compile(content)
+	if err != nil {
+		return Loaded{}, 0, err
+	}
+	return s.swapLocked(p, content, who, source, explicit)
+}
+
+// swapLocked persists (explicit loads) and swaps in p, compiled from content, and queues the
+// load's record (seq): Load records it at once, the next tick otherwise.
+func (s *Service) swapLocked(p *rules.Pack, content []byte, who, source string, explicit bool) (Loaded, uint64, error) {
 	var out Loaded
 	if explicit && s.cfg.Path != "" {
 		if err := s.persistLocked(content); err != nil {
@@ -267,6 +292,7 @@ func (s *Service) loadLocked(content []byte, who, source string, explicit bool) 
 		out.Persisted = true
 	}
 	s.target.SetPack(p)
+	s.gen++
 	// Who, the node and the source (the file's path) are recorded in the history and shown where
 	// no mask reaches (riskflow rules versions, the console): a number in them (an account or a
 	// host named by one, /home/13912345678/…) is masked here, as the log line of the load masks it.
@@ -534,10 +560,21 @@ const historyCheckTicks = 12
 func (s *Service) Tick(ctx context.Context) {
 	s.mu.Lock()
 	queued := s.seq // the loads queued before this tick: its own file load waits for the next
-	s.watchLocked()
+	data, sum, load := s.watchLocked()
+	gen := s.gen
 	s.ticks++
 	check := s.store != nil && s.checkEvery > 0 && s.ticks%s.checkEvery == 0 && s.cur.Version != "" && !s.pendingLocked(s.cur.Version)
 	s.mu.Unlock()
+	if load {
+		// Compiled outside the lock, as LoadOver's packs; swapped in only if no load came
+		// meanwhile (a PUT wrote the file after it was read here: the next tick reads that).
+		p, err := s.compile(data)
+		s.mu.Lock()
+		if s.gen == gen {
+			s.fileLoadedLocked(p, data, sum, err)
+		}
+		s.mu.Unlock()
+	}
 	// The file first, the history after: a history that hangs delays only the records.
 	if s.store != nil {
 		s.flush(ctx, func(r pendingRecord) bool { return !r.busy && r.seq <= queued })
@@ -585,10 +622,11 @@ func (s *Service) checkHistory(ctx context.Context) {
 	s.flush(ctx, func(r pendingRecord) bool { return r.seq == seq })
 }
 
-// watchLocked is Tick's look at the pack file.
-func (s *Service) watchLocked() {
+// watchLocked is Tick's look at the pack file: it returns the file's content (and its sum) when
+// it is to be compiled and loaded (fileLoadedLocked).
+func (s *Service) watchLocked() (data []byte, sum [sha256.Size]byte, load bool) {
 	if s.cfg.Path == "" {
-		return
+		return nil, sum, false
 	}
 	data, err := rules.ReadPackFile(s.cfg.Path)
 	if err != nil {
@@ -597,27 +635,36 @@ func (s *Service) watchLocked() {
 			s.fileProblemLocked("unreadable", err)
 		}
 		s.readFail = true
-		return
+		return nil, sum, false
 	}
 	s.readFail = false
-	sum := sha256.Sum256(data)
+	sum = sha256.Sum256(data)
 	switch {
 	case s.haveSum && sum == s.fileSum:
 		s.fileProblemLocked("", nil) // the file is the running pack again (a broken edit undone)
-		return
+		return nil, sum, false
 	case sum == s.badSum:
 		if s.file.Problem != "rejected" { // unreadable in between, then the same rejected content
 			s.fileProblemLocked("rejected", s.badErr)
 		}
-		return
+		return nil, sum, false
 	}
 	if !s.settledLocked(sum) {
-		return // still being written: the next poll sees how it ends
+		return nil, sum, false // still being written: the next poll sees how it ends
 	}
+	return data, sum, true
+}
+
+// fileLoadedLocked swaps in the pack file's content data (sum), compiled to p, or records that it
+// was rejected (err).
+func (s *Service) fileLoadedLocked(p *rules.Pack, data []byte, sum [sha256.Size]byte, err error) {
 	// Recorded at the next tick, not now: when another process wrote the file (a PUT, a rollback,
 	// the console), it records its load right after writing, and looking the version up a tick
 	// later finds that record instead of racing it with "file" (the later load_at would win).
-	if _, _, err := s.loadLocked(data, "file", s.cfg.Path, false); err != nil {
+	if err == nil {
+		_, _, err = s.swapLocked(p, data, "file", s.cfg.Path, false)
+	}
+	if err != nil {
 		s.badSum, s.badErr = sum, err
 		s.log.Error("rule pack rejected; the running pack stays", "path", s.cfg.Path, "version", s.cur.Version, "err", err)
 		s.fileProblemLocked("rejected", err)

@@ -997,3 +997,144 @@ func TestRollbackOverAPackLoadedMeanwhile(t *testing.T) {
 		t.Errorf("a rollback over the live version: %v, live %s", err, s.Current().Version)
 	}
 }
+
+// blockingTarget's Env blocks, once armed, until released: a compile that takes its time.
+type blockingTarget struct {
+	*target
+	mu      sync.Mutex
+	armed   bool
+	entered chan struct{} // closed when an armed Env is entered
+	release chan struct{}
+}
+
+func (t *blockingTarget) Env() *rules.Env {
+	t.mu.Lock()
+	armed := t.armed
+	t.armed = false
+	t.mu.Unlock()
+	if armed {
+		close(t.entered)
+		<-t.release
+	}
+	return t.target.Env()
+}
+
+func (t *blockingTarget) arm() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.armed, t.entered, t.release = true, make(chan struct{}), make(chan struct{})
+}
+
+// A new pack is compiled before the node's pack lock is taken: a large pack's compile (seconds)
+// held GET /v1/rules, the console's live pack and the file watcher for its whole duration. The
+// swap keeps its checks: of two promotions over one version compiled at once, one wins.
+func TestCompileOutsideThePackLock(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(path, pack("p", 3), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bt := &blockingTarget{target: newTarget(t)}
+	s := New(Config{Path: path, Node: "a", Settle: time.Millisecond}, bt, nil, nil)
+	start, err := s.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readable := func(what string) {
+		t.Helper()
+		done := make(chan struct{})
+		go func() { s.Current(); s.File(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second): // a deadlock, not a threshold: Current waits for the compile
+			t.Fatalf("%s: Current() blocked while a pack compiled", what)
+		}
+	}
+
+	// A PUT.
+	bt.arm()
+	loaded := make(chan error, 1)
+	go func() {
+		_, err := s.LoadOver(ctx, pack("p", 4), "api:alice", "api", start.Version.Version)
+		loaded <- err
+	}()
+	<-bt.entered
+	readable("PUT")
+	close(bt.release)
+	if err := <-loaded; err != nil {
+		t.Fatal(err)
+	}
+
+	// The file watcher. A PUT meanwhile over a pack the node has not loaded yet is refused, as
+	// ever; over a broken file it wins, and the watcher's verdict on the content it read before
+	// is dropped: the file holds the PUT's pack, not a rejected one.
+	writeFile := func(b []byte) {
+		t.Helper()
+		if err := os.WriteFile(path+".tmp", b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		past := time.Now().Add(-time.Minute)
+		os.Chtimes(path+".tmp", past, past)
+		if err := os.Rename(path+".tmp", path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(pack("p", 5))
+	bt.arm()
+	ticked := make(chan struct{})
+	go func() { s.Tick(ctx); close(ticked) }()
+	<-bt.entered
+	readable("file")
+	if _, err := s.Load(ctx, pack("p", 6), "api:bob", "api"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("a PUT over the file's unseen pack: %v, want ErrConflict", err)
+	}
+	close(bt.release)
+	<-ticked
+	if cur := s.Current().Version; cur != versionOf(pack("p", 5)) {
+		t.Fatalf("the file's pack was not loaded: runs %s", cur)
+	}
+	writeFile([]byte("pack: broken\nrules:\n  - {id: r1, tag: t, level: 600, when: 'nope > 1'}\n"))
+	bt.arm()
+	ticked = make(chan struct{})
+	go func() { s.Tick(ctx); close(ticked) }()
+	<-bt.entered
+	put, err := s.Load(ctx, pack("p", 6), "api:bob", "api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(bt.release)
+	<-ticked
+	if cur := s.Current().Version; cur != put.Version.Version || bt.pack.Version != put.Version.Version {
+		t.Fatalf("runs %s, want the PUT's %s", cur, put.Version.Version)
+	}
+	if f := s.File(); f.Problem != "" {
+		t.Fatalf("the file holds the PUT's pack, but its status says %q: %s", f.Problem, f.Err)
+	}
+
+	// Two PUTs over one version, compiled at once: one wins, the other is refused.
+	for round := range 20 {
+		base := s.Current().Version
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = s.LoadOver(ctx, pack("p", 100+2*round+i), "api:x", "api", base)
+			}()
+		}
+		wg.Wait()
+		won := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				won++
+			case !errors.Is(err, ErrNotLive):
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("round %d: %d promotions over %s won (%v)", round, won, base, errs)
+		}
+	}
+}
