@@ -57,6 +57,9 @@ type app struct {
 
 	rules *rulesvc.Service      // the rule-pack lifecycle: file, PUT, rollback, rule_versions
 	lists *pipeline.SharedLists // the allow/block lists: the file and kafka.lists_topic (nodes with feature state)
+
+	// packTests bounds the pack-test runs of PUT /v1/rules and the console (nil: unbounded).
+	packTests *testGate
 }
 
 // newLogger is the process's logger: level and format from c, and every phone-like number of a
@@ -103,7 +106,8 @@ func maskPhoneAttr(_ []string, a slog.Attr) slog.Attr {
 }
 
 func newApp(cfg Config, log *slog.Logger) (*app, error) {
-	a := &app{cfg: cfg, log: log, reg: prometheus.NewRegistry(), health: &health{}, started: time.Now()}
+	a := &app{cfg: cfg, log: log, reg: prometheus.NewRegistry(), health: &health{}, started: time.Now(),
+		packTests: newTestGate(packTestRuns, packTestWaiting)}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.obs = newObserver(a.reg)
 	a.kc = a.kafkaConfig()
@@ -899,7 +903,7 @@ func (a *app) runAPI(ctx context.Context, sl *apiServer, serving func() error, r
 	ac.NodeID = nodePrefix(host)
 	srv := api.New(ac, a.scorer, &pipeline.Publisher{W: a.restoring(a.kc, events), Hasher: a.hasher},
 		append([]api.Option{api.WithServing(serving), api.WithReadiness(ready), api.WithLogger(a.log.With("role", "api")), api.WithRegistry(a.reg),
-			api.WithRulesAdmin(rulesAdmin{s: a.rules, persisted: a.cfg.Scoring.Rules != "", scoring: &a.cfg.Scoring}, a.cfg.API.AdminKeys),
+			api.WithRulesAdmin(rulesAdmin{s: a.rules, persisted: a.cfg.Scoring.Rules != "", scoring: &a.cfg.Scoring, tests: a.packTests}, a.cfg.API.AdminKeys),
 			api.WithRulesApproval(a.cfg.API.ConsoleApprovals), api.WithStateHealth(a.health.stateCurrent)}, append(a.metricsElsewhere(), opts...)...)...)
 	hs := sl.hs
 	sl.use(a.withConsole(srv))

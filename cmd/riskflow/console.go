@@ -365,7 +365,7 @@ func (c *consoleRules) Test(ctx context.Context, draft []byte) ([]console.TestRe
 	if err != nil {
 		return nil, err
 	}
-	res, err := runPackTests(c.a.cfg.Scoring, draft, tests)
+	res, err := runPackTests(ctx, c.a.packTests, c.a.cfg.Scoring, draft, tests)
 	if err != nil {
 		return nil, fmt.Errorf("run tests: %w", err)
 	}
@@ -390,7 +390,7 @@ func packInfo(l rulesvc.Loaded) console.PackInfo {
 }
 
 func (c *consoleRules) Promote(ctx context.Context, draft []byte, who, live string) (console.PackInfo, error) {
-	l, err := loadTested(ctx, c.a.rules, c.a.cfg.Scoring, draft, "console:"+who, "console", live)
+	l, err := loadTested(ctx, c.a.packTests, c.a.rules, c.a.cfg.Scoring, draft, "console:"+who, "console", live)
 	if errors.Is(err, rulesvc.ErrRejected) {
 		return console.PackInfo{}, fmt.Errorf("%w: %v", console.ErrInvalid, err)
 	}

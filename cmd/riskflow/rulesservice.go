@@ -117,16 +117,22 @@ type rulesAdmin struct {
 	// scoring is the node's configuration for the pack's tests (tests.yaml beside scoring.rules)
 	// that a new pack must pass; nil: none are run.
 	scoring *ScoringConfig
+	tests   *testGate // bounds the node's pack-test runs (nil: unbounded)
 }
 
-// runPackTests runs tests against pack with fresh scorers built from cfg, without its lists
-// (tests describe the pack, not today's lists).
-func runPackTests(cfg ScoringConfig, pack, tests []byte) ([]ruletest.Result, error) {
+// runPackTests runs tests against pack with fresh scorers built from cfg,
+// without its lists (tests describe the pack, not today's lists), once gate gives it a turn.
+func runPackTests(ctx context.Context, gate *testGate, cfg ScoringConfig, pack, tests []byte) ([]ruletest.Result, error) {
 	newScorer, err := packTestScorers(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return ruletest.Run(pack, tests, newScorer)
+	var res []ruletest.Result
+	err = gate.run(ctx, func() error {
+		res, err = ruletest.RunContext(ctx, pack, tests, newScorer)
+		return err
+	})
+	return res, err
 }
 
 func packTestScorers(cfg ScoringConfig) (ruletest.NewScorer, error) {
@@ -160,9 +166,11 @@ func packTestsFile(cfg ScoringConfig) string {
 //
 // live, when not "", is the version the pack was edited from (If-Match): the pack is loaded only
 // while that version runs, checked as it is swapped in, after the tests.
-func loadTested(ctx context.Context, s *rulesvc.Service, cfg ScoringConfig, pack []byte, who, source, live string) (rulesvc.Loaded, error) {
+//
+// The tests are run once gate gives them a turn (a busy node answers 503 with Retry-After).
+func loadTested(ctx context.Context, gate *testGate, s *rulesvc.Service, cfg ScoringConfig, pack []byte, who, source, live string) (rulesvc.Loaded, error) {
 	if path := packTestsFile(cfg); path != "" {
-		if err := checkPackTests(cfg, path, pack); err != nil {
+		if err := checkPackTests(ctx, gate, cfg, path, pack); err != nil {
 			return rulesvc.Loaded{}, err
 		}
 	}
@@ -170,7 +178,7 @@ func loadTested(ctx context.Context, s *rulesvc.Service, cfg ScoringConfig, pack
 }
 
 // checkPackTests runs the tests of path against pack.
-func checkPackTests(cfg ScoringConfig, path string, pack []byte) error {
+func checkPackTests(ctx context.Context, gate *testGate, cfg ScoringConfig, path string, pack []byte) error {
 	tests, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("rules: read the pack's tests %s: %w", path, err)
@@ -186,8 +194,11 @@ func checkPackTests(cfg ScoringConfig, path string, pack []byte) error {
 	if _, err := rules.Compile(pack, sc.Env()); err != nil {
 		return nil // the pack's own problems: Load names them all
 	}
-	res, err := ruletest.Run(pack, tests, newScorer)
-	if err != nil {
+	var res []ruletest.Result
+	if err := gate.run(ctx, func() (err error) { res, err = ruletest.RunContext(ctx, pack, tests, newScorer); return err }); err != nil {
+		if errors.Is(err, schemas.ErrUnavailable) || ctx.Err() != nil {
+			return err // the node busy, or the caller gone: not the pack's fault
+		}
 		return fmt.Errorf("%w:\nthe pack's tests %s cannot be run: %w", rulesvc.ErrRejected, path, err)
 	}
 	var b strings.Builder
@@ -247,7 +258,7 @@ func (r rulesAdmin) Update(ctx context.Context, pack []byte, who string, opts ap
 	case opts.SkipTests:
 		l, err = r.s.LoadOver(ctx, pack, "api:"+who, "api, tests skipped", opts.IfMatch)
 	case r.scoring != nil:
-		l, err = loadTested(ctx, r.s, *r.scoring, pack, "api:"+who, "api", opts.IfMatch)
+		l, err = loadTested(ctx, r.tests, r.s, *r.scoring, pack, "api:"+who, "api", opts.IfMatch)
 	default:
 		l, err = r.s.LoadOver(ctx, pack, "api:"+who, "api", opts.IfMatch)
 	}

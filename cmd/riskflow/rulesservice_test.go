@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -371,5 +372,61 @@ func TestConsoleRollbackToAPackThatNoLongerCompiles(t *testing.T) {
 	}
 	if got := svc.Current(); got.Name == "old" {
 		t.Error("the pack that does not compile was loaded")
+	}
+}
+
+// A node runs its pack's tests (about 2 s of CPU for the default pack's) one at a time, with a
+// few more requests waiting for their turn within their context; beyond them PUT /v1/rules and
+// the console are refused at once as unavailable (503 with Retry-After), naming why: every
+// admin's click ran them at once, and a handful took every core from scoring.
+func TestPackTestRunsBounded(t *testing.T) {
+	_, cfg, svc, s := startedRuleService(t, true)
+	gate := newTestGate(1, 1)
+	ra := rulesAdmin{s: svc, persisted: true, scoring: &cfg.Scoring, tests: gate}
+	cr := &consoleRules{a: &app{cfg: cfg, rules: svc, scorer: s, packTests: gate}}
+	before := ra.Current().Version
+	pack := []byte(string(packs.Default()) + "\n  - {id: extra_shadow, tag: extra, level: 600, mode: shadow, when: 'device_fails_10m >= 50'}\n")
+
+	// A run under way (another admin's tests).
+	started, release, ran := make(chan struct{}), make(chan struct{}), make(chan error)
+	go func() { ran <- gate.run(context.Background(), func() error { close(started); <-release; return nil }) }()
+	<-started
+	// One request waits for its turn, until its caller goes away.
+	wctx, cancel := context.WithCancel(context.Background())
+	waited := make(chan error)
+	go func() { _, err := ra.Update(wctx, pack, "lead", api.UpdateOptions{}); waited <- err }()
+	for len(gate.queue) < 2 {
+		select {
+		case err := <-waited:
+			t.Fatalf("a PUT while the node runs its tests for others did not wait for its turn: %v", err)
+		default:
+			runtime.Gosched()
+		}
+	}
+	// The next is refused at once, through the API and the console alike.
+	_, err := ra.Update(context.Background(), pack, "lead", api.UpdateOptions{})
+	if !errors.Is(err, schemas.ErrUnavailable) || !strings.Contains(err.Error(), "tests are being run for other requests") {
+		t.Fatalf("a PUT while the node runs its tests for others: %v, want unavailable naming why", err)
+	}
+	if _, err := cr.Test(context.Background(), pack); !errors.Is(err, schemas.ErrUnavailable) {
+		t.Fatalf("the console's run tests while the node runs them for others: %v, want unavailable", err)
+	}
+	if _, err := cr.Promote(context.Background(), pack, "lead", ""); !errors.Is(err, schemas.ErrUnavailable) {
+		t.Fatalf("the console's promote while the node runs them for others: %v, want unavailable", err)
+	}
+	cancel()
+	if err := <-waited; !errors.Is(err, context.Canceled) {
+		t.Fatalf("a PUT whose caller went away while it waited: %v", err)
+	}
+	if got := ra.Current().Version; got != before {
+		t.Fatalf("a pack whose tests did not run was loaded: %s", got)
+	}
+	close(release)
+	if err := <-ran; err != nil {
+		t.Fatal(err)
+	}
+	// Its turn come, a PUT runs the tests and loads the pack.
+	if _, err := ra.Update(context.Background(), pack, "lead", api.UpdateOptions{}); err != nil {
+		t.Fatalf("a PUT once the node is free: %v", err)
 	}
 }

@@ -707,6 +707,11 @@ func (s *Server) draftPost(w http.ResponseWriter, r *http.Request, ss *session) 
 		d.TestsRun = true
 		res, err := s.d.Rules.Test(ctx, []byte(draft))
 		d.Tests, d.TestsErr = res, notAvailable("tests", err)
+		if errors.Is(err, schemas.ErrUnavailable) {
+			// The node runs its tests for other requests (a few at a time): come back shortly.
+			status = http.StatusServiceUnavailable
+			w.Header().Set("Retry-After", "5")
+		}
 		for _, t := range res {
 			if len(t.Failures) == 0 {
 				d.Passed++
