@@ -75,15 +75,45 @@ func collectRuleErrors(err error, into *[]*rules.RuleError) {
 	}
 }
 
-// RuleErrors returns, per rule id, how many evaluations of the rule failed at run time in this
-// scorer (events and checks), since it was built.
+// keepOnly drops the counts of rules p does not have: a node cycling through packs of failing
+// rules kept a count, and a riskflow_rule_errors_total series, for every rule that ever failed.
+func (re *ruleErrors) keepOnly(p *rules.Pack) {
+	ids := packRuleIDs(p)
+	re.mu.Lock()
+	defer re.mu.Unlock()
+	for id := range re.byRule {
+		if !ids[id] {
+			delete(re.byRule, id)
+		}
+	}
+}
+
+func packRuleIDs(p *rules.Pack) map[string]bool {
+	ids := map[string]bool{}
+	if p != nil {
+		for _, r := range p.Rules {
+			ids[r.ID] = true
+		}
+	}
+	return ids
+}
+
+// RuleErrors returns, per rule id of the running pack (its live and shadow rules), how many
+// evaluations of the rule failed at run time in this scorer (events and checks) since it was built
+// or since the rule was last absent from a pack swapped in: a rule a new pack no longer has loses
+// its count (and its series of riskflow_rule_errors_total), and starts again from 0 if it comes
+// back.
 func (s *Scorer) RuleErrors() map[string]uint64 {
+	// Only the running pack's: an evaluation of the previous pack may end after the swap.
+	ids := packRuleIDs(s.pack.Load())
 	re := &s.ruleErrs
 	re.mu.Lock()
 	defer re.mu.Unlock()
 	out := make(map[string]uint64, len(re.byRule))
 	for id, c := range re.byRule {
-		out[id] = c.total
+		if ids[id] {
+			out[id] = c.total
+		}
 	}
 	return out
 }

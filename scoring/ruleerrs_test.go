@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/riskflow/riskflow/rules"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring"
 )
@@ -55,5 +56,37 @@ rules:
 	if !strings.Contains(logs.String(), "rule=divides_by_zero") || !strings.Contains(logs.String(), "division by zero") ||
 		!strings.Contains(logs.String(), "rules_version=") {
 		t.Errorf("the line does not name the rule, the version and the error: %s", logs.String())
+	}
+}
+
+// The failures counted are those of the running pack's rules: a node cycling through packs of
+// failing rules (drafts promoted and rolled back) kept a count, and a riskflow_rule_errors_total
+// series, for every rule that ever failed, so /metrics grew without bound. A rule kept by the next
+// pack keeps its count.
+func TestRuleErrorsKeptForTheRunningPackOnly(t *testing.T) {
+	failing := func(id string) []byte {
+		return fmt.Appendf(nil, `
+pack: cycling
+rules:
+  - {id: %s, tag: broken, level: 900, when: '100 / (phone_verifies_10m - phone_verifies_10m) > 1'}
+  - {id: kept, tag: kept, level: 300, mode: shadow, when: '1 / (phone_verifies_10m - phone_verifies_10m) > 1'}
+`, id)
+	}
+	s := newScorer(t, scoring.Config{}, failing("fails_0"))
+	for i := range 50 {
+		if i > 0 {
+			p, err := rules.Compile(failing(fmt.Sprintf("fails_%d", i)), s.Env())
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.SetPack(p)
+		}
+		ev := event(fmt.Sprintf("e%d", i), t0, "13800138000", "198.51.100.7")
+		if _, err := s.Process(&ev); !errors.Is(err, schemas.ErrPartial) {
+			t.Fatalf("pack %d: err %v, want a partial result", i, err)
+		}
+	}
+	if got := s.RuleErrors(); len(got) != 2 || got["fails_49"] != 1 || got["kept"] != 50 {
+		t.Errorf("RuleErrors() after 50 packs = %v, want fails_49: 1 and kept: 50 alone", got)
 	}
 }

@@ -236,8 +236,12 @@ func (s *Scorer) State() *features.State { return s.state }
 // Rules is the holder of the running pack (swap it to hot-reload).
 func (s *Scorer) Rules() *rules.Holder { return s.pack }
 
-// SetPack makes p the running pack.
-func (s *Scorer) SetPack(p *rules.Pack) { s.pack.Swap(p) }
+// SetPack makes p the running pack. The run-time failures counted for rules p does not have are
+// dropped (RuleErrors).
+func (s *Scorer) SetPack(p *rules.Pack) {
+	s.pack.Swap(p)
+	s.ruleErrs.keepOnly(p)
+}
 
 // SetLists replaces the allow/block lists atomically.
 func (s *Scorer) SetLists(l *Lists) { s.lists.Store(l.keyed(s.phoneKeyOf)) }

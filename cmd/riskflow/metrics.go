@@ -185,7 +185,7 @@ type rulesCollector struct {
 func newRulesCollector(svc *rulesvc.Service, s *scoring.Scorer, withFile bool) *rulesCollector {
 	return &rulesCollector{svc: svc, scorer: s, withFile: withFile,
 		errs: prometheus.NewDesc("riskflow_rule_errors_total",
-			"Evaluations of a rule that failed at run time (division by zero, overflow, the cost limit), in events and checks: the rule was skipped and the other rules' verdict stood, by rule.", []string{"rule"}, nil),
+			"Evaluations of a rule that failed at run time (division by zero, overflow, the cost limit), in events and checks: the rule was skipped and the other rules' verdict stood, by rule of the running pack (a rule a new pack drops loses its series).", []string{"rule"}, nil),
 		fileOK: prometheus.NewDesc("riskflow_rules_file_ok",
 			"1 while the running rule pack is the pack file's (scoring.rules), 0 while the file cannot be read or holds a pack that does not compile: the node keeps its previous pack and no longer follows the file.", nil, nil),
 		fileProblems: prometheus.NewDesc("riskflow_rules_file_problems_total",
@@ -201,7 +201,8 @@ func (c *rulesCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *rulesCollector) Collect(ch chan<- prometheus.Metric) {
 	// Every rule of the running pack, at 0 until it fails: a series that appeared at its first
-	// failures would show no increase() for them. Rules of earlier packs that failed stay.
+	// failures would show no increase() for them. Those alone: rules of earlier packs that failed
+	// kept their series, and a node cycling packs of failing rules grew /metrics without bound.
 	errs := c.scorer.RuleErrors()
 	if p := c.scorer.Rules().Load(); p != nil {
 		for _, r := range p.Rules {
