@@ -2675,3 +2675,32 @@ func TestListNetworkAsBroadAsTheInternetIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// brokenVersionRules records a version (00000000000000a3) this build no longer compiles.
+type brokenVersionRules struct{ rollbackRecorder }
+
+func (f *brokenVersionRules) Version(ctx context.Context, v string) (console.Version, error) {
+	if v == "00000000000000a3" {
+		return console.Version{Version: v, Content: "pack: p\nrules: [bad]\n"}, nil
+	}
+	return f.rollbackRecorder.Version(ctx, v)
+}
+
+// With two admins, a rollback to a version that no longer compiles is refused when it is asked
+// for, naming the rule and the problem as the rollback itself does: it was accepted as a request
+// and refused only when another admin approved it.
+func TestRollbackRequestForAVersionThatNoLongerCompiles(t *testing.T) {
+	rules := &brokenVersionRules{rollbackRecorder{fakeRules: fakeRules{live: console.PackInfo{Name: "p", Version: "00000000000000a2", Content: []byte("pack: p\nrules: [b]\n")}}}}
+	alice := newServer(t, console.Deps{Rules: rules, Approvals: 2})
+	csrf := alice.Login("alice", "a-secret")
+	code, body, h := alice.Post("/console/rules/rollback", url.Values{"csrf": {csrf}, "version": {"00000000000000a3"}, "base": {"00000000000000a2"}, "confirm": {"yes"}})
+	if code != http.StatusBadRequest || !strings.Contains(body, "00000000000000a3 no longer compiles") || !strings.Contains(body, "rule r1: when: undeclared reference to &#39;bad&#39;") {
+		t.Fatalf("a rollback request for a version that no longer compiles: %d %s\n%s", code, h.Get("Location"), body)
+	}
+	if _, body, _ := alice.Get("/console/rules"); pendingRE.MatchString(body) {
+		t.Error("the refused rollback is listed under Waiting for approval")
+	}
+	if len(rules.rolledBack) != 0 {
+		t.Errorf("rolled back %v", rules.rolledBack)
+	}
+}

@@ -880,6 +880,15 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request, ss *session) {
 		// Two admins load a pack, a rollback's too: one admin alone (or one stolen session)
 		// could otherwise bring back any recorded version — one with every rule in shadow.
 		ver, err := s.d.Rules.Version(ctx, v)
+		if err == nil {
+			// A version this build no longer compiles is refused now, as the rollback itself
+			// refuses it: a request for it was accepted and refused only when approved.
+			if lint := s.d.Rules.Lint([]byte(ver.Content)); len(lint) > 0 {
+				s.render(w, r, http.StatusBadRequest, "error", ss, page{Title: "Rollback", Nav: "rules",
+					Problem: fmt.Sprintf("Rollback not requested: version %s no longer compiles: %s", v, lintText(lint))})
+				return
+			}
+		}
 		live, lerr := s.d.Rules.Live(ctx)
 		if err == nil {
 			err = lerr
@@ -919,6 +928,33 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request, ss *session) {
 		msg += " Note: " + info.Note
 	}
 	http.Redirect(w, r, "/console/rules?"+s.notice(ss, msg), http.StatusSeeOther)
+}
+
+// lintText is a pack's problems as one line each, the way rules.CompileError writes them
+// ("line 3:41: rule r1: when: undeclared reference to 'x'"), at most 20 (and how many more).
+func lintText(errs []LintError) string {
+	const most = 20
+	var b strings.Builder
+	for i, e := range errs {
+		if i == most {
+			fmt.Fprintf(&b, "; and %d more", len(errs)-most)
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		if e.Line > 0 {
+			fmt.Fprintf(&b, "line %d:%d: ", e.Line, e.Column)
+		}
+		if e.Rule != "" {
+			fmt.Fprintf(&b, "rule %s: ", e.Rule)
+		}
+		if e.Field != "" {
+			b.WriteString(e.Field + ": ")
+		}
+		b.WriteString(e.Msg)
+	}
+	return b.String()
 }
 
 type rollbackData struct {
