@@ -82,9 +82,9 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	candidate, err := compilePackArg(*candidatePath, probe.Env())
+	candidate, err := compilePackArg("--rules", *candidatePath, probe.Env())
 	if err != nil {
-		return usageError{fmt.Errorf("--rules %s: rejected:\n%w", stdinName(*candidatePath), err)}
+		return err
 	}
 	cur := *currentPath
 	if cur == "" {
@@ -94,10 +94,14 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if cur == "" {
 		current, err = rules.Compile(packs.Default(), probe.Env())
 	} else {
-		current, err = compilePackArg(cur, probe.Env())
+		from := "--current"
+		if *currentPath == "" {
+			from = "scoring.rules"
+		}
+		current, err = compilePackArg(from, cur, probe.Env())
 	}
 	if err != nil {
-		return usageError{fmt.Errorf("current pack %s: %w", stdinName(sourceName(cur)), err)}
+		return err
 	}
 	opts := backtest.Options{From: start, To: end, WarmUp: *warmUp, FlagAt: *flagAt, NoRecord: *noRecord}
 	if *labelsPath != "" {
@@ -181,19 +185,32 @@ func stdinName(path string) string {
 }
 
 // compilePackArg compiles the pack file path names, or the pack on standard input for "-" (at
-// most rules.MaxPackBytes, as a file).
-func compilePackArg(path string, env *rules.Env) (*rules.Pack, error) {
+// most rules.MaxPackBytes, as a file), for flag. As `rules lint` and `rules test` exit: no pack to
+// read (a missing file, a directory) is a usage error (exit 2), a pack that does not compile a
+// failure (exit 1) naming its problems — backtest exited 2 for it, lint 1 for the same pack.
+func compilePackArg(flag, path string, env *rules.Env) (*rules.Pack, error) {
 	if path != "-" {
-		return rules.CompileFile(path, env)
+		if _, err := rules.ReadPackFile(path); err != nil {
+			return nil, usageError{fmt.Errorf("%s: %w", flag, err)}
+		}
+		p, err := rules.CompileFile(path, env)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: rejected:\n%w", flag, path, err)
+		}
+		return p, nil
 	}
 	data, err := io.ReadAll(io.LimitReader(os.Stdin, rules.MaxPackBytes+1))
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("read standard input: %w", err)
+		return nil, fmt.Errorf("%s: read standard input: %w", flag, err)
 	case len(data) > rules.MaxPackBytes:
-		return nil, fmt.Errorf("standard input holds more than %d MiB: no rule pack is that large", rules.MaxPackBytes>>20)
+		return nil, usagef("%s: standard input holds more than %d MiB: no rule pack is that large", flag, rules.MaxPackBytes>>20)
 	}
-	return rules.Compile(data, env)
+	p, err := rules.Compile(data, env)
+	if err != nil {
+		return nil, fmt.Errorf("%s stdin: rejected:\n%w", flag, err)
+	}
+	return p, nil
 }
 
 // chinaTime is UTC+8 (no daylight saving), the risk team's clock: hour_cn, loadgen's day.

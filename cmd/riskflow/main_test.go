@@ -1191,8 +1191,8 @@ func TestBacktestReadsStandardInput(t *testing.T) {
 	withStdin(t, "pack: broken\nrules:\n  - id: x\n    tag: x\n    level: 300\n    when: no_such_variable > 1\n", func() {
 		r = runCmd(t, context.Background(), append([]string{"backtest", "--rules", "-"}, common...)...)
 	})
-	if r.code != 2 || !strings.Contains(r.stderr, "--rules stdin: rejected") || !strings.Contains(r.stderr, "no_such_variable") {
-		t.Errorf("a broken pack on stdin: exit %d, want 2 naming stdin and the problem:\n%s", r.code, r.stderr)
+	if r.code != 1 || !strings.Contains(r.stderr, "--rules stdin: rejected") || !strings.Contains(r.stderr, "no_such_variable") {
+		t.Errorf("a broken pack on stdin: exit %d, want 1 (as rules lint) naming stdin and the problem:\n%s", r.code, r.stderr)
 	}
 	withStdin(t, "app1,ev-1,fraud\napp1,ev-2,legit\n", func() {
 		r = runCmd(t, context.Background(), append([]string{"backtest", "--rules", "../../rules/packs/default/rules.yaml", "--labels", "-"}, common...)...)
@@ -1219,5 +1219,40 @@ func TestDefaultLoggerMasksPhones(t *testing.T) {
 	if !strings.Contains(out, "could not read "+schemas.PhoneMask) || !strings.Contains(out, "TLS handshake error from "+schemas.PhoneMask) ||
 		schemas.MaskPhones(out) != out || strings.Count(out, schemas.PhoneMask) < 4 {
 		t.Errorf("default logger wrote:\n%s", out)
+	}
+}
+
+// A pack that does not compile is a failure (exit 1) naming its problems, for `backtest` as for
+// `rules lint` and `rules test`; no pack to read (a missing file) is a usage error (exit 2) for
+// each. backtest exited 2 for the pack lint refused with 1.
+func TestRejectedPackExitsAlike(t *testing.T) {
+	cleanEnv(t)
+	t.Setenv("RISKFLOW_CLICKHOUSE_ADDR", "127.0.0.1:1") // never dialled: the packs are compiled first
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(bad, []byte("pack: bad\nrules:\n  - {id: r1, tag: t, level: 600, when: 'nope > 1'}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tests.yaml"), []byte("tests:\n  - {name: t, event: {}, expect: {score: 0}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.yaml")
+	good := "../../rules/packs/default/rules.yaml"
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"rules", "lint", bad}, 1, "rule r1: when: undeclared reference to 'nope'"},
+		{[]string{"rules", "test", dir}, 1, "rule r1: when: undeclared reference to 'nope'"},
+		{[]string{"backtest", "--rules", bad, "--from", "1h"}, 1, "rule r1: when: undeclared reference to 'nope'"},
+		{[]string{"backtest", "--rules", good, "--current", bad, "--from", "1h"}, 1, "--current " + bad + ": rejected"},
+		{[]string{"rules", "lint", missing}, 2, "no such file"},
+		{[]string{"backtest", "--rules", missing, "--from", "1h"}, 2, "--rules: stat " + missing + ": no such file"},
+	} {
+		r := runCmd(t, context.Background(), c.args...)
+		if r.code != c.code || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("riskflow %s: exit %d, want %d with %q\nstderr: %s", strings.Join(c.args, " "), r.code, c.code, c.want, r.stderr)
+		}
 	}
 }
