@@ -2,6 +2,7 @@ package main
 
 import (
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,7 +48,7 @@ func newObserver(reg prometheus.Registerer) *observer {
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 	}, []string{"result", "by"})
 	o.ruleHits = &ruleHitsVec{CounterVec: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "riskflow_rule_hits_total", Help: "Rule hits in the score records written by the scorer role, by rule and mode (enforce, shadow, tag, allow); every rule of the running pack from 0.",
+		Name: "riskflow_rule_hits_total", Help: "Rule hits in the score records written by the scorer role, by rule and mode (enforce, shadow, tag, allow); every rule of the running pack from 0, and those alone.",
 	}, []string{"rule", "mode"})}
 	o.lag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "riskflow_consumer_lag_messages", Help: "Messages of a topic a consumer group has not committed yet, per partition (read from the broker every 10 s).",
@@ -75,19 +76,50 @@ func (o *observer) scorerStarted(running *rules.Holder) {
 }
 
 // ruleHitsVec is riskflow_rule_hits_total: at each scrape, every rule of the running pack (once
-// the scorer role has said which pack that is) gets its series, at 0 until it matches; rules of
-// earlier packs keep theirs.
+// the scorer role has said which pack that is) gets its series, at 0 until it matches, and the
+// series of rules (or modes) the running pack does not have are dropped: they were kept, and a
+// scorer cycling through packs grew /metrics by every rule of every pack it ever ran.
 type ruleHitsVec struct {
 	*prometheus.CounterVec
 	running atomic.Pointer[rules.Holder]
+
+	mu   sync.Mutex
+	seen map[[2]string]bool // the (rule, mode) series made
+}
+
+// inc counts one hit of rule in mode.
+func (v *ruleHitsVec) inc(rule, mode string) {
+	v.mu.Lock()
+	if v.seen == nil {
+		v.seen = map[[2]string]bool{}
+	}
+	v.seen[[2]string{rule, mode}] = true
+	v.mu.Unlock()
+	v.WithLabelValues(rule, mode).Inc()
 }
 
 func (v *ruleHitsVec) Collect(ch chan<- prometheus.Metric) {
 	if h := v.running.Load(); h != nil {
 		if p := h.Load(); p != nil {
+			keep := make(map[[2]string]bool, len(p.Rules))
 			for _, r := range p.Rules {
+				keep[[2]string{r.ID, string(r.Mode)}] = true
 				v.WithLabelValues(r.ID, string(r.Mode))
 			}
+			v.mu.Lock()
+			for k := range v.seen {
+				if !keep[k] {
+					v.DeleteLabelValues(k[0], k[1])
+					delete(v.seen, k)
+				}
+			}
+			for k := range keep {
+				if v.seen == nil {
+					v.seen = map[[2]string]bool{}
+				}
+				v.seen[k] = true
+			}
+			v.mu.Unlock()
 		}
 	}
 	v.CounterVec.Collect(ch)
@@ -112,7 +144,7 @@ func (o *observer) Retry(name string, _ error) { o.retries.WithLabelValues(name)
 // RuleHits implements pipeline.HitObserver.
 func (o *observer) RuleHits(hits []schemas.RuleHit) {
 	for _, h := range hits {
-		o.ruleHits.WithLabelValues(h.Rule, h.Mode).Inc()
+		o.ruleHits.inc(h.Rule, h.Mode)
 	}
 }
 

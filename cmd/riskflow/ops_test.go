@@ -29,6 +29,7 @@ import (
 	"github.com/riskflow/riskflow/internal/syncbuf"
 	"github.com/riskflow/riskflow/internal/testaddr"
 	"github.com/riskflow/riskflow/pipeline"
+	"github.com/riskflow/riskflow/rules"
 	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/api"
 )
@@ -934,5 +935,49 @@ func TestReadyzNamesTheSnapshotLoad(t *testing.T) {
 	}
 	if !strings.Contains(body, "loading the feature snapshot") || !strings.Contains(body, cfg.Scoring.SnapshotDir) || strings.Contains(body, "creating the topics") {
 		t.Errorf("/readyz while the snapshot waits to be checked: %s", body)
+	}
+}
+
+// riskflow_rule_hits_total keeps series for the running pack's rules (in their mode) alone: a
+// scorer cycling through packs kept a series for every rule of every pack it ever ran.
+func TestRuleHitsSeriesOfTheRunningPackOnly(t *testing.T) {
+	cfg := Default()
+	cfg.Scoring.PhoneHashKey = "k"
+	a, err := newApp(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.obs.scorerStarted(a.scorer.Rules())
+	series := func() (out []string) {
+		mfs, err := a.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "riskflow_rule_hits_total" {
+				for _, m := range mf.GetMetric() {
+					l := map[string]string{}
+					for _, lp := range m.GetLabel() {
+						l[lp.GetName()] = lp.GetValue()
+					}
+					out = append(out, fmt.Sprintf("%s/%s=%g", l["rule"], l["mode"], m.GetCounter().GetValue()))
+				}
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	for i := range 30 {
+		p, err := rules.Compile(fmt.Appendf(nil, "pack: cyc\nrules:\n  - {id: r%d, tag: t, level: 300, mode: shadow, when: 'phone_verifies_10m > 1'}\n"+
+			"  - {id: kept, tag: k, level: 300, when: 'phone_verifies_10m > 2'}\n", i), a.scorer.Env())
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.scorer.SetPack(p)
+		a.obs.RuleHits([]schemas.RuleHit{{Rule: fmt.Sprintf("r%d", i), Mode: "shadow"}, {Rule: "kept", Mode: "enforce"}})
+		series()
+	}
+	if got, want := series(), []string{"kept/enforce=30", "r29/shadow=1"}; !slices.Equal(got, want) {
+		t.Errorf("riskflow_rule_hits_total after 30 packs: %q, want %q", got, want)
 	}
 }
