@@ -154,12 +154,16 @@ func retrySeconds(d time.Duration) int {
 
 // addrLimiter counts failed authentications per client address and app key, in at most
 // maxTrackedAddrs buckets.
+//
+// blocked, on every authenticated request, reads m without a lock (sync.Map's Load is lock-free):
+// a process-wide mutex there made every request of the login hot path take it in turn once any
+// address had failed. Only failures — adding a bucket, evicting — take mu.
 type addrLimiter struct {
 	limit rate.Limit
 	burst int
-	size  atomic.Int64 // len(m), read without the lock on the hot path
-	mu    sync.Mutex
-	m     map[failKey]*rate.Limiter
+	size  atomic.Int64 // buckets in m, read without the lock on the hot path
+	mu    sync.Mutex   // held by writers of m and size
+	m     sync.Map     // failKey → *rate.Limiter
 }
 
 // failKey names a bucket: a client address, and the configured app key a request names ("" for
@@ -174,7 +178,7 @@ func newAddrLimiter(perMinute float64, burst int) *addrLimiter {
 	if perMinute <= 0 {
 		return nil
 	}
-	return &addrLimiter{limit: rate.Limit(perMinute / 60), burst: burst, m: map[failKey]*rate.Limiter{}}
+	return &addrLimiter{limit: rate.Limit(perMinute / 60), burst: burst}
 }
 
 // blocked reports how long addr must wait before it may try credentials of app again (0: it may
@@ -183,13 +187,11 @@ func (a *addrLimiter) blocked(addr netip.Prefix, app string, now time.Time) time
 	if a == nil || a.size.Load() == 0 {
 		return 0 // nobody failed recently: the usual case costs one atomic load
 	}
-	a.mu.Lock()
-	lim := a.m[failKey{addr, app}]
-	a.mu.Unlock()
-	if lim == nil {
+	v, ok := a.m.Load(failKey{addr, app})
+	if !ok {
 		return 0
 	}
-	tokens := lim.TokensAt(now)
+	tokens := v.(*rate.Limiter).TokensAt(now)
 	if tokens >= 1 {
 		return 0
 	}
@@ -204,14 +206,16 @@ func (a *addrLimiter) failed(addr netip.Prefix, app string, now time.Time) {
 	}
 	k := failKey{addr, app}
 	a.mu.Lock()
-	lim := a.m[k]
-	if lim == nil {
-		if len(a.m) >= maxTrackedAddrs {
+	var lim *rate.Limiter
+	if v, ok := a.m.Load(k); ok {
+		lim = v.(*rate.Limiter)
+	} else {
+		if a.size.Load() >= maxTrackedAddrs {
 			a.evict(now)
 		}
 		lim = rate.NewLimiter(a.limit, a.burst)
-		a.m[k] = lim
-		a.size.Store(int64(len(a.m)))
+		a.m.Store(k, lim)
+		a.size.Add(1)
 	}
 	a.mu.Unlock()
 	lim.ReserveN(now, 1)
@@ -223,18 +227,23 @@ func (a *addrLimiter) failed(addr netip.Prefix, app string, now time.Time) {
 // forgetting some of its history is the price of bounded memory; each eviction pass frees a
 // quarter of the map, so its cost is constant per insertion on average.
 func (a *addrLimiter) evict(now time.Time) {
-	for k, lim := range a.m {
-		if lim.TokensAt(now) >= float64(a.burst) {
-			delete(a.m, k)
+	n := a.size.Load()
+	a.m.Range(func(k, v any) bool {
+		if v.(*rate.Limiter).TokensAt(now) >= float64(a.burst) {
+			a.m.Delete(k)
+			n--
 		}
-	}
-	for k := range a.m {
-		if len(a.m) <= maxTrackedAddrs*3/4 {
-			break
+		return true
+	})
+	a.m.Range(func(k, _ any) bool {
+		if n <= maxTrackedAddrs*3/4 {
+			return false
 		}
-		delete(a.m, k)
-	}
-	a.size.Store(int64(len(a.m)))
+		a.m.Delete(k)
+		n--
+		return true
+	})
+	a.size.Store(n)
 }
 
 // tracked is the number of buckets (for tests).

@@ -3,6 +3,7 @@ package api
 import (
 	"net/http/httptest"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 )
@@ -20,7 +21,7 @@ func TestAddrLimiterIsBounded(t *testing.T) {
 			t.Fatalf("%d addresses tracked after %d failures, the bound is %d", n, i+1, maxTrackedAddrs)
 		}
 	}
-	if _, ok := a.m[failKey{addr: last}]; !ok {
+	if _, ok := a.m.Load(failKey{addr: last}); !ok {
 		t.Error("the newest address was evicted")
 	}
 }
@@ -68,5 +69,43 @@ func TestClientAddr(t *testing.T) {
 		if got := clientAddr(r, nil).String(); got != want {
 			t.Errorf("clientAddr(%q) = %s, want %s", remote, got, want)
 		}
+	}
+}
+
+// blocked reads the buckets without the limiter's lock while failures add them: under -race,
+// concurrent failures and looks keep the same answers — an address that spent its burst is
+// blocked, the others are not. (Below the bound: eviction may forget any bucket once the map is
+// full of blocked ones; TestAddrLimiterIsBounded covers that.)
+func TestAddrLimiterConcurrentLooksAndFailures(t *testing.T) {
+	a := newAddrLimiter(1, 3)
+	now := time.Now()
+	addr := func(g, i int) netip.Prefix {
+		return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(g), byte(i >> 8), byte(i)}), 32)
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range maxTrackedAddrs / 5 {
+				if a.blocked(addr(g, i), "", now) != 0 {
+					t.Errorf("address %d/%d blocked before failing", g, i)
+					return
+				}
+				for range 3 {
+					a.failed(addr(g, i), "", now)
+				}
+				if a.blocked(addr(g, i), "", now) == 0 {
+					t.Errorf("address %d/%d not blocked after its burst of failures", g, i)
+					return
+				}
+				if a.blocked(addr(g, i), "app", now) != 0 {
+					t.Errorf("address %d/%d blocked for an app it did not fail", g, i)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := a.tracked(); n != 4*(maxTrackedAddrs/5) {
+		t.Errorf("%d buckets tracked, want %d", n, 4*(maxTrackedAddrs/5))
 	}
 }
