@@ -1,6 +1,7 @@
 package api
 
 import (
+	"container/list"
 	"log/slog"
 	"net"
 	"net/http"
@@ -29,8 +30,13 @@ type ConnGuard struct {
 
 	mu     sync.Mutex
 	conns  map[net.Conn]*guardedConn
-	byAddr map[netip.Prefix]map[*guardedConn]struct{}
-	seq    uint64
+	byAddr map[netip.Prefix]*addrConns
+	// byCount[n] are the addresses holding n connections; top is the largest n with any. A flood
+	// from many addresses used to scan them all for each new connection over the limit (5,000
+	// addresses: 40–500 µs per connection under mu, which every request's state changes take too).
+	byCount []map[*addrConns]struct{}
+	top     int
+	seq     uint64
 	// evicted counts closures since the last log line; lastLog is that line's time.
 	evicted int
 	lastLog time.Time
@@ -44,6 +50,15 @@ type guardedConn struct {
 	addr  netip.Prefix
 	seq   uint64 // order of arrival, or of the last change to idle
 	quiet bool   // idle between requests, or no request yet
+	// Its elements in its address's lists: all (always) and quiet (while quiet).
+	allEl, quietEl *list.Element
+}
+
+// addrConns are the connections of one address, in two lists ordered by seq, oldest first: a
+// connection goes to the back whenever it takes a new seq, so the front is the oldest without a
+// scan (behind a load balancer one address holds every connection).
+type addrConns struct {
+	all, quiet list.List // of *guardedConn
 }
 
 // connLimitLogEvery bounds the guard's log lines: the first eviction after a quiet minute is
@@ -84,7 +99,7 @@ func NewConnGuard(max int, log *slog.Logger) *ConnGuard {
 	if log == nil {
 		log = slog.Default()
 	}
-	g := &ConnGuard{max: max, log: log, conns: map[net.Conn]*guardedConn{}, byAddr: map[netip.Prefix]map[*guardedConn]struct{}{}}
+	g := &ConnGuard{max: max, log: log, conns: map[net.Conn]*guardedConn{}, byAddr: map[netip.Prefix]*addrConns{}}
 	g.open = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "riskflow_api_connections", Help: "Client connections the HTTP server holds open.",
 	}, func() float64 { return float64(g.Open()) })
@@ -120,23 +135,33 @@ func (g *ConnGuard) ConnState(c net.Conn, st http.ConnState) {
 		g.seq++
 		gc := &guardedConn{c: c, addr: peerPrefix(c.RemoteAddr()), seq: g.seq, quiet: true}
 		g.conns[c] = gc
-		set := g.byAddr[gc.addr]
-		if set == nil {
-			set = map[*guardedConn]struct{}{}
-			g.byAddr[gc.addr] = set
+		ac := g.byAddr[gc.addr]
+		if ac == nil {
+			ac = &addrConns{}
+			g.byAddr[gc.addr] = ac
 		}
-		set[gc] = struct{}{}
+		g.recount(ac, +1)
+		gc.allEl = ac.all.PushBack(gc)
+		gc.quietEl = ac.quiet.PushBack(gc)
 		if len(g.conns) > g.max {
 			victim = g.evictLocked()
 		}
 	case http.StateActive:
-		if gc := g.conns[c]; gc != nil {
-			gc.quiet = false
+		if gc := g.conns[c]; gc != nil && gc.quiet {
+			g.byAddr[gc.addr].quiet.Remove(gc.quietEl)
+			gc.quiet, gc.quietEl = false, nil
 		}
 	case http.StateIdle:
 		if gc := g.conns[c]; gc != nil {
 			g.seq++
-			gc.quiet, gc.seq = true, g.seq
+			gc.seq = g.seq
+			ac := g.byAddr[gc.addr]
+			ac.all.MoveToBack(gc.allEl)
+			if gc.quiet {
+				ac.quiet.MoveToBack(gc.quietEl)
+			} else {
+				gc.quiet, gc.quietEl = true, ac.quiet.PushBack(gc)
+			}
 		}
 	case http.StateClosed, http.StateHijacked:
 		g.removeLocked(c)
@@ -150,34 +175,26 @@ func (g *ConnGuard) ConnState(c net.Conn, st http.ConnState) {
 // evictLocked picks the connection to close (g.mu held) and forgets it: the oldest quiet
 // connection of the address holding the most, else that address's oldest.
 func (g *ConnGuard) evictLocked() net.Conn {
-	var top map[*guardedConn]struct{}
-	for _, set := range g.byAddr {
-		if len(set) > len(top) {
-			top = set
-		}
-	}
-	var quiet, any *guardedConn
-	for gc := range top {
-		if any == nil || gc.seq < any.seq {
-			any = gc
-		}
-		if gc.quiet && (quiet == nil || gc.seq < quiet.seq) {
-			quiet = gc
-		}
-	}
-	victim := any
-	if quiet != nil {
-		victim = quiet
-	}
-	if victim == nil {
+	if g.top == 0 {
 		return nil
 	}
+	var top *addrConns
+	for ac := range g.byCount[g.top] {
+		top = ac // any of the addresses holding the most
+		break
+	}
+	oldest := top.quiet.Front()
+	if oldest == nil {
+		oldest = top.all.Front()
+	}
+	victim := oldest.Value.(*guardedConn)
+	its := top.all.Len()
 	g.removeLocked(victim.c)
 	g.closed.Inc()
 	g.evicted++
 	if now := time.Now(); now.Sub(g.lastLog) >= connLimitLogEvery {
 		g.log.Warn("connection limit reached: closing connections of the address holding the most (api.max_conns)",
-			"max_conns", g.max, "closed", g.evicted, "addr", victim.addr.String(), "its_conns", len(top)+1)
+			"max_conns", g.max, "closed", g.evicted, "addr", victim.addr.String(), "its_conns", its)
 		g.evicted, g.lastLog = 0, now
 	}
 	return victim.c
@@ -189,11 +206,39 @@ func (g *ConnGuard) removeLocked(c net.Conn) {
 		return
 	}
 	delete(g.conns, c)
-	if set := g.byAddr[gc.addr]; set != nil {
-		delete(set, gc)
-		if len(set) == 0 {
-			delete(g.byAddr, gc.addr)
+	ac := g.byAddr[gc.addr]
+	g.recount(ac, -1)
+	ac.all.Remove(gc.allEl)
+	if gc.quietEl != nil {
+		ac.quiet.Remove(gc.quietEl)
+	}
+	if ac.all.Len() == 0 {
+		delete(g.byAddr, gc.addr)
+	}
+}
+
+// recount moves ac from the bucket of its connections' count to that of count+by (by is ±1; ac's
+// lists not yet changed) and keeps top the largest count held (g.mu held).
+func (g *ConnGuard) recount(ac *addrConns, by int) {
+	n := ac.all.Len()
+	if n > 0 {
+		delete(g.byCount[n], ac)
+	}
+	n += by
+	if n > 0 {
+		for len(g.byCount) <= n {
+			g.byCount = append(g.byCount, nil)
 		}
+		if g.byCount[n] == nil {
+			g.byCount[n] = map[*addrConns]struct{}{}
+		}
+		g.byCount[n][ac] = struct{}{}
+	}
+	if n > g.top {
+		g.top = n
+	}
+	for g.top > 0 && len(g.byCount[g.top]) == 0 {
+		g.top--
 	}
 }
 

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -119,5 +121,110 @@ func TestConfigMaxConnsNegative(t *testing.T) {
 	err := Config{MaxConns: -1}.Validate()
 	if err == nil || !strings.HasPrefix(err.Error(), "max_conns: ") {
 		t.Errorf("Validate() = %v, want max_conns named", err)
+	}
+}
+
+// The guard finds the address holding the most without scanning them all (a flood from 5,000
+// addresses made each new connection over the limit scan every one). Its choice is the one the
+// scan made: among the addresses holding the most, that address's oldest quiet connection (idle,
+// or no request yet), else its oldest. Random arrivals, requests, idles and closes from a few
+// addresses, checked against that rule computed from scratch at each eviction.
+func TestConnGuardEvictsAsTheScanDid(t *testing.T) {
+	type model struct {
+		addr  int
+		seq   int
+		quiet bool
+	}
+	const limit = 40
+	rng := rand.New(rand.NewPCG(1, 2))
+	g := NewConnGuard(limit, slog.New(slog.DiscardHandler))
+	open := map[*fakeConn]*model{}
+	seq, evictions := 0, 0
+	for step := range 20000 {
+		var any *fakeConn
+		for c := range open {
+			any = c
+			break
+		}
+		switch op := rng.IntN(10); {
+		case op < 4 || any == nil: // a new connection
+			a := rng.IntN(6)
+			if rng.IntN(4) == 0 {
+				a = 0 // one address floods more than the others
+			}
+			ip := netip.AddrFrom4([4]byte{192, 0, 2, byte(a)})
+			c := &fakeConn{remote: net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(1000+step)))}
+			// The connections the scan could have closed: each most-holding address's pick.
+			counts := map[int]int{}
+			for _, m := range open {
+				counts[m.addr]++
+			}
+			counts[a]++
+			most := 0
+			for _, n := range counts {
+				most = max(most, n)
+			}
+			seq++
+			open[c] = &model{addr: a, seq: seq, quiet: true}
+			allowed := map[*fakeConn]bool{}
+			for addr, n := range counts {
+				if n != most {
+					continue
+				}
+				var quiet, oldest *fakeConn
+				for oc, m := range open {
+					if m.addr != addr {
+						continue
+					}
+					if oldest == nil || m.seq < open[oldest].seq {
+						oldest = oc
+					}
+					if m.quiet && (quiet == nil || m.seq < open[quiet].seq) {
+						quiet = oc
+					}
+				}
+				if quiet != nil {
+					oldest = quiet
+				}
+				allowed[oldest] = true
+			}
+			g.ConnState(c, http.StateNew)
+			if len(open) <= limit {
+				continue
+			}
+			var closed []*fakeConn
+			for oc := range open {
+				if oc.closed {
+					closed = append(closed, oc)
+				}
+			}
+			if len(closed) != 1 {
+				t.Fatalf("step %d: %d connections closed over the limit, want 1", step, len(closed))
+			}
+			if !allowed[closed[0]] {
+				m := open[closed[0]]
+				t.Fatalf("step %d: closed a connection of address %d (seq %d, quiet %v), not one the rule picks", step, m.addr, m.seq, m.quiet)
+			}
+			delete(open, closed[0])
+			evictions++
+		case op < 6: // a request on it
+			if open[any].quiet {
+				open[any].quiet = false
+				g.ConnState(any, http.StateActive)
+			}
+		case op < 8: // idle again
+			seq++
+			open[any].seq, open[any].quiet = seq, true
+			g.ConnState(any, http.StateIdle)
+		default: // the client closes it
+			delete(open, any)
+			g.ConnState(any, http.StateClosed)
+		}
+		if g.Open() != len(open) {
+			t.Fatalf("step %d: guard holds %d, want %d", step, g.Open(), len(open))
+		}
+	}
+	if evictions < 100 {
+		t.Fatalf("only %d evictions: the test did not reach the limit often", evictions)
 	}
 }

@@ -38,34 +38,41 @@ func BenchmarkAuthFailsBlocked(b *testing.B) {
 type fakeConn struct {
 	net.Conn
 	remote net.Addr
+	closed bool
 }
 
 func (c *fakeConn) RemoteAddr() net.Addr { return c.remote }
-func (c *fakeConn) Close() error         { return nil }
+func (c *fakeConn) Close() error         { c.closed = true; return nil }
 
-// BenchmarkConnGuardFlood is a new connection while the guard is full: 15,000 connections from
-// 5,000 addresses (three each), each new one evicting one.
+// BenchmarkConnGuardFlood is a new connection while the guard is full of 15,000 idle ones, each
+// new one evicting one: from 5,000 addresses (three each), and from one address (behind a load
+// balancer).
 func BenchmarkConnGuardFlood(b *testing.B) {
-	const addrs, per = 5000, 3
-	g := NewConnGuard(addrs*per, slog.New(slog.DiscardHandler))
-	conn := func(i int) net.Conn {
-		ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-		return &fakeConn{remote: net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(1000+i%50000)))}
-	}
-	for i := range addrs * per {
-		c := conn(i % addrs)
-		g.ConnState(c, http.StateNew)
-		g.ConnState(c, http.StateActive)
-		g.ConnState(c, http.StateIdle)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := range b.N {
-		c := conn(i % addrs)
-		g.ConnState(c, http.StateNew)
-	}
-	b.StopTimer()
-	if n := g.Open(); n != addrs*per {
-		b.Fatal(fmt.Sprintf("%d open", n))
+	for _, addrs := range []int{5000, 1} {
+		b.Run(fmt.Sprintf("addrs=%d", addrs), func(b *testing.B) {
+			const total = 15000
+			g := NewConnGuard(total, slog.New(slog.DiscardHandler))
+			port := 0
+			conn := func(i int) net.Conn {
+				port++
+				ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+				return &fakeConn{remote: net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(port)))}
+			}
+			for i := range total {
+				c := conn(i % addrs)
+				g.ConnState(c, http.StateNew)
+				g.ConnState(c, http.StateActive)
+				g.ConnState(c, http.StateIdle)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				g.ConnState(conn(i%addrs), http.StateNew)
+			}
+			b.StopTimer()
+			if n := g.Open(); n != total {
+				b.Fatalf("%d open", n)
+			}
+		})
 	}
 }
