@@ -611,6 +611,15 @@ func (a *app) runScorer(ctx context.Context, feed *pipeline.Feed) error {
 	k := a.cfg.Kafka
 	a.obs.scorerStarted(a.scorer.Rules())
 	a.obs.deadLettersFrom(pipeline.ScoreReasons)
+	// Every consumer group of the events topic reads all its partitions: a scorer with a mistyped
+	// kafka.scorer_group scores every event a second time (ClickHouse collapses the rows, every
+	// counter doubles), and only this tells it apart (RiskflowScorerGroupsDiffer).
+	group := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "riskflow_scorer_group_info",
+		Help: "The consumer group (kafka.scorer_group) this scorer scores its events topic in (value 1). Scorers of one topic show one.",
+	}, []string{"group", "topic"})
+	group.WithLabelValues(k.ScorerGroup, k.EventsTopic).Set(1)
+	a.reg.MustRegister(group)
 	if !waitFresh(ctx, feed) || !waitFresh(ctx, a.lists) {
 		return nil
 	}

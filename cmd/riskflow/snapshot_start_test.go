@@ -227,3 +227,25 @@ func TestArchiverSaysWhichDatabaseItStoresIn(t *testing.T) {
 		t.Fatalf("metrics lack %s", strings.Join(want, " or "))
 	}
 }
+
+// A scorer says which consumer group it scores its events topic in: one started with a mistyped
+// kafka.scorer_group reads every partition in a group of its own and scores every event a second
+// time — ClickHouse collapses the rows, every counter doubles, and nothing told it apart (alert
+// RiskflowScorerGroupsDiffer).
+func TestScorerSaysWhichGroupItScoresIn(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	a, _, stop := startScorerOn(t, cluster.ListenAddrs(), t.TempDir(), time.Hour)
+	defer stop()
+	want := `riskflow_scorer_group_info{group="` + a.cfg.Kafka.ScorerGroup + `",topic="` + a.cfg.Kafka.EventsTopic + `"} 1`
+	var body string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) { // a bound on the test
+		if _, body = serveGet(a.opsHandler())("/metrics"); strings.Contains(body, want) {
+			return
+		}
+	}
+	t.Fatalf("metrics lack %s", want)
+}

@@ -133,7 +133,8 @@ func normalOperation() []Series {
 		Gauge(`riskflow_loop_stalled_seconds`+sc+`,loop="scorer"}`, 0),
 		Gauge(`riskflow_replica_lag_messages`+sc+`}`, 0),
 		Gauge(`riskflow_replica_staleness_seconds`+sc+`}`, 0.03),
-		Gauge(`riskflow_snapshot_age_seconds`+sc+`}`, 100))
+		Gauge(`riskflow_snapshot_age_seconds`+sc+`}`, 100),
+		Gauge(`riskflow_scorer_group_info`+sc+`,group="riskflow-scorer",topic="verify.events"}`, 1))
 	for p := range 4 {
 		ss = append(ss, Gauge(`riskflow_consumer_lag_messages`+sc+`,group="riskflow-scorer",partition="`+string(rune('0'+p))+`"}`, 20))
 	}
@@ -204,6 +205,7 @@ func TestAlertsQuietInNormalOperation(t *testing.T) {
 		"RiskflowRulePackVersionsDiffer": {Gauge(`riskflow_rules_info{job="riskflow-api",instance="api-2",pack="default",version="173c4118e127ea44"}`, 1)},
 		"RiskflowArchiveDatabasesDiffer": {Gauge(`riskflow_archive_database_info{job="riskflow-archiver",instance="archiver-2",group="riskflow-archiver",topic="risk.scores",database="riskflow_staging"}`, 1)},
 		"RiskflowAddressDataDiffers":     {Gauge(`riskflow_address_data_info{job="riskflow-scorer",instance="scorer-2",fingerprint="keying 6 devices 1 0c3d9e41a7f2b650"}`, 1)},
+		"RiskflowScorerGroupsDiffer":     {Gauge(`riskflow_scorer_group_info{job="riskflow-scorer",instance="scorer-2",group="riskflow-scorer2",topic="verify.events"}`, 1)},
 		"RiskflowPhoneHashKeysDiffer":    {Gauge(`riskflow_phone_hash_key_info{job="riskflow-scorer",instance="scorer-2",fingerprint="b1a0e5f2d77c9a13"}`, 1)},
 		"RiskflowRuleFailing":            {Counter(`riskflow_rule_errors_total{job="riskflow-scorer",instance="scorer-2",rule="ratio_rule"}`, 2)},
 		"RiskflowMemoryNearLimit": {
