@@ -299,7 +299,12 @@ func (s *Server) handleLabels(w http.ResponseWriter, r *http.Request) (int, erro
 		for _, l := range unknown {
 			resp.Unknown = append(resp.Unknown, LabelTarget{AppID: l.AppID, DecisionID: l.DecisionID, EventID: l.EventID})
 		}
-		if len(unknown) > 0 {
+		switch {
+		case len(labels) == 1 && len(unknown) == 1:
+			resp.Content = "label stored; it marks a decision or event not stored (yet): see unknown"
+		case len(unknown) == 1:
+			resp.Content = "labels stored; 1 of them marks a decision or event not stored (yet): see unknown"
+		case len(unknown) > 1:
 			resp.Content = fmt.Sprintf("labels stored; %d of them mark a decision or event not stored (yet): see unknown", len(unknown))
 		}
 	}

@@ -650,6 +650,28 @@ func TestLabelsAnswerSaysWhenTheIDsWereNotChecked(t *testing.T) {
 	}
 }
 
+// The labels answer counts the labels of ids not stored in the right number: one said "1 of them
+// mark a decision or event not stored (yet)".
+func TestLabelsAnswerCountsUnknownIDsInTheRightNumber(t *testing.T) {
+	for body, want := range map[string]string{
+		`[{"app_id":"app1","decision_id":"missing-1","label":"fraud"},{"app_id":"app1","event_id":"ev-1","label":"legit"}]`:       "labels stored; 1 of them marks a decision or event not stored (yet): see unknown",
+		`[{"app_id":"app1","decision_id":"missing-1","label":"fraud"},{"app_id":"app1","event_id":"missing-ev","label":"legit"}]`: "labels stored; 2 of them mark a decision or event not stored (yet): see unknown",
+		`{"app_id":"app1","decision_id":"missing-1","label":"fraud"}`:                                                             "label stored; it marks a decision or event not stored (yet): see unknown",
+	} {
+		srv := api.New(api.Config{Keys: keys}, realScorer(t), nil, api.WithLogger(slog.New(slog.DiscardHandler)),
+			api.WithAdmins(map[string]string{"lead": "s"}), api.WithInvestigation(nil, &recordedLabels{}))
+		r := httptest.NewRequest("POST", "/v1/admin/labels", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		r.SetBasicAuth("lead", "s")
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, r)
+		var resp api.LabelsResponse
+		if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil || w.Code != 200 || resp.Content != want {
+			t.Errorf("labels %s: answer %d %s (%v), want content %q", body, w.Code, w.Body, err, want)
+		}
+	}
+}
+
 // /metrics answers in the format the scraper asks for: Prometheus asks for the protobuf exposition
 // format first (native histograms, or scrape_protocols listing it), and that answer is one the
 // document describes too — it said text/plain only, and a generated client or a gateway validating
