@@ -212,6 +212,18 @@ func TestAdmit(t *testing.T) {
 		!strings.Contains(err.Error(), "after the Kafka timestamp of its message, 1970-01-01T00:00:00.001Z") || strings.Contains(err.Error(), "in the future") {
 		t.Errorf("a message stamped 1970: %v", err)
 	}
+	// A node whose own clock runs 10 minutes behind: a live event, and its message's Kafka
+	// timestamp, are both ahead of it. The refusal (the dead letter's reason) says this node's
+	// clock is likely behind and names both times, where it said only that the event's ts was
+	// "10m0s in the future", which sends the operator after the producer.
+	wall := now.Truncate(time.Second)
+	behind := wall.Add(-10 * time.Minute)
+	_, err = Admit(kafka.Message{Value: eventAt("e1", wall), Time: wall}, behind)
+	for _, want := range []string{"ts: " + wall.UTC().Format(time.RFC3339) + " is 10m0s in the future of this node's clock, " + behind.UTC().Format(time.RFC3339), "this node's clock is likely behind (check its NTP)"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("an event refused by a node whose clock is behind: %v, want it to say %q", err, want)
+		}
+	}
 }
 
 // The replay feed skips what the scorer dead-letters: an event far ahead of its message.

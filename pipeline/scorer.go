@@ -336,6 +336,13 @@ func Admit(m kafka.Message, now time.Time) (schemas.VerifyEvent, error) {
 		return ev, err
 	}
 	if err := schemas.CheckNotFuture(&ev, now, schemas.MaxClockSkew); err != nil {
+		if m.Time.Sub(now) > schemas.MaxClockSkew && ev.TS.Sub(m.Time) <= schemas.MaxClockSkew {
+			// Its message was stamped ahead of this node's clock too (by its producer or the
+			// broker): this node's own clock is the likelier cause.
+			return schemas.VerifyEvent{}, &schemas.FieldError{Field: "ts", Reason: fmt.Sprintf(
+				"%s is %s in the future of this node's clock, %s, and so is the Kafka timestamp of its message, %s (allowed clock skew %s): this node's clock is likely behind (check its NTP)",
+				ev.TS.Format(time.RFC3339), ev.TS.Sub(now).Round(time.Second), now.UTC().Format(time.RFC3339), m.Time.UTC().Format(time.RFC3339Nano), schemas.MaxClockSkew)}
+		}
 		return schemas.VerifyEvent{}, err
 	}
 	if !m.Time.IsZero() && m.Time.Before(now) {

@@ -406,10 +406,12 @@ func (w *wireEvent) validate() (VerifyEvent, error) {
 const MaxClockSkew = 5 * time.Minute
 
 // CheckNotFuture rejects an event stamped more than skew after now: a wrong clock or unit on the
-// producer, or a forged event, must not move event-time windows into the future.
+// producer, or a forged event, must not move event-time windows into the future. now is this
+// node's clock, named in the error: a node whose own clock runs behind refuses live events.
 func CheckNotFuture(ev *VerifyEvent, now time.Time, skew time.Duration) error {
 	if ahead := ev.TS.Sub(now); ahead > skew {
-		return fieldErr("ts", "%s is %s in the future (allowed clock skew %s)", ev.TS.Format(time.RFC3339), ahead.Round(time.Second), skew)
+		return fieldErr("ts", "%s is %s in the future of this node's clock, %s (allowed clock skew %s): is the producer's clock ahead, or this node's behind (check its NTP)?",
+			ev.TS.Format(time.RFC3339), ahead.Round(time.Second), now.UTC().Format(time.RFC3339), skew)
 	}
 	return nil
 }
