@@ -106,13 +106,23 @@ func maskPhoneAttr(_ []string, a slog.Attr) slog.Attr {
 }
 
 func newApp(cfg Config, log *slog.Logger) (*app, error) {
+	return newAppWith(cfg, log, true)
+}
+
+// newAppFor is newApp for the roles of p: a process without the feature state (archiver only)
+// classifies no address, and loads no geo or ASN data (half a second and their memory).
+func newAppFor(cfg Config, log *slog.Logger, p plan) (*app, error) {
+	return newAppWith(cfg, log, p.has(partFeed))
+}
+
+func newAppWith(cfg Config, log *slog.Logger, addressData bool) (*app, error) {
 	a := &app{cfg: cfg, log: log, reg: prometheus.NewRegistry(), health: &health{}, started: time.Now(),
 		packTests: newTestGate(packTestRuns, packTestWaiting)}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.obs = newObserver(a.reg)
 	a.kc = a.kafkaConfig()
 	a.hasher = schemas.NewPhoneHasher([]byte(cfg.Scoring.PhoneHashKey))
-	s, err := buildScorer(cfg.Scoring, a.hasher, log)
+	s, err := buildScorerOf(cfg.Scoring, a.hasher, log, addressData)
 	if err != nil {
 		return nil, err
 	}
@@ -124,9 +134,19 @@ func newApp(cfg Config, log *slog.Logger) (*app, error) {
 
 // buildScorer loads segments, geo, lists and the rule pack named by the configuration.
 func buildScorer(c ScoringConfig, hasher *schemas.PhoneHasher, log *slog.Logger) (*scoring.Scorer, error) {
-	s, err := buildScorerWithoutPack(c, hasher, log)
+	return buildScorerOf(c, hasher, log, true)
+}
+
+// buildScorerOf is buildScorer, without geo or ASN data unless addressData (a scorer that
+// scores no event, for the rule pack it runs).
+func buildScorerOf(c ScoringConfig, hasher *schemas.PhoneHasher, log *slog.Logger, addressData bool) (*scoring.Scorer, error) {
+	sc, opts, err := scorerPartsOf(c, hasher, log, addressData)
 	if err != nil {
 		return nil, err
+	}
+	s, err := scoring.New(sc, opts...)
+	if err != nil {
+		return nil, configError{fmt.Errorf("scoring: %w", err)}
 	}
 	var pack *rules.Pack
 	if c.Rules == "" {
@@ -163,6 +183,11 @@ func buildScorerWithoutPack(c ScoringConfig, hasher *schemas.PhoneHasher, log *s
 // scorerParts loads what a scorer is built from (segments, geo, lists, provinces): build many
 // scorers from one call's parts to load the files once (the geo database is tens of MB).
 func scorerParts(c ScoringConfig, hasher *schemas.PhoneHasher, log *slog.Logger) (scoring.Config, []scoring.Option, error) {
+	return scorerPartsOf(c, hasher, log, true)
+}
+
+// scorerPartsOf is scorerParts, without the locator (geo and ASN data) unless addressData.
+func scorerPartsOf(c ScoringConfig, hasher *schemas.PhoneHasher, log *slog.Logger, addressData bool) (scoring.Config, []scoring.Option, error) {
 	opts := []scoring.Option{scoring.WithPhoneHasher(hasher), scoring.WithLogger(log)}
 	if c.Segments != "" {
 		t, err := segment.LoadFile(c.Segments)
@@ -171,11 +196,13 @@ func scorerParts(c ScoringConfig, hasher *schemas.PhoneHasher, log *slog.Logger)
 		}
 		opts = append(opts, scoring.WithSegments(t))
 	}
-	loc, err := buildLocator(c, log)
-	if err != nil {
-		return scoring.Config{}, nil, err
+	if addressData {
+		loc, err := buildLocator(c, log)
+		if err != nil {
+			return scoring.Config{}, nil, err
+		}
+		opts = append(opts, scoring.WithGeo(loc))
 	}
-	opts = append(opts, scoring.WithGeo(loc))
 	if c.Lists != "" {
 		l, err := scoring.LoadLists(c.Lists)
 		if err != nil {

@@ -50,7 +50,7 @@ func cmdServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if why := weakHashKey(cfg.Scoring.PhoneHashKey); why != "" {
 		log.Warn("scoring.phone_hash_key " + why)
 	}
-	a, err := newApp(cfg, log)
+	a, err := newAppFor(cfg, log, p)
 	if err != nil {
 		return err
 	}

@@ -249,3 +249,30 @@ func TestScorerSaysWhichGroupItScoresIn(t *testing.T) {
 	}
 	t.Fatalf("metrics lack %s", want)
 }
+
+// An archiver-only process (serve --roles archiver) classifies no address: it loads no geo or ASN
+// data, which took half a second of its start and their memory for nothing. A process with the
+// feature state (scorer, api) still does.
+func TestArchiverOnlyLoadsNoAddressData(t *testing.T) {
+	for roles, wantData := range map[string]bool{"archiver": false, "scorer": true, "scorer,archiver": true} {
+		cfg := Default()
+		cfg.Scoring.PhoneHashKey = "k"
+		cfg.ClickHouse.Addr = "127.0.0.1:1"
+		p, err := resolveRoles(strings.Split(roles, ","), &cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logged := &syncbuf.Buffer{}
+		a, err := newAppFor(cfg, slog.New(slog.NewTextHandler(logged, nil)), p)
+		if err != nil {
+			t.Fatalf("%s: %v", roles, err)
+		}
+		// A scorer without a locator fingerprints its address data as "none".
+		if hasData := !strings.HasSuffix(a.scorer.ClassFingerprint(), "none"); hasData != wantData {
+			t.Errorf("--roles %s: address data fingerprint %q, want address data loaded %v", roles, a.scorer.ClassFingerprint(), wantData)
+		}
+		if !wantData && (strings.Contains(logged.String(), "geo") || strings.Contains(logged.String(), "ASN")) {
+			t.Errorf("--roles %s logs about geo or ASN data it does not use:\n%s", roles, logged.String())
+		}
+	}
+}
