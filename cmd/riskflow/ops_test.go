@@ -598,16 +598,8 @@ func TestStateMetricsOnlyWhereTheStateIs(t *testing.T) {
 			// A scorer counts every verdict level from its start, at 0 (a first 900 is an
 			// increase rate() sees); an archiver has no riskflow_scored_total at all.
 			scored := func() (levels []string) {
-				mfs, err := a.reg.Gather()
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, mf := range mfs {
-					if mf.GetName() == "riskflow_scored_total" {
-						for _, m := range mf.GetMetric() {
-							levels = append(levels, m.GetLabel()[0].GetValue())
-						}
-					}
+				for _, m := range seriesOf(t, a.reg, "riskflow_scored_total") {
+					levels = append(levels, labelsOf(m)["score"])
 				}
 				slices.Sort(levels)
 				return levels
@@ -625,20 +617,9 @@ func TestStateMetricsOnlyWhereTheStateIs(t *testing.T) {
 			// Likewise every rule of the running pack, in its mode, before its first hit: an
 			// alert on a shadow rule that never matches needs the series at 0.
 			hitSeries := func() (series []string) {
-				mfs, err := a.reg.Gather()
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, mf := range mfs {
-					if mf.GetName() == "riskflow_rule_hits_total" {
-						for _, m := range mf.GetMetric() {
-							l := map[string]string{}
-							for _, lp := range m.GetLabel() {
-								l[lp.GetName()] = lp.GetValue()
-							}
-							series = append(series, l["rule"]+"/"+l["mode"])
-						}
-					}
+				for _, m := range seriesOf(t, a.reg, "riskflow_rule_hits_total") {
+					l := labelsOf(m)
+					series = append(series, l["rule"]+"/"+l["mode"])
 				}
 				slices.Sort(series)
 				return series
@@ -656,20 +637,8 @@ func TestStateMetricsOnlyWhereTheStateIs(t *testing.T) {
 			// The role's loop reports its retries from the start (a first retry is then an
 			// increase rate() sees, and the retries panel reads 0, not nothing).
 			retries := func() bool {
-				mfs, err := a.reg.Gather()
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, mf := range mfs {
-					if mf.GetName() == "riskflow_batch_retries_total" {
-						for _, m := range mf.GetMetric() {
-							if m.GetLabel()[0].GetValue() == c.role {
-								return true
-							}
-						}
-					}
-				}
-				return false
+				return slices.ContainsFunc(seriesOf(t, a.reg, "riskflow_batch_retries_total"),
+					func(m *dto.Metric) bool { return labelsOf(m)["loop"] == c.role })
 			}
 			for deadline := time.Now().Add(10 * time.Second); !retries() && time.Now().Before(deadline); {
 				time.Sleep(10 * time.Millisecond)
@@ -682,16 +651,8 @@ func TestStateMetricsOnlyWhereTheStateIs(t *testing.T) {
 			// on a real scorer, riskflow_dead_lettered_total{reason="decode"} 1 at its first
 			// scrape, and rate() of it 0 — the dashboard's dead-letter panel never showed it).
 			deadReasons := func() (rs []string) {
-				mfs, err := a.reg.Gather()
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, mf := range mfs {
-					if mf.GetName() == "riskflow_dead_lettered_total" {
-						for _, m := range mf.GetMetric() {
-							rs = append(rs, m.GetLabel()[0].GetValue())
-						}
-					}
+				for _, m := range seriesOf(t, a.reg, "riskflow_dead_lettered_total") {
+					rs = append(rs, labelsOf(m)["reason"])
 				}
 				slices.Sort(rs)
 				return rs
@@ -949,20 +910,9 @@ func TestRuleHitsSeriesOfTheRunningPackOnly(t *testing.T) {
 	}
 	a.obs.scorerStarted(a.scorer.Rules())
 	series := func() (out []string) {
-		mfs, err := a.reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, mf := range mfs {
-			if mf.GetName() == "riskflow_rule_hits_total" {
-				for _, m := range mf.GetMetric() {
-					l := map[string]string{}
-					for _, lp := range m.GetLabel() {
-						l[lp.GetName()] = lp.GetValue()
-					}
-					out = append(out, fmt.Sprintf("%s/%s=%g", l["rule"], l["mode"], m.GetCounter().GetValue()))
-				}
-			}
+		for _, m := range seriesOf(t, a.reg, "riskflow_rule_hits_total") {
+			l := labelsOf(m)
+			out = append(out, fmt.Sprintf("%s/%s=%g", l["rule"], l["mode"], m.GetCounter().GetValue()))
 		}
 		slices.Sort(out)
 		return out
@@ -980,4 +930,28 @@ func TestRuleHitsSeriesOfTheRunningPackOnly(t *testing.T) {
 	if got, want := series(), []string{"kept/enforce=30", "r29/shadow=1"}; !slices.Equal(got, want) {
 		t.Errorf("riskflow_rule_hits_total after 30 packs: %q, want %q", got, want)
 	}
+}
+
+// seriesOf returns the series of the metric name that g gathers (none if it has no such metric).
+func seriesOf(t *testing.T, g prometheus.Gatherer, name string) []*dto.Metric {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()
+		}
+	}
+	return nil
+}
+
+// labelsOf returns m's labels by name.
+func labelsOf(m *dto.Metric) map[string]string {
+	l := make(map[string]string, len(m.GetLabel()))
+	for _, lp := range m.GetLabel() {
+		l[lp.GetName()] = lp.GetValue()
+	}
+	return l
 }
