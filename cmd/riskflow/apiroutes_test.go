@@ -20,14 +20,7 @@ import (
 // does a path that is the console's only once decoded (/console%2Foverview): the console's
 // ServeMux, matching the path as sent, answered it with its text/plain "404 page not found".
 func TestConsoleLeavesUncleanAPIPathsToTheAPI(t *testing.T) {
-	cfg := Default()
-	cfg.Scoring.PhoneHashKey = "k"
-	cfg.API.AdminKeys = map[string]string{"lead": "lead-secret"}
-	a, err := newApp(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := a.withConsole(api.New(api.Config{Keys: map[string]string{"app1": "secret1"}}, a.scorer, nil, api.WithLogger(slog.New(slog.DiscardHandler))))
+	h := consoleInFrontOfAPI(t)
 	for _, path := range []string{"/v1//risk/check", "/v1/./events", "/x/../v1/risk/check", "/console%2Foverview", "/console%2f", "/console%2F..%2Fv1%2Frisk%2Fcheck"} {
 		r := httptest.NewRequest(http.MethodPost, "http://riskflow"+path, strings.NewReader(`{}`))
 		r.SetBasicAuth("app1", "secret1")
@@ -45,10 +38,10 @@ func TestConsoleLeavesUncleanAPIPathsToTheAPI(t *testing.T) {
 	}
 }
 
-// A console path not in its clean form gets the console's 404, not the redirect of the ServeMux
-// in front of it: /console//13912345678 was answered 307 with Location /console/13912345678, the
-// number as sent (held-out run).
-func TestUncleanConsolePathsAreNotRedirected(t *testing.T) {
+// consoleInFrontOfAPI returns a node's handler with the console (admin lead) in front of the API
+// (app1's key secret1).
+func consoleInFrontOfAPI(t *testing.T) http.Handler {
+	t.Helper()
 	cfg := Default()
 	cfg.Scoring.PhoneHashKey = "k"
 	cfg.API.AdminKeys = map[string]string{"lead": "lead-secret"}
@@ -57,6 +50,14 @@ func TestUncleanConsolePathsAreNotRedirected(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := a.withConsole(api.New(api.Config{Keys: map[string]string{"app1": "secret1"}}, a.scorer, nil, api.WithLogger(slog.New(slog.DiscardHandler))))
+	return h
+}
+
+// A console path not in its clean form gets the console's 404, not the redirect of the ServeMux
+// in front of it: /console//13912345678 was answered 307 with Location /console/13912345678, the
+// number as sent (held-out run).
+func TestUncleanConsolePathsAreNotRedirected(t *testing.T) {
+	h := consoleInFrontOfAPI(t)
 	for _, path := range []string{"/console//13912345678", "/console/x/../13912345678", "/console/./139%201234%205678"} {
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "http://riskflow"+path, nil))
