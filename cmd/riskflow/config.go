@@ -1072,6 +1072,10 @@ func setKey(c *Config, path, val string) error {
 				// The entry is not shown: api.keys' "app1=secret1" or "app1secret1" holds a secret.
 				return fmt.Errorf("entry %d of %d has no \":\": want key:value entries (app1:secret1,app2:secret2)", i+1, len(entries))
 			}
+			// "app1: secret1", as YAML writes an entry (and a keys file's lines are written): the
+			// space is not the secret's, which had been " secret1" — every request of the app,
+			// sending secret1, refused as a wrong secret.
+			k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 			if _, dup := m[k]; dup {
 				// "a:S1,a:S2" kept the last secret silently; which one was meant is not riskflow's
 				// to guess (the secrets are not shown).

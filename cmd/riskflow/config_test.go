@@ -668,6 +668,19 @@ func TestLoadConfigEnvFilesAndCommas(t *testing.T) {
 	if !slices.Equal(c.Kafka.Brokers, []string{"k1:9092", "k2:9092"}) {
 		t.Errorf("kafka.brokers from JSON = %v", c.Kafka.Brokers)
 	}
+	// An entry written as YAML writes it, "name: secret": the spaces around the colon are not the
+	// name's or the secret's (the secret had been " secret3", and the app's requests refused).
+	spaced := writeFile(t, "spaced", "app3: secret3\napp4 :\tsecret4\n")
+	if c, err := LoadConfig("", []string{"RISKFLOW_API_KEYS_FILE=" + spaced, "RISKFLOW_API_ADMIN_KEYS=lead: s5, ops :s6"}, nil); err != nil {
+		t.Error(err)
+	} else {
+		if want := map[string]string{"app3": "secret3", "app4": "secret4"}; !reflect.DeepEqual(c.API.Keys, want) {
+			t.Errorf("api.keys from \"name: secret\" lines = %q, want %q", c.API.Keys, want)
+		}
+		if want := map[string]string{"lead": "s5", "ops": "s6"}; !reflect.DeepEqual(c.API.AdminKeys, want) {
+			t.Errorf("api.admin_keys from \"name: secret, …\" = %q, want %q", c.API.AdminKeys, want)
+		}
+	}
 	// The same key twice, a missing file, broken JSON: errors naming the variable, without values.
 	for _, c := range []struct {
 		env  []string
