@@ -317,6 +317,8 @@ func (c *Config) Validate() error {
 	for _, k := range slices.Sorted(maps.Keys(c.API.AdminKeys)) {
 		if k == "" || c.API.AdminKeys[k] == "" {
 			bad("api.admin_keys", "admin name and secret must both be non-empty")
+		} else if why := api.SecretFlaw(c.API.AdminKeys[k]); why != "" && schemas.CheckID("admin", k, schemas.MaxAppIDLen) == nil {
+			bad("api.admin_keys", "the secret of %s %s", schemas.Excerpt(k, 40), why)
 		}
 		if _, clash := c.API.Keys[k]; clash {
 			bad("api.admin_keys", "%s is also an app key: keep admin and app credentials apart", schemas.Excerpt(k, 64))

@@ -1230,3 +1230,23 @@ func TestLoadConfigNamesTheEntryOfASecretOfTheWrongKind(t *testing.T) {
 		}
 	}
 }
+
+// A secret written as a YAML block scalar keeps its trailing newline, which no client sends: the
+// node started and refused every request of the app, every login of the admin. Refused at start,
+// naming the app or admin and not the secret.
+func TestLoadConfigRefusesSecretsWithANewline(t *testing.T) {
+	y := writeFile(t, "riskflow.yaml", "api:\n  keys:\n    app1: |\n      s3cret-one\n  admin_keys:\n    lead: |\n      s3cret-two\n")
+	c, err := LoadConfig(y, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Validate()
+	for _, want := range []string{`api.keys: the secret of "app1" begins or ends with a space or a newline`, `api.admin_keys: the secret of "lead" begins or ends`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("LoadConfig = %v, want %q", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("the error shows a secret: %v", err)
+	}
+}

@@ -36,6 +36,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -161,6 +162,11 @@ func (c Config) Validate() error {
 			break
 		}
 	}
+	for _, k := range slices.Sorted(maps.Keys(c.Keys)) {
+		if why := SecretFlaw(c.Keys[k]); why != "" && schemas.CheckID("app_id", k, schemas.MaxAppIDLen) == nil {
+			errs = append(errs, fmt.Errorf("keys: the secret of %s %s", schemas.Excerpt(k, 40), why))
+		}
+	}
 	// An app key is the app_id its requests carry (checkApp): a name no app_id can be would
 	// authenticate and then have every check and event refused.
 	for _, k := range slices.Sorted(maps.Keys(c.Keys)) {
@@ -197,9 +203,30 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("previous_keys: %s is not in keys (a previous secret is kept beside the app's current one)", k))
 		case cur == v:
 			errs = append(errs, fmt.Errorf("previous_keys: %s has the same secret as in keys (put the new secret in keys)", k))
+		case SecretFlaw(v) != "":
+			errs = append(errs, fmt.Errorf("previous_keys: the secret of %s %s", schemas.Excerpt(k, 40), SecretFlaw(v)))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// SecretFlaw says what makes secret unfit for HTTP Basic ("" when nothing does): one of only
+// spaces (a blank password), or one beginning or ending in a space or holding a control character
+// — the trailing newline a YAML block scalar ("app1: |") keeps, a pasted tab — which no client
+// sends: the node had started and refused every request of the app as a wrong secret. The secret
+// itself is not shown.
+func SecretFlaw(secret string) string {
+	switch {
+	case secret == "":
+		return ""
+	case strings.TrimSpace(secret) == "":
+		return "is blank (only spaces)"
+	case strings.TrimSpace(secret) != secret:
+		return "begins or ends with a space or a newline (a YAML block scalar \"|\" keeps one: write the secret on the key's line)"
+	case strings.ContainsFunc(secret, unicode.IsControl):
+		return "holds a control character (a newline, a tab)"
+	}
+	return ""
 }
 
 // Server is the HTTP handler set.

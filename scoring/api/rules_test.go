@@ -399,3 +399,31 @@ func TestConfigValidateAppKeysHoldNoColon(t *testing.T) {
 		t.Errorf("a key with a colon authenticated (%d): Validate need not refuse it", rec.Code)
 	}
 }
+
+// A secret no client sends — blank, or with the trailing newline a YAML block scalar ("app1: |")
+// keeps — is refused at start naming the app or admin, not the secret: the node had started and
+// answered every request of the app 401.
+func TestConfigValidateSecretsClientsCanSend(t *testing.T) {
+	c := Config{
+		Keys:         map[string]string{"blank": "   ", "nl": "s3cret-nl\n", "tab": "s3\tcret", "lead": " s3cret-lead", "fine": "s3cret"},
+		PreviousKeys: map[string]string{"fine": "old-s3cret\n"},
+	}
+	err := c.Validate()
+	for _, want := range []string{
+		`keys: the secret of "blank" is blank`,
+		`keys: the secret of "nl" begins or ends with a space or a newline`,
+		`keys: the secret of "lead" begins or ends`,
+		`keys: the secret of "tab" holds a control character`,
+		`previous_keys: the secret of "fine" begins or ends`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want %q", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "s3") {
+		t.Errorf("Validate() shows a secret: %v", err)
+	}
+	if err := (Config{Keys: map[string]string{"app": "a long secret with spaces inside"}}).Validate(); err != nil {
+		t.Errorf("a secret with inner spaces: %v", err)
+	}
+}
