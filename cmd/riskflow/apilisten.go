@@ -71,7 +71,24 @@ func newCertReloader(certFile, keyFile string, log *slog.Logger) (*certReloader,
 		return nil, err
 	}
 	c.cert = &cert
+	c.checkValidity(&cert, time.Now())
 	return c, nil
+}
+
+// checkValidity logs a certificate outside its validity at now: it is served all the same (the
+// previous one may be no better, and a node without one serves nobody), but the node had said
+// nothing while every client refused it, and its log held only "tls: bad certificate".
+func (c *certReloader) checkValidity(cert *tls.Certificate, now time.Time) {
+	leaf := cert.Leaf
+	if leaf == nil {
+		return
+	}
+	switch {
+	case now.After(leaf.NotAfter):
+		c.log.Warn("api.tls_cert is expired: clients refuse it", "cert", c.certFile, "not_after", leaf.NotAfter.UTC())
+	case now.Before(leaf.NotBefore):
+		c.log.Warn("api.tls_cert is not valid yet: clients refuse it (is this node's clock, or the issuer's, wrong?)", "cert", c.certFile, "not_before", leaf.NotBefore.UTC())
+	}
 }
 
 // fileStamp is the modification times and sizes of files ("" for one that cannot be read).
@@ -99,6 +116,7 @@ func (c *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 		} else {
 			c.cert = &cert
 			c.log.Info("api.tls_cert reloaded", "cert", c.certFile)
+			c.checkValidity(&cert, time.Now())
 		}
 	}
 	return c.cert, nil

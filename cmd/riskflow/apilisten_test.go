@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"math/big"
 	"net"
@@ -33,12 +34,18 @@ import (
 // (through a rename, as a secret volume or cert-manager replaces them).
 func writeCert(t *testing.T, certFile, keyFile string, serial int64) {
 	t.Helper()
+	writeCertValid(t, certFile, keyFile, serial, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+}
+
+// writeCertValid is writeCert with the certificate valid from notBefore to notAfter.
+func writeCertValid(t *testing.T, certFile, keyFile string, serial int64, notBefore, notAfter time.Time) {
+	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "riskflow test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"localhost"}}
+		NotBefore: notBefore, NotAfter: notAfter, DNSNames: []string{"localhost"}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
 	if err != nil {
 		t.Fatal(err)
@@ -100,6 +107,40 @@ func TestAPITLSCertificateReloaded(t *testing.T) {
 	}
 	if got := served(); got != 2 {
 		t.Errorf("after a broken key: serial %d served, want 2 still", got)
+	}
+}
+
+// A certificate outside its validity (expired, or not valid yet: a renewal dated by a clock ahead)
+// is served, as it was, but said so at start and at its reload: the node had logged "api listening
+// tls=true", every client failed with "certificate has expired", and all the node's log said was
+// "TLS handshake error …: remote error: tls: bad certificate".
+func TestAPITLSCertificateOutsideItsValidityIsLogged(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	expired := time.Date(2020, 2, 1, 0, 0, 0, 0, time.UTC)
+	writeCertValid(t, certFile, keyFile, 1, expired.AddDate(0, -1, 0), expired)
+	var logs lockedBuffer
+	a := &app{cfg: Default(), log: slog.New(slog.NewTextHandler(&logs, nil))}
+	a.cfg.API.TLSCert, a.cfg.API.TLSKey = certFile, keyFile
+	ln, err := a.listenAPI("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: http.NotFoundHandler(), ErrorLog: log.New(io.Discard, "", 0)}
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close() })
+	if want := `level=WARN msg="api.tls_cert is expired: clients refuse it" cert=` + certFile + ` not_after=2020-02-01T00:00:00.000Z`; !strings.Contains(logs.String(), want) {
+		t.Errorf("at start, logs:\n%s\nwant %q", logs.String(), want)
+	}
+	later := time.Now().Add(24 * time.Hour).UTC().Truncate(time.Second)
+	writeCertValid(t, certFile, keyFile, 2, later, later.Add(time.Hour))
+	c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if want := `msg="api.tls_cert is not valid yet: clients refuse it (is this node's clock, or the issuer's, wrong?)" cert=` + certFile + ` not_before=` + later.Format("2006-01-02T15:04:05.000Z"); !strings.Contains(logs.String(), want) {
+		t.Errorf("after a reload, logs:\n%s\nwant %q", logs.String(), want)
 	}
 }
 
