@@ -854,3 +854,33 @@ func TestCheckRetriedOnAConnectionClosedUnderIt(t *testing.T) {
 		t.Errorf("the server read %d publish requests, want 3", got)
 	}
 }
+
+// A base URL of http:// for a node serving TLS: the error says what the server said ("Client sent
+// an HTTP request to an HTTPS server."), where it had said only "HTTP 400: Bad Request", which
+// reads as a check riskflow found wrong. A plain-text answer's phone numbers are masked as the
+// API's own errors' are.
+func TestPlainHTTPToATLSNodeIsSaid(t *testing.T) {
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer srv.Close()
+	c, err := New("http://"+srv.Listener.Addr().String(), "app", "secret", WithTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Check(context.Background(), schemas.CheckRequest{Phone: "+8613800138000", IP: netip.MustParseAddr("1.2.3.4"), AppID: "app"})
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest || !strings.Contains(err.Error(), "HTTP request to an HTTPS server") {
+		t.Errorf("Check = %v, want a 400 saying the request was plain HTTP to HTTPS", err)
+	}
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "upstream refused +8613800138000\x01 — and more\nsecond line", http.StatusBadGateway)
+	}))
+	defer proxy.Close()
+	c, err = New(proxy.URL, "app", "secret", WithTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Check(context.Background(), schemas.CheckRequest{Phone: "+8613800138000", IP: netip.MustParseAddr("1.2.3.4"), AppID: "app"})
+	if err == nil || !strings.Contains(err.Error(), "upstream refused") || strings.Contains(err.Error(), "13800138000") || strings.Contains(err.Error(), "second line") || strings.Contains(err.Error(), "\x01") {
+		t.Errorf("Check via a proxy's text answer = %q, want its first line, the number masked", err)
+	}
+}

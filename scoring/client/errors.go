@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/riskflow/riskflow/schemas"
 )
@@ -83,8 +84,35 @@ func newAPIError(status int, h http.Header, body []byte, phone string) *APIError
 	var eb schemas.ErrorBody
 	if json.Unmarshal(body, &eb) == nil && eb.Content != "" {
 		e.Code, e.Content = eb.Code, maskPhones(eb.Content, phone)
+	} else if line := plainLine(h, body); line != "" {
+		// Not the API's error object: what the server or a proxy in front said, in one line —
+		// "Client sent an HTTP request to an HTTPS server." to a base URL of http:// for a node
+		// serving TLS, where the error had said only "HTTP 400: Bad Request" (a request riskflow
+		// found wrong, each check's).
+		e.Content = maskPhones(line, phone)
 	}
 	return e
+}
+
+// plainLine is the first line of a text/plain body (or one without a Content-Type: Go's answer to
+// plain HTTP on a TLS port has none), at most 200 bytes; "" for any other body.
+func plainLine(h http.Header, body []byte) string {
+	if ct := h.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "text/plain") {
+		return ""
+	}
+	line, _, _ := strings.Cut(string(body), "\n")
+	if strings.HasPrefix(strings.TrimSpace(line), "<") {
+		return "" // markup, whatever its Content-Type says: the status text says more
+	}
+	if len(line) > 200 {
+		line = line[:200]
+	}
+	return strings.TrimSpace(strings.Map(func(r rune) rune {
+		if !unicode.IsPrint(r) {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(line, "")))
 }
 
 // callerEnded marks a failure that happened because the caller's own context ended (canceled, or
