@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -292,5 +293,40 @@ func TestConnectionsOlderThanMaxAgeAreClosed(t *testing.T) {
 			t.Errorf("max age %s: %d connections opened for 5 requests, want %d", c.maxAge, n, c.wantConns)
 		}
 		srv.Close()
+	}
+}
+
+// `riskflow dev` with api.tls_cert set runs its sample over TLS against its own node, trusting the
+// certificate the node serves (here for "localhost" only, from no known issuer, at 127.0.0.1): it
+// posted http:// to its own TLS node and stopped on "400 Bad Request: Client sent an HTTP request
+// to an HTTPS server".
+func TestDevSampleOverTLS(t *testing.T) {
+	cleanEnv(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	writeCert(t, certFile, keyFile, 1)
+	r := runCmd(t, context.Background(), "dev", "--once", "--listen", "127.0.0.1:0",
+		"--set", "api.tls_cert="+certFile, "--set", "api.tls_key="+keyFile, "--set", "log.level=warn")
+	if r.code != 0 || !strings.Contains(r.stdout, "riskflow dev served https://127.0.0.1:") {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// selfClient trusts api.tls_cert's certificate only: another one, even at the same address, is
+// refused.
+func TestSelfClientTrustsOnlyTheNodesCertificate(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	writeCert(t, certFile, keyFile, 1)
+	srv := httptest.NewTLSServer(http.NotFoundHandler()) // its own certificate
+	defer srv.Close()
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	cfg := Default()
+	cfg.API.TLSCert, cfg.API.TLSKey = certFile, keyFile
+	if resp, err := selfClient(cfg).Get(srv.URL); err == nil {
+		resp.Body.Close()
+		t.Fatal("selfClient accepted a certificate other than api.tls_cert's")
+	} else if !strings.Contains(err.Error(), "another certificate than api.tls_cert's") {
+		t.Errorf("err = %v", err)
 	}
 }

@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -121,7 +125,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 					return fmt.Errorf("dev --once: %w", err)
 				}
 			}
-			if err := runSample(gctx, a, "http://"+addr, sampleApp(cfg.API.Keys), *once, stdout); err != nil {
+			if err := runSample(gctx, a, selfURL(cfg, addr), sampleApp(cfg.API.Keys), *once, stdout); err != nil {
 				return fmt.Errorf("dev sample: %w", err)
 			}
 			if *once {
@@ -146,7 +150,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			if err := waitReady(gctx, a); err != nil {
 				return fmt.Errorf("dev: %w", err)
 			}
-			fmt.Fprintf(stdout, "riskflow dev was ready at http://%s; stopping (--once)\n", addr)
+			fmt.Fprintf(stdout, "riskflow dev was ready at %s; stopping (--once)\n", selfURL(cfg, addr))
 			cancel()
 			return nil
 		})
@@ -234,8 +238,9 @@ func (a *app) startAllRoles(ctx context.Context, listen string, listening chan<-
 // verdicts and prints them.
 func runSample(ctx context.Context, a *app, base string, app credentials, once bool, out io.Writer) error {
 	evs := sampleEvents(time.Now().UTC(), app.key)
+	hc := selfClient(a.cfg)
 	body, _ := json.Marshal(evs)
-	if _, err := call(ctx, base+"/v1/events", app, body); err != nil {
+	if _, err := call(ctx, hc, base+"/v1/events", app, body); err != nil {
 		return err
 	}
 	// Wait until the feature state has the sample and the node is ready to answer from it.
@@ -267,7 +272,7 @@ func runSample(ctx context.Context, a *app, base string, app credentials, once b
 		if err != nil {
 			return err
 		}
-		resp, err := call(ctx, base+"/v1/risk/check", app, body)
+		resp, err := call(ctx, hc, base+"/v1/risk/check", app, body)
 		if err != nil {
 			return err
 		}
@@ -376,14 +381,51 @@ func sampleEvents(now time.Time, appID string) []schemas.VerifyEvent {
 	return evs
 }
 
-func call(ctx context.Context, url string, app credentials, body []byte) ([]byte, error) {
+// selfURL is the base URL of this process's API at addr: https when api.tls_cert is set (the
+// sample had posted http:// to its own TLS node and dev stopped on "400 Bad Request: Client sent an
+// HTTP request to an HTTPS server").
+func selfURL(cfg Config, addr string) string {
+	if cfg.API.TLSCert != "" {
+		return "https://" + addr
+	}
+	return "http://" + addr
+}
+
+// selfClient calls this process's own API. Over TLS it trusts the certificate api.tls_cert holds
+// (its first one, read at each handshake: rotated, it is what the node serves), and no other,
+// whatever its issuer and names: a private CA's certificate for the service's DNS name is this
+// node's all the same at 127.0.0.1.
+func selfClient(cfg Config) *http.Client {
+	if cfg.API.TLSCert == "" {
+		return http.DefaultClient
+	}
+	certFile := cfg.API.TLSCert
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{
+		InsecureSkipVerify: true, // verified below: the certificate must be api.tls_cert's
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			b, err := os.ReadFile(certFile)
+			if err != nil {
+				return fmt.Errorf("read api.tls_cert: %w", err)
+			}
+			blk, _ := pem.Decode(b)
+			if len(raw) == 0 || blk == nil || !bytes.Equal(raw[0], blk.Bytes) {
+				return errors.New("the API served another certificate than api.tls_cert's")
+			}
+			return nil
+		},
+	}
+	return &http.Client{Transport: tr}
+}
+
+func call(ctx context.Context, hc *http.Client, url string, app credentials, body []byte) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	req.SetBasicAuth(app.key, app.secret)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("POST %s: %w", url, err)
 	}
