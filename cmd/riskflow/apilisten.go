@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log"
@@ -66,7 +67,7 @@ type certReloader struct {
 
 func newCertReloader(certFile, keyFile string, log *slog.Logger) (*certReloader, error) {
 	c := &certReloader{certFile: certFile, keyFile: keyFile, log: log, stamp: fileStamp(certFile, keyFile)}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	cert, err := loadKeyPair(certFile, keyFile)
 	if err != nil {
 		return nil, err
 	}
@@ -91,6 +92,44 @@ func (c *certReloader) checkValidity(cert *tls.Certificate, now time.Time) {
 	}
 }
 
+// loadKeyPair loads api.tls_cert and api.tls_key, saying what is wrong where crypto/tls's error
+// does not: "tls: failed to parse private key" was all an encrypted key got, and "tls: private
+// key does not match public key" all a chain written intermediate first (the server's
+// certificate must come first) got, neither naming a file.
+func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err == nil {
+		return cert, nil
+	}
+	keyPEM, kerr := os.ReadFile(keyFile)
+	certPEM, cerr := os.ReadFile(certFile)
+	if kerr != nil || cerr != nil {
+		return cert, err // the error names the file it could not read
+	}
+	if blk, _ := pem.Decode(keyPEM); blk != nil && (blk.Type == "ENCRYPTED PRIVATE KEY" || strings.Contains(blk.Headers["Proc-Type"], "ENCRYPTED")) {
+		return cert, fmt.Errorf("api.tls_key %s is encrypted, and riskflow takes no passphrase: give it the key decrypted (openssl pkey -in KEY -out KEY.plain), readable by riskflow's user only", keyFile)
+	}
+	if strings.Contains(err.Error(), "does not match") {
+		rest, n := certPEM, 0
+		for {
+			var blk *pem.Block
+			if blk, rest = pem.Decode(rest); blk == nil {
+				break
+			}
+			if blk.Type != "CERTIFICATE" {
+				continue
+			}
+			if n++; n > 1 {
+				if _, merr := tls.X509KeyPair(pem.EncodeToMemory(blk), keyPEM); merr == nil {
+					return cert, fmt.Errorf("api.tls_key %s is the key of certificate %d of api.tls_cert %s, not of its first: the server's certificate goes first, then its intermediates", keyFile, n, certFile)
+				}
+			}
+		}
+		return cert, fmt.Errorf("api.tls_key %s is not the key of api.tls_cert %s (its first certificate): %w", keyFile, certFile, err)
+	}
+	return cert, fmt.Errorf("api.tls_cert %s, api.tls_key %s: %w", certFile, keyFile, err)
+}
+
 // fileStamp is the modification times and sizes of files ("" for one that cannot be read).
 func fileStamp(files ...string) string {
 	var b strings.Builder
@@ -110,7 +149,7 @@ func (c *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	defer c.mu.Unlock()
 	if stamp != c.stamp {
 		c.stamp = stamp
-		cert, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
+		cert, err := loadKeyPair(c.certFile, c.keyFile)
 		if err != nil {
 			c.log.Error("api.tls_cert changed but does not load: the previous certificate is still served", "err", err)
 		} else {

@@ -330,3 +330,46 @@ func TestSelfClientTrustsOnlyTheNodesCertificate(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// A key pair that does not load says what is wrong and names the files: an encrypted key had got
+// "tls: failed to parse private key", a chain written intermediate first "tls: private key does
+// not match public key".
+func TestAPITLSKeyPairErrorsSayWhatIsWrong(t *testing.T) {
+	dir := t.TempDir()
+	certA, keyA := filepath.Join(dir, "a.crt"), filepath.Join(dir, "a.key")
+	certB, keyB := filepath.Join(dir, "b.crt"), filepath.Join(dir, "b.key")
+	writeCert(t, certA, keyA, 1)
+	writeCert(t, certB, keyB, 2)
+	read := func(f string) []byte {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	chain := filepath.Join(dir, "chain.crt") // another certificate first, then the key's
+	encrypted := filepath.Join(dir, "enc.key")
+	for f, b := range map[string][]byte{
+		chain:     append(read(certB), read(certA)...),
+		encrypted: pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte("0123456789abcdef")}),
+	} {
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct{ cert, key, want string }{
+		{certA, encrypted, "api.tls_key " + encrypted + " is encrypted"},
+		{chain, keyA, "api.tls_key " + keyA + " is the key of certificate 2 of api.tls_cert " + chain + ", not of its first: the server's certificate goes first"},
+		{certA, keyB, "api.tls_key " + keyB + " is not the key of api.tls_cert " + certA},
+	} {
+		a := &app{cfg: Default(), log: slog.New(slog.DiscardHandler)}
+		a.cfg.API.TLSCert, a.cfg.API.TLSKey = c.cert, c.key
+		ln, err := a.listenAPI("127.0.0.1:0")
+		if err == nil {
+			ln.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("cert %s, key %s: %v, want %q", filepath.Base(c.cert), filepath.Base(c.key), err, c.want)
+		}
+	}
+}
