@@ -7,6 +7,18 @@ import (
 	"testing"
 )
 
+// A phone-hash key with a trailing newline — what a YAML block scalar ("phone_hash_key: |") keeps,
+// and the environment, a _FILE and --set trim — is warned about: two nodes given the same key the
+// two ways stored different hashes of every number.
+func TestWeakHashKeyWithANewline(t *testing.T) {
+	if got := weakHashKey("0123456789abcdef0123456789abcdef\n"); !strings.Contains(got, "begins or ends with a space or a newline") {
+		t.Errorf("weakHashKey(key + newline) = %q", got)
+	}
+	if got := weakHashKey("0123456789abcdef0123456789abcdef"); got != "" {
+		t.Errorf("weakHashKey(key) = %q", got)
+	}
+}
+
 // serve warns about a phone-hash key that does not keep stored hashes from being reversed: a short
 // one (found offline from one known number's hash) or the dev key printed in this binary. It took
 // "k" and the dev key silently.

@@ -100,6 +100,11 @@ func weakHashKey(key string) string {
 		return ""
 	case key == devHashKey:
 		return "is the dev key riskflow dev and demo use, printed in this binary: anyone can reverse the stored phone hashes; set a random key of 32 bytes"
+	case strings.TrimSpace(key) != key:
+		// YAML's "phone_hash_key: |" keeps a trailing newline; the environment, a _FILE and --set
+		// trim it: nodes given the same key the two ways stored different hashes of every number,
+		// and a lookup found none of the other's.
+		return "begins or ends with a space or a newline (a YAML block scalar \"|\" keeps one), which a node given the key from the environment, a _FILE or --set has not: the two hash every number differently; write the key on the key's line"
 	case len(key) < minHashKeyBytes:
 		return fmt.Sprintf("is %d bytes: a key that short can be found from one known number's stored hash, and then every hash reversed; set a random key of 32 bytes", len(key))
 	}
