@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/riskflow/riskflow/consumers"
+	"github.com/riskflow/riskflow/scoring/api"
 )
 
 // writeCert writes a self-signed key pair for 127.0.0.1 with the given serial to cert and key
@@ -371,5 +372,21 @@ func TestAPITLSKeyPairErrorsSayWhatIsWrong(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("cert %s, key %s: %v, want %q", filepath.Base(c.cert), filepath.Base(c.key), err, c.want)
 		}
+	}
+}
+
+// lookup against a TLS node whose certificate it does not take says how to make it: a private
+// CA's (SSL_CERT_FILE), one for another name (--api with that name). It had said only "x509:
+// certificate signed by unknown authority".
+func TestLookupSaysHowToReachAPrivateCAsNode(t *testing.T) {
+	srv := httptest.NewTLSServer(http.NotFoundHandler()) // a certificate from no known issuer
+	defer srv.Close()
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	_, err := explainOver(context.Background(), srv.URL, "lead", "s3cret", api.ExplainRequest{IP: "1.2.3.4"})
+	if err == nil || !strings.Contains(err.Error(), "SSL_CERT_FILE=ca.pem") {
+		t.Errorf("explainOver = %v, want the SSL_CERT_FILE hint", err)
+	}
+	if got := tlsHint(fmt.Errorf("wrapped: %w", x509.HostnameError{Host: "127.0.0.1", Certificate: &x509.Certificate{}})); !strings.Contains(got, "--api https://NAME:PORT") {
+		t.Errorf("tlsHint(HostnameError) = %q", got)
 	}
 }

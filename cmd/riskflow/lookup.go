@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -329,6 +330,24 @@ func (l *lookupResult) rangeText() string {
 	return r
 }
 
+// tlsHint says how to reach a node whose certificate this process does not take: one from a
+// private CA (lookup had said only "x509: certificate signed by unknown authority"), or one for a
+// name other than the address asked (without --api, lookup asks api.listen's address, often
+// 127.0.0.1, of a certificate for the service's DNS name).
+func tlsHint(err error) string {
+	var (
+		ua x509.UnknownAuthorityError
+		he x509.HostnameError
+	)
+	switch {
+	case errors.As(err, &ua):
+		return " (a certificate from a private CA: give its CA certificate as SSL_CERT_FILE=ca.pem, or SSL_CERT_DIR)"
+	case errors.As(err, &he):
+		return " (the certificate names another host: ask the node by a name it holds, --api https://NAME:PORT)"
+	}
+	return ""
+}
+
 // explainOver asks an API node's POST /v1/admin/explain.
 func explainOver(ctx context.Context, base, name, secret string, req api.ExplainRequest) (*api.ExplainResponse, error) {
 	body, _ := json.Marshal(req)
@@ -345,7 +364,7 @@ func explainOver(ctx context.Context, base, name, secret string, req api.Explain
 	shown := redactedURL(base) // a secret in the URL's user info is never printed
 	resp, err := http.DefaultClient.Do(r)
 	if err != nil {
-		return nil, fmt.Errorf("live state from %s: %w", shown, err)
+		return nil, fmt.Errorf("live state from %s: %w%s", shown, err, tlsHint(err))
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
