@@ -508,7 +508,10 @@ func (k keyIndex) applyEnv(c *Config, environ []string, origins map[string]strin
 				errs = append(errs, fmt.Errorf("env %s (%s): %w", name, path, err))
 				continue
 			}
-			val = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+			// A byte-order mark (Notepad's "UTF-8") is not the value's: it had become part of the
+			// first app key of a keys file (that app's every request refused) or of the phone-hash
+			// key (every number hashed unlike the other nodes').
+			val = strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(string(b), "\ufeff"), "\n"), "\r")
 		}
 		if other, dup := set[path]; dup {
 			errs = append(errs, fmt.Errorf("env %s: %s is also set by %s; set one", name, path, other))

@@ -681,6 +681,19 @@ func TestLoadConfigEnvFilesAndCommas(t *testing.T) {
 			t.Errorf("api.admin_keys from \"name: secret, …\" = %q, want %q", c.API.AdminKeys, want)
 		}
 	}
+	// A file saved with a byte-order mark and CRLF line ends (Notepad): neither is the values'.
+	bom := writeFile(t, "bom", "\ufeffapp5:secret5\r\napp6:secret6\r\n")
+	bomHash := writeFile(t, "bomhash", "\ufeffk3y-0123456789abcdef\r\n")
+	if c, err := LoadConfig("", []string{"RISKFLOW_API_KEYS_FILE=" + bom, "RISKFLOW_SCORING_PHONE_HASH_KEY_FILE=" + bomHash}, nil); err != nil {
+		t.Error(err)
+	} else {
+		if want := map[string]string{"app5": "secret5", "app6": "secret6"}; !reflect.DeepEqual(c.API.Keys, want) {
+			t.Errorf("api.keys from a file with a BOM = %q, want %q", c.API.Keys, want)
+		}
+		if c.Scoring.PhoneHashKey != "k3y-0123456789abcdef" {
+			t.Errorf("scoring.phone_hash_key from a file with a BOM = %q", c.Scoring.PhoneHashKey)
+		}
+	}
 	// The same key twice, a missing file, broken JSON: errors naming the variable, without values.
 	for _, c := range []struct {
 		env  []string
