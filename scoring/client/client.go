@@ -63,9 +63,14 @@ func New(baseURL, appKey, secret string, opts ...Option) (*Client, error) {
 	if !o.policy.closed && !schemas.ValidScore(o.policy.score) {
 		return nil, fmt.Errorf("riskflow client: fail score %d is not a level (0, 300, 600, 900)", o.policy.score)
 	}
+	if o.hc != nil && o.tls != nil {
+		return nil, errors.New("riskflow client: WithTLSConfig and WithHTTPClient: give the TLS configuration to your HTTP client's transport (client.NewTransport's TLSClientConfig)")
+	}
 	if o.hc == nil {
+		tr := NewTransport()
+		tr.TLSClientConfig = o.tls
 		o.hc = &http.Client{
-			Transport: NewTransport(),
+			Transport: tr,
 			// A redirect is a misconfiguration, and following one would turn the POST into a GET.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}

@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -882,5 +885,29 @@ func TestPlainHTTPToATLSNodeIsSaid(t *testing.T) {
 	_, err = c.Check(context.Background(), schemas.CheckRequest{Phone: "+8613800138000", IP: netip.MustParseAddr("1.2.3.4"), AppID: "app"})
 	if err == nil || !strings.Contains(err.Error(), "upstream refused") || strings.Contains(err.Error(), "13800138000") || strings.Contains(err.Error(), "second line") || strings.Contains(err.Error(), "\x01") {
 		t.Errorf("Check via a proxy's text answer = %q, want its first line, the number masked", err)
+	}
+}
+
+// A node whose certificate is from a private CA: WithTLSConfig gives the client's own transport
+// its roots (the tuned transport and the refused redirects kept); without them the check fails as
+// unavailable, naming the certificate; a TLS configuration beside WithHTTPClient is refused.
+func TestWithTLSConfigPrivateCA(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, okVerdict)
+	}))
+	defer srv.Close()
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	c := newClient(t, srv.URL, WithTLSConfig(&tls.Config{RootCAs: roots}))
+	if rc, err := c.Check(context.Background(), testReq); err != nil || rc.Score != okVerdict.Score {
+		t.Errorf("with the CA: %+v, %v", rc, err)
+	}
+	var ue *UnavailableError
+	if _, err := newClient(t, srv.URL).Check(context.Background(), testReq); !errors.As(err, &ue) || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("without the CA: %v, want unavailable naming the certificate", err)
+	}
+	if _, err := New(srv.URL, "app", "s", WithTLSConfig(&tls.Config{RootCAs: roots}), WithHTTPClient(srv.Client())); err == nil {
+		t.Error("WithTLSConfig beside WithHTTPClient accepted")
 	}
 }

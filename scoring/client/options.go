@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"net/http"
 	"time"
@@ -45,6 +46,7 @@ type options struct {
 	policy  FailPolicy
 	breaker BreakerSettings
 	logger  *slog.Logger
+	tls     *tls.Config
 }
 
 // WithTimeout sets the per-call timeout (default DefaultTimeout). A call never runs longer than
@@ -54,6 +56,12 @@ func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout =
 // WithHTTPClient replaces the client's own tuned HTTP client (see NewTransport). The per-call
 // timeout still applies through the request context; the client's redirect policy is the caller's.
 func WithHTTPClient(hc *http.Client) Option { return func(o *options) { o.hc = hc } }
+
+// WithTLSConfig sets the TLS configuration of the client's own transport (NewTransport), keeping
+// its tuning and its refusal of redirects: a riskflow node whose certificate is from a private CA
+// (RootCAs), or reached by a name its certificate does not hold (ServerName). The configuration is
+// copied. It cannot be combined with WithHTTPClient, whose transport is the caller's.
+func WithTLSConfig(c *tls.Config) Option { return func(o *options) { o.tls = c.Clone() } }
 
 // WithFailPolicy sets what Check returns when riskflow cannot answer (default FailOpen()).
 func WithFailPolicy(p FailPolicy) Option { return func(o *options) { o.policy = p } }
