@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -48,7 +49,9 @@ type ReadOptions struct {
 	// consumer takes over the rows; 0 means 6 h. (The driver applies Config.WriteTimeout to
 	// a whole result stream, not to each read, so a stream consumed at the pace of a replay
 	// needs its own, longer bound. A server that goes away mid-stream is still noticed: by a
-	// closed connection or by TCP keep-alive.)
+	// closed connection, or — frozen or hung, its connection open — by having sent nothing,
+	// not a row nor a progress packet, for Config.WriteTimeout while the reader waited on it;
+	// such a read is resumed.)
 	ChunkTimeout time.Duration
 	// Resumes is how many times in a row a read that broke off — the connection lost, ClickHouse
 	// restarting — is taken up again after the last row it read (no row is read twice or
@@ -353,6 +356,10 @@ func (r *EventReader) readChunk(ctx context.Context, s *Store, lo, hi time.Time,
 	// A deadline on the query's context replaces the driver's read timeout for the stream.
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// That deadline is hours long: a server that stops sending without closing the connection
+	// (frozen, hung; its kernel still answers keep-alives) is noticed by the silence watch.
+	ctx, silent := watchSilence(ctx, s.cfg.WriteTimeout)
+	defer silent.stop()
 	r.queries++
 	q := readChunkSQL(s.db, lo, hi, *after)
 	settings := clickhouse.Settings{
@@ -362,9 +369,16 @@ func (r *EventReader) readChunk(ctx context.Context, s *Store, lo, hi time.Time,
 	if readBlockRows > 0 {
 		settings["max_block_size"] = readBlockRows
 	}
-	qctx := clickhouse.Context(ctx, clickhouse.WithSettings(settings), clickhouse.WithBlockBufferSize(8))
+	qctx := clickhouse.Context(ctx, clickhouse.WithSettings(settings), clickhouse.WithBlockBufferSize(8),
+		clickhouse.WithProgress(func(*clickhouse.Progress) { silent.heard() }),
+		clickhouse.WithProfileInfo(func(*clickhouse.ProfileInfo) { silent.heard() }))
+	silent.waiting(true)
 	rows, err := s.conn.Query(qctx, q)
+	silent.waiting(false)
 	if err != nil {
+		if serr := silent.err(s, lo, hi); serr != nil {
+			return serr
+		}
 		return fmt.Errorf("chsink: read %s from %s to %s: %w", s.table("verify_events"), lo.Format(time.RFC3339), hi.Format(time.RFC3339), noTable(err))
 	}
 	defer rows.Close()
@@ -385,7 +399,12 @@ func (r *EventReader) readChunk(ctx context.Context, s *Store, lo, hi time.Time,
 		batch = r.newBatch(batchSize)
 		return nil
 	}
-	for rows.Next() {
+	next := func() bool {
+		silent.waiting(true)
+		defer silent.waiting(false)
+		return rows.Next()
+	}
+	for next() {
 		batch = append(batch, StoredEvent{})
 		e := &batch[len(batch)-1]
 		if err := rows.Scan(&e.EventID, &e.TS, &e.AppID, &e.Flow, &e.PhoneHash, &e.PhoneSegment, &e.IP,
@@ -399,7 +418,11 @@ func (r *EventReader) readChunk(ctx context.Context, s *Store, lo, hi time.Time,
 		}
 	}
 	if err := rows.Err(); err != nil {
-		err = fmt.Errorf("chsink: read %s from %s to %s: %w", s.table("verify_events"), lo.Format(time.RFC3339), hi.Format(time.RFC3339), err)
+		if serr := silent.err(s, lo, hi); serr != nil {
+			err = serr
+		} else {
+			err = fmt.Errorf("chsink: read %s from %s to %s: %w", s.table("verify_events"), lo.Format(time.RFC3339), hi.Format(time.RFC3339), err)
+		}
 		if herr := hand(); herr != nil { // the rows read before the failure, for a resumed read to follow
 			return errors.Join(err, herr)
 		}
@@ -428,4 +451,72 @@ func (r *EventReader) newBatch(n int) []StoredEvent {
 	default:
 		return make([]StoredEvent, 0, n)
 	}
+}
+
+// silenceWatch cancels a read's context when the server has sent nothing — no row, no
+// progress — for longer than a limit while the reader waits on it; the time the caller takes
+// over the rows does not count.
+type silenceWatch struct {
+	limit  time.Duration
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	last   atomic.Int64 // unix nanoseconds of the last packet heard or wait begun
+	wait   atomic.Bool  // the reader is waiting on the server
+	done   chan struct{}
+}
+
+// errSilent is the cause of a read's context cancelled by its silenceWatch.
+var errSilent = errors.New("the server went silent")
+
+// watchSilence starts watching; stop ends the watch.
+func watchSilence(ctx context.Context, limit time.Duration) (context.Context, *silenceWatch) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	w := &silenceWatch{limit: limit, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	w.heard()
+	go func() {
+		t := time.NewTicker(max(limit/8, 10*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-w.done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if w.wait.Load() && time.Since(time.Unix(0, w.last.Load())) > w.limit {
+					cancel(errSilent)
+					return
+				}
+			}
+		}
+	}()
+	return ctx, w
+}
+
+func (w *silenceWatch) heard() { w.last.Store(time.Now().UnixNano()) }
+
+// waiting says whether the reader is waiting on the server; a wait begins the silence anew.
+func (w *silenceWatch) waiting(on bool) {
+	if on {
+		w.heard()
+	}
+	w.wait.Store(on)
+}
+
+// fired reports whether the watch cut the read off.
+func (w *silenceWatch) fired() bool { return errors.Is(context.Cause(w.ctx), errSilent) }
+
+func (w *silenceWatch) stop() {
+	close(w.done)
+	w.cancel(nil)
+}
+
+// err is the error of a read the watch cut off, nil when it did not: an error of the
+// connection, resumable (it does not wrap the cancelled context).
+func (w *silenceWatch) err(s *Store, lo, hi time.Time) error {
+	if !w.fired() {
+		return nil
+	}
+	return fmt.Errorf("chsink: read %s from %s to %s: ClickHouse %s sent nothing for %s (clickhouse.write_timeout): hung, frozen or unreachable",
+		s.table("verify_events"), lo.Format(time.RFC3339), hi.Format(time.RFC3339), s.cfg.Addr, w.limit)
 }

@@ -1,0 +1,156 @@
+//go:build integration
+
+package chsink
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/riskflow/riskflow/schemas"
+)
+
+// freezingProxy forwards connections to the test's ClickHouse until freeze stops passing the
+// server's bytes on every connection it carries, keeping them open (as a server stopped with
+// SIGSTOP does: its kernel keeps the connection, and answers TCP keep-alives); it returns how many
+// it froze and keeps forwarding new connections.
+func freezingProxy(t *testing.T) (addr string, freeze func() int) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type pair struct {
+		c, s   net.Conn
+		frozen chan struct{}
+	}
+	var mu sync.Mutex
+	var pairs []*pair
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", clickhouseAddr())
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p := &pair{c: c, s: s, frozen: make(chan struct{})}
+			mu.Lock()
+			pairs = append(pairs, p)
+			mu.Unlock()
+			go func() { _, _ = io.Copy(s, c); s.Close() }()
+			go func() { // server → client, until frozen
+				buf := make([]byte, 16<<10)
+				for {
+					n, err := s.Read(buf)
+					select {
+					case <-p.frozen:
+						<-make(chan struct{}) // hold the connection, pass nothing
+					default:
+					}
+					if n > 0 {
+						if _, werr := c.Write(buf[:n]); werr != nil {
+							return
+						}
+					}
+					if err != nil {
+						c.Close()
+						return
+					}
+				}
+			}()
+		}
+	}()
+	freeze = func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range pairs {
+			close(p.frozen)
+		}
+		n := len(pairs)
+		pairs = nil
+		return n
+	}
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range pairs {
+			p.c.Close()
+			p.s.Close()
+		}
+	})
+	return l.Addr().String(), freeze
+}
+
+// A server that stops sending mid-stream without closing the connection (ClickHouse frozen,
+// hung, a network path that drops packets) is noticed after clickhouse.write_timeout without a
+// byte and the read is resumed after the last row read, as after a broken connection: a
+// backtest whose ClickHouse was stopped with SIGSTOP mid-chunk waited, silent, for the chunk
+// timeout (6 h).
+func TestReadEventsResumesAfterTheServerWentSilent(t *testing.T) {
+	st := migrated(t)
+	ctx := testContext(t)
+	const n = 20_000
+	base := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Hour)
+	recs := make([]schemas.ScoreRecord, 0, n)
+	for i := range n {
+		r := testRecord(i)
+		r.TS = base.Add(time.Duration(i/10) * time.Second)
+		r.EventID = fmt.Sprintf("ev-%06d", i)
+		recs = append(recs, r)
+	}
+	if err := st.WriteBatch(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	readBlockRows = 100
+	t.Cleanup(func() { readBlockRows = 0 })
+	addr, freeze := freezingProxy(t)
+	viaProxy, err := Open(ctx, Config{Addr: addr, Database: st.db, WriteTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer viaProxy.Close()
+	var resumed []string
+	rd, err := viaProxy.ReadEvents(ctx, base, base.Add(time.Hour), ReadOptions{Batch: 50,
+		// without noticing the silence, the read would wait for this, then fail
+		ChunkTimeout: time.Minute,
+		OnResume: func(attempt int, wait time.Duration, err error) {
+			resumed = append(resumed, fmt.Sprintf("attempt %d in %s: %v", attempt, wait, err))
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	read := 0
+	for {
+		_, ok, err := rd.Next(ctx)
+		if err != nil {
+			t.Fatalf("after %d rows: %v (resumed: %v)", read, err, resumed)
+		}
+		if !ok {
+			break
+		}
+		if read++; read == 1000 {
+			if f := freeze(); f == 0 {
+				t.Fatal("the read went through no connection of the proxy")
+			}
+		}
+	}
+	if read != n {
+		t.Errorf("read %d events, want %d", read, n)
+	}
+	if len(resumed) == 0 {
+		t.Fatal("the read was never resumed: the freeze came after the whole result had been received, the test proves nothing")
+	}
+	if !strings.Contains(resumed[0], "clickhouse.write_timeout") {
+		t.Errorf("the resumption does not name clickhouse.write_timeout: %s", resumed[0])
+	}
+	t.Logf("resumed: %v", resumed)
+}
