@@ -56,6 +56,15 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return usagef("--to: %v", err)
 	}
+	for _, w := range []struct {
+		flag string
+		t    time.Time
+	}{{"--from", start}, {"--to", end}} {
+		if w.t.Before(chbacktest.Earliest) || w.t.After(chbacktest.Latest) {
+			return usagef("%s: %s is outside what ClickHouse stores (%s to %s)", w.flag, w.t.Format(time.RFC3339),
+				chbacktest.Earliest.Format(time.RFC3339), chbacktest.Latest.Format(time.RFC3339))
+		}
+	}
 	if !end.After(start) {
 		return usagef("--to (%s) must be after --from (%s)", end.Format(time.RFC3339), start.Format(time.RFC3339))
 	}

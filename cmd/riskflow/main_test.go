@@ -1256,3 +1256,21 @@ func TestRejectedPackExitsAlike(t *testing.T) {
 		}
 	}
 }
+
+// A --from or --to ClickHouse cannot store is a usage error naming the flag: a backtest from
+// 1900-01-01 exited 1 with "read events: period 1899-12-31… to … is outside what ClickHouse
+// DateTime stores", after reading the stored labels, naming neither the flag nor the time typed.
+func TestBacktestPeriodOutsideWhatClickHouseStores(t *testing.T) {
+	cleanEnv(t)
+	addr := testaddr.Free(t) // never reached
+	for flag, args := range map[string][]string{
+		"--from": {"--from", "1900-01-01"},
+		"--to":   {"--from", "24h", "--to", "2200-01-01"},
+	} {
+		r := runCmd(t, context.Background(), append([]string{"backtest", "--rules", "../../rules/packs/default/rules.yaml",
+			"--no-record", "--set", "clickhouse.addr=" + addr, "--set", "clickhouse.dial_timeout=1s"}, args...)...)
+		if r.code != 2 || !strings.Contains(r.stderr, flag+": ") || !strings.Contains(r.stderr, "outside what ClickHouse stores") {
+			t.Errorf("%v: exit %d, stderr:\n%s", args, r.code, r.stderr)
+		}
+	}
+}

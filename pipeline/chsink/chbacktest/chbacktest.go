@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/riskflow/riskflow/pipeline/chsink"
@@ -56,7 +57,7 @@ func Run(ctx context.Context, st *chsink.Store, current, candidate *rules.Pack,
 	if opts.WarmUp < 0 {
 		return nil, fmt.Errorf("backtest: warm-up %s is negative", opts.WarmUp)
 	}
-	rd, err := st.ReadEvents(ctx, opts.From.Add(-opts.WarmUp), opts.To, read)
+	rd, err := st.ReadEvents(ctx, warmUpFrom(opts), opts.To, read)
 	if err != nil {
 		return nil, fmt.Errorf("backtest: %w", err)
 	}
@@ -165,4 +166,23 @@ func StoredLabels(ctx context.Context, st *chsink.Store) (backtest.Labels, error
 		out[backtest.LabelKey{AppID: l.AppID, EventID: l.EventID}] = l.Fraud
 	}
 	return out, nil
+}
+
+// The times ClickHouse's DateTime stores, which a backtest's period must lie within.
+var (
+	Earliest = time.Unix(0, 0).UTC()
+	Latest   = time.Unix(math.MaxUint32, 0).UTC()
+)
+
+// firstRead is the earliest time a read of verify_events may begin at (chsink.ReadEvents).
+var firstRead = Earliest.Add(time.Second)
+
+// warmUpFrom is where the read of a run begins: opts.WarmUp before opts.From, but not before
+// what ClickHouse stores (a warm-up before it reads nothing anyway): a backtest from
+// 1970-01-01, "everything", failed on its warm-up's 1969.
+func warmUpFrom(opts backtest.Options) time.Time {
+	if lo := opts.From.Add(-opts.WarmUp); lo.After(firstRead) {
+		return lo
+	}
+	return firstRead
 }

@@ -74,3 +74,18 @@ func TestRunRow(t *testing.T) {
 		t.Errorf("backtest_runs row %+v", row)
 	}
 }
+
+// The warm-up is read from opts.WarmUp before From, but not from before what ClickHouse stores: a
+// backtest from 1970-01-01 failed with "period 1969-12-31… is outside what ClickHouse DateTime
+// stores", a time nobody typed.
+func TestWarmUpFromStopsAtTheFirstStorableTime(t *testing.T) {
+	from := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	if got := warmUpFrom(backtest.Options{From: from, WarmUp: 24 * time.Hour}); !got.Equal(from.Add(-24 * time.Hour)) {
+		t.Errorf("warm-up from %s", got)
+	}
+	for _, from := range []time.Time{Earliest, time.Unix(3600, 0), time.Unix(86400, 0)} {
+		if got := warmUpFrom(backtest.Options{From: from, WarmUp: 24 * time.Hour}); !got.Equal(firstRead) {
+			t.Errorf("from %s: warm-up from %s, want %s", from, got, firstRead)
+		}
+	}
+}
