@@ -3,6 +3,7 @@
 package chsink
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -153,4 +154,28 @@ func TestReadEventsResumesAfterTheServerWentSilent(t *testing.T) {
 		t.Errorf("the resumption does not name clickhouse.write_timeout: %s", resumed[0])
 	}
 	t.Logf("resumed: %v", resumed)
+}
+
+// A lookup that outlives clickhouse.write_timeout (a large --limit over a busy address: 1,000,000
+// rows of one IP took more than the 30 s) says which setting bounds it and what asks less: it
+// said "chsink: lookup verdicts: context deadline exceeded". The caller's own deadline is not
+// the lookup's to explain.
+func TestLookupOutlivingWriteTimeoutNamesIt(t *testing.T) {
+	st := migrated(t)
+	ctx := testContext(t)
+	short, err := Open(ctx, Config{Addr: clickhouseAddr(), Database: st.db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer short.Close()
+	short.cfg.WriteTimeout = time.Nanosecond // the lookup's own deadline has passed as it starts
+	_, _, err = short.Lookup(ctx, LookupKey{IP: "47.92.10.20"}, LookupRange{Since: time.Now().Add(-time.Hour)}, 10)
+	if err == nil || !strings.Contains(err.Error(), "clickhouse.write_timeout") || !strings.Contains(err.Error(), "fewer rows or a shorter range") {
+		t.Errorf("lookup past its deadline: %v", err)
+	}
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, _, err = st.Lookup(done, LookupKey{IP: "47.92.10.20"}, LookupRange{Since: time.Now().Add(-time.Hour)}, 10); err == nil || strings.Contains(err.Error(), "write_timeout") {
+		t.Errorf("lookup whose caller gave up: %v", err)
+	}
 }

@@ -204,6 +204,7 @@ func (s *Store) Lookup(ctx context.Context, key LookupKey, r LookupRange, limit 
 	if err != nil {
 		return nil, nil, err
 	}
+	parent := ctx
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	var ds []StoredDecision
@@ -216,9 +217,18 @@ func (s *Store) Lookup(ctx context.Context, key LookupKey, r LookupRange, limit 
 	as, aerr := s.lookupAttempts(ctx, aq, since)
 	<-done
 	if aerr != nil {
-		return nil, nil, aerr
+		return nil, nil, s.outlived(parent, aerr)
 	}
-	return as, ds, derr
+	return as, ds, s.outlived(parent, derr)
+}
+
+// outlived says, of a lookup that failed on its own deadline (not the caller's), which setting
+// bounds it and what asks less: "context deadline exceeded" alone named neither.
+func (s *Store) outlived(parent context.Context, err error) error {
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) || parent.Err() != nil {
+		return err
+	}
+	return fmt.Errorf("%w (a lookup must finish within clickhouse.write_timeout, %s: ask for fewer rows or a shorter range)", err, s.cfg.WriteTimeout)
 }
 
 func (s *Store) lookupAttempts(ctx context.Context, q string, since time.Time) ([]Attempt, error) {
