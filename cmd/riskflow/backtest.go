@@ -170,6 +170,11 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		} else if werr := rep.WriteText(stdout); werr != nil {
 			return werr
 		}
+		if err != nil && !rep.Partial {
+			// A whole report with an error: recording it failed, not the backtest.
+			return fmt.Errorf("the report above is complete, but run %s was not recorded in backtest_runs (ClickHouse clickhouse.addr %s, clickhouse.database %s; --no-record not to record): %w",
+				rep.RunID, cfg.ClickHouse.Addr, st.Database(), clickhouseHint(err))
+		}
 	}
 	return err
 }
