@@ -228,7 +228,7 @@ func (s *Store) outlived(parent context.Context, err error) error {
 	if err == nil || !errors.Is(err, context.DeadlineExceeded) || parent.Err() != nil {
 		return err
 	}
-	return fmt.Errorf("%w (a lookup must finish within clickhouse.write_timeout, %s: ask for fewer rows or a shorter range)", err, s.cfg.WriteTimeout)
+	return fmt.Errorf("%w (a lookup must finish within clickhouse.write_timeout, %s: ClickHouse hung or overloaded, or too much asked: fewer rows or a shorter range)", err, s.cfg.WriteTimeout)
 }
 
 func (s *Store) lookupAttempts(ctx context.Context, q string, since time.Time) ([]Attempt, error) {
