@@ -47,9 +47,19 @@ func (a *app) listenAPI(listen string) (net.Listener, error) {
 			ln.Close()
 			return nil, configError{fmt.Errorf("api.tls_cert: %w", err)}
 		}
-		ln = tls.NewListener(ln, &tls.Config{GetCertificate: certs.get, MinVersion: tls.VersionTLS12})
+		ln = tls.NewListener(ln, &tls.Config{GetCertificate: certs.get, MinVersion: tls.VersionTLS12, CipherSuites: apiCipherSuites})
 	}
 	return ln, nil
+}
+
+// apiCipherSuites are the TLS 1.2 suites the API offers: ECDHE key exchange with AES-GCM or
+// ChaCha20-Poly1305. Go's defaults add the ECDHE CBC-SHA1 suites (held-out run: a TLS 1.2 client
+// offering only TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA was served), which no verify service needs.
+// TLS 1.3's suites are not configurable and are all AEAD.
+var apiCipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
 // certReloader serves the key pair of api.tls_cert and api.tls_key, loaded again when either

@@ -112,6 +112,40 @@ func TestAPITLSCertificateReloaded(t *testing.T) {
 	}
 }
 
+// TLS 1.2 is offered with AEAD suites only: a client offering nothing but Go's default CBC-SHA1
+// suites is refused at the handshake; one offering AES-GCM is served.
+func TestAPITLSOffersAEADSuitesOnly(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	writeCert(t, certFile, keyFile, 1)
+	a := &app{cfg: Default(), log: slog.New(slog.DiscardHandler)}
+	a.cfg.API.TLSCert, a.cfg.API.TLSKey = certFile, keyFile
+	ln, err := a.listenAPI("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: http.NotFoundHandler(), ErrorLog: log.New(io.Discard, "", 0)}
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close() })
+	dial := func(suite uint16) error {
+		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{suite}})
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	for _, s := range []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA} {
+		if err := dial(s); err == nil {
+			t.Errorf("TLS 1.2 with %s only: served, want refused", tls.CipherSuiteName(s))
+		}
+	}
+	for _, s := range []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256} {
+		if err := dial(s); err != nil {
+			t.Errorf("TLS 1.2 with %s: %v", tls.CipherSuiteName(s), err)
+		}
+	}
+}
+
 // A certificate outside its validity (expired, or not valid yet: a renewal dated by a clock ahead)
 // is served, as it was, but said so at start and at its reload: the node had logged "api listening
 // tls=true", every client failed with "certificate has expired", and all the node's log said was
