@@ -575,15 +575,21 @@ func (f *timeFlag) resolve(now time.Time) time.Time {
 // spanFlag is a --since span: a Go duration (24h, 90m) or a number of days (7d, 1d12h).
 type spanFlag time.Duration
 
+// maxSpanDays is the most whole days a time.Duration holds.
+const maxSpanDays = math.MaxInt64 / int64(24*time.Hour)
+
 func (f *spanFlag) String() string { return shortDuration(time.Duration(*f)) }
 
 func (f *spanFlag) Set(s string) error {
 	var days time.Duration
 	rest := s
 	if d, r, ok := strings.Cut(s, "d"); ok {
-		n, err := strconv.ParseUint(d, 10, 16)
+		n, err := strconv.ParseUint(d, 10, 64)
 		if err != nil {
 			return errors.New("want a span like 24h, 90m or 7d")
+		}
+		if n > uint64(maxSpanDays) { // 100000d read as no span at all
+			return fmt.Errorf("want a span like 24h, 90m or 7d (at most %dd)", maxSpanDays)
 		}
 		days, rest = time.Duration(n)*24*time.Hour, r
 	}
@@ -597,7 +603,7 @@ func (f *spanFlag) Set(s string) error {
 	// A span past time.Duration's range (65535d2562047h) wrapped around to a negative one: read
 	// as a time after now by backtest --from.
 	if d > math.MaxInt64-days {
-		return errors.New("want a span like 24h, 90m or 7d (at most 106751d)")
+		return fmt.Errorf("want a span like 24h, 90m or 7d (at most %dd)", maxSpanDays)
 	}
 	*f = spanFlag(days + d)
 	return nil

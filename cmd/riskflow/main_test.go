@@ -119,6 +119,11 @@ func TestRunUsageErrors(t *testing.T) {
 		{"rules report for a number", []string{"rules", "report", "--app", "138 1234 5678"}, []string{"--app: looks like it contains a mobile phone number"}, "riskflow rules report"},
 		// --window reads spans as lookup --since and backtest --from do (7d was refused).
 		{"rules report bad window", []string{"rules", "report", "--window", "7x"}, []string{`invalid value "7x" for flag --window: want a span like 24h, 90m or 7d`}, "riskflow rules report"},
+		// A window reaching back before 1970 with the one before it is named as --window (20000d
+		// was refused by the query, naming no flag); 100000d, a span, was called no span at all.
+		{"rules report window before 1970", []string{"rules", "report", "--window", "20000d"}, []string{`--window: 20000d, and the period before it that the report compares, reach back before 1970`}, "riskflow rules report"},
+		{"rules report window of 100000d", []string{"rules", "report", "--window", "100000d"}, []string{`--window: 100000d, and the period before it`}, "riskflow rules report"},
+		{"rules report window past a Duration", []string{"rules", "report", "--window", "200000d"}, []string{`want a span like 24h, 90m or 7d (at most 106751d)`}, "riskflow rules report"},
 		{"backtest with an argument", []string{"backtest", "--rules", "r.yaml", "--from", "24h", "labels.jsonl"}, []string{`backtest: takes no arguments, got "labels.jsonl"`}, "riskflow backtest"},
 		// A near miss names what was meant; a word close to nothing names nothing.
 		{"misspelt command", []string{"srve"}, []string{`unknown command "srve" (did you mean serve?) (known: dev, serve,`}, "riskflow COMMAND"},

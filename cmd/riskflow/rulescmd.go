@@ -195,6 +195,12 @@ func cmdRulesReportCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err := schemas.CheckID("app_id", *app, schemas.MaxAppIDLen); err != nil {
 		return usagef("--app: %s", err.(*schemas.FieldError).Reason)
 	}
+	// The report compares the window with the one before it: both must lie after 1970, where
+	// ClickHouse's DateTime begins (20000d was refused by the query, naming no flag).
+	if most := time.Since(time.Unix(0, 0)) / 2; time.Duration(window) > most {
+		return usagef("--window: %s, and the period before it that the report compares, reach back before 1970, where ClickHouse's history begins: at most %s",
+			window.String(), shortDuration(most/(24*time.Hour)*(24*time.Hour)))
+	}
 	cfg, err := cf.load(nil)
 	if err != nil {
 		return err
