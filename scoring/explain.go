@@ -114,7 +114,9 @@ func (s *Scorer) Explain(sub Subject) (Explanation, error) {
 		what, x.Subject = "ip", "ip "+sub.IP.String()
 		kinds = []features.Kind{features.KindIP, features.KindNet}
 	default:
-		what, x.Subject = "device", "device "+sub.DeviceID
+		// Masked as the node's log masks it: a device id the event check takes (a hex id such as
+		// A10000000000) may still hold digits that MaskPhones reads as a number (FuzzAPI).
+		what, x.Subject = "device", "device "+schemas.MaskPhones(sub.DeviceID)
 		kinds = []features.Kind{features.KindDevice}
 	}
 	if sub.AppID != "" {
