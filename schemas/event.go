@@ -459,7 +459,9 @@ func tsOutOfRange(t time.Time, hint string) error {
 	if hint != "" {
 		hint = " (" + hint + ")"
 	}
-	return fieldErr("ts", "%s is outside 2000..2100%s", t.UTC().Format(time.RFC3339Nano), hint)
+	// Masked as every value an error shows: a year of seven digits and more, from an integer ts
+	// far out (40000000000000000 is 1269519-07-17), reads as a phone number (FuzzDecodeEvent).
+	return fieldErr("ts", "%s is outside 2000..2100%s", MaskPhones(t.UTC().Format(time.RFC3339Nano)), hint)
 }
 
 // unitHint names the unit mistake that would put ms, an integer ts out of range, in range: unix
