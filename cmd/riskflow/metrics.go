@@ -2,11 +2,11 @@ package main
 
 import (
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/riskflow/riskflow/rules"
 	"github.com/riskflow/riskflow/rules/rulesvc"
@@ -82,20 +82,6 @@ func (o *observer) scorerStarted(running *rules.Holder) {
 type ruleHitsVec struct {
 	*prometheus.CounterVec
 	running atomic.Pointer[rules.Holder]
-
-	mu   sync.Mutex
-	seen map[[2]string]bool // the (rule, mode) series made
-}
-
-// inc counts one hit of rule in mode.
-func (v *ruleHitsVec) inc(rule, mode string) {
-	v.mu.Lock()
-	if v.seen == nil {
-		v.seen = map[[2]string]bool{}
-	}
-	v.seen[[2]string{rule, mode}] = true
-	v.mu.Unlock()
-	v.WithLabelValues(rule, mode).Inc()
 }
 
 func (v *ruleHitsVec) Collect(ch chan<- prometheus.Metric) {
@@ -106,23 +92,41 @@ func (v *ruleHitsVec) Collect(ch chan<- prometheus.Metric) {
 				keep[[2]string{r.ID, string(r.Mode)}] = true
 				v.WithLabelValues(r.ID, string(r.Mode))
 			}
-			v.mu.Lock()
-			for k := range v.seen {
-				if !keep[k] {
-					v.DeleteLabelValues(k[0], k[1])
-					delete(v.seen, k)
-				}
-			}
-			for k := range keep {
-				if v.seen == nil {
-					v.seen = map[[2]string]bool{}
-				}
-				v.seen[k] = true
-			}
-			v.mu.Unlock()
+			v.dropOthers(keep)
 		}
 	}
 	v.CounterVec.Collect(ch)
+}
+
+// dropOthers deletes the series whose (rule, mode) keep lacks. They are read from the vector at
+// the scrape, so that counting a hit on the scoring path stays one WithLabelValues (a set of the
+// series made, kept as hits came, took a process-wide lock per hit).
+func (v *ruleHitsVec) dropOthers(keep map[[2]string]bool) {
+	ms := make(chan prometheus.Metric, 64)
+	go func() { v.CounterVec.Collect(ms); close(ms) }()
+	var drop [][2]string
+	for m := range ms {
+		var d dto.Metric
+		if m.Write(&d) != nil {
+			continue
+		}
+		var k [2]string
+		for _, l := range d.GetLabel() {
+			switch l.GetName() {
+			case "rule":
+				k[0] = l.GetValue()
+			case "mode":
+				k[1] = l.GetValue()
+			}
+		}
+		if !keep[k] {
+			drop = append(drop, k)
+		}
+	}
+	// After the collection: deleting takes the lock that collecting holds.
+	for _, k := range drop {
+		v.DeleteLabelValues(k[0], k[1])
+	}
 }
 func (o *observer) DeadLettered(reason string) { o.dead.WithLabelValues(reason).Inc() }
 
@@ -144,7 +148,7 @@ func (o *observer) Retry(name string, _ error) { o.retries.WithLabelValues(name)
 // RuleHits implements pipeline.HitObserver.
 func (o *observer) RuleHits(hits []schemas.RuleHit) {
 	for _, h := range hits {
-		o.ruleHits.inc(h.Rule, h.Mode)
+		o.ruleHits.WithLabelValues(h.Rule, h.Mode).Inc()
 	}
 }
 
