@@ -72,6 +72,20 @@ func writeCertValid(t *testing.T, certFile, keyFile string, serial int64, notBef
 	}
 }
 
+// serveTLS listens as the API listens, with a's api.tls_cert, and answers every request 404 until
+// the test ends; the listener.
+func serveTLS(t *testing.T, a *app) net.Listener {
+	t.Helper()
+	ln, err := a.listenAPI("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: http.NotFoundHandler(), ErrorLog: log.New(io.Discard, "", 0)}
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close() })
+	return ln
+}
+
 // A rotated api.tls_cert is served to the next connection, without a restart; a pair that does
 // not load leaves the previous one served.
 func TestAPITLSCertificateReloaded(t *testing.T) {
@@ -80,13 +94,7 @@ func TestAPITLSCertificateReloaded(t *testing.T) {
 	writeCert(t, certFile, keyFile, 1)
 	a := &app{cfg: Default(), log: slog.New(slog.DiscardHandler)}
 	a.cfg.API.TLSCert, a.cfg.API.TLSKey = certFile, keyFile
-	ln, err := a.listenAPI("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: http.NotFoundHandler()}
-	go hs.Serve(ln)
-	t.Cleanup(func() { hs.Close() })
+	ln := serveTLS(t, a)
 	served := func() int64 {
 		t.Helper()
 		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
@@ -120,13 +128,7 @@ func TestAPITLSOffersAEADSuitesOnly(t *testing.T) {
 	writeCert(t, certFile, keyFile, 1)
 	a := &app{cfg: Default(), log: slog.New(slog.DiscardHandler)}
 	a.cfg.API.TLSCert, a.cfg.API.TLSKey = certFile, keyFile
-	ln, err := a.listenAPI("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: http.NotFoundHandler(), ErrorLog: log.New(io.Discard, "", 0)}
-	go hs.Serve(ln)
-	t.Cleanup(func() { hs.Close() })
+	ln := serveTLS(t, a)
 	dial := func(suite uint16) error {
 		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{suite}})
 		if err == nil {
@@ -158,13 +160,7 @@ func TestAPITLSCertificateOutsideItsValidityIsLogged(t *testing.T) {
 	var logs lockedBuffer
 	a := &app{cfg: Default(), log: slog.New(slog.NewTextHandler(&logs, nil))}
 	a.cfg.API.TLSCert, a.cfg.API.TLSKey = certFile, keyFile
-	ln, err := a.listenAPI("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: http.NotFoundHandler(), ErrorLog: log.New(io.Discard, "", 0)}
-	go hs.Serve(ln)
-	t.Cleanup(func() { hs.Close() })
+	ln := serveTLS(t, a)
 	if want := `level=WARN msg="api.tls_cert is expired: clients refuse it" cert=` + certFile + ` not_after=2020-02-01T00:00:00.000Z`; !strings.Contains(logs.String(), want) {
 		t.Errorf("at start, logs:\n%s\nwant %q", logs.String(), want)
 	}
