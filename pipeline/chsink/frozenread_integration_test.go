@@ -5,89 +5,17 @@ package chsink
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/riskflow/riskflow/schemas"
 )
 
-// freezingProxy forwards connections to the test's ClickHouse until freeze stops passing the
-// server's bytes on every connection it carries, keeping them open (as a server stopped with
-// SIGSTOP does: its kernel keeps the connection, and answers TCP keep-alives); it returns how many
-// it froze and keeps forwarding new connections.
+// freezingProxy is a chProxy whose connections the test freezes.
 func freezingProxy(t *testing.T) (addr string, freeze func() int) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	type pair struct {
-		c, s   net.Conn
-		frozen chan struct{}
-	}
-	var mu sync.Mutex
-	var pairs []*pair
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", clickhouseAddr())
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p := &pair{c: c, s: s, frozen: make(chan struct{})}
-			mu.Lock()
-			pairs = append(pairs, p)
-			mu.Unlock()
-			go func() { _, _ = io.Copy(s, c); s.Close() }()
-			go func() { // server → client, until frozen
-				buf := make([]byte, 16<<10)
-				for {
-					n, err := s.Read(buf)
-					select {
-					case <-p.frozen:
-						<-make(chan struct{}) // hold the connection, pass nothing
-					default:
-					}
-					if n > 0 {
-						if _, werr := c.Write(buf[:n]); werr != nil {
-							return
-						}
-					}
-					if err != nil {
-						c.Close()
-						return
-					}
-				}
-			}()
-		}
-	}()
-	freeze = func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, p := range pairs {
-			close(p.frozen)
-		}
-		n := len(pairs)
-		pairs = nil
-		return n
-	}
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, p := range pairs {
-			p.c.Close()
-			p.s.Close()
-		}
-	})
-	return l.Addr().String(), freeze
+	addr, p := newCHProxy(t)
+	return addr, p.freeze
 }
 
 // A server that stops sending mid-stream without closing the connection (ClickHouse frozen,

@@ -492,15 +492,28 @@ func TestWriteBatchUnreachable(t *testing.T) {
 	}
 }
 
-// cuttingProxy forwards connections to the test's ClickHouse until cut closes every connection
-// it carries (as a server restart does), returning how many; it keeps accepting new ones.
-func cuttingProxy(t *testing.T) (addr string, cut func() int) {
+// chProxy forwards connections to the test's ClickHouse, and keeps forwarding new ones. cut
+// closes every connection it carries (as a server restart does); freeze stops passing the server's
+// bytes on them but keeps them open (as a server stopped with SIGSTOP does: its kernel keeps the
+// connection and answers TCP keep-alives). Each returns how many connections it took.
+type chProxy struct {
+	mu     sync.Mutex
+	pairs  []*proxyPair
+	frozen []*proxyPair // closed when the test ends
+}
+
+// proxyPair is a client's connection and the proxy's to the server for it.
+type proxyPair struct {
+	c, s   net.Conn
+	frozen chan struct{}
+}
+
+func newCHProxy(t *testing.T) (addr string, p *chProxy) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var conns []net.Conn
+	p = &chProxy{}
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -512,25 +525,79 @@ func cuttingProxy(t *testing.T) (addr string, cut func() int) {
 				c.Close()
 				continue
 			}
-			mu.Lock()
-			conns = append(conns, c, s)
-			mu.Unlock()
+			pp := &proxyPair{c: c, s: s, frozen: make(chan struct{})}
+			p.mu.Lock()
+			p.pairs = append(p.pairs, pp)
+			p.mu.Unlock()
 			go func() { _, _ = io.Copy(s, c); s.Close() }()
-			go func() { _, _ = io.Copy(c, s); c.Close() }()
+			go func() { // server → client, until frozen (then the bytes wait in the socket)
+				buf := make([]byte, 16<<10)
+				for {
+					n, err := s.Read(buf)
+					select {
+					case <-pp.frozen:
+						return
+					default:
+					}
+					if n > 0 {
+						if _, werr := c.Write(buf[:n]); werr != nil {
+							return
+						}
+					}
+					if err != nil {
+						c.Close()
+						return
+					}
+				}
+			}()
 		}
 	}()
-	cut = func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
+	t.Cleanup(func() {
+		l.Close()
+		p.cut()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, pp := range p.frozen {
+			pp.c.Close()
+			pp.s.Close()
 		}
-		n := len(conns) / 2
-		conns = nil
-		return n
+	})
+	return l.Addr().String(), p
+}
+
+// take returns the connections carried so far and forgets them.
+func (p *chProxy) take() []*proxyPair {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	taken := p.pairs
+	p.pairs = nil
+	return taken
+}
+
+func (p *chProxy) cut() int {
+	taken := p.take()
+	for _, pp := range taken {
+		pp.c.Close()
+		pp.s.Close()
 	}
-	t.Cleanup(func() { l.Close(); cut() })
-	return l.Addr().String(), cut
+	return len(taken)
+}
+
+func (p *chProxy) freeze() int {
+	taken := p.take()
+	for _, pp := range taken {
+		close(pp.frozen)
+	}
+	p.mu.Lock()
+	p.frozen = append(p.frozen, taken...)
+	p.mu.Unlock()
+	return len(taken)
+}
+
+// cuttingProxy is a chProxy whose connections the test cuts.
+func cuttingProxy(t *testing.T) (addr string, cut func() int) {
+	addr, p := newCHProxy(t)
+	return addr, p.cut
 }
 
 // A server restart closes the pooled connections: the next query opens a new one instead of
