@@ -108,3 +108,9 @@ func (a *app) readGroupLag(ctx context.Context, kc consumers.Config, group, topi
 	}
 	return 0
 }
+
+// registerInfo registers an info metric: one series, of value 1, whose labels say what this
+// process runs with (compared across nodes by the *Differ alerts).
+func registerInfo(reg prometheus.Registerer, name, help string, labels prometheus.Labels) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: labels}, func() float64 { return 1 }))
+}
