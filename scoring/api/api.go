@@ -29,7 +29,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,6 +42,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring/internal/httppath"
 	"github.com/riskflow/riskflow/scoring/internal/secret"
 )
 
@@ -416,27 +416,11 @@ var allowed = map[string]string{
 // only report as an unusable answer. A CONNECT to a host:port (no path) is no route either:
 // ServeMux would answer it with its text/plain "404 page not found".
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if p := r.URL.Path; r.Method == http.MethodConnect && p == "" || r.Method != http.MethodConnect && p != cleanPath(p) {
+	if p := r.URL.Path; r.Method == http.MethodConnect && p == "" || r.Method != http.MethodConnect && p != httppath.Clean(p) {
 		s.other.ServeHTTP(w, r)
 		return
 	}
 	s.mux.ServeHTTP(w, r)
-}
-
-// cleanPath is p as ServeMux cleans it before matching: rooted, no empty or dot segments, a
-// trailing slash kept.
-func cleanPath(p string) string {
-	if p == "" {
-		return "/"
-	}
-	if p[0] != '/' {
-		p = "/" + p
-	}
-	np := path.Clean(p)
-	if p[len(p)-1] == '/' && np != "/" {
-		np += "/"
-	}
-	return np
 }
 
 // httpError is an error with a status chosen where it happened.

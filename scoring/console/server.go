@@ -28,6 +28,7 @@ import (
 	"unicode"
 
 	"github.com/riskflow/riskflow/schemas"
+	"github.com/riskflow/riskflow/scoring/internal/httppath"
 	"github.com/riskflow/riskflow/scoring/internal/secret"
 )
 
@@ -175,7 +176,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "same-origin")
-	if p := r.URL.Path; r.Method != http.MethodConnect && p != cleanPath(p) {
+	if p := r.URL.Path; r.Method != http.MethodConnect && p != httppath.Clean(p) {
 		// ServeMux would redirect to the clean path, the caller's text in the Location header
 		// and the page: a number in it as sent (/console//13912345678), into the browser's
 		// history and proxies' logs. No console link is unclean: it is no page (under static/,
@@ -194,19 +195,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // any phone number masked (a number is never echoed back).
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusNotFound, "error", nil, page{Title: "Not found", Message: "There is no console page " + schemas.ShowName(r.URL.Path, 128) + "."})
-}
-
-// cleanPath is p as ServeMux cleans it before matching: rooted, no empty or dot segments, a
-// trailing slash kept.
-func cleanPath(p string) string {
-	if p == "" || p[0] != '/' {
-		p = "/" + p
-	}
-	np := path.Clean(p)
-	if p[len(p)-1] == '/' && np != "/" {
-		np += "/"
-	}
-	return np
 }
 
 // filesOnly is an fs.FS whose directories do not exist: a file server on it answers 404 for a
