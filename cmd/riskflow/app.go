@@ -460,14 +460,18 @@ func (a *app) startFeed(ctx context.Context, g *errgroup.Group) *pipeline.Feed {
 	// Every process with the state hashes phones into what it writes (risk.scores, the decision
 	// log): one keyed otherwise than its peers splits each phone's stored history, and only this
 	// tells it apart (RiskflowPhoneHashKeysDiffer).
-	registerInfo(a.reg, "riskflow_phone_hash_key_info",
-		"The scoring.phone_hash_key this process hashes phones under (scorer and api roles), as the fingerprint its feature snapshots store — not the key (value 1). Nodes of one deployment show one.",
-		prometheus.Labels{"fingerprint": a.scorer.KeyFingerprint()})
+	registerInfo(a.reg, prometheus.GaugeOpts{
+		Name:        "riskflow_phone_hash_key_info",
+		Help:        "The scoring.phone_hash_key this process hashes phones under (scorer and api roles), as the fingerprint its feature snapshots store — not the key (value 1). Nodes of one deployment show one.",
+		ConstLabels: prometheus.Labels{"fingerprint": a.scorer.KeyFingerprint()},
+	})
 	// So does one whose address classification data differs (another ASN table, datacenter, cloud
 	// or mobile list): its share of the events gets other verdicts (RiskflowAddressDataDiffers).
-	registerInfo(a.reg, "riskflow_address_data_info",
-		"The data this process classifies addresses with (ASN table, datacenter, cloud and mobile lists, address and device keying; scorer and api roles), as the fingerprint its feature snapshots store (value 1). Nodes of one deployment show one.",
-		prometheus.Labels{"fingerprint": a.scorer.ClassFingerprint()})
+	registerInfo(a.reg, prometheus.GaugeOpts{
+		Name:        "riskflow_address_data_info",
+		Help:        "The data this process classifies addresses with (ASN table, datacenter, cloud and mobile lists, address and device keying; scorer and api roles), as the fingerprint its feature snapshots store (value 1). Nodes of one deployment show one.",
+		ConstLabels: prometheus.Labels{"fingerprint": a.scorer.ClassFingerprint()},
+	})
 	start := time.Now()
 	snaps := a.loadSnapshot(ctx, feed)
 	g.Go(func() error {
@@ -637,9 +641,11 @@ func (a *app) runScorer(ctx context.Context, feed *pipeline.Feed) error {
 	// Every consumer group of the events topic reads all its partitions: a scorer with a mistyped
 	// kafka.scorer_group scores every event a second time (ClickHouse collapses the rows, every
 	// counter doubles), and only this tells it apart (RiskflowScorerGroupsDiffer).
-	registerInfo(a.reg, "riskflow_scorer_group_info",
-		"The consumer group (kafka.scorer_group) this scorer scores its events topic in (value 1). Scorers of one topic show one.",
-		prometheus.Labels{"group": k.ScorerGroup, "topic": k.EventsTopic})
+	registerInfo(a.reg, prometheus.GaugeOpts{
+		Name:        "riskflow_scorer_group_info",
+		Help:        "The consumer group (kafka.scorer_group) this scorer scores its events topic in (value 1). Scorers of one topic show one.",
+		ConstLabels: prometheus.Labels{"group": k.ScorerGroup, "topic": k.EventsTopic},
+	})
 	if !waitFresh(ctx, feed) || !waitFresh(ctx, a.lists) {
 		return nil
 	}
@@ -679,9 +685,11 @@ func (a *app) runArchiver(ctx context.Context) error {
 		db = chsink.DefaultDatabase
 	}
 	for _, gt := range [][2]string{{k.ArchiverGroup, k.ScoresTopic}, {k.DecisionsGroup, k.DecisionsTopic}} {
-		registerInfo(a.reg, "riskflow_archive_database_info",
-			"The ClickHouse database (clickhouse.database) this archiver stores each consumer group's topic in (value 1). Archivers of one group show one.",
-			prometheus.Labels{"group": gt[0], "topic": gt[1], "database": db})
+		registerInfo(a.reg, prometheus.GaugeOpts{
+			Name:        "riskflow_archive_database_info",
+			Help:        "The ClickHouse database (clickhouse.database) this archiver stores each consumer group's topic in (value 1). Archivers of one group show one.",
+			ConstLabels: prometheus.Labels{"group": gt[0], "topic": gt[1], "database": db},
+		})
 	}
 	a.obs.deadLettersFrom(pipeline.ArchiveReasons)
 	a.obs.deadLettersFrom(pipeline.DecisionReasons) // the decision archiver's, counted from the start too
