@@ -29,7 +29,7 @@ func cmdLabel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	event := fs.String("event", "", "event id")
 	as := fs.String("as", "", "fraud or legit")
 	note := fs.String("note", "", "free text kept with the label")
-	file := fs.String("file", "", "labels as JSON (an object or an array of {app_id, decision_id|event_id, label, note}, or JSON lines, as FORMAT JSONEachRow writes them); - for stdin")
+	file := fs.String("file", "", "labels as JSON (an object or an array of {app_id, decision_id|event_id, label, note}, or JSON lines, as FORMAT JSONEachRow writes them, or as loadgen --labels writes them: attack true is fraud, false legit); - for stdin")
 	by := fs.String("by", "", "who labels (default: the user name)")
 	if err := parseFlags(fs, args); err != nil {
 		return err

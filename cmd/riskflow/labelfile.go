@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/riskflow/riskflow/schemas"
@@ -205,9 +207,17 @@ func (s *labelStream) flush() (int, error) {
 func (s *labelStream) jsonLine(b []byte, line int) error {
 	var ls []schemas.Label
 	var err error
-	if b[0] != '{' {
+	switch {
+	case b[0] != '{':
 		err = &schemas.FieldError{Reason: "expected one label object per line (JSON lines), or one array of labels in the whole file"}
-	} else {
+	default:
+		if lg, ok, lerr := loadgenLabel(b); ok {
+			if lerr != nil {
+				err = lerr
+				break
+			}
+			b = lg
+		}
 		ls, err = schemas.DecodeLabels(b)
 	}
 	if err != nil {
@@ -380,4 +390,60 @@ func (c *lineCounter) lineOfText(off int64) int {
 		}
 	}
 	return c.lines + 1 + bytes.Count(bytes.TrimRight(c.kept, " \t\r\n"), []byte("\n"))
+}
+
+// loadgenLabel reads a line of `riskflow loadgen --labels` — {"event_id", "app_id", "label": the
+// traffic's kind ("benign", "device_farm", …), "attack": true|false}, the ground truth that
+// `backtest --labels` reads — as the label object DecodeLabels takes: attack true is fraud, false
+// legit, and the kind is kept as the note ("loadgen: device_farm"). ok is false for a line
+// without an "attack" member, which is read as a label object. The line's text is checked as a
+// label object's is (UTF-8, one of each member); the label it makes is then checked whole by
+// DecodeLabels (ids, phone numbers).
+func loadgenLabel(b []byte) (label []byte, ok bool, err error) {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return nil, false, nil // not an object: DecodeLabels names what is wrong
+	}
+	attack, ok := m["attack"]
+	if !ok {
+		return nil, false, nil
+	}
+	if err := schemas.CheckJSONText(b); err != nil {
+		return nil, true, err
+	}
+	var l struct {
+		EventID string `json:"event_id"`
+		AppID   string `json:"app_id"`
+		Label   string `json:"label"`
+	}
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		v, err := m[name], error(nil)
+		switch name {
+		case "event_id":
+			err = json.Unmarshal(v, &l.EventID)
+		case "app_id":
+			err = json.Unmarshal(v, &l.AppID)
+		case "label":
+			err = json.Unmarshal(v, &l.Label)
+		case "attack":
+		default:
+			return nil, true, &schemas.FieldError{Field: schemas.ShowName(name, 40), Reason: "unknown field (a line with attack is loadgen's: event_id, app_id, label, attack)"}
+		}
+		if err != nil {
+			return nil, true, &schemas.FieldError{Field: name, Reason: "want a string"}
+		}
+	}
+	out := map[string]string{"app_id": l.AppID, "event_id": l.EventID, "label": schemas.LabelLegit}
+	switch string(attack) {
+	case "true":
+		out["label"] = schemas.LabelFraud
+	case "false":
+	default:
+		return nil, true, &schemas.FieldError{Field: "attack", Reason: "want true or false, got " + schemas.Excerpt(string(attack), 24)}
+	}
+	if l.Label != "" {
+		out["note"] = "loadgen: " + l.Label
+	}
+	label, err = json.Marshal(out)
+	return label, true, err
 }

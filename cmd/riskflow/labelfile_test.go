@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,12 +12,14 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"testing/iotest"
 
 	"github.com/riskflow/riskflow/internal/testaddr"
+	"github.com/riskflow/riskflow/pipeline/loadgen"
 	"github.com/riskflow/riskflow/schemas"
 )
 
@@ -301,5 +304,49 @@ func TestLabelObjectOverLinesKeepsItsLineBreaks(t *testing.T) {
 	}
 	if ls, _, err := readAll(t, "{\n\"app_id\":\"a\",\n\n  \"event_id\":\n\"e-1\",\"label\":\"fraud\"\n}\n", 2); err != nil || len(ls) != 1 || ls[0].EventID != "e-1" {
 		t.Errorf("pretty-printed: %v, %v", ls, err)
+	}
+}
+
+// The ground truth `riskflow loadgen --labels` writes (loadgen.LabelLine per line) is stored as it
+// is, as `backtest --labels` reads it: an attack as fraud, the rest legit, the traffic's kind kept
+// as the note. Such a line is checked as strictly as a label object: another member, an attack
+// that is not a bool or an id with a phone number in it is named by its line.
+func TestReadLabelFileTakesLoadgenLabels(t *testing.T) {
+	var doc strings.Builder
+	for _, l := range []loadgen.LabelLine{
+		{EventID: "lg-1", AppID: "shop-cn", Label: "device_farm", Attack: true},
+		{EventID: "lg-2", AppID: "news-cn", Label: "benign"},
+	} {
+		b, err := json.Marshal(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc.Write(append(b, '\n'))
+	}
+	doc.WriteString(`{"app_id":"a","event_id":"e-3","label":"legit"}` + "\n") // a label object beside them
+	ls, _, err := readAll(t, doc.String(), 10)
+	want := []schemas.Label{
+		{AppID: "shop-cn", EventID: "lg-1", Label: schemas.LabelFraud, Note: "loadgen: device_farm"},
+		{AppID: "news-cn", EventID: "lg-2", Label: schemas.LabelLegit, Note: "loadgen: benign"},
+		{AppID: "a", EventID: "e-3", Label: schemas.LabelLegit},
+	}
+	if err != nil || !slices.Equal(ls, want) {
+		t.Fatalf("loadgen labels read as %+v, %v; want %+v", ls, err, want)
+	}
+
+	_, _, err = readAll(t, strings.Join([]string{
+		`{"event_id":"e1","app_id":"a","label":"x","attack":"yes"}`,
+		`{"event_id":"e2","app_id":"a","label":"x","attack":true,"13800138000":1}`,
+		`{"event_id":"13800138000","app_id":"a","attack":true}`,
+		`{"event_id":"e4","app_id":"a","attack":true,"attack":false}`,
+	}, "\n"), 10)
+	msg := fmt.Sprint(err)
+	for _, want := range []string{"4 wrong labels", "line 1: attack: want true or false", "line 2: ", "unknown field", "line 3: event_id: looks like it contains a mobile phone number", "line 4: attack"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("wrong loadgen lines: %q does not say %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "13800138000") {
+		t.Errorf("the error shows the phone number: %q", msg)
 	}
 }
