@@ -21,7 +21,8 @@ import (
 
 // hangProxy forwards connections to a real server until hang is set; from then on it forwards
 // nothing either way (a server that stopped answering) and new connections are taken and left
-// silent; while refuse is set, new connections are closed at once (a server gone away).
+// silent; while refuse is set, new connections are closed at once (a server gone away): set
+// refuse, then closeAll, and no connection is left open.
 // accepted counts connections.
 type hangProxy struct {
 	ln       net.Listener
@@ -64,9 +65,10 @@ func newHangProxy(t *testing.T, target string) *hangProxy {
 				c.Close()
 				continue
 			}
-			p.track(c)
 			if p.hang.Load() {
-				go io.Copy(io.Discard, c)
+				if p.track(c) {
+					go io.Copy(io.Discard, c)
+				}
 				continue
 			}
 			s, err := net.Dial("tcp", target)
@@ -74,7 +76,9 @@ func newHangProxy(t *testing.T, target string) *hangProxy {
 				c.Close()
 				continue
 			}
-			p.track(s)
+			if !p.track(c, s) {
+				continue
+			}
 			go pipe(s, c)
 			go pipe(c, s)
 		}
@@ -100,10 +104,21 @@ func (p *hangProxy) closeAll() {
 	p.conns = nil
 }
 
-func (p *hangProxy) track(c net.Conn) {
+// track keeps the ends of a forwarded connection for closeAll, or closes them while refuse is set
+// (false). Checked under closeAll's lock: a connection accepted while a test set refuse and
+// called closeAll is either closed by closeAll or refused here — checked before the dial, one
+// slipped through, and an archiver whose ClickHouse was "away" kept storing through it.
+func (p *hangProxy) track(cs ...net.Conn) bool {
 	p.mu.Lock()
-	p.conns = append(p.conns, c)
-	p.mu.Unlock()
+	defer p.mu.Unlock()
+	if p.refuse.Load() {
+		for _, c := range cs {
+			c.Close()
+		}
+		return false
+	}
+	p.conns = append(p.conns, cs...)
+	return true
 }
 
 // The console's breaker on the real ClickHouse: closed while it answers; open after three uses
