@@ -514,7 +514,7 @@ func (s *Server) instrument(route string, h handler) http.HandlerFunc {
 				// flood the log for as long as a broker outage or a start-up replay lasts.
 				s.log.Debug("request refused: not ready", "route", route, "status", code, "err", boundedErr(err))
 			case code >= 500:
-				s.fails.failed(s.log, route, code, err)
+				s.fails.failed(s.log, route, start, code, err)
 			default:
 				s.log.Debug("request refused", "route", route, "status", code, "content", schemas.Excerpt(msg, maxLogErr))
 			}
@@ -523,7 +523,7 @@ func (s *Server) instrument(route string, h handler) http.HandlerFunc {
 		if code < 400 {
 			// Only an answer the route gave in full ends a run of its failures: a 400 refused
 			// before the broker was asked says nothing of it.
-			s.fails.ok(s.log, route)
+			s.fails.ok(s.log, route, start)
 		}
 		s.m.observe(route, code, time.Since(start))
 	}
@@ -1057,6 +1057,7 @@ func (s *Server) publish(ctx context.Context, evs []schemas.VerifyEvent, size in
 		return fmt.Errorf("events sent earlier are still waiting for Kafka, up to this node's budget (%.1f MiB): send these again after Retry-After",
 			float64(s.publishing.size)/(1<<20))
 	}
+	started := time.Now() // orders the outcome recorded late among the route's others (failureLog.ok)
 	type result struct {
 		err    error
 		panicv any
@@ -1098,11 +1099,11 @@ func (s *Server) publish(ctx context.Context, evs []schemas.VerifyEvent, size in
 			switch {
 			case r.panicv != nil:
 				s.log.Error("publisher panic", "route", "events", "panic", schemas.Excerpt(fmt.Sprint(r.panicv), maxLogErr))
-				s.fails.failed(s.log, "events", http.StatusInternalServerError, errors.New("internal error"))
+				s.fails.failed(s.log, "events", started, http.StatusInternalServerError, errors.New("internal error"))
 			case r.err != nil:
-				s.fails.failed(s.log, "events", http.StatusServiceUnavailable, fmt.Errorf("publish to Kafka failed: %w", r.err))
+				s.fails.failed(s.log, "events", started, http.StatusServiceUnavailable, fmt.Errorf("publish to Kafka failed: %w", r.err))
 			default:
-				s.fails.ok(s.log, "events")
+				s.fails.ok(s.log, "events", started)
 			}
 		}()
 		return &httpError{status: StatusClientClosedRequest, msg: fmt.Sprintf("the client closed the request before Kafka acknowledged its %d events: %v", len(evs), ctx.Err())}

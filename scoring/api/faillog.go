@@ -35,13 +35,15 @@ const failRemindEvery = time.Minute
 
 type routeFailures struct {
 	since, reminded, last time.Time
+	newest                time.Time // when the newest failed attempt started
 	count, unlogged       int
 	status                int   // of the last failure
 	err                   error // of the last failure
 }
 
-// failed records a failed request of route and logs it if it starts a run or a reminder is due.
-func (f *failureLog) failed(log *slog.Logger, route string, status int, err error) {
+// failed records a failed request of route, started at started, and logs it if it starts a run or
+// a reminder is due.
+func (f *failureLog) failed(log *slog.Logger, route string, started time.Time, status int, err error) {
 	now := f.now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -57,7 +59,7 @@ func (f *failureLog) failed(log *slog.Logger, route string, status int, err erro
 		if f.routes == nil {
 			f.routes = map[string]*routeFailures{}
 		}
-		rf = &routeFailures{since: now, reminded: now, last: now, status: status, err: err}
+		rf = &routeFailures{since: now, reminded: now, last: now, newest: started, status: status, err: err}
 		f.routes[route] = rf
 		f.failing.Add(1)
 		rf.count = 1
@@ -65,6 +67,9 @@ func (f *failureLog) failed(log *slog.Logger, route string, status int, err erro
 		return
 	}
 	rf.last, rf.status, rf.err = now, status, err
+	if started.After(rf.newest) {
+		rf.newest = started
+	}
 	rf.count++
 	rf.unlogged++
 	if now.Sub(rf.reminded) >= failRemindEvery {
@@ -76,15 +81,20 @@ func (f *failureLog) failed(log *slog.Logger, route string, status int, err erro
 	log.Debug("request failed", "route", route, "status", status, "err", boundedErr(err))
 }
 
-// ok records an answered request of route, logging the end of a run of failures.
-func (f *failureLog) ok(log *slog.Logger, route string) {
+// ok records an answered request of route, started at started, logging the end of a run of
+// failures. An answer to a request started before the newest failed one ends nothing: it says
+// what the route did before that failure. A publication answered after its client left is
+// recorded when Kafka answers (Server.publish), up to minutes later, and such a late success
+// cleared the failures of the requests sent after it — /readyz said "ready" with every one of
+// them refused, until the next failure.
+func (f *failureLog) ok(log *slog.Logger, route string, started time.Time) {
 	if f.failing.Load() == 0 {
 		return
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	rf := f.routes[route]
-	if rf == nil {
+	if rf == nil || started.Before(rf.newest) {
 		return
 	}
 	delete(f.routes, route)
