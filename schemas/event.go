@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // SchemaMajor and SchemaMinor are the VerifyEvent version this build understands. An event whose
@@ -665,10 +667,35 @@ func inBlankRanges(r rune) bool {
 	return false
 }
 
-// CheckID checks an optional id a caller names outside an event — the device or app of an
-// investigation, a command-line flag — as an event's free-text fields are checked: length, no
-// control characters, no phone number. Errors are *FieldError naming field.
-func CheckID(field, v string, maxLen int) error { return checkText(field, v, false, maxLen) }
+// CheckID checks an optional id or name a caller names outside an event — the app of an
+// investigation, an app key or admin name in the configuration, a command-line flag — as an
+// event's free-text fields are checked (length, no control characters, no phone number), and
+// refuses an invisible format character (Unicode Cf: the byte order mark U+FEFF, zero-width
+// spaces and joiners, direction marks, the soft hyphen): an app key "shop\ufeff", copied with a
+// file's BOM, shows as "shop" and matches no app_id anyone types. Errors are *FieldError naming
+// field. A device id is checked by CheckDeviceID.
+func CheckID(field, v string, maxLen int) error {
+	if err := checkText(field, v, false, maxLen); err != nil {
+		return err
+	}
+	return checkNoFormatChar(field, v)
+}
+
+// CheckDeviceID checks an optional device id a caller names outside an event (an investigation,
+// a list entry, a command-line flag) exactly as an event's device_id is checked: invisible
+// characters are allowed, as events carry them and device keys leave them out (a device id
+// "rig\u200b01" is the device rig01).
+func CheckDeviceID(field, v string, maxLen int) error { return checkText(field, v, false, maxLen) }
+
+// checkNoFormatChar refuses v if it holds a character of Unicode category Cf, naming it and where.
+func checkNoFormatChar(field, v string) error {
+	for i, r := range v {
+		if r >= utf8.RuneSelf && unicode.Is(unicode.Cf, r) {
+			return fieldErr(field, "contains the invisible format character U+%04X at byte %d: leave it out", r, i)
+		}
+	}
+	return nil
+}
 
 // checkEnum checks that v is one of allowed ("" among them for an optional field) and returns
 // the allowed string itself, which refers to nothing of the document.

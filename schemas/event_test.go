@@ -710,3 +710,32 @@ func TestParseIPSaysWhatItHolds(t *testing.T) {
 		}
 	}
 }
+
+// An id or name named outside an event (an app key, an admin name, a flag's app) is refused with an
+// invisible format character in it — an app key copied with a file's BOM shows as another and
+// matches nothing typed — naming the field; a device id is not, as events carry such ids and device
+// keys leave the characters out.
+func TestCheckIDRefusesFormatCharacters(t *testing.T) {
+	for _, v := range []string{"shop\ufeff", "\ufeffshop", "sh\u200bop", "sh\u00adop", "shop\u200e", "shop\U000e0041"} {
+		err := CheckID("app_id", v, MaxAppIDLen)
+		fe, ok := AsFieldError(err)
+		if !ok || fe.Field != "app_id" || !strings.Contains(fe.Reason, "invisible format character U+") {
+			t.Errorf("CheckID(%q): %v, want a FieldError of app_id naming the character", v, err)
+		}
+		if err := CheckDeviceID("device_id", v, MaxDeviceIDLen); err != nil {
+			t.Errorf("CheckDeviceID(%q): %v, want it taken as an event's device_id is", v, err)
+		}
+	}
+	if fe, ok := AsFieldError(CheckID("app_id", "shop\ufeff", MaxAppIDLen)); !ok || !strings.Contains(fe.Reason, "U+FEFF at byte 4") {
+		t.Errorf("CheckID of a BOM: %v", fe)
+	}
+	for _, v := range []string{"", "shop", "shop/cn", "美团外卖", "app a", " a1", "a+b@c", "ｓｈｏｐ"} {
+		if err := CheckID("app_id", v, MaxAppIDLen); err != nil {
+			t.Errorf("CheckID(%q): %v, want it taken", v, err)
+		}
+	}
+	// What shows nothing at all is still refused as blank, as before.
+	if fe, ok := AsFieldError(CheckID("app_id", "\ufeff", MaxAppIDLen)); !ok || !strings.Contains(fe.Reason, "is blank") {
+		t.Errorf("CheckID of a lone BOM: %v, want it refused as blank", fe)
+	}
+}

@@ -114,7 +114,7 @@ func ParseLists(r io.Reader) (*Lists, error) {
 		case "device":
 			// A device id that events may not carry (a phone number in it, too long) would never
 			// match: refused as POST /v1/events and the console refuse it.
-			if err := schemas.CheckID("device", value, schemas.MaxDeviceIDLen); err != nil {
+			if err := schemas.CheckDeviceID("device", value, schemas.MaxDeviceIDLen); err != nil {
 				return nil, fmt.Errorf("line %d: %w; a number goes on the lists as kind phone", line, err)
 			}
 			put(l.devices, deviceKeyOf(value), action)

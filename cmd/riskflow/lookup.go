@@ -86,7 +86,7 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	// A device or app id is checked as the API checks it (which refuses one holding a phone number).
-	if err := schemas.CheckID("device_id", *device, schemas.MaxDeviceIDLen); err != nil {
+	if err := schemas.CheckDeviceID("device_id", *device, schemas.MaxDeviceIDLen); err != nil {
 		return usagef("--device: %s", err.(*schemas.FieldError).Reason)
 	}
 	if err := schemas.CheckID("app_id", *app, schemas.MaxAppIDLen); err != nil {

@@ -192,7 +192,7 @@ func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) (int, err
 	}
 	// The ids are checked as an event's: a device id or app id holding a phone number would put
 	// it in plaintext into the answer's subject and this node's log.
-	if err := schemas.CheckID("device_id", req.DeviceID, schemas.MaxDeviceIDLen); err != nil {
+	if err := schemas.CheckDeviceID("device_id", req.DeviceID, schemas.MaxDeviceIDLen); err != nil {
 		return 0, err
 	}
 	if err := schemas.CheckID("app_id", req.AppID, schemas.MaxAppIDLen); err != nil {
