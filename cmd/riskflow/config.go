@@ -496,6 +496,7 @@ func (k keyIndex) applyEnv(c *Config, environ []string, origins map[string]strin
 		if !strings.HasPrefix(name, "RISKFLOW_") || scriptEnv[name] {
 			continue
 		}
+		origin := "env " + name
 		path, ok := k.byEnv[name]
 		if !ok {
 			base, isFile := strings.CutSuffix(name, "_FILE")
@@ -503,7 +504,8 @@ func (k keyIndex) applyEnv(c *Config, environ []string, origins map[string]strin
 				errs = append(errs, fmt.Errorf("env %s: not a configuration key%s", name, k.suggestEnv(name)))
 				continue
 			}
-			b, err := readConfigFile(val)
+			file := val
+			b, err := readConfigFile(file)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("env %s (%s): %w", name, path, err))
 				continue
@@ -512,13 +514,16 @@ func (k keyIndex) applyEnv(c *Config, environ []string, origins map[string]strin
 			// first app key of a keys file (that app's every request refused) or of the phone-hash
 			// key (every number hashed unlike the other nodes').
 			val = strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(string(b), "\ufeff"), "\n"), "\r")
+			if val == "" {
+				origin = fmt.Sprintf("env %s: %s%s", name, schemas.MaskPhones(file), emptyFileNote)
+			}
 		}
 		if other, dup := set[path]; dup {
 			errs = append(errs, fmt.Errorf("env %s: %s is also set by %s; set one", name, path, other))
 			continue
 		}
 		set[path] = name
-		origins[path] = "env " + name
+		origins[path] = origin
 		if err := setKey(c, path, val); err != nil {
 			errs = append(errs, fmt.Errorf("env %s (%s): %w", name, path, err))
 		}
@@ -570,6 +575,31 @@ func yamlKeyLines(doc *yaml.Node) map[string]int {
 		}
 	}
 	return lines
+}
+
+// emptyFileNote ends the origin of a key set from an empty RISKFLOW_*_FILE file ("env
+// RISKFLOW_API_KEYS_FILE: /run/secrets/keys is an empty file"): an empty value is a setting like
+// any other (a ClickHouse password may be ""), but a role that needs the key said it was
+// "required (RISKFLOW_API_KEYS)", naming a variable the operator had not set, not the file
+// that was empty (withEmptyFiles).
+const emptyFileNote = " is an empty file"
+
+// withEmptyFiles adds to each line of err that starts with a key set from an empty file the
+// variable and the file that set it, as withOrigins does; err stays a configError if it was one.
+func withEmptyFiles(err error, origins map[string]string) error {
+	empty := map[string]string{}
+	for key, from := range origins {
+		if strings.HasSuffix(from, emptyFileNote) {
+			empty[key] = from
+		}
+	}
+	if err == nil || len(empty) == 0 {
+		return err
+	}
+	if errors.As(err, new(configError)) {
+		return configError{withOrigins(err, empty)}
+	}
+	return withOrigins(err, empty)
 }
 
 // withOrigins adds to each line of a validation error that starts with a key the place that set

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"os"
 	"strings"
 	"testing"
 )
@@ -45,5 +47,29 @@ func TestServeWarnsAboutAWeakPhoneHashKey(t *testing.T) {
 		if len(key) > 4 && strings.Contains(got, key) {
 			t.Errorf("key %q: stderr shows the key: %q", key, got)
 		}
+	}
+}
+
+// A key a role needs, set from an empty RISKFLOW_*_FILE file, is said to be so, naming the _FILE
+// variable and the file: serve said "required (RISKFLOW_SCORING_PHONE_HASH_KEY)", a variable the
+// operator had not set, and nothing of the file mounted empty. Set empty any other way, the
+// message is as it was.
+func TestServeNamesTheEmptyFileOfANeededKey(t *testing.T) {
+	empty := writeFile(t, "hashkey", "\n")
+	t.Setenv("RISKFLOW_SCORING_PHONE_HASH_KEY_FILE", empty)
+	args := []string{"--roles", "scorer", "--set", "scoring.segments=", "--set", "kafka.brokers=127.0.0.1:1"}
+	err := cmdServe(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{})
+	want := "scoring.phone_hash_key: required (RISKFLOW_SCORING_PHONE_HASH_KEY); it keys the stored phone hashes (env RISKFLOW_SCORING_PHONE_HASH_KEY_FILE: " + empty + " is an empty file)"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("an empty key file: %v\nwant a line %q", err, want)
+	}
+	if !errors.As(err, new(configError)) {
+		t.Errorf("an empty key file: %T, want a configuration error (exit 2)", err)
+	}
+	os.Unsetenv("RISKFLOW_SCORING_PHONE_HASH_KEY_FILE")
+	t.Setenv("RISKFLOW_SCORING_PHONE_HASH_KEY", "")
+	err = cmdServe(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || !strings.HasSuffix(err.Error(), "scoring.phone_hash_key: required (RISKFLOW_SCORING_PHONE_HASH_KEY); it keys the stored phone hashes") {
+		t.Errorf("an empty variable: %v, want the message as it was", err)
 	}
 }

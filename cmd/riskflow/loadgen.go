@@ -156,9 +156,9 @@ func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	case !toFile && !live:
 		return usagef("--out: %s is not FILE.jsonl, -, kafka or an http(s):// URL", schemas.Excerpt(*out, 80))
 	case *out == "kafka" && cfg.Scoring.PhoneHashKey == "":
-		return configf("scoring.phone_hash_key: required to key messages (RISKFLOW_SCORING_PHONE_HASH_KEY)")
+		return withEmptyFiles(configf("scoring.phone_hash_key: required to key messages (RISKFLOW_SCORING_PHONE_HASH_KEY)"), cf.origins)
 	case toURL && len(cfg.API.Keys) == 0:
-		return configf("api.keys: an app key is needed to POST /v1/events (RISKFLOW_API_KEYS=app:secret; the node riskflow dev starts takes RISKFLOW_API_KEYS=demo:demo-secret)")
+		return withEmptyFiles(configf("api.keys: an app key is needed to POST /v1/events (RISKFLOW_API_KEYS=app:secret; the node riskflow dev starts takes RISKFLOW_API_KEYS=demo:demo-secret)"), cf.origins)
 	case toURL:
 		// An app key may only publish its own app_id: every app the stream holds needs its key.
 		if app, flag := appWithoutKey(lc, cfg.API.Keys); app != "" {

@@ -44,7 +44,7 @@ func cmdServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	if err := p.check(&cfg); err != nil {
-		return err
+		return withEmptyFiles(err, cf.origins)
 	}
 	log := newLogger(cfg.Log, stderr)
 	if why := weakHashKey(cfg.Scoring.PhoneHashKey); why != "" {
