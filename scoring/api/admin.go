@@ -288,6 +288,9 @@ func (s *Server) handleLabels(w http.ResponseWriter, r *http.Request) (int, erro
 	}
 	s.log.Info("labels stored", "by", who, "labels", len(labels))
 	resp := LabelsResponse{Code: 0, Content: "labels stored", Labeled: len(labels)}
+	if len(labels) == 1 {
+		resp.Content = "label stored"
+	}
 	if lc, ok := s.labeler.(labelChecker); ok {
 		unknown, err := lc.UnknownTargets(ctx, labels)
 		if err != nil {
@@ -295,6 +298,9 @@ func (s *Server) handleLabels(w http.ResponseWriter, r *http.Request) (int, erro
 			s.log.Warn("labels stored; could not check that their ids are stored", "err", boundedErr(err))
 			resp.Unchecked = true
 			resp.Content = "labels stored; could not check that their decisions and events are stored: " + schemas.MaskPhones(boundedErr(err))
+			if len(labels) == 1 {
+				resp.Content = "label stored; could not check that its decision or event is stored: " + schemas.MaskPhones(boundedErr(err))
+			}
 		}
 		for _, l := range unknown {
 			resp.Unknown = append(resp.Unknown, LabelTarget{AppID: l.AppID, DecisionID: l.DecisionID, EventID: l.EventID})

@@ -636,7 +636,7 @@ func TestLabelsAnswerSaysWhenTheIDsWereNotChecked(t *testing.T) {
 	srv.ServeHTTP(w, r)
 	var resp api.LabelsResponse
 	if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil || w.Code != 200 || resp.Labeled != 1 || !resp.Unchecked ||
-		!strings.Contains(resp.Content, "could not check") || !strings.Contains(resp.Content, "i/o timeout") || len(labels.labels) != 1 {
+		!strings.HasPrefix(resp.Content, "label stored; could not check that its decision or event is stored: ") || !strings.Contains(resp.Content, "i/o timeout") || len(labels.labels) != 1 {
 		t.Fatalf("answer %d %s (%v); want the label stored and the answer saying its id was not checked", w.Code, w.Body, err)
 	}
 	route, params, _ := router.FindRoute(httptest.NewRequest("POST", "http://127.0.0.1:8080/v1/admin/labels", nil))
@@ -650,13 +650,17 @@ func TestLabelsAnswerSaysWhenTheIDsWereNotChecked(t *testing.T) {
 	}
 }
 
-// The labels answer counts the labels of ids not stored in the right number: one said "1 of them
-// mark a decision or event not stored (yet)".
+// The labels answer counts the labels, and those of ids not stored, in the right number: one said
+// "1 of them mark a decision or event not stored (yet)", and one label all found "labels stored".
 func TestLabelsAnswerCountsUnknownIDsInTheRightNumber(t *testing.T) {
 	for body, want := range map[string]string{
 		`[{"app_id":"app1","decision_id":"missing-1","label":"fraud"},{"app_id":"app1","event_id":"ev-1","label":"legit"}]`:       "labels stored; 1 of them marks a decision or event not stored (yet): see unknown",
 		`[{"app_id":"app1","decision_id":"missing-1","label":"fraud"},{"app_id":"app1","event_id":"missing-ev","label":"legit"}]`: "labels stored; 2 of them mark a decision or event not stored (yet): see unknown",
 		`{"app_id":"app1","decision_id":"missing-1","label":"fraud"}`:                                                             "label stored; it marks a decision or event not stored (yet): see unknown",
+		// All found: one label is a label, several are labels (one was "labels stored").
+		`{"app_id":"app1","event_id":"ev-1","label":"legit"}`:                                                       "label stored",
+		`[{"app_id":"app1","event_id":"ev-1","label":"legit"}]`:                                                     "label stored",
+		`[{"app_id":"app1","event_id":"ev-1","label":"legit"},{"app_id":"app1","event_id":"ev-2","label":"fraud"}]`: "labels stored",
 	} {
 		srv := api.New(api.Config{Keys: keys}, realScorer(t), nil, api.WithLogger(slog.New(slog.DiscardHandler)),
 			api.WithAdmins(map[string]string{"lead": "s"}), api.WithInvestigation(nil, &recordedLabels{}))
