@@ -269,21 +269,20 @@ func (a *app) opsWhere() string { return "ops.listen (" + a.cfg.Ops.Listen + ")"
 func (a *app) startingHandler() http.Handler {
 	ops := a.opsHandler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		get := r.Method == http.MethodGet || r.Method == http.MethodHead
 		if r.URL.Path == "/metrics" && a.cfg.Ops.Listen != "" { // as the API answers it, whatever the method (metricsElsewhere)
 			opsJSON(w, http.StatusNotFound, schemas.ErrorBody{Code: http.StatusNotFound,
 				Content: api.MetricsElsewhere(r.Method, a.opsWhere())})
 			return
 		}
+		if allow, content, ok := api.NotAllowed(r.Method, r.URL.Path); ok {
+			// As the API answers it (an Error with Allow), not net/http's text/plain 405, and
+			// on every route: a DELETE of an admin route was "not ready", to be sent again.
+			w.Header().Set("Allow", allow)
+			opsJSON(w, http.StatusMethodNotAllowed, schemas.ErrorBody{Code: http.StatusMethodNotAllowed, Content: content})
+			return
+		}
 		switch r.URL.Path {
 		case "/healthz", "/readyz", "/metrics", "/v1/openapi.yaml":
-			if !get {
-				// As the API answers it (an Error with Allow), not net/http's text/plain 405.
-				w.Header().Set("Allow", "GET, HEAD")
-				opsJSON(w, http.StatusMethodNotAllowed, schemas.ErrorBody{Code: http.StatusMethodNotAllowed,
-					Content: fmt.Sprintf("method %s is not allowed on %s: use GET, HEAD", schemas.ShowName(r.Method, 16), r.URL.Path)})
-				return
-			}
 			if r.URL.Path == "/v1/openapi.yaml" {
 				// The document is static: a client generator need not wait for the state.
 				w.Header().Set("Content-Type", "application/yaml")

@@ -98,6 +98,43 @@ func TestStartingNodeServesTheDocumentAndErrors(t *testing.T) {
 	}
 }
 
+// A node still starting answers a method a route does not take with the API's 405 — the same
+// Allow and Error the started node answers — before it says it is not ready: a DELETE of an admin
+// route was a 503 with Retry-After, telling the client to send it again. What a route takes is
+// still "not ready".
+func TestStartingNodeRefusesAWrongMethodAsTheAPI(t *testing.T) {
+	cfg := Default()
+	cfg.Scoring.PhoneHashKey = "k"
+	a, err := newApp(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	starting := a.startingHandler()
+	started := api.New(api.Config{Keys: map[string]string{"app1": "secret1"}}, a.scorer, nil, api.WithLogger(slog.New(slog.DiscardHandler)))
+	for _, c := range []struct{ method, path string }{
+		{http.MethodDelete, "/v1/admin/labels"}, {http.MethodGet, "/v1/admin/explain"}, {http.MethodDelete, "/v1/rules"},
+		{http.MethodPut, "/v1/rules/versions"}, {http.MethodGet, "/v1/risk/check"}, {http.MethodPost, "/healthz"},
+	} {
+		w, want := httptest.NewRecorder(), httptest.NewRecorder()
+		starting.ServeHTTP(w, httptest.NewRequest(c.method, "http://riskflow"+c.path, nil))
+		started.ServeHTTP(want, httptest.NewRequest(c.method, "http://riskflow"+c.path, nil))
+		if w.Code != http.StatusMethodNotAllowed || w.Code != want.Code || w.Header().Get("Allow") != want.Header().Get("Allow") ||
+			w.Body.String() != want.Body.String() {
+			t.Errorf("%s %s while starting: %d Allow %q %s; the started node: %d Allow %q %s", c.method, c.path,
+				w.Code, w.Header().Get("Allow"), w.Body, want.Code, want.Header().Get("Allow"), want.Body)
+		}
+	}
+	for _, c := range []struct{ method, path string }{
+		{http.MethodPost, "/v1/admin/labels"}, {http.MethodPut, "/v1/rules"}, {http.MethodHead, "/v1/rules"}, {http.MethodDelete, "/v1/nothing"},
+	} {
+		w := httptest.NewRecorder()
+		starting.ServeHTTP(w, httptest.NewRequest(c.method, "http://riskflow"+c.path, nil))
+		if w.Code != http.StatusServiceUnavailable {
+			t.Errorf("%s %s while starting: %d, want 503 not ready", c.method, c.path, w.Code)
+		}
+	}
+}
+
 // ClickHouse away when the node starts does not turn labelling off for the process's life: the
 // store connects when used, and until ClickHouse answers a label is a 503 to send again, not the
 // 404 of a node without labelling.

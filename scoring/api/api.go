@@ -378,9 +378,9 @@ func New(cfg Config, checker Checker, pub Publisher, opts ...Option) *Server {
 			// Not a wrong method: /metrics is on ops.listen, whatever the method.
 			return 0, &httpError{status: http.StatusNotFound, msg: MetricsElsewhere(r.Method, s.metricsAt)}
 		}
-		if allow, ok := allowed[r.URL.EscapedPath()]; ok {
+		if allow, msg, ok := NotAllowed(r.Method, r.URL.EscapedPath()); ok {
 			w.Header().Set("Allow", allow)
-			return 0, &httpError{status: http.StatusMethodNotAllowed, msg: fmt.Sprintf("method %s is not allowed on %s: use %s", method, path, allow)}
+			return 0, &httpError{status: http.StatusMethodNotAllowed, msg: msg}
 		}
 		return 0, &httpError{status: http.StatusNotFound, msg: fmt.Sprintf("no route %s %s (see %s)", method, path, routes)}
 	})
@@ -408,6 +408,17 @@ var allowed = map[string]string{
 	"/v1/admin/explain":  "POST",
 	"/v1/admin/labels":   "POST",
 	"/v1/openapi.yaml":   "GET, HEAD",
+}
+
+// NotAllowed reports whether path (as sent, escaped) is a route of the API that does not take
+// method, with the Allow header and the content of the API's 405 answer: what a node still
+// starting answers too, before it says it is not ready (cmd/riskflow's startingHandler).
+func NotAllowed(method, path string) (allow, content string, ok bool) {
+	allow, known := allowed[path]
+	if !known || slices.Contains(strings.Split(allow, ", "), method) {
+		return "", "", false
+	}
+	return allow, fmt.Sprintf("method %s is not allowed on %s: use %s", schemas.ShowName(method, 16), schemas.ShowName(path, 64), allow), true
 }
 
 // ServeHTTP implements http.Handler. A path not in its clean form ("/v1//risk/check",
