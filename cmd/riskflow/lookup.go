@@ -34,7 +34,7 @@ func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	cf.register(fs)
 	phone := fs.String("phone", "", "a phone number as written (+86/0086 prefix, spaces, dashes, brackets, full-width digits); hashed with scoring.phone_hash_key")
 	ip := fs.String("ip", "", "an IP address")
-	device := fs.String("device", "", "a device id")
+	device := fs.String("device", "", "a device id; the history lists every spelling of it the device windows count as one (case, spaces)")
 	app := fs.String("app", "", "app_id: only this app's attempts and decisions, and the app's windows in the live state")
 	since := &timeFlag{span: 24 * time.Hour}
 	fs.Var(since, "since", "read attempts and decisions stamped from: a span back from now (24h, 90m, 7d), an RFC 3339 time (2026-12-06T10:00:00Z) or a date (its UTC midnight), as backtest --from")
