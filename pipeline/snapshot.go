@@ -301,7 +301,7 @@ func (s *Snapshots) loadFile(ctx context.Context, p string, ends map[int]int64) 
 		for part, off := range meta.Offsets {
 			end, ok := ends[part]
 			if !ok || off > end {
-				return fmt.Errorf("covers partition %d up to offset %d, but the topic ends at %d (%d partitions): written for an earlier topic of that name, deleted and created again", part, off, end, len(ends))
+				return fmt.Errorf("covers partition %d up to offset %d, but the topic ends at %d (%d partitions): written for another topic of that name (another cluster's, or this one deleted and created again)", part, off, end, len(ends))
 			}
 		}
 		return s.checkTimes(ctx, meta)
@@ -332,7 +332,7 @@ func (s *Snapshots) checkTimes(ctx context.Context, meta snapshotMeta) error {
 			gone = append(gone, p)
 		}
 		if ok && got.UnixMilli() != meta.Last[p] {
-			return fmt.Errorf("partition %d holds at offset %d a message of %s, the snapshot's was of %s: written for an earlier topic of that name, deleted and created again",
+			return fmt.Errorf("partition %d holds at offset %d a message of %s, the snapshot's was of %s: written for another topic of that name (another cluster's, or this one deleted and created again)",
 				p, off, got.UTC().Format(time.RFC3339Nano), time.UnixMilli(meta.Last[p]).UTC().Format(time.RFC3339Nano))
 		}
 	}
