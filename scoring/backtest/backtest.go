@@ -529,7 +529,7 @@ func (r *runner) fill(ctx context.Context, src Source, b *batch) (more bool, err
 		r.rep.LastEvent = ev.TS.UTC()
 		r.read++
 		warm := !r.opts.From.IsZero() && ev.TS.Before(r.opts.From)
-		ve, reason := r.verifyEvent(&ev)
+		ve, reason := r.verifyEvent(&ev, !warm)
 		if reason != "" {
 			r.skip(reason)
 			continue
@@ -551,17 +551,18 @@ func (r *runner) skip(reason string) {
 	r.rep.SkipReasons[reason]++
 }
 
-// verifyEvent rebuilds the event the scorers saw, with a stand-in number.
-func (r *runner) verifyEvent(ev *Event) (schemas.VerifyEvent, string) {
+// verifyEvent rebuilds the event the scorers saw, with a stand-in number; compared: the event is
+// of the period, not of the warm-up.
+func (r *runner) verifyEvent(ev *Event, compared bool) (schemas.VerifyEvent, string) {
 	if ev.EventID == "" {
 		return schemas.VerifyEvent{}, skipNoEventID
 	}
-	phone, err := r.ins.phone(ev.PhoneHash, ev.PhoneSegment)
+	ip, ipErr := netip.ParseAddr(ev.IP)
+	phone, err := r.ins.phone(ev.PhoneHash, ev.PhoneSegment, compared && ipErr == nil)
 	if err != nil {
 		return schemas.VerifyEvent{}, err.Error()
 	}
-	ip, err := netip.ParseAddr(ev.IP)
-	if err != nil {
+	if ipErr != nil {
 		return schemas.VerifyEvent{}, skipBadIP
 	}
 	return schemas.VerifyEvent{
@@ -686,7 +687,7 @@ func (r *runner) finish() {
 		rep.EventsPerSec = float64(r.read) / elapsed.Seconds()
 	}
 	rep.Read = r.read
-	rep.DistinctPhones = int64(r.ins.Len())
+	rep.DistinctPhones = int64(r.ins.Compared())
 	for from := range Scores {
 		for to := range Scores {
 			if n := r.matrix[from][to]; n > 0 {

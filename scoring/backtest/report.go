@@ -41,7 +41,8 @@ type Report struct {
 	SkipReasons map[string]int64 `json:"skip_reasons,omitempty"`
 	// Changed is how many compared events got a different score from the candidate.
 	Changed int64 `json:"changed"`
-	// DistinctPhones is how many numbers (phone hashes) the replay saw.
+	// DistinctPhones is how many numbers (phone hashes) the compared events carried (the
+	// warm-up's own are left out: "105 compared, 29,887 distinct numbers" counted them).
 	DistinctPhones int64 `json:"distinct_phones"`
 
 	// Transitions is the score transition matrix: one entry per (current score, candidate

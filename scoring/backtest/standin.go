@@ -10,10 +10,15 @@ import (
 // documentation): the stored 7-digit segment followed by 4 digits derived from the hash,
 // unique per hash within the run.
 type standIns struct {
-	byHash map[[16]byte]uint64    // first 16 bytes of the keyed hash → stand-in number
-	taken  map[uint32]*suffixBits // segment → suffixes in use
-	buf    []byte
+	byHash   map[[16]byte]uint64    // first 16 bytes of the keyed hash → stand-in number, | inPeriod once compared
+	taken    map[uint32]*suffixBits // segment → suffixes in use
+	buf      []byte
+	compared int // numbers of compared events (not of the warm-up alone)
 }
+
+// inPeriod marks a stand-in of byHash whose number an event of the period (compared, not warm-up)
+// carried; stand-ins are below 2·10¹⁰.
+const inPeriod = 1 << 63
 
 // suffixBits is a set of the 10,000 possible last-4-digit suffixes of one segment.
 type suffixBits [157]uint64
@@ -41,8 +46,8 @@ var (
 )
 
 // phone returns the stand-in number of the number whose keyed hash is hash (64 hex digits)
-// and whose stored segment is segment.
-func (s *standIns) phone(hash, segment string) (string, error) {
+// and whose stored segment is segment; compared: an event of the period carries it (Compared).
+func (s *standIns) phone(hash, segment string, compared bool) (string, error) {
 	if len(hash) != 64 {
 		return "", errBadHash
 	}
@@ -51,7 +56,11 @@ func (s *standIns) phone(hash, segment string) (string, error) {
 		return "", errBadHash
 	}
 	if n, ok := s.byHash[key]; ok {
-		return s.format(n), nil
+		if compared && n&inPeriod == 0 {
+			s.byHash[key] = n | inPeriod
+			s.compared++
+		}
+		return s.format(n &^ inPeriod), nil
 	}
 	seg, ok := parseSegment(segment)
 	if !ok {
@@ -75,13 +84,17 @@ func (s *standIns) phone(hash, segment string) (string, error) {
 		bits.set(suf)
 		n := uint64(seg)*10000 + suf
 		s.byHash[key] = n
+		if compared {
+			s.byHash[key] = n | inPeriod
+			s.compared++
+		}
 		return s.format(n), nil
 	}
 	return "", errSegmentFull
 }
 
-// Len is the number of distinct numbers seen.
-func (s *standIns) Len() int { return len(s.byHash) }
+// Compared is the number of distinct numbers the events of the period carried.
+func (s *standIns) Compared() int { return s.compared }
 
 func (s *standIns) format(n uint64) string {
 	s.buf = strconv.AppendUint(s.buf[:0], n, 10)
