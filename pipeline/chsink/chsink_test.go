@@ -367,6 +367,12 @@ func TestCheckRecord(t *testing.T) {
 	if reason := checkRecord(ptr(testRecord(1))); reason != "" {
 		t.Fatalf("good record rejected: %s", reason)
 	}
+	// An IPv6 address whose groups read as a number is an address, not a number.
+	v6 := testRecord(2)
+	v6.IP = "2409:8a4c:138:1234:5678::1"
+	if reason := checkRecord(&v6); reason != "" {
+		t.Errorf("record from %s rejected: %s", v6.IP, reason)
+	}
 	for name, mutate := range map[string]func(*schemas.ScoreRecord){
 		"no event id":         func(r *schemas.ScoreRecord) { r.EventID = "" },
 		"zero ts":             func(r *schemas.ScoreRecord) { r.TS = time.Time{} },
@@ -381,11 +387,89 @@ func TestCheckRecord(t *testing.T) {
 		"non-digit segment":   func(r *schemas.ScoreRecord) { r.PhoneSegment = "138abcd" },
 		"negative score":      func(r *schemas.ScoreRecord) { r.Score = -1 },
 		"hit score too large": func(r *schemas.ScoreRecord) { r.Hits[0].Score = 70000 },
+		// A number in a free-text field: another producer of risk.scores wrote the record (the
+		// decoders and rule packs refuse one); stored, it would be in ClickHouse in plaintext.
+		"phone as ip":          func(r *schemas.ScoreRecord) { r.IP = "+86 138 1234 5678" },
+		"phone in device_id":   func(r *schemas.ScoreRecord) { r.DeviceID = "13812345678" },
+		"phone in event_id":    func(r *schemas.ScoreRecord) { r.EventID = "ev-138-1234-5678" },
+		"phone in app_id":      func(r *schemas.ScoreRecord) { r.AppID = "tel13812345678" },
+		"phone in error_code":  func(r *schemas.ScoreRecord) { r.ErrorCode = "138 1234 5678" },
+		"phone in ex_id":       func(r *schemas.ScoreRecord) { r.ExID = "13812345678" },
+		"phone in decision_id": func(r *schemas.ScoreRecord) { r.DecisionID = "13812345678" },
+		"phone in geo city":    func(r *schemas.ScoreRecord) { r.Geo.City = "13812345678" },
+		"phone in a tag":       func(r *schemas.ScoreRecord) { r.Tags = []string{"13812345678"} },
+		"phone in a hit's tag": func(r *schemas.ScoreRecord) { r.Hits[1].Tag = "13812345678" },
 	} {
 		r := testRecord(1)
 		mutate(&r)
-		if checkRecord(&r) == "" {
+		if reason := checkRecord(&r); reason == "" {
 			t.Errorf("%s: accepted", name)
+		} else if schemas.ContainsPhone(reason) {
+			t.Errorf("%s: the reason shows the number: %s", name, reason)
+		}
+	}
+}
+
+// A record refused for a number in its id is named without the number: the error is the dead
+// letter's riskflow-error header and the archiver's log line.
+func TestInvalidRecordErrorMasksANumberInTheID(t *testing.T) {
+	r := testRecord(1)
+	r.EventID = "ev-138-1234-5678"
+	err := checkRecords([]schemas.ScoreRecord{testRecord(0), r})
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	msg := err.Error()
+	if schemas.ContainsPhone(msg) || !strings.Contains(msg, `record 1 (event_id "ev-`+schemas.PhoneMask+`")`) {
+		t.Errorf("%s", msg)
+	}
+	d := schemas.Decision{DecisionID: "api-13812345678", TS: time.Now().UTC(), AppID: "a", PhoneHash: strings.Repeat("a", 64),
+		PhoneMasked: "1381234****", PhoneSegment: "1381234", IP: "47.92.10.20"}
+	err = (&Store{}).WriteDecisions(context.Background(), []schemas.Decision{d})
+	if err == nil || schemas.ContainsPhone(err.Error()) || !strings.Contains(err.Error(), `decision_id "api-`+schemas.PhoneMask+`"`) {
+		t.Errorf("%v", err)
+	}
+}
+
+func TestCheckDecision(t *testing.T) {
+	good := func() schemas.Decision {
+		phone := "13812348000"
+		h := schemas.NewPhoneHasher([]byte("test key"))
+		return schemas.Decision{
+			DecisionID: "node-0001", TS: time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC), AppID: "app-0", Flow: "one_click_login",
+			PhoneHash: h.Hex(phone), PhoneMasked: schemas.MaskPhone(phone), PhoneSegment: schemas.PhoneSegment(phone),
+			IP: "47.92.10.20", DeviceID: "farm-1", ExID: "ex-1", Score: 900, Tags: []string{"phones_per_ip"},
+			Detail:       map[string]schemas.TagDetail{"phones_per_ip": {Score: 900, Reason: "26 phones from this datacenter IP in 10 min"}},
+			Hits:         []schemas.RuleHit{{Rule: "phones_per_ip", Tag: "phones_per_ip", Score: 900, Mode: "enforce", Reason: "26 phones"}},
+			RulesVersion: "8f35964b1ae4a0c3", Node: "api-1", LatencyUS: 321,
+		}
+	}
+	d := good()
+	if reason := checkDecision(&d); reason != "" {
+		t.Fatalf("good decision rejected: %s", reason)
+	}
+	d.IP = "240e:1381:2345:678::1"
+	d.Detail = map[string]schemas.TagDetail{"block_listed": {Score: 900, Reason: "on the block list: network 240e:1381:2345:678::/64 of IP 240e:1381:2345:678::1"}}
+	if reason := checkDecision(&d); reason != "" {
+		t.Errorf("decision for %s rejected: %s", d.IP, reason)
+	}
+	for name, mutate := range map[string]func(*schemas.Decision){
+		"plaintext masked":      func(d *schemas.Decision) { d.PhoneMasked = "13800138000" },
+		"phone as ip":           func(d *schemas.Decision) { d.IP = "+86 138 1234 5678" },
+		"phone in device_id":    func(d *schemas.Decision) { d.DeviceID = "138-1234-5678" },
+		"phone in decision_id":  func(d *schemas.Decision) { d.DecisionID = "api1-13812345678" },
+		"phone in app_id":       func(d *schemas.Decision) { d.AppID = "13812345678" },
+		"phone in ex_id":        func(d *schemas.Decision) { d.ExID = "13812345678" },
+		"phone in node":         func(d *schemas.Decision) { d.Node = "13812345678" },
+		"phone in a tag":        func(d *schemas.Decision) { d.Tags = []string{"odd", "13812345678"} },
+		"phone in a hit's rule": func(d *schemas.Decision) { d.Hits[0].Rule = "138 1234 5678" },
+	} {
+		d := good()
+		mutate(&d)
+		if reason := checkDecision(&d); reason == "" {
+			t.Errorf("%s: accepted", name)
+		} else if schemas.ContainsPhone(reason) {
+			t.Errorf("%s: the reason shows the number: %s", name, reason)
 		}
 	}
 }
