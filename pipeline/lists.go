@@ -104,9 +104,9 @@ func (l *SharedLists) apply(ms []kafka.Message) {
 			continue
 		}
 		var e ListEntry
-		err := json.Unmarshal(m.Value, &e)
+		err := schemas.UnmarshalJSON(m.Value, &e, "at")
 		if err == nil && e.ID != id {
-			err = errors.New("its id is not the message key")
+			err = errors.New("id: is not the message key")
 		}
 		if err == nil {
 			err = checkEntry(e)
@@ -114,7 +114,7 @@ func (l *SharedLists) apply(ms []kafka.Message) {
 		if err != nil {
 			// One entry at a time: a bad one (not written by riskflow, or by a later version) in
 			// the text rebuilt below failed it whole, and every later change with it.
-			l.log.Error("list entry unreadable; skipped", "offset", m.Offset, "key", schemas.Excerpt(id, 64), "err", err) // a key not written by riskflow may hold anything
+			l.log.Error("list entry unreadable; skipped", "offset", m.Offset, "key", schemas.Excerpt(id, 64), "err", schemas.MaskPhones(err.Error())) // a key not written by riskflow may hold anything
 			continue
 		}
 		l.entries[id] = e

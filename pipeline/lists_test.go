@@ -214,3 +214,26 @@ func TestListEntryOfALongPhoneHashIsSkipped(t *testing.T) {
 		t.Errorf("log: want the three entries named unreadable: %s", got)
 	}
 }
+
+// A message on the lists topic that does not decode as an entry is logged naming the field and
+// what it must be, as the event decoder words it, not encoding/json's text ("cannot unmarshal
+// array into Go value of type pipeline.ListEntry"), with a number in it masked and its key too.
+func TestUnreadableListEntryLogNamesTheField(t *testing.T) {
+	for _, c := range []struct{ value, want string }{
+		{`[1]`, "expected a JSON object, got array"},
+		{`{"id":"k","action":["block"]}`, "action: must be a string, got array"},
+		{`{"id":"k","at":5}`, "at: "},
+		{`{"id":"k","at":"13812345678"}`, "at: "},
+		{`{"id":"other"}`, "id: is not the message key"},
+		{`{"id":`, "invalid JSON"},
+	} {
+		var buf syncbuf.Buffer
+		l := NewSharedLists(consumers.Config{Brokers: []string{"127.0.0.1:1"}}, "lists", nil, &listsTarget{}, slog.New(slog.NewTextHandler(&buf, nil)))
+		l.apply([]kafka.Message{{Key: []byte("k"), Value: []byte(c.value)}})
+		got := buf.String()
+		if !strings.Contains(got, "list entry unreadable") || !strings.Contains(got, c.want) || strings.Contains(got, "Go value") ||
+			strings.Contains(got, "Go struct") || strings.Contains(got, "13812345678") {
+			t.Errorf("%s: log wants %q: %s", c.value, c.want, got)
+		}
+	}
+}

@@ -74,6 +74,17 @@ func DecodeScoreRecord(data []byte) (ScoreRecord, error) {
 	return r, nil
 }
 
+// UnmarshalJSON decodes the JSON document data into v as json.Unmarshal does, its error a
+// *FieldError worded as the event decoder words its own: the field and what it must be ("at: must
+// be a string, got number"), never encoding/json's Go-internal text ("cannot unmarshal array into
+// Go value of type …"). timeFields are v's members of type time.Time, named when they do not decode.
+func UnmarshalJSON(data []byte, v any, timeFields ...string) error {
+	if err := json.Unmarshal(data, v); err != nil {
+		return timeFieldError(data, jsonError(err), timeFields...)
+	}
+	return nil
+}
+
 // timeFieldError names the field of a time that did not decode: encoding/json reports
 // time.Time's own error ("Time.UnmarshalJSON: input is not a JSON string") without the field it
 // was reading. err is the decoding error as jsonError made it; fields are the record's times.
