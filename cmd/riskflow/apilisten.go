@@ -284,7 +284,12 @@ func (a *app) startingHandler() http.Handler {
 		switch r.URL.Path {
 		case "/healthz", "/readyz", "/metrics", "/v1/openapi.yaml":
 			if r.URL.Path == "/v1/openapi.yaml" {
-				// The document is static: a client generator need not wait for the state.
+				// The document is static: a client generator need not wait for the state. It
+				// takes no query parameter, as the started node's.
+				if _, err := api.Query(r); err != nil {
+					opsJSON(w, http.StatusBadRequest, schemas.ErrorBody{Code: http.StatusBadRequest, Content: err.Error()})
+					return
+				}
 				w.Header().Set("Content-Type", "application/yaml")
 				w.Header().Set("Content-Length", strconv.Itoa(len(api.OpenAPI)))
 				w.WriteHeader(http.StatusOK)

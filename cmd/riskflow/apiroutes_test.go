@@ -160,3 +160,37 @@ func TestLabelsSurviveClickHouseAwayAtStart(t *testing.T) {
 		t.Errorf("a label while ClickHouse is away: %d %s, want 503 store labels", w.Code, w.Body)
 	}
 }
+
+// A query parameter on /healthz or /v1/openapi.yaml, which take none, is the API's 400 naming it
+// on a node still starting and on the ops port as on the started node: the ops port's /healthz
+// and the starting node's document ignored it, where the started node refuses it.
+func TestStartingNodeAndOpsPortRefuseAQueryAsTheAPI(t *testing.T) {
+	cfg := Default()
+	cfg.Scoring.PhoneHashKey = "k"
+	a, err := newApp(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := api.New(api.Config{Keys: map[string]string{"app1": "secret1"}}, a.scorer, nil, api.WithLogger(slog.New(slog.DiscardHandler)))
+	for _, path := range []string{"/healthz?verbose=1", "/v1/openapi.yaml?format=json", "/healthz?13812348000=x"} {
+		want := httptest.NewRecorder()
+		started.ServeHTTP(want, httptest.NewRequest(http.MethodGet, "http://riskflow"+path, nil))
+		if want.Code != http.StatusBadRequest {
+			t.Fatalf("GET %s on the started node: %d %s", path, want.Code, want.Body)
+		}
+		handlers := map[string]http.Handler{"starting": a.startingHandler()}
+		if strings.HasPrefix(path, "/healthz") {
+			handlers["ops port"] = a.opsHandler()
+		}
+		for name, h := range handlers {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "http://riskflow"+path, nil))
+			var got, wantEB schemas.ErrorBody
+			json.Unmarshal(w.Body.Bytes(), &got)
+			json.Unmarshal(want.Body.Bytes(), &wantEB)
+			if w.Code != want.Code || got != wantEB || got.Content == "" {
+				t.Errorf("GET %s, %s: %d %s; the started node: %d %s", path, name, w.Code, w.Body, want.Code, want.Body)
+			}
+		}
+	}
+}

@@ -60,6 +60,10 @@ func (a *app) opsHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := api.Query(r); err != nil { // it takes none, as the API's /healthz
+			opsJSON(w, http.StatusBadRequest, schemas.ErrorBody{Code: http.StatusBadRequest, Content: err.Error()})
+			return
+		}
 		opsJSON(w, http.StatusOK, schemas.ErrorBody{Code: 0, Content: "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {

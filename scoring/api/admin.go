@@ -166,6 +166,9 @@ func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) (int, err
 	if err != nil {
 		return 0, err
 	}
+	if err := noQuery(r); err != nil {
+		return 0, err
+	}
 	if err := checkJSON(r); err != nil {
 		return 0, err
 	}
@@ -261,6 +264,9 @@ type LabelTarget struct {
 func (s *Server) handleLabels(w http.ResponseWriter, r *http.Request) (int, error) {
 	who, err := s.admin(r, s.labeler != nil, "labelling", "ClickHouse (clickhouse.addr), which this node has not configured (or could not open: see its log)")
 	if err != nil {
+		return 0, err
+	}
+	if err := noQuery(r); err != nil {
 		return 0, err
 	}
 	if err := checkJSON(r); err != nil {

@@ -922,6 +922,9 @@ func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) (int, error
 	if err != nil {
 		return 0, err
 	}
+	if err := noQuery(r); err != nil {
+		return 0, err
+	}
 	if err := checkJSON(r); err != nil {
 		return 0, err
 	}
@@ -983,6 +986,9 @@ type accepted struct {
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) (int, error) {
 	key, err := s.auth(r, routeEvents)
 	if err != nil {
+		return 0, err
+	}
+	if err := noQuery(r); err != nil {
 		return 0, err
 	}
 	if err := checkJSON(r); err != nil {
@@ -1136,6 +1142,9 @@ func firstNonSpace(b []byte) byte {
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) (int, error) {
+	if err := noQuery(r); err != nil {
+		return 0, err
+	}
 	writeJSON(w, http.StatusOK, schemas.ErrorBody{Code: 0, Content: "ok"})
 	return http.StatusOK, nil
 }

@@ -162,3 +162,48 @@ func TestQueryParametersAreReadWhole(t *testing.T) {
 		t.Errorf("PUT /v1/rules?tests=skip: %d %s", w.Code, w.Body)
 	}
 }
+
+// A route that documents no query parameter refuses one with a 400 naming it, as /readyz and PUT
+// /v1/rules refuse one they do not take (and the ops port its own): POST /v1/risk/check?dry_run=1
+// scored and recorded the login all the same, the parameter ignored without a word. Nothing the
+// route would have done is done: the checker is not asked, no event is published.
+func TestRoutesWithoutParametersRefuseOne(t *testing.T) {
+	rules := &fakeRules{}
+	f := newFixture(t, api.Config{}, api.WithRulesAdmin(rules, map[string]string{"lead": "s3cret"}),
+		api.WithInvestigation(&subjects{}, &recordedLabels{}), api.WithAdmins(map[string]string{"lead": "s3cret"}))
+	admin := basic("lead", "s3cret")
+	for _, c := range []struct {
+		method, path, body string
+		opts               []reqOpt
+	}{
+		{http.MethodPost, "/v1/risk/check", checkBody, nil},
+		{http.MethodPost, "/v1/events", event("e1", "app1", "1.2.3.4"), nil},
+		{http.MethodGet, "/healthz", "", []reqOpt{noAuth()}},
+		{http.MethodGet, "/v1/openapi.yaml", "", []reqOpt{noAuth()}},
+		{http.MethodGet, "/v1/rules", "", []reqOpt{admin}},
+		{http.MethodGet, "/v1/rules/versions", "", []reqOpt{admin}},
+		{http.MethodPost, "/v1/rules/rollback", `{"version":"v1"}`, []reqOpt{admin}},
+		{http.MethodPost, "/v1/admin/explain", `{"ip":"198.51.100.7"}`, []reqOpt{admin}},
+		{http.MethodPost, "/v1/admin/labels", `{"app_id":"app1","event_id":"e1","label":"fraud"}`, []reqOpt{admin}},
+	} {
+		for q, want := range map[string]string{
+			"dry_run=1":     "dry_run: unknown query parameter (" + c.path + " takes no query parameter)",
+			"13812348000=x": `"<phone>": unknown query parameter`,
+			"x=1;y=2":       "x: holds a ';'",
+		} {
+			eb := errorBody(t, f.do(t, c.method, c.path+"?"+q, c.body, c.opts...), http.StatusBadRequest, "")
+			if !strings.HasPrefix(eb.Content, want) || strings.Contains(eb.Content, "13812348000") {
+				t.Errorf("%s %s?%s: %q, want it to start with %q", c.method, c.path, q, eb.Content, want)
+			}
+		}
+		// Without a query, or with an empty one, the route answers as ever.
+		for _, p := range []string{c.path, c.path + "?"} {
+			if w := f.do(t, c.method, p, c.body, c.opts...); w.Code >= 400 {
+				t.Errorf("%s %s: %d %s", c.method, p, w.Code, w.Body)
+			}
+		}
+	}
+	if f.chk.calls() != 2 || len(f.pub.published()) != 2 || rules.rolledBack != 2 {
+		t.Errorf("checks %d, batches published %d, rollbacks %d: want 2 each (the unrefused requests')", f.chk.calls(), len(f.pub.published()), rules.rolledBack)
+	}
+}

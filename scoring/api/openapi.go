@@ -13,6 +13,9 @@ import (
 var OpenAPI []byte
 
 func (s *Server) handleOpenAPI(w http.ResponseWriter, r *http.Request) (int, error) {
+	if err := noQuery(r); err != nil {
+		return 0, err
+	}
 	w.Header().Set("Content-Type", "application/yaml")
 	w.Header().Set("Content-Length", strconv.Itoa(len(OpenAPI)))
 	w.WriteHeader(http.StatusOK)

@@ -96,6 +96,9 @@ func (s *Server) handleGetRules(w http.ResponseWriter, r *http.Request) (int, er
 	if _, err := s.adminAuth(r); err != nil {
 		return 0, err
 	}
+	if err := noQuery(r); err != nil {
+		return 0, err
+	}
 	info := s.rules.Current()
 	info.Code, info.Content = 0, "current rule pack"
 	writeJSON(w, http.StatusOK, info)
@@ -184,6 +187,9 @@ func (s *Server) handleRulesVersions(w http.ResponseWriter, r *http.Request) (in
 	if _, err := s.adminAuth(r); err != nil {
 		return 0, err
 	}
+	if err := noQuery(r); err != nil {
+		return 0, err
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	list, err := s.rules.Versions(ctx)
@@ -228,6 +234,9 @@ func (s *Server) handleRulesRollback(w http.ResponseWriter, r *http.Request) (in
 		// A rollback loads a pack as a promotion does — any recorded version, one with every rule in
 		// shadow too — and the console makes it a request another admin approves.
 		return 0, &httpError{status: http.StatusForbidden, msg: "rules: api.console_approvals is 2, so a rollback takes a second admin: request it in the console (the rules page's Roll back), where another admin approves it; an operator of the nodes rolls back with riskflow rules rollback VERSION, which writes the pack file"}
+	}
+	if err := noQuery(r); err != nil {
+		return 0, err
 	}
 	// Any Content-Type is read as JSON (curl -d sends a form's, as the README's example does), but
 	// a compressed body is refused as on every other route, not read as JSON.

@@ -47,6 +47,11 @@ func New(baseURL, appKey, secret string, opts ...Option) (*Client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, errors.New("riskflow client: base URL must look like http(s)://host[:port][/prefix]")
 	}
+	if u.RawQuery != "" {
+		// Joined to every request's path, it would be sent with every check: the API refuses a
+		// query parameter its routes do not take (400), and every check would fail.
+		return nil, errors.New("riskflow client: base URL must hold no query (?…): the API's check and events routes take none")
+	}
 	if appKey == "" || secret == "" {
 		return nil, errors.New("riskflow client: app key and secret are required")
 	}

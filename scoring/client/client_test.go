@@ -634,6 +634,9 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		"no key":       func() (*Client, error) { return New("http://riskflow", "", "s") },
 		"no secret":    func() (*Client, error) { return New("http://riskflow", "k", "") },
 		"colon in key": func() (*Client, error) { return New("http://riskflow", "k:1", "s") },
+		// The API refuses a query parameter on /v1/risk/check: joined to every request, it would
+		// have failed every check.
+		"query":        func() (*Client, error) { return New("http://riskflow/risk/?region=cn", "k", "s") },
 		"zero timeout": func() (*Client, error) { return New("http://riskflow", "k", "s", WithTimeout(0)) },
 		"score not a level": func() (*Client, error) {
 			return New("http://riskflow", "k", "s", WithFailPolicy(FailWithScore(450)))
