@@ -722,7 +722,7 @@ func checkJSON(r *http.Request) error {
 	if err := checkEncoding(r); err != nil {
 		return err
 	}
-	if ct := r.Header.Get("Content-Type"); ct == "application/json" {
+	if ct := r.Header["Content-Type"]; len(ct) == 1 && ct[0] == "application/json" {
 		return nil // what clients send; parsing it would allocate on the login hot path
 	}
 	return checkContentType(r, jsonTypes, func(mt string) bool {
@@ -765,8 +765,13 @@ func checkEncoding(r *http.Request) error {
 }
 
 // checkContentType answers 415 unless the request's Content-Type is absent, or a media type ok
-// accepts with a charset (if any) of UTF-8. want describes what is accepted.
+// accepts with a charset (if any) of UTF-8, given once. want describes what is accepted.
 func checkContentType(r *http.Request, want string, ok func(mediaType string) bool) error {
+	if n := len(r.Header["Content-Type"]); n > 1 {
+		// The first was read and the others ignored: a body declared both JSON and a form was
+		// read as whichever the client happened to write first.
+		return &httpError{status: http.StatusUnsupportedMediaType, msg: fmt.Sprintf("Content-Type is given %d times: send one, %s", n, want)}
+	}
 	ct := r.Header.Get("Content-Type")
 	if ct == "" {
 		return nil

@@ -935,3 +935,28 @@ func TestBrowserRequestsFromAnotherSiteAreRefused(t *testing.T) {
 		t.Errorf("GET /v1/rules from another site: %d %s", w.Code, w.Body)
 	}
 }
+
+// A request with two Content-Type headers is a 415 naming the header, as one Content-Type the
+// route does not take is: the first was read and the second ignored, so a body declared both
+// JSON and a form (or a form first, then JSON) was taken, or refused, by the order of the lines.
+func TestTwoContentTypesAreRefused(t *testing.T) {
+	rules := &fakeRules{}
+	f := newFixture(t, api.Config{}, api.WithRulesAdmin(rules, map[string]string{"lead": "s3cret"}))
+	twice := func(a, b string) reqOpt {
+		return func(r *http.Request) { r.Header["Content-Type"] = []string{a, b} }
+	}
+	for _, c := range []struct {
+		method, path, body string
+		opts               []reqOpt
+	}{
+		{http.MethodPost, "/v1/risk/check", checkBody, []reqOpt{twice("application/json", "text/plain")}},
+		{http.MethodPost, "/v1/risk/check", checkBody, []reqOpt{twice("application/json", "application/json")}},
+		{http.MethodPost, "/v1/events", event("e1", "app1", "1.2.3.4"), []reqOpt{twice("text/plain", "application/json")}},
+		{http.MethodPut, "/v1/rules", "pack: p\n", []reqOpt{basic("lead", "s3cret"), twice("application/yaml", "application/x-www-form-urlencoded")}},
+	} {
+		errorBody(t, f.do(t, c.method, c.path, c.body, c.opts...), http.StatusUnsupportedMediaType, "Content-Type is given 2 times: send one")
+	}
+	if f.chk.calls() != 0 || len(f.pub.published()) != 0 || rules.loaded != 0 {
+		t.Errorf("checks %d, batches %d, packs %d taken with two Content-Types", f.chk.calls(), len(f.pub.published()), rules.loaded)
+	}
+}
