@@ -1065,7 +1065,17 @@ func setKey(c *Config, path, val string) error {
 	case f.Kind() == reflect.Slice && strings.HasPrefix(val, "["):
 		var out []string
 		if err := json.Unmarshal([]byte(val), &out); err != nil {
-			return fmt.Errorf("not a JSON list of strings: %v", err)
+			// Not the decoder's message ("cannot unmarshal number into Go value of type string"),
+			// nor a byte of the value it would quote ("invalid character 's'").
+			var te *json.UnmarshalTypeError
+			var se *json.SyntaxError
+			switch {
+			case errors.As(err, &te):
+				return fmt.Errorf("not a JSON list of strings: an entry is a JSON %s", te.Value)
+			case errors.As(err, &se):
+				return fmt.Errorf("not a JSON list of strings: invalid JSON at byte %d", se.Offset)
+			}
+			return errors.New(`not a JSON list of strings like ["a", "b"]`)
 		}
 		f.Set(reflect.ValueOf(out))
 	case f.Kind() == reflect.Slice:

@@ -379,6 +379,19 @@ func TestLoadConfigSet(t *testing.T) {
 			t.Errorf("--set %s: %v; want it refused without quoting the value", arg, err)
 		}
 	}
+	// A list given as JSON that is not one of strings is named in the decoders' terms, not
+	// encoding/json's ("cannot unmarshal number into Go value of type string"), quoting no byte.
+	for arg, want := range map[string]string{
+		`kafka.brokers=["a:9092",7]`:  "--set kafka.brokers: not a JSON list of strings: an entry is a JSON number",
+		`kafka.brokers=["a:9092",{}]`: "an entry is a JSON object",
+		`kafka.brokers=["a:9092",Qx]`: "not a JSON list of strings: invalid JSON at byte",
+		`kafka.brokers=["a:9092"`:     "not a JSON list of strings: invalid JSON at byte 9",
+	} {
+		_, err = LoadConfig("", nil, []string{arg})
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "Go value") || strings.Contains(err.Error(), "Q") {
+			t.Errorf("--set %s: %v; want %q", arg, err, want)
+		}
+	}
 	// A colon typed for the "=" leaves a secret in the argument: the error names the key only.
 	for _, arg := range []string{"api.keys:app1:s3cret-one", "api.admin_keys alice:s3cret-one"} {
 		_, err = LoadConfig("", nil, []string{arg})
