@@ -278,7 +278,7 @@ func (s *Snapshots) loadFile(ctx context.Context, p string, ends map[int]int64) 
 		return meta, fmt.Errorf("snapshot: %s is a %s, not a snapshot file", p, kindOf(fi.Mode()))
 	}
 	_, err = s.State.LoadSnapshot(f, func(raw []byte) error {
-		if err := json.Unmarshal(raw, &meta); err != nil {
+		if err := schemas.UnmarshalJSON(raw, &meta, "written"); err != nil {
 			return fmt.Errorf("metadata: %w", err)
 		}
 		switch {

@@ -1018,3 +1018,41 @@ func TestSnapshotOfAnotherTopicWhoseOffsetsAreGoneIsRefused(t *testing.T) {
 		t.Errorf("another topic: the refused snapshot left %d events in the state", n)
 	}
 }
+
+// A snapshot whose metadata does not decode (another build's, or one written by hand) is refused
+// naming the member and what it must be, as the event decoder words it, not with encoding/json's
+// "cannot unmarshal string into Go struct field snapshotMeta.offsets of type int64".
+func TestSnapshotOfUnreadableMetadataNamesTheMember(t *testing.T) {
+	for meta, want := range map[string]string{
+		`{"topic":"verify.events","offsets":{"0":"ten"}}`:          "metadata: offsets",
+		`{"topic":"verify.events","offsets":{"0":10},"written":7}`: "metadata: written: must be an RFC 3339 time string, got number",
+		`{"topic":["verify.events"]}`:                              "metadata: topic: must be a string, got array",
+		`["verify.events"]`:                                        "metadata: expected a JSON object, got array",
+	} {
+		dir := t.TempDir()
+		st := stateWith(10)
+		if _, err := (&Snapshots{Dir: dir, Topic: "verify.events", State: st, Log: quiet()}).Save(at(map[int]int64{0: 10})); err != nil {
+			t.Fatal(err)
+		}
+		paths, _ := filepath.Glob(filepath.Join(dir, "*"))
+		for _, p := range paths {
+			if fi, err := os.Lstat(p); err != nil || !fi.Mode().IsRegular() {
+				continue
+			}
+			f, err := os.Create(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.WriteSnapshot(f, func() []byte { return []byte(meta) }); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+		}
+		var logged bytes.Buffer
+		_, _, err := (&Snapshots{Dir: dir, Topic: "verify.events", State: features.New(features.Config{}), Log: slog.New(slog.NewTextHandler(&logged, nil))}).Load(context.Background())
+		got := fmt.Sprint(err) + "\n" + logged.String()
+		if err == nil || !strings.Contains(got, want) || strings.Contains(got, "Go struct") || strings.Contains(got, "Go value") || strings.Contains(got, "UnmarshalJSON") {
+			t.Errorf("snapshot of metadata %s: %v, want %q\n%s", meta, err, want, logged.String())
+		}
+	}
+}
