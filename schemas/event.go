@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -321,7 +322,7 @@ func jsonError(err error) error {
 		if field == "" {
 			return &FieldError{Reason: fmt.Sprintf("expected a JSON object, got %s", te.Value)}
 		}
-		return fieldErr(field, "must be a %s, got %s", jsonKind(te.Type.Kind().String()), te.Value)
+		return fieldErr(field, "must be %s, got %s", JSONKind(te.Type), te.Value)
 	case errors.As(err, &se):
 		return &FieldError{Reason: fmt.Sprintf("invalid JSON at byte %d: %s", se.Offset, strings.TrimPrefix(se.Error(), "json: "))}
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
@@ -337,14 +338,24 @@ func jsonError(err error) error {
 	return &FieldError{Reason: "invalid JSON: " + strings.TrimPrefix(err.Error(), "json: ")}
 }
 
-func jsonKind(k string) string {
-	switch k {
-	case "slice":
-		return "array"
-	case "struct", "map":
-		return "object"
+// JSONKind is what a value of Go type t is in JSON, with its article, for errors worded "must be
+// a string, got number": a string, a boolean, a number, an array, an object.
+func JSONKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
 	}
-	return k
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8,
+		reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "an object"
 }
 
 func (w *wireEvent) validate() (VerifyEvent, error) {

@@ -148,7 +148,7 @@ func decodeStrict(b []byte, v any) error {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
 			// Worded as the check's and the event's decoders word it: "must be a string, got number".
-			return &schemas.FieldError{Field: schemas.ShowName(te.Field, 40), Reason: "must be " + jsonKind(te.Type) + ", got " + te.Value}
+			return &schemas.FieldError{Field: schemas.ShowName(te.Field, 40), Reason: "must be " + schemas.JSONKind(te.Type) + ", got " + te.Value}
 		}
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return &schemas.FieldError{Reason: "invalid JSON: unexpected end of input"}
@@ -349,23 +349,4 @@ func jsonNames(v any) map[string]bool {
 		}
 	}
 	return names
-}
-
-// jsonKind names the JSON value a Go type decodes from ("a string", "a number", …).
-func jsonKind(t reflect.Type) string {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "a boolean"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8,
-		reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	}
-	return "an object"
 }

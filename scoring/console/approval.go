@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"slices"
 	"time"
+
+	"github.com/riskflow/riskflow/schemas"
 )
 
 // pendingPromotion is a draft one admin asked to promote, waiting for another (Deps.Approvals 2).
@@ -65,7 +67,7 @@ func (s *Server) requestPromotion(ctx context.Context, draft []byte, who, base, 
 
 func decodePromotion(it Item) (*pendingPromotion, error) {
 	var p pendingPromotion
-	if err := json.Unmarshal(it.Body, &p); err != nil {
+	if err := schemas.UnmarshalJSON(it.Body, &p, "At"); err != nil {
 		return nil, fmt.Errorf("promotion request %s: %w", it.ID, err)
 	}
 	p.Node = it.Node
