@@ -405,6 +405,25 @@ func TestAPITLSKeyPairErrorsSayWhatIsWrong(t *testing.T) {
 	}
 }
 
+// An answer of the node that does not decode as the live state (another service on that port, a
+// later version) is named by its member, not with encoding/json's "Go struct field
+// ExplainResponse.Explanation.subject of type string".
+func TestLookupNamesTheMemberOfAnUnreadableAnswer(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"code":0,"content":"live state","subject":5}`:      "subject: must be a string, got number",
+		`{"code":0,"content":"live state","windows":{}}`:     "windows: must be an array, got object",
+		`{"code":0,"content":"live state","at":"yesterday"}`: `at: "yesterday" is not an RFC 3339 time`,
+		`[{"code":0}]`: "expected a JSON object, got array",
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, body) }))
+		_, err := explainOver(context.Background(), srv.URL, "lead", "s3cret", api.ExplainRequest{IP: "1.2.3.4"})
+		srv.Close()
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "Go ") {
+			t.Errorf("answer %s: %v, want %q", body, err, want)
+		}
+	}
+}
+
 // lookup against a TLS node whose certificate it does not take says how to make it: a private
 // CA's (SSL_CERT_FILE), one for another name (--api with that name). It had said only "x509:
 // certificate signed by unknown authority".

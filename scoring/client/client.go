@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -263,7 +262,7 @@ func (c *Client) post(ctx context.Context, phone string, body []byte) (schemas.R
 			return schemas.RiskCheck{}, fmt.Errorf("read the verdict: %w", readErr)
 		}
 		var rc schemas.RiskCheck
-		if err := json.Unmarshal(data, &rc); err != nil {
+		if err := schemas.UnmarshalJSON(data, &rc); err != nil {
 			// The decoder may quote the body; mask anything phone-like it quotes.
 			return schemas.RiskCheck{}, fmt.Errorf("%w: decode verdict: %s", ErrBadResponse, maskPhones(err.Error(), phone))
 		}

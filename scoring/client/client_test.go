@@ -587,6 +587,9 @@ func TestUnusableResponses(t *testing.T) {
 		"phone in a broken body": func(w http.ResponseWriter, r *http.Request) {
 			io.WriteString(w, `{"score":`+testPhone+`.5}`)
 		},
+		"score a string": func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, `{"code":0,"content":"success","score":"600","id":"1"}`)
+		},
 		"too large": func(w http.ResponseWriter, r *http.Request) {
 			w.Write(bytes.Repeat([]byte(" "), MaxResponseBytes))
 			json.NewEncoder(w).Encode(okVerdict)
@@ -617,6 +620,10 @@ func TestUnusableResponses(t *testing.T) {
 			ue := unavailable(t, err)
 			if !errors.Is(err, ErrBadResponse) || ue.Reason != "riskflow sent an unusable response" {
 				t.Errorf("err = %v, reason %q; want ErrBadResponse", err, ue.Reason)
+			}
+			if name == "score a string" && !strings.Contains(err.Error(), "decode verdict: score: must be a number, got string") ||
+				strings.Contains(err.Error(), "Go struct") || strings.Contains(err.Error(), "Go value") {
+				t.Errorf("err = %v, want the member named, not encoding/json's Go type", err)
 			}
 			if name == "phone in a broken body" && !strings.Contains(err.Error(), "1380013****") {
 				t.Errorf("err = %v, want the quoted number masked as 1380013****", err)
