@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"strings"
 	"time"
 )
 
@@ -78,11 +80,28 @@ func DecodeScoreRecord(data []byte) (ScoreRecord, error) {
 // *FieldError worded as the event decoder words its own: the field and what it must be ("at: must
 // be a string, got number"), never encoding/json's Go-internal text ("cannot unmarshal array into
 // Go value of type …"). timeFields are v's members of type time.Time, named when they do not decode.
+// A member of a struct v embeds is named by its JSON name ("hours"), not after the Go type that
+// holds it, as encoding/json names it ("jobView.hours").
 func UnmarshalJSON(data []byte, v any, timeFields ...string) error {
-	if err := json.Unmarshal(data, v); err != nil {
-		return timeFieldError(data, jsonError(err), timeFields...)
+	err := json.Unmarshal(data, v)
+	if err == nil {
+		return nil
 	}
-	return nil
+	err = timeFieldError(data, jsonError(err), timeFields...)
+	if fe, ok := AsFieldError(err); ok {
+		t := reflect.TypeOf(v)
+		for t != nil && t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t != nil && t.Kind() == reflect.Struct {
+			for f := range t.Fields() {
+				if f.Anonymous && f.Type.Kind() == reflect.Struct {
+					fe.Field = strings.TrimPrefix(fe.Field, f.Type.Name()+".")
+				}
+			}
+		}
+	}
+	return err
 }
 
 // timeFieldError names the field of a time that did not decode: encoding/json reports

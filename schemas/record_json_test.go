@@ -206,3 +206,30 @@ func TestDecodeDecisionNamesABadTime(t *testing.T) {
 		}
 	}
 }
+
+// UnmarshalJSON names the member that does not decode by its JSON name and what it must be, a
+// member of an embedded struct too, never in encoding/json's Go terms ("Go struct field
+// outer.inner.hours of type int", "Time.UnmarshalJSON: …").
+func TestUnmarshalJSONNamesTheMember(t *testing.T) {
+	type inner struct {
+		Hours int       `json:"hours"`
+		At    time.Time `json:"at"`
+	}
+	type outer struct {
+		inner
+		Tags []string `json:"tags"`
+	}
+	for body, want := range map[string]string{
+		`{"hours":"24"}`: "hours: must be a number, got string",
+		`{"tags":{}}`:    "tags: must be an array, got object",
+		`{"at":true}`:    "at: must be an RFC 3339 time string, got bool",
+		`[1]`:            "expected a JSON object, got array",
+		`{"hours":`:      "invalid JSON",
+	} {
+		var o outer
+		err := UnmarshalJSON([]byte(body), &o, "at")
+		if _, ok := AsFieldError(err); !ok || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", body, err, want)
+		}
+	}
+}

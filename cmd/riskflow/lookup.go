@@ -378,10 +378,6 @@ func explainOver(ctx context.Context, base, name, secret string, req api.Explain
 	}
 	var x api.ExplainResponse
 	if err := schemas.UnmarshalJSON(b, &x, "at"); err != nil {
-		// encoding/json names a member of the embedded Explanation "Explanation.subject".
-		if fe, ok := schemas.AsFieldError(err); ok {
-			fe.Field = strings.TrimPrefix(fe.Field, "Explanation.")
-		}
 		return nil, fmt.Errorf("live state from %s: %w", shown, err)
 	}
 	return &x, nil

@@ -179,10 +179,6 @@ func (s *Server) writeJob(ctx context.Context, j *job) error {
 func (s *Server) storedView(it Item) (*jobView, error) {
 	var sj storedJob
 	if err := schemas.UnmarshalJSON(it.Body, &sj, "from", "to", "started", "at"); err != nil {
-		// encoding/json names a member of the embedded jobView "jobView.hours": its JSON name is hours.
-		if fe, ok := schemas.AsFieldError(err); ok {
-			fe.Field = strings.TrimPrefix(fe.Field, "jobView.")
-		}
 		return nil, fmt.Errorf("backtest %s: %w", it.ID, err)
 	}
 	v := sj.jobView
