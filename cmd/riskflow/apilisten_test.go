@@ -89,7 +89,7 @@ func serveTLS(t *testing.T, a *app) net.Listener {
 // A rotated api.tls_cert is served to the next connection, without a restart; a pair that does
 // not load leaves the previous one served.
 func TestAPITLSCertificateReloaded(t *testing.T) {
-	dir := t.TempDir()
+	dir := tempDir(t)
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
 	writeCert(t, certFile, keyFile, 1)
 	a := &app{cfg: Default(), log: slog.New(slog.DiscardHandler)}
@@ -123,7 +123,7 @@ func TestAPITLSCertificateReloaded(t *testing.T) {
 // TLS 1.2 is offered with AEAD suites only: a client offering nothing but Go's default CBC-SHA1
 // suites is refused at the handshake; one offering AES-GCM is served.
 func TestAPITLSOffersAEADSuitesOnly(t *testing.T) {
-	dir := t.TempDir()
+	dir := tempDir(t)
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
 	writeCert(t, certFile, keyFile, 1)
 	a := &app{cfg: Default(), log: slog.New(slog.DiscardHandler)}
@@ -153,7 +153,7 @@ func TestAPITLSOffersAEADSuitesOnly(t *testing.T) {
 // tls=true", every client failed with "certificate has expired", and all the node's log said was
 // "TLS handshake error …: remote error: tls: bad certificate".
 func TestAPITLSCertificateOutsideItsValidityIsLogged(t *testing.T) {
-	dir := t.TempDir()
+	dir := tempDir(t)
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
 	expired := time.Date(2020, 2, 1, 0, 0, 0, 0, time.UTC)
 	writeCertValid(t, certFile, keyFile, 1, expired.AddDate(0, -1, 0), expired)
@@ -221,7 +221,7 @@ func (l *lockedBuffer) String() string {
 // port scan) made net/http log a warning each: 50 probes, 50 lines. The API server logs the first
 // of a kind, then at most one a minute saying how many were held back.
 func TestTLSHandshakeFailuresAreNotLoggedEach(t *testing.T) {
-	dir := t.TempDir()
+	dir := tempDir(t)
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
 	writeCert(t, certFile, keyFile, 1)
 	var logs lockedBuffer
@@ -333,7 +333,7 @@ func TestConnectionsOlderThanMaxAgeAreClosed(t *testing.T) {
 // to an HTTPS server".
 func TestDevSampleOverTLS(t *testing.T) {
 	cleanEnv(t)
-	dir := t.TempDir()
+	dir := tempDir(t)
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
 	writeCert(t, certFile, keyFile, 1)
 	r := runCmd(t, context.Background(), "dev", "--once", "--listen", "127.0.0.1:0",
@@ -346,7 +346,7 @@ func TestDevSampleOverTLS(t *testing.T) {
 // selfClient trusts api.tls_cert's certificate only: another one, even at the same address, is
 // refused.
 func TestSelfClientTrustsOnlyTheNodesCertificate(t *testing.T) {
-	dir := t.TempDir()
+	dir := tempDir(t)
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
 	writeCert(t, certFile, keyFile, 1)
 	srv := httptest.NewTLSServer(http.NotFoundHandler()) // its own certificate
@@ -366,7 +366,7 @@ func TestSelfClientTrustsOnlyTheNodesCertificate(t *testing.T) {
 // "tls: failed to parse private key", a chain written intermediate first "tls: private key does
 // not match public key".
 func TestAPITLSKeyPairErrorsSayWhatIsWrong(t *testing.T) {
-	dir := t.TempDir()
+	dir := tempDir(t)
 	certA, keyA := filepath.Join(dir, "a.crt"), filepath.Join(dir, "a.key")
 	certB, keyB := filepath.Join(dir, "b.crt"), filepath.Join(dir, "b.key")
 	writeCert(t, certA, keyA, 1)

@@ -37,7 +37,7 @@ func TestClickHouseCommandsSayWhatToCheck(t *testing.T) {
 func TestRulesHistoryCommandsSayWhatToCheck(t *testing.T) {
 	cleanEnv(t)
 	refused := testaddr.Free(t)
-	for _, args := range [][]string{{"rules", "versions"}, {"rules", "versions", "--loads"}, {"rules", "rollback", "0123456789abcdef", "--set", "scoring.rules=" + t.TempDir() + "/rules.yaml"}} {
+	for _, args := range [][]string{{"rules", "versions"}, {"rules", "versions", "--loads"}, {"rules", "rollback", "0123456789abcdef", "--set", "scoring.rules=" + tempDir(t) + "/rules.yaml"}} {
 		r := runCmd(t, context.Background(), append(args, "--set", "clickhouse.addr="+refused)...)
 		if r.code != 1 || !strings.Contains(r.stderr, "clickhouse.addr "+refused+": ") || !strings.Contains(r.stderr, "is ClickHouse running there? deploy/local/up") {
 			t.Errorf("%v against %s (nothing listening): exit %d, want 1 naming clickhouse.addr and deploy/local/up: %s", args, refused, r.code, r.stderr)

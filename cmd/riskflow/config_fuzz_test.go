@@ -37,7 +37,7 @@ func FuzzLoadConfig(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	p := filepath.Join(f.TempDir(), "riskflow.yaml")
+	p := filepath.Join(tempDir(f), "riskflow.yaml")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 64<<10 {
 			t.Skip()

@@ -22,7 +22,7 @@ import (
 
 func writeFile(t *testing.T, name, content string) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
+	p := filepath.Join(tempDir(t), name)
 	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestLoadConfigRefusesAnOversizedFile(t *testing.T) {
 // A directory given as the configuration file, or named by a RISKFLOW_*_FILE variable, is said to
 // be one, its path once: it read "read config: read /tmp: read /tmp: is a directory".
 func TestLoadConfigDirectory(t *testing.T) {
-	dir := t.TempDir()
+	dir := tempDir(t)
 	want := dir + " is a directory, not a file"
 	if _, err := LoadConfig(dir, nil, nil); err == nil || !strings.Contains(err.Error(), want) || strings.Count(err.Error(), dir) != 1 {
 		t.Errorf("--config: %v, want %q, the path once", err, want)
@@ -272,7 +272,7 @@ func TestLoadConfigYAMLBadValues(t *testing.T) {
 			t.Errorf("%q: error %v, want it to contain %q", c.yaml, err, c.want)
 		}
 	}
-	if _, err := LoadConfig(filepath.Join(t.TempDir(), "missing.yaml"), nil, nil); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+	if _, err := LoadConfig(filepath.Join(tempDir(t), "missing.yaml"), nil, nil); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
 		t.Errorf("missing file: %v", err)
 	}
 }
@@ -552,7 +552,7 @@ func TestKubernetesConfigMapLoads(t *testing.T) {
 	if err := yaml.NewDecoder(bytes.NewReader(b)).Decode(&cm); err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(t.TempDir(), "riskflow.yaml")
+	p := filepath.Join(tempDir(t), "riskflow.yaml")
 	if err := os.WriteFile(p, []byte(cm.Data["riskflow.yaml"]), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	shots := os.Getenv("RISKFLOW_CONSOLE_SCREENSHOTS")
 	if shots == "" {
-		shots = t.TempDir()
+		shots = tempDir(t)
 	} else if err := os.MkdirAll(shots, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	// lists files.
 	_, brokers := testServices()
 	chAddr, db, id, conn := throwawayDatabase(t, "riskflow_console")
-	dir := t.TempDir()
+	dir := tempDir(t)
 	packPath, listsPath := filepath.Join(dir, "rules.yaml"), filepath.Join(dir, "lists.txt")
 	must(t, os.WriteFile(packPath, packs.Default(), 0o644))
 	must(t, os.WriteFile(filepath.Join(dir, "tests.yaml"), packs.DefaultTests(), 0o644))

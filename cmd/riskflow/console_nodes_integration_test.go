@@ -58,7 +58,7 @@ func testWorld(t testing.TB) (cfg Config, db string) {
 	t.Helper()
 	_, brokers := testServices()
 	chAddr, db, id, _ := throwawayDatabase(t, "riskflow_nodes")
-	dir := t.TempDir()
+	dir := tempDir(t)
 	pack := filepath.Join(dir, "rules.yaml")
 	if err := os.WriteFile(pack, packs.Default(), 0o644); err != nil {
 		t.Fatal(err)

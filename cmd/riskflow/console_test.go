@@ -32,7 +32,7 @@ import (
 // topics created, ready for startLists; it stops at the end of the test.
 func listsTestApp(t *testing.T, file string) (a *app, path string, ctx context.Context, g *errgroup.Group) {
 	t.Helper()
-	path = filepath.Join(t.TempDir(), "lists.txt")
+	path = filepath.Join(tempDir(t), "lists.txt")
 	if err := os.WriteFile(path, []byte(file), 0o644); err != nil {
 		t.Fatal(err)
 	}

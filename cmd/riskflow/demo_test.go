@@ -58,7 +58,7 @@ func TestDemoRealModeNeedsTheConfiguredBroker(t *testing.T) {
 }
 
 func TestLoadgenToFile(t *testing.T) {
-	dir := t.TempDir()
+	dir := tempDir(t)
 	events, labels := filepath.Join(dir, "ev.jsonl"), filepath.Join(dir, "labels.jsonl")
 	var out, errb bytes.Buffer
 	// Noon in China yesterday: the daily rhythm is above its mean then (at 02:00 it is a fifth of

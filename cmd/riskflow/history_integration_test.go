@@ -57,7 +57,7 @@ func TestBacktestAndRulesReportOnClickHouse(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cand := filepath.Join(t.TempDir(), "candidate.yaml")
+	cand := filepath.Join(tempDir(t), "candidate.yaml")
 	edited := strings.Replace(string(packs.Default()), "when: phone_verifies_10m >= 3", "when: phone_verifies_10m >= 2", 1)
 	if edited == string(packs.Default()) {
 		t.Fatal("the default pack no longer has the line this test edits")

@@ -193,7 +193,7 @@ func TestInterruptedWhileWaitingDoesNotBlameTheServer(t *testing.T) {
 // results under "interrupted". Stopped, it prints no summary that reads as a finished run.
 func TestRulesTestStops(t *testing.T) {
 	cleanEnv(t)
-	dir := t.TempDir()
+	dir := tempDir(t)
 	pack, err := os.ReadFile("../../rules/packs/default/rules.yaml")
 	if err != nil {
 		t.Fatal(err)

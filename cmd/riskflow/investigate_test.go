@@ -93,7 +93,7 @@ func TestLookupAndLabelNameClickHouseWhenItIsAway(t *testing.T) {
 		t.Errorf("label, ClickHouse away: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
 	}
 	// A file of JSON lines (FORMAT JSONEachRow) is read — then ClickHouse is found away.
-	file := filepath.Join(t.TempDir(), "labels.jsonl")
+	file := filepath.Join(tempDir(t), "labels.jsonl")
 	os.WriteFile(file, []byte("{\"app_id\":\"a\",\"decision_id\":\"d-1\",\"label\":\"fraud\"}\n{\"app_id\":\"a\",\"decision_id\":\"d-2\",\"label\":\"legit\"}\n"), 0o644)
 	r = runCmd(t, context.Background(), "label", "--file", file, "--set", "clickhouse.addr="+addr)
 	if r.code != 1 || !strings.Contains(r.stderr, "label: "+want) {

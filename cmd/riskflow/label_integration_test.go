@@ -25,7 +25,7 @@ func TestLabelBulkUnknownWarnsByCount(t *testing.T) {
 		ls = append(ls, schemas.Label{AppID: "app1", EventID: fmt.Sprintf("bulk-%d", i), Label: schemas.LabelFraud})
 	}
 	b, _ := json.Marshal(ls)
-	file := filepath.Join(t.TempDir(), "labels.json")
+	file := filepath.Join(tempDir(t), "labels.json")
 	if err := os.WriteFile(file, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -63,10 +63,10 @@ func TestLabelFileInBatches(t *testing.T) {
 	for i := range 1000 {
 		fmt.Fprintf(&lines, `{"app_id":"app1","event_id":"batch-%d","label":"fraud"}`+"\n", i)
 	}
-	file := filepath.Join(t.TempDir(), "labels.jsonl")
+	file := filepath.Join(tempDir(t), "labels.jsonl")
 	os.WriteFile(file, []byte(lines.String()), 0o644)
 	stdin := func(doc string) func() {
-		f, err := os.CreateTemp(t.TempDir(), "stdin")
+		f, err := os.CreateTemp(tempDir(t), "stdin")
 		if err != nil {
 			t.Fatal(err)
 		}

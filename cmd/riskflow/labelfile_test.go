@@ -116,7 +116,7 @@ func TestLabelFileMemoryStaysFlat(t *testing.T) {
 	}
 	cleanEnv(t)
 	peak := func(n int) int64 {
-		file := filepath.Join(t.TempDir(), fmt.Sprintf("labels-%d.jsonl", n))
+		file := filepath.Join(tempDir(t), fmt.Sprintf("labels-%d.jsonl", n))
 		f, err := os.Create(file)
 		if err != nil {
 			t.Fatal(err)
@@ -155,7 +155,7 @@ func TestLabelFileThatCannotBeRead(t *testing.T) {
 	if _, err := readLabelFile(r, 10, func([]schemas.Label) error { return nil }); !errors.As(err, &rerr) {
 		t.Errorf("a reader failing after a line: %v; want the read error", err)
 	}
-	dir := t.TempDir()
+	dir := tempDir(t)
 	var out, errb bytes.Buffer
 	code := run(context.Background(), []string{"label", "--file", dir, "--set", "clickhouse.addr=127.0.0.1:1"}, &out, &errb)
 	if code != 1 || !strings.Contains(errb.String(), "is a directory") || strings.Contains(errb.String(), "empty") {
@@ -166,7 +166,7 @@ func TestLabelFileThatCannotBeRead(t *testing.T) {
 // --note beside --file is a usage error, as --app or --as are: it was ignored, and the file's
 // labels were stored without the note the analyst typed.
 func TestLabelFileRefusesANoteForAllOfIt(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "labels.jsonl")
+	file := filepath.Join(tempDir(t), "labels.jsonl")
 	if err := os.WriteFile(file, []byte(`{"app_id":"a","event_id":"e1","label":"fraud"}`+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestLabelFileRefusesANoteForAllOfIt(t *testing.T) {
 // pipe a writer holds open — stops at once, storing nothing: it waited for the end of the input.
 func TestLabelFileStopsWhileItsInputWaits(t *testing.T) {
 	cleanEnv(t)
-	fifo := filepath.Join(t.TempDir(), "labels.pipe")
+	fifo := filepath.Join(tempDir(t), "labels.pipe")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Skipf("no named pipe: %v", err)
 	}

@@ -62,7 +62,7 @@ var refused = errors.Join(errors.New("dial tcp 127.0.0.1:19092: connect"), sysca
 // about now (it starts --duration before it), and each label line holds the fields named.
 func TestLoadgenHelpMatchesAFileRun(t *testing.T) {
 	cleanEnv(t)
-	dir := t.TempDir()
+	dir := tempDir(t)
 	events, labels := filepath.Join(dir, "events.jsonl"), filepath.Join(dir, "labels.jsonl")
 	before := time.Now().UTC()
 	if r := runCmd(t, context.Background(), "loadgen", "--rate", "20", "--duration", "10m", "--seed", "3", "--out", events, "--labels", labels); r.code != 0 {
@@ -208,7 +208,7 @@ func TestLoadgenStoppedSaysWhatItSent(t *testing.T) {
 // file cut in the middle of a line.
 func TestLoadgenToAFileStopsWhenTold(t *testing.T) {
 	cleanEnv(t)
-	events := filepath.Join(t.TempDir(), "events.jsonl")
+	events := filepath.Join(tempDir(t), "events.jsonl")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // the signal came while the population was being drawn
 	r := runCmd(t, ctx, "loadgen", "--rate", "50", "--duration", "1h", "--seed", "3", "--out", events)
@@ -223,7 +223,7 @@ func TestLoadgenToAFileStopsWhenTold(t *testing.T) {
 // --attack-share 0 is no attack traffic: it was loadgen.Config's "default", 10 % of attacks.
 func TestLoadgenAttackShareZeroIsNone(t *testing.T) {
 	cleanEnv(t)
-	dir := t.TempDir()
+	dir := tempDir(t)
 	events, labels := filepath.Join(dir, "events.jsonl"), filepath.Join(dir, "labels.jsonl")
 	r := runCmd(t, context.Background(), "loadgen", "--rate", "20", "--duration", "10m", "--seed", "3", "--attack-share", "0", "--out", events, "--labels", labels)
 	if r.code != 0 {
@@ -251,7 +251,7 @@ func TestLoadgenAttackShareZeroIsNone(t *testing.T) {
 // --labels - writes the labels to stdout (it made a file named "-") when the events go to a file.
 func TestLoadgenLabelsToStdout(t *testing.T) {
 	cleanEnv(t)
-	dir := t.TempDir()
+	dir := tempDir(t)
 	t.Chdir(dir)
 	r := runCmd(t, context.Background(), "loadgen", "--rate", "5", "--duration", "10m", "--seed", "3", "--out", "events.jsonl", "--labels", "-")
 	if r.code != 0 {
@@ -295,7 +295,7 @@ func TestLoadgenLabelsToStdoutKeepProgressApart(t *testing.T) {
 // destination it does not know) leaves an existing --labels file as it was: it was truncated first.
 func TestLoadgenRefusedRunKeepsTheLabelsFile(t *testing.T) {
 	cleanEnv(t)
-	labels := filepath.Join(t.TempDir(), "labels.jsonl")
+	labels := filepath.Join(tempDir(t), "labels.jsonl")
 	const kept = "{\"event_id\":\"e1\",\"app_id\":\"a\",\"label\":\"benign\",\"attack\":false}\n"
 	for _, out := range []string{"kafka", "http://127.0.0.1:1", "events.txt"} {
 		if err := os.WriteFile(labels, []byte(kept), 0o600); err != nil {

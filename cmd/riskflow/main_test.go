@@ -35,7 +35,7 @@ func cleanEnv(t *testing.T) {
 			os.Unsetenv(name)
 		}
 	}
-	t.Setenv("RISKFLOW_CACHE_DIR", t.TempDir())
+	t.Setenv("RISKFLOW_CACHE_DIR", tempDir(t))
 }
 
 type result struct {
@@ -52,7 +52,7 @@ func runCmd(t *testing.T, ctx context.Context, args ...string) result {
 
 func TestRunUsageErrors(t *testing.T) {
 	cleanEnv(t)
-	missing := filepath.Join(t.TempDir(), "nope.yaml")
+	missing := filepath.Join(tempDir(t), "nope.yaml")
 	// usage is the command whose usage line follows the error; "" = a configuration error, which
 	// names its key and prints no usage.
 	cases := []struct {
@@ -449,7 +449,7 @@ rules:
 // withStdin runs f with os.Stdin reading data.
 func withStdin(t *testing.T, data string, f func()) {
 	t.Helper()
-	in := filepath.Join(t.TempDir(), "stdin")
+	in := filepath.Join(tempDir(t), "stdin")
 	if err := os.WriteFile(in, []byte(data), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -481,7 +481,7 @@ func TestRulesLintStandardInput(t *testing.T) {
 
 func TestRulesLint(t *testing.T) {
 	cleanEnv(t)
-	dir := t.TempDir()
+	dir := tempDir(t)
 	good := filepath.Join(dir, "good.yaml")
 	if err := os.WriteFile(good, []byte(goodPack), 0o600); err != nil {
 		t.Fatal(err)
@@ -536,7 +536,7 @@ func TestRulesLint(t *testing.T) {
 
 func TestRulesTest(t *testing.T) {
 	cleanEnv(t)
-	dir := t.TempDir()
+	dir := tempDir(t)
 	tests := `tests:
   - name: replayed token is blocked
     given:
@@ -889,7 +889,7 @@ func printed(s string) string { return schemas.MaskPhones(s) }
 // --set — as the README promises for bad configuration; a key left at its default has nothing.
 func TestInvalidConfigurationNamesWhereEachKeyWasSet(t *testing.T) {
 	cleanEnv(t)
-	path := filepath.Join(t.TempDir(), "c.yaml")
+	path := filepath.Join(tempDir(t), "c.yaml")
 	if err := os.WriteFile(path, []byte("kafka:\n  partitions: -1\napi:\n  max_body_bytes: 10\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -929,7 +929,7 @@ rules:
 // passes its tests. Both failed with the other pack's errors, named "scoring.rules: line 106:11".
 func TestRulesLintAndTestJudgeOnlyTheirPack(t *testing.T) {
 	cleanEnv(t)
-	dir := t.TempDir()
+	dir := tempDir(t)
 	pack := filepath.Join(dir, "p")
 	if err := os.Mkdir(pack, 0o755); err != nil {
 		t.Fatal(err)
@@ -966,7 +966,7 @@ func TestRulesLintAndTestJudgeOnlyTheirPack(t *testing.T) {
 // ClickHouse that does not answer: a runtime error, exit 1, not the other pack's errors, exit 2).
 func TestBacktestWithCurrentIgnoresTheConfiguredPack(t *testing.T) {
 	cleanEnv(t)
-	dir := t.TempDir()
+	dir := tempDir(t)
 	pack := filepath.Join(dir, "rules.yaml")
 	if err := os.WriteFile(pack, []byte(smallPack), 0o600); err != nil {
 		t.Fatal(err)
@@ -992,7 +992,7 @@ func TestBacktestWithCurrentIgnoresTheConfiguredPack(t *testing.T) {
 // the command line shows no --config to blame. One given with --config needs no such note.
 func TestMissingConfigFromTheEnvironmentSaysSo(t *testing.T) {
 	cleanEnv(t)
-	missing := filepath.Join(t.TempDir(), "gone.yaml")
+	missing := filepath.Join(tempDir(t), "gone.yaml")
 	t.Setenv("RISKFLOW_CONFIG", missing)
 	r := runCmd(t, context.Background(), "migrate")
 	if r.code != 2 || !strings.Contains(r.stderr, printed(missing)) || !strings.Contains(r.stderr, "the file RISKFLOW_CONFIG names") {
@@ -1126,7 +1126,7 @@ func TestRunErrorsMaskPhones(t *testing.T) {
 		{"lookup", "--phone", "13800000000", "--since", "13812345678"},
 		{"lookup", "--phone", "13800000000", "--limit", "+86 138 1234 5678"},
 		{"lookup", "--phone", "13800000000", "--set", "scoring.phone_hash_key=0123456789abcdef0123456789abcdef", "--set", "clickhouse.addr=127.0.0.1:1", "--set", "clickhouse.database=13812345678", "--api", "none"},
-		{"rules", "lint", filepath.Join(t.TempDir(), "13812345678.yaml")},
+		{"rules", "lint", filepath.Join(tempDir(t), "13812345678.yaml")},
 	} {
 		r := runCmd(t, context.Background(), args...)
 		if r.code == 0 {
@@ -1144,7 +1144,7 @@ func TestRunErrorsMaskPhones(t *testing.T) {
 // many labels a --labels file gave, and a --from in the future.
 func TestBacktestSaysWhatItReplays(t *testing.T) {
 	cleanEnv(t)
-	dir := t.TempDir()
+	dir := tempDir(t)
 	labels := filepath.Join(dir, "labels.csv")
 	if err := os.WriteFile(labels, []byte("app1,ev-1,fraud\napp1,ev-2,legit\napp1,ev-1,legit\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -1233,7 +1233,7 @@ func TestDefaultLoggerMasksPhones(t *testing.T) {
 func TestRejectedPackExitsAlike(t *testing.T) {
 	cleanEnv(t)
 	t.Setenv("RISKFLOW_CLICKHOUSE_ADDR", "127.0.0.1:1") // never dialled: the packs are compiled first
-	dir := t.TempDir()
+	dir := tempDir(t)
 	bad := filepath.Join(dir, "rules.yaml")
 	if err := os.WriteFile(bad, []byte("pack: bad\nrules:\n  - {id: r1, tag: t, level: 600, when: 'nope > 1'}\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -47,7 +47,7 @@ func TestBacktestMobileNetworksPack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	labels := filepath.Join(t.TempDir(), "labels.jsonl")
+	labels := filepath.Join(tempDir(t), "labels.jsonl")
 	lf, err := os.Create(labels)
 	if err != nil {
 		t.Fatal(err)

@@ -689,7 +689,7 @@ func TestStateKeysNameEveryKind(t *testing.T) {
 // (riskflow_rule_errors_total, riskflow_rules_file_ok, riskflow_rules_file_problems_total): the
 // running pack stays, and before these only a log line said so.
 func TestRulesHealthMetrics(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "rules.yaml")
+	path := filepath.Join(tempDir(t), "rules.yaml")
 	pack := "pack: p\nrules:\n  - {id: divides_by_zero, tag: broken, level: 900, when: '1 / (phone_verifies_10m - phone_verifies_10m) > 0'}\n"
 	if err := os.WriteFile(path, []byte(pack), 0o600); err != nil {
 		t.Fatal(err)
@@ -860,7 +860,7 @@ func TestReadyzNamesTheSnapshotLoad(t *testing.T) {
 	cfg.Kafka.Brokers = cluster.ListenAddrs()
 	cfg.Kafka.MaxMessageBytes = 1 << 20
 	cfg.Ops.Listen = testaddr.Free(t)
-	cfg.Scoring.SnapshotDir = t.TempDir()
+	cfg.Scoring.SnapshotDir = tempDir(t)
 	a, err := newApp(cfg, slog.New(slog.NewTextHandler(&logged, nil)))
 	if err != nil {
 		t.Fatal(err)

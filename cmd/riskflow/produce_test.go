@@ -106,7 +106,7 @@ func TestPublishingCommandsNameUnreachableBrokers(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now
-	events := filepath.Join(t.TempDir(), "e.jsonl")
+	events := filepath.Join(tempDir(t), "e.jsonl")
 	if err := os.WriteFile(events, []byte(produceEvent("e1")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestInterruptedCommandSaysSo(t *testing.T) {
 		cancel() // the Ctrl-C, once produce is waiting on the broker
 		<-t.Context().Done()
 	}()
-	file := filepath.Join(t.TempDir(), "events.jsonl")
+	file := filepath.Join(tempDir(t), "events.jsonl")
 	if err := os.WriteFile(file, []byte(produceEvent("e1")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestProduceStreamIsSentAndStops(t *testing.T) {
 // opened, and produce created its topics before the first read failed.
 func TestProduceDirectoryIsRefusedBeforeTheBroker(t *testing.T) {
 	cleanEnv(t)
-	dir := t.TempDir()
+	dir := tempDir(t)
 	r := runCmd(t, context.Background(), "produce", dir, "--set", "kafka.brokers=127.0.0.1:1", "--set", "scoring.phone_hash_key=0123456789abcdef")
 	if r.code != 2 || !strings.Contains(r.stderr, printed(dir+" is a directory")) || strings.Contains(r.stderr, "Kafka") {
 		t.Errorf("exit %d\nstdout %s\nstderr %s\nwant exit 2 naming the directory, before any broker", r.code, r.stdout, r.stderr)

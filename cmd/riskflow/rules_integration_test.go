@@ -27,7 +27,7 @@ func TestRulePackLifecycleOnClickHouse(t *testing.T) {
 	addr, db, _, conn := throwawayDatabase(t, "riskflow_rules")
 	ctx := context.Background()
 
-	path := filepath.Join(t.TempDir(), "rules.yaml")
+	path := filepath.Join(tempDir(t), "rules.yaml")
 	v1 := []byte("pack: lifecycle\nrules:\n  - {id: r1, tag: burst, level: 600, when: 'phone_verifies_10m >= 3'}\n")
 	v2 := []byte("pack: lifecycle\nrules:\n  - {id: r1, tag: burst, level: 600, when: 'phone_verifies_10m >= 5'}\n")
 	os.WriteFile(path, v1, 0o644)
@@ -148,7 +148,7 @@ func sum16(b []byte) string {
 func TestRulePackAuditTrailKeepsEveryLoad(t *testing.T) {
 	addr, db, _, _ := throwawayDatabase(t, "riskflow_rule_loads")
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "rules.yaml")
+	path := filepath.Join(tempDir(t), "rules.yaml")
 	v1 := []byte("pack: audit\nrules:\n  - {id: r1, tag: burst, level: 600, when: 'phone_verifies_10m >= 3'}\n")
 	v2 := []byte("pack: audit\nrules:\n  - {id: r1, tag: burst, level: 600, when: 'phone_verifies_10m >= 4'}\n")
 	os.WriteFile(path, v1, 0o644)

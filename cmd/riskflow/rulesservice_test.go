@@ -156,7 +156,7 @@ func TestRulesAdminCurrentSaysTheFileDoesNotRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "rules.yaml")
+	path := filepath.Join(tempDir(t), "rules.yaml")
 	os.WriteFile(path, packs.Default(), 0o644)
 	svc := rulesvc.New(rulesvc.Config{Path: path, Settle: time.Millisecond, Node: "n"}, s, nil, log)
 	ctx := context.Background()
@@ -261,7 +261,7 @@ func TestPromotionRunsThePacksTests(t *testing.T) {
 // service and its scorer.
 func startedRuleService(t *testing.T, withTests bool) (string, Config, *rulesvc.Service, *scoring.Scorer) {
 	t.Helper()
-	dir := t.TempDir()
+	dir := tempDir(t)
 	path := filepath.Join(dir, "rules.yaml")
 	if err := os.WriteFile(path, packs.Default(), 0o644); err != nil {
 		t.Fatal(err)

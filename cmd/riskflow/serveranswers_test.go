@@ -166,7 +166,7 @@ func TestServerAnswersBeforeAnyRouteAreDocumented(t *testing.T) {
 		}
 	})
 	t.Run("tls", func(t *testing.T) {
-		dir := t.TempDir()
+		dir := tempDir(t)
 		certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
 		writeCert(t, certFile, keyFile, 1)
 		b := node()

@@ -27,7 +27,7 @@ func TestUnwritableSnapshotDirTellsWhatLoaded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cluster.Close()
-	dir := t.TempDir()
+	dir := tempDir(t)
 	run := func() string {
 		_, logged, stop := startScorerOn(t, cluster.ListenAddrs(), dir, 0)
 		deadline := time.Now().Add(30 * time.Second) // a bound on the test, not a measurement
@@ -76,7 +76,7 @@ func TestFirstSnapshotOnceCaughtUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cluster.Close()
-	dir := t.TempDir()
+	dir := tempDir(t)
 	a, logged, stop := startScorerOn(t, cluster.ListenAddrs(), dir, time.Hour)
 	snap := filepath.Join(dir, "features-"+a.cfg.Kafka.EventsTopic+".snap")
 	deadline := time.Now().Add(30 * time.Second) // a bound on the test, not a measurement
@@ -144,7 +144,7 @@ func TestScorerSaysWhichPhoneHashKeyItWritesUnder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cluster.Close()
-	a, _, stop := startScorerOn(t, cluster.ListenAddrs(), t.TempDir(), time.Hour)
+	a, _, stop := startScorerOn(t, cluster.ListenAddrs(), tempDir(t), time.Hour)
 	_, body := serveGet(a.opsHandler())("/metrics")
 	stop()
 	for _, want := range []string{
@@ -168,7 +168,7 @@ func TestScorerSaysWhichPhoneHashKeyItWritesUnder(t *testing.T) {
 	// scored 178 of 1,155 events 600 where its peers gave 300, with the same rule pack and key.
 	cfg = Default()
 	cfg.Scoring.PhoneHashKey = "k"
-	cfg.Scoring.IDCList = filepath.Join(t.TempDir(), "idc.txt")
+	cfg.Scoring.IDCList = filepath.Join(tempDir(t), "idc.txt")
 	if err := os.WriteFile(cfg.Scoring.IDCList, []byte("112.0.0.0/8\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +238,7 @@ func TestScorerSaysWhichGroupItScoresIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cluster.Close()
-	a, _, stop := startScorerOn(t, cluster.ListenAddrs(), t.TempDir(), time.Hour)
+	a, _, stop := startScorerOn(t, cluster.ListenAddrs(), tempDir(t), time.Hour)
 	defer stop()
 	want := `riskflow_scorer_group_info{group="` + a.cfg.Kafka.ScorerGroup + `",topic="` + a.cfg.Kafka.EventsTopic + `"} 1`
 	var body string
