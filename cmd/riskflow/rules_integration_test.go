@@ -199,3 +199,25 @@ func TestRulePackAuditTrailKeepsEveryLoad(t *testing.T) {
 		t.Errorf("rules versions --loads: %q, want every load %q\n%s", got, want, r.stdout)
 	}
 }
+
+// rules versions reads rule_versions as rules report and lookup read their tables: a database of
+// another name (clickhouse.database mistyped) is said to be missing, and left so. It was created
+// with every table of the schema, and the command answered "no rule pack version recorded yet",
+// exit 0, as if the versions had never been recorded.
+func TestRulesVersionsDoesNotCreateTheDatabase(t *testing.T) {
+	addr, db, _, conn := throwawayDatabase(t, "riskflow_rulesread") // never created: the typo
+	ctx := context.Background()
+	for _, args := range [][]string{{"rules", "versions"}, {"rules", "versions", "--loads"}, {"rules", "versions", "--json"}} {
+		r := runCmd(t, ctx, append(args, "--set", "clickhouse.addr="+addr, "--set", "clickhouse.database="+db)...)
+		if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "table missing (riskflow migrate creates it)") || !strings.Contains(r.stderr, db) {
+			t.Errorf("%v on a database that does not exist: exit %d, want 1 saying it is missing\nstdout: %s\nstderr: %s", args, r.code, r.stdout, r.stderr)
+		}
+		var n uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM system.databases WHERE name = ?", db).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Fatalf("%v created database %s", args, db)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/riskflow/riskflow/pipeline/chsink"
 	"github.com/riskflow/riskflow/rules"
 	"github.com/riskflow/riskflow/rules/rulesvc"
 	"github.com/riskflow/riskflow/schemas"
@@ -272,14 +273,25 @@ func cmdRulesVersions(ctx context.Context, args []string, stdout, stderr io.Writ
 	if cfg.ClickHouse.Addr == "" {
 		return configf("clickhouse.addr: required to read rule_versions (RISKFLOW_CLICKHOUSE_ADDR)")
 	}
-	var list []rulesvc.Version
-	if *loads {
-		list, err = newVersionStore(cfg.ClickHouse, nil, nil).Loads(ctx)
-	} else {
-		list, err = newRuleService(cfg, nil, nil, nil).Versions(ctx)
-	}
+	// Read as rules report and lookup read: without applying the schema first, as a node's store
+	// does. A database of another name (a typo in clickhouse.database) is said to be missing; it
+	// was created, with every table, and listed as holding no version.
+	st, err := openStore(ctx, cfg.ClickHouse, nil)
 	if err != nil {
-		return fmt.Errorf("rules versions: %w", err)
+		return err
+	}
+	defer st.Close()
+	read := (*chsink.Store).RuleVersions
+	if *loads {
+		read = (*chsink.Store).RuleLoads
+	}
+	rows, err := read(st, ctx, 0)
+	if err != nil {
+		return fmt.Errorf("rules versions: %w", chsink.MissingTable(err))
+	}
+	list := make([]rulesvc.Version, len(rows))
+	for i, r := range rows {
+		list[i] = fromChsink(r)
 	}
 	if *asJSON {
 		return writeVersionsJSON(stdout, list)
