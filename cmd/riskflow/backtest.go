@@ -27,7 +27,9 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	currentPath := fs.String("current", "", "pack to compare with (default: scoring.rules, else the embedded default; - for stdin)")
 	from := fs.String("from", "", "start of the period: RFC 3339, 2006-01-02 (UTC midnight: a China day starts at 2006-01-02T00:00:00+08:00), or a span before now like 24h or 7d (required)")
 	to := fs.String("to", "now", "end of the period (same forms)")
-	warmUp := fs.Duration("warm-up", backtest.DefaultWarmUp, "history read before --from to fill the feature windows")
+	// A span as --from takes it: --from 7d --warm-up 7d, not --warm-up 168h.
+	warmUp := new(time.Duration(backtest.DefaultWarmUp))
+	fs.Var((*spanFlag)(warmUp), "warm-up", "history read before --from to fill the feature windows: a `span` like 24h or 7d (0 for none)")
 	labelsPath := fs.String("labels", "", "ground truth (loadgen --labels file or [app_id,]event_id,label lines) for precision/recall, on top of the stored labels; - for stdin")
 	storeLabels := fs.Bool("stored-labels", true, "use the labels stored in ClickHouse (riskflow label, POST /v1/admin/labels) for precision/recall")
 	flagAt := fs.Int("flag-at", 600, "score at or above which an event counts as flagged for precision/recall")

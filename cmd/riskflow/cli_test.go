@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/riskflow/riskflow/internal/syncbuf"
+	"github.com/riskflow/riskflow/internal/testaddr"
 	"github.com/riskflow/riskflow/schemas"
 )
 
@@ -214,5 +215,34 @@ func TestFlagGivenTwice(t *testing.T) {
 	app := fs.String("app", "", "")
 	if err := parseFlags(fs, []string{"--json", "--app", "a1", "x", "--json", "--app=a1", "--set", "a.b=1", "--set", "a.b=2"}); err != nil || !*asJSON || *app != "a1" || strings.Join(cf.sets, " ") != "a.b=1 a.b=2" {
 		t.Errorf("the same value twice and --set twice: %v, json %v, app %q, sets %q", err, *asJSON, *app, cf.sets)
+	}
+}
+
+// backtest --warm-up and loadgen's and demo's --duration take a span in days as --from, --since
+// and --window do: "backtest --from 7d --warm-up 7d" and "loadgen --duration 1d" were refused
+// with "invalid value \"7d\" for flag --warm-up: parse error" (a Go duration has no days).
+func TestDurationFlagsTakeDays(t *testing.T) {
+	cleanEnv(t)
+	r := runCmd(t, context.Background(), "backtest", "--rules", "../../rules/packs/default/rules.yaml", "--from", "7d", "--warm-up", "7d",
+		"--no-record", "--set", "clickhouse.addr="+testaddr.Free(t))
+	// It starts, says what it replays, and fails on the ClickHouse nothing listens at.
+	if r.code != 1 || !strings.Contains(r.stderr, "after 7d of warm-up") {
+		t.Errorf("backtest --warm-up 7d: exit %d, want 1 after replaying with 7d of warm-up\n%s", r.code, r.stderr)
+	}
+	r = runCmd(t, context.Background(), "loadgen", "--duration", "2d", "--rate", "0.0002", "--seed", "5", "--start", "2026-12-01", "--attack-share", "0")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	var last schemas.VerifyEvent
+	if r.code != 0 || json.Unmarshal([]byte(lines[len(lines)-1]), &last) != nil {
+		t.Fatalf("loadgen --duration 2d: exit %d\n%s", r.code, r.stderr)
+	}
+	// Events over two days from the start: the last one past the first day.
+	if start := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC); last.TS.Before(start.Add(24*time.Hour)) || last.TS.After(start.Add(48*time.Hour)) {
+		t.Errorf("loadgen --duration 2d from 2026-12-01: last event at %s", last.TS.Format(time.RFC3339))
+	}
+	for _, args := range [][]string{{"loadgen", "--duration", "2x"}, {"demo", "--duration", "2x"}, {"backtest", "--rules", "r.yaml", "--from", "7d", "--warm-up", "2x"}} {
+		r := runCmd(t, context.Background(), args...)
+		if r.code != 2 || !strings.Contains(r.stderr, `invalid value "2x" for flag --`) || !strings.Contains(r.stderr, "want a span like 24h, 90m or 7d") {
+			t.Errorf("%q: exit %d\n%s", args, r.code, r.stderr)
+		}
 	}
 }

@@ -43,12 +43,13 @@ type loadgenFlags struct {
 // --duration means differs between commands (durationDoc).
 func (l *loadgenFlags) register(fs interface {
 	Float64Var(*float64, string, float64, string)
-	DurationVar(*time.Duration, string, time.Duration, string)
+	Var(flag.Value, string, string)
 	Uint64Var(*uint64, string, uint64, string)
 	StringVar(*string, string, string, string)
 }, durationDoc string) {
 	fs.Float64Var(&l.rate, "rate", l.rate, "events per second (daily average; the daily rhythm modulates it)")
-	fs.DurationVar(&l.duration, "duration", l.duration, durationDoc)
+	// A span as --start, backtest --from and rules report --window take it: 1d as well as 24h.
+	fs.Var((*spanFlag)(&l.duration), "duration", durationDoc+": a `span` like 90s, 10m or 1d")
 	fs.Uint64Var(&l.seed, "seed", 0, "random seed: same seed, same stream (default: a new one each run)")
 	fs.Float64Var(&l.attack, "attack-share", l.attack, "fraction of events from attack scenarios (0: none)")
 	fs.StringVar(&l.scenarios, "scenarios", "", "comma-separated attack scenarios (default all: "+strings.Join(loadgen.Scenarios(), ", ")+")")
