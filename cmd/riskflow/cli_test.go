@@ -246,3 +246,24 @@ func TestDurationFlagsTakeDays(t *testing.T) {
 		}
 	}
 }
+
+// A value a flag's type does not parse is answered with what the flag takes: it said "parse
+// error" alone (lookup --limit abc, loadgen --rate x, --once=maybe).
+func TestUnparsedValueSaysWhatTheFlagTakes(t *testing.T) {
+	cleanEnv(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"lookup", "--ip", "1.1.1.1", "--limit", "abc"}, `invalid value "abc" for flag --limit: want a whole number`},
+		{[]string{"loadgen", "--rate", "13812345678x"}, `invalid value "<phone>x" for flag --rate: want a number like 0.5 or 20`},
+		{[]string{"loadgen", "--seed", "-1"}, `invalid value "-1" for flag --seed: want a whole number, 0 or more`},
+		{[]string{"bench", "--duration", "5x"}, `invalid value "5x" for flag --duration: want a duration like 90s or 10m`},
+		{[]string{"dev", "--once=maybe"}, `invalid boolean value "maybe" for --once: want true or false`},
+	} {
+		r := runCmd(t, context.Background(), c.args...)
+		if r.code != 2 || r.stdout != "" || !strings.HasPrefix(r.stderr, "riskflow: "+c.want+"\n") {
+			t.Errorf("%q: exit %d, want 2 and %s\n%s", c.args, r.code, c.want, r.stderr)
+		}
+	}
+}

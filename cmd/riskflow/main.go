@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/riskflow/riskflow/schemas"
 )
@@ -251,9 +252,42 @@ func flagError(fs *flag.FlagSet, err error) error {
 		}
 		msg = "unknown flag: -" + name + hint
 	}
+	if m := unparsed.FindStringSubmatch(msg); m != nil {
+		// "invalid value \"abc\" for flag -limit: parse error": say what the flag takes.
+		if f := fs.Lookup(m[1]); f != nil {
+			if want := wantOf(f.Value); want != "" {
+				msg = strings.TrimSuffix(msg, "parse error") + want
+			}
+		}
+	}
 	// The flag package quotes the value it refused ("invalid value \"13812348000\" for flag
 	// --since"): a number given by mistake is masked, as in every error riskflow prints.
 	return errors.New(schemas.MaskPhones(flagSpelling.ReplaceAllString(msg, "${1}--${2}")))
+}
+
+// unparsed is the flag package's refusal of a value its type does not parse; the flag's name.
+var unparsed = regexp.MustCompile(`^invalid (?:boolean )?value ".*" for (?:flag )?-([A-Za-z][A-Za-z0-9_.-]*): parse error$`)
+
+// wantOf says what a flag of the flag package's own types takes ("" for another type, whose Set
+// says it itself).
+func wantOf(v flag.Value) string {
+	g, ok := v.(flag.Getter)
+	if !ok {
+		return ""
+	}
+	switch g.Get().(type) {
+	case int, int64:
+		return "want a whole number"
+	case uint, uint64:
+		return "want a whole number, 0 or more"
+	case float64:
+		return "want a number like 0.5 or 20"
+	case bool:
+		return "want true or false"
+	case time.Duration:
+		return "want a duration like 90s or 10m"
+	}
+	return ""
 }
 
 // didYouMean is " (did you mean PREFIX+candidate?)" for the candidate closest to a mistyped name
