@@ -53,7 +53,7 @@ func TestDeprecatedFlag(t *testing.T) {
 	n := fs.Int("n", 0, "")
 	deprecatedFlag(fs, "keep-topics", "keep", &errw)
 	deprecatedFlag(fs, "count", "n", &errw)
-	if err := parseFlags(fs, []string{"--keep-topics", "a", "--count", "4", "--keep-topics", "--count=4"}); err != nil {
+	if err := parseFlags(fs, []string{"--keep-topics", "a", "--count", "3", "--keep-topics", "--count=4"}); err != nil {
 		t.Fatal(err)
 	}
 	if !*keep || *n != 4 || strings.Join(fs.Args(), ",") != "a" {
@@ -181,40 +181,6 @@ func TestLoadgenWriteErrorSaysLoadgenOnce(t *testing.T) {
 	code := run(context.Background(), []string{"loadgen", "--duration", "1s"}, fullWriter{}, &errb)
 	if code != 1 || !strings.Contains(errb.String(), "riskflow: loadgen: write events: no space left on device") || strings.Count(errb.String(), "loadgen:") != 1 {
 		t.Errorf("exit %d, stderr %q", code, errb.String())
-	}
-}
-
-// A flag given twice with different values is a usage error naming it: the first value was
-// dropped without a word ("label --event ev-1 --event ev-2" labelled ev-2 alone, "--as fraud --as
-// legit" stored legit, "lookup --phone A --phone B" showed B), exit 0. The same value again, and
-// --set, which is repeatable, are no conflict; a number among the values is masked.
-func TestFlagGivenTwice(t *testing.T) {
-	cleanEnv(t)
-	for _, c := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"label", "--app", "a1", "--event", "ev-1", "--event", "ev-2", "--as", "fraud"}, `--event given twice, as "ev-1" and as "ev-2": give it once`},
-		{[]string{"label", "--app", "a1", "--event", "ev-1", "--as", "fraud", "--as=legit"}, `--as given twice, as "fraud" and as "legit": give it once`},
-		{[]string{"lookup", "--phone", "13812345678", "--api", "none", "--phone", "+86 139 0000 1111"}, `--phone given twice, as "<phone>" and as "<phone>": give it once`},
-		{[]string{"dev", "--sample=false", "--once", "--sample"}, `--sample given twice, as "false" and as "true": give it once`},
-		// A deprecated spelling is the flag it stands for.
-		{[]string{"demo", "--keep-topics", "--keep=false"}, `--keep given twice, as "true" and as "false": give it once`},
-		{[]string{"rules", "lint", "x.yaml", "--config", "a.yaml", "--config", "b.yaml"}, `--config given twice, as "a.yaml" and as "b.yaml": give it once`},
-	} {
-		r := runCmd(t, context.Background(), c.args...)
-		if r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, "riskflow: "+c.want+"\n") || schemas.ContainsPhone(r.stderr) {
-			t.Errorf("%q: exit %d, want 2 and %s\nstdout: %s\nstderr: %s", c.args, r.code, c.want, r.stdout, r.stderr)
-		}
-	}
-	// The same value twice, and --set as often as wanted, parse.
-	fs := newFlagSet("t", nil)
-	var cf commonFlags
-	cf.register(fs)
-	asJSON := fs.Bool("json", false, "")
-	app := fs.String("app", "", "")
-	if err := parseFlags(fs, []string{"--json", "--app", "a1", "x", "--json", "--app=a1", "--set", "a.b=1", "--set", "a.b=2"}); err != nil || !*asJSON || *app != "a1" || strings.Join(cf.sets, " ") != "a.b=1 a.b=2" {
-		t.Errorf("the same value twice and --set twice: %v, json %v, app %q, sets %q", err, *asJSON, *app, cf.sets)
 	}
 }
 

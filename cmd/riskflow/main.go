@@ -478,13 +478,8 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 // just before it ("" when none): "--once extra" may be a value meant for a flag that takes none.
 func parseFlagsAfter(fs *flag.FlagSet, args []string) (afterBool []string, err error) {
 	var pos []string
-	given := map[string]string{} // a flag's name (a deprecated spelling's flag) → the value given
 	for {
-		if err := parseOnce(fs, args, given); err != nil {
-			var twice *givenTwice
-			if errors.As(err, &twice) {
-				return nil, usagef("--%s given twice, as %s and as %s: give it once", twice.name, schemas.Excerpt(twice.first, 40), schemas.Excerpt(twice.then, 40))
-			}
+		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, helpRequested{fs: fs}
 			}
@@ -522,60 +517,4 @@ func parseFlagsAfter(fs *flag.FlagSet, args []string) (afterBool []string, err e
 		return nil, usageError{err}
 	}
 	return afterBool, nil
-}
-
-// parseOnce is fs.Parse(args), refusing a flag given again with another value (given holds the
-// values given so far, by flag name): "label --event ev-1 --event ev-2" labelled ev-2 alone and
-// "--as fraud --as legit" stored legit, both with exit 0, the first value silently dropped. The
-// same value again (a script's defaults, repeated) is no conflict; --set is repeatable.
-func parseOnce(fs *flag.FlagSet, args []string, given map[string]string) error {
-	var twice *givenTwice
-	restore := map[*flag.Flag]flag.Value{}
-	fs.VisitAll(func(f *flag.Flag) {
-		if _, ok := f.Value.(*multiFlag); ok {
-			return
-		}
-		name := f.Name
-		if a, ok := f.Value.(*aliasFlag); ok {
-			name = a.name
-		}
-		restore[f] = f.Value
-		f.Value = &onceFlag{Value: f.Value, name: name, given: given, twice: &twice}
-	})
-	err := fs.Parse(args)
-	for f, v := range restore {
-		f.Value = v
-	}
-	if twice != nil {
-		return twice
-	}
-	return err
-}
-
-// givenTwice is a flag given two different values.
-type givenTwice struct{ name, first, then string }
-
-func (e *givenTwice) Error() string { return "--" + e.name + " given twice" }
-
-// onceFlag is a flag's value while parseOnce parses: it refuses a second, different value.
-type onceFlag struct {
-	flag.Value
-	name  string
-	given map[string]string
-	twice **givenTwice
-}
-
-func (o *onceFlag) Set(v string) error {
-	if first, ok := o.given[o.name]; ok && first != v {
-		*o.twice = &givenTwice{name: o.name, first: first, then: v}
-		return *o.twice
-	}
-	o.given[o.name] = v
-	return o.Value.Set(v)
-}
-
-// IsBoolFlag keeps a true/false flag one while it is wrapped: --json alone sets it.
-func (o *onceFlag) IsBoolFlag() bool {
-	b, ok := o.Value.(interface{ IsBoolFlag() bool })
-	return ok && b.IsBoolFlag()
 }
