@@ -72,6 +72,18 @@ func writeCertValid(t *testing.T, certFile, keyFile string, serial int64, notBef
 	}
 }
 
+// serveTLSCert is serveTLS with a certificate of serial 1 written for it (api.tls_cert, api.tls_key:
+// certFile, keyFile), the node logging nowhere.
+func serveTLSCert(t *testing.T) (certFile, keyFile string, ln net.Listener) {
+	t.Helper()
+	dir := tempDir(t)
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	writeCert(t, certFile, keyFile, 1)
+	a := &app{cfg: Default(), log: slog.New(slog.DiscardHandler)}
+	a.cfg.API.TLSCert, a.cfg.API.TLSKey = certFile, keyFile
+	return certFile, keyFile, serveTLS(t, a)
+}
+
 // serveTLS listens as the API listens, with a's api.tls_cert, and answers every request 404 until
 // the test ends; the listener.
 func serveTLS(t *testing.T, a *app) net.Listener {
@@ -89,12 +101,7 @@ func serveTLS(t *testing.T, a *app) net.Listener {
 // A rotated api.tls_cert is served to the next connection, without a restart; a pair that does
 // not load leaves the previous one served.
 func TestAPITLSCertificateReloaded(t *testing.T) {
-	dir := tempDir(t)
-	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	writeCert(t, certFile, keyFile, 1)
-	a := &app{cfg: Default(), log: slog.New(slog.DiscardHandler)}
-	a.cfg.API.TLSCert, a.cfg.API.TLSKey = certFile, keyFile
-	ln := serveTLS(t, a)
+	certFile, keyFile, ln := serveTLSCert(t)
 	served := func() int64 {
 		t.Helper()
 		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
@@ -123,12 +130,7 @@ func TestAPITLSCertificateReloaded(t *testing.T) {
 // TLS 1.2 is offered with AEAD suites only: a client offering nothing but Go's default CBC-SHA1
 // suites is refused at the handshake; one offering AES-GCM is served.
 func TestAPITLSOffersAEADSuitesOnly(t *testing.T) {
-	dir := tempDir(t)
-	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	writeCert(t, certFile, keyFile, 1)
-	a := &app{cfg: Default(), log: slog.New(slog.DiscardHandler)}
-	a.cfg.API.TLSCert, a.cfg.API.TLSKey = certFile, keyFile
-	ln := serveTLS(t, a)
+	_, _, ln := serveTLSCert(t)
 	dial := func(suite uint16) error {
 		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{suite}})
 		if err == nil {
