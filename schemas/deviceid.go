@@ -22,15 +22,12 @@ func CanonicalDeviceID(id string) string {
 // AppendCanonicalDeviceID appends CanonicalDeviceID(id) to dst: into a buffer of MaxDeviceIDLen
 // bytes, an ASCII id's costs no allocation (the feature state keys every event's device so).
 func AppendCanonicalDeviceID(dst []byte, id string) []byte {
-	for i := 0; i < len(id); i++ {
-		if id[i] >= 0x80 {
-			return append(dst, canonicalText(id)...)
-		}
-	}
 	n := len(dst)
-	for i := 0; i < len(id); i++ {
+	for i := 0; i < len(id); i++ { // one pass: an ASCII id is read once
 		c := id[i]
 		switch {
+		case c >= 0x80:
+			return append(dst[:n], canonicalText(id)...)
 		case c <= ' ' || c == 0x7f:
 			continue
 		case 'A' <= c && c <= 'Z':
