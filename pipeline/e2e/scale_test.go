@@ -302,6 +302,12 @@ func TestOpsPortOnEveryRole(t *testing.T) {
 		aAddr: {`riskflow_loop_stalled_seconds{loop="archiver"}`, "riskflow_breaker_state"},
 	} {
 		for _, series := range want {
+			// A loop's series appears once the loop runs, which may be just after /readyz first
+			// answers (CI once scraped 0.49 s after it, before the scorer loop's): a minute to show.
+			deadline := time.Now().Add(time.Minute)
+			for !strings.Contains(metricsText(t, addr), series) && time.Now().Before(deadline) {
+				time.Sleep(200 * time.Millisecond)
+			}
 			if !strings.Contains(metricsText(t, addr), series) {
 				t.Errorf("%s/metrics lacks %s", addr, series)
 			}
