@@ -1,6 +1,7 @@
 package api
 
 import (
+	"net/http"
 	"strconv"
 	"time"
 
@@ -14,6 +15,10 @@ type metrics struct {
 	latency  *prometheus.HistogramVec
 	scores   *prometheus.CounterVec
 }
+
+// servedRoutes are the route labels of riskflow_api_requests_total and riskflow_api_request_seconds
+// (instrument's route argument) that a node serves whatever its configuration.
+var servedRoutes = []string{"check", "events", "healthz", "readyz", "rules", "explain", "labels", "openapi"}
 
 // failingRoutes are the routes riskflow_api_failing_seconds reports: those whose failures are
 // not the node's readiness (a check refused while the node is not ready is not counted).
@@ -44,6 +49,13 @@ func newMetrics(reg prometheus.Registerer, fails *failureLog) *metrics {
 	// increment from rate(), and a share of 600 and 900 verdicts would read nothing, not 0.
 	for _, s := range []int{schemas.ScorePass, schemas.ScoreObserve, schemas.ScoreStepUp, schemas.ScoreBlock} {
 		m.scores.WithLabelValues(strconv.Itoa(s))
+	}
+	// Each route's requests and latency from the start, at 0, for the same reason: the first
+	// request a node answers is counted where rate() sees it, and a scrape that follows an answer
+	// (the counter is increased once the answer is written) finds the series already there.
+	for _, route := range servedRoutes {
+		m.requests.WithLabelValues(route, strconv.Itoa(http.StatusOK))
+		m.latency.WithLabelValues(route)
 	}
 	return m
 }
