@@ -636,6 +636,9 @@ func waitFresh(ctx context.Context, feed interface{ Fresh() time.Time }) bool {
 // scorer group, scoring each batch once the feed has applied every partition up to its time.
 func (a *app) runScorer(ctx context.Context, feed *pipeline.Feed) error {
 	k := a.cfg.Kafka
+	// Registered before it waits: until the loop runs, /readyz names what it waits for.
+	scoring := &laterLoop{waiting: "not running yet: waiting for the feature state and the lists to be read"}
+	a.registerLoop("scorer", scoring)
 	a.obs.scorerStarted(a.scorer.Rules())
 	a.obs.deadLettersFrom(pipeline.ScoreReasons)
 	// Every consumer group of the events topic reads all its partitions: a scorer with a mistyped
@@ -657,7 +660,7 @@ func (a *app) runScorer(ctx context.Context, feed *pipeline.Feed) error {
 		MaxMessageBytes: a.kc.BatchBytes(), Gate: feed, GateWait: a.cfg.Scoring.FeedWait.D()}
 	// Staged: the next batch is scored while this one is written to risk.scores.
 	loop := consumers.NewStagedLoop(consumers.LoopConfig{Name: "scorer", MaxBatch: k.ScorerBatch, MaxWait: 5 * time.Millisecond}, reader, stage, a.log, a.obs)
-	a.registerLoop("scorer", loop)
+	scoring.set(loop)
 	a.watchScoredLate(ctx)
 	go a.watchGroupLag(ctx, a.kc, k.ScorerGroup, k.EventsTopic)
 	a.log.Info("scorer running", "topic", k.EventsTopic, "group", k.ScorerGroup)

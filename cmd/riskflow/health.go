@@ -280,10 +280,25 @@ func (w *pingWatch) answeredAt() time.Time {
 }
 
 // laterLoop is the readiness of a consumer loop that does not exist yet (an archiver's, until
-// its store answered): not stalled — the store's pings say what keeps it — until set.
-type laterLoop struct{ l atomic.Pointer[staller] }
+// its store answered; a scorer's, until the feature state has caught up): not stalled — the
+// store's pings say what keeps it — until set. With waiting said, it is unready until first set,
+// naming what it waits for: its check and its riskflow_loop_stalled_seconds series exist from the
+// role's start, so that /readyz never says ready before the loop runs, nor a scrape misses it.
+type laterLoop struct {
+	l       atomic.Pointer[staller]
+	waiting string
+	ran     atomic.Bool
+}
 
-func (l *laterLoop) set(s staller) { l.l.Store(&s) }
+// Unreached implements reacher: what the loop waits for, until it was first set.
+func (l *laterLoop) Unreached() error {
+	if l.waiting == "" || l.ran.Load() {
+		return nil
+	}
+	return errors.New(l.waiting)
+}
+
+func (l *laterLoop) set(s staller) { l.l.Store(&s); l.ran.Store(true) }
 
 // unset is set undone: the loop has ended (its archiver left the consumer groups).
 func (l *laterLoop) unset() { l.l.Store(nil) }

@@ -66,6 +66,36 @@ func TestOpsPortReportsStalledLoops(t *testing.T) {
 	}
 }
 
+// A scorer's loop is created once the feature state has caught up: CI scraped a scorer whose
+// /readyz had just said ready and found no riskflow_loop_stalled_seconds{loop="scorer"}. Registered
+// as waiting, the loop is unready until it runs, naming why, and its series is there from the start.
+func TestLoopNotRunningYetIsUnreadyAndScraped(t *testing.T) {
+	a := &app{cfg: Default(), log: slog.New(slog.DiscardHandler), reg: prometheus.NewRegistry(), health: &health{}}
+	scoring := &laterLoop{waiting: "not running yet: waiting for the feature state"}
+	a.registerLoop("scorer", scoring)
+	get := serveGet(a.opsHandler())
+	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "scorer: not running yet: waiting for the feature state") {
+		t.Errorf("readyz before the loop runs: %d %s", code, body)
+	}
+	if code, body := get("/metrics"); code != http.StatusOK || !strings.Contains(body, `riskflow_loop_stalled_seconds{loop="scorer"} 0`) {
+		t.Errorf("metrics before the loop runs: %d\n%s", code, body)
+	}
+	loop := &fakeLoop{}
+	scoring.set(loop)
+	if code, body := get("/readyz"); code != http.StatusOK {
+		t.Errorf("readyz once the loop runs: %d %s", code, body)
+	}
+	*loop = fakeLoop{d: 2 * time.Minute, why: "fetch: broker away"}
+	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "scorer: stalled for 2m0s") {
+		t.Errorf("readyz of the stalled loop: %d %s", code, body)
+	}
+	// A loop that ran and ended (an archiver that left its groups) is not "not running yet".
+	scoring.unset()
+	if code, body := get("/readyz"); code != http.StatusOK {
+		t.Errorf("readyz once the loop has ended: %d %s", code, body)
+	}
+}
+
 // The info metrics name the binary and the running rule pack, which changes on a reload.
 func TestInfoMetrics(t *testing.T) {
 	cfg := Default()
