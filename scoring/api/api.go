@@ -665,12 +665,26 @@ func (s *Server) authenticate(r *http.Request, creds, previous map[string]string
 	}
 	name, old, err := basicAuth(r, creds, previous, field, what)
 	if errors.Is(err, errBadCredentials) {
+		if !perName {
+			// An app's right credentials at an admin route are no guess: 403 saying what the route
+			// takes, the address's budget unspent (a verify service trying the admin routes with
+			// its key locked the admins at its address out of them).
+			if app, _, aerr := basicAuth(r, s.cfg.Keys, s.cfg.PreviousKeys, "app_key", "app key"); aerr == nil {
+				return "", appKeyAtAdminRoute(r, app)
+			}
+		}
 		s.authFails.failed(addr, bucket, now)
 	}
 	if old {
 		s.previousUsed(name, now)
 	}
 	return name, err
+}
+
+// appKeyAtAdminRoute is the 403 for app's right credentials at an admin route.
+func appKeyAtAdminRoute(r *http.Request, app string) error {
+	return &httpError{status: http.StatusForbidden, msg: fmt.Sprintf("authorization: app key %s (api.keys) is no admin: %s %s takes an admin's credentials (api.admin_keys); an app key calls POST /v1/risk/check and POST /v1/events",
+		schemas.Excerpt(app, 40), schemas.ShowName(r.Method, 16), schemas.ShowName(r.URL.Path, 64))}
 }
 
 // previousUsed logs, at most once an hour per name, that name authenticated with its previous

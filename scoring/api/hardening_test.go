@@ -960,3 +960,42 @@ func TestTwoContentTypesAreRefused(t *testing.T) {
 		t.Errorf("checks %d, batches %d, packs %d taken with two Content-Types", f.chk.calls(), len(f.pub.published()), rules.loaded)
 	}
 }
+
+// An app key's right credentials at an admin route are a 403 saying that the route takes an
+// admin's, not a 401 "unknown admin or wrong secret" — which read as a mistyped secret — and they
+// spend none of the address's failed-authentication budget: a verify service that tried the admin
+// routes with its app key locked the admins calling from its address out of them (429) after ten
+// tries. A wrong secret for an app key is still a failure, counted as before.
+func TestAppKeyAtAnAdminRouteIsForbidden(t *testing.T) {
+	ex, lb := &subjects{}, &recordedLabels{}
+	f := newFixture(t, api.Config{AuthFailuresPerMinute: 1, AuthFailureBurst: 3},
+		api.WithRulesAdmin(&fakeRules{}, map[string]string{"lead": "s3cret"}), api.WithInvestigation(ex, lb))
+	const a = "192.0.2.1:40000"
+	for _, c := range []struct{ method, path, body string }{
+		{http.MethodGet, "/v1/rules", ""},
+		{http.MethodGet, "/v1/rules/versions", ""},
+		{http.MethodPut, "/v1/rules", "pack: x\n"},
+		{http.MethodPost, "/v1/rules/rollback", `{"version":"v1"}`},
+		{http.MethodPost, "/v1/admin/explain", `{"ip":"10.0.0.1","app_id":"app2"}`},
+		{http.MethodPost, "/v1/admin/labels", `{"app_id":"app2","event_id":"e1","label":"fraud"}`},
+	} {
+		for range 2 { // more than the burst of 3 over the routes: none is counted
+			eb := errorBody(t, f.do(t, c.method, c.path, c.body, from(a), basic("app1", "secret1")), http.StatusForbidden,
+				`authorization: app key "app1" (api.keys) is no admin: `+c.method+" "+c.path+" takes an admin's credentials (api.admin_keys)")
+			if !strings.Contains(eb.Content, "POST /v1/risk/check and POST /v1/events") {
+				t.Errorf("%s %s: %q does not say what an app key calls", c.method, c.path, eb.Content)
+			}
+		}
+	}
+	if len(ex.got) != 0 || len(lb.labels) != 0 {
+		t.Errorf("an app key explained or labelled: %+v %+v", ex.got, lb.labels)
+	}
+	if w := f.do(t, http.MethodGet, "/v1/rules", "", from(a), basic("lead", "s3cret")); w.Code != http.StatusOK {
+		t.Fatalf("an admin at the address an app key tried the admin routes from: %d %s", w.Code, w.Body)
+	}
+	// An app key with a wrong secret is no app's: a failure, spending the address's budget.
+	for range 3 {
+		errorBody(t, f.do(t, http.MethodGet, "/v1/rules", "", from(a), basic("app1", "guess")), http.StatusUnauthorized, "authorization: unknown admin or wrong secret")
+	}
+	errorBody(t, f.do(t, http.MethodGet, "/v1/rules", "", from(a), basic("lead", "s3cret")), http.StatusTooManyRequests, "too many failed")
+}

@@ -206,7 +206,10 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		{"rules rollback unknown", srv, "POST", "/v1/rules/rollback", `{"version":"v9"}`, json_, admin, 404},
 		{"rules rollback bad body", srv, "POST", "/v1/rules/rollback", `{}`, json_, admin, 400},
 		{"rules rollback unknown member", srv, "POST", "/v1/rules/rollback", `{"version":"v1","force":true}`, json_, admin, 400},
-		{"rules as app", srv, "GET", "/v1/rules", ``, "", app, 401},
+		{"rules as app", srv, "GET", "/v1/rules", ``, "", app, 403},
+		{"rules versions as app", srv, "GET", "/v1/rules/versions", ``, "", app, 403},
+		{"explain as app", srv, "POST", "/v1/admin/explain", `{"device_id":"farm-1"}`, json_, app, 403},
+		{"rules wrong admin secret", srv, "GET", "/v1/rules", ``, "", "lead:guess", 401},
 		{"rules off", noAdmin, "GET", "/v1/rules", ``, "", admin, 404},
 		{"explain phone", srv, "POST", "/v1/admin/explain", `{"phone":"13700000001"}`, json_, admin, 200},
 		{"explain ip", srv, "POST", "/v1/admin/explain", `{"ip":"223.104.3.7","app_id":"app1"}`, json_, admin, 200},
@@ -537,8 +540,9 @@ func TestOpenAPIListsTheStatusesEveryOperationCanAnswer(t *testing.T) {
 			}
 			if op.Security == nil || len(*op.Security) > 0 { // nil: the document's default (appKey)
 				want = append(want, 401, 429)
-				if method != http.MethodGet {
-					want = append(want, 403) // a browser's request from another site (crossSite)
+				if method != http.MethodGet || securedBy(op, "adminKey") {
+					// a browser's request from another site (crossSite); an app key at an admin route
+					want = append(want, 403)
 				}
 			}
 			if path != "/metrics" {
@@ -728,4 +732,17 @@ func TestOpenAPIDescribesMetricsAsScraped(t *testing.T) {
 			t.Errorf("Accept %.60q: answered %d %s, not as the document says: %v", accept, w.Code, w.Header().Get("Content-Type"), err)
 		}
 	}
+}
+
+// securedBy reports whether op names the security scheme.
+func securedBy(op *openapi3.Operation, scheme string) bool {
+	if op.Security == nil {
+		return false
+	}
+	for _, req := range *op.Security {
+		if _, ok := req[scheme]; ok {
+			return true
+		}
+	}
+	return false
 }

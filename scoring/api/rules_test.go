@@ -82,8 +82,8 @@ func TestRulesAdminRoutes(t *testing.T) {
 	}
 	s := New(Config{Keys: keys}, nil, nil, WithRulesAdmin(fr, map[string]string{"risk-lead": "s3cret"}))
 
-	if code, _ := rulesReq(t, s, http.MethodPut, "app", "app-secret", "pack: x"); code != http.StatusUnauthorized {
-		t.Errorf("an app key may not change rules: got %d, want 401", code)
+	if code, _ := rulesReq(t, s, http.MethodPut, "app", "app-secret", "pack: x"); code != http.StatusForbidden {
+		t.Errorf("an app key may not change rules: got %d, want 403", code)
 	}
 	if code, _ := rulesReq(t, s, http.MethodPut, "risk-lead", "wrong", "pack: x"); code != http.StatusUnauthorized {
 		t.Errorf("wrong admin secret: got %d, want 401", code)
@@ -121,7 +121,7 @@ func TestRulesAdminRoutes(t *testing.T) {
 func TestRulesVersionsAndRollback(t *testing.T) {
 	fr := &fakeRules{cur: RulesInfo{Pack: "p", Version: "v2"}}
 	s := New(Config{Keys: map[string]string{"app": "app-secret"}}, nil, nil, WithRulesAdmin(fr, map[string]string{"lead": "s3cret"}))
-	if code, _ := rulesPathReq(t, s, http.MethodGet, "/v1/rules/versions", "app", "app-secret", ""); code != http.StatusUnauthorized {
+	if code, _ := rulesPathReq(t, s, http.MethodGet, "/v1/rules/versions", "app", "app-secret", ""); code != http.StatusForbidden {
 		t.Errorf("an app key lists versions: %d", code)
 	}
 	code, m := rulesPathReq(t, s, http.MethodGet, "/v1/rules/versions", "lead", "s3cret", "")
@@ -134,7 +134,7 @@ func TestRulesVersionsAndRollback(t *testing.T) {
 			t.Errorf("a version carries the answer's code: %v", v)
 		}
 	}
-	if code, _ := rulesPathReq(t, s, http.MethodPost, "/v1/rules/rollback", "app", "app-secret", `{"version":"v1"}`); code != http.StatusUnauthorized {
+	if code, _ := rulesPathReq(t, s, http.MethodPost, "/v1/rules/rollback", "app", "app-secret", `{"version":"v1"}`); code != http.StatusForbidden {
 		t.Errorf("an app key rolls back: %d", code)
 	}
 	code, m = rulesPathReq(t, s, http.MethodPost, "/v1/rules/rollback", "lead", "s3cret", `{"version":"v1"}`)
