@@ -28,7 +28,8 @@ import (
 // decoded as well ("%2B86%20138…", "\u0031…", "&#49;…", "138\t1234…": escapesDecoded); base64
 // and hex are not read (hex ids and digests would be refused). A number printed in scientific
 // notation, as programs print one they read as a float ("1.3812345678e+10"), is read too
-// (sciPhoneAt). Letters never read as digits ("l38…" with an
+// (sciPhoneAt), and so is one printed with its thousands grouped ("13,812,345,678":
+// groupedPhoneAt). Letters never read as digits ("l38…" with an
 // L, "…8OOO" with O's): a number spelled to dodge a reader is no writing of one. The number
 // must stand on its own: one glued to a digit, or to a hexadecimal word before it ("3a8f", "0xd")
 // or after it ("b", "e4b2") is part of an identifier, not a phone — so hexadecimal device ids, UUIDs
@@ -394,6 +395,9 @@ func nextPhone(s string, from int, r reading) (start, end int, ok bool) {
 			if e, ok := sciPhoneAt(s, i); ok {
 				return i, e, true // "1.3812345678e+10": a number printed as a float
 			}
+			if e, ok := groupedPhoneAt(s, i, r); ok {
+				return i, e, true // "13,812,345,678": a number printed with its thousands grouped
+			}
 			if r == written && uuidTailAt(s, i) {
 				i += 12 // a device id's last group, not a number written with the trunk 0
 				continue
@@ -541,6 +545,53 @@ func sciPhoneAt(s string, i int) (int, bool) {
 	return k, phoneDigits(d[:n], false, n, written)
 }
 
+// groupedPhoneAt returns the end of a phone number written from s[i] with its digits grouped in
+// threes, as a program or a spreadsheet prints a number it holds as one — JavaScript's
+// toLocaleString, Excel's #,##0, humanize.Comma: "13,812,345,678", "8,613,812,345,678" (+86), or
+// "13'812'345'678" as in Switzerland: a first group of 1 to 3 ASCII digits, then groups of exactly
+// three, each after the same separator (a comma, an apostrophe or '’'), and no digit after the last. Commas
+// otherwise split numbers (isPhoneSep): "[1, 5, 10]" is a list, and so, written, is a grouping
+// right inside brackets ("[10,200,300,400]" in a rule is four numbers); read any way (what an error
+// or a log line shows), it is masked there too.
+func groupedPhoneAt(s string, i int, r reading) (int, bool) {
+	var d [maxPhoneDigits]byte
+	n, j := 0, i
+	for ; j < len(s) && isDigitByte(s[j]); j++ {
+		if n == 3 {
+			return 0, false
+		}
+		d[n] = s[j]
+		n++
+	}
+	var sep string
+	switch {
+	case j == len(s):
+		return 0, false
+	case s[j] == ',' || s[j] == '\'':
+		sep = s[j : j+1]
+	case strings.HasPrefix(s[j:], "’"):
+		sep = "’"
+	default:
+		return 0, false
+	}
+	for {
+		k := j + len(sep)
+		if !strings.HasPrefix(s[j:], sep) || k+3 > len(s) || !isDigitByte(s[k]) || !isDigitByte(s[k+1]) || !isDigitByte(s[k+2]) ||
+			k+3 < len(s) && isDigitByte(s[k+3]) {
+			break
+		}
+		if n+3 > len(d) {
+			return 0, false
+		}
+		n += copy(d[n:], s[k:k+3])
+		j = k + 3
+	}
+	if r == written && (i > 0 && strings.IndexByte("[({", s[i-1]) >= 0 || j < len(s) && strings.IndexByte("])}", s[j]) >= 0 || hexWordAfter(s, j)) {
+		return 0, false
+	}
+	return j, n > 3 && phoneDigits(d[:n], false, n, r)
+}
+
 // mayHoldPhone is the quick test that rules out most ids (UUIDs, hex digests, ids holding a date)
 // before the exact scan (see quickScan).
 func mayHoldPhone(s string) bool {
@@ -585,7 +636,7 @@ func quickScan(s string) (seen uint8, longest int) {
 // Bits of byteBits, quickScan's byte classes.
 const (
 	byteDigit   = 1 << iota // an ASCII digit
-	byteKeep                // a digit or a separator (isPhoneSep, '+'): a stretch of digits goes on
+	byteKeep                // a digit or a separator (isPhoneSep, '+', and the comma and apostrophe of groupedPhoneAt): a stretch of digits goes on
 	byteStart               // 0, 1 or 8: may be the first digit of a phone-like number
 	byteAlnum               // an ASCII letter or digit (checkText: a value holding one is not blank)
 	byteControl             // below 0x20, or 0x7f
@@ -606,8 +657,8 @@ var byteBits = func() (t [256]uint8) {
 			}
 		case isAlnum(b):
 			t[c] = byteAlnum
-		case isPhoneSep(b):
-			t[c] = byteKeep
+		case isPhoneSep(b) || b == ',' || b == '\'':
+			t[c] = byteKeep // the comma and the apostrophe group a number's thousands (groupedPhoneAt)
 		case b < 0x20 || b == 0x7f:
 			t[c] = byteControl
 		case b >= 0xC0:

@@ -339,6 +339,56 @@ func TestScientificNotationIsAPhone(t *testing.T) {
 	}
 }
 
+// A number a program or a spreadsheet holds as one prints with its thousands grouped —
+// JavaScript's toLocaleString, Excel's #,##0, humanize.Comma — and reads as plainly: device_id
+// "13,957,240,201" was accepted and stored as sent, and flow "13,957,240,201" came back in the
+// 400's content as it was, since commas split numbers. Written inside brackets, a grouping is a
+// list ("[10,200,300,400]" in a rule), accepted but masked; groups other than threes are no
+// grouping of a number.
+func TestGroupedThousandsAreAPhone(t *testing.T) {
+	for _, c := range []struct{ in, masked string }{
+		{"13,957,240,201", "<phone>"},
+		{"8,613,957,240,203", "<phone>"},
+		{"13'957'240'204", "<phone>"},
+		{"13’957’240’205", "<phone>"},
+		{"1,441,234,567,890", "<phone>"},
+		{"phone=13,957,240,206;", "phone=<phone>;"},
+		{`flow: "13,957,240,207" is not one of`, `flow: "<phone>" is not one of`},
+	} {
+		if !ContainsPhone(c.in) {
+			t.Errorf("ContainsPhone(%q) = false", c.in)
+		}
+		if got := MaskPhones(c.in); got != c.masked {
+			t.Errorf("MaskPhones(%q) = %q, want %q", c.in, got, c.masked)
+		}
+		if got := Excerpt(c.in, 64); strings.Contains(got, "957") || strings.Contains(got, "234") {
+			t.Errorf("Excerpt(%q) = %s shows the number", c.in, got)
+		}
+	}
+	if _, err := DecodeEvent(eventJSON(t, map[string]any{"device_id": "13,957,240,201"})); err == nil || !strings.Contains(err.Error(), "phone number") {
+		t.Errorf("device_id 13,957,240,201: err = %v, want it refused as a phone number", err)
+	}
+	if _, err := DecodeCheckRequest([]byte(`{"phone":"13812345678","ip":"1.2.3.4","app_id":"a","flow":"13,957,240,201"}`)); err == nil || strings.Contains(err.Error(), "957") {
+		t.Errorf("flow 13,957,240,201: err = %v, want it refused without the number", err)
+	}
+	// A list in brackets, accepted (a rule's), its digits masked where shown.
+	for _, s := range []string{"x in [10,200,300,400]", "(10,200,300,400)", "{10,200,300,400}"} {
+		if ContainsPhone(s) {
+			t.Errorf("ContainsPhone(%q) = true: a list would be refused", s)
+		}
+		if got := MaskPhones(s); strings.Contains(got, "200,300") {
+			t.Errorf("MaskPhones(%q) = %q", s, got)
+		}
+	}
+	// No grouping in threes, or no mobile number once grouped.
+	for _, s := range []string{"1, 395, 724, 020", "13,9572,40,201", "13,957,240,2011", "1,395,724,020", "23,957,240,201", "13,957,240.201",
+		"13,957'240,201", "1,395,724,020,1", "139,572,402,011", "10, 200, 300, 400", "13,957,240,201b"} {
+		if ContainsPhone(s) {
+			t.Errorf("ContainsPhone(%q) = true", s)
+		}
+	}
+}
+
 // An invisible character splits nothing: "1\u200b3812345678" shows as 13812345678, so the digits
 // on either side of it are one group. Read as two (1 + 10, a group of 10 beside another: how a
 // unix second and a sequence number are joined), it was accepted in a device_id and stored as

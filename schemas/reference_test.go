@@ -584,7 +584,7 @@ var refPhoneClass = func() (t [256]uint8) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = refClassDigit
 	}
-	for _, c := range []byte{' ', '\t', '-', '.', '(', ')', '+', '/', '_', ':'} {
+	for _, c := range []byte{' ', '\t', '-', '.', '(', ')', '+', '/', '_', ':', ',', '\''} {
 		t[c] = refClassSep
 	}
 	for c := 0xC0; c < 0x100; c++ {
