@@ -323,7 +323,7 @@ func TestScanMatchesJSONValid(t *testing.T) {
 		i := skipSpace(data, 0)
 		switch {
 		case !want:
-			wantErr := refSyntaxError(data)
+			wantErr := refMemberSyntaxError(data)
 			if startsWithBOM(data) { // named as such, not as encoding/json's "invalid character 'ï'"
 				wantErr = errBOM
 			}

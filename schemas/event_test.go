@@ -260,7 +260,15 @@ func TestDecodeEventErrors(t *testing.T) {
 		{"trailing data", append(eventJSON(t, nil), []byte(` {}`)...), `unexpected data after the JSON object`},
 		{"trailing garbage", append(eventJSON(t, nil), 'x'), `unexpected data after the JSON object`},
 		{"empty", nil, `invalid JSON: unexpected end of input`},
-		{"truncated", []byte(`{"event_id":"e`), `invalid JSON: unexpected end of input`},
+		{"truncated", []byte(`{"event_id":"e`), `event_id: invalid JSON: unexpected end of input`},
+		{"truncated after a value", []byte(`{"event_id":"e"`), `invalid JSON: unexpected end of input`},
+		{"tab in a string", []byte("{\"event_id\":\"e\",\"device_id\":\"rig\t01\"}"), `device_id: invalid JSON at byte 33: invalid character '\t' in string literal`},
+		{"line break in a string", []byte("{\"event_id\":\"e\",\"ex_id\":\"order\n1\"}"), `ex_id: invalid JSON at byte 31: invalid character '\n' in string literal`},
+		{"bad literal", []byte(`{"event_id":"e","carrier":CM}`), `carrier: invalid JSON at byte 27: invalid character 'C' looking for beginning of value`},
+		{"bad escape in an unknown member", []byte(`{"event_id":"e","colour":"\x41"}`), `colour: invalid JSON at byte 28: invalid character 'x' in string escape code`},
+		{"nested value cut", []byte(`{"event_id":"e","extra":{"a":[1,}}`), `extra: invalid JSON at byte 33: invalid character '}' looking for beginning of value`},
+		{"no value", []byte(`{"event_id":`), `event_id: invalid JSON: unexpected end of input`},
+		{"missing comma", []byte(`{"event_id":"e" "ts":1}`), `invalid JSON at byte 17: invalid character '"' after object key:value pair`},
 		{"syntax error", []byte(`{"event_id" "e"}`), `invalid JSON at byte 13: invalid character '"' after object key`},
 	}
 	for _, c := range cases {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/bits"
 	"unicode/utf16"
@@ -174,19 +175,20 @@ func decodeObject(data []byte, fs *fieldSet, vals *objectValues, buf []byte) ([]
 				return buf, scan, syntaxError(data)
 			}
 			if i = skipSpace(data, i+1); i >= len(data) {
-				return buf, scan, syntaxError(data)
+				return buf, scan, valueSyntaxError(data, rawKey, i)
 			}
 			switch {
 			case k < 0:
 				vstart := i
 				var high bool
 				if i, high = scanValue(data, i, 2); i < 0 {
-					return buf, scan, syntaxError(data)
+					return buf, scan, valueSyntaxError(data, rawKey, vstart)
 				}
 				scan.unknownMember(rawKey, kflags, data[vstart:i], high)
 			case seen&(1<<k) != 0:
+				vstart := i
 				if i, _ = scanValue(data, i, 2); i < 0 {
-					return buf, scan, syntaxError(data)
+					return buf, scan, valueSyntaxError(data, rawKey, vstart)
 				}
 				scan.fail(fieldErr(fs.names[k], "appears more than once"))
 			case data[i] == '"':
@@ -194,7 +196,7 @@ func decodeObject(data []byte, fs *fieldSet, vals *objectValues, buf []byte) ([]
 				vstart := i
 				var vflags int
 				if i, vflags = scanString(data, i); i < 0 {
-					return buf, scan, syntaxError(data)
+					return buf, scan, valueSyntaxError(data, rawKey, vstart)
 				}
 				start := len(buf)
 				var why string
@@ -214,7 +216,7 @@ func decodeObject(data []byte, fs *fieldSet, vals *objectValues, buf []byte) ([]
 				seen |= 1 << k
 				vstart, c := i, data[i]
 				if i, _ = scanValue(data, i, 2); i < 0 {
-					return buf, scan, syntaxError(data)
+					return buf, scan, valueSyntaxError(data, rawKey, vstart)
 				}
 				if k == fs.raw {
 					vals.rawJSON = span{vstart, i}
@@ -292,15 +294,45 @@ func startsWithBOM(data []byte) bool {
 
 // syntaxError explains why data is not exactly one JSON value.
 func syntaxError(data []byte) error {
+	_, err := syntaxErrorAt(data)
+	return err
+}
+
+// syntaxErrorAt is syntaxError, with the offset encoding/json reports for a syntax error (-1 for
+// the end of the input, or no offset).
+func syntaxErrorAt(data []byte) (offset int64, err error) {
 	if startsWithBOM(data) {
-		return errBOM
+		return -1, errBOM
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var v json.RawMessage
 	if err := dec.Decode(&v); err != nil {
-		return jsonError(err)
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return se.Offset, jsonError(err)
+		}
+		return -1, jsonError(err)
 	}
-	return afterFirstValue(v)
+	return -1, afterFirstValue(v)
+}
+
+// valueSyntaxError is syntaxError for a document that stops being JSON in the value of the member
+// rawKey (its quoted name), which starts at byte vstart (or is missing there): the error names the
+// member, as one of a value of the wrong type does — "ex_id: invalid JSON at byte 62: invalid
+// character '\t' in string literal" (a tab or a line break pasted into a string), "device_id:
+// invalid JSON: unexpected end of input" (a quote missing) — where it named only a byte offset
+// in a body of several such strings.
+func valueSyntaxError(data, rawKey []byte, vstart int) error {
+	at, err := syntaxErrorAt(data)
+	fe, ok := err.(*FieldError)
+	if !ok || fe.Field != "" || err == errBOM || at >= 0 && at < int64(vstart) {
+		return err
+	}
+	name, why := jsonString(rawKey)
+	if why != "" || name == "" {
+		return err
+	}
+	return &FieldError{Field: ShowName(name, maxShownName), Reason: fe.Reason}
 }
 
 // afterFirstValue is the error of a text whose first JSON value, v, is followed by more: named by

@@ -365,7 +365,7 @@ func TestBadEventsInput(t *testing.T) {
 		{"array with unknown field", "[" + good + "," + strings.Replace(good, `{`, `{"x":1,`, 1) + "]", "[1].x: "},
 		{"empty array", "[]", "the array holds no events"},
 		{"empty body", "", "body is empty"},
-		{"invalid JSON", `{"event_id":`, "invalid JSON"},
+		{"invalid JSON", `{"event_id":`, "event_id: invalid JSON"},
 		{"invalid JSON array", `[{"event_id":"e1"},`, "invalid JSON"},
 	}
 	f := newFixture(t, api.Config{})
