@@ -45,6 +45,7 @@ func (a *app) withConsole(srv *api.Server) http.Handler {
 	}
 	deps := a.consoleDeps()
 	deps.ClientAddr = srv.ClientAddr // failed logins per client as the API counts them (api.trusted_proxies)
+	deps.AppKey = srv.AppKey         // an app key's login is a 403, as at the admin routes
 	c, err := console.New(deps, a.log.With("role", "console"))
 	if err != nil {
 		a.log.Error("console not served", "err", err)

@@ -669,7 +669,7 @@ func (s *Server) authenticate(r *http.Request, creds, previous map[string]string
 			// An app's right credentials at an admin route are no guess: 403 saying what the route
 			// takes, the address's budget unspent (a verify service trying the admin routes with
 			// its key locked the admins at its address out of them).
-			if app, _, aerr := basicAuth(r, s.cfg.Keys, s.cfg.PreviousKeys, "app_key", "app key"); aerr == nil {
+			if app, given, _ := r.BasicAuth(); s.AppKey(app, given) {
 				return "", appKeyAtAdminRoute(r, app)
 			}
 		}
@@ -679,6 +679,14 @@ func (s *Server) authenticate(r *http.Request, creds, previous map[string]string
 		s.previousUsed(name, now)
 	}
 	return name, err
+}
+
+// AppKey reports whether name and secret are an app's right credentials (api.keys, or its
+// previous secret), compared in constant time: the console answers such a login that it takes an
+// admin's, as the admin routes do (appKeyAtAdminRoute), without counting a failed login.
+func (s *Server) AppKey(name, secret string) bool {
+	ok, _ := matches(name, secret, s.cfg.Keys, s.cfg.PreviousKeys)
+	return ok
 }
 
 // appKeyAtAdminRoute is the 403 for app's right credentials at an admin route.
@@ -702,14 +710,25 @@ func (s *Server) previousUsed(name string, now time.Time) {
 var errBadCredentials = errors.New("bad credentials")
 
 // basicAuth checks HTTP Basic credentials against creds (name → secret), or previous (name → a
-// secret being retired; may be nil), in constant time: the answer's timing tells neither whether
-// the name exists, nor the secret's length, nor how much of it matched. old reports that the
-// previous secret matched.
+// secret being retired; may be nil), in constant time (matches). old reports that the previous
+// secret matched.
 func basicAuth(r *http.Request, creds, previous map[string]string, field, what string) (name string, old bool, err error) {
 	name, given, ok := r.BasicAuth()
 	if !ok {
 		return "", false, &httpError{status: http.StatusUnauthorized, msg: fmt.Sprintf("authorization: HTTP Basic %s:secret is required", field)}
 	}
+	ok, old = matches(name, given, creds, previous)
+	if !ok {
+		return "", false, fmt.Errorf("%w: %w", errBadCredentials,
+			&httpError{status: http.StatusUnauthorized, msg: fmt.Sprintf("authorization: unknown %s or wrong secret", what)})
+	}
+	return name, old, nil
+}
+
+// matches reports whether given is name's secret in creds, or its previous one (old), in constant
+// time: the timing tells neither whether the name exists, nor the secret's length, nor how much
+// of it matched.
+func matches(name, given string, creds, previous map[string]string) (ok, old bool) {
 	const never = "\x00never-matches\x00" // compared anyway
 	want, known := creds[name]
 	if !known {
@@ -721,10 +740,9 @@ func basicAuth(r *http.Request, creds, previous map[string]string, field, what s
 	}
 	cur, older := secret.Equal(given, want), secret.Equal(given, prev)
 	if !known || !cur && !(older && hasPrev) {
-		return "", false, fmt.Errorf("%w: %w", errBadCredentials,
-			&httpError{status: http.StatusUnauthorized, msg: fmt.Sprintf("authorization: unknown %s or wrong secret", what)})
+		return false, false
 	}
-	return name, !cur, nil
+	return true, !cur
 }
 
 // jsonTypes says which request bodies the JSON routes take, for 415 answers.

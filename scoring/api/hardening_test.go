@@ -999,3 +999,18 @@ func TestAppKeyAtAnAdminRouteIsForbidden(t *testing.T) {
 	}
 	errorBody(t, f.do(t, http.MethodGet, "/v1/rules", "", from(a), basic("lead", "s3cret")), http.StatusTooManyRequests, "too many failed")
 }
+
+// AppKey is what the console asks of a login: an app's secret, or its previous one, and nothing
+// else — an admin's credentials are no app key's.
+func TestAppKeyTellsAnAppsCredentials(t *testing.T) {
+	s := api.New(api.Config{Keys: map[string]string{"app1": "new-secret"}, PreviousKeys: map[string]string{"app1": "old-secret"}}, nil, nil,
+		api.WithAdmins(map[string]string{"lead": "s3cret"}))
+	for _, c := range []struct {
+		name, secret string
+		want         bool
+	}{{"app1", "new-secret", true}, {"app1", "old-secret", true}, {"app1", "guess", false}, {"app1", "", false}, {"lead", "s3cret", false}, {"nobody", "new-secret", false}, {"", "", false}} {
+		if got := s.AppKey(c.name, c.secret); got != c.want {
+			t.Errorf("AppKey(%q, %q) = %v, want %v", c.name, c.secret, got, c.want)
+		}
+	}
+}

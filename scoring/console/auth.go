@@ -42,14 +42,15 @@ type session struct {
 
 type sessions struct {
 	admins  map[string]string
+	appKey  func(name, secret string) bool // Deps.AppKey; nil: no app keys
 	now     func() time.Time
 	mu      sync.Mutex
 	revoked map[string]time.Time // nonce → expiry (kept until then)
 	fails   map[string][]time.Time
 }
 
-func newSessions(admins map[string]string, now func() time.Time) *sessions {
-	return &sessions{admins: admins, now: now, revoked: map[string]time.Time{}, fails: map[string][]time.Time{}}
+func newSessions(admins map[string]string, now func() time.Time, appKey func(name, secret string) bool) *sessions {
+	return &sessions{admins: admins, appKey: appKey, now: now, revoked: map[string]time.Time{}, fails: map[string][]time.Time{}}
 }
 
 func (s *sessions) key(who string) []byte {
@@ -65,6 +66,11 @@ func mac(key []byte, msg string) string {
 
 // errLogin is the one answer to a wrong name or secret: it does not say which.
 var errLogin = errors.New("unknown admin or wrong secret")
+
+// errAppKey answers an app's right credentials (api.keys): no guess, so no failed login — a
+// verify service's tries locked the names that are no admin's out of its host's address — and
+// said as the admin routes say it (403).
+var errAppKey = errors.New("this is an app key (api.keys), which calls POST /v1/risk/check and POST /v1/events: the console takes an admin's name and secret (api.admin_keys)")
 
 // errThrottled answers a client that failed too often lately.
 var errThrottled = errors.New("too many failed logins for this name from this address: wait a minute")
@@ -107,6 +113,9 @@ func (s *sessions) login(addr, who, secret string) (*session, error) {
 		want = "\x00never-matches\x00"
 	}
 	if !secretpkg.Equal(secret, want) || !known || who == "" {
+		if !known && s.appKey != nil && s.appKey(who, secret) {
+			return nil, errAppKey
+		}
 		s.mu.Lock()
 		if len(s.fails) >= maxTracked {
 			s.evictLocked(now)

@@ -10,7 +10,7 @@ import (
 // addresses within a minute, and logins that did not fail, must not grow it past maxTracked.
 func TestLoginFailuresTrackedAreBounded(t *testing.T) {
 	now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
-	s := newSessions(map[string]string{"alice": "a-secret"}, func() time.Time { return now })
+	s := newSessions(map[string]string{"alice": "a-secret"}, func() time.Time { return now }, nil)
 	for i := range 3 * maxTracked {
 		if _, err := s.login(fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), "alice", "guess"); err != errLogin {
 			t.Fatalf("guess %d: %v", i, err)

@@ -278,6 +278,10 @@ type Deps struct {
 	// Node names this node in the state it writes (a backtest "running on NODE"); default: the
 	// host name.
 	Node string
+	// AppKey reports whether a name and secret are an app's right credentials (api.keys:
+	// api.Server.AppKey); nil: none are. Such a login is answered that the console takes an
+	// admin's, and is no failed login.
+	AppKey func(name, secret string) bool
 	// ClientAddr names the client failed logins are counted against (api.Server.ClientAddr: the
 	// client a trusted proxy names, an IPv6 /64); default: the TCP peer's address.
 	ClientAddr func(*http.Request) string

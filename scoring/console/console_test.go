@@ -123,6 +123,29 @@ func newServer(t *testing.T, d console.Deps) *client {
 	return consoletest.New(t, ts.URL, ts.Client())
 }
 
+// An app key's right credentials at the login are answered that the console takes an admin's
+// (403), as the admin routes answer them, where they read "unknown admin or wrong secret" — a
+// mistyped secret — and were failed logins: five of them from a verify service's host locked out
+// every name that is no admin's there for a minute (429). A wrong secret stays a failure.
+func TestAppKeyLoginIsForbidden(t *testing.T) {
+	c := newServer(t, console.Deps{AppKey: func(name, secret string) bool { return name == "app1" && secret == "secret1" }})
+	for range 6 {
+		code, body, _ := c.Post("/console/login", url.Values{"name": {"app1"}, "secret": {"secret1"}})
+		if code != http.StatusForbidden || !strings.Contains(body, `id="err-secret">this is an app key (api.keys)`) || !strings.Contains(body, "api.admin_keys") {
+			t.Fatalf("an app key's login: %d\n%s", code, body)
+		}
+	}
+	for range 5 {
+		if code, _, _ := c.Post("/console/login", url.Values{"name": {"app1"}, "secret": {"guess"}}); code != http.StatusUnauthorized {
+			t.Errorf("an app key with a wrong secret: %d, want 401", code)
+		}
+	}
+	if code, _, _ := c.Post("/console/login", url.Values{"name": {"app1"}, "secret": {"secret1"}}); code != http.StatusTooManyRequests {
+		t.Errorf("after 5 wrong secrets: %d, want 429", code)
+	}
+	c.Login("alice", "a-secret")
+}
+
 func TestLoginSessionAndCSRF(t *testing.T) {
 	c := newServer(t, console.Deps{Lists: &fakeLists{}})
 	// Every page asks for a login first, and comes back to the page after it.

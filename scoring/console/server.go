@@ -122,7 +122,7 @@ func New(d Deps, log *slog.Logger) (*Server, error) {
 	if d.ClientAddr == nil {
 		d.ClientAddr = clientAddr
 	}
-	s := &Server{d: d, shared: shared, log: log, sess: newSessions(d.Admins, d.Now), jobs: newJobs(d.MaxJobs), cache: map[Filter]cachedOverview{},
+	s := &Server{d: d, shared: shared, log: log, sess: newSessions(d.Admins, d.Now, d.AppKey), jobs: newJobs(d.MaxJobs), cache: map[Filter]cachedOverview{},
 		endedForms: make(chan struct{}, maxEndedForms)}
 	if err := s.parse(); err != nil {
 		return nil, err
@@ -527,9 +527,12 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 	ss, err := s.sess.login(client, who, secret)
 	if err != nil {
 		status := http.StatusUnauthorized
-		if errors.Is(err, errThrottled) {
+		switch {
+		case errors.Is(err, errThrottled):
 			status = http.StatusTooManyRequests
-		} else {
+		case errors.Is(err, errAppKey):
+			status = http.StatusForbidden
+		default:
 			// The audit trail of a guessing client (at most maxFails lines a minute per address:
 			// then it is throttled). A name that is no admin's is not logged: it may be a secret
 			// typed into the wrong field.
