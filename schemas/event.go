@@ -244,7 +244,7 @@ func DecodeEvents(data []byte) ([]VerifyEvent, error) {
 	}
 	var raws []json.RawMessage
 	if err := json.Unmarshal(data, &raws); err != nil {
-		return nil, jsonError(err)
+		return nil, arraySyntaxError(data, err)
 	}
 	if len(raws) == 0 {
 		return nil, &FieldError{Reason: "the array holds no events"}
@@ -259,6 +259,83 @@ func DecodeEvents(data []byte) ([]VerifyEvent, error) {
 		out = append(out, ev)
 	}
 	return out, nil
+}
+
+// arraySyntaxError is jsonError(err), err being encoding/json's error for data, an array of
+// events: where the text stops being JSON inside an element, the error names the element, and the
+// member in whose value it does, as DecodeEvent names the member of a single event — "[3].device_id:
+// invalid JSON at byte 412: invalid character '\t' in string literal" — where it named only a byte
+// offset in a batch of a thousand events.
+func arraySyntaxError(data []byte, err error) error {
+	fe, ok := jsonError(err).(*FieldError)
+	if !ok || fe.Field != "" {
+		return jsonError(err)
+	}
+	at := int64(-1)
+	if se := (*json.SyntaxError)(nil); errors.As(err, &se) {
+		at = se.Offset
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if t, terr := dec.Token(); terr != nil || t != json.Delim('[') {
+		return fe
+	}
+	for i := 0; dec.More(); i++ {
+		prev := int(dec.InputOffset())
+		var raw json.RawMessage
+		if dec.Decode(&raw) == nil {
+			continue
+		}
+		start := skipSpace(data, prev)
+		if i > 0 {
+			if start >= len(data) || data[start] != ',' {
+				return fe // a comma missing between elements: no element's fault
+			}
+			start = skipSpace(data, start+1)
+		}
+		if start == len(data) || at >= 0 && at < int64(start) {
+			return fe // the text ends before the element, or stops being JSON before it
+		}
+		field := fmt.Sprintf("[%d]", i)
+		rel := int64(-1)
+		if at >= 0 {
+			rel = at - int64(start)
+		}
+		if name, ok := failingMember(data[start:], rel); ok {
+			field += "." + ShowName(name, maxShownName)
+		}
+		return &FieldError{Field: field, Reason: fe.Reason}
+	}
+	return fe
+}
+
+// failingMember is the name of the member of obj (the text of an object, from its '{') in whose
+// value the text stops being JSON — at offset at of obj if at is not -1 — after its name and colon.
+func failingMember(obj []byte, at int64) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return "", false
+	}
+	for {
+		start := dec.InputOffset()
+		t, err := dec.Token()
+		if _, isKey := t.(string); err != nil || !isKey {
+			return "", false
+		}
+		end := dec.InputOffset()
+		j := skipSpace(obj, int(end))
+		if j >= len(obj) || obj[j] != ':' {
+			return "", false
+		}
+		var v json.RawMessage
+		if dec.Decode(&v) == nil {
+			continue
+		}
+		if at >= 0 && at < int64(skipSpace(obj, j+1)) {
+			return "", false
+		}
+		name, why := jsonString(bytes.TrimLeft(obj[start:end], " \t\r\n,"))
+		return name, why == "" && name != ""
+	}
 }
 
 func dotted(field string) string {

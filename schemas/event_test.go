@@ -410,6 +410,15 @@ func TestDecodeEvents(t *testing.T) {
 			field: "[1].x", wantErr: `[1].x: unknown field`},
 		{name: "bad single object", body: bad, field: "ip", wantErr: `ip: "999.1.1.1" is not an IP address`},
 		{name: "broken array", body: "[" + one, wantErr: "invalid JSON at byte"},
+		// Where an element stops being JSON, the element and the member are named, as in a single
+		// event (a tab pasted into one device id of a batch named only a byte offset).
+		{name: "tab in an element's member", body: "[" + one + `,{"event_id":"e2","device_id":"rig` + "\t" + `01"}]`, field: "[1].device_id",
+			wantErr: `[1].device_id: invalid JSON at byte`},
+		{name: "element cut in a member", body: "[" + one + `,{"event_id":"e2","device_id":"rig`, field: "[1].device_id",
+			wantErr: `[1].device_id: invalid JSON at byte`},
+		{name: "bad literal in an element", body: `[{"event_id":tru}]`, field: "[0].event_id", wantErr: `[0].event_id: invalid JSON at byte`},
+		{name: "element's member without a colon", body: `[{"event_id" "e"}]`, field: "[0]", wantErr: `[0]: invalid JSON at byte`},
+		{name: "comma missing between elements", body: "[" + one + " " + two + "]", wantErr: "invalid JSON at byte"},
 		{name: "trailing data after array", body: "[" + one + "] x", wantErr: "invalid JSON at byte"},
 		{name: "not an event", body: `"evt"`, wantErr: "expected a JSON object, got string"},
 	}
