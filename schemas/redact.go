@@ -333,6 +333,7 @@ func redact(b []byte, s string, n int) ([]byte, bool) {
 		}
 		window = s[:k]
 	}
+	window = joinLines(window) // a number written across lines is one number
 	start := len(b)
 	if mayHoldPhone(window) {
 		b = appendMasked(b, window)
@@ -359,6 +360,61 @@ func redact(b []byte, s string, n int) ([]byte, bool) {
 		b = appendMasked(b[:start], kept)
 	}
 	return b, true
+}
+
+// joinLines returns s, one value a caller sent, with the line breaks inside a number written across
+// lines as spaces, byte for byte, so that the number is masked; every other line break stays. Line
+// breaks split numbers in text of many lines (the lines of a file), but a value holding
+// "138\n1234\n5678" is the number on three lines, and its excerpt showed it escaped
+// ("138\\n1234\\n5678") in an error and a log line.
+func joinLines(s string) string {
+	flat, ok := flatLines(s)
+	if !ok || !mayHoldPhone(flat) {
+		return s
+	}
+	var b []byte
+	for i := 0; ; {
+		ps, pe, found := nextPhone(flat, i, anyReading)
+		if !found {
+			break
+		}
+		if flat[ps:pe] != s[ps:pe] {
+			if b == nil {
+				b = []byte(s)
+			}
+			copy(b[ps:pe], flat[ps:pe])
+		}
+		i = pe
+	}
+	if b == nil {
+		return s
+	}
+	return string(b)
+}
+
+// flatLines returns s with its line breaks (CR, LF, VT, FF, NEL, U+2028 and U+2029) as spaces,
+// byte for byte, and whether it held any.
+func flatLines(s string) (string, bool) {
+	if strings.IndexAny(s, "\n\r\v\f\u0085\u2028\u2029") < 0 {
+		return s, false
+	}
+	b := []byte(s)
+	for i := 0; i < len(b); {
+		switch {
+		case b[i] == '\n' || b[i] == '\r' || b[i] == '\v' || b[i] == '\f':
+			b[i] = ' '
+			i++
+		case b[i] == 0xC2 && i+1 < len(b) && b[i+1] == 0x85:
+			b[i], b[i+1] = ' ', ' '
+			i += 2
+		case b[i] == 0xE2 && i+2 < len(b) && b[i+1] == 0x80 && (b[i+2] == 0xA8 || b[i+2] == 0xA9):
+			b[i], b[i+1], b[i+2] = ' ', ' ', ' '
+			i += 3
+		default:
+			i++
+		}
+	}
+	return string(b), true
 }
 
 // trimCut cuts b at end, backing up to a UTF-8 boundary and over any digits and separators left

@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode"
@@ -386,6 +387,28 @@ func TestGroupedThousandsAreAPhone(t *testing.T) {
 		"13,957'240,201", "1,395,724,020,1", "139,572,402,011", "10, 200, 300, 400", "13,957,240,201b"} {
 		if ContainsPhone(s) {
 			t.Errorf("ContainsPhone(%q) = true", s)
+		}
+	}
+}
+
+// A value holding a number written across lines shows it masked: line breaks split numbers in
+// text of many lines, but flow "138\n0013\n8000" is the number on three lines, and the 400 and
+// the log showed "138\\n0013\\n8000". Line breaks that join no number stay.
+func TestExcerptMasksANumberAcrossLines(t *testing.T) {
+	for _, in := range []string{"138\n0013\n8000", "138\r\n0013\r\n8000", "+86\n138 0013\n8000", "138\u20280013\u20298000", "138\u00850013\v8000\f",
+		"flow 138\n0013\n8000 x"} {
+		got := Excerpt(in, 64)
+		if strings.Contains(got, "0013") || strings.Contains(got, "8000") || !strings.Contains(got, PhoneMask) {
+			t.Errorf("Excerpt(%q) = %s shows the number", in, got)
+		}
+		if _, err := DecodeCheckRequest([]byte(`{"phone":"13812345678","ip":"1.2.3.4","app_id":"a","flow":` + strconv.Quote(in) + `}`)); err == nil || strings.Contains(err.Error(), "0013") {
+			t.Errorf("flow %q: err = %v", in, err)
+		}
+	}
+	for in, want := range map[string]string{"line 1\nline 2": `"line 1\nline 2"`, "12\n345": `"12\n345"`, "a\r\nb": `"a\r\nb"`,
+		"call 138\n0013\n8000\nnow": `"call <phone>\nnow"`} {
+		if got := Excerpt(in, 64); got != want {
+			t.Errorf("Excerpt(%q) = %s, want %s", in, got, want)
 		}
 	}
 }
