@@ -309,7 +309,9 @@ func arraySyntaxError(data []byte, err error) error {
 }
 
 // failingMember is the name of the member of obj (the text of an object, from its '{') in whose
-// value the text stops being JSON — at offset at of obj if at is not -1 — after its name and colon.
+// value, after its name and colon, the text stops being JSON: a value that does not decode (at
+// offset at of obj, or at its end when at is -1), or one that holds offset at (one nested deeper
+// than encoding/json takes in the whole text).
 func failingMember(obj []byte, at int64) (string, bool) {
 	dec := json.NewDecoder(bytes.NewReader(obj))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
@@ -326,11 +328,12 @@ func failingMember(obj []byte, at int64) (string, bool) {
 		if j >= len(obj) || obj[j] != ':' {
 			return "", false
 		}
+		vstart := int64(skipSpace(obj, j+1))
 		var v json.RawMessage
-		if dec.Decode(&v) == nil {
+		if dec.Decode(&v) == nil && !(at > vstart && at <= dec.InputOffset()) {
 			continue
 		}
-		if at >= 0 && at < int64(skipSpace(obj, j+1)) {
+		if at >= 0 && at < vstart {
 			return "", false
 		}
 		name, why := jsonString(bytes.TrimLeft(obj[start:end], " \t\r\n,"))

@@ -181,42 +181,12 @@ func refMemberSyntaxError(data []byte) error {
 	if errors.As(json.NewDecoder(bytes.NewReader(data)).Decode(new(json.RawMessage)), &se) { // the end of the text is no SyntaxError here
 		at = se.Offset
 	}
-	if name, ok := refFailingMember(data, at); ok {
+	// Stated from encoding/json's tokens (failingMember, which arrays of events use too), where
+	// decodeObject tells the member by its own scan.
+	if name, ok := failingMember(data, at); ok {
 		return &FieldError{Field: ShowName(name, maxShownName), Reason: fe.Reason}
 	}
 	return err
-}
-
-// refFailingMember walks data's top-level object with encoding/json's tokens: the name of the
-// member whose value does not decode, or holds offset at, where encoding/json found the whole
-// text's syntax error (-1: at its end) — nested deeper than it takes.
-func refFailingMember(data []byte, at int64) (string, bool) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return "", false
-	}
-	for {
-		start := dec.InputOffset()
-		t, err := dec.Token()
-		if _, isKey := t.(string); err != nil || !isKey {
-			return "", false
-		}
-		end := dec.InputOffset()
-		name, why := refJsonString(bytes.TrimLeft(data[start:end], " \t\r\n,"))
-		named := why == "" && name != ""
-		j := refSkipSpace(data, int(end))
-		if j >= len(data) || data[j] != ':' {
-			return "", false
-		}
-		vstart := int64(refSkipSpace(data, j+1))
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return name, named && (at < 0 || at >= vstart)
-		}
-		if at > vstart && at <= dec.InputOffset() {
-			return name, named
-		}
-	}
 }
 
 func refSyntaxError(data []byte) error {
