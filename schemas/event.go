@@ -244,7 +244,7 @@ func DecodeEvents(data []byte) ([]VerifyEvent, error) {
 	}
 	var raws []json.RawMessage
 	if err := json.Unmarshal(data, &raws); err != nil {
-		return nil, arraySyntaxError(data, err)
+		return nil, namedSyntaxError(data, err)
 	}
 	if len(raws) == 0 {
 		return nil, &FieldError{Reason: "the array holds no events"}
@@ -261,12 +261,12 @@ func DecodeEvents(data []byte) ([]VerifyEvent, error) {
 	return out, nil
 }
 
-// arraySyntaxError is jsonError(err), err being encoding/json's error for data, an array of
-// events: where the text stops being JSON inside an element, the error names the element, and the
-// member in whose value it does, as DecodeEvent names the member of a single event — "[3].device_id:
-// invalid JSON at byte 412: invalid character '\t' in string literal" — where it named only a byte
-// offset in a batch of a thousand events.
-func arraySyntaxError(data []byte, err error) error {
+// namedSyntaxError is jsonError(err), err being encoding/json's error for data, an object or an
+// array of objects (events, labels): where the text stops being JSON inside an element, the error
+// names the element, and the member in whose value it does, as DecodeEvent names the member of a
+// single event — "[3].device_id: invalid JSON at byte 412: invalid character '\t' in string
+// literal" — where it named only a byte offset in a batch of a thousand.
+func namedSyntaxError(data []byte, err error) error {
 	fe, ok := jsonError(err).(*FieldError)
 	if !ok || fe.Field != "" {
 		return jsonError(err)
@@ -274,6 +274,19 @@ func arraySyntaxError(data []byte, err error) error {
 	at := int64(-1)
 	if se := (*json.SyntaxError)(nil); errors.As(err, &se) {
 		at = se.Offset
+	}
+	// rel is at as an offset of data[start:].
+	rel := func(start int) int64 {
+		if at < 0 {
+			return -1
+		}
+		return at - int64(start)
+	}
+	if i := skipSpace(data, 0); i < len(data) && data[i] == '{' {
+		if name, ok := failingMember(data[i:], rel(i)); ok {
+			return &FieldError{Field: ShowName(name, maxShownName), Reason: fe.Reason}
+		}
+		return fe
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if t, terr := dec.Token(); terr != nil || t != json.Delim('[') {
@@ -296,11 +309,7 @@ func arraySyntaxError(data []byte, err error) error {
 			return fe // the text ends before the element, or stops being JSON before it
 		}
 		field := fmt.Sprintf("[%d]", i)
-		rel := int64(-1)
-		if at >= 0 {
-			rel = at - int64(start)
-		}
-		if name, ok := failingMember(data[start:], rel); ok {
+		if name, ok := failingMember(data[start:], rel(start)); ok {
 			field += "." + ShowName(name, maxShownName)
 		}
 		return &FieldError{Field: field, Reason: fe.Reason}

@@ -185,3 +185,22 @@ func TestDecodeLabelsNamesTheLabelOfAWrongType(t *testing.T) {
 		}
 	}
 }
+
+// A label's text that stops being JSON inside a member's value names the label and the member, as
+// an event's does: a tab pasted into one note of a batch named only a byte offset. Between
+// labels, or after a complete one, it names none.
+func TestDecodeLabelsNamesTheMemberOfASyntaxError(t *testing.T) {
+	ok := `{"app_id":"a","event_id":"e","label":"fraud"}`
+	for body, want := range map[string]string{
+		`[` + ok + `,{"app_id":"a","event_id":"e","label":"fraud","note":"x` + "\t" + `y"}]`: `[1].note: invalid JSON at byte 102: invalid character '\t' in string literal`,
+		`{"app_id":"a","event_id":"e","label":fraud}`:                                        `label: invalid JSON at byte 39: invalid character 'r' in literal false (expecting 'a')`,
+		`{"app_id":"a","event_id":"e","note":"cut`:                                           `note: invalid JSON: unexpected end of input`,
+		`[` + ok + ` ` + ok + `]`:                                                            `invalid JSON at byte 48: invalid character '{' after array element`,
+		`{"app_id":"a","event_id":"e","label":"fraud"`:                                       `invalid JSON: unexpected end of input`,
+	} {
+		_, err := DecodeLabels([]byte(body))
+		if err == nil || err.Error() != want {
+			t.Errorf("%s: %v, want %q", body, err, want)
+		}
+	}
+}
