@@ -389,8 +389,8 @@ func checkRecords(recs []schemas.ScoreRecord) error {
 type RuleVersion struct {
 	Version   string    // content hash; the key of the table
 	Name      string    // rule pack name
-	LoadedBy  string    // who or what loaded it (user, "hot-reload", ...)
-	Source    string    // file path, or "api"
+	LoadedBy  string    // who, with the node: "api:NAME@node", "console:…", "cli:USER@…", "startup@…", "file@…"
+	Source    string    // the pack file's path, "embedded default", "api", "console" or "rollback"
 	LoadedAt  time.Time // zero means now
 	RuleCount int
 	Content   string // the rule set as loaded
