@@ -77,6 +77,9 @@ func (l *loadgenFlags) check(fs *flag.FlagSet) error {
 		return usagef("--scenarios: unknown scenario %s%s (known: %s)", schemas.Excerpt(n, 40), didYouMean(n, loadgen.Scenarios(), ""), strings.Join(loadgen.Scenarios(), ", "))
 	case given["large-app-share"] && l.largeApp == "":
 		return usagef("--large-app-share: given without --large-app, the app it is a share of")
+	case l.largeApp != "" && l.largeShare == 0 && !given["large-app-share"]:
+		// loadgen's has no default: said as missing, not as a 0 the user never typed.
+		return usagef("--large-app %s needs --large-app-share: the fraction of the ordinary users in it, between 0 and 1 (demo takes 0.5)", schemas.Excerpt(l.largeApp, 40))
 	case l.largeApp != "" && !(l.largeShare > 0 && l.largeShare < 1):
 		return usagef("--large-app-share: %v is not a fraction between 0 and 1 (exclusive) of the ordinary users in --large-app %s", l.largeShare, l.largeApp)
 	}

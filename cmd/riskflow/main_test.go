@@ -106,7 +106,9 @@ func TestRunUsageErrors(t *testing.T) {
 		{"loadgen attack share of one", []string{"loadgen", "--attack-share", "1"}, []string{"--attack-share: 1 is not a fraction"}, "riskflow loadgen"},
 		{"loadgen negative speedup", []string{"loadgen", "--speedup", "-1", "--out", "kafka"}, []string{"--speedup: -1 is not 0 (as fast as possible) or a positive factor"}, "riskflow loadgen"},
 		{"loadgen large-app share alone", []string{"loadgen", "--large-app-share", "0.5"}, []string{"--large-app-share: given without --large-app"}, "riskflow loadgen"},
-		{"loadgen large app without its share", []string{"loadgen", "--large-app", "big"}, []string{"--large-app-share: 0 is not a fraction"}, "riskflow loadgen"},
+		// Said as missing: "--large-app-share: 0 is not a fraction" named a 0 the user never typed.
+		{"loadgen large app without its share", []string{"loadgen", "--large-app", "big"}, []string{`--large-app "big" needs --large-app-share: the fraction of the ordinary users in it`}, "riskflow loadgen"},
+		{"loadgen large app with a share of 0", []string{"loadgen", "--large-app", "big", "--large-app-share", "0"}, []string{"--large-app-share: 0 is not a fraction"}, "riskflow loadgen"},
 		{"demo unknown scenario", []string{"demo", "--scenarios", "sms"}, []string{`--scenarios: unknown scenario "sms"`}, "riskflow demo"},
 		{"loadgen misspelt scenario", []string{"loadgen", "--scenarios", "token_replay,sms_pumpin"}, []string{`--scenarios: unknown scenario "sms_pumpin" (did you mean sms_pumping?) (known: sms_pumping,`}, "riskflow loadgen"},
 		// A stray word is not ignored: a value left unquoted, or whose flag was forgotten.
