@@ -120,6 +120,9 @@ func TestRunUsageErrors(t *testing.T) {
 		{"bench with an argument", []string{"bench", "api"}, []string{`bench: takes no arguments, got "api"`}, "riskflow bench"},
 		{"rules report for a number", []string{"rules", "report", "--app", "138 1234 5678"}, []string{"--app: looks like it contains a mobile phone number"}, "riskflow rules report"},
 		// --window reads spans as lookup --since and backtest --from do (7d was refused).
+		// A window under an hour is a usage error before any configuration is read (it was one only
+		// with clickhouse.addr set, and said "at least 1h" without the value given).
+		{"rules report window under an hour", []string{"rules", "report", "--window", "30m"}, []string{"--window: 30m is shorter than the report's hours: give 1h or more"}, "riskflow rules report"},
 		{"rules report bad window", []string{"rules", "report", "--window", "7x"}, []string{`invalid value "7x" for flag --window: want a span like 24h, 90m or 7d`}, "riskflow rules report"},
 		// A window reaching back before 1970 with the one before it is named as --window (20000d
 		// was refused by the query, naming no flag); 100000d, a span, was called no span at all.

@@ -26,9 +26,6 @@ func cmdRulesReport(ctx context.Context, cfg Config, window time.Duration, app s
 	if cfg.ClickHouse.Addr == "" {
 		return configf("clickhouse.addr: required (RISKFLOW_CLICKHOUSE_ADDR)")
 	}
-	if window < time.Hour {
-		return usagef("--window: at least 1h")
-	}
 	c := cfg.ClickHouse
 	end := time.Now().UTC().Truncate(time.Hour).Add(time.Hour)
 	cur, prev := end.Add(-window), end.Add(-2*window)

@@ -196,6 +196,11 @@ func cmdRulesReportCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err := schemas.CheckID("app_id", *app, schemas.MaxAppIDLen); err != nil {
 		return usagef("--app: %s", err.(*schemas.FieldError).Reason)
 	}
+	// Checked with the other flags, before the configuration: a window too short was named only once
+	// clickhouse.addr was set (and without its value).
+	if time.Duration(window) < time.Hour {
+		return usagef("--window: %s is shorter than the report's hours: give 1h or more (24h, 90m, 7d)", window.String())
+	}
 	// The report compares the window with the one before it: both must lie after 1970, where
 	// ClickHouse's DateTime begins (20000d was refused by the query, naming no flag).
 	if most := time.Since(time.Unix(0, 0)) / 2; time.Duration(window) > most {
