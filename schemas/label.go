@@ -85,9 +85,12 @@ func DecodeLabels(data []byte) ([]Label, error) {
 		return nil, err
 	}
 	// encoding/json matches member names case-insensitively ("APP_ID" would fill app_id, and of
-	// "app_id" and "APP_ID" the last would win): the names must be these, exactly.
-	if err := exactLabelMembers(data, trimmed[0] == '['); err != nil {
-		return nil, err
+	// "app_id" and "APP_ID" the last would win): the names must be these, exactly. In an array,
+	// each label's unknown member is its error (wrong below), named with the other wrong labels.
+	array := trimmed[0] == '['
+	unknown := exactLabelMembers(data, array)
+	if !array && len(unknown) == 1 && unknown[0] != nil {
+		return nil, unknown[0]
 	}
 	type wire struct {
 		AppID      string `json:"app_id"`
@@ -97,7 +100,10 @@ func DecodeLabels(data []byte) ([]Label, error) {
 		Note       string `json:"note"`
 	}
 	var ws []wire
-	array := trimmed[0] == '['
+	// wrong holds an array element's error found while decoding it (an unknown member, a member of
+	// the wrong type), reported with the labels that decode but are wrong: a body whose first
+	// label had a number as its note and whose second a misspelt label answered only the first.
+	var wrong []*FieldError
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var err error
@@ -106,13 +112,17 @@ func DecodeLabels(data []byte) ([]Label, error) {
 		// of its element ("decision_id", not "[57].decision_id").
 		var raws []json.RawMessage
 		if err = dec.Decode(&raws); err == nil {
-			ws = make([]wire, len(raws))
+			ws, wrong = make([]wire, len(raws)), make([]*FieldError, len(raws))
 			for i, raw := range raws {
+				if i < len(unknown) && unknown[i] != nil {
+					wrong[i] = unknown[i]
+					continue
+				}
 				edec := json.NewDecoder(bytes.NewReader(raw))
 				edec.DisallowUnknownFields()
 				if err := edec.Decode(&ws[i]); err != nil {
 					fe, _ := AsFieldError(jsonError(err))
-					return nil, &FieldError{Field: fmt.Sprintf("[%d]%s", i, dotted(fe.Field)), Reason: fe.Reason}
+					wrong[i] = &FieldError{Field: fmt.Sprintf("[%d]%s", i, dotted(fe.Field)), Reason: fe.Reason}
 				}
 			}
 		}
@@ -134,30 +144,36 @@ func DecodeLabels(data []byte) ([]Label, error) {
 	// error's field, the others follow in its reason, so that a batch is corrected in one go.
 	var first *FieldError
 	var more []string
-	wrong := 0
+	nWrong := 0
 	for i, w := range ws {
 		out[i] = Label{AppID: w.AppID, DecisionID: w.DecisionID, EventID: w.EventID, Label: w.Label, Note: w.Note}
-		if err := out[i].Validate(); err != nil {
+		var fe *FieldError
+		if i < len(wrong) && wrong[i] != nil {
+			fe = wrong[i]
+		} else if err := out[i].Validate(); err != nil {
 			if !array {
 				return nil, err
 			}
-			fe, _ := AsFieldError(err)
-			wrong++
-			field := fmt.Sprintf("[%d]%s", i, dotted(fe.Field))
-			switch {
-			case first == nil:
-				first = &FieldError{Field: field, Reason: fe.Reason}
-			case wrong <= maxWrongLabels:
-				more = append(more, field+": "+fe.Reason)
-			}
+			vfe, _ := AsFieldError(err)
+			fe = &FieldError{Field: fmt.Sprintf("[%d]%s", i, dotted(vfe.Field)), Reason: vfe.Reason}
+		}
+		if fe == nil {
+			continue
+		}
+		nWrong++
+		switch {
+		case first == nil:
+			first = &FieldError{Field: fe.Field, Reason: fe.Reason}
+		case nWrong <= maxWrongLabels:
+			more = append(more, fe.Field+": "+fe.Reason)
 		}
 	}
 	if first != nil {
 		if len(more) > 0 {
 			first.Reason += "; " + strings.Join(more, "; ")
 		}
-		if wrong > maxWrongLabels {
-			first.Reason += fmt.Sprintf("; and %d more wrong labels", wrong-maxWrongLabels)
+		if nWrong > maxWrongLabels {
+			first.Reason += fmt.Sprintf("; and %d more wrong labels", nWrong-maxWrongLabels)
 		}
 		return nil, first
 	}
@@ -167,24 +183,26 @@ func DecodeLabels(data []byte) ([]Label, error) {
 // maxWrongLabels is how many wrong labels of one array DecodeLabels names.
 const maxWrongLabels = 20
 
-// exactLabelMembers refuses a member whose name is not exactly one of a label's, naming it (in an
-// array, as [i].name). Text that does not parse is left to the decoder to report.
-func exactLabelMembers(data []byte, array bool) error {
-	var objs []map[string]json.RawMessage
+// exactLabelMembers names, for each label of data (the one object, or each element of an array),
+// its first member whose name is not exactly one of a label's (in an array, as [i].name); nil
+// for a label without one. An element that is not an object has none here: the decoder reports
+// it. Text that does not parse is left to the decoder to report (nil).
+func exactLabelMembers(data []byte, array bool) []*FieldError {
+	var raws []json.RawMessage
 	if array {
-		if json.Unmarshal(data, &objs) != nil {
+		if json.Unmarshal(data, &raws) != nil {
 			return nil
 		}
 	} else {
-		var m map[string]json.RawMessage
-		if json.Unmarshal(data, &m) != nil {
-			return nil
-		}
-		objs = append(objs, m)
+		raws = []json.RawMessage{data}
 	}
-	for i, m := range objs {
-		names := slices.Sorted(maps.Keys(m))
-		for _, name := range names {
+	out := make([]*FieldError, len(raws))
+	for i, raw := range raws {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(raw, &m) != nil {
+			continue
+		}
+		for _, name := range slices.Sorted(maps.Keys(m)) {
 			switch name {
 			case "app_id", "decision_id", "event_id", "label", "note":
 				continue
@@ -193,10 +211,11 @@ func exactLabelMembers(data []byte, array bool) error {
 			if array {
 				field = fmt.Sprintf("[%d].%s", i, field)
 			}
-			return &FieldError{Field: field, Reason: "unknown field"}
+			out[i] = &FieldError{Field: field, Reason: "unknown field"}
+			break
 		}
 	}
-	return nil
+	return out
 }
 
 // DecodeLabelFile decodes a file of labels: what DecodeLabels takes (one object or an array), or

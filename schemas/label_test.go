@@ -204,3 +204,21 @@ func TestDecodeLabelsNamesTheMemberOfASyntaxError(t *testing.T) {
 		}
 	}
 }
+
+// A label of an array with a member of the wrong type or an unknown member is named with the
+// array's other wrong labels, as riskflow label --file names them: POST /v1/admin/labels answered
+// a note sent as a number, or a misspelt member, alone, and the misspelt label beside it on the
+// next try.
+func TestDecodeLabelsNamesEveryWrongLabelWhateverItsMistake(t *testing.T) {
+	_, err := DecodeLabels([]byte(`[{"app_id":"a","decision_id":"d","label":"frad"},{"app_id":"a","event_id":"e","label":"fraud","note":3},` +
+		`{"app_id":"a","event_id":"e","label":"fraud","nte":"x"},7,{"app_id":"a","event_id":"e","label":"legit"}]`))
+	fe, ok := AsFieldError(err)
+	if !ok || fe.Field != "[0].label" || fe.Reason != `"frad" is not fraud or legit; [1].note: must be a string, got number; `+
+		`[2].nte: unknown field; [3]: expected a JSON object, got number` {
+		t.Errorf("%#v", err)
+	}
+	// One object is still refused for its first mistake, named without an index.
+	if _, err := DecodeLabels([]byte(`{"app_id":"a","event_id":"e","label":"frad","nte":"x"}`)); err == nil || err.Error() != "nte: unknown field" {
+		t.Errorf("one object: %v", err)
+	}
+}
