@@ -69,6 +69,10 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			c.Scoring.PhoneHashKey = devHashKey
 		}
 		c.Scoring.Replay = false
+		// No feature snapshots: the run's topics are its own and gone when it ends, and a
+		// deployment's configuration names the nodes' snapshot directory, where each run left
+		// its snapshot, the .prev and the lock of a topic that no longer exists.
+		c.Scoring.SnapshotDir = ""
 		c.Log = cf.quietLog(c.Log)
 	})
 	if err != nil {

@@ -22,9 +22,15 @@ func TestDemoDevMode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out, errb bytes.Buffer
-	code := run(ctx, []string{"demo", "--mode", "dev", "--duration", "3s", "--speedup", "100", "--seed", "11"}, &out, &errb)
+	// With a deployment's configuration: its snapshot directory stays as it was ("nothing
+	// written elsewhere"), where each run left three files of its own topic.
+	snaps := tempDir(t)
+	code := run(ctx, []string{"demo", "--mode", "dev", "--duration", "3s", "--speedup", "100", "--seed", "11", "--set", "scoring.snapshot_dir=" + snaps}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("demo exited %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
+	}
+	if left, err := os.ReadDir(snaps); err != nil || len(left) != 0 {
+		t.Errorf("demo wrote to scoring.snapshot_dir: %v %v", left, err)
 	}
 	s := out.String()
 	for _, want := range []string{"demo: --mode dev: embedded broker, nothing written elsewhere", "detection per scenario", "benign", "datacenter_farm", "token_replay", "/v1/risk/check during the run", "analyst queries: skipped"} {
