@@ -118,8 +118,23 @@ func cmdLabel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer st.Close()
 	// Named with the setting to check: the driver's text says only what failed.
 	where := fmt.Sprintf("ClickHouse %s, database %s (clickhouse.addr, clickhouse.database)", cfg.ClickHouse.Addr, cfg.ClickHouse.Database)
-	if _, err := st.Migrate(ctx); err != nil {
-		return fmt.Errorf("label: %s: migrate: %w", where, err)
+	// The schema is applied only to a database that exists and lacks a table (one older than the
+	// labels table): a database of another name, clickhouse.database mistyped, was created with
+	// every table, and the labels stored there, out of every backtest's sight, exit 0.
+	migrated := false
+	write := func(batch []schemas.Label) error {
+		err := st.WriteLabels(ctx, batch)
+		if chsink.MissingDatabase(err) {
+			return fmt.Errorf("the database does not exist (riskflow migrate creates it; is clickhouse.database mistyped?): %w", err)
+		}
+		if err != nil && chsink.SchemaBehind(err) && !migrated {
+			migrated = true
+			if _, merr := st.Migrate(ctx); merr != nil {
+				return fmt.Errorf("migrate: %w", merr)
+			}
+			err = st.WriteLabels(ctx, batch)
+		}
+		return err
 	}
 	stored, total := 0, max(len(labels), src.n)
 	// The ids not stored are counted by label over the whole file (an id labelled in two batches,
@@ -134,7 +149,7 @@ func cmdLabel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		for i := range batch {
 			batch[i].LabeledBy, batch[i].LabeledAt = "cli:"+who, now
 		}
-		if err := st.WriteLabels(ctx, batch); err != nil {
+		if err := write(batch); err != nil {
 			if stored > 0 {
 				return fmt.Errorf("label: %s: %w (%d of the %d labels were stored before; storing them again is harmless: the latest label wins)", where, err, stored, total)
 			}

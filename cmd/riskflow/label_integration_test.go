@@ -125,3 +125,36 @@ func TestLabelFileInBatches(t *testing.T) {
 		t.Errorf("a bad last line: exit %d, %d labels stored\nstdout %.200s\nstderr %s", r.code, n, r.stdout, r.stderr)
 	}
 }
+
+// label stores into the configured database and does not create it: a clickhouse.database that
+// does not exist (a typo) was created with every table, the label stored there, out of every
+// backtest's sight, exit 0. It is refused, naming the database, and left uncreated. A database
+// that exists but lacks the labels table (older than its migration) still gets it, and the label.
+func TestLabelDoesNotCreateTheDatabase(t *testing.T) {
+	ctx := context.Background()
+	addr, db, _, conn := throwawayDatabase(t, "riskflow_labeltypo") // never created: the typo
+	r := runCmd(t, ctx, "label", "--app", "app1", "--event", "e1", "--as", "fraud", "--set", "clickhouse.addr="+addr, "--set", "clickhouse.database="+db)
+	if r.code != 1 || strings.Contains(r.stdout, "labelled") || !strings.Contains(r.stderr, "database "+db) ||
+		!strings.Contains(r.stderr, "the database does not exist (riskflow migrate creates it; is clickhouse.database mistyped?)") {
+		t.Errorf("label into a database that does not exist: exit %d, want 1 naming it\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.databases WHERE name = ?", db).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("label created database %s", db)
+	}
+
+	addr, db, conn, _ = migratedDatabase(t, "riskflow_labelold")
+	if err := conn.Exec(ctx, "DROP TABLE "+db+".labels"); err != nil {
+		t.Fatal(err)
+	}
+	r = runCmd(t, ctx, "label", "--app", "app1", "--event", "e1", "--as", "fraud", "--set", "clickhouse.addr="+addr, "--set", "clickhouse.database="+db)
+	if r.code != 0 {
+		t.Fatalf("label into a database without the labels table: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	if err := conn.QueryRow(ctx, "SELECT count() FROM "+db+".labels WHERE target_id = 'e1'").Scan(&n); err != nil || n != 1 {
+		t.Errorf("labels of e1 stored: %d %v, want 1", n, err)
+	}
+}

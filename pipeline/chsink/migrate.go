@@ -215,6 +215,14 @@ var ErrNoTable = errors.New("table missing (riskflow migrate creates it)")
 // not exist, else err: for callers that query ClickHouse on their own (riskflow rules report).
 func MissingTable(err error) error { return noTable(err) }
 
+// MissingDatabase reports whether err says the database itself does not exist (not only a table):
+// a mistyped clickhouse.database, which a command that only adds rows should refuse rather than
+// create.
+func MissingDatabase(err error) bool {
+	var ex *clickhouse.Exception
+	return errors.As(err, &ex) && ex.Code == codeUnknownDatabase
+}
+
 // ErrNoColumn marks a use of a column the table does not have yet: the database is behind this
 // build's schema — restored from a backup older than a migration — and riskflow migrate adds it.
 var ErrNoColumn = errors.New("column missing (riskflow migrate adds it)")
