@@ -207,7 +207,18 @@ func TestRulePackAuditTrailKeepsEveryLoad(t *testing.T) {
 func TestRulesVersionsDoesNotCreateTheDatabase(t *testing.T) {
 	addr, db, _, conn := throwawayDatabase(t, "riskflow_rulesread") // never created: the typo
 	ctx := context.Background()
-	for _, args := range [][]string{{"rules", "versions"}, {"rules", "versions", "--loads"}, {"rules", "versions", "--json"}} {
+	// rules rollback reads the version the same way: the rule-pack service it writes the pack
+	// through applied the schema at its first use, creating the database, then found no version.
+	pack, err := os.ReadFile(filepath.Join("..", "..", "rules", "packs", "default", "rules.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	packFile := filepath.Join(tempDir(t), "rules.yaml")
+	if err := os.WriteFile(packFile, pack, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"rules", "versions"}, {"rules", "versions", "--loads"}, {"rules", "versions", "--json"},
+		{"rules", "rollback", "8f35964b1ae4a0c3", "--set", "scoring.rules=" + packFile}} {
 		r := runCmd(t, ctx, append(args, "--set", "clickhouse.addr="+addr, "--set", "clickhouse.database="+db)...)
 		if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "table missing (riskflow migrate creates it)") || !strings.Contains(r.stderr, db) {
 			t.Errorf("%v on a database that does not exist: exit %d, want 1 saying it is missing\nstdout: %s\nstderr: %s", args, r.code, r.stdout, r.stderr)

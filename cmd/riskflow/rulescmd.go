@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -372,6 +373,19 @@ func cmdRulesRollback(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	if len(problems) > 0 {
 		return configf("%s", strings.Join(problems, "\n"))
+	}
+	// The version is read first as rules versions reads: without applying the schema. The rule-pack
+	// service's history applies it at its first use, and against a clickhouse.database that does
+	// not exist (a typo) it created that database with every table, then found no such version.
+	st, err := openStore(ctx, cfg.ClickHouse, nil)
+	if err != nil {
+		return err
+	}
+	_, err = st.RuleVersion(ctx, fs.Arg(0))
+	st.Close()
+	if err != nil && !errors.Is(err, chsink.ErrNoRuleVersion) {
+		return fmt.Errorf("rules rollback: ClickHouse %s, database %s (clickhouse.addr, clickhouse.database): %w",
+			cfg.ClickHouse.Addr, cfg.ClickHouse.Database, chsink.MissingTable(err))
 	}
 	svc := newRuleService(cfg, s, newLogger(LogConfig{Level: "error", Format: "text"}, stderr), nil)
 	// Read the pack file as a node does, so that the write below is refused if the file changes
