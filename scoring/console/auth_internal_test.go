@@ -38,3 +38,20 @@ func TestLoginFailuresTrackedAreBounded(t *testing.T) {
 		t.Errorf("login after %d failures: %v, want throttled", maxFails, err)
 	}
 }
+
+// A failed login asks whether the credentials are an app key's whatever the name: asked only for
+// a name that is no admin's, the extra constant-time comparison made the answer's timing tell an
+// admin's name from any other, as login's single comparison against a never-matching secret is
+// there to prevent.
+func TestFailedLoginAsksForAnAppKeyWhateverTheName(t *testing.T) {
+	asked := map[string]int{}
+	s := newSessions(map[string]string{"alice": "a-secret"}, time.Now, func(name, _ string) bool { asked[name]++; return false })
+	for _, who := range []string{"alice", "mallory"} {
+		if _, err := s.login("192.0.2.1", who, "guess"); err != errLogin {
+			t.Fatalf("%s with a wrong secret: %v, want errLogin", who, err)
+		}
+		if asked[who] != 1 {
+			t.Errorf("%s with a wrong secret: app keys asked %d times, want 1 (as for any name)", who, asked[who])
+		}
+	}
+}
