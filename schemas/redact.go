@@ -604,48 +604,74 @@ func sciPhoneAt(s string, i int) (int, bool) {
 // groupedPhoneAt returns the end of a phone number written from s[i] with its digits grouped in
 // threes, as a program or a spreadsheet prints a number it holds as one — JavaScript's
 // toLocaleString, Excel's #,##0, humanize.Comma: "13,812,345,678", "8,613,812,345,678" (+86), or
-// "13'812'345'678" as in Switzerland: a first group of 1 to 3 ASCII digits, then groups of exactly
-// three, each after the same separator (a comma, an apostrophe or '’'), and no digit after the last. Commas
+// "13'812'345'678" as in Switzerland: a first group of 1 to 3 digits (of any script, as digitAt reads
+// them), then groups of exactly three, each after the same separator (groupSepAt: a comma or an
+// apostrophe, ASCII, typographic or full-width), and no digit after the last. Commas
 // otherwise split numbers (isPhoneSep): "[1, 5, 10]" is a list, and so, written, is a grouping
 // right inside brackets ("[10,200,300,400]" in a rule is four numbers); read any way (what an error
 // or a log line shows), it is masked there too.
 func groupedPhoneAt(s string, i int, r reading) (int, bool) {
 	var d [maxPhoneDigits]byte
 	n, j := 0, i
-	for ; j < len(s) && isDigitByte(s[j]); j++ {
+	for j < len(s) {
+		c, w := digitAt(s, j)
+		if w == 0 {
+			break
+		}
 		if n == 3 {
 			return 0, false
 		}
-		d[n] = s[j]
+		d[n] = c
 		n++
+		j += w
 	}
-	var sep string
-	switch {
-	case j == len(s):
-		return 0, false
-	case s[j] == ',' || s[j] == '\'':
-		sep = s[j : j+1]
-	case strings.HasPrefix(s[j:], "’"):
-		sep = "’"
-	default:
+	sep := groupSepAt(s, j)
+	if sep == "" {
 		return 0, false
 	}
-	for {
-		k := j + len(sep)
-		if !strings.HasPrefix(s[j:], sep) || k+3 > len(s) || !isDigitByte(s[k]) || !isDigitByte(s[k+1]) || !isDigitByte(s[k+2]) ||
-			k+3 < len(s) && isDigitByte(s[k+3]) {
+	for strings.HasPrefix(s[j:], sep) {
+		k, m := j+len(sep), 0
+		var g [3]byte
+		for m < 3 && k < len(s) {
+			c, w := digitAt(s, k)
+			if w == 0 {
+				break
+			}
+			g[m] = c
+			m++
+			k += w
+		}
+		if m < 3 || k < len(s) && digitWidth(s, k) > 0 {
 			break
 		}
 		if n+3 > len(d) {
 			return 0, false
 		}
-		n += copy(d[n:], s[k:k+3])
-		j = k + 3
+		n += copy(d[n:], g[:])
+		j = k
 	}
 	if r == written && (i > 0 && strings.IndexByte("[({", s[i-1]) >= 0 || j < len(s) && strings.IndexByte("])}", s[j]) >= 0 || hexWordAfter(s, j)) {
 		return 0, false
 	}
 	return j, n > 3 && phoneDigits(d[:n], false, n, r)
+}
+
+// groupSepAt returns the thousands separator groupedPhoneAt reads at s[j] — a comma, an apostrophe
+// or '’', or the full-width comma and apostrophe a Chinese input method types in full-width mode
+// ("１３，８１２，３４５，６７８") — or "".
+func groupSepAt(s string, j int) string {
+	for _, sep := range [...]string{",", "'", "’", "，", "＇"} {
+		if strings.HasPrefix(s[j:], sep) {
+			return sep
+		}
+	}
+	return ""
+}
+
+// digitWidth is the width of the digit at s[k] (digitAt), 0 if none.
+func digitWidth(s string, k int) int {
+	_, w := digitAt(s, k)
+	return w
 }
 
 // mayHoldPhone is the quick test that rules out most ids (UUIDs, hex digests, ids holding a date)

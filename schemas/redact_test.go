@@ -364,11 +364,20 @@ func TestGroupedThousandsAreAPhone(t *testing.T) {
 		{"1,441,234,567,890", "<phone>"},
 		{"phone=13,957,240,206;", "phone=<phone>;"},
 		{`flow: "13,957,240,207" is not one of`, `flow: "<phone>" is not one of`},
+		// As a Chinese input method types it in full-width mode: the detector's digits are any
+		// script's, and the grouping read only ASCII digits and commas.
+		{"13，957，240，208", "<phone>"},
+		{"１３，９５７，２４０，２０９", "<phone>"},
+		{"１３,９５７,２４０,２１０", "<phone>"},
+		{"13＇957＇240＇211", "<phone>"},
 	} {
 		assertPhoneLike(t, c.in, c.masked, "957", "234")
 	}
 	if _, err := DecodeEvent(eventJSON(t, map[string]any{"device_id": "13,957,240,201"})); err == nil || !strings.Contains(err.Error(), "phone number") {
 		t.Errorf("device_id 13,957,240,201: err = %v, want it refused as a phone number", err)
+	}
+	if _, err := DecodeEvent(eventJSON(t, map[string]any{"device_id": "13，957，240，201"})); err == nil || !strings.Contains(err.Error(), "phone number") {
+		t.Errorf("device_id 13，957，240，201: err = %v, want it refused as a phone number", err)
 	}
 	if _, err := DecodeCheckRequest([]byte(`{"phone":"13812345678","ip":"1.2.3.4","app_id":"a","flow":"13,957,240,201"}`)); err == nil || strings.Contains(err.Error(), "957") {
 		t.Errorf("flow 13,957,240,201: err = %v, want it refused without the number", err)
@@ -384,7 +393,7 @@ func TestGroupedThousandsAreAPhone(t *testing.T) {
 	}
 	// No grouping in threes, or no mobile number once grouped.
 	for _, s := range []string{"1, 395, 724, 020", "13,9572,40,201", "13,957,240,2011", "1,395,724,020", "23,957,240,201", "13,957,240.201",
-		"13,957'240,201", "1,395,724,020,1", "139,572,402,011", "10, 200, 300, 400", "13,957,240,201b"} {
+		"13,957'240,201", "13，957,240,201", "１３，９５７，２４０，２０１１", "1,395,724,020,1", "139,572,402,011", "10, 200, 300, 400", "13,957,240,201b"} {
 		if ContainsPhone(s) {
 			t.Errorf("ContainsPhone(%q) = true", s)
 		}
