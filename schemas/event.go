@@ -424,7 +424,13 @@ func jsonError(err error) error {
 			return &FieldError{Field: ShowName(name, maxShownName), Reason: "unknown field"}
 		}
 	}
-	return &FieldError{Reason: "invalid JSON: " + strings.TrimPrefix(err.Error(), "json: ")}
+	// A value's own UnmarshalJSON quotes what it refused ("parsing time \"13812345678\" as …"; a
+	// time of UnmarshalJSON's callers not among its timeFields, one nested in a report): shown as
+	// every value an error shows, masked.
+	if pe := (*time.ParseError)(nil); errors.As(err, &pe) {
+		return &FieldError{Reason: Excerpt(pe.Value, 40) + " is not an RFC 3339 time"}
+	}
+	return &FieldError{Reason: "invalid JSON: " + MaskPhones(strings.TrimPrefix(err.Error(), "json: "))}
 }
 
 // JSONKind is what a value of Go type t is in JSON, with its article, for errors worded "must be

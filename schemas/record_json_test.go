@@ -233,3 +233,22 @@ func TestUnmarshalJSONNamesTheMember(t *testing.T) {
 		}
 	}
 }
+
+// A time UnmarshalJSON is not told of (not among its timeFields: the console's stored job's
+// "updated", the times of the backtest report inside it) that holds a number was quoted by
+// time.Time's own error, "parsing time \"13812345678\" as …", the number in plaintext in the
+// error and the log line that prints it.
+func TestUnmarshalJSONMasksAnUnnamedTime(t *testing.T) {
+	var v struct {
+		Nested struct {
+			T time.Time `json:"t"`
+		} `json:"nested"`
+		At time.Time `json:"at"`
+	}
+	for _, in := range []string{`{"nested":{"t":"13812345678"}}`, `{"at":"138 1234 5678"}`} {
+		err := UnmarshalJSON([]byte(in), &v)
+		if err == nil || strings.Contains(err.Error(), "5678") || !strings.Contains(err.Error(), "<phone>") || !strings.Contains(err.Error(), "RFC 3339") {
+			t.Errorf("%s: err = %v, want the time refused, its number masked", in, err)
+		}
+	}
+}
