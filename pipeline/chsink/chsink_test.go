@@ -390,6 +390,7 @@ func TestCheckRecord(t *testing.T) {
 		// A number in a free-text field: another producer of risk.scores wrote the record (the
 		// decoders and rule packs refuse one); stored, it would be in ClickHouse in plaintext.
 		"phone as ip":          func(r *schemas.ScoreRecord) { r.IP = "+86 138 1234 5678" },
+		"phone as ip's zone":   func(r *schemas.ScoreRecord) { r.IP = "fe80::1%13812345678" },
 		"phone in device_id":   func(r *schemas.ScoreRecord) { r.DeviceID = "13812345678" },
 		"phone in event_id":    func(r *schemas.ScoreRecord) { r.EventID = "ev-138-1234-5678" },
 		"phone in app_id":      func(r *schemas.ScoreRecord) { r.AppID = "tel13812345678" },
@@ -456,6 +457,7 @@ func TestCheckDecision(t *testing.T) {
 	for name, mutate := range map[string]func(*schemas.Decision){
 		"plaintext masked":      func(d *schemas.Decision) { d.PhoneMasked = "13800138000" },
 		"phone as ip":           func(d *schemas.Decision) { d.IP = "+86 138 1234 5678" },
+		"phone as ip's zone":    func(d *schemas.Decision) { d.IP = "fe80::1%138-1234-5678" },
 		"phone in device_id":    func(d *schemas.Decision) { d.DeviceID = "138-1234-5678" },
 		"phone in decision_id":  func(d *schemas.Decision) { d.DecisionID = "api1-13812345678" },
 		"phone in app_id":       func(d *schemas.Decision) { d.AppID = "13812345678" },

@@ -595,10 +595,12 @@ func phoneField(tags []string, hits []schemas.RuleHit, pairs ...string) string {
 }
 
 // notAnAddress is ip unless it is an IP address, which holds no phone number — though an IPv6
-// address's groups may read as one (2409:8a4c:138:1234:5678::1) — else "".
+// address's groups may read as one (2409:8a4c:138:1234:5678::1) — else "". An IPv6 address's zone
+// is free text (fe80::1%13812345678 parses), so an address with one is its zone: no scorer writes
+// one (the event decoder refuses it), and the column is a String that would store it as sent.
 func notAnAddress(ip string) string {
-	if _, err := netip.ParseAddr(ip); err == nil {
-		return ""
+	if a, err := netip.ParseAddr(ip); err == nil {
+		return a.Zone()
 	}
 	return ip
 }
