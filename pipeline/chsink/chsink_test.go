@@ -400,6 +400,9 @@ func TestCheckRecord(t *testing.T) {
 		"phone in geo city":    func(r *schemas.ScoreRecord) { r.Geo.City = "13812345678" },
 		"phone in a tag":       func(r *schemas.ScoreRecord) { r.Tags = []string{"13812345678"} },
 		"phone in a hit's tag": func(r *schemas.ScoreRecord) { r.Hits[1].Tag = "13812345678" },
+		"phone in a detail's tag": func(r *schemas.ScoreRecord) {
+			r.Detail = map[string]schemas.TagDetail{"13812345678": {Score: 600, Reason: "x"}}
+		},
 	} {
 		r := testRecord(1)
 		mutate(&r)
@@ -465,6 +468,9 @@ func TestCheckDecision(t *testing.T) {
 		"phone in node":         func(d *schemas.Decision) { d.Node = "13812345678" },
 		"phone in a tag":        func(d *schemas.Decision) { d.Tags = []string{"odd", "13812345678"} },
 		"phone in a hit's rule": func(d *schemas.Decision) { d.Hits[0].Rule = "138 1234 5678" },
+		"phone in a detail's tag": func(d *schemas.Decision) {
+			d.Detail["138-1234-5678"] = schemas.TagDetail{Score: 900, Reason: "x"}
+		},
 	} {
 		d := good()
 		mutate(&d)

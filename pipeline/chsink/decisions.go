@@ -86,7 +86,7 @@ func checkDecision(d *schemas.Decision) string {
 			return fmt.Sprintf("hit %d (rule %q): score %d out of range", i, h.Rule, h.Score)
 		}
 	}
-	if f := phoneField(d.Tags, d.Hits, "decision_id", d.DecisionID, "app_id", d.AppID, "ip", notAnAddress(d.IP), "flow", d.Flow,
+	if f := phoneField(d.Tags, d.Hits, d.Detail, "decision_id", d.DecisionID, "app_id", d.AppID, "ip", notAnAddress(d.IP), "flow", d.Flow,
 		"carrier", d.Carrier, "platform", d.Platform, "device_id", d.DeviceID, "token_digest", d.TokenDigest,
 		"ex_id", d.ExID, "rules_version", d.RulesVersion, "node", d.Node); f != "" {
 		return plaintextPhoneReason(f)

@@ -558,7 +558,7 @@ func checkRecord(r *schemas.ScoreRecord) string {
 			return fmt.Sprintf("hit %d (rule %q): score %d out of range", i, h.Rule, h.Score)
 		}
 	}
-	if f := phoneField(r.Tags, r.Hits, "event_id", r.EventID, "app_id", r.AppID, "ip", notAnAddress(r.IP), "flow", r.Flow,
+	if f := phoneField(r.Tags, r.Hits, r.Detail, "event_id", r.EventID, "app_id", r.AppID, "ip", notAnAddress(r.IP), "flow", r.Flow,
 		"carrier", r.Carrier, "platform", r.Platform, "device_id", r.DeviceID, "outcome", r.Outcome,
 		"error_code", r.ErrorCode, "token_digest", r.TokenDigest, "ex_id", r.ExID, "decision_id", r.DecisionID,
 		"geo.country", r.Geo.Country, "geo.province", r.Geo.Province, "geo.city", r.Geo.City,
@@ -569,13 +569,13 @@ func checkRecord(r *schemas.ScoreRecord) string {
 }
 
 // phoneField names the first text field of a record, of those given as name, value pairs and of
-// its tags and rule hits' names, that holds a phone number (schemas.ContainsPhone), or "". The
-// decoders refuse a number in every free-text field of an event, and a rule pack refuses one in
+// its tags, rule hits' names and detail's tags (the keys of its detail column's JSON), that holds
+// a phone number (schemas.ContainsPhone), or "". The decoders refuse a number in every free-text field of an event, and a rule pack refuses one in
 // its rules and tags, so a record holding one was not written by a scorer or an API node but by
 // another producer of the topic (or a bug); stored, it would put the number in ClickHouse in
 // plaintext, where riskflow promises only its keyed hash. Reasons are not read: one may name an
 // IPv6 address (a listed network), whose groups can read as a number (2409:8a4c:138:1234:5678::1).
-func phoneField(tags []string, hits []schemas.RuleHit, pairs ...string) string {
+func phoneField(tags []string, hits []schemas.RuleHit, detail map[string]schemas.TagDetail, pairs ...string) string {
 	for i := 0; i+1 < len(pairs); i += 2 {
 		if schemas.ContainsPhone(pairs[i+1]) {
 			return pairs[i]
@@ -589,6 +589,11 @@ func phoneField(tags []string, hits []schemas.RuleHit, pairs ...string) string {
 	for i, h := range hits {
 		if schemas.ContainsPhone(h.Rule) || schemas.ContainsPhone(h.Tag) || schemas.ContainsPhone(h.Mode) {
 			return fmt.Sprintf("hits[%d]", i)
+		}
+	}
+	for tag := range detail { // its keys are tags, stored in the detail column's JSON
+		if schemas.ContainsPhone(tag) {
+			return "detail (a tag)"
 		}
 	}
 	return ""
