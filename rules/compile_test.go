@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // testEnv is a small feature environment used across the tests.
@@ -647,6 +649,47 @@ func TestCompileYAMLSyntaxErrorNamesTheRule(t *testing.T) {
 	if _, err := CompileFile(path, testEnv(t)); err == nil || err.Error() != path+":8: rule second: YAML: found a tab character that violates indentation" {
 		t.Errorf("CompileFile: %v", err)
 	}
+}
+
+// A pack saved in another encoding than UTF-8 is cited at the first byte that is not UTF-8, with
+// its rule and field: it was "rules: pack: yaml: invalid trailing UTF-8 octet", naming neither.
+func TestCompileNonUTF8NamesTheRuleAndLine(t *testing.T) {
+	const head = "pack: p\nrules:\n  - id: first\n    tag: t\n    level: 300\n    when: token_seen\n"
+	cases := map[string]struct{ src, want string }{
+		"latin-1 description": {head + "  - id: second\n    tag: t\n    description: caf\xe9 logins\n    level: 300\n    when: token_seen\n",
+			"line 9:21: rule second: description: byte 0xE9 is not UTF-8"},
+		"gbk reason after utf-8": {head + "  - id: third\n    tag: t\n    level: 300\n    when: token_seen\n    reason: \"é \xc9\xe8\xb1\xb8\"\n",
+			"line 11:16: rule third: reason: byte 0xC9 is not UTF-8"},
+		"pack key": {"pack: p\xff\nrules: []\n", "line 1:8: pack: byte 0xFF is not UTF-8"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := Compile([]byte(c.src), testEnv(t))
+			if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+				t.Fatalf("err = %v, want it to start %q", err, c.want)
+			}
+			if !utf8.ValidString(err.Error()) {
+				t.Errorf("error is not UTF-8: %q", err)
+			}
+		})
+	}
+	// A UTF-8 byte order mark, and UTF-16 with its mark, are still read.
+	for name, src := range map[string][]byte{
+		"utf-8 bom":    append([]byte("\xef\xbb\xbf"), head...),
+		"utf-16le bom": utf16LE("\ufeff" + head),
+	} {
+		if _, err := Compile(src, testEnv(t)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func utf16LE(s string) []byte {
+	var b []byte
+	for _, u := range utf16.Encode([]rune(s)) {
+		b = append(b, byte(u), byte(u>>8))
+	}
+	return b
 }
 
 // A compile error shows the control characters of a pack's ids and keys escaped: the errors go to

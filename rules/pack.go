@@ -314,6 +314,10 @@ func compileWith(data []byte, env *Env, file string, bounded bool) (*Pack, error
 	if len(data) > MaxPackBytes {
 		return nil, fmt.Errorf("rules: %s holds %d bytes: a rule pack is at most %d MiB", where, len(data), MaxPackBytes>>20)
 	}
+	if !utf8.Valid(data) && !utf16BOM(data) {
+		c.errs = append(c.errs, notUTF8(data, file))
+		return nil, c.err()
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	// KnownFields has no effect on a yaml.Node target; unknown keys are checked by fields() below,
 	// which can name the rule and the position.
@@ -515,6 +519,41 @@ func (c *compiler) packVerdict(at *yaml.Node, rs []*Rule) {
 	c.errAt(at, "", "rules", "too large together: were all %d rules to match, the verdict's hits, tags and detail would take %d bytes, over the pack's limit of %d "+
 		"(every hit, shadow ones too, goes with the verdict to the caller, risk.scores and risk.decisions; a larger one is dead-lettered, not scored or recorded); "+
 		"the largest hits (id, tag and longest reason): %s", len(rs), total, MaxVerdictBytes, strings.Join(names, ", "))
+}
+
+// utf16BOM says data starts with a UTF-16 byte order mark, which the YAML decoder reads.
+func utf16BOM(data []byte) bool {
+	return bytes.HasPrefix(data, []byte{0xff, 0xfe}) || bytes.HasPrefix(data, []byte{0xfe, 0xff})
+}
+
+// fieldKeyRE is a mapping key at the start of a line, "  when:" or "  - id:".
+var fieldKeyRE = regexp.MustCompile(`^\s*(?:-\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*:`)
+
+// notUTF8 cites the first byte of data that is not UTF-8 at its line and column, in its rule and
+// field: the YAML decoder's "invalid trailing UTF-8 octet" named neither, and a pack saved in GBK
+// or Latin-1 by an editor left the author to search the file for it.
+func notUTF8(data []byte, file string) *CompileError {
+	off := 0
+	for off < len(data) {
+		r, size := utf8.DecodeRune(data[off:])
+		if r == utf8.RuneError && size <= 1 {
+			break
+		}
+		off += size
+	}
+	start := bytes.LastIndexByte(data[:off], '\n') + 1
+	line := bytes.Count(data[:start], []byte{'\n'}) + 1
+	e := &CompileError{File: file, Line: line, Column: utf8.RuneCount(data[start:off]) + 1,
+		Rule: errName(ruleAtLine(data, line)),
+		Msg:  fmt.Sprintf("byte 0x%02X is not UTF-8: a pack is UTF-8 text (an editor saved it in another encoding, GBK or Latin-1: save it as UTF-8)", data[off])}
+	end := bytes.IndexByte(data[start:], '\n')
+	if end < 0 {
+		end = len(data) - start
+	}
+	if m := fieldKeyRE.FindSubmatch(data[start : start+end]); m != nil && start+len(m[0]) <= off {
+		e.Field = string(m[1])
+	}
+	return e
 }
 
 // yamlLineRE is a syntax error of gopkg.in/yaml.v3: "yaml: line N: what".
