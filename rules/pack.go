@@ -533,6 +533,18 @@ var fieldKeyRE = regexp.MustCompile(`^\s*(?:-\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*:`)
 // field: the YAML decoder's "invalid trailing UTF-8 octet" named neither, and a pack saved in GBK
 // or Latin-1 by an editor left the author to search the file for it.
 func notUTF8(data []byte, file string) *CompileError {
+	line, col, b, field := firstNotUTF8(data)
+	return &CompileError{File: file, Line: line, Column: col, Rule: errName(ruleAtLine(data, line)), Field: field, Msg: notUTF8Msg(b)}
+}
+
+func notUTF8Msg(b byte) string {
+	return fmt.Sprintf("byte 0x%02X is not UTF-8: the file is UTF-8 text (an editor saved it in another encoding, GBK or Latin-1: save it as UTF-8)", b)
+}
+
+// firstNotUTF8 locates the first byte of data that is not UTF-8 (data must hold one): its 1-based
+// line and column (in characters), the byte, and the mapping key its line starts with ("" if none
+// before the byte).
+func firstNotUTF8(data []byte) (line, col int, b byte, field string) {
 	off := 0
 	for off < len(data) {
 		r, size := utf8.DecodeRune(data[off:])
@@ -542,18 +554,14 @@ func notUTF8(data []byte, file string) *CompileError {
 		off += size
 	}
 	start := bytes.LastIndexByte(data[:off], '\n') + 1
-	line := bytes.Count(data[:start], []byte{'\n'}) + 1
-	e := &CompileError{File: file, Line: line, Column: utf8.RuneCount(data[start:off]) + 1,
-		Rule: errName(ruleAtLine(data, line)),
-		Msg:  fmt.Sprintf("byte 0x%02X is not UTF-8: a pack is UTF-8 text (an editor saved it in another encoding, GBK or Latin-1: save it as UTF-8)", data[off])}
 	end := bytes.IndexByte(data[start:], '\n')
 	if end < 0 {
 		end = len(data) - start
 	}
 	if m := fieldKeyRE.FindSubmatch(data[start : start+end]); m != nil && start+len(m[0]) <= off {
-		e.Field = string(m[1])
+		field = string(m[1])
 	}
-	return e
+	return bytes.Count(data[:start], []byte{'\n'}) + 1, utf8.RuneCount(data[start:off]) + 1, data[off], field
 }
 
 // yamlLineRE is a syntax error of gopkg.in/yaml.v3: "yaml: line N: what".

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -155,6 +156,13 @@ func (s *suiteParser) fields(n *yaml.Node, test, where string, known []string) m
 // or events, duplicate names and bad values are all reported, each naming the test, joined in one
 // error.
 func ParseTests(data []byte) (*TestSuite, error) {
+	if !utf8.Valid(data) && !utf16BOM(data) {
+		line, col, b, field := firstNotUTF8(data)
+		if field != "" {
+			field += ": "
+		}
+		return nil, fmt.Errorf("rules tests: line %d:%d: %s%s", line, col, field, notUTF8Msg(b))
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true) // no effect on a yaml.Node; keys are checked by fields()
 	var root yaml.Node

@@ -97,6 +97,9 @@ func TestParseTestsErrors(t *testing.T) {
 			[]string{`line 4:21: test "t1": expect: score "450" must be 0, 300, 600 or 900`}},
 		{"bad now", "tests:\n  - name: t1\n    now: yesterday\n" + ok,
 			[]string{`line 3:10: test "t1": now: "yesterday" is not an RFC 3339 time`}},
+		// A tests file saved in Latin-1: yaml.v3 said "invalid trailing UTF-8 octet", naming no line.
+		{"not utf-8", "tests:\n  - name: caf\xe9 logins\n" + ok,
+			[]string{`line 2:14: name: byte 0xE9 is not UTF-8`}},
 		// The event is scored at its own ts, the given events without one leading up to now: they
 		// came after the event, counted for nothing, and "now" was not when it was scored.
 		{"now and another ts", "tests:\n  - name: t1\n    now: \"2026-01-01T10:00:00Z\"\n    given: [{}, {}]\n    event: {ts: \"2026-01-01T09:00:00Z\"}\n    expect: {score: 0}\n",
