@@ -249,10 +249,24 @@ func ruleFailures(out, reported []string, where string, err error) ([]string, []
 			continue
 		}
 		reported = append(reported, re.Rule)
-		out = append(out, fmt.Sprintf("rule %s failed at run time on %s: %v (skipped, as in production, where it never fires on such events: guard the condition, e.g. `b > 0 && a / b > 0.5`)",
-			re.Rule, where, re.Err))
+		out = append(out, fmt.Sprintf("rule %s failed at run time on %s: %v (skipped, as in production, where it never fires on such events: guard the condition, %s)",
+			re.Rule, where, re.Err, guardHint(re.Err)))
 	}
 	return out, reported
+}
+
+// guardHint says how to guard a condition against err: the division's guard was given for a
+// missing map key too ("no such key: … e.g. `b > 0 && a / b > 0.5`").
+func guardHint(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "no such key"):
+		return "e.g. `ip_type in {\"idc\": 2} && {\"idc\": 2}[ip_type] > 1`: a key the map lacks fails, `in` tests it first"
+	case strings.Contains(msg, "by zero"):
+		return "e.g. `b > 0 && a / b > 0.5`"
+	default:
+		return "so that what fails is never evaluated: `&&` evaluates its right side only when its left is true"
+	}
 }
 
 // ruleErrors appends every *rules.RuleError in err's tree (joined and wrapped errors) to into.

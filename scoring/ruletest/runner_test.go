@@ -305,7 +305,8 @@ func TestSummaryMasksPhoneNumbers(t *testing.T) {
 
 // A rule failing at run time (a ratio over a count that is 0) is skipped, as production skips it,
 // and reported once per test with the event it failed on; the test goes on and checks the other
-// rules' verdict. A shadow rule dividing by zero on the first given event ended every test there:
+// rules' verdict, with a guard that fits the failure (a missing map key was told to guard a
+// division). A shadow rule dividing by zero on the first given event ended every test there:
 // 146 of the default pack's 146 tests failed with "given[0]: … division by zero" and none of their
 // checks ran (PUT /v1/rules then said to update tests.yaml).
 func TestRunGoesOnPastRulesFailingAtRunTime(t *testing.T) {
@@ -314,6 +315,11 @@ func TestRunGoesOnPastRulesFailingAtRunTime(t *testing.T) {
     level: 600
     mode: shadow
     when: phone_fails_10m / (phone_verifies_10m - phone_verifies_10m) > 0
+  - id: fail_key
+    tag: fail_key
+    level: 600
+    mode: shadow
+    when: '{"idc": 2}[ip_type] > 1'
 `
 	var built int
 	results, err := ruletest.Run([]byte(pack), []byte("tests:\n  - name: busy\n    "+busy+"\n    expect: {score: 600, hits: [busy_number]}\n"), newScorer(t, &built))
@@ -325,7 +331,8 @@ func TestRunGoesOnPastRulesFailingAtRunTime(t *testing.T) {
 		t.Errorf("verdict %d %v, want busy_number's 300", r.Verdict.Score, r.Verdict.Hits)
 	}
 	want := []string{
-		"rule fail_ratio failed at run time on given[0]: division by zero (skipped, as in production",
+		"rule fail_ratio failed at run time on given[0]: division by zero (skipped, as in production, where it never fires on such events: guard the condition, e.g. `b > 0 && a / b > 0.5`)",
+		"rule fail_key failed at run time on given[0]: no such key:  (skipped, as in production, where it never fires on such events: guard the condition, e.g. `ip_type in {",
 		"score: got 300, want 600",
 	}
 	if len(r.Failures) != len(want) {
