@@ -121,6 +121,18 @@ func TestCompileErrors(t *testing.T) {
     level: 300
     when: phone_verifies_10m >= 3 && foo > 1
 `, "line 6:38: rule r1: when: undeclared reference to 'foo'"},
+		// A string value left unquoted: "undeclared reference to 'idc'" alone sent analysts
+		// looking for a variable named idc.
+		{"unquoted string", head + `  - id: r1
+    tag: t
+    level: 300
+    when: phone_verifies_10m >= 3 && ip_type == idc
+`, "line 6:49: rule r1: when: undeclared reference to 'idc' (a string is written in quotes: \"idc\")"},
+		{"unquoted string in a list", head + `  - id: r1
+    tag: t
+    level: 300
+    when: ip_type in ["idc", proxy]
+`, "line 6:30: rule r1: when: undeclared reference to 'proxy' (a string is written in quotes: \"proxy\")"},
 		{"syntax error", head + `  - id: r1
     tag: t
     level: 300

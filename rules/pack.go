@@ -924,11 +924,55 @@ func plainCELMessage(msg string) string {
 }
 
 // compileWhen type-checks, cost-checks and plans a rule's condition.
+// undeclaredRE is cel-go's message for an unknown name it has no near variable to suggest for.
+var undeclaredRE = regexp.MustCompile(`^undeclared reference to '([A-Za-z_][A-Za-z0-9_]*)'$`)
+
+// unquotedString says whether name, undeclared, stands in when where a string is compared: beside a
+// string variable or literal under == or !=, or in a list with a string literal (ip_type == idc,
+// carrier in ["CM", CU]): a value the author forgot to quote, for which "undeclared reference to
+// 'idc'" alone sent analysts looking for a variable named idc.
+func (c *compiler) unquotedString(when, name string) bool {
+	a, iss := c.env.cel.Parse(when)
+	if iss.Err() != nil {
+		return false
+	}
+	isName := func(e celast.Expr) bool { return e.Kind() == celast.IdentKind && e.AsIdent() == name }
+	isString := func(e celast.Expr) bool {
+		switch e.Kind() {
+		case celast.LiteralKind:
+			_, ok := e.AsLiteral().(types.String)
+			return ok
+		case celast.IdentKind:
+			t, ok := c.env.Lookup(e.AsIdent())
+			return ok && t == String
+		}
+		return false
+	}
+	found := false
+	celast.PostOrderVisit(a.NativeRep().Expr(), celast.NewExprVisitor(func(e celast.Expr) {
+		switch e.Kind() {
+		case celast.CallKind:
+			call := e.AsCall()
+			if fn := call.FunctionName(); (fn == operators.Equals || fn == operators.NotEquals) && len(call.Args()) == 2 {
+				x, y := call.Args()[0], call.Args()[1]
+				found = found || isName(x) && isString(y) || isName(y) && isString(x)
+			}
+		case celast.ListKind:
+			elems := e.AsList().Elements()
+			found = found || slices.ContainsFunc(elems, isName) && slices.ContainsFunc(elems, isString)
+		}
+	}))
+	return found
+}
+
 func (c *compiler) compileWhen(r *Rule, w *yaml.Node, label string) {
 	ast, iss := c.env.cel.Compile(r.When)
 	if iss.Err() != nil {
 		for _, e := range iss.Errors() {
 			msg := plainCELMessage(strings.TrimSuffix(e.Message, " (in container '')"))
+			if m := undeclaredRE.FindStringSubmatch(msg); m != nil && c.unquotedString(r.When, m[1]) {
+				msg += fmt.Sprintf(` (a string is written in quotes: "%s")`, m[1])
+			}
 			line, col := e.Location.Line(), e.Location.Column()
 			if line <= 0 {
 				c.errAt(w, label, "when", "%s", msg)
