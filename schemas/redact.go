@@ -660,9 +660,19 @@ func groupedPhoneAt(s string, i int, r reading) (int, bool) {
 // or '’', or the full-width comma and apostrophe a Chinese input method types in full-width mode
 // ("１３，８１２，３４５，６７８") — or "".
 func groupSepAt(s string, j int) string {
-	for _, sep := range [...]string{",", "'", "’", "，", "＇"} {
-		if strings.HasPrefix(s[j:], sep) {
-			return sep
+	if j >= len(s) {
+		return ""
+	}
+	switch s[j] { // by its first byte: this runs after every short run of digits
+	case ',':
+		return ","
+	case '\'':
+		return "'"
+	case 0xE2, 0xEF: // '’' (E2 80 99); '，' and '＇' (EF BC 8C, EF BC 87)
+		for _, sep := range [...]string{"’", "，", "＇"} {
+			if strings.HasPrefix(s[j:], sep) {
+				return sep
+			}
 		}
 	}
 	return ""
