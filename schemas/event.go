@@ -284,7 +284,7 @@ func namedSyntaxError(data []byte, err error) error {
 	}
 	if i := skipSpace(data, 0); i < len(data) && data[i] == '{' {
 		if name, ok := failingMember(data[i:], rel(i)); ok {
-			return &FieldError{Field: ShowName(name, maxShownName), Reason: fe.Reason}
+			return &FieldError{Field: ShowName(name, maxShownName), Reason: memberSyntaxReason(name, fe.Reason)}
 		}
 		return fe
 	}
@@ -308,13 +308,24 @@ func namedSyntaxError(data []byte, err error) error {
 		if start == len(data) || at >= 0 && at < int64(start) {
 			return fe // the text ends before the element, or stops being JSON before it
 		}
-		field := fmt.Sprintf("[%d]", i)
+		field, reason := fmt.Sprintf("[%d]", i), fe.Reason
 		if name, ok := failingMember(data[start:], rel(start)); ok {
-			field += "." + ShowName(name, maxShownName)
+			field, reason = field+"."+ShowName(name, maxShownName), memberSyntaxReason(name, reason)
 		}
-		return &FieldError{Field: field, Reason: fe.Reason}
+		return &FieldError{Field: field, Reason: reason}
 	}
 	return fe
+}
+
+// memberSyntaxReason is reason, encoding/json's account of where the text stops being JSON, for
+// the member name; for the phone's, none of it: the character it quotes may be the number's, and
+// its offset and escapes ("'\u0083'") are digits beside the number's name, which the phone's
+// errors never show (NormalizePhone's give counts and positions only).
+func memberSyntaxReason(name, reason string) string {
+	if name == "phone" {
+		return "invalid JSON: its value stops being JSON (send the number as a JSON string)"
+	}
+	return reason
 }
 
 // failingMember is the name of the member of obj (the text of an object, from its '{') in whose

@@ -268,6 +268,9 @@ func TestDecodeEventErrors(t *testing.T) {
 		{"bad escape in an unknown member", []byte(`{"event_id":"e","colour":"\x41"}`), `colour: invalid JSON at byte 28: invalid character 'x' in string escape code`},
 		{"nested value cut", []byte(`{"event_id":"e","extra":{"a":[1,}}`), `extra: invalid JSON at byte 33: invalid character '}' looking for beginning of value`},
 		{"no value", []byte(`{"event_id":`), `event_id: invalid JSON: unexpected end of input`},
+		// The phone's own: nothing of its text, its escapes or its offset beside its name (FuzzDecodeCheckRequest).
+		{"tab in the phone", []byte("{\"event_id\":\"e\",\"phone\":\"1381234\t8000\"}"), `phone: invalid JSON: its value stops being JSON (send the number as a JSON string)`},
+		{"bad byte as the phone", []byte("{\"phone\":\x83}"), `phone: invalid JSON: its value stops being JSON (send the number as a JSON string)`},
 		{"missing comma", []byte(`{"event_id":"e" "ts":1}`), `invalid JSON at byte 17: invalid character '"' after object key:value pair`},
 		{"syntax error", []byte(`{"event_id" "e"}`), `invalid JSON at byte 13: invalid character '"' after object key`},
 	}
@@ -416,6 +419,8 @@ func TestDecodeEvents(t *testing.T) {
 			wantErr: `[1].device_id: invalid JSON at byte`},
 		{name: "element cut in a member", body: "[" + one + `,{"event_id":"e2","device_id":"rig`, field: "[1].device_id",
 			wantErr: `[1].device_id: invalid JSON at byte`},
+		{name: "tab in an element's phone", body: "[" + one + `,{"event_id":"e2","phone":"1381234` + "\t" + `8000"}]`, field: "[1].phone",
+			wantErr: `[1].phone: invalid JSON: its value stops being JSON (send the number as a JSON string)`},
 		{name: "bad literal in an element", body: `[{"event_id":tru}]`, field: "[0].event_id", wantErr: `[0].event_id: invalid JSON at byte`},
 		{name: "element's member without a colon", body: `[{"event_id" "e"}]`, field: "[0]", wantErr: `[0]: invalid JSON at byte`},
 		{name: "comma missing between elements", body: "[" + one + " " + two + "]", wantErr: "invalid JSON at byte"},

@@ -184,7 +184,11 @@ func refMemberSyntaxError(data []byte) error {
 	// Stated from encoding/json's tokens (failingMember, which arrays of events use too), where
 	// decodeObject tells the member by its own scan.
 	if name, ok := failingMember(data, at); ok {
-		return &FieldError{Field: ShowName(name, maxShownName), Reason: fe.Reason}
+		reason := fe.Reason
+		if name == "phone" { // the phone's errors quote nothing of its text, nor its offset
+			reason = "invalid JSON: its value stops being JSON (send the number as a JSON string)"
+		}
+		return &FieldError{Field: ShowName(name, maxShownName), Reason: reason}
 	}
 	return err
 }

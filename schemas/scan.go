@@ -332,7 +332,7 @@ func valueSyntaxError(data, rawKey []byte, vstart int) error {
 	if why != "" || name == "" {
 		return err
 	}
-	return &FieldError{Field: ShowName(name, maxShownName), Reason: fe.Reason}
+	return &FieldError{Field: ShowName(name, maxShownName), Reason: memberSyntaxReason(name, fe.Reason)}
 }
 
 // afterFirstValue is the error of a text whose first JSON value, v, is followed by more: named by
