@@ -241,7 +241,7 @@ func invalid(j int) ([]byte, string) {
 	case 5:
 		return mut("surprise", "field")
 	case 6:
-		return []byte(`{"event_id": "trunc`), ""
+		return []byte(`{"event_id": "trunc`), "event_id" // the text stops inside its value (f50e74f)
 	default:
 		return mut("outcome", 7)
 	}
