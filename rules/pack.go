@@ -923,7 +923,6 @@ func plainCELMessage(msg string) string {
 	return fmt.Sprintf("'%s' cannot be applied to %s and %s%s", op, types[0], types[1], hint)
 }
 
-// compileWhen type-checks, cost-checks and plans a rule's condition.
 // undeclaredRE is cel-go's message for an unknown name it has no near variable to suggest for.
 var undeclaredRE = regexp.MustCompile(`^undeclared reference to '([A-Za-z_][A-Za-z0-9_]*)'$`)
 
@@ -965,6 +964,7 @@ func (c *compiler) unquotedString(when, name string) bool {
 	return found
 }
 
+// compileWhen type-checks, cost-checks and plans a rule's condition.
 func (c *compiler) compileWhen(r *Rule, w *yaml.Node, label string) {
 	ast, iss := c.env.cel.Compile(r.When)
 	if iss.Err() != nil {
