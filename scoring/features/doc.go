@@ -14,7 +14,8 @@
 //
 // The state is 64 shards, each with a read-write lock. A shard holds, per kind, an open-addressing
 // hash table (Robin Hood linear probing, 90% full at most, growing by a quarter) whose 16-byte
-// slots hold the key and the offset, size class and entry count of a block in the kind's arena:
+// slots hold the key and the offset, size class and entry count of a block in the kind's arena
+// (and the generation of its newest second, so that the sweep reads only the blocks that may be idle):
 // one pointer-free []uint32 from which blocks of a few size classes are carved (a phone's entries
 // also hold their attempts' locations). It holds the event ids in a table of 12-byte slots (id,
 // second) and the token sightings in one of 16-byte slots. Nothing there holds a pointer, so the

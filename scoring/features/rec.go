@@ -11,13 +11,14 @@ type recTable struct {
 	ew        uint32             // words per entry: 2 (second, member a) or 3 (and member b); +1 with flagLoc
 	locs      bool               // the kind's entries may hold locations (phones)
 	retention uint32             // seconds
+	genPeriod uint32             // seconds per generation (genOf)
 	old       map[uint64]*coarse // keys with a coarse tier (flagCoarse)
 }
 
 // Slot value words.
 const (
 	vRef      = iota // block offset in the arena
-	vMeta            // entries (bits 0–19), class (20–26), flags
+	vMeta            // entries (bits 0–19), class (20–26), flags (27, 28), generation (29–31)
 	recStride = tableKeyWords + 2
 
 	nMask      = 1<<20 - 1
@@ -25,7 +26,45 @@ const (
 	clsMask    = 1<<7 - 1
 	flagLoc    = 1 << 27 // each entry holds a location word after its members (locWord)
 	flagCoarse = 1 << 28 // entries beyond MaxEntriesPerKey were folded into old[key]
+	genShift   = 29      // the generation of the newest entry's second (genOf)
+	genMask    = 1<<3 - 1
 )
+
+// The sweep looks for keys whose newest entry fell out of the retention. Reading that entry is a
+// cache miss per key (the block is anywhere in the arena), so a slot also keeps the generation of
+// its newest second — the second divided by a sixth of the retention, modulo 8 — in its
+// metadata, which the sweep reads in slot order anyway: only keys whose generation is one the
+// cutoff has passed since the shard's last sweep are read (State.sweep). Eight generations span
+// more than the retention, so a key active now never shares its generation with the cutoff's.
+// Measured on BenchmarkApply (100k phones a day), reading every key's newest entry was a tenth of
+// Apply.
+const (
+	genBuckets   = 8 // generations told apart (genMask+1)
+	genPerPeriod = 6 // generations per retention: fewer than genBuckets
+)
+
+// genPeriodOf is the length of a generation in seconds for a retention.
+func genPeriodOf(retention uint32) uint32 { return max(retention/genPerPeriod, 1) }
+
+// genOf is the generation of second sec in the slot's metadata bits.
+func (rt *recTable) genOf(sec uint32) uint32 { return sec / rt.genPeriod & genMask << genShift }
+
+// genSet is the set of generations (bit g set: generation g) a key idle at cutoff may have when
+// every key idle at the shard's previous cutoff, last, was removed: its newest second is in
+// [last, cutoff), whose generations are those from last's to cutoff's. A key added later with an
+// entry already older than last (an event late by more than the retention) has another one: it is
+// found when the cutoff comes round to its generation again, within 8/6 of a retention.
+func genSet(last, cutoff, period uint32) uint8 {
+	lo, hi := last/period, cutoff/period
+	if last > cutoff || hi-lo >= genBuckets-1 {
+		return 1<<genBuckets - 1
+	}
+	var set uint8
+	for g := lo; g <= hi; g++ {
+		set |= 1 << (g & genMask)
+	}
+	return set
+}
 
 // entryWords is the entry size of each kind: net, device and prefix keys only record the phone.
 // Once a phone has a located attempt, its entries gain a word each, the attempt's location
@@ -55,7 +94,7 @@ func cellLoc(c uint32) (lat, lon float32) {
 }
 
 func newRecTable(kind Kind, seed uint64, retention uint32) recTable {
-	return recTable{table: newTable(recStride, seed), ew: entryWords[kind], locs: kind == KindPhone, retention: retention}
+	return recTable{table: newTable(recStride, seed), ew: entryWords[kind], locs: kind == KindPhone, retention: retention, genPeriod: genPeriodOf(retention)}
 }
 
 // ewOf is the entry size of a key with slot metadata meta.
@@ -293,7 +332,7 @@ func (rt *recTable) add(s *State, i uint32, key uint64, e, a, b uint32, loc *Key
 		}
 	}
 	n++
-	val[vMeta] = meta&^nMask | n
+	val[vMeta] = meta&^(nMask|genMask<<genShift) | n | rt.genOf(es[(n-1)*ew]&^failBit)
 	if limit := uint32(s.cfg.MaxEntriesPerKey); n > limit {
 		// Over the cap unless enough fell out of the retention: the oldest live entries move to
 		// the coarse tier instead of being forgotten, an eighth of the cap at a time so that a
@@ -357,10 +396,18 @@ func (rt *recTable) newestAt(i uint32) uint32 {
 	return rt.a.w[val[vRef]+(n-1)*rt.ewOf(val[vMeta])] &^ failBit
 }
 
-// idle appends to keys the keys whose newest entry is before cutoff.
-func (rt *recTable) idle(keys []uint64, cutoff uint32) []uint64 {
+// idle appends to keys the keys whose newest entry is before cutoff, among those without entries
+// and those of the generations in gens (see genSet); the others' newest entries are not read.
+func (rt *recTable) idle(keys []uint64, cutoff uint32, gens uint8) []uint64 {
 	for i := uint32(0); i < rt.cap; i++ {
-		if p := i * rt.stride; rt.w[p]|rt.w[p+1] != 0 && rt.newestAt(i) < cutoff {
+		p := i * rt.stride
+		if rt.w[p]|rt.w[p+1] == 0 {
+			continue
+		}
+		if meta := rt.w[p+tableKeyWords+vMeta]; meta&nMask != 0 && gens&(1<<(meta>>genShift&genMask)) == 0 {
+			continue
+		}
+		if rt.newestAt(i) < cutoff {
 			keys = append(keys, rt.key(i))
 		}
 	}

@@ -589,6 +589,7 @@ func (d *decoder) rec(rt *recTable, key uint64, s *State) {
 		for j := range uint32(n) {
 			copy(w[ref+j*ew:][:ew], d.ents[j*fw:(j+1)*fw]) // b dropped for two-word kinds
 		}
+		meta |= rt.genOf(w[ref+(uint32(n)-1)*ew] &^ failBit)
 	}
 	if old != nil {
 		if rt.old == nil {

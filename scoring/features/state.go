@@ -104,6 +104,9 @@ type shard struct {
 	recs   [NumKinds]recTable
 	tokens tokenTable
 	seen   table // event id → entry second (dedupe)
+	// swept is the cutoff of the shard's last sweep: every key idle then was removed, so the next
+	// sweep reads the newest entries of the generations between the two cutoffs only (genSet).
+	swept atomic.Uint32
 }
 
 const (
@@ -297,6 +300,8 @@ func (s *State) sweep() {
 	}
 	cutoff := w - s.retention
 	sh := &s.shards[s.sweepNext.Add(1)%numShards]
+	last := sh.swept.Load()
+	gens := genSet(last, cutoff, genPeriodOf(s.retention))
 	// Idle keys of each table, one after the other: recs by kind, then seen, then tokens.
 	const nTables = NumKinds + 2
 	bp := sweepBuf.Get().(*[]uint64)
@@ -305,7 +310,7 @@ func (s *State) sweep() {
 	var ends [nTables]int
 	sh.mu.RLock()
 	for k := range sh.recs {
-		keys = sh.recs[k].idle(keys, cutoff)
+		keys = sh.recs[k].idle(keys, cutoff, gens)
 		ends[k] = len(keys)
 	}
 	keys = sh.seen.idle(keys, 0, cutoff) // the id's second
@@ -314,6 +319,9 @@ func (s *State) sweep() {
 	ends[NumKinds+1] = len(keys)
 	sh.mu.RUnlock()
 	*bp = keys
+	// Once the keys found are removed (below), none idle at this cutoff is left but those added
+	// meanwhile by events late by more than the retention (see genSet).
+	defer sh.swept.CompareAndSwap(last, max(last, cutoff))
 	if len(keys) == 0 {
 		return
 	}

@@ -689,6 +689,33 @@ func TestSweepPacedByEventTime(t *testing.T) {
 	}
 }
 
+// A key made by an event late by more than the retention (older than the sweep's cutoff when it
+// comes) is already idle; the sweep, which reads only the keys whose newest second's generation
+// the cutoff passed since its last round, still finds it when the cutoff comes round to that
+// generation again: within 8/6 of a retention of event time.
+func TestSweepFindsKeysOfVeryLateEvents(t *testing.T) {
+	st := features.New(features.Config{Retention: time.Hour})
+	id := uint64(0)
+	trickle := func(from, to int) {
+		for sec := from; sec < to; sec += 10 {
+			id++
+			mustApply(t, st, &features.Keys{EventID: id, T: at(sec), Phone: 7})
+		}
+	}
+	trickle(0, 7200) // two hours: every shard swept many times
+	for i := range 50 {
+		id++
+		mustApply(t, st, &features.Keys{EventID: id, T: at(100 + 60*i), Phone: uint64(1000 + i), IP: uint64(1<<40 | i)})
+	}
+	if got := st.Stats().Keys[features.KindPhone]; got != 51 {
+		t.Fatalf("after the late events: %d phone keys, want 51", got)
+	}
+	trickle(7200, 7200+4800+600) // 8/6 of a retention and a sweep round (450 s) more
+	if s := st.Stats(); s.Keys[features.KindPhone] != 1 || s.Keys[features.KindIP] != 0 {
+		t.Errorf("8/6 of a retention after the late events: %d phone keys and %d IP keys, want 1 and 0", s.Keys[features.KindPhone], s.Keys[features.KindIP])
+	}
+}
+
 // A steady stream keeps every live phone and no more than a sweep round's idle ones (1/8 of the
 // retention: 12.5% at a constant arrival rate, 15% allowed, as in TestMemoryPerKey), checked
 // every four hours over two retentions, before and after a snapshot is loaded.
