@@ -261,7 +261,7 @@ func (c *Config) Validate() error {
 		bad("kafka.scorer_batch", "%d is outside 1..10000", c.Kafka.ScorerBatch)
 	}
 	if c.Kafka.StallAfter.D() <= 0 {
-		bad("kafka.stall_after", "must be positive")
+		bad("kafka.stall_after", "%s: must be positive", c.Kafka.StallAfter.D())
 	}
 	if c.ClickHouse.Addr != "" {
 		if c.ClickHouse.Database == "" {
@@ -277,10 +277,10 @@ func (c *Config) Validate() error {
 			bad("clickhouse.breaker_failures", "must be at least 1")
 		}
 		if c.ClickHouse.FlushInterval.D() <= 0 {
-			bad("clickhouse.flush_interval", "must be positive")
+			bad("clickhouse.flush_interval", "%s: must be positive", c.ClickHouse.FlushInterval.D())
 		}
 		if c.ClickHouse.BreakerOpenFor.D() <= 0 {
-			bad("clickhouse.breaker_open_for", "must be positive")
+			bad("clickhouse.breaker_open_for", "%s: must be positive", c.ClickHouse.BreakerOpenFor.D())
 		}
 	}
 	if c.API.Listen != "" && !hostPort(c.API.Listen) {
@@ -290,7 +290,7 @@ func (c *Config) Validate() error {
 		bad("ops.listen", "%s is not host:port (e.g. 0.0.0.0:9464)", schemas.Excerpt(c.Ops.Listen, 64))
 	}
 	if c.API.MaxStaleness.D() <= 0 {
-		bad("api.max_staleness", "must be positive")
+		bad("api.max_staleness", "%s: must be positive", c.API.MaxStaleness.D())
 	}
 	if c.API.MaxConnAge.D() < 0 || c.API.MaxConnAge.D() > 24*time.Hour {
 		bad("api.max_conn_age", "%s is outside 0..24h", c.API.MaxConnAge.D())

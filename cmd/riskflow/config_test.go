@@ -457,6 +457,43 @@ func TestEveryKeyIsSettable(t *testing.T) {
 	}
 }
 
+// A negative span is refused naming the key and the value, for every duration key: four said
+// only 'must be positive' ('kafka.stall_after: must be positive'), leaving the user to find what
+// was set where.
+func TestValidateNamesANegativeDurationsValue(t *testing.T) {
+	c := Default()
+	c.ClickHouse.Addr = "127.0.0.1:19000"
+	neg := -1500 * time.Millisecond
+	for _, d := range []*Duration{&c.Kafka.StallAfter, &c.ClickHouse.FlushInterval, &c.ClickHouse.BreakerOpenFor, &c.API.MaxStaleness,
+		&c.API.ShutdownDelay, &c.API.MaxConnAge, &c.Scoring.ReloadInterval, &c.Scoring.FeedWait, &c.Scoring.FeedSkew, &c.Scoring.SnapshotInterval} {
+		*d = Duration(neg)
+	}
+	for _, d := range []*time.Duration{&c.Kafka.BatchTimeout, &c.ClickHouse.DialTimeout, &c.ClickHouse.WriteTimeout} {
+		*d = neg
+	}
+	c.Scoring.Windows = []time.Duration{neg}
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("negative durations validated")
+	}
+	for _, k := range []string{"kafka.stall_after", "kafka.batch_timeout", "clickhouse.flush_interval", "clickhouse.breaker_open_for",
+		"clickhouse.dial_timeout", "clickhouse.write_timeout", "api.max_staleness", "api.shutdown_delay", "api.max_conn_age",
+		"scoring.reload_interval", "scoring.feed_wait", "scoring.feed_skew", "scoring.snapshot_interval", "scoring.windows"} {
+		found := false
+		for _, l := range strings.Split(err.Error(), "\n") {
+			if strings.HasPrefix(l, k+": ") {
+				found = true
+				if !strings.Contains(l, neg.String()) {
+					t.Errorf("%q does not name the value %s", l, neg)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no line starts with %s:\n%s", k, err)
+		}
+	}
+}
+
 func TestValidateReportsEveryProblem(t *testing.T) {
 	c := Default()
 	c.Kafka.Brokers = []string{"no-port", "ok:9092"}
