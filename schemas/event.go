@@ -244,7 +244,7 @@ func DecodeEvents(data []byte) ([]VerifyEvent, error) {
 	}
 	var raws []json.RawMessage
 	if err := json.Unmarshal(data, &raws); err != nil {
-		return nil, namedSyntaxError(data, err)
+		return nil, NamedSyntaxError(data, err)
 	}
 	if len(raws) == 0 {
 		return nil, &FieldError{Reason: "the array holds no events"}
@@ -261,12 +261,13 @@ func DecodeEvents(data []byte) ([]VerifyEvent, error) {
 	return out, nil
 }
 
-// namedSyntaxError is jsonError(err), err being encoding/json's error for data, an object or an
-// array of objects (events, labels): where the text stops being JSON inside an element, the error
-// names the element, and the member in whose value it does, as DecodeEvent names the member of a
-// single event — "[3].device_id: invalid JSON at byte 412: invalid character '\t' in string
-// literal" — where it named only a byte offset in a batch of a thousand.
-func namedSyntaxError(data []byte, err error) error {
+// NamedSyntaxError is the *FieldError for err, encoding/json's error for data, an object or an
+// array of objects (events, labels, the admin API's bodies): where the text stops being JSON
+// inside an element, the error names the element, and the member in whose value it does, as
+// DecodeEvent names the member of a single event — "[3].device_id: invalid JSON at byte 412:
+// invalid character '\t' in string literal" — where it named only a byte offset in a batch of a
+// thousand; in the phone's value it quotes nothing of the text.
+func NamedSyntaxError(data []byte, err error) error {
 	fe, ok := jsonError(err).(*FieldError)
 	if !ok || fe.Field != "" {
 		return jsonError(err)

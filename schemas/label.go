@@ -131,7 +131,7 @@ func DecodeLabels(data []byte) ([]Label, error) {
 		err = dec.Decode(&ws[0])
 	}
 	if err != nil {
-		return nil, namedSyntaxError(data, err)
+		return nil, NamedSyntaxError(data, err)
 	}
 	if !DecoderDone(dec) {
 		return nil, &FieldError{Reason: "invalid JSON: data after the labels"}

@@ -150,8 +150,10 @@ func decodeStrict(b []byte, v any) error {
 			// Worded as the check's and the event's decoders word it: "must be a string, got number".
 			return &schemas.FieldError{Field: schemas.ShowName(te.Field, 40), Reason: "must be " + schemas.JSONKind(te.Type) + ", got " + te.Value}
 		}
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return &schemas.FieldError{Reason: "invalid JSON: unexpected end of input"}
+		// Named by the member the text stops being JSON in, as an event's and a label's are
+		// ("device_id: invalid JSON at byte 29: …"), the phone's quoting nothing of its value.
+		if se := (*json.SyntaxError)(nil); errors.As(err, &se) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return schemas.NamedSyntaxError(b, err)
 		}
 		return &schemas.FieldError{Reason: "invalid JSON: " + schemas.Excerpt(err.Error(), 200)}
 	}

@@ -519,6 +519,32 @@ func TestAdminBodiesMustBeObjects(t *testing.T) {
 	}
 }
 
+// An admin body that stops being JSON inside a member's value names the member, as an event's,
+// a check's and a label's do: 'invalid JSON: invalid character '\t' in string literal' named
+// nothing; the phone's names the phone and quotes nothing of its value.
+func TestAdminBodySyntaxErrorsNameTheMember(t *testing.T) {
+	sc := realScorer(t)
+	srv := api.New(api.Config{Keys: keys}, sc, nil, api.WithLogger(slog.New(slog.DiscardHandler)),
+		api.WithRulesAdmin(oaRules{}, map[string]string{"lead": "lead-secret"}), api.WithInvestigation(sc, nil))
+	for _, c := range []struct{ path, body, want string }{
+		{"/v1/admin/explain", `{"ip":"1.2.3.4`, "ip: invalid JSON: unexpected end of input"},
+		{"/v1/admin/explain", "{\"app_id\":\"a\",\"device_id\":\"d\tx\"}", `device_id: invalid JSON at byte 29: invalid character '\t' in string literal`},
+		{"/v1/admin/explain", "{\"phone\":\"138123\t45678\"}", "phone: invalid JSON: its value stops being JSON (send the number as a JSON string)"},
+		{"/v1/admin/explain", `{"phone":"1381234567`, "phone: invalid JSON: its value stops being JSON (send the number as a JSON string)"},
+		{"/v1/rules/rollback", `{"version":"abc`, "version: invalid JSON: unexpected end of input"},
+		{"/v1/rules/rollback", `{"version":tru}`, "version: invalid JSON at byte 15: invalid character '}' in literal true (expecting 'e')"},
+	} {
+		r := httptest.NewRequest("POST", c.path, strings.NewReader(c.body))
+		r.SetBasicAuth("lead", "lead-secret")
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, r)
+		var got struct{ Content string }
+		if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || w.Code != 400 || got.Content != c.want || strings.Contains(w.Body.String(), "567") {
+			t.Errorf("%s %q: %d %s; want 400 %q", c.path, c.body, w.Code, w.Body, c.want)
+		}
+	}
+}
+
 // Statuses every operation of a kind can answer, whatever its handler does, are in the document:
 // a generated client types each answer it may get. Every body is read under the server's read
 // timeout (408) and api.max_body_bytes (413) and may be malformed (400); every authenticated
