@@ -53,6 +53,10 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			c.Scoring.PhoneHashKey = devHashKey
 		}
 		c.Scoring.Replay = false // the embedded broker starts empty
+		// No feature snapshots, as demo keeps none: the embedded broker's topics are gone when
+		// dev ends, and a deployment's configuration names the nodes' snapshot directory, where
+		// dev wrote its snapshot, .prev and lock under the deployment's own topic's name.
+		c.Scoring.SnapshotDir = ""
 	})
 	if err != nil {
 		return err

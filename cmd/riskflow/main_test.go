@@ -607,9 +607,15 @@ func TestDevOnce(t *testing.T) {
 	cleanEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	r := runCmd(t, ctx, "dev", "--once", "--listen", "127.0.0.1:0")
+	// With a deployment's configuration: its snapshot directory stays as it was, where dev wrote
+	// the snapshot, .prev and lock of the deployment's own events topic.
+	snaps := tempDir(t)
+	r := runCmd(t, ctx, "dev", "--once", "--listen", "127.0.0.1:0", "--set", "scoring.snapshot_dir="+snaps)
 	if r.code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	if left, err := os.ReadDir(snaps); err != nil || len(left) != 0 {
+		t.Errorf("dev wrote to scoring.snapshot_dir: %v %v", left, err)
 	}
 	verdicts := devVerdicts(t, r.stdout)
 	farm, ok := verdicts["sample-2"]
