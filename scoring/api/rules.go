@@ -171,16 +171,17 @@ type RulesVersions struct {
 }
 
 // RuleVersion is one recorded version in RulesVersions: a RulesInfo without the answer's code and
-// content, which belong to the envelope.
+// content, which belong to the envelope, nor persisted, which is the running pack's (whether this
+// node writes its loads to a pack file) and which rule_versions does not record: every version
+// said "persisted": false.
 type RuleVersion struct {
-	Pack      string `json:"pack"`
-	Version   string `json:"version"`
-	Rules     int    `json:"rules"`
-	LoadedBy  string `json:"loaded_by,omitempty"`
-	LoadedAt  string `json:"loaded_at,omitempty"`
-	Source    string `json:"source,omitempty"`
-	Persisted bool   `json:"persisted"`
-	Recorded  bool   `json:"recorded"`
+	Pack     string `json:"pack"`
+	Version  string `json:"version"`
+	Rules    int    `json:"rules"`
+	LoadedBy string `json:"loaded_by,omitempty"`
+	LoadedAt string `json:"loaded_at,omitempty"`
+	Source   string `json:"source,omitempty"`
+	Recorded bool   `json:"recorded"`
 }
 
 func (s *Server) handleRulesVersions(w http.ResponseWriter, r *http.Request) (int, error) {
@@ -199,7 +200,7 @@ func (s *Server) handleRulesVersions(w http.ResponseWriter, r *http.Request) (in
 	out := RulesVersions{Content: "recorded rule pack versions, newest first", Current: s.rules.Current().Version, Versions: make([]RuleVersion, len(list))}
 	for i, v := range list {
 		out.Versions[i] = RuleVersion{Pack: v.Pack, Version: v.Version, Rules: v.Rules, LoadedBy: v.LoadedBy, LoadedAt: v.LoadedAt,
-			Source: v.Source, Persisted: v.Persisted, Recorded: v.Recorded}
+			Source: v.Source, Recorded: v.Recorded}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return http.StatusOK, nil

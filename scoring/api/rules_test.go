@@ -133,6 +133,11 @@ func TestRulesVersionsAndRollback(t *testing.T) {
 		if _, has := v.(map[string]any)["code"]; has {
 			t.Errorf("a version carries the answer's code: %v", v)
 		}
+		// persisted is the running pack's (this node writes its loads to a pack file): every
+		// recorded version said "persisted": false, read as never kept anywhere.
+		if _, has := v.(map[string]any)["persisted"]; has {
+			t.Errorf("a recorded version carries persisted, which only the running pack has: %v", v)
+		}
 	}
 	if code, _ := rulesPathReq(t, s, http.MethodPost, "/v1/rules/rollback", "app", "app-secret", `{"version":"v1"}`); code != http.StatusForbidden {
 		t.Errorf("an app key rolls back: %d", code)
