@@ -11,7 +11,7 @@ type recTable struct {
 	ew        uint32             // words per entry: 2 (second, member a) or 3 (and member b); +1 with flagLoc
 	locs      bool               // the kind's entries may hold locations (phones)
 	retention uint32             // seconds
-	genPeriod uint32             // seconds per generation (genOf)
+	genMul    uint64             // a generation's reciprocal (genMulOf)
 	old       map[uint64]*coarse // keys with a coarse tier (flagCoarse)
 }
 
@@ -32,30 +32,38 @@ const (
 
 // The sweep looks for keys whose newest entry fell out of the retention. Reading that entry is a
 // cache miss per key (the block is anywhere in the arena), so a slot also keeps the generation of
-// its newest second — the second divided by a sixth of the retention, modulo 8 — in its
+// its newest second — the second divided by about a sixth of the retention, modulo 8 — in its
 // metadata, which the sweep reads in slot order anyway: only keys whose generation is one the
 // cutoff has passed since the shard's last sweep are read (State.sweep). Eight generations span
 // more than the retention, so a key active now never shares its generation with the cutoff's.
 // Measured on BenchmarkApply (100k phones a day), reading every key's newest entry was a tenth of
 // Apply.
-const (
-	genBuckets   = 8 // generations told apart (genMask+1)
-	genPerPeriod = 6 // generations per retention: fewer than genBuckets
-)
+const genBuckets = 8 // generations told apart (genMask+1)
 
-// genPeriodOf is the length of a generation in seconds for a retention.
-func genPeriodOf(retention uint32) uint32 { return max(retention/genPerPeriod, 1) }
+// genMulOf is, for a retention, the multiplier that numbers generations of a sixth of it (so at
+// most six generations and a part span it, fewer than genBuckets): a second's generation is
+// sec×genMul>>32 (genIndex), which the sweep computes for every insert, where a division took
+// 3% of Apply. It is sec divided by the generation's length, give or take one at a boundary
+// second — a generation is numbered the same wherever it is computed, and later seconds never
+// have earlier generations, which is all the sweep relies on.
+func genMulOf(retention uint32) uint64 {
+	period := uint64(max(retention/6, 1))
+	return (1<<32 + period - 1) / period
+}
+
+// genIndex is the generation of second sec (genMulOf).
+func genIndex(sec uint32, mul uint64) uint32 { return uint32(uint64(sec) * mul >> 32) }
 
 // genOf is the generation of second sec in the slot's metadata bits.
-func (rt *recTable) genOf(sec uint32) uint32 { return sec / rt.genPeriod & genMask << genShift }
+func (rt *recTable) genOf(sec uint32) uint32 { return genIndex(sec, rt.genMul) & genMask << genShift }
 
 // genSet is the set of generations (bit g set: generation g) a key idle at cutoff may have when
 // every key idle at the shard's previous cutoff, last, was removed: its newest second is in
 // [last, cutoff), whose generations are those from last's to cutoff's. A key added later with an
 // entry already older than last (an event late by more than the retention) has another one: it is
 // found when the cutoff comes round to its generation again, within 8/6 of a retention.
-func genSet(last, cutoff, period uint32) uint8 {
-	lo, hi := last/period, cutoff/period
+func genSet(last, cutoff uint32, mul uint64) uint8 {
+	lo, hi := genIndex(last, mul), genIndex(cutoff, mul)
 	if last > cutoff || hi-lo >= genBuckets-1 {
 		return 1<<genBuckets - 1
 	}
@@ -94,7 +102,7 @@ func cellLoc(c uint32) (lat, lon float32) {
 }
 
 func newRecTable(kind Kind, seed uint64, retention uint32) recTable {
-	return recTable{table: newTable(recStride, seed), ew: entryWords[kind], locs: kind == KindPhone, retention: retention, genPeriod: genPeriodOf(retention)}
+	return recTable{table: newTable(recStride, seed), ew: entryWords[kind], locs: kind == KindPhone, retention: retention, genMul: genMulOf(retention)}
 }
 
 // ewOf is the entry size of a key with slot metadata meta.

@@ -301,7 +301,7 @@ func (s *State) sweep() {
 	cutoff := w - s.retention
 	sh := &s.shards[s.sweepNext.Add(1)%numShards]
 	last := sh.swept.Load()
-	gens := genSet(last, cutoff, genPeriodOf(s.retention))
+	gens := genSet(last, cutoff, genMulOf(s.retention))
 	// Idle keys of each table, one after the other: recs by kind, then seen, then tokens.
 	const nTables = NumKinds + 2
 	bp := sweepBuf.Get().(*[]uint64)
