@@ -282,7 +282,12 @@ func (s *State) LoadSnapshot(r io.Reader, accept func(meta []byte) error) ([]byt
 			a := &sd.recs[k].a
 			a.w = allocWords(a.w, d.blockWords(n, sd.recs[k].ew, sd.recs[k].locs))
 			for j := 0; j < n && d.err == nil; j++ {
-				d.rec(&sd.recs[k], d.u64(), s)
+				key := d.u64()
+				if d.err == nil && key != 0 && shardOf(key) != i {
+					d.fail("a key in another shard than its own")
+					break
+				}
+				d.rec(&sd.recs[k], key, s)
 			}
 		}
 		sd.tokens, sd.seen = newTokenTable(s.seed), newTable(seenStride, s.seed)
@@ -306,6 +311,8 @@ func (s *State) LoadSnapshot(r io.Reader, accept func(meta []byte) error) ([]byt
 			switch {
 			case key == 0:
 				d.fail("zero token digest")
+			case shardOf(key) != i:
+				d.fail("a token digest in another shard than its own")
 			case m == 0 && (more == 0 || more == tokenOverflow):
 				d.fail("a token digest without sightings")
 			case !slices.IsSorted(secs):
@@ -323,6 +330,10 @@ func (s *State) LoadSnapshot(r io.Reader, accept func(meta []byte) error) ([]byt
 			key, t := d.u64(), d.u32()
 			if key == 0 {
 				d.fail("zero event id")
+				break
+			}
+			if shardOf(key) != i {
+				d.fail("an event id in another shard than its own")
 				break
 			}
 			i, _ := sd.seen.upsert(key)
