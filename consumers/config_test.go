@@ -19,7 +19,7 @@ func TestConfigValidate(t *testing.T) {
 	}
 	c = consumers.Config{Brokers: []string{"no-port", "ok:1"}, BatchTimeout: 2 * time.Second, MaxMessageBytes: 100}
 	err := c.Validate()
-	for _, want := range []string{`brokers: "no-port" is not host:port`, "batch_timeout: 2s is outside", "max_message_bytes: 100 is below"} {
+	for _, want := range []string{`brokers: "no-port" is not host:port`, "batch_timeout: 2s is outside 0..1s (0: 2ms)", "max_message_bytes: 100 is below"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%v lacks %q", err, want)
 		}

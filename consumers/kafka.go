@@ -53,7 +53,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.BatchTimeout < 0 || c.BatchTimeout > time.Second {
-		errs = append(errs, fmt.Errorf("batch_timeout: %s is outside (0, 1s]", c.BatchTimeout))
+		errs = append(errs, fmt.Errorf("batch_timeout: %s is outside 0..1s (0: 2ms)", c.BatchTimeout))
 	}
 	if c.MaxMessageBytes != 0 && c.MaxMessageBytes < 64<<10 {
 		errs = append(errs, fmt.Errorf("max_message_bytes: %d is below 65536 (0 asks the broker)", c.MaxMessageBytes))
