@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/cespare/xxhash/v2"
@@ -85,6 +86,44 @@ func fuzzSnapshotSeedEmpty(t testing.TB) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// FuzzLoadSnapshot's engine, coverage-guided, went 180,000 executions without changing one byte of
+// a stored event id, which is all it took to load a key into a shard no query looks in (refused
+// since); a plain mutation loop over the seed found it in its first hundred cases. This runs such
+// a loop in every test run: the seed with one to four bytes overwritten, bits flipped or 32-bit
+// boundary values written, its checksum made right, held to the fuzz target's invariants.
+func TestLoadSnapshotSurvivesMutations(t *testing.T) {
+	seed := fuzzSnapshotSeed(t)
+	body := seed[len(snapshotMagic) : len(seed)-8]
+	const cases = 500
+	r := rand.New(rand.NewPCG(20261207, uint64(len(body))))
+	for c := range cases {
+		b := bytes.Clone(body)
+		for range 1 + r.IntN(4) {
+			p := r.IntN(len(b))
+			switch r.IntN(3) {
+			case 0:
+				b[p] = byte(r.Uint32())
+			case 1:
+				b[p] ^= 1 << r.IntN(8)
+			default:
+				if p+4 <= len(b) {
+					binary.LittleEndian.PutUint32(b[p:], [...]uint32{0, 1, 0x7fffffff, 0x80000000, 0xffffffff, r.Uint32()}[r.IntN(6)])
+				}
+			}
+		}
+		data := append(append(append([]byte(nil), snapshotMagic[:]...), b...), make([]byte, 8)...)
+		binary.LittleEndian.PutUint64(data[len(data)-8:], xxhash.Sum64(data[:len(data)-8]))
+		s := New(fuzzSnapshotConfig)
+		if _, err := s.LoadSnapshot(bytes.NewReader(data), nil); err != nil {
+			if !errors.Is(err, ErrSnapshot) {
+				t.Fatalf("case %d: refused without ErrSnapshot: %v", c, err)
+			}
+			continue
+		}
+		checkLoadedState(t, s)
+	}
 }
 
 // checkLoadedState checks that every key of s is where queries look for it and that queries and
