@@ -246,17 +246,19 @@ func Excerpt(s string, n int) string {
 	q := strconv.AppendQuote(make([]byte, 0, 4*len(b)+2), string(b))
 	if mayShowPhone(string(q)) {
 		// An escape ending in a digit ("\xb1", "\x01") joined the digits after it into a
-		// phone-like number: "\xb1" and "0000000000" show as "\xb10000000000". Such characters
-		// show as U+FFFD instead, which joins nothing.
+		// phone-like number: "\xb1" and "0000000000" show as "\xb10000000000"; a quoted
+		// backslash parted digits (printableOr). Such characters show as U+FFFD instead, which
+		// joins and parts nothing.
 		q = strconv.AppendQuote(q[:0], strings.Map(printableOr, string(b)))
 	}
 	return string(q)
 }
 
 // printableOr maps a character strconv.Quote would escape to U+FFFD (strings.Map passes invalid
-// UTF-8 as utf8.RuneError too).
+// UTF-8 as utf8.RuneError too), a backslash too: quoted as two, a value's `2\u0031\u0033…` reads
+// as 2, a backslash (a separator) and the escaped digits 13…, a number on its own.
 func printableOr(r rune) rune {
-	if r == '"' || r == '\\' || strconv.IsPrint(r) {
+	if r != '\\' && strconv.IsPrint(r) {
 		return r
 	}
 	return utf8.RuneError

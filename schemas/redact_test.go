@@ -511,6 +511,30 @@ func TestExcerptEscapesJoinNoDigitsIntoAPhone(t *testing.T) {
 	}
 }
 
+// A backslash quoted as two parts the digits around it: a value's `2\u0031\u0033…` (twelve
+// digits glued, no number) showed as "2\\u0031\\u0033…", which reads as 2, a backslash and the
+// number 138…, in the error or log line that quotes it; the backslash shows as U+FFFD instead.
+func TestExcerptQuotedBackslashPartsNoPhoneOut(t *testing.T) {
+	for _, c := range []struct {
+		s string
+		n int
+	}{
+		{`2\u0031\u0033\u0038\u0031\u0032\u0033\u0034\u0035\u0036\u0037\u0038`, 200},
+		{`f162\u0031\u0033\u0038\u0031\u0032\u0033\u0034\u0035\u0036\u0037\u0038d6f91c85`, 64}, // cut after the 9th digit: 162 and 13812345 make 11
+	} {
+		got := Excerpt(c.s, c.n)
+		if mayShowPhone(got) {
+			t.Errorf("Excerpt(%q, %d) = %s shows a phone-like number", c.s, c.n, got)
+		}
+		if !utf8.ValidString(got) || len(got) > 4*c.n+8 {
+			t.Errorf("Excerpt(%q, %d) = %s: invalid UTF-8 or too long", c.s, c.n, got)
+		}
+	}
+	if got, want := Excerpt(`a\u0031\nb`, 64), `"a\\u0031\\nb"`; got != want {
+		t.Errorf("Excerpt = %s, want %s (backslashes kept where they part no number)", got, want)
+	}
+}
+
 // A huge value costs a bounded amount and gives a bounded excerpt.
 func TestExcerptOfHugeValue(t *testing.T) {
 	huge := strings.Repeat("\x01", 200_000) + "13812345678"
