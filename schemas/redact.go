@@ -275,16 +275,31 @@ func MaskPhones(s string) string {
 }
 
 // appendMasked appends s to b with every phone-like number replaced by PhoneMask. Text whose
-// numbers show only once its escapes are decoded is appended decoded, then masked.
+// numbers show only once its escapes are decoded is appended decoded, then masked — and what the
+// decoding made of other escapes that no text on its way out may hold (invalid UTF-8 from "\xf8",
+// a line break from "\x0a", a bidi control from "\u202e") shows as U+FFFD.
 func appendMasked(b []byte, s string) []byte {
 	if hasEscape(s) {
 		if d, ok := escapesDecoded(s); ok {
 			if _, _, found := nextPhone(d, 0, anyReading); found {
-				return appendMaskedAsIs(b, d)
+				m := strings.Map(shownOr, string(appendMaskedAsIs(nil, d)))
+				if _, _, found := nextPhone(m, 0, anyReading); found {
+					return appendMaskedAsIs(b, m) // a control character that parted digits no longer does
+				}
+				return append(b, m...)
 			}
 		}
 	}
 	return appendMaskedAsIs(b, s)
+}
+
+// shownOr maps a control character, a bidi control and invalid UTF-8 (which strings.Map passes as
+// utf8.RuneError) to U+FFFD.
+func shownOr(r rune) rune {
+	if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+		return utf8.RuneError
+	}
+	return r
 }
 
 // appendMaskedAsIs appends s to b with every phone-like number (as written, escapes not decoded)

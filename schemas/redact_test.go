@@ -535,6 +535,27 @@ func TestExcerptQuotedBackslashPartsNoPhoneOut(t *testing.T) {
 	}
 }
 
+// Text whose number shows only decoded is masked decoded; what decoding made of its other escapes
+// shows as U+FFFD: netip's `bad bits after slash: "9\xf8a\\u0031…"` came out of MaskPhones with
+// a raw 0xf8 byte (invalid UTF-8), and an escaped line break as a line break (a forged log line).
+func TestMaskPhonesDecodesNoControlOrInvalidUTF8(t *testing.T) {
+	digits := `\u0031\u0033\u0038\u0031\u0032\u0033\u0034\u0035\u0036\u0037\u0038`
+	for in, want := range map[string]string{
+		`bad bits: "9\xf8a\` + digits + `"`: "bad bits: \"9\uFFFDa\\<phone>\"",
+		`x\x0ay ` + digits:                  "x\uFFFDy <phone>",
+		`x\u202ey ` + digits:                "x\uFFFDy <phone>",
+		`x\u00e9y ` + digits:                "x\u00e9y <phone>",
+	} {
+		got := MaskPhones(in)
+		if got != want {
+			t.Errorf("MaskPhones(%q) = %q, want %q", in, got, want)
+		}
+		if !utf8.ValidString(got) || strings.ContainsFunc(got, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) }) {
+			t.Errorf("MaskPhones(%q) = %q: invalid UTF-8 or a control character", in, got)
+		}
+	}
+}
+
 // A huge value costs a bounded amount and gives a bounded excerpt.
 func TestExcerptOfHugeValue(t *testing.T) {
 	huge := strings.Repeat("\x01", 200_000) + "13812345678"
