@@ -600,11 +600,20 @@ func TestShowName(t *testing.T) {
 		"13812345678":           `"<phone>"`,
 		"x-13812345678":         `"x-<phone>"`,
 		"line\nbreak":           `"line\nbreak"`,
+		"4294967296label":       `"4294967296label"`, // "line 1: 4294967296label" read as a number
+		"label-1":               `"label-1"`,
+		"_1381234567":           `"_1381234567"`,
+		"/v1/events":            "/v1/events",
+		"ip_v4_addr":            "ip_v4_addr",
 		strings.Repeat("k", 50): `"` + strings.Repeat("k", 40) + `…"`,
 	}
 	for in, want := range cases {
 		if got := ShowName(in, 40); got != want {
 			t.Errorf("ShowName(%q) = %s, want %s", in, got, want)
+		}
+		// Beside the digits of a message, the name shown makes no phone-like number.
+		if msg := "line 1: " + ShowName(in, 40) + ": unknown field 2"; mayShowPhone(msg) && !strings.Contains(want, PhoneMask) {
+			t.Errorf("%q shows a phone-like number", msg)
 		}
 	}
 }
