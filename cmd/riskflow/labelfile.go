@@ -75,7 +75,8 @@ func (s *labelStream) read(br *bufio.Reader, r io.Reader, line int) (int, error)
 			return 0, err
 		}
 		obj := bytes.TrimSpace(first)
-		next, nextLine, err := nextLabelLine(br, line+1)
+		var raw []byte
+		next, nextLine, err := nextLabelLine(br, line+1, &raw)
 		if err != nil {
 			return 0, err
 		}
@@ -92,11 +93,11 @@ func (s *labelStream) read(br *bufio.Reader, r io.Reader, line int) (int, error)
 			return 0, labelReadError{err}
 		}
 		// The lines as they were, their line breaks kept: glued together, a string or a number
-		// cut by a line break read as one ({"event_id":"e-1⏎2"} as "e-12"), where the file is not
-		// JSON.
+		// cut by a line break read as one ({"event_id":"e-1⏎2"} as "e-12"), and trimmed, blanks
+		// that are not JSON's (U+00A0) went unseen, where the file is not JSON.
 		doc := first
 		if next != nil {
-			doc = append(append(append(append(doc, '\n'), next...), '\n'), rest...)
+			doc = append(append(append(doc, '\n'), raw...), rest...)
 		}
 		if len(doc) >= maxLabelLine {
 			return 0, &schemas.FieldError{Field: fmt.Sprintf("line %d", line), Reason: "one label object longer than 1 MiB, or several objects written over several lines: write one label object per line (JSON lines) or an array"}
@@ -234,7 +235,7 @@ func (s *labelStream) jsonLines(br *bufio.Reader, next []byte, line int) (int, e
 			return s.n, err
 		}
 		var err error
-		if next, line, err = nextLabelLine(br, line+1); err != nil {
+		if next, line, err = nextLabelLine(br, line+1, nil); err != nil {
 			return s.n, err
 		}
 	}
@@ -336,12 +337,16 @@ func readLabelLine(br *bufio.Reader, line int) ([]byte, error) {
 }
 
 // nextLabelLine returns the next line that is not blank, trimmed, and its number (line: the number of
-// the next line of br); nil at the end.
-func nextLabelLine(br *bufio.Reader, line int) ([]byte, int, error) {
+// the next line of br); nil at the end. raw, if not nil, gets the lines read as they were, each
+// with a line break.
+func nextLabelLine(br *bufio.Reader, line int, raw *[]byte) ([]byte, int, error) {
 	for {
 		b, err := readLabelLine(br, line)
 		if err != nil || b == nil {
 			return nil, line, err
+		}
+		if raw != nil {
+			*raw = append(append(*raw, b...), '\n')
 		}
 		if b = bytes.TrimSpace(b); len(b) > 0 {
 			return b, line, nil

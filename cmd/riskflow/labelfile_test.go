@@ -307,6 +307,25 @@ func TestLabelObjectOverLinesKeepsItsLineBreaks(t *testing.T) {
 	}
 }
 
+// One label object over several lines is read with its lines as they were: the second was
+// trimmed of Unicode blanks, and a blank line of them dropped, so that a U+00A0 where JSON takes
+// no blank was read, where DecodeLabelFile and the API refuse the file (found by a mutation harness
+// over FuzzReadLabelFile's seeds).
+func TestLabelObjectOverLinesKeepsItsBlanks(t *testing.T) {
+	for _, doc := range []string{
+		"{\n \u00a0 \"app_id\": \"a\",\n  \"event_id\": \"e-1\",\n  \"label\": \"fraud\"\n}\n",
+		"{\n\u00a0\n\"app_id\":\"a\",\"event_id\":\"e-1\",\"label\":\"fraud\"}",
+		"{\n\"app_id\":\"a\",\"event_id\":\"e-1\",\"label\":\"fraud\"}\u0085",
+	} {
+		if _, werr := schemas.DecodeLabelFile([]byte(doc)); werr == nil {
+			t.Fatalf("%q: DecodeLabelFile takes it", doc)
+		}
+		if ls, _, err := readAll(t, doc, 2); err == nil || !strings.Contains(err.Error(), "invalid JSON") {
+			t.Errorf("%q: read %v, %v; want invalid JSON", doc, ls, err)
+		}
+	}
+}
+
 // The ground truth `riskflow loadgen --labels` writes (loadgen.LabelLine per line) is stored as it
 // is, as `backtest --labels` reads it: an attack as fraud, the rest legit, the traffic's kind kept
 // as the note. Such a line is checked as strictly as a label object: another member, an attack
