@@ -363,11 +363,17 @@ func (c *Config) Validate() error {
 	// Counts and values are shown as given (kafka.partitions: 13812348000 is outside 1..1024);
 	// one that reads as a phone number is masked, as in every error riskflow prints.
 	for i, err := range errs {
-		if msg := err.Error(); schemas.MaskPhones(msg) != msg {
-			errs[i] = errors.New(schemas.MaskPhones(msg))
-		}
+		errs[i] = maskedError(err)
 	}
 	return errors.Join(errs...)
+}
+
+// maskedError is err with a phone number its message shows masked (err itself when it shows none).
+func maskedError(err error) error {
+	if msg := err.Error(); schemas.MaskPhones(msg) != msg {
+		return errors.New(schemas.MaskPhones(msg))
+	}
+	return err
 }
 
 // hostPort reports whether s is host:port with a numeric port (the host may be empty: ":8080").
@@ -820,15 +826,17 @@ type keyIndex struct {
 func parseConfigYAML(b []byte) (*yaml.Node, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	var doc yaml.Node
+	// yaml.v3's messages may quote the file: an alias's name ("unknown anchor 'b138-1234-5678'
+	// referenced").
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, tabHint(b, err)
+		return nil, tabHint(b, maskedError(err))
 	}
 	var next yaml.Node
 	switch err := dec.Decode(&next); {
 	case err == nil:
 		return nil, fmt.Errorf("line %d: a second YAML document (after ---): the configuration is one document", next.Line)
 	case !errors.Is(err, io.EOF):
-		return nil, err
+		return nil, maskedError(err)
 	}
 	return &doc, nil
 }

@@ -192,6 +192,20 @@ api:
 	}
 }
 
+// yaml.v3's own messages quote the file (an alias's name); a phone number in what they quote is
+// masked, as in the errors riskflow writes (found by a mutation harness over FuzzLoadConfig's seeds).
+func TestLoadConfigYAMLErrorMasksAPhone(t *testing.T) {
+	p := writeFile(t, "alias.yaml", "kafka:\n  brokers: &b [x, *b138-1234-5678]\n")
+	_, err := LoadConfig(p, nil, nil)
+	if err == nil {
+		t.Fatal("an unknown alias accepted")
+	}
+	msg := strings.ReplaceAll(err.Error(), p, "FILE")
+	if want := "config FILE: yaml: unknown anchor 'b" + schemas.PhoneMask + "' referenced"; msg != want {
+		t.Errorf("error %q, want %q", msg, want)
+	}
+}
+
 // api.app_limits gives an app key rates of its own; a misspelt rate in an entry was skipped by
 // the YAML decoder, and the app ran at the section's rate with nothing said.
 func TestLoadConfigAppLimits(t *testing.T) {
