@@ -2054,7 +2054,10 @@ func TestRedirectsStayOnTheConsole(t *testing.T) {
 	evil := []string{`/console/investigate/../../\evil.com`, "/console/investigate/../../\t/evil.com", "/console/investigate/../..//evil.com",
 		`/console/investigate\..\..\evil.com`, "//evil.com/console/investigate", "https://evil.com/console/investigate", "/console/investigate/%2e%2e/%2e%2e/%5cevil.com",
 		// http.Redirect cleans a fragment as a path: this was sent as "/" (found by FuzzSafeNext).
-		"/console/investigate#/../..", "/console/0#0/../../v1/admin/labels"}
+		"/console/investigate#/../..", "/console/0#0/../../v1/admin/labels",
+		// An escaped slash parts no segment of the path as the redirect cleans it, and a browser
+		// reads it: this was sent as "/evil.com" (found by a mutation harness over FuzzSafeNext).
+		"/console/investigate%2fx/../..//evil.com", "/console/investigate%2fx/%2e%2e/%2e%2e/evil.com"}
 	c.CSRF = c.Login("alice", "a-secret")
 	for _, back := range evil {
 		code, _, h := c.Post("/console/investigate/label", url.Values{"app_id": {"a1"}, "target": {"event"}, "id": {"e1"}, "label": {"fraud"}, "back": {back}})

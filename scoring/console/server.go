@@ -622,8 +622,16 @@ func consolePath(n string) (string, bool) {
 	if !strings.HasPrefix(p+"/", "/console/") {
 		return "", false
 	}
+	// As the redirect cleans it and a browser reads it: an escaped slash parts no segment
+	// ("/console/a%2fb/../../x" is sent as "/x"), an escaped dot makes a dot segment.
+	raw, _, _ := strings.Cut(n, "?")
+	if !strings.HasPrefix(path.Clean(escapedDots.Replace(raw))+"/", "/console/") {
+		return "", false
+	}
 	return p, true
 }
+
+var escapedDots = strings.NewReplacer("%2e", ".", "%2E", ".")
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request, ss *session) {
 	s.sess.revoke(ss)
