@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/riskflow/riskflow/internal/syncbuf"
+	"github.com/riskflow/riskflow/schemas"
 	"github.com/riskflow/riskflow/scoring/api"
 	"github.com/riskflow/riskflow/scoring/backtest"
 	"github.com/riskflow/riskflow/scoring/console"
@@ -2076,6 +2077,19 @@ func TestRedirectsStayOnTheConsole(t *testing.T) {
 	_, _, h := c.Post("/console/investigate/label", url.Values{"app_id": {"a1"}, "target": {"event"}, "id": {"e1"}, "label": {"fraud"}, "back": {"/console/investigate?kind=ip&value=192.0.2.1"}})
 	if !strings.HasPrefix(h.Get("Location"), "/console/investigate?kind=ip&value=192.0.2.1&msg=") {
 		t.Errorf("label: back to %q", h.Get("Location"))
+	}
+}
+
+// http.Redirect escapes every byte beyond ASCII, which parts digits of two scripts: next= with
+// "13812345678１３８" (fourteen digits, no number) was sent as "13812345678%ef%bc%91…", a number
+// in the Location (found by a mutation harness over FuzzSafeNext).
+func TestLoginRedirectEscapedHoldsNoNumber(t *testing.T) {
+	c := newServer(t, console.Deps{Lists: &fakeLists{}})
+	for _, next := range []string{"/console/13812345678１３８rules", "/console/investigate?kind=device&value=d13812345678１３８"} {
+		code, _, h := c.Post("/console/login", url.Values{"name": {"alice"}, "secret": {"a-secret"}, "next": {next}})
+		if loc := h.Get("Location"); code != http.StatusSeeOther || schemas.ContainsPhone(loc) || !strings.HasPrefix(loc, "/console/") {
+			t.Errorf("login with next=%q: %d → %q", next, code, loc)
+		}
 	}
 }
 

@@ -579,13 +579,28 @@ func redirectClean(n string) string {
 // link to /console/rules/versions/13800138000): the number goes into no further URL or form.
 func withoutNumber(uri string) string {
 	p, q, found := strings.Cut(uri, "?")
-	if holdsNumber(p, url.PathUnescape) {
+	if holdsNumber(p, url.PathUnescape) || holdsNumber(nonASCIIEscaped(p), url.PathUnescape) {
 		return "/console/overview"
 	}
-	if found && holdsNumber(q, url.QueryUnescape) {
+	if found && (holdsNumber(q, url.QueryUnescape) || holdsNumber(nonASCIIEscaped(q), url.QueryUnescape)) {
 		return p
 	}
 	return uri
+}
+
+// nonASCIIEscaped is s as http.Redirect sends it, every byte beyond ASCII %-escaped: digits glued
+// to others of another script ("13812345678１３８", no number) stand apart there
+// ("13812345678%ef%bc%91…").
+func nonASCIIEscaped(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			fmt.Fprintf(&b, "%%%02x", s[i])
+		} else {
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
 }
 
 // holdsNumber reports whether s holds a phone number as typed, or escaped once or twice on its
