@@ -554,7 +554,15 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 // safeNext keeps a post-login redirect inside the console.
 func safeNext(n string) string {
 	if _, ok := consolePath(n); ok {
-		return withoutNumber(redirectClean(n))
+		// What is sent, cleaned, has segments n had not: "/console/a%2fb/../..%2f}x" is sent as
+		// "/console/..%2f}x", which read decoded is "/}x". It is checked too.
+		if r := withoutNumber(redirectClean(n)); r != n {
+			if _, ok := consolePath(r); !ok {
+				return "/console/overview"
+			}
+			return r
+		}
+		return n
 	}
 	return "/console/overview"
 }
