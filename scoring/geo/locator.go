@@ -3,15 +3,14 @@ package geo
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"strings"
 	"sync/atomic"
 	"time"
 
-	"github.com/oschwald/geoip2-golang"
-	"github.com/oschwald/maxminddb-golang"
+	"github.com/oschwald/geoip2-golang/v2"
+	"github.com/oschwald/maxminddb-golang/v2"
 
 	"github.com/riskflow/riskflow/schemas"
 )
@@ -126,7 +125,7 @@ func Open(cityPath, asnPath string, opts ...Option) (*Locator, error) {
 		return nil, err
 	}
 	// geoip2 knows which database types carry City and Country records.
-	if _, err := ref.City(net.IPv4zero); isInvalidMethod(err) {
+	if _, err := ref.City(netip.IPv4Unspecified()); isInvalidMethod(err) {
 		return nil, fmt.Errorf("geo: %s is a %q database, not a City or Country database", cityPath, l.cityInfo.Type)
 	}
 	l.cityLevel = !strings.Contains(l.cityInfo.Type, "Country")
@@ -134,7 +133,7 @@ func Open(cityPath, asnPath string, opts ...Option) (*Locator, error) {
 		if l.asn, ref, l.asnInfo, err = load(asnPath); err != nil {
 			return nil, err
 		}
-		if _, err := ref.ASN(net.IPv4zero); isInvalidMethod(err) {
+		if _, err := ref.ASN(netip.IPv4Unspecified()); isInvalidMethod(err) {
 			return nil, fmt.Errorf("geo: %s is a %q database, not an ASN database", asnPath, l.asnInfo.Type)
 		}
 	}
@@ -150,11 +149,14 @@ func load(path string) (*maxminddb.Reader, *geoip2.Reader, DBInfo, error) {
 	if err != nil {
 		return nil, nil, DBInfo{}, fmt.Errorf("geo: %w", err)
 	}
-	ref, err := geoip2.FromBytes(buf)
+	// v2 of both: v1 followed a map key's pointer to a pointer without end, and a key of a damaged
+	// database that points to itself overflowed the stack (the process ended, at Open or at a
+	// lookup); v2 refuses a pointer to a pointer.
+	ref, err := geoip2.OpenBytes(buf)
 	if err != nil {
 		return nil, nil, DBInfo{}, fmt.Errorf("geo: %s: %w", path, err)
 	}
-	r, err := maxminddb.FromBytes(buf)
+	r, err := maxminddb.OpenBytes(buf)
 	if err != nil {
 		return nil, nil, DBInfo{}, fmt.Errorf("geo: %s: %w", path, err)
 	}
@@ -221,19 +223,9 @@ func (l *Locator) Lookup(ip netip.Addr) schemas.Geo {
 		return g
 	}
 	ip = ClientAddr(ip)
-	var buf [16]byte
-	var nip net.IP
-	if ip.Is4() {
-		a := ip.As4()
-		copy(buf[:], a[:])
-		nip = buf[:4]
-	} else {
-		buf = ip.As16()
-		nip = buf[:]
-	}
 
 	if l.city != nil {
-		if p, ok := l.lookupPlace(nip); ok {
+		if p, ok := l.lookupPlace(ip); ok {
 			g.Country, g.Province, g.City = p.country, p.province, p.city
 			g.Lat, g.Lon = p.lat, p.lon
 		}
@@ -242,7 +234,7 @@ func (l *Locator) Lookup(ip netip.Addr) schemas.Geo {
 	case l.asnTable != nil:
 		g.ASN, _ = l.asnTable.Lookup(ip)
 	case l.asn != nil:
-		g.ASN = l.lookupASN(nip)
+		g.ASN = l.lookupASN(ip)
 	}
 	// GeoLite2 carries no connection type: "mobile" comes from the mobile list (carrier ASes and
 	// cellular pools), "idc" from the datacenter list and the cloud ASes; idc wins.
@@ -273,7 +265,7 @@ func (l *Locator) ASOrg(asn uint32) string {
 // HasASN reports whether the locator has ASN data (CSV table or database).
 func (l *Locator) HasASN() bool { return l != nil && (l.asnTable != nil || l.asn != nil) }
 
-func (l *Locator) lookupPlace(ip net.IP) (place, bool) {
+func (l *Locator) lookupPlace(ip netip.Addr) (place, bool) {
 	off, ok := l.offset(l.city, ip)
 	if !ok {
 		return place{}, false
@@ -284,7 +276,7 @@ func (l *Locator) lookupPlace(ip net.IP) (place, bool) {
 	var p place
 	if l.cityLevel {
 		var rec cityRecord
-		if err := l.city.Decode(off, &rec); err != nil {
+		if err := l.city.LookupOffset(off).Decode(&rec); err != nil {
 			l.errs.Add(1)
 			return place{}, false
 		}
@@ -295,7 +287,7 @@ func (l *Locator) lookupPlace(ip net.IP) (place, bool) {
 		}
 	} else {
 		var rec countryRecord
-		if err := l.city.Decode(off, &rec); err != nil {
+		if err := l.city.LookupOffset(off).Decode(&rec); err != nil {
 			l.errs.Add(1)
 			return place{}, false
 		}
@@ -305,7 +297,7 @@ func (l *Locator) lookupPlace(ip net.IP) (place, bool) {
 	return p, true
 }
 
-func (l *Locator) lookupASN(ip net.IP) uint32 {
+func (l *Locator) lookupASN(ip netip.Addr) uint32 {
 	off, ok := l.offset(l.asn, ip)
 	if !ok {
 		return 0
@@ -314,7 +306,7 @@ func (l *Locator) lookupASN(ip net.IP) uint32 {
 		return n
 	}
 	var rec asnRecord
-	if err := l.asn.Decode(off, &rec); err != nil {
+	if err := l.asn.LookupOffset(off).Decode(&rec); err != nil {
 		l.errs.Add(1)
 		return 0
 	}
@@ -323,16 +315,16 @@ func (l *Locator) lookupASN(ip net.IP) uint32 {
 }
 
 // offset finds ip's record in r; false when there is none.
-func (l *Locator) offset(r *maxminddb.Reader, ip net.IP) (uintptr, bool) {
-	if len(ip) == net.IPv6len && r.Metadata.IPVersion == 4 {
+func (l *Locator) offset(r *maxminddb.Reader, ip netip.Addr) (uintptr, bool) {
+	if ip.Is6() && r.Metadata.IPVersion == 4 {
 		return 0, false // IPv6 address, IPv4-only database
 	}
-	off, err := r.LookupOffset(ip)
-	if err != nil {
+	res := r.Lookup(ip)
+	if err := res.Err(); err != nil {
 		l.errs.Add(1)
 		return 0, false
 	}
-	return off, off != maxminddb.NotFound
+	return res.Offset(), res.Found()
 }
 
 // LookupErrors counts lookups that failed on a database error since Open.

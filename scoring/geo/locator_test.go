@@ -330,3 +330,25 @@ func BenchmarkLookup(b *testing.B) {
 		}
 	})
 }
+
+// A damaged database whose map key is a pointer to itself is refused, or its lookups fail: the
+// maxminddb v1 decoder followed the pointer without end, and the stack overflow ended the
+// process (no error, no recover) at Open (a key of the metadata) or at a lookup (a key of a
+// record) — found by a mutation harness over FuzzOpenDamagedDatabase's seeds (seeds added).
+func TestOpenRefusesAKeyPointingToItself(t *testing.T) {
+	city, _ := geotest.Fixture(t)
+	b, err := os.ReadFile(city)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A metadata section after the last marker: a map of one entry whose key is an 11-bit
+	// pointer (0x20, 0x01) to offset 1, itself.
+	b = append(b, "\xab\xcd\xefMaxMind.com\xe1\x20\x01"...)
+	p := filepath.Join(t.TempDir(), "self.mmdb")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := geo.Open(p, "", geo.WithCacheSize(0)); err == nil || !strings.Contains(err.Error(), "pointer") {
+		t.Errorf("Open: %v, want the pointer to a pointer named", err)
+	}
+}
