@@ -318,7 +318,7 @@ func appendMaskedAsIs(b []byte, s string) []byte {
 
 // ShowName returns a name (a JSON member name, a URL path, a method) as an error message shows it:
 // as it is when it is at most n bytes of printable ASCII without spaces, quotes, backslashes, a
-// phone-like number or a digit at either end (edgeDigit) — so `colour: unknown field` reads
+// phone-like number or a digit before its first letter (edgeDigit) — so `colour: unknown field` reads
 // naturally — and Excerpt(s, n) otherwise.
 func ShowName(s string, n int) string {
 	if s == "" || len(s) > n {
@@ -335,17 +335,16 @@ func ShowName(s string, n int) string {
 	return s
 }
 
-// edgeDigit reports whether s has a digit before its first letter or after its last: digits that
-// join those a message puts beside the name — "line 1: " and "4294967296label" read as the
-// number 1 4294967296 — where the quotes of Excerpt split them.
+// edgeDigit reports whether s has a digit before its first letter: digits that join those a
+// message puts before the name — "line 1: " and "4294967296label" read as the number
+// 1 4294967296 — where the quotes of Excerpt split them. (A message puts no digits right after a
+// name: "riskflow.example:443 (see …" stays as it is.)
 func edgeDigit(s string) bool {
-	isLetter := func(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
-	first := strings.IndexFunc(s, func(r rune) bool { return r < utf8.RuneSelf && isLetter(byte(r)) })
+	first := strings.IndexFunc(s, func(r rune) bool { return r|0x20 >= 'a' && r|0x20 <= 'z' })
 	if first < 0 {
 		first = len(s)
 	}
-	last := strings.LastIndexFunc(s, func(r rune) bool { return r < utf8.RuneSelf && isLetter(byte(r)) })
-	return strings.ContainsAny(s[:first], "0123456789") || strings.ContainsAny(s[last+1:], "0123456789")
+	return strings.ContainsAny(s[:first], "0123456789")
 }
 
 // redact appends to b the first n bytes (about) of s with phone-like numbers masked, and reports

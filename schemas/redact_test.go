@@ -601,7 +601,8 @@ func TestShowName(t *testing.T) {
 		"x-13812345678":         `"x-<phone>"`,
 		"line\nbreak":           `"line\nbreak"`,
 		"4294967296label":       `"4294967296label"`, // "line 1: 4294967296label" read as a number
-		"label-1":               `"label-1"`,
+		"label-1":               "label-1",
+		"riskflow.example:443":  "riskflow.example:443",
 		"_1381234567":           `"_1381234567"`,
 		"/v1/events":            "/v1/events",
 		"ip_v4_addr":            "ip_v4_addr",
